@@ -1,0 +1,34 @@
+//! Gatehouse's cryptography, free of I/O: master key and derived keys, field encryption,
+//! keyed digests, random tokens and ids, password hashing (with its bounded blocking pool),
+//! and JWS signing keys.
+//!
+//! Invariant: nothing here prints a secret. Every type holding key material has a redacting
+//! `Debug`, and every error message describes the kind of failure, not the input.
+//! Invariant: every key is derived from the one [`MasterKey`] with a distinct HKDF purpose,
+//! so keys for different uses are independent.
+
+// Tests may unwrap: a failed unwrap is a failed test. The library itself is still linted
+// without this exemption, because `cargo clippy --all-targets` also checks the non-test build.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod aead;
+pub mod digest;
+mod error;
+pub mod master;
+pub mod password;
+pub mod signing;
+pub mod token;
+
+pub use aead::FieldCipher;
+pub use digest::Digester;
+pub use error::CryptoError;
+pub use master::MasterKey;
+pub use password::{Argon2Settings, HashingPool, PasswordHasher, Pepper};
+pub use signing::{PublicKeySet, SigningAlgorithm, SigningKey};
+pub use token::{constant_time_eq, new_id, random_bytes, random_token};
+
+/// Re-exported so callers build a [`jsonwebtoken::Validation`] for
+/// [`PublicKeySet::verify`] with the same version this crate uses.
+pub use jsonwebtoken;
+/// Re-exported for [`HashingPool`]'s `SecretString` arguments.
+pub use secrecy;

@@ -1,0 +1,267 @@
+//! Signing keys: the one active key that signs tokens, retired keys still published in JWKS
+//! until every token they signed has expired, and the cache that keeps the hot path off the
+//! database.
+//!
+//! Private keys are stored sealed with the field cipher (purpose `signing-key`, associated data
+//! = kid), so a database dump alone cannot sign tokens.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use gatehouse_crypto::{FieldCipher, SigningAlgorithm, SigningKey};
+use serde::Serialize;
+use tokio::sync::RwLock;
+
+use crate::clock::Clock;
+use crate::error::DomainError;
+use crate::store::StoreError;
+
+/// The field-cipher purpose under which private signing keys are sealed.
+pub const SIGNING_KEY_PURPOSE: &str = "signing-key";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Signs new tokens. At most one key is active (a unique index enforces it).
+    Active,
+    /// No longer signs; published until `publish_until` so its tokens still verify.
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<KeyState> {
+        match text {
+            "active" => Some(KeyState::Active),
+            "retired" => Some(KeyState::Retired),
+            _ => None,
+        }
+    }
+}
+
+/// A signing key as stored: the private part sealed, the public JWK in clear.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSigningKey {
+    pub kid: String,
+    pub algorithm: SigningAlgorithm,
+    pub sealed_private_key: Vec<u8>,
+    pub public_jwk: serde_json::Value,
+    pub state: KeyState,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+    pub publish_until: Option<i64>,
+}
+
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync {
+    /// Inserts `key` as the active key unless one already exists; `false` when another
+    /// instance got there first.
+    async fn insert_active_key_if_none(&self, key: &StoredSigningKey) -> Result<bool, StoreError>;
+    /// In one transaction: retires the active key (published until `publish_until`) and makes
+    /// `new_key` active.
+    async fn rotate_signing_key(
+        &self,
+        new_key: &StoredSigningKey,
+        retired_at: i64,
+        publish_until: i64,
+    ) -> Result<(), StoreError>;
+    async fn active_signing_key(&self) -> Result<Option<StoredSigningKey>, StoreError>;
+    /// Every key, newest first.
+    async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError>;
+}
+
+/// Settings of the key service, from configuration.
+#[derive(Debug, Clone)]
+pub struct KeySettings {
+    pub algorithm: SigningAlgorithm,
+    pub rsa_bits: u32,
+    /// How long a retired key stays in JWKS: at least the longest lifetime of anything it
+    /// signed, plus clock skew.
+    pub retention_seconds: i64,
+    /// How long an instance trusts its cached key set before reading the store again, so
+    /// that a rotation made by another instance is picked up.
+    pub cache_seconds: i64,
+}
+
+/// What the CLI and admin API show about a key (never the private part).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub algorithm: SigningAlgorithm,
+    pub state: KeyState,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+    pub publish_until: Option<i64>,
+    /// Whether the key is in JWKS right now.
+    pub published: bool,
+}
+
+struct CachedKeys {
+    loaded_at: i64,
+    signer: Arc<SigningKey>,
+    jwks: Arc<serde_json::Value>,
+}
+
+pub struct KeyService {
+    store: Arc<dyn SigningKeyStore>,
+    cipher: Arc<FieldCipher>,
+    clock: Arc<dyn Clock>,
+    settings: KeySettings,
+    cache: RwLock<Option<CachedKeys>>,
+}
+
+impl KeyService {
+    pub fn new(
+        store: Arc<dyn SigningKeyStore>,
+        cipher: Arc<FieldCipher>,
+        clock: Arc<dyn Clock>,
+        settings: KeySettings,
+    ) -> Self {
+        Self { store, cipher, clock, settings, cache: RwLock::new(None) }
+    }
+
+    /// Makes sure an active key exists, generating the first one on first start. Safe when
+    /// several instances start at once: the store keeps exactly one active key.
+    pub async fn ensure_active_key(&self) -> Result<KeyInfo, DomainError> {
+        if let Some(active) = self.store.active_signing_key().await? {
+            return Ok(self.info(&active));
+        }
+        let candidate = self.generate().await?;
+        if !self.store.insert_active_key_if_none(&candidate).await? {
+            tracing::info!("another instance created the first signing key");
+        } else {
+            tracing::info!(kid = %candidate.kid, algorithm = %candidate.algorithm, "generated the first signing key");
+        }
+        self.invalidate().await;
+        let active = self
+            .store
+            .active_signing_key()
+            .await?
+            .ok_or_else(|| DomainError::Internal("no active signing key after insert".into()))?;
+        Ok(self.info(&active))
+    }
+
+    /// Generates a new active key; the previous one stays in JWKS for the retention period.
+    pub async fn rotate(&self) -> Result<KeyInfo, DomainError> {
+        let new_key = self.generate().await?;
+        let now = self.clock.now();
+        self.store
+            .rotate_signing_key(&new_key, now, now + self.settings.retention_seconds)
+            .await
+            .map_err(|error| match error {
+                StoreError::Conflict(_) => {
+                    DomainError::Conflict("another rotation happened at the same time".into())
+                }
+                other => other.into(),
+            })?;
+        self.invalidate().await;
+        tracing::info!(kid = %new_key.kid, "rotated the signing key");
+        Ok(self.info(&new_key))
+    }
+
+    pub async fn list(&self) -> Result<Vec<KeyInfo>, DomainError> {
+        let keys = self.store.list_signing_keys().await?;
+        Ok(keys.iter().map(|key| self.info(key)).collect())
+    }
+
+    /// The JWK Set to publish: the active key and retired keys still within retention.
+    pub async fn jwks(&self) -> Result<Arc<serde_json::Value>, DomainError> {
+        Ok(self.cached().await?.1)
+    }
+
+    /// The key that signs new tokens.
+    pub async fn active_signer(&self) -> Result<Arc<SigningKey>, DomainError> {
+        Ok(self.cached().await?.0)
+    }
+
+    async fn cached(&self) -> Result<(Arc<SigningKey>, Arc<serde_json::Value>), DomainError> {
+        let now = self.clock.now();
+        if let Some(cached) = self.cache.read().await.as_ref()
+            && now - cached.loaded_at < self.settings.cache_seconds
+        {
+            return Ok((cached.signer.clone(), cached.jwks.clone()));
+        }
+        let mut slot = self.cache.write().await;
+        // Another task may have refreshed while we waited for the lock.
+        if let Some(cached) = slot.as_ref()
+            && now - cached.loaded_at < self.settings.cache_seconds
+        {
+            return Ok((cached.signer.clone(), cached.jwks.clone()));
+        }
+        let keys = self.store.list_signing_keys().await?;
+        let active = keys
+            .iter()
+            .find(|key| key.state == KeyState::Active)
+            .ok_or_else(|| DomainError::Internal("no active signing key".into()))?;
+        let signer = Arc::new(self.open(active)?);
+        let published: Vec<serde_json::Value> = keys
+            .iter()
+            .filter(|key| is_published(key, now))
+            .map(|key| key.public_jwk.clone())
+            .collect();
+        let jwks = Arc::new(serde_json::json!({ "keys": published }));
+        *slot = Some(CachedKeys { loaded_at: now, signer: signer.clone(), jwks: jwks.clone() });
+        Ok((signer, jwks))
+    }
+
+    async fn invalidate(&self) {
+        *self.cache.write().await = None;
+    }
+
+    fn open(&self, stored: &StoredSigningKey) -> Result<SigningKey, DomainError> {
+        let der = self.cipher.open(stored.kid.as_bytes(), &stored.sealed_private_key)?;
+        let key = SigningKey::from_pkcs8_der(stored.algorithm, &der)?;
+        if key.kid() != stored.kid {
+            return Err(DomainError::Internal(format!(
+                "signing key {} does not match its stored kid",
+                stored.kid
+            )));
+        }
+        Ok(key)
+    }
+
+    /// RSA key generation takes tens to hundreds of milliseconds: keep it off the runtime.
+    async fn generate(&self) -> Result<StoredSigningKey, DomainError> {
+        let algorithm = self.settings.algorithm;
+        let rsa_bits = self.settings.rsa_bits;
+        let key = tokio::task::spawn_blocking(move || SigningKey::generate(algorithm, rsa_bits))
+            .await
+            .map_err(|error| DomainError::Internal(format!("key generation task failed: {error}")))??;
+        let sealed_private_key = self.cipher.seal(key.kid().as_bytes(), &key.pkcs8_der())?;
+        Ok(StoredSigningKey {
+            kid: key.kid().to_owned(),
+            algorithm,
+            sealed_private_key,
+            public_jwk: key.public_jwk(),
+            state: KeyState::Active,
+            created_at: self.clock.now(),
+            retired_at: None,
+            publish_until: None,
+        })
+    }
+
+    fn info(&self, key: &StoredSigningKey) -> KeyInfo {
+        KeyInfo {
+            kid: key.kid.clone(),
+            algorithm: key.algorithm,
+            state: key.state,
+            created_at: key.created_at,
+            retired_at: key.retired_at,
+            publish_until: key.publish_until,
+            published: is_published(key, self.clock.now()),
+        }
+    }
+}
+
+fn is_published(key: &StoredSigningKey, now: i64) -> bool {
+    match key.state {
+        KeyState::Active => true,
+        KeyState::Retired => key.publish_until.is_some_and(|until| until > now),
+    }
+}

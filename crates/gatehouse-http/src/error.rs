@@ -1,0 +1,173 @@
+//! The error model of the first-party and admin API: `application/problem+json` (RFC 9457)
+//! with a stable `code`. 5xx bodies say nothing internal; the internal detail travels in a
+//! response extension to the logging middleware, which logs each error once.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_domain::DomainError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// The problem+json body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub code: String,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// An error answer. Build it with the constructors so status and code stay paired.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    errors: Vec<FieldError>,
+    retry_after_seconds: Option<u64>,
+    internal: Option<String>,
+}
+
+/// Left in the response for the logging middleware: what to log about this error.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorForLog {
+    pub code: &'static str,
+    pub internal: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, detail: detail.into(), errors: Vec::new(), retry_after_seconds: None, internal: None }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "No resource at this address.")
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let mut error =
+            Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "The request is invalid.");
+        error.errors = errors;
+        error
+    }
+
+    /// A failure that is our fault. `internal` is logged, never sent.
+    pub fn internal(internal: impl Into<String>) -> Self {
+        let mut error = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "An internal error occurred; it has been logged.",
+        );
+        error.internal = Some(internal.into());
+        error
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_seconds = Some(seconds);
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+fn title_of(status: StatusCode) -> String {
+    status.canonical_reason().unwrap_or("Error").to_owned()
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        let code = error.code();
+        match &error {
+            DomainError::NotFound => ApiError::not_found(),
+            DomainError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, code, detail.clone()),
+            DomainError::Invalid(detail) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail.clone())
+            }
+            DomainError::Store(gatehouse_domain::StoreError::Unavailable(reason)) => {
+                let mut answer = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code,
+                    "A backing service is unavailable; try again shortly.",
+                )
+                .with_retry_after(5);
+                answer.internal = Some(reason.clone());
+                answer
+            }
+            _ => ApiError::internal(error.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = Problem {
+            problem_type: format!("urn:gatehouse:problem:{}", self.code),
+            title: title_of(self.status),
+            status: self.status.as_u16(),
+            code: self.code.to_owned(),
+            detail: self.detail,
+            errors: self.errors,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(seconds) = self.retry_after_seconds {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response.extensions_mut().insert(ErrorForLog { code: self.code, internal: self.internal });
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let response = ApiError::internal("connection to 10.0.0.5 refused, password=hunter2").into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let logged = response.extensions().get::<ErrorForLog>().unwrap();
+        assert!(logged.internal.as_deref().unwrap().contains("10.0.0.5"));
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+    }
+
+    #[test]
+    fn domain_errors_map_to_statuses() {
+        let cases: Vec<(DomainError, StatusCode, &str)> = vec![
+            (DomainError::NotFound, StatusCode::NOT_FOUND, "not_found"),
+            (DomainError::Conflict("x".into()), StatusCode::CONFLICT, "conflict"),
+            (DomainError::Invalid("x".into()), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            (
+                gatehouse_domain::StoreError::Unavailable("down".into()).into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+            ),
+            (DomainError::Internal("x".into()), StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        ];
+        for (domain, status, code) in cases {
+            let api = ApiError::from(domain);
+            assert_eq!((api.status(), api.code()), (status, code));
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The HTTP layer: the axum router, our extractors, problem+json errors, OpenAPI and metrics.
+//!
+//! Invariant: handlers are thin — extract, call one domain service, map the result. No SQL and
+//! no security rule lives here; wire types (DTOs) live here and convert at the edge.
+
+mod error;
+mod extract;
+mod metrics;
+mod middleware;
+mod openapi;
+mod routes;
+mod state;
+
+pub use error::{ApiError, FieldError, Problem};
+pub use extract::ApiJson;
+pub use metrics::Metrics;
+pub use state::{AppState, HttpSettings};
+
+use axum::Router;
+
+/// The whole application router with its middleware; `main` and the tests share it.
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .merge(routes::operations::routes())
+        .merge(routes::well_known::routes())
+        .merge(openapi::routes())
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed);
+    middleware::wrap(routes, state)
+}

@@ -1,0 +1,82 @@
+//! The middleware stack: request ids, tracing spans, metrics, error logging, security headers,
+//! panics as 500 problems, timeouts and body limits.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{ApiError, ErrorForLog};
+use crate::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub(crate) fn wrap(routes: Router<AppState>, state: AppState) -> Router {
+    let settings = state.settings.clone();
+    routes
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                    let request_id = request
+                        .extensions()
+                        .get::<RequestId>()
+                        .and_then(|id| id.header_value().to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
+                }))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(from_fn_with_state(state.clone(), observe))
+                .layer(from_fn(security_headers))
+                .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
+                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout))
+                .layer(DefaultBodyLimit::max(settings.body_limit_bytes)),
+        )
+        .with_state(state)
+}
+
+/// Records the request in metrics and logs an error answer once, with its internal cause.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let mut response = next.run(request).await;
+    let status = response.status();
+    state.metrics.record_request(&method, &route, status.as_u16(), started.elapsed().as_secs_f64());
+    if let Some(error) = response.extensions_mut().remove::<ErrorForLog>() {
+        let internal = error.internal.as_deref().unwrap_or("");
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), code = error.code, internal, "request failed");
+        } else {
+            tracing::info!(status = status.as_u16(), code = error.code, "request rejected");
+        }
+    } else if status == StatusCode::REQUEST_TIMEOUT {
+        tracing::warn!("request timed out");
+    }
+    response
+}
+
+/// Headers every answer carries: no sniffing, no framing, no referrer leaks.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    response
+}

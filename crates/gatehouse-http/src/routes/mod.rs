@@ -1,0 +1,20 @@
+//! Route groups, one module per concern, and the answers for unknown routes.
+
+pub(crate) mod operations;
+pub(crate) mod well_known;
+
+use axum::http::StatusCode;
+
+use crate::error::ApiError;
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "This method is not allowed on this address.",
+    )
+}

@@ -1,0 +1,94 @@
+//! Operations endpoints: liveness, readiness and Prometheus metrics.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// Always `ok` while the process runs.
+    status: &'static str,
+}
+
+/// Liveness: 200 while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Readiness {
+    /// `ready` or `unavailable`.
+    status: &'static str,
+    /// Each dependency and `ok` or `failed`.
+    checks: BTreeMap<&'static str, &'static str>,
+    /// The names of the failed dependencies.
+    failed: Vec<&'static str>,
+}
+
+/// Readiness: 200 when every dependency answers, 503 naming the ones that did not. Reasons are
+/// logged, not published (they can name hosts).
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    let timeout = state.settings.readiness_timeout;
+    // Checks run concurrently so one slow dependency does not hide behind another.
+    let mut running = tokio::task::JoinSet::new();
+    for check in state.readiness.iter().cloned() {
+        running.spawn(async move {
+            let outcome = match tokio::time::timeout(timeout, check.check()).await {
+                Ok(result) => result,
+                Err(_) => Err(format!("no answer within {timeout:?}")),
+            };
+            (check.name(), outcome)
+        });
+    }
+    let mut answer = Readiness { status: "ready", checks: BTreeMap::new(), failed: Vec::new() };
+    while let Some(joined) = running.join_next().await {
+        let (name, outcome) = joined.unwrap_or(("readiness", Err("check task failed".into())));
+        match outcome {
+            Ok(()) => {
+                answer.checks.insert(name, "ok");
+            }
+            Err(reason) => {
+                tracing::warn!(dependency = name, reason, "readiness check failed");
+                answer.checks.insert(name, "failed");
+                answer.failed.push(name);
+            }
+        }
+    }
+    answer.failed.sort_unstable();
+    let status = if answer.failed.is_empty() {
+        StatusCode::OK
+    } else {
+        answer.status = "unavailable";
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(answer)).into_response()
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let mut response = state.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}

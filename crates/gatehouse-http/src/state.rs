@@ -1,0 +1,37 @@
+//! What every handler can reach: the domain services and the HTTP settings, built in `main`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_domain::{KeyService, ReadinessCheck};
+
+use crate::metrics::Metrics;
+
+/// Limits and timeouts of the HTTP server, from configuration.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Largest request body accepted; larger ones answer 413.
+    pub body_limit_bytes: usize,
+    /// A request that takes longer answers 408.
+    pub request_timeout: Duration,
+    /// How long one readiness check may take before it counts as failed.
+    pub readiness_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            readiness_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub keys: Arc<KeyService>,
+    pub readiness: Arc<[Arc<dyn ReadinessCheck>]>,
+    pub metrics: Arc<Metrics>,
+    pub settings: Arc<HttpSettings>,
+}

@@ -1,0 +1,132 @@
+//! The connection pool of whichever backend `database.url` names, and how to open it.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use gatehouse_domain::{ReadinessCheck, StoreError};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::error::map_sqlx_error;
+
+/// Runs `$body` with `$pool` bound to the concrete pool of the configured backend. The body is
+/// type-checked once per backend, so the same SQL and row mapping serve both.
+#[macro_export]
+macro_rules! with_pool {
+    ($database:expr, $pool:ident => $body:expr) => {
+        match $database {
+            $crate::Database::Sqlite($pool) => $body,
+            $crate::Database::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// A pool on one of the supported backends. Cloning is cheap (the pools are `Arc`s).
+#[derive(Clone, Debug)]
+pub enum Database {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// How to open the pool.
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// PostgreSQL only: the schema to use as `search_path` (tests give each test its own).
+    pub postgres_schema: Option<String>,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5), postgres_schema: None }
+    }
+}
+
+/// The backend a database URL names, or `None` when the scheme is not supported.
+pub fn backend_of(url: &str) -> Option<&'static str> {
+    if url.starts_with("sqlite:") {
+        Some("sqlite")
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some("postgres")
+    } else {
+        None
+    }
+}
+
+impl Database {
+    /// Opens a pool. SQLite files are created when missing and run in WAL mode with foreign
+    /// keys on and a busy timeout, so concurrent readers never wait for the writer.
+    pub async fn connect(url: &str, options: &DatabaseOptions) -> Result<Database, StoreError> {
+        match backend_of(url) {
+            Some("sqlite") => {
+                let connect = SqliteConnectOptions::from_str(url)
+                    .map_err(|error| StoreError::Other(format!("invalid SQLite URL: {error}")))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(5));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await
+                    .map_err(map_sqlx_error)?;
+                Ok(Database::Sqlite(pool))
+            }
+            Some(_) => {
+                let mut connect = PgConnectOptions::from_str(url).map_err(|error| {
+                    StoreError::Other(format!("invalid PostgreSQL URL: {error}"))
+                })?;
+                if let Some(schema) = &options.postgres_schema {
+                    connect = connect.options([("search_path", schema.as_str())]);
+                }
+                let pool = PgPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await
+                    .map_err(map_sqlx_error)?;
+                Ok(Database::Postgres(pool))
+            }
+            None => Err(StoreError::Other(
+                "unsupported database URL: expected sqlite:// or postgres://".into(),
+            )),
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Database::Sqlite(_) => "sqlite",
+            Database::Postgres(_) => "postgres",
+        }
+    }
+
+    /// One round trip to the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for the ones in use (graceful shutdown).
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+}
+
+#[async_trait]
+impl ReadinessCheck for Database {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.ping().await.map_err(|error| error.to_string())
+    }
+}

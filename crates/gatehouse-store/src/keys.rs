@@ -1,0 +1,114 @@
+//! `SigningKeyStore` on SQL: the `signing_keys` table.
+
+use async_trait::async_trait;
+use gatehouse_domain::{KeyState, SigningKeyStore, StoreError, StoredSigningKey};
+
+use crate::error::map_sqlx_error;
+use crate::{Database, with_pool};
+
+/// The columns in the order [`key_from_row`] reads them.
+macro_rules! select_keys {
+    ($rest:literal) => {
+        concat!(
+            "SELECT kid, algorithm, sealed_private_key, public_jwk, state, created_at, ",
+            "retired_at, publish_until FROM signing_keys ",
+            $rest
+        )
+    };
+}
+
+type KeyRow = (String, String, Vec<u8>, String, String, i64, Option<i64>, Option<i64>);
+
+fn key_from_row(row: KeyRow) -> Result<StoredSigningKey, StoreError> {
+    let (kid, algorithm, sealed_private_key, public_jwk, state, created_at, retired_at, publish_until) =
+        row;
+    Ok(StoredSigningKey {
+        algorithm: algorithm
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("key {kid}: unknown algorithm {algorithm}")))?,
+        public_jwk: serde_json::from_str(&public_jwk)
+            .map_err(|error| StoreError::Corrupt(format!("key {kid}: public_jwk: {error}")))?,
+        state: KeyState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("key {kid}: unknown state {state}")))?,
+        kid,
+        sealed_private_key,
+        created_at,
+        retired_at,
+        publish_until,
+    })
+}
+
+/// Inserts a key; `$suffix` lets the first-key path add `ON CONFLICT DO NOTHING`.
+macro_rules! insert_key {
+    ($executor:expr, $key:expr, $suffix:literal) => {
+        sqlx::query(concat!(
+            "INSERT INTO signing_keys (kid, algorithm, sealed_private_key, public_jwk, state, ",
+            "created_at, retired_at, publish_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            $suffix
+        ))
+        .bind($key.kid.as_str())
+        .bind($key.algorithm.to_string())
+        .bind($key.sealed_private_key.as_slice())
+        .bind($key.public_jwk.to_string())
+        .bind($key.state.as_str())
+        .bind($key.created_at)
+        .bind($key.retired_at)
+        .bind($key.publish_until)
+        .execute($executor)
+        .await
+        .map_err(map_sqlx_error)
+    };
+}
+
+#[async_trait]
+impl SigningKeyStore for Database {
+    async fn insert_active_key_if_none(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {
+        // ON CONFLICT DO NOTHING covers the partial unique index on the active state, so two
+        // instances starting together leave exactly one active key.
+        let result = with_pool!(self, pool => insert_key!(pool, key, " ON CONFLICT DO NOTHING")?.rows_affected());
+        Ok(result == 1)
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        new_key: &StoredSigningKey,
+        retired_at: i64,
+        publish_until: i64,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            sqlx::query(
+                "UPDATE signing_keys SET state = 'retired', retired_at = $1, publish_until = $2 \
+                 WHERE state = 'active'",
+            )
+            .bind(retired_at)
+            .bind(publish_until)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            insert_key!(&mut *transaction, new_key, "")?;
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn active_signing_key(&self) -> Result<Option<StoredSigningKey>, StoreError> {
+        let row: Option<KeyRow> = with_pool!(self, pool => {
+            sqlx::query_as(select_keys!("WHERE state = 'active'"))
+                .fetch_optional(pool)
+                .await
+                .map_err(map_sqlx_error)?
+        });
+        row.map(key_from_row).transpose()
+    }
+
+    async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+        let rows: Vec<KeyRow> = with_pool!(self, pool => {
+            sqlx::query_as(select_keys!("ORDER BY created_at DESC, kid"))
+                .fetch_all(pool)
+                .await
+                .map_err(map_sqlx_error)?
+        });
+        rows.into_iter().map(key_from_row).collect()
+    }
+}

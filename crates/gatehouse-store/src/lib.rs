@@ -1,0 +1,15 @@
+//! Storage: the sqlx implementations of the domain's store ports, for SQLite and PostgreSQL.
+//!
+//! Invariant: one implementation serves both backends. Each query is written once and run on
+//! whichever pool is configured through [`with_pool!`]; where the dialects differ, the
+//! difference is one small function, not a copy of the file.
+
+mod database;
+mod error;
+mod keys;
+pub mod migrate;
+pub mod testing;
+mod users;
+
+pub use database::{Database, DatabaseOptions, backend_of};
+pub use error::map_sqlx_error;

@@ -1,0 +1,109 @@
+//! Schema migrations, embedded in the binary and kept per backend.
+//!
+//! Invariant: `migrations/sqlite/` and `migrations/postgres/` hold the same versions with the
+//! same names — [`migration!`] includes both files for each entry, so a missing twin does not
+//! compile, and a test checks that no file is left out of [`MIGRATIONS`]. A published migration
+//! is never edited: sqlx stores its checksum and refuses a changed one.
+
+use std::borrow::Cow;
+
+use gatehouse_domain::StoreError;
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+use crate::Database;
+use crate::error::map_sqlx_error;
+
+/// One migration: version, name, SQLite text, PostgreSQL text.
+pub struct EmbeddedMigration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+macro_rules! migration {
+    ($version:literal, $name:literal) => {
+        EmbeddedMigration {
+            version: $version,
+            name: $name,
+            sqlite: include_str!(concat!("../migrations/sqlite/", stringify!($version), "_", $name, ".sql")),
+            postgres: include_str!(concat!("../migrations/postgres/", stringify!($version), "_", $name, ".sql")),
+        }
+    };
+}
+
+/// Every migration, in order. File names are `<version>_<name>.sql` (version zero-padded to 4).
+pub const MIGRATIONS: &[EmbeddedMigration] = &[migration!(0001, "initial")];
+
+fn migrator(backend: &str) -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|migration| {
+            let sql = if backend == "sqlite" { migration.sqlite } else { migration.postgres };
+            Migration::new(
+                migration.version,
+                Cow::Borrowed(migration.name),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+/// Applies every pending migration. Safe to run from several instances at once (sqlx takes an
+/// advisory lock on PostgreSQL).
+pub async fn run(database: &Database) -> Result<(), StoreError> {
+    let migrator = migrator(database.backend());
+    crate::with_pool!(database, pool => migrator.run(pool).await)
+        .map_err(|error| match error {
+            sqlx::migrate::MigrateError::Execute(error) => map_sqlx_error(error),
+            other => StoreError::Other(format!("migration failed: {other}")),
+        })
+}
+
+/// Versions already applied, for `gatehouse migrate` to report.
+pub async fn applied_versions(database: &Database) -> Result<Vec<i64>, StoreError> {
+    crate::with_pool!(database, pool => {
+        sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .map_err(map_sqlx_error)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files_in(dir: &str) -> Vec<String> {
+        let path = format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR"));
+        let mut names: Vec<String> = std::fs::read_dir(path)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn both_backends_have_the_same_migration_files_and_all_are_listed() {
+        let sqlite = files_in("sqlite");
+        let postgres = files_in("postgres");
+        assert_eq!(sqlite, postgres, "migrations/sqlite and migrations/postgres differ");
+        let listed: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|migration| format!("{:04}_{}.sql", migration.version, migration.name))
+            .collect();
+        assert_eq!(sqlite, listed, "a migration file is not listed in MIGRATIONS (or the reverse)");
+    }
+
+    #[test]
+    fn versions_increase() {
+        for pair in MIGRATIONS.windows(2) {
+            assert!(pair[0].version < pair[1].version);
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Fresh, isolated databases for tests: a temporary SQLite file, or a PostgreSQL schema of its
+//! own per test (so tests run in parallel), dropped when the test ends.
+//!
+//! PostgreSQL comes from `GATEHOUSE_TEST_POSTGRES_URL`. Without it the PostgreSQL variant of a
+//! test is skipped — except when `CI=true`, where a missing service must fail the run.
+
+use std::path::PathBuf;
+
+use gatehouse_domain::StoreError;
+
+use crate::{Database, DatabaseOptions};
+
+pub const POSTGRES_URL_VARIABLE: &str = "GATEHOUSE_TEST_POSTGRES_URL";
+
+/// A database that exists for one test.
+pub struct TestDatabase {
+    pub database: Database,
+    /// The URL a separate process (the `gatehouse` binary) can use to reach the same data.
+    pub url: String,
+    /// The schema a separate process must select (PostgreSQL only).
+    pub postgres_schema: Option<String>,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Directory(#[allow(dead_code)] tempfile::TempDir),
+    Schema { admin_url: String, schema: String },
+}
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+fn ci_requires_services() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
+}
+
+impl TestDatabase {
+    /// A database on `backend`, migrated. `Ok(None)` means "skip": PostgreSQL is not
+    /// configured and this is not CI.
+    pub async fn new(backend: Backend) -> Result<Option<TestDatabase>, String> {
+        match backend {
+            Backend::Sqlite => Self::sqlite().await.map(Some),
+            Backend::Postgres => Self::postgres().await,
+        }
+    }
+
+    pub async fn sqlite() -> Result<TestDatabase, String> {
+        let directory = tempfile::tempdir().map_err(|error| error.to_string())?;
+        let path: PathBuf = directory.path().join("gatehouse.db");
+        let url = format!("sqlite://{}", path.display());
+        let database =
+            Database::connect(&url, &DatabaseOptions::default()).await.map_err(|e| e.to_string())?;
+        crate::migrate::run(&database).await.map_err(|error| error.to_string())?;
+        Ok(TestDatabase { database, url, postgres_schema: None, cleanup: Cleanup::Directory(directory) })
+    }
+
+    pub async fn postgres() -> Result<Option<TestDatabase>, String> {
+        let admin_url = match std::env::var(POSTGRES_URL_VARIABLE) {
+            Ok(url) if !url.is_empty() => url,
+            _ if ci_requires_services() => {
+                return Err(format!("CI=true but {POSTGRES_URL_VARIABLE} is not set"));
+            }
+            _ => return Ok(None),
+        };
+        let schema = format!("t_{}", gatehouse_schema_suffix());
+        let admin = Database::connect(&admin_url, &DatabaseOptions { max_connections: 1, ..Default::default() })
+            .await
+            .map_err(|error| format!("cannot reach PostgreSQL at {POSTGRES_URL_VARIABLE}: {error}"))?;
+        crate::with_pool!(&admin, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+                .execute(pool)
+                .await
+                .map_err(|error| error.to_string())?;
+        });
+        admin.close().await;
+        let options = DatabaseOptions { postgres_schema: Some(schema.clone()), ..Default::default() };
+        let database = Database::connect(&admin_url, &options).await.map_err(|e| e.to_string())?;
+        crate::migrate::run(&database).await.map_err(|error| error.to_string())?;
+        Ok(Some(TestDatabase {
+            database,
+            url: admin_url.clone(),
+            postgres_schema: Some(schema.clone()),
+            cleanup: Cleanup::Schema { admin_url, schema },
+        }))
+    }
+}
+
+/// Unique per process and call, lowercase so PostgreSQL keeps it as written.
+fn gatehouse_schema_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Cleanup::Schema { admin_url, schema } = &self.cleanup {
+            // Drop runs outside any async context we can borrow, so the schema is dropped from
+            // a short-lived thread with its own runtime.
+            let admin_url = admin_url.clone();
+            let schema = schema.clone();
+            let database = self.database.clone();
+            let _ = std::thread::spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    return;
+                };
+                runtime.block_on(async move {
+                    database.close().await;
+                    if let Ok(admin) = Database::connect(&admin_url, &DatabaseOptions { max_connections: 1, ..Default::default() }).await {
+                        let _: Result<(), StoreError> = crate::with_pool!(&admin, pool => {
+                            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")))
+                                .execute(pool)
+                                .await
+                                .map(|_| ())
+                                .map_err(crate::map_sqlx_error)
+                        });
+                        admin.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}

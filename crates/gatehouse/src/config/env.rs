@@ -1,0 +1,128 @@
+//! `GATEHOUSE_*` environment variables: the table of every setting, and how a variable's text
+//! becomes a typed value in the configuration tree.
+
+use super::ConfigError;
+
+/// How an environment variable's text is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Integer,
+    Boolean,
+    /// Comma-separated.
+    List,
+}
+
+/// Every setting, by its path in the file. The variable name is `GATEHOUSE_` + the path joined
+/// with `_`, upper-cased (`http.addr` → `GATEHOUSE_HTTP_ADDR`).
+pub const SETTINGS: &[(&str, Kind)] = &[
+    ("mode", Kind::Text),
+    ("issuer", Kind::Text),
+    ("data_dir", Kind::Text),
+    ("master_key", Kind::Text),
+    ("master_key_file", Kind::Text),
+    ("previous_master_keys", Kind::List),
+    ("http.addr", Kind::Text),
+    ("http.body_limit_bytes", Kind::Integer),
+    ("http.request_timeout_seconds", Kind::Integer),
+    ("http.shutdown_grace_seconds", Kind::Integer),
+    ("database.url", Kind::Text),
+    ("database.schema", Kind::Text),
+    ("database.max_connections", Kind::Integer),
+    ("database.auto_migrate", Kind::Boolean),
+    ("redis.url", Kind::Text),
+    ("log.format", Kind::Text),
+    ("log.level", Kind::Text),
+    ("password.memory_kib", Kind::Integer),
+    ("password.iterations", Kind::Integer),
+    ("password.parallelism", Kind::Integer),
+    ("password.hashing_concurrency", Kind::Integer),
+    ("signing.algorithm", Kind::Text),
+    ("signing.rsa_bits", Kind::Integer),
+    ("tokens.access_token_ttl_seconds", Kind::Integer),
+    ("tokens.id_token_ttl_seconds", Kind::Integer),
+];
+
+/// Variables with our prefix that are not settings: the config file's path and the test
+/// suite's service URLs.
+fn is_reserved(name: &str) -> bool {
+    name == "GATEHOUSE_CONFIG" || name.starts_with("GATEHOUSE_TEST_")
+}
+
+pub fn env_name(path: &str) -> String {
+    format!("GATEHOUSE_{}", path.replace('.', "_").to_uppercase())
+}
+
+/// Names a setting both ways for error messages: `GATEHOUSE_HTTP_ADDR (http.addr)`.
+pub fn describe_path(path: &str) -> String {
+    if path.is_empty() || path == "." {
+        return "configuration".into();
+    }
+    format!("{} ({path})", env_name(path))
+}
+
+/// Writes every `GATEHOUSE_*` variable into `table`, over what the file said.
+pub(super) fn overlay(
+    table: &mut toml::Table,
+    environment: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let mut variables: Vec<(String, String)> = environment
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("GATEHOUSE_") && !is_reserved(name))
+        .collect();
+    variables.sort();
+    for (name, text) in variables {
+        let Some((path, kind)) = SETTINGS.iter().find(|(path, _)| env_name(path) == name) else {
+            return Err(ConfigError::new(name, "unknown setting (see the configuration table in the README)"));
+        };
+        let value = parse_value(&name, &text, *kind)?;
+        insert(table, path, value);
+    }
+    Ok(())
+}
+
+fn parse_value(name: &str, text: &str, kind: Kind) -> Result<toml::Value, ConfigError> {
+    let trimmed = text.trim();
+    Ok(match kind {
+        Kind::Text => toml::Value::String(trimmed.to_owned()),
+        Kind::Integer => toml::Value::Integer(
+            trimmed
+                .parse::<i64>()
+                .map_err(|_| ConfigError::new(name, format!("expected an integer, got {trimmed:?}")))?,
+        ),
+        Kind::Boolean => toml::Value::Boolean(match trimmed.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => return Err(ConfigError::new(name, format!("expected true or false, got {trimmed:?}"))),
+        }),
+        Kind::List => toml::Value::Array(
+            trimmed
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.to_owned()))
+                .collect(),
+        ),
+    })
+}
+
+fn insert(table: &mut toml::Table, path: &str, value: toml::Value) {
+    let mut current = table;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            current.insert(part.to_owned(), value);
+            return;
+        }
+        let entry = current
+            .entry(part.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            // The file had a scalar where a section belongs; the environment wins and the
+            // deserializer will report anything still wrong.
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(next) = entry else { return };
+        current = next;
+    }
+}

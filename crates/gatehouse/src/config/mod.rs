@@ -1,0 +1,253 @@
+//! The typed configuration tree: defaults, then the TOML file, then `GATEHOUSE_*` environment
+//! variables; unknown keys and invalid values are refused with a message naming the setting.
+//!
+//! Invariant: configuration is loaded once in `main` and passed down; nothing reads the
+//! environment later.
+
+mod env;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use gatehouse_crypto::{Argon2Settings, SigningAlgorithm};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+pub use env::{SETTINGS, env_name};
+
+/// `development` (default) or `production`, which refuses insecure settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub mode: Mode,
+    /// The public base URL; `http://<http.addr>` when unset.
+    pub issuer: Option<String>,
+    /// Where the SQLite file and the development master key live.
+    pub data_dir: PathBuf,
+    pub master_key: Option<SecretString>,
+    pub master_key_file: Option<PathBuf>,
+    /// Earlier master keys, still accepted for decryption during a rotation.
+    pub previous_master_keys: Vec<SecretString>,
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub log: LogConfig,
+    pub password: PasswordConfig,
+    pub signing: SigningConfig,
+    pub tokens: TokensConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub addr: String,
+    pub body_limit_bytes: usize,
+    pub request_timeout_seconds: u64,
+    /// How long in-flight requests may run after SIGTERM before the process exits anyway.
+    pub shutdown_grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://...` or `postgres://...`; `sqlite://<data_dir>/gatehouse.db` when unset.
+    pub url: Option<String>,
+    /// PostgreSQL only: the schema to use (`search_path`), for sharing one database.
+    pub schema: Option<String>,
+    pub max_connections: u32,
+    /// Apply pending migrations at start (otherwise run `gatehouse migrate`).
+    pub auto_migrate: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `gatehouse=debug,info`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Argon2id computations allowed at once; the number of cores when unset.
+    pub hashing_concurrency: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningConfig {
+    pub algorithm: SigningAlgorithm,
+    pub rsa_bits: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    pub access_token_ttl_seconds: i64,
+    pub id_token_ttl_seconds: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Development,
+            issuer: None,
+            data_dir: PathBuf::from("./data"),
+            master_key: None,
+            master_key_file: None,
+            previous_master_keys: Vec::new(),
+            http: HttpConfig::default(),
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
+            log: LogConfig::default(),
+            password: PasswordConfig::default(),
+            signing: SigningConfig::default(),
+            tokens: TokensConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            body_limit_bytes: 64 * 1024,
+            request_timeout_seconds: 30,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: None, schema: None, max_connections: 10, auto_migrate: true }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Human, level: "info".into() }
+    }
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        let defaults = Argon2Settings::default();
+        Self {
+            memory_kib: defaults.memory_kib,
+            iterations: defaults.iterations,
+            parallelism: defaults.parallelism,
+            hashing_concurrency: None,
+        }
+    }
+}
+
+impl Default for SigningConfig {
+    fn default() -> Self {
+        Self { algorithm: SigningAlgorithm::RS256, rsa_bits: 2048 }
+    }
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self { access_token_ttl_seconds: 900, id_token_ttl_seconds: 3600 }
+    }
+}
+
+/// A setting that stops start-up (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {setting}: {message}")]
+pub struct ConfigError {
+    /// The environment variable or file key at fault.
+    pub setting: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { setting: setting.into(), message: message.into() }
+    }
+}
+
+impl Config {
+    /// Loads from the optional file and the given environment, then validates.
+    pub fn load(
+        file: Option<&Path>,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|error| {
+                    ConfigError::new(path.display().to_string(), format!("cannot read: {error}"))
+                })?;
+                text.parse::<toml::Table>().map_err(|error| {
+                    ConfigError::new(path.display().to_string(), error.message().to_owned())
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        env::overlay(&mut table, environment)?;
+        let deserializer = toml::Value::Table(table);
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            ConfigError::new(env::describe_path(&path), error.inner().to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The issuer URL, defaulting to `http://<http.addr>`.
+    pub fn issuer(&self) -> String {
+        self.issuer.clone().unwrap_or_else(|| format!("http://{}", self.http.addr))
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("gatehouse.db").display()))
+    }
+
+    pub fn argon2_settings(&self) -> Argon2Settings {
+        Argon2Settings {
+            memory_kib: self.password.memory_kib,
+            iterations: self.password.iterations,
+            parallelism: self.password.parallelism,
+        }
+    }
+
+    /// How long a retired signing key stays published: the longest token it may have signed
+    /// plus a minute of clock skew.
+    pub fn key_retention_seconds(&self) -> i64 {
+        self.tokens.access_token_ttl_seconds.max(self.tokens.id_token_ttl_seconds) + 60
+    }
+}
+
+#[cfg(test)]
+mod tests;

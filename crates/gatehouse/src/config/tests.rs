@@ -1,0 +1,139 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect()
+}
+
+fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::load(None, env(pairs))
+}
+
+fn load_file(text: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("gatehouse.toml");
+    std::fs::write(&path, text).unwrap();
+    Config::load(Some(&path), env(pairs))
+}
+
+#[test]
+fn defaults_serve_loopback_on_embedded_sqlite() {
+    let config = load(&[]).unwrap();
+    assert_eq!(config.http.addr, "127.0.0.1:8080");
+    assert_eq!(config.issuer(), "http://127.0.0.1:8080");
+    assert_eq!(config.database_url(), "sqlite://./data/gatehouse.db");
+    assert_eq!(config.mode, Mode::Development);
+    assert_eq!(config.argon2_settings(), gatehouse_crypto::Argon2Settings { memory_kib: 65536, iterations: 3, parallelism: 4 });
+    assert_eq!(config.signing.algorithm, SigningAlgorithm::RS256);
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let config = load_file(
+        "issuer = \"https://file.example\"\n[http]\naddr = \"127.0.0.1:9000\"\n[database]\nmax_connections = 3\n",
+        &[("GATEHOUSE_HTTP_ADDR", "0.0.0.0:7000"), ("GATEHOUSE_DATABASE_AUTO_MIGRATE", "false")],
+    )
+    .unwrap();
+    assert_eq!(config.http.addr, "0.0.0.0:7000");
+    assert_eq!(config.issuer(), "https://file.example");
+    assert_eq!(config.database.max_connections, 3);
+    assert!(!config.database.auto_migrate);
+}
+
+#[test]
+fn reserved_variables_are_not_settings() {
+    let config = load(&[
+        ("GATEHOUSE_CONFIG", "/nowhere.toml"),
+        ("GATEHOUSE_TEST_POSTGRES_URL", "postgres://x"),
+        ("OTHER_VARIABLE", "x"),
+    ]);
+    assert!(config.is_ok(), "{config:?}");
+}
+
+/// Each bad input and the setting its error must name.
+#[test]
+fn invalid_settings_are_named() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("GATEHOUSE_NO_SUCH_THING", "1")], "GATEHOUSE_NO_SUCH_THING"),
+        (&[("GATEHOUSE_HTTP_ADDR", "localhost")], "GATEHOUSE_HTTP_ADDR"),
+        (&[("GATEHOUSE_ISSUER", "not a url")], "GATEHOUSE_ISSUER"),
+        (&[("GATEHOUSE_ISSUER", "ftp://example.com")], "GATEHOUSE_ISSUER"),
+        (&[("GATEHOUSE_ISSUER", "https://example.com/?a=b")], "GATEHOUSE_ISSUER"),
+        (&[("GATEHOUSE_DATABASE_URL", "mysql://x")], "GATEHOUSE_DATABASE_URL"),
+        (&[("GATEHOUSE_REDIS_URL", "http://x")], "GATEHOUSE_REDIS_URL"),
+        (&[("GATEHOUSE_MODE", "prod")], "GATEHOUSE_MODE"),
+        (&[("GATEHOUSE_DATABASE_MAX_CONNECTIONS", "many")], "GATEHOUSE_DATABASE_MAX_CONNECTIONS"),
+        (&[("GATEHOUSE_DATABASE_MAX_CONNECTIONS", "-1")], "GATEHOUSE_DATABASE_MAX_CONNECTIONS"),
+        (&[("GATEHOUSE_DATABASE_AUTO_MIGRATE", "maybe")], "GATEHOUSE_DATABASE_AUTO_MIGRATE"),
+        (&[("GATEHOUSE_SIGNING_RSA_BITS", "1024")], "GATEHOUSE_SIGNING_RSA_BITS"),
+        (&[("GATEHOUSE_SIGNING_ALGORITHM", "HS256")], "GATEHOUSE_SIGNING_ALGORITHM"),
+        (&[("GATEHOUSE_PASSWORD_MEMORY_KIB", "4")], "GATEHOUSE_PASSWORD_MEMORY_KIB"),
+        (&[("GATEHOUSE_LOG_FORMAT", "xml")], "GATEHOUSE_LOG_FORMAT"),
+        (&[("GATEHOUSE_DATABASE_SCHEMA", "a;drop")], "GATEHOUSE_DATABASE_SCHEMA"),
+        (&[("GATEHOUSE_MODE", "production")], "GATEHOUSE_MASTER_KEY"),
+        (
+            &[("GATEHOUSE_MODE", "production"), ("GATEHOUSE_MASTER_KEY", "k"), ("GATEHOUSE_ISSUER", "http://auth.example.com")],
+            "GATEHOUSE_ISSUER",
+        ),
+    ];
+    for (pairs, setting) in cases {
+        let error = load(pairs).expect_err(&format!("{pairs:?} should be refused"));
+        assert!(error.to_string().contains(setting), "{pairs:?}: {error}");
+    }
+}
+
+#[test]
+fn unknown_file_keys_are_named() {
+    let error = load_file("[http]\nadress = \"127.0.0.1:1\"\n", &[]).unwrap_err();
+    assert!(error.to_string().contains("adress"), "{error}");
+    let error = load_file("[nonsense]\n", &[]).unwrap_err();
+    assert!(error.to_string().contains("nonsense"), "{error}");
+    let error = load_file("this is not toml", &[]).unwrap_err();
+    assert!(error.to_string().contains("gatehouse.toml"), "{error}");
+}
+
+#[test]
+fn production_accepts_https_or_loopback_issuers_with_a_given_key() {
+    for issuer in ["https://auth.example.com", "http://127.0.0.1:8080", "http://localhost:8080"] {
+        let config = load(&[
+            ("GATEHOUSE_MODE", "production"),
+            ("GATEHOUSE_MASTER_KEY_FILE", "/run/secrets/key"),
+            ("GATEHOUSE_ISSUER", issuer),
+        ]);
+        assert!(config.is_ok(), "{issuer}: {config:?}");
+    }
+    // The default issuer follows the address: plain http on a public address is refused.
+    let error = load(&[
+        ("GATEHOUSE_MODE", "production"),
+        ("GATEHOUSE_MASTER_KEY", "k"),
+        ("GATEHOUSE_HTTP_ADDR", "0.0.0.0:8080"),
+    ])
+    .unwrap_err();
+    assert!(error.to_string().contains("GATEHOUSE_ISSUER"), "{error}");
+}
+
+#[test]
+fn every_listed_setting_exists_in_the_tree() {
+    for (path, kind) in SETTINGS {
+        let sample = match kind {
+            env::Kind::Integer => "1",
+            env::Kind::Boolean => "true",
+            env::Kind::List => "a,b",
+            env::Kind::Text => "x",
+        };
+        if let Err(error) = load(&[(&env_name(path), sample)]) {
+            assert!(!error.message.contains("unknown field"), "{path}: {error}");
+        }
+    }
+}
+
+#[test]
+fn lists_are_comma_separated() {
+    let config = load(&[("GATEHOUSE_PREVIOUS_MASTER_KEYS", " a, b ,,")]).unwrap();
+    assert_eq!(config.previous_master_keys.len(), 2);
+}
+
+#[test]
+fn secrets_do_not_print() {
+    let config = load(&[("GATEHOUSE_MASTER_KEY", "super-secret-value")]).unwrap();
+    assert!(!format!("{config:?}").contains("super-secret-value"));
+}

@@ -1,0 +1,109 @@
+//! Checks on the whole configuration that types alone cannot express, including the
+//! production rules (no generated master key, no plain-http issuer other than loopback).
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::env::describe_path;
+use super::{Config, ConfigError, Mode};
+
+fn error(path: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::new(describe_path(path), message)
+}
+
+impl Config {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        self.http
+            .addr
+            .parse::<SocketAddr>()
+            .map_err(|_| error("http.addr", format!("expected IP:port, got {:?}", self.http.addr)))?;
+        let issuer = url::Url::parse(&self.issuer())
+            .map_err(|parse_error| error("issuer", format!("not a URL: {parse_error}")))?;
+        if !matches!(issuer.scheme(), "http" | "https") || issuer.host().is_none() {
+            return Err(error("issuer", "must be an http:// or https:// URL with a host"));
+        }
+        if issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(error("issuer", "must not have a query or fragment (OpenID Connect Discovery)"));
+        }
+        let database_url = self.database_url();
+        if gatehouse_store::backend_of(&database_url).is_none() {
+            return Err(error("database.url", "expected sqlite://... or postgres://..."));
+        }
+        if let Some(redis) = &self.redis.url
+            && !(redis.starts_with("redis://") || redis.starts_with("rediss://"))
+        {
+            return Err(error("redis.url", "expected redis://... or rediss://..."));
+        }
+        if let Some(schema) = &self.database.schema
+            && (schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            return Err(error("database.schema", "letters, digits and underscores only"));
+        }
+        self.validate_numbers()?;
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(error("log.level", format!("not a log filter: {:?}", self.log.level)));
+        }
+        if self.mode == Mode::Production {
+            self.validate_production(&issuer)?;
+        }
+        Ok(())
+    }
+
+    fn validate_numbers(&self) -> Result<(), ConfigError> {
+        if !matches!(self.signing.rsa_bits, 2048 | 3072 | 4096) {
+            return Err(error("signing.rsa_bits", "one of 2048, 3072, 4096"));
+        }
+        let password = &self.password;
+        if !(1..=16).contains(&password.parallelism) {
+            return Err(error("password.parallelism", "between 1 and 16"));
+        }
+        if password.memory_kib < 8 * password.parallelism || password.memory_kib > 4 * 1024 * 1024 {
+            return Err(error("password.memory_kib", "at least 8 × parallelism and at most 4 GiB"));
+        }
+        if !(1..=100).contains(&password.iterations) {
+            return Err(error("password.iterations", "between 1 and 100"));
+        }
+        if password.hashing_concurrency == Some(0) {
+            return Err(error("password.hashing_concurrency", "at least 1"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(error("database.max_connections", "at least 1"));
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return Err(error("http.body_limit_bytes", "at least 1024"));
+        }
+        if self.http.request_timeout_seconds == 0 {
+            return Err(error("http.request_timeout_seconds", "at least 1"));
+        }
+        for (path, value) in [
+            ("tokens.access_token_ttl_seconds", self.tokens.access_token_ttl_seconds),
+            ("tokens.id_token_ttl_seconds", self.tokens.id_token_ttl_seconds),
+        ] {
+            if !(60..=86_400).contains(&value) {
+                return Err(error(path, "between 60 and 86400 seconds"));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_production(&self, issuer: &url::Url) -> Result<(), ConfigError> {
+        if self.master_key.is_none() && self.master_key_file.is_none() {
+            return Err(error(
+                "master_key",
+                "production mode needs GATEHOUSE_MASTER_KEY or GATEHOUSE_MASTER_KEY_FILE; a generated development key is refused",
+            ));
+        }
+        if issuer.scheme() == "http" && !is_loopback_host(issuer) {
+            return Err(error("issuer", "production mode needs an https:// issuer (http:// only on loopback)"));
+        }
+        Ok(())
+    }
+}
+
+fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain == "localhost",
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}

@@ -1,0 +1,13 @@
+//! The `gatehouse` binary's library: configuration, wiring of the layers, the server loop and
+//! the CLI commands. `main.rs` only parses arguments and calls in here, so the integration
+//! tests build exactly the application that runs in production.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod master_key;
+pub mod server;
+
+pub use app::{App, StartupError};
+pub use config::{Config, ConfigError};
