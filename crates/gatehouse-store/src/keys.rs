@@ -104,7 +104,7 @@ impl SigningKeyStore for Database {
 
     async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
         let rows: Vec<KeyRow> = with_pool!(self, pool => {
-            sqlx::query_as(select_keys!("ORDER BY created_at DESC, kid"))
+            sqlx::query_as(select_keys!("ORDER BY CASE state WHEN 'active' THEN 0 ELSE 1 END, created_at DESC, kid"))
                 .fetch_all(pool)
                 .await
                 .map_err(map_sqlx_error)?

@@ -130,3 +130,37 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// Declares a test that runs once per backend: `backend_tests!(name);` expects an
+/// `async fn name(database: TestDatabase)` in scope and generates `name::sqlite` and
+/// `name::postgres`. The PostgreSQL variant skips when PostgreSQL is not configured, and fails
+/// when `CI=true`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let database = $crate::testing::TestDatabase::new($crate::testing::Backend::Sqlite)
+                        .await
+                        .unwrap_or_else(|error| panic!("SQLite test database: {error}"))
+                        .unwrap_or_else(|| panic!("SQLite is always available"));
+                    super::$name(database).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let database = $crate::testing::TestDatabase::new($crate::testing::Backend::Postgres)
+                        .await
+                        .unwrap_or_else(|error| panic!("PostgreSQL test database: {error}"));
+                    let Some(database) = database else {
+                        eprintln!("skipped: set {} to run the PostgreSQL variant", $crate::testing::POSTGRES_URL_VARIABLE);
+                        return;
+                    };
+                    super::$name(database).await;
+                }
+            }
+        )+
+    };
+}

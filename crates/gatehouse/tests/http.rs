@@ -1,0 +1,170 @@
+//! The HTTP surface of the foundation, through the real router on an ephemeral port, on both
+//! backends.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use gatehouse_crypto::{MasterKey, PublicKeySet};
+use gatehouse_store::backend_tests;
+use gatehouse_store::testing::TestDatabase;
+use reqwest::StatusCode;
+use support::TestApp;
+
+backend_tests!(
+    health_and_readiness,
+    readiness_names_the_failed_database,
+    jwks_publishes_the_signing_key_that_signs_tokens,
+    a_token_from_one_instance_verifies_with_another_instances_jwks,
+    rotation_keeps_the_old_key_published,
+    errors_are_problem_json_with_request_ids,
+    metrics_count_requests_by_route,
+    openapi_describes_the_api,
+);
+
+async fn health_and_readiness(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    for header in ["x-request-id", "x-content-type-options", "x-frame-options"] {
+        assert!(response.headers().contains_key(header), "{header}");
+    }
+    assert_eq!(response.json::<serde_json::Value>().await.unwrap(), serde_json::json!({ "status": "ok" }));
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["checks"]["database"], "ok");
+    app.stop().await;
+}
+
+async fn readiness_names_the_failed_database(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    // A real fault: the pool is closed under the running server.
+    app.database.close().await;
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["failed"], serde_json::json!(["database"]));
+    assert_eq!(body["checks"]["database"], "failed");
+    // Liveness is not readiness: the process still runs.
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+fn validation() -> jsonwebtoken::Validation {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    validation
+}
+
+fn claims() -> serde_json::Value {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    serde_json::json!({ "sub": "usr_test", "exp": now + 900, "iat": now })
+}
+
+async fn jwks_publishes_the_signing_key_that_signs_tokens(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let response = app.get("/.well-known/jwks.json").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    let jwks: serde_json::Value = response.json().await.unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["alg"], "ES256");
+    assert!(keys[0].get("d").is_none(), "no private member in JWKS");
+
+    let signer = app.keys.active_signer().await.unwrap();
+    assert_eq!(keys[0]["kid"], signer.kid());
+    let token = signer.sign("at+jwt", &claims()).unwrap();
+    let verified: serde_json::Value =
+        PublicKeySet::from_jwks(&jwks).unwrap().verify(&token, Some("at+jwt"), &validation()).unwrap();
+    assert_eq!(verified["sub"], "usr_test");
+    app.stop().await;
+}
+
+async fn a_token_from_one_instance_verifies_with_another_instances_jwks(test: TestDatabase) {
+    let master_key = MasterKey::generate();
+    let first = TestApp::spawn_with_key(&test, &master_key).await;
+    let second = TestApp::spawn_with_key(&test, &master_key).await;
+    let token = first.keys.active_signer().await.unwrap().sign("at+jwt", &claims()).unwrap();
+    let (_, jwks) = second.get_json("/.well-known/jwks.json").await;
+    let verified: serde_json::Value =
+        PublicKeySet::from_jwks(&jwks).unwrap().verify(&token, Some("at+jwt"), &validation()).unwrap();
+    assert_eq!(verified["sub"], "usr_test");
+    first.stop().await;
+    second.stop().await;
+}
+
+async fn rotation_keeps_the_old_key_published(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let old_token = app.keys.active_signer().await.unwrap().sign("at+jwt", &claims()).unwrap();
+    let rotated = app.keys.rotate().await.unwrap();
+    let (_, jwks) = app.get_json("/.well-known/jwks.json").await;
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids.len(), 2);
+    assert_eq!(kids[0], rotated.kid);
+    let keys = PublicKeySet::from_jwks(&jwks).unwrap();
+    let old: serde_json::Value = keys.verify(&old_token, Some("at+jwt"), &validation()).unwrap();
+    assert_eq!(old["sub"], "usr_test");
+    let new_token = app.keys.active_signer().await.unwrap().sign("at+jwt", &claims()).unwrap();
+    assert!(keys.verify::<serde_json::Value>(&new_token, Some("at+jwt"), &validation()).is_ok());
+    app.stop().await;
+}
+
+async fn errors_are_problem_json_with_request_ids(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let cases: Vec<(reqwest::Method, &str, StatusCode, &str)> = vec![
+        (reqwest::Method::GET, "/no/such/page", StatusCode::NOT_FOUND, "not_found"),
+        (reqwest::Method::POST, "/healthz", StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (reqwest::Method::DELETE, "/.well-known/jwks.json", StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+    ];
+    for (method, path, status, code) in cases {
+        let response = app.http.request(method.clone(), app.url(path)).body("x".repeat(10)).send().await.unwrap();
+        assert_eq!(response.status(), status, "{method} {path}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        assert!(response.headers().contains_key("x-request-id"));
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], code);
+        assert_eq!(body["status"], status.as_u16());
+        for field in ["type", "title", "detail"] {
+            assert!(body[field].is_string(), "{field} in {body}");
+        }
+    }
+    // A request id sent by a proxy is kept, so logs line up across hops.
+    let response = app.http.get(app.url("/healthz")).header("x-request-id", "proxy-123").send().await.unwrap();
+    assert_eq!(response.headers()["x-request-id"], "proxy-123");
+    // An oversized body never reaches a handler as a 5xx.
+    let response = app.http.post(app.url("/healthz")).body(vec![b'a'; 1024 * 1024]).send().await.unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    app.stop().await;
+}
+
+async fn metrics_count_requests_by_route(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    for _ in 0..3 {
+        app.get("/healthz").await;
+    }
+    app.get("/no/such/page").await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    let healthz = text
+        .lines()
+        .find(|line| line.starts_with("http_requests_total") && line.contains("route=\"/healthz\""))
+        .unwrap_or_else(|| panic!("no /healthz counter in\n{text}"));
+    assert!(healthz.contains("status=\"200\"") && healthz.ends_with(" 3"), "{healthz}");
+    assert!(text.contains("route=\"unmatched\""), "unknown paths share one label");
+    assert!(!text.contains("/no/such/page"), "raw paths never become labels");
+    assert!(text.contains("http_request_duration_seconds_bucket"));
+    app.stop().await;
+}
+
+async fn openapi_describes_the_api(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let (status, document) = app.get_json("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in ["/healthz", "/readyz", "/metrics", "/.well-known/jwks.json"] {
+        assert!(document["paths"].get(path).is_some(), "{path} missing from OpenAPI");
+    }
+    assert!(document["components"]["schemas"].get("Problem").is_some());
+    app.stop().await;
+}
