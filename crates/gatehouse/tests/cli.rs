@@ -1,0 +1,220 @@
+//! The `gatehouse` binary as an operator runs it: start-up on both backends, the files it
+//! creates, exit codes of bad configuration, graceful shutdown, and the CLI commands.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use gatehouse_store::backend_tests;
+use gatehouse_store::testing::TestDatabase;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+/// Small Argon2id parameters and an ephemeral port; the rest is what an operator would set.
+fn base_env() -> Vec<(String, String)> {
+    [
+        ("GATEHOUSE_HTTP_ADDR", "127.0.0.1:0"),
+        ("GATEHOUSE_PASSWORD_MEMORY_KIB", "1024"),
+        ("GATEHOUSE_PASSWORD_ITERATIONS", "1"),
+        ("GATEHOUSE_PASSWORD_PARALLELISM", "1"),
+    ]
+    .iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect()
+}
+
+fn env_for(test: &TestDatabase) -> Vec<(String, String)> {
+    let mut env = base_env();
+    env.push(("GATEHOUSE_DATABASE_URL".into(), test.url.clone()));
+    if let Some(schema) = &test.postgres_schema {
+        env.push(("GATEHOUSE_DATABASE_SCHEMA".into(), schema.clone()));
+    }
+    env
+}
+
+fn command(directory: &Path, env: &[(String, String)], arguments: &[&str]) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .args(arguments)
+        .current_dir(directory)
+        .env_clear()
+        .envs(env.iter().cloned())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs a command to completion: (exit code, stdout, stderr).
+async fn run(directory: &Path, env: &[(String, String)], arguments: &[&str]) -> (i32, String, String) {
+    let output = tokio::time::timeout(Duration::from_secs(120), command(directory, env, arguments).output())
+        .await
+        .expect("command did not finish within 120 s")
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Starts `gatehouse serve` and waits for the line that announces its URL.
+async fn serve(directory: &Path, env: &[(String, String)]) -> (Child, String) {
+    let mut child = command(directory, env, &["serve"]).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(start) = line.find("http://") {
+                let url: String = line[start..].split_whitespace().next().unwrap().to_owned();
+                return url;
+            }
+        }
+        panic!("gatehouse serve exited without announcing its URL");
+    })
+    .await
+    .expect("gatehouse serve did not announce its URL within 120 s");
+    (child, url)
+}
+
+/// Sends SIGTERM and waits for a clean exit.
+async fn terminate(mut child: Child) -> String {
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("no exit after SIGTERM").unwrap();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        tokio::io::AsyncReadExt::read_to_string(&mut pipe, &mut stderr).await.unwrap();
+    }
+    assert!(exit.success(), "exit after SIGTERM: {exit:?}\n{stderr}");
+    stderr
+}
+
+async fn jwks(url: &str) -> serde_json::Value {
+    reqwest::get(format!("{url}/.well-known/jwks.json")).await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_configuration_serve_creates_its_data_directory() {
+    let directory = tempfile::tempdir().unwrap();
+    let env = base_env();
+    let (child, url) = serve(directory.path(), &env).await;
+    let health = reqwest::get(format!("{url}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let first_jwks = jwks(&url).await;
+    assert_eq!(first_jwks["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(first_jwks["keys"][0]["alg"], "RS256", "RS256 is the default");
+
+    let data = directory.path().join("data");
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("master.key")), 0o600);
+    assert!(data.join("gatehouse.db").exists());
+    assert!(data.join("gatehouse.db-wal").exists(), "SQLite runs in WAL mode");
+    let stderr = terminate(child).await;
+    assert!(stderr.contains("development master key"), "the generated key is announced:\n{stderr}");
+    assert!(!stderr.contains(std::fs::read_to_string(data.join("master.key")).unwrap().trim()), "the key is never logged");
+
+    // A restart reuses the key file and the stored signing key.
+    let (child, url) = serve(directory.path(), &env).await;
+    assert_eq!(jwks(&url).await, first_jwks);
+    terminate(child).await;
+}
+
+backend_tests!(serve_migrate_and_rotate_keys);
+
+async fn serve_migrate_and_rotate_keys(test: TestDatabase) {
+    let directory = tempfile::tempdir().unwrap();
+    let mut env = env_for(&test);
+    env.push(("GATEHOUSE_MASTER_KEY".into(), gatehouse_crypto::MasterKey::generate().encode()));
+
+    let (code, stdout, stderr) = run(directory.path(), &env, &["migrate", "--json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let migrated: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(migrated["applied_versions"], serde_json::json!([1]));
+
+    let (child, url) = serve(directory.path(), &env).await;
+    let ready: serde_json::Value = reqwest::get(format!("{url}/readyz")).await.unwrap().json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    let before = jwks(&url).await;
+    let old_kid = before["keys"][0]["kid"].as_str().unwrap().to_owned();
+
+    let (code, stdout, stderr) = run(directory.path(), &env, &["keys", "rotate", "--json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let rotated: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_ne!(rotated["kid"], old_kid.as_str());
+
+    let (code, stdout, _) = run(directory.path(), &env, &["keys", "list", "--json"]).await;
+    assert_eq!(code, 0);
+    let listed: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let states: Vec<(String, bool)> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| (key["state"].as_str().unwrap().to_owned(), key["published"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(states, [("active".to_owned(), true), ("retired".to_owned(), true)]);
+    terminate(child).await;
+
+    // A fresh process publishes both keys at once.
+    let (child, url) = serve(directory.path(), &env).await;
+    let after = jwks(&url).await;
+    let kids: Vec<&str> = after["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids, [rotated["kid"].as_str().unwrap(), old_kid.as_str()]);
+    terminate(child).await;
+}
+
+/// Bad configuration stops start-up with exit code 2 and names the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configuration_exits_2_naming_the_setting() {
+    let directory = tempfile::tempdir().unwrap();
+    let missing_key_file = directory.path().join("absent.key").display().to_string();
+    let bad_key_file = directory.path().join("bad.key");
+    std::fs::write(&bad_key_file, "too-short").unwrap();
+    let bad_key_file = bad_key_file.display().to_string();
+    let config_file = directory.path().join("gatehouse.toml");
+    std::fs::write(&config_file, "[http]\nadress = \"127.0.0.1:1\"\n").unwrap();
+    let config_file = config_file.display().to_string();
+
+    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>, &str)> = vec![
+        (vec![("GATEHOUSE_UNKNOWN_THING", "1")], vec!["serve"], "GATEHOUSE_UNKNOWN_THING"),
+        (vec![("GATEHOUSE_HTTP_ADDR", "nowhere")], vec!["serve"], "GATEHOUSE_HTTP_ADDR"),
+        (vec![("GATEHOUSE_DATABASE_URL", "mysql://db")], vec!["migrate"], "GATEHOUSE_DATABASE_URL"),
+        (vec![("GATEHOUSE_MODE", "production")], vec!["serve"], "GATEHOUSE_MASTER_KEY"),
+        (
+            vec![("GATEHOUSE_MODE", "production"), ("GATEHOUSE_MASTER_KEY", "x"), ("GATEHOUSE_ISSUER", "http://id.example.com")],
+            vec!["serve"],
+            "GATEHOUSE_ISSUER",
+        ),
+        (vec![("GATEHOUSE_MASTER_KEY_FILE", missing_key_file.as_str())], vec!["serve"], "GATEHOUSE_MASTER_KEY_FILE"),
+        (vec![("GATEHOUSE_MASTER_KEY_FILE", bad_key_file.as_str())], vec!["serve"], "GATEHOUSE_MASTER_KEY_FILE"),
+        (vec![("GATEHOUSE_MASTER_KEY", "not-a-key")], vec!["serve"], "GATEHOUSE_MASTER_KEY"),
+        (vec![], vec!["--config", config_file.as_str(), "serve"], "adress"),
+    ];
+    for (pairs, arguments, setting) in cases {
+        let mut env = base_env();
+        env.extend(pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())));
+        let (code, _, stderr) = run(directory.path(), &env, &arguments).await;
+        assert_eq!(code, 2, "{pairs:?}: {stderr}");
+        assert!(stderr.contains(setting), "{pairs:?}: stderr does not name {setting}:\n{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert!(!directory.path().join("data").exists() || std::fs::read_dir(directory.path().join("data")).unwrap().count() == 0,
+        "refused start-ups write no key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_needs_no_configuration() {
+    let directory = tempfile::tempdir().unwrap();
+    let env = vec![("GATEHOUSE_NONSENSE".to_owned(), "1".to_owned())];
+    let (code, stdout, _) = run(directory.path(), &env, &["version", "--json"]).await;
+    assert_eq!(code, 0);
+    let version: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+}
