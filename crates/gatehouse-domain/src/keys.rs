@@ -123,7 +123,13 @@ impl KeyService {
         clock: Arc<dyn Clock>,
         settings: KeySettings,
     ) -> Self {
-        Self { store, cipher, clock, settings, cache: RwLock::new(None) }
+        Self {
+            store,
+            cipher,
+            clock,
+            settings,
+            cache: RwLock::new(None),
+        }
     }
 
     /// Makes sure an active key exists, generating the first one on first start. Safe when
@@ -139,11 +145,10 @@ impl KeyService {
             tracing::info!(kid = %candidate.kid, algorithm = %candidate.algorithm, "generated the first signing key");
         }
         self.invalidate().await;
-        let active = self
-            .store
-            .active_signing_key()
-            .await?
-            .ok_or_else(|| DomainError::Internal("no active signing key after insert".into()))?;
+        let active =
+            self.store.active_signing_key().await?.ok_or_else(|| {
+                DomainError::Internal("no active signing key after insert".into())
+            })?;
         Ok(self.info(&active))
     }
 
@@ -206,7 +211,11 @@ impl KeyService {
             .map(|key| key.public_jwk.clone())
             .collect();
         let jwks = Arc::new(serde_json::json!({ "keys": published }));
-        *slot = Some(CachedKeys { loaded_at: now, signer: signer.clone(), jwks: jwks.clone() });
+        *slot = Some(CachedKeys {
+            loaded_at: now,
+            signer: signer.clone(),
+            jwks: jwks.clone(),
+        });
         Ok((signer, jwks))
     }
 
@@ -215,7 +224,9 @@ impl KeyService {
     }
 
     fn open(&self, stored: &StoredSigningKey) -> Result<SigningKey, DomainError> {
-        let der = self.cipher.open(stored.kid.as_bytes(), &stored.sealed_private_key)?;
+        let der = self
+            .cipher
+            .open(stored.kid.as_bytes(), &stored.sealed_private_key)?;
         let key = SigningKey::from_pkcs8_der(stored.algorithm, &der)?;
         if key.kid() != stored.kid {
             return Err(DomainError::Internal(format!(
@@ -232,7 +243,9 @@ impl KeyService {
         let rsa_bits = self.settings.rsa_bits;
         let key = tokio::task::spawn_blocking(move || SigningKey::generate(algorithm, rsa_bits))
             .await
-            .map_err(|error| DomainError::Internal(format!("key generation task failed: {error}")))??;
+            .map_err(|error| {
+                DomainError::Internal(format!("key generation task failed: {error}"))
+            })??;
         let sealed_private_key = self.cipher.seal(key.kid().as_bytes(), &key.pkcs8_der())?;
         Ok(StoredSigningKey {
             kid: key.kid().to_owned(),

@@ -49,16 +49,30 @@ pub(crate) struct ErrorForLog {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), errors: Vec::new(), retry_after_seconds: None, internal: None }
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after_seconds: None,
+            internal: None,
+        }
     }
 
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "No resource at this address.")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "No resource at this address.",
+        )
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let mut error =
-            Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "The request is invalid.");
+        let mut error = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "The request is invalid.",
+        );
         error.errors = errors;
         error
     }
@@ -97,7 +111,9 @@ impl From<DomainError> for ApiError {
         let code = error.code();
         match &error {
             DomainError::NotFound => ApiError::not_found(),
-            DomainError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, code, detail.clone()),
+            DomainError::Conflict(detail) => {
+                ApiError::new(StatusCode::CONFLICT, code, detail.clone())
+            }
             DomainError::Invalid(detail) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail.clone())
             }
@@ -129,12 +145,18 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(seconds) = self.retry_after_seconds {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        response.extensions_mut().insert(ErrorForLog { code: self.code, internal: self.internal });
+        response.extensions_mut().insert(ErrorForLog {
+            code: self.code,
+            internal: self.internal,
+        });
         response
     }
 }
@@ -145,25 +167,41 @@ mod tests {
 
     #[test]
     fn internal_errors_do_not_leak_their_cause() {
-        let response = ApiError::internal("connection to 10.0.0.5 refused, password=hunter2").into_response();
+        let response =
+            ApiError::internal("connection to 10.0.0.5 refused, password=hunter2").into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let logged = response.extensions().get::<ErrorForLog>().unwrap();
         assert!(logged.internal.as_deref().unwrap().contains("10.0.0.5"));
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
     }
 
     #[test]
     fn domain_errors_map_to_statuses() {
         let cases: Vec<(DomainError, StatusCode, &str)> = vec![
             (DomainError::NotFound, StatusCode::NOT_FOUND, "not_found"),
-            (DomainError::Conflict("x".into()), StatusCode::CONFLICT, "conflict"),
-            (DomainError::Invalid("x".into()), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            (
+                DomainError::Conflict("x".into()),
+                StatusCode::CONFLICT,
+                "conflict",
+            ),
+            (
+                DomainError::Invalid("x".into()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+            ),
             (
                 gatehouse_domain::StoreError::Unavailable("down".into()).into(),
                 StatusCode::SERVICE_UNAVAILABLE,
                 "service_unavailable",
             ),
-            (DomainError::Internal("x".into()), StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            (
+                DomainError::Internal("x".into()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+            ),
         ];
         for (domain, status, code) in cases {
             let api = ApiError::from(domain);

@@ -46,7 +46,11 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
             error.body_text(),
         ),
         JsonRejection::BytesRejection(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The request body is too large.")
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is too large.",
+            )
         }
         other => ApiError::new(other.status(), "bad_request", other.body_text()),
     }

@@ -10,7 +10,9 @@ use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -53,13 +55,27 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let mut response = next.run(request).await;
     let status = response.status();
-    state.metrics.record_request(&method, &route, status.as_u16(), started.elapsed().as_secs_f64());
+    state.metrics.record_request(
+        &method,
+        &route,
+        status.as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     if let Some(error) = response.extensions_mut().remove::<ErrorForLog>() {
         let internal = error.internal.as_deref().unwrap_or("");
         if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), code = error.code, internal, "request failed");
+            tracing::error!(
+                status = status.as_u16(),
+                code = error.code,
+                internal,
+                "request failed"
+            );
         } else {
-            tracing::info!(status = status.as_u16(), code = error.code, "request rejected");
+            tracing::info!(
+                status = status.as_u16(),
+                code = error.code,
+                "request rejected"
+            );
         }
     } else if status == StatusCode::REQUEST_TIMEOUT {
         tracing::warn!("request timed out");
@@ -71,12 +87,22 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers
         .entry(header::CONTENT_SECURITY_POLICY)
-        .or_insert(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
-    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     response
 }

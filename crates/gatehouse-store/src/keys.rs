@@ -17,15 +17,32 @@ macro_rules! select_keys {
     };
 }
 
-type KeyRow = (String, String, Vec<u8>, String, String, i64, Option<i64>, Option<i64>);
+type KeyRow = (
+    String,
+    String,
+    Vec<u8>,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
 
 fn key_from_row(row: KeyRow) -> Result<StoredSigningKey, StoreError> {
-    let (kid, algorithm, sealed_private_key, public_jwk, state, created_at, retired_at, publish_until) =
-        row;
+    let (
+        kid,
+        algorithm,
+        sealed_private_key,
+        public_jwk,
+        state,
+        created_at,
+        retired_at,
+        publish_until,
+    ) = row;
     Ok(StoredSigningKey {
-        algorithm: algorithm
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("key {kid}: unknown algorithm {algorithm}")))?,
+        algorithm: algorithm.parse().map_err(|_| {
+            StoreError::Corrupt(format!("key {kid}: unknown algorithm {algorithm}"))
+        })?,
         public_jwk: serde_json::from_str(&public_jwk)
             .map_err(|error| StoreError::Corrupt(format!("key {kid}: public_jwk: {error}")))?,
         state: KeyState::parse(&state)

@@ -27,20 +27,24 @@ macro_rules! migration {
         EmbeddedMigration {
             version: $version,
             name: $name,
-            sqlite: include_str!(concat!("../migrations/sqlite/", stringify!($version), "_", $name, ".sql")),
-            postgres: include_str!(concat!("../migrations/postgres/", stringify!($version), "_", $name, ".sql")),
+            sqlite: include_str!(concat!("../migrations/sqlite/", $name, ".sql")),
+            postgres: include_str!(concat!("../migrations/postgres/", $name, ".sql")),
         }
     };
 }
 
-/// Every migration, in order. File names are `<version>_<name>.sql` (version zero-padded to 4).
-pub const MIGRATIONS: &[EmbeddedMigration] = &[migration!(0001, "initial")];
+/// Every migration, in order. `name` is the file stem, `<version zero-padded to 4>_<what>`.
+pub const MIGRATIONS: &[EmbeddedMigration] = &[migration!(1, "0001_initial")];
 
 fn migrator(backend: &str) -> Migrator {
     let migrations = MIGRATIONS
         .iter()
         .map(|migration| {
-            let sql = if backend == "sqlite" { migration.sqlite } else { migration.postgres };
+            let sql = if backend == "sqlite" {
+                migration.sqlite
+            } else {
+                migration.postgres
+            };
             Migration::new(
                 migration.version,
                 Cow::Borrowed(migration.name),
@@ -57,11 +61,10 @@ fn migrator(backend: &str) -> Migrator {
 /// advisory lock on PostgreSQL).
 pub async fn run(database: &Database) -> Result<(), StoreError> {
     let migrator = migrator(database.backend());
-    crate::with_pool!(database, pool => migrator.run(pool).await)
-        .map_err(|error| match error {
-            sqlx::migrate::MigrateError::Execute(error) => map_sqlx_error(error),
-            other => StoreError::Other(format!("migration failed: {other}")),
-        })
+    crate::with_pool!(database, pool => migrator.run(pool).await).map_err(|error| match error {
+        sqlx::migrate::MigrateError::Execute(error) => map_sqlx_error(error),
+        other => StoreError::Other(format!("migration failed: {other}")),
+    })
 }
 
 /// Versions already applied, for `gatehouse migrate` to report.
@@ -92,16 +95,31 @@ mod tests {
     fn both_backends_have_the_same_migration_files_and_all_are_listed() {
         let sqlite = files_in("sqlite");
         let postgres = files_in("postgres");
-        assert_eq!(sqlite, postgres, "migrations/sqlite and migrations/postgres differ");
+        assert_eq!(
+            sqlite, postgres,
+            "migrations/sqlite and migrations/postgres differ"
+        );
         let listed: Vec<String> = MIGRATIONS
             .iter()
-            .map(|migration| format!("{:04}_{}.sql", migration.version, migration.name))
+            .map(|migration| format!("{}.sql", migration.name))
             .collect();
-        assert_eq!(sqlite, listed, "a migration file is not listed in MIGRATIONS (or the reverse)");
+        assert_eq!(
+            sqlite, listed,
+            "a migration file is not listed in MIGRATIONS (or the reverse)"
+        );
     }
 
     #[test]
-    fn versions_increase() {
+    fn versions_increase_and_match_file_names() {
+        for migration in MIGRATIONS {
+            assert!(
+                migration
+                    .name
+                    .starts_with(&format!("{:04}_", migration.version)),
+                "{}",
+                migration.name
+            );
+        }
         for pair in MIGRATIONS.windows(2) {
             assert!(pair[0].version < pair[1].version);
         }

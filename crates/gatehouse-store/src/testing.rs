@@ -52,10 +52,18 @@ impl TestDatabase {
         let directory = tempfile::tempdir().map_err(|error| error.to_string())?;
         let path: PathBuf = directory.path().join("gatehouse.db");
         let url = format!("sqlite://{}", path.display());
-        let database =
-            Database::connect(&url, &DatabaseOptions::default()).await.map_err(|e| e.to_string())?;
-        crate::migrate::run(&database).await.map_err(|error| error.to_string())?;
-        Ok(TestDatabase { database, url, postgres_schema: None, cleanup: Cleanup::Directory(directory) })
+        let database = Database::connect(&url, &DatabaseOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        crate::migrate::run(&database)
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(TestDatabase {
+            database,
+            url,
+            postgres_schema: None,
+            cleanup: Cleanup::Directory(directory),
+        })
     }
 
     pub async fn postgres() -> Result<Option<TestDatabase>, String> {
@@ -67,9 +75,15 @@ impl TestDatabase {
             _ => return Ok(None),
         };
         let schema = format!("t_{}", gatehouse_schema_suffix());
-        let admin = Database::connect(&admin_url, &DatabaseOptions { max_connections: 1, ..Default::default() })
-            .await
-            .map_err(|error| format!("cannot reach PostgreSQL at {POSTGRES_URL_VARIABLE}: {error}"))?;
+        let admin = Database::connect(
+            &admin_url,
+            &DatabaseOptions {
+                max_connections: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|error| format!("cannot reach PostgreSQL at {POSTGRES_URL_VARIABLE}: {error}"))?;
         crate::with_pool!(&admin, pool => {
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
                 .execute(pool)
@@ -77,9 +91,16 @@ impl TestDatabase {
                 .map_err(|error| error.to_string())?;
         });
         admin.close().await;
-        let options = DatabaseOptions { postgres_schema: Some(schema.clone()), ..Default::default() };
-        let database = Database::connect(&admin_url, &options).await.map_err(|e| e.to_string())?;
-        crate::migrate::run(&database).await.map_err(|error| error.to_string())?;
+        let options = DatabaseOptions {
+            postgres_schema: Some(schema.clone()),
+            ..Default::default()
+        };
+        let database = Database::connect(&admin_url, &options)
+            .await
+            .map_err(|e| e.to_string())?;
+        crate::migrate::run(&database)
+            .await
+            .map_err(|error| error.to_string())?;
         Ok(Some(TestDatabase {
             database,
             url: admin_url.clone(),
@@ -97,7 +118,12 @@ fn gatehouse_schema_suffix() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.subsec_nanos())
         .unwrap_or(0);
-    format!("{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 impl Drop for TestDatabase {

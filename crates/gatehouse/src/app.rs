@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use gatehouse_crypto::{FieldCipher, HashingPool, PasswordHasher, Pepper};
 use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
-use gatehouse_domain::{Clock, DomainError, KeyService, KeySettings, ReadinessCheck, StoreError, SystemClock};
+use gatehouse_domain::{
+    Clock, DomainError, KeyService, KeySettings, ReadinessCheck, StoreError, SystemClock,
+};
 use gatehouse_http::{AppState, HttpSettings, Metrics};
 use gatehouse_store::{Database, DatabaseOptions};
 
@@ -60,10 +62,17 @@ pub async fn open_database(config: &Config) -> Result<Database, StartupError> {
 
 fn create_data_dir(config: &Config) -> Result<(), StartupError> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&config.data_dir).map_err(|error| {
-        ConfigError::new("GATEHOUSE_DATA_DIR", format!("cannot create {}: {error}", config.data_dir.display()))
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.data_dir)
+        .map_err(|error| {
+            ConfigError::new(
+                "GATEHOUSE_DATA_DIR",
+                format!("cannot create {}: {error}", config.data_dir.display()),
+            )
             .into()
-    })
+        })
 }
 
 /// The parts every command needs: the database (migrated when `database.auto_migrate` is on),
@@ -101,13 +110,23 @@ pub async fn build_core(config: Config) -> Result<Core, StartupError> {
         },
     ));
     keys.ensure_active_key().await?;
-    Ok(Core { config, database, master_keys: keys_material, keys })
+    Ok(Core {
+        config,
+        database,
+        master_keys: keys_material,
+        keys,
+    })
 }
 
 /// Builds the whole application: [`build_core`] plus the password hashing pool and the HTTP
 /// state.
 pub async fn build(config: Config) -> Result<App, StartupError> {
-    let Core { config, database, master_keys: keys_material, keys } = build_core(config).await?;
+    let Core {
+        config,
+        database,
+        master_keys: keys_material,
+        keys,
+    } = build_core(config).await?;
     let previous_peppers = keys_material
         .previous
         .iter()
@@ -119,7 +138,10 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         previous_peppers,
     )
     .map_err(|error| ConfigError::new("GATEHOUSE_PASSWORD_MEMORY_KIB", error.to_string()))?;
-    let permits = config.password.hashing_concurrency.unwrap_or_else(HashingPool::default_permits);
+    let permits = config
+        .password
+        .hashing_concurrency
+        .unwrap_or_else(HashingPool::default_permits);
     let hashing = HashingPool::new(hasher, permits);
 
     let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(database.clone())];
@@ -133,5 +155,11 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
             ..HttpSettings::default()
         }),
     };
-    Ok(App { config, database, keys, hashing, state })
+    Ok(App {
+        config,
+        database,
+        keys,
+        hashing,
+        state,
+    })
 }

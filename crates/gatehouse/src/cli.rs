@@ -10,7 +10,11 @@ use crate::config::Config;
 use crate::server;
 
 #[derive(Debug, Parser)]
-#[command(name = "gatehouse", version, about = "Gatehouse: a self-hostable identity server")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Gatehouse: a self-hostable identity server"
+)]
 pub struct Cli {
     /// Configuration file (TOML). Every key can be overridden by a GATEHOUSE_* variable.
     #[arg(long, global = true, env = "GATEHOUSE_CONFIG")]
@@ -57,9 +61,15 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
             let versions = gatehouse_store::migrate::applied_versions(&database).await?;
             database.close().await;
             if json_output {
-                println!("{}", json!({ "backend": database.backend(), "applied_versions": versions }));
+                println!(
+                    "{}",
+                    json!({ "backend": database.backend(), "applied_versions": versions })
+                );
             } else {
-                println!("database ({}) is up to date; applied migrations: {versions:?}", database.backend());
+                println!(
+                    "database ({}) is up to date; applied migrations: {versions:?}",
+                    database.backend()
+                );
             }
             Ok(())
         }
@@ -70,7 +80,10 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
             if json_output {
                 println!("{}", json!({ "data": keys }));
             } else {
-                println!("{:<45} {:<6} {:<8} {:<11} published", "kid", "alg", "state", "created");
+                println!(
+                    "{:<45} {:<6} {:<8} {:<11} published",
+                    "kid", "alg", "state", "created"
+                );
                 for key in keys {
                     println!(
                         "{:<45} {:<6} {:<8} {:<11} {}",
@@ -91,7 +104,10 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
             if json_output {
                 println!("{}", json!(key));
             } else {
-                println!("new active signing key {} ({}); the previous key stays published until its tokens expire", key.kid, key.algorithm);
+                println!(
+                    "new active signing key {} ({}); the previous key stays published until its tokens expire",
+                    key.kid, key.algorithm
+                );
             }
             Ok(())
         }
@@ -113,15 +129,25 @@ async fn serve(config: Config, json_output: bool) -> Result<(), StartupError> {
     let application = app::build(config).await?;
     let listener = tokio::net::TcpListener::bind(&address)
         .await
-        .map_err(|error| StartupError::Other(format!("cannot listen on {address} (GATEHOUSE_HTTP_ADDR): {error}")))?;
+        .map_err(|error| {
+            StartupError::Other(format!(
+                "cannot listen on {address} (GATEHOUSE_HTTP_ADDR): {error}"
+            ))
+        })?;
     let bound = listener
         .local_addr()
         .map_err(|error| StartupError::Other(format!("cannot read the bound address: {error}")))?;
     let url = format!("http://{bound}");
     if json_output {
-        println!("{}", json!({ "event": "serving", "url": url, "issuer": issuer }));
+        println!(
+            "{}",
+            json!({ "event": "serving", "url": url, "issuer": issuer })
+        );
     } else {
-        println!("Gatehouse is serving at {url} (issuer {issuer}, database {})", application.database.backend());
+        println!(
+            "Gatehouse is serving at {url} (issuer {issuer}, database {})",
+            application.database.backend()
+        );
     }
     tracing::info!(%url, %issuer, backend = application.database.backend(), "serving");
     server::serve(application, listener, server::shutdown_signal()).await

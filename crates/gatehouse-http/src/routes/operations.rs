@@ -49,7 +49,8 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let timeout = state.settings.readiness_timeout;
     // Checks run concurrently so one slow dependency does not hide behind another.
     let mut running = tokio::task::JoinSet::new();
-    for check in state.readiness.iter().cloned() {
+    for check in state.readiness.iter() {
+        let check = std::sync::Arc::clone(check);
         running.spawn(async move {
             let outcome = match tokio::time::timeout(timeout, check.check()).await {
                 Ok(result) => result,
@@ -58,7 +59,11 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
             (check.name(), outcome)
         });
     }
-    let mut answer = Readiness { status: "ready", checks: BTreeMap::new(), failed: Vec::new() };
+    let mut answer = Readiness {
+        status: "ready",
+        checks: BTreeMap::new(),
+        failed: Vec::new(),
+    };
     while let Some(joined) = running.join_next().await {
         let (name, outcome) = joined.unwrap_or(("readiness", Err("check task failed".into())));
         match outcome {

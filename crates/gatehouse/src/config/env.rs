@@ -73,7 +73,10 @@ pub(super) fn overlay(
     variables.sort();
     for (name, text) in variables {
         let Some((path, kind)) = SETTINGS.iter().find(|(path, _)| env_name(path) == name) else {
-            return Err(ConfigError::new(name, "unknown setting (see the configuration table in the README)"));
+            return Err(ConfigError::new(
+                name,
+                "unknown setting (see the configuration table in the README)",
+            ));
         };
         let value = parse_value(&name, &text, *kind)?;
         insert(table, path, value);
@@ -85,15 +88,18 @@ fn parse_value(name: &str, text: &str, kind: Kind) -> Result<toml::Value, Config
     let trimmed = text.trim();
     Ok(match kind {
         Kind::Text => toml::Value::String(trimmed.to_owned()),
-        Kind::Integer => toml::Value::Integer(
-            trimmed
-                .parse::<i64>()
-                .map_err(|_| ConfigError::new(name, format!("expected an integer, got {trimmed:?}")))?,
-        ),
+        Kind::Integer => toml::Value::Integer(trimmed.parse::<i64>().map_err(|_| {
+            ConfigError::new(name, format!("expected an integer, got {trimmed:?}"))
+        })?),
         Kind::Boolean => toml::Value::Boolean(match trimmed.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => true,
             "false" | "0" | "no" | "off" => false,
-            _ => return Err(ConfigError::new(name, format!("expected true or false, got {trimmed:?}"))),
+            _ => {
+                return Err(ConfigError::new(
+                    name,
+                    format!("expected true or false, got {trimmed:?}"),
+                ));
+            }
         }),
         Kind::List => toml::Value::Array(
             trimmed
@@ -122,7 +128,9 @@ fn insert(table: &mut toml::Table, path: &str, value: toml::Value) {
             // deserializer will report anything still wrong.
             *entry = toml::Value::Table(toml::Table::new());
         }
-        let toml::Value::Table(next) = entry else { return };
+        let toml::Value::Table(next) = entry else {
+            return;
+        };
         current = next;
     }
 }

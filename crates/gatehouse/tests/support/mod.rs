@@ -19,13 +19,23 @@ pub struct TestApp {
 
 /// A configuration for tests: the given database, small Argon2id parameters (the production
 /// defaults are tested where they matter), a fresh data directory and master key.
-pub fn test_config(test: &TestDatabase, master_key: &MasterKey, data_dir: &std::path::Path) -> Config {
+pub fn test_config(
+    test: &TestDatabase,
+    master_key: &MasterKey,
+    data_dir: &std::path::Path,
+) -> Config {
     let mut pairs = vec![
         ("GATEHOUSE_DATABASE_URL".to_owned(), test.url.clone()),
-        ("GATEHOUSE_DATA_DIR".to_owned(), data_dir.display().to_string()),
+        (
+            "GATEHOUSE_DATA_DIR".to_owned(),
+            data_dir.display().to_string(),
+        ),
         ("GATEHOUSE_MASTER_KEY".to_owned(), master_key.encode()),
         ("GATEHOUSE_HTTP_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
-        ("GATEHOUSE_PASSWORD_MEMORY_KIB".to_owned(), "1024".to_owned()),
+        (
+            "GATEHOUSE_PASSWORD_MEMORY_KIB".to_owned(),
+            "1024".to_owned(),
+        ),
         ("GATEHOUSE_PASSWORD_ITERATIONS".to_owned(), "1".to_owned()),
         ("GATEHOUSE_PASSWORD_PARALLELISM".to_owned(), "1".to_owned()),
         ("GATEHOUSE_SIGNING_ALGORITHM".to_owned(), "ES256".to_owned()),
