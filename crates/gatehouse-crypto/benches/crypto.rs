@@ -15,12 +15,7 @@ use gatehouse_crypto::{
 use serde::{Deserialize, Serialize};
 
 fn hasher(settings: Argon2Settings) -> PasswordHasher {
-    PasswordHasher::new(
-        settings,
-        Pepper::from_master(&MasterKey::generate(), 1),
-        vec![],
-    )
-    .unwrap()
+    PasswordHasher::new(settings, Pepper::from_master(&MasterKey::generate(), 1), vec![]).unwrap()
 }
 
 fn argon2id(c: &mut Criterion) {
@@ -29,23 +24,11 @@ fn argon2id(c: &mut Criterion) {
     group.sample_size(10);
     let production = hasher(Argon2Settings::default());
     group.bench_function("hash m=65536,t=3,p=4 (default)", |b| {
-        b.iter(|| {
-            production
-                .hash(black_box(b"correct horse battery staple"))
-                .unwrap()
-        })
+        b.iter(|| production.hash(black_box(b"correct horse battery staple")).unwrap())
     });
-    let small = hasher(Argon2Settings {
-        memory_kib: 1024,
-        iterations: 1,
-        parallelism: 1,
-    });
+    let small = hasher(Argon2Settings { memory_kib: 1024, iterations: 1, parallelism: 1 });
     group.bench_function("hash m=1024,t=1,p=1 (test)", |b| {
-        b.iter(|| {
-            small
-                .hash(black_box(b"correct horse battery staple"))
-                .unwrap()
-        })
+        b.iter(|| small.hash(black_box(b"correct horse battery staple")).unwrap())
     });
     group.finish();
 }
@@ -55,27 +38,17 @@ fn field_encryption(c: &mut Criterion) {
     let field = [0x5au8; 64];
     let sealed = cipher.seal(b"usr_1/field", &field).unwrap();
     c.bench_function("aead seal 64 B", |b| {
-        b.iter(|| {
-            cipher
-                .seal(black_box(b"usr_1/field"), black_box(&field))
-                .unwrap()
-        })
+        b.iter(|| cipher.seal(black_box(b"usr_1/field"), black_box(&field)).unwrap())
     });
     c.bench_function("aead open 64 B", |b| {
-        b.iter(|| {
-            cipher
-                .open(black_box(b"usr_1/field"), black_box(&sealed))
-                .unwrap()
-        })
+        b.iter(|| cipher.open(black_box(b"usr_1/field"), black_box(&sealed)).unwrap())
     });
 }
 
 fn keyed_digest(c: &mut Criterion) {
     let digester = Digester::new(&MasterKey::generate(), "bench");
     let token = [0x42u8; 32];
-    c.bench_function("hmac-sha256 digest 32 B", |b| {
-        b.iter(|| digester.digest(black_box(&token)))
-    });
+    c.bench_function("hmac-sha256 digest 32 B", |b| b.iter(|| digester.digest(black_box(&token))));
 }
 
 #[derive(Serialize, Deserialize)]
@@ -98,11 +71,7 @@ fn jws(c: &mut Criterion) {
         iat: now,
         scope: "openid profile email".to_owned(),
     };
-    for algorithm in [
-        SigningAlgorithm::RS256,
-        SigningAlgorithm::ES256,
-        SigningAlgorithm::EdDSA,
-    ] {
+    for algorithm in [SigningAlgorithm::RS256, SigningAlgorithm::ES256, SigningAlgorithm::EdDSA] {
         let key = SigningKey::generate(algorithm, 2048).unwrap();
         let keys =
             PublicKeySet::from_jwks(&serde_json::json!({ "keys": [key.public_jwk()] })).unwrap();
@@ -114,8 +83,7 @@ fn jws(c: &mut Criterion) {
         });
         c.bench_function(&format!("jws verify {algorithm}"), |b| {
             b.iter(|| {
-                keys.verify::<Claims>(black_box(&token), Some("at+jwt"), &validation)
-                    .unwrap()
+                keys.verify::<Claims>(black_box(&token), Some("at+jwt"), &validation).unwrap()
             })
         });
     }

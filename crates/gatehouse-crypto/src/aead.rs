@@ -47,10 +47,7 @@ impl FieldCipher {
             master_id: master.id(),
             key: master.derive(&format!("aead/{purpose}")),
         };
-        FieldCipher {
-            current: derive(current),
-            previous: previous.iter().map(derive).collect(),
-        }
+        FieldCipher { current: derive(current), previous: previous.iter().map(derive).collect() }
     }
 
     /// Encrypts `plaintext`, binding it to `associated_data`.
@@ -60,13 +57,7 @@ impl FieldCipher {
         let header = header(current.master_id);
         let aad = authenticated_data(&header, associated_data);
         let ciphertext = cipher(&current.key)
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
             .map_err(|_| CryptoError::Internal("field encryption failed".to_owned()))?;
         let mut sealed = Vec::with_capacity(HEADER_BYTES + NONCE_BYTES + ciphertext.len());
         sealed.extend_from_slice(&header);
@@ -94,10 +85,7 @@ impl FieldCipher {
                 cipher(&candidate.key)
                     .decrypt(
                         XNonce::from_slice(parsed.nonce),
-                        Payload {
-                            msg: parsed.ciphertext,
-                            aad: &aad,
-                        },
+                        Payload { msg: parsed.ciphertext, aad: &aad },
                     )
                     .ok()
             })
@@ -110,9 +98,7 @@ impl FieldCipher {
     pub fn needs_reseal(&self, sealed: &[u8]) -> bool {
         match parse(sealed) {
             Some(parsed) => parsed.master_id != self.current.master_id,
-            None => sealed
-                .first()
-                .is_some_and(|version| *version < FORMAT_VERSION),
+            None => sealed.first().is_some_and(|version| *version < FORMAT_VERSION),
         }
     }
 }
@@ -144,11 +130,7 @@ fn parse(sealed: &[u8]) -> Option<Parsed<'_>> {
     let (id_bytes, rest) = rest.split_at(KEY_ID_BYTES);
     let (nonce, ciphertext) = rest.split_at(NONCE_BYTES);
     let id_bytes: [u8; KEY_ID_BYTES] = id_bytes.try_into().ok()?;
-    Some(Parsed {
-        master_id: u32::from_be_bytes(id_bytes),
-        nonce,
-        ciphertext,
-    })
+    Some(Parsed { master_id: u32::from_be_bytes(id_bytes), nonce, ciphertext })
 }
 
 fn header(master_id: u32) -> [u8; HEADER_BYTES] {
@@ -185,10 +167,7 @@ mod tests {
         assert_eq!(opened.as_slice(), b"JBSWY3DPEHPK3PXP");
         assert!(!cipher.needs_reseal(&sealed));
         // Random nonces: sealing twice gives different ciphertexts.
-        assert_ne!(
-            sealed,
-            cipher.seal(b"usr_1/totp", b"JBSWY3DPEHPK3PXP").unwrap()
-        );
+        assert_ne!(sealed, cipher.seal(b"usr_1/totp", b"JBSWY3DPEHPK3PXP").unwrap());
         // Empty plaintext is allowed.
         let empty = cipher.seal(b"", b"").unwrap();
         assert!(cipher.open(b"", &empty).unwrap().is_empty());
@@ -203,34 +182,16 @@ mod tests {
         for index in 0..sealed.len() {
             let mut tampered = sealed.clone();
             tampered[index] ^= 0x01;
-            assert!(matches!(
-                cipher.open(b"row-1", &tampered),
-                Err(CryptoError::Decrypt)
-            ));
+            assert!(matches!(cipher.open(b"row-1", &tampered), Err(CryptoError::Decrypt)));
         }
-        assert!(matches!(
-            cipher.open(b"row-2", &sealed),
-            Err(CryptoError::Decrypt)
-        ));
-        assert!(matches!(
-            cipher.open(b"row-1", &sealed[..20]),
-            Err(CryptoError::Decrypt)
-        ));
-        assert!(matches!(
-            cipher.open(b"row-1", &[]),
-            Err(CryptoError::Decrypt)
-        ));
+        assert!(matches!(cipher.open(b"row-2", &sealed), Err(CryptoError::Decrypt)));
+        assert!(matches!(cipher.open(b"row-1", &sealed[..20]), Err(CryptoError::Decrypt)));
+        assert!(matches!(cipher.open(b"row-1", &[]), Err(CryptoError::Decrypt)));
 
         let other_key = FieldCipher::new(&MasterKey::generate(), &[], "totp");
-        assert!(matches!(
-            other_key.open(b"row-1", &sealed),
-            Err(CryptoError::Decrypt)
-        ));
+        assert!(matches!(other_key.open(b"row-1", &sealed), Err(CryptoError::Decrypt)));
         let other_purpose = FieldCipher::new(&master, &[], "webhook-secret");
-        assert!(matches!(
-            other_purpose.open(b"row-1", &sealed),
-            Err(CryptoError::Decrypt)
-        ));
+        assert!(matches!(other_purpose.open(b"row-1", &sealed), Err(CryptoError::Decrypt)));
     }
 
     #[test]
@@ -241,10 +202,7 @@ mod tests {
         let sealed_with_old = old_cipher.seal(b"ad", b"value").unwrap();
 
         let rotated = FieldCipher::new(&new, std::slice::from_ref(&old), "totp");
-        assert_eq!(
-            rotated.open(b"ad", &sealed_with_old).unwrap().as_slice(),
-            b"value"
-        );
+        assert_eq!(rotated.open(b"ad", &sealed_with_old).unwrap().as_slice(), b"value");
         assert!(rotated.needs_reseal(&sealed_with_old));
 
         let resealed = rotated.seal(b"ad", b"value").unwrap();
@@ -252,14 +210,8 @@ mod tests {
         assert_eq!(&resealed[1..5], &new.id().to_be_bytes());
         // Once the old key is dropped from the list, old values no longer open.
         let new_only = FieldCipher::new(&new, &[], "totp");
-        assert!(matches!(
-            new_only.open(b"ad", &sealed_with_old),
-            Err(CryptoError::Decrypt)
-        ));
-        assert_eq!(
-            new_only.open(b"ad", &resealed).unwrap().as_slice(),
-            b"value"
-        );
+        assert!(matches!(new_only.open(b"ad", &sealed_with_old), Err(CryptoError::Decrypt)));
+        assert_eq!(new_only.open(b"ad", &resealed).unwrap().as_slice(), b"value");
     }
 
     #[test]

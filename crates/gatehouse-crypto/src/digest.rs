@@ -43,9 +43,7 @@ pub struct Digester {
 impl Digester {
     /// A digester whose key is `master.derive("digest/" + purpose)`.
     pub fn new(master: &MasterKey, purpose: &str) -> Digester {
-        Digester {
-            key: master.derive(&format!("digest/{purpose}")),
-        }
+        Digester { key: master.derive(&format!("digest/{purpose}")) }
     }
 
     /// The 32-byte HMAC-SHA256 of `data`.
@@ -55,10 +53,7 @@ impl Digester {
 
     /// The digest as 64 lowercase hex characters, convenient for text columns.
     pub fn digest_hex(&self, data: &[u8]) -> String {
-        self.digest(data)
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
+        self.digest(data).iter().map(|byte| format!("{byte:02x}")).collect()
     }
 
     /// Whether `expected` (raw 32 bytes) is the digest of `data`, compared in constant time
@@ -97,10 +92,7 @@ mod tests {
         );
         // Test case 2: key = "Jefe", data = "what do ya want for nothing?".
         assert_eq!(
-            hex(&hmac_sha256_block_key(
-                &padded(b"Jefe"),
-                b"what do ya want for nothing?"
-            )),
+            hex(&hmac_sha256_block_key(&padded(b"Jefe"), b"what do ya want for nothing?")),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }
@@ -119,10 +111,7 @@ mod tests {
         let master = MasterKey::generate();
         let digester = Digester::new(&master, "email");
         let key = master.derive("digest/email");
-        assert_eq!(
-            digester.digest(b"a@example.com"),
-            hmac_sha256(&key, b"a@example.com")
-        );
+        assert_eq!(digester.digest(b"a@example.com"), hmac_sha256(&key, b"a@example.com"));
         assert_ne!(
             digester.digest(b"a@example.com"),
             Digester::new(&master, "refresh-token").digest(b"a@example.com")

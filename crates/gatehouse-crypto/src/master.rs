@@ -98,10 +98,7 @@ impl MasterKey {
     fn from_array(bytes: Zeroizing<[u8; MASTER_KEY_BYTES]>) -> MasterKey {
         let mut id_bytes = [0u8; 4];
         hkdf_expand(&bytes, KEY_ID_INFO, &mut id_bytes);
-        MasterKey {
-            bytes,
-            id: u32::from_be_bytes(id_bytes),
-        }
+        MasterKey { bytes, id: u32::from_be_bytes(id_bytes) }
     }
 }
 
@@ -124,9 +121,7 @@ fn decode_hex(text: &str) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         match (high, low) {
             (Some(high), Some(low)) => out.push(high << 4 | low),
             _ => {
-                return Err(CryptoError::InvalidKey(
-                    "invalid hex in master key".to_owned(),
-                ));
+                return Err(CryptoError::InvalidKey("invalid hex in master key".to_owned()));
             }
         }
     }
@@ -134,9 +129,7 @@ fn decode_hex(text: &str) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
 }
 
 fn hex_value(digit: Option<u8>) -> Option<u8> {
-    (digit? as char)
-        .to_digit(16)
-        .and_then(|v| u8::try_from(v).ok())
+    (digit? as char).to_digit(16).and_then(|v| u8::try_from(v).ok())
 }
 
 impl fmt::Debug for MasterKey {
@@ -177,13 +170,7 @@ mod tests {
 
     #[test]
     fn parse_rejects_wrong_length_and_garbage_without_echoing_input() {
-        for bad in [
-            "",
-            "abc",
-            &HEX[..62],
-            &URL_SAFE_NO_PAD.encode([7u8; 31]),
-            "!!!!",
-        ] {
+        for bad in ["", "abc", &HEX[..62], &URL_SAFE_NO_PAD.encode([7u8; 31]), "!!!!"] {
             let error = MasterKey::parse(bad).unwrap_err();
             assert!(matches!(error, CryptoError::InvalidKey(_)));
             if !bad.is_empty() {
@@ -206,9 +193,7 @@ mod tests {
         let key = sample();
         let bytes: Vec<u8> = (0u8..32).collect();
         let mut expected = [0u8; 32];
-        Hkdf::<Sha256>::new(None, &bytes)
-            .expand(b"gatehouse/key-id", &mut expected)
-            .unwrap();
+        Hkdf::<Sha256>::new(None, &bytes).expand(b"gatehouse/key-id", &mut expected).unwrap();
         assert_eq!(
             key.id(),
             u32::from_be_bytes([expected[0], expected[1], expected[2], expected[3]])
@@ -221,10 +206,7 @@ mod tests {
         let key = sample();
         assert_eq!(*key.derive("aead/totp"), *sample().derive("aead/totp"));
         assert_ne!(*key.derive("aead/totp"), *key.derive("aead/other"));
-        assert_ne!(
-            *key.derive("aead/totp"),
-            *MasterKey::generate().derive("aead/totp")
-        );
+        assert_ne!(*key.derive("aead/totp"), *MasterKey::generate().derive("aead/totp"));
         // The prefix is part of the derivation: same as HKDF with the full info string.
         let mut expected = [0u8; 32];
         Hkdf::<Sha256>::new(None, &(0u8..32).collect::<Vec<_>>())

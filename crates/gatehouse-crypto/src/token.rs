@@ -41,11 +41,7 @@ mod tests {
         let first = random_token();
         let second = random_token();
         assert_eq!(first.len(), 43);
-        assert!(
-            first
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        );
+        assert!(first.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(URL_SAFE_NO_PAD.decode(&first).unwrap().len(), 32);
         assert_ne!(first, second);
     }
@@ -66,10 +62,7 @@ mod tests {
             let (prefix, hex) = id.split_once('_').unwrap();
             assert_eq!(prefix, "usr");
             assert_eq!(hex.len(), 32);
-            assert!(
-                hex.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            );
+            assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
             let uuid = uuid::Uuid::parse_str(hex).unwrap();
             assert_eq!(uuid.get_version_num(), 7);
         }

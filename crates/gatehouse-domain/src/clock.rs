@@ -31,9 +31,7 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(now: i64) -> Self {
-        Self {
-            now: AtomicI64::new(now),
-        }
+        Self { now: AtomicI64::new(now) }
     }
 
     pub fn advance(&self, seconds: i64) {

@@ -47,14 +47,8 @@ mod tests {
             (DomainError::NotFound, "not_found"),
             (DomainError::Conflict("x".into()), "conflict"),
             (DomainError::Invalid("x".into()), "validation_failed"),
-            (
-                StoreError::Unavailable("down".into()).into(),
-                "service_unavailable",
-            ),
-            (
-                StoreError::Conflict("users_email".into()).into(),
-                "conflict",
-            ),
+            (StoreError::Unavailable("down".into()).into(), "service_unavailable"),
+            (StoreError::Conflict("users_email".into()).into(), "conflict"),
             (StoreError::Other("boom".into()).into(), "internal_error"),
             (DomainError::Internal("x".into()), "internal_error"),
         ];

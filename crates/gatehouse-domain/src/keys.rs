@@ -123,13 +123,7 @@ impl KeyService {
         clock: Arc<dyn Clock>,
         settings: KeySettings,
     ) -> Self {
-        Self {
-            store,
-            cipher,
-            clock,
-            settings,
-            cache: RwLock::new(None),
-        }
+        Self { store, cipher, clock, settings, cache: RwLock::new(None) }
     }
 
     /// Makes sure an active key exists, generating the first one on first start. Safe when
@@ -160,11 +154,11 @@ impl KeyService {
             .rotate_signing_key(&new_key, now, now + self.settings.retention_seconds)
             .await
             .map_err(|error| match error {
-                StoreError::Conflict(_) => {
-                    DomainError::Conflict("another rotation happened at the same time".into())
-                }
-                other => other.into(),
-            })?;
+            StoreError::Conflict(_) => {
+                DomainError::Conflict("another rotation happened at the same time".into())
+            }
+            other => other.into(),
+        })?;
         self.invalidate().await;
         tracing::info!(kid = %new_key.kid, "rotated the signing key");
         Ok(self.info(&new_key))
@@ -211,11 +205,7 @@ impl KeyService {
             .map(|key| key.public_jwk.clone())
             .collect();
         let jwks = Arc::new(serde_json::json!({ "keys": published }));
-        *slot = Some(CachedKeys {
-            loaded_at: now,
-            signer: signer.clone(),
-            jwks: jwks.clone(),
-        });
+        *slot = Some(CachedKeys { loaded_at: now, signer: signer.clone(), jwks: jwks.clone() });
         Ok((signer, jwks))
     }
 
@@ -224,9 +214,7 @@ impl KeyService {
     }
 
     fn open(&self, stored: &StoredSigningKey) -> Result<SigningKey, DomainError> {
-        let der = self
-            .cipher
-            .open(stored.kid.as_bytes(), &stored.sealed_private_key)?;
+        let der = self.cipher.open(stored.kid.as_bytes(), &stored.sealed_private_key)?;
         let key = SigningKey::from_pkcs8_der(stored.algorithm, &der)?;
         if key.kid() != stored.kid {
             return Err(DomainError::Internal(format!(

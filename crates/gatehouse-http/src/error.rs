@@ -60,11 +60,7 @@ impl ApiError {
     }
 
     pub fn not_found() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "No resource at this address.",
-        )
+        Self::new(StatusCode::NOT_FOUND, "not_found", "No resource at this address.")
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
@@ -145,18 +141,12 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(seconds) = self.retry_after_seconds {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        response.extensions_mut().insert(ErrorForLog {
-            code: self.code,
-            internal: self.internal,
-        });
+        response.extensions_mut().insert(ErrorForLog { code: self.code, internal: self.internal });
         response
     }
 }
@@ -172,21 +162,14 @@ mod tests {
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let logged = response.extensions().get::<ErrorForLog>().unwrap();
         assert!(logged.internal.as_deref().unwrap().contains("10.0.0.5"));
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            "application/problem+json"
-        );
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
     }
 
     #[test]
     fn domain_errors_map_to_statuses() {
         let cases: Vec<(DomainError, StatusCode, &str)> = vec![
             (DomainError::NotFound, StatusCode::NOT_FOUND, "not_found"),
-            (
-                DomainError::Conflict("x".into()),
-                StatusCode::CONFLICT,
-                "conflict",
-            ),
+            (DomainError::Conflict("x".into()), StatusCode::CONFLICT, "conflict"),
             (
                 DomainError::Invalid("x".into()),
                 StatusCode::UNPROCESSABLE_ENTITY,

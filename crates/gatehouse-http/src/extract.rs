@@ -40,11 +40,9 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
         JsonRejection::JsonSyntaxError(error) => {
             ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", error.body_text())
         }
-        JsonRejection::JsonDataError(error) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            error.body_text(),
-        ),
+        JsonRejection::JsonDataError(error) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", error.body_text())
+        }
         JsonRejection::BytesRejection(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -55,12 +55,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let mut response = next.run(request).await;
     let status = response.status();
-    state.metrics.record_request(
-        &method,
-        &route,
-        status.as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    state.metrics.record_request(&method, &route, status.as_u16(), started.elapsed().as_secs_f64());
     if let Some(error) = response.extensions_mut().remove::<ErrorForLog>() {
         let internal = error.internal.as_deref().unwrap_or("");
         if status.is_server_error() {
@@ -71,11 +66,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
                 "request failed"
             );
         } else {
-            tracing::info!(
-                status = status.as_u16(),
-                code = error.code,
-                "request rejected"
-            );
+            tracing::info!(status = status.as_u16(), code = error.code, "request rejected");
         }
     } else if status == StatusCode::REQUEST_TIMEOUT {
         tracing::warn!("request timed out");
@@ -87,22 +78,12 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers
         .entry(header::CONTENT_SECURITY_POLICY)
-        .or_insert(HeaderValue::from_static(
-            "default-src 'none'; frame-ancestors 'none'",
-        ));
-    headers
-        .entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
+        .or_insert(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     response
 }

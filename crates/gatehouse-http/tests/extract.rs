@@ -46,10 +46,7 @@ async fn send(
     if let Some(content_type) = content_type {
         request = request.header("content-type", content_type);
     }
-    let response = app(calls.clone())
-        .oneshot(request.body(body.into()).unwrap())
-        .await
-        .unwrap();
+    let response = app(calls.clone()).oneshot(request.body(body.into()).unwrap()).await.unwrap();
     let status = response.status();
     let is_problem = response
         .headers()
@@ -83,12 +80,7 @@ async fn bad_bodies_get_stable_codes_and_never_reach_the_handler() {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
         ),
-        (
-            json,
-            r#"{"email":"a@b.c","#.into(),
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-        ),
+        (json, r#"{"email":"a@b.c","#.into(), StatusCode::BAD_REQUEST, "malformed_json"),
         (json, "".into(), StatusCode::BAD_REQUEST, "malformed_json"),
         (
             json,

@@ -42,11 +42,7 @@ pub struct DatabaseOptions {
 
 impl Default for DatabaseOptions {
     fn default() -> Self {
-        Self {
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(5),
-            postgres_schema: None,
-        }
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5), postgres_schema: None }
     }
 }
 

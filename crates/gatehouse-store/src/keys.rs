@@ -17,16 +17,7 @@ macro_rules! select_keys {
     };
 }
 
-type KeyRow = (
-    String,
-    String,
-    Vec<u8>,
-    String,
-    String,
-    i64,
-    Option<i64>,
-    Option<i64>,
-);
+type KeyRow = (String, String, Vec<u8>, String, String, i64, Option<i64>, Option<i64>);
 
 fn key_from_row(row: KeyRow) -> Result<StoredSigningKey, StoreError> {
     let (

@@ -8,8 +8,10 @@ mod database;
 mod error;
 mod keys;
 pub mod migrate;
+mod redis;
 pub mod testing;
 mod users;
 
 pub use database::{Database, DatabaseOptions, backend_of};
 pub use error::map_sqlx_error;
+pub use redis::Redis;

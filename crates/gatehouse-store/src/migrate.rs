@@ -40,11 +40,7 @@ fn migrator(backend: &str) -> Migrator {
     let migrations = MIGRATIONS
         .iter()
         .map(|migration| {
-            let sql = if backend == "sqlite" {
-                migration.sqlite
-            } else {
-                migration.postgres
-            };
+            let sql = if backend == "sqlite" { migration.sqlite } else { migration.postgres };
             Migration::new(
                 migration.version,
                 Cow::Borrowed(migration.name),
@@ -95,27 +91,17 @@ mod tests {
     fn both_backends_have_the_same_migration_files_and_all_are_listed() {
         let sqlite = files_in("sqlite");
         let postgres = files_in("postgres");
-        assert_eq!(
-            sqlite, postgres,
-            "migrations/sqlite and migrations/postgres differ"
-        );
-        let listed: Vec<String> = MIGRATIONS
-            .iter()
-            .map(|migration| format!("{}.sql", migration.name))
-            .collect();
-        assert_eq!(
-            sqlite, listed,
-            "a migration file is not listed in MIGRATIONS (or the reverse)"
-        );
+        assert_eq!(sqlite, postgres, "migrations/sqlite and migrations/postgres differ");
+        let listed: Vec<String> =
+            MIGRATIONS.iter().map(|migration| format!("{}.sql", migration.name)).collect();
+        assert_eq!(sqlite, listed, "a migration file is not listed in MIGRATIONS (or the reverse)");
     }
 
     #[test]
     fn versions_increase_and_match_file_names() {
         for migration in MIGRATIONS {
             assert!(
-                migration
-                    .name
-                    .starts_with(&format!("{:04}_", migration.version)),
+                migration.name.starts_with(&format!("{:04}_", migration.version)),
                 "{}",
                 migration.name
             );

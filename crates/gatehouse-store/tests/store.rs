@@ -59,32 +59,18 @@ backend_tests!(
 
 async fn migrations_are_idempotent(test: TestDatabase) {
     gatehouse_store::migrate::run(&test.database).await.unwrap();
-    let versions = gatehouse_store::migrate::applied_versions(&test.database)
-        .await
-        .unwrap();
-    let expected: Vec<i64> = gatehouse_store::migrate::MIGRATIONS
-        .iter()
-        .map(|m| m.version)
-        .collect();
+    let versions = gatehouse_store::migrate::applied_versions(&test.database).await.unwrap();
+    let expected: Vec<i64> =
+        gatehouse_store::migrate::MIGRATIONS.iter().map(|m| m.version).collect();
     assert_eq!(versions, expected);
 }
 
 async fn only_one_key_can_be_active(test: TestDatabase) {
     let store = &test.database;
     assert!(store.active_signing_key().await.unwrap().is_none());
-    assert!(
-        store
-            .insert_active_key_if_none(&stored_key("first", 1))
-            .await
-            .unwrap()
-    );
+    assert!(store.insert_active_key_if_none(&stored_key("first", 1)).await.unwrap());
     // A second instance starting at the same time loses quietly.
-    assert!(
-        !store
-            .insert_active_key_if_none(&stored_key("second", 2))
-            .await
-            .unwrap()
-    );
+    assert!(!store.insert_active_key_if_none(&stored_key("second", 2)).await.unwrap());
     let active = store.active_signing_key().await.unwrap().unwrap();
     assert_eq!(active, stored_key("first", 1));
     assert_eq!(store.list_signing_keys().await.unwrap().len(), 1);
@@ -92,34 +78,19 @@ async fn only_one_key_can_be_active(test: TestDatabase) {
 
 async fn rotation_retires_the_active_key_in_one_step(test: TestDatabase) {
     let store = &test.database;
-    store
-        .insert_active_key_if_none(&stored_key("old", 1))
-        .await
-        .unwrap();
-    store
-        .rotate_signing_key(&stored_key("new", 5), 5, 1000)
-        .await
-        .unwrap();
+    store.insert_active_key_if_none(&stored_key("old", 1)).await.unwrap();
+    store.rotate_signing_key(&stored_key("new", 5), 5, 1000).await.unwrap();
     let keys = store.list_signing_keys().await.unwrap();
-    assert_eq!(
-        keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
-        ["new", "old"]
-    );
+    assert_eq!(keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["new", "old"]);
     assert_eq!(keys[0].state, KeyState::Active);
     assert_eq!(
         (keys[1].state, keys[1].retired_at, keys[1].publish_until),
         (KeyState::Retired, Some(5), Some(1000))
     );
     // A rotation whose new key collides leaves the old state untouched (one transaction).
-    let error = store
-        .rotate_signing_key(&stored_key("old", 6), 6, 2000)
-        .await
-        .unwrap_err();
+    let error = store.rotate_signing_key(&stored_key("old", 6), 6, 2000).await.unwrap_err();
     assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
-    assert_eq!(
-        store.active_signing_key().await.unwrap().unwrap().kid,
-        "new"
-    );
+    assert_eq!(store.active_signing_key().await.unwrap().unwrap().kid, "new");
 }
 
 async fn users_round_trip_and_stay_unique(test: TestDatabase) {
@@ -127,38 +98,15 @@ async fn users_round_trip_and_stay_unique(test: TestDatabase) {
     let ada = user("usr_1", b"digest-1", Some("ada"));
     store.insert_user(&ada).await.unwrap();
     assert_eq!(store.user_by_id("usr_1").await.unwrap().unwrap(), ada);
-    assert_eq!(
-        store
-            .user_by_email_digest(b"digest-1")
-            .await
-            .unwrap()
-            .unwrap()
-            .id,
-        "usr_1"
-    );
-    assert_eq!(
-        store.user_by_username("ada").await.unwrap().unwrap().id,
-        "usr_1"
-    );
+    assert_eq!(store.user_by_email_digest(b"digest-1").await.unwrap().unwrap().id, "usr_1");
+    assert_eq!(store.user_by_username("ada").await.unwrap().unwrap().id, "usr_1");
     assert!(store.user_by_id("usr_2").await.unwrap().is_none());
-    assert!(
-        store
-            .user_by_email_digest(b"digest-2")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.user_by_email_digest(b"digest-2").await.unwrap().is_none());
 
-    for duplicate in [
-        user("usr_2", b"digest-1", None),
-        user("usr_3", b"digest-3", Some("ada")),
-    ] {
+    for duplicate in [user("usr_2", b"digest-1", None), user("usr_3", b"digest-3", Some("ada"))] {
         let error = store.insert_user(&duplicate).await.unwrap_err();
         assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
-        assert!(
-            store.user_by_id(&duplicate.id).await.unwrap().is_none(),
-            "nothing written"
-        );
+        assert!(store.user_by_id(&duplicate.id).await.unwrap().is_none(), "nothing written");
     }
 }
 
@@ -192,17 +140,11 @@ async fn key_service_publishes_retired_keys_until_their_tokens_expire(test: Test
     let first = service.ensure_active_key().await.unwrap();
     // A second instance on the same database adopts the same key.
     let other_instance = key_service(&test, &master, clock.clone());
-    assert_eq!(
-        other_instance.ensure_active_key().await.unwrap().kid,
-        first.kid
-    );
+    assert_eq!(other_instance.ensure_active_key().await.unwrap().kid, first.kid);
 
     let old_signer = service.active_signer().await.unwrap();
     let token = old_signer
-        .sign(
-            "at+jwt",
-            &serde_json::json!({ "sub": "usr_1", "exp": 2_000_000_000 }),
-        )
+        .sign("at+jwt", &serde_json::json!({ "sub": "usr_1", "exp": 2_000_000_000 }))
         .unwrap();
 
     let second = service.rotate().await.unwrap();
@@ -225,10 +167,7 @@ async fn key_service_publishes_retired_keys_until_their_tokens_expire(test: Test
     assert_eq!(kids(&service.jwks().await.unwrap()), [second.kid.as_str()]);
     let listed = service.list().await.unwrap();
     assert_eq!(
-        listed
-            .iter()
-            .map(|k| (k.state, k.published))
-            .collect::<Vec<_>>(),
+        listed.iter().map(|k| (k.state, k.published)).collect::<Vec<_>>(),
         [(KeyState::Active, true), (KeyState::Retired, false)]
     );
 }

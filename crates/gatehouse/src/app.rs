@@ -10,7 +10,7 @@ use gatehouse_domain::{
     Clock, DomainError, KeyService, KeySettings, ReadinessCheck, StoreError, SystemClock,
 };
 use gatehouse_http::{AppState, HttpSettings, Metrics};
-use gatehouse_store::{Database, DatabaseOptions};
+use gatehouse_store::{Database, DatabaseOptions, Redis};
 
 use crate::config::{Config, ConfigError};
 use crate::master_key;
@@ -41,6 +41,8 @@ impl StartupError {
 pub struct App {
     pub config: Config,
     pub database: Database,
+    /// Present when `redis.url` is configured.
+    pub redis: Option<Redis>,
     pub keys: Arc<KeyService>,
     pub hashing: HashingPool,
     pub state: AppState,
@@ -62,17 +64,15 @@ pub async fn open_database(config: &Config) -> Result<Database, StartupError> {
 
 fn create_data_dir(config: &Config) -> Result<(), StartupError> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&config.data_dir)
-        .map_err(|error| {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&config.data_dir).map_err(
+        |error| {
             ConfigError::new(
                 "GATEHOUSE_DATA_DIR",
                 format!("cannot create {}: {error}", config.data_dir.display()),
             )
             .into()
-        })
+        },
+    )
 }
 
 /// The parts every command needs: the database (migrated when `database.auto_migrate` is on),
@@ -110,41 +110,32 @@ pub async fn build_core(config: Config) -> Result<Core, StartupError> {
         },
     ));
     keys.ensure_active_key().await?;
-    Ok(Core {
-        config,
-        database,
-        master_keys: keys_material,
-        keys,
-    })
+    Ok(Core { config, database, master_keys: keys_material, keys })
 }
 
 /// Builds the whole application: [`build_core`] plus the password hashing pool and the HTTP
 /// state.
 pub async fn build(config: Config) -> Result<App, StartupError> {
-    let Core {
-        config,
-        database,
-        master_keys: keys_material,
-        keys,
-    } = build_core(config).await?;
-    let previous_peppers = keys_material
-        .previous
-        .iter()
-        .map(|key| Pepper::from_master(key, 1))
-        .collect();
+    let Core { config, database, master_keys: keys_material, keys } = build_core(config).await?;
+    let previous_peppers =
+        keys_material.previous.iter().map(|key| Pepper::from_master(key, 1)).collect();
     let hasher = PasswordHasher::new(
         config.argon2_settings(),
         Pepper::from_master(&keys_material.current, 1),
         previous_peppers,
     )
     .map_err(|error| ConfigError::new("GATEHOUSE_PASSWORD_MEMORY_KIB", error.to_string()))?;
-    let permits = config
-        .password
-        .hashing_concurrency
-        .unwrap_or_else(HashingPool::default_permits);
+    let permits = config.password.hashing_concurrency.unwrap_or_else(HashingPool::default_permits);
     let hashing = HashingPool::new(hasher, permits);
 
-    let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(database.clone())];
+    let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(database.clone())];
+    let redis = match &config.redis.url {
+        Some(url) => Some(Redis::connect(url).await?),
+        None => None,
+    };
+    if let Some(redis) = &redis {
+        readiness.push(Arc::new(redis.clone()));
+    }
     let state = AppState {
         keys: keys.clone(),
         readiness: readiness.into(),
@@ -155,11 +146,5 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
             ..HttpSettings::default()
         }),
     };
-    Ok(App {
-        config,
-        database,
-        keys,
-        hashing,
-        state,
-    })
+    Ok(App { config, database, redis, keys, hashing, state })
 }

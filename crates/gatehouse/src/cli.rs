@@ -10,11 +10,7 @@ use crate::config::Config;
 use crate::server;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "gatehouse",
-    version,
-    about = "Gatehouse: a self-hostable identity server"
-)]
+#[command(name = "gatehouse", version, about = "Gatehouse: a self-hostable identity server")]
 pub struct Cli {
     /// Configuration file (TOML). Every key can be overridden by a GATEHOUSE_* variable.
     #[arg(long, global = true, env = "GATEHOUSE_CONFIG")]
@@ -80,10 +76,7 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
             if json_output {
                 println!("{}", json!({ "data": keys }));
             } else {
-                println!(
-                    "{:<45} {:<6} {:<8} {:<11} published",
-                    "kid", "alg", "state", "created"
-                );
+                println!("{:<45} {:<6} {:<8} {:<11} published", "kid", "alg", "state", "created");
                 for key in keys {
                     println!(
                         "{:<45} {:<6} {:<8} {:<11} {}",
@@ -127,22 +120,15 @@ async fn serve(config: Config, json_output: bool) -> Result<(), StartupError> {
     let address = config.http.addr.clone();
     let issuer = config.issuer();
     let application = app::build(config).await?;
-    let listener = tokio::net::TcpListener::bind(&address)
-        .await
-        .map_err(|error| {
-            StartupError::Other(format!(
-                "cannot listen on {address} (GATEHOUSE_HTTP_ADDR): {error}"
-            ))
-        })?;
+    let listener = tokio::net::TcpListener::bind(&address).await.map_err(|error| {
+        StartupError::Other(format!("cannot listen on {address} (GATEHOUSE_HTTP_ADDR): {error}"))
+    })?;
     let bound = listener
         .local_addr()
         .map_err(|error| StartupError::Other(format!("cannot read the bound address: {error}")))?;
     let url = format!("http://{bound}");
     if json_output {
-        println!(
-            "{}",
-            json!({ "event": "serving", "url": url, "issuer": issuer })
-        );
+        println!("{}", json!({ "event": "serving", "url": url, "issuer": issuer }));
     } else {
         println!(
             "Gatehouse is serving at {url} (issuer {issuer}, database {})",

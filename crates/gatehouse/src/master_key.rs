@@ -31,11 +31,7 @@ pub fn resolve(config: &Config) -> Result<MasterKeys, ConfigError> {
     if let Some(text) = &config.master_key {
         let current = MasterKey::parse(text.expose_secret())
             .map_err(|error| ConfigError::new("GATEHOUSE_MASTER_KEY", error.to_string()))?;
-        return Ok(MasterKeys {
-            current,
-            previous,
-            generated: false,
-        });
+        return Ok(MasterKeys { current, previous, generated: false });
     }
     if let Some(path) = &config.master_key_file {
         let text = std::fs::read_to_string(path).map_err(|error| {
@@ -45,29 +41,15 @@ pub fn resolve(config: &Config) -> Result<MasterKeys, ConfigError> {
             )
         })?;
         let current = MasterKey::parse(&text).map_err(|error| {
-            ConfigError::new(
-                "GATEHOUSE_MASTER_KEY_FILE",
-                format!("{}: {error}", path.display()),
-            )
+            ConfigError::new("GATEHOUSE_MASTER_KEY_FILE", format!("{}: {error}", path.display()))
         })?;
-        return Ok(MasterKeys {
-            current,
-            previous,
-            generated: false,
-        });
+        return Ok(MasterKeys { current, previous, generated: false });
     }
     if config.mode == Mode::Production {
-        return Err(ConfigError::new(
-            "GATEHOUSE_MASTER_KEY",
-            "required in production mode",
-        ));
+        return Err(ConfigError::new("GATEHOUSE_MASTER_KEY", "required in production mode"));
     }
     let current = development_key(&config.data_dir.join("master.key"))?;
-    Ok(MasterKeys {
-        current,
-        previous,
-        generated: true,
-    })
+    Ok(MasterKeys { current, previous, generated: true })
 }
 
 /// Reads the development key, creating it (0600, never overwritten) on first start.
@@ -81,17 +63,10 @@ fn development_key(path: &Path) -> Result<MasterKey, ConfigError> {
             .map_err(|error| ConfigError::new(setting, format!("{}: {error}", path.display())));
     }
     let key = MasterKey::generate();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|error| {
-            ConfigError::new(
-                setting,
-                format!("cannot create {}: {error}", path.display()),
-            )
-        })?;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(
+            |error| ConfigError::new(setting, format!("cannot create {}: {error}", path.display())),
+        )?;
     file.write_all(format!("{}\n", key.encode()).as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|error| {

@@ -18,15 +18,13 @@ pub async fn serve(
     let grace = Duration::from_secs(app.config.http.shutdown_grace_seconds);
     let router = gatehouse_http::router(app.state.clone());
     let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        let _ = stop_sender.send(true);
-    });
+    let server =
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                let _ = stop_sender.send(true);
+            });
     let mut stopped = stop_receiver;
     let deadline = async move {
         // Only once shutdown has begun does the grace period start counting.

@@ -56,13 +56,11 @@ async fn run(
     env: &[(String, String)],
     arguments: &[&str],
 ) -> (i32, String, String) {
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        command(directory, env, arguments).output(),
-    )
-    .await
-    .expect("command did not finish within 120 s")
-    .unwrap();
+    let output =
+        tokio::time::timeout(Duration::from_secs(120), command(directory, env, arguments).output())
+            .await
+            .expect("command did not finish within 120 s")
+            .unwrap();
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -92,10 +90,7 @@ async fn serve(directory: &Path, env: &[(String, String)]) -> (Child, String) {
 /// Sends SIGTERM and waits for a clean exit.
 async fn terminate(mut child: Child) -> String {
     let pid = child.id().unwrap().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
     let exit = tokio::time::timeout(Duration::from_secs(60), child.wait())
         .await
@@ -103,21 +98,14 @@ async fn terminate(mut child: Child) -> String {
         .unwrap();
     let mut stderr = String::new();
     if let Some(mut pipe) = child.stderr.take() {
-        tokio::io::AsyncReadExt::read_to_string(&mut pipe, &mut stderr)
-            .await
-            .unwrap();
+        tokio::io::AsyncReadExt::read_to_string(&mut pipe, &mut stderr).await.unwrap();
     }
     assert!(exit.success(), "exit after SIGTERM: {exit:?}\n{stderr}");
     stderr
 }
 
 async fn jwks(url: &str) -> serde_json::Value {
-    reqwest::get(format!("{url}/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    reqwest::get(format!("{url}/.well-known/jwks.json")).await.unwrap().json().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,31 +117,18 @@ async fn zero_configuration_serve_creates_its_data_directory() {
     assert_eq!(health.status(), 200);
     let first_jwks = jwks(&url).await;
     assert_eq!(first_jwks["keys"].as_array().unwrap().len(), 1);
-    assert_eq!(
-        first_jwks["keys"][0]["alg"], "RS256",
-        "RS256 is the default"
-    );
+    assert_eq!(first_jwks["keys"][0]["alg"], "RS256", "RS256 is the default");
 
     let data = directory.path().join("data");
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("master.key")), 0o600);
     assert!(data.join("gatehouse.db").exists());
-    assert!(
-        data.join("gatehouse.db-wal").exists(),
-        "SQLite runs in WAL mode"
-    );
+    assert!(data.join("gatehouse.db-wal").exists(), "SQLite runs in WAL mode");
     let stderr = terminate(child).await;
+    assert!(stderr.contains("development master key"), "the generated key is announced:\n{stderr}");
     assert!(
-        stderr.contains("development master key"),
-        "the generated key is announced:\n{stderr}"
-    );
-    assert!(
-        !stderr.contains(
-            std::fs::read_to_string(data.join("master.key"))
-                .unwrap()
-                .trim()
-        ),
+        !stderr.contains(std::fs::read_to_string(data.join("master.key")).unwrap().trim()),
         "the key is never logged"
     );
 
@@ -168,10 +143,7 @@ backend_tests!(serve_migrate_and_rotate_keys);
 async fn serve_migrate_and_rotate_keys(test: TestDatabase) {
     let directory = tempfile::tempdir().unwrap();
     let mut env = env_for(&test);
-    env.push((
-        "GATEHOUSE_MASTER_KEY".into(),
-        gatehouse_crypto::MasterKey::generate().encode(),
-    ));
+    env.push(("GATEHOUSE_MASTER_KEY".into(), gatehouse_crypto::MasterKey::generate().encode()));
 
     let (code, stdout, stderr) = run(directory.path(), &env, &["migrate", "--json"]).await;
     assert_eq!(code, 0, "{stderr}");
@@ -179,12 +151,8 @@ async fn serve_migrate_and_rotate_keys(test: TestDatabase) {
     assert_eq!(migrated["applied_versions"], serde_json::json!([1]));
 
     let (child, url) = serve(directory.path(), &env).await;
-    let ready: serde_json::Value = reqwest::get(format!("{url}/readyz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: serde_json::Value =
+        reqwest::get(format!("{url}/readyz")).await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready");
     let before = jwks(&url).await;
     let old_kid = before["keys"][0]["kid"].as_str().unwrap().to_owned();
@@ -201,28 +169,16 @@ async fn serve_migrate_and_rotate_keys(test: TestDatabase) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|key| {
-            (
-                key["state"].as_str().unwrap().to_owned(),
-                key["published"].as_bool().unwrap(),
-            )
-        })
+        .map(|key| (key["state"].as_str().unwrap().to_owned(), key["published"].as_bool().unwrap()))
         .collect();
-    assert_eq!(
-        states,
-        [("active".to_owned(), true), ("retired".to_owned(), true)]
-    );
+    assert_eq!(states, [("active".to_owned(), true), ("retired".to_owned(), true)]);
     terminate(child).await;
 
     // A fresh process publishes both keys at once.
     let (child, url) = serve(directory.path(), &env).await;
     let after = jwks(&url).await;
-    let kids: Vec<&str> = after["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
+    let kids: Vec<&str> =
+        after["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
     assert_eq!(kids, [rotated["kid"].as_str().unwrap(), old_kid.as_str()]);
     terminate(child).await;
 }
@@ -242,26 +198,10 @@ async fn bad_configuration_exits_2_naming_the_setting() {
     // (environment, arguments, the setting the error must name)
     type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
     let cases: Vec<Case> = vec![
-        (
-            vec![("GATEHOUSE_UNKNOWN_THING", "1")],
-            vec!["serve"],
-            "GATEHOUSE_UNKNOWN_THING",
-        ),
-        (
-            vec![("GATEHOUSE_HTTP_ADDR", "nowhere")],
-            vec!["serve"],
-            "GATEHOUSE_HTTP_ADDR",
-        ),
-        (
-            vec![("GATEHOUSE_DATABASE_URL", "mysql://db")],
-            vec!["migrate"],
-            "GATEHOUSE_DATABASE_URL",
-        ),
-        (
-            vec![("GATEHOUSE_MODE", "production")],
-            vec!["serve"],
-            "GATEHOUSE_MASTER_KEY",
-        ),
+        (vec![("GATEHOUSE_UNKNOWN_THING", "1")], vec!["serve"], "GATEHOUSE_UNKNOWN_THING"),
+        (vec![("GATEHOUSE_HTTP_ADDR", "nowhere")], vec!["serve"], "GATEHOUSE_HTTP_ADDR"),
+        (vec![("GATEHOUSE_DATABASE_URL", "mysql://db")], vec!["migrate"], "GATEHOUSE_DATABASE_URL"),
+        (vec![("GATEHOUSE_MODE", "production")], vec!["serve"], "GATEHOUSE_MASTER_KEY"),
         (
             vec![
                 ("GATEHOUSE_MODE", "production"),
@@ -281,38 +221,20 @@ async fn bad_configuration_exits_2_naming_the_setting() {
             vec!["serve"],
             "GATEHOUSE_MASTER_KEY_FILE",
         ),
-        (
-            vec![("GATEHOUSE_MASTER_KEY", "not-a-key")],
-            vec!["serve"],
-            "GATEHOUSE_MASTER_KEY",
-        ),
-        (
-            vec![],
-            vec!["--config", config_file.as_str(), "serve"],
-            "adress",
-        ),
+        (vec![("GATEHOUSE_MASTER_KEY", "not-a-key")], vec!["serve"], "GATEHOUSE_MASTER_KEY"),
+        (vec![], vec!["--config", config_file.as_str(), "serve"], "adress"),
     ];
     for (pairs, arguments, setting) in cases {
         let mut env = base_env();
-        env.extend(
-            pairs
-                .iter()
-                .map(|(name, value)| (name.to_string(), value.to_string())),
-        );
+        env.extend(pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())));
         let (code, _, stderr) = run(directory.path(), &env, &arguments).await;
         assert_eq!(code, 2, "{pairs:?}: {stderr}");
-        assert!(
-            stderr.contains(setting),
-            "{pairs:?}: stderr does not name {setting}:\n{stderr}"
-        );
+        assert!(stderr.contains(setting), "{pairs:?}: stderr does not name {setting}:\n{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
     assert!(
         !directory.path().join("data").exists()
-            || std::fs::read_dir(directory.path().join("data"))
-                .unwrap()
-                .count()
-                == 0,
+            || std::fs::read_dir(directory.path().join("data")).unwrap().count() == 0,
         "refused start-ups write no key"
     );
 }

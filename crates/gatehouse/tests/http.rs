@@ -58,10 +58,7 @@ fn validation() -> jsonwebtoken::Validation {
 }
 
 fn claims() -> serde_json::Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     serde_json::json!({ "sub": "usr_test", "exp": now + 900, "iat": now })
 }
 
@@ -91,13 +88,7 @@ async fn a_token_from_one_instance_verifies_with_another_instances_jwks(test: Te
     let master_key = MasterKey::generate();
     let first = TestApp::spawn_with_key(&test, &master_key).await;
     let second = TestApp::spawn_with_key(&test, &master_key).await;
-    let token = first
-        .keys
-        .active_signer()
-        .await
-        .unwrap()
-        .sign("at+jwt", &claims())
-        .unwrap();
+    let token = first.keys.active_signer().await.unwrap().sign("at+jwt", &claims()).unwrap();
     let (_, jwks) = second.get_json("/.well-known/jwks.json").await;
     let verified: serde_json::Value = PublicKeySet::from_jwks(&jwks)
         .unwrap()
@@ -110,57 +101,26 @@ async fn a_token_from_one_instance_verifies_with_another_instances_jwks(test: Te
 
 async fn rotation_keeps_the_old_key_published(test: TestDatabase) {
     let app = TestApp::spawn(&test).await;
-    let old_token = app
-        .keys
-        .active_signer()
-        .await
-        .unwrap()
-        .sign("at+jwt", &claims())
-        .unwrap();
+    let old_token = app.keys.active_signer().await.unwrap().sign("at+jwt", &claims()).unwrap();
     let rotated = app.keys.rotate().await.unwrap();
     let (_, jwks) = app.get_json("/.well-known/jwks.json").await;
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
+    let kids: Vec<&str> =
+        jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
     assert_eq!(kids.len(), 2);
     assert_eq!(kids[0], rotated.kid);
     let keys = PublicKeySet::from_jwks(&jwks).unwrap();
-    let old: serde_json::Value = keys
-        .verify(&old_token, Some("at+jwt"), &validation())
-        .unwrap();
+    let old: serde_json::Value = keys.verify(&old_token, Some("at+jwt"), &validation()).unwrap();
     assert_eq!(old["sub"], "usr_test");
-    let new_token = app
-        .keys
-        .active_signer()
-        .await
-        .unwrap()
-        .sign("at+jwt", &claims())
-        .unwrap();
-    assert!(
-        keys.verify::<serde_json::Value>(&new_token, Some("at+jwt"), &validation())
-            .is_ok()
-    );
+    let new_token = app.keys.active_signer().await.unwrap().sign("at+jwt", &claims()).unwrap();
+    assert!(keys.verify::<serde_json::Value>(&new_token, Some("at+jwt"), &validation()).is_ok());
     app.stop().await;
 }
 
 async fn errors_are_problem_json_with_request_ids(test: TestDatabase) {
     let app = TestApp::spawn(&test).await;
     let cases: Vec<(reqwest::Method, &str, StatusCode, &str)> = vec![
-        (
-            reqwest::Method::GET,
-            "/no/such/page",
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
-        (
-            reqwest::Method::POST,
-            "/healthz",
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-        ),
+        (reqwest::Method::GET, "/no/such/page", StatusCode::NOT_FOUND, "not_found"),
+        (reqwest::Method::POST, "/healthz", StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         (
             reqwest::Method::DELETE,
             "/.well-known/jwks.json",
@@ -177,10 +137,7 @@ async fn errors_are_problem_json_with_request_ids(test: TestDatabase) {
             .await
             .unwrap();
         assert_eq!(response.status(), status, "{method} {path}");
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json"
-        );
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
         assert!(response.headers().contains_key("x-request-id"));
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["code"], code);
@@ -190,22 +147,12 @@ async fn errors_are_problem_json_with_request_ids(test: TestDatabase) {
         }
     }
     // A request id sent by a proxy is kept, so logs line up across hops.
-    let response = app
-        .http
-        .get(app.url("/healthz"))
-        .header("x-request-id", "proxy-123")
-        .send()
-        .await
-        .unwrap();
+    let response =
+        app.http.get(app.url("/healthz")).header("x-request-id", "proxy-123").send().await.unwrap();
     assert_eq!(response.headers()["x-request-id"], "proxy-123");
     // An oversized body never reaches a handler as a 5xx.
-    let response = app
-        .http
-        .post(app.url("/healthz"))
-        .body(vec![b'a'; 1024 * 1024])
-        .send()
-        .await
-        .unwrap();
+    let response =
+        app.http.post(app.url("/healthz")).body(vec![b'a'; 1024 * 1024]).send().await.unwrap();
     assert!(response.status().is_client_error(), "{}", response.status());
     app.stop().await;
 }
@@ -218,29 +165,15 @@ async fn metrics_count_requests_by_route(test: TestDatabase) {
     app.get("/no/such/page").await;
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = response.text().await.unwrap();
     let healthz = text
         .lines()
         .find(|line| line.starts_with("http_requests_total") && line.contains("route=\"/healthz\""))
         .unwrap_or_else(|| panic!("no /healthz counter in\n{text}"));
-    assert!(
-        healthz.contains("status=\"200\"") && healthz.ends_with(" 3"),
-        "{healthz}"
-    );
-    assert!(
-        text.contains("route=\"unmatched\""),
-        "unknown paths share one label"
-    );
-    assert!(
-        !text.contains("/no/such/page"),
-        "raw paths never become labels"
-    );
+    assert!(healthz.contains("status=\"200\"") && healthz.ends_with(" 3"), "{healthz}");
+    assert!(text.contains("route=\"unmatched\""), "unknown paths share one label");
+    assert!(!text.contains("/no/such/page"), "raw paths never become labels");
     assert!(text.contains("http_request_duration_seconds_bucket"));
     app.stop().await;
 }
@@ -251,11 +184,36 @@ async fn openapi_describes_the_api(test: TestDatabase) {
     assert_eq!(status, StatusCode::OK);
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
     for path in ["/healthz", "/readyz", "/metrics", "/.well-known/jwks.json"] {
-        assert!(
-            document["paths"].get(path).is_some(),
-            "{path} missing from OpenAPI"
-        );
+        assert!(document["paths"].get(path).is_some(), "{path} missing from OpenAPI");
     }
     assert!(document["components"]["schemas"].get("Problem").is_some());
+    app.stop().await;
+}
+
+/// Redis, when configured, is part of readiness; a cut network path to it shows as 503
+/// naming `redis` while the database stays `ok`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_names_a_failed_redis() {
+    let Some(redis_url) = gatehouse_store::testing::redis_url().unwrap() else {
+        eprintln!("skipped: set GATEHOUSE_TEST_REDIS_URL");
+        return;
+    };
+    let upstream = reqwest::Url::parse(&redis_url).unwrap();
+    let upstream = format!("{}:{}", upstream.host_str().unwrap(), upstream.port().unwrap_or(6379));
+    let upstream = tokio::net::lookup_host(upstream).await.unwrap().next().unwrap();
+    let proxy = gatehouse_store::testing::FaultProxy::start(upstream).await.unwrap();
+    let test = TestDatabase::sqlite().await.unwrap();
+    let proxied = format!("redis://{}", proxy.address());
+    let app =
+        TestApp::spawn_with(&test, &MasterKey::generate(), &[("GATEHOUSE_REDIS_URL", &proxied)])
+            .await;
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!((status, &body["checks"]["redis"]), (StatusCode::OK, &serde_json::json!("ok")));
+
+    proxy.cut();
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["failed"], serde_json::json!(["redis"]));
+    assert_eq!(body["checks"]["database"], "ok");
     app.stop().await;
 }

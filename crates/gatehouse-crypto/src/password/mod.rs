@@ -43,11 +43,7 @@ pub struct Argon2Settings {
 
 impl Default for Argon2Settings {
     fn default() -> Self {
-        Argon2Settings {
-            memory_kib: 65536,
-            iterations: 3,
-            parallelism: 4,
-        }
+        Argon2Settings { memory_kib: 65536, iterations: 3, parallelism: 4 }
     }
 }
 
@@ -62,10 +58,7 @@ pub struct Pepper {
 impl Pepper {
     /// The pepper with this id, derived as `master.derive("password-pepper/<id>")`.
     pub fn from_master(master: &MasterKey, id: u8) -> Pepper {
-        Pepper {
-            id,
-            key: master.derive(&format!("password-pepper/{id}")),
-        }
+        Pepper { id, key: master.derive(&format!("password-pepper/{id}")) }
     }
 
     /// The id recorded in the hashes made with this pepper.
@@ -152,9 +145,7 @@ impl PasswordHasher {
             return Err(CryptoError::InvalidHash);
         }
         let params = Params::try_from(&hash).map_err(|_| CryptoError::InvalidHash)?;
-        let pepper = self
-            .pepper_for(params.keyid())
-            .ok_or(CryptoError::InvalidHash)?;
+        let pepper = self.pepper_for(params.keyid()).ok_or(CryptoError::InvalidHash)?;
         let input = self.peppered(pepper, password)?;
         // `verify_password` recomputes with the algorithm, version and parameters recorded
         // in `hash` and compares the outputs in constant time.

@@ -55,23 +55,20 @@ impl HashingPool {
 
     /// See [`PasswordHasher::hash`].
     pub async fn hash(&self, password: SecretString) -> Result<String, CryptoError> {
-        self.run(move |hasher| hasher.hash(password.expose_secret().as_bytes()))
-            .await?
+        self.run(move |hasher| hasher.hash(password.expose_secret().as_bytes())).await?
     }
 
     /// See [`PasswordHasher::verify`].
     pub async fn verify(&self, password: SecretString, phc: String) -> Result<bool, CryptoError> {
-        self.run(move |hasher| hasher.verify(password.expose_secret().as_bytes(), &phc))
-            .await?
+        self.run(move |hasher| hasher.verify(password.expose_secret().as_bytes(), &phc)).await?
     }
 
     /// See [`PasswordHasher::dummy_verify`]. Goes through the same queue as `verify`, so
     /// waiting time does not tell unknown accounts apart either.
     pub async fn dummy_verify(&self, password: SecretString) {
         // A pool failure here has no caller to report to; the time was spent either way.
-        let _ = self
-            .run(move |hasher| hasher.dummy_verify(password.expose_secret().as_bytes()))
-            .await;
+        let _ =
+            self.run(move |hasher| hasher.dummy_verify(password.expose_secret().as_bytes())).await;
     }
 
     /// See [`PasswordHasher::needs_rehash`]; cheap, so it runs inline.
@@ -129,17 +126,10 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     fn pool(permits: usize, memory_kib: u32) -> HashingPool {
-        let settings = Argon2Settings {
-            memory_kib,
-            iterations: 1,
-            parallelism: 1,
-        };
-        let hasher = PasswordHasher::new(
-            settings,
-            Pepper::from_master(&MasterKey::generate(), 1),
-            vec![],
-        )
-        .unwrap();
+        let settings = Argon2Settings { memory_kib, iterations: 1, parallelism: 1 };
+        let hasher =
+            PasswordHasher::new(settings, Pepper::from_master(&MasterKey::generate(), 1), vec![])
+                .unwrap();
         HashingPool::new(hasher, permits)
     }
 

@@ -3,11 +3,7 @@
 use super::*;
 
 fn small() -> Argon2Settings {
-    Argon2Settings {
-        memory_kib: 1024,
-        iterations: 1,
-        parallelism: 1,
-    }
+    Argon2Settings { memory_kib: 1024, iterations: 1, parallelism: 1 }
 }
 
 fn hasher_with(master: &MasterKey, settings: Argon2Settings, pepper_id: u8) -> PasswordHasher {
@@ -18,11 +14,7 @@ fn hasher_with(master: &MasterKey, settings: Argon2Settings, pepper_id: u8) -> P
 fn defaults_are_the_production_settings() {
     assert_eq!(
         Argon2Settings::default(),
-        Argon2Settings {
-            memory_kib: 65536,
-            iterations: 3,
-            parallelism: 4
-        }
+        Argon2Settings { memory_kib: 65536, iterations: 3, parallelism: 4 }
     );
 }
 
@@ -38,26 +30,11 @@ fn settings_deserialize_with_defaults_and_reject_unknown_keys() {
 fn hash_has_the_documented_phc_shape() {
     let hasher = hasher_with(&MasterKey::generate(), small(), 1);
     let phc = hasher.hash(b"correct horse").unwrap();
-    assert!(
-        phc.starts_with("$argon2id$v=19$m=1024,t=1,p=1,keyid=AQ$"),
-        "{phc}"
-    );
+    assert!(phc.starts_with("$argon2id$v=19$m=1024,t=1,p=1,keyid=AQ$"), "{phc}");
     let parsed = PasswordHash::new(&phc).unwrap();
-    assert_eq!(
-        parsed
-            .salt
-            .unwrap()
-            .decode_b64(&mut [0u8; 64])
-            .unwrap()
-            .len(),
-        16
-    );
+    assert_eq!(parsed.salt.unwrap().decode_b64(&mut [0u8; 64]).unwrap().len(), 16);
     assert_eq!(parsed.hash.unwrap().len(), 32);
-    assert_ne!(
-        phc,
-        hasher.hash(b"correct horse").unwrap(),
-        "salts are random"
-    );
+    assert_ne!(phc, hasher.hash(b"correct horse").unwrap(), "salts are random");
 }
 
 #[test]
@@ -70,11 +47,7 @@ fn plain_argon2_verifies_our_hash_given_the_peppered_input() {
     let pepper_key = master.derive("password-pepper/7");
     let input = hmac_sha256(&pepper_key, b"correct horse");
     assert!(Argon2::default().verify_password(&input, &parsed).is_ok());
-    assert!(
-        Argon2::default()
-            .verify_password(b"correct horse", &parsed)
-            .is_err()
-    );
+    assert!(Argon2::default().verify_password(b"correct horse", &parsed).is_err());
 }
 
 #[test]
@@ -88,9 +61,7 @@ fn verify_accepts_right_and_rejects_wrong_password() {
 
 #[test]
 fn same_pepper_id_from_another_master_key_does_not_verify() {
-    let phc = hasher_with(&MasterKey::generate(), small(), 1)
-        .hash(b"pw")
-        .unwrap();
+    let phc = hasher_with(&MasterKey::generate(), small(), 1).hash(b"pw").unwrap();
     let other = hasher_with(&MasterKey::generate(), small(), 1);
     assert!(!other.verify(b"pw", &phc).unwrap());
 }
@@ -109,10 +80,7 @@ fn unparsable_or_foreign_hashes_are_invalid() {
         argon2i.as_str(),
         "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
     ] {
-        assert!(
-            matches!(hasher.verify(b"pw", bad), Err(CryptoError::InvalidHash)),
-            "{bad}"
-        );
+        assert!(matches!(hasher.verify(b"pw", bad), Err(CryptoError::InvalidHash)), "{bad}");
         assert!(hasher.needs_rehash(bad), "{bad}");
     }
 }
@@ -122,10 +90,7 @@ fn unknown_pepper_id_is_an_invalid_hash() {
     let master = MasterKey::generate();
     let phc = hasher_with(&master, small(), 9).hash(b"pw").unwrap();
     let hasher = hasher_with(&master, small(), 1);
-    assert!(matches!(
-        hasher.verify(b"pw", &phc),
-        Err(CryptoError::InvalidHash)
-    ));
+    assert!(matches!(hasher.verify(b"pw", &phc), Err(CryptoError::InvalidHash)));
 }
 
 #[test]
@@ -135,14 +100,8 @@ fn too_long_passwords_are_refused() {
     let too_long = vec![b'a'; PasswordHasher::MAX_PASSWORD_BYTES + 1];
     let phc = hasher.hash(&longest).unwrap();
     assert!(hasher.verify(&longest, &phc).unwrap());
-    assert!(matches!(
-        hasher.hash(&too_long),
-        Err(CryptoError::PasswordTooLong)
-    ));
-    assert!(matches!(
-        hasher.verify(&too_long, &phc),
-        Err(CryptoError::PasswordTooLong)
-    ));
+    assert!(matches!(hasher.hash(&too_long), Err(CryptoError::PasswordTooLong)));
+    assert!(matches!(hasher.verify(&too_long, &phc), Err(CryptoError::PasswordTooLong)));
 }
 
 #[test]
@@ -151,18 +110,9 @@ fn needs_rehash_when_parameters_change() {
     let phc = hasher_with(&master, small(), 1).hash(b"pw").unwrap();
     assert!(!hasher_with(&master, small(), 1).needs_rehash(&phc));
     for changed in [
-        Argon2Settings {
-            memory_kib: 2048,
-            ..small()
-        },
-        Argon2Settings {
-            iterations: 2,
-            ..small()
-        },
-        Argon2Settings {
-            parallelism: 2,
-            ..small()
-        },
+        Argon2Settings { memory_kib: 2048, ..small() },
+        Argon2Settings { iterations: 2, ..small() },
+        Argon2Settings { parallelism: 2, ..small() },
     ] {
         let hasher = hasher_with(&master, changed.clone(), 1);
         assert!(hasher.needs_rehash(&phc), "{changed:?}");
@@ -193,18 +143,9 @@ fn pepper_rotation_keeps_old_hashes_verifying_and_asks_for_rehash() {
 fn invalid_settings_and_duplicate_pepper_ids_are_refused() {
     let master = MasterKey::generate();
     for bad in [
-        Argon2Settings {
-            memory_kib: 1,
-            ..small()
-        },
-        Argon2Settings {
-            iterations: 0,
-            ..small()
-        },
-        Argon2Settings {
-            parallelism: 0,
-            ..small()
-        },
+        Argon2Settings { memory_kib: 1, ..small() },
+        Argon2Settings { iterations: 0, ..small() },
+        Argon2Settings { parallelism: 0, ..small() },
     ] {
         assert!(matches!(
             PasswordHasher::new(bad, Pepper::from_master(&master, 1), vec![]),

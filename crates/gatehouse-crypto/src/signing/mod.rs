@@ -192,11 +192,7 @@ impl SigningKey {
 
     /// A compact JWS of `claims` with header `{"alg", "typ", "kid"}`.
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, CryptoError> {
-        let header = JwsHeader {
-            alg: self.algorithm.as_str(),
-            typ,
-            kid: &self.kid,
-        };
+        let header = JwsHeader { alg: self.algorithm.as_str(), typ, kid: &self.kid };
         let header = serde_json::to_vec(&header)
             .map_err(|e| CryptoError::Signing(format!("header: {e}")))?;
         let claims =
@@ -217,12 +213,7 @@ impl SigningKey {
                 let mut signature = vec![0u8; key_pair.public_modulus_len()];
                 // aws-lc-rs ignores the RNG for PKCS#1 v1.5 (deterministic padding).
                 key_pair
-                    .sign(
-                        &RSA_PKCS1_SHA256,
-                        &SystemRandom::new(),
-                        signing_input,
-                        &mut signature,
-                    )
+                    .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signing_input, &mut signature)
                     .map_err(failed)?;
                 Ok(signature)
             }
@@ -263,14 +254,9 @@ fn public_members(key_pair: &KeyPair) -> Result<JsonObject, CryptoError> {
         KeyPair::Rsa(key_pair) => {
             let public = key_pair.public_key();
             members.insert("kty".to_owned(), "RSA".into());
-            members.insert(
-                "n".to_owned(),
-                b64(public.modulus().big_endian_without_leading_zero()),
-            );
-            members.insert(
-                "e".to_owned(),
-                b64(public.exponent().big_endian_without_leading_zero()),
-            );
+            members.insert("n".to_owned(), b64(public.modulus().big_endian_without_leading_zero()));
+            members
+                .insert("e".to_owned(), b64(public.exponent().big_endian_without_leading_zero()));
         }
         KeyPair::Ecdsa(key_pair) => {
             // An uncompressed SEC1 point: 0x04 | x (32 bytes) | y (32 bytes).
@@ -278,9 +264,7 @@ fn public_members(key_pair: &KeyPair) -> Result<JsonObject, CryptoError> {
             let (x, y) = match point {
                 [0x04, coordinates @ ..] if coordinates.len() == 64 => coordinates.split_at(32),
                 _ => {
-                    return Err(CryptoError::InvalidKey(
-                        "unexpected P-256 public key".to_owned(),
-                    ));
+                    return Err(CryptoError::InvalidKey("unexpected P-256 public key".to_owned()));
                 }
             };
             members.insert("kty".to_owned(), "EC".into());
@@ -301,29 +285,16 @@ fn public_members(key_pair: &KeyPair) -> Result<JsonObject, CryptoError> {
 /// The JSON is written out by hand rather than through `serde_json::Map`, whose key order
 /// depends on a crate feature (`preserve_order`) that another crate could switch on.
 fn thumbprint(members: &JsonObject) -> String {
-    let member = |name: &str| {
-        members
-            .get(name)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-    };
+    let member = |name: &str| members.get(name).and_then(|v| v.as_str()).unwrap_or_default();
     let canonical = match member("kty") {
-        "RSA" => format!(
-            r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
-            member("e"),
-            member("n")
-        ),
+        "RSA" => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, member("e"), member("n")),
         "EC" => format!(
             r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
             member("crv"),
             member("x"),
             member("y")
         ),
-        _ => format!(
-            r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
-            member("crv"),
-            member("x")
-        ),
+        _ => format!(r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#, member("crv"), member("x")),
     };
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
 }

@@ -9,11 +9,8 @@ use serde_json::json;
 
 use super::*;
 
-const ALL: [SigningAlgorithm; 3] = [
-    SigningAlgorithm::RS256,
-    SigningAlgorithm::ES256,
-    SigningAlgorithm::EdDSA,
-];
+const ALL: [SigningAlgorithm; 3] =
+    [SigningAlgorithm::RS256, SigningAlgorithm::ES256, SigningAlgorithm::EdDSA];
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct Claims {
@@ -22,10 +19,7 @@ struct Claims {
 }
 
 fn claims() -> Claims {
-    Claims {
-        sub: "usr_1".to_owned(),
-        exp: jsonwebtoken::get_current_timestamp() + 600,
-    }
+    Claims { sub: "usr_1".to_owned(), exp: jsonwebtoken::get_current_timestamp() + 600 }
 }
 
 /// RSA generation is slow in a debug build, so the tests share one key per algorithm.
@@ -54,10 +48,7 @@ fn algorithm_names_round_trip_through_serde_fromstr_and_display() {
         assert_eq!(algorithm.to_string(), name);
         assert_eq!(name.parse::<SigningAlgorithm>().unwrap(), *algorithm);
         assert_eq!(serde_json::to_value(algorithm).unwrap(), json!(name));
-        assert_eq!(
-            serde_json::from_value::<SigningAlgorithm>(json!(name)).unwrap(),
-            *algorithm
-        );
+        assert_eq!(serde_json::from_value::<SigningAlgorithm>(json!(name)).unwrap(), *algorithm);
     }
     assert!("none".parse::<SigningAlgorithm>().is_err());
     assert!("rs256".parse::<SigningAlgorithm>().is_err());
@@ -73,14 +64,11 @@ fn sign_and_verify_round_trip_for_every_algorithm() {
         assert_eq!(header.alg, algorithm.jsonwebtoken_algorithm());
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));
         assert_eq!(header.kid.as_deref(), Some(key.kid()));
-        let verified: Claims = set
-            .verify(&token, Some("at+jwt"), &validation(algorithm))
-            .unwrap();
+        let verified: Claims = set.verify(&token, Some("at+jwt"), &validation(algorithm)).unwrap();
         assert_eq!(verified.sub, "usr_1");
         // `typ` comparison follows RFC 7515: case-insensitive, optional "application/".
-        let _: Claims = set
-            .verify(&token, Some("application/AT+JWT"), &validation(algorithm))
-            .unwrap();
+        let _: Claims =
+            set.verify(&token, Some("application/AT+JWT"), &validation(algorithm)).unwrap();
         let _: Claims = set.verify(&token, None, &validation(algorithm)).unwrap();
     }
 }
@@ -109,18 +97,11 @@ fn tampered_tokens_are_rejected() {
         let forged = format!("{}.{}.{}", parts[0], forged_claims, parts[2]);
         let mut signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
         signature[0] ^= 1;
-        let bad_signature = format!(
-            "{}.{}.{}",
-            parts[0],
-            parts[1],
-            URL_SAFE_NO_PAD.encode(signature)
-        );
+        let bad_signature =
+            format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(signature));
         for bad in [forged, bad_signature, format!("{}.{}", parts[0], parts[1])] {
             let result = set.verify::<Claims>(&bad, None, &validation(algorithm));
-            assert!(
-                matches!(result, Err(CryptoError::Verification(_))),
-                "{algorithm}"
-            );
+            assert!(matches!(result, Err(CryptoError::Verification(_))), "{algorithm}");
         }
     }
 }
@@ -140,12 +121,8 @@ fn unknown_kid_wrong_typ_and_missing_kid_are_rejected() {
     assert!(matches!(wrong_typ, Err(CryptoError::Verification(_))));
 
     let parts: Vec<&str> = token.split('.').collect();
-    let no_kid = format!(
-        "{}.{}.{}",
-        b64_json(&json!({"alg": "EdDSA", "typ": "JWT"})),
-        parts[1],
-        parts[2]
-    );
+    let no_kid =
+        format!("{}.{}.{}", b64_json(&json!({"alg": "EdDSA", "typ": "JWT"})), parts[1], parts[2]);
     let result = set.verify::<Claims>(&no_kid, None, &check);
     assert!(matches!(result, Err(CryptoError::Verification(_))));
 }
@@ -180,20 +157,13 @@ fn alg_none_and_alg_mismatch_are_rejected() {
 fn expired_tokens_and_wrong_audience_are_reported() {
     let key = key(SigningAlgorithm::ES256);
     let set = key_set(&[key]);
-    let expired = Claims {
-        sub: "usr_1".to_owned(),
-        exp: jsonwebtoken::get_current_timestamp() - 3600,
-    };
+    let expired =
+        Claims { sub: "usr_1".to_owned(), exp: jsonwebtoken::get_current_timestamp() - 3600 };
     let token = key.sign("JWT", &expired).unwrap();
     let result = set.verify::<Claims>(&token, None, &validation(SigningAlgorithm::ES256));
     assert!(matches!(result, Err(CryptoError::TokenExpired)));
 
-    let token = key
-        .sign(
-            "JWT",
-            &json!({"sub": "usr_1", "exp": claims().exp, "aud": "a"}),
-        )
-        .unwrap();
+    let token = key.sign("JWT", &json!({"sub": "usr_1", "exp": claims().exp, "aud": "a"})).unwrap();
     let mut wants_b = validation(SigningAlgorithm::ES256);
     wants_b.set_audience(&["b"]);
     let result = set.verify::<Claims>(&token, None, &wants_b);
@@ -210,9 +180,7 @@ fn pkcs8_round_trip_keeps_kid_and_signing_ability() {
         assert_eq!(restored.public_jwk(), original.public_jwk());
         assert_eq!(*restored.pkcs8_der(), *der);
         let token = restored.sign("JWT", &claims()).unwrap();
-        let _: Claims = key_set(&[original])
-            .verify(&token, None, &validation(algorithm))
-            .unwrap();
+        let _: Claims = key_set(&[original]).verify(&token, None, &validation(algorithm)).unwrap();
     }
 }
 
@@ -239,12 +207,7 @@ fn public_jwks_have_only_public_members() {
     ];
     for (algorithm, members) in ALL.iter().zip(expected) {
         let jwk = key(*algorithm).public_jwk();
-        let mut names: Vec<&str> = jwk
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
+        let mut names: Vec<&str> = jwk.as_object().unwrap().keys().map(String::as_str).collect();
         names.sort_unstable();
         assert_eq!(names, members);
         assert_eq!(jwk["use"], "sig");
@@ -282,10 +245,7 @@ fn kid_is_the_rfc7638_thumbprint() {
         )
         .into(),
     );
-    assert_eq!(
-        thumbprint(&rfc_members),
-        "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
-    );
+    assert_eq!(thumbprint(&rfc_members), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
 }
 
 #[test]
@@ -304,9 +264,7 @@ fn jwks_parsing_skips_foreign_keys_and_refuses_broken_ones() {
     assert_eq!(set.len(), 2, "{set:?}");
     // The ES256 key without "alg" was inferred and works.
     let token = key(SigningAlgorithm::ES256).sign("JWT", &claims()).unwrap();
-    let _: Claims = set
-        .verify(&token, None, &validation(SigningAlgorithm::ES256))
-        .unwrap();
+    let _: Claims = set.verify(&token, None, &validation(SigningAlgorithm::ES256)).unwrap();
 
     let mut mismatched = key(SigningAlgorithm::EdDSA).public_jwk();
     mismatched["alg"] = json!("ES256");
@@ -320,19 +278,9 @@ fn jwks_parsing_skips_foreign_keys_and_refuses_broken_ones() {
         json!({ "no_keys": [] }),
         json!([]),
     ] {
-        assert!(
-            matches!(
-                PublicKeySet::from_jwks(&bad),
-                Err(CryptoError::InvalidKey(_))
-            ),
-            "{bad}"
-        );
+        assert!(matches!(PublicKeySet::from_jwks(&bad), Err(CryptoError::InvalidKey(_))), "{bad}");
     }
-    assert!(
-        PublicKeySet::from_jwks(&json!({"keys": []}))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(PublicKeySet::from_jwks(&json!({"keys": []})).unwrap().is_empty());
 }
 
 #[test]

@@ -95,9 +95,7 @@ impl PublicKeySet {
         if let Some(expected) = expected_typ
             && !typ_matches(header.typ.as_deref(), expected)
         {
-            return Err(CryptoError::Verification(format!(
-                "token typ is not {expected}"
-            )));
+            return Err(CryptoError::Verification(format!("token typ is not {expected}")));
         }
         let mut validation = validation.clone();
         validation.algorithms = vec![key.algorithm.jsonwebtoken_algorithm()];
@@ -155,13 +153,7 @@ fn verifying_key(jwk: &Value) -> Result<Option<(String, VerifyingKey)>, CryptoEr
         }
         _ => return Err(mismatch()),
     };
-    Ok(Some((
-        kid.to_owned(),
-        VerifyingKey {
-            algorithm,
-            decoding_key,
-        },
-    )))
+    Ok(Some((kid.to_owned(), VerifyingKey { algorithm, decoding_key })))
 }
 
 /// RFC 7515 section 4.1.9: `typ` is a media type, compared case-insensitively, and the

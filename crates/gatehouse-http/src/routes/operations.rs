@@ -59,11 +59,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
             (check.name(), outcome)
         });
     }
-    let mut answer = Readiness {
-        status: "ready",
-        checks: BTreeMap::new(),
-        failed: Vec::new(),
-    };
+    let mut answer = Readiness { status: "ready", checks: BTreeMap::new(), failed: Vec::new() };
     while let Some(joined) = running.join_next().await {
         let (name, outcome) = joined.unwrap_or(("readiness", Err("check task failed".into())));
         match outcome {

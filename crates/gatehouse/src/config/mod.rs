@@ -146,21 +146,13 @@ impl Default for HttpConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            url: None,
-            schema: None,
-            max_connections: 10,
-            auto_migrate: true,
-        }
+        Self { url: None, schema: None, max_connections: 10, auto_migrate: true }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            format: LogFormat::Human,
-            level: "info".into(),
-        }
+        Self { format: LogFormat::Human, level: "info".into() }
     }
 }
 
@@ -178,19 +170,13 @@ impl Default for PasswordConfig {
 
 impl Default for SigningConfig {
     fn default() -> Self {
-        Self {
-            algorithm: SigningAlgorithm::RS256,
-            rsa_bits: 2048,
-        }
+        Self { algorithm: SigningAlgorithm::RS256, rsa_bits: 2048 }
     }
 }
 
 impl Default for TokensConfig {
     fn default() -> Self {
-        Self {
-            access_token_ttl_seconds: 900,
-            id_token_ttl_seconds: 3600,
-        }
+        Self { access_token_ttl_seconds: 900, id_token_ttl_seconds: 3600 }
     }
 }
 
@@ -205,10 +191,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            setting: setting.into(),
-            message: message.into(),
-        }
+        Self { setting: setting.into(), message: message.into() }
     }
 }
 
@@ -241,9 +224,7 @@ impl Config {
 
     /// The issuer URL, defaulting to `http://<http.addr>`.
     pub fn issuer(&self) -> String {
-        self.issuer
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.http.addr))
+        self.issuer.clone().unwrap_or_else(|| format!("http://{}", self.http.addr))
     }
 
     pub fn database_url(&self) -> String {
@@ -264,10 +245,7 @@ impl Config {
     /// How long a retired signing key stays published: the longest token it may have signed
     /// plus a minute of clock skew.
     pub fn key_retention_seconds(&self) -> i64 {
-        self.tokens
-            .access_token_ttl_seconds
-            .max(self.tokens.id_token_ttl_seconds)
-            + 60
+        self.tokens.access_token_ttl_seconds.max(self.tokens.id_token_ttl_seconds) + 60
     }
 }
 

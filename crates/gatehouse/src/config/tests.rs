@@ -1,10 +1,7 @@
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(name, value)| (name.to_string(), value.to_string()))
-        .collect()
+    pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect()
 }
 
 fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -27,11 +24,7 @@ fn defaults_serve_loopback_on_embedded_sqlite() {
     assert_eq!(config.mode, Mode::Development);
     assert_eq!(
         config.argon2_settings(),
-        gatehouse_crypto::Argon2Settings {
-            memory_kib: 65536,
-            iterations: 3,
-            parallelism: 4
-        }
+        gatehouse_crypto::Argon2Settings { memory_kib: 65536, iterations: 3, parallelism: 4 }
     );
     assert_eq!(config.signing.algorithm, SigningAlgorithm::RS256);
 }
@@ -63,61 +56,22 @@ fn reserved_variables_are_not_settings() {
 #[test]
 fn invalid_settings_are_named() {
     let cases: &[(&[(&str, &str)], &str)] = &[
-        (
-            &[("GATEHOUSE_NO_SUCH_THING", "1")],
-            "GATEHOUSE_NO_SUCH_THING",
-        ),
-        (
-            &[("GATEHOUSE_HTTP_ADDR", "localhost")],
-            "GATEHOUSE_HTTP_ADDR",
-        ),
+        (&[("GATEHOUSE_NO_SUCH_THING", "1")], "GATEHOUSE_NO_SUCH_THING"),
+        (&[("GATEHOUSE_HTTP_ADDR", "localhost")], "GATEHOUSE_HTTP_ADDR"),
         (&[("GATEHOUSE_ISSUER", "not a url")], "GATEHOUSE_ISSUER"),
-        (
-            &[("GATEHOUSE_ISSUER", "ftp://example.com")],
-            "GATEHOUSE_ISSUER",
-        ),
-        (
-            &[("GATEHOUSE_ISSUER", "https://example.com/?a=b")],
-            "GATEHOUSE_ISSUER",
-        ),
-        (
-            &[("GATEHOUSE_DATABASE_URL", "mysql://x")],
-            "GATEHOUSE_DATABASE_URL",
-        ),
-        (
-            &[("GATEHOUSE_REDIS_URL", "http://x")],
-            "GATEHOUSE_REDIS_URL",
-        ),
+        (&[("GATEHOUSE_ISSUER", "ftp://example.com")], "GATEHOUSE_ISSUER"),
+        (&[("GATEHOUSE_ISSUER", "https://example.com/?a=b")], "GATEHOUSE_ISSUER"),
+        (&[("GATEHOUSE_DATABASE_URL", "mysql://x")], "GATEHOUSE_DATABASE_URL"),
+        (&[("GATEHOUSE_REDIS_URL", "http://x")], "GATEHOUSE_REDIS_URL"),
         (&[("GATEHOUSE_MODE", "prod")], "GATEHOUSE_MODE"),
-        (
-            &[("GATEHOUSE_DATABASE_MAX_CONNECTIONS", "many")],
-            "GATEHOUSE_DATABASE_MAX_CONNECTIONS",
-        ),
-        (
-            &[("GATEHOUSE_DATABASE_MAX_CONNECTIONS", "-1")],
-            "GATEHOUSE_DATABASE_MAX_CONNECTIONS",
-        ),
-        (
-            &[("GATEHOUSE_DATABASE_AUTO_MIGRATE", "maybe")],
-            "GATEHOUSE_DATABASE_AUTO_MIGRATE",
-        ),
-        (
-            &[("GATEHOUSE_SIGNING_RSA_BITS", "1024")],
-            "GATEHOUSE_SIGNING_RSA_BITS",
-        ),
-        (
-            &[("GATEHOUSE_SIGNING_ALGORITHM", "HS256")],
-            "GATEHOUSE_SIGNING_ALGORITHM",
-        ),
-        (
-            &[("GATEHOUSE_PASSWORD_MEMORY_KIB", "4")],
-            "GATEHOUSE_PASSWORD_MEMORY_KIB",
-        ),
+        (&[("GATEHOUSE_DATABASE_MAX_CONNECTIONS", "many")], "GATEHOUSE_DATABASE_MAX_CONNECTIONS"),
+        (&[("GATEHOUSE_DATABASE_MAX_CONNECTIONS", "-1")], "GATEHOUSE_DATABASE_MAX_CONNECTIONS"),
+        (&[("GATEHOUSE_DATABASE_AUTO_MIGRATE", "maybe")], "GATEHOUSE_DATABASE_AUTO_MIGRATE"),
+        (&[("GATEHOUSE_SIGNING_RSA_BITS", "1024")], "GATEHOUSE_SIGNING_RSA_BITS"),
+        (&[("GATEHOUSE_SIGNING_ALGORITHM", "HS256")], "GATEHOUSE_SIGNING_ALGORITHM"),
+        (&[("GATEHOUSE_PASSWORD_MEMORY_KIB", "4")], "GATEHOUSE_PASSWORD_MEMORY_KIB"),
         (&[("GATEHOUSE_LOG_FORMAT", "xml")], "GATEHOUSE_LOG_FORMAT"),
-        (
-            &[("GATEHOUSE_DATABASE_SCHEMA", "a;drop")],
-            "GATEHOUSE_DATABASE_SCHEMA",
-        ),
+        (&[("GATEHOUSE_DATABASE_SCHEMA", "a;drop")], "GATEHOUSE_DATABASE_SCHEMA"),
         (&[("GATEHOUSE_MODE", "production")], "GATEHOUSE_MASTER_KEY"),
         (
             &[
@@ -146,11 +100,7 @@ fn unknown_file_keys_are_named() {
 
 #[test]
 fn production_accepts_https_or_loopback_issuers_with_a_given_key() {
-    for issuer in [
-        "https://auth.example.com",
-        "http://127.0.0.1:8080",
-        "http://localhost:8080",
-    ] {
+    for issuer in ["https://auth.example.com", "http://127.0.0.1:8080", "http://localhost:8080"] {
         let config = load(&[
             ("GATEHOUSE_MODE", "production"),
             ("GATEHOUSE_MASTER_KEY_FILE", "/run/secrets/key"),

@@ -13,18 +13,12 @@ fn error(path: &str, message: impl Into<String>) -> ConfigError {
 impl Config {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         self.http.addr.parse::<SocketAddr>().map_err(|_| {
-            error(
-                "http.addr",
-                format!("expected IP:port, got {:?}", self.http.addr),
-            )
+            error("http.addr", format!("expected IP:port, got {:?}", self.http.addr))
         })?;
         let issuer = url::Url::parse(&self.issuer())
             .map_err(|parse_error| error("issuer", format!("not a URL: {parse_error}")))?;
         if !matches!(issuer.scheme(), "http" | "https") || issuer.host().is_none() {
-            return Err(error(
-                "issuer",
-                "must be an http:// or https:// URL with a host",
-            ));
+            return Err(error("issuer", "must be an http:// or https:// URL with a host"));
         }
         if issuer.query().is_some() || issuer.fragment().is_some() {
             return Err(error(
@@ -34,10 +28,7 @@ impl Config {
         }
         let database_url = self.database_url();
         if gatehouse_store::backend_of(&database_url).is_none() {
-            return Err(error(
-                "database.url",
-                "expected sqlite://... or postgres://...",
-            ));
+            return Err(error("database.url", "expected sqlite://... or postgres://..."));
         }
         if let Some(redis) = &self.redis.url
             && !(redis.starts_with("redis://") || redis.starts_with("rediss://"))
@@ -45,22 +36,13 @@ impl Config {
             return Err(error("redis.url", "expected redis://... or rediss://..."));
         }
         if let Some(schema) = &self.database.schema
-            && (schema.is_empty()
-                || !schema
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            && (schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         {
-            return Err(error(
-                "database.schema",
-                "letters, digits and underscores only",
-            ));
+            return Err(error("database.schema", "letters, digits and underscores only"));
         }
         self.validate_numbers()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(error(
-                "log.level",
-                format!("not a log filter: {:?}", self.log.level),
-            ));
+            return Err(error("log.level", format!("not a log filter: {:?}", self.log.level)));
         }
         if self.mode == Mode::Production {
             self.validate_production(&issuer)?;
@@ -77,10 +59,7 @@ impl Config {
             return Err(error("password.parallelism", "between 1 and 16"));
         }
         if password.memory_kib < 8 * password.parallelism || password.memory_kib > 4 * 1024 * 1024 {
-            return Err(error(
-                "password.memory_kib",
-                "at least 8 × parallelism and at most 4 GiB",
-            ));
+            return Err(error("password.memory_kib", "at least 8 × parallelism and at most 4 GiB"));
         }
         if !(1..=100).contains(&password.iterations) {
             return Err(error("password.iterations", "between 1 and 100"));
@@ -98,14 +77,8 @@ impl Config {
             return Err(error("http.request_timeout_seconds", "at least 1"));
         }
         for (path, value) in [
-            (
-                "tokens.access_token_ttl_seconds",
-                self.tokens.access_token_ttl_seconds,
-            ),
-            (
-                "tokens.id_token_ttl_seconds",
-                self.tokens.id_token_ttl_seconds,
-            ),
+            ("tokens.access_token_ttl_seconds", self.tokens.access_token_ttl_seconds),
+            ("tokens.id_token_ttl_seconds", self.tokens.id_token_ttl_seconds),
         ] {
             if !(60..=86_400).contains(&value) {
                 return Err(error(path, "between 60 and 86400 seconds"));

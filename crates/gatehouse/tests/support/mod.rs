@@ -23,19 +23,14 @@ pub fn test_config(
     test: &TestDatabase,
     master_key: &MasterKey,
     data_dir: &std::path::Path,
+    extra: &[(&str, &str)],
 ) -> Config {
     let mut pairs = vec![
         ("GATEHOUSE_DATABASE_URL".to_owned(), test.url.clone()),
-        (
-            "GATEHOUSE_DATA_DIR".to_owned(),
-            data_dir.display().to_string(),
-        ),
+        ("GATEHOUSE_DATA_DIR".to_owned(), data_dir.display().to_string()),
         ("GATEHOUSE_MASTER_KEY".to_owned(), master_key.encode()),
         ("GATEHOUSE_HTTP_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
-        (
-            "GATEHOUSE_PASSWORD_MEMORY_KIB".to_owned(),
-            "1024".to_owned(),
-        ),
+        ("GATEHOUSE_PASSWORD_MEMORY_KIB".to_owned(), "1024".to_owned()),
         ("GATEHOUSE_PASSWORD_ITERATIONS".to_owned(), "1".to_owned()),
         ("GATEHOUSE_PASSWORD_PARALLELISM".to_owned(), "1".to_owned()),
         ("GATEHOUSE_SIGNING_ALGORITHM".to_owned(), "ES256".to_owned()),
@@ -43,6 +38,7 @@ pub fn test_config(
     if let Some(schema) = &test.postgres_schema {
         pairs.push(("GATEHOUSE_DATABASE_SCHEMA".to_owned(), schema.clone()));
     }
+    pairs.extend(extra.iter().map(|(name, value)| (name.to_string(), value.to_string())));
     Config::load(None, pairs).unwrap()
 }
 
@@ -53,8 +49,17 @@ impl TestApp {
 
     /// A second instance on the same database must share the master key.
     pub async fn spawn_with_key(test: &TestDatabase, master_key: &MasterKey) -> TestApp {
+        Self::spawn_with(test, master_key, &[]).await
+    }
+
+    /// With extra `GATEHOUSE_*` settings over the test configuration.
+    pub async fn spawn_with(
+        test: &TestDatabase,
+        master_key: &MasterKey,
+        extra: &[(&str, &str)],
+    ) -> TestApp {
         let data_dir = tempfile::tempdir().unwrap();
-        let config = test_config(test, master_key, data_dir.path());
+        let config = test_config(test, master_key, data_dir.path(), extra);
         let application: App = app::build(config).await.unwrap();
         let database = application.database.clone();
         let keys = application.keys.clone();

@@ -4,13 +4,28 @@
 //! PostgreSQL comes from `GATEHOUSE_TEST_POSTGRES_URL`. Without it the PostgreSQL variant of a
 //! test is skipped — except when `CI=true`, where a missing service must fail the run.
 
+mod proxy;
+
 use std::path::PathBuf;
 
 use gatehouse_domain::StoreError;
 
 use crate::{Database, DatabaseOptions};
 
+pub use proxy::FaultProxy;
+
 pub const POSTGRES_URL_VARIABLE: &str = "GATEHOUSE_TEST_POSTGRES_URL";
+pub const REDIS_URL_VARIABLE: &str = "GATEHOUSE_TEST_REDIS_URL";
+
+/// The Redis to test against. `Ok(None)` means "skip" (not configured, not CI); with `CI=true`
+/// a missing Redis is an error.
+pub fn redis_url() -> Result<Option<String>, String> {
+    match std::env::var(REDIS_URL_VARIABLE) {
+        Ok(url) if !url.is_empty() => Ok(Some(url)),
+        _ if ci_requires_services() => Err(format!("CI=true but {REDIS_URL_VARIABLE} is not set")),
+        _ => Ok(None),
+    }
+}
 
 /// A database that exists for one test.
 pub struct TestDatabase {
@@ -55,9 +70,7 @@ impl TestDatabase {
         let database = Database::connect(&url, &DatabaseOptions::default())
             .await
             .map_err(|e| e.to_string())?;
-        crate::migrate::run(&database)
-            .await
-            .map_err(|error| error.to_string())?;
+        crate::migrate::run(&database).await.map_err(|error| error.to_string())?;
         Ok(TestDatabase {
             database,
             url,
@@ -77,10 +90,7 @@ impl TestDatabase {
         let schema = format!("t_{}", gatehouse_schema_suffix());
         let admin = Database::connect(
             &admin_url,
-            &DatabaseOptions {
-                max_connections: 1,
-                ..Default::default()
-            },
+            &DatabaseOptions { max_connections: 1, ..Default::default() },
         )
         .await
         .map_err(|error| format!("cannot reach PostgreSQL at {POSTGRES_URL_VARIABLE}: {error}"))?;
@@ -91,16 +101,10 @@ impl TestDatabase {
                 .map_err(|error| error.to_string())?;
         });
         admin.close().await;
-        let options = DatabaseOptions {
-            postgres_schema: Some(schema.clone()),
-            ..Default::default()
-        };
-        let database = Database::connect(&admin_url, &options)
-            .await
-            .map_err(|e| e.to_string())?;
-        crate::migrate::run(&database)
-            .await
-            .map_err(|error| error.to_string())?;
+        let options =
+            DatabaseOptions { postgres_schema: Some(schema.clone()), ..Default::default() };
+        let database = Database::connect(&admin_url, &options).await.map_err(|e| e.to_string())?;
+        crate::migrate::run(&database).await.map_err(|error| error.to_string())?;
         Ok(Some(TestDatabase {
             database,
             url: admin_url.clone(),
@@ -118,12 +122,7 @@ fn gatehouse_schema_suffix() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.subsec_nanos())
         .unwrap_or(0);
-    format!(
-        "{}_{}_{}",
-        std::process::id(),
-        nanos,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 impl Drop for TestDatabase {
