@@ -5,7 +5,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The source of "now" for every rule that depends on time, in Unix seconds.
 pub trait Clock: Send + Sync {
-    fn now(&self) -> i64;
+    /// Unix seconds.
+    fn now(&self) -> i64 {
+        self.now_millis().div_euclid(1000)
+    }
+
+    /// Unix milliseconds, for windows shorter than a second (rate limits).
+    fn now_millis(&self) -> i64;
 }
 
 /// The real wall clock.
@@ -13,12 +19,12 @@ pub trait Clock: Send + Sync {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now(&self) -> i64 {
+    fn now_millis(&self) -> i64 {
         // A clock before 1970 is a broken host; treating it as the epoch keeps us running and
         // makes every token look expired rather than valid forever.
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+            .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0)
     }
 }
@@ -26,26 +32,31 @@ impl Clock for SystemClock {
 /// A clock that only moves when told to; for tests of expiry and retention.
 #[derive(Debug)]
 pub struct ManualClock {
-    now: AtomicI64,
+    now_millis: AtomicI64,
 }
 
 impl ManualClock {
+    /// Starts at `now` Unix seconds.
     pub fn new(now: i64) -> Self {
-        Self { now: AtomicI64::new(now) }
+        Self { now_millis: AtomicI64::new(now * 1000) }
     }
 
     pub fn advance(&self, seconds: i64) {
-        self.now.fetch_add(seconds, Ordering::SeqCst);
+        self.now_millis.fetch_add(seconds * 1000, Ordering::SeqCst);
+    }
+
+    pub fn advance_millis(&self, millis: i64) {
+        self.now_millis.fetch_add(millis, Ordering::SeqCst);
     }
 
     pub fn set(&self, now: i64) {
-        self.now.store(now, Ordering::SeqCst);
+        self.now_millis.store(now * 1000, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
-    fn now(&self) -> i64 {
-        self.now.load(Ordering::SeqCst)
+    fn now_millis(&self) -> i64 {
+        self.now_millis.load(Ordering::SeqCst)
     }
 }
 
@@ -61,6 +72,8 @@ mod tests {
         assert_eq!(clock.now(), 1_060);
         clock.set(5);
         assert_eq!(clock.now(), 5);
+        clock.advance_millis(1_500);
+        assert_eq!((clock.now(), clock.now_millis()), (6, 6_500));
     }
 
     #[test]
