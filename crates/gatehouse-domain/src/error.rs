@@ -4,6 +4,20 @@ use gatehouse_crypto::CryptoError;
 
 use crate::store::StoreError;
 
+/// One invalid input field: which, a stable code, and words for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldIssue {
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl FieldIssue {
+    pub fn new(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Self { field: field.to_owned(), code: code.to_owned(), message: message.into() }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
     #[error("not found")]
@@ -13,6 +27,37 @@ pub enum DomainError {
     Conflict(String),
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// Field-level validation failures, each reported on its own.
+    #[error("validation failed")]
+    Validation(Vec<FieldIssue>),
+    /// The email or username belongs to another account; the string names the field.
+    #[error("{0} already in use")]
+    Taken(&'static str),
+    /// Unknown account or wrong password: deliberately the same answer.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Only answered when the password was right (see `AccountService::sign_in`).
+    #[error("account locked")]
+    AccountLocked { retry_after: i64 },
+    /// Only answered when the password was right.
+    #[error("account suspended")]
+    AccountSuspended,
+    /// Only answered when the password was right, and only when verification is required.
+    #[error("email not verified")]
+    EmailNotVerified,
+    /// The new password breaks the policy; `code` is `password_too_weak`, `password_breached`
+    /// or `password_reused`, `issues` has one entry per broken rule.
+    #[error("password rejected")]
+    PasswordRejected { code: &'static str, issues: Vec<FieldIssue> },
+    /// A bearer token that is missing, malformed, expired, or whose session ended.
+    #[error("invalid token")]
+    InvalidToken,
+    /// A refresh token that is unknown, expired, revoked or reused.
+    #[error("invalid grant")]
+    InvalidGrant,
+    /// Authenticated but not allowed, or a step that needs a fresh authentication.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cryptographic failure: {0}")]
@@ -27,7 +72,17 @@ impl DomainError {
         match self {
             DomainError::NotFound => "not_found",
             DomainError::Conflict(_) => "conflict",
-            DomainError::Invalid(_) => "validation_failed",
+            DomainError::Invalid(_) | DomainError::Validation(_) => "validation_failed",
+            DomainError::Taken("username") => "username_taken",
+            DomainError::Taken(_) => "email_taken",
+            DomainError::InvalidCredentials => "invalid_credentials",
+            DomainError::AccountLocked { .. } => "account_locked",
+            DomainError::AccountSuspended => "account_suspended",
+            DomainError::EmailNotVerified => "email_not_verified",
+            DomainError::PasswordRejected { code, .. } => code,
+            DomainError::InvalidToken => "invalid_token",
+            DomainError::InvalidGrant => "invalid_grant",
+            DomainError::Forbidden(_) => "forbidden",
             DomainError::Store(StoreError::Unavailable(_)) => "service_unavailable",
             DomainError::Store(StoreError::Conflict(_)) => "conflict",
             DomainError::Store(_) | DomainError::Crypto(_) | DomainError::Internal(_) => {
@@ -47,6 +102,20 @@ mod tests {
             (DomainError::NotFound, "not_found"),
             (DomainError::Conflict("x".into()), "conflict"),
             (DomainError::Invalid("x".into()), "validation_failed"),
+            (DomainError::Validation(vec![]), "validation_failed"),
+            (DomainError::Taken("email"), "email_taken"),
+            (DomainError::Taken("username"), "username_taken"),
+            (DomainError::InvalidCredentials, "invalid_credentials"),
+            (DomainError::AccountLocked { retry_after: 5 }, "account_locked"),
+            (DomainError::AccountSuspended, "account_suspended"),
+            (DomainError::EmailNotVerified, "email_not_verified"),
+            (
+                DomainError::PasswordRejected { code: "password_reused", issues: vec![] },
+                "password_reused",
+            ),
+            (DomainError::InvalidToken, "invalid_token"),
+            (DomainError::InvalidGrant, "invalid_grant"),
+            (DomainError::Forbidden("x".into()), "forbidden"),
             (StoreError::Unavailable("down".into()).into(), "service_unavailable"),
             (StoreError::Conflict("users_email".into()).into(), "conflict"),
             (StoreError::Other("boom".into()).into(), "internal_error"),

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use gatehouse_crypto::{FieldCipher, SigningAlgorithm, SigningKey};
+use gatehouse_crypto::{FieldCipher, PublicKeySet, SigningAlgorithm, SigningKey};
 use serde::Serialize;
 use tokio::sync::RwLock;
 
@@ -102,10 +102,12 @@ pub struct KeyInfo {
     pub published: bool,
 }
 
+#[derive(Clone)]
 struct CachedKeys {
     loaded_at: i64,
     signer: Arc<SigningKey>,
     jwks: Arc<serde_json::Value>,
+    verifier: Arc<PublicKeySet>,
 }
 
 pub struct KeyService {
@@ -171,27 +173,32 @@ impl KeyService {
 
     /// The JWK Set to publish: the active key and retired keys still within retention.
     pub async fn jwks(&self) -> Result<Arc<serde_json::Value>, DomainError> {
-        Ok(self.cached().await?.1)
+        Ok(self.cached().await?.jwks)
     }
 
     /// The key that signs new tokens.
     pub async fn active_signer(&self) -> Result<Arc<SigningKey>, DomainError> {
-        Ok(self.cached().await?.0)
+        Ok(self.cached().await?.signer)
     }
 
-    async fn cached(&self) -> Result<(Arc<SigningKey>, Arc<serde_json::Value>), DomainError> {
+    /// The published keys as a verifier: what any resource server would trust right now.
+    pub async fn verifier(&self) -> Result<Arc<PublicKeySet>, DomainError> {
+        Ok(self.cached().await?.verifier)
+    }
+
+    async fn cached(&self) -> Result<CachedKeys, DomainError> {
         let now = self.clock.now();
         if let Some(cached) = self.cache.read().await.as_ref()
             && now - cached.loaded_at < self.settings.cache_seconds
         {
-            return Ok((cached.signer.clone(), cached.jwks.clone()));
+            return Ok(cached.clone());
         }
         let mut slot = self.cache.write().await;
         // Another task may have refreshed while we waited for the lock.
         if let Some(cached) = slot.as_ref()
             && now - cached.loaded_at < self.settings.cache_seconds
         {
-            return Ok((cached.signer.clone(), cached.jwks.clone()));
+            return Ok(cached.clone());
         }
         let keys = self.store.list_signing_keys().await?;
         let active = keys
@@ -204,9 +211,11 @@ impl KeyService {
             .filter(|key| is_published(key, now))
             .map(|key| key.public_jwk.clone())
             .collect();
-        let jwks = Arc::new(serde_json::json!({ "keys": published }));
-        *slot = Some(CachedKeys { loaded_at: now, signer: signer.clone(), jwks: jwks.clone() });
-        Ok((signer, jwks))
+        let jwks = serde_json::json!({ "keys": published });
+        let verifier = Arc::new(PublicKeySet::from_jwks(&jwks)?);
+        let cached = CachedKeys { loaded_at: now, signer, jwks: Arc::new(jwks), verifier };
+        *slot = Some(cached.clone());
+        Ok(cached)
     }
 
     async fn invalidate(&self) {

@@ -1,12 +1,16 @@
 //! The user account record as stored, and the store port for it.
 //!
-//! The account service (accounts issue) owns the rules; this module only fixes the shape of the
-//! row. Email is never stored in clear: `email_ciphertext` is sealed with the field cipher and
+//! The account service owns the rules; this module only fixes the shape of the row. Email is
+//! never stored in clear: `email_ciphertext` is sealed with the field cipher and
 //! `email_digest` is the keyed blind index used for lookups and uniqueness.
 
 use async_trait::async_trait;
 
+use crate::audit::AuditEvent;
 use crate::store::StoreError;
+
+/// The system role that unlocks the admin API with a user's own token.
+pub const SYSTEM_ROLE_ADMIN: &str = "admin";
 
 /// One row of `users`. Times are Unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,15 +35,73 @@ pub struct UserRecord {
     pub public_metadata: String,
     /// JSON object text, only for the backend and admins.
     pub private_metadata: String,
+    /// `None` or [`SYSTEM_ROLE_ADMIN`].
+    pub system_role: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
+/// What a failed sign-in left on the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailedSignIn {
+    pub attempts: i64,
+    pub locked_until: Option<i64>,
+}
+
+/// A page of users: ids strictly after `after`, in id order (ids are time-ordered).
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    pub after: Option<String>,
+    pub email_digest: Option<Vec<u8>>,
+    pub limit: u32,
+}
+
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Inserts a new user; a duplicate email digest or username is `StoreError::Conflict`.
-    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    /// Inserts a new user with the events; a duplicate email digest or username is
+    /// `StoreError::Conflict` and writes nothing.
+    async fn insert_user(&self, user: &UserRecord, events: &[AuditEvent])
+    -> Result<(), StoreError>;
     async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
     async fn user_by_email_digest(&self, digest: &[u8]) -> Result<Option<UserRecord>, StoreError>;
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Writes every mutable column of `user` with the events, in one transaction.
+    async fn update_user(&self, user: &UserRecord, events: &[AuditEvent])
+    -> Result<(), StoreError>;
+    /// Atomically counts one more failure and locks the account (until `lock_until`) when the
+    /// count reaches `threshold`.
+    /// A lock that has expired starts the count again.
+    async fn record_failed_sign_in(
+        &self,
+        user_id: &str,
+        now: i64,
+        threshold: i64,
+        lock_until: i64,
+        events: &[AuditEvent],
+    ) -> Result<FailedSignIn, StoreError>;
+    /// Sets a new password: the old hash goes to the history (trimmed to `history_size`), and
+    /// every session but `keep_session` is revoked with `reason`, in one transaction.
+    async fn change_password(
+        &self,
+        user: &UserRecord,
+        history_size: usize,
+        keep_session: Option<&str>,
+        reason: &str,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+    /// Earlier password hashes, newest first.
+    async fn password_history(
+        &self,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Revokes every active session of the user with the events (suspension).
+    async fn update_user_revoking_sessions(
+        &self,
+        user: &UserRecord,
+        reason: &str,
+        events: &[AuditEvent],
+    ) -> Result<u64, StoreError>;
+    async fn delete_user(&self, user_id: &str, events: &[AuditEvent]) -> Result<bool, StoreError>;
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError>;
 }

@@ -27,6 +27,9 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Seconds until a locked account or a rate limit lets the caller try again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 /// An error answer. Build it with the constructors so status and code stay paired.
@@ -37,6 +40,7 @@ pub struct ApiError {
     detail: String,
     errors: Vec<FieldError>,
     retry_after_seconds: Option<u64>,
+    www_authenticate: Option<&'static str>,
     internal: Option<String>,
 }
 
@@ -55,6 +59,7 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after_seconds: None,
+            www_authenticate: None,
             internal: None,
         }
     }
@@ -84,6 +89,22 @@ impl ApiError {
         error
     }
 
+    /// A 401 for a missing or bad bearer token, with the RFC 6750 challenge.
+    pub fn invalid_token() -> Self {
+        let mut error = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "The bearer token is missing, invalid, expired, or its session has ended.",
+        );
+        error.www_authenticate = Some("Bearer error=\"invalid_token\"");
+        error
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after_seconds = Some(seconds);
         self
@@ -105,8 +126,56 @@ fn title_of(status: StatusCode) -> String {
 impl From<DomainError> for ApiError {
     fn from(error: DomainError) -> Self {
         let code = error.code();
+        let field_errors = |issues: &[gatehouse_domain::FieldIssue]| {
+            issues
+                .iter()
+                .map(|issue| FieldError {
+                    field: issue.field.clone(),
+                    code: issue.code.clone(),
+                    message: issue.message.clone(),
+                })
+                .collect::<Vec<_>>()
+        };
         match &error {
             DomainError::NotFound => ApiError::not_found(),
+            DomainError::Validation(issues) => ApiError::validation(field_errors(issues)),
+            DomainError::PasswordRejected { issues, .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                "The password does not meet the password policy.",
+            )
+            .with_errors(field_errors(issues)),
+            DomainError::Taken(field) => ApiError::new(
+                StatusCode::CONFLICT,
+                code,
+                format!("This {field} is already in use."),
+            ),
+            DomainError::InvalidCredentials => {
+                ApiError::new(StatusCode::UNAUTHORIZED, code, "The credentials are not valid.")
+            }
+            DomainError::AccountLocked { retry_after } => ApiError::new(
+                StatusCode::LOCKED,
+                code,
+                "Too many failed sign-ins: the account is locked for a while.",
+            )
+            .with_retry_after(u64::try_from(*retry_after).unwrap_or(1).max(1)),
+            DomainError::AccountSuspended => {
+                ApiError::new(StatusCode::FORBIDDEN, code, "This account is suspended.")
+            }
+            DomainError::EmailNotVerified => ApiError::new(
+                StatusCode::FORBIDDEN,
+                code,
+                "Verify your email address before signing in.",
+            ),
+            DomainError::InvalidToken => ApiError::invalid_token(),
+            DomainError::InvalidGrant => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                code,
+                "The refresh token is invalid, expired or was already used.",
+            ),
+            DomainError::Forbidden(detail) => {
+                ApiError::new(StatusCode::FORBIDDEN, code, detail.clone())
+            }
             DomainError::Conflict(detail) => {
                 ApiError::new(StatusCode::CONFLICT, code, detail.clone())
             }
@@ -137,6 +206,7 @@ impl IntoResponse for ApiError {
             code: self.code.to_owned(),
             detail: self.detail,
             errors: self.errors,
+            retry_after: self.retry_after_seconds,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (self.status, body).into_response();
@@ -145,6 +215,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(seconds) = self.retry_after_seconds {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(challenge) = self.www_authenticate {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         response.extensions_mut().insert(ErrorForLog { code: self.code, internal: self.internal });
         response

@@ -2,9 +2,10 @@
 //! code instead of axum's plain-text rejections.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -51,5 +52,29 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
             )
         }
         other => ApiError::new(other.status(), "bad_request", other.body_text()),
+    }
+}
+
+/// `Query<T>` whose rejections are 400 `invalid_query` problems.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(ApiQuery(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(error)) => {
+                Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", error.body_text()))
+            }
+            Err(other) => {
+                Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", other.body_text()))
+            }
+        }
     }
 }

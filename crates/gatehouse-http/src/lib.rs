@@ -3,17 +3,21 @@
 //! Invariant: handlers are thin — extract, call one domain service, map the result. No SQL and
 //! no security rule lives here; wire types (DTOs) live here and convert at the edge.
 
+mod auth;
+mod client;
 mod error;
 mod extract;
 mod metrics;
 mod middleware;
 mod openapi;
+mod ratelimit;
 mod routes;
 mod state;
 
 pub use error::{ApiError, FieldError, Problem};
-pub use extract::ApiJson;
+pub use extract::{ApiJson, ApiQuery};
 pub use metrics::Metrics;
+pub use ratelimit::RateLimits;
 pub use state::{AppState, HttpSettings};
 
 use axum::Router;
@@ -22,6 +26,9 @@ use axum::Router;
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(routes::operations::routes())
+        .merge(routes::auth::routes(&state))
+        .merge(routes::me::routes())
+        .merge(routes::admin::routes())
         .merge(routes::well_known::routes())
         .merge(openapi::routes())
         .fallback(routes::not_found)

@@ -4,19 +4,45 @@ use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
-use crate::routes::{operations, well_known};
+use crate::routes::{admin, auth, me, operations, well_known};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Gatehouse", description = "Self-hostable identity server: first-party and admin API."),
-    paths(operations::healthz, operations::readyz, operations::metrics, well_known::jwks),
+    paths(
+        operations::healthz, operations::readyz, operations::metrics, well_known::jwks,
+        auth::sign_up, auth::sign_in, auth::refresh, auth::sign_out, auth::password_policy,
+        me::me, me::update_me, me::change_password, me::sessions, me::revoke_session,
+        admin::list_users, admin::create_user, admin::get_user, admin::update_user, admin::delete_user,
+        admin::suspend_user, admin::unsuspend_user, admin::unlock_user, admin::audit_log,
+    ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
+    modifiers(&BearerAuth),
     tags((name = "operations", description = "Health, readiness and metrics"),
+         (name = "auth", description = "Sign-up, sign-in, refresh, sign-out"),
+         (name = "me", description = "The signed-in user"),
+         (name = "admin", description = "Admin API (admin API key or admin user token)"),
          (name = "oauth", description = "OAuth 2.1 / OpenID Connect"))
 )]
 pub(crate) struct ApiDoc;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+}
+
+/// Declares the `bearer` security scheme the paths refer to.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+            ),
+        );
+    }
 }

@@ -3,9 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use gatehouse_domain::accounts::AccountService;
+use gatehouse_domain::admin_keys::AdminKeyService;
+use gatehouse_domain::audit::AuditLog;
+use gatehouse_domain::ratelimit::RateLimiter;
 use gatehouse_domain::{KeyService, ReadinessCheck};
+use ipnet::IpNet;
 
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimits;
 
 /// Limits and timeouts of the HTTP server, from configuration.
 #[derive(Debug, Clone)]
@@ -16,6 +22,8 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// How long one readiness check may take before it counts as failed.
     pub readiness_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for HttpSettings {
@@ -24,6 +32,7 @@ impl Default for HttpSettings {
             body_limit_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             readiness_timeout: Duration::from_secs(2),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -31,6 +40,12 @@ impl Default for HttpSettings {
 #[derive(Clone)]
 pub struct AppState {
     pub keys: Arc<KeyService>,
+    pub accounts: Arc<AccountService>,
+    pub admin_keys: Arc<AdminKeyService>,
+    pub audit_log: Arc<AuditLog>,
+    /// `None` when rate limiting is disabled.
+    pub rate_limiter: Option<Arc<dyn RateLimiter>>,
+    pub rate_limits: RateLimits,
     pub readiness: Arc<[Arc<dyn ReadinessCheck>]>,
     pub metrics: Arc<Metrics>,
     pub settings: Arc<HttpSettings>,

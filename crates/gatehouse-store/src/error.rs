@@ -7,7 +7,11 @@ use gatehouse_domain::StoreError;
 pub fn map_sqlx_error(error: sqlx::Error) -> StoreError {
     match error {
         sqlx::Error::Database(database_error) if database_error.is_unique_violation() => {
-            StoreError::Conflict(database_error.constraint().unwrap_or("unique").to_owned())
+            // PostgreSQL names the constraint (`users_username_key`); SQLite only says
+            // `UNIQUE constraint failed: users.username`. Either way the column is named and
+            // the value is not.
+            let constraint = database_error.constraint().map(str::to_owned);
+            StoreError::Conflict(constraint.unwrap_or_else(|| database_error.message().to_owned()))
         }
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             StoreError::Unavailable(error.to_string())

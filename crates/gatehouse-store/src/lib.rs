@@ -4,11 +4,16 @@
 //! whichever pool is configured through [`with_pool!`]; where the dialects differ, the
 //! difference is one small function, not a copy of the file.
 
+mod admin_keys;
+mod audit;
+pub mod breach;
 mod database;
 mod error;
 mod keys;
 pub mod migrate;
+pub mod ratelimit;
 mod redis;
+mod sessions;
 pub mod testing;
 mod users;
 

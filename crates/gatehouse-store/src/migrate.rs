@@ -34,7 +34,8 @@ macro_rules! migration {
 }
 
 /// Every migration, in order. `name` is the file stem, `<version zero-padded to 4>_<what>`.
-pub const MIGRATIONS: &[EmbeddedMigration] = &[migration!(1, "0001_initial")];
+pub const MIGRATIONS: &[EmbeddedMigration] =
+    &[migration!(1, "0001_initial"), migration!(2, "0002_accounts")];
 
 fn migrator(backend: &str) -> Migrator {
     let migrations = MIGRATIONS

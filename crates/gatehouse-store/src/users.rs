@@ -1,9 +1,12 @@
-//! `UserStore` on SQL: the `users` table.
+//! `UserStore` on SQL: the `users` and `password_history` tables.
 
 use async_trait::async_trait;
+use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::users::{FailedSignIn, UserQuery};
 use gatehouse_domain::{StoreError, UserRecord, UserStore};
 use sqlx::Row;
 
+use crate::audit::insert_events;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
 
@@ -13,7 +16,7 @@ macro_rules! select_users {
             "SELECT id, email_ciphertext, email_digest, username, first_name, last_name, image_url, ",
             "email_verified_at, password_hash, password_changed_at, failed_sign_in_attempts, ",
             "locked_until, suspended_at, last_sign_in_at, public_metadata, private_metadata, ",
-            "created_at, updated_at FROM users ",
+            "system_role, created_at, updated_at FROM users ",
             $rest
         )
     };
@@ -23,26 +26,28 @@ macro_rules! select_users {
 macro_rules! user_from_row {
     ($row:expr) => {{
         let row = $row;
-        let get = |error: sqlx::Error| map_sqlx_error(error);
         UserRecord {
-            id: row.try_get("id").map_err(get)?,
-            email_ciphertext: row.try_get("email_ciphertext").map_err(get)?,
-            email_digest: row.try_get("email_digest").map_err(get)?,
-            username: row.try_get("username").map_err(get)?,
-            first_name: row.try_get("first_name").map_err(get)?,
-            last_name: row.try_get("last_name").map_err(get)?,
-            image_url: row.try_get("image_url").map_err(get)?,
-            email_verified_at: row.try_get("email_verified_at").map_err(get)?,
-            password_hash: row.try_get("password_hash").map_err(get)?,
-            password_changed_at: row.try_get("password_changed_at").map_err(get)?,
-            failed_sign_in_attempts: row.try_get("failed_sign_in_attempts").map_err(get)?,
-            locked_until: row.try_get("locked_until").map_err(get)?,
-            suspended_at: row.try_get("suspended_at").map_err(get)?,
-            last_sign_in_at: row.try_get("last_sign_in_at").map_err(get)?,
-            public_metadata: row.try_get("public_metadata").map_err(get)?,
-            private_metadata: row.try_get("private_metadata").map_err(get)?,
-            created_at: row.try_get("created_at").map_err(get)?,
-            updated_at: row.try_get("updated_at").map_err(get)?,
+            id: row.try_get("id").map_err(map_sqlx_error)?,
+            email_ciphertext: row.try_get("email_ciphertext").map_err(map_sqlx_error)?,
+            email_digest: row.try_get("email_digest").map_err(map_sqlx_error)?,
+            username: row.try_get("username").map_err(map_sqlx_error)?,
+            first_name: row.try_get("first_name").map_err(map_sqlx_error)?,
+            last_name: row.try_get("last_name").map_err(map_sqlx_error)?,
+            image_url: row.try_get("image_url").map_err(map_sqlx_error)?,
+            email_verified_at: row.try_get("email_verified_at").map_err(map_sqlx_error)?,
+            password_hash: row.try_get("password_hash").map_err(map_sqlx_error)?,
+            password_changed_at: row.try_get("password_changed_at").map_err(map_sqlx_error)?,
+            failed_sign_in_attempts: row
+                .try_get("failed_sign_in_attempts")
+                .map_err(map_sqlx_error)?,
+            locked_until: row.try_get("locked_until").map_err(map_sqlx_error)?,
+            suspended_at: row.try_get("suspended_at").map_err(map_sqlx_error)?,
+            last_sign_in_at: row.try_get("last_sign_in_at").map_err(map_sqlx_error)?,
+            public_metadata: row.try_get("public_metadata").map_err(map_sqlx_error)?,
+            private_metadata: row.try_get("private_metadata").map_err(map_sqlx_error)?,
+            system_role: row.try_get("system_role").map_err(map_sqlx_error)?,
+            created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
+            updated_at: row.try_get("updated_at").map_err(map_sqlx_error)?,
         }
     }};
 }
@@ -59,16 +64,56 @@ macro_rules! fetch_user {
     };
 }
 
+/// Writes every mutable column of a user inside `$executor` (a transaction).
+macro_rules! update_user_row {
+    ($executor:expr, $user:expr) => {
+        sqlx::query(
+            "UPDATE users SET email_ciphertext = $2, email_digest = $3, username = $4, \
+             first_name = $5, last_name = $6, image_url = $7, email_verified_at = $8, \
+             password_hash = $9, password_changed_at = $10, failed_sign_in_attempts = $11, \
+             locked_until = $12, suspended_at = $13, last_sign_in_at = $14, public_metadata = $15, \
+             private_metadata = $16, system_role = $17, updated_at = $18 WHERE id = $1",
+        )
+        .bind($user.id.as_str())
+        .bind($user.email_ciphertext.as_deref())
+        .bind($user.email_digest.as_deref())
+        .bind($user.username.as_deref())
+        .bind($user.first_name.as_deref())
+        .bind($user.last_name.as_deref())
+        .bind($user.image_url.as_deref())
+        .bind($user.email_verified_at)
+        .bind($user.password_hash.as_deref())
+        .bind($user.password_changed_at)
+        .bind($user.failed_sign_in_attempts)
+        .bind($user.locked_until)
+        .bind($user.suspended_at)
+        .bind($user.last_sign_in_at)
+        .bind($user.public_metadata.as_str())
+        .bind($user.private_metadata.as_str())
+        .bind($user.system_role.as_deref())
+        .bind($user.updated_at)
+        .execute($executor)
+        .await
+        .map_err(map_sqlx_error)
+    };
+}
+pub(crate) use update_user_row;
+
 #[async_trait]
 impl UserStore for Database {
-    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+    async fn insert_user(
+        &self,
+        user: &UserRecord,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             sqlx::query(
                 "INSERT INTO users (id, email_ciphertext, email_digest, username, first_name, \
                  last_name, image_url, email_verified_at, password_hash, password_changed_at, \
                  failed_sign_in_attempts, locked_until, suspended_at, last_sign_in_at, \
-                 public_metadata, private_metadata, created_at, updated_at) VALUES ($1, $2, $3, \
-                 $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                 public_metadata, private_metadata, system_role, created_at, updated_at) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
             )
             .bind(user.id.as_str())
             .bind(user.email_ciphertext.as_deref())
@@ -86,11 +131,14 @@ impl UserStore for Database {
             .bind(user.last_sign_in_at)
             .bind(user.public_metadata.as_str())
             .bind(user.private_metadata.as_str())
+            .bind(user.system_role.as_deref())
             .bind(user.created_at)
             .bind(user.updated_at)
-            .execute(pool)
+            .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
+            insert_events!(&mut *transaction, events);
+            transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
     }
@@ -105,5 +153,198 @@ impl UserStore for Database {
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         fetch_user!(self, select_users!("WHERE username = $1"), username)
+    }
+
+    async fn update_user(
+        &self,
+        user: &UserRecord,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            update_user_row!(&mut *transaction, user)?;
+            insert_events!(&mut *transaction, events);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn record_failed_sign_in(
+        &self,
+        user_id: &str,
+        now: i64,
+        threshold: i64,
+        lock_until: i64,
+        events: &[AuditEvent],
+    ) -> Result<FailedSignIn, StoreError> {
+        // One statement, so concurrent failures each count. A lock that has run out starts
+        // the count again; reaching the threshold sets the lock (an active lock is kept, not
+        // extended).
+        const SQL: &str = "UPDATE users SET \
+            failed_sign_in_attempts = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 \
+                THEN 1 ELSE failed_sign_in_attempts + 1 END, \
+            locked_until = CASE \
+                WHEN locked_until IS NOT NULL AND locked_until > $2 THEN locked_until \
+                WHEN (CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 THEN 1 \
+                      ELSE failed_sign_in_attempts + 1 END) >= $3 THEN $4 \
+                ELSE NULL END \
+            WHERE id = $1 RETURNING failed_sign_in_attempts, locked_until";
+        let outcome = with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            let row = sqlx::query(SQL)
+                .bind(user_id)
+                .bind(now)
+                .bind(threshold)
+                .bind(lock_until)
+                .fetch_optional(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?;
+            let outcome = match row {
+                Some(row) => FailedSignIn {
+                    attempts: row.try_get("failed_sign_in_attempts").map_err(map_sqlx_error)?,
+                    locked_until: row.try_get("locked_until").map_err(map_sqlx_error)?,
+                },
+                None => FailedSignIn { attempts: 0, locked_until: None },
+            };
+            insert_events!(&mut *transaction, events);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            outcome
+        });
+        Ok(outcome)
+    }
+
+    async fn change_password(
+        &self,
+        user: &UserRecord,
+        history_size: usize,
+        keep_session: Option<&str>,
+        reason: &str,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        let keep = keep_session.unwrap_or("");
+        let history_size = i64::try_from(history_size).unwrap_or(i64::MAX);
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            sqlx::query(
+                "INSERT INTO password_history (user_id, password_hash, created_at) \
+                 SELECT id, password_hash, $2 FROM users WHERE id = $1 AND password_hash IS NOT NULL",
+            )
+            .bind(user.id.as_str())
+            .bind(user.updated_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            // Keep only the newest `history_size` entries.
+            sqlx::query(
+                "DELETE FROM password_history WHERE user_id = $1 AND password_hash NOT IN (\
+                 SELECT password_hash FROM password_history WHERE user_id = $1 \
+                 ORDER BY created_at DESC LIMIT $2)",
+            )
+            .bind(user.id.as_str())
+            .bind(history_size)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            update_user_row!(&mut *transaction, user)?;
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
+                 WHERE user_id = $1 AND revoked_at IS NULL AND id <> $4",
+            )
+            .bind(user.id.as_str())
+            .bind(user.updated_at)
+            .bind(reason)
+            .bind(keep)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            insert_events!(&mut *transaction, events);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn password_history(
+        &self,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        with_pool!(self, pool => {
+            sqlx::query_scalar::<_, String>(
+                "SELECT password_hash FROM password_history WHERE user_id = $1 \
+                 ORDER BY created_at DESC LIMIT $2",
+            )
+            .bind(user_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(map_sqlx_error)
+        })
+    }
+
+    async fn update_user_revoking_sessions(
+        &self,
+        user: &UserRecord,
+        reason: &str,
+        events: &[AuditEvent],
+    ) -> Result<u64, StoreError> {
+        let revoked = with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            update_user_row!(&mut *transaction, user)?;
+            let revoked = sqlx::query(
+                "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
+                 WHERE user_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(user.id.as_str())
+            .bind(user.updated_at)
+            .bind(reason)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected();
+            insert_events!(&mut *transaction, events);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            revoked
+        });
+        Ok(revoked)
+    }
+
+    async fn delete_user(&self, user_id: &str, events: &[AuditEvent]) -> Result<bool, StoreError> {
+        let deleted = with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(user_id)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?
+                .rows_affected();
+            if deleted == 1 {
+                insert_events!(&mut *transaction, events);
+            }
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            deleted == 1
+        });
+        Ok(deleted)
+    }
+
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError> {
+        let after = query.after.as_deref().unwrap_or("");
+        let limit = i64::from(query.limit);
+        with_pool!(self, pool => {
+            let rows = sqlx::query(select_users!(
+                "WHERE id > $1 AND ($2 IS NULL OR email_digest = $2) ORDER BY id LIMIT $3"
+            ))
+            .bind(after)
+            .bind(query.email_digest.as_deref())
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            let mut users = Vec::with_capacity(rows.len());
+            for row in rows {
+                users.push(user_from_row!(row));
+            }
+            Ok(users)
+        })
     }
 }

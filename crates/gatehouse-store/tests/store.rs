@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use gatehouse_crypto::{FieldCipher, MasterKey, PublicKeySet, SigningAlgorithm};
+use gatehouse_domain::audit::{Actor, AuditEvent, AuditFilter, AuditStore, RequestContext};
 use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
 use gatehouse_domain::{
     KeyService, KeySettings, KeyState, ManualClock, SigningKeyStore, StoreError, StoredSigningKey,
@@ -25,6 +26,11 @@ fn stored_key(kid: &str, created_at: i64) -> StoredSigningKey {
     }
 }
 
+fn signed_up(user_id: &str) -> AuditEvent {
+    AuditEvent::new("user.signed_up", &Actor::User(user_id.into()), &RequestContext::default(), 10)
+        .target("user", user_id)
+}
+
 fn user(id: &str, digest: &[u8], username: Option<&str>) -> UserRecord {
     UserRecord {
         id: id.into(),
@@ -43,6 +49,7 @@ fn user(id: &str, digest: &[u8], username: Option<&str>) -> UserRecord {
         last_sign_in_at: None,
         public_metadata: "{\"plan\":\"pro\"}".into(),
         private_metadata: "{}".into(),
+        system_role: None,
         created_at: 10,
         updated_at: 10,
     }
@@ -96,18 +103,27 @@ async fn rotation_retires_the_active_key_in_one_step(test: TestDatabase) {
 async fn users_round_trip_and_stay_unique(test: TestDatabase) {
     let store = &test.database;
     let ada = user("usr_1", b"digest-1", Some("ada"));
-    store.insert_user(&ada).await.unwrap();
+    store.insert_user(&ada, &[signed_up("usr_1")]).await.unwrap();
     assert_eq!(store.user_by_id("usr_1").await.unwrap().unwrap(), ada);
     assert_eq!(store.user_by_email_digest(b"digest-1").await.unwrap().unwrap().id, "usr_1");
     assert_eq!(store.user_by_username("ada").await.unwrap().unwrap().id, "usr_1");
     assert!(store.user_by_id("usr_2").await.unwrap().is_none());
     assert!(store.user_by_email_digest(b"digest-2").await.unwrap().is_none());
 
-    for duplicate in [user("usr_2", b"digest-1", None), user("usr_3", b"digest-3", Some("ada"))] {
-        let error = store.insert_user(&duplicate).await.unwrap_err();
-        assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+    for (duplicate, column) in [
+        (user("usr_2", b"digest-1", None), "email_digest"),
+        (user("usr_3", b"digest-3", Some("ada")), "username"),
+    ] {
+        let error = store.insert_user(&duplicate, &[signed_up(&duplicate.id)]).await.unwrap_err();
+        assert!(matches!(&error, StoreError::Conflict(name) if name.contains(column)), "{error:?}");
         assert!(store.user_by_id(&duplicate.id).await.unwrap().is_none(), "nothing written");
     }
+    // The event was written with its user, and the refused inserts left none (one transaction).
+    let events = store.list_audit_events(&AuditFilter::default(), None, 10).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.target_id.as_deref().unwrap()).collect::<Vec<_>>(),
+        ["usr_1"]
+    );
 }
 
 fn key_service(test: &TestDatabase, master: &MasterKey, clock: Arc<ManualClock>) -> KeyService {

@@ -4,12 +4,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_crypto::{FieldCipher, HashingPool, PasswordHasher, Pepper};
+use gatehouse_crypto::{Digester, FieldCipher, HashingPool, PasswordHasher, Pepper};
+use gatehouse_domain::accounts::{
+    AccountParts, AccountService, AccountSettings, EMAIL_DIGEST_PURPOSE, EMAIL_PURPOSE,
+};
+use gatehouse_domain::admin_keys::{ADMIN_KEY_DIGEST_PURPOSE, AdminKeyService};
+use gatehouse_domain::audit::AuditLog;
 use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
+use gatehouse_domain::passwords::{BreachedPasswordCheck, PasswordPolicy};
+use gatehouse_domain::ratelimit::{RateLimit, RateLimiter};
+use gatehouse_domain::tokens::{TokenService, TokenSettings};
 use gatehouse_domain::{
     Clock, DomainError, KeyService, KeySettings, ReadinessCheck, StoreError, SystemClock,
 };
-use gatehouse_http::{AppState, HttpSettings, Metrics};
+use gatehouse_http::{AppState, HttpSettings, Metrics, RateLimits};
+use gatehouse_store::breach::HibpClient;
+use gatehouse_store::ratelimit::{MemoryRateLimiter, RedisRateLimiter};
 use gatehouse_store::{Database, DatabaseOptions, Redis};
 
 use crate::config::{Config, ConfigError};
@@ -44,6 +54,8 @@ pub struct App {
     /// Present when `redis.url` is configured.
     pub redis: Option<Redis>,
     pub keys: Arc<KeyService>,
+    pub accounts: Arc<AccountService>,
+    pub admin_keys: Arc<AdminKeyService>,
     pub hashing: HashingPool,
     pub state: AppState,
 }
@@ -83,6 +95,7 @@ pub struct Core {
     pub database: Database,
     pub master_keys: master_key::MasterKeys,
     pub keys: Arc<KeyService>,
+    pub clock: Arc<dyn Clock>,
 }
 
 pub async fn build_core(config: Config) -> Result<Core, StartupError> {
@@ -101,7 +114,7 @@ pub async fn build_core(config: Config) -> Result<Core, StartupError> {
     let keys = Arc::new(KeyService::new(
         Arc::new(database.clone()),
         signing_cipher,
-        clock,
+        clock.clone(),
         KeySettings {
             algorithm: config.signing.algorithm,
             rsa_bits: config.signing.rsa_bits,
@@ -110,23 +123,90 @@ pub async fn build_core(config: Config) -> Result<Core, StartupError> {
         },
     ));
     keys.ensure_active_key().await?;
-    Ok(Core { config, database, master_keys: keys_material, keys })
+    Ok(Core { config, database, master_keys: keys_material, keys, clock })
+}
+
+impl Core {
+    /// The admin-key service (the CLI creates keys with it).
+    pub fn admin_keys(&self) -> AdminKeyService {
+        AdminKeyService::new(
+            Arc::new(self.database.clone()),
+            Digester::new(&self.master_keys.current, ADMIN_KEY_DIGEST_PURPOSE),
+            self.clock.clone(),
+        )
+    }
+
+    /// The account service on this core, with a hashing pool.
+    pub fn accounts(&self, hashing: HashingPool) -> Result<AccountService, StartupError> {
+        let config = &self.config;
+        let master = &self.master_keys.current;
+        let breach: Option<Arc<dyn BreachedPasswordCheck>> = match &config.password.breach_api_url {
+            Some(url) => Some(Arc::new(
+                HibpClient::new(
+                    url,
+                    Duration::from_millis(config.password.breach_api_timeout_ms),
+                    Duration::from_secs(3600),
+                )
+                .map_err(|message| {
+                    ConfigError::new("GATEHOUSE_PASSWORD_BREACH_API_URL", message)
+                })?,
+            )),
+            None => None,
+        };
+        let tokens = TokenService::new(
+            self.keys.clone(),
+            self.clock.clone(),
+            Digester::new(master, "refresh-token"),
+            TokenSettings {
+                issuer: config.issuer(),
+                audience: config.audience(),
+                access_token_ttl_seconds: config.tokens.access_token_ttl_seconds,
+                refresh_token_ttl_seconds: config.tokens.refresh_token_ttl_seconds,
+                session_max_lifetime_seconds: config.tokens.session_max_lifetime_seconds,
+            },
+        );
+        Ok(AccountService::new(AccountParts {
+            store: Arc::new(self.database.clone()),
+            hashing,
+            policy: Arc::new(PasswordPolicy::new(config.password_policy.clone(), breach)),
+            tokens: Arc::new(tokens),
+            email_cipher: FieldCipher::new(master, &self.master_keys.previous, EMAIL_PURPOSE),
+            email_digester: Digester::new(master, EMAIL_DIGEST_PURPOSE),
+            clock: self.clock.clone(),
+            settings: AccountSettings {
+                lockout_threshold: config.lockout.threshold,
+                lockout_duration_seconds: config.lockout.duration,
+                require_email_verification: config.require_email_verification,
+            },
+        }))
+    }
+}
+
+/// The hashing pool of the configured Argon2id parameters, with the master key's pepper.
+pub fn hashing_pool(
+    config: &Config,
+    master_keys: &master_key::MasterKeys,
+) -> Result<HashingPool, StartupError> {
+    let previous_peppers =
+        master_keys.previous.iter().map(|key| Pepper::from_master(key, 1)).collect();
+    let hasher = PasswordHasher::new(
+        config.argon2_settings(),
+        Pepper::from_master(&master_keys.current, 1),
+        previous_peppers,
+    )
+    .map_err(|error| ConfigError::new("GATEHOUSE_PASSWORD_MEMORY_KIB", error.to_string()))?;
+    let permits = config.password.hashing_concurrency.unwrap_or_else(HashingPool::default_permits);
+    Ok(HashingPool::new(hasher, permits))
 }
 
 /// Builds the whole application: [`build_core`] plus the password hashing pool and the HTTP
 /// state.
 pub async fn build(config: Config) -> Result<App, StartupError> {
-    let Core { config, database, master_keys: keys_material, keys } = build_core(config).await?;
-    let previous_peppers =
-        keys_material.previous.iter().map(|key| Pepper::from_master(key, 1)).collect();
-    let hasher = PasswordHasher::new(
-        config.argon2_settings(),
-        Pepper::from_master(&keys_material.current, 1),
-        previous_peppers,
-    )
-    .map_err(|error| ConfigError::new("GATEHOUSE_PASSWORD_MEMORY_KIB", error.to_string()))?;
-    let permits = config.password.hashing_concurrency.unwrap_or_else(HashingPool::default_permits);
-    let hashing = HashingPool::new(hasher, permits);
+    let core = build_core(config).await?;
+    let hashing = hashing_pool(&core.config, &core.master_keys)?;
+    let accounts = Arc::new(core.accounts(hashing.clone())?);
+    let admin_keys = Arc::new(core.admin_keys());
+    let Core { config, database, keys, clock, .. } = core;
 
     let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(database.clone())];
     let redis = match &config.redis.url {
@@ -136,15 +216,32 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
     if let Some(redis) = &redis {
         readiness.push(Arc::new(redis.clone()));
     }
+    // Limits are shared across instances through Redis when it is configured.
+    let rate_limiter: Option<Arc<dyn RateLimiter>> = match (config.rate_limit.enabled, &redis) {
+        (false, _) => None,
+        (true, Some(redis)) => Some(Arc::new(RedisRateLimiter::new(redis.clone()))),
+        (true, None) => Some(Arc::new(MemoryRateLimiter::new(clock.clone()))),
+    };
+    let per_minute = |limit: u32| RateLimit { limit, window: Duration::from_secs(60) };
     let state = AppState {
         keys: keys.clone(),
+        accounts: accounts.clone(),
+        admin_keys: admin_keys.clone(),
+        audit_log: Arc::new(AuditLog::new(Arc::new(database.clone()))),
+        rate_limiter,
+        rate_limits: RateLimits {
+            sign_in: per_minute(config.rate_limit.sign_in_per_minute),
+            sign_up: per_minute(config.rate_limit.sign_up_per_minute),
+            refresh: per_minute(config.rate_limit.refresh_per_minute),
+        },
         readiness: readiness.into(),
         metrics: Arc::new(Metrics::new().map_err(StartupError::Other)?),
         settings: Arc::new(HttpSettings {
             body_limit_bytes: config.http.body_limit_bytes,
             request_timeout: Duration::from_secs(config.http.request_timeout_seconds),
+            trusted_proxies: config.trusted_proxy_networks(),
             ..HttpSettings::default()
         }),
     };
-    Ok(App { config, database, redis, keys, hashing, state })
+    Ok(App { config, database, redis, keys, accounts, admin_keys, hashing, state })
 }

@@ -1,5 +1,9 @@
 //! Route groups, one module per concern, and the answers for unknown routes.
 
+pub(crate) mod admin;
+pub(crate) mod auth;
+pub(crate) mod dto;
+pub(crate) mod me;
 pub(crate) mod operations;
 pub(crate) mod well_known;
 

@@ -10,6 +10,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 use gatehouse_crypto::{Argon2Settings, SigningAlgorithm};
+use gatehouse_domain::passwords::PasswordPolicySettings;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -44,13 +45,51 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     /// Earlier master keys, still accepted for decryption during a rotation.
     pub previous_master_keys: Vec<SecretString>,
+    /// Sign-in refused (and sign-up answers without tokens) until the email is verified.
+    pub require_email_verification: bool,
+    /// Proxies (IPs or CIDR ranges) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
     pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
     pub log: LogConfig,
     pub password: PasswordConfig,
+    pub password_policy: PasswordPolicySettings,
     pub signing: SigningConfig,
     pub tokens: TokensConfig,
+    pub lockout: LockoutConfig,
+    pub rate_limit: RateLimitConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutConfig {
+    /// Consecutive failed sign-ins that lock an account; 0 disables lockout.
+    pub threshold: i64,
+    /// Seconds the lock lasts.
+    pub duration: i64,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        Self { threshold: 5, duration: 900 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    /// Requests per client IP per minute.
+    pub sign_in_per_minute: u32,
+    pub sign_up_per_minute: u32,
+    pub refresh_per_minute: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self { enabled: true, sign_in_per_minute: 5, sign_up_per_minute: 3, refresh_per_minute: 10 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +136,10 @@ pub struct PasswordConfig {
     pub parallelism: u32,
     /// Argon2id computations allowed at once; the number of cores when unset.
     pub hashing_concurrency: Option<usize>,
+    /// A HIBP-compatible range API (`https://api.pwnedpasswords.com`); unset means only the
+    /// bundled offline list of common passwords is checked.
+    pub breach_api_url: Option<String>,
+    pub breach_api_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -111,6 +154,12 @@ pub struct SigningConfig {
 pub struct TokensConfig {
     pub access_token_ttl_seconds: i64,
     pub id_token_ttl_seconds: i64,
+    /// Each refresh token's life; the window slides on every refresh.
+    pub refresh_token_ttl_seconds: i64,
+    /// A session never outlives this, however often it refreshes.
+    pub session_max_lifetime_seconds: i64,
+    /// `aud` of first-party access tokens; the issuer when unset.
+    pub audience: Option<String>,
 }
 
 impl Default for Config {
@@ -122,13 +171,18 @@ impl Default for Config {
             master_key: None,
             master_key_file: None,
             previous_master_keys: Vec::new(),
+            require_email_verification: false,
+            trusted_proxies: Vec::new(),
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             log: LogConfig::default(),
             password: PasswordConfig::default(),
+            password_policy: PasswordPolicySettings::default(),
             signing: SigningConfig::default(),
             tokens: TokensConfig::default(),
+            lockout: LockoutConfig::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -164,6 +218,8 @@ impl Default for PasswordConfig {
             iterations: defaults.iterations,
             parallelism: defaults.parallelism,
             hashing_concurrency: None,
+            breach_api_url: None,
+            breach_api_timeout_ms: 2000,
         }
     }
 }
@@ -176,7 +232,13 @@ impl Default for SigningConfig {
 
 impl Default for TokensConfig {
     fn default() -> Self {
-        Self { access_token_ttl_seconds: 900, id_token_ttl_seconds: 3600 }
+        Self {
+            access_token_ttl_seconds: 900,
+            id_token_ttl_seconds: 3600,
+            refresh_token_ttl_seconds: 7 * 24 * 3600,
+            session_max_lifetime_seconds: 30 * 24 * 3600,
+            audience: None,
+        }
     }
 }
 
@@ -227,6 +289,16 @@ impl Config {
         self.issuer.clone().unwrap_or_else(|| format!("http://{}", self.http.addr))
     }
 
+    /// `aud` of first-party access tokens.
+    pub fn audience(&self) -> String {
+        self.tokens.audience.clone().unwrap_or_else(|| self.issuer())
+    }
+
+    /// The trusted proxies as networks (a bare IP is a /32 or /128). Validated at load.
+    pub fn trusted_proxy_networks(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies.iter().filter_map(|text| parse_network(text)).collect()
+    }
+
     pub fn database_url(&self) -> String {
         self.database
             .url
@@ -247,6 +319,12 @@ impl Config {
     pub fn key_retention_seconds(&self) -> i64 {
         self.tokens.access_token_ttl_seconds.max(self.tokens.id_token_ttl_seconds) + 60
     }
+}
+
+pub(crate) fn parse_network(text: &str) -> Option<ipnet::IpNet> {
+    text.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ impl Config {
             return Err(error("database.schema", "letters, digits and underscores only"));
         }
         self.validate_numbers()?;
+        self.validate_accounts()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(error("log.level", format!("not a log filter: {:?}", self.log.level)));
         }
@@ -83,6 +84,61 @@ impl Config {
             if !(60..=86_400).contains(&value) {
                 return Err(error(path, "between 60 and 86400 seconds"));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_accounts(&self) -> Result<(), ConfigError> {
+        for proxy in &self.trusted_proxies {
+            if super::parse_network(proxy).is_none() {
+                return Err(error(
+                    "trusted_proxies",
+                    format!("not an IP address or CIDR range: {proxy:?}"),
+                ));
+            }
+        }
+        if let Some(url) = &self.password.breach_api_url {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| error("password.breach_api_url", format!("not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(error("password.breach_api_url", "must be an http:// or https:// URL"));
+            }
+        }
+        if !(100..=30_000).contains(&self.password.breach_api_timeout_ms) {
+            return Err(error("password.breach_api_timeout_ms", "between 100 and 30000"));
+        }
+        self.password_policy
+            .validate()
+            .map_err(|message| error("password_policy.min_length", message))?;
+        if self.lockout.threshold < 0 {
+            return Err(error("lockout.threshold", "0 (off) or more"));
+        }
+        if !(1..=86_400 * 30).contains(&self.lockout.duration) {
+            return Err(error("lockout.duration", "between 1 second and 30 days"));
+        }
+        for (path, value) in [
+            ("rate_limit.sign_in_per_minute", self.rate_limit.sign_in_per_minute),
+            ("rate_limit.sign_up_per_minute", self.rate_limit.sign_up_per_minute),
+            ("rate_limit.refresh_per_minute", self.rate_limit.refresh_per_minute),
+        ] {
+            if value == 0 {
+                return Err(error(
+                    path,
+                    "at least 1 (disable limits with GATEHOUSE_RATE_LIMIT_ENABLED=false)",
+                ));
+            }
+        }
+        if !(60..=365 * 86_400).contains(&self.tokens.refresh_token_ttl_seconds) {
+            return Err(error(
+                "tokens.refresh_token_ttl_seconds",
+                "between 60 seconds and 365 days",
+            ));
+        }
+        if self.tokens.session_max_lifetime_seconds < self.tokens.refresh_token_ttl_seconds {
+            return Err(error(
+                "tokens.session_max_lifetime_seconds",
+                "at least tokens.refresh_token_ttl_seconds",
+            ));
         }
         Ok(())
     }

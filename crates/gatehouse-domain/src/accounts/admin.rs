@@ -1,0 +1,291 @@
+//! Admin operations on users. Each takes an [`AdminPrincipal`], so none can run unchecked, and
+//! each is recorded in the audit trail with the admin as actor.
+
+use crate::admin_keys::AdminPrincipal;
+use crate::audit::{AuditEvent, RequestContext};
+use crate::error::{DomainError, FieldIssue};
+use crate::sessions::revoke_reason;
+use crate::users::{SYSTEM_ROLE_ADMIN, UserQuery, UserRecord};
+
+use super::profile::parse_image_url;
+use super::sign_up::parse_name;
+use super::{AccountService, Email, UserView, Username, taken_from_conflict};
+
+/// A user created by an admin or the CLI.
+#[derive(Debug, Clone, Default)]
+pub struct NewUserByAdmin {
+    pub email: String,
+    /// Optional: a user without one signs in by other means (later: magic links, passkeys).
+    pub password: Option<String>,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email_verified: bool,
+    pub admin: bool,
+}
+
+/// What an admin may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AdminUserUpdate {
+    pub username: Option<Option<String>>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub image_url: Option<Option<String>>,
+    pub public_metadata: Option<serde_json::Value>,
+    pub private_metadata: Option<serde_json::Value>,
+    pub email_verified: Option<bool>,
+    pub admin: Option<bool>,
+}
+
+pub struct UserPage {
+    pub users: Vec<UserView>,
+    pub next_cursor: Option<String>,
+}
+
+const MAX_METADATA_BYTES: usize = 8 * 1024;
+
+fn metadata_text(
+    value: serde_json::Value,
+    field: &str,
+    issues: &mut Vec<FieldIssue>,
+) -> Option<String> {
+    let text = value.to_string();
+    if !value.is_object() || text.len() > MAX_METADATA_BYTES {
+        issues.push(FieldIssue::new(field, "invalid", "A JSON object of at most 8 KiB."));
+        return None;
+    }
+    Some(text)
+}
+
+impl AccountService {
+    fn admin_event(
+        &self,
+        admin: &AdminPrincipal,
+        action: &str,
+        user_id: &str,
+        context: &RequestContext,
+    ) -> AuditEvent {
+        AuditEvent::new(action, admin.actor(), context, self.clock.now()).target("user", user_id)
+    }
+
+    fn admin_view(&self, user: &UserRecord) -> Result<UserView, DomainError> {
+        self.view(user)?.with_admin_fields(user)
+    }
+
+    pub async fn admin_create_user(
+        &self,
+        admin: &AdminPrincipal,
+        request: NewUserByAdmin,
+        context: &RequestContext,
+    ) -> Result<UserView, DomainError> {
+        let mut issues = Vec::new();
+        let email = Email::parse(&request.email, "email").map_err(|issue| issues.push(issue)).ok();
+        let username =
+            request.username.as_deref().filter(|name| !name.trim().is_empty()).and_then(|name| {
+                Username::parse(name, "username").map_err(|issue| issues.push(issue)).ok()
+            });
+        let first_name = parse_name(request.first_name.as_deref(), "first_name", &mut issues);
+        let last_name = parse_name(request.last_name.as_deref(), "last_name", &mut issues);
+        match &request.password {
+            Some(password) => {
+                let inputs: Vec<&str> = email.iter().map(Email::as_str).collect();
+                self.check_new_password(password, "password", &inputs, &[], issues).await?;
+            }
+            None if !issues.is_empty() => return Err(DomainError::Validation(issues)),
+            None => {}
+        }
+        let Some(email) = email else {
+            return Err(DomainError::Internal("email missing after validation".into()));
+        };
+        let email_digest = self.email_digest(&email);
+        if self.store.user_by_email_digest(&email_digest).await?.is_some() {
+            return Err(DomainError::Taken("email"));
+        }
+        let password_hash = match request.password {
+            Some(password) => Some(self.hashing.hash(password.into()).await?),
+            None => None,
+        };
+        let now = self.clock.now();
+        let id = gatehouse_crypto::new_id("usr");
+        let user = UserRecord {
+            email_ciphertext: Some(self.seal_email(&id, &email)?),
+            email_digest: Some(email_digest),
+            username: username.map(|name| name.as_str().to_owned()),
+            first_name,
+            last_name,
+            image_url: None,
+            email_verified_at: request.email_verified.then_some(now),
+            password_changed_at: password_hash.as_ref().map(|_| now),
+            password_hash,
+            failed_sign_in_attempts: 0,
+            locked_until: None,
+            suspended_at: None,
+            last_sign_in_at: None,
+            public_metadata: "{}".into(),
+            private_metadata: "{}".into(),
+            system_role: request.admin.then(|| SYSTEM_ROLE_ADMIN.to_owned()),
+            created_at: now,
+            updated_at: now,
+            id,
+        };
+        let event = self.admin_event(admin, "admin.user_created", &user.id, context);
+        self.store.insert_user(&user, &[event]).await.map_err(taken_from_conflict)?;
+        self.admin_view(&user)
+    }
+
+    pub async fn admin_get_user(
+        &self,
+        _admin: &AdminPrincipal,
+        user_id: &str,
+    ) -> Result<UserView, DomainError> {
+        let user = self.store.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
+        self.admin_view(&user)
+    }
+
+    /// Users in creation order, `limit` at a time; `email` narrows to the exact address (emails
+    /// are encrypted, so search is by their blind index, not by substring).
+    pub async fn admin_list_users(
+        &self,
+        _admin: &AdminPrincipal,
+        cursor: Option<String>,
+        limit: u32,
+        email: Option<&str>,
+    ) -> Result<UserPage, DomainError> {
+        let email_digest = match email {
+            Some(text) => match Email::parse(text, "email") {
+                Ok(email) => Some(self.email_digest(&email)),
+                Err(issue) => return Err(DomainError::Validation(vec![issue])),
+            },
+            None => None,
+        };
+        let limit = limit.clamp(1, 100);
+        let mut users = self
+            .store
+            .list_users(&UserQuery { after: cursor, email_digest, limit: limit + 1 })
+            .await?;
+        let next_cursor = if users.len() > limit as usize {
+            users.truncate(limit as usize);
+            users.last().map(|user| user.id.clone())
+        } else {
+            None
+        };
+        let users = users.iter().map(|user| self.admin_view(user)).collect::<Result<_, _>>()?;
+        Ok(UserPage { users, next_cursor })
+    }
+
+    pub async fn admin_update_user(
+        &self,
+        admin: &AdminPrincipal,
+        user_id: &str,
+        update: AdminUserUpdate,
+        context: &RequestContext,
+    ) -> Result<UserView, DomainError> {
+        let original = self.store.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
+        let mut user = original.clone();
+        let mut issues = Vec::new();
+        if let Some(username) = update.username {
+            user.username = username
+                .as_deref()
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .and_then(|name| {
+                    Username::parse(name, "username").map_err(|issue| issues.push(issue)).ok()
+                })
+                .map(|name| name.as_str().to_owned());
+        }
+        if let Some(first_name) = update.first_name {
+            user.first_name = parse_name(first_name.as_deref(), "first_name", &mut issues);
+        }
+        if let Some(last_name) = update.last_name {
+            user.last_name = parse_name(last_name.as_deref(), "last_name", &mut issues);
+        }
+        if let Some(image_url) = update.image_url {
+            user.image_url = image_url.as_deref().and_then(|url| parse_image_url(url, &mut issues));
+        }
+        if let Some(metadata) = update.public_metadata {
+            user.public_metadata =
+                metadata_text(metadata, "public_metadata", &mut issues).unwrap_or_default();
+        }
+        if let Some(metadata) = update.private_metadata {
+            user.private_metadata =
+                metadata_text(metadata, "private_metadata", &mut issues).unwrap_or_default();
+        }
+        if !issues.is_empty() {
+            return Err(DomainError::Validation(issues));
+        }
+        let now = self.clock.now();
+        if let Some(verified) = update.email_verified {
+            user.email_verified_at =
+                if verified { original.email_verified_at.or(Some(now)) } else { None };
+        }
+        if let Some(admin_role) = update.admin {
+            user.system_role = admin_role.then(|| SYSTEM_ROLE_ADMIN.to_owned());
+        }
+        if user.username != original.username
+            && let Some(username) = &user.username
+            && self.store.user_by_username(username).await?.is_some()
+        {
+            return Err(DomainError::Taken("username"));
+        }
+        user.updated_at = now;
+        let event = self.admin_event(admin, "admin.user_updated", user_id, context);
+        self.store.update_user(&user, &[event]).await.map_err(taken_from_conflict)?;
+        self.admin_view(&user)
+    }
+
+    /// Suspends (revoking every session, so tokens stop at once) or lifts a suspension.
+    pub async fn admin_set_suspended(
+        &self,
+        admin: &AdminPrincipal,
+        user_id: &str,
+        suspended: bool,
+        context: &RequestContext,
+    ) -> Result<UserView, DomainError> {
+        let mut user = self.store.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
+        let now = self.clock.now();
+        user.updated_at = now;
+        if suspended {
+            user.suspended_at = user.suspended_at.or(Some(now));
+            let event = self.admin_event(admin, "admin.user_suspended", user_id, context);
+            self.store
+                .update_user_revoking_sessions(&user, revoke_reason::USER_SUSPENDED, &[event])
+                .await?;
+        } else {
+            user.suspended_at = None;
+            let event = self.admin_event(admin, "admin.user_unsuspended", user_id, context);
+            self.store.update_user(&user, &[event]).await?;
+        }
+        self.admin_view(&user)
+    }
+
+    /// Clears a lockout and the failure count.
+    pub async fn admin_unlock(
+        &self,
+        admin: &AdminPrincipal,
+        user_id: &str,
+        context: &RequestContext,
+    ) -> Result<UserView, DomainError> {
+        let mut user = self.store.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
+        user.locked_until = None;
+        user.failed_sign_in_attempts = 0;
+        user.updated_at = self.clock.now();
+        let event = self.admin_event(admin, "admin.user_unlocked", user_id, context);
+        self.store.update_user(&user, &[event]).await?;
+        self.admin_view(&user)
+    }
+
+    /// Deletes the user and, through the foreign keys, their sessions and history. The audit
+    /// trail keeps the record of the deletion.
+    pub async fn admin_delete_user(
+        &self,
+        admin: &AdminPrincipal,
+        user_id: &str,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let event = self.admin_event(admin, "admin.user_deleted", user_id, context);
+        if !self.store.delete_user(user_id, &[event]).await? {
+            return Err(DomainError::NotFound);
+        }
+        Ok(())
+    }
+}

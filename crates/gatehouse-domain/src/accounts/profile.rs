@@ -1,0 +1,91 @@
+//! The signed-in user's own profile: reading and updating it.
+
+use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::error::{DomainError, FieldIssue};
+
+use super::sign_up::parse_name;
+use super::{AccountService, Principal, UserView, Username, taken_from_conflict};
+
+const MAX_IMAGE_URL_LENGTH: usize = 2048;
+
+/// A partial update: `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileUpdate {
+    pub username: Option<Option<String>>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub image_url: Option<Option<String>>,
+}
+
+pub(super) fn parse_image_url(value: &str, issues: &mut Vec<FieldIssue>) -> Option<String> {
+    let trimmed = value.trim();
+    let valid = trimmed.len() <= MAX_IMAGE_URL_LENGTH
+        && (trimmed.starts_with("https://") || trimmed.starts_with("http://"))
+        && !trimmed.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !valid {
+        issues.push(FieldIssue::new(
+            "image_url",
+            "invalid_url",
+            "An http(s) URL of at most 2048 characters.",
+        ));
+        return None;
+    }
+    Some(trimmed.to_owned())
+}
+
+impl AccountService {
+    pub fn me(&self, principal: &Principal) -> Result<UserView, DomainError> {
+        self.view(&principal.user)
+    }
+
+    /// Applies the given fields; a username already taken answers `username_taken`.
+    pub async fn update_profile(
+        &self,
+        principal: &Principal,
+        update: ProfileUpdate,
+        context: &RequestContext,
+    ) -> Result<UserView, DomainError> {
+        let mut user = principal.user.clone();
+        let mut issues = Vec::new();
+        let mut changed = Vec::new();
+        if let Some(username) = update.username {
+            user.username = match username.as_deref().map(str::trim).filter(|name| !name.is_empty())
+            {
+                Some(name) => Username::parse(name, "username")
+                    .map_err(|issue| issues.push(issue))
+                    .ok()
+                    .map(|name| name.as_str().to_owned()),
+                None => None,
+            };
+            changed.push("username");
+        }
+        if let Some(first_name) = update.first_name {
+            user.first_name = parse_name(first_name.as_deref(), "first_name", &mut issues);
+            changed.push("first_name");
+        }
+        if let Some(last_name) = update.last_name {
+            user.last_name = parse_name(last_name.as_deref(), "last_name", &mut issues);
+            changed.push("last_name");
+        }
+        if let Some(image_url) = update.image_url {
+            user.image_url = image_url.as_deref().and_then(|url| parse_image_url(url, &mut issues));
+            changed.push("image_url");
+        }
+        if !issues.is_empty() {
+            return Err(DomainError::Validation(issues));
+        }
+        if user.username != principal.user.username
+            && let Some(username) = &user.username
+            && self.store.user_by_username(username).await?.is_some()
+        {
+            return Err(DomainError::Taken("username"));
+        }
+        let now = self.clock.now();
+        user.updated_at = now;
+        let event = AuditEvent::new("user.updated", &Actor::User(user.id.clone()), context, now)
+            .target("user", &user.id)
+            .metadata(serde_json::json!({ "fields": changed }));
+        self.store.update_user(&user, &[event]).await.map_err(taken_from_conflict)?;
+        self.view(&user)
+    }
+}

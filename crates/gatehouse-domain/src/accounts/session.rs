@@ -1,0 +1,150 @@
+//! Staying signed in: bearer authentication, refresh with rotation and reuse detection,
+//! sign-out, and the user's own session list.
+
+use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::error::DomainError;
+use crate::sessions::{RefreshTokenRecord, SessionRecord, revoke_reason};
+use crate::tokens::REFRESH_TOKEN_PREFIX;
+
+use super::{AccountService, Principal, Tokens};
+
+/// Longest refresh token we bother to look up (prefix + 43 base64url characters).
+const MAX_REFRESH_TOKEN_LENGTH: usize = 64;
+
+impl AccountService {
+    /// Verifies a bearer access token and that its session and user are still in good
+    /// standing (a revoked session or a suspended user stops its tokens at once here).
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, DomainError> {
+        let claims = self.tokens.verify_access_token(access_token).await?;
+        let now = self.clock.now();
+        let session = self.store.session(&claims.sid).await?.ok_or(DomainError::InvalidToken)?;
+        if !session.is_active(now) || session.user_id != claims.sub {
+            return Err(DomainError::InvalidToken);
+        }
+        let user = self.store.user_by_id(&claims.sub).await?.ok_or(DomainError::InvalidToken)?;
+        if user.suspended_at.is_some() {
+            return Err(DomainError::InvalidToken);
+        }
+        Ok(Principal { user, session })
+    }
+
+    /// Exchanges a refresh token for a new token set. The presented token is spent; if it was
+    /// already spent — or another request spends it at the same moment — the session (the
+    /// whole token family) is revoked and recorded as a security event.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        context: &RequestContext,
+    ) -> Result<Tokens, DomainError> {
+        if !refresh_token.starts_with(REFRESH_TOKEN_PREFIX)
+            || refresh_token.len() > MAX_REFRESH_TOKEN_LENGTH
+        {
+            return Err(DomainError::InvalidGrant);
+        }
+        let digest = self.tokens.refresh_token_digest(refresh_token);
+        let (presented, session) =
+            self.store.refresh_token(&digest).await?.ok_or(DomainError::InvalidGrant)?;
+        let now = self.clock.now();
+        if presented.rotated_at.is_some() {
+            self.revoke_for_reuse(&session, context).await?;
+            return Err(DomainError::InvalidGrant);
+        }
+        if !session.is_active(now) || presented.expires_at <= now {
+            return Err(DomainError::InvalidGrant);
+        }
+        let user =
+            self.store.user_by_id(&session.user_id).await?.ok_or(DomainError::InvalidGrant)?;
+        if user.suspended_at.is_some() {
+            return Err(DomainError::InvalidGrant);
+        }
+        let settings = self.tokens.settings();
+        let (new_token, new_digest) = self.tokens.new_refresh_token();
+        let replacement = RefreshTokenRecord {
+            token_digest: new_digest,
+            session_id: session.id.clone(),
+            created_at: now,
+            expires_at: (now + settings.refresh_token_ttl_seconds).min(session.expires_at),
+            rotated_at: None,
+        };
+        if !self.store.rotate_refresh_token(&digest, &replacement, now).await? {
+            self.revoke_for_reuse(&session, context).await?;
+            return Err(DomainError::InvalidGrant);
+        }
+        let access_token = self.tokens.issue_access_token(&user.id, &session.id).await?;
+        Ok(Tokens {
+            access_token,
+            token_type: "Bearer",
+            expires_in: settings.access_token_ttl_seconds,
+            refresh_token: new_token,
+            session_id: session.id,
+            user: self.view(&user)?,
+        })
+    }
+
+    async fn revoke_for_reuse(
+        &self,
+        session: &SessionRecord,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let now = self.clock.now();
+        tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reuse: revoking the session");
+        let event =
+            AuditEvent::new("session.refresh_token_reused", &Actor::Anonymous, context, now)
+                .target("session", &session.id)
+                .metadata(serde_json::json!({ "user_id": session.user_id }));
+        self.store
+            .revoke_session(&session.id, now, revoke_reason::REFRESH_TOKEN_REUSE, &[event])
+            .await?;
+        Ok(())
+    }
+
+    /// Ends the principal's own session.
+    pub async fn sign_out(
+        &self,
+        principal: &Principal,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let now = self.clock.now();
+        let event = AuditEvent::new(
+            "session.signed_out",
+            &Actor::User(principal.user.id.clone()),
+            context,
+            now,
+        )
+        .target("session", &principal.session.id);
+        self.store
+            .revoke_session(&principal.session.id, now, revoke_reason::SIGNED_OUT, &[event])
+            .await?;
+        Ok(())
+    }
+
+    /// The user's active sessions, newest first.
+    pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionRecord>, DomainError> {
+        Ok(self.store.active_sessions(&principal.user.id, self.clock.now()).await?)
+    }
+
+    /// Revokes one of the user's own sessions; another user's session is `not_found`.
+    pub async fn revoke_own_session(
+        &self,
+        principal: &Principal,
+        session_id: &str,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let session = self.store.session(session_id).await?.ok_or(DomainError::NotFound)?;
+        let now = self.clock.now();
+        if session.user_id != principal.user.id || !session.is_active(now) {
+            return Err(DomainError::NotFound);
+        }
+        let event = AuditEvent::new(
+            "session.revoked",
+            &Actor::User(principal.user.id.clone()),
+            context,
+            now,
+        )
+        .target("session", session_id);
+        self.store
+            .revoke_session(session_id, now, revoke_reason::REVOKED_BY_USER, &[event])
+            .await?;
+        Ok(())
+    }
+}

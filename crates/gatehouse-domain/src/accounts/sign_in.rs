@@ -1,0 +1,168 @@
+//! Sign-in with email or username and password, lockout, and the start of a session.
+
+use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::error::DomainError;
+use crate::sessions::{RefreshTokenRecord, SessionRecord};
+use crate::users::UserRecord;
+
+use super::{AccountService, Email, Tokens, Username};
+
+/// How the user names their account.
+#[derive(Debug, Clone)]
+pub enum Identifier {
+    Email(String),
+    Username(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    pub identifier: Identifier,
+    pub password: String,
+}
+
+impl AccountService {
+    async fn find_by_identifier(
+        &self,
+        identifier: &Identifier,
+    ) -> Result<Option<UserRecord>, DomainError> {
+        // An identifier that cannot be valid cannot name an account: treat it as unknown (same
+        // answer, same work) rather than as a validation error that would answer faster.
+        Ok(match identifier {
+            Identifier::Email(text) => match Email::parse(text, "email") {
+                Ok(email) => self.store.user_by_email_digest(&self.email_digest(&email)).await?,
+                Err(_) => None,
+            },
+            Identifier::Username(text) => match Username::parse(text, "username") {
+                Ok(username) => self.store.user_by_username(username.as_str()).await?,
+                Err(_) => None,
+            },
+        })
+    }
+
+    /// Signs in. Unknown accounts and wrong passwords both answer `invalid_credentials` after
+    /// one Argon2id computation. A locked, suspended or (when required) unverified account is
+    /// only reported when the password was right, so these answers reveal nothing to someone
+    /// guessing. Failures while locked still count but never extend the lock.
+    pub async fn sign_in(
+        &self,
+        request: SignIn,
+        context: &RequestContext,
+    ) -> Result<Tokens, DomainError> {
+        let user = self.find_by_identifier(&request.identifier).await?;
+        let now = self.clock.now();
+        let Some((user, hash)) =
+            user.and_then(|user| user.password_hash.clone().map(|hash| (user, hash)))
+        else {
+            self.hashing.dummy_verify(request.password.into()).await;
+            let event = AuditEvent::new("user.sign_in_failed", &Actor::Anonymous, context, now)
+                .metadata(serde_json::json!({ "reason": "unknown_account" }));
+            self.store.append_audit_events(&[event]).await?;
+            return Err(DomainError::InvalidCredentials);
+        };
+        let password_ok =
+            match self.hashing.verify(request.password.clone().into(), hash.clone()).await {
+                Ok(matches) => matches,
+                Err(error) => {
+                    tracing::error!(user_id = %user.id, %error, "stored password hash is unusable");
+                    false
+                }
+            };
+        let locked = user.locked_until.is_some_and(|until| until > now);
+        let actor = Actor::User(user.id.clone());
+        let failed = |reason: &str| {
+            AuditEvent::new("user.sign_in_failed", &actor, context, now)
+                .target("user", &user.id)
+                .metadata(serde_json::json!({ "reason": reason }))
+        };
+        if !password_ok {
+            let mut events = vec![failed("wrong_password")];
+            let lock_until = now + self.settings.lockout_duration_seconds;
+            let reaches_threshold = !locked
+                && self.settings.lockout_threshold > 0
+                && user.failed_sign_in_attempts + 1 >= self.settings.lockout_threshold;
+            if reaches_threshold {
+                events.push(
+                    AuditEvent::new("user.locked", &actor, context, now)
+                        .target("user", &user.id)
+                        .metadata(serde_json::json!({ "until": lock_until })),
+                );
+            }
+            let threshold = if self.settings.lockout_threshold > 0 {
+                self.settings.lockout_threshold
+            } else {
+                i64::MAX
+            };
+            self.store.record_failed_sign_in(&user.id, now, threshold, lock_until, &events).await?;
+            return Err(DomainError::InvalidCredentials);
+        }
+        if let Some(until) = user.locked_until.filter(|until| *until > now) {
+            self.store.append_audit_events(&[failed("locked")]).await?;
+            return Err(DomainError::AccountLocked { retry_after: until - now });
+        }
+        if user.suspended_at.is_some() {
+            self.store.append_audit_events(&[failed("suspended")]).await?;
+            return Err(DomainError::AccountSuspended);
+        }
+        if self.settings.require_email_verification && user.email_verified_at.is_none() {
+            self.store.append_audit_events(&[failed("email_not_verified")]).await?;
+            return Err(DomainError::EmailNotVerified);
+        }
+        // Parameters or pepper changed since this hash was made: upgrade it now that we hold
+        // the password.
+        let rehashed = if self.hashing.needs_rehash(&hash) {
+            Some(self.hashing.hash(request.password.into()).await?)
+        } else {
+            None
+        };
+        self.start_session(user, rehashed, context).await
+    }
+
+    /// Opens a session for a user who just proved who they are, resetting failure counters.
+    pub(super) async fn start_session(
+        &self,
+        mut user: UserRecord,
+        rehashed_password: Option<String>,
+        context: &RequestContext,
+    ) -> Result<Tokens, DomainError> {
+        let now = self.clock.now();
+        let settings = self.tokens.settings();
+        let session = SessionRecord {
+            id: gatehouse_crypto::new_id("ses"),
+            user_id: user.id.clone(),
+            user_agent: context.user_agent.clone(),
+            ip: context.ip.clone(),
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + settings.session_max_lifetime_seconds,
+            revoked_at: None,
+            revoked_reason: None,
+        };
+        let (refresh_token, token_digest) = self.tokens.new_refresh_token();
+        let refresh = RefreshTokenRecord {
+            token_digest,
+            session_id: session.id.clone(),
+            created_at: now,
+            expires_at: (now + settings.refresh_token_ttl_seconds).min(session.expires_at),
+            rotated_at: None,
+        };
+        user.failed_sign_in_attempts = 0;
+        user.locked_until = None;
+        user.last_sign_in_at = Some(now);
+        if let Some(hash) = rehashed_password {
+            user.password_hash = Some(hash);
+        }
+        let event =
+            AuditEvent::new("user.sign_in_succeeded", &Actor::User(user.id.clone()), context, now)
+                .target("session", &session.id);
+        self.store.start_session(&session, &refresh, &user, &[event]).await?;
+        let access_token = self.tokens.issue_access_token(&user.id, &session.id).await?;
+        Ok(Tokens {
+            access_token,
+            token_type: "Bearer",
+            expires_in: settings.access_token_ttl_seconds,
+            refresh_token,
+            session_id: session.id,
+            user: self.view(&user)?,
+        })
+    }
+}

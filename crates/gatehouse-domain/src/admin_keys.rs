@@ -1,0 +1,128 @@
+//! Admin API keys and the admin principal: the type that unlocks admin operations, so an
+//! operation that forgets to check cannot compile.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use gatehouse_crypto::Digester;
+use serde::Serialize;
+
+use crate::accounts::Principal;
+use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::clock::Clock;
+use crate::error::DomainError;
+use crate::store::StoreError;
+use crate::users::SYSTEM_ROLE_ADMIN;
+
+/// Prefix of admin API keys, so secret scanners can recognise a leaked one.
+pub const ADMIN_KEY_PREFIX: &str = "gha_";
+pub const ADMIN_KEY_DIGEST_PURPOSE: &str = "admin-api-key";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdminKeyRecord {
+    pub id: String,
+    pub name: String,
+    #[serde(skip)]
+    pub key_digest: Vec<u8>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[async_trait]
+pub trait AdminKeyStore: Send + Sync {
+    async fn insert_admin_key(
+        &self,
+        key: &AdminKeyRecord,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+    async fn admin_key_by_digest(
+        &self,
+        digest: &[u8],
+    ) -> Result<Option<AdminKeyRecord>, StoreError>;
+    async fn touch_admin_key(&self, id: &str, now: i64) -> Result<(), StoreError>;
+}
+
+/// Proof that the caller may use the admin API. Only [`AdminKeyService::authenticate`] and
+/// [`AdminPrincipal::from_user`] make one.
+#[derive(Debug, Clone)]
+pub struct AdminPrincipal {
+    actor: Actor,
+}
+
+impl AdminPrincipal {
+    /// A signed-in user with the system `admin` role.
+    pub fn from_user(principal: &Principal) -> Result<AdminPrincipal, DomainError> {
+        if principal.user.system_role.as_deref() == Some(SYSTEM_ROLE_ADMIN) {
+            Ok(AdminPrincipal { actor: Actor::User(principal.user.id.clone()) })
+        } else {
+            Err(DomainError::Forbidden(
+                "the admin API needs an admin API key or an admin user".into(),
+            ))
+        }
+    }
+
+    /// The CLI acts with the operator's authority.
+    pub fn system() -> AdminPrincipal {
+        AdminPrincipal { actor: Actor::System }
+    }
+
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+}
+
+pub struct AdminKeyService {
+    store: Arc<dyn AdminKeyStore>,
+    digester: Digester,
+    clock: Arc<dyn Clock>,
+}
+
+impl AdminKeyService {
+    pub fn new(store: Arc<dyn AdminKeyStore>, digester: Digester, clock: Arc<dyn Clock>) -> Self {
+        Self { store, digester, clock }
+    }
+
+    /// Creates a key and returns it with its secret, which is shown once and stored only as a
+    /// keyed digest.
+    pub async fn create(
+        &self,
+        name: &str,
+        context: &RequestContext,
+    ) -> Result<(AdminKeyRecord, String), DomainError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(DomainError::Invalid("a name of 1 to 100 characters is required".into()));
+        }
+        let secret = format!("{ADMIN_KEY_PREFIX}{}", gatehouse_crypto::random_token());
+        let now = self.clock.now();
+        let record = AdminKeyRecord {
+            id: gatehouse_crypto::new_id("ak"),
+            name: name.to_owned(),
+            key_digest: self.digester.digest(secret.as_bytes()).to_vec(),
+            created_at: now,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let event = AuditEvent::new("admin_key.created", &Actor::System, context, now)
+            .target("admin_key", &record.id)
+            .metadata(serde_json::json!({ "name": record.name }));
+        self.store.insert_admin_key(&record, &[event]).await?;
+        Ok((record, secret))
+    }
+
+    /// `Ok(None)` when the bearer is not shaped like an admin key (try it as a user token).
+    pub async fn authenticate(&self, bearer: &str) -> Result<Option<AdminPrincipal>, DomainError> {
+        if !bearer.starts_with(ADMIN_KEY_PREFIX) {
+            return Ok(None);
+        }
+        let digest = self.digester.digest(bearer.as_bytes());
+        let key =
+            self.store.admin_key_by_digest(&digest).await?.ok_or(DomainError::InvalidToken)?;
+        if key.revoked_at.is_some() {
+            return Err(DomainError::InvalidToken);
+        }
+        self.store.touch_admin_key(&key.id, self.clock.now()).await?;
+        Ok(Some(AdminPrincipal { actor: Actor::AdminKey(key.id) }))
+    }
+}

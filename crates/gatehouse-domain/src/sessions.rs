@@ -1,0 +1,98 @@
+//! Server-side sessions and their refresh tokens (the token family), as stored, and the store
+//! port that changes them together with the user row and the audit trail.
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::audit::AuditEvent;
+use crate::store::StoreError;
+use crate::users::UserRecord;
+
+/// One sign-in on one device. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user_id: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    /// Absolute end: refreshing never extends a session past it.
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+}
+
+impl SessionRecord {
+    pub fn is_active(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+/// A refresh token as stored: only its keyed digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub token_digest: Vec<u8>,
+    pub session_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Set once the token has been exchanged; presenting it again is reuse.
+    pub rotated_at: Option<i64>,
+}
+
+/// Why sessions end; stored in `revoked_reason`.
+pub mod revoke_reason {
+    pub const SIGNED_OUT: &str = "signed_out";
+    pub const REVOKED_BY_USER: &str = "revoked_by_user";
+    pub const REFRESH_TOKEN_REUSE: &str = "refresh_token_reuse";
+    pub const PASSWORD_CHANGED: &str = "password_changed";
+    pub const PASSWORD_RESET: &str = "password_reset";
+    pub const USER_SUSPENDED: &str = "user_suspended";
+    pub const REVOKED_BY_ADMIN: &str = "revoked_by_admin";
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// In one transaction: the session, its first refresh token, the user row as it is after
+    /// the sign-in (failures reset, last sign-in, maybe a re-hashed password) and the events.
+    async fn start_session(
+        &self,
+        session: &SessionRecord,
+        refresh_token: &RefreshTokenRecord,
+        user: &UserRecord,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// The token with this digest and its session.
+    async fn refresh_token(
+        &self,
+        digest: &[u8],
+    ) -> Result<Option<(RefreshTokenRecord, SessionRecord)>, StoreError>;
+
+    /// Marks `presented` rotated and stores `replacement`, in one transaction, only if
+    /// `presented` was not rotated yet. `false` means another request rotated it first.
+    async fn rotate_refresh_token(
+        &self,
+        presented: &[u8],
+        replacement: &RefreshTokenRecord,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Revokes one session (if still active) with the events. `false` when it was not active.
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        now: i64,
+        reason: &str,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError>;
+
+    /// Active sessions of a user, newest first.
+    async fn active_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+}

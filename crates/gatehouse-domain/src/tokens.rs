@@ -1,0 +1,116 @@
+//! Access tokens: JWTs (`typ: at+jwt`, RFC 9068 shape) signed by the active key, verifiable by
+//! anyone holding the JWKS; and opaque refresh tokens, stored only as keyed digests.
+
+use std::sync::Arc;
+
+use gatehouse_crypto::{Digester, jsonwebtoken};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::error::DomainError;
+use crate::keys::KeyService;
+
+/// The `typ` header of access tokens (RFC 9068).
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+/// Prefix of refresh tokens, so secret scanners can recognise a leaked one.
+pub const REFRESH_TOKEN_PREFIX: &str = "ghr_";
+
+/// Lifetimes and names, from configuration.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    /// `aud` of first-party access tokens.
+    pub audience: String,
+    pub access_token_ttl_seconds: i64,
+    /// Each refresh token lives this long (the window slides on every refresh)...
+    pub refresh_token_ttl_seconds: i64,
+    /// ...but never past this age of its session.
+    pub session_max_lifetime_seconds: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub sid: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scope: Option<String>,
+}
+
+pub struct TokenService {
+    keys: Arc<KeyService>,
+    clock: Arc<dyn Clock>,
+    refresh_digester: Digester,
+    settings: TokenSettings,
+}
+
+impl TokenService {
+    pub fn new(
+        keys: Arc<KeyService>,
+        clock: Arc<dyn Clock>,
+        refresh_digester: Digester,
+        settings: TokenSettings,
+    ) -> Self {
+        Self { keys, clock, refresh_digester, settings }
+    }
+
+    pub fn settings(&self) -> &TokenSettings {
+        &self.settings
+    }
+
+    /// A signed access token for a session.
+    pub async fn issue_access_token(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<String, DomainError> {
+        let now = self.clock.now();
+        let claims = AccessTokenClaims {
+            iss: self.settings.issuer.clone(),
+            sub: user_id.to_owned(),
+            aud: self.settings.audience.clone(),
+            exp: now + self.settings.access_token_ttl_seconds,
+            iat: now,
+            jti: gatehouse_crypto::new_id("at"),
+            sid: session_id.to_owned(),
+            scope: None,
+        };
+        let signer = self.keys.active_signer().await?;
+        Ok(signer.sign(ACCESS_TOKEN_TYPE, &claims)?)
+    }
+
+    /// Checks signature, type, issuer, audience and expiry. Whether the session still lives is
+    /// the caller's question (the account service asks the store).
+    pub async fn verify_access_token(&self, token: &str) -> Result<AccessTokenClaims, DomainError> {
+        let verifier = self.keys.verifier().await?;
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_audience(&[&self.settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = 30;
+        let claims: AccessTokenClaims = verifier
+            .verify(token, Some(ACCESS_TOKEN_TYPE), &validation)
+            .map_err(|_| DomainError::InvalidToken)?;
+        // jsonwebtoken checks `exp` against the system clock; check ours too, so an injected
+        // clock (tests, skew handling) has the last word.
+        if claims.exp + 30 < self.clock.now() {
+            return Err(DomainError::InvalidToken);
+        }
+        Ok(claims)
+    }
+
+    /// A new random refresh token and the digest under which it is stored.
+    pub fn new_refresh_token(&self) -> (String, Vec<u8>) {
+        let token = format!("{REFRESH_TOKEN_PREFIX}{}", gatehouse_crypto::random_token());
+        let digest = self.refresh_token_digest(&token);
+        (token, digest)
+    }
+
+    pub fn refresh_token_digest(&self, token: &str) -> Vec<u8> {
+        self.refresh_digester.digest(token.as_bytes()).to_vec()
+    }
+}

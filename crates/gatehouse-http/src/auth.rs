@@ -1,0 +1,54 @@
+//! Bearer authentication as extractors: [`Authenticated`] for a signed-in user, [`Admin`] for
+//! the admin API (an admin API key, or the token of a user with the system `admin` role).
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use gatehouse_domain::accounts::Principal;
+use gatehouse_domain::admin_keys::AdminPrincipal;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts.headers.get(AUTHORIZATION).and_then(|value| value.to_str().ok());
+    let token = value
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|token| !token.is_empty() && token.len() <= 4096);
+    token.ok_or_else(ApiError::invalid_token)
+}
+
+/// A verified user session.
+pub struct Authenticated(pub Principal);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        Ok(Authenticated(state.accounts.authenticate(token).await?))
+    }
+}
+
+/// The admin API's caller.
+pub struct Admin(pub AdminPrincipal);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        if let Some(admin) = state.admin_keys.authenticate(token).await? {
+            return Ok(Admin(admin));
+        }
+        let principal = state.accounts.authenticate(token).await?;
+        Ok(Admin(AdminPrincipal::from_user(&principal)?))
+    }
+}

@@ -1,0 +1,228 @@
+//! `/v1/admin/*`: users and the audit log, for an admin API key or an admin user's token.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gatehouse_domain::accounts::{AdminUserUpdate, NewUserByAdmin};
+use gatehouse_domain::audit::{AuditEvent, AuditFilter};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::dto::{Page, UserResponse};
+use super::me::present;
+use crate::auth::Admin;
+use crate::client::Client;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/users", get(list_users).post(create_user))
+        .route("/v1/admin/users/{id}", get(get_user).patch(update_user).delete(delete_user))
+        .route("/v1/admin/users/{id}/suspend", post(suspend_user))
+        .route("/v1/admin/users/{id}/unsuspend", post(unsuspend_user))
+        .route("/v1/admin/users/{id}/unlock", post(unlock_user))
+        .route("/v1/admin/audit-log", get(audit_log))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListUsersQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+    /// Exact address (emails are encrypted; search uses their blind index).
+    email: Option<String>,
+}
+
+/// Users in creation order.
+#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", security(("bearer" = [])), params(ListUsersQuery),
+    responses((status = 200, body = Page<UserResponse>), (status = 401, body = crate::Problem), (status = 403, body = crate::Problem)))]
+pub(crate) async fn list_users(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    ApiQuery(query): ApiQuery<ListUsersQuery>,
+) -> Result<Json<Page<UserResponse>>, ApiError> {
+    let page = state
+        .accounts
+        .admin_list_users(&admin, query.cursor, query.limit.unwrap_or(50), query.email.as_deref())
+        .await?;
+    Ok(Json(Page {
+        data: page.users.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateUserRequest {
+    email: String,
+    password: Option<String>,
+    username: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    #[serde(default)]
+    email_verified: bool,
+    #[serde(default)]
+    admin: bool,
+}
+
+#[utoipa::path(post, path = "/v1/admin/users", tag = "admin", security(("bearer" = [])), request_body = CreateUserRequest,
+    responses((status = 201, body = UserResponse), (status = 409, body = crate::Problem), (status = 422, body = crate::Problem)))]
+pub(crate) async fn create_user(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Admin(admin): Admin,
+    ApiJson(body): ApiJson<CreateUserRequest>,
+) -> Result<(StatusCode, Json<UserResponse>), ApiError> {
+    let request = NewUserByAdmin {
+        email: body.email,
+        password: body.password,
+        username: body.username,
+        first_name: body.first_name,
+        last_name: body.last_name,
+        email_verified: body.email_verified,
+        admin: body.admin,
+    };
+    let user = state.accounts.admin_create_user(&admin, request, &context).await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+#[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = UserResponse), (status = 404, body = crate::Problem)))]
+pub(crate) async fn get_user(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<UserResponse>, ApiError> {
+    Ok(Json(state.accounts.admin_get_user(&admin, &id).await?.into()))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateUserRequest {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    username: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    first_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    last_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    image_url: Option<Option<String>>,
+    #[schema(value_type = Option<Object>)]
+    public_metadata: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    private_metadata: Option<serde_json::Value>,
+    email_verified: Option<bool>,
+    admin: Option<bool>,
+}
+
+#[utoipa::path(patch, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    request_body = UpdateUserRequest, responses((status = 200, body = UserResponse), (status = 404, body = crate::Problem)))]
+pub(crate) async fn update_user(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateUserRequest>,
+) -> Result<Json<UserResponse>, ApiError> {
+    let update = AdminUserUpdate {
+        username: body.username,
+        first_name: body.first_name,
+        last_name: body.last_name,
+        image_url: body.image_url,
+        public_metadata: body.public_metadata,
+        private_metadata: body.private_metadata,
+        email_verified: body.email_verified,
+        admin: body.admin,
+    };
+    Ok(Json(state.accounts.admin_update_user(&admin, &id, update, &context).await?.into()))
+}
+
+#[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::Problem)))]
+pub(crate) async fn delete_user(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.accounts.admin_delete_user(&admin, &id, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Suspends the user and revokes every session: their tokens stop working at once.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/suspend", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = UserResponse)))]
+pub(crate) async fn suspend_user(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<UserResponse>, ApiError> {
+    Ok(Json(state.accounts.admin_set_suspended(&admin, &id, true, &context).await?.into()))
+}
+
+#[utoipa::path(post, path = "/v1/admin/users/{id}/unsuspend", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = UserResponse)))]
+pub(crate) async fn unsuspend_user(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<UserResponse>, ApiError> {
+    Ok(Json(state.accounts.admin_set_suspended(&admin, &id, false, &context).await?.into()))
+}
+
+/// Clears a lockout.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/unlock", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = UserResponse)))]
+pub(crate) async fn unlock_user(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<UserResponse>, ApiError> {
+    Ok(Json(state.accounts.admin_unlock(&admin, &id, &context).await?.into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+    /// Events whose actor or target is this id (a user, a session, an admin key).
+    user_id: Option<String>,
+    action: Option<String>,
+    /// Unix seconds, inclusive.
+    from: Option<i64>,
+    /// Unix seconds, exclusive.
+    until: Option<i64>,
+}
+
+/// The audit log, newest first.
+#[utoipa::path(get, path = "/v1/admin/audit-log", tag = "admin", security(("bearer" = [])), params(AuditQuery),
+    responses((status = 200, description = "`{data: [event], next_cursor}`", content_type = "application/json")))]
+pub(crate) async fn audit_log(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let filter = AuditFilter {
+        subject_id: query.user_id,
+        action: query.action,
+        from: query.from,
+        until: query.until,
+    };
+    let page = state
+        .audit_log
+        .list(&admin, &filter, query.cursor.as_deref(), query.limit.unwrap_or(50))
+        .await?;
+    let data: Vec<&AuditEvent> = page.events.iter().collect();
+    Ok(Json(serde_json::json!({ "data": data, "next_cursor": page.next_cursor })))
+}

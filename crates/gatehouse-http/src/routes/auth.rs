@@ -1,0 +1,152 @@
+//! `/v1/auth/*`: sign-up, sign-in, refresh, sign-out and the published password policy.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gatehouse_domain::accounts::{Identifier, SignIn, SignUp};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::dto::{TokensResponse, UserResponse};
+use crate::auth::Authenticated;
+use crate::client::Client;
+use crate::error::{ApiError, FieldError};
+use crate::extract::ApiJson;
+use crate::ratelimit::{LimitedRoute, limit};
+use crate::state::AppState;
+
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
+    let limited = |route: LimitedRoute| {
+        from_fn_with_state(state.clone(), move |state, request, next| {
+            limit(route, state, request, next)
+        })
+    };
+    Router::new()
+        .route("/v1/auth/sign-up", post(sign_up).route_layer(limited(LimitedRoute::SignUp)))
+        .route("/v1/auth/sign-in", post(sign_in).route_layer(limited(LimitedRoute::SignIn)))
+        .route("/v1/auth/refresh", post(refresh).route_layer(limited(LimitedRoute::Refresh)))
+        .route("/v1/auth/sign-out", post(sign_out))
+        .route("/v1/auth/password-policy", get(password_policy))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignUpRequest {
+    email: String,
+    password: String,
+    username: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SignUpResponse {
+    user: UserResponse,
+    /// Absent when email verification is required.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens: Option<TokensResponse>,
+}
+
+/// Creates an account; signs it in unless email verification is required.
+#[utoipa::path(post, path = "/v1/auth/sign-up", tag = "auth", request_body = SignUpRequest, responses(
+    (status = 201, body = SignUpResponse),
+    (status = 409, description = "email_taken / username_taken", body = crate::Problem),
+    (status = 422, description = "validation_failed, password_too_weak, password_breached", body = crate::Problem),
+    (status = 429, description = "rate_limited", body = crate::Problem)))]
+pub(crate) async fn sign_up(
+    State(state): State<AppState>,
+    Client(context): Client,
+    ApiJson(body): ApiJson<SignUpRequest>,
+) -> Result<Response, ApiError> {
+    let request = SignUp {
+        email: body.email,
+        password: body.password,
+        username: body.username,
+        first_name: body.first_name,
+        last_name: body.last_name,
+    };
+    let (user, tokens) = state.accounts.sign_up(request, &context).await?;
+    let answer = SignUpResponse { user: user.into(), tokens: tokens.map(Into::into) };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignInRequest {
+    email: Option<String>,
+    username: Option<String>,
+    password: String,
+}
+
+/// Signs in with email or username and password.
+#[utoipa::path(post, path = "/v1/auth/sign-in", tag = "auth", request_body = SignInRequest, responses(
+    (status = 200, body = TokensResponse),
+    (status = 401, description = "invalid_credentials", body = crate::Problem),
+    (status = 423, description = "account_locked (only when the password was right)", body = crate::Problem),
+    (status = 429, description = "rate_limited", body = crate::Problem)))]
+pub(crate) async fn sign_in(
+    State(state): State<AppState>,
+    Client(context): Client,
+    ApiJson(body): ApiJson<SignInRequest>,
+) -> Result<Json<TokensResponse>, ApiError> {
+    let identifier = match (body.email, body.username) {
+        (Some(email), None) => Identifier::Email(email),
+        (None, Some(username)) => Identifier::Username(username),
+        _ => {
+            return Err(ApiError::validation(vec![FieldError {
+                field: "email".into(),
+                code: "email_or_username".into(),
+                message: "Give exactly one of email or username.".into(),
+            }]));
+        }
+    };
+    let tokens =
+        state.accounts.sign_in(SignIn { identifier, password: body.password }, &context).await?;
+    Ok(Json(tokens.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Exchanges a refresh token for a new token set; the old refresh token is spent. Presenting a
+/// spent token revokes the whole session.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
+    (status = 200, body = TokensResponse),
+    (status = 401, description = "invalid_grant", body = crate::Problem)))]
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    Client(context): Client,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<Json<TokensResponse>, ApiError> {
+    Ok(Json(state.accounts.refresh(&body.refresh_token, &context).await?.into()))
+}
+
+/// Ends the session of the bearer token.
+#[utoipa::path(post, path = "/v1/auth/sign-out", tag = "auth", security(("bearer" = [])), responses(
+    (status = 204), (status = 401, description = "invalid_token", body = crate::Problem)))]
+pub(crate) async fn sign_out(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+) -> Result<StatusCode, ApiError> {
+    state.accounts.sign_out(&principal, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The password rules, for client-side pre-validation.
+#[utoipa::path(get, path = "/v1/auth/password-policy", tag = "auth", responses(
+    (status = 200, description = "The password policy", content_type = "application/json")))]
+pub(crate) async fn password_policy(State(state): State<AppState>) -> Response {
+    let mut response = Json(state.accounts.policy().published()).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}

@@ -1,0 +1,120 @@
+//! Wire types shared by the route modules: how a user, a token set and a session look in JSON.
+//! They mirror the domain views and carry the OpenAPI schemas.
+
+use gatehouse_domain::accounts::{Tokens, UserView};
+use gatehouse_domain::sessions::SessionRecord;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UserResponse {
+    pub id: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub image_url: Option<String>,
+    #[schema(value_type = Object)]
+    pub public_metadata: serde_json::Value,
+    pub has_password: bool,
+    pub last_sign_in_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Admin API only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub private_metadata: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_role: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<Option<i64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_sign_in_attempts: Option<i64>,
+}
+
+impl From<UserView> for UserResponse {
+    fn from(view: UserView) -> Self {
+        let admin = view.admin;
+        Self {
+            id: view.id,
+            email: view.email,
+            email_verified: view.email_verified,
+            username: view.username,
+            first_name: view.first_name,
+            last_name: view.last_name,
+            image_url: view.image_url,
+            public_metadata: view.public_metadata,
+            has_password: view.has_password,
+            last_sign_in_at: view.last_sign_in_at,
+            created_at: view.created_at,
+            updated_at: view.updated_at,
+            private_metadata: admin.as_ref().map(|admin| admin.private_metadata.clone()),
+            system_role: admin.as_ref().map(|admin| admin.system_role.clone()),
+            suspended: admin.as_ref().map(|admin| admin.suspended),
+            locked_until: admin.as_ref().map(|admin| admin.locked_until),
+            failed_sign_in_attempts: admin.as_ref().map(|admin| admin.failed_sign_in_attempts),
+        }
+    }
+}
+
+/// The tokens answer of API.md.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokensResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    pub refresh_token: String,
+    pub session_id: String,
+    pub user: UserResponse,
+}
+
+impl From<Tokens> for TokensResponse {
+    fn from(tokens: Tokens) -> Self {
+        Self {
+            access_token: tokens.access_token,
+            token_type: tokens.token_type,
+            expires_in: tokens.expires_in,
+            refresh_token: tokens.refresh_token,
+            session_id: tokens.session_id,
+            user: tokens.user.into(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SessionResponse {
+    pub id: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+    /// The session of the token that asked.
+    pub current: bool,
+}
+
+impl SessionResponse {
+    pub fn new(session: SessionRecord, current_id: &str) -> Self {
+        Self {
+            current: session.id == current_id,
+            id: session.id,
+            user_agent: session.user_agent,
+            ip: session.ip,
+            created_at: session.created_at,
+            last_used_at: session.last_used_at,
+            expires_at: session.expires_at,
+        }
+    }
+}
+
+/// A cursor-paginated list.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,125 @@
+//! `/v1/me*`: the signed-in user's profile, password and sessions.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use gatehouse_domain::accounts::ProfileUpdate;
+use serde::{Deserialize, Deserializer};
+use utoipa::ToSchema;
+
+use super::dto::{SessionResponse, UserResponse};
+use crate::auth::Authenticated;
+use crate::client::Client;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/me", get(me).patch(update_me))
+        .route("/v1/me/password", post(change_password))
+        .route("/v1/me/sessions", get(sessions))
+        .route("/v1/me/sessions/{id}", delete(revoke_session))
+}
+
+/// Distinguishes an absent field (`None`: leave it) from `null` (`Some(None)`: clear it).
+pub(crate) fn present<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/v1/me", tag = "me", security(("bearer" = [])), responses(
+    (status = 200, body = UserResponse), (status = 401, description = "invalid_token", body = crate::Problem)))]
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<UserResponse>, ApiError> {
+    Ok(Json(state.accounts.me(&principal)?.into()))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateMeRequest {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    username: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    first_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    last_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    image_url: Option<Option<String>>,
+}
+
+/// Updates profile fields; absent fields stay, `null` clears.
+#[utoipa::path(patch, path = "/v1/me", tag = "me", security(("bearer" = [])), request_body = UpdateMeRequest,
+    responses((status = 200, body = UserResponse), (status = 409, description = "username_taken", body = crate::Problem),
+    (status = 422, description = "validation_failed", body = crate::Problem)))]
+pub(crate) async fn update_me(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    ApiJson(body): ApiJson<UpdateMeRequest>,
+) -> Result<Json<UserResponse>, ApiError> {
+    let update = ProfileUpdate {
+        username: body.username,
+        first_name: body.first_name,
+        last_name: body.last_name,
+        image_url: body.image_url,
+    };
+    Ok(Json(state.accounts.update_profile(&principal, update, &context).await?.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangePasswordRequest {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes the password; every other session is signed out.
+#[utoipa::path(post, path = "/v1/me/password", tag = "me", security(("bearer" = [])), request_body = ChangePasswordRequest,
+    responses((status = 204), (status = 422, description = "validation_failed, password_too_weak, password_reused, password_breached", body = crate::Problem)))]
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .accounts
+        .change_password(&principal, &body.current_password, &body.new_password, &context)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The user's active sessions, newest first.
+#[utoipa::path(get, path = "/v1/me/sessions", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = Vec<SessionResponse>)))]
+pub(crate) async fn sessions(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<Vec<SessionResponse>>, ApiError> {
+    let sessions = state.accounts.sessions(&principal).await?;
+    let current = principal.session.id.clone();
+    Ok(Json(sessions.into_iter().map(|session| SessionResponse::new(session, &current)).collect()))
+}
+
+/// Revokes one of the user's sessions (another user's is `not_found`).
+#[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "me", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 204), (status = 404, body = crate::Problem)))]
+pub(crate) async fn revoke_session(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.accounts.revoke_own_session(&principal, &id, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,219 @@
+//! `SessionStore` on SQL: the `sessions` and `refresh_tokens` tables.
+
+use async_trait::async_trait;
+use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::sessions::{RefreshTokenRecord, SessionRecord, SessionStore};
+use gatehouse_domain::{StoreError, UserRecord};
+use sqlx::Row;
+
+use crate::audit::insert_events;
+use crate::error::map_sqlx_error;
+use crate::users::update_user_row;
+use crate::{Database, with_pool};
+
+macro_rules! select_sessions {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, user_id, user_agent, ip, created_at, last_used_at, expires_at, revoked_at, ",
+            "revoked_reason FROM sessions ",
+            $rest
+        )
+    };
+}
+
+macro_rules! session_from_row {
+    ($row:expr, $prefix:literal) => {{
+        let row = $row;
+        SessionRecord {
+            id: row.try_get(concat!($prefix, "id")).map_err(map_sqlx_error)?,
+            user_id: row.try_get(concat!($prefix, "user_id")).map_err(map_sqlx_error)?,
+            user_agent: row.try_get(concat!($prefix, "user_agent")).map_err(map_sqlx_error)?,
+            ip: row.try_get(concat!($prefix, "ip")).map_err(map_sqlx_error)?,
+            created_at: row.try_get(concat!($prefix, "created_at")).map_err(map_sqlx_error)?,
+            last_used_at: row.try_get(concat!($prefix, "last_used_at")).map_err(map_sqlx_error)?,
+            expires_at: row.try_get(concat!($prefix, "expires_at")).map_err(map_sqlx_error)?,
+            revoked_at: row.try_get(concat!($prefix, "revoked_at")).map_err(map_sqlx_error)?,
+            revoked_reason: row
+                .try_get(concat!($prefix, "revoked_reason"))
+                .map_err(map_sqlx_error)?,
+        }
+    }};
+}
+
+macro_rules! insert_refresh_token {
+    ($executor:expr, $token:expr) => {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_digest, session_id, created_at, expires_at, rotated_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind($token.token_digest.as_slice())
+        .bind($token.session_id.as_str())
+        .bind($token.created_at)
+        .bind($token.expires_at)
+        .bind($token.rotated_at)
+        .execute($executor)
+        .await
+        .map_err(map_sqlx_error)
+    };
+}
+
+#[async_trait]
+impl SessionStore for Database {
+    async fn start_session(
+        &self,
+        session: &SessionRecord,
+        refresh_token: &RefreshTokenRecord,
+        user: &UserRecord,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            update_user_row!(&mut *transaction, user)?;
+            sqlx::query(
+                "INSERT INTO sessions (id, user_id, user_agent, ip, created_at, last_used_at, \
+                 expires_at, revoked_at, revoked_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(session.id.as_str())
+            .bind(session.user_id.as_str())
+            .bind(session.user_agent.as_deref())
+            .bind(session.ip.as_deref())
+            .bind(session.created_at)
+            .bind(session.last_used_at)
+            .bind(session.expires_at)
+            .bind(session.revoked_at)
+            .bind(session.revoked_reason.as_deref())
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            insert_refresh_token!(&mut *transaction, refresh_token)?;
+            insert_events!(&mut *transaction, events);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        with_pool!(self, pool => {
+            match sqlx::query(select_sessions!("WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(map_sqlx_error)?
+            {
+                Some(row) => Ok(Some(session_from_row!(row, ""))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn refresh_token(
+        &self,
+        digest: &[u8],
+    ) -> Result<Option<(RefreshTokenRecord, SessionRecord)>, StoreError> {
+        const SQL: &str = "SELECT t.token_digest, t.created_at AS t_created_at, \
+            t.expires_at AS t_expires_at, t.rotated_at, s.id AS s_id, s.user_id AS s_user_id, \
+            s.user_agent AS s_user_agent, s.ip AS s_ip, s.created_at AS s_created_at, \
+            s.last_used_at AS s_last_used_at, s.expires_at AS s_expires_at, \
+            s.revoked_at AS s_revoked_at, s.revoked_reason AS s_revoked_reason \
+            FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_digest = $1";
+        with_pool!(self, pool => {
+            let Some(row) = sqlx::query(SQL).bind(digest).fetch_optional(pool).await.map_err(map_sqlx_error)?
+            else {
+                return Ok(None);
+            };
+            let session = session_from_row!(&row, "s_");
+            let token = RefreshTokenRecord {
+                token_digest: row.try_get("token_digest").map_err(map_sqlx_error)?,
+                session_id: session.id.clone(),
+                created_at: row.try_get("t_created_at").map_err(map_sqlx_error)?,
+                expires_at: row.try_get("t_expires_at").map_err(map_sqlx_error)?,
+                rotated_at: row.try_get("rotated_at").map_err(map_sqlx_error)?,
+            };
+            Ok(Some((token, session)))
+        })
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &[u8],
+        replacement: &RefreshTokenRecord,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            // The first statement writes, so on SQLite the transaction takes the write lock
+            // at once (waiting on the busy timeout) instead of failing on an upgrade; on
+            // PostgreSQL the row lock makes concurrent rotations of one token queue here, and
+            // all but the first find it already rotated.
+            let spent = sqlx::query(
+                "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_digest = $1 AND rotated_at IS NULL",
+            )
+            .bind(presented)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected();
+            if spent != 1 {
+                transaction.rollback().await.map_err(map_sqlx_error)?;
+                return Ok(false);
+            }
+            insert_refresh_token!(&mut *transaction, replacement)?;
+            sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
+                .bind(replacement.session_id.as_str())
+                .bind(now)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?;
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            Ok(true)
+        })
+    }
+
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        now: i64,
+        reason: &str,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            let revoked = sqlx::query(
+                "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL",
+            )
+            .bind(session_id)
+            .bind(now)
+            .bind(reason)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected();
+            insert_events!(&mut *transaction, events);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            Ok(revoked == 1)
+        })
+    }
+
+    async fn active_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(select_sessions!(
+                "WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id DESC"
+            ))
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            let mut sessions = Vec::with_capacity(rows.len());
+            for row in rows {
+                sessions.push(session_from_row!(row, ""));
+            }
+            Ok(sessions)
+        })
+    }
+}
