@@ -30,8 +30,10 @@ impl LimitedRoute {
 }
 
 /// Limits per route, from configuration.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RateLimits {
+    /// Namespaces the keys, so deployments (or test runs) sharing one Redis stay apart.
+    pub key_prefix: String,
     pub sign_in: RateLimit,
     pub sign_up: RateLimit,
     pub refresh: RateLimit,
@@ -57,7 +59,7 @@ pub(crate) async fn limit(
         LimitedRoute::SignUp => state.rate_limits.sign_up,
         LimitedRoute::Refresh => state.rate_limits.refresh,
     };
-    let key = format!("{}:{ip}", route.name());
+    let key = format!("{}{}:{ip}", state.rate_limits.key_prefix, route.name());
     let decision = match limiter.hit(&key, rate).await {
         Ok(decision) => decision,
         Err(error) => {

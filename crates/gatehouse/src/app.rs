@@ -34,6 +34,9 @@ pub enum StartupError {
     Database(#[from] StoreError),
     #[error("{0}")]
     Domain(#[from] DomainError),
+    /// A command's input was refused (validation, a taken email): exit code 2.
+    #[error("{0}")]
+    Rejected(String),
     #[error("{0}")]
     Other(String),
 }
@@ -41,7 +44,7 @@ pub enum StartupError {
 impl StartupError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            StartupError::Config(_) => 2,
+            StartupError::Config(_) | StartupError::Rejected(_) => 2,
             _ => 1,
         }
     }
@@ -230,6 +233,7 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         audit_log: Arc::new(AuditLog::new(Arc::new(database.clone()))),
         rate_limiter,
         rate_limits: RateLimits {
+            key_prefix: config.redis.key_prefix.clone(),
             sign_in: per_minute(config.rate_limit.sign_in_per_minute),
             sign_up: per_minute(config.rate_limit.sign_up_per_minute),
             refresh: per_minute(config.rate_limit.refresh_per_minute),

@@ -5,6 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+use gatehouse_domain::DomainError;
+use gatehouse_domain::accounts::NewUserByAdmin;
+use gatehouse_domain::admin_keys::AdminPrincipal;
+use gatehouse_domain::audit::RequestContext;
+
 use crate::app::{self, StartupError};
 use crate::config::Config;
 use crate::server;
@@ -33,6 +38,44 @@ pub enum Command {
     /// Manage the token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage admin API keys.
+    #[command(name = "admin-key", subcommand)]
+    AdminKey(AdminKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (the password must pass the password policy).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: Option<String>,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        first_name: Option<String>,
+        #[arg(long)]
+        last_name: Option<String>,
+        /// Give the user the system admin role (admin API with their own token).
+        #[arg(long)]
+        admin: bool,
+        /// Mark the email as verified.
+        #[arg(long)]
+        verified: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminKeyCommand {
+    /// Create an admin API key; it is printed once and stored only as a digest.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +133,59 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
             }
             Ok(())
         }
+        Command::User(UserCommand::Create {
+            email,
+            password,
+            username,
+            first_name,
+            last_name,
+            admin,
+            verified,
+        }) => {
+            let core = app::build_core(config).await?;
+            let hashing = app::hashing_pool(&core.config, &core.master_keys)?;
+            let accounts = core.accounts(hashing)?;
+            let request = NewUserByAdmin {
+                email: email.clone(),
+                password: password.clone(),
+                username: username.clone(),
+                first_name: first_name.clone(),
+                last_name: last_name.clone(),
+                email_verified: *verified,
+                admin: *admin,
+            };
+            let created = accounts
+                .admin_create_user(&AdminPrincipal::system(), request, &cli_context())
+                .await;
+            core.database.close().await;
+            let user =
+                created.map_err(|error| StartupError::Rejected(describe_rejection(&error)))?;
+            if json_output {
+                println!(
+                    "{}",
+                    json!({ "id": user.id, "email": user.email, "username": user.username })
+                );
+            } else {
+                println!("created user {} ({})", user.id, user.email.unwrap_or_default());
+            }
+            Ok(())
+        }
+        Command::AdminKey(AdminKeyCommand::Create { name }) => {
+            let core = app::build_core(config).await?;
+            let created = core.admin_keys().create(name, &cli_context()).await;
+            core.database.close().await;
+            let (key, secret) =
+                created.map_err(|error| StartupError::Rejected(describe_rejection(&error)))?;
+            if json_output {
+                println!("{}", json!({ "id": key.id, "name": key.name, "key": secret }));
+            } else {
+                println!(
+                    "admin API key {} ({}):\n{secret}\nStore it now: it is not shown again.",
+                    key.id, key.name
+                );
+            }
+            Ok(())
+        }
         Command::Keys(KeysCommand::Rotate) => {
             let core = app::build_core(config).await?;
             let key = core.keys.rotate().await?;
@@ -105,6 +201,29 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
             Ok(())
         }
     }
+}
+
+fn cli_context() -> RequestContext {
+    RequestContext {
+        ip: None,
+        user_agent: Some(format!("gatehouse-cli/{}", env!("CARGO_PKG_VERSION"))),
+        request_id: None,
+    }
+}
+
+/// A refused command's reason in words, with each field problem on its own line.
+fn describe_rejection(error: &DomainError) -> String {
+    let issues = match error {
+        DomainError::Validation(issues) | DomainError::PasswordRejected { issues, .. } => {
+            issues.as_slice()
+        }
+        _ => &[],
+    };
+    let mut text = format!("{} ({})", error, error.code());
+    for issue in issues {
+        text.push_str(&format!("\n  {}: {} — {}", issue.field, issue.code, issue.message));
+    }
+    text
 }
 
 pub fn print_version(json_output: bool) {

@@ -401,3 +401,12 @@ async fn history_skips_hashes_that_cannot_be_verified() {
     let found = policy.check_history(&pool, "an-old-password", &hashes).await.unwrap();
     assert_eq!(found.map(|violation| violation.code), Some("reused"));
 }
+
+#[test]
+fn checks_can_run_inside_multi_threaded_handlers() {
+    // axum handlers must return Send futures; this fails to compile if a check's future is not.
+    fn assert_send<T: Send>(_: T) {}
+    let policy = PasswordPolicy::new(bare(), None);
+    assert_send(policy.check("x", &[]));
+    assert_send(policy.check_history(&small_pool(), "x", &[]));
+}

@@ -33,6 +33,7 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("database.max_connections", Kind::Integer),
     ("database.auto_migrate", Kind::Boolean),
     ("redis.url", Kind::Text),
+    ("redis.key_prefix", Kind::Text),
     ("log.format", Kind::Text),
     ("log.level", Kind::Text),
     ("password.memory_kib", Kind::Integer),

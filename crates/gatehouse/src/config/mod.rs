@@ -118,6 +118,8 @@ pub struct DatabaseConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     pub url: Option<String>,
+    /// Prefix of every key Gatehouse writes, so deployments can share one Redis.
+    pub key_prefix: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

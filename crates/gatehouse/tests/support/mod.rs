@@ -12,6 +12,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub database: gatehouse_store::Database,
     pub keys: std::sync::Arc<gatehouse_domain::KeyService>,
+    pub admin_keys: std::sync::Arc<gatehouse_domain::admin_keys::AdminKeyService>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     _data_dir: tempfile::TempDir,
@@ -25,7 +26,7 @@ pub fn test_config(
     data_dir: &std::path::Path,
     extra: &[(&str, &str)],
 ) -> Config {
-    let mut pairs = vec![
+    let mut pairs: std::collections::BTreeMap<String, String> = [
         ("GATEHOUSE_DATABASE_URL".to_owned(), test.url.clone()),
         ("GATEHOUSE_DATA_DIR".to_owned(), data_dir.display().to_string()),
         ("GATEHOUSE_MASTER_KEY".to_owned(), master_key.encode()),
@@ -34,9 +35,13 @@ pub fn test_config(
         ("GATEHOUSE_PASSWORD_ITERATIONS".to_owned(), "1".to_owned()),
         ("GATEHOUSE_PASSWORD_PARALLELISM".to_owned(), "1".to_owned()),
         ("GATEHOUSE_SIGNING_ALGORITHM".to_owned(), "ES256".to_owned()),
-    ];
+        // Tests sign in many times from 127.0.0.1; the rate-limit tests turn limits back on.
+        ("GATEHOUSE_RATE_LIMIT_ENABLED".to_owned(), "false".to_owned()),
+    ]
+    .into_iter()
+    .collect();
     if let Some(schema) = &test.postgres_schema {
-        pairs.push(("GATEHOUSE_DATABASE_SCHEMA".to_owned(), schema.clone()));
+        pairs.insert("GATEHOUSE_DATABASE_SCHEMA".to_owned(), schema.clone());
     }
     pairs.extend(extra.iter().map(|(name, value)| (name.to_string(), value.to_string())));
     Config::load(None, pairs).unwrap()
@@ -59,12 +64,15 @@ impl TestApp {
         extra: &[(&str, &str)],
     ) -> TestApp {
         let data_dir = tempfile::tempdir().unwrap();
-        let config = test_config(test, master_key, data_dir.path(), extra);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let mut settings = vec![("GATEHOUSE_ISSUER", base_url.as_str())];
+        settings.extend_from_slice(extra);
+        let config = test_config(test, master_key, data_dir.path(), &settings);
         let application: App = app::build(config).await.unwrap();
         let database = application.database.clone();
         let keys = application.keys.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let admin_keys = application.admin_keys.clone();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             gatehouse::server::serve(application, listener, async {
@@ -78,6 +86,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             database,
             keys,
+            admin_keys,
             shutdown: Some(shutdown),
             server: Some(server),
             _data_dir: data_dir,
@@ -90,6 +99,77 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// POSTs JSON (with a bearer token when given) and reads a JSON answer (`Null` for none).
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self.http.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    pub async fn get_auth(
+        &self,
+        path: &str,
+        token: &str,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::GET, path, Some(token), None).await
+    }
+
+    /// Signs up and returns the tokens answer.
+    pub async fn sign_up(&self, email: &str, password: &str) -> serde_json::Value {
+        let (status, body) = self
+            .post(
+                "/v1/auth/sign-up",
+                None,
+                serde_json::json!({ "email": email, "password": password }),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+        body["tokens"].clone()
+    }
+
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.post(
+            "/v1/auth/sign-in",
+            None,
+            serde_json::json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// An admin API key made through the same service the CLI uses.
+    pub async fn admin_key(&self) -> String {
+        let context = gatehouse_domain::audit::RequestContext::default();
+        self.admin_keys.create("tests", &context).await.unwrap().1
     }
 
     pub async fn get_json(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
@@ -108,3 +188,18 @@ impl TestApp {
         }
     }
 }
+
+async fn read(response: reqwest::Response) -> (reqwest::StatusCode, serde_json::Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    };
+    (status, body)
+}
+
+/// A password that passes the default policy.
+pub const STRONG_PASSWORD: &str = "Quasar-trail-mix-81!";
+pub const OTHER_STRONG_PASSWORD: &str = "Velvet-orbit-lantern-27?";
