@@ -148,7 +148,9 @@ async fn serve_migrate_and_rotate_keys(test: TestDatabase) {
     let (code, stdout, stderr) = run(directory.path(), &env, &["migrate", "--json"]).await;
     assert_eq!(code, 0, "{stderr}");
     let migrated: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(migrated["applied_versions"], serde_json::json!([1]));
+    let every_version: Vec<i64> =
+        gatehouse_store::migrate::MIGRATIONS.iter().map(|m| m.version).collect();
+    assert_eq!(migrated["applied_versions"], serde_json::json!(every_version));
 
     let (child, url) = serve(directory.path(), &env).await;
     let ready: serde_json::Value =
@@ -247,4 +249,79 @@ async fn version_needs_no_configuration() {
     assert_eq!(code, 0);
     let version: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+}
+
+/// `gatehouse user create` and `gatehouse admin-key create` are all an operator needs to reach
+/// the API of a running server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_creates_users_and_admin_keys() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut env = base_env();
+    env.push(("GATEHOUSE_MASTER_KEY".into(), gatehouse_crypto::MasterKey::generate().encode()));
+    let password = "Quasar-trail-mix-81!";
+    let (code, stdout, stderr) = run(
+        directory.path(),
+        &env,
+        &[
+            "user",
+            "create",
+            "--email",
+            "Ops@Example.com",
+            "--password",
+            password,
+            "--admin",
+            "--verified",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let user: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(user["id"].as_str().unwrap().starts_with("usr_"));
+    assert_eq!(user["email"], "ops@example.com");
+
+    let (code, _, stderr) = run(
+        directory.path(),
+        &env,
+        &["user", "create", "--email", "weak@example.com", "--password", "short"],
+    )
+    .await;
+    assert_eq!(code, 2);
+    assert!(stderr.contains("password_too_weak") && stderr.contains("too_short"), "{stderr}");
+    let (code, _, stderr) = run(
+        directory.path(),
+        &env,
+        &["user", "create", "--email", "ops@example.com", "--password", password],
+    )
+    .await;
+    assert_eq!(code, 2);
+    assert!(stderr.contains("email_taken"), "{stderr}");
+
+    let (code, stdout, stderr) =
+        run(directory.path(), &env, &["admin-key", "create", "--name", "ci", "--json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let key: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let secret = key["key"].as_str().unwrap();
+
+    let (child, url) = serve(directory.path(), &env).await;
+    let client = reqwest::Client::new();
+    let users: serde_json::Value = client
+        .get(format!("{url}/v1/admin/users"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(users["data"][0]["id"], user["id"]);
+    let sign_in = client
+        .post(format!("{url}/v1/auth/sign-in"))
+        .json(&serde_json::json!({ "email": "ops@example.com", "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sign_in.status(), 200);
+    let stderr = terminate(child).await;
+    assert!(!stderr.contains(secret) && !stderr.contains(password), "secrets never reach the logs");
 }
