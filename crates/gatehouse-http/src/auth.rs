@@ -10,13 +10,12 @@ use gatehouse_domain::admin_keys::AdminPrincipal;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(AUTHORIZATION).and_then(|value| value.to_str().ok());
-    let token = value
+    value
         .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
         .map(str::trim)
-        .filter(|token| !token.is_empty() && token.len() <= 4096);
-    token.ok_or_else(ApiError::invalid_token)
+        .filter(|token| !token.is_empty() && token.len() <= 4096)
 }
 
 /// A verified user session.
@@ -29,7 +28,7 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)?;
+        let token = bearer(parts).ok_or_else(ApiError::invalid_token)?;
         Ok(Authenticated(state.accounts.authenticate(token).await?))
     }
 }
@@ -44,7 +43,7 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)?;
+        let token = bearer(parts).ok_or_else(ApiError::invalid_token)?;
         if let Some(admin) = state.admin_keys.authenticate(token).await? {
             return Ok(Admin(admin));
         }
