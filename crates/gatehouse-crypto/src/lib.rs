@@ -23,7 +23,7 @@ pub use aead::FieldCipher;
 pub use digest::Digester;
 pub use error::CryptoError;
 pub use master::MasterKey;
-pub use password::{Argon2Settings, HashingPool, PasswordHasher, Pepper};
+pub use password::{Argon2Settings, HashingPool, LegacyFormat, PasswordHasher, Pepper};
 pub use signing::{PublicKeySet, SigningAlgorithm, SigningKey};
 pub use token::{constant_time_eq, new_id, random_bytes, random_token};
 

@@ -40,7 +40,9 @@ fn peak_rss_mib() -> f64 {
 
 /// One production-parameter hash, timed a few times on this machine, now.
 fn single_hash_seconds(master: &MasterKey) -> f64 {
-    let hasher = PasswordHasher::new(Argon2Settings::default(), Pepper::from_master(master, 1), Vec::new()).unwrap();
+    let hasher =
+        PasswordHasher::new(Argon2Settings::default(), Pepper::from_master(master, 1), Vec::new())
+            .unwrap();
     let rounds = 5;
     let started = Instant::now();
     for _ in 0..rounds {
@@ -49,7 +51,12 @@ fn single_hash_seconds(master: &MasterKey) -> f64 {
     started.elapsed().as_secs_f64() / f64::from(rounds)
 }
 
-async fn probe(client: reqwest::Client, url: String, token: Option<String>, stop: Arc<AtomicBool>) -> Vec<Duration> {
+async fn probe(
+    client: reqwest::Client,
+    url: String,
+    token: Option<String>,
+    stop: Arc<AtomicBool>,
+) -> Vec<Duration> {
     let mut samples = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let mut request = client.get(&url);
@@ -85,7 +92,8 @@ async fn main() {
         ("GATEHOUSE_RATE_LIMIT_ENABLED", "false".to_owned()),
         ("GATEHOUSE_LOG_LEVEL", "warn".to_owned()),
     ];
-    let config = Config::load(None, settings.iter().map(|(k, v)| (k.to_string(), v.clone()))).unwrap();
+    let config =
+        Config::load(None, settings.iter().map(|(k, v)| (k.to_string(), v.clone()))).unwrap();
     let application = app::build(config).await.unwrap();
     let permits = application.hashing.permits();
     tokio::spawn(async move {
@@ -126,7 +134,12 @@ async fn main() {
         });
     }
     let health = tokio::spawn(probe(client.clone(), format!("{base}/healthz"), None, stop.clone()));
-    let me = tokio::spawn(probe(client.clone(), format!("{base}/v1/me"), Some(access_token), stop.clone()));
+    let me = tokio::spawn(probe(
+        client.clone(),
+        format!("{base}/v1/me"),
+        Some(access_token),
+        stop.clone(),
+    ));
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stop.store(true, Ordering::Relaxed);
     while let Some(latencies) = workers.join_next().await {
@@ -137,10 +150,15 @@ async fn main() {
     let mut me = me.await.unwrap();
     let throughput = successes.load(Ordering::Relaxed) as f64 / elapsed;
 
-    println!("sign-in benchmark ({seconds} s, {clients} clients, {cores} cores, {permits} hashing permits)");
+    println!(
+        "sign-in benchmark ({seconds} s, {clients} clients, {cores} cores, {permits} hashing permits)"
+    );
     println!("  one Argon2id hash (m=64 MiB, t=3, p=4): {:.1} ms", hash_seconds * 1000.0);
     println!("  Argon2id ceiling (cores / hash time):   {ceiling:.2} sign-ins/s");
-    println!("  sign-in throughput:                     {throughput:.2} sign-ins/s = {:.0} % of the ceiling", 100.0 * throughput / ceiling);
+    println!(
+        "  sign-in throughput:                     {throughput:.2} sign-ins/s = {:.0} % of the ceiling",
+        100.0 * throughput / ceiling
+    );
     println!(
         "  sign-in latency p50 / p99:              {:.0} / {:.0} ms",
         percentile(&mut sign_in_latencies, 0.5).as_secs_f64() * 1000.0,
@@ -158,5 +176,8 @@ async fn main() {
         percentile(&mut me, 0.99).as_secs_f64() * 1000.0,
         me.len()
     );
-    println!("  peak RSS:                               {:.0} MiB (pool bound: {permits} × 64 MiB + base)", peak_rss_mib());
+    println!(
+        "  peak RSS:                               {:.0} MiB (pool bound: {permits} × 64 MiB + base)",
+        peak_rss_mib()
+    );
 }

@@ -52,8 +52,12 @@ pub enum UserCommand {
     Create {
         #[arg(long)]
         email: String,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "password_hash")]
         password: Option<String>,
+        /// Import a hash from another system (bcrypt, scrypt, PBKDF2, Django pbkdf2_sha256,
+        /// Argon2); upgraded to Argon2id at the next sign-in.
+        #[arg(long)]
+        password_hash: Option<String>,
         #[arg(long)]
         username: Option<String>,
         #[arg(long)]
@@ -136,6 +140,7 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
         Command::User(UserCommand::Create {
             email,
             password,
+            password_hash,
             username,
             first_name,
             last_name,
@@ -148,6 +153,7 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
             let request = NewUserByAdmin {
                 email: email.clone(),
                 password: password.clone(),
+                password_hash: password_hash.clone(),
                 username: username.clone(),
                 first_name: first_name.clone(),
                 last_name: last_name.clone(),

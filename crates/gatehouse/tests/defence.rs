@@ -14,7 +14,60 @@ use reqwest::StatusCode;
 use serde_json::json;
 use support::{STRONG_PASSWORD, TestApp};
 
-backend_tests!(re_hashes_on_sign_in_when_parameters_change);
+backend_tests!(
+    re_hashes_on_sign_in_when_parameters_change,
+    imported_hashes_sign_in_and_are_upgraded
+);
+
+/// Published vectors: OpenBSD's bcrypt "U*U" (cost 5) and Django 1.4's PBKDF2 "letmein".
+const BCRYPT_U_U: &str = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
+const DJANGO_LETMEIN: &str =
+    "pbkdf2_sha256$10000$seasalt$FQCNpiZpTb0zub+HBsH6TOwyRxJ19FwvjbweatNmK/Y=";
+
+async fn imported_hashes_sign_in_and_are_upgraded(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let key = app.admin_key().await;
+    for (email, hash, password) in [
+        ("bcrypt@example.com", BCRYPT_U_U, "U*U"),
+        ("django@example.com", DJANGO_LETMEIN, "letmein"),
+    ] {
+        let (status, user) = app
+            .post("/v1/admin/users", Some(&key), json!({ "email": email, "password_hash": hash }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{user}");
+        assert_eq!(user["has_password"], true);
+        let id = user["id"].as_str().unwrap().to_owned();
+        assert_eq!(app.sign_in(email, "not-the-password").await.0, StatusCode::UNAUTHORIZED);
+        let stored = app.database.user_by_id(&id).await.unwrap().unwrap().password_hash.unwrap();
+        assert_eq!(stored, hash, "a failed sign-in leaves the imported hash");
+        assert_eq!(app.sign_in(email, password).await.0, StatusCode::OK);
+        let upgraded = app.database.user_by_id(&id).await.unwrap().unwrap().password_hash.unwrap();
+        assert!(upgraded.starts_with("$argon2id$") && upgraded.contains("keyid="), "{upgraded}");
+        assert_eq!(
+            app.sign_in(email, password).await.0,
+            StatusCode::OK,
+            "the upgraded hash verifies"
+        );
+    }
+    for bad in
+        ["$md5$abc", "$2a$31$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", "plaintext"]
+    {
+        let (status, problem) = app
+            .post(
+                "/v1/admin/users",
+                Some(&key),
+                json!({ "email": "bad@example.com", "password_hash": bad }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert_eq!(problem["errors"][0]["code"], "unsupported_hash");
+    }
+    let (status, _) = app
+        .post("/v1/admin/users", Some(&key), json!({ "email": "both@example.com", "password_hash": BCRYPT_U_U, "password": STRONG_PASSWORD }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.stop().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_answer_429_with_headers() {

@@ -6,7 +6,12 @@
 //! guessing, and every input has the same 32-byte length. The pepper id goes into Argon2's
 //! standard `keyid` parameter, which PHC encodes as unpadded base64 of its bytes (id 1 is
 //! `keyid=AQ`); the hash stays a valid Argon2 PHC string that any Argon2 library can parse.
+//!
+//! Hashes imported from other systems (bcrypt, scrypt, PBKDF2, Django, Argon2 without
+//! `keyid`) also verify, unpeppered, until the next successful sign-in replaces them: see
+//! [`legacy`].
 
+pub mod legacy;
 mod pool;
 
 use std::fmt;
@@ -17,6 +22,7 @@ use argon2::{PasswordHasher as _, PasswordVerifier as _};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+pub use legacy::LegacyFormat;
 pub use pool::HashingPool;
 
 use crate::digest::hmac_sha256;
@@ -139,7 +145,12 @@ impl PasswordHasher {
     /// Whether `password` matches `phc`: `Ok(false)` for a wrong password,
     /// `Err(InvalidHash)` for a hash we cannot parse or whose pepper we no longer have.
     /// The hash's own parameters are used, so hashes made under older settings still verify.
+    /// A hash imported from another system ([`legacy::detect`] recognises it) is verified
+    /// without pepper by [`legacy::verify_legacy`]; anything else unknown is `InvalidHash`.
     pub fn verify(&self, password: &[u8], phc: &str) -> Result<bool, CryptoError> {
+        if legacy::detect(phc).is_some() {
+            return legacy::verify_legacy(password, phc);
+        }
         let hash = PasswordHash::new(phc).map_err(|_| CryptoError::InvalidHash)?;
         if hash.algorithm != ARGON2ID_IDENT {
             return Err(CryptoError::InvalidHash);
@@ -157,8 +168,12 @@ impl PasswordHasher {
     }
 
     /// Whether `phc` should be replaced by a fresh hash at the next successful sign-in:
-    /// its parameters or pepper differ from the current ones, or it does not parse.
+    /// its parameters or pepper differ from the current ones, it does not parse, or it is a
+    /// legacy hash imported from another system (always: those carry no pepper).
     pub fn needs_rehash(&self, phc: &str) -> bool {
+        if legacy::detect(phc).is_some() {
+            return true;
+        }
         let Ok(hash) = PasswordHash::new(phc) else {
             return true;
         };

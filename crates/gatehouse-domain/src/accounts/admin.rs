@@ -17,6 +17,10 @@ pub struct NewUserByAdmin {
     pub email: String,
     /// Optional: a user without one signs in by other means (later: magic links, passkeys).
     pub password: Option<String>,
+    /// A hash imported from another system (bcrypt, scrypt, PBKDF2-SHA256/512 PHC, Django's
+    /// `pbkdf2_sha256$…`, or Argon2 made elsewhere), upgraded to our Argon2id at the next
+    /// sign-in. Exclusive with `password`.
+    pub password_hash: Option<String>,
     pub username: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -86,6 +90,27 @@ impl AccountService {
             });
         let first_name = parse_name(request.first_name.as_deref(), "first_name", &mut issues);
         let last_name = parse_name(request.last_name.as_deref(), "last_name", &mut issues);
+        if request.password.is_some() && request.password_hash.is_some() {
+            issues.push(FieldIssue::new(
+                "password_hash",
+                "exclusive",
+                "Give a password or a password hash, not both.",
+            ));
+        }
+        let imported_hash = match &request.password_hash {
+            Some(hash) => match gatehouse_crypto::password::legacy::validate_import(hash) {
+                Ok(_) => Some(hash.clone()),
+                Err(error) => {
+                    issues.push(FieldIssue::new(
+                        "password_hash",
+                        "unsupported_hash",
+                        error.to_string(),
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
         match &request.password {
             Some(password) => {
                 let inputs: Vec<&str> = email.iter().map(Email::as_str).collect();
@@ -103,7 +128,7 @@ impl AccountService {
         }
         let password_hash = match request.password {
             Some(password) => Some(self.hashing.hash(password.into()).await?),
-            None => None,
+            None => imported_hash,
         };
         let now = self.clock.now();
         let id = gatehouse_crypto::new_id("usr");
@@ -128,7 +153,9 @@ impl AccountService {
             updated_at: now,
             id,
         };
-        let event = self.admin_event(admin, "admin.user_created", &user.id, context);
+        let event = self.admin_event(admin, "admin.user_created", &user.id, context).metadata(
+            serde_json::json!({ "imported_password_hash": request.password_hash.is_some() }),
+        );
         self.store.insert_user(&user, &[event]).await.map_err(taken_from_conflict)?;
         self.admin_view(&user)
     }

@@ -59,6 +59,9 @@ pub(crate) async fn list_users(
 pub(crate) struct CreateUserRequest {
     email: String,
     password: Option<String>,
+    /// Import a hash from another system (bcrypt, scrypt, PBKDF2, Django, foreign Argon2);
+    /// it is upgraded to Argon2id at the user's next sign-in.
+    password_hash: Option<String>,
     username: Option<String>,
     first_name: Option<String>,
     last_name: Option<String>,
@@ -79,6 +82,7 @@ pub(crate) async fn create_user(
     let request = NewUserByAdmin {
         email: body.email,
         password: body.password,
+        password_hash: body.password_hash,
         username: body.username,
         first_name: body.first_name,
         last_name: body.last_name,
