@@ -25,7 +25,9 @@ pub use error::CryptoError;
 pub use master::MasterKey;
 pub use password::{Argon2Settings, HashingPool, LegacyFormat, PasswordHasher, Pepper};
 pub use signing::{PublicKeySet, SigningAlgorithm, SigningKey};
-pub use token::{constant_time_eq, new_id, random_bytes, random_token};
+pub use token::{
+    constant_time_eq, left_half_sha256, new_id, pkce_s256, random_bytes, random_token,
+};
 
 /// Re-exported so callers build a [`jsonwebtoken::Validation`] for
 /// [`PublicKeySet::verify`] with the same version this crate uses.

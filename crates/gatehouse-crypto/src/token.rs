@@ -28,6 +28,23 @@ pub fn new_id(prefix: &str) -> String {
 
 /// Whether `a == b`, in time that depends only on the lengths, not on where they differ.
 /// Lengths are not secret for the values we compare (digests, fixed-size tokens).
+/// The PKCE S256 challenge of a verifier (RFC 7636 §4.2): BASE64URL(SHA-256(verifier)).
+pub fn pkce_s256(verifier: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+/// The OIDC `at_hash`: the left half of the access token's SHA-256 (or SHA-384/512 for other
+/// algorithms; all ours use 256-bit hashes), base64url (OIDC Core §3.1.3.6).
+pub fn left_half_sha256(value: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(value.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
@@ -35,6 +52,14 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pkce_s256_matches_rfc_7636_appendix_b() {
+        assert_eq!(
+            pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
 
     #[test]
     fn random_token_is_43_base64url_chars_and_unique() {

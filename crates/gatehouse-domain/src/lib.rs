@@ -10,6 +10,7 @@ pub mod clock;
 pub mod error;
 pub mod health;
 pub mod keys;
+pub mod oauth;
 pub mod passwords;
 pub mod ratelimit;
 pub mod sessions;

@@ -21,6 +21,14 @@ pub struct SessionRecord {
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
     pub revoked_reason: Option<String>,
+    /// The OAuth client this session was granted to; `None` for first-party sessions.
+    pub client_id: Option<String>,
+    /// The scope granted to that client (space-separated).
+    pub scope: Option<String>,
+    /// When the user authenticated (OIDC `auth_time`), for ID tokens issued on refresh.
+    pub auth_time: Option<i64>,
+    /// The OIDC `nonce` of the authorization request, repeated in refreshed ID tokens.
+    pub nonce: Option<String>,
 }
 
 impl SessionRecord {
@@ -49,16 +57,19 @@ pub mod revoke_reason {
     pub const PASSWORD_RESET: &str = "password_reset";
     pub const USER_SUSPENDED: &str = "user_suspended";
     pub const REVOKED_BY_ADMIN: &str = "revoked_by_admin";
+    pub const REVOKED_BY_CLIENT: &str = "revoked_by_client";
+    pub const AUTHORIZATION_CODE_REUSE: &str = "authorization_code_reuse";
 }
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// In one transaction: the session, its first refresh token, the user row as it is after
-    /// the sign-in (failures reset, last sign-in, maybe a re-hashed password) and the events.
+    /// In one transaction: the session, its first refresh token (if it gets one), the user
+    /// row as it is after the sign-in (failures reset, last sign-in, maybe a re-hashed
+    /// password) and the events.
     async fn start_session(
         &self,
         session: &SessionRecord,
-        refresh_token: &RefreshTokenRecord,
+        refresh_token: Option<&RefreshTokenRecord>,
         user: &UserRecord,
         events: &[AuditEvent],
     ) -> Result<(), StoreError>;

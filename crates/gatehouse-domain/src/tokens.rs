@@ -36,9 +36,25 @@ pub struct AccessTokenClaims {
     pub exp: i64,
     pub iat: i64,
     pub jti: String,
-    pub sid: String,
+    /// The session; absent for client_credentials tokens.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sid: Option<String>,
+    /// The OAuth client the token was issued to (RFC 9068); absent for first-party tokens.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub client_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub scope: Option<String>,
+}
+
+/// What an access token is issued for.
+#[derive(Debug, Clone, Default)]
+pub struct AccessTokenGrant {
+    pub subject: String,
+    pub session_id: Option<String>,
+    pub client_id: Option<String>,
+    pub scope: Option<String>,
+    /// Overrides the configured lifetime (per-client settings).
+    pub ttl_seconds: Option<i64>,
 }
 
 pub struct TokenService {
@@ -68,19 +84,44 @@ impl TokenService {
         user_id: &str,
         session_id: &str,
     ) -> Result<String, DomainError> {
+        let grant = AccessTokenGrant {
+            subject: user_id.to_owned(),
+            session_id: Some(session_id.to_owned()),
+            ..AccessTokenGrant::default()
+        };
+        Ok(self.issue(grant).await?.0)
+    }
+
+    /// A signed access token and its claims.
+    pub async fn issue(
+        &self,
+        grant: AccessTokenGrant,
+    ) -> Result<(String, AccessTokenClaims), DomainError> {
         let now = self.clock.now();
         let claims = AccessTokenClaims {
             iss: self.settings.issuer.clone(),
-            sub: user_id.to_owned(),
+            sub: grant.subject,
             aud: self.settings.audience.clone(),
-            exp: now + self.settings.access_token_ttl_seconds,
+            exp: now + grant.ttl_seconds.unwrap_or(self.settings.access_token_ttl_seconds),
             iat: now,
             jti: gatehouse_crypto::new_id("at"),
-            sid: session_id.to_owned(),
-            scope: None,
+            sid: grant.session_id,
+            client_id: grant.client_id,
+            scope: grant.scope,
         };
         let signer = self.keys.active_signer().await?;
-        Ok(signer.sign(ACCESS_TOKEN_TYPE, &claims)?)
+        Ok((signer.sign(ACCESS_TOKEN_TYPE, &claims)?, claims))
+    }
+
+    /// Signs other JWTs (ID tokens) with the active key; returns the token and the key's
+    /// algorithm.
+    pub async fn sign_jwt<T: Serialize>(
+        &self,
+        typ: &str,
+        claims: &T,
+    ) -> Result<(String, gatehouse_crypto::SigningAlgorithm), DomainError> {
+        let signer = self.keys.active_signer().await?;
+        Ok((signer.sign(typ, claims)?, signer.algorithm()))
     }
 
     /// Checks signature, type, issuer, audience and expiry. Whether the session still lives is

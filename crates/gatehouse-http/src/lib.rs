@@ -10,6 +10,7 @@ mod extract;
 mod metrics;
 mod middleware;
 mod openapi;
+pub mod pages;
 mod ratelimit;
 mod routes;
 mod state;
@@ -29,8 +30,10 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::auth::routes(&state))
         .merge(routes::me::routes())
         .merge(routes::admin::routes())
+        .merge(routes::oauth::routes())
         .merge(routes::well_known::routes())
         .merge(openapi::routes())
+        .merge(pages::routes())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed);
     middleware::wrap(routes, state)

@@ -41,6 +41,7 @@ impl Default for HttpSettings {
 pub struct AppState {
     pub keys: Arc<KeyService>,
     pub accounts: Arc<AccountService>,
+    pub oauth: Arc<gatehouse_domain::oauth::OAuthService>,
     pub admin_keys: Arc<AdminKeyService>,
     pub audit_log: Arc<AuditLog>,
     /// `None` when rate limiting is disabled.
@@ -49,4 +50,6 @@ pub struct AppState {
     pub readiness: Arc<[Arc<dyn ReadinessCheck>]>,
     pub metrics: Arc<Metrics>,
     pub settings: Arc<HttpSettings>,
+    /// The hosted pages: templates, branding, cookie and CSRF keys.
+    pub pages: Arc<crate::pages::Pages>,
 }

@@ -11,6 +11,7 @@ mod database;
 mod error;
 mod keys;
 pub mod migrate;
+mod oauth;
 pub mod ratelimit;
 mod redis;
 mod sessions;

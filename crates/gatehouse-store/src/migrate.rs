@@ -35,7 +35,7 @@ macro_rules! migration {
 
 /// Every migration, in order. `name` is the file stem, `<version zero-padded to 4>_<what>`.
 pub const MIGRATIONS: &[EmbeddedMigration] =
-    &[migration!(1, "0001_initial"), migration!(2, "0002_accounts")];
+    &[migration!(1, "0001_initial"), migration!(2, "0002_accounts"), migration!(3, "0003_oauth")];
 
 fn migrator(backend: &str) -> Migrator {
     let migrations = MIGRATIONS

@@ -15,7 +15,7 @@ macro_rules! select_sessions {
     ($rest:literal) => {
         concat!(
             "SELECT id, user_id, user_agent, ip, created_at, last_used_at, expires_at, revoked_at, ",
-            "revoked_reason FROM sessions ",
+            "revoked_reason, client_id, scope, auth_time, nonce FROM sessions ",
             $rest
         )
     };
@@ -36,6 +36,10 @@ macro_rules! session_from_row {
             revoked_reason: row
                 .try_get(concat!($prefix, "revoked_reason"))
                 .map_err(map_sqlx_error)?,
+            client_id: row.try_get(concat!($prefix, "client_id")).map_err(map_sqlx_error)?,
+            scope: row.try_get(concat!($prefix, "scope")).map_err(map_sqlx_error)?,
+            auth_time: row.try_get(concat!($prefix, "auth_time")).map_err(map_sqlx_error)?,
+            nonce: row.try_get(concat!($prefix, "nonce")).map_err(map_sqlx_error)?,
         }
     }};
 }
@@ -62,7 +66,7 @@ impl SessionStore for Database {
     async fn start_session(
         &self,
         session: &SessionRecord,
-        refresh_token: &RefreshTokenRecord,
+        refresh_token: Option<&RefreshTokenRecord>,
         user: &UserRecord,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
@@ -71,7 +75,8 @@ impl SessionStore for Database {
             update_user_row!(&mut *transaction, user)?;
             sqlx::query(
                 "INSERT INTO sessions (id, user_id, user_agent, ip, created_at, last_used_at, \
-                 expires_at, revoked_at, revoked_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 expires_at, revoked_at, revoked_reason, client_id, scope, auth_time, nonce) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(session.id.as_str())
             .bind(session.user_id.as_str())
@@ -82,10 +87,16 @@ impl SessionStore for Database {
             .bind(session.expires_at)
             .bind(session.revoked_at)
             .bind(session.revoked_reason.as_deref())
+            .bind(session.client_id.as_deref())
+            .bind(session.scope.as_deref())
+            .bind(session.auth_time)
+            .bind(session.nonce.as_deref())
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            insert_refresh_token!(&mut *transaction, refresh_token)?;
+            if let Some(refresh_token) = refresh_token {
+                insert_refresh_token!(&mut *transaction, refresh_token)?;
+            }
             insert_events!(&mut *transaction, events);
             transaction.commit().await.map_err(map_sqlx_error)?;
         });
@@ -114,7 +125,8 @@ impl SessionStore for Database {
             t.expires_at AS t_expires_at, t.rotated_at, s.id AS s_id, s.user_id AS s_user_id, \
             s.user_agent AS s_user_agent, s.ip AS s_ip, s.created_at AS s_created_at, \
             s.last_used_at AS s_last_used_at, s.expires_at AS s_expires_at, \
-            s.revoked_at AS s_revoked_at, s.revoked_reason AS s_revoked_reason \
+            s.revoked_at AS s_revoked_at, s.revoked_reason AS s_revoked_reason, \
+            s.client_id AS s_client_id, s.scope AS s_scope, s.auth_time AS s_auth_time, s.nonce AS s_nonce \
             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_digest = $1";
         with_pool!(self, pool => {
             let Some(row) = sqlx::query(SQL).bind(digest).fetch_optional(pool).await.map_err(map_sqlx_error)?

@@ -11,12 +11,15 @@ use gatehouse_domain::accounts::{
 use gatehouse_domain::admin_keys::{ADMIN_KEY_DIGEST_PURPOSE, AdminKeyService};
 use gatehouse_domain::audit::AuditLog;
 use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
+use gatehouse_domain::oauth::client::CLIENT_SECRET_DIGEST_PURPOSE;
+use gatehouse_domain::oauth::{OAuthParts, OAuthService, OAuthSettings};
 use gatehouse_domain::passwords::{BreachedPasswordCheck, PasswordPolicy};
 use gatehouse_domain::ratelimit::{RateLimit, RateLimiter};
 use gatehouse_domain::tokens::{TokenService, TokenSettings};
 use gatehouse_domain::{
     Clock, DomainError, KeyService, KeySettings, ReadinessCheck, StoreError, SystemClock,
 };
+use gatehouse_http::pages::Pages;
 use gatehouse_http::{AppState, HttpSettings, Metrics, RateLimits};
 use gatehouse_store::breach::HibpClient;
 use gatehouse_store::ratelimit::{MemoryRateLimiter, RedisRateLimiter};
@@ -58,6 +61,7 @@ pub struct App {
     pub redis: Option<Redis>,
     pub keys: Arc<KeyService>,
     pub accounts: Arc<AccountService>,
+    pub oauth: Arc<OAuthService>,
     pub admin_keys: Arc<AdminKeyService>,
     pub hashing: HashingPool,
     pub state: AppState,
@@ -139,8 +143,49 @@ impl Core {
         )
     }
 
+    /// The token service: access tokens, ID-token signing, refresh-token digests.
+    pub fn tokens(&self) -> Arc<TokenService> {
+        let config = &self.config;
+        Arc::new(TokenService::new(
+            self.keys.clone(),
+            self.clock.clone(),
+            Digester::new(&self.master_keys.current, "refresh-token"),
+            TokenSettings {
+                issuer: config.issuer(),
+                audience: config.audience(),
+                access_token_ttl_seconds: config.tokens.access_token_ttl_seconds,
+                refresh_token_ttl_seconds: config.tokens.refresh_token_ttl_seconds,
+                session_max_lifetime_seconds: config.tokens.session_max_lifetime_seconds,
+            },
+        ))
+    }
+
+    /// The OAuth 2.1 / OpenID Connect provider on this core.
+    pub fn oauth(&self, accounts: Arc<AccountService>, tokens: Arc<TokenService>) -> OAuthService {
+        let master = &self.master_keys.current;
+        OAuthService::new(OAuthParts {
+            store: Arc::new(self.database.clone()),
+            account_store: Arc::new(self.database.clone()),
+            accounts,
+            tokens,
+            secret_digester: Digester::new(master, CLIENT_SECRET_DIGEST_PURPOSE),
+            code_digester: Digester::new(master, "authorization-code"),
+            clock: self.clock.clone(),
+            settings: OAuthSettings {
+                issuer: self.config.issuer(),
+                code_ttl_seconds: 60,
+                id_token_ttl_seconds: self.config.tokens.id_token_ttl_seconds,
+                secret_overlap_seconds: 24 * 3600,
+            },
+        })
+    }
+
     /// The account service on this core, with a hashing pool.
-    pub fn accounts(&self, hashing: HashingPool) -> Result<AccountService, StartupError> {
+    pub fn accounts(
+        &self,
+        hashing: HashingPool,
+        tokens: Arc<TokenService>,
+    ) -> Result<AccountService, StartupError> {
         let config = &self.config;
         let master = &self.master_keys.current;
         let breach: Option<Arc<dyn BreachedPasswordCheck>> = match &config.password.breach_api_url {
@@ -156,23 +201,11 @@ impl Core {
             )),
             None => None,
         };
-        let tokens = TokenService::new(
-            self.keys.clone(),
-            self.clock.clone(),
-            Digester::new(master, "refresh-token"),
-            TokenSettings {
-                issuer: config.issuer(),
-                audience: config.audience(),
-                access_token_ttl_seconds: config.tokens.access_token_ttl_seconds,
-                refresh_token_ttl_seconds: config.tokens.refresh_token_ttl_seconds,
-                session_max_lifetime_seconds: config.tokens.session_max_lifetime_seconds,
-            },
-        );
         Ok(AccountService::new(AccountParts {
             store: Arc::new(self.database.clone()),
             hashing,
             policy: Arc::new(PasswordPolicy::new(config.password_policy.clone(), breach)),
-            tokens: Arc::new(tokens),
+            tokens,
             email_cipher: FieldCipher::new(master, &self.master_keys.previous, EMAIL_PURPOSE),
             email_digester: Digester::new(master, EMAIL_DIGEST_PURPOSE),
             clock: self.clock.clone(),
@@ -207,8 +240,13 @@ pub fn hashing_pool(
 pub async fn build(config: Config) -> Result<App, StartupError> {
     let core = build_core(config).await?;
     let hashing = hashing_pool(&core.config, &core.master_keys)?;
-    let accounts = Arc::new(core.accounts(hashing.clone())?);
+    let tokens = core.tokens();
+    let accounts = Arc::new(core.accounts(hashing.clone(), tokens.clone())?);
+    let oauth = Arc::new(core.oauth(accounts.clone(), tokens));
     let admin_keys = Arc::new(core.admin_keys());
+    let pages =
+        Pages::new(core.config.branding.clone(), &core.config.issuer(), &core.master_keys.current)
+            .map_err(|message| StartupError::Other(format!("hosted pages: {message}")))?;
     let Core { config, database, keys, clock, .. } = core;
 
     let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(database.clone())];
@@ -229,6 +267,7 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
     let state = AppState {
         keys: keys.clone(),
         accounts: accounts.clone(),
+        oauth: oauth.clone(),
         admin_keys: admin_keys.clone(),
         audit_log: Arc::new(AuditLog::new(Arc::new(database.clone()))),
         rate_limiter,
@@ -246,6 +285,7 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
             trusted_proxies: config.trusted_proxy_networks(),
             ..HttpSettings::default()
         }),
+        pages: Arc::new(pages),
     };
-    Ok(App { config, database, redis, keys, accounts, admin_keys, hashing, state })
+    Ok(App { config, database, redis, keys, accounts, oauth, admin_keys, hashing, state })
 }

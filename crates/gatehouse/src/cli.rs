@@ -9,6 +9,7 @@ use gatehouse_domain::DomainError;
 use gatehouse_domain::accounts::NewUserByAdmin;
 use gatehouse_domain::admin_keys::AdminPrincipal;
 use gatehouse_domain::audit::RequestContext;
+use gatehouse_domain::oauth::clients::NewClient;
 
 use crate::app::{self, StartupError};
 use crate::config::Config;
@@ -44,6 +45,39 @@ pub enum Command {
     /// Manage admin API keys.
     #[command(name = "admin-key", subcommand)]
     AdminKey(AdminKeyCommand),
+    /// Manage OAuth / OpenID Connect clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its client_id and, once, its secret.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        client_id: Option<String>,
+        /// A chosen secret (at least 32 characters); generated when absent.
+        #[arg(long, conflicts_with = "public")]
+        secret: Option<String>,
+        /// A public client (SPA, mobile, CLI): no secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// authorization_code, refresh_token, client_credentials (default: the first two).
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        /// Allowed scopes (default: openid profile email offline_access).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// A first-party client: users are not asked to consent.
+        #[arg(long)]
+        skip_consent: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,7 +183,7 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
         }) => {
             let core = app::build_core(config).await?;
             let hashing = app::hashing_pool(&core.config, &core.master_keys)?;
-            let accounts = core.accounts(hashing)?;
+            let accounts = core.accounts(hashing, core.tokens())?;
             let request = NewUserByAdmin {
                 email: email.clone(),
                 password: password.clone(),
@@ -173,6 +207,56 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
                 );
             } else {
                 println!("created user {} ({})", user.id, user.email.unwrap_or_default());
+            }
+            Ok(())
+        }
+        Command::Client(ClientCommand::Create {
+            name,
+            client_id,
+            secret,
+            public,
+            redirect_uris,
+            post_logout_redirect_uris,
+            grant_types,
+            scopes,
+            skip_consent,
+        }) => {
+            let core = app::build_core(config).await?;
+            let hashing = app::hashing_pool(&core.config, &core.master_keys)?;
+            let tokens = core.tokens();
+            let accounts = std::sync::Arc::new(core.accounts(hashing, tokens.clone())?);
+            let oauth = core.oauth(accounts, tokens);
+            let request = NewClient {
+                client_id: client_id.clone(),
+                name: name.clone(),
+                secret: secret.clone(),
+                public: *public,
+                redirect_uris: redirect_uris.clone(),
+                post_logout_redirect_uris: post_logout_redirect_uris.clone(),
+                grant_types: grant_types.clone(),
+                scopes: scopes.clone(),
+                skip_consent: *skip_consent,
+                access_token_ttl_seconds: None,
+                refresh_token_ttl_seconds: None,
+            };
+            let created =
+                oauth.create_client(&AdminPrincipal::system(), request, &cli_context()).await;
+            core.database.close().await;
+            let (client, secret) =
+                created.map_err(|error| StartupError::Rejected(describe_rejection(&error)))?;
+            if json_output {
+                println!(
+                    "{}",
+                    json!({ "client_id": client.client_id, "client_secret": secret, "name": client.name })
+                );
+            } else {
+                println!("client_id:     {}", client.client_id);
+                match secret {
+                    Some(secret) => println!(
+                        "client_secret: {secret}\nStore the secret now: it is not shown again."
+                    ),
+                    None => println!("public client: no secret; use PKCE (S256)"),
+                }
             }
             Ok(())
         }

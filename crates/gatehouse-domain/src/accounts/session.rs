@@ -5,6 +5,7 @@ use crate::audit::{Actor, AuditEvent, RequestContext};
 use crate::error::DomainError;
 use crate::sessions::{RefreshTokenRecord, SessionRecord, revoke_reason};
 use crate::tokens::REFRESH_TOKEN_PREFIX;
+use crate::users::UserRecord;
 
 use super::{AccountService, Principal, Tokens};
 
@@ -16,12 +17,35 @@ impl AccountService {
     /// standing (a revoked session or a suspended user stops its tokens at once here).
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, DomainError> {
         let claims = self.tokens.verify_access_token(access_token).await?;
+        // Tokens issued to OAuth clients carry a scope for resource servers; they never
+        // unlock the first-party API, which can change passwords and sessions.
+        if claims.client_id.is_some() {
+            return Err(DomainError::InvalidToken);
+        }
         let now = self.clock.now();
-        let session = self.store.session(&claims.sid).await?.ok_or(DomainError::InvalidToken)?;
-        if !session.is_active(now) || session.user_id != claims.sub {
+        let sid = claims.sid.as_deref().ok_or(DomainError::InvalidToken)?;
+        let session = self.store.session(sid).await?.ok_or(DomainError::InvalidToken)?;
+        if !session.is_active(now) || session.user_id != claims.sub || session.client_id.is_some() {
             return Err(DomainError::InvalidToken);
         }
         let user = self.store.user_by_id(&claims.sub).await?.ok_or(DomainError::InvalidToken)?;
+        if user.suspended_at.is_some() {
+            return Err(DomainError::InvalidToken);
+        }
+        Ok(Principal { user, session })
+    }
+
+    /// The principal of a session named by id, for the hosted pages' browser cookie (whose
+    /// signature the HTTP layer has already checked). Like [`Self::authenticate`], a revoked or
+    /// expired session or a suspended user answers `invalid_token`.
+    pub async fn principal_for_session(&self, session_id: &str) -> Result<Principal, DomainError> {
+        let now = self.clock.now();
+        let session = self.store.session(session_id).await?.ok_or(DomainError::InvalidToken)?;
+        if !session.is_active(now) {
+            return Err(DomainError::InvalidToken);
+        }
+        let user =
+            self.store.user_by_id(&session.user_id).await?.ok_or(DomainError::InvalidToken)?;
         if user.suspended_at.is_some() {
             return Err(DomainError::InvalidToken);
         }
@@ -36,6 +60,29 @@ impl AccountService {
         refresh_token: &str,
         context: &RequestContext,
     ) -> Result<Tokens, DomainError> {
+        let (session, user, new_token) =
+            self.rotate_refresh_token(refresh_token, None, context).await?;
+        let settings = self.tokens.settings();
+        let access_token = self.tokens.issue_access_token(&user.id, &session.id).await?;
+        Ok(Tokens {
+            access_token,
+            token_type: "Bearer",
+            expires_in: settings.access_token_ttl_seconds,
+            refresh_token: new_token,
+            session_id: session.id,
+            user: self.view(&user)?,
+        })
+    }
+
+    /// The rotation shared by the first-party API and the OAuth token endpoint: checks the
+    /// token belongs to `client_id` (`None`: a first-party session), spends it, stores its
+    /// successor, and answers the session, its user and the new token.
+    pub async fn rotate_refresh_token(
+        &self,
+        refresh_token: &str,
+        client_id: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<(SessionRecord, UserRecord, String), DomainError> {
         if !refresh_token.starts_with(REFRESH_TOKEN_PREFIX)
             || refresh_token.len() > MAX_REFRESH_TOKEN_LENGTH
         {
@@ -44,6 +91,11 @@ impl AccountService {
         let digest = self.tokens.refresh_token_digest(refresh_token);
         let (presented, session) =
             self.store.refresh_token(&digest).await?.ok_or(DomainError::InvalidGrant)?;
+        // A token presented by another client than its own is not evidence of theft by that
+        // client's holder; refuse it without touching the family.
+        if session.client_id.as_deref() != client_id {
+            return Err(DomainError::InvalidGrant);
+        }
         let now = self.clock.now();
         if presented.rotated_at.is_some() {
             self.revoke_for_reuse(&session, context).await?;
@@ -70,15 +122,7 @@ impl AccountService {
             self.revoke_for_reuse(&session, context).await?;
             return Err(DomainError::InvalidGrant);
         }
-        let access_token = self.tokens.issue_access_token(&user.id, &session.id).await?;
-        Ok(Tokens {
-            access_token,
-            token_type: "Bearer",
-            expires_in: settings.access_token_ttl_seconds,
-            refresh_token: new_token,
-            session_id: session.id,
-            user: self.view(&user)?,
-        })
+        Ok((session, user, new_token))
     }
 
     async fn revoke_for_reuse(

@@ -136,6 +136,10 @@ impl AccountService {
             expires_at: now + settings.session_max_lifetime_seconds,
             revoked_at: None,
             revoked_reason: None,
+            client_id: None,
+            scope: None,
+            auth_time: Some(now),
+            nonce: None,
         };
         let (refresh_token, token_digest) = self.tokens.new_refresh_token();
         let refresh = RefreshTokenRecord {
@@ -154,7 +158,7 @@ impl AccountService {
         let event =
             AuditEvent::new("user.sign_in_succeeded", &Actor::User(user.id.clone()), context, now)
                 .target("session", &session.id);
-        self.store.start_session(&session, &refresh, &user, &[event]).await?;
+        self.store.start_session(&session, Some(&refresh), &user, &[event]).await?;
         let access_token = self.tokens.issue_access_token(&user.id, &session.id).await?;
         Ok(Tokens {
             access_token,

@@ -4,6 +4,7 @@ pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod dto;
 pub(crate) mod me;
+pub(crate) mod oauth;
 pub(crate) mod operations;
 pub(crate) mod well_known;
 

@@ -63,6 +63,9 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("rate_limit.sign_in_per_minute", Kind::Integer),
     ("rate_limit.sign_up_per_minute", Kind::Integer),
     ("rate_limit.refresh_per_minute", Kind::Integer),
+    ("branding.product_name", Kind::Text),
+    ("branding.logo_url", Kind::Text),
+    ("branding.primary_color", Kind::Text),
 ];
 
 /// Variables with our prefix that are not settings: the config file's path and the test

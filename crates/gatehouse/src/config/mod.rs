@@ -59,6 +59,8 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub lockout: LockoutConfig,
     pub rate_limit: RateLimitConfig,
+    /// Product name, logo and colour of the hosted pages.
+    pub branding: gatehouse_http::pages::Branding,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -185,6 +187,7 @@ impl Default for Config {
             tokens: TokensConfig::default(),
             lockout: LockoutConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            branding: gatehouse_http::pages::Branding::default(),
         }
     }
 }

@@ -42,6 +42,7 @@ impl Config {
         }
         self.validate_numbers()?;
         self.validate_accounts()?;
+        self.validate_branding()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(error("log.level", format!("not a log filter: {:?}", self.log.level)));
         }
@@ -139,6 +140,29 @@ impl Config {
                 "tokens.session_max_lifetime_seconds",
                 "at least tokens.refresh_token_ttl_seconds",
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_branding(&self) -> Result<(), ConfigError> {
+        let branding = &self.branding;
+        let name = branding.product_name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(error("branding.product_name", "between 1 and 100 characters"));
+        }
+        if let Some(logo) = &branding.logo_url {
+            let parsed = url::Url::parse(logo)
+                .map_err(|e| error("branding.logo_url", format!("not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                return Err(error("branding.logo_url", "must be an http:// or https:// URL"));
+            }
+            // It is printed in pages and in the CSP header (for http:// logos).
+            if logo.len() > 2048 || logo.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(error("branding.logo_url", "at most 2048 characters, no spaces"));
+            }
+        }
+        if !gatehouse_http::pages::is_hex_color(&branding.primary_color) {
+            return Err(error("branding.primary_color", "a colour as #rrggbb"));
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ pub struct TestApp {
     pub database: gatehouse_store::Database,
     pub keys: std::sync::Arc<gatehouse_domain::KeyService>,
     pub admin_keys: std::sync::Arc<gatehouse_domain::admin_keys::AdminKeyService>,
+    pub oauth: std::sync::Arc<gatehouse_domain::oauth::OAuthService>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     _data_dir: tempfile::TempDir,
@@ -73,6 +74,7 @@ impl TestApp {
         let database = application.database.clone();
         let keys = application.keys.clone();
         let admin_keys = application.admin_keys.clone();
+        let oauth = application.oauth.clone();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             gatehouse::server::serve(application, listener, async {
@@ -87,6 +89,7 @@ impl TestApp {
             database,
             keys,
             admin_keys,
+            oauth,
             shutdown: Some(shutdown),
             server: Some(server),
             _data_dir: data_dir,
@@ -170,6 +173,31 @@ impl TestApp {
     pub async fn admin_key(&self) -> String {
         let context = gatehouse_domain::audit::RequestContext::default();
         self.admin_keys.create("tests", &context).await.unwrap().1
+    }
+
+    /// Registers a client through the same service the CLI uses; answers (client_id, secret).
+    pub async fn client(
+        &self,
+        request: gatehouse_domain::oauth::clients::NewClient,
+    ) -> (String, Option<String>) {
+        let admin = gatehouse_domain::admin_keys::AdminPrincipal::system();
+        let context = gatehouse_domain::audit::RequestContext::default();
+        let (client, secret) = self.oauth.create_client(&admin, request, &context).await.unwrap();
+        (client.client_id, secret)
+    }
+
+    /// POSTs a form, with HTTP Basic client credentials when given.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self.http.post(self.url(path)).form(form);
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        read(request.send().await.unwrap()).await
     }
 
     pub async fn get_json(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {

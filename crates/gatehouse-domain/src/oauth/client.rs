@@ -1,0 +1,202 @@
+//! OAuth clients: registration rules (exact redirect URIs, RFC 8252 loopback ports, allowed
+//! grants and scopes) and the stored record. Secrets are stored as keyed digests.
+
+use serde::Serialize;
+
+use crate::error::FieldIssue;
+
+pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
+pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+pub const GRANT_DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub const SUPPORTED_GRANTS: &[&str] =
+    &[GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, GRANT_CLIENT_CREDENTIALS];
+
+pub const AUTH_CLIENT_SECRET_BASIC: &str = "client_secret_basic";
+pub const AUTH_CLIENT_SECRET_POST: &str = "client_secret_post";
+pub const AUTH_NONE: &str = "none";
+pub const SUPPORTED_AUTH_METHODS: &[&str] =
+    &[AUTH_CLIENT_SECRET_BASIC, AUTH_CLIENT_SECRET_POST, AUTH_NONE];
+
+/// Prefix of client secrets, so secret scanners can recognise a leaked one.
+pub const CLIENT_SECRET_PREFIX: &str = "ghs_";
+pub const CLIENT_SECRET_DIGEST_PURPOSE: &str = "client-secret";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub name: String,
+    #[serde(skip)]
+    pub secret_digest: Option<Vec<u8>>,
+    #[serde(skip)]
+    pub previous_secret_digest: Option<Vec<u8>>,
+    pub previous_secret_expires_at: Option<i64>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub token_endpoint_auth_method: String,
+    pub skip_consent: bool,
+    pub access_token_ttl_seconds: Option<i64>,
+    pub refresh_token_ttl_seconds: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl ClientRecord {
+    pub fn is_public(&self) -> bool {
+        self.token_endpoint_auth_method == AUTH_NONE
+    }
+
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|allowed| allowed == grant)
+    }
+
+    /// Exact string match, except that a registered loopback redirect (`http://127.0.0.1/…`
+    /// or `http://[::1]/…`) accepts any port, as native apps bind an ephemeral one (RFC 8252
+    /// §7.3).
+    pub fn redirect_uri_matches(&self, candidate: &str) -> bool {
+        self.redirect_uris
+            .iter()
+            .any(|registered| registered == candidate || loopback_match(registered, candidate))
+    }
+}
+
+fn loopback_match(registered: &str, candidate: &str) -> bool {
+    let (Ok(registered), Ok(candidate)) = (url::Url::parse(registered), url::Url::parse(candidate))
+    else {
+        return false;
+    };
+    let loopback = |url: &url::Url| {
+        url.scheme() == "http"
+            && matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+            || url.scheme() == "http"
+                && matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+    };
+    loopback(&registered)
+        && loopback(&candidate)
+        && registered.host() == candidate.host()
+        && registered.path() == candidate.path()
+        && registered.query() == candidate.query()
+        && candidate.fragment().is_none()
+        && candidate.username().is_empty()
+        && candidate.password().is_none()
+}
+
+/// Checks one redirect URI for registration: absolute, no fragment, https unless loopback or a
+/// private-use scheme of a native app (`com.example.app:/callback`).
+pub fn validate_redirect_uri(uri: &str, field: &str) -> Result<(), FieldIssue> {
+    let invalid =
+        |message: &str| FieldIssue::new(field, "invalid_redirect_uri", format!("{uri}: {message}"));
+    let parsed = url::Url::parse(uri).map_err(|_| invalid("not an absolute URL"))?;
+    if parsed.fragment().is_some() {
+        return Err(invalid("must not contain a fragment"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(invalid("must not contain credentials"));
+    }
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let loopback = match parsed.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(domain)) => domain == "localhost",
+                None => false,
+            };
+            if loopback { Ok(()) } else { Err(invalid("http is only allowed on loopback")) }
+        }
+        "javascript" | "data" | "file" | "vbscript" => Err(invalid("scheme not allowed")),
+        // Private-use schemes of native apps must contain a dot (RFC 8252 §7.1).
+        scheme if scheme.contains('.') => Ok(()),
+        _ => Err(invalid("use https, loopback http, or a reverse-DNS private-use scheme")),
+    }
+}
+
+/// A scope token per RFC 6749 §3.3 (printable ASCII except space, `"` and `\`).
+pub fn valid_scope_token(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope.len() <= 128
+        && scope.bytes().all(|byte| {
+            byte == 0x21 || (0x23..=0x5B).contains(&byte) || (0x5D..=0x7E).contains(&byte)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(redirects: &[&str]) -> ClientRecord {
+        ClientRecord {
+            client_id: "app".into(),
+            name: "App".into(),
+            secret_digest: None,
+            previous_secret_digest: None,
+            previous_secret_expires_at: None,
+            redirect_uris: redirects.iter().map(|uri| uri.to_string()).collect(),
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![],
+            scopes: vec![],
+            token_endpoint_auth_method: AUTH_NONE.into(),
+            skip_consent: false,
+            access_token_ttl_seconds: None,
+            refresh_token_ttl_seconds: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn redirect_uris_match_exactly_or_on_any_loopback_port() {
+        let registered = client(&[
+            "https://app.example.com/callback",
+            "http://127.0.0.1/cb",
+            "http://[::1]:1234/cb",
+        ]);
+        let cases = [
+            ("https://app.example.com/callback", true),
+            ("https://app.example.com/callback/", false),
+            ("https://app.example.com/callback?x=1", false),
+            ("https://APP.example.com/callback", false),
+            ("https://app.example.com.evil.com/callback", false),
+            ("http://app.example.com/callback", false),
+            ("http://127.0.0.1:53121/cb", true),
+            ("http://127.0.0.1/cb", true),
+            ("http://127.0.0.1:53121/other", false),
+            ("http://127.0.0.1:53121/cb#frag", false),
+            ("http://localhost:53121/cb", false),
+            ("http://[::1]:999/cb", true),
+            ("https://127.0.0.1:53121/cb", false),
+        ];
+        for (candidate, expected) in cases {
+            assert_eq!(registered.redirect_uri_matches(candidate), expected, "{candidate}");
+        }
+    }
+
+    #[test]
+    fn registration_refuses_unsafe_redirect_uris() {
+        for (uri, ok) in [
+            ("https://app.example.com/cb", true),
+            ("http://127.0.0.1/cb", true),
+            ("http://localhost:3000/cb", true),
+            ("com.example.app:/oauth", true),
+            ("http://app.example.com/cb", false),
+            ("https://app.example.com/cb#x", false),
+            ("javascript:alert(1)", false),
+            ("myapp:/cb", false),
+            ("/relative", false),
+            ("https://user:pass@app.example.com/cb", false),
+        ] {
+            assert_eq!(validate_redirect_uri(uri, "redirect_uris").is_ok(), ok, "{uri}");
+        }
+    }
+
+    #[test]
+    fn scope_tokens_follow_rfc_6749() {
+        assert!(valid_scope_token("openid"));
+        assert!(valid_scope_token("api:read"));
+        assert!(!valid_scope_token(""));
+        assert!(!valid_scope_token("a b"));
+        assert!(!valid_scope_token("quote\"d"));
+    }
+}

@@ -1,0 +1,285 @@
+//! Managing and authenticating clients: registration (CLI, admin API, config), secret
+//! rotation with an overlap window, and client authentication at the token endpoint.
+
+use super::client::{
+    AUTH_CLIENT_SECRET_BASIC, AUTH_CLIENT_SECRET_POST, AUTH_NONE, CLIENT_SECRET_PREFIX,
+    ClientRecord, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
+    SUPPORTED_AUTH_METHODS, SUPPORTED_GRANTS, valid_scope_token, validate_redirect_uri,
+};
+use super::{OAuthError, OAuthService, STANDARD_SCOPES};
+use crate::admin_keys::AdminPrincipal;
+use crate::audit::{AuditEvent, RequestContext};
+use crate::error::{DomainError, FieldIssue};
+
+/// A client to register. Empty lists take defaults.
+#[derive(Debug, Clone, Default)]
+pub struct NewClient {
+    pub client_id: Option<String>,
+    pub name: String,
+    /// A chosen secret (at least 32 characters); generated when absent for confidential clients.
+    pub secret: Option<String>,
+    pub public: bool,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub skip_consent: bool,
+    pub access_token_ttl_seconds: Option<i64>,
+    pub refresh_token_ttl_seconds: Option<i64>,
+}
+
+/// How a client presented itself at the token, introspection or revocation endpoint.
+#[derive(Debug, Clone)]
+pub enum ClientCredentials {
+    /// HTTP Basic (`client_secret_basic`).
+    Basic { client_id: String, secret: String },
+    /// Form fields (`client_secret_post`).
+    Post { client_id: String, secret: String },
+    /// Only a `client_id` (public clients, `none`).
+    IdOnly { client_id: String },
+}
+
+fn valid_client_id(client_id: &str) -> bool {
+    (3..=64).contains(&client_id.len())
+        && client_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+impl OAuthService {
+    /// Registers a client; answers it and, for confidential clients, the secret — shown this
+    /// once and stored only as a keyed digest.
+    pub async fn create_client(
+        &self,
+        admin: &AdminPrincipal,
+        request: NewClient,
+        context: &RequestContext,
+    ) -> Result<(ClientRecord, Option<String>), DomainError> {
+        let mut issues = Vec::new();
+        let client_id =
+            request.client_id.clone().unwrap_or_else(|| gatehouse_crypto::new_id("cli"));
+        if !valid_client_id(&client_id) {
+            issues.push(FieldIssue::new(
+                "client_id",
+                "invalid",
+                "3 to 64 characters: letters, digits, . _ -",
+            ));
+        }
+        let name = request.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 100 {
+            issues.push(FieldIssue::new(
+                "name",
+                "invalid",
+                "A name of 1 to 100 characters is required.",
+            ));
+        }
+        let grant_types = if request.grant_types.is_empty() {
+            vec![GRANT_AUTHORIZATION_CODE.to_owned(), GRANT_REFRESH_TOKEN.to_owned()]
+        } else {
+            request.grant_types.clone()
+        };
+        for grant in &grant_types {
+            if !SUPPORTED_GRANTS.contains(&grant.as_str()) {
+                issues.push(FieldIssue::new(
+                    "grant_types",
+                    "unsupported",
+                    format!("{grant} is not supported"),
+                ));
+            }
+        }
+        if request.public && grant_types.iter().any(|grant| grant == GRANT_CLIENT_CREDENTIALS) {
+            issues.push(FieldIssue::new(
+                "grant_types",
+                "invalid",
+                "public clients cannot use client_credentials",
+            ));
+        }
+        if grant_types.iter().any(|grant| grant == GRANT_AUTHORIZATION_CODE)
+            && request.redirect_uris.is_empty()
+        {
+            issues.push(FieldIssue::new(
+                "redirect_uris",
+                "required",
+                "authorization_code needs a redirect URI",
+            ));
+        }
+        for uri in request.redirect_uris.iter().chain(&request.post_logout_redirect_uris) {
+            if let Err(issue) = validate_redirect_uri(uri, "redirect_uris") {
+                issues.push(issue);
+            }
+        }
+        let scopes = if request.scopes.is_empty() {
+            STANDARD_SCOPES.iter().map(|scope| scope.to_string()).collect()
+        } else {
+            request.scopes.clone()
+        };
+        for scope in &scopes {
+            if !valid_scope_token(scope) {
+                issues.push(FieldIssue::new(
+                    "scopes",
+                    "invalid",
+                    format!("{scope:?} is not a scope token"),
+                ));
+            }
+        }
+        if let Some(secret) = &request.secret
+            && (request.public || secret.len() < 32)
+        {
+            issues.push(FieldIssue::new(
+                "secret",
+                "invalid",
+                "at least 32 characters, and only for confidential clients",
+            ));
+        }
+        for (field, ttl) in [
+            ("access_token_ttl_seconds", request.access_token_ttl_seconds),
+            ("refresh_token_ttl_seconds", request.refresh_token_ttl_seconds),
+        ] {
+            if ttl.is_some_and(|ttl| !(60..=365 * 86_400).contains(&ttl)) {
+                issues.push(FieldIssue::new(field, "invalid", "between 60 seconds and 365 days"));
+            }
+        }
+        if !issues.is_empty() {
+            return Err(DomainError::Validation(issues));
+        }
+        let secret = (!request.public).then(|| {
+            request.secret.clone().unwrap_or_else(|| {
+                format!("{CLIENT_SECRET_PREFIX}{}", gatehouse_crypto::random_token())
+            })
+        });
+        let now = self.clock.now();
+        let client = ClientRecord {
+            client_id,
+            name,
+            secret_digest: secret
+                .as_ref()
+                .map(|secret| self.secret_digester.digest(secret.as_bytes()).to_vec()),
+            previous_secret_digest: None,
+            previous_secret_expires_at: None,
+            redirect_uris: request.redirect_uris,
+            post_logout_redirect_uris: request.post_logout_redirect_uris,
+            grant_types,
+            scopes,
+            token_endpoint_auth_method: if request.public {
+                AUTH_NONE
+            } else {
+                AUTH_CLIENT_SECRET_BASIC
+            }
+            .to_owned(),
+            skip_consent: request.skip_consent,
+            access_token_ttl_seconds: request.access_token_ttl_seconds,
+            refresh_token_ttl_seconds: request.refresh_token_ttl_seconds,
+            created_at: now,
+            updated_at: now,
+        };
+        let event = AuditEvent::new("admin.client_created", admin.actor(), context, now)
+            .target("client", &client.client_id)
+            .metadata(serde_json::json!({ "name": client.name, "public": request.public }));
+        self.store.insert_client(&client, &[event]).await.map_err(|error| match error {
+            crate::StoreError::Conflict(_) => {
+                DomainError::Conflict("a client with this client_id exists".into())
+            }
+            other => other.into(),
+        })?;
+        Ok((client, secret))
+    }
+
+    /// A new secret; the previous one keeps working for the overlap window, so deployments
+    /// can roll without downtime.
+    pub async fn rotate_client_secret(
+        &self,
+        admin: &AdminPrincipal,
+        client_id: &str,
+        context: &RequestContext,
+    ) -> Result<(ClientRecord, String), DomainError> {
+        let mut client = self.store.client(client_id).await?.ok_or(DomainError::NotFound)?;
+        if client.is_public() {
+            return Err(DomainError::Invalid("public clients have no secret".into()));
+        }
+        let now = self.clock.now();
+        let secret = format!("{CLIENT_SECRET_PREFIX}{}", gatehouse_crypto::random_token());
+        client.previous_secret_digest = client.secret_digest.take();
+        client.previous_secret_expires_at = Some(now + self.settings.secret_overlap_seconds);
+        client.secret_digest = Some(self.secret_digester.digest(secret.as_bytes()).to_vec());
+        client.updated_at = now;
+        let event = AuditEvent::new("admin.client_secret_rotated", admin.actor(), context, now)
+            .target("client", client_id);
+        self.store.update_client(&client, &[event]).await?;
+        Ok((client, secret))
+    }
+
+    pub async fn get_client(
+        &self,
+        _admin: &AdminPrincipal,
+        client_id: &str,
+    ) -> Result<ClientRecord, DomainError> {
+        self.store.client(client_id).await?.ok_or(DomainError::NotFound)
+    }
+
+    pub async fn list_clients(
+        &self,
+        _admin: &AdminPrincipal,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<ClientRecord>, Option<String>), DomainError> {
+        let limit = limit.clamp(1, 100);
+        let mut clients = self.store.list_clients(cursor, limit + 1).await?;
+        let next = if clients.len() > limit as usize {
+            clients.truncate(limit as usize);
+            clients.last().map(|client| client.client_id.clone())
+        } else {
+            None
+        };
+        Ok((clients, next))
+    }
+
+    pub async fn delete_client(
+        &self,
+        admin: &AdminPrincipal,
+        client_id: &str,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let event =
+            AuditEvent::new("admin.client_deleted", admin.actor(), context, self.clock.now())
+                .target("client", client_id);
+        if !self.store.delete_client(client_id, &[event]).await? {
+            return Err(DomainError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Authenticates a client. Secrets are compared as keyed digests in constant time; an
+    /// unknown client and a wrong secret are the same `invalid_client`.
+    pub async fn authenticate_client(
+        &self,
+        credentials: &ClientCredentials,
+    ) -> Result<ClientRecord, OAuthError> {
+        let (client_id, secret, method) = match credentials {
+            ClientCredentials::Basic { client_id, secret } => {
+                (client_id, Some(secret), AUTH_CLIENT_SECRET_BASIC)
+            }
+            ClientCredentials::Post { client_id, secret } => {
+                (client_id, Some(secret), AUTH_CLIENT_SECRET_POST)
+            }
+            ClientCredentials::IdOnly { client_id } => (client_id, None, AUTH_NONE),
+        };
+        if !valid_client_id(client_id) {
+            return Err(OAuthError::InvalidClient);
+        }
+        let client = self.store.client(client_id).await?.ok_or(OAuthError::InvalidClient)?;
+        match (secret, client.is_public()) {
+            (None, true) => Ok(client),
+            (Some(secret), false) if SUPPORTED_AUTH_METHODS.contains(&method) => {
+                let now = self.clock.now();
+                let current = client
+                    .secret_digest
+                    .as_ref()
+                    .is_some_and(|digest| self.secret_digester.verify(secret.as_bytes(), digest));
+                let previous = client.previous_secret_expires_at.is_some_and(|until| until > now)
+                    && client.previous_secret_digest.as_ref().is_some_and(|digest| {
+                        self.secret_digester.verify(secret.as_bytes(), digest)
+                    });
+                if current || previous { Ok(client) } else { Err(OAuthError::InvalidClient) }
+            }
+            _ => Err(OAuthError::InvalidClient),
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! OAuth errors in their RFCs' vocabulary (`{"error", "error_description"}`).
+
+use crate::error::DomainError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OAuthError {
+    #[error("invalid_request: {0}")]
+    InvalidRequest(String),
+    /// Client authentication failed (401 with `WWW-Authenticate` at the token endpoint).
+    #[error("invalid_client")]
+    InvalidClient,
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(String),
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(String),
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    #[error("invalid_scope: {0}")]
+    InvalidScope(String),
+    #[error("invalid_token")]
+    InvalidToken,
+    #[error("insufficient_scope")]
+    InsufficientScope,
+    #[error("server_error: {0}")]
+    ServerError(String),
+    #[error("temporarily_unavailable")]
+    TemporarilyUnavailable,
+}
+
+impl OAuthError {
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            OAuthError::InvalidRequest(_) => "invalid_request",
+            OAuthError::InvalidClient => "invalid_client",
+            OAuthError::InvalidGrant(_) => "invalid_grant",
+            OAuthError::UnauthorizedClient(_) => "unauthorized_client",
+            OAuthError::UnsupportedGrantType => "unsupported_grant_type",
+            OAuthError::InvalidScope(_) => "invalid_scope",
+            OAuthError::InvalidToken => "invalid_token",
+            OAuthError::InsufficientScope => "insufficient_scope",
+            OAuthError::ServerError(_) => "server_error",
+            OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
+
+    /// Words for the client developer; never internal detail.
+    pub fn description(&self) -> String {
+        match self {
+            OAuthError::InvalidRequest(text)
+            | OAuthError::InvalidGrant(text)
+            | OAuthError::UnauthorizedClient(text)
+            | OAuthError::InvalidScope(text) => text.clone(),
+            OAuthError::InvalidClient => "client authentication failed".into(),
+            OAuthError::UnsupportedGrantType => "this grant type is not supported".into(),
+            OAuthError::InvalidToken => "the access token is invalid or expired".into(),
+            OAuthError::InsufficientScope => "the access token lacks the required scope".into(),
+            OAuthError::ServerError(_) => "the server failed; it has been logged".into(),
+            OAuthError::TemporarilyUnavailable => "try again shortly".into(),
+        }
+    }
+}
+
+impl From<DomainError> for OAuthError {
+    fn from(error: DomainError) -> Self {
+        match error {
+            DomainError::InvalidGrant => OAuthError::InvalidGrant(
+                "the refresh token is invalid, expired or was already used".into(),
+            ),
+            DomainError::InvalidToken => OAuthError::InvalidToken,
+            DomainError::Store(crate::StoreError::Unavailable(_)) => {
+                OAuthError::TemporarilyUnavailable
+            }
+            other => OAuthError::ServerError(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::StoreError> for OAuthError {
+    fn from(error: crate::StoreError) -> Self {
+        DomainError::from(error).into()
+    }
+}

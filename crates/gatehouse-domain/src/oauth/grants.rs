@@ -1,0 +1,279 @@
+//! The token endpoint's grants: authorization_code (PKCE, single use, replay revokes),
+//! refresh_token (rotation and reuse detection shared with first-party sessions) and
+//! client_credentials.
+
+use serde::Serialize;
+
+use super::claims::IdTokenRequest;
+use super::client::{
+    ClientRecord, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
+};
+use super::{OAuthError, OAuthService, SCOPE_OFFLINE_ACCESS, SCOPE_OPENID, split_scope};
+use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::sessions::{RefreshTokenRecord, SessionRecord, revoke_reason};
+use crate::tokens::AccessTokenGrant;
+use crate::users::UserRecord;
+
+/// The token endpoint's answer (RFC 6749 §5.1, OIDC §3.1.3.3).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    pub scope: String,
+}
+
+fn check_grant(client: &ClientRecord, grant: &str) -> Result<(), OAuthError> {
+    if client.allows_grant(grant) {
+        Ok(())
+    } else {
+        Err(OAuthError::UnauthorizedClient(format!("this client may not use {grant}")))
+    }
+}
+
+impl OAuthService {
+    /// `grant_type=authorization_code`.
+    pub async fn exchange_code(
+        &self,
+        client: &ClientRecord,
+        code: &str,
+        redirect_uri: Option<&str>,
+        code_verifier: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<TokenResponse, OAuthError> {
+        check_grant(client, GRANT_AUTHORIZATION_CODE)?;
+        let now = self.clock.now();
+        let digest = self.code_digester.digest(code.as_bytes());
+        let invalid = || {
+            OAuthError::InvalidGrant("the authorization code is invalid, expired or used".into())
+        };
+        let (record, first_use) =
+            self.store.consume_authorization_code(&digest, now).await?.ok_or_else(invalid)?;
+        if !first_use {
+            // A replayed code means it leaked: revoke what its first exchange issued.
+            if let Some(session_id) = &record.issued_session_id {
+                let event = AuditEvent::new("oauth.code_reused", &Actor::Anonymous, context, now)
+                    .target("session", session_id)
+                    .metadata(serde_json::json!({ "client_id": record.client_id }));
+                self.account_store
+                    .revoke_session(
+                        session_id,
+                        now,
+                        revoke_reason::AUTHORIZATION_CODE_REUSE,
+                        &[event],
+                    )
+                    .await?;
+            }
+            return Err(invalid());
+        }
+        if record.client_id != client.client_id || record.expires_at <= now {
+            return Err(invalid());
+        }
+        if redirect_uri != Some(record.redirect_uri.as_str()) {
+            return Err(OAuthError::InvalidGrant(
+                "redirect_uri does not match the authorization request".into(),
+            ));
+        }
+        match (&record.code_challenge, code_verifier) {
+            (Some(challenge), Some(verifier)) => {
+                let valid_verifier = (43..=128).contains(&verifier.len())
+                    && verifier.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+                    });
+                let computed = gatehouse_crypto::pkce_s256(verifier);
+                if !valid_verifier
+                    || !gatehouse_crypto::constant_time_eq(
+                        computed.as_bytes(),
+                        challenge.as_bytes(),
+                    )
+                {
+                    return Err(OAuthError::InvalidGrant(
+                        "the PKCE code_verifier does not match".into(),
+                    ));
+                }
+            }
+            (Some(_), None) => {
+                return Err(OAuthError::InvalidGrant("code_verifier is required".into()));
+            }
+            (None, Some(_)) => {
+                return Err(OAuthError::InvalidGrant(
+                    "no code_challenge was sent for this code".into(),
+                ));
+            }
+            (None, None) => {}
+        }
+        let user = self.account_store.user_by_id(&record.user_id).await?.ok_or_else(invalid)?;
+        if user.suspended_at.is_some() {
+            return Err(invalid());
+        }
+        let scopes = split_scope(&record.scope);
+        let session = SessionRecord {
+            id: gatehouse_crypto::new_id("ses"),
+            user_id: user.id.clone(),
+            user_agent: context.user_agent.clone(),
+            ip: context.ip.clone(),
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + self.tokens.settings().session_max_lifetime_seconds,
+            revoked_at: None,
+            revoked_reason: None,
+            client_id: Some(client.client_id.clone()),
+            scope: Some(record.scope.clone()),
+            auth_time: Some(record.auth_time),
+            nonce: record.nonce.clone(),
+        };
+        let wants_refresh = scopes.iter().any(|scope| scope == SCOPE_OFFLINE_ACCESS)
+            && client.allows_grant(GRANT_REFRESH_TOKEN);
+        let refresh = wants_refresh.then(|| {
+            let (token, digest) = self.tokens.new_refresh_token();
+            let ttl = client
+                .refresh_token_ttl_seconds
+                .unwrap_or(self.tokens.settings().refresh_token_ttl_seconds);
+            (
+                token,
+                RefreshTokenRecord {
+                    token_digest: digest,
+                    session_id: session.id.clone(),
+                    created_at: now,
+                    expires_at: (now + ttl).min(session.expires_at),
+                    rotated_at: None,
+                },
+            )
+        });
+        let event = AuditEvent::new("oauth.token_issued", &Actor::User(user.id.clone()), context, now)
+            .target("session", &session.id)
+            .metadata(serde_json::json!({ "client_id": client.client_id, "grant_type": GRANT_AUTHORIZATION_CODE, "scope": record.scope }));
+        self.account_store
+            .start_session(&session, refresh.as_ref().map(|(_, record)| record), &user, &[event])
+            .await?;
+        self.store.set_code_session(&digest, &session.id).await?;
+        self.tokens_for_session(client, &session, &user, refresh.map(|(token, _)| token)).await
+    }
+
+    /// `grant_type=refresh_token`. A narrower `scope` may be asked for; never a wider one.
+    pub async fn refresh(
+        &self,
+        client: &ClientRecord,
+        refresh_token: &str,
+        scope: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<TokenResponse, OAuthError> {
+        check_grant(client, GRANT_REFRESH_TOKEN)?;
+        let (mut session, user, new_token) = self
+            .accounts
+            .rotate_refresh_token(refresh_token, Some(&client.client_id), context)
+            .await?;
+        if let Some(requested) = scope {
+            let granted = split_scope(session.scope.as_deref().unwrap_or(""));
+            let requested = split_scope(requested);
+            if requested.iter().any(|scope| !granted.contains(scope)) {
+                return Err(OAuthError::InvalidScope(
+                    "a refresh cannot widen the granted scope".into(),
+                ));
+            }
+            session.scope = Some(requested.join(" "));
+        }
+        self.tokens_for_session(client, &session, &user, Some(new_token)).await
+    }
+
+    /// `grant_type=client_credentials`: the client acts for itself; no user, no refresh token.
+    pub async fn client_credentials(
+        &self,
+        client: &ClientRecord,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        check_grant(client, GRANT_CLIENT_CREDENTIALS)?;
+        if client.is_public() {
+            return Err(OAuthError::UnauthorizedClient(
+                "public clients cannot use client_credentials".into(),
+            ));
+        }
+        let scopes: Vec<String> = match scope {
+            Some(scope) => split_scope(scope),
+            None => client
+                .scopes
+                .iter()
+                .filter(|s| *s != SCOPE_OPENID && *s != SCOPE_OFFLINE_ACCESS)
+                .cloned()
+                .collect(),
+        };
+        if let Some(bad) = scopes.iter().find(|scope| {
+            !client.scopes.contains(scope)
+                || *scope == SCOPE_OPENID
+                || *scope == SCOPE_OFFLINE_ACCESS
+        }) {
+            return Err(OAuthError::InvalidScope(format!(
+                "scope {bad} is not available to client_credentials"
+            )));
+        }
+        let scope = scopes.join(" ");
+        let (access_token, claims) = self
+            .tokens
+            .issue(AccessTokenGrant {
+                subject: client.client_id.clone(),
+                session_id: None,
+                client_id: Some(client.client_id.clone()),
+                scope: (!scope.is_empty()).then(|| scope.clone()),
+                ttl_seconds: client.access_token_ttl_seconds,
+            })
+            .await?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: claims.exp - claims.iat,
+            refresh_token: None,
+            id_token: None,
+            scope,
+        })
+    }
+
+    async fn tokens_for_session(
+        &self,
+        client: &ClientRecord,
+        session: &SessionRecord,
+        user: &UserRecord,
+        refresh_token: Option<String>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let scope = session.scope.clone().unwrap_or_default();
+        let scopes = split_scope(&scope);
+        let (access_token, claims) = self
+            .tokens
+            .issue(AccessTokenGrant {
+                subject: user.id.clone(),
+                session_id: Some(session.id.clone()),
+                client_id: Some(client.client_id.clone()),
+                scope: Some(scope.clone()),
+                ttl_seconds: client.access_token_ttl_seconds,
+            })
+            .await?;
+        let id_token = if scopes.iter().any(|scope| scope == SCOPE_OPENID) {
+            let view = self.accounts.view(user)?;
+            Some(
+                self.issue_id_token(IdTokenRequest {
+                    user: &view,
+                    client_id: &client.client_id,
+                    scopes: &scopes,
+                    session_id: &session.id,
+                    auth_time: session.auth_time.unwrap_or(session.created_at),
+                    nonce: session.nonce.as_deref(),
+                    access_token: &access_token,
+                })
+                .await?,
+            )
+        } else {
+            None
+        };
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: claims.exp - claims.iat,
+            refresh_token,
+            id_token,
+            scope,
+        })
+    }
+}

@@ -1,0 +1,139 @@
+//! Introspection (RFC 7662), revocation (RFC 7009) and userinfo: answers about tokens, only
+//! ever to the client the token belongs to.
+
+use serde_json::{Map, Value, json};
+
+use super::claims::user_claims;
+use super::client::ClientRecord;
+use super::{OAuthError, OAuthService, SCOPE_OPENID, split_scope};
+use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::sessions::revoke_reason;
+use crate::tokens::{AccessTokenClaims, REFRESH_TOKEN_PREFIX};
+
+fn inactive() -> Value {
+    json!({ "active": false })
+}
+
+impl OAuthService {
+    /// Verifies an access token issued to a client: signature, expiry, not revoked, and its
+    /// session (if any) still active.
+    async fn live_access_token(&self, token: &str) -> Option<AccessTokenClaims> {
+        let claims = self.tokens.verify_access_token(token).await.ok()?;
+        claims.client_id.as_ref()?;
+        if self.store.is_access_token_revoked(&claims.jti).await.ok()? {
+            return None;
+        }
+        if let Some(sid) = &claims.sid {
+            let session = self.account_store.session(sid).await.ok()??;
+            if !session.is_active(self.clock.now()) {
+                return None;
+            }
+        }
+        Some(claims)
+    }
+
+    /// RFC 7662. A token of another client is reported inactive, like an unknown one.
+    pub async fn introspect(
+        &self,
+        client: &ClientRecord,
+        token: &str,
+    ) -> Result<Value, OAuthError> {
+        if token.starts_with(REFRESH_TOKEN_PREFIX) {
+            let digest = self.tokens.refresh_token_digest(token);
+            let Some((record, session)) = self.account_store.refresh_token(&digest).await? else {
+                return Ok(inactive());
+            };
+            let now = self.clock.now();
+            if session.client_id.as_deref() != Some(client.client_id.as_str())
+                || record.rotated_at.is_some()
+                || record.expires_at <= now
+                || !session.is_active(now)
+            {
+                return Ok(inactive());
+            }
+            return Ok(json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "client_id": client.client_id,
+                "sub": session.user_id,
+                "scope": session.scope.unwrap_or_default(),
+                "exp": record.expires_at,
+                "iat": record.created_at,
+                "iss": self.settings.issuer,
+                "sid": session.id,
+            }));
+        }
+        let Some(claims) = self.live_access_token(token).await else { return Ok(inactive()) };
+        if claims.client_id.as_deref() != Some(client.client_id.as_str()) {
+            return Ok(inactive());
+        }
+        let mut answer = Map::new();
+        answer.insert("active".into(), json!(true));
+        answer.insert("token_type".into(), json!("Bearer"));
+        answer.insert("client_id".into(), json!(claims.client_id));
+        answer.insert("sub".into(), json!(claims.sub));
+        answer.insert("scope".into(), json!(claims.scope.clone().unwrap_or_default()));
+        answer.insert("exp".into(), json!(claims.exp));
+        answer.insert("iat".into(), json!(claims.iat));
+        answer.insert("iss".into(), json!(claims.iss));
+        answer.insert("aud".into(), json!(claims.aud));
+        answer.insert("jti".into(), json!(claims.jti));
+        if let Some(sid) = &claims.sid {
+            answer.insert("sid".into(), json!(sid));
+        }
+        Ok(Value::Object(answer))
+    }
+
+    /// RFC 7009: a refresh token ends its session (the family); an access token is denied
+    /// until it expires. Unknown tokens and tokens of other clients are ignored (200 either
+    /// way, so the answer reveals nothing).
+    pub async fn revoke(
+        &self,
+        client: &ClientRecord,
+        token: &str,
+        context: &RequestContext,
+    ) -> Result<(), OAuthError> {
+        let now = self.clock.now();
+        if token.starts_with(REFRESH_TOKEN_PREFIX) {
+            let digest = self.tokens.refresh_token_digest(token);
+            if let Some((_, session)) = self.account_store.refresh_token(&digest).await?
+                && session.client_id.as_deref() == Some(client.client_id.as_str())
+            {
+                let event = AuditEvent::new("oauth.token_revoked", &Actor::Anonymous, context, now)
+                    .target("session", &session.id)
+                    .metadata(
+                        json!({ "client_id": client.client_id, "token_type": "refresh_token" }),
+                    );
+                self.account_store
+                    .revoke_session(&session.id, now, revoke_reason::REVOKED_BY_CLIENT, &[event])
+                    .await?;
+            }
+            return Ok(());
+        }
+        if let Ok(claims) = self.tokens.verify_access_token(token).await
+            && claims.client_id.as_deref() == Some(client.client_id.as_str())
+        {
+            self.store.revoke_access_token(&claims.jti, claims.exp).await?;
+        }
+        Ok(())
+    }
+
+    /// OIDC UserInfo: the claims of the token's scopes. Needs a live user token with `openid`.
+    pub async fn userinfo(&self, access_token: &str) -> Result<Value, OAuthError> {
+        let claims = self.live_access_token(access_token).await.ok_or(OAuthError::InvalidToken)?;
+        let scopes = split_scope(claims.scope.as_deref().unwrap_or(""));
+        if claims.sid.is_none() {
+            return Err(OAuthError::InvalidToken);
+        }
+        if !scopes.iter().any(|scope| scope == SCOPE_OPENID) {
+            return Err(OAuthError::InsufficientScope);
+        }
+        let user =
+            self.account_store.user_by_id(&claims.sub).await?.ok_or(OAuthError::InvalidToken)?;
+        if user.suspended_at.is_some() {
+            return Err(OAuthError::InvalidToken);
+        }
+        let view = self.accounts.view(&user)?;
+        Ok(Value::Object(user_claims(&view, &scopes)))
+    }
+}

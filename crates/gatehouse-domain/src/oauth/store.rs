@@ -1,0 +1,85 @@
+//! The OAuth store port: clients, authorization codes, consents and revoked access tokens.
+
+use async_trait::async_trait;
+
+use super::client::ClientRecord;
+use crate::audit::AuditEvent;
+use crate::store::StoreError;
+
+/// An authorization code as stored (only its digest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCodeRecord {
+    pub code_digest: Vec<u8>,
+    pub client_id: String,
+    pub user_id: String,
+    pub browser_session_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge, when the request had one.
+    pub code_challenge: Option<String>,
+    pub auth_time: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    /// The session the first exchange created; revoked if the code is replayed.
+    pub issued_session_id: Option<String>,
+}
+
+#[async_trait]
+pub trait OAuthStore: Send + Sync {
+    async fn insert_client(
+        &self,
+        client: &ClientRecord,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+    /// Clients in id order after `after`.
+    async fn list_clients(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ClientRecord>, StoreError>;
+    async fn update_client(
+        &self,
+        client: &ClientRecord,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+    async fn delete_client(
+        &self,
+        client_id: &str,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError>;
+
+    async fn insert_authorization_code(
+        &self,
+        code: &AuthorizationCodeRecord,
+    ) -> Result<(), StoreError>;
+    /// Marks the code used. Answers the record and whether this was its first use; a second
+    /// use answers `false` (the caller revokes what the first one issued).
+    async fn consume_authorization_code(
+        &self,
+        digest: &[u8],
+        now: i64,
+    ) -> Result<Option<(AuthorizationCodeRecord, bool)>, StoreError>;
+    async fn set_code_session(&self, digest: &[u8], session_id: &str) -> Result<(), StoreError>;
+
+    /// The scopes the user has granted the client, if any.
+    async fn consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<Vec<String>>, StoreError>;
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &[String],
+        now: i64,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+
+    /// Remembers a revoked access token until it would have expired anyway.
+    async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
+    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,205 @@
+//! The hosted pages' languages: which [`Locale`] a request asks for (`lang`, `ui_locales`,
+//! `Accept-Language` with q-values) and the message catalogues the `t("key")` template
+//! function reads.
+
+use std::collections::BTreeMap;
+
+/// A language the hosted pages are written in. English is the fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Locale {
+    #[default]
+    En,
+    Fr,
+}
+
+impl Locale {
+    pub const ALL: [Locale; 2] = [Locale::En, Locale::Fr];
+
+    /// The BCP 47 primary tag, as used in `<html lang>` and the `lang` parameter.
+    pub fn code(self) -> &'static str {
+        match self {
+            Locale::En => "en",
+            Locale::Fr => "fr",
+        }
+    }
+
+    /// The locale of a language tag (`fr`, `fr-CA`, `FR_fr`), by its primary subtag.
+    pub fn from_tag(tag: &str) -> Option<Locale> {
+        let primary = tag.trim().split(['-', '_']).next().unwrap_or("");
+        Locale::ALL.into_iter().find(|locale| primary.eq_ignore_ascii_case(locale.code()))
+    }
+
+    /// The first supported tag of an OpenID Connect `ui_locales` list (space-separated, in
+    /// order of preference).
+    pub fn from_ui_locales(list: &str) -> Option<Locale> {
+        list.split_whitespace().find_map(Locale::from_tag)
+    }
+
+    /// The supported language the browser prefers most, honouring q-values (RFC 9110 §12.5.4);
+    /// `q=0` means "not this one". Among equal weights, the header's order decides.
+    pub fn from_accept_language(header: &str) -> Option<Locale> {
+        let mut ranked: Vec<(u16, Locale)> = header
+            .split(',')
+            .take(32)
+            .filter_map(|item| {
+                let mut pieces = item.split(';');
+                let locale = Locale::from_tag(pieces.next()?)?;
+                let weight = pieces
+                    .find_map(|param| param.trim().strip_prefix("q="))
+                    .map_or(Some(1000), parse_quality)?;
+                (weight > 0).then_some((weight, locale))
+            })
+            .collect();
+        // A stable sort keeps the header's order among equal weights.
+        ranked.sort_by(|a, b| b.0.cmp(&a.0));
+        ranked.first().map(|(_, locale)| *locale)
+    }
+
+    /// The page's language: an explicit `lang`, else the first supported `ui_locales` entry,
+    /// else `Accept-Language`, else English.
+    pub fn negotiate(
+        lang: Option<&str>,
+        ui_locales: Option<&str>,
+        accept_language: Option<&str>,
+    ) -> Locale {
+        lang.and_then(Locale::from_tag)
+            .or_else(|| ui_locales.and_then(Locale::from_ui_locales))
+            .or_else(|| accept_language.and_then(Locale::from_accept_language))
+            .unwrap_or_default()
+    }
+}
+
+/// A q-value as thousandths (`0.8` → 800); `None` when malformed, so the entry is skipped.
+fn parse_quality(text: &str) -> Option<u16> {
+    let value: f32 = text.trim().parse().ok()?;
+    if !(0.0..=1.0).contains(&value) {
+        return None;
+    }
+    // In range 0..=1000 by the check above, so the cast cannot truncate.
+    Some((value * 1000.0).round() as u16)
+}
+
+/// Every message of every locale, flattened to dotted keys (`login.title`).
+#[derive(Debug)]
+pub(crate) struct Catalogues {
+    english: BTreeMap<String, String>,
+    french: BTreeMap<String, String>,
+}
+
+const ENGLISH: &str = include_str!("locales/en.toml");
+const FRENCH: &str = include_str!("locales/fr.toml");
+
+impl Catalogues {
+    /// Parses the embedded catalogues; fails at start-up, not on a page view.
+    pub(crate) fn load() -> Result<Catalogues, String> {
+        Ok(Catalogues { english: parse(ENGLISH, "en")?, french: parse(FRENCH, "fr")? })
+    }
+
+    fn of(&self, locale: Locale) -> &BTreeMap<String, String> {
+        match locale {
+            Locale::En => &self.english,
+            Locale::Fr => &self.french,
+        }
+    }
+
+    /// The message for `key`, in `locale` (falling back to English, then to `None`).
+    pub(crate) fn message(&self, locale: Locale, key: &str) -> Option<&str> {
+        self.of(locale).get(key).or_else(|| self.english.get(key)).map(String::as_str)
+    }
+}
+
+fn parse(text: &str, name: &str) -> Result<BTreeMap<String, String>, String> {
+    let table: toml::Table =
+        text.parse().map_err(|error| format!("locale catalogue {name}: {error}"))?;
+    let mut messages = BTreeMap::new();
+    flatten("", &table, &mut messages).map_err(|key| {
+        format!("locale catalogue {name}: {key} must be a string or a table of strings")
+    })?;
+    Ok(messages)
+}
+
+fn flatten(
+    prefix: &str,
+    table: &toml::Table,
+    messages: &mut BTreeMap<String, String>,
+) -> Result<(), String> {
+    for (key, value) in table {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        match value {
+            toml::Value::String(text) => {
+                messages.insert(path, text.clone());
+            }
+            toml::Value::Table(inner) => flatten(&path, inner, messages)?,
+            _ => return Err(path),
+        }
+    }
+    Ok(())
+}
+
+/// Replaces `{name}` placeholders with the given values (escaping happens later, on output).
+pub(crate) fn interpolate(message: &str, values: &[(String, String)]) -> String {
+    values
+        .iter()
+        .fold(message.to_owned(), |text, (name, value)| text.replace(&format!("{{{name}}}"), value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(lang: Option<&str>, ui: Option<&str>, accept: Option<&str>, expected: Locale) {
+        assert_eq!(
+            Locale::negotiate(lang, ui, accept),
+            expected,
+            "lang {lang:?}, ui_locales {ui:?}, accept-language {accept:?}"
+        );
+    }
+
+    #[test]
+    fn negotiation_prefers_lang_then_ui_locales_then_accept_language() {
+        check(None, None, None, Locale::En);
+        check(Some("fr"), None, Some("en"), Locale::Fr);
+        check(Some("FR-ca"), None, None, Locale::Fr);
+        check(Some("de"), Some("fr"), None, Locale::Fr);
+        check(Some("de"), None, None, Locale::En);
+        check(None, Some("de-DE fr-FR en"), Some("en"), Locale::Fr);
+        check(None, Some("ja"), Some("fr"), Locale::Fr);
+        check(None, None, Some("fr-FR,fr;q=0.9"), Locale::Fr);
+        check(None, None, Some("fr-FR,fr;q=0.9,en-US;q=0.8,en;q=0.7"), Locale::Fr);
+        check(None, None, Some("en;q=0.5, fr;q=0.8"), Locale::Fr);
+        check(None, None, Some("de, fr;q=0.2, en;q=0.3"), Locale::En);
+        check(None, None, Some("fr;q=0, en;q=0.1"), Locale::En);
+        check(None, None, Some("fr;q=0"), Locale::En);
+        check(None, None, Some("*"), Locale::En);
+        check(None, None, Some("fr;q=abc, en;q=0.1"), Locale::En);
+        check(None, None, Some("fr;q=2"), Locale::En);
+        check(None, None, Some("fr , en"), Locale::Fr);
+        check(None, None, Some(";;;,,,=q"), Locale::En);
+    }
+
+    #[test]
+    fn catalogues_have_the_same_non_empty_keys() {
+        let catalogues = Catalogues::load().unwrap();
+        let english: Vec<&String> = catalogues.english.keys().collect();
+        let french: Vec<&String> = catalogues.french.keys().collect();
+        assert_eq!(english, french, "en.toml and fr.toml must define the same keys");
+        assert!(english.len() > 10);
+        for locale in Locale::ALL {
+            for (key, message) in catalogues.of(locale) {
+                assert!(!message.trim().is_empty(), "{}: {key} is empty", locale.code());
+                assert!(
+                    !message.contains('<'),
+                    "{}: {key}: messages are text, not HTML",
+                    locale.code()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn placeholders_are_replaced() {
+        let values = vec![("product".to_owned(), "Acme".to_owned())];
+        assert_eq!(interpolate("Sign out of {product}?", &values), "Sign out of Acme?");
+        assert_eq!(interpolate("No placeholder", &values), "No placeholder");
+    }
+}

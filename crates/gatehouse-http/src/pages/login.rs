@@ -1,0 +1,209 @@
+//! `/login`: the sign-in form, and its POST that signs in through `AccountService::sign_in`,
+//! sets the browser-session cookie and goes on to `return_to`.
+
+use axum::extract::{RawQuery, State};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use gatehouse_domain::DomainError;
+use gatehouse_domain::accounts::{Identifier, Principal, SignIn};
+use gatehouse_domain::audit::RequestContext;
+use minijinja::context;
+use serde::Deserialize;
+
+use super::cookies::BrowserSession;
+use super::csrf::{Csrf, PageForm, PageRequest};
+use super::logout::display_name;
+use super::{ErrorPage, Locale, Pages, return_to_or_default};
+use crate::client::Client;
+use crate::error::ErrorForLog;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub(crate) struct LoginQuery {
+    return_to: Option<String>,
+    /// OpenID Connect `prompt`; `login` asks for a fresh sign-in even when signed in.
+    prompt: Option<String>,
+}
+
+/// The form's fields. No `Debug`: it holds a password.
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    #[serde(default)]
+    identifier: String,
+    #[serde(default)]
+    password: String,
+    return_to: Option<String>,
+}
+
+/// What the form shows besides its fields.
+struct LoginView<'a> {
+    return_to: &'a str,
+    identifier: &'a str,
+    /// A message key under `login.error`.
+    error: Option<&'static str>,
+    signed_in_as: Option<String>,
+}
+
+/// Shows the form, or goes straight on when the browser is signed in (unless `prompt=login`).
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    page: PageRequest,
+    BrowserSession(session): BrowserSession,
+    RawQuery(raw_query): RawQuery,
+) -> Response {
+    let pages = &state.pages;
+    let Ok(query) = serde_urlencoded::from_str::<LoginQuery>(raw_query.as_deref().unwrap_or(""))
+    else {
+        return pages.error_page(page.locale, ErrorPage::bad_request());
+    };
+    let return_to = return_to_or_default(query.return_to.as_deref());
+    let prompt_login = query
+        .prompt
+        .as_deref()
+        .is_some_and(|prompt| prompt.split_whitespace().any(|value| value == "login"));
+    let signed_in_as = match &session {
+        Some(_) if !prompt_login => return pages.redirect(&return_to),
+        Some(principal) => Some(display_name(&state, principal)),
+        None => None,
+    };
+    let view = LoginView { return_to: &return_to, identifier: "", error: None, signed_in_as };
+    login_page(pages, StatusCode::OK, page.locale, &page.csrf, &view)
+}
+
+/// Signs in. Failures re-render the form with one message per cause; an unknown account and
+/// a wrong password get the same words (the domain already answers both alike).
+pub(crate) async fn submit(
+    State(state): State<AppState>,
+    Client(context): Client,
+    BrowserSession(previous): BrowserSession,
+    form: PageForm<LoginForm>,
+) -> Response {
+    let PageForm { locale, csrf, fields } = form;
+    let pages = &state.pages;
+    let return_to = return_to_or_default(fields.return_to.as_deref());
+    let identifier_text = fields.identifier.trim().to_owned();
+    let failure = |status: StatusCode, error: &'static str, code: &'static str| {
+        let view = LoginView {
+            return_to: &return_to,
+            identifier: &identifier_text,
+            error: Some(error),
+            signed_in_as: None,
+        };
+        let mut response = login_page(pages, status, locale, &csrf, &view);
+        response.extensions_mut().insert(ErrorForLog { code, internal: None });
+        response
+    };
+    if let Some(retry_after) = sign_in_rate_limited(&state, &context).await {
+        let mut response =
+            failure(StatusCode::TOO_MANY_REQUESTS, "login.error.rate_limited", "rate_limited");
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
+        return response;
+    }
+    let identifier = if identifier_text.contains('@') {
+        Identifier::Email(identifier_text.clone())
+    } else {
+        Identifier::Username(identifier_text.clone())
+    };
+    let request = SignIn { identifier, password: fields.password };
+    let tokens = match state.accounts.sign_in(request, &context).await {
+        Ok(tokens) => tokens,
+        Err(error) => {
+            let code = error.code();
+            return match error {
+                DomainError::InvalidCredentials => {
+                    failure(StatusCode::UNAUTHORIZED, "login.error.invalid_credentials", code)
+                }
+                DomainError::AccountLocked { retry_after } => {
+                    let mut response = failure(StatusCode::LOCKED, "login.error.locked", code);
+                    let seconds = u64::try_from(retry_after).unwrap_or(1).max(1);
+                    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+                    response
+                }
+                DomainError::AccountSuspended => {
+                    failure(StatusCode::FORBIDDEN, "login.error.suspended", code)
+                }
+                DomainError::EmailNotVerified => {
+                    failure(StatusCode::FORBIDDEN, "login.error.email_not_verified", code)
+                }
+                other => pages.error_page(locale, ErrorPage::from_domain(&other)),
+            };
+        }
+    };
+    // The refresh and access tokens are not needed: the browser holds the session id only.
+    let principal = match state.accounts.principal_for_session(&tokens.session_id).await {
+        Ok(principal) => principal,
+        Err(error) => return pages.error_page(locale, ErrorPage::from_domain(&error)),
+    };
+    if let Some(previous) = previous {
+        retire_replaced_session(&state, &previous, &principal, &context).await;
+    }
+    let mut response = pages.redirect(&return_to);
+    // The session was just created: its whole life is what remains.
+    let max_age = principal.session.expires_at - principal.session.created_at;
+    pages.session_cookie.set(&mut response, &principal.session.id, max_age);
+    response
+}
+
+/// Signing in again (`prompt=login`) replaces the browser's cookie; the session it named would
+/// otherwise live on unseen, so it ends here.
+async fn retire_replaced_session(
+    state: &AppState,
+    previous: &Principal,
+    current: &Principal,
+    context: &RequestContext,
+) {
+    if previous.session.id == current.session.id {
+        return;
+    }
+    if let Err(error) = state.accounts.sign_out(previous, context).await {
+        tracing::warn!(%error, session_id = %previous.session.id, "could not end the replaced browser session");
+    }
+}
+
+/// The same per-IP budget as `POST /v1/auth/sign-in` (same key), so switching between the
+/// API and the page gives no extra guesses. `Some(seconds)` when the budget is spent.
+async fn sign_in_rate_limited(state: &AppState, context: &RequestContext) -> Option<u64> {
+    let limiter = state.rate_limiter.as_ref()?;
+    let ip = context.ip.as_deref().unwrap_or("unknown");
+    let key = format!("{}sign-in:{ip}", state.rate_limits.key_prefix);
+    match limiter.hit(&key, state.rate_limits.sign_in).await {
+        Ok(decision) if !decision.allowed => {
+            let wait = decision.retry_after.unwrap_or_default();
+            Some((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
+        }
+        Ok(_) => None,
+        Err(error) => {
+            // As for the API: a broken limiter store must not take sign-in down; lockout still
+            // protects accounts.
+            tracing::error!(%error, "rate limiter unavailable; letting the sign-in through");
+            None
+        }
+    }
+}
+
+fn login_page(
+    pages: &Pages,
+    status: StatusCode,
+    locale: Locale,
+    csrf: &Csrf,
+    view: &LoginView<'_>,
+) -> Response {
+    let other = match locale {
+        Locale::En => Locale::Fr,
+        Locale::Fr => Locale::En,
+    };
+    // Switching language keeps where the browser was going.
+    let language_switch_url =
+        serde_urlencoded::to_string([("return_to", view.return_to), ("lang", other.code())])
+            .map(|query| format!("/login?{query}"))
+            .ok();
+    let context = context! {
+        return_to => view.return_to,
+        identifier => view.identifier,
+        error => view.error,
+        signed_in_as => view.signed_in_as.clone(),
+        language_switch_url => language_switch_url,
+    };
+    pages.render_form(status, locale, csrf, "login.html", context)
+}

@@ -1,0 +1,125 @@
+//! Unit tests of the page machinery: every template renders in every locale, output is
+//! escaped, and page answers carry the security headers.
+
+use axum::body::to_bytes;
+use gatehouse_crypto::MasterKey;
+
+use super::*;
+
+fn pages(branding: Branding) -> Pages {
+    Pages::new(branding, "http://localhost:8080", &MasterKey::generate()).unwrap()
+}
+
+async fn body_of(response: Response) -> String {
+    String::from_utf8(to_bytes(response.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap()
+}
+
+fn sample_context(template: &str) -> Value {
+    match template {
+        "login.html" => context! {
+            return_to => "/oauth2/authorize?a=1&b=2", identifier => "ada", error => "login.error.invalid_credentials",
+            signed_in_as => "ada@example.com", language_switch_url => "/login?lang=fr",
+        },
+        "error.html" => context! { kind => "csrf" },
+        _ => context! { name => "ada@example.com" },
+    }
+}
+
+#[tokio::test]
+async fn every_template_renders_in_every_locale() {
+    let pages = pages(Branding::default());
+    let csrf = pages.csrf.for_request(&HeaderMap::new());
+    for locale in Locale::ALL {
+        for template in ["login.html", "logout.html", "account.html", "error.html"] {
+            let response = pages.render_form(
+                StatusCode::OK,
+                locale,
+                &csrf,
+                template,
+                sample_context(template),
+            );
+            assert_eq!(response.status(), StatusCode::OK, "{template} in {}", locale.code());
+            let html = body_of(response).await;
+            assert!(html.contains(&format!("<html lang=\"{}\">", locale.code())), "{html}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn output_is_escaped_and_pages_carry_security_headers() {
+    let pages = pages(Branding { product_name: "<Acme & Co>".into(), ..Branding::default() });
+    let csrf = pages.csrf.for_request(&HeaderMap::new());
+    let mut context = sample_context("logout.html");
+    context = context! { name => "<script>alert(1)</script>", ..context };
+    let response = pages.render_form(StatusCode::OK, Locale::En, &csrf, "logout.html", context);
+    let headers = response.headers().clone();
+    assert_eq!(headers[CONTENT_SECURITY_POLICY], PAGE_CSP);
+    assert_eq!(headers[X_FRAME_OPTIONS], "DENY");
+    assert_eq!(headers[CACHE_CONTROL], "no-store");
+    assert_eq!(headers[CONTENT_TYPE], "text/html; charset=utf-8");
+    assert!(
+        headers[axum::http::header::SET_COOKIE].to_str().unwrap().starts_with("gatehouse_csrf=")
+    );
+    let html = body_of(response).await;
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(html.contains("&lt;script&gt;"));
+    assert!(html.contains("&lt;Acme &amp; Co&gt;"));
+    assert!(html.contains(csrf.token()));
+}
+
+#[tokio::test]
+async fn a_broken_render_is_a_bare_500_without_internals() {
+    let pages = pages(Branding::default());
+    let response = pages.render(Locale::En, "no-such-template.html", context! {});
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(response.headers()[X_FRAME_OPTIONS], "DENY");
+    let html = body_of(response).await;
+    assert!(!html.contains("no-such-template"), "{html}");
+    // An unknown message key is a rendering error too, caught here rather than shown.
+    let response = pages.render(Locale::En, "error.html", context! { kind => "nonexistent" });
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[tokio::test]
+async fn branding_reaches_the_stylesheet_and_the_csp() {
+    let pages = pages(Branding {
+        primary_color: "#aa0011".into(),
+        logo_url: Some("http://localhost:9000/logo.png".into()),
+        ..Branding::default()
+    });
+    assert!(pages.stylesheet.contains("--gh-primary: #aa0011;"));
+    assert!(!pages.stylesheet.contains("#2f5bea"));
+    assert_eq!(
+        pages.content_security_policy,
+        PAGE_CSP.replace("img-src 'self'", "img-src 'self' http://localhost:9000")
+    );
+    let html = body_of(pages.render(Locale::En, "error.html", context! { kind => "csrf" })).await;
+    assert!(html.contains("src=\"http:&#x2f;&#x2f;localhost:9000&#x2f;logo.png\""), "{html}");
+    assert!(
+        Pages::new(
+            Branding { primary_color: "red".into(), ..Branding::default() },
+            "http://localhost",
+            &MasterKey::generate()
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn colours_must_be_six_hex_digits() {
+    for good in ["#2f5bea", "#FFFFFF", "#000000"] {
+        assert!(is_hex_color(good), "{good}");
+    }
+    for bad in ["2f5bea", "#2f5be", "#2f5beaa", "#ggggggg", "#gggggg", "red", "", "#fff;}"] {
+        assert!(!is_hex_color(bad), "{bad}");
+    }
+}
+
+#[test]
+fn https_issuers_give_secure_host_prefixed_cookies() {
+    let pages =
+        Pages::new(Branding::default(), "https://id.example", &MasterKey::generate()).unwrap();
+    assert_eq!(pages.session_cookie.spec.name, "__Host-gatehouse_session");
+    assert!(pages.session_cookie.spec.secure);
+    assert_eq!(pages.csrf.spec.name, "__Host-gatehouse_csrf");
+}

@@ -1,0 +1,68 @@
+//! Discovery: OpenID Connect Discovery 1.0 and RFC 8414 metadata, advertising only what is
+//! implemented.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(metadata))
+        .route("/.well-known/oauth-authorization-server", get(metadata))
+}
+
+pub(crate) async fn metadata(State(state): State<AppState>) -> Response {
+    let issuer = state.oauth.issuer().trim_end_matches('/').to_owned();
+    let endpoint = |path: &str| format!("{issuer}{path}");
+    // The algorithms of the published keys: ID tokens are signed by the active one.
+    let algorithms: Vec<String> = match state.keys.jwks().await {
+        Ok(jwks) => {
+            let mut algorithms: Vec<String> = jwks["keys"]
+                .as_array()
+                .map(|keys| {
+                    keys.iter().filter_map(|key| key["alg"].as_str().map(str::to_owned)).collect()
+                })
+                .unwrap_or_default();
+            algorithms.dedup();
+            algorithms
+        }
+        Err(_) => vec!["RS256".to_owned()],
+    };
+    let document = json!({
+        "issuer": state.oauth.issuer(),
+        "authorization_endpoint": endpoint("/oauth2/authorize"),
+        "token_endpoint": endpoint("/oauth2/token"),
+        "userinfo_endpoint": endpoint("/oauth2/userinfo"),
+        "jwks_uri": endpoint("/.well-known/jwks.json"),
+        "introspection_endpoint": endpoint("/oauth2/introspect"),
+        "revocation_endpoint": endpoint("/oauth2/revoke"),
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algorithms,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "at_hash",
+            "name", "given_name", "family_name", "preferred_username", "picture", "updated_at", "email", "email_verified"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+        "ui_locales_supported": ["en", "fr"],
+    });
+    let mut response = Json(document).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response
+}

@@ -1,0 +1,103 @@
+//! The OAuth 2.1 / OpenID Connect endpoints, one module each, with errors in the RFCs' format
+//! (`{"error", "error_description"}`) instead of problem+json.
+
+pub(crate) mod authorize;
+pub(crate) mod discovery;
+pub(crate) mod form;
+pub(crate) mod introspect;
+pub(crate) mod token;
+pub(crate) mod userinfo;
+
+use axum::Router;
+use axum::http::{HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_domain::oauth::OAuthError;
+use tower_http::cors::{Any, CorsLayer};
+
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    // Browser clients (SPAs) call these cross-origin; none of them uses cookies, so any
+    // origin may, without credentials.
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(3600));
+    let api = Router::new()
+        .merge(discovery::routes())
+        .merge(token::routes())
+        .merge(userinfo::routes())
+        .merge(introspect::routes())
+        .layer(cors);
+    api.merge(authorize::routes())
+}
+
+/// An OAuth error answer.
+pub(crate) struct OAuthErrorResponse {
+    pub error: OAuthError,
+    /// Set when client authentication was attempted with HTTP Basic (RFC 6749 §5.2).
+    pub basic_challenge: bool,
+}
+
+impl From<OAuthError> for OAuthErrorResponse {
+    fn from(error: OAuthError) -> Self {
+        Self { error, basic_challenge: false }
+    }
+}
+
+impl IntoResponse for OAuthErrorResponse {
+    fn into_response(self) -> Response {
+        use axum::http::StatusCode;
+        let status = match &self.error {
+            OAuthError::InvalidClient | OAuthError::InvalidToken => StatusCode::UNAUTHORIZED,
+            OAuthError::InsufficientScope => StatusCode::FORBIDDEN,
+            OAuthError::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            OAuthError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        if let OAuthError::ServerError(internal) = &self.error {
+            tracing::error!(internal, "OAuth endpoint failed");
+        }
+        let body = serde_json::json!({
+            "error": self.error.error_code(),
+            "error_description": self.error.description(),
+        });
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        match &self.error {
+            OAuthError::InvalidClient => {
+                let challenge = if self.basic_challenge {
+                    "Basic realm=\"gatehouse\""
+                } else {
+                    "Basic realm=\"gatehouse\""
+                };
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            }
+            OAuthError::InvalidToken => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            OAuthError::InsufficientScope => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"insufficient_scope\""),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// A JSON answer that must not be cached (token responses, introspection, userinfo).
+pub(crate) fn no_store_json(body: serde_json::Value) -> Response {
+    let mut response = axum::Json(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}

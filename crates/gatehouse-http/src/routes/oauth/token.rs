@@ -1,0 +1,76 @@
+//! `POST /oauth2/token`: client authentication, then one grant per `grant_type`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use gatehouse_domain::oauth::OAuthError;
+use gatehouse_domain::oauth::client::{
+    GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
+};
+
+use super::form::OAuthForm;
+use super::{OAuthErrorResponse, no_store_json};
+use crate::client::Client;
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/oauth2/token", post(token))
+}
+
+pub(crate) async fn token(
+    State(state): State<AppState>,
+    Client(context): Client,
+    form: OAuthForm,
+) -> Response {
+    match exchange(&state, &context, &form).await {
+        Ok(body) => no_store_json(body),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn exchange(
+    state: &AppState,
+    context: &gatehouse_domain::audit::RequestContext,
+    form: &OAuthForm,
+) -> Result<serde_json::Value, OAuthErrorResponse> {
+    let credentials = form.client_credentials()?;
+    let basic =
+        matches!(credentials, gatehouse_domain::oauth::clients::ClientCredentials::Basic { .. });
+    let client = state
+        .oauth
+        .authenticate_client(&credentials)
+        .await
+        .map_err(|error| OAuthErrorResponse { error, basic_challenge: basic })?;
+    let grant_type = form
+        .get("grant_type")
+        .ok_or(OAuthError::InvalidRequest("grant_type is required".into()))?;
+    let response = match grant_type {
+        GRANT_AUTHORIZATION_CODE => {
+            let code =
+                form.get("code").ok_or(OAuthError::InvalidRequest("code is required".into()))?;
+            state
+                .oauth
+                .exchange_code(
+                    &client,
+                    code,
+                    form.get("redirect_uri"),
+                    form.get("code_verifier"),
+                    context,
+                )
+                .await?
+        }
+        GRANT_REFRESH_TOKEN => {
+            let refresh_token = form
+                .get("refresh_token")
+                .ok_or(OAuthError::InvalidRequest("refresh_token is required".into()))?;
+            state.oauth.refresh(&client, refresh_token, form.get("scope"), context).await?
+        }
+        GRANT_CLIENT_CREDENTIALS => {
+            state.oauth.client_credentials(&client, form.get("scope")).await?
+        }
+        _ => return Err(OAuthError::UnsupportedGrantType.into()),
+    };
+    serde_json::to_value(response)
+        .map_err(|error| OAuthError::ServerError(error.to_string()).into())
+}

@@ -1,0 +1,365 @@
+//! `OAuthStore` on SQL: `oauth_clients`, `authorization_codes`, `consents`,
+//! `revoked_access_tokens`.
+
+use async_trait::async_trait;
+use gatehouse_domain::StoreError;
+use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::oauth::client::ClientRecord;
+use gatehouse_domain::oauth::{AuthorizationCodeRecord, OAuthStore};
+use sqlx::Row;
+
+use crate::audit::insert_events;
+use crate::error::map_sqlx_error;
+use crate::{Database, with_pool};
+
+fn to_json(values: &[String]) -> String {
+    serde_json::Value::from(values.to_vec()).to_string()
+}
+
+fn from_json(text: &str, column: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|error| StoreError::Corrupt(format!("{column}: {error}")))
+}
+
+macro_rules! select_clients {
+    ($rest:literal) => {
+        concat!(
+            "SELECT client_id, name, secret_digest, previous_secret_digest, previous_secret_expires_at, ",
+            "redirect_uris, post_logout_redirect_uris, grant_types, scopes, token_endpoint_auth_method, ",
+            "skip_consent, access_token_ttl_seconds, refresh_token_ttl_seconds, created_at, updated_at ",
+            "FROM oauth_clients ",
+            $rest
+        )
+    };
+}
+
+macro_rules! client_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        let redirect_uris: String = row.try_get("redirect_uris").map_err(map_sqlx_error)?;
+        let post_logout: String =
+            row.try_get("post_logout_redirect_uris").map_err(map_sqlx_error)?;
+        let grant_types: String = row.try_get("grant_types").map_err(map_sqlx_error)?;
+        let scopes: String = row.try_get("scopes").map_err(map_sqlx_error)?;
+        let skip_consent: i64 = row.try_get("skip_consent").map_err(map_sqlx_error)?;
+        ClientRecord {
+            client_id: row.try_get("client_id").map_err(map_sqlx_error)?,
+            name: row.try_get("name").map_err(map_sqlx_error)?,
+            secret_digest: row.try_get("secret_digest").map_err(map_sqlx_error)?,
+            previous_secret_digest: row
+                .try_get("previous_secret_digest")
+                .map_err(map_sqlx_error)?,
+            previous_secret_expires_at: row
+                .try_get("previous_secret_expires_at")
+                .map_err(map_sqlx_error)?,
+            redirect_uris: from_json(&redirect_uris, "redirect_uris")?,
+            post_logout_redirect_uris: from_json(&post_logout, "post_logout_redirect_uris")?,
+            grant_types: from_json(&grant_types, "grant_types")?,
+            scopes: from_json(&scopes, "scopes")?,
+            token_endpoint_auth_method: row
+                .try_get("token_endpoint_auth_method")
+                .map_err(map_sqlx_error)?,
+            skip_consent: skip_consent != 0,
+            access_token_ttl_seconds: row
+                .try_get("access_token_ttl_seconds")
+                .map_err(map_sqlx_error)?,
+            refresh_token_ttl_seconds: row
+                .try_get("refresh_token_ttl_seconds")
+                .map_err(map_sqlx_error)?,
+            created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
+            updated_at: row.try_get("updated_at").map_err(map_sqlx_error)?,
+        }
+    }};
+}
+
+#[async_trait]
+impl OAuthStore for Database {
+    async fn insert_client(
+        &self,
+        client: &ClientRecord,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            sqlx::query(
+                "INSERT INTO oauth_clients (client_id, name, secret_digest, previous_secret_digest, \
+                 previous_secret_expires_at, redirect_uris, post_logout_redirect_uris, grant_types, scopes, \
+                 token_endpoint_auth_method, skip_consent, access_token_ttl_seconds, \
+                 refresh_token_ttl_seconds, created_at, updated_at) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(client.client_id.as_str())
+            .bind(client.name.as_str())
+            .bind(client.secret_digest.as_deref())
+            .bind(client.previous_secret_digest.as_deref())
+            .bind(client.previous_secret_expires_at)
+            .bind(to_json(&client.redirect_uris))
+            .bind(to_json(&client.post_logout_redirect_uris))
+            .bind(to_json(&client.grant_types))
+            .bind(to_json(&client.scopes))
+            .bind(client.token_endpoint_auth_method.as_str())
+            .bind(i64::from(client.skip_consent))
+            .bind(client.access_token_ttl_seconds)
+            .bind(client.refresh_token_ttl_seconds)
+            .bind(client.created_at)
+            .bind(client.updated_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            insert_events!(&mut *transaction, events);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        with_pool!(self, pool => {
+            match sqlx::query(select_clients!("WHERE client_id = $1"))
+                .bind(client_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(map_sqlx_error)?
+            {
+                Some(row) => Ok(Some(client_from_row!(row))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn list_clients(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ClientRecord>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(select_clients!("WHERE client_id > $1 ORDER BY client_id LIMIT $2"))
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+                .map_err(map_sqlx_error)?;
+            let mut clients = Vec::with_capacity(rows.len());
+            for row in rows {
+                clients.push(client_from_row!(row));
+            }
+            Ok(clients)
+        })
+    }
+
+    async fn update_client(
+        &self,
+        client: &ClientRecord,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            sqlx::query(
+                "UPDATE oauth_clients SET name = $2, secret_digest = $3, previous_secret_digest = $4, \
+                 previous_secret_expires_at = $5, redirect_uris = $6, post_logout_redirect_uris = $7, \
+                 grant_types = $8, scopes = $9, token_endpoint_auth_method = $10, skip_consent = $11, \
+                 access_token_ttl_seconds = $12, refresh_token_ttl_seconds = $13, updated_at = $14 \
+                 WHERE client_id = $1",
+            )
+            .bind(client.client_id.as_str())
+            .bind(client.name.as_str())
+            .bind(client.secret_digest.as_deref())
+            .bind(client.previous_secret_digest.as_deref())
+            .bind(client.previous_secret_expires_at)
+            .bind(to_json(&client.redirect_uris))
+            .bind(to_json(&client.post_logout_redirect_uris))
+            .bind(to_json(&client.grant_types))
+            .bind(to_json(&client.scopes))
+            .bind(client.token_endpoint_auth_method.as_str())
+            .bind(i64::from(client.skip_consent))
+            .bind(client.access_token_ttl_seconds)
+            .bind(client.refresh_token_ttl_seconds)
+            .bind(client.updated_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            insert_events!(&mut *transaction, events);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn delete_client(
+        &self,
+        client_id: &str,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            // Sessions granted to the client end with it.
+            sqlx::query("UPDATE sessions SET revoked_at = $2, revoked_reason = 'client_deleted' WHERE client_id = $1 AND revoked_at IS NULL")
+                .bind(client_id)
+                .bind(events.first().map_or(0, |event| event.occurred_at))
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?;
+            let deleted = sqlx::query("DELETE FROM oauth_clients WHERE client_id = $1")
+                .bind(client_id)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?
+                .rows_affected();
+            if deleted == 1 {
+                insert_events!(&mut *transaction, events);
+            }
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            Ok(deleted == 1)
+        })
+    }
+
+    async fn insert_authorization_code(
+        &self,
+        code: &AuthorizationCodeRecord,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO authorization_codes (code_digest, client_id, user_id, browser_session_id, \
+                 redirect_uri, scope, nonce, code_challenge, auth_time, created_at, expires_at) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(code.code_digest.as_slice())
+            .bind(code.client_id.as_str())
+            .bind(code.user_id.as_str())
+            .bind(code.browser_session_id.as_str())
+            .bind(code.redirect_uri.as_str())
+            .bind(code.scope.as_str())
+            .bind(code.nonce.as_deref())
+            .bind(code.code_challenge.as_deref())
+            .bind(code.auth_time)
+            .bind(code.created_at)
+            .bind(code.expires_at)
+            .execute(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn consume_authorization_code(
+        &self,
+        digest: &[u8],
+        now: i64,
+    ) -> Result<Option<(AuthorizationCodeRecord, bool)>, StoreError> {
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            // Writing first makes concurrent exchanges of one code queue on the row (and on
+            // SQLite's write lock); exactly one sees it unused.
+            let first_use = sqlx::query("UPDATE authorization_codes SET used_at = $2 WHERE code_digest = $1 AND used_at IS NULL")
+                .bind(digest)
+                .bind(now)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?
+                .rows_affected()
+                == 1;
+            let row = sqlx::query(
+                "SELECT code_digest, client_id, user_id, browser_session_id, redirect_uri, scope, nonce, \
+                 code_challenge, auth_time, created_at, expires_at, used_at, issued_session_id \
+                 FROM authorization_codes WHERE code_digest = $1",
+            )
+            .bind(digest)
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            let Some(row) = row else { return Ok(None) };
+            let record = AuthorizationCodeRecord {
+                code_digest: row.try_get("code_digest").map_err(map_sqlx_error)?,
+                client_id: row.try_get("client_id").map_err(map_sqlx_error)?,
+                user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
+                browser_session_id: row.try_get("browser_session_id").map_err(map_sqlx_error)?,
+                redirect_uri: row.try_get("redirect_uri").map_err(map_sqlx_error)?,
+                scope: row.try_get("scope").map_err(map_sqlx_error)?,
+                nonce: row.try_get("nonce").map_err(map_sqlx_error)?,
+                code_challenge: row.try_get("code_challenge").map_err(map_sqlx_error)?,
+                auth_time: row.try_get("auth_time").map_err(map_sqlx_error)?,
+                created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
+                expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
+                used_at: row.try_get("used_at").map_err(map_sqlx_error)?,
+                issued_session_id: row.try_get("issued_session_id").map_err(map_sqlx_error)?,
+            };
+            Ok(Some((record, first_use)))
+        })
+    }
+
+    async fn set_code_session(&self, digest: &[u8], session_id: &str) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE authorization_codes SET issued_session_id = $2 WHERE code_digest = $1")
+                .bind(digest)
+                .bind(session_id)
+                .execute(pool)
+                .await
+                .map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let scopes: Option<String> = with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2")
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(map_sqlx_error)?
+        });
+        scopes.map(|text| from_json(&text, "consents.scopes")).transpose()
+    }
+
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &[String],
+        now: i64,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            sqlx::query(
+                "INSERT INTO consents (user_id, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .bind(to_json(scopes))
+            .bind(now)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            insert_events!(&mut *transaction, events);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(jti)
+                .bind(expires_at)
+                .execute(pool)
+                .await
+                .map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT expires_at FROM revoked_access_tokens WHERE jti = $1")
+                .bind(jti)
+                .fetch_optional(pool)
+                .await
+                .map_err(map_sqlx_error)?
+        });
+        Ok(found.is_some())
+    }
+}

@@ -1,0 +1,251 @@
+//! The OAuth endpoints that need no browser, on both backends: discovery, client_credentials,
+//! client authentication, introspection and revocation, error formats.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use gatehouse_domain::oauth::clients::NewClient;
+use gatehouse_store::backend_tests;
+use gatehouse_store::testing::TestDatabase;
+use reqwest::StatusCode;
+use support::TestApp;
+
+backend_tests!(
+    discovery_advertises_what_is_implemented,
+    client_credentials_issue_rfc9068_tokens,
+    wrong_client_secrets_are_invalid_client_with_a_challenge,
+    introspection_only_answers_about_the_callers_tokens,
+    revoked_access_tokens_are_inactive,
+);
+
+fn service_client(name: &str) -> NewClient {
+    NewClient {
+        name: name.into(),
+        grant_types: vec!["client_credentials".into()],
+        scopes: vec!["api:read".into(), "api:write".into()],
+        ..NewClient::default()
+    }
+}
+
+async fn discovery_advertises_what_is_implemented(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    for path in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
+        let response = app
+            .http
+            .get(app.url(path))
+            .header("origin", "https://spa.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["access-control-allow-origin"], "*");
+        let document: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(document["issuer"], app.base_url.as_str());
+        assert_eq!(document["token_endpoint"], format!("{}/oauth2/token", app.base_url));
+        assert_eq!(document["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+        assert_eq!(document["id_token_signing_alg_values_supported"], serde_json::json!(["ES256"]));
+        assert_eq!(document["authorization_response_iss_parameter_supported"], true);
+        let (status, _) = app
+            .get_json(document["jwks_uri"].as_str().unwrap().trim_start_matches(&app.base_url))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    app.stop().await;
+}
+
+async fn client_credentials_issue_rfc9068_tokens(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let (client_id, secret) = app.client(service_client("Billing")).await;
+    let secret = secret.unwrap();
+    assert!(secret.starts_with("ghs_"));
+    // client_secret_basic
+    let (status, token) = app
+        .post_form(
+            "/oauth2/token",
+            Some((&client_id, &secret)),
+            &[("grant_type", "client_credentials"), ("scope", "api:read")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    assert_eq!(
+        (token["token_type"].as_str(), token["scope"].as_str()),
+        (Some("Bearer"), Some("api:read"))
+    );
+    assert!(token.get("refresh_token").is_none() && token.get("id_token").is_none());
+    let header =
+        gatehouse_crypto::jsonwebtoken::decode_header(token["access_token"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    // client_secret_post, default scopes
+    let (status, token) = app
+        .post_form(
+            "/oauth2/token",
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &client_id),
+                ("client_secret", &secret),
+            ],
+        )
+        .await;
+    assert_eq!((status, token["scope"].as_str()), (StatusCode::OK, Some("api:read api:write")));
+    let cases: Vec<(&[(&str, &str)], &str)> = vec![
+        (&[("grant_type", "client_credentials"), ("scope", "admin")], "invalid_scope"),
+        (&[("grant_type", "client_credentials"), ("scope", "openid")], "invalid_scope"),
+        (&[("grant_type", "password"), ("username", "x")], "unsupported_grant_type"),
+        (&[("grant_type", "authorization_code"), ("code", "x")], "unauthorized_client"),
+        (&[("scope", "api:read")], "invalid_request"),
+    ];
+    for (form, error) in cases {
+        let (status, body) =
+            app.post_form("/oauth2/token", Some((&client_id, &secret)), form).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(error)),
+            "{form:?}: {body}"
+        );
+        assert!(body["error_description"].is_string());
+    }
+    // Parameters may not repeat; the body must be a form.
+    let response = app
+        .http
+        .post(app.url("/oauth2/token"))
+        .basic_auth(&client_id, Some(&secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = app
+        .http
+        .post(app.url("/oauth2/token"))
+        .basic_auth(&client_id, Some(&secret))
+        .json(&serde_json::json!({ "grant_type": "client_credentials" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    app.stop().await;
+}
+
+async fn wrong_client_secrets_are_invalid_client_with_a_challenge(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let (client_id, secret) = app.client(service_client("Billing")).await;
+    let secret = secret.unwrap();
+    for (id, wrong) in [
+        (client_id.as_str(), "ghs_wrong"),
+        ("unknown-client", secret.as_str()),
+        (client_id.as_str(), ""),
+    ] {
+        let response = app
+            .http
+            .post(app.url("/oauth2/token"))
+            .basic_auth(id, Some(wrong))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{id}");
+        assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client");
+    }
+    // A rotated secret keeps working during the overlap; the new one works at once.
+    let admin = gatehouse_domain::admin_keys::AdminPrincipal::system();
+    let (_, rotated) =
+        app.oauth.rotate_client_secret(&admin, &client_id, &Default::default()).await.unwrap();
+    for secret in [&secret, &rotated] {
+        let (status, _) = app
+            .post_form(
+                "/oauth2/token",
+                Some((&client_id, secret)),
+                &[("grant_type", "client_credentials")],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    app.stop().await;
+}
+
+async fn introspection_only_answers_about_the_callers_tokens(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let (first, first_secret) = app.client(service_client("First")).await;
+    let (second, second_secret) = app.client(service_client("Second")).await;
+    let (first_secret, second_secret) = (first_secret.unwrap(), second_secret.unwrap());
+    let (_, token) = app
+        .post_form(
+            "/oauth2/token",
+            Some((&first, &first_secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    let access_token = token["access_token"].as_str().unwrap();
+
+    let (status, own) = app
+        .post_form("/oauth2/introspect", Some((&first, &first_secret)), &[("token", access_token)])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (own["active"].as_bool(), own["client_id"].as_str(), own["sub"].as_str()),
+        (Some(true), Some(first.as_str()), Some(first.as_str()))
+    );
+    assert_eq!(own["scope"], "api:read api:write");
+
+    let (_, other) = app
+        .post_form(
+            "/oauth2/introspect",
+            Some((&second, &second_secret)),
+            &[("token", access_token)],
+        )
+        .await;
+    assert_eq!(other, serde_json::json!({ "active": false }), "another client learns nothing");
+    let (_, garbage) = app
+        .post_form("/oauth2/introspect", Some((&first, &first_secret)), &[("token", "garbage")])
+        .await;
+    assert_eq!(garbage, serde_json::json!({ "active": false }));
+    let (status, body) =
+        app.post_form("/oauth2/introspect", None, &[("token", access_token)]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    app.stop().await;
+}
+
+async fn revoked_access_tokens_are_inactive(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let (client_id, secret) = app.client(service_client("Revoker")).await;
+    let (other, other_secret) = app.client(service_client("Other")).await;
+    let (secret, other_secret) = (secret.unwrap(), other_secret.unwrap());
+    let (_, token) = app
+        .post_form(
+            "/oauth2/token",
+            Some((&client_id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    let access_token = token["access_token"].as_str().unwrap();
+    // Another client's revocation is ignored (and answers 200 all the same).
+    let (status, _) = app
+        .post_form("/oauth2/revoke", Some((&other, &other_secret)), &[("token", access_token)])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, active) = app
+        .post_form("/oauth2/introspect", Some((&client_id, &secret)), &[("token", access_token)])
+        .await;
+    assert_eq!(active["active"], true);
+    let (status, _) = app
+        .post_form("/oauth2/revoke", Some((&client_id, &secret)), &[("token", access_token)])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, inactive) = app
+        .post_form("/oauth2/introspect", Some((&client_id, &secret)), &[("token", access_token)])
+        .await;
+    assert_eq!(inactive, serde_json::json!({ "active": false }));
+    let (status, _) =
+        app.post_form("/oauth2/revoke", Some((&client_id, &secret)), &[("token", "unknown")]).await;
+    assert_eq!(status, StatusCode::OK);
+    app.stop().await;
+}
