@@ -144,7 +144,10 @@ impl OAuthService {
                 ));
             }
             (None, Some(_)) => {
-                return Err(fail("invalid_request", "code_challenge_method without code_challenge"));
+                return Err(fail(
+                    "invalid_request",
+                    "code_challenge_method without code_challenge",
+                ));
             }
             (None, None) if client.is_public() => {
                 return Err(fail("invalid_request", "PKCE (S256) is required for public clients"));

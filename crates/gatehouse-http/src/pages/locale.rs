@@ -51,7 +51,7 @@ impl Locale {
             })
             .collect();
         // A stable sort keeps the header's order among equal weights.
-        ranked.sort_by(|a, b| b.0.cmp(&a.0));
+        ranked.sort_by_key(|(weight, _)| std::cmp::Reverse(*weight));
         ranked.first().map(|(_, locale)| *locale)
     }
 

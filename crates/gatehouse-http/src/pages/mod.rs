@@ -32,6 +32,7 @@ use serde::Deserialize;
 pub use cookies::{BrowserSession, CookieSpec, SESSION_COOKIE_PURPOSE, SessionCookie, read_cookie};
 pub use csrf::{CSRF_FIELD, CSRF_PURPOSE, Csrf, CsrfKey, PageForm, PageRequest};
 pub use locale::Locale;
+pub(crate) use logout::display_name;
 pub use logout::end_browser_session;
 pub use return_to::{
     DEFAULT_RETURN_TO, MAX_RETURN_TO_LENGTH, return_to_or_default, safe_return_to,
@@ -216,6 +217,8 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
         ("logout.html", include_str!("templates/logout.html")),
         ("account.html", include_str!("templates/account.html")),
         ("error.html", include_str!("templates/error.html")),
+        ("consent.html", include_str!("templates/consent.html")),
+        ("oauth_error.html", include_str!("templates/oauth_error.html")),
     ];
     for (name, source) in templates {
         environment

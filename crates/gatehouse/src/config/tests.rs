@@ -144,3 +144,32 @@ fn secrets_do_not_print() {
     let config = load(&[("GATEHOUSE_MASTER_KEY", "super-secret-value")]).unwrap();
     assert!(!format!("{config:?}").contains("super-secret-value"));
 }
+
+#[test]
+fn branding_is_read_and_validated() {
+    let config = load(&[]).unwrap();
+    assert_eq!(config.branding, gatehouse_http::pages::Branding::default());
+    let config = load(&[
+        ("GATEHOUSE_BRANDING_PRODUCT_NAME", "Acme ID"),
+        ("GATEHOUSE_BRANDING_LOGO_URL", "https://cdn.acme.example/logo.svg"),
+        ("GATEHOUSE_BRANDING_PRIMARY_COLOR", "#AA0011"),
+    ])
+    .unwrap();
+    assert_eq!(config.branding.product_name, "Acme ID");
+    assert_eq!(config.branding.logo_url.as_deref(), Some("https://cdn.acme.example/logo.svg"));
+    let config =
+        load_file("[branding]\nproduct_name = \"Acme\"\nprimary_color = \"#123456\"\n", &[])
+            .unwrap();
+    assert_eq!(config.branding.primary_color, "#123456");
+    for (name, value) in [
+        ("GATEHOUSE_BRANDING_PRIMARY_COLOR", "blue"),
+        ("GATEHOUSE_BRANDING_PRIMARY_COLOR", "#12345"),
+        ("GATEHOUSE_BRANDING_LOGO_URL", "ftp://acme.example/logo.png"),
+        ("GATEHOUSE_BRANDING_LOGO_URL", "javascript:alert(1)"),
+        ("GATEHOUSE_BRANDING_LOGO_URL", "/logo.png"),
+        ("GATEHOUSE_BRANDING_PRODUCT_NAME", " "),
+    ] {
+        let error = load(&[(name, value)]).unwrap_err();
+        assert!(error.setting.starts_with(name), "{name}={value}: {error}");
+    }
+}

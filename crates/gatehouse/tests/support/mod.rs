@@ -2,6 +2,8 @@
 //! helpers. Readiness comes from the bound listener, never from sleeps.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod browser;
+
 use gatehouse::app::{self, App};
 use gatehouse::config::Config;
 use gatehouse_crypto::MasterKey;

@@ -1,6 +1,253 @@
-//! `/oauth2/authorize`: placeholder until the hosted pages land.
-use crate::state::AppState;
+//! `/oauth2/authorize` and the `/consent` form: the browser side of the authorization code
+//! flow. Sign-in goes through `/login` (and comes back here), consent through `/consent`.
+//! Nothing is ever sent to a client or redirect URI that failed verification.
+
 use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::header::LOCATION;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use gatehouse_domain::accounts::Principal;
+use gatehouse_domain::oauth::STANDARD_SCOPES;
+use gatehouse_domain::oauth::authorize::{
+    AuthorizationRequest, AuthorizeRejection, ValidatedAuthorization,
+};
+use minijinja::context;
+use serde::Deserialize;
+
+use crate::client::Client;
+use crate::pages::{BrowserSession, Csrf, ErrorPage, Locale, PageForm, PageRequest};
+use crate::state::AppState;
+
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+    Router::new().route("/oauth2/authorize", get(authorize)).route("/consent", post(consent))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AuthorizeQuery {
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    response_type: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    prompt: Option<String>,
+    max_age: Option<String>,
+    login_hint: Option<String>,
+    ui_locales: Option<String>,
+}
+
+/// Parses the query; a parameter given twice makes the request invalid (RFC 6749 §3.1).
+fn parse_request(raw: &str) -> Option<AuthorizationRequest> {
+    let mut seen = std::collections::HashSet::new();
+    for (name, _) in url::form_urlencoded::parse(raw.as_bytes()) {
+        if !seen.insert(name.into_owned()) {
+            return None;
+        }
+    }
+    let query: AuthorizeQuery = serde_urlencoded::from_str(raw).ok()?;
+    Some(AuthorizationRequest {
+        client_id: query.client_id,
+        redirect_uri: query.redirect_uri,
+        response_type: query.response_type,
+        scope: query.scope,
+        state: query.state,
+        nonce: query.nonce,
+        code_challenge: query.code_challenge,
+        code_challenge_method: query.code_challenge_method,
+        prompt: query.prompt,
+        max_age: query.max_age,
+        login_hint: query.login_hint,
+        ui_locales: query.ui_locales,
+    })
+}
+
+/// A redirect to a verified client redirect URI (not a same-origin path).
+fn redirect_to_client(location: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+        .headers_mut()
+        .insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn error_page(state: &AppState, locale: Locale, message: &str) -> Response {
+    state.pages.render_status(
+        StatusCode::BAD_REQUEST,
+        locale,
+        "oauth_error.html",
+        context! { message => message },
+    )
+}
+
+/// The same request without `prompt` and `max_age`, to come back to after a fresh sign-in
+/// (keeping them would ask for a sign-in again, forever).
+fn without_login_triggers(raw: &str) -> String {
+    let kept: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
+        .filter(|(name, _)| name != "prompt" && name != "max_age")
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(kept).finish()
+}
+
+fn login_redirect(
+    state: &AppState,
+    raw: &str,
+    fresh: bool,
+    request: &ValidatedAuthorization,
+) -> Response {
+    let return_to = format!("/oauth2/authorize?{}", without_login_triggers(raw));
+    let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+    serializer.append_pair("return_to", &return_to);
+    if fresh {
+        serializer.append_pair("prompt", "login");
+    }
+    if let Some(hint) = &request.login_hint {
+        serializer.append_pair("login_hint", hint);
+    }
+    state.pages.redirect(&format!("/login?{}", serializer.finish()))
+}
+
+async fn authorize(
+    State(state): State<AppState>,
+    page: PageRequest,
+    BrowserSession(session): BrowserSession,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let raw = raw.unwrap_or_default();
+    let Some(request) = parse_request(&raw) else {
+        return error_page(&state, page.locale, "The authorization request is malformed.");
+    };
+    let locale =
+        request.ui_locales.as_deref().and_then(Locale::from_ui_locales).unwrap_or(page.locale);
+    let validated = match state.oauth.validate_authorization(&request).await {
+        Ok(validated) => validated,
+        Err(AuthorizeRejection::Page(message)) => return error_page(&state, locale, &message),
+        Err(AuthorizeRejection::Redirect(location)) => return redirect_to_client(&location),
+    };
+    let principal = match session {
+        Some(principal)
+            if !validated.prompt_login
+                && !state.oauth.needs_fresh_login(&validated, &principal) =>
+        {
+            principal
+        }
+        Some(_) | None if validated.prompt_none => {
+            let location = state.oauth.error_redirect(
+                &validated.redirect_uri,
+                "login_required",
+                "the user is not signed in",
+                validated.state.as_deref(),
+            );
+            return redirect_to_client(&location);
+        }
+        Some(_) => return login_redirect(&state, &raw, true, &validated),
+        None => return login_redirect(&state, &raw, false, &validated),
+    };
+    match state.oauth.needs_consent(&validated, &principal.user.id).await {
+        Ok(false) => issue(&state, locale, &validated, &principal).await,
+        Ok(true) if validated.prompt_none => {
+            let location = state.oauth.error_redirect(
+                &validated.redirect_uri,
+                "consent_required",
+                "the user has not consented to this client",
+                validated.state.as_deref(),
+            );
+            redirect_to_client(&location)
+        }
+        Ok(true) => consent_page(&state, locale, &page.csrf, &raw, &validated, &principal),
+        Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
+    }
+}
+
+async fn issue(
+    state: &AppState,
+    locale: Locale,
+    request: &ValidatedAuthorization,
+    principal: &Principal,
+) -> Response {
+    match state.oauth.issue_code(request, principal).await {
+        Ok(location) => redirect_to_client(&location),
+        Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
+    }
+}
+
+fn consent_page(
+    state: &AppState,
+    locale: Locale,
+    csrf: &Csrf,
+    raw: &str,
+    request: &ValidatedAuthorization,
+    principal: &Principal,
+) -> Response {
+    let scopes: Vec<minijinja::Value> = request
+        .scopes
+        .iter()
+        .map(|scope| context! { name => scope, known => STANDARD_SCOPES.contains(&scope.as_str()) })
+        .collect();
+    // `prompt=consent` has been answered by showing this page; coming back must not ask again.
+    let returned: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
+        .filter(|(name, _)| name != "prompt")
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    let returned =
+        url::form_urlencoded::Serializer::new(String::new()).extend_pairs(returned).finish();
+    let context = context! {
+        client_name => request.client.name.clone(),
+        scopes => scopes,
+        request => returned,
+        user_name => crate::pages::display_name(state, principal),
+    };
+    state.pages.render_form(StatusCode::OK, locale, csrf, "consent.html", context)
+}
+
+#[derive(Deserialize)]
+struct ConsentForm {
+    #[serde(default)]
+    request: String,
+    #[serde(default)]
+    decision: String,
+}
+
+/// The consent form's answer: re-validates the request (the form is not trusted), then
+/// remembers the consent and issues the code, or reports `access_denied` to the client.
+async fn consent(
+    State(state): State<AppState>,
+    Client(context): Client,
+    BrowserSession(session): BrowserSession,
+    form: PageForm<ConsentForm>,
+) -> Response {
+    let PageForm { locale, fields, .. } = form;
+    let Some(request) = parse_request(&fields.request) else {
+        return error_page(&state, locale, "The authorization request is malformed.");
+    };
+    let validated = match state.oauth.validate_authorization(&request).await {
+        Ok(validated) => validated,
+        Err(AuthorizeRejection::Page(message)) => return error_page(&state, locale, &message),
+        Err(AuthorizeRejection::Redirect(location)) => return redirect_to_client(&location),
+    };
+    let Some(principal) = session else {
+        return state.pages.redirect(&format!("/oauth2/authorize?{}", fields.request));
+    };
+    match fields.decision.as_str() {
+        "allow" => {
+            match state.oauth.grant_consent(&validated, &principal.user.id, &context).await {
+                Ok(()) => issue(&state, locale, &validated, &principal).await,
+                Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
+            }
+        }
+        "deny" => redirect_to_client(&state.oauth.error_redirect(
+            &validated.redirect_uri,
+            "access_denied",
+            "the user denied the request",
+            validated.state.as_deref(),
+        )),
+        _ => state.pages.error_page(locale, ErrorPage::bad_request()),
+    }
 }

@@ -33,10 +33,8 @@ impl OAuthForm {
                     .into())
             }
             (Some(encoded), None) => {
-                let credentials = decode_basic(encoded).ok_or(OAuthErrorResponse {
-                    error: OAuthError::InvalidClient,
-                    basic_challenge: true,
-                })?;
+                let credentials = decode_basic(encoded)
+                    .ok_or(OAuthErrorResponse::from(OAuthError::InvalidClient))?;
                 if self.get("client_id").is_some_and(|id| id != credentials.0) {
                     return Err(OAuthError::InvalidRequest(
                         "client_id does not match the credentials".into(),

@@ -24,13 +24,7 @@ async fn authenticated(
     form: &OAuthForm,
 ) -> Result<gatehouse_domain::oauth::client::ClientRecord, OAuthErrorResponse> {
     let credentials = form.client_credentials()?;
-    let basic =
-        matches!(credentials, gatehouse_domain::oauth::clients::ClientCredentials::Basic { .. });
-    state
-        .oauth
-        .authenticate_client(&credentials)
-        .await
-        .map_err(|error| OAuthErrorResponse { error, basic_challenge: basic })
+    state.oauth.authenticate_client(&credentials).await.map_err(OAuthErrorResponse::from)
 }
 
 pub(crate) async fn introspect(State(state): State<AppState>, form: OAuthForm) -> Response {

@@ -33,16 +33,15 @@ pub(crate) fn routes() -> Router<AppState> {
     api.merge(authorize::routes())
 }
 
-/// An OAuth error answer.
+/// An OAuth error answer. `invalid_client` always carries a Basic challenge (RFC 6749 §5.2
+/// requires it when Basic was tried; always sending it tells clients what we accept).
 pub(crate) struct OAuthErrorResponse {
     pub error: OAuthError,
-    /// Set when client authentication was attempted with HTTP Basic (RFC 6749 §5.2).
-    pub basic_challenge: bool,
 }
 
 impl From<OAuthError> for OAuthErrorResponse {
     fn from(error: OAuthError) -> Self {
-        Self { error, basic_challenge: false }
+        Self { error }
     }
 }
 
@@ -69,12 +68,10 @@ impl IntoResponse for OAuthErrorResponse {
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         match &self.error {
             OAuthError::InvalidClient => {
-                let challenge = if self.basic_challenge {
-                    "Basic realm=\"gatehouse\""
-                } else {
-                    "Basic realm=\"gatehouse\""
-                };
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"gatehouse\""),
+                );
             }
             OAuthError::InvalidToken => {
                 headers.insert(

@@ -35,13 +35,8 @@ async fn exchange(
     form: &OAuthForm,
 ) -> Result<serde_json::Value, OAuthErrorResponse> {
     let credentials = form.client_credentials()?;
-    let basic =
-        matches!(credentials, gatehouse_domain::oauth::clients::ClientCredentials::Basic { .. });
-    let client = state
-        .oauth
-        .authenticate_client(&credentials)
-        .await
-        .map_err(|error| OAuthErrorResponse { error, basic_challenge: basic })?;
+    let client =
+        state.oauth.authenticate_client(&credentials).await.map_err(OAuthErrorResponse::from)?;
     let grant_type = form
         .get("grant_type")
         .ok_or(OAuthError::InvalidRequest("grant_type is required".into()))?;
