@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::auth::routes(&state))
         .merge(routes::me::routes())
         .merge(routes::admin::routes())
+        .merge(routes::admin_clients::routes())
         .merge(routes::oauth::routes())
         .merge(routes::well_known::routes())
         .merge(openapi::routes())

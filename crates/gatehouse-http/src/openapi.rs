@@ -4,7 +4,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
-use crate::routes::{admin, auth, me, operations, well_known};
+use crate::routes::{admin, admin_clients, auth, me, operations, well_known};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -16,6 +16,8 @@ use crate::state::AppState;
         me::me, me::update_me, me::change_password, me::sessions, me::revoke_session,
         admin::list_users, admin::create_user, admin::get_user, admin::update_user, admin::delete_user,
         admin::suspend_user, admin::unsuspend_user, admin::unlock_user, admin::audit_log,
+        admin_clients::create_client, admin_clients::list_clients, admin_clients::get_client,
+        admin_clients::delete_client, admin_clients::rotate_secret,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),

@@ -12,6 +12,7 @@ use gatehouse_domain::admin_keys::{ADMIN_KEY_DIGEST_PURPOSE, AdminKeyService};
 use gatehouse_domain::audit::AuditLog;
 use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
 use gatehouse_domain::oauth::client::CLIENT_SECRET_DIGEST_PURPOSE;
+use gatehouse_domain::oauth::clients::NewClient;
 use gatehouse_domain::oauth::{OAuthParts, OAuthService, OAuthSettings};
 use gatehouse_domain::passwords::{BreachedPasswordCheck, PasswordPolicy};
 use gatehouse_domain::ratelimit::{RateLimit, RateLimiter};
@@ -235,6 +236,45 @@ pub fn hashing_pool(
     Ok(HashingPool::new(hasher, permits))
 }
 
+/// Creates or updates the `[[clients]]` of the configuration file.
+async fn apply_declared_clients(config: &Config, oauth: &OAuthService) -> Result<(), StartupError> {
+    use secrecy::ExposeSecret;
+    for (index, declared) in config.clients.iter().enumerate() {
+        let request = NewClient {
+            client_id: Some(declared.client_id.clone()),
+            name: declared.name.clone(),
+            secret: declared.secret.as_ref().map(|secret| secret.expose_secret().to_owned()),
+            public: declared.public,
+            redirect_uris: declared.redirect_uris.clone(),
+            post_logout_redirect_uris: declared.post_logout_redirect_uris.clone(),
+            grant_types: declared.grant_types.clone(),
+            scopes: declared.scopes.clone(),
+            skip_consent: declared.skip_consent,
+            access_token_ttl_seconds: declared.access_token_ttl_seconds,
+            refresh_token_ttl_seconds: declared.refresh_token_ttl_seconds,
+        };
+        if !declared.public && declared.secret.is_none() {
+            return Err(ConfigError::new(
+                format!("clients[{index}] ({})", declared.client_id),
+                "a confidential client declared in the file needs its secret (or public = true)",
+            )
+            .into());
+        }
+        oauth.apply_declared_client(request).await.map_err(|error| {
+            let detail = match &error {
+                DomainError::Validation(issues) => issues
+                    .iter()
+                    .map(|issue| format!("{}: {}", issue.field, issue.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                other => other.to_string(),
+            };
+            ConfigError::new(format!("clients[{index}] ({})", declared.client_id), detail)
+        })?;
+    }
+    Ok(())
+}
+
 /// Builds the whole application: [`build_core`] plus the password hashing pool and the HTTP
 /// state.
 pub async fn build(config: Config) -> Result<App, StartupError> {
@@ -243,6 +283,7 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
     let tokens = core.tokens();
     let accounts = Arc::new(core.accounts(hashing.clone(), tokens.clone())?);
     let oauth = Arc::new(core.oauth(accounts.clone(), tokens));
+    apply_declared_clients(&core.config, &oauth).await?;
     let admin_keys = Arc::new(core.admin_keys());
     let pages =
         Pages::new(core.config.branding.clone(), &core.config.issuer(), &core.master_keys.current)

@@ -325,3 +325,49 @@ async fn cli_creates_users_and_admin_keys() {
     let stderr = terminate(child).await;
     assert!(!stderr.contains(secret) && !stderr.contains(password), "secrets never reach the logs");
 }
+
+/// `[[clients]]` in the configuration file are created at start and kept in line with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_declared_in_the_file_are_applied_at_start() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut env = base_env();
+    env.push(("GATEHOUSE_MASTER_KEY".into(), gatehouse_crypto::MasterKey::generate().encode()));
+    let secret = "a-declared-secret-that-is-long-enough-123";
+    let file = directory.path().join("gatehouse.toml");
+    let write = |scopes: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "[[clients]]\nclient_id = \"reports\"\nname = \"Reports\"\nsecret = \"{secret}\"\ngrant_types = [\"client_credentials\"]\nscopes = [{scopes}]\n"
+            ),
+        )
+        .unwrap();
+    };
+    write("\"reports:read\"");
+    let config = file.display().to_string();
+    env.push(("GATEHOUSE_CONFIG".into(), config));
+    let token = |url: String, scope: &'static str| async move {
+        reqwest::Client::new()
+            .post(format!("{url}/oauth2/token"))
+            .basic_auth("reports", Some(secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    let (child, url) = serve(directory.path(), &env).await;
+    assert_eq!(token(url.clone(), "reports:read").await, 200);
+    assert_eq!(token(url, "reports:write").await, 400);
+    terminate(child).await;
+
+    write("\"reports:read\", \"reports:write\"");
+    let (child, url) = serve(directory.path(), &env).await;
+    assert_eq!(token(url, "reports:write").await, 200, "the declaration was re-applied");
+    terminate(child).await;
+
+    std::fs::write(&file, "[[clients]]\nclient_id = \"x\"\nname = \"No secret\"\ngrant_types = [\"client_credentials\"]\n").unwrap();
+    let (code, _, stderr) = run(directory.path(), &env, &["serve"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("clients[0]"), "{stderr}");
+}

@@ -16,7 +16,76 @@ backend_tests!(
     wrong_client_secrets_are_invalid_client_with_a_challenge,
     introspection_only_answers_about_the_callers_tokens,
     revoked_access_tokens_are_inactive,
+    admins_manage_clients,
 );
+
+async fn admins_manage_clients(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let key = app.admin_key().await;
+    let (status, created) = app
+        .post(
+            "/v1/admin/clients",
+            Some(&key),
+            serde_json::json!({ "name": "Dashboard", "client_id": "dashboard", "redirect_uris": ["https://dash.example.com/cb"], "grant_types": ["authorization_code", "refresh_token", "client_credentials"], "scopes": ["openid", "reports"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .post_form(
+            "/oauth2/token",
+            Some(("dashboard", &secret)),
+            &[("grant_type", "client_credentials"), ("scope", "reports")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, read) = app.get_auth("/v1/admin/clients/dashboard", &key).await;
+    assert!(read.get("client_secret").is_none(), "the secret is shown once");
+    assert_eq!(read["public"], false);
+    let (_, list) = app.get_auth("/v1/admin/clients", &key).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+
+    let cases = [
+        serde_json::json!({ "name": "Bad", "redirect_uris": ["http://evil.example.com/cb"] }),
+        serde_json::json!({ "name": "Bad", "redirect_uris": [] }),
+        serde_json::json!({ "name": "Bad", "public": true, "grant_types": ["client_credentials"] }),
+        serde_json::json!({ "name": "Bad", "redirect_uris": ["https://a.example/cb"], "grant_types": ["password"] }),
+        serde_json::json!({ "name": "", "redirect_uris": ["https://a.example/cb"] }),
+    ];
+    for body in cases {
+        let (status, problem) = app.post("/v1/admin/clients", Some(&key), body.clone()).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")),
+            "{body}"
+        );
+    }
+    let (status, problem) = app
+        .post("/v1/admin/clients", Some(&key), serde_json::json!({ "name": "Again", "client_id": "dashboard", "redirect_uris": ["https://a.example/cb"] }))
+        .await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")));
+
+    let (status, rotated) = app
+        .post("/v1/admin/clients/dashboard/rotate-secret", Some(&key), serde_json::json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let new_secret = rotated["client_secret"].as_str().unwrap();
+    assert_ne!(new_secret, secret);
+    let (status, _) =
+        app.send(reqwest::Method::DELETE, "/v1/admin/clients/dashboard", Some(&key), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app
+        .post_form(
+            "/oauth2/token",
+            Some(("dashboard", new_secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app.get_auth("/v1/admin/clients/dashboard", &key).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
 
 fn service_client(name: &str) -> NewClient {
     NewClient {

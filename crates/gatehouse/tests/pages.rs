@@ -3,15 +3,15 @@
 //! the pages' security headers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/browser.rs"]
+mod browser;
 mod support;
 
-use std::collections::BTreeMap;
-
+use browser::{Browser, Page, urlencode};
 use gatehouse_crypto::MasterKey;
 use gatehouse_store::backend_tests;
 use gatehouse_store::testing::TestDatabase;
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::json;
 use support::{STRONG_PASSWORD, TestApp};
 
@@ -30,159 +30,6 @@ backend_tests!(
 );
 
 const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// A minimal browser: keeps cookies, never follows redirects, reads forms.
-struct Browser {
-    http: reqwest::Client,
-    base_url: String,
-    cookies: BTreeMap<String, String>,
-    accept_language: Option<String>,
-}
-
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Browser {
-    fn new(app: &TestApp) -> Browser {
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build();
-        Browser {
-            http: http.unwrap(),
-            base_url: app.base_url.clone(),
-            cookies: BTreeMap::new(),
-            accept_language: None,
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(name, value)| format!("{name}={value}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
-        let mut request = request.header("cookie", self.cookie_header());
-        if let Some(language) = &self.accept_language {
-            request = request.header("accept-language", language);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        for set_cookie in headers.get_all(SET_COOKIE) {
-            let text = set_cookie.to_str().unwrap();
-            let (pair, attributes) = text.split_once(';').unwrap_or((text, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            if attributes.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        Page { status, headers, body: response.text().await.unwrap() }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let request = self.http.get(format!("{}{path}", self.base_url));
-        self.send(request).await
-    }
-
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
-        let request = self.http.post(format!("{}{path}", self.base_url)).form(fields);
-        self.send(request).await
-    }
-
-    /// GETs `/login?…`, then submits its form with these credentials.
-    async fn sign_in(&mut self, query: &str, identifier: &str, password: &str) -> Page {
-        let form = self.get(&format!("/login{query}")).await;
-        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
-        let mut fields = form.hidden_fields();
-        fields.push(("identifier".into(), identifier.into()));
-        fields.push(("password".into(), password.into()));
-        let fields: Vec<(&str, &str)> =
-            fields.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
-        self.post("/login", &fields).await
-    }
-
-    fn session_cookie(&self) -> Option<&String> {
-        self.cookies.get("gatehouse_session")
-    }
-}
-
-impl Page {
-    fn location(&self) -> &str {
-        self.headers.get(LOCATION).map_or("", |value| value.to_str().unwrap())
-    }
-
-    fn set_cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .get_all(SET_COOKIE)
-            .iter()
-            .map(|value| value.to_str().unwrap().to_owned())
-            .find(|value| value.starts_with(&format!("{name}=")))
-    }
-
-    /// Every `<input>` tag's attributes.
-    fn inputs(&self) -> Vec<BTreeMap<String, String>> {
-        self.body
-            .split("<input")
-            .skip(1)
-            .map(|rest| attributes(&rest[..rest.find('>').unwrap()]))
-            .collect()
-    }
-
-    fn hidden_fields(&self) -> Vec<(String, String)> {
-        self.inputs()
-            .into_iter()
-            .filter(|input| input.get("type").map(String::as_str) == Some("hidden"))
-            .map(|input| (input["name"].clone(), input.get("value").cloned().unwrap_or_default()))
-            .collect()
-    }
-
-    fn hidden(&self, name: &str) -> Option<String> {
-        self.hidden_fields().into_iter().find(|(field, _)| field == name).map(|(_, value)| value)
-    }
-
-    /// The text of the `role="alert"` message, if any.
-    fn alert(&self) -> Option<String> {
-        let start = self.body.find("role=\"alert\"")?;
-        let rest = &self.body[start..];
-        let text = &rest[rest.find('>')? + 1..rest.find("</p>")?];
-        Some(unescape(text))
-    }
-}
-
-/// `name="value"` pairs and bare attributes of one tag (enough for our own templates).
-fn attributes(tag: &str) -> BTreeMap<String, String> {
-    let mut found = BTreeMap::new();
-    let mut rest = tag.trim();
-    while !rest.is_empty() {
-        let name_end = rest.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(rest.len());
-        let name = rest[..name_end].to_owned();
-        rest = &rest[name_end..];
-        if let Some(after) = rest.strip_prefix("=\"") {
-            let end = after.find('"').unwrap();
-            found.insert(name, unescape(&after[..end]));
-            rest = &after[end + 1..];
-        } else {
-            found.insert(name, String::new());
-        }
-        rest = rest.trim_start();
-    }
-    found
-}
-
-fn unescape(text: &str) -> String {
-    text.replace("&#x2f;", "/")
-        .replace("&#x27;", "'")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
 
 async fn spawn_with_user(test: &TestDatabase, extra: &[(&str, &str)]) -> TestApp {
     let app = TestApp::spawn_with(test, &MasterKey::generate(), extra).await;
@@ -284,17 +131,6 @@ async fn signing_in_sets_the_session_cookie_and_goes_on_to_return_to(test: TestD
     old.cookies.insert("gatehouse_session".into(), first_cookie);
     assert_eq!(old.get("/account").await.status, StatusCode::SEE_OTHER);
     app.stop().await;
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (byte as char).to_string()
-            }
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
 }
 
 async fn wrong_password_and_unknown_account_get_the_same_answer(test: TestDatabase) {

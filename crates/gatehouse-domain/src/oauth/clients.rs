@@ -53,6 +53,26 @@ impl OAuthService {
         request: NewClient,
         context: &RequestContext,
     ) -> Result<(ClientRecord, Option<String>), DomainError> {
+        let public = request.public;
+        let (client, secret) = self.validated_record(request)?;
+        let event =
+            AuditEvent::new("admin.client_created", admin.actor(), context, client.created_at)
+                .target("client", &client.client_id)
+                .metadata(serde_json::json!({ "name": client.name, "public": public }));
+        self.store.insert_client(&client, &[event]).await.map_err(|error| match error {
+            crate::StoreError::Conflict(_) => {
+                DomainError::Conflict("a client with this client_id exists".into())
+            }
+            other => other.into(),
+        })?;
+        Ok((client, secret))
+    }
+
+    /// Checks a registration and builds the record (and the secret to show once).
+    fn validated_record(
+        &self,
+        request: NewClient,
+    ) -> Result<(ClientRecord, Option<String>), DomainError> {
         let mut issues = Vec::new();
         let client_id =
             request.client_id.clone().unwrap_or_else(|| gatehouse_crypto::new_id("cli"));
@@ -170,16 +190,58 @@ impl OAuthService {
             created_at: now,
             updated_at: now,
         };
-        let event = AuditEvent::new("admin.client_created", admin.actor(), context, now)
-            .target("client", &client.client_id)
-            .metadata(serde_json::json!({ "name": client.name, "public": request.public }));
-        self.store.insert_client(&client, &[event]).await.map_err(|error| match error {
-            crate::StoreError::Conflict(_) => {
-                DomainError::Conflict("a client with this client_id exists".into())
-            }
-            other => other.into(),
-        })?;
         Ok((client, secret))
+    }
+
+    /// Applies a client declared in the configuration file: created when missing, otherwise
+    /// brought in line with the declaration (its secret too when one is declared), so a
+    /// deployment's clients are reproducible.
+    pub async fn apply_declared_client(&self, declared: NewClient) -> Result<(), DomainError> {
+        let admin = AdminPrincipal::system();
+        let context = RequestContext {
+            user_agent: Some("gatehouse-config".into()),
+            ..RequestContext::default()
+        };
+        let Some(client_id) = declared.client_id.clone() else {
+            return Err(DomainError::Invalid("a declared client needs a client_id".into()));
+        };
+        let Some(existing) = self.store.client(&client_id).await? else {
+            self.create_client(&admin, declared, &context).await?;
+            return Ok(());
+        };
+        // Validate the declaration as a creation would (into a throwaway record).
+        let mut probe = declared.clone();
+        probe.client_id = Some(client_id.clone());
+        let template = self.validated_record(probe)?;
+        let mut updated = existing.clone();
+        updated.name = template.0.name;
+        updated.redirect_uris = template.0.redirect_uris;
+        updated.post_logout_redirect_uris = template.0.post_logout_redirect_uris;
+        updated.grant_types = template.0.grant_types;
+        updated.scopes = template.0.scopes;
+        updated.token_endpoint_auth_method = template.0.token_endpoint_auth_method;
+        updated.skip_consent = template.0.skip_consent;
+        updated.access_token_ttl_seconds = template.0.access_token_ttl_seconds;
+        updated.refresh_token_ttl_seconds = template.0.refresh_token_ttl_seconds;
+        if declared.public {
+            updated.secret_digest = None;
+            updated.previous_secret_digest = None;
+        } else if let Some(secret) = &declared.secret {
+            updated.secret_digest = Some(self.secret_digester.digest(secret.as_bytes()).to_vec());
+        }
+        if updated != existing {
+            updated.updated_at = self.clock.now();
+            let event = AuditEvent::new(
+                "admin.client_updated",
+                admin.actor(),
+                &context,
+                updated.updated_at,
+            )
+            .target("client", &client_id)
+            .metadata(serde_json::json!({ "source": "configuration" }));
+            self.store.update_client(&updated, &[event]).await?;
+        }
+        Ok(())
     }
 
     /// A new secret; the previous one keeps working for the overlap window, so deployments

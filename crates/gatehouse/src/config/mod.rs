@@ -61,6 +61,32 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Product name, logo and colour of the hosted pages.
     pub branding: gatehouse_http::pages::Branding,
+    /// OAuth clients declared in the file (`[[clients]]`), applied at every start.
+    pub clients: Vec<ClientConfig>,
+}
+
+/// One `[[clients]]` entry. File only: lists of tables have no environment form.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    pub name: String,
+    /// The secret of a confidential client (at least 32 characters); keep the file private.
+    pub secret: Option<SecretString>,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub skip_consent: bool,
+    pub access_token_ttl_seconds: Option<i64>,
+    pub refresh_token_ttl_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -188,6 +214,7 @@ impl Default for Config {
             lockout: LockoutConfig::default(),
             rate_limit: RateLimitConfig::default(),
             branding: gatehouse_http::pages::Branding::default(),
+            clients: Vec::new(),
         }
     }
 }

@@ -1,0 +1,173 @@
+//! `/v1/admin/clients`: OAuth clients — register (the secret is answered once), list, read,
+//! delete, rotate the secret.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gatehouse_domain::oauth::client::ClientRecord;
+use gatehouse_domain::oauth::clients::NewClient;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::dto::Page;
+use crate::auth::Admin;
+use crate::client::Client;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/clients", get(list_clients).post(create_client))
+        .route("/v1/admin/clients/{id}", get(get_client).delete(delete_client))
+        .route("/v1/admin/clients/{id}/rotate-secret", post(rotate_secret))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ClientResponse {
+    client_id: String,
+    name: String,
+    public: bool,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    grant_types: Vec<String>,
+    scopes: Vec<String>,
+    token_endpoint_auth_method: String,
+    skip_consent: bool,
+    access_token_ttl_seconds: Option<i64>,
+    refresh_token_ttl_seconds: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    /// Only in the answer that creates or rotates it: store it now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+}
+
+impl ClientResponse {
+    fn new(client: ClientRecord, secret: Option<String>) -> Self {
+        Self {
+            public: client.is_public(),
+            client_id: client.client_id,
+            name: client.name,
+            redirect_uris: client.redirect_uris,
+            post_logout_redirect_uris: client.post_logout_redirect_uris,
+            grant_types: client.grant_types,
+            scopes: client.scopes,
+            token_endpoint_auth_method: client.token_endpoint_auth_method,
+            skip_consent: client.skip_consent,
+            access_token_ttl_seconds: client.access_token_ttl_seconds,
+            refresh_token_ttl_seconds: client.refresh_token_ttl_seconds,
+            created_at: client.created_at,
+            updated_at: client.updated_at,
+            client_secret: secret,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateClientRequest {
+    name: String,
+    client_id: Option<String>,
+    #[serde(default)]
+    public: bool,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    grant_types: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    skip_consent: bool,
+    access_token_ttl_seconds: Option<i64>,
+    refresh_token_ttl_seconds: Option<i64>,
+}
+
+/// Registers a client; a confidential client's secret is in this answer only.
+#[utoipa::path(post, path = "/v1/admin/clients", tag = "admin", security(("bearer" = [])), request_body = CreateClientRequest,
+    responses((status = 201, body = ClientResponse), (status = 409, body = crate::Problem), (status = 422, body = crate::Problem)))]
+pub(crate) async fn create_client(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Admin(admin): Admin,
+    ApiJson(body): ApiJson<CreateClientRequest>,
+) -> Result<(StatusCode, Json<ClientResponse>), ApiError> {
+    let request = NewClient {
+        client_id: body.client_id,
+        name: body.name,
+        secret: None,
+        public: body.public,
+        redirect_uris: body.redirect_uris,
+        post_logout_redirect_uris: body.post_logout_redirect_uris,
+        grant_types: body.grant_types,
+        scopes: body.scopes,
+        skip_consent: body.skip_consent,
+        access_token_ttl_seconds: body.access_token_ttl_seconds,
+        refresh_token_ttl_seconds: body.refresh_token_ttl_seconds,
+    };
+    let (client, secret) = state.oauth.create_client(&admin, request, &context).await?;
+    Ok((StatusCode::CREATED, Json(ClientResponse::new(client, secret))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/admin/clients", tag = "admin", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, body = Page<ClientResponse>)))]
+pub(crate) async fn list_clients(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Page<ClientResponse>>, ApiError> {
+    let (clients, next_cursor) = state
+        .oauth
+        .list_clients(&admin, query.cursor.as_deref(), query.limit.unwrap_or(50))
+        .await?;
+    Ok(Json(Page {
+        data: clients.into_iter().map(|client| ClientResponse::new(client, None)).collect(),
+        next_cursor,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/admin/clients/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = ClientResponse), (status = 404, body = crate::Problem)))]
+pub(crate) async fn get_client(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<ClientResponse>, ApiError> {
+    Ok(Json(ClientResponse::new(state.oauth.get_client(&admin, &id).await?, None)))
+}
+
+/// Deletes the client and ends every session granted to it.
+#[utoipa::path(delete, path = "/v1/admin/clients/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::Problem)))]
+pub(crate) async fn delete_client(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.oauth.delete_client(&admin, &id, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new secret, answered once; the previous one keeps working for 24 hours.
+#[utoipa::path(post, path = "/v1/admin/clients/{id}/rotate-secret", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = ClientResponse), (status = 404, body = crate::Problem)))]
+pub(crate) async fn rotate_secret(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<ClientResponse>, ApiError> {
+    let (client, secret) = state.oauth.rotate_client_secret(&admin, &id, &context).await?;
+    Ok(Json(ClientResponse::new(client, Some(secret))))
+}
