@@ -19,7 +19,7 @@ use openidconnect::{
     TokenIntrospectionResponse, TokenResponse,
 };
 use reqwest::StatusCode;
-use support::browser::{Browser, query};
+use support::oauth_browser::{Browser, query};
 use support::{STRONG_PASSWORD, TestApp};
 
 backend_tests!(

@@ -3,7 +3,7 @@
 //! the pages' security headers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/browser.rs"]
+#[path = "support/pages_browser.rs"]
 mod browser;
 mod support;
 

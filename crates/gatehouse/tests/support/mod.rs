@@ -2,7 +2,7 @@
 //! helpers. Readiness comes from the bound listener, never from sleeps.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-pub mod browser;
+pub mod oauth_browser;
 
 use gatehouse::app::{self, App};
 use gatehouse::config::Config;

@@ -1,6 +1,6 @@
 //! A minimal browser for driving the hosted pages in tests: keeps cookies, never follows
 //! redirects, and reads our forms' inputs. Include it with
-//! `#[path = "support/browser.rs"] mod browser;`.
+//! `#[path = "support/pages_browser.rs"] mod browser;`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
