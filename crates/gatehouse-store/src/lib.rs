@@ -8,6 +8,7 @@ mod admin_keys;
 mod audit;
 pub mod breach;
 mod database;
+mod device;
 mod error;
 mod keys;
 pub mod migrate;

@@ -34,8 +34,12 @@ macro_rules! migration {
 }
 
 /// Every migration, in order. `name` is the file stem, `<version zero-padded to 4>_<what>`.
-pub const MIGRATIONS: &[EmbeddedMigration] =
-    &[migration!(1, "0001_initial"), migration!(2, "0002_accounts"), migration!(3, "0003_oauth")];
+pub const MIGRATIONS: &[EmbeddedMigration] = &[
+    migration!(1, "0001_initial"),
+    migration!(2, "0002_accounts"),
+    migration!(3, "0003_oauth"),
+    migration!(4, "0004_device_codes"),
+];
 
 fn migrator(backend: &str) -> Migrator {
     let migrations = MIGRATIONS

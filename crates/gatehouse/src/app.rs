@@ -166,6 +166,7 @@ impl Core {
         let master = &self.master_keys.current;
         OAuthService::new(OAuthParts {
             store: Arc::new(self.database.clone()),
+            device_store: Arc::new(self.database.clone()),
             account_store: Arc::new(self.database.clone()),
             accounts,
             tokens,

@@ -325,10 +325,9 @@ pub fn print_version(json_output: bool) {
     }
 }
 
-async fn serve(config: Config, json_output: bool) -> Result<(), StartupError> {
+async fn serve(mut config: Config, json_output: bool) -> Result<(), StartupError> {
     let address = config.http.addr.clone();
-    let issuer = config.issuer();
-    let application = app::build(config).await?;
+    // Bind first: with port 0 the default issuer must name the port actually bound.
     let listener = tokio::net::TcpListener::bind(&address).await.map_err(|error| {
         StartupError::Other(format!("cannot listen on {address} (GATEHOUSE_HTTP_ADDR): {error}"))
     })?;
@@ -336,6 +335,11 @@ async fn serve(config: Config, json_output: bool) -> Result<(), StartupError> {
         .local_addr()
         .map_err(|error| StartupError::Other(format!("cannot read the bound address: {error}")))?;
     let url = format!("http://{bound}");
+    if config.issuer.is_none() {
+        config.issuer = Some(url.clone());
+    }
+    let issuer = config.issuer();
+    let application = app::build(config).await?;
     if json_output {
         println!("{}", json!({ "event": "serving", "url": url, "issuer": issuer }));
     } else {

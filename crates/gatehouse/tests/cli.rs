@@ -118,6 +118,15 @@ async fn zero_configuration_serve_creates_its_data_directory() {
     let first_jwks = jwks(&url).await;
     assert_eq!(first_jwks["keys"].as_array().unwrap().len(), 1);
     assert_eq!(first_jwks["keys"][0]["alg"], "RS256", "RS256 is the default");
+    // With port 0 and no issuer configured, the issuer is the address actually bound.
+    let discovery: serde_json::Value =
+        reqwest::get(format!("{url}/.well-known/openid-configuration"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(discovery["issuer"], url.as_str());
 
     let data = directory.path().join("data");
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;

@@ -25,6 +25,16 @@ pub enum OAuthError {
     ServerError(String),
     #[error("temporarily_unavailable")]
     TemporarilyUnavailable,
+    /// Device flow: the person has not answered yet.
+    #[error("authorization_pending")]
+    AuthorizationPending,
+    /// Device flow: polling too fast; the interval grows by 5 seconds.
+    #[error("slow_down")]
+    SlowDown,
+    #[error("expired_token")]
+    ExpiredToken,
+    #[error("access_denied")]
+    AccessDenied,
 }
 
 impl OAuthError {
@@ -40,6 +50,10 @@ impl OAuthError {
             OAuthError::InsufficientScope => "insufficient_scope",
             OAuthError::ServerError(_) => "server_error",
             OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
+            OAuthError::AuthorizationPending => "authorization_pending",
+            OAuthError::SlowDown => "slow_down",
+            OAuthError::ExpiredToken => "expired_token",
+            OAuthError::AccessDenied => "access_denied",
         }
     }
 
@@ -56,6 +70,12 @@ impl OAuthError {
             OAuthError::InsufficientScope => "the access token lacks the required scope".into(),
             OAuthError::ServerError(_) => "the server failed; it has been logged".into(),
             OAuthError::TemporarilyUnavailable => "try again shortly".into(),
+            OAuthError::AuthorizationPending => {
+                "the user has not answered yet; keep polling".into()
+            }
+            OAuthError::SlowDown => "polling too fast; wait 5 more seconds between requests".into(),
+            OAuthError::ExpiredToken => "the device_code has expired; start again".into(),
+            OAuthError::AccessDenied => "the user denied the request".into(),
         }
     }
 }

@@ -110,7 +110,35 @@ impl OAuthService {
         if user.suspended_at.is_some() {
             return Err(invalid());
         }
-        let scopes = split_scope(&record.scope);
+        let (response, session_id) = self
+            .grant_for_user(
+                client,
+                &user,
+                &record.scope,
+                record.auth_time,
+                record.nonce.clone(),
+                GRANT_AUTHORIZATION_CODE,
+                context,
+            )
+            .await?;
+        self.store.set_code_session(&digest, &session_id).await?;
+        Ok(response)
+    }
+
+    /// A new grant of `scope` to `client` for `user`: a session (with a refresh token when
+    /// `offline_access` was granted and the client may refresh), then the tokens.
+    pub(super) async fn grant_for_user(
+        &self,
+        client: &ClientRecord,
+        user: &UserRecord,
+        scope: &str,
+        auth_time: i64,
+        nonce: Option<String>,
+        grant_type: &str,
+        context: &RequestContext,
+    ) -> Result<(TokenResponse, String), OAuthError> {
+        let now = self.clock.now();
+        let scopes = split_scope(scope);
         let session = SessionRecord {
             id: gatehouse_crypto::new_id("ses"),
             user_id: user.id.clone(),
@@ -122,9 +150,9 @@ impl OAuthService {
             revoked_at: None,
             revoked_reason: None,
             client_id: Some(client.client_id.clone()),
-            scope: Some(record.scope.clone()),
-            auth_time: Some(record.auth_time),
-            nonce: record.nonce.clone(),
+            scope: Some(scope.to_owned()),
+            auth_time: Some(auth_time),
+            nonce,
         };
         let wants_refresh = scopes.iter().any(|scope| scope == SCOPE_OFFLINE_ACCESS)
             && client.allows_grant(GRANT_REFRESH_TOKEN);
@@ -146,12 +174,14 @@ impl OAuthService {
         });
         let event = AuditEvent::new("oauth.token_issued", &Actor::User(user.id.clone()), context, now)
             .target("session", &session.id)
-            .metadata(serde_json::json!({ "client_id": client.client_id, "grant_type": GRANT_AUTHORIZATION_CODE, "scope": record.scope }));
+            .metadata(serde_json::json!({ "client_id": client.client_id, "grant_type": grant_type, "scope": scope }));
         self.account_store
-            .start_session(&session, refresh.as_ref().map(|(_, record)| record), &user, &[event])
+            .start_session(&session, refresh.as_ref().map(|(_, record)| record), user, &[event])
             .await?;
-        self.store.set_code_session(&digest, &session.id).await?;
-        self.tokens_for_session(client, &session, &user, refresh.map(|(token, _)| token)).await
+        let response = self
+            .tokens_for_session(client, &session, user, refresh.map(|(token, _)| token))
+            .await?;
+        Ok((response, session.id))
     }
 
     /// `grant_type=refresh_token`. A narrower `scope` may be asked for; never a wider one.

@@ -14,6 +14,7 @@ pub mod authorize;
 pub mod claims;
 pub mod client;
 pub mod clients;
+pub mod device;
 pub mod error;
 pub mod grants;
 pub mod introspection;
@@ -49,6 +50,7 @@ pub struct OAuthSettings {
 /// The parts an [`OAuthService`] is built from.
 pub struct OAuthParts {
     pub store: Arc<dyn OAuthStore>,
+    pub device_store: Arc<dyn device::DeviceCodeStore>,
     pub account_store: Arc<dyn AccountStore>,
     pub accounts: Arc<AccountService>,
     pub tokens: Arc<TokenService>,
@@ -60,6 +62,7 @@ pub struct OAuthParts {
 
 pub struct OAuthService {
     store: Arc<dyn OAuthStore>,
+    device_store: Arc<dyn device::DeviceCodeStore>,
     account_store: Arc<dyn AccountStore>,
     accounts: Arc<AccountService>,
     tokens: Arc<TokenService>,
@@ -73,6 +76,7 @@ impl OAuthService {
     pub fn new(parts: OAuthParts) -> Self {
         let OAuthParts {
             store,
+            device_store,
             account_store,
             accounts,
             tokens,
@@ -83,6 +87,7 @@ impl OAuthService {
         } = parts;
         Self {
             store,
+            device_store,
             account_store,
             accounts,
             tokens,

@@ -1,0 +1,162 @@
+//! `DeviceCodeStore` on SQL: the `device_codes` table.
+
+use async_trait::async_trait;
+use gatehouse_domain::StoreError;
+use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::oauth::device::{DeviceCodeRecord, DeviceCodeStore, DeviceStatus};
+use sqlx::Row;
+
+use crate::audit::insert_events;
+use crate::error::map_sqlx_error;
+use crate::{Database, with_pool};
+
+macro_rules! select_device {
+    ($rest:literal) => {
+        concat!(
+            "SELECT device_code_digest, user_code, client_id, scope, status, user_id, auth_time, ",
+            "interval_seconds, last_polled_at, created_at, expires_at FROM device_codes ",
+            $rest
+        )
+    };
+}
+
+macro_rules! device_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        let status: String = row.try_get("status").map_err(map_sqlx_error)?;
+        DeviceCodeRecord {
+            device_code_digest: row.try_get("device_code_digest").map_err(map_sqlx_error)?,
+            user_code: row.try_get("user_code").map_err(map_sqlx_error)?,
+            client_id: row.try_get("client_id").map_err(map_sqlx_error)?,
+            scope: row.try_get("scope").map_err(map_sqlx_error)?,
+            status: DeviceStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("device code status {status}")))?,
+            user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
+            auth_time: row.try_get("auth_time").map_err(map_sqlx_error)?,
+            interval_seconds: row.try_get("interval_seconds").map_err(map_sqlx_error)?,
+            last_polled_at: row.try_get("last_polled_at").map_err(map_sqlx_error)?,
+            created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
+            expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
+        }
+    }};
+}
+
+macro_rules! fetch_device {
+    ($database:expr, $sql:expr, $param:expr) => {
+        with_pool!($database, pool => {
+            match sqlx::query($sql).bind($param).fetch_optional(pool).await.map_err(map_sqlx_error)? {
+                Some(row) => Ok(Some(device_from_row!(row))),
+                None => Ok(None),
+            }
+        })
+    };
+}
+
+#[async_trait]
+impl DeviceCodeStore for Database {
+    async fn insert_device_code(&self, record: &DeviceCodeRecord) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            // Expired codes go first, so the table (and the user-code space) stays small.
+            sqlx::query("DELETE FROM device_codes WHERE expires_at < $1")
+                .bind(record.created_at - 3600)
+                .execute(pool)
+                .await
+                .map_err(map_sqlx_error)?;
+            sqlx::query(
+                "INSERT INTO device_codes (device_code_digest, user_code, client_id, scope, status, user_id, \
+                 auth_time, interval_seconds, last_polled_at, created_at, expires_at) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(record.device_code_digest.as_slice())
+            .bind(record.user_code.as_str())
+            .bind(record.client_id.as_str())
+            .bind(record.scope.as_str())
+            .bind(record.status.as_str())
+            .bind(record.user_id.as_deref())
+            .bind(record.auth_time)
+            .bind(record.interval_seconds)
+            .bind(record.last_polled_at)
+            .bind(record.created_at)
+            .bind(record.expires_at)
+            .execute(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn device_code_by_digest(
+        &self,
+        digest: &[u8],
+    ) -> Result<Option<DeviceCodeRecord>, StoreError> {
+        fetch_device!(self, select_device!("WHERE device_code_digest = $1"), digest)
+    }
+
+    async fn device_code_by_user_code(
+        &self,
+        user_code: &str,
+    ) -> Result<Option<DeviceCodeRecord>, StoreError> {
+        fetch_device!(self, select_device!("WHERE user_code = $1"), user_code)
+    }
+
+    async fn decide_device_code(
+        &self,
+        user_code: &str,
+        status: DeviceStatus,
+        user_id: &str,
+        auth_time: i64,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            let decided = sqlx::query(
+                "UPDATE device_codes SET status = $2, user_id = $3, auth_time = $4 \
+                 WHERE user_code = $1 AND status = 'pending'",
+            )
+            .bind(user_code)
+            .bind(status.as_str())
+            .bind(user_id)
+            .bind(auth_time)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected()
+                == 1;
+            if decided {
+                insert_events!(&mut *transaction, events);
+            }
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            Ok(decided)
+        })
+    }
+
+    async fn record_device_poll(
+        &self,
+        digest: &[u8],
+        now: i64,
+        interval_seconds: i64,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE device_codes SET last_polled_at = $2, interval_seconds = $3 WHERE device_code_digest = $1")
+                .bind(digest)
+                .bind(now)
+                .bind(interval_seconds)
+                .execute(pool)
+                .await
+                .map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn consume_device_code(&self, digest: &[u8]) -> Result<bool, StoreError> {
+        let consumed = with_pool!(self, pool => {
+            sqlx::query("UPDATE device_codes SET status = 'consumed' WHERE device_code_digest = $1 AND status = 'approved'")
+                .bind(digest)
+                .execute(pool)
+                .await
+                .map_err(map_sqlx_error)?
+                .rows_affected()
+        });
+        Ok(consumed == 1)
+    }
+}
