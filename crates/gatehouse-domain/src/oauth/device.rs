@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::client::{ClientRecord, GRANT_DEVICE_CODE};
-use super::grants::TokenResponse;
+use super::grants::{TokenResponse, UserGrant};
 use super::{OAuthError, OAuthService, SCOPE_OFFLINE_ACCESS, split_scope};
 use crate::accounts::Principal;
 use crate::audit::{Actor, AuditEvent, RequestContext};
@@ -321,10 +321,12 @@ impl OAuthService {
                 self.grant_for_user(
                     client,
                     &user,
-                    &record.scope,
-                    record.auth_time.unwrap_or(now),
-                    None,
-                    GRANT_DEVICE_CODE,
+                    UserGrant {
+                        scope: &record.scope,
+                        auth_time: record.auth_time.unwrap_or(now),
+                        nonce: None,
+                        grant_type: GRANT_DEVICE_CODE,
+                    },
                     context,
                 )
                 .await

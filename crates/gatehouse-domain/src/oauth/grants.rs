@@ -27,6 +27,14 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
+/// What a new user grant is for.
+pub(super) struct UserGrant<'a> {
+    pub scope: &'a str,
+    pub auth_time: i64,
+    pub nonce: Option<String>,
+    pub grant_type: &'a str,
+}
+
 fn check_grant(client: &ClientRecord, grant: &str) -> Result<(), OAuthError> {
     if client.allows_grant(grant) {
         Ok(())
@@ -114,10 +122,12 @@ impl OAuthService {
             .grant_for_user(
                 client,
                 &user,
-                &record.scope,
-                record.auth_time,
-                record.nonce.clone(),
-                GRANT_AUTHORIZATION_CODE,
+                UserGrant {
+                    scope: &record.scope,
+                    auth_time: record.auth_time,
+                    nonce: record.nonce.clone(),
+                    grant_type: GRANT_AUTHORIZATION_CODE,
+                },
                 context,
             )
             .await?;
@@ -131,12 +141,10 @@ impl OAuthService {
         &self,
         client: &ClientRecord,
         user: &UserRecord,
-        scope: &str,
-        auth_time: i64,
-        nonce: Option<String>,
-        grant_type: &str,
+        grant: UserGrant<'_>,
         context: &RequestContext,
     ) -> Result<(TokenResponse, String), OAuthError> {
+        let UserGrant { scope, auth_time, nonce, grant_type } = grant;
         let now = self.clock.now();
         let scopes = split_scope(scope);
         let session = SessionRecord {
