@@ -219,6 +219,7 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
         ("error.html", include_str!("templates/error.html")),
         ("consent.html", include_str!("templates/consent.html")),
         ("oauth_error.html", include_str!("templates/oauth_error.html")),
+        ("device.html", include_str!("templates/device.html")),
     ];
     for (name, source) in templates {
         environment

@@ -2,6 +2,7 @@
 //! (`{"error", "error_description"}`) instead of problem+json.
 
 pub(crate) mod authorize;
+pub(crate) mod device;
 pub(crate) mod discovery;
 pub(crate) mod form;
 pub(crate) mod introspect;
@@ -29,8 +30,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(token::routes())
         .merge(userinfo::routes())
         .merge(introspect::routes())
+        .merge(device::api_routes())
         .layer(cors);
-    api.merge(authorize::routes())
+    api.merge(authorize::routes()).merge(device::page_routes())
 }
 
 /// An OAuth error answer. `invalid_client` always carries a Basic challenge (RFC 6749 §5.2

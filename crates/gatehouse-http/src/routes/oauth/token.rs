@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use gatehouse_domain::oauth::OAuthError;
 use gatehouse_domain::oauth::client::{
-    GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
+    GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN,
 };
 
 use super::form::OAuthForm;
@@ -63,6 +63,12 @@ async fn exchange(
         }
         GRANT_CLIENT_CREDENTIALS => {
             state.oauth.client_credentials(&client, form.get("scope")).await?
+        }
+        GRANT_DEVICE_CODE => {
+            let device_code = form
+                .get("device_code")
+                .ok_or(OAuthError::InvalidRequest("device_code is required".into()))?;
+            state.oauth.exchange_device_code(&client, device_code, context).await?
         }
         _ => return Err(OAuthError::UnsupportedGrantType.into()),
     };

@@ -1,0 +1,155 @@
+//! The device flow's HTTP side: `POST /oauth2/device_authorization` for the device, and the
+//! `/device` page where the signed-in person enters and confirms the user code.
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use gatehouse_domain::oauth::OAuthError;
+use gatehouse_domain::oauth::STANDARD_SCOPES;
+use minijinja::context;
+use serde::Deserialize;
+
+use super::form::OAuthForm;
+use super::{OAuthErrorResponse, no_store_json};
+use crate::client::Client;
+use crate::pages::{BrowserSession, ErrorPage, PageForm, PageRequest};
+use crate::state::AppState;
+
+pub(crate) fn api_routes() -> Router<AppState> {
+    Router::new().route("/oauth2/device_authorization", post(device_authorization))
+}
+
+pub(crate) fn page_routes() -> Router<AppState> {
+    Router::new().route("/device", get(show).post(decide))
+}
+
+pub(crate) async fn device_authorization(
+    State(state): State<AppState>,
+    form: OAuthForm,
+) -> Response {
+    let result = async {
+        let credentials = form.client_credentials()?;
+        let client = state
+            .oauth
+            .authenticate_client(&credentials)
+            .await
+            .map_err(OAuthErrorResponse::from)?;
+        Ok::<_, OAuthErrorResponse>(
+            state.oauth.start_device_authorization(&client, form.get("scope")).await?,
+        )
+    }
+    .await;
+    match result {
+        Ok(answer) => match serde_json::to_value(answer) {
+            Ok(body) => no_store_json(body),
+            Err(error) => {
+                OAuthErrorResponse::from(OAuthError::ServerError(error.to_string())).into_response()
+            }
+        },
+        Err(error) => error.into_response(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DeviceQuery {
+    user_code: Option<String>,
+}
+
+/// Enter a code (or arrive with it from `verification_uri_complete`), then confirm. Signing in
+/// comes first, through `/login`.
+async fn show(
+    State(state): State<AppState>,
+    page: PageRequest,
+    BrowserSession(session): BrowserSession,
+    Query(query): Query<DeviceQuery>,
+) -> Response {
+    let code = query.user_code.unwrap_or_default();
+    if session.is_none() {
+        let mut return_to = url::form_urlencoded::Serializer::new(String::from("/device?"));
+        if !code.is_empty() {
+            return_to.append_pair("user_code", &code);
+        }
+        let return_to = return_to.finish();
+        let login = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("return_to", &return_to)
+            .finish();
+        return state.pages.redirect(&format!("/login?{login}"));
+    }
+    if code.trim().is_empty() {
+        return state.pages.render_form(
+            StatusCode::OK,
+            page.locale,
+            &page.csrf,
+            "device.html",
+            context! { step => "enter" },
+        );
+    }
+    match state.oauth.pending_device(&code).await {
+        Ok(Some(pending)) => {
+            let scopes: Vec<minijinja::Value> = pending
+                .scopes
+                .iter()
+                .map(|scope| context! { name => scope, known => STANDARD_SCOPES.contains(&scope.as_str()) })
+                .collect();
+            state.pages.render_form(
+                StatusCode::OK,
+                page.locale,
+                &page.csrf,
+                "device.html",
+                context! { step => "confirm", user_code => pending.user_code, client_name => pending.client_name, scopes => scopes },
+            )
+        }
+        Ok(None) => state.pages.render_form(
+            StatusCode::NOT_FOUND,
+            page.locale,
+            &page.csrf,
+            "device.html",
+            context! { step => "enter", invalid => true },
+        ),
+        Err(error) => state.pages.error_page(page.locale, ErrorPage::from_domain(&error)),
+    }
+}
+
+#[derive(Deserialize)]
+struct DecisionForm {
+    #[serde(default)]
+    user_code: String,
+    #[serde(default)]
+    decision: String,
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    Client(context): Client,
+    BrowserSession(session): BrowserSession,
+    form: PageForm<DecisionForm>,
+) -> Response {
+    let PageForm { locale, csrf, fields } = form;
+    let Some(principal) = session else {
+        return state.pages.redirect("/login?return_to=%2Fdevice");
+    };
+    let approve = match fields.decision.as_str() {
+        "allow" => true,
+        "deny" => false,
+        _ => return state.pages.error_page(locale, ErrorPage::bad_request()),
+    };
+    match state.oauth.decide_device(&fields.user_code, approve, &principal, &context).await {
+        Ok(true) => state.pages.render_form(
+            StatusCode::OK,
+            locale,
+            &csrf,
+            "device.html",
+            context! { step => if approve { "approved" } else { "denied" } },
+        ),
+        Ok(false) => state.pages.render_form(
+            StatusCode::NOT_FOUND,
+            locale,
+            &csrf,
+            "device.html",
+            context! { step => "enter", invalid => true },
+        ),
+        Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
+    }
+}
