@@ -144,6 +144,21 @@ impl TokenService {
         Ok(claims)
     }
 
+    /// Reads an ID token we issued, for `id_token_hint`: the signature and issuer must check
+    /// out; expiry does not matter (logging out with an old ID token is the normal case).
+    pub async fn verify_id_token_hint(
+        &self,
+        token: &str,
+    ) -> Result<serde_json::Value, DomainError> {
+        let verifier = self.keys.verifier().await?;
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_issuer(&[&self.settings.issuer]);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["iss", "sub", "aud"]);
+        verifier.verify(token, Some("JWT"), &validation).map_err(|_| DomainError::InvalidToken)
+    }
+
     /// A new random refresh token and the digest under which it is stored.
     pub fn new_refresh_token(&self) -> (String, Vec<u8>) {
         let token = format!("{REFRESH_TOKEN_PREFIX}{}", gatehouse_crypto::random_token());

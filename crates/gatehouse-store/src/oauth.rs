@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use gatehouse_domain::StoreError;
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::oauth::client::ClientRecord;
+use gatehouse_domain::oauth::logout::ConnectedApplication;
 use gatehouse_domain::oauth::{AuthorizationCodeRecord, OAuthStore};
 use sqlx::Row;
 
@@ -338,6 +339,68 @@ impl OAuthStore for Database {
             transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
+    }
+
+    async fn consents_of_user(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<ConnectedApplication>, StoreError> {
+        let rows: Vec<(String, String, String, i64)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT c.client_id, o.name, c.scopes, c.granted_at FROM consents c \
+                 JOIN oauth_clients o ON o.client_id = c.client_id WHERE c.user_id = $1 \
+                 ORDER BY c.granted_at DESC, c.client_id",
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await
+            .map_err(map_sqlx_error)?
+        });
+        rows.into_iter()
+            .map(|(client_id, client_name, scopes, granted_at)| {
+                Ok(ConnectedApplication {
+                    client_id,
+                    client_name,
+                    scopes: from_json(&scopes, "consents.scopes")?,
+                    granted_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            let deleted = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+                .bind(user_id)
+                .bind(client_id)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?
+                .rows_affected()
+                == 1;
+            if deleted {
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $3, revoked_reason = 'consent_revoked' \
+                     WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(user_id)
+                .bind(client_id)
+                .bind(now)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?;
+                insert_events!(&mut *transaction, events);
+            }
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            Ok(deleted)
+        })
     }
 
     async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {

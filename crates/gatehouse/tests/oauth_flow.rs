@@ -28,7 +28,143 @@ backend_tests!(
     bad_redirect_uris_are_never_redirected_to,
     codes_are_single_use_and_bound_to_their_client_and_verifier,
     consent_is_asked_once_and_can_be_denied,
+    rp_initiated_logout_never_redirects_anywhere_unregistered,
+    people_see_and_remove_connected_applications,
 );
+
+/// Signs in through the code flow and answers (browser, tokens) for `client_id`.
+async fn signed_in_with_tokens(
+    app: &TestApp,
+    client_id: &str,
+    secret: &str,
+    email: &str,
+) -> (Browser, serde_json::Value) {
+    let mut browser = Browser::new(&app.base_url);
+    let url = authorize_url(app, client_id, &[("scope", "openid offline_access")]);
+    let callback = browse_to_callback(app, &mut browser, &url, email).await;
+    let (status, tokens) = app
+        .post_form(
+            "/oauth2/token",
+            Some((client_id, secret)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &callback["code"]),
+                ("redirect_uri", REDIRECT),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    (browser, tokens)
+}
+
+async fn rp_initiated_logout_never_redirects_anywhere_unregistered(test: TestDatabase) {
+    let app = spawn(&test).await;
+    app.sign_up("leaver@example.com", STRONG_PASSWORD).await;
+    let signed_out = "https://app.example.com/signed-out";
+    let (client_id, secret) = app
+        .client(NewClient {
+            post_logout_redirect_uris: vec![signed_out.into()],
+            skip_consent: true,
+            ..web_app()
+        })
+        .await;
+    let secret = secret.unwrap();
+    let logout_url = |hint: &str, redirect: &str| {
+        let mut url = reqwest::Url::parse(&app.url("/oauth2/end_session")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("id_token_hint", hint)
+            .append_pair("post_logout_redirect_uri", redirect)
+            .append_pair("state", "bye");
+        url.to_string()
+    };
+
+    // An unregistered destination is dropped: signed out, but no redirect (no open redirect).
+    let (mut browser, tokens) =
+        signed_in_with_tokens(&app, &client_id, &secret, "leaver@example.com").await;
+    let page = browser
+        .get(&logout_url(tokens["id_token"].as_str().unwrap(), "https://evil.example.com/"))
+        .await;
+    assert_eq!((page.status, page.location.as_deref()), (StatusCode::OK, None));
+    let account = browser.get("/account").await;
+    assert!(account.location.unwrap().starts_with("/login"), "the browser session ended");
+
+    // A registered destination with a valid hint: signed out at once, back to the app with state.
+    let (mut browser, tokens) =
+        signed_in_with_tokens(&app, &client_id, &secret, "leaver@example.com").await;
+    let page = browser.get(&logout_url(tokens["id_token"].as_str().unwrap(), signed_out)).await;
+    assert_eq!(page.location.as_deref(), Some("https://app.example.com/signed-out?state=bye"));
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let (status, _) = app
+        .post_form(
+            "/oauth2/token",
+            Some((&client_id, &secret)),
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the ID token's session ended too");
+
+    // Without a hint the person must confirm: a link alone signs nobody out.
+    let (mut browser, _) =
+        signed_in_with_tokens(&app, &client_id, &secret, "leaver@example.com").await;
+    let confirm = browser
+        .get(&format!(
+            "/oauth2/end_session?client_id={client_id}&post_logout_redirect_uri={signed_out}"
+        ))
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert_eq!(browser.get("/account").await.status, StatusCode::OK, "still signed in");
+    let csrf = confirm.field("csrf_token").unwrap();
+    let done = browser
+        .post(
+            "/oauth2/end_session",
+            &[
+                ("csrf_token", &csrf),
+                ("client_id", &client_id),
+                ("post_logout_redirect_uri", signed_out),
+                ("id_token_hint", ""),
+            ],
+        )
+        .await;
+    assert_eq!(done.location.as_deref(), Some(signed_out));
+    assert!(browser.get("/account").await.location.unwrap().starts_with("/login"));
+
+    // A forged hint is refused.
+    let page = browser.get(&logout_url("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", signed_out)).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    app.stop().await;
+}
+
+async fn people_see_and_remove_connected_applications(test: TestDatabase) {
+    let app = spawn(&test).await;
+    app.sign_up("owner@example.com", STRONG_PASSWORD).await;
+    let (client_id, secret) = app.client(web_app()).await;
+    let secret = secret.unwrap();
+    let (mut browser, tokens) =
+        signed_in_with_tokens(&app, &client_id, &secret, "owner@example.com").await;
+    let account = browser.get("/account").await;
+    assert_eq!(account.status, StatusCode::OK);
+    assert!(account.body.contains("Example App"), "{}", account.body);
+    let csrf = account.field("csrf_token").unwrap();
+    let removed = browser
+        .post("/account/applications/revoke", &[("client_id", &client_id), ("csrf_token", &csrf)])
+        .await;
+    assert_eq!(removed.location.as_deref(), Some("/account"));
+    let account = browser.get("/account").await;
+    assert!(!account.body.contains("Example App"));
+    // The grant ended with the consent...
+    let (_, introspection) = app
+        .post_form(
+            "/oauth2/introspect",
+            Some((&client_id, &secret)),
+            &[("token", tokens["access_token"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(introspection["active"], false);
+    // ...and the next authorization asks again.
+    let page = browser.get(&authorize_url(&app, &client_id, &[])).await;
+    assert!(page.body.contains("name=\"decision\""));
+    app.stop().await;
+}
 
 #[derive(Debug)]
 struct HttpError(String);

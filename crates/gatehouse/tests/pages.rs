@@ -1,5 +1,5 @@
 //! The hosted pages driven like a browser on both backends: `/login` (CSRF, cookies,
-//! `return_to`, failures, rate limits, languages), `/logout`, the placeholder `/account`, and
+//! `return_to`, failures, rate limits, languages), `/logout`, the `/account` page, and
 //! the pages' security headers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

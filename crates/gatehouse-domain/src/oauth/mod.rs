@@ -18,6 +18,7 @@ pub mod device;
 pub mod error;
 pub mod grants;
 pub mod introspection;
+pub mod logout;
 pub mod store;
 
 use std::sync::Arc;

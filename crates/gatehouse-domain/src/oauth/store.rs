@@ -79,6 +79,21 @@ pub trait OAuthStore: Send + Sync {
         events: &[AuditEvent],
     ) -> Result<(), StoreError>;
 
+    /// The user's consents with their clients' names, newest first.
+    async fn consents_of_user(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<super::logout::ConnectedApplication>, StoreError>;
+    /// Deletes a consent and revokes the user's sessions granted to that client, in one
+    /// transaction. `false` when there was no consent.
+    async fn revoke_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError>;
+
     /// Remembers a revoked access token until it would have expired anyway.
     async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;

@@ -220,6 +220,8 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
         ("consent.html", include_str!("templates/consent.html")),
         ("oauth_error.html", include_str!("templates/oauth_error.html")),
         ("device.html", include_str!("templates/device.html")),
+        ("end_session.html", include_str!("templates/end_session.html")),
+        ("signed_out.html", include_str!("templates/signed_out.html")),
     ];
     for (name, source) in templates {
         environment
@@ -330,6 +332,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/login", get(login::show).post(login::submit))
         .route("/logout", get(logout::show).post(logout::submit))
         .route("/account", get(account::show))
+        .merge(account::routes())
         .route("/assets/gatehouse.css", get(assets::stylesheet))
 }
 

@@ -42,6 +42,7 @@ pub(crate) async fn metadata(State(state): State<AppState>) -> Response {
         "introspection_endpoint": endpoint("/oauth2/introspect"),
         "revocation_endpoint": endpoint("/oauth2/revoke"),
         "device_authorization_endpoint": endpoint("/oauth2/device_authorization"),
+        "end_session_endpoint": endpoint("/oauth2/end_session"),
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

@@ -4,6 +4,7 @@
 pub(crate) mod authorize;
 pub(crate) mod device;
 pub(crate) mod discovery;
+pub(crate) mod end_session;
 pub(crate) mod form;
 pub(crate) mod introspect;
 pub(crate) mod token;
@@ -32,7 +33,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(introspect::routes())
         .merge(device::api_routes())
         .layer(cors);
-    api.merge(authorize::routes()).merge(device::page_routes())
+    api.merge(authorize::routes()).merge(device::page_routes()).merge(end_session::routes())
 }
 
 /// An OAuth error answer. `invalid_client` always carries a Basic challenge (RFC 6749 §5.2
