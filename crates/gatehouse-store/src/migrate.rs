@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(2, "0002_accounts"),
     migration!(3, "0003_oauth"),
     migration!(4, "0004_device_codes"),
+    migration!(5, "0005_client_assertions"),
 ];
 
 fn migrator(backend: &str) -> Migrator {

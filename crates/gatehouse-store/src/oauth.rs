@@ -25,7 +25,7 @@ macro_rules! select_clients {
     ($rest:literal) => {
         concat!(
             "SELECT client_id, name, secret_digest, previous_secret_digest, previous_secret_expires_at, ",
-            "redirect_uris, post_logout_redirect_uris, grant_types, scopes, token_endpoint_auth_method, ",
+            "redirect_uris, post_logout_redirect_uris, grant_types, scopes, token_endpoint_auth_method, jwks, ",
             "skip_consent, access_token_ttl_seconds, refresh_token_ttl_seconds, created_at, updated_at ",
             "FROM oauth_clients ",
             $rest
@@ -59,6 +59,14 @@ macro_rules! client_from_row {
             token_endpoint_auth_method: row
                 .try_get("token_endpoint_auth_method")
                 .map_err(map_sqlx_error)?,
+            jwks: {
+                let text: Option<String> = row.try_get("jwks").map_err(map_sqlx_error)?;
+                text.map(|text| {
+                    serde_json::from_str(&text)
+                        .map_err(|error| StoreError::Corrupt(format!("jwks: {error}")))
+                })
+                .transpose()?
+            },
             skip_consent: skip_consent != 0,
             access_token_ttl_seconds: row
                 .try_get("access_token_ttl_seconds")
@@ -85,8 +93,8 @@ impl OAuthStore for Database {
                 "INSERT INTO oauth_clients (client_id, name, secret_digest, previous_secret_digest, \
                  previous_secret_expires_at, redirect_uris, post_logout_redirect_uris, grant_types, scopes, \
                  token_endpoint_auth_method, skip_consent, access_token_ttl_seconds, \
-                 refresh_token_ttl_seconds, created_at, updated_at) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                 refresh_token_ttl_seconds, created_at, updated_at, jwks) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
             )
             .bind(client.client_id.as_str())
             .bind(client.name.as_str())
@@ -103,6 +111,7 @@ impl OAuthStore for Database {
             .bind(client.refresh_token_ttl_seconds)
             .bind(client.created_at)
             .bind(client.updated_at)
+            .bind(client.jwks.as_ref().map(|jwks| jwks.to_string()))
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
@@ -157,8 +166,8 @@ impl OAuthStore for Database {
                 "UPDATE oauth_clients SET name = $2, secret_digest = $3, previous_secret_digest = $4, \
                  previous_secret_expires_at = $5, redirect_uris = $6, post_logout_redirect_uris = $7, \
                  grant_types = $8, scopes = $9, token_endpoint_auth_method = $10, skip_consent = $11, \
-                 access_token_ttl_seconds = $12, refresh_token_ttl_seconds = $13, updated_at = $14 \
-                 WHERE client_id = $1",
+                 access_token_ttl_seconds = $12, refresh_token_ttl_seconds = $13, updated_at = $14, \
+                 jwks = $15 WHERE client_id = $1",
             )
             .bind(client.client_id.as_str())
             .bind(client.name.as_str())
@@ -174,6 +183,7 @@ impl OAuthStore for Database {
             .bind(client.access_token_ttl_seconds)
             .bind(client.refresh_token_ttl_seconds)
             .bind(client.updated_at)
+            .bind(client.jwks.as_ref().map(|jwks| jwks.to_string()))
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
@@ -400,6 +410,33 @@ impl OAuthStore for Database {
             }
             transaction.commit().await.map_err(map_sqlx_error)?;
             Ok(deleted)
+        })
+    }
+
+    async fn record_client_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM used_client_assertions WHERE expires_at < $1")
+                .bind(now)
+                .execute(pool)
+                .await
+                .map_err(map_sqlx_error)?;
+            let inserted = sqlx::query(
+                "INSERT INTO used_client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(client_id)
+            .bind(jti)
+            .bind(expires_at)
+            .execute(pool)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected();
+            Ok(inserted == 1)
         })
     }
 

@@ -253,6 +253,7 @@ async fn apply_declared_clients(config: &Config, oauth: &OAuthService) -> Result
             skip_consent: declared.skip_consent,
             access_token_ttl_seconds: declared.access_token_ttl_seconds,
             refresh_token_ttl_seconds: declared.refresh_token_ttl_seconds,
+            jwks: None,
         };
         if !declared.public && declared.secret.is_none() {
             return Err(ConfigError::new(

@@ -77,6 +77,9 @@ pub enum ClientCommand {
         /// A first-party client: users are not asked to consent.
         #[arg(long)]
         skip_consent: bool,
+        /// A JWK Set file of the client's public keys: it authenticates with private_key_jwt.
+        #[arg(long, conflicts_with_all = ["secret", "public"])]
+        jwks_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -220,7 +223,19 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
             grant_types,
             scopes,
             skip_consent,
+            jwks_file,
         }) => {
+            let jwks = match jwks_file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|error| {
+                        StartupError::Rejected(format!("cannot read {}: {error}", path.display()))
+                    })?;
+                    Some(serde_json::from_str(&text).map_err(|error| {
+                        StartupError::Rejected(format!("{} is not JSON: {error}", path.display()))
+                    })?)
+                }
+                None => None,
+            };
             let core = app::build_core(config).await?;
             let hashing = app::hashing_pool(&core.config, &core.master_keys)?;
             let tokens = core.tokens();
@@ -238,6 +253,7 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
                 skip_consent: *skip_consent,
                 access_token_ttl_seconds: None,
                 refresh_token_ttl_seconds: None,
+                jwks,
             };
             let created =
                 oauth.create_client(&AdminPrincipal::system(), request, &cli_context()).await;

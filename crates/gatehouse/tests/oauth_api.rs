@@ -17,7 +17,93 @@ backend_tests!(
     introspection_only_answers_about_the_callers_tokens,
     revoked_access_tokens_are_inactive,
     admins_manage_clients,
+    private_key_jwt_clients_authenticate_with_signed_assertions,
 );
+
+async fn private_key_jwt_clients_authenticate_with_signed_assertions(test: TestDatabase) {
+    use gatehouse_crypto::{SigningAlgorithm, SigningKey};
+    let app = TestApp::spawn(&test).await;
+    let key = app.admin_key().await;
+    let client_key = SigningKey::generate(SigningAlgorithm::ES256, 2048).unwrap();
+    let stranger_key = SigningKey::generate(SigningAlgorithm::ES256, 2048).unwrap();
+    let (status, created) = app
+        .post(
+            "/v1/admin/clients",
+            Some(&key),
+            serde_json::json!({ "name": "Signed", "client_id": "signed", "grant_types": ["client_credentials"], "scopes": ["api:read"], "jwks": { "keys": [client_key.public_jwk()] } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert!(created.get("client_secret").is_none(), "no secret for private_key_jwt clients");
+    assert_eq!(created["token_endpoint_auth_method"], "private_key_jwt");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        as i64;
+    let token_endpoint = app.url("/oauth2/token");
+    let assertion = |key: &SigningKey, audience: &str, lifetime: i64, jti: &str| {
+        key.sign(
+            "JWT",
+            &serde_json::json!({ "iss": "signed", "sub": "signed", "aud": audience, "iat": now, "exp": now + lifetime, "jti": jti }),
+        )
+        .unwrap()
+    };
+    let exchange = |assertion: String| {
+        let app = &app;
+        async move {
+            app.post_form(
+                "/oauth2/token",
+                None,
+                &[
+                    ("grant_type", "client_credentials"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &assertion),
+                ],
+            )
+            .await
+        }
+    };
+    let good = assertion(&client_key, &token_endpoint, 60, "one");
+    let (status, body) = exchange(good.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = exchange(good).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "a replayed assertion"
+    );
+    for (bad, why) in [
+        (assertion(&stranger_key, &token_endpoint, 60, "two"), "signed by another key"),
+        (
+            assertion(&client_key, "https://elsewhere.example/token", 60, "three"),
+            "addressed elsewhere",
+        ),
+        (assertion(&client_key, &token_endpoint, 3600, "four"), "lives too long"),
+        (assertion(&client_key, &token_endpoint, -120, "five"), "expired"),
+        ("not.a.jwt".to_owned(), "malformed"),
+    ] {
+        let (status, body) = exchange(bad).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+            "{why}"
+        );
+    }
+    // The issuer is an accepted audience too.
+    let (status, _) = exchange(assertion(&client_key, &app.base_url, 60, "six")).await;
+    assert_eq!(status, StatusCode::OK);
+    // Such a client has no secret to fall back on.
+    let (status, _) = app
+        .post_form(
+            "/oauth2/token",
+            Some(("signed", "guess")),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
 
 async fn admins_manage_clients(test: TestDatabase) {
     let app = TestApp::spawn(&test).await;

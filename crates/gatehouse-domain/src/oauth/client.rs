@@ -15,8 +15,12 @@ pub const SUPPORTED_GRANTS: &[&str] =
 pub const AUTH_CLIENT_SECRET_BASIC: &str = "client_secret_basic";
 pub const AUTH_CLIENT_SECRET_POST: &str = "client_secret_post";
 pub const AUTH_NONE: &str = "none";
+pub const AUTH_PRIVATE_KEY_JWT: &str = "private_key_jwt";
 pub const SUPPORTED_AUTH_METHODS: &[&str] =
-    &[AUTH_CLIENT_SECRET_BASIC, AUTH_CLIENT_SECRET_POST, AUTH_NONE];
+    &[AUTH_CLIENT_SECRET_BASIC, AUTH_CLIENT_SECRET_POST, AUTH_PRIVATE_KEY_JWT, AUTH_NONE];
+/// RFC 7523 §2.2.
+pub const JWT_BEARER_ASSERTION_TYPE: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Prefix of client secrets, so secret scanners can recognise a leaked one.
 pub const CLIENT_SECRET_PREFIX: &str = "ghs_";
@@ -36,6 +40,8 @@ pub struct ClientRecord {
     pub grant_types: Vec<String>,
     pub scopes: Vec<String>,
     pub token_endpoint_auth_method: String,
+    /// The client's public keys (JWK Set) for `private_key_jwt`.
+    pub jwks: Option<serde_json::Value>,
     pub skip_consent: bool,
     pub access_token_ttl_seconds: Option<i64>,
     pub refresh_token_ttl_seconds: Option<i64>,
@@ -138,6 +144,7 @@ mod tests {
             grant_types: vec![],
             scopes: vec![],
             token_endpoint_auth_method: AUTH_NONE.into(),
+            jwks: None,
             skip_consent: false,
             access_token_ttl_seconds: None,
             refresh_token_ttl_seconds: None,

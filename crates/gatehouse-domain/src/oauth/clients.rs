@@ -2,9 +2,10 @@
 //! rotation with an overlap window, and client authentication at the token endpoint.
 
 use super::client::{
-    AUTH_CLIENT_SECRET_BASIC, AUTH_CLIENT_SECRET_POST, AUTH_NONE, CLIENT_SECRET_PREFIX,
-    ClientRecord, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
-    SUPPORTED_AUTH_METHODS, SUPPORTED_GRANTS, valid_scope_token, validate_redirect_uri,
+    AUTH_CLIENT_SECRET_BASIC, AUTH_CLIENT_SECRET_POST, AUTH_NONE, AUTH_PRIVATE_KEY_JWT,
+    CLIENT_SECRET_PREFIX, ClientRecord, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
+    GRANT_REFRESH_TOKEN, SUPPORTED_AUTH_METHODS, SUPPORTED_GRANTS, valid_scope_token,
+    validate_redirect_uri,
 };
 use super::{OAuthError, OAuthService, STANDARD_SCOPES};
 use crate::admin_keys::AdminPrincipal;
@@ -26,6 +27,9 @@ pub struct NewClient {
     pub skip_consent: bool,
     pub access_token_ttl_seconds: Option<i64>,
     pub refresh_token_ttl_seconds: Option<i64>,
+    /// A JWK Set of the client's public keys: the client then authenticates with
+    /// `private_key_jwt` (signed assertions) and has no secret.
+    pub jwks: Option<serde_json::Value>,
 }
 
 /// How a client presented itself at the token, introspection or revocation endpoint.
@@ -37,6 +41,8 @@ pub enum ClientCredentials {
     Post { client_id: String, secret: String },
     /// Only a `client_id` (public clients, `none`).
     IdOnly { client_id: String },
+    /// A signed JWT (`private_key_jwt`, RFC 7523); `client_id` is optional in the request.
+    Assertion { client_id: Option<String>, assertion: String },
 }
 
 fn valid_client_id(client_id: &str) -> bool {
@@ -140,6 +146,17 @@ impl OAuthService {
                 ));
             }
         }
+        if let Some(jwks) = &request.jwks {
+            let usable =
+                gatehouse_crypto::PublicKeySet::from_jwks(jwks).is_ok_and(|keys| !keys.is_empty());
+            if !usable || request.public || request.secret.is_some() {
+                issues.push(FieldIssue::new(
+                    "jwks",
+                    "invalid",
+                    "a JWK Set with at least one RS256, ES256 or EdDSA signing key, for a confidential client without a secret",
+                ));
+            }
+        }
         if let Some(secret) = &request.secret
             && (request.public || secret.len() < 32)
         {
@@ -160,7 +177,7 @@ impl OAuthService {
         if !issues.is_empty() {
             return Err(DomainError::Validation(issues));
         }
-        let secret = (!request.public).then(|| {
+        let secret = (!request.public && request.jwks.is_none()).then(|| {
             request.secret.clone().unwrap_or_else(|| {
                 format!("{CLIENT_SECRET_PREFIX}{}", gatehouse_crypto::random_token())
             })
@@ -178,12 +195,13 @@ impl OAuthService {
             post_logout_redirect_uris: request.post_logout_redirect_uris,
             grant_types,
             scopes,
-            token_endpoint_auth_method: if request.public {
-                AUTH_NONE
-            } else {
-                AUTH_CLIENT_SECRET_BASIC
+            token_endpoint_auth_method: match (request.public, request.jwks.is_some()) {
+                (true, _) => AUTH_NONE,
+                (false, true) => AUTH_PRIVATE_KEY_JWT,
+                (false, false) => AUTH_CLIENT_SECRET_BASIC,
             }
             .to_owned(),
+            jwks: request.jwks.clone(),
             skip_consent: request.skip_consent,
             access_token_ttl_seconds: request.access_token_ttl_seconds,
             refresh_token_ttl_seconds: request.refresh_token_ttl_seconds,
@@ -220,6 +238,7 @@ impl OAuthService {
         updated.grant_types = template.0.grant_types;
         updated.scopes = template.0.scopes;
         updated.token_endpoint_auth_method = template.0.token_endpoint_auth_method;
+        updated.jwks = template.0.jwks;
         updated.skip_consent = template.0.skip_consent;
         updated.access_token_ttl_seconds = template.0.access_token_ttl_seconds;
         updated.refresh_token_ttl_seconds = template.0.refresh_token_ttl_seconds;
@@ -314,7 +333,11 @@ impl OAuthService {
         &self,
         credentials: &ClientCredentials,
     ) -> Result<ClientRecord, OAuthError> {
+        if let ClientCredentials::Assertion { client_id, assertion } = credentials {
+            return self.authenticate_assertion(client_id.as_deref(), assertion).await;
+        }
         let (client_id, secret, method) = match credentials {
+            ClientCredentials::Assertion { .. } => return Err(OAuthError::InvalidClient),
             ClientCredentials::Basic { client_id, secret } => {
                 (client_id, Some(secret), AUTH_CLIENT_SECRET_BASIC)
             }
@@ -329,7 +352,9 @@ impl OAuthService {
         let client = self.store.client(client_id).await?.ok_or(OAuthError::InvalidClient)?;
         match (secret, client.is_public()) {
             (None, true) => Ok(client),
-            (Some(secret), false) if SUPPORTED_AUTH_METHODS.contains(&method) => {
+            (Some(secret), false)
+                if SUPPORTED_AUTH_METHODS.contains(&method) && client.secret_digest.is_some() =>
+            {
                 let now = self.clock.now();
                 let current = client
                     .secret_digest
@@ -343,5 +368,66 @@ impl OAuthService {
             }
             _ => Err(OAuthError::InvalidClient),
         }
+    }
+}
+
+/// Longest life a client assertion may claim (RFC 7523 asks for short-lived assertions).
+const MAX_ASSERTION_LIFETIME_SECONDS: i64 = 600;
+
+impl OAuthService {
+    /// `private_key_jwt`: the assertion must be signed by one of the client's registered keys,
+    /// name the client as `iss` and `sub`, be addressed to our token endpoint (or issuer),
+    /// expire soon, and carry a `jti` never seen before (no replays).
+    async fn authenticate_assertion(
+        &self,
+        client_id: Option<&str>,
+        assertion: &str,
+    ) -> Result<ClientRecord, OAuthError> {
+        // The client is looked up from the claims before verifying them, as RFC 7523 allows;
+        // nothing is trusted until the signature checks against that client's keys.
+        let unverified: serde_json::Value =
+            gatehouse_crypto::jsonwebtoken::dangerous::insecure_decode_claims(assertion)
+                .map_err(|_| OAuthError::InvalidClient)?;
+        let claimed = unverified["sub"].as_str().ok_or(OAuthError::InvalidClient)?;
+        if client_id.is_some_and(|id| id != claimed) || !valid_client_id(claimed) {
+            return Err(OAuthError::InvalidClient);
+        }
+        let client = self.store.client(claimed).await?.ok_or(OAuthError::InvalidClient)?;
+        if client.token_endpoint_auth_method != AUTH_PRIVATE_KEY_JWT {
+            return Err(OAuthError::InvalidClient);
+        }
+        let jwks = client.jwks.as_ref().ok_or(OAuthError::InvalidClient)?;
+        let keys = gatehouse_crypto::PublicKeySet::from_jwks(jwks)
+            .map_err(|_| OAuthError::InvalidClient)?;
+        let issuer = self.settings.issuer.trim_end_matches('/');
+        let token_endpoint = format!("{issuer}/oauth2/token");
+        let mut validation = gatehouse_crypto::jsonwebtoken::Validation::new(
+            gatehouse_crypto::jsonwebtoken::Algorithm::RS256,
+        );
+        validation.set_issuer(&[&client.client_id]);
+        validation.set_audience(&[token_endpoint.as_str(), issuer, self.settings.issuer.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        validation.leeway = 30;
+        let claims: serde_json::Value =
+            keys.verify(assertion, None, &validation).map_err(|_| OAuthError::InvalidClient)?;
+        let now = self.clock.now();
+        let expires_at = claims["exp"].as_i64().ok_or(OAuthError::InvalidClient)?;
+        let jti = claims["jti"]
+            .as_str()
+            .filter(|jti| !jti.is_empty() && jti.len() <= 256)
+            .ok_or(OAuthError::InvalidClient)?;
+        if claims["sub"].as_str() != Some(client.client_id.as_str())
+            || expires_at > now + MAX_ASSERTION_LIFETIME_SECONDS
+        {
+            return Err(OAuthError::InvalidClient);
+        }
+        if !self
+            .store
+            .record_client_assertion(&client.client_id, jti, expires_at.max(now), now)
+            .await?
+        {
+            return Err(OAuthError::InvalidClient);
+        }
+        Ok(client)
     }
 }

@@ -94,6 +94,16 @@ pub trait OAuthStore: Send + Sync {
         events: &[AuditEvent],
     ) -> Result<bool, StoreError>;
 
+    /// Records a client assertion's `jti`; `false` when it was seen before (a replay).
+    /// Assertions expired before `now` are forgotten.
+    async fn record_client_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
     /// Remembers a revoked access token until it would have expired anyway.
     async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;

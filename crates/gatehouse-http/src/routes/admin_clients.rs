@@ -84,6 +84,9 @@ pub(crate) struct CreateClientRequest {
     skip_consent: bool,
     access_token_ttl_seconds: Option<i64>,
     refresh_token_ttl_seconds: Option<i64>,
+    /// The client's public keys: it then authenticates with `private_key_jwt`.
+    #[schema(value_type = Option<Object>)]
+    jwks: Option<serde_json::Value>,
 }
 
 /// Registers a client; a confidential client's secret is in this answer only.
@@ -107,6 +110,7 @@ pub(crate) async fn create_client(
         skip_consent: body.skip_consent,
         access_token_ttl_seconds: body.access_token_ttl_seconds,
         refresh_token_ttl_seconds: body.refresh_token_ttl_seconds,
+        jwks: body.jwks,
     };
     let (client, secret) = state.oauth.create_client(&admin, request, &context).await?;
     Ok((StatusCode::CREATED, Json(ClientResponse::new(client, secret))))

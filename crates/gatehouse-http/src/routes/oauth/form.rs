@@ -8,6 +8,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use base64::Engine as _;
 use gatehouse_domain::oauth::OAuthError;
+use gatehouse_domain::oauth::client::JWT_BEARER_ASSERTION_TYPE;
 use gatehouse_domain::oauth::clients::ClientCredentials;
 
 use super::OAuthErrorResponse;
@@ -27,6 +28,26 @@ impl OAuthForm {
     /// (`client_secret_post`), or a bare `client_id` (public clients).
     pub fn client_credentials(&self) -> Result<ClientCredentials, OAuthErrorResponse> {
         let basic = self.authorization.as_deref().and_then(|value| value.strip_prefix("Basic "));
+        if let Some(assertion_type) = self.get("client_assertion_type") {
+            if assertion_type != JWT_BEARER_ASSERTION_TYPE {
+                return Err(
+                    OAuthError::InvalidRequest("unsupported client_assertion_type".into()).into()
+                );
+            }
+            if basic.is_some() || self.get("client_secret").is_some() {
+                return Err(OAuthError::InvalidRequest(
+                    "use one client authentication method".into(),
+                )
+                .into());
+            }
+            let assertion = self
+                .get("client_assertion")
+                .ok_or(OAuthError::InvalidRequest("client_assertion is required".into()))?;
+            return Ok(ClientCredentials::Assertion {
+                client_id: self.get("client_id").map(str::to_owned),
+                assertion: assertion.to_owned(),
+            });
+        }
         match (basic, self.get("client_secret")) {
             (Some(_), Some(_)) => {
                 Err(OAuthError::InvalidRequest("use one client authentication method".into())
