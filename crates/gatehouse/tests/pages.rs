@@ -29,7 +29,7 @@ backend_tests!(
     an_https_issuer_gives_host_prefixed_secure_cookies,
 );
 
-const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; base-uri 'none'";
 
 async fn spawn_with_user(test: &TestDatabase, extra: &[(&str, &str)]) -> TestApp {
     let app = TestApp::spawn_with(test, &MasterKey::generate(), extra).await;

@@ -42,9 +42,10 @@ use crate::error::ErrorForLog;
 use crate::state::AppState;
 use locale::{Catalogues, interpolate};
 
-/// The CSP of every page: our stylesheet only, no script at all, forms posting only to us
-/// (a 303 after a POST may still leave for the OAuth redirect), no framing.
-const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The CSP of every page: our stylesheet only, no script at all, no framing. No
+/// `form-action`: browsers apply it to the redirects that follow a form POST too, and the
+/// sign-in and consent forms end in a redirect to the client's (registered) redirect URI.
+const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; base-uri 'none'";
 
 /// What the pages look like, from the `[branding]` configuration section.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -21,6 +21,27 @@ fn sample_context(template: &str) -> Value {
             signed_in_as => "ada@example.com", language_switch_url => "/login?lang=fr",
         },
         "error.html" => context! { kind => "csrf" },
+        "account.html" => context! {
+            name => "ada@example.com",
+            sessions => vec![
+                context! { id => "ses_1", current => true, user_agent => "Firefox", ip => "127.0.0.1", client_id => () },
+                context! { id => "ses_2", current => false, user_agent => "", ip => "", client_id => "app" },
+            ],
+            applications => vec![context! { client_id => "app", name => "App", scopes => "openid email" }],
+        },
+        "consent.html" => context! {
+            client_name => "App", user_name => "ada@example.com", request => "client_id=app&scope=openid",
+            scopes => vec![context! { name => "openid", known => true }, context! { name => "api:read", known => false }],
+        },
+        "device.html" => context! {
+            step => "confirm", user_code => "BCDF-GHJK", client_name => "TV",
+            scopes => vec![context! { name => "profile", known => true }],
+        },
+        "end_session.html" => context! {
+            name => "ada@example.com", id_token_hint => "", client_id => "app",
+            post_logout_redirect_uri => "https://app.example/out", logout_state => "s",
+        },
+        "oauth_error.html" => context! { message => "The redirect_uri is not registered." },
         _ => context! { name => "ada@example.com" },
     }
 }
@@ -30,7 +51,17 @@ async fn every_template_renders_in_every_locale() {
     let pages = pages(Branding::default());
     let csrf = pages.csrf.for_request(&HeaderMap::new());
     for locale in Locale::ALL {
-        for template in ["login.html", "logout.html", "account.html", "error.html"] {
+        for template in [
+            "login.html",
+            "logout.html",
+            "account.html",
+            "error.html",
+            "consent.html",
+            "device.html",
+            "end_session.html",
+            "signed_out.html",
+            "oauth_error.html",
+        ] {
             let response = pages.render_form(
                 StatusCode::OK,
                 locale,
