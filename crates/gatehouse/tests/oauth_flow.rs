@@ -30,7 +30,43 @@ backend_tests!(
     consent_is_asked_once_and_can_be_denied,
     rp_initiated_logout_never_redirects_anywhere_unregistered,
     people_see_and_remove_connected_applications,
+    prompt_none_login_and_max_age,
 );
+
+async fn prompt_none_login_and_max_age(test: TestDatabase) {
+    let app = spawn(&test).await;
+    app.sign_up("prompt@example.com", STRONG_PASSWORD).await;
+    let (client_id, _) = app.client(NewClient { skip_consent: true, ..web_app() }).await;
+    let mut browser = Browser::new(&app.base_url);
+    // Not signed in: prompt=none answers login_required at the redirect URI, without a page.
+    let page = browser.get(&authorize_url(&app, &client_id, &[("prompt", "none")])).await;
+    let answer = query(page.location.as_deref().unwrap());
+    assert_eq!((answer["error"].as_str(), answer["state"].as_str()), ("login_required", "xyz"));
+    // Signed in: prompt=none goes straight through.
+    browse_to_callback(
+        &app,
+        &mut browser,
+        &authorize_url(&app, &client_id, &[]),
+        "prompt@example.com",
+    )
+    .await;
+    let page = browser.get(&authorize_url(&app, &client_id, &[("prompt", "none")])).await;
+    assert!(query(page.location.as_deref().unwrap()).contains_key("code"));
+    // prompt=login and an exceeded max_age (0: always) ask for the password again, then come back.
+    for extra in [("prompt", "login"), ("max_age", "0")] {
+        let page = browser.get(&authorize_url(&app, &client_id, &[extra])).await;
+        let login = page.location.clone().unwrap();
+        assert!(login.starts_with("/login?"), "{extra:?} → {login}");
+        let form = browser.get(&login).await;
+        assert!(form.body.contains("name=\"password\""), "{extra:?}: a fresh sign-in is asked");
+        let back = browser.sign_in(&form, "prompt@example.com", STRONG_PASSWORD).await;
+        assert!(query(back.location.as_deref().unwrap()).contains_key("code"), "{extra:?}");
+    }
+    // Unknown prompt values are refused at the redirect URI.
+    let page = browser.get(&authorize_url(&app, &client_id, &[("prompt", "sideways")])).await;
+    assert_eq!(query(page.location.as_deref().unwrap())["error"], "invalid_request");
+    app.stop().await;
+}
 
 /// Signs in through the code flow and answers (browser, tokens) for `client_id`.
 async fn signed_in_with_tokens(

@@ -196,7 +196,7 @@ impl OAuthService {
         principal: &Principal,
     ) -> bool {
         let auth_time = principal.session.auth_time.unwrap_or(principal.session.created_at);
-        request.max_age.is_some_and(|max_age| auth_time + max_age < self.clock.now())
+        request.max_age.is_some_and(|max_age| auth_time + max_age <= self.clock.now())
     }
 
     /// Whether the user must be asked: not for first-party (skip-consent) clients, nor when
