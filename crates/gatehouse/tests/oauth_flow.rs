@@ -31,7 +31,84 @@ backend_tests!(
     rp_initiated_logout_never_redirects_anywhere_unregistered,
     people_see_and_remove_connected_applications,
     prompt_none_login_and_max_age,
+    openidconnect_drives_the_device_flow,
 );
+
+async fn openidconnect_drives_the_device_flow(test: TestDatabase) {
+    use openidconnect::DeviceAuthorizationUrl;
+    use openidconnect::core::CoreDeviceAuthorizationResponse;
+    use std::sync::Arc;
+    let app = spawn(&test).await;
+    app.sign_up("tv@example.com", STRONG_PASSWORD).await;
+    let (client_id, _) = app
+        .client(NewClient {
+            name: "TV".into(),
+            public: true,
+            grant_types: vec![
+                "urn:ietf:params:oauth:grant-type:device_code".into(),
+                "refresh_token".into(),
+            ],
+            ..NewClient::default()
+        })
+        .await;
+    let http = rp_http();
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(app.base_url.clone()).unwrap(), &http)
+            .await
+            .unwrap();
+    let client = CoreClient::from_provider_metadata(metadata, ClientId::new(client_id), None)
+        .set_device_authorization_url(
+            DeviceAuthorizationUrl::new(app.url("/oauth2/device_authorization")).unwrap(),
+        );
+    let details: CoreDeviceAuthorizationResponse = client
+        .exchange_device_code()
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .request_async(&http)
+        .await
+        .unwrap();
+    let user_code = details.user_code().secret().clone();
+    assert_eq!(details.verification_uri().as_str(), app.url("/device"));
+    // The relying party "sleeps" between polls; here the person uses that time to confirm.
+    let browser = Arc::new(tokio::sync::Mutex::new(Some((Browser::new(&app.base_url), user_code))));
+    let sleep = {
+        let browser = browser.clone();
+        move |_: std::time::Duration| {
+            let browser = browser.clone();
+            async move {
+                if let Some((mut browser, user_code)) = browser.lock().await.take() {
+                    let first = browser.get(&format!("/device?user_code={user_code}")).await;
+                    let login = browser.follow(first).await;
+                    let confirm = browser.sign_in(&login, "tv@example.com", STRONG_PASSWORD).await;
+                    let csrf = confirm.field("csrf_token").unwrap();
+                    let done = browser
+                        .post(
+                            "/device",
+                            &[
+                                ("user_code", &user_code),
+                                ("decision", "allow"),
+                                ("csrf_token", &csrf),
+                            ],
+                        )
+                        .await;
+                    assert_eq!(done.status, StatusCode::OK);
+                }
+            }
+        }
+    };
+    let tokens = client
+        .exchange_device_access_token(&details)
+        .unwrap()
+        .request_async(&http, sleep, Some(std::time::Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let id_token = tokens.id_token().expect("an ID token");
+    let claims = id_token.claims(&client.id_token_verifier(), |_: Option<&Nonce>| Ok(())).unwrap();
+    assert_eq!(claims.email().map(|email| email.as_str()), Some("tv@example.com"));
+    assert!(tokens.refresh_token().is_some());
+    assert!(browser.lock().await.is_none(), "the person confirmed during the polling");
+    app.stop().await;
+}
 
 async fn prompt_none_login_and_max_age(test: TestDatabase) {
     let app = spawn(&test).await;
