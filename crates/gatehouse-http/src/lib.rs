@@ -5,6 +5,7 @@
 
 mod auth;
 mod client;
+pub mod documents;
 mod error;
 mod extract;
 mod metrics;

@@ -40,6 +40,8 @@ impl Default for HttpSettings {
 #[derive(Clone)]
 pub struct AppState {
     pub keys: Arc<KeyService>,
+    /// Pre-serialised JWKS and discovery documents.
+    pub documents: Arc<crate::documents::Documents>,
     pub accounts: Arc<AccountService>,
     pub oauth: Arc<gatehouse_domain::oauth::OAuthService>,
     pub admin_keys: Arc<AdminKeyService>,

@@ -309,6 +309,7 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
     let per_minute = |limit: u32| RateLimit { limit, window: Duration::from_secs(60) };
     let state = AppState {
         keys: keys.clone(),
+        documents: Arc::default(),
         accounts: accounts.clone(),
         oauth: oauth.clone(),
         admin_keys: admin_keys.clone(),

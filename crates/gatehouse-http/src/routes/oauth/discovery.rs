@@ -1,11 +1,11 @@
 //! Discovery: OpenID Connect Discovery 1.0 and RFC 8414 metadata, advertising only what is
 //! implemented.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::json;
 
 use crate::state::AppState;
@@ -17,23 +17,37 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 pub(crate) async fn metadata(State(state): State<AppState>) -> Response {
+    // Rebuilt only when the key set changes (the advertised algorithms follow the keys).
+    let bytes = match state.keys.jwks().await {
+        Ok(jwks) => state.documents.discovery.get_or_build(&jwks, |jwks| document(&state, jwks)),
+        Err(error) => {
+            tracing::error!(%error, "signing keys unavailable for discovery");
+            axum::body::Bytes::from(
+                serde_json::to_vec(&document(&state, &json!({ "keys": [] }))).unwrap_or_default(),
+            )
+        }
+    };
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response
+}
+
+fn document(state: &AppState, jwks: &serde_json::Value) -> serde_json::Value {
     let issuer = state.oauth.issuer().trim_end_matches('/').to_owned();
     let endpoint = |path: &str| format!("{issuer}{path}");
     // The algorithms of the published keys: ID tokens are signed by the active one.
-    let algorithms: Vec<String> = match state.keys.jwks().await {
-        Ok(jwks) => {
-            let mut algorithms: Vec<String> = jwks["keys"]
-                .as_array()
-                .map(|keys| {
-                    keys.iter().filter_map(|key| key["alg"].as_str().map(str::to_owned)).collect()
-                })
-                .unwrap_or_default();
-            algorithms.dedup();
-            algorithms
-        }
-        Err(_) => vec!["RS256".to_owned()],
-    };
-    let document = json!({
+    let mut algorithms: Vec<String> = jwks["keys"]
+        .as_array()
+        .map(|keys| keys.iter().filter_map(|key| key["alg"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    algorithms.sort_unstable();
+    algorithms.dedup();
+    if algorithms.is_empty() {
+        algorithms.push("RS256".to_owned());
+    }
+    json!({
         "issuer": state.oauth.issuer(),
         "authorization_endpoint": endpoint("/oauth2/authorize"),
         "token_endpoint": endpoint("/oauth2/token"),
@@ -63,10 +77,5 @@ pub(crate) async fn metadata(State(state): State<AppState>) -> Response {
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
         "ui_locales_supported": ["en", "fr"],
-    });
-    let mut response = Json(document).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
-    response
+    })
 }

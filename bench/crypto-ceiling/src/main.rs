@@ -1,0 +1,118 @@
+//! Crypto ceilings for the benchmark harness, measured on all cores with the crates Gatehouse
+//! uses: RS256 (RSA-2048 PKCS#1 v1.5 SHA-256), ES256 (P-256, fixed-size signature) and EdDSA
+//! (Ed25519) signatures per second with aws-lc-rs, and Argon2id hashes per second with argon2
+//! 0.5 for each given parameter set.
+//!
+//! Usage: `gatehouse-bench-crypto-ceiling [--seconds S] [--threads N] [--argon2 M,T,P]...`
+//! (M in KiB). Prints one JSON object on stdout:
+//! `{"threads":N,"signs_per_second":{"RS256":..,"ES256":..,"EdDSA":..},
+//!   "argon2id_per_second":{"M/T/P":..}}`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
+
+/// The bytes signed: the size of a typical JWT signing input (header.payload, base64url).
+const MESSAGE: &[u8] = &[b'x'; 420];
+
+/// Runs `work` on `threads` threads for `seconds`; answers operations per second.
+fn per_second<F>(threads: usize, seconds: f64, work: F) -> f64
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    let work = Arc::new(work);
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (work, stop, done) = (work.clone(), stop.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut count = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    work();
+                    count += 1;
+                }
+                done.fetch_add(count, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for handle in handles {
+        let _ = handle.join();
+    }
+    // Count the elapsed time until the last in-flight operation finished (matters for slow
+    // operations such as Argon2id with large parameters).
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut seconds = 3.0_f64;
+    let mut threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut argon2_params: Vec<(u32, u32, u32)> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+        match arg.as_str() {
+            "--seconds" => seconds = value.parse()?,
+            "--threads" => threads = value.parse()?,
+            "--argon2" => {
+                let parts: Vec<u32> = value
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?;
+                if parts.len() != 3 {
+                    return Err("--argon2 takes M,T,P".into());
+                }
+                argon2_params.push((parts[0], parts[1], parts[2]));
+            }
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+
+    let rsa = Arc::new(RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| "rsa keygen")?);
+    let ec = Arc::new(
+        EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| "ec keygen")?,
+    );
+    let ed = Arc::new(Ed25519KeyPair::generate().map_err(|_| "ed25519 keygen")?);
+
+    let rs256 = per_second(threads, seconds, move || {
+        let rng = SystemRandom::new();
+        let mut signature = vec![0u8; rsa.public_modulus_len()];
+        let _ = rsa.sign(&RSA_PKCS1_SHA256, &rng, MESSAGE, &mut signature);
+        std::hint::black_box(&signature);
+    });
+    let es256 = per_second(threads, seconds, move || {
+        let rng = SystemRandom::new();
+        std::hint::black_box(ec.sign(&rng, MESSAGE).ok());
+    });
+    let eddsa = per_second(threads, seconds, move || {
+        std::hint::black_box(ed.sign(MESSAGE));
+    });
+
+    let mut argon2_results = Vec::new();
+    for (m, t, p) in argon2_params {
+        let params = argon2::Params::new(m, t, p, Some(32)).map_err(|e| e.to_string())?;
+        let rate = per_second(threads, seconds, move || {
+            let hasher =
+                argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params.clone());
+            let mut out = [0u8; 32];
+            let _ = hasher.hash_password_into(b"correct horse battery staple", b"0123456789abcdef", &mut out);
+            std::hint::black_box(&out);
+        });
+        argon2_results.push(format!("\"{m}/{t}/{p}\":{rate:.2}"));
+    }
+
+    println!(
+        "{{\"threads\":{threads},\"seconds\":{seconds},\"signs_per_second\":{{\"RS256\":{rs256:.1},\"ES256\":{es256:.1},\"EdDSA\":{eddsa:.1}}},\"argon2id_per_second\":{{{}}}}}",
+        argon2_results.join(",")
+    );
+    Ok(())
+}
