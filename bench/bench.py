@@ -1,0 +1,1023 @@
+#!/usr/bin/env python3
+"""Gatehouse benchmark harness: the orchestrator behind `bench/run` (Python standard library only).
+
+Starts every server itself (Gatehouse on SQLite and on PostgreSQL + Redis, the peers, the HTTP
+ceiling), seeds it, drives each scenario with wrk (or bench/driver.py where a scenario chains
+state), samples the server's CPU and memory from /proc, measures the crypto ceilings, and writes
+the table (markdown), the raw results (JSON) and the chart (SVG, bench/chart.py).
+
+Run it through `bench/run`, which installs wrk, builds the binaries and installs the peers.
+Every process started here is stopped on every exit path (its own process group, SIGTERM then
+SIGKILL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import datetime
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import urlencode
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = 1024
+
+STARTUP_TIMEOUT = 60.0  # seconds until a server answers 200
+CLI_TIMEOUT = 180  # seconds for one gatehouse CLI command
+IDLE_THRESHOLD = 0.15  # fraction of all cores busy above which the machine is "not idle"
+
+SEED_ARGON2 = (65536, 3, 4)  # Gatehouse's defaults (m KiB, t, p)
+OWASP_ARGON2 = (19456, 2, 1)  # the OWASP minimum for Argon2id
+
+EMAIL = "bench@example.com"
+PASSWORD = "Bench-" + secrets.token_urlsafe(12)
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# /proc
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def memory_mib(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) in MiB."""
+    values = {}
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                name, amount = line.split(":")
+                values[name] = int(amount.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+def machine_busy(seconds: float = 1.0) -> float:
+    """Fraction of all cores busy over `seconds` (from /proc/stat)."""
+    def sample():
+        with open("/proc/stat") as handle:
+            values = [int(v) for v in handle.readline().split()[1:]]
+        idle = values[3] + values[4]  # idle + iowait
+        return sum(values), idle
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    total = max(1, total1 - total0)
+    return 1.0 - (idle1 - idle0) / total
+
+
+def busiest_processes(count: int = 3) -> str:
+    try:
+        output = subprocess.run(["ps", "-eo", "pid,pcpu,comm", "--sort=-pcpu"],
+                                capture_output=True, text=True, timeout=10).stdout
+        return "; ".join(" ".join(line.split()) for line in output.splitlines()[1:count + 1])
+    except Exception:
+        return "?"
+
+
+def idle_check(label: str, max_wait: float) -> dict:
+    """Samples the machine for 1 s; while busy, waits (bounded) and samples again."""
+    waited = 0.0
+    busy = machine_busy()
+    while busy > IDLE_THRESHOLD and waited < max_wait:
+        log(f"   ! machine busy ({busy:.0%} of all cores) before {label}: "
+            f"{busiest_processes()}; waiting")
+        time.sleep(2)
+        waited += 3
+        busy = machine_busy()
+    idle = busy <= IDLE_THRESHOLD
+    log(f"   idle check before {label}: {busy:.0%} busy"
+        + ("" if idle else f" — NOT idle after waiting {waited:.0f} s; measuring anyway"))
+    return {"section": label, "busy": round(busy, 3), "idle": idle, "waited_s": waited}
+
+
+# --------------------------------------------------------------------------------------------
+# Processes
+
+
+class Server:
+    """A server process in its own process group; `start` measures the time to the first 200."""
+
+    running: list["Server"] = []
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: str,
+                 ready_url: str, log_path: str) -> None:
+        self.name, self.argv, self.env, self.cwd = name, argv, env, cwd
+        self.ready_url, self.log_path = ready_url, log_path
+        self.process: subprocess.Popen | None = None
+        self.startup_ms = 0.0
+        self.rss_idle = 0.0
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> "Server":
+        out = open(self.log_path, "ab")
+        started = time.perf_counter()
+        self.process = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=out,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
+        out.close()
+        Server.running.append(self)
+        deadline = started + STARTUP_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.process.returncode}) before "
+                                   f"answering{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.ready_url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"{self.name}: no 200 from {self.ready_url} within "
+                                   f"{STARTUP_TIMEOUT:.0f} s{self.log_tail()}")
+            time.sleep(0.005)
+        self.startup_ms = (time.perf_counter() - started) * 1000
+        return self
+
+    def settle(self) -> None:
+        """Records the idle RSS (after a short pause with no load)."""
+        time.sleep(0.5)
+        self.rss_idle = memory_mib(self.pid)[0]
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as handle:
+                tail = handle.read().splitlines()[-lines:]
+        except OSError:
+            return ""
+        return ("\n    " + "\n    ".join(tail)) if tail else ""
+
+    def stop(self) -> None:
+        process = self.process
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                log(f"   {self.name}: still running 15 s after SIGTERM; killing it")
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                process.wait(timeout=10)
+        if self in Server.running:
+            Server.running.remove(self)
+
+
+def stop_all() -> None:
+    for server in list(Server.running):
+        try:
+            server.stop()
+        except Exception as error:
+            log(f"could not stop {server.name}: {error}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http(method: str, url: str, body: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, dict(response.headers.items()), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers.items()), error.read()
+
+
+def basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def json_ok(method: str, url: str, body=None, headers=None, expect=(200, 201)) -> dict:
+    status, _, data = http(method, url, body, headers)
+    if status not in expect:
+        raise RuntimeError(f"{method} {url} answered {status}: {data[:300]!r}")
+    return json.loads(data) if data else {}
+
+
+# --------------------------------------------------------------------------------------------
+# Load
+
+
+class Load:
+    def __init__(self, args) -> None:
+        self.args = args
+        self.threads, self.connections = args.threads, args.connections
+        self.duration, self.warmup = args.duration, args.warmup
+
+    def wrk(self, server: Server, url: str, method: str = "GET", content_type: str = "",
+            body: str = "", headers: list[str] | None = None) -> dict:
+        base = ["wrk", f"-t{self.threads}", f"-c{self.connections}", "--timeout", "30s"]
+        for value in headers or []:
+            base += ["-H", value]
+        script = ["-s", os.path.join(BENCH, "wrk", "request.lua"), url, "--", method,
+                  content_type, body]
+        if self.warmup > 0:
+            subprocess.run(base + [f"-d{self.warmup}s"] + script, capture_output=True,
+                           timeout=self.warmup + 60)
+        cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
+        result = subprocess.run(base + [f"-d{self.duration}s"] + script, capture_output=True,
+                                text=True, timeout=self.duration + 90)
+        cpu1, t1 = cpu_seconds(server.pid), time.perf_counter()
+        return self.summarise(server, result.stdout + result.stderr, cpu1 - cpu0, t1 - t0)
+
+    def driver(self, server: Server, arguments: list[str]) -> dict:
+        argv = [sys.executable, os.path.join(BENCH, "driver.py"), *arguments,
+                "-c", str(self.connections), "-d", str(self.duration),
+                "--warmup", str(self.warmup)]
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, start_new_session=True)
+        try:
+            # The driver signs in (or warms up) first; CPU is sampled over the whole run minus
+            # the warm-up, as the driver measures.
+            time.sleep(self.warmup)
+            cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
+            stdout, stderr = process.communicate(timeout=self.duration + 240)
+            cpu1, t1 = cpu_seconds(server.pid), time.perf_counter()
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        if stderr.strip():
+            log("   driver: " + stderr.strip().splitlines()[-1][:300])
+        return self.summarise(server, stdout, cpu1 - cpu0, t1 - t0)
+
+    @staticmethod
+    def summarise(server: Server, output: str, cpu: float, wall: float) -> dict:
+        match = re.search(r"^BENCH_JSON (.*)$", output, re.M)
+        if not match:
+            raise RuntimeError(f"no BENCH_JSON in the load generator's output:\n{output[-1500:]}")
+        data = json.loads(match.group(1))
+        seconds = data["duration_us"] / 1e6
+        errors = sum(data["errors"].values())
+        return {
+            "rps": data["requests"] / seconds if seconds else 0.0,
+            "requests": data["requests"],
+            "p50_ms": data["latency_us"]["p50"] / 1000,
+            "p99_ms": data["latency_us"]["p99"] / 1000,
+            "errors": errors,
+            "cpu_pct": 100 * cpu / wall if wall else 0.0,
+            "rss_idle_mib": server.rss_idle,
+            "rss_peak_mib": memory_mib(server.pid)[1],
+            "startup_ms": server.startup_ms,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Gatehouse
+
+
+class Gatehouse:
+    def __init__(self, args, workdir: str, name: str, algorithm: str = "RS256",
+                 argon2: tuple[int, int, int] = SEED_ARGON2, postgres: bool = False) -> None:
+        self.args, self.name = args, name
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.database = None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
+        env.update({
+            "GATEHOUSE_HTTP_ADDR": f"127.0.0.1:{self.port}",
+            "GATEHOUSE_DATA_DIR": self.dir,
+            "GATEHOUSE_MASTER_KEY": secrets.token_hex(32),
+            "GATEHOUSE_RATE_LIMIT_ENABLED": "false",
+            "GATEHOUSE_SIGNING_ALGORITHM": algorithm,
+            "GATEHOUSE_PASSWORD_MEMORY_KIB": str(argon2[0]),
+            "GATEHOUSE_PASSWORD_ITERATIONS": str(argon2[1]),
+            "GATEHOUSE_PASSWORD_PARALLELISM": str(argon2[2]),
+            "GATEHOUSE_LOG_LEVEL": "warn",
+        })
+        env.pop("RUST_LOG", None)
+        if postgres:
+            self.database = f"bench_{os.getpid()}_{secrets.token_hex(3)}"
+            psql(f"CREATE DATABASE {self.database}")
+            env["GATEHOUSE_DATABASE_URL"] = f"{args.postgres_url.rstrip('/')}/{self.database}"
+            env["GATEHOUSE_REDIS_URL"] = args.redis_url
+            env["GATEHOUSE_REDIS_KEY_PREFIX"] = f"{self.database}:"
+            DATABASES.append(self.database)
+        self.env = env
+        self.server = Server(f"gatehouse ({name})", [args.gatehouse, "serve"], env, self.dir,
+                             self.url + "/healthz", os.path.join(self.dir, "server.log"))
+
+    def cli(self, *arguments: str) -> dict:
+        result = subprocess.run([self.args.gatehouse, *arguments, "--json"], cwd=self.dir,
+                                env=self.env, capture_output=True, text=True,
+                                timeout=CLI_TIMEOUT)
+        if result.returncode != 0:
+            raise RuntimeError(f"gatehouse {' '.join(arguments[:2])} failed:\n"
+                               f"{result.stdout}{result.stderr}")
+        lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+        return json.loads(lines[-1])
+
+    def seed(self, user: bool = True, web: bool = True) -> None:
+        self.cc = self.cli("client", "create", "--name", "bench service", "--grant-type",
+                           "client_credentials", "--scope", "api:read")
+        if user:
+            self.cli("user", "create", "--email", EMAIL, "--password", PASSWORD, "--verified")
+        if web:
+            self.web = self.cli("client", "create", "--name", "bench web", "--redirect-uri",
+                                "http://127.0.0.1:9/cb", "--grant-type", "authorization_code",
+                                "--grant-type", "refresh_token", "--skip-consent")
+            self.cli("admin-key", "create", "--name", "bench")
+
+    def start(self) -> "Gatehouse":
+        self.server.start()
+        self.server.settle()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def cc_token(self) -> str:
+        answer = json_ok("POST", self.url + "/oauth2/token",
+                         b"grant_type=client_credentials&scope=api%3Aread",
+                         {"Authorization": basic(self.cc["client_id"], self.cc["client_secret"]),
+                          "Content-Type": "application/x-www-form-urlencoded"})
+        return answer["access_token"]
+
+    def sign_in(self) -> dict:
+        answer = json_ok("POST", self.url + "/v1/auth/sign-in",
+                         json.dumps({"email": EMAIL, "password": PASSWORD}).encode(),
+                         {"Content-Type": "application/json"})
+        return answer.get("tokens", answer)
+
+
+DATABASES: list[str] = []
+
+
+def psql(sql: str) -> None:
+    subprocess.run(["psql", ARGS.postgres_url.rstrip("/") + "/postgres", "-v",
+                    "ON_ERROR_STOP=1", "-qAtc", sql], check=True, capture_output=True,
+                   timeout=60)
+
+
+def drop_databases() -> None:
+    for name in list(DATABASES):
+        try:
+            psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            DATABASES.remove(name)
+        except Exception as error:
+            log(f"could not drop database {name}: {error}")
+
+
+def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
+                      checks: list) -> None:
+    postgres = variant == "postgres"
+    label = "Gatehouse " + ("PostgreSQL + Redis" if postgres else "SQLite")
+    log(f"\n== {label}")
+    checks.append(idle_check(label, args.idle_wait))
+
+    def record(key: str, title: str, result: dict, server_label: str = label) -> None:
+        result.update({"scenario": key, "title": title, "server": server_label,
+                       "kind": "gatehouse", "variant": variant})
+        rows.append(result)
+        flag = f"  ERRORS {result['errors']}" if result["errors"] else ""
+        log(f"   {title:<42} {result['rps']:>10.1f} req/s  p50 {result['p50_ms']:.2f} ms  "
+            f"p99 {result['p99_ms']:.2f} ms  cpu {result['cpu_pct']:.0f}%  "
+            f"rss {result['rss_idle_mib']:.0f}/{result['rss_peak_mib']:.0f} MiB{flag}")
+
+    def run(title, function, *a, **k):
+        try:
+            return function(*a, **k)
+        except Exception as error:
+            log(f"   {title}: FAILED: {error}")
+            FAILURES.append(f"{label} {title}: {error}")
+            return None
+
+    main = Gatehouse(args, workdir, f"{variant}-rs256", postgres=postgres)
+    main.seed()
+    main.start()
+    log(f"   started {main.url} in {main.server.startup_ms:.0f} ms, "
+        f"idle RSS {main.server.rss_idle:.1f} MiB")
+    url, server = main.url, main.server
+    form = "application/x-www-form-urlencoded"
+    cc_auth = f"Authorization: {basic(main.cc['client_id'], main.cc['client_secret'])}"
+
+    scenarios = [
+        ("discovery", "discovery", lambda: load.wrk(server, url + "/.well-known/openid-configuration")),
+        ("jwks", "JWKS", lambda: load.wrk(server, url + "/.well-known/jwks.json")),
+        ("cc-RS256", "client_credentials RS256", lambda: load.wrk(
+            server, url + "/oauth2/token", "POST", form,
+            "grant_type=client_credentials&scope=api%3Aread", [cc_auth])),
+        ("introspect-active", "introspection (active token)", lambda: load.wrk(
+            server, url + "/oauth2/introspect", "POST", form,
+            urlencode({"token": main.cc_token()}), [cc_auth])),
+        ("introspect-revoked", "introspection (revoked token)", lambda: introspect_revoked(
+            load, main, cc_auth)),
+        ("userinfo", "userinfo", lambda: userinfo(load, main)),
+        ("me", "session check GET /v1/me", lambda: load.wrk(
+            server, url + "/v1/me", headers=[f"Authorization: Bearer {main.sign_in()['access_token']}"])),
+        ("refresh", "refresh rotation (chained)", lambda: load.driver(server, [
+            "refresh", url, "--email", EMAIL, "--password", PASSWORD])),
+        ("signin-seed", "sign-in Argon2id m=64MiB t=3 p=4", lambda: load.wrk(
+            server, url + "/v1/auth/sign-in", "POST", "application/json",
+            json.dumps({"email": EMAIL, "password": PASSWORD}))),
+        ("codeflow-login", "code flow (with sign-in), flows/s", lambda: load.driver(server, [
+            "codeflow", url, "--email", EMAIL, "--password", PASSWORD,
+            "--client-id", main.web["client_id"], "--client-secret", main.web["client_secret"]])),
+        ("codeflow-sso", "code flow (signed-in browser), flows/s", lambda: load.driver(server, [
+            "codeflow", url, "--email", EMAIL, "--password", PASSWORD, "--signed-in",
+            "--client-id", main.web["client_id"], "--client-secret", main.web["client_secret"]])),
+    ]
+    try:
+        for key, title, function in scenarios:
+            result = run(title, function)
+            if result is not None:
+                record(key, title, result)
+    finally:
+        main.stop()
+
+    # Other signing algorithms: a fresh server each (the algorithm applies to new keys).
+    for algorithm in ("ES256", "EdDSA"):
+        if postgres and not args.postgres_all:
+            break
+        instance = Gatehouse(args, workdir, f"{variant}-{algorithm.lower()}", algorithm,
+                             postgres=postgres)
+        try:
+            instance.seed(user=False, web=False)
+            instance.start()
+            auth = f"Authorization: {basic(instance.cc['client_id'], instance.cc['client_secret'])}"
+            result = run(f"client_credentials {algorithm}", lambda: load.wrk(
+                instance.server, instance.url + "/oauth2/token", "POST", form,
+                "grant_type=client_credentials&scope=api%3Aread", [auth]))
+            if result is not None:
+                record(f"cc-{algorithm}", f"client_credentials {algorithm}", result,
+                       f"{label} ({algorithm})")
+        except Exception as error:
+            log(f"   {algorithm} server: FAILED: {error}")
+            FAILURES.append(f"{label} {algorithm}: {error}")
+        finally:
+            instance.stop()
+
+    # Sign-in with the OWASP minimum Argon2id parameters.
+    if postgres and not args.postgres_all:
+        return
+    owasp = Gatehouse(args, workdir, f"{variant}-owasp", argon2=OWASP_ARGON2, postgres=postgres)
+    try:
+        owasp.seed(web=False)
+        owasp.start()
+        result = run("sign-in OWASP", lambda: load.wrk(
+            owasp.server, owasp.url + "/v1/auth/sign-in", "POST", "application/json",
+            json.dumps({"email": EMAIL, "password": PASSWORD})))
+        if result is not None:
+            record("signin-owasp", "sign-in Argon2id m=19MiB t=2 p=1 (OWASP)", result,
+                   f"{label} (OWASP Argon2id)")
+    except Exception as error:
+        log(f"   OWASP server: FAILED: {error}")
+        FAILURES.append(f"{label} OWASP: {error}")
+    finally:
+        owasp.stop()
+
+
+def introspect_revoked(load: Load, main: Gatehouse, cc_auth: str) -> dict:
+    token = main.cc_token()
+    status, _, data = http("POST", main.url + "/oauth2/revoke",
+                           urlencode({"token": token}).encode(),
+                           {"Authorization": cc_auth.split(": ", 1)[1],
+                            "Content-Type": "application/x-www-form-urlencoded"})
+    if status != 200:
+        raise RuntimeError(f"revoke answered {status}: {data[:200]!r}")
+    answer = json_ok("POST", main.url + "/oauth2/introspect", urlencode({"token": token}).encode(),
+                     {"Authorization": cc_auth.split(": ", 1)[1],
+                      "Content-Type": "application/x-www-form-urlencoded"})
+    if answer.get("active") is not False:
+        raise RuntimeError(f"the revoked token introspects as {answer}")
+    return load.wrk(main.server, main.url + "/oauth2/introspect", "POST",
+                    "application/x-www-form-urlencoded", urlencode({"token": token}), [cc_auth])
+
+
+def userinfo(load: Load, main: Gatehouse) -> dict:
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCH, "driver.py"), "user-token", main.url,
+         "--email", EMAIL, "--password", PASSWORD, "--client-id", main.web["client_id"],
+         "--client-secret", main.web["client_secret"]],
+        capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"code flow for a user token failed: {result.stderr[-800:]}")
+    token = json.loads(result.stdout)["access_token"]
+    return load.wrk(main.server, main.url + "/oauth2/userinfo",
+                    headers=[f"Authorization: Bearer {token}"])
+
+
+# --------------------------------------------------------------------------------------------
+# Peers
+
+
+def node_server(name: str, script: str, arguments: list[str], ready_path: str, workdir: str,
+                env_extra: dict | None = None) -> tuple[Server, str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, NODE_ENV="production", **(env_extra or {}))
+    directory = os.path.join(workdir, name)
+    os.makedirs(directory, exist_ok=True)
+    server = Server(name, ["node", os.path.join(BENCH, "peers", script), str(port), *arguments],
+                    env, os.path.join(BENCH, "peers"), url + ready_path,
+                    os.path.join(directory, "server.log"))
+    server.start()
+    server.settle()
+    return server, url
+
+
+def peers_section(args, load: Load, workdir: str, rows: list, checks: list) -> None:
+    form = "application/x-www-form-urlencoded"
+
+    def record(key, title, server_label, function):
+        try:
+            result = function()
+        except Exception as error:
+            log(f"   {title}: FAILED: {error}")
+            FAILURES.append(f"{server_label} {title}: {error}")
+            return
+        result.update({"scenario": key, "title": title, "server": server_label, "kind": "peer"})
+        rows.append(result)
+        flag = f"  ERRORS {result['errors']}" if result["errors"] else ""
+        log(f"   {title:<42} {result['rps']:>10.1f} req/s  p50 {result['p50_ms']:.2f} ms  "
+            f"p99 {result['p99_ms']:.2f} ms  cpu {result['cpu_pct']:.0f}%  "
+            f"rss {result['rss_idle_mib']:.0f}/{result['rss_peak_mib']:.0f} MiB{flag}")
+
+    label = f"oidc-provider {PEER_VERSIONS.get('oidc-provider', '?')}"
+    log(f"\n== {label}")
+    checks.append(idle_check(label, args.idle_wait))
+    try:
+        server, url = node_server("oidc-provider", "oidc-provider.mjs", [],
+                                  "/.well-known/openid-configuration", workdir)
+        log(f"   started {url} in {server.startup_ms:.0f} ms, idle RSS {server.rss_idle:.1f} MiB")
+        meta = json_ok("GET", url + "/.well-known/openid-configuration")
+        auth = basic("bench-cc", "bench-cc-secret")
+        headers = {"Authorization": auth, "Content-Type": form}
+
+        def token(resource: bool) -> str:
+            body = {"grant_type": "client_credentials", "scope": "api:read"}
+            if resource:
+                body["resource"] = "urn:bench:api"
+            return json_ok("POST", meta["token_endpoint"], urlencode(body).encode(),
+                           headers)["access_token"]
+
+        def introspectable(revoked: bool) -> str:
+            # oidc-provider introspects the opaque tokens it stores; JWT access tokens for a
+            # resource server are self-contained (it answers active: false for them).
+            value = token(resource=False)
+            if revoked:
+                json_ok("POST", meta["revocation_endpoint"],
+                        urlencode({"token": value}).encode(), headers)
+            answer = json_ok("POST", meta["introspection_endpoint"],
+                             urlencode({"token": value}).encode(), headers)
+            if answer.get("active") is not (not revoked):
+                raise RuntimeError(f"introspection answered {answer}")
+            return value
+
+        cc_header = [f"Authorization: {auth}"]
+        jwt = token(resource=True)
+        if jwt.count(".") != 2:
+            raise RuntimeError(f"the access token for the resource is not a JWT: {jwt[:40]}")
+        try:
+            record("discovery", "discovery", label,
+                   lambda: load.wrk(server, url + "/.well-known/openid-configuration"))
+            record("jwks", "JWKS", label, lambda: load.wrk(server, meta["jwks_uri"]))
+            record("cc-RS256", "client_credentials RS256 (JWT, resource)", label,
+                   lambda: load.wrk(server, meta["token_endpoint"], "POST", form,
+                                    "grant_type=client_credentials&scope=api%3Aread"
+                                    "&resource=urn%3Abench%3Aapi", cc_header))
+            record("introspect-active", "introspection (active, opaque token)", label,
+                   lambda: load.wrk(server, meta["introspection_endpoint"], "POST", form,
+                                    urlencode({"token": introspectable(False)}), cc_header))
+            record("introspect-revoked", "introspection (revoked token)", label,
+                   lambda: load.wrk(server, meta["introspection_endpoint"], "POST", form,
+                                    urlencode({"token": introspectable(True)}), cc_header))
+        finally:
+            server.stop()
+    except Exception as error:
+        log(f"   {label}: FAILED: {error}")
+        FAILURES.append(f"{label}: {error}")
+
+    label = f"better-auth {PEER_VERSIONS.get('better-auth', '?')}"
+    log(f"\n== {label}")
+    checks.append(idle_check(label, args.idle_wait))
+    try:
+        database = os.path.join(workdir, "better-auth.db")
+        server, url = node_server("better-auth", "better-auth.mjs", [database], "/api/auth/ok",
+                                  workdir)
+        log(f"   started {url} in {server.startup_ms:.0f} ms, idle RSS {server.rss_idle:.1f} MiB")
+        try:
+            json_headers = {"Content-Type": "application/json", "Origin": url}
+            json_ok("POST", url + "/api/auth/sign-up/email",
+                    json.dumps({"email": EMAIL, "password": PASSWORD, "name": "Bench"}).encode(),
+                    json_headers)
+            status, headers, data = http(
+                "POST", url + "/api/auth/sign-in/email",
+                json.dumps({"email": EMAIL, "password": PASSWORD}).encode(), json_headers)
+            cookie = session_cookie(headers, data, status)
+            sign_in_body = json.dumps({"email": EMAIL, "password": PASSWORD})
+            record("signin", "sign-in email/password (scrypt)", label,
+                   lambda: load.wrk(server, url + "/api/auth/sign-in/email", "POST",
+                                    "application/json", sign_in_body, [f"Origin: {url}"]))
+            record("me", "get-session (cookie)", label,
+                   lambda: load.wrk(server, url + "/api/auth/get-session",
+                                    headers=[f"Cookie: {cookie}"]))
+        finally:
+            server.stop()
+    except Exception as error:
+        log(f"   {label}: FAILED: {error}")
+        FAILURES.append(f"{label}: {error}")
+
+
+def session_cookie(headers: dict, data: bytes, status: int) -> str:
+    if status != 200:
+        raise RuntimeError(f"better-auth sign-in answered {status}: {data[:200]!r}")
+    raw = headers.get("Set-Cookie") or headers.get("set-cookie") or ""
+    match = re.search(r"(better-auth\.session_token=[^;]+)", raw)
+    if not match:
+        raise RuntimeError(f"no session cookie in {raw!r}")
+    return match.group(1)
+
+
+# --------------------------------------------------------------------------------------------
+# Ceilings
+
+
+def ceilings_section(args, load: Load, workdir: str, rows: list, checks: list) -> dict:
+    log("\n== ceilings")
+    checks.append(idle_check("ceilings", args.idle_wait))
+    ceilings: dict = {}
+    port = free_port()
+    directory = os.path.join(workdir, "ceiling")
+    os.makedirs(directory)
+    server = Server("HTTP ceiling", [args.ceiling, f"127.0.0.1:{port}"], dict(os.environ),
+                    directory, f"http://127.0.0.1:{port}/", os.path.join(directory, "log"))
+    try:
+        server.start()
+        server.settle()
+        result = load.wrk(server, f"http://127.0.0.1:{port}/")
+        result.update({"scenario": "http", "title": "HTTP ceiling: axum, GET fixed bytes",
+                       "server": "ceiling (axum + tokio)", "kind": "ceiling"})
+        rows.append(result)
+        ceilings["http"] = result["rps"]
+        log(f"   HTTP ceiling {result['rps']:.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
+            f"p99 {result['p99_ms']:.2f} ms  cpu {result['cpu_pct']:.0f}%")
+    finally:
+        server.stop()
+
+    argv = [args.crypto_ceiling, "--seconds", str(args.crypto_seconds)]
+    for m, t, p in (SEED_ARGON2, OWASP_ARGON2):
+        argv += ["--argon2", f"{m},{t},{p}"]
+    output = subprocess.run(argv, capture_output=True, text=True, check=True,
+                            timeout=120 + 10 * args.crypto_seconds).stdout
+    crypto = json.loads(output.strip().splitlines()[-1])
+    for algorithm, rate in crypto["signs_per_second"].items():
+        ceilings[f"sign-{algorithm}"] = rate
+        rows.append({"scenario": f"sign-{algorithm}", "kind": "ceiling",
+                     "title": f"{algorithm} signatures/s ({crypto['threads']} threads, aws-lc-rs)",
+                     "server": "ceiling (crypto)", "rps": rate})
+        log(f"   {algorithm} {rate:.0f} signatures/s")
+    for params, rate in crypto["argon2id_per_second"].items():
+        ceilings[f"argon2-{params}"] = rate
+        m, t, p = params.split("/")
+        rows.append({"scenario": f"argon2-{params}", "kind": "ceiling",
+                     "title": f"Argon2id hashes/s m={int(m) // 1024}MiB t={t} p={p} "
+                              f"({crypto['threads']} threads)",
+                     "server": "ceiling (crypto)", "rps": rate})
+        log(f"   Argon2id {params}: {rate:.1f} hashes/s")
+    return ceilings
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+SEED = "/".join(map(str, SEED_ARGON2))
+OWASP = "/".join(map(str, OWASP_ARGON2))
+
+# Which peer scenario each Gatehouse scenario is compared with.
+PEER_OF = {
+    "discovery": ("oidc-provider", "discovery"),
+    "jwks": ("oidc-provider", "jwks"),
+    "cc-RS256": ("oidc-provider", "cc-RS256"),
+    "introspect-active": ("oidc-provider", "introspect-active"),
+    "introspect-revoked": ("oidc-provider", "introspect-revoked"),
+    "signin-seed": ("better-auth", "signin"),
+    "signin-owasp": ("better-auth", "signin"),
+    "me": ("better-auth", "me"),
+}
+
+
+def ceiling_of(scenario: str, ceilings: dict) -> tuple[float, str] | None:
+    """The relevant ceiling of a scenario: (operations per second, what bounds it)."""
+    http = ceilings.get("http")
+    candidates: list[tuple[float, str]] = []
+    if http:
+        per_operation = {"codeflow-login": 5, "codeflow-sso": 2}.get(scenario, 1)
+        candidates.append((http / per_operation, "HTTP" if per_operation == 1
+                           else f"HTTP/{per_operation}"))
+    signs = {"cc-RS256": ("RS256", 1), "cc-ES256": ("ES256", 1), "cc-EdDSA": ("EdDSA", 1),
+             "refresh": ("RS256", 1), "codeflow-login": ("RS256", 2),
+             "codeflow-sso": ("RS256", 2)}.get(scenario)
+    if signs and ceilings.get(f"sign-{signs[0]}"):
+        rate = ceilings[f"sign-{signs[0]}"] / signs[1]
+        candidates.append((rate, signs[0] if signs[1] == 1 else f"{signs[0]}/{signs[1]}"))
+    argon = {"signin-seed": SEED, "codeflow-login": SEED, "signin-owasp": OWASP}.get(scenario)
+    if argon and ceilings.get(f"argon2-{argon}"):
+        candidates.append((ceilings[f"argon2-{argon}"], "Argon2id"))
+    return min(candidates) if candidates else None
+
+
+def fmt(value, digits=1) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and value >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def build_table(rows: list, ceilings: dict) -> tuple[str, list[dict]]:
+    peers = {(row["server"].split()[0], row["scenario"]): row for row in rows
+             if row["kind"] == "peer"}
+    targets: list[dict] = []
+    header = ("| scenario | server | req/s | p50 ms | p99 ms | server CPU % | RSS idle/peak MiB "
+              "| start-up ms | vs peer | vs ceiling | errors |\n"
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines = [header]
+    for row in rows:
+        if row["kind"] == "ceiling" and "p50_ms" not in row:
+            lines.append(f"| {row['title']} | {row['server']} | {fmt(row['rps'])} "
+                         "| — | — | — | — | — | — | — | — |")
+            continue
+        vs_peer = vs_ceiling = "—"
+        if row["kind"] == "gatehouse":
+            peer_key = PEER_OF.get(row["scenario"])
+            peer = peers.get(peer_key) if peer_key else None
+            if peer and peer["rps"]:
+                ratio = row["rps"] / peer["rps"]
+                vs_peer = f"{ratio:.2f}× {peer_key[0]}"
+                targets.append({"what": f"{row['title']} ({row['server']}) ≥ {peer_key[0]}",
+                                "value": f"{ratio:.2f}×", "met": ratio >= 1.0})
+            bound = ceiling_of(row["scenario"], ceilings)
+            if bound and bound[0]:
+                vs_ceiling = f"{row['rps'] / bound[0]:.2f} of {bound[1]}"
+        idle_peak = f"{row['rss_idle_mib']:.1f} / {row['rss_peak_mib']:.1f}"
+        lines.append(
+            f"| {row['title']} | {row['server']} | {fmt(row['rps'])} | {row['p50_ms']:.2f} "
+            f"| {row['p99_ms']:.2f} | {row['cpu_pct']:.0f} | {idle_peak} "
+            f"| {row['startup_ms']:.0f} | {vs_peer} | {vs_ceiling} | {row['errors']} |")
+    return "\n".join(lines), targets
+
+
+def machine_description() -> dict:
+    cpu_model = "?"
+    with open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as handle:
+        memory_kib = int(handle.readline().split()[1])
+
+    def version(argv):
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+            return (out.stdout or out.stderr).strip().splitlines()[0]
+        except Exception:
+            return "?"
+    return {
+        "cpu": cpu_model, "cores": os.cpu_count(), "memory_gib": round(memory_kib / 1048576, 1),
+        "kernel": platform.release(), "os": platform.platform(),
+        "rustc": version(["rustc", "--version"]), "node": version(["node", "--version"]),
+        "wrk": version(["wrk", "--version"]),
+        "gatehouse": version([ARGS.gatehouse, "version"]),
+    }
+
+
+def write_report(args, rows, ceilings, checks, targets_table, total_seconds, machine) -> str:
+    table, targets = targets_table
+    targets.append({"what": "the whole run (builds excluded) takes < 10 min",
+                    "value": f"{total_seconds / 60:.1f} min", "met": total_seconds < 600})
+    not_idle = [c for c in checks if not c["idle"]]
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `bench/run` (see `bench/README.md`); the latest full run replaces this "
+        "file. Every server was started, seeded and stopped by the script on this machine, "
+        "and the ceilings were measured in the same run.",
+        "",
+        f"- **date**: {date}",
+        f"- **command**: `{args.command}`",
+        f"- **machine**: {machine['cpu']}, {machine['cores']} cores, "
+        f"{machine['memory_gib']} GiB RAM, Linux {machine['kernel']}",
+        f"- **software**: {machine['gatehouse']} (release build), {machine['rustc']}, "
+        f"Node {machine['node']}, {machine['wrk']}, "
+        + ", ".join(f"{k} {v}" for k, v in PEER_VERSIONS.items()),
+        f"- **load shape**: `wrk -t{args.threads} -c{args.connections}` (drivers: "
+        f"{args.connections} concurrent workers), {args.warmup} s warm-up then "
+        f"{args.duration} s measured, per scenario; client and server share the machine",
+        f"- **idle checks** (all cores, 1 s before each section): "
+        + ", ".join(f"{c['section']} {c['busy']:.0%}" + ("" if c["idle"] else " (NOT idle)")
+                    for c in checks),
+        f"- **duration of the run**: {total_seconds / 60:.1f} min (builds excluded)",
+        "",
+    ]
+    if not_idle:
+        lines += [f"> **Warning**: the machine was busy before {len(not_idle)} section(s) "
+                  "(see the idle checks): those figures are low.", ""]
+    lines += [
+        "![Gatehouse, peers and ceilings (requests or operations per second, log scale)]"
+        "(benchmarks.svg)", "",
+        table, "",
+        "## Targets", "",
+        "| target | value | |", "|---|---:|---|",
+    ]
+    lines += [f"| {t['what']} | {t['value']} | {'met' if t['met'] else '**missed**'} |"
+              for t in targets]
+    lines += ["", "## How to read it", "",
+              "- **req/s**: completed requests (for the drivers: completed operations — one "
+              "refresh, or one whole authorization-code flow) per second over the measured "
+              "window; **p50/p99**: latency of one request (one operation) under the load.",
+              "- **server CPU %**: the server process's utime+stime over the measured window "
+              f"(/proc/PID/stat), 100 % = one core; the machine has {machine['cores']} cores and "
+              "the load generator runs on them too.",
+              "- **RSS idle/peak**: VmRSS after start-up and seeding, before any load; VmHWM "
+              "(peak since start) after the scenario.",
+              "- **start-up ms**: from spawning the process to the first 200 on its health "
+              "URL (database already seeded by the CLI).",
+              "- **vs peer**: Gatehouse req/s ÷ the peer's req/s on the matching scenario. "
+              "oidc-provider introspects its opaque tokens (its JWT access tokens are not "
+              "introspectable); better-auth hashes passwords with scrypt (its default), "
+              "Gatehouse with Argon2id.",
+              "- **vs ceiling**: Gatehouse req/s ÷ the relevant ceiling measured in this run: "
+              "HTTP (the minimal axum server under the same load), the signing algorithm "
+              "(signatures/s on all cores), Argon2id with the same parameters (hashes/s on all "
+              "cores), whichever is lowest; a code flow with sign-in is 5 HTTP requests, one "
+              "Argon2id verification and 2 signatures; a signed-in code flow 2 requests and 2 "
+              "signatures.",
+              "- Targets: the issue asks for Gatehouse ≥ its peer on each shared scenario and "
+              "a run under 10 minutes; nothing else is enforced.",
+              ""]
+    if FAILURES:
+        lines += ["## Failures", ""] + [f"- {f}" for f in FAILURES] + [""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+
+FAILURES: list[str] = []
+PEER_VERSIONS: dict[str, str] = {}
+ARGS: argparse.Namespace
+
+
+def peer_versions() -> dict:
+    versions = {}
+    for name in ("oidc-provider", "better-auth"):
+        path = os.path.join(BENCH, "peers", "node_modules", name, "package.json")
+        try:
+            with open(path) as handle:
+                versions[name] = json.load(handle)["version"]
+        except OSError:
+            pass
+    return versions
+
+
+def main() -> int:
+    global ARGS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true",
+                        help="Gatehouse on SQLite only, short scenarios, no report in docs/")
+    parser.add_argument("--gatehouse", required=True)
+    parser.add_argument("--ceiling")
+    parser.add_argument("--crypto-ceiling")
+    parser.add_argument("--duration", type=int)
+    parser.add_argument("--warmup", type=int)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--crypto-seconds", type=float, default=2.0)
+    parser.add_argument("--idle-wait", type=float)
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--postgres-all", action="store_true",
+                        help="also ES256/EdDSA and the OWASP sign-in on PostgreSQL")
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--no-ceilings", action="store_true")
+    parser.add_argument("--postgres-url", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379")
+    parser.add_argument("--output", help="markdown report (default docs/benchmarks.md; "
+                                         "bench/results/smoke.md with --smoke)")
+    parser.add_argument("--command", default="bench/run")
+    args = ARGS = parser.parse_args()
+    if args.smoke:
+        args.duration = args.duration or 2
+        args.warmup = 1 if args.warmup is None else args.warmup
+        args.idle_wait = 5 if args.idle_wait is None else args.idle_wait
+        args.no_postgres = args.no_peers = args.no_ceilings = True
+    else:
+        args.duration = args.duration or 10
+        args.warmup = 2 if args.warmup is None else args.warmup
+        args.idle_wait = 30 if args.idle_wait is None else args.idle_wait
+    results_dir = os.path.join(BENCH, "results")
+    os.makedirs(results_dir, exist_ok=True)
+    output = args.output or (os.path.join(results_dir, "smoke.md") if args.smoke
+                             else os.path.join(REPO, "docs", "benchmarks.md"))
+
+    atexit.register(drop_databases)
+    atexit.register(stop_all)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda number, _frame: sys.exit(128 + number))
+
+    PEER_VERSIONS.update(peer_versions())
+    started = time.monotonic()
+    workdir = tempfile.mkdtemp(prefix="gatehouse-bench-")
+    load = Load(args)
+    rows: list[dict] = []
+    checks: list[dict] = []
+    ceilings: dict = {}
+    try:
+        gatehouse_section(args, load, workdir, "sqlite", rows, checks)
+        if not args.no_postgres:
+            try:
+                gatehouse_section(args, load, workdir, "postgres", rows, checks)
+            except Exception as error:
+                log(f"   PostgreSQL section FAILED: {error}")
+                FAILURES.append(f"PostgreSQL section: {error}")
+            finally:
+                drop_databases()
+        if not args.no_peers:
+            peers_section(args, load, workdir, rows, checks)
+        if not args.no_ceilings:
+            ceilings = ceilings_section(args, load, workdir, rows, checks)
+    finally:
+        stop_all()
+        drop_databases()
+        if FAILURES:
+            log(f"\nserver logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    total = time.monotonic() - started
+
+    machine = machine_description()
+    table = build_table(rows, ceilings)
+    report = write_report(args, rows, ceilings, checks, table, total, machine)
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w") as handle:
+        handle.write(report)
+    raw = {"machine": machine, "args": vars(args), "rows": rows, "ceilings": ceilings,
+           "idle_checks": checks, "failures": FAILURES, "seconds": total,
+           "peers": PEER_VERSIONS}
+    raw_path = os.path.join(results_dir, "smoke.json" if args.smoke else "latest.json")
+    with open(raw_path, "w") as handle:
+        json.dump(raw, handle, indent=1)
+    if not args.smoke:
+        svg = os.path.join(os.path.dirname(os.path.abspath(output)), "benchmarks.svg")
+        subprocess.run([sys.executable, os.path.join(BENCH, "chart.py"), raw_path, svg],
+                       check=True, timeout=60)
+        log(f"\nwrote {output}, {svg} and {raw_path}")
+    else:
+        log(f"\nwrote {output} and {raw_path}")
+
+    log("\n" + table[0] + "\n")
+    for target in table[1]:
+        log(f"target: {target['what']}: {target['value']} "
+            f"({'met' if target['met'] else 'missed'})")
+    errors = [row for row in rows if row.get("errors") or not row.get("rps")]
+    if FAILURES or errors:
+        log(f"\n{len(FAILURES)} failure(s), {len(errors)} scenario(s) with errors "
+            "or no throughput")
+        for failure in FAILURES:
+            log(f"  - {failure.splitlines()[0]}")
+        return 1
+    log(f"bench: {len(rows)} rows in {total:.0f} s, no errors")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
