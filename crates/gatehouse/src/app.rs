@@ -282,6 +282,12 @@ async fn apply_declared_clients(config: &Config, oauth: &OAuthService) -> Result
 pub async fn build(config: Config) -> Result<App, StartupError> {
     let core = build_core(config).await?;
     let hashing = hashing_pool(&core.config, &core.master_keys)?;
+    // The dummy hash for unknown accounts is made in the background: start-up stays fast and
+    // the first unknown-account sign-in costs no more than the others.
+    tokio::spawn({
+        let hashing = hashing.clone();
+        async move { hashing.warm_up().await }
+    });
     let tokens = core.tokens();
     let accounts = Arc::new(core.accounts(hashing.clone(), tokens.clone())?);
     let oauth = Arc::new(core.oauth(accounts.clone(), tokens));

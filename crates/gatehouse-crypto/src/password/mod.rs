@@ -87,8 +87,10 @@ pub struct PasswordHasher {
     params: Params,
     current_pepper: Pepper,
     previous_peppers: Vec<Pepper>,
-    /// A real hash of a random password, verified against by `dummy_verify`.
-    dummy_hash: String,
+    /// A real hash of a random password, verified against by `dummy_verify`. Made on first
+    /// use (or by [`PasswordHasher::warm_up`]) rather than in `new`, so start-up does not pay
+    /// for a full Argon2id computation.
+    dummy_hash: std::sync::OnceLock<String>,
 }
 
 impl PasswordHasher {
@@ -97,8 +99,7 @@ impl PasswordHasher {
     pub const MAX_PASSWORD_BYTES: usize = 4096;
 
     /// A hasher with these settings, hashing with `current_pepper` and still verifying
-    /// hashes made with `previous_peppers`. Computes one hash (for `dummy_verify`), so it
-    /// takes as long as one `hash` call.
+    /// hashes made with `previous_peppers`. Cheap: the dummy hash is made later.
     pub fn new(
         settings: Argon2Settings,
         current_pepper: Pepper,
@@ -120,15 +121,13 @@ impl PasswordHasher {
             .keyid(keyid)
             .build()
             .map_err(|e| CryptoError::InvalidSettings(format!("argon2: {e}")))?;
-        let mut hasher = PasswordHasher {
+        Ok(PasswordHasher {
             settings,
             params,
             current_pepper,
             previous_peppers,
-            dummy_hash: String::new(),
-        };
-        hasher.dummy_hash = hasher.hash(random_token().as_bytes())?;
-        Ok(hasher)
+            dummy_hash: std::sync::OnceLock::new(),
+        })
     }
 
     /// A PHC string for `password`, with a fresh 16-byte random salt.
@@ -193,7 +192,19 @@ impl PasswordHasher {
     /// account does not exist, so response time does not reveal which accounts exist.
     pub fn dummy_verify(&self, password: &[u8]) {
         // The outcome is meaningless by design; only the time spent matters.
-        let _ = self.verify(password, &self.dummy_hash);
+        let _ = self.verify(password, self.dummy_hash());
+    }
+
+    /// Makes the dummy hash now (blocking), so the first unknown-account sign-in is not slower
+    /// than the others. Run it off the async runtime after start-up.
+    pub fn warm_up(&self) {
+        let _ = self.dummy_hash();
+    }
+
+    fn dummy_hash(&self) -> &str {
+        // Settings were validated in `new`, so hashing cannot fail for a parameter reason; if
+        // it ever did, an empty string makes `verify` fail fast — still no panic.
+        self.dummy_hash.get_or_init(|| self.hash(random_token().as_bytes()).unwrap_or_default())
     }
 
     /// The settings new hashes are made with.

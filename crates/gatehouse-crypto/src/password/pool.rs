@@ -63,6 +63,11 @@ impl HashingPool {
         self.run(move |hasher| hasher.verify(password.expose_secret().as_bytes(), &phc)).await?
     }
 
+    /// Makes the dummy hash on the blocking pool (call once after start-up).
+    pub async fn warm_up(&self) {
+        let _ = self.run(|hasher| hasher.warm_up()).await;
+    }
+
     /// See [`PasswordHasher::dummy_verify`]. Goes through the same queue as `verify`, so
     /// waiting time does not tell unknown accounts apart either.
     pub async fn dummy_verify(&self, password: SecretString) {
