@@ -935,6 +935,9 @@ def main() -> int:
                                          "bench/results/smoke.md with --smoke)")
     parser.add_argument("--command", default="bench/run")
     args = ARGS = parser.parse_args()
+    for name in ("gatehouse", "ceiling", "crypto_ceiling"):
+        if getattr(args, name):
+            setattr(args, name, os.path.abspath(getattr(args, name)))
     if args.smoke:
         args.duration = args.duration or 2
         args.warmup = 1 if args.warmup is None else args.warmup

@@ -9,7 +9,7 @@
 import http from 'node:http';
 import Database from 'better-sqlite3';
 import { betterAuth } from 'better-auth';
-import { getMigrations } from 'better-auth/db';
+import { getMigrations } from 'better-auth/db/migration';
 import { toNodeHandler } from 'better-auth/node';
 
 const port = Number(process.argv[2] || 3001);

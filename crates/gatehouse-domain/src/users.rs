@@ -62,6 +62,13 @@ pub trait UserStore: Send + Sync {
     /// `StoreError::Conflict` and writes nothing.
     async fn insert_user(&self, user: &UserRecord, events: &[AuditEvent])
     -> Result<(), StoreError>;
+    /// Inserts many users in one transaction, skipping those whose email digest or username
+    /// is already taken; answers how many were inserted. For bulk imports.
+    async fn insert_users_skipping_existing(
+        &self,
+        users: &[UserRecord],
+        events: &[AuditEvent],
+    ) -> Result<u64, StoreError>;
     async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
     async fn user_by_email_digest(&self, digest: &[u8]) -> Result<Option<UserRecord>, StoreError>;
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;

@@ -99,8 +99,61 @@ macro_rules! update_user_row {
 }
 pub(crate) use update_user_row;
 
+/// Inserts one user row inside `$executor`; `$suffix` may add `ON CONFLICT DO NOTHING`.
+macro_rules! insert_user_row {
+    ($executor:expr, $user:expr, $suffix:literal) => {
+        sqlx::query(concat!(
+            "INSERT INTO users (id, email_ciphertext, email_digest, username, first_name, last_name, ",
+            "image_url, email_verified_at, password_hash, password_changed_at, failed_sign_in_attempts, ",
+            "locked_until, suspended_at, last_sign_in_at, public_metadata, private_metadata, system_role, ",
+            "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, ",
+            "$15, $16, $17, $18, $19)",
+            $suffix
+        ))
+        .bind($user.id.as_str())
+        .bind($user.email_ciphertext.as_deref())
+        .bind($user.email_digest.as_deref())
+        .bind($user.username.as_deref())
+        .bind($user.first_name.as_deref())
+        .bind($user.last_name.as_deref())
+        .bind($user.image_url.as_deref())
+        .bind($user.email_verified_at)
+        .bind($user.password_hash.as_deref())
+        .bind($user.password_changed_at)
+        .bind($user.failed_sign_in_attempts)
+        .bind($user.locked_until)
+        .bind($user.suspended_at)
+        .bind($user.last_sign_in_at)
+        .bind($user.public_metadata.as_str())
+        .bind($user.private_metadata.as_str())
+        .bind($user.system_role.as_deref())
+        .bind($user.created_at)
+        .bind($user.updated_at)
+        .execute($executor)
+        .await
+        .map_err(map_sqlx_error)
+    };
+}
+
 #[async_trait]
 impl UserStore for Database {
+    async fn insert_users_skipping_existing(
+        &self,
+        users: &[UserRecord],
+        events: &[AuditEvent],
+    ) -> Result<u64, StoreError> {
+        with_pool!(self, pool => {
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            let mut inserted = 0;
+            for user in users {
+                inserted += insert_user_row!(&mut *transaction, user, " ON CONFLICT DO NOTHING")?.rows_affected();
+            }
+            insert_events!(&mut *transaction, events);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            Ok(inserted)
+        })
+    }
+
     async fn insert_user(
         &self,
         user: &UserRecord,
@@ -108,35 +161,7 @@ impl UserStore for Database {
     ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            sqlx::query(
-                "INSERT INTO users (id, email_ciphertext, email_digest, username, first_name, \
-                 last_name, image_url, email_verified_at, password_hash, password_changed_at, \
-                 failed_sign_in_attempts, locked_until, suspended_at, last_sign_in_at, \
-                 public_metadata, private_metadata, system_role, created_at, updated_at) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-            )
-            .bind(user.id.as_str())
-            .bind(user.email_ciphertext.as_deref())
-            .bind(user.email_digest.as_deref())
-            .bind(user.username.as_deref())
-            .bind(user.first_name.as_deref())
-            .bind(user.last_name.as_deref())
-            .bind(user.image_url.as_deref())
-            .bind(user.email_verified_at)
-            .bind(user.password_hash.as_deref())
-            .bind(user.password_changed_at)
-            .bind(user.failed_sign_in_attempts)
-            .bind(user.locked_until)
-            .bind(user.suspended_at)
-            .bind(user.last_sign_in_at)
-            .bind(user.public_metadata.as_str())
-            .bind(user.private_metadata.as_str())
-            .bind(user.system_role.as_deref())
-            .bind(user.created_at)
-            .bind(user.updated_at)
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_sqlx_error)?;
+            insert_user_row!(&mut *transaction, user, "")?;
             insert_events!(&mut *transaction, events);
             transaction.commit().await.map_err(map_sqlx_error)?;
         });

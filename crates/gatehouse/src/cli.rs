@@ -85,6 +85,16 @@ pub enum ClientCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
+    /// Import users from a JSON Lines file, one object per line: {"email", "username"?,
+    /// "first_name"?, "last_name"?, "password_hash"?, "email_verified"?}. Existing emails and
+    /// usernames are skipped; progress goes to stderr.
+    Import {
+        #[arg(long)]
+        file: std::path::PathBuf,
+        /// Users per transaction.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+    },
     /// Create a user (the password must pass the password policy).
     Create {
         #[arg(long)]
@@ -276,6 +286,31 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
             }
             Ok(())
         }
+        Command::User(UserCommand::Import { file, batch_size }) => {
+            let core = app::build_core(config).await?;
+            let hashing = app::hashing_pool(&core.config, &core.master_keys)?;
+            let accounts = core.accounts(hashing, core.tokens())?;
+            let outcome = import_users(&accounts, file, (*batch_size).clamp(1, 10_000)).await;
+            core.database.close().await;
+            let (report, lines) = outcome?;
+            if json_output {
+                println!(
+                    "{}",
+                    json!({ "lines": lines, "imported": report.imported, "skipped": report.skipped, "invalid": report.invalid })
+                );
+            } else {
+                println!(
+                    "{lines} lines: {} imported, {} skipped (email or username taken), {} invalid",
+                    report.imported,
+                    report.skipped,
+                    report.invalid.len()
+                );
+                for (line, problem) in report.invalid.iter().take(20) {
+                    println!("  line {line}: {problem}");
+                }
+            }
+            Ok(())
+        }
         Command::AdminKey(AdminKeyCommand::Create { name }) => {
             let core = app::build_core(config).await?;
             let created = core.admin_keys().create(name, &cli_context()).await;
@@ -307,6 +342,81 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
             Ok(())
         }
     }
+}
+
+/// Reads the JSON Lines file in batches; `invalid` positions in the report are line numbers.
+async fn import_users(
+    accounts: &gatehouse_domain::accounts::AccountService,
+    file: &std::path::Path,
+    batch_size: usize,
+) -> Result<(gatehouse_domain::accounts::ImportReport, usize), StartupError> {
+    use gatehouse_domain::accounts::{ImportReport, ImportedUser};
+    use std::io::BufRead;
+    let reader = std::fs::File::open(file).map(std::io::BufReader::new).map_err(|error| {
+        StartupError::Rejected(format!("cannot read {}: {error}", file.display()))
+    })?;
+    let started = std::time::Instant::now();
+    let mut total = ImportReport::default();
+    let mut batch: Vec<ImportedUser> = Vec::with_capacity(batch_size);
+    let mut batch_lines: Vec<usize> = Vec::with_capacity(batch_size);
+    let mut lines = 0;
+    let admin = AdminPrincipal::system();
+    for line in reader.lines() {
+        let line =
+            line.map_err(|error| StartupError::Rejected(format!("{}: {error}", file.display())))?;
+        lines += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<ImportedUser>(&line) {
+            Ok(user) => {
+                batch.push(user);
+                batch_lines.push(lines);
+            }
+            Err(error) => total.invalid.push((lines, format!("not a user object: {error}"))),
+        }
+        if batch.len() == batch_size {
+            flush_batch(accounts, &admin, std::mem::take(&mut batch), &batch_lines, &mut total)
+                .await?;
+            batch_lines.clear();
+            eprint!(
+                "\rimported {} users ({lines} lines, {:.1} s)",
+                total.imported,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    if !batch.is_empty() {
+        flush_batch(accounts, &admin, batch, &batch_lines, &mut total).await?;
+    }
+    eprintln!(
+        "\rimported {} users ({lines} lines, {:.1} s)",
+        total.imported,
+        started.elapsed().as_secs_f64()
+    );
+    Ok((total, lines))
+}
+
+async fn flush_batch(
+    accounts: &gatehouse_domain::accounts::AccountService,
+    admin: &AdminPrincipal,
+    batch: Vec<gatehouse_domain::accounts::ImportedUser>,
+    batch_lines: &[usize],
+    total: &mut gatehouse_domain::accounts::ImportReport,
+) -> Result<(), StartupError> {
+    let report = accounts
+        .admin_import_users(admin, batch, &cli_context())
+        .await
+        .map_err(|error| StartupError::Rejected(describe_rejection(&error)))?;
+    total.imported += report.imported;
+    total.skipped += report.skipped;
+    total.invalid.extend(
+        report
+            .invalid
+            .into_iter()
+            .map(|(index, problem)| (batch_lines.get(index).copied().unwrap_or(0), problem)),
+    );
+    Ok(())
 }
 
 fn cli_context() -> RequestContext {

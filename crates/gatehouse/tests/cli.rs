@@ -380,3 +380,54 @@ async fn clients_declared_in_the_file_are_applied_at_start() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("clients[0]"), "{stderr}");
 }
+
+/// `gatehouse user import` reads JSON Lines in batches: valid rows are imported, taken emails
+/// skipped, invalid lines reported by number; imported password hashes sign in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_imported_in_bulk() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut env = base_env();
+    env.push(("GATEHOUSE_MASTER_KEY".into(), gatehouse_crypto::MasterKey::generate().encode()));
+    let file = directory.path().join("users.jsonl");
+    let mut lines: Vec<String> =
+        (0..2500).map(|index| format!(r#"{{"email":"user{index}@example.com"}}"#)).collect();
+    lines.push(r#"{"email":"not-an-email"}"#.into());
+    lines.push("this is not json".into());
+    lines.push(r#"{"email":"user7@example.com"}"#.into());
+    lines.push(
+        r#"{"email":"legacy@example.com","password_hash":"$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW","email_verified":true}"#
+            .into(),
+    );
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let path = file.display().to_string();
+    let (code, stdout, stderr) = run(
+        directory.path(),
+        &env,
+        &["user", "import", "--file", &path, "--batch-size", "1000", "--json"],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        (report["imported"].as_u64(), report["skipped"].as_u64()),
+        (Some(2501), Some(1)),
+        "{report}"
+    );
+    let invalid_lines: Vec<u64> = report["invalid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry[0].as_u64().unwrap())
+        .collect();
+    assert_eq!(invalid_lines, [2501, 2502]);
+
+    let (child, url) = serve(directory.path(), &env).await;
+    let sign_in = reqwest::Client::new()
+        .post(format!("{url}/v1/auth/sign-in"))
+        .json(&serde_json::json!({ "email": "legacy@example.com", "password": "U*U" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sign_in.status(), 200, "an imported bcrypt hash signs in");
+    terminate(child).await;
+}

@@ -31,7 +31,7 @@ use crate::sessions::{SessionRecord, SessionStore};
 use crate::tokens::TokenService;
 use crate::users::{UserRecord, UserStore};
 
-pub use admin::{AdminUserUpdate, NewUserByAdmin, UserPage};
+pub use admin::{AdminUserUpdate, ImportReport, ImportedUser, NewUserByAdmin, UserPage};
 pub use email::Email;
 pub use profile::ProfileUpdate;
 pub use sign_in::{Identifier, SignIn};
