@@ -394,6 +394,7 @@ async fn import_users(
         total.imported,
         started.elapsed().as_secs_f64()
     );
+    total.invalid.sort_by_key(|(line, _)| *line);
     Ok((total, lines))
 }
 
