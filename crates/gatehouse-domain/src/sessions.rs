@@ -76,6 +76,12 @@ pub trait SessionStore: Send + Sync {
 
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
 
+    /// A session and its user in one round trip (the bearer check on every request).
+    async fn session_with_user(
+        &self,
+        id: &str,
+    ) -> Result<Option<(SessionRecord, UserRecord)>, StoreError>;
+
     /// The token with this digest and its session.
     async fn refresh_token(
         &self,

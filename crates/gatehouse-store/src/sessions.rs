@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use crate::audit::insert_events;
 use crate::error::map_sqlx_error;
-use crate::users::update_user_row;
+use crate::users::{update_user_row, user_from_row};
 use crate::{Database, with_pool};
 
 macro_rules! select_sessions {
@@ -114,6 +114,29 @@ impl SessionStore for Database {
                 Some(row) => Ok(Some(session_from_row!(row, ""))),
                 None => Ok(None),
             }
+        })
+    }
+
+    async fn session_with_user(
+        &self,
+        id: &str,
+    ) -> Result<Option<(SessionRecord, UserRecord)>, StoreError> {
+        const SQL: &str = "SELECT u.id, u.email_ciphertext, u.email_digest, u.username, u.first_name, \
+            u.last_name, u.image_url, u.email_verified_at, u.password_hash, u.password_changed_at, \
+            u.failed_sign_in_attempts, u.locked_until, u.suspended_at, u.last_sign_in_at, \
+            u.public_metadata, u.private_metadata, u.system_role, u.created_at, u.updated_at, \
+            s.id AS s_id, s.user_id AS s_user_id, s.user_agent AS s_user_agent, s.ip AS s_ip, \
+            s.created_at AS s_created_at, s.last_used_at AS s_last_used_at, s.expires_at AS s_expires_at, \
+            s.revoked_at AS s_revoked_at, s.revoked_reason AS s_revoked_reason, s.client_id AS s_client_id, \
+            s.scope AS s_scope, s.auth_time AS s_auth_time, s.nonce AS s_nonce \
+            FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
+        with_pool!(self, pool => {
+            let Some(row) = sqlx::query(SQL).bind(id).fetch_optional(pool).await.map_err(map_sqlx_error)? else {
+                return Ok(None);
+            };
+            let session = session_from_row!(&row, "s_");
+            let user = user_from_row!(&row);
+            Ok(Some((session, user)))
         })
     }
 

@@ -52,6 +52,8 @@ macro_rules! user_from_row {
     }};
 }
 
+pub(crate) use user_from_row;
+
 /// Fetches at most one user matching `$sql` with one bound parameter.
 macro_rules! fetch_user {
     ($database:expr, $sql:expr, $param:expr) => {

@@ -24,11 +24,11 @@ impl AccountService {
         }
         let now = self.clock.now();
         let sid = claims.sid.as_deref().ok_or(DomainError::InvalidToken)?;
-        let session = self.store.session(sid).await?.ok_or(DomainError::InvalidToken)?;
+        let (session, user) =
+            self.store.session_with_user(sid).await?.ok_or(DomainError::InvalidToken)?;
         if !session.is_active(now) || session.user_id != claims.sub || session.client_id.is_some() {
             return Err(DomainError::InvalidToken);
         }
-        let user = self.store.user_by_id(&claims.sub).await?.ok_or(DomainError::InvalidToken)?;
         if user.suspended_at.is_some() {
             return Err(DomainError::InvalidToken);
         }
