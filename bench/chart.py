@@ -93,7 +93,7 @@ def main() -> int:
                        f'height="{bar_h - 2}" fill="{COLOURS[kind]}"><title>{escape(label)}: '
                        f'{value:,.1f}/s</title></rect>')
             out.append(f'<text x="{x(value) + 4:.1f}" y="{y + bar_h - 3}" fill="#333">'
-                       f'{value:,.0f}</text>')
+                       + (f'{value:,.0f}' if value >= 100 else f'{value:.1f}') + '</text>')
             y += bar_h
         y += gap
     out.append("</svg>")

@@ -9,13 +9,18 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use gatehouse_crypto::jsonwebtoken::Validation;
 use gatehouse_crypto::{
-    Argon2Settings, Digester, FieldCipher, MasterKey, PasswordHasher, Pepper, PublicKeySet,
-    SigningAlgorithm, SigningKey,
+    Argon2Settings, Digester, FieldCipher, HashingPool, MasterKey, PasswordHasher, Pepper,
+    PublicKeySet, SigningAlgorithm, SigningKey,
 };
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 fn hasher(settings: Argon2Settings) -> PasswordHasher {
     PasswordHasher::new(settings, Pepper::from_master(&MasterKey::generate(), 1), vec![]).unwrap()
+}
+
+fn password() -> SecretString {
+    SecretString::from("correct horse battery staple".to_owned())
 }
 
 fn argon2id(c: &mut Criterion) {
@@ -25,6 +30,23 @@ fn argon2id(c: &mut Criterion) {
     let production = hasher(Argon2Settings::default());
     group.bench_function("hash m=65536,t=3,p=4 (default)", |b| {
         b.iter(|| production.hash(black_box(b"correct horse battery staple")).unwrap())
+    });
+    // The same hash through the pool, as the server makes it: a dedicated worker thread that
+    // keeps its Argon2 memory between hashes, answering an async caller.
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let pool = HashingPool::new(hasher(Argon2Settings::default()), 1);
+    group.bench_function("pool hash m=65536,t=3,p=4 (default)", |b| {
+        b.iter(|| runtime.block_on(pool.hash(password())).unwrap())
+    });
+    // OWASP's minimum (19 MiB, 2 passes, 1 lane), the setting of the sign-in load benchmark.
+    let owasp = Argon2Settings { memory_kib: 19456, iterations: 2, parallelism: 1 };
+    let direct = hasher(owasp.clone());
+    group.bench_function("hash m=19456,t=2,p=1", |b| {
+        b.iter(|| direct.hash(black_box(b"correct horse battery staple")).unwrap())
+    });
+    let pool = HashingPool::new(hasher(owasp), 1);
+    group.bench_function("pool hash m=19456,t=2,p=1", |b| {
+        b.iter(|| runtime.block_on(pool.hash(password())).unwrap())
     });
     let small = hasher(Argon2Settings { memory_kib: 1024, iterations: 1, parallelism: 1 });
     group.bench_function("hash m=1024,t=1,p=1 (test)", |b| {

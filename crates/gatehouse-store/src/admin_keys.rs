@@ -19,6 +19,7 @@ impl AdminKeyStore for Database {
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             sqlx::query(
                 "INSERT INTO admin_api_keys (id, name, key_digest, created_at, last_used_at, revoked_at) \
@@ -65,6 +66,7 @@ impl AdminKeyStore for Database {
 
     async fn touch_admin_key(&self, id: &str, now: i64) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             sqlx::query("UPDATE admin_api_keys SET last_used_at = $2 WHERE id = $1")
                 .bind(id)
                 .bind(now)

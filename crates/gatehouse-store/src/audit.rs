@@ -42,6 +42,7 @@ pub(crate) use insert_events;
 impl AuditStore for Database {
     async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             insert_events!(&mut *transaction, events);
             transaction.commit().await.map_err(map_sqlx_error)?;

@@ -56,6 +56,7 @@ macro_rules! fetch_device {
 impl DeviceCodeStore for Database {
     async fn insert_device_code(&self, record: &DeviceCodeRecord) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             // Expired codes go first, so the table (and the user-code space) stays small.
             sqlx::query("DELETE FROM device_codes WHERE expires_at < $1")
                 .bind(record.created_at - 3600)
@@ -108,6 +109,7 @@ impl DeviceCodeStore for Database {
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             let decided = sqlx::query(
                 "UPDATE device_codes SET status = $2, user_id = $3, auth_time = $4 \
@@ -137,6 +139,7 @@ impl DeviceCodeStore for Database {
         interval_seconds: i64,
     ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             sqlx::query("UPDATE device_codes SET last_polled_at = $2, interval_seconds = $3 WHERE device_code_digest = $1")
                 .bind(digest)
                 .bind(now)
@@ -150,6 +153,7 @@ impl DeviceCodeStore for Database {
 
     async fn consume_device_code(&self, digest: &[u8]) -> Result<bool, StoreError> {
         let consumed = with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             sqlx::query("UPDATE device_codes SET status = 'consumed' WHERE device_code_digest = $1 AND status = 'approved'")
                 .bind(digest)
                 .execute(pool)

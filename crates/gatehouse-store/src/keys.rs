@@ -73,6 +73,7 @@ impl SigningKeyStore for Database {
     async fn insert_active_key_if_none(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {
         // ON CONFLICT DO NOTHING covers the partial unique index on the active state, so two
         // instances starting together leave exactly one active key.
+        let _write = self.write_guard().await;
         let result = with_pool!(self, pool => insert_key!(pool, key, " ON CONFLICT DO NOTHING")?.rows_affected());
         Ok(result == 1)
     }
@@ -84,6 +85,7 @@ impl SigningKeyStore for Database {
         publish_until: i64,
     ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             sqlx::query(
                 "UPDATE signing_keys SET state = 'retired', retired_at = $1, publish_until = $2 \

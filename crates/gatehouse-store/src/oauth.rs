@@ -88,6 +88,7 @@ impl OAuthStore for Database {
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             sqlx::query(
                 "INSERT INTO oauth_clients (client_id, name, secret_digest, previous_secret_digest, \
@@ -161,6 +162,7 @@ impl OAuthStore for Database {
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             sqlx::query(
                 "UPDATE oauth_clients SET name = $2, secret_digest = $3, previous_secret_digest = $4, \
@@ -199,6 +201,7 @@ impl OAuthStore for Database {
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             // Sessions granted to the client end with it.
             sqlx::query("UPDATE sessions SET revoked_at = $2, revoked_reason = 'client_deleted' WHERE client_id = $1 AND revoked_at IS NULL")
@@ -226,6 +229,7 @@ impl OAuthStore for Database {
         code: &AuthorizationCodeRecord,
     ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             sqlx::query(
                 "INSERT INTO authorization_codes (code_digest, client_id, user_id, browser_session_id, \
                  redirect_uri, scope, nonce, code_challenge, auth_time, created_at, expires_at) VALUES \
@@ -255,6 +259,7 @@ impl OAuthStore for Database {
         now: i64,
     ) -> Result<Option<(AuthorizationCodeRecord, bool)>, StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             // Writing first makes concurrent exchanges of one code queue on the row (and on
             // SQLite's write lock); exactly one sees it unused.
@@ -298,6 +303,7 @@ impl OAuthStore for Database {
 
     async fn set_code_session(&self, digest: &[u8], session_id: &str) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             sqlx::query("UPDATE authorization_codes SET issued_session_id = $2 WHERE code_digest = $1")
                 .bind(digest)
                 .bind(session_id)
@@ -333,6 +339,7 @@ impl OAuthStore for Database {
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             sqlx::query(
                 "INSERT INTO consents (user_id, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4) \
@@ -386,6 +393,7 @@ impl OAuthStore for Database {
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             let deleted = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
                 .bind(user_id)
@@ -421,6 +429,7 @@ impl OAuthStore for Database {
         now: i64,
     ) -> Result<bool, StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             sqlx::query("DELETE FROM used_client_assertions WHERE expires_at < $1")
                 .bind(now)
                 .execute(pool)
@@ -442,6 +451,7 @@ impl OAuthStore for Database {
 
     async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             sqlx::query("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(jti)
                 .bind(expires_at)

@@ -71,6 +71,7 @@ impl SessionStore for Database {
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             update_user_row!(&mut *transaction, user)?;
             sqlx::query(
@@ -175,6 +176,7 @@ impl SessionStore for Database {
         now: i64,
     ) -> Result<bool, StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             // The first statement writes, so on SQLite the transaction takes the write lock
             // at once (waiting on the busy timeout) instead of failing on an upgrade; on
@@ -213,6 +215,7 @@ impl SessionStore for Database {
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             let revoked = sqlx::query(
                 "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL",

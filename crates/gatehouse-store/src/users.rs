@@ -145,6 +145,7 @@ impl UserStore for Database {
         events: &[AuditEvent],
     ) -> Result<u64, StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             let mut inserted = 0;
             for user in users {
@@ -162,6 +163,7 @@ impl UserStore for Database {
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             insert_user_row!(&mut *transaction, user, "")?;
             insert_events!(&mut *transaction, events);
@@ -188,6 +190,7 @@ impl UserStore for Database {
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             update_user_row!(&mut *transaction, user)?;
             insert_events!(&mut *transaction, events);
@@ -217,6 +220,7 @@ impl UserStore for Database {
                 ELSE NULL END \
             WHERE id = $1 RETURNING failed_sign_in_attempts, locked_until";
         let outcome = with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             let row = sqlx::query(SQL)
                 .bind(user_id)
@@ -251,6 +255,7 @@ impl UserStore for Database {
         let keep = keep_session.unwrap_or("");
         let history_size = i64::try_from(history_size).unwrap_or(i64::MAX);
         with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             sqlx::query(
                 "INSERT INTO password_history (user_id, password_hash, created_at) \
@@ -316,6 +321,7 @@ impl UserStore for Database {
         events: &[AuditEvent],
     ) -> Result<u64, StoreError> {
         let revoked = with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             update_user_row!(&mut *transaction, user)?;
             let revoked = sqlx::query(
@@ -338,6 +344,7 @@ impl UserStore for Database {
 
     async fn delete_user(&self, user_id: &str, events: &[AuditEvent]) -> Result<bool, StoreError> {
         let deleted = with_pool!(self, pool => {
+            let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
                 .bind(user_id)

@@ -16,23 +16,24 @@ mod pool;
 
 use std::fmt;
 
-use argon2::password_hash::{self, PasswordHash, SaltString};
-use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, KeyId, Params, ParamsBuilder, Version};
-use argon2::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, KeyId, Params, ParamsBuilder, Version};
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 pub use legacy::LegacyFormat;
 pub use pool::HashingPool;
 
 use crate::digest::hmac_sha256;
-use crate::token::{random_bytes, random_token};
+use crate::token::{constant_time_eq, random_bytes, random_token};
 use crate::{CryptoError, MasterKey};
 
 /// Argon2 output length in bytes; fixed so that `needs_rehash` can compare it.
 const OUTPUT_BYTES: usize = 32;
 /// Salt length in bytes (the PHC recommendation is at least 16).
 const SALT_BYTES: usize = 16;
+/// The longest salt a PHC string can carry (`password_hash::Salt::MAX_LENGTH`), decoded.
+const MAX_PHC_SALT_BYTES: usize = 64;
 
 /// Argon2id cost parameters. The defaults (64 MiB, 3 passes, 4 lanes) follow RFC 9106's
 /// second recommended option for memory-constrained settings.
@@ -132,13 +133,42 @@ impl PasswordHasher {
 
     /// A PHC string for `password`, with a fresh 16-byte random salt.
     pub fn hash(&self, password: &[u8]) -> Result<String, CryptoError> {
+        self.hash_in(password, None)
+    }
+
+    /// [`PasswordHasher::hash`], computing in `memory` when given (see [`Argon2Memory`]).
+    fn hash_in(
+        &self,
+        password: &[u8],
+        memory: Option<&mut Argon2Memory>,
+    ) -> Result<String, CryptoError> {
         let input = self.peppered(&self.current_pepper, password)?;
-        let salt = SaltString::encode_b64(&random_bytes::<SALT_BYTES>())
-            .map_err(|e| CryptoError::Internal(format!("salt: {e}")))?;
-        let hash = argon2id(self.params.clone())
-            .hash_password(input.as_ref(), &salt)
-            .map_err(|e| CryptoError::Internal(format!("argon2: {e}")))?;
-        Ok(hash.to_string())
+        self.hash_peppered(input.as_ref(), &random_bytes::<SALT_BYTES>(), memory)
+    }
+
+    /// The PHC string of Argon2id over the (already peppered) `input` with `salt`. Formatted
+    /// here rather than by `argon2`'s `PasswordHasher::hash_password`, which cannot be given
+    /// memory; the string is the same one that makes (a test compares them).
+    fn hash_peppered(
+        &self,
+        input: &[u8],
+        salt: &[u8],
+        memory: Option<&mut Argon2Memory>,
+    ) -> Result<String, CryptoError> {
+        let internal =
+            |what: &str, e: &dyn fmt::Display| CryptoError::Internal(format!("{what}: {e}"));
+        let salt_string = SaltString::encode_b64(salt).map_err(|e| internal("salt", &e))?;
+        let mut output = [0u8; OUTPUT_BYTES];
+        self.compute(self.params.clone(), Version::V0x13, input, salt, &mut output, memory)
+            .map_err(|e| internal("argon2", &e))?;
+        let phc = PasswordHash {
+            algorithm: ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(|e| internal("argon2", &e))?,
+            salt: Some(salt_string.as_salt()),
+            hash: Some(Output::new(&output).map_err(|e| internal("argon2", &e))?),
+        };
+        Ok(phc.to_string())
     }
 
     /// Whether `password` matches `phc`: `Ok(false)` for a wrong password,
@@ -147,22 +177,69 @@ impl PasswordHasher {
     /// A hash imported from another system ([`legacy::detect`] recognises it) is verified
     /// without pepper by [`legacy::verify_legacy`]; anything else unknown is `InvalidHash`.
     pub fn verify(&self, password: &[u8], phc: &str) -> Result<bool, CryptoError> {
+        self.verify_in(password, phc, None)
+    }
+
+    /// [`PasswordHasher::verify`], computing in `memory` when given (see [`Argon2Memory`]).
+    fn verify_in(
+        &self,
+        password: &[u8],
+        phc: &str,
+        memory: Option<&mut Argon2Memory>,
+    ) -> Result<bool, CryptoError> {
         if legacy::detect(phc).is_some() {
+            // Other algorithms and foreign parameters: their own allocating verifiers.
             return legacy::verify_legacy(password, phc);
         }
         let hash = PasswordHash::new(phc).map_err(|_| CryptoError::InvalidHash)?;
         if hash.algorithm != ARGON2ID_IDENT {
             return Err(CryptoError::InvalidHash);
         }
+        // The version and parameters (output length included) recorded in the hash, as
+        // `argon2`'s own `verify_password` takes them; a missing version means 0x13.
         let params = Params::try_from(&hash).map_err(|_| CryptoError::InvalidHash)?;
+        let version = hash
+            .version
+            .map(Version::try_from)
+            .transpose()
+            .map_err(|_| CryptoError::InvalidHash)?
+            .unwrap_or_default();
         let pepper = self.pepper_for(params.keyid()).ok_or(CryptoError::InvalidHash)?;
         let input = self.peppered(pepper, password)?;
-        // `verify_password` recomputes with the algorithm, version and parameters recorded
-        // in `hash` and compares the outputs in constant time.
-        match argon2id(params).verify_password(input.as_ref(), &hash) {
-            Ok(()) => Ok(true),
-            Err(password_hash::Error::Password) => Ok(false),
-            Err(_) => Err(CryptoError::InvalidHash),
+        let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+            // What `verify_password` answers for a hash without salt or output.
+            return Ok(false);
+        };
+        let mut salt_buf = [0u8; MAX_PHC_SALT_BYTES];
+        let salt = salt.decode_b64(&mut salt_buf).map_err(|_| CryptoError::InvalidHash)?;
+        let mut computed = [0u8; Output::MAX_LENGTH];
+        let computed = computed.get_mut(..expected.len()).ok_or(CryptoError::InvalidHash)?;
+        self.compute(params, version, input.as_ref(), salt, computed, memory)
+            .map_err(|_| CryptoError::InvalidHash)?;
+        Ok(constant_time_eq(computed, expected.as_bytes()))
+    }
+
+    /// Argon2id with `params` and `version` into `out`. In `memory` when it is given and the
+    /// parameters need no more blocks than the configured ones (so a worker's memory never
+    /// grows past `m_cost`); otherwise in a buffer allocated for this computation, as
+    /// `Argon2::hash_password_into` does.
+    fn compute(
+        &self,
+        params: Params,
+        version: Version,
+        input: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+        memory: Option<&mut Argon2Memory>,
+    ) -> Result<(), argon2::Error> {
+        let configured_blocks = self.params.block_count();
+        let argon2 = Argon2::new(Algorithm::Argon2id, version, params);
+        match memory {
+            Some(memory) if argon2.params().block_count() <= configured_blocks => {
+                let blocks = memory.blocks(configured_blocks);
+                argon2.hash_password_into_with_memory(input, salt, out, blocks)
+            }
+            _ => argon2.hash_password_into(input, salt, out),
         }
     }
 
@@ -191,8 +268,15 @@ impl PasswordHasher {
     /// Spends the time of a real verification and discards the result. Call it when the
     /// account does not exist, so response time does not reveal which accounts exist.
     pub fn dummy_verify(&self, password: &[u8]) {
+        self.dummy_verify_in(password, None);
+    }
+
+    /// [`PasswordHasher::dummy_verify`] in `memory`: the pool passes the same memory as to a
+    /// real `verify`, so both take the same path and the same time.
+    fn dummy_verify_in(&self, password: &[u8], mut memory: Option<&mut Argon2Memory>) {
+        let dummy = self.dummy_hash_in(memory.as_deref_mut());
         // The outcome is meaningless by design; only the time spent matters.
-        let _ = self.verify(password, self.dummy_hash());
+        let _ = self.verify_in(password, dummy, memory);
     }
 
     /// Makes the dummy hash now (blocking), so the first unknown-account sign-in is not slower
@@ -202,9 +286,14 @@ impl PasswordHasher {
     }
 
     fn dummy_hash(&self) -> &str {
+        self.dummy_hash_in(None)
+    }
+
+    fn dummy_hash_in(&self, memory: Option<&mut Argon2Memory>) -> &str {
         // Settings were validated in `new`, so hashing cannot fail for a parameter reason; if
         // it ever did, an empty string makes `verify` fail fast — still no panic.
-        self.dummy_hash.get_or_init(|| self.hash(random_token().as_bytes()).unwrap_or_default())
+        self.dummy_hash
+            .get_or_init(|| self.hash_in(random_token().as_bytes(), memory).unwrap_or_default())
     }
 
     /// The settings new hashes are made with.
@@ -243,8 +332,39 @@ impl fmt::Debug for PasswordHasher {
     }
 }
 
-fn argon2id(params: Params) -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+/// Argon2 working memory kept between computations by one [`HashingPool`] worker, so that
+/// each worker allocates (and the kernel faults in) `m_cost` once for the life of the process,
+/// instead of a fresh buffer per hash that glibc may keep in a per-thread arena afterwards.
+///
+/// Empty until first used. Between computations it holds the last one's blocks, derived from
+/// the peppered input: `argon2` 0.5 never wiped them in its own buffers either (it only drops
+/// them); they are wiped when the worker exits.
+#[derive(Default)]
+struct Argon2Memory {
+    blocks: Vec<Block>,
+}
+
+impl Argon2Memory {
+    /// At least `count` blocks, allocated at the first call that needs more than there are.
+    fn blocks(&mut self, count: usize) -> &mut [Block] {
+        if self.blocks.len() < count {
+            // Free the old buffer before allocating the new one, so both never exist at once.
+            self.wipe();
+            self.blocks = Vec::new();
+            self.blocks.resize(count, Block::new());
+        }
+        &mut self.blocks
+    }
+
+    fn wipe(&mut self) {
+        self.blocks.iter_mut().for_each(Zeroize::zeroize);
+    }
+}
+
+impl Drop for Argon2Memory {
+    fn drop(&mut self) {
+        self.wipe();
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Tests of the password hasher, with small Argon2 parameters except where defaults are checked.
 
 use super::*;
+use argon2::{PasswordHasher as _, PasswordVerifier as _};
 
 fn small() -> Argon2Settings {
     Argon2Settings { memory_kib: 1024, iterations: 1, parallelism: 1 }
@@ -171,4 +172,110 @@ fn debug_output_redacts_pepper_keys() {
     assert!(shown.contains("Pepper(id: 3, key: [redacted])"), "{shown}");
     let key_bytes = master.derive("password-pepper/3");
     assert!(!shown.contains(&format!("{:?}", key_bytes.as_ref())));
+}
+
+/// The PHC string we format ourselves (to compute in reusable memory) is the one `argon2`'s
+/// own `hash_password` makes for the same salt and input, byte for byte.
+#[test]
+fn our_phc_string_is_the_one_argon2_makes() {
+    let master = MasterKey::generate();
+    for settings in [small(), Argon2Settings { memory_kib: 2048, iterations: 2, parallelism: 2 }] {
+        let hasher = hasher_with(&master, settings, 5);
+        let input = hmac_sha256(&master.derive("password-pepper/5"), b"correct horse");
+        let salt = [0x11u8; SALT_BYTES];
+        let reference = Argon2::new(Algorithm::Argon2id, Version::V0x13, hasher.params.clone())
+            .hash_password(&input, &SaltString::encode_b64(&salt).unwrap())
+            .unwrap()
+            .to_string();
+        assert_eq!(hasher.hash_peppered(&input, &salt, None).unwrap(), reference);
+        let mut memory = Argon2Memory::default();
+        assert_eq!(hasher.hash_peppered(&input, &salt, Some(&mut memory)).unwrap(), reference);
+        // And again in the same, now used, memory.
+        assert_eq!(hasher.hash_peppered(&input, &salt, Some(&mut memory)).unwrap(), reference);
+    }
+}
+
+#[test]
+fn plain_argon2_verifies_a_hash_made_in_reused_memory() {
+    let master = MasterKey::generate();
+    let hasher = hasher_with(&master, small(), 1);
+    let mut memory = Argon2Memory::default();
+    let input = hmac_sha256(&master.derive("password-pepper/1"), b"pw");
+    for _ in 0..3 {
+        let phc = hasher.hash_in(b"pw", Some(&mut memory)).unwrap();
+        let parsed = PasswordHash::new(&phc).unwrap();
+        assert!(Argon2::default().verify_password(&input, &parsed).is_ok(), "{phc}");
+        assert!(Argon2::default().verify_password(b"pw", &parsed).is_err());
+        assert!(hasher.verify_in(b"pw", &phc, Some(&mut memory)).unwrap());
+        assert!(!hasher.verify_in(b"pW", &phc, Some(&mut memory)).unwrap());
+    }
+    assert_eq!(memory.blocks.len(), hasher.params.block_count());
+}
+
+/// Hashes made under other parameters verify in a worker's memory: smaller ones use part
+/// of it, larger ones a buffer of their own (the worker's memory does not grow).
+#[test]
+fn hashes_with_other_parameters_verify_in_worker_memory() {
+    let master = MasterKey::generate();
+    let hasher = hasher_with(&master, Argon2Settings { memory_kib: 2048, ..small() }, 1);
+    let mut memory = Argon2Memory::default();
+    for settings in [
+        small(),
+        Argon2Settings { memory_kib: 4096, iterations: 2, parallelism: 2 },
+        Argon2Settings { memory_kib: 2048, iterations: 1, parallelism: 4 },
+    ] {
+        let phc = hasher_with(&master, settings.clone(), 1).hash(b"pw").unwrap();
+        assert!(hasher.verify_in(b"pw", &phc, Some(&mut memory)).unwrap(), "{settings:?}");
+        assert!(!hasher.verify_in(b"nope", &phc, Some(&mut memory)).unwrap(), "{settings:?}");
+        assert_eq!(memory.blocks.len(), 2048, "{settings:?}");
+    }
+    // Argon2 version 0x10 with our pepper: the version is taken from the hash.
+    let input = hmac_sha256(&master.derive("password-pepper/1"), b"pw");
+    let old = Argon2::new(Algorithm::Argon2id, Version::V0x10, hasher.params.clone())
+        .hash_password(&input, &SaltString::encode_b64(&[7u8; 16]).unwrap())
+        .unwrap()
+        .to_string();
+    assert!(old.starts_with("$argon2id$v=16$"), "{old}");
+    assert!(hasher.verify_in(b"pw", &old, Some(&mut memory)).unwrap());
+    assert!(!hasher.verify_in(b"nope", &old, Some(&mut memory)).unwrap());
+    assert!(hasher.verify(b"pw", &old).unwrap());
+    // A foreign (unpeppered) Argon2 hash goes to the legacy verifier.
+    let foreign = Argon2::default()
+        .hash_password(b"pw", &SaltString::encode_b64(&[9u8; 16]).unwrap())
+        .unwrap()
+        .to_string();
+    assert!(hasher.verify_in(b"pw", &foreign, Some(&mut memory)).unwrap());
+    assert!(!hasher.verify_in(b"nope", &foreign, Some(&mut memory)).unwrap());
+}
+
+#[test]
+fn verify_in_memory_rejects_what_verify_rejects() {
+    let hasher = hasher_with(&MasterKey::generate(), small(), 1);
+    let phc = hasher.hash(b"pw").unwrap();
+    let mut memory = Argon2Memory::default();
+    let argon2i = phc.replace("$argon2id$", "$argon2i$");
+    let bad_version = phc.replace("$v=19$", "$v=18$");
+    for bad in ["", "not a hash", argon2i.as_str(), bad_version.as_str()] {
+        assert!(
+            matches!(
+                hasher.verify_in(b"pw", bad, Some(&mut memory)),
+                Err(CryptoError::InvalidHash)
+            ),
+            "{bad}"
+        );
+        assert!(matches!(hasher.verify(b"pw", bad), Err(CryptoError::InvalidHash)), "{bad}");
+    }
+    // A truncated output is a wrong password for both, as `verify_password` had it.
+    let truncated = &phc[..phc.len() - 3];
+    assert!(!hasher.verify_in(b"pw", truncated, Some(&mut memory)).unwrap());
+    assert!(!hasher.verify(b"pw", truncated).unwrap());
+}
+
+#[test]
+fn dummy_verify_in_memory_uses_the_configured_parameters() {
+    let hasher = hasher_with(&MasterKey::generate(), small(), 1);
+    let mut memory = Argon2Memory::default();
+    hasher.dummy_verify_in(b"anything", Some(&mut memory));
+    assert!(!hasher.needs_rehash(hasher.dummy_hash()));
+    assert_eq!(memory.blocks.len(), hasher.params.block_count());
 }
