@@ -9,10 +9,8 @@ const BODY: &[u8] = br#"{"status":"ok"}"#;
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".to_owned());
-    let app = Router::new().route(
-        "/",
-        get(|| async { ([(header::CONTENT_TYPE, "application/json")], BODY) }),
-    );
+    let app = Router::new()
+        .route("/", get(|| async { ([(header::CONTENT_TYPE, "application/json")], BODY) }));
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await
