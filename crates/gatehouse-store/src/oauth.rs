@@ -21,6 +21,29 @@ fn from_json(text: &str, column: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(text).map_err(|error| StoreError::Corrupt(format!("{column}: {error}")))
 }
 
+/// Binds a client's columns as $1..$15 in the order both the INSERT and the UPDATE name them
+/// (the INSERT adds `created_at` as $16).
+macro_rules! bind_client_columns {
+    ($query:expr, $client:expr) => {
+        $query
+            .bind($client.client_id.as_str())
+            .bind($client.name.as_str())
+            .bind($client.secret_digest.as_deref())
+            .bind($client.previous_secret_digest.as_deref())
+            .bind($client.previous_secret_expires_at)
+            .bind(to_json(&$client.redirect_uris))
+            .bind(to_json(&$client.post_logout_redirect_uris))
+            .bind(to_json(&$client.grant_types))
+            .bind(to_json(&$client.scopes))
+            .bind($client.token_endpoint_auth_method.as_str())
+            .bind(i64::from($client.skip_consent))
+            .bind($client.access_token_ttl_seconds)
+            .bind($client.refresh_token_ttl_seconds)
+            .bind($client.updated_at)
+            .bind($client.jwks.as_ref().map(|jwks| jwks.to_string()))
+    };
+}
+
 macro_rules! select_clients {
     ($rest:literal) => {
         concat!(
@@ -90,29 +113,14 @@ impl OAuthStore for Database {
         with_pool!(self, pool => {
             let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            sqlx::query(
+            bind_client_columns!(sqlx::query(
                 "INSERT INTO oauth_clients (client_id, name, secret_digest, previous_secret_digest, \
                  previous_secret_expires_at, redirect_uris, post_logout_redirect_uris, grant_types, scopes, \
                  token_endpoint_auth_method, skip_consent, access_token_ttl_seconds, \
-                 refresh_token_ttl_seconds, created_at, updated_at, jwks) VALUES \
+                 refresh_token_ttl_seconds, updated_at, jwks, created_at) VALUES \
                  ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            )
-            .bind(client.client_id.as_str())
-            .bind(client.name.as_str())
-            .bind(client.secret_digest.as_deref())
-            .bind(client.previous_secret_digest.as_deref())
-            .bind(client.previous_secret_expires_at)
-            .bind(to_json(&client.redirect_uris))
-            .bind(to_json(&client.post_logout_redirect_uris))
-            .bind(to_json(&client.grant_types))
-            .bind(to_json(&client.scopes))
-            .bind(client.token_endpoint_auth_method.as_str())
-            .bind(i64::from(client.skip_consent))
-            .bind(client.access_token_ttl_seconds)
-            .bind(client.refresh_token_ttl_seconds)
+            ), client)
             .bind(client.created_at)
-            .bind(client.updated_at)
-            .bind(client.jwks.as_ref().map(|jwks| jwks.to_string()))
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
@@ -164,28 +172,13 @@ impl OAuthStore for Database {
         with_pool!(self, pool => {
             let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            sqlx::query(
+            bind_client_columns!(sqlx::query(
                 "UPDATE oauth_clients SET name = $2, secret_digest = $3, previous_secret_digest = $4, \
                  previous_secret_expires_at = $5, redirect_uris = $6, post_logout_redirect_uris = $7, \
                  grant_types = $8, scopes = $9, token_endpoint_auth_method = $10, skip_consent = $11, \
                  access_token_ttl_seconds = $12, refresh_token_ttl_seconds = $13, updated_at = $14, \
                  jwks = $15 WHERE client_id = $1",
-            )
-            .bind(client.client_id.as_str())
-            .bind(client.name.as_str())
-            .bind(client.secret_digest.as_deref())
-            .bind(client.previous_secret_digest.as_deref())
-            .bind(client.previous_secret_expires_at)
-            .bind(to_json(&client.redirect_uris))
-            .bind(to_json(&client.post_logout_redirect_uris))
-            .bind(to_json(&client.grant_types))
-            .bind(to_json(&client.scopes))
-            .bind(client.token_endpoint_auth_method.as_str())
-            .bind(i64::from(client.skip_consent))
-            .bind(client.access_token_ttl_seconds)
-            .bind(client.refresh_token_ttl_seconds)
-            .bind(client.updated_at)
-            .bind(client.jwks.as_ref().map(|jwks| jwks.to_string()))
+            ), client)
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;

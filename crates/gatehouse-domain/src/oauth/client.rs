@@ -75,9 +75,11 @@ fn loopback_match(registered: &str, candidate: &str) -> bool {
     };
     let loopback = |url: &url::Url| {
         url.scheme() == "http"
-            && matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-            || url.scheme() == "http"
-                && matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+            && match url.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                _ => false,
+            }
     };
     loopback(&registered)
         && loopback(&candidate)
