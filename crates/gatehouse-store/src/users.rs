@@ -67,33 +67,43 @@ macro_rules! fetch_user {
 }
 
 /// Writes every mutable column of a user inside `$executor` (a transaction).
+/// Binds a user's columns as $1..$18 in the order both the INSERT and the UPDATE name them
+/// (the INSERT adds `created_at` as $19).
+macro_rules! bind_user_columns {
+    ($query:expr, $user:expr) => {
+        $query
+            .bind($user.id.as_str())
+            .bind($user.email_ciphertext.as_deref())
+            .bind($user.email_digest.as_deref())
+            .bind($user.username.as_deref())
+            .bind($user.first_name.as_deref())
+            .bind($user.last_name.as_deref())
+            .bind($user.image_url.as_deref())
+            .bind($user.email_verified_at)
+            .bind($user.password_hash.as_deref())
+            .bind($user.password_changed_at)
+            .bind($user.failed_sign_in_attempts)
+            .bind($user.locked_until)
+            .bind($user.suspended_at)
+            .bind($user.last_sign_in_at)
+            .bind($user.public_metadata.as_str())
+            .bind($user.private_metadata.as_str())
+            .bind($user.system_role.as_deref())
+            .bind($user.updated_at)
+    };
+}
+
+pub(crate) use bind_user_columns;
+
 macro_rules! update_user_row {
     ($executor:expr, $user:expr) => {
-        sqlx::query(
+        $crate::users::bind_user_columns!(sqlx::query(
             "UPDATE users SET email_ciphertext = $2, email_digest = $3, username = $4, \
              first_name = $5, last_name = $6, image_url = $7, email_verified_at = $8, \
              password_hash = $9, password_changed_at = $10, failed_sign_in_attempts = $11, \
              locked_until = $12, suspended_at = $13, last_sign_in_at = $14, public_metadata = $15, \
              private_metadata = $16, system_role = $17, updated_at = $18 WHERE id = $1",
-        )
-        .bind($user.id.as_str())
-        .bind($user.email_ciphertext.as_deref())
-        .bind($user.email_digest.as_deref())
-        .bind($user.username.as_deref())
-        .bind($user.first_name.as_deref())
-        .bind($user.last_name.as_deref())
-        .bind($user.image_url.as_deref())
-        .bind($user.email_verified_at)
-        .bind($user.password_hash.as_deref())
-        .bind($user.password_changed_at)
-        .bind($user.failed_sign_in_attempts)
-        .bind($user.locked_until)
-        .bind($user.suspended_at)
-        .bind($user.last_sign_in_at)
-        .bind($user.public_metadata.as_str())
-        .bind($user.private_metadata.as_str())
-        .bind($user.system_role.as_deref())
-        .bind($user.updated_at)
+        ), $user)
         .execute($executor)
         .await
         .map_err(map_sqlx_error)
@@ -104,33 +114,15 @@ pub(crate) use update_user_row;
 /// Inserts one user row inside `$executor`; `$suffix` may add `ON CONFLICT DO NOTHING`.
 macro_rules! insert_user_row {
     ($executor:expr, $user:expr, $suffix:literal) => {
-        sqlx::query(concat!(
+        $crate::users::bind_user_columns!(sqlx::query(concat!(
             "INSERT INTO users (id, email_ciphertext, email_digest, username, first_name, last_name, ",
             "image_url, email_verified_at, password_hash, password_changed_at, failed_sign_in_attempts, ",
             "locked_until, suspended_at, last_sign_in_at, public_metadata, private_metadata, system_role, ",
-            "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, ",
+            "updated_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, ",
             "$15, $16, $17, $18, $19)",
             $suffix
-        ))
-        .bind($user.id.as_str())
-        .bind($user.email_ciphertext.as_deref())
-        .bind($user.email_digest.as_deref())
-        .bind($user.username.as_deref())
-        .bind($user.first_name.as_deref())
-        .bind($user.last_name.as_deref())
-        .bind($user.image_url.as_deref())
-        .bind($user.email_verified_at)
-        .bind($user.password_hash.as_deref())
-        .bind($user.password_changed_at)
-        .bind($user.failed_sign_in_attempts)
-        .bind($user.locked_until)
-        .bind($user.suspended_at)
-        .bind($user.last_sign_in_at)
-        .bind($user.public_metadata.as_str())
-        .bind($user.private_metadata.as_str())
-        .bind($user.system_role.as_deref())
+        )), $user)
         .bind($user.created_at)
-        .bind($user.updated_at)
         .execute($executor)
         .await
         .map_err(map_sqlx_error)
