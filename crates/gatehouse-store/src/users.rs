@@ -356,12 +356,18 @@ impl UserStore for Database {
     async fn list_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError> {
         let after = query.after.as_deref().unwrap_or("");
         let limit = i64::from(query.limit);
+        // Two statements, not one with `$2 IS NULL OR email_digest = $2`: a prepared plan
+        // cannot know which branch applies, and the combined form scans the whole table on
+        // both SQLite and PostgreSQL (generic plans) instead of using the blind index.
         with_pool!(self, pool => {
-            let rows = sqlx::query(select_users!(
-                "WHERE id > $1 AND ($2 IS NULL OR email_digest = $2) ORDER BY id LIMIT $3"
-            ))
+            let rows = match query.email_digest.as_deref() {
+                Some(digest) => sqlx::query(select_users!(
+                    "WHERE email_digest = $1 AND id > $2 ORDER BY id LIMIT $3"
+                ))
+                .bind(digest),
+                None => sqlx::query(select_users!("WHERE id > $1 ORDER BY id LIMIT $2")),
+            }
             .bind(after)
-            .bind(query.email_digest.as_deref())
             .bind(limit)
             .fetch_all(pool)
             .await

@@ -312,6 +312,8 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         (true, Some(redis)) => Some(Arc::new(RedisRateLimiter::new(redis.clone()))),
         (true, None) => Some(Arc::new(MemoryRateLimiter::new(clock.clone()))),
     };
+    let metrics = Arc::new(Metrics::new().map_err(StartupError::Other)?);
+    Metrics::spawn_upkeep(&metrics);
     let per_minute = |limit: u32| RateLimit { limit, window: Duration::from_secs(60) };
     let state = AppState {
         keys: keys.clone(),
@@ -328,7 +330,7 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
             refresh: per_minute(config.rate_limit.refresh_per_minute),
         },
         readiness: readiness.into(),
-        metrics: Arc::new(Metrics::new().map_err(StartupError::Other)?),
+        metrics,
         settings: Arc::new(HttpSettings {
             body_limit_bytes: config.http.body_limit_bytes,
             request_timeout: Duration::from_secs(config.http.request_timeout_seconds),

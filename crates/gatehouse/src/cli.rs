@@ -352,9 +352,12 @@ async fn import_users(
 ) -> Result<(gatehouse_domain::accounts::ImportReport, usize), StartupError> {
     use gatehouse_domain::accounts::{ImportReport, ImportedUser};
     use std::io::BufRead;
-    let reader = std::fs::File::open(file).map(std::io::BufReader::new).map_err(|error| {
+    let opened = std::fs::File::open(file).map_err(|error| {
         StartupError::Rejected(format!("cannot read {}: {error}", file.display()))
     })?;
+    let file_bytes = opened.metadata().map(|meta| meta.len()).unwrap_or(0);
+    let reader = std::io::BufReader::new(opened);
+    let mut progress = Progress::new(file_bytes);
     let started = std::time::Instant::now();
     let mut total = ImportReport::default();
     let mut batch: Vec<ImportedUser> = Vec::with_capacity(batch_size);
@@ -365,6 +368,7 @@ async fn import_users(
         let line =
             line.map_err(|error| StartupError::Rejected(format!("{}: {error}", file.display())))?;
         lines += 1;
+        progress.bytes += line.len() as u64 + 1;
         if line.trim().is_empty() {
             continue;
         }
@@ -379,23 +383,59 @@ async fn import_users(
             flush_batch(accounts, &admin, std::mem::take(&mut batch), &batch_lines, &mut total)
                 .await?;
             batch_lines.clear();
-            eprint!(
-                "\rimported {} users ({lines} lines, {:.1} s)",
-                total.imported,
-                started.elapsed().as_secs_f64()
-            );
+            progress.show(total.imported, false);
         }
     }
     if !batch.is_empty() {
         flush_batch(accounts, &admin, batch, &batch_lines, &mut total).await?;
     }
+    progress.show(total.imported, true);
     eprintln!(
-        "\rimported {} users ({lines} lines, {:.1} s)",
+        "imported {} users from {lines} lines in {:.1} s",
         total.imported,
         started.elapsed().as_secs_f64()
     );
     total.invalid.sort_by_key(|(line, _)| *line);
     Ok((total, lines))
+}
+
+/// A progress bar on standard error for bulk imports: share of the file read, users imported,
+/// rate. Redrawn at most five times a second.
+struct Progress {
+    total_bytes: u64,
+    bytes: u64,
+    started: std::time::Instant,
+    drawn: Option<std::time::Instant>,
+}
+
+impl Progress {
+    fn new(total_bytes: u64) -> Self {
+        Self { total_bytes, bytes: 0, started: std::time::Instant::now(), drawn: None }
+    }
+
+    fn show(&mut self, imported: u64, last: bool) {
+        const WIDTH: usize = 30;
+        let now = std::time::Instant::now();
+        if !last && self.drawn.is_some_and(|at| now.duration_since(at).as_millis() < 200) {
+            return;
+        }
+        self.drawn = Some(now);
+        let share = if last || self.total_bytes == 0 {
+            1.0
+        } else {
+            (self.bytes as f64 / self.total_bytes as f64).min(1.0)
+        };
+        let filled = (share * WIDTH as f64).round() as usize;
+        let seconds = self.started.elapsed().as_secs_f64();
+        let rate = if seconds > 0.0 { imported as f64 / seconds } else { 0.0 };
+        eprint!(
+            "\r[{}{}] {:>3.0}% {imported} users, {rate:.0}/s, {seconds:.1} s{}",
+            "#".repeat(filled),
+            ".".repeat(WIDTH - filled),
+            share * 100.0,
+            if last { "\n" } else { "" }
+        );
+    }
 }
 
 async fn flush_batch(
