@@ -138,7 +138,7 @@ pub(crate) async fn request_magic_link(
         })?),
         None => None,
     };
-    state.accounts.request_magic_link(&body.email, return_to.as_deref(), &context).await?;
+    state.accounts.request_magic_link(&body.email, return_to, &context).await?;
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -127,7 +127,8 @@ fn decode_words(text: &str) -> String {
             }
         });
         // Whitespace between two encoded words is not part of the text (RFC 2047 §6.2).
-        if !out.is_empty() && !(previous_encoded && decoded.is_some()) {
+        let both_encoded = previous_encoded && decoded.is_some();
+        if !out.is_empty() && !both_encoded {
             out.push(' ');
         }
         previous_encoded = decoded.is_some();
