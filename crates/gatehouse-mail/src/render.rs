@@ -178,7 +178,7 @@ impl Renderer {
             link_hint => text("common.link_hint")?,
             signature => text("common.signature")?,
             automatic => text("common.automatic")?,
-            values => Value::from_iter(values.clone()),
+            values => Value::from(values.clone()),
             branding => context! {
                 product_name => self.branding.product_name.clone(),
                 logo_url => self.branding.logo_url.clone(),
