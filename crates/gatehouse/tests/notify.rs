@@ -514,6 +514,57 @@ async fn two_servers_on_one_postgres_deliver_each_row_once() {
     second.stop().await;
 }
 
+/// The requests that send an email share a per-IP budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_requests_are_rate_limited() {
+    let test = TestDatabase::sqlite().await.unwrap();
+    let sink = SmtpSink::start().await;
+    let limits =
+        [("GATEHOUSE_RATE_LIMIT_ENABLED", "true"), ("GATEHOUSE_RATE_LIMIT_EMAIL_PER_MINUTE", "2")];
+    let app = spawn(&test, &MasterKey::generate(), &sink, &limits).await;
+    for expected in [StatusCode::ACCEPTED, StatusCode::ACCEPTED, StatusCode::TOO_MANY_REQUESTS] {
+        let (status, _) =
+            app.post("/v1/auth/password/forgot", None, json!({ "email": "a@example.com" })).await;
+        assert_eq!(status, expected);
+    }
+    let (status, problem) =
+        app.post("/v1/auth/magic-link", None, json!({ "email": "a@example.com" })).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+    app.stop().await;
+}
+
+/// In development without SMTP, messages are written to `<data_dir>/mail/*.eml`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn development_without_smtp_writes_eml_files() {
+    let test = TestDatabase::sqlite().await.unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let data_path = data_dir.path().display().to_string();
+    let settings =
+        [("GATEHOUSE_OUTBOX_POLL_INTERVAL_MS", "50"), ("GATEHOUSE_DATA_DIR", data_path.as_str())];
+    let app = TestApp::spawn_with(&test, &MasterKey::generate(), &settings).await;
+    app.sign_up("ada@example.com", STRONG_PASSWORD).await;
+    let mail_dir = data_dir.path().join("mail");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let file = loop {
+        let found = std::fs::read_dir(&mail_dir)
+            .ok()
+            .and_then(|entries| entries.filter_map(Result::ok).next())
+            .map(|entry| entry.path());
+        if let Some(file) = found {
+            break file;
+        }
+        assert!(Instant::now() < deadline, "no .eml file in {}", mail_dir.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(file.display().to_string().ends_with("verify_email.eml"), "{}", file.display());
+    let eml = std::fs::read_to_string(&file).unwrap();
+    assert!(eml.contains("To: ada@example.com"), "{eml}");
+    app.stop().await;
+}
+
 /// `forgot` answers the same for an unknown address, after about the same time (medians of
 /// interleaved samples, with a wide margin for a shared test machine).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
