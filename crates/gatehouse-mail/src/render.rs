@@ -32,8 +32,14 @@ const EMBEDDED: [(&str, &str); 2] = [
 ];
 
 /// The message kinds the catalogues describe.
-pub const KINDS: [&str; 5] =
-    ["verify_email", "reset_password", "magic_link", "password_changed", "new_sign_in"];
+pub const KINDS: [&str; 6] = [
+    "verify_email",
+    "reset_password",
+    "magic_link",
+    "password_changed",
+    "new_sign_in",
+    "mfa_changed",
+];
 
 pub struct Renderer {
     environment: Environment<'static>,
@@ -224,6 +230,7 @@ mod tests {
                 ("name".to_owned(), "Ada".to_owned()),
                 ("ip".to_owned(), "192.0.2.1".to_owned()),
                 ("user_agent".to_owned(), "Firefox".to_owned()),
+                ("change".to_owned(), "TOTP added".to_owned()),
             ]),
         }
     }

@@ -250,11 +250,21 @@ async fn password_reset_goes_through_the_mail(test: TestDatabase) {
     sink.wait_for_subject("ada@example.com", "password was changed").await;
     assert!(sink.messages_to("nobody@example.com").is_empty());
 
-    // The hosted page: a form with the token, a refused password re-renders it.
-    app.post("/v1/auth/password/forgot", None, json!({ "email": "ada@example.com" })).await;
+    // The hosted pages: the sign-in form links to the forgot form, which answers the same for
+    // every address; the reset page is a form with the token, a refused password re-renders it.
+    let mut browser = Browser::new(&app);
+    assert!(browser.get("/login").await.body.contains("href=\"/forgot-password\""));
+    for email in ["nobody@example.com", "ada@example.com"] {
+        let form = browser.get("/forgot-password").await;
+        assert_eq!(form.status, StatusCode::OK);
+        let csrf = form.hidden("csrf_token").unwrap();
+        let sent =
+            browser.post("/forgot-password", &[("csrf_token", &csrf), ("email", email)]).await;
+        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+        assert!(sent.body.contains("If an account uses this address"), "{}", sent.body);
+    }
     let mails = sink.wait_for("ada@example.com", 4).await;
     let token = mails.iter().rev().find_map(|m| m.token_for("/reset-password")).unwrap();
-    let mut browser = Browser::new(&app);
     let page = browser.get(&format!("/reset-password?token={token}")).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let mut fields = page.hidden_fields();

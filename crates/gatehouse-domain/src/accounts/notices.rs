@@ -78,6 +78,22 @@ impl AccountService {
         self.email_to(user, "password_changed", values, context, now)
     }
 
+    /// The "two-step verification changed" notice, for the MFA service to write with its
+    /// change (`change` says what, in words: "authenticator app added", ...).
+    pub fn mfa_changed_notice(
+        &self,
+        user: &UserRecord,
+        change: &str,
+        context: &RequestContext,
+    ) -> Result<Option<OutboxRecord>, DomainError> {
+        let values = BTreeMap::from([
+            ("ip".to_owned(), context.ip.clone().unwrap_or_default()),
+            ("change".to_owned(), change.to_owned()),
+            ("link".to_owned(), self.notifier.link("/account", &[])),
+        ]);
+        self.email_to(user, "mfa_changed", values, context, self.clock.now())
+    }
+
     /// The "new sign-in" notice, when the device (user agent + IP class) is new to a user who
     /// has signed in before; and the device to remember either way.
     pub(super) async fn new_device_check(

@@ -12,6 +12,7 @@ mod assets;
 mod cookies;
 mod csrf;
 mod email_links;
+mod forgot_password;
 mod locale;
 mod login;
 mod logout;
@@ -225,6 +226,7 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
         ("end_session.html", include_str!("templates/end_session.html")),
         ("signed_out.html", include_str!("templates/signed_out.html")),
         ("email_link.html", include_str!("templates/email_link.html")),
+        ("forgot_password.html", include_str!("templates/forgot_password.html")),
     ];
     for (name, source) in templates {
         environment
@@ -339,6 +341,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/verify-email",
             get(email_links::show_verify_email).post(email_links::submit_verify_email),
         )
+        .route("/forgot-password", get(forgot_password::show).post(forgot_password::submit))
         .route(
             "/reset-password",
             get(email_links::show_reset_password).post(email_links::submit_reset_password),
