@@ -77,7 +77,8 @@ impl OutboxWorker {
     }
 
     /// Runs until `shutdown` turns true. The row being delivered when it does is finished
-    /// first, so no claim is left behind by a clean stop.
+    /// first; rows of the batch not yet attempted stay claimed until their lease ends, when any
+    /// instance picks them up again.
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let wake = self.notifier.waker();
         tracing::info!(worker = %self.id, "outbox worker started");
@@ -85,7 +86,7 @@ impl OutboxWorker {
             if *shutdown.borrow() {
                 break;
             }
-            let delivered = match self.run_once().await {
+            let delivered = match self.run_batch(Some(&shutdown)).await {
                 Ok(count) => count,
                 Err(error) => {
                     tracing::warn!(worker = %self.id, %error, "outbox worker could not claim rows");
@@ -106,12 +107,22 @@ impl OutboxWorker {
 
     /// Claims one batch and attempts each row; answers how many rows were claimed.
     pub async fn run_once(&self) -> Result<usize, DomainError> {
+        self.run_batch(None).await
+    }
+
+    async fn run_batch(
+        &self,
+        shutdown: Option<&tokio::sync::watch::Receiver<bool>>,
+    ) -> Result<usize, DomainError> {
         let now = self.clock.now();
         let lease_until = now + whole_seconds(self.settings.lease);
         let rows =
             self.store.claim_outbox(&self.id, now, lease_until, self.settings.batch_size).await?;
         let count = rows.len();
         for row in rows {
+            if shutdown.is_some_and(|stop| *stop.borrow()) {
+                break;
+            }
             if let Err(error) = self.attempt(row).await {
                 tracing::warn!(worker = %self.id, %error, "could not record a delivery attempt");
             }
