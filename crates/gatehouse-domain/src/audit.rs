@@ -12,6 +12,8 @@ pub struct RequestContext {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// The language the caller prefers (`en`, `fr`), for messages sent on their behalf.
+    pub locale: Option<String>,
 }
 
 /// Who acted.

@@ -18,6 +18,16 @@ impl FieldIssue {
     }
 }
 
+/// Why a one-time token from an email was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneTimeTokenProblem {
+    /// Malformed, unknown, or made for another purpose.
+    Invalid,
+    /// Already used once.
+    Used,
+    Expired,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
     #[error("not found")]
@@ -52,6 +62,12 @@ pub enum DomainError {
     /// A bearer token that is missing, malformed, expired, or whose session ended.
     #[error("invalid token")]
     InvalidToken,
+    /// A one-time token from an email (verification, reset, magic link) that cannot be used.
+    #[error("one-time token: {0:?}")]
+    OneTimeToken(OneTimeTokenProblem),
+    /// A feature switched off in configuration (magic links).
+    #[error("{0} is disabled")]
+    Disabled(&'static str),
     /// A refresh token that is unknown, expired, revoked or reused.
     #[error("invalid grant")]
     InvalidGrant,
@@ -82,6 +98,11 @@ impl DomainError {
             DomainError::PasswordRejected { code, .. } => code,
             DomainError::InvalidToken => "invalid_token",
             DomainError::InvalidGrant => "invalid_grant",
+            DomainError::OneTimeToken(OneTimeTokenProblem::Invalid) => "invalid_token",
+            DomainError::OneTimeToken(OneTimeTokenProblem::Used) => "token_used",
+            DomainError::OneTimeToken(OneTimeTokenProblem::Expired) => "token_expired",
+            DomainError::Disabled("magic_link") => "magic_link_disabled",
+            DomainError::Disabled(_) => "feature_disabled",
             DomainError::Forbidden(_) => "forbidden",
             DomainError::Store(StoreError::Unavailable(_)) => "service_unavailable",
             DomainError::Store(StoreError::Conflict(_)) => "conflict",
@@ -115,6 +136,10 @@ mod tests {
             ),
             (DomainError::InvalidToken, "invalid_token"),
             (DomainError::InvalidGrant, "invalid_grant"),
+            (DomainError::OneTimeToken(OneTimeTokenProblem::Invalid), "invalid_token"),
+            (DomainError::OneTimeToken(OneTimeTokenProblem::Used), "token_used"),
+            (DomainError::OneTimeToken(OneTimeTokenProblem::Expired), "token_expired"),
+            (DomainError::Disabled("magic_link"), "magic_link_disabled"),
             (DomainError::Forbidden("x".into()), "forbidden"),
             (StoreError::Unavailable("down".into()).into(), "service_unavailable"),
             (StoreError::Conflict("users_email".into()).into(), "conflict"),

@@ -48,10 +48,16 @@ pub fn request_context(parts: &Parts, trusted_proxies: &[IpNet]) -> RequestConte
         .get::<RequestId>()
         .and_then(|id| id.header_value().to_str().ok())
         .map(str::to_owned);
+    // The language of messages sent on the caller's behalf: the same negotiation as the
+    // hosted pages (without their `lang` parameter).
+    let locale = crate::pages::accept_language(&parts.headers)
+        .and_then(crate::pages::Locale::from_accept_language)
+        .map(|locale| locale.code().to_owned());
     RequestContext {
         ip: client_ip(parts, trusted_proxies).map(|ip| ip.to_string()),
         user_agent,
         request_id,
+        locale,
     }
 }
 

@@ -168,6 +168,18 @@ impl From<DomainError> for ApiError {
                 "Verify your email address before signing in.",
             ),
             DomainError::InvalidToken => ApiError::invalid_token(),
+            DomainError::OneTimeToken(problem) => {
+                use gatehouse_domain::OneTimeTokenProblem;
+                let detail = match problem {
+                    OneTimeTokenProblem::Invalid => "The link is not valid.",
+                    OneTimeTokenProblem::Used => "The link was already used.",
+                    OneTimeTokenProblem::Expired => "The link has expired; ask for a new one.",
+                };
+                ApiError::new(StatusCode::BAD_REQUEST, code, detail)
+            }
+            DomainError::Disabled(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, code, "This feature is turned off.")
+            }
             DomainError::InvalidGrant => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 code,

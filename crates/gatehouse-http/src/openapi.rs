@@ -4,7 +4,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
-use crate::routes::{admin, admin_clients, auth, me, operations, well_known};
+use crate::routes::{
+    admin, admin_clients, admin_deliveries, auth, email_links, me, operations, well_known,
+};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -13,16 +15,20 @@ use crate::state::AppState;
     paths(
         operations::healthz, operations::readyz, operations::metrics, well_known::jwks,
         auth::sign_up, auth::sign_in, auth::refresh, auth::sign_out, auth::password_policy,
+        email_links::verify_email, email_links::resend_verification, email_links::forgot_password,
+        email_links::reset_password, email_links::request_magic_link, email_links::magic_link_verify,
         me::me, me::update_me, me::change_password, me::sessions, me::revoke_session,
         admin::list_users, admin::create_user, admin::get_user, admin::update_user, admin::delete_user,
         admin::suspend_user, admin::unsuspend_user, admin::unlock_user, admin::audit_log,
         admin_clients::create_client, admin_clients::list_clients, admin_clients::get_client,
         admin_clients::delete_client, admin_clients::rotate_secret,
+        admin_deliveries::list_deliveries, admin_deliveries::delivery_attempts,
+        admin_deliveries::retry_delivery,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
     tags((name = "operations", description = "Health, readiness and metrics"),
-         (name = "auth", description = "Sign-up, sign-in, refresh, sign-out"),
+         (name = "auth", description = "Sign-up, sign-in, refresh, sign-out, email verification, password reset, magic links"),
          (name = "me", description = "The signed-in user"),
          (name = "admin", description = "Admin API (admin API key or admin user token)"),
          (name = "oauth", description = "OAuth 2.1 / OpenID Connect"))

@@ -17,6 +17,8 @@ pub enum LimitedRoute {
     SignIn,
     SignUp,
     Refresh,
+    /// Requests that send an email (reset, magic link, verification resend).
+    Email,
 }
 
 impl LimitedRoute {
@@ -25,6 +27,7 @@ impl LimitedRoute {
             LimitedRoute::SignIn => "sign-in",
             LimitedRoute::SignUp => "sign-up",
             LimitedRoute::Refresh => "refresh",
+            LimitedRoute::Email => "email",
         }
     }
 }
@@ -37,6 +40,7 @@ pub struct RateLimits {
     pub sign_in: RateLimit,
     pub sign_up: RateLimit,
     pub refresh: RateLimit,
+    pub email: RateLimit,
 }
 
 fn seconds_up(duration: std::time::Duration) -> u64 {
@@ -58,6 +62,7 @@ pub(crate) async fn limit(
         LimitedRoute::SignIn => state.rate_limits.sign_in,
         LimitedRoute::SignUp => state.rate_limits.sign_up,
         LimitedRoute::Refresh => state.rate_limits.refresh,
+        LimitedRoute::Email => state.rate_limits.email,
     };
     let key = format!("{}{}:{ip}", state.rate_limits.key_prefix, route.name());
     let decision = match limiter.hit(&key, rate).await {

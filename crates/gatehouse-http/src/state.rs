@@ -46,6 +46,8 @@ pub struct AppState {
     pub oauth: Arc<gatehouse_domain::oauth::OAuthService>,
     pub admin_keys: Arc<AdminKeyService>,
     pub audit_log: Arc<AuditLog>,
+    /// The outbox as admins see it.
+    pub deliveries: Arc<gatehouse_domain::notify::DeliveryService>,
     /// `None` when rate limiting is disabled.
     pub rate_limiter: Option<Arc<dyn RateLimiter>>,
     pub rate_limits: RateLimits,

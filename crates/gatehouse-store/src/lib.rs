@@ -12,6 +12,7 @@ mod device;
 mod error;
 mod keys;
 pub mod migrate;
+mod notify;
 mod oauth;
 pub mod ratelimit;
 mod redis;

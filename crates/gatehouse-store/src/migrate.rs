@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(3, "0003_oauth"),
     migration!(4, "0004_device_codes"),
     migration!(5, "0005_client_assertions"),
+    migration!(6, "0006_outbox"),
 ];
 
 fn migrator(backend: &str) -> Migrator {

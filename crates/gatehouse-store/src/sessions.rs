@@ -2,13 +2,14 @@
 
 use async_trait::async_trait;
 use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::notify::{Effects, NotifyStore};
 use gatehouse_domain::sessions::{RefreshTokenRecord, SessionRecord, SessionStore};
 use gatehouse_domain::{StoreError, UserRecord};
 use sqlx::Row;
 
 use crate::audit::insert_events;
 use crate::error::map_sqlx_error;
-use crate::users::{update_user_row, user_from_row};
+use crate::users::user_from_row;
 use crate::{Database, with_pool};
 
 macro_rules! select_sessions {
@@ -60,6 +61,7 @@ macro_rules! insert_refresh_token {
         .map_err(map_sqlx_error)
     };
 }
+pub(crate) use insert_refresh_token;
 
 #[async_trait]
 impl SessionStore for Database {
@@ -70,38 +72,8 @@ impl SessionStore for Database {
         user: &UserRecord,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            update_user_row!(&mut *transaction, user)?;
-            sqlx::query(
-                "INSERT INTO sessions (id, user_id, user_agent, ip, created_at, last_used_at, \
-                 expires_at, revoked_at, revoked_reason, client_id, scope, auth_time, nonce) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(session.id.as_str())
-            .bind(session.user_id.as_str())
-            .bind(session.user_agent.as_deref())
-            .bind(session.ip.as_deref())
-            .bind(session.created_at)
-            .bind(session.last_used_at)
-            .bind(session.expires_at)
-            .bind(session.revoked_at)
-            .bind(session.revoked_reason.as_deref())
-            .bind(session.client_id.as_deref())
-            .bind(session.scope.as_deref())
-            .bind(session.auth_time)
-            .bind(session.nonce.as_deref())
-            .execute(&mut *transaction)
+        self.start_session_with(session, refresh_token, user, &Effects::events(events.to_vec()))
             .await
-            .map_err(map_sqlx_error)?;
-            if let Some(refresh_token) = refresh_token {
-                insert_refresh_token!(&mut *transaction, refresh_token)?;
-            }
-            insert_events!(&mut *transaction, events);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-        });
-        Ok(())
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::notify::{Effects, NotifyStore};
 use gatehouse_domain::users::{FailedSignIn, UserQuery};
 use gatehouse_domain::{StoreError, UserRecord, UserStore};
 use sqlx::Row;
@@ -128,6 +129,7 @@ macro_rules! insert_user_row {
         .map_err(map_sqlx_error)
     };
 }
+pub(crate) use insert_user_row;
 
 #[async_trait]
 impl UserStore for Database {
@@ -154,14 +156,7 @@ impl UserStore for Database {
         user: &UserRecord,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            insert_user_row!(&mut *transaction, user, "")?;
-            insert_events!(&mut *transaction, events);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-        });
-        Ok(())
+        self.insert_user_with(user, &Effects::events(events.to_vec())).await
     }
 
     async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
@@ -181,14 +176,7 @@ impl UserStore for Database {
         user: &UserRecord,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            update_user_row!(&mut *transaction, user)?;
-            insert_events!(&mut *transaction, events);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-        });
-        Ok(())
+        self.update_user_with(user, &Effects::events(events.to_vec())).await
     }
 
     async fn record_failed_sign_in(
@@ -244,47 +232,14 @@ impl UserStore for Database {
         reason: &str,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        let keep = keep_session.unwrap_or("");
-        let history_size = i64::try_from(history_size).unwrap_or(i64::MAX);
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            sqlx::query(
-                "INSERT INTO password_history (user_id, password_hash, created_at) \
-                 SELECT id, password_hash, $2 FROM users WHERE id = $1 AND password_hash IS NOT NULL",
-            )
-            .bind(user.id.as_str())
-            .bind(user.updated_at)
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_sqlx_error)?;
-            // Keep only the newest `history_size` entries.
-            sqlx::query(
-                "DELETE FROM password_history WHERE user_id = $1 AND password_hash NOT IN (\
-                 SELECT password_hash FROM password_history WHERE user_id = $1 \
-                 ORDER BY created_at DESC LIMIT $2)",
-            )
-            .bind(user.id.as_str())
-            .bind(history_size)
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_sqlx_error)?;
-            update_user_row!(&mut *transaction, user)?;
-            sqlx::query(
-                "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
-                 WHERE user_id = $1 AND revoked_at IS NULL AND id <> $4",
-            )
-            .bind(user.id.as_str())
-            .bind(user.updated_at)
-            .bind(reason)
-            .bind(keep)
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_sqlx_error)?;
-            insert_events!(&mut *transaction, events);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-        });
-        Ok(())
+        self.change_password_with(
+            user,
+            history_size,
+            keep_session,
+            reason,
+            &Effects::events(events.to_vec()),
+        )
+        .await
     }
 
     async fn password_history(

@@ -62,7 +62,65 @@ backend_tests!(
     users_round_trip_and_stay_unique,
     key_service_publishes_retired_keys_until_their_tokens_expire,
     private_keys_are_sealed_at_rest,
+    outbox_claims_are_exclusive_and_expired_leases_are_claimed_again,
 );
+
+async fn outbox_claims_are_exclusive_and_expired_leases_are_claimed_again(test: TestDatabase) {
+    use gatehouse_domain::notify::{
+        AttemptOutcome, Effects, NotifyStore, OutboxAttempt, OutboxRecord,
+    };
+    let store = &test.database;
+    let row = |id: &str| OutboxRecord {
+        id: id.into(),
+        channel: "email".into(),
+        kind: "verify_email".into(),
+        payload: vec![1, 2, 3],
+        status: "pending".into(),
+        attempts: 0,
+        next_attempt_at: 100,
+        claimed_by: None,
+        lease_until: None,
+        created_at: 100,
+        delivered_at: None,
+        last_error: None,
+    };
+    let effects = Effects { outbox: vec![row("dlv_1"), row("dlv_2")], ..Effects::default() };
+    store.append_effects(&effects).await.unwrap();
+    assert!(store.claim_outbox("a", 99, 130, 10).await.unwrap().is_empty(), "not due yet");
+    let claimed = store.claim_outbox("a", 100, 130, 1).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!((claimed[0].attempts, claimed[0].status.as_str()), (1, "sending"));
+    let second = store.claim_outbox("b", 100, 130, 10).await.unwrap();
+    assert_eq!(second.len(), 1, "the claimed row is not claimed twice");
+    assert_ne!(second[0].id, claimed[0].id);
+    // Worker a dies; its lease runs out and b claims the row again.
+    assert!(store.claim_outbox("b", 129, 160, 10).await.unwrap().is_empty());
+    let reclaimed = store.claim_outbox("b", 130, 160, 10).await.unwrap();
+    assert_eq!(reclaimed.len(), 2, "both leases ran out");
+    let attempt = |worker: &str, id: &str| OutboxAttempt {
+        id: format!("att_{worker}_{id}"),
+        outbox_id: id.into(),
+        worker: worker.into(),
+        status: "delivered".into(),
+        error: None,
+        started_at: 131,
+        duration_ms: 5,
+    };
+    // a comes back late: its outcome no longer applies; b's does.
+    let id = claimed[0].id.clone();
+    let delivered = AttemptOutcome::Delivered { at: 131 };
+    let late = attempt("a", &id);
+    assert!(!store.finish_outbox_attempt(&late, delivered, &[]).await.unwrap());
+    let done = attempt("b", &id);
+    assert!(store.finish_outbox_attempt(&done, delivered, &[]).await.unwrap());
+    let stored = store.outbox_row(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status.as_str(), stored.attempts, stored.delivered_at),
+        ("delivered", 2, Some(131))
+    );
+    assert_eq!(store.outbox_attempts(&id).await.unwrap().len(), 2);
+    assert!(store.claim_outbox("c", 1000, 1030, 10).await.unwrap().iter().all(|r| r.id != id));
+}
 
 async fn migrations_are_idempotent(test: TestDatabase) {
     gatehouse_store::migrate::run(&test.database).await.unwrap();

@@ -11,6 +11,10 @@ use gatehouse_domain::accounts::{
 use gatehouse_domain::admin_keys::{ADMIN_KEY_DIGEST_PURPOSE, AdminKeyService};
 use gatehouse_domain::audit::AuditLog;
 use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
+use gatehouse_domain::notify::{
+    Channel, DEVICE_DIGEST_PURPOSE, DeliveryService, Notifier, NotifierSettings,
+    ONE_TIME_TOKEN_DIGEST_PURPOSE, OUTBOX_PURPOSE, OutboxWorker, WorkerSettings,
+};
 use gatehouse_domain::oauth::client::CLIENT_SECRET_DIGEST_PURPOSE;
 use gatehouse_domain::oauth::clients::NewClient;
 use gatehouse_domain::oauth::{OAuthParts, OAuthService, OAuthSettings};
@@ -66,6 +70,8 @@ pub struct App {
     pub admin_keys: Arc<AdminKeyService>,
     pub hashing: HashingPool,
     pub state: AppState,
+    /// The outbox worker, started by `server::serve` and stopped with it.
+    pub worker: Option<OutboxWorker>,
 }
 
 /// Opens the database without migrating or touching keys (for `gatehouse migrate`).
@@ -104,6 +110,13 @@ pub struct Core {
     pub master_keys: master_key::MasterKeys,
     pub keys: Arc<KeyService>,
     pub clock: Arc<dyn Clock>,
+    /// Makes one-time tokens and sealed outbox rows; wakes this process's worker.
+    pub notifier: Arc<Notifier>,
+}
+
+/// Whether email can be sent: SMTP is configured, or development writes `.eml` files.
+fn email_enabled(config: &Config) -> bool {
+    config.smtp.url.is_some() || config.mode == crate::config::Mode::Development
 }
 
 pub async fn build_core(config: Config) -> Result<Core, StartupError> {
@@ -131,7 +144,14 @@ pub async fn build_core(config: Config) -> Result<Core, StartupError> {
         },
     ));
     keys.ensure_active_key().await?;
-    Ok(Core { config, database, master_keys: keys_material, keys, clock })
+    let master = &keys_material.current;
+    let notifier = Arc::new(Notifier::new(
+        FieldCipher::new(master, &keys_material.previous, OUTBOX_PURPOSE),
+        Digester::new(master, ONE_TIME_TOKEN_DIGEST_PURPOSE),
+        Digester::new(master, DEVICE_DIGEST_PURPOSE),
+        NotifierSettings { issuer: config.issuer(), email_enabled: email_enabled(&config) },
+    ));
+    Ok(Core { config, database, master_keys: keys_material, keys, clock, notifier })
 }
 
 impl Core {
@@ -215,7 +235,10 @@ impl Core {
                 lockout_threshold: config.lockout.threshold,
                 lockout_duration_seconds: config.lockout.duration,
                 require_email_verification: config.require_email_verification,
+                magic_link_enabled: config.magic_link.enabled,
+                new_device_notice: config.notices.new_device,
             },
+            notifier: self.notifier.clone(),
         }))
     }
 }
@@ -235,6 +258,51 @@ pub fn hashing_pool(
     .map_err(|error| ConfigError::new("GATEHOUSE_PASSWORD_MEMORY_KIB", error.to_string()))?;
     let permits = config.password.hashing_concurrency.unwrap_or_else(HashingPool::default_permits);
     Ok(HashingPool::new(hasher, permits))
+}
+
+/// The email channel: SMTP when configured; in development without SMTP, `.eml` files in
+/// `<data_dir>/mail/` (announced at start-up); in production without SMTP, none.
+fn email_channel(config: &Config) -> Result<Option<Arc<dyn Channel>>, StartupError> {
+    use secrecy::ExposeSecret;
+    let branding = gatehouse_mail::MailBranding {
+        product_name: config.branding.product_name.clone(),
+        logo_url: config.branding.logo_url.clone(),
+        primary_color: config.branding.primary_color.clone(),
+    };
+    let renderer = gatehouse_mail::Renderer::new(branding, config.mail.templates_dir.clone())
+        .map_err(|message| ConfigError::new("GATEHOUSE_MAIL_TEMPLATES_DIR", message))?;
+    let channel = match &config.smtp.url {
+        Some(url) => {
+            gatehouse_mail::EmailChannel::smtp(url.expose_secret(), &config.smtp.from, renderer)
+                .map_err(|_| ConfigError::new("GATEHOUSE_SMTP_URL", "not a usable SMTP URL"))?
+        }
+        None if config.mode == crate::config::Mode::Development => {
+            let dir = config.data_dir.join("mail");
+            tracing::warn!(
+                dir = %dir.display(),
+                "no SMTP configured (GATEHOUSE_SMTP_URL): development mode writes every email to this directory as an .eml file instead of sending it"
+            );
+            gatehouse_mail::EmailChannel::directory(dir, &config.smtp.from, renderer)
+                .map_err(StartupError::Other)?
+        }
+        None => {
+            tracing::warn!("no SMTP configured (GATEHOUSE_SMTP_URL): no email will be sent");
+            return Ok(None);
+        }
+    };
+    Ok(Some(Arc::new(channel)))
+}
+
+fn worker_settings(config: &Config) -> WorkerSettings {
+    let outbox = &config.outbox;
+    WorkerSettings {
+        poll_interval: Duration::from_millis(outbox.poll_interval_ms),
+        backoff_base: Duration::from_millis(outbox.backoff_base_ms),
+        backoff_max: Duration::from_millis(outbox.backoff_max_ms),
+        max_attempts: outbox.max_attempts,
+        lease: Duration::from_secs(outbox.lease_seconds),
+        ..WorkerSettings::default()
+    }
 }
 
 /// Creates or updates the `[[clients]]` of the configuration file.
@@ -296,7 +364,17 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
     let pages =
         Pages::new(core.config.branding.clone(), &core.config.issuer(), &core.master_keys.current)
             .map_err(|message| StartupError::Other(format!("hosted pages: {message}")))?;
-    let Core { config, database, keys, clock, .. } = core;
+    let Core { config, database, keys, clock, notifier, .. } = core;
+    let channels: Vec<Arc<dyn Channel>> = email_channel(&config)?.into_iter().collect();
+    let worker = Some(OutboxWorker::new(
+        Arc::new(database.clone()),
+        notifier.clone(),
+        channels,
+        clock.clone(),
+        worker_settings(&config),
+    ));
+    let deliveries =
+        Arc::new(DeliveryService::new(Arc::new(database.clone()), notifier, clock.clone()));
 
     let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(database.clone())];
     let redis = match &config.redis.url {
@@ -322,12 +400,14 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         oauth: oauth.clone(),
         admin_keys: admin_keys.clone(),
         audit_log: Arc::new(AuditLog::new(Arc::new(database.clone()))),
+        deliveries,
         rate_limiter,
         rate_limits: RateLimits {
             key_prefix: config.redis.key_prefix.clone(),
             sign_in: per_minute(config.rate_limit.sign_in_per_minute),
             sign_up: per_minute(config.rate_limit.sign_up_per_minute),
             refresh: per_minute(config.rate_limit.refresh_per_minute),
+            email: per_minute(config.rate_limit.email_per_minute),
         },
         readiness: readiness.into(),
         metrics,
@@ -339,5 +419,5 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         }),
         pages: Arc::new(pages),
     };
-    Ok(App { config, database, redis, keys, accounts, oauth, admin_keys, hashing, state })
+    Ok(App { config, database, redis, keys, accounts, oauth, admin_keys, hashing, state, worker })
 }

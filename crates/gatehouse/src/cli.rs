@@ -465,6 +465,7 @@ fn cli_context() -> RequestContext {
         ip: None,
         user_agent: Some(format!("gatehouse-cli/{}", env!("CARGO_PKG_VERSION"))),
         request_id: None,
+        locale: None,
     }
 }
 

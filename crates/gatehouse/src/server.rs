@@ -11,13 +11,16 @@ use crate::app::{App, StartupError};
 /// Serves `app` on `listener` until `shutdown` resolves; in-flight requests then get up to the
 /// configured grace period to finish.
 pub async fn serve(
-    app: App,
+    mut app: App,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     let grace = Duration::from_secs(app.config.http.shutdown_grace_seconds);
     let router = gatehouse_http::router(app.state.clone());
     let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
+    // The outbox worker stops with the server: it finishes the delivery in hand, then exits.
+    let worker = app.worker.take().map(|worker| tokio::spawn(worker.run(stop_receiver.clone())));
+    let worker_stop = stop_sender.clone();
     let server =
         axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -34,6 +37,10 @@ pub async fn serve(
     tokio::select! {
         result = server => result.map_err(|error| StartupError::Other(format!("server error: {error}")))?,
         () = deadline => tracing::warn!("grace period over; dropping the remaining requests"),
+    }
+    let _ = worker_stop.send(true);
+    if let Some(worker) = worker {
+        let _ = worker.await;
     }
     app.database.close().await;
     tracing::info!("stopped");

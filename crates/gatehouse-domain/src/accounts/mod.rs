@@ -12,6 +12,8 @@
 
 mod admin;
 mod email;
+mod email_links;
+mod notices;
 mod password;
 mod profile;
 mod session;
@@ -26,6 +28,7 @@ use gatehouse_crypto::{Digester, FieldCipher, HashingPool};
 use crate::audit::AuditStore;
 use crate::clock::Clock;
 use crate::error::DomainError;
+use crate::notify::{Notifier, NotifyStore};
 use crate::passwords::PasswordPolicy;
 use crate::sessions::{SessionRecord, SessionStore};
 use crate::tokens::TokenService;
@@ -48,14 +51,18 @@ pub const EMAIL_PURPOSE: &str = "user-email";
 pub const EMAIL_DIGEST_PURPOSE: &str = "email";
 
 /// Everything the account service stores, as one object (the stores share transactions).
-pub trait AccountStore: UserStore + SessionStore + AuditStore {}
-impl<T: UserStore + SessionStore + AuditStore> AccountStore for T {}
+pub trait AccountStore: UserStore + SessionStore + AuditStore + NotifyStore {}
+impl<T: UserStore + SessionStore + AuditStore + NotifyStore> AccountStore for T {}
 
 #[derive(Debug, Clone)]
 pub struct AccountSettings {
     pub lockout_threshold: i64,
     pub lockout_duration_seconds: i64,
     pub require_email_verification: bool,
+    /// Whether `POST /v1/auth/magic-link` and the magic-link page work.
+    pub magic_link_enabled: bool,
+    /// Whether a sign-in from a device the user never used sends a notice.
+    pub new_device_notice: bool,
 }
 
 impl Default for AccountSettings {
@@ -64,6 +71,8 @@ impl Default for AccountSettings {
             lockout_threshold: 5,
             lockout_duration_seconds: 900,
             require_email_verification: false,
+            magic_link_enabled: false,
+            new_device_notice: true,
         }
     }
 }
@@ -84,6 +93,7 @@ pub struct AccountService {
     email_digester: Digester,
     clock: Arc<dyn Clock>,
     settings: AccountSettings,
+    notifier: Arc<Notifier>,
 }
 
 /// The parts an [`AccountService`] is built from.
@@ -96,6 +106,7 @@ pub struct AccountParts {
     pub email_digester: Digester,
     pub clock: Arc<dyn Clock>,
     pub settings: AccountSettings,
+    pub notifier: Arc<Notifier>,
 }
 
 impl AccountService {
@@ -109,8 +120,19 @@ impl AccountService {
             email_digester,
             clock,
             settings,
+            notifier,
         } = parts;
-        Self { store, hashing, policy, tokens, email_cipher, email_digester, clock, settings }
+        Self {
+            store,
+            hashing,
+            policy,
+            tokens,
+            email_cipher,
+            email_digester,
+            clock,
+            settings,
+            notifier,
+        }
     }
 
     pub fn policy(&self) -> &PasswordPolicy {
@@ -140,6 +162,18 @@ impl AccountService {
     /// The user as the API shows it (email decrypted).
     pub fn view(&self, user: &UserRecord) -> Result<UserView, DomainError> {
         UserView::from_record(user, self.open_email(user)?)
+    }
+}
+
+/// Maps the conflict of a one-time token spent by someone else first to `token_used`.
+fn spent_from_conflict(error: crate::store::StoreError) -> DomainError {
+    match &error {
+        crate::store::StoreError::Conflict(constraint)
+            if constraint == crate::notify::TOKEN_SPENT_CONFLICT =>
+        {
+            DomainError::OneTimeToken(crate::error::OneTimeTokenProblem::Used)
+        }
+        _ => error.into(),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::audit::{Actor, AuditEvent, RequestContext};
 use crate::error::{DomainError, FieldIssue};
+use crate::notify::Effects;
 use crate::passwords::PolicyViolation;
 use crate::sessions::revoke_reason;
 
@@ -96,15 +97,21 @@ impl AccountService {
         let event =
             AuditEvent::new("user.password_changed", &Actor::User(user.id.clone()), context, now)
                 .target("user", &user.id);
+        let effects = Effects {
+            events: vec![event],
+            outbox: self.password_changed_notice(&changed, context, now)?.into_iter().collect(),
+            ..Effects::default()
+        };
         self.store
-            .change_password(
+            .change_password_with(
                 &changed,
                 history_size,
                 Some(&principal.session.id),
                 revoke_reason::PASSWORD_CHANGED,
-                &[event],
+                &effects,
             )
             .await?;
+        self.notifier.wake();
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::audit::{Actor, AuditEvent, RequestContext};
 use crate::error::DomainError;
+use crate::notify::Effects;
 use crate::sessions::{RefreshTokenRecord, SessionRecord};
 use crate::users::UserRecord;
 
@@ -120,9 +121,23 @@ impl AccountService {
     /// Opens a session for a user who just proved who they are, resetting failure counters.
     pub(super) async fn start_session(
         &self,
+        user: UserRecord,
+        rehashed_password: Option<String>,
+        context: &RequestContext,
+    ) -> Result<Tokens, DomainError> {
+        self.start_session_with(user, rehashed_password, context, Effects::default(), "password")
+            .await
+    }
+
+    /// [`Self::start_session`] with more effects in the same transaction (a spent magic-link
+    /// token). Remembers the device, and sends a notice when it is new to the user.
+    pub(super) async fn start_session_with(
+        &self,
         mut user: UserRecord,
         rehashed_password: Option<String>,
         context: &RequestContext,
+        mut effects: Effects,
+        method: &str,
     ) -> Result<Tokens, DomainError> {
         let now = self.clock.now();
         let settings = self.tokens.settings();
@@ -155,10 +170,22 @@ impl AccountService {
         if let Some(hash) = rehashed_password {
             user.password_hash = Some(hash);
         }
-        let event =
+        let (notice, device) = self.new_device_check(&user, context, now).await?;
+        let notified = notice.is_some();
+        effects.outbox.extend(notice);
+        effects.remember_device = Some((user.id.clone(), device, now));
+        effects.events.push(
             AuditEvent::new("user.sign_in_succeeded", &Actor::User(user.id.clone()), context, now)
-                .target("session", &session.id);
-        self.store.start_session(&session, Some(&refresh), &user, &[event]).await?;
+                .target("session", &session.id)
+                .metadata(serde_json::json!({ "method": method, "new_device": notified })),
+        );
+        self.store
+            .start_session_with(&session, Some(&refresh), &user, &effects)
+            .await
+            .map_err(super::spent_from_conflict)?;
+        if !effects.outbox.is_empty() {
+            self.notifier.wake();
+        }
         let access_token = self.tokens.issue_access_token(&user.id, &session.id).await?;
         Ok(Tokens {
             access_token,

@@ -3,6 +3,7 @@
 
 use crate::audit::{Actor, AuditEvent, RequestContext};
 use crate::error::{DomainError, FieldIssue};
+use crate::notify::{Effects, TokenPurpose};
 
 use super::{AccountService, Email, Tokens, UserView, Username, taken_from_conflict};
 use crate::users::UserRecord;
@@ -99,7 +100,13 @@ impl AccountService {
         };
         let event = AuditEvent::new("user.signed_up", &Actor::User(user.id.clone()), context, now)
             .target("user", &user.id);
-        self.store.insert_user(&user, &[event]).await.map_err(taken_from_conflict)?;
+        let (tokens, outbox) =
+            self.link_email(&user, TokenPurpose::VerifyEmail, "/verify-email", &[], context, now)?;
+        let effects = Effects { events: vec![event], tokens, outbox, ..Effects::default() };
+        self.store.insert_user_with(&user, &effects).await.map_err(taken_from_conflict)?;
+        if !effects.outbox.is_empty() {
+            self.notifier.wake();
+        }
         let view = self.view(&user)?;
         if self.settings.require_email_verification {
             return Ok((view, None));

@@ -11,6 +11,8 @@ mod account;
 mod assets;
 mod cookies;
 mod csrf;
+mod email_links;
+mod forgot_password;
 mod locale;
 mod login;
 mod logout;
@@ -223,6 +225,8 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
         ("device.html", include_str!("templates/device.html")),
         ("end_session.html", include_str!("templates/end_session.html")),
         ("signed_out.html", include_str!("templates/signed_out.html")),
+        ("email_link.html", include_str!("templates/email_link.html")),
+        ("forgot_password.html", include_str!("templates/forgot_password.html")),
     ];
     for (name, source) in templates {
         environment
@@ -333,6 +337,19 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/login", get(login::show).post(login::submit))
         .route("/logout", get(logout::show).post(logout::submit))
         .route("/account", get(account::show))
+        .route(
+            "/verify-email",
+            get(email_links::show_verify_email).post(email_links::submit_verify_email),
+        )
+        .route("/forgot-password", get(forgot_password::show).post(forgot_password::submit))
+        .route(
+            "/reset-password",
+            get(email_links::show_reset_password).post(email_links::submit_reset_password),
+        )
+        .route(
+            "/magic-link",
+            get(email_links::show_magic_link).post(email_links::submit_magic_link),
+        )
         .merge(account::routes())
         .route("/assets/gatehouse.css", get(assets::stylesheet))
 }

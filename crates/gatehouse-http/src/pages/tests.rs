@@ -42,6 +42,14 @@ fn sample_context(template: &str) -> Value {
             post_logout_redirect_uri => "https://app.example/out", logout_state => "s",
         },
         "oauth_error.html" => context! { message => "The redirect_uri is not registered." },
+        "forgot_password.html" => {
+            context! { sent => false, error => "forgot_password.rate_limited" }
+        }
+        "email_link.html" => context! {
+            page => "reset_password", action => "/reset-password", token => "t", return_to => "/account",
+            password => true, show_form => true, done => false, error => "link_error.password",
+            issues => vec!["Too short."],
+        },
         _ => context! { name => "ada@example.com" },
     }
 }
@@ -61,6 +69,8 @@ async fn every_template_renders_in_every_locale() {
             "end_session.html",
             "signed_out.html",
             "oauth_error.html",
+            "email_link.html",
+            "forgot_password.html",
         ] {
             let response = pages.render_form(
                 StatusCode::OK,

@@ -2,8 +2,10 @@
 
 pub(crate) mod admin;
 pub(crate) mod admin_clients;
+pub(crate) mod admin_deliveries;
 pub(crate) mod auth;
 pub(crate) mod dto;
+pub(crate) mod email_links;
 pub(crate) mod me;
 pub(crate) mod oauth;
 pub(crate) mod operations;

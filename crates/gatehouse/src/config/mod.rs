@@ -59,8 +59,13 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub lockout: LockoutConfig,
     pub rate_limit: RateLimitConfig,
-    /// Product name, logo and colour of the hosted pages.
+    /// Product name, logo and colour of the hosted pages and emails.
     pub branding: gatehouse_http::pages::Branding,
+    pub smtp: SmtpConfig,
+    pub mail: MailConfig,
+    pub magic_link: MagicLinkConfig,
+    pub notices: NoticesConfig,
+    pub outbox: OutboxConfig,
     /// OAuth clients declared in the file (`[[clients]]`), applied at every start.
     pub clients: Vec<ClientConfig>,
 }
@@ -112,11 +117,93 @@ pub struct RateLimitConfig {
     pub sign_in_per_minute: u32,
     pub sign_up_per_minute: u32,
     pub refresh_per_minute: u32,
+    /// Requests that send an email (password reset, magic link, verification resend).
+    pub email_per_minute: u32,
 }
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        Self { enabled: true, sign_in_per_minute: 5, sign_up_per_minute: 3, refresh_per_minute: 10 }
+        Self {
+            enabled: true,
+            sign_in_per_minute: 5,
+            sign_up_per_minute: 3,
+            refresh_per_minute: 10,
+            email_per_minute: 5,
+        }
+    }
+}
+
+/// Outgoing email. The URL may hold a password, so it is a secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// `smtp://host:port` (plain), `smtp://host?tls=required` (STARTTLS), `smtps://host`
+    /// (TLS), `user:password@` for AUTH. Unset in development: messages go to
+    /// `<data_dir>/mail/*.eml`.
+    pub url: Option<SecretString>,
+    /// The From address (`name@example.com` or `Name <name@example.com>`).
+    pub from: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self { url: None, from: "Gatehouse <no-reply@localhost>".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// A directory whose `message.txt`/`message.html` or `<kind>.txt`/`<kind>.html` replace
+    /// the embedded email templates.
+    pub templates_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MagicLinkConfig {
+    /// Sign-in links by email (`POST /v1/auth/magic-link`, `/magic-link`).
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NoticesConfig {
+    /// Email a user when they sign in from a device (user agent + IP class) they never used.
+    pub new_device: bool,
+}
+
+impl Default for NoticesConfig {
+    fn default() -> Self {
+        Self { new_device: true }
+    }
+}
+
+/// The outbox worker's pace.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// How often the worker looks for due deliveries (it is also woken at once by this
+    /// instance's writes).
+    pub poll_interval_ms: u64,
+    /// The first retry waits about this long, each later one twice as long (with jitter).
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Attempts before a delivery is dead-lettered.
+    pub max_attempts: i64,
+    /// A claimed delivery whose worker died is claimed again after this.
+    pub lease_seconds: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 1000,
+            backoff_base_ms: 10_000,
+            backoff_max_ms: 3_600_000,
+            max_attempts: 8,
+            lease_seconds: 60,
+        }
     }
 }
 
@@ -214,6 +301,11 @@ impl Default for Config {
             lockout: LockoutConfig::default(),
             rate_limit: RateLimitConfig::default(),
             branding: gatehouse_http::pages::Branding::default(),
+            smtp: SmtpConfig::default(),
+            mail: MailConfig::default(),
+            magic_link: MagicLinkConfig::default(),
+            notices: NoticesConfig::default(),
+            outbox: OutboxConfig::default(),
             clients: Vec::new(),
         }
     }

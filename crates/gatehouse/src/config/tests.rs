@@ -73,6 +73,30 @@ fn invalid_settings_are_named() {
         (&[("GATEHOUSE_LOG_FORMAT", "xml")], "GATEHOUSE_LOG_FORMAT"),
         (&[("GATEHOUSE_DATABASE_SCHEMA", "a;drop")], "GATEHOUSE_DATABASE_SCHEMA"),
         (&[("GATEHOUSE_MODE", "production")], "GATEHOUSE_MASTER_KEY"),
+        (&[("GATEHOUSE_SMTP_URL", "http://mail.example.com")], "GATEHOUSE_SMTP_URL"),
+        (&[("GATEHOUSE_SMTP_FROM", "not an address")], "GATEHOUSE_SMTP_FROM"),
+        (&[("GATEHOUSE_OUTBOX_MAX_ATTEMPTS", "0")], "GATEHOUSE_OUTBOX_MAX_ATTEMPTS"),
+        (&[("GATEHOUSE_OUTBOX_POLL_INTERVAL_MS", "1")], "GATEHOUSE_OUTBOX_POLL_INTERVAL_MS"),
+        (&[("GATEHOUSE_OUTBOX_BACKOFF_BASE_MS", "0")], "GATEHOUSE_OUTBOX_BACKOFF_BASE_MS"),
+        (&[("GATEHOUSE_MAGIC_LINK_ENABLED", "sometimes")], "GATEHOUSE_MAGIC_LINK_ENABLED"),
+        (
+            &[
+                ("GATEHOUSE_MODE", "production"),
+                ("GATEHOUSE_MASTER_KEY", "k"),
+                ("GATEHOUSE_ISSUER", "https://auth.example.com"),
+                ("GATEHOUSE_REQUIRE_EMAIL_VERIFICATION", "true"),
+            ],
+            "GATEHOUSE_SMTP_URL",
+        ),
+        (
+            &[
+                ("GATEHOUSE_MODE", "production"),
+                ("GATEHOUSE_MASTER_KEY", "k"),
+                ("GATEHOUSE_ISSUER", "https://auth.example.com"),
+                ("GATEHOUSE_MAGIC_LINK_ENABLED", "true"),
+            ],
+            "GATEHOUSE_SMTP_URL",
+        ),
         (
             &[
                 ("GATEHOUSE_MODE", "production"),
@@ -137,6 +161,31 @@ fn every_listed_setting_exists_in_the_tree() {
 fn lists_are_comma_separated() {
     let config = load(&[("GATEHOUSE_PREVIOUS_MASTER_KEYS", " a, b ,,")]).unwrap();
     assert_eq!(config.previous_master_keys.len(), 2);
+}
+
+#[test]
+fn smtp_urls_of_every_kind_are_accepted_and_never_printed() {
+    for url in [
+        "smtp://127.0.0.1:2525",
+        "smtp://mail.example.com:587?tls=required",
+        "smtps://user:pass-word-secret@mail.example.com",
+    ] {
+        let config =
+            load(&[("GATEHOUSE_SMTP_URL", url), ("GATEHOUSE_SMTP_FROM", "Acme <id@acme.example>")]);
+        let config = config.unwrap_or_else(|error| panic!("{url}: {error}"));
+        assert!(!format!("{config:?}").contains("pass-word-secret"));
+    }
+    let error = load(&[("GATEHOUSE_SMTP_URL", "smtps://user:pass-word-secret@:bad")]).unwrap_err();
+    assert!(!error.to_string().contains("pass-word-secret"), "{error}");
+    // Production with SMTP and the features that need it is fine.
+    let config = load(&[
+        ("GATEHOUSE_MODE", "production"),
+        ("GATEHOUSE_MASTER_KEY", "k"),
+        ("GATEHOUSE_ISSUER", "https://auth.example.com"),
+        ("GATEHOUSE_MAGIC_LINK_ENABLED", "true"),
+        ("GATEHOUSE_SMTP_URL", "smtps://mail.example.com"),
+    ]);
+    assert!(config.is_ok(), "{config:?}");
 }
 
 #[test]

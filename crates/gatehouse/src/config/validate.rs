@@ -43,6 +43,7 @@ impl Config {
         self.validate_numbers()?;
         self.validate_accounts()?;
         self.validate_branding()?;
+        self.validate_email()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(error("log.level", format!("not a log filter: {:?}", self.log.level)));
         }
@@ -167,7 +168,51 @@ impl Config {
         Ok(())
     }
 
+    fn validate_email(&self) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
+        if let Some(url) = &self.smtp.url {
+            // The message never repeats the URL: it may hold a password.
+            gatehouse_mail::check_smtp_url(url.expose_secret()).map_err(|_| {
+                error(
+                    "smtp.url",
+                    "expected smtp://host[:port] (add ?tls=required for STARTTLS) or smtps://host[:port], with user:password@ for authentication",
+                )
+            })?;
+        }
+        gatehouse_mail::check_from(&self.smtp.from)
+            .map_err(|message| error("smtp.from", message))?;
+        if self.rate_limit.email_per_minute == 0 {
+            return Err(error(
+                "rate_limit.email_per_minute",
+                "at least 1 (disable limits with GATEHOUSE_RATE_LIMIT_ENABLED=false)",
+            ));
+        }
+        let outbox = &self.outbox;
+        if !(10..=60_000).contains(&outbox.poll_interval_ms) {
+            return Err(error("outbox.poll_interval_ms", "between 10 and 60000"));
+        }
+        if outbox.backoff_base_ms == 0 || outbox.backoff_base_ms > outbox.backoff_max_ms {
+            return Err(error(
+                "outbox.backoff_base_ms",
+                "at least 1 and at most outbox.backoff_max_ms",
+            ));
+        }
+        if !(1..=100).contains(&outbox.max_attempts) {
+            return Err(error("outbox.max_attempts", "between 1 and 100"));
+        }
+        if !(5..=3600).contains(&outbox.lease_seconds) {
+            return Err(error("outbox.lease_seconds", "between 5 and 3600"));
+        }
+        Ok(())
+    }
+
     fn validate_production(&self, issuer: &url::Url) -> Result<(), ConfigError> {
+        if self.smtp.url.is_none() && (self.require_email_verification || self.magic_link.enabled) {
+            return Err(error(
+                "smtp.url",
+                "production mode with require_email_verification or magic_link.enabled needs SMTP (development writes mail to files instead)",
+            ));
+        }
         if self.master_key.is_none() && self.master_key_file.is_none() {
             return Err(error(
                 "master_key",

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod oauth_browser;
+pub mod smtp;
 
 use gatehouse::app::{self, App};
 use gatehouse::config::Config;

@@ -1,0 +1,304 @@
+//! The flows that travel through an email link: email verification (and its resend), password
+//! reset, and magic-link sign-in.
+//!
+//! Security rules:
+//! - Tokens are 256-bit, stored as keyed digests, single-use, and short-lived (24 h, 1 h,
+//!   15 min). The token is spent in the transaction that applies its effect.
+//! - `forgot_password` and `request_magic_link` answer the same for every address and do the
+//!   same work (a token, a sealed message, one write) whether or not an account exists; only
+//!   real accounts get a message.
+//! - A token only counts for the address it was sent to: after an email change, older links
+//!   stop working.
+
+use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::error::{DomainError, OneTimeTokenProblem};
+use std::collections::BTreeMap;
+
+use crate::notify::{Effects, EmailPayload, OneTimeTokenRecord, TokenPurpose};
+use crate::sessions::revoke_reason;
+use crate::users::UserRecord;
+
+use super::{AccountService, Email, Principal, Tokens, spent_from_conflict};
+
+/// Tokens are `random_token()`s: 43 base64url characters.
+fn well_formed(token: &str) -> bool {
+    token.len() == 43 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn problem(kind: OneTimeTokenProblem) -> DomainError {
+    DomainError::OneTimeToken(kind)
+}
+
+impl AccountService {
+    /// The unspent, unexpired token of `purpose` and its user.
+    async fn usable_token(
+        &self,
+        token: &str,
+        purpose: TokenPurpose,
+    ) -> Result<(OneTimeTokenRecord, UserRecord), DomainError> {
+        let token = token.trim();
+        if !well_formed(token) {
+            return Err(problem(OneTimeTokenProblem::Invalid));
+        }
+        let digest = self.notifier.token_digest(token);
+        let Some(record) = self.store.one_time_token(&digest).await? else {
+            return Err(problem(OneTimeTokenProblem::Invalid));
+        };
+        if record.purpose != purpose.as_str() {
+            return Err(problem(OneTimeTokenProblem::Invalid));
+        }
+        if record.used_at.is_some() {
+            return Err(problem(OneTimeTokenProblem::Used));
+        }
+        if record.expires_at <= self.clock.now() {
+            return Err(problem(OneTimeTokenProblem::Expired));
+        }
+        let Some(user) = self.store.user_by_id(&record.user_id).await? else {
+            return Err(problem(OneTimeTokenProblem::Invalid));
+        };
+        // Sent to an address the account no longer has.
+        if record.email_digest.is_some() && record.email_digest != user.email_digest {
+            return Err(problem(OneTimeTokenProblem::Invalid));
+        }
+        Ok((record, user))
+    }
+
+    /// Whether a token could be used for `purpose` now, without spending it (the pages behind
+    /// the links check before showing their button).
+    pub async fn check_one_time_token(
+        &self,
+        token: &str,
+        purpose: TokenPurpose,
+    ) -> Result<(), DomainError> {
+        if purpose == TokenPurpose::MagicLink && !self.settings.magic_link_enabled {
+            return Err(DomainError::Disabled("magic_link"));
+        }
+        self.usable_token(token, purpose).await.map(|_| ())
+    }
+
+    /// Marks the email verified with a token from the verification email.
+    pub async fn verify_email(
+        &self,
+        token: &str,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let (record, mut user) = self.usable_token(token, TokenPurpose::VerifyEmail).await?;
+        let now = self.clock.now();
+        user.email_verified_at = user.email_verified_at.or(Some(now));
+        user.updated_at = now;
+        let event =
+            AuditEvent::new("user.email_verified", &Actor::User(user.id.clone()), context, now)
+                .target("user", &user.id);
+        let effects = Effects {
+            events: vec![event],
+            spend_token: Some((record.token_digest, now)),
+            ..Effects::default()
+        };
+        self.store.update_user_with(&user, &effects).await.map_err(spent_from_conflict)
+    }
+
+    /// Sends a new verification link to the signed-in user (nothing when already verified).
+    pub async fn resend_verification(
+        &self,
+        principal: &Principal,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let user = &principal.user;
+        if user.email_verified_at.is_some() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let (tokens, outbox) =
+            self.link_email(user, TokenPurpose::VerifyEmail, "/verify-email", &[], context, now)?;
+        let event =
+            AuditEvent::new("user.verification_sent", &Actor::User(user.id.clone()), context, now)
+                .target("user", &user.id);
+        let effects = Effects { events: vec![event], tokens, outbox, ..Effects::default() };
+        self.store.append_effects(&effects).await?;
+        self.notifier.wake();
+        Ok(())
+    }
+
+    /// The account an email link may be sent to: existing, not suspended, with that address.
+    async fn link_recipient(&self, email: &str) -> Result<Option<UserRecord>, DomainError> {
+        let Ok(email) = Email::parse(email, "email") else { return Ok(None) };
+        let user = self.store.user_by_email_digest(&self.email_digest(&email)).await?;
+        Ok(user.filter(|user| user.suspended_at.is_none()))
+    }
+
+    /// Sends a link of `purpose` if the address belongs to an account, doing the same work
+    /// when it does not: a token is made and sealed into a message either way, and one
+    /// transaction is written (the audit event alone for an unknown address).
+    async fn send_link_to_address(
+        &self,
+        email: &str,
+        purpose: TokenPurpose,
+        path: &str,
+        extra_query: &[(&str, &str)],
+        action: &str,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let user = self.link_recipient(email).await?;
+        let now = self.clock.now();
+        let effects = match &user {
+            Some(user) => {
+                let (tokens, outbox) =
+                    self.link_email(user, purpose, path, extra_query, context, now)?;
+                let event = AuditEvent::new(action, &Actor::User(user.id.clone()), context, now)
+                    .target("user", &user.id);
+                Effects { events: vec![event], tokens, outbox, ..Effects::default() }
+            }
+            None => {
+                // The same token and sealing work as for a real account, then dropped.
+                let token = self.notifier.new_token(purpose, "usr_unknown", None, now);
+                let mut query = vec![("token", token.secret.as_str())];
+                query.extend_from_slice(extra_query);
+                let payload = EmailPayload {
+                    to: email.to_owned(),
+                    locale: "en".into(),
+                    template: purpose.as_str().to_owned(),
+                    values: BTreeMap::from([("link".to_owned(), self.notifier.link(path, &query))]),
+                };
+                let _ = self.notifier.email(&payload, now)?;
+                let event = AuditEvent::new(action, &Actor::Anonymous, context, now)
+                    .metadata(serde_json::json!({ "reason": "unknown_account" }));
+                Effects::events(vec![event])
+            }
+        };
+        self.store.append_effects(&effects).await?;
+        if !effects.outbox.is_empty() {
+            self.notifier.wake();
+        }
+        Ok(())
+    }
+
+    /// `POST /v1/auth/password/forgot`: a reset link to the address if it has an account. The
+    /// answer and the work are the same for every address.
+    pub async fn forgot_password(
+        &self,
+        email: &str,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        self.send_link_to_address(
+            email,
+            TokenPurpose::ResetPassword,
+            "/reset-password",
+            &[],
+            "user.password_reset_requested",
+            context,
+        )
+        .await
+    }
+
+    /// Sets a new password with a reset token: the policy and history apply, every session
+    /// ends, the lock is lifted, the address counts as verified (the mail arrived), and a
+    /// "password changed" notice is sent.
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        new_password: &str,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let (record, user) = self.usable_token(token, TokenPurpose::ResetPassword).await?;
+        if user.suspended_at.is_some() {
+            return Err(DomainError::AccountSuspended);
+        }
+        let history_size = self.policy.settings().history_size;
+        let mut previous = Vec::new();
+        if history_size > 0 {
+            previous.extend(user.password_hash.clone());
+            previous.extend(self.store.password_history(&user.id, history_size).await?);
+        }
+        let email = self.open_email(&user)?;
+        let mut inputs: Vec<&str> = Vec::new();
+        inputs.extend(email.as_deref());
+        inputs.extend(user.username.as_deref());
+        inputs.extend(user.first_name.as_deref());
+        inputs.extend(user.last_name.as_deref());
+        self.check_new_password(new_password, "new_password", &inputs, &previous, Vec::new())
+            .await?;
+
+        let now = self.clock.now();
+        let mut changed = user.clone();
+        changed.password_hash = Some(self.hashing.hash(new_password.to_owned().into()).await?);
+        changed.password_changed_at = Some(now);
+        changed.email_verified_at = changed.email_verified_at.or(Some(now));
+        changed.failed_sign_in_attempts = 0;
+        changed.locked_until = None;
+        changed.updated_at = now;
+        let event =
+            AuditEvent::new("user.password_reset", &Actor::User(user.id.clone()), context, now)
+                .target("user", &user.id);
+        let effects = Effects {
+            events: vec![event],
+            outbox: self.password_changed_notice(&changed, context, now)?.into_iter().collect(),
+            spend_token: Some((record.token_digest, now)),
+            ..Effects::default()
+        };
+        self.store
+            .change_password_with(
+                &changed,
+                history_size,
+                None,
+                revoke_reason::PASSWORD_RESET,
+                &effects,
+            )
+            .await
+            .map_err(spent_from_conflict)?;
+        self.notifier.wake();
+        Ok(())
+    }
+
+    /// `POST /v1/auth/magic-link`: a sign-in link to the address if it has an account (same
+    /// answer and work for every address). `return_to` (already checked by the caller as a
+    /// same-origin path) rides in the link for the hosted page.
+    pub async fn request_magic_link(
+        &self,
+        email: &str,
+        return_to: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        if !self.settings.magic_link_enabled {
+            return Err(DomainError::Disabled("magic_link"));
+        }
+        let extra: Vec<(&str, &str)> =
+            return_to.map(|path| ("return_to", path)).into_iter().collect();
+        self.send_link_to_address(
+            email,
+            TokenPurpose::MagicLink,
+            "/magic-link",
+            &extra,
+            "user.magic_link_requested",
+            context,
+        )
+        .await
+    }
+
+    /// Signs in with a magic-link token. Following the link proves the mailbox, so the address
+    /// becomes verified.
+    pub async fn sign_in_with_magic_link(
+        &self,
+        token: &str,
+        context: &RequestContext,
+    ) -> Result<Tokens, DomainError> {
+        if !self.settings.magic_link_enabled {
+            return Err(DomainError::Disabled("magic_link"));
+        }
+        let (record, mut user) = self.usable_token(token, TokenPurpose::MagicLink).await?;
+        if user.suspended_at.is_some() {
+            return Err(DomainError::AccountSuspended);
+        }
+        let now = self.clock.now();
+        let mut effects =
+            Effects { spend_token: Some((record.token_digest, now)), ..Effects::default() };
+        if user.email_verified_at.is_none() {
+            user.email_verified_at = Some(now);
+            effects.events.push(
+                AuditEvent::new("user.email_verified", &Actor::User(user.id.clone()), context, now)
+                    .target("user", &user.id),
+            );
+        }
+        user.updated_at = now;
+        self.start_session_with(user, None, context, effects, "magic_link").await
+    }
+}

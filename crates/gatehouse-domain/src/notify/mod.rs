@@ -1,0 +1,55 @@
+//! Notifications: the durable outbox every delivery goes through, the `Channel` port that
+//! delivers a message (email now; webhooks and brokers later), the worker that drains the
+//! outbox, and the single-use tokens that travel only inside those messages.
+//!
+//! Invariants:
+//! - An outbox row is written in the same transaction as the change that caused it
+//!   ([`Effects`] travel with the change into the store).
+//! - Payloads are sealed with the field cipher (purpose [`OUTBOX_PURPOSE`], AD = row id): they
+//!   hold links with one-time tokens. Listings show the kind and status, never the payload.
+//! - One-time tokens are stored only as keyed digests and spent in the transaction that applies
+//!   their effect, so a token works once even under concurrent use.
+
+mod deliveries;
+mod notifier;
+mod store;
+mod worker;
+
+pub use deliveries::{DeliveryPage, DeliveryService};
+pub use notifier::{EmailPayload, Notifier, NotifierSettings, OneTimeToken};
+pub use store::{
+    AttemptOutcome, Effects, NotifyStore, OneTimeTokenRecord, OutboxAttempt, OutboxQuery,
+    OutboxRecord, OutboxStatus, TOKEN_SPENT_CONFLICT, TokenPurpose,
+};
+pub use worker::{OutboxWorker, WorkerSettings};
+
+use async_trait::async_trait;
+
+/// Field-cipher purpose of outbox payloads (AD = the row id).
+pub const OUTBOX_PURPOSE: &str = "outbox";
+/// Digest purpose of one-time tokens.
+pub const ONE_TIME_TOKEN_DIGEST_PURPOSE: &str = "one-time-token";
+/// Digest purpose of known devices (user agent + IP class).
+pub const DEVICE_DIGEST_PURPOSE: &str = "device";
+/// The email channel's name in `outbox.channel`.
+pub const EMAIL_CHANNEL: &str = "email";
+
+/// Why one delivery failed. The text is stored and listed: it must never hold a secret.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth trying again later (the server is down, a 4xx SMTP reply).
+    #[error("{0}")]
+    Temporary(String),
+    /// Will never work (a malformed payload, a 5xx SMTP reply): dead-lettered at once.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// Delivers one message of its kind. Implementations: email (`gatehouse-mail`).
+#[async_trait]
+pub trait Channel: Send + Sync {
+    /// The `outbox.channel` value this channel delivers.
+    fn name(&self) -> &'static str;
+    /// Delivers one opened payload (JSON). Must not log the payload: it holds secrets.
+    async fn deliver(&self, kind: &str, payload: &serde_json::Value) -> Result<(), DeliveryError>;
+}

@@ -1,0 +1,495 @@
+//! `NotifyStore` on SQL: the `outbox`, `outbox_attempts`, `one_time_tokens` and
+//! `known_devices` tables, and the changes that carry [`Effects`] (audit events, outbox rows,
+//! tokens to create or spend) into their transaction.
+
+use async_trait::async_trait;
+use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::notify::{
+    AttemptOutcome, Effects, NotifyStore, OneTimeTokenRecord, OutboxAttempt, OutboxQuery,
+    OutboxRecord,
+};
+use gatehouse_domain::sessions::{RefreshTokenRecord, SessionRecord};
+use gatehouse_domain::{StoreError, UserRecord};
+use sqlx::Row;
+
+use crate::audit::insert_events;
+use crate::error::map_sqlx_error;
+use crate::sessions::insert_refresh_token;
+use crate::users::{insert_user_row, update_user_row};
+use crate::{Database, with_pool};
+
+/// Writes `$effects` (a `&Effects`) with `$executor` (`&mut *transaction`): spends the token
+/// first (returning `Conflict(TOKEN_SPENT_CONFLICT)` from the enclosing function, which rolls
+/// the transaction back, when it was already spent), then tokens, outbox rows, the device and
+/// the audit events.
+macro_rules! apply_effects {
+    ($executor:expr, $effects:expr) => {{
+        let effects: &Effects = $effects;
+        if let Some((digest, now)) = &effects.spend_token {
+            let spent = sqlx::query(
+                "UPDATE one_time_tokens SET used_at = $2 WHERE token_digest = $1 AND used_at IS NULL",
+            )
+            .bind(digest.as_slice())
+            .bind(*now)
+            .execute($executor)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected();
+            if spent != 1 {
+                return Err(StoreError::Conflict(
+                    gatehouse_domain::notify::TOKEN_SPENT_CONFLICT.into(),
+                ));
+            }
+        }
+        for token in &effects.tokens {
+            sqlx::query(
+                "INSERT INTO one_time_tokens (token_digest, purpose, user_id, email_digest, \
+                 created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(token.token_digest.as_slice())
+            .bind(token.purpose.as_str())
+            .bind(token.user_id.as_str())
+            .bind(token.email_digest.as_deref())
+            .bind(token.created_at)
+            .bind(token.expires_at)
+            .bind(token.used_at)
+            .execute($executor)
+            .await
+            .map_err(map_sqlx_error)?;
+        }
+        for row in &effects.outbox {
+            sqlx::query(
+                "INSERT INTO outbox (id, channel, kind, payload, status, attempts, next_attempt_at, \
+                 claimed_by, lease_until, created_at, delivered_at, last_error) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(row.id.as_str())
+            .bind(row.channel.as_str())
+            .bind(row.kind.as_str())
+            .bind(row.payload.as_slice())
+            .bind(row.status.as_str())
+            .bind(row.attempts)
+            .bind(row.next_attempt_at)
+            .bind(row.claimed_by.as_deref())
+            .bind(row.lease_until)
+            .bind(row.created_at)
+            .bind(row.delivered_at)
+            .bind(row.last_error.as_deref())
+            .execute($executor)
+            .await
+            .map_err(map_sqlx_error)?;
+        }
+        if let Some((user_id, device, now)) = &effects.remember_device {
+            sqlx::query(
+                "INSERT INTO known_devices (user_id, device_digest, first_seen_at, last_seen_at) \
+                 VALUES ($1, $2, $3, $3) ON CONFLICT (user_id, device_digest) \
+                 DO UPDATE SET last_seen_at = excluded.last_seen_at",
+            )
+            .bind(user_id.as_str())
+            .bind(device.as_slice())
+            .bind(*now)
+            .execute($executor)
+            .await
+            .map_err(map_sqlx_error)?;
+        }
+        insert_events!($executor, &effects.events);
+    }};
+}
+
+macro_rules! outbox_columns {
+    () => {
+        "id, channel, kind, payload, status, attempts, next_attempt_at, claimed_by, lease_until, \
+         created_at, delivered_at, last_error"
+    };
+}
+
+/// The claim: due pending rows and rows whose lease ran out, oldest due first. `$lock` is the
+/// one dialect difference (PostgreSQL skips rows another instance is claiming).
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE outbox SET status = 'sending', claimed_by = $1, lease_until = $3, ",
+            "attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox WHERE ",
+            "(status = 'pending' AND next_attempt_at <= $2) OR (status = 'sending' AND lease_until <= $2) ",
+            "ORDER BY next_attempt_at, id LIMIT $4",
+            $lock,
+            ") RETURNING ",
+            outbox_columns!()
+        )
+    };
+}
+
+macro_rules! outbox_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        OutboxRecord {
+            id: row.try_get("id").map_err(map_sqlx_error)?,
+            channel: row.try_get("channel").map_err(map_sqlx_error)?,
+            kind: row.try_get("kind").map_err(map_sqlx_error)?,
+            payload: row.try_get("payload").map_err(map_sqlx_error)?,
+            status: row.try_get("status").map_err(map_sqlx_error)?,
+            attempts: row.try_get("attempts").map_err(map_sqlx_error)?,
+            next_attempt_at: row.try_get("next_attempt_at").map_err(map_sqlx_error)?,
+            claimed_by: row.try_get("claimed_by").map_err(map_sqlx_error)?,
+            lease_until: row.try_get("lease_until").map_err(map_sqlx_error)?,
+            created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
+            delivered_at: row.try_get("delivered_at").map_err(map_sqlx_error)?,
+            last_error: row.try_get("last_error").map_err(map_sqlx_error)?,
+        }
+    }};
+}
+
+#[async_trait]
+impl NotifyStore for Database {
+    async fn insert_user_with(
+        &self,
+        user: &UserRecord,
+        effects: &Effects,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            insert_user_row!(&mut *transaction, user, "")?;
+            apply_effects!(&mut *transaction, effects);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn update_user_with(
+        &self,
+        user: &UserRecord,
+        effects: &Effects,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            update_user_row!(&mut *transaction, user)?;
+            apply_effects!(&mut *transaction, effects);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn change_password_with(
+        &self,
+        user: &UserRecord,
+        history_size: usize,
+        keep_session: Option<&str>,
+        reason: &str,
+        effects: &Effects,
+    ) -> Result<(), StoreError> {
+        let keep = keep_session.unwrap_or("");
+        let history_size = i64::try_from(history_size).unwrap_or(i64::MAX);
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            sqlx::query(
+                "INSERT INTO password_history (user_id, password_hash, created_at) \
+                 SELECT id, password_hash, $2 FROM users WHERE id = $1 AND password_hash IS NOT NULL",
+            )
+            .bind(user.id.as_str())
+            .bind(user.updated_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            // Keep only the newest `history_size` entries.
+            sqlx::query(
+                "DELETE FROM password_history WHERE user_id = $1 AND password_hash NOT IN (\
+                 SELECT password_hash FROM password_history WHERE user_id = $1 \
+                 ORDER BY created_at DESC LIMIT $2)",
+            )
+            .bind(user.id.as_str())
+            .bind(history_size)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            update_user_row!(&mut *transaction, user)?;
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
+                 WHERE user_id = $1 AND revoked_at IS NULL AND id <> $4",
+            )
+            .bind(user.id.as_str())
+            .bind(user.updated_at)
+            .bind(reason)
+            .bind(keep)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            apply_effects!(&mut *transaction, effects);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn start_session_with(
+        &self,
+        session: &SessionRecord,
+        refresh_token: Option<&RefreshTokenRecord>,
+        user: &UserRecord,
+        effects: &Effects,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            update_user_row!(&mut *transaction, user)?;
+            sqlx::query(
+                "INSERT INTO sessions (id, user_id, user_agent, ip, created_at, last_used_at, \
+                 expires_at, revoked_at, revoked_reason, client_id, scope, auth_time, nonce) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(session.id.as_str())
+            .bind(session.user_id.as_str())
+            .bind(session.user_agent.as_deref())
+            .bind(session.ip.as_deref())
+            .bind(session.created_at)
+            .bind(session.last_used_at)
+            .bind(session.expires_at)
+            .bind(session.revoked_at)
+            .bind(session.revoked_reason.as_deref())
+            .bind(session.client_id.as_deref())
+            .bind(session.scope.as_deref())
+            .bind(session.auth_time)
+            .bind(session.nonce.as_deref())
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            if let Some(refresh_token) = refresh_token {
+                insert_refresh_token!(&mut *transaction, refresh_token)?;
+            }
+            apply_effects!(&mut *transaction, effects);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+    async fn append_effects(&self, effects: &Effects) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            apply_effects!(&mut *transaction, effects);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn one_time_token(
+        &self,
+        digest: &[u8],
+    ) -> Result<Option<OneTimeTokenRecord>, StoreError> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT token_digest, purpose, user_id, email_digest, created_at, expires_at, used_at \
+                 FROM one_time_tokens WHERE token_digest = $1",
+            )
+            .bind(digest)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            match row {
+                Some(row) => Ok(Some(OneTimeTokenRecord {
+                    token_digest: row.try_get("token_digest").map_err(map_sqlx_error)?,
+                    purpose: row.try_get("purpose").map_err(map_sqlx_error)?,
+                    user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
+                    email_digest: row.try_get("email_digest").map_err(map_sqlx_error)?,
+                    created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
+                    expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
+                    used_at: row.try_get("used_at").map_err(map_sqlx_error)?,
+                })),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn device_seen(
+        &self,
+        user_id: &str,
+        device_digest: &[u8],
+    ) -> Result<(bool, bool), StoreError> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT (SELECT COUNT(*) FROM known_devices WHERE user_id = $1) AS any_device, \
+                 (SELECT COUNT(*) FROM known_devices WHERE user_id = $1 AND device_digest = $2) \
+                 AS this_device",
+            )
+            .bind(user_id)
+            .bind(device_digest)
+            .fetch_one(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            let any: i64 = row.try_get("any_device").map_err(map_sqlx_error)?;
+            let this: i64 = row.try_get("this_device").map_err(map_sqlx_error)?;
+            Ok((any > 0, this > 0))
+        })
+    }
+
+    async fn claim_outbox(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        let sql = match self {
+            Database::Sqlite(_) => claim_sql!(""),
+            Database::Postgres(_) => claim_sql!(" FOR UPDATE SKIP LOCKED"),
+        };
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let rows = sqlx::query(sql)
+                .bind(worker)
+                .bind(now)
+                .bind(lease_until)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+                .map_err(map_sqlx_error)?;
+            let mut claimed = Vec::with_capacity(rows.len());
+            for row in rows {
+                claimed.push(outbox_from_row!(row));
+            }
+            Ok(claimed)
+        })
+    }
+
+    async fn finish_outbox_attempt(
+        &self,
+        attempt: &OutboxAttempt,
+        outcome: AttemptOutcome,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError> {
+        let (status, delivered_at, next_attempt_at) = match outcome {
+            AttemptOutcome::Delivered { at } => ("delivered", Some(at), None),
+            AttemptOutcome::Retry { next_attempt_at } => ("pending", None, Some(next_attempt_at)),
+            AttemptOutcome::Dead => ("dead", None, None),
+        };
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            let applied = sqlx::query(
+                "UPDATE outbox SET status = $3, delivered_at = $4, \
+                 next_attempt_at = COALESCE($5, next_attempt_at), last_error = $6, \
+                 claimed_by = NULL, lease_until = NULL \
+                 WHERE id = $1 AND claimed_by = $2 AND status = 'sending'",
+            )
+            .bind(attempt.outbox_id.as_str())
+            .bind(attempt.worker.as_str())
+            .bind(status)
+            .bind(delivered_at)
+            .bind(next_attempt_at)
+            .bind(attempt.error.as_deref())
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected()
+                == 1;
+            sqlx::query(
+                "INSERT INTO outbox_attempts (id, outbox_id, worker, status, error, started_at, \
+                 duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(attempt.id.as_str())
+            .bind(attempt.outbox_id.as_str())
+            .bind(attempt.worker.as_str())
+            .bind(attempt.status.as_str())
+            .bind(attempt.error.as_deref())
+            .bind(attempt.started_at)
+            .bind(attempt.duration_ms)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            if applied {
+                insert_events!(&mut *transaction, events);
+            }
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            Ok(applied)
+        })
+    }
+
+    async fn outbox_row(&self, id: &str) -> Result<Option<OutboxRecord>, StoreError> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(concat!("SELECT ", outbox_columns!(), " FROM outbox WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(map_sqlx_error)?;
+            match row {
+                Some(row) => Ok(Some(outbox_from_row!(row))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn list_outbox(&self, query: &OutboxQuery) -> Result<Vec<OutboxRecord>, StoreError> {
+        let status = query.status.map(|status| status.as_str());
+        with_pool!(self, pool => {
+            let rows = sqlx::query(concat!(
+                "SELECT ", outbox_columns!(), " FROM outbox WHERE ($1 IS NULL OR status = $1) ",
+                "AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+            ))
+            .bind(status)
+            .bind(query.before.as_deref())
+            .bind(i64::from(query.limit))
+            .fetch_all(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            let mut items = Vec::with_capacity(rows.len());
+            for row in rows {
+                items.push(outbox_from_row!(row));
+            }
+            Ok(items)
+        })
+    }
+
+    async fn outbox_attempts(&self, outbox_id: &str) -> Result<Vec<OutboxAttempt>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, outbox_id, worker, status, error, started_at, duration_ms \
+                 FROM outbox_attempts WHERE outbox_id = $1 ORDER BY started_at, id",
+            )
+            .bind(outbox_id)
+            .fetch_all(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            let mut attempts = Vec::with_capacity(rows.len());
+            for row in rows {
+                attempts.push(OutboxAttempt {
+                    id: row.try_get("id").map_err(map_sqlx_error)?,
+                    outbox_id: row.try_get("outbox_id").map_err(map_sqlx_error)?,
+                    worker: row.try_get("worker").map_err(map_sqlx_error)?,
+                    status: row.try_get("status").map_err(map_sqlx_error)?,
+                    error: row.try_get("error").map_err(map_sqlx_error)?,
+                    started_at: row.try_get("started_at").map_err(map_sqlx_error)?,
+                    duration_ms: row.try_get("duration_ms").map_err(map_sqlx_error)?,
+                });
+            }
+            Ok(attempts)
+        })
+    }
+
+    async fn retry_outbox(
+        &self,
+        id: &str,
+        now: i64,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            let updated = sqlx::query(
+                "UPDATE outbox SET status = 'pending', next_attempt_at = $2, attempts = 0, \
+                 claimed_by = NULL, lease_until = NULL WHERE id = $1 AND status <> 'sending'",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected()
+                == 1;
+            if updated {
+                insert_events!(&mut *transaction, events);
+            }
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            Ok(updated)
+        })
+    }
+}
