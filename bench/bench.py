@@ -1063,8 +1063,14 @@ def evaluate_targets(rows: list, ceilings: dict) -> list[dict]:
                          and r.get("users") == 1000), None)
             ratio = f", {row['rps'] / base['rps']:.2f}× the req/s with 1,000 users" \
                 if base and base["rps"] else ""
-            add(f"{row['title']}: p99 < 50 ms", f"{row['p99_ms']:.2f} ms{ratio}",
-                row["p99_ms"] < 50)
+            if row["base_scenario"] == "scale-signin":
+                # One Argon2id hash dominates this latency; the lookup must not slow it down.
+                kept = row["rps"] / base["rps"] if base and base["rps"] else 0.0
+                add(f"{row['title']}: ≥ 0.8× the sign-ins/s with 1,000 users",
+                    f"{kept:.2f}× (p99 {row['p99_ms']:.2f} ms)", kept >= 0.8)
+            else:
+                add(f"{row['title']}: p99 < 50 ms", f"{row['p99_ms']:.2f} ms{ratio}",
+                    row["p99_ms"] < 50)
     main = next((r for r in rows if r["kind"] == "gatehouse"
                  and r["server"] == "Gatehouse SQLite"), None)
     if main:
