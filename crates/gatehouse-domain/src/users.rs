@@ -86,16 +86,6 @@ pub trait UserStore: Send + Sync {
         lock_until: i64,
         events: &[AuditEvent],
     ) -> Result<FailedSignIn, StoreError>;
-    /// Sets a new password: the old hash goes to the history (trimmed to `history_size`), and
-    /// every session but `keep_session` is revoked with `reason`, in one transaction.
-    async fn change_password(
-        &self,
-        user: &UserRecord,
-        history_size: usize,
-        keep_session: Option<&str>,
-        reason: &str,
-        events: &[AuditEvent],
-    ) -> Result<(), StoreError>;
     /// Earlier password hashes, newest first.
     async fn password_history(
         &self,

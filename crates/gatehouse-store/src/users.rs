@@ -224,24 +224,6 @@ impl UserStore for Database {
         Ok(outcome)
     }
 
-    async fn change_password(
-        &self,
-        user: &UserRecord,
-        history_size: usize,
-        keep_session: Option<&str>,
-        reason: &str,
-        events: &[AuditEvent],
-    ) -> Result<(), StoreError> {
-        self.change_password_with(
-            user,
-            history_size,
-            keep_session,
-            reason,
-            &Effects::events(events.to_vec()),
-        )
-        .await
-    }
-
     async fn password_history(
         &self,
         user_id: &str,

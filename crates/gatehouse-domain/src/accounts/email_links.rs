@@ -203,20 +203,7 @@ impl AccountService {
         if user.suspended_at.is_some() {
             return Err(DomainError::AccountSuspended);
         }
-        let history_size = self.policy.settings().history_size;
-        let mut previous = Vec::new();
-        if history_size > 0 {
-            previous.extend(user.password_hash.clone());
-            previous.extend(self.store.password_history(&user.id, history_size).await?);
-        }
-        let email = self.open_email(&user)?;
-        let mut inputs: Vec<&str> = Vec::new();
-        inputs.extend(email.as_deref());
-        inputs.extend(user.username.as_deref());
-        inputs.extend(user.first_name.as_deref());
-        inputs.extend(user.last_name.as_deref());
-        self.check_new_password(new_password, "new_password", &inputs, &previous, Vec::new())
-            .await?;
+        let history_size = self.check_replacement_password(&user, new_password).await?;
 
         let now = self.clock.now();
         let mut changed = user.clone();

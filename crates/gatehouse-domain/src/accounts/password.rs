@@ -51,6 +51,30 @@ impl AccountService {
         Ok(())
     }
 
+    /// Checks a replacement for `user`'s password: the policy (with the user's own details as
+    /// context) and the last N passwords. Answers the history size to keep.
+    pub(super) async fn check_replacement_password(
+        &self,
+        user: &crate::UserRecord,
+        new_password: &str,
+    ) -> Result<usize, DomainError> {
+        let history_size = self.policy.settings().history_size;
+        let mut previous = Vec::new();
+        if history_size > 0 {
+            previous.extend(user.password_hash.clone());
+            previous.extend(self.store.password_history(&user.id, history_size).await?);
+        }
+        let email = self.open_email(user)?;
+        let mut inputs: Vec<&str> = Vec::new();
+        inputs.extend(email.as_deref());
+        inputs.extend(user.username.as_deref());
+        inputs.extend(user.first_name.as_deref());
+        inputs.extend(user.last_name.as_deref());
+        self.check_new_password(new_password, "new_password", &inputs, &previous, Vec::new())
+            .await?;
+        Ok(history_size)
+    }
+
     /// Changes the signed-in user's password. The current password must be given; the new one
     /// must pass the policy and not be one of the last N. Every other session is revoked.
     pub async fn change_password(
@@ -74,20 +98,7 @@ impl AccountService {
                 "The current password is not correct.",
             )]));
         }
-        let history_size = self.policy.settings().history_size;
-        let mut previous = Vec::new();
-        if history_size > 0 {
-            previous.extend(user.password_hash.clone());
-            previous.extend(self.store.password_history(&user.id, history_size).await?);
-        }
-        let email = self.open_email(user)?;
-        let mut inputs: Vec<&str> = Vec::new();
-        inputs.extend(email.as_deref());
-        inputs.extend(user.username.as_deref());
-        inputs.extend(user.first_name.as_deref());
-        inputs.extend(user.last_name.as_deref());
-        self.check_new_password(new_password, "new_password", &inputs, &previous, Vec::new())
-            .await?;
+        let history_size = self.check_replacement_password(user, new_password).await?;
 
         let now = self.clock.now();
         let mut changed = user.clone();

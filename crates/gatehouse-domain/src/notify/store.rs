@@ -160,7 +160,9 @@ pub trait NotifyStore: Send + Sync {
         user: &UserRecord,
         effects: &Effects,
     ) -> Result<(), StoreError>;
-    /// As `UserStore::change_password`, with effects.
+    /// Sets a new password with the effects: the old hash goes to the history (trimmed to
+    /// `history_size`), and every session but `keep_session` is revoked with `reason`, in one
+    /// transaction.
     async fn change_password_with(
         &self,
         user: &UserRecord,
