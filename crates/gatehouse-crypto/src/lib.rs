@@ -18,6 +18,7 @@ pub mod master;
 pub mod password;
 pub mod signing;
 pub mod token;
+pub mod totp;
 
 pub use aead::FieldCipher;
 pub use digest::Digester;
@@ -28,6 +29,7 @@ pub use signing::{PublicKeySet, SigningAlgorithm, SigningKey};
 pub use token::{
     constant_time_eq, left_half_sha256, new_id, pkce_s256, random_bytes, random_token,
 };
+pub use totp::TotpSecret;
 
 /// Re-exported so callers build a [`jsonwebtoken::Validation`] for
 /// [`PublicKeySet::verify`] with the same version this crate uses.

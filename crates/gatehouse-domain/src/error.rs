@@ -28,6 +28,55 @@ pub enum OneTimeTokenProblem {
     Expired,
 }
 
+/// Why a second factor (or its challenge) was refused. Each has its own code, so clients and
+/// the audit trail can tell a replay from a typo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaProblem {
+    /// The `mfa_token` is unknown, malformed or already used.
+    InvalidChallenge,
+    /// The `mfa_token` is past its five minutes.
+    ChallengeExpired,
+    /// The code is wrong (or no code was sent).
+    InvalidCode,
+    /// A TOTP code of a time step that was already used.
+    CodeReplayed,
+    /// An email/SMS code past its lifetime.
+    CodeExpired,
+    /// An email/SMS code that was tried too many times.
+    AttemptsExhausted,
+    /// A backup code that was already used.
+    BackupCodeUsed,
+    /// The method is not enrolled by this user, or not offered by this server.
+    MethodUnavailable,
+    /// Enrolling a factor of a kind the user already has.
+    AlreadyEnabled,
+    /// Removing or using a factor the user does not have.
+    NotEnabled,
+    /// Confirming an enrolment that was never started.
+    EnrolmentNotStarted,
+    /// MFA is required by policy and this user must enrol a factor first.
+    EnrolmentRequired,
+}
+
+impl MfaProblem {
+    pub fn code(self) -> &'static str {
+        match self {
+            MfaProblem::InvalidChallenge => "invalid_mfa_token",
+            MfaProblem::ChallengeExpired => "mfa_token_expired",
+            MfaProblem::InvalidCode => "invalid_mfa_code",
+            MfaProblem::CodeReplayed => "mfa_code_replayed",
+            MfaProblem::CodeExpired => "mfa_code_expired",
+            MfaProblem::AttemptsExhausted => "mfa_attempts_exhausted",
+            MfaProblem::BackupCodeUsed => "backup_code_used",
+            MfaProblem::MethodUnavailable => "mfa_method_unavailable",
+            MfaProblem::AlreadyEnabled => "mfa_already_enabled",
+            MfaProblem::NotEnabled => "mfa_not_enabled",
+            MfaProblem::EnrolmentNotStarted => "mfa_enrolment_not_started",
+            MfaProblem::EnrolmentRequired => "mfa_enrolment_required",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
     #[error("not found")]
@@ -74,6 +123,12 @@ pub enum DomainError {
     /// Authenticated but not allowed, or a step that needs a fresh authentication.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// A second factor or its challenge was refused.
+    #[error("mfa: {0:?}")]
+    Mfa(MfaProblem),
+    /// A sensitive action needs a recent authentication (`POST /v1/auth/reauthenticate`).
+    #[error("reauthentication required")]
+    ReauthenticationRequired,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cryptographic failure: {0}")]
@@ -104,6 +159,8 @@ impl DomainError {
             DomainError::Disabled("magic_link") => "magic_link_disabled",
             DomainError::Disabled(_) => "feature_disabled",
             DomainError::Forbidden(_) => "forbidden",
+            DomainError::Mfa(problem) => problem.code(),
+            DomainError::ReauthenticationRequired => "reauthentication_required",
             DomainError::Store(StoreError::Unavailable(_)) => "service_unavailable",
             DomainError::Store(StoreError::Conflict(_)) => "conflict",
             DomainError::Store(_) | DomainError::Crypto(_) | DomainError::Internal(_) => {
@@ -141,6 +198,9 @@ mod tests {
             (DomainError::OneTimeToken(OneTimeTokenProblem::Expired), "token_expired"),
             (DomainError::Disabled("magic_link"), "magic_link_disabled"),
             (DomainError::Forbidden("x".into()), "forbidden"),
+            (DomainError::Mfa(MfaProblem::CodeReplayed), "mfa_code_replayed"),
+            (DomainError::Mfa(MfaProblem::BackupCodeUsed), "backup_code_used"),
+            (DomainError::ReauthenticationRequired, "reauthentication_required"),
             (StoreError::Unavailable("down".into()).into(), "service_unavailable"),
             (StoreError::Conflict("users_email".into()).into(), "conflict"),
             (StoreError::Other("boom".into()).into(), "internal_error"),

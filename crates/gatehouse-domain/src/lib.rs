@@ -10,6 +10,7 @@ pub mod clock;
 pub mod error;
 pub mod health;
 pub mod keys;
+pub mod mfa;
 pub mod notify;
 pub mod oauth;
 pub mod passwords;
@@ -20,7 +21,7 @@ pub mod tokens;
 pub mod users;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{DomainError, FieldIssue, OneTimeTokenProblem};
+pub use error::{DomainError, FieldIssue, MfaProblem, OneTimeTokenProblem};
 pub use health::ReadinessCheck;
 pub use keys::{KeyInfo, KeyService, KeySettings, KeyState, SigningKeyStore, StoredSigningKey};
 pub use store::StoreError;

@@ -29,11 +29,21 @@ pub struct SessionRecord {
     pub auth_time: Option<i64>,
     /// The OIDC `nonce` of the authorization request, repeated in refreshed ID tokens.
     pub nonce: Option<String>,
+    /// RFC 8176 methods of the last authentication, space-separated (`pwd otp mfa`).
+    pub amr: Option<String>,
 }
 
 impl SessionRecord {
     pub fn is_active(&self, now: i64) -> bool {
         self.revoked_at.is_none() && self.expires_at > now
+    }
+
+    /// The `amr` values as a list (`["pwd"]` for sessions older than the column).
+    pub fn amr_values(&self) -> Vec<String> {
+        match self.amr.as_deref() {
+            Some(text) if !text.is_empty() => text.split(' ').map(str::to_owned).collect(),
+            _ => vec!["pwd".to_owned()],
+        }
     }
 }
 

@@ -44,6 +44,12 @@ pub struct AccessTokenClaims {
     pub client_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub scope: Option<String>,
+    /// When the user last authenticated on this session (OIDC `auth_time`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub auth_time: Option<i64>,
+    /// How they authenticated (RFC 8176: `pwd`, `otp`, `sms`, `mfa`, ...).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub amr: Option<Vec<String>>,
 }
 
 /// What an access token is issued for.
@@ -55,6 +61,8 @@ pub struct AccessTokenGrant {
     pub scope: Option<String>,
     /// Overrides the configured lifetime (per-client settings).
     pub ttl_seconds: Option<i64>,
+    pub auth_time: Option<i64>,
+    pub amr: Option<Vec<String>>,
 }
 
 pub struct TokenService {
@@ -78,15 +86,16 @@ impl TokenService {
         &self.settings
     }
 
-    /// A signed access token for a session.
+    /// A signed access token for a first-party session, carrying its `auth_time` and `amr`.
     pub async fn issue_access_token(
         &self,
-        user_id: &str,
-        session_id: &str,
+        session: &crate::sessions::SessionRecord,
     ) -> Result<String, DomainError> {
         let grant = AccessTokenGrant {
-            subject: user_id.to_owned(),
-            session_id: Some(session_id.to_owned()),
+            subject: session.user_id.clone(),
+            session_id: Some(session.id.clone()),
+            auth_time: session.auth_time,
+            amr: Some(session.amr_values()),
             ..AccessTokenGrant::default()
         };
         Ok(self.issue(grant).await?.0)
@@ -108,6 +117,8 @@ impl TokenService {
             sid: grant.session_id,
             client_id: grant.client_id,
             scope: grant.scope,
+            auth_time: grant.auth_time,
+            amr: grant.amr,
         };
         let signer = self.keys.active_signer().await?;
         Ok((signer.sign(ACCESS_TOKEN_TYPE, &claims)?, claims))

@@ -119,6 +119,47 @@ impl ApiError {
     }
 }
 
+/// Second-factor problems: a bad challenge token is a 401 (sign in again), a bad code a 400
+/// (try again), the state of the user's factors a 409, the policy a 403.
+fn mfa_error(problem: gatehouse_domain::MfaProblem, code: &'static str) -> ApiError {
+    use gatehouse_domain::MfaProblem;
+    let (status, detail) = match problem {
+        MfaProblem::InvalidChallenge => {
+            (StatusCode::UNAUTHORIZED, "The MFA token is not valid or was already used.")
+        }
+        MfaProblem::ChallengeExpired => {
+            (StatusCode::UNAUTHORIZED, "The MFA token has expired; sign in again.")
+        }
+        MfaProblem::InvalidCode => (StatusCode::BAD_REQUEST, "The code is not correct."),
+        MfaProblem::CodeReplayed => {
+            (StatusCode::BAD_REQUEST, "This code was already used; wait for the next one.")
+        }
+        MfaProblem::CodeExpired => {
+            (StatusCode::BAD_REQUEST, "The code has expired; ask for a new one.")
+        }
+        MfaProblem::AttemptsExhausted => {
+            (StatusCode::BAD_REQUEST, "Too many wrong tries for this code; ask for a new one.")
+        }
+        MfaProblem::BackupCodeUsed => {
+            (StatusCode::BAD_REQUEST, "This backup code was already used.")
+        }
+        MfaProblem::MethodUnavailable => {
+            (StatusCode::BAD_REQUEST, "This method is not available for this account.")
+        }
+        MfaProblem::AlreadyEnabled => {
+            (StatusCode::CONFLICT, "This factor is already enabled; remove it first.")
+        }
+        MfaProblem::NotEnabled => (StatusCode::CONFLICT, "This factor is not enabled."),
+        MfaProblem::EnrolmentNotStarted => {
+            (StatusCode::CONFLICT, "No enrolment of this factor is in progress.")
+        }
+        MfaProblem::EnrolmentRequired => {
+            (StatusCode::FORBIDDEN, "A second factor is required: enrol one first.")
+        }
+    };
+    ApiError::new(status, code, detail)
+}
+
 fn title_of(status: StatusCode) -> String {
     status.canonical_reason().unwrap_or("Error").to_owned()
 }
@@ -184,6 +225,12 @@ impl From<DomainError> for ApiError {
                 StatusCode::UNAUTHORIZED,
                 code,
                 "The refresh token is invalid, expired or was already used.",
+            ),
+            DomainError::Mfa(problem) => mfa_error(*problem, code),
+            DomainError::ReauthenticationRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                code,
+                "This action needs a recent authentication: call POST /v1/auth/reauthenticate first.",
             ),
             DomainError::Forbidden(detail) => {
                 ApiError::new(StatusCode::FORBIDDEN, code, detail.clone())

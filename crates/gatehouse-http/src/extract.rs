@@ -31,6 +31,31 @@ where
     }
 }
 
+/// An optional JSON body (`DELETE` with a proof, say): `None` when the request has no body and
+/// no content type, else exactly [`ApiJson`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionalApiJson<T>(pub Option<T>);
+
+impl<T, S> FromRequest<S> for OptionalApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = request.headers();
+        let empty = headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_none_or(|length| length.as_bytes() == b"0");
+        if empty && !headers.contains_key(axum::http::header::CONTENT_TYPE) {
+            return Ok(OptionalApiJson(None));
+        }
+        let ApiJson(value) = ApiJson::<T>::from_request(request, state).await?;
+        Ok(OptionalApiJson(Some(value)))
+    }
+}
+
 fn rejection_to_error(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(

@@ -17,7 +17,7 @@ mod routes;
 mod state;
 
 pub use error::{ApiError, FieldError, Problem};
-pub use extract::{ApiJson, ApiQuery};
+pub use extract::{ApiJson, ApiQuery, OptionalApiJson};
 pub use metrics::Metrics;
 pub use ratelimit::RateLimits;
 pub use state::{AppState, HttpSettings};
@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::auth::routes(&state))
         .merge(routes::email_links::routes(&state))
         .merge(routes::me::routes())
+        .merge(routes::mfa::routes(&state))
         .merge(routes::admin::routes())
         .merge(routes::admin_clients::routes())
         .merge(routes::admin_deliveries::routes())

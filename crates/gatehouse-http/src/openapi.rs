@@ -5,7 +5,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use crate::routes::{
-    admin, admin_clients, admin_deliveries, auth, email_links, me, operations, well_known,
+    admin, admin_clients, admin_deliveries, auth, email_links, me, mfa, operations, well_known,
 };
 use crate::state::AppState;
 
@@ -24,6 +24,11 @@ use crate::state::AppState;
         admin_clients::delete_client, admin_clients::rotate_secret,
         admin_deliveries::list_deliveries, admin_deliveries::delivery_attempts,
         admin_deliveries::retry_delivery,
+        mfa::verify, mfa::send_code, mfa::reauthenticate, mfa::send_reauthentication_code,
+        mfa::my_mfa, mfa::begin_totp, mfa::confirm_totp, mfa::remove_totp,
+        mfa::regenerate_backup_codes, mfa::begin_email, mfa::confirm_email, mfa::remove_email,
+        mfa::begin_sms, mfa::confirm_sms, mfa::remove_sms, mfa::trusted_devices,
+        mfa::revoke_trusted_device, mfa::admin_user_mfa, mfa::admin_reset_mfa,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),

@@ -32,13 +32,14 @@ const EMBEDDED: [(&str, &str); 2] = [
 ];
 
 /// The message kinds the catalogues describe.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "verify_email",
     "reset_password",
     "magic_link",
     "password_changed",
     "new_sign_in",
     "mfa_changed",
+    "mfa_code",
 ];
 
 pub struct Renderer {

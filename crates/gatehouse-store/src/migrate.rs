@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(4, "0004_device_codes"),
     migration!(5, "0005_client_assertions"),
     migration!(6, "0006_outbox"),
+    migration!(7, "0007_mfa"),
 ];
 
 fn migrator(backend: &str) -> Migrator {

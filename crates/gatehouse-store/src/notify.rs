@@ -92,9 +92,28 @@ macro_rules! apply_effects {
             .await
             .map_err(map_sqlx_error)?;
         }
+        if let Some(device) = &effects.trusted_device {
+            sqlx::query(
+                "INSERT INTO trusted_devices (id, user_id, token_digest, user_agent, ip, created_at, \
+                 expires_at, last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(device.id.as_str())
+            .bind(device.user_id.as_str())
+            .bind(device.token_digest.as_slice())
+            .bind(device.user_agent.as_deref())
+            .bind(device.ip.as_deref())
+            .bind(device.created_at)
+            .bind(device.expires_at)
+            .bind(device.last_used_at)
+            .bind(device.revoked_at)
+            .execute($executor)
+            .await
+            .map_err(map_sqlx_error)?;
+        }
         insert_events!($executor, &effects.events);
     }};
 }
+pub(crate) use apply_effects;
 
 macro_rules! outbox_columns {
     () => {
@@ -216,6 +235,15 @@ impl NotifyStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
+            // A new password ends the trust given to devices under the old one.
+            sqlx::query(
+                "UPDATE trusted_devices SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(user.id.as_str())
+            .bind(user.updated_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
             apply_effects!(&mut *transaction, effects);
             transaction.commit().await.map_err(map_sqlx_error)?;
         });
@@ -235,8 +263,8 @@ impl NotifyStore for Database {
             update_user_row!(&mut *transaction, user)?;
             sqlx::query(
                 "INSERT INTO sessions (id, user_id, user_agent, ip, created_at, last_used_at, \
-                 expires_at, revoked_at, revoked_reason, client_id, scope, auth_time, nonce) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 expires_at, revoked_at, revoked_reason, client_id, scope, auth_time, nonce, amr) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(session.id.as_str())
             .bind(session.user_id.as_str())
@@ -251,6 +279,7 @@ impl NotifyStore for Database {
             .bind(session.scope.as_deref())
             .bind(session.auth_time)
             .bind(session.nonce.as_deref())
+            .bind(session.amr.as_deref())
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;

@@ -16,7 +16,7 @@ macro_rules! select_sessions {
     ($rest:literal) => {
         concat!(
             "SELECT id, user_id, user_agent, ip, created_at, last_used_at, expires_at, revoked_at, ",
-            "revoked_reason, client_id, scope, auth_time, nonce FROM sessions ",
+            "revoked_reason, client_id, scope, auth_time, nonce, amr FROM sessions ",
             $rest
         )
     };
@@ -41,6 +41,7 @@ macro_rules! session_from_row {
             scope: row.try_get(concat!($prefix, "scope")).map_err(map_sqlx_error)?,
             auth_time: row.try_get(concat!($prefix, "auth_time")).map_err(map_sqlx_error)?,
             nonce: row.try_get(concat!($prefix, "nonce")).map_err(map_sqlx_error)?,
+            amr: row.try_get(concat!($prefix, "amr")).map_err(map_sqlx_error)?,
         }
     }};
 }
@@ -101,7 +102,7 @@ impl SessionStore for Database {
             s.id AS s_id, s.user_id AS s_user_id, s.user_agent AS s_user_agent, s.ip AS s_ip, \
             s.created_at AS s_created_at, s.last_used_at AS s_last_used_at, s.expires_at AS s_expires_at, \
             s.revoked_at AS s_revoked_at, s.revoked_reason AS s_revoked_reason, s.client_id AS s_client_id, \
-            s.scope AS s_scope, s.auth_time AS s_auth_time, s.nonce AS s_nonce \
+            s.scope AS s_scope, s.auth_time AS s_auth_time, s.nonce AS s_nonce, s.amr AS s_amr \
             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
         with_pool!(self, pool => {
             let Some(row) = sqlx::query(SQL).bind(id).fetch_optional(pool).await.map_err(map_sqlx_error)? else {
@@ -122,7 +123,7 @@ impl SessionStore for Database {
             s.user_agent AS s_user_agent, s.ip AS s_ip, s.created_at AS s_created_at, \
             s.last_used_at AS s_last_used_at, s.expires_at AS s_expires_at, \
             s.revoked_at AS s_revoked_at, s.revoked_reason AS s_revoked_reason, \
-            s.client_id AS s_client_id, s.scope AS s_scope, s.auth_time AS s_auth_time, s.nonce AS s_nonce \
+            s.client_id AS s_client_id, s.scope AS s_scope, s.auth_time AS s_auth_time, s.nonce AS s_nonce, s.amr AS s_amr \
             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_digest = $1";
         with_pool!(self, pool => {
             let Some(row) = sqlx::query(SQL).bind(digest).fetch_optional(pool).await.map_err(map_sqlx_error)?

@@ -5,12 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_crypto::{Digester, FieldCipher, HashingPool, PasswordHasher, Pepper};
+use gatehouse_domain::accounts::mfa::{MfaParts, MfaPolicy, MfaSettings};
 use gatehouse_domain::accounts::{
     AccountParts, AccountService, AccountSettings, EMAIL_DIGEST_PURPOSE, EMAIL_PURPOSE,
 };
 use gatehouse_domain::admin_keys::{ADMIN_KEY_DIGEST_PURPOSE, AdminKeyService};
 use gatehouse_domain::audit::AuditLog;
 use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
+use gatehouse_domain::mfa::{
+    MFA_DIGEST_PURPOSE, MfaChallengeStore, PHONE_PURPOSE, TOTP_SECRET_PURPOSE,
+};
 use gatehouse_domain::notify::{
     Channel, DEVICE_DIGEST_PURPOSE, DeliveryService, Notifier, NotifierSettings,
     ONE_TIME_TOKEN_DIGEST_PURPOSE, OUTBOX_PURPOSE, OutboxWorker, WorkerSettings,
@@ -28,9 +32,10 @@ use gatehouse_http::pages::Pages;
 use gatehouse_http::{AppState, HttpSettings, Metrics, RateLimits};
 use gatehouse_store::breach::HibpClient;
 use gatehouse_store::ratelimit::{MemoryRateLimiter, RedisRateLimiter};
-use gatehouse_store::{Database, DatabaseOptions, Redis};
+use gatehouse_store::sms::{TwilioChannel, TwilioSettings};
+use gatehouse_store::{Database, DatabaseOptions, Redis, RedisChallengeStore};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, MfaPolicyName};
 use crate::master_key;
 
 /// Why the process could not start. Configuration problems exit with code 2, the rest with 1.
@@ -120,13 +125,20 @@ fn email_enabled(config: &Config) -> bool {
 }
 
 pub async fn build_core(config: Config) -> Result<Core, StartupError> {
+    build_core_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`build_core`] on a given clock (tests move a `ManualClock` instead of sleeping).
+pub async fn build_core_with_clock(
+    config: Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Core, StartupError> {
     create_data_dir(&config)?;
     let keys_material = master_key::resolve(&config)?;
     let database = open_database(&config).await?;
     if config.database.auto_migrate {
         gatehouse_store::migrate::run(&database).await?;
     }
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let signing_cipher = Arc::new(FieldCipher::new(
         &keys_material.current,
         &keys_material.previous,
@@ -202,11 +214,41 @@ impl Core {
         })
     }
 
-    /// The account service on this core, with a hashing pool.
+    /// The account service on this core, with a hashing pool (MFA challenges in the
+    /// database).
     pub fn accounts(
         &self,
         hashing: HashingPool,
         tokens: Arc<TokenService>,
+    ) -> Result<AccountService, StartupError> {
+        self.accounts_with_challenges(hashing, tokens, Arc::new(self.database.clone()))
+    }
+
+    /// The MFA settings of the configuration.
+    fn mfa_settings(&self) -> MfaSettings {
+        let config = &self.config;
+        MfaSettings {
+            policy: match config.mfa.policy {
+                MfaPolicyName::Optional => MfaPolicy::Optional,
+                MfaPolicyName::Required => MfaPolicy::Required,
+            },
+            totp_issuer: config
+                .mfa
+                .totp_issuer
+                .clone()
+                .unwrap_or_else(|| config.branding.product_name.replace(':', " ")),
+            trusted_device_ttl_seconds: config.mfa.trusted_device_days * 24 * 3600,
+            reauthentication_max_age_seconds: config.mfa.reauthentication_max_age_seconds,
+            sms_enabled: config.sms.account_sid.is_some(),
+        }
+    }
+
+    /// The account service with MFA challenges kept in `challenges` (Redis when configured).
+    pub fn accounts_with_challenges(
+        &self,
+        hashing: HashingPool,
+        tokens: Arc<TokenService>,
+        challenges: Arc<dyn MfaChallengeStore>,
     ) -> Result<AccountService, StartupError> {
         let config = &self.config;
         let master = &self.master_keys.current;
@@ -239,6 +281,17 @@ impl Core {
                 new_device_notice: config.notices.new_device,
             },
             notifier: self.notifier.clone(),
+            mfa: MfaParts {
+                challenges,
+                totp_cipher: FieldCipher::new(
+                    master,
+                    &self.master_keys.previous,
+                    TOTP_SECRET_PURPOSE,
+                ),
+                phone_cipher: FieldCipher::new(master, &self.master_keys.previous, PHONE_PURPOSE),
+                digester: Digester::new(master, MFA_DIGEST_PURPOSE),
+                settings: self.mfa_settings(),
+            },
         }))
     }
 }
@@ -290,6 +343,26 @@ fn email_channel(config: &Config) -> Result<Option<Arc<dyn Channel>>, StartupErr
             return Ok(None);
         }
     };
+    Ok(Some(Arc::new(channel)))
+}
+
+/// The SMS channel, when an SMS gateway is configured.
+fn sms_channel(config: &Config) -> Result<Option<Arc<dyn Channel>>, StartupError> {
+    use secrecy::ExposeSecret;
+    let sms = &config.sms;
+    let (Some(account_sid), Some(auth_token), Some(from)) =
+        (&sms.account_sid, &sms.auth_token, &sms.from)
+    else {
+        return Ok(None);
+    };
+    let settings = TwilioSettings {
+        api_url: sms.api_url.clone(),
+        account_sid: account_sid.clone(),
+        auth_token: auth_token.expose_secret().to_owned(),
+        from: from.clone(),
+    };
+    let channel = TwilioChannel::new(settings, Duration::from_millis(sms.timeout_ms))
+        .map_err(|message| ConfigError::new("GATEHOUSE_SMS_API_URL", message))?;
     Ok(Some(Arc::new(channel)))
 }
 
@@ -348,7 +421,23 @@ async fn apply_declared_clients(config: &Config, oauth: &OAuthService) -> Result
 /// Builds the whole application: [`build_core`] plus the password hashing pool and the HTTP
 /// state.
 pub async fn build(config: Config) -> Result<App, StartupError> {
-    let core = build_core(config).await?;
+    build_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`build`] on a given clock (tests move a `ManualClock` instead of sleeping).
+pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<App, StartupError> {
+    let core = build_core_with_clock(config, clock).await?;
+    let redis = match &core.config.redis.url {
+        Some(url) => Some(Redis::connect(url).await?),
+        None => None,
+    };
+    // MFA challenges are shared by every instance through Redis when it is configured.
+    let challenges: Arc<dyn MfaChallengeStore> = match &redis {
+        Some(redis) => {
+            Arc::new(RedisChallengeStore::new(redis.clone(), &core.config.redis.key_prefix))
+        }
+        None => Arc::new(core.database.clone()),
+    };
     let hashing = hashing_pool(&core.config, &core.master_keys)?;
     // The dummy hash for unknown accounts is made in the background: start-up stays fast and
     // the first unknown-account sign-in costs no more than the others.
@@ -357,7 +446,8 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         async move { hashing.warm_up().await }
     });
     let tokens = core.tokens();
-    let accounts = Arc::new(core.accounts(hashing.clone(), tokens.clone())?);
+    let accounts =
+        Arc::new(core.accounts_with_challenges(hashing.clone(), tokens.clone(), challenges)?);
     let oauth = Arc::new(core.oauth(accounts.clone(), tokens));
     apply_declared_clients(&core.config, &oauth).await?;
     let admin_keys = Arc::new(core.admin_keys());
@@ -365,7 +455,8 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         Pages::new(core.config.branding.clone(), &core.config.issuer(), &core.master_keys.current)
             .map_err(|message| StartupError::Other(format!("hosted pages: {message}")))?;
     let Core { config, database, keys, clock, notifier, .. } = core;
-    let channels: Vec<Arc<dyn Channel>> = email_channel(&config)?.into_iter().collect();
+    let mut channels: Vec<Arc<dyn Channel>> = email_channel(&config)?.into_iter().collect();
+    channels.extend(sms_channel(&config)?);
     let worker = Some(OutboxWorker::new(
         Arc::new(database.clone()),
         notifier.clone(),
@@ -377,10 +468,6 @@ pub async fn build(config: Config) -> Result<App, StartupError> {
         Arc::new(DeliveryService::new(Arc::new(database.clone()), notifier, clock.clone()));
 
     let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(database.clone())];
-    let redis = match &config.redis.url {
-        Some(url) => Some(Redis::connect(url).await?),
-        None => None,
-    };
     if let Some(redis) = &redis {
         readiness.push(Arc::new(redis.clone()));
     }

@@ -18,7 +18,7 @@ use crate::notify::{Effects, EmailPayload, OneTimeTokenRecord, TokenPurpose};
 use crate::sessions::revoke_reason;
 use crate::users::UserRecord;
 
-use super::{AccountService, Email, Principal, Tokens, spent_from_conflict};
+use super::{AccountService, Email, Principal, spent_from_conflict};
 
 /// Tokens are `random_token()`s: 43 base64url characters.
 fn well_formed(token: &str) -> bool {
@@ -267,7 +267,7 @@ impl AccountService {
         &self,
         token: &str,
         context: &RequestContext,
-    ) -> Result<Tokens, DomainError> {
+    ) -> Result<super::mfa::SignInOutcome, DomainError> {
         if !self.settings.magic_link_enabled {
             return Err(DomainError::Disabled("magic_link"));
         }
@@ -286,6 +286,7 @@ impl AccountService {
             );
         }
         user.updated_at = now;
-        self.start_session_with(user, None, context, effects, "magic_link").await
+        let first = super::mfa::FirstFactor { method: "magic_link", amr: "email" };
+        self.after_first_factor(user, None, first, None, context, effects).await
     }
 }

@@ -13,6 +13,7 @@
 mod admin;
 mod email;
 mod email_links;
+pub mod mfa;
 mod notices;
 mod password;
 mod profile;
@@ -28,6 +29,7 @@ use gatehouse_crypto::{Digester, FieldCipher, HashingPool};
 use crate::audit::AuditStore;
 use crate::clock::Clock;
 use crate::error::DomainError;
+use crate::mfa::MfaStore;
 use crate::notify::{Notifier, NotifyStore};
 use crate::passwords::PasswordPolicy;
 use crate::sessions::{SessionRecord, SessionStore};
@@ -51,8 +53,8 @@ pub const EMAIL_PURPOSE: &str = "user-email";
 pub const EMAIL_DIGEST_PURPOSE: &str = "email";
 
 /// Everything the account service stores, as one object (the stores share transactions).
-pub trait AccountStore: UserStore + SessionStore + AuditStore + NotifyStore {}
-impl<T: UserStore + SessionStore + AuditStore + NotifyStore> AccountStore for T {}
+pub trait AccountStore: UserStore + SessionStore + AuditStore + NotifyStore + MfaStore {}
+impl<T: UserStore + SessionStore + AuditStore + NotifyStore + MfaStore> AccountStore for T {}
 
 #[derive(Debug, Clone)]
 pub struct AccountSettings {
@@ -94,6 +96,7 @@ pub struct AccountService {
     clock: Arc<dyn Clock>,
     settings: AccountSettings,
     notifier: Arc<Notifier>,
+    mfa: mfa::MfaParts,
 }
 
 /// The parts an [`AccountService`] is built from.
@@ -107,6 +110,7 @@ pub struct AccountParts {
     pub clock: Arc<dyn Clock>,
     pub settings: AccountSettings,
     pub notifier: Arc<Notifier>,
+    pub mfa: mfa::MfaParts,
 }
 
 impl AccountService {
@@ -121,6 +125,7 @@ impl AccountService {
             clock,
             settings,
             notifier,
+            mfa,
         } = parts;
         Self {
             store,
@@ -132,6 +137,7 @@ impl AccountService {
             clock,
             settings,
             notifier,
+            mfa,
         }
     }
 
@@ -141,6 +147,10 @@ impl AccountService {
 
     pub fn settings(&self) -> &AccountSettings {
         &self.settings
+    }
+
+    pub fn mfa_settings(&self) -> &mfa::MfaSettings {
+        &self.mfa.settings
     }
 
     fn email_digest(&self, email: &Email) -> Vec<u8> {

@@ -63,7 +63,7 @@ impl AccountService {
         let (session, user, new_token) =
             self.rotate_refresh_token(refresh_token, None, context).await?;
         let settings = self.tokens.settings();
-        let access_token = self.tokens.issue_access_token(&user.id, &session.id).await?;
+        let access_token = self.tokens.issue_access_token(&session).await?;
         Ok(Tokens {
             access_token,
             token_type: "Bearer",

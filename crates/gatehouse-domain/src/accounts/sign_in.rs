@@ -6,6 +6,7 @@ use crate::notify::Effects;
 use crate::sessions::{RefreshTokenRecord, SessionRecord};
 use crate::users::UserRecord;
 
+use super::mfa::{self, SignInOutcome};
 use super::{AccountService, Email, Tokens, Username};
 
 /// How the user names their account.
@@ -15,10 +16,21 @@ pub enum Identifier {
     Username(String),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SignIn {
     pub identifier: Identifier,
     pub password: String,
+    /// The trusted-device token the browser holds (its cookie), if any.
+    pub trusted_device: Option<String>,
+}
+
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SignIn")
+            .field("identifier", &self.identifier)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AccountService {
@@ -44,11 +56,14 @@ impl AccountService {
     /// one Argon2id computation. A locked, suspended or (when required) unverified account is
     /// only reported when the password was right, so these answers reveal nothing to someone
     /// guessing. Failures while locked still count but never extend the lock.
+    ///
+    /// A user with a second factor gets a challenge instead of tokens (unless the request
+    /// comes from a device they trusted); see `mfa`.
     pub async fn sign_in(
         &self,
         request: SignIn,
         context: &RequestContext,
-    ) -> Result<Tokens, DomainError> {
+    ) -> Result<SignInOutcome, DomainError> {
         let user = self.find_by_identifier(&request.identifier).await?;
         let now = self.clock.now();
         let Some((user, hash)) =
@@ -68,7 +83,6 @@ impl AccountService {
                     false
                 }
             };
-        let locked = user.locked_until.is_some_and(|until| until > now);
         let actor = Actor::User(user.id.clone());
         let failed = |reason: &str| {
             AuditEvent::new("user.sign_in_failed", &actor, context, now)
@@ -76,24 +90,8 @@ impl AccountService {
                 .metadata(serde_json::json!({ "reason": reason }))
         };
         if !password_ok {
-            let mut events = vec![failed("wrong_password")];
-            let lock_until = now + self.settings.lockout_duration_seconds;
-            let reaches_threshold = !locked
-                && self.settings.lockout_threshold > 0
-                && user.failed_sign_in_attempts + 1 >= self.settings.lockout_threshold;
-            if reaches_threshold {
-                events.push(
-                    AuditEvent::new("user.locked", &actor, context, now)
-                        .target("user", &user.id)
-                        .metadata(serde_json::json!({ "until": lock_until })),
-                );
-            }
-            let threshold = if self.settings.lockout_threshold > 0 {
-                self.settings.lockout_threshold
-            } else {
-                i64::MAX
-            };
-            self.store.record_failed_sign_in(&user.id, now, threshold, lock_until, &events).await?;
+            self.count_failed_authentication(&user, vec![failed("wrong_password")], context, now)
+                .await?;
             return Err(DomainError::InvalidCredentials);
         }
         if let Some(until) = user.locked_until.filter(|until| *until > now) {
@@ -115,7 +113,46 @@ impl AccountService {
         } else {
             None
         };
-        self.start_session(user, rehashed, context).await
+        self.after_first_factor(
+            user,
+            rehashed,
+            mfa::PASSWORD,
+            request.trusted_device.as_deref(),
+            context,
+            Effects::default(),
+        )
+        .await
+    }
+
+    /// Counts one failed authentication (wrong password, wrong second factor) towards the
+    /// lockout, with `events`; locks the account when the count reaches the threshold. A
+    /// failure while locked counts but never extends the lock.
+    pub(super) async fn count_failed_authentication(
+        &self,
+        user: &UserRecord,
+        mut events: Vec<AuditEvent>,
+        context: &RequestContext,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        let locked = user.locked_until.is_some_and(|until| until > now);
+        let lock_until = now + self.settings.lockout_duration_seconds;
+        let reaches_threshold = !locked
+            && self.settings.lockout_threshold > 0
+            && user.failed_sign_in_attempts + 1 >= self.settings.lockout_threshold;
+        if reaches_threshold {
+            events.push(
+                AuditEvent::new("user.locked", &Actor::User(user.id.clone()), context, now)
+                    .target("user", &user.id)
+                    .metadata(serde_json::json!({ "until": lock_until })),
+            );
+        }
+        let threshold = if self.settings.lockout_threshold > 0 {
+            self.settings.lockout_threshold
+        } else {
+            i64::MAX
+        };
+        self.store.record_failed_sign_in(&user.id, now, threshold, lock_until, &events).await?;
+        Ok(())
     }
 
     /// Opens a session for a user who just proved who they are, resetting failure counters.
@@ -125,12 +162,20 @@ impl AccountService {
         rehashed_password: Option<String>,
         context: &RequestContext,
     ) -> Result<Tokens, DomainError> {
-        self.start_session_with(user, rehashed_password, context, Effects::default(), "password")
-            .await
+        self.start_session_with(
+            user,
+            rehashed_password,
+            context,
+            Effects::default(),
+            "password",
+            &["pwd"],
+        )
+        .await
     }
 
     /// [`Self::start_session`] with more effects in the same transaction (a spent magic-link
-    /// token). Remembers the device, and sends a notice when it is new to the user.
+    /// token, a trusted device). Remembers the device, and sends a notice when it is new to
+    /// the user. `amr` (RFC 8176) says how the user authenticated.
     pub(super) async fn start_session_with(
         &self,
         mut user: UserRecord,
@@ -138,6 +183,7 @@ impl AccountService {
         context: &RequestContext,
         mut effects: Effects,
         method: &str,
+        amr: &[&str],
     ) -> Result<Tokens, DomainError> {
         let now = self.clock.now();
         let settings = self.tokens.settings();
@@ -155,6 +201,7 @@ impl AccountService {
             scope: None,
             auth_time: Some(now),
             nonce: None,
+            amr: Some(amr.join(" ")),
         };
         let (refresh_token, token_digest) = self.tokens.new_refresh_token();
         let refresh = RefreshTokenRecord {
@@ -177,7 +224,9 @@ impl AccountService {
         effects.events.push(
             AuditEvent::new("user.sign_in_succeeded", &Actor::User(user.id.clone()), context, now)
                 .target("session", &session.id)
-                .metadata(serde_json::json!({ "method": method, "new_device": notified })),
+                .metadata(serde_json::json!({
+                    "method": method, "amr": amr, "new_device": notified
+                })),
         );
         self.store
             .start_session_with(&session, Some(&refresh), &user, &effects)
@@ -186,7 +235,7 @@ impl AccountService {
         if !effects.outbox.is_empty() {
             self.notifier.wake();
         }
-        let access_token = self.tokens.issue_access_token(&user.id, &session.id).await?;
+        let access_token = self.tokens.issue_access_token(&session).await?;
         Ok(Tokens {
             access_token,
             token_type: "Bearer",

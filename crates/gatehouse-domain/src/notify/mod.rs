@@ -16,7 +16,7 @@ mod store;
 mod worker;
 
 pub use deliveries::{DeliveryPage, DeliveryService};
-pub use notifier::{EmailPayload, Notifier, NotifierSettings, OneTimeToken};
+pub use notifier::{EmailPayload, Notifier, NotifierSettings, OneTimeToken, SmsPayload};
 pub use store::{
     AttemptOutcome, Effects, NotifyStore, OneTimeTokenRecord, OutboxAttempt, OutboxQuery,
     OutboxRecord, OutboxStatus, TOKEN_SPENT_CONFLICT, TokenPurpose,

@@ -35,6 +35,20 @@ impl std::fmt::Debug for EmailPayload {
     }
 }
 
+/// One text message: the number (E.164) and the words. Sealed at rest.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SmsPayload {
+    pub to: String,
+    pub body: String,
+}
+
+impl std::fmt::Debug for SmsPayload {
+    /// Never prints the number or the body (it holds a code).
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("SmsPayload").finish_non_exhaustive()
+    }
+}
+
 /// A new one-time token: the secret goes into a message, the record into the database.
 pub struct OneTimeToken {
     pub secret: String,
@@ -132,6 +146,33 @@ impl Notifier {
         Ok(OutboxRecord {
             channel: EMAIL_CHANNEL.to_owned(),
             kind: payload.template.clone(),
+            payload: sealed,
+            status: OutboxStatus::Pending.as_str().to_owned(),
+            attempts: 0,
+            next_attempt_at: now,
+            claimed_by: None,
+            lease_until: None,
+            created_at: now,
+            delivered_at: None,
+            last_error: None,
+            id,
+        })
+    }
+
+    /// A sealed SMS row of `kind` (`mfa_code`), due now.
+    pub fn sms(
+        &self,
+        kind: &str,
+        payload: &SmsPayload,
+        now: i64,
+    ) -> Result<OutboxRecord, DomainError> {
+        let id = gatehouse_crypto::new_id("dlv");
+        let plain = serde_json::to_vec(payload)
+            .map_err(|error| DomainError::Internal(format!("sms payload: {error}")))?;
+        let sealed = self.cipher.seal(id.as_bytes(), &plain)?;
+        Ok(OutboxRecord {
+            channel: crate::mfa::SMS_CHANNEL.to_owned(),
+            kind: kind.to_owned(),
             payload: sealed,
             status: OutboxStatus::Pending.as_str().to_owned(),
             attempts: 0,

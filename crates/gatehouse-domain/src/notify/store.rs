@@ -126,6 +126,9 @@ pub struct Effects {
     pub spend_token: Option<(Vec<u8>, i64)>,
     /// `(user id, device digest, now)`: remembers the device a user signed in from.
     pub remember_device: Option<(String, Vec<u8>, i64)>,
+    /// A device the user chose to trust (second factor skipped there), written with the
+    /// session it was trusted for.
+    pub trusted_device: Option<crate::mfa::TrustedDeviceRecord>,
 }
 
 /// The conflict a spent token answers with.

@@ -161,6 +161,7 @@ impl OAuthService {
             scope: Some(scope.to_owned()),
             auth_time: Some(auth_time),
             nonce,
+            amr: None,
         };
         let wants_refresh = scopes.iter().any(|scope| scope == SCOPE_OFFLINE_ACCESS)
             && client.allows_grant(GRANT_REFRESH_TOKEN);
@@ -257,6 +258,7 @@ impl OAuthService {
                 client_id: Some(client.client_id.clone()),
                 scope: (!scope.is_empty()).then(|| scope.clone()),
                 ttl_seconds: client.access_token_ttl_seconds,
+                ..AccessTokenGrant::default()
             })
             .await?;
         Ok(TokenResponse {
@@ -286,6 +288,8 @@ impl OAuthService {
                 client_id: Some(client.client_id.clone()),
                 scope: Some(scope.clone()),
                 ttl_seconds: client.access_token_ttl_seconds,
+                auth_time: session.auth_time,
+                amr: Some(session.amr_values()),
             })
             .await?;
         let id_token = if scopes.iter().any(|scope| scope == SCOPE_OPENID) {

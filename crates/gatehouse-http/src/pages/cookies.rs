@@ -17,6 +17,8 @@ use crate::state::AppState;
 
 /// The digest purpose of the browser-session cookie's signature.
 pub const SESSION_COOKIE_PURPOSE: &str = "browser-session-cookie";
+/// Digest purpose of the trusted-device cookie's signature.
+pub const DEVICE_COOKIE_PURPOSE: &str = "trusted-device-cookie";
 
 /// Longest cookie value we look at; a session id plus a signature is far shorter.
 const MAX_COOKIE_VALUE_LENGTH: usize = 256;
@@ -91,6 +93,17 @@ pub struct SessionCookie {
 impl SessionCookie {
     pub(crate) fn new(digester: Digester, secure: bool) -> SessionCookie {
         SessionCookie { spec: CookieSpec::new("gatehouse_session", "Lax", secure), digester }
+    }
+
+    /// The trusted-device cookie: the same signed shape (`<token>.<HMAC>`), another name and
+    /// key, so a session cookie can never pass for a device cookie or the reverse.
+    pub(crate) fn device(digester: Digester, secure: bool) -> SessionCookie {
+        SessionCookie { spec: CookieSpec::new("gatehouse_device", "Lax", secure), digester }
+    }
+
+    /// The verified value of this cookie in a request, if any.
+    pub fn from_headers<'a>(&self, headers: &'a axum::http::HeaderMap) -> Option<&'a str> {
+        read_cookie(headers, &self.spec.name).and_then(|value| self.verify(value))
     }
 
     /// `<session id>.<base64url HMAC-SHA256 of the id>`.

@@ -224,17 +224,12 @@ pub(crate) async fn submit_magic_link(
 ) -> Response {
     let PageForm { locale, csrf, fields } = form;
     let page = LinkPage::MagicLink;
-    let tokens = match state.accounts.sign_in_with_magic_link(&fields.token, &context).await {
-        Ok(tokens) => tokens,
+    let outcome = match state.accounts.sign_in_with_magic_link(&fields.token, &context).await {
+        Ok(outcome) => outcome,
         Err(error) => return refusal(&state, page, locale, &csrf, &error),
     };
-    let principal = match state.accounts.principal_for_session(&tokens.session_id).await {
-        Ok(principal) => principal,
-        Err(error) => return state.pages.error_page(locale, ErrorPage::from_domain(&error)),
-    };
     let return_to = return_to_or_default(fields.return_to.as_deref());
-    let mut response = state.pages.redirect(&return_to);
-    let max_age = principal.session.expires_at - principal.session.created_at;
-    state.pages.session_cookie.set(&mut response, &principal.session.id, max_age);
-    response
+    match super::mfa::continue_sign_in(&state, outcome, &return_to, locale).await {
+        Ok(response) | Err(response) => response,
+    }
 }

@@ -6,6 +6,7 @@ use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use gatehouse_domain::DomainError;
+use gatehouse_domain::accounts::mfa::SignInOutcome;
 use gatehouse_domain::accounts::{Identifier, Principal, SignIn};
 use gatehouse_domain::audit::RequestContext;
 use minijinja::context;
@@ -77,6 +78,7 @@ pub(crate) async fn submit(
     State(state): State<AppState>,
     Client(context): Client,
     BrowserSession(previous): BrowserSession,
+    headers: axum::http::HeaderMap,
     form: PageForm<LoginForm>,
 ) -> Response {
     let PageForm { locale, csrf, fields } = form;
@@ -105,9 +107,10 @@ pub(crate) async fn submit(
     } else {
         Identifier::Username(identifier_text.clone())
     };
-    let request = SignIn { identifier, password: fields.password };
-    let tokens = match state.accounts.sign_in(request, &context).await {
-        Ok(tokens) => tokens,
+    let trusted_device = pages.device_cookie.from_headers(&headers).map(str::to_owned);
+    let request = SignIn { identifier, password: fields.password, trusted_device };
+    let outcome = match state.accounts.sign_in(request, &context).await {
+        Ok(outcome) => outcome,
         Err(error) => {
             let code = error.code();
             return match error {
@@ -130,18 +133,20 @@ pub(crate) async fn submit(
             };
         }
     };
-    // The refresh and access tokens are not needed: the browser holds the session id only.
-    let principal = match state.accounts.principal_for_session(&tokens.session_id).await {
-        Ok(principal) => principal,
-        Err(error) => return pages.error_page(locale, ErrorPage::from_domain(&error)),
+    // A session signed in again (`prompt=login`) replaces the previous one, now or after the
+    // second step.
+    let signed_in = match &outcome {
+        SignInOutcome::SignedIn(tokens) => Some(tokens.session_id.clone()),
+        SignInOutcome::MfaRequired(_) => None,
     };
-    if let Some(previous) = previous {
-        retire_replaced_session(&state, &previous, &principal, &context).await;
+    let response = match super::mfa::continue_sign_in(&state, outcome, &return_to, locale).await {
+        Ok(response) | Err(response) => response,
+    };
+    if let (Some(previous), Some(session_id)) = (previous, signed_in)
+        && let Ok(current) = state.accounts.principal_for_session(&session_id).await
+    {
+        retire_replaced_session(&state, &previous, &current, &context).await;
     }
-    let mut response = pages.redirect(&return_to);
-    // The session was just created: its whole life is what remains.
-    let max_age = principal.session.expires_at - principal.session.created_at;
-    pages.session_cookie.set(&mut response, &principal.session.id, max_age);
     response
 }
 

@@ -16,6 +16,7 @@ mod forgot_password;
 mod locale;
 mod login;
 mod logout;
+pub(crate) mod mfa;
 mod return_to;
 
 use axum::Router;
@@ -79,6 +80,10 @@ pub struct Pages {
     content_security_policy: HeaderValue,
     stylesheet: String,
     pub(crate) session_cookie: SessionCookie,
+    /// The signed trusted-device cookie (MFA skipped on that browser).
+    pub(crate) device_cookie: SessionCookie,
+    /// The MFA challenge token between `/login` and `/mfa` (five minutes).
+    pub(crate) mfa_cookie: CookieSpec,
     pub(crate) csrf: CsrfKey,
 }
 
@@ -106,6 +111,11 @@ impl Pages {
             stylesheet,
             session_cookie: SessionCookie::new(
                 Digester::new(master_key, SESSION_COOKIE_PURPOSE),
+                secure,
+            ),
+            mfa_cookie: CookieSpec::new("gatehouse_mfa", "Lax", secure),
+            device_cookie: SessionCookie::device(
+                Digester::new(master_key, cookies::DEVICE_COOKIE_PURPOSE),
                 secure,
             ),
             csrf: CsrfKey::new(Digester::new(master_key, CSRF_PURPOSE), secure),
@@ -227,6 +237,7 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
         ("signed_out.html", include_str!("templates/signed_out.html")),
         ("email_link.html", include_str!("templates/email_link.html")),
         ("forgot_password.html", include_str!("templates/forgot_password.html")),
+        ("mfa.html", include_str!("templates/mfa.html")),
     ];
     for (name, source) in templates {
         environment
@@ -342,6 +353,7 @@ pub(crate) fn routes() -> Router<AppState> {
             get(email_links::show_verify_email).post(email_links::submit_verify_email),
         )
         .route("/forgot-password", get(forgot_password::show).post(forgot_password::submit))
+        .route("/mfa", get(mfa::show).post(mfa::submit))
         .route(
             "/reset-password",
             get(email_links::show_reset_password).post(email_links::submit_reset_password),

@@ -10,7 +10,7 @@ use gatehouse_domain::accounts::{Identifier, SignIn, SignUp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::dto::{TokensResponse, UserResponse};
+use super::dto::{SignInResponse, TokensResponse, UserResponse};
 use crate::auth::Authenticated;
 use crate::client::Client;
 use crate::error::{ApiError, FieldError};
@@ -81,17 +81,20 @@ pub(crate) struct SignInRequest {
     password: String,
 }
 
-/// Signs in with email or username and password.
+/// Signs in with email or username and password. A user with a second factor gets
+/// `{mfa_required, mfa_token, methods}` instead of tokens, unless the browser holds a valid
+/// trusted-device cookie.
 #[utoipa::path(post, path = "/v1/auth/sign-in", tag = "auth", request_body = SignInRequest, responses(
-    (status = 200, body = TokensResponse),
+    (status = 200, body = SignInResponse),
     (status = 401, description = "invalid_credentials", body = crate::Problem),
     (status = 423, description = "account_locked (only when the password was right)", body = crate::Problem),
     (status = 429, description = "rate_limited", body = crate::Problem)))]
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
     Client(context): Client,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<SignInRequest>,
-) -> Result<Json<TokensResponse>, ApiError> {
+) -> Result<Json<SignInResponse>, ApiError> {
     let identifier = match (body.email, body.username) {
         (Some(email), None) => Identifier::Email(email),
         (None, Some(username)) => Identifier::Username(username),
@@ -103,9 +106,9 @@ pub(crate) async fn sign_in(
             }]));
         }
     };
-    let tokens =
-        state.accounts.sign_in(SignIn { identifier, password: body.password }, &context).await?;
-    Ok(Json(tokens.into()))
+    let trusted_device = state.pages.device_cookie.from_headers(&headers).map(str::to_owned);
+    let request = SignIn { identifier, password: body.password, trusted_device };
+    Ok(Json(state.accounts.sign_in(request, &context).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

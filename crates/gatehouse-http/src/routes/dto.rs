@@ -1,6 +1,7 @@
 //! Wire types shared by the route modules: how a user, a token set and a session look in JSON.
 //! They mirror the domain views and carry the OpenAPI schemas.
 
+use gatehouse_domain::accounts::mfa::SignInOutcome;
 use gatehouse_domain::accounts::{Tokens, UserView};
 use gatehouse_domain::sessions::SessionRecord;
 use serde::Serialize;
@@ -82,6 +83,47 @@ impl From<Tokens> for TokensResponse {
             refresh_token: tokens.refresh_token,
             session_id: tokens.session_id,
             user: tokens.user.into(),
+        }
+    }
+}
+
+/// The sign-in answer when a second factor is needed (API.md).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MfaRequiredResponse {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// For `POST /v1/auth/mfa/verify` (or, when `enrolment_required`, the enrolment calls).
+    pub mfa_token: String,
+    /// `totp`, `backup_code`, `email`, `sms`: what this user can answer with.
+    pub methods: Vec<String>,
+    /// Seconds the `mfa_token` lives.
+    pub expires_in: i64,
+    /// MFA is required and the user has no factor yet: enrol one through
+    /// `POST /v1/auth/mfa/enrol/totp` first.
+    pub enrolment_required: bool,
+}
+
+/// Tokens, or the second step.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum SignInResponse {
+    Tokens(Box<TokensResponse>),
+    MfaRequired(MfaRequiredResponse),
+}
+
+impl From<SignInOutcome> for SignInResponse {
+    fn from(outcome: SignInOutcome) -> Self {
+        match outcome {
+            SignInOutcome::SignedIn(tokens) => SignInResponse::Tokens(Box::new((*tokens).into())),
+            SignInOutcome::MfaRequired(challenge) => {
+                SignInResponse::MfaRequired(MfaRequiredResponse {
+                    mfa_required: true,
+                    mfa_token: challenge.mfa_token,
+                    methods: challenge.methods,
+                    expires_in: challenge.expires_in,
+                    enrolment_required: challenge.enrolment_required,
+                })
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::dto::TokensResponse;
+use super::dto::SignInResponse;
 use crate::auth::Authenticated;
 use crate::client::Client;
 use crate::error::ApiError;
@@ -144,13 +144,13 @@ pub(crate) async fn request_magic_link(
 
 /// Signs in with the token from a magic-link email; the address becomes verified.
 #[utoipa::path(post, path = "/v1/auth/magic-link/verify", tag = "auth", request_body = TokenRequest, responses(
-    (status = 200, body = TokensResponse),
+    (status = 200, body = SignInResponse),
     (status = 400, description = "invalid_token, token_used, token_expired", body = crate::Problem),
     (status = 404, description = "magic_link_disabled", body = crate::Problem)))]
 pub(crate) async fn magic_link_verify(
     State(state): State<AppState>,
     Client(context): Client,
     ApiJson(body): ApiJson<TokenRequest>,
-) -> Result<Json<TokensResponse>, ApiError> {
+) -> Result<Json<SignInResponse>, ApiError> {
     Ok(Json(state.accounts.sign_in_with_magic_link(&body.token, &context).await?.into()))
 }

@@ -66,6 +66,9 @@ pub struct Config {
     pub magic_link: MagicLinkConfig,
     pub notices: NoticesConfig,
     pub outbox: OutboxConfig,
+    pub mfa: MfaConfig,
+    /// The SMS gateway (Twilio-compatible), for MFA codes by text message.
+    pub sms: SmsConfig,
     /// OAuth clients declared in the file (`[[clients]]`), applied at every start.
     pub clients: Vec<ClientConfig>,
 }
@@ -176,6 +179,64 @@ pub struct NoticesConfig {
 impl Default for NoticesConfig {
     fn default() -> Self {
         Self { new_device: true }
+    }
+}
+
+/// Multi-factor authentication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MfaConfig {
+    /// `optional` (default) or `required`: users without a second factor enrol one (TOTP)
+    /// before they get tokens.
+    pub policy: MfaPolicyName,
+    /// The issuer label authenticator apps show; the product name when unset.
+    pub totp_issuer: Option<String>,
+    /// How long a trusted device skips the second factor.
+    pub trusted_device_days: i64,
+    /// How recent an authentication sensitive actions need (disable MFA, ...).
+    pub reauthentication_max_age_seconds: i64,
+}
+
+impl Default for MfaConfig {
+    fn default() -> Self {
+        Self {
+            policy: MfaPolicyName::Optional,
+            totp_issuer: None,
+            trusted_device_days: 30,
+            reauthentication_max_age_seconds: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaPolicyName {
+    #[default]
+    Optional,
+    Required,
+}
+
+/// A Twilio-compatible SMS API. SMS is on when `account_sid` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    pub api_url: String,
+    pub account_sid: Option<String>,
+    pub auth_token: Option<SecretString>,
+    /// The sender number (E.164) or messaging-service SID.
+    pub from: Option<String>,
+    pub timeout_ms: u64,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            api_url: "https://api.twilio.com".into(),
+            account_sid: None,
+            auth_token: None,
+            from: None,
+            timeout_ms: 10_000,
+        }
     }
 }
 
@@ -306,6 +367,8 @@ impl Default for Config {
             magic_link: MagicLinkConfig::default(),
             notices: NoticesConfig::default(),
             outbox: OutboxConfig::default(),
+            mfa: MfaConfig::default(),
+            sms: SmsConfig::default(),
             clients: Vec::new(),
         }
     }

@@ -44,6 +44,7 @@ impl Config {
         self.validate_accounts()?;
         self.validate_branding()?;
         self.validate_email()?;
+        self.validate_mfa()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(error("log.level", format!("not a log filter: {:?}", self.log.level)));
         }
@@ -202,6 +203,33 @@ impl Config {
         }
         if !(5..=3600).contains(&outbox.lease_seconds) {
             return Err(error("outbox.lease_seconds", "between 5 and 3600"));
+        }
+        Ok(())
+    }
+
+    fn validate_mfa(&self) -> Result<(), ConfigError> {
+        if !(1..=365).contains(&self.mfa.trusted_device_days) {
+            return Err(error("mfa.trusted_device_days", "between 1 and 365"));
+        }
+        if !(30..=86_400).contains(&self.mfa.reauthentication_max_age_seconds) {
+            return Err(error("mfa.reauthentication_max_age_seconds", "between 30 and 86400"));
+        }
+        if let Some(issuer) = &self.mfa.totp_issuer
+            && (issuer.trim().is_empty() || issuer.contains(':'))
+        {
+            return Err(error("mfa.totp_issuer", "a non-empty name without ':'"));
+        }
+        let sms = &self.sms;
+        let parsed = url::Url::parse(&sms.api_url)
+            .map_err(|_| error("sms.api_url", "expected an http(s) URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(error("sms.api_url", "expected an http(s) URL"));
+        }
+        if sms.account_sid.is_some() && (sms.auth_token.is_none() || sms.from.is_none()) {
+            return Err(error("sms.account_sid", "SMS also needs sms.auth_token and sms.from"));
+        }
+        if !(100..=60_000).contains(&sms.timeout_ms) {
+            return Err(error("sms.timeout_ms", "between 100 and 60000"));
         }
         Ok(())
     }

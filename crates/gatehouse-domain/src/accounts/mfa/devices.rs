@@ -1,0 +1,106 @@
+//! Trusted devices: after a second factor with `trust_device`, the browser gets a random token
+//! (in a signed, HttpOnly cookie set by the HTTP layer) that skips the second factor for the
+//! configured time. Stored as a keyed digest; listed and revoked by the user; all revoked when
+//! the password changes.
+
+use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::error::DomainError;
+use crate::mfa::TrustedDeviceRecord;
+use crate::users::UserRecord;
+
+use super::super::{AccountService, Principal};
+
+/// Prefix of device tokens.
+const DEVICE_TOKEN_PREFIX: &str = "ghd_";
+const MAX_DEVICE_TOKEN_LENGTH: usize = 64;
+
+/// A new trusted-device token for the browser, and how long it lasts.
+#[derive(Clone)]
+pub struct TrustedDevice {
+    pub token: String,
+    pub max_age_seconds: i64,
+}
+
+impl std::fmt::Debug for TrustedDevice {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("TrustedDevice").finish_non_exhaustive()
+    }
+}
+
+impl AccountService {
+    pub(super) fn new_trusted_device(
+        &self,
+        user: &UserRecord,
+        context: &RequestContext,
+        now: i64,
+    ) -> (TrustedDevice, TrustedDeviceRecord) {
+        let token = format!("{DEVICE_TOKEN_PREFIX}{}", gatehouse_crypto::random_token());
+        let ttl = self.mfa.settings.trusted_device_ttl_seconds;
+        let record = TrustedDeviceRecord {
+            id: gatehouse_crypto::new_id("tdv"),
+            user_id: user.id.clone(),
+            token_digest: self.mfa_digest("device", &token),
+            user_agent: context.user_agent.clone(),
+            ip: context.ip.clone(),
+            created_at: now,
+            expires_at: now + ttl,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        (TrustedDevice { token, max_age_seconds: ttl }, record)
+    }
+
+    /// Whether `token` names a live trusted device of `user` (and notes its use).
+    pub(super) async fn trusted_device_matches(
+        &self,
+        user: &UserRecord,
+        token: &str,
+    ) -> Result<bool, DomainError> {
+        if !token.starts_with(DEVICE_TOKEN_PREFIX) || token.len() > MAX_DEVICE_TOKEN_LENGTH {
+            return Ok(false);
+        }
+        let now = self.clock.now();
+        let Some(device) = self.store.trusted_device(&self.mfa_digest("device", token)).await?
+        else {
+            return Ok(false);
+        };
+        if device.user_id != user.id || device.revoked_at.is_some() || device.expires_at <= now {
+            return Ok(false);
+        }
+        self.store.touch_trusted_device(&device.id, now).await?;
+        Ok(true)
+    }
+
+    /// The signed-in user's trusted devices.
+    pub async fn trusted_devices(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<TrustedDeviceRecord>, DomainError> {
+        Ok(self.store.trusted_devices(&principal.user.id, self.clock.now()).await?)
+    }
+
+    /// Revokes one of the user's trusted devices; another user's is `not_found`.
+    pub async fn revoke_trusted_device(
+        &self,
+        principal: &Principal,
+        device_id: &str,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let now = self.clock.now();
+        let event = AuditEvent::new(
+            "mfa.trusted_device_revoked",
+            &Actor::User(principal.user.id.clone()),
+            context,
+            now,
+        )
+        .target("trusted_device", device_id);
+        let revoked = self
+            .store
+            .revoke_trusted_devices(&principal.user.id, Some(device_id), now, &[event])
+            .await?;
+        if revoked == 0 {
+            return Err(DomainError::NotFound);
+        }
+        Ok(())
+    }
+}

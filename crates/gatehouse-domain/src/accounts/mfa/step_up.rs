@@ -1,0 +1,119 @@
+//! Step-up: sensitive actions need a recent authentication; `reauthenticate` gives a
+//! signed-in session a fresh one (password or second factor), recorded as the session's
+//! `auth_time` and `amr`, so the tokens issued from then on carry it.
+
+use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::error::DomainError;
+use crate::mfa::CodePurpose;
+
+use super::super::{AccountService, Principal};
+use super::parse_method;
+
+/// A proof of presence: the password, or a second factor (`method` + `code`).
+#[derive(Clone, Default)]
+pub struct Reauthentication {
+    pub password: Option<String>,
+    pub method: Option<String>,
+    pub code: Option<String>,
+}
+
+impl std::fmt::Debug for Reauthentication {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Reauthentication")
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reauthentication {
+    pub fn is_empty(&self) -> bool {
+        self.password.is_none() && self.code.is_none()
+    }
+}
+
+/// A fresh access token after a step-up, with the new `auth_time` and `amr`.
+#[derive(Debug, Clone)]
+pub struct Reauthenticated {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+}
+
+impl AccountService {
+    /// `reauthentication_required` unless the session authenticated within the configured age.
+    pub fn require_recent_authentication(&self, principal: &Principal) -> Result<(), DomainError> {
+        let session = &principal.session;
+        let authenticated_at = session.auth_time.unwrap_or(session.created_at);
+        if authenticated_at + self.mfa.settings.reauthentication_max_age_seconds < self.clock.now()
+        {
+            return Err(DomainError::ReauthenticationRequired);
+        }
+        Ok(())
+    }
+
+    /// Re-authenticates the signed-in user with the password or a second factor. Failures
+    /// count towards the lockout like sign-in failures.
+    pub async fn reauthenticate(
+        &self,
+        principal: &Principal,
+        proof: Reauthentication,
+        context: &RequestContext,
+    ) -> Result<Reauthenticated, DomainError> {
+        let user = &principal.user;
+        let now = self.clock.now();
+        let actor = Actor::User(user.id.clone());
+        let amr: Vec<String> = if let Some(password) = proof.password {
+            let ok = match &user.password_hash {
+                Some(hash) => self.hashing.verify(password.into(), hash.clone()).await?,
+                None => false,
+            };
+            if !ok {
+                let event = AuditEvent::new("user.reauthentication_failed", &actor, context, now)
+                    .target("user", &user.id)
+                    .metadata(
+                        serde_json::json!({ "method": "password", "reason": "wrong_password" }),
+                    );
+                self.count_failed_authentication(user, vec![event], context, now).await?;
+                return Err(DomainError::InvalidCredentials);
+            }
+            vec!["pwd".to_owned()]
+        } else {
+            let method = parse_method(proof.method.as_deref().unwrap_or(""))?;
+            let code = proof.code.unwrap_or_default();
+            if let Err(error) =
+                self.check_second_factor(user, method, &code, CodePurpose::Reauthenticate).await
+            {
+                if let DomainError::Mfa(problem) = &error {
+                    self.record_second_factor_failure(user, method, *problem, context).await?;
+                }
+                return Err(error);
+            }
+            let mut amr = principal.session.amr_values();
+            for value in [method.amr(), "mfa"] {
+                if !amr.iter().any(|existing| existing == value) {
+                    amr.push(value.to_owned());
+                }
+            }
+            amr
+        };
+        let event = AuditEvent::new("user.reauthenticated", &actor, context, now)
+            .target("session", &principal.session.id)
+            .metadata(serde_json::json!({ "amr": amr }));
+        let amr_text = amr.join(" ");
+        self.store
+            .update_session_authentication(&principal.session.id, now, &amr_text, &[event])
+            .await?;
+        let mut session = principal.session.clone();
+        session.auth_time = Some(now);
+        session.amr = Some(amr_text);
+        let access_token = self.tokens.issue_access_token(&session).await?;
+        Ok(Reauthenticated {
+            access_token,
+            expires_in: self.tokens.settings().access_token_ttl_seconds,
+            auth_time: now,
+            amr,
+        })
+    }
+}

@@ -1,0 +1,299 @@
+//! Multi-factor authentication as stored: second factors, backup codes, one-time codes sent by
+//! email or SMS, sign-in challenges and trusted devices, and the ports that keep them
+//! (`MfaStore` on the database, `MfaChallengeStore` on Redis or the database). The rules live
+//! in `accounts::mfa`.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::AuditEvent;
+use crate::notify::Effects;
+use crate::store::StoreError;
+
+/// Field-cipher purpose of TOTP secrets (AD = factor id).
+pub const TOTP_SECRET_PURPOSE: &str = "mfa-totp";
+/// Field-cipher purpose of phone numbers (AD = factor id).
+pub const PHONE_PURPOSE: &str = "mfa-phone";
+/// Digest purpose of backup codes, one-time codes, challenge and device tokens (each input is
+/// prefixed with what it is, so digests of different things never meet).
+pub const MFA_DIGEST_PURPOSE: &str = "mfa";
+/// The SMS channel's name in `outbox.channel`.
+pub const SMS_CHANNEL: &str = "sms";
+
+/// A kind of second factor a user can enrol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FactorKind {
+    Totp,
+    Email,
+    Sms,
+}
+
+impl FactorKind {
+    pub const ALL: [FactorKind; 3] = [FactorKind::Totp, FactorKind::Email, FactorKind::Sms];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FactorKind::Totp => "totp",
+            FactorKind::Email => "email",
+            FactorKind::Sms => "sms",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<FactorKind> {
+        FactorKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// Words for the notice email.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FactorKind::Totp => "authenticator app",
+            FactorKind::Email => "codes by email",
+            FactorKind::Sms => "codes by text message",
+        }
+    }
+}
+
+/// How a second factor is proven at `POST /v1/auth/mfa/verify` (`method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaMethod {
+    Totp,
+    BackupCode,
+    Email,
+    Sms,
+}
+
+impl MfaMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MfaMethod::Totp => "totp",
+            MfaMethod::BackupCode => "backup_code",
+            MfaMethod::Email => "email",
+            MfaMethod::Sms => "sms",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MfaMethod> {
+        [MfaMethod::Totp, MfaMethod::BackupCode, MfaMethod::Email, MfaMethod::Sms]
+            .into_iter()
+            .find(|method| method.as_str() == text)
+    }
+
+    /// The RFC 8176 `amr` value this method adds.
+    pub fn amr(self) -> &'static str {
+        match self {
+            MfaMethod::Totp | MfaMethod::BackupCode | MfaMethod::Email => "otp",
+            MfaMethod::Sms => "sms",
+        }
+    }
+
+    /// The factor a code of this method is sent through (`None`: nothing is sent).
+    pub fn channel(self) -> Option<FactorKind> {
+        match self {
+            MfaMethod::Email => Some(FactorKind::Email),
+            MfaMethod::Sms => Some(FactorKind::Sms),
+            MfaMethod::Totp | MfaMethod::BackupCode => None,
+        }
+    }
+}
+
+/// One row of `mfa_factors`. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaFactorRecord {
+    pub id: String,
+    pub user_id: String,
+    pub kind: String,
+    pub secret_ciphertext: Option<Vec<u8>>,
+    pub phone_ciphertext: Option<Vec<u8>>,
+    pub confirmed_at: Option<i64>,
+    pub last_used_step: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// One row of `mfa_backup_codes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupCodeRecord {
+    pub user_id: String,
+    pub code_digest: Vec<u8>,
+    pub created_at: i64,
+    pub used_at: Option<i64>,
+}
+
+/// What a one-time code proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodePurpose {
+    SignIn,
+    Enrol,
+    Reauthenticate,
+}
+
+impl CodePurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodePurpose::SignIn => "sign_in",
+            CodePurpose::Enrol => "enrol",
+            CodePurpose::Reauthenticate => "reauthenticate",
+        }
+    }
+}
+
+/// One row of `mfa_codes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaCodeRecord {
+    pub id: String,
+    pub user_id: String,
+    pub channel: String,
+    pub purpose: String,
+    pub code_digest: Vec<u8>,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+/// One row of `trusted_devices`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrustedDeviceRecord {
+    pub id: String,
+    pub user_id: String,
+    #[serde(skip)]
+    pub token_digest: Vec<u8>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// What a challenge lets its holder do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChallengeKind {
+    /// Prove a second factor (`POST /v1/auth/mfa/verify`).
+    Verify,
+    /// MFA is required and the user has no factor: enrol one first.
+    Enrol,
+}
+
+/// A sign-in between its first and second factor. Kept in Redis when configured, else in the
+/// database; only the token's keyed digest is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaChallengeRecord {
+    #[serde(skip)]
+    pub token_digest: Vec<u8>,
+    pub user_id: String,
+    /// The `amr` of the first factor (`pwd`, `email` for a magic link).
+    pub first_factor: String,
+    /// The audit name of the first factor (`password`, `magic_link`).
+    pub first_method: String,
+    pub kind: ChallengeKind,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Wrong second factors so far.
+    #[serde(skip)]
+    pub failures: i64,
+}
+
+#[async_trait]
+pub trait MfaChallengeStore: Send + Sync {
+    async fn create_challenge(&self, challenge: &MfaChallengeRecord) -> Result<(), StoreError>;
+    async fn challenge(&self, digest: &[u8]) -> Result<Option<MfaChallengeRecord>, StoreError>;
+    /// Counts one wrong answer; answers the count.
+    async fn count_challenge_failure(&self, digest: &[u8]) -> Result<i64, StoreError>;
+    /// Deletes the challenge; `true` only for the one caller that deleted it (single use).
+    async fn consume_challenge(&self, digest: &[u8]) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+pub trait MfaStore: Send + Sync {
+    async fn mfa_factors(&self, user_id: &str) -> Result<Vec<MfaFactorRecord>, StoreError>;
+    /// Replaces the user's unconfirmed factor of the same kind with `factor`, with effects. A
+    /// confirmed factor of that kind is `StoreError::Conflict`.
+    async fn put_pending_factor(
+        &self,
+        factor: &MfaFactorRecord,
+        effects: &Effects,
+    ) -> Result<(), StoreError>;
+    /// Confirms a pending factor (`false` when it is not pending any more), records the TOTP
+    /// step used to confirm it, replaces the backup codes when given, with effects.
+    async fn confirm_factor(
+        &self,
+        factor_id: &str,
+        now: i64,
+        used_step: Option<i64>,
+        backup_codes: Option<&[BackupCodeRecord]>,
+        effects: &Effects,
+    ) -> Result<bool, StoreError>;
+    /// Removes the user's factor of `kind` (and the backup codes when `clear_backup_codes`),
+    /// with effects; `false` when there was none.
+    async fn delete_factor(
+        &self,
+        user_id: &str,
+        kind: &str,
+        clear_backup_codes: bool,
+        effects: &Effects,
+    ) -> Result<bool, StoreError>;
+    /// Removes every factor, backup code, pending code and trusted device of the user.
+    async fn reset_mfa(&self, user_id: &str, now: i64, effects: &Effects)
+    -> Result<(), StoreError>;
+    /// Records `step` as used when it is later than the last used one; `false` means the step
+    /// (or a later one) was already used: a replay.
+    async fn use_totp_step(&self, factor_id: &str, step: i64, now: i64)
+    -> Result<bool, StoreError>;
+    async fn backup_codes(&self, user_id: &str) -> Result<Vec<BackupCodeRecord>, StoreError>;
+    /// Marks an unused code used; `false` when it was used already.
+    async fn spend_backup_code(
+        &self,
+        user_id: &str,
+        digest: &[u8],
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    async fn replace_backup_codes(
+        &self,
+        user_id: &str,
+        codes: &[BackupCodeRecord],
+        effects: &Effects,
+    ) -> Result<(), StoreError>;
+    /// Stores a new code, deleting the user's earlier codes of the same channel and purpose,
+    /// with effects (the message carrying it).
+    async fn put_mfa_code(&self, code: &MfaCodeRecord, effects: &Effects)
+    -> Result<(), StoreError>;
+    async fn mfa_code(
+        &self,
+        user_id: &str,
+        channel: &str,
+        purpose: &str,
+    ) -> Result<Option<MfaCodeRecord>, StoreError>;
+    /// Counts one try of a code; answers the count after this one.
+    async fn count_mfa_code_attempt(&self, id: &str) -> Result<i64, StoreError>;
+    /// Marks the code used; `false` when it was used already.
+    async fn spend_mfa_code(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+    async fn trusted_device(
+        &self,
+        digest: &[u8],
+    ) -> Result<Option<TrustedDeviceRecord>, StoreError>;
+    async fn touch_trusted_device(&self, id: &str, now: i64) -> Result<(), StoreError>;
+    /// The user's trusted devices that are neither revoked nor expired, newest first.
+    async fn trusted_devices(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<TrustedDeviceRecord>, StoreError>;
+    /// Revokes one device of the user (`None`: all of them), with events; answers how many.
+    async fn revoke_trusted_devices(
+        &self,
+        user_id: &str,
+        device_id: Option<&str>,
+        now: i64,
+        events: &[AuditEvent],
+    ) -> Result<u64, StoreError>;
+    /// Records a fresh authentication on a session (step-up), with events.
+    async fn update_session_authentication(
+        &self,
+        session_id: &str,
+        auth_time: i64,
+        amr: &str,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+}

@@ -1,0 +1,222 @@
+//! `/mfa`: the second step of a hosted sign-in. `/login` (and the magic-link page) park the
+//! challenge token in a short-lived HttpOnly cookie and come here; the form takes a code
+//! (authenticator app, backup code, or one sent by email or SMS on request), then sets the
+//! browser session (and, when asked, the trusted-device cookie) and goes on to `return_to`,
+//! so OAuth sign-ins through the hosted pages honour MFA too.
+
+use axum::extract::{RawQuery, State};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use gatehouse_domain::accounts::mfa::{MfaChallenge, MfaVerification, SignInOutcome};
+use gatehouse_domain::{DomainError, MfaProblem};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::csrf::{Csrf, PageForm, PageRequest};
+use super::{ErrorPage, Locale, Pages, read_cookie, return_to_or_default};
+use crate::client::Client;
+use crate::error::ErrorForLog;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub(crate) struct MfaQuery {
+    return_to: Option<String>,
+}
+
+/// No `Debug`: it holds a code.
+#[derive(Deserialize)]
+pub(crate) struct MfaForm {
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    code: String,
+    trust_device: Option<String>,
+    /// `verify`, `send_email` or `send_sms`.
+    #[serde(default)]
+    action: String,
+    return_to: Option<String>,
+}
+
+/// Where a first factor that needs a second one goes: the challenge token in its cookie and a
+/// redirect to `/mfa`. Tokens go straight to the browser session.
+pub(crate) async fn continue_sign_in(
+    state: &AppState,
+    outcome: SignInOutcome,
+    return_to: &str,
+    locale: Locale,
+) -> Result<Response, Response> {
+    let pages = &state.pages;
+    match outcome {
+        SignInOutcome::SignedIn(tokens) => {
+            let principal = state
+                .accounts
+                .principal_for_session(&tokens.session_id)
+                .await
+                .map_err(|error| pages.error_page(locale, ErrorPage::from_domain(&error)))?;
+            let mut response = pages.redirect(return_to);
+            let max_age = principal.session.expires_at - principal.session.created_at;
+            pages.session_cookie.set(&mut response, &principal.session.id, max_age);
+            Ok(response)
+        }
+        SignInOutcome::MfaRequired(MfaChallenge { mfa_token, expires_in, .. }) => {
+            let query = serde_urlencoded::to_string([("return_to", return_to)]).unwrap_or_default();
+            let mut response = pages.redirect(&format!("/mfa?{query}"));
+            pages.mfa_cookie.set(&mut response, &mfa_token, Some(expires_in));
+            Ok(response)
+        }
+    }
+}
+
+fn challenge_token(pages: &Pages, headers: &HeaderMap) -> Option<String> {
+    read_cookie(headers, &pages.mfa_cookie.name).map(str::to_owned)
+}
+
+fn login_again(pages: &Pages, return_to: &str) -> Response {
+    let query = serde_urlencoded::to_string([("return_to", return_to)]).unwrap_or_default();
+    let mut response = pages.redirect(&format!("/login?{query}"));
+    pages.mfa_cookie.clear(&mut response);
+    response
+}
+
+struct MfaView<'a> {
+    return_to: &'a str,
+    error: Option<&'static str>,
+    notice: Option<&'static str>,
+    method: &'a str,
+}
+
+fn mfa_page(
+    pages: &Pages,
+    status: StatusCode,
+    locale: Locale,
+    csrf: &Csrf,
+    view: &MfaView<'_>,
+) -> Response {
+    let context = context! {
+        return_to => view.return_to,
+        error => view.error,
+        notice => view.notice,
+        method => view.method,
+    };
+    pages.render_form(status, locale, csrf, "mfa.html", context)
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    page: PageRequest,
+    headers: HeaderMap,
+    RawQuery(raw_query): RawQuery,
+) -> Response {
+    let pages = &state.pages;
+    let Ok(query) = serde_urlencoded::from_str::<MfaQuery>(raw_query.as_deref().unwrap_or(""))
+    else {
+        return pages.error_page(page.locale, ErrorPage::bad_request());
+    };
+    let return_to = return_to_or_default(query.return_to.as_deref());
+    if challenge_token(pages, &headers).is_none() {
+        return login_again(pages, &return_to);
+    }
+    let view = MfaView { return_to: &return_to, error: None, notice: None, method: "totp" };
+    mfa_page(pages, StatusCode::OK, page.locale, &page.csrf, &view)
+}
+
+pub(crate) async fn submit(
+    State(state): State<AppState>,
+    Client(context): Client,
+    headers: HeaderMap,
+    form: PageForm<MfaForm>,
+) -> Response {
+    let PageForm { locale, csrf, fields } = form;
+    let pages = &state.pages;
+    let return_to = return_to_or_default(fields.return_to.as_deref());
+    let Some(mfa_token) = challenge_token(pages, &headers) else {
+        return login_again(pages, &return_to);
+    };
+    let method = match fields.action.as_str() {
+        "send_email" => "email",
+        "send_sms" => "sms",
+        _ => fields.method.as_str(),
+    };
+    let render = |status: StatusCode, error: Option<&'static str>, notice: Option<&'static str>| {
+        let view = MfaView { return_to: &return_to, error, notice, method };
+        mfa_page(pages, status, locale, &csrf, &view)
+    };
+    if fields.action.starts_with("send_") {
+        return match state.accounts.send_mfa_code(&mfa_token, method, &context).await {
+            Ok(()) => render(StatusCode::OK, None, Some("mfa.code_sent")),
+            Err(error) => refusal(&state, &return_to, error, &render),
+        };
+    }
+    let request = MfaVerification {
+        mfa_token,
+        method: method.to_owned(),
+        code: fields.code,
+        trust_device: fields.trust_device.is_some(),
+    };
+    let verified = match state.accounts.verify_mfa(request, &context).await {
+        Ok(verified) => verified,
+        Err(error) => return refusal(&state, &return_to, error, &render),
+    };
+    let outcome = SignInOutcome::SignedIn(Box::new(verified.tokens));
+    let mut response = match continue_sign_in(&state, outcome, &return_to, locale).await {
+        Ok(response) | Err(response) => response,
+    };
+    pages.mfa_cookie.clear(&mut response);
+    if let Some(device) = verified.trusted_device {
+        pages.device_cookie.set(&mut response, &device.token, device.max_age_seconds);
+    }
+    response
+}
+
+/// A refused step: the form again with a message per cause; a dead challenge goes back to
+/// `/login`.
+fn refusal(
+    state: &AppState,
+    return_to: &str,
+    error: DomainError,
+    render: &dyn Fn(StatusCode, Option<&'static str>, Option<&'static str>) -> Response,
+) -> Response {
+    let code = error.code();
+    let mut response = match &error {
+        DomainError::Mfa(MfaProblem::InvalidChallenge | MfaProblem::ChallengeExpired) => {
+            return login_again(&state.pages, return_to);
+        }
+        DomainError::Mfa(problem) => {
+            let key = match problem {
+                MfaProblem::CodeReplayed => "mfa.error.replayed",
+                MfaProblem::CodeExpired => "mfa.error.expired",
+                MfaProblem::AttemptsExhausted => "mfa.error.exhausted",
+                MfaProblem::BackupCodeUsed => "mfa.error.backup_code_used",
+                MfaProblem::MethodUnavailable => "mfa.error.unavailable",
+                _ => "mfa.error.invalid_code",
+            };
+            render(StatusCode::BAD_REQUEST, Some(key), None)
+        }
+        DomainError::Validation(_) => {
+            render(StatusCode::BAD_REQUEST, Some("mfa.error.unavailable"), None)
+        }
+        DomainError::AccountLocked { retry_after } => {
+            let mut response = render(StatusCode::LOCKED, Some("login.error.locked"), None);
+            let seconds = u64::try_from(*retry_after).unwrap_or(1).max(1);
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+            response
+        }
+        DomainError::AccountSuspended => {
+            render(StatusCode::FORBIDDEN, Some("login.error.suspended"), None)
+        }
+        DomainError::Store(gatehouse_domain::StoreError::Unavailable(_)) => {
+            render(StatusCode::SERVICE_UNAVAILABLE, Some("login.error.unavailable"), None)
+        }
+        _ => {
+            let mut response =
+                render(StatusCode::INTERNAL_SERVER_ERROR, Some("login.error.unavailable"), None);
+            response
+                .extensions_mut()
+                .insert(ErrorForLog { code, internal: Some(error.to_string()) });
+            return response;
+        }
+    };
+    response.extensions_mut().insert(ErrorForLog { code, internal: None });
+    response
+}

@@ -1,0 +1,536 @@
+//! `MfaStore` on SQL: `mfa_factors`, `mfa_backup_codes`, `mfa_codes`, `trusted_devices`, and
+//! the session's authentication columns for step-up. Writes that go with a change take its
+//! [`Effects`] into their transaction. The database side of `MfaChallengeStore` is in
+//! `mfa_challenges`.
+
+use async_trait::async_trait;
+use gatehouse_domain::StoreError;
+use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::mfa::{
+    BackupCodeRecord, MfaCodeRecord, MfaFactorRecord, MfaStore, TrustedDeviceRecord,
+};
+use gatehouse_domain::notify::Effects;
+use sqlx::Row;
+
+use crate::audit::insert_events;
+use crate::error::map_sqlx_error;
+use crate::notify::apply_effects;
+use crate::{Database, with_pool};
+
+macro_rules! factor_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        MfaFactorRecord {
+            id: row.try_get("id").map_err(map_sqlx_error)?,
+            user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
+            kind: row.try_get("kind").map_err(map_sqlx_error)?,
+            secret_ciphertext: row.try_get("secret_ciphertext").map_err(map_sqlx_error)?,
+            phone_ciphertext: row.try_get("phone_ciphertext").map_err(map_sqlx_error)?,
+            confirmed_at: row.try_get("confirmed_at").map_err(map_sqlx_error)?,
+            last_used_step: row.try_get("last_used_step").map_err(map_sqlx_error)?,
+            last_used_at: row.try_get("last_used_at").map_err(map_sqlx_error)?,
+            created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
+        }
+    }};
+}
+
+macro_rules! device_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        TrustedDeviceRecord {
+            id: row.try_get("id").map_err(map_sqlx_error)?,
+            user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
+            token_digest: row.try_get("token_digest").map_err(map_sqlx_error)?,
+            user_agent: row.try_get("user_agent").map_err(map_sqlx_error)?,
+            ip: row.try_get("ip").map_err(map_sqlx_error)?,
+            created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
+            expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
+            last_used_at: row.try_get("last_used_at").map_err(map_sqlx_error)?,
+            revoked_at: row.try_get("revoked_at").map_err(map_sqlx_error)?,
+        }
+    }};
+}
+
+const DEVICE_COLUMNS: &str = "id, user_id, token_digest, user_agent, ip, created_at, expires_at, \
+                              last_used_at, revoked_at";
+
+/// Inserts backup codes with `$executor`, after deleting the user's earlier set.
+macro_rules! replace_codes {
+    ($executor:expr, $user_id:expr, $codes:expr) => {{
+        sqlx::query("DELETE FROM mfa_backup_codes WHERE user_id = $1")
+            .bind($user_id)
+            .execute(&mut *$executor)
+            .await
+            .map_err(map_sqlx_error)?;
+        for code in $codes {
+            sqlx::query(
+                "INSERT INTO mfa_backup_codes (user_id, code_digest, created_at, used_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(code.user_id.as_str())
+            .bind(code.code_digest.as_slice())
+            .bind(code.created_at)
+            .bind(code.used_at)
+            .execute(&mut *$executor)
+            .await
+            .map_err(map_sqlx_error)?;
+        }
+    }};
+}
+
+#[async_trait]
+impl MfaStore for Database {
+    async fn mfa_factors(&self, user_id: &str) -> Result<Vec<MfaFactorRecord>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, user_id, kind, secret_ciphertext, phone_ciphertext, confirmed_at, \
+                 last_used_step, last_used_at, created_at FROM mfa_factors WHERE user_id = $1 \
+                 ORDER BY created_at, id",
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            let mut factors = Vec::with_capacity(rows.len());
+            for row in rows {
+                factors.push(factor_from_row!(row));
+            }
+            Ok(factors)
+        })
+    }
+
+    async fn put_pending_factor(
+        &self,
+        factor: &MfaFactorRecord,
+        effects: &Effects,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            sqlx::query(
+                "DELETE FROM mfa_factors WHERE user_id = $1 AND kind = $2 AND confirmed_at IS NULL",
+            )
+            .bind(factor.user_id.as_str())
+            .bind(factor.kind.as_str())
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            // A confirmed factor of this kind makes the unique index refuse: `Conflict`.
+            sqlx::query(
+                "INSERT INTO mfa_factors (id, user_id, kind, secret_ciphertext, phone_ciphertext, \
+                 confirmed_at, last_used_step, last_used_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(factor.id.as_str())
+            .bind(factor.user_id.as_str())
+            .bind(factor.kind.as_str())
+            .bind(factor.secret_ciphertext.as_deref())
+            .bind(factor.phone_ciphertext.as_deref())
+            .bind(factor.confirmed_at)
+            .bind(factor.last_used_step)
+            .bind(factor.last_used_at)
+            .bind(factor.created_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            apply_effects!(&mut *transaction, effects);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn confirm_factor(
+        &self,
+        factor_id: &str,
+        now: i64,
+        used_step: Option<i64>,
+        backup_codes: Option<&[BackupCodeRecord]>,
+        effects: &Effects,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            let row = sqlx::query(
+                "UPDATE mfa_factors SET confirmed_at = $2, last_used_step = $3, last_used_at = $2 \
+                 WHERE id = $1 AND confirmed_at IS NULL RETURNING user_id",
+            )
+            .bind(factor_id)
+            .bind(now)
+            .bind(used_step)
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            let Some(row) = row else { return Ok(false) };
+            let user_id: String = row.try_get("user_id").map_err(map_sqlx_error)?;
+            if let Some(codes) = backup_codes {
+                replace_codes!(transaction, user_id.as_str(), codes);
+            }
+            apply_effects!(&mut *transaction, effects);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            Ok(true)
+        })
+    }
+
+    async fn delete_factor(
+        &self,
+        user_id: &str,
+        kind: &str,
+        clear_backup_codes: bool,
+        effects: &Effects,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            let deleted = sqlx::query("DELETE FROM mfa_factors WHERE user_id = $1 AND kind = $2")
+                .bind(user_id)
+                .bind(kind)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?
+                .rows_affected();
+            if deleted == 0 {
+                return Ok(false);
+            }
+            if clear_backup_codes {
+                sqlx::query("DELETE FROM mfa_backup_codes WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(map_sqlx_error)?;
+            }
+            apply_effects!(&mut *transaction, effects);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            Ok(true)
+        })
+    }
+
+    async fn reset_mfa(
+        &self,
+        user_id: &str,
+        now: i64,
+        effects: &Effects,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            for sql in [
+                "DELETE FROM mfa_factors WHERE user_id = $1",
+                "DELETE FROM mfa_backup_codes WHERE user_id = $1",
+                "DELETE FROM mfa_codes WHERE user_id = $1",
+            ] {
+                sqlx::query(sql)
+                    .bind(user_id)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(map_sqlx_error)?;
+            }
+            sqlx::query(
+                "UPDATE trusted_devices SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            apply_effects!(&mut *transaction, effects);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn use_totp_step(
+        &self,
+        factor_id: &str,
+        step: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let updated = sqlx::query(
+                "UPDATE mfa_factors SET last_used_step = $2, last_used_at = $3 WHERE id = $1 \
+                 AND (last_used_step IS NULL OR last_used_step < $2)",
+            )
+            .bind(factor_id)
+            .bind(step)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected();
+            Ok(updated == 1)
+        })
+    }
+
+    async fn backup_codes(&self, user_id: &str) -> Result<Vec<BackupCodeRecord>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT user_id, code_digest, created_at, used_at FROM mfa_backup_codes \
+                 WHERE user_id = $1",
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            let mut codes = Vec::with_capacity(rows.len());
+            for row in rows {
+                codes.push(BackupCodeRecord {
+                    user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
+                    code_digest: row.try_get("code_digest").map_err(map_sqlx_error)?,
+                    created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
+                    used_at: row.try_get("used_at").map_err(map_sqlx_error)?,
+                });
+            }
+            Ok(codes)
+        })
+    }
+
+    async fn spend_backup_code(
+        &self,
+        user_id: &str,
+        digest: &[u8],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let updated = sqlx::query(
+                "UPDATE mfa_backup_codes SET used_at = $3 WHERE user_id = $1 AND code_digest = $2 \
+                 AND used_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(digest)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected();
+            Ok(updated == 1)
+        })
+    }
+
+    async fn replace_backup_codes(
+        &self,
+        user_id: &str,
+        codes: &[BackupCodeRecord],
+        effects: &Effects,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            replace_codes!(transaction, user_id, codes);
+            apply_effects!(&mut *transaction, effects);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn put_mfa_code(
+        &self,
+        code: &MfaCodeRecord,
+        effects: &Effects,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            sqlx::query("DELETE FROM mfa_codes WHERE user_id = $1 AND channel = $2 AND purpose = $3")
+                .bind(code.user_id.as_str())
+                .bind(code.channel.as_str())
+                .bind(code.purpose.as_str())
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?;
+            sqlx::query(
+                "INSERT INTO mfa_codes (id, user_id, channel, purpose, code_digest, attempts, \
+                 created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(code.id.as_str())
+            .bind(code.user_id.as_str())
+            .bind(code.channel.as_str())
+            .bind(code.purpose.as_str())
+            .bind(code.code_digest.as_slice())
+            .bind(code.attempts)
+            .bind(code.created_at)
+            .bind(code.expires_at)
+            .bind(code.used_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            apply_effects!(&mut *transaction, effects);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn mfa_code(
+        &self,
+        user_id: &str,
+        channel: &str,
+        purpose: &str,
+    ) -> Result<Option<MfaCodeRecord>, StoreError> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT id, user_id, channel, purpose, code_digest, attempts, created_at, \
+                 expires_at, used_at FROM mfa_codes WHERE user_id = $1 AND channel = $2 \
+                 AND purpose = $3 ORDER BY created_at DESC, id DESC LIMIT 1",
+            )
+            .bind(user_id)
+            .bind(channel)
+            .bind(purpose)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            match row {
+                Some(row) => Ok(Some(MfaCodeRecord {
+                    id: row.try_get("id").map_err(map_sqlx_error)?,
+                    user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
+                    channel: row.try_get("channel").map_err(map_sqlx_error)?,
+                    purpose: row.try_get("purpose").map_err(map_sqlx_error)?,
+                    code_digest: row.try_get("code_digest").map_err(map_sqlx_error)?,
+                    attempts: row.try_get("attempts").map_err(map_sqlx_error)?,
+                    created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
+                    expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
+                    used_at: row.try_get("used_at").map_err(map_sqlx_error)?,
+                })),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn count_mfa_code_attempt(&self, id: &str) -> Result<i64, StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let row = sqlx::query(
+                "UPDATE mfa_codes SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            match row {
+                Some(row) => Ok(row.try_get("attempts").map_err(map_sqlx_error)?),
+                None => Ok(i64::MAX),
+            }
+        })
+    }
+
+    async fn spend_mfa_code(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let updated =
+                sqlx::query("UPDATE mfa_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
+                    .bind(id)
+                    .bind(now)
+                    .execute(pool)
+                    .await
+                    .map_err(map_sqlx_error)?
+                    .rows_affected();
+            Ok(updated == 1)
+        })
+    }
+
+    async fn trusted_device(
+        &self,
+        digest: &[u8],
+    ) -> Result<Option<TrustedDeviceRecord>, StoreError> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {DEVICE_COLUMNS} FROM trusted_devices WHERE token_digest = $1"
+            )))
+            .bind(digest)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            match row {
+                Some(row) => Ok(Some(device_from_row!(row))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn touch_trusted_device(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            sqlx::query("UPDATE trusted_devices SET last_used_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn trusted_devices(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<TrustedDeviceRecord>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {DEVICE_COLUMNS} FROM trusted_devices WHERE user_id = $1 \
+                 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id DESC"
+            )))
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            let mut devices = Vec::with_capacity(rows.len());
+            for row in rows {
+                devices.push(device_from_row!(row));
+            }
+            Ok(devices)
+        })
+    }
+
+    async fn revoke_trusted_devices(
+        &self,
+        user_id: &str,
+        device_id: Option<&str>,
+        now: i64,
+        events: &[AuditEvent],
+    ) -> Result<u64, StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            let revoked = sqlx::query(
+                "UPDATE trusted_devices SET revoked_at = $3 WHERE user_id = $1 \
+                 AND ($2 IS NULL OR id = $2) AND revoked_at IS NULL AND expires_at > $3",
+            )
+            .bind(user_id)
+            .bind(device_id)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected();
+            if revoked > 0 {
+                insert_events!(&mut *transaction, events);
+            }
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            Ok(revoked)
+        })
+    }
+
+    async fn update_session_authentication(
+        &self,
+        session_id: &str,
+        auth_time: i64,
+        amr: &str,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            sqlx::query("UPDATE sessions SET auth_time = $2, amr = $3 WHERE id = $1")
+                .bind(session_id)
+                .bind(auth_time)
+                .bind(amr)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?;
+            insert_events!(&mut *transaction, events);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+}
