@@ -24,7 +24,7 @@ use crate::state::AppState;
         admin_clients::delete_client, admin_clients::rotate_secret,
         admin_deliveries::list_deliveries, admin_deliveries::delivery_attempts,
         admin_deliveries::retry_delivery,
-        mfa::verify, mfa::send_code, mfa::reauthenticate, mfa::send_reauthentication_code,
+        mfa::verify, mfa::send_code, mfa::begin_required_totp, mfa::confirm_required_totp, mfa::reauthenticate, mfa::send_reauthentication_code,
         mfa::my_mfa, mfa::begin_totp, mfa::confirm_totp, mfa::remove_totp,
         mfa::regenerate_backup_codes, mfa::begin_email, mfa::confirm_email, mfa::remove_email,
         mfa::begin_sms, mfa::confirm_sms, mfa::remove_sms, mfa::trusted_devices,

@@ -38,7 +38,7 @@ pub(super) fn parse_name(
 }
 
 impl AccountService {
-    /// Creates an account. Returns tokens too unless email verification is required.
+    /// Creates an account. Returns tokens too unless email verification or MFA is required.
     pub async fn sign_up(
         &self,
         request: SignUp,
@@ -108,7 +108,11 @@ impl AccountService {
             self.notifier.wake();
         }
         let view = self.view(&user)?;
-        if self.settings.require_email_verification {
+        // Without verification, or with MFA required (the user enrols a factor at their
+        // first sign-in), the sign-up itself gives no tokens.
+        if self.settings.require_email_verification
+            || self.mfa.settings.policy == super::mfa::MfaPolicy::Required
+        {
             return Ok((view, None));
         }
         let tokens = self.start_session(user, None, context).await?;

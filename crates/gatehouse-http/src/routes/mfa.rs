@@ -40,6 +40,14 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
             "/v1/auth/reauthenticate/send-code",
             post(send_reauthentication_code).route_layer(limited(LimitedRoute::Email)),
         )
+        .route(
+            "/v1/auth/mfa/enrol/totp",
+            post(begin_required_totp).route_layer(limited(LimitedRoute::SignIn)),
+        )
+        .route(
+            "/v1/auth/mfa/enrol/totp/confirm",
+            post(confirm_required_totp).route_layer(limited(LimitedRoute::SignIn)),
+        )
         .route("/v1/me/mfa", get(my_mfa))
         .route("/v1/me/mfa/totp", post(begin_totp).delete(remove_totp))
         .route("/v1/me/mfa/totp/confirm", post(confirm_totp))
@@ -116,6 +124,54 @@ pub(crate) async fn send_code(
 ) -> Result<StatusCode, ApiError> {
     state.accounts.send_mfa_code(&body.mfa_token, &body.method, &context).await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChallengeRequest {
+    mfa_token: String,
+}
+
+/// MFA is required and the user has none (`enrolment_required` at sign-in): starts TOTP
+/// enrolment with the sign-in's `mfa_token`.
+#[utoipa::path(post, path = "/v1/auth/mfa/enrol/totp", tag = "auth", request_body = ChallengeRequest, responses(
+    (status = 200, body = TotpEnrolmentResponse),
+    (status = 401, description = "invalid_mfa_token, mfa_token_expired", body = crate::Problem)))]
+pub(crate) async fn begin_required_totp(
+    State(state): State<AppState>,
+    Client(context): Client,
+    ApiJson(body): ApiJson<ChallengeRequest>,
+) -> Result<Json<TotpEnrolmentResponse>, ApiError> {
+    Ok(Json(state.accounts.begin_required_totp(&body.mfa_token, &context).await?.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChallengeCodeRequest {
+    mfa_token: String,
+    code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EnrolledResponse {
+    /// Shown once.
+    backup_codes: Vec<String>,
+    tokens: TokensResponse,
+}
+
+/// Confirms the required enrolment with a first code and completes the sign-in.
+#[utoipa::path(post, path = "/v1/auth/mfa/enrol/totp/confirm", tag = "auth", request_body = ChallengeCodeRequest, responses(
+    (status = 200, body = EnrolledResponse),
+    (status = 400, description = "invalid_mfa_code", body = crate::Problem),
+    (status = 401, description = "invalid_mfa_token, mfa_token_expired", body = crate::Problem)))]
+pub(crate) async fn confirm_required_totp(
+    State(state): State<AppState>,
+    Client(context): Client,
+    ApiJson(body): ApiJson<ChallengeCodeRequest>,
+) -> Result<Json<EnrolledResponse>, ApiError> {
+    let (backup_codes, tokens) =
+        state.accounts.confirm_required_totp(&body.mfa_token, &body.code, &context).await?;
+    Ok(Json(EnrolledResponse { backup_codes, tokens: tokens.into() }))
 }
 
 /// A proof of presence: `{password}` or `{method, code}`.

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod oauth_browser;
+pub mod sms;
 pub mod smtp;
 
 use gatehouse::app::{self, App};
@@ -17,6 +18,8 @@ pub struct TestApp {
     pub keys: std::sync::Arc<gatehouse_domain::KeyService>,
     pub admin_keys: std::sync::Arc<gatehouse_domain::admin_keys::AdminKeyService>,
     pub oauth: std::sync::Arc<gatehouse_domain::oauth::OAuthService>,
+    /// The clock the application runs on: a `ManualClock` when spawned with one.
+    pub clock: Option<std::sync::Arc<gatehouse_domain::ManualClock>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     _data_dir: tempfile::TempDir,
@@ -67,13 +70,27 @@ impl TestApp {
         master_key: &MasterKey,
         extra: &[(&str, &str)],
     ) -> TestApp {
+        Self::spawn_with_clock(test, master_key, extra, None).await
+    }
+
+    /// As [`Self::spawn_with`], on a `ManualClock` the test moves (it starts at the wall
+    /// clock's now, so JWT libraries that read the system clock agree with it).
+    pub async fn spawn_with_clock(
+        test: &TestDatabase,
+        master_key: &MasterKey,
+        extra: &[(&str, &str)],
+        clock: Option<std::sync::Arc<gatehouse_domain::ManualClock>>,
+    ) -> TestApp {
         let data_dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let mut settings = vec![("GATEHOUSE_ISSUER", base_url.as_str())];
         settings.extend_from_slice(extra);
         let config = test_config(test, master_key, data_dir.path(), &settings);
-        let application: App = app::build(config).await.unwrap();
+        let application: App = match &clock {
+            Some(clock) => app::build_with_clock(config, clock.clone()).await.unwrap(),
+            None => app::build(config).await.unwrap(),
+        };
         let database = application.database.clone();
         let keys = application.keys.clone();
         let admin_keys = application.admin_keys.clone();
@@ -93,6 +110,7 @@ impl TestApp {
             keys,
             admin_keys,
             oauth,
+            clock,
             shutdown: Some(shutdown),
             server: Some(server),
             _data_dir: data_dir,

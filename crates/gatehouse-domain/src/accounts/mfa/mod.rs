@@ -410,6 +410,62 @@ impl AccountService {
         Ok(MfaVerified { tokens, trusted_device })
     }
 
+    /// What a challenge token is for (the hosted `/mfa` page shows the matching form).
+    pub async fn challenge_kind(
+        &self,
+        mfa_token: &str,
+        context: &RequestContext,
+    ) -> Result<ChallengeKind, DomainError> {
+        let invalid = DomainError::Mfa(MfaProblem::InvalidChallenge);
+        if !mfa_token.starts_with(CHALLENGE_TOKEN_PREFIX)
+            || mfa_token.len() > MAX_CHALLENGE_TOKEN_LENGTH
+        {
+            return Err(invalid);
+        }
+        let digest = self.mfa_digest("challenge", mfa_token);
+        let challenge = self.mfa.challenges.challenge(&digest).await?.ok_or(invalid)?;
+        let (_, challenge) = self.live_challenge(mfa_token, challenge.kind, context).await?;
+        Ok(challenge.kind)
+    }
+
+    /// MFA is required and the user has no factor: starts TOTP enrolment for the challenge's
+    /// user (`POST /v1/auth/mfa/enrol/totp`).
+    pub async fn begin_required_totp(
+        &self,
+        mfa_token: &str,
+        context: &RequestContext,
+    ) -> Result<TotpEnrolment, DomainError> {
+        let (_, challenge) = self.live_challenge(mfa_token, ChallengeKind::Enrol, context).await?;
+        let user = self.challenge_user(&challenge).await?;
+        self.begin_totp_for(&user, context).await
+    }
+
+    /// Confirms the required enrolment with a first code and completes the sign-in: backup
+    /// codes (shown once) and tokens.
+    pub async fn confirm_required_totp(
+        &self,
+        mfa_token: &str,
+        code: &str,
+        context: &RequestContext,
+    ) -> Result<(Vec<String>, Tokens), DomainError> {
+        let (digest, challenge) =
+            self.live_challenge(mfa_token, ChallengeKind::Enrol, context).await?;
+        let user = self.challenge_user(&challenge).await?;
+        let backup_codes = self.confirm_totp_for(&user, code, context).await?;
+        if !self.mfa.challenges.consume_challenge(&digest).await? {
+            return Err(DomainError::Mfa(MfaProblem::InvalidChallenge));
+        }
+        let first_method = match challenge.first_method.as_str() {
+            "magic_link" => "magic_link",
+            _ => "password",
+        };
+        let amr = [challenge.first_factor.as_str(), MfaMethod::Totp.amr(), "mfa"];
+        let tokens = self
+            .start_session_with(user, None, context, Effects::default(), first_method, &amr)
+            .await?;
+        Ok((backup_codes, tokens))
+    }
+
     /// Checks one second factor of `user`. `Err(DomainError::Mfa(..))` says why it failed;
     /// the caller records the failure.
     pub(crate) async fn check_second_factor(
