@@ -225,8 +225,8 @@ impl OAuthStore for Database {
             let _write = self.write_guard().await;
             sqlx::query(
                 "INSERT INTO authorization_codes (code_digest, client_id, user_id, browser_session_id, \
-                 redirect_uri, scope, nonce, code_challenge, auth_time, created_at, expires_at) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 redirect_uri, scope, nonce, code_challenge, auth_time, created_at, expires_at, amr) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(code.code_digest.as_slice())
             .bind(code.client_id.as_str())
@@ -239,6 +239,8 @@ impl OAuthStore for Database {
             .bind(code.auth_time)
             .bind(code.created_at)
             .bind(code.expires_at)
+            // `amr` is a JSON array in this table (0003); the domain carries it space-separated.
+            .bind(amr_json(code.amr.as_deref()))
             .execute(pool)
             .await
             .map_err(map_sqlx_error)?;
@@ -266,7 +268,7 @@ impl OAuthStore for Database {
                 == 1;
             let row = sqlx::query(
                 "SELECT code_digest, client_id, user_id, browser_session_id, redirect_uri, scope, nonce, \
-                 code_challenge, auth_time, created_at, expires_at, used_at, issued_session_id \
+                 code_challenge, auth_time, created_at, expires_at, used_at, issued_session_id, amr \
                  FROM authorization_codes WHERE code_digest = $1",
             )
             .bind(digest)
@@ -285,6 +287,7 @@ impl OAuthStore for Database {
                 nonce: row.try_get("nonce").map_err(map_sqlx_error)?,
                 code_challenge: row.try_get("code_challenge").map_err(map_sqlx_error)?,
                 auth_time: row.try_get("auth_time").map_err(map_sqlx_error)?,
+                amr: amr_text(&row.try_get::<String, _>("amr").map_err(map_sqlx_error)?),
                 created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
                 expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
                 used_at: row.try_get("used_at").map_err(map_sqlx_error)?,
@@ -465,4 +468,16 @@ impl OAuthStore for Database {
         });
         Ok(found.is_some())
     }
+}
+
+/// Space-separated `amr` values as the JSON array `authorization_codes.amr` holds.
+fn amr_json(amr: Option<&str>) -> String {
+    let values: Vec<&str> = amr.unwrap_or("pwd").split(' ').filter(|v| !v.is_empty()).collect();
+    serde_json::Value::from(values).to_string()
+}
+
+/// The JSON array of `authorization_codes.amr` as space-separated values.
+fn amr_text(json: &str) -> Option<String> {
+    let values: Vec<String> = serde_json::from_str(json).ok()?;
+    Some(values.join(" "))
 }

@@ -35,6 +35,7 @@ backend_tests!(
     admins_see_and_reset_factors,
     required_policy_sends_users_through_enrolment,
     hosted_login_asks_for_the_second_factor,
+    id_tokens_of_hosted_sign_ins_carry_amr_and_acr,
 );
 
 struct Env {
@@ -952,6 +953,92 @@ async fn hosted_login_asks_for_the_second_factor(test: TestDatabase) {
     let page = stranger.get("/mfa").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert!(page.location().starts_with("/login"));
+    env.app.stop().await;
+}
+
+/// Follows an OAuth sign-in through the hosted pages (with a second factor when `secret` is
+/// given) and answers the ID token's claims.
+async fn oidc_id_token(env: &Env, email: &str, secret: Option<&str>) -> Value {
+    use gatehouse_domain::oauth::clients::NewClient;
+    let redirect_uri = "https://rp.example.com/callback";
+    let (client_id, client_secret) = env
+        .app
+        .client(NewClient {
+            name: "RP".into(),
+            redirect_uris: vec![redirect_uri.into()],
+            scopes: vec!["openid".into(), "email".into()],
+            skip_consent: true,
+            ..NewClient::default()
+        })
+        .await;
+    let verifier = gatehouse_crypto::random_token();
+    let challenge = gatehouse_crypto::pkce_s256(&verifier);
+    let query = serde_urlencoded::to_string([
+        ("response_type", "code"),
+        ("client_id", client_id.as_str()),
+        ("redirect_uri", redirect_uri),
+        ("scope", "openid email"),
+        ("state", "s1"),
+        ("nonce", "n1"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ])
+    .unwrap();
+    let mut browser = Browser::new(&env.app);
+    let page = browser.get(&format!("/oauth2/authorize?{query}")).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let login = page.location().to_owned();
+    let page = browser.sign_in(login.trim_start_matches("/login"), email, STRONG_PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let mut next = page.location().to_owned();
+    if let Some(secret) = secret {
+        assert!(next.starts_with("/mfa?"), "{next}");
+        let form = browser.get(&next).await;
+        env.clock.advance(30);
+        let mut fields = form.hidden_fields();
+        fields.push(("method".into(), "totp".into()));
+        fields.push(("code".into(), totp(secret, env.now())));
+        fields.push(("action".into(), "verify".into()));
+        let fields: Vec<(&str, &str)> =
+            fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let page = browser.post("/mfa", &fields).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        next = page.location().to_owned();
+    }
+    let page = browser.get(&next).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let callback = url::Url::parse(page.location()).unwrap();
+    let code = callback.query_pairs().find(|(name, _)| name == "code").unwrap().1.into_owned();
+    let (status, tokens) = env
+        .app
+        .post_form(
+            "/oauth2/token",
+            Some((client_id.as_str(), client_secret.as_deref().unwrap())),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", verifier.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    claims(tokens["id_token"].as_str().unwrap())
+}
+
+async fn id_tokens_of_hosted_sign_ins_carry_amr_and_acr(test: TestDatabase) {
+    let env = spawn(&test, &[]).await;
+    env.user("ned@example.com").await;
+    let plain = oidc_id_token(&env, "ned@example.com", None).await;
+    assert_eq!((plain["amr"].clone(), plain["acr"].clone()), (json!(["pwd"]), json!("aal1")));
+    let token = env.user("ola@example.com").await;
+    let (secret, _) = env.enrol_totp(&token).await;
+    let strong = oidc_id_token(&env, "ola@example.com", Some(&secret)).await;
+    assert_eq!(strong["amr"], json!(["pwd", "otp", "mfa"]));
+    assert_eq!(strong["acr"], "aal2");
+    assert_eq!(strong["auth_time"], env.now());
+    let (_, discovery) = env.app.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(discovery["acr_values_supported"], json!(["aal1", "aal2"]));
     env.app.stop().await;
 }
 

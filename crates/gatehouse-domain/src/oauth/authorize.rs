@@ -262,6 +262,7 @@ impl OAuthService {
             nonce: request.nonce.clone(),
             code_challenge: request.code_challenge.clone(),
             auth_time: principal.session.auth_time.unwrap_or(principal.session.created_at),
+            amr: principal.session.amr.clone(),
             created_at: now,
             expires_at: now + self.settings.code_ttl_seconds,
             used_at: None,

@@ -46,6 +46,8 @@ pub struct IdTokenRequest<'a> {
     pub scopes: &'a [String],
     pub session_id: &'a str,
     pub auth_time: i64,
+    /// RFC 8176 methods; `acr` follows from them (`aal2` with `mfa`, else `aal1`).
+    pub amr: Vec<String>,
     pub nonce: Option<&'a str>,
     pub access_token: &'a str,
 }
@@ -61,7 +63,10 @@ impl OAuthService {
         claims.insert("exp".into(), json!(now + self.settings.id_token_ttl_seconds));
         claims.insert("iat".into(), json!(now));
         claims.insert("auth_time".into(), json!(request.auth_time));
-        claims.insert("amr".into(), json!(["pwd"]));
+        // NIST SP 800-63B assurance levels, as Ory does: two factors are AAL2.
+        let acr = if request.amr.iter().any(|method| method == "mfa") { "aal2" } else { "aal1" };
+        claims.insert("acr".into(), json!(acr));
+        claims.insert("amr".into(), json!(request.amr));
         claims.insert("sid".into(), json!(request.session_id));
         claims.insert(
             "at_hash".into(),

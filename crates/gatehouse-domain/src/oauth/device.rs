@@ -324,6 +324,7 @@ impl OAuthService {
                     UserGrant {
                         scope: &record.scope,
                         auth_time: record.auth_time.unwrap_or(now),
+                        amr: None,
                         nonce: None,
                         grant_type: GRANT_DEVICE_CODE,
                     },

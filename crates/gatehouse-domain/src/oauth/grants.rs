@@ -31,6 +31,8 @@ pub struct TokenResponse {
 pub(super) struct UserGrant<'a> {
     pub scope: &'a str,
     pub auth_time: i64,
+    /// How the user authenticated (RFC 8176, space-separated); `None` reads as `pwd`.
+    pub amr: Option<String>,
     pub nonce: Option<String>,
     pub grant_type: &'a str,
 }
@@ -125,6 +127,7 @@ impl OAuthService {
                 UserGrant {
                     scope: &record.scope,
                     auth_time: record.auth_time,
+                    amr: record.amr.clone(),
                     nonce: record.nonce.clone(),
                     grant_type: GRANT_AUTHORIZATION_CODE,
                 },
@@ -144,7 +147,7 @@ impl OAuthService {
         grant: UserGrant<'_>,
         context: &RequestContext,
     ) -> Result<(TokenResponse, String), OAuthError> {
-        let UserGrant { scope, auth_time, nonce, grant_type } = grant;
+        let UserGrant { scope, auth_time, amr, nonce, grant_type } = grant;
         let now = self.clock.now();
         let scopes = split_scope(scope);
         let session = SessionRecord {
@@ -161,7 +164,7 @@ impl OAuthService {
             scope: Some(scope.to_owned()),
             auth_time: Some(auth_time),
             nonce,
-            amr: None,
+            amr,
         };
         let wants_refresh = scopes.iter().any(|scope| scope == SCOPE_OFFLINE_ACCESS)
             && client.allows_grant(GRANT_REFRESH_TOKEN);
@@ -301,6 +304,7 @@ impl OAuthService {
                     scopes: &scopes,
                     session_id: &session.id,
                     auth_time: session.auth_time.unwrap_or(session.created_at),
+                    amr: session.amr_values(),
                     nonce: session.nonce.as_deref(),
                     access_token: &access_token,
                 })

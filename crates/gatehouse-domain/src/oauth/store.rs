@@ -19,6 +19,9 @@ pub struct AuthorizationCodeRecord {
     /// PKCE S256 challenge, when the request had one.
     pub code_challenge: Option<String>,
     pub auth_time: i64,
+    /// The browser session's authentication methods (RFC 8176, space-separated), for the
+    /// ID token's `amr` and `acr`.
+    pub amr: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
