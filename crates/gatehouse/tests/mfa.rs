@@ -36,6 +36,8 @@ backend_tests!(
     required_policy_sends_users_through_enrolment,
     hosted_login_asks_for_the_second_factor,
     id_tokens_of_hosted_sign_ins_carry_amr_and_acr,
+    hosted_login_enrols_when_mfa_is_required,
+    account_page_manages_two_step_verification,
 );
 
 struct Env {
@@ -953,6 +955,108 @@ async fn hosted_login_asks_for_the_second_factor(test: TestDatabase) {
     let page = stranger.get("/mfa").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert!(page.location().starts_with("/login"));
+    env.app.stop().await;
+}
+
+/// The text of every `<code>` element of a page.
+fn code_elements(body: &str) -> Vec<String> {
+    body.split("<code>")
+        .skip(1)
+        .filter_map(|rest| rest.split("</code>").next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Posts a page's form (its hidden fields plus `extra`).
+async fn submit_form(
+    browser: &mut Browser,
+    page: &browser::Page,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> browser::Page {
+    // A page can hold several forms: take each hidden field once (the CSRF token is the
+    // same in all of them), and only the ones the target form has.
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for (name, value) in page.hidden_fields() {
+        let wanted = matches!(name.as_str(), "csrf_token" | "lang" | "return_to" | "action");
+        if wanted && !fields.iter().any(|(seen, _)| *seen == name) {
+            fields.push((name, value));
+        }
+    }
+    fields.extend(extra.iter().map(|(name, value)| (name.to_string(), value.to_string())));
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    browser.post(path, &fields).await
+}
+
+async fn hosted_login_enrols_when_mfa_is_required(test: TestDatabase) {
+    let env = spawn(&test, &[("GATEHOUSE_MFA_POLICY", "required")]).await;
+    env.app.sign_up("pia@example.com", STRONG_PASSWORD).await;
+    let mut browser = Browser::new(&env.app);
+    let page = browser.sign_in("?return_to=/account", "pia@example.com", STRONG_PASSWORD).await;
+    assert_eq!(page.location(), "/mfa?return_to=%2Faccount");
+    let enrol = browser.get(page.location()).await;
+    assert_eq!(enrol.status, StatusCode::OK, "{}", enrol.body);
+    assert!(enrol.body.contains("<svg"), "the QR code is on the page");
+    let secret = code_elements(&enrol.body).remove(0);
+    let wrong = submit_form(&mut browser, &enrol, "/mfa", &[("code", "000000")]).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.body);
+    assert_eq!(code_elements(&wrong.body)[0], secret, "the same secret is shown again");
+    let done =
+        submit_form(&mut browser, &wrong, "/mfa", &[("code", &totp(&secret, env.now()))]).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(code_elements(&done.body).len(), 10, "the backup codes, once");
+    assert!(browser.session_cookie().is_some());
+    assert!(!browser.cookies.contains_key("gatehouse_mfa"));
+    let account = browser.get("/account").await;
+    assert_eq!(account.status, StatusCode::OK);
+    assert!(account.body.contains("Two-step verification is on."), "{}", account.body);
+    env.app.stop().await;
+}
+
+async fn account_page_manages_two_step_verification(test: TestDatabase) {
+    let env = spawn(&test, &[]).await;
+    env.app.sign_up("quin@example.com", STRONG_PASSWORD).await;
+    let mut browser = Browser::new(&env.app);
+    let page = browser.sign_in("?return_to=/account", "quin@example.com", STRONG_PASSWORD).await;
+    assert_eq!(page.location(), "/account");
+    let account = browser.get("/account").await;
+    assert!(account.body.contains("Two-step verification is off."), "{}", account.body);
+    let enrol = submit_form(&mut browser, &account, "/account/mfa/totp", &[]).await;
+    assert_eq!(enrol.status, StatusCode::OK, "{}", enrol.body);
+    let secret = code_elements(&enrol.body).remove(0);
+    let codes = submit_form(
+        &mut browser,
+        &enrol,
+        "/account/mfa/totp/confirm",
+        &[("code", &totp(&secret, env.now()))],
+    )
+    .await;
+    assert_eq!(code_elements(&codes.body).len(), 10, "{}", codes.body);
+    let account = browser.get("/account").await;
+    assert!(account.body.contains("Two-step verification is on."));
+    assert!(account.body.contains("Backup codes left: 10"), "{}", account.body);
+
+    // Removing needs the password.
+    let wrong = submit_form(
+        &mut browser,
+        &account,
+        "/account/mfa/remove",
+        &[("kind", "totp"), ("password", OTHER_STRONG_PASSWORD)],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.body);
+    assert!(wrong.body.contains("The password is not correct."));
+    let removed = submit_form(
+        &mut browser,
+        &account,
+        "/account/mfa/remove",
+        &[("kind", "totp"), ("password", STRONG_PASSWORD)],
+    )
+    .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
+    let account = browser.get("/account").await;
+    assert!(account.body.contains("Two-step verification is off."));
+    wait_for_text(&env.sink, "quin@example.com", "authenticator app removed").await;
     env.app.stop().await;
 }
 

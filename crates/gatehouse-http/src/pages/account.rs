@@ -1,6 +1,7 @@
-//! `/account`: who is signed in, their active sessions (each can be ended) and the
-//! applications they connected (consent can be taken back, which also ends those grants).
-//! Profile, password and MFA management come with later work.
+//! `/account`: who is signed in, their active sessions (each can be ended), the applications
+//! they connected (consent can be taken back, which also ends those grants), and two-step
+//! verification: set up an authenticator app, remove a factor (with the password), make new
+//! backup codes, forget trusted browsers. Profile and password management come later.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,10 +10,15 @@ use axum::routing::post;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::ErrorPage;
+use gatehouse_domain::DomainError;
+use gatehouse_domain::accounts::Principal;
+use gatehouse_domain::accounts::mfa::Reauthentication;
+use gatehouse_domain::mfa::FactorKind;
+
 use super::cookies::BrowserSession;
-use super::csrf::{PageForm, PageRequest};
+use super::csrf::{Csrf, PageForm, PageRequest};
 use super::logout::display_name;
+use super::{ErrorPage, Locale};
 use crate::client::Client;
 use crate::state::AppState;
 
@@ -20,6 +26,11 @@ pub(crate) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/account/sessions/revoke", post(revoke_session))
         .route("/account/applications/revoke", post(revoke_application))
+        .route("/account/mfa/totp", post(begin_totp))
+        .route("/account/mfa/totp/confirm", post(confirm_totp))
+        .route("/account/mfa/remove", post(remove_factor))
+        .route("/account/mfa/backup-codes", post(regenerate_backup_codes))
+        .route("/account/devices/revoke", post(forget_device))
 }
 
 pub(crate) async fn show(
@@ -30,7 +41,19 @@ pub(crate) async fn show(
     let Some(principal) = session else {
         return state.pages.redirect("/login?return_to=%2Faccount");
     };
-    let sessions = match state.accounts.sessions(&principal).await {
+    account_page(&state, &principal, page.locale, &page.csrf, StatusCode::OK, None).await
+}
+
+async fn account_page(
+    state: &AppState,
+    principal: &Principal,
+    locale: Locale,
+    csrf: &Csrf,
+    status: StatusCode,
+    error: Option<&'static str>,
+) -> Response {
+    let page = AccountPage { locale, csrf };
+    let sessions = match state.accounts.sessions(principal).await {
         Ok(sessions) => sessions,
         Err(error) => return state.pages.error_page(page.locale, ErrorPage::from_domain(&error)),
     };
@@ -55,8 +78,56 @@ pub(crate) async fn show(
         .iter()
         .map(|app| context! { client_id => app.client_id.clone(), name => app.client_name.clone(), scopes => app.scopes.join(" ") })
         .collect();
-    let context = context! { name => display_name(&state, &principal), sessions => sessions, applications => applications };
-    state.pages.render_form(StatusCode::OK, page.locale, &page.csrf, "account.html", context)
+    let (mfa, devices) = match mfa_view(state, principal).await {
+        Ok(view) => view,
+        Err(error) => return state.pages.error_page(page.locale, ErrorPage::from_domain(&error)),
+    };
+    let context = context! {
+        name => display_name(state, principal),
+        sessions => sessions,
+        applications => applications,
+        mfa => mfa,
+        devices => devices,
+        mfa_error => error,
+    };
+    state.pages.render_form(status, page.locale, page.csrf, "account.html", context)
+}
+
+struct AccountPage<'a> {
+    locale: Locale,
+    csrf: &'a Csrf,
+}
+
+/// The MFA part of the page: factors, backup codes left, trusted browsers.
+async fn mfa_view(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<(minijinja::Value, Vec<minijinja::Value>), gatehouse_domain::DomainError> {
+    let overview = state.accounts.my_mfa(principal).await?;
+    let devices = state.accounts.trusted_devices(principal).await?;
+    let factors: Vec<minijinja::Value> = overview
+        .factors
+        .iter()
+        .map(|factor| context! { kind => factor.kind, phone_number => factor.phone_number.clone() })
+        .collect();
+    let has_totp = overview.factors.iter().any(|factor| factor.kind == "totp");
+    let mfa = context! {
+        enabled => overview.enabled,
+        factors => factors,
+        has_totp => has_totp,
+        backup_codes_remaining => overview.backup_codes_remaining,
+    };
+    let devices = devices
+        .into_iter()
+        .map(|device| {
+            context! {
+                id => device.id,
+                user_agent => device.user_agent.unwrap_or_default(),
+                ip => device.ip.unwrap_or_default(),
+            }
+        })
+        .collect();
+    Ok((mfa, devices))
 }
 
 #[derive(Deserialize)]
@@ -97,6 +168,148 @@ async fn revoke_application(
     };
     match state.oauth.revoke_consent(&principal, &form.fields.client_id, &context).await {
         Ok(_) => state.pages.redirect("/account"),
+        Err(error) => state.pages.error_page(form.locale, ErrorPage::from_domain(&error)),
+    }
+}
+
+const SIGN_IN_FIRST: &str = "/login?return_to=%2Faccount";
+
+/// Shows the authenticator-app set-up (the enrolment in progress, or a new one).
+async fn begin_totp(
+    State(state): State<AppState>,
+    Client(context): Client,
+    BrowserSession(session): BrowserSession,
+    form: PageForm<EmptyForm>,
+) -> Response {
+    let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
+    totp_page(&state, &context, &principal, form.locale, &form.csrf, None).await
+}
+
+async fn totp_page(
+    state: &AppState,
+    context: &gatehouse_domain::audit::RequestContext,
+    principal: &Principal,
+    locale: Locale,
+    csrf: &Csrf,
+    error: Option<&'static str>,
+) -> Response {
+    match state.accounts.totp_enrolment_in_progress(principal, context).await {
+        Ok(enrolment) => {
+            let view = context! {
+                action => "/account/mfa/totp/confirm",
+                qr_svg => enrolment.qr_svg,
+                secret => enrolment.secret,
+                return_to => "/account",
+                required => false,
+                error => error,
+            };
+            let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+            state.pages.render_form(status, locale, csrf, "mfa_enrol.html", view)
+        }
+        Err(DomainError::Mfa(_)) => state.pages.redirect("/account"),
+        Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
+    }
+}
+
+#[derive(Deserialize)]
+struct EmptyForm {}
+
+/// No `Debug`: it holds a code.
+#[derive(Deserialize)]
+struct CodeForm {
+    #[serde(default)]
+    code: String,
+}
+
+async fn confirm_totp(
+    State(state): State<AppState>,
+    Client(context): Client,
+    BrowserSession(session): BrowserSession,
+    form: PageForm<CodeForm>,
+) -> Response {
+    let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
+    let PageForm { locale, csrf, fields } = form;
+    match state.accounts.confirm_totp(&principal, &fields.code, &context).await {
+        Ok(codes) => backup_codes_page(&state, locale, codes),
+        Err(DomainError::Mfa(gatehouse_domain::MfaProblem::InvalidCode)) => {
+            let error = Some("mfa.error.invalid_code");
+            totp_page(&state, &context, &principal, locale, &csrf, error).await
+        }
+        Err(DomainError::Mfa(_)) => state.pages.redirect("/account"),
+        Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
+    }
+}
+
+fn backup_codes_page(state: &AppState, locale: Locale, codes: Vec<String>) -> Response {
+    let view = context! { codes => codes, continue_url => "/account" };
+    state.pages.render(locale, "backup_codes.html", view)
+}
+
+/// No `Debug`: it holds a password.
+#[derive(Deserialize)]
+struct RemoveForm {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// Removes a factor; the password confirms it (the step-up the API asks for).
+async fn remove_factor(
+    State(state): State<AppState>,
+    Client(context): Client,
+    BrowserSession(session): BrowserSession,
+    form: PageForm<RemoveForm>,
+) -> Response {
+    let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
+    let PageForm { locale, csrf, fields } = form;
+    let Some(kind) = FactorKind::parse(&fields.kind) else {
+        return state.pages.error_page(locale, ErrorPage::bad_request());
+    };
+    let proof = Reauthentication { password: Some(fields.password), ..Reauthentication::default() };
+    match state.accounts.remove_factor(&principal, kind, Some(proof), &context).await {
+        Ok(()) | Err(DomainError::Mfa(_)) => state.pages.redirect("/account"),
+        Err(DomainError::InvalidCredentials) => {
+            let error = Some("account.mfa.wrong_password");
+            account_page(&state, &principal, locale, &csrf, StatusCode::UNAUTHORIZED, error).await
+        }
+        Err(DomainError::AccountLocked { .. }) => {
+            let error = Some("login.error.locked");
+            account_page(&state, &principal, locale, &csrf, StatusCode::LOCKED, error).await
+        }
+        Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
+    }
+}
+
+async fn regenerate_backup_codes(
+    State(state): State<AppState>,
+    Client(context): Client,
+    BrowserSession(session): BrowserSession,
+    form: PageForm<EmptyForm>,
+) -> Response {
+    let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
+    match state.accounts.regenerate_backup_codes(&principal, &context).await {
+        Ok(codes) => backup_codes_page(&state, form.locale, codes),
+        Err(DomainError::Mfa(_)) => state.pages.redirect("/account"),
+        Err(error) => state.pages.error_page(form.locale, ErrorPage::from_domain(&error)),
+    }
+}
+
+#[derive(Deserialize)]
+struct DeviceForm {
+    #[serde(default)]
+    device_id: String,
+}
+
+async fn forget_device(
+    State(state): State<AppState>,
+    Client(context): Client,
+    BrowserSession(session): BrowserSession,
+    form: PageForm<DeviceForm>,
+) -> Response {
+    let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
+    match state.accounts.revoke_trusted_device(&principal, &form.fields.device_id, &context).await {
+        Ok(()) | Err(DomainError::NotFound) => state.pages.redirect("/account"),
         Err(error) => state.pages.error_page(form.locale, ErrorPage::from_domain(&error)),
     }
 }

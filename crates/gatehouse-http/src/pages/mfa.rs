@@ -5,10 +5,12 @@
 //! so OAuth sign-ins through the hosted pages honour MFA too.
 
 use axum::extract::{RawQuery, State};
-use axum::http::header::RETRY_AFTER;
+use axum::http::header::{RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use gatehouse_domain::accounts::mfa::{MfaChallenge, MfaVerification, SignInOutcome};
+use gatehouse_domain::audit::RequestContext;
+use gatehouse_domain::mfa::ChallengeKind;
 use gatehouse_domain::{DomainError, MfaProblem};
 use minijinja::context;
 use serde::Deserialize;
@@ -104,6 +106,7 @@ fn mfa_page(
 
 pub(crate) async fn show(
     State(state): State<AppState>,
+    Client(context): Client,
     page: PageRequest,
     headers: HeaderMap,
     RawQuery(raw_query): RawQuery,
@@ -114,8 +117,17 @@ pub(crate) async fn show(
         return pages.error_page(page.locale, ErrorPage::bad_request());
     };
     let return_to = return_to_or_default(query.return_to.as_deref());
-    if challenge_token(pages, &headers).is_none() {
+    let Some(mfa_token) = challenge_token(pages, &headers) else {
         return login_again(pages, &return_to);
+    };
+    match state.accounts.challenge_kind(&mfa_token, &context).await {
+        Ok(ChallengeKind::Verify) => {}
+        Ok(ChallengeKind::Enrol) => {
+            let (locale, csrf) = (page.locale, &page.csrf);
+            return enrolment_page(&state, &context, &mfa_token, &return_to, locale, csrf, None)
+                .await;
+        }
+        Err(_) => return login_again(pages, &return_to),
     }
     let view = MfaView { return_to: &return_to, error: None, notice: None, method: "totp" };
     mfa_page(pages, StatusCode::OK, page.locale, &page.csrf, &view)
@@ -142,6 +154,41 @@ pub(crate) async fn submit(
         let view = MfaView { return_to: &return_to, error, notice, method };
         mfa_page(pages, status, locale, &csrf, &view)
     };
+    if fields.action == "enrol" {
+        return match state.accounts.confirm_required_totp(&mfa_token, &fields.code, &context).await
+        {
+            Ok((codes, tokens)) => {
+                let outcome = SignInOutcome::SignedIn(Box::new(tokens));
+                let signed_in = continue_sign_in(&state, outcome, &return_to, locale).await;
+                let mut response = match signed_in {
+                    Ok(redirect) => {
+                        // The codes are shown once, on the way to `return_to`.
+                        let mut page = pages.render(
+                            locale,
+                            "backup_codes.html",
+                            context! { codes => codes, continue_url => return_to.as_str() },
+                        );
+                        for cookie in redirect.headers().get_all(SET_COOKIE) {
+                            page.headers_mut().append(SET_COOKIE, cookie.clone());
+                        }
+                        page
+                    }
+                    Err(response) => response,
+                };
+                pages.mfa_cookie.clear(&mut response);
+                response
+            }
+            Err(DomainError::Mfa(MfaProblem::InvalidCode)) => {
+                let error = Some("mfa.error.invalid_code");
+                let mut response =
+                    enrolment_page(&state, &context, &mfa_token, &return_to, locale, &csrf, error)
+                        .await;
+                *response.status_mut() = StatusCode::BAD_REQUEST;
+                response
+            }
+            Err(error) => refusal(&state, &return_to, error, &render),
+        };
+    }
     if fields.action.starts_with("send_") {
         return match state.accounts.send_mfa_code(&mfa_token, method, &context).await {
             Ok(()) => render(StatusCode::OK, None, Some("mfa.code_sent")),
@@ -167,6 +214,34 @@ pub(crate) async fn submit(
         pages.device_cookie.set(&mut response, &device.token, device.max_age_seconds);
     }
     response
+}
+
+/// The authenticator-app set-up a required-MFA sign-in goes through.
+async fn enrolment_page(
+    state: &AppState,
+    context: &RequestContext,
+    mfa_token: &str,
+    return_to: &str,
+    locale: Locale,
+    csrf: &Csrf,
+    error: Option<&'static str>,
+) -> Response {
+    let pages = &state.pages;
+    match state.accounts.required_totp_in_progress(mfa_token, context).await {
+        Ok(enrolment) => {
+            let view = context! {
+                action => "/mfa",
+                qr_svg => enrolment.qr_svg,
+                secret => enrolment.secret,
+                return_to => return_to,
+                required => true,
+                error => error,
+            };
+            pages.render_form(StatusCode::OK, locale, csrf, "mfa_enrol.html", view)
+        }
+        Err(DomainError::Mfa(_)) => login_again(pages, return_to),
+        Err(error) => pages.error_page(locale, ErrorPage::from_domain(&error)),
+    }
 }
 
 /// A refused step: the form again with a message per cause; a dead challenge goes back to

@@ -238,6 +238,8 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
         ("email_link.html", include_str!("templates/email_link.html")),
         ("forgot_password.html", include_str!("templates/forgot_password.html")),
         ("mfa.html", include_str!("templates/mfa.html")),
+        ("mfa_enrol.html", include_str!("templates/mfa_enrol.html")),
+        ("backup_codes.html", include_str!("templates/backup_codes.html")),
     ];
     for (name, source) in templates {
         environment

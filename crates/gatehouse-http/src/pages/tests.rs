@@ -28,6 +28,26 @@ fn sample_context(template: &str) -> Value {
                 context! { id => "ses_2", current => false, user_agent => "", ip => "", client_id => "app" },
             ],
             applications => vec![context! { client_id => "app", name => "App", scopes => "openid email" }],
+            mfa => context! {
+                enabled => true, has_totp => true, backup_codes_remaining => 9,
+                factors => vec![
+                    context! { kind => "totp", phone_number => () },
+                    context! { kind => "sms", phone_number => "+•••••••••78" },
+                ],
+            },
+            devices => vec![context! { id => "tdv_1", user_agent => "Firefox", ip => "127.0.0.1" }],
+            mfa_error => "account.mfa.wrong_password",
+        },
+        "mfa.html" => context! {
+            return_to => "/account", error => "mfa.error.replayed", notice => "mfa.code_sent",
+            method => "totp",
+        },
+        "mfa_enrol.html" => context! {
+            action => "/mfa", qr_svg => "<svg></svg>", secret => "JBSWY3DPEHPK3PXP",
+            return_to => "/account", required => true, error => "mfa.error.invalid_code",
+        },
+        "backup_codes.html" => context! {
+            codes => vec!["abcde-fghjk", "mnpqr-stuvw"], continue_url => "/account",
         },
         "consent.html" => context! {
             client_name => "App", user_name => "ada@example.com", request => "client_id=app&scope=openid",
@@ -71,6 +91,9 @@ async fn every_template_renders_in_every_locale() {
             "oauth_error.html",
             "email_link.html",
             "forgot_password.html",
+            "mfa.html",
+            "mfa_enrol.html",
+            "backup_codes.html",
         ] {
             let response = pages.render_form(
                 StatusCode::OK,

@@ -440,6 +440,18 @@ impl AccountService {
         self.begin_totp_for(&user, context).await
     }
 
+    /// As [`Self::begin_required_totp`], but showing the enrolment in progress again when
+    /// there is one (the hosted page after a wrong code).
+    pub async fn required_totp_in_progress(
+        &self,
+        mfa_token: &str,
+        context: &RequestContext,
+    ) -> Result<TotpEnrolment, DomainError> {
+        let (_, challenge) = self.live_challenge(mfa_token, ChallengeKind::Enrol, context).await?;
+        let user = self.challenge_user(&challenge).await?;
+        self.current_totp_enrolment_for(&user, context).await
+    }
+
     /// Confirms the required enrolment with a first code and completes the sign-in: backup
     /// codes (shown once) and tokens.
     pub async fn confirm_required_totp(

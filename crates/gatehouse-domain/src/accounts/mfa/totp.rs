@@ -58,6 +58,45 @@ impl AccountService {
         self.begin_totp_for(&principal.user, context).await
     }
 
+    /// The enrolment in progress (the same secret, for a page shown again after a wrong
+    /// code), or a new one.
+    pub async fn totp_enrolment_in_progress(
+        &self,
+        principal: &Principal,
+        context: &RequestContext,
+    ) -> Result<TotpEnrolment, DomainError> {
+        self.current_totp_enrolment_for(&principal.user, context).await
+    }
+
+    pub(crate) async fn current_totp_enrolment_for(
+        &self,
+        user: &UserRecord,
+        context: &RequestContext,
+    ) -> Result<TotpEnrolment, DomainError> {
+        let factors = self.store.mfa_factors(&user.id).await?;
+        let pending = factors.iter().find(|factor| {
+            factor.kind == FactorKind::Totp.as_str() && factor.confirmed_at.is_none()
+        });
+        match pending {
+            Some(factor) => {
+                let secret = self.open_totp_secret(factor)?;
+                self.totp_enrolment(user, &secret)
+            }
+            None => self.begin_totp_for(user, context).await,
+        }
+    }
+
+    fn totp_enrolment(
+        &self,
+        user: &UserRecord,
+        secret: &TotpSecret,
+    ) -> Result<TotpEnrolment, DomainError> {
+        let otpauth_uri =
+            secret.otpauth_uri(&self.mfa.settings.totp_issuer, &self.totp_account_name(user)?)?;
+        let qr_svg = qr_svg(&otpauth_uri)?;
+        Ok(TotpEnrolment { secret: secret.to_base32(), otpauth_uri, qr_svg })
+    }
+
     pub(crate) async fn begin_totp_for(
         &self,
         user: &UserRecord,
@@ -81,9 +120,7 @@ impl AccountService {
             last_used_at: None,
             created_at: now,
         };
-        let otpauth_uri =
-            secret.otpauth_uri(&self.mfa.settings.totp_issuer, &self.totp_account_name(user)?)?;
-        let qr_svg = qr_svg(&otpauth_uri)?;
+        let enrolment = self.totp_enrolment(user, &secret)?;
         let event =
             AuditEvent::new("mfa.enrolment_started", &Actor::User(user.id.clone()), context, now)
                 .target("mfa_factor", &factor.id)
@@ -94,7 +131,7 @@ impl AccountService {
                 other => other.into(),
             },
         )?;
-        Ok(TotpEnrolment { secret: secret.to_base32(), otpauth_uri, qr_svg })
+        Ok(enrolment)
     }
 
     /// Confirms TOTP with a first valid code; answers a new set of backup codes (shown once).
