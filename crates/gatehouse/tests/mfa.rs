@@ -38,6 +38,7 @@ backend_tests!(
     id_tokens_of_hosted_sign_ins_carry_amr_and_acr,
     hosted_login_enrols_when_mfa_is_required,
     account_page_manages_two_step_verification,
+    magic_links_are_a_first_factor,
 );
 
 struct Env {
@@ -778,6 +779,26 @@ async fn removing_a_factor_needs_a_recent_authentication(test: TestDatabase) {
     let token = env.user("ida@example.com").await;
     let (secret, _) = env.enrol_totp(&token).await;
     env.clock.advance(301);
+    // Every change of factors needs it: a stolen session cannot plant its own factor or
+    // mint backup codes.
+    for (path, body) in [
+        ("/v1/me/mfa/backup-codes", json!({})),
+        ("/v1/me/mfa/sms", json!({ "phone_number": "+33612345678" })),
+        ("/v1/me/mfa/email", json!({})),
+    ] {
+        let (status, problem) = env.app.post(path, Some(&token), body).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("reauthentication_required")),
+            "{path}"
+        );
+    }
+    let (status, codes) = env
+        .app
+        .post("/v1/me/mfa/backup-codes", Some(&token), json!({ "password": STRONG_PASSWORD }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "a proof in the body will do: {codes}");
+    env.clock.advance(301);
     let (status, problem) =
         env.app.send(reqwest::Method::DELETE, "/v1/me/mfa/totp", Some(&token), None).await;
     assert_eq!(
@@ -1057,6 +1078,35 @@ async fn account_page_manages_two_step_verification(test: TestDatabase) {
     let account = browser.get("/account").await;
     assert!(account.body.contains("Two-step verification is off."));
     wait_for_text(&env.sink, "quin@example.com", "authenticator app removed").await;
+    env.app.stop().await;
+}
+
+async fn magic_links_are_a_first_factor(test: TestDatabase) {
+    let env = spawn(&test, &[("GATEHOUSE_MAGIC_LINK_ENABLED", "true")]).await;
+    let token = env.user("rex@example.com").await;
+    let (secret, _) = env.enrol_totp(&token).await;
+    let (status, _) =
+        env.app.post("/v1/auth/magic-link", None, json!({ "email": "rex@example.com" })).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let mail = env.sink.wait_for_subject("rex@example.com", "sign-in link").await;
+    let link_token = mail.token_for("/magic-link").unwrap();
+    let (status, challenge) =
+        env.app.post("/v1/auth/magic-link/verify", None, json!({ "token": link_token })).await;
+    assert_eq!(status, StatusCode::OK, "{challenge}");
+    assert_eq!(challenge["mfa_required"], true, "the link alone is one factor: {challenge}");
+    // The link is spent even though the sign-in waits for its second step.
+    let (_, problem) =
+        env.app.post("/v1/auth/magic-link/verify", None, json!({ "token": link_token })).await;
+    assert_eq!(problem["code"], "token_used");
+    env.clock.advance(30);
+    let (status, tokens) = env
+        .verify(challenge["mfa_token"].as_str().unwrap(), "totp", &totp(&secret, env.now()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(
+        claims(tokens["access_token"].as_str().unwrap())["amr"],
+        json!(["email", "otp", "mfa"])
+    );
     env.app.stop().await;
 }
 

@@ -179,10 +179,53 @@ async fn begin_totp(
     State(state): State<AppState>,
     Client(context): Client,
     BrowserSession(session): BrowserSession,
-    form: PageForm<EmptyForm>,
+    form: PageForm<PasswordForm>,
 ) -> Response {
     let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
-    totp_page(&state, &context, &principal, form.locale, &form.csrf, None).await
+    let PageForm { locale, csrf, fields } = form;
+    let proof = fields.proof();
+    match state.accounts.totp_enrolment_in_progress(&principal, proof, &context).await {
+        Ok(_) => totp_page(&state, &context, &principal, locale, &csrf, None).await,
+        Err(error) => presence_refused(&state, &principal, locale, &csrf, error).await,
+    }
+}
+
+/// No `Debug`: it holds a password.
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    password: String,
+}
+
+impl PasswordForm {
+    /// The password as a proof of presence; none when the field was left empty (a recent
+    /// sign-in is enough then).
+    fn proof(self) -> Option<Reauthentication> {
+        (!self.password.is_empty()).then(|| Reauthentication {
+            password: Some(self.password),
+            ..Reauthentication::default()
+        })
+    }
+}
+
+/// The account page with the reason a sensitive action was refused, or the error page.
+async fn presence_refused(
+    state: &AppState,
+    principal: &Principal,
+    locale: Locale,
+    csrf: &Csrf,
+    error: DomainError,
+) -> Response {
+    let (status, key) = match error {
+        DomainError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "account.mfa.wrong_password"),
+        DomainError::ReauthenticationRequired => {
+            (StatusCode::FORBIDDEN, "account.mfa.password_needed")
+        }
+        DomainError::AccountLocked { .. } => (StatusCode::LOCKED, "login.error.locked"),
+        DomainError::Mfa(_) => return state.pages.redirect("/account"),
+        other => return state.pages.error_page(locale, ErrorPage::from_domain(&other)),
+    };
+    account_page(state, principal, locale, csrf, status, Some(key)).await
 }
 
 async fn totp_page(
@@ -193,7 +236,8 @@ async fn totp_page(
     csrf: &Csrf,
     error: Option<&'static str>,
 ) -> Response {
-    match state.accounts.totp_enrolment_in_progress(principal, context).await {
+    // Presence was checked when the set-up began (or by the confirm that failed).
+    match state.accounts.totp_enrolment_in_progress(principal, None, context).await {
         Ok(enrolment) => {
             let view = context! {
                 action => "/account/mfa/totp/confirm",
@@ -206,13 +250,12 @@ async fn totp_page(
             let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
             state.pages.render_form(status, locale, csrf, "mfa_enrol.html", view)
         }
-        Err(DomainError::Mfa(_)) => state.pages.redirect("/account"),
+        Err(DomainError::Mfa(_) | DomainError::ReauthenticationRequired) => {
+            state.pages.redirect("/account")
+        }
         Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
     }
 }
-
-#[derive(Deserialize)]
-struct EmptyForm {}
 
 /// No `Debug`: it holds a code.
 #[derive(Deserialize)]
@@ -268,16 +311,8 @@ async fn remove_factor(
     };
     let proof = Reauthentication { password: Some(fields.password), ..Reauthentication::default() };
     match state.accounts.remove_factor(&principal, kind, Some(proof), &context).await {
-        Ok(()) | Err(DomainError::Mfa(_)) => state.pages.redirect("/account"),
-        Err(DomainError::InvalidCredentials) => {
-            let error = Some("account.mfa.wrong_password");
-            account_page(&state, &principal, locale, &csrf, StatusCode::UNAUTHORIZED, error).await
-        }
-        Err(DomainError::AccountLocked { .. }) => {
-            let error = Some("login.error.locked");
-            account_page(&state, &principal, locale, &csrf, StatusCode::LOCKED, error).await
-        }
-        Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
+        Ok(()) => state.pages.redirect("/account"),
+        Err(error) => presence_refused(&state, &principal, locale, &csrf, error).await,
     }
 }
 
@@ -285,13 +320,13 @@ async fn regenerate_backup_codes(
     State(state): State<AppState>,
     Client(context): Client,
     BrowserSession(session): BrowserSession,
-    form: PageForm<EmptyForm>,
+    form: PageForm<PasswordForm>,
 ) -> Response {
     let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
-    match state.accounts.regenerate_backup_codes(&principal, &context).await {
-        Ok(codes) => backup_codes_page(&state, form.locale, codes),
-        Err(DomainError::Mfa(_)) => state.pages.redirect("/account"),
-        Err(error) => state.pages.error_page(form.locale, ErrorPage::from_domain(&error)),
+    let PageForm { locale, csrf, fields } = form;
+    match state.accounts.regenerate_backup_codes(&principal, fields.proof(), &context).await {
+        Ok(codes) => backup_codes_page(&state, locale, codes),
+        Err(error) => presence_refused(&state, &principal, locale, &csrf, error).await,
     }
 }
 

@@ -310,15 +310,19 @@ impl From<TotpEnrolment> for TotpEnrolmentResponse {
     }
 }
 
-/// Starts TOTP enrolment; confirm with a first code.
-#[utoipa::path(post, path = "/v1/me/mfa/totp", tag = "me", security(("bearer" = [])),
-    responses((status = 200, body = TotpEnrolmentResponse), (status = 409, description = "mfa_already_enabled", body = crate::Problem)))]
+/// Starts TOTP enrolment; confirm with a first code. Needs a recent authentication, or a
+/// proof in the body.
+#[utoipa::path(post, path = "/v1/me/mfa/totp", tag = "me", security(("bearer" = [])), request_body(content = Option<ProofRequest>),
+    responses((status = 200, body = TotpEnrolmentResponse), (status = 403, description = "reauthentication_required", body = crate::Problem),
+    (status = 409, description = "mfa_already_enabled", body = crate::Problem)))]
 pub(crate) async fn begin_totp(
     State(state): State<AppState>,
     Client(context): Client,
     Authenticated(principal): Authenticated,
+    OptionalApiJson(body): OptionalApiJson<ProofRequest>,
 ) -> Result<Json<TotpEnrolmentResponse>, ApiError> {
-    Ok(Json(state.accounts.begin_totp(&principal, &context).await?.into()))
+    let proof = body.map(Into::into);
+    Ok(Json(state.accounts.begin_totp(&principal, proof, &context).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -372,28 +376,36 @@ pub(crate) async fn remove_totp(
     remove(&state, &context, &principal, FactorKind::Totp, body).await
 }
 
-/// Replaces the backup codes with ten new ones (the old ones stop working).
-#[utoipa::path(post, path = "/v1/me/mfa/backup-codes", tag = "me", security(("bearer" = [])),
-    responses((status = 200, body = BackupCodesResponse), (status = 409, description = "mfa_not_enabled", body = crate::Problem)))]
+/// Replaces the backup codes with ten new ones (the old ones stop working). Needs a recent
+/// authentication, or a proof in the body.
+#[utoipa::path(post, path = "/v1/me/mfa/backup-codes", tag = "me", security(("bearer" = [])), request_body(content = Option<ProofRequest>),
+    responses((status = 200, body = BackupCodesResponse), (status = 403, description = "reauthentication_required", body = crate::Problem),
+    (status = 409, description = "mfa_not_enabled", body = crate::Problem)))]
 pub(crate) async fn regenerate_backup_codes(
     State(state): State<AppState>,
     Client(context): Client,
     Authenticated(principal): Authenticated,
+    OptionalApiJson(body): OptionalApiJson<ProofRequest>,
 ) -> Result<Json<BackupCodesResponse>, ApiError> {
-    let backup_codes = state.accounts.regenerate_backup_codes(&principal, &context).await?;
+    let proof = body.map(Into::into);
+    let backup_codes = state.accounts.regenerate_backup_codes(&principal, proof, &context).await?;
     Ok(Json(BackupCodesResponse { backup_codes }))
 }
 
-/// Starts enrolling codes by email: a code goes to the account's address.
-#[utoipa::path(post, path = "/v1/me/mfa/email", tag = "me", security(("bearer" = [])),
+/// Starts enrolling codes by email: a code goes to the account's address. Needs a recent
+/// authentication, or a proof in the body.
+#[utoipa::path(post, path = "/v1/me/mfa/email", tag = "me", security(("bearer" = [])), request_body(content = Option<ProofRequest>),
     responses((status = 202), (status = 400, description = "mfa_method_unavailable", body = crate::Problem),
+    (status = 403, description = "reauthentication_required", body = crate::Problem),
     (status = 409, description = "mfa_already_enabled", body = crate::Problem)))]
 pub(crate) async fn begin_email(
     State(state): State<AppState>,
     Client(context): Client,
     Authenticated(principal): Authenticated,
+    OptionalApiJson(body): OptionalApiJson<ProofRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.begin_code_factor(&principal, FactorKind::Email, None, &context).await?;
+    let proof = body.map(Into::into);
+    state.accounts.begin_code_factor(&principal, FactorKind::Email, None, proof, &context).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -430,6 +442,10 @@ pub(crate) async fn remove_email(
 pub(crate) struct PhoneRequest {
     /// E.164 (`+33612345678`); spaces, dots, dashes and parentheses are ignored.
     phone_number: String,
+    /// A proof of presence when the session's authentication is not recent.
+    password: Option<String>,
+    method: Option<String>,
+    code: Option<String>,
 }
 
 /// Starts enrolling codes by SMS: a code goes to the number.
@@ -442,9 +458,16 @@ pub(crate) async fn begin_sms(
     Authenticated(principal): Authenticated,
     ApiJson(body): ApiJson<PhoneRequest>,
 ) -> Result<StatusCode, ApiError> {
+    let proof = Reauthentication { password: body.password, method: body.method, code: body.code };
     state
         .accounts
-        .begin_code_factor(&principal, FactorKind::Sms, Some(&body.phone_number), &context)
+        .begin_code_factor(
+            &principal,
+            FactorKind::Sms,
+            Some(&body.phone_number),
+            Some(proof),
+            &context,
+        )
         .await?;
     Ok(StatusCode::ACCEPTED)
 }

@@ -79,6 +79,24 @@ fn invalid_settings_are_named() {
         (&[("GATEHOUSE_OUTBOX_POLL_INTERVAL_MS", "1")], "GATEHOUSE_OUTBOX_POLL_INTERVAL_MS"),
         (&[("GATEHOUSE_OUTBOX_BACKOFF_BASE_MS", "0")], "GATEHOUSE_OUTBOX_BACKOFF_BASE_MS"),
         (&[("GATEHOUSE_MAGIC_LINK_ENABLED", "sometimes")], "GATEHOUSE_MAGIC_LINK_ENABLED"),
+        (&[("GATEHOUSE_MFA_POLICY", "always")], "GATEHOUSE_MFA_POLICY"),
+        (&[("GATEHOUSE_MFA_TRUSTED_DEVICE_DAYS", "0")], "GATEHOUSE_MFA_TRUSTED_DEVICE_DAYS"),
+        (&[("GATEHOUSE_MFA_TOTP_ISSUER", "Acme:ID")], "GATEHOUSE_MFA_TOTP_ISSUER"),
+        (
+            &[("GATEHOUSE_MFA_REAUTHENTICATION_MAX_AGE_SECONDS", "5")],
+            "GATEHOUSE_MFA_REAUTHENTICATION_MAX_AGE_SECONDS",
+        ),
+        (&[("GATEHOUSE_SMS_API_URL", "ftp://sms.example.com")], "GATEHOUSE_SMS_API_URL"),
+        (&[("GATEHOUSE_SMS_ACCOUNT_SID", "AC1")], "GATEHOUSE_SMS_ACCOUNT_SID"),
+        (
+            &[
+                ("GATEHOUSE_MODE", "production"),
+                ("GATEHOUSE_MASTER_KEY", "k"),
+                ("GATEHOUSE_ISSUER", "https://auth.example.com"),
+                ("GATEHOUSE_SMS_API_URL", "http://sms.example.com"),
+            ],
+            "GATEHOUSE_SMS_API_URL",
+        ),
         (
             &[
                 ("GATEHOUSE_MODE", "production"),
@@ -190,8 +208,36 @@ fn smtp_urls_of_every_kind_are_accepted_and_never_printed() {
 
 #[test]
 fn secrets_do_not_print() {
-    let config = load(&[("GATEHOUSE_MASTER_KEY", "super-secret-value")]).unwrap();
-    assert!(!format!("{config:?}").contains("super-secret-value"));
+    let config = load(&[
+        ("GATEHOUSE_MASTER_KEY", "super-secret-value"),
+        ("GATEHOUSE_SMS_ACCOUNT_SID", "AC1"),
+        ("GATEHOUSE_SMS_AUTH_TOKEN", "sms-secret-value"),
+        ("GATEHOUSE_SMS_FROM", "+15005550006"),
+    ])
+    .unwrap();
+    let printed = format!("{config:?}");
+    assert!(!printed.contains("super-secret-value") && !printed.contains("sms-secret-value"));
+}
+
+#[test]
+fn mfa_settings_are_read() {
+    let config = load(&[]).unwrap();
+    assert_eq!(config.mfa.policy, super::MfaPolicyName::Optional);
+    assert_eq!(config.mfa.trusted_device_days, 30);
+    assert_eq!(config.mfa.reauthentication_max_age_seconds, 300);
+    assert!(config.sms.account_sid.is_none());
+    let config = load(&[
+        ("GATEHOUSE_MFA_POLICY", "required"),
+        ("GATEHOUSE_MFA_TRUSTED_DEVICE_DAYS", "7"),
+        ("GATEHOUSE_SMS_API_URL", "http://127.0.0.1:9999"),
+        ("GATEHOUSE_SMS_ACCOUNT_SID", "AC1"),
+        ("GATEHOUSE_SMS_AUTH_TOKEN", "t"),
+        ("GATEHOUSE_SMS_FROM", "+15005550006"),
+    ])
+    .unwrap();
+    assert_eq!(config.mfa.policy, super::MfaPolicyName::Required);
+    assert_eq!(config.mfa.trusted_device_days, 7);
+    assert_eq!(config.sms.account_sid.as_deref(), Some("AC1"));
 }
 
 #[test]

@@ -231,6 +231,10 @@ impl Config {
         if !(100..=60_000).contains(&sms.timeout_ms) {
             return Err(error("sms.timeout_ms", "between 100 and 60000"));
         }
+        // The auth token travels in every request: only over TLS in production.
+        if self.mode == Mode::Production && parsed.scheme() != "https" {
+            return Err(error("sms.api_url", "production mode needs an https:// SMS API URL"));
+        }
         Ok(())
     }
 

@@ -228,6 +228,7 @@ impl AccountService {
         principal: &Principal,
         kind: FactorKind,
         phone_number: Option<&str>,
+        proof: Option<super::Reauthentication>,
         context: &RequestContext,
     ) -> Result<(), DomainError> {
         let user = &principal.user;
@@ -250,6 +251,7 @@ impl AccountService {
         if factors.iter().any(|factor| factor.kind == kind.as_str()) {
             return Err(DomainError::Mfa(MfaProblem::AlreadyEnabled));
         }
+        self.require_presence(principal, proof, context).await?;
         let now = self.clock.now();
         let id = gatehouse_crypto::new_id("mfa");
         let phone_ciphertext = match &phone {

@@ -122,13 +122,23 @@ pub(crate) struct FirstFactor {
 
 pub(crate) const PASSWORD: FirstFactor = FirstFactor { method: "password", amr: "pwd" };
 
-/// `POST /v1/auth/mfa/verify`.
-#[derive(Debug, Clone)]
+/// `POST /v1/auth/mfa/verify`. No `Debug` of the token or the code.
+#[derive(Clone)]
 pub struct MfaVerification {
     pub mfa_token: String,
     pub method: String,
     pub code: String,
     pub trust_device: bool,
+}
+
+impl std::fmt::Debug for MfaVerification {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("MfaVerification")
+            .field("method", &self.method)
+            .field("trust_device", &self.trust_device)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A completed second step: tokens, and the trusted-device token when one was asked for.

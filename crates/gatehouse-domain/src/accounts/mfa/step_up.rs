@@ -53,6 +53,23 @@ impl AccountService {
         Ok(())
     }
 
+    /// A sensitive action's gate: the proof given with the request (which re-authenticates
+    /// the session), else a recent enough authentication.
+    pub(crate) async fn require_presence(
+        &self,
+        principal: &Principal,
+        proof: Option<Reauthentication>,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        match proof {
+            Some(proof) if !proof.is_empty() => {
+                self.reauthenticate(principal, proof, context).await?;
+                Ok(())
+            }
+            _ => self.require_recent_authentication(principal),
+        }
+    }
+
     /// Re-authenticates the signed-in user with the password or a second factor. Failures
     /// count towards the lockout like sign-in failures.
     pub async fn reauthenticate(

@@ -49,12 +49,16 @@ impl AccountService {
     }
 
     /// Starts (or restarts) TOTP enrolment: a new secret, sealed, pending until a first valid
-    /// code confirms it. A user who already has TOTP must remove it first.
+    /// code confirms it. A user who already has TOTP must remove it first. Like every change
+    /// of factors, it needs a recent authentication or a proof (a stolen session must not be
+    /// able to plant its own factor).
     pub async fn begin_totp(
         &self,
         principal: &Principal,
+        proof: Option<super::Reauthentication>,
         context: &RequestContext,
     ) -> Result<TotpEnrolment, DomainError> {
+        self.require_presence(principal, proof, context).await?;
         self.begin_totp_for(&principal.user, context).await
     }
 
@@ -63,8 +67,10 @@ impl AccountService {
     pub async fn totp_enrolment_in_progress(
         &self,
         principal: &Principal,
+        proof: Option<super::Reauthentication>,
         context: &RequestContext,
     ) -> Result<TotpEnrolment, DomainError> {
+        self.require_presence(principal, proof, context).await?;
         self.current_totp_enrolment_for(&principal.user, context).await
     }
 
@@ -271,11 +277,14 @@ impl AccountService {
     }
 
     /// Replaces the user's backup codes with a new set (the old ones stop working at once).
+    /// Needs a recent authentication or a proof: new codes are a way past the second factor.
     pub async fn regenerate_backup_codes(
         &self,
         principal: &Principal,
+        proof: Option<super::Reauthentication>,
         context: &RequestContext,
     ) -> Result<Vec<String>, DomainError> {
+        self.require_presence(principal, proof, context).await?;
         let user = &principal.user;
         if self.confirmed_factors(&user.id).await?.is_empty() {
             return Err(DomainError::Mfa(MfaProblem::NotEnabled));
@@ -304,12 +313,7 @@ impl AccountService {
         proof: Option<super::Reauthentication>,
         context: &RequestContext,
     ) -> Result<(), DomainError> {
-        match proof {
-            Some(proof) if !proof.is_empty() => {
-                self.reauthenticate(principal, proof, context).await?;
-            }
-            _ => self.require_recent_authentication(principal)?,
-        }
+        self.require_presence(principal, proof, context).await?;
         let user = &principal.user;
         let factors = self.confirmed_factors(&user.id).await?;
         if !factors.iter().any(|factor| factor.kind == kind.as_str()) {
