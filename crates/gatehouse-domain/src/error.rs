@@ -56,6 +56,9 @@ pub enum MfaProblem {
     EnrolmentNotStarted,
     /// MFA is required by policy and this user must enrol a factor first.
     EnrolmentRequired,
+    /// A code was sent on this channel less than [`crate::accounts::mfa::CODE_RESEND_SECONDS`]
+    /// ago (answered as `rate_limited`, like the other limits).
+    ResendTooSoon,
 }
 
 impl MfaProblem {
@@ -73,6 +76,7 @@ impl MfaProblem {
             MfaProblem::NotEnabled => "mfa_not_enabled",
             MfaProblem::EnrolmentNotStarted => "mfa_enrolment_not_started",
             MfaProblem::EnrolmentRequired => "mfa_enrolment_required",
+            MfaProblem::ResendTooSoon => "rate_limited",
         }
     }
 }

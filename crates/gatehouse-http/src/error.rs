@@ -156,6 +156,12 @@ fn mfa_error(problem: gatehouse_domain::MfaProblem, code: &'static str) -> ApiEr
         MfaProblem::EnrolmentRequired => {
             (StatusCode::FORBIDDEN, "A second factor is required: enrol one first.")
         }
+        MfaProblem::ResendTooSoon => {
+            let seconds = gatehouse_domain::accounts::mfa::CODE_RESEND_SECONDS;
+            let detail = "A code was just sent; wait before asking for another.";
+            return ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, detail)
+                .with_retry_after(u64::try_from(seconds).unwrap_or(30));
+        }
     };
     ApiError::new(status, code, detail)
 }

@@ -504,12 +504,27 @@ async fn email_codes_end_to_end(test: TestDatabase) {
     let (_, problem) = env.verify(&mfa_token, "email", &code).await;
     assert_eq!(problem["code"], "invalid_mfa_code");
 
-    // Expired after five minutes.
+    // Expired after five minutes (a new code waits 30 s after the last one).
+    env.clock.advance(30);
+    let mfa_token =
+        env.challenge("eve@example.com").await["mfa_token"].as_str().unwrap().to_owned();
     let (status, _) = env
         .app
         .post("/v1/auth/mfa/send-code", None, json!({ "mfa_token": mfa_token, "method": "email" }))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
+    let response = env
+        .app
+        .http
+        .post(env.app.url("/v1/auth/mfa/send-code"))
+        .json(&json!({ "mfa_token": mfa_token, "method": "email" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "30");
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "rate_limited");
     let code = emailed_code(&env.sink, "eve@example.com", 3).await;
     env.clock.advance(299);
     let (status, problem) = env.verify(&mfa_token, "email", "000000").await;
@@ -771,6 +786,9 @@ async fn trusted_devices_skip_the_second_factor_until_revoked(test: TestDatabase
     let (_, log) =
         env.app.get_auth("/v1/admin/audit-log?action=mfa.trusted_device_added", &env.admin).await;
     assert_eq!(log["data"].as_array().unwrap().len(), 3);
+    let (_, used) =
+        env.app.get_auth("/v1/admin/audit-log?action=mfa.trusted_device_used", &env.admin).await;
+    assert_eq!(used["data"].as_array().unwrap().len(), 3, "{used}");
     env.app.stop().await;
 }
 

@@ -264,6 +264,7 @@ fn refusal(
                 MfaProblem::AttemptsExhausted => "mfa.error.exhausted",
                 MfaProblem::BackupCodeUsed => "mfa.error.backup_code_used",
                 MfaProblem::MethodUnavailable => "mfa.error.unavailable",
+                MfaProblem::ResendTooSoon => "mfa.error.too_soon",
                 _ => "mfa.error.invalid_code",
             };
             render(StatusCode::BAD_REQUEST, Some(key), None)

@@ -20,6 +20,9 @@ use super::parse_method;
 pub const CODE_TTL_SECONDS: i64 = 300;
 /// Tries one code allows.
 pub const CODE_MAX_ATTEMPTS: i64 = 5;
+/// A new code on the same channel for the same purpose waits this long after the last one
+/// (SMS costs money and floods phones; the per-IP limit alone lets a distributed caller on).
+pub const CODE_RESEND_SECONDS: i64 = 30;
 const CODE_DIGITS: usize = 6;
 
 /// A phone number in E.164 form (`+` and 8 to 15 digits, no leading zero), from what a person
@@ -109,6 +112,10 @@ impl AccountService {
         context: &RequestContext,
     ) -> Result<(), DomainError> {
         let now = self.clock.now();
+        let previous = self.store.mfa_code(&user.id, kind.as_str(), purpose.as_str()).await?;
+        if previous.is_some_and(|previous| previous.created_at + CODE_RESEND_SECONDS > now) {
+            return Err(DomainError::Mfa(MfaProblem::ResendTooSoon));
+        }
         let code = random_digits(CODE_DIGITS);
         let id = gatehouse_crypto::new_id("mfc");
         let message = self.code_message(user, kind, phone, &code, context, now)?;

@@ -50,25 +50,26 @@ impl AccountService {
         (TrustedDevice { token, max_age_seconds: ttl }, record)
     }
 
-    /// Whether `token` names a live trusted device of `user` (and notes its use).
+    /// The id of the live trusted device of `user` that `token` names, if any (its use is
+    /// noted).
     pub(super) async fn trusted_device_matches(
         &self,
         user: &UserRecord,
         token: &str,
-    ) -> Result<bool, DomainError> {
+    ) -> Result<Option<String>, DomainError> {
         if !token.starts_with(DEVICE_TOKEN_PREFIX) || token.len() > MAX_DEVICE_TOKEN_LENGTH {
-            return Ok(false);
+            return Ok(None);
         }
         let now = self.clock.now();
         let Some(device) = self.store.trusted_device(&self.mfa_digest("device", token)).await?
         else {
-            return Ok(false);
+            return Ok(None);
         };
         if device.user_id != user.id || device.revoked_at.is_some() || device.expires_at <= now {
-            return Ok(false);
+            return Ok(None);
         }
         self.store.touch_trusted_device(&device.id, now).await?;
-        Ok(true)
+        Ok(Some(device.id))
     }
 
     /// The signed-in user's trusted devices.

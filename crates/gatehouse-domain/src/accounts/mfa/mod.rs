@@ -32,7 +32,7 @@ use crate::users::UserRecord;
 
 use super::{AccountService, Principal, Tokens};
 
-pub use codes::parse_phone_number;
+pub use codes::{CODE_RESEND_SECONDS, parse_phone_number};
 pub use devices::TrustedDevice;
 pub use step_up::Reauthentication;
 pub use totp::TotpEnrolment;
@@ -218,9 +218,21 @@ impl AccountService {
     ) -> Result<SignInOutcome, DomainError> {
         let factors = self.confirmed_factors(&user.id).await?;
         let kind = if !factors.is_empty() {
-            if let Some(token) = trusted_device
-                && self.trusted_device_matches(&user, token).await?
-            {
+            let trusted = match trusted_device {
+                Some(token) => self.trusted_device_matches(&user, token).await?,
+                None => None,
+            };
+            if let Some(device_id) = trusted {
+                let mut effects = effects;
+                effects.events.push(
+                    AuditEvent::new(
+                        "mfa.trusted_device_used",
+                        &Actor::User(user.id.clone()),
+                        context,
+                        self.clock.now(),
+                    )
+                    .target("trusted_device", &device_id),
+                );
                 let tokens = self
                     .start_session_with(
                         user,
