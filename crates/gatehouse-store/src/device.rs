@@ -13,7 +13,7 @@ use crate::{Database, with_pool};
 macro_rules! select_device {
     ($rest:literal) => {
         concat!(
-            "SELECT device_code_digest, user_code, client_id, scope, status, user_id, auth_time, ",
+            "SELECT device_code_digest, user_code, client_id, scope, status, user_id, auth_time, amr, ",
             "interval_seconds, last_polled_at, created_at, expires_at FROM device_codes ",
             $rest
         )
@@ -33,6 +33,7 @@ macro_rules! device_from_row {
                 .ok_or_else(|| StoreError::Corrupt(format!("device code status {status}")))?,
             user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
             auth_time: row.try_get("auth_time").map_err(map_sqlx_error)?,
+            amr: row.try_get("amr").map_err(map_sqlx_error)?,
             interval_seconds: row.try_get("interval_seconds").map_err(map_sqlx_error)?,
             last_polled_at: row.try_get("last_polled_at").map_err(map_sqlx_error)?,
             created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
@@ -65,8 +66,8 @@ impl DeviceCodeStore for Database {
                 .map_err(map_sqlx_error)?;
             sqlx::query(
                 "INSERT INTO device_codes (device_code_digest, user_code, client_id, scope, status, user_id, \
-                 auth_time, interval_seconds, last_polled_at, created_at, expires_at) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 auth_time, interval_seconds, last_polled_at, created_at, expires_at, amr) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(record.device_code_digest.as_slice())
             .bind(record.user_code.as_str())
@@ -79,6 +80,7 @@ impl DeviceCodeStore for Database {
             .bind(record.last_polled_at)
             .bind(record.created_at)
             .bind(record.expires_at)
+            .bind(record.amr.as_deref())
             .execute(pool)
             .await
             .map_err(map_sqlx_error)?;
@@ -106,19 +108,21 @@ impl DeviceCodeStore for Database {
         status: DeviceStatus,
         user_id: &str,
         auth_time: i64,
+        amr: Option<&str>,
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
         with_pool!(self, pool => {
             let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             let decided = sqlx::query(
-                "UPDATE device_codes SET status = $2, user_id = $3, auth_time = $4 \
+                "UPDATE device_codes SET status = $2, user_id = $3, auth_time = $4, amr = $5 \
                  WHERE user_code = $1 AND status = 'pending'",
             )
             .bind(user_code)
             .bind(status.as_str())
             .bind(user_id)
             .bind(auth_time)
+            .bind(amr)
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?

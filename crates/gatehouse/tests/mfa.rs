@@ -39,6 +39,7 @@ backend_tests!(
     hosted_login_enrols_when_mfa_is_required,
     account_page_manages_two_step_verification,
     magic_links_are_a_first_factor,
+    device_flow_id_tokens_carry_the_approvers_amr,
 );
 
 struct Env {
@@ -1124,6 +1125,78 @@ async fn magic_links_are_a_first_factor(test: TestDatabase) {
     assert_eq!(
         claims(tokens["access_token"].as_str().unwrap())["amr"],
         json!(["email", "otp", "mfa"])
+    );
+    env.app.stop().await;
+}
+
+/// Signs a browser in through `/login` and `/mfa` (TOTP).
+async fn browser_with_mfa(env: &Env, email: &str, secret: &str) -> Browser {
+    let mut browser = Browser::new(&env.app);
+    let page = browser.sign_in("?return_to=/account", email, STRONG_PASSWORD).await;
+    let form = browser.get(page.location()).await;
+    env.clock.advance(30);
+    let code = totp(secret, env.now());
+    let done = submit_form(
+        &mut browser,
+        &form,
+        "/mfa",
+        &[("method", "totp"), ("code", &code), ("action", "verify")],
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(browser.session_cookie().is_some());
+    browser
+}
+
+async fn device_flow_id_tokens_carry_the_approvers_amr(test: TestDatabase) {
+    use gatehouse_domain::oauth::clients::NewClient;
+    let env = spawn(&test, &[]).await;
+    let token = env.user("sam@example.com").await;
+    let (secret, _) = env.enrol_totp(&token).await;
+    let (client_id, _) = env
+        .app
+        .client(NewClient {
+            name: "TV".into(),
+            public: true,
+            grant_types: vec!["urn:ietf:params:oauth:grant-type:device_code".into()],
+            ..NewClient::default()
+        })
+        .await;
+    let (status, started) = env
+        .app
+        .post_form(
+            "/oauth2/device_authorization",
+            None,
+            &[("client_id", &client_id), ("scope", "openid")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let mut browser = browser_with_mfa(&env, "sam@example.com", &secret).await;
+    let user_code = started["user_code"].as_str().unwrap();
+    let confirm = browser.get(&format!("/device?user_code={user_code}")).await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    let csrf = confirm.hidden("csrf_token").unwrap();
+    let done = browser
+        .post("/device", &[("user_code", user_code), ("decision", "allow"), ("csrf_token", &csrf)])
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let (status, tokens) = env
+        .app
+        .post_form(
+            "/oauth2/token",
+            None,
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", started["device_code"].as_str().unwrap()),
+                ("client_id", &client_id),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let id_token = claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(
+        (id_token["amr"].clone(), id_token["acr"].clone()),
+        (json!(["pwd", "otp", "mfa"]), json!("aal2"))
     );
     env.app.stop().await;
 }

@@ -58,6 +58,8 @@ pub struct DeviceCodeRecord {
     pub status: DeviceStatus,
     pub user_id: Option<String>,
     pub auth_time: Option<i64>,
+    /// How the approving user authenticated (RFC 8176, space-separated).
+    pub amr: Option<String>,
     pub interval_seconds: i64,
     pub last_polled_at: Option<i64>,
     pub created_at: i64,
@@ -82,6 +84,7 @@ pub trait DeviceCodeStore: Send + Sync {
         status: DeviceStatus,
         user_id: &str,
         auth_time: i64,
+        amr: Option<&str>,
         events: &[AuditEvent],
     ) -> Result<bool, StoreError>;
     /// Records a poll (and a widened interval).
@@ -182,6 +185,7 @@ impl OAuthService {
                 status: DeviceStatus::Pending,
                 user_id: None,
                 auth_time: None,
+                amr: None,
                 interval_seconds: DEFAULT_INTERVAL_SECONDS,
                 last_polled_at: None,
                 created_at: now,
@@ -260,7 +264,14 @@ impl OAuthService {
         let auth_time = principal.session.auth_time.unwrap_or(principal.session.created_at);
         Ok(self
             .device_store()
-            .decide_device_code(&code, status, &principal.user.id, auth_time, &[event])
+            .decide_device_code(
+                &code,
+                status,
+                &principal.user.id,
+                auth_time,
+                principal.session.amr.as_deref(),
+                &[event],
+            )
             .await?)
     }
 
@@ -324,7 +335,7 @@ impl OAuthService {
                     UserGrant {
                         scope: &record.scope,
                         auth_time: record.auth_time.unwrap_or(now),
-                        amr: None,
+                        amr: record.amr.clone(),
                         nonce: None,
                         grant_type: GRANT_DEVICE_CODE,
                     },

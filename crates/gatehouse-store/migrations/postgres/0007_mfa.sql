@@ -78,3 +78,5 @@ CREATE INDEX trusted_devices_user ON trusted_devices (user_id);
 -- The authentication methods (RFC 8176 `amr` values, space-separated) of a session's last
 -- authentication; `auth_time` already says when it was.
 ALTER TABLE sessions ADD COLUMN amr TEXT;
+-- ...and of the session that approved a device code, for the device's ID token.
+ALTER TABLE device_codes ADD COLUMN amr TEXT;
