@@ -954,6 +954,14 @@ async fn required_policy_sends_users_through_enrolment(test: TestDatabase) {
     );
     // From now on, the usual second step.
     assert_eq!(env.challenge("kim@example.com").await["enrolment_required"], false);
+    // The last factor cannot be removed while MFA is required.
+    let session = done["tokens"]["access_token"].as_str().unwrap();
+    let (status, problem) =
+        env.app.send(reqwest::Method::DELETE, "/v1/me/mfa/totp", Some(session), None).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("mfa_enrolment_required"))
+    );
     env.app.stop().await;
 }
 

@@ -320,6 +320,11 @@ impl AccountService {
             return Err(DomainError::Mfa(MfaProblem::NotEnabled));
         }
         let last = factors.iter().all(|factor| factor.kind == kind.as_str());
+        // With MFA required, the last factor stays (an admin can reset it; the user then
+        // enrols again at the next sign-in).
+        if last && self.mfa.settings.policy == super::MfaPolicy::Required {
+            return Err(DomainError::Mfa(MfaProblem::EnrolmentRequired));
+        }
         let now = self.clock.now();
         let mut effects = Effects::events(vec![
             AuditEvent::new("mfa.factor_removed", &Actor::User(user.id.clone()), context, now)
