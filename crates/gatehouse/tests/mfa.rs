@@ -1084,6 +1084,29 @@ async fn account_page_manages_two_step_verification(test: TestDatabase) {
     assert!(account.body.contains("Two-step verification is on."));
     assert!(account.body.contains("Backup codes left: 10"), "{}", account.body);
 
+    // Codes by SMS, from the same page.
+    let refused =
+        submit_form(&mut browser, &account, "/account/mfa/sms", &[("phone_number", "06 12")]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    let confirm = submit_form(
+        &mut browser,
+        &account,
+        "/account/mfa/sms",
+        &[("phone_number", "+44 7700 900123")],
+    )
+    .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    let code = env.sms.wait_for("+447700900123", 1).await.code().unwrap();
+    let wrong =
+        submit_form(&mut browser, &confirm, "/account/mfa/sms/confirm", &[("code", "000000")])
+            .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.body);
+    let done =
+        submit_form(&mut browser, &wrong, "/account/mfa/sms/confirm", &[("code", &code)]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let account = browser.get("/account").await;
+    assert!(account.body.contains("Codes by text message · +••••••••••23"), "{}", account.body);
+
     // Removing needs the password.
     let wrong = submit_form(
         &mut browser,
@@ -1103,7 +1126,8 @@ async fn account_page_manages_two_step_verification(test: TestDatabase) {
     .await;
     assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
     let account = browser.get("/account").await;
-    assert!(account.body.contains("Two-step verification is off."));
+    assert!(account.body.contains("Set up an authenticator app"), "TOTP is gone");
+    assert!(account.body.contains("Two-step verification is on."), "SMS is left");
     wait_for_text(&env.sink, "quin@example.com", "authenticator app removed").await;
     env.app.stop().await;
 }

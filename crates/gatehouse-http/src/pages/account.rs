@@ -30,6 +30,9 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route("/account/mfa/totp/confirm", post(confirm_totp))
         .route("/account/mfa/remove", post(remove_factor))
         .route("/account/mfa/backup-codes", post(regenerate_backup_codes))
+        .route("/account/mfa/email", post(begin_email))
+        .route("/account/mfa/sms", post(begin_sms))
+        .route("/account/mfa/{kind}/confirm", post(confirm_code_factor))
         .route("/account/devices/revoke", post(forget_device))
 }
 
@@ -110,11 +113,15 @@ async fn mfa_view(
         .iter()
         .map(|factor| context! { kind => factor.kind, phone_number => factor.phone_number.clone() })
         .collect();
-    let has_totp = overview.factors.iter().any(|factor| factor.kind == "totp");
+    let has = |kind: &str| overview.factors.iter().any(|factor| factor.kind == kind);
     let mfa = context! {
         enabled => overview.enabled,
         factors => factors,
-        has_totp => has_totp,
+        has_totp => has("totp"),
+        has_email => has("email"),
+        has_sms => has("sms"),
+        email_available => state.accounts.email_codes_available(principal),
+        sms_available => state.accounts.mfa_settings().sms_enabled,
         backup_codes_remaining => overview.backup_codes_remaining,
     };
     let devices = devices
@@ -346,5 +353,106 @@ async fn forget_device(
     match state.accounts.revoke_trusted_device(&principal, &form.fields.device_id, &context).await {
         Ok(()) | Err(DomainError::NotFound) => state.pages.redirect("/account"),
         Err(error) => state.pages.error_page(form.locale, ErrorPage::from_domain(&error)),
+    }
+}
+
+/// Starts codes by email: a code goes to the account's address, then the confirm form.
+async fn begin_email(
+    State(state): State<AppState>,
+    Client(context): Client,
+    BrowserSession(session): BrowserSession,
+    form: PageForm<PasswordForm>,
+) -> Response {
+    let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
+    let PageForm { locale, csrf, fields } = form;
+    let proof = fields.proof();
+    match state
+        .accounts
+        .begin_code_factor(&principal, FactorKind::Email, None, proof, &context)
+        .await
+    {
+        Ok(()) => confirm_page(&state, FactorKind::Email, locale, &csrf, None, StatusCode::OK),
+        Err(error) => presence_refused(&state, &principal, locale, &csrf, error).await,
+    }
+}
+
+/// No `Debug`: it holds a password and a number.
+#[derive(Deserialize)]
+struct PhoneForm {
+    #[serde(default)]
+    phone_number: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// Starts codes by SMS: a code goes to the number, then the confirm form.
+async fn begin_sms(
+    State(state): State<AppState>,
+    Client(context): Client,
+    BrowserSession(session): BrowserSession,
+    form: PageForm<PhoneForm>,
+) -> Response {
+    let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
+    let PageForm { locale, csrf, fields } = form;
+    let proof = PasswordForm { password: fields.password }.proof();
+    let phone = Some(fields.phone_number.as_str());
+    match state
+        .accounts
+        .begin_code_factor(&principal, FactorKind::Sms, phone, proof, &context)
+        .await
+    {
+        Ok(()) => confirm_page(&state, FactorKind::Sms, locale, &csrf, None, StatusCode::OK),
+        Err(DomainError::Validation(_)) => {
+            let error = Some("account.mfa.invalid_phone");
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            account_page(&state, &principal, locale, &csrf, status, error).await
+        }
+        Err(error) => presence_refused(&state, &principal, locale, &csrf, error).await,
+    }
+}
+
+fn confirm_page(
+    state: &AppState,
+    kind: FactorKind,
+    locale: Locale,
+    csrf: &Csrf,
+    error: Option<&'static str>,
+    status: StatusCode,
+) -> Response {
+    let view = context! {
+        action => format!("/account/mfa/{}/confirm", kind.as_str()),
+        kind => kind.as_str(),
+        error => error,
+    };
+    state.pages.render_form(status, locale, csrf, "factor_confirm.html", view)
+}
+
+/// Confirms codes by email or SMS with the code that was sent.
+async fn confirm_code_factor(
+    State(state): State<AppState>,
+    Client(context): Client,
+    BrowserSession(session): BrowserSession,
+    axum::extract::Path(kind): axum::extract::Path<String>,
+    form: PageForm<CodeForm>,
+) -> Response {
+    let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
+    let PageForm { locale, csrf, fields } = form;
+    let kind = match FactorKind::parse(&kind) {
+        Some(kind @ (FactorKind::Email | FactorKind::Sms)) => kind,
+        _ => return state.pages.error_page(locale, ErrorPage::bad_request()),
+    };
+    match state.accounts.confirm_code_factor(&principal, kind, &fields.code, &context).await {
+        Ok(codes) if codes.is_empty() => state.pages.redirect("/account"),
+        Ok(codes) => backup_codes_page(&state, locale, codes),
+        Err(DomainError::Mfa(problem)) => {
+            let key = match problem {
+                gatehouse_domain::MfaProblem::InvalidCode => "mfa.error.invalid_code",
+                gatehouse_domain::MfaProblem::CodeExpired => "mfa.error.expired",
+                gatehouse_domain::MfaProblem::AttemptsExhausted => "mfa.error.exhausted",
+                _ => return state.pages.redirect("/account"),
+            };
+            confirm_page(&state, kind, locale, &csrf, Some(key), StatusCode::BAD_REQUEST)
+        }
+        Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
     }
 }

@@ -240,6 +240,7 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
         ("mfa.html", include_str!("templates/mfa.html")),
         ("mfa_enrol.html", include_str!("templates/mfa_enrol.html")),
         ("backup_codes.html", include_str!("templates/backup_codes.html")),
+        ("factor_confirm.html", include_str!("templates/factor_confirm.html")),
     ];
     for (name, source) in templates {
         environment

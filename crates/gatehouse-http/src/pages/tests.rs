@@ -30,6 +30,7 @@ fn sample_context(template: &str) -> Value {
             applications => vec![context! { client_id => "app", name => "App", scopes => "openid email" }],
             mfa => context! {
                 enabled => true, has_totp => true, backup_codes_remaining => 9,
+                has_email => false, email_available => true, has_sms => false, sms_available => true,
                 factors => vec![
                     context! { kind => "totp", phone_number => () },
                     context! { kind => "sms", phone_number => "+•••••••••78" },
@@ -45,6 +46,9 @@ fn sample_context(template: &str) -> Value {
         "mfa_enrol.html" => context! {
             action => "/mfa", qr_svg => "<svg></svg>", secret => "JBSWY3DPEHPK3PXP",
             return_to => "/account", required => true, error => "mfa.error.invalid_code",
+        },
+        "factor_confirm.html" => context! {
+            action => "/account/mfa/sms/confirm", kind => "sms", error => "mfa.error.expired",
         },
         "backup_codes.html" => context! {
             codes => vec!["abcde-fghjk", "mnpqr-stuvw"], continue_url => "/account",
@@ -94,6 +98,7 @@ async fn every_template_renders_in_every_locale() {
             "mfa.html",
             "mfa_enrol.html",
             "backup_codes.html",
+            "factor_confirm.html",
         ] {
             let response = pages.render_form(
                 StatusCode::OK,

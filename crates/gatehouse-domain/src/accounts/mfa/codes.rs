@@ -228,6 +228,12 @@ impl AccountService {
         .await
     }
 
+    /// Whether codes by email can be offered to this user (email is on and they have an
+    /// address).
+    pub fn email_codes_available(&self, principal: &Principal) -> bool {
+        self.notifier.email_enabled() && principal.user.email_ciphertext.is_some()
+    }
+
     /// Starts enrolling codes by email (to the account's address) or SMS (to `phone_number`):
     /// a pending factor and a code to confirm it with.
     pub async fn begin_code_factor(
