@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::email_links::routes(&state))
         .merge(routes::me::routes())
         .merge(routes::mfa::routes(&state))
+        .merge(routes::me_mfa::routes(&state))
         .merge(routes::admin::routes())
         .merge(routes::admin_clients::routes())
         .merge(routes::admin_deliveries::routes())

@@ -5,7 +5,8 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use crate::routes::{
-    admin, admin_clients, admin_deliveries, auth, email_links, me, mfa, operations, well_known,
+    admin, admin_clients, admin_deliveries, auth, email_links, me, me_mfa, mfa, operations,
+    well_known,
 };
 use crate::state::AppState;
 
@@ -25,10 +26,11 @@ use crate::state::AppState;
         admin_deliveries::list_deliveries, admin_deliveries::delivery_attempts,
         admin_deliveries::retry_delivery,
         mfa::verify, mfa::send_code, mfa::begin_required_totp, mfa::confirm_required_totp, mfa::reauthenticate, mfa::send_reauthentication_code,
-        mfa::my_mfa, mfa::begin_totp, mfa::confirm_totp, mfa::remove_totp,
-        mfa::regenerate_backup_codes, mfa::begin_email, mfa::confirm_email, mfa::remove_email,
-        mfa::begin_sms, mfa::confirm_sms, mfa::remove_sms, mfa::trusted_devices,
-        mfa::revoke_trusted_device, mfa::admin_user_mfa, mfa::admin_reset_mfa,
+        me_mfa::my_mfa, me_mfa::begin_totp, me_mfa::confirm_totp, me_mfa::remove_totp,
+        me_mfa::regenerate_backup_codes, me_mfa::begin_email, me_mfa::confirm_email,
+        me_mfa::remove_email, me_mfa::begin_sms, me_mfa::confirm_sms, me_mfa::remove_sms,
+        me_mfa::trusted_devices, me_mfa::revoke_trusted_device, me_mfa::admin_user_mfa,
+        me_mfa::admin_reset_mfa,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),

@@ -7,6 +7,7 @@ pub(crate) mod auth;
 pub(crate) mod dto;
 pub(crate) mod email_links;
 pub(crate) mod me;
+pub(crate) mod me_mfa;
 pub(crate) mod mfa;
 pub(crate) mod oauth;
 pub(crate) mod operations;

@@ -1,0 +1,101 @@
+//! What a user (or an admin) sees of their MFA, and the admin's reset.
+
+use crate::audit::{AuditEvent, RequestContext};
+use crate::error::DomainError;
+use crate::mfa::FactorKind;
+use crate::notify::Effects;
+use crate::users::UserRecord;
+
+use super::super::{AccountService, Principal};
+use super::{FactorView, MfaOverview, MfaPolicy};
+
+impl AccountService {
+    /// The user's MFA state.
+    pub async fn mfa_overview(&self, user: &UserRecord) -> Result<MfaOverview, DomainError> {
+        let factors = self.store.mfa_factors(&user.id).await?;
+        let mut views = Vec::with_capacity(factors.len());
+        for factor in factors.iter().filter(|factor| factor.confirmed_at.is_some()) {
+            let Some(kind) = FactorKind::parse(&factor.kind) else { continue };
+            let phone_number = match kind {
+                FactorKind::Sms => self.open_phone(factor)?.map(|phone| mask_phone(&phone)),
+                _ => None,
+            };
+            views.push(FactorView {
+                id: factor.id.clone(),
+                kind: kind.as_str(),
+                created_at: factor.created_at,
+                confirmed_at: factor.confirmed_at,
+                last_used_at: factor.last_used_at,
+                phone_number,
+            });
+        }
+        Ok(MfaOverview {
+            enabled: !views.is_empty(),
+            required: self.mfa.settings.policy == MfaPolicy::Required,
+            factors: views,
+            backup_codes_remaining: self.backup_codes_remaining(&user.id).await?,
+        })
+    }
+
+    /// A user's MFA state, for an admin.
+    pub async fn admin_user_mfa(
+        &self,
+        _admin: &crate::admin_keys::AdminPrincipal,
+        user_id: &str,
+    ) -> Result<MfaOverview, DomainError> {
+        let user = self.store.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
+        self.mfa_overview(&user).await
+    }
+
+    /// Removes every factor, backup code and trusted device of a user (they lost their
+    /// phone). Audited, and the user gets a notice.
+    pub async fn admin_reset_mfa(
+        &self,
+        admin: &crate::admin_keys::AdminPrincipal,
+        user_id: &str,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let user = self.store.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
+        let now = self.clock.now();
+        let kinds: Vec<String> =
+            self.confirmed_factors(&user.id).await?.into_iter().map(|factor| factor.kind).collect();
+        let mut effects = Effects::events(vec![
+            AuditEvent::new("admin.mfa_reset", admin.actor(), context, now)
+                .target("user", &user.id)
+                .metadata(serde_json::json!({ "factors": kinds })),
+        ]);
+        effects.outbox.extend(self.mfa_changed_notice(
+            &user,
+            "every factor removed by an administrator",
+            context,
+        )?);
+        self.store.reset_mfa(&user.id, now, &effects).await?;
+        self.notifier.wake();
+        Ok(())
+    }
+
+    /// The signed-in user's MFA state.
+    pub async fn my_mfa(&self, principal: &Principal) -> Result<MfaOverview, DomainError> {
+        self.mfa_overview(&principal.user).await
+    }
+}
+
+/// `+33612345678` → `+•••••••••78`.
+fn mask_phone(phone: &str) -> String {
+    let digits = phone.chars().count();
+    phone
+        .chars()
+        .enumerate()
+        .map(|(index, character)| if index == 0 || index + 2 >= digits { character } else { '•' })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_are_masked() {
+        assert_eq!(mask_phone("+33612345678"), "+•••••••••78");
+    }
+}
