@@ -43,12 +43,23 @@ impl FactorKind {
         FactorKind::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 
-    /// Words for the notice email.
-    pub fn describe(self) -> &'static str {
-        match self {
-            FactorKind::Totp => "authenticator app",
-            FactorKind::Email => "codes by email",
-            FactorKind::Sms => "codes by text message",
+    /// What happened to a factor, in words for the notice email, in `locale` (`fr`, else
+    /// English).
+    pub fn change_words(self, added: bool, locale: Option<&str>) -> &'static str {
+        let french = locale == Some("fr");
+        match (self, added, french) {
+            (FactorKind::Totp, true, false) => "authenticator app added",
+            (FactorKind::Totp, false, false) => "authenticator app removed",
+            (FactorKind::Email, true, false) => "codes by email added",
+            (FactorKind::Email, false, false) => "codes by email removed",
+            (FactorKind::Sms, true, false) => "codes by text message added",
+            (FactorKind::Sms, false, false) => "codes by text message removed",
+            (FactorKind::Totp, true, true) => "application d’authentification ajoutée",
+            (FactorKind::Totp, false, true) => "application d’authentification retirée",
+            (FactorKind::Email, true, true) => "codes par e-mail ajoutés",
+            (FactorKind::Email, false, true) => "codes par e-mail retirés",
+            (FactorKind::Sms, true, true) => "codes par SMS ajoutés",
+            (FactorKind::Sms, false, true) => "codes par SMS retirés",
         }
     }
 }

@@ -107,6 +107,11 @@ async fn totp_enrolment_and_sign_in(test: TestDatabase) {
         (status, problem["code"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("invalid_mfa_token"))
     );
+    // The API is described.
+    let (_, openapi) = env.app.get_json("/openapi.json").await;
+    for path in ["/v1/auth/mfa/verify", "/v1/auth/reauthenticate", "/v1/me/mfa/totp"] {
+        assert!(openapi["paths"].get(path).is_some(), "{path} in /openapi.json");
+    }
     let (_, verified) =
         env.app.get_auth("/v1/admin/audit-log?action=mfa.verified", &env.admin).await;
     assert_eq!(verified["data"][0]["metadata"]["method"], "totp");

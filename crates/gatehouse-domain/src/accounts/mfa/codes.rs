@@ -342,8 +342,8 @@ impl AccountService {
         } else {
             (Vec::new(), None)
         };
-        let change = format!("{} added", kind.describe());
-        effects.outbox.extend(self.mfa_changed_notice(user, &change, context)?);
+        let change = kind.change_words(true, context.locale.as_deref());
+        effects.outbox.extend(self.mfa_changed_notice(user, change, context)?);
         if !self.store.confirm_factor(&factor.id, now, None, records.as_deref(), &effects).await? {
             return Err(DomainError::Mfa(MfaProblem::EnrolmentNotStarted));
         }

@@ -64,11 +64,11 @@ impl AccountService {
                 .target("user", &user.id)
                 .metadata(serde_json::json!({ "factors": kinds })),
         ]);
-        effects.outbox.extend(self.mfa_changed_notice(
-            &user,
-            "every factor removed by an administrator",
-            context,
-        )?);
+        let change = match context.locale.as_deref() {
+            Some("fr") => "tous les facteurs retirés par un administrateur",
+            _ => "every factor removed by an administrator",
+        };
+        effects.outbox.extend(self.mfa_changed_notice(&user, change, context)?);
         self.store.reset_mfa(&user.id, now, &effects).await?;
         self.notifier.wake();
         Ok(())

@@ -191,7 +191,8 @@ impl AccountService {
                 .target("user", &user.id)
                 .metadata(serde_json::json!({ "count": codes.len() })),
         ]);
-        effects.outbox.extend(self.mfa_changed_notice(user, "authenticator app added", context)?);
+        let change = FactorKind::Totp.change_words(true, context.locale.as_deref());
+        effects.outbox.extend(self.mfa_changed_notice(user, change, context)?);
         let step = i64::try_from(step).unwrap_or(i64::MAX);
         if !self.store.confirm_factor(&factor.id, now, Some(step), Some(&records), &effects).await?
         {
@@ -331,8 +332,8 @@ impl AccountService {
                 .target("user", &user.id)
                 .metadata(serde_json::json!({ "kind": kind.as_str(), "last": last })),
         ]);
-        let change = format!("{} removed", kind.describe());
-        effects.outbox.extend(self.mfa_changed_notice(user, &change, context)?);
+        let change = kind.change_words(false, context.locale.as_deref());
+        effects.outbox.extend(self.mfa_changed_notice(user, change, context)?);
         if !self.store.delete_factor(&user.id, kind.as_str(), last, &effects).await? {
             return Err(DomainError::Mfa(MfaProblem::NotEnabled));
         }
