@@ -34,6 +34,9 @@ async fn hosted_login_asks_for_the_second_factor(test: TestDatabase) {
     assert!(browser.session_cookie().is_none(), "no session before the second factor");
     let form = browser.get(page.location()).await;
     assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    // Only the user's own methods are offered.
+    assert!(form.body.contains("value=\"totp\"") && form.body.contains("value=\"backup_code\""));
+    assert!(!form.body.contains("send_email") && !form.body.contains("value=\"sms\""));
     let submit = |code: &str, action: &str| {
         let mut fields = form.hidden_fields();
         fields.push(("method".into(), "totp".into()));

@@ -86,6 +86,8 @@ struct MfaView<'a> {
     error: Option<&'static str>,
     notice: Option<&'static str>,
     method: &'a str,
+    /// What the user can answer with (`totp`, `backup_code`, `email`, `sms`).
+    methods: &'a [String],
 }
 
 fn mfa_page(
@@ -100,6 +102,7 @@ fn mfa_page(
         error => view.error,
         notice => view.notice,
         method => view.method,
+        methods => view.methods.to_vec(),
     };
     pages.render_form(status, locale, csrf, "mfa.html", context)
 }
@@ -120,16 +123,18 @@ pub(crate) async fn show(
     let Some(mfa_token) = challenge_token(pages, &headers) else {
         return login_again(pages, &return_to);
     };
-    match state.accounts.challenge_kind(&mfa_token, &context).await {
-        Ok(ChallengeKind::Verify) => {}
-        Ok(ChallengeKind::Enrol) => {
+    let methods = match state.accounts.challenge_info(&mfa_token, &context).await {
+        Ok((ChallengeKind::Verify, methods)) => methods,
+        Ok((ChallengeKind::Enrol, _)) => {
             let (locale, csrf) = (page.locale, &page.csrf);
             return enrolment_page(&state, &context, &mfa_token, &return_to, locale, csrf, None)
                 .await;
         }
         Err(_) => return login_again(pages, &return_to),
-    }
-    let view = MfaView { return_to: &return_to, error: None, notice: None, method: "totp" };
+    };
+    let method = methods.first().map_or("totp", String::as_str);
+    let view =
+        MfaView { return_to: &return_to, error: None, notice: None, method, methods: &methods };
     mfa_page(pages, StatusCode::OK, page.locale, &page.csrf, &view)
 }
 
@@ -150,8 +155,14 @@ pub(crate) async fn submit(
         "send_sms" => "sms",
         _ => fields.method.as_str(),
     };
+    // The form again shows the user's methods (none when the challenge is gone: the refusal
+    // then sends the browser back to /login anyway).
+    let methods = match state.accounts.challenge_info(&mfa_token, &context).await {
+        Ok((_, methods)) => methods,
+        Err(_) => Vec::new(),
+    };
     let render = |status: StatusCode, error: Option<&'static str>, notice: Option<&'static str>| {
-        let view = MfaView { return_to: &return_to, error, notice, method };
+        let view = MfaView { return_to: &return_to, error, notice, method, methods: &methods };
         mfa_page(pages, status, locale, &csrf, &view)
     };
     if fields.action == "enrol" {

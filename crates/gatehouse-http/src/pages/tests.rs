@@ -41,7 +41,7 @@ fn sample_context(template: &str) -> Value {
         },
         "mfa.html" => context! {
             return_to => "/account", error => "mfa.error.replayed", notice => "mfa.code_sent",
-            method => "totp",
+            method => "totp", methods => vec!["totp", "backup_code", "email", "sms"],
         },
         "mfa_enrol.html" => context! {
             action => "/mfa", qr_svg => "<svg></svg>", secret => "JBSWY3DPEHPK3PXP",

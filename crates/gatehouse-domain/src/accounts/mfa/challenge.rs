@@ -244,12 +244,13 @@ impl AccountService {
         Ok(MfaVerified { tokens, trusted_device })
     }
 
-    /// What a challenge token is for (the hosted `/mfa` page shows the matching form).
-    pub async fn challenge_kind(
+    /// What a challenge token is for, and the methods its user can answer with (the hosted
+    /// `/mfa` page shows the matching form).
+    pub async fn challenge_info(
         &self,
         mfa_token: &str,
         context: &RequestContext,
-    ) -> Result<ChallengeKind, DomainError> {
+    ) -> Result<(ChallengeKind, Vec<String>), DomainError> {
         let invalid = DomainError::Mfa(MfaProblem::InvalidChallenge);
         if !mfa_token.starts_with(CHALLENGE_TOKEN_PREFIX)
             || mfa_token.len() > MAX_CHALLENGE_TOKEN_LENGTH
@@ -259,7 +260,11 @@ impl AccountService {
         let digest = self.mfa_digest("challenge", mfa_token);
         let challenge = self.mfa.challenges.challenge(&digest).await?.ok_or(invalid)?;
         let (_, challenge) = self.live_challenge(mfa_token, challenge.kind, context).await?;
-        Ok(challenge.kind)
+        let methods = match challenge.kind {
+            ChallengeKind::Verify => self.methods_of(&challenge.user_id).await?,
+            ChallengeKind::Enrol => vec![FactorKind::Totp.as_str().to_owned()],
+        };
+        Ok((challenge.kind, methods))
     }
 
     /// MFA is required and the user has no factor: starts TOTP enrolment for the challenge's
