@@ -59,6 +59,30 @@ async fn hosted_login_asks_for_the_second_factor(test: TestDatabase) {
     assert!(!browser.cookies.contains_key("gatehouse_mfa"), "the challenge cookie is cleared");
     let account = browser.get("/account").await;
     assert_eq!(account.status, StatusCode::OK);
+    // Signing in again (`prompt=login`) through both steps ends the browser's old session.
+    let old_session = browser.session_cookie().unwrap().split('.').next().unwrap().to_owned();
+    let page = browser
+        .sign_in("?prompt=login&return_to=/account", "lea@example.com", STRONG_PASSWORD)
+        .await;
+    let form = browser.get(page.location()).await;
+    env.clock.advance(30);
+    let code = totp(&secret, env.now());
+    let done = submit_form(
+        &mut browser,
+        &form,
+        "/mfa",
+        &[("method", "totp"), ("code", &code), ("action", "verify")],
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let revoked: Option<String> = gatehouse_store::with_pool!(&test.database, pool => {
+        sqlx::query_scalar("SELECT revoked_reason FROM sessions WHERE id = $1")
+            .bind(&old_session)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(revoked.as_deref(), Some("signed_out"));
     // Without a challenge, /mfa sends the browser back to /login.
     let mut stranger = Browser::new(&env.app);
     let page = stranger.get("/mfa").await;

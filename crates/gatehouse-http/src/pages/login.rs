@@ -152,7 +152,7 @@ pub(crate) async fn submit(
 
 /// Signing in again (`prompt=login`) replaces the browser's cookie; the session it named would
 /// otherwise live on unseen, so it ends here.
-async fn retire_replaced_session(
+pub(super) async fn retire_replaced_session(
     state: &AppState,
     previous: &Principal,
     current: &Principal,

@@ -15,6 +15,7 @@ use gatehouse_domain::{DomainError, MfaProblem};
 use minijinja::context;
 use serde::Deserialize;
 
+use super::cookies::BrowserSession;
 use super::csrf::{Csrf, PageForm, PageRequest};
 use super::{ErrorPage, Locale, Pages, read_cookie, return_to_or_default};
 use crate::client::Client;
@@ -141,6 +142,7 @@ pub(crate) async fn show(
 pub(crate) async fn submit(
     State(state): State<AppState>,
     Client(context): Client,
+    BrowserSession(previous): BrowserSession,
     headers: HeaderMap,
     form: PageForm<MfaForm>,
 ) -> Response {
@@ -216,6 +218,12 @@ pub(crate) async fn submit(
         Ok(verified) => verified,
         Err(error) => return refusal(&state, &return_to, error, &render),
     };
+    // Signing in again (`prompt=login`) replaces the browser's session, as on /login.
+    if let Some(previous) = previous
+        && let Ok(current) = state.accounts.principal_for_session(&verified.tokens.session_id).await
+    {
+        super::login::retire_replaced_session(&state, &previous, &current, &context).await;
+    }
     let outcome = SignInOutcome::SignedIn(Box::new(verified.tokens));
     let mut response = match continue_sign_in(&state, outcome, &return_to, locale).await {
         Ok(response) | Err(response) => response,
