@@ -12,7 +12,7 @@ use gatehouse_store::backend_tests;
 use gatehouse_store::testing::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::mfa::{Env, claims, spawn, totp, wait_for_text};
+use support::mfa::{Env, claims, emailed_code, spawn, totp, wait_for_text};
 use support::{OTHER_STRONG_PASSWORD, STRONG_PASSWORD};
 
 backend_tests!(
@@ -21,6 +21,7 @@ backend_tests!(
     account_page_manages_two_step_verification,
     device_flow_id_tokens_carry_the_approvers_amr,
     id_tokens_of_hosted_sign_ins_carry_amr_and_acr,
+    hosted_second_step_with_a_code_by_email,
 );
 
 async fn hosted_login_asks_for_the_second_factor(test: TestDatabase) {
@@ -372,5 +373,37 @@ async fn id_tokens_of_hosted_sign_ins_carry_amr_and_acr(test: TestDatabase) {
     assert_eq!(strong["auth_time"], env.now());
     let (_, discovery) = env.app.get_json("/.well-known/openid-configuration").await;
     assert_eq!(discovery["acr_values_supported"], json!(["aal1", "aal2"]));
+    env.app.stop().await;
+}
+
+async fn hosted_second_step_with_a_code_by_email(test: TestDatabase) {
+    let env = spawn(&test, &[]).await;
+    let token = env.user("tia@example.com").await;
+    let (status, _) = env.app.post("/v1/me/mfa/email", Some(&token), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let code = emailed_code(&env.sink, "tia@example.com", 1).await;
+    let (status, _) =
+        env.app.post("/v1/me/mfa/email/confirm", Some(&token), json!({ "code": code })).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut browser = Browser::new(&env.app);
+    let page = browser.sign_in("?return_to=/account", "tia@example.com", STRONG_PASSWORD).await;
+    let form = browser.get(page.location()).await;
+    assert!(form.body.contains("send_email"), "{}", form.body);
+    let sent = submit_form(&mut browser, &form, "/mfa", &[("action", "send_email")]).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    assert!(sent.body.contains("A code is on its way"), "{}", sent.body);
+    let again = submit_form(&mut browser, &sent, "/mfa", &[("action", "send_email")]).await;
+    assert!(again.body.contains("Wait half a minute"), "30 s between codes: {}", again.body);
+    let code = emailed_code(&env.sink, "tia@example.com", 2).await;
+    let done = submit_form(
+        &mut browser,
+        &sent,
+        "/mfa",
+        &[("method", "email"), ("code", &code), ("action", "verify")],
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(browser.session_cookie().is_some());
     env.app.stop().await;
 }
