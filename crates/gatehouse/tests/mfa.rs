@@ -24,6 +24,7 @@ backend_tests!(
     email_codes_end_to_end,
     sms_codes_end_to_end,
     magic_links_are_a_first_factor,
+    a_code_raced_on_two_challenges_signs_in_once,
 );
 
 async fn totp_enrolment_and_sign_in(test: TestDatabase) {
@@ -537,5 +538,25 @@ async fn redis_keeps_the_challenges() {
     env.clock.advance(301);
     let (_, problem) = env.verify(&mfa_token, "totp", &totp(&secret, env.now())).await;
     assert_eq!(problem["code"], "mfa_token_expired");
+    env.app.stop().await;
+}
+
+/// Two sign-ins race with the same TOTP code: the time step is spent once, so exactly one
+/// gets tokens (the other is a replay).
+async fn a_code_raced_on_two_challenges_signs_in_once(test: TestDatabase) {
+    let env = spawn(&test, &[]).await;
+    let token = env.user("uma@example.com").await;
+    let (secret, _) = env.enrol_totp(&token).await;
+    let first = env.challenge("uma@example.com").await["mfa_token"].as_str().unwrap().to_owned();
+    let second = env.challenge("uma@example.com").await["mfa_token"].as_str().unwrap().to_owned();
+    env.clock.advance(30);
+    let code = totp(&secret, env.now());
+    let (a, b) =
+        tokio::join!(env.verify(&first, "totp", &code), env.verify(&second, "totp", &code));
+    let mut statuses = [a.0.as_u16(), b.0.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 400], "{a:?} {b:?}");
+    let refused = if a.0 == StatusCode::OK { b.1 } else { a.1 };
+    assert_eq!(refused["code"], "mfa_code_replayed");
     env.app.stop().await;
 }
