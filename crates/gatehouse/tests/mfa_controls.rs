@@ -9,7 +9,7 @@ use gatehouse_store::backend_tests;
 use gatehouse_store::testing::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::mfa::{Env, claims, spawn, totp, wait_for_text};
+use support::mfa::{Env, claims, spawn, spawn_keyed, totp, wait_for_text};
 use support::{OTHER_STRONG_PASSWORD, STRONG_PASSWORD};
 
 backend_tests!(
@@ -17,6 +17,7 @@ backend_tests!(
     removing_a_factor_needs_a_recent_authentication,
     admins_see_and_reset_factors,
     required_policy_sends_users_through_enrolment,
+    passwords_are_re_hashed_on_the_way_to_the_second_step,
 );
 
 /// The `gatehouse_device` cookie of a response, as a `Cookie` header value.
@@ -360,4 +361,24 @@ async fn required_policy_sends_users_through_enrolment(test: TestDatabase) {
         (StatusCode::FORBIDDEN, Some("mfa_enrolment_required"))
     );
     env.app.stop().await;
+}
+
+/// New Argon2id parameters: a user with a second factor gets the upgraded hash as soon as the
+/// password is proven, before the second step.
+async fn passwords_are_re_hashed_on_the_way_to_the_second_step(test: TestDatabase) {
+    let key = gatehouse_crypto::MasterKey::generate();
+    let old = spawn_keyed(&test, &key, &[("GATEHOUSE_PASSWORD_MEMORY_KIB", "1024")]).await;
+    let token = old.user("val@example.com").await;
+    old.enrol_totp(&token).await;
+    let user_id = old.user_id("val@example.com").await;
+    old.app.stop().await;
+    let stored = |database: gatehouse_store::Database, id: String| async move {
+        use gatehouse_domain::UserStore;
+        database.user_by_id(&id).await.unwrap().unwrap().password_hash.unwrap()
+    };
+    assert!(stored(test.database.clone(), user_id.clone()).await.contains("m=1024,"));
+    let new = spawn_keyed(&test, &key, &[("GATEHOUSE_PASSWORD_MEMORY_KIB", "2048")]).await;
+    assert_eq!(new.challenge("val@example.com").await["mfa_required"], true);
+    assert!(stored(test.database.clone(), user_id).await.contains("m=2048,"));
+    new.app.stop().await;
 }

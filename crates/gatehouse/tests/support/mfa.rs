@@ -29,6 +29,11 @@ pub fn wall_clock() -> i64 {
 }
 
 pub async fn spawn(test: &TestDatabase, extra: &[(&str, &str)]) -> Env {
+    spawn_keyed(test, &MasterKey::generate(), extra).await
+}
+
+/// [`spawn`] with a given master key (a second instance on the same data).
+pub async fn spawn_keyed(test: &TestDatabase, key: &MasterKey, extra: &[(&str, &str)]) -> Env {
     let sink = SmtpSink::start().await;
     let sms = SmsGateway::start().await;
     // Start at the beginning of a TOTP step, so "the same step" and "the next step" are
@@ -44,8 +49,7 @@ pub async fn spawn(test: &TestDatabase, extra: &[(&str, &str)]) -> Env {
     let mut pairs: Vec<(&str, &str)> =
         settings.iter().map(|(name, value)| (*name, value.as_str())).collect();
     pairs.extend_from_slice(extra);
-    let app =
-        TestApp::spawn_with_clock(test, &MasterKey::generate(), &pairs, Some(clock.clone())).await;
+    let app = TestApp::spawn_with_clock(test, key, &pairs, Some(clock.clone())).await;
     let admin = app.admin_key().await;
     Env { app, sink, sms, clock, admin }
 }

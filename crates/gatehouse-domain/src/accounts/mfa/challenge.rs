@@ -17,8 +17,8 @@ use super::{
 
 impl AccountService {
     /// After a first factor succeeded: tokens when the user has no second factor (or signs in
-    /// from a trusted device), else a challenge. `effects` (a spent magic-link token) are
-    /// written either way; a re-hashed password only with a session.
+    /// from a trusted device), else a challenge. `effects` (a spent magic-link token) and a
+    /// re-hashed password are written either way (the password was proven right).
     pub(crate) async fn after_first_factor(
         &self,
         user: UserRecord,
@@ -73,7 +73,12 @@ impl AccountService {
                 .await?;
             return Ok(SignInOutcome::SignedIn(Box::new(tokens)));
         };
-        let challenge = self.open_challenge(&user, first, kind, context, effects).await?;
+        let mut user = user;
+        let rehashed = rehashed_password.is_some();
+        if let Some(hash) = rehashed_password {
+            user.password_hash = Some(hash);
+        }
+        let challenge = self.open_challenge(&user, first, kind, rehashed, context, effects).await?;
         Ok(SignInOutcome::MfaRequired(challenge))
     }
 
@@ -82,6 +87,7 @@ impl AccountService {
         user: &UserRecord,
         first: FirstFactor,
         kind: ChallengeKind,
+        rehashed_password: bool,
         context: &RequestContext,
         mut effects: Effects,
     ) -> Result<MfaChallenge, DomainError> {
@@ -112,9 +118,10 @@ impl AccountService {
                 .metadata(serde_json::json!({ "first_factor": first.method, "methods": methods })),
         );
         // A magic link changed the user row (a verified address) and spends its token; a
-        // password changed nothing. The failure count is deliberately not reset here: only a
-        // completed sign-in resets it, so signing in again does not buy more guesses.
-        if effects.spend_token.is_some() {
+        // password changed nothing unless it was re-hashed. The failure count is deliberately
+        // not reset here: only a completed sign-in resets it, so signing in again does not buy
+        // more guesses.
+        if effects.spend_token.is_some() || rehashed_password {
             self.store
                 .update_user_with(user, &effects)
                 .await
