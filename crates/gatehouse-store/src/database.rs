@@ -1,6 +1,7 @@
 //! The connection pool of whichever backend `database.url` names, and how to open it.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,6 +11,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::cache::ReadCache;
 use crate::error::map_sqlx_error;
 
 /// Runs `$body` with `$pool` bound to the concrete pool of the configured backend. The body is
@@ -22,7 +24,10 @@ macro_rules! with_pool {
                 let $pool = &sqlite.pool;
                 $body
             }
-            $crate::Database::Postgres($pool) => $body,
+            $crate::Database::Postgres(postgres) => {
+                let $pool = &postgres.pool;
+                $body
+            }
         }
     };
 }
@@ -31,7 +36,15 @@ macro_rules! with_pool {
 #[derive(Clone, Debug)]
 pub enum Database {
     Sqlite(SqliteDatabase),
-    Postgres(PgPool),
+    Postgres(PostgresDatabase),
+}
+
+/// A PostgreSQL pool, the read cache, and the channel its invalidations travel on.
+#[derive(Clone, Debug)]
+pub struct PostgresDatabase {
+    pub pool: PgPool,
+    cache: Arc<ReadCache>,
+    channel: Arc<str>,
 }
 
 /// An SQLite pool and the lock that serialises its writers.
@@ -44,7 +57,8 @@ pub enum Database {
 #[derive(Clone, Debug)]
 pub struct SqliteDatabase {
     pub pool: SqlitePool,
-    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+    cache: Arc<ReadCache>,
 }
 
 /// How to open the pool.
@@ -94,7 +108,8 @@ impl Database {
                     .map_err(map_sqlx_error)?;
                 Ok(Database::Sqlite(SqliteDatabase {
                     pool,
-                    write_lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+                    write_lock: Arc::new(tokio::sync::Mutex::new(())),
+                    cache: Arc::default(),
                 }))
             }
             Some(_) => {
@@ -110,7 +125,16 @@ impl Database {
                     .connect_with(connect)
                     .await
                     .map_err(map_sqlx_error)?;
-                Ok(Database::Postgres(pool))
+                // NOTIFY is per database: instances sharing a schema share a channel.
+                let channel = match &options.postgres_schema {
+                    Some(schema) => format!("gatehouse_cache_{schema}"),
+                    None => "gatehouse_cache".to_owned(),
+                };
+                Ok(Database::Postgres(PostgresDatabase {
+                    pool,
+                    cache: Arc::default(),
+                    channel: channel.into(),
+                }))
             }
             None => Err(StoreError::Other(
                 "unsupported database URL: expected sqlite:// or postgres://".into(),
@@ -124,6 +148,38 @@ impl Database {
         match self {
             Database::Sqlite(sqlite) => Some(sqlite.write_lock.lock().await),
             Database::Postgres(_) => None,
+        }
+    }
+
+    /// The read cache of the hot paths (see [`crate::cache`]).
+    pub fn cache(&self) -> &ReadCache {
+        match self {
+            Database::Sqlite(sqlite) => &sqlite.cache,
+            Database::Postgres(postgres) => &postgres.cache,
+        }
+    }
+
+    /// The `NOTIFY` channel invalidations travel on; `None` on SQLite (one process).
+    pub(crate) fn notify_channel(&self) -> Option<&str> {
+        match self {
+            Database::Sqlite(_) => None,
+            Database::Postgres(postgres) => Some(&postgres.channel),
+        }
+    }
+
+    /// Turns the read cache on, entries living at most `ttl`. SQLite: at once (this process
+    /// is the only writer the server knows of). PostgreSQL: a task LISTENs for the other
+    /// instances' invalidations and serves from the cache only while it is connected.
+    pub fn start_cache(&self, ttl: Duration) {
+        self.cache().set_ttl(ttl);
+        if ttl.is_zero() {
+            return;
+        }
+        match self {
+            Database::Sqlite(sqlite) => sqlite.cache.set_enabled(true),
+            Database::Postgres(postgres) => {
+                tokio::spawn(listen_for_invalidations(postgres.clone()));
+            }
         }
     }
 
@@ -145,6 +201,40 @@ impl Database {
     /// Closes every connection, waiting for the ones in use (graceful shutdown).
     pub async fn close(&self) {
         with_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// Keeps `postgres.cache` in step with the other instances: LISTEN, apply every payload, and
+/// on a lost connection empty and bypass the cache until listening again.
+async fn listen_for_invalidations(postgres: PostgresDatabase) {
+    loop {
+        match sqlx::postgres::PgListener::connect_with(&postgres.pool).await {
+            Ok(mut listener) => {
+                if let Err(error) = listener.listen(&postgres.channel).await {
+                    tracing::warn!(%error, "cache invalidations: LISTEN failed; cache bypassed");
+                } else {
+                    postgres.cache.set_enabled(true);
+                    loop {
+                        match listener.try_recv().await {
+                            Ok(Some(notification)) => postgres.cache.apply(notification.payload()),
+                            Ok(None) => break,
+                            Err(error) => {
+                                tracing::warn!(%error, "cache invalidations: connection lost; cache bypassed until it is back");
+                                break;
+                            }
+                        }
+                    }
+                    postgres.cache.set_enabled(false);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cache invalidations: cannot connect; cache bypassed");
+            }
+        }
+        if postgres.pool.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

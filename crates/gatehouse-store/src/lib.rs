@@ -7,6 +7,7 @@
 mod admin_keys;
 mod audit;
 pub mod breach;
+mod cache;
 mod database;
 mod device;
 mod error;
@@ -23,7 +24,8 @@ pub mod sms;
 pub mod testing;
 mod users;
 
-pub use database::{Database, DatabaseOptions, backend_of};
+pub use cache::ReadCache;
+pub use database::{Database, DatabaseOptions, PostgresDatabase, backend_of};
 pub use error::map_sqlx_error;
 pub use mfa_challenge::RedisChallengeStore;
 pub use redis::Redis;

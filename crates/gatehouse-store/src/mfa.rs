@@ -13,6 +13,7 @@ use gatehouse_domain::notify::Effects;
 use sqlx::Row;
 
 use crate::audit::insert_events;
+use crate::cache::{Invalidation, announce};
 use crate::error::map_sqlx_error;
 use crate::notify::apply_effects;
 use crate::{Database, with_pool};
@@ -529,7 +530,10 @@ impl MfaStore for Database {
                 .await
                 .map_err(map_sqlx_error)?;
             insert_events!(&mut *transaction, events);
+            let changed = [Invalidation::Session(session_id)];
+            announce!(self, &mut *transaction, &changed);
             transaction.commit().await.map_err(map_sqlx_error)?;
+            self.cache().invalidate(&changed);
         });
         Ok(())
     }

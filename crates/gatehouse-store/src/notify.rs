@@ -13,6 +13,7 @@ use gatehouse_domain::{StoreError, UserRecord};
 use sqlx::Row;
 
 use crate::audit::insert_events;
+use crate::cache::{Invalidation, announce};
 use crate::error::map_sqlx_error;
 use crate::sessions::insert_refresh_token;
 use crate::users::{insert_user_row, update_user_row};
@@ -185,7 +186,10 @@ impl NotifyStore for Database {
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             update_user_row!(&mut *transaction, user)?;
             apply_effects!(&mut *transaction, effects);
+            let changed = [Invalidation::User(&user.id)];
+            announce!(self, &mut *transaction, &changed);
             transaction.commit().await.map_err(map_sqlx_error)?;
+            self.cache().invalidate(&changed);
         });
         Ok(())
     }
@@ -245,7 +249,10 @@ impl NotifyStore for Database {
             .await
             .map_err(map_sqlx_error)?;
             apply_effects!(&mut *transaction, effects);
+            let changed = [Invalidation::User(&user.id), Invalidation::SessionsOfUser(&user.id)];
+            announce!(self, &mut *transaction, &changed);
             transaction.commit().await.map_err(map_sqlx_error)?;
+            self.cache().invalidate(&changed);
         });
         Ok(())
     }
@@ -287,7 +294,10 @@ impl NotifyStore for Database {
                 insert_refresh_token!(&mut *transaction, refresh_token)?;
             }
             apply_effects!(&mut *transaction, effects);
+            let changed = [Invalidation::User(&user.id)];
+            announce!(self, &mut *transaction, &changed);
             transaction.commit().await.map_err(map_sqlx_error)?;
+            self.cache().invalidate(&changed);
         });
         Ok(())
     }

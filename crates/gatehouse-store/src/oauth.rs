@@ -10,6 +10,7 @@ use gatehouse_domain::oauth::{AuthorizationCodeRecord, OAuthStore};
 use sqlx::Row;
 
 use crate::audit::insert_events;
+use crate::cache::{Invalidation, announce};
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
 
@@ -131,17 +132,26 @@ impl OAuthStore for Database {
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
-        with_pool!(self, pool => {
+        let cache = self.cache();
+        if let Some(client) = cache.client(client_id) {
+            return Ok(Some(client));
+        }
+        let load = cache.begin_load();
+        let client = with_pool!(self, pool => {
             match sqlx::query(select_clients!("WHERE client_id = $1"))
                 .bind(client_id)
                 .fetch_optional(pool)
                 .await
                 .map_err(map_sqlx_error)?
             {
-                Some(row) => Ok(Some(client_from_row!(row))),
-                None => Ok(None),
+                Some(row) => Some(client_from_row!(row)),
+                None => None,
             }
-        })
+        });
+        if let Some(client) = &client {
+            cache.put_client(load, client);
+        }
+        Ok(client)
     }
 
     async fn list_clients(
@@ -183,7 +193,10 @@ impl OAuthStore for Database {
             .await
             .map_err(map_sqlx_error)?;
             insert_events!(&mut *transaction, events);
+            let changed = [Invalidation::Client(&client.client_id)];
+            announce!(self, &mut *transaction, &changed);
             transaction.commit().await.map_err(map_sqlx_error)?;
+            self.cache().invalidate(&changed);
         });
         Ok(())
     }
@@ -212,7 +225,10 @@ impl OAuthStore for Database {
             if deleted == 1 {
                 insert_events!(&mut *transaction, events);
             }
+            let changed = [Invalidation::Client(client_id), Invalidation::SessionsOfClient(client_id)];
+            announce!(self, &mut *transaction, &changed);
             transaction.commit().await.map_err(map_sqlx_error)?;
+            self.cache().invalidate(&changed);
             Ok(deleted == 1)
         })
     }
@@ -412,7 +428,10 @@ impl OAuthStore for Database {
                 .map_err(map_sqlx_error)?;
                 insert_events!(&mut *transaction, events);
             }
+            let changed = [Invalidation::SessionsOfUser(user_id)];
+            announce!(self, &mut *transaction, &changed);
             transaction.commit().await.map_err(map_sqlx_error)?;
+            self.cache().invalidate(&changed);
             Ok(deleted)
         })
     }
@@ -446,19 +465,29 @@ impl OAuthStore for Database {
     }
 
     async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        let changed = [Invalidation::AccessToken(jti)];
         with_pool!(self, pool => {
             let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             sqlx::query("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(jti)
                 .bind(expires_at)
-                .execute(pool)
+                .execute(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
+            announce!(self, &mut *transaction, &changed);
+            transaction.commit().await.map_err(map_sqlx_error)?;
         });
+        self.cache().invalidate(&changed);
         Ok(())
     }
 
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let cache = self.cache();
+        if let Some(revoked) = cache.token_revoked(jti) {
+            return Ok(revoked);
+        }
+        let load = cache.begin_load();
         let found: Option<i64> = with_pool!(self, pool => {
             sqlx::query_scalar("SELECT expires_at FROM revoked_access_tokens WHERE jti = $1")
                 .bind(jti)
@@ -466,6 +495,7 @@ impl OAuthStore for Database {
                 .await
                 .map_err(map_sqlx_error)?
         });
+        cache.put_token_revoked(load, jti, found.is_some());
         Ok(found.is_some())
     }
 }

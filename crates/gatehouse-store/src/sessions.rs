@@ -8,6 +8,7 @@ use gatehouse_domain::{StoreError, UserRecord};
 use sqlx::Row;
 
 use crate::audit::insert_events;
+use crate::cache::{Invalidation, announce};
 use crate::error::map_sqlx_error;
 use crate::users::user_from_row;
 use crate::{Database, with_pool};
@@ -78,17 +79,26 @@ impl SessionStore for Database {
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        with_pool!(self, pool => {
+        let cache = self.cache();
+        if let Some(session) = cache.session(id) {
+            return Ok(Some(session));
+        }
+        let load = cache.begin_load();
+        let session = with_pool!(self, pool => {
             match sqlx::query(select_sessions!("WHERE id = $1"))
                 .bind(id)
                 .fetch_optional(pool)
                 .await
                 .map_err(map_sqlx_error)?
             {
-                Some(row) => Ok(Some(session_from_row!(row, ""))),
-                None => Ok(None),
+                Some(row) => Some(session_from_row!(row, "")),
+                None => None,
             }
-        })
+        });
+        if let Some(session) = &session {
+            cache.put_session(load, session);
+        }
+        Ok(session)
     }
 
     async fn session_with_user(
@@ -104,14 +114,22 @@ impl SessionStore for Database {
             s.revoked_at AS s_revoked_at, s.revoked_reason AS s_revoked_reason, s.client_id AS s_client_id, \
             s.scope AS s_scope, s.auth_time AS s_auth_time, s.nonce AS s_nonce, s.amr AS s_amr \
             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
-        with_pool!(self, pool => {
+        let cache = self.cache();
+        if let Some(session) = cache.session(id)
+            && let Some(user) = cache.user(&session.user_id)
+        {
+            return Ok(Some((session, user)));
+        }
+        let load = cache.begin_load();
+        let (session, user) = with_pool!(self, pool => {
             let Some(row) = sqlx::query(SQL).bind(id).fetch_optional(pool).await.map_err(map_sqlx_error)? else {
                 return Ok(None);
             };
-            let session = session_from_row!(&row, "s_");
-            let user = user_from_row!(&row);
-            Ok(Some((session, user)))
-        })
+            (session_from_row!(&row, "s_"), user_from_row!(&row))
+        });
+        cache.put_session(load, &session);
+        cache.put_user(load, &user);
+        Ok(Some((session, user)))
     }
 
     async fn refresh_token(
@@ -175,7 +193,10 @@ impl SessionStore for Database {
                 .execute(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
+            let changed = [Invalidation::Session(&replacement.session_id)];
+            announce!(self, &mut *transaction, &changed);
             transaction.commit().await.map_err(map_sqlx_error)?;
+            self.cache().invalidate(&changed);
             Ok(true)
         })
     }
@@ -201,7 +222,10 @@ impl SessionStore for Database {
             .map_err(map_sqlx_error)?
             .rows_affected();
             insert_events!(&mut *transaction, events);
+            let changed = [Invalidation::Session(session_id)];
+            announce!(self, &mut *transaction, &changed);
             transaction.commit().await.map_err(map_sqlx_error)?;
+            self.cache().invalidate(&changed);
             Ok(revoked == 1)
         })
     }

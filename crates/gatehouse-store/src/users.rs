@@ -8,6 +8,7 @@ use gatehouse_domain::{StoreError, UserRecord, UserStore};
 use sqlx::Row;
 
 use crate::audit::insert_events;
+use crate::cache::{Invalidation, announce};
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
 
@@ -160,7 +161,16 @@ impl UserStore for Database {
     }
 
     async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
-        fetch_user!(self, select_users!("WHERE id = $1"), id)
+        let cache = self.cache();
+        if let Some(user) = cache.user(id) {
+            return Ok(Some(user));
+        }
+        let load = cache.begin_load();
+        let user = fetch_user!(self, select_users!("WHERE id = $1"), id)?;
+        if let Some(user) = &user {
+            cache.put_user(load, user);
+        }
+        Ok(user)
     }
 
     async fn user_by_email_digest(&self, digest: &[u8]) -> Result<Option<UserRecord>, StoreError> {
@@ -218,7 +228,10 @@ impl UserStore for Database {
                 None => FailedSignIn { attempts: 0, locked_until: None },
             };
             insert_events!(&mut *transaction, events);
+            let changed = [Invalidation::User(user_id)];
+            announce!(self, &mut *transaction, &changed);
             transaction.commit().await.map_err(map_sqlx_error)?;
+            self.cache().invalidate(&changed);
             outcome
         });
         Ok(outcome)
@@ -265,7 +278,10 @@ impl UserStore for Database {
             .map_err(map_sqlx_error)?
             .rows_affected();
             insert_events!(&mut *transaction, events);
+            let changed = [Invalidation::User(&user.id), Invalidation::SessionsOfUser(&user.id)];
+            announce!(self, &mut *transaction, &changed);
             transaction.commit().await.map_err(map_sqlx_error)?;
+            self.cache().invalidate(&changed);
             revoked
         });
         Ok(revoked)
@@ -284,7 +300,10 @@ impl UserStore for Database {
             if deleted == 1 {
                 insert_events!(&mut *transaction, events);
             }
+            let changed = [Invalidation::User(user_id), Invalidation::SessionsOfUser(user_id)];
+            announce!(self, &mut *transaction, &changed);
             transaction.commit().await.map_err(map_sqlx_error)?;
+            self.cache().invalidate(&changed);
             deleted == 1
         });
         Ok(deleted)

@@ -455,6 +455,8 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         Pages::new(core.config.branding.clone(), &core.config.issuer(), &core.master_keys.current)
             .map_err(|message| StartupError::Other(format!("hosted pages: {message}")))?;
     let Core { config, database, keys, clock, notifier, .. } = core;
+    // Only the server caches; the CLI (build_core) always reads the database.
+    database.start_cache(Duration::from_secs(config.cache.ttl_seconds));
     let mut channels: Vec<Arc<dyn Channel>> = email_channel(&config)?.into_iter().collect();
     channels.extend(sms_channel(&config)?);
     let worker = Some(OutboxWorker::new(

@@ -74,6 +74,7 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("outbox.backoff_max_ms", Kind::Integer),
     ("outbox.max_attempts", Kind::Integer),
     ("outbox.lease_seconds", Kind::Integer),
+    ("cache.ttl_seconds", Kind::Integer),
     ("mfa.policy", Kind::Text),
     ("mfa.totp_issuer", Kind::Text),
     ("mfa.trusted_device_days", Kind::Integer),

@@ -66,6 +66,7 @@ pub struct Config {
     pub magic_link: MagicLinkConfig,
     pub notices: NoticesConfig,
     pub outbox: OutboxConfig,
+    pub cache: CacheConfig,
     pub mfa: MfaConfig,
     /// The SMS gateway (Twilio-compatible), for MFA codes by text message.
     pub sms: SmsConfig,
@@ -179,6 +180,22 @@ pub struct NoticesConfig {
 impl Default for NoticesConfig {
     fn default() -> Self {
         Self { new_device: true }
+    }
+}
+
+/// The in-memory read cache of sessions, users, clients and token revocations.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// How long an entry may be served; 0 turns the cache off. Changes made through any
+    /// Gatehouse instance evict entries at once; this bounds only changes made behind its
+    /// back (another process writing the same SQLite file).
+    pub ttl_seconds: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { ttl_seconds: 30 }
     }
 }
 
@@ -367,6 +384,7 @@ impl Default for Config {
             magic_link: MagicLinkConfig::default(),
             notices: NoticesConfig::default(),
             outbox: OutboxConfig::default(),
+            cache: CacheConfig::default(),
             mfa: MfaConfig::default(),
             sms: SmsConfig::default(),
             clients: Vec::new(),

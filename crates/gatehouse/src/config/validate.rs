@@ -188,6 +188,9 @@ impl Config {
                 "at least 1 (disable limits with GATEHOUSE_RATE_LIMIT_ENABLED=false)",
             ));
         }
+        if self.cache.ttl_seconds > 3600 {
+            return Err(error("cache.ttl_seconds", "between 0 and 3600"));
+        }
         let outbox = &self.outbox;
         if !(10..=60_000).contains(&outbox.poll_interval_ms) {
             return Err(error("outbox.poll_interval_ms", "between 10 and 60000"));

@@ -1,0 +1,366 @@
+//! The read cache of the hot paths: sessions, users, OAuth clients and access-token
+//! revocations, kept in process memory so a bearer check, an introspection or a userinfo call
+//! does not go to the database on every request.
+//!
+//! Invariants:
+//! - Off until the server turns it on ([`crate::Database::start_cache`]); the CLI and bare
+//!   stores never cache.
+//! - Every store write that changes a cached row names what it changed (an [`Invalidation`]).
+//!   The entry is evicted in this process right after the commit; on PostgreSQL the same
+//!   names travel to every other instance by `NOTIFY`, sent inside the write's transaction
+//!   (so only committed changes are announced), and each instance's listener evicts them.
+//! - A read that raced with an invalidation never stores its (possibly stale) answer: loads
+//!   note the generation before reading and insert only if no invalidation happened since
+//!   (checked under the map's lock, which invalidations take after bumping the generation).
+//! - On PostgreSQL the cache is used only while the listener is connected; when it drops, the
+//!   cache is emptied and bypassed until it listens again (missed notifications cannot leave
+//!   stale entries behind). Entries also expire after a TTL, which bounds staleness from
+//!   writers that cannot notify (another process writing the same SQLite file, e.g. the CLI).
+//! - Absence is never cached: a row created elsewhere is found at once.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use gatehouse_domain::UserRecord;
+use gatehouse_domain::oauth::client::ClientRecord;
+use gatehouse_domain::sessions::SessionRecord;
+
+/// Inside a write's transaction, before its commit: announces what it changes to the other
+/// instances (PostgreSQL `NOTIFY`, delivered only if the transaction commits). After the
+/// commit the writer calls [`ReadCache::invalidate`] with the same items for this process.
+macro_rules! announce {
+    ($database:expr, $executor:expr, $items:expr) => {
+        if let Some(channel) = $database.notify_channel() {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind($crate::cache::payload($items))
+                .execute($executor)
+                .await
+                .map_err($crate::error::map_sqlx_error)?;
+        }
+    };
+}
+pub(crate) use announce;
+
+/// Entries per map before the map is emptied (a crude bound that keeps memory predictable).
+const MAX_ENTRIES: usize = 100_000;
+
+/// Separates the items of one notification payload.
+const SEPARATOR: char = '\u{1f}';
+
+/// What a write changed, named so caches can drop it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Invalidation<'a> {
+    Session(&'a str),
+    User(&'a str),
+    SessionsOfUser(&'a str),
+    SessionsOfClient(&'a str),
+    Client(&'a str),
+    AccessToken(&'a str),
+}
+
+impl Invalidation<'_> {
+    fn encode(&self, out: &mut String) {
+        let (kind, key) = match self {
+            Invalidation::Session(key) => ("s", key),
+            Invalidation::User(key) => ("u", key),
+            Invalidation::SessionsOfUser(key) => ("su", key),
+            Invalidation::SessionsOfClient(key) => ("sc", key),
+            Invalidation::Client(key) => ("c", key),
+            Invalidation::AccessToken(key) => ("r", key),
+        };
+        if !out.is_empty() {
+            out.push(SEPARATOR);
+        }
+        out.push_str(kind);
+        out.push(':');
+        out.push_str(key);
+    }
+}
+
+/// The payload that names `items` (one `NOTIFY`, applied with [`ReadCache::apply`]).
+pub(crate) fn payload(items: &[Invalidation<'_>]) -> String {
+    let mut out = String::new();
+    for item in items {
+        item.encode(&mut out);
+    }
+    out
+}
+
+struct Map<V> {
+    entries: RwLock<HashMap<String, (V, Instant)>>,
+}
+
+impl<V: Clone> Map<V> {
+    fn new() -> Self {
+        Self { entries: RwLock::new(HashMap::new()) }
+    }
+
+    fn get(&self, key: &str, ttl: Duration) -> Option<V> {
+        let entries = self.entries.read().ok()?;
+        let (value, stored) = entries.get(key)?;
+        (stored.elapsed() < ttl).then(|| value.clone())
+    }
+
+    fn remove(&self, key: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.remove(key);
+        }
+    }
+
+    fn retain(&self, keep: impl Fn(&V) -> bool) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.retain(|_, (value, _)| keep(value));
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.clear();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.read().map_or(0, |entries| entries.len())
+    }
+}
+
+/// The cache one [`crate::Database`] (and its clones) share.
+pub struct ReadCache {
+    enabled: AtomicBool,
+    ttl_millis: AtomicU64,
+    generation: AtomicU64,
+    sessions: Map<SessionRecord>,
+    users: Map<UserRecord>,
+    clients: Map<ClientRecord>,
+    revoked_tokens: Map<bool>,
+}
+
+impl std::fmt::Debug for ReadCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadCache")
+            .field("enabled", &self.enabled.load(Ordering::Relaxed))
+            .field("sessions", &self.sessions.len())
+            .field("users", &self.users.len())
+            .field("clients", &self.clients.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ReadCache {
+    fn default() -> Self {
+        Self {
+            enabled: AtomicBool::new(false),
+            ttl_millis: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            sessions: Map::new(),
+            users: Map::new(),
+            clients: Map::new(),
+            revoked_tokens: Map::new(),
+        }
+    }
+}
+
+/// A load in progress: the generation it started from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Load(Option<u64>);
+
+impl ReadCache {
+    pub(crate) fn set_ttl(&self, ttl: Duration) {
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        self.ttl_millis.store(millis, Ordering::Release);
+    }
+
+    /// Starts (`true`) or stops (`false`) serving from memory; both empty the cache.
+    pub(crate) fn set_enabled(&self, enabled: bool) {
+        self.flush();
+        self.enabled.store(enabled, Ordering::Release);
+        self.flush();
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Acquire)
+    }
+
+    fn ttl(&self) -> Option<Duration> {
+        if !self.is_enabled() {
+            return None;
+        }
+        Some(Duration::from_millis(self.ttl_millis.load(Ordering::Acquire)))
+    }
+
+    /// Empties every map.
+    pub(crate) fn flush(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.sessions.clear();
+        self.users.clear();
+        self.clients.clear();
+        self.revoked_tokens.clear();
+    }
+
+    /// Notes the generation before a database read whose answer may be cached.
+    pub(crate) fn begin_load(&self) -> Load {
+        Load(self.is_enabled().then(|| self.generation.load(Ordering::Acquire)))
+    }
+
+    fn put<V: Clone>(&self, map: &Map<V>, load: Load, key: &str, value: V) {
+        let Some(generation) = load.0 else { return };
+        if !self.is_enabled() {
+            return;
+        }
+        let Ok(mut entries) = map.entries.write() else { return };
+        // Checked under the lock: an invalidation bumps the generation before it takes the
+        // lock to evict, so either it sees this entry and removes it, or this sees its bump.
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key.to_owned(), (value, Instant::now()));
+    }
+
+    pub(crate) fn session(&self, id: &str) -> Option<SessionRecord> {
+        self.sessions.get(id, self.ttl()?)
+    }
+
+    pub(crate) fn put_session(&self, load: Load, session: &SessionRecord) {
+        self.put(&self.sessions, load, &session.id, session.clone());
+    }
+
+    pub(crate) fn user(&self, id: &str) -> Option<UserRecord> {
+        self.users.get(id, self.ttl()?)
+    }
+
+    pub(crate) fn put_user(&self, load: Load, user: &UserRecord) {
+        self.put(&self.users, load, &user.id, user.clone());
+    }
+
+    pub(crate) fn client(&self, client_id: &str) -> Option<ClientRecord> {
+        self.clients.get(client_id, self.ttl()?)
+    }
+
+    pub(crate) fn put_client(&self, load: Load, client: &ClientRecord) {
+        self.put(&self.clients, load, &client.client_id, client.clone());
+    }
+
+    pub(crate) fn token_revoked(&self, jti: &str) -> Option<bool> {
+        self.revoked_tokens.get(jti, self.ttl()?)
+    }
+
+    pub(crate) fn put_token_revoked(&self, load: Load, jti: &str, revoked: bool) {
+        self.put(&self.revoked_tokens, load, jti, revoked);
+    }
+
+    /// Evicts what `items` name (after this process committed them).
+    pub(crate) fn invalidate(&self, items: &[Invalidation<'_>]) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for item in items {
+            self.evict(*item);
+        }
+    }
+
+    /// Evicts what a notification payload names (a commit of any instance).
+    pub(crate) fn apply(&self, payload: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for item in payload.split(SEPARATOR) {
+            let Some((kind, key)) = item.split_once(':') else { continue };
+            let item = match kind {
+                "s" => Invalidation::Session(key),
+                "u" => Invalidation::User(key),
+                "su" => Invalidation::SessionsOfUser(key),
+                "sc" => Invalidation::SessionsOfClient(key),
+                "c" => Invalidation::Client(key),
+                "r" => Invalidation::AccessToken(key),
+                _ => {
+                    // A newer instance's kind we don't know: be safe.
+                    self.flush();
+                    return;
+                }
+            };
+            self.evict(item);
+        }
+    }
+
+    fn evict(&self, item: Invalidation<'_>) {
+        match item {
+            Invalidation::Session(id) => self.sessions.remove(id),
+            Invalidation::User(id) => self.users.remove(id),
+            Invalidation::SessionsOfUser(user_id) => {
+                self.sessions.retain(|session| session.user_id != user_id);
+            }
+            Invalidation::SessionsOfClient(client_id) => {
+                self.sessions.retain(|session| session.client_id.as_deref() != Some(client_id));
+            }
+            Invalidation::Client(client_id) => self.clients.remove(client_id),
+            Invalidation::AccessToken(jti) => self.revoked_tokens.remove(jti),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enabled() -> ReadCache {
+        let cache = ReadCache::default();
+        cache.set_ttl(Duration::from_secs(60));
+        cache.set_enabled(true);
+        cache
+    }
+
+    #[test]
+    fn a_load_that_raced_with_an_invalidation_is_not_stored() {
+        let cache = enabled();
+        let load = cache.begin_load();
+        cache.invalidate(&[Invalidation::AccessToken("jti-1")]);
+        cache.put_token_revoked(load, "jti-1", false);
+        assert_eq!(cache.token_revoked("jti-1"), None);
+
+        let load = cache.begin_load();
+        cache.put_token_revoked(load, "jti-1", false);
+        assert_eq!(cache.token_revoked("jti-1"), Some(false));
+    }
+
+    #[test]
+    fn a_payload_evicts_what_it_names_and_nothing_else() {
+        let cache = enabled();
+        for jti in ["a", "b", "c:d"] {
+            cache.put_token_revoked(cache.begin_load(), jti, false);
+        }
+        cache.apply(&payload(&[Invalidation::AccessToken("a"), Invalidation::AccessToken("c:d")]));
+        assert_eq!(cache.token_revoked("a"), None);
+        assert_eq!(cache.token_revoked("b"), Some(false));
+        assert_eq!(cache.token_revoked("c:d"), None);
+    }
+
+    #[test]
+    fn a_disabled_cache_stores_and_answers_nothing() {
+        let cache = ReadCache::default();
+        cache.set_ttl(Duration::from_secs(60));
+        cache.put_token_revoked(cache.begin_load(), "a", true);
+        assert_eq!(cache.token_revoked("a"), None);
+        let cache = enabled();
+        cache.put_token_revoked(cache.begin_load(), "a", true);
+        cache.set_enabled(false);
+        assert_eq!(cache.token_revoked("a"), None);
+    }
+
+    #[test]
+    fn entries_expire_after_the_ttl() {
+        let cache = enabled();
+        cache.set_ttl(Duration::ZERO);
+        cache.put_token_revoked(cache.begin_load(), "a", true);
+        assert_eq!(cache.token_revoked("a"), None);
+    }
+
+    #[test]
+    fn an_unknown_kind_empties_the_cache() {
+        let cache = enabled();
+        cache.put_token_revoked(cache.begin_load(), "a", true);
+        cache.apply("zz:1");
+        assert_eq!(cache.token_revoked("a"), None);
+    }
+}

@@ -1,0 +1,195 @@
+//! The read cache of the hot paths never outlives a change: on one instance a revocation,
+//! suspension or client deletion is seen by the very next request even when the old answer
+//! was cached; on PostgreSQL a second instance learns of it through NOTIFY.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use gatehouse_crypto::MasterKey;
+use gatehouse_domain::oauth::clients::NewClient;
+use gatehouse_store::backend_tests;
+use gatehouse_store::testing::TestDatabase;
+use reqwest::StatusCode;
+use serde_json::json;
+use support::{STRONG_PASSWORD, TestApp};
+
+backend_tests!(
+    a_revoked_session_stops_its_cached_token_at_once,
+    a_suspended_user_stops_their_cached_token_at_once,
+    a_deleted_client_stops_authenticating_at_once,
+    a_revoked_access_token_is_inactive_after_a_cached_introspection,
+);
+
+fn service_client() -> NewClient {
+    NewClient {
+        name: "service".into(),
+        grant_types: vec!["client_credentials".into()],
+        scopes: vec!["api:read".into()],
+        ..NewClient::default()
+    }
+}
+
+async fn client_credentials(app: &TestApp, id: &str, secret: &str) -> (StatusCode, String) {
+    let (status, body) = app
+        .post_form(
+            "/oauth2/token",
+            Some((id, secret)),
+            &[("grant_type", "client_credentials"), ("scope", "api:read")],
+        )
+        .await;
+    (status, body["access_token"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn a_revoked_session_stops_its_cached_token_at_once(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    assert!(app.database.cache().is_enabled() || test.postgres_schema.is_some());
+    let tokens = app.sign_up("cached@example.com", STRONG_PASSWORD).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let session = tokens["session_id"].as_str().unwrap();
+    for _ in 0..3 {
+        assert_eq!(app.get_auth("/v1/me", token).await.0, StatusCode::OK);
+    }
+    let (status, _) = app
+        .send(reqwest::Method::DELETE, &format!("/v1/me/sessions/{session}"), Some(token), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get_auth("/v1/me", token).await.0, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+async fn a_suspended_user_stops_their_cached_token_at_once(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let admin = app.admin_key().await;
+    let tokens = app.sign_up("suspended@example.com", STRONG_PASSWORD).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let user = tokens["user"]["id"].as_str().unwrap();
+    for _ in 0..3 {
+        assert_eq!(app.get_auth("/v1/me", token).await.0, StatusCode::OK);
+    }
+    let (status, body) = app
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/admin/users/{user}/suspend"),
+            Some(&admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(app.get_auth("/v1/me", token).await.0, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+async fn a_deleted_client_stops_authenticating_at_once(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let admin = app.admin_key().await;
+    let (id, secret) = app.client(service_client()).await;
+    let secret = secret.unwrap();
+    for _ in 0..3 {
+        assert_eq!(client_credentials(&app, &id, &secret).await.0, StatusCode::OK);
+    }
+    let (status, _) = app
+        .send(reqwest::Method::DELETE, &format!("/v1/admin/clients/{id}"), Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(client_credentials(&app, &id, &secret).await.0, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+async fn a_revoked_access_token_is_inactive_after_a_cached_introspection(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let (id, secret) = app.client(service_client()).await;
+    let secret = secret.unwrap();
+    let (_, token) = client_credentials(&app, &id, &secret).await;
+    for _ in 0..3 {
+        let (status, body) =
+            app.post_form("/oauth2/introspect", Some((&id, &secret)), &[("token", &token)]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["active"], true);
+    }
+    let (status, _) =
+        app.post_form("/oauth2/revoke", Some((&id, &secret)), &[("token", &token)]).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) =
+        app.post_form("/oauth2/introspect", Some((&id, &secret)), &[("token", &token)]).await;
+    assert_eq!(body["active"], false);
+    app.stop().await;
+}
+
+/// Polls `check` until it holds or `deadline` passes (NOTIFY reaches the other instance
+/// asynchronously, a few milliseconds after the commit).
+async fn eventually<F, Fut>(deadline: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return true;
+        }
+        if started.elapsed() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Two instances on one PostgreSQL database: what one changes, the other stops serving from
+/// its cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_drops_what_the_first_changed() {
+    let Some(test) = TestDatabase::postgres().await.unwrap() else {
+        eprintln!("skipped: set GATEHOUSE_TEST_POSTGRES_URL");
+        return;
+    };
+    let key = MasterKey::generate();
+    // Instances behind one load balancer share the issuer their tokens name.
+    let shared = [("GATEHOUSE_ISSUER", "http://gatehouse.test")];
+    let first = TestApp::spawn_with(&test, &key, &shared).await;
+    let second = TestApp::spawn_with(&test, &key, &shared).await;
+    for app in [&first, &second] {
+        let database = app.database.clone();
+        let listening =
+            eventually(Duration::from_secs(10), || async { database.cache().is_enabled() }).await;
+        assert!(listening, "the cache turns on once the instance listens");
+    }
+
+    // A session revoked through the first instance.
+    let tokens = first.sign_up("two@example.com", STRONG_PASSWORD).await;
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let session = tokens["session_id"].as_str().unwrap();
+    for _ in 0..3 {
+        let (status, body) = second.get_auth("/v1/me", &token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, _) = first
+        .send(reqwest::Method::DELETE, &format!("/v1/me/sessions/{session}"), Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let stopped = eventually(Duration::from_secs(5), || async {
+        second.get_auth("/v1/me", &token).await.0 == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert!(stopped, "the second instance stops the revoked session's token");
+
+    // A client deleted through the first instance.
+    let admin = first.admin_key().await;
+    let (id, secret) = first.client(service_client()).await;
+    let secret = secret.unwrap();
+    for _ in 0..3 {
+        assert_eq!(client_credentials(&second, &id, &secret).await.0, StatusCode::OK);
+    }
+    let (status, _) = first
+        .send(reqwest::Method::DELETE, &format!("/v1/admin/clients/{id}"), Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let refused = eventually(Duration::from_secs(5), || async {
+        client_credentials(&second, &id, &secret).await.0 == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert!(refused, "the second instance refuses the deleted client");
+    first.stop().await;
+    second.stop().await;
+}
