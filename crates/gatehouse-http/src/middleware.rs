@@ -34,7 +34,9 @@ pub(crate) fn wrap(routes: Router<AppState>, state: AppState) -> Router {
                         .get::<RequestId>()
                         .and_then(|id| id.header_value().to_str().ok())
                         .unwrap_or("-");
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
+                    // DEBUG: formatting three fields per request costs a tenth of a cheap
+                    // request's time; `observe` names the request in the lines it logs.
+                    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
                 }))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(from_fn_with_state(state.clone(), observe))
@@ -57,6 +59,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let started = Instant::now();
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
+    let request_id = request.extensions().get::<RequestId>().cloned();
     let mut response = next.run(request).await;
     let status = response.status();
     state.metrics.record_request(
@@ -65,20 +68,33 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         status.as_u16(),
         started.elapsed().as_secs_f64(),
     );
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let request_id =
+        request_id.as_ref().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
     if let Some(error) = response.extensions_mut().remove::<ErrorForLog>() {
         let internal = error.internal.as_deref().unwrap_or("");
         if status.is_server_error() {
             tracing::error!(
+                %method,
+                route,
+                request_id,
                 status = status.as_u16(),
                 code = error.code,
                 internal,
                 "request failed"
             );
         } else {
-            tracing::info!(status = status.as_u16(), code = error.code, "request rejected");
+            tracing::info!(
+                %method,
+                route,
+                request_id,
+                status = status.as_u16(),
+                code = error.code,
+                "request rejected"
+            );
         }
     } else if status == StatusCode::REQUEST_TIMEOUT {
-        tracing::warn!("request timed out");
+        tracing::warn!(%method, route, request_id, "request timed out");
     }
     response
 }
