@@ -173,9 +173,9 @@ impl ReadCache {
         self.ttl_millis.store(millis, Ordering::Release);
     }
 
-    /// Starts (`true`) or stops (`false`) serving from memory; both empty the cache.
+    /// Starts (`true`) or stops (`false`) serving from memory; both empty the cache (the
+    /// flush's generation bump also refuses any load that was in flight across the switch).
     pub(crate) fn set_enabled(&self, enabled: bool) {
-        self.flush();
         self.enabled.store(enabled, Ordering::Release);
         self.flush();
     }
