@@ -572,6 +572,8 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
     ]
     try:
         for key, title, function in scenarios:
+            if not wanted(key):
+                continue
             result = run(title, function)
             if result is not None:
                 record(key, title, result)
@@ -582,6 +584,8 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
     for algorithm in ("ES256", "EdDSA"):
         if postgres and not args.postgres_all:
             break
+        if not wanted(f"cc-{algorithm}"):
+            continue
         instance = Gatehouse(args, workdir, f"{variant}-{algorithm.lower()}", algorithm,
                              postgres=postgres)
         try:
@@ -601,7 +605,7 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
             instance.stop()
 
     # Sign-in with the OWASP minimum Argon2id parameters.
-    if postgres and not args.postgres_all:
+    if (postgres and not args.postgres_all) or not wanted("signin-owasp"):
         return
     owasp = Gatehouse(args, workdir, f"{variant}-owasp", argon2=OWASP_ARGON2, postgres=postgres)
     try:
@@ -618,6 +622,11 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
         FAILURES.append(f"{label} OWASP: {error}")
     finally:
         owasp.stop()
+
+
+def wanted(key: str) -> bool:
+    """Whether --only (when given) names this scenario."""
+    return not ARGS.only or key in ARGS.only.split(",")
 
 
 def introspect_revoked(load: Load, main: Gatehouse, cc_auth: str) -> dict:
@@ -1232,6 +1241,8 @@ def main() -> int:
                         help="also ES256/EdDSA and the OWASP sign-in on PostgreSQL")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--no-ceilings", action="store_true")
+    parser.add_argument("--only", help="comma-separated scenario keys to run (e.g. jwks,me, "
+                                       "cc-ES256, signin-owasp); for profiling, not for reports")
     parser.add_argument("--postgres-url", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379")
     parser.add_argument("--output", help="markdown report (default docs/benchmarks.md; "

@@ -46,6 +46,12 @@ impl Digester {
         Digester { key: master.derive(&format!("digest/{purpose}")) }
     }
 
+    /// A digester whose random key lives only in this process: for in-memory lookups keyed by
+    /// a secret (a cache of verified tokens) that must not keep the secret itself.
+    pub fn ephemeral() -> Digester {
+        Digester { key: Zeroizing::new(crate::token::random_bytes::<32>()) }
+    }
+
     /// The 32-byte HMAC-SHA256 of `data`.
     pub fn digest(&self, data: &[u8]) -> [u8; 32] {
         hmac_sha256(&self.key, data)

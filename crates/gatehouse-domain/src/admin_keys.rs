@@ -17,6 +17,8 @@ use crate::users::SYSTEM_ROLE_ADMIN;
 /// Prefix of admin API keys, so secret scanners can recognise a leaked one.
 pub const ADMIN_KEY_PREFIX: &str = "gha_";
 pub const ADMIN_KEY_DIGEST_PURPOSE: &str = "admin-api-key";
+/// How precisely an admin key's `last_used_at` is kept.
+pub const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AdminKeyRecord {
@@ -122,7 +124,12 @@ impl AdminKeyService {
         if key.revoked_at.is_some() {
             return Err(DomainError::InvalidToken);
         }
-        self.store.touch_admin_key(&key.id, self.clock.now()).await?;
+        // `last_used_at` is kept to the minute: a write on every admin request would serialise
+        // the API behind the database's writer (one writer on SQLite) for no information.
+        let now = self.clock.now();
+        if key.last_used_at.is_none_or(|used| now - used >= LAST_USED_RESOLUTION_SECONDS) {
+            self.store.touch_admin_key(&key.id, now).await?;
+        }
         Ok(Some(AdminPrincipal { actor: Actor::AdminKey(key.id) }))
     }
 }

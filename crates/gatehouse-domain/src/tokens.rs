@@ -1,9 +1,10 @@
 //! Access tokens: JWTs (`typ: at+jwt`, RFC 9068 shape) signed by the active key, verifiable by
 //! anyone holding the JWKS; and opaque refresh tokens, stored only as keyed digests.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use gatehouse_crypto::{Digester, jsonwebtoken};
+use gatehouse_crypto::{Digester, PublicKeySet, jsonwebtoken};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
@@ -70,7 +71,77 @@ pub struct TokenService {
     clock: Arc<dyn Clock>,
     refresh_digester: Digester,
     settings: TokenSettings,
+    verified: VerifiedTokens,
 }
+
+/// How many verified access tokens [`VerifiedTokens`] remembers before it starts over.
+const VERIFIED_TOKENS_CAPACITY: usize = 16_384;
+
+/// Access tokens whose signature, type, issuer and audience have been checked against the
+/// current key set, so a token presented again (a resource server introspecting, a client
+/// calling userinfo or `/v1/me`) skips the RSA/ECDSA verification.
+///
+/// What is remembered is a pure function of the token and the key set: entries are keyed by a
+/// digest under a per-process random key (the tokens themselves are not kept), belong to the
+/// key set they were checked against (any reload of the keys starts an empty map), and expiry
+/// is still checked on every use. Revocation and the session are never cached here: callers
+/// ask the store every time.
+struct VerifiedTokens {
+    digester: Digester,
+    inner: Mutex<VerifiedInner>,
+}
+
+#[derive(Default)]
+struct VerifiedInner {
+    key_set: Option<Arc<PublicKeySet>>,
+    claims: HashMap<[u8; 32], Arc<AccessTokenClaims>>,
+}
+
+impl VerifiedTokens {
+    fn new() -> Self {
+        Self { digester: Digester::ephemeral(), inner: Mutex::default() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VerifiedInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(
+        &self,
+        key_set: &Arc<PublicKeySet>,
+        digest: &[u8; 32],
+    ) -> Option<Arc<AccessTokenClaims>> {
+        let inner = self.lock();
+        match &inner.key_set {
+            Some(known) if Arc::ptr_eq(known, key_set) => inner.claims.get(digest).cloned(),
+            _ => None,
+        }
+    }
+
+    fn insert(
+        &self,
+        key_set: &Arc<PublicKeySet>,
+        digest: [u8; 32],
+        claims: Arc<AccessTokenClaims>,
+        now: i64,
+    ) {
+        let mut inner = self.lock();
+        if !inner.key_set.as_ref().is_some_and(|known| Arc::ptr_eq(known, key_set)) {
+            inner.key_set = Some(Arc::clone(key_set));
+            inner.claims.clear();
+        }
+        if inner.claims.len() >= VERIFIED_TOKENS_CAPACITY {
+            inner.claims.retain(|_, claims| claims.exp + ACCESS_TOKEN_LEEWAY_SECONDS >= now);
+            if inner.claims.len() >= VERIFIED_TOKENS_CAPACITY {
+                inner.claims.clear();
+            }
+        }
+        inner.claims.insert(digest, claims);
+    }
+}
+
+/// Clock skew tolerated on `exp`.
+const ACCESS_TOKEN_LEEWAY_SECONDS: i64 = 30;
 
 impl TokenService {
     pub fn new(
@@ -79,7 +150,7 @@ impl TokenService {
         refresh_digester: Digester,
         settings: TokenSettings,
     ) -> Self {
-        Self { keys, clock, refresh_digester, settings }
+        Self { keys, clock, refresh_digester, settings, verified: VerifiedTokens::new() }
     }
 
     pub fn settings(&self) -> &TokenSettings {
@@ -139,20 +210,29 @@ impl TokenService {
     /// the caller's question (the account service asks the store).
     pub async fn verify_access_token(&self, token: &str) -> Result<AccessTokenClaims, DomainError> {
         let verifier = self.keys.verifier().await?;
-        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-        validation.set_issuer(&[&self.settings.issuer]);
-        validation.set_audience(&[&self.settings.audience]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        validation.leeway = 30;
-        let claims: AccessTokenClaims = verifier
-            .verify(token, Some(ACCESS_TOKEN_TYPE), &validation)
-            .map_err(|_| DomainError::InvalidToken)?;
-        // jsonwebtoken checks `exp` against the system clock; check ours too, so an injected
-        // clock (tests, skew handling) has the last word.
-        if claims.exp + 30 < self.clock.now() {
+        let digest = self.verified.digester.digest(token.as_bytes());
+        let claims = match self.verified.get(&verifier, &digest) {
+            Some(claims) => claims,
+            None => {
+                let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+                validation.set_issuer(&[&self.settings.issuer]);
+                validation.set_audience(&[&self.settings.audience]);
+                validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+                validation.leeway = ACCESS_TOKEN_LEEWAY_SECONDS as u64;
+                let claims: AccessTokenClaims = verifier
+                    .verify(token, Some(ACCESS_TOKEN_TYPE), &validation)
+                    .map_err(|_| DomainError::InvalidToken)?;
+                let claims = Arc::new(claims);
+                self.verified.insert(&verifier, digest, Arc::clone(&claims), self.clock.now());
+                claims
+            }
+        };
+        // jsonwebtoken checks `exp` against the system clock on the first verification; ours
+        // has the last word, on every use (an injected clock in tests, skew handling).
+        if claims.exp + ACCESS_TOKEN_LEEWAY_SECONDS < self.clock.now() {
             return Err(DomainError::InvalidToken);
         }
-        Ok(claims)
+        Ok(AccessTokenClaims::clone(&claims))
     }
 
     /// Reads an ID token we issued, for `id_token_hint`: the signature and issuer must check

@@ -20,7 +20,7 @@ pub use error::{ApiError, FieldError, Problem};
 pub use extract::{ApiJson, ApiQuery, OptionalApiJson};
 pub use metrics::Metrics;
 pub use ratelimit::RateLimits;
-pub use state::{AppState, HttpSettings};
+pub use state::{AppServices, AppState, HttpSettings};
 
 use axum::Router;
 

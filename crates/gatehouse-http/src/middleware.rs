@@ -1,21 +1,23 @@
 //! The middleware stack: request ids, tracing spans, metrics, error logging, security headers,
 //! panics as 500 problems, timeouts and body limits.
+//!
+//! Request ids, the span, metrics, logging and the response headers are one middleware
+//! ([`observe`]) rather than six tower layers: the router clones and drops the whole layered
+//! service for every request, and each layer adds its own future, so folding them measurably
+//! raises the throughput of the cheapest routes (JWKS, discovery).
 
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::request_id::RequestId;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tracing::Instrument as _;
 
 use crate::error::{ApiError, ErrorForLog};
 use crate::state::AppState;
@@ -27,40 +29,64 @@ pub(crate) fn wrap(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                    let request_id = request
-                        .extensions()
-                        .get::<RequestId>()
-                        .and_then(|id| id.header_value().to_str().ok())
-                        .unwrap_or("-");
-                    // DEBUG: formatting three fields per request costs a tenth of a cheap
-                    // request's time; `observe` names the request in the lines it logs.
-                    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
-                }))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(from_fn_with_state(state.clone(), observe))
-                // Headers every answer carries: no sniffing, no framing, no referrer leaks;
-                // a handler's own CSP and Cache-Control win.
-                .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-                .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-                .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-                .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")))
-                .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-                .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
-                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout))
+                .layer(CatchPanicLayer::custom(|_| {
+                    ApiError::internal("a handler panicked").into_response()
+                }))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    settings.request_timeout,
+                ))
                 .layer(DefaultBodyLimit::max(settings.body_limit_bytes)),
         )
         .with_state(state)
 }
 
-/// Records the request in metrics and logs an error answer once, with its internal cause.
-async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The request's id: the one a proxy sent (so logs line up across hops), or a new UUID.
+fn request_id(headers: &HeaderMap) -> Option<HeaderValue> {
+    if let Some(sent) = headers.get(&REQUEST_ID) {
+        return Some(sent.clone());
+    }
+    let mut buffer = uuid::Uuid::encode_buffer();
+    HeaderValue::from_str(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer)).ok()
+}
+
+/// Headers every answer carries: no sniffing, no framing, no referrer leaks; a handler's own
+/// CSP and Cache-Control win. The request id goes back to the caller unless a handler set one.
+fn secure_headers(headers: &mut HeaderMap, request_id: Option<HeaderValue>) {
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert_with(|| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    headers.entry(header::CACHE_CONTROL).or_insert_with(|| HeaderValue::from_static("no-store"));
+    if let Some(id) = request_id {
+        headers.entry(REQUEST_ID).or_insert(id);
+    }
+}
+
+/// Gives the request its id, runs it in a (DEBUG) span, records it in metrics, logs an error
+/// answer once with its internal cause, and sets the security headers.
+async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let request_id = request.extensions().get::<RequestId>().cloned();
-    let mut response = next.run(request).await;
+    let id = request_id(request.headers());
+    if let Some(id) = &id {
+        request.headers_mut().insert(REQUEST_ID, id.clone());
+        request.extensions_mut().insert(RequestId::new(id.clone()));
+    }
+    // DEBUG: formatting these fields costs a tenth of a cheap request's time; the lines
+    // logged below name the request themselves. Disabled, the macro formats nothing.
+    let span = tracing::debug_span!(
+        "request",
+        method = %method,
+        path = %request.uri().path(),
+        request_id = id.as_ref().and_then(|id| id.to_str().ok()).unwrap_or("-"),
+    );
+    let mut response = next.run(request).instrument(span).await;
+    secure_headers(response.headers_mut(), id.clone());
     let status = response.status();
     state.metrics.record_request(
         method.as_str(),
@@ -69,8 +95,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         started.elapsed().as_secs_f64(),
     );
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let request_id =
-        request_id.as_ref().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
+    let request_id = id.as_ref().and_then(|id| id.to_str().ok()).unwrap_or("-");
     if let Some(error) = response.extensions_mut().remove::<ErrorForLog>() {
         let internal = error.internal.as_deref().unwrap_or("");
         if status.is_server_error() {

@@ -37,8 +37,27 @@ impl Default for HttpSettings {
     }
 }
 
+/// The handle every handler and middleware receives. One `Arc`, so the two clones a request
+/// makes (middleware and handler state) are one atomic increment each, not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppServices>);
+
+impl AppState {
+    pub fn new(services: AppServices) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppServices;
+
+    fn deref(&self) -> &AppServices {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct AppServices {
     pub keys: Arc<KeyService>,
     /// Pre-serialised JWKS and discovery documents.
     pub documents: Arc<crate::documents::Documents>,

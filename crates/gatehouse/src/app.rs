@@ -29,7 +29,7 @@ use gatehouse_domain::{
     Clock, DomainError, KeyService, KeySettings, ReadinessCheck, StoreError, SystemClock,
 };
 use gatehouse_http::pages::Pages;
-use gatehouse_http::{AppState, HttpSettings, Metrics, RateLimits};
+use gatehouse_http::{AppServices, AppState, HttpSettings, Metrics, RateLimits};
 use gatehouse_store::breach::HibpClient;
 use gatehouse_store::ratelimit::{MemoryRateLimiter, RedisRateLimiter};
 use gatehouse_store::sms::{TwilioChannel, TwilioSettings};
@@ -482,7 +482,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let metrics = Arc::new(Metrics::new().map_err(StartupError::Other)?);
     Metrics::spawn_upkeep(&metrics);
     let per_minute = |limit: u32| RateLimit { limit, window: Duration::from_secs(60) };
-    let state = AppState {
+    let state = AppState::new(AppServices {
         keys: keys.clone(),
         documents: Arc::default(),
         accounts: accounts.clone(),
@@ -507,6 +507,6 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
             ..HttpSettings::default()
         }),
         pages: Arc::new(pages),
-    };
+    });
     Ok(App { config, database, redis, keys, accounts, oauth, admin_keys, hashing, state, worker })
 }

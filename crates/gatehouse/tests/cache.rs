@@ -20,6 +20,8 @@ backend_tests!(
     a_suspended_user_stops_their_cached_token_at_once,
     a_deleted_client_stops_authenticating_at_once,
     a_revoked_access_token_is_inactive_after_a_cached_introspection,
+    an_accepted_access_token_is_refused_once_it_expires,
+    an_altered_copy_of_an_accepted_token_is_refused,
 );
 
 fn service_client() -> NewClient {
@@ -115,6 +117,61 @@ async fn a_revoked_access_token_is_inactive_after_a_cached_introspection(test: T
         app.post_form("/oauth2/introspect", Some((&id, &secret)), &[("token", &token)]).await;
     assert_eq!(body["active"], false);
     app.stop().await;
+}
+
+/// A verified token may be remembered (its signature not checked again), but its expiry is
+/// checked on every use, on `/v1/me` and introspection alike.
+async fn an_accepted_access_token_is_refused_once_it_expires(test: TestDatabase) {
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let clock = std::sync::Arc::new(gatehouse_domain::ManualClock::new(wall.as_secs() as i64));
+    let app =
+        TestApp::spawn_with_clock(&test, &MasterKey::generate(), &[], Some(clock.clone())).await;
+    let tokens = app.sign_up("expiring@example.com", STRONG_PASSWORD).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let (id, secret) = app.client(service_client()).await;
+    let secret = secret.unwrap();
+    let (_, service_token) = client_credentials(&app, &id, &secret).await;
+    for _ in 0..3 {
+        assert_eq!(app.get_auth("/v1/me", token).await.0, StatusCode::OK);
+        let (_, body) = app
+            .post_form("/oauth2/introspect", Some((&id, &secret)), &[("token", &service_token)])
+            .await;
+        assert_eq!(body["active"], true);
+    }
+    // Past the default 15-minute lifetime and the 30-second leeway; the keys are still
+    // published (retention outlives the tokens), so only the expiry check can refuse them.
+    clock.advance(15 * 60 + 31);
+    assert_eq!(app.get_auth("/v1/me", token).await.0, StatusCode::UNAUTHORIZED);
+    let (_, body) = app
+        .post_form("/oauth2/introspect", Some((&id, &secret)), &[("token", &service_token)])
+        .await;
+    assert_eq!(body["active"], false);
+    app.stop().await;
+}
+
+/// The remembered verification belongs to the exact token: a copy with another signature or
+/// other claims is verified on its own, and refused.
+async fn an_altered_copy_of_an_accepted_token_is_refused(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let tokens = app.sign_up("altered@example.com", STRONG_PASSWORD).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    assert_eq!(app.get_auth("/v1/me", token).await.0, StatusCode::OK);
+    let (header_and_claims, signature) = token.rsplit_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    let bad_signature = format!("{header_and_claims}.{flipped}{}", &signature[1..]);
+    assert_eq!(app.get_auth("/v1/me", &bad_signature).await.0, StatusCode::UNAUTHORIZED);
+    let mut parts = token.split('.');
+    let (header, _, signature) = (parts.next().unwrap(), parts.next(), parts.next().unwrap());
+    let other_claims = base64_url(&json!({"sub": "usr_someone_else"}).to_string());
+    let forged = format!("{header}.{other_claims}.{signature}");
+    assert_eq!(app.get_auth("/v1/me", &forged).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get_auth("/v1/me", token).await.0, StatusCode::OK);
+    app.stop().await;
+}
+
+fn base64_url(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
 
 /// Polls `check` until it holds or `deadline` passes (NOTIFY reaches the other instance
