@@ -205,6 +205,35 @@ async fn discovery_advertises_what_is_implemented(test: TestDatabase) {
             .await;
         assert_eq!(status, StatusCode::OK);
     }
+    // A browser's preflight before a cross-origin token request is granted, without
+    // credentials, for the methods and headers the endpoints use.
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/oauth2/token"))
+        .header("origin", "https://spa.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization, content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert!(headers["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    let allowed = headers["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+    assert!(allowed.contains("authorization") && allowed.contains("content-type"), "{allowed}");
+    assert!(!headers.contains_key("access-control-allow-credentials"));
+    // The answer itself carries the origin grant too, errors included (the SPA reads them).
+    let answer = app
+        .http
+        .post(app.url("/oauth2/token"))
+        .header("origin", "https://spa.example")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_client_error());
+    assert_eq!(answer.headers()["access-control-allow-origin"], "*");
     app.stop().await;
 }
 

@@ -11,29 +11,55 @@ pub(crate) mod token;
 pub(crate) mod userinfo;
 
 use axum::Router;
-use axum::http::{HeaderValue, Method, header};
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gatehouse_domain::oauth::OAuthError;
-use tower_http::cors::{Any, CorsLayer};
 
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
-    // Browser clients (SPAs) call these cross-origin; none of them uses cookies, so any
-    // origin may, without credentials.
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .max_age(std::time::Duration::from_secs(3600));
     let api = Router::new()
         .merge(discovery::routes())
         .merge(token::routes())
         .merge(userinfo::routes())
         .merge(introspect::routes())
         .merge(device::api_routes())
-        .layer(cors);
+        // Set here, under the CORS middleware, so a preflight (OPTIONS, which no route
+        // handles) reaches it instead of the router-wide 405 that runs outside this layer.
+        .method_not_allowed_fallback(crate::routes::method_not_allowed)
+        .layer(axum::middleware::from_fn(cors));
     api.merge(authorize::routes()).merge(device::page_routes()).merge(end_session::routes())
+}
+
+/// CORS for the endpoints browser clients (SPAs) call cross-origin. None of them uses
+/// cookies, so any origin may, without credentials: a preflight is answered here with fixed
+/// headers, and every other answer only needs `Access-Control-Allow-Origin: *` (with a
+/// wildcard origin there is nothing to `Vary` on). Static headers, unlike a general CORS
+/// layer that builds a header map per request: these are the hottest routes.
+async fn cors(request: Request, next: Next) -> Response {
+    let any = HeaderValue::from_static("*");
+    if request.method() == Method::OPTIONS
+        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        return (
+            StatusCode::NO_CONTENT,
+            [
+                (header::ACCESS_CONTROL_ALLOW_ORIGIN, any),
+                (header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST")),
+                (
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    HeaderValue::from_static("authorization, content-type"),
+                ),
+                (header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("3600")),
+            ],
+        )
+            .into_response();
+    }
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, any);
+    response
 }
 
 /// An OAuth error answer. `invalid_client` always carries a Basic challenge (RFC 6749 §5.2
