@@ -18,7 +18,7 @@ use crate::users::SYSTEM_ROLE_ADMIN;
 pub const ADMIN_KEY_PREFIX: &str = "gha_";
 pub const ADMIN_KEY_DIGEST_PURPOSE: &str = "admin-api-key";
 /// How precisely an admin key's `last_used_at` is kept.
-pub const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
+const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AdminKeyRecord {

@@ -48,6 +48,8 @@ struct Inner {
     jobs: Sender<Job>,
     semaphore: Arc<Semaphore>,
     permits: usize,
+    /// The semaphore's size: `permits × ADMITTED_PER_WORKER`.
+    admitted: usize,
 }
 
 #[derive(Debug)]
@@ -96,14 +98,14 @@ impl HashingPool {
                 shared.workers.fetch_sub(1, Ordering::SeqCst);
             }
         }
+        let admitted = permits.saturating_mul(ADMITTED_PER_WORKER).min(Semaphore::MAX_PERMITS);
         HashingPool {
             inner: Arc::new(Inner {
                 shared,
                 jobs: sender,
-                semaphore: Arc::new(Semaphore::new(
-                    permits.saturating_mul(ADMITTED_PER_WORKER).min(Semaphore::MAX_PERMITS),
-                )),
+                semaphore: Arc::new(Semaphore::new(admitted)),
                 permits,
+                admitted,
             }),
         }
     }
@@ -159,8 +161,7 @@ impl HashingPool {
 
     /// Jobs admitted right now (running, or waiting in the channel for a worker), for metrics.
     pub fn in_use(&self) -> usize {
-        let admitted = self.inner.permits.saturating_mul(ADMITTED_PER_WORKER);
-        admitted.min(Semaphore::MAX_PERMITS) - self.inner.semaphore.available_permits()
+        self.inner.admitted - self.inner.semaphore.available_permits()
     }
 
     /// The hasher's settings, for example to report them.
