@@ -7,10 +7,11 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use gatehouse_crypto::{FieldCipher, PublicKeySet, SigningAlgorithm, SigningKey};
 use serde::Serialize;
-use tokio::sync::RwLock;
+use tokio::sync::Mutex;
 
 use crate::clock::Clock;
 use crate::error::DomainError;
@@ -102,7 +103,6 @@ pub struct KeyInfo {
     pub published: bool,
 }
 
-#[derive(Clone)]
 struct CachedKeys {
     loaded_at: i64,
     signer: Arc<SigningKey>,
@@ -115,7 +115,12 @@ pub struct KeyService {
     cipher: Arc<FieldCipher>,
     clock: Arc<dyn Clock>,
     settings: KeySettings,
-    cache: RwLock<Option<CachedKeys>>,
+    /// Read on every token check and JWKS answer: a lock-free slot, so readers on different
+    /// cores never write to a shared cache line (a lock's reader count would).
+    cache: ArcSwapOption<CachedKeys>,
+    /// Held while the cache is reloaded or invalidated, so one task reloads at a time and an
+    /// invalidation is never overwritten by a reload that read the store before it.
+    refresh: Mutex<()>,
 }
 
 impl KeyService {
@@ -125,7 +130,14 @@ impl KeyService {
         clock: Arc<dyn Clock>,
         settings: KeySettings,
     ) -> Self {
-        Self { store, cipher, clock, settings, cache: RwLock::new(None) }
+        Self {
+            store,
+            cipher,
+            clock,
+            settings,
+            cache: ArcSwapOption::empty(),
+            refresh: Mutex::new(()),
+        }
     }
 
     /// Makes sure an active key exists, generating the first one on first start. Safe when
@@ -173,32 +185,30 @@ impl KeyService {
 
     /// The JWK Set to publish: the active key and retired keys still within retention.
     pub async fn jwks(&self) -> Result<Arc<serde_json::Value>, DomainError> {
-        Ok(self.cached().await?.jwks)
+        self.cached(|keys| keys.jwks.clone()).await
     }
 
     /// The key that signs new tokens.
     pub async fn active_signer(&self) -> Result<Arc<SigningKey>, DomainError> {
-        Ok(self.cached().await?.signer)
+        self.cached(|keys| keys.signer.clone()).await
     }
 
     /// The published keys as a verifier: what any resource server would trust right now.
     pub async fn verifier(&self) -> Result<Arc<PublicKeySet>, DomainError> {
-        Ok(self.cached().await?.verifier)
+        self.cached(|keys| keys.verifier.clone()).await
     }
 
-    async fn cached(&self) -> Result<CachedKeys, DomainError> {
+    /// `pick` applied to the cached key set, reloading it first when it is older than
+    /// `cache_seconds`.
+    async fn cached<T>(&self, pick: impl Fn(&CachedKeys) -> T) -> Result<T, DomainError> {
         let now = self.clock.now();
-        if let Some(cached) = self.cache.read().await.as_ref()
-            && now - cached.loaded_at < self.settings.cache_seconds
-        {
-            return Ok(cached.clone());
+        if let Some(picked) = self.fresh(now, &pick) {
+            return Ok(picked);
         }
-        let mut slot = self.cache.write().await;
-        // Another task may have refreshed while we waited for the lock.
-        if let Some(cached) = slot.as_ref()
-            && now - cached.loaded_at < self.settings.cache_seconds
-        {
-            return Ok(cached.clone());
+        let _refresh = self.refresh.lock().await;
+        // Another task may have reloaded while we waited for the lock.
+        if let Some(picked) = self.fresh(now, &pick) {
+            return Ok(picked);
         }
         let keys = self.store.list_signing_keys().await?;
         let active = keys
@@ -214,12 +224,23 @@ impl KeyService {
         let jwks = serde_json::json!({ "keys": published });
         let verifier = Arc::new(PublicKeySet::from_jwks(&jwks)?);
         let cached = CachedKeys { loaded_at: now, signer, jwks: Arc::new(jwks), verifier };
-        *slot = Some(cached.clone());
-        Ok(cached)
+        let picked = pick(&cached);
+        self.cache.store(Some(Arc::new(cached)));
+        Ok(picked)
+    }
+
+    /// `pick` applied to the cached key set unless it is older than `cache_seconds`.
+    fn fresh<T>(&self, now: i64, pick: &impl Fn(&CachedKeys) -> T) -> Option<T> {
+        let cached = self.cache.load();
+        cached
+            .as_ref()
+            .filter(|cached| now - cached.loaded_at < self.settings.cache_seconds)
+            .map(|cached| pick(cached))
     }
 
     async fn invalidate(&self) {
-        *self.cache.write().await = None;
+        let _refresh = self.refresh.lock().await;
+        self.cache.store(None);
     }
 
     fn open(&self, stored: &StoredSigningKey) -> Result<SigningKey, DomainError> {

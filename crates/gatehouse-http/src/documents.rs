@@ -1,15 +1,33 @@
 //! Pre-serialised well-known documents (JWKS, discovery): built once per key-set change and
 //! answered as shared bytes, so the hot path does no JSON work.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use axum::body::Bytes;
+use arc_swap::ArcSwapOption;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
+
+/// A well-known document's answer: JSON, cacheable by anyone for five minutes, readable from
+/// browsers. The header map is sized for these headers, the ones every answer gets
+/// ([`crate::middleware::ADDED_HEADERS`]) and `Content-Length`, so it is allocated once
+/// instead of grown and rehashed on the way out (a measurable share of a JWKS answer).
+pub(crate) fn document_response(bytes: Bytes) -> Response {
+    let mut headers = HeaderMap::with_capacity(3 + crate::middleware::ADDED_HEADERS + 1);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    let mut response = Response::new(Body::from(bytes));
+    *response.headers_mut() = headers;
+    response
+}
 
 /// One cached document, valid while its source (the key set it was built from) is the same
-/// `Arc` the key service hands out.
+/// `Arc` the key service hands out. A lock-free slot: read on every answer from every core.
 #[derive(Default)]
 pub struct CachedDocument {
-    slot: RwLock<Option<(Arc<serde_json::Value>, Bytes)>>,
+    slot: ArcSwapOption<(Arc<serde_json::Value>, Bytes)>,
 }
 
 impl CachedDocument {
@@ -19,16 +37,13 @@ impl CachedDocument {
         source: &Arc<serde_json::Value>,
         build: impl FnOnce(&serde_json::Value) -> serde_json::Value,
     ) -> Bytes {
-        if let Ok(slot) = self.slot.read()
-            && let Some((cached_source, bytes)) = slot.as_ref()
+        if let Some((cached_source, bytes)) = self.slot.load().as_deref()
             && Arc::ptr_eq(cached_source, source)
         {
             return bytes.clone();
         }
         let bytes = Bytes::from(serde_json::to_vec(&build(source)).unwrap_or_default());
-        if let Ok(mut slot) = self.slot.write() {
-            *slot = Some((source.clone(), bytes.clone()));
-        }
+        self.slot.store(Some(Arc::new((source.clone(), bytes.clone()))));
         bytes
     }
 }

@@ -2,15 +2,17 @@
 //! app counts only its own requests).
 //!
 //! The request path is hot: the counter and histogram handles of each (route, method, status)
-//! are registered once and kept, so recording a request is two atomic updates behind a read
-//! lock, with no label allocation. Histogram samples are buffered by the exporter until they
+//! are registered once and kept, so recording a request is two atomic updates found through a
+//! lock-free map (cores answering requests never write to a shared lock word), with no label
+//! allocation. Histogram samples are buffered by the exporter until they
 //! are drained, so [`Metrics::run_upkeep`] must run periodically (the server spawns
 //! [`Metrics::spawn_upkeep`]); a scrape of `/metrics` drains them too.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
@@ -23,6 +25,7 @@ const DURATION_BUCKETS: &[f64] =
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The handles of one (method, status) under a route.
+#[derive(Clone)]
 struct Series {
     method: String,
     status: u16,
@@ -33,8 +36,12 @@ struct Series {
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
-    /// Route template → the series seen under it (a handful each, scanned linearly).
-    series: RwLock<HashMap<String, Vec<Series>>>,
+    /// Route template → the series seen under it (a handful each, scanned linearly). Read on
+    /// every request; replaced (copied with the new series) the first time a (route, method,
+    /// status) is seen.
+    series: ArcSwap<HashMap<String, Vec<Series>>>,
+    /// Serialises those replacements so none is lost.
+    adding: Mutex<()>,
 }
 
 impl Metrics {
@@ -44,22 +51,21 @@ impl Metrics {
             .map_err(|error| error.to_string())?
             .build_recorder();
         let handle = recorder.handle();
-        Ok(Self { recorder, handle, series: RwLock::default() })
+        Ok(Self { recorder, handle, series: ArcSwap::default(), adding: Mutex::new(()) })
     }
 
     /// Counts one answered request; `route` is the matched route template, never the raw path,
     /// so label cardinality stays bounded.
     pub fn record_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        if let Some(found) = self
+            .series
+            .load()
+            .get(route)
+            .and_then(|list| list.iter().find(|s| s.status == status && s.method == method))
         {
-            let series = self.series.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(found) = series
-                .get(route)
-                .and_then(|list| list.iter().find(|s| s.status == status && s.method == method))
-            {
-                found.requests.increment(1);
-                found.duration.record(seconds);
-                return;
-            }
+            found.requests.increment(1);
+            found.duration.record(seconds);
+            return;
         }
         let labels = [
             ("method", method.to_owned()),
@@ -74,10 +80,12 @@ impl Metrics {
         });
         requests.increment(1);
         duration.record(seconds);
-        let mut series = self.series.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _adding = self.adding.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut series = HashMap::clone(&self.series.load());
         let list = series.entry(route.to_owned()).or_default();
         if !list.iter().any(|s| s.status == status && s.method == method) {
             list.push(Series { method: method.to_owned(), status, requests, duration });
+            self.series.store(Arc::new(series));
         }
     }
 

@@ -46,22 +46,25 @@ async fn guarded(timeout: Duration, future: impl Future<Output = Response>) -> R
     }
 }
 
-/// The request's id: the one a proxy sent (so logs line up across hops), or a new UUID, then
-/// also set on the request. Handlers read it from the `RequestId` extension.
+/// The request's id: the one a proxy sent (so logs line up across hops), or a new UUID.
+/// Handlers read it from the `RequestId` extension; the answer carries it back. (Not also
+/// written into the request's headers: growing that map cost more than the rest of this.)
 fn request_id(request: &mut Request) -> Option<HeaderValue> {
     let id = match request.headers().get(&REQUEST_ID) {
         Some(sent) => sent.clone(),
         None => {
             let mut buffer = uuid::Uuid::encode_buffer();
             let new = uuid::Uuid::new_v4();
-            let id = HeaderValue::from_str(new.hyphenated().encode_lower(&mut buffer)).ok()?;
-            request.headers_mut().insert(REQUEST_ID, id.clone());
-            id
+            HeaderValue::from_str(new.hyphenated().encode_lower(&mut buffer)).ok()?
         }
     };
     request.extensions_mut().insert(RequestId::new(id.clone()));
     Some(id)
 }
+
+/// How many headers [`secure_headers`] may add to an answer (handlers of the hottest routes
+/// size their header maps for them, see `documents::document_response`).
+pub(crate) const ADDED_HEADERS: usize = 6;
 
 /// Headers every answer carries: no sniffing, no framing, no referrer leaks; a handler's own
 /// CSP and Cache-Control win. The request id goes back to the caller unless a handler set one.

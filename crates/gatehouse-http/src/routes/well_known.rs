@@ -2,10 +2,10 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 
+use crate::documents::document_response;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -19,11 +19,5 @@ pub(crate) fn routes() -> Router<AppState> {
     (status = 200, description = "JWK Set", content_type = "application/json")))]
 pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Response, ApiError> {
     let jwks = state.keys.jwks().await?;
-    let bytes = state.documents.jwks.get_or_build(&jwks, Clone::clone);
-    let mut response = bytes.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    Ok(response)
+    Ok(document_response(state.documents.jwks.get_or_build(&jwks, Clone::clone)))
 }

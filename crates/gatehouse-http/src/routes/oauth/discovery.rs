@@ -3,11 +3,11 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use serde_json::json;
 
+use crate::documents::document_response;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -27,11 +27,7 @@ pub(crate) async fn metadata(State(state): State<AppState>) -> Response {
             )
         }
     };
-    let mut response = bytes.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
-    response
+    document_response(bytes)
 }
 
 fn document(state: &AppState, jwks: &serde_json::Value) -> serde_json::Value {

@@ -21,7 +21,6 @@ use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     let api = Router::new()
-        .merge(discovery::routes())
         .merge(token::routes())
         .merge(userinfo::routes())
         .merge(introspect::routes())
@@ -30,7 +29,12 @@ pub(crate) fn routes() -> Router<AppState> {
         // handles) reaches it instead of the router-wide 405 that runs outside this layer.
         .method_not_allowed_fallback(crate::routes::method_not_allowed)
         .layer(axum::middleware::from_fn(cors));
-    api.merge(authorize::routes()).merge(device::page_routes()).merge(end_session::routes())
+    // Discovery answers a simple GET (no preflight) and sets its CORS header itself, like
+    // JWKS: the hottest routes skip this middleware.
+    api.merge(discovery::routes())
+        .merge(authorize::routes())
+        .merge(device::page_routes())
+        .merge(end_session::routes())
 }
 
 /// CORS for the endpoints browser clients (SPAs) call cross-origin. None of them uses
