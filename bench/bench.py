@@ -515,10 +515,13 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
     label = "Gatehouse " + ("PostgreSQL + Redis" if postgres else "SQLite")
     log(f"\n== {label}")
     checks.append(idle_check(label, args.idle_wait))
+    # Ceilings measured in this section, right before the scenarios they bound: on a shared
+    # machine whose speed drifts, a ratio is only meaningful between figures measured together.
+    beside: dict = {}
 
     def record(key: str, title: str, result: dict, server_label: str = label) -> None:
         result.update({"scenario": key, "title": title, "server": server_label,
-                       "kind": "gatehouse", "variant": variant})
+                       "kind": "gatehouse", "variant": variant, "ceilings": dict(beside)})
         rows.append(result)
         flag = f"  ERRORS {result['errors']}" if result["errors"] else ""
         if result.get("other_cpu_pct", 0) > OTHER_LOAD_LIMIT:
@@ -534,6 +537,18 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
             log(f"   {title}: FAILED: {error}")
             FAILURES.append(f"{label} {title}: {error}")
             return None
+
+    def measure_ceiling(what: str, function) -> None:
+        if args.no_ceilings:
+            return
+        measured = run(f"{what} ceiling", function)
+        if measured:
+            for row in measured:
+                rows.append(row)
+                beside[row["ceiling_key"]] = row["rps"]
+
+    if any(wanted(key) for key in ("discovery", "jwks", "cc-ES256", "cc-EdDSA")):
+        measure_ceiling("HTTP", lambda: [http_ceiling(args, load, workdir, label)])
 
     main = Gatehouse(args, workdir, f"{variant}-rs256", postgres=postgres)
     main.seed()
@@ -574,6 +589,8 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
         for key, title, function in scenarios:
             if not wanted(key):
                 continue
+            if key == "signin-seed":
+                measure_ceiling("Argon2id", lambda: argon2_ceiling(args, SEED_ARGON2, label))
             result = run(title, function)
             if result is not None:
                 record(key, title, result)
@@ -607,6 +624,7 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
     # Sign-in with the OWASP minimum Argon2id parameters.
     if (postgres and not args.postgres_all) or not wanted("signin-owasp"):
         return
+    measure_ceiling("Argon2id", lambda: argon2_ceiling(args, OWASP_ARGON2, label))
     owasp = Gatehouse(args, workdir, f"{variant}-owasp", argon2=OWASP_ARGON2, postgres=postgres)
     try:
         owasp.seed(web=False)
@@ -892,30 +910,31 @@ def session_cookie(headers: dict, data: bytes, status: int) -> str:
 # Ceilings
 
 
-def ceilings_section(args, load: Load, workdir: str, rows: list, checks: list) -> dict:
-    log("\n== ceilings")
-    checks.append(idle_check("ceilings", args.idle_wait))
-    ceilings: dict = {}
+def http_ceiling(args, load: Load, workdir: str, beside: str = "") -> dict:
+    """The HTTP ceiling measured now: the minimal axum server started, loaded, stopped."""
     port = free_port()
-    directory = os.path.join(workdir, "ceiling")
-    os.makedirs(directory)
+    directory = tempfile.mkdtemp(prefix="ceiling-", dir=workdir)
     server = Server("HTTP ceiling", [args.ceiling, f"127.0.0.1:{port}"], dict(os.environ),
                     directory, f"http://127.0.0.1:{port}/", os.path.join(directory, "log"))
     try:
         server.start()
         server.settle()
         result = load.wrk(server, f"http://127.0.0.1:{port}/")
-        result.update({"scenario": "http", "title": "HTTP ceiling: axum, GET fixed bytes",
-                       "server": "ceiling (axum + tokio)", "kind": "ceiling"})
-        rows.append(result)
-        ceilings["http"] = result["rps"]
-        log(f"   HTTP ceiling {result['rps']:.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
-            f"p99 {result['p99_ms']:.2f} ms  cpu {result['cpu_pct']:.0f}%")
     finally:
         server.stop()
+    result.update({"scenario": "http", "ceiling_key": "http", "kind": "ceiling",
+                   "title": "HTTP ceiling: axum, GET fixed bytes",
+                   "server": "ceiling (axum + tokio)" + (f", beside {beside}" if beside else "")})
+    log(f"   HTTP ceiling {result['rps']:.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
+        f"p99 {result['p99_ms']:.2f} ms  cpu {result['cpu_pct']:.0f}%")
+    return result
 
-    argv = [args.crypto_ceiling, "--seconds", str(args.crypto_seconds)]
-    for m, t, p in (SEED_ARGON2, OWASP_ARGON2):
+
+def crypto_ceilings(args, argon2: list, signatures: bool, beside: str = "") -> list[dict]:
+    """Signatures (when asked) and Argon2id hashes per second on all cores, measured now."""
+    argv = [args.crypto_ceiling, "--seconds", str(args.crypto_seconds),
+            "--signatures", "true" if signatures else "false"]
+    for m, t, p in argon2:
         argv += ["--argon2", f"{m},{t},{p}"]
     host0, load0 = host_cpu(), children_cpu()
     output = subprocess.run(argv, capture_output=True, text=True, check=True,
@@ -923,20 +942,46 @@ def ceilings_section(args, load: Load, workdir: str, rows: list, checks: list) -
     host1, load1 = host_cpu(), children_cpu()
     other = Load.foreign({}, host0, host1, 0.0, load1 - load0)["other_cpu_pct"]
     crypto = json.loads(output.strip().splitlines()[-1])
+    server = "ceiling (crypto)" + (f", beside {beside}" if beside else "")
+    rows = []
     for algorithm, rate in crypto["signs_per_second"].items():
-        ceilings[f"sign-{algorithm}"] = rate
-        rows.append({"scenario": f"sign-{algorithm}", "kind": "ceiling",
-                     "title": f"{algorithm} signatures/s ({crypto['threads']} threads, aws-lc-rs)",
-                     "server": "ceiling (crypto)", "rps": rate, "other_cpu_pct": other})
+        rows.append({"scenario": f"sign-{algorithm}", "ceiling_key": f"sign-{algorithm}",
+                     "kind": "ceiling", "server": server, "rps": rate, "other_cpu_pct": other,
+                     "title": f"{algorithm} signatures/s ({crypto['threads']} threads, aws-lc-rs)"})
         log(f"   {algorithm} {rate:.0f} signatures/s")
     for params, rate in crypto["argon2id_per_second"].items():
-        ceilings[f"argon2-{params}"] = rate
         m, t, p = params.split("/")
-        rows.append({"scenario": f"argon2-{params}", "kind": "ceiling",
+        rows.append({"scenario": f"argon2-{params}", "ceiling_key": f"argon2-{params}",
+                     "kind": "ceiling", "server": server, "rps": rate, "other_cpu_pct": other,
                      "title": f"Argon2id hashes/s m={int(m) // 1024}MiB t={t} p={p} "
-                              f"({crypto['threads']} threads)",
-                     "server": "ceiling (crypto)", "rps": rate, "other_cpu_pct": other})
+                              f"({crypto['threads']} threads)"})
         log(f"   Argon2id {params}: {rate:.1f} hashes/s")
+    return rows
+
+
+def argon2_ceiling(args, params: tuple[int, int, int], beside: str) -> list[dict]:
+    return crypto_ceilings(args, [params], signatures=False, beside=beside)
+
+
+def ceilings_section(args, load: Load, workdir: str, rows: list, checks: list) -> dict:
+    """The signature ceilings, and any HTTP or Argon2id ceiling no section measured beside its
+    scenarios. Answers every ceiling by key: the one measured here, else the first measured
+    in a section (what the peers' rows and the chart show)."""
+    log("\n== ceilings")
+    checks.append(idle_check("ceilings", args.idle_wait))
+    ceilings: dict = {}
+    for row in rows:
+        if row["kind"] == "ceiling":
+            ceilings.setdefault(row["ceiling_key"], row["rps"])
+    if "http" not in ceilings:
+        result = http_ceiling(args, load, workdir)
+        rows.append(result)
+        ceilings["http"] = result["rps"]
+    missing = [params for params in (SEED_ARGON2, OWASP_ARGON2)
+               if "argon2-" + "/".join(map(str, params)) not in ceilings]
+    for row in crypto_ceilings(args, missing, signatures=True):
+        rows.append(row)
+        ceilings[row["ceiling_key"]] = row["rps"]
     return ceilings
 
 
@@ -1008,7 +1053,7 @@ def build_table(rows: list, ceilings: dict) -> tuple[str, list[dict]]:
             if peer and peer["rps"]:
                 ratio = row["rps"] / peer["rps"]
                 vs_peer = f"{ratio:.2f}× {peer_key[0]}"
-            bound = ceiling_of(row["scenario"], ceilings)
+            bound = ceiling_of(row["scenario"], {**ceilings, **row.get("ceilings", {})})
             if bound and bound[0]:
                 vs_ceiling = f"{row['rps'] / bound[0]:.2f} of {bound[1]}"
         idle_peak = f"{row['rss_idle_mib']:.1f} / {row['rss_peak_mib']:.1f}"
@@ -1025,8 +1070,6 @@ def evaluate_targets(rows: list, ceilings: dict) -> list[dict]:
     targets: list[dict] = []
     peers = {(row["server"].split()[0], row["scenario"]): row for row in rows
              if row["kind"] == "peer"}
-    http_ceiling = ceilings.get("http")
-
     def add(what: str, value: str, met: bool) -> None:
         targets.append({"what": what, "value": value, "met": met})
 
@@ -1048,19 +1091,22 @@ def evaluate_targets(rows: list, ceilings: dict) -> list[dict]:
         if row["kind"] != "gatehouse" or "p50_ms" not in row:
             continue
         scenario = row["scenario"]
+        # The ceilings measured beside this row's section win over the run's last ones.
+        near = {**ceilings, **row.get("ceilings", {})}
+        http = near.get("http")
         if scenario in ("discovery", "jwks"):
             vs_peer(row, ("oidc-provider", scenario), 6)
-            vs_ceiling(row, http_ceiling, "HTTP", 0.65)
+            vs_ceiling(row, http, "HTTP", 0.65)
         elif scenario in ("introspect-active", "introspect-revoked", "userinfo"):
             vs_peer(row, ("oidc-provider", "introspect-active"), 5)
         elif scenario == "cc-RS256":
             vs_peer(row, ("oidc-provider", "cc-RS256"), 1.5)
         elif scenario in ("cc-ES256", "cc-EdDSA"):
-            vs_ceiling(row, http_ceiling, "HTTP", 0.15)
+            vs_ceiling(row, http, "HTTP", 0.15)
         elif scenario in ("signin-seed", "signin-owasp"):
             params = SEED_ARGON2 if scenario == "signin-seed" else OWASP_ARGON2
             key = "argon2-" + "/".join(map(str, params))
-            vs_ceiling(row, ceilings.get(key), "Argon2id", 0.9)
+            vs_ceiling(row, near.get(key), "Argon2id", 0.9)
             if row.get("healthz_p99_ms") is not None:
                 add(f"/healthz p99 during {row['title']} ({row['server']}) < 20 ms",
                     f"{row['healthz_p99_ms']:.2f} ms", row["healthz_p99_ms"] < 20)
@@ -1130,7 +1176,8 @@ def write_report(args, rows, ceilings, checks, targets_table, total_seconds, mac
         "",
         "Generated by `bench/run` (see `bench/README.md`); the latest full run replaces this "
         "file. Every server was started, seeded and stopped by the script on this machine, "
-        "and the ceilings were measured in the same run.",
+        "and the ceilings were measured in the same run, each right before the scenarios it "
+        "bounds (see bench/README.md).",
         "",
         f"- **date**: {date}",
         f"- **command**: `{args.command}`",
@@ -1181,7 +1228,8 @@ def write_report(args, rows, ceilings, checks, targets_table, total_seconds, mac
               "oidc-provider introspects its opaque tokens (its JWT access tokens are not "
               "introspectable); better-auth hashes passwords with scrypt (its default), "
               "Gatehouse with Argon2id.",
-              "- **vs ceiling**: Gatehouse req/s ÷ the relevant ceiling measured in this run: "
+              "- **vs ceiling**: Gatehouse req/s ÷ the relevant ceiling measured in this run "
+              "(the one measured beside the row's section when there is one): "
               "HTTP (the minimal axum server under the same load), the signing algorithm "
               "(signatures/s on all cores), Argon2id with the same parameters (hashes/s on all "
               "cores), whichever is lowest; a code flow with sign-in is 5 HTTP requests, one "

@@ -3,8 +3,9 @@
 //! (Ed25519) signatures per second with aws-lc-rs, and Argon2id hashes per second with argon2
 //! 0.5 for each given parameter set.
 //!
-//! Usage: `gatehouse-bench-crypto-ceiling [--seconds S] [--threads N] [--argon2 M,T,P]...`
-//! (M in KiB). Prints one JSON object on stdout:
+//! Usage: `gatehouse-bench-crypto-ceiling [--seconds S] [--threads N] [--signatures true|false]
+//! [--argon2 M,T,P]...` (M in KiB; `--signatures false` measures Argon2id only, so the harness
+//! can measure it right beside a sign-in scenario). Prints one JSON object on stdout:
 //! `{"threads":N,"signs_per_second":{"RS256":..,"ES256":..,"EdDSA":..},
 //!   "argon2id_per_second":{"M/T/P":..}}`.
 
@@ -61,12 +62,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut seconds = 3.0_f64;
     let mut threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut argon2_params: Vec<(u32, u32, u32)> = Vec::new();
+    let mut signatures = true;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
         match arg.as_str() {
             "--seconds" => seconds = value.parse()?,
             "--threads" => threads = value.parse()?,
+            "--signatures" => signatures = value.parse()?,
             "--argon2" => {
                 let parts: Vec<u32> = value.split(',').map(str::parse).collect::<Result<_, _>>()?;
                 if parts.len() != 3 {
@@ -78,34 +81,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    let rsa = Arc::new(RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| "rsa keygen")?);
-    let ec = Arc::new(
-        EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| "ec keygen")?,
-    );
-    let ed = Arc::new(Ed25519KeyPair::generate().map_err(|_| "ed25519 keygen")?);
+    let mut signs = Vec::new();
+    if signatures {
+        let rsa = Arc::new(RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| "rsa keygen")?);
+        let ec = Arc::new(
+            EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| "ec keygen")?,
+        );
+        let ed = Arc::new(Ed25519KeyPair::generate().map_err(|_| "ed25519 keygen")?);
 
-    let rs256 = per_second(threads, seconds, move || {
-        let rsa = rsa.clone();
-        move || {
+        let rs256 = per_second(threads, seconds, move || {
+            let rsa = rsa.clone();
+            move || {
+                let rng = SystemRandom::new();
+                let mut signature = vec![0u8; rsa.public_modulus_len()];
+                let _ = rsa.sign(&RSA_PKCS1_SHA256, &rng, MESSAGE, &mut signature);
+                std::hint::black_box(&signature);
+            }
+        });
+        let es256 = per_second(threads, seconds, move || {
+            let ec = ec.clone();
             let rng = SystemRandom::new();
-            let mut signature = vec![0u8; rsa.public_modulus_len()];
-            let _ = rsa.sign(&RSA_PKCS1_SHA256, &rng, MESSAGE, &mut signature);
-            std::hint::black_box(&signature);
-        }
-    });
-    let es256 = per_second(threads, seconds, move || {
-        let ec = ec.clone();
-        let rng = SystemRandom::new();
-        move || {
-            std::hint::black_box(ec.sign(&rng, MESSAGE).ok());
-        }
-    });
-    let eddsa = per_second(threads, seconds, move || {
-        let ed = ed.clone();
-        move || {
-            std::hint::black_box(ed.sign(MESSAGE));
-        }
-    });
+            move || {
+                std::hint::black_box(ec.sign(&rng, MESSAGE).ok());
+            }
+        });
+        let eddsa = per_second(threads, seconds, move || {
+            let ed = ed.clone();
+            move || {
+                std::hint::black_box(ed.sign(MESSAGE));
+            }
+        });
+        signs = vec![
+            format!("\"RS256\":{rs256:.1}"),
+            format!("\"ES256\":{es256:.1}"),
+            format!("\"EdDSA\":{eddsa:.1}"),
+        ];
+    }
 
     let mut argon2_results = Vec::new();
     for (m, t, p) in argon2_params {
@@ -134,7 +145,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!(
-        "{{\"threads\":{threads},\"seconds\":{seconds},\"signs_per_second\":{{\"RS256\":{rs256:.1},\"ES256\":{es256:.1},\"EdDSA\":{eddsa:.1}}},\"argon2id_per_second\":{{{}}}}}",
+        "{{\"threads\":{threads},\"seconds\":{seconds},\"signs_per_second\":{{{}}},\"argon2id_per_second\":{{{}}}}}",
+        signs.join(","),
         argon2_results.join(",")
     );
     Ok(())
