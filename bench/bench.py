@@ -47,6 +47,12 @@ IDLE_THRESHOLD = 0.15  # fraction of all cores busy above which the machine is "
 SEED_ARGON2 = (65536, 3, 4)  # Gatehouse's defaults (m KiB, t, p)
 OWASP_ARGON2 = (19456, 2, 1)  # the OWASP minimum for Argon2id
 
+
+def argon2_key(params: tuple[int, int, int]) -> str:
+    """The ceilings' key of the Argon2id rate with these parameters ("argon2-M/T/P")."""
+    return "argon2-" + "/".join(map(str, params))
+
+
 EMAIL = "bench@example.com"
 PASSWORD = "Bench-" + secrets.token_urlsafe(12)
 
@@ -978,7 +984,7 @@ def ceilings_section(args, load: Load, workdir: str, rows: list, checks: list) -
         rows.append(result)
         ceilings["http"] = result["rps"]
     missing = [params for params in (SEED_ARGON2, OWASP_ARGON2)
-               if "argon2-" + "/".join(map(str, params)) not in ceilings]
+               if argon2_key(params) not in ceilings]
     for row in crypto_ceilings(args, missing, signatures=True):
         rows.append(row)
         ceilings[row["ceiling_key"]] = row["rps"]
@@ -988,8 +994,6 @@ def ceilings_section(args, load: Load, workdir: str, rows: list, checks: list) -
 # --------------------------------------------------------------------------------------------
 # Report
 
-SEED = "/".join(map(str, SEED_ARGON2))
-OWASP = "/".join(map(str, OWASP_ARGON2))
 
 # Which peer scenario each Gatehouse scenario is compared with.
 PEER_OF = {
@@ -1018,9 +1022,10 @@ def ceiling_of(scenario: str, ceilings: dict) -> tuple[float, str] | None:
     if signs and ceilings.get(f"sign-{signs[0]}"):
         rate = ceilings[f"sign-{signs[0]}"] / signs[1]
         candidates.append((rate, signs[0] if signs[1] == 1 else f"{signs[0]}/{signs[1]}"))
-    argon = {"signin-seed": SEED, "codeflow-login": SEED, "signin-owasp": OWASP}.get(scenario)
-    if argon and ceilings.get(f"argon2-{argon}"):
-        candidates.append((ceilings[f"argon2-{argon}"], "Argon2id"))
+    argon = {"signin-seed": SEED_ARGON2, "codeflow-login": SEED_ARGON2,
+             "signin-owasp": OWASP_ARGON2}.get(scenario)
+    if argon and ceilings.get(argon2_key(argon)):
+        candidates.append((ceilings[argon2_key(argon)], "Argon2id"))
     return min(candidates) if candidates else None
 
 
@@ -1105,7 +1110,7 @@ def evaluate_targets(rows: list, ceilings: dict) -> list[dict]:
             vs_ceiling(row, http, "HTTP", 0.15)
         elif scenario in ("signin-seed", "signin-owasp"):
             params = SEED_ARGON2 if scenario == "signin-seed" else OWASP_ARGON2
-            key = "argon2-" + "/".join(map(str, params))
+            key = argon2_key(params)
             vs_ceiling(row, near.get(key), "Argon2id", 0.9)
             if row.get("healthz_p99_ms") is not None:
                 add(f"/healthz p99 during {row['title']} ({row['server']}) < 20 ms",
