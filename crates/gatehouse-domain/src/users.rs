@@ -48,6 +48,24 @@ pub struct FailedSignIn {
     pub locked_until: Option<i64>,
 }
 
+/// How a sign-in names the account: the email's blind index or the normalised username.
+#[derive(Debug, Clone, Copy)]
+pub enum UserLookup<'a> {
+    EmailDigest(&'a [u8]),
+    Username(&'a str),
+}
+
+/// What a password sign-in needs to know besides the account, read in the same query (one
+/// round trip instead of three on the hot path): whether the user has a confirmed second
+/// factor, and whether they have signed in before from any device and from this one (the
+/// new-device notice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SignInFacts {
+    pub has_confirmed_factor: bool,
+    pub any_known_device: bool,
+    pub this_device_known: bool,
+}
+
 /// A page of users: ids strictly after `after`, in id order (ids are time-ordered).
 #[derive(Debug, Clone, Default)]
 pub struct UserQuery {
@@ -72,6 +90,13 @@ pub trait UserStore: Send + Sync {
     async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
     async fn user_by_email_digest(&self, digest: &[u8]) -> Result<Option<UserRecord>, StoreError>;
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// The account `lookup` names, with the [`SignInFacts`] for the device whose digest is
+    /// `device_digest`, in one query.
+    async fn user_for_sign_in(
+        &self,
+        lookup: UserLookup<'_>,
+        device_digest: &[u8],
+    ) -> Result<Option<(UserRecord, SignInFacts)>, StoreError>;
     /// Writes every mutable column of `user` with the events, in one transaction.
     async fn update_user(&self, user: &UserRecord, events: &[AuditEvent])
     -> Result<(), StoreError>;

@@ -11,28 +11,36 @@ use crate::{Database, with_pool};
 
 /// Inserts `$events` (a `&[AuditEvent]`) with `$executor`, typically `&mut *transaction`, so
 /// the events commit or roll back with the change they record.
+pub(crate) const INSERT_AUDIT_EVENT: &str = "INSERT INTO audit_events (id, occurred_at, action, \
+     actor_type, actor_id, target_type, target_id, ip, user_agent, request_id, metadata) VALUES \
+     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+/// Binds an event's columns in [`INSERT_AUDIT_EVENT`]'s order.
+macro_rules! bind_audit_event {
+    ($query:expr, $event:expr) => {
+        $query
+            .bind($event.id.as_str())
+            .bind($event.occurred_at)
+            .bind($event.action.as_str())
+            .bind($event.actor_type.as_str())
+            .bind($event.actor_id.as_deref())
+            .bind($event.target_type.as_deref())
+            .bind($event.target_id.as_deref())
+            .bind($event.ip.as_deref())
+            .bind($event.user_agent.as_deref())
+            .bind($event.request_id.as_deref())
+            .bind($event.metadata.to_string())
+    };
+}
+pub(crate) use bind_audit_event;
+
 macro_rules! insert_events {
     ($executor:expr, $events:expr) => {
         for event in $events {
-            sqlx::query(
-                "INSERT INTO audit_events (id, occurred_at, action, actor_type, actor_id, \
-                 target_type, target_id, ip, user_agent, request_id, metadata) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(event.id.as_str())
-            .bind(event.occurred_at)
-            .bind(event.action.as_str())
-            .bind(event.actor_type.as_str())
-            .bind(event.actor_id.as_deref())
-            .bind(event.target_type.as_deref())
-            .bind(event.target_id.as_deref())
-            .bind(event.ip.as_deref())
-            .bind(event.user_agent.as_deref())
-            .bind(event.request_id.as_deref())
-            .bind(event.metadata.to_string())
-            .execute($executor)
-            .await
-            .map_err($crate::error::map_sqlx_error)?;
+            $crate::audit::bind_audit_event!(sqlx::query($crate::audit::INSERT_AUDIT_EVENT), event)
+                .execute($executor)
+                .await
+                .map_err($crate::error::map_sqlx_error)?;
         }
     };
 }

@@ -6,6 +6,7 @@
 
 mod admin_keys;
 mod audit;
+mod batch;
 pub mod breach;
 mod cache;
 mod database;

@@ -12,17 +12,25 @@ use gatehouse_domain::sessions::{RefreshTokenRecord, SessionRecord};
 use gatehouse_domain::{StoreError, UserRecord};
 use sqlx::Row;
 
-use crate::audit::insert_events;
+use crate::audit::{INSERT_AUDIT_EVENT, bind_audit_event, insert_events};
+use crate::batch::SqliteBatch;
 use crate::cache::{Invalidation, announce};
 use crate::error::map_sqlx_error;
-use crate::sessions::insert_refresh_token;
-use crate::users::{insert_user_row, update_user_row};
+use crate::sessions::{
+    INSERT_REFRESH_TOKEN, INSERT_SESSION, bind_refresh_token, bind_session, insert_refresh_token,
+};
+use crate::users::{UPDATE_USER, bind_user_columns, insert_user_row, update_user_row};
 use crate::{Database, with_pool};
 
 /// Writes `$effects` (a `&Effects`) with `$executor` (`&mut *transaction`): spends the token
 /// first (returning `Conflict(TOKEN_SPENT_CONFLICT)` from the enclosing function, which rolls
 /// the transaction back, when it was already spent), then tokens, outbox rows, the device and
 /// the audit events.
+/// Remembers (or refreshes) a device a user signed in from: user id, digest, now.
+pub(crate) const REMEMBER_DEVICE: &str = "INSERT INTO known_devices (user_id, device_digest, \
+     first_seen_at, last_seen_at) VALUES ($1, $2, $3, $3) ON CONFLICT (user_id, device_digest) \
+     DO UPDATE SET last_seen_at = excluded.last_seen_at";
+
 macro_rules! apply_effects {
     ($executor:expr, $effects:expr) => {{
         let effects: &Effects = $effects;
@@ -81,17 +89,13 @@ macro_rules! apply_effects {
             .map_err(map_sqlx_error)?;
         }
         if let Some((user_id, device, now)) = &effects.remember_device {
-            sqlx::query(
-                "INSERT INTO known_devices (user_id, device_digest, first_seen_at, last_seen_at) \
-                 VALUES ($1, $2, $3, $3) ON CONFLICT (user_id, device_digest) \
-                 DO UPDATE SET last_seen_at = excluded.last_seen_at",
-            )
-            .bind(user_id.as_str())
-            .bind(device.as_slice())
-            .bind(*now)
-            .execute($executor)
-            .await
-            .map_err(map_sqlx_error)?;
+            sqlx::query($crate::notify::REMEMBER_DEVICE)
+                .bind(user_id.as_str())
+                .bind(device.as_slice())
+                .bind(*now)
+                .execute($executor)
+                .await
+                .map_err(map_sqlx_error)?;
         }
         if let Some(device) = &effects.trusted_device {
             sqlx::query(
@@ -264,37 +268,49 @@ impl NotifyStore for Database {
         user: &UserRecord,
         effects: &Effects,
     ) -> Result<(), StoreError> {
+        let changed = [Invalidation::User(&user.id)];
+        // A password sign-in's writes (no one-time token, outbox row or trusted device): on
+        // SQLite, one round trip to the connection's thread instead of five.
+        let plain = effects.spend_token.is_none()
+            && effects.tokens.is_empty()
+            && effects.outbox.is_empty()
+            && effects.trusted_device.is_none();
+        if let (Database::Sqlite(sqlite), true) = (self, plain) {
+            let mut batch = SqliteBatch::default();
+            bind_user_columns!(batch.push(UPDATE_USER), user);
+            bind_session!(batch.push(INSERT_SESSION), session);
+            if let Some(refresh_token) = refresh_token {
+                bind_refresh_token!(batch.push(INSERT_REFRESH_TOKEN), refresh_token);
+            }
+            if let Some((user_id, device, now)) = &effects.remember_device {
+                batch
+                    .push(REMEMBER_DEVICE)
+                    .bind(user_id.as_str())
+                    .bind(device.as_slice())
+                    .bind(*now);
+            }
+            for event in &effects.events {
+                bind_audit_event!(batch.push(INSERT_AUDIT_EVENT), event);
+            }
+            let _write = self.write_guard().await;
+            let mut transaction = sqlite.pool.begin().await.map_err(map_sqlx_error)?;
+            batch.execute(&mut transaction).await?;
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            self.cache().invalidate(&changed);
+            return Ok(());
+        }
         with_pool!(self, pool => {
             let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             update_user_row!(&mut *transaction, user)?;
-            sqlx::query(
-                "INSERT INTO sessions (id, user_id, user_agent, ip, created_at, last_used_at, \
-                 expires_at, revoked_at, revoked_reason, client_id, scope, auth_time, nonce, amr) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            )
-            .bind(session.id.as_str())
-            .bind(session.user_id.as_str())
-            .bind(session.user_agent.as_deref())
-            .bind(session.ip.as_deref())
-            .bind(session.created_at)
-            .bind(session.last_used_at)
-            .bind(session.expires_at)
-            .bind(session.revoked_at)
-            .bind(session.revoked_reason.as_deref())
-            .bind(session.client_id.as_deref())
-            .bind(session.scope.as_deref())
-            .bind(session.auth_time)
-            .bind(session.nonce.as_deref())
-            .bind(session.amr.as_deref())
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_sqlx_error)?;
+            bind_session!(sqlx::query(INSERT_SESSION), session)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?;
             if let Some(refresh_token) = refresh_token {
                 insert_refresh_token!(&mut *transaction, refresh_token)?;
             }
             apply_effects!(&mut *transaction, effects);
-            let changed = [Invalidation::User(&user.id)];
             announce!(self, &mut *transaction, &changed);
             transaction.commit().await.map_err(map_sqlx_error)?;
             self.cache().invalidate(&changed);

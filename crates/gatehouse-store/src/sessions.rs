@@ -47,17 +47,54 @@ macro_rules! session_from_row {
     }};
 }
 
+pub(crate) const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_digest, \
+     session_id, created_at, expires_at, rotated_at) VALUES ($1, $2, $3, $4, $5)";
+
+/// Binds a refresh token's columns in [`INSERT_REFRESH_TOKEN`]'s order.
+macro_rules! bind_refresh_token {
+    ($query:expr, $token:expr) => {
+        $query
+            .bind($token.token_digest.as_slice())
+            .bind($token.session_id.as_str())
+            .bind($token.created_at)
+            .bind($token.expires_at)
+            .bind($token.rotated_at)
+    };
+}
+pub(crate) use bind_refresh_token;
+
+pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions (id, user_id, user_agent, ip, \
+     created_at, last_used_at, expires_at, revoked_at, revoked_reason, client_id, scope, \
+     auth_time, nonce, amr) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
+/// Binds a session's columns in [`INSERT_SESSION`]'s order.
+macro_rules! bind_session {
+    ($query:expr, $session:expr) => {
+        $query
+            .bind($session.id.as_str())
+            .bind($session.user_id.as_str())
+            .bind($session.user_agent.as_deref())
+            .bind($session.ip.as_deref())
+            .bind($session.created_at)
+            .bind($session.last_used_at)
+            .bind($session.expires_at)
+            .bind($session.revoked_at)
+            .bind($session.revoked_reason.as_deref())
+            .bind($session.client_id.as_deref())
+            .bind($session.scope.as_deref())
+            .bind($session.auth_time)
+            .bind($session.nonce.as_deref())
+            .bind($session.amr.as_deref())
+    };
+}
+pub(crate) use bind_session;
+
 macro_rules! insert_refresh_token {
     ($executor:expr, $token:expr) => {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_digest, session_id, created_at, expires_at, rotated_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+        $crate::sessions::bind_refresh_token!(
+            sqlx::query($crate::sessions::INSERT_REFRESH_TOKEN),
+            $token
         )
-        .bind($token.token_digest.as_slice())
-        .bind($token.session_id.as_str())
-        .bind($token.created_at)
-        .bind($token.expires_at)
-        .bind($token.rotated_at)
         .execute($executor)
         .await
         .map_err(map_sqlx_error)

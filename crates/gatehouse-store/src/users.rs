@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::notify::{Effects, NotifyStore};
-use gatehouse_domain::users::{FailedSignIn, UserQuery};
+use gatehouse_domain::users::{FailedSignIn, SignInFacts, UserLookup, UserQuery};
 use gatehouse_domain::{StoreError, UserRecord, UserStore};
 use sqlx::Row;
 
@@ -14,13 +14,60 @@ use crate::{Database, with_pool};
 
 macro_rules! select_users {
     ($rest:literal) => {
+        select_users!(@columns "", $rest)
+    };
+    // With the columns of `SignInFacts`, for the device digest bound as $2.
+    (with_sign_in_facts, $rest:literal) => {
+        select_users!(
+            @columns
+            concat!(
+                ", (SELECT COUNT(*) FROM mfa_factors WHERE mfa_factors.user_id = users.id ",
+                "AND mfa_factors.confirmed_at IS NOT NULL) AS confirmed_factors, ",
+                "(SELECT COUNT(*) FROM known_devices WHERE known_devices.user_id = users.id) ",
+                "AS any_device, (SELECT COUNT(*) FROM known_devices WHERE known_devices.user_id = ",
+                "users.id AND known_devices.device_digest = $2) AS this_device"
+            ),
+            $rest
+        )
+    };
+    (@columns $more_columns:expr, $rest:literal) => {
         concat!(
             "SELECT id, email_ciphertext, email_digest, username, first_name, last_name, image_url, ",
             "email_verified_at, password_hash, password_changed_at, failed_sign_in_attempts, ",
             "locked_until, suspended_at, last_sign_in_at, public_metadata, private_metadata, ",
-            "system_role, created_at, updated_at FROM users ",
+            "system_role, created_at, updated_at",
+            $more_columns,
+            " FROM users ",
             $rest
         )
+    };
+}
+
+/// Fetches the user matching `$sql` (which selects the sign-in facts) with its facts.
+macro_rules! fetch_user_for_sign_in {
+    ($database:expr, $sql:expr, $param:expr, $device:expr) => {
+        with_pool!($database, pool => {
+            let row = sqlx::query($sql)
+                .bind($param)
+                .bind($device)
+                .fetch_optional(pool)
+                .await
+                .map_err(map_sqlx_error)?;
+            match row {
+                Some(row) => {
+                    let count = |column: &str| -> Result<bool, StoreError> {
+                        Ok(row.try_get::<i64, _>(column).map_err(map_sqlx_error)? > 0)
+                    };
+                    let facts = SignInFacts {
+                        has_confirmed_factor: count("confirmed_factors")?,
+                        any_known_device: count("any_device")?,
+                        this_device_known: count("this_device")?,
+                    };
+                    Ok(Some((user_from_row!(&row), facts)))
+                }
+                None => Ok(None),
+            }
+        })
     };
 }
 
@@ -68,7 +115,6 @@ macro_rules! fetch_user {
     };
 }
 
-/// Writes every mutable column of a user inside `$executor` (a transaction).
 /// Binds a user's columns as $1..$18 in the order both the INSERT and the UPDATE name them
 /// (the INSERT adds `created_at` as $19).
 macro_rules! bind_user_columns {
@@ -97,18 +143,19 @@ macro_rules! bind_user_columns {
 
 pub(crate) use bind_user_columns;
 
+pub(crate) const UPDATE_USER: &str = "UPDATE users SET email_ciphertext = $2, email_digest = $3, \
+     username = $4, first_name = $5, last_name = $6, image_url = $7, email_verified_at = $8, \
+     password_hash = $9, password_changed_at = $10, failed_sign_in_attempts = $11, \
+     locked_until = $12, suspended_at = $13, last_sign_in_at = $14, public_metadata = $15, \
+     private_metadata = $16, system_role = $17, updated_at = $18 WHERE id = $1";
+
+/// Writes every mutable column of a user inside `$executor` (a transaction).
 macro_rules! update_user_row {
     ($executor:expr, $user:expr) => {
-        $crate::users::bind_user_columns!(sqlx::query(
-            "UPDATE users SET email_ciphertext = $2, email_digest = $3, username = $4, \
-             first_name = $5, last_name = $6, image_url = $7, email_verified_at = $8, \
-             password_hash = $9, password_changed_at = $10, failed_sign_in_attempts = $11, \
-             locked_until = $12, suspended_at = $13, last_sign_in_at = $14, public_metadata = $15, \
-             private_metadata = $16, system_role = $17, updated_at = $18 WHERE id = $1",
-        ), $user)
-        .execute($executor)
-        .await
-        .map_err(map_sqlx_error)
+        $crate::users::bind_user_columns!(sqlx::query($crate::users::UPDATE_USER), $user)
+            .execute($executor)
+            .await
+            .map_err(map_sqlx_error)
     };
 }
 pub(crate) use update_user_row;
@@ -179,6 +226,27 @@ impl UserStore for Database {
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         fetch_user!(self, select_users!("WHERE username = $1"), username)
+    }
+
+    async fn user_for_sign_in(
+        &self,
+        lookup: UserLookup<'_>,
+        device_digest: &[u8],
+    ) -> Result<Option<(UserRecord, SignInFacts)>, StoreError> {
+        match lookup {
+            UserLookup::EmailDigest(digest) => fetch_user_for_sign_in!(
+                self,
+                select_users!(with_sign_in_facts, "WHERE email_digest = $1"),
+                digest,
+                device_digest
+            ),
+            UserLookup::Username(username) => fetch_user_for_sign_in!(
+                self,
+                select_users!(with_sign_in_facts, "WHERE username = $1"),
+                username,
+                device_digest
+            ),
+        }
     }
 
     async fn update_user(

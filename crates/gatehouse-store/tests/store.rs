@@ -6,6 +6,10 @@ use std::sync::Arc;
 use gatehouse_crypto::{FieldCipher, MasterKey, PublicKeySet, SigningAlgorithm};
 use gatehouse_domain::audit::{Actor, AuditEvent, AuditFilter, AuditStore, RequestContext};
 use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
+use gatehouse_domain::mfa::{MfaFactorRecord, MfaStore};
+use gatehouse_domain::notify::{Effects, NotifyStore};
+use gatehouse_domain::sessions::{RefreshTokenRecord, SessionRecord, SessionStore};
+use gatehouse_domain::users::{SignInFacts, UserLookup};
 use gatehouse_domain::{
     KeyService, KeySettings, KeyState, ManualClock, SigningKeyStore, StoreError, StoredSigningKey,
     UserRecord, UserStore,
@@ -60,6 +64,8 @@ backend_tests!(
     only_one_key_can_be_active,
     rotation_retires_the_active_key_in_one_step,
     users_round_trip_and_stay_unique,
+    sign_in_lookup_reads_factors_and_devices_with_the_account,
+    a_new_session_is_written_whole_or_not_at_all,
     key_service_publishes_retired_keys_until_their_tokens_expire,
     private_keys_are_sealed_at_rest,
     outbox_claims_are_exclusive_and_expired_leases_are_claimed_again,
@@ -182,6 +188,150 @@ async fn users_round_trip_and_stay_unique(test: TestDatabase) {
         events.iter().map(|e| e.target_id.as_deref().unwrap()).collect::<Vec<_>>(),
         ["usr_1"]
     );
+}
+
+async fn sign_in_lookup_reads_factors_and_devices_with_the_account(test: TestDatabase) {
+    let store = &test.database;
+    let facts =
+        |user: Option<(UserRecord, SignInFacts)>| user.map(|(user, facts)| (user.id, facts));
+    let by_email = |device: &'static [u8]| {
+        store.user_for_sign_in(UserLookup::EmailDigest(b"digest-1"), device)
+    };
+    store
+        .insert_user(&user("usr_1", b"digest-1", Some("ada")), &[signed_up("usr_1")])
+        .await
+        .unwrap();
+    // Another user's factor and device must not count for this one.
+    store.insert_user(&user("usr_2", b"digest-2", None), &[signed_up("usr_2")]).await.unwrap();
+    let remember = |user_id: &str, device: &[u8]| Effects {
+        remember_device: Some((user_id.to_owned(), device.to_vec(), 20)),
+        ..Effects::default()
+    };
+    store.append_effects(&remember("usr_2", b"laptop")).await.unwrap();
+
+    // An unknown account answers nothing, by either identifier.
+    assert!(
+        store
+            .user_for_sign_in(UserLookup::EmailDigest(b"nobody"), b"laptop")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store.user_for_sign_in(UserLookup::Username("nobody"), b"laptop").await.unwrap().is_none()
+    );
+
+    let fresh = SignInFacts::default();
+    assert_eq!(facts(by_email(b"laptop").await.unwrap()), Some(("usr_1".into(), fresh)));
+    let by_username = store.user_for_sign_in(UserLookup::Username("ada"), b"laptop").await.unwrap();
+    assert_eq!(by_username.unwrap().0, user("usr_1", b"digest-1", Some("ada")), "the whole row");
+
+    // A device once seen: known from it, any device known from another.
+    store.append_effects(&remember("usr_1", b"laptop")).await.unwrap();
+    let seen = SignInFacts { any_known_device: true, this_device_known: true, ..fresh };
+    assert_eq!(facts(by_email(b"laptop").await.unwrap()), Some(("usr_1".into(), seen)));
+    let elsewhere = SignInFacts { any_known_device: true, ..fresh };
+    assert_eq!(facts(by_email(b"phone").await.unwrap()), Some(("usr_1".into(), elsewhere)));
+
+    // A pending factor is not a second factor yet; a confirmed one is.
+    let factor = MfaFactorRecord {
+        id: "mfa_1".into(),
+        user_id: "usr_1".into(),
+        kind: "totp".into(),
+        secret_ciphertext: Some(vec![1, 2, 3]),
+        phone_ciphertext: None,
+        confirmed_at: None,
+        last_used_step: None,
+        last_used_at: None,
+        created_at: 30,
+    };
+    store.put_pending_factor(&factor, &Effects::default()).await.unwrap();
+    assert_eq!(facts(by_email(b"laptop").await.unwrap()), Some(("usr_1".into(), seen)));
+    assert!(store.confirm_factor("mfa_1", 31, None, None, &Effects::default()).await.unwrap());
+    let protected = SignInFacts { has_confirmed_factor: true, ..seen };
+    assert_eq!(facts(by_email(b"laptop").await.unwrap()), Some(("usr_1".into(), protected)));
+}
+
+async fn a_new_session_is_written_whole_or_not_at_all(test: TestDatabase) {
+    let store = &test.database;
+    store.insert_user(&user("usr_1", b"digest-1", None), &[signed_up("usr_1")]).await.unwrap();
+    let session = |id: &str| SessionRecord {
+        id: id.into(),
+        user_id: "usr_1".into(),
+        user_agent: Some("agent".into()),
+        ip: Some("127.0.0.1".into()),
+        created_at: 50,
+        last_used_at: 50,
+        expires_at: 5000,
+        revoked_at: None,
+        revoked_reason: None,
+        client_id: None,
+        scope: None,
+        auth_time: Some(50),
+        nonce: None,
+        amr: Some("pwd".into()),
+    };
+    let refresh = |digest: &[u8], session_id: &str| RefreshTokenRecord {
+        token_digest: digest.to_vec(),
+        session_id: session_id.into(),
+        created_at: 50,
+        expires_at: 500,
+        rotated_at: None,
+    };
+    let signed_in = |at: i64, device: &[u8], action: &str| {
+        let mut user = user("usr_1", b"digest-1", None);
+        user.last_sign_in_at = Some(at);
+        let effects = Effects {
+            remember_device: Some(("usr_1".into(), device.to_vec(), at)),
+            events: vec![
+                AuditEvent::new(
+                    action,
+                    &Actor::User("usr_1".into()),
+                    &RequestContext::default(),
+                    at,
+                )
+                .target("session", "ses_1"),
+            ],
+            ..Effects::default()
+        };
+        (user, effects)
+    };
+    let actions = || async {
+        let events = store.list_audit_events(&AuditFilter::default(), None, 10).await.unwrap();
+        events.into_iter().map(|event| event.action).collect::<Vec<_>>()
+    };
+
+    // Every part lands: the user's change, the session, its refresh token, the device, the event.
+    let (changed, effects) = signed_in(60, b"laptop", "user.sign_in_succeeded");
+    store
+        .start_session_with(&session("ses_1"), Some(&refresh(b"r1", "ses_1")), &changed, &effects)
+        .await
+        .unwrap();
+    assert_eq!(store.user_by_id("usr_1").await.unwrap().unwrap().last_sign_in_at, Some(60));
+    assert_eq!(store.session("ses_1").await.unwrap().unwrap(), session("ses_1"));
+    let (token, of) = store.refresh_token(b"r1").await.unwrap().unwrap();
+    assert_eq!((token, of.id), (refresh(b"r1", "ses_1"), "ses_1".to_owned()));
+    assert_eq!(store.device_seen("usr_1", b"laptop").await.unwrap(), (true, true));
+    assert!(actions().await.contains(&"user.sign_in_succeeded".to_owned()));
+
+    // A write that fails part-way (the session id is taken) leaves nothing of itself behind.
+    let (changed, effects) = signed_in(70, b"phone", "user.second_sign_in");
+    let error = store
+        .start_session_with(&session("ses_1"), Some(&refresh(b"r2", "ses_1")), &changed, &effects)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+    assert_eq!(store.user_by_id("usr_1").await.unwrap().unwrap().last_sign_in_at, Some(60));
+    assert!(store.refresh_token(b"r2").await.unwrap().is_none());
+    assert_eq!(store.device_seen("usr_1", b"phone").await.unwrap(), (true, false));
+    assert!(!actions().await.contains(&"user.second_sign_in".to_owned()));
+
+    // A session without a refresh token (and the store still usable after the failure).
+    let (changed, effects) = signed_in(80, b"phone", "user.third_sign_in");
+    store.start_session_with(&session("ses_2"), None, &changed, &effects).await.unwrap();
+    assert_eq!(store.session("ses_2").await.unwrap().unwrap().id, "ses_2");
+    assert_eq!(store.device_seen("usr_1", b"phone").await.unwrap(), (true, true));
+    assert!(actions().await.contains(&"user.third_sign_in".to_owned()));
 }
 
 fn key_service(test: &TestDatabase, master: &MasterKey, clock: Arc<ManualClock>) -> KeyService {

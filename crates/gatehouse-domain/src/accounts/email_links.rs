@@ -287,6 +287,6 @@ impl AccountService {
         }
         user.updated_at = now;
         let first = super::mfa::FirstFactor { method: "magic_link", amr: "email" };
-        self.after_first_factor(user, None, first, None, context, effects).await
+        self.after_first_factor(user, None, first, None, context, effects, None).await
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::audit::RequestContext;
 use crate::error::DomainError;
 use crate::notify::{EmailPayload, OneTimeTokenRecord, OutboxRecord, TokenPurpose};
-use crate::users::UserRecord;
+use crate::users::{SignInFacts, UserRecord};
 
 use super::AccountService;
 
@@ -101,13 +101,17 @@ impl AccountService {
         user: &UserRecord,
         context: &RequestContext,
         now: i64,
+        facts: Option<SignInFacts>,
     ) -> Result<(Option<OutboxRecord>, Vec<u8>), DomainError> {
         let digest =
             self.notifier.device_digest(context.user_agent.as_deref(), context.ip.as_deref());
         if !self.settings.new_device_notice {
             return Ok((None, digest));
         }
-        let (any_known, this_known) = self.store.device_seen(&user.id, &digest).await?;
+        let (any_known, this_known) = match facts {
+            Some(facts) => (facts.any_known_device, facts.this_device_known),
+            None => self.store.device_seen(&user.id, &digest).await?,
+        };
         if !any_known || this_known {
             return Ok((None, digest));
         }

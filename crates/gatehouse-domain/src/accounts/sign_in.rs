@@ -4,7 +4,7 @@ use crate::audit::{Actor, AuditEvent, RequestContext};
 use crate::error::DomainError;
 use crate::notify::Effects;
 use crate::sessions::{RefreshTokenRecord, SessionRecord};
-use crate::users::UserRecord;
+use crate::users::{SignInFacts, UserLookup, UserRecord};
 
 use super::mfa::{self, SignInOutcome};
 use super::{AccountService, Email, Tokens, Username};
@@ -34,19 +34,31 @@ impl std::fmt::Debug for SignIn {
 }
 
 impl AccountService {
+    /// The account the identifier names, with what the rest of the sign-in needs to know
+    /// about it (second factors, this device), read in one query.
     async fn find_by_identifier(
         &self,
         identifier: &Identifier,
-    ) -> Result<Option<UserRecord>, DomainError> {
+        context: &RequestContext,
+    ) -> Result<Option<(UserRecord, SignInFacts)>, DomainError> {
+        let device =
+            self.notifier.device_digest(context.user_agent.as_deref(), context.ip.as_deref());
         // An identifier that cannot be valid cannot name an account: treat it as unknown (same
         // answer, same work) rather than as a validation error that would answer faster.
         Ok(match identifier {
             Identifier::Email(text) => match Email::parse(text, "email") {
-                Ok(email) => self.store.user_by_email_digest(&self.email_digest(&email)).await?,
+                Ok(email) => {
+                    let digest = self.email_digest(&email);
+                    self.store.user_for_sign_in(UserLookup::EmailDigest(&digest), &device).await?
+                }
                 Err(_) => None,
             },
             Identifier::Username(text) => match Username::parse(text, "username") {
-                Ok(username) => self.store.user_by_username(username.as_str()).await?,
+                Ok(username) => {
+                    self.store
+                        .user_for_sign_in(UserLookup::Username(username.as_str()), &device)
+                        .await?
+                }
                 Err(_) => None,
             },
         })
@@ -64,10 +76,10 @@ impl AccountService {
         request: SignIn,
         context: &RequestContext,
     ) -> Result<SignInOutcome, DomainError> {
-        let user = self.find_by_identifier(&request.identifier).await?;
+        let found = self.find_by_identifier(&request.identifier, context).await?;
         let now = self.clock.now();
-        let Some((user, hash)) =
-            user.and_then(|user| user.password_hash.clone().map(|hash| (user, hash)))
+        let Some((user, facts, hash)) = found
+            .and_then(|(user, facts)| user.password_hash.clone().map(|hash| (user, facts, hash)))
         else {
             self.hashing.dummy_verify(request.password.into()).await;
             let event = AuditEvent::new("user.sign_in_failed", &Actor::Anonymous, context, now)
@@ -120,6 +132,7 @@ impl AccountService {
             request.trusted_device.as_deref(),
             context,
             Effects::default(),
+            Some(facts),
         )
         .await
     }
@@ -169,13 +182,16 @@ impl AccountService {
             Effects::default(),
             "password",
             &["pwd"],
+            None,
         )
         .await
     }
 
     /// [`Self::start_session`] with more effects in the same transaction (a spent magic-link
     /// token, a trusted device). Remembers the device, and sends a notice when it is new to
-    /// the user. `amr` (RFC 8176) says how the user authenticated.
+    /// the user. `amr` (RFC 8176) says how the user authenticated. `facts`, when the sign-in
+    /// read them with the account, spare reading the known devices again.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn start_session_with(
         &self,
         mut user: UserRecord,
@@ -184,6 +200,7 @@ impl AccountService {
         mut effects: Effects,
         method: &str,
         amr: &[&str],
+        facts: Option<SignInFacts>,
     ) -> Result<Tokens, DomainError> {
         let now = self.clock.now();
         let settings = self.tokens.settings();
@@ -217,7 +234,7 @@ impl AccountService {
         if let Some(hash) = rehashed_password {
             user.password_hash = Some(hash);
         }
-        let (notice, device) = self.new_device_check(&user, context, now).await?;
+        let (notice, device) = self.new_device_check(&user, context, now, facts).await?;
         let notified = notice.is_some();
         effects.outbox.extend(notice);
         effects.remember_device = Some((user.id.clone(), device, now));

@@ -6,7 +6,7 @@ use crate::audit::{Actor, AuditEvent, RequestContext};
 use crate::error::{DomainError, MfaProblem};
 use crate::mfa::{ChallengeKind, CodePurpose, FactorKind, MfaChallengeRecord, MfaMethod};
 use crate::notify::Effects;
-use crate::users::UserRecord;
+use crate::users::{SignInFacts, UserRecord};
 
 use super::super::{AccountService, Tokens};
 use super::{
@@ -18,7 +18,9 @@ use super::{
 impl AccountService {
     /// After a first factor succeeded: tokens when the user has no second factor (or signs in
     /// from a trusted device), else a challenge. `effects` (a spent magic-link token) and a
-    /// re-hashed password are written either way (the password was proven right).
+    /// re-hashed password are written either way (the password was proven right). `facts`,
+    /// when the first factor read them with the account, spare reading the factors again.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn after_first_factor(
         &self,
         user: UserRecord,
@@ -27,9 +29,13 @@ impl AccountService {
         trusted_device: Option<&str>,
         context: &RequestContext,
         effects: Effects,
+        facts: Option<SignInFacts>,
     ) -> Result<SignInOutcome, DomainError> {
-        let factors = self.confirmed_factors(&user.id).await?;
-        let kind = if !factors.is_empty() {
+        let has_factor = match facts {
+            Some(facts) => facts.has_confirmed_factor,
+            None => !self.confirmed_factors(&user.id).await?.is_empty(),
+        };
+        let kind = if has_factor {
             let trusted = match trusted_device {
                 Some(token) => self.trusted_device_matches(&user, token).await?,
                 None => None,
@@ -53,6 +59,7 @@ impl AccountService {
                         effects,
                         first.method,
                         &[first.amr],
+                        facts,
                     )
                     .await?;
                 return Ok(SignInOutcome::SignedIn(Box::new(tokens)));
@@ -69,6 +76,7 @@ impl AccountService {
                     effects,
                     first.method,
                     &[first.amr],
+                    facts,
                 )
                 .await?;
             return Ok(SignInOutcome::SignedIn(Box::new(tokens)));
@@ -247,7 +255,7 @@ impl AccountService {
         };
         let amr = [challenge.first_factor.as_str(), method.amr(), "mfa"];
         let tokens =
-            self.start_session_with(user, None, context, effects, first_method, &amr).await?;
+            self.start_session_with(user, None, context, effects, first_method, &amr, None).await?;
         Ok(MfaVerified { tokens, trusted_device })
     }
 
@@ -319,7 +327,7 @@ impl AccountService {
         };
         let amr = [challenge.first_factor.as_str(), MfaMethod::Totp.amr(), "mfa"];
         let tokens = self
-            .start_session_with(user, None, context, Effects::default(), first_method, &amr)
+            .start_session_with(user, None, context, Effects::default(), first_method, &amr, None)
             .await?;
         Ok((backup_codes, tokens))
     }
