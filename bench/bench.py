@@ -96,6 +96,19 @@ def hashing_cpu_seconds(pid: int) -> tuple[float, float]:
     return hashing, other
 
 
+def wait_until_idle(pid: int, limit: float = 10.0) -> None:
+    """Returns once the process used less than 5 % of a core over 0.2 s (at most `limit` s)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            before = cpu_seconds(pid)
+            time.sleep(0.2)
+            if cpu_seconds(pid) - before < 0.01:
+                return
+        except OSError:
+            return  # the process is gone
+
+
 def memory_mib(pid: int) -> tuple[float, float]:
     """(VmRSS, VmHWM) in MiB."""
     values = {}
@@ -587,7 +600,7 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
                 rows.append(row)
                 beside[row["ceiling_key"]] = row["rps"]
 
-    def argon2_bracket(params: tuple[int, int, int], scenario) -> None:
+    def argon2_bracket(params: tuple[int, int, int], server: "Server", scenario) -> None:
         """Runs `scenario` between two measurements of the Argon2id ceiling and compares its
         rows with their mean: the machine's speed drifts within seconds (the ceiling alone
         measured 57 and 73 hashes/s in consecutive 4 s windows), and the mean of the figures
@@ -599,6 +612,9 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
         before = beside.get(key)
         if args.no_ceilings or before is None:
             return
+        # The hashes the server admitted before the load stopped are still running: measuring
+        # the ceiling beside them would lower it (and flatter the sign-in).
+        wait_until_idle(server.pid)
         measured = run("Argon2id ceiling (after)",
                        lambda: argon2_ceiling(args, params, label + ", after"))
         if not measured:
@@ -660,7 +676,7 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
                     record(key, title, result)
 
             if key == "signin-seed":
-                argon2_bracket(SEED_ARGON2, scenario)
+                argon2_bracket(SEED_ARGON2, server, scenario)
             else:
                 scenario()
     finally:
@@ -706,7 +722,7 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
                 record("signin-owasp", "sign-in Argon2id m=19MiB t=2 p=1 (OWASP)", result,
                        f"{label} (OWASP Argon2id)")
 
-        argon2_bracket(OWASP_ARGON2, scenario)
+        argon2_bracket(OWASP_ARGON2, owasp.server, scenario)
     except Exception as error:
         log(f"   OWASP server: FAILED: {error}")
         FAILURES.append(f"{label} OWASP: {error}")
