@@ -22,15 +22,15 @@ use crate::sessions::{
 use crate::users::{UPDATE_USER, bind_user_columns, insert_user_row, update_user_row};
 use crate::{Database, with_pool};
 
-/// Writes `$effects` (a `&Effects`) with `$executor` (`&mut *transaction`): spends the token
-/// first (returning `Conflict(TOKEN_SPENT_CONFLICT)` from the enclosing function, which rolls
-/// the transaction back, when it was already spent), then tokens, outbox rows, the device and
-/// the audit events.
 /// Remembers (or refreshes) a device a user signed in from: user id, digest, now.
 pub(crate) const REMEMBER_DEVICE: &str = "INSERT INTO known_devices (user_id, device_digest, \
      first_seen_at, last_seen_at) VALUES ($1, $2, $3, $3) ON CONFLICT (user_id, device_digest) \
      DO UPDATE SET last_seen_at = excluded.last_seen_at";
 
+/// Writes `$effects` (a `&Effects`) with `$executor` (`&mut *transaction`): spends the token
+/// first (returning `Conflict(TOKEN_SPENT_CONFLICT)` from the enclosing function, which rolls
+/// the transaction back, when it was already spent), then tokens, outbox rows, the device and
+/// the audit events.
 macro_rules! apply_effects {
     ($executor:expr, $effects:expr) => {{
         let effects: &Effects = $effects;
