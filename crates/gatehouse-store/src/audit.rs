@@ -9,8 +9,6 @@ use sqlx::Row;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
 
-/// Inserts `$events` (a `&[AuditEvent]`) with `$executor`, typically `&mut *transaction`, so
-/// the events commit or roll back with the change they record.
 pub(crate) const INSERT_AUDIT_EVENT: &str = "INSERT INTO audit_events (id, occurred_at, action, \
      actor_type, actor_id, target_type, target_id, ip, user_agent, request_id, metadata) VALUES \
      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
@@ -34,6 +32,8 @@ macro_rules! bind_audit_event {
 }
 pub(crate) use bind_audit_event;
 
+/// Inserts `$events` (a `&[AuditEvent]`) with `$executor`, typically `&mut *transaction`, so
+/// the events commit or roll back with the change they record.
 macro_rules! insert_events {
     ($executor:expr, $events:expr) => {
         for event in $events {
