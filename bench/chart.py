@@ -16,7 +16,7 @@ import sys
 from html import escape
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import PEER_OF, ceiling_of  # noqa: E402
+from bench import PEER_OF, ceiling_of, first_peer_rows  # noqa: E402
 
 COLOURS = {"sqlite": "#2f5bea", "postgres": "#7b3fe4", "peer": "#e4843f", "ceiling": "#9aa0a6"}
 LABELS = {"sqlite": "Gatehouse (SQLite)", "postgres": "Gatehouse (PostgreSQL + Redis)",
@@ -28,7 +28,7 @@ def main() -> int:
     with open(source) as handle:
         data = json.load(handle)
     rows, ceilings = data["rows"], data["ceilings"]
-    peers = {(r["server"].split()[0], r["scenario"]): r for r in rows if r["kind"] == "peer"}
+    peers = first_peer_rows(rows)
 
     groups: list[tuple[str, list[tuple[str, str, float]]]] = []
     order: list[str] = []
