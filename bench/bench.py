@@ -42,6 +42,7 @@ PAGE_KIB = 1024
 STARTUP_TIMEOUT = 60.0  # seconds until a server answers 200
 CLI_TIMEOUT = 180  # seconds for one gatehouse CLI command
 OTHER_LOAD_LIMIT = 10.0  # % of the machine used by other processes that flags a row (⚠)
+INTERLEAVED_WINDOW = 2  # seconds per window when scenarios are measured interleaved
 IDLE_THRESHOLD = 0.15  # fraction of all cores busy above which the machine is "not idle"
 
 SEED_ARGON2 = (65536, 3, 4)  # Gatehouse's defaults (m KiB, t, p)
@@ -348,10 +349,12 @@ class Load:
         return argv + ["-s", os.path.join(BENCH, "wrk", "request.lua"), side.url, "--",
                        side.method, side.content_type, side.body]
 
-    def warm(self, side: Side, connections: int | None = None) -> None:
-        if self.warmup > 0:
-            subprocess.run(self.argv(side, self.warmup, connections), capture_output=True,
-                           timeout=self.warmup + 60)
+    def warm(self, side: Side, connections: int | None = None,
+             seconds: float | None = None) -> None:
+        seconds = self.warmup if seconds is None else seconds
+        if seconds > 0:
+            subprocess.run(self.argv(side, seconds, connections), capture_output=True,
+                           timeout=seconds + 60)
 
     def window(self, side: Side, seconds: float, connections: int | None = None) -> dict:
         """One measured wrk window: its BENCH_JSON and what /proc says about it."""
@@ -374,17 +377,20 @@ class Load:
         self.warm(side, connections)
         return self.combine(side, [self.window(side, self.duration, connections)])
 
-    def interleaved(self, sides: list[Side], rounds: int = 2) -> list[dict]:
-        """Measures several servers in alternating windows, `rounds` per side, in the order
-        A B … Z then Z … B A, each side's windows adding up to the usual duration. The machine's
-        speed drifts by ±25 % between 10 s windows a minute apart; figures measured back to
-        back and symmetrically around the same moment share that drift, so their ratio keeps
-        far less of it than two figures from different minutes of the run."""
+    def interleaved(self, sides: list[Side]) -> list[dict]:
+        """Measures several servers in alternating windows of about 2 s (A B … Z, Z … B A,
+        A B … Z, …), each side's windows adding up to the usual duration. This machine's speed
+        swings by ±25 % within seconds (two consecutive 5 s windows of the HTTP ceiling: 65 k
+        and 114 k req/s) and drifts over minutes; short windows spread over the same stretch
+        of time make the sides of a ratio see the same machine, where figures measured in
+        separate windows, let alone minutes apart, each keep their own share of the noise.
+        Each side is warmed up for 1 s first (the windows themselves keep it warm)."""
         if len(sides) == 1:
             return [self.wrk(sides[0].server, sides[0].url, sides[0].method,
                              sides[0].content_type, sides[0].body, sides[0].headers)]
         for side in sides:
-            self.warm(side)
+            self.warm(side, seconds=min(self.warmup, 1))
+        rounds = max(2, round(self.duration / INTERLEAVED_WINDOW))
         seconds = max(1, round(self.duration / rounds))
         windows: list[list[dict]] = [[] for _ in sides]
         for round_number in range(rounds):
@@ -396,8 +402,10 @@ class Load:
         return [self.combine(side, measured) for side, measured in zip(sides, windows)]
 
     def combine(self, side: Side, windows: list[dict]) -> dict:
-        """The summary of a side over its windows: rates over the summed time, p50 weighted by
-        requests, p99 the worst window's, CPU over the summed wall time."""
+        """The summary of a side over its windows: rates over the summed time; p50 and p99 the
+        means of the windows' percentiles weighted by their requests (wrk gives no histogram to
+        merge; with windows this short, the worst window's p99 would overstate the tail); CPU
+        over the summed wall time."""
         requests = sum(w["data"]["requests"] for w in windows)
         weights = [w["data"]["requests"] or 1 for w in windows]
         data = {
@@ -407,7 +415,8 @@ class Load:
             "latency_us": {
                 "p50": sum(w["data"]["latency_us"]["p50"] * k for w, k in zip(windows, weights))
                 / sum(weights),
-                "p99": max(w["data"]["latency_us"]["p99"] for w in windows),
+                "p99": sum(w["data"]["latency_us"]["p99"] * k for w, k in zip(windows, weights))
+                / sum(weights),
             },
         }
         cpu, wall = sum(w["cpu"] for w in windows), sum(w["wall"] for w in windows)
@@ -1502,9 +1511,9 @@ def write_report(args, rows, ceilings, checks, targets_table, total_seconds, mac
         f"- **load shape**: `wrk -t{args.threads} -c{args.connections}` (drivers: "
         f"{args.connections} concurrent workers), {args.warmup} s warm-up then "
         f"{args.duration} s measured, per scenario; a scenario compared with a peer or the "
-        f"HTTP ceiling is measured in windows interleaved with it (2 windows of "
-        f"{max(1, round(args.duration / 2))} s each, A B … B A); client and server share the "
-        "machine",
+        f"HTTP ceiling is measured in windows interleaved with it (windows of "
+        f"{INTERLEAVED_WINDOW} s, A B … Z, Z … B A, …, after 1 s of warm-up each); client and "
+        "server share the machine",
         f"- **idle checks** (all cores, 1 s before each section): "
         + ", ".join(f"{c['section']} {c['busy']:.0%}" + ("" if c["idle"] else " (NOT idle)")
                     for c in checks),
