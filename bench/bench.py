@@ -43,6 +43,7 @@ STARTUP_TIMEOUT = 60.0  # seconds until a server answers 200
 CLI_TIMEOUT = 180  # seconds for one gatehouse CLI command
 OTHER_LOAD_LIMIT = 10.0  # % of the machine used by other processes that flags a row (⚠)
 INTERLEAVED_WINDOW = 2  # seconds per window when scenarios are measured interleaved
+SIGN_IN_WINDOWS = 2  # sign-in windows, each between two windows of the Argon2id ceiling
 IDLE_THRESHOLD = 0.15  # fraction of all cores busy above which the machine is "not idle"
 
 SEED_ARGON2 = (65536, 3, 4)  # Gatehouse's defaults (m KiB, t, p)
@@ -60,6 +61,10 @@ PASSWORD = "Bench-" + secrets.token_urlsafe(12)
 
 def log(message: str) -> None:
     print(message, flush=True)
+
+
+def rate_text(rate: float) -> str:
+    return f"{rate:.0f}" if rate >= 100 else f"{rate:.1f}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -504,6 +509,9 @@ class HealthProbe:
         self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
         self.samples: list[float] = []
         self.failures = 0
+        # Answers are timed only while active; inactive, the probe keeps GETting (so whatever
+        # is measured beside the scenario bears the same side load) but records nothing.
+        self.active = True
         self.done = threading.Event()
         self.thread = threading.Thread(target=self.loop, daemon=True)
         self.thread.start()
@@ -511,15 +519,17 @@ class HealthProbe:
     def loop(self) -> None:
         while not self.done.wait(0.02):
             started = time.perf_counter()
+            active = self.active
             try:
                 self.connection.request("GET", self.path)
                 response = self.connection.getresponse()
                 response.read()
-                if response.status != 200:
+                if active and response.status != 200:
                     self.failures += 1
-                self.samples.append((time.perf_counter() - started) * 1000)
+                if active:
+                    self.samples.append((time.perf_counter() - started) * 1000)
             except OSError:
-                self.failures += 1
+                self.failures += active
                 self.connection.close()
 
     def stop(self) -> dict:
@@ -539,9 +549,13 @@ def with_health_probe(server_url: str, function) -> dict:
     finally:
         health = probe.stop()
     result.update(health)
+    log_health(health)
+    return result
+
+
+def log_health(health: dict) -> None:
     log(f"   /healthz during the run: p99 {health['healthz_p99_ms'] or 0:.2f} ms over "
         f"{health['healthz_samples']} probes, {health['healthz_failures']} failed")
-    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -675,32 +689,66 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
                 rows.append(row)
                 beside[row["ceiling_key"]] = row["rps"]
 
-    def argon2_bracket(params: tuple[int, int, int], server: "Server", scenario) -> None:
-        """Runs `scenario` between two measurements of the Argon2id ceiling and compares its
-        rows with their mean: the machine's speed drifts within seconds (the ceiling alone
-        measured 57 and 73 hashes/s in consecutive 4 s windows), and the mean of the figures
-        right before and right after a window is a fairer bound for it than either."""
-        key = argon2_key(params)
-        measure_ceiling("Argon2id", lambda: argon2_ceiling(args, params, label))
-        first = len(rows)
-        scenario()
-        before = beside.get(key)
-        if args.no_ceilings or before is None:
+    def sign_in(key: str, title: str, params: tuple[int, int, int], instance: "Gatehouse",
+                server_label: str) -> None:
+        """The sign-in scenario in windows alternating with the Argon2id ceiling: ceiling,
+        sign-in, ceiling, sign-in, ceiling (each sign-in window half the duration, each ceiling
+        window `--crypto-seconds`), compared with the mean of the ceiling's windows. The
+        machine's speed swings within seconds (the ceiling alone measured 57 and 73 hashes/s in
+        consecutive 4 s windows; one run put a sign-in at 115 % of a ceiling measured right
+        before and after it), so the two are measured over the same stretch of time. Between
+        windows the harness waits until the server is idle: the hashes it admitted before the
+        load stopped would otherwise run beside the ceiling (and flatter the sign-in). The
+        /healthz probe runs throughout — the ceiling bears its cost too — and its answers are
+        timed during the sign-in windows only."""
+        server = instance.server
+        side = Side(server, instance.url + "/v1/auth/sign-in", "POST", "application/json",
+                    json.dumps({"email": EMAIL, "password": PASSWORD}))
+        if args.no_ceilings:
+            result = run(title, lambda: with_health_probe(
+                instance.url, lambda: load.wrk(server, side.url, side.method,
+                                               side.content_type, side.body)))
+            if result is not None:
+                record(key, title, result, server_label)
             return
-        # The hashes the server admitted before the load stopped are still running: measuring
-        # the ceiling beside them would lower it (and flatter the sign-in).
-        wait_until_idle(server.pid)
-        measured = run("Argon2id ceiling (after)",
-                       lambda: argon2_ceiling(args, params, label + ", after"))
-        if not measured:
-            return
-        rows.extend(measured)
-        mean = (before + measured[0]["rps"]) / 2
-        for row in rows[first:]:
-            if row["kind"] == "gatehouse":
-                row["ceilings"][key] = mean
-        log(f"   Argon2id {'/'.join(map(str, params))}: {mean:.1f} hashes/s, the mean of before "
-            "and after")
+        argon = argon2_key(params)
+        probe = HealthProbe(instance.url + "/healthz")
+        probe.active = False
+        ceiling_rows: list[dict] = []
+        windows: list[dict] = []
+
+        def measure() -> bool:
+            load.warm(side, seconds=min(load.warmup, 1))
+            wait_until_idle(server.pid)
+            for number in range(SIGN_IN_WINDOWS + 1):
+                ceiling_rows.extend(argon2_ceiling(args, params, label))
+                if number == SIGN_IN_WINDOWS:
+                    break
+                probe.active = True
+                windows.append(load.window(side, load.duration / SIGN_IN_WINDOWS))
+                probe.active = False
+                wait_until_idle(server.pid)
+            return True
+
+        try:
+            measured = run(title, measure)
+        finally:
+            health = probe.stop()
+        if measured is None and not windows:
+            return  # `run` logged and recorded the failure
+        rates = [row["rps"] for row in ceiling_rows]
+        if rates:
+            ceiling = dict(ceiling_rows[0], rps=sum(rates) / len(rates), window_rps=rates,
+                           server=f"ceiling (crypto), interleaved with {server_label}")
+            rows.append(ceiling)
+            beside[argon] = ceiling["rps"]
+            log(f"   Argon2id {'/'.join(map(str, params))}: {ceiling['rps']:.1f} hashes/s, the "
+                f"mean of its {len(rates)} windows")
+        if windows:
+            result = load.combine(side, windows)
+            result.update(health)
+            log_health(health)
+            record(key, title, result, server_label)
 
     main = Gatehouse(args, workdir, f"{variant}-rs256", postgres=postgres)
     main.seed()
@@ -794,9 +842,8 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
     scenarios = [
         ("refresh", "refresh rotation (chained)", lambda: load.driver(server, [
             "refresh", url, "--email", EMAIL, "--password", PASSWORD])),
-        ("signin-seed", "sign-in Argon2id m=64MiB t=3 p=4", lambda: with_health_probe(
-            url, lambda: load.wrk(server, url + "/v1/auth/sign-in", "POST", "application/json",
-                                  json.dumps({"email": EMAIL, "password": PASSWORD})))),
+        ("signin-seed", "sign-in Argon2id m=64MiB t=3 p=4", lambda: sign_in(
+            "signin-seed", "sign-in Argon2id m=64MiB t=3 p=4", SEED_ARGON2, main, label)),
         ("codeflow-login", "code flow (with sign-in), flows/s", lambda: load.driver(server, [
             "codeflow", url, "--email", EMAIL, "--password", PASSWORD,
             "--client-id", main.web["client_id"], "--client-secret", main.web["client_secret"]])),
@@ -811,15 +858,12 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
             if not wanted(key):
                 continue
 
-            def scenario(key=key, title=title, function=function) -> None:
-                result = run(title, function)
-                if result is not None:
-                    record(key, title, result)
-
             if key == "signin-seed":
-                argon2_bracket(SEED_ARGON2, server, scenario)
-            else:
-                scenario()
+                function()
+                continue
+            result = run(title, function)
+            if result is not None:
+                record(key, title, result)
     finally:
         main.stop()
 
@@ -855,15 +899,8 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
         owasp.seed(web=False)
         owasp.start()
 
-        def scenario() -> None:
-            result = run("sign-in OWASP", lambda: with_health_probe(owasp.url, lambda: load.wrk(
-                owasp.server, owasp.url + "/v1/auth/sign-in", "POST", "application/json",
-                json.dumps({"email": EMAIL, "password": PASSWORD}))))
-            if result is not None:
-                record("signin-owasp", "sign-in Argon2id m=19MiB t=2 p=1 (OWASP)", result,
-                       f"{label} (OWASP Argon2id)")
-
-        argon2_bracket(OWASP_ARGON2, owasp.server, scenario)
+        sign_in("signin-owasp", "sign-in Argon2id m=19MiB t=2 p=1 (OWASP)", OWASP_ARGON2, owasp,
+                f"{label} (OWASP Argon2id)")
     except Exception as error:
         log(f"   OWASP server: FAILED: {error}")
         FAILURES.append(f"{label} OWASP: {error}")
@@ -1162,7 +1199,7 @@ def log_row(result: dict) -> None:
     flag = f"  ERRORS {result['errors']}" if result["errors"] else ""
     if result.get("other_cpu_pct", 0) > OTHER_LOAD_LIMIT:
         flag += f"  (other processes: {result['other_cpu_pct']:.0f}% of the machine)"
-    windows = (f"  (windows: {', '.join(f'{rate:.0f}' for rate in result['window_rps'])} req/s)"
+    windows = (f"  (windows: {', '.join(map(rate_text, result['window_rps']))} req/s)"
                if result.get("window_rps") else "")
     title = result["title"]
     if result.get("kind") == "peer":
@@ -1201,7 +1238,7 @@ def http_ceiling_row(result: dict, beside: str = "") -> dict:
     result.update({"scenario": "http", "ceiling_key": "http", "kind": "ceiling",
                    "title": "HTTP ceiling: axum, GET fixed bytes",
                    "server": "ceiling (axum + tokio)" + (f", beside {beside}" if beside else "")})
-    windows = (f"  (windows: {', '.join(f'{rate:.0f}' for rate in result['window_rps'])} req/s)"
+    windows = (f"  (windows: {', '.join(map(rate_text, result['window_rps']))} req/s)"
                if result.get("window_rps") else "")
     log(f"   HTTP ceiling {result['rps']:.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
         f"p99 {result['p99_ms']:.2f} ms  cpu {result['cpu_pct']:.0f}%{windows}")
@@ -1444,14 +1481,12 @@ def evaluate_targets(rows: list, ceilings: dict) -> list[dict]:
                          and r.get("users") == 1000), None)
             ratio = f", {row['rps'] / base['rps']:.2f}× the req/s with 1,000 users" \
                 if base and base["rps"] else ""
-            if row["base_scenario"] == "scale-signin":
-                # One Argon2id hash dominates this latency; the lookup must not slow it down.
-                kept = row["rps"] / base["rps"] if base and base["rps"] else 0.0
-                add(f"{row['title']}: ≥ 0.8× the sign-ins/s with 1,000 users",
-                    f"{kept:.2f}× (p99 {row['p99_ms']:.2f} ms)", kept >= 0.8)
-            else:
-                add(f"{row['title']}: p99 < 50 ms", f"{row['p99_ms']:.2f} ms{ratio}",
-                    row["p99_ms"] < 50)
+            # The issue's bound for every data-scale scenario. The sign-in's own latency is
+            # mostly one Argon2id hash (≈ 25 ms with one client); the ratio to the 1,000-user
+            # rate, measured two minutes earlier, is given for information (this machine's
+            # speed alone moves it by ±25 %).
+            add(f"{row['title']}: p99 < 50 ms", f"{row['p99_ms']:.2f} ms{ratio}",
+                row["p99_ms"] < 50)
     main = next((r for r in rows if r["kind"] == "gatehouse"
                  and r["server"] == "Gatehouse SQLite"), None)
     if main:
@@ -1559,7 +1594,7 @@ def write_report(args, rows, ceilings, checks, targets_table, total_seconds, mac
               "- **vs ceiling**: Gatehouse req/s ÷ the relevant ceiling measured in this run "
               "(for discovery and JWKS, the HTTP ceiling measured in windows interleaved with "
               "them; otherwise the one measured beside the row's section; for a sign-in, "
-              "the mean of the Argon2id ceiling measured right before and right after it): "
+              "the mean of the Argon2id ceiling's windows interleaved with it): "
               "HTTP (the minimal axum server under the same load), the signing algorithm "
               "(signatures/s on all cores), Argon2id with the same parameters (hashes/s on all "
               "cores), whichever is lowest; a code flow with sign-in is 5 HTTP requests, one "
@@ -1638,7 +1673,7 @@ def main() -> int:
         args.scale_users = args.scale_users or 2000
     else:
         args.duration = args.duration or 10
-        args.warmup = 2 if args.warmup is None else args.warmup
+        args.warmup = 1 if args.warmup is None else args.warmup
         args.idle_wait = 30 if args.idle_wait is None else args.idle_wait
         args.scale_users = args.scale_users or 1_000_000
     results_dir = os.path.join(BENCH, "results")
