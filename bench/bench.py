@@ -67,6 +67,13 @@ def rate_text(rate: float) -> str:
     return f"{rate:.0f}" if rate >= 100 else f"{rate:.1f}"
 
 
+def windows_text(result: dict) -> str:
+    """Each interleaved window's rate, for the log ("" for a single window)."""
+    if not result.get("window_rps"):
+        return ""
+    return f"  (windows: {', '.join(map(rate_text, result['window_rps']))} req/s)"
+
+
 # --------------------------------------------------------------------------------------------
 # /proc
 
@@ -439,13 +446,14 @@ class Load:
             summary["hashing_machine_pct"] = round(100 * hashing / machine, 1)
             summary["server_other_machine_pct"] = round(
                 100 * sum(w["other_threads"] for w in windows) / machine, 1)
-        return self.foreign(summary, (0.0, 0.0), (sum(w["busy"] for w in windows), machine),
-                            cpu, sum(w["load"] for w in windows))
+        return self.foreign(summary, sum(w["busy"] for w in windows), machine, cpu,
+                            sum(w["load"] for w in windows))
 
     @staticmethod
-    def foreign(summary: dict, host0, host1, server_cpu: float, load_cpu: float) -> dict:
-        """CPU used by other processes during the window, as a share of the whole machine."""
-        busy, total = host1[0] - host0[0], host1[1] - host0[1]
+    def foreign(summary: dict, busy: float, total: float, server_cpu: float,
+                load_cpu: float) -> dict:
+        """CPU used by other processes during the window (`busy` and `total`: the machine's
+        busy and elapsed CPU seconds over it), as a share of the whole machine."""
         other = max(0.0, busy - server_cpu - load_cpu)
         summary["other_cpu_pct"] = round(100 * other / total, 1) if total > 0 else 0.0
         return summary
@@ -476,7 +484,7 @@ class Load:
         # The driver's own CPU includes its warm-up: count only the measured share of it.
         share = self.duration / max(1e-9, self.duration + self.warmup)
         services = self.services_delta
-        return self.foreign(summary, host0, host1, cpu1 - cpu0,
+        return self.foreign(summary, host1[0] - host0[0], host1[1] - host0[1], cpu1 - cpu0,
                             (load1 - load0 - services) * share + services)
 
     @staticmethod
@@ -1201,8 +1209,7 @@ def log_row(result: dict) -> None:
     flag = f"  ERRORS {result['errors']}" if result["errors"] else ""
     if result.get("other_cpu_pct", 0) > OTHER_LOAD_LIMIT:
         flag += f"  (other processes: {result['other_cpu_pct']:.0f}% of the machine)"
-    windows = (f"  (windows: {', '.join(map(rate_text, result['window_rps']))} req/s)"
-               if result.get("window_rps") else "")
+    windows = windows_text(result)
     title = result["title"]
     if result.get("kind") == "peer":
         title = f"{result['server'].split(',')[0]}: {title}"
@@ -1240,8 +1247,7 @@ def http_ceiling_row(result: dict, beside: str = "") -> dict:
     result.update({"scenario": "http", "ceiling_key": "http", "kind": "ceiling",
                    "title": "HTTP ceiling: axum, GET fixed bytes",
                    "server": "ceiling (axum + tokio)" + (f", beside {beside}" if beside else "")})
-    windows = (f"  (windows: {', '.join(map(rate_text, result['window_rps']))} req/s)"
-               if result.get("window_rps") else "")
+    windows = windows_text(result)
     log(f"   HTTP ceiling {result['rps']:.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
         f"p99 {result['p99_ms']:.2f} ms  cpu {result['cpu_pct']:.0f}%{windows}")
     return result
@@ -1267,7 +1273,8 @@ def crypto_ceilings(args, argon2: list, signatures: bool, beside: str = "") -> l
     output = subprocess.run(argv, capture_output=True, text=True, check=True,
                             timeout=120 + 10 * args.crypto_seconds).stdout
     host1, load1 = host_cpu(), children_cpu()
-    other = Load.foreign({}, host0, host1, 0.0, load1 - load0)["other_cpu_pct"]
+    other = Load.foreign({}, host1[0] - host0[0], host1[1] - host0[1], 0.0,
+                         load1 - load0)["other_cpu_pct"]
     crypto = json.loads(output.strip().splitlines()[-1])
     server = "ceiling (crypto)" + (f", beside {beside}" if beside else "")
     rows = []
