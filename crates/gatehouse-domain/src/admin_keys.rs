@@ -7,12 +7,11 @@ use async_trait::async_trait;
 use gatehouse_crypto::Digester;
 use serde::Serialize;
 
-use crate::accounts::Principal;
-use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::audit::AuditEvent;
+use crate::principal::{Actor, AdminPrincipal, RequestContext};
 use crate::clock::Clock;
 use crate::error::DomainError;
 use crate::store::StoreError;
-use crate::users::SYSTEM_ROLE_ADMIN;
 
 /// Prefix of admin API keys, so secret scanners can recognise a leaked one.
 pub const ADMIN_KEY_PREFIX: &str = "gha_";
@@ -43,35 +42,6 @@ pub trait AdminKeyStore: Send + Sync {
         digest: &[u8],
     ) -> Result<Option<AdminKeyRecord>, StoreError>;
     async fn touch_admin_key(&self, id: &str, now: i64) -> Result<(), StoreError>;
-}
-
-/// Proof that the caller may use the admin API. Only [`AdminKeyService::authenticate`] and
-/// [`AdminPrincipal::from_user`] make one.
-#[derive(Debug, Clone)]
-pub struct AdminPrincipal {
-    actor: Actor,
-}
-
-impl AdminPrincipal {
-    /// A signed-in user with the system `admin` role.
-    pub fn from_user(principal: &Principal) -> Result<AdminPrincipal, DomainError> {
-        if principal.user.system_role.as_deref() == Some(SYSTEM_ROLE_ADMIN) {
-            Ok(AdminPrincipal { actor: Actor::User(principal.user.id.clone()) })
-        } else {
-            Err(DomainError::Forbidden(
-                "the admin API needs an admin API key or an admin user".into(),
-            ))
-        }
-    }
-
-    /// The CLI acts with the operator's authority.
-    pub fn system() -> AdminPrincipal {
-        AdminPrincipal { actor: Actor::System }
-    }
-
-    pub fn actor(&self) -> &Actor {
-        &self.actor
-    }
 }
 
 pub struct AdminKeyService {
@@ -130,6 +100,6 @@ impl AdminKeyService {
         if key.last_used_at.is_none_or(|used| now - used >= LAST_USED_RESOLUTION_SECONDS) {
             self.store.touch_admin_key(&key.id, now).await?;
         }
-        Ok(Some(AdminPrincipal { actor: Actor::AdminKey(key.id) }))
+        Ok(Some(AdminPrincipal::admin_key(key.id)))
     }
 }

@@ -4,47 +4,8 @@
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::principal::{Actor, RequestContext};
 use crate::store::StoreError;
-
-/// Where a request came from, for the audit trail and session records.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestContext {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
-    /// The language the caller prefers (`en`, `fr`), for messages sent on their behalf.
-    pub locale: Option<String>,
-}
-
-/// Who acted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", content = "id", rename_all = "snake_case")]
-pub enum Actor {
-    /// Nobody signed in (a sign-in attempt, a sign-up).
-    Anonymous,
-    User(String),
-    AdminKey(String),
-    /// The CLI or the server itself.
-    System,
-}
-
-impl Actor {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Actor::Anonymous => "anonymous",
-            Actor::User(_) => "user",
-            Actor::AdminKey(_) => "admin_key",
-            Actor::System => "system",
-        }
-    }
-
-    pub fn id(&self) -> Option<&str> {
-        match self {
-            Actor::User(id) | Actor::AdminKey(id) => Some(id),
-            Actor::Anonymous | Actor::System => None,
-        }
-    }
-}
 
 /// One recorded event. `action` is a stable dotted name (`user.signed_up`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -140,7 +101,7 @@ impl AuditLog {
     /// `cursor` is the opaque `next_cursor` of the previous page.
     pub async fn list(
         &self,
-        _admin: &crate::admin_keys::AdminPrincipal,
+        _admin: &crate::principal::AdminPrincipal,
         filter: &AuditFilter,
         cursor: Option<&str>,
         limit: u32,

@@ -2,7 +2,7 @@
 
 use gatehouse_crypto::CryptoError;
 
-use crate::store::StoreError;
+use crate::store::{Conflict, StoreError};
 
 /// One invalid input field: which, a stable code, and words for a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub enum MfaProblem {
     EnrolmentNotStarted,
     /// MFA is required by policy and this user must enrol a factor first.
     EnrolmentRequired,
-    /// A code was sent on this channel less than [`crate::accounts::mfa::CODE_RESEND_SECONDS`]
+    /// A code was sent on this channel less than [`crate::mfa::CODE_RESEND_SECONDS`]
     /// ago (answered as `rate_limited`, like the other limits).
     ResendTooSoon,
 }
@@ -81,6 +81,19 @@ impl MfaProblem {
     }
 }
 
+/// Which identifier of an account is already in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    Email,
+    Username,
+}
+
+/// A feature an operator can switch off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    MagicLink,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
     #[error("not found")]
@@ -93,9 +106,9 @@ pub enum DomainError {
     /// Field-level validation failures, each reported on its own.
     #[error("validation failed")]
     Validation(Vec<FieldIssue>),
-    /// The email or username belongs to another account; the string names the field.
-    #[error("{0} already in use")]
-    Taken(&'static str),
+    /// The email or username belongs to another account.
+    #[error("{0:?} already in use")]
+    Taken(Taken),
     /// Unknown account or wrong password: deliberately the same answer.
     #[error("invalid credentials")]
     InvalidCredentials,
@@ -119,8 +132,8 @@ pub enum DomainError {
     #[error("one-time token: {0:?}")]
     OneTimeToken(OneTimeTokenProblem),
     /// A feature switched off in configuration (magic links).
-    #[error("{0} is disabled")]
-    Disabled(&'static str),
+    #[error("{0:?} is disabled")]
+    Disabled(Feature),
     /// A refresh token that is unknown, expired, revoked or reused.
     #[error("invalid grant")]
     InvalidGrant,
@@ -142,14 +155,35 @@ pub enum DomainError {
 }
 
 impl DomainError {
+    /// A uniqueness conflict on an account's identifiers as the field it concerns; any other
+    /// store error as itself.
+    pub fn from_taken(error: StoreError) -> DomainError {
+        match error {
+            StoreError::Conflict(Conflict::UserEmail) => DomainError::Taken(Taken::Email),
+            StoreError::Conflict(Conflict::UserUsername) => DomainError::Taken(Taken::Username),
+            other => other.into(),
+        }
+    }
+
+    /// A one-time token spent by someone else first as `token_used`; any other store error as
+    /// itself.
+    pub fn from_spent_token(error: StoreError) -> DomainError {
+        match error {
+            StoreError::Conflict(Conflict::OneTimeTokenSpent) => {
+                DomainError::OneTimeToken(OneTimeTokenProblem::Used)
+            }
+            other => other.into(),
+        }
+    }
+
     /// The stable snake_case code published in problem+json bodies (see API.md).
     pub fn code(&self) -> &'static str {
         match self {
             DomainError::NotFound => "not_found",
             DomainError::Conflict(_) => "conflict",
             DomainError::Invalid(_) | DomainError::Validation(_) => "validation_failed",
-            DomainError::Taken("username") => "username_taken",
-            DomainError::Taken(_) => "email_taken",
+            DomainError::Taken(Taken::Username) => "username_taken",
+            DomainError::Taken(Taken::Email) => "email_taken",
             DomainError::InvalidCredentials => "invalid_credentials",
             DomainError::AccountLocked { .. } => "account_locked",
             DomainError::AccountSuspended => "account_suspended",
@@ -160,8 +194,7 @@ impl DomainError {
             DomainError::OneTimeToken(OneTimeTokenProblem::Invalid) => "invalid_token",
             DomainError::OneTimeToken(OneTimeTokenProblem::Used) => "token_used",
             DomainError::OneTimeToken(OneTimeTokenProblem::Expired) => "token_expired",
-            DomainError::Disabled("magic_link") => "magic_link_disabled",
-            DomainError::Disabled(_) => "feature_disabled",
+            DomainError::Disabled(Feature::MagicLink) => "magic_link_disabled",
             DomainError::Forbidden(_) => "forbidden",
             DomainError::Mfa(problem) => problem.code(),
             DomainError::ReauthenticationRequired => "reauthentication_required",
@@ -185,8 +218,8 @@ mod tests {
             (DomainError::Conflict("x".into()), "conflict"),
             (DomainError::Invalid("x".into()), "validation_failed"),
             (DomainError::Validation(vec![]), "validation_failed"),
-            (DomainError::Taken("email"), "email_taken"),
-            (DomainError::Taken("username"), "username_taken"),
+            (DomainError::Taken(Taken::Email), "email_taken"),
+            (DomainError::Taken(Taken::Username), "username_taken"),
             (DomainError::InvalidCredentials, "invalid_credentials"),
             (DomainError::AccountLocked { retry_after: 5 }, "account_locked"),
             (DomainError::AccountSuspended, "account_suspended"),
@@ -200,13 +233,13 @@ mod tests {
             (DomainError::OneTimeToken(OneTimeTokenProblem::Invalid), "invalid_token"),
             (DomainError::OneTimeToken(OneTimeTokenProblem::Used), "token_used"),
             (DomainError::OneTimeToken(OneTimeTokenProblem::Expired), "token_expired"),
-            (DomainError::Disabled("magic_link"), "magic_link_disabled"),
+            (DomainError::Disabled(Feature::MagicLink), "magic_link_disabled"),
             (DomainError::Forbidden("x".into()), "forbidden"),
             (DomainError::Mfa(MfaProblem::CodeReplayed), "mfa_code_replayed"),
             (DomainError::Mfa(MfaProblem::BackupCodeUsed), "backup_code_used"),
             (DomainError::ReauthenticationRequired, "reauthentication_required"),
             (StoreError::Unavailable("down".into()).into(), "service_unavailable"),
-            (StoreError::Conflict("users_email".into()).into(), "conflict"),
+            (StoreError::Conflict(Conflict::UserEmail).into(), "conflict"),
             (StoreError::Other("boom".into()).into(), "internal_error"),
             (DomainError::Internal("x".into()), "internal_error"),
         ];

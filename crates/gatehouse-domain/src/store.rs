@@ -1,12 +1,33 @@
 //! The error every store port answers with, independent of the database behind it.
 
+/// Which uniqueness rule a write broke. The store maps the database's constraint to one of
+/// these in one place; the domain matches on the variant, never on a constraint's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// Another account has this email address (its blind index).
+    UserEmail,
+    /// Another account has this username.
+    UserUsername,
+    /// The one-time token was spent by someone else first.
+    OneTimeTokenSpent,
+    /// The user already has a confirmed second factor of this kind.
+    MfaFactorKind,
+    /// A signing key with this kid exists, or another key is already active.
+    SigningKey,
+    /// An OAuth client with this id exists.
+    ClientId,
+    /// A device-flow user code is in use.
+    DeviceUserCode,
+    /// Any other uniqueness rule (a primary key, say); names the constraint, never the value.
+    Other(String),
+}
+
 /// What can go wrong in a store, in terms the domain can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A uniqueness rule was broken (duplicate email, a second active key, ...). The string
-    /// names the constraint, never the value.
-    #[error("conflict: {0}")]
-    Conflict(String),
+    /// A uniqueness rule was broken (duplicate email, a second active key, ...).
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
     /// The database could not be reached or timed out; worth retrying later.
     #[error("store unavailable: {0}")]
     Unavailable(String),

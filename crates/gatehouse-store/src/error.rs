@@ -1,17 +1,40 @@
-//! Translation of driver errors into the domain's `StoreError`.
+//! Translation of driver errors into the domain's `StoreError`: the one place that reads a
+//! constraint's name, so the domain matches on [`Conflict`] variants only.
 
-use gatehouse_domain::StoreError;
+use gatehouse_domain::{Conflict, StoreError};
+
+/// The uniqueness rules the domain acts on: PostgreSQL's constraint name, SQLite's
+/// `table.column[, table.column]` of its message, and the conflict they mean.
+const KNOWN_CONFLICTS: &[(&str, &str, Conflict)] = &[
+    ("users_email_digest_key", "users.email_digest", Conflict::UserEmail),
+    ("users_username_key", "users.username", Conflict::UserUsername),
+    ("mfa_factors_user_kind", "mfa_factors.user_id, mfa_factors.kind", Conflict::MfaFactorKind),
+    ("signing_keys_pkey", "signing_keys.kid", Conflict::SigningKey),
+    ("signing_keys_one_active", "signing_keys.state", Conflict::SigningKey),
+    ("oauth_clients_pkey", "oauth_clients.client_id", Conflict::ClientId),
+    ("device_codes_user_code_key", "device_codes.user_code", Conflict::DeviceUserCode),
+];
+
+/// The conflict a unique violation means. PostgreSQL names the constraint
+/// (`users_username_key`); SQLite only says `UNIQUE constraint failed: users.username`. Either
+/// way the column is named and the value is not.
+fn conflict(constraint: Option<&str>, message: &str) -> Conflict {
+    let columns = message.strip_prefix("UNIQUE constraint failed: ");
+    KNOWN_CONFLICTS
+        .iter()
+        .find(|(name, sqlite_columns, _)| {
+            constraint == Some(*name) || columns == Some(*sqlite_columns)
+        })
+        .map(|(_, _, conflict)| conflict.clone())
+        .unwrap_or_else(|| Conflict::Other(constraint.unwrap_or(message).to_owned()))
+}
 
 /// Maps a sqlx error to what the domain can act on. Messages name constraints and kinds of
 /// failure, never bound values.
 pub fn map_sqlx_error(error: sqlx::Error) -> StoreError {
     match error {
         sqlx::Error::Database(database_error) if database_error.is_unique_violation() => {
-            // PostgreSQL names the constraint (`users_username_key`); SQLite only says
-            // `UNIQUE constraint failed: users.username`. Either way the column is named and
-            // the value is not.
-            let constraint = database_error.constraint().map(str::to_owned);
-            StoreError::Conflict(constraint.unwrap_or_else(|| database_error.message().to_owned()))
+            StoreError::Conflict(conflict(database_error.constraint(), database_error.message()))
         }
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             StoreError::Unavailable(error.to_string())
@@ -23,5 +46,23 @@ pub fn map_sqlx_error(error: sqlx::Error) -> StoreError {
         | sqlx::Error::Decode(_)
         | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(error.to_string()),
         other => StoreError::Other(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_dialects_name_the_same_conflicts() {
+        for (name, sqlite_columns, expected) in KNOWN_CONFLICTS {
+            assert_eq!(&conflict(Some(name), "duplicate key value"), expected);
+            let message = format!("UNIQUE constraint failed: {sqlite_columns}");
+            assert_eq!(&conflict(None, &message), expected);
+        }
+        assert_eq!(
+            conflict(Some("sessions_pkey"), "duplicate key value"),
+            Conflict::Other("sessions_pkey".into())
+        );
     }
 }

@@ -1,21 +1,20 @@
-//! `MfaStore` on SQL: `mfa_factors`, `mfa_backup_codes`, `mfa_codes`, `trusted_devices`, and
-//! the session's authentication columns for step-up. Writes that go with a change take its
-//! [`Effects`] into their transaction. The database side of `MfaChallengeStore` is in
-//! `mfa_challenges`.
+//! `MfaStore` on SQL (`mfa_factors`, `mfa_backup_codes`, `mfa_codes`) and `TrustedBrowserStore`
+//! (`trusted_devices`). Writes that go with a change take its unit of work into their
+//! transaction. The database side of `MfaChallengeStore` is in `mfa_challenge`.
 
 use async_trait::async_trait;
 use gatehouse_domain::StoreError;
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::mfa::{
-    BackupCodeRecord, MfaCodeRecord, MfaFactorRecord, MfaStore, TrustedDeviceRecord,
+    BackupCodeRecord, MfaCodeRecord, MfaFactorRecord, MfaStore, TrustedBrowserRecord,
+    TrustedBrowserStore,
 };
-use gatehouse_domain::notify::Effects;
+use gatehouse_domain::unit_of_work::UnitOfWork;
 use sqlx::Row;
 
 use crate::audit::insert_events;
-use crate::cache::{Invalidation, announce};
 use crate::error::map_sqlx_error;
-use crate::notify::apply_effects;
+use crate::notify::apply_work;
 use crate::{Database, with_pool};
 
 macro_rules! factor_from_row {
@@ -38,7 +37,7 @@ macro_rules! factor_from_row {
 macro_rules! device_from_row {
     ($row:expr) => {{
         let row = $row;
-        TrustedDeviceRecord {
+        TrustedBrowserRecord {
             id: row.try_get("id").map_err(map_sqlx_error)?,
             user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
             token_digest: row.try_get("token_digest").map_err(map_sqlx_error)?,
@@ -103,7 +102,7 @@ impl MfaStore for Database {
     async fn put_pending_factor(
         &self,
         factor: &MfaFactorRecord,
-        effects: &Effects,
+        work: &UnitOfWork,
     ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
             let _write = self.write_guard().await;
@@ -134,7 +133,7 @@ impl MfaStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            apply_effects!(&mut *transaction, effects);
+            apply_work!(&mut *transaction, work);
             transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
@@ -146,7 +145,7 @@ impl MfaStore for Database {
         now: i64,
         used_step: Option<i64>,
         backup_codes: Option<&[BackupCodeRecord]>,
-        effects: &Effects,
+        work: &UnitOfWork,
     ) -> Result<bool, StoreError> {
         with_pool!(self, pool => {
             let _write = self.write_guard().await;
@@ -166,7 +165,7 @@ impl MfaStore for Database {
             if let Some(codes) = backup_codes {
                 replace_codes!(transaction, user_id.as_str(), codes);
             }
-            apply_effects!(&mut *transaction, effects);
+            apply_work!(&mut *transaction, work);
             transaction.commit().await.map_err(map_sqlx_error)?;
             Ok(true)
         })
@@ -177,7 +176,7 @@ impl MfaStore for Database {
         user_id: &str,
         kind: &str,
         clear_backup_codes: bool,
-        effects: &Effects,
+        work: &UnitOfWork,
     ) -> Result<bool, StoreError> {
         with_pool!(self, pool => {
             let _write = self.write_guard().await;
@@ -199,7 +198,7 @@ impl MfaStore for Database {
                     .await
                     .map_err(map_sqlx_error)?;
             }
-            apply_effects!(&mut *transaction, effects);
+            apply_work!(&mut *transaction, work);
             transaction.commit().await.map_err(map_sqlx_error)?;
             Ok(true)
         })
@@ -209,7 +208,7 @@ impl MfaStore for Database {
         &self,
         user_id: &str,
         now: i64,
-        effects: &Effects,
+        work: &UnitOfWork,
     ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
             let _write = self.write_guard().await;
@@ -233,7 +232,7 @@ impl MfaStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            apply_effects!(&mut *transaction, effects);
+            apply_work!(&mut *transaction, work);
             transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
@@ -312,13 +311,13 @@ impl MfaStore for Database {
         &self,
         user_id: &str,
         codes: &[BackupCodeRecord],
-        effects: &Effects,
+        work: &UnitOfWork,
     ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
             let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
             replace_codes!(transaction, user_id, codes);
-            apply_effects!(&mut *transaction, effects);
+            apply_work!(&mut *transaction, work);
             transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
@@ -327,7 +326,7 @@ impl MfaStore for Database {
     async fn put_mfa_code(
         &self,
         code: &MfaCodeRecord,
-        effects: &Effects,
+        work: &UnitOfWork,
     ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
             let _write = self.write_guard().await;
@@ -355,7 +354,7 @@ impl MfaStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            apply_effects!(&mut *transaction, effects);
+            apply_work!(&mut *transaction, work);
             transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
@@ -427,11 +426,14 @@ impl MfaStore for Database {
             Ok(updated == 1)
         })
     }
+}
 
-    async fn trusted_device(
+#[async_trait]
+impl TrustedBrowserStore for Database {
+    async fn trusted_browser(
         &self,
         digest: &[u8],
-    ) -> Result<Option<TrustedDeviceRecord>, StoreError> {
+    ) -> Result<Option<TrustedBrowserRecord>, StoreError> {
         with_pool!(self, pool => {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {DEVICE_COLUMNS} FROM trusted_devices WHERE token_digest = $1"
@@ -447,7 +449,7 @@ impl MfaStore for Database {
         })
     }
 
-    async fn touch_trusted_device(&self, id: &str, now: i64) -> Result<(), StoreError> {
+    async fn touch_trusted_browser(&self, id: &str, now: i64) -> Result<(), StoreError> {
         with_pool!(self, pool => {
             let _write = self.write_guard().await;
             sqlx::query("UPDATE trusted_devices SET last_used_at = $2 WHERE id = $1")
@@ -460,11 +462,11 @@ impl MfaStore for Database {
         Ok(())
     }
 
-    async fn trusted_devices(
+    async fn trusted_browsers(
         &self,
         user_id: &str,
         now: i64,
-    ) -> Result<Vec<TrustedDeviceRecord>, StoreError> {
+    ) -> Result<Vec<TrustedBrowserRecord>, StoreError> {
         with_pool!(self, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {DEVICE_COLUMNS} FROM trusted_devices WHERE user_id = $1 \
@@ -483,10 +485,10 @@ impl MfaStore for Database {
         })
     }
 
-    async fn revoke_trusted_devices(
+    async fn revoke_trusted_browsers(
         &self,
         user_id: &str,
-        device_id: Option<&str>,
+        browser_id: Option<&str>,
         now: i64,
         events: &[AuditEvent],
     ) -> Result<u64, StoreError> {
@@ -498,7 +500,7 @@ impl MfaStore for Database {
                  AND ($2 IS NULL OR id = $2) AND revoked_at IS NULL AND expires_at > $3",
             )
             .bind(user_id)
-            .bind(device_id)
+            .bind(browser_id)
             .bind(now)
             .execute(&mut *transaction)
             .await
@@ -510,31 +512,5 @@ impl MfaStore for Database {
             transaction.commit().await.map_err(map_sqlx_error)?;
             Ok(revoked)
         })
-    }
-
-    async fn update_session_authentication(
-        &self,
-        session_id: &str,
-        auth_time: i64,
-        amr: &str,
-        events: &[AuditEvent],
-    ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            sqlx::query("UPDATE sessions SET auth_time = $2, amr = $3 WHERE id = $1")
-                .bind(session_id)
-                .bind(auth_time)
-                .bind(amr)
-                .execute(&mut *transaction)
-                .await
-                .map_err(map_sqlx_error)?;
-            insert_events!(&mut *transaction, events);
-            let changed = [Invalidation::Session(session_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-        });
-        Ok(())
     }
 }

@@ -1,25 +1,21 @@
-//! `NotifyStore` on SQL: the `outbox`, `outbox_attempts`, `one_time_tokens` and
-//! `known_devices` tables, and the changes that carry [`Effects`] (audit events, outbox rows,
-//! tokens to create or spend) into their transaction.
+//! The unit of work on SQL (`apply_work!`: audit events, outbox rows, one-time tokens to
+//! create or spend, the known device, the trusted browser, written inside the change's
+//! transaction), and the ports over those tables: `OutboxStore` (`outbox`, `outbox_attempts`),
+//! `OneTimeTokenStore` (`one_time_tokens`), `KnownDeviceStore` (`known_devices`).
 
 use async_trait::async_trait;
+use gatehouse_domain::StoreError;
 use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::email_links::{OneTimeTokenRecord, OneTimeTokenStore};
+use gatehouse_domain::known_devices::KnownDeviceStore;
 use gatehouse_domain::notify::{
-    AttemptOutcome, Effects, NotifyStore, OneTimeTokenRecord, OutboxAttempt, OutboxQuery,
-    OutboxRecord,
+    AttemptOutcome, OutboxAttempt, OutboxQuery, OutboxRecord, OutboxStore,
 };
-use gatehouse_domain::sessions::{RefreshTokenRecord, SessionRecord};
-use gatehouse_domain::{StoreError, UserRecord};
+use gatehouse_domain::unit_of_work::{UnitOfWork, UnitOfWorkStore};
 use sqlx::Row;
 
-use crate::audit::{INSERT_AUDIT_EVENT, bind_audit_event, insert_events};
-use crate::batch::SqliteBatch;
-use crate::cache::{Invalidation, announce};
+use crate::audit::insert_events;
 use crate::error::map_sqlx_error;
-use crate::sessions::{
-    INSERT_REFRESH_TOKEN, INSERT_SESSION, bind_refresh_token, bind_session, insert_refresh_token,
-};
-use crate::users::{UPDATE_USER, bind_user_columns, insert_user_row, update_user_row};
 use crate::{Database, with_pool};
 
 /// Remembers (or refreshes) a device a user signed in from: user id, digest, now.
@@ -27,30 +23,28 @@ pub(crate) const REMEMBER_DEVICE: &str = "INSERT INTO known_devices (user_id, de
      first_seen_at, last_seen_at) VALUES ($1, $2, $3, $3) ON CONFLICT (user_id, device_digest) \
      DO UPDATE SET last_seen_at = excluded.last_seen_at";
 
-/// Writes `$effects` (a `&Effects`) with `$executor` (`&mut *transaction`): spends the token
-/// first (returning `Conflict(TOKEN_SPENT_CONFLICT)` from the enclosing function, which rolls
+/// Writes `$work` (a `&UnitOfWork`) with `$executor` (`&mut *transaction`): spends the token
+/// first (returning `Conflict(OneTimeTokenSpent)` from the enclosing function, which rolls
 /// the transaction back, when it was already spent), then tokens, outbox rows, the device and
 /// the audit events.
-macro_rules! apply_effects {
-    ($executor:expr, $effects:expr) => {{
-        let effects: &Effects = $effects;
-        if let Some((digest, now)) = &effects.spend_token {
+macro_rules! apply_work {
+    ($executor:expr, $work:expr) => {{
+        let work: &UnitOfWork = $work;
+        if let Some(spent) = &work.spend_token {
             let spent = sqlx::query(
                 "UPDATE one_time_tokens SET used_at = $2 WHERE token_digest = $1 AND used_at IS NULL",
             )
-            .bind(digest.as_slice())
-            .bind(*now)
+            .bind(spent.digest.as_slice())
+            .bind(spent.at)
             .execute($executor)
             .await
             .map_err(map_sqlx_error)?
             .rows_affected();
             if spent != 1 {
-                return Err(StoreError::Conflict(
-                    gatehouse_domain::notify::TOKEN_SPENT_CONFLICT.into(),
-                ));
+                return Err(StoreError::Conflict(gatehouse_domain::Conflict::OneTimeTokenSpent));
             }
         }
-        for token in &effects.tokens {
+        for token in &work.tokens {
             sqlx::query(
                 "INSERT INTO one_time_tokens (token_digest, purpose, user_id, email_digest, \
                  created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -66,7 +60,7 @@ macro_rules! apply_effects {
             .await
             .map_err(map_sqlx_error)?;
         }
-        for row in &effects.outbox {
+        for row in &work.outbox {
             sqlx::query(
                 "INSERT INTO outbox (id, channel, kind, payload, status, attempts, next_attempt_at, \
                  claimed_by, lease_until, created_at, delivered_at, last_error) VALUES \
@@ -88,16 +82,16 @@ macro_rules! apply_effects {
             .await
             .map_err(map_sqlx_error)?;
         }
-        if let Some((user_id, device, now)) = &effects.remember_device {
+        if let Some(device) = &work.known_device {
             sqlx::query($crate::notify::REMEMBER_DEVICE)
-                .bind(user_id.as_str())
-                .bind(device.as_slice())
-                .bind(*now)
+                .bind(device.user_id.as_str())
+                .bind(device.digest.as_slice())
+                .bind(device.seen_at)
                 .execute($executor)
                 .await
                 .map_err(map_sqlx_error)?;
         }
-        if let Some(device) = &effects.trusted_device {
+        if let Some(device) = &work.trusted_browser {
             sqlx::query(
                 "INSERT INTO trusted_devices (id, user_id, token_digest, user_agent, ip, created_at, \
                  expires_at, last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -115,10 +109,10 @@ macro_rules! apply_effects {
             .await
             .map_err(map_sqlx_error)?;
         }
-        insert_events!($executor, &effects.events);
+        insert_events!($executor, &work.events);
     }};
 }
-pub(crate) use apply_effects;
+pub(crate) use apply_work;
 
 macro_rules! outbox_columns {
     () => {
@@ -164,219 +158,7 @@ macro_rules! outbox_from_row {
 }
 
 #[async_trait]
-impl NotifyStore for Database {
-    async fn insert_user_with(
-        &self,
-        user: &UserRecord,
-        effects: &Effects,
-    ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            insert_user_row!(&mut *transaction, user, "")?;
-            apply_effects!(&mut *transaction, effects);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-        });
-        Ok(())
-    }
-
-    async fn update_user_with(
-        &self,
-        user: &UserRecord,
-        effects: &Effects,
-    ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            update_user_row!(&mut *transaction, user)?;
-            apply_effects!(&mut *transaction, effects);
-            let changed = [Invalidation::User(&user.id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-        });
-        Ok(())
-    }
-
-    async fn change_password_with(
-        &self,
-        user: &UserRecord,
-        history_size: usize,
-        keep_session: Option<&str>,
-        reason: &str,
-        effects: &Effects,
-    ) -> Result<(), StoreError> {
-        let keep = keep_session.unwrap_or("");
-        let history_size = i64::try_from(history_size).unwrap_or(i64::MAX);
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            sqlx::query(
-                "INSERT INTO password_history (user_id, password_hash, created_at) \
-                 SELECT id, password_hash, $2 FROM users WHERE id = $1 AND password_hash IS NOT NULL",
-            )
-            .bind(user.id.as_str())
-            .bind(user.updated_at)
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_sqlx_error)?;
-            // Keep only the newest `history_size` entries.
-            sqlx::query(
-                "DELETE FROM password_history WHERE user_id = $1 AND password_hash NOT IN (\
-                 SELECT password_hash FROM password_history WHERE user_id = $1 \
-                 ORDER BY created_at DESC LIMIT $2)",
-            )
-            .bind(user.id.as_str())
-            .bind(history_size)
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_sqlx_error)?;
-            update_user_row!(&mut *transaction, user)?;
-            sqlx::query(
-                "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
-                 WHERE user_id = $1 AND revoked_at IS NULL AND id <> $4",
-            )
-            .bind(user.id.as_str())
-            .bind(user.updated_at)
-            .bind(reason)
-            .bind(keep)
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_sqlx_error)?;
-            // A new password ends the trust given to devices under the old one.
-            sqlx::query(
-                "UPDATE trusted_devices SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-            )
-            .bind(user.id.as_str())
-            .bind(user.updated_at)
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_sqlx_error)?;
-            apply_effects!(&mut *transaction, effects);
-            let changed = [Invalidation::User(&user.id), Invalidation::SessionsOfUser(&user.id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-        });
-        Ok(())
-    }
-
-    async fn start_session_with(
-        &self,
-        session: &SessionRecord,
-        refresh_token: Option<&RefreshTokenRecord>,
-        user: &UserRecord,
-        effects: &Effects,
-    ) -> Result<(), StoreError> {
-        let changed = [Invalidation::User(&user.id)];
-        // A password sign-in's writes (no one-time token, outbox row or trusted device): on
-        // SQLite, one round trip to the connection's thread instead of five.
-        let plain = effects.spend_token.is_none()
-            && effects.tokens.is_empty()
-            && effects.outbox.is_empty()
-            && effects.trusted_device.is_none();
-        if let (Database::Sqlite(sqlite), true) = (self, plain) {
-            let mut batch = SqliteBatch::default();
-            bind_user_columns!(batch.push(UPDATE_USER), user);
-            bind_session!(batch.push(INSERT_SESSION), session);
-            if let Some(refresh_token) = refresh_token {
-                bind_refresh_token!(batch.push(INSERT_REFRESH_TOKEN), refresh_token);
-            }
-            if let Some((user_id, device, now)) = &effects.remember_device {
-                batch
-                    .push(REMEMBER_DEVICE)
-                    .bind(user_id.as_str())
-                    .bind(device.as_slice())
-                    .bind(*now);
-            }
-            for event in &effects.events {
-                bind_audit_event!(batch.push(INSERT_AUDIT_EVENT), event);
-            }
-            let _write = self.write_guard().await;
-            let mut transaction = sqlite.pool.begin().await.map_err(map_sqlx_error)?;
-            batch.execute(&mut transaction).await?;
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-            return Ok(());
-        }
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            update_user_row!(&mut *transaction, user)?;
-            bind_session!(sqlx::query(INSERT_SESSION), session)
-                .execute(&mut *transaction)
-                .await
-                .map_err(map_sqlx_error)?;
-            if let Some(refresh_token) = refresh_token {
-                insert_refresh_token!(&mut *transaction, refresh_token)?;
-            }
-            apply_effects!(&mut *transaction, effects);
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-        });
-        Ok(())
-    }
-    async fn append_effects(&self, effects: &Effects) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            apply_effects!(&mut *transaction, effects);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-        });
-        Ok(())
-    }
-
-    async fn one_time_token(
-        &self,
-        digest: &[u8],
-    ) -> Result<Option<OneTimeTokenRecord>, StoreError> {
-        with_pool!(self, pool => {
-            let row = sqlx::query(
-                "SELECT token_digest, purpose, user_id, email_digest, created_at, expires_at, used_at \
-                 FROM one_time_tokens WHERE token_digest = $1",
-            )
-            .bind(digest)
-            .fetch_optional(pool)
-            .await
-            .map_err(map_sqlx_error)?;
-            match row {
-                Some(row) => Ok(Some(OneTimeTokenRecord {
-                    token_digest: row.try_get("token_digest").map_err(map_sqlx_error)?,
-                    purpose: row.try_get("purpose").map_err(map_sqlx_error)?,
-                    user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
-                    email_digest: row.try_get("email_digest").map_err(map_sqlx_error)?,
-                    created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-                    expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
-                    used_at: row.try_get("used_at").map_err(map_sqlx_error)?,
-                })),
-                None => Ok(None),
-            }
-        })
-    }
-
-    async fn device_seen(
-        &self,
-        user_id: &str,
-        device_digest: &[u8],
-    ) -> Result<(bool, bool), StoreError> {
-        with_pool!(self, pool => {
-            let row = sqlx::query(
-                "SELECT (SELECT COUNT(*) FROM known_devices WHERE user_id = $1) AS any_device, \
-                 (SELECT COUNT(*) FROM known_devices WHERE user_id = $1 AND device_digest = $2) \
-                 AS this_device",
-            )
-            .bind(user_id)
-            .bind(device_digest)
-            .fetch_one(pool)
-            .await
-            .map_err(map_sqlx_error)?;
-            let any: i64 = row.try_get("any_device").map_err(map_sqlx_error)?;
-            let this: i64 = row.try_get("this_device").map_err(map_sqlx_error)?;
-            Ok((any > 0, this > 0))
-        })
-    }
-
+impl OutboxStore for Database {
     async fn claim_outbox(
         &self,
         worker: &str,
@@ -545,6 +327,75 @@ impl NotifyStore for Database {
             }
             transaction.commit().await.map_err(map_sqlx_error)?;
             Ok(updated)
+        })
+    }
+}
+
+#[async_trait]
+impl UnitOfWorkStore for Database {
+    async fn commit(&self, work: &UnitOfWork) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            apply_work!(&mut *transaction, work);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl OneTimeTokenStore for Database {
+    async fn one_time_token(
+        &self,
+        digest: &[u8],
+    ) -> Result<Option<OneTimeTokenRecord>, StoreError> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT token_digest, purpose, user_id, email_digest, created_at, expires_at, used_at \
+                 FROM one_time_tokens WHERE token_digest = $1",
+            )
+            .bind(digest)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            match row {
+                Some(row) => Ok(Some(OneTimeTokenRecord {
+                    token_digest: row.try_get("token_digest").map_err(map_sqlx_error)?,
+                    purpose: row.try_get("purpose").map_err(map_sqlx_error)?,
+                    user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
+                    email_digest: row.try_get("email_digest").map_err(map_sqlx_error)?,
+                    created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
+                    expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
+                    used_at: row.try_get("used_at").map_err(map_sqlx_error)?,
+                })),
+                None => Ok(None),
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl KnownDeviceStore for Database {
+    async fn device_seen(
+        &self,
+        user_id: &str,
+        device_digest: &[u8],
+    ) -> Result<(bool, bool), StoreError> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT (SELECT COUNT(*) FROM known_devices WHERE user_id = $1) AS any_device, \
+                 (SELECT COUNT(*) FROM known_devices WHERE user_id = $1 AND device_digest = $2) \
+                 AS this_device",
+            )
+            .bind(user_id)
+            .bind(device_digest)
+            .fetch_one(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            let any: i64 = row.try_get("any_device").map_err(map_sqlx_error)?;
+            let this: i64 = row.try_get("this_device").map_err(map_sqlx_error)?;
+            Ok((any > 0, this > 0))
         })
     }
 }

@@ -2,14 +2,16 @@
 
 use async_trait::async_trait;
 use gatehouse_domain::audit::AuditEvent;
-use gatehouse_domain::notify::{Effects, NotifyStore};
-use gatehouse_domain::users::{FailedSignIn, SignInFacts, UserLookup, UserQuery};
+use gatehouse_domain::sessions::RevokeReason;
+use gatehouse_domain::unit_of_work::UnitOfWork;
+use gatehouse_domain::users::record::{FailedSignIn, SignInFacts, UserLookup, UserQuery};
 use gatehouse_domain::{StoreError, UserRecord, UserStore};
 use sqlx::Row;
 
 use crate::audit::insert_events;
 use crate::cache::{Invalidation, announce};
 use crate::error::map_sqlx_error;
+use crate::notify::apply_work;
 use crate::{Database, with_pool};
 
 macro_rules! select_users {
@@ -177,7 +179,6 @@ macro_rules! insert_user_row {
         .map_err(map_sqlx_error)
     };
 }
-pub(crate) use insert_user_row;
 
 #[async_trait]
 impl UserStore for Database {
@@ -202,9 +203,16 @@ impl UserStore for Database {
     async fn insert_user(
         &self,
         user: &UserRecord,
-        events: &[AuditEvent],
+        work: &UnitOfWork,
     ) -> Result<(), StoreError> {
-        self.insert_user_with(user, &Effects::events(events.to_vec())).await
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            insert_user_row!(&mut *transaction, user, "")?;
+            apply_work!(&mut *transaction, work);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+        });
+        Ok(())
     }
 
     async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
@@ -252,9 +260,82 @@ impl UserStore for Database {
     async fn update_user(
         &self,
         user: &UserRecord,
-        events: &[AuditEvent],
+        work: &UnitOfWork,
     ) -> Result<(), StoreError> {
-        self.update_user_with(user, &Effects::events(events.to_vec())).await
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            update_user_row!(&mut *transaction, user)?;
+            apply_work!(&mut *transaction, work);
+            let changed = [Invalidation::User(&user.id)];
+            announce!(self, &mut *transaction, &changed);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            self.cache().invalidate(&changed);
+        });
+        Ok(())
+    }
+
+    async fn change_password(
+        &self,
+        user: &UserRecord,
+        history_size: usize,
+        keep_session: Option<&str>,
+        reason: RevokeReason,
+        work: &UnitOfWork,
+    ) -> Result<(), StoreError> {
+        let keep = keep_session.unwrap_or("");
+        let history_size = i64::try_from(history_size).unwrap_or(i64::MAX);
+        with_pool!(self, pool => {
+            let _write = self.write_guard().await;
+            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+            sqlx::query(
+                "INSERT INTO password_history (user_id, password_hash, created_at) \
+                 SELECT id, password_hash, $2 FROM users WHERE id = $1 AND password_hash IS NOT NULL",
+            )
+            .bind(user.id.as_str())
+            .bind(user.updated_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            // Keep only the newest `history_size` entries.
+            sqlx::query(
+                "DELETE FROM password_history WHERE user_id = $1 AND password_hash NOT IN (\
+                 SELECT password_hash FROM password_history WHERE user_id = $1 \
+                 ORDER BY created_at DESC LIMIT $2)",
+            )
+            .bind(user.id.as_str())
+            .bind(history_size)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            update_user_row!(&mut *transaction, user)?;
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
+                 WHERE user_id = $1 AND revoked_at IS NULL AND id <> $4",
+            )
+            .bind(user.id.as_str())
+            .bind(user.updated_at)
+            .bind(reason.as_str())
+            .bind(keep)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            // A new password ends the trust given to devices under the old one.
+            sqlx::query(
+                "UPDATE trusted_devices SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(user.id.as_str())
+            .bind(user.updated_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            apply_work!(&mut *transaction, work);
+            let changed = [Invalidation::User(&user.id), Invalidation::SessionsOfUser(&user.id)];
+            announce!(self, &mut *transaction, &changed);
+            transaction.commit().await.map_err(map_sqlx_error)?;
+            self.cache().invalidate(&changed);
+        });
+        Ok(())
     }
 
     async fn record_failed_sign_in(
@@ -327,7 +408,7 @@ impl UserStore for Database {
     async fn update_user_revoking_sessions(
         &self,
         user: &UserRecord,
-        reason: &str,
+        reason: RevokeReason,
         events: &[AuditEvent],
     ) -> Result<u64, StoreError> {
         let revoked = with_pool!(self, pool => {
@@ -340,7 +421,7 @@ impl UserStore for Database {
             )
             .bind(user.id.as_str())
             .bind(user.updated_at)
-            .bind(reason)
+            .bind(reason.as_str())
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?

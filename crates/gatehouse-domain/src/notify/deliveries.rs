@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use super::Notifier;
-use super::store::{NotifyStore, OutboxAttempt, OutboxQuery, OutboxRecord};
-use crate::admin_keys::AdminPrincipal;
-use crate::audit::{AuditEvent, RequestContext};
+use super::outbox::{OutboxAttempt, OutboxQuery, OutboxRecord, OutboxStore};
+use crate::principal::AdminPrincipal;
+use crate::audit::AuditEvent;
+use crate::principal::RequestContext;
 use crate::clock::Clock;
 use crate::error::DomainError;
 
@@ -18,14 +19,14 @@ pub struct DeliveryPage {
 }
 
 pub struct DeliveryService {
-    store: Arc<dyn NotifyStore>,
+    store: Arc<dyn OutboxStore>,
     notifier: Arc<Notifier>,
     clock: Arc<dyn Clock>,
 }
 
 impl DeliveryService {
     pub fn new(
-        store: Arc<dyn NotifyStore>,
+        store: Arc<dyn OutboxStore>,
         notifier: Arc<Notifier>,
         clock: Arc<dyn Clock>,
     ) -> DeliveryService {

@@ -3,23 +3,24 @@
 //! outbox, and the single-use tokens that travel only inside those messages.
 //!
 //! Invariants:
-//! - An outbox row is written in the same transaction as the change that caused it
-//!   ([`Effects`] travel with the change into the store).
+//! - An outbox row is written in the same transaction as the change that caused it (the
+//!   change's [`crate::unit_of_work::UnitOfWork`] travels with it into the store).
 //! - Payloads are sealed with the field cipher (purpose [`OUTBOX_PURPOSE`], AD = row id): they
 //!   hold links with one-time tokens. Listings show the kind and status, never the payload.
 //! - One-time tokens are stored only as keyed digests and spent in the transaction that applies
 //!   their effect, so a token works once even under concurrent use.
 
 mod deliveries;
+mod notices;
 mod notifier;
-mod store;
+pub mod outbox;
 mod worker;
 
 pub use deliveries::{DeliveryPage, DeliveryService};
 pub use notifier::{EmailPayload, Notifier, NotifierSettings, OneTimeToken, SmsPayload};
-pub use store::{
-    AttemptOutcome, Effects, NotifyStore, OneTimeTokenRecord, OutboxAttempt, OutboxQuery,
-    OutboxRecord, OutboxStatus, TOKEN_SPENT_CONFLICT, TokenPurpose,
+pub use notices::{Notices, NoticeSettings};
+pub use outbox::{
+    AttemptOutcome, OutboxAttempt, OutboxQuery, OutboxRecord, OutboxStatus, OutboxStore,
 };
 pub use worker::{OutboxWorker, WorkerSettings};
 

@@ -2,14 +2,14 @@
 //! something, and wakes this process's worker when one is written.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use gatehouse_crypto::{Digester, FieldCipher};
 use serde::{Deserialize, Serialize};
 
 use super::EMAIL_CHANNEL;
-use super::store::{OneTimeTokenRecord, OutboxRecord, OutboxStatus, TokenPurpose};
+use super::outbox::{OutboxRecord, OutboxStatus};
+use crate::email_links::record::{OneTimeTokenRecord, TokenPurpose};
 use crate::error::DomainError;
 
 /// What the email channel needs to render and send one message. Sealed at rest.
@@ -67,7 +67,6 @@ pub struct NotifierSettings {
 pub struct Notifier {
     cipher: FieldCipher,
     token_digester: Digester,
-    device_digester: Digester,
     settings: NotifierSettings,
     wake: Arc<tokio::sync::Notify>,
 }
@@ -76,13 +75,11 @@ impl Notifier {
     pub fn new(
         cipher: FieldCipher,
         token_digester: Digester,
-        device_digester: Digester,
-        settings: NotifierSettings,
+            settings: NotifierSettings,
     ) -> Notifier {
         Notifier {
             cipher,
             token_digester,
-            device_digester,
             settings,
             wake: Arc::new(tokio::sync::Notify::new()),
         }
@@ -191,22 +188,5 @@ impl Notifier {
         let plain = self.cipher.open(record.id.as_bytes(), &record.payload)?;
         serde_json::from_slice(&plain)
             .map_err(|error| DomainError::Internal(format!("outbox payload: {error}")))
-    }
-
-    /// The keyed digest of a device: its user agent and the class of its address (the /24 of
-    /// IPv4, the /48 of IPv6), so a new address in the same network is the same device.
-    pub fn device_digest(&self, user_agent: Option<&str>, ip: Option<&str>) -> Vec<u8> {
-        let class = ip.and_then(|ip| ip.parse::<IpAddr>().ok()).map(|ip| match ip {
-            IpAddr::V4(v4) => {
-                let [a, b, c, _] = v4.octets();
-                format!("{a}.{b}.{c}.0/24")
-            }
-            IpAddr::V6(v6) => {
-                let segments = v6.segments();
-                format!("{:x}:{:x}:{:x}::/48", segments[0], segments[1], segments[2])
-            }
-        });
-        let text = format!("{}\n{}", user_agent.unwrap_or(""), class.unwrap_or_default());
-        self.device_digester.digest(text.as_bytes()).to_vec()
     }
 }

@@ -7,9 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::store::{AttemptOutcome, NotifyStore, OutboxAttempt, OutboxRecord};
+use super::outbox::{AttemptOutcome, OutboxAttempt, OutboxRecord, OutboxStore};
 use super::{Channel, DeliveryError, Notifier};
-use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::audit::AuditEvent;
+use crate::principal::{Actor, RequestContext};
 use crate::clock::Clock;
 use crate::error::DomainError;
 
@@ -45,7 +46,7 @@ impl Default for WorkerSettings {
 
 pub struct OutboxWorker {
     id: String,
-    store: Arc<dyn NotifyStore>,
+    store: Arc<dyn OutboxStore>,
     notifier: Arc<Notifier>,
     channels: Vec<Arc<dyn Channel>>,
     clock: Arc<dyn Clock>,
@@ -60,7 +61,7 @@ fn whole_seconds(duration: Duration) -> i64 {
 
 impl OutboxWorker {
     pub fn new(
-        store: Arc<dyn NotifyStore>,
+        store: Arc<dyn OutboxStore>,
         notifier: Arc<Notifier>,
         channels: Vec<Arc<dyn Channel>>,
         clock: Arc<dyn Clock>,

@@ -5,8 +5,9 @@
 use super::client::{ClientRecord, GRANT_AUTHORIZATION_CODE};
 use super::store::AuthorizationCodeRecord;
 use super::{OAuthService, SCOPE_OFFLINE_ACCESS, SCOPE_OPENID, split_scope};
-use crate::accounts::Principal;
-use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::principal::Principal;
+use crate::audit::AuditEvent;
+use crate::principal::{Actor, RequestContext};
 use crate::error::DomainError;
 
 /// The query of `/oauth2/authorize`, as received.

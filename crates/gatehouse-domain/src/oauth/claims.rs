@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{OAuthService, SCOPE_EMAIL, SCOPE_PROFILE};
-use crate::accounts::UserView;
+use crate::users::view::UserView;
 use crate::error::DomainError;
 
 /// The user's claims that the granted scopes allow.

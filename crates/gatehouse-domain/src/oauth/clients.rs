@@ -8,8 +8,9 @@ use super::client::{
     validate_redirect_uri,
 };
 use super::{OAuthError, OAuthService, STANDARD_SCOPES};
-use crate::admin_keys::AdminPrincipal;
-use crate::audit::{AuditEvent, RequestContext};
+use crate::principal::AdminPrincipal;
+use crate::audit::AuditEvent;
+use crate::principal::RequestContext;
 use crate::error::{DomainError, FieldIssue};
 
 /// A client to register. Empty lists take defaults.

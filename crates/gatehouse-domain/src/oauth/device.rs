@@ -9,8 +9,9 @@ use serde::Serialize;
 use super::client::{ClientRecord, GRANT_DEVICE_CODE};
 use super::grants::{TokenResponse, UserGrant};
 use super::{OAuthError, OAuthService, SCOPE_OFFLINE_ACCESS, split_scope};
-use crate::accounts::Principal;
-use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::principal::Principal;
+use crate::audit::AuditEvent;
+use crate::principal::{Actor, RequestContext};
 use crate::error::DomainError;
 use crate::store::StoreError;
 
@@ -322,7 +323,7 @@ impl OAuthService {
                     .clone()
                     .ok_or_else(|| OAuthError::ServerError("approved without user".into()))?;
                 let user = self
-                    .account_store
+                    .users
                     .user_by_id(&user_id)
                     .await?
                     .ok_or_else(|| OAuthError::InvalidGrant("the user is gone".into()))?;

@@ -9,9 +9,11 @@ use super::client::{
     ClientRecord, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
 };
 use super::{OAuthError, OAuthService, SCOPE_OFFLINE_ACCESS, SCOPE_OPENID, split_scope};
-use crate::audit::{Actor, AuditEvent, RequestContext};
-use crate::sessions::{RefreshTokenRecord, SessionRecord, revoke_reason};
+use crate::audit::AuditEvent;
+use crate::principal::{Actor, RequestContext};
+use crate::sessions::record::{RefreshTokenRecord, RevokeReason, SessionRecord};
 use crate::tokens::AccessTokenGrant;
+use crate::unit_of_work::UnitOfWork;
 use crate::users::UserRecord;
 
 /// The token endpoint's answer (RFC 6749 §5.1, OIDC §3.1.3.3).
@@ -69,11 +71,11 @@ impl OAuthService {
                 let event = AuditEvent::new("oauth.code_reused", &Actor::Anonymous, context, now)
                     .target("session", session_id)
                     .metadata(serde_json::json!({ "client_id": record.client_id }));
-                self.account_store
+                self.session_store
                     .revoke_session(
                         session_id,
                         now,
-                        revoke_reason::AUTHORIZATION_CODE_REUSE,
+                        RevokeReason::AuthorizationCodeReuse,
                         &[event],
                     )
                     .await?;
@@ -116,7 +118,7 @@ impl OAuthService {
             }
             (None, None) => {}
         }
-        let user = self.account_store.user_by_id(&record.user_id).await?.ok_or_else(invalid)?;
+        let user = self.users.user_by_id(&record.user_id).await?.ok_or_else(invalid)?;
         if user.suspended_at.is_some() {
             return Err(invalid());
         }
@@ -187,8 +189,13 @@ impl OAuthService {
         let event = AuditEvent::new("oauth.token_issued", &Actor::User(user.id.clone()), context, now)
             .target("session", &session.id)
             .metadata(serde_json::json!({ "client_id": client.client_id, "grant_type": grant_type, "scope": scope }));
-        self.account_store
-            .start_session(&session, refresh.as_ref().map(|(_, record)| record), user, &[event])
+        self.session_store
+            .start_session(
+                &session,
+                refresh.as_ref().map(|(_, record)| record),
+                user,
+                &UnitOfWork::events(vec![event]),
+            )
             .await?;
         let response = self
             .tokens_for_session(client, &session, user, refresh.map(|(token, _)| token))
@@ -206,7 +213,7 @@ impl OAuthService {
     ) -> Result<TokenResponse, OAuthError> {
         check_grant(client, GRANT_REFRESH_TOKEN)?;
         let (mut session, user, new_token) = self
-            .accounts
+            .sessions
             .rotate_refresh_token(refresh_token, Some(&client.client_id), context)
             .await?;
         if let Some(requested) = scope {
@@ -296,7 +303,7 @@ impl OAuthService {
             })
             .await?;
         let id_token = if scopes.iter().any(|scope| scope == SCOPE_OPENID) {
-            let view = self.accounts.view(user)?;
+            let view = self.directory.view(user)?;
             Some(
                 self.issue_id_token(IdTokenRequest {
                     user: &view,

@@ -6,8 +6,9 @@ use serde_json::{Map, Value, json};
 use super::claims::user_claims;
 use super::client::ClientRecord;
 use super::{OAuthError, OAuthService, SCOPE_OPENID, split_scope};
-use crate::audit::{Actor, AuditEvent, RequestContext};
-use crate::sessions::revoke_reason;
+use crate::audit::AuditEvent;
+use crate::principal::{Actor, RequestContext};
+use crate::sessions::record::RevokeReason;
 use crate::tokens::{AccessTokenClaims, REFRESH_TOKEN_PREFIX};
 
 fn inactive() -> Value {
@@ -24,7 +25,7 @@ impl OAuthService {
             return None;
         }
         if let Some(sid) = &claims.sid {
-            let session = self.account_store.session(sid).await.ok()??;
+            let session = self.session_store.session(sid).await.ok()??;
             if !session.is_active(self.clock.now()) {
                 return None;
             }
@@ -40,7 +41,7 @@ impl OAuthService {
     ) -> Result<Value, OAuthError> {
         if token.starts_with(REFRESH_TOKEN_PREFIX) {
             let digest = self.tokens.refresh_token_digest(token);
-            let Some((record, session)) = self.account_store.refresh_token(&digest).await? else {
+            let Some((record, session)) = self.session_store.refresh_token(&digest).await? else {
                 return Ok(inactive());
             };
             let now = self.clock.now();
@@ -96,7 +97,7 @@ impl OAuthService {
         let now = self.clock.now();
         if token.starts_with(REFRESH_TOKEN_PREFIX) {
             let digest = self.tokens.refresh_token_digest(token);
-            if let Some((_, session)) = self.account_store.refresh_token(&digest).await?
+            if let Some((_, session)) = self.session_store.refresh_token(&digest).await?
                 && session.client_id.as_deref() == Some(client.client_id.as_str())
             {
                 let event = AuditEvent::new("oauth.token_revoked", &Actor::Anonymous, context, now)
@@ -104,8 +105,8 @@ impl OAuthService {
                     .metadata(
                         json!({ "client_id": client.client_id, "token_type": "refresh_token" }),
                     );
-                self.account_store
-                    .revoke_session(&session.id, now, revoke_reason::REVOKED_BY_CLIENT, &[event])
+                self.session_store
+                    .revoke_session(&session.id, now, RevokeReason::RevokedByClient, &[event])
                     .await?;
             }
             return Ok(());
@@ -129,11 +130,11 @@ impl OAuthService {
             return Err(OAuthError::InsufficientScope);
         }
         let user =
-            self.account_store.user_by_id(&claims.sub).await?.ok_or(OAuthError::InvalidToken)?;
+            self.users.user_by_id(&claims.sub).await?.ok_or(OAuthError::InvalidToken)?;
         if user.suspended_at.is_some() {
             return Err(OAuthError::InvalidToken);
         }
-        let view = self.accounts.view(&user)?;
+        let view = self.directory.view(&user)?;
         Ok(Value::Object(user_claims(&view, &scopes)))
     }
 }

@@ -4,10 +4,11 @@
 use serde::Serialize;
 
 use super::OAuthService;
-use crate::accounts::Principal;
-use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::principal::Principal;
+use crate::audit::AuditEvent;
+use crate::principal::{Actor, RequestContext};
 use crate::error::DomainError;
-use crate::sessions::revoke_reason;
+use crate::sessions::record::RevokeReason;
 
 /// What an `end_session` request establishes.
 #[derive(Debug, Clone, Default)]
@@ -88,7 +89,7 @@ impl OAuthService {
         context: &RequestContext,
     ) -> Result<(), DomainError> {
         if let Some(session_id) = &verified.hinted_session
-            && let Some(session) = self.account_store.session(session_id).await?
+            && let Some(session) = self.session_store.session(session_id).await?
             && session.user_id == user_id
         {
             let now = self.clock.now();
@@ -100,8 +101,8 @@ impl OAuthService {
             )
             .target("session", session_id)
             .metadata(serde_json::json!({ "via": "end_session" }));
-            self.account_store
-                .revoke_session(session_id, now, revoke_reason::SIGNED_OUT, &[event])
+            self.session_store
+                .revoke_session(session_id, now, RevokeReason::SignedOut, &[event])
                 .await?;
         }
         Ok(())

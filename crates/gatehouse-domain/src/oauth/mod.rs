@@ -25,7 +25,8 @@ use std::sync::Arc;
 
 use gatehouse_crypto::Digester;
 
-use crate::accounts::{AccountService, AccountStore};
+use crate::sessions::{SessionService, SessionStore};
+use crate::users::{UserDirectory, UserStore};
 use crate::clock::Clock;
 use crate::tokens::TokenService;
 
@@ -52,8 +53,11 @@ pub struct OAuthSettings {
 pub struct OAuthParts {
     pub store: Arc<dyn OAuthStore>,
     pub device_store: Arc<dyn device::DeviceCodeStore>,
-    pub account_store: Arc<dyn AccountStore>,
-    pub accounts: Arc<AccountService>,
+    pub users: Arc<dyn UserStore>,
+    pub session_store: Arc<dyn SessionStore>,
+    /// Refresh-token rotation, shared with first-party sessions.
+    pub sessions: Arc<SessionService>,
+    pub directory: Arc<UserDirectory>,
     pub tokens: Arc<TokenService>,
     pub secret_digester: Digester,
     pub code_digester: Digester,
@@ -64,8 +68,10 @@ pub struct OAuthParts {
 pub struct OAuthService {
     store: Arc<dyn OAuthStore>,
     device_store: Arc<dyn device::DeviceCodeStore>,
-    account_store: Arc<dyn AccountStore>,
-    accounts: Arc<AccountService>,
+    users: Arc<dyn UserStore>,
+    session_store: Arc<dyn SessionStore>,
+    sessions: Arc<SessionService>,
+    directory: Arc<UserDirectory>,
     tokens: Arc<TokenService>,
     secret_digester: Digester,
     code_digester: Digester,
@@ -78,8 +84,10 @@ impl OAuthService {
         let OAuthParts {
             store,
             device_store,
-            account_store,
-            accounts,
+            users,
+            session_store,
+            sessions,
+            directory,
             tokens,
             secret_digester,
             code_digester,
@@ -89,8 +97,10 @@ impl OAuthService {
         Self {
             store,
             device_store,
-            account_store,
-            accounts,
+            users,
+            session_store,
+            sessions,
+            directory,
             tokens,
             secret_digester,
             code_digester,

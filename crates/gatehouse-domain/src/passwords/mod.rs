@@ -8,6 +8,7 @@
 //! than blocking every sign-up while it is down.
 
 mod breach;
+mod service;
 mod settings;
 mod strength;
 mod violation;
@@ -19,6 +20,7 @@ use gatehouse_crypto::secrecy::{ExposeSecret as _, SecretString};
 use gatehouse_crypto::{CryptoError, HashingPool};
 
 pub use breach::BreachedPasswordCheck;
+pub use service::PasswordService;
 pub use settings::{
     MAX_STRENGTH_SCORE, PasswordPolicySettings, PublishedPolicy, SYMBOLS_DESCRIPTION,
 };

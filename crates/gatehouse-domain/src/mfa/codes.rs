@@ -6,15 +6,17 @@ use std::collections::BTreeMap;
 
 use gatehouse_crypto::totp::random_digits;
 
-use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::audit::AuditEvent;
 use crate::error::{DomainError, FieldIssue, MfaProblem};
-use crate::mfa::{ChallengeKind, CodePurpose, FactorKind, MfaCodeRecord, MfaFactorRecord};
-use crate::notify::{Effects, OutboxRecord, SmsPayload};
-use crate::store::StoreError;
-use crate::users::UserRecord;
+use crate::mfa::record::{CodePurpose, FactorKind, MfaCodeRecord, MfaFactorRecord};
+use crate::notify::{OutboxRecord, SmsPayload};
+use crate::principal::{Actor, Principal, RequestContext};
+use crate::store::{Conflict, StoreError};
+use crate::unit_of_work::UnitOfWork;
+use crate::users::record::UserRecord;
 
-use super::super::{AccountService, Principal};
-use super::parse_method;
+use super::step_up::Reauthentication;
+use super::{MfaService, parse_method};
 
 /// How long an email/SMS code lives.
 pub const CODE_TTL_SECONDS: i64 = 300;
@@ -46,13 +48,13 @@ pub fn parse_phone_number(typed: &str) -> Result<String, DomainError> {
     Ok(compact)
 }
 
-impl AccountService {
+impl MfaService {
     pub(crate) fn open_phone(
         &self,
         factor: &MfaFactorRecord,
     ) -> Result<Option<String>, DomainError> {
         let Some(sealed) = &factor.phone_ciphertext else { return Ok(None) };
-        let plain = self.mfa.phone_cipher.open(factor.id.as_bytes(), sealed)?;
+        let plain = self.phone_cipher.open(factor.id.as_bytes(), sealed)?;
         String::from_utf8(plain.to_vec())
             .map(Some)
             .map_err(|_| DomainError::Internal(format!("phone of {} is not UTF-8", factor.id)))
@@ -80,11 +82,11 @@ impl AccountService {
                     ("code".to_owned(), code.to_owned()),
                     ("minutes".to_owned(), minutes),
                 ]);
-                self.email_to(user, "mfa_code", values, context, now)?.ok_or(unavailable)
+                self.notices.email_to(user, "mfa_code", values, context, now)?.ok_or(unavailable)
             }
             FactorKind::Sms => {
-                let phone = phone.filter(|_| self.mfa.settings.sms_enabled).ok_or(unavailable)?;
-                let product = &self.mfa.settings.totp_issuer;
+                let phone = phone.filter(|_| self.settings.sms_enabled).ok_or(unavailable)?;
+                let product = &self.settings.totp_issuer;
                 let minutes = CODE_TTL_SECONDS / 60;
                 let body = match context.locale.as_deref() {
                     Some("fr") => format!(
@@ -133,9 +135,9 @@ impl AccountService {
         let event = AuditEvent::new("mfa.code_sent", &Actor::User(user.id.clone()), context, now)
             .target("user", &user.id)
             .metadata(serde_json::json!({ "channel": kind.as_str(), "purpose": purpose.as_str() }));
-        let effects = Effects { events: vec![event], outbox: vec![message], ..Effects::default() };
-        self.store.put_mfa_code(&record, &effects).await?;
-        self.notifier.wake();
+        let work = UnitOfWork { events: vec![event], outbox: vec![message], ..UnitOfWork::default() };
+        self.store.put_mfa_code(&record, &work).await?;
+        self.notices.wake();
         Ok(())
     }
 
@@ -170,7 +172,6 @@ impl AccountService {
         let typed = code.trim();
         if typed.len() != CODE_DIGITS
             || !self
-                .mfa
                 .digester
                 .verify(format!("code:{}:{typed}", record.id).as_bytes(), &record.code_digest)
         {
@@ -182,25 +183,21 @@ impl AccountService {
         Ok(())
     }
 
-    /// Sends a sign-in code for a challenge (`POST /v1/auth/mfa/send-code`), by email or SMS,
-    /// to a user who has that factor.
-    pub async fn send_mfa_code(
+    /// Sends a code for `purpose` to the user's confirmed factor of `kind`.
+    pub(super) async fn send_code_to_factor(
         &self,
-        mfa_token: &str,
-        method: &str,
+        user: &UserRecord,
+        kind: FactorKind,
+        purpose: CodePurpose,
         context: &RequestContext,
     ) -> Result<(), DomainError> {
-        let method = parse_method(method)?;
-        let kind = method.channel().ok_or(DomainError::Mfa(MfaProblem::MethodUnavailable))?;
-        let (_, challenge) = self.live_challenge(mfa_token, ChallengeKind::Verify, context).await?;
-        let user = self.challenge_user(&challenge).await?;
         let factors = self.confirmed_factors(&user.id).await?;
         let factor = factors
             .iter()
             .find(|factor| factor.kind == kind.as_str())
             .ok_or(DomainError::Mfa(MfaProblem::MethodUnavailable))?;
         let phone = self.open_phone(factor)?;
-        self.send_code(&user, kind, CodePurpose::SignIn, phone.as_deref(), context).await
+        self.send_code(user, kind, purpose, phone.as_deref(), context).await
     }
 
     /// Sends a code to the signed-in user for a step-up (`POST /v1/auth/reauthenticate/send-code`).
@@ -212,26 +209,14 @@ impl AccountService {
     ) -> Result<(), DomainError> {
         let method = parse_method(method)?;
         let kind = method.channel().ok_or(DomainError::Mfa(MfaProblem::MethodUnavailable))?;
-        let factors = self.confirmed_factors(&principal.user.id).await?;
-        let factor = factors
-            .iter()
-            .find(|factor| factor.kind == kind.as_str())
-            .ok_or(DomainError::Mfa(MfaProblem::MethodUnavailable))?;
-        let phone = self.open_phone(factor)?;
-        self.send_code(
-            &principal.user,
-            kind,
-            CodePurpose::Reauthenticate,
-            phone.as_deref(),
-            context,
-        )
-        .await
+        self.send_code_to_factor(&principal.user, kind, CodePurpose::Reauthenticate, context)
+            .await
     }
 
     /// Whether codes by email can be offered to this user (email is on and they have an
     /// address).
     pub fn email_codes_available(&self, principal: &Principal) -> bool {
-        self.notifier.email_enabled() && principal.user.email_ciphertext.is_some()
+        self.notices.email_enabled() && principal.user.email_ciphertext.is_some()
     }
 
     /// Starts enrolling codes by email (to the account's address) or SMS (to `phone_number`):
@@ -241,19 +226,19 @@ impl AccountService {
         principal: &Principal,
         kind: FactorKind,
         phone_number: Option<&str>,
-        proof: Option<super::Reauthentication>,
+        proof: Option<Reauthentication>,
         context: &RequestContext,
     ) -> Result<(), DomainError> {
         let user = &principal.user;
         let phone = match kind {
             FactorKind::Sms => {
-                if !self.mfa.settings.sms_enabled {
+                if !self.settings.sms_enabled {
                     return Err(DomainError::Mfa(MfaProblem::MethodUnavailable));
                 }
                 Some(parse_phone_number(phone_number.unwrap_or(""))?)
             }
             FactorKind::Email => {
-                if !self.notifier.email_enabled() || user.email_ciphertext.is_none() {
+                if !self.notices.email_enabled() || user.email_ciphertext.is_none() {
                     return Err(DomainError::Mfa(MfaProblem::MethodUnavailable));
                 }
                 None
@@ -268,7 +253,7 @@ impl AccountService {
         let now = self.clock.now();
         let id = gatehouse_crypto::new_id("mfa");
         let phone_ciphertext = match &phone {
-            Some(phone) => Some(self.mfa.phone_cipher.seal(id.as_bytes(), phone.as_bytes())?),
+            Some(phone) => Some(self.phone_cipher.seal(id.as_bytes(), phone.as_bytes())?),
             None => None,
         };
         let factor = MfaFactorRecord {
@@ -286,9 +271,11 @@ impl AccountService {
             AuditEvent::new("mfa.enrolment_started", &Actor::User(user.id.clone()), context, now)
                 .target("mfa_factor", &factor.id)
                 .metadata(serde_json::json!({ "kind": kind.as_str() }));
-        self.store.put_pending_factor(&factor, &Effects::events(vec![event])).await.map_err(
+        self.store.put_pending_factor(&factor, &UnitOfWork::events(vec![event])).await.map_err(
             |error| match error {
-                StoreError::Conflict(_) => DomainError::Mfa(MfaProblem::AlreadyEnabled),
+                StoreError::Conflict(Conflict::MfaFactorKind) => {
+                    DomainError::Mfa(MfaProblem::AlreadyEnabled)
+                },
                 other => other.into(),
             },
         )?;
@@ -322,18 +309,18 @@ impl AccountService {
                     .metadata(
                         serde_json::json!({ "kind": kind.as_str(), "reason": problem.code() }),
                     );
-                self.store.append_audit_events(&[event]).await?;
+                self.audit.append_audit_events(&[event]).await?;
             }
             return Err(error);
         }
-        let mut effects = Effects::events(vec![
+        let mut work = UnitOfWork::events(vec![
             AuditEvent::new("mfa.factor_added", &actor, context, now)
                 .target("mfa_factor", &factor.id)
                 .metadata(serde_json::json!({ "kind": kind.as_str() })),
         ]);
         let (codes, records) = if self.backup_codes_remaining(&user.id).await? == 0 {
             let (codes, records) = self.new_backup_codes(&user.id, now);
-            effects.events.push(
+            work.events.push(
                 AuditEvent::new("mfa.backup_codes_generated", &actor, context, now)
                     .target("user", &user.id)
                     .metadata(serde_json::json!({ "count": codes.len() })),
@@ -343,11 +330,11 @@ impl AccountService {
             (Vec::new(), None)
         };
         let change = kind.change_words(true, context.locale.as_deref());
-        effects.outbox.extend(self.mfa_changed_notice(user, change, context)?);
-        if !self.store.confirm_factor(&factor.id, now, None, records.as_deref(), &effects).await? {
+        work.outbox.extend(self.notices.mfa_changed(user, change, context)?);
+        if !self.store.confirm_factor(&factor.id, now, None, records.as_deref(), &work).await? {
             return Err(DomainError::Mfa(MfaProblem::EnrolmentNotStarted));
         }
-        self.notifier.wake();
+        self.notices.wake();
         Ok(codes)
     }
 }

@@ -4,14 +4,16 @@
 use gatehouse_crypto::TotpSecret;
 use gatehouse_crypto::totp::{normalize_backup_code, random_backup_code};
 
-use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::audit::AuditEvent;
 use crate::error::{DomainError, MfaProblem};
-use crate::mfa::{BackupCodeRecord, FactorKind, MfaFactorRecord};
-use crate::notify::Effects;
-use crate::store::StoreError;
-use crate::users::UserRecord;
+use crate::mfa::record::{BackupCodeRecord, FactorKind, MfaFactorRecord};
+use crate::principal::{Actor, Principal, RequestContext};
+use crate::store::{Conflict, StoreError};
+use crate::unit_of_work::UnitOfWork;
+use crate::users::record::UserRecord;
 
-use super::super::{AccountService, Principal};
+use super::step_up::Reauthentication;
+use super::{MfaPolicy, MfaService};
 
 /// How many backup codes a set has.
 pub const BACKUP_CODE_COUNT: usize = 10;
@@ -34,18 +36,18 @@ fn time_of(now: i64) -> u64 {
     u64::try_from(now).unwrap_or(0)
 }
 
-impl AccountService {
+impl MfaService {
     fn open_totp_secret(&self, factor: &MfaFactorRecord) -> Result<TotpSecret, DomainError> {
         let sealed = factor.secret_ciphertext.as_deref().ok_or_else(|| {
             DomainError::Internal(format!("TOTP factor {} has no secret", factor.id))
         })?;
-        let plain = self.mfa.totp_cipher.open(factor.id.as_bytes(), sealed)?;
+        let plain = self.totp_cipher.open(factor.id.as_bytes(), sealed)?;
         Ok(TotpSecret::from_bytes(plain.to_vec())?)
     }
 
     /// The label authenticator apps show under the issuer: the email, else the username.
     fn totp_account_name(&self, user: &UserRecord) -> Result<String, DomainError> {
-        Ok(self.open_email(user)?.or_else(|| user.username.clone()).unwrap_or(user.id.clone()))
+        Ok(self.directory.open_email(user)?.or_else(|| user.username.clone()).unwrap_or(user.id.clone()))
     }
 
     /// Starts (or restarts) TOTP enrolment: a new secret, sealed, pending until a first valid
@@ -55,7 +57,7 @@ impl AccountService {
     pub async fn begin_totp(
         &self,
         principal: &Principal,
-        proof: Option<super::Reauthentication>,
+        proof: Option<Reauthentication>,
         context: &RequestContext,
     ) -> Result<TotpEnrolment, DomainError> {
         self.require_presence(principal, proof, context).await?;
@@ -67,7 +69,7 @@ impl AccountService {
     pub async fn totp_enrolment_in_progress(
         &self,
         principal: &Principal,
-        proof: Option<super::Reauthentication>,
+        proof: Option<Reauthentication>,
         context: &RequestContext,
     ) -> Result<TotpEnrolment, DomainError> {
         self.require_presence(principal, proof, context).await?;
@@ -98,7 +100,7 @@ impl AccountService {
         secret: &TotpSecret,
     ) -> Result<TotpEnrolment, DomainError> {
         let otpauth_uri =
-            secret.otpauth_uri(&self.mfa.settings.totp_issuer, &self.totp_account_name(user)?)?;
+            secret.otpauth_uri(&self.settings.totp_issuer, &self.totp_account_name(user)?)?;
         let qr_svg = qr_svg(&otpauth_uri)?;
         Ok(TotpEnrolment { secret: secret.to_base32(), otpauth_uri, qr_svg })
     }
@@ -116,7 +118,7 @@ impl AccountService {
         let secret = TotpSecret::generate();
         let id = gatehouse_crypto::new_id("mfa");
         let factor = MfaFactorRecord {
-            secret_ciphertext: Some(self.mfa.totp_cipher.seal(id.as_bytes(), secret.as_bytes())?),
+            secret_ciphertext: Some(self.totp_cipher.seal(id.as_bytes(), secret.as_bytes())?),
             id,
             user_id: user.id.clone(),
             kind: FactorKind::Totp.as_str().to_owned(),
@@ -131,9 +133,11 @@ impl AccountService {
             AuditEvent::new("mfa.enrolment_started", &Actor::User(user.id.clone()), context, now)
                 .target("mfa_factor", &factor.id)
                 .metadata(serde_json::json!({ "kind": "totp" }));
-        self.store.put_pending_factor(&factor, &Effects::events(vec![event])).await.map_err(
+        self.store.put_pending_factor(&factor, &UnitOfWork::events(vec![event])).await.map_err(
             |error| match error {
-                StoreError::Conflict(_) => DomainError::Mfa(MfaProblem::AlreadyEnabled),
+                StoreError::Conflict(Conflict::MfaFactorKind) => {
+                    DomainError::Mfa(MfaProblem::AlreadyEnabled)
+                },
                 other => other.into(),
             },
         )?;
@@ -178,12 +182,12 @@ impl AccountService {
             .metadata(serde_json::json!({
                 "kind": "totp", "reason": MfaProblem::InvalidCode.code()
             }));
-            self.store.append_audit_events(&[event]).await?;
+            self.audit.append_audit_events(&[event]).await?;
             return Err(DomainError::Mfa(MfaProblem::InvalidCode));
         };
         let (codes, records) = self.new_backup_codes(&user.id, now);
         let actor = Actor::User(user.id.clone());
-        let mut effects = Effects::events(vec![
+        let mut work = UnitOfWork::events(vec![
             AuditEvent::new("mfa.factor_added", &actor, context, now)
                 .target("mfa_factor", &factor.id)
                 .metadata(serde_json::json!({ "kind": "totp" })),
@@ -192,13 +196,13 @@ impl AccountService {
                 .metadata(serde_json::json!({ "count": codes.len() })),
         ]);
         let change = FactorKind::Totp.change_words(true, context.locale.as_deref());
-        effects.outbox.extend(self.mfa_changed_notice(user, change, context)?);
+        work.outbox.extend(self.notices.mfa_changed(user, change, context)?);
         let step = i64::try_from(step).unwrap_or(i64::MAX);
-        if !self.store.confirm_factor(&factor.id, now, Some(step), Some(&records), &effects).await?
+        if !self.store.confirm_factor(&factor.id, now, Some(step), Some(&records), &work).await?
         {
             return Err(DomainError::Mfa(MfaProblem::EnrolmentNotStarted));
         }
-        self.notifier.wake();
+        self.notices.wake();
         Ok(codes)
     }
 
@@ -282,7 +286,7 @@ impl AccountService {
     pub async fn regenerate_backup_codes(
         &self,
         principal: &Principal,
-        proof: Option<super::Reauthentication>,
+        proof: Option<Reauthentication>,
         context: &RequestContext,
     ) -> Result<Vec<String>, DomainError> {
         self.require_presence(principal, proof, context).await?;
@@ -300,7 +304,7 @@ impl AccountService {
         )
         .target("user", &user.id)
         .metadata(serde_json::json!({ "count": codes.len(), "regenerated": true }));
-        self.store.replace_backup_codes(&user.id, &records, &Effects::events(vec![event])).await?;
+        self.store.replace_backup_codes(&user.id, &records, &UnitOfWork::events(vec![event])).await?;
         Ok(codes)
     }
 
@@ -311,7 +315,7 @@ impl AccountService {
         &self,
         principal: &Principal,
         kind: FactorKind,
-        proof: Option<super::Reauthentication>,
+        proof: Option<Reauthentication>,
         context: &RequestContext,
     ) -> Result<(), DomainError> {
         self.require_presence(principal, proof, context).await?;
@@ -323,21 +327,21 @@ impl AccountService {
         let last = factors.iter().all(|factor| factor.kind == kind.as_str());
         // With MFA required, the last factor stays (an admin can reset it; the user then
         // enrols again at the next sign-in).
-        if last && self.mfa.settings.policy == super::MfaPolicy::Required {
+        if last && self.settings.policy == MfaPolicy::Required {
             return Err(DomainError::Mfa(MfaProblem::EnrolmentRequired));
         }
         let now = self.clock.now();
-        let mut effects = Effects::events(vec![
+        let mut work = UnitOfWork::events(vec![
             AuditEvent::new("mfa.factor_removed", &Actor::User(user.id.clone()), context, now)
                 .target("user", &user.id)
                 .metadata(serde_json::json!({ "kind": kind.as_str(), "last": last })),
         ]);
         let change = kind.change_words(false, context.locale.as_deref());
-        effects.outbox.extend(self.mfa_changed_notice(user, change, context)?);
-        if !self.store.delete_factor(&user.id, kind.as_str(), last, &effects).await? {
+        work.outbox.extend(self.notices.mfa_changed(user, change, context)?);
+        if !self.store.delete_factor(&user.id, kind.as_str(), last, &work).await? {
             return Err(DomainError::Mfa(MfaProblem::NotEnabled));
         }
-        self.notifier.wake();
+        self.notices.wake();
         Ok(())
     }
 }

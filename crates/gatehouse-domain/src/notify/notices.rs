@@ -1,22 +1,60 @@
-//! The messages the account service sends: verification links and security notices, as sealed
-//! outbox rows that commit with the change they belong to.
+//! `Notices`: the messages services send to a user — link emails with a fresh one-time token
+//! and security notices — as sealed outbox rows for the caller to write in its unit of work.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use crate::audit::RequestContext;
+use crate::clock::Clock;
+use crate::email_links::record::{OneTimeTokenRecord, TokenPurpose};
 use crate::error::DomainError;
-use crate::notify::{EmailPayload, OneTimeTokenRecord, OutboxRecord, TokenPurpose};
-use crate::users::{SignInFacts, UserRecord};
-
-use super::AccountService;
+use crate::known_devices::{DeviceCheck, KnownDevices};
+use crate::notify::outbox::OutboxRecord;
+use crate::notify::{EmailPayload, Notifier};
+use crate::principal::RequestContext;
+use crate::users::directory::UserDirectory;
+use crate::users::record::{SignInFacts, UserRecord};
 
 /// The locales messages are written in; anything else falls back to English.
 const MESSAGE_LOCALES: [&str; 2] = ["en", "fr"];
 
-impl AccountService {
+#[derive(Debug, Clone, Copy)]
+pub struct NoticeSettings {
+    /// Whether a sign-in from a device the user never used sends a notice.
+    pub new_device_notice: bool,
+}
+
+pub struct Notices {
+    notifier: Arc<Notifier>,
+    directory: Arc<UserDirectory>,
+    known_devices: Arc<KnownDevices>,
+    clock: Arc<dyn Clock>,
+    settings: NoticeSettings,
+}
+
+impl Notices {
+    pub fn new(
+        notifier: Arc<Notifier>,
+        directory: Arc<UserDirectory>,
+        known_devices: Arc<KnownDevices>,
+        clock: Arc<dyn Clock>,
+        settings: NoticeSettings,
+    ) -> Self {
+        Self { notifier, directory, known_devices, clock, settings }
+    }
+
+    /// Whether email can be sent at all (an email channel is configured).
+    pub fn email_enabled(&self) -> bool {
+        self.notifier.email_enabled()
+    }
+
+    /// Tells this process's outbox worker that rows were committed.
+    pub fn wake(&self) {
+        self.notifier.wake();
+    }
+
     /// An email to `user` from `template`, or `None` when email is off or the user has no
     /// address. The language is the caller's (`Accept-Language`), else English.
-    pub(super) fn email_to(
+    pub fn email_to(
         &self,
         user: &UserRecord,
         template: &str,
@@ -27,7 +65,7 @@ impl AccountService {
         if !self.notifier.email_enabled() {
             return Ok(None);
         }
-        let Some(to) = self.open_email(user)? else { return Ok(None) };
+        let Some(to) = self.directory.open_email(user)? else { return Ok(None) };
         let locale = context
             .locale
             .as_deref()
@@ -42,7 +80,7 @@ impl AccountService {
 
     /// A link email with a fresh one-time token: the token row and the message, to write with
     /// the change that asked for them. Both empty when email is off.
-    pub(super) fn link_email(
+    pub fn link_email(
         &self,
         user: &UserRecord,
         purpose: TokenPurpose,
@@ -65,7 +103,7 @@ impl AccountService {
     }
 
     /// The "your password was changed" notice.
-    pub(super) fn password_changed_notice(
+    pub fn password_changed(
         &self,
         user: &UserRecord,
         context: &RequestContext,
@@ -78,9 +116,9 @@ impl AccountService {
         self.email_to(user, "password_changed", values, context, now)
     }
 
-    /// The "two-step verification changed" notice, for the MFA service to write with its
-    /// change (`change` says what, in words: "authenticator app added", ...).
-    pub fn mfa_changed_notice(
+    /// The "two-step verification changed" notice (`change` says what, in words:
+    /// "authenticator app added", ...).
+    pub fn mfa_changed(
         &self,
         user: &UserRecord,
         change: &str,
@@ -94,31 +132,31 @@ impl AccountService {
         self.email_to(user, "mfa_changed", values, context, self.clock.now())
     }
 
-    /// The "new sign-in" notice, when the device (user agent + IP class) is new to a user who
-    /// has signed in before; and the device to remember either way.
-    pub(super) async fn new_device_check(
+    /// The device a sign-in comes from, to remember; and the "new sign-in" notice when the
+    /// device is new to a user who has signed in before (and notices are on).
+    pub async fn new_device_check(
         &self,
         user: &UserRecord,
         context: &RequestContext,
         now: i64,
         facts: Option<SignInFacts>,
-    ) -> Result<(Option<OutboxRecord>, Vec<u8>), DomainError> {
-        let digest =
-            self.notifier.device_digest(context.user_agent.as_deref(), context.ip.as_deref());
+    ) -> Result<(Option<OutboxRecord>, DeviceCheck), DomainError> {
         if !self.settings.new_device_notice {
-            return Ok((None, digest));
+            let device = crate::unit_of_work::KnownDevice {
+                user_id: user.id.clone(),
+                digest: self.known_devices.digest(context),
+                seen_at: now,
+            };
+            return Ok((None, DeviceCheck { device, is_new: false }));
         }
-        let (any_known, this_known) = match facts {
-            Some(facts) => (facts.any_known_device, facts.this_device_known),
-            None => self.store.device_seen(&user.id, &digest).await?,
-        };
-        if !any_known || this_known {
-            return Ok((None, digest));
+        let check = self.known_devices.check(&user.id, context, now, facts).await?;
+        if !check.is_new {
+            return Ok((None, check));
         }
         let values = BTreeMap::from([
             ("ip".to_owned(), context.ip.clone().unwrap_or_default()),
             ("user_agent".to_owned(), context.user_agent.clone().unwrap_or_default()),
         ]);
-        Ok((self.email_to(user, "new_sign_in", values, context, now)?, digest))
+        Ok((self.email_to(user, "new_sign_in", values, context, now)?, check))
     }
 }

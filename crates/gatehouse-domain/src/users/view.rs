@@ -1,9 +1,9 @@
-//! What the account service hands back: the user as shown to API callers, and a token set.
+//! The user as API callers see it: the public view, and the fields only admins see.
 
 use serde::Serialize;
 
 use crate::error::DomainError;
-use crate::users::UserRecord;
+use crate::users::record::UserRecord;
 
 /// The user as the first-party API shows it. Never holds the password hash; private metadata
 /// and security state only appear in [`UserView::admin`].
@@ -74,15 +74,4 @@ impl UserView {
         });
         Ok(self)
     }
-}
-
-/// A signed-in session's credentials.
-#[derive(Debug, Clone, Serialize)]
-pub struct Tokens {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_in: i64,
-    pub refresh_token: String,
-    pub session_id: String,
-    pub user: UserView,
 }

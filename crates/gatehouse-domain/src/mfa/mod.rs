@@ -1,6 +1,7 @@
-//! Multi-factor authentication, as rules of the account service: the sign-in challenge between
-//! the first and the second factor, checking a second factor, and (in the submodules) TOTP and
-//! backup codes, codes by email and SMS, trusted devices and step-up re-authentication.
+//! Multi-factor authentication: the sign-in challenge between the first and the second
+//! factor, checking a second factor, and (in the submodules) TOTP and backup codes, codes by
+//! email and SMS, trusted browsers and step-up re-authentication. The stored shapes are in
+//! `record`, the ports in `store`.
 //!
 //! Security rules, stated where they are enforced:
 //! - A challenge token is random, lives five minutes, is bound to the user and the first
@@ -14,26 +15,41 @@
 
 mod challenge;
 mod codes;
-mod devices;
 mod overview;
+pub mod record;
 mod step_up;
+pub mod store;
 mod totp;
+mod trusted_browsers;
 
 use std::sync::Arc;
 
-use gatehouse_crypto::{Digester, FieldCipher};
+use gatehouse_crypto::{Digester, FieldCipher, HashingPool};
 
-use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::audit::{AuditEvent, AuditStore};
+use crate::clock::Clock;
 use crate::error::{DomainError, FieldIssue, MfaProblem};
-use crate::mfa::{CodePurpose, FactorKind, MfaChallengeStore, MfaFactorRecord, MfaMethod};
-use crate::users::UserRecord;
+use crate::lockout::Lockout;
+use crate::notify::{Notices, Notifier};
+use crate::principal::{Actor, RequestContext};
+use crate::sessions::store::SessionStore;
+use crate::tokens::TokenService;
+use crate::unit_of_work::UnitOfWorkStore;
+use crate::users::directory::UserDirectory;
+use crate::users::record::UserRecord;
+use crate::users::store::UserStore;
 
-use super::{AccountService, Tokens};
-
+pub use challenge::CompletedChallenge;
 pub use codes::{CODE_RESEND_SECONDS, parse_phone_number};
-pub use devices::TrustedDevice;
-pub use step_up::Reauthentication;
+pub use record::{
+    BackupCodeRecord, ChallengeKind, CodePurpose, FactorKind, MFA_DIGEST_PURPOSE,
+    MfaChallengeRecord, MfaCodeRecord, MfaFactorRecord, MfaMethod, PHONE_PURPOSE, SMS_CHANNEL,
+    TOTP_SECRET_PURPOSE, TrustedBrowserRecord,
+};
+pub use step_up::{Reauthenticated, Reauthentication};
+pub use store::{MfaChallengeStore, MfaStore, TrustedBrowserStore};
 pub use totp::TotpEnrolment;
+pub use trusted_browsers::TrustedBrowser;
 
 /// How long a sign-in challenge lives.
 pub const CHALLENGE_TTL_SECONDS: i64 = 300;
@@ -79,23 +95,52 @@ impl Default for MfaSettings {
     }
 }
 
-/// What MFA needs besides the account service's own parts.
+/// What the MFA service is built from.
 pub struct MfaParts {
+    pub store: Arc<dyn MfaStore>,
+    pub browsers: Arc<dyn TrustedBrowserStore>,
     pub challenges: Arc<dyn MfaChallengeStore>,
-    /// Purpose [`crate::mfa::TOTP_SECRET_PURPOSE`].
+    pub sessions: Arc<dyn SessionStore>,
+    pub users: Arc<dyn UserStore>,
+    pub audit: Arc<dyn AuditStore>,
+    pub work: Arc<dyn UnitOfWorkStore>,
+    pub lockout: Arc<Lockout>,
+    pub hashing: HashingPool,
+    pub tokens: Arc<TokenService>,
+    pub notices: Arc<Notices>,
+    pub notifier: Arc<Notifier>,
+    pub directory: Arc<UserDirectory>,
+    /// Purpose [`TOTP_SECRET_PURPOSE`].
     pub totp_cipher: FieldCipher,
-    /// Purpose [`crate::mfa::PHONE_PURPOSE`].
+    /// Purpose [`PHONE_PURPOSE`].
     pub phone_cipher: FieldCipher,
-    /// Purpose [`crate::mfa::MFA_DIGEST_PURPOSE`].
+    /// Purpose [`MFA_DIGEST_PURPOSE`].
     pub digester: Digester,
+    pub clock: Arc<dyn Clock>,
     pub settings: MfaSettings,
 }
 
-/// What a first factor answers: tokens, or the second step.
-#[derive(Debug, Clone)]
-pub enum SignInOutcome {
-    SignedIn(Box<Tokens>),
-    MfaRequired(MfaChallenge),
+/// Second factors (TOTP, codes by email and SMS, backup codes), sign-in challenges, trusted
+/// browsers and step-up re-authentication.
+pub struct MfaService {
+    store: Arc<dyn MfaStore>,
+    browsers: Arc<dyn TrustedBrowserStore>,
+    challenges: Arc<dyn MfaChallengeStore>,
+    sessions: Arc<dyn SessionStore>,
+    users: Arc<dyn UserStore>,
+    audit: Arc<dyn AuditStore>,
+    work: Arc<dyn UnitOfWorkStore>,
+    lockout: Arc<Lockout>,
+    hashing: HashingPool,
+    tokens: Arc<TokenService>,
+    notices: Arc<Notices>,
+    notifier: Arc<Notifier>,
+    directory: Arc<UserDirectory>,
+    totp_cipher: FieldCipher,
+    phone_cipher: FieldCipher,
+    digester: Digester,
+    clock: Arc<dyn Clock>,
+    settings: MfaSettings,
 }
 
 /// The answer that asks for a second factor (`{mfa_required, mfa_token, methods}`).
@@ -108,17 +153,6 @@ pub struct MfaChallenge {
     /// MFA is required and the user has no factor: enrol one with this token first.
     pub enrolment_required: bool,
 }
-
-/// The first factor a challenge follows.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FirstFactor {
-    /// For the audit trail: `password`, `magic_link`.
-    pub method: &'static str,
-    /// RFC 8176: `pwd`, `email`.
-    pub amr: &'static str,
-}
-
-pub(crate) const PASSWORD: FirstFactor = FirstFactor { method: "password", amr: "pwd" };
 
 /// `POST /v1/auth/mfa/verify`. No `Debug` of the token or the code.
 #[derive(Clone)]
@@ -137,13 +171,6 @@ impl std::fmt::Debug for MfaVerification {
             .field("trust_device", &self.trust_device)
             .finish_non_exhaustive()
     }
-}
-
-/// A completed second step: tokens, and the trusted-device token when one was asked for.
-#[derive(Debug, Clone)]
-pub struct MfaVerified {
-    pub tokens: Tokens,
-    pub trusted_device: Option<TrustedDevice>,
 }
 
 /// The user's MFA as they (or an admin) see it.
@@ -167,9 +194,56 @@ pub struct FactorView {
     pub phone_number: Option<String>,
 }
 
-impl AccountService {
+impl MfaService {
+    pub fn new(parts: MfaParts) -> Self {
+        let MfaParts {
+            store,
+            browsers,
+            challenges,
+            sessions,
+            users,
+            audit,
+            work,
+            lockout,
+            hashing,
+            tokens,
+            notices,
+            notifier,
+            directory,
+            totp_cipher,
+            phone_cipher,
+            digester,
+            clock,
+            settings,
+        } = parts;
+        Self {
+            store,
+            browsers,
+            challenges,
+            sessions,
+            users,
+            audit,
+            work,
+            lockout,
+            hashing,
+            tokens,
+            notices,
+            notifier,
+            directory,
+            totp_cipher,
+            phone_cipher,
+            digester,
+            clock,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &MfaSettings {
+        &self.settings
+    }
+
     fn mfa_digest(&self, what: &str, value: &str) -> Vec<u8> {
-        self.mfa.digester.digest(format!("{what}:{value}").as_bytes()).to_vec()
+        self.digester.digest(format!("{what}:{value}").as_bytes()).to_vec()
     }
 
     /// The user's confirmed factors.
@@ -188,7 +262,7 @@ impl AccountService {
         let mut methods: Vec<String> = FactorKind::ALL
             .into_iter()
             .filter(|kind| factors.iter().any(|factor| factor.kind == kind.as_str()))
-            .filter(|kind| *kind != FactorKind::Sms || self.mfa.settings.sms_enabled)
+            .filter(|kind| *kind != FactorKind::Sms || self.settings.sms_enabled)
             .map(|kind| kind.as_str().to_owned())
             .collect();
         if self.backup_codes_remaining(user_id).await? > 0 {
@@ -243,10 +317,10 @@ impl AccountService {
                 );
         // Asking for an unavailable method is not a guess.
         if problem == MfaProblem::MethodUnavailable {
-            self.store.append_audit_events(&[event]).await?;
+            self.audit.append_audit_events(&[event]).await?;
             return Ok(());
         }
-        self.count_failed_authentication(user, vec![event], context, now).await
+        self.lockout.count_failure(user, vec![event], context, now).await
     }
 }
 

@@ -2,12 +2,12 @@
 //! signed-in session a fresh one (password or second factor), recorded as the session's
 //! `auth_time` and `amr`, so the tokens issued from then on carry it.
 
-use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::audit::AuditEvent;
 use crate::error::DomainError;
-use crate::mfa::CodePurpose;
+use crate::mfa::record::CodePurpose;
+use crate::principal::{Actor, Principal, RequestContext};
 
-use super::super::{AccountService, Principal};
-use super::parse_method;
+use super::{MfaService, parse_method};
 
 /// A proof of presence: the password, or a second factor (`method` + `code`).
 #[derive(Clone, Default)]
@@ -41,12 +41,12 @@ pub struct Reauthenticated {
     pub amr: Vec<String>,
 }
 
-impl AccountService {
+impl MfaService {
     /// `reauthentication_required` unless the session authenticated within the configured age.
     pub fn require_recent_authentication(&self, principal: &Principal) -> Result<(), DomainError> {
         let session = &principal.session;
         let authenticated_at = session.auth_time.unwrap_or(session.created_at);
-        if authenticated_at + self.mfa.settings.reauthentication_max_age_seconds < self.clock.now()
+        if authenticated_at + self.settings.reauthentication_max_age_seconds < self.clock.now()
         {
             return Err(DomainError::ReauthenticationRequired);
         }
@@ -92,7 +92,7 @@ impl AccountService {
                     .metadata(
                         serde_json::json!({ "method": "password", "reason": "wrong_password" }),
                     );
-                self.count_failed_authentication(user, vec![event], context, now).await?;
+                self.lockout.count_failure(user, vec![event], context, now).await?;
                 return Err(DomainError::InvalidCredentials);
             }
             vec!["pwd".to_owned()]
@@ -119,7 +119,7 @@ impl AccountService {
             .target("session", &principal.session.id)
             .metadata(serde_json::json!({ "amr": amr }));
         let amr_text = amr.join(" ");
-        self.store
+        self.sessions
             .update_session_authentication(&principal.session.id, now, &amr_text, &[event])
             .await?;
         let mut session = principal.session.clone();

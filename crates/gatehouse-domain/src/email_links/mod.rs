@@ -10,15 +10,25 @@
 //! - A token only counts for the address it was sent to: after an email change, older links
 //!   stop working.
 
-use crate::audit::{Actor, AuditEvent, RequestContext};
-use crate::error::{DomainError, OneTimeTokenProblem};
+pub mod record;
+
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use crate::notify::{Effects, EmailPayload, OneTimeTokenRecord, TokenPurpose};
-use crate::sessions::revoke_reason;
-use crate::users::UserRecord;
+use crate::audit::AuditEvent;
+use crate::clock::Clock;
+use crate::error::{DomainError, Feature, OneTimeTokenProblem};
+use crate::notify::{EmailPayload, Notices, Notifier};
+use crate::passwords::PasswordService;
+use crate::principal::{Actor, Principal, RequestContext};
+use crate::sessions::record::{RevokeReason, SignInMethod};
+use crate::sign_in::{FirstFactor, SignInOutcome, SignInService};
+use crate::unit_of_work::{SpentToken, UnitOfWork, UnitOfWorkStore};
+use crate::users::directory::UserDirectory;
+use crate::users::record::UserRecord;
+use crate::users::store::UserStore;
 
-use super::{AccountService, Email, Principal, spent_from_conflict};
+pub use record::{OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
 
 /// Tokens are `random_token()`s: 43 base64url characters.
 fn well_formed(token: &str) -> bool {
@@ -29,7 +39,67 @@ fn problem(kind: OneTimeTokenProblem) -> DomainError {
     DomainError::OneTimeToken(kind)
 }
 
-impl AccountService {
+/// What the email-link service is built from.
+pub struct EmailLinkParts {
+    pub tokens: Arc<dyn OneTimeTokenStore>,
+    pub users: Arc<dyn UserStore>,
+    pub work: Arc<dyn UnitOfWorkStore>,
+    pub notifier: Arc<Notifier>,
+    pub notices: Arc<Notices>,
+    pub directory: Arc<UserDirectory>,
+    pub passwords: Arc<PasswordService>,
+    pub sign_in: Arc<SignInService>,
+    pub clock: Arc<dyn Clock>,
+    /// Whether magic links work.
+    pub magic_link_enabled: bool,
+}
+
+pub struct EmailLinkService {
+    tokens: Arc<dyn OneTimeTokenStore>,
+    users: Arc<dyn UserStore>,
+    work: Arc<dyn UnitOfWorkStore>,
+    notifier: Arc<Notifier>,
+    notices: Arc<Notices>,
+    directory: Arc<UserDirectory>,
+    passwords: Arc<PasswordService>,
+    sign_in: Arc<SignInService>,
+    clock: Arc<dyn Clock>,
+    magic_link_enabled: bool,
+}
+
+impl EmailLinkService {
+    pub fn new(parts: EmailLinkParts) -> Self {
+        let EmailLinkParts {
+            tokens,
+            users,
+            work,
+            notifier,
+            notices,
+            directory,
+            passwords,
+            sign_in,
+            clock,
+            magic_link_enabled,
+        } = parts;
+        Self {
+            tokens,
+            users,
+            work,
+            notifier,
+            notices,
+            directory,
+            passwords,
+            sign_in,
+            clock,
+            magic_link_enabled,
+        }
+    }
+
+    /// Whether magic links work.
+    pub fn magic_link_enabled(&self) -> bool {
+        self.magic_link_enabled
+    }
+
     /// The unspent, unexpired token of `purpose` and its user.
     async fn usable_token(
         &self,
@@ -41,7 +111,7 @@ impl AccountService {
             return Err(problem(OneTimeTokenProblem::Invalid));
         }
         let digest = self.notifier.token_digest(token);
-        let Some(record) = self.store.one_time_token(&digest).await? else {
+        let Some(record) = self.tokens.one_time_token(&digest).await? else {
             return Err(problem(OneTimeTokenProblem::Invalid));
         };
         if record.purpose != purpose.as_str() {
@@ -53,7 +123,7 @@ impl AccountService {
         if record.expires_at <= self.clock.now() {
             return Err(problem(OneTimeTokenProblem::Expired));
         }
-        let Some(user) = self.store.user_by_id(&record.user_id).await? else {
+        let Some(user) = self.users.user_by_id(&record.user_id).await? else {
             return Err(problem(OneTimeTokenProblem::Invalid));
         };
         // Sent to an address the account no longer has.
@@ -70,8 +140,8 @@ impl AccountService {
         token: &str,
         purpose: TokenPurpose,
     ) -> Result<(), DomainError> {
-        if purpose == TokenPurpose::MagicLink && !self.settings.magic_link_enabled {
-            return Err(DomainError::Disabled("magic_link"));
+        if purpose == TokenPurpose::MagicLink && !self.magic_link_enabled {
+            return Err(DomainError::Disabled(Feature::MagicLink));
         }
         self.usable_token(token, purpose).await.map(|_| ())
     }
@@ -89,12 +159,12 @@ impl AccountService {
         let event =
             AuditEvent::new("user.email_verified", &Actor::User(user.id.clone()), context, now)
                 .target("user", &user.id);
-        let effects = Effects {
+        let work = UnitOfWork {
             events: vec![event],
-            spend_token: Some((record.token_digest, now)),
-            ..Effects::default()
+            spend_token: Some(SpentToken { digest: record.token_digest, at: now }),
+            ..UnitOfWork::default()
         };
-        self.store.update_user_with(&user, &effects).await.map_err(spent_from_conflict)
+        self.users.update_user(&user, &work).await.map_err(DomainError::from_spent_token)
     }
 
     /// Sends a new verification link to the signed-in user (nothing when already verified).
@@ -109,20 +179,19 @@ impl AccountService {
         }
         let now = self.clock.now();
         let (tokens, outbox) =
-            self.link_email(user, TokenPurpose::VerifyEmail, "/verify-email", &[], context, now)?;
+            self.notices.link_email(user, TokenPurpose::VerifyEmail, "/verify-email", &[], context, now)?;
         let event =
             AuditEvent::new("user.verification_sent", &Actor::User(user.id.clone()), context, now)
                 .target("user", &user.id);
-        let effects = Effects { events: vec![event], tokens, outbox, ..Effects::default() };
-        self.store.append_effects(&effects).await?;
-        self.notifier.wake();
+        let work = UnitOfWork { events: vec![event], tokens, outbox, ..UnitOfWork::default() };
+        self.work.commit(&work).await?;
+        self.notices.wake();
         Ok(())
     }
 
     /// The account an email link may be sent to: existing, not suspended, with that address.
     async fn link_recipient(&self, email: &str) -> Result<Option<UserRecord>, DomainError> {
-        let Ok(email) = Email::parse(email, "email") else { return Ok(None) };
-        let user = self.store.user_by_email_digest(&self.email_digest(&email)).await?;
+        let user = self.directory.by_email(email).await?;
         Ok(user.filter(|user| user.suspended_at.is_none()))
     }
 
@@ -140,13 +209,13 @@ impl AccountService {
     ) -> Result<(), DomainError> {
         let user = self.link_recipient(email).await?;
         let now = self.clock.now();
-        let effects = match &user {
+        let work = match &user {
             Some(user) => {
                 let (tokens, outbox) =
-                    self.link_email(user, purpose, path, extra_query, context, now)?;
+                    self.notices.link_email(user, purpose, path, extra_query, context, now)?;
                 let event = AuditEvent::new(action, &Actor::User(user.id.clone()), context, now)
                     .target("user", &user.id);
-                Effects { events: vec![event], tokens, outbox, ..Effects::default() }
+                UnitOfWork { events: vec![event], tokens, outbox, ..UnitOfWork::default() }
             }
             None => {
                 // The same token and sealing work as for a real account, then dropped.
@@ -162,12 +231,12 @@ impl AccountService {
                 let _ = self.notifier.email(&payload, now)?;
                 let event = AuditEvent::new(action, &Actor::Anonymous, context, now)
                     .metadata(serde_json::json!({ "reason": "unknown_account" }));
-                Effects::events(vec![event])
+                UnitOfWork::events(vec![event])
             }
         };
-        self.store.append_effects(&effects).await?;
-        if !effects.outbox.is_empty() {
-            self.notifier.wake();
+        self.work.commit(&work).await?;
+        if !work.outbox.is_empty() {
+            self.notices.wake();
         }
         Ok(())
     }
@@ -203,36 +272,26 @@ impl AccountService {
         if user.suspended_at.is_some() {
             return Err(DomainError::AccountSuspended);
         }
-        let history_size = self.check_replacement_password(&user, new_password).await?;
-
-        let now = self.clock.now();
-        let mut changed = user.clone();
-        changed.password_hash = Some(self.hashing.hash(new_password.to_owned().into()).await?);
-        changed.password_changed_at = Some(now);
+        let (mut changed, history_size) =
+            self.passwords.prepare_replacement(&user, new_password).await?;
+        let now = changed.updated_at;
         changed.email_verified_at = changed.email_verified_at.or(Some(now));
         changed.failed_sign_in_attempts = 0;
         changed.locked_until = None;
-        changed.updated_at = now;
         let event =
             AuditEvent::new("user.password_reset", &Actor::User(user.id.clone()), context, now)
                 .target("user", &user.id);
-        let effects = Effects {
+        let work = UnitOfWork {
             events: vec![event],
-            outbox: self.password_changed_notice(&changed, context, now)?.into_iter().collect(),
-            spend_token: Some((record.token_digest, now)),
-            ..Effects::default()
+            outbox: self.notices.password_changed(&changed, context, now)?.into_iter().collect(),
+            spend_token: Some(SpentToken { digest: record.token_digest, at: now }),
+            ..UnitOfWork::default()
         };
-        self.store
-            .change_password_with(
-                &changed,
-                history_size,
-                None,
-                revoke_reason::PASSWORD_RESET,
-                &effects,
-            )
+        self.users
+            .change_password(&changed, history_size, None, RevokeReason::PasswordReset, &work)
             .await
-            .map_err(spent_from_conflict)?;
-        self.notifier.wake();
+            .map_err(DomainError::from_spent_token)?;
+        self.notices.wake();
         Ok(())
     }
 
@@ -245,8 +304,8 @@ impl AccountService {
         return_to: Option<&str>,
         context: &RequestContext,
     ) -> Result<(), DomainError> {
-        if !self.settings.magic_link_enabled {
-            return Err(DomainError::Disabled("magic_link"));
+        if !self.magic_link_enabled {
+            return Err(DomainError::Disabled(Feature::MagicLink));
         }
         let extra: Vec<(&str, &str)> =
             return_to.map(|path| ("return_to", path)).into_iter().collect();
@@ -267,26 +326,35 @@ impl AccountService {
         &self,
         token: &str,
         context: &RequestContext,
-    ) -> Result<super::mfa::SignInOutcome, DomainError> {
-        if !self.settings.magic_link_enabled {
-            return Err(DomainError::Disabled("magic_link"));
+    ) -> Result<SignInOutcome, DomainError> {
+        if !self.magic_link_enabled {
+            return Err(DomainError::Disabled(Feature::MagicLink));
         }
         let (record, mut user) = self.usable_token(token, TokenPurpose::MagicLink).await?;
         if user.suspended_at.is_some() {
             return Err(DomainError::AccountSuspended);
         }
         let now = self.clock.now();
-        let mut effects =
-            Effects { spend_token: Some((record.token_digest, now)), ..Effects::default() };
+        let mut work = UnitOfWork {
+            spend_token: Some(SpentToken { digest: record.token_digest, at: now }),
+            ..UnitOfWork::default()
+        };
         if user.email_verified_at.is_none() {
             user.email_verified_at = Some(now);
-            effects.events.push(
+            work.events.push(
                 AuditEvent::new("user.email_verified", &Actor::User(user.id.clone()), context, now)
                     .target("user", &user.id),
             );
         }
         user.updated_at = now;
-        let first = super::mfa::FirstFactor { method: "magic_link", amr: "email" };
-        self.after_first_factor(user, None, first, None, context, effects, None).await
+        let first = FirstFactor {
+            user,
+            rehashed_password: None,
+            method: SignInMethod::MagicLink,
+            trusted_browser: None,
+            work,
+            facts: None,
+        };
+        self.sign_in.after_first_factor(first, context).await
     }
 }

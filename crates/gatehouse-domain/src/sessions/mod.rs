@@ -1,18 +1,154 @@
-//! Staying signed in: bearer authentication, refresh with rotation and reuse detection,
-//! sign-out, and the user's own session list.
+//! Sessions: opening one for a user who proved who they are, bearer authentication, refresh
+//! with rotation and reuse detection, sign-out, and the user's own session list.
+//!
+//! Security rules, stated where they are enforced:
+//! - Refresh tokens rotate on every use; a rotated token presented again revokes its session
+//!   (the whole token family), and so does losing a concurrent race for the same token.
+//! - A revoked session or a suspended user stops its tokens at once.
+//! - Tokens issued to OAuth clients never unlock the first-party API.
 
-use crate::audit::{Actor, AuditEvent, RequestContext};
+pub mod record;
+pub mod store;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::audit::AuditEvent;
+use crate::clock::Clock;
 use crate::error::DomainError;
-use crate::sessions::{RefreshTokenRecord, SessionRecord, revoke_reason};
-use crate::tokens::REFRESH_TOKEN_PREFIX;
-use crate::users::UserRecord;
+use crate::notify::Notices;
+use crate::principal::{Actor, Principal, RequestContext};
+use crate::tokens::{REFRESH_TOKEN_PREFIX, TokenService};
+use crate::unit_of_work::UnitOfWork;
+use crate::users::directory::UserDirectory;
+use crate::users::record::{SignInFacts, UserRecord};
+use crate::users::store::UserStore;
+use crate::users::view::UserView;
 
-use super::{AccountService, Principal, Tokens};
+pub use record::{RefreshTokenRecord, RevokeReason, SessionRecord, SignInMethod};
+pub use store::SessionStore;
 
 /// Longest refresh token we bother to look up (prefix + 43 base64url characters).
 const MAX_REFRESH_TOKEN_LENGTH: usize = 64;
 
-impl AccountService {
+/// A signed-in session's credentials.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub refresh_token: String,
+    pub session_id: String,
+    pub user: UserView,
+}
+
+/// A session to open for a user who just proved who they are.
+pub(crate) struct NewSession {
+    pub user: UserRecord,
+    /// The password re-hashed with today's parameters, when the sign-in upgraded it.
+    pub rehashed_password: Option<String>,
+    /// How the user authenticated, for the audit trail.
+    pub method: SignInMethod,
+    /// RFC 8176 `amr` values.
+    pub amr: Vec<&'static str>,
+    /// What the sign-in read with the account (spares reading the known devices again).
+    pub facts: Option<SignInFacts>,
+    /// More to write in the same transaction (a spent magic-link token, a trusted browser).
+    pub work: UnitOfWork,
+}
+
+pub struct SessionService {
+    store: Arc<dyn SessionStore>,
+    users: Arc<dyn UserStore>,
+    tokens: Arc<TokenService>,
+    directory: Arc<UserDirectory>,
+    notices: Arc<Notices>,
+    clock: Arc<dyn Clock>,
+}
+
+impl SessionService {
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        users: Arc<dyn UserStore>,
+        tokens: Arc<TokenService>,
+        directory: Arc<UserDirectory>,
+        notices: Arc<Notices>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { store, users, tokens, directory, notices, clock }
+    }
+
+    /// Opens a session, resetting the failure counters: remembers the device and sends a
+    /// notice when it is new to the user, writes it all in one transaction, and answers the
+    /// token set.
+    pub(crate) async fn start(
+        &self,
+        new: NewSession,
+        context: &RequestContext,
+    ) -> Result<Tokens, DomainError> {
+        let NewSession { mut user, rehashed_password, method, amr, facts, mut work } = new;
+        let now = self.clock.now();
+        let settings = self.tokens.settings();
+        let session = SessionRecord {
+            id: gatehouse_crypto::new_id("ses"),
+            user_id: user.id.clone(),
+            user_agent: context.user_agent.clone(),
+            ip: context.ip.clone(),
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + settings.session_max_lifetime_seconds,
+            revoked_at: None,
+            revoked_reason: None,
+            client_id: None,
+            scope: None,
+            auth_time: Some(now),
+            nonce: None,
+            amr: Some(amr.join(" ")),
+        };
+        let (refresh_token, token_digest) = self.tokens.new_refresh_token();
+        let refresh = RefreshTokenRecord {
+            token_digest,
+            session_id: session.id.clone(),
+            created_at: now,
+            expires_at: (now + settings.refresh_token_ttl_seconds).min(session.expires_at),
+            rotated_at: None,
+        };
+        user.failed_sign_in_attempts = 0;
+        user.locked_until = None;
+        user.last_sign_in_at = Some(now);
+        if let Some(hash) = rehashed_password {
+            user.password_hash = Some(hash);
+        }
+        let (notice, check) = self.notices.new_device_check(&user, context, now, facts).await?;
+        let notified = notice.is_some();
+        work.outbox.extend(notice);
+        work.known_device = Some(check.device);
+        work.events.push(
+            AuditEvent::new("user.sign_in_succeeded", &Actor::User(user.id.clone()), context, now)
+                .target("session", &session.id)
+                .metadata(serde_json::json!({
+                    "method": method.as_str(), "amr": amr, "new_device": notified
+                })),
+        );
+        self.store
+            .start_session(&session, Some(&refresh), &user, &work)
+            .await
+            .map_err(DomainError::from_spent_token)?;
+        if !work.outbox.is_empty() {
+            self.notices.wake();
+        }
+        let access_token = self.tokens.issue_access_token(&session).await?;
+        Ok(Tokens {
+            access_token,
+            token_type: "Bearer",
+            expires_in: settings.access_token_ttl_seconds,
+            refresh_token,
+            session_id: session.id,
+            user: self.directory.view(&user)?,
+        })
+    }
+
     /// Verifies a bearer access token and that its session and user are still in good
     /// standing (a revoked session or a suspended user stops its tokens at once here).
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, DomainError> {
@@ -45,7 +181,7 @@ impl AccountService {
             return Err(DomainError::InvalidToken);
         }
         let user =
-            self.store.user_by_id(&session.user_id).await?.ok_or(DomainError::InvalidToken)?;
+            self.users.user_by_id(&session.user_id).await?.ok_or(DomainError::InvalidToken)?;
         if user.suspended_at.is_some() {
             return Err(DomainError::InvalidToken);
         }
@@ -70,7 +206,7 @@ impl AccountService {
             expires_in: settings.access_token_ttl_seconds,
             refresh_token: new_token,
             session_id: session.id,
-            user: self.view(&user)?,
+            user: self.directory.view(&user)?,
         })
     }
 
@@ -105,7 +241,7 @@ impl AccountService {
             return Err(DomainError::InvalidGrant);
         }
         let user =
-            self.store.user_by_id(&session.user_id).await?.ok_or(DomainError::InvalidGrant)?;
+            self.users.user_by_id(&session.user_id).await?.ok_or(DomainError::InvalidGrant)?;
         if user.suspended_at.is_some() {
             return Err(DomainError::InvalidGrant);
         }
@@ -137,7 +273,7 @@ impl AccountService {
                 .target("session", &session.id)
                 .metadata(serde_json::json!({ "user_id": session.user_id }));
         self.store
-            .revoke_session(&session.id, now, revoke_reason::REFRESH_TOKEN_REUSE, &[event])
+            .revoke_session(&session.id, now, RevokeReason::RefreshTokenReuse, &[event])
             .await?;
         Ok(())
     }
@@ -157,7 +293,7 @@ impl AccountService {
         )
         .target("session", &principal.session.id);
         self.store
-            .revoke_session(&principal.session.id, now, revoke_reason::SIGNED_OUT, &[event])
+            .revoke_session(&principal.session.id, now, RevokeReason::SignedOut, &[event])
             .await?;
         Ok(())
     }
@@ -187,7 +323,7 @@ impl AccountService {
         )
         .target("session", session_id);
         self.store
-            .revoke_session(session_id, now, revoke_reason::REVOKED_BY_USER, &[event])
+            .revoke_session(session_id, now, RevokeReason::RevokedByUser, &[event])
             .await?;
         Ok(())
     }

@@ -1,14 +1,15 @@
-//! Trusted devices: after a second factor with `trust_device`, the browser gets a random token
+//! Trusted browsers: after a second factor with `trust_device`, the browser gets a random token
 //! (in a signed, HttpOnly cookie set by the HTTP layer) that skips the second factor for the
 //! configured time. Stored as a keyed digest; listed and revoked by the user; all revoked when
 //! the password changes.
 
-use crate::audit::{Actor, AuditEvent, RequestContext};
+use crate::audit::AuditEvent;
 use crate::error::DomainError;
-use crate::mfa::TrustedDeviceRecord;
-use crate::users::UserRecord;
+use crate::mfa::record::TrustedBrowserRecord;
+use crate::principal::{Actor, Principal, RequestContext};
+use crate::users::record::UserRecord;
 
-use super::super::{AccountService, Principal};
+use super::MfaService;
 
 /// Prefix of device tokens.
 const DEVICE_TOKEN_PREFIX: &str = "ghd_";
@@ -16,27 +17,27 @@ const MAX_DEVICE_TOKEN_LENGTH: usize = 64;
 
 /// A new trusted-device token for the browser, and how long it lasts.
 #[derive(Clone)]
-pub struct TrustedDevice {
+pub struct TrustedBrowser {
     pub token: String,
     pub max_age_seconds: i64,
 }
 
-impl std::fmt::Debug for TrustedDevice {
+impl std::fmt::Debug for TrustedBrowser {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("TrustedDevice").finish_non_exhaustive()
+        formatter.debug_struct("TrustedBrowser").finish_non_exhaustive()
     }
 }
 
-impl AccountService {
-    pub(super) fn new_trusted_device(
+impl MfaService {
+    pub(super) fn new_trusted_browser(
         &self,
         user: &UserRecord,
         context: &RequestContext,
         now: i64,
-    ) -> (TrustedDevice, TrustedDeviceRecord) {
+    ) -> (TrustedBrowser, TrustedBrowserRecord) {
         let token = format!("{DEVICE_TOKEN_PREFIX}{}", gatehouse_crypto::random_token());
-        let ttl = self.mfa.settings.trusted_device_ttl_seconds;
-        let record = TrustedDeviceRecord {
+        let ttl = self.settings.trusted_device_ttl_seconds;
+        let record = TrustedBrowserRecord {
             id: gatehouse_crypto::new_id("tdv"),
             user_id: user.id.clone(),
             token_digest: self.mfa_digest("device", &token),
@@ -47,12 +48,12 @@ impl AccountService {
             last_used_at: None,
             revoked_at: None,
         };
-        (TrustedDevice { token, max_age_seconds: ttl }, record)
+        (TrustedBrowser { token, max_age_seconds: ttl }, record)
     }
 
     /// The id of the live trusted device of `user` that `token` names, if any (its use is
     /// noted).
-    pub(super) async fn trusted_device_matches(
+    pub(crate) async fn trusted_browser_matches(
         &self,
         user: &UserRecord,
         token: &str,
@@ -61,27 +62,27 @@ impl AccountService {
             return Ok(None);
         }
         let now = self.clock.now();
-        let Some(device) = self.store.trusted_device(&self.mfa_digest("device", token)).await?
+        let Some(device) = self.browsers.trusted_browser(&self.mfa_digest("device", token)).await?
         else {
             return Ok(None);
         };
         if device.user_id != user.id || device.revoked_at.is_some() || device.expires_at <= now {
             return Ok(None);
         }
-        self.store.touch_trusted_device(&device.id, now).await?;
+        self.browsers.touch_trusted_browser(&device.id, now).await?;
         Ok(Some(device.id))
     }
 
     /// The signed-in user's trusted devices.
-    pub async fn trusted_devices(
+    pub async fn trusted_browsers(
         &self,
         principal: &Principal,
-    ) -> Result<Vec<TrustedDeviceRecord>, DomainError> {
-        Ok(self.store.trusted_devices(&principal.user.id, self.clock.now()).await?)
+    ) -> Result<Vec<TrustedBrowserRecord>, DomainError> {
+        Ok(self.browsers.trusted_browsers(&principal.user.id, self.clock.now()).await?)
     }
 
     /// Revokes one of the user's trusted devices; another user's is `not_found`.
-    pub async fn revoke_trusted_device(
+    pub async fn revoke_trusted_browser(
         &self,
         principal: &Principal,
         device_id: &str,
@@ -96,8 +97,8 @@ impl AccountService {
         )
         .target("trusted_device", device_id);
         let revoked = self
-            .store
-            .revoke_trusted_devices(&principal.user.id, Some(device_id), now, &[event])
+            .browsers
+            .revoke_trusted_browsers(&principal.user.id, Some(device_id), now, &[event])
             .await?;
         if revoked == 0 {
             return Err(DomainError::NotFound);

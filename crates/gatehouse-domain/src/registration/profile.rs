@@ -1,12 +1,13 @@
 //! The signed-in user's own profile: reading and updating it.
 
-use crate::audit::{Actor, AuditEvent, RequestContext};
-use crate::error::{DomainError, FieldIssue};
+use crate::audit::AuditEvent;
+use crate::error::{DomainError, Taken};
+use crate::principal::{Actor, Principal, RequestContext};
+use crate::unit_of_work::UnitOfWork;
+use crate::users::names::{parse_image_url, parse_name};
+use crate::users::{UserView, Username};
 
-use super::sign_up::parse_name;
-use super::{AccountService, Principal, UserView, Username, taken_from_conflict};
-
-const MAX_IMAGE_URL_LENGTH: usize = 2048;
+use super::RegistrationService;
 
 /// A partial update: `None` leaves a field as it is, `Some(None)` clears it.
 #[derive(Debug, Clone, Default)]
@@ -17,25 +18,9 @@ pub struct ProfileUpdate {
     pub image_url: Option<Option<String>>,
 }
 
-pub(super) fn parse_image_url(value: &str, issues: &mut Vec<FieldIssue>) -> Option<String> {
-    let trimmed = value.trim();
-    let valid = trimmed.len() <= MAX_IMAGE_URL_LENGTH
-        && (trimmed.starts_with("https://") || trimmed.starts_with("http://"))
-        && !trimmed.chars().any(|c| c.is_whitespace() || c.is_control());
-    if !valid {
-        issues.push(FieldIssue::new(
-            "image_url",
-            "invalid_url",
-            "An http(s) URL of at most 2048 characters.",
-        ));
-        return None;
-    }
-    Some(trimmed.to_owned())
-}
-
-impl AccountService {
+impl RegistrationService {
     pub fn me(&self, principal: &Principal) -> Result<UserView, DomainError> {
-        self.view(&principal.user)
+        self.directory.view(&principal.user)
     }
 
     /// Applies the given fields; a username already taken answers `username_taken`.
@@ -76,16 +61,16 @@ impl AccountService {
         }
         if user.username != principal.user.username
             && let Some(username) = &user.username
-            && self.store.user_by_username(username).await?.is_some()
+            && self.users.user_by_username(username).await?.is_some()
         {
-            return Err(DomainError::Taken("username"));
+            return Err(DomainError::Taken(Taken::Username));
         }
         let now = self.clock.now();
         user.updated_at = now;
         let event = AuditEvent::new("user.updated", &Actor::User(user.id.clone()), context, now)
             .target("user", &user.id)
             .metadata(serde_json::json!({ "fields": changed }));
-        self.store.update_user(&user, &[event]).await.map_err(taken_from_conflict)?;
-        self.view(&user)
+        self.users.update_user(&user, &UnitOfWork::events(vec![event])).await.map_err(DomainError::from_taken)?;
+        self.directory.view(&user)
     }
 }

@@ -1,14 +1,11 @@
 //! Multi-factor authentication as stored: second factors, backup codes, one-time codes sent by
-//! email or SMS, sign-in challenges and trusted devices, and the ports that keep them
-//! (`MfaStore` on the database, `MfaChallengeStore` on Redis or the database). The rules live
-//! in `accounts::mfa`.
+//! email or SMS, sign-in challenges and trusted browsers. The ports are in `mfa::store`, the
+//! rules in the `mfa` service.
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::AuditEvent;
-use crate::notify::Effects;
-use crate::store::StoreError;
+use crate::sessions::record::SignInMethod;
+
 
 /// Field-cipher purpose of TOTP secrets (AD = factor id).
 pub const TOTP_SECRET_PURPOSE: &str = "mfa-totp";
@@ -164,7 +161,7 @@ pub struct MfaCodeRecord {
 
 /// One row of `trusted_devices`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TrustedDeviceRecord {
+pub struct TrustedBrowserRecord {
     pub id: String,
     pub user_id: String,
     #[serde(skip)]
@@ -194,10 +191,8 @@ pub struct MfaChallengeRecord {
     #[serde(skip)]
     pub token_digest: Vec<u8>,
     pub user_id: String,
-    /// The `amr` of the first factor (`pwd`, `email` for a magic link).
-    pub first_factor: String,
-    /// The audit name of the first factor (`password`, `magic_link`).
-    pub first_method: String,
+    /// The first factor the challenge follows (its `amr` is stored beside it).
+    pub first_method: SignInMethod,
     pub kind: ChallengeKind,
     pub created_at: i64,
     pub expires_at: i64,
@@ -206,105 +201,3 @@ pub struct MfaChallengeRecord {
     pub failures: i64,
 }
 
-#[async_trait]
-pub trait MfaChallengeStore: Send + Sync {
-    async fn create_challenge(&self, challenge: &MfaChallengeRecord) -> Result<(), StoreError>;
-    async fn challenge(&self, digest: &[u8]) -> Result<Option<MfaChallengeRecord>, StoreError>;
-    /// Counts one wrong answer; answers the count.
-    async fn count_challenge_failure(&self, digest: &[u8]) -> Result<i64, StoreError>;
-    /// Deletes the challenge; `true` only for the one caller that deleted it (single use).
-    async fn consume_challenge(&self, digest: &[u8]) -> Result<bool, StoreError>;
-}
-
-#[async_trait]
-pub trait MfaStore: Send + Sync {
-    async fn mfa_factors(&self, user_id: &str) -> Result<Vec<MfaFactorRecord>, StoreError>;
-    /// Replaces the user's unconfirmed factor of the same kind with `factor`, with effects. A
-    /// confirmed factor of that kind is `StoreError::Conflict`.
-    async fn put_pending_factor(
-        &self,
-        factor: &MfaFactorRecord,
-        effects: &Effects,
-    ) -> Result<(), StoreError>;
-    /// Confirms a pending factor (`false` when it is not pending any more), records the TOTP
-    /// step used to confirm it, replaces the backup codes when given, with effects.
-    async fn confirm_factor(
-        &self,
-        factor_id: &str,
-        now: i64,
-        used_step: Option<i64>,
-        backup_codes: Option<&[BackupCodeRecord]>,
-        effects: &Effects,
-    ) -> Result<bool, StoreError>;
-    /// Removes the user's factor of `kind` (and the backup codes when `clear_backup_codes`),
-    /// with effects; `false` when there was none.
-    async fn delete_factor(
-        &self,
-        user_id: &str,
-        kind: &str,
-        clear_backup_codes: bool,
-        effects: &Effects,
-    ) -> Result<bool, StoreError>;
-    /// Removes every factor, backup code, pending code and trusted device of the user.
-    async fn reset_mfa(&self, user_id: &str, now: i64, effects: &Effects)
-    -> Result<(), StoreError>;
-    /// Records `step` as used when it is later than the last used one; `false` means the step
-    /// (or a later one) was already used: a replay.
-    async fn use_totp_step(&self, factor_id: &str, step: i64, now: i64)
-    -> Result<bool, StoreError>;
-    async fn backup_codes(&self, user_id: &str) -> Result<Vec<BackupCodeRecord>, StoreError>;
-    /// Marks an unused code used; `false` when it was used already.
-    async fn spend_backup_code(
-        &self,
-        user_id: &str,
-        digest: &[u8],
-        now: i64,
-    ) -> Result<bool, StoreError>;
-    async fn replace_backup_codes(
-        &self,
-        user_id: &str,
-        codes: &[BackupCodeRecord],
-        effects: &Effects,
-    ) -> Result<(), StoreError>;
-    /// Stores a new code, deleting the user's earlier codes of the same channel and purpose,
-    /// with effects (the message carrying it).
-    async fn put_mfa_code(&self, code: &MfaCodeRecord, effects: &Effects)
-    -> Result<(), StoreError>;
-    async fn mfa_code(
-        &self,
-        user_id: &str,
-        channel: &str,
-        purpose: &str,
-    ) -> Result<Option<MfaCodeRecord>, StoreError>;
-    /// Counts one try of a code; answers the count after this one.
-    async fn count_mfa_code_attempt(&self, id: &str) -> Result<i64, StoreError>;
-    /// Marks the code used; `false` when it was used already.
-    async fn spend_mfa_code(&self, id: &str, now: i64) -> Result<bool, StoreError>;
-    async fn trusted_device(
-        &self,
-        digest: &[u8],
-    ) -> Result<Option<TrustedDeviceRecord>, StoreError>;
-    async fn touch_trusted_device(&self, id: &str, now: i64) -> Result<(), StoreError>;
-    /// The user's trusted devices that are neither revoked nor expired, newest first.
-    async fn trusted_devices(
-        &self,
-        user_id: &str,
-        now: i64,
-    ) -> Result<Vec<TrustedDeviceRecord>, StoreError>;
-    /// Revokes one device of the user (`None`: all of them), with events; answers how many.
-    async fn revoke_trusted_devices(
-        &self,
-        user_id: &str,
-        device_id: Option<&str>,
-        now: i64,
-        events: &[AuditEvent],
-    ) -> Result<u64, StoreError>;
-    /// Records a fresh authentication on a session (step-up), with events.
-    async fn update_session_authentication(
-        &self,
-        session_id: &str,
-        auth_time: i64,
-        amr: &str,
-        events: &[AuditEvent],
-    ) -> Result<(), StoreError>;
-}

@@ -1,15 +1,23 @@
-//! Admin operations on users. Each takes an [`AdminPrincipal`], so none can run unchecked, and
-//! each is recorded in the audit trail with the admin as actor.
+//! `AdminUserService`: admin operations on users — create, read, list, update, suspend,
+//! unlock, delete, bulk import. Each takes an [`AdminPrincipal`], so none can run unchecked,
+//! and each is recorded in the audit trail with the admin as actor.
 
-use crate::admin_keys::AdminPrincipal;
-use crate::audit::{AuditEvent, RequestContext};
-use crate::error::{DomainError, FieldIssue};
-use crate::sessions::revoke_reason;
-use crate::users::{SYSTEM_ROLE_ADMIN, UserQuery, UserRecord};
+use std::sync::Arc;
 
-use super::profile::parse_image_url;
-use super::sign_up::parse_name;
-use super::{AccountService, Email, UserView, Username, taken_from_conflict};
+use gatehouse_crypto::HashingPool;
+
+use crate::audit::AuditEvent;
+use crate::clock::Clock;
+use crate::error::{DomainError, FieldIssue, Taken};
+use crate::passwords::PasswordService;
+use crate::principal::{AdminPrincipal, RequestContext};
+use crate::sessions::record::RevokeReason;
+use crate::unit_of_work::UnitOfWork;
+use crate::users::directory::UserDirectory;
+use crate::users::names::{parse_image_url, parse_name};
+use crate::users::record::{SYSTEM_ROLE_ADMIN, UserQuery, UserRecord};
+use crate::users::store::UserStore;
+use crate::users::{Email, UserView, Username};
 
 /// A user created by an admin or the CLI.
 #[derive(Debug, Clone, Default)]
@@ -61,7 +69,25 @@ fn metadata_text(
     Some(text)
 }
 
-impl AccountService {
+pub struct AdminUserService {
+    users: Arc<dyn UserStore>,
+    hashing: HashingPool,
+    passwords: Arc<PasswordService>,
+    directory: Arc<UserDirectory>,
+    clock: Arc<dyn Clock>,
+}
+
+impl AdminUserService {
+    pub fn new(
+        users: Arc<dyn UserStore>,
+        hashing: HashingPool,
+        passwords: Arc<PasswordService>,
+        directory: Arc<UserDirectory>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { users, hashing, passwords, directory, clock }
+    }
+
     fn admin_event(
         &self,
         admin: &AdminPrincipal,
@@ -73,10 +99,10 @@ impl AccountService {
     }
 
     fn admin_view(&self, user: &UserRecord) -> Result<UserView, DomainError> {
-        self.view(user)?.with_admin_fields(user)
+        self.directory.admin_view(user)
     }
 
-    pub async fn admin_create_user(
+    pub async fn create(
         &self,
         admin: &AdminPrincipal,
         request: NewUserByAdmin,
@@ -114,7 +140,7 @@ impl AccountService {
         match &request.password {
             Some(password) => {
                 let inputs: Vec<&str> = email.iter().map(Email::as_str).collect();
-                self.check_new_password(password, "password", &inputs, &[], issues).await?;
+                self.passwords.check_new_password(password, "password", &inputs, &[], issues).await?;
             }
             None if !issues.is_empty() => return Err(DomainError::Validation(issues)),
             None => {}
@@ -122,9 +148,9 @@ impl AccountService {
         let Some(email) = email else {
             return Err(DomainError::Internal("email missing after validation".into()));
         };
-        let email_digest = self.email_digest(&email);
-        if self.store.user_by_email_digest(&email_digest).await?.is_some() {
-            return Err(DomainError::Taken("email"));
+        let email_digest = self.directory.email_digest(&email);
+        if self.users.user_by_email_digest(&email_digest).await?.is_some() {
+            return Err(DomainError::Taken(Taken::Email));
         }
         let password_hash = match request.password {
             Some(password) => Some(self.hashing.hash(password.into()).await?),
@@ -133,7 +159,7 @@ impl AccountService {
         let now = self.clock.now();
         let id = gatehouse_crypto::new_id("usr");
         let user = UserRecord {
-            email_ciphertext: Some(self.seal_email(&id, &email)?),
+            email_ciphertext: Some(self.directory.seal_email(&id, &email)?),
             email_digest: Some(email_digest),
             username: username.map(|name| name.as_str().to_owned()),
             first_name,
@@ -156,22 +182,22 @@ impl AccountService {
         let event = self.admin_event(admin, "admin.user_created", &user.id, context).metadata(
             serde_json::json!({ "imported_password_hash": request.password_hash.is_some() }),
         );
-        self.store.insert_user(&user, &[event]).await.map_err(taken_from_conflict)?;
+        self.users.insert_user(&user, &UnitOfWork::events(vec![event])).await.map_err(DomainError::from_taken)?;
         self.admin_view(&user)
     }
 
-    pub async fn admin_get_user(
+    pub async fn get(
         &self,
         _admin: &AdminPrincipal,
         user_id: &str,
     ) -> Result<UserView, DomainError> {
-        let user = self.store.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
+        let user = self.users.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
         self.admin_view(&user)
     }
 
     /// Users in creation order, `limit` at a time; `email` narrows to the exact address (emails
     /// are encrypted, so search is by their blind index, not by substring).
-    pub async fn admin_list_users(
+    pub async fn list(
         &self,
         _admin: &AdminPrincipal,
         cursor: Option<String>,
@@ -180,14 +206,14 @@ impl AccountService {
     ) -> Result<UserPage, DomainError> {
         let email_digest = match email {
             Some(text) => match Email::parse(text, "email") {
-                Ok(email) => Some(self.email_digest(&email)),
+                Ok(email) => Some(self.directory.email_digest(&email)),
                 Err(issue) => return Err(DomainError::Validation(vec![issue])),
             },
             None => None,
         };
         let limit = limit.clamp(1, 100);
         let mut users = self
-            .store
+            .users
             .list_users(&UserQuery { after: cursor, email_digest, limit: limit + 1 })
             .await?;
         let next_cursor = if users.len() > limit as usize {
@@ -200,14 +226,14 @@ impl AccountService {
         Ok(UserPage { users, next_cursor })
     }
 
-    pub async fn admin_update_user(
+    pub async fn update(
         &self,
         admin: &AdminPrincipal,
         user_id: &str,
         update: AdminUserUpdate,
         context: &RequestContext,
     ) -> Result<UserView, DomainError> {
-        let original = self.store.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
+        let original = self.users.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
         let mut user = original.clone();
         let mut issues = Vec::new();
         if let Some(username) = update.username {
@@ -250,67 +276,67 @@ impl AccountService {
         }
         if user.username != original.username
             && let Some(username) = &user.username
-            && self.store.user_by_username(username).await?.is_some()
+            && self.users.user_by_username(username).await?.is_some()
         {
-            return Err(DomainError::Taken("username"));
+            return Err(DomainError::Taken(Taken::Username));
         }
         user.updated_at = now;
         let event = self.admin_event(admin, "admin.user_updated", user_id, context);
-        self.store.update_user(&user, &[event]).await.map_err(taken_from_conflict)?;
+        self.users.update_user(&user, &UnitOfWork::events(vec![event])).await.map_err(DomainError::from_taken)?;
         self.admin_view(&user)
     }
 
     /// Suspends (revoking every session, so tokens stop at once) or lifts a suspension.
-    pub async fn admin_set_suspended(
+    pub async fn set_suspended(
         &self,
         admin: &AdminPrincipal,
         user_id: &str,
         suspended: bool,
         context: &RequestContext,
     ) -> Result<UserView, DomainError> {
-        let mut user = self.store.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
+        let mut user = self.users.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
         let now = self.clock.now();
         user.updated_at = now;
         if suspended {
             user.suspended_at = user.suspended_at.or(Some(now));
             let event = self.admin_event(admin, "admin.user_suspended", user_id, context);
-            self.store
-                .update_user_revoking_sessions(&user, revoke_reason::USER_SUSPENDED, &[event])
+            self.users
+                .update_user_revoking_sessions(&user, RevokeReason::UserSuspended, &[event])
                 .await?;
         } else {
             user.suspended_at = None;
             let event = self.admin_event(admin, "admin.user_unsuspended", user_id, context);
-            self.store.update_user(&user, &[event]).await?;
+            self.users.update_user(&user, &UnitOfWork::events(vec![event])).await?;
         }
         self.admin_view(&user)
     }
 
     /// Clears a lockout and the failure count.
-    pub async fn admin_unlock(
+    pub async fn unlock(
         &self,
         admin: &AdminPrincipal,
         user_id: &str,
         context: &RequestContext,
     ) -> Result<UserView, DomainError> {
-        let mut user = self.store.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
+        let mut user = self.users.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
         user.locked_until = None;
         user.failed_sign_in_attempts = 0;
         user.updated_at = self.clock.now();
         let event = self.admin_event(admin, "admin.user_unlocked", user_id, context);
-        self.store.update_user(&user, &[event]).await?;
+        self.users.update_user(&user, &UnitOfWork::events(vec![event])).await?;
         self.admin_view(&user)
     }
 
     /// Deletes the user and, through the foreign keys, their sessions and history. The audit
     /// trail keeps the record of the deletion.
-    pub async fn admin_delete_user(
+    pub async fn delete(
         &self,
         admin: &AdminPrincipal,
         user_id: &str,
         context: &RequestContext,
     ) -> Result<(), DomainError> {
         let event = self.admin_event(admin, "admin.user_deleted", user_id, context);
-        if !self.store.delete_user(user_id, &[event]).await? {
+        if !self.users.delete_user(user_id, &[event]).await? {
             return Err(DomainError::NotFound);
         }
         Ok(())
@@ -341,12 +367,12 @@ pub struct ImportReport {
     pub invalid: Vec<(usize, String)>,
 }
 
-impl AccountService {
+impl AdminUserService {
     /// Imports a batch of users in one transaction: invalid rows are reported, rows whose
     /// email or username exists are skipped, one audit event records the batch. Passwords are
     /// only accepted as hashes (no Argon2id work per row, so a million users import quickly);
     /// they are upgraded at each user's first sign-in.
-    pub async fn admin_import_users(
+    pub async fn import(
         &self,
         admin: &AdminPrincipal,
         rows: Vec<ImportedUser>,
@@ -384,8 +410,8 @@ impl AccountService {
             };
             let id = gatehouse_crypto::new_id("usr");
             records.push(UserRecord {
-                email_ciphertext: Some(self.seal_email(&id, &email)?),
-                email_digest: Some(self.email_digest(&email)),
+                email_ciphertext: Some(self.directory.seal_email(&id, &email)?),
+                email_digest: Some(self.directory.email_digest(&email)),
                 username: username.map(|name| name.as_str().to_owned()),
                 first_name,
                 last_name,
@@ -410,7 +436,7 @@ impl AccountService {
         }
         let event = AuditEvent::new("admin.users_imported", admin.actor(), context, now)
             .metadata(serde_json::json!({ "rows": records.len() }));
-        report.imported = self.store.insert_users_skipping_existing(&records, &[event]).await?;
+        report.imported = self.users.insert_users_skipping_existing(&records, &[event]).await?;
         report.skipped = records.len() as u64 - report.imported;
         Ok(report)
     }

@@ -1,15 +1,15 @@
 //! What a user (or an admin) sees of their MFA, and the admin's reset.
 
-use crate::audit::{AuditEvent, RequestContext};
+use crate::audit::AuditEvent;
 use crate::error::DomainError;
-use crate::mfa::FactorKind;
-use crate::notify::Effects;
-use crate::users::UserRecord;
+use crate::mfa::record::FactorKind;
+use crate::principal::{AdminPrincipal, Principal, RequestContext};
+use crate::unit_of_work::UnitOfWork;
+use crate::users::record::UserRecord;
 
-use super::super::{AccountService, Principal};
-use super::{FactorView, MfaOverview, MfaPolicy};
+use super::{FactorView, MfaOverview, MfaPolicy, MfaService};
 
-impl AccountService {
+impl MfaService {
     /// The user's MFA state.
     pub async fn mfa_overview(&self, user: &UserRecord) -> Result<MfaOverview, DomainError> {
         let factors = self.store.mfa_factors(&user.id).await?;
@@ -31,7 +31,7 @@ impl AccountService {
         }
         Ok(MfaOverview {
             enabled: !views.is_empty(),
-            required: self.mfa.settings.policy == MfaPolicy::Required,
+            required: self.settings.policy == MfaPolicy::Required,
             factors: views,
             backup_codes_remaining: self.backup_codes_remaining(&user.id).await?,
         })
@@ -40,10 +40,10 @@ impl AccountService {
     /// A user's MFA state, for an admin.
     pub async fn admin_user_mfa(
         &self,
-        _admin: &crate::admin_keys::AdminPrincipal,
+        _admin: &AdminPrincipal,
         user_id: &str,
     ) -> Result<MfaOverview, DomainError> {
-        let user = self.store.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
+        let user = self.users.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
         self.mfa_overview(&user).await
     }
 
@@ -51,15 +51,15 @@ impl AccountService {
     /// phone). Audited, and the user gets a notice.
     pub async fn admin_reset_mfa(
         &self,
-        admin: &crate::admin_keys::AdminPrincipal,
+        admin: &AdminPrincipal,
         user_id: &str,
         context: &RequestContext,
     ) -> Result<(), DomainError> {
-        let user = self.store.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
+        let user = self.users.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
         let now = self.clock.now();
         let kinds: Vec<String> =
             self.confirmed_factors(&user.id).await?.into_iter().map(|factor| factor.kind).collect();
-        let mut effects = Effects::events(vec![
+        let mut work = UnitOfWork::events(vec![
             AuditEvent::new("admin.mfa_reset", admin.actor(), context, now)
                 .target("user", &user.id)
                 .metadata(serde_json::json!({ "factors": kinds })),
@@ -68,9 +68,9 @@ impl AccountService {
             Some("fr") => "tous les facteurs retirés par un administrateur",
             _ => "every factor removed by an administrator",
         };
-        effects.outbox.extend(self.mfa_changed_notice(&user, change, context)?);
-        self.store.reset_mfa(&user.id, now, &effects).await?;
-        self.notifier.wake();
+        work.outbox.extend(self.notices.mfa_changed(&user, change, context)?);
+        self.store.reset_mfa(&user.id, now, &work).await?;
+        self.notices.wake();
         Ok(())
     }
 

@@ -1,20 +1,53 @@
-//! Password rules applied by the account service: policy and history for new passwords, and
-//! changing a password (which ends the other sessions).
+//! `PasswordService`: the policy and history applied to every new password, and changing a
+//! password (which ends the other sessions and the trust given to browsers). The reset by
+//! email link uses [`PasswordService::prepare_replacement`] too.
 
-use crate::audit::{Actor, AuditEvent, RequestContext};
+use std::sync::Arc;
+
+use gatehouse_crypto::HashingPool;
+
+use crate::audit::AuditEvent;
+use crate::clock::Clock;
 use crate::error::{DomainError, FieldIssue};
-use crate::notify::Effects;
-use crate::passwords::PolicyViolation;
-use crate::sessions::revoke_reason;
+use crate::notify::Notices;
+use crate::passwords::{PasswordPolicy, PolicyViolation};
+use crate::principal::{Actor, Principal, RequestContext};
+use crate::sessions::record::RevokeReason;
+use crate::unit_of_work::UnitOfWork;
+use crate::users::directory::UserDirectory;
+use crate::users::record::UserRecord;
+use crate::users::store::UserStore;
 
-use super::{AccountService, Principal};
+pub struct PasswordService {
+    users: Arc<dyn UserStore>,
+    hashing: HashingPool,
+    policy: Arc<PasswordPolicy>,
+    directory: Arc<UserDirectory>,
+    notices: Arc<Notices>,
+    clock: Arc<dyn Clock>,
+}
 
-impl AccountService {
+impl PasswordService {
+    pub fn new(
+        users: Arc<dyn UserStore>,
+        hashing: HashingPool,
+        policy: Arc<PasswordPolicy>,
+        directory: Arc<UserDirectory>,
+        notices: Arc<Notices>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { users, hashing, policy, directory, notices, clock }
+    }
+
+    pub fn policy(&self) -> &PasswordPolicy {
+        &self.policy
+    }
+
     /// Checks a new password against the policy and, when `previous_hashes` is given, the
     /// history. Other field issues found by the caller are reported together with the
     /// password's, as one `validation_failed`; password issues alone answer with the
     /// password-specific code.
-    pub(super) async fn check_new_password(
+    pub(crate) async fn check_new_password(
         &self,
         password: &str,
         field: &str,
@@ -51,20 +84,21 @@ impl AccountService {
         Ok(())
     }
 
-    /// Checks a replacement for `user`'s password: the policy (with the user's own details as
-    /// context) and the last N passwords. Answers the history size to keep.
-    pub(super) async fn check_replacement_password(
+    /// Checks a replacement for `user`'s password — the policy (with the user's own details as
+    /// context) and the last N passwords — and hashes it: the user as it is with the new
+    /// password, and the history size to keep.
+    pub(crate) async fn prepare_replacement(
         &self,
-        user: &crate::UserRecord,
+        user: &UserRecord,
         new_password: &str,
-    ) -> Result<usize, DomainError> {
+    ) -> Result<(UserRecord, usize), DomainError> {
         let history_size = self.policy.settings().history_size;
         let mut previous = Vec::new();
         if history_size > 0 {
             previous.extend(user.password_hash.clone());
-            previous.extend(self.store.password_history(&user.id, history_size).await?);
+            previous.extend(self.users.password_history(&user.id, history_size).await?);
         }
-        let email = self.open_email(user)?;
+        let email = self.directory.open_email(user)?;
         let mut inputs: Vec<&str> = Vec::new();
         inputs.extend(email.as_deref());
         inputs.extend(user.username.as_deref());
@@ -72,7 +106,12 @@ impl AccountService {
         inputs.extend(user.last_name.as_deref());
         self.check_new_password(new_password, "new_password", &inputs, &previous, Vec::new())
             .await?;
-        Ok(history_size)
+        let now = self.clock.now();
+        let mut changed = user.clone();
+        changed.password_hash = Some(self.hashing.hash(new_password.to_owned().into()).await?);
+        changed.password_changed_at = Some(now);
+        changed.updated_at = now;
+        Ok((changed, history_size))
     }
 
     /// Changes the signed-in user's password. The current password must be given; the new one
@@ -98,31 +137,26 @@ impl AccountService {
                 "The current password is not correct.",
             )]));
         }
-        let history_size = self.check_replacement_password(user, new_password).await?;
-
-        let now = self.clock.now();
-        let mut changed = user.clone();
-        changed.password_hash = Some(self.hashing.hash(new_password.to_owned().into()).await?);
-        changed.password_changed_at = Some(now);
-        changed.updated_at = now;
+        let (changed, history_size) = self.prepare_replacement(user, new_password).await?;
+        let now = changed.updated_at;
         let event =
             AuditEvent::new("user.password_changed", &Actor::User(user.id.clone()), context, now)
                 .target("user", &user.id);
-        let effects = Effects {
+        let work = UnitOfWork {
             events: vec![event],
-            outbox: self.password_changed_notice(&changed, context, now)?.into_iter().collect(),
-            ..Effects::default()
+            outbox: self.notices.password_changed(&changed, context, now)?.into_iter().collect(),
+            ..UnitOfWork::default()
         };
-        self.store
-            .change_password_with(
+        self.users
+            .change_password(
                 &changed,
                 history_size,
                 Some(&principal.session.id),
-                revoke_reason::PASSWORD_CHANGED,
-                &effects,
+                RevokeReason::PasswordChanged,
+                &work,
             )
             .await?;
-        self.notifier.wake();
+        self.notices.wake();
         Ok(())
     }
 }

@@ -1,0 +1,177 @@
+//! Registration and profile: sign-up (validate everything at once, refuse taken identifiers,
+//! hash on the bounded pool, store the user with its audit event and verification link, sign
+//! in unless verification or MFA enrolment comes first), and the signed-in user's own profile.
+
+mod profile;
+
+use std::sync::Arc;
+
+use gatehouse_crypto::HashingPool;
+
+use crate::audit::AuditEvent;
+use crate::clock::Clock;
+use crate::email_links::record::TokenPurpose;
+use crate::error::{DomainError, Taken};
+use crate::mfa::MfaPolicy;
+use crate::notify::Notices;
+use crate::passwords::PasswordService;
+use crate::principal::{Actor, RequestContext};
+use crate::sessions::{NewSession, SessionService, SignInMethod, Tokens};
+use crate::unit_of_work::UnitOfWork;
+use crate::users::directory::UserDirectory;
+use crate::users::names::parse_name;
+use crate::users::record::UserRecord;
+use crate::users::store::UserStore;
+use crate::users::{Email, UserView, Username};
+
+pub use profile::ProfileUpdate;
+
+#[derive(Debug, Clone, Default)]
+pub struct SignUp {
+    pub email: String,
+    pub password: String,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+/// What the registration service is built from.
+pub struct RegistrationParts {
+    pub users: Arc<dyn UserStore>,
+    pub hashing: HashingPool,
+    pub passwords: Arc<PasswordService>,
+    pub directory: Arc<UserDirectory>,
+    pub notices: Arc<Notices>,
+    pub sessions: Arc<SessionService>,
+    pub clock: Arc<dyn Clock>,
+    /// Whether a new account must verify its address before it gets tokens.
+    pub require_email_verification: bool,
+    /// With MFA required, a new account enrols a factor at its first sign-in instead.
+    pub mfa_policy: MfaPolicy,
+}
+
+pub struct RegistrationService {
+    users: Arc<dyn UserStore>,
+    hashing: HashingPool,
+    passwords: Arc<PasswordService>,
+    directory: Arc<UserDirectory>,
+    notices: Arc<Notices>,
+    sessions: Arc<SessionService>,
+    clock: Arc<dyn Clock>,
+    require_email_verification: bool,
+    mfa_policy: MfaPolicy,
+}
+
+impl RegistrationService {
+    pub fn new(parts: RegistrationParts) -> Self {
+        let RegistrationParts {
+            users,
+            hashing,
+            passwords,
+            directory,
+            notices,
+            sessions,
+            clock,
+            require_email_verification,
+            mfa_policy,
+        } = parts;
+        Self {
+            users,
+            hashing,
+            passwords,
+            directory,
+            notices,
+            sessions,
+            clock,
+            require_email_verification,
+            mfa_policy,
+        }
+    }
+
+    /// Creates an account. Returns tokens too unless email verification or MFA is required.
+    pub async fn sign_up(
+        &self,
+        request: SignUp,
+        context: &RequestContext,
+    ) -> Result<(UserView, Option<Tokens>), DomainError> {
+        let mut issues = Vec::new();
+        let email = Email::parse(&request.email, "email").map_err(|issue| issues.push(issue)).ok();
+        let username =
+            request.username.as_deref().filter(|name| !name.trim().is_empty()).and_then(|name| {
+                Username::parse(name, "username").map_err(|issue| issues.push(issue)).ok()
+            });
+        let first_name = parse_name(request.first_name.as_deref(), "first_name", &mut issues);
+        let last_name = parse_name(request.last_name.as_deref(), "last_name", &mut issues);
+        let mut inputs: Vec<&str> = Vec::new();
+        if let Some(email) = &email {
+            inputs.extend([email.as_str(), email.local_part()]);
+        }
+        inputs.extend(username.as_ref().map(Username::as_str));
+        inputs.extend(first_name.as_deref());
+        inputs.extend(last_name.as_deref());
+        self.passwords.check_new_password(&request.password, "password", &inputs, &[], issues).await?;
+        let (Some(email), username) = (email, username) else {
+            return Err(DomainError::Internal("email missing after validation".into()));
+        };
+
+        let email_digest = self.directory.email_digest(&email);
+        if self.users.user_by_email_digest(&email_digest).await?.is_some() {
+            return Err(DomainError::Taken(Taken::Email));
+        }
+        if let Some(username) = &username
+            && self.users.user_by_username(username.as_str()).await?.is_some()
+        {
+            return Err(DomainError::Taken(Taken::Username));
+        }
+
+        let password_hash = self.hashing.hash(request.password.into()).await?;
+        let now = self.clock.now();
+        let id = gatehouse_crypto::new_id("usr");
+        let user = UserRecord {
+            email_ciphertext: Some(self.directory.seal_email(&id, &email)?),
+            email_digest: Some(email_digest),
+            username: username.map(|name| name.as_str().to_owned()),
+            first_name,
+            last_name,
+            image_url: None,
+            email_verified_at: None,
+            password_hash: Some(password_hash),
+            password_changed_at: Some(now),
+            failed_sign_in_attempts: 0,
+            locked_until: None,
+            suspended_at: None,
+            last_sign_in_at: None,
+            public_metadata: "{}".into(),
+            private_metadata: "{}".into(),
+            system_role: None,
+            created_at: now,
+            updated_at: now,
+            id,
+        };
+        let event = AuditEvent::new("user.signed_up", &Actor::User(user.id.clone()), context, now)
+            .target("user", &user.id);
+        let (tokens, outbox) =
+            self.notices.link_email(&user, TokenPurpose::VerifyEmail, "/verify-email", &[], context, now)?;
+        let work = UnitOfWork { events: vec![event], tokens, outbox, ..UnitOfWork::default() };
+        self.users.insert_user(&user, &work).await.map_err(DomainError::from_taken)?;
+        if !work.outbox.is_empty() {
+            self.notices.wake();
+        }
+        let view = self.directory.view(&user)?;
+        // Without verification, or with MFA required (the user enrols a factor at their
+        // first sign-in), the sign-up itself gives no tokens.
+        if self.require_email_verification || self.mfa_policy == MfaPolicy::Required {
+            return Ok((view, None));
+        }
+        let new = NewSession {
+            user,
+            rehashed_password: None,
+            method: SignInMethod::Password,
+            amr: vec![SignInMethod::Password.amr()],
+            facts: None,
+            work: UnitOfWork::default(),
+        };
+        let tokens = self.sessions.start(new, context).await?;
+        Ok((tokens.user.clone(), Some(tokens)))
+    }
+}

@@ -1,0 +1,116 @@
+//! Server-side sessions and their refresh tokens (the token family), as stored.
+
+use serde::Serialize;
+
+/// One sign-in on one device. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user_id: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    /// Absolute end: refreshing never extends a session past it.
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+    /// The OAuth client this session was granted to; `None` for first-party sessions.
+    pub client_id: Option<String>,
+    /// The scope granted to that client (space-separated).
+    pub scope: Option<String>,
+    /// When the user authenticated (OIDC `auth_time`), for ID tokens issued on refresh.
+    pub auth_time: Option<i64>,
+    /// The OIDC `nonce` of the authorization request, repeated in refreshed ID tokens.
+    pub nonce: Option<String>,
+    /// RFC 8176 methods of the last authentication, space-separated (`pwd otp mfa`).
+    pub amr: Option<String>,
+}
+
+impl SessionRecord {
+    pub fn is_active(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+
+    /// The `amr` values as a list (`["pwd"]` for sessions older than the column).
+    pub fn amr_values(&self) -> Vec<String> {
+        match self.amr.as_deref() {
+            Some(text) if !text.is_empty() => text.split(' ').map(str::to_owned).collect(),
+            _ => vec!["pwd".to_owned()],
+        }
+    }
+}
+
+/// A refresh token as stored: only its keyed digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub token_digest: Vec<u8>,
+    pub session_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Set once the token has been exchanged; presenting it again is reuse.
+    pub rotated_at: Option<i64>,
+}
+
+/// Why sessions end; stored in `revoked_reason`.
+/// Why a session ended (`sessions.revoked_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    SignedOut,
+    RevokedByUser,
+    RefreshTokenReuse,
+    PasswordChanged,
+    PasswordReset,
+    UserSuspended,
+    RevokedByAdmin,
+    RevokedByClient,
+    AuthorizationCodeReuse,
+}
+
+impl RevokeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokeReason::SignedOut => "signed_out",
+            RevokeReason::RevokedByUser => "revoked_by_user",
+            RevokeReason::RefreshTokenReuse => "refresh_token_reuse",
+            RevokeReason::PasswordChanged => "password_changed",
+            RevokeReason::PasswordReset => "password_reset",
+            RevokeReason::UserSuspended => "user_suspended",
+            RevokeReason::RevokedByAdmin => "revoked_by_admin",
+            RevokeReason::RevokedByClient => "revoked_by_client",
+            RevokeReason::AuthorizationCodeReuse => "authorization_code_reuse",
+        }
+    }
+}
+
+/// How a user proved who they are first (the audit trail's `method`; a second factor adds to
+/// the `amr`, not to this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignInMethod {
+    Password,
+    MagicLink,
+}
+
+impl SignInMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInMethod::Password => "password",
+            SignInMethod::MagicLink => "magic_link",
+        }
+    }
+
+    /// The RFC 8176 `amr` value of this first factor.
+    pub fn amr(self) -> &'static str {
+        match self {
+            SignInMethod::Password => "pwd",
+            SignInMethod::MagicLink => "email",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SignInMethod> {
+        [SignInMethod::Password, SignInMethod::MagicLink]
+            .into_iter()
+            .find(|method| method.as_str() == text)
+    }
+}

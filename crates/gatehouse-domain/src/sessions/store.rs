@@ -1,0 +1,73 @@
+//! `SessionStore`: the port that keeps sessions and their refresh tokens, written together
+//! with the user row and the change's unit of work.
+
+use async_trait::async_trait;
+
+use crate::audit::AuditEvent;
+use crate::sessions::record::{RefreshTokenRecord, RevokeReason, SessionRecord};
+use crate::store::StoreError;
+use crate::unit_of_work::UnitOfWork;
+use crate::users::record::UserRecord;
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// In one transaction: the session, its first refresh token (if it gets one), the user
+    /// row as it is after the sign-in (failures reset, last sign-in, maybe a re-hashed
+    /// password) and the unit of work (events, the known device, a trusted browser, a spent
+    /// magic-link token, a new-sign-in notice).
+    async fn start_session(
+        &self,
+        session: &SessionRecord,
+        refresh_token: Option<&RefreshTokenRecord>,
+        user: &UserRecord,
+        work: &UnitOfWork,
+    ) -> Result<(), StoreError>;
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// A session and its user in one round trip (the bearer check on every request).
+    async fn session_with_user(
+        &self,
+        id: &str,
+    ) -> Result<Option<(SessionRecord, UserRecord)>, StoreError>;
+
+    /// The token with this digest and its session.
+    async fn refresh_token(
+        &self,
+        digest: &[u8],
+    ) -> Result<Option<(RefreshTokenRecord, SessionRecord)>, StoreError>;
+
+    /// Marks `presented` rotated and stores `replacement`, in one transaction, only if
+    /// `presented` was not rotated yet. `false` means another request rotated it first.
+    async fn rotate_refresh_token(
+        &self,
+        presented: &[u8],
+        replacement: &RefreshTokenRecord,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Revokes one session (if still active) with the events. `false` when it was not active.
+    async fn revoke_session(
+        &self,
+        session_id: &str,
+        now: i64,
+        reason: RevokeReason,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError>;
+
+    /// Active sessions of a user, newest first.
+    async fn active_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Records a fresh authentication on a session (step-up), with events.
+    async fn update_session_authentication(
+        &self,
+        session_id: &str,
+        auth_time: i64,
+        amr: &str,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+}

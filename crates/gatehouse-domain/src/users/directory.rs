@@ -1,0 +1,71 @@
+//! `UserDirectory`: how every service reads an account's address — the email blind index,
+//! sealing and opening the stored address, the user as the API shows it. The one place that
+//! holds the email cipher and digester.
+
+use std::sync::Arc;
+
+use gatehouse_crypto::{Digester, FieldCipher};
+
+use crate::error::DomainError;
+use crate::users::email::Email;
+use crate::users::record::UserRecord;
+use crate::users::store::UserStore;
+use crate::users::view::UserView;
+
+/// Field-cipher purpose and AD scheme of stored emails: sealed under `user-email`, bound to the
+/// user id so a ciphertext cannot be moved to another row.
+pub const EMAIL_PURPOSE: &str = "user-email";
+/// Digest purpose of the email blind index.
+pub const EMAIL_DIGEST_PURPOSE: &str = "email";
+
+pub struct UserDirectory {
+    store: Arc<dyn UserStore>,
+    email_cipher: FieldCipher,
+    email_digester: Digester,
+}
+
+impl UserDirectory {
+    /// `email_cipher` has purpose [`EMAIL_PURPOSE`], `email_digester` [`EMAIL_DIGEST_PURPOSE`].
+    pub fn new(
+        store: Arc<dyn UserStore>,
+        email_cipher: FieldCipher,
+        email_digester: Digester,
+    ) -> Self {
+        Self { store, email_cipher, email_digester }
+    }
+
+    /// The blind index of an address.
+    pub fn email_digest(&self, email: &Email) -> Vec<u8> {
+        self.email_digester.digest(email.as_str().as_bytes()).to_vec()
+    }
+
+    /// The address sealed for the row of `user_id`.
+    pub fn seal_email(&self, user_id: &str, email: &Email) -> Result<Vec<u8>, DomainError> {
+        Ok(self.email_cipher.seal(user_id.as_bytes(), email.as_str().as_bytes())?)
+    }
+
+    /// The user's address in clear, if they have one.
+    pub fn open_email(&self, user: &UserRecord) -> Result<Option<String>, DomainError> {
+        let Some(sealed) = &user.email_ciphertext else { return Ok(None) };
+        let plain = self.email_cipher.open(user.id.as_bytes(), sealed)?;
+        String::from_utf8(plain.to_vec())
+            .map(Some)
+            .map_err(|_| DomainError::Internal(format!("stored email of {} is not UTF-8", user.id)))
+    }
+
+    /// The user as the API shows it (email decrypted).
+    pub fn view(&self, user: &UserRecord) -> Result<UserView, DomainError> {
+        UserView::from_record(user, self.open_email(user)?)
+    }
+
+    /// The user as an admin sees it (security state and private metadata included).
+    pub fn admin_view(&self, user: &UserRecord) -> Result<UserView, DomainError> {
+        self.view(user)?.with_admin_fields(user)
+    }
+
+    /// The account with this address; an address that cannot be valid names no account.
+    pub async fn by_email(&self, text: &str) -> Result<Option<UserRecord>, DomainError> {
+        let Ok(email) = Email::parse(text, "email") else { return Ok(None) };
+        Ok(self.store.user_by_email_digest(&self.email_digest(&email)).await?)
+    }
+}

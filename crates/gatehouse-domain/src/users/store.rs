@@ -1,0 +1,74 @@
+//! `UserStore`: the port that keeps accounts — lookups, the sign-in read, writes with their
+//! unit of work, the lockout counter, password history, the admin listing.
+
+use async_trait::async_trait;
+
+use crate::audit::AuditEvent;
+use crate::sessions::record::RevokeReason;
+use crate::store::StoreError;
+use crate::unit_of_work::UnitOfWork;
+use crate::users::record::{FailedSignIn, SignInFacts, UserLookup, UserQuery, UserRecord};
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Inserts a new user with its unit of work; a duplicate email digest or username is
+    /// `StoreError::Conflict` (`UserEmail`, `UserUsername`) and writes nothing.
+    async fn insert_user(&self, user: &UserRecord, work: &UnitOfWork) -> Result<(), StoreError>;
+    /// Inserts many users in one transaction, skipping those whose email digest or username
+    /// is already taken; answers how many were inserted. For bulk imports.
+    async fn insert_users_skipping_existing(
+        &self,
+        users: &[UserRecord],
+        events: &[AuditEvent],
+    ) -> Result<u64, StoreError>;
+    async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_by_email_digest(&self, digest: &[u8]) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// The account `lookup` names, with the [`SignInFacts`] for the device whose digest is
+    /// `device_digest`, in one query.
+    async fn user_for_sign_in(
+        &self,
+        lookup: UserLookup<'_>,
+        device_digest: &[u8],
+    ) -> Result<Option<(UserRecord, SignInFacts)>, StoreError>;
+    /// Writes every mutable column of `user` with its unit of work, in one transaction (a
+    /// token spent by someone else first rolls it all back).
+    async fn update_user(&self, user: &UserRecord, work: &UnitOfWork) -> Result<(), StoreError>;
+    /// Sets a new password with its unit of work: the old hash goes to the history (trimmed to
+    /// `history_size`), every session but `keep_session` is revoked with `reason`, and every
+    /// trusted browser loses its trust, in one transaction.
+    async fn change_password(
+        &self,
+        user: &UserRecord,
+        history_size: usize,
+        keep_session: Option<&str>,
+        reason: RevokeReason,
+        work: &UnitOfWork,
+    ) -> Result<(), StoreError>;
+    /// Atomically counts one more failure and locks the account (until `lock_until`) when the
+    /// count reaches `threshold`.
+    /// A lock that has expired starts the count again.
+    async fn record_failed_sign_in(
+        &self,
+        user_id: &str,
+        now: i64,
+        threshold: i64,
+        lock_until: i64,
+        events: &[AuditEvent],
+    ) -> Result<FailedSignIn, StoreError>;
+    /// Earlier password hashes, newest first.
+    async fn password_history(
+        &self,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Revokes every active session of the user with the events (suspension).
+    async fn update_user_revoking_sessions(
+        &self,
+        user: &UserRecord,
+        reason: RevokeReason,
+        events: &[AuditEvent],
+    ) -> Result<u64, StoreError>;
+    async fn delete_user(&self, user_id: &str, events: &[AuditEvent]) -> Result<bool, StoreError>;
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError>;
+}
