@@ -7,7 +7,6 @@
 mod admin_keys;
 mod audit;
 mod batch;
-pub mod breach;
 mod cache;
 mod database;
 mod device;
@@ -21,7 +20,7 @@ mod oauth;
 pub mod ratelimit;
 mod redis;
 mod sessions;
-pub mod sms;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod users;
 

@@ -30,9 +30,10 @@ use gatehouse_domain::{
 };
 use gatehouse_http::pages::Pages;
 use gatehouse_http::{AppServices, AppState, HttpSettings, Metrics, RateLimits};
-use gatehouse_store::breach::HibpClient;
+use gatehouse_outbound::breach::HibpClient;
+use gatehouse_outbound::mail;
+use gatehouse_outbound::sms::{TwilioChannel, TwilioSettings};
 use gatehouse_store::ratelimit::{MemoryRateLimiter, RedisRateLimiter};
-use gatehouse_store::sms::{TwilioChannel, TwilioSettings};
 use gatehouse_store::{Database, DatabaseOptions, Redis, RedisChallengeStore};
 
 use crate::config::{Config, ConfigError, MfaPolicyName};
@@ -317,25 +318,23 @@ pub fn hashing_pool(
 /// `<data_dir>/mail/` (announced at start-up); in production without SMTP, none.
 fn email_channel(config: &Config) -> Result<Option<Arc<dyn Channel>>, StartupError> {
     use secrecy::ExposeSecret;
-    let branding = gatehouse_mail::MailBranding {
+    let branding = mail::MailBranding {
         product_name: config.branding.product_name.clone(),
         logo_url: config.branding.logo_url.clone(),
         primary_color: config.branding.primary_color.clone(),
     };
-    let renderer = gatehouse_mail::Renderer::new(branding, config.mail.templates_dir.clone())
+    let renderer = mail::Renderer::new(branding, config.mail.templates_dir.clone())
         .map_err(|message| ConfigError::new("GATEHOUSE_MAIL_TEMPLATES_DIR", message))?;
     let channel = match &config.smtp.url {
-        Some(url) => {
-            gatehouse_mail::EmailChannel::smtp(url.expose_secret(), &config.smtp.from, renderer)
-                .map_err(|_| ConfigError::new("GATEHOUSE_SMTP_URL", "not a usable SMTP URL"))?
-        }
+        Some(url) => mail::EmailChannel::smtp(url.expose_secret(), &config.smtp.from, renderer)
+            .map_err(|_| ConfigError::new("GATEHOUSE_SMTP_URL", "not a usable SMTP URL"))?,
         None if config.mode == crate::config::Mode::Development => {
             let dir = config.data_dir.join("mail");
             tracing::warn!(
                 dir = %dir.display(),
                 "no SMTP configured (GATEHOUSE_SMTP_URL): development mode writes every email to this directory as an .eml file instead of sending it"
             );
-            gatehouse_mail::EmailChannel::directory(dir, &config.smtp.from, renderer)
+            mail::EmailChannel::directory(dir, &config.smtp.from, renderer)
                 .map_err(StartupError::Other)?
         }
         None => {

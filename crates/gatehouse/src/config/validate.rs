@@ -173,14 +173,14 @@ impl Config {
         use secrecy::ExposeSecret;
         if let Some(url) = &self.smtp.url {
             // The message never repeats the URL: it may hold a password.
-            gatehouse_mail::check_smtp_url(url.expose_secret()).map_err(|_| {
+            gatehouse_outbound::mail::check_smtp_url(url.expose_secret()).map_err(|_| {
                 error(
                     "smtp.url",
                     "expected smtp://host[:port] (add ?tls=required for STARTTLS) or smtps://host[:port], with user:password@ for authentication",
                 )
             })?;
         }
-        gatehouse_mail::check_from(&self.smtp.from)
+        gatehouse_outbound::mail::check_from(&self.smtp.from)
             .map_err(|message| error("smtp.from", message))?;
         if self.rate_limit.email_per_minute == 0 {
             return Err(error(

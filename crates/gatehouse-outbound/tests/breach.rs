@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use gatehouse_domain::ManualClock;
 use gatehouse_domain::passwords::BreachedPasswordCheck;
-use gatehouse_store::breach::HibpClient;
+use gatehouse_outbound::breach::HibpClient;
 use sha1::{Digest as _, Sha1};
 
 fn sha1_hex(password: &str) -> String {

@@ -1,0 +1,16 @@
+//! Outbound adapters: the code that talks to the outside world on the domain's behalf, each
+//! behind a port that `gatehouse-domain` defines — email (`mail`, a notification `Channel`),
+//! SMS (`sms`, a `Channel`) and the breached-password API (`breach`, a
+//! `BreachedPasswordCheck`). Webhooks and upstream identity providers will join them here.
+//!
+//! Invariant: this crate may depend only on `gatehouse-domain` (and `gatehouse-crypto` if an
+//! adapter needs it), never on the store, the HTTP layer or the binary; the binary picks the
+//! adapters and hands them to the domain services in `app::build`.
+
+pub mod breach;
+pub mod mail;
+pub mod sms;
+
+pub use breach::HibpClient;
+pub use mail::{EmailChannel, MailBranding, Renderer, check_from, check_smtp_url};
+pub use sms::{TwilioChannel, TwilioSettings};
