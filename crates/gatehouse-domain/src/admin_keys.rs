@@ -8,9 +8,9 @@ use gatehouse_crypto::Digester;
 use serde::Serialize;
 
 use crate::audit::AuditEvent;
-use crate::principal::{Actor, AdminPrincipal, RequestContext};
 use crate::clock::Clock;
 use crate::error::DomainError;
+use crate::principal::{Actor, AdminPrincipal, RequestContext};
 use crate::store::StoreError;
 
 /// Prefix of admin API keys, so secret scanners can recognise a leaked one.

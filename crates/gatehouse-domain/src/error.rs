@@ -88,6 +88,16 @@ pub enum Taken {
     Username,
 }
 
+impl Taken {
+    /// The field it concerns, as the API names it.
+    pub fn field(self) -> &'static str {
+        match self {
+            Taken::Email => "email",
+            Taken::Username => "username",
+        }
+    }
+}
+
 /// A feature an operator can switch off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Feature {

@@ -50,8 +50,8 @@ impl KnownDevices {
     /// (the /24 of IPv4, the /48 of IPv6), so a new address in the same network is the same
     /// device.
     pub fn digest(&self, context: &RequestContext) -> Vec<u8> {
-        let class = context.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()).map(|ip| {
-            match ip {
+        let class =
+            context.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()).map(|ip| match ip {
                 IpAddr::V4(v4) => {
                     let [a, b, c, _] = v4.octets();
                     format!("{a}.{b}.{c}.0/24")
@@ -60,8 +60,7 @@ impl KnownDevices {
                     let segments = v6.segments();
                     format!("{:x}:{:x}:{:x}::/48", segments[0], segments[1], segments[2])
                 }
-            }
-        });
+            });
         let text = format!(
             "{}\n{}",
             context.user_agent.as_deref().unwrap_or(""),

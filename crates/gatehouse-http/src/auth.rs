@@ -4,8 +4,8 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use gatehouse_domain::accounts::Principal;
-use gatehouse_domain::admin_keys::AdminPrincipal;
+use gatehouse_domain::principal::AdminPrincipal;
+use gatehouse_domain::principal::Principal;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -29,7 +29,7 @@ impl FromRequestParts<AppState> for Authenticated {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or_else(ApiError::invalid_token)?;
-        Ok(Authenticated(state.accounts.authenticate(token).await?))
+        Ok(Authenticated(state.sessions.authenticate(token).await?))
     }
 }
 
@@ -47,7 +47,7 @@ impl FromRequestParts<AppState> for Admin {
         if let Some(admin) = state.admin_keys.authenticate(token).await? {
             return Ok(Admin(admin));
         }
-        let principal = state.accounts.authenticate(token).await?;
+        let principal = state.sessions.authenticate(token).await?;
         Ok(Admin(AdminPrincipal::from_user(&principal)?))
     }
 }

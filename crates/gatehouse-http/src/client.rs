@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use gatehouse_domain::audit::RequestContext;
+use gatehouse_domain::principal::RequestContext;
 use ipnet::IpNet;
 use tower_http::request_id::RequestId;
 

@@ -157,7 +157,7 @@ fn mfa_error(problem: gatehouse_domain::MfaProblem, code: &'static str) -> ApiEr
             (StatusCode::FORBIDDEN, "A second factor is required: enrol one first.")
         }
         MfaProblem::ResendTooSoon => {
-            let seconds = gatehouse_domain::accounts::mfa::CODE_RESEND_SECONDS;
+            let seconds = gatehouse_domain::mfa::CODE_RESEND_SECONDS;
             let detail = "A code was just sent; wait before asking for another.";
             return ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, detail)
                 .with_retry_after(u64::try_from(seconds).unwrap_or(30));
@@ -195,7 +195,7 @@ impl From<DomainError> for ApiError {
             DomainError::Taken(field) => ApiError::new(
                 StatusCode::CONFLICT,
                 code,
-                format!("This {field} is already in use."),
+                format!("This {} is already in use.", field.field()),
             ),
             DomainError::InvalidCredentials => {
                 ApiError::new(StatusCode::UNAUTHORIZED, code, "The credentials are not valid.")
@@ -257,7 +257,14 @@ impl From<DomainError> for ApiError {
                 answer.internal = Some(reason.clone());
                 answer
             }
-            _ => ApiError::internal(error.to_string()),
+            // A conflict no service mapped to its meaning is a bug, not the caller's fault.
+            DomainError::Store(
+                gatehouse_domain::StoreError::Conflict(_)
+                | gatehouse_domain::StoreError::Corrupt(_)
+                | gatehouse_domain::StoreError::Other(_),
+            )
+            | DomainError::Crypto(_)
+            | DomainError::Internal(_) => ApiError::internal(error.to_string()),
         }
     }
 }

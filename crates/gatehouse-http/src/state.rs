@@ -3,10 +3,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_domain::accounts::AccountService;
 use gatehouse_domain::admin_keys::AdminKeyService;
+use gatehouse_domain::admin_users::AdminUserService;
 use gatehouse_domain::audit::AuditLog;
+use gatehouse_domain::email_links::EmailLinkService;
+use gatehouse_domain::mfa::MfaService;
+use gatehouse_domain::passwords::PasswordService;
 use gatehouse_domain::ratelimit::RateLimiter;
+use gatehouse_domain::registration::RegistrationService;
+use gatehouse_domain::sessions::SessionService;
+use gatehouse_domain::sign_in::SignInService;
+use gatehouse_domain::users::UserDirectory;
 use gatehouse_domain::{KeyService, ReadinessCheck};
 use ipnet::IpNet;
 
@@ -61,7 +68,15 @@ pub struct AppServices {
     pub keys: Arc<KeyService>,
     /// Pre-serialised JWKS and discovery documents.
     pub documents: Arc<crate::documents::Documents>,
-    pub accounts: Arc<AccountService>,
+    /// The user as the API shows it.
+    pub directory: Arc<UserDirectory>,
+    pub sessions: Arc<SessionService>,
+    pub sign_in: Arc<SignInService>,
+    pub registration: Arc<RegistrationService>,
+    pub passwords: Arc<PasswordService>,
+    pub email_links: Arc<EmailLinkService>,
+    pub mfa: Arc<MfaService>,
+    pub admin_users: Arc<AdminUserService>,
     pub oauth: Arc<gatehouse_domain::oauth::OAuthService>,
     pub admin_keys: Arc<AdminKeyService>,
     pub audit_log: Arc<AuditLog>,

@@ -8,13 +8,13 @@ use gatehouse_domain::{StoreError, UserRecord};
 use sqlx::Row;
 
 use crate::audit::insert_events;
-use crate::cache::{Invalidation, announce};
 use crate::audit::{INSERT_AUDIT_EVENT, bind_audit_event};
 use crate::batch::SqliteBatch;
+use crate::cache::{Invalidation, announce};
 use crate::error::map_sqlx_error;
 use crate::notify::{REMEMBER_DEVICE, apply_work};
-use crate::users::{UPDATE_USER, bind_user_columns, update_user_row};
 use crate::users::user_from_row;
+use crate::users::{UPDATE_USER, bind_user_columns, update_user_row};
 use crate::{Database, with_pool};
 
 macro_rules! select_sessions {

@@ -200,11 +200,7 @@ impl UserStore for Database {
         })
     }
 
-    async fn insert_user(
-        &self,
-        user: &UserRecord,
-        work: &UnitOfWork,
-    ) -> Result<(), StoreError> {
+    async fn insert_user(&self, user: &UserRecord, work: &UnitOfWork) -> Result<(), StoreError> {
         with_pool!(self, pool => {
             let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
@@ -257,11 +253,7 @@ impl UserStore for Database {
         }
     }
 
-    async fn update_user(
-        &self,
-        user: &UserRecord,
-        work: &UnitOfWork,
-    ) -> Result<(), StoreError> {
+    async fn update_user(&self, user: &UserRecord, work: &UnitOfWork) -> Result<(), StoreError> {
         with_pool!(self, pool => {
             let _write = self.write_guard().await;
             let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;

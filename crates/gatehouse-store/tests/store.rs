@@ -4,15 +4,17 @@
 use std::sync::Arc;
 
 use gatehouse_crypto::{FieldCipher, MasterKey, PublicKeySet, SigningAlgorithm};
-use gatehouse_domain::audit::{Actor, AuditEvent, AuditFilter, AuditStore, RequestContext};
+use gatehouse_domain::audit::{AuditEvent, AuditFilter, AuditStore};
 use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
+use gatehouse_domain::known_devices::KnownDeviceStore;
 use gatehouse_domain::mfa::{MfaFactorRecord, MfaStore};
-use gatehouse_domain::notify::{Effects, NotifyStore};
+use gatehouse_domain::principal::{Actor, RequestContext};
 use gatehouse_domain::sessions::{RefreshTokenRecord, SessionRecord, SessionStore};
-use gatehouse_domain::users::{SignInFacts, UserLookup};
+use gatehouse_domain::unit_of_work::{KnownDevice, UnitOfWork, UnitOfWorkStore};
+use gatehouse_domain::users::record::{SignInFacts, UserLookup};
 use gatehouse_domain::{
-    KeyService, KeySettings, KeyState, ManualClock, SigningKeyStore, StoreError, StoredSigningKey,
-    UserRecord, UserStore,
+    Conflict, KeyService, KeySettings, KeyState, ManualClock, SigningKeyStore, StoreError,
+    StoredSigningKey, UserRecord, UserStore,
 };
 use gatehouse_store::backend_tests;
 use gatehouse_store::testing::TestDatabase;
@@ -72,9 +74,7 @@ backend_tests!(
 );
 
 async fn outbox_claims_are_exclusive_and_expired_leases_are_claimed_again(test: TestDatabase) {
-    use gatehouse_domain::notify::{
-        AttemptOutcome, Effects, NotifyStore, OutboxAttempt, OutboxRecord,
-    };
+    use gatehouse_domain::notify::{AttemptOutcome, OutboxAttempt, OutboxRecord, OutboxStore};
     let store = &test.database;
     let row = |id: &str| OutboxRecord {
         id: id.into(),
@@ -90,8 +90,8 @@ async fn outbox_claims_are_exclusive_and_expired_leases_are_claimed_again(test: 
         delivered_at: None,
         last_error: None,
     };
-    let effects = Effects { outbox: vec![row("dlv_1"), row("dlv_2")], ..Effects::default() };
-    store.append_effects(&effects).await.unwrap();
+    let work = UnitOfWork { outbox: vec![row("dlv_1"), row("dlv_2")], ..UnitOfWork::default() };
+    store.commit(&work).await.unwrap();
     assert!(store.claim_outbox("a", 99, 130, 10).await.unwrap().is_empty(), "not due yet");
     let claimed = store.claim_outbox("a", 100, 130, 1).await.unwrap();
     assert_eq!(claimed.len(), 1);
@@ -167,19 +167,22 @@ async fn rotation_retires_the_active_key_in_one_step(test: TestDatabase) {
 async fn users_round_trip_and_stay_unique(test: TestDatabase) {
     let store = &test.database;
     let ada = user("usr_1", b"digest-1", Some("ada"));
-    store.insert_user(&ada, &[signed_up("usr_1")]).await.unwrap();
+    store.insert_user(&ada, &UnitOfWork::events(vec![signed_up("usr_1")])).await.unwrap();
     assert_eq!(store.user_by_id("usr_1").await.unwrap().unwrap(), ada);
     assert_eq!(store.user_by_email_digest(b"digest-1").await.unwrap().unwrap().id, "usr_1");
     assert_eq!(store.user_by_username("ada").await.unwrap().unwrap().id, "usr_1");
     assert!(store.user_by_id("usr_2").await.unwrap().is_none());
     assert!(store.user_by_email_digest(b"digest-2").await.unwrap().is_none());
 
-    for (duplicate, column) in [
-        (user("usr_2", b"digest-1", None), "email_digest"),
-        (user("usr_3", b"digest-3", Some("ada")), "username"),
+    for (duplicate, conflict) in [
+        (user("usr_2", b"digest-1", None), Conflict::UserEmail),
+        (user("usr_3", b"digest-3", Some("ada")), Conflict::UserUsername),
     ] {
-        let error = store.insert_user(&duplicate, &[signed_up(&duplicate.id)]).await.unwrap_err();
-        assert!(matches!(&error, StoreError::Conflict(name) if name.contains(column)), "{error:?}");
+        let error = store
+            .insert_user(&duplicate, &UnitOfWork::events(vec![signed_up(&duplicate.id)]))
+            .await
+            .unwrap_err();
+        assert!(matches!(&error, StoreError::Conflict(found) if *found == conflict), "{error:?}");
         assert!(store.user_by_id(&duplicate.id).await.unwrap().is_none(), "nothing written");
     }
     // The event was written with its user, and the refused inserts left none (one transaction).
@@ -198,16 +201,29 @@ async fn sign_in_lookup_reads_factors_and_devices_with_the_account(test: TestDat
         store.user_for_sign_in(UserLookup::EmailDigest(b"digest-1"), device)
     };
     store
-        .insert_user(&user("usr_1", b"digest-1", Some("ada")), &[signed_up("usr_1")])
+        .insert_user(
+            &user("usr_1", b"digest-1", Some("ada")),
+            &UnitOfWork::events(vec![signed_up("usr_1")]),
+        )
         .await
         .unwrap();
     // Another user's factor and device must not count for this one.
-    store.insert_user(&user("usr_2", b"digest-2", None), &[signed_up("usr_2")]).await.unwrap();
-    let remember = |user_id: &str, device: &[u8]| Effects {
-        remember_device: Some((user_id.to_owned(), device.to_vec(), 20)),
-        ..Effects::default()
+    store
+        .insert_user(
+            &user("usr_2", b"digest-2", None),
+            &UnitOfWork::events(vec![signed_up("usr_2")]),
+        )
+        .await
+        .unwrap();
+    let remember = |user_id: &str, device: &[u8]| UnitOfWork {
+        known_device: Some(KnownDevice {
+            user_id: user_id.to_owned(),
+            digest: device.to_vec(),
+            seen_at: 20,
+        }),
+        ..UnitOfWork::default()
     };
-    store.append_effects(&remember("usr_2", b"laptop")).await.unwrap();
+    store.commit(&remember("usr_2", b"laptop")).await.unwrap();
 
     // An unknown account answers nothing, by either identifier.
     assert!(
@@ -227,7 +243,7 @@ async fn sign_in_lookup_reads_factors_and_devices_with_the_account(test: TestDat
     assert_eq!(by_username.unwrap().0, user("usr_1", b"digest-1", Some("ada")), "the whole row");
 
     // A device once seen: known from it, any device known from another.
-    store.append_effects(&remember("usr_1", b"laptop")).await.unwrap();
+    store.commit(&remember("usr_1", b"laptop")).await.unwrap();
     let seen = SignInFacts { any_known_device: true, this_device_known: true, ..fresh };
     assert_eq!(facts(by_email(b"laptop").await.unwrap()), Some(("usr_1".into(), seen)));
     let elsewhere = SignInFacts { any_known_device: true, ..fresh };
@@ -245,16 +261,22 @@ async fn sign_in_lookup_reads_factors_and_devices_with_the_account(test: TestDat
         last_used_at: None,
         created_at: 30,
     };
-    store.put_pending_factor(&factor, &Effects::default()).await.unwrap();
+    store.put_pending_factor(&factor, &UnitOfWork::default()).await.unwrap();
     assert_eq!(facts(by_email(b"laptop").await.unwrap()), Some(("usr_1".into(), seen)));
-    assert!(store.confirm_factor("mfa_1", 31, None, None, &Effects::default()).await.unwrap());
+    assert!(store.confirm_factor("mfa_1", 31, None, None, &UnitOfWork::default()).await.unwrap());
     let protected = SignInFacts { has_confirmed_factor: true, ..seen };
     assert_eq!(facts(by_email(b"laptop").await.unwrap()), Some(("usr_1".into(), protected)));
 }
 
 async fn a_new_session_is_written_whole_or_not_at_all(test: TestDatabase) {
     let store = &test.database;
-    store.insert_user(&user("usr_1", b"digest-1", None), &[signed_up("usr_1")]).await.unwrap();
+    store
+        .insert_user(
+            &user("usr_1", b"digest-1", None),
+            &UnitOfWork::events(vec![signed_up("usr_1")]),
+        )
+        .await
+        .unwrap();
     let session = |id: &str| SessionRecord {
         id: id.into(),
         user_id: "usr_1".into(),
@@ -281,8 +303,12 @@ async fn a_new_session_is_written_whole_or_not_at_all(test: TestDatabase) {
     let signed_in = |at: i64, device: &[u8], action: &str| {
         let mut user = user("usr_1", b"digest-1", None);
         user.last_sign_in_at = Some(at);
-        let effects = Effects {
-            remember_device: Some(("usr_1".into(), device.to_vec(), at)),
+        let work = UnitOfWork {
+            known_device: Some(KnownDevice {
+                user_id: "usr_1".into(),
+                digest: device.to_vec(),
+                seen_at: at,
+            }),
             events: vec![
                 AuditEvent::new(
                     action,
@@ -292,9 +318,9 @@ async fn a_new_session_is_written_whole_or_not_at_all(test: TestDatabase) {
                 )
                 .target("session", "ses_1"),
             ],
-            ..Effects::default()
+            ..UnitOfWork::default()
         };
-        (user, effects)
+        (user, work)
     };
     let actions = || async {
         let events = store.list_audit_events(&AuditFilter::default(), None, 10).await.unwrap();
@@ -302,9 +328,9 @@ async fn a_new_session_is_written_whole_or_not_at_all(test: TestDatabase) {
     };
 
     // Every part lands: the user's change, the session, its refresh token, the device, the event.
-    let (changed, effects) = signed_in(60, b"laptop", "user.sign_in_succeeded");
+    let (changed, work) = signed_in(60, b"laptop", "user.sign_in_succeeded");
     store
-        .start_session_with(&session("ses_1"), Some(&refresh(b"r1", "ses_1")), &changed, &effects)
+        .start_session(&session("ses_1"), Some(&refresh(b"r1", "ses_1")), &changed, &work)
         .await
         .unwrap();
     assert_eq!(store.user_by_id("usr_1").await.unwrap().unwrap().last_sign_in_at, Some(60));
@@ -315,9 +341,9 @@ async fn a_new_session_is_written_whole_or_not_at_all(test: TestDatabase) {
     assert!(actions().await.contains(&"user.sign_in_succeeded".to_owned()));
 
     // A write that fails part-way (the session id is taken) leaves nothing of itself behind.
-    let (changed, effects) = signed_in(70, b"phone", "user.second_sign_in");
+    let (changed, work) = signed_in(70, b"phone", "user.second_sign_in");
     let error = store
-        .start_session_with(&session("ses_1"), Some(&refresh(b"r2", "ses_1")), &changed, &effects)
+        .start_session(&session("ses_1"), Some(&refresh(b"r2", "ses_1")), &changed, &work)
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
@@ -327,8 +353,8 @@ async fn a_new_session_is_written_whole_or_not_at_all(test: TestDatabase) {
     assert!(!actions().await.contains(&"user.second_sign_in".to_owned()));
 
     // A session without a refresh token (and the store still usable after the failure).
-    let (changed, effects) = signed_in(80, b"phone", "user.third_sign_in");
-    store.start_session_with(&session("ses_2"), None, &changed, &effects).await.unwrap();
+    let (changed, work) = signed_in(80, b"phone", "user.third_sign_in");
+    store.start_session(&session("ses_2"), None, &changed, &work).await.unwrap();
     assert_eq!(store.session("ses_2").await.unwrap().unwrap().id, "ses_2");
     assert_eq!(store.device_seen("usr_1", b"phone").await.unwrap(), (true, true));
     assert!(actions().await.contains(&"user.third_sign_in".to_owned()));

@@ -5,26 +5,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_crypto::{Digester, FieldCipher, HashingPool, PasswordHasher, Pepper};
-use gatehouse_domain::accounts::mfa::{MfaParts, MfaPolicy, MfaSettings};
-use gatehouse_domain::accounts::{
-    AccountParts, AccountService, AccountSettings, EMAIL_DIGEST_PURPOSE, EMAIL_PURPOSE,
-};
 use gatehouse_domain::admin_keys::{ADMIN_KEY_DIGEST_PURPOSE, AdminKeyService};
 use gatehouse_domain::audit::AuditLog;
 use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
+use gatehouse_domain::known_devices::KNOWN_DEVICE_DIGEST_PURPOSE;
 use gatehouse_domain::mfa::{
-    MFA_DIGEST_PURPOSE, MfaChallengeStore, PHONE_PURPOSE, TOTP_SECRET_PURPOSE,
+    MFA_DIGEST_PURPOSE, MfaChallengeStore, MfaPolicy, MfaSettings, PHONE_PURPOSE,
+    TOTP_SECRET_PURPOSE,
 };
 use gatehouse_domain::notify::{
-    Channel, DEVICE_DIGEST_PURPOSE, DeliveryService, Notifier, NotifierSettings,
-    ONE_TIME_TOKEN_DIGEST_PURPOSE, OUTBOX_PURPOSE, OutboxWorker, WorkerSettings,
+    Channel, DeliveryService, Notifier, NotifierSettings, ONE_TIME_TOKEN_DIGEST_PURPOSE,
+    OUTBOX_PURPOSE, OutboxWorker, WorkerSettings,
 };
 use gatehouse_domain::oauth::client::CLIENT_SECRET_DIGEST_PURPOSE;
 use gatehouse_domain::oauth::clients::NewClient;
 use gatehouse_domain::oauth::{OAuthParts, OAuthService, OAuthSettings};
 use gatehouse_domain::passwords::{BreachedPasswordCheck, PasswordPolicy};
 use gatehouse_domain::ratelimit::{RateLimit, RateLimiter};
+use gatehouse_domain::services::{AccountKeys, AccountParts, AccountPorts, AccountServices};
 use gatehouse_domain::tokens::{TokenService, TokenSettings};
+use gatehouse_domain::users::{AccountSettings, EMAIL_DIGEST_PURPOSE, EMAIL_PURPOSE};
 use gatehouse_domain::{
     Clock, DomainError, KeyService, KeySettings, ReadinessCheck, StoreError, SystemClock,
 };
@@ -71,7 +71,7 @@ pub struct App {
     /// Present when `redis.url` is configured.
     pub redis: Option<Redis>,
     pub keys: Arc<KeyService>,
-    pub accounts: Arc<AccountService>,
+    pub accounts: AccountServices,
     pub oauth: Arc<OAuthService>,
     pub admin_keys: Arc<AdminKeyService>,
     pub hashing: HashingPool,
@@ -161,7 +161,6 @@ pub async fn build_core_with_clock(
     let notifier = Arc::new(Notifier::new(
         FieldCipher::new(master, &keys_material.previous, OUTBOX_PURPOSE),
         Digester::new(master, ONE_TIME_TOKEN_DIGEST_PURPOSE),
-        Digester::new(master, DEVICE_DIGEST_PURPOSE),
         NotifierSettings { issuer: config.issuer(), email_enabled: email_enabled(&config) },
     ));
     Ok(Core { config, database, master_keys: keys_material, keys, clock, notifier })
@@ -195,13 +194,15 @@ impl Core {
     }
 
     /// The OAuth 2.1 / OpenID Connect provider on this core.
-    pub fn oauth(&self, accounts: Arc<AccountService>, tokens: Arc<TokenService>) -> OAuthService {
+    pub fn oauth(&self, accounts: &AccountServices, tokens: Arc<TokenService>) -> OAuthService {
         let master = &self.master_keys.current;
         OAuthService::new(OAuthParts {
             store: Arc::new(self.database.clone()),
             device_store: Arc::new(self.database.clone()),
-            account_store: Arc::new(self.database.clone()),
-            accounts,
+            users: Arc::new(self.database.clone()),
+            session_store: Arc::new(self.database.clone()),
+            sessions: accounts.sessions.clone(),
+            directory: accounts.directory.clone(),
             tokens,
             secret_digester: Digester::new(master, CLIENT_SECRET_DIGEST_PURPOSE),
             code_digester: Digester::new(master, "authorization-code"),
@@ -215,13 +216,13 @@ impl Core {
         })
     }
 
-    /// The account service on this core, with a hashing pool (MFA challenges in the
+    /// The account services on this core, with a hashing pool (MFA challenges in the
     /// database).
     pub fn accounts(
         &self,
         hashing: HashingPool,
         tokens: Arc<TokenService>,
-    ) -> Result<AccountService, StartupError> {
+    ) -> Result<AccountServices, StartupError> {
         self.accounts_with_challenges(hashing, tokens, Arc::new(self.database.clone()))
     }
 
@@ -250,7 +251,7 @@ impl Core {
         hashing: HashingPool,
         tokens: Arc<TokenService>,
         challenges: Arc<dyn MfaChallengeStore>,
-    ) -> Result<AccountService, StartupError> {
+    ) -> Result<AccountServices, StartupError> {
         let config = &self.config;
         let master = &self.master_keys.current;
         let breach: Option<Arc<dyn BreachedPasswordCheck>> = match &config.password.breach_api_url {
@@ -266,13 +267,33 @@ impl Core {
             )),
             None => None,
         };
-        Ok(AccountService::new(AccountParts {
-            store: Arc::new(self.database.clone()),
+        let previous = &self.master_keys.previous;
+        // One database implements every port; each service sees only its own.
+        let database = Arc::new(self.database.clone());
+        Ok(AccountServices::build(AccountParts {
+            ports: AccountPorts {
+                users: database.clone(),
+                sessions: database.clone(),
+                audit: database.clone(),
+                work: database.clone(),
+                one_time_tokens: database.clone(),
+                known_devices: database.clone(),
+                mfa: database.clone(),
+                trusted_browsers: database,
+                challenges,
+            },
+            keys: AccountKeys {
+                email_cipher: FieldCipher::new(master, previous, EMAIL_PURPOSE),
+                email_digester: Digester::new(master, EMAIL_DIGEST_PURPOSE),
+                known_device_digester: Digester::new(master, KNOWN_DEVICE_DIGEST_PURPOSE),
+                totp_cipher: FieldCipher::new(master, previous, TOTP_SECRET_PURPOSE),
+                phone_cipher: FieldCipher::new(master, previous, PHONE_PURPOSE),
+                mfa_digester: Digester::new(master, MFA_DIGEST_PURPOSE),
+            },
             hashing,
             policy: Arc::new(PasswordPolicy::new(config.password_policy.clone(), breach)),
             tokens,
-            email_cipher: FieldCipher::new(master, &self.master_keys.previous, EMAIL_PURPOSE),
-            email_digester: Digester::new(master, EMAIL_DIGEST_PURPOSE),
+            notifier: self.notifier.clone(),
             clock: self.clock.clone(),
             settings: AccountSettings {
                 lockout_threshold: config.lockout.threshold,
@@ -281,18 +302,7 @@ impl Core {
                 magic_link_enabled: config.magic_link.enabled,
                 new_device_notice: config.notices.new_device,
             },
-            notifier: self.notifier.clone(),
-            mfa: MfaParts {
-                challenges,
-                totp_cipher: FieldCipher::new(
-                    master,
-                    &self.master_keys.previous,
-                    TOTP_SECRET_PURPOSE,
-                ),
-                phone_cipher: FieldCipher::new(master, &self.master_keys.previous, PHONE_PURPOSE),
-                digester: Digester::new(master, MFA_DIGEST_PURPOSE),
-                settings: self.mfa_settings(),
-            },
+            mfa_settings: self.mfa_settings(),
         }))
     }
 }
@@ -445,9 +455,8 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         async move { hashing.warm_up().await }
     });
     let tokens = core.tokens();
-    let accounts =
-        Arc::new(core.accounts_with_challenges(hashing.clone(), tokens.clone(), challenges)?);
-    let oauth = Arc::new(core.oauth(accounts.clone(), tokens));
+    let accounts = core.accounts_with_challenges(hashing.clone(), tokens.clone(), challenges)?;
+    let oauth = Arc::new(core.oauth(&accounts, tokens));
     apply_declared_clients(&core.config, &oauth).await?;
     let admin_keys = Arc::new(core.admin_keys());
     let pages =
@@ -484,7 +493,14 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let state = AppState::new(AppServices {
         keys: keys.clone(),
         documents: Arc::default(),
-        accounts: accounts.clone(),
+        directory: accounts.directory.clone(),
+        sessions: accounts.sessions.clone(),
+        sign_in: accounts.sign_in.clone(),
+        registration: accounts.registration.clone(),
+        passwords: accounts.passwords.clone(),
+        email_links: accounts.email_links.clone(),
+        mfa: accounts.mfa.clone(),
+        admin_users: accounts.admin_users.clone(),
         oauth: oauth.clone(),
         admin_keys: admin_keys.clone(),
         audit_log: Arc::new(AuditLog::new(Arc::new(database.clone()))),

@@ -6,10 +6,10 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use gatehouse_domain::DomainError;
-use gatehouse_domain::accounts::NewUserByAdmin;
-use gatehouse_domain::admin_keys::AdminPrincipal;
-use gatehouse_domain::audit::RequestContext;
+use gatehouse_domain::admin_users::{AdminUserService, ImportReport, ImportedUser, NewUserByAdmin};
 use gatehouse_domain::oauth::clients::NewClient;
+use gatehouse_domain::principal::AdminPrincipal;
+use gatehouse_domain::principal::RequestContext;
 
 use crate::app::{self, StartupError};
 use crate::config::Config;
@@ -208,7 +208,8 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
                 admin: *admin,
             };
             let created = accounts
-                .admin_create_user(&AdminPrincipal::system(), request, &cli_context())
+                .admin_users
+                .create(&AdminPrincipal::system(), request, &cli_context())
                 .await;
             core.database.close().await;
             let user =
@@ -249,8 +250,8 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
             let core = app::build_core(config).await?;
             let hashing = app::hashing_pool(&core.config, &core.master_keys)?;
             let tokens = core.tokens();
-            let accounts = std::sync::Arc::new(core.accounts(hashing, tokens.clone())?);
-            let oauth = core.oauth(accounts, tokens);
+            let accounts = core.accounts(hashing, tokens.clone())?;
+            let oauth = core.oauth(&accounts, tokens);
             let request = NewClient {
                 client_id: client_id.clone(),
                 name: name.clone(),
@@ -290,7 +291,8 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
             let core = app::build_core(config).await?;
             let hashing = app::hashing_pool(&core.config, &core.master_keys)?;
             let accounts = core.accounts(hashing, core.tokens())?;
-            let outcome = import_users(&accounts, file, (*batch_size).clamp(1, 10_000)).await;
+            let outcome =
+                import_users(&accounts.admin_users, file, (*batch_size).clamp(1, 10_000)).await;
             core.database.close().await;
             let (report, lines) = outcome?;
             if json_output {
@@ -346,11 +348,10 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
 
 /// Reads the JSON Lines file in batches; `invalid` positions in the report are line numbers.
 async fn import_users(
-    accounts: &gatehouse_domain::accounts::AccountService,
+    admin_users: &AdminUserService,
     file: &std::path::Path,
     batch_size: usize,
-) -> Result<(gatehouse_domain::accounts::ImportReport, usize), StartupError> {
-    use gatehouse_domain::accounts::{ImportReport, ImportedUser};
+) -> Result<(ImportReport, usize), StartupError> {
     use std::io::BufRead;
     let opened = std::fs::File::open(file).map_err(|error| {
         StartupError::Rejected(format!("cannot read {}: {error}", file.display()))
@@ -380,14 +381,14 @@ async fn import_users(
             Err(error) => total.invalid.push((lines, format!("not a user object: {error}"))),
         }
         if batch.len() == batch_size {
-            flush_batch(accounts, &admin, std::mem::take(&mut batch), &batch_lines, &mut total)
+            flush_batch(admin_users, &admin, std::mem::take(&mut batch), &batch_lines, &mut total)
                 .await?;
             batch_lines.clear();
             progress.show(total.imported, false);
         }
     }
     if !batch.is_empty() {
-        flush_batch(accounts, &admin, batch, &batch_lines, &mut total).await?;
+        flush_batch(admin_users, &admin, batch, &batch_lines, &mut total).await?;
     }
     progress.show(total.imported, true);
     eprintln!(
@@ -439,14 +440,14 @@ impl Progress {
 }
 
 async fn flush_batch(
-    accounts: &gatehouse_domain::accounts::AccountService,
+    admin_users: &AdminUserService,
     admin: &AdminPrincipal,
-    batch: Vec<gatehouse_domain::accounts::ImportedUser>,
+    batch: Vec<ImportedUser>,
     batch_lines: &[usize],
-    total: &mut gatehouse_domain::accounts::ImportReport,
+    total: &mut ImportReport,
 ) -> Result<(), StartupError> {
-    let report = accounts
-        .admin_import_users(admin, batch, &cli_context())
+    let report = admin_users
+        .import(admin, batch, &cli_context())
         .await
         .map_err(|error| StartupError::Rejected(describe_rejection(&error)))?;
     total.imported += report.imported;

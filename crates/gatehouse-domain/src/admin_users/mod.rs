@@ -140,7 +140,9 @@ impl AdminUserService {
         match &request.password {
             Some(password) => {
                 let inputs: Vec<&str> = email.iter().map(Email::as_str).collect();
-                self.passwords.check_new_password(password, "password", &inputs, &[], issues).await?;
+                self.passwords
+                    .check_new_password(password, "password", &inputs, &[], issues)
+                    .await?;
             }
             None if !issues.is_empty() => return Err(DomainError::Validation(issues)),
             None => {}
@@ -182,7 +184,10 @@ impl AdminUserService {
         let event = self.admin_event(admin, "admin.user_created", &user.id, context).metadata(
             serde_json::json!({ "imported_password_hash": request.password_hash.is_some() }),
         );
-        self.users.insert_user(&user, &UnitOfWork::events(vec![event])).await.map_err(DomainError::from_taken)?;
+        self.users
+            .insert_user(&user, &UnitOfWork::events(vec![event]))
+            .await
+            .map_err(DomainError::from_taken)?;
         self.admin_view(&user)
     }
 
@@ -282,7 +287,10 @@ impl AdminUserService {
         }
         user.updated_at = now;
         let event = self.admin_event(admin, "admin.user_updated", user_id, context);
-        self.users.update_user(&user, &UnitOfWork::events(vec![event])).await.map_err(DomainError::from_taken)?;
+        self.users
+            .update_user(&user, &UnitOfWork::events(vec![event]))
+            .await
+            .map_err(DomainError::from_taken)?;
         self.admin_view(&user)
     }
 

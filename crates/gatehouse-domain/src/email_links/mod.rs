@@ -178,8 +178,14 @@ impl EmailLinkService {
             return Ok(());
         }
         let now = self.clock.now();
-        let (tokens, outbox) =
-            self.notices.link_email(user, TokenPurpose::VerifyEmail, "/verify-email", &[], context, now)?;
+        let (tokens, outbox) = self.notices.link_email(
+            user,
+            TokenPurpose::VerifyEmail,
+            "/verify-email",
+            &[],
+            context,
+            now,
+        )?;
         let event =
             AuditEvent::new("user.verification_sent", &Actor::User(user.id.clone()), context, now)
                 .target("user", &user.id);

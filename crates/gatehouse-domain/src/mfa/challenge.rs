@@ -90,7 +90,11 @@ impl MfaService {
     }
 
     /// What a challenge of `kind` can be answered with.
-    async fn methods_for(&self, kind: ChallengeKind, user_id: &str) -> Result<Vec<String>, DomainError> {
+    async fn methods_for(
+        &self,
+        kind: ChallengeKind,
+        user_id: &str,
+    ) -> Result<Vec<String>, DomainError> {
         Ok(match kind {
             ChallengeKind::Verify => self.methods_of(user_id).await?,
             ChallengeKind::Enrol => vec![FactorKind::Totp.as_str().to_owned()],

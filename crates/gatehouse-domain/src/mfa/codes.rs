@@ -135,7 +135,8 @@ impl MfaService {
         let event = AuditEvent::new("mfa.code_sent", &Actor::User(user.id.clone()), context, now)
             .target("user", &user.id)
             .metadata(serde_json::json!({ "channel": kind.as_str(), "purpose": purpose.as_str() }));
-        let work = UnitOfWork { events: vec![event], outbox: vec![message], ..UnitOfWork::default() };
+        let work =
+            UnitOfWork { events: vec![event], outbox: vec![message], ..UnitOfWork::default() };
         self.store.put_mfa_code(&record, &work).await?;
         self.notices.wake();
         Ok(())
@@ -209,8 +210,7 @@ impl MfaService {
     ) -> Result<(), DomainError> {
         let method = parse_method(method)?;
         let kind = method.channel().ok_or(DomainError::Mfa(MfaProblem::MethodUnavailable))?;
-        self.send_code_to_factor(&principal.user, kind, CodePurpose::Reauthenticate, context)
-            .await
+        self.send_code_to_factor(&principal.user, kind, CodePurpose::Reauthenticate, context).await
     }
 
     /// Whether codes by email can be offered to this user (email is on and they have an
@@ -275,7 +275,7 @@ impl MfaService {
             |error| match error {
                 StoreError::Conflict(Conflict::MfaFactorKind) => {
                     DomainError::Mfa(MfaProblem::AlreadyEnabled)
-                },
+                }
                 other => other.into(),
             },
         )?;

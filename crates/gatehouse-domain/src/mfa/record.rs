@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::sessions::record::SignInMethod;
 
-
 /// Field-cipher purpose of TOTP secrets (AD = factor id).
 pub const TOTP_SECRET_PURPOSE: &str = "mfa-totp";
 /// Field-cipher purpose of phone numbers (AD = factor id).
@@ -200,4 +199,3 @@ pub struct MfaChallengeRecord {
     #[serde(skip)]
     pub failures: i64,
 }
-

@@ -46,8 +46,7 @@ impl MfaService {
     pub fn require_recent_authentication(&self, principal: &Principal) -> Result<(), DomainError> {
         let session = &principal.session;
         let authenticated_at = session.auth_time.unwrap_or(session.created_at);
-        if authenticated_at + self.settings.reauthentication_max_age_seconds < self.clock.now()
-        {
+        if authenticated_at + self.settings.reauthentication_max_age_seconds < self.clock.now() {
             return Err(DomainError::ReauthenticationRequired);
         }
         Ok(())

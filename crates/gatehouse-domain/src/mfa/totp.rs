@@ -47,7 +47,11 @@ impl MfaService {
 
     /// The label authenticator apps show under the issuer: the email, else the username.
     fn totp_account_name(&self, user: &UserRecord) -> Result<String, DomainError> {
-        Ok(self.directory.open_email(user)?.or_else(|| user.username.clone()).unwrap_or(user.id.clone()))
+        Ok(self
+            .directory
+            .open_email(user)?
+            .or_else(|| user.username.clone())
+            .unwrap_or(user.id.clone()))
     }
 
     /// Starts (or restarts) TOTP enrolment: a new secret, sealed, pending until a first valid
@@ -137,7 +141,7 @@ impl MfaService {
             |error| match error {
                 StoreError::Conflict(Conflict::MfaFactorKind) => {
                     DomainError::Mfa(MfaProblem::AlreadyEnabled)
-                },
+                }
                 other => other.into(),
             },
         )?;
@@ -198,8 +202,7 @@ impl MfaService {
         let change = FactorKind::Totp.change_words(true, context.locale.as_deref());
         work.outbox.extend(self.notices.mfa_changed(user, change, context)?);
         let step = i64::try_from(step).unwrap_or(i64::MAX);
-        if !self.store.confirm_factor(&factor.id, now, Some(step), Some(&records), &work).await?
-        {
+        if !self.store.confirm_factor(&factor.id, now, Some(step), Some(&records), &work).await? {
             return Err(DomainError::Mfa(MfaProblem::EnrolmentNotStarted));
         }
         self.notices.wake();
@@ -304,7 +307,9 @@ impl MfaService {
         )
         .target("user", &user.id)
         .metadata(serde_json::json!({ "count": codes.len(), "regenerated": true }));
-        self.store.replace_backup_codes(&user.id, &records, &UnitOfWork::events(vec![event])).await?;
+        self.store
+            .replace_backup_codes(&user.id, &records, &UnitOfWork::events(vec![event]))
+            .await?;
         Ok(codes)
     }
 

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use super::Notifier;
 use super::outbox::{OutboxAttempt, OutboxQuery, OutboxRecord, OutboxStore};
-use crate::principal::AdminPrincipal;
 use crate::audit::AuditEvent;
-use crate::principal::RequestContext;
 use crate::clock::Clock;
 use crate::error::DomainError;
+use crate::principal::AdminPrincipal;
+use crate::principal::RequestContext;
 
 /// A page of deliveries, newest first; `next_cursor` continues it.
 #[derive(Debug, Clone)]

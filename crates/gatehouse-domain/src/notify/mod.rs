@@ -17,8 +17,8 @@ pub mod outbox;
 mod worker;
 
 pub use deliveries::{DeliveryPage, DeliveryService};
+pub use notices::{NoticeSettings, Notices};
 pub use notifier::{EmailPayload, Notifier, NotifierSettings, OneTimeToken, SmsPayload};
-pub use notices::{Notices, NoticeSettings};
 pub use outbox::{
     AttemptOutcome, OutboxAttempt, OutboxQuery, OutboxRecord, OutboxStatus, OutboxStore,
 };

@@ -75,14 +75,9 @@ impl Notifier {
     pub fn new(
         cipher: FieldCipher,
         token_digester: Digester,
-            settings: NotifierSettings,
+        settings: NotifierSettings,
     ) -> Notifier {
-        Notifier {
-            cipher,
-            token_digester,
-            settings,
-            wake: Arc::new(tokio::sync::Notify::new()),
-        }
+        Notifier { cipher, token_digester, settings, wake: Arc::new(tokio::sync::Notify::new()) }
     }
 
     pub fn email_enabled(&self) -> bool {

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use super::outbox::{AttemptOutcome, OutboxAttempt, OutboxRecord, OutboxStore};
 use super::{Channel, DeliveryError, Notifier};
 use crate::audit::AuditEvent;
-use crate::principal::{Actor, RequestContext};
 use crate::clock::Clock;
 use crate::error::DomainError;
+use crate::principal::{Actor, RequestContext};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {

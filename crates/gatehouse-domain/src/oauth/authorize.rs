@@ -5,10 +5,10 @@
 use super::client::{ClientRecord, GRANT_AUTHORIZATION_CODE};
 use super::store::AuthorizationCodeRecord;
 use super::{OAuthService, SCOPE_OFFLINE_ACCESS, SCOPE_OPENID, split_scope};
-use crate::principal::Principal;
 use crate::audit::AuditEvent;
-use crate::principal::{Actor, RequestContext};
 use crate::error::DomainError;
+use crate::principal::Principal;
+use crate::principal::{Actor, RequestContext};
 
 /// The query of `/oauth2/authorize`, as received.
 #[derive(Debug, Clone, Default)]

@@ -3,8 +3,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{OAuthService, SCOPE_EMAIL, SCOPE_PROFILE};
-use crate::users::view::UserView;
 use crate::error::DomainError;
+use crate::users::view::UserView;
 
 /// The user's claims that the granted scopes allow.
 pub fn user_claims(user: &UserView, scopes: &[String]) -> Map<String, Value> {

@@ -8,10 +8,10 @@ use super::client::{
     validate_redirect_uri,
 };
 use super::{OAuthError, OAuthService, STANDARD_SCOPES};
-use crate::principal::AdminPrincipal;
 use crate::audit::AuditEvent;
-use crate::principal::RequestContext;
 use crate::error::{DomainError, FieldIssue};
+use crate::principal::AdminPrincipal;
+use crate::principal::RequestContext;
 
 /// A client to register. Empty lists take defaults.
 #[derive(Debug, Clone, Default)]

@@ -9,10 +9,10 @@ use serde::Serialize;
 use super::client::{ClientRecord, GRANT_DEVICE_CODE};
 use super::grants::{TokenResponse, UserGrant};
 use super::{OAuthError, OAuthService, SCOPE_OFFLINE_ACCESS, split_scope};
-use crate::principal::Principal;
 use crate::audit::AuditEvent;
-use crate::principal::{Actor, RequestContext};
 use crate::error::DomainError;
+use crate::principal::Principal;
+use crate::principal::{Actor, RequestContext};
 use crate::store::StoreError;
 
 /// RFC 8628 §6.1: consonants only, so codes spell no words and read unambiguously.

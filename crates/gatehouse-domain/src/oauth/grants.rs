@@ -72,12 +72,7 @@ impl OAuthService {
                     .target("session", session_id)
                     .metadata(serde_json::json!({ "client_id": record.client_id }));
                 self.session_store
-                    .revoke_session(
-                        session_id,
-                        now,
-                        RevokeReason::AuthorizationCodeReuse,
-                        &[event],
-                    )
+                    .revoke_session(session_id, now, RevokeReason::AuthorizationCodeReuse, &[event])
                     .await?;
             }
             return Err(invalid());

@@ -129,8 +129,7 @@ impl OAuthService {
         if !scopes.iter().any(|scope| scope == SCOPE_OPENID) {
             return Err(OAuthError::InsufficientScope);
         }
-        let user =
-            self.users.user_by_id(&claims.sub).await?.ok_or(OAuthError::InvalidToken)?;
+        let user = self.users.user_by_id(&claims.sub).await?.ok_or(OAuthError::InvalidToken)?;
         if user.suspended_at.is_some() {
             return Err(OAuthError::InvalidToken);
         }

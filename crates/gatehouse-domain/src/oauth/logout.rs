@@ -4,10 +4,10 @@
 use serde::Serialize;
 
 use super::OAuthService;
-use crate::principal::Principal;
 use crate::audit::AuditEvent;
-use crate::principal::{Actor, RequestContext};
 use crate::error::DomainError;
+use crate::principal::Principal;
+use crate::principal::{Actor, RequestContext};
 use crate::sessions::record::RevokeReason;
 
 /// What an `end_session` request establishes.

@@ -25,10 +25,10 @@ use std::sync::Arc;
 
 use gatehouse_crypto::Digester;
 
-use crate::sessions::{SessionService, SessionStore};
-use crate::users::{UserDirectory, UserStore};
 use crate::clock::Clock;
+use crate::sessions::{SessionService, SessionStore};
 use crate::tokens::TokenService;
+use crate::users::{UserDirectory, UserStore};
 
 pub use error::OAuthError;
 pub use store::{AuthorizationCodeRecord, OAuthStore};

@@ -109,7 +109,9 @@ impl RegistrationService {
         inputs.extend(username.as_ref().map(Username::as_str));
         inputs.extend(first_name.as_deref());
         inputs.extend(last_name.as_deref());
-        self.passwords.check_new_password(&request.password, "password", &inputs, &[], issues).await?;
+        self.passwords
+            .check_new_password(&request.password, "password", &inputs, &[], issues)
+            .await?;
         let (Some(email), username) = (email, username) else {
             return Err(DomainError::Internal("email missing after validation".into()));
         };
@@ -150,8 +152,14 @@ impl RegistrationService {
         };
         let event = AuditEvent::new("user.signed_up", &Actor::User(user.id.clone()), context, now)
             .target("user", &user.id);
-        let (tokens, outbox) =
-            self.notices.link_email(&user, TokenPurpose::VerifyEmail, "/verify-email", &[], context, now)?;
+        let (tokens, outbox) = self.notices.link_email(
+            &user,
+            TokenPurpose::VerifyEmail,
+            "/verify-email",
+            &[],
+            context,
+            now,
+        )?;
         let work = UnitOfWork { events: vec![event], tokens, outbox, ..UnitOfWork::default() };
         self.users.insert_user(&user, &work).await.map_err(DomainError::from_taken)?;
         if !work.outbox.is_empty() {

@@ -70,7 +70,10 @@ impl RegistrationService {
         let event = AuditEvent::new("user.updated", &Actor::User(user.id.clone()), context, now)
             .target("user", &user.id)
             .metadata(serde_json::json!({ "fields": changed }));
-        self.users.update_user(&user, &UnitOfWork::events(vec![event])).await.map_err(DomainError::from_taken)?;
+        self.users
+            .update_user(&user, &UnitOfWork::events(vec![event]))
+            .await
+            .map_err(DomainError::from_taken)?;
         self.directory.view(&user)
     }
 }

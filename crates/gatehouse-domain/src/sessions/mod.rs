@@ -322,9 +322,7 @@ impl SessionService {
             now,
         )
         .target("session", session_id);
-        self.store
-            .revoke_session(session_id, now, RevokeReason::RevokedByUser, &[event])
-            .await?;
+        self.store.revoke_session(session_id, now, RevokeReason::RevokedByUser, &[event]).await?;
         Ok(())
     }
 }

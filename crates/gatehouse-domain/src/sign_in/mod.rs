@@ -191,8 +191,7 @@ impl SignInService {
                 .metadata(serde_json::json!({ "reason": reason }))
         };
         if !password_ok {
-            self.lockout.count_failure(&user, vec![failed("wrong_password")], context, now)
-                .await?;
+            self.lockout.count_failure(&user, vec![failed("wrong_password")], context, now).await?;
             return Err(DomainError::InvalidCredentials);
         }
         if let Some(until) = user.locked_until.filter(|until| *until > now) {
@@ -246,7 +245,16 @@ impl SignInService {
                 None => None,
             };
             let Some(browser_id) = trusted else {
-                return self.challenge(user, rehashed_password, method, ChallengeKind::Verify, work, context).await;
+                return self
+                    .challenge(
+                        user,
+                        rehashed_password,
+                        method,
+                        ChallengeKind::Verify,
+                        work,
+                        context,
+                    )
+                    .await;
             };
             work.events.push(
                 AuditEvent::new(
@@ -266,7 +274,8 @@ impl SignInService {
         if let Some(kind) = kind {
             return self.challenge(user, rehashed_password, method, kind, work, context).await;
         }
-        let new = NewSession { user, rehashed_password, method, amr: vec![method.amr()], facts, work };
+        let new =
+            NewSession { user, rehashed_password, method, amr: vec![method.amr()], facts, work };
         let tokens = self.sessions.start(new, context).await?;
         Ok(SignInOutcome::SignedIn(Box::new(tokens)))
     }
@@ -285,7 +294,8 @@ impl SignInService {
         if let Some(hash) = rehashed_password {
             user.password_hash = Some(hash);
         }
-        let challenge = self.mfa.open_challenge(&user, method, kind, rehashed, context, work).await?;
+        let challenge =
+            self.mfa.open_challenge(&user, method, kind, rehashed, context, work).await?;
         Ok(SignInOutcome::MfaRequired(challenge))
     }
 

@@ -68,4 +68,3 @@ pub struct UserQuery {
     pub email_digest: Option<Vec<u8>>,
     pub limit: u32,
 }
-

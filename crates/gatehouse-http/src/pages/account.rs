@@ -11,9 +11,9 @@ use minijinja::context;
 use serde::Deserialize;
 
 use gatehouse_domain::DomainError;
-use gatehouse_domain::accounts::Principal;
-use gatehouse_domain::accounts::mfa::Reauthentication;
 use gatehouse_domain::mfa::FactorKind;
+use gatehouse_domain::mfa::Reauthentication;
+use gatehouse_domain::principal::Principal;
 
 use super::cookies::BrowserSession;
 use super::csrf::{Csrf, PageForm, PageRequest};
@@ -56,7 +56,7 @@ async fn account_page(
     error: Option<&'static str>,
 ) -> Response {
     let page = AccountPage { locale, csrf };
-    let sessions = match state.accounts.sessions(principal).await {
+    let sessions = match state.sessions.sessions(principal).await {
         Ok(sessions) => sessions,
         Err(error) => return state.pages.error_page(page.locale, ErrorPage::from_domain(&error)),
     };
@@ -106,8 +106,8 @@ async fn mfa_view(
     state: &AppState,
     principal: &Principal,
 ) -> Result<(minijinja::Value, Vec<minijinja::Value>), gatehouse_domain::DomainError> {
-    let overview = state.accounts.my_mfa(principal).await?;
-    let devices = state.accounts.trusted_devices(principal).await?;
+    let overview = state.mfa.my_mfa(principal).await?;
+    let devices = state.mfa.trusted_browsers(principal).await?;
     let factors: Vec<minijinja::Value> = overview
         .factors
         .iter()
@@ -120,8 +120,8 @@ async fn mfa_view(
         has_totp => has("totp"),
         has_email => has("email"),
         has_sms => has("sms"),
-        email_available => state.accounts.email_codes_available(principal),
-        sms_available => state.accounts.mfa_settings().sms_enabled,
+        email_available => state.mfa.email_codes_available(principal),
+        sms_available => state.mfa.settings().sms_enabled,
         backup_codes_remaining => overview.backup_codes_remaining,
     };
     let devices = devices
@@ -152,7 +152,7 @@ async fn revoke_session(
     let Some(principal) = session else {
         return state.pages.redirect("/login?return_to=%2Faccount");
     };
-    match state.accounts.revoke_own_session(&principal, &form.fields.session_id, &context).await {
+    match state.sessions.revoke_own_session(&principal, &form.fields.session_id, &context).await {
         Ok(()) | Err(gatehouse_domain::DomainError::NotFound) => state.pages.redirect("/account"),
         Err(error) => state.pages.error_page(form.locale, ErrorPage::from_domain(&error)),
     }
@@ -191,7 +191,7 @@ async fn begin_totp(
     let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
     let PageForm { locale, csrf, fields } = form;
     let proof = fields.proof();
-    match state.accounts.totp_enrolment_in_progress(&principal, proof, &context).await {
+    match state.mfa.totp_enrolment_in_progress(&principal, proof, &context).await {
         Ok(_) => totp_page(&state, &context, &principal, locale, &csrf, None).await,
         Err(error) => presence_refused(&state, &principal, locale, &csrf, error).await,
     }
@@ -237,14 +237,14 @@ async fn presence_refused(
 
 async fn totp_page(
     state: &AppState,
-    context: &gatehouse_domain::audit::RequestContext,
+    context: &gatehouse_domain::principal::RequestContext,
     principal: &Principal,
     locale: Locale,
     csrf: &Csrf,
     error: Option<&'static str>,
 ) -> Response {
     // Presence was checked when the set-up began (or by the confirm that failed).
-    match state.accounts.totp_enrolment_in_progress(principal, None, context).await {
+    match state.mfa.totp_enrolment_in_progress(principal, None, context).await {
         Ok(enrolment) => {
             let view = context! {
                 action => "/account/mfa/totp/confirm",
@@ -279,7 +279,7 @@ async fn confirm_totp(
 ) -> Response {
     let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
     let PageForm { locale, csrf, fields } = form;
-    match state.accounts.confirm_totp(&principal, &fields.code, &context).await {
+    match state.mfa.confirm_totp(&principal, &fields.code, &context).await {
         Ok(codes) => backup_codes_page(&state, locale, codes),
         Err(DomainError::Mfa(gatehouse_domain::MfaProblem::InvalidCode)) => {
             let error = Some("mfa.error.invalid_code");
@@ -317,7 +317,7 @@ async fn remove_factor(
         return state.pages.error_page(locale, ErrorPage::bad_request());
     };
     let proof = Reauthentication { password: Some(fields.password), ..Reauthentication::default() };
-    match state.accounts.remove_factor(&principal, kind, Some(proof), &context).await {
+    match state.mfa.remove_factor(&principal, kind, Some(proof), &context).await {
         Ok(()) => state.pages.redirect("/account"),
         Err(error) => presence_refused(&state, &principal, locale, &csrf, error).await,
     }
@@ -331,7 +331,7 @@ async fn regenerate_backup_codes(
 ) -> Response {
     let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
     let PageForm { locale, csrf, fields } = form;
-    match state.accounts.regenerate_backup_codes(&principal, fields.proof(), &context).await {
+    match state.mfa.regenerate_backup_codes(&principal, fields.proof(), &context).await {
         Ok(codes) => backup_codes_page(&state, locale, codes),
         Err(error) => presence_refused(&state, &principal, locale, &csrf, error).await,
     }
@@ -350,7 +350,7 @@ async fn forget_device(
     form: PageForm<DeviceForm>,
 ) -> Response {
     let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
-    match state.accounts.revoke_trusted_device(&principal, &form.fields.device_id, &context).await {
+    match state.mfa.revoke_trusted_browser(&principal, &form.fields.device_id, &context).await {
         Ok(()) | Err(DomainError::NotFound) => state.pages.redirect("/account"),
         Err(error) => state.pages.error_page(form.locale, ErrorPage::from_domain(&error)),
     }
@@ -366,11 +366,7 @@ async fn begin_email(
     let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
     let PageForm { locale, csrf, fields } = form;
     let proof = fields.proof();
-    match state
-        .accounts
-        .begin_code_factor(&principal, FactorKind::Email, None, proof, &context)
-        .await
-    {
+    match state.mfa.begin_code_factor(&principal, FactorKind::Email, None, proof, &context).await {
         Ok(()) => confirm_page(&state, FactorKind::Email, locale, &csrf, None, StatusCode::OK),
         Err(error) => presence_refused(&state, &principal, locale, &csrf, error).await,
     }
@@ -396,11 +392,7 @@ async fn begin_sms(
     let PageForm { locale, csrf, fields } = form;
     let proof = PasswordForm { password: fields.password }.proof();
     let phone = Some(fields.phone_number.as_str());
-    match state
-        .accounts
-        .begin_code_factor(&principal, FactorKind::Sms, phone, proof, &context)
-        .await
-    {
+    match state.mfa.begin_code_factor(&principal, FactorKind::Sms, phone, proof, &context).await {
         Ok(()) => confirm_page(&state, FactorKind::Sms, locale, &csrf, None, StatusCode::OK),
         Err(DomainError::Validation(_)) => {
             let error = Some("account.mfa.invalid_phone");
@@ -441,7 +433,7 @@ async fn confirm_code_factor(
         Some(kind @ (FactorKind::Email | FactorKind::Sms)) => kind,
         _ => return state.pages.error_page(locale, ErrorPage::bad_request()),
     };
-    match state.accounts.confirm_code_factor(&principal, kind, &fields.code, &context).await {
+    match state.mfa.confirm_code_factor(&principal, kind, &fields.code, &context).await {
         Ok(codes) if codes.is_empty() => state.pages.redirect("/account"),
         Ok(codes) => backup_codes_page(&state, locale, codes),
         Err(DomainError::Mfa(problem)) => {

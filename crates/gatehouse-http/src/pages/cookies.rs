@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_crypto::Digester;
 use gatehouse_domain::DomainError;
-use gatehouse_domain::accounts::Principal;
+use gatehouse_domain::principal::Principal;
 
 use super::{ErrorPage, Locale};
 use crate::state::AppState;
@@ -146,7 +146,7 @@ impl FromRequestParts<AppState> for BrowserSession {
         else {
             return Ok(BrowserSession(None));
         };
-        match state.accounts.principal_for_session(session_id).await {
+        match state.sessions.principal_for_session(session_id).await {
             Ok(principal) => Ok(BrowserSession(Some(principal))),
             Err(DomainError::InvalidToken | DomainError::NotFound) => Ok(BrowserSession(None)),
             Err(error) => {

@@ -5,7 +5,7 @@
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use gatehouse_domain::notify::TokenPurpose;
+use gatehouse_domain::email_links::TokenPurpose;
 use gatehouse_domain::{DomainError, OneTimeTokenProblem};
 use minijinja::context;
 use serde::Deserialize;
@@ -139,7 +139,7 @@ async fn show(
     let Ok(query) = parsed else {
         return state.pages.error_page(locale, ErrorPage::bad_request());
     };
-    if let Err(error) = state.accounts.check_one_time_token(&query.token, page.purpose()).await {
+    if let Err(error) = state.email_links.check_one_time_token(&query.token, page.purpose()).await {
         return refusal(state, page, locale, &csrf, &error);
     }
     let return_to = query.return_to.as_deref().and_then(safe_return_to);
@@ -178,7 +178,7 @@ pub(crate) async fn submit_verify_email(
 ) -> Response {
     let PageForm { locale, csrf, fields } = form;
     let page = LinkPage::VerifyEmail;
-    match state.accounts.verify_email(&fields.token, &context).await {
+    match state.email_links.verify_email(&fields.token, &context).await {
         Ok(()) => {
             let view = View { done: true, ..View::default() };
             render(&state, page, StatusCode::OK, locale, &csrf, view)
@@ -194,7 +194,7 @@ pub(crate) async fn submit_reset_password(
 ) -> Response {
     let PageForm { locale, csrf, fields } = form;
     let page = LinkPage::ResetPassword;
-    match state.accounts.reset_password(&fields.token, &fields.new_password, &context).await {
+    match state.email_links.reset_password(&fields.token, &fields.new_password, &context).await {
         Ok(()) => {
             let view = View { done: true, ..View::default() };
             render(&state, page, StatusCode::OK, locale, &csrf, view)
@@ -224,7 +224,7 @@ pub(crate) async fn submit_magic_link(
 ) -> Response {
     let PageForm { locale, csrf, fields } = form;
     let page = LinkPage::MagicLink;
-    let outcome = match state.accounts.sign_in_with_magic_link(&fields.token, &context).await {
+    let outcome = match state.email_links.sign_in_with_magic_link(&fields.token, &context).await {
         Ok(outcome) => outcome,
         Err(error) => return refusal(&state, page, locale, &csrf, &error),
     };

@@ -67,7 +67,7 @@ pub(crate) async fn submit(
             }
         }
     }
-    if let Err(error) = state.accounts.forgot_password(fields.email.trim(), &context).await {
+    if let Err(error) = state.email_links.forgot_password(fields.email.trim(), &context).await {
         return pages.error_page(locale, ErrorPage::from_domain(&error));
     }
     let view = context! { sent => true, error => None::<&str> };

@@ -6,9 +6,10 @@ use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use gatehouse_domain::DomainError;
-use gatehouse_domain::accounts::mfa::SignInOutcome;
-use gatehouse_domain::accounts::{Identifier, Principal, SignIn};
-use gatehouse_domain::audit::RequestContext;
+use gatehouse_domain::principal::Principal;
+use gatehouse_domain::principal::RequestContext;
+use gatehouse_domain::sign_in::SignInOutcome;
+use gatehouse_domain::sign_in::{Identifier, SignIn};
 use minijinja::context;
 use serde::Deserialize;
 
@@ -109,7 +110,7 @@ pub(crate) async fn submit(
     };
     let trusted_device = pages.device_cookie.from_headers(&headers).map(str::to_owned);
     let request = SignIn { identifier, password: fields.password, trusted_device };
-    let outcome = match state.accounts.sign_in(request, &context).await {
+    let outcome = match state.sign_in.sign_in(request, &context).await {
         Ok(outcome) => outcome,
         Err(error) => {
             let code = error.code();
@@ -143,7 +144,7 @@ pub(crate) async fn submit(
         Ok(response) | Err(response) => response,
     };
     if let (Some(previous), Some(session_id)) = (previous, signed_in)
-        && let Ok(current) = state.accounts.principal_for_session(&session_id).await
+        && let Ok(current) = state.sessions.principal_for_session(&session_id).await
     {
         retire_replaced_session(&state, &previous, &current, &context).await;
     }
@@ -161,7 +162,7 @@ pub(super) async fn retire_replaced_session(
     if previous.session.id == current.session.id {
         return;
     }
-    if let Err(error) = state.accounts.sign_out(previous, context).await {
+    if let Err(error) = state.sessions.sign_out(previous, context).await {
         tracing::warn!(%error, session_id = %previous.session.id, "could not end the replaced browser session");
     }
 }

@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use gatehouse_domain::DomainError;
-use gatehouse_domain::accounts::Principal;
-use gatehouse_domain::audit::RequestContext;
+use gatehouse_domain::principal::Principal;
+use gatehouse_domain::principal::RequestContext;
 use minijinja::context;
 use serde::Deserialize;
 
@@ -24,7 +24,7 @@ pub(crate) struct NoFields {}
 /// How a signed-in user is named on a page: email, else username, else id.
 pub(crate) fn display_name(state: &AppState, principal: &Principal) -> String {
     let user = &principal.user;
-    match state.accounts.view(user) {
+    match state.directory.view(user) {
         Ok(view) => view.email.or(view.username).unwrap_or_else(|| user.id.clone()),
         Err(error) => {
             tracing::error!(%error, user_id = %user.id, "cannot show the user's email");
@@ -65,7 +65,7 @@ pub async fn end_browser_session(
     response: &mut Response,
 ) -> Result<(), DomainError> {
     if let Some(principal) = session {
-        state.accounts.sign_out(principal, context).await?;
+        state.sessions.sign_out(principal, context).await?;
     }
     state.pages.session_cookie.spec.clear(response);
     Ok(())

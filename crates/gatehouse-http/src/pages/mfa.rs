@@ -8,9 +8,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::header::{RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use gatehouse_domain::accounts::mfa::{MfaChallenge, MfaVerification, SignInOutcome};
-use gatehouse_domain::audit::RequestContext;
 use gatehouse_domain::mfa::ChallengeKind;
+use gatehouse_domain::mfa::{MfaChallenge, MfaVerification};
+use gatehouse_domain::principal::RequestContext;
+use gatehouse_domain::sign_in::SignInOutcome;
 use gatehouse_domain::{DomainError, MfaProblem};
 use minijinja::context;
 use serde::Deserialize;
@@ -53,7 +54,7 @@ pub(crate) async fn continue_sign_in(
     match outcome {
         SignInOutcome::SignedIn(tokens) => {
             let principal = state
-                .accounts
+                .sessions
                 .principal_for_session(&tokens.session_id)
                 .await
                 .map_err(|error| pages.error_page(locale, ErrorPage::from_domain(&error)))?;
@@ -124,7 +125,7 @@ pub(crate) async fn show(
     let Some(mfa_token) = challenge_token(pages, &headers) else {
         return login_again(pages, &return_to);
     };
-    let methods = match state.accounts.challenge_info(&mfa_token, &context).await {
+    let methods = match state.sign_in.challenge_info(&mfa_token, &context).await {
         Ok((ChallengeKind::Verify, methods)) => methods,
         Ok((ChallengeKind::Enrol, _)) => {
             let (locale, csrf) = (page.locale, &page.csrf);
@@ -159,7 +160,7 @@ pub(crate) async fn submit(
     };
     // The form again shows the user's methods (none when the challenge is gone: the refusal
     // then sends the browser back to /login anyway).
-    let methods = match state.accounts.challenge_info(&mfa_token, &context).await {
+    let methods = match state.sign_in.challenge_info(&mfa_token, &context).await {
         Ok((_, methods)) => methods,
         Err(_) => Vec::new(),
     };
@@ -168,8 +169,7 @@ pub(crate) async fn submit(
         mfa_page(pages, status, locale, &csrf, &view)
     };
     if fields.action == "enrol" {
-        return match state.accounts.confirm_required_totp(&mfa_token, &fields.code, &context).await
-        {
+        return match state.sign_in.confirm_required_totp(&mfa_token, &fields.code, &context).await {
             Ok((codes, tokens)) => {
                 let outcome = SignInOutcome::SignedIn(Box::new(tokens));
                 let signed_in = continue_sign_in(&state, outcome, &return_to, locale).await;
@@ -203,7 +203,7 @@ pub(crate) async fn submit(
         };
     }
     if fields.action.starts_with("send_") {
-        return match state.accounts.send_mfa_code(&mfa_token, method, &context).await {
+        return match state.sign_in.send_mfa_code(&mfa_token, method, &context).await {
             Ok(()) => render(StatusCode::OK, None, Some("mfa.code_sent")),
             Err(error) => refusal(&state, &return_to, error, &render),
         };
@@ -214,13 +214,13 @@ pub(crate) async fn submit(
         code: fields.code,
         trust_device: fields.trust_device.is_some(),
     };
-    let verified = match state.accounts.verify_mfa(request, &context).await {
+    let verified = match state.sign_in.verify_mfa(request, &context).await {
         Ok(verified) => verified,
         Err(error) => return refusal(&state, &return_to, error, &render),
     };
     // Signing in again (`prompt=login`) replaces the browser's session, as on /login.
     if let Some(previous) = previous
-        && let Ok(current) = state.accounts.principal_for_session(&verified.tokens.session_id).await
+        && let Ok(current) = state.sessions.principal_for_session(&verified.tokens.session_id).await
     {
         super::login::retire_replaced_session(&state, &previous, &current, &context).await;
     }
@@ -229,7 +229,7 @@ pub(crate) async fn submit(
         Ok(response) | Err(response) => response,
     };
     pages.mfa_cookie.clear(&mut response);
-    if let Some(device) = verified.trusted_device {
+    if let Some(device) = verified.trusted_browser {
         pages.device_cookie.set(&mut response, &device.token, device.max_age_seconds);
     }
     response
@@ -246,7 +246,7 @@ async fn enrolment_page(
     error: Option<&'static str>,
 ) -> Response {
     let pages = &state.pages;
-    match state.accounts.required_totp_in_progress(mfa_token, context).await {
+    match state.sign_in.required_totp_in_progress(mfa_token, context).await {
         Ok(enrolment) => {
             let view = context! {
                 action => "/mfa",

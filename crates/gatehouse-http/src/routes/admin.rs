@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use gatehouse_domain::accounts::{AdminUserUpdate, NewUserByAdmin};
+use gatehouse_domain::admin_users::{AdminUserUpdate, NewUserByAdmin};
 use gatehouse_domain::audit::{AuditEvent, AuditFilter};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -45,8 +45,8 @@ pub(crate) async fn list_users(
     ApiQuery(query): ApiQuery<ListUsersQuery>,
 ) -> Result<Json<Page<UserResponse>>, ApiError> {
     let page = state
-        .accounts
-        .admin_list_users(&admin, query.cursor, query.limit.unwrap_or(50), query.email.as_deref())
+        .admin_users
+        .list(&admin, query.cursor, query.limit.unwrap_or(50), query.email.as_deref())
         .await?;
     Ok(Json(Page {
         data: page.users.into_iter().map(Into::into).collect(),
@@ -89,7 +89,7 @@ pub(crate) async fn create_user(
         email_verified: body.email_verified,
         admin: body.admin,
     };
-    let user = state.accounts.admin_create_user(&admin, request, &context).await?;
+    let user = state.admin_users.create(&admin, request, &context).await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
@@ -100,7 +100,7 @@ pub(crate) async fn get_user(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<UserResponse>, ApiError> {
-    Ok(Json(state.accounts.admin_get_user(&admin, &id).await?.into()))
+    Ok(Json(state.admin_users.get(&admin, &id).await?.into()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -145,7 +145,7 @@ pub(crate) async fn update_user(
         email_verified: body.email_verified,
         admin: body.admin,
     };
-    Ok(Json(state.accounts.admin_update_user(&admin, &id, update, &context).await?.into()))
+    Ok(Json(state.admin_users.update(&admin, &id, update, &context).await?.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
@@ -156,7 +156,7 @@ pub(crate) async fn delete_user(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.admin_delete_user(&admin, &id, &context).await?;
+    state.admin_users.delete(&admin, &id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -169,7 +169,7 @@ pub(crate) async fn suspend_user(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<UserResponse>, ApiError> {
-    Ok(Json(state.accounts.admin_set_suspended(&admin, &id, true, &context).await?.into()))
+    Ok(Json(state.admin_users.set_suspended(&admin, &id, true, &context).await?.into()))
 }
 
 #[utoipa::path(post, path = "/v1/admin/users/{id}/unsuspend", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
@@ -180,7 +180,7 @@ pub(crate) async fn unsuspend_user(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<UserResponse>, ApiError> {
-    Ok(Json(state.accounts.admin_set_suspended(&admin, &id, false, &context).await?.into()))
+    Ok(Json(state.admin_users.set_suspended(&admin, &id, false, &context).await?.into()))
 }
 
 /// Clears a lockout.
@@ -192,7 +192,7 @@ pub(crate) async fn unlock_user(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<UserResponse>, ApiError> {
-    Ok(Json(state.accounts.admin_unlock(&admin, &id, &context).await?.into()))
+    Ok(Json(state.admin_users.unlock(&admin, &id, &context).await?.into()))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -6,7 +6,8 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use gatehouse_domain::accounts::{Identifier, SignIn, SignUp};
+use gatehouse_domain::registration::SignUp;
+use gatehouse_domain::sign_in::{Identifier, SignIn};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -68,7 +69,7 @@ pub(crate) async fn sign_up(
         first_name: body.first_name,
         last_name: body.last_name,
     };
-    let (user, tokens) = state.accounts.sign_up(request, &context).await?;
+    let (user, tokens) = state.registration.sign_up(request, &context).await?;
     let answer = SignUpResponse { user: user.into(), tokens: tokens.map(Into::into) };
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
@@ -108,7 +109,7 @@ pub(crate) async fn sign_in(
     };
     let trusted_device = state.pages.device_cookie.from_headers(&headers).map(str::to_owned);
     let request = SignIn { identifier, password: body.password, trusted_device };
-    Ok(Json(state.accounts.sign_in(request, &context).await?.into()))
+    Ok(Json(state.sign_in.sign_in(request, &context).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -127,7 +128,7 @@ pub(crate) async fn refresh(
     Client(context): Client,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokensResponse>, ApiError> {
-    Ok(Json(state.accounts.refresh(&body.refresh_token, &context).await?.into()))
+    Ok(Json(state.sessions.refresh(&body.refresh_token, &context).await?.into()))
 }
 
 /// Ends the session of the bearer token.
@@ -138,7 +139,7 @@ pub(crate) async fn sign_out(
     Client(context): Client,
     Authenticated(principal): Authenticated,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.sign_out(&principal, &context).await?;
+    state.sessions.sign_out(&principal, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -146,7 +147,7 @@ pub(crate) async fn sign_out(
 #[utoipa::path(get, path = "/v1/auth/password-policy", tag = "auth", responses(
     (status = 200, description = "The password policy", content_type = "application/json")))]
 pub(crate) async fn password_policy(State(state): State<AppState>) -> Response {
-    let mut response = Json(state.accounts.policy().published()).into_response();
+    let mut response = Json(state.passwords.policy().published()).into_response();
     response.headers_mut().insert(
         axum::http::header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("public, max-age=300"),

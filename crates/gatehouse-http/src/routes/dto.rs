@@ -1,9 +1,10 @@
 //! Wire types shared by the route modules: how a user, a token set and a session look in JSON.
 //! They mirror the domain views and carry the OpenAPI schemas.
 
-use gatehouse_domain::accounts::mfa::SignInOutcome;
-use gatehouse_domain::accounts::{Tokens, UserView};
 use gatehouse_domain::sessions::SessionRecord;
+use gatehouse_domain::sessions::Tokens;
+use gatehouse_domain::sign_in::SignInOutcome;
+use gatehouse_domain::users::UserView;
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -71,7 +71,7 @@ pub(crate) async fn verify_email(
     Client(context): Client,
     ApiJson(body): ApiJson<TokenRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.verify_email(&body.token, &context).await?;
+    state.email_links.verify_email(&body.token, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -85,7 +85,7 @@ pub(crate) async fn resend_verification(
     Client(context): Client,
     Authenticated(principal): Authenticated,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.resend_verification(&principal, &context).await?;
+    state.email_links.resend_verification(&principal, &context).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -99,7 +99,7 @@ pub(crate) async fn forgot_password(
     Client(context): Client,
     ApiJson(body): ApiJson<EmailRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.forgot_password(&body.email, &context).await?;
+    state.email_links.forgot_password(&body.email, &context).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -113,7 +113,7 @@ pub(crate) async fn reset_password(
     Client(context): Client,
     ApiJson(body): ApiJson<ResetPasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.reset_password(&body.token, &body.new_password, &context).await?;
+    state.email_links.reset_password(&body.token, &body.new_password, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -138,7 +138,7 @@ pub(crate) async fn request_magic_link(
         })?),
         None => None,
     };
-    state.accounts.request_magic_link(&body.email, return_to, &context).await?;
+    state.email_links.request_magic_link(&body.email, return_to, &context).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -152,5 +152,5 @@ pub(crate) async fn magic_link_verify(
     Client(context): Client,
     ApiJson(body): ApiJson<TokenRequest>,
 ) -> Result<Json<SignInResponse>, ApiError> {
-    Ok(Json(state.accounts.sign_in_with_magic_link(&body.token, &context).await?.into()))
+    Ok(Json(state.email_links.sign_in_with_magic_link(&body.token, &context).await?.into()))
 }

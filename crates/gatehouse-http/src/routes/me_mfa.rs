@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use gatehouse_domain::accounts::mfa::{FactorView, MfaOverview, Reauthentication};
-use gatehouse_domain::mfa::{FactorKind, TrustedDeviceRecord};
+use gatehouse_domain::mfa::{FactorKind, TrustedBrowserRecord};
+use gatehouse_domain::mfa::{FactorView, MfaOverview, Reauthentication};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -92,7 +92,7 @@ pub(crate) async fn my_mfa(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<MfaResponse>, ApiError> {
-    Ok(Json(state.accounts.my_mfa(&principal).await?.into()))
+    Ok(Json(state.mfa.my_mfa(&principal).await?.into()))
 }
 
 /// Starts TOTP enrolment; confirm with a first code. Needs a recent authentication, or a
@@ -107,7 +107,7 @@ pub(crate) async fn begin_totp(
     OptionalApiJson(body): OptionalApiJson<ProofRequest>,
 ) -> Result<Json<TotpEnrolmentResponse>, ApiError> {
     let proof = body.map(Into::into);
-    Ok(Json(state.accounts.begin_totp(&principal, proof, &context).await?.into()))
+    Ok(Json(state.mfa.begin_totp(&principal, proof, &context).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -132,18 +132,18 @@ pub(crate) async fn confirm_totp(
     Authenticated(principal): Authenticated,
     ApiJson(body): ApiJson<CodeRequest>,
 ) -> Result<Json<BackupCodesResponse>, ApiError> {
-    let backup_codes = state.accounts.confirm_totp(&principal, &body.code, &context).await?;
+    let backup_codes = state.mfa.confirm_totp(&principal, &body.code, &context).await?;
     Ok(Json(BackupCodesResponse { backup_codes }))
 }
 
 async fn remove(
     state: &AppState,
-    context: &gatehouse_domain::audit::RequestContext,
-    principal: &gatehouse_domain::accounts::Principal,
+    context: &gatehouse_domain::principal::RequestContext,
+    principal: &gatehouse_domain::principal::Principal,
     kind: FactorKind,
     proof: Option<ProofRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.remove_factor(principal, kind, proof.map(Into::into), context).await?;
+    state.mfa.remove_factor(principal, kind, proof.map(Into::into), context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -173,7 +173,7 @@ pub(crate) async fn regenerate_backup_codes(
     OptionalApiJson(body): OptionalApiJson<ProofRequest>,
 ) -> Result<Json<BackupCodesResponse>, ApiError> {
     let proof = body.map(Into::into);
-    let backup_codes = state.accounts.regenerate_backup_codes(&principal, proof, &context).await?;
+    let backup_codes = state.mfa.regenerate_backup_codes(&principal, proof, &context).await?;
     Ok(Json(BackupCodesResponse { backup_codes }))
 }
 
@@ -190,7 +190,7 @@ pub(crate) async fn begin_email(
     OptionalApiJson(body): OptionalApiJson<ProofRequest>,
 ) -> Result<StatusCode, ApiError> {
     let proof = body.map(Into::into);
-    state.accounts.begin_code_factor(&principal, FactorKind::Email, None, proof, &context).await?;
+    state.mfa.begin_code_factor(&principal, FactorKind::Email, None, proof, &context).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -203,10 +203,8 @@ pub(crate) async fn confirm_email(
     Authenticated(principal): Authenticated,
     ApiJson(body): ApiJson<CodeRequest>,
 ) -> Result<Json<BackupCodesResponse>, ApiError> {
-    let backup_codes = state
-        .accounts
-        .confirm_code_factor(&principal, FactorKind::Email, &body.code, &context)
-        .await?;
+    let backup_codes =
+        state.mfa.confirm_code_factor(&principal, FactorKind::Email, &body.code, &context).await?;
     Ok(Json(BackupCodesResponse { backup_codes }))
 }
 
@@ -245,7 +243,7 @@ pub(crate) async fn begin_sms(
 ) -> Result<StatusCode, ApiError> {
     let proof = Reauthentication { password: body.password, method: body.method, code: body.code };
     state
-        .accounts
+        .mfa
         .begin_code_factor(
             &principal,
             FactorKind::Sms,
@@ -266,10 +264,8 @@ pub(crate) async fn confirm_sms(
     Authenticated(principal): Authenticated,
     ApiJson(body): ApiJson<CodeRequest>,
 ) -> Result<Json<BackupCodesResponse>, ApiError> {
-    let backup_codes = state
-        .accounts
-        .confirm_code_factor(&principal, FactorKind::Sms, &body.code, &context)
-        .await?;
+    let backup_codes =
+        state.mfa.confirm_code_factor(&principal, FactorKind::Sms, &body.code, &context).await?;
     Ok(Json(BackupCodesResponse { backup_codes }))
 }
 
@@ -295,8 +291,8 @@ pub(crate) struct TrustedDeviceResponse {
     last_used_at: Option<i64>,
 }
 
-impl From<TrustedDeviceRecord> for TrustedDeviceResponse {
-    fn from(device: TrustedDeviceRecord) -> Self {
+impl From<TrustedBrowserRecord> for TrustedDeviceResponse {
+    fn from(device: TrustedBrowserRecord) -> Self {
         Self {
             id: device.id,
             user_agent: device.user_agent,
@@ -315,7 +311,7 @@ pub(crate) async fn trusted_devices(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<Vec<TrustedDeviceResponse>>, ApiError> {
-    let devices = state.accounts.trusted_devices(&principal).await?;
+    let devices = state.mfa.trusted_browsers(&principal).await?;
     Ok(Json(devices.into_iter().map(Into::into).collect()))
 }
 
@@ -328,7 +324,7 @@ pub(crate) async fn revoke_trusted_device(
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.revoke_trusted_device(&principal, &id, &context).await?;
+    state.mfa.revoke_trusted_browser(&principal, &id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -340,7 +336,7 @@ pub(crate) async fn admin_user_mfa(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<MfaResponse>, ApiError> {
-    Ok(Json(state.accounts.admin_user_mfa(&admin, &id).await?.into()))
+    Ok(Json(state.mfa.admin_user_mfa(&admin, &id).await?.into()))
 }
 
 /// Resets a user's MFA: every factor, backup code and trusted device goes (audited; the user
@@ -353,6 +349,6 @@ pub(crate) async fn admin_reset_mfa(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.admin_reset_mfa(&admin, &id, &context).await?;
+    state.mfa.admin_reset_mfa(&admin, &id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }

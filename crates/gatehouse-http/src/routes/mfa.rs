@@ -7,7 +7,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use gatehouse_domain::accounts::mfa::{MfaVerification, Reauthentication, TotpEnrolment};
+use gatehouse_domain::mfa::{MfaVerification, Reauthentication, TotpEnrolment};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -76,9 +76,9 @@ pub(crate) async fn verify(
         code: body.code,
         trust_device: body.trust_device,
     };
-    let verified = state.accounts.verify_mfa(request, &context).await?;
+    let verified = state.sign_in.verify_mfa(request, &context).await?;
     let mut response = Json(TokensResponse::from(verified.tokens)).into_response();
-    if let Some(device) = verified.trusted_device {
+    if let Some(device) = verified.trusted_browser {
         state.pages.device_cookie.set(&mut response, &device.token, device.max_age_seconds);
     }
     Ok(response)
@@ -101,7 +101,7 @@ pub(crate) async fn send_code(
     Client(context): Client,
     ApiJson(body): ApiJson<SendCodeRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.send_mfa_code(&body.mfa_token, &body.method, &context).await?;
+    state.sign_in.send_mfa_code(&body.mfa_token, &body.method, &context).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -121,7 +121,7 @@ pub(crate) async fn begin_required_totp(
     Client(context): Client,
     ApiJson(body): ApiJson<ChallengeRequest>,
 ) -> Result<Json<TotpEnrolmentResponse>, ApiError> {
-    Ok(Json(state.accounts.begin_required_totp(&body.mfa_token, &context).await?.into()))
+    Ok(Json(state.sign_in.begin_required_totp(&body.mfa_token, &context).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -149,7 +149,7 @@ pub(crate) async fn confirm_required_totp(
     ApiJson(body): ApiJson<ChallengeCodeRequest>,
 ) -> Result<Json<EnrolledResponse>, ApiError> {
     let (backup_codes, tokens) =
-        state.accounts.confirm_required_totp(&body.mfa_token, &body.code, &context).await?;
+        state.sign_in.confirm_required_totp(&body.mfa_token, &body.code, &context).await?;
     Ok(Json(EnrolledResponse { backup_codes, tokens: tokens.into() }))
 }
 
@@ -190,7 +190,7 @@ pub(crate) async fn reauthenticate(
     Authenticated(principal): Authenticated,
     ApiJson(body): ApiJson<ProofRequest>,
 ) -> Result<Json<ReauthenticatedResponse>, ApiError> {
-    let done = state.accounts.reauthenticate(&principal, body.into(), &context).await?;
+    let done = state.mfa.reauthenticate(&principal, body.into(), &context).await?;
     Ok(Json(ReauthenticatedResponse {
         access_token: done.access_token,
         token_type: "Bearer",
@@ -216,7 +216,7 @@ pub(crate) async fn send_reauthentication_code(
     Authenticated(principal): Authenticated,
     ApiJson(body): ApiJson<MethodRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.send_reauthentication_code(&principal, &body.method, &context).await?;
+    state.mfa.send_reauthentication_code(&principal, &body.method, &context).await?;
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -193,7 +193,7 @@ impl TestApp {
 
     /// An admin API key made through the same service the CLI uses.
     pub async fn admin_key(&self) -> String {
-        let context = gatehouse_domain::audit::RequestContext::default();
+        let context = gatehouse_domain::principal::RequestContext::default();
         self.admin_keys.create("tests", &context).await.unwrap().1
     }
 
@@ -202,8 +202,8 @@ impl TestApp {
         &self,
         request: gatehouse_domain::oauth::clients::NewClient,
     ) -> (String, Option<String>) {
-        let admin = gatehouse_domain::admin_keys::AdminPrincipal::system();
-        let context = gatehouse_domain::audit::RequestContext::default();
+        let admin = gatehouse_domain::principal::AdminPrincipal::system();
+        let context = gatehouse_domain::principal::RequestContext::default();
         let (client, secret) = self.oauth.create_client(&admin, request, &context).await.unwrap();
         (client.client_id, secret)
     }

@@ -8,11 +8,11 @@ use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use gatehouse_domain::accounts::Principal;
 use gatehouse_domain::oauth::STANDARD_SCOPES;
 use gatehouse_domain::oauth::authorize::{
     AuthorizationRequest, AuthorizeRejection, ValidatedAuthorization,
 };
+use gatehouse_domain::principal::Principal;
 use minijinja::context;
 use serde::Deserialize;
 

@@ -31,7 +31,7 @@ pub(crate) async fn token(
 
 async fn exchange(
     state: &AppState,
-    context: &gatehouse_domain::audit::RequestContext,
+    context: &gatehouse_domain::principal::RequestContext,
     form: &OAuthForm,
 ) -> Result<serde_json::Value, OAuthErrorResponse> {
     let credentials = form.client_credentials()?;
