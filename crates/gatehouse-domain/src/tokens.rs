@@ -160,7 +160,7 @@ impl TokenService {
     /// A signed access token for a first-party session, carrying its `auth_time` and `amr`.
     pub async fn issue_access_token(
         &self,
-        session: &crate::sessions::SessionRecord,
+        session: &crate::sessions::record::SessionRecord,
     ) -> Result<String, DomainError> {
         let grant = AccessTokenGrant {
             subject: session.user_id.clone(),

@@ -78,6 +78,8 @@ pub struct AppServices {
     pub mfa: Arc<MfaService>,
     pub admin_users: Arc<AdminUserService>,
     pub oauth: Arc<gatehouse_domain::oauth::OAuthService>,
+    /// The OAuth client registry and client authentication.
+    pub clients: Arc<gatehouse_domain::oauth::ClientService>,
     pub admin_keys: Arc<AdminKeyService>,
     pub audit_log: Arc<AuditLog>,
     /// The outbox as admins see it.

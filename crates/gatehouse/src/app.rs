@@ -19,7 +19,7 @@ use gatehouse_domain::notify::{
 };
 use gatehouse_domain::oauth::client::CLIENT_SECRET_DIGEST_PURPOSE;
 use gatehouse_domain::oauth::clients::NewClient;
-use gatehouse_domain::oauth::{OAuthParts, OAuthService, OAuthSettings};
+use gatehouse_domain::oauth::{ClientService, OAuthParts, OAuthService, OAuthSettings};
 use gatehouse_domain::passwords::{BreachedPasswordCheck, PasswordPolicy};
 use gatehouse_domain::ratelimit::{RateLimit, RateLimiter};
 use gatehouse_domain::services::{AccountKeys, AccountParts, AccountPorts, AccountServices};
@@ -73,6 +73,7 @@ pub struct App {
     pub keys: Arc<KeyService>,
     pub accounts: AccountServices,
     pub oauth: Arc<OAuthService>,
+    pub clients: Arc<ClientService>,
     pub admin_keys: Arc<AdminKeyService>,
     pub hashing: HashingPool,
     pub state: AppState,
@@ -204,16 +205,29 @@ impl Core {
             sessions: accounts.sessions.clone(),
             directory: accounts.directory.clone(),
             tokens,
-            secret_digester: Digester::new(master, CLIENT_SECRET_DIGEST_PURPOSE),
             code_digester: Digester::new(master, "authorization-code"),
             clock: self.clock.clone(),
-            settings: OAuthSettings {
-                issuer: self.config.issuer(),
-                code_ttl_seconds: 60,
-                id_token_ttl_seconds: self.config.tokens.id_token_ttl_seconds,
-                secret_overlap_seconds: 24 * 3600,
-            },
+            settings: self.oauth_settings(),
         })
+    }
+
+    /// The OAuth client registry and client authentication on this core.
+    pub fn clients(&self) -> ClientService {
+        ClientService::new(
+            Arc::new(self.database.clone()),
+            Digester::new(&self.master_keys.current, CLIENT_SECRET_DIGEST_PURPOSE),
+            self.clock.clone(),
+            self.oauth_settings(),
+        )
+    }
+
+    fn oauth_settings(&self) -> OAuthSettings {
+        OAuthSettings {
+            issuer: self.config.issuer(),
+            code_ttl_seconds: 60,
+            id_token_ttl_seconds: self.config.tokens.id_token_ttl_seconds,
+            secret_overlap_seconds: 24 * 3600,
+        }
     }
 
     /// The account services on this core, with a hashing pool (MFA challenges in the
@@ -388,7 +402,10 @@ fn worker_settings(config: &Config) -> WorkerSettings {
 }
 
 /// Creates or updates the `[[clients]]` of the configuration file.
-async fn apply_declared_clients(config: &Config, oauth: &OAuthService) -> Result<(), StartupError> {
+async fn apply_declared_clients(
+    config: &Config,
+    clients: &ClientService,
+) -> Result<(), StartupError> {
     use secrecy::ExposeSecret;
     for (index, declared) in config.clients.iter().enumerate() {
         let request = NewClient {
@@ -412,7 +429,7 @@ async fn apply_declared_clients(config: &Config, oauth: &OAuthService) -> Result
             )
             .into());
         }
-        oauth.apply_declared_client(request).await.map_err(|error| {
+        clients.apply_declared_client(request).await.map_err(|error| {
             let detail = match &error {
                 DomainError::Validation(issues) => issues
                     .iter()
@@ -457,7 +474,8 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let tokens = core.tokens();
     let accounts = core.accounts_with_challenges(hashing.clone(), tokens.clone(), challenges)?;
     let oauth = Arc::new(core.oauth(&accounts, tokens));
-    apply_declared_clients(&core.config, &oauth).await?;
+    let clients = Arc::new(core.clients());
+    apply_declared_clients(&core.config, &clients).await?;
     let admin_keys = Arc::new(core.admin_keys());
     let pages =
         Pages::new(core.config.branding.clone(), &core.config.issuer(), &core.master_keys.current)
@@ -502,6 +520,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         mfa: accounts.mfa.clone(),
         admin_users: accounts.admin_users.clone(),
         oauth: oauth.clone(),
+        clients: clients.clone(),
         admin_keys: admin_keys.clone(),
         audit_log: Arc::new(AuditLog::new(Arc::new(database.clone()))),
         deliveries,
@@ -523,5 +542,17 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         }),
         pages: Arc::new(pages),
     });
-    Ok(App { config, database, redis, keys, accounts, oauth, admin_keys, hashing, state, worker })
+    Ok(App {
+        config,
+        database,
+        redis,
+        keys,
+        accounts,
+        oauth,
+        clients,
+        admin_keys,
+        hashing,
+        state,
+        worker,
+    })
 }

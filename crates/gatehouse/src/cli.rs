@@ -248,10 +248,7 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
                 None => None,
             };
             let core = app::build_core(config).await?;
-            let hashing = app::hashing_pool(&core.config, &core.master_keys)?;
-            let tokens = core.tokens();
-            let accounts = core.accounts(hashing, tokens.clone())?;
-            let oauth = core.oauth(&accounts, tokens);
+            let clients = core.clients();
             let request = NewClient {
                 client_id: client_id.clone(),
                 name: name.clone(),
@@ -267,7 +264,7 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
                 jwks,
             };
             let created =
-                oauth.create_client(&AdminPrincipal::system(), request, &cli_context()).await;
+                clients.create_client(&AdminPrincipal::system(), request, &cli_context()).await;
             core.database.close().await;
             let (client, secret) =
                 created.map_err(|error| StartupError::Rejected(describe_rejection(&error)))?;

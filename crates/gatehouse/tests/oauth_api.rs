@@ -339,7 +339,7 @@ async fn wrong_client_secrets_are_invalid_client_with_a_challenge(test: TestData
     // A rotated secret keeps working during the overlap; the new one works at once.
     let admin = gatehouse_domain::principal::AdminPrincipal::system();
     let (_, rotated) =
-        app.oauth.rotate_client_secret(&admin, &client_id, &Default::default()).await.unwrap();
+        app.clients.rotate_client_secret(&admin, &client_id, &Default::default()).await.unwrap();
     for secret in [&secret, &rotated] {
         let (status, _) = app
             .post_form(

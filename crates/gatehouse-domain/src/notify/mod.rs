@@ -30,8 +30,6 @@ use async_trait::async_trait;
 pub const OUTBOX_PURPOSE: &str = "outbox";
 /// Digest purpose of one-time tokens.
 pub const ONE_TIME_TOKEN_DIGEST_PURPOSE: &str = "one-time-token";
-/// Digest purpose of known devices (user agent + IP class).
-pub const DEVICE_DIGEST_PURPOSE: &str = "device";
 /// The email channel's name in `outbox.channel`.
 pub const EMAIL_CHANNEL: &str = "email";
 
@@ -46,7 +44,7 @@ pub enum DeliveryError {
     Permanent(String),
 }
 
-/// Delivers one message of its kind. Implementations: email (`gatehouse-mail`).
+/// Delivers one message of its kind. Implementations: email and SMS (`gatehouse-outbound`).
 #[async_trait]
 pub trait Channel: Send + Sync {
     /// The `outbox.channel` value this channel delivers.

@@ -7,8 +7,14 @@ use super::client::{
     GRANT_REFRESH_TOKEN, SUPPORTED_AUTH_METHODS, SUPPORTED_GRANTS, valid_scope_token,
     validate_redirect_uri,
 };
-use super::{OAuthError, OAuthService, STANDARD_SCOPES};
+use std::sync::Arc;
+
+use gatehouse_crypto::Digester;
+
+use super::store::OAuthStore;
+use super::{OAuthError, OAuthSettings, STANDARD_SCOPES};
 use crate::audit::AuditEvent;
+use crate::clock::Clock;
 use crate::error::{DomainError, FieldIssue};
 use crate::principal::AdminPrincipal;
 use crate::principal::RequestContext;
@@ -51,7 +57,27 @@ fn valid_client_id(client_id: &str) -> bool {
         && client_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-impl OAuthService {
+/// The OAuth clients: registration by the CLI, the admin API and the configuration file,
+/// secret rotation, and client authentication at the token, introspection and revocation
+/// endpoints.
+pub struct ClientService {
+    store: Arc<dyn OAuthStore>,
+    /// Purpose [`super::client::CLIENT_SECRET_DIGEST_PURPOSE`].
+    secret_digester: Digester,
+    clock: Arc<dyn Clock>,
+    settings: OAuthSettings,
+}
+
+impl ClientService {
+    pub fn new(
+        store: Arc<dyn OAuthStore>,
+        secret_digester: Digester,
+        clock: Arc<dyn Clock>,
+        settings: OAuthSettings,
+    ) -> Self {
+        Self { store, secret_digester, clock, settings }
+    }
+
     /// Registers a client; answers it and, for confidential clients, the secret — shown this
     /// once and stored only as a keyed digest.
     pub async fn create_client(
@@ -375,7 +401,7 @@ impl OAuthService {
 /// Longest life a client assertion may claim (RFC 7523 asks for short-lived assertions).
 const MAX_ASSERTION_LIFETIME_SECONDS: i64 = 600;
 
-impl OAuthService {
+impl ClientService {
     /// `private_key_jwt`: the assertion must be signed by one of the client's registered keys,
     /// name the client as `iss` and `sub`, be addressed to our token endpoint (or issuer),
     /// expire soon, and carry a `jti` never seen before (no replays).

@@ -30,6 +30,7 @@ use crate::sessions::{SessionService, SessionStore};
 use crate::tokens::TokenService;
 use crate::users::{UserDirectory, UserStore};
 
+pub use clients::ClientService;
 pub use error::OAuthError;
 pub use store::{AuthorizationCodeRecord, OAuthStore};
 
@@ -59,7 +60,6 @@ pub struct OAuthParts {
     pub sessions: Arc<SessionService>,
     pub directory: Arc<UserDirectory>,
     pub tokens: Arc<TokenService>,
-    pub secret_digester: Digester,
     pub code_digester: Digester,
     pub clock: Arc<dyn Clock>,
     pub settings: OAuthSettings,
@@ -73,7 +73,6 @@ pub struct OAuthService {
     sessions: Arc<SessionService>,
     directory: Arc<UserDirectory>,
     tokens: Arc<TokenService>,
-    secret_digester: Digester,
     code_digester: Digester,
     clock: Arc<dyn Clock>,
     settings: OAuthSettings,
@@ -89,7 +88,6 @@ impl OAuthService {
             sessions,
             directory,
             tokens,
-            secret_digester,
             code_digester,
             clock,
             settings,
@@ -102,7 +100,6 @@ impl OAuthService {
             sessions,
             directory,
             tokens,
-            secret_digester,
             code_digester,
             clock,
             settings,

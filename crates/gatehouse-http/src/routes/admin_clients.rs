@@ -112,7 +112,7 @@ pub(crate) async fn create_client(
         refresh_token_ttl_seconds: body.refresh_token_ttl_seconds,
         jwks: body.jwks,
     };
-    let (client, secret) = state.oauth.create_client(&admin, request, &context).await?;
+    let (client, secret) = state.clients.create_client(&admin, request, &context).await?;
     Ok((StatusCode::CREATED, Json(ClientResponse::new(client, secret))))
 }
 
@@ -131,7 +131,7 @@ pub(crate) async fn list_clients(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<ClientResponse>>, ApiError> {
     let (clients, next_cursor) = state
-        .oauth
+        .clients
         .list_clients(&admin, query.cursor.as_deref(), query.limit.unwrap_or(50))
         .await?;
     Ok(Json(Page {
@@ -147,7 +147,7 @@ pub(crate) async fn get_client(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<ClientResponse>, ApiError> {
-    Ok(Json(ClientResponse::new(state.oauth.get_client(&admin, &id).await?, None)))
+    Ok(Json(ClientResponse::new(state.clients.get_client(&admin, &id).await?, None)))
 }
 
 /// Deletes the client and ends every session granted to it.
@@ -159,7 +159,7 @@ pub(crate) async fn delete_client(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.oauth.delete_client(&admin, &id, &context).await?;
+    state.clients.delete_client(&admin, &id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -172,6 +172,6 @@ pub(crate) async fn rotate_secret(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<ClientResponse>, ApiError> {
-    let (client, secret) = state.oauth.rotate_client_secret(&admin, &id, &context).await?;
+    let (client, secret) = state.clients.rotate_client_secret(&admin, &id, &context).await?;
     Ok(Json(ClientResponse::new(client, Some(secret))))
 }

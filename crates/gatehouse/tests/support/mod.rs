@@ -19,6 +19,7 @@ pub struct TestApp {
     pub keys: std::sync::Arc<gatehouse_domain::KeyService>,
     pub admin_keys: std::sync::Arc<gatehouse_domain::admin_keys::AdminKeyService>,
     pub oauth: std::sync::Arc<gatehouse_domain::oauth::OAuthService>,
+    pub clients: std::sync::Arc<gatehouse_domain::oauth::ClientService>,
     /// The clock the application runs on: a `ManualClock` when spawned with one.
     pub clock: Option<std::sync::Arc<gatehouse_domain::ManualClock>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -96,6 +97,7 @@ impl TestApp {
         let keys = application.keys.clone();
         let admin_keys = application.admin_keys.clone();
         let oauth = application.oauth.clone();
+        let clients = application.clients.clone();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             gatehouse::server::serve(application, listener, async {
@@ -111,6 +113,7 @@ impl TestApp {
             keys,
             admin_keys,
             oauth,
+            clients,
             clock,
             shutdown: Some(shutdown),
             server: Some(server),
@@ -204,7 +207,7 @@ impl TestApp {
     ) -> (String, Option<String>) {
         let admin = gatehouse_domain::principal::AdminPrincipal::system();
         let context = gatehouse_domain::principal::RequestContext::default();
-        let (client, secret) = self.oauth.create_client(&admin, request, &context).await.unwrap();
+        let (client, secret) = self.clients.create_client(&admin, request, &context).await.unwrap();
         (client.client_id, secret)
     }
 

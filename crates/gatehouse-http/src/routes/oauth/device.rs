@@ -32,7 +32,7 @@ pub(crate) async fn device_authorization(
     let result = async {
         let credentials = form.client_credentials()?;
         let client = state
-            .oauth
+            .clients
             .authenticate_client(&credentials)
             .await
             .map_err(OAuthErrorResponse::from)?;

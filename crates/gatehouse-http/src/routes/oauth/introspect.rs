@@ -24,7 +24,7 @@ async fn authenticated(
     form: &OAuthForm,
 ) -> Result<gatehouse_domain::oauth::client::ClientRecord, OAuthErrorResponse> {
     let credentials = form.client_credentials()?;
-    state.oauth.authenticate_client(&credentials).await.map_err(OAuthErrorResponse::from)
+    state.clients.authenticate_client(&credentials).await.map_err(OAuthErrorResponse::from)
 }
 
 pub(crate) async fn introspect(State(state): State<AppState>, form: OAuthForm) -> Response {

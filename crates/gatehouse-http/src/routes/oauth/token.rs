@@ -36,7 +36,7 @@ async fn exchange(
 ) -> Result<serde_json::Value, OAuthErrorResponse> {
     let credentials = form.client_credentials()?;
     let client =
-        state.oauth.authenticate_client(&credentials).await.map_err(OAuthErrorResponse::from)?;
+        state.clients.authenticate_client(&credentials).await.map_err(OAuthErrorResponse::from)?;
     let grant_type = form
         .get("grant_type")
         .ok_or(OAuthError::InvalidRequest("grant_type is required".into()))?;
