@@ -122,7 +122,7 @@ pub enum DomainError {
     /// Unknown account or wrong password: deliberately the same answer.
     #[error("invalid credentials")]
     InvalidCredentials,
-    /// Only answered when the password was right (see `AccountService::sign_in`).
+    /// Only answered when the password was right (see `SignInService::sign_in`).
     #[error("account locked")]
     AccountLocked { retry_after: i64 },
     /// Only answered when the password was right.

@@ -207,7 +207,7 @@ impl TokenService {
     }
 
     /// Checks signature, type, issuer, audience and expiry. Whether the session still lives is
-    /// the caller's question (the account service asks the store).
+    /// the caller's question (the session service asks the store).
     pub async fn verify_access_token(&self, token: &str) -> Result<AccessTokenClaims, DomainError> {
         let verifier = self.keys.verifier().await?;
         let digest = self.verified.digester.digest(token.as_bytes());

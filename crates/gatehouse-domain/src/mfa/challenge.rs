@@ -6,7 +6,7 @@ use crate::audit::AuditEvent;
 use crate::error::{DomainError, MfaProblem};
 use crate::mfa::record::{ChallengeKind, CodePurpose, FactorKind, MfaChallengeRecord, MfaMethod};
 use crate::principal::{Actor, RequestContext};
-use crate::sessions::record::SignInMethod;
+use crate::sessions::record::{Amr, SignInMethod};
 use crate::unit_of_work::UnitOfWork;
 use crate::users::record::UserRecord;
 
@@ -24,7 +24,7 @@ pub struct CompletedChallenge {
     pub user: UserRecord,
     pub first_method: SignInMethod,
     /// RFC 8176 `amr` of the whole sign-in: the first factor's, the second's, `mfa`.
-    pub amr: Vec<&'static str>,
+    pub amr: Vec<Amr>,
     pub work: UnitOfWork,
     /// The browser token for the cookie, when the user asked to trust this browser.
     pub trusted_browser: Option<TrustedBrowser>,
@@ -209,7 +209,7 @@ impl MfaService {
         Ok(CompletedChallenge {
             user,
             first_method: first,
-            amr: vec![first.amr(), method.amr(), "mfa"],
+            amr: vec![first.amr(), method.amr(), Amr::Mfa],
             work,
             trusted_browser,
         })
@@ -280,7 +280,7 @@ impl MfaService {
         let completed = CompletedChallenge {
             user,
             first_method: first,
-            amr: vec![first.amr(), MfaMethod::Totp.amr(), "mfa"],
+            amr: vec![first.amr(), MfaMethod::Totp.amr(), Amr::Mfa],
             work: UnitOfWork::default(),
             trusted_browser: None,
         };

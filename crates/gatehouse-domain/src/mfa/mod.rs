@@ -75,7 +75,7 @@ pub struct MfaSettings {
     pub policy: MfaPolicy,
     /// The issuer label authenticator apps show (the product name).
     pub totp_issuer: String,
-    /// How long a trusted device skips the second factor.
+    /// How long a trusted browser skips the second factor.
     pub trusted_device_ttl_seconds: i64,
     /// How recent an authentication a sensitive action needs.
     pub reauthentication_max_age_seconds: i64,

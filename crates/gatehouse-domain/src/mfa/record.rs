@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sessions::record::SignInMethod;
+use crate::sessions::record::{Amr, SignInMethod};
 
 /// Field-cipher purpose of TOTP secrets (AD = factor id).
 pub const TOTP_SECRET_PURPOSE: &str = "mfa-totp";
@@ -86,10 +86,10 @@ impl MfaMethod {
     }
 
     /// The RFC 8176 `amr` value this method adds.
-    pub fn amr(self) -> &'static str {
+    pub fn amr(self) -> Amr {
         match self {
-            MfaMethod::Totp | MfaMethod::BackupCode | MfaMethod::Email => "otp",
-            MfaMethod::Sms => "sms",
+            MfaMethod::Totp | MfaMethod::BackupCode | MfaMethod::Email => Amr::Otp,
+            MfaMethod::Sms => Amr::Sms,
         }
     }
 

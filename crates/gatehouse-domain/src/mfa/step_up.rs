@@ -6,6 +6,7 @@ use crate::audit::AuditEvent;
 use crate::error::DomainError;
 use crate::mfa::record::CodePurpose;
 use crate::principal::{Actor, Principal, RequestContext};
+use crate::sessions::record::Amr;
 
 use super::{MfaService, parse_method};
 
@@ -94,7 +95,7 @@ impl MfaService {
                 self.lockout.count_failure(user, vec![event], context, now).await?;
                 return Err(DomainError::InvalidCredentials);
             }
-            vec!["pwd".to_owned()]
+            vec![Amr::Pwd.as_str().to_owned()]
         } else {
             let method = parse_method(proof.method.as_deref().unwrap_or(""))?;
             let code = proof.code.unwrap_or_default();
@@ -107,7 +108,7 @@ impl MfaService {
                 return Err(error);
             }
             let mut amr = principal.session.amr_values();
-            for value in [method.amr(), "mfa"] {
+            for value in [method.amr(), Amr::Mfa].map(Amr::as_str) {
                 if !amr.iter().any(|existing| existing == value) {
                     amr.push(value.to_owned());
                 }

@@ -51,7 +51,7 @@ impl MfaService {
         (TrustedBrowser { token, max_age_seconds: ttl }, record)
     }
 
-    /// The id of the live trusted device of `user` that `token` names, if any (its use is
+    /// The id of the live trusted browser of `user` that `token` names, if any (its use is
     /// noted).
     pub(crate) async fn trusted_browser_matches(
         &self,

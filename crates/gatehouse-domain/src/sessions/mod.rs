@@ -26,7 +26,7 @@ use crate::users::record::{SignInFacts, UserRecord};
 use crate::users::store::UserStore;
 use crate::users::view::UserView;
 
-pub use record::{RefreshTokenRecord, RevokeReason, SessionRecord, SignInMethod};
+pub use record::{Amr, RefreshTokenRecord, RevokeReason, SessionRecord, SignInMethod};
 pub use store::SessionStore;
 
 /// Longest refresh token we bother to look up (prefix + 43 base64url characters).
@@ -51,7 +51,7 @@ pub(crate) struct NewSession {
     /// How the user authenticated, for the audit trail.
     pub method: SignInMethod,
     /// RFC 8176 `amr` values.
-    pub amr: Vec<&'static str>,
+    pub amr: Vec<Amr>,
     /// What the sign-in read with the account (spares reading the known devices again).
     pub facts: Option<SignInFacts>,
     /// More to write in the same transaction (a spent magic-link token, a trusted browser).
@@ -104,7 +104,7 @@ impl SessionService {
             scope: None,
             auth_time: Some(now),
             nonce: None,
-            amr: Some(amr.join(" ")),
+            amr: Some(Amr::join(&amr)),
         };
         let (refresh_token, token_digest) = self.tokens.new_refresh_token();
         let refresh = RefreshTokenRecord {

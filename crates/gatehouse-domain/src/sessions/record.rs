@@ -36,7 +36,7 @@ impl SessionRecord {
     pub fn amr_values(&self) -> Vec<String> {
         match self.amr.as_deref() {
             Some(text) if !text.is_empty() => text.split(' ').map(str::to_owned).collect(),
-            _ => vec!["pwd".to_owned()],
+            _ => vec![Amr::Pwd.as_str().to_owned()],
         }
     }
 }
@@ -83,6 +83,40 @@ impl RevokeReason {
     }
 }
 
+/// An authentication method reference (RFC 8176), as sessions, access tokens and ID tokens
+/// carry it (`amr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Amr {
+    /// A password.
+    Pwd,
+    /// Proof of a mailbox (a magic link).
+    Email,
+    /// A one-time password: TOTP, a backup code, a code by email.
+    Otp,
+    /// A code by text message.
+    Sms,
+    /// More than one factor.
+    Mfa,
+}
+
+impl Amr {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Amr::Pwd => "pwd",
+            Amr::Email => "email",
+            Amr::Otp => "otp",
+            Amr::Sms => "sms",
+            Amr::Mfa => "mfa",
+        }
+    }
+
+    /// The space-separated form a session stores.
+    pub fn join(values: &[Amr]) -> String {
+        values.iter().map(|value| value.as_str()).collect::<Vec<_>>().join(" ")
+    }
+}
+
 /// How a user proved who they are first (the audit trail's `method`; a second factor adds to
 /// the `amr`, not to this).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -101,10 +135,10 @@ impl SignInMethod {
     }
 
     /// The RFC 8176 `amr` value of this first factor.
-    pub fn amr(self) -> &'static str {
+    pub fn amr(self) -> Amr {
         match self {
-            SignInMethod::Password => "pwd",
-            SignInMethod::MagicLink => "email",
+            SignInMethod::Password => Amr::Pwd,
+            SignInMethod::MagicLink => Amr::Email,
         }
     }
 
