@@ -35,6 +35,9 @@ pub mod tokens;
 pub mod unit_of_work;
 pub mod users;
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{DomainError, Feature, FieldIssue, MfaProblem, OneTimeTokenProblem, Taken};
 pub use health::ReadinessCheck;

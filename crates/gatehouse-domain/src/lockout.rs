@@ -55,3 +55,6 @@ impl Lockout {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -287,3 +287,6 @@ impl MfaService {
         Ok((backup_codes, completed))
     }
 }
+
+#[cfg(test)]
+mod tests;

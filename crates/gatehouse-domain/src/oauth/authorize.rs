@@ -10,6 +10,9 @@ use crate::error::DomainError;
 use crate::principal::Principal;
 use crate::principal::{Actor, RequestContext};
 
+#[cfg(test)]
+mod consent_tests;
+
 /// The query of `/oauth2/authorize`, as received.
 #[derive(Debug, Clone, Default)]
 pub struct AuthorizationRequest {

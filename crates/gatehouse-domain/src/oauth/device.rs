@@ -348,3 +348,6 @@ impl OAuthService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -326,3 +326,6 @@ impl SessionService {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

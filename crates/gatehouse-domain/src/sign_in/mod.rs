@@ -396,3 +396,6 @@ pub(crate) struct FirstFactor<'a> {
     /// What was read with the account, when the first factor read it.
     pub facts: Option<SignInFacts>,
 }
+
+#[cfg(test)]
+mod tests;
