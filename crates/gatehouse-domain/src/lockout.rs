@@ -38,10 +38,13 @@ impl Lockout {
         now: i64,
     ) -> Result<(), DomainError> {
         let locked = user.locked_until.is_some_and(|until| until > now);
+        // As the store counts (`UserStore::record_failed_sign_in`): a lock that has run out
+        // starts the count again, so only this failure counts.
+        let lock_ran_out = user.locked_until.is_some_and(|until| until <= now);
+        let attempts = if lock_ran_out { 1 } else { user.failed_sign_in_attempts + 1 };
         let lock_until = now + self.settings.duration_seconds;
-        let reaches_threshold = !locked
-            && self.settings.threshold > 0
-            && user.failed_sign_in_attempts + 1 >= self.settings.threshold;
+        let reaches_threshold =
+            !locked && self.settings.threshold > 0 && attempts >= self.settings.threshold;
         if reaches_threshold {
             events.push(
                 AuditEvent::new("user.locked", &Actor::User(user.id.clone()), context, now)
