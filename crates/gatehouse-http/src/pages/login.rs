@@ -6,7 +6,6 @@ use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use gatehouse_domain::DomainError;
-use gatehouse_domain::principal::Principal;
 use gatehouse_domain::principal::RequestContext;
 use gatehouse_domain::sign_in::SignInOutcome;
 use gatehouse_domain::sign_in::{Identifier, SignIn};
@@ -134,37 +133,18 @@ pub(crate) async fn submit(
             };
         }
     };
-    // A session signed in again (`prompt=login`) replaces the previous one, now or after the
-    // second step.
-    let signed_in = match &outcome {
+    let new_session = match &outcome {
         SignInOutcome::SignedIn(tokens) => Some(tokens.session_id.clone()),
+        // The second step replaces the session, on /mfa.
         SignInOutcome::MfaRequired(_) => None,
     };
     let response = match super::mfa::continue_sign_in(&state, outcome, &return_to, locale).await {
         Ok(response) | Err(response) => response,
     };
-    if let (Some(previous), Some(session_id)) = (previous, signed_in)
-        && let Ok(current) = state.sessions.principal_for_session(&session_id).await
-    {
-        retire_replaced_session(&state, &previous, &current, &context).await;
+    if let Some(session_id) = new_session {
+        state.sessions.replace_browser_session(previous.as_ref(), &session_id, &context).await;
     }
     response
-}
-
-/// Signing in again (`prompt=login`) replaces the browser's cookie; the session it named would
-/// otherwise live on unseen, so it ends here.
-pub(super) async fn retire_replaced_session(
-    state: &AppState,
-    previous: &Principal,
-    current: &Principal,
-    context: &RequestContext,
-) {
-    if previous.session.id == current.session.id {
-        return;
-    }
-    if let Err(error) = state.sessions.sign_out(previous, context).await {
-        tracing::warn!(%error, session_id = %previous.session.id, "could not end the replaced browser session");
-    }
 }
 
 /// The same per-IP budget as `POST /v1/auth/sign-in` (same key), so switching between the

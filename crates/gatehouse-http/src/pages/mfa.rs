@@ -218,12 +218,8 @@ pub(crate) async fn submit(
         Ok(verified) => verified,
         Err(error) => return refusal(&state, &return_to, error, &render),
     };
-    // Signing in again (`prompt=login`) replaces the browser's session, as on /login.
-    if let Some(previous) = previous
-        && let Ok(current) = state.sessions.principal_for_session(&verified.tokens.session_id).await
-    {
-        super::login::retire_replaced_session(&state, &previous, &current, &context).await;
-    }
+    let new_session = &verified.tokens.session_id;
+    state.sessions.replace_browser_session(previous.as_ref(), new_session, &context).await;
     let outcome = SignInOutcome::SignedIn(Box::new(verified.tokens));
     let mut response = match continue_sign_in(&state, outcome, &return_to, locale).await {
         Ok(response) | Err(response) => response,
