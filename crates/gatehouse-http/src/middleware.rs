@@ -1,5 +1,6 @@
-//! The middleware stack: request ids, tracing spans, metrics, error logging, security headers,
-//! panics as 500 problems, timeouts and body limits.
+//! The middleware: the stack every request goes through (request ids, tracing spans, metrics,
+//! error logging, security headers, panics as 500 problems, timeouts and body limits), and the
+//! per-route rate-limit layer of the API ([`limit`]).
 //!
 //! Request ids, the span, metrics, logging, the response headers, the panic guard and the
 //! timeout are one middleware ([`observe`]) rather than eight tower layers: the router clones
@@ -20,7 +21,9 @@ use tower::ServiceBuilder;
 use tower_http::request_id::RequestId;
 use tracing::Instrument as _;
 
+use crate::client::client_ip;
 use crate::error::{ApiError, ErrorForLog};
+use crate::ratelimit::{Bucket, Verdict, seconds_up};
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -133,6 +136,39 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     } else if status == StatusCode::REQUEST_TIMEOUT {
         tracing::warn!(%method, route, request_id, "request timed out");
     }
+    response
+}
+
+/// Spends one request of `bucket` for the client IP before the route runs: `429` with
+/// `Retry-After` once the budget is spent, and the `RateLimit-*` headers
+/// (draft-ietf-httpapi-ratelimit-headers) on every decided answer.
+pub(crate) async fn limit(
+    bucket: Bucket,
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let ip = client_ip(&parts, &state.settings.trusted_proxies).map(|ip| ip.to_string());
+    let request = Request::from_parts(parts, body);
+    let (mut response, decision) =
+        match state.rate_limit_policy().spend(bucket, ip.as_deref()).await {
+            Verdict::Unchecked => return next.run(request).await,
+            Verdict::Allowed(decision) => (next.run(request).await, decision),
+            Verdict::Refused { decision, retry_after_seconds } => {
+                let refusal = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "Too many requests; slow down.",
+                )
+                .with_retry_after(retry_after_seconds);
+                (refusal.into_response(), decision)
+            }
+        };
+    let headers = response.headers_mut();
+    headers.insert("ratelimit-limit", HeaderValue::from(decision.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(decision.remaining));
+    headers.insert("ratelimit-reset", HeaderValue::from(seconds_up(decision.reset_after)));
     response
 }
 

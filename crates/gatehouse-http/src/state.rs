@@ -18,7 +18,7 @@ use gatehouse_domain::{KeyService, ReadinessCheck};
 use ipnet::IpNet;
 
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimits;
+use crate::ratelimit::{RateLimitPolicy, RateLimits};
 
 /// Limits and timeouts of the HTTP server, from configuration.
 #[derive(Debug, Clone)]
@@ -90,4 +90,11 @@ pub struct AppServices {
     pub settings: Arc<HttpSettings>,
     /// The hosted pages: templates, branding, cookie and CSRF keys.
     pub pages: Arc<crate::pages::Pages>,
+}
+
+impl AppServices {
+    /// The rate-limit policy over this state's limiter and limits.
+    pub(crate) fn rate_limit_policy(&self) -> RateLimitPolicy<'_> {
+        RateLimitPolicy::new(self.rate_limiter.as_deref(), &self.rate_limits)
+    }
 }

@@ -1,4 +1,4 @@
-//! `/login`: the sign-in form, and its POST that signs in through `AccountService::sign_in`,
+//! `/login`: the sign-in form, and its POST that signs in through `SignInService::sign_in`,
 //! sets the browser-session cookie and goes on to `return_to`.
 
 use axum::extract::{RawQuery, State};
@@ -6,7 +6,6 @@ use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use gatehouse_domain::DomainError;
-use gatehouse_domain::principal::RequestContext;
 use gatehouse_domain::sign_in::SignInOutcome;
 use gatehouse_domain::sign_in::{Identifier, SignIn};
 use minijinja::context;
@@ -18,6 +17,7 @@ use super::logout::display_name;
 use super::{ErrorPage, Locale, Pages, return_to_or_default};
 use crate::client::Client;
 use crate::error::ErrorForLog;
+use crate::ratelimit::{Bucket, Verdict};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -96,10 +96,15 @@ pub(crate) async fn submit(
         response.extensions_mut().insert(ErrorForLog { code, internal: None });
         response
     };
-    if let Some(retry_after) = sign_in_rate_limited(&state, &context).await {
+    // The budget of `POST /v1/auth/sign-in`: switching between the API and the page gives no
+    // extra guesses.
+    let ip = context.ip.as_deref();
+    if let Verdict::Refused { retry_after_seconds, .. } =
+        state.rate_limit_policy().spend(Bucket::SignIn, ip).await
+    {
         let mut response =
             failure(StatusCode::TOO_MANY_REQUESTS, "login.error.rate_limited", "rate_limited");
-        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds));
         return response;
     }
     let identifier = if identifier_text.contains('@') {
@@ -145,27 +150,6 @@ pub(crate) async fn submit(
         state.sessions.replace_browser_session(previous.as_ref(), &session_id, &context).await;
     }
     response
-}
-
-/// The same per-IP budget as `POST /v1/auth/sign-in` (same key), so switching between the
-/// API and the page gives no extra guesses. `Some(seconds)` when the budget is spent.
-async fn sign_in_rate_limited(state: &AppState, context: &RequestContext) -> Option<u64> {
-    let limiter = state.rate_limiter.as_ref()?;
-    let ip = context.ip.as_deref().unwrap_or("unknown");
-    let key = format!("{}sign-in:{ip}", state.rate_limits.key_prefix);
-    match limiter.hit(&key, state.rate_limits.sign_in).await {
-        Ok(decision) if !decision.allowed => {
-            let wait = decision.retry_after.unwrap_or_default();
-            Some((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
-        }
-        Ok(_) => None,
-        Err(error) => {
-            // As for the API: a broken limiter store must not take sign-in down; lockout still
-            // protects accounts.
-            tracing::error!(%error, "rate limiter unavailable; letting the sign-in through");
-            None
-        }
-    }
 }
 
 fn login_page(

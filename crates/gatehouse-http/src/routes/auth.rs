@@ -16,19 +16,20 @@ use crate::auth::Authenticated;
 use crate::client::Client;
 use crate::error::{ApiError, FieldError};
 use crate::extract::ApiJson;
-use crate::ratelimit::{LimitedRoute, limit};
+use crate::middleware::limit;
+use crate::ratelimit::Bucket;
 use crate::state::AppState;
 
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
-    let limited = |route: LimitedRoute| {
+    let limited = |bucket: Bucket| {
         from_fn_with_state(state.clone(), move |state, request, next| {
-            limit(route, state, request, next)
+            limit(bucket, state, request, next)
         })
     };
     Router::new()
-        .route("/v1/auth/sign-up", post(sign_up).route_layer(limited(LimitedRoute::SignUp)))
-        .route("/v1/auth/sign-in", post(sign_in).route_layer(limited(LimitedRoute::SignIn)))
-        .route("/v1/auth/refresh", post(refresh).route_layer(limited(LimitedRoute::Refresh)))
+        .route("/v1/auth/sign-up", post(sign_up).route_layer(limited(Bucket::SignUp)))
+        .route("/v1/auth/sign-in", post(sign_in).route_layer(limited(Bucket::SignIn)))
+        .route("/v1/auth/refresh", post(refresh).route_layer(limited(Bucket::Refresh)))
         .route("/v1/auth/sign-out", post(sign_out))
         .route("/v1/auth/password-policy", get(password_policy))
 }

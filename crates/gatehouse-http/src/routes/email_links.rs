@@ -15,14 +15,15 @@ use crate::auth::Authenticated;
 use crate::client::Client;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::middleware::limit;
 use crate::pages::safe_return_to;
-use crate::ratelimit::{LimitedRoute, limit};
+use crate::ratelimit::Bucket;
 use crate::state::AppState;
 
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     let limited = || {
         from_fn_with_state(state.clone(), move |state, request, next| {
-            limit(LimitedRoute::Email, state, request, next)
+            limit(Bucket::Email, state, request, next)
         })
     };
     Router::new()

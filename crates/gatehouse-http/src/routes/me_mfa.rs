@@ -16,13 +16,14 @@ use crate::auth::{Admin, Authenticated};
 use crate::client::Client;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, OptionalApiJson};
-use crate::ratelimit::{LimitedRoute, limit};
+use crate::middleware::limit;
+use crate::ratelimit::Bucket;
 use crate::state::AppState;
 
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
-    let limited = |route: LimitedRoute| {
+    let limited = |bucket: Bucket| {
         from_fn_with_state(state.clone(), move |state, request, next| {
-            limit(route, state, request, next)
+            limit(bucket, state, request, next)
         })
     };
     Router::new()
@@ -32,12 +33,12 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/v1/me/mfa/backup-codes", post(regenerate_backup_codes))
         .route(
             "/v1/me/mfa/email",
-            post(begin_email).delete(remove_email).route_layer(limited(LimitedRoute::Email)),
+            post(begin_email).delete(remove_email).route_layer(limited(Bucket::Email)),
         )
         .route("/v1/me/mfa/email/confirm", post(confirm_email))
         .route(
             "/v1/me/mfa/sms",
-            post(begin_sms).delete(remove_sms).route_layer(limited(LimitedRoute::Email)),
+            post(begin_sms).delete(remove_sms).route_layer(limited(Bucket::Email)),
         )
         .route("/v1/me/mfa/sms/confirm", post(confirm_sms))
         .route("/v1/me/trusted-devices", get(trusted_devices))

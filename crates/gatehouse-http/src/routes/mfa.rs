@@ -16,33 +16,31 @@ use crate::auth::Authenticated;
 use crate::client::Client;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::ratelimit::{LimitedRoute, limit};
+use crate::middleware::limit;
+use crate::ratelimit::Bucket;
 use crate::state::AppState;
 
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
-    let limited = |route: LimitedRoute| {
+    let limited = |bucket: Bucket| {
         from_fn_with_state(state.clone(), move |state, request, next| {
-            limit(route, state, request, next)
+            limit(bucket, state, request, next)
         })
     };
     Router::new()
-        .route("/v1/auth/mfa/verify", post(verify).route_layer(limited(LimitedRoute::SignIn)))
-        .route("/v1/auth/mfa/send-code", post(send_code).route_layer(limited(LimitedRoute::Email)))
-        .route(
-            "/v1/auth/reauthenticate",
-            post(reauthenticate).route_layer(limited(LimitedRoute::SignIn)),
-        )
+        .route("/v1/auth/mfa/verify", post(verify).route_layer(limited(Bucket::SignIn)))
+        .route("/v1/auth/mfa/send-code", post(send_code).route_layer(limited(Bucket::Email)))
+        .route("/v1/auth/reauthenticate", post(reauthenticate).route_layer(limited(Bucket::SignIn)))
         .route(
             "/v1/auth/reauthenticate/send-code",
-            post(send_reauthentication_code).route_layer(limited(LimitedRoute::Email)),
+            post(send_reauthentication_code).route_layer(limited(Bucket::Email)),
         )
         .route(
             "/v1/auth/mfa/enrol/totp",
-            post(begin_required_totp).route_layer(limited(LimitedRoute::SignIn)),
+            post(begin_required_totp).route_layer(limited(Bucket::SignIn)),
         )
         .route(
             "/v1/auth/mfa/enrol/totp/confirm",
-            post(confirm_required_totp).route_layer(limited(LimitedRoute::SignIn)),
+            post(confirm_required_totp).route_layer(limited(Bucket::SignIn)),
         )
 }
 
