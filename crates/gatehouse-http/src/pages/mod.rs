@@ -25,7 +25,7 @@ use axum::http::header::{
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use gatehouse_crypto::{Digester, MasterKey};
 use gatehouse_domain::{DomainError, StoreError};
 use minijinja::value::Kwargs;
@@ -356,7 +356,11 @@ pub(crate) fn routes() -> Router<AppState> {
             get(email_links::show_verify_email).post(email_links::submit_verify_email),
         )
         .route("/forgot-password", get(forgot_password::show).post(forgot_password::submit))
-        .route("/mfa", get(mfa::show).post(mfa::submit))
+        .route("/mfa", get(mfa::show))
+        .route("/mfa/verify", post(mfa::verify))
+        .route("/mfa/send-email", post(mfa::send_email))
+        .route("/mfa/send-sms", post(mfa::send_sms))
+        .route("/mfa/enrol", post(mfa::enrol))
         .route(
             "/reset-password",
             get(email_links::show_reset_password).post(email_links::submit_reset_password),

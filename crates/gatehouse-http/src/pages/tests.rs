@@ -44,7 +44,7 @@ fn sample_context(template: &str) -> Value {
             method => "totp", methods => vec!["totp", "backup_code", "email", "sms"],
         },
         "mfa_enrol.html" => context! {
-            action => "/mfa", qr_svg => "<svg></svg>", secret => "JBSWY3DPEHPK3PXP",
+            action => "/mfa/enrol", qr_svg => "<svg></svg>", secret => "JBSWY3DPEHPK3PXP",
             return_to => "/account", required => true, error => "mfa.error.invalid_code",
         },
         "factor_confirm.html" => context! {
