@@ -8,6 +8,8 @@ mod client;
 pub mod documents;
 mod error;
 mod extract;
+mod headers;
+mod locale;
 mod metrics;
 mod middleware;
 mod openapi;

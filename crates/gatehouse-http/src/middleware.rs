@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt as _;
@@ -23,10 +23,9 @@ use tracing::Instrument as _;
 
 use crate::client::client_ip;
 use crate::error::{ApiError, ErrorForLog};
+use crate::headers::{REQUEST_ID, secure_headers};
 use crate::ratelimit::{Bucket, Verdict, seconds_up};
 use crate::state::AppState;
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub(crate) fn wrap(routes: Router<AppState>, state: AppState) -> Router {
     let settings = state.settings.clone();
@@ -63,25 +62,6 @@ fn request_id(request: &mut Request) -> Option<HeaderValue> {
     };
     request.extensions_mut().insert(RequestId::new(id.clone()));
     Some(id)
-}
-
-/// How many headers [`secure_headers`] may add to an answer (handlers of the hottest routes
-/// size their header maps for them, see `documents::document_response`).
-pub(crate) const ADDED_HEADERS: usize = 6;
-
-/// Headers every answer carries: no sniffing, no framing, no referrer leaks; a handler's own
-/// CSP and Cache-Control win. The request id goes back to the caller unless a handler set one.
-fn secure_headers(headers: &mut HeaderMap, request_id: Option<HeaderValue>) {
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers
-        .entry(header::CONTENT_SECURITY_POLICY)
-        .or_insert_with(|| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
-    headers.entry(header::CACHE_CONTROL).or_insert_with(|| HeaderValue::from_static("no-store"));
-    if let Some(id) = request_id {
-        headers.entry(REQUEST_ID).or_insert(id);
-    }
 }
 
 /// Gives the request its id, runs it in a (DEBUG) span, records it in metrics, logs an error
@@ -174,6 +154,8 @@ pub(crate) async fn limit(
 
 #[cfg(test)]
 mod tests {
+    use axum::http::header;
+
     use super::*;
 
     #[tokio::test]

@@ -11,12 +11,14 @@ use gatehouse_domain::sign_in::{Identifier, SignIn};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::cookies::BrowserSession;
-use super::csrf::{Csrf, PageForm, PageRequest};
-use super::logout::display_name;
-use super::{ErrorPage, Locale, Pages, return_to_or_default};
+use super::csrf::Csrf;
+use super::render::{ErrorPage, Pages};
+use super::request::{PageForm, PageRequest};
+use super::return_to::return_to_or_default;
+use super::session::{BrowserSession, continue_sign_in, display_name};
 use crate::client::Client;
 use crate::error::ErrorForLog;
+use crate::locale::Locale;
 use crate::ratelimit::{Bucket, Verdict};
 use crate::state::AppState;
 
@@ -143,7 +145,7 @@ pub(crate) async fn submit(
         // The second step replaces the session, on /mfa.
         SignInOutcome::MfaRequired(_) => None,
     };
-    let response = match super::mfa::continue_sign_in(&state, outcome, &return_to, locale).await {
+    let response = match continue_sign_in(&state, outcome, &return_to, locale).await {
         Ok(response) | Err(response) => response,
     };
     if let Some(session_id) = new_session {

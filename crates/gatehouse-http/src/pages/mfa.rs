@@ -11,18 +11,22 @@ use axum::http::header::{RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use gatehouse_domain::mfa::ChallengeKind;
-use gatehouse_domain::mfa::{MfaChallenge, MfaVerification};
+use gatehouse_domain::mfa::MfaVerification;
 use gatehouse_domain::principal::RequestContext;
 use gatehouse_domain::sign_in::SignInOutcome;
 use gatehouse_domain::{DomainError, MfaProblem};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::cookies::BrowserSession;
-use super::csrf::{Csrf, PageForm, PageRequest};
-use super::{ErrorPage, Locale, Pages, read_cookie, return_to_or_default};
+use super::cookies::read_cookie;
+use super::csrf::Csrf;
+use super::render::{ErrorPage, Pages};
+use super::request::{PageForm, PageRequest};
+use super::return_to::return_to_or_default;
+use super::session::{BrowserSession, continue_sign_in};
 use crate::client::Client;
 use crate::error::ErrorForLog;
+use crate::locale::Locale;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -77,36 +81,6 @@ impl StepForm for SendForm {
 impl StepForm for EnrolForm {
     fn return_to(&self) -> Option<&str> {
         self.return_to.as_deref()
-    }
-}
-
-/// Where a first factor that needs a second one goes: the challenge token in its cookie and a
-/// redirect to `/mfa`. Tokens go straight to the browser session.
-pub(crate) async fn continue_sign_in(
-    state: &AppState,
-    outcome: SignInOutcome,
-    return_to: &str,
-    locale: Locale,
-) -> Result<Response, Response> {
-    let pages = &state.pages;
-    match outcome {
-        SignInOutcome::SignedIn(tokens) => {
-            let principal = state
-                .sessions
-                .principal_for_session(&tokens.session_id)
-                .await
-                .map_err(|error| pages.error_page(locale, ErrorPage::from_domain(&error)))?;
-            let mut response = pages.redirect(return_to);
-            let max_age = principal.session.expires_at - principal.session.created_at;
-            pages.session_cookie.set(&mut response, &principal.session.id, max_age);
-            Ok(response)
-        }
-        SignInOutcome::MfaRequired(MfaChallenge { mfa_token, expires_in, .. }) => {
-            let query = serde_urlencoded::to_string([("return_to", return_to)]).unwrap_or_default();
-            let mut response = pages.redirect(&format!("/mfa?{query}"));
-            pages.mfa_cookie.set(&mut response, &mfa_token, Some(expires_in));
-            Ok(response)
-        }
     }
 }
 

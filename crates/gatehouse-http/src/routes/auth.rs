@@ -55,9 +55,9 @@ pub(crate) struct SignUpResponse {
 /// Creates an account; signs it in unless email verification is required.
 #[utoipa::path(post, path = "/v1/auth/sign-up", tag = "auth", request_body = SignUpRequest, responses(
     (status = 201, body = SignUpResponse),
-    (status = 409, description = "email_taken / username_taken", body = crate::Problem),
-    (status = 422, description = "validation_failed, password_too_weak, password_breached", body = crate::Problem),
-    (status = 429, description = "rate_limited", body = crate::Problem)))]
+    (status = 409, description = "email_taken / username_taken", body = crate::error::Problem),
+    (status = 422, description = "validation_failed, password_too_weak, password_breached", body = crate::error::Problem),
+    (status = 429, description = "rate_limited", body = crate::error::Problem)))]
 pub(crate) async fn sign_up(
     State(state): State<AppState>,
     Client(context): Client,
@@ -88,9 +88,9 @@ pub(crate) struct SignInRequest {
 /// trusted-device cookie.
 #[utoipa::path(post, path = "/v1/auth/sign-in", tag = "auth", request_body = SignInRequest, responses(
     (status = 200, body = SignInResponse),
-    (status = 401, description = "invalid_credentials", body = crate::Problem),
-    (status = 423, description = "account_locked (only when the password was right)", body = crate::Problem),
-    (status = 429, description = "rate_limited", body = crate::Problem)))]
+    (status = 401, description = "invalid_credentials", body = crate::error::Problem),
+    (status = 423, description = "account_locked (only when the password was right)", body = crate::error::Problem),
+    (status = 429, description = "rate_limited", body = crate::error::Problem)))]
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
     Client(context): Client,
@@ -123,7 +123,7 @@ pub(crate) struct RefreshRequest {
 /// spent token revokes the whole session.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
     (status = 200, body = TokensResponse),
-    (status = 401, description = "invalid_grant", body = crate::Problem)))]
+    (status = 401, description = "invalid_grant", body = crate::error::Problem)))]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
     Client(context): Client,
@@ -134,7 +134,7 @@ pub(crate) async fn refresh(
 
 /// Ends the session of the bearer token.
 #[utoipa::path(post, path = "/v1/auth/sign-out", tag = "auth", security(("bearer" = [])), responses(
-    (status = 204), (status = 401, description = "invalid_token", body = crate::Problem)))]
+    (status = 204), (status = 401, description = "invalid_token", body = crate::error::Problem)))]
 pub(crate) async fn sign_out(
     State(state): State<AppState>,
     Client(context): Client,

@@ -17,7 +17,11 @@ use minijinja::context;
 use serde::Deserialize;
 
 use crate::client::Client;
-use crate::pages::{BrowserSession, Csrf, ErrorPage, Locale, PageForm, PageRequest};
+use crate::locale::Locale;
+use crate::pages::csrf::Csrf;
+use crate::pages::render::ErrorPage;
+use crate::pages::request::{PageForm, PageRequest};
+use crate::pages::session::{BrowserSession, display_name};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -180,7 +184,7 @@ fn consent_page(
         client_name => request.client.name.clone(),
         scopes => scopes,
         request => returned,
-        user_name => crate::pages::display_name(state, principal),
+        user_name => display_name(state, principal),
     };
     state.pages.render_form(StatusCode::OK, locale, csrf, "consent.html", context)
 }

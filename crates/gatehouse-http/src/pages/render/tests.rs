@@ -2,6 +2,7 @@
 //! escaped, and page answers carry the security headers.
 
 use axum::body::to_bytes;
+use axum::http::HeaderMap;
 use gatehouse_crypto::MasterKey;
 
 use super::*;
