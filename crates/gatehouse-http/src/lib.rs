@@ -4,6 +4,7 @@
 //! no security rule lives here; wire types (DTOs) live here and convert at the edge.
 
 mod auth;
+mod browser;
 mod client;
 pub mod documents;
 mod error;

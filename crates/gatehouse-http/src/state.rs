@@ -17,9 +17,9 @@ use gatehouse_domain::users::UserDirectory;
 use gatehouse_domain::{KeyService, ReadinessCheck};
 use ipnet::IpNet;
 
+use crate::browser::render::Pages;
 use crate::documents::Documents;
 use crate::metrics::Metrics;
-use crate::pages::render::Pages;
 use crate::ratelimit::{RateLimitPolicy, RateLimits};
 
 /// Limits and timeouts of the HTTP server, from configuration.

@@ -15,10 +15,10 @@ use gatehouse_domain::mfa::FactorKind;
 use gatehouse_domain::mfa::Reauthentication;
 use gatehouse_domain::principal::Principal;
 
-use super::csrf::Csrf;
-use super::render::ErrorPage;
 use super::request::{PageForm, PageRequest};
 use super::session::{BrowserSession, display_name};
+use crate::browser::csrf::Csrf;
+use crate::browser::render::ErrorPage;
 use crate::client::Client;
 use crate::locale::Locale;
 use crate::state::AppState;

@@ -10,11 +10,11 @@ use gatehouse_domain::{DomainError, OneTimeTokenProblem};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::csrf::Csrf;
-use super::render::ErrorPage;
 use super::request::{PageForm, PageRequest};
-use super::return_to::{return_to_or_default, safe_return_to};
 use super::session::continue_sign_in;
+use crate::browser::csrf::Csrf;
+use crate::browser::render::ErrorPage;
+use crate::browser::return_to::{return_to_or_default, safe_return_to};
 use crate::client::Client;
 use crate::error::ErrorForLog;
 use crate::locale::Locale;

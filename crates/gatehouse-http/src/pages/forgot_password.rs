@@ -9,8 +9,8 @@ use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::render::ErrorPage;
 use super::request::{PageForm, PageRequest};
+use crate::browser::render::ErrorPage;
 use crate::client::Client;
 use crate::error::ErrorForLog;
 use crate::ratelimit::{Bucket, Verdict};

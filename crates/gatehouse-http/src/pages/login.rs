@@ -11,11 +11,11 @@ use gatehouse_domain::sign_in::{Identifier, SignIn};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::csrf::Csrf;
-use super::render::{ErrorPage, Pages};
 use super::request::{PageForm, PageRequest};
-use super::return_to::return_to_or_default;
 use super::session::{BrowserSession, continue_sign_in, display_name};
+use crate::browser::csrf::Csrf;
+use crate::browser::render::{ErrorPage, Pages};
+use crate::browser::return_to::return_to_or_default;
 use crate::client::Client;
 use crate::error::ErrorForLog;
 use crate::locale::Locale;

@@ -8,9 +8,9 @@ use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::render::ErrorPage;
 use super::request::{PageForm, PageRequest};
 use super::session::{BrowserSession, display_name, end_browser_session};
+use crate::browser::render::ErrorPage;
 use crate::client::Client;
 use crate::state::AppState;
 

@@ -18,12 +18,12 @@ use gatehouse_domain::{DomainError, MfaProblem};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::cookies::read_cookie;
-use super::csrf::Csrf;
-use super::render::{ErrorPage, Pages};
 use super::request::{PageForm, PageRequest};
-use super::return_to::return_to_or_default;
 use super::session::{BrowserSession, continue_sign_in};
+use crate::browser::cookies::read_cookie;
+use crate::browser::csrf::Csrf;
+use crate::browser::render::{ErrorPage, Pages};
+use crate::browser::return_to::return_to_or_default;
 use crate::client::Client;
 use crate::error::ErrorForLog;
 use crate::locale::Locale;

@@ -1,10 +1,11 @@
 //! The hosted browser pages (`/login`, `/logout`, `/mfa`, `/account`, the emailed-link pages,
 //! `/forgot-password`; the OAuth pages `/consent`, `/device` and `/oauth2/end_session` live
-//! with their endpoints under `routes/oauth`) and the machinery they share, one module each,
-//! from the bottom up: `cookies` and `csrf` (signed values, no state), `catalogues` and
-//! `render` ([`Pages`]: templates, branding, CSP, error pages), `request` ([`PageRequest`],
-//! [`PageForm`]: CSRF-checked forms), `session` ([`BrowserSession`], starting and ending a
-//! browser's session) and `return_to`. The handlers import those modules, never this one.
+//! with their endpoints under `routes/oauth`), one module each, and the extractors they share:
+//! `request` ([`PageRequest`], [`PageForm`]: CSRF-checked forms) and `session`
+//! ([`BrowserSession`], starting and ending a browser's session). What they are rendered
+//! with (templates, cookies, CSRF keys) is `crate::browser`, below the state. The handlers
+//! import those modules, never this one, which only routes them and re-exports the public
+//! names (`gatehouse_http::pages::Pages`, ...).
 //!
 //! Invariant: every page answer carries the pages' CSP, `X-Frame-Options: DENY` and
 //! `Cache-Control: no-store`; every POST form is checked by [`PageForm`] before its handler
@@ -12,30 +13,25 @@
 
 mod account;
 mod assets;
-mod catalogues;
-mod cookies;
-pub(crate) mod csrf;
 mod email_links;
 mod forgot_password;
 mod login;
 mod logout;
 mod mfa;
-pub(crate) mod render;
 pub(crate) mod request;
-pub(crate) mod return_to;
 pub(crate) mod session;
 
 use axum::Router;
 use axum::routing::{get, post};
 
-pub use crate::locale::Locale;
-pub use cookies::{CookieSpec, SESSION_COOKIE_PURPOSE, SessionCookie, read_cookie};
-pub use csrf::{CSRF_FIELD, CSRF_PURPOSE, Csrf, CsrfKey};
-pub use render::{Branding, Pages, is_hex_color};
-pub use request::{PageForm, PageRequest};
-pub use return_to::{
+pub use crate::browser::cookies::{CookieSpec, SESSION_COOKIE_PURPOSE, SessionCookie, read_cookie};
+pub use crate::browser::csrf::{CSRF_FIELD, CSRF_PURPOSE, Csrf, CsrfKey};
+pub use crate::browser::render::{Branding, Pages, is_hex_color};
+pub use crate::browser::return_to::{
     DEFAULT_RETURN_TO, MAX_RETURN_TO_LENGTH, return_to_or_default, safe_return_to,
 };
+pub use crate::locale::Locale;
+pub use request::{PageForm, PageRequest};
 pub use session::{BrowserSession, end_browser_session};
 
 use crate::state::AppState;

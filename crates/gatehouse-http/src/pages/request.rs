@@ -10,8 +10,8 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::csrf::Csrf;
-use super::render::ErrorPage;
+use crate::browser::csrf::Csrf;
+use crate::browser::render::ErrorPage;
 use crate::locale::Locale;
 use crate::state::AppState;
 

@@ -11,8 +11,8 @@ use gatehouse_domain::mfa::MfaChallenge;
 use gatehouse_domain::principal::{Principal, RequestContext};
 use gatehouse_domain::sign_in::SignInOutcome;
 
-use super::cookies::read_cookie;
-use super::render::ErrorPage;
+use crate::browser::cookies::read_cookie;
+use crate::browser::render::ErrorPage;
 use crate::locale::Locale;
 use crate::state::AppState;
 

@@ -12,11 +12,11 @@ use utoipa::ToSchema;
 
 use super::dto::SignInResponse;
 use crate::auth::Authenticated;
+use crate::browser::return_to::safe_return_to;
 use crate::client::Client;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::middleware::limit;
-use crate::pages::return_to::safe_return_to;
 use crate::ratelimit::Bucket;
 use crate::state::AppState;
 

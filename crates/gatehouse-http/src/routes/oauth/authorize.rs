@@ -16,10 +16,10 @@ use gatehouse_domain::principal::Principal;
 use minijinja::context;
 use serde::Deserialize;
 
+use crate::browser::csrf::Csrf;
+use crate::browser::render::ErrorPage;
 use crate::client::Client;
 use crate::locale::Locale;
-use crate::pages::csrf::Csrf;
-use crate::pages::render::ErrorPage;
 use crate::pages::request::{PageForm, PageRequest};
 use crate::pages::session::{BrowserSession, display_name};
 use crate::state::AppState;

@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use super::form::OAuthForm;
 use super::response::{OAuthErrorResponse, no_store_json};
+use crate::browser::render::ErrorPage;
 use crate::client::Client;
-use crate::pages::render::ErrorPage;
 use crate::pages::request::{PageForm, PageRequest};
 use crate::pages::session::BrowserSession;
 use crate::state::AppState;

@@ -14,9 +14,9 @@ use gatehouse_domain::oauth::logout::{LogoutRequest, VerifiedLogout};
 use minijinja::context;
 use serde::Deserialize;
 
+use crate::browser::render::ErrorPage;
 use crate::client::Client;
 use crate::locale::Locale;
-use crate::pages::render::ErrorPage;
 use crate::pages::request::{PageForm, PageRequest};
 use crate::pages::session::{BrowserSession, display_name, end_browser_session};
 use crate::state::AppState;
