@@ -109,35 +109,21 @@ pub(crate) async fn submit(
         response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds));
         return response;
     }
-    let identifier = if identifier_text.contains('@') {
-        Identifier::Email(identifier_text.clone())
-    } else {
-        Identifier::Username(identifier_text.clone())
-    };
     let trusted_device = pages.device_cookie.from_headers(&headers).map(str::to_owned);
+    let identifier = identifier(&identifier_text);
     let request = SignIn { identifier, password: fields.password, trusted_device };
     let outcome = match state.sign_in.sign_in(request, &context).await {
         Ok(outcome) => outcome,
         Err(error) => {
-            let code = error.code();
-            return match error {
-                DomainError::InvalidCredentials => {
-                    failure(StatusCode::UNAUTHORIZED, "login.error.invalid_credentials", code)
-                }
-                DomainError::AccountLocked { retry_after } => {
-                    let mut response = failure(StatusCode::LOCKED, "login.error.locked", code);
-                    let seconds = u64::try_from(retry_after).unwrap_or(1).max(1);
-                    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
-                    response
-                }
-                DomainError::AccountSuspended => {
-                    failure(StatusCode::FORBIDDEN, "login.error.suspended", code)
-                }
-                DomainError::EmailNotVerified => {
-                    failure(StatusCode::FORBIDDEN, "login.error.email_not_verified", code)
-                }
-                other => pages.error_page(locale, ErrorPage::from_domain(&other)),
+            let Some((status, message)) = refusal(&error) else {
+                return pages.error_page(locale, ErrorPage::from_domain(&error));
             };
+            let mut response = failure(status, message, error.code());
+            if let DomainError::AccountLocked { retry_after } = error {
+                let seconds = u64::try_from(retry_after).unwrap_or(1).max(1);
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            return response;
         }
     };
     let new_session = match &outcome {
@@ -152,6 +138,29 @@ pub(crate) async fn submit(
         state.sessions.replace_browser_session(previous.as_ref(), &session_id, &context).await;
     }
     response
+}
+
+/// The form's one field names the account by email (it has an `@`) or by username.
+fn identifier(text: &str) -> Identifier {
+    if text.contains('@') {
+        Identifier::Email(text.to_owned())
+    } else {
+        Identifier::Username(text.to_owned())
+    }
+}
+
+/// How the form shows a refused sign-in: its status and message (under `login.error`);
+/// `None` for an error that is not the person's to fix (an error page).
+fn refusal(error: &DomainError) -> Option<(StatusCode, &'static str)> {
+    Some(match error {
+        DomainError::InvalidCredentials => {
+            (StatusCode::UNAUTHORIZED, "login.error.invalid_credentials")
+        }
+        DomainError::AccountLocked { .. } => (StatusCode::LOCKED, "login.error.locked"),
+        DomainError::AccountSuspended => (StatusCode::FORBIDDEN, "login.error.suspended"),
+        DomainError::EmailNotVerified => (StatusCode::FORBIDDEN, "login.error.email_not_verified"),
+        _ => return None,
+    })
 }
 
 fn login_page(
