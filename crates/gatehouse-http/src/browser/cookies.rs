@@ -1,6 +1,6 @@
 //! The browser's cookies: reading the `Cookie` header, writing `Set-Cookie`, and the signed
 //! cookie values (`<id>.<HMAC-SHA256>`) of the browser session and the trusted device. No
-//! state: the `BrowserSession` extractor that reads the session cookie is in `session`.
+//! state: the `BrowserSession` extractor that reads the session cookie is `pages::session`'s.
 
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue};

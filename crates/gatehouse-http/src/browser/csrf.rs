@@ -7,8 +7,8 @@
 //! only the server can make.
 //!
 //! This module holds the key and the token check; handlers get them through the extractors of
-//! `request`: `PageRequest` on GET (locale + CSRF token to render) and `PageForm<T>` on POST
-//! (the form, parsed only once its token checked out; otherwise a 403 page).
+//! `pages::request`: `PageRequest` on GET (locale + CSRF token to render) and `PageForm<T>` on
+//! POST (the form, parsed only once its token checked out; otherwise a 403 page).
 
 use axum::http::HeaderMap;
 use axum::response::Response;
