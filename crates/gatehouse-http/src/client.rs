@@ -10,6 +10,7 @@ use ipnet::IpNet;
 use tower_http::request_id::RequestId;
 
 use crate::error::ApiError;
+use crate::locale::{Locale, accept_language};
 use crate::state::AppState;
 
 const MAX_USER_AGENT_LENGTH: usize = 512;
@@ -50,8 +51,8 @@ pub fn request_context(parts: &Parts, trusted_proxies: &[IpNet]) -> RequestConte
         .map(str::to_owned);
     // The language of messages sent on the caller's behalf: the same negotiation as the
     // hosted pages (without their `lang` parameter).
-    let locale = crate::pages::accept_language(&parts.headers)
-        .and_then(crate::pages::Locale::from_accept_language)
+    let locale = accept_language(&parts.headers)
+        .and_then(Locale::from_accept_language)
         .map(|locale| locale.code().to_owned());
     RequestContext {
         ip: client_ip(parts, trusted_proxies).map(|ip| ip.to_string()),

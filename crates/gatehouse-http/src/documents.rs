@@ -9,12 +9,14 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 
+use crate::headers::ADDED_HEADERS;
+
 /// A well-known document's answer: JSON, cacheable by anyone for five minutes, readable from
 /// browsers. The header map is sized for these headers, the ones every answer gets
-/// ([`crate::middleware::ADDED_HEADERS`]) and `Content-Length`, so it is allocated once
+/// ([`ADDED_HEADERS`]) and `Content-Length`, so it is allocated once
 /// instead of grown and rehashed on the way out (a measurable share of a JWKS answer).
 pub(crate) fn document_response(bytes: Bytes) -> Response {
-    let mut headers = HeaderMap::with_capacity(3 + crate::middleware::ADDED_HEADERS + 1);
+    let mut headers = HeaderMap::with_capacity(3 + ADDED_HEADERS + 1);
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));

@@ -4,10 +4,13 @@
 //! no security rule lives here; wire types (DTOs) live here and convert at the edge.
 
 mod auth;
+mod browser;
 mod client;
 pub mod documents;
 mod error;
 mod extract;
+mod headers;
+mod locale;
 mod metrics;
 mod middleware;
 mod openapi;

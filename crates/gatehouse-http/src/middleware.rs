@@ -1,5 +1,6 @@
-//! The middleware stack: request ids, tracing spans, metrics, error logging, security headers,
-//! panics as 500 problems, timeouts and body limits.
+//! The middleware: the stack every request goes through (request ids, tracing spans, metrics,
+//! error logging, security headers, panics as 500 problems, timeouts and body limits), and the
+//! per-route rate-limit layer of the API ([`limit`]).
 //!
 //! Request ids, the span, metrics, logging, the response headers, the panic guard and the
 //! timeout are one middleware ([`observe`]) rather than eight tower layers: the router clones
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt as _;
@@ -20,10 +21,11 @@ use tower::ServiceBuilder;
 use tower_http::request_id::RequestId;
 use tracing::Instrument as _;
 
+use crate::client::client_ip;
 use crate::error::{ApiError, ErrorForLog};
+use crate::headers::{REQUEST_ID, secure_headers};
+use crate::ratelimit::{Bucket, Verdict, seconds_up};
 use crate::state::AppState;
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub(crate) fn wrap(routes: Router<AppState>, state: AppState) -> Router {
     let settings = state.settings.clone();
@@ -60,25 +62,6 @@ fn request_id(request: &mut Request) -> Option<HeaderValue> {
     };
     request.extensions_mut().insert(RequestId::new(id.clone()));
     Some(id)
-}
-
-/// How many headers [`secure_headers`] may add to an answer (handlers of the hottest routes
-/// size their header maps for them, see `documents::document_response`).
-pub(crate) const ADDED_HEADERS: usize = 6;
-
-/// Headers every answer carries: no sniffing, no framing, no referrer leaks; a handler's own
-/// CSP and Cache-Control win. The request id goes back to the caller unless a handler set one.
-fn secure_headers(headers: &mut HeaderMap, request_id: Option<HeaderValue>) {
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers
-        .entry(header::CONTENT_SECURITY_POLICY)
-        .or_insert_with(|| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
-    headers.entry(header::CACHE_CONTROL).or_insert_with(|| HeaderValue::from_static("no-store"));
-    if let Some(id) = request_id {
-        headers.entry(REQUEST_ID).or_insert(id);
-    }
 }
 
 /// Gives the request its id, runs it in a (DEBUG) span, records it in metrics, logs an error
@@ -136,8 +119,43 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     response
 }
 
+/// Spends one request of `bucket` for the client IP before the route runs: `429` with
+/// `Retry-After` once the budget is spent, and the `RateLimit-*` headers
+/// (draft-ietf-httpapi-ratelimit-headers) on every decided answer.
+pub(crate) async fn limit(
+    bucket: Bucket,
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let ip = client_ip(&parts, &state.settings.trusted_proxies).map(|ip| ip.to_string());
+    let request = Request::from_parts(parts, body);
+    let (mut response, decision) =
+        match state.rate_limit_policy().spend(bucket, ip.as_deref()).await {
+            Verdict::Unchecked => return next.run(request).await,
+            Verdict::Allowed(decision) => (next.run(request).await, decision),
+            Verdict::Refused { decision, retry_after_seconds } => {
+                let refusal = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "Too many requests; slow down.",
+                )
+                .with_retry_after(retry_after_seconds);
+                (refusal.into_response(), decision)
+            }
+        };
+    let headers = response.headers_mut();
+    headers.insert("ratelimit-limit", HeaderValue::from(decision.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(decision.remaining));
+    headers.insert("ratelimit-reset", HeaderValue::from(seconds_up(decision.reset_after)));
+    response
+}
+
 #[cfg(test)]
 mod tests {
+    use axum::http::header;
+
     use super::*;
 
     #[tokio::test]

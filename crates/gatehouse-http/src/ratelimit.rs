@@ -1,38 +1,36 @@
-//! Per-route, per-client-IP rate limits in front of the sensitive endpoints, with `429`,
-//! `Retry-After` and `RateLimit-*` headers (draft-ietf-httpapi-ratelimit-headers).
+//! The rate-limit policy: which per-client budgets ([`Bucket`]) exist, the limiter key and the
+//! limit of each, and what a spent budget answers. The API's per-route layer and the hosted
+//! pages both spend through [`RateLimitPolicy`], so a page and its API route share one budget
+//! by construction (switching between them gives no extra guesses).
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use gatehouse_domain::ratelimit::RateLimit;
+use gatehouse_domain::ratelimit::{RateLimit, RateLimitDecision, RateLimiter};
 
-use crate::client::client_ip;
-use crate::error::ApiError;
-use crate::state::AppState;
-
-/// Which limit a route uses.
-#[derive(Debug, Clone, Copy)]
-pub enum LimitedRoute {
+/// A per-client budget, shared by every route and page that spends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    /// Password guesses: `POST /v1/auth/sign-in`, the second factor and re-authentication,
+    /// the `/login` page.
     SignIn,
     SignUp,
     Refresh,
-    /// Requests that send an email (reset, magic link, verification resend).
+    /// Requests that send an email or SMS (reset, magic link, verification resend, codes),
+    /// and the `/forgot-password` page.
     Email,
 }
 
-impl LimitedRoute {
+impl Bucket {
+    /// The bucket's part of the limiter key (stable: keys live in Redis across deployments).
     fn name(self) -> &'static str {
         match self {
-            LimitedRoute::SignIn => "sign-in",
-            LimitedRoute::SignUp => "sign-up",
-            LimitedRoute::Refresh => "refresh",
-            LimitedRoute::Email => "email",
+            Bucket::SignIn => "sign-in",
+            Bucket::SignUp => "sign-up",
+            Bucket::Refresh => "refresh",
+            Bucket::Email => "email",
         }
     }
 }
 
-/// Limits per route, from configuration.
+/// Limits per bucket, from configuration.
 #[derive(Debug, Clone)]
 pub struct RateLimits {
     /// Namespaces the keys, so deployments (or test runs) sharing one Redis stay apart.
@@ -43,52 +41,99 @@ pub struct RateLimits {
     pub email: RateLimit,
 }
 
-fn seconds_up(duration: std::time::Duration) -> u64 {
+impl RateLimits {
+    /// The limiter key and the limit of `bucket` for the client at `client_ip` (`unknown` when
+    /// the address is not known): the one place keys are built.
+    pub fn key_and_limit(&self, bucket: Bucket, client_ip: Option<&str>) -> (String, RateLimit) {
+        let limit = match bucket {
+            Bucket::SignIn => self.sign_in,
+            Bucket::SignUp => self.sign_up,
+            Bucket::Refresh => self.refresh,
+            Bucket::Email => self.email,
+        };
+        let ip = client_ip.unwrap_or("unknown");
+        (format!("{}{}:{ip}", self.key_prefix, bucket.name()), limit)
+    }
+}
+
+/// What spending one request of a budget answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// No decision: rate limiting is off, or the limiter store failed.
+    Unchecked,
+    /// Within the budget.
+    Allowed(RateLimitDecision),
+    /// The budget is spent; `retry_after_seconds` (at least 1) says for how long.
+    Refused { decision: RateLimitDecision, retry_after_seconds: u64 },
+}
+
+/// The limiter and the limits, borrowed from the state for one request.
+pub struct RateLimitPolicy<'a> {
+    limiter: Option<&'a dyn RateLimiter>,
+    limits: &'a RateLimits,
+}
+
+impl<'a> RateLimitPolicy<'a> {
+    /// `limiter` is `None` when rate limiting is disabled.
+    pub fn new(limiter: Option<&'a dyn RateLimiter>, limits: &'a RateLimits) -> Self {
+        Self { limiter, limits }
+    }
+
+    /// Spends one request of `bucket` for the client at `client_ip`. A failing limiter store
+    /// lets the request through (logged): availability over strictness — a broken store must
+    /// not take sign-in down, and lockout still protects accounts.
+    pub async fn spend(&self, bucket: Bucket, client_ip: Option<&str>) -> Verdict {
+        let Some(limiter) = self.limiter else { return Verdict::Unchecked };
+        let (key, limit) = self.limits.key_and_limit(bucket, client_ip);
+        match limiter.hit(&key, limit).await {
+            Ok(decision) if decision.allowed => Verdict::Allowed(decision),
+            Ok(decision) => {
+                let retry_after_seconds = decision.retry_after.map_or(1, seconds_up).max(1);
+                Verdict::Refused { decision, retry_after_seconds }
+            }
+            Err(error) => {
+                tracing::error!(%error, bucket = bucket.name(), "rate limiter unavailable; letting the request through");
+                Verdict::Unchecked
+            }
+        }
+    }
+}
+
+/// Whole seconds, rounded up.
+pub fn seconds_up(duration: std::time::Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
-pub(crate) async fn limit(
-    route: LimitedRoute,
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(limiter) = state.rate_limiter.clone() else { return next.run(request).await };
-    let (parts, body) = request.into_parts();
-    let ip = client_ip(&parts, &state.settings.trusted_proxies)
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    let request = Request::from_parts(parts, body);
-    let rate = match route {
-        LimitedRoute::SignIn => state.rate_limits.sign_in,
-        LimitedRoute::SignUp => state.rate_limits.sign_up,
-        LimitedRoute::Refresh => state.rate_limits.refresh,
-        LimitedRoute::Email => state.rate_limits.email,
-    };
-    let key = format!("{}{}:{ip}", state.rate_limits.key_prefix, route.name());
-    let decision = match limiter.hit(&key, rate).await {
-        Ok(decision) => decision,
-        Err(error) => {
-            // Availability over strictness: a broken limiter store must not take sign-in down.
-            // Lockout still protects accounts.
-            tracing::error!(%error, route = route.name(), "rate limiter unavailable; letting the request through");
-            return next.run(request).await;
-        }
-    };
-    let mut response = if decision.allowed {
-        next.run(request).await
-    } else {
-        let retry_after = decision.retry_after.map_or(1, seconds_up).max(1);
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "Too many requests; slow down.",
-        )
-        .with_retry_after(retry_after)
-        .into_response()
-    };
-    let headers = response.headers_mut();
-    headers.insert("ratelimit-limit", HeaderValue::from(decision.limit));
-    headers.insert("ratelimit-remaining", HeaderValue::from(decision.remaining));
-    headers.insert("ratelimit-reset", HeaderValue::from(seconds_up(decision.reset_after)));
-    response
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn every_bucket_has_its_own_key_and_limit() {
+        let per_minute = |limit| RateLimit::new(limit, Duration::from_secs(60));
+        let limits = RateLimits {
+            key_prefix: "gh:".into(),
+            sign_in: per_minute(1),
+            sign_up: per_minute(2),
+            refresh: per_minute(3),
+            email: per_minute(4),
+        };
+        let check = |bucket, ip, key: &str, limit| {
+            assert_eq!(limits.key_and_limit(bucket, ip), (key.to_owned(), per_minute(limit)));
+        };
+        check(Bucket::SignIn, Some("203.0.113.9"), "gh:sign-in:203.0.113.9", 1);
+        check(Bucket::SignUp, Some("203.0.113.9"), "gh:sign-up:203.0.113.9", 2);
+        check(Bucket::Refresh, Some("::1"), "gh:refresh:::1", 3);
+        check(Bucket::Email, None, "gh:email:unknown", 4);
+    }
+
+    #[test]
+    fn durations_round_up_to_whole_seconds() {
+        assert_eq!(seconds_up(Duration::ZERO), 0);
+        assert_eq!(seconds_up(Duration::from_millis(1)), 1);
+        assert_eq!(seconds_up(Duration::from_secs(2)), 2);
+        assert_eq!(seconds_up(Duration::from_millis(2001)), 3);
+    }
 }

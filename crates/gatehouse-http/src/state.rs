@@ -17,8 +17,10 @@ use gatehouse_domain::users::UserDirectory;
 use gatehouse_domain::{KeyService, ReadinessCheck};
 use ipnet::IpNet;
 
+use crate::browser::render::Pages;
+use crate::documents::Documents;
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimits;
+use crate::ratelimit::{RateLimitPolicy, RateLimits};
 
 /// Limits and timeouts of the HTTP server, from configuration.
 #[derive(Debug, Clone)]
@@ -67,7 +69,7 @@ impl std::ops::Deref for AppState {
 pub struct AppServices {
     pub keys: Arc<KeyService>,
     /// Pre-serialised JWKS and discovery documents.
-    pub documents: Arc<crate::documents::Documents>,
+    pub documents: Arc<Documents>,
     /// The user as the API shows it.
     pub directory: Arc<UserDirectory>,
     pub sessions: Arc<SessionService>,
@@ -91,5 +93,12 @@ pub struct AppServices {
     pub metrics: Arc<Metrics>,
     pub settings: Arc<HttpSettings>,
     /// The hosted pages: templates, branding, cookie and CSRF keys.
-    pub pages: Arc<crate::pages::Pages>,
+    pub pages: Arc<Pages>,
+}
+
+impl AppServices {
+    /// The rate-limit policy over this state's limiter and limits.
+    pub(crate) fn rate_limit_policy(&self) -> RateLimitPolicy<'_> {
+        RateLimitPolicy::new(self.rate_limiter.as_deref(), &self.rate_limits)
+    }
 }

@@ -1,8 +1,9 @@
-//! The command line: `gatehouse serve | migrate | version | keys list|rotate`.
+//! The command line: `gatehouse serve | migrate | version | keys list|rotate | user create|import
+//! | client create | admin-key create`, one function per command.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use gatehouse_domain::DomainError;
@@ -53,34 +54,37 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Register a client; prints its client_id and, once, its secret.
-    Create {
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        client_id: Option<String>,
-        /// A chosen secret (at least 32 characters); generated when absent.
-        #[arg(long, conflicts_with = "public")]
-        secret: Option<String>,
-        /// A public client (SPA, mobile, CLI): no secret, PKCE required.
-        #[arg(long)]
-        public: bool,
-        #[arg(long = "redirect-uri")]
-        redirect_uris: Vec<String>,
-        #[arg(long = "post-logout-redirect-uri")]
-        post_logout_redirect_uris: Vec<String>,
-        /// authorization_code, refresh_token, client_credentials (default: the first two).
-        #[arg(long = "grant-type")]
-        grant_types: Vec<String>,
-        /// Allowed scopes (default: openid profile email offline_access).
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-        /// A first-party client: users are not asked to consent.
-        #[arg(long)]
-        skip_consent: bool,
-        /// A JWK Set file of the client's public keys: it authenticates with private_key_jwt.
-        #[arg(long, conflicts_with_all = ["secret", "public"])]
-        jwks_file: Option<std::path::PathBuf>,
-    },
+    Create(CreateClient),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateClient {
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    client_id: Option<String>,
+    /// A chosen secret (at least 32 characters); generated when absent.
+    #[arg(long, conflicts_with = "public")]
+    secret: Option<String>,
+    /// A public client (SPA, mobile, CLI): no secret, PKCE required.
+    #[arg(long)]
+    public: bool,
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    /// authorization_code, refresh_token, client_credentials (default: the first two).
+    #[arg(long = "grant-type")]
+    grant_types: Vec<String>,
+    /// Allowed scopes (default: openid profile email offline_access).
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// A first-party client: users are not asked to consent.
+    #[arg(long)]
+    skip_consent: bool,
+    /// A JWK Set file of the client's public keys: it authenticates with private_key_jwt.
+    #[arg(long, conflicts_with_all = ["secret", "public"])]
+    jwks_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,36 +92,42 @@ pub enum UserCommand {
     /// Import users from a JSON Lines file, one object per line: {"email", "username"?,
     /// "first_name"?, "last_name"?, "password_hash"?, "email_verified"?}. Existing emails and
     /// usernames are skipped; progress goes to stderr.
-    Import {
-        #[arg(long)]
-        file: std::path::PathBuf,
-        /// Users per transaction.
-        #[arg(long, default_value_t = 1000)]
-        batch_size: usize,
-    },
+    Import(ImportUsers),
     /// Create a user (the password must pass the password policy).
-    Create {
-        #[arg(long)]
-        email: String,
-        #[arg(long, conflicts_with = "password_hash")]
-        password: Option<String>,
-        /// Import a hash from another system (bcrypt, scrypt, PBKDF2, Django pbkdf2_sha256,
-        /// Argon2); upgraded to Argon2id at the next sign-in.
-        #[arg(long)]
-        password_hash: Option<String>,
-        #[arg(long)]
-        username: Option<String>,
-        #[arg(long)]
-        first_name: Option<String>,
-        #[arg(long)]
-        last_name: Option<String>,
-        /// Give the user the system admin role (admin API with their own token).
-        #[arg(long)]
-        admin: bool,
-        /// Mark the email as verified.
-        #[arg(long)]
-        verified: bool,
-    },
+    Create(CreateUser),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportUsers {
+    #[arg(long)]
+    file: PathBuf,
+    /// Users per transaction.
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateUser {
+    #[arg(long)]
+    email: String,
+    #[arg(long, conflicts_with = "password_hash")]
+    password: Option<String>,
+    /// Import a hash from another system (bcrypt, scrypt, PBKDF2, Django pbkdf2_sha256,
+    /// Argon2); upgraded to Argon2id at the next sign-in.
+    #[arg(long)]
+    password_hash: Option<String>,
+    #[arg(long)]
+    username: Option<String>,
+    #[arg(long)]
+    first_name: Option<String>,
+    #[arg(long)]
+    last_name: Option<String>,
+    /// Give the user the system admin role (admin API with their own token).
+    #[arg(long)]
+    admin: bool,
+    /// Mark the email as verified.
+    #[arg(long)]
+    verified: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,7 +147,7 @@ pub enum KeysCommand {
     Rotate,
 }
 
-/// Runs a command that needs configuration.
+/// Runs a command that needs configuration: one function per command.
 pub async fn run(command: &Command, config: Config, json_output: bool) -> Result<(), StartupError> {
     match command {
         Command::Version => {
@@ -145,208 +155,225 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
             Ok(())
         }
         Command::Serve => serve(config, json_output).await,
-        Command::Migrate => {
-            let database = app::open_database(&config).await?;
-            gatehouse_store::migrate::run(&database).await?;
-            let versions = gatehouse_store::migrate::applied_versions(&database).await?;
-            database.close().await;
-            if json_output {
-                println!(
-                    "{}",
-                    json!({ "backend": database.backend(), "applied_versions": versions })
-                );
-            } else {
-                println!(
-                    "database ({}) is up to date; applied migrations: {versions:?}",
-                    database.backend()
-                );
-            }
-            Ok(())
+        Command::Migrate => migrate(config, json_output).await,
+        Command::Keys(KeysCommand::List) => list_keys(config, json_output).await,
+        Command::Keys(KeysCommand::Rotate) => rotate_keys(config, json_output).await,
+        Command::User(UserCommand::Create(arguments)) => {
+            create_user(config, arguments, json_output).await
         }
-        Command::Keys(KeysCommand::List) => {
-            let core = app::build_core(config).await?;
-            let keys = core.keys.list().await?;
-            core.database.close().await;
-            if json_output {
-                println!("{}", json!({ "data": keys }));
-            } else {
-                println!("{:<45} {:<6} {:<8} {:<11} published", "kid", "alg", "state", "created");
-                for key in keys {
-                    println!(
-                        "{:<45} {:<6} {:<8} {:<11} {}",
-                        key.kid,
-                        key.algorithm.to_string(),
-                        key.state.as_str(),
-                        key.created_at,
-                        if key.published { "yes" } else { "no" }
-                    );
-                }
-            }
-            Ok(())
+        Command::User(UserCommand::Import(arguments)) => {
+            import_users(config, arguments, json_output).await
         }
-        Command::User(UserCommand::Create {
-            email,
-            password,
-            password_hash,
-            username,
-            first_name,
-            last_name,
-            admin,
-            verified,
-        }) => {
-            let core = app::build_core(config).await?;
-            let hashing = app::hashing_pool(&core.config, &core.master_keys)?;
-            let accounts = core.accounts(hashing, core.tokens())?;
-            let request = NewUserByAdmin {
-                email: email.clone(),
-                password: password.clone(),
-                password_hash: password_hash.clone(),
-                username: username.clone(),
-                first_name: first_name.clone(),
-                last_name: last_name.clone(),
-                email_verified: *verified,
-                admin: *admin,
-            };
-            let created = accounts
-                .admin_users
-                .create(&AdminPrincipal::system(), request, &cli_context())
-                .await;
-            core.database.close().await;
-            let user =
-                created.map_err(|error| StartupError::Rejected(describe_rejection(&error)))?;
-            if json_output {
-                println!(
-                    "{}",
-                    json!({ "id": user.id, "email": user.email, "username": user.username })
-                );
-            } else {
-                println!("created user {} ({})", user.id, user.email.unwrap_or_default());
-            }
-            Ok(())
-        }
-        Command::Client(ClientCommand::Create {
-            name,
-            client_id,
-            secret,
-            public,
-            redirect_uris,
-            post_logout_redirect_uris,
-            grant_types,
-            scopes,
-            skip_consent,
-            jwks_file,
-        }) => {
-            let jwks = match jwks_file {
-                Some(path) => {
-                    let text = std::fs::read_to_string(path).map_err(|error| {
-                        StartupError::Rejected(format!("cannot read {}: {error}", path.display()))
-                    })?;
-                    Some(serde_json::from_str(&text).map_err(|error| {
-                        StartupError::Rejected(format!("{} is not JSON: {error}", path.display()))
-                    })?)
-                }
-                None => None,
-            };
-            let core = app::build_core(config).await?;
-            let clients = core.clients();
-            let request = NewClient {
-                client_id: client_id.clone(),
-                name: name.clone(),
-                secret: secret.clone(),
-                public: *public,
-                redirect_uris: redirect_uris.clone(),
-                post_logout_redirect_uris: post_logout_redirect_uris.clone(),
-                grant_types: grant_types.clone(),
-                scopes: scopes.clone(),
-                skip_consent: *skip_consent,
-                access_token_ttl_seconds: None,
-                refresh_token_ttl_seconds: None,
-                jwks,
-            };
-            let created =
-                clients.create_client(&AdminPrincipal::system(), request, &cli_context()).await;
-            core.database.close().await;
-            let (client, secret) =
-                created.map_err(|error| StartupError::Rejected(describe_rejection(&error)))?;
-            if json_output {
-                println!(
-                    "{}",
-                    json!({ "client_id": client.client_id, "client_secret": secret, "name": client.name })
-                );
-            } else {
-                println!("client_id:     {}", client.client_id);
-                match secret {
-                    Some(secret) => println!(
-                        "client_secret: {secret}\nStore the secret now: it is not shown again."
-                    ),
-                    None => println!("public client: no secret; use PKCE (S256)"),
-                }
-            }
-            Ok(())
-        }
-        Command::User(UserCommand::Import { file, batch_size }) => {
-            let core = app::build_core(config).await?;
-            let hashing = app::hashing_pool(&core.config, &core.master_keys)?;
-            let accounts = core.accounts(hashing, core.tokens())?;
-            let outcome =
-                import_users(&accounts.admin_users, file, (*batch_size).clamp(1, 10_000)).await;
-            core.database.close().await;
-            let (report, lines) = outcome?;
-            if json_output {
-                println!(
-                    "{}",
-                    json!({ "lines": lines, "imported": report.imported, "skipped": report.skipped, "invalid": report.invalid })
-                );
-            } else {
-                println!(
-                    "{lines} lines: {} imported, {} skipped (email or username taken), {} invalid",
-                    report.imported,
-                    report.skipped,
-                    report.invalid.len()
-                );
-                for (line, problem) in report.invalid.iter().take(20) {
-                    println!("  line {line}: {problem}");
-                }
-            }
-            Ok(())
+        Command::Client(ClientCommand::Create(arguments)) => {
+            create_client(config, arguments, json_output).await
         }
         Command::AdminKey(AdminKeyCommand::Create { name }) => {
-            let core = app::build_core(config).await?;
-            let created = core.admin_keys().create(name, &cli_context()).await;
-            core.database.close().await;
-            let (key, secret) =
-                created.map_err(|error| StartupError::Rejected(describe_rejection(&error)))?;
-            if json_output {
-                println!("{}", json!({ "id": key.id, "name": key.name, "key": secret }));
-            } else {
-                println!(
-                    "admin API key {} ({}):\n{secret}\nStore it now: it is not shown again.",
-                    key.id, key.name
-                );
-            }
-            Ok(())
-        }
-        Command::Keys(KeysCommand::Rotate) => {
-            let core = app::build_core(config).await?;
-            let key = core.keys.rotate().await?;
-            core.database.close().await;
-            if json_output {
-                println!("{}", json!(key));
-            } else {
-                println!(
-                    "new active signing key {} ({}); the previous key stays published until its tokens expire",
-                    key.kid, key.algorithm
-                );
-            }
-            Ok(())
+            create_admin_key(config, name, json_output).await
         }
     }
 }
 
-/// Reads the JSON Lines file in batches; `invalid` positions in the report are line numbers.
+/// `gatehouse migrate`
+async fn migrate(config: Config, json_output: bool) -> Result<(), StartupError> {
+    let database = app::open_database(&config).await?;
+    gatehouse_store::migrate::run(&database).await?;
+    let versions = gatehouse_store::migrate::applied_versions(&database).await?;
+    database.close().await;
+    if json_output {
+        println!("{}", json!({ "backend": database.backend(), "applied_versions": versions }));
+    } else {
+        println!(
+            "database ({}) is up to date; applied migrations: {versions:?}",
+            database.backend()
+        );
+    }
+    Ok(())
+}
+
+/// `gatehouse keys list`
+async fn list_keys(config: Config, json_output: bool) -> Result<(), StartupError> {
+    let core = app::build_core(config).await?;
+    let keys = core.keys.list().await?;
+    core.database.close().await;
+    if json_output {
+        println!("{}", json!({ "data": keys }));
+    } else {
+        println!("{:<45} {:<6} {:<8} {:<11} published", "kid", "alg", "state", "created");
+        for key in keys {
+            println!(
+                "{:<45} {:<6} {:<8} {:<11} {}",
+                key.kid,
+                key.algorithm.to_string(),
+                key.state.as_str(),
+                key.created_at,
+                if key.published { "yes" } else { "no" }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `gatehouse keys rotate`
+async fn rotate_keys(config: Config, json_output: bool) -> Result<(), StartupError> {
+    let core = app::build_core(config).await?;
+    let key = core.keys.rotate().await?;
+    core.database.close().await;
+    if json_output {
+        println!("{}", json!(key));
+    } else {
+        println!(
+            "new active signing key {} ({}); the previous key stays published until its tokens expire",
+            key.kid, key.algorithm
+        );
+    }
+    Ok(())
+}
+
+/// `gatehouse user create`
+async fn create_user(
+    config: Config,
+    arguments: &CreateUser,
+    json_output: bool,
+) -> Result<(), StartupError> {
+    let core = app::build_core(config).await?;
+    let hashing = app::hashing_pool(&core.config, &core.master_keys)?;
+    let accounts = core.accounts(hashing, core.tokens())?;
+    let request = NewUserByAdmin {
+        email: arguments.email.clone(),
+        password: arguments.password.clone(),
+        password_hash: arguments.password_hash.clone(),
+        username: arguments.username.clone(),
+        first_name: arguments.first_name.clone(),
+        last_name: arguments.last_name.clone(),
+        email_verified: arguments.verified,
+        admin: arguments.admin,
+    };
+    let created =
+        accounts.admin_users.create(&AdminPrincipal::system(), request, &cli_context()).await;
+    core.database.close().await;
+    let user = created.map_err(|error| StartupError::Rejected(describe_rejection(&error)))?;
+    if json_output {
+        println!("{}", json!({ "id": user.id, "email": user.email, "username": user.username }));
+    } else {
+        println!("created user {} ({})", user.id, user.email.unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// `gatehouse user import`
 async fn import_users(
+    config: Config,
+    arguments: &ImportUsers,
+    json_output: bool,
+) -> Result<(), StartupError> {
+    let core = app::build_core(config).await?;
+    let hashing = app::hashing_pool(&core.config, &core.master_keys)?;
+    let accounts = core.accounts(hashing, core.tokens())?;
+    let batch_size = arguments.batch_size.clamp(1, 10_000);
+    let outcome = import_file(&accounts.admin_users, &arguments.file, batch_size).await;
+    core.database.close().await;
+    let (report, lines) = outcome?;
+    if json_output {
+        println!(
+            "{}",
+            json!({ "lines": lines, "imported": report.imported, "skipped": report.skipped, "invalid": report.invalid })
+        );
+    } else {
+        println!(
+            "{lines} lines: {} imported, {} skipped (email or username taken), {} invalid",
+            report.imported,
+            report.skipped,
+            report.invalid.len()
+        );
+        for (line, problem) in report.invalid.iter().take(20) {
+            println!("  line {line}: {problem}");
+        }
+    }
+    Ok(())
+}
+
+/// `gatehouse client create`
+async fn create_client(
+    config: Config,
+    arguments: &CreateClient,
+    json_output: bool,
+) -> Result<(), StartupError> {
+    let jwks = match &arguments.jwks_file {
+        Some(path) => Some(read_jwks(path)?),
+        None => None,
+    };
+    let core = app::build_core(config).await?;
+    let clients = core.clients();
+    let request = NewClient {
+        client_id: arguments.client_id.clone(),
+        name: arguments.name.clone(),
+        secret: arguments.secret.clone(),
+        public: arguments.public,
+        redirect_uris: arguments.redirect_uris.clone(),
+        post_logout_redirect_uris: arguments.post_logout_redirect_uris.clone(),
+        grant_types: arguments.grant_types.clone(),
+        scopes: arguments.scopes.clone(),
+        skip_consent: arguments.skip_consent,
+        access_token_ttl_seconds: None,
+        refresh_token_ttl_seconds: None,
+        jwks,
+    };
+    let created = clients.create_client(&AdminPrincipal::system(), request, &cli_context()).await;
+    core.database.close().await;
+    let (client, secret) =
+        created.map_err(|error| StartupError::Rejected(describe_rejection(&error)))?;
+    if json_output {
+        println!(
+            "{}",
+            json!({ "client_id": client.client_id, "client_secret": secret, "name": client.name })
+        );
+    } else {
+        println!("client_id:     {}", client.client_id);
+        match secret {
+            Some(secret) => {
+                println!("client_secret: {secret}\nStore the secret now: it is not shown again.")
+            }
+            None => println!("public client: no secret; use PKCE (S256)"),
+        }
+    }
+    Ok(())
+}
+
+/// A client's JWK Set file, as JSON.
+fn read_jwks(path: &Path) -> Result<serde_json::Value, StartupError> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        StartupError::Rejected(format!("cannot read {}: {error}", path.display()))
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|error| StartupError::Rejected(format!("{} is not JSON: {error}", path.display())))
+}
+
+/// `gatehouse admin-key create`
+async fn create_admin_key(
+    config: Config,
+    name: &str,
+    json_output: bool,
+) -> Result<(), StartupError> {
+    let core = app::build_core(config).await?;
+    let created = core.admin_keys().create(name, &cli_context()).await;
+    core.database.close().await;
+    let (key, secret) =
+        created.map_err(|error| StartupError::Rejected(describe_rejection(&error)))?;
+    if json_output {
+        println!("{}", json!({ "id": key.id, "name": key.name, "key": secret }));
+    } else {
+        println!(
+            "admin API key {} ({}):\n{secret}\nStore it now: it is not shown again.",
+            key.id, key.name
+        );
+    }
+    Ok(())
+}
+
+/// Reads the JSON Lines file in batches; `invalid` positions in the report are line numbers.
+async fn import_file(
     admin_users: &AdminUserService,
-    file: &std::path::Path,
+    file: &Path,
     batch_size: usize,
 ) -> Result<(ImportReport, usize), StartupError> {
     use std::io::BufRead;

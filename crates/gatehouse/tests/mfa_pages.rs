@@ -38,22 +38,21 @@ async fn hosted_login_asks_for_the_second_factor(test: TestDatabase) {
     // Only the user's own methods are offered.
     assert!(form.body.contains("value=\"totp\"") && form.body.contains("value=\"backup_code\""));
     assert!(!form.body.contains("send_email") && !form.body.contains("value=\"sms\""));
-    let submit = |code: &str, action: &str| {
+    let submit = |code: &str| {
         let mut fields = form.hidden_fields();
         fields.push(("method".into(), "totp".into()));
         fields.push(("code".into(), code.into()));
-        fields.push(("action".into(), action.into()));
         fields
     };
-    let wrong = submit("000000", "verify");
+    let wrong = submit("000000");
     let wrong: Vec<(&str, &str)> = wrong.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    let refused = browser.post("/mfa", &wrong).await;
+    let refused = browser.post("/mfa/verify", &wrong).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
     assert!(refused.alert().unwrap().contains("not correct"), "{}", refused.body);
     env.clock.advance(30);
-    let right = submit(&totp(&secret, env.now()), "verify");
+    let right = submit(&totp(&secret, env.now()));
     let right: Vec<(&str, &str)> = right.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    let done = browser.post("/mfa", &right).await;
+    let done = browser.post("/mfa/verify", &right).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     assert_eq!(done.location(), "/account");
     assert!(browser.session_cookie().is_some());
@@ -68,13 +67,9 @@ async fn hosted_login_asks_for_the_second_factor(test: TestDatabase) {
     let form = browser.get(page.location()).await;
     env.clock.advance(30);
     let code = totp(&secret, env.now());
-    let done = submit_form(
-        &mut browser,
-        &form,
-        "/mfa",
-        &[("method", "totp"), ("code", &code), ("action", "verify")],
-    )
-    .await;
+    let done =
+        submit_form(&mut browser, &form, "/mfa/verify", &[("method", "totp"), ("code", &code)])
+            .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     let revoked: Option<String> = gatehouse_store::with_pool!(&test.database, pool => {
         sqlx::query_scalar("SELECT revoked_reason FROM sessions WHERE id = $1")
@@ -112,7 +107,7 @@ async fn submit_form(
     // same in all of them), and only the ones the target form has.
     let mut fields: Vec<(String, String)> = Vec::new();
     for (name, value) in page.hidden_fields() {
-        let wanted = matches!(name.as_str(), "csrf_token" | "lang" | "return_to" | "action");
+        let wanted = matches!(name.as_str(), "csrf_token" | "lang" | "return_to");
         if wanted && !fields.iter().any(|(seen, _)| *seen == name) {
             fields.push((name, value));
         }
@@ -132,11 +127,12 @@ async fn hosted_login_enrols_when_mfa_is_required(test: TestDatabase) {
     assert_eq!(enrol.status, StatusCode::OK, "{}", enrol.body);
     assert!(enrol.body.contains("<svg"), "the QR code is on the page");
     let secret = code_elements(&enrol.body).remove(0);
-    let wrong = submit_form(&mut browser, &enrol, "/mfa", &[("code", "000000")]).await;
+    let wrong = submit_form(&mut browser, &enrol, "/mfa/enrol", &[("code", "000000")]).await;
     assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.body);
     assert_eq!(code_elements(&wrong.body)[0], secret, "the same secret is shown again");
     let done =
-        submit_form(&mut browser, &wrong, "/mfa", &[("code", &totp(&secret, env.now()))]).await;
+        submit_form(&mut browser, &wrong, "/mfa/enrol", &[("code", &totp(&secret, env.now()))])
+            .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     assert_eq!(code_elements(&done.body).len(), 10, "the backup codes, once");
     assert!(browser.session_cookie().is_some());
@@ -225,13 +221,9 @@ async fn browser_with_mfa(env: &Env, email: &str, secret: &str) -> Browser {
     let form = browser.get(page.location()).await;
     env.clock.advance(30);
     let code = totp(secret, env.now());
-    let done = submit_form(
-        &mut browser,
-        &form,
-        "/mfa",
-        &[("method", "totp"), ("code", &code), ("action", "verify")],
-    )
-    .await;
+    let done =
+        submit_form(&mut browser, &form, "/mfa/verify", &[("method", "totp"), ("code", &code)])
+            .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     assert!(browser.session_cookie().is_some());
     browser
@@ -332,10 +324,9 @@ async fn oidc_id_token(env: &Env, email: &str, secret: Option<&str>) -> Value {
         let mut fields = form.hidden_fields();
         fields.push(("method".into(), "totp".into()));
         fields.push(("code".into(), totp(secret, env.now())));
-        fields.push(("action".into(), "verify".into()));
         let fields: Vec<(&str, &str)> =
             fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        let page = browser.post("/mfa", &fields).await;
+        let page = browser.post("/mfa/verify", &fields).await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
         next = page.location().to_owned();
     }
@@ -390,19 +381,15 @@ async fn hosted_second_step_with_a_code_by_email(test: TestDatabase) {
     let page = browser.sign_in("?return_to=/account", "tia@example.com", STRONG_PASSWORD).await;
     let form = browser.get(page.location()).await;
     assert!(form.body.contains("send_email"), "{}", form.body);
-    let sent = submit_form(&mut browser, &form, "/mfa", &[("action", "send_email")]).await;
+    let sent = submit_form(&mut browser, &form, "/mfa/send-email", &[]).await;
     assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
     assert!(sent.body.contains("A code is on its way"), "{}", sent.body);
-    let again = submit_form(&mut browser, &sent, "/mfa", &[("action", "send_email")]).await;
+    let again = submit_form(&mut browser, &sent, "/mfa/send-email", &[]).await;
     assert!(again.body.contains("Wait half a minute"), "30 s between codes: {}", again.body);
     let code = emailed_code(&env.sink, "tia@example.com", 2).await;
-    let done = submit_form(
-        &mut browser,
-        &sent,
-        "/mfa",
-        &[("method", "email"), ("code", &code), ("action", "verify")],
-    )
-    .await;
+    let done =
+        submit_form(&mut browser, &sent, "/mfa/verify", &[("method", "email"), ("code", &code)])
+            .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     assert!(browser.session_cookie().is_some());
     env.app.stop().await;

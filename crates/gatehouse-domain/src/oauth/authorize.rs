@@ -1,6 +1,7 @@
 //! The authorization endpoint's rules: which requests are answered with an error page (never
 //! redirect to an unverified place), which are redirected back with an error (RFC 6749
-//! §4.1.2.1, with `iss` per RFC 9207), consent, and issuing the code.
+//! §4.1.2.1, with `iss` per RFC 9207), the next step under `prompt` and `max_age` (sign in,
+//! consent, or the code), consent, and issuing the code.
 
 use super::client::{ClientRecord, GRANT_AUTHORIZATION_CODE};
 use super::store::AuthorizationCodeRecord;
@@ -53,6 +54,60 @@ pub enum AuthorizeRejection {
     Page(String),
     /// Tell the client, at its verified redirect URI.
     Redirect(String),
+}
+
+/// What the authorization endpoint does next with a validated request, given who is signed
+/// in in the browser ([`OAuthService::authorization_step`]).
+#[derive(Debug, Clone)]
+pub enum AuthorizeStep {
+    /// Send the browser to sign in, then back to the request. `fresh`: the browser is signed
+    /// in, but the request wants a new authentication (`prompt=login`, or `max_age` passed).
+    SignIn { fresh: bool },
+    /// Ask this signed-in user to consent to the client's scopes.
+    Consent(Principal),
+    /// Issue a code to this signed-in user.
+    IssueCode(Principal),
+    /// `prompt=none` cannot be honoured without showing a page: tell the client at its
+    /// verified redirect URI. `error` is `login_required` or `consent_required`; `location`
+    /// is the redirect (with `state` and `iss`).
+    Refuse { error: &'static str, location: String },
+}
+
+/// How the browser's sign-in stands against a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Authentication {
+    /// Nobody is signed in.
+    Missing,
+    /// Signed in, but `prompt=login` asks again or the sign-in is older than `max_age`.
+    Stale,
+    /// Signed in recently enough; whether the user must still consent (only looked up then).
+    Current { consent_needed: bool },
+}
+
+/// [`decide`]'s answer: an [`AuthorizeStep`] without its principal or redirect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    SignIn {
+        fresh: bool,
+    },
+    Consent,
+    IssueCode,
+    /// `error` and `error_description`.
+    Refuse(&'static str, &'static str),
+}
+
+/// The rule behind [`OAuthService::authorization_step`], over what is known.
+fn decide(prompt_none: bool, authentication: Authentication) -> Decision {
+    match authentication {
+        Authentication::Current { consent_needed: false } => Decision::IssueCode,
+        Authentication::Current { consent_needed: true } if prompt_none => {
+            Decision::Refuse("consent_required", "the user has not consented to this client")
+        }
+        Authentication::Current { consent_needed: true } => Decision::Consent,
+        _ if prompt_none => Decision::Refuse("login_required", "the user is not signed in"),
+        Authentication::Stale => Decision::SignIn { fresh: true },
+        Authentication::Missing => Decision::SignIn { fresh: false },
+    }
 }
 
 const MAX_PARAMETER_LENGTH: usize = 2048;
@@ -193,6 +248,49 @@ impl OAuthService {
         })
     }
 
+    /// The next step of an authorization request, OpenID Connect's `prompt` and `max_age`
+    /// rules in one place:
+    /// - a browser signed in recently enough (no `prompt=login`, `max_age` not passed) goes on
+    ///   to consent; otherwise it signs in first — again (`fresh`) when it already was;
+    /// - consent is asked when [`Self::needs_consent`] says so, else the code is issued;
+    /// - with `prompt=none` no page may be shown: where a sign-in would be needed the client
+    ///   gets `login_required`, where consent would be asked `consent_required`.
+    pub async fn authorization_step(
+        &self,
+        request: &ValidatedAuthorization,
+        signed_in: Option<Principal>,
+    ) -> Result<AuthorizeStep, DomainError> {
+        let authentication = match &signed_in {
+            None => Authentication::Missing,
+            Some(principal)
+                if request.prompt_login || self.needs_fresh_login(request, principal) =>
+            {
+                Authentication::Stale
+            }
+            Some(principal) => Authentication::Current {
+                consent_needed: self.needs_consent(request, &principal.user.id).await?,
+            },
+        };
+        Ok(match (decide(request.prompt_none, authentication), signed_in) {
+            (Decision::Refuse(error, description), _) => AuthorizeStep::Refuse {
+                error,
+                location: self.error_redirect(
+                    &request.redirect_uri,
+                    error,
+                    description,
+                    request.state.as_deref(),
+                ),
+            },
+            (Decision::Consent, Some(principal)) => AuthorizeStep::Consent(principal),
+            (Decision::IssueCode, Some(principal)) => AuthorizeStep::IssueCode(principal),
+            (Decision::SignIn { fresh }, _) => AuthorizeStep::SignIn { fresh },
+            // `decide` only answers these for a signed-in browser.
+            (Decision::Consent | Decision::IssueCode, None) => {
+                AuthorizeStep::SignIn { fresh: false }
+            }
+        })
+    }
+
     /// Whether the signed-in user's authentication is too old for this request (`max_age`).
     pub fn needs_fresh_login(
         &self,
@@ -320,5 +418,32 @@ fn append_query(base: &str, parameters: &[(&str, &str)]) -> String {
         // Registered URIs are validated as absolute URLs, so this is unreachable in practice;
         // keep the base rather than invent a destination.
         Err(_) => base.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(prompt_none: bool, authentication: Authentication, expected: Decision) {
+        let decision = decide(prompt_none, authentication);
+        assert_eq!(decision, expected, "prompt=none {prompt_none}, {authentication:?}");
+    }
+
+    #[test]
+    fn prompt_and_sign_in_state_decide_the_step() {
+        use Authentication::{Current, Missing, Stale};
+        let login_required = Decision::Refuse("login_required", "the user is not signed in");
+        let consent_required =
+            Decision::Refuse("consent_required", "the user has not consented to this client");
+        check(false, Missing, Decision::SignIn { fresh: false });
+        check(false, Stale, Decision::SignIn { fresh: true });
+        check(false, Current { consent_needed: false }, Decision::IssueCode);
+        check(false, Current { consent_needed: true }, Decision::Consent);
+        // prompt=none: never a page.
+        check(true, Missing, login_required);
+        check(true, Stale, login_required);
+        check(true, Current { consent_needed: false }, Decision::IssueCode);
+        check(true, Current { consent_needed: true }, consent_required);
     }
 }

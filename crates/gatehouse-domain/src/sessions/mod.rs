@@ -298,6 +298,27 @@ impl SessionService {
         Ok(())
     }
 
+    /// The session rule of a sign-in in a browser: a browser holds one session. When a sign-in
+    /// through the hosted pages opens a new session in a browser that was already signed in
+    /// (`prompt=login`, or signing in again), the session its old cookie named ends, recorded
+    /// as a sign-out: the new cookie replaces the old one, and a session nobody holds a cookie
+    /// for would otherwise live on unseen until it expires. The same session is left alone. A
+    /// failure to end it is logged, not answered: the new sign-in stands.
+    pub async fn replace_browser_session(
+        &self,
+        previous: Option<&Principal>,
+        new_session_id: &str,
+        context: &RequestContext,
+    ) {
+        let Some(previous) = previous else { return };
+        if previous.session.id == new_session_id {
+            return;
+        }
+        if let Err(error) = self.sign_out(previous, context).await {
+            tracing::warn!(%error, session_id = %previous.session.id, "could not end the replaced browser session");
+        }
+    }
+
     /// The user's active sessions, newest first.
     pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionRecord>, DomainError> {
         Ok(self.store.active_sessions(&principal.user.id, self.clock.now()).await?)

@@ -15,11 +15,12 @@ use gatehouse_domain::mfa::FactorKind;
 use gatehouse_domain::mfa::Reauthentication;
 use gatehouse_domain::principal::Principal;
 
-use super::cookies::BrowserSession;
-use super::csrf::{Csrf, PageForm, PageRequest};
-use super::logout::display_name;
-use super::{ErrorPage, Locale};
+use super::request::{PageForm, PageRequest};
+use super::session::{BrowserSession, display_name};
+use crate::browser::csrf::Csrf;
+use crate::browser::render::ErrorPage;
 use crate::client::Client;
+use crate::locale::Locale;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> axum::Router<AppState> {

@@ -10,10 +10,14 @@ use gatehouse_domain::{DomainError, OneTimeTokenProblem};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::csrf::{Csrf, PageForm, PageRequest};
-use super::{ErrorPage, Locale, return_to_or_default, safe_return_to};
+use super::request::{PageForm, PageRequest};
+use super::session::continue_sign_in;
+use crate::browser::csrf::Csrf;
+use crate::browser::render::ErrorPage;
+use crate::browser::return_to::{return_to_or_default, safe_return_to};
 use crate::client::Client;
 use crate::error::ErrorForLog;
+use crate::locale::Locale;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -229,7 +233,7 @@ pub(crate) async fn submit_magic_link(
         Err(error) => return refusal(&state, page, locale, &csrf, &error),
     };
     let return_to = return_to_or_default(fields.return_to.as_deref());
-    match super::mfa::continue_sign_in(&state, outcome, &return_to, locale).await {
+    match continue_sign_in(&state, outcome, &return_to, locale).await {
         Ok(response) | Err(response) => response,
     }
 }

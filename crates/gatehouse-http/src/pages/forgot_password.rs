@@ -9,10 +9,11 @@ use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::ErrorPage;
-use super::csrf::{PageForm, PageRequest};
+use super::request::{PageForm, PageRequest};
+use crate::browser::render::ErrorPage;
 use crate::client::Client;
 use crate::error::ErrorForLog;
+use crate::ratelimit::{Bucket, Verdict};
 use crate::state::AppState;
 
 /// No `Debug`: it holds an address.
@@ -40,32 +41,21 @@ pub(crate) async fn submit(
 ) -> Response {
     let PageForm { locale, csrf, fields } = form;
     let pages = &state.pages;
-    if let Some(limiter) = &state.rate_limiter {
-        let ip = context.ip.as_deref().unwrap_or("unknown");
-        let key = format!("{}email:{ip}", state.rate_limits.key_prefix);
-        match limiter.hit(&key, state.rate_limits.email).await {
-            Ok(decision) if !decision.allowed => {
-                let wait = decision.retry_after.unwrap_or_default();
-                let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
-                let view = context! { sent => false, error => "forgot_password.rate_limited" };
-                let mut response = pages.render_form(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    locale,
-                    &csrf,
-                    "forgot_password.html",
-                    view,
-                );
-                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
-                response
-                    .extensions_mut()
-                    .insert(ErrorForLog { code: "rate_limited", internal: None });
-                return response;
-            }
-            Ok(_) => {}
-            Err(error) => {
-                tracing::error!(%error, "rate limiter unavailable; letting the request through");
-            }
-        }
+    let ip = context.ip.as_deref();
+    if let Verdict::Refused { retry_after_seconds, .. } =
+        state.rate_limit_policy().spend(Bucket::Email, ip).await
+    {
+        let view = context! { sent => false, error => "forgot_password.rate_limited" };
+        let mut response = pages.render_form(
+            StatusCode::TOO_MANY_REQUESTS,
+            locale,
+            &csrf,
+            "forgot_password.html",
+            view,
+        );
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        response.extensions_mut().insert(ErrorForLog { code: "rate_limited", internal: None });
+        return response;
     }
     if let Err(error) = state.email_links.forgot_password(fields.email.trim(), &context).await {
         return pages.error_page(locale, ErrorPage::from_domain(&error));

@@ -1,4 +1,4 @@
-//! `/login`: the sign-in form, and its POST that signs in through `AccountService::sign_in`,
+//! `/login`: the sign-in form, and its POST that signs in through `SignInService::sign_in`,
 //! sets the browser-session cookie and goes on to `return_to`.
 
 use axum::extract::{RawQuery, State};
@@ -6,19 +6,20 @@ use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use gatehouse_domain::DomainError;
-use gatehouse_domain::principal::Principal;
-use gatehouse_domain::principal::RequestContext;
 use gatehouse_domain::sign_in::SignInOutcome;
 use gatehouse_domain::sign_in::{Identifier, SignIn};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::cookies::BrowserSession;
-use super::csrf::{Csrf, PageForm, PageRequest};
-use super::logout::display_name;
-use super::{ErrorPage, Locale, Pages, return_to_or_default};
+use super::request::{PageForm, PageRequest};
+use super::session::{BrowserSession, continue_sign_in, display_name};
+use crate::browser::csrf::Csrf;
+use crate::browser::render::{ErrorPage, Pages};
+use crate::browser::return_to::return_to_or_default;
 use crate::client::Client;
 use crate::error::ErrorForLog;
+use crate::locale::Locale;
+use crate::ratelimit::{Bucket, Verdict};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -97,95 +98,69 @@ pub(crate) async fn submit(
         response.extensions_mut().insert(ErrorForLog { code, internal: None });
         response
     };
-    if let Some(retry_after) = sign_in_rate_limited(&state, &context).await {
+    // The budget of `POST /v1/auth/sign-in`: switching between the API and the page gives no
+    // extra guesses.
+    let ip = context.ip.as_deref();
+    if let Verdict::Refused { retry_after_seconds, .. } =
+        state.rate_limit_policy().spend(Bucket::SignIn, ip).await
+    {
         let mut response =
             failure(StatusCode::TOO_MANY_REQUESTS, "login.error.rate_limited", "rate_limited");
-        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds));
         return response;
     }
-    let identifier = if identifier_text.contains('@') {
-        Identifier::Email(identifier_text.clone())
-    } else {
-        Identifier::Username(identifier_text.clone())
-    };
     let trusted_device = pages.device_cookie.from_headers(&headers).map(str::to_owned);
+    let identifier = identifier(&identifier_text);
     let request = SignIn { identifier, password: fields.password, trusted_device };
     let outcome = match state.sign_in.sign_in(request, &context).await {
         Ok(outcome) => outcome,
         Err(error) => {
-            let code = error.code();
-            return match error {
-                DomainError::InvalidCredentials => {
-                    failure(StatusCode::UNAUTHORIZED, "login.error.invalid_credentials", code)
-                }
-                DomainError::AccountLocked { retry_after } => {
-                    let mut response = failure(StatusCode::LOCKED, "login.error.locked", code);
-                    let seconds = u64::try_from(retry_after).unwrap_or(1).max(1);
-                    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
-                    response
-                }
-                DomainError::AccountSuspended => {
-                    failure(StatusCode::FORBIDDEN, "login.error.suspended", code)
-                }
-                DomainError::EmailNotVerified => {
-                    failure(StatusCode::FORBIDDEN, "login.error.email_not_verified", code)
-                }
-                other => pages.error_page(locale, ErrorPage::from_domain(&other)),
+            let Some((status, message)) = refusal(&error) else {
+                return pages.error_page(locale, ErrorPage::from_domain(&error));
             };
+            let mut response = failure(status, message, error.code());
+            if let DomainError::AccountLocked { retry_after } = error {
+                let seconds = u64::try_from(retry_after).unwrap_or(1).max(1);
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            return response;
         }
     };
-    // A session signed in again (`prompt=login`) replaces the previous one, now or after the
-    // second step.
-    let signed_in = match &outcome {
+    let new_session = match &outcome {
         SignInOutcome::SignedIn(tokens) => Some(tokens.session_id.clone()),
+        // The second step replaces the session, on /mfa.
         SignInOutcome::MfaRequired(_) => None,
     };
-    let response = match super::mfa::continue_sign_in(&state, outcome, &return_to, locale).await {
+    let response = match continue_sign_in(&state, outcome, &return_to, locale).await {
         Ok(response) | Err(response) => response,
     };
-    if let (Some(previous), Some(session_id)) = (previous, signed_in)
-        && let Ok(current) = state.sessions.principal_for_session(&session_id).await
-    {
-        retire_replaced_session(&state, &previous, &current, &context).await;
+    if let Some(session_id) = new_session {
+        state.sessions.replace_browser_session(previous.as_ref(), &session_id, &context).await;
     }
     response
 }
 
-/// Signing in again (`prompt=login`) replaces the browser's cookie; the session it named would
-/// otherwise live on unseen, so it ends here.
-pub(super) async fn retire_replaced_session(
-    state: &AppState,
-    previous: &Principal,
-    current: &Principal,
-    context: &RequestContext,
-) {
-    if previous.session.id == current.session.id {
-        return;
-    }
-    if let Err(error) = state.sessions.sign_out(previous, context).await {
-        tracing::warn!(%error, session_id = %previous.session.id, "could not end the replaced browser session");
+/// The form's one field names the account by email (it has an `@`) or by username.
+fn identifier(text: &str) -> Identifier {
+    if text.contains('@') {
+        Identifier::Email(text.to_owned())
+    } else {
+        Identifier::Username(text.to_owned())
     }
 }
 
-/// The same per-IP budget as `POST /v1/auth/sign-in` (same key), so switching between the
-/// API and the page gives no extra guesses. `Some(seconds)` when the budget is spent.
-async fn sign_in_rate_limited(state: &AppState, context: &RequestContext) -> Option<u64> {
-    let limiter = state.rate_limiter.as_ref()?;
-    let ip = context.ip.as_deref().unwrap_or("unknown");
-    let key = format!("{}sign-in:{ip}", state.rate_limits.key_prefix);
-    match limiter.hit(&key, state.rate_limits.sign_in).await {
-        Ok(decision) if !decision.allowed => {
-            let wait = decision.retry_after.unwrap_or_default();
-            Some((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
+/// How the form shows a refused sign-in: its status and message (under `login.error`);
+/// `None` for an error that is not the person's to fix (an error page).
+fn refusal(error: &DomainError) -> Option<(StatusCode, &'static str)> {
+    Some(match error {
+        DomainError::InvalidCredentials => {
+            (StatusCode::UNAUTHORIZED, "login.error.invalid_credentials")
         }
-        Ok(_) => None,
-        Err(error) => {
-            // As for the API: a broken limiter store must not take sign-in down; lockout still
-            // protects accounts.
-            tracing::error!(%error, "rate limiter unavailable; letting the sign-in through");
-            None
-        }
-    }
+        DomainError::AccountLocked { .. } => (StatusCode::LOCKED, "login.error.locked"),
+        DomainError::AccountSuspended => (StatusCode::FORBIDDEN, "login.error.suspended"),
+        DomainError::EmailNotVerified => (StatusCode::FORBIDDEN, "login.error.email_not_verified"),
+        _ => return None,
+    })
 }
 
 fn login_page(

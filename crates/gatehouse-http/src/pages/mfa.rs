@@ -2,25 +2,31 @@
 //! challenge token in a short-lived HttpOnly cookie and come here; the form takes a code
 //! (authenticator app, backup code, or one sent by email or SMS on request), then sets the
 //! browser session (and, when asked, the trusted-device cookie) and goes on to `return_to`,
-//! so OAuth sign-ins through the hosted pages honour MFA too.
+//! so OAuth sign-ins through the hosted pages honour MFA too. One route per action:
+//! `POST /mfa/verify`, `/mfa/send-email`, `/mfa/send-sms`, and `/mfa/enrol` (the
+//! authenticator-app set-up a required-MFA policy sends people through).
 
 use axum::extract::{RawQuery, State};
 use axum::http::header::{RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use gatehouse_domain::mfa::ChallengeKind;
-use gatehouse_domain::mfa::{MfaChallenge, MfaVerification};
+use gatehouse_domain::mfa::MfaVerification;
 use gatehouse_domain::principal::RequestContext;
 use gatehouse_domain::sign_in::SignInOutcome;
 use gatehouse_domain::{DomainError, MfaProblem};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::cookies::BrowserSession;
-use super::csrf::{Csrf, PageForm, PageRequest};
-use super::{ErrorPage, Locale, Pages, read_cookie, return_to_or_default};
+use super::request::{PageForm, PageRequest};
+use super::session::{BrowserSession, continue_sign_in};
+use crate::browser::cookies::read_cookie;
+use crate::browser::csrf::Csrf;
+use crate::browser::render::{ErrorPage, Pages};
+use crate::browser::return_to::return_to_or_default;
 use crate::client::Client;
 use crate::error::ErrorForLog;
+use crate::locale::Locale;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -28,47 +34,53 @@ pub(crate) struct MfaQuery {
     return_to: Option<String>,
 }
 
-/// No `Debug`: it holds a code.
+/// The code form. No `Debug`: it holds a code.
 #[derive(Deserialize)]
-pub(crate) struct MfaForm {
+pub(crate) struct VerifyForm {
+    /// `totp`, `backup_code`, `email` or `sms`.
     #[serde(default)]
     method: String,
     #[serde(default)]
     code: String,
     trust_device: Option<String>,
-    /// `verify`, `send_email` or `send_sms`.
-    #[serde(default)]
-    action: String,
     return_to: Option<String>,
 }
 
-/// Where a first factor that needs a second one goes: the challenge token in its cookie and a
-/// redirect to `/mfa`. Tokens go straight to the browser session.
-pub(crate) async fn continue_sign_in(
-    state: &AppState,
-    outcome: SignInOutcome,
-    return_to: &str,
-    locale: Locale,
-) -> Result<Response, Response> {
-    let pages = &state.pages;
-    match outcome {
-        SignInOutcome::SignedIn(tokens) => {
-            let principal = state
-                .sessions
-                .principal_for_session(&tokens.session_id)
-                .await
-                .map_err(|error| pages.error_page(locale, ErrorPage::from_domain(&error)))?;
-            let mut response = pages.redirect(return_to);
-            let max_age = principal.session.expires_at - principal.session.created_at;
-            pages.session_cookie.set(&mut response, &principal.session.id, max_age);
-            Ok(response)
-        }
-        SignInOutcome::MfaRequired(MfaChallenge { mfa_token, expires_in, .. }) => {
-            let query = serde_urlencoded::to_string([("return_to", return_to)]).unwrap_or_default();
-            let mut response = pages.redirect(&format!("/mfa?{query}"));
-            pages.mfa_cookie.set(&mut response, &mfa_token, Some(expires_in));
-            Ok(response)
-        }
+/// Asking for a code by email or SMS (the other fields of the form are not needed).
+#[derive(Deserialize)]
+pub(crate) struct SendForm {
+    return_to: Option<String>,
+}
+
+/// The authenticator-app set-up's confirmation. No `Debug`: it holds a code.
+#[derive(Deserialize)]
+pub(crate) struct EnrolForm {
+    #[serde(default)]
+    code: String,
+    return_to: Option<String>,
+}
+
+/// What every `/mfa` form carries besides its own fields.
+trait StepForm {
+    /// Where to go once signed in.
+    fn return_to(&self) -> Option<&str>;
+}
+
+impl StepForm for VerifyForm {
+    fn return_to(&self) -> Option<&str> {
+        self.return_to.as_deref()
+    }
+}
+
+impl StepForm for SendForm {
+    fn return_to(&self) -> Option<&str> {
+        self.return_to.as_deref()
+    }
+}
+
+impl StepForm for EnrolForm {
+    fn return_to(&self) -> Option<&str> {
+        self.return_to.as_deref()
     }
 }
 
@@ -140,99 +152,178 @@ pub(crate) async fn show(
     mfa_page(pages, StatusCode::OK, page.locale, &page.csrf, &view)
 }
 
-pub(crate) async fn submit(
+/// A POSTed step of the challenge in the browser's cookie; `Err` sends the browser back to
+/// `/login` when there is none.
+struct Posted<'a> {
+    pages: &'a Pages,
+    locale: Locale,
+    csrf: Csrf,
+    return_to: String,
+    mfa_token: String,
+    /// The user's methods, to show the form again (none when the challenge is gone: the
+    /// refusal then sends the browser back to `/login` anyway).
+    methods: Vec<String>,
+}
+
+impl<'a> Posted<'a> {
+    async fn read<T: StepForm>(
+        state: &'a AppState,
+        context: &RequestContext,
+        headers: &HeaderMap,
+        form: PageForm<T>,
+    ) -> Result<(Posted<'a>, T), Response> {
+        let PageForm { locale, csrf, fields } = form;
+        let pages = &state.pages;
+        let return_to = return_to_or_default(fields.return_to());
+        let Some(mfa_token) = challenge_token(pages, headers) else {
+            return Err(login_again(pages, &return_to));
+        };
+        let methods = match state.sign_in.challenge_info(&mfa_token, context).await {
+            Ok((_, methods)) => methods,
+            Err(_) => Vec::new(),
+        };
+        Ok((Posted { pages, locale, csrf, return_to, mfa_token, methods }, fields))
+    }
+
+    /// The code form again, with `method` chosen.
+    fn form(
+        &self,
+        method: &str,
+        status: StatusCode,
+        error: Option<&'static str>,
+        notice: Option<&'static str>,
+    ) -> Response {
+        let view =
+            MfaView { return_to: &self.return_to, error, notice, method, methods: &self.methods };
+        mfa_page(self.pages, status, self.locale, &self.csrf, &view)
+    }
+}
+
+/// `POST /mfa/verify`: checks the code; on success the browser is signed in (replacing the
+/// session it held, see `SessionService::replace_browser_session`) and goes on.
+pub(crate) async fn verify(
     State(state): State<AppState>,
     Client(context): Client,
     BrowserSession(previous): BrowserSession,
     headers: HeaderMap,
-    form: PageForm<MfaForm>,
+    form: PageForm<VerifyForm>,
 ) -> Response {
-    let PageForm { locale, csrf, fields } = form;
-    let pages = &state.pages;
-    let return_to = return_to_or_default(fields.return_to.as_deref());
-    let Some(mfa_token) = challenge_token(pages, &headers) else {
-        return login_again(pages, &return_to);
+    let (posted, fields) = match Posted::read(&state, &context, &headers, form).await {
+        Ok(read) => read,
+        Err(response) => return response,
     };
-    let method = match fields.action.as_str() {
-        "send_email" => "email",
-        "send_sms" => "sms",
-        _ => fields.method.as_str(),
-    };
-    // The form again shows the user's methods (none when the challenge is gone: the refusal
-    // then sends the browser back to /login anyway).
-    let methods = match state.sign_in.challenge_info(&mfa_token, &context).await {
-        Ok((_, methods)) => methods,
-        Err(_) => Vec::new(),
-    };
-    let render = |status: StatusCode, error: Option<&'static str>, notice: Option<&'static str>| {
-        let view = MfaView { return_to: &return_to, error, notice, method, methods: &methods };
-        mfa_page(pages, status, locale, &csrf, &view)
-    };
-    if fields.action == "enrol" {
-        return match state.sign_in.confirm_required_totp(&mfa_token, &fields.code, &context).await {
-            Ok((codes, tokens)) => {
-                let outcome = SignInOutcome::SignedIn(Box::new(tokens));
-                let signed_in = continue_sign_in(&state, outcome, &return_to, locale).await;
-                let mut response = match signed_in {
-                    Ok(redirect) => {
-                        // The codes are shown once, on the way to `return_to`.
-                        let mut page = pages.render(
-                            locale,
-                            "backup_codes.html",
-                            context! { codes => codes, continue_url => return_to.as_str() },
-                        );
-                        for cookie in redirect.headers().get_all(SET_COOKIE) {
-                            page.headers_mut().append(SET_COOKIE, cookie.clone());
-                        }
-                        page
-                    }
-                    Err(response) => response,
-                };
-                pages.mfa_cookie.clear(&mut response);
-                response
-            }
-            Err(DomainError::Mfa(MfaProblem::InvalidCode)) => {
-                let error = Some("mfa.error.invalid_code");
-                let mut response =
-                    enrolment_page(&state, &context, &mfa_token, &return_to, locale, &csrf, error)
-                        .await;
-                *response.status_mut() = StatusCode::BAD_REQUEST;
-                response
-            }
-            Err(error) => refusal(&state, &return_to, error, &render),
-        };
-    }
-    if fields.action.starts_with("send_") {
-        return match state.sign_in.send_mfa_code(&mfa_token, method, &context).await {
-            Ok(()) => render(StatusCode::OK, None, Some("mfa.code_sent")),
-            Err(error) => refusal(&state, &return_to, error, &render),
-        };
-    }
     let request = MfaVerification {
-        mfa_token,
-        method: method.to_owned(),
+        mfa_token: posted.mfa_token.clone(),
+        method: fields.method.clone(),
         code: fields.code,
         trust_device: fields.trust_device.is_some(),
     };
     let verified = match state.sign_in.verify_mfa(request, &context).await {
         Ok(verified) => verified,
-        Err(error) => return refusal(&state, &return_to, error, &render),
+        Err(error) => {
+            let again = |status, error, notice| posted.form(&fields.method, status, error, notice);
+            return refusal(&state, &posted.return_to, error, &again);
+        }
     };
-    // Signing in again (`prompt=login`) replaces the browser's session, as on /login.
-    if let Some(previous) = previous
-        && let Ok(current) = state.sessions.principal_for_session(&verified.tokens.session_id).await
-    {
-        super::login::retire_replaced_session(&state, &previous, &current, &context).await;
-    }
+    let new_session = &verified.tokens.session_id;
+    state.sessions.replace_browser_session(previous.as_ref(), new_session, &context).await;
     let outcome = SignInOutcome::SignedIn(Box::new(verified.tokens));
-    let mut response = match continue_sign_in(&state, outcome, &return_to, locale).await {
-        Ok(response) | Err(response) => response,
-    };
+    let pages = &state.pages;
+    let mut response =
+        match continue_sign_in(&state, outcome, &posted.return_to, posted.locale).await {
+            Ok(response) | Err(response) => response,
+        };
     pages.mfa_cookie.clear(&mut response);
     if let Some(device) = verified.trusted_browser {
         pages.device_cookie.set(&mut response, &device.token, device.max_age_seconds);
     }
     response
+}
+
+/// `POST /mfa/send-email`: sends a code to the account's address.
+pub(crate) async fn send_email(
+    State(state): State<AppState>,
+    Client(context): Client,
+    headers: HeaderMap,
+    form: PageForm<SendForm>,
+) -> Response {
+    send_code(&state, &context, &headers, form, "email").await
+}
+
+/// `POST /mfa/send-sms`: sends a code to the account's phone.
+pub(crate) async fn send_sms(
+    State(state): State<AppState>,
+    Client(context): Client,
+    headers: HeaderMap,
+    form: PageForm<SendForm>,
+) -> Response {
+    send_code(&state, &context, &headers, form, "sms").await
+}
+
+/// Sends a code by `method` and shows the form again with that method chosen.
+async fn send_code(
+    state: &AppState,
+    context: &RequestContext,
+    headers: &HeaderMap,
+    form: PageForm<SendForm>,
+    method: &str,
+) -> Response {
+    let (posted, _) = match Posted::read(state, context, headers, form).await {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let again = |status, error, notice| posted.form(method, status, error, notice);
+    match state.sign_in.send_mfa_code(&posted.mfa_token, method, context).await {
+        Ok(()) => again(StatusCode::OK, None, Some("mfa.code_sent")),
+        Err(error) => refusal(state, &posted.return_to, error, &again),
+    }
+}
+
+/// `POST /mfa/enrol`: confirms the required authenticator-app set-up with its first code;
+/// the browser is signed in and shown its backup codes, once, on the way to `return_to`.
+pub(crate) async fn enrol(
+    State(state): State<AppState>,
+    Client(context): Client,
+    headers: HeaderMap,
+    form: PageForm<EnrolForm>,
+) -> Response {
+    let (posted, fields) = match Posted::read(&state, &context, &headers, form).await {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let (pages, locale, return_to) = (&state.pages, posted.locale, posted.return_to.as_str());
+    let confirmed =
+        state.sign_in.confirm_required_totp(&posted.mfa_token, &fields.code, &context).await;
+    match confirmed {
+        Ok((codes, tokens)) => {
+            let outcome = SignInOutcome::SignedIn(Box::new(tokens));
+            let mut response = match continue_sign_in(&state, outcome, return_to, locale).await {
+                Ok(redirect) => {
+                    let view = context! { codes => codes, continue_url => return_to };
+                    let mut page = pages.render(locale, "backup_codes.html", view);
+                    for cookie in redirect.headers().get_all(SET_COOKIE) {
+                        page.headers_mut().append(SET_COOKIE, cookie.clone());
+                    }
+                    page
+                }
+                Err(response) => response,
+            };
+            pages.mfa_cookie.clear(&mut response);
+            response
+        }
+        Err(DomainError::Mfa(MfaProblem::InvalidCode)) => {
+            let error = Some("mfa.error.invalid_code");
+            let (token, csrf) = (&posted.mfa_token, &posted.csrf);
+            let mut response =
+                enrolment_page(&state, &context, token, return_to, locale, csrf, error).await;
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            response
+        }
+        Err(error) => {
+            let again = |status, error, notice| posted.form("", status, error, notice);
+            refusal(&state, return_to, error, &again)
+        }
+    }
 }
 
 /// The authenticator-app set-up a required-MFA sign-in goes through.
@@ -249,7 +340,7 @@ async fn enrolment_page(
     match state.sign_in.required_totp_in_progress(mfa_token, context).await {
         Ok(enrolment) => {
             let view = context! {
-                action => "/mfa",
+                action => "/mfa/enrol",
                 qr_svg => enrolment.qr_svg,
                 secret => enrolment.secret,
                 return_to => return_to,

@@ -38,7 +38,7 @@ pub(crate) struct ListUsersQuery {
 
 /// Users in creation order.
 #[utoipa::path(get, path = "/v1/admin/users", tag = "admin", security(("bearer" = [])), params(ListUsersQuery),
-    responses((status = 200, body = Page<UserResponse>), (status = 401, body = crate::Problem), (status = 403, body = crate::Problem)))]
+    responses((status = 200, body = Page<UserResponse>), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)))]
 pub(crate) async fn list_users(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -72,7 +72,7 @@ pub(crate) struct CreateUserRequest {
 }
 
 #[utoipa::path(post, path = "/v1/admin/users", tag = "admin", security(("bearer" = [])), request_body = CreateUserRequest,
-    responses((status = 201, body = UserResponse), (status = 409, body = crate::Problem), (status = 422, body = crate::Problem)))]
+    responses((status = 201, body = UserResponse), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub(crate) async fn create_user(
     State(state): State<AppState>,
     Client(context): Client,
@@ -94,7 +94,7 @@ pub(crate) async fn create_user(
 }
 
 #[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = UserResponse), (status = 404, body = crate::Problem)))]
+    responses((status = 200, body = UserResponse), (status = 404, body = crate::error::Problem)))]
 pub(crate) async fn get_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -127,7 +127,7 @@ pub(crate) struct UpdateUserRequest {
 }
 
 #[utoipa::path(patch, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    request_body = UpdateUserRequest, responses((status = 200, body = UserResponse), (status = 404, body = crate::Problem)))]
+    request_body = UpdateUserRequest, responses((status = 200, body = UserResponse), (status = 404, body = crate::error::Problem)))]
 pub(crate) async fn update_user(
     State(state): State<AppState>,
     Client(context): Client,
@@ -149,7 +149,7 @@ pub(crate) async fn update_user(
 }
 
 #[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::Problem)))]
+    responses((status = 204), (status = 404, body = crate::error::Problem)))]
 pub(crate) async fn delete_user(
     State(state): State<AppState>,
     Client(context): Client,

@@ -91,7 +91,7 @@ pub(crate) struct CreateClientRequest {
 
 /// Registers a client; a confidential client's secret is in this answer only.
 #[utoipa::path(post, path = "/v1/admin/clients", tag = "admin", security(("bearer" = [])), request_body = CreateClientRequest,
-    responses((status = 201, body = ClientResponse), (status = 409, body = crate::Problem), (status = 422, body = crate::Problem)))]
+    responses((status = 201, body = ClientResponse), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub(crate) async fn create_client(
     State(state): State<AppState>,
     Client(context): Client,
@@ -141,7 +141,7 @@ pub(crate) async fn list_clients(
 }
 
 #[utoipa::path(get, path = "/v1/admin/clients/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = ClientResponse), (status = 404, body = crate::Problem)))]
+    responses((status = 200, body = ClientResponse), (status = 404, body = crate::error::Problem)))]
 pub(crate) async fn get_client(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -152,7 +152,7 @@ pub(crate) async fn get_client(
 
 /// Deletes the client and ends every session granted to it.
 #[utoipa::path(delete, path = "/v1/admin/clients/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::Problem)))]
+    responses((status = 204), (status = 404, body = crate::error::Problem)))]
 pub(crate) async fn delete_client(
     State(state): State<AppState>,
     Client(context): Client,
@@ -165,7 +165,7 @@ pub(crate) async fn delete_client(
 
 /// A new secret, answered once; the previous one keeps working for 24 hours.
 #[utoipa::path(post, path = "/v1/admin/clients/{id}/rotate-secret", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 200, body = ClientResponse), (status = 404, body = crate::Problem)))]
+    params(("id" = String, Path)), responses((status = 200, body = ClientResponse), (status = 404, body = crate::error::Problem)))]
 pub(crate) async fn rotate_secret(
     State(state): State<AppState>,
     Client(context): Client,

@@ -87,8 +87,8 @@ impl From<OutboxAttempt> for AttemptResponse {
 
 /// Deliveries, newest first.
 #[utoipa::path(get, path = "/v1/admin/deliveries", tag = "admin", security(("bearer" = [])), params(ListDeliveriesQuery),
-    responses((status = 200, body = Page<DeliveryResponse>), (status = 401, body = crate::Problem), (status = 403, body = crate::Problem),
-        (status = 422, description = "validation_failed (status)", body = crate::Problem)))]
+    responses((status = 200, body = Page<DeliveryResponse>), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
+        (status = 422, description = "validation_failed (status)", body = crate::error::Problem)))]
 pub(crate) async fn list_deliveries(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -119,7 +119,7 @@ pub(crate) async fn list_deliveries(
 
 /// Every attempt of one delivery, oldest first.
 #[utoipa::path(get, path = "/v1/admin/deliveries/{id}/attempts", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = Vec<AttemptResponse>), (status = 401, body = crate::Problem)))]
+    responses((status = 200, body = Vec<AttemptResponse>), (status = 401, body = crate::error::Problem)))]
 pub(crate) async fn delivery_attempts(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -131,7 +131,7 @@ pub(crate) async fn delivery_attempts(
 
 /// Puts a delivery back in the queue, due now, with a fresh attempt budget.
 #[utoipa::path(post, path = "/v1/admin/deliveries/{id}/retry", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 202), (status = 404, body = crate::Problem), (status = 409, description = "conflict: being sent", body = crate::Problem)))]
+    responses((status = 202), (status = 404, body = crate::error::Problem), (status = 409, description = "conflict: being sent", body = crate::error::Problem)))]
 pub(crate) async fn retry_delivery(
     State(state): State<AppState>,
     Client(context): Client,

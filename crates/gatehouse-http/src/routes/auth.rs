@@ -16,19 +16,20 @@ use crate::auth::Authenticated;
 use crate::client::Client;
 use crate::error::{ApiError, FieldError};
 use crate::extract::ApiJson;
-use crate::ratelimit::{LimitedRoute, limit};
+use crate::middleware::limit;
+use crate::ratelimit::Bucket;
 use crate::state::AppState;
 
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
-    let limited = |route: LimitedRoute| {
+    let limited = |bucket: Bucket| {
         from_fn_with_state(state.clone(), move |state, request, next| {
-            limit(route, state, request, next)
+            limit(bucket, state, request, next)
         })
     };
     Router::new()
-        .route("/v1/auth/sign-up", post(sign_up).route_layer(limited(LimitedRoute::SignUp)))
-        .route("/v1/auth/sign-in", post(sign_in).route_layer(limited(LimitedRoute::SignIn)))
-        .route("/v1/auth/refresh", post(refresh).route_layer(limited(LimitedRoute::Refresh)))
+        .route("/v1/auth/sign-up", post(sign_up).route_layer(limited(Bucket::SignUp)))
+        .route("/v1/auth/sign-in", post(sign_in).route_layer(limited(Bucket::SignIn)))
+        .route("/v1/auth/refresh", post(refresh).route_layer(limited(Bucket::Refresh)))
         .route("/v1/auth/sign-out", post(sign_out))
         .route("/v1/auth/password-policy", get(password_policy))
 }
@@ -54,9 +55,9 @@ pub(crate) struct SignUpResponse {
 /// Creates an account; signs it in unless email verification is required.
 #[utoipa::path(post, path = "/v1/auth/sign-up", tag = "auth", request_body = SignUpRequest, responses(
     (status = 201, body = SignUpResponse),
-    (status = 409, description = "email_taken / username_taken", body = crate::Problem),
-    (status = 422, description = "validation_failed, password_too_weak, password_breached", body = crate::Problem),
-    (status = 429, description = "rate_limited", body = crate::Problem)))]
+    (status = 409, description = "email_taken / username_taken", body = crate::error::Problem),
+    (status = 422, description = "validation_failed, password_too_weak, password_breached", body = crate::error::Problem),
+    (status = 429, description = "rate_limited", body = crate::error::Problem)))]
 pub(crate) async fn sign_up(
     State(state): State<AppState>,
     Client(context): Client,
@@ -87,9 +88,9 @@ pub(crate) struct SignInRequest {
 /// trusted-device cookie.
 #[utoipa::path(post, path = "/v1/auth/sign-in", tag = "auth", request_body = SignInRequest, responses(
     (status = 200, body = SignInResponse),
-    (status = 401, description = "invalid_credentials", body = crate::Problem),
-    (status = 423, description = "account_locked (only when the password was right)", body = crate::Problem),
-    (status = 429, description = "rate_limited", body = crate::Problem)))]
+    (status = 401, description = "invalid_credentials", body = crate::error::Problem),
+    (status = 423, description = "account_locked (only when the password was right)", body = crate::error::Problem),
+    (status = 429, description = "rate_limited", body = crate::error::Problem)))]
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
     Client(context): Client,
@@ -122,7 +123,7 @@ pub(crate) struct RefreshRequest {
 /// spent token revokes the whole session.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
     (status = 200, body = TokensResponse),
-    (status = 401, description = "invalid_grant", body = crate::Problem)))]
+    (status = 401, description = "invalid_grant", body = crate::error::Problem)))]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
     Client(context): Client,
@@ -133,7 +134,7 @@ pub(crate) async fn refresh(
 
 /// Ends the session of the bearer token.
 #[utoipa::path(post, path = "/v1/auth/sign-out", tag = "auth", security(("bearer" = [])), responses(
-    (status = 204), (status = 401, description = "invalid_token", body = crate::Problem)))]
+    (status = 204), (status = 401, description = "invalid_token", body = crate::error::Problem)))]
 pub(crate) async fn sign_out(
     State(state): State<AppState>,
     Client(context): Client,

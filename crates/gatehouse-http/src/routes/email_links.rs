@@ -12,17 +12,18 @@ use utoipa::ToSchema;
 
 use super::dto::SignInResponse;
 use crate::auth::Authenticated;
+use crate::browser::return_to::safe_return_to;
 use crate::client::Client;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::pages::safe_return_to;
-use crate::ratelimit::{LimitedRoute, limit};
+use crate::middleware::limit;
+use crate::ratelimit::Bucket;
 use crate::state::AppState;
 
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     let limited = || {
         from_fn_with_state(state.clone(), move |state, request, next| {
-            limit(LimitedRoute::Email, state, request, next)
+            limit(Bucket::Email, state, request, next)
         })
     };
     Router::new()
@@ -65,7 +66,7 @@ pub(crate) struct ResetPasswordRequest {
 /// Marks the email address verified with the token from the verification email.
 #[utoipa::path(post, path = "/v1/auth/email/verify", tag = "auth", request_body = TokenRequest, responses(
     (status = 204),
-    (status = 400, description = "invalid_token, token_used, token_expired", body = crate::Problem)))]
+    (status = 400, description = "invalid_token, token_used, token_expired", body = crate::error::Problem)))]
 pub(crate) async fn verify_email(
     State(state): State<AppState>,
     Client(context): Client,
@@ -78,8 +79,8 @@ pub(crate) async fn verify_email(
 /// Sends the signed-in user a new verification email (nothing when already verified).
 #[utoipa::path(post, path = "/v1/auth/email/verify/resend", tag = "auth", security(("bearer" = [])), responses(
     (status = 202),
-    (status = 401, description = "invalid_token", body = crate::Problem),
-    (status = 429, description = "rate_limited", body = crate::Problem)))]
+    (status = 401, description = "invalid_token", body = crate::error::Problem),
+    (status = 429, description = "rate_limited", body = crate::error::Problem)))]
 pub(crate) async fn resend_verification(
     State(state): State<AppState>,
     Client(context): Client,
@@ -93,7 +94,7 @@ pub(crate) async fn resend_verification(
 /// way.
 #[utoipa::path(post, path = "/v1/auth/password/forgot", tag = "auth", request_body = EmailRequest, responses(
     (status = 202),
-    (status = 429, description = "rate_limited", body = crate::Problem)))]
+    (status = 429, description = "rate_limited", body = crate::error::Problem)))]
 pub(crate) async fn forgot_password(
     State(state): State<AppState>,
     Client(context): Client,
@@ -106,8 +107,8 @@ pub(crate) async fn forgot_password(
 /// Sets a new password with the token from the reset email; every session ends.
 #[utoipa::path(post, path = "/v1/auth/password/reset", tag = "auth", request_body = ResetPasswordRequest, responses(
     (status = 204),
-    (status = 400, description = "invalid_token, token_used, token_expired", body = crate::Problem),
-    (status = 422, description = "password_too_weak, password_breached, password_reused", body = crate::Problem)))]
+    (status = 400, description = "invalid_token, token_used, token_expired", body = crate::error::Problem),
+    (status = 422, description = "password_too_weak, password_breached, password_reused", body = crate::error::Problem)))]
 pub(crate) async fn reset_password(
     State(state): State<AppState>,
     Client(context): Client,
@@ -120,9 +121,9 @@ pub(crate) async fn reset_password(
 /// Sends a sign-in link if the address has an account; the answer is the same either way.
 #[utoipa::path(post, path = "/v1/auth/magic-link", tag = "auth", request_body = MagicLinkRequest, responses(
     (status = 202),
-    (status = 404, description = "magic_link_disabled", body = crate::Problem),
-    (status = 422, description = "validation_failed (return_to)", body = crate::Problem),
-    (status = 429, description = "rate_limited", body = crate::Problem)))]
+    (status = 404, description = "magic_link_disabled", body = crate::error::Problem),
+    (status = 422, description = "validation_failed (return_to)", body = crate::error::Problem),
+    (status = 429, description = "rate_limited", body = crate::error::Problem)))]
 pub(crate) async fn request_magic_link(
     State(state): State<AppState>,
     Client(context): Client,
@@ -130,7 +131,7 @@ pub(crate) async fn request_magic_link(
 ) -> Result<StatusCode, ApiError> {
     let return_to = match body.return_to.as_deref() {
         Some(path) => Some(safe_return_to(path).ok_or_else(|| {
-            ApiError::validation(vec![crate::FieldError {
+            ApiError::validation(vec![crate::error::FieldError {
                 field: "return_to".into(),
                 code: "invalid_return_to".into(),
                 message: "A path on this server, such as /account.".into(),
@@ -145,8 +146,8 @@ pub(crate) async fn request_magic_link(
 /// Signs in with the token from a magic-link email; the address becomes verified.
 #[utoipa::path(post, path = "/v1/auth/magic-link/verify", tag = "auth", request_body = TokenRequest, responses(
     (status = 200, body = SignInResponse),
-    (status = 400, description = "invalid_token, token_used, token_expired", body = crate::Problem),
-    (status = 404, description = "magic_link_disabled", body = crate::Problem)))]
+    (status = 400, description = "invalid_token, token_used, token_expired", body = crate::error::Problem),
+    (status = 404, description = "magic_link_disabled", body = crate::error::Problem)))]
 pub(crate) async fn magic_link_verify(
     State(state): State<AppState>,
     Client(context): Client,

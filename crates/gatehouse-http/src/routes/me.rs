@@ -32,7 +32,7 @@ pub(crate) fn present<'de, D: Deserializer<'de>>(
 
 /// The signed-in user.
 #[utoipa::path(get, path = "/v1/me", tag = "me", security(("bearer" = [])), responses(
-    (status = 200, body = UserResponse), (status = 401, description = "invalid_token", body = crate::Problem)))]
+    (status = 200, body = UserResponse), (status = 401, description = "invalid_token", body = crate::error::Problem)))]
 pub(crate) async fn me(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -59,8 +59,8 @@ pub(crate) struct UpdateMeRequest {
 
 /// Updates profile fields; absent fields stay, `null` clears.
 #[utoipa::path(patch, path = "/v1/me", tag = "me", security(("bearer" = [])), request_body = UpdateMeRequest,
-    responses((status = 200, body = UserResponse), (status = 409, description = "username_taken", body = crate::Problem),
-    (status = 422, description = "validation_failed", body = crate::Problem)))]
+    responses((status = 200, body = UserResponse), (status = 409, description = "username_taken", body = crate::error::Problem),
+    (status = 422, description = "validation_failed", body = crate::error::Problem)))]
 pub(crate) async fn update_me(
     State(state): State<AppState>,
     Client(context): Client,
@@ -85,7 +85,7 @@ pub(crate) struct ChangePasswordRequest {
 
 /// Changes the password; every other session is signed out.
 #[utoipa::path(post, path = "/v1/me/password", tag = "me", security(("bearer" = [])), request_body = ChangePasswordRequest,
-    responses((status = 204), (status = 422, description = "validation_failed, password_too_weak, password_reused, password_breached", body = crate::Problem)))]
+    responses((status = 204), (status = 422, description = "validation_failed, password_too_weak, password_reused, password_breached", body = crate::error::Problem)))]
 pub(crate) async fn change_password(
     State(state): State<AppState>,
     Client(context): Client,
@@ -113,7 +113,7 @@ pub(crate) async fn sessions(
 
 /// Revokes one of the user's sessions (another user's is `not_found`).
 #[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "me", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 204), (status = 404, body = crate::Problem)))]
+    params(("id" = String, Path)), responses((status = 204), (status = 404, body = crate::error::Problem)))]
 pub(crate) async fn revoke_session(
     State(state): State<AppState>,
     Client(context): Client,

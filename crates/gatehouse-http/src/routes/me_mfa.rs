@@ -16,13 +16,14 @@ use crate::auth::{Admin, Authenticated};
 use crate::client::Client;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, OptionalApiJson};
-use crate::ratelimit::{LimitedRoute, limit};
+use crate::middleware::limit;
+use crate::ratelimit::Bucket;
 use crate::state::AppState;
 
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
-    let limited = |route: LimitedRoute| {
+    let limited = |bucket: Bucket| {
         from_fn_with_state(state.clone(), move |state, request, next| {
-            limit(route, state, request, next)
+            limit(bucket, state, request, next)
         })
     };
     Router::new()
@@ -32,12 +33,12 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/v1/me/mfa/backup-codes", post(regenerate_backup_codes))
         .route(
             "/v1/me/mfa/email",
-            post(begin_email).delete(remove_email).route_layer(limited(LimitedRoute::Email)),
+            post(begin_email).delete(remove_email).route_layer(limited(Bucket::Email)),
         )
         .route("/v1/me/mfa/email/confirm", post(confirm_email))
         .route(
             "/v1/me/mfa/sms",
-            post(begin_sms).delete(remove_sms).route_layer(limited(LimitedRoute::Email)),
+            post(begin_sms).delete(remove_sms).route_layer(limited(Bucket::Email)),
         )
         .route("/v1/me/mfa/sms/confirm", post(confirm_sms))
         .route("/v1/me/trusted-devices", get(trusted_devices))
@@ -98,8 +99,8 @@ pub(crate) async fn my_mfa(
 /// Starts TOTP enrolment; confirm with a first code. Needs a recent authentication, or a
 /// proof in the body.
 #[utoipa::path(post, path = "/v1/me/mfa/totp", tag = "me", security(("bearer" = [])), request_body(content = Option<ProofRequest>),
-    responses((status = 200, body = TotpEnrolmentResponse), (status = 403, description = "reauthentication_required", body = crate::Problem),
-    (status = 409, description = "mfa_already_enabled", body = crate::Problem)))]
+    responses((status = 200, body = TotpEnrolmentResponse), (status = 403, description = "reauthentication_required", body = crate::error::Problem),
+    (status = 409, description = "mfa_already_enabled", body = crate::error::Problem)))]
 pub(crate) async fn begin_totp(
     State(state): State<AppState>,
     Client(context): Client,
@@ -124,8 +125,8 @@ pub(crate) struct BackupCodesResponse {
 
 /// Confirms TOTP with a first valid code; answers ten backup codes, shown once.
 #[utoipa::path(post, path = "/v1/me/mfa/totp/confirm", tag = "me", security(("bearer" = [])), request_body = CodeRequest,
-    responses((status = 200, body = BackupCodesResponse), (status = 400, description = "invalid_mfa_code", body = crate::Problem),
-    (status = 409, description = "mfa_enrolment_not_started, mfa_already_enabled", body = crate::Problem)))]
+    responses((status = 200, body = BackupCodesResponse), (status = 400, description = "invalid_mfa_code", body = crate::error::Problem),
+    (status = 409, description = "mfa_enrolment_not_started, mfa_already_enabled", body = crate::error::Problem)))]
 pub(crate) async fn confirm_totp(
     State(state): State<AppState>,
     Client(context): Client,
@@ -150,8 +151,8 @@ async fn remove(
 /// Removes TOTP. Needs a recent authentication, or a proof in the body (`{password}` or
 /// `{method, code}`).
 #[utoipa::path(delete, path = "/v1/me/mfa/totp", tag = "me", security(("bearer" = [])), request_body(content = Option<ProofRequest>),
-    responses((status = 204), (status = 403, description = "reauthentication_required", body = crate::Problem),
-    (status = 409, description = "mfa_not_enabled", body = crate::Problem)))]
+    responses((status = 204), (status = 403, description = "reauthentication_required", body = crate::error::Problem),
+    (status = 409, description = "mfa_not_enabled", body = crate::error::Problem)))]
 pub(crate) async fn remove_totp(
     State(state): State<AppState>,
     Client(context): Client,
@@ -164,8 +165,8 @@ pub(crate) async fn remove_totp(
 /// Replaces the backup codes with ten new ones (the old ones stop working). Needs a recent
 /// authentication, or a proof in the body.
 #[utoipa::path(post, path = "/v1/me/mfa/backup-codes", tag = "me", security(("bearer" = [])), request_body(content = Option<ProofRequest>),
-    responses((status = 200, body = BackupCodesResponse), (status = 403, description = "reauthentication_required", body = crate::Problem),
-    (status = 409, description = "mfa_not_enabled", body = crate::Problem)))]
+    responses((status = 200, body = BackupCodesResponse), (status = 403, description = "reauthentication_required", body = crate::error::Problem),
+    (status = 409, description = "mfa_not_enabled", body = crate::error::Problem)))]
 pub(crate) async fn regenerate_backup_codes(
     State(state): State<AppState>,
     Client(context): Client,
@@ -180,9 +181,9 @@ pub(crate) async fn regenerate_backup_codes(
 /// Starts enrolling codes by email: a code goes to the account's address. Needs a recent
 /// authentication, or a proof in the body.
 #[utoipa::path(post, path = "/v1/me/mfa/email", tag = "me", security(("bearer" = [])), request_body(content = Option<ProofRequest>),
-    responses((status = 202), (status = 400, description = "mfa_method_unavailable", body = crate::Problem),
-    (status = 403, description = "reauthentication_required", body = crate::Problem),
-    (status = 409, description = "mfa_already_enabled", body = crate::Problem)))]
+    responses((status = 202), (status = 400, description = "mfa_method_unavailable", body = crate::error::Problem),
+    (status = 403, description = "reauthentication_required", body = crate::error::Problem),
+    (status = 409, description = "mfa_already_enabled", body = crate::error::Problem)))]
 pub(crate) async fn begin_email(
     State(state): State<AppState>,
     Client(context): Client,
@@ -196,7 +197,7 @@ pub(crate) async fn begin_email(
 
 /// Confirms codes by email with the code that was sent.
 #[utoipa::path(post, path = "/v1/me/mfa/email/confirm", tag = "me", security(("bearer" = [])), request_body = CodeRequest,
-    responses((status = 200, body = BackupCodesResponse), (status = 400, description = "invalid_mfa_code, mfa_code_expired, mfa_attempts_exhausted", body = crate::Problem)))]
+    responses((status = 200, body = BackupCodesResponse), (status = 400, description = "invalid_mfa_code, mfa_code_expired, mfa_attempts_exhausted", body = crate::error::Problem)))]
 pub(crate) async fn confirm_email(
     State(state): State<AppState>,
     Client(context): Client,
@@ -210,7 +211,7 @@ pub(crate) async fn confirm_email(
 
 /// Removes codes by email (recent authentication or a proof, as for TOTP).
 #[utoipa::path(delete, path = "/v1/me/mfa/email", tag = "me", security(("bearer" = [])), request_body(content = Option<ProofRequest>),
-    responses((status = 204), (status = 403, description = "reauthentication_required", body = crate::Problem)))]
+    responses((status = 204), (status = 403, description = "reauthentication_required", body = crate::error::Problem)))]
 pub(crate) async fn remove_email(
     State(state): State<AppState>,
     Client(context): Client,
@@ -233,8 +234,8 @@ pub(crate) struct PhoneRequest {
 
 /// Starts enrolling codes by SMS: a code goes to the number.
 #[utoipa::path(post, path = "/v1/me/mfa/sms", tag = "me", security(("bearer" = [])), request_body = PhoneRequest,
-    responses((status = 202), (status = 422, description = "validation_failed (invalid_phone_number)", body = crate::Problem),
-    (status = 400, description = "mfa_method_unavailable", body = crate::Problem)))]
+    responses((status = 202), (status = 422, description = "validation_failed (invalid_phone_number)", body = crate::error::Problem),
+    (status = 400, description = "mfa_method_unavailable", body = crate::error::Problem)))]
 pub(crate) async fn begin_sms(
     State(state): State<AppState>,
     Client(context): Client,
@@ -257,7 +258,7 @@ pub(crate) async fn begin_sms(
 
 /// Confirms codes by SMS with the code that was sent.
 #[utoipa::path(post, path = "/v1/me/mfa/sms/confirm", tag = "me", security(("bearer" = [])), request_body = CodeRequest,
-    responses((status = 200, body = BackupCodesResponse), (status = 400, description = "invalid_mfa_code, mfa_code_expired, mfa_attempts_exhausted", body = crate::Problem)))]
+    responses((status = 200, body = BackupCodesResponse), (status = 400, description = "invalid_mfa_code, mfa_code_expired, mfa_attempts_exhausted", body = crate::error::Problem)))]
 pub(crate) async fn confirm_sms(
     State(state): State<AppState>,
     Client(context): Client,
@@ -271,7 +272,7 @@ pub(crate) async fn confirm_sms(
 
 /// Removes codes by SMS (recent authentication or a proof, as for TOTP).
 #[utoipa::path(delete, path = "/v1/me/mfa/sms", tag = "me", security(("bearer" = [])), request_body(content = Option<ProofRequest>),
-    responses((status = 204), (status = 403, description = "reauthentication_required", body = crate::Problem)))]
+    responses((status = 204), (status = 403, description = "reauthentication_required", body = crate::error::Problem)))]
 pub(crate) async fn remove_sms(
     State(state): State<AppState>,
     Client(context): Client,
@@ -317,7 +318,7 @@ pub(crate) async fn trusted_devices(
 
 /// Stops trusting a device (it will be asked for a second factor again).
 #[utoipa::path(delete, path = "/v1/me/trusted-devices/{id}", tag = "me", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 204), (status = 404, body = crate::Problem)))]
+    params(("id" = String, Path)), responses((status = 204), (status = 404, body = crate::error::Problem)))]
 pub(crate) async fn revoke_trusted_device(
     State(state): State<AppState>,
     Client(context): Client,
@@ -330,7 +331,7 @@ pub(crate) async fn revoke_trusted_device(
 
 /// A user's MFA factors, for an admin.
 #[utoipa::path(get, path = "/v1/admin/users/{id}/mfa", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 200, body = MfaResponse), (status = 404, body = crate::Problem)))]
+    params(("id" = String, Path)), responses((status = 200, body = MfaResponse), (status = 404, body = crate::error::Problem)))]
 pub(crate) async fn admin_user_mfa(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -342,7 +343,7 @@ pub(crate) async fn admin_user_mfa(
 /// Resets a user's MFA: every factor, backup code and trusted device goes (audited; the user
 /// gets a notice).
 #[utoipa::path(delete, path = "/v1/admin/users/{id}/mfa", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 204), (status = 404, body = crate::Problem)))]
+    params(("id" = String, Path)), responses((status = 204), (status = 404, body = crate::error::Problem)))]
 pub(crate) async fn admin_reset_mfa(
     State(state): State<AppState>,
     Client(context): Client,

@@ -16,33 +16,31 @@ use crate::auth::Authenticated;
 use crate::client::Client;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::ratelimit::{LimitedRoute, limit};
+use crate::middleware::limit;
+use crate::ratelimit::Bucket;
 use crate::state::AppState;
 
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
-    let limited = |route: LimitedRoute| {
+    let limited = |bucket: Bucket| {
         from_fn_with_state(state.clone(), move |state, request, next| {
-            limit(route, state, request, next)
+            limit(bucket, state, request, next)
         })
     };
     Router::new()
-        .route("/v1/auth/mfa/verify", post(verify).route_layer(limited(LimitedRoute::SignIn)))
-        .route("/v1/auth/mfa/send-code", post(send_code).route_layer(limited(LimitedRoute::Email)))
-        .route(
-            "/v1/auth/reauthenticate",
-            post(reauthenticate).route_layer(limited(LimitedRoute::SignIn)),
-        )
+        .route("/v1/auth/mfa/verify", post(verify).route_layer(limited(Bucket::SignIn)))
+        .route("/v1/auth/mfa/send-code", post(send_code).route_layer(limited(Bucket::Email)))
+        .route("/v1/auth/reauthenticate", post(reauthenticate).route_layer(limited(Bucket::SignIn)))
         .route(
             "/v1/auth/reauthenticate/send-code",
-            post(send_reauthentication_code).route_layer(limited(LimitedRoute::Email)),
+            post(send_reauthentication_code).route_layer(limited(Bucket::Email)),
         )
         .route(
             "/v1/auth/mfa/enrol/totp",
-            post(begin_required_totp).route_layer(limited(LimitedRoute::SignIn)),
+            post(begin_required_totp).route_layer(limited(Bucket::SignIn)),
         )
         .route(
             "/v1/auth/mfa/enrol/totp/confirm",
-            post(confirm_required_totp).route_layer(limited(LimitedRoute::SignIn)),
+            post(confirm_required_totp).route_layer(limited(Bucket::SignIn)),
         )
 }
 
@@ -62,9 +60,9 @@ pub(crate) struct VerifyRequest {
 /// Completes a sign-in with a second factor.
 #[utoipa::path(post, path = "/v1/auth/mfa/verify", tag = "auth", request_body = VerifyRequest, responses(
     (status = 200, body = TokensResponse),
-    (status = 400, description = "invalid_mfa_code, mfa_code_replayed, mfa_code_expired, mfa_attempts_exhausted, backup_code_used, mfa_method_unavailable", body = crate::Problem),
-    (status = 401, description = "invalid_mfa_token, mfa_token_expired", body = crate::Problem),
-    (status = 423, description = "account_locked", body = crate::Problem)))]
+    (status = 400, description = "invalid_mfa_code, mfa_code_replayed, mfa_code_expired, mfa_attempts_exhausted, backup_code_used, mfa_method_unavailable", body = crate::error::Problem),
+    (status = 401, description = "invalid_mfa_token, mfa_token_expired", body = crate::error::Problem),
+    (status = 423, description = "account_locked", body = crate::error::Problem)))]
 pub(crate) async fn verify(
     State(state): State<AppState>,
     Client(context): Client,
@@ -94,8 +92,8 @@ pub(crate) struct SendCodeRequest {
 
 /// Sends a sign-in code by email or SMS (six digits, five minutes, five tries).
 #[utoipa::path(post, path = "/v1/auth/mfa/send-code", tag = "auth", request_body = SendCodeRequest, responses(
-    (status = 202), (status = 400, description = "mfa_method_unavailable", body = crate::Problem),
-    (status = 401, description = "invalid_mfa_token, mfa_token_expired", body = crate::Problem)))]
+    (status = 202), (status = 400, description = "mfa_method_unavailable", body = crate::error::Problem),
+    (status = 401, description = "invalid_mfa_token, mfa_token_expired", body = crate::error::Problem)))]
 pub(crate) async fn send_code(
     State(state): State<AppState>,
     Client(context): Client,
@@ -115,7 +113,7 @@ pub(crate) struct ChallengeRequest {
 /// enrolment with the sign-in's `mfa_token`.
 #[utoipa::path(post, path = "/v1/auth/mfa/enrol/totp", tag = "auth", request_body = ChallengeRequest, responses(
     (status = 200, body = TotpEnrolmentResponse),
-    (status = 401, description = "invalid_mfa_token, mfa_token_expired", body = crate::Problem)))]
+    (status = 401, description = "invalid_mfa_token, mfa_token_expired", body = crate::error::Problem)))]
 pub(crate) async fn begin_required_totp(
     State(state): State<AppState>,
     Client(context): Client,
@@ -141,8 +139,8 @@ pub(crate) struct EnrolledResponse {
 /// Confirms the required enrolment with a first code and completes the sign-in.
 #[utoipa::path(post, path = "/v1/auth/mfa/enrol/totp/confirm", tag = "auth", request_body = ChallengeCodeRequest, responses(
     (status = 200, body = EnrolledResponse),
-    (status = 400, description = "invalid_mfa_code", body = crate::Problem),
-    (status = 401, description = "invalid_mfa_token, mfa_token_expired", body = crate::Problem)))]
+    (status = 400, description = "invalid_mfa_code", body = crate::error::Problem),
+    (status = 401, description = "invalid_mfa_token, mfa_token_expired", body = crate::error::Problem)))]
 pub(crate) async fn confirm_required_totp(
     State(state): State<AppState>,
     Client(context): Client,
@@ -182,8 +180,8 @@ pub(crate) struct ReauthenticatedResponse {
 /// sensitive actions (removing a factor, ...) are allowed for a few minutes.
 #[utoipa::path(post, path = "/v1/auth/reauthenticate", tag = "auth", security(("bearer" = [])), request_body = ProofRequest, responses(
     (status = 200, body = ReauthenticatedResponse),
-    (status = 400, description = "invalid_mfa_code, mfa_code_replayed, ...", body = crate::Problem),
-    (status = 401, description = "invalid_credentials, invalid_token", body = crate::Problem)))]
+    (status = 400, description = "invalid_mfa_code, mfa_code_replayed, ...", body = crate::error::Problem),
+    (status = 401, description = "invalid_credentials, invalid_token", body = crate::error::Problem)))]
 pub(crate) async fn reauthenticate(
     State(state): State<AppState>,
     Client(context): Client,
@@ -209,7 +207,7 @@ pub(crate) struct MethodRequest {
 
 /// Sends a step-up code by email or SMS to the signed-in user.
 #[utoipa::path(post, path = "/v1/auth/reauthenticate/send-code", tag = "auth", security(("bearer" = [])), request_body = MethodRequest,
-    responses((status = 202), (status = 400, description = "mfa_method_unavailable", body = crate::Problem)))]
+    responses((status = 202), (status = 400, description = "mfa_method_unavailable", body = crate::error::Problem)))]
 pub(crate) async fn send_reauthentication_code(
     State(state): State<AppState>,
     Client(context): Client,

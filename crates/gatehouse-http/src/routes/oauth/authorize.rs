@@ -10,14 +10,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use gatehouse_domain::oauth::STANDARD_SCOPES;
 use gatehouse_domain::oauth::authorize::{
-    AuthorizationRequest, AuthorizeRejection, ValidatedAuthorization,
+    AuthorizationRequest, AuthorizeRejection, AuthorizeStep, ValidatedAuthorization,
 };
 use gatehouse_domain::principal::Principal;
 use minijinja::context;
 use serde::Deserialize;
 
+use crate::browser::csrf::Csrf;
+use crate::browser::render::ErrorPage;
 use crate::client::Client;
-use crate::pages::{BrowserSession, Csrf, ErrorPage, Locale, PageForm, PageRequest};
+use crate::locale::Locale;
+use crate::pages::request::{PageForm, PageRequest};
+use crate::pages::session::{BrowserSession, display_name};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -131,37 +135,15 @@ async fn authorize(
         Err(AuthorizeRejection::Page(message)) => return error_page(&state, locale, &message),
         Err(AuthorizeRejection::Redirect(location)) => return redirect_to_client(&location),
     };
-    let principal = match session {
-        Some(principal)
-            if !validated.prompt_login
-                && !state.oauth.needs_fresh_login(&validated, &principal) =>
-        {
-            principal
+    match state.oauth.authorization_step(&validated, session).await {
+        Ok(AuthorizeStep::SignIn { fresh }) => login_redirect(&state, &raw, fresh, &validated),
+        Ok(AuthorizeStep::Consent(principal)) => {
+            consent_page(&state, locale, &page.csrf, &raw, &validated, &principal)
         }
-        Some(_) | None if validated.prompt_none => {
-            let location = state.oauth.error_redirect(
-                &validated.redirect_uri,
-                "login_required",
-                "the user is not signed in",
-                validated.state.as_deref(),
-            );
-            return redirect_to_client(&location);
+        Ok(AuthorizeStep::IssueCode(principal)) => {
+            issue(&state, locale, &validated, &principal).await
         }
-        Some(_) => return login_redirect(&state, &raw, true, &validated),
-        None => return login_redirect(&state, &raw, false, &validated),
-    };
-    match state.oauth.needs_consent(&validated, &principal.user.id).await {
-        Ok(false) => issue(&state, locale, &validated, &principal).await,
-        Ok(true) if validated.prompt_none => {
-            let location = state.oauth.error_redirect(
-                &validated.redirect_uri,
-                "consent_required",
-                "the user has not consented to this client",
-                validated.state.as_deref(),
-            );
-            redirect_to_client(&location)
-        }
-        Ok(true) => consent_page(&state, locale, &page.csrf, &raw, &validated, &principal),
+        Ok(AuthorizeStep::Refuse { location, .. }) => redirect_to_client(&location),
         Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
     }
 }
@@ -202,7 +184,7 @@ fn consent_page(
         client_name => request.client.name.clone(),
         scopes => scopes,
         request => returned,
-        user_name => crate::pages::display_name(state, principal),
+        user_name => display_name(state, principal),
     };
     state.pages.render_form(StatusCode::OK, locale, csrf, "consent.html", context)
 }

@@ -12,9 +12,11 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::form::OAuthForm;
-use super::{OAuthErrorResponse, no_store_json};
+use super::response::{OAuthErrorResponse, no_store_json};
+use crate::browser::render::ErrorPage;
 use crate::client::Client;
-use crate::pages::{BrowserSession, ErrorPage, PageForm, PageRequest};
+use crate::pages::request::{PageForm, PageRequest};
+use crate::pages::session::BrowserSession;
 use crate::state::AppState;
 
 pub(crate) fn api_routes() -> Router<AppState> {

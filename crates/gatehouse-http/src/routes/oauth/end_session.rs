@@ -14,8 +14,11 @@ use gatehouse_domain::oauth::logout::{LogoutRequest, VerifiedLogout};
 use minijinja::context;
 use serde::Deserialize;
 
+use crate::browser::render::ErrorPage;
 use crate::client::Client;
-use crate::pages::{BrowserSession, ErrorPage, Locale, PageForm, PageRequest, end_browser_session};
+use crate::locale::Locale;
+use crate::pages::request::{PageForm, PageRequest};
+use crate::pages::session::{BrowserSession, display_name, end_browser_session};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -112,7 +115,7 @@ async fn start(
             finish(&state, locale, &verified, response)
         }
         Some(principal) => {
-            let name = crate::pages::display_name(&state, &principal);
+            let name = display_name(&state, &principal);
             let context = context! {
                 name => name,
                 id_token_hint => parameters.id_token_hint.unwrap_or_default(),

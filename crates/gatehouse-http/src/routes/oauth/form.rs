@@ -11,7 +11,7 @@ use gatehouse_domain::oauth::OAuthError;
 use gatehouse_domain::oauth::client::JWT_BEARER_ASSERTION_TYPE;
 use gatehouse_domain::oauth::clients::ClientCredentials;
 
-use super::OAuthErrorResponse;
+use super::response::OAuthErrorResponse;
 
 /// The form parameters, each present once.
 pub(crate) struct OAuthForm {

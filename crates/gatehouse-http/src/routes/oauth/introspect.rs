@@ -9,7 +9,7 @@ use axum::routing::post;
 use gatehouse_domain::oauth::OAuthError;
 
 use super::form::OAuthForm;
-use super::{OAuthErrorResponse, no_store_json};
+use super::response::{OAuthErrorResponse, no_store_json};
 use crate::client::Client;
 use crate::state::AppState;
 

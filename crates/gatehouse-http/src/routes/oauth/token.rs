@@ -10,7 +10,7 @@ use gatehouse_domain::oauth::client::{
 };
 
 use super::form::OAuthForm;
-use super::{OAuthErrorResponse, no_store_json};
+use super::response::{OAuthErrorResponse, no_store_json};
 use crate::client::Client;
 use crate::state::AppState;
 

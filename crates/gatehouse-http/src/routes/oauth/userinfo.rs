@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use gatehouse_domain::oauth::OAuthError;
 
-use super::{OAuthErrorResponse, no_store_json};
+use super::response::{OAuthErrorResponse, no_store_json};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {

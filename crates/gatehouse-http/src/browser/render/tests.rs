@@ -2,6 +2,7 @@
 //! escaped, and page answers carry the security headers.
 
 use axum::body::to_bytes;
+use axum::http::HeaderMap;
 use gatehouse_crypto::MasterKey;
 
 use super::*;
@@ -44,7 +45,7 @@ fn sample_context(template: &str) -> Value {
             method => "totp", methods => vec!["totp", "backup_code", "email", "sms"],
         },
         "mfa_enrol.html" => context! {
-            action => "/mfa", qr_svg => "<svg></svg>", secret => "JBSWY3DPEHPK3PXP",
+            action => "/mfa/enrol", qr_svg => "<svg></svg>", secret => "JBSWY3DPEHPK3PXP",
             return_to => "/account", required => true, error => "mfa.error.invalid_code",
         },
         "factor_confirm.html" => context! {

@@ -1,19 +1,13 @@
 //! The browser's cookies: reading the `Cookie` header, writing `Set-Cookie`, and the signed
-//! browser-session cookie (`<session id>.<HMAC-SHA256>`) with its [`BrowserSession`] extractor.
+//! cookie values (`<id>.<HMAC-SHA256>`) of the browser session and the trusted device. No
+//! state: the `BrowserSession` extractor that reads the session cookie is `pages::session`'s.
 
-use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, SET_COOKIE};
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_crypto::Digester;
-use gatehouse_domain::DomainError;
-use gatehouse_domain::principal::Principal;
-
-use super::{ErrorPage, Locale};
-use crate::state::AppState;
 
 /// The digest purpose of the browser-session cookie's signature.
 pub const SESSION_COOKIE_PURPOSE: &str = "browser-session-cookie";
@@ -128,32 +122,6 @@ impl SessionCookie {
     /// the cookie never outlives what it names.
     pub fn set(&self, response: &mut Response, session_id: &str, max_age_seconds: i64) {
         self.spec.set(response, &self.sign(session_id), Some(max_age_seconds));
-    }
-}
-
-/// The signed-in browser, if any: a validly signed session cookie whose session is active and
-/// whose user is not suspended. A missing, tampered, revoked or expired cookie is `None`.
-pub struct BrowserSession(pub Option<Principal>);
-
-impl FromRequestParts<AppState> for BrowserSession {
-    /// An error page (503/500) when the store cannot answer; never for a bad cookie.
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let cookie = &state.pages.session_cookie;
-        let Some(session_id) =
-            read_cookie(&parts.headers, &cookie.spec.name).and_then(|value| cookie.verify(value))
-        else {
-            return Ok(BrowserSession(None));
-        };
-        match state.sessions.principal_for_session(session_id).await {
-            Ok(principal) => Ok(BrowserSession(Some(principal))),
-            Err(DomainError::InvalidToken | DomainError::NotFound) => Ok(BrowserSession(None)),
-            Err(error) => {
-                let locale = Locale::negotiate(None, None, super::accept_language(&parts.headers));
-                Err(state.pages.error_page(locale, ErrorPage::from_domain(&error)))
-            }
-        }
     }
 }
 
