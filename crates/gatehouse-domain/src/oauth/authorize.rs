@@ -5,7 +5,7 @@
 
 use super::client::{ClientRecord, GRANT_AUTHORIZATION_CODE};
 use super::store::AuthorizationCodeRecord;
-use super::{OAuthService, SCOPE_OFFLINE_ACCESS, SCOPE_OPENID, split_scope};
+use super::{OAuthService, SCOPE_OFFLINE_ACCESS, split_scope};
 use crate::audit::AuditEvent;
 use crate::error::DomainError;
 use crate::principal::Principal;
@@ -292,7 +292,7 @@ impl OAuthService {
     }
 
     /// Whether the signed-in user's authentication is too old for this request (`max_age`).
-    pub fn needs_fresh_login(
+    pub(crate) fn needs_fresh_login(
         &self,
         request: &ValidatedAuthorization,
         principal: &Principal,
@@ -303,7 +303,7 @@ impl OAuthService {
 
     /// Whether the user must be asked: not for first-party (skip-consent) clients, nor when
     /// they already granted every requested scope, unless `prompt=consent`.
-    pub async fn needs_consent(
+    pub(crate) async fn needs_consent(
         &self,
         request: &ValidatedAuthorization,
         user_id: &str,
@@ -393,11 +393,6 @@ impl OAuthService {
         }
         parameters.push(("iss", &self.settings.issuer));
         append_query(redirect_uri, &parameters)
-    }
-
-    /// Whether the request asks for OpenID Connect.
-    pub fn is_openid(request: &ValidatedAuthorization) -> bool {
-        request.scopes.iter().any(|scope| scope == SCOPE_OPENID)
     }
 }
 

@@ -55,7 +55,10 @@ pub struct IdTokenRequest<'a> {
 impl OAuthService {
     /// An ID token: iss, sub, aud, exp, iat, auth_time, nonce, amr, sid, at_hash, and the
     /// user claims of the granted scopes.
-    pub async fn issue_id_token(&self, request: IdTokenRequest<'_>) -> Result<String, DomainError> {
+    pub(crate) async fn issue_id_token(
+        &self,
+        request: IdTokenRequest<'_>,
+    ) -> Result<String, DomainError> {
         let now = self.clock.now();
         let mut claims = user_claims(request.user, request.scopes);
         claims.insert("iss".into(), json!(self.settings.issuer));
