@@ -9,7 +9,7 @@ mod audit;
 mod batch;
 mod cache;
 mod database;
-mod device;
+mod device_flow;
 mod error;
 mod keys;
 mod mfa;

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use gatehouse_domain::StoreError;
 use gatehouse_domain::audit::AuditEvent;
-use gatehouse_domain::oauth::device::{DeviceCodeRecord, DeviceCodeStore, DeviceStatus};
+use gatehouse_domain::oauth::device_flow::{DeviceCodeRecord, DeviceCodeStore, DeviceStatus};
 use sqlx::Row;
 
 use crate::audit::insert_events;
