@@ -76,12 +76,40 @@ impl Default for DatabaseOptions {
     }
 }
 
+/// The database engines Gatehouse runs on. Shown and serialised as `sqlite` / `postgres`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Backend {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// The backend a database URL names, or `None` when the scheme is not supported.
-pub fn backend_of(url: &str) -> Option<&'static str> {
+pub fn backend_of(url: &str) -> Option<Backend> {
     if url.starts_with("sqlite:") {
-        Some("sqlite")
+        Some(Backend::Sqlite)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Some("postgres")
+        Some(Backend::Postgres)
     } else {
         None
     }
@@ -92,7 +120,7 @@ impl Database {
     /// keys on and a busy timeout, so concurrent readers never wait for the writer.
     pub async fn connect(url: &str, options: &DatabaseOptions) -> Result<Database, StoreError> {
         match backend_of(url) {
-            Some("sqlite") => {
+            Some(Backend::Sqlite) => {
                 let connect = SqliteConnectOptions::from_str(url)
                     .map_err(|error| StoreError::Other(format!("invalid SQLite URL: {error}")))?
                     .create_if_missing(true)
@@ -112,7 +140,7 @@ impl Database {
                     cache: Arc::default(),
                 }))
             }
-            Some(_) => {
+            Some(Backend::Postgres) => {
                 let mut connect = PgConnectOptions::from_str(url).map_err(|error| {
                     StoreError::Other(format!("invalid PostgreSQL URL: {error}"))
                 })?;
@@ -183,11 +211,19 @@ impl Database {
         }
     }
 
-    pub fn backend(&self) -> &'static str {
+    /// Which engine this pool is on.
+    pub fn backend_kind(&self) -> Backend {
         match self {
-            Database::Sqlite(_) => "sqlite",
-            Database::Postgres(_) => "postgres",
+            Database::Sqlite(_) => Backend::Sqlite,
+            Database::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    /// The engine's name (`sqlite` / `postgres`). A `&str` rather than a [`Backend`] because
+    /// `gatehouse::cli` records it as a bare `tracing` field, and tracing's `Value` trait is
+    /// sealed; once that call site formats it with `%`, this can answer the enum.
+    pub fn backend(&self) -> &'static str {
+        self.backend_kind().as_str()
     }
 
     /// One round trip to the database.
@@ -246,5 +282,24 @@ impl ReadinessCheck for Database {
 
     async fn check(&self) -> Result<(), String> {
         self.ping().await.map_err(|error| error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backends_are_named_by_their_url_and_print_as_before() {
+        assert_eq!(backend_of("sqlite://gatehouse.db"), Some(Backend::Sqlite));
+        assert_eq!(backend_of("sqlite::memory:"), Some(Backend::Sqlite));
+        assert_eq!(backend_of("postgres://localhost/gatehouse"), Some(Backend::Postgres));
+        assert_eq!(backend_of("postgresql://localhost/gatehouse"), Some(Backend::Postgres));
+        assert_eq!(backend_of("mysql://localhost/gatehouse"), None);
+        assert_eq!(Backend::Sqlite.to_string(), "sqlite");
+        assert_eq!(
+            serde_json::json!({ "backend": Backend::Postgres }).to_string(),
+            r#"{"backend":"postgres"}"#
+        );
     }
 }

@@ -25,7 +25,7 @@ pub mod testing;
 mod users;
 
 pub use cache::ReadCache;
-pub use database::{Database, DatabaseOptions, PostgresDatabase, backend_of};
+pub use database::{Backend, Database, DatabaseOptions, PostgresDatabase, backend_of};
 pub use error::map_sqlx_error;
 pub use mfa_challenge::RedisChallengeStore;
 pub use redis::Redis;
