@@ -9,7 +9,8 @@ use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::email_links::{OneTimeTokenRecord, OneTimeTokenStore};
 use gatehouse_domain::known_devices::KnownDeviceStore;
 use gatehouse_domain::notify::{
-    AttemptOutcome, OutboxAttempt, OutboxQuery, OutboxRecord, OutboxStore,
+    AttemptOutcome, AttemptStatus, OutboxAttempt, OutboxQuery, OutboxRecord, OutboxStatus,
+    OutboxStore,
 };
 use gatehouse_domain::unit_of_work::{UnitOfWork, UnitOfWorkStore};
 use sqlx::Row;
@@ -145,7 +146,11 @@ macro_rules! outbox_from_row {
             channel: row.try_get("channel").map_err(map_sqlx_error)?,
             kind: row.try_get("kind").map_err(map_sqlx_error)?,
             payload: row.try_get("payload").map_err(map_sqlx_error)?,
-            status: row.try_get("status").map_err(map_sqlx_error)?,
+            status: {
+                let status: String = row.try_get("status").map_err(map_sqlx_error)?;
+                OutboxStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("outbox status {status}")))?
+            },
             attempts: row.try_get("attempts").map_err(map_sqlx_error)?,
             next_attempt_at: row.try_get("next_attempt_at").map_err(map_sqlx_error)?,
             claimed_by: row.try_get("claimed_by").map_err(map_sqlx_error)?,
@@ -195,9 +200,11 @@ impl OutboxStore for Database {
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
         let (status, delivered_at, next_attempt_at) = match outcome {
-            AttemptOutcome::Delivered { at } => ("delivered", Some(at), None),
-            AttemptOutcome::Retry { next_attempt_at } => ("pending", None, Some(next_attempt_at)),
-            AttemptOutcome::Dead => ("dead", None, None),
+            AttemptOutcome::Delivered { at } => (OutboxStatus::Delivered, Some(at), None),
+            AttemptOutcome::Retry { next_attempt_at } => {
+                (OutboxStatus::Pending, None, Some(next_attempt_at))
+            }
+            AttemptOutcome::Dead => (OutboxStatus::Dead, None, None),
         };
         with_pool!(self, pool => {
             let _write = self.write_guard().await;
@@ -210,7 +217,7 @@ impl OutboxStore for Database {
             )
             .bind(attempt.outbox_id.as_str())
             .bind(attempt.worker.as_str())
-            .bind(status)
+            .bind(status.as_str())
             .bind(delivered_at)
             .bind(next_attempt_at)
             .bind(attempt.error.as_deref())
@@ -292,7 +299,12 @@ impl OutboxStore for Database {
                     id: row.try_get("id").map_err(map_sqlx_error)?,
                     outbox_id: row.try_get("outbox_id").map_err(map_sqlx_error)?,
                     worker: row.try_get("worker").map_err(map_sqlx_error)?,
-                    status: row.try_get("status").map_err(map_sqlx_error)?,
+                    status: {
+                        let status: String = row.try_get("status").map_err(map_sqlx_error)?;
+                        AttemptStatus::parse(&status).ok_or_else(|| {
+                            StoreError::Corrupt(format!("outbox attempt status {status}"))
+                        })?
+                    },
                     error: row.try_get("error").map_err(map_sqlx_error)?,
                     started_at: row.try_get("started_at").map_err(map_sqlx_error)?,
                     duration_ms: row.try_get("duration_ms").map_err(map_sqlx_error)?,
