@@ -6,6 +6,7 @@ use gatehouse_domain::StoreError;
 use gatehouse_domain::audit::{AuditCursor, AuditEvent, AuditFilter, AuditStore};
 use sqlx::Row;
 
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
 
@@ -49,12 +50,7 @@ pub(crate) use insert_events;
 #[async_trait]
 impl AuditStore for Database {
     async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            insert_events!(&mut *transaction, events);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-        });
+        write_transaction!(self, events: events, transaction => {});
         Ok(())
     }
 

@@ -29,7 +29,8 @@ use gatehouse_domain::sessions::SessionRecord;
 
 /// Inside a write's transaction, before its commit: announces what it changes to the other
 /// instances (PostgreSQL `NOTIFY`, delivered only if the transaction commits). After the
-/// commit the writer calls [`ReadCache::invalidate`] with the same items for this process.
+/// commit [`ReadCache::invalidate`] evicts the same items in this process. Both are steps of
+/// [`crate::database::write_transaction!`]: a write names what it changes in its `changed:`.
 macro_rules! announce {
     ($database:expr, $executor:expr, $items:expr) => {
         if let Some(channel) = $database.notify_channel() {

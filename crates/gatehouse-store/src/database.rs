@@ -32,6 +32,103 @@ macro_rules! with_pool {
     };
 }
 
+/// The one write path: every write of the store goes through it, so each takes the same
+/// steps in the same order. In a transaction (every form but `autocommit`):
+/// 1. take the write guard (SQLite writers queue on it, see [`SqliteDatabase`]);
+/// 2. `BEGIN`, bind the transaction to the caller's name and run `$body`, whose value is the
+///    macro's value (`?` or `return` in it leaves the enclosing function: the transaction is
+///    dropped and rolls back);
+/// 3. write the audit `events:` or the unit of `work:` (`apply_work!`) into the transaction;
+/// 4. announce what is `changed:` to the other instances (PostgreSQL `NOTIFY` inside the
+///    transaction, so only a commit is announced), when anything is;
+/// 5. `COMMIT`, then evict what is `changed:` from this process's read cache.
+///
+/// ```text
+/// let revoked = write_transaction!(self, events: events, changed: &[Invalidation::Session(id)], transaction => {
+///     sqlx::query("UPDATE sessions ...").execute(&mut *transaction).await.map_err(map_sqlx_error)?.rows_affected()
+/// });
+/// ```
+///
+/// The forms: `events: E[, changed: C]`, `work: W[, changed: C]`, `[changed: C]` (events
+/// written only on some outcome stay in the body, with `insert_events!`), and:
+/// - `pool: P, changed: C` runs the transaction on the concrete pool `P`: a path for one
+///   backend only (the SQLite batch of a password sign-in, `SessionStore::start_session`);
+/// - `autocommit, pool => { ... }` takes the guard only and binds the pool: for statements that
+///   stand alone, each committing by itself (a touch, a counter, a single-use spend, a sweep
+///   before an insert), with no audit event and nothing cached; it saves the `BEGIN` and
+///   `COMMIT` round trips.
+///
+/// A macro rather than a function: the body is type-checked once per backend, as in
+/// [`with_pool!`], and no function signature can be generic over both backends' transactions
+/// and every statement the bodies run on them.
+macro_rules! write_transaction {
+    (@steps $database:ident, $pool:expr, $changed:ident, $transaction:ident => $body:block, $effects:block) => {{
+        let _write = $database.write_guard().await;
+        let mut $transaction = $pool.begin().await.map_err($crate::error::map_sqlx_error)?;
+        #[allow(clippy::let_unit_value)]
+        let value = $body;
+        $effects
+        if !$changed.is_empty() {
+            $crate::cache::announce!($database, &mut *$transaction, $changed);
+        }
+        $transaction.commit().await.map_err($crate::error::map_sqlx_error)?;
+        if !$changed.is_empty() {
+            $database.cache().invalidate($changed);
+        }
+        value
+    }};
+    (@pools $database:expr, $changed:expr, $transaction:ident => $body:block, $effects:block) => {{
+        let database: &$crate::Database = $database;
+        let changed: &[$crate::cache::Invalidation<'_>] = $changed;
+        $crate::with_pool!(database, pool => {
+            $crate::database::write_transaction!(
+                @steps database, pool, changed, $transaction => $body, $effects
+            )
+        })
+    }};
+    ($database:expr, autocommit, $pool:ident => $body:block) => {{
+        let database: &$crate::Database = $database;
+        $crate::with_pool!(database, $pool => {
+            let _write = database.write_guard().await;
+            $body
+        })
+    }};
+    ($database:expr, events: $events:expr, changed: $changed:expr, $transaction:ident => $body:block) => {
+        $crate::database::write_transaction!(@pools $database, $changed, $transaction => $body, {
+            $crate::audit::insert_events!(&mut *$transaction, $events);
+        })
+    };
+    ($database:expr, events: $events:expr, $transaction:ident => $body:block) => {
+        $crate::database::write_transaction!(
+            $database, events: $events, changed: &[], $transaction => $body
+        )
+    };
+    ($database:expr, work: $work:expr, changed: $changed:expr, $transaction:ident => $body:block) => {
+        $crate::database::write_transaction!(@pools $database, $changed, $transaction => $body, {
+            $crate::notify::apply_work!(&mut *$transaction, $work);
+        })
+    };
+    ($database:expr, work: $work:expr, $transaction:ident => $body:block) => {
+        $crate::database::write_transaction!(
+            $database, work: $work, changed: &[], $transaction => $body
+        )
+    };
+    ($database:expr, pool: $pool:expr, changed: $changed:expr, $transaction:ident => $body:block) => {{
+        let database: &$crate::Database = $database;
+        let changed: &[$crate::cache::Invalidation<'_>] = $changed;
+        $crate::database::write_transaction!(
+            @steps database, $pool, changed, $transaction => $body, {}
+        )
+    }};
+    ($database:expr, changed: $changed:expr, $transaction:ident => $body:block) => {
+        $crate::database::write_transaction!(@pools $database, $changed, $transaction => $body, {})
+    };
+    ($database:expr, $transaction:ident => $body:block) => {
+        $crate::database::write_transaction!(@pools $database, &[], $transaction => $body, {})
+    };
+}
+pub(crate) use write_transaction;
+
 /// A pool on one of the supported backends. Cloning is cheap (the pools are `Arc`s).
 #[derive(Clone, Debug)]
 pub enum Database {

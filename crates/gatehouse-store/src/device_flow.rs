@@ -7,6 +7,7 @@ use gatehouse_domain::oauth::device_flow::{DeviceCodeRecord, DeviceCodeStore, De
 use sqlx::Row;
 
 use crate::audit::insert_events;
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
 
@@ -56,8 +57,7 @@ macro_rules! fetch_device {
 #[async_trait]
 impl DeviceCodeStore for Database {
     async fn insert_device_code(&self, record: &DeviceCodeRecord) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        write_transaction!(self, autocommit, pool => {
             // Expired codes go first, so the table (and the user-code space) stays small.
             sqlx::query("DELETE FROM device_codes WHERE expires_at < $1")
                 .bind(record.created_at - 3600)
@@ -111,9 +111,7 @@ impl DeviceCodeStore for Database {
         amr: Option<&str>,
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let decided = write_transaction!(self, transaction => {
             let decided = sqlx::query(
                 "UPDATE device_codes SET status = $2, user_id = $3, auth_time = $4, amr = $5 \
                  WHERE user_code = $1 AND status = 'pending'",
@@ -128,12 +126,13 @@ impl DeviceCodeStore for Database {
             .map_err(map_sqlx_error)?
             .rows_affected()
                 == 1;
+            // The audit events only for a decision that was taken.
             if decided {
                 insert_events!(&mut *transaction, events);
             }
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            Ok(decided)
-        })
+            decided
+        });
+        Ok(decided)
     }
 
     async fn record_device_poll(
@@ -142,8 +141,7 @@ impl DeviceCodeStore for Database {
         now: i64,
         interval_seconds: i64,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        write_transaction!(self, autocommit, pool => {
             sqlx::query("UPDATE device_codes SET last_polled_at = $2, interval_seconds = $3 WHERE device_code_digest = $1")
                 .bind(digest)
                 .bind(now)
@@ -156,8 +154,7 @@ impl DeviceCodeStore for Database {
     }
 
     async fn consume_device_code(&self, digest: &[u8]) -> Result<bool, StoreError> {
-        let consumed = with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        let consumed = write_transaction!(self, autocommit, pool => {
             sqlx::query("UPDATE device_codes SET status = 'consumed' WHERE device_code_digest = $1 AND status = 'approved'")
                 .bind(digest)
                 .execute(pool)

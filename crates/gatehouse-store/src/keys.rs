@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use gatehouse_domain::{KeyState, SigningKeyStore, StoreError, StoredSigningKey};
 
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
 
@@ -73,9 +74,10 @@ impl SigningKeyStore for Database {
     async fn insert_active_key_if_none(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {
         // ON CONFLICT DO NOTHING covers the partial unique index on the active state, so two
         // instances starting together leave exactly one active key.
-        let _write = self.write_guard().await;
-        let result = with_pool!(self, pool => insert_key!(pool, key, " ON CONFLICT DO NOTHING")?.rows_affected());
-        Ok(result == 1)
+        let inserted = write_transaction!(self, autocommit, pool => {
+            insert_key!(pool, key, " ON CONFLICT DO NOTHING")?.rows_affected()
+        });
+        Ok(inserted == 1)
     }
 
     async fn rotate_signing_key(
@@ -84,9 +86,7 @@ impl SigningKeyStore for Database {
         retired_at: i64,
         publish_until: i64,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, transaction => {
             sqlx::query(
                 "UPDATE signing_keys SET state = 'retired', retired_at = $1, publish_until = $2 \
                  WHERE state = 'active'",
@@ -97,7 +97,6 @@ impl SigningKeyStore for Database {
             .await
             .map_err(map_sqlx_error)?;
             insert_key!(&mut *transaction, new_key, "")?;
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
     }

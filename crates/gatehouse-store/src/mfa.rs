@@ -13,8 +13,8 @@ use gatehouse_domain::unit_of_work::UnitOfWork;
 use sqlx::Row;
 
 use crate::audit::insert_events;
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
-use crate::notify::apply_work;
 use crate::{Database, with_pool};
 
 macro_rules! factor_from_row {
@@ -104,9 +104,7 @@ impl MfaStore for Database {
         factor: &MfaFactorRecord,
         work: &UnitOfWork,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, work: work, transaction => {
             sqlx::query(
                 "DELETE FROM mfa_factors WHERE user_id = $1 AND kind = $2 AND confirmed_at IS NULL",
             )
@@ -133,8 +131,6 @@ impl MfaStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            apply_work!(&mut *transaction, work);
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
     }
@@ -147,9 +143,7 @@ impl MfaStore for Database {
         backup_codes: Option<&[BackupCodeRecord]>,
         work: &UnitOfWork,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let done = write_transaction!(self, work: work, transaction => {
             let row = sqlx::query(
                 "UPDATE mfa_factors SET confirmed_at = $2, last_used_step = $3, last_used_at = $2 \
                  WHERE id = $1 AND confirmed_at IS NULL RETURNING user_id",
@@ -165,10 +159,9 @@ impl MfaStore for Database {
             if let Some(codes) = backup_codes {
                 replace_codes!(transaction, user_id.as_str(), codes);
             }
-            apply_work!(&mut *transaction, work);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            Ok(true)
-        })
+            true
+        });
+        Ok(done)
     }
 
     async fn delete_factor(
@@ -178,9 +171,7 @@ impl MfaStore for Database {
         clear_backup_codes: bool,
         work: &UnitOfWork,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let done = write_transaction!(self, work: work, transaction => {
             let deleted = sqlx::query("DELETE FROM mfa_factors WHERE user_id = $1 AND kind = $2")
                 .bind(user_id)
                 .bind(kind)
@@ -198,10 +189,9 @@ impl MfaStore for Database {
                     .await
                     .map_err(map_sqlx_error)?;
             }
-            apply_work!(&mut *transaction, work);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            Ok(true)
-        })
+            true
+        });
+        Ok(done)
     }
 
     async fn reset_mfa(
@@ -210,9 +200,7 @@ impl MfaStore for Database {
         now: i64,
         work: &UnitOfWork,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, work: work, transaction => {
             for sql in [
                 "DELETE FROM mfa_factors WHERE user_id = $1",
                 "DELETE FROM mfa_backup_codes WHERE user_id = $1",
@@ -232,8 +220,6 @@ impl MfaStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            apply_work!(&mut *transaction, work);
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
     }
@@ -244,9 +230,8 @@ impl MfaStore for Database {
         step: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let updated = sqlx::query(
+        let updated = write_transaction!(self, autocommit, pool => {
+            sqlx::query(
                 "UPDATE mfa_factors SET last_used_step = $2, last_used_at = $3 WHERE id = $1 \
                  AND (last_used_step IS NULL OR last_used_step < $2)",
             )
@@ -256,9 +241,9 @@ impl MfaStore for Database {
             .execute(pool)
             .await
             .map_err(map_sqlx_error)?
-            .rows_affected();
-            Ok(updated == 1)
-        })
+            .rows_affected()
+        });
+        Ok(updated == 1)
     }
 
     async fn backup_codes(&self, user_id: &str) -> Result<Vec<BackupCodeRecord>, StoreError> {
@@ -290,9 +275,8 @@ impl MfaStore for Database {
         digest: &[u8],
         now: i64,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let updated = sqlx::query(
+        let updated = write_transaction!(self, autocommit, pool => {
+            sqlx::query(
                 "UPDATE mfa_backup_codes SET used_at = $3 WHERE user_id = $1 AND code_digest = $2 \
                  AND used_at IS NULL",
             )
@@ -302,9 +286,9 @@ impl MfaStore for Database {
             .execute(pool)
             .await
             .map_err(map_sqlx_error)?
-            .rows_affected();
-            Ok(updated == 1)
-        })
+            .rows_affected()
+        });
+        Ok(updated == 1)
     }
 
     async fn replace_backup_codes(
@@ -313,12 +297,8 @@ impl MfaStore for Database {
         codes: &[BackupCodeRecord],
         work: &UnitOfWork,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, work: work, transaction => {
             replace_codes!(transaction, user_id, codes);
-            apply_work!(&mut *transaction, work);
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
     }
@@ -328,9 +308,7 @@ impl MfaStore for Database {
         code: &MfaCodeRecord,
         work: &UnitOfWork,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, work: work, transaction => {
             sqlx::query("DELETE FROM mfa_codes WHERE user_id = $1 AND channel = $2 AND purpose = $3")
                 .bind(code.user_id.as_str())
                 .bind(code.channel.as_str())
@@ -354,8 +332,6 @@ impl MfaStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            apply_work!(&mut *transaction, work);
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
     }
@@ -396,8 +372,7 @@ impl MfaStore for Database {
     }
 
     async fn count_mfa_code_attempt(&self, id: &str) -> Result<i64, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        let attempts = write_transaction!(self, autocommit, pool => {
             let row = sqlx::query(
                 "UPDATE mfa_codes SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
             )
@@ -406,25 +381,24 @@ impl MfaStore for Database {
             .await
             .map_err(map_sqlx_error)?;
             match row {
-                Some(row) => Ok(row.try_get("attempts").map_err(map_sqlx_error)?),
-                None => Ok(i64::MAX),
+                Some(row) => row.try_get("attempts").map_err(map_sqlx_error)?,
+                None => i64::MAX,
             }
-        })
+        });
+        Ok(attempts)
     }
 
     async fn spend_mfa_code(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let updated =
-                sqlx::query("UPDATE mfa_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
+        let updated = write_transaction!(self, autocommit, pool => {
+            sqlx::query("UPDATE mfa_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
                     .bind(id)
                     .bind(now)
                     .execute(pool)
                     .await
                     .map_err(map_sqlx_error)?
-                    .rows_affected();
-            Ok(updated == 1)
-        })
+                    .rows_affected()
+        });
+        Ok(updated == 1)
     }
 }
 
@@ -450,8 +424,7 @@ impl TrustedBrowserStore for Database {
     }
 
     async fn touch_trusted_browser(&self, id: &str, now: i64) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        write_transaction!(self, autocommit, pool => {
             sqlx::query("UPDATE trusted_devices SET last_used_at = $2 WHERE id = $1")
                 .bind(id)
                 .bind(now)
@@ -492,9 +465,7 @@ impl TrustedBrowserStore for Database {
         now: i64,
         events: &[AuditEvent],
     ) -> Result<u64, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let revoked = write_transaction!(self, transaction => {
             let revoked = sqlx::query(
                 "UPDATE trusted_devices SET revoked_at = $3 WHERE user_id = $1 \
                  AND ($2 IS NULL OR id = $2) AND revoked_at IS NULL AND expires_at > $3",
@@ -506,11 +477,12 @@ impl TrustedBrowserStore for Database {
             .await
             .map_err(map_sqlx_error)?
             .rows_affected();
+            // The audit events only when a browser lost its trust.
             if revoked > 0 {
                 insert_events!(&mut *transaction, events);
             }
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            Ok(revoked)
-        })
+            revoked
+        });
+        Ok(revoked)
     }
 }

@@ -16,6 +16,7 @@ use gatehouse_domain::unit_of_work::{UnitOfWork, UnitOfWorkStore};
 use sqlx::Row;
 
 use crate::audit::insert_events;
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
 
@@ -26,11 +27,12 @@ pub(crate) const REMEMBER_DEVICE: &str = "INSERT INTO known_devices (user_id, de
 
 /// Writes `$work` (a `&UnitOfWork`) with `$executor` (`&mut *transaction`): spends the token
 /// first (returning `Conflict(OneTimeTokenSpent)` from the enclosing function, which rolls
-/// the transaction back, when it was already spent), then tokens, outbox rows, the device and
-/// the audit events.
+/// the transaction back, when it was already spent), then tokens, outbox rows, the known
+/// device, the trusted browser and the audit events. Paths are spelled out: it expands inside
+/// [`crate::database::write_transaction!`] in every store file.
 macro_rules! apply_work {
     ($executor:expr, $work:expr) => {{
-        let work: &UnitOfWork = $work;
+        let work: &gatehouse_domain::unit_of_work::UnitOfWork = $work;
         if let Some(spent) = &work.spend_token {
             let spent = sqlx::query(
                 "UPDATE one_time_tokens SET used_at = $2 WHERE token_digest = $1 AND used_at IS NULL",
@@ -39,10 +41,12 @@ macro_rules! apply_work {
             .bind(spent.at)
             .execute($executor)
             .await
-            .map_err(map_sqlx_error)?
+            .map_err($crate::error::map_sqlx_error)?
             .rows_affected();
             if spent != 1 {
-                return Err(StoreError::Conflict(gatehouse_domain::Conflict::OneTimeTokenSpent));
+                return Err(gatehouse_domain::StoreError::Conflict(
+                    gatehouse_domain::Conflict::OneTimeTokenSpent,
+                ));
             }
         }
         for token in &work.tokens {
@@ -59,7 +63,7 @@ macro_rules! apply_work {
             .bind(token.used_at)
             .execute($executor)
             .await
-            .map_err(map_sqlx_error)?;
+            .map_err($crate::error::map_sqlx_error)?;
         }
         for row in &work.outbox {
             sqlx::query(
@@ -81,7 +85,7 @@ macro_rules! apply_work {
             .bind(row.last_error.as_deref())
             .execute($executor)
             .await
-            .map_err(map_sqlx_error)?;
+            .map_err($crate::error::map_sqlx_error)?;
         }
         if let Some(device) = &work.known_device {
             sqlx::query($crate::notify::REMEMBER_DEVICE)
@@ -90,27 +94,27 @@ macro_rules! apply_work {
                 .bind(device.seen_at)
                 .execute($executor)
                 .await
-                .map_err(map_sqlx_error)?;
+                .map_err($crate::error::map_sqlx_error)?;
         }
-        if let Some(device) = &work.trusted_browser {
+        if let Some(browser) = &work.trusted_browser {
             sqlx::query(
                 "INSERT INTO trusted_devices (id, user_id, token_digest, user_agent, ip, created_at, \
                  expires_at, last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
-            .bind(device.id.as_str())
-            .bind(device.user_id.as_str())
-            .bind(device.token_digest.as_slice())
-            .bind(device.user_agent.as_deref())
-            .bind(device.ip.as_deref())
-            .bind(device.created_at)
-            .bind(device.expires_at)
-            .bind(device.last_used_at)
-            .bind(device.revoked_at)
+            .bind(browser.id.as_str())
+            .bind(browser.user_id.as_str())
+            .bind(browser.token_digest.as_slice())
+            .bind(browser.user_agent.as_deref())
+            .bind(browser.ip.as_deref())
+            .bind(browser.created_at)
+            .bind(browser.expires_at)
+            .bind(browser.last_used_at)
+            .bind(browser.revoked_at)
             .execute($executor)
             .await
-            .map_err(map_sqlx_error)?;
+            .map_err($crate::error::map_sqlx_error)?;
         }
-        insert_events!($executor, &work.events);
+        $crate::audit::insert_events!($executor, &work.events);
     }};
 }
 pub(crate) use apply_work;
@@ -175,8 +179,7 @@ impl OutboxStore for Database {
             Database::Sqlite(_) => claim_sql!(""),
             Database::Postgres(_) => claim_sql!(" FOR UPDATE SKIP LOCKED"),
         };
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        let claimed = write_transaction!(self, autocommit, pool => {
             let rows = sqlx::query(sql)
                 .bind(worker)
                 .bind(now)
@@ -189,8 +192,9 @@ impl OutboxStore for Database {
             for row in rows {
                 claimed.push(outbox_from_row!(row));
             }
-            Ok(claimed)
-        })
+            claimed
+        });
+        Ok(claimed)
     }
 
     async fn finish_outbox_attempt(
@@ -206,9 +210,7 @@ impl OutboxStore for Database {
             }
             AttemptOutcome::Dead => (OutboxStatus::Dead, None, None),
         };
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let applied = write_transaction!(self, transaction => {
             let applied = sqlx::query(
                 "UPDATE outbox SET status = $3, delivered_at = $4, \
                  next_attempt_at = COALESCE($5, next_attempt_at), last_error = $6, \
@@ -240,12 +242,13 @@ impl OutboxStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
+            // The audit events (a dead letter) only for the outcome that applied.
             if applied {
                 insert_events!(&mut *transaction, events);
             }
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            Ok(applied)
-        })
+            applied
+        });
+        Ok(applied)
     }
 
     async fn outbox_row(&self, id: &str) -> Result<Option<OutboxRecord>, StoreError> {
@@ -320,9 +323,7 @@ impl OutboxStore for Database {
         now: i64,
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let updated = write_transaction!(self, transaction => {
             let updated = sqlx::query(
                 "UPDATE outbox SET status = 'pending', next_attempt_at = $2, attempts = 0, \
                  claimed_by = NULL, lease_until = NULL WHERE id = $1 AND status <> 'sending'",
@@ -337,21 +338,16 @@ impl OutboxStore for Database {
             if updated {
                 insert_events!(&mut *transaction, events);
             }
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            Ok(updated)
-        })
+            updated
+        });
+        Ok(updated)
     }
 }
 
 #[async_trait]
 impl UnitOfWorkStore for Database {
     async fn commit(&self, work: &UnitOfWork) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            apply_work!(&mut *transaction, work);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-        });
+        write_transaction!(self, work: work, transaction => {});
         Ok(())
     }
 }

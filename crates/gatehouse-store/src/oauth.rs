@@ -10,7 +10,8 @@ use gatehouse_domain::oauth::{AuthorizationCodeRecord, OAuthStore};
 use sqlx::Row;
 
 use crate::audit::insert_events;
-use crate::cache::{Invalidation, announce};
+use crate::cache::Invalidation;
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
 
@@ -111,9 +112,7 @@ impl OAuthStore for Database {
         client: &ClientRecord,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, events: events, transaction => {
             bind_client_columns!(sqlx::query(
                 "INSERT INTO oauth_clients (client_id, name, secret_digest, previous_secret_digest, \
                  previous_secret_expires_at, redirect_uris, post_logout_redirect_uris, grant_types, scopes, \
@@ -125,8 +124,6 @@ impl OAuthStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            insert_events!(&mut *transaction, events);
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
     }
@@ -179,9 +176,8 @@ impl OAuthStore for Database {
         client: &ClientRecord,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let changed = [Invalidation::Client(&client.client_id)];
+        write_transaction!(self, events: events, changed: &changed, transaction => {
             bind_client_columns!(sqlx::query(
                 "UPDATE oauth_clients SET name = $2, secret_digest = $3, previous_secret_digest = $4, \
                  previous_secret_expires_at = $5, redirect_uris = $6, post_logout_redirect_uris = $7, \
@@ -192,11 +188,6 @@ impl OAuthStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            insert_events!(&mut *transaction, events);
-            let changed = [Invalidation::Client(&client.client_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
         });
         Ok(())
     }
@@ -206,9 +197,8 @@ impl OAuthStore for Database {
         client_id: &str,
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let changed = [Invalidation::Client(client_id), Invalidation::SessionsOfClient(client_id)];
+        let deleted = write_transaction!(self, changed: &changed, transaction => {
             // Sessions granted to the client end with it.
             sqlx::query("UPDATE sessions SET revoked_at = $2, revoked_reason = 'client_deleted' WHERE client_id = $1 AND revoked_at IS NULL")
                 .bind(client_id)
@@ -225,20 +215,16 @@ impl OAuthStore for Database {
             if deleted == 1 {
                 insert_events!(&mut *transaction, events);
             }
-            let changed = [Invalidation::Client(client_id), Invalidation::SessionsOfClient(client_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-            Ok(deleted == 1)
-        })
+            deleted == 1
+        });
+        Ok(deleted)
     }
 
     async fn insert_authorization_code(
         &self,
         code: &AuthorizationCodeRecord,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        write_transaction!(self, autocommit, pool => {
             sqlx::query(
                 "INSERT INTO authorization_codes (code_digest, client_id, user_id, browser_session_id, \
                  redirect_uri, scope, nonce, code_challenge, auth_time, created_at, expires_at, amr) \
@@ -269,9 +255,7 @@ impl OAuthStore for Database {
         digest: &[u8],
         now: i64,
     ) -> Result<Option<(AuthorizationCodeRecord, bool)>, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let (code, first_use) = write_transaction!(self, transaction => {
             // Writing first makes concurrent exchanges of one code queue on the row (and on
             // SQLite's write lock); exactly one sees it unused.
             let first_use = sqlx::query("UPDATE authorization_codes SET used_at = $2 WHERE code_digest = $1 AND used_at IS NULL")
@@ -291,9 +275,9 @@ impl OAuthStore for Database {
             .fetch_optional(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            let Some(row) = row else { return Ok(None) };
-            let record = AuthorizationCodeRecord {
+            // Mapped here, but a row that does not map fails the call only after the commit:
+            // the use just recorded stands.
+            let code = row.map(|row| -> Result<AuthorizationCodeRecord, StoreError> { Ok(AuthorizationCodeRecord {
                 code_digest: row.try_get("code_digest").map_err(map_sqlx_error)?,
                 client_id: row.try_get("client_id").map_err(map_sqlx_error)?,
                 user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
@@ -308,14 +292,14 @@ impl OAuthStore for Database {
                 expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
                 used_at: row.try_get("used_at").map_err(map_sqlx_error)?,
                 issued_session_id: row.try_get("issued_session_id").map_err(map_sqlx_error)?,
-            };
-            Ok(Some((record, first_use)))
-        })
+            }) });
+            (code, first_use)
+        });
+        Ok(code.transpose()?.map(|code| (code, first_use)))
     }
 
     async fn set_code_session(&self, digest: &[u8], session_id: &str) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        write_transaction!(self, autocommit, pool => {
             sqlx::query("UPDATE authorization_codes SET issued_session_id = $2 WHERE code_digest = $1")
                 .bind(digest)
                 .bind(session_id)
@@ -350,9 +334,7 @@ impl OAuthStore for Database {
         now: i64,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, events: events, transaction => {
             sqlx::query(
                 "INSERT INTO consents (user_id, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
@@ -364,8 +346,6 @@ impl OAuthStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            insert_events!(&mut *transaction, events);
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
     }
@@ -404,9 +384,7 @@ impl OAuthStore for Database {
         now: i64,
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let deleted = write_transaction!(self, changed: &[Invalidation::SessionsOfUser(user_id)], transaction => {
             let deleted = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
                 .bind(user_id)
                 .bind(client_id)
@@ -428,12 +406,9 @@ impl OAuthStore for Database {
                 .map_err(map_sqlx_error)?;
                 insert_events!(&mut *transaction, events);
             }
-            let changed = [Invalidation::SessionsOfUser(user_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-            Ok(deleted)
-        })
+            deleted
+        });
+        Ok(deleted)
     }
 
     async fn record_client_assertion(
@@ -443,14 +418,13 @@ impl OAuthStore for Database {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        let inserted = write_transaction!(self, autocommit, pool => {
             sqlx::query("DELETE FROM used_client_assertions WHERE expires_at < $1")
                 .bind(now)
                 .execute(pool)
                 .await
                 .map_err(map_sqlx_error)?;
-            let inserted = sqlx::query(
+            sqlx::query(
                 "INSERT INTO used_client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             )
             .bind(client_id)
@@ -459,26 +433,20 @@ impl OAuthStore for Database {
             .execute(pool)
             .await
             .map_err(map_sqlx_error)?
-            .rows_affected();
-            Ok(inserted == 1)
-        })
+            .rows_affected()
+        });
+        Ok(inserted == 1)
     }
 
     async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
-        let changed = [Invalidation::AccessToken(jti)];
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, changed: &[Invalidation::AccessToken(jti)], transaction => {
             sqlx::query("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(jti)
                 .bind(expires_at)
                 .execute(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
-        self.cache().invalidate(&changed);
         Ok(())
     }
 

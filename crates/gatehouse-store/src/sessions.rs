@@ -7,12 +7,12 @@ use gatehouse_domain::unit_of_work::UnitOfWork;
 use gatehouse_domain::{StoreError, UserRecord};
 use sqlx::Row;
 
-use crate::audit::insert_events;
 use crate::audit::{INSERT_AUDIT_EVENT, bind_audit_event};
 use crate::batch::SqliteBatch;
-use crate::cache::{Invalidation, announce};
+use crate::cache::Invalidation;
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
-use crate::notify::{REMEMBER_DEVICE, apply_work};
+use crate::notify::REMEMBER_DEVICE;
 use crate::users::user_from_row;
 use crate::users::{UPDATE_USER, bind_user_columns, update_user_row};
 use crate::{Database, with_pool};
@@ -134,16 +134,12 @@ impl SessionStore for Database {
             for event in &work.events {
                 bind_audit_event!(batch.push(INSERT_AUDIT_EVENT), event);
             }
-            let _write = self.write_guard().await;
-            let mut transaction = sqlite.pool.begin().await.map_err(map_sqlx_error)?;
-            batch.execute(&mut transaction).await?;
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
+            write_transaction!(self, pool: &sqlite.pool, changed: &changed, transaction => {
+                batch.execute(&mut transaction).await?;
+            });
             return Ok(());
         }
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, work: work, changed: &changed, transaction => {
             update_user_row!(&mut *transaction, user)?;
             bind_session!(sqlx::query(INSERT_SESSION), session)
                 .execute(&mut *transaction)
@@ -152,10 +148,6 @@ impl SessionStore for Database {
             if let Some(refresh_token) = refresh_token {
                 insert_refresh_token!(&mut *transaction, refresh_token)?;
             }
-            apply_work!(&mut *transaction, work);
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
         });
         Ok(())
     }
@@ -248,9 +240,8 @@ impl SessionStore for Database {
         replacement: &RefreshTokenRecord,
         now: i64,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let changed = [Invalidation::Session(&replacement.session_id)];
+        write_transaction!(self, changed: &changed, transaction => {
             // The first statement writes, so on SQLite the transaction takes the write lock
             // at once (waiting on the busy timeout) instead of failing on an upgrade; on
             // PostgreSQL the row lock makes concurrent rotations of one token queue here, and
@@ -275,12 +266,8 @@ impl SessionStore for Database {
                 .execute(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
-            let changed = [Invalidation::Session(&replacement.session_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-            Ok(true)
-        })
+        });
+        Ok(true)
     }
 
     async fn revoke_session(
@@ -290,10 +277,9 @@ impl SessionStore for Database {
         reason: RevokeReason,
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            let revoked = sqlx::query(
+        let changed = [Invalidation::Session(session_id)];
+        let revoked = write_transaction!(self, events: events, changed: &changed, transaction => {
+            sqlx::query(
                 "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL",
             )
             .bind(session_id)
@@ -302,14 +288,9 @@ impl SessionStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?
-            .rows_affected();
-            insert_events!(&mut *transaction, events);
-            let changed = [Invalidation::Session(session_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-            Ok(revoked == 1)
-        })
+            .rows_affected()
+        });
+        Ok(revoked == 1)
     }
 
     async fn active_sessions(
@@ -341,9 +322,8 @@ impl SessionStore for Database {
         amr: &str,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let changed = [Invalidation::Session(session_id)];
+        write_transaction!(self, events: events, changed: &changed, transaction => {
             sqlx::query("UPDATE sessions SET auth_time = $2, amr = $3 WHERE id = $1")
                 .bind(session_id)
                 .bind(auth_time)
@@ -351,11 +331,6 @@ impl SessionStore for Database {
                 .execute(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
-            insert_events!(&mut *transaction, events);
-            let changed = [Invalidation::Session(session_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
         });
         Ok(())
     }

@@ -9,9 +9,9 @@ use gatehouse_domain::{StoreError, UserRecord, UserStore};
 use sqlx::Row;
 
 use crate::audit::insert_events;
-use crate::cache::{Invalidation, announce};
+use crate::cache::Invalidation;
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
-use crate::notify::apply_work;
 use crate::{Database, with_pool};
 
 macro_rules! select_users {
@@ -187,26 +187,19 @@ impl UserStore for Database {
         users: &[UserRecord],
         events: &[AuditEvent],
     ) -> Result<u64, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let inserted = write_transaction!(self, events: events, transaction => {
             let mut inserted = 0;
             for user in users {
                 inserted += insert_user_row!(&mut *transaction, user, " ON CONFLICT DO NOTHING")?.rows_affected();
             }
-            insert_events!(&mut *transaction, events);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            Ok(inserted)
-        })
+            inserted
+        });
+        Ok(inserted)
     }
 
     async fn insert_user(&self, user: &UserRecord, work: &UnitOfWork) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, work: work, transaction => {
             insert_user_row!(&mut *transaction, user, "")?;
-            apply_work!(&mut *transaction, work);
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
     }
@@ -254,15 +247,8 @@ impl UserStore for Database {
     }
 
     async fn update_user(&self, user: &UserRecord, work: &UnitOfWork) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, work: work, changed: &[Invalidation::User(&user.id)], transaction => {
             update_user_row!(&mut *transaction, user)?;
-            apply_work!(&mut *transaction, work);
-            let changed = [Invalidation::User(&user.id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
         });
         Ok(())
     }
@@ -277,9 +263,8 @@ impl UserStore for Database {
     ) -> Result<(), StoreError> {
         let keep = keep_session.unwrap_or("");
         let history_size = i64::try_from(history_size).unwrap_or(i64::MAX);
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let changed = [Invalidation::User(&user.id), Invalidation::SessionsOfUser(&user.id)];
+        write_transaction!(self, work: work, changed: &changed, transaction => {
             sqlx::query(
                 "INSERT INTO password_history (user_id, password_hash, created_at) \
                  SELECT id, password_hash, $2 FROM users WHERE id = $1 AND password_hash IS NOT NULL",
@@ -321,11 +306,6 @@ impl UserStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            apply_work!(&mut *transaction, work);
-            let changed = [Invalidation::User(&user.id), Invalidation::SessionsOfUser(&user.id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
         });
         Ok(())
     }
@@ -350,9 +330,8 @@ impl UserStore for Database {
                       ELSE failed_sign_in_attempts + 1 END) >= $3 THEN $4 \
                 ELSE NULL END \
             WHERE id = $1 RETURNING failed_sign_in_attempts, locked_until";
-        let outcome = with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let changed = [Invalidation::User(user_id)];
+        let outcome = write_transaction!(self, events: events, changed: &changed, transaction => {
             let row = sqlx::query(SQL)
                 .bind(user_id)
                 .bind(now)
@@ -361,19 +340,13 @@ impl UserStore for Database {
                 .fetch_optional(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
-            let outcome = match row {
+            match row {
                 Some(row) => FailedSignIn {
                     attempts: row.try_get("failed_sign_in_attempts").map_err(map_sqlx_error)?,
                     locked_until: row.try_get("locked_until").map_err(map_sqlx_error)?,
                 },
                 None => FailedSignIn { attempts: 0, locked_until: None },
-            };
-            insert_events!(&mut *transaction, events);
-            let changed = [Invalidation::User(user_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-            outcome
+            }
         });
         Ok(outcome)
     }
@@ -403,11 +376,10 @@ impl UserStore for Database {
         reason: RevokeReason,
         events: &[AuditEvent],
     ) -> Result<u64, StoreError> {
-        let revoked = with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let changed = [Invalidation::User(&user.id), Invalidation::SessionsOfUser(&user.id)];
+        let revoked = write_transaction!(self, events: events, changed: &changed, transaction => {
             update_user_row!(&mut *transaction, user)?;
-            let revoked = sqlx::query(
+            sqlx::query(
                 "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
                  WHERE user_id = $1 AND revoked_at IS NULL",
             )
@@ -417,34 +389,24 @@ impl UserStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?
-            .rows_affected();
-            insert_events!(&mut *transaction, events);
-            let changed = [Invalidation::User(&user.id), Invalidation::SessionsOfUser(&user.id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-            revoked
+            .rows_affected()
         });
         Ok(revoked)
     }
 
     async fn delete_user(&self, user_id: &str, events: &[AuditEvent]) -> Result<bool, StoreError> {
-        let deleted = with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let changed = [Invalidation::User(user_id), Invalidation::SessionsOfUser(user_id)];
+        let deleted = write_transaction!(self, changed: &changed, transaction => {
             let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
                 .bind(user_id)
                 .execute(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?
                 .rows_affected();
+            // The audit events only for an account that was there to delete.
             if deleted == 1 {
                 insert_events!(&mut *transaction, events);
             }
-            let changed = [Invalidation::User(user_id), Invalidation::SessionsOfUser(user_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
             deleted == 1
         });
         Ok(deleted)
