@@ -8,6 +8,7 @@ mod admin_keys;
 mod audit;
 mod batch;
 mod cache;
+mod columns;
 mod database;
 mod device_flow;
 mod error;

@@ -10,49 +10,78 @@ use gatehouse_domain::mfa::{
     TrustedBrowserStore,
 };
 use gatehouse_domain::unit_of_work::UnitOfWork;
-use sqlx::Row;
 
 use crate::audit::insert_events;
+use crate::columns::StoreRow;
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
 
-macro_rules! factor_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        MfaFactorRecord {
-            id: row.try_get("id").map_err(map_sqlx_error)?,
-            user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
-            kind: row.try_get("kind").map_err(map_sqlx_error)?,
-            secret_ciphertext: row.try_get("secret_ciphertext").map_err(map_sqlx_error)?,
-            phone_ciphertext: row.try_get("phone_ciphertext").map_err(map_sqlx_error)?,
-            confirmed_at: row.try_get("confirmed_at").map_err(map_sqlx_error)?,
-            last_used_step: row.try_get("last_used_step").map_err(map_sqlx_error)?,
-            last_used_at: row.try_get("last_used_at").map_err(map_sqlx_error)?,
-            created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-        }
-    }};
+/// One `mfa_factors` row.
+fn factor_from_row(row: &impl StoreRow) -> Result<MfaFactorRecord, StoreError> {
+    Ok(MfaFactorRecord {
+        id: row.read("id")?,
+        user_id: row.read("user_id")?,
+        kind: row.read("kind")?,
+        secret_ciphertext: row.read("secret_ciphertext")?,
+        phone_ciphertext: row.read("phone_ciphertext")?,
+        confirmed_at: row.read("confirmed_at")?,
+        last_used_step: row.read("last_used_step")?,
+        last_used_at: row.read("last_used_at")?,
+        created_at: row.read("created_at")?,
+    })
 }
 
-macro_rules! device_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        TrustedBrowserRecord {
-            id: row.try_get("id").map_err(map_sqlx_error)?,
-            user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
-            token_digest: row.try_get("token_digest").map_err(map_sqlx_error)?,
-            user_agent: row.try_get("user_agent").map_err(map_sqlx_error)?,
-            ip: row.try_get("ip").map_err(map_sqlx_error)?,
-            created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-            expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
-            last_used_at: row.try_get("last_used_at").map_err(map_sqlx_error)?,
-            revoked_at: row.try_get("revoked_at").map_err(map_sqlx_error)?,
-        }
-    }};
+/// One `mfa_backup_codes` row.
+fn backup_code_from_row(row: &impl StoreRow) -> Result<BackupCodeRecord, StoreError> {
+    Ok(BackupCodeRecord {
+        user_id: row.read("user_id")?,
+        code_digest: row.read("code_digest")?,
+        created_at: row.read("created_at")?,
+        used_at: row.read("used_at")?,
+    })
 }
 
-const DEVICE_COLUMNS: &str = "id, user_id, token_digest, user_agent, ip, created_at, expires_at, \
-                              last_used_at, revoked_at";
+/// One `mfa_codes` row.
+fn mfa_code_from_row(row: &impl StoreRow) -> Result<MfaCodeRecord, StoreError> {
+    Ok(MfaCodeRecord {
+        id: row.read("id")?,
+        user_id: row.read("user_id")?,
+        channel: row.read("channel")?,
+        purpose: row.read("purpose")?,
+        code_digest: row.read("code_digest")?,
+        attempts: row.read("attempts")?,
+        created_at: row.read("created_at")?,
+        expires_at: row.read("expires_at")?,
+        used_at: row.read("used_at")?,
+    })
+}
+
+/// The trusted browsers (table `trusted_devices`) matching `$rest`.
+macro_rules! select_trusted_browsers {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, user_id, token_digest, user_agent, ip, created_at, expires_at, ",
+            "last_used_at, revoked_at FROM trusted_devices ",
+            $rest
+        )
+    };
+}
+
+/// One `trusted_devices` row: a browser trusted to skip the second factor.
+fn trusted_browser_from_row(row: &impl StoreRow) -> Result<TrustedBrowserRecord, StoreError> {
+    Ok(TrustedBrowserRecord {
+        id: row.read("id")?,
+        user_id: row.read("user_id")?,
+        token_digest: row.read("token_digest")?,
+        user_agent: row.read("user_agent")?,
+        ip: row.read("ip")?,
+        created_at: row.read("created_at")?,
+        expires_at: row.read("expires_at")?,
+        last_used_at: row.read("last_used_at")?,
+        revoked_at: row.read("revoked_at")?,
+    })
+}
 
 /// Inserts backup codes with `$executor`, after deleting the user's earlier set.
 macro_rules! replace_codes {
@@ -91,11 +120,7 @@ impl MfaStore for Database {
             .fetch_all(pool)
             .await
             .map_err(map_sqlx_error)?;
-            let mut factors = Vec::with_capacity(rows.len());
-            for row in rows {
-                factors.push(factor_from_row!(row));
-            }
-            Ok(factors)
+            rows.iter().map(factor_from_row).collect()
         })
     }
 
@@ -155,7 +180,7 @@ impl MfaStore for Database {
             .await
             .map_err(map_sqlx_error)?;
             let Some(row) = row else { return Ok(false) };
-            let user_id: String = row.try_get("user_id").map_err(map_sqlx_error)?;
+            let user_id: String = row.read("user_id")?;
             if let Some(codes) = backup_codes {
                 replace_codes!(transaction, user_id.as_str(), codes);
             }
@@ -256,16 +281,7 @@ impl MfaStore for Database {
             .fetch_all(pool)
             .await
             .map_err(map_sqlx_error)?;
-            let mut codes = Vec::with_capacity(rows.len());
-            for row in rows {
-                codes.push(BackupCodeRecord {
-                    user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
-                    code_digest: row.try_get("code_digest").map_err(map_sqlx_error)?,
-                    created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-                    used_at: row.try_get("used_at").map_err(map_sqlx_error)?,
-                });
-            }
-            Ok(codes)
+            rows.iter().map(backup_code_from_row).collect()
         })
     }
 
@@ -354,20 +370,7 @@ impl MfaStore for Database {
             .fetch_optional(pool)
             .await
             .map_err(map_sqlx_error)?;
-            match row {
-                Some(row) => Ok(Some(MfaCodeRecord {
-                    id: row.try_get("id").map_err(map_sqlx_error)?,
-                    user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
-                    channel: row.try_get("channel").map_err(map_sqlx_error)?,
-                    purpose: row.try_get("purpose").map_err(map_sqlx_error)?,
-                    code_digest: row.try_get("code_digest").map_err(map_sqlx_error)?,
-                    attempts: row.try_get("attempts").map_err(map_sqlx_error)?,
-                    created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-                    expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
-                    used_at: row.try_get("used_at").map_err(map_sqlx_error)?,
-                })),
-                None => Ok(None),
-            }
+            row.as_ref().map(mfa_code_from_row).transpose()
         })
     }
 
@@ -381,7 +384,7 @@ impl MfaStore for Database {
             .await
             .map_err(map_sqlx_error)?;
             match row {
-                Some(row) => row.try_get("attempts").map_err(map_sqlx_error)?,
+                Some(row) => row.read("attempts")?,
                 None => i64::MAX,
             }
         });
@@ -409,17 +412,12 @@ impl TrustedBrowserStore for Database {
         digest: &[u8],
     ) -> Result<Option<TrustedBrowserRecord>, StoreError> {
         with_pool!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {DEVICE_COLUMNS} FROM trusted_devices WHERE token_digest = $1"
-            )))
+            let row = sqlx::query(select_trusted_browsers!("WHERE token_digest = $1"))
             .bind(digest)
             .fetch_optional(pool)
             .await
             .map_err(map_sqlx_error)?;
-            match row {
-                Some(row) => Ok(Some(device_from_row!(row))),
-                None => Ok(None),
-            }
+            row.as_ref().map(trusted_browser_from_row).transpose()
         })
     }
 
@@ -441,20 +439,16 @@ impl TrustedBrowserStore for Database {
         now: i64,
     ) -> Result<Vec<TrustedBrowserRecord>, StoreError> {
         with_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {DEVICE_COLUMNS} FROM trusted_devices WHERE user_id = $1 \
-                 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id DESC"
-            )))
+            let rows = sqlx::query(select_trusted_browsers!(
+                "WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                 ORDER BY created_at DESC, id DESC"
+            ))
             .bind(user_id)
             .bind(now)
             .fetch_all(pool)
             .await
             .map_err(map_sqlx_error)?;
-            let mut devices = Vec::with_capacity(rows.len());
-            for row in rows {
-                devices.push(device_from_row!(row));
-            }
-            Ok(devices)
+            rows.iter().map(trusted_browser_from_row).collect()
         })
     }
 

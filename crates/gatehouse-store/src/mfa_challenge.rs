@@ -7,8 +7,8 @@
 use async_trait::async_trait;
 use gatehouse_domain::StoreError;
 use gatehouse_domain::mfa::{MfaChallengeRecord, MfaChallengeStore};
-use sqlx::Row;
 
+use crate::columns::StoreRow;
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, Redis, with_pool};
@@ -59,14 +59,8 @@ impl MfaChallengeStore for Database {
                 .fetch_optional(pool)
                 .await
                 .map_err(map_sqlx_error)?;
-            match row {
-                Some(row) => {
-                    let data: String = row.try_get("data").map_err(map_sqlx_error)?;
-                    let failures: i64 = row.try_get("failures").map_err(map_sqlx_error)?;
-                    Ok(Some(decode(&data, digest, failures)?))
-                }
-                None => Ok(None),
-            }
+            row.map(|row| decode(&row.read::<String>("data")?, digest, row.read("failures")?))
+                .transpose()
         })
     }
 
@@ -81,7 +75,7 @@ impl MfaChallengeStore for Database {
             .await
             .map_err(map_sqlx_error)?;
             match row {
-                Some(row) => row.try_get("failures").map_err(map_sqlx_error)?,
+                Some(row) => row.read("failures")?,
                 None => 0,
             }
         });

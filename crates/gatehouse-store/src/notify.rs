@@ -13,9 +13,9 @@ use gatehouse_domain::notify::{
     OutboxStore,
 };
 use gatehouse_domain::unit_of_work::{UnitOfWork, UnitOfWorkStore};
-use sqlx::Row;
 
 use crate::audit::insert_events;
+use crate::columns::StoreRow;
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
@@ -142,28 +142,52 @@ macro_rules! claim_sql {
     };
 }
 
-macro_rules! outbox_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        OutboxRecord {
-            id: row.try_get("id").map_err(map_sqlx_error)?,
-            channel: row.try_get("channel").map_err(map_sqlx_error)?,
-            kind: row.try_get("kind").map_err(map_sqlx_error)?,
-            payload: row.try_get("payload").map_err(map_sqlx_error)?,
-            status: {
-                let status: String = row.try_get("status").map_err(map_sqlx_error)?;
-                OutboxStatus::parse(&status)
-                    .ok_or_else(|| StoreError::Corrupt(format!("outbox status {status}")))?
-            },
-            attempts: row.try_get("attempts").map_err(map_sqlx_error)?,
-            next_attempt_at: row.try_get("next_attempt_at").map_err(map_sqlx_error)?,
-            claimed_by: row.try_get("claimed_by").map_err(map_sqlx_error)?,
-            lease_until: row.try_get("lease_until").map_err(map_sqlx_error)?,
-            created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-            delivered_at: row.try_get("delivered_at").map_err(map_sqlx_error)?,
-            last_error: row.try_get("last_error").map_err(map_sqlx_error)?,
-        }
-    }};
+/// One `outbox` row, as `outbox_columns!` names them.
+fn outbox_from_row(row: &impl StoreRow) -> Result<OutboxRecord, StoreError> {
+    let status: String = row.read("status")?;
+    Ok(OutboxRecord {
+        id: row.read("id")?,
+        channel: row.read("channel")?,
+        kind: row.read("kind")?,
+        payload: row.read("payload")?,
+        status: OutboxStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox status {status}")))?,
+        attempts: row.read("attempts")?,
+        next_attempt_at: row.read("next_attempt_at")?,
+        claimed_by: row.read("claimed_by")?,
+        lease_until: row.read("lease_until")?,
+        created_at: row.read("created_at")?,
+        delivered_at: row.read("delivered_at")?,
+        last_error: row.read("last_error")?,
+    })
+}
+
+/// One `outbox_attempts` row.
+fn attempt_from_row(row: &impl StoreRow) -> Result<OutboxAttempt, StoreError> {
+    let status: String = row.read("status")?;
+    Ok(OutboxAttempt {
+        id: row.read("id")?,
+        outbox_id: row.read("outbox_id")?,
+        worker: row.read("worker")?,
+        status: AttemptStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox attempt status {status}")))?,
+        error: row.read("error")?,
+        started_at: row.read("started_at")?,
+        duration_ms: row.read("duration_ms")?,
+    })
+}
+
+/// One `one_time_tokens` row.
+fn one_time_token_from_row(row: &impl StoreRow) -> Result<OneTimeTokenRecord, StoreError> {
+    Ok(OneTimeTokenRecord {
+        token_digest: row.read("token_digest")?,
+        purpose: row.read("purpose")?,
+        user_id: row.read("user_id")?,
+        email_digest: row.read("email_digest")?,
+        created_at: row.read("created_at")?,
+        expires_at: row.read("expires_at")?,
+        used_at: row.read("used_at")?,
+    })
 }
 
 #[async_trait]
@@ -188,11 +212,7 @@ impl OutboxStore for Database {
                 .fetch_all(pool)
                 .await
                 .map_err(map_sqlx_error)?;
-            let mut claimed = Vec::with_capacity(rows.len());
-            for row in rows {
-                claimed.push(outbox_from_row!(row));
-            }
-            claimed
+            rows.iter().map(outbox_from_row).collect::<Result<Vec<_>, _>>()?
         });
         Ok(claimed)
     }
@@ -258,10 +278,7 @@ impl OutboxStore for Database {
                 .fetch_optional(pool)
                 .await
                 .map_err(map_sqlx_error)?;
-            match row {
-                Some(row) => Ok(Some(outbox_from_row!(row))),
-                None => Ok(None),
-            }
+            row.as_ref().map(outbox_from_row).transpose()
         })
     }
 
@@ -278,11 +295,7 @@ impl OutboxStore for Database {
             .fetch_all(pool)
             .await
             .map_err(map_sqlx_error)?;
-            let mut items = Vec::with_capacity(rows.len());
-            for row in rows {
-                items.push(outbox_from_row!(row));
-            }
-            Ok(items)
+            rows.iter().map(outbox_from_row).collect()
         })
     }
 
@@ -296,24 +309,7 @@ impl OutboxStore for Database {
             .fetch_all(pool)
             .await
             .map_err(map_sqlx_error)?;
-            let mut attempts = Vec::with_capacity(rows.len());
-            for row in rows {
-                attempts.push(OutboxAttempt {
-                    id: row.try_get("id").map_err(map_sqlx_error)?,
-                    outbox_id: row.try_get("outbox_id").map_err(map_sqlx_error)?,
-                    worker: row.try_get("worker").map_err(map_sqlx_error)?,
-                    status: {
-                        let status: String = row.try_get("status").map_err(map_sqlx_error)?;
-                        AttemptStatus::parse(&status).ok_or_else(|| {
-                            StoreError::Corrupt(format!("outbox attempt status {status}"))
-                        })?
-                    },
-                    error: row.try_get("error").map_err(map_sqlx_error)?,
-                    started_at: row.try_get("started_at").map_err(map_sqlx_error)?,
-                    duration_ms: row.try_get("duration_ms").map_err(map_sqlx_error)?,
-                });
-            }
-            Ok(attempts)
+            rows.iter().map(attempt_from_row).collect()
         })
     }
 
@@ -367,18 +363,7 @@ impl OneTimeTokenStore for Database {
             .fetch_optional(pool)
             .await
             .map_err(map_sqlx_error)?;
-            match row {
-                Some(row) => Ok(Some(OneTimeTokenRecord {
-                    token_digest: row.try_get("token_digest").map_err(map_sqlx_error)?,
-                    purpose: row.try_get("purpose").map_err(map_sqlx_error)?,
-                    user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
-                    email_digest: row.try_get("email_digest").map_err(map_sqlx_error)?,
-                    created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-                    expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
-                    used_at: row.try_get("used_at").map_err(map_sqlx_error)?,
-                })),
-                None => Ok(None),
-            }
+            row.as_ref().map(one_time_token_from_row).transpose()
         })
     }
 }
@@ -401,9 +386,7 @@ impl KnownDeviceStore for Database {
             .fetch_one(pool)
             .await
             .map_err(map_sqlx_error)?;
-            let any: i64 = row.try_get("any_device").map_err(map_sqlx_error)?;
-            let this: i64 = row.try_get("this_device").map_err(map_sqlx_error)?;
-            Ok((any > 0, this > 0))
+            Ok((row.any("any_device")?, row.any("this_device")?))
         })
     }
 }

@@ -7,10 +7,10 @@ use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::oauth::client::ClientRecord;
 use gatehouse_domain::oauth::logout::ConnectedApplication;
 use gatehouse_domain::oauth::{AuthorizationCodeRecord, OAuthStore};
-use sqlx::Row;
 
 use crate::audit::insert_events;
 use crate::cache::Invalidation;
+use crate::columns::{StoreQuery, StoreRow};
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
@@ -25,25 +25,23 @@ fn from_json(text: &str, column: &str) -> Result<Vec<String>, StoreError> {
 
 /// Binds a client's columns as $1..$15 in the order both the INSERT and the UPDATE name them
 /// (the INSERT adds `created_at` as $16).
-macro_rules! bind_client_columns {
-    ($query:expr, $client:expr) => {
-        $query
-            .bind($client.client_id.as_str())
-            .bind($client.name.as_str())
-            .bind($client.secret_digest.as_deref())
-            .bind($client.previous_secret_digest.as_deref())
-            .bind($client.previous_secret_expires_at)
-            .bind(to_json(&$client.redirect_uris))
-            .bind(to_json(&$client.post_logout_redirect_uris))
-            .bind(to_json(&$client.grant_types))
-            .bind(to_json(&$client.scopes))
-            .bind($client.token_endpoint_auth_method.as_str())
-            .bind(i64::from($client.skip_consent))
-            .bind($client.access_token_ttl_seconds)
-            .bind($client.refresh_token_ttl_seconds)
-            .bind($client.updated_at)
-            .bind($client.jwks.as_ref().map(|jwks| jwks.to_string()))
-    };
+fn bind_client_columns<Q: StoreQuery>(query: Q, client: &ClientRecord) -> Q {
+    query
+        .bind_value(client.client_id.as_str())
+        .bind_value(client.name.as_str())
+        .bind_value(client.secret_digest.as_deref())
+        .bind_value(client.previous_secret_digest.as_deref())
+        .bind_value(client.previous_secret_expires_at)
+        .bind_value(to_json(&client.redirect_uris))
+        .bind_value(to_json(&client.post_logout_redirect_uris))
+        .bind_value(to_json(&client.grant_types))
+        .bind_value(to_json(&client.scopes))
+        .bind_value(client.token_endpoint_auth_method.as_str())
+        .bind_value(i64::from(client.skip_consent))
+        .bind_value(client.access_token_ttl_seconds)
+        .bind_value(client.refresh_token_ttl_seconds)
+        .bind_value(client.updated_at)
+        .bind_value(client.jwks.as_ref().map(|jwks| jwks.to_string()))
 }
 
 macro_rules! select_clients {
@@ -58,51 +56,57 @@ macro_rules! select_clients {
     };
 }
 
-macro_rules! client_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        let redirect_uris: String = row.try_get("redirect_uris").map_err(map_sqlx_error)?;
-        let post_logout: String =
-            row.try_get("post_logout_redirect_uris").map_err(map_sqlx_error)?;
-        let grant_types: String = row.try_get("grant_types").map_err(map_sqlx_error)?;
-        let scopes: String = row.try_get("scopes").map_err(map_sqlx_error)?;
-        let skip_consent: i64 = row.try_get("skip_consent").map_err(map_sqlx_error)?;
-        ClientRecord {
-            client_id: row.try_get("client_id").map_err(map_sqlx_error)?,
-            name: row.try_get("name").map_err(map_sqlx_error)?,
-            secret_digest: row.try_get("secret_digest").map_err(map_sqlx_error)?,
-            previous_secret_digest: row
-                .try_get("previous_secret_digest")
-                .map_err(map_sqlx_error)?,
-            previous_secret_expires_at: row
-                .try_get("previous_secret_expires_at")
-                .map_err(map_sqlx_error)?,
-            redirect_uris: from_json(&redirect_uris, "redirect_uris")?,
-            post_logout_redirect_uris: from_json(&post_logout, "post_logout_redirect_uris")?,
-            grant_types: from_json(&grant_types, "grant_types")?,
-            scopes: from_json(&scopes, "scopes")?,
-            token_endpoint_auth_method: row
-                .try_get("token_endpoint_auth_method")
-                .map_err(map_sqlx_error)?,
-            jwks: {
-                let text: Option<String> = row.try_get("jwks").map_err(map_sqlx_error)?;
-                text.map(|text| {
-                    serde_json::from_str(&text)
-                        .map_err(|error| StoreError::Corrupt(format!("jwks: {error}")))
-                })
-                .transpose()?
-            },
-            skip_consent: skip_consent != 0,
-            access_token_ttl_seconds: row
-                .try_get("access_token_ttl_seconds")
-                .map_err(map_sqlx_error)?,
-            refresh_token_ttl_seconds: row
-                .try_get("refresh_token_ttl_seconds")
-                .map_err(map_sqlx_error)?,
-            created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-            updated_at: row.try_get("updated_at").map_err(map_sqlx_error)?,
-        }
-    }};
+/// One `oauth_clients` row, as `select_clients!` selects it.
+fn client_from_row(row: &impl StoreRow) -> Result<ClientRecord, StoreError> {
+    let jwks: Option<String> = row.read("jwks")?;
+    Ok(ClientRecord {
+        client_id: row.read("client_id")?,
+        name: row.read("name")?,
+        secret_digest: row.read("secret_digest")?,
+        previous_secret_digest: row.read("previous_secret_digest")?,
+        previous_secret_expires_at: row.read("previous_secret_expires_at")?,
+        redirect_uris: json_list(row, "redirect_uris")?,
+        post_logout_redirect_uris: json_list(row, "post_logout_redirect_uris")?,
+        grant_types: json_list(row, "grant_types")?,
+        scopes: json_list(row, "scopes")?,
+        token_endpoint_auth_method: row.read("token_endpoint_auth_method")?,
+        jwks: jwks
+            .map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|error| StoreError::Corrupt(format!("jwks: {error}")))
+            })
+            .transpose()?,
+        skip_consent: row.read::<i64>("skip_consent")? != 0,
+        access_token_ttl_seconds: row.read("access_token_ttl_seconds")?,
+        refresh_token_ttl_seconds: row.read("refresh_token_ttl_seconds")?,
+        created_at: row.read("created_at")?,
+        updated_at: row.read("updated_at")?,
+    })
+}
+
+/// A column holding a JSON array of strings.
+fn json_list(row: &impl StoreRow, column: &str) -> Result<Vec<String>, StoreError> {
+    from_json(&row.read::<String>(column)?, column)
+}
+
+/// One `authorization_codes` row.
+fn authorization_code_from_row(row: &impl StoreRow) -> Result<AuthorizationCodeRecord, StoreError> {
+    Ok(AuthorizationCodeRecord {
+        code_digest: row.read("code_digest")?,
+        client_id: row.read("client_id")?,
+        user_id: row.read("user_id")?,
+        browser_session_id: row.read("browser_session_id")?,
+        redirect_uri: row.read("redirect_uri")?,
+        scope: row.read("scope")?,
+        nonce: row.read("nonce")?,
+        code_challenge: row.read("code_challenge")?,
+        auth_time: row.read("auth_time")?,
+        amr: amr_text(&row.read::<String>("amr")?),
+        created_at: row.read("created_at")?,
+        expires_at: row.read("expires_at")?,
+        used_at: row.read("used_at")?,
+        issued_session_id: row.read("issued_session_id")?,
+    })
 }
 
 #[async_trait]
@@ -113,7 +117,7 @@ impl OAuthStore for Database {
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         write_transaction!(self, events: events, transaction => {
-            bind_client_columns!(sqlx::query(
+            bind_client_columns(sqlx::query(
                 "INSERT INTO oauth_clients (client_id, name, secret_digest, previous_secret_digest, \
                  previous_secret_expires_at, redirect_uris, post_logout_redirect_uris, grant_types, scopes, \
                  token_endpoint_auth_method, skip_consent, access_token_ttl_seconds, \
@@ -135,15 +139,12 @@ impl OAuthStore for Database {
         }
         let load = cache.begin_load();
         let client = with_pool!(self, pool => {
-            match sqlx::query(select_clients!("WHERE client_id = $1"))
+            let row = sqlx::query(select_clients!("WHERE client_id = $1"))
                 .bind(client_id)
                 .fetch_optional(pool)
                 .await
-                .map_err(map_sqlx_error)?
-            {
-                Some(row) => Some(client_from_row!(row)),
-                None => None,
-            }
+                .map_err(map_sqlx_error)?;
+            row.as_ref().map(client_from_row).transpose()?
         });
         if let Some(client) = &client {
             cache.put_client(load, client);
@@ -163,11 +164,7 @@ impl OAuthStore for Database {
                 .fetch_all(pool)
                 .await
                 .map_err(map_sqlx_error)?;
-            let mut clients = Vec::with_capacity(rows.len());
-            for row in rows {
-                clients.push(client_from_row!(row));
-            }
-            Ok(clients)
+            rows.iter().map(client_from_row).collect()
         })
     }
 
@@ -178,7 +175,7 @@ impl OAuthStore for Database {
     ) -> Result<(), StoreError> {
         let changed = [Invalidation::Client(&client.client_id)];
         write_transaction!(self, events: events, changed: &changed, transaction => {
-            bind_client_columns!(sqlx::query(
+            bind_client_columns(sqlx::query(
                 "UPDATE oauth_clients SET name = $2, secret_digest = $3, previous_secret_digest = $4, \
                  previous_secret_expires_at = $5, redirect_uris = $6, post_logout_redirect_uris = $7, \
                  grant_types = $8, scopes = $9, token_endpoint_auth_method = $10, skip_consent = $11, \
@@ -277,22 +274,7 @@ impl OAuthStore for Database {
             .map_err(map_sqlx_error)?;
             // Mapped here, but a row that does not map fails the call only after the commit:
             // the use just recorded stands.
-            let code = row.map(|row| -> Result<AuthorizationCodeRecord, StoreError> { Ok(AuthorizationCodeRecord {
-                code_digest: row.try_get("code_digest").map_err(map_sqlx_error)?,
-                client_id: row.try_get("client_id").map_err(map_sqlx_error)?,
-                user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
-                browser_session_id: row.try_get("browser_session_id").map_err(map_sqlx_error)?,
-                redirect_uri: row.try_get("redirect_uri").map_err(map_sqlx_error)?,
-                scope: row.try_get("scope").map_err(map_sqlx_error)?,
-                nonce: row.try_get("nonce").map_err(map_sqlx_error)?,
-                code_challenge: row.try_get("code_challenge").map_err(map_sqlx_error)?,
-                auth_time: row.try_get("auth_time").map_err(map_sqlx_error)?,
-                amr: amr_text(&row.try_get::<String, _>("amr").map_err(map_sqlx_error)?),
-                created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-                expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
-                used_at: row.try_get("used_at").map_err(map_sqlx_error)?,
-                issued_session_id: row.try_get("issued_session_id").map_err(map_sqlx_error)?,
-            }) });
+            let code = row.as_ref().map(authorization_code_from_row);
             (code, first_use)
         });
         Ok(code.transpose()?.map(|code| (code, first_use)))
