@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use gatehouse_domain::StoreError;
 use gatehouse_domain::audit::{AuditCursor, AuditEvent, AuditFilter, AuditStore};
 
-use crate::columns::{StoreQuery, StoreRow};
+use crate::columns::{StoreConnection, StoreQuery, StoreRow};
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
@@ -30,19 +30,17 @@ pub(crate) fn bind_audit_event<Q: StoreQuery>(query: Q, event: &AuditEvent) -> Q
         .bind_value(event.metadata.to_string())
 }
 
-/// Inserts `$events` (a `&[AuditEvent]`) with `$executor`, typically `&mut *transaction`, so
-/// the events commit or roll back with the change they record.
-macro_rules! insert_events {
-    ($executor:expr, $events:expr) => {
-        for event in $events {
-            $crate::audit::bind_audit_event(sqlx::query($crate::audit::INSERT_AUDIT_EVENT), event)
-                .execute($executor)
-                .await
-                .map_err($crate::error::map_sqlx_error)?;
-        }
-    };
+/// Inserts `events` on `connection` (the change's transaction), so the events commit or roll
+/// back with the change they record.
+pub(crate) async fn insert_events<C: StoreConnection>(
+    connection: &mut C,
+    events: &[AuditEvent],
+) -> Result<(), StoreError> {
+    for event in events {
+        connection.execute(bind_audit_event(C::statement(INSERT_AUDIT_EVENT), event)).await?;
+    }
+    Ok(())
 }
-pub(crate) use insert_events;
 
 /// One `audit_events` row.
 fn audit_event_from_row(row: &impl StoreRow) -> Result<AuditEvent, StoreError> {

@@ -4,13 +4,14 @@
 //! `sqlx` bounds a value by the one database a query or row belongs to; a function serving
 //! both would repeat `Encode`/`Decode` bounds for every column type it touches. The traits
 //! here name both databases once: [`ColumnValue`] (decodes on both), [`BindValue`] (encodes on
-//! both), [`StoreRow`] (a row of either) and [`StoreQuery`] (a statement of either, or of a
-//! [`crate::batch::SqliteBatch`]).
+//! both), [`StoreRow`] (a row of either), [`StoreQuery`] (a statement of either, or of a
+//! [`crate::batch::SqliteBatch`]) and [`StoreConnection`] (a connection of either, to run a
+//! statement on).
 
 use gatehouse_domain::StoreError;
-use sqlx::postgres::{PgArguments, PgRow, Postgres};
+use sqlx::postgres::{PgArguments, PgConnection, PgRow, Postgres};
 use sqlx::query::Query;
-use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteRow};
+use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection, SqliteRow};
 use sqlx::{Decode, Encode, Row, Type};
 
 use crate::batch::BatchStatement;
@@ -85,5 +86,46 @@ impl StoreQuery for Query<'_, Postgres, PgArguments> {
 impl StoreQuery for BatchStatement<'_> {
     fn bind_value<'t, T: BindValue<'t>>(self, value: T) -> Self {
         self.bind(value)
+    }
+}
+
+/// A connection of either backend (in a write, the transaction: `&mut *transaction`), so a
+/// statement that several writes share is an `async fn` over `&mut impl StoreConnection`.
+pub(crate) trait StoreConnection: Send {
+    /// A statement of this backend.
+    type Statement: StoreQuery + Send;
+
+    /// The statement `sql`, to bind with [`StoreQuery::bind_value`] and run with
+    /// [`StoreConnection::execute`].
+    fn statement(sql: &'static str) -> Self::Statement;
+
+    /// Runs `statement` on this connection; answers how many rows it changed.
+    fn execute(
+        &mut self,
+        statement: Self::Statement,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+impl StoreConnection for SqliteConnection {
+    type Statement = Query<'static, Sqlite, SqliteArguments>;
+
+    fn statement(sql: &'static str) -> Self::Statement {
+        sqlx::query(sql)
+    }
+
+    async fn execute(&mut self, statement: Self::Statement) -> Result<u64, StoreError> {
+        Ok(statement.execute(self).await.map_err(map_sqlx_error)?.rows_affected())
+    }
+}
+
+impl StoreConnection for PgConnection {
+    type Statement = Query<'static, Postgres, PgArguments>;
+
+    fn statement(sql: &'static str) -> Self::Statement {
+        sqlx::query(sql)
+    }
+
+    async fn execute(&mut self, statement: Self::Statement) -> Result<u64, StoreError> {
+        Ok(statement.execute(self).await.map_err(map_sqlx_error)?.rows_affected())
     }
 }

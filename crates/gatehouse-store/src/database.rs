@@ -38,7 +38,7 @@ macro_rules! with_pool {
 /// 2. `BEGIN`, bind the transaction to the caller's name and run `$body`, whose value is the
 ///    macro's value (`?` or `return` in it leaves the enclosing function: the transaction is
 ///    dropped and rolls back);
-/// 3. write the audit `events:` or the unit of `work:` (`apply_work!`) into the transaction;
+/// 3. write the audit `events:` or the unit of `work:` (`apply_work`) into the transaction;
 /// 4. announce what is `changed:` to the other instances (PostgreSQL `NOTIFY` inside the
 ///    transaction, so only a commit is announced), when anything is;
 /// 5. `COMMIT`, then evict what is `changed:` from this process's read cache.
@@ -50,7 +50,7 @@ macro_rules! with_pool {
 /// ```
 ///
 /// The forms: `events: E[, changed: C]`, `work: W[, changed: C]`, `[changed: C]` (events
-/// written only on some outcome stay in the body, with `insert_events!`), and:
+/// written only on some outcome stay in the body, with `insert_events`), and:
 /// - `pool: P, changed: C` runs the transaction on the concrete pool `P`: a path for one
 ///   backend only (the SQLite batch of a password sign-in, `SessionStore::start_session`);
 /// - `autocommit, pool => { ... }` takes the guard only and binds the pool: for statements that
@@ -69,7 +69,7 @@ macro_rules! write_transaction {
         let value = $body;
         $effects
         if !$changed.is_empty() {
-            $crate::cache::announce!($database, &mut *$transaction, $changed);
+            $crate::cache::announce($database, &mut *$transaction, $changed).await?;
         }
         $transaction.commit().await.map_err($crate::error::map_sqlx_error)?;
         if !$changed.is_empty() {
@@ -95,7 +95,7 @@ macro_rules! write_transaction {
     }};
     ($database:expr, events: $events:expr, changed: $changed:expr, $transaction:ident => $body:block) => {
         $crate::database::write_transaction!(@pools $database, $changed, $transaction => $body, {
-            $crate::audit::insert_events!(&mut *$transaction, $events);
+            $crate::audit::insert_events(&mut *$transaction, $events).await?;
         })
     };
     ($database:expr, events: $events:expr, $transaction:ident => $body:block) => {
@@ -105,7 +105,7 @@ macro_rules! write_transaction {
     };
     ($database:expr, work: $work:expr, changed: $changed:expr, $transaction:ident => $body:block) => {
         $crate::database::write_transaction!(@pools $database, $changed, $transaction => $body, {
-            $crate::notify::apply_work!(&mut *$transaction, $work);
+            $crate::notify::apply_work(&mut *$transaction, $work).await?;
         })
     };
     ($database:expr, work: $work:expr, $transaction:ident => $body:block) => {

@@ -128,7 +128,7 @@ impl DeviceCodeStore for Database {
                 == 1;
             // The audit events only for a decision that was taken.
             if decided {
-                insert_events!(&mut *transaction, events);
+                insert_events(&mut *transaction, events).await?;
             }
             decided
         });

@@ -12,7 +12,7 @@ use gatehouse_domain::mfa::{
 use gatehouse_domain::unit_of_work::UnitOfWork;
 
 use crate::audit::insert_events;
-use crate::columns::StoreRow;
+use crate::columns::{StoreConnection, StoreQuery, StoreRow};
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
@@ -83,28 +83,30 @@ fn trusted_browser_from_row(row: &impl StoreRow) -> Result<TrustedBrowserRecord,
     })
 }
 
-/// Inserts backup codes with `$executor`, after deleting the user's earlier set.
-macro_rules! replace_codes {
-    ($executor:expr, $user_id:expr, $codes:expr) => {{
-        sqlx::query("DELETE FROM mfa_backup_codes WHERE user_id = $1")
-            .bind($user_id)
-            .execute(&mut *$executor)
-            .await
-            .map_err(map_sqlx_error)?;
-        for code in $codes {
-            sqlx::query(
-                "INSERT INTO mfa_backup_codes (user_id, code_digest, created_at, used_at) \
-                 VALUES ($1, $2, $3, $4)",
+/// Inserts backup codes on `connection`, after deleting the user's earlier set.
+async fn replace_codes<C: StoreConnection>(
+    connection: &mut C,
+    user_id: &str,
+    codes: &[BackupCodeRecord],
+) -> Result<(), StoreError> {
+    let delete = C::statement("DELETE FROM mfa_backup_codes WHERE user_id = $1");
+    connection.execute(delete.bind_value(user_id)).await?;
+    for code in codes {
+        let insert = C::statement(
+            "INSERT INTO mfa_backup_codes (user_id, code_digest, created_at, used_at) \
+             VALUES ($1, $2, $3, $4)",
+        );
+        connection
+            .execute(
+                insert
+                    .bind_value(code.user_id.as_str())
+                    .bind_value(code.code_digest.as_slice())
+                    .bind_value(code.created_at)
+                    .bind_value(code.used_at),
             )
-            .bind(code.user_id.as_str())
-            .bind(code.code_digest.as_slice())
-            .bind(code.created_at)
-            .bind(code.used_at)
-            .execute(&mut *$executor)
-            .await
-            .map_err(map_sqlx_error)?;
-        }
-    }};
+            .await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -182,7 +184,7 @@ impl MfaStore for Database {
             let Some(row) = row else { return Ok(false) };
             let user_id: String = row.read("user_id")?;
             if let Some(codes) = backup_codes {
-                replace_codes!(transaction, user_id.as_str(), codes);
+                replace_codes(&mut *transaction, &user_id, codes).await?;
             }
             true
         });
@@ -314,7 +316,7 @@ impl MfaStore for Database {
         work: &UnitOfWork,
     ) -> Result<(), StoreError> {
         write_transaction!(self, work: work, transaction => {
-            replace_codes!(transaction, user_id, codes);
+            replace_codes(&mut *transaction, user_id, codes).await?;
         });
         Ok(())
     }
@@ -473,7 +475,7 @@ impl TrustedBrowserStore for Database {
             .rows_affected();
             // The audit events only when a browser lost its trust.
             if revoked > 0 {
-                insert_events!(&mut *transaction, events);
+                insert_events(&mut *transaction, events).await?;
             }
             revoked
         });

@@ -1,10 +1,9 @@
-//! The unit of work on SQL (`apply_work!`: audit events, outbox rows, one-time tokens to
+//! The unit of work on SQL (`apply_work`: audit events, outbox rows, one-time tokens to
 //! create or spend, the known device, the trusted browser, written inside the change's
 //! transaction), and the ports over those tables: `OutboxStore` (`outbox`, `outbox_attempts`),
 //! `OneTimeTokenStore` (`one_time_tokens`), `KnownDeviceStore` (`known_devices`).
 
 use async_trait::async_trait;
-use gatehouse_domain::StoreError;
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::email_links::{OneTimeTokenRecord, OneTimeTokenStore};
 use gatehouse_domain::known_devices::KnownDeviceStore;
@@ -13,9 +12,10 @@ use gatehouse_domain::notify::{
     OutboxStore,
 };
 use gatehouse_domain::unit_of_work::{UnitOfWork, UnitOfWorkStore};
+use gatehouse_domain::{Conflict, StoreError};
 
 use crate::audit::insert_events;
-use crate::columns::StoreRow;
+use crate::columns::{StoreConnection, StoreQuery, StoreRow};
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
@@ -25,99 +25,99 @@ pub(crate) const REMEMBER_DEVICE: &str = "INSERT INTO known_devices (user_id, de
      first_seen_at, last_seen_at) VALUES ($1, $2, $3, $3) ON CONFLICT (user_id, device_digest) \
      DO UPDATE SET last_seen_at = excluded.last_seen_at";
 
-/// Writes `$work` (a `&UnitOfWork`) with `$executor` (`&mut *transaction`): spends the token
-/// first (returning `Conflict(OneTimeTokenSpent)` from the enclosing function, which rolls
-/// the transaction back, when it was already spent), then tokens, outbox rows, the known
-/// device, the trusted browser and the audit events. Paths are spelled out: it expands inside
-/// [`crate::database::write_transaction!`] in every store file.
-macro_rules! apply_work {
-    ($executor:expr, $work:expr) => {{
-        let work: &gatehouse_domain::unit_of_work::UnitOfWork = $work;
-        if let Some(spent) = &work.spend_token {
-            let spent = sqlx::query(
-                "UPDATE one_time_tokens SET used_at = $2 WHERE token_digest = $1 AND used_at IS NULL",
+/// Writes `work` on `connection` (the change's transaction): spends the token first (a token
+/// already spent answers `Conflict(OneTimeTokenSpent)`, which leaves the write and rolls its
+/// transaction back), then tokens, outbox rows, the known device, the trusted browser and the
+/// audit events.
+pub(crate) async fn apply_work<C: StoreConnection>(
+    connection: &mut C,
+    work: &UnitOfWork,
+) -> Result<(), StoreError> {
+    if let Some(spent) = &work.spend_token {
+        let spend = C::statement(
+            "UPDATE one_time_tokens SET used_at = $2 WHERE token_digest = $1 AND used_at IS NULL",
+        );
+        let spent = connection
+            .execute(spend.bind_value(spent.digest.as_slice()).bind_value(spent.at))
+            .await?;
+        if spent != 1 {
+            return Err(StoreError::Conflict(Conflict::OneTimeTokenSpent));
+        }
+    }
+    for token in &work.tokens {
+        let insert = C::statement(
+            "INSERT INTO one_time_tokens (token_digest, purpose, user_id, email_digest, \
+             created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        );
+        connection
+            .execute(
+                insert
+                    .bind_value(token.token_digest.as_slice())
+                    .bind_value(token.purpose.as_str())
+                    .bind_value(token.user_id.as_str())
+                    .bind_value(token.email_digest.as_deref())
+                    .bind_value(token.created_at)
+                    .bind_value(token.expires_at)
+                    .bind_value(token.used_at),
             )
-            .bind(spent.digest.as_slice())
-            .bind(spent.at)
-            .execute($executor)
-            .await
-            .map_err($crate::error::map_sqlx_error)?
-            .rows_affected();
-            if spent != 1 {
-                return Err(gatehouse_domain::StoreError::Conflict(
-                    gatehouse_domain::Conflict::OneTimeTokenSpent,
-                ));
-            }
-        }
-        for token in &work.tokens {
-            sqlx::query(
-                "INSERT INTO one_time_tokens (token_digest, purpose, user_id, email_digest, \
-                 created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            .await?;
+    }
+    for row in &work.outbox {
+        let insert = C::statement(
+            "INSERT INTO outbox (id, channel, kind, payload, status, attempts, next_attempt_at, \
+             claimed_by, lease_until, created_at, delivered_at, last_error) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        );
+        connection
+            .execute(
+                insert
+                    .bind_value(row.id.as_str())
+                    .bind_value(row.channel.as_str())
+                    .bind_value(row.kind.as_str())
+                    .bind_value(row.payload.as_slice())
+                    .bind_value(row.status.as_str())
+                    .bind_value(row.attempts)
+                    .bind_value(row.next_attempt_at)
+                    .bind_value(row.claimed_by.as_deref())
+                    .bind_value(row.lease_until)
+                    .bind_value(row.created_at)
+                    .bind_value(row.delivered_at)
+                    .bind_value(row.last_error.as_deref()),
             )
-            .bind(token.token_digest.as_slice())
-            .bind(token.purpose.as_str())
-            .bind(token.user_id.as_str())
-            .bind(token.email_digest.as_deref())
-            .bind(token.created_at)
-            .bind(token.expires_at)
-            .bind(token.used_at)
-            .execute($executor)
-            .await
-            .map_err($crate::error::map_sqlx_error)?;
-        }
-        for row in &work.outbox {
-            sqlx::query(
-                "INSERT INTO outbox (id, channel, kind, payload, status, attempts, next_attempt_at, \
-                 claimed_by, lease_until, created_at, delivered_at, last_error) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            .await?;
+    }
+    if let Some(device) = &work.known_device {
+        connection
+            .execute(
+                C::statement(REMEMBER_DEVICE)
+                    .bind_value(device.user_id.as_str())
+                    .bind_value(device.digest.as_slice())
+                    .bind_value(device.seen_at),
             )
-            .bind(row.id.as_str())
-            .bind(row.channel.as_str())
-            .bind(row.kind.as_str())
-            .bind(row.payload.as_slice())
-            .bind(row.status.as_str())
-            .bind(row.attempts)
-            .bind(row.next_attempt_at)
-            .bind(row.claimed_by.as_deref())
-            .bind(row.lease_until)
-            .bind(row.created_at)
-            .bind(row.delivered_at)
-            .bind(row.last_error.as_deref())
-            .execute($executor)
-            .await
-            .map_err($crate::error::map_sqlx_error)?;
-        }
-        if let Some(device) = &work.known_device {
-            sqlx::query($crate::notify::REMEMBER_DEVICE)
-                .bind(device.user_id.as_str())
-                .bind(device.digest.as_slice())
-                .bind(device.seen_at)
-                .execute($executor)
-                .await
-                .map_err($crate::error::map_sqlx_error)?;
-        }
-        if let Some(browser) = &work.trusted_browser {
-            sqlx::query(
-                "INSERT INTO trusted_devices (id, user_id, token_digest, user_agent, ip, created_at, \
-                 expires_at, last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            .await?;
+    }
+    if let Some(browser) = &work.trusted_browser {
+        let insert = C::statement(
+            "INSERT INTO trusted_devices (id, user_id, token_digest, user_agent, ip, created_at, \
+             expires_at, last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        );
+        connection
+            .execute(
+                insert
+                    .bind_value(browser.id.as_str())
+                    .bind_value(browser.user_id.as_str())
+                    .bind_value(browser.token_digest.as_slice())
+                    .bind_value(browser.user_agent.as_deref())
+                    .bind_value(browser.ip.as_deref())
+                    .bind_value(browser.created_at)
+                    .bind_value(browser.expires_at)
+                    .bind_value(browser.last_used_at)
+                    .bind_value(browser.revoked_at),
             )
-            .bind(browser.id.as_str())
-            .bind(browser.user_id.as_str())
-            .bind(browser.token_digest.as_slice())
-            .bind(browser.user_agent.as_deref())
-            .bind(browser.ip.as_deref())
-            .bind(browser.created_at)
-            .bind(browser.expires_at)
-            .bind(browser.last_used_at)
-            .bind(browser.revoked_at)
-            .execute($executor)
-            .await
-            .map_err($crate::error::map_sqlx_error)?;
-        }
-        $crate::audit::insert_events!($executor, &work.events);
-    }};
+            .await?;
+    }
+    insert_events(connection, &work.events).await
 }
-pub(crate) use apply_work;
 
 macro_rules! outbox_columns {
     () => {
@@ -264,7 +264,7 @@ impl OutboxStore for Database {
             .map_err(map_sqlx_error)?;
             // The audit events (a dead letter) only for the outcome that applied.
             if applied {
-                insert_events!(&mut *transaction, events);
+                insert_events(&mut *transaction, events).await?;
             }
             applied
         });
@@ -332,7 +332,7 @@ impl OutboxStore for Database {
             .rows_affected()
                 == 1;
             if updated {
-                insert_events!(&mut *transaction, events);
+                insert_events(&mut *transaction, events).await?;
             }
             updated
         });

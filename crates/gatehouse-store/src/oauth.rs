@@ -210,7 +210,7 @@ impl OAuthStore for Database {
                 .map_err(map_sqlx_error)?
                 .rows_affected();
             if deleted == 1 {
-                insert_events!(&mut *transaction, events);
+                insert_events(&mut *transaction, events).await?;
             }
             deleted == 1
         });
@@ -386,7 +386,7 @@ impl OAuthStore for Database {
                 .execute(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
-                insert_events!(&mut *transaction, events);
+                insert_events(&mut *transaction, events).await?;
             }
             deleted
         });

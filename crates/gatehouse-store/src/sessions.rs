@@ -9,7 +9,7 @@ use gatehouse_domain::{StoreError, UserRecord};
 use crate::audit::{INSERT_AUDIT_EVENT, bind_audit_event};
 use crate::batch::SqliteBatch;
 use crate::cache::Invalidation;
-use crate::columns::{StoreQuery, StoreRow};
+use crate::columns::{StoreConnection, StoreQuery, StoreRow};
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::notify::REMEMBER_DEVICE;
@@ -130,16 +130,11 @@ fn bind_session<Q: StoreQuery>(query: Q, session: &SessionRecord) -> Q {
         .bind_value(session.amr.as_deref())
 }
 
-macro_rules! insert_refresh_token {
-    ($executor:expr, $token:expr) => {
-        $crate::sessions::bind_refresh_token(
-            sqlx::query($crate::sessions::INSERT_REFRESH_TOKEN),
-            $token,
-        )
-        .execute($executor)
-        .await
-        .map_err(map_sqlx_error)
-    };
+async fn insert_refresh_token<C: StoreConnection>(
+    connection: &mut C,
+    token: &RefreshTokenRecord,
+) -> Result<u64, StoreError> {
+    connection.execute(bind_refresh_token(C::statement(INSERT_REFRESH_TOKEN), token)).await
 }
 
 #[async_trait]
@@ -178,13 +173,13 @@ impl SessionStore for Database {
             return Ok(());
         }
         write_transaction!(self, work: work, changed: &changed, transaction => {
-            update_user_row!(&mut *transaction, user)?;
+            update_user_row(&mut *transaction, user).await?;
             bind_session(sqlx::query(INSERT_SESSION), session)
                 .execute(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
             if let Some(refresh_token) = refresh_token {
-                insert_refresh_token!(&mut *transaction, refresh_token)?;
+                insert_refresh_token(&mut *transaction, refresh_token).await?;
             }
         });
         Ok(())
@@ -294,7 +289,7 @@ impl SessionStore for Database {
                 transaction.rollback().await.map_err(map_sqlx_error)?;
                 return Ok(false);
             }
-            insert_refresh_token!(&mut *transaction, replacement)?;
+            insert_refresh_token(&mut *transaction, replacement).await?;
             sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
                 .bind(replacement.session_id.as_str())
                 .bind(now)

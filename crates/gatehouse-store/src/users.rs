@@ -9,7 +9,7 @@ use gatehouse_domain::{StoreError, UserRecord, UserStore};
 
 use crate::audit::insert_events;
 use crate::cache::Invalidation;
-use crate::columns::{BindValue, StoreQuery, StoreRow};
+use crate::columns::{BindValue, StoreConnection, StoreQuery, StoreRow};
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
@@ -141,33 +141,40 @@ pub(crate) const UPDATE_USER: &str = "UPDATE users SET email_ciphertext = $2, em
      locked_until = $12, suspended_at = $13, last_sign_in_at = $14, public_metadata = $15, \
      private_metadata = $16, system_role = $17, updated_at = $18 WHERE id = $1";
 
-/// Writes every mutable column of a user inside `$executor` (a transaction).
-macro_rules! update_user_row {
-    ($executor:expr, $user:expr) => {
-        $crate::users::bind_user_columns(sqlx::query($crate::users::UPDATE_USER), $user)
-            .execute($executor)
-            .await
-            .map_err(map_sqlx_error)
-    };
+/// Writes every mutable column of a user on `connection` (a transaction).
+pub(crate) async fn update_user_row<C: StoreConnection>(
+    connection: &mut C,
+    user: &UserRecord,
+) -> Result<u64, StoreError> {
+    connection.execute(bind_user_columns(C::statement(UPDATE_USER), user)).await
 }
-pub(crate) use update_user_row;
 
-/// Inserts one user row inside `$executor`; `$suffix` may add `ON CONFLICT DO NOTHING`.
-macro_rules! insert_user_row {
-    ($executor:expr, $user:expr, $suffix:literal) => {
-        $crate::users::bind_user_columns(sqlx::query(concat!(
+/// The INSERT of a user, its `created_at` as $19; `$suffix` may add `ON CONFLICT DO NOTHING`.
+macro_rules! insert_user_sql {
+    ($suffix:literal) => {
+        concat!(
             "INSERT INTO users (id, email_ciphertext, email_digest, username, first_name, last_name, ",
             "image_url, email_verified_at, password_hash, password_changed_at, failed_sign_in_attempts, ",
             "locked_until, suspended_at, last_sign_in_at, public_metadata, private_metadata, system_role, ",
             "updated_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, ",
             "$15, $16, $17, $18, $19)",
             $suffix
-        )), $user)
-        .bind($user.created_at)
-        .execute($executor)
-        .await
-        .map_err(map_sqlx_error)
+        )
     };
+}
+
+const INSERT_USER: &str = insert_user_sql!("");
+const INSERT_USER_UNLESS_TAKEN: &str = insert_user_sql!(" ON CONFLICT DO NOTHING");
+
+/// Inserts one user row on `connection` with `sql` ([`INSERT_USER`] or
+/// [`INSERT_USER_UNLESS_TAKEN`]); answers how many rows it wrote.
+async fn insert_user_row<C: StoreConnection>(
+    connection: &mut C,
+    sql: &'static str,
+    user: &UserRecord,
+) -> Result<u64, StoreError> {
+    let insert = bind_user_columns(C::statement(sql), user).bind_value(user.created_at);
+    connection.execute(insert).await
 }
 
 #[async_trait]
@@ -180,7 +187,7 @@ impl UserStore for Database {
         let inserted = write_transaction!(self, events: events, transaction => {
             let mut inserted = 0;
             for user in users {
-                inserted += insert_user_row!(&mut *transaction, user, " ON CONFLICT DO NOTHING")?.rows_affected();
+                inserted += insert_user_row(&mut *transaction, INSERT_USER_UNLESS_TAKEN, user).await?;
             }
             inserted
         });
@@ -189,7 +196,7 @@ impl UserStore for Database {
 
     async fn insert_user(&self, user: &UserRecord, work: &UnitOfWork) -> Result<(), StoreError> {
         write_transaction!(self, work: work, transaction => {
-            insert_user_row!(&mut *transaction, user, "")?;
+            insert_user_row(&mut *transaction, INSERT_USER, user).await?;
         });
         Ok(())
     }
@@ -234,7 +241,7 @@ impl UserStore for Database {
 
     async fn update_user(&self, user: &UserRecord, work: &UnitOfWork) -> Result<(), StoreError> {
         write_transaction!(self, work: work, changed: &[Invalidation::User(&user.id)], transaction => {
-            update_user_row!(&mut *transaction, user)?;
+            update_user_row(&mut *transaction, user).await?;
         });
         Ok(())
     }
@@ -271,7 +278,7 @@ impl UserStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            update_user_row!(&mut *transaction, user)?;
+            update_user_row(&mut *transaction, user).await?;
             sqlx::query(
                 "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
                  WHERE user_id = $1 AND revoked_at IS NULL AND id <> $4",
@@ -364,7 +371,7 @@ impl UserStore for Database {
     ) -> Result<u64, StoreError> {
         let changed = [Invalidation::User(&user.id), Invalidation::SessionsOfUser(&user.id)];
         let revoked = write_transaction!(self, events: events, changed: &changed, transaction => {
-            update_user_row!(&mut *transaction, user)?;
+            update_user_row(&mut *transaction, user).await?;
             sqlx::query(
                 "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
                  WHERE user_id = $1 AND revoked_at IS NULL",
@@ -391,7 +398,7 @@ impl UserStore for Database {
                 .rows_affected();
             // The audit events only for an account that was there to delete.
             if deleted == 1 {
-                insert_events!(&mut *transaction, events);
+                insert_events(&mut *transaction, events).await?;
             }
             deleted == 1
         });
