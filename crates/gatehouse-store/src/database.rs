@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 };
 
 use crate::cache::ReadCache;
-use crate::error::map_sqlx_error;
+use crate::error::{invalid_url, map_sqlx_error};
 
 /// Runs `$body` with `$pool` bound to the concrete pool of the configured backend. The body is
 /// type-checked once per backend, so the same SQL and row mapping serve both.
@@ -219,7 +219,7 @@ impl Database {
         match backend_of(url) {
             Some(Backend::Sqlite) => {
                 let connect = SqliteConnectOptions::from_str(url)
-                    .map_err(|error| StoreError::Other(format!("invalid SQLite URL: {error}")))?
+                    .map_err(|error| invalid_url(Backend::Sqlite, error))?
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
@@ -238,9 +238,8 @@ impl Database {
                 }))
             }
             Some(Backend::Postgres) => {
-                let mut connect = PgConnectOptions::from_str(url).map_err(|error| {
-                    StoreError::Other(format!("invalid PostgreSQL URL: {error}"))
-                })?;
+                let mut connect = PgConnectOptions::from_str(url)
+                    .map_err(|error| invalid_url(Backend::Postgres, error))?;
                 if let Some(schema) = &options.postgres_schema {
                     connect = connect.options([("search_path", schema.as_str())]);
                 }

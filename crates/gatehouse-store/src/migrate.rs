@@ -13,7 +13,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::Database;
 use crate::database::Backend;
-use crate::error::map_sqlx_error;
+use crate::error::{map_migrate_error, map_sqlx_error};
 
 /// One migration: version, name, SQLite text, PostgreSQL text.
 pub struct EmbeddedMigration {
@@ -69,10 +69,7 @@ fn migrator(backend: Backend) -> Migrator {
 /// advisory lock on PostgreSQL).
 pub async fn run(database: &Database) -> Result<(), StoreError> {
     let migrator = migrator(database.backend_kind());
-    crate::with_pool!(database, pool => migrator.run(pool).await).map_err(|error| match error {
-        sqlx::migrate::MigrateError::Execute(error) => map_sqlx_error(error),
-        other => StoreError::Other(format!("migration failed: {other}")),
-    })
+    crate::with_pool!(database, pool => migrator.run(pool).await).map_err(map_migrate_error)
 }
 
 /// Versions already applied, for `gatehouse migrate` to report.
