@@ -58,9 +58,12 @@ macro_rules! with_pool {
 ///   before an insert), with no audit event and nothing cached; it saves the `BEGIN` and
 ///   `COMMIT` round trips.
 ///
-/// A macro rather than a function: the body is type-checked once per backend, as in
-/// [`with_pool!`], and no function signature can be generic over both backends' transactions
-/// and every statement the bodies run on them.
+/// A macro rather than a function: a body is written once and type-checked once per backend,
+/// as in [`with_pool!`]; it runs its own queries and reads their backend's rows, and a
+/// closure cannot be generic over the two connection types, so a function taking the body
+/// would need every body written twice. What the bodies share is in typed functions
+/// (`insert_events`, `apply_work`, `announce`, `update_user_row`, ... over
+/// [`crate::columns::StoreConnection`]).
 macro_rules! write_transaction {
     (@steps $database:ident, $pool:expr, $changed:ident, $transaction:ident => $body:block, $effects:block) => {{
         let _write = $database.write_guard().await;
