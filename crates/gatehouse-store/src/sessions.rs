@@ -167,6 +167,8 @@ impl SessionStore for Database {
             for event in &work.events {
                 bind_audit_event(batch.push(INSERT_AUDIT_EVENT), event);
             }
+            // The one write path on the SQLite pool (guard, commit, cache); the batch itself
+            // carries the unit of work (a plain one: the known device and the audit events).
             write_transaction!(self, pool: &sqlite.pool, changed: &changed, transaction => {
                 batch.execute(&mut transaction).await?;
             });
