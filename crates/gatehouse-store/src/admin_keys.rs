@@ -5,7 +5,7 @@ use gatehouse_domain::StoreError;
 use gatehouse_domain::admin_keys::{AdminKeyRecord, AdminKeyStore};
 use gatehouse_domain::audit::AuditEvent;
 
-use crate::audit::insert_events;
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
 
@@ -18,9 +18,7 @@ impl AdminKeyStore for Database {
         key: &AdminKeyRecord,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, events: events, transaction => {
             sqlx::query(
                 "INSERT INTO admin_api_keys (id, name, key_digest, created_at, last_used_at, revoked_at) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -34,8 +32,6 @@ impl AdminKeyStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            insert_events!(&mut *transaction, events);
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
     }
@@ -65,8 +61,7 @@ impl AdminKeyStore for Database {
     }
 
     async fn touch_admin_key(&self, id: &str, now: i64) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        write_transaction!(self, autocommit, pool => {
             sqlx::query("UPDATE admin_api_keys SET last_used_at = $2 WHERE id = $1")
                 .bind(id)
                 .bind(now)

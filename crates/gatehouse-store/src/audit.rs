@@ -4,8 +4,9 @@
 use async_trait::async_trait;
 use gatehouse_domain::StoreError;
 use gatehouse_domain::audit::{AuditCursor, AuditEvent, AuditFilter, AuditStore};
-use sqlx::Row;
 
+use crate::columns::{StoreConnection, StoreQuery, StoreRow};
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
 
@@ -14,47 +15,56 @@ pub(crate) const INSERT_AUDIT_EVENT: &str = "INSERT INTO audit_events (id, occur
      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 /// Binds an event's columns in [`INSERT_AUDIT_EVENT`]'s order.
-macro_rules! bind_audit_event {
-    ($query:expr, $event:expr) => {
-        $query
-            .bind($event.id.as_str())
-            .bind($event.occurred_at)
-            .bind($event.action.as_str())
-            .bind($event.actor_type.as_str())
-            .bind($event.actor_id.as_deref())
-            .bind($event.target_type.as_deref())
-            .bind($event.target_id.as_deref())
-            .bind($event.ip.as_deref())
-            .bind($event.user_agent.as_deref())
-            .bind($event.request_id.as_deref())
-            .bind($event.metadata.to_string())
-    };
+pub(crate) fn bind_audit_event<Q: StoreQuery>(query: Q, event: &AuditEvent) -> Q {
+    query
+        .bind_value(event.id.as_str())
+        .bind_value(event.occurred_at)
+        .bind_value(event.action.as_str())
+        .bind_value(event.actor_type.as_str())
+        .bind_value(event.actor_id.as_deref())
+        .bind_value(event.target_type.as_deref())
+        .bind_value(event.target_id.as_deref())
+        .bind_value(event.ip.as_deref())
+        .bind_value(event.user_agent.as_deref())
+        .bind_value(event.request_id.as_deref())
+        .bind_value(event.metadata.to_string())
 }
-pub(crate) use bind_audit_event;
 
-/// Inserts `$events` (a `&[AuditEvent]`) with `$executor`, typically `&mut *transaction`, so
-/// the events commit or roll back with the change they record.
-macro_rules! insert_events {
-    ($executor:expr, $events:expr) => {
-        for event in $events {
-            $crate::audit::bind_audit_event!(sqlx::query($crate::audit::INSERT_AUDIT_EVENT), event)
-                .execute($executor)
-                .await
-                .map_err($crate::error::map_sqlx_error)?;
-        }
-    };
+/// Inserts `events` on `connection` (the change's transaction), so the events commit or roll
+/// back with the change they record.
+pub(crate) async fn insert_events<C: StoreConnection>(
+    connection: &mut C,
+    events: &[AuditEvent],
+) -> Result<(), StoreError> {
+    for event in events {
+        connection.execute(bind_audit_event(C::statement(INSERT_AUDIT_EVENT), event)).await?;
+    }
+    Ok(())
 }
-pub(crate) use insert_events;
+
+/// One `audit_events` row.
+fn audit_event_from_row(row: &impl StoreRow) -> Result<AuditEvent, StoreError> {
+    let metadata: String = row.read("metadata")?;
+    Ok(AuditEvent {
+        id: row.read("id")?,
+        occurred_at: row.read("occurred_at")?,
+        action: row.read("action")?,
+        actor_type: row.read("actor_type")?,
+        actor_id: row.read("actor_id")?,
+        target_type: row.read("target_type")?,
+        target_id: row.read("target_id")?,
+        ip: row.read("ip")?,
+        user_agent: row.read("user_agent")?,
+        request_id: row.read("request_id")?,
+        metadata: serde_json::from_str(&metadata)
+            .map_err(|error| StoreError::Corrupt(format!("audit metadata: {error}")))?,
+    })
+}
 
 #[async_trait]
 impl AuditStore for Database {
     async fn append_audit_events(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            insert_events!(&mut *transaction, events);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-        });
+        write_transaction!(self, events: events, transaction => {});
         Ok(())
     }
 
@@ -87,25 +97,7 @@ impl AuditStore for Database {
                 .fetch_all(pool)
                 .await
                 .map_err(map_sqlx_error)?;
-            let mut events = Vec::with_capacity(rows.len());
-            for row in rows {
-                let metadata: String = row.try_get("metadata").map_err(map_sqlx_error)?;
-                events.push(AuditEvent {
-                    id: row.try_get("id").map_err(map_sqlx_error)?,
-                    occurred_at: row.try_get("occurred_at").map_err(map_sqlx_error)?,
-                    action: row.try_get("action").map_err(map_sqlx_error)?,
-                    actor_type: row.try_get("actor_type").map_err(map_sqlx_error)?,
-                    actor_id: row.try_get("actor_id").map_err(map_sqlx_error)?,
-                    target_type: row.try_get("target_type").map_err(map_sqlx_error)?,
-                    target_id: row.try_get("target_id").map_err(map_sqlx_error)?,
-                    ip: row.try_get("ip").map_err(map_sqlx_error)?,
-                    user_agent: row.try_get("user_agent").map_err(map_sqlx_error)?,
-                    request_id: row.try_get("request_id").map_err(map_sqlx_error)?,
-                    metadata: serde_json::from_str(&metadata)
-                        .map_err(|error| StoreError::Corrupt(format!("audit metadata: {error}")))?,
-                });
-            }
-            Ok(events)
+            rows.iter().map(audit_event_from_row).collect()
         })
     }
 }

@@ -23,26 +23,28 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use gatehouse_domain::UserRecord;
 use gatehouse_domain::oauth::client::ClientRecord;
 use gatehouse_domain::sessions::SessionRecord;
+use gatehouse_domain::{StoreError, UserRecord};
+
+use crate::Database;
+use crate::columns::{StoreConnection, StoreQuery};
 
 /// Inside a write's transaction, before its commit: announces what it changes to the other
 /// instances (PostgreSQL `NOTIFY`, delivered only if the transaction commits). After the
-/// commit the writer calls [`ReadCache::invalidate`] with the same items for this process.
-macro_rules! announce {
-    ($database:expr, $executor:expr, $items:expr) => {
-        if let Some(channel) = $database.notify_channel() {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(channel)
-                .bind($crate::cache::payload($items))
-                .execute($executor)
-                .await
-                .map_err($crate::error::map_sqlx_error)?;
-        }
-    };
+/// commit [`ReadCache::invalidate`] evicts the same items in this process. Both are steps of
+/// [`crate::database::write_transaction!`]: a write names what it changes in its `changed:`.
+pub(crate) async fn announce<C: StoreConnection>(
+    database: &Database,
+    connection: &mut C,
+    items: &[Invalidation<'_>],
+) -> Result<(), StoreError> {
+    if let Some(channel) = database.notify_channel() {
+        let notify = C::statement("SELECT pg_notify($1, $2)");
+        connection.execute(notify.bind_value(channel).bind_value(payload(items))).await?;
+    }
+    Ok(())
 }
-pub(crate) use announce;
 
 /// Entries per map before the map is emptied (a crude bound that keeps memory predictable).
 const MAX_ENTRIES: usize = 100_000;

@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 };
 
 use crate::cache::ReadCache;
-use crate::error::map_sqlx_error;
+use crate::error::{invalid_url, map_sqlx_error};
 
 /// Runs `$body` with `$pool` bound to the concrete pool of the configured backend. The body is
 /// type-checked once per backend, so the same SQL and row mapping serve both.
@@ -31,6 +31,106 @@ macro_rules! with_pool {
         }
     };
 }
+
+/// The one write path: every write of the store goes through it, so each takes the same
+/// steps in the same order. In a transaction (every form but `autocommit`):
+/// 1. take the write guard (SQLite writers queue on it, see [`SqliteDatabase`]);
+/// 2. `BEGIN`, bind the transaction to the caller's name and run `$body`, whose value is the
+///    macro's value (`?` or `return` in it leaves the enclosing function: the transaction is
+///    dropped and rolls back);
+/// 3. write the audit `events:` or the unit of `work:` (`apply_work`) into the transaction;
+/// 4. announce what is `changed:` to the other instances (PostgreSQL `NOTIFY` inside the
+///    transaction, so only a commit is announced), when anything is;
+/// 5. `COMMIT`, then evict what is `changed:` from this process's read cache.
+///
+/// ```text
+/// let revoked = write_transaction!(self, events: events, changed: &[Invalidation::Session(id)], transaction => {
+///     sqlx::query("UPDATE sessions ...").execute(&mut *transaction).await.map_err(map_sqlx_error)?.rows_affected()
+/// });
+/// ```
+///
+/// The forms: `events: E[, changed: C]`, `work: W[, changed: C]`, `[changed: C]` (events
+/// written only on some outcome stay in the body, with `insert_events`), and:
+/// - `pool: P, changed: C` runs the transaction on the concrete pool `P`: a path for one
+///   backend only (the SQLite batch of a password sign-in, `SessionStore::start_session`);
+/// - `autocommit, pool => { ... }` takes the guard only and binds the pool: for statements that
+///   stand alone, each committing by itself (a touch, a counter, a single-use spend, a sweep
+///   before an insert), with no audit event and nothing cached; it saves the `BEGIN` and
+///   `COMMIT` round trips.
+///
+/// A macro rather than a function: a body is written once and type-checked once per backend,
+/// as in [`with_pool!`]; it runs its own queries and reads their backend's rows, and a
+/// closure cannot be generic over the two connection types, so a function taking the body
+/// would need every body written twice. What the bodies share is in typed functions
+/// (`insert_events`, `apply_work`, `announce`, `update_user_row`, ... over
+/// [`crate::columns::StoreConnection`]).
+macro_rules! write_transaction {
+    (@steps $database:ident, $pool:expr, $changed:ident, $transaction:ident => $body:block, $effects:block) => {{
+        let _write = $database.write_guard().await;
+        let mut $transaction = $pool.begin().await.map_err($crate::error::map_sqlx_error)?;
+        #[allow(clippy::let_unit_value)]
+        let value = $body;
+        $effects
+        if !$changed.is_empty() {
+            $crate::cache::announce($database, &mut *$transaction, $changed).await?;
+        }
+        $transaction.commit().await.map_err($crate::error::map_sqlx_error)?;
+        if !$changed.is_empty() {
+            $database.cache().invalidate($changed);
+        }
+        value
+    }};
+    (@pools $database:expr, $changed:expr, $transaction:ident => $body:block, $effects:block) => {{
+        let database: &$crate::Database = $database;
+        let changed: &[$crate::cache::Invalidation<'_>] = $changed;
+        $crate::with_pool!(database, pool => {
+            $crate::database::write_transaction!(
+                @steps database, pool, changed, $transaction => $body, $effects
+            )
+        })
+    }};
+    ($database:expr, autocommit, $pool:ident => $body:block) => {{
+        let database: &$crate::Database = $database;
+        $crate::with_pool!(database, $pool => {
+            let _write = database.write_guard().await;
+            $body
+        })
+    }};
+    ($database:expr, events: $events:expr, changed: $changed:expr, $transaction:ident => $body:block) => {
+        $crate::database::write_transaction!(@pools $database, $changed, $transaction => $body, {
+            $crate::audit::insert_events(&mut *$transaction, $events).await?;
+        })
+    };
+    ($database:expr, events: $events:expr, $transaction:ident => $body:block) => {
+        $crate::database::write_transaction!(
+            $database, events: $events, changed: &[], $transaction => $body
+        )
+    };
+    ($database:expr, work: $work:expr, changed: $changed:expr, $transaction:ident => $body:block) => {
+        $crate::database::write_transaction!(@pools $database, $changed, $transaction => $body, {
+            $crate::notify::apply_work(&mut *$transaction, $work).await?;
+        })
+    };
+    ($database:expr, work: $work:expr, $transaction:ident => $body:block) => {
+        $crate::database::write_transaction!(
+            $database, work: $work, changed: &[], $transaction => $body
+        )
+    };
+    ($database:expr, pool: $pool:expr, changed: $changed:expr, $transaction:ident => $body:block) => {{
+        let database: &$crate::Database = $database;
+        let changed: &[$crate::cache::Invalidation<'_>] = $changed;
+        $crate::database::write_transaction!(
+            @steps database, $pool, changed, $transaction => $body, {}
+        )
+    }};
+    ($database:expr, changed: $changed:expr, $transaction:ident => $body:block) => {
+        $crate::database::write_transaction!(@pools $database, $changed, $transaction => $body, {})
+    };
+    ($database:expr, $transaction:ident => $body:block) => {
+        $crate::database::write_transaction!(@pools $database, &[], $transaction => $body, {})
+    };
+}
+pub(crate) use write_transaction;
 
 /// A pool on one of the supported backends. Cloning is cheap (the pools are `Arc`s).
 #[derive(Clone, Debug)]
@@ -76,12 +176,40 @@ impl Default for DatabaseOptions {
     }
 }
 
+/// The database engines Gatehouse runs on. Shown and serialised as `sqlite` / `postgres`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Backend {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// The backend a database URL names, or `None` when the scheme is not supported.
-pub fn backend_of(url: &str) -> Option<&'static str> {
+pub fn backend_of(url: &str) -> Option<Backend> {
     if url.starts_with("sqlite:") {
-        Some("sqlite")
+        Some(Backend::Sqlite)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Some("postgres")
+        Some(Backend::Postgres)
     } else {
         None
     }
@@ -92,9 +220,9 @@ impl Database {
     /// keys on and a busy timeout, so concurrent readers never wait for the writer.
     pub async fn connect(url: &str, options: &DatabaseOptions) -> Result<Database, StoreError> {
         match backend_of(url) {
-            Some("sqlite") => {
+            Some(Backend::Sqlite) => {
                 let connect = SqliteConnectOptions::from_str(url)
-                    .map_err(|error| StoreError::Other(format!("invalid SQLite URL: {error}")))?
+                    .map_err(|error| invalid_url(Backend::Sqlite, error))?
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
@@ -112,10 +240,9 @@ impl Database {
                     cache: Arc::default(),
                 }))
             }
-            Some(_) => {
-                let mut connect = PgConnectOptions::from_str(url).map_err(|error| {
-                    StoreError::Other(format!("invalid PostgreSQL URL: {error}"))
-                })?;
+            Some(Backend::Postgres) => {
+                let mut connect = PgConnectOptions::from_str(url)
+                    .map_err(|error| invalid_url(Backend::Postgres, error))?;
                 if let Some(schema) = &options.postgres_schema {
                     connect = connect.options([("search_path", schema.as_str())]);
                 }
@@ -183,11 +310,19 @@ impl Database {
         }
     }
 
-    pub fn backend(&self) -> &'static str {
+    /// Which engine this pool is on.
+    pub fn backend_kind(&self) -> Backend {
         match self {
-            Database::Sqlite(_) => "sqlite",
-            Database::Postgres(_) => "postgres",
+            Database::Sqlite(_) => Backend::Sqlite,
+            Database::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    /// The engine's name (`sqlite` / `postgres`). A `&str` rather than a [`Backend`] because
+    /// `gatehouse::cli` records it as a bare `tracing` field, and tracing's `Value` trait is
+    /// sealed; once that call site formats it with `%`, this can answer the enum.
+    pub fn backend(&self) -> &'static str {
+        self.backend_kind().as_str()
     }
 
     /// One round trip to the database.
@@ -246,5 +381,24 @@ impl ReadinessCheck for Database {
 
     async fn check(&self) -> Result<(), String> {
         self.ping().await.map_err(|error| error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backends_are_named_by_their_url_and_print_as_before() {
+        assert_eq!(backend_of("sqlite://gatehouse.db"), Some(Backend::Sqlite));
+        assert_eq!(backend_of("sqlite::memory:"), Some(Backend::Sqlite));
+        assert_eq!(backend_of("postgres://localhost/gatehouse"), Some(Backend::Postgres));
+        assert_eq!(backend_of("postgresql://localhost/gatehouse"), Some(Backend::Postgres));
+        assert_eq!(backend_of("mysql://localhost/gatehouse"), None);
+        assert_eq!(Backend::Sqlite.to_string(), "sqlite");
+        assert_eq!(
+            serde_json::json!({ "backend": Backend::Postgres }).to_string(),
+            r#"{"backend":"postgres"}"#
+        );
     }
 }

@@ -1,7 +1,10 @@
-//! Translation of driver errors into the domain's `StoreError`: the one place that reads a
-//! constraint's name, so the domain matches on [`Conflict`] variants only.
+//! Translation of driver errors into the domain's `StoreError`: the one place that maps a
+//! sqlx error (of a statement, a URL or a migration) and reads a constraint's name, so the
+//! domain matches on [`Conflict`] variants only.
 
 use gatehouse_domain::{Conflict, StoreError};
+
+use crate::Backend;
 
 /// The uniqueness rules the domain acts on: PostgreSQL's constraint name, SQLite's
 /// `table.column[, table.column]` of its message, and the conflict they mean.
@@ -46,6 +49,24 @@ pub fn map_sqlx_error(error: sqlx::Error) -> StoreError {
         | sqlx::Error::Decode(_)
         | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(error.to_string()),
         other => StoreError::Other(other.to_string()),
+    }
+}
+
+/// A database URL sqlx refuses to parse.
+pub(crate) fn invalid_url(backend: Backend, error: sqlx::Error) -> StoreError {
+    let name = match backend {
+        Backend::Sqlite => "SQLite",
+        Backend::Postgres => "PostgreSQL",
+    };
+    StoreError::Other(format!("invalid {name} URL: {error}"))
+}
+
+/// A migration run that failed: a statement's error like any other, the rest (a missing or
+/// edited migration, the lock) as `Other`.
+pub(crate) fn map_migrate_error(error: sqlx::migrate::MigrateError) -> StoreError {
+    match error {
+        sqlx::migrate::MigrateError::Execute(error) => map_sqlx_error(error),
+        other => StoreError::Other(format!("migration failed: {other}")),
     }
 }
 

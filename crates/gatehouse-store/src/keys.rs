@@ -3,6 +3,8 @@
 use async_trait::async_trait;
 use gatehouse_domain::{KeyState, SigningKeyStore, StoreError, StoredSigningKey};
 
+use crate::columns::StoreQuery;
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
 
@@ -46,26 +48,31 @@ fn key_from_row(row: KeyRow) -> Result<StoredSigningKey, StoreError> {
     })
 }
 
-/// Inserts a key; `$suffix` lets the first-key path add `ON CONFLICT DO NOTHING`.
-macro_rules! insert_key {
-    ($executor:expr, $key:expr, $suffix:literal) => {
-        sqlx::query(concat!(
+/// The INSERT of a key; `$suffix` lets the first-key path add `ON CONFLICT DO NOTHING`.
+macro_rules! insert_key_sql {
+    ($suffix:literal) => {
+        concat!(
             "INSERT INTO signing_keys (kid, algorithm, sealed_private_key, public_jwk, state, ",
             "created_at, retired_at, publish_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             $suffix
-        ))
-        .bind($key.kid.as_str())
-        .bind($key.algorithm.to_string())
-        .bind($key.sealed_private_key.as_slice())
-        .bind($key.public_jwk.to_string())
-        .bind($key.state.as_str())
-        .bind($key.created_at)
-        .bind($key.retired_at)
-        .bind($key.publish_until)
-        .execute($executor)
-        .await
-        .map_err(map_sqlx_error)
+        )
     };
+}
+
+const INSERT_KEY: &str = insert_key_sql!("");
+const INSERT_KEY_UNLESS_ONE_IS_ACTIVE: &str = insert_key_sql!(" ON CONFLICT DO NOTHING");
+
+/// Binds a key's columns in [`insert_key_sql!`]'s order.
+fn bind_key<Q: StoreQuery>(query: Q, key: &StoredSigningKey) -> Q {
+    query
+        .bind_value(key.kid.as_str())
+        .bind_value(key.algorithm.to_string())
+        .bind_value(key.sealed_private_key.as_slice())
+        .bind_value(key.public_jwk.to_string())
+        .bind_value(key.state.as_str())
+        .bind_value(key.created_at)
+        .bind_value(key.retired_at)
+        .bind_value(key.publish_until)
 }
 
 #[async_trait]
@@ -73,9 +80,14 @@ impl SigningKeyStore for Database {
     async fn insert_active_key_if_none(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {
         // ON CONFLICT DO NOTHING covers the partial unique index on the active state, so two
         // instances starting together leave exactly one active key.
-        let _write = self.write_guard().await;
-        let result = with_pool!(self, pool => insert_key!(pool, key, " ON CONFLICT DO NOTHING")?.rows_affected());
-        Ok(result == 1)
+        let inserted = write_transaction!(self, autocommit, pool => {
+            bind_key(sqlx::query(INSERT_KEY_UNLESS_ONE_IS_ACTIVE), key)
+                .execute(pool)
+                .await
+                .map_err(map_sqlx_error)?
+                .rows_affected()
+        });
+        Ok(inserted == 1)
     }
 
     async fn rotate_signing_key(
@@ -84,9 +96,7 @@ impl SigningKeyStore for Database {
         retired_at: i64,
         publish_until: i64,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, transaction => {
             sqlx::query(
                 "UPDATE signing_keys SET state = 'retired', retired_at = $1, publish_until = $2 \
                  WHERE state = 'active'",
@@ -96,8 +106,10 @@ impl SigningKeyStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            insert_key!(&mut *transaction, new_key, "")?;
-            transaction.commit().await.map_err(map_sqlx_error)?;
+            bind_key(sqlx::query(INSERT_KEY), new_key)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?;
         });
         Ok(())
     }

@@ -10,72 +10,103 @@ use gatehouse_domain::mfa::{
     TrustedBrowserStore,
 };
 use gatehouse_domain::unit_of_work::UnitOfWork;
-use sqlx::Row;
 
 use crate::audit::insert_events;
+use crate::columns::{StoreConnection, StoreQuery, StoreRow};
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
-use crate::notify::apply_work;
 use crate::{Database, with_pool};
 
-macro_rules! factor_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        MfaFactorRecord {
-            id: row.try_get("id").map_err(map_sqlx_error)?,
-            user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
-            kind: row.try_get("kind").map_err(map_sqlx_error)?,
-            secret_ciphertext: row.try_get("secret_ciphertext").map_err(map_sqlx_error)?,
-            phone_ciphertext: row.try_get("phone_ciphertext").map_err(map_sqlx_error)?,
-            confirmed_at: row.try_get("confirmed_at").map_err(map_sqlx_error)?,
-            last_used_step: row.try_get("last_used_step").map_err(map_sqlx_error)?,
-            last_used_at: row.try_get("last_used_at").map_err(map_sqlx_error)?,
-            created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-        }
-    }};
+/// One `mfa_factors` row.
+fn factor_from_row(row: &impl StoreRow) -> Result<MfaFactorRecord, StoreError> {
+    Ok(MfaFactorRecord {
+        id: row.read("id")?,
+        user_id: row.read("user_id")?,
+        kind: row.read("kind")?,
+        secret_ciphertext: row.read("secret_ciphertext")?,
+        phone_ciphertext: row.read("phone_ciphertext")?,
+        confirmed_at: row.read("confirmed_at")?,
+        last_used_step: row.read("last_used_step")?,
+        last_used_at: row.read("last_used_at")?,
+        created_at: row.read("created_at")?,
+    })
 }
 
-macro_rules! device_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        TrustedBrowserRecord {
-            id: row.try_get("id").map_err(map_sqlx_error)?,
-            user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
-            token_digest: row.try_get("token_digest").map_err(map_sqlx_error)?,
-            user_agent: row.try_get("user_agent").map_err(map_sqlx_error)?,
-            ip: row.try_get("ip").map_err(map_sqlx_error)?,
-            created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-            expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
-            last_used_at: row.try_get("last_used_at").map_err(map_sqlx_error)?,
-            revoked_at: row.try_get("revoked_at").map_err(map_sqlx_error)?,
-        }
-    }};
+/// One `mfa_backup_codes` row.
+fn backup_code_from_row(row: &impl StoreRow) -> Result<BackupCodeRecord, StoreError> {
+    Ok(BackupCodeRecord {
+        user_id: row.read("user_id")?,
+        code_digest: row.read("code_digest")?,
+        created_at: row.read("created_at")?,
+        used_at: row.read("used_at")?,
+    })
 }
 
-const DEVICE_COLUMNS: &str = "id, user_id, token_digest, user_agent, ip, created_at, expires_at, \
-                              last_used_at, revoked_at";
+/// One `mfa_codes` row.
+fn mfa_code_from_row(row: &impl StoreRow) -> Result<MfaCodeRecord, StoreError> {
+    Ok(MfaCodeRecord {
+        id: row.read("id")?,
+        user_id: row.read("user_id")?,
+        channel: row.read("channel")?,
+        purpose: row.read("purpose")?,
+        code_digest: row.read("code_digest")?,
+        attempts: row.read("attempts")?,
+        created_at: row.read("created_at")?,
+        expires_at: row.read("expires_at")?,
+        used_at: row.read("used_at")?,
+    })
+}
 
-/// Inserts backup codes with `$executor`, after deleting the user's earlier set.
-macro_rules! replace_codes {
-    ($executor:expr, $user_id:expr, $codes:expr) => {{
-        sqlx::query("DELETE FROM mfa_backup_codes WHERE user_id = $1")
-            .bind($user_id)
-            .execute(&mut *$executor)
-            .await
-            .map_err(map_sqlx_error)?;
-        for code in $codes {
-            sqlx::query(
-                "INSERT INTO mfa_backup_codes (user_id, code_digest, created_at, used_at) \
-                 VALUES ($1, $2, $3, $4)",
+/// The trusted browsers (table `trusted_devices`) matching `$rest`.
+macro_rules! select_trusted_browsers {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, user_id, token_digest, user_agent, ip, created_at, expires_at, ",
+            "last_used_at, revoked_at FROM trusted_devices ",
+            $rest
+        )
+    };
+}
+
+/// One `trusted_devices` row: a browser trusted to skip the second factor.
+fn trusted_browser_from_row(row: &impl StoreRow) -> Result<TrustedBrowserRecord, StoreError> {
+    Ok(TrustedBrowserRecord {
+        id: row.read("id")?,
+        user_id: row.read("user_id")?,
+        token_digest: row.read("token_digest")?,
+        user_agent: row.read("user_agent")?,
+        ip: row.read("ip")?,
+        created_at: row.read("created_at")?,
+        expires_at: row.read("expires_at")?,
+        last_used_at: row.read("last_used_at")?,
+        revoked_at: row.read("revoked_at")?,
+    })
+}
+
+/// Inserts backup codes on `connection`, after deleting the user's earlier set.
+async fn replace_codes<C: StoreConnection>(
+    connection: &mut C,
+    user_id: &str,
+    codes: &[BackupCodeRecord],
+) -> Result<(), StoreError> {
+    let delete = C::statement("DELETE FROM mfa_backup_codes WHERE user_id = $1");
+    connection.execute(delete.bind_value(user_id)).await?;
+    for code in codes {
+        let insert = C::statement(
+            "INSERT INTO mfa_backup_codes (user_id, code_digest, created_at, used_at) \
+             VALUES ($1, $2, $3, $4)",
+        );
+        connection
+            .execute(
+                insert
+                    .bind_value(code.user_id.as_str())
+                    .bind_value(code.code_digest.as_slice())
+                    .bind_value(code.created_at)
+                    .bind_value(code.used_at),
             )
-            .bind(code.user_id.as_str())
-            .bind(code.code_digest.as_slice())
-            .bind(code.created_at)
-            .bind(code.used_at)
-            .execute(&mut *$executor)
-            .await
-            .map_err(map_sqlx_error)?;
-        }
-    }};
+            .await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -91,11 +122,7 @@ impl MfaStore for Database {
             .fetch_all(pool)
             .await
             .map_err(map_sqlx_error)?;
-            let mut factors = Vec::with_capacity(rows.len());
-            for row in rows {
-                factors.push(factor_from_row!(row));
-            }
-            Ok(factors)
+            rows.iter().map(factor_from_row).collect()
         })
     }
 
@@ -104,9 +131,7 @@ impl MfaStore for Database {
         factor: &MfaFactorRecord,
         work: &UnitOfWork,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, work: work, transaction => {
             sqlx::query(
                 "DELETE FROM mfa_factors WHERE user_id = $1 AND kind = $2 AND confirmed_at IS NULL",
             )
@@ -133,8 +158,6 @@ impl MfaStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            apply_work!(&mut *transaction, work);
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
     }
@@ -147,9 +170,7 @@ impl MfaStore for Database {
         backup_codes: Option<&[BackupCodeRecord]>,
         work: &UnitOfWork,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let done = write_transaction!(self, work: work, transaction => {
             let row = sqlx::query(
                 "UPDATE mfa_factors SET confirmed_at = $2, last_used_step = $3, last_used_at = $2 \
                  WHERE id = $1 AND confirmed_at IS NULL RETURNING user_id",
@@ -161,14 +182,13 @@ impl MfaStore for Database {
             .await
             .map_err(map_sqlx_error)?;
             let Some(row) = row else { return Ok(false) };
-            let user_id: String = row.try_get("user_id").map_err(map_sqlx_error)?;
+            let user_id: String = row.read("user_id")?;
             if let Some(codes) = backup_codes {
-                replace_codes!(transaction, user_id.as_str(), codes);
+                replace_codes(&mut *transaction, &user_id, codes).await?;
             }
-            apply_work!(&mut *transaction, work);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            Ok(true)
-        })
+            true
+        });
+        Ok(done)
     }
 
     async fn delete_factor(
@@ -178,9 +198,7 @@ impl MfaStore for Database {
         clear_backup_codes: bool,
         work: &UnitOfWork,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let done = write_transaction!(self, work: work, transaction => {
             let deleted = sqlx::query("DELETE FROM mfa_factors WHERE user_id = $1 AND kind = $2")
                 .bind(user_id)
                 .bind(kind)
@@ -198,10 +216,9 @@ impl MfaStore for Database {
                     .await
                     .map_err(map_sqlx_error)?;
             }
-            apply_work!(&mut *transaction, work);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            Ok(true)
-        })
+            true
+        });
+        Ok(done)
     }
 
     async fn reset_mfa(
@@ -210,9 +227,7 @@ impl MfaStore for Database {
         now: i64,
         work: &UnitOfWork,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, work: work, transaction => {
             for sql in [
                 "DELETE FROM mfa_factors WHERE user_id = $1",
                 "DELETE FROM mfa_backup_codes WHERE user_id = $1",
@@ -232,8 +247,6 @@ impl MfaStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            apply_work!(&mut *transaction, work);
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
     }
@@ -244,9 +257,8 @@ impl MfaStore for Database {
         step: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let updated = sqlx::query(
+        let updated = write_transaction!(self, autocommit, pool => {
+            sqlx::query(
                 "UPDATE mfa_factors SET last_used_step = $2, last_used_at = $3 WHERE id = $1 \
                  AND (last_used_step IS NULL OR last_used_step < $2)",
             )
@@ -256,9 +268,9 @@ impl MfaStore for Database {
             .execute(pool)
             .await
             .map_err(map_sqlx_error)?
-            .rows_affected();
-            Ok(updated == 1)
-        })
+            .rows_affected()
+        });
+        Ok(updated == 1)
     }
 
     async fn backup_codes(&self, user_id: &str) -> Result<Vec<BackupCodeRecord>, StoreError> {
@@ -271,16 +283,7 @@ impl MfaStore for Database {
             .fetch_all(pool)
             .await
             .map_err(map_sqlx_error)?;
-            let mut codes = Vec::with_capacity(rows.len());
-            for row in rows {
-                codes.push(BackupCodeRecord {
-                    user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
-                    code_digest: row.try_get("code_digest").map_err(map_sqlx_error)?,
-                    created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-                    used_at: row.try_get("used_at").map_err(map_sqlx_error)?,
-                });
-            }
-            Ok(codes)
+            rows.iter().map(backup_code_from_row).collect()
         })
     }
 
@@ -290,9 +293,8 @@ impl MfaStore for Database {
         digest: &[u8],
         now: i64,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let updated = sqlx::query(
+        let updated = write_transaction!(self, autocommit, pool => {
+            sqlx::query(
                 "UPDATE mfa_backup_codes SET used_at = $3 WHERE user_id = $1 AND code_digest = $2 \
                  AND used_at IS NULL",
             )
@@ -302,9 +304,9 @@ impl MfaStore for Database {
             .execute(pool)
             .await
             .map_err(map_sqlx_error)?
-            .rows_affected();
-            Ok(updated == 1)
-        })
+            .rows_affected()
+        });
+        Ok(updated == 1)
     }
 
     async fn replace_backup_codes(
@@ -313,12 +315,8 @@ impl MfaStore for Database {
         codes: &[BackupCodeRecord],
         work: &UnitOfWork,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            replace_codes!(transaction, user_id, codes);
-            apply_work!(&mut *transaction, work);
-            transaction.commit().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, work: work, transaction => {
+            replace_codes(&mut *transaction, user_id, codes).await?;
         });
         Ok(())
     }
@@ -328,9 +326,7 @@ impl MfaStore for Database {
         code: &MfaCodeRecord,
         work: &UnitOfWork,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, work: work, transaction => {
             sqlx::query("DELETE FROM mfa_codes WHERE user_id = $1 AND channel = $2 AND purpose = $3")
                 .bind(code.user_id.as_str())
                 .bind(code.channel.as_str())
@@ -354,8 +350,6 @@ impl MfaStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            apply_work!(&mut *transaction, work);
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
     }
@@ -378,26 +372,12 @@ impl MfaStore for Database {
             .fetch_optional(pool)
             .await
             .map_err(map_sqlx_error)?;
-            match row {
-                Some(row) => Ok(Some(MfaCodeRecord {
-                    id: row.try_get("id").map_err(map_sqlx_error)?,
-                    user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
-                    channel: row.try_get("channel").map_err(map_sqlx_error)?,
-                    purpose: row.try_get("purpose").map_err(map_sqlx_error)?,
-                    code_digest: row.try_get("code_digest").map_err(map_sqlx_error)?,
-                    attempts: row.try_get("attempts").map_err(map_sqlx_error)?,
-                    created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-                    expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
-                    used_at: row.try_get("used_at").map_err(map_sqlx_error)?,
-                })),
-                None => Ok(None),
-            }
+            row.as_ref().map(mfa_code_from_row).transpose()
         })
     }
 
     async fn count_mfa_code_attempt(&self, id: &str) -> Result<i64, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        let attempts = write_transaction!(self, autocommit, pool => {
             let row = sqlx::query(
                 "UPDATE mfa_codes SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
             )
@@ -406,25 +386,24 @@ impl MfaStore for Database {
             .await
             .map_err(map_sqlx_error)?;
             match row {
-                Some(row) => Ok(row.try_get("attempts").map_err(map_sqlx_error)?),
-                None => Ok(i64::MAX),
+                Some(row) => row.read("attempts")?,
+                None => i64::MAX,
             }
-        })
+        });
+        Ok(attempts)
     }
 
     async fn spend_mfa_code(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let updated =
-                sqlx::query("UPDATE mfa_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
+        let updated = write_transaction!(self, autocommit, pool => {
+            sqlx::query("UPDATE mfa_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
                     .bind(id)
                     .bind(now)
                     .execute(pool)
                     .await
                     .map_err(map_sqlx_error)?
-                    .rows_affected();
-            Ok(updated == 1)
-        })
+                    .rows_affected()
+        });
+        Ok(updated == 1)
     }
 }
 
@@ -435,23 +414,17 @@ impl TrustedBrowserStore for Database {
         digest: &[u8],
     ) -> Result<Option<TrustedBrowserRecord>, StoreError> {
         with_pool!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {DEVICE_COLUMNS} FROM trusted_devices WHERE token_digest = $1"
-            )))
+            let row = sqlx::query(select_trusted_browsers!("WHERE token_digest = $1"))
             .bind(digest)
             .fetch_optional(pool)
             .await
             .map_err(map_sqlx_error)?;
-            match row {
-                Some(row) => Ok(Some(device_from_row!(row))),
-                None => Ok(None),
-            }
+            row.as_ref().map(trusted_browser_from_row).transpose()
         })
     }
 
     async fn touch_trusted_browser(&self, id: &str, now: i64) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        write_transaction!(self, autocommit, pool => {
             sqlx::query("UPDATE trusted_devices SET last_used_at = $2 WHERE id = $1")
                 .bind(id)
                 .bind(now)
@@ -468,20 +441,16 @@ impl TrustedBrowserStore for Database {
         now: i64,
     ) -> Result<Vec<TrustedBrowserRecord>, StoreError> {
         with_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {DEVICE_COLUMNS} FROM trusted_devices WHERE user_id = $1 \
-                 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id DESC"
-            )))
+            let rows = sqlx::query(select_trusted_browsers!(
+                "WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                 ORDER BY created_at DESC, id DESC"
+            ))
             .bind(user_id)
             .bind(now)
             .fetch_all(pool)
             .await
             .map_err(map_sqlx_error)?;
-            let mut devices = Vec::with_capacity(rows.len());
-            for row in rows {
-                devices.push(device_from_row!(row));
-            }
-            Ok(devices)
+            rows.iter().map(trusted_browser_from_row).collect()
         })
     }
 
@@ -492,9 +461,7 @@ impl TrustedBrowserStore for Database {
         now: i64,
         events: &[AuditEvent],
     ) -> Result<u64, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let revoked = write_transaction!(self, transaction => {
             let revoked = sqlx::query(
                 "UPDATE trusted_devices SET revoked_at = $3 WHERE user_id = $1 \
                  AND ($2 IS NULL OR id = $2) AND revoked_at IS NULL AND expires_at > $3",
@@ -506,11 +473,12 @@ impl TrustedBrowserStore for Database {
             .await
             .map_err(map_sqlx_error)?
             .rows_affected();
+            // The audit events only when a browser lost its trust.
             if revoked > 0 {
-                insert_events!(&mut *transaction, events);
+                insert_events(&mut *transaction, events).await?;
             }
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            Ok(revoked)
-        })
+            revoked
+        });
+        Ok(revoked)
     }
 }

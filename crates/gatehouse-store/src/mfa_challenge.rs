@@ -7,8 +7,9 @@
 use async_trait::async_trait;
 use gatehouse_domain::StoreError;
 use gatehouse_domain::mfa::{MfaChallengeRecord, MfaChallengeStore};
-use sqlx::Row;
 
+use crate::columns::StoreRow;
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, Redis, with_pool};
 
@@ -28,9 +29,7 @@ fn decode(data: &str, digest: &[u8], failures: i64) -> Result<MfaChallengeRecord
 impl MfaChallengeStore for Database {
     async fn create_challenge(&self, challenge: &MfaChallengeRecord) -> Result<(), StoreError> {
         let data = encode(challenge)?;
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, transaction => {
             // Sweep: challenges past their time are of no use to anyone.
             sqlx::query("DELETE FROM mfa_challenges WHERE expires_at < $1")
                 .bind(challenge.created_at - 3600)
@@ -49,7 +48,6 @@ impl MfaChallengeStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
     }
@@ -61,20 +59,13 @@ impl MfaChallengeStore for Database {
                 .fetch_optional(pool)
                 .await
                 .map_err(map_sqlx_error)?;
-            match row {
-                Some(row) => {
-                    let data: String = row.try_get("data").map_err(map_sqlx_error)?;
-                    let failures: i64 = row.try_get("failures").map_err(map_sqlx_error)?;
-                    Ok(Some(decode(&data, digest, failures)?))
-                }
-                None => Ok(None),
-            }
+            row.map(|row| decode(&row.read::<String>("data")?, digest, row.read("failures")?))
+                .transpose()
         })
     }
 
     async fn count_challenge_failure(&self, digest: &[u8]) -> Result<i64, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        let failures = write_transaction!(self, autocommit, pool => {
             let row = sqlx::query(
                 "UPDATE mfa_challenges SET failures = failures + 1 WHERE token_digest = $1 \
                  RETURNING failures",
@@ -84,23 +75,23 @@ impl MfaChallengeStore for Database {
             .await
             .map_err(map_sqlx_error)?;
             match row {
-                Some(row) => Ok(row.try_get("failures").map_err(map_sqlx_error)?),
-                None => Ok(0),
+                Some(row) => row.read("failures")?,
+                None => 0,
             }
-        })
+        });
+        Ok(failures)
     }
 
     async fn consume_challenge(&self, digest: &[u8]) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let deleted = sqlx::query("DELETE FROM mfa_challenges WHERE token_digest = $1")
+        let deleted = write_transaction!(self, autocommit, pool => {
+            sqlx::query("DELETE FROM mfa_challenges WHERE token_digest = $1")
                 .bind(digest)
                 .execute(pool)
                 .await
                 .map_err(map_sqlx_error)?
-                .rows_affected();
-            Ok(deleted == 1)
-        })
+                .rows_affected()
+        });
+        Ok(deleted == 1)
     }
 }
 

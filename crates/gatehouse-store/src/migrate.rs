@@ -12,7 +12,8 @@ use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use crate::Database;
-use crate::error::map_sqlx_error;
+use crate::database::Backend;
+use crate::error::{map_migrate_error, map_sqlx_error};
 
 /// One migration: version, name, SQLite text, PostgreSQL text.
 pub struct EmbeddedMigration {
@@ -44,11 +45,14 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(7, "0007_mfa"),
 ];
 
-fn migrator(backend: &str) -> Migrator {
+fn migrator(backend: Backend) -> Migrator {
     let migrations = MIGRATIONS
         .iter()
         .map(|migration| {
-            let sql = if backend == "sqlite" { migration.sqlite } else { migration.postgres };
+            let sql = match backend {
+                Backend::Sqlite => migration.sqlite,
+                Backend::Postgres => migration.postgres,
+            };
             Migration::new(
                 migration.version,
                 Cow::Borrowed(migration.name),
@@ -64,11 +68,8 @@ fn migrator(backend: &str) -> Migrator {
 /// Applies every pending migration. Safe to run from several instances at once (sqlx takes an
 /// advisory lock on PostgreSQL).
 pub async fn run(database: &Database) -> Result<(), StoreError> {
-    let migrator = migrator(database.backend());
-    crate::with_pool!(database, pool => migrator.run(pool).await).map_err(|error| match error {
-        sqlx::migrate::MigrateError::Execute(error) => map_sqlx_error(error),
-        other => StoreError::Other(format!("migration failed: {other}")),
-    })
+    let migrator = migrator(database.backend_kind());
+    crate::with_pool!(database, pool => migrator.run(pool).await).map_err(map_migrate_error)
 }
 
 /// Versions already applied, for `gatehouse migrate` to report.

@@ -1,20 +1,22 @@
-//! The unit of work on SQL (`apply_work!`: audit events, outbox rows, one-time tokens to
+//! The unit of work on SQL (`apply_work`: audit events, outbox rows, one-time tokens to
 //! create or spend, the known device, the trusted browser, written inside the change's
 //! transaction), and the ports over those tables: `OutboxStore` (`outbox`, `outbox_attempts`),
 //! `OneTimeTokenStore` (`one_time_tokens`), `KnownDeviceStore` (`known_devices`).
 
 use async_trait::async_trait;
-use gatehouse_domain::StoreError;
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::email_links::{OneTimeTokenRecord, OneTimeTokenStore};
 use gatehouse_domain::known_devices::KnownDeviceStore;
 use gatehouse_domain::notify::{
-    AttemptOutcome, OutboxAttempt, OutboxQuery, OutboxRecord, OutboxStore,
+    AttemptOutcome, AttemptStatus, OutboxAttempt, OutboxQuery, OutboxRecord, OutboxStatus,
+    OutboxStore,
 };
 use gatehouse_domain::unit_of_work::{UnitOfWork, UnitOfWorkStore};
-use sqlx::Row;
+use gatehouse_domain::{Conflict, StoreError};
 
 use crate::audit::insert_events;
+use crate::columns::{StoreConnection, StoreQuery, StoreRow};
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
 
@@ -23,96 +25,99 @@ pub(crate) const REMEMBER_DEVICE: &str = "INSERT INTO known_devices (user_id, de
      first_seen_at, last_seen_at) VALUES ($1, $2, $3, $3) ON CONFLICT (user_id, device_digest) \
      DO UPDATE SET last_seen_at = excluded.last_seen_at";
 
-/// Writes `$work` (a `&UnitOfWork`) with `$executor` (`&mut *transaction`): spends the token
-/// first (returning `Conflict(OneTimeTokenSpent)` from the enclosing function, which rolls
-/// the transaction back, when it was already spent), then tokens, outbox rows, the device and
-/// the audit events.
-macro_rules! apply_work {
-    ($executor:expr, $work:expr) => {{
-        let work: &UnitOfWork = $work;
-        if let Some(spent) = &work.spend_token {
-            let spent = sqlx::query(
-                "UPDATE one_time_tokens SET used_at = $2 WHERE token_digest = $1 AND used_at IS NULL",
+/// Writes `work` on `connection` (the change's transaction): spends the token first (a token
+/// already spent answers `Conflict(OneTimeTokenSpent)`, which leaves the write and rolls its
+/// transaction back), then tokens, outbox rows, the known device, the trusted browser and the
+/// audit events.
+pub(crate) async fn apply_work<C: StoreConnection>(
+    connection: &mut C,
+    work: &UnitOfWork,
+) -> Result<(), StoreError> {
+    if let Some(spent) = &work.spend_token {
+        let spend = C::statement(
+            "UPDATE one_time_tokens SET used_at = $2 WHERE token_digest = $1 AND used_at IS NULL",
+        );
+        let spent = connection
+            .execute(spend.bind_value(spent.digest.as_slice()).bind_value(spent.at))
+            .await?;
+        if spent != 1 {
+            return Err(StoreError::Conflict(Conflict::OneTimeTokenSpent));
+        }
+    }
+    for token in &work.tokens {
+        let insert = C::statement(
+            "INSERT INTO one_time_tokens (token_digest, purpose, user_id, email_digest, \
+             created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        );
+        connection
+            .execute(
+                insert
+                    .bind_value(token.token_digest.as_slice())
+                    .bind_value(token.purpose.as_str())
+                    .bind_value(token.user_id.as_str())
+                    .bind_value(token.email_digest.as_deref())
+                    .bind_value(token.created_at)
+                    .bind_value(token.expires_at)
+                    .bind_value(token.used_at),
             )
-            .bind(spent.digest.as_slice())
-            .bind(spent.at)
-            .execute($executor)
-            .await
-            .map_err(map_sqlx_error)?
-            .rows_affected();
-            if spent != 1 {
-                return Err(StoreError::Conflict(gatehouse_domain::Conflict::OneTimeTokenSpent));
-            }
-        }
-        for token in &work.tokens {
-            sqlx::query(
-                "INSERT INTO one_time_tokens (token_digest, purpose, user_id, email_digest, \
-                 created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            .await?;
+    }
+    for row in &work.outbox {
+        let insert = C::statement(
+            "INSERT INTO outbox (id, channel, kind, payload, status, attempts, next_attempt_at, \
+             claimed_by, lease_until, created_at, delivered_at, last_error) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        );
+        connection
+            .execute(
+                insert
+                    .bind_value(row.id.as_str())
+                    .bind_value(row.channel.as_str())
+                    .bind_value(row.kind.as_str())
+                    .bind_value(row.payload.as_slice())
+                    .bind_value(row.status.as_str())
+                    .bind_value(row.attempts)
+                    .bind_value(row.next_attempt_at)
+                    .bind_value(row.claimed_by.as_deref())
+                    .bind_value(row.lease_until)
+                    .bind_value(row.created_at)
+                    .bind_value(row.delivered_at)
+                    .bind_value(row.last_error.as_deref()),
             )
-            .bind(token.token_digest.as_slice())
-            .bind(token.purpose.as_str())
-            .bind(token.user_id.as_str())
-            .bind(token.email_digest.as_deref())
-            .bind(token.created_at)
-            .bind(token.expires_at)
-            .bind(token.used_at)
-            .execute($executor)
-            .await
-            .map_err(map_sqlx_error)?;
-        }
-        for row in &work.outbox {
-            sqlx::query(
-                "INSERT INTO outbox (id, channel, kind, payload, status, attempts, next_attempt_at, \
-                 claimed_by, lease_until, created_at, delivered_at, last_error) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            .await?;
+    }
+    if let Some(device) = &work.known_device {
+        connection
+            .execute(
+                C::statement(REMEMBER_DEVICE)
+                    .bind_value(device.user_id.as_str())
+                    .bind_value(device.digest.as_slice())
+                    .bind_value(device.seen_at),
             )
-            .bind(row.id.as_str())
-            .bind(row.channel.as_str())
-            .bind(row.kind.as_str())
-            .bind(row.payload.as_slice())
-            .bind(row.status.as_str())
-            .bind(row.attempts)
-            .bind(row.next_attempt_at)
-            .bind(row.claimed_by.as_deref())
-            .bind(row.lease_until)
-            .bind(row.created_at)
-            .bind(row.delivered_at)
-            .bind(row.last_error.as_deref())
-            .execute($executor)
-            .await
-            .map_err(map_sqlx_error)?;
-        }
-        if let Some(device) = &work.known_device {
-            sqlx::query($crate::notify::REMEMBER_DEVICE)
-                .bind(device.user_id.as_str())
-                .bind(device.digest.as_slice())
-                .bind(device.seen_at)
-                .execute($executor)
-                .await
-                .map_err(map_sqlx_error)?;
-        }
-        if let Some(device) = &work.trusted_browser {
-            sqlx::query(
-                "INSERT INTO trusted_devices (id, user_id, token_digest, user_agent, ip, created_at, \
-                 expires_at, last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            .await?;
+    }
+    if let Some(browser) = &work.trusted_browser {
+        let insert = C::statement(
+            "INSERT INTO trusted_devices (id, user_id, token_digest, user_agent, ip, created_at, \
+             expires_at, last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        );
+        connection
+            .execute(
+                insert
+                    .bind_value(browser.id.as_str())
+                    .bind_value(browser.user_id.as_str())
+                    .bind_value(browser.token_digest.as_slice())
+                    .bind_value(browser.user_agent.as_deref())
+                    .bind_value(browser.ip.as_deref())
+                    .bind_value(browser.created_at)
+                    .bind_value(browser.expires_at)
+                    .bind_value(browser.last_used_at)
+                    .bind_value(browser.revoked_at),
             )
-            .bind(device.id.as_str())
-            .bind(device.user_id.as_str())
-            .bind(device.token_digest.as_slice())
-            .bind(device.user_agent.as_deref())
-            .bind(device.ip.as_deref())
-            .bind(device.created_at)
-            .bind(device.expires_at)
-            .bind(device.last_used_at)
-            .bind(device.revoked_at)
-            .execute($executor)
-            .await
-            .map_err(map_sqlx_error)?;
-        }
-        insert_events!($executor, &work.events);
-    }};
+            .await?;
+    }
+    insert_events(connection, &work.events).await
 }
-pub(crate) use apply_work;
 
 macro_rules! outbox_columns {
     () => {
@@ -137,24 +142,52 @@ macro_rules! claim_sql {
     };
 }
 
-macro_rules! outbox_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        OutboxRecord {
-            id: row.try_get("id").map_err(map_sqlx_error)?,
-            channel: row.try_get("channel").map_err(map_sqlx_error)?,
-            kind: row.try_get("kind").map_err(map_sqlx_error)?,
-            payload: row.try_get("payload").map_err(map_sqlx_error)?,
-            status: row.try_get("status").map_err(map_sqlx_error)?,
-            attempts: row.try_get("attempts").map_err(map_sqlx_error)?,
-            next_attempt_at: row.try_get("next_attempt_at").map_err(map_sqlx_error)?,
-            claimed_by: row.try_get("claimed_by").map_err(map_sqlx_error)?,
-            lease_until: row.try_get("lease_until").map_err(map_sqlx_error)?,
-            created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-            delivered_at: row.try_get("delivered_at").map_err(map_sqlx_error)?,
-            last_error: row.try_get("last_error").map_err(map_sqlx_error)?,
-        }
-    }};
+/// One `outbox` row, as `outbox_columns!` names them.
+fn outbox_from_row(row: &impl StoreRow) -> Result<OutboxRecord, StoreError> {
+    let status: String = row.read("status")?;
+    Ok(OutboxRecord {
+        id: row.read("id")?,
+        channel: row.read("channel")?,
+        kind: row.read("kind")?,
+        payload: row.read("payload")?,
+        status: OutboxStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox status {status}")))?,
+        attempts: row.read("attempts")?,
+        next_attempt_at: row.read("next_attempt_at")?,
+        claimed_by: row.read("claimed_by")?,
+        lease_until: row.read("lease_until")?,
+        created_at: row.read("created_at")?,
+        delivered_at: row.read("delivered_at")?,
+        last_error: row.read("last_error")?,
+    })
+}
+
+/// One `outbox_attempts` row.
+fn attempt_from_row(row: &impl StoreRow) -> Result<OutboxAttempt, StoreError> {
+    let status: String = row.read("status")?;
+    Ok(OutboxAttempt {
+        id: row.read("id")?,
+        outbox_id: row.read("outbox_id")?,
+        worker: row.read("worker")?,
+        status: AttemptStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox attempt status {status}")))?,
+        error: row.read("error")?,
+        started_at: row.read("started_at")?,
+        duration_ms: row.read("duration_ms")?,
+    })
+}
+
+/// One `one_time_tokens` row.
+fn one_time_token_from_row(row: &impl StoreRow) -> Result<OneTimeTokenRecord, StoreError> {
+    Ok(OneTimeTokenRecord {
+        token_digest: row.read("token_digest")?,
+        purpose: row.read("purpose")?,
+        user_id: row.read("user_id")?,
+        email_digest: row.read("email_digest")?,
+        created_at: row.read("created_at")?,
+        expires_at: row.read("expires_at")?,
+        used_at: row.read("used_at")?,
+    })
 }
 
 #[async_trait]
@@ -170,8 +203,7 @@ impl OutboxStore for Database {
             Database::Sqlite(_) => claim_sql!(""),
             Database::Postgres(_) => claim_sql!(" FOR UPDATE SKIP LOCKED"),
         };
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        let claimed = write_transaction!(self, autocommit, pool => {
             let rows = sqlx::query(sql)
                 .bind(worker)
                 .bind(now)
@@ -180,12 +212,9 @@ impl OutboxStore for Database {
                 .fetch_all(pool)
                 .await
                 .map_err(map_sqlx_error)?;
-            let mut claimed = Vec::with_capacity(rows.len());
-            for row in rows {
-                claimed.push(outbox_from_row!(row));
-            }
-            Ok(claimed)
-        })
+            rows.iter().map(outbox_from_row).collect::<Result<Vec<_>, _>>()?
+        });
+        Ok(claimed)
     }
 
     async fn finish_outbox_attempt(
@@ -195,13 +224,13 @@ impl OutboxStore for Database {
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
         let (status, delivered_at, next_attempt_at) = match outcome {
-            AttemptOutcome::Delivered { at } => ("delivered", Some(at), None),
-            AttemptOutcome::Retry { next_attempt_at } => ("pending", None, Some(next_attempt_at)),
-            AttemptOutcome::Dead => ("dead", None, None),
+            AttemptOutcome::Delivered { at } => (OutboxStatus::Delivered, Some(at), None),
+            AttemptOutcome::Retry { next_attempt_at } => {
+                (OutboxStatus::Pending, None, Some(next_attempt_at))
+            }
+            AttemptOutcome::Dead => (OutboxStatus::Dead, None, None),
         };
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let applied = write_transaction!(self, transaction => {
             let applied = sqlx::query(
                 "UPDATE outbox SET status = $3, delivered_at = $4, \
                  next_attempt_at = COALESCE($5, next_attempt_at), last_error = $6, \
@@ -210,7 +239,7 @@ impl OutboxStore for Database {
             )
             .bind(attempt.outbox_id.as_str())
             .bind(attempt.worker.as_str())
-            .bind(status)
+            .bind(status.as_str())
             .bind(delivered_at)
             .bind(next_attempt_at)
             .bind(attempt.error.as_deref())
@@ -233,12 +262,13 @@ impl OutboxStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
+            // The audit events (a dead letter) only for the outcome that applied.
             if applied {
-                insert_events!(&mut *transaction, events);
+                insert_events(&mut *transaction, events).await?;
             }
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            Ok(applied)
-        })
+            applied
+        });
+        Ok(applied)
     }
 
     async fn outbox_row(&self, id: &str) -> Result<Option<OutboxRecord>, StoreError> {
@@ -248,10 +278,7 @@ impl OutboxStore for Database {
                 .fetch_optional(pool)
                 .await
                 .map_err(map_sqlx_error)?;
-            match row {
-                Some(row) => Ok(Some(outbox_from_row!(row))),
-                None => Ok(None),
-            }
+            row.as_ref().map(outbox_from_row).transpose()
         })
     }
 
@@ -268,11 +295,7 @@ impl OutboxStore for Database {
             .fetch_all(pool)
             .await
             .map_err(map_sqlx_error)?;
-            let mut items = Vec::with_capacity(rows.len());
-            for row in rows {
-                items.push(outbox_from_row!(row));
-            }
-            Ok(items)
+            rows.iter().map(outbox_from_row).collect()
         })
     }
 
@@ -286,19 +309,7 @@ impl OutboxStore for Database {
             .fetch_all(pool)
             .await
             .map_err(map_sqlx_error)?;
-            let mut attempts = Vec::with_capacity(rows.len());
-            for row in rows {
-                attempts.push(OutboxAttempt {
-                    id: row.try_get("id").map_err(map_sqlx_error)?,
-                    outbox_id: row.try_get("outbox_id").map_err(map_sqlx_error)?,
-                    worker: row.try_get("worker").map_err(map_sqlx_error)?,
-                    status: row.try_get("status").map_err(map_sqlx_error)?,
-                    error: row.try_get("error").map_err(map_sqlx_error)?,
-                    started_at: row.try_get("started_at").map_err(map_sqlx_error)?,
-                    duration_ms: row.try_get("duration_ms").map_err(map_sqlx_error)?,
-                });
-            }
-            Ok(attempts)
+            rows.iter().map(attempt_from_row).collect()
         })
     }
 
@@ -308,9 +319,7 @@ impl OutboxStore for Database {
         now: i64,
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let updated = write_transaction!(self, transaction => {
             let updated = sqlx::query(
                 "UPDATE outbox SET status = 'pending', next_attempt_at = $2, attempts = 0, \
                  claimed_by = NULL, lease_until = NULL WHERE id = $1 AND status <> 'sending'",
@@ -323,23 +332,18 @@ impl OutboxStore for Database {
             .rows_affected()
                 == 1;
             if updated {
-                insert_events!(&mut *transaction, events);
+                insert_events(&mut *transaction, events).await?;
             }
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            Ok(updated)
-        })
+            updated
+        });
+        Ok(updated)
     }
 }
 
 #[async_trait]
 impl UnitOfWorkStore for Database {
     async fn commit(&self, work: &UnitOfWork) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            apply_work!(&mut *transaction, work);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-        });
+        write_transaction!(self, work: work, transaction => {});
         Ok(())
     }
 }
@@ -359,18 +363,7 @@ impl OneTimeTokenStore for Database {
             .fetch_optional(pool)
             .await
             .map_err(map_sqlx_error)?;
-            match row {
-                Some(row) => Ok(Some(OneTimeTokenRecord {
-                    token_digest: row.try_get("token_digest").map_err(map_sqlx_error)?,
-                    purpose: row.try_get("purpose").map_err(map_sqlx_error)?,
-                    user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
-                    email_digest: row.try_get("email_digest").map_err(map_sqlx_error)?,
-                    created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-                    expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
-                    used_at: row.try_get("used_at").map_err(map_sqlx_error)?,
-                })),
-                None => Ok(None),
-            }
+            row.as_ref().map(one_time_token_from_row).transpose()
         })
     }
 }
@@ -393,9 +386,7 @@ impl KnownDeviceStore for Database {
             .fetch_one(pool)
             .await
             .map_err(map_sqlx_error)?;
-            let any: i64 = row.try_get("any_device").map_err(map_sqlx_error)?;
-            let this: i64 = row.try_get("this_device").map_err(map_sqlx_error)?;
-            Ok((any > 0, this > 0))
+            Ok((row.any("any_device")?, row.any("this_device")?))
         })
     }
 }

@@ -7,10 +7,11 @@ use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::oauth::client::ClientRecord;
 use gatehouse_domain::oauth::logout::ConnectedApplication;
 use gatehouse_domain::oauth::{AuthorizationCodeRecord, OAuthStore};
-use sqlx::Row;
 
 use crate::audit::insert_events;
-use crate::cache::{Invalidation, announce};
+use crate::cache::Invalidation;
+use crate::columns::{StoreQuery, StoreRow};
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
 
@@ -24,25 +25,23 @@ fn from_json(text: &str, column: &str) -> Result<Vec<String>, StoreError> {
 
 /// Binds a client's columns as $1..$15 in the order both the INSERT and the UPDATE name them
 /// (the INSERT adds `created_at` as $16).
-macro_rules! bind_client_columns {
-    ($query:expr, $client:expr) => {
-        $query
-            .bind($client.client_id.as_str())
-            .bind($client.name.as_str())
-            .bind($client.secret_digest.as_deref())
-            .bind($client.previous_secret_digest.as_deref())
-            .bind($client.previous_secret_expires_at)
-            .bind(to_json(&$client.redirect_uris))
-            .bind(to_json(&$client.post_logout_redirect_uris))
-            .bind(to_json(&$client.grant_types))
-            .bind(to_json(&$client.scopes))
-            .bind($client.token_endpoint_auth_method.as_str())
-            .bind(i64::from($client.skip_consent))
-            .bind($client.access_token_ttl_seconds)
-            .bind($client.refresh_token_ttl_seconds)
-            .bind($client.updated_at)
-            .bind($client.jwks.as_ref().map(|jwks| jwks.to_string()))
-    };
+fn bind_client_columns<Q: StoreQuery>(query: Q, client: &ClientRecord) -> Q {
+    query
+        .bind_value(client.client_id.as_str())
+        .bind_value(client.name.as_str())
+        .bind_value(client.secret_digest.as_deref())
+        .bind_value(client.previous_secret_digest.as_deref())
+        .bind_value(client.previous_secret_expires_at)
+        .bind_value(to_json(&client.redirect_uris))
+        .bind_value(to_json(&client.post_logout_redirect_uris))
+        .bind_value(to_json(&client.grant_types))
+        .bind_value(to_json(&client.scopes))
+        .bind_value(client.token_endpoint_auth_method.as_str())
+        .bind_value(i64::from(client.skip_consent))
+        .bind_value(client.access_token_ttl_seconds)
+        .bind_value(client.refresh_token_ttl_seconds)
+        .bind_value(client.updated_at)
+        .bind_value(client.jwks.as_ref().map(|jwks| jwks.to_string()))
 }
 
 macro_rules! select_clients {
@@ -57,51 +56,57 @@ macro_rules! select_clients {
     };
 }
 
-macro_rules! client_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        let redirect_uris: String = row.try_get("redirect_uris").map_err(map_sqlx_error)?;
-        let post_logout: String =
-            row.try_get("post_logout_redirect_uris").map_err(map_sqlx_error)?;
-        let grant_types: String = row.try_get("grant_types").map_err(map_sqlx_error)?;
-        let scopes: String = row.try_get("scopes").map_err(map_sqlx_error)?;
-        let skip_consent: i64 = row.try_get("skip_consent").map_err(map_sqlx_error)?;
-        ClientRecord {
-            client_id: row.try_get("client_id").map_err(map_sqlx_error)?,
-            name: row.try_get("name").map_err(map_sqlx_error)?,
-            secret_digest: row.try_get("secret_digest").map_err(map_sqlx_error)?,
-            previous_secret_digest: row
-                .try_get("previous_secret_digest")
-                .map_err(map_sqlx_error)?,
-            previous_secret_expires_at: row
-                .try_get("previous_secret_expires_at")
-                .map_err(map_sqlx_error)?,
-            redirect_uris: from_json(&redirect_uris, "redirect_uris")?,
-            post_logout_redirect_uris: from_json(&post_logout, "post_logout_redirect_uris")?,
-            grant_types: from_json(&grant_types, "grant_types")?,
-            scopes: from_json(&scopes, "scopes")?,
-            token_endpoint_auth_method: row
-                .try_get("token_endpoint_auth_method")
-                .map_err(map_sqlx_error)?,
-            jwks: {
-                let text: Option<String> = row.try_get("jwks").map_err(map_sqlx_error)?;
-                text.map(|text| {
-                    serde_json::from_str(&text)
-                        .map_err(|error| StoreError::Corrupt(format!("jwks: {error}")))
-                })
-                .transpose()?
-            },
-            skip_consent: skip_consent != 0,
-            access_token_ttl_seconds: row
-                .try_get("access_token_ttl_seconds")
-                .map_err(map_sqlx_error)?,
-            refresh_token_ttl_seconds: row
-                .try_get("refresh_token_ttl_seconds")
-                .map_err(map_sqlx_error)?,
-            created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-            updated_at: row.try_get("updated_at").map_err(map_sqlx_error)?,
-        }
-    }};
+/// One `oauth_clients` row, as `select_clients!` selects it.
+fn client_from_row(row: &impl StoreRow) -> Result<ClientRecord, StoreError> {
+    let jwks: Option<String> = row.read("jwks")?;
+    Ok(ClientRecord {
+        client_id: row.read("client_id")?,
+        name: row.read("name")?,
+        secret_digest: row.read("secret_digest")?,
+        previous_secret_digest: row.read("previous_secret_digest")?,
+        previous_secret_expires_at: row.read("previous_secret_expires_at")?,
+        redirect_uris: json_list(row, "redirect_uris")?,
+        post_logout_redirect_uris: json_list(row, "post_logout_redirect_uris")?,
+        grant_types: json_list(row, "grant_types")?,
+        scopes: json_list(row, "scopes")?,
+        token_endpoint_auth_method: row.read("token_endpoint_auth_method")?,
+        jwks: jwks
+            .map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|error| StoreError::Corrupt(format!("jwks: {error}")))
+            })
+            .transpose()?,
+        skip_consent: row.read::<i64>("skip_consent")? != 0,
+        access_token_ttl_seconds: row.read("access_token_ttl_seconds")?,
+        refresh_token_ttl_seconds: row.read("refresh_token_ttl_seconds")?,
+        created_at: row.read("created_at")?,
+        updated_at: row.read("updated_at")?,
+    })
+}
+
+/// A column holding a JSON array of strings.
+fn json_list(row: &impl StoreRow, column: &str) -> Result<Vec<String>, StoreError> {
+    from_json(&row.read::<String>(column)?, column)
+}
+
+/// One `authorization_codes` row.
+fn authorization_code_from_row(row: &impl StoreRow) -> Result<AuthorizationCodeRecord, StoreError> {
+    Ok(AuthorizationCodeRecord {
+        code_digest: row.read("code_digest")?,
+        client_id: row.read("client_id")?,
+        user_id: row.read("user_id")?,
+        browser_session_id: row.read("browser_session_id")?,
+        redirect_uri: row.read("redirect_uri")?,
+        scope: row.read("scope")?,
+        nonce: row.read("nonce")?,
+        code_challenge: row.read("code_challenge")?,
+        auth_time: row.read("auth_time")?,
+        amr: amr_text(&row.read::<String>("amr")?),
+        created_at: row.read("created_at")?,
+        expires_at: row.read("expires_at")?,
+        used_at: row.read("used_at")?,
+        issued_session_id: row.read("issued_session_id")?,
+    })
 }
 
 #[async_trait]
@@ -111,10 +116,8 @@ impl OAuthStore for Database {
         client: &ClientRecord,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            bind_client_columns!(sqlx::query(
+        write_transaction!(self, events: events, transaction => {
+            bind_client_columns(sqlx::query(
                 "INSERT INTO oauth_clients (client_id, name, secret_digest, previous_secret_digest, \
                  previous_secret_expires_at, redirect_uris, post_logout_redirect_uris, grant_types, scopes, \
                  token_endpoint_auth_method, skip_consent, access_token_ttl_seconds, \
@@ -125,8 +128,6 @@ impl OAuthStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            insert_events!(&mut *transaction, events);
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
     }
@@ -138,15 +139,12 @@ impl OAuthStore for Database {
         }
         let load = cache.begin_load();
         let client = with_pool!(self, pool => {
-            match sqlx::query(select_clients!("WHERE client_id = $1"))
+            let row = sqlx::query(select_clients!("WHERE client_id = $1"))
                 .bind(client_id)
                 .fetch_optional(pool)
                 .await
-                .map_err(map_sqlx_error)?
-            {
-                Some(row) => Some(client_from_row!(row)),
-                None => None,
-            }
+                .map_err(map_sqlx_error)?;
+            row.as_ref().map(client_from_row).transpose()?
         });
         if let Some(client) = &client {
             cache.put_client(load, client);
@@ -166,11 +164,7 @@ impl OAuthStore for Database {
                 .fetch_all(pool)
                 .await
                 .map_err(map_sqlx_error)?;
-            let mut clients = Vec::with_capacity(rows.len());
-            for row in rows {
-                clients.push(client_from_row!(row));
-            }
-            Ok(clients)
+            rows.iter().map(client_from_row).collect()
         })
     }
 
@@ -179,10 +173,9 @@ impl OAuthStore for Database {
         client: &ClientRecord,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            bind_client_columns!(sqlx::query(
+        let changed = [Invalidation::Client(&client.client_id)];
+        write_transaction!(self, events: events, changed: &changed, transaction => {
+            bind_client_columns(sqlx::query(
                 "UPDATE oauth_clients SET name = $2, secret_digest = $3, previous_secret_digest = $4, \
                  previous_secret_expires_at = $5, redirect_uris = $6, post_logout_redirect_uris = $7, \
                  grant_types = $8, scopes = $9, token_endpoint_auth_method = $10, skip_consent = $11, \
@@ -192,11 +185,6 @@ impl OAuthStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            insert_events!(&mut *transaction, events);
-            let changed = [Invalidation::Client(&client.client_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
         });
         Ok(())
     }
@@ -206,9 +194,8 @@ impl OAuthStore for Database {
         client_id: &str,
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let changed = [Invalidation::Client(client_id), Invalidation::SessionsOfClient(client_id)];
+        let deleted = write_transaction!(self, changed: &changed, transaction => {
             // Sessions granted to the client end with it.
             sqlx::query("UPDATE sessions SET revoked_at = $2, revoked_reason = 'client_deleted' WHERE client_id = $1 AND revoked_at IS NULL")
                 .bind(client_id)
@@ -223,22 +210,18 @@ impl OAuthStore for Database {
                 .map_err(map_sqlx_error)?
                 .rows_affected();
             if deleted == 1 {
-                insert_events!(&mut *transaction, events);
+                insert_events(&mut *transaction, events).await?;
             }
-            let changed = [Invalidation::Client(client_id), Invalidation::SessionsOfClient(client_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-            Ok(deleted == 1)
-        })
+            deleted == 1
+        });
+        Ok(deleted)
     }
 
     async fn insert_authorization_code(
         &self,
         code: &AuthorizationCodeRecord,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        write_transaction!(self, autocommit, pool => {
             sqlx::query(
                 "INSERT INTO authorization_codes (code_digest, client_id, user_id, browser_session_id, \
                  redirect_uri, scope, nonce, code_challenge, auth_time, created_at, expires_at, amr) \
@@ -269,9 +252,7 @@ impl OAuthStore for Database {
         digest: &[u8],
         now: i64,
     ) -> Result<Option<(AuthorizationCodeRecord, bool)>, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let (code, first_use) = write_transaction!(self, transaction => {
             // Writing first makes concurrent exchanges of one code queue on the row (and on
             // SQLite's write lock); exactly one sees it unused.
             let first_use = sqlx::query("UPDATE authorization_codes SET used_at = $2 WHERE code_digest = $1 AND used_at IS NULL")
@@ -291,31 +272,16 @@ impl OAuthStore for Database {
             .fetch_optional(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            let Some(row) = row else { return Ok(None) };
-            let record = AuthorizationCodeRecord {
-                code_digest: row.try_get("code_digest").map_err(map_sqlx_error)?,
-                client_id: row.try_get("client_id").map_err(map_sqlx_error)?,
-                user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
-                browser_session_id: row.try_get("browser_session_id").map_err(map_sqlx_error)?,
-                redirect_uri: row.try_get("redirect_uri").map_err(map_sqlx_error)?,
-                scope: row.try_get("scope").map_err(map_sqlx_error)?,
-                nonce: row.try_get("nonce").map_err(map_sqlx_error)?,
-                code_challenge: row.try_get("code_challenge").map_err(map_sqlx_error)?,
-                auth_time: row.try_get("auth_time").map_err(map_sqlx_error)?,
-                amr: amr_text(&row.try_get::<String, _>("amr").map_err(map_sqlx_error)?),
-                created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-                expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
-                used_at: row.try_get("used_at").map_err(map_sqlx_error)?,
-                issued_session_id: row.try_get("issued_session_id").map_err(map_sqlx_error)?,
-            };
-            Ok(Some((record, first_use)))
-        })
+            // Mapped here, but a row that does not map fails the call only after the commit:
+            // the use just recorded stands.
+            let code = row.as_ref().map(authorization_code_from_row);
+            (code, first_use)
+        });
+        Ok(code.transpose()?.map(|code| (code, first_use)))
     }
 
     async fn set_code_session(&self, digest: &[u8], session_id: &str) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        write_transaction!(self, autocommit, pool => {
             sqlx::query("UPDATE authorization_codes SET issued_session_id = $2 WHERE code_digest = $1")
                 .bind(digest)
                 .bind(session_id)
@@ -350,9 +316,7 @@ impl OAuthStore for Database {
         now: i64,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, events: events, transaction => {
             sqlx::query(
                 "INSERT INTO consents (user_id, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
@@ -364,8 +328,6 @@ impl OAuthStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            insert_events!(&mut *transaction, events);
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
         Ok(())
     }
@@ -404,9 +366,7 @@ impl OAuthStore for Database {
         now: i64,
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let deleted = write_transaction!(self, changed: &[Invalidation::SessionsOfUser(user_id)], transaction => {
             let deleted = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
                 .bind(user_id)
                 .bind(client_id)
@@ -426,14 +386,11 @@ impl OAuthStore for Database {
                 .execute(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
-                insert_events!(&mut *transaction, events);
+                insert_events(&mut *transaction, events).await?;
             }
-            let changed = [Invalidation::SessionsOfUser(user_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-            Ok(deleted)
-        })
+            deleted
+        });
+        Ok(deleted)
     }
 
     async fn record_client_assertion(
@@ -443,14 +400,13 @@ impl OAuthStore for Database {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        let inserted = write_transaction!(self, autocommit, pool => {
             sqlx::query("DELETE FROM used_client_assertions WHERE expires_at < $1")
                 .bind(now)
                 .execute(pool)
                 .await
                 .map_err(map_sqlx_error)?;
-            let inserted = sqlx::query(
+            sqlx::query(
                 "INSERT INTO used_client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             )
             .bind(client_id)
@@ -459,26 +415,20 @@ impl OAuthStore for Database {
             .execute(pool)
             .await
             .map_err(map_sqlx_error)?
-            .rows_affected();
-            Ok(inserted == 1)
-        })
+            .rows_affected()
+        });
+        Ok(inserted == 1)
     }
 
     async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
-        let changed = [Invalidation::AccessToken(jti)];
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, changed: &[Invalidation::AccessToken(jti)], transaction => {
             sqlx::query("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(jti)
                 .bind(expires_at)
                 .execute(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
         });
-        self.cache().invalidate(&changed);
         Ok(())
     }
 

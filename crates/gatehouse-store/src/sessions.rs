@@ -5,14 +5,14 @@ use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::sessions::{RefreshTokenRecord, RevokeReason, SessionRecord, SessionStore};
 use gatehouse_domain::unit_of_work::UnitOfWork;
 use gatehouse_domain::{StoreError, UserRecord};
-use sqlx::Row;
 
-use crate::audit::insert_events;
 use crate::audit::{INSERT_AUDIT_EVENT, bind_audit_event};
 use crate::batch::SqliteBatch;
-use crate::cache::{Invalidation, announce};
+use crate::cache::Invalidation;
+use crate::columns::{StoreConnection, StoreQuery, StoreRow};
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
-use crate::notify::{REMEMBER_DEVICE, apply_work};
+use crate::notify::REMEMBER_DEVICE;
 use crate::users::user_from_row;
 use crate::users::{UPDATE_USER, bind_user_columns, update_user_row};
 use crate::{Database, with_pool};
@@ -27,81 +27,114 @@ macro_rules! select_sessions {
     };
 }
 
-macro_rules! session_from_row {
-    ($row:expr, $prefix:literal) => {{
-        let row = $row;
-        SessionRecord {
-            id: row.try_get(concat!($prefix, "id")).map_err(map_sqlx_error)?,
-            user_id: row.try_get(concat!($prefix, "user_id")).map_err(map_sqlx_error)?,
-            user_agent: row.try_get(concat!($prefix, "user_agent")).map_err(map_sqlx_error)?,
-            ip: row.try_get(concat!($prefix, "ip")).map_err(map_sqlx_error)?,
-            created_at: row.try_get(concat!($prefix, "created_at")).map_err(map_sqlx_error)?,
-            last_used_at: row.try_get(concat!($prefix, "last_used_at")).map_err(map_sqlx_error)?,
-            expires_at: row.try_get(concat!($prefix, "expires_at")).map_err(map_sqlx_error)?,
-            revoked_at: row.try_get(concat!($prefix, "revoked_at")).map_err(map_sqlx_error)?,
-            revoked_reason: row
-                .try_get(concat!($prefix, "revoked_reason"))
-                .map_err(map_sqlx_error)?,
-            client_id: row.try_get(concat!($prefix, "client_id")).map_err(map_sqlx_error)?,
-            scope: row.try_get(concat!($prefix, "scope")).map_err(map_sqlx_error)?,
-            auth_time: row.try_get(concat!($prefix, "auth_time")).map_err(map_sqlx_error)?,
-            nonce: row.try_get(concat!($prefix, "nonce")).map_err(map_sqlx_error)?,
-            amr: row.try_get(concat!($prefix, "amr")).map_err(map_sqlx_error)?,
+/// The names of the session columns, bare or with the prefix of a join (`s.id AS s_id`).
+macro_rules! session_column_names {
+    ($prefix:literal) => {
+        SessionColumns {
+            id: concat!($prefix, "id"),
+            user_id: concat!($prefix, "user_id"),
+            user_agent: concat!($prefix, "user_agent"),
+            ip: concat!($prefix, "ip"),
+            created_at: concat!($prefix, "created_at"),
+            last_used_at: concat!($prefix, "last_used_at"),
+            expires_at: concat!($prefix, "expires_at"),
+            revoked_at: concat!($prefix, "revoked_at"),
+            revoked_reason: concat!($prefix, "revoked_reason"),
+            client_id: concat!($prefix, "client_id"),
+            scope: concat!($prefix, "scope"),
+            auth_time: concat!($prefix, "auth_time"),
+            nonce: concat!($prefix, "nonce"),
+            amr: concat!($prefix, "amr"),
         }
-    }};
+    };
+}
+
+/// Where a row holds each column of a session.
+struct SessionColumns {
+    id: &'static str,
+    user_id: &'static str,
+    user_agent: &'static str,
+    ip: &'static str,
+    created_at: &'static str,
+    last_used_at: &'static str,
+    expires_at: &'static str,
+    revoked_at: &'static str,
+    revoked_reason: &'static str,
+    client_id: &'static str,
+    scope: &'static str,
+    auth_time: &'static str,
+    nonce: &'static str,
+    amr: &'static str,
+}
+
+/// A `sessions` row as `select_sessions!` selects it.
+const SESSION: SessionColumns = session_column_names!("");
+/// A session joined to another table, its columns prefixed `s_`.
+const JOINED_SESSION: SessionColumns = session_column_names!("s_");
+
+fn session_from_row(
+    row: &impl StoreRow,
+    columns: &SessionColumns,
+) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        id: row.read(columns.id)?,
+        user_id: row.read(columns.user_id)?,
+        user_agent: row.read(columns.user_agent)?,
+        ip: row.read(columns.ip)?,
+        created_at: row.read(columns.created_at)?,
+        last_used_at: row.read(columns.last_used_at)?,
+        expires_at: row.read(columns.expires_at)?,
+        revoked_at: row.read(columns.revoked_at)?,
+        revoked_reason: row.read(columns.revoked_reason)?,
+        client_id: row.read(columns.client_id)?,
+        scope: row.read(columns.scope)?,
+        auth_time: row.read(columns.auth_time)?,
+        nonce: row.read(columns.nonce)?,
+        amr: row.read(columns.amr)?,
+    })
 }
 
 pub(crate) const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_digest, \
      session_id, created_at, expires_at, rotated_at) VALUES ($1, $2, $3, $4, $5)";
 
 /// Binds a refresh token's columns in [`INSERT_REFRESH_TOKEN`]'s order.
-macro_rules! bind_refresh_token {
-    ($query:expr, $token:expr) => {
-        $query
-            .bind($token.token_digest.as_slice())
-            .bind($token.session_id.as_str())
-            .bind($token.created_at)
-            .bind($token.expires_at)
-            .bind($token.rotated_at)
-    };
+pub(crate) fn bind_refresh_token<Q: StoreQuery>(query: Q, token: &RefreshTokenRecord) -> Q {
+    query
+        .bind_value(token.token_digest.as_slice())
+        .bind_value(token.session_id.as_str())
+        .bind_value(token.created_at)
+        .bind_value(token.expires_at)
+        .bind_value(token.rotated_at)
 }
-pub(crate) use bind_refresh_token;
 
 pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions (id, user_id, user_agent, ip, \
      created_at, last_used_at, expires_at, revoked_at, revoked_reason, client_id, scope, \
      auth_time, nonce, amr) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 /// Binds a session's columns in [`INSERT_SESSION`]'s order.
-macro_rules! bind_session {
-    ($query:expr, $session:expr) => {
-        $query
-            .bind($session.id.as_str())
-            .bind($session.user_id.as_str())
-            .bind($session.user_agent.as_deref())
-            .bind($session.ip.as_deref())
-            .bind($session.created_at)
-            .bind($session.last_used_at)
-            .bind($session.expires_at)
-            .bind($session.revoked_at)
-            .bind($session.revoked_reason.as_deref())
-            .bind($session.client_id.as_deref())
-            .bind($session.scope.as_deref())
-            .bind($session.auth_time)
-            .bind($session.nonce.as_deref())
-            .bind($session.amr.as_deref())
-    };
+fn bind_session<Q: StoreQuery>(query: Q, session: &SessionRecord) -> Q {
+    query
+        .bind_value(session.id.as_str())
+        .bind_value(session.user_id.as_str())
+        .bind_value(session.user_agent.as_deref())
+        .bind_value(session.ip.as_deref())
+        .bind_value(session.created_at)
+        .bind_value(session.last_used_at)
+        .bind_value(session.expires_at)
+        .bind_value(session.revoked_at)
+        .bind_value(session.revoked_reason.as_deref())
+        .bind_value(session.client_id.as_deref())
+        .bind_value(session.scope.as_deref())
+        .bind_value(session.auth_time)
+        .bind_value(session.nonce.as_deref())
+        .bind_value(session.amr.as_deref())
 }
 
-macro_rules! insert_refresh_token {
-    ($executor:expr, $token:expr) => {
-        $crate::sessions::bind_refresh_token!(
-            sqlx::query($crate::sessions::INSERT_REFRESH_TOKEN),
-            $token
-        )
-        .execute($executor)
-        .await
-        .map_err(map_sqlx_error)
-    };
+async fn insert_refresh_token<C: StoreConnection>(
+    connection: &mut C,
+    token: &RefreshTokenRecord,
+) -> Result<u64, StoreError> {
+    connection.execute(bind_refresh_token(C::statement(INSERT_REFRESH_TOKEN), token)).await
 }
 
 #[async_trait]
@@ -119,10 +152,10 @@ impl SessionStore for Database {
         let plain = work.is_plain();
         if let (Database::Sqlite(sqlite), true) = (self, plain) {
             let mut batch = SqliteBatch::default();
-            bind_user_columns!(batch.push(UPDATE_USER), user);
-            bind_session!(batch.push(INSERT_SESSION), session);
+            bind_user_columns(batch.push(UPDATE_USER), user);
+            bind_session(batch.push(INSERT_SESSION), session);
             if let Some(refresh_token) = refresh_token {
-                bind_refresh_token!(batch.push(INSERT_REFRESH_TOKEN), refresh_token);
+                bind_refresh_token(batch.push(INSERT_REFRESH_TOKEN), refresh_token);
             }
             if let Some(device) = &work.known_device {
                 batch
@@ -132,30 +165,24 @@ impl SessionStore for Database {
                     .bind(device.seen_at);
             }
             for event in &work.events {
-                bind_audit_event!(batch.push(INSERT_AUDIT_EVENT), event);
+                bind_audit_event(batch.push(INSERT_AUDIT_EVENT), event);
             }
-            let _write = self.write_guard().await;
-            let mut transaction = sqlite.pool.begin().await.map_err(map_sqlx_error)?;
-            batch.execute(&mut transaction).await?;
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
+            // The one write path on the SQLite pool (guard, commit, cache); the batch itself
+            // carries the unit of work (a plain one: the known device and the audit events).
+            write_transaction!(self, pool: &sqlite.pool, changed: &changed, transaction => {
+                batch.execute(&mut transaction).await?;
+            });
             return Ok(());
         }
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            update_user_row!(&mut *transaction, user)?;
-            bind_session!(sqlx::query(INSERT_SESSION), session)
+        write_transaction!(self, work: work, changed: &changed, transaction => {
+            update_user_row(&mut *transaction, user).await?;
+            bind_session(sqlx::query(INSERT_SESSION), session)
                 .execute(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
             if let Some(refresh_token) = refresh_token {
-                insert_refresh_token!(&mut *transaction, refresh_token)?;
+                insert_refresh_token(&mut *transaction, refresh_token).await?;
             }
-            apply_work!(&mut *transaction, work);
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
         });
         Ok(())
     }
@@ -167,15 +194,12 @@ impl SessionStore for Database {
         }
         let load = cache.begin_load();
         let session = with_pool!(self, pool => {
-            match sqlx::query(select_sessions!("WHERE id = $1"))
+            let row = sqlx::query(select_sessions!("WHERE id = $1"))
                 .bind(id)
                 .fetch_optional(pool)
                 .await
-                .map_err(map_sqlx_error)?
-            {
-                Some(row) => Some(session_from_row!(row, "")),
-                None => None,
-            }
+                .map_err(map_sqlx_error)?;
+            row.map(|row| session_from_row(&row, &SESSION)).transpose()?
         });
         if let Some(session) = &session {
             cache.put_session(load, session);
@@ -207,7 +231,7 @@ impl SessionStore for Database {
             let Some(row) = sqlx::query(SQL).bind(id).fetch_optional(pool).await.map_err(map_sqlx_error)? else {
                 return Ok(None);
             };
-            (session_from_row!(&row, "s_"), user_from_row!(&row))
+            (session_from_row(&row, &JOINED_SESSION)?, user_from_row(&row)?)
         });
         cache.put_session(load, &session);
         cache.put_user(load, &user);
@@ -230,13 +254,13 @@ impl SessionStore for Database {
             else {
                 return Ok(None);
             };
-            let session = session_from_row!(&row, "s_");
+            let session = session_from_row(&row, &JOINED_SESSION)?;
             let token = RefreshTokenRecord {
-                token_digest: row.try_get("token_digest").map_err(map_sqlx_error)?,
+                token_digest: row.read("token_digest")?,
                 session_id: session.id.clone(),
-                created_at: row.try_get("t_created_at").map_err(map_sqlx_error)?,
-                expires_at: row.try_get("t_expires_at").map_err(map_sqlx_error)?,
-                rotated_at: row.try_get("rotated_at").map_err(map_sqlx_error)?,
+                created_at: row.read("t_created_at")?,
+                expires_at: row.read("t_expires_at")?,
+                rotated_at: row.read("rotated_at")?,
             };
             Ok(Some((token, session)))
         })
@@ -248,9 +272,8 @@ impl SessionStore for Database {
         replacement: &RefreshTokenRecord,
         now: i64,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let changed = [Invalidation::Session(&replacement.session_id)];
+        write_transaction!(self, changed: &changed, transaction => {
             // The first statement writes, so on SQLite the transaction takes the write lock
             // at once (waiting on the busy timeout) instead of failing on an upgrade; on
             // PostgreSQL the row lock makes concurrent rotations of one token queue here, and
@@ -268,19 +291,15 @@ impl SessionStore for Database {
                 transaction.rollback().await.map_err(map_sqlx_error)?;
                 return Ok(false);
             }
-            insert_refresh_token!(&mut *transaction, replacement)?;
+            insert_refresh_token(&mut *transaction, replacement).await?;
             sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
                 .bind(replacement.session_id.as_str())
                 .bind(now)
                 .execute(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
-            let changed = [Invalidation::Session(&replacement.session_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-            Ok(true)
-        })
+        });
+        Ok(true)
     }
 
     async fn revoke_session(
@@ -290,10 +309,9 @@ impl SessionStore for Database {
         reason: RevokeReason,
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            let revoked = sqlx::query(
+        let changed = [Invalidation::Session(session_id)];
+        let revoked = write_transaction!(self, events: events, changed: &changed, transaction => {
+            sqlx::query(
                 "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL",
             )
             .bind(session_id)
@@ -302,14 +320,9 @@ impl SessionStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?
-            .rows_affected();
-            insert_events!(&mut *transaction, events);
-            let changed = [Invalidation::Session(session_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-            Ok(revoked == 1)
-        })
+            .rows_affected()
+        });
+        Ok(revoked == 1)
     }
 
     async fn active_sessions(
@@ -328,7 +341,7 @@ impl SessionStore for Database {
             .map_err(map_sqlx_error)?;
             let mut sessions = Vec::with_capacity(rows.len());
             for row in rows {
-                sessions.push(session_from_row!(row, ""));
+                sessions.push(session_from_row(&row, &SESSION)?);
             }
             Ok(sessions)
         })
@@ -341,9 +354,8 @@ impl SessionStore for Database {
         amr: &str,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let changed = [Invalidation::Session(session_id)];
+        write_transaction!(self, events: events, changed: &changed, transaction => {
             sqlx::query("UPDATE sessions SET auth_time = $2, amr = $3 WHERE id = $1")
                 .bind(session_id)
                 .bind(auth_time)
@@ -351,11 +363,6 @@ impl SessionStore for Database {
                 .execute(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
-            insert_events!(&mut *transaction, events);
-            let changed = [Invalidation::Session(session_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
         });
         Ok(())
     }

@@ -6,12 +6,12 @@ use gatehouse_domain::sessions::RevokeReason;
 use gatehouse_domain::unit_of_work::UnitOfWork;
 use gatehouse_domain::users::record::{FailedSignIn, SignInFacts, UserLookup, UserQuery};
 use gatehouse_domain::{StoreError, UserRecord, UserStore};
-use sqlx::Row;
 
 use crate::audit::insert_events;
-use crate::cache::{Invalidation, announce};
+use crate::cache::Invalidation;
+use crate::columns::{BindValue, StoreConnection, StoreQuery, StoreRow};
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
-use crate::notify::apply_work;
 use crate::{Database, with_pool};
 
 macro_rules! select_users {
@@ -45,105 +45,95 @@ macro_rules! select_users {
     };
 }
 
-/// Fetches the user matching `$sql` (which selects the sign-in facts) with its facts.
-macro_rules! fetch_user_for_sign_in {
-    ($database:expr, $sql:expr, $param:expr, $device:expr) => {
-        with_pool!($database, pool => {
-            let row = sqlx::query($sql)
-                .bind($param)
-                .bind($device)
-                .fetch_optional(pool)
-                .await
-                .map_err(map_sqlx_error)?;
-            match row {
-                Some(row) => {
-                    let count = |column: &str| -> Result<bool, StoreError> {
-                        Ok(row.try_get::<i64, _>(column).map_err(map_sqlx_error)? > 0)
-                    };
-                    let facts = SignInFacts {
-                        has_confirmed_factor: count("confirmed_factors")?,
-                        any_known_device: count("any_device")?,
-                        this_device_known: count("this_device")?,
-                    };
-                    Ok(Some((user_from_row!(&row), facts)))
-                }
-                None => Ok(None),
-            }
-        })
-    };
+/// One `users` row, as [`select_users!`] selects it.
+pub(crate) fn user_from_row(row: &impl StoreRow) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        id: row.read("id")?,
+        email_ciphertext: row.read("email_ciphertext")?,
+        email_digest: row.read("email_digest")?,
+        username: row.read("username")?,
+        first_name: row.read("first_name")?,
+        last_name: row.read("last_name")?,
+        image_url: row.read("image_url")?,
+        email_verified_at: row.read("email_verified_at")?,
+        password_hash: row.read("password_hash")?,
+        password_changed_at: row.read("password_changed_at")?,
+        failed_sign_in_attempts: row.read("failed_sign_in_attempts")?,
+        locked_until: row.read("locked_until")?,
+        suspended_at: row.read("suspended_at")?,
+        last_sign_in_at: row.read("last_sign_in_at")?,
+        public_metadata: row.read("public_metadata")?,
+        private_metadata: row.read("private_metadata")?,
+        system_role: row.read("system_role")?,
+        created_at: row.read("created_at")?,
+        updated_at: row.read("updated_at")?,
+    })
 }
 
-/// Reads one `users` row; a macro because it runs on each backend's concrete row type.
-macro_rules! user_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        UserRecord {
-            id: row.try_get("id").map_err(map_sqlx_error)?,
-            email_ciphertext: row.try_get("email_ciphertext").map_err(map_sqlx_error)?,
-            email_digest: row.try_get("email_digest").map_err(map_sqlx_error)?,
-            username: row.try_get("username").map_err(map_sqlx_error)?,
-            first_name: row.try_get("first_name").map_err(map_sqlx_error)?,
-            last_name: row.try_get("last_name").map_err(map_sqlx_error)?,
-            image_url: row.try_get("image_url").map_err(map_sqlx_error)?,
-            email_verified_at: row.try_get("email_verified_at").map_err(map_sqlx_error)?,
-            password_hash: row.try_get("password_hash").map_err(map_sqlx_error)?,
-            password_changed_at: row.try_get("password_changed_at").map_err(map_sqlx_error)?,
-            failed_sign_in_attempts: row
-                .try_get("failed_sign_in_attempts")
-                .map_err(map_sqlx_error)?,
-            locked_until: row.try_get("locked_until").map_err(map_sqlx_error)?,
-            suspended_at: row.try_get("suspended_at").map_err(map_sqlx_error)?,
-            last_sign_in_at: row.try_get("last_sign_in_at").map_err(map_sqlx_error)?,
-            public_metadata: row.try_get("public_metadata").map_err(map_sqlx_error)?,
-            private_metadata: row.try_get("private_metadata").map_err(map_sqlx_error)?,
-            system_role: row.try_get("system_role").map_err(map_sqlx_error)?,
-            created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-            updated_at: row.try_get("updated_at").map_err(map_sqlx_error)?,
-        }
-    }};
+/// A user with the `SignInFacts` columns of `select_users!(with_sign_in_facts, ..)`.
+fn user_for_sign_in_from_row(row: &impl StoreRow) -> Result<(UserRecord, SignInFacts), StoreError> {
+    let facts = SignInFacts {
+        has_confirmed_factor: row.any("confirmed_factors")?,
+        any_known_device: row.any("any_device")?,
+        this_device_known: row.any("this_device")?,
+    };
+    Ok((user_from_row(row)?, facts))
 }
 
-pub(crate) use user_from_row;
+/// At most one user matching `sql` (a `select_users!`), whose one parameter is `key`.
+async fn fetch_user<'k>(
+    database: &Database,
+    sql: &'static str,
+    key: impl BindValue<'k>,
+) -> Result<Option<UserRecord>, StoreError> {
+    with_pool!(database, pool => {
+        let row = sqlx::query(sql).bind(key).fetch_optional(pool).await.map_err(map_sqlx_error)?;
+        row.as_ref().map(user_from_row).transpose()
+    })
+}
 
-/// Fetches at most one user matching `$sql` with one bound parameter.
-macro_rules! fetch_user {
-    ($database:expr, $sql:expr, $param:expr) => {
-        with_pool!($database, pool => {
-            match sqlx::query($sql).bind($param).fetch_optional(pool).await.map_err(map_sqlx_error)? {
-                Some(row) => Ok(Some(user_from_row!(row))),
-                None => Ok(None),
-            }
-        })
-    };
+/// The user matching `sql` (a `select_users!(with_sign_in_facts, ..)`, `key` as $1) with its
+/// sign-in facts for the device whose digest is $2.
+async fn fetch_user_for_sign_in<'k>(
+    database: &Database,
+    sql: &'static str,
+    key: impl BindValue<'k>,
+    device_digest: &[u8],
+) -> Result<Option<(UserRecord, SignInFacts)>, StoreError> {
+    with_pool!(database, pool => {
+        let row = sqlx::query(sql)
+            .bind(key)
+            .bind(device_digest)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+        row.as_ref().map(user_for_sign_in_from_row).transpose()
+    })
 }
 
 /// Binds a user's columns as $1..$18 in the order both the INSERT and the UPDATE name them
 /// (the INSERT adds `created_at` as $19).
-macro_rules! bind_user_columns {
-    ($query:expr, $user:expr) => {
-        $query
-            .bind($user.id.as_str())
-            .bind($user.email_ciphertext.as_deref())
-            .bind($user.email_digest.as_deref())
-            .bind($user.username.as_deref())
-            .bind($user.first_name.as_deref())
-            .bind($user.last_name.as_deref())
-            .bind($user.image_url.as_deref())
-            .bind($user.email_verified_at)
-            .bind($user.password_hash.as_deref())
-            .bind($user.password_changed_at)
-            .bind($user.failed_sign_in_attempts)
-            .bind($user.locked_until)
-            .bind($user.suspended_at)
-            .bind($user.last_sign_in_at)
-            .bind($user.public_metadata.as_str())
-            .bind($user.private_metadata.as_str())
-            .bind($user.system_role.as_deref())
-            .bind($user.updated_at)
-    };
+pub(crate) fn bind_user_columns<Q: StoreQuery>(query: Q, user: &UserRecord) -> Q {
+    query
+        .bind_value(user.id.as_str())
+        .bind_value(user.email_ciphertext.as_deref())
+        .bind_value(user.email_digest.as_deref())
+        .bind_value(user.username.as_deref())
+        .bind_value(user.first_name.as_deref())
+        .bind_value(user.last_name.as_deref())
+        .bind_value(user.image_url.as_deref())
+        .bind_value(user.email_verified_at)
+        .bind_value(user.password_hash.as_deref())
+        .bind_value(user.password_changed_at)
+        .bind_value(user.failed_sign_in_attempts)
+        .bind_value(user.locked_until)
+        .bind_value(user.suspended_at)
+        .bind_value(user.last_sign_in_at)
+        .bind_value(user.public_metadata.as_str())
+        .bind_value(user.private_metadata.as_str())
+        .bind_value(user.system_role.as_deref())
+        .bind_value(user.updated_at)
 }
-
-pub(crate) use bind_user_columns;
 
 pub(crate) const UPDATE_USER: &str = "UPDATE users SET email_ciphertext = $2, email_digest = $3, \
      username = $4, first_name = $5, last_name = $6, image_url = $7, email_verified_at = $8, \
@@ -151,33 +141,40 @@ pub(crate) const UPDATE_USER: &str = "UPDATE users SET email_ciphertext = $2, em
      locked_until = $12, suspended_at = $13, last_sign_in_at = $14, public_metadata = $15, \
      private_metadata = $16, system_role = $17, updated_at = $18 WHERE id = $1";
 
-/// Writes every mutable column of a user inside `$executor` (a transaction).
-macro_rules! update_user_row {
-    ($executor:expr, $user:expr) => {
-        $crate::users::bind_user_columns!(sqlx::query($crate::users::UPDATE_USER), $user)
-            .execute($executor)
-            .await
-            .map_err(map_sqlx_error)
-    };
+/// Writes every mutable column of a user on `connection` (a transaction).
+pub(crate) async fn update_user_row<C: StoreConnection>(
+    connection: &mut C,
+    user: &UserRecord,
+) -> Result<u64, StoreError> {
+    connection.execute(bind_user_columns(C::statement(UPDATE_USER), user)).await
 }
-pub(crate) use update_user_row;
 
-/// Inserts one user row inside `$executor`; `$suffix` may add `ON CONFLICT DO NOTHING`.
-macro_rules! insert_user_row {
-    ($executor:expr, $user:expr, $suffix:literal) => {
-        $crate::users::bind_user_columns!(sqlx::query(concat!(
+/// The INSERT of a user, its `created_at` as $19; `$suffix` may add `ON CONFLICT DO NOTHING`.
+macro_rules! insert_user_sql {
+    ($suffix:literal) => {
+        concat!(
             "INSERT INTO users (id, email_ciphertext, email_digest, username, first_name, last_name, ",
             "image_url, email_verified_at, password_hash, password_changed_at, failed_sign_in_attempts, ",
             "locked_until, suspended_at, last_sign_in_at, public_metadata, private_metadata, system_role, ",
             "updated_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, ",
             "$15, $16, $17, $18, $19)",
             $suffix
-        )), $user)
-        .bind($user.created_at)
-        .execute($executor)
-        .await
-        .map_err(map_sqlx_error)
+        )
     };
+}
+
+const INSERT_USER: &str = insert_user_sql!("");
+const INSERT_USER_UNLESS_TAKEN: &str = insert_user_sql!(" ON CONFLICT DO NOTHING");
+
+/// Inserts one user row on `connection` with `sql` ([`INSERT_USER`] or
+/// [`INSERT_USER_UNLESS_TAKEN`]); answers how many rows it wrote.
+async fn insert_user_row<C: StoreConnection>(
+    connection: &mut C,
+    sql: &'static str,
+    user: &UserRecord,
+) -> Result<u64, StoreError> {
+    let insert = bind_user_columns(C::statement(sql), user).bind_value(user.created_at);
+    connection.execute(insert).await
 }
 
 #[async_trait]
@@ -187,26 +184,19 @@ impl UserStore for Database {
         users: &[UserRecord],
         events: &[AuditEvent],
     ) -> Result<u64, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let inserted = write_transaction!(self, events: events, transaction => {
             let mut inserted = 0;
             for user in users {
-                inserted += insert_user_row!(&mut *transaction, user, " ON CONFLICT DO NOTHING")?.rows_affected();
+                inserted += insert_user_row(&mut *transaction, INSERT_USER_UNLESS_TAKEN, user).await?;
             }
-            insert_events!(&mut *transaction, events);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            Ok(inserted)
-        })
+            inserted
+        });
+        Ok(inserted)
     }
 
     async fn insert_user(&self, user: &UserRecord, work: &UnitOfWork) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            insert_user_row!(&mut *transaction, user, "")?;
-            apply_work!(&mut *transaction, work);
-            transaction.commit().await.map_err(map_sqlx_error)?;
+        write_transaction!(self, work: work, transaction => {
+            insert_user_row(&mut *transaction, INSERT_USER, user).await?;
         });
         Ok(())
     }
@@ -217,7 +207,7 @@ impl UserStore for Database {
             return Ok(Some(user));
         }
         let load = cache.begin_load();
-        let user = fetch_user!(self, select_users!("WHERE id = $1"), id)?;
+        let user = fetch_user(self, select_users!("WHERE id = $1"), id).await?;
         if let Some(user) = &user {
             cache.put_user(load, user);
         }
@@ -225,11 +215,11 @@ impl UserStore for Database {
     }
 
     async fn user_by_email_digest(&self, digest: &[u8]) -> Result<Option<UserRecord>, StoreError> {
-        fetch_user!(self, select_users!("WHERE email_digest = $1"), digest)
+        fetch_user(self, select_users!("WHERE email_digest = $1"), digest).await
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        fetch_user!(self, select_users!("WHERE username = $1"), username)
+        fetch_user(self, select_users!("WHERE username = $1"), username).await
     }
 
     async fn user_for_sign_in(
@@ -238,31 +228,20 @@ impl UserStore for Database {
         device_digest: &[u8],
     ) -> Result<Option<(UserRecord, SignInFacts)>, StoreError> {
         match lookup {
-            UserLookup::EmailDigest(digest) => fetch_user_for_sign_in!(
-                self,
-                select_users!(with_sign_in_facts, "WHERE email_digest = $1"),
-                digest,
-                device_digest
-            ),
-            UserLookup::Username(username) => fetch_user_for_sign_in!(
-                self,
-                select_users!(with_sign_in_facts, "WHERE username = $1"),
-                username,
-                device_digest
-            ),
+            UserLookup::EmailDigest(digest) => {
+                let sql = select_users!(with_sign_in_facts, "WHERE email_digest = $1");
+                fetch_user_for_sign_in(self, sql, digest, device_digest).await
+            }
+            UserLookup::Username(username) => {
+                let sql = select_users!(with_sign_in_facts, "WHERE username = $1");
+                fetch_user_for_sign_in(self, sql, username, device_digest).await
+            }
         }
     }
 
     async fn update_user(&self, user: &UserRecord, work: &UnitOfWork) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            update_user_row!(&mut *transaction, user)?;
-            apply_work!(&mut *transaction, work);
-            let changed = [Invalidation::User(&user.id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
+        write_transaction!(self, work: work, changed: &[Invalidation::User(&user.id)], transaction => {
+            update_user_row(&mut *transaction, user).await?;
         });
         Ok(())
     }
@@ -277,9 +256,8 @@ impl UserStore for Database {
     ) -> Result<(), StoreError> {
         let keep = keep_session.unwrap_or("");
         let history_size = i64::try_from(history_size).unwrap_or(i64::MAX);
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let changed = [Invalidation::User(&user.id), Invalidation::SessionsOfUser(&user.id)];
+        write_transaction!(self, work: work, changed: &changed, transaction => {
             sqlx::query(
                 "INSERT INTO password_history (user_id, password_hash, created_at) \
                  SELECT id, password_hash, $2 FROM users WHERE id = $1 AND password_hash IS NOT NULL",
@@ -300,7 +278,7 @@ impl UserStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            update_user_row!(&mut *transaction, user)?;
+            update_user_row(&mut *transaction, user).await?;
             sqlx::query(
                 "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
                  WHERE user_id = $1 AND revoked_at IS NULL AND id <> $4",
@@ -321,11 +299,6 @@ impl UserStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            apply_work!(&mut *transaction, work);
-            let changed = [Invalidation::User(&user.id), Invalidation::SessionsOfUser(&user.id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
         });
         Ok(())
     }
@@ -350,9 +323,8 @@ impl UserStore for Database {
                       ELSE failed_sign_in_attempts + 1 END) >= $3 THEN $4 \
                 ELSE NULL END \
             WHERE id = $1 RETURNING failed_sign_in_attempts, locked_until";
-        let outcome = with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let changed = [Invalidation::User(user_id)];
+        let outcome = write_transaction!(self, events: events, changed: &changed, transaction => {
             let row = sqlx::query(SQL)
                 .bind(user_id)
                 .bind(now)
@@ -361,19 +333,13 @@ impl UserStore for Database {
                 .fetch_optional(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
-            let outcome = match row {
+            match row {
                 Some(row) => FailedSignIn {
-                    attempts: row.try_get("failed_sign_in_attempts").map_err(map_sqlx_error)?,
-                    locked_until: row.try_get("locked_until").map_err(map_sqlx_error)?,
+                    attempts: row.read("failed_sign_in_attempts")?,
+                    locked_until: row.read("locked_until")?,
                 },
                 None => FailedSignIn { attempts: 0, locked_until: None },
-            };
-            insert_events!(&mut *transaction, events);
-            let changed = [Invalidation::User(user_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-            outcome
+            }
         });
         Ok(outcome)
     }
@@ -403,11 +369,10 @@ impl UserStore for Database {
         reason: RevokeReason,
         events: &[AuditEvent],
     ) -> Result<u64, StoreError> {
-        let revoked = with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
-            update_user_row!(&mut *transaction, user)?;
-            let revoked = sqlx::query(
+        let changed = [Invalidation::User(&user.id), Invalidation::SessionsOfUser(&user.id)];
+        let revoked = write_transaction!(self, events: events, changed: &changed, transaction => {
+            update_user_row(&mut *transaction, user).await?;
+            sqlx::query(
                 "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
                  WHERE user_id = $1 AND revoked_at IS NULL",
             )
@@ -417,34 +382,24 @@ impl UserStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?
-            .rows_affected();
-            insert_events!(&mut *transaction, events);
-            let changed = [Invalidation::User(&user.id), Invalidation::SessionsOfUser(&user.id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
-            revoked
+            .rows_affected()
         });
         Ok(revoked)
     }
 
     async fn delete_user(&self, user_id: &str, events: &[AuditEvent]) -> Result<bool, StoreError> {
-        let deleted = with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let changed = [Invalidation::User(user_id), Invalidation::SessionsOfUser(user_id)];
+        let deleted = write_transaction!(self, changed: &changed, transaction => {
             let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
                 .bind(user_id)
                 .execute(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?
                 .rows_affected();
+            // The audit events only for an account that was there to delete.
             if deleted == 1 {
-                insert_events!(&mut *transaction, events);
+                insert_events(&mut *transaction, events).await?;
             }
-            let changed = [Invalidation::User(user_id), Invalidation::SessionsOfUser(user_id)];
-            announce!(self, &mut *transaction, &changed);
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            self.cache().invalidate(&changed);
             deleted == 1
         });
         Ok(deleted)
@@ -471,7 +426,7 @@ impl UserStore for Database {
             .map_err(map_sqlx_error)?;
             let mut users = Vec::with_capacity(rows.len());
             for row in rows {
-                users.push(user_from_row!(row));
+                users.push(user_from_row(&row)?);
             }
             Ok(users)
         })

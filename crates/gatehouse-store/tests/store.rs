@@ -71,17 +71,20 @@ backend_tests!(
     key_service_publishes_retired_keys_until_their_tokens_expire,
     private_keys_are_sealed_at_rest,
     outbox_claims_are_exclusive_and_expired_leases_are_claimed_again,
+    an_unknown_outbox_status_is_corrupt,
 );
 
 async fn outbox_claims_are_exclusive_and_expired_leases_are_claimed_again(test: TestDatabase) {
-    use gatehouse_domain::notify::{AttemptOutcome, OutboxAttempt, OutboxRecord, OutboxStore};
+    use gatehouse_domain::notify::{
+        AttemptOutcome, AttemptStatus, OutboxAttempt, OutboxRecord, OutboxStatus, OutboxStore,
+    };
     let store = &test.database;
     let row = |id: &str| OutboxRecord {
         id: id.into(),
         channel: "email".into(),
         kind: "verify_email".into(),
         payload: vec![1, 2, 3],
-        status: "pending".into(),
+        status: OutboxStatus::Pending,
         attempts: 0,
         next_attempt_at: 100,
         claimed_by: None,
@@ -107,7 +110,7 @@ async fn outbox_claims_are_exclusive_and_expired_leases_are_claimed_again(test: 
         id: format!("att_{worker}_{id}"),
         outbox_id: id.into(),
         worker: worker.into(),
-        status: "delivered".into(),
+        status: AttemptStatus::Delivered,
         error: None,
         started_at: 131,
         duration_ms: 5,
@@ -440,4 +443,49 @@ async fn private_keys_are_sealed_at_rest(test: TestDatabase) {
     // Another master key cannot use the stored key.
     let stranger = key_service(&test, &MasterKey::generate(), clock);
     assert!(stranger.active_signer().await.is_err());
+}
+
+async fn an_unknown_outbox_status_is_corrupt(test: TestDatabase) {
+    use gatehouse_domain::notify::{
+        AttemptOutcome, AttemptStatus, OutboxAttempt, OutboxRecord, OutboxStatus, OutboxStore,
+    };
+    let store = &test.database;
+    let row = OutboxRecord {
+        id: "dlv_1".into(),
+        channel: "email".into(),
+        kind: "verify_email".into(),
+        payload: vec![1],
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        next_attempt_at: 100,
+        claimed_by: None,
+        lease_until: None,
+        created_at: 100,
+        delivered_at: None,
+        last_error: None,
+    };
+    store.commit(&UnitOfWork { outbox: vec![row], ..UnitOfWork::default() }).await.unwrap();
+    assert_eq!(store.claim_outbox("a", 100, 130, 10).await.unwrap().len(), 1);
+    let attempt = OutboxAttempt {
+        id: "att_1".into(),
+        outbox_id: "dlv_1".into(),
+        worker: "a".into(),
+        status: AttemptStatus::Failed,
+        error: Some("refused".into()),
+        started_at: 101,
+        duration_ms: 5,
+    };
+    let dead = AttemptOutcome::Dead;
+    assert!(store.finish_outbox_attempt(&attempt, dead, &[]).await.unwrap());
+    let stored = store.outbox_row("dlv_1").await.unwrap().unwrap();
+    assert_eq!(stored.status, OutboxStatus::Dead);
+    let attempts = store.outbox_attempts("dlv_1").await.unwrap();
+    assert_eq!(attempts.iter().map(|a| a.status).collect::<Vec<_>>(), [AttemptStatus::Failed]);
+
+    gatehouse_store::with_pool!(store, pool => {
+        sqlx::query("UPDATE outbox SET status = 'lost'").execute(pool).await.unwrap();
+        sqlx::query("UPDATE outbox_attempts SET status = 'lost'").execute(pool).await.unwrap();
+    });
+    assert!(matches!(store.outbox_row("dlv_1").await, Err(StoreError::Corrupt(_))));
+    assert!(matches!(store.outbox_attempts("dlv_1").await, Err(StoreError::Corrupt(_))));
 }

@@ -35,6 +35,28 @@ impl OutboxStatus {
     }
 }
 
+/// How one delivery attempt ended (`outbox_attempts.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptStatus {
+    Delivered,
+    Failed,
+}
+
+impl AttemptStatus {
+    pub const ALL: [AttemptStatus; 2] = [AttemptStatus::Delivered, AttemptStatus::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptStatus::Delivered => "delivered",
+            AttemptStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AttemptStatus> {
+        AttemptStatus::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+}
+
 /// One row of `outbox`. Times are Unix seconds; `payload` is sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRecord {
@@ -42,7 +64,7 @@ pub struct OutboxRecord {
     pub channel: String,
     pub kind: String,
     pub payload: Vec<u8>,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub claimed_by: Option<String>,
@@ -58,8 +80,7 @@ pub struct OutboxAttempt {
     pub id: String,
     pub outbox_id: String,
     pub worker: String,
-    /// `delivered` or `failed`.
-    pub status: String,
+    pub status: AttemptStatus,
     pub error: Option<String>,
     pub started_at: i64,
     pub duration_ms: i64,

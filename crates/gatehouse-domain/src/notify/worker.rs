@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::outbox::{AttemptOutcome, OutboxAttempt, OutboxRecord, OutboxStore};
+use super::outbox::{AttemptOutcome, AttemptStatus, OutboxAttempt, OutboxRecord, OutboxStore};
 use super::{Channel, DeliveryError, Notifier};
 use crate::audit::AuditEvent;
 use crate::clock::Clock;
@@ -151,7 +151,7 @@ impl OutboxWorker {
             id: gatehouse_crypto::new_id("att"),
             outbox_id: row.id.clone(),
             worker: self.id.clone(),
-            status: if result.is_ok() { "delivered" } else { "failed" }.to_owned(),
+            status: if result.is_ok() { AttemptStatus::Delivered } else { AttemptStatus::Failed },
             error: error.clone(),
             started_at,
             duration_ms,

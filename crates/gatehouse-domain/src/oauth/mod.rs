@@ -14,7 +14,7 @@ pub mod authorize;
 pub mod claims;
 pub mod client;
 pub mod clients;
-pub mod device;
+pub mod device_flow;
 pub mod error;
 pub mod grants;
 pub mod introspection;
@@ -53,7 +53,7 @@ pub struct OAuthSettings {
 /// The parts an [`OAuthService`] is built from.
 pub struct OAuthParts {
     pub store: Arc<dyn OAuthStore>,
-    pub device_store: Arc<dyn device::DeviceCodeStore>,
+    pub device_store: Arc<dyn device_flow::DeviceCodeStore>,
     pub users: Arc<dyn UserStore>,
     pub session_store: Arc<dyn SessionStore>,
     /// Refresh-token rotation, shared with first-party sessions.
@@ -67,7 +67,7 @@ pub struct OAuthParts {
 
 pub struct OAuthService {
     store: Arc<dyn OAuthStore>,
-    device_store: Arc<dyn device::DeviceCodeStore>,
+    device_store: Arc<dyn device_flow::DeviceCodeStore>,
     users: Arc<dyn UserStore>,
     session_store: Arc<dyn SessionStore>,
     sessions: Arc<SessionService>,

@@ -52,7 +52,7 @@ impl From<OutboxRecord> for DeliveryResponse {
             id: row.id,
             channel: row.channel,
             kind: row.kind,
-            status: row.status,
+            status: row.status.as_str().to_owned(),
             attempts: row.attempts,
             next_attempt_at: row.next_attempt_at,
             created_at: row.created_at,
@@ -77,7 +77,7 @@ impl From<OutboxAttempt> for AttemptResponse {
         Self {
             id: attempt.id,
             worker: attempt.worker,
-            status: attempt.status,
+            status: attempt.status.as_str().to_owned(),
             error: attempt.error,
             started_at: attempt.started_at,
             duration_ms: attempt.duration_ms,

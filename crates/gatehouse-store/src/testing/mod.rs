@@ -12,6 +12,8 @@ use gatehouse_domain::StoreError;
 
 use crate::{Database, DatabaseOptions};
 
+/// Which backend a test runs on: the store's own enum.
+pub use crate::Backend;
 pub use proxy::FaultProxy;
 
 pub const POSTGRES_URL_VARIABLE: &str = "GATEHOUSE_TEST_POSTGRES_URL";
@@ -40,13 +42,6 @@ pub struct TestDatabase {
 enum Cleanup {
     Directory(#[allow(dead_code)] tempfile::TempDir),
     Schema { admin_url: String, schema: String },
-}
-
-/// Which backend a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
 }
 
 fn ci_requires_services() -> bool {

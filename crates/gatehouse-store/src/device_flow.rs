@@ -3,14 +3,15 @@
 use async_trait::async_trait;
 use gatehouse_domain::StoreError;
 use gatehouse_domain::audit::AuditEvent;
-use gatehouse_domain::oauth::device::{DeviceCodeRecord, DeviceCodeStore, DeviceStatus};
-use sqlx::Row;
+use gatehouse_domain::oauth::device_flow::{DeviceCodeRecord, DeviceCodeStore, DeviceStatus};
 
 use crate::audit::insert_events;
+use crate::columns::{BindValue, StoreRow};
+use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::{Database, with_pool};
 
-macro_rules! select_device {
+macro_rules! select_device_codes {
     ($rest:literal) => {
         concat!(
             "SELECT device_code_digest, user_code, client_id, scope, status, user_id, auth_time, amr, ",
@@ -20,44 +21,43 @@ macro_rules! select_device {
     };
 }
 
-macro_rules! device_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        let status: String = row.try_get("status").map_err(map_sqlx_error)?;
-        DeviceCodeRecord {
-            device_code_digest: row.try_get("device_code_digest").map_err(map_sqlx_error)?,
-            user_code: row.try_get("user_code").map_err(map_sqlx_error)?,
-            client_id: row.try_get("client_id").map_err(map_sqlx_error)?,
-            scope: row.try_get("scope").map_err(map_sqlx_error)?,
-            status: DeviceStatus::parse(&status)
-                .ok_or_else(|| StoreError::Corrupt(format!("device code status {status}")))?,
-            user_id: row.try_get("user_id").map_err(map_sqlx_error)?,
-            auth_time: row.try_get("auth_time").map_err(map_sqlx_error)?,
-            amr: row.try_get("amr").map_err(map_sqlx_error)?,
-            interval_seconds: row.try_get("interval_seconds").map_err(map_sqlx_error)?,
-            last_polled_at: row.try_get("last_polled_at").map_err(map_sqlx_error)?,
-            created_at: row.try_get("created_at").map_err(map_sqlx_error)?,
-            expires_at: row.try_get("expires_at").map_err(map_sqlx_error)?,
-        }
-    }};
+/// One `device_codes` row, as `select_device_codes!` selects it.
+fn device_code_from_row(row: &impl StoreRow) -> Result<DeviceCodeRecord, StoreError> {
+    let status: String = row.read("status")?;
+    Ok(DeviceCodeRecord {
+        device_code_digest: row.read("device_code_digest")?,
+        user_code: row.read("user_code")?,
+        client_id: row.read("client_id")?,
+        scope: row.read("scope")?,
+        status: DeviceStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("device code status {status}")))?,
+        user_id: row.read("user_id")?,
+        auth_time: row.read("auth_time")?,
+        amr: row.read("amr")?,
+        interval_seconds: row.read("interval_seconds")?,
+        last_polled_at: row.read("last_polled_at")?,
+        created_at: row.read("created_at")?,
+        expires_at: row.read("expires_at")?,
+    })
 }
 
-macro_rules! fetch_device {
-    ($database:expr, $sql:expr, $param:expr) => {
-        with_pool!($database, pool => {
-            match sqlx::query($sql).bind($param).fetch_optional(pool).await.map_err(map_sqlx_error)? {
-                Some(row) => Ok(Some(device_from_row!(row))),
-                None => Ok(None),
-            }
-        })
-    };
+/// At most one device code matching `sql` (a `select_device_codes!`), whose one parameter
+/// is `key`.
+async fn fetch_device_code<'k>(
+    database: &Database,
+    sql: &'static str,
+    key: impl BindValue<'k>,
+) -> Result<Option<DeviceCodeRecord>, StoreError> {
+    with_pool!(database, pool => {
+        let row = sqlx::query(sql).bind(key).fetch_optional(pool).await.map_err(map_sqlx_error)?;
+        row.as_ref().map(device_code_from_row).transpose()
+    })
 }
 
 #[async_trait]
 impl DeviceCodeStore for Database {
     async fn insert_device_code(&self, record: &DeviceCodeRecord) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        write_transaction!(self, autocommit, pool => {
             // Expired codes go first, so the table (and the user-code space) stays small.
             sqlx::query("DELETE FROM device_codes WHERE expires_at < $1")
                 .bind(record.created_at - 3600)
@@ -92,14 +92,14 @@ impl DeviceCodeStore for Database {
         &self,
         digest: &[u8],
     ) -> Result<Option<DeviceCodeRecord>, StoreError> {
-        fetch_device!(self, select_device!("WHERE device_code_digest = $1"), digest)
+        fetch_device_code(self, select_device_codes!("WHERE device_code_digest = $1"), digest).await
     }
 
     async fn device_code_by_user_code(
         &self,
         user_code: &str,
     ) -> Result<Option<DeviceCodeRecord>, StoreError> {
-        fetch_device!(self, select_device!("WHERE user_code = $1"), user_code)
+        fetch_device_code(self, select_device_codes!("WHERE user_code = $1"), user_code).await
     }
 
     async fn decide_device_code(
@@ -111,9 +111,7 @@ impl DeviceCodeStore for Database {
         amr: Option<&str>,
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
-            let mut transaction = pool.begin().await.map_err(map_sqlx_error)?;
+        let decided = write_transaction!(self, transaction => {
             let decided = sqlx::query(
                 "UPDATE device_codes SET status = $2, user_id = $3, auth_time = $4, amr = $5 \
                  WHERE user_code = $1 AND status = 'pending'",
@@ -128,12 +126,13 @@ impl DeviceCodeStore for Database {
             .map_err(map_sqlx_error)?
             .rows_affected()
                 == 1;
+            // The audit events only for a decision that was taken.
             if decided {
-                insert_events!(&mut *transaction, events);
+                insert_events(&mut *transaction, events).await?;
             }
-            transaction.commit().await.map_err(map_sqlx_error)?;
-            Ok(decided)
-        })
+            decided
+        });
+        Ok(decided)
     }
 
     async fn record_device_poll(
@@ -142,8 +141,7 @@ impl DeviceCodeStore for Database {
         now: i64,
         interval_seconds: i64,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        write_transaction!(self, autocommit, pool => {
             sqlx::query("UPDATE device_codes SET last_polled_at = $2, interval_seconds = $3 WHERE device_code_digest = $1")
                 .bind(digest)
                 .bind(now)
@@ -156,8 +154,7 @@ impl DeviceCodeStore for Database {
     }
 
     async fn consume_device_code(&self, digest: &[u8]) -> Result<bool, StoreError> {
-        let consumed = with_pool!(self, pool => {
-            let _write = self.write_guard().await;
+        let consumed = write_transaction!(self, autocommit, pool => {
             sqlx::query("UPDATE device_codes SET status = 'consumed' WHERE device_code_digest = $1 AND status = 'approved'")
                 .bind(digest)
                 .execute(pool)
