@@ -82,6 +82,8 @@ pub struct AppServices {
     pub oauth: Arc<gatehouse_domain::oauth::OAuthService>,
     /// The OAuth client registry and client authentication.
     pub clients: Arc<gatehouse_domain::oauth::ClientService>,
+    /// The device authorization grant (RFC 8628).
+    pub device_flow: Arc<gatehouse_domain::oauth::DeviceFlowService>,
     pub admin_keys: Arc<AdminKeyService>,
     pub audit_log: Arc<AuditLog>,
     /// The outbox as admins see it.

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gatehouse_domain::mfa::SMS_CHANNEL;
+use gatehouse_domain::notify::SMS_CHANNEL;
 use gatehouse_domain::notify::{Channel, DeliveryError, SmsPayload};
 
 /// Where and as whom to send.

@@ -311,18 +311,11 @@ impl Database {
     }
 
     /// Which engine this pool is on.
-    pub fn backend_kind(&self) -> Backend {
+    pub fn backend(&self) -> Backend {
         match self {
             Database::Sqlite(_) => Backend::Sqlite,
             Database::Postgres(_) => Backend::Postgres,
         }
-    }
-
-    /// The engine's name (`sqlite` / `postgres`). A `&str` rather than a [`Backend`] because
-    /// `gatehouse::cli` records it as a bare `tracing` field, and tracing's `Value` trait is
-    /// sealed; once that call site formats it with `%`, this can answer the enum.
-    pub fn backend(&self) -> &'static str {
-        self.backend_kind().as_str()
     }
 
     /// One round trip to the database.

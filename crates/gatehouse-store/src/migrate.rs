@@ -68,7 +68,7 @@ fn migrator(backend: Backend) -> Migrator {
 /// Applies every pending migration. Safe to run from several instances at once (sqlx takes an
 /// advisory lock on PostgreSQL).
 pub async fn run(database: &Database) -> Result<(), StoreError> {
-    let migrator = migrator(database.backend_kind());
+    let migrator = migrator(database.backend());
     crate::with_pool!(database, pool => migrator.run(pool).await).map_err(map_migrate_error)
 }
 

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use gatehouse_domain::StoreError;
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::oauth::client::ClientRecord;
-use gatehouse_domain::oauth::logout::ConnectedApplication;
+use gatehouse_domain::oauth::store::ConnectedApplication;
 use gatehouse_domain::oauth::{AuthorizationCodeRecord, OAuthStore};
 
 use crate::audit::insert_events;

@@ -19,7 +19,9 @@ use gatehouse_domain::notify::{
 };
 use gatehouse_domain::oauth::client::CLIENT_SECRET_DIGEST_PURPOSE;
 use gatehouse_domain::oauth::clients::NewClient;
-use gatehouse_domain::oauth::{ClientService, OAuthParts, OAuthService, OAuthSettings};
+use gatehouse_domain::oauth::{
+    ClientService, DeviceFlowService, OAuthParts, OAuthService, OAuthSettings,
+};
 use gatehouse_domain::passwords::{BreachedPasswordCheck, PasswordPolicy};
 use gatehouse_domain::ratelimit::{RateLimit, RateLimiter};
 use gatehouse_domain::services::{AccountKeys, AccountParts, AccountPorts, AccountServices};
@@ -199,7 +201,6 @@ impl Core {
         let master = &self.master_keys.current;
         OAuthService::new(OAuthParts {
             store: Arc::new(self.database.clone()),
-            device_store: Arc::new(self.database.clone()),
             users: Arc::new(self.database.clone()),
             session_store: Arc::new(self.database.clone()),
             sessions: accounts.sessions.clone(),
@@ -474,6 +475,8 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let tokens = core.tokens();
     let accounts = core.accounts_with_challenges(hashing.clone(), tokens.clone(), challenges)?;
     let oauth = Arc::new(core.oauth(&accounts, tokens));
+    let device_flow =
+        Arc::new(DeviceFlowService::new(oauth.clone(), Arc::new(core.database.clone())));
     let clients = Arc::new(core.clients());
     apply_declared_clients(&core.config, &clients).await?;
     let admin_keys = Arc::new(core.admin_keys());
@@ -521,6 +524,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         admin_users: accounts.admin_users.clone(),
         oauth: oauth.clone(),
         clients: clients.clone(),
+        device_flow,
         admin_keys: admin_keys.clone(),
         audit_log: Arc::new(AuditLog::new(Arc::new(database.clone()))),
         deliveries,

@@ -541,6 +541,6 @@ async fn serve(mut config: Config, json_output: bool) -> Result<(), StartupError
             application.database.backend()
         );
     }
-    tracing::info!(%url, %issuer, backend = application.database.backend(), "serving");
+    tracing::info!(%url, %issuer, backend = %application.database.backend(), "serving");
     server::serve(application, listener, server::shutdown_signal()).await
 }

@@ -43,7 +43,7 @@ pub use challenge::CompletedChallenge;
 pub use codes::{CODE_RESEND_SECONDS, parse_phone_number};
 pub use record::{
     BackupCodeRecord, ChallengeKind, CodePurpose, FactorKind, MFA_DIGEST_PURPOSE,
-    MfaChallengeRecord, MfaCodeRecord, MfaFactorRecord, MfaMethod, PHONE_PURPOSE, SMS_CHANNEL,
+    MfaChallengeRecord, MfaCodeRecord, MfaFactorRecord, MfaMethod, PHONE_PURPOSE,
     TOTP_SECRET_PURPOSE, TrustedBrowserRecord,
 };
 pub use step_up::{Reauthenticated, Reauthentication};

@@ -13,8 +13,6 @@ pub const PHONE_PURPOSE: &str = "mfa-phone";
 /// Digest purpose of backup codes, one-time codes, challenge and device tokens (each input is
 /// prefixed with what it is, so digests of different things never meet).
 pub const MFA_DIGEST_PURPOSE: &str = "mfa";
-/// The SMS channel's name in `outbox.channel`.
-pub const SMS_CHANNEL: &str = "sms";
 
 /// A kind of second factor a user can enrol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

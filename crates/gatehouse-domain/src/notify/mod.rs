@@ -33,6 +33,8 @@ pub const OUTBOX_PURPOSE: &str = "outbox";
 pub const ONE_TIME_TOKEN_DIGEST_PURPOSE: &str = "one-time-token";
 /// The email channel's name in `outbox.channel`.
 pub const EMAIL_CHANNEL: &str = "email";
+/// The SMS channel's name in `outbox.channel`.
+pub const SMS_CHANNEL: &str = "sms";
 
 /// Why one delivery failed. The text is stored and listed: it must never hold a secret.
 #[derive(Debug, Clone, thiserror::Error)]

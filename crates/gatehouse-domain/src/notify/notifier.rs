@@ -163,7 +163,7 @@ impl Notifier {
             .map_err(|error| DomainError::Internal(format!("sms payload: {error}")))?;
         let sealed = self.cipher.seal(id.as_bytes(), &plain)?;
         Ok(OutboxRecord {
-            channel: crate::mfa::SMS_CHANNEL.to_owned(),
+            channel: super::SMS_CHANNEL.to_owned(),
             kind: kind.to_owned(),
             payload: sealed,
             status: OutboxStatus::Pending,

@@ -3,6 +3,8 @@
 //! User codes avoid ambiguous characters (no vowels, no 0/O, 1/I/L); polling faster than the
 //! interval answers `slow_down` and widens it.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -142,9 +144,16 @@ fn new_user_code() -> String {
         .collect()
 }
 
-impl OAuthService {
-    fn device_store(&self) -> &dyn DeviceCodeStore {
-        self.device_store.as_ref()
+/// The device authorization grant (RFC 8628): a device starts it, a person approves it at
+/// `/device`, the device polls the token endpoint. Tokens come from the OAuth service's grant.
+pub struct DeviceFlowService {
+    oauth: Arc<OAuthService>,
+    store: Arc<dyn DeviceCodeStore>,
+}
+
+impl DeviceFlowService {
+    pub fn new(oauth: Arc<OAuthService>, store: Arc<dyn DeviceCodeStore>) -> Self {
+        Self { oauth, store }
     }
 
     /// `POST /oauth2/device_authorization`.
@@ -172,14 +181,18 @@ impl OAuthService {
                 "scope {unknown} is not allowed for this client"
             )));
         }
-        let now = self.clock.now();
+        let now = self.oauth.clock.now();
         let device_code = gatehouse_crypto::random_token();
         // A user-code collision with a live code is astronomically unlikely but would be a
         // unique violation; try a few times.
         for _ in 0..5 {
             let user_code = new_user_code();
             let record = DeviceCodeRecord {
-                device_code_digest: self.code_digester.digest(device_code.as_bytes()).to_vec(),
+                device_code_digest: self
+                    .oauth
+                    .code_digester
+                    .digest(device_code.as_bytes())
+                    .to_vec(),
                 user_code: user_code.clone(),
                 client_id: client.client_id.clone(),
                 scope: scopes.join(" "),
@@ -192,9 +205,9 @@ impl OAuthService {
                 created_at: now,
                 expires_at: now + DEVICE_CODE_TTL_SECONDS,
             };
-            match self.device_store().insert_device_code(&record).await {
+            match self.store.insert_device_code(&record).await {
                 Ok(()) => {
-                    let base = self.settings.issuer.trim_end_matches('/');
+                    let base = self.oauth.settings.issuer.trim_end_matches('/');
                     return Ok(DeviceAuthorization {
                         device_code,
                         verification_uri: format!("{base}/device"),
@@ -223,13 +236,15 @@ impl OAuthService {
         if code.len() != USER_CODE_LENGTH {
             return Ok(None);
         }
-        let Some(record) = self.device_store().device_code_by_user_code(&code).await? else {
+        let Some(record) = self.store.device_code_by_user_code(&code).await? else {
             return Ok(None);
         };
-        if record.status != DeviceStatus::Pending || record.expires_at <= self.clock.now() {
+        if record.status != DeviceStatus::Pending || record.expires_at <= self.oauth.clock.now() {
             return Ok(None);
         }
-        let Some(client) = self.store.client(&record.client_id).await? else { return Ok(None) };
+        let Some(client) = self.oauth.store.client(&record.client_id).await? else {
+            return Ok(None);
+        };
         Ok(Some(PendingDevice {
             user_code: display_user_code(&code),
             client_name: client.name,
@@ -247,10 +262,10 @@ impl OAuthService {
         context: &RequestContext,
     ) -> Result<bool, DomainError> {
         let code = normalise_user_code(user_code);
-        let Some(record) = self.device_store().device_code_by_user_code(&code).await? else {
+        let Some(record) = self.store.device_code_by_user_code(&code).await? else {
             return Ok(false);
         };
-        let now = self.clock.now();
+        let now = self.oauth.clock.now();
         if record.status != DeviceStatus::Pending || record.expires_at <= now {
             return Ok(false);
         }
@@ -264,7 +279,7 @@ impl OAuthService {
         .target("client", &record.client_id);
         let auth_time = principal.session.auth_time.unwrap_or(principal.session.created_at);
         Ok(self
-            .device_store()
+            .store
             .decide_device_code(
                 &code,
                 status,
@@ -288,14 +303,14 @@ impl OAuthService {
                 "this client may not use the device flow".into(),
             ));
         }
-        let digest = self.code_digester.digest(device_code.as_bytes());
+        let digest = self.oauth.code_digester.digest(device_code.as_bytes());
         let record = self
-            .device_store()
+            .store
             .device_code_by_digest(&digest)
             .await?
             .filter(|record| record.client_id == client.client_id)
             .ok_or_else(|| OAuthError::InvalidGrant("unknown device_code".into()))?;
-        let now = self.clock.now();
+        let now = self.oauth.clock.now();
         if record.expires_at <= now {
             return Err(OAuthError::ExpiredToken);
         }
@@ -305,7 +320,7 @@ impl OAuthService {
                     record.last_polled_at.is_some_and(|last| now - last < record.interval_seconds);
                 let interval =
                     if too_fast { record.interval_seconds + 5 } else { record.interval_seconds };
-                self.device_store().record_device_poll(&digest, now, interval).await?;
+                self.store.record_device_poll(&digest, now, interval).await?;
                 Err(if too_fast { OAuthError::SlowDown } else { OAuthError::AuthorizationPending })
             }
             DeviceStatus::Denied => Err(OAuthError::AccessDenied),
@@ -313,7 +328,7 @@ impl OAuthService {
                 Err(OAuthError::InvalidGrant("the device_code was already used".into()))
             }
             DeviceStatus::Approved => {
-                if !self.device_store().consume_device_code(&digest).await? {
+                if !self.store.consume_device_code(&digest).await? {
                     return Err(OAuthError::InvalidGrant(
                         "the device_code was already used".into(),
                     ));
@@ -323,6 +338,7 @@ impl OAuthService {
                     .clone()
                     .ok_or_else(|| OAuthError::ServerError("approved without user".into()))?;
                 let user = self
+                    .oauth
                     .users
                     .user_by_id(&user_id)
                     .await?
@@ -330,20 +346,21 @@ impl OAuthService {
                 if user.suspended_at.is_some() {
                     return Err(OAuthError::InvalidGrant("the user is suspended".into()));
                 }
-                self.grant_for_user(
-                    client,
-                    &user,
-                    UserGrant {
-                        scope: &record.scope,
-                        auth_time: record.auth_time.unwrap_or(now),
-                        amr: record.amr.clone(),
-                        nonce: None,
-                        grant_type: GRANT_DEVICE_CODE,
-                    },
-                    context,
-                )
-                .await
-                .map(|(response, _)| response)
+                self.oauth
+                    .grant_for_user(
+                        client,
+                        &user,
+                        UserGrant {
+                            scope: &record.scope,
+                            auth_time: record.auth_time.unwrap_or(now),
+                            amr: record.amr.clone(),
+                            nonce: None,
+                            grant_type: GRANT_DEVICE_CODE,
+                        },
+                        context,
+                    )
+                    .await
+                    .map(|(response, _)| response)
             }
         }
     }

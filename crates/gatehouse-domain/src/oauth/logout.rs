@@ -1,9 +1,8 @@
 //! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0) and the user's control over
 //! the applications they connected: listing consents and taking them back.
 
-use serde::Serialize;
-
 use super::OAuthService;
+use super::store::ConnectedApplication;
 use crate::audit::AuditEvent;
 use crate::error::DomainError;
 use crate::principal::Principal;
@@ -27,15 +26,6 @@ pub struct VerifiedLogout {
     pub hinted_user: Option<String>,
     /// The OAuth session the ID token belongs to, ended with the browser session.
     pub hinted_session: Option<String>,
-}
-
-/// A connected application, for the account page.
-#[derive(Debug, Clone, Serialize)]
-pub struct ConnectedApplication {
-    pub client_id: String,
-    pub client_name: String,
-    pub scopes: Vec<String>,
-    pub granted_at: i64,
 }
 
 impl OAuthService {

@@ -31,6 +31,7 @@ use crate::tokens::TokenService;
 use crate::users::{UserDirectory, UserStore};
 
 pub use clients::ClientService;
+pub use device_flow::DeviceFlowService;
 pub use error::OAuthError;
 pub use store::{AuthorizationCodeRecord, OAuthStore};
 
@@ -53,7 +54,6 @@ pub struct OAuthSettings {
 /// The parts an [`OAuthService`] is built from.
 pub struct OAuthParts {
     pub store: Arc<dyn OAuthStore>,
-    pub device_store: Arc<dyn device_flow::DeviceCodeStore>,
     pub users: Arc<dyn UserStore>,
     pub session_store: Arc<dyn SessionStore>,
     /// Refresh-token rotation, shared with first-party sessions.
@@ -67,7 +67,6 @@ pub struct OAuthParts {
 
 pub struct OAuthService {
     store: Arc<dyn OAuthStore>,
-    device_store: Arc<dyn device_flow::DeviceCodeStore>,
     users: Arc<dyn UserStore>,
     session_store: Arc<dyn SessionStore>,
     sessions: Arc<SessionService>,
@@ -82,7 +81,6 @@ impl OAuthService {
     pub fn new(parts: OAuthParts) -> Self {
         let OAuthParts {
             store,
-            device_store,
             users,
             session_store,
             sessions,
@@ -94,7 +92,6 @@ impl OAuthService {
         } = parts;
         Self {
             store,
-            device_store,
             users,
             session_store,
             sessions,

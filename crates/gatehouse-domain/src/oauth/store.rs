@@ -2,6 +2,8 @@
 
 use async_trait::async_trait;
 
+use serde::Serialize;
+
 use super::client::ClientRecord;
 use crate::audit::AuditEvent;
 use crate::store::StoreError;
@@ -27,6 +29,15 @@ pub struct AuthorizationCodeRecord {
     pub used_at: Option<i64>,
     /// The session the first exchange created; revoked if the code is replayed.
     pub issued_session_id: Option<String>,
+}
+
+/// A client a user consented to (the account page's "connected applications").
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectedApplication {
+    pub client_id: String,
+    pub client_name: String,
+    pub scopes: Vec<String>,
+    pub granted_at: i64,
 }
 
 #[async_trait]
@@ -86,7 +97,7 @@ pub trait OAuthStore: Send + Sync {
     async fn consents_of_user(
         &self,
         user_id: &str,
-    ) -> Result<Vec<super::logout::ConnectedApplication>, StoreError>;
+    ) -> Result<Vec<ConnectedApplication>, StoreError>;
     /// Deletes a consent and revokes the user's sessions granted to that client, in one
     /// transaction. `false` when there was no consent.
     async fn revoke_consent(

@@ -21,7 +21,7 @@ use crate::mfa::record::{
     BackupCodeRecord, MfaChallengeRecord, MfaFactorRecord, TrustedBrowserRecord,
 };
 use crate::oauth::client::ClientRecord;
-use crate::oauth::device::DeviceCodeRecord;
+use crate::oauth::device_flow::DeviceCodeRecord;
 use crate::sessions::record::{RefreshTokenRecord, SessionRecord};
 use crate::store::{Conflict, StoreError};
 use crate::unit_of_work::{KnownDevice, UnitOfWork, UnitOfWorkStore};

@@ -21,7 +21,7 @@ use crate::mfa::{
 };
 use crate::notify::{Notifier, NotifierSettings, ONE_TIME_TOKEN_DIGEST_PURPOSE, OUTBOX_PURPOSE};
 use crate::oauth::client::{AUTH_NONE, ClientRecord};
-use crate::oauth::{OAuthParts, OAuthService, OAuthSettings};
+use crate::oauth::{DeviceFlowService, OAuthParts, OAuthService, OAuthSettings};
 use crate::passwords::{PasswordPolicy, PasswordPolicySettings};
 use crate::principal::{Principal, RequestContext};
 use crate::services::{AccountKeys, AccountParts, AccountPorts, AccountServices};
@@ -64,7 +64,8 @@ pub(crate) struct TestWorld {
     pub store: Arc<MemoryStore>,
     pub clock: Arc<ManualClock>,
     pub accounts: AccountServices,
-    pub oauth: OAuthService,
+    pub oauth: Arc<OAuthService>,
+    pub device_flow: DeviceFlowService,
     pub tokens: Arc<TokenService>,
     hashing: HashingPool,
     totp_cipher: FieldCipher,
@@ -159,9 +160,8 @@ impl TestWorld {
             settings: account,
             mfa_settings: mfa,
         });
-        let oauth = OAuthService::new(OAuthParts {
+        let oauth = Arc::new(OAuthService::new(OAuthParts {
             store: store.clone(),
-            device_store: store.clone(),
             users: store.clone(),
             session_store: store.clone(),
             sessions: accounts.sessions.clone(),
@@ -175,9 +175,10 @@ impl TestWorld {
                 id_token_ttl_seconds: 3600,
                 secret_overlap_seconds: 24 * 3600,
             },
-        });
+        }));
         let totp_cipher = FieldCipher::new(&master, &[], TOTP_SECRET_PURPOSE);
-        TestWorld { store, clock, accounts, oauth, tokens, hashing, totp_cipher }
+        let device_flow = DeviceFlowService::new(oauth.clone(), store.clone());
+        TestWorld { store, clock, accounts, oauth, device_flow, tokens, hashing, totp_cipher }
     }
 
     pub(crate) fn now(&self) -> i64 {

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use super::{MemoryStore, not_used};
 use crate::audit::AuditEvent;
 use crate::oauth::client::ClientRecord;
-use crate::oauth::device::{DeviceCodeRecord, DeviceCodeStore, DeviceStatus};
-use crate::oauth::logout::ConnectedApplication;
+use crate::oauth::device_flow::{DeviceCodeRecord, DeviceCodeStore, DeviceStatus};
+use crate::oauth::store::ConnectedApplication;
 use crate::oauth::store::{AuthorizationCodeRecord, OAuthStore};
 use crate::store::{Conflict, StoreError};
 

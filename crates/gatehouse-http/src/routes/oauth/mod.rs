@@ -2,7 +2,7 @@
 //! (`{"error", "error_description"}`) instead of problem+json.
 
 pub(crate) mod authorize;
-pub(crate) mod device;
+pub(crate) mod device_flow;
 pub(crate) mod discovery;
 pub(crate) mod end_session;
 pub(crate) mod form;
@@ -24,7 +24,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(token::routes())
         .merge(userinfo::routes())
         .merge(introspect::routes())
-        .merge(device::api_routes())
+        .merge(device_flow::api_routes())
         // Set here, under the CORS middleware, so a preflight (OPTIONS, which no route
         // handles) reaches it instead of the router-wide 405 that runs outside this layer.
         .method_not_allowed_fallback(crate::routes::method_not_allowed)
@@ -33,7 +33,7 @@ pub(crate) fn routes() -> Router<AppState> {
     // JWKS: the hottest routes skip this middleware.
     api.merge(discovery::routes())
         .merge(authorize::routes())
-        .merge(device::page_routes())
+        .merge(device_flow::page_routes())
         .merge(end_session::routes())
 }
 

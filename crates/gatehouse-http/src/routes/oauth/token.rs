@@ -68,7 +68,7 @@ async fn exchange(
             let device_code = form
                 .get("device_code")
                 .ok_or(OAuthError::InvalidRequest("device_code is required".into()))?;
-            state.oauth.exchange_device_code(&client, device_code, context).await?
+            state.device_flow.exchange_device_code(&client, device_code, context).await?
         }
         _ => return Err(OAuthError::UnsupportedGrantType.into()),
     };

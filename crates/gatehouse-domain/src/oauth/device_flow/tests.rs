@@ -22,7 +22,11 @@ async fn world() -> (TestWorld, ClientRecord, Principal) {
 }
 
 async fn start(world: &TestWorld, client: &ClientRecord) -> DeviceAuthorization {
-    world.oauth.start_device_authorization(client, Some("openid offline_access")).await.unwrap()
+    world
+        .device_flow
+        .start_device_authorization(client, Some("openid offline_access"))
+        .await
+        .unwrap()
 }
 
 async fn poll(
@@ -30,7 +34,7 @@ async fn poll(
     client: &ClientRecord,
     started: &DeviceAuthorization,
 ) -> Result<TokenResponse, OAuthError> {
-    world.oauth.exchange_device_code(client, &started.device_code, &context()).await
+    world.device_flow.exchange_device_code(client, &started.device_code, &context()).await
 }
 
 /// The person's answer on the `/device` page; whether it was taken.
@@ -40,7 +44,11 @@ async fn decide(
     started: &DeviceAuthorization,
     approve: bool,
 ) -> bool {
-    world.oauth.decide_device(&started.user_code, approve, principal, &context()).await.unwrap()
+    world
+        .device_flow
+        .decide_device(&started.user_code, approve, principal, &context())
+        .await
+        .unwrap()
 }
 
 /// The stored interval of the device code.

@@ -39,7 +39,7 @@ pub(crate) async fn device_authorization(
             .await
             .map_err(OAuthErrorResponse::from)?;
         Ok::<_, OAuthErrorResponse>(
-            state.oauth.start_device_authorization(&client, form.get("scope")).await?,
+            state.device_flow.start_device_authorization(&client, form.get("scope")).await?,
         )
     }
     .await;
@@ -88,7 +88,7 @@ async fn show(
             context! { step => "enter" },
         );
     }
-    match state.oauth.pending_device(&code).await {
+    match state.device_flow.pending_device(&code).await {
         Ok(Some(pending)) => {
             let scopes: Vec<minijinja::Value> = pending
                 .scopes
@@ -137,7 +137,7 @@ async fn decide(
         "deny" => false,
         _ => return state.pages.error_page(locale, ErrorPage::bad_request()),
     };
-    match state.oauth.decide_device(&fields.user_code, approve, &principal, &context).await {
+    match state.device_flow.decide_device(&fields.user_code, approve, &principal, &context).await {
         Ok(true) => state.pages.render_form(
             StatusCode::OK,
             locale,
