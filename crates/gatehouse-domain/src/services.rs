@@ -14,17 +14,15 @@ use gatehouse_crypto::{Digester, FieldCipher, HashingPool};
 use crate::admin_users::AdminUserService;
 use crate::audit::AuditStore;
 use crate::clock::Clock;
-use crate::email_links::{EmailLinkParts, EmailLinkService, OneTimeTokenStore};
+use crate::email_links::{EmailLinkService, OneTimeTokenStore};
 use crate::known_devices::{KnownDeviceStore, KnownDevices};
 use crate::lockout::{Lockout, LockoutSettings};
-use crate::mfa::{
-    MfaChallengeStore, MfaParts, MfaService, MfaSettings, MfaStore, TrustedBrowserStore,
-};
+use crate::mfa::{MfaChallengeStore, MfaService, MfaSettings, MfaStore, TrustedBrowserStore};
 use crate::notify::{NoticeSettings, Notices, Notifier};
 use crate::passwords::{PasswordPolicy, PasswordService};
-use crate::registration::{RegistrationParts, RegistrationService};
+use crate::registration::RegistrationService;
 use crate::sessions::{SessionService, SessionStore};
-use crate::sign_in::{SignInParts, SignInService};
+use crate::sign_in::SignInService;
 use crate::tokens::TokenService;
 use crate::unit_of_work::UnitOfWorkStore;
 use crate::users::{AccountSettings, UserDirectory, UserStore};
@@ -118,16 +116,16 @@ impl AccountServices {
                 duration_seconds: settings.lockout_duration_seconds,
             },
         ));
-        let sessions = Arc::new(SessionService::new(
-            ports.sessions.clone(),
-            ports.users.clone(),
-            tokens.clone(),
-            directory.clone(),
-            notices.clone(),
-            clock.clone(),
-        ));
+        let sessions = Arc::new(SessionService {
+            store: ports.sessions.clone(),
+            users: ports.users.clone(),
+            tokens: tokens.clone(),
+            directory: directory.clone(),
+            notices: notices.clone(),
+            clock: clock.clone(),
+        });
         let mfa_policy = mfa_settings.policy;
-        let mfa = Arc::new(MfaService::new(MfaParts {
+        let mfa = Arc::new(MfaService {
             store: ports.mfa.clone(),
             browsers: ports.trusted_browsers.clone(),
             challenges: ports.challenges.clone(),
@@ -146,16 +144,16 @@ impl AccountServices {
             digester: keys.mfa_digester,
             clock: clock.clone(),
             settings: mfa_settings,
-        }));
-        let passwords = Arc::new(PasswordService::new(
-            ports.users.clone(),
-            hashing.clone(),
+        });
+        let passwords = Arc::new(PasswordService {
+            users: ports.users.clone(),
+            hashing: hashing.clone(),
             policy,
-            directory.clone(),
-            notices.clone(),
-            clock.clone(),
-        ));
-        let sign_in = Arc::new(SignInService::new(SignInParts {
+            directory: directory.clone(),
+            notices: notices.clone(),
+            clock: clock.clone(),
+        });
+        let sign_in = Arc::new(SignInService {
             users: ports.users.clone(),
             audit: ports.audit.clone(),
             hashing: hashing.clone(),
@@ -166,8 +164,8 @@ impl AccountServices {
             sessions: sessions.clone(),
             clock: clock.clone(),
             require_email_verification: settings.require_email_verification,
-        }));
-        let registration = Arc::new(RegistrationService::new(RegistrationParts {
+        });
+        let registration = Arc::new(RegistrationService {
             users: ports.users.clone(),
             hashing: hashing.clone(),
             passwords: passwords.clone(),
@@ -177,8 +175,8 @@ impl AccountServices {
             clock: clock.clone(),
             require_email_verification: settings.require_email_verification,
             mfa_policy,
-        }));
-        let email_links = Arc::new(EmailLinkService::new(EmailLinkParts {
+        });
+        let email_links = Arc::new(EmailLinkService {
             tokens: ports.one_time_tokens,
             users: ports.users.clone(),
             work: ports.work,
@@ -189,14 +187,14 @@ impl AccountServices {
             sign_in: sign_in.clone(),
             clock: clock.clone(),
             magic_link_enabled: settings.magic_link_enabled,
-        }));
-        let admin_users = Arc::new(AdminUserService::new(
-            ports.users,
+        });
+        let admin_users = Arc::new(AdminUserService {
+            users: ports.users,
             hashing,
-            passwords.clone(),
-            directory.clone(),
+            passwords: passwords.clone(),
+            directory: directory.clone(),
             clock,
-        ));
+        });
         AccountServices {
             directory,
             sessions,

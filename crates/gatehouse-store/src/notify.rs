@@ -217,6 +217,26 @@ impl OutboxStore for Database {
         Ok(claimed)
     }
 
+    async fn release_outbox(&self, worker: &str, ids: &[String]) -> Result<u64, StoreError> {
+        let released = write_transaction!(self, transaction => {
+            let mut released = 0;
+            for id in ids {
+                released += sqlx::query(
+                    "UPDATE outbox SET status = 'pending', claimed_by = NULL, lease_until = NULL, \
+                     attempts = attempts - 1 WHERE id = $1 AND claimed_by = $2 AND status = 'sending'",
+                )
+                .bind(id.as_str())
+                .bind(worker)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?
+                .rows_affected();
+            }
+            released
+        });
+        Ok(released)
+    }
+
     async fn finish_outbox_attempt(
         &self,
         attempt: &OutboxAttempt,

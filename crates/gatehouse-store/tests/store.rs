@@ -72,6 +72,7 @@ backend_tests!(
     private_keys_are_sealed_at_rest,
     outbox_claims_are_exclusive_and_expired_leases_are_claimed_again,
     an_unknown_outbox_status_is_corrupt,
+    a_stopping_worker_gives_its_unattempted_rows_back,
 );
 
 async fn outbox_claims_are_exclusive_and_expired_leases_are_claimed_again(test: TestDatabase) {
@@ -129,6 +130,39 @@ async fn outbox_claims_are_exclusive_and_expired_leases_are_claimed_again(test: 
     );
     assert_eq!(store.outbox_attempts(&id).await.unwrap().len(), 2);
     assert!(store.claim_outbox("c", 1000, 1030, 10).await.unwrap().iter().all(|r| r.id != id));
+}
+
+async fn a_stopping_worker_gives_its_unattempted_rows_back(test: TestDatabase) {
+    use gatehouse_domain::notify::{OutboxRecord, OutboxStatus, OutboxStore};
+    let store = &test.database;
+    let row = OutboxRecord {
+        id: "dlv_1".into(),
+        channel: "email".into(),
+        kind: "verify_email".into(),
+        payload: vec![1],
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        next_attempt_at: 100,
+        claimed_by: None,
+        lease_until: None,
+        created_at: 100,
+        delivered_at: None,
+        last_error: None,
+    };
+    store.commit(&UnitOfWork { outbox: vec![row], ..UnitOfWork::default() }).await.unwrap();
+    assert_eq!(store.claim_outbox("a", 100, 160, 10).await.unwrap().len(), 1);
+    // Only the claiming worker can give a row back.
+    assert_eq!(store.release_outbox("b", &["dlv_1".into()]).await.unwrap(), 0);
+    assert_eq!(store.release_outbox("a", &["dlv_1".into()]).await.unwrap(), 1);
+    let stored = store.outbox_row("dlv_1").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.attempts, stored.claimed_by, stored.lease_until),
+        (OutboxStatus::Pending, 0, None, None),
+        "pending again, the attempt it never made not counted"
+    );
+    // The next worker takes it at once, not after the lease.
+    let claimed = store.claim_outbox("c", 101, 161, 10).await.unwrap();
+    assert_eq!((claimed.len(), claimed[0].attempts), (1, 1));
 }
 
 async fn migrations_are_idempotent(test: TestDatabase) {

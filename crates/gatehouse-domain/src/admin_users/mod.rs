@@ -70,24 +70,14 @@ fn metadata_text(
 }
 
 pub struct AdminUserService {
-    users: Arc<dyn UserStore>,
-    hashing: HashingPool,
-    passwords: Arc<PasswordService>,
-    directory: Arc<UserDirectory>,
-    clock: Arc<dyn Clock>,
+    pub(crate) users: Arc<dyn UserStore>,
+    pub(crate) hashing: HashingPool,
+    pub(crate) passwords: Arc<PasswordService>,
+    pub(crate) directory: Arc<UserDirectory>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl AdminUserService {
-    pub fn new(
-        users: Arc<dyn UserStore>,
-        hashing: HashingPool,
-        passwords: Arc<PasswordService>,
-        directory: Arc<UserDirectory>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self { users, hashing, passwords, directory, clock }
-    }
-
     fn admin_event(
         &self,
         admin: &AdminPrincipal,
@@ -159,27 +149,15 @@ impl AdminUserService {
             None => imported_hash,
         };
         let now = self.clock.now();
-        let id = gatehouse_crypto::new_id("usr");
         let user = UserRecord {
-            email_ciphertext: Some(self.directory.seal_email(&id, &email)?),
-            email_digest: Some(email_digest),
             username: username.map(|name| name.as_str().to_owned()),
             first_name,
             last_name,
-            image_url: None,
             email_verified_at: request.email_verified.then_some(now),
             password_changed_at: password_hash.as_ref().map(|_| now),
             password_hash,
-            failed_sign_in_attempts: 0,
-            locked_until: None,
-            suspended_at: None,
-            last_sign_in_at: None,
-            public_metadata: "{}".into(),
-            private_metadata: "{}".into(),
             system_role: request.admin.then(|| SYSTEM_ROLE_ADMIN.to_owned()),
-            created_at: now,
-            updated_at: now,
-            id,
+            ..self.directory.new_account(&email, now)?
         };
         let event = self.admin_event(admin, "admin.user_created", &user.id, context).metadata(
             serde_json::json!({ "imported_password_hash": request.password_hash.is_some() }),
@@ -416,27 +394,14 @@ impl AdminUserService {
                 report.invalid.push((position, problems.join("; ")));
                 continue;
             };
-            let id = gatehouse_crypto::new_id("usr");
             records.push(UserRecord {
-                email_ciphertext: Some(self.directory.seal_email(&id, &email)?),
-                email_digest: Some(self.directory.email_digest(&email)),
                 username: username.map(|name| name.as_str().to_owned()),
                 first_name,
                 last_name,
-                image_url: None,
                 email_verified_at: row.email_verified.then_some(now),
                 password_changed_at: row.password_hash.as_ref().map(|_| now),
                 password_hash: row.password_hash,
-                failed_sign_in_attempts: 0,
-                locked_until: None,
-                suspended_at: None,
-                last_sign_in_at: None,
-                public_metadata: "{}".into(),
-                private_metadata: "{}".into(),
-                system_role: None,
-                created_at: now,
-                updated_at: now,
-                id,
+                ..self.directory.new_account(&email, now)?
             });
         }
         if records.is_empty() {

@@ -39,62 +39,20 @@ fn problem(kind: OneTimeTokenProblem) -> DomainError {
     DomainError::OneTimeToken(kind)
 }
 
-/// What the email-link service is built from.
-pub struct EmailLinkParts {
-    pub tokens: Arc<dyn OneTimeTokenStore>,
-    pub users: Arc<dyn UserStore>,
-    pub work: Arc<dyn UnitOfWorkStore>,
-    pub notifier: Arc<Notifier>,
-    pub notices: Arc<Notices>,
-    pub directory: Arc<UserDirectory>,
-    pub passwords: Arc<PasswordService>,
-    pub sign_in: Arc<SignInService>,
-    pub clock: Arc<dyn Clock>,
-    /// Whether magic links work.
-    pub magic_link_enabled: bool,
-}
-
 pub struct EmailLinkService {
-    tokens: Arc<dyn OneTimeTokenStore>,
-    users: Arc<dyn UserStore>,
-    work: Arc<dyn UnitOfWorkStore>,
-    notifier: Arc<Notifier>,
-    notices: Arc<Notices>,
-    directory: Arc<UserDirectory>,
-    passwords: Arc<PasswordService>,
-    sign_in: Arc<SignInService>,
-    clock: Arc<dyn Clock>,
-    magic_link_enabled: bool,
+    pub(crate) tokens: Arc<dyn OneTimeTokenStore>,
+    pub(crate) users: Arc<dyn UserStore>,
+    pub(crate) work: Arc<dyn UnitOfWorkStore>,
+    pub(crate) notifier: Arc<Notifier>,
+    pub(crate) notices: Arc<Notices>,
+    pub(crate) directory: Arc<UserDirectory>,
+    pub(crate) passwords: Arc<PasswordService>,
+    pub(crate) sign_in: Arc<SignInService>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) magic_link_enabled: bool,
 }
 
 impl EmailLinkService {
-    pub fn new(parts: EmailLinkParts) -> Self {
-        let EmailLinkParts {
-            tokens,
-            users,
-            work,
-            notifier,
-            notices,
-            directory,
-            passwords,
-            sign_in,
-            clock,
-            magic_link_enabled,
-        } = parts;
-        Self {
-            tokens,
-            users,
-            work,
-            notifier,
-            notices,
-            directory,
-            passwords,
-            sign_in,
-            clock,
-            magic_link_enabled,
-        }
-    }
-
     /// Whether magic links work.
     pub fn magic_link_enabled(&self) -> bool {
         self.magic_link_enabled

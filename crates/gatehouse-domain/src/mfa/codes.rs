@@ -11,7 +11,6 @@ use crate::error::{DomainError, FieldIssue, MfaProblem};
 use crate::mfa::record::{CodePurpose, FactorKind, MfaCodeRecord, MfaFactorRecord};
 use crate::notify::{OutboxRecord, SmsPayload};
 use crate::principal::{Actor, Principal, RequestContext};
-use crate::store::{Conflict, StoreError};
 use crate::unit_of_work::UnitOfWork;
 use crate::users::record::UserRecord;
 
@@ -271,14 +270,7 @@ impl MfaService {
             AuditEvent::new("mfa.enrolment_started", &Actor::User(user.id.clone()), context, now)
                 .target("mfa_factor", &factor.id)
                 .metadata(serde_json::json!({ "kind": kind.as_str() }));
-        self.store.put_pending_factor(&factor, &UnitOfWork::events(vec![event])).await.map_err(
-            |error| match error {
-                StoreError::Conflict(Conflict::MfaFactorKind) => {
-                    DomainError::Mfa(MfaProblem::AlreadyEnabled)
-                }
-                other => other.into(),
-            },
-        )?;
+        self.put_pending_factor(&factor, event).await?;
         self.send_code(user, kind, CodePurpose::Enrol, phone.as_deref(), context).await
     }
 

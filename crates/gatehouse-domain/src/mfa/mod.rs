@@ -33,8 +33,9 @@ use crate::lockout::Lockout;
 use crate::notify::{Notices, Notifier};
 use crate::principal::{Actor, RequestContext};
 use crate::sessions::store::SessionStore;
+use crate::store::{Conflict, StoreError};
 use crate::tokens::TokenService;
-use crate::unit_of_work::UnitOfWorkStore;
+use crate::unit_of_work::{UnitOfWork, UnitOfWorkStore};
 use crate::users::directory::UserDirectory;
 use crate::users::record::UserRecord;
 use crate::users::store::UserStore;
@@ -95,52 +96,30 @@ impl Default for MfaSettings {
     }
 }
 
-/// What the MFA service is built from.
-pub struct MfaParts {
-    pub store: Arc<dyn MfaStore>,
-    pub browsers: Arc<dyn TrustedBrowserStore>,
-    pub challenges: Arc<dyn MfaChallengeStore>,
-    pub sessions: Arc<dyn SessionStore>,
-    pub users: Arc<dyn UserStore>,
-    pub audit: Arc<dyn AuditStore>,
-    pub work: Arc<dyn UnitOfWorkStore>,
-    pub lockout: Arc<Lockout>,
-    pub hashing: HashingPool,
-    pub tokens: Arc<TokenService>,
-    pub notices: Arc<Notices>,
-    pub notifier: Arc<Notifier>,
-    pub directory: Arc<UserDirectory>,
-    /// Purpose [`TOTP_SECRET_PURPOSE`].
-    pub totp_cipher: FieldCipher,
-    /// Purpose [`PHONE_PURPOSE`].
-    pub phone_cipher: FieldCipher,
-    /// Purpose [`MFA_DIGEST_PURPOSE`].
-    pub digester: Digester,
-    pub clock: Arc<dyn Clock>,
-    pub settings: MfaSettings,
-}
-
 /// Second factors (TOTP, codes by email and SMS, backup codes), sign-in challenges, trusted
 /// browsers and step-up re-authentication.
 pub struct MfaService {
-    store: Arc<dyn MfaStore>,
-    browsers: Arc<dyn TrustedBrowserStore>,
-    challenges: Arc<dyn MfaChallengeStore>,
-    sessions: Arc<dyn SessionStore>,
-    users: Arc<dyn UserStore>,
-    audit: Arc<dyn AuditStore>,
-    work: Arc<dyn UnitOfWorkStore>,
-    lockout: Arc<Lockout>,
-    hashing: HashingPool,
-    tokens: Arc<TokenService>,
-    notices: Arc<Notices>,
-    notifier: Arc<Notifier>,
-    directory: Arc<UserDirectory>,
-    totp_cipher: FieldCipher,
-    phone_cipher: FieldCipher,
-    digester: Digester,
-    clock: Arc<dyn Clock>,
-    settings: MfaSettings,
+    pub(crate) store: Arc<dyn MfaStore>,
+    pub(crate) browsers: Arc<dyn TrustedBrowserStore>,
+    pub(crate) challenges: Arc<dyn MfaChallengeStore>,
+    pub(crate) sessions: Arc<dyn SessionStore>,
+    pub(crate) users: Arc<dyn UserStore>,
+    pub(crate) audit: Arc<dyn AuditStore>,
+    pub(crate) work: Arc<dyn UnitOfWorkStore>,
+    pub(crate) lockout: Arc<Lockout>,
+    pub(crate) hashing: HashingPool,
+    pub(crate) tokens: Arc<TokenService>,
+    pub(crate) notices: Arc<Notices>,
+    pub(crate) notifier: Arc<Notifier>,
+    pub(crate) directory: Arc<UserDirectory>,
+    /// Purpose [`TOTP_SECRET_PURPOSE`].
+    pub(crate) totp_cipher: FieldCipher,
+    /// Purpose [`PHONE_PURPOSE`].
+    pub(crate) phone_cipher: FieldCipher,
+    /// Purpose [`MFA_DIGEST_PURPOSE`].
+    pub(crate) digester: Digester,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: MfaSettings,
 }
 
 /// The answer that asks for a second factor (`{mfa_required, mfa_token, methods}`).
@@ -195,55 +174,28 @@ pub struct FactorView {
 }
 
 impl MfaService {
-    pub fn new(parts: MfaParts) -> Self {
-        let MfaParts {
-            store,
-            browsers,
-            challenges,
-            sessions,
-            users,
-            audit,
-            work,
-            lockout,
-            hashing,
-            tokens,
-            notices,
-            notifier,
-            directory,
-            totp_cipher,
-            phone_cipher,
-            digester,
-            clock,
-            settings,
-        } = parts;
-        Self {
-            store,
-            browsers,
-            challenges,
-            sessions,
-            users,
-            audit,
-            work,
-            lockout,
-            hashing,
-            tokens,
-            notices,
-            notifier,
-            directory,
-            totp_cipher,
-            phone_cipher,
-            digester,
-            clock,
-            settings,
-        }
-    }
-
     pub fn settings(&self) -> &MfaSettings {
         &self.settings
     }
 
     fn mfa_digest(&self, what: &str, value: &str) -> Vec<u8> {
         self.digester.digest(format!("{what}:{value}").as_bytes()).to_vec()
+    }
+
+    /// Stores a pending factor with the audit event of its enrolment; a confirmed factor of
+    /// that kind answers `mfa_already_enabled`.
+    async fn put_pending_factor(
+        &self,
+        factor: &MfaFactorRecord,
+        event: AuditEvent,
+    ) -> Result<(), DomainError> {
+        let work = UnitOfWork::events(vec![event]);
+        self.store.put_pending_factor(factor, &work).await.map_err(|error| match error {
+            StoreError::Conflict(Conflict::MfaFactorKind) => {
+                DomainError::Mfa(MfaProblem::AlreadyEnabled)
+            }
+            other => other.into(),
+        })
     }
 
     /// The user's confirmed factors.

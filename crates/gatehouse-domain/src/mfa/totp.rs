@@ -8,7 +8,6 @@ use crate::audit::AuditEvent;
 use crate::error::{DomainError, MfaProblem};
 use crate::mfa::record::{BackupCodeRecord, FactorKind, MfaFactorRecord};
 use crate::principal::{Actor, Principal, RequestContext};
-use crate::store::{Conflict, StoreError};
 use crate::unit_of_work::UnitOfWork;
 use crate::users::record::UserRecord;
 
@@ -64,8 +63,7 @@ impl MfaService {
         proof: Option<Reauthentication>,
         context: &RequestContext,
     ) -> Result<TotpEnrolment, DomainError> {
-        self.require_presence(principal, proof, context).await?;
-        self.begin_totp_for(&principal.user, context).await
+        self.totp_enrolment_with_proof(principal, proof, true, context).await
     }
 
     /// The enrolment in progress (the same secret, for a page shown again after a wrong
@@ -76,8 +74,23 @@ impl MfaService {
         proof: Option<Reauthentication>,
         context: &RequestContext,
     ) -> Result<TotpEnrolment, DomainError> {
+        self.totp_enrolment_with_proof(principal, proof, false, context).await
+    }
+
+    /// Past the presence check: a new enrolment (`restart`), or the one in progress.
+    async fn totp_enrolment_with_proof(
+        &self,
+        principal: &Principal,
+        proof: Option<Reauthentication>,
+        restart: bool,
+        context: &RequestContext,
+    ) -> Result<TotpEnrolment, DomainError> {
         self.require_presence(principal, proof, context).await?;
-        self.current_totp_enrolment_for(&principal.user, context).await
+        if restart {
+            self.begin_totp_for(&principal.user, context).await
+        } else {
+            self.current_totp_enrolment_for(&principal.user, context).await
+        }
     }
 
     pub(crate) async fn current_totp_enrolment_for(
@@ -137,14 +150,7 @@ impl MfaService {
             AuditEvent::new("mfa.enrolment_started", &Actor::User(user.id.clone()), context, now)
                 .target("mfa_factor", &factor.id)
                 .metadata(serde_json::json!({ "kind": "totp" }));
-        self.store.put_pending_factor(&factor, &UnitOfWork::events(vec![event])).await.map_err(
-            |error| match error {
-                StoreError::Conflict(Conflict::MfaFactorKind) => {
-                    DomainError::Mfa(MfaProblem::AlreadyEnabled)
-                }
-                other => other.into(),
-            },
-        )?;
+        self.put_pending_factor(&factor, event).await?;
         Ok(enrolment)
     }
 

@@ -116,6 +116,10 @@ pub trait OutboxStore: Send + Sync {
         lease_until: i64,
         limit: u32,
     ) -> Result<Vec<OutboxRecord>, StoreError>;
+    /// Gives back rows `worker` claimed but did not attempt (it is stopping): pending again,
+    /// due as they were, their attempt not counted, so the next worker takes them at once
+    /// instead of after the lease. Answers how many were given back.
+    async fn release_outbox(&self, worker: &str, ids: &[String]) -> Result<u64, StoreError>;
     /// Records an attempt and its outcome, with events (dead-letter audit). Only applies when
     /// the row is still claimed by the attempt's worker.
     async fn finish_outbox_attempt(

@@ -78,8 +78,9 @@ impl OutboxWorker {
     }
 
     /// Runs until `shutdown` turns true. The row being delivered when it does is finished
-    /// first; rows of the batch not yet attempted stay claimed until their lease ends, when any
-    /// instance picks them up again.
+    /// first; rows of the batch not yet attempted are given back to the queue at once. (A
+    /// worker that dies instead leaves them claimed until their lease ends, when any instance
+    /// picks them up again.)
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let wake = self.notifier.waker();
         tracing::info!(worker = %self.id, "outbox worker started");
@@ -120,8 +121,13 @@ impl OutboxWorker {
         let rows =
             self.store.claim_outbox(&self.id, now, lease_until, self.settings.batch_size).await?;
         let count = rows.len();
-        for row in rows {
+        let mut rows = rows.into_iter();
+        while let Some(row) = rows.next() {
             if shutdown.is_some_and(|stop| *stop.borrow()) {
+                // Stopping: what this worker will not attempt goes back to the queue now.
+                let unattempted: Vec<String> =
+                    std::iter::once(row).chain(rows).map(|row| row.id).collect();
+                self.store.release_outbox(&self.id, &unattempted).await?;
                 break;
             }
             if let Err(error) = self.attempt(row).await {

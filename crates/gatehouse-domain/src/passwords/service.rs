@@ -19,26 +19,15 @@ use crate::users::record::UserRecord;
 use crate::users::store::UserStore;
 
 pub struct PasswordService {
-    users: Arc<dyn UserStore>,
-    hashing: HashingPool,
-    policy: Arc<PasswordPolicy>,
-    directory: Arc<UserDirectory>,
-    notices: Arc<Notices>,
-    clock: Arc<dyn Clock>,
+    pub(crate) users: Arc<dyn UserStore>,
+    pub(crate) hashing: HashingPool,
+    pub(crate) policy: Arc<PasswordPolicy>,
+    pub(crate) directory: Arc<UserDirectory>,
+    pub(crate) notices: Arc<Notices>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl PasswordService {
-    pub fn new(
-        users: Arc<dyn UserStore>,
-        hashing: HashingPool,
-        policy: Arc<PasswordPolicy>,
-        directory: Arc<UserDirectory>,
-        notices: Arc<Notices>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self { users, hashing, policy, directory, notices, clock }
-    }
-
     pub fn policy(&self) -> &PasswordPolicy {
         &self.policy
     }

@@ -35,59 +35,19 @@ pub struct SignUp {
     pub last_name: Option<String>,
 }
 
-/// What the registration service is built from.
-pub struct RegistrationParts {
-    pub users: Arc<dyn UserStore>,
-    pub hashing: HashingPool,
-    pub passwords: Arc<PasswordService>,
-    pub directory: Arc<UserDirectory>,
-    pub notices: Arc<Notices>,
-    pub sessions: Arc<SessionService>,
-    pub clock: Arc<dyn Clock>,
-    /// Whether a new account must verify its address before it gets tokens.
-    pub require_email_verification: bool,
-    /// With MFA required, a new account enrols a factor at its first sign-in instead.
-    pub mfa_policy: MfaPolicy,
-}
-
 pub struct RegistrationService {
-    users: Arc<dyn UserStore>,
-    hashing: HashingPool,
-    passwords: Arc<PasswordService>,
-    directory: Arc<UserDirectory>,
-    notices: Arc<Notices>,
-    sessions: Arc<SessionService>,
-    clock: Arc<dyn Clock>,
-    require_email_verification: bool,
-    mfa_policy: MfaPolicy,
+    pub(crate) users: Arc<dyn UserStore>,
+    pub(crate) hashing: HashingPool,
+    pub(crate) passwords: Arc<PasswordService>,
+    pub(crate) directory: Arc<UserDirectory>,
+    pub(crate) notices: Arc<Notices>,
+    pub(crate) sessions: Arc<SessionService>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) require_email_verification: bool,
+    pub(crate) mfa_policy: MfaPolicy,
 }
 
 impl RegistrationService {
-    pub fn new(parts: RegistrationParts) -> Self {
-        let RegistrationParts {
-            users,
-            hashing,
-            passwords,
-            directory,
-            notices,
-            sessions,
-            clock,
-            require_email_verification,
-            mfa_policy,
-        } = parts;
-        Self {
-            users,
-            hashing,
-            passwords,
-            directory,
-            notices,
-            sessions,
-            clock,
-            require_email_verification,
-            mfa_policy,
-        }
-    }
-
     /// Creates an account. Returns tokens too unless email verification or MFA is required.
     pub async fn sign_up(
         &self,
@@ -128,27 +88,13 @@ impl RegistrationService {
 
         let password_hash = self.hashing.hash(request.password.into()).await?;
         let now = self.clock.now();
-        let id = gatehouse_crypto::new_id("usr");
         let user = UserRecord {
-            email_ciphertext: Some(self.directory.seal_email(&id, &email)?),
-            email_digest: Some(email_digest),
             username: username.map(|name| name.as_str().to_owned()),
             first_name,
             last_name,
-            image_url: None,
-            email_verified_at: None,
             password_hash: Some(password_hash),
             password_changed_at: Some(now),
-            failed_sign_in_attempts: 0,
-            locked_until: None,
-            suspended_at: None,
-            last_sign_in_at: None,
-            public_metadata: "{}".into(),
-            private_metadata: "{}".into(),
-            system_role: None,
-            created_at: now,
-            updated_at: now,
-            id,
+            ..self.directory.new_account(&email, now)?
         };
         let event = AuditEvent::new("user.signed_up", &Actor::User(user.id.clone()), context, now)
             .target("user", &user.id);

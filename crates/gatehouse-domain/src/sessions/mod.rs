@@ -59,26 +59,15 @@ pub(crate) struct NewSession {
 }
 
 pub struct SessionService {
-    store: Arc<dyn SessionStore>,
-    users: Arc<dyn UserStore>,
-    tokens: Arc<TokenService>,
-    directory: Arc<UserDirectory>,
-    notices: Arc<Notices>,
-    clock: Arc<dyn Clock>,
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) users: Arc<dyn UserStore>,
+    pub(crate) tokens: Arc<TokenService>,
+    pub(crate) directory: Arc<UserDirectory>,
+    pub(crate) notices: Arc<Notices>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl SessionService {
-    pub fn new(
-        store: Arc<dyn SessionStore>,
-        users: Arc<dyn UserStore>,
-        tokens: Arc<TokenService>,
-        directory: Arc<UserDirectory>,
-        notices: Arc<Notices>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self { store, users, tokens, directory, notices, clock }
-    }
-
     /// Opens a session, resetting the failure counters: remembers the device and sends a
     /// notice when it is new to the user, writes it all in one transaction, and answers the
     /// token set.

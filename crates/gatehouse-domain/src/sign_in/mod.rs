@@ -68,62 +68,20 @@ pub struct MfaVerified {
     pub trusted_browser: Option<TrustedBrowser>,
 }
 
-/// What the sign-in service is built from.
-pub struct SignInParts {
-    pub users: Arc<dyn UserStore>,
-    pub audit: Arc<dyn AuditStore>,
-    pub hashing: HashingPool,
-    pub directory: Arc<UserDirectory>,
-    pub known_devices: Arc<KnownDevices>,
-    pub lockout: Arc<Lockout>,
-    pub mfa: Arc<MfaService>,
-    pub sessions: Arc<SessionService>,
-    pub clock: Arc<dyn Clock>,
-    /// Whether an unverified address keeps its owner out.
-    pub require_email_verification: bool,
-}
-
 pub struct SignInService {
-    users: Arc<dyn UserStore>,
-    audit: Arc<dyn AuditStore>,
-    hashing: HashingPool,
-    directory: Arc<UserDirectory>,
-    known_devices: Arc<KnownDevices>,
-    lockout: Arc<Lockout>,
-    mfa: Arc<MfaService>,
-    sessions: Arc<SessionService>,
-    clock: Arc<dyn Clock>,
-    require_email_verification: bool,
+    pub(crate) users: Arc<dyn UserStore>,
+    pub(crate) audit: Arc<dyn AuditStore>,
+    pub(crate) hashing: HashingPool,
+    pub(crate) directory: Arc<UserDirectory>,
+    pub(crate) known_devices: Arc<KnownDevices>,
+    pub(crate) lockout: Arc<Lockout>,
+    pub(crate) mfa: Arc<MfaService>,
+    pub(crate) sessions: Arc<SessionService>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) require_email_verification: bool,
 }
 
 impl SignInService {
-    pub fn new(parts: SignInParts) -> Self {
-        let SignInParts {
-            users,
-            audit,
-            hashing,
-            directory,
-            known_devices,
-            lockout,
-            mfa,
-            sessions,
-            clock,
-            require_email_verification,
-        } = parts;
-        Self {
-            users,
-            audit,
-            hashing,
-            directory,
-            known_devices,
-            lockout,
-            mfa,
-            sessions,
-            clock,
-            require_email_verification,
-        }
-    }
-
     /// The account the identifier names, with what the rest of the sign-in needs to know
     /// about it (second factors, this device), read in one query.
     async fn find_by_identifier(
@@ -306,16 +264,8 @@ impl SignInService {
         context: &RequestContext,
     ) -> Result<MfaVerified, DomainError> {
         let completed = self.mfa.complete_challenge(request, context).await?;
-        let trusted_browser = completed.trusted_browser;
-        let new = NewSession {
-            user: completed.user,
-            rehashed_password: None,
-            method: completed.first_method,
-            amr: completed.amr,
-            facts: None,
-            work: completed.work,
-        };
-        let tokens = self.sessions.start(new, context).await?;
+        let trusted_browser = completed.trusted_browser.clone();
+        let tokens = self.sessions.start(completed.into_session(), context).await?;
         Ok(MfaVerified { tokens, trusted_browser })
     }
 
@@ -370,15 +320,7 @@ impl SignInService {
     ) -> Result<(Vec<String>, Tokens), DomainError> {
         let (backup_codes, completed) =
             self.mfa.complete_required_totp(mfa_token, code, context).await?;
-        let new = NewSession {
-            user: completed.user,
-            rehashed_password: None,
-            method: completed.first_method,
-            amr: completed.amr,
-            facts: None,
-            work: completed.work,
-        };
-        let tokens = self.sessions.start(new, context).await?;
+        let tokens = self.sessions.start(completed.into_session(), context).await?;
         Ok((backup_codes, tokens))
     }
 }

@@ -189,30 +189,13 @@ impl TestWorld {
     /// the port as sign-up would.
     pub(crate) async fn seed_user(&self, email: &str) -> UserRecord {
         let email = Email::parse(email, "email").unwrap();
-        let id = gatehouse_crypto::new_id("usr");
-        let directory = &self.accounts.directory;
         let hash = self.hashing.hash(TEST_PASSWORD.to_owned().into()).await.unwrap();
         let now = self.now();
         let user = UserRecord {
-            email_ciphertext: Some(directory.seal_email(&id, &email).unwrap()),
-            email_digest: Some(directory.email_digest(&email)),
-            id,
-            username: None,
-            first_name: None,
-            last_name: None,
-            image_url: None,
             email_verified_at: Some(now),
             password_hash: Some(hash),
             password_changed_at: Some(now),
-            failed_sign_in_attempts: 0,
-            locked_until: None,
-            suspended_at: None,
-            last_sign_in_at: None,
-            public_metadata: "{}".into(),
-            private_metadata: "{}".into(),
-            system_role: None,
-            created_at: now,
-            updated_at: now,
+            ..self.accounts.directory.new_account(&email, now).unwrap()
         };
         self.store.insert_user(&user, &UnitOfWork::default()).await.unwrap();
         user

@@ -39,6 +39,17 @@ impl UserDirectory {
         self.email_digester.digest(email.as_str().as_bytes()).to_vec()
     }
 
+    /// A new account's row for `email`: a fresh id, the address sealed and indexed, the rest
+    /// as [`UserRecord::new`] leaves it.
+    pub fn new_account(&self, email: &Email, now: i64) -> Result<UserRecord, DomainError> {
+        let id = gatehouse_crypto::new_id("usr");
+        Ok(UserRecord {
+            email_ciphertext: Some(self.seal_email(&id, email)?),
+            email_digest: Some(self.email_digest(email)),
+            ..UserRecord::new(id, now)
+        })
+    }
+
     /// The address sealed for the row of `user_id`.
     pub fn seal_email(&self, user_id: &str, email: &Email) -> Result<Vec<u8>, DomainError> {
         Ok(self.email_cipher.seal(user_id.as_bytes(), email.as_str().as_bytes())?)

@@ -36,6 +36,34 @@ pub struct UserRecord {
     pub updated_at: i64,
 }
 
+impl UserRecord {
+    /// A new account's row: this id, created now, with no address, name, password, role or
+    /// security state yet, and empty metadata.
+    pub fn new(id: String, now: i64) -> UserRecord {
+        UserRecord {
+            id,
+            email_ciphertext: None,
+            email_digest: None,
+            username: None,
+            first_name: None,
+            last_name: None,
+            image_url: None,
+            email_verified_at: None,
+            password_hash: None,
+            password_changed_at: None,
+            failed_sign_in_attempts: 0,
+            locked_until: None,
+            suspended_at: None,
+            last_sign_in_at: None,
+            public_metadata: "{}".into(),
+            private_metadata: "{}".into(),
+            system_role: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// What a failed sign-in left on the account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailedSignIn {
