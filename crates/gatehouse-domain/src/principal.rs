@@ -57,6 +57,13 @@ pub struct Principal {
     pub session: SessionRecord,
 }
 
+impl RequestContext {
+    /// The device a request came from (user agent, ip), as a session records it.
+    pub fn device(&self) -> (Option<String>, Option<String>) {
+        (self.user_agent.clone(), self.ip.clone())
+    }
+}
+
 impl Principal {
     /// The actor of what this principal does.
     pub fn actor(&self) -> Actor {

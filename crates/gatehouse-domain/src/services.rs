@@ -71,6 +71,7 @@ pub struct AccountParts {
 }
 
 /// The account services, built once and shared.
+#[derive(Clone)]
 pub struct AccountServices {
     pub directory: Arc<UserDirectory>,
     pub sessions: Arc<SessionService>,

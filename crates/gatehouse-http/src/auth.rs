@@ -29,7 +29,7 @@ impl FromRequestParts<AppState> for Authenticated {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or_else(ApiError::invalid_token)?;
-        Ok(Authenticated(state.sessions.authenticate(token).await?))
+        Ok(Authenticated(state.accounts.sessions.authenticate(token).await?))
     }
 }
 
@@ -47,7 +47,7 @@ impl FromRequestParts<AppState> for Admin {
         if let Some(admin) = state.admin_keys.authenticate(token).await? {
             return Ok(Admin(admin));
         }
-        let principal = state.sessions.authenticate(token).await?;
+        let principal = state.accounts.sessions.authenticate(token).await?;
         Ok(Admin(AdminPrincipal::from_user(&principal)?))
     }
 }

@@ -4,16 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_domain::admin_keys::AdminKeyService;
-use gatehouse_domain::admin_users::AdminUserService;
 use gatehouse_domain::audit::AuditLog;
-use gatehouse_domain::email_links::EmailLinkService;
-use gatehouse_domain::mfa::MfaService;
-use gatehouse_domain::passwords::PasswordService;
 use gatehouse_domain::ratelimit::RateLimiter;
-use gatehouse_domain::registration::RegistrationService;
-use gatehouse_domain::sessions::SessionService;
-use gatehouse_domain::sign_in::SignInService;
-use gatehouse_domain::users::UserDirectory;
+use gatehouse_domain::services::AccountServices;
 use gatehouse_domain::{KeyService, ReadinessCheck};
 use ipnet::IpNet;
 
@@ -70,15 +63,9 @@ pub struct AppServices {
     pub keys: Arc<KeyService>,
     /// Pre-serialised JWKS and discovery documents.
     pub documents: Arc<Documents>,
-    /// The user as the API shows it.
-    pub directory: Arc<UserDirectory>,
-    pub sessions: Arc<SessionService>,
-    pub sign_in: Arc<SignInService>,
-    pub registration: Arc<RegistrationService>,
-    pub passwords: Arc<PasswordService>,
-    pub email_links: Arc<EmailLinkService>,
-    pub mfa: Arc<MfaService>,
-    pub admin_users: Arc<AdminUserService>,
+    /// The account services: sign-in, sessions, registration, passwords, email links, MFA,
+    /// admin user management, and the directory the API reads users through.
+    pub accounts: AccountServices,
     pub oauth: Arc<gatehouse_domain::oauth::OAuthService>,
     /// The OAuth client registry and client authentication.
     pub clients: Arc<gatehouse_domain::oauth::ClientService>,

@@ -75,12 +75,10 @@ backend_tests!(
     a_stopping_worker_gives_its_unattempted_rows_back,
 );
 
-async fn outbox_claims_are_exclusive_and_expired_leases_are_claimed_again(test: TestDatabase) {
-    use gatehouse_domain::notify::{
-        AttemptOutcome, AttemptStatus, OutboxAttempt, OutboxRecord, OutboxStatus, OutboxStore,
-    };
-    let store = &test.database;
-    let row = |id: &str| OutboxRecord {
+/// A pending email row due at 100.
+fn outbox_row(id: &str) -> gatehouse_domain::notify::OutboxRecord {
+    use gatehouse_domain::notify::{OutboxRecord, OutboxStatus};
+    OutboxRecord {
         id: id.into(),
         channel: "email".into(),
         kind: "verify_email".into(),
@@ -93,8 +91,16 @@ async fn outbox_claims_are_exclusive_and_expired_leases_are_claimed_again(test: 
         created_at: 100,
         delivered_at: None,
         last_error: None,
+    }
+}
+
+async fn outbox_claims_are_exclusive_and_expired_leases_are_claimed_again(test: TestDatabase) {
+    use gatehouse_domain::notify::{AttemptOutcome, AttemptStatus, OutboxAttempt, OutboxStore};
+    let store = &test.database;
+    let work = UnitOfWork {
+        outbox: vec![outbox_row("dlv_1"), outbox_row("dlv_2")],
+        ..UnitOfWork::default()
     };
-    let work = UnitOfWork { outbox: vec![row("dlv_1"), row("dlv_2")], ..UnitOfWork::default() };
     store.commit(&work).await.unwrap();
     assert!(store.claim_outbox("a", 99, 130, 10).await.unwrap().is_empty(), "not due yet");
     let claimed = store.claim_outbox("a", 100, 130, 1).await.unwrap();
@@ -133,22 +139,9 @@ async fn outbox_claims_are_exclusive_and_expired_leases_are_claimed_again(test: 
 }
 
 async fn a_stopping_worker_gives_its_unattempted_rows_back(test: TestDatabase) {
-    use gatehouse_domain::notify::{OutboxRecord, OutboxStatus, OutboxStore};
+    use gatehouse_domain::notify::{OutboxStatus, OutboxStore};
     let store = &test.database;
-    let row = OutboxRecord {
-        id: "dlv_1".into(),
-        channel: "email".into(),
-        kind: "verify_email".into(),
-        payload: vec![1],
-        status: OutboxStatus::Pending,
-        attempts: 0,
-        next_attempt_at: 100,
-        claimed_by: None,
-        lease_until: None,
-        created_at: 100,
-        delivered_at: None,
-        last_error: None,
-    };
+    let row = outbox_row("dlv_1");
     store.commit(&UnitOfWork { outbox: vec![row], ..UnitOfWork::default() }).await.unwrap();
     assert_eq!(store.claim_outbox("a", 100, 160, 10).await.unwrap().len(), 1);
     // Only the claiming worker can give a row back.
@@ -481,23 +474,10 @@ async fn private_keys_are_sealed_at_rest(test: TestDatabase) {
 
 async fn an_unknown_outbox_status_is_corrupt(test: TestDatabase) {
     use gatehouse_domain::notify::{
-        AttemptOutcome, AttemptStatus, OutboxAttempt, OutboxRecord, OutboxStatus, OutboxStore,
+        AttemptOutcome, AttemptStatus, OutboxAttempt, OutboxStatus, OutboxStore,
     };
     let store = &test.database;
-    let row = OutboxRecord {
-        id: "dlv_1".into(),
-        channel: "email".into(),
-        kind: "verify_email".into(),
-        payload: vec![1],
-        status: OutboxStatus::Pending,
-        attempts: 0,
-        next_attempt_at: 100,
-        claimed_by: None,
-        lease_until: None,
-        created_at: 100,
-        delivered_at: None,
-        last_error: None,
-    };
+    let row = outbox_row("dlv_1");
     store.commit(&UnitOfWork { outbox: vec![row], ..UnitOfWork::default() }).await.unwrap();
     assert_eq!(store.claim_outbox("a", 100, 130, 10).await.unwrap().len(), 1);
     let attempt = OutboxAttempt {

@@ -14,7 +14,7 @@ use crate::principal::{AdminPrincipal, RequestContext};
 use crate::sessions::record::RevokeReason;
 use crate::unit_of_work::UnitOfWork;
 use crate::users::directory::UserDirectory;
-use crate::users::names::{parse_image_url, parse_name};
+use crate::users::names::{NewIdentity, parse_image_url, parse_name};
 use crate::users::record::{SYSTEM_ROLE_ADMIN, UserQuery, UserRecord};
 use crate::users::store::UserStore;
 use crate::users::{Email, UserView, Username};
@@ -99,13 +99,13 @@ impl AdminUserService {
         context: &RequestContext,
     ) -> Result<UserView, DomainError> {
         let mut issues = Vec::new();
-        let email = Email::parse(&request.email, "email").map_err(|issue| issues.push(issue)).ok();
-        let username =
-            request.username.as_deref().filter(|name| !name.trim().is_empty()).and_then(|name| {
-                Username::parse(name, "username").map_err(|issue| issues.push(issue)).ok()
-            });
-        let first_name = parse_name(request.first_name.as_deref(), "first_name", &mut issues);
-        let last_name = parse_name(request.last_name.as_deref(), "last_name", &mut issues);
+        let NewIdentity { email, username, first_name, last_name } = NewIdentity::parse(
+            &request.email,
+            request.username.as_deref(),
+            request.first_name.as_deref(),
+            request.last_name.as_deref(),
+            &mut issues,
+        );
         if request.password.is_some() && request.password_hash.is_some() {
             issues.push(FieldIssue::new(
                 "password_hash",
@@ -369,13 +369,13 @@ impl AdminUserService {
         let mut records = Vec::with_capacity(rows.len());
         for (position, row) in rows.into_iter().enumerate() {
             let mut issues = Vec::new();
-            let email = Email::parse(&row.email, "email").map_err(|issue| issues.push(issue)).ok();
-            let username =
-                row.username.as_deref().filter(|name| !name.trim().is_empty()).and_then(|name| {
-                    Username::parse(name, "username").map_err(|issue| issues.push(issue)).ok()
-                });
-            let first_name = parse_name(row.first_name.as_deref(), "first_name", &mut issues);
-            let last_name = parse_name(row.last_name.as_deref(), "last_name", &mut issues);
+            let NewIdentity { email, username, first_name, last_name } = NewIdentity::parse(
+                &row.email,
+                row.username.as_deref(),
+                row.first_name.as_deref(),
+                row.last_name.as_deref(),
+                &mut issues,
+            );
             if let Some(hash) = &row.password_hash
                 && gatehouse_crypto::password::legacy::validate_import(hash).is_err()
                 && self.hashing.needs_rehash(hash)

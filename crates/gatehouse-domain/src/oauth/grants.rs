@@ -147,21 +147,14 @@ impl OAuthService {
         let UserGrant { scope, auth_time, amr, nonce, grant_type } = grant;
         let now = self.clock.now();
         let scopes = split_scope(scope);
+        let lifetime = self.tokens.settings().session_max_lifetime_seconds;
         let session = SessionRecord {
-            id: gatehouse_crypto::new_id("ses"),
-            user_id: user.id.clone(),
-            user_agent: context.user_agent.clone(),
-            ip: context.ip.clone(),
-            created_at: now,
-            last_used_at: now,
-            expires_at: now + self.tokens.settings().session_max_lifetime_seconds,
-            revoked_at: None,
-            revoked_reason: None,
             client_id: Some(client.client_id.clone()),
             scope: Some(scope.to_owned()),
             auth_time: Some(auth_time),
             nonce,
             amr,
+            ..SessionRecord::open(&user.id, context.device(), now, lifetime)
         };
         let wants_refresh = scopes.iter().any(|scope| scope == SCOPE_OFFLINE_ACCESS)
             && client.allows_grant(GRANT_REFRESH_TOKEN);

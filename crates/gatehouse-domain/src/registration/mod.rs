@@ -19,10 +19,10 @@ use crate::principal::{Actor, RequestContext};
 use crate::sessions::{NewSession, SessionService, SignInMethod, Tokens};
 use crate::unit_of_work::UnitOfWork;
 use crate::users::directory::UserDirectory;
-use crate::users::names::parse_name;
+use crate::users::names::NewIdentity;
 use crate::users::record::UserRecord;
 use crate::users::store::UserStore;
-use crate::users::{Email, UserView, Username};
+use crate::users::{UserView, Username};
 
 pub use profile::ProfileUpdate;
 
@@ -55,13 +55,13 @@ impl RegistrationService {
         context: &RequestContext,
     ) -> Result<(UserView, Option<Tokens>), DomainError> {
         let mut issues = Vec::new();
-        let email = Email::parse(&request.email, "email").map_err(|issue| issues.push(issue)).ok();
-        let username =
-            request.username.as_deref().filter(|name| !name.trim().is_empty()).and_then(|name| {
-                Username::parse(name, "username").map_err(|issue| issues.push(issue)).ok()
-            });
-        let first_name = parse_name(request.first_name.as_deref(), "first_name", &mut issues);
-        let last_name = parse_name(request.last_name.as_deref(), "last_name", &mut issues);
+        let NewIdentity { email, username, first_name, last_name } = NewIdentity::parse(
+            &request.email,
+            request.username.as_deref(),
+            request.first_name.as_deref(),
+            request.last_name.as_deref(),
+            &mut issues,
+        );
         let mut inputs: Vec<&str> = Vec::new();
         if let Some(email) = &email {
             inputs.extend([email.as_str(), email.local_part()]);

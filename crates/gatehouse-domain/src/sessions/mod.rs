@@ -80,20 +80,13 @@ impl SessionService {
         let now = self.clock.now();
         let settings = self.tokens.settings();
         let session = SessionRecord {
-            id: gatehouse_crypto::new_id("ses"),
-            user_id: user.id.clone(),
-            user_agent: context.user_agent.clone(),
-            ip: context.ip.clone(),
-            created_at: now,
-            last_used_at: now,
-            expires_at: now + settings.session_max_lifetime_seconds,
-            revoked_at: None,
-            revoked_reason: None,
-            client_id: None,
-            scope: None,
-            auth_time: Some(now),
-            nonce: None,
             amr: Some(Amr::join(&amr)),
+            ..SessionRecord::open(
+                &user.id,
+                context.device(),
+                now,
+                settings.session_max_lifetime_seconds,
+            )
         };
         let (refresh_token, token_digest) = self.tokens.new_refresh_token();
         let refresh = RefreshTokenRecord {

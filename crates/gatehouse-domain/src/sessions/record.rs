@@ -28,6 +28,34 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
+    /// A new session of `user_id`, opened now from `device` (user agent, ip), authenticated
+    /// now, lasting `lifetime_seconds`; first-party (no client, scope or nonce) until the caller
+    /// says otherwise.
+    pub fn open(
+        user_id: &str,
+        device: (Option<String>, Option<String>),
+        now: i64,
+        lifetime_seconds: i64,
+    ) -> Self {
+        let (user_agent, ip) = device;
+        SessionRecord {
+            id: gatehouse_crypto::new_id("ses"),
+            user_id: user_id.to_owned(),
+            user_agent,
+            ip,
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + lifetime_seconds,
+            revoked_at: None,
+            revoked_reason: None,
+            client_id: None,
+            scope: None,
+            auth_time: Some(now),
+            nonce: None,
+            amr: None,
+        }
+    }
+
     pub fn is_active(&self, now: i64) -> bool {
         self.revoked_at.is_none() && self.expires_at > now
     }

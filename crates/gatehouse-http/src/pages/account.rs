@@ -57,7 +57,7 @@ async fn account_page(
     error: Option<&'static str>,
 ) -> Response {
     let page = AccountPage { locale, csrf };
-    let sessions = match state.sessions.sessions(principal).await {
+    let sessions = match state.accounts.sessions.sessions(principal).await {
         Ok(sessions) => sessions,
         Err(error) => return state.pages.error_page(page.locale, ErrorPage::from_domain(&error)),
     };
@@ -107,8 +107,8 @@ async fn mfa_view(
     state: &AppState,
     principal: &Principal,
 ) -> Result<(minijinja::Value, Vec<minijinja::Value>), gatehouse_domain::DomainError> {
-    let overview = state.mfa.my_mfa(principal).await?;
-    let devices = state.mfa.trusted_browsers(principal).await?;
+    let overview = state.accounts.mfa.my_mfa(principal).await?;
+    let devices = state.accounts.mfa.trusted_browsers(principal).await?;
     let factors: Vec<minijinja::Value> = overview
         .factors
         .iter()
@@ -121,8 +121,8 @@ async fn mfa_view(
         has_totp => has("totp"),
         has_email => has("email"),
         has_sms => has("sms"),
-        email_available => state.mfa.email_codes_available(principal),
-        sms_available => state.mfa.settings().sms_enabled,
+        email_available => state.accounts.mfa.email_codes_available(principal),
+        sms_available => state.accounts.mfa.settings().sms_enabled,
         backup_codes_remaining => overview.backup_codes_remaining,
     };
     let devices = devices
@@ -153,7 +153,12 @@ async fn revoke_session(
     let Some(principal) = session else {
         return state.pages.redirect("/login?return_to=%2Faccount");
     };
-    match state.sessions.revoke_own_session(&principal, &form.fields.session_id, &context).await {
+    match state
+        .accounts
+        .sessions
+        .revoke_own_session(&principal, &form.fields.session_id, &context)
+        .await
+    {
         Ok(()) | Err(gatehouse_domain::DomainError::NotFound) => state.pages.redirect("/account"),
         Err(error) => state.pages.error_page(form.locale, ErrorPage::from_domain(&error)),
     }
@@ -192,7 +197,7 @@ async fn begin_totp(
     let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
     let PageForm { locale, csrf, fields } = form;
     let proof = fields.proof();
-    match state.mfa.totp_enrolment_in_progress(&principal, proof, &context).await {
+    match state.accounts.mfa.totp_enrolment_in_progress(&principal, proof, &context).await {
         Ok(_) => totp_page(&state, &context, &principal, locale, &csrf, None).await,
         Err(error) => presence_refused(&state, &principal, locale, &csrf, error).await,
     }
@@ -245,7 +250,7 @@ async fn totp_page(
     error: Option<&'static str>,
 ) -> Response {
     // Presence was checked when the set-up began (or by the confirm that failed).
-    match state.mfa.totp_enrolment_in_progress(principal, None, context).await {
+    match state.accounts.mfa.totp_enrolment_in_progress(principal, None, context).await {
         Ok(enrolment) => {
             let view = context! {
                 action => "/account/mfa/totp/confirm",
@@ -280,7 +285,7 @@ async fn confirm_totp(
 ) -> Response {
     let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
     let PageForm { locale, csrf, fields } = form;
-    match state.mfa.confirm_totp(&principal, &fields.code, &context).await {
+    match state.accounts.mfa.confirm_totp(&principal, &fields.code, &context).await {
         Ok(codes) => backup_codes_page(&state, locale, codes),
         Err(DomainError::Mfa(gatehouse_domain::MfaProblem::InvalidCode)) => {
             let error = Some("mfa.error.invalid_code");
@@ -318,7 +323,7 @@ async fn remove_factor(
         return state.pages.error_page(locale, ErrorPage::bad_request());
     };
     let proof = Reauthentication { password: Some(fields.password), ..Reauthentication::default() };
-    match state.mfa.remove_factor(&principal, kind, Some(proof), &context).await {
+    match state.accounts.mfa.remove_factor(&principal, kind, Some(proof), &context).await {
         Ok(()) => state.pages.redirect("/account"),
         Err(error) => presence_refused(&state, &principal, locale, &csrf, error).await,
     }
@@ -332,7 +337,7 @@ async fn regenerate_backup_codes(
 ) -> Response {
     let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
     let PageForm { locale, csrf, fields } = form;
-    match state.mfa.regenerate_backup_codes(&principal, fields.proof(), &context).await {
+    match state.accounts.mfa.regenerate_backup_codes(&principal, fields.proof(), &context).await {
         Ok(codes) => backup_codes_page(&state, locale, codes),
         Err(error) => presence_refused(&state, &principal, locale, &csrf, error).await,
     }
@@ -351,7 +356,12 @@ async fn forget_device(
     form: PageForm<DeviceForm>,
 ) -> Response {
     let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
-    match state.mfa.revoke_trusted_browser(&principal, &form.fields.device_id, &context).await {
+    match state
+        .accounts
+        .mfa
+        .revoke_trusted_browser(&principal, &form.fields.device_id, &context)
+        .await
+    {
         Ok(()) | Err(DomainError::NotFound) => state.pages.redirect("/account"),
         Err(error) => state.pages.error_page(form.locale, ErrorPage::from_domain(&error)),
     }
@@ -367,7 +377,12 @@ async fn begin_email(
     let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
     let PageForm { locale, csrf, fields } = form;
     let proof = fields.proof();
-    match state.mfa.begin_code_factor(&principal, FactorKind::Email, None, proof, &context).await {
+    match state
+        .accounts
+        .mfa
+        .begin_code_factor(&principal, FactorKind::Email, None, proof, &context)
+        .await
+    {
         Ok(()) => confirm_page(&state, FactorKind::Email, locale, &csrf, None, StatusCode::OK),
         Err(error) => presence_refused(&state, &principal, locale, &csrf, error).await,
     }
@@ -393,7 +408,12 @@ async fn begin_sms(
     let PageForm { locale, csrf, fields } = form;
     let proof = PasswordForm { password: fields.password }.proof();
     let phone = Some(fields.phone_number.as_str());
-    match state.mfa.begin_code_factor(&principal, FactorKind::Sms, phone, proof, &context).await {
+    match state
+        .accounts
+        .mfa
+        .begin_code_factor(&principal, FactorKind::Sms, phone, proof, &context)
+        .await
+    {
         Ok(()) => confirm_page(&state, FactorKind::Sms, locale, &csrf, None, StatusCode::OK),
         Err(DomainError::Validation(_)) => {
             let error = Some("account.mfa.invalid_phone");
@@ -434,7 +454,7 @@ async fn confirm_code_factor(
         Some(kind @ (FactorKind::Email | FactorKind::Sms)) => kind,
         _ => return state.pages.error_page(locale, ErrorPage::bad_request()),
     };
-    match state.mfa.confirm_code_factor(&principal, kind, &fields.code, &context).await {
+    match state.accounts.mfa.confirm_code_factor(&principal, kind, &fields.code, &context).await {
         Ok(codes) if codes.is_empty() => state.pages.redirect("/account"),
         Ok(codes) => backup_codes_page(&state, locale, codes),
         Err(DomainError::Mfa(problem)) => {

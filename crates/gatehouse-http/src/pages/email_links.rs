@@ -143,7 +143,9 @@ async fn show(
     let Ok(query) = parsed else {
         return state.pages.error_page(locale, ErrorPage::bad_request());
     };
-    if let Err(error) = state.email_links.check_one_time_token(&query.token, page.purpose()).await {
+    if let Err(error) =
+        state.accounts.email_links.check_one_time_token(&query.token, page.purpose()).await
+    {
         return refusal(state, page, locale, &csrf, &error);
     }
     let return_to = query.return_to.as_deref().and_then(safe_return_to);
@@ -182,7 +184,7 @@ pub(crate) async fn submit_verify_email(
 ) -> Response {
     let PageForm { locale, csrf, fields } = form;
     let page = LinkPage::VerifyEmail;
-    match state.email_links.verify_email(&fields.token, &context).await {
+    match state.accounts.email_links.verify_email(&fields.token, &context).await {
         Ok(()) => {
             let view = View { done: true, ..View::default() };
             render(&state, page, StatusCode::OK, locale, &csrf, view)
@@ -198,7 +200,12 @@ pub(crate) async fn submit_reset_password(
 ) -> Response {
     let PageForm { locale, csrf, fields } = form;
     let page = LinkPage::ResetPassword;
-    match state.email_links.reset_password(&fields.token, &fields.new_password, &context).await {
+    match state
+        .accounts
+        .email_links
+        .reset_password(&fields.token, &fields.new_password, &context)
+        .await
+    {
         Ok(()) => {
             let view = View { done: true, ..View::default() };
             render(&state, page, StatusCode::OK, locale, &csrf, view)
@@ -228,10 +235,11 @@ pub(crate) async fn submit_magic_link(
 ) -> Response {
     let PageForm { locale, csrf, fields } = form;
     let page = LinkPage::MagicLink;
-    let outcome = match state.email_links.sign_in_with_magic_link(&fields.token, &context).await {
-        Ok(outcome) => outcome,
-        Err(error) => return refusal(&state, page, locale, &csrf, &error),
-    };
+    let outcome =
+        match state.accounts.email_links.sign_in_with_magic_link(&fields.token, &context).await {
+            Ok(outcome) => outcome,
+            Err(error) => return refusal(&state, page, locale, &csrf, &error),
+        };
     let return_to = return_to_or_default(fields.return_to.as_deref());
     match continue_sign_in(&state, outcome, &return_to, locale).await {
         Ok(response) | Err(response) => response,

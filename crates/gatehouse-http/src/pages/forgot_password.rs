@@ -57,7 +57,9 @@ pub(crate) async fn submit(
         response.extensions_mut().insert(ErrorForLog { code: "rate_limited", internal: None });
         return response;
     }
-    if let Err(error) = state.email_links.forgot_password(fields.email.trim(), &context).await {
+    if let Err(error) =
+        state.accounts.email_links.forgot_password(fields.email.trim(), &context).await
+    {
         return pages.error_page(locale, ErrorPage::from_domain(&error));
     }
     let view = context! { sent => true, error => None::<&str> };

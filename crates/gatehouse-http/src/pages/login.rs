@@ -112,7 +112,7 @@ pub(crate) async fn submit(
     let trusted_device = pages.device_cookie.from_headers(&headers).map(str::to_owned);
     let identifier = identifier(&identifier_text);
     let request = SignIn { identifier, password: fields.password, trusted_device };
-    let outcome = match state.sign_in.sign_in(request, &context).await {
+    let outcome = match state.accounts.sign_in.sign_in(request, &context).await {
         Ok(outcome) => outcome,
         Err(error) => {
             let Some((status, message)) = refusal(&error) else {
@@ -135,7 +135,11 @@ pub(crate) async fn submit(
         Ok(response) | Err(response) => response,
     };
     if let Some(session_id) = new_session {
-        state.sessions.replace_browser_session(previous.as_ref(), &session_id, &context).await;
+        state
+            .accounts
+            .sessions
+            .replace_browser_session(previous.as_ref(), &session_id, &context)
+            .await;
     }
     response
 }

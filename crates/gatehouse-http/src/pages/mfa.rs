@@ -137,7 +137,7 @@ pub(crate) async fn show(
     let Some(mfa_token) = challenge_token(pages, &headers) else {
         return login_again(pages, &return_to);
     };
-    let methods = match state.sign_in.challenge_info(&mfa_token, &context).await {
+    let methods = match state.accounts.sign_in.challenge_info(&mfa_token, &context).await {
         Ok((ChallengeKind::Verify, methods)) => methods,
         Ok((ChallengeKind::Enrol, _)) => {
             let (locale, csrf) = (page.locale, &page.csrf);
@@ -178,7 +178,7 @@ impl<'a> Posted<'a> {
         let Some(mfa_token) = challenge_token(pages, headers) else {
             return Err(login_again(pages, &return_to));
         };
-        let methods = match state.sign_in.challenge_info(&mfa_token, context).await {
+        let methods = match state.accounts.sign_in.challenge_info(&mfa_token, context).await {
             Ok((_, methods)) => methods,
             Err(_) => Vec::new(),
         };
@@ -218,7 +218,7 @@ pub(crate) async fn verify(
         code: fields.code,
         trust_device: fields.trust_device.is_some(),
     };
-    let verified = match state.sign_in.verify_mfa(request, &context).await {
+    let verified = match state.accounts.sign_in.verify_mfa(request, &context).await {
         Ok(verified) => verified,
         Err(error) => {
             let again = |status, error, notice| posted.form(&fields.method, status, error, notice);
@@ -226,7 +226,7 @@ pub(crate) async fn verify(
         }
     };
     let new_session = &verified.tokens.session_id;
-    state.sessions.replace_browser_session(previous.as_ref(), new_session, &context).await;
+    state.accounts.sessions.replace_browser_session(previous.as_ref(), new_session, &context).await;
     let outcome = SignInOutcome::SignedIn(Box::new(verified.tokens));
     let pages = &state.pages;
     let mut response =
@@ -273,7 +273,7 @@ async fn send_code(
         Err(response) => return response,
     };
     let again = |status, error, notice| posted.form(method, status, error, notice);
-    match state.sign_in.send_mfa_code(&posted.mfa_token, method, context).await {
+    match state.accounts.sign_in.send_mfa_code(&posted.mfa_token, method, context).await {
         Ok(()) => again(StatusCode::OK, None, Some("mfa.code_sent")),
         Err(error) => refusal(state, &posted.return_to, error, &again),
     }
@@ -292,8 +292,11 @@ pub(crate) async fn enrol(
         Err(response) => return response,
     };
     let (pages, locale, return_to) = (&state.pages, posted.locale, posted.return_to.as_str());
-    let confirmed =
-        state.sign_in.confirm_required_totp(&posted.mfa_token, &fields.code, &context).await;
+    let confirmed = state
+        .accounts
+        .sign_in
+        .confirm_required_totp(&posted.mfa_token, &fields.code, &context)
+        .await;
     match confirmed {
         Ok((codes, tokens)) => {
             let outcome = SignInOutcome::SignedIn(Box::new(tokens));
@@ -337,7 +340,7 @@ async fn enrolment_page(
     error: Option<&'static str>,
 ) -> Response {
     let pages = &state.pages;
-    match state.sign_in.required_totp_in_progress(mfa_token, context).await {
+    match state.accounts.sign_in.required_totp_in_progress(mfa_token, context).await {
         Ok(enrolment) => {
             let view = context! {
                 action => "/mfa/enrol",

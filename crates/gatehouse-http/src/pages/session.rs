@@ -31,7 +31,7 @@ impl FromRequestParts<AppState> for BrowserSession {
         else {
             return Ok(BrowserSession(None));
         };
-        match state.sessions.principal_for_session(session_id).await {
+        match state.accounts.sessions.principal_for_session(session_id).await {
             Ok(principal) => Ok(BrowserSession(Some(principal))),
             Err(DomainError::InvalidToken | DomainError::NotFound) => Ok(BrowserSession(None)),
             Err(error) => {
@@ -45,7 +45,7 @@ impl FromRequestParts<AppState> for BrowserSession {
 /// How a signed-in user is named on a page: email, else username, else id.
 pub(crate) fn display_name(state: &AppState, principal: &Principal) -> String {
     let user = &principal.user;
-    match state.directory.view(user) {
+    match state.accounts.directory.view(user) {
         Ok(view) => view.email.or(view.username).unwrap_or_else(|| user.id.clone()),
         Err(error) => {
             tracing::error!(%error, user_id = %user.id, "cannot show the user's email");
@@ -67,6 +67,7 @@ pub(crate) async fn continue_sign_in(
     match outcome {
         SignInOutcome::SignedIn(tokens) => {
             let principal = state
+                .accounts
                 .sessions
                 .principal_for_session(&tokens.session_id)
                 .await
@@ -93,7 +94,7 @@ pub async fn end_browser_session(
     response: &mut Response,
 ) -> Result<(), DomainError> {
     if let Some(principal) = session {
-        state.sessions.sign_out(principal, context).await?;
+        state.accounts.sessions.sign_out(principal, context).await?;
     }
     state.pages.session_cookie.spec.clear(response);
     Ok(())

@@ -45,6 +45,7 @@ pub(crate) async fn list_users(
     ApiQuery(query): ApiQuery<ListUsersQuery>,
 ) -> Result<Json<Page<UserResponse>>, ApiError> {
     let page = state
+        .accounts
         .admin_users
         .list(&admin, query.cursor, query.limit.unwrap_or(50), query.email.as_deref())
         .await?;
@@ -89,7 +90,7 @@ pub(crate) async fn create_user(
         email_verified: body.email_verified,
         admin: body.admin,
     };
-    let user = state.admin_users.create(&admin, request, &context).await?;
+    let user = state.accounts.admin_users.create(&admin, request, &context).await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
@@ -100,7 +101,7 @@ pub(crate) async fn get_user(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<UserResponse>, ApiError> {
-    Ok(Json(state.admin_users.get(&admin, &id).await?.into()))
+    Ok(Json(state.accounts.admin_users.get(&admin, &id).await?.into()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -145,7 +146,7 @@ pub(crate) async fn update_user(
         email_verified: body.email_verified,
         admin: body.admin,
     };
-    Ok(Json(state.admin_users.update(&admin, &id, update, &context).await?.into()))
+    Ok(Json(state.accounts.admin_users.update(&admin, &id, update, &context).await?.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
@@ -156,7 +157,7 @@ pub(crate) async fn delete_user(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.admin_users.delete(&admin, &id, &context).await?;
+    state.accounts.admin_users.delete(&admin, &id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -169,7 +170,7 @@ pub(crate) async fn suspend_user(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<UserResponse>, ApiError> {
-    Ok(Json(state.admin_users.set_suspended(&admin, &id, true, &context).await?.into()))
+    Ok(Json(state.accounts.admin_users.set_suspended(&admin, &id, true, &context).await?.into()))
 }
 
 #[utoipa::path(post, path = "/v1/admin/users/{id}/unsuspend", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
@@ -180,7 +181,7 @@ pub(crate) async fn unsuspend_user(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<UserResponse>, ApiError> {
-    Ok(Json(state.admin_users.set_suspended(&admin, &id, false, &context).await?.into()))
+    Ok(Json(state.accounts.admin_users.set_suspended(&admin, &id, false, &context).await?.into()))
 }
 
 /// Clears a lockout.
@@ -192,7 +193,7 @@ pub(crate) async fn unlock_user(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<UserResponse>, ApiError> {
-    Ok(Json(state.admin_users.unlock(&admin, &id, &context).await?.into()))
+    Ok(Json(state.accounts.admin_users.unlock(&admin, &id, &context).await?.into()))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -70,7 +70,7 @@ pub(crate) async fn sign_up(
         first_name: body.first_name,
         last_name: body.last_name,
     };
-    let (user, tokens) = state.registration.sign_up(request, &context).await?;
+    let (user, tokens) = state.accounts.registration.sign_up(request, &context).await?;
     let answer = SignUpResponse { user: user.into(), tokens: tokens.map(Into::into) };
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
@@ -110,7 +110,7 @@ pub(crate) async fn sign_in(
     };
     let trusted_device = state.pages.device_cookie.from_headers(&headers).map(str::to_owned);
     let request = SignIn { identifier, password: body.password, trusted_device };
-    Ok(Json(state.sign_in.sign_in(request, &context).await?.into()))
+    Ok(Json(state.accounts.sign_in.sign_in(request, &context).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -129,7 +129,7 @@ pub(crate) async fn refresh(
     Client(context): Client,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokensResponse>, ApiError> {
-    Ok(Json(state.sessions.refresh(&body.refresh_token, &context).await?.into()))
+    Ok(Json(state.accounts.sessions.refresh(&body.refresh_token, &context).await?.into()))
 }
 
 /// Ends the session of the bearer token.
@@ -140,7 +140,7 @@ pub(crate) async fn sign_out(
     Client(context): Client,
     Authenticated(principal): Authenticated,
 ) -> Result<StatusCode, ApiError> {
-    state.sessions.sign_out(&principal, &context).await?;
+    state.accounts.sessions.sign_out(&principal, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -148,7 +148,7 @@ pub(crate) async fn sign_out(
 #[utoipa::path(get, path = "/v1/auth/password-policy", tag = "auth", responses(
     (status = 200, description = "The password policy", content_type = "application/json")))]
 pub(crate) async fn password_policy(State(state): State<AppState>) -> Response {
-    let mut response = Json(state.passwords.policy().published()).into_response();
+    let mut response = Json(state.accounts.passwords.policy().published()).into_response();
     response.headers_mut().insert(
         axum::http::header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("public, max-age=300"),

@@ -72,7 +72,7 @@ pub(crate) async fn verify_email(
     Client(context): Client,
     ApiJson(body): ApiJson<TokenRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.email_links.verify_email(&body.token, &context).await?;
+    state.accounts.email_links.verify_email(&body.token, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -86,7 +86,7 @@ pub(crate) async fn resend_verification(
     Client(context): Client,
     Authenticated(principal): Authenticated,
 ) -> Result<StatusCode, ApiError> {
-    state.email_links.resend_verification(&principal, &context).await?;
+    state.accounts.email_links.resend_verification(&principal, &context).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -100,7 +100,7 @@ pub(crate) async fn forgot_password(
     Client(context): Client,
     ApiJson(body): ApiJson<EmailRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.email_links.forgot_password(&body.email, &context).await?;
+    state.accounts.email_links.forgot_password(&body.email, &context).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -114,7 +114,7 @@ pub(crate) async fn reset_password(
     Client(context): Client,
     ApiJson(body): ApiJson<ResetPasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.email_links.reset_password(&body.token, &body.new_password, &context).await?;
+    state.accounts.email_links.reset_password(&body.token, &body.new_password, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -139,7 +139,7 @@ pub(crate) async fn request_magic_link(
         })?),
         None => None,
     };
-    state.email_links.request_magic_link(&body.email, return_to, &context).await?;
+    state.accounts.email_links.request_magic_link(&body.email, return_to, &context).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -153,5 +153,7 @@ pub(crate) async fn magic_link_verify(
     Client(context): Client,
     ApiJson(body): ApiJson<TokenRequest>,
 ) -> Result<Json<SignInResponse>, ApiError> {
-    Ok(Json(state.email_links.sign_in_with_magic_link(&body.token, &context).await?.into()))
+    Ok(Json(
+        state.accounts.email_links.sign_in_with_magic_link(&body.token, &context).await?.into(),
+    ))
 }

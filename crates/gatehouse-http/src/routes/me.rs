@@ -37,7 +37,7 @@ pub(crate) async fn me(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<UserResponse>, ApiError> {
-    Ok(Json(state.registration.me(&principal)?.into()))
+    Ok(Json(state.accounts.registration.me(&principal)?.into()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -73,7 +73,7 @@ pub(crate) async fn update_me(
         last_name: body.last_name,
         image_url: body.image_url,
     };
-    Ok(Json(state.registration.update_profile(&principal, update, &context).await?.into()))
+    Ok(Json(state.accounts.registration.update_profile(&principal, update, &context).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -93,6 +93,7 @@ pub(crate) async fn change_password(
     ApiJson(body): ApiJson<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     state
+        .accounts
         .passwords
         .change_password(&principal, &body.current_password, &body.new_password, &context)
         .await?;
@@ -106,7 +107,7 @@ pub(crate) async fn sessions(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<Vec<SessionResponse>>, ApiError> {
-    let sessions = state.sessions.sessions(&principal).await?;
+    let sessions = state.accounts.sessions.sessions(&principal).await?;
     let current = principal.session.id.clone();
     Ok(Json(sessions.into_iter().map(|session| SessionResponse::new(session, &current)).collect()))
 }
@@ -120,6 +121,6 @@ pub(crate) async fn revoke_session(
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.sessions.revoke_own_session(&principal, &id, &context).await?;
+    state.accounts.sessions.revoke_own_session(&principal, &id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -93,7 +93,7 @@ pub(crate) async fn my_mfa(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<MfaResponse>, ApiError> {
-    Ok(Json(state.mfa.my_mfa(&principal).await?.into()))
+    Ok(Json(state.accounts.mfa.my_mfa(&principal).await?.into()))
 }
 
 /// Starts TOTP enrolment; confirm with a first code. Needs a recent authentication, or a
@@ -108,7 +108,7 @@ pub(crate) async fn begin_totp(
     OptionalApiJson(body): OptionalApiJson<ProofRequest>,
 ) -> Result<Json<TotpEnrolmentResponse>, ApiError> {
     let proof = body.map(Into::into);
-    Ok(Json(state.mfa.begin_totp(&principal, proof, &context).await?.into()))
+    Ok(Json(state.accounts.mfa.begin_totp(&principal, proof, &context).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -133,7 +133,7 @@ pub(crate) async fn confirm_totp(
     Authenticated(principal): Authenticated,
     ApiJson(body): ApiJson<CodeRequest>,
 ) -> Result<Json<BackupCodesResponse>, ApiError> {
-    let backup_codes = state.mfa.confirm_totp(&principal, &body.code, &context).await?;
+    let backup_codes = state.accounts.mfa.confirm_totp(&principal, &body.code, &context).await?;
     Ok(Json(BackupCodesResponse { backup_codes }))
 }
 
@@ -144,7 +144,7 @@ async fn remove(
     kind: FactorKind,
     proof: Option<ProofRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.mfa.remove_factor(principal, kind, proof.map(Into::into), context).await?;
+    state.accounts.mfa.remove_factor(principal, kind, proof.map(Into::into), context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -174,7 +174,8 @@ pub(crate) async fn regenerate_backup_codes(
     OptionalApiJson(body): OptionalApiJson<ProofRequest>,
 ) -> Result<Json<BackupCodesResponse>, ApiError> {
     let proof = body.map(Into::into);
-    let backup_codes = state.mfa.regenerate_backup_codes(&principal, proof, &context).await?;
+    let backup_codes =
+        state.accounts.mfa.regenerate_backup_codes(&principal, proof, &context).await?;
     Ok(Json(BackupCodesResponse { backup_codes }))
 }
 
@@ -191,7 +192,11 @@ pub(crate) async fn begin_email(
     OptionalApiJson(body): OptionalApiJson<ProofRequest>,
 ) -> Result<StatusCode, ApiError> {
     let proof = body.map(Into::into);
-    state.mfa.begin_code_factor(&principal, FactorKind::Email, None, proof, &context).await?;
+    state
+        .accounts
+        .mfa
+        .begin_code_factor(&principal, FactorKind::Email, None, proof, &context)
+        .await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -204,8 +209,11 @@ pub(crate) async fn confirm_email(
     Authenticated(principal): Authenticated,
     ApiJson(body): ApiJson<CodeRequest>,
 ) -> Result<Json<BackupCodesResponse>, ApiError> {
-    let backup_codes =
-        state.mfa.confirm_code_factor(&principal, FactorKind::Email, &body.code, &context).await?;
+    let backup_codes = state
+        .accounts
+        .mfa
+        .confirm_code_factor(&principal, FactorKind::Email, &body.code, &context)
+        .await?;
     Ok(Json(BackupCodesResponse { backup_codes }))
 }
 
@@ -244,6 +252,7 @@ pub(crate) async fn begin_sms(
 ) -> Result<StatusCode, ApiError> {
     let proof = Reauthentication { password: body.password, method: body.method, code: body.code };
     state
+        .accounts
         .mfa
         .begin_code_factor(
             &principal,
@@ -265,8 +274,11 @@ pub(crate) async fn confirm_sms(
     Authenticated(principal): Authenticated,
     ApiJson(body): ApiJson<CodeRequest>,
 ) -> Result<Json<BackupCodesResponse>, ApiError> {
-    let backup_codes =
-        state.mfa.confirm_code_factor(&principal, FactorKind::Sms, &body.code, &context).await?;
+    let backup_codes = state
+        .accounts
+        .mfa
+        .confirm_code_factor(&principal, FactorKind::Sms, &body.code, &context)
+        .await?;
     Ok(Json(BackupCodesResponse { backup_codes }))
 }
 
@@ -312,7 +324,7 @@ pub(crate) async fn trusted_devices(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<Vec<TrustedDeviceResponse>>, ApiError> {
-    let devices = state.mfa.trusted_browsers(&principal).await?;
+    let devices = state.accounts.mfa.trusted_browsers(&principal).await?;
     Ok(Json(devices.into_iter().map(Into::into).collect()))
 }
 
@@ -325,7 +337,7 @@ pub(crate) async fn revoke_trusted_device(
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.mfa.revoke_trusted_browser(&principal, &id, &context).await?;
+    state.accounts.mfa.revoke_trusted_browser(&principal, &id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -337,7 +349,7 @@ pub(crate) async fn admin_user_mfa(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<MfaResponse>, ApiError> {
-    Ok(Json(state.mfa.admin_user_mfa(&admin, &id).await?.into()))
+    Ok(Json(state.accounts.mfa.admin_user_mfa(&admin, &id).await?.into()))
 }
 
 /// Resets a user's MFA: every factor, backup code and trusted device goes (audited; the user
@@ -350,6 +362,6 @@ pub(crate) async fn admin_reset_mfa(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.mfa.admin_reset_mfa(&admin, &id, &context).await?;
+    state.accounts.mfa.admin_reset_mfa(&admin, &id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -74,7 +74,7 @@ pub(crate) async fn verify(
         code: body.code,
         trust_device: body.trust_device,
     };
-    let verified = state.sign_in.verify_mfa(request, &context).await?;
+    let verified = state.accounts.sign_in.verify_mfa(request, &context).await?;
     let mut response = Json(TokensResponse::from(verified.tokens)).into_response();
     if let Some(device) = verified.trusted_browser {
         state.pages.device_cookie.set(&mut response, &device.token, device.max_age_seconds);
@@ -99,7 +99,7 @@ pub(crate) async fn send_code(
     Client(context): Client,
     ApiJson(body): ApiJson<SendCodeRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.sign_in.send_mfa_code(&body.mfa_token, &body.method, &context).await?;
+    state.accounts.sign_in.send_mfa_code(&body.mfa_token, &body.method, &context).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -119,7 +119,7 @@ pub(crate) async fn begin_required_totp(
     Client(context): Client,
     ApiJson(body): ApiJson<ChallengeRequest>,
 ) -> Result<Json<TotpEnrolmentResponse>, ApiError> {
-    Ok(Json(state.sign_in.begin_required_totp(&body.mfa_token, &context).await?.into()))
+    Ok(Json(state.accounts.sign_in.begin_required_totp(&body.mfa_token, &context).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -147,7 +147,7 @@ pub(crate) async fn confirm_required_totp(
     ApiJson(body): ApiJson<ChallengeCodeRequest>,
 ) -> Result<Json<EnrolledResponse>, ApiError> {
     let (backup_codes, tokens) =
-        state.sign_in.confirm_required_totp(&body.mfa_token, &body.code, &context).await?;
+        state.accounts.sign_in.confirm_required_totp(&body.mfa_token, &body.code, &context).await?;
     Ok(Json(EnrolledResponse { backup_codes, tokens: tokens.into() }))
 }
 
@@ -188,7 +188,7 @@ pub(crate) async fn reauthenticate(
     Authenticated(principal): Authenticated,
     ApiJson(body): ApiJson<ProofRequest>,
 ) -> Result<Json<ReauthenticatedResponse>, ApiError> {
-    let done = state.mfa.reauthenticate(&principal, body.into(), &context).await?;
+    let done = state.accounts.mfa.reauthenticate(&principal, body.into(), &context).await?;
     Ok(Json(ReauthenticatedResponse {
         access_token: done.access_token,
         token_type: "Bearer",
@@ -214,7 +214,7 @@ pub(crate) async fn send_reauthentication_code(
     Authenticated(principal): Authenticated,
     ApiJson(body): ApiJson<MethodRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.mfa.send_reauthentication_code(&principal, &body.method, &context).await?;
+    state.accounts.mfa.send_reauthentication_code(&principal, &body.method, &context).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
