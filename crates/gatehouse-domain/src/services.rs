@@ -152,6 +152,7 @@ impl AccountServices {
             policy,
             directory: directory.clone(),
             notices: notices.clone(),
+            lockout: lockout.clone(),
             clock: clock.clone(),
         });
         let sign_in = Arc::new(SignInService {

@@ -33,7 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::operations::routes())
         .merge(routes::auth::routes(&state))
         .merge(routes::email_links::routes(&state))
-        .merge(routes::me::routes())
+        .merge(routes::me::routes(&state))
         .merge(routes::mfa::routes(&state))
         .merge(routes::me_mfa::routes(&state))
         .merge(routes::admin::routes())

@@ -19,6 +19,7 @@ backend_tests!(
     concurrent_refreshes_of_one_token_give_exactly_one_success,
     lockout_after_repeated_failures_is_only_revealed_with_the_right_password,
     password_change_revokes_other_sessions_and_refuses_reuse,
+    wrong_current_passwords_count_towards_the_lockout,
     users_list_and_revoke_their_sessions,
     bad_sign_up_input_is_refused_and_writes_nothing,
     profile_updates_validate_and_keep_usernames_unique,
@@ -239,6 +240,39 @@ async fn lockout_after_repeated_failures_is_only_revealed_with_the_right_passwor
         app.post(&format!("/v1/admin/users/{user_id}/unlock"), Some(&admin), json!({})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app.sign_in("locked@example.com", STRONG_PASSWORD).await.0, StatusCode::OK);
+    app.stop().await;
+}
+
+/// A stolen access token must not buy unlimited guesses at the password through
+/// `POST /v1/me/password`: a wrong current password counts like a wrong sign-in.
+async fn wrong_current_passwords_count_towards_the_lockout(test: TestDatabase) {
+    let app =
+        TestApp::spawn_with(&test, &MasterKey::generate(), &[("GATEHOUSE_LOCKOUT_THRESHOLD", "3")])
+            .await;
+    let tokens = app.sign_up("guessed@example.com", STRONG_PASSWORD).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let user_id = tokens["user"]["id"].as_str().unwrap().to_owned();
+    let guess = |n: usize| json!({ "current_password": format!("guess-number-{n}"), "new_password": OTHER_STRONG_PASSWORD });
+    for n in 0..3 {
+        let (status, problem) = app.post("/v1/me/password", Some(token), guess(n)).await;
+        assert_eq!(
+            (status, problem["errors"][0]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("current_password"))
+        );
+    }
+    let admin = app.admin_key().await;
+    let (_, user) = app.get_auth(&format!("/v1/admin/users/{user_id}"), &admin).await;
+    assert_eq!(user["failed_sign_in_attempts"], 3, "{user}");
+    assert!(user["locked_until"].is_i64(), "the third wrong password locks: {user}");
+    let (_, log) =
+        app.get_auth("/v1/admin/audit-log?action=user.password_change_failed", &admin).await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 3, "{log}");
+    assert_eq!(log["data"][0]["metadata"]["reason"], "wrong_password");
+    let (_, log) = app.get_auth("/v1/admin/audit-log?action=user.locked", &admin).await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 1, "{log}");
+    // The lock holds for sign-in too, and the password did not change.
+    let (status, problem) = app.sign_in("guessed@example.com", STRONG_PASSWORD).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::LOCKED, Some("account_locked")));
     app.stop().await;
 }
 

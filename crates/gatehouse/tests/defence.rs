@@ -107,6 +107,34 @@ async fn rate_limits_answer_429_with_headers() {
     app.stop().await;
 }
 
+/// `POST /v1/me/password` checks a password, so it spends the per-IP sign-in budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_changes_are_rate_limited_like_sign_in() {
+    let test = TestDatabase::sqlite().await.unwrap();
+    let limits = [
+        ("GATEHOUSE_RATE_LIMIT_ENABLED", "true"),
+        ("GATEHOUSE_RATE_LIMIT_SIGN_IN_PER_MINUTE", "2"),
+    ];
+    let app = TestApp::spawn_with(&test, &MasterKey::generate(), &limits).await;
+    let tokens = app.sign_up("limited@example.com", STRONG_PASSWORD).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let change =
+        json!({ "current_password": "a-wrong-guess", "new_password": "Another-Strong-9-pass" });
+    for _ in 0..2 {
+        let (status, _) = app.post("/v1/me/password", Some(token), change.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let (status, problem) = app.post("/v1/me/password", Some(token), change).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+    // The budget is the sign-in one: signing in from this address is refused too.
+    let (status, _) = app.sign_in("limited@example.com", STRONG_PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_rate_limits_are_shared_across_instances() {
     let Some(redis_url) = gatehouse_store::testing::redis_url().unwrap() else {

@@ -9,6 +9,7 @@ use gatehouse_crypto::HashingPool;
 use crate::audit::AuditEvent;
 use crate::clock::Clock;
 use crate::error::{DomainError, FieldIssue};
+use crate::lockout::Lockout;
 use crate::notify::Notices;
 use crate::passwords::{PasswordPolicy, PolicyViolation};
 use crate::principal::{Actor, Principal, RequestContext};
@@ -24,6 +25,8 @@ pub struct PasswordService {
     pub(crate) policy: Arc<PasswordPolicy>,
     pub(crate) directory: Arc<UserDirectory>,
     pub(crate) notices: Arc<Notices>,
+    /// A wrong current password is a guess like a wrong sign-in password.
+    pub(crate) lockout: Arc<Lockout>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -120,6 +123,18 @@ impl PasswordService {
             None => false,
         };
         if !current_ok {
+            // A stolen session must not buy unlimited guesses at the password: a wrong
+            // current password counts towards the same lockout as a wrong sign-in.
+            let now = self.clock.now();
+            let event = AuditEvent::new(
+                "user.password_change_failed",
+                &Actor::User(user.id.clone()),
+                context,
+                now,
+            )
+            .target("user", &user.id)
+            .metadata(serde_json::json!({ "reason": "wrong_password" }));
+            self.lockout.count_failure(user, vec![event], context, now).await?;
             return Err(DomainError::Validation(vec![FieldIssue::new(
                 "current_password",
                 "incorrect",

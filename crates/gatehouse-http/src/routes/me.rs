@@ -2,6 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use gatehouse_domain::registration::ProfileUpdate;
@@ -13,12 +14,18 @@ use crate::auth::Authenticated;
 use crate::client::Client;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::middleware::limit;
+use crate::ratelimit::Bucket;
 use crate::state::AppState;
 
-pub(crate) fn routes() -> Router<AppState> {
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
+    // A password change checks the current password: it spends the sign-in budget.
+    let limited = from_fn_with_state(state.clone(), |state, request, next| {
+        limit(Bucket::SignIn, state, request, next)
+    });
     Router::new()
         .route("/v1/me", get(me).patch(update_me))
-        .route("/v1/me/password", post(change_password))
+        .route("/v1/me/password", post(change_password).route_layer(limited))
         .route("/v1/me/sessions", get(sessions))
         .route("/v1/me/sessions/{id}", delete(revoke_session))
 }
@@ -85,7 +92,7 @@ pub(crate) struct ChangePasswordRequest {
 
 /// Changes the password; every other session is signed out.
 #[utoipa::path(post, path = "/v1/me/password", tag = "me", security(("bearer" = [])), request_body = ChangePasswordRequest,
-    responses((status = 204), (status = 422, description = "validation_failed, password_too_weak, password_reused, password_breached", body = crate::error::Problem)))]
+    responses((status = 204), (status = 422, description = "validation_failed, password_too_weak, password_reused, password_breached", body = crate::error::Problem), (status = 429, description = "rate_limited", body = crate::error::Problem)))]
 pub(crate) async fn change_password(
     State(state): State<AppState>,
     Client(context): Client,
