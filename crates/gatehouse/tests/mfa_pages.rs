@@ -22,6 +22,7 @@ backend_tests!(
     device_flow_id_tokens_carry_the_approvers_amr,
     id_tokens_of_hosted_sign_ins_carry_amr_and_acr,
     hosted_second_step_with_a_code_by_email,
+    the_hosted_second_step_spends_the_sign_in_budget,
 );
 
 async fn hosted_login_asks_for_the_second_factor(test: TestDatabase) {
@@ -84,6 +85,32 @@ async fn hosted_login_asks_for_the_second_factor(test: TestDatabase) {
     let page = stranger.get("/mfa").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert!(page.location().starts_with("/login"));
+    env.app.stop().await;
+}
+
+/// Guessing a code on the hosted `/mfa` page costs what it costs on `POST /v1/auth/mfa/verify`:
+/// the per-IP sign-in budget, shared with `/login`.
+async fn the_hosted_second_step_spends_the_sign_in_budget(test: TestDatabase) {
+    let limits = [
+        ("GATEHOUSE_RATE_LIMIT_ENABLED", "true"),
+        ("GATEHOUSE_RATE_LIMIT_SIGN_IN_PER_MINUTE", "3"),
+    ];
+    let env = spawn(&test, &limits).await;
+    let token = env.user("guess@example.com").await;
+    env.enrol_totp(&token).await;
+    let mut browser = Browser::new(&env.app);
+    let page = browser.sign_in("?return_to=/account", "guess@example.com", STRONG_PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let form = browser.get(page.location()).await;
+    let wrong = [("method", "totp"), ("code", "000000")];
+    for _ in 0..2 {
+        let refused = submit_form(&mut browser, &form, "/mfa/verify", &wrong).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    }
+    // The sign-in and two guesses spent the budget of three.
+    let limited = submit_form(&mut browser, &form, "/mfa/verify", &wrong).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{}", limited.body);
+    assert!(limited.alert().unwrap().contains("Too many attempts"), "{}", limited.body);
     env.app.stop().await;
 }
 

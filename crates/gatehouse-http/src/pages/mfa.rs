@@ -27,6 +27,7 @@ use crate::browser::return_to::return_to_or_default;
 use crate::client::Client;
 use crate::error::ErrorForLog;
 use crate::locale::Locale;
+use crate::ratelimit::{Bucket, Verdict};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -212,6 +213,18 @@ pub(crate) async fn verify(
         Ok(read) => read,
         Err(response) => return response,
     };
+    // The budget of `POST /v1/auth/mfa/verify` (the sign-in one): the page gives no extra
+    // guesses at a code.
+    if let Verdict::Refused { retry_after_seconds, .. } =
+        state.rate_limit_policy().spend(Bucket::SignIn, context.ip.as_deref()).await
+    {
+        let status = StatusCode::TOO_MANY_REQUESTS;
+        let mut response =
+            posted.form(&fields.method, status, Some("mfa.error.rate_limited"), None);
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        response.extensions_mut().insert(ErrorForLog { code: "rate_limited", internal: None });
+        return response;
+    }
     let request = MfaVerification {
         mfa_token: posted.mfa_token.clone(),
         method: fields.method.clone(),
