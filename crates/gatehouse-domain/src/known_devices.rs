@@ -69,6 +69,11 @@ impl KnownDevices {
         self.digester.digest(text.as_bytes()).to_vec()
     }
 
+    /// The request's device, seen by `user_id` now.
+    pub fn device(&self, user_id: &str, context: &RequestContext, now: i64) -> KnownDevice {
+        KnownDevice { user_id: user_id.to_owned(), digest: self.digest(context), seen_at: now }
+    }
+
     /// Whether the request's device is new to a user who has signed in before. `facts`, when
     /// the sign-in read them with the account, spare the query.
     pub async fn check(
@@ -78,14 +83,11 @@ impl KnownDevices {
         now: i64,
         facts: Option<SignInFacts>,
     ) -> Result<DeviceCheck, StoreError> {
-        let digest = self.digest(context);
+        let device = self.device(user_id, context, now);
         let (any_known, this_known) = match facts {
             Some(facts) => (facts.any_known_device, facts.this_device_known),
-            None => self.store.device_seen(user_id, &digest).await?,
+            None => self.store.device_seen(user_id, &device.digest).await?,
         };
-        Ok(DeviceCheck {
-            device: KnownDevice { user_id: user_id.to_owned(), digest, seen_at: now },
-            is_new: any_known && !this_known,
-        })
+        Ok(DeviceCheck { device, is_new: any_known && !this_known })
     }
 }

@@ -50,7 +50,7 @@ impl UnitOfWork {
         UnitOfWork { events, ..UnitOfWork::default() }
     }
 
-    /// Whether it holds anything beyond audit events and the known device: the store may then
+    /// Whether it holds nothing beyond audit events and the known device: the store may then
     /// take its fast path for a plain sign-in.
     pub fn is_plain(&self) -> bool {
         self.spend_token.is_none()

@@ -123,8 +123,7 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
 /// `Retry-After` once the budget is spent, and the `RateLimit-*` headers
 /// (draft-ietf-httpapi-ratelimit-headers) on every decided answer.
 pub(crate) async fn limit(
-    bucket: Bucket,
-    State(state): State<AppState>,
+    State((state, bucket)): State<(AppState, Bucket)>,
     request: Request,
     next: Next,
 ) -> Response {

@@ -182,6 +182,30 @@ fn compare_keyed<K: Ord, V>(
     }
 }
 
+/// Keyed values compared by their text: those on one side only (in key order), then those that
+/// differ (in key order).
+fn compare_values<K: Ord, V: PartialEq + std::fmt::Display>(
+    sqlite: &BTreeMap<K, V>,
+    postgres: &BTreeMap<K, V>,
+    subject: impl Fn(&K) -> String,
+    differences: &mut Vec<String>,
+) {
+    let mut differing = Vec::new();
+    compare_keyed(
+        sqlite,
+        postgres,
+        &subject,
+        ToString::to_string,
+        |key, s, p| {
+            if s != p {
+                differing.push(difference(&subject(key), Some(s.to_string()), Some(p.to_string())));
+            }
+        },
+        differences,
+    );
+    differences.append(&mut differing);
+}
+
 /// Every difference between the two schemas, one readable line each, in a stable order.
 fn compare(sqlite: &Schema, postgres: &Schema) -> Vec<String> {
     let mut differences = Vec::new();
@@ -248,43 +272,18 @@ fn compare_tables(name: &str, sqlite: &Table, postgres: &Table, differences: &mu
         ));
     }
 
-    let mut index_differences = Vec::new();
-    compare_keyed(
+    compare_values(
         &sqlite.indexes,
         &postgres.indexes,
         |index| format!("{name} index {index}"),
-        Index::to_string,
-        |index, s, p| {
-            if s != p {
-                index_differences.push(difference(
-                    &format!("{name} index {index}"),
-                    Some(s.to_string()),
-                    Some(p.to_string()),
-                ));
-            }
-        },
         differences,
     );
-    differences.append(&mut index_differences);
-
-    let mut key_differences = Vec::new();
-    compare_keyed(
+    compare_values(
         &sqlite.foreign_keys,
         &postgres.foreign_keys,
         |key| format!("{name} foreign key {key}"),
-        Actions::to_string,
-        |key, s, p| {
-            if s != p {
-                key_differences.push(difference(
-                    &format!("{name} foreign key {key}"),
-                    Some(s.to_string()),
-                    Some(p.to_string()),
-                ));
-            }
-        },
         differences,
     );
-    differences.append(&mut key_differences);
 }
 
 /// Reads the schema of an SQLite database from `sqlite_master` and the table-valued pragmas.

@@ -6,7 +6,6 @@ use crate::audit::AuditEvent;
 use crate::error::{DomainError, MfaProblem};
 use crate::mfa::record::{ChallengeKind, CodePurpose, FactorKind, MfaChallengeRecord, MfaMethod};
 use crate::principal::{Actor, RequestContext};
-use crate::sessions::NewSession;
 use crate::sessions::record::{Amr, SignInMethod};
 use crate::unit_of_work::UnitOfWork;
 use crate::users::record::UserRecord;
@@ -29,20 +28,6 @@ pub struct CompletedChallenge {
     pub work: UnitOfWork,
     /// The browser token for the cookie, when the user asked to trust this browser.
     pub trusted_browser: Option<TrustedBrowser>,
-}
-
-impl CompletedChallenge {
-    /// The session the completed sign-in opens.
-    pub(crate) fn into_session(self) -> NewSession {
-        NewSession {
-            user: self.user,
-            rehashed_password: None,
-            method: self.first_method,
-            amr: self.amr,
-            facts: None,
-            work: self.work,
-        }
-    }
 }
 
 impl MfaService {

@@ -142,11 +142,7 @@ impl Notices {
         facts: Option<SignInFacts>,
     ) -> Result<(Option<OutboxRecord>, DeviceCheck), DomainError> {
         if !self.settings.new_device_notice {
-            let device = crate::unit_of_work::KnownDevice {
-                user_id: user.id.clone(),
-                digest: self.known_devices.digest(context),
-                seen_at: now,
-            };
+            let device = self.known_devices.device(&user.id, context, now);
             return Ok((None, DeviceCheck { device, is_new: false }));
         }
         let check = self.known_devices.check(&user.id, context, now, facts).await?;

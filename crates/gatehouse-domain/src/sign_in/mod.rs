@@ -19,8 +19,8 @@ use crate::error::DomainError;
 use crate::known_devices::KnownDevices;
 use crate::lockout::Lockout;
 use crate::mfa::{
-    ChallengeKind, MfaChallenge, MfaPolicy, MfaService, MfaVerification, TotpEnrolment,
-    TrustedBrowser,
+    ChallengeKind, CompletedChallenge, MfaChallenge, MfaPolicy, MfaService, MfaVerification,
+    TotpEnrolment, TrustedBrowser,
 };
 use crate::principal::{Actor, RequestContext};
 use crate::sessions::{NewSession, SessionService, SignInMethod, Tokens};
@@ -264,8 +264,9 @@ impl SignInService {
         context: &RequestContext,
     ) -> Result<MfaVerified, DomainError> {
         let completed = self.mfa.complete_challenge(request, context).await?;
-        let trusted_browser = completed.trusted_browser.clone();
-        let tokens = self.sessions.start(completed.into_session(), context).await?;
+        let mut completed = completed;
+        let trusted_browser = completed.trusted_browser.take();
+        let tokens = self.sessions.start(session_of(completed), context).await?;
         Ok(MfaVerified { tokens, trusted_browser })
     }
 
@@ -320,8 +321,20 @@ impl SignInService {
     ) -> Result<(Vec<String>, Tokens), DomainError> {
         let (backup_codes, completed) =
             self.mfa.complete_required_totp(mfa_token, code, context).await?;
-        let tokens = self.sessions.start(completed.into_session(), context).await?;
+        let tokens = self.sessions.start(session_of(completed), context).await?;
         Ok((backup_codes, tokens))
+    }
+}
+
+/// The session a sign-in completed by its second step opens.
+fn session_of(completed: CompletedChallenge) -> NewSession {
+    NewSession {
+        user: completed.user,
+        rehashed_password: None,
+        method: completed.first_method,
+        amr: completed.amr,
+        facts: None,
+        work: completed.work,
     }
 }
 

@@ -21,11 +21,7 @@ use crate::ratelimit::Bucket;
 use crate::state::AppState;
 
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
-    let limited = |bucket: Bucket| {
-        from_fn_with_state(state.clone(), move |state, request, next| {
-            limit(bucket, state, request, next)
-        })
-    };
+    let limited = |bucket: Bucket| from_fn_with_state((state.clone(), bucket), limit);
     Router::new()
         .route("/v1/auth/sign-up", post(sign_up).route_layer(limited(Bucket::SignUp)))
         .route("/v1/auth/sign-in", post(sign_in).route_layer(limited(Bucket::SignIn)))

@@ -21,11 +21,7 @@ use crate::ratelimit::Bucket;
 use crate::state::AppState;
 
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
-    let limited = || {
-        from_fn_with_state(state.clone(), move |state, request, next| {
-            limit(Bucket::Email, state, request, next)
-        })
-    };
+    let limited = || from_fn_with_state((state.clone(), Bucket::Email), limit);
     Router::new()
         .route("/v1/auth/email/verify", post(verify_email))
         .route("/v1/auth/email/verify/resend", post(resend_verification).route_layer(limited()))

@@ -20,9 +20,7 @@ use crate::state::AppState;
 
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     // A password change checks the current password: it spends the sign-in budget.
-    let limited = from_fn_with_state(state.clone(), |state, request, next| {
-        limit(Bucket::SignIn, state, request, next)
-    });
+    let limited = from_fn_with_state((state.clone(), Bucket::SignIn), limit);
     Router::new()
         .route("/v1/me", get(me).patch(update_me))
         .route("/v1/me/password", post(change_password).route_layer(limited))

@@ -21,11 +21,7 @@ use crate::ratelimit::Bucket;
 use crate::state::AppState;
 
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
-    let limited = |bucket: Bucket| {
-        from_fn_with_state(state.clone(), move |state, request, next| {
-            limit(bucket, state, request, next)
-        })
-    };
+    let limited = |bucket: Bucket| from_fn_with_state((state.clone(), bucket), limit);
     Router::new()
         .route("/v1/me/mfa", get(my_mfa))
         .route("/v1/me/mfa/totp", post(begin_totp).delete(remove_totp))
