@@ -297,3 +297,41 @@ async fn ipv6_budgets_are_per_64_and_forwarded_for_stops_at_garbage() {
     );
     app.stop().await;
 }
+
+/// Regression (#19, finding 7): with verification required, a sign-up for a registered
+/// address answered 409 at once, without hashing, so even a uniform answer would leak through
+/// its time. Both paths now do one Argon2id hash and one write: medians of interleaved samples
+/// stay within a wide margin (a missing hash would differ by a factor of many).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ups_take_the_same_time_for_new_and_registered_addresses() {
+    let test = TestDatabase::sqlite().await.unwrap();
+    let heavier = [
+        ("GATEHOUSE_PASSWORD_MEMORY_KIB", "8192"),
+        ("GATEHOUSE_PASSWORD_ITERATIONS", "2"),
+        ("GATEHOUSE_REQUIRE_EMAIL_VERIFICATION", "true"),
+    ];
+    let app = TestApp::spawn_with(&test, &MasterKey::generate(), &heavier).await;
+    let sign_up = |email: String| {
+        app.post("/v1/auth/sign-up", None, json!({ "email": email, "password": STRONG_PASSWORD }))
+    };
+    assert_eq!(sign_up("known@example.com".into()).await.0, StatusCode::ACCEPTED);
+    let (mut known, mut new) = (Vec::new(), Vec::new());
+    for round in 0..10 {
+        for (email, samples) in [
+            ("known@example.com".to_owned(), &mut known),
+            (format!("new{round}@example.com"), &mut new),
+        ] {
+            let started = Instant::now();
+            let (status, body) = sign_up(email).await;
+            samples.push(started.elapsed());
+            assert_eq!(
+                (status, body),
+                (StatusCode::ACCEPTED, json!({ "verification_required": true }))
+            );
+        }
+    }
+    let (known, new) = (median(known), median(new));
+    let ratio = known.as_secs_f64() / new.as_secs_f64();
+    assert!((0.6..=1.6).contains(&ratio), "registered {known:?} vs new {new:?} (ratio {ratio:.2})");
+    app.stop().await;
+}

@@ -157,7 +157,10 @@ impl RegistrationService {
             work: UnitOfWork::default(),
         };
         let tokens = self.sessions.start(new, context).await?;
-        Ok(SignUpOutcome::Created { user: Box::new(tokens.user.clone()), tokens: Some(Box::new(tokens)) })
+        Ok(SignUpOutcome::Created {
+            user: Box::new(tokens.user.clone()),
+            tokens: Some(Box::new(tokens)),
+        })
     }
 
     /// A sign-up with verification required for an address that already has an account: the

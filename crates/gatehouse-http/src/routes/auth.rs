@@ -81,8 +81,10 @@ pub(crate) async fn sign_up(
     };
     match state.accounts.registration.sign_up(request, &context).await? {
         SignUpOutcome::Created { user, tokens } => {
-            let answer =
-                SignUpResponse { user: (*user).into(), tokens: tokens.map(|tokens| (*tokens).into()) };
+            let answer = SignUpResponse {
+                user: (*user).into(),
+                tokens: tokens.map(|tokens| (*tokens).into()),
+            };
             Ok((StatusCode::CREATED, Json(answer)).into_response())
         }
         SignUpOutcome::VerificationRequired => {
