@@ -9,8 +9,6 @@ use gatehouse_domain::{DomainError, FieldIssue};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::error::ApiError;
-
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct UserResponse {
     pub id: String,
@@ -195,16 +193,16 @@ impl<T> Page<T> {
         query: &PageQuery,
         key: impl Fn(&I) -> (i64, &str),
         map: impl FnMut(I) -> T,
-    ) -> Result<Page<T>, ApiError> {
+    ) -> Result<Page<T>, DomainError> {
         let limit = query.limit.unwrap_or(50).clamp(1, 100) as usize;
         let after = match query.cursor.as_deref() {
             None => None,
             Some(text) => Some(parse_cursor(text).ok_or_else(|| {
-                ApiError::from(DomainError::Validation(vec![FieldIssue::new(
+                DomainError::Validation(vec![FieldIssue::new(
                     "cursor",
                     "invalid",
                     "Use the next_cursor of a previous page.",
-                )]))
+                )])
             })?),
         };
         let mut rest: Vec<I> = items
