@@ -294,6 +294,21 @@ async fn sign_up_with_verification_required_answers_alike_for_every_address(test
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(env.audit_reasons("user.sign_up_existing").await.len(), 2);
+
+    // A taken username answers the same for a registered and a new address (it was checked
+    // after the address, so `202` vs `409` told the address apart).
+    let named =
+        json!({ "email": "named@example.com", "password": STRONG_PASSWORD, "username": "named" });
+    assert_eq!(env.app.post("/v1/auth/sign-up", None, named).await.0, StatusCode::ACCEPTED);
+    for email in ["owner@example.com", "brand-new@example.com"] {
+        let body = json!({ "email": email, "password": STRONG_PASSWORD, "username": "named" });
+        let (status, problem) = env.app.post("/v1/auth/sign-up", None, body).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::CONFLICT, Some("username_taken")),
+            "{email}"
+        );
+    }
     env.app.stop().await;
 }
 

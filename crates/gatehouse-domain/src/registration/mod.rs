@@ -95,17 +95,19 @@ impl RegistrationService {
             return Err(DomainError::Internal("email missing after validation".into()));
         };
 
+        // The username first: a taken username answers the same whether or not the address is
+        // registered, so it cannot serve to test addresses.
+        if let Some(username) = &username
+            && self.users.user_by_username(username.as_str()).await?.is_some()
+        {
+            return Err(DomainError::Taken(Taken::Username));
+        }
         let email_digest = self.directory.email_digest(&email);
         if let Some(owner) = self.users.user_by_email_digest(&email_digest).await? {
             if self.require_email_verification {
                 return self.tell_existing_owner(&owner, request.password, context).await;
             }
             return Err(DomainError::Taken(Taken::Email));
-        }
-        if let Some(username) = &username
-            && self.users.user_by_username(username.as_str()).await?.is_some()
-        {
-            return Err(DomainError::Taken(Taken::Username));
         }
 
         let password_hash = self.hashing.hash(request.password.into()).await?;
