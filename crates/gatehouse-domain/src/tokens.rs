@@ -27,6 +27,8 @@ pub struct TokenSettings {
     pub refresh_token_ttl_seconds: i64,
     /// ...but never past this age of its session.
     pub session_max_lifetime_seconds: i64,
+    /// A browser (hosted-page) session unused this long is refused and must sign in again.
+    pub session_idle_timeout_seconds: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

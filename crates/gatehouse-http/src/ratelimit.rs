@@ -51,8 +51,24 @@ impl RateLimits {
             Bucket::Refresh => self.refresh,
             Bucket::Email => self.email,
         };
-        let ip = client_ip.unwrap_or("unknown");
-        (format!("{}{}:{ip}", self.key_prefix, bucket.name()), limit)
+        let client = client_ip.map_or_else(|| "unknown".to_owned(), limited_address);
+        (format!("{}{}:{client}", self.key_prefix, bucket.name()), limit)
+    }
+}
+
+/// The part of a client address a budget is kept for: an IPv4 address as is, an IPv6 address
+/// by its /64 (one subscriber usually holds a whole /64, so keying on the full address would
+/// give one machine 2^64 budgets). An IPv4-mapped IPv6 address counts as its IPv4 address.
+fn limited_address(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let network = u128::from(v6) & (u128::MAX << 64);
+                format!("{}/64", std::net::Ipv6Addr::from(network))
+            }
+        },
+        _ => ip.to_owned(),
     }
 }
 
@@ -125,8 +141,26 @@ mod tests {
         };
         check(Bucket::SignIn, Some("203.0.113.9"), "gh:sign-in:203.0.113.9", 1);
         check(Bucket::SignUp, Some("203.0.113.9"), "gh:sign-up:203.0.113.9", 2);
-        check(Bucket::Refresh, Some("::1"), "gh:refresh:::1", 3);
+        check(Bucket::Refresh, Some("203.0.113.10"), "gh:refresh:203.0.113.10", 3);
         check(Bucket::Email, None, "gh:email:unknown", 4);
+    }
+
+    /// Regression (#19, finding 8): IPv6 budgets were kept per address, so one host with a /64
+    /// had 2^64 budgets. Two addresses of one /64 now share a key; another /64 does not.
+    #[test]
+    fn ipv6_clients_share_a_budget_per_64() {
+        let limits = RateLimits {
+            key_prefix: "gh:".into(),
+            sign_in: RateLimit::new(1, Duration::from_secs(60)),
+            sign_up: RateLimit::new(1, Duration::from_secs(60)),
+            refresh: RateLimit::new(1, Duration::from_secs(60)),
+            email: RateLimit::new(1, Duration::from_secs(60)),
+        };
+        let key = |ip| limits.key_and_limit(Bucket::SignIn, Some(ip)).0;
+        assert_eq!(key("2001:db8:1:2::1"), "gh:sign-in:2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff:ee:dd:cc"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:203.0.113.9"), key("203.0.113.9"));
     }
 
     #[test]

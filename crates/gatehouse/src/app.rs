@@ -192,6 +192,7 @@ impl Core {
                 access_token_ttl_seconds: config.tokens.access_token_ttl_seconds,
                 refresh_token_ttl_seconds: config.tokens.refresh_token_ttl_seconds,
                 session_max_lifetime_seconds: config.tokens.session_max_lifetime_seconds,
+                session_idle_timeout_seconds: config.tokens.session_idle_timeout_seconds,
             },
         ))
     }
@@ -535,6 +536,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
             body_limit_bytes: config.http.body_limit_bytes,
             request_timeout: Duration::from_secs(config.http.request_timeout_seconds),
             trusted_proxies: config.trusted_proxy_networks(),
+            strict_transport_security: config.mode == crate::config::Mode::Production,
             ..HttpSettings::default()
         }),
         pages: Arc::new(pages),

@@ -321,3 +321,29 @@ async fn openapi_documents_every_api_route() {
     }
     app.stop().await;
 }
+
+/// Regression (#19, finding 8): production answers carry `Strict-Transport-Security` (two
+/// years, subdomains), on the API, the documents and the hosted pages alike; development
+/// answers do not (it would pin HTTPS on localhost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_transport_security_only_in_production() {
+    let test = TestDatabase::sqlite().await.unwrap();
+    let production =
+        TestApp::spawn_with(&test, &MasterKey::generate(), &[("GATEHOUSE_MODE", "production")])
+            .await;
+    for path in ["/healthz", "/.well-known/jwks.json", "/login", "/no-such-page"] {
+        let response = production.get(path).await;
+        assert_eq!(
+            response.headers().get("strict-transport-security").map(|v| v.to_str().unwrap()),
+            Some("max-age=63072000; includeSubDomains"),
+            "{path}"
+        );
+    }
+    production.stop().await;
+    let development = TestApp::spawn(&test).await;
+    for path in ["/healthz", "/.well-known/jwks.json", "/login"] {
+        let response = development.get(path).await;
+        assert!(!response.headers().contains_key("strict-transport-security"), "{path}");
+    }
+    development.stop().await;
+}

@@ -58,6 +58,9 @@ pub(crate) struct NewSession {
     pub work: UnitOfWork,
 }
 
+/// A browser session's `last_used_at` is written when it is at least this old.
+pub const TOUCH_INTERVAL_SECONDS: i64 = 60;
+
 pub struct SessionService {
     pub(crate) store: Arc<dyn SessionStore>,
     pub(crate) users: Arc<dyn UserStore>,
@@ -88,6 +91,10 @@ impl SessionService {
                 settings.session_max_lifetime_seconds,
             )
         };
+        // A mailbox claim revokes every session but the one it opens.
+        if let Some(claim) = work.mailbox_claim.as_mut() {
+            claim.keep_session = Some(session.id.clone());
+        }
         let (refresh_token, token_digest) = self.tokens.new_refresh_token();
         let refresh = RefreshTokenRecord {
             token_digest,
@@ -168,6 +175,27 @@ impl SessionService {
             return Err(DomainError::InvalidToken);
         }
         Ok(Principal { user, session })
+    }
+
+    /// The principal of a hosted-page (browser) session: as [`Self::principal_for_session`],
+    /// and refused (`InvalidToken`: sign in again) once it has gone unused for the idle
+    /// timeout. Use slides the window; the session's `last_used_at` is written at most once a
+    /// minute ([`TOUCH_INTERVAL_SECONDS`]), so page views do not each cost a write.
+    pub async fn principal_for_browser_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Principal, DomainError> {
+        let mut principal = self.principal_for_session(session_id).await?;
+        let now = self.clock.now();
+        let idle_timeout = self.tokens.settings().session_idle_timeout_seconds;
+        if now - principal.session.last_used_at >= idle_timeout {
+            return Err(DomainError::InvalidToken);
+        }
+        if now - principal.session.last_used_at >= TOUCH_INTERVAL_SECONDS {
+            self.store.touch_session(session_id, now).await?;
+            principal.session.last_used_at = now;
+        }
+        Ok(principal)
     }
 
     /// Exchanges a refresh token for a new token set. The presented token is spent; if it was
