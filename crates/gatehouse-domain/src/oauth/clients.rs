@@ -2,10 +2,9 @@
 //! rotation with an overlap window, and client authentication at the token endpoint.
 
 use super::client::{
-    AUTH_CLIENT_SECRET_BASIC, AUTH_CLIENT_SECRET_POST, AUTH_NONE, AUTH_PRIVATE_KEY_JWT,
-    CLIENT_SECRET_PREFIX, ClientRecord, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
-    GRANT_REFRESH_TOKEN, SUPPORTED_AUTH_METHODS, SUPPORTED_GRANTS, valid_scope_token,
-    validate_redirect_uri,
+    AUTH_CLIENT_SECRET_BASIC, AUTH_NONE, AUTH_PRIVATE_KEY_JWT, AuthFamily, CLIENT_SECRET_PREFIX,
+    ClientRecord, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
+    SUPPORTED_GRANTS, valid_scope_token, validate_redirect_uri,
 };
 use std::sync::Arc;
 
@@ -50,6 +49,17 @@ pub enum ClientCredentials {
     IdOnly { client_id: String },
     /// A signed JWT (`private_key_jwt`, RFC 7523); `client_id` is optional in the request.
     Assertion { client_id: Option<String>, assertion: String },
+}
+
+impl ClientCredentials {
+    /// The family of the method presented; it must be the client's registered one.
+    pub fn family(&self) -> AuthFamily {
+        match self {
+            ClientCredentials::Basic { .. } | ClientCredentials::Post { .. } => AuthFamily::Secret,
+            ClientCredentials::IdOnly { .. } => AuthFamily::None,
+            ClientCredentials::Assertion { .. } => AuthFamily::Jwt,
+        }
+    }
 }
 
 fn valid_client_id(client_id: &str) -> bool {
@@ -264,15 +274,12 @@ impl ClientService {
         updated.post_logout_redirect_uris = template.0.post_logout_redirect_uris;
         updated.grant_types = template.0.grant_types;
         updated.scopes = template.0.scopes;
-        updated.token_endpoint_auth_method = template.0.token_endpoint_auth_method;
-        updated.jwks = template.0.jwks;
+        // Changing the method drops the credentials of the family left behind.
+        updated.set_authentication(&template.0.token_endpoint_auth_method, template.0.jwks);
         updated.skip_consent = template.0.skip_consent;
         updated.access_token_ttl_seconds = template.0.access_token_ttl_seconds;
         updated.refresh_token_ttl_seconds = template.0.refresh_token_ttl_seconds;
-        if declared.public {
-            updated.secret_digest = None;
-            updated.previous_secret_digest = None;
-        } else if let Some(secret) = &declared.secret {
+        if let Some(secret) = declared.secret.as_ref().filter(|_| !declared.public) {
             updated.secret_digest = Some(self.secret_digester.digest(secret.as_bytes()).to_vec());
         }
         if updated != existing {
@@ -299,8 +306,9 @@ impl ClientService {
         context: &RequestContext,
     ) -> Result<(ClientRecord, String), DomainError> {
         let mut client = self.store.client(client_id).await?.ok_or(DomainError::NotFound)?;
-        if client.is_public() {
-            return Err(DomainError::Invalid("public clients have no secret".into()));
+        // A public or `private_key_jwt` client given a secret would gain a second way in.
+        if client.auth_family() != Some(AuthFamily::Secret) {
+            return Err(DomainError::ClientHasNoSecret);
         }
         let now = self.clock.now();
         let secret = format!("{CLIENT_SECRET_PREFIX}{}", gatehouse_crypto::random_token());
@@ -354,47 +362,44 @@ impl ClientService {
         Ok(())
     }
 
-    /// Authenticates a client. Secrets are compared as keyed digests in constant time; an
-    /// unknown client and a wrong secret are the same `invalid_client`.
+    /// Authenticates a client with a method of its registered family only: a secret client
+    /// by `client_secret_basic` or `client_secret_post`, a `private_key_jwt` client by a signed
+    /// assertion, a public client by its `client_id` alone. Secrets are compared as keyed
+    /// digests in constant time; an unknown client, a wrong secret and a method of another
+    /// family are the same `invalid_client`.
     pub async fn authenticate_client(
         &self,
         credentials: &ClientCredentials,
     ) -> Result<ClientRecord, OAuthError> {
-        if let ClientCredentials::Assertion { client_id, assertion } = credentials {
-            return self.authenticate_assertion(client_id.as_deref(), assertion).await;
-        }
-        let (client_id, secret, method) = match credentials {
-            ClientCredentials::Assertion { .. } => return Err(OAuthError::InvalidClient),
-            ClientCredentials::Basic { client_id, secret } => {
-                (client_id, Some(secret), AUTH_CLIENT_SECRET_BASIC)
+        let (client_id, secret) = match credentials {
+            ClientCredentials::Assertion { client_id, assertion } => {
+                return self.authenticate_assertion(client_id.as_deref(), assertion).await;
             }
-            ClientCredentials::Post { client_id, secret } => {
-                (client_id, Some(secret), AUTH_CLIENT_SECRET_POST)
-            }
-            ClientCredentials::IdOnly { client_id } => (client_id, None, AUTH_NONE),
+            ClientCredentials::Basic { client_id, secret }
+            | ClientCredentials::Post { client_id, secret } => (client_id, Some(secret)),
+            ClientCredentials::IdOnly { client_id } => (client_id, None),
         };
         if !valid_client_id(client_id) {
             return Err(OAuthError::InvalidClient);
         }
         let client = self.store.client(client_id).await?.ok_or(OAuthError::InvalidClient)?;
-        match (secret, client.is_public()) {
-            (None, true) => Ok(client),
-            (Some(secret), false)
-                if SUPPORTED_AUTH_METHODS.contains(&method) && client.secret_digest.is_some() =>
-            {
-                let now = self.clock.now();
-                let current = client
-                    .secret_digest
-                    .as_ref()
-                    .is_some_and(|digest| self.secret_digester.verify(secret.as_bytes(), digest));
-                let previous = client.previous_secret_expires_at.is_some_and(|until| until > now)
-                    && client.previous_secret_digest.as_ref().is_some_and(|digest| {
-                        self.secret_digester.verify(secret.as_bytes(), digest)
-                    });
-                if current || previous { Ok(client) } else { Err(OAuthError::InvalidClient) }
-            }
-            _ => Err(OAuthError::InvalidClient),
+        if client.auth_family() != Some(credentials.family()) {
+            return Err(OAuthError::InvalidClient);
         }
+        let Some(secret) = secret else {
+            return Ok(client);
+        };
+        let now = self.clock.now();
+        let current = client
+            .secret_digest
+            .as_ref()
+            .is_some_and(|digest| self.secret_digester.verify(secret.as_bytes(), digest));
+        let previous = client.previous_secret_expires_at.is_some_and(|until| until > now)
+            && client
+                .previous_secret_digest
+                .as_ref()
+                .is_some_and(|digest| self.secret_digester.verify(secret.as_bytes(), digest));
+        if current || previous { Ok(client) } else { Err(OAuthError::InvalidClient) }
     }
 }
 
@@ -420,7 +425,7 @@ impl ClientService {
             return Err(OAuthError::InvalidClient);
         }
         let client = self.store.client(claimed).await?.ok_or(OAuthError::InvalidClient)?;
-        if client.token_endpoint_auth_method != AUTH_PRIVATE_KEY_JWT {
+        if client.auth_family() != Some(AuthFamily::Jwt) {
             return Err(OAuthError::InvalidClient);
         }
         let jwks = client.jwks.as_ref().ok_or(OAuthError::InvalidClient)?;
