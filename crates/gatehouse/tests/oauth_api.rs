@@ -20,6 +20,7 @@ backend_tests!(
     private_key_jwt_clients_authenticate_with_signed_assertions,
     client_authentication_is_held_to_the_registered_family,
     changing_a_clients_method_clears_the_old_secret,
+    an_assertion_jti_is_remembered_as_long_as_the_assertion_verifies,
 );
 
 /// A `client_assertion` form for `client` signed by `key`, addressed to the token endpoint.
@@ -631,5 +632,63 @@ async fn revoked_access_tokens_are_inactive(test: TestDatabase) {
     let (status, _) =
         app.post_form("/oauth2/revoke", Some((&client_id, &secret)), &[("token", "unknown")]).await;
     assert_eq!(status, StatusCode::OK);
+    app.stop().await;
+}
+
+/// Finding 8: an assertion that still verifies (its `exp` within the leeway) cannot be
+/// replayed, even after other assertions made the store forget expired entries.
+async fn an_assertion_jti_is_remembered_as_long_as_the_assertion_verifies(test: TestDatabase) {
+    use gatehouse_crypto::{SigningAlgorithm, SigningKey};
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        as i64;
+    let clock = std::sync::Arc::new(gatehouse_domain::ManualClock::new(wall));
+    let app = TestApp::spawn_with_clock(
+        &test,
+        &gatehouse_crypto::MasterKey::generate(),
+        &[],
+        Some(clock.clone()),
+    )
+    .await;
+    let key = SigningKey::generate(SigningAlgorithm::ES256, 2048).unwrap();
+    app.client(NewClient {
+        client_id: Some("signed".into()),
+        jwks: Some(serde_json::json!({ "keys": [key.public_jwk()] })),
+        ..service_client("Signed")
+    })
+    .await;
+    let form = |exp: i64, jti: &str| {
+        let assertion = key
+            .sign(
+                "JWT",
+                &serde_json::json!({ "iss": "signed", "sub": "signed", "aud": app.url("/oauth2/token"), "iat": exp - 60, "exp": exp, "jti": jti }),
+            )
+            .unwrap();
+        vec![
+            ("grant_type", "client_credentials".to_owned()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+            ),
+            ("client_assertion", assertion),
+        ]
+    };
+    // Ten seconds past its `exp`, inside the 30-second leeway: accepted once.
+    let late = form(wall - 10, "late");
+    let (status, body) = post_owned_form(&app, None, &late).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Time passes (still inside the leeway); another assertion sweeps expired entries.
+    clock.advance(5);
+    let (status, body) = post_owned_form(&app, None, &form(wall + 60, "fresh")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = post_owned_form(&app, None, &late).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "the replay of an assertion that still verifies"
+    );
+    // Past `exp + leeway` it is refused by our clock too.
+    clock.advance(30);
+    let (status, _) = post_owned_form(&app, None, &form(wall - 10, "too-late")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     app.stop().await;
 }

@@ -405,6 +405,10 @@ impl ClientService {
 
 /// Longest life a client assertion may claim (RFC 7523 asks for short-lived assertions).
 const MAX_ASSERTION_LIFETIME_SECONDS: i64 = 600;
+/// Clock skew tolerated on an assertion's `exp`. Its `jti` is remembered until
+/// `exp + ASSERTION_LEEWAY_SECONDS`, the last moment the assertion verifies, so a replay can
+/// never outlive the memory of the first use.
+pub const ASSERTION_LEEWAY_SECONDS: i64 = 30;
 
 impl ClientService {
     /// `private_key_jwt`: the assertion must be signed by one of the client's registered keys,
@@ -439,7 +443,7 @@ impl ClientService {
         validation.set_issuer(&[&client.client_id]);
         validation.set_audience(&[token_endpoint.as_str(), issuer, self.settings.issuer.as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-        validation.leeway = 30;
+        validation.leeway = ASSERTION_LEEWAY_SECONDS as u64;
         let claims: serde_json::Value =
             keys.verify(assertion, None, &validation).map_err(|_| OAuthError::InvalidClient)?;
         let now = self.clock.now();
@@ -448,15 +452,15 @@ impl ClientService {
             .as_str()
             .filter(|jti| !jti.is_empty() && jti.len() <= 256)
             .ok_or(OAuthError::InvalidClient)?;
+        // `jsonwebtoken` checked `exp` against the system clock; ours has the last word.
+        let usable_until = expires_at.saturating_add(ASSERTION_LEEWAY_SECONDS);
         if claims["sub"].as_str() != Some(client.client_id.as_str())
             || expires_at > now + MAX_ASSERTION_LIFETIME_SECONDS
+            || usable_until < now
         {
             return Err(OAuthError::InvalidClient);
         }
-        if !self
-            .store
-            .record_client_assertion(&client.client_id, jti, expires_at.max(now), now)
-            .await?
+        if !self.store.record_client_assertion(&client.client_id, jti, usable_until, now).await?
         {
             return Err(OAuthError::InvalidClient);
         }

@@ -356,6 +356,7 @@ impl DeviceFlowService {
                             amr: record.amr.clone(),
                             nonce: None,
                             grant_type: GRANT_DEVICE_CODE,
+                            spend_code: None,
                         },
                         context,
                     )

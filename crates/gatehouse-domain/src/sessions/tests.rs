@@ -119,12 +119,12 @@ async fn a_token_of_another_client_is_refused_without_revoking() {
     let context = context();
 
     // A first-party token presented at the token endpoint by a client.
-    let result = sessions.rotate_refresh_token(&first_party.refresh_token, Some("tv"), &context);
+    let result = sessions.rotate_refresh_token(&first_party.refresh_token, Some("tv"), None, &context);
     assert_invalid_grant(result.await);
     // A client's token presented to the first-party refresh, or by another client.
     let (client_session_id, client_token) = client_session(&world, &user, "tv");
     assert_invalid_grant(sessions.refresh(&client_token, &context).await);
-    assert_invalid_grant(sessions.rotate_refresh_token(&client_token, Some("web"), &context).await);
+    assert_invalid_grant(sessions.rotate_refresh_token(&client_token, Some("web"), None, &context).await);
 
     // Nothing was spent or revoked: each token still works for its owner.
     assert!(world.store.events("session.refresh_token_reused").is_empty());
@@ -133,11 +133,11 @@ async fn a_token_of_another_client_is_refused_without_revoking() {
     }
     let refreshed = sessions.refresh(&first_party.refresh_token, &context).await.unwrap();
     let (session, _, _) =
-        sessions.rotate_refresh_token(&client_token, Some("tv"), &context).await.unwrap();
+        sessions.rotate_refresh_token(&client_token, Some("tv"), None, &context).await.unwrap();
     assert_eq!(session.id, client_session_id);
 
     // Even a spent token, presented by the wrong client, is not evidence against the family.
-    let result = sessions.rotate_refresh_token(&first_party.refresh_token, Some("tv"), &context);
+    let result = sessions.rotate_refresh_token(&first_party.refresh_token, Some("tv"), None, &context);
     assert_invalid_grant(result.await);
     assert!(world.store.stored_session(&refreshed.session_id).unwrap().is_active(world.now()));
     assert!(world.store.events("session.refresh_token_reused").is_empty());

@@ -62,15 +62,10 @@ impl OAuthStore for MemoryStore {
         Err(not_used())
     }
 
-    async fn consume_authorization_code(
+    async fn authorization_code(
         &self,
         _digest: &[u8],
-        _now: i64,
-    ) -> Result<Option<(AuthorizationCodeRecord, bool)>, StoreError> {
-        Err(not_used())
-    }
-
-    async fn set_code_session(&self, _digest: &[u8], _session_id: &str) -> Result<(), StoreError> {
+    ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
         Err(not_used())
     }
 
