@@ -182,20 +182,19 @@ impl DeviceCodeStore for MemoryStore {
         Ok(true)
     }
 
-    async fn record_device_poll(
-        &self,
-        digest: &[u8],
-        now: i64,
-        interval_seconds: i64,
-    ) -> Result<(), StoreError> {
+    async fn record_device_poll(&self, digest: &[u8], now: i64) -> Result<bool, StoreError> {
         let mut state = self.state();
-        if let Some(code) =
+        let Some(code) =
             state.device_codes.iter_mut().find(|code| code.device_code_digest == digest)
-        {
-            code.last_polled_at = Some(now);
-            code.interval_seconds = interval_seconds;
+        else {
+            return Ok(true);
+        };
+        let in_time = code.last_polled_at.is_none_or(|last| now - last >= code.interval_seconds);
+        if !in_time {
+            code.interval_seconds += 5;
         }
-        Ok(())
+        code.last_polled_at = Some(now);
+        Ok(in_time)
     }
 
     /// Approved → consumed, once.
