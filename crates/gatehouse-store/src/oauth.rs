@@ -265,6 +265,18 @@ impl OAuthStore for Database {
         })
     }
 
+    async fn browser_session_of(&self, session_id: &str) -> Result<Option<String>, StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT browser_session_id FROM authorization_codes WHERE issued_session_id = $1",
+            )
+            .bind(session_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_sqlx_error)
+        })
+    }
+
     async fn consent(
         &self,
         user_id: &str,

@@ -77,6 +77,10 @@ pub trait OAuthStore: Send + Sync {
         digest: &[u8],
     ) -> Result<Option<AuthorizationCodeRecord>, StoreError>;
 
+    /// The browser session in which the code that opened `session_id` was issued, while that
+    /// code is kept (the sweeper may forget it: the answer is then `None`).
+    async fn browser_session_of(&self, session_id: &str) -> Result<Option<String>, StoreError>;
+
     /// The scopes the user has granted the client, if any.
     async fn consent(
         &self,

@@ -69,6 +69,10 @@ impl OAuthStore for MemoryStore {
         Err(not_used())
     }
 
+    async fn browser_session_of(&self, _session_id: &str) -> Result<Option<String>, StoreError> {
+        Err(not_used())
+    }
+
     async fn consent(
         &self,
         user_id: &str,
