@@ -442,7 +442,7 @@ async fn client_credentials_issue_rfc9068_tokens(test: TestDatabase) {
     let app = TestApp::spawn(&test).await;
     let (client_id, secret) = app.client(service_client("Billing")).await;
     let secret = secret.unwrap();
-    assert!(secret.starts_with("ghs_"));
+    assert!(secret.starts_with("gtc_"));
     // client_secret_basic
     let (status, token) = app
         .post_form(

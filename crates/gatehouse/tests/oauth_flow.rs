@@ -180,11 +180,7 @@ async fn a_clients_refresh_lifetime_survives_rotation(test: TestDatabase) {
     let app = spawn(&test).await;
     app.sign_up("lifetime@example.com", STRONG_PASSWORD).await;
     let (client_id, secret) = app
-        .client(NewClient {
-            skip_consent: true,
-            refresh_token_ttl_seconds: Some(600),
-            ..web_app()
-        })
+        .client(NewClient { skip_consent: true, refresh_token_ttl_seconds: Some(600), ..web_app() })
         .await;
     let secret = secret.unwrap();
     let (_, mut tokens) =
@@ -276,7 +272,8 @@ async fn request_objects_and_other_response_modes_are_refused(test: TestDatabase
         (("response_mode", "fragment"), "invalid_request"),
     ] {
         let page = browser.get(&authorize_url(&app, &client_id, &[extra])).await;
-        let location = page.location.as_deref().unwrap_or_else(|| panic!("{extra:?}: {}", page.body));
+        let location =
+            page.location.as_deref().unwrap_or_else(|| panic!("{extra:?}: {}", page.body));
         assert!(location.starts_with(REDIRECT), "{location}");
         let answer = query(location);
         assert_eq!(

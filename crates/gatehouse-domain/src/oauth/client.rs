@@ -22,8 +22,10 @@ pub const SUPPORTED_AUTH_METHODS: &[&str] =
 pub const JWT_BEARER_ASSERTION_TYPE: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// Prefix of client secrets, so secret scanners can recognise a leaked one.
-pub const CLIENT_SECRET_PREFIX: &str = "ghs_";
+/// Client secrets we generate: `gtc_…` with a checksum (`ghs_…` before), so secret scanners
+/// can recognise a leaked one. Secrets chosen by an operator (32+ characters) have any shape.
+pub const CLIENT_SECRET: gatehouse_crypto::SecretKind =
+    gatehouse_crypto::SecretKind { prefix: "gtc_", legacy_prefix: "ghs_" };
 pub const CLIENT_SECRET_DIGEST_PURPOSE: &str = "client-secret";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -2,7 +2,7 @@
 //! rotation with an overlap window, and client authentication at the token endpoint.
 
 use super::client::{
-    AUTH_CLIENT_SECRET_BASIC, AUTH_NONE, AUTH_PRIVATE_KEY_JWT, AuthFamily, CLIENT_SECRET_PREFIX,
+    AUTH_CLIENT_SECRET_BASIC, AUTH_NONE, AUTH_PRIVATE_KEY_JWT, AuthFamily, CLIENT_SECRET,
     ClientRecord, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
     SUPPORTED_GRANTS, valid_scope_token, validate_redirect_uri,
 };
@@ -195,7 +195,9 @@ impl ClientService {
             }
         }
         if let Some(secret) = &request.secret
-            && (request.public || secret.len() < 32)
+            && (request.public
+                || secret.len() < 32
+                || (secret.starts_with(CLIENT_SECRET.prefix) && !CLIENT_SECRET.is_current(secret)))
         {
             issues.push(FieldIssue::new(
                 "secret",
@@ -214,11 +216,8 @@ impl ClientService {
         if !issues.is_empty() {
             return Err(DomainError::Validation(issues));
         }
-        let secret = (!request.public && request.jwks.is_none()).then(|| {
-            request.secret.clone().unwrap_or_else(|| {
-                format!("{CLIENT_SECRET_PREFIX}{}", gatehouse_crypto::random_token())
-            })
-        });
+        let secret = (!request.public && request.jwks.is_none())
+            .then(|| request.secret.clone().unwrap_or_else(|| CLIENT_SECRET.generate()));
         let now = self.clock.now();
         let client = ClientRecord {
             client_id,
@@ -311,7 +310,7 @@ impl ClientService {
             return Err(DomainError::ClientHasNoSecret);
         }
         let now = self.clock.now();
-        let secret = format!("{CLIENT_SECRET_PREFIX}{}", gatehouse_crypto::random_token());
+        let secret = CLIENT_SECRET.generate();
         client.previous_secret_digest = client.secret_digest.take();
         client.previous_secret_expires_at = Some(now + self.settings.secret_overlap_seconds);
         client.secret_digest = Some(self.secret_digester.digest(secret.as_bytes()).to_vec());
@@ -389,6 +388,11 @@ impl ClientService {
         let Some(secret) = secret else {
             return Ok(client);
         };
+        // A secret in our format whose checksum fails is a typo or a forgery: refused like a
+        // wrong secret, without computing a digest.
+        if secret.starts_with(CLIENT_SECRET.prefix) && !CLIENT_SECRET.is_current(secret) {
+            return Err(OAuthError::InvalidClient);
+        }
         let now = self.clock.now();
         let current = client
             .secret_digest
@@ -460,8 +464,7 @@ impl ClientService {
         {
             return Err(OAuthError::InvalidClient);
         }
-        if !self.store.record_client_assertion(&client.client_id, jti, usable_until, now).await?
-        {
+        if !self.store.record_client_assertion(&client.client_id, jti, usable_until, now).await? {
             return Err(OAuthError::InvalidClient);
         }
         Ok(client)

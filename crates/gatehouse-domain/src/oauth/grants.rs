@@ -12,8 +12,8 @@ use super::{OAuthError, OAuthService, SCOPE_OFFLINE_ACCESS, SCOPE_OPENID, split_
 use crate::audit::AuditEvent;
 use crate::principal::{Actor, RequestContext};
 use crate::sessions::record::{RefreshTokenRecord, RevokeReason, SessionRecord};
-use crate::tokens::AccessTokenGrant;
 use crate::store::{Conflict, StoreError};
+use crate::tokens::AccessTokenGrant;
 use crate::unit_of_work::{SpentCode, UnitOfWork};
 use crate::users::UserRecord;
 

@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::error::DomainError;
 use crate::notify::Notices;
 use crate::principal::{Actor, Principal, RequestContext};
-use crate::tokens::{REFRESH_TOKEN_PREFIX, TokenService};
+use crate::tokens::{REFRESH_TOKEN, TokenService};
 use crate::unit_of_work::UnitOfWork;
 use crate::users::directory::UserDirectory;
 use crate::users::record::{SignInFacts, UserRecord};
@@ -204,7 +204,7 @@ impl SessionService {
         ttl_seconds: Option<i64>,
         context: &RequestContext,
     ) -> Result<(SessionRecord, UserRecord, String), DomainError> {
-        if !refresh_token.starts_with(REFRESH_TOKEN_PREFIX)
+        if !REFRESH_TOKEN.recognises(refresh_token)
             || refresh_token.len() > MAX_REFRESH_TOKEN_LENGTH
         {
             return Err(DomainError::InvalidGrant);

@@ -60,9 +60,11 @@ impl State {
     /// Writes what a unit of work carries besides its change. One-time tokens and outbox rows
     /// are not modelled: a unit of work holding them is refused rather than half applied.
     fn apply(&mut self, work: &UnitOfWork) -> Result<(), StoreError> {
-        if !work.tokens.is_empty() || work.spend_token.is_some()
+        if !work.tokens.is_empty()
+            || work.spend_token.is_some()
             || work.spend_code.is_some()
-            || !work.outbox.is_empty() {
+            || !work.outbox.is_empty()
+        {
             return Err(StoreError::Other(
                 "one-time tokens and outbox rows are not modelled by the fake".into(),
             ));
