@@ -27,7 +27,7 @@ pub use master::MasterKey;
 pub use password::{Argon2Settings, HashingPool, LegacyFormat, PasswordHasher, Pepper};
 pub use signing::{PublicKeySet, SigningAlgorithm, SigningKey};
 pub use token::{
-    constant_time_eq, left_half_sha256, new_id, pkce_s256, random_bytes, random_token,
+    SecretKind, constant_time_eq, left_half_sha256, new_id, pkce_s256, random_bytes, random_token,
 };
 pub use totp::TotpSecret;
 

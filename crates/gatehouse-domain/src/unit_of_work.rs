@@ -51,6 +51,16 @@ pub struct MailboxClaim {
     pub clear_password: bool,
 }
 
+/// An authorization code to spend with the session its exchange opens: marks it used and
+/// records that session (revoked if the code is ever replayed), once; a code already spent
+/// fails the whole unit of work with `StoreError::Conflict(Conflict::AuthorizationCodeSpent)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpentCode {
+    pub digest: Vec<u8>,
+    pub at: i64,
+    pub session_id: String,
+}
+
 /// What a change writes besides itself, in its transaction.
 #[derive(Debug, Clone, Default)]
 pub struct UnitOfWork {
@@ -59,6 +69,8 @@ pub struct UnitOfWork {
     pub tokens: Vec<OneTimeTokenRecord>,
     /// The one-time token this change spends.
     pub spend_token: Option<SpentToken>,
+    /// The authorization code this change (a session opened by a code exchange) spends.
+    pub spend_code: Option<SpentCode>,
     /// The device a user signed in from.
     pub known_device: Option<KnownDevice>,
     /// A browser the user chose to trust (second factor skipped there), written with the
@@ -82,6 +94,7 @@ impl UnitOfWork {
     /// take its fast path for a plain sign-in.
     pub fn is_plain(&self) -> bool {
         self.spend_token.is_none()
+            && self.spend_code.is_none()
             && self.tokens.is_empty()
             && self.outbox.is_empty()
             && self.trusted_browser.is_none()

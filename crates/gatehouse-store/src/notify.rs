@@ -51,6 +51,23 @@ pub(crate) async fn apply_work<C: StoreConnection>(
     if let Some(claim) = &work.mailbox_claim {
         apply_mailbox_claim(connection, claim).await?;
     }
+    if let Some(code) = &work.spend_code {
+        let spend = C::statement(
+            "UPDATE authorization_codes SET used_at = $2, issued_session_id = $3 \
+             WHERE code_digest = $1 AND used_at IS NULL",
+        );
+        let spent = connection
+            .execute(
+                spend
+                    .bind_value(code.digest.as_slice())
+                    .bind_value(code.at)
+                    .bind_value(code.session_id.as_str()),
+            )
+            .await?;
+        if spent != 1 {
+            return Err(StoreError::Conflict(Conflict::AuthorizationCodeSpent));
+        }
+    }
     for token in &work.tokens {
         let insert = C::statement(
             "INSERT INTO one_time_tokens (token_digest, purpose, user_id, email_digest, \

@@ -42,7 +42,7 @@ async fn sign_up_sign_in_me_refresh_sign_out(test: TestDatabase) {
     let tokens = &body["tokens"];
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["expires_in"], 900);
-    assert!(tokens["refresh_token"].as_str().unwrap().starts_with("ghr_"));
+    assert!(tokens["refresh_token"].as_str().unwrap().starts_with("gtr_"));
 
     let (status, me) = app.get_auth("/v1/me", tokens["access_token"].as_str().unwrap()).await;
     assert_eq!((status, &me["id"]), (StatusCode::OK, &body["user"]["id"]));

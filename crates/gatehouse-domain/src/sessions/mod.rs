@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::error::DomainError;
 use crate::notify::Notices;
 use crate::principal::{Actor, Principal, RequestContext};
-use crate::tokens::{REFRESH_TOKEN_PREFIX, TokenService};
+use crate::tokens::{REFRESH_TOKEN, TokenService};
 use crate::unit_of_work::UnitOfWork;
 use crate::users::directory::UserDirectory;
 use crate::users::record::{SignInFacts, UserRecord};
@@ -207,7 +207,7 @@ impl SessionService {
         context: &RequestContext,
     ) -> Result<Tokens, DomainError> {
         let (session, user, new_token) =
-            self.rotate_refresh_token(refresh_token, None, context).await?;
+            self.rotate_refresh_token(refresh_token, None, None, context).await?;
         let settings = self.tokens.settings();
         let access_token = self.tokens.issue_access_token(&session).await?;
         Ok(Tokens {
@@ -222,14 +222,17 @@ impl SessionService {
 
     /// The rotation shared by the first-party API and the OAuth token endpoint: checks the
     /// token belongs to `client_id` (`None`: a first-party session), spends it, stores its
-    /// successor, and answers the session, its user and the new token.
+    /// successor, and answers the session, its user and the new token. The successor lives
+    /// `ttl_seconds` (a client's own refresh lifetime, kept across every rotation) or the
+    /// configured lifetime, never past the session.
     pub async fn rotate_refresh_token(
         &self,
         refresh_token: &str,
         client_id: Option<&str>,
+        ttl_seconds: Option<i64>,
         context: &RequestContext,
     ) -> Result<(SessionRecord, UserRecord, String), DomainError> {
-        if !refresh_token.starts_with(REFRESH_TOKEN_PREFIX)
+        if !REFRESH_TOKEN.recognises(refresh_token)
             || refresh_token.len() > MAX_REFRESH_TOKEN_LENGTH
         {
             return Err(DomainError::InvalidGrant);
@@ -261,7 +264,8 @@ impl SessionService {
             token_digest: new_digest,
             session_id: session.id.clone(),
             created_at: now,
-            expires_at: (now + settings.refresh_token_ttl_seconds).min(session.expires_at),
+            expires_at: (now + ttl_seconds.unwrap_or(settings.refresh_token_ttl_seconds))
+                .min(session.expires_at),
             rotated_at: None,
         };
         if !self.store.rotate_refresh_token(&digest, &replacement, now).await? {

@@ -63,6 +63,7 @@ impl State {
     fn apply(&mut self, work: &UnitOfWork) -> Result<(), StoreError> {
         if !work.tokens.is_empty()
             || work.spend_token.is_some()
+            || work.spend_code.is_some()
             || !work.outbox.is_empty()
             || work.mailbox_claim.is_some()
         {
