@@ -1,4 +1,4 @@
-//! Field encryption at rest: XChaCha20-Poly1305 under per-purpose keys, with master key rotation.
+//! Field encryption at rest: XChaCha20-Poly1305 under per-purpose data keys, with key rotation.
 
 use std::fmt;
 
@@ -7,7 +7,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
 use crate::token::random_bytes;
-use crate::{CryptoError, MasterKey};
+use crate::{CryptoError, DataKey, MasterKey};
 
 /// Version byte of the sealed layout, so a future layout can be told apart from this one.
 const FORMAT_VERSION: u8 = 1;
@@ -16,7 +16,8 @@ const NONCE_BYTES: usize = 24;
 const HEADER_BYTES: usize = 1 + KEY_ID_BYTES;
 const TAG_BYTES: usize = 16;
 
-/// One usable key: the master key's id (what sealed values carry) and the derived AEAD key.
+/// One usable key: its public id (what sealed values carry) and the AEAD key.
+#[derive(Clone)]
 struct PurposeKey {
     master_id: u32,
     key: Zeroizing<[u8; 32]>,
@@ -32,6 +33,7 @@ struct PurposeKey {
 /// record id and column name) as associated data: then a ciphertext copied into another row
 /// does not open. Nonces are random; XChaCha20's 192-bit nonce makes collisions negligible
 /// without a counter to keep in sync.
+#[derive(Clone)]
 pub struct FieldCipher {
     /// The key `seal` uses.
     current: PurposeKey,
@@ -48,6 +50,21 @@ impl FieldCipher {
             key: master.derive(&format!("aead/{purpose}")),
         };
         FieldCipher { current: derive(current), previous: previous.iter().map(derive).collect() }
+    }
+
+    /// A cipher that seals under the data key `current` (its id goes into the header) and
+    /// still opens values sealed under any of `previous`.
+    pub fn from_data_keys(current: &DataKey, previous: &[DataKey]) -> FieldCipher {
+        let key = |data_key: &DataKey| PurposeKey {
+            master_id: data_key.id(),
+            key: data_key.bytes().clone(),
+        };
+        FieldCipher { current: key(current), previous: previous.iter().map(key).collect() }
+    }
+
+    /// The key id in a sealed value's header (None when it is not a value of this layout).
+    pub fn sealed_key_id(sealed: &[u8]) -> Option<u32> {
+        parse(sealed).map(|parsed| parsed.master_id)
     }
 
     /// Encrypts `plaintext`, binding it to `associated_data`.
