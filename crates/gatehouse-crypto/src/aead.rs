@@ -26,7 +26,9 @@ struct PurposeKey {
 /// Seals and opens database fields for one purpose (for example `"totp-secret"`).
 ///
 /// Layout of a sealed value:
-/// `version (1 byte, = 1) | master key id (4 bytes, BE) | nonce (24 bytes) | ciphertext + tag`.
+/// `version (1 byte, = 1) | key id (4 bytes, BE) | nonce (24 bytes) | ciphertext + tag`.
+/// The key id is the data key's (for a data key adopted from before the key hierarchy, the id
+/// of the master key it was derived from, which is what its older values already carry).
 ///
 /// The 5-byte header is authenticated together with the caller's associated data, so neither
 /// can be changed without `open` failing. Pass something that ties the value to its row (the
@@ -42,8 +44,9 @@ pub struct FieldCipher {
 }
 
 impl FieldCipher {
-    /// A cipher that seals under `current` and can still open values sealed under any of
-    /// `previous` (keep old master keys there until every value has been resealed).
+    /// A cipher keyed directly by `master.derive("aead/<purpose>")`, as before the key
+    /// hierarchy: the server uses [`FieldCipher::from_data_keys`]; this stays for tests and
+    /// for wrapping data keys themselves ([`crate::MasterKeyRing`]).
     pub fn new(current: &MasterKey, previous: &[MasterKey], purpose: &str) -> FieldCipher {
         let derive = |master: &MasterKey| PurposeKey {
             master_id: master.id(),

@@ -131,7 +131,8 @@ mod tests {
         let old = MasterKey::generate();
         let new = MasterKey::generate();
         let key = DataKey::generate();
-        let wrapped_by_old = MasterKeyRing::new(old.clone(), vec![]).wrap("digest/email#1", &key).unwrap();
+        let wrapped_by_old =
+            MasterKeyRing::new(old.clone(), vec![]).wrap("digest/email#1", &key).unwrap();
         assert_eq!(MasterKeyRing::wrapped_by(&wrapped_by_old), Some(old.id()));
 
         let rotated = MasterKeyRing::new(new.clone(), vec![old.clone()]);
@@ -142,7 +143,10 @@ mod tests {
         let rewrapped = rotated.wrap("digest/email#1", &opened).unwrap();
         assert_eq!(MasterKeyRing::wrapped_by(&rewrapped), Some(new.id()));
         let new_only = MasterKeyRing::new(new, vec![]);
-        assert_eq!(*new_only.unwrap("digest/email#1", &rewrapped, 7).unwrap().bytes(), *key.bytes());
+        assert_eq!(
+            *new_only.unwrap("digest/email#1", &rewrapped, 7).unwrap().bytes(),
+            *key.bytes()
+        );
         // Without the old key, what it wrapped no longer opens.
         assert!(matches!(
             new_only.unwrap("digest/email#1", &wrapped_by_old, key.id()),
@@ -158,7 +162,10 @@ mod tests {
         let mut tampered = wrapped.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
-        assert!(matches!(ring.unwrap("aead/user-email#1", &tampered, 1), Err(CryptoError::Decrypt)));
+        assert!(matches!(
+            ring.unwrap("aead/user-email#1", &tampered, 1),
+            Err(CryptoError::Decrypt)
+        ));
     }
 
     #[test]
@@ -175,7 +182,8 @@ mod tests {
         assert!(!adopted.needs_reseal(&sealed));
         // Passwords: the same pepper key under the same id.
         let pepper = Pepper::from_master(&master, 1);
-        let adopted_pepper = Pepper::from_data_key(1, &DataKey::derived(&master, "password-pepper/1"));
+        let adopted_pepper =
+            Pepper::from_data_key(1, &DataKey::derived(&master, "password-pepper/1"));
         let settings = crate::Argon2Settings { memory_kib: 1024, iterations: 1, parallelism: 1 };
         let hash = crate::PasswordHasher::new(settings.clone(), pepper, vec![])
             .unwrap()

@@ -6,8 +6,8 @@ use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::{DataKey, MasterKey};
 use crate::token::constant_time_eq;
+use crate::{DataKey, MasterKey};
 
 /// SHA-256's block size: HMAC zero-pads any key up to this length (RFC 2104, section 2).
 const SHA256_BLOCK_BYTES: usize = 64;

@@ -120,7 +120,8 @@ impl DataKeys {
     /// The digester of a digest purpose (its newest key: a digest cannot be tried per key).
     pub fn digester(&self, purpose: &str) -> Result<Digester, DataKeyError> {
         let versions = self.versions(&digest_purpose(purpose))?;
-        let (_, newest) = versions.first().ok_or_else(|| DataKeyError::Undeclared(purpose.into()))?;
+        let (_, newest) =
+            versions.first().ok_or_else(|| DataKeyError::Undeclared(purpose.into()))?;
         Ok(Digester::from_data_key(newest))
     }
 

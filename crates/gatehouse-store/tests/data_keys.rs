@@ -73,7 +73,8 @@ async fn an_installation_from_before_the_hierarchy_keeps_its_digests_hashes_and_
     let email_digest = Digester::new(&old, "email").digest(b"ada@example.com");
     let refresh_digest = Digester::new(&old, "refresh-token").digest(b"ghr_token");
     let sealed_totp = FieldCipher::new(&old, &[], "mfa-totp").seal(b"mfa_1", b"JBSWY3DP").unwrap();
-    let password_hash = hasher(Pepper::from_master(&old, 1), vec![]).hash(b"hunter2 hunter2").unwrap();
+    let password_hash =
+        hasher(Pepper::from_master(&old, 1), vec![]).hash(b"hunter2 hunter2").unwrap();
 
     // The first start after the upgrade is also the first with a new master key K2 (K1 as
     // previous): the keys are still K1's, wrapped under K2.
@@ -120,7 +121,10 @@ async fn instances_starting_together_agree_on_random_keys(test: TestDatabase) {
         second.digester("email").unwrap().digest(b"x")
     );
     let sealed = first.cipher("mfa-totp").unwrap().seal(b"ad", b"secret").unwrap();
-    assert_eq!(second.cipher("mfa-totp").unwrap().open(b"ad", &sealed).unwrap().as_slice(), b"secret");
+    assert_eq!(
+        second.cipher("mfa-totp").unwrap().open(b"ad", &sealed).unwrap().as_slice(),
+        b"secret"
+    );
     // A new installation does not use keys derived from its master key.
     assert_ne!(
         first.digester("email").unwrap().digest(b"x"),
@@ -130,7 +134,10 @@ async fn instances_starting_together_agree_on_random_keys(test: TestDatabase) {
     let mut more = purposes();
     more.push(digest_purpose("webhook-secret"));
     let later = hierarchy(&test, &master, &[]).open(&more).await.unwrap();
-    assert_eq!(later.digester("email").unwrap().digest(b"x"), first.digester("email").unwrap().digest(b"x"));
+    assert_eq!(
+        later.digester("email").unwrap().digest(b"x"),
+        first.digester("email").unwrap().digest(b"x")
+    );
     assert!(later.digester("webhook-secret").is_ok());
     assert!(matches!(first.digester("webhook-secret"), Err(DataKeyError::Undeclared(_))));
 }

@@ -174,7 +174,7 @@ pub struct Core {
     /// Every key that seals, digests or peppers, unwrapped.
     pub data_keys: DataKeys,
     /// The ciphers and digesters of the services, built from `data_keys`.
-    keys_for: ServiceKeys,
+    service_keys: ServiceKeys,
     pub keys: Arc<KeyService>,
     pub clock: Arc<dyn Clock>,
     /// Makes one-time tokens and sealed outbox rows; wakes this process's worker.
@@ -226,8 +226,8 @@ pub async fn build_core_with_clock(
         data_keys.digester(ONE_TIME_TOKEN_DIGEST_PURPOSE).map_err(data_key_error)?,
         NotifierSettings { issuer: config.issuer(), email_enabled: email_enabled(&config) },
     ));
-    let keys_for = ServiceKeys::new(&data_keys).map_err(data_key_error)?;
-    Ok(Core { config, database, hierarchy, data_keys, keys_for, keys, clock, notifier })
+    let service_keys = ServiceKeys::new(&data_keys).map_err(data_key_error)?;
+    Ok(Core { config, database, hierarchy, data_keys, service_keys, keys, clock, notifier })
 }
 
 /// The ciphers and digesters the services take, each from its purpose's data key (built once,
@@ -278,7 +278,7 @@ impl Core {
     pub fn admin_keys(&self) -> AdminKeyService {
         AdminKeyService::new(
             Arc::new(self.database.clone()),
-            self.keys_for.admin_key.clone(),
+            self.service_keys.admin_key.clone(),
             self.clock.clone(),
         )
     }
@@ -289,7 +289,7 @@ impl Core {
         Arc::new(TokenService::new(
             self.keys.clone(),
             self.clock.clone(),
-            self.keys_for.refresh_token.clone(),
+            self.service_keys.refresh_token.clone(),
             TokenSettings {
                 issuer: config.issuer(),
                 audience: config.audience(),
@@ -309,7 +309,7 @@ impl Core {
             sessions: accounts.sessions.clone(),
             directory: accounts.directory.clone(),
             tokens,
-            code_digester: self.keys_for.authorization_code.clone(),
+            code_digester: self.service_keys.authorization_code.clone(),
             clock: self.clock.clone(),
             settings: self.oauth_settings(),
         })
@@ -319,7 +319,7 @@ impl Core {
     pub fn clients(&self) -> ClientService {
         ClientService::new(
             Arc::new(self.database.clone()),
-            self.keys_for.client_secret.clone(),
+            self.service_keys.client_secret.clone(),
             self.clock.clone(),
             self.oauth_settings(),
         )
@@ -398,7 +398,7 @@ impl Core {
                 trusted_browsers: database,
                 challenges,
             },
-            keys: self.keys_for.account_keys(),
+            keys: self.service_keys.account_keys(),
             hashing,
             policy: Arc::new(PasswordPolicy::new(config.password_policy.clone(), breach)),
             tokens,

@@ -7,8 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use gatehouse_domain::DomainError;
-use gatehouse_domain::data_keys::ResealOutcome;
 use gatehouse_domain::admin_users::{AdminUserService, ImportReport, ImportedUser, NewUserByAdmin};
+use gatehouse_domain::data_keys::ResealOutcome;
 use gatehouse_domain::oauth::clients::NewClient;
 use gatehouse_domain::principal::AdminPrincipal;
 use gatehouse_domain::principal::RequestContext;

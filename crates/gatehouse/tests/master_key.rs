@@ -67,7 +67,11 @@ fn command(directory: &Path, env: &[(String, String)], arguments: &[&str]) -> Co
     command
 }
 
-async fn run(directory: &Path, env: &[(String, String)], arguments: &[&str]) -> (i32, String, String) {
+async fn run(
+    directory: &Path,
+    env: &[(String, String)],
+    arguments: &[&str],
+) -> (i32, String, String) {
     let output =
         tokio::time::timeout(Duration::from_secs(120), command(directory, env, arguments).output())
             .await
@@ -212,13 +216,8 @@ async fn everything_works(url: &str, secrets: &Secrets, person: &Person, step: &
     assert_eq!(status, StatusCode::OK, "{step}: /v1/me");
     assert_eq!(me.json::<Value>().await.unwrap()["email"], person.email.as_str());
 
-    let (status, refreshed) = post(
-        url,
-        "/v1/auth/refresh",
-        None,
-        json!({ "refresh_token": person.refresh_token }),
-    )
-    .await;
+    let (status, refreshed) =
+        post(url, "/v1/auth/refresh", None, json!({ "refresh_token": person.refresh_token })).await;
     assert_eq!(status, StatusCode::OK, "{step}: refresh token from before: {refreshed}");
 
     let (status, reset) = post(
@@ -238,7 +237,12 @@ async fn everything_works(url: &str, secrets: &Secrets, person: &Person, step: &
         .await
         .unwrap();
     let status = client_token.status();
-    assert_eq!(status, StatusCode::OK, "{step}: client secret: {}", client_token.text().await.unwrap());
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{step}: client secret: {}",
+        client_token.text().await.unwrap()
+    );
 
     let users = reqwest::Client::new()
         .get(format!("{url}/v1/admin/users"))
@@ -270,7 +274,8 @@ async fn rotating_the_master_key_keeps_every_secret_working(test: TestDatabase) 
     let (code, stdout, stderr) =
         run(dir, &with_old, &["admin-key", "create", "--name", "ops", "--json"]).await;
     assert_eq!(code, 0, "{stderr}");
-    let admin_key = serde_json::from_str::<Value>(&stdout).unwrap()["key"].as_str().unwrap().to_owned();
+    let admin_key =
+        serde_json::from_str::<Value>(&stdout).unwrap()["key"].as_str().unwrap().to_owned();
     let (code, stdout, stderr) = run(
         dir,
         &with_old,
@@ -314,7 +319,10 @@ async fn rotating_the_master_key_keeps_every_secret_working(test: TestDatabase) 
     let (code, stdout, stderr) = run(dir, &rotating, &["master-key", "reseal", "--json"]).await;
     assert_eq!(code, 0, "{stderr}");
     let again: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!((again["resealed"].as_u64(), again["already_current"].clone()), (Some(0), report["total"].clone()));
+    assert_eq!(
+        (again["resealed"].as_u64(), again["already_current"].clone()),
+        (Some(0), report["total"].clone())
+    );
     // The running server is unaffected.
     let health = reqwest::get(format!("{url}/v1/auth/password-policy")).await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
