@@ -320,7 +320,9 @@ async fn password_reset_goes_through_the_mail(test: TestDatabase) {
 
 async fn magic_links_go_through_the_mail(test: TestDatabase) {
     let sink = SmtpSink::start().await;
-    let app = spawn(&test, &MasterKey::generate(), &sink, &[]).await;
+    // One master key for both starts: it wraps the data keys of this database.
+    let master_key = MasterKey::generate();
+    let app = spawn(&test, &master_key, &sink, &[]).await;
     app.sign_up("ada@example.com", STRONG_PASSWORD).await;
     sink.wait_for("ada@example.com", 1).await;
     for email in ["ada@example.com", "nobody@example.com"] {
@@ -379,9 +381,7 @@ async fn magic_links_go_through_the_mail(test: TestDatabase) {
     app.stop().await;
 
     // Switched off: a stable code, and the page says so.
-    let app =
-        TestApp::spawn_with(&test, &MasterKey::generate(), &[("GATEHOUSE_SMTP_URL", &sink.url())])
-            .await;
+    let app = TestApp::spawn_with(&test, &master_key, &[("GATEHOUSE_SMTP_URL", &sink.url())]).await;
     let (status, problem) =
         app.post("/v1/auth/magic-link", None, json!({ "email": "ada@example.com" })).await;
     assert_eq!(
