@@ -328,9 +328,9 @@ async fn openapi_documents_every_api_route() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_transport_security_only_in_production() {
     let test = TestDatabase::sqlite().await.unwrap();
-    let production =
-        TestApp::spawn_with(&test, &MasterKey::generate(), &[("GATEHOUSE_MODE", "production")])
-            .await;
+    // One database keeps one master key (it wraps the data keys).
+    let key = MasterKey::generate();
+    let production = TestApp::spawn_with(&test, &key, &[("GATEHOUSE_MODE", "production")]).await;
     for path in ["/healthz", "/.well-known/jwks.json", "/login", "/no-such-page"] {
         let response = production.get(path).await;
         assert_eq!(
@@ -340,7 +340,7 @@ async fn strict_transport_security_only_in_production() {
         );
     }
     production.stop().await;
-    let development = TestApp::spawn(&test).await;
+    let development = TestApp::spawn_with_key(&test, &key).await;
     for path in ["/healthz", "/.well-known/jwks.json", "/login"] {
         let response = development.get(path).await;
         assert!(!response.headers().contains_key("strict-transport-security"), "{path}");
