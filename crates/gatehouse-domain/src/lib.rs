@@ -31,6 +31,7 @@ pub mod services;
 pub mod sessions;
 pub mod sign_in;
 pub mod store;
+pub mod sweeper;
 pub mod tokens;
 pub mod unit_of_work;
 pub mod users;

@@ -40,6 +40,7 @@ use gatehouse_store::{Database, DatabaseOptions, Redis, RedisChallengeStore};
 
 use crate::config::{Config, ConfigError, MfaPolicyName};
 use crate::master_key;
+use crate::sweeper::SweeperTask;
 
 /// Why the process could not start. Configuration problems exit with code 2, the rest with 1.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,8 @@ pub struct App {
     pub state: AppState,
     /// The outbox worker, started by `server::serve` and stopped with it.
     pub worker: Option<OutboxWorker>,
+    /// The sweeper of expired rows; `server::serve` runs it every interval.
+    pub sweeper: SweeperTask,
 }
 
 /// Opens the database without migrating or touching keys (for `gatehouse migrate`).
@@ -510,6 +513,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     };
     let metrics = Arc::new(Metrics::new().map_err(StartupError::Other)?);
     Metrics::spawn_upkeep(&metrics);
+    let sweeper = SweeperTask::new(&config, &database, clock.clone(), metrics.clone());
     let per_minute = |limit: u32| RateLimit { limit, window: Duration::from_secs(60) };
     let state = AppState::new(AppServices {
         keys: keys.clone(),
@@ -551,5 +555,6 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         hashing,
         state,
         worker,
+        sweeper,
     })
 }
