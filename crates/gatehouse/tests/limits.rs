@@ -285,3 +285,43 @@ async fn admin_keys_have_their_own_api_budget() {
     assert_eq!(answer.headers["ratelimit-remaining"], "1");
     app.stop().await;
 }
+
+/// With Redis, a principal's API budget and a client's token budget are one budget across
+/// instances (a principal switching instance, or a client spreading its calls, gains nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn principal_and_client_budgets_are_shared_through_redis() {
+    let Some(redis_url) = gatehouse_store::testing::redis_url().unwrap() else {
+        eprintln!("skipped: set GATEHOUSE_TEST_REDIS_URL");
+        return;
+    };
+    let test = TestDatabase::sqlite().await.unwrap();
+    let master_key = MasterKey::generate();
+    let prefix = format!("test:{}:", gatehouse_crypto::random_token());
+    let settings = [
+        ("GATEHOUSE_REDIS_URL", redis_url.as_str()),
+        ("GATEHOUSE_REDIS_KEY_PREFIX", prefix.as_str()),
+        ("GATEHOUSE_RATE_LIMIT_ENABLED", "true"),
+        ("GATEHOUSE_TRUSTED_PROXIES", "127.0.0.1"),
+        ("GATEHOUSE_RATE_LIMIT_API_GET_PER_MINUTE", "3"),
+        ("GATEHOUSE_RATE_LIMIT_TOKEN_PER_MINUTE", "3"),
+        // One issuer, so a token of one instance is valid at the other.
+        ("GATEHOUSE_ISSUER", "http://gatehouse.test"),
+    ];
+    let first = TestApp::spawn_with(&test, &master_key, &settings).await;
+    let second = TestApp::spawn_with(&test, &master_key, &settings).await;
+    let tokens = first.sign_up("carol@example.com", STRONG_PASSWORD).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let mut statuses = Vec::new();
+    for (index, app) in [&first, &second, &first, &second].into_iter().enumerate() {
+        statuses.push(get_me(app, &format!("203.0.113.{index}"), Some(token)).await.status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429], "one budget for the principal");
+    let mut statuses = Vec::new();
+    for (index, app) in [&first, &second, &first, &second].into_iter().enumerate() {
+        let ip = format!("198.51.100.{index}");
+        statuses.push(token_request(app, &ip, "shared-client", index % 2 == 0).await.status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429], "one budget for the client id");
+    first.stop().await;
+    second.stop().await;
+}
