@@ -325,3 +325,30 @@ async fn principal_and_client_budgets_are_shared_through_redis() {
     first.stop().await;
     second.stop().await;
 }
+
+/// Step-up checks a password, so `POST /v1/auth/reauthenticate` spends the per-IP sign-in
+/// budget (shared with sign-in itself): guesses through it are bounded like sign-in's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reauthentication_spends_the_sign_in_budget() {
+    let (app, _database) = spawn(&[("GATEHOUSE_RATE_LIMIT_SIGN_IN_PER_MINUTE", "2")]).await;
+    let tokens = app.sign_up("dave@example.com", STRONG_PASSWORD).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let reauthenticate = || {
+        let request = app
+            .http
+            .post(app.url("/v1/auth/reauthenticate"))
+            .header("x-forwarded-for", "203.0.113.80")
+            .bearer_auth(token)
+            .json(&json!({ "password": OTHER_STRONG_PASSWORD }));
+        async move { read_answer(request.send().await.unwrap()).await }
+    };
+    for remaining in ["1", "0"] {
+        let answer = reauthenticate().await;
+        assert_ne!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{}", answer.body);
+        assert_eq!(answer.headers["ratelimit-remaining"], remaining);
+    }
+    let refused = reauthenticate().await;
+    assert_refused(&refused, "2");
+    assert_eq!(refused.body["code"], "rate_limited");
+    app.stop().await;
+}
