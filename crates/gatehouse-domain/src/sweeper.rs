@@ -4,7 +4,10 @@
 //!
 //! Every table with an expiring row, and the decision taken for it:
 //! - swept when `expires_at` has passed: `sessions` (their `refresh_tokens` go with them),
-//!   `refresh_tokens`, `authorization_codes`, `one_time_tokens`, `revoked_access_tokens` (the
+//!   `refresh_tokens` (a rotated one only once its session has expired, so a replay keeps
+//!   revoking the family), `authorization_codes` (a spent one only once the session its
+//!   exchange issued has expired, so a replay keeps revoking it), `one_time_tokens`,
+//!   `revoked_access_tokens` (the
 //!   entry is kept exactly as long as the token it revokes could be presented),
 //!   `device_codes`, `used_client_assertions`, `mfa_codes`, `mfa_challenges` (on the database;
 //!   Redis expires its own), `trusted_devices`;

@@ -28,13 +28,23 @@ fn batch_sql(table: SweptTable) -> &'static str {
             "DELETE FROM sessions WHERE id IN \
              (SELECT id FROM sessions WHERE expires_at < $1 LIMIT $2)"
         }
+        // A rotated token stays while its session lives: presenting it again still revokes the
+        // family. Tokens of an expired session go here, in batches, before the session's own
+        // delete would cascade to all of them at once.
         SweptTable::RefreshTokens => {
             "DELETE FROM refresh_tokens WHERE token_digest IN \
-             (SELECT token_digest FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)"
+             (SELECT token_digest FROM refresh_tokens WHERE expires_at < $1 \
+             AND (rotated_at IS NULL OR session_id IN \
+             (SELECT id FROM sessions WHERE expires_at < $1)) LIMIT $2)"
         }
+        // A spent code stays while the session its exchange issued lives: a replay still
+        // revokes that session.
         SweptTable::AuthorizationCodes => {
             "DELETE FROM authorization_codes WHERE code_digest IN \
-             (SELECT code_digest FROM authorization_codes WHERE expires_at < $1 LIMIT $2)"
+             (SELECT code_digest FROM authorization_codes WHERE expires_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM sessions \
+             WHERE sessions.id = authorization_codes.issued_session_id \
+             AND sessions.expires_at >= $1) LIMIT $2)"
         }
         SweptTable::OneTimeTokens => {
             "DELETE FROM one_time_tokens WHERE token_digest IN \

@@ -46,6 +46,7 @@ async fn execute(database: &Database, sql: &'static str, binds: &[Bind<'_>]) {
                 Bind::Int(value) => query.bind(*value),
                 Bind::Bytes(bytes) => query.bind(*bytes),
                 Bind::Null => query.bind(None::<i64>),
+                Bind::NullText => query.bind(None::<&str>),
             };
         }
         query.execute(pool).await.unwrap_or_else(|error| panic!("{sql}: {error}"));
@@ -57,8 +58,9 @@ enum Bind<'a> {
     Int(i64),
     Bytes(&'a [u8]),
     Null,
+    NullText,
 }
-use Bind::{Bytes, Int, Null, Text};
+use Bind::{Bytes, Int, Null, NullText, Text};
 
 /// The keys left in `table` (its key column read as text, or blobs as UTF-8).
 async fn keys(database: &Database, table: &str, column: &str) -> BTreeSet<String> {
@@ -110,22 +112,48 @@ async fn seed(database: &Database, now: i64) {
         )
         .await;
     }
-    for (digest, expires) in [("old_refresh", past), ("live_refresh", future)] {
+    // Expired and never used; live; expired but rotated while its session lives (kept: a
+    // replay must still revoke the family); expired, rotated, of an expired session.
+    for (digest, session, expires, rotated) in [
+        ("old_refresh", "live_session", past, None),
+        ("live_refresh", "live_session", future, None),
+        ("live_rotated_refresh", "live_session", past, Some(now - 20)),
+        ("old_rotated_refresh", "old_session", past, Some(now - 20)),
+    ] {
         execute(
             database,
-            "INSERT INTO refresh_tokens (token_digest, session_id, created_at, expires_at) \
-             VALUES ($1, 'live_session', $2, $3)",
-            &[Bytes(digest.as_bytes()), Int(now - 100), Int(expires)],
+            "INSERT INTO refresh_tokens (token_digest, session_id, created_at, expires_at, \
+             rotated_at) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                Bytes(digest.as_bytes()),
+                Text(session),
+                Int(now - 100),
+                Int(expires),
+                rotated.map_or(Null, Int),
+            ],
         )
         .await;
     }
-    for (digest, expires) in [("old_code", past), ("live_code", future)] {
+    // Expired and unused; live; expired, spent, its session live (kept: a replay must still
+    // revoke it); expired, spent, its session expired.
+    for (digest, expires, issued) in [
+        ("old_code", past, None),
+        ("live_code", future, None),
+        ("live_spent_code", past, Some("live_session")),
+        ("old_spent_code", past, Some("old_session")),
+    ] {
         execute(
             database,
             "INSERT INTO authorization_codes (code_digest, client_id, user_id, browser_session_id, \
-             redirect_uri, scope, auth_time, created_at, expires_at) \
-             VALUES ($1, 'app', 'usr_t', 'live_session', 'https://app/cb', 'openid', $2, $2, $3)",
-            &[Bytes(digest.as_bytes()), Int(now - 100), Int(expires)],
+             redirect_uri, scope, auth_time, created_at, expires_at, used_at, issued_session_id) \
+             VALUES ($1, 'app', 'usr_t', 'live_session', 'https://app/cb', 'openid', $2, $2, $3, $4, $5)",
+            &[
+                Bytes(digest.as_bytes()),
+                Int(now - 100),
+                Int(expires),
+                issued.map_or(Null, |_| Int(now - 50)),
+                issued.map_or(NullText, Text),
+            ],
         )
         .await;
     }
@@ -227,8 +255,8 @@ async fn seed(database: &Database, now: i64) {
 /// Every swept table, its key column, and the keys a sweep must leave.
 const EXPECTED: &[(SweptTable, &str, &[&str])] = &[
     (SweptTable::Sessions, "id", &["live_session"]),
-    (SweptTable::RefreshTokens, "token_digest", &["live_refresh"]),
-    (SweptTable::AuthorizationCodes, "code_digest", &["live_code"]),
+    (SweptTable::RefreshTokens, "token_digest", &["live_refresh", "live_rotated_refresh"]),
+    (SweptTable::AuthorizationCodes, "code_digest", &["live_code", "live_spent_code"]),
     (SweptTable::OneTimeTokens, "token_digest", &["live_link"]),
     (SweptTable::RevokedAccessTokens, "jti", &["live_jti"]),
     (SweptTable::DeviceCodes, "device_code_digest", &["live_device"]),
@@ -256,18 +284,27 @@ async fn one_sweep_removes_exactly_the_expired_rows_of_every_table(test: TestDat
 
     for (table, column, live) in EXPECTED {
         assert_eq!(keys(&app.database, table.name(), column).await, set(live), "{}", table.name());
-        assert_eq!(report.removed_from(*table), 1, "{}", table.name());
-        assert_eq!(removed_metric(&app, table.name()).await, 1, "{}", table.name());
+        let expected = match table {
+            SweptTable::RefreshTokens | SweptTable::AuthorizationCodes => 2,
+            _ => 1,
+        };
+        assert_eq!(report.removed_from(*table), expected, "{}", table.name());
+        assert_eq!(removed_metric(&app, table.name()).await, expected, "{}", table.name());
     }
     // The delivered row's attempts went with it.
     assert!(keys(&app.database, "outbox_attempts", "id").await.is_empty());
-    assert_eq!(report.total(), EXPECTED.len() as u64);
+    assert_eq!(report.total(), EXPECTED.len() as u64 + 2);
 
     // Once the live rows expire, the next period removes them too.
     app.clock.as_ref().unwrap().advance(2 * 3600);
     let report = app.sweeper.sweep_once().await.expect("a new period");
     assert_eq!(report.removed_from(SweptTable::Sessions), 1);
     assert!(keys(&app.database, "sessions", "id").await.is_empty());
+    // With their session gone, the rotated token and the spent code go too (in batches of
+    // their own, before the session's delete).
+    assert_eq!(report.removed_from(SweptTable::RefreshTokens), 2);
+    assert!(keys(&app.database, "refresh_tokens", "token_digest").await.is_empty());
+    assert_eq!(report.removed_from(SweptTable::AuthorizationCodes), 2);
     assert_eq!(removed_metric(&app, "sessions").await, 2);
 }
 
