@@ -352,3 +352,29 @@ async fn reauthentication_spends_the_sign_in_budget() {
     assert_eq!(refused.body["code"], "rate_limited");
     app.stop().await;
 }
+
+/// Every `/v1` operation can answer 429 (the general budget), and the OpenAPI description
+/// says so, with `Retry-After` and the `RateLimit-*` headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_documents_429_on_every_api_operation() {
+    let (app, _database) = spawn(&[]).await;
+    let (status, document) = app.get_json("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let mut operations = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        for (method, operation) in item.as_object().unwrap() {
+            let too_many = &operation["responses"]["429"];
+            assert!(too_many.is_object(), "{method} {path} does not document 429");
+            operations += 1;
+        }
+    }
+    assert!(operations > 40, "{operations}");
+    let me = &document["paths"]["/v1/me"]["get"]["responses"]["429"]["headers"];
+    for header in ["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] {
+        assert!(me.get(header).is_some(), "{header}");
+    }
+    app.stop().await;
+}
