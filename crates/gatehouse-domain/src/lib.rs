@@ -14,6 +14,7 @@ pub mod admin_keys;
 pub mod admin_users;
 pub mod audit;
 pub mod clock;
+pub mod data_keys;
 pub mod email_links;
 pub mod error;
 pub mod health;

@@ -15,6 +15,8 @@ mod metrics;
 mod middleware;
 mod openapi;
 pub mod pages;
+#[cfg(test)]
+mod proptests;
 mod ratelimit;
 mod routes;
 mod state;

@@ -81,7 +81,7 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     );
     let timeout = state.settings.request_timeout;
     let mut response = guarded(timeout, next.run(request)).instrument(span).await;
-    secure_headers(response.headers_mut(), id.clone());
+    secure_headers(response.headers_mut(), id.clone(), state.settings.strict_transport_security);
     let status = response.status();
     state.metrics.record_request(
         method.as_str(),

@@ -113,13 +113,32 @@ impl RateLimits {
         };
         let (prefix, bucket) = (&self.key_prefix, bucket.name());
         let key = match subject {
-            Subject::Ip(ip) => format!("{prefix}{bucket}:{}", ip.unwrap_or("unknown")),
+            Subject::Ip(ip) => format!(
+                "{prefix}{bucket}:{}",
+                ip.map_or_else(|| "unknown".to_owned(), limited_address)
+            ),
             Subject::Client(client_id) => {
                 format!("{prefix}{bucket}:client:{}", truncate(client_id, 128))
             }
             Subject::Principal(principal) => format!("{prefix}{bucket}:{principal}"),
         };
         (key, limit)
+    }
+}
+
+/// The part of a client address a budget is kept for: an IPv4 address as is, an IPv6 address
+/// by its /64 (one subscriber usually holds a whole /64, so keying on the full address would
+/// give one machine 2^64 budgets). An IPv4-mapped IPv6 address counts as its IPv4 address.
+fn limited_address(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let network = u128::from(v6) & (u128::MAX << 64);
+                format!("{}/64", std::net::Ipv6Addr::from(network))
+            }
+        },
+        _ => ip.to_owned(),
     }
 }
 
@@ -226,10 +245,10 @@ mod tests {
         };
         check(Bucket::SignIn, Some("203.0.113.9"), "gh:sign-in:203.0.113.9", 1);
         check(Bucket::SignUp, Some("203.0.113.9"), "gh:sign-up:203.0.113.9", 2);
-        check(Bucket::Refresh, Some("::1"), "gh:refresh:::1", 3);
+        check(Bucket::Refresh, Some("203.0.113.10"), "gh:refresh:203.0.113.10", 3);
         check(Bucket::Email, None, "gh:email:unknown", 4);
         check(Bucket::Token, Some("203.0.113.9"), "gh:token:203.0.113.9", 5);
-        check(Bucket::Introspect, Some("::1"), "gh:introspect:::1", 6);
+        check(Bucket::Introspect, Some("::1"), "gh:introspect:::/64", 6);
         check(Bucket::DeviceAuthorization, None, "gh:device-authorization:unknown", 7);
         check(Bucket::DeviceVerification, None, "gh:device-verification:unknown", 8);
         let of = |bucket, subject| limits.key_and_limit_of(bucket, subject);
@@ -243,7 +262,7 @@ mod tests {
         );
         assert_eq!(
             of(Bucket::ApiWrite, Subject::Ip(Some("::1"))),
-            ("gh:api-write:::1".into(), per_minute(10))
+            ("gh:api-write:::/64".into(), per_minute(10))
         );
         // A client id is never confused with an IP, and a long one is cut (on a char boundary).
         assert_ne!(
@@ -255,6 +274,30 @@ mod tests {
             of(Bucket::TokenClient, Subject::Client(&long)).0,
             format!("gh:token-client:client:{}", "é".repeat(64))
         );
+    }
+
+    /// Regression (#19, finding 8): IPv6 budgets were kept per address, so one host with a /64
+    /// had 2^64 budgets. Two addresses of one /64 now share a key; another /64 does not.
+    #[test]
+    fn ipv6_clients_share_a_budget_per_64() {
+        let limits = RateLimits {
+            key_prefix: "gh:".into(),
+            sign_in: RateLimit::new(1, Duration::from_secs(60)),
+            sign_up: RateLimit::new(1, Duration::from_secs(60)),
+            refresh: RateLimit::new(1, Duration::from_secs(60)),
+            email: RateLimit::new(1, Duration::from_secs(60)),
+            token: RateLimit::new(1, Duration::from_secs(60)),
+            introspect: RateLimit::new(1, Duration::from_secs(60)),
+            device_authorization: RateLimit::new(1, Duration::from_secs(60)),
+            device_verification: RateLimit::new(1, Duration::from_secs(60)),
+            api_read: RateLimit::new(1, Duration::from_secs(60)),
+            api_write: RateLimit::new(1, Duration::from_secs(60)),
+        };
+        let key = |ip| limits.key_and_limit(Bucket::SignIn, Some(ip)).0;
+        assert_eq!(key("2001:db8:1:2::1"), "gh:sign-in:2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff:ee:dd:cc"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:203.0.113.9"), key("203.0.113.9"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod audit;
 mod batch;
 mod cache;
 mod columns;
+mod data_keys;
 mod database;
 mod device_flow;
 mod error;

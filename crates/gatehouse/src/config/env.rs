@@ -56,6 +56,7 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("tokens.id_token_ttl_seconds", Kind::Integer),
     ("tokens.refresh_token_ttl_seconds", Kind::Integer),
     ("tokens.session_max_lifetime_seconds", Kind::Integer),
+    ("tokens.session_idle_timeout_seconds", Kind::Integer),
     ("tokens.audience", Kind::Text),
     ("lockout.threshold", Kind::Integer),
     ("lockout.duration", Kind::Integer),

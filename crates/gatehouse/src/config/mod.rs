@@ -399,6 +399,8 @@ pub struct TokensConfig {
     pub refresh_token_ttl_seconds: i64,
     /// A session never outlives this, however often it refreshes.
     pub session_max_lifetime_seconds: i64,
+    /// A hosted-page (browser) session unused for this long must sign in again.
+    pub session_idle_timeout_seconds: i64,
     /// `aud` of first-party access tokens; the issuer when unset.
     pub audience: Option<String>,
 }
@@ -490,6 +492,7 @@ impl Default for TokensConfig {
             id_token_ttl_seconds: 3600,
             refresh_token_ttl_seconds: 7 * 24 * 3600,
             session_max_lifetime_seconds: 30 * 24 * 3600,
+            session_idle_timeout_seconds: 7 * 24 * 3600,
             audience: None,
         }
     }

@@ -155,6 +155,14 @@ impl Config {
                 "at least tokens.refresh_token_ttl_seconds",
             ));
         }
+        // Activity is recorded at most once a minute, so a shorter timeout would end sessions
+        // that are in use.
+        if !(300..=365 * 86_400).contains(&self.tokens.session_idle_timeout_seconds) {
+            return Err(error(
+                "tokens.session_idle_timeout_seconds",
+                "between 300 seconds and 365 days",
+            ));
+        }
         Ok(())
     }
 

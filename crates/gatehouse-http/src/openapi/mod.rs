@@ -1,4 +1,10 @@
-//! The OpenAPI 3.1 description of the first-party and admin API, served at `/openapi.json`.
+//! The OpenAPI 3.1 description of the first-party, admin and OAuth API, served at
+//! `/openapi.json`. First-party and admin operations are described by their handlers'
+//! annotations; the OAuth operations by `oauth`'s table; the error answers every operation
+//! shares are added by `errors`.
+
+mod errors;
+mod oauth;
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,7 +20,7 @@ use crate::state::AppState;
 #[openapi(
     info(title = "Gatehouse", description = "Self-hostable identity server: first-party and admin API."),
     paths(
-        operations::healthz, operations::readyz, operations::metrics, well_known::jwks,
+        openapi_document, operations::healthz, operations::readyz, operations::metrics, well_known::jwks,
         auth::sign_up, auth::sign_in, auth::refresh, auth::sign_out, auth::password_policy,
         email_links::verify_email, email_links::resend_verification, email_links::forgot_password,
         email_links::reset_password, email_links::request_magic_link, email_links::magic_link_verify,
@@ -33,7 +39,7 @@ use crate::state::AppState;
         me_mfa::admin_reset_mfa,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
-    modifiers(&BearerAuth, &ApiBudget),
+    modifiers(&BearerAuth, &ApiBudget, &OAuthOperations),
     tags((name = "operations", description = "Health, readiness and metrics"),
          (name = "auth", description = "Sign-up, sign-in, refresh, sign-out, email verification, password reset, magic links"),
          (name = "me", description = "The signed-in user"),
@@ -43,7 +49,27 @@ use crate::state::AppState;
 pub(crate) struct ApiDoc;
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+    let document = std::sync::Arc::new(ApiDoc::openapi());
+    Router::new()
+        .route("/openapi.json", get(move || async move { Json(document.as_ref().clone()) }))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+#[allow(dead_code)] // Documents the route above; utoipa reads the signature.
+async fn openapi_document() {}
+
+/// Adds the OAuth operations, then the error answers every operation shares.
+struct OAuthOperations;
+
+impl utoipa::Modify for OAuthOperations {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        oauth::add_operations(openapi);
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.schemas.insert("OAuthError".to_owned(), oauth::error_schema().into());
+        errors::add_common_errors(openapi);
+    }
 }
 
 /// Declares the `bearer` security scheme the paths refer to.
