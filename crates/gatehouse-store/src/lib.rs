@@ -22,6 +22,7 @@ mod oauth;
 pub mod ratelimit;
 mod redis;
 mod sessions;
+mod sweeper;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;

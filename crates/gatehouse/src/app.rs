@@ -44,6 +44,7 @@ use gatehouse_store::{Database, DatabaseOptions, Redis, RedisChallengeStore};
 
 use crate::config::{Config, ConfigError, MfaPolicyName};
 use crate::master_key;
+use crate::sweeper::SweeperTask;
 
 /// The digest purpose of refresh tokens.
 const REFRESH_TOKEN_DIGEST_PURPOSE: &str = "refresh-token";
@@ -134,6 +135,8 @@ pub struct App {
     pub state: AppState,
     /// The outbox worker, started by `server::serve` and stopped with it.
     pub worker: Option<OutboxWorker>,
+    /// The sweeper of expired rows; `server::serve` runs it every interval.
+    pub sweeper: SweeperTask,
 }
 
 /// Opens the database without migrating or touching keys (for `gatehouse migrate`).
@@ -599,6 +602,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     };
     let metrics = Arc::new(Metrics::new().map_err(StartupError::Other)?);
     Metrics::spawn_upkeep(&metrics);
+    let sweeper = SweeperTask::new(&config, &database, clock.clone(), metrics.clone());
     let per_minute = |limit: u32| RateLimit { limit, window: Duration::from_secs(60) };
     let state = AppState::new(AppServices {
         keys: keys.clone(),
@@ -617,6 +621,12 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
             sign_up: per_minute(config.rate_limit.sign_up_per_minute),
             refresh: per_minute(config.rate_limit.refresh_per_minute),
             email: per_minute(config.rate_limit.email_per_minute),
+            token: per_minute(config.rate_limit.token_per_minute),
+            introspect: per_minute(config.rate_limit.introspect_per_minute),
+            device_authorization: per_minute(config.rate_limit.device_authorization_per_minute),
+            device_verification: per_minute(config.rate_limit.device_verification_per_minute),
+            api_read: per_minute(config.rate_limit.api_get_per_minute),
+            api_write: per_minute(config.rate_limit.api_write_per_minute),
         },
         readiness: readiness.into(),
         metrics,
@@ -641,5 +651,6 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         hashing,
         state,
         worker,
+        sweeper,
     })
 }

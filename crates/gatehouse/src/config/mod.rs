@@ -66,6 +66,8 @@ pub struct Config {
     pub magic_link: MagicLinkConfig,
     pub notices: NoticesConfig,
     pub outbox: OutboxConfig,
+    pub sweeper: SweeperConfig,
+    pub audit: AuditConfig,
     pub cache: CacheConfig,
     pub mfa: MfaConfig,
     /// The SMS gateway (Twilio-compatible), for MFA codes by text message.
@@ -123,6 +125,17 @@ pub struct RateLimitConfig {
     pub refresh_per_minute: u32,
     /// Requests that send an email (password reset, magic link, verification resend).
     pub email_per_minute: u32,
+    /// `POST /oauth2/token`: per client id and, separately, per client IP.
+    pub token_per_minute: u32,
+    /// `POST /oauth2/introspect` and `/oauth2/revoke`, per client IP.
+    pub introspect_per_minute: u32,
+    /// `POST /oauth2/device_authorization`, per client IP.
+    pub device_authorization_per_minute: u32,
+    /// User-code entry on the hosted `/device` page, per client IP.
+    pub device_verification_per_minute: u32,
+    /// The general `/v1` budgets: per principal when authenticated, per IP otherwise.
+    pub api_get_per_minute: u32,
+    pub api_write_per_minute: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -133,6 +146,12 @@ impl Default for RateLimitConfig {
             sign_up_per_minute: 3,
             refresh_per_minute: 10,
             email_per_minute: 5,
+            token_per_minute: 300,
+            introspect_per_minute: 600,
+            device_authorization_per_minute: 30,
+            device_verification_per_minute: 10,
+            api_get_per_minute: 600,
+            api_write_per_minute: 300,
         }
     }
 }
@@ -271,6 +290,32 @@ pub struct OutboxConfig {
     pub max_attempts: i64,
     /// A claimed delivery whose worker died is claimed again after this.
     pub lease_seconds: u64,
+    /// Delivered rows are kept this many days, then the sweeper removes them.
+    pub retention_days: i64,
+}
+
+/// The sweeper: expired rows removed in the background (see `gatehouse_domain::sweeper`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SweeperConfig {
+    /// Seconds between sweeps (one instance of several sweeps per period); 0 turns it off.
+    pub interval_seconds: u64,
+    /// Rows deleted per statement.
+    pub batch_size: u32,
+}
+
+impl Default for SweeperConfig {
+    fn default() -> Self {
+        Self { interval_seconds: 300, batch_size: 500 }
+    }
+}
+
+/// The audit log's retention.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Events older than this many days are removed by the sweeper; 0 keeps them forever.
+    pub retention_days: i64,
 }
 
 impl Default for OutboxConfig {
@@ -281,6 +326,7 @@ impl Default for OutboxConfig {
             backoff_max_ms: 3_600_000,
             max_attempts: 8,
             lease_seconds: 60,
+            retention_days: 7,
         }
     }
 }
@@ -386,6 +432,8 @@ impl Default for Config {
             magic_link: MagicLinkConfig::default(),
             notices: NoticesConfig::default(),
             outbox: OutboxConfig::default(),
+            sweeper: SweeperConfig::default(),
+            audit: AuditConfig::default(),
             cache: CacheConfig::default(),
             mfa: MfaConfig::default(),
             sms: SmsConfig::default(),
