@@ -310,6 +310,7 @@ impl UserStore for Database {
         threshold: i64,
         lock_until: i64,
         events: &[AuditEvent],
+        on_lock: &UnitOfWork,
     ) -> Result<FailedSignIn, StoreError> {
         // One statement, so concurrent failures each count. A lock that has run out starts
         // the count again; reaching the threshold sets the lock (an active lock is kept, not
@@ -333,13 +334,20 @@ impl UserStore for Database {
                 .fetch_optional(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
-            match row {
-                Some(row) => FailedSignIn {
-                    attempts: row.read("failed_sign_in_attempts")?,
-                    locked_until: row.read("locked_until")?,
-                },
-                None => FailedSignIn { attempts: 0, locked_until: None },
+            let outcome = match row {
+                Some(row) => {
+                    let attempts: i64 = row.read("failed_sign_in_attempts")?;
+                    let locked_until: Option<i64> = row.read("locked_until")?;
+                    // The row lock serialises the failures: exactly one reaches the threshold.
+                    let lock_started = attempts == threshold && locked_until == Some(lock_until);
+                    FailedSignIn { attempts, locked_until, lock_started }
+                }
+                None => FailedSignIn { attempts: 0, locked_until: None, lock_started: false },
+            };
+            if outcome.lock_started {
+                crate::notify::apply_work(&mut *transaction, on_lock).await?;
             }
+            outcome
         });
         Ok(outcome)
     }

@@ -24,6 +24,7 @@ use gatehouse_domain::oauth::{
 };
 use gatehouse_domain::passwords::{BreachedPasswordCheck, PasswordPolicy};
 use gatehouse_domain::ratelimit::{RateLimit, RateLimiter};
+use gatehouse_domain::account_limit::{ACCOUNT_LIMIT_DIGEST_PURPOSE, AccountRateLimit};
 use gatehouse_domain::services::{AccountKeys, AccountParts, AccountPorts, AccountServices};
 use gatehouse_domain::tokens::{TokenService, TokenSettings};
 use gatehouse_domain::users::{AccountSettings, EMAIL_DIGEST_PURPOSE, EMAIL_PURPOSE};
@@ -238,7 +239,7 @@ impl Core {
         hashing: HashingPool,
         tokens: Arc<TokenService>,
     ) -> Result<AccountServices, StartupError> {
-        self.accounts_with_challenges(hashing, tokens, Arc::new(self.database.clone()))
+        self.accounts_with_challenges(hashing, tokens, Arc::new(self.database.clone()), None)
     }
 
     /// The MFA settings of the configuration.
@@ -260,12 +261,14 @@ impl Core {
         }
     }
 
-    /// The account service with MFA challenges kept in `challenges` (Redis when configured).
+    /// The account service with MFA challenges kept in `challenges` (Redis when configured)
+    /// and the per-account attempt budget in `limiter` (`None`: no per-account limit).
     pub fn accounts_with_challenges(
         &self,
         hashing: HashingPool,
         tokens: Arc<TokenService>,
         challenges: Arc<dyn MfaChallengeStore>,
+        limiter: Option<Arc<dyn RateLimiter>>,
     ) -> Result<AccountServices, StartupError> {
         let config = &self.config;
         let master = &self.master_keys.current;
@@ -318,6 +321,15 @@ impl Core {
                 new_device_notice: config.notices.new_device,
             },
             mfa_settings: self.mfa_settings(),
+            account_limit: AccountRateLimit::new(
+                limiter,
+                RateLimit {
+                    limit: config.rate_limit.account_per_minute,
+                    window: Duration::from_secs(60),
+                },
+                &config.redis.key_prefix,
+                Digester::new(master, ACCOUNT_LIMIT_DIGEST_PURPOSE),
+            ),
         }))
     }
 }
@@ -472,8 +484,20 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         let hashing = hashing.clone();
         async move { hashing.warm_up().await }
     });
+    // Limits are shared across instances through Redis when it is configured.
+    let rate_limiter: Option<Arc<dyn RateLimiter>> = match (core.config.rate_limit.enabled, &redis)
+    {
+        (false, _) => None,
+        (true, Some(redis)) => Some(Arc::new(RedisRateLimiter::new(redis.clone()))),
+        (true, None) => Some(Arc::new(MemoryRateLimiter::new(core.clock.clone()))),
+    };
     let tokens = core.tokens();
-    let accounts = core.accounts_with_challenges(hashing.clone(), tokens.clone(), challenges)?;
+    let accounts = core.accounts_with_challenges(
+        hashing.clone(),
+        tokens.clone(),
+        challenges,
+        rate_limiter.clone(),
+    )?;
     let oauth = Arc::new(core.oauth(&accounts, tokens));
     let device_flow =
         Arc::new(DeviceFlowService::new(oauth.clone(), Arc::new(core.database.clone())));
@@ -502,12 +526,6 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     if let Some(redis) = &redis {
         readiness.push(Arc::new(redis.clone()));
     }
-    // Limits are shared across instances through Redis when it is configured.
-    let rate_limiter: Option<Arc<dyn RateLimiter>> = match (config.rate_limit.enabled, &redis) {
-        (false, _) => None,
-        (true, Some(redis)) => Some(Arc::new(RedisRateLimiter::new(redis.clone()))),
-        (true, None) => Some(Arc::new(MemoryRateLimiter::new(clock.clone()))),
-    };
     let metrics = Arc::new(Metrics::new().map_err(StartupError::Other)?);
     Metrics::spawn_upkeep(&metrics);
     let per_minute = |limit: u32| RateLimit { limit, window: Duration::from_secs(60) };

@@ -2,8 +2,10 @@
 //! one, and completing it with a second factor or with the enrolment a required-MFA sign-in
 //! goes through. The sign-in service drives these steps and opens the session at the end.
 
+use crate::account_limit::AccountKey;
 use crate::audit::AuditEvent;
 use crate::error::{DomainError, MfaProblem};
+use crate::lockout::Lockout;
 use crate::mfa::record::{ChallengeKind, CodePurpose, FactorKind, MfaChallengeRecord, MfaMethod};
 use crate::principal::{Actor, RequestContext};
 use crate::sessions::record::{Amr, SignInMethod};
@@ -12,7 +14,7 @@ use crate::users::record::UserRecord;
 
 use super::trusted_browsers::TrustedBrowser;
 use super::{
-    CHALLENGE_MAX_FAILURES, CHALLENGE_TOKEN_PREFIX, CHALLENGE_TTL_SECONDS,
+    CHALLENGE_MAX_ATTEMPTS, CHALLENGE_TOKEN_PREFIX, CHALLENGE_TTL_SECONDS,
     MAX_CHALLENGE_TOKEN_LENGTH, MfaChallenge, MfaService, MfaVerification, TotpEnrolment,
     parse_method,
 };
@@ -135,9 +137,21 @@ impl MfaService {
         Ok((digest, challenge))
     }
 
-    /// The challenge's user, if they may still sign in (a lock or suspension since the first
-    /// factor stops here).
+    /// The challenge's user, if they may still sign in (a suspension since the first factor
+    /// stops here; a lock since then too, without saying so: the challenge reads as spent).
     async fn challenge_user(
+        &self,
+        challenge: &MfaChallengeRecord,
+    ) -> Result<UserRecord, DomainError> {
+        let user = self.challenge_user_unless_suspended(challenge).await?;
+        if Lockout::is_locked(&user, self.clock.now()) {
+            return Err(DomainError::Mfa(MfaProblem::InvalidChallenge));
+        }
+        Ok(user)
+    }
+
+    /// The challenge's user, unless suspended since the first factor.
+    async fn challenge_user_unless_suspended(
         &self,
         challenge: &MfaChallengeRecord,
     ) -> Result<UserRecord, DomainError> {
@@ -146,18 +160,18 @@ impl MfaService {
             .user_by_id(&challenge.user_id)
             .await?
             .ok_or(DomainError::Mfa(MfaProblem::InvalidChallenge))?;
-        let now = self.clock.now();
-        if let Some(until) = user.locked_until.filter(|until| *until > now) {
-            return Err(DomainError::AccountLocked { retry_after: until - now });
-        }
         if user.suspended_at.is_some() {
             return Err(DomainError::AccountSuspended);
         }
         Ok(user)
     }
 
-    /// Answers a challenge with a second factor. A wrong answer counts towards the lockout and
-    /// leaves the challenge usable (up to its own limit); a right one spends it.
+    /// Answers a challenge with a second factor. Each answer is counted on the challenge
+    /// before it is compared (one atomic store operation), so a burst of parallel guesses gets
+    /// [`CHALLENGE_MAX_ATTEMPTS`] comparisons at most. A wrong answer counts towards the
+    /// lockout and leaves the challenge usable (up to its own limit); a right one spends it.
+    /// While the account is locked every answer reads as a wrong code, is not compared, and
+    /// counts.
     pub(crate) async fn complete_challenge(
         &self,
         request: MfaVerification,
@@ -166,14 +180,25 @@ impl MfaService {
         let method = parse_method(&request.method)?;
         let (digest, challenge) =
             self.live_challenge(&request.mfa_token, Some(ChallengeKind::Verify), context).await?;
-        let user = self.challenge_user(&challenge).await?;
-        if let Err(error) =
+        let user = self.challenge_user_unless_suspended(&challenge).await?;
+        self.lockout.spend_attempt(AccountKey::User(&user.id)).await?;
+        let Some(attempt) =
+            self.challenges.count_challenge_attempt(&digest, CHALLENGE_MAX_ATTEMPTS).await?
+        else {
+            self.challenges.consume_challenge(&digest).await?;
+            return Err(DomainError::Mfa(MfaProblem::InvalidChallenge));
+        };
+        let locked = Lockout::is_locked(&user, self.clock.now());
+        let outcome = if locked {
+            Err(DomainError::Mfa(MfaProblem::InvalidCode))
+        } else {
             self.check_second_factor(&user, method, &request.code, CodePurpose::SignIn).await
-        {
+        };
+        if let Err(error) = outcome {
             if let DomainError::Mfa(problem) = &error {
-                self.record_second_factor_failure(&user, method, *problem, context).await?;
-                let failures = self.challenges.count_challenge_failure(&digest).await?;
-                if failures >= CHALLENGE_MAX_FAILURES {
+                self.record_second_factor_failure(&user, method, *problem, locked, context)
+                    .await?;
+                if attempt >= CHALLENGE_MAX_ATTEMPTS {
                     self.challenges.consume_challenge(&digest).await?;
                 }
             }

@@ -69,6 +69,8 @@ impl UserRecord {
 pub struct FailedSignIn {
     pub attempts: i64,
     pub locked_until: Option<i64>,
+    /// Whether this failure started the lock (its `on_lock` work was written).
+    pub lock_started: bool,
 }
 
 /// How a sign-in names the account: the email's blind index or the normalised username.

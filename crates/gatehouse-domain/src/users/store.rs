@@ -46,8 +46,9 @@ pub trait UserStore: Send + Sync {
         work: &UnitOfWork,
     ) -> Result<(), StoreError>;
     /// Atomically counts one more failure and locks the account (until `lock_until`) when the
-    /// count reaches `threshold`.
-    /// A lock that has expired starts the count again.
+    /// count reaches `threshold`; writes `events`, and `on_lock` (the lock's event and the
+    /// owner's notice) only when this failure started the lock (its count is `threshold`
+    /// exactly), all in one transaction. A lock that has expired starts the count again.
     async fn record_failed_sign_in(
         &self,
         user_id: &str,
@@ -55,6 +56,7 @@ pub trait UserStore: Send + Sync {
         threshold: i64,
         lock_until: i64,
         events: &[AuditEvent],
+        on_lock: &UnitOfWork,
     ) -> Result<FailedSignIn, StoreError>;
     /// Earlier password hashes, newest first.
     async fn password_history(

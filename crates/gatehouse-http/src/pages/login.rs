@@ -118,12 +118,7 @@ pub(crate) async fn submit(
             let Some((status, message)) = refusal(&error) else {
                 return pages.error_page(locale, ErrorPage::from_domain(&error));
             };
-            let mut response = failure(status, message, error.code());
-            if let DomainError::AccountLocked { retry_after } = error {
-                let seconds = u64::try_from(retry_after).unwrap_or(1).max(1);
-                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
-            }
-            return response;
+            return failure(status, message, error.code());
         }
     };
     let new_session = match &outcome {
@@ -160,7 +155,6 @@ fn refusal(error: &DomainError) -> Option<(StatusCode, &'static str)> {
         DomainError::InvalidCredentials => {
             (StatusCode::UNAUTHORIZED, "login.error.invalid_credentials")
         }
-        DomainError::AccountLocked { .. } => (StatusCode::LOCKED, "login.error.locked"),
         DomainError::AccountSuspended => (StatusCode::FORBIDDEN, "login.error.suspended"),
         DomainError::EmailNotVerified => (StatusCode::FORBIDDEN, "login.error.email_not_verified"),
         _ => return None,

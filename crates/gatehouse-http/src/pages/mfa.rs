@@ -398,12 +398,6 @@ fn refusal(
         DomainError::Validation(_) => {
             render(StatusCode::BAD_REQUEST, Some("mfa.error.unavailable"), None)
         }
-        DomainError::AccountLocked { retry_after } => {
-            let mut response = render(StatusCode::LOCKED, Some("login.error.locked"), None);
-            let seconds = u64::try_from(*retry_after).unwrap_or(1).max(1);
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
-            response
-        }
         DomainError::AccountSuspended => {
             render(StatusCode::FORBIDDEN, Some("login.error.suspended"), None)
         }

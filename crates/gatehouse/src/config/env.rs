@@ -64,6 +64,7 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("rate_limit.sign_up_per_minute", Kind::Integer),
     ("rate_limit.refresh_per_minute", Kind::Integer),
     ("rate_limit.email_per_minute", Kind::Integer),
+    ("rate_limit.account_per_minute", Kind::Integer),
     ("smtp.url", Kind::Text),
     ("smtp.from", Kind::Text),
     ("mail.templates_dir", Kind::Text),

@@ -123,6 +123,9 @@ pub struct RateLimitConfig {
     pub refresh_per_minute: u32,
     /// Requests that send an email (password reset, magic link, verification resend).
     pub email_per_minute: u32,
+    /// Attempts at one account per minute, whatever their addresses: password sign-ins
+    /// naming it, second factors, step-ups, password changes.
+    pub account_per_minute: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -133,6 +136,7 @@ impl Default for RateLimitConfig {
             sign_up_per_minute: 3,
             refresh_per_minute: 10,
             email_per_minute: 5,
+            account_per_minute: 20,
         }
     }
 }

@@ -107,6 +107,7 @@ impl UserStore for MemoryStore {
         threshold: i64,
         lock_until: i64,
         events: &[AuditEvent],
+        on_lock: &UnitOfWork,
     ) -> Result<FailedSignIn, StoreError> {
         let mut state = self.state();
         let outcome = match state.users.get_mut(user_id) {
@@ -120,11 +121,15 @@ impl UserStore for MemoryStore {
                 };
                 user.failed_sign_in_attempts = attempts;
                 user.locked_until = locked_until;
-                FailedSignIn { attempts, locked_until }
+                let lock_started = attempts == threshold && locked_until == Some(lock_until);
+                FailedSignIn { attempts, locked_until, lock_started }
             }
-            None => FailedSignIn { attempts: 0, locked_until: None },
+            None => FailedSignIn { attempts: 0, locked_until: None, lock_started: false },
         };
         state.audit.extend(events.iter().cloned());
+        if outcome.lock_started {
+            state.audit.extend(on_lock.events.iter().cloned());
+        }
         Ok(outcome)
     }
 
