@@ -74,12 +74,8 @@ impl Lockout {
                 .metadata(serde_json::json!({ "until": lock_until })),
         ]);
         if self.settings.threshold > 0 {
-            let (tokens, outbox) = self.notices.account_locked(
-                user,
-                self.settings.duration_seconds,
-                context,
-                now,
-            )?;
+            let (tokens, outbox) =
+                self.notices.account_locked(user, self.settings.duration_seconds, context, now)?;
             on_lock.tokens = tokens;
             on_lock.outbox = outbox;
         }

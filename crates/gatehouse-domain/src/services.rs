@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use gatehouse_crypto::{Digester, FieldCipher, HashingPool};
 
+use crate::account_limit::AccountRateLimit;
 use crate::admin_users::AdminUserService;
 use crate::audit::AuditStore;
 use crate::clock::Clock;
 use crate::email_links::{EmailLinkService, OneTimeTokenStore};
 use crate::known_devices::{KnownDeviceStore, KnownDevices};
-use crate::account_limit::AccountRateLimit;
 use crate::lockout::{Lockout, LockoutSettings};
 use crate::mfa::{MfaChallengeStore, MfaService, MfaSettings, MfaStore, TrustedBrowserStore};
 use crate::notify::{NoticeSettings, Notices, Notifier};

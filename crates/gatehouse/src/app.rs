@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_crypto::{Digester, FieldCipher, HashingPool, PasswordHasher, Pepper};
+use gatehouse_domain::account_limit::{ACCOUNT_LIMIT_DIGEST_PURPOSE, AccountRateLimit};
 use gatehouse_domain::admin_keys::{ADMIN_KEY_DIGEST_PURPOSE, AdminKeyService};
 use gatehouse_domain::audit::AuditLog;
 use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
@@ -24,7 +25,6 @@ use gatehouse_domain::oauth::{
 };
 use gatehouse_domain::passwords::{BreachedPasswordCheck, PasswordPolicy};
 use gatehouse_domain::ratelimit::{RateLimit, RateLimiter};
-use gatehouse_domain::account_limit::{ACCOUNT_LIMIT_DIGEST_PURPOSE, AccountRateLimit};
 use gatehouse_domain::services::{AccountKeys, AccountParts, AccountPorts, AccountServices};
 use gatehouse_domain::tokens::{TokenService, TokenSettings};
 use gatehouse_domain::users::{AccountSettings, EMAIL_DIGEST_PURPOSE, EMAIL_PURPOSE};

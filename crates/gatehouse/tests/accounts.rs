@@ -196,9 +196,7 @@ async fn concurrent_refreshes_of_one_token_give_exactly_one_success(test: TestDa
     app.stop().await;
 }
 
-async fn lockout_after_repeated_failures_is_revealed_to_nobody_guessing(
-    test: TestDatabase,
-) {
+async fn lockout_after_repeated_failures_is_revealed_to_nobody_guessing(test: TestDatabase) {
     let app =
         TestApp::spawn_with(&test, &MasterKey::generate(), &[("GATEHOUSE_LOCKOUT_THRESHOLD", "3")])
             .await;

@@ -196,8 +196,7 @@ impl MfaService {
         };
         if let Err(error) = outcome {
             if let DomainError::Mfa(problem) = &error {
-                self.record_second_factor_failure(&user, method, *problem, locked, context)
-                    .await?;
+                self.record_second_factor_failure(&user, method, *problem, locked, context).await?;
                 if attempt >= CHALLENGE_MAX_ATTEMPTS {
                     self.challenges.consume_challenge(&digest).await?;
                 }
