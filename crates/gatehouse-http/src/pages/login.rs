@@ -118,7 +118,13 @@ pub(crate) async fn submit(
             let Some((status, message)) = refusal(&error) else {
                 return pages.error_page(locale, ErrorPage::from_domain(&error));
             };
-            return failure(status, message, error.code());
+            let mut response = failure(status, message, error.code());
+            // The per-account budget, answered like the per-IP one.
+            if let DomainError::RateLimited { retry_after_seconds } = error {
+                let seconds = retry_after_seconds.max(1);
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            return response;
         }
     };
     let new_session = match &outcome {
@@ -154,6 +160,9 @@ fn refusal(error: &DomainError) -> Option<(StatusCode, &'static str)> {
     Some(match error {
         DomainError::InvalidCredentials => {
             (StatusCode::UNAUTHORIZED, "login.error.invalid_credentials")
+        }
+        DomainError::RateLimited { .. } => {
+            (StatusCode::TOO_MANY_REQUESTS, "login.error.rate_limited")
         }
         DomainError::AccountSuspended => (StatusCode::FORBIDDEN, "login.error.suspended"),
         DomainError::EmailNotVerified => (StatusCode::FORBIDDEN, "login.error.email_not_verified"),

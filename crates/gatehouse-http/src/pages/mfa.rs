@@ -398,6 +398,14 @@ fn refusal(
         DomainError::Validation(_) => {
             render(StatusCode::BAD_REQUEST, Some("mfa.error.unavailable"), None)
         }
+        // The per-account budget, shown like the per-IP one.
+        DomainError::RateLimited { retry_after_seconds } => {
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let mut response = render(status, Some("mfa.error.rate_limited"), None);
+            let seconds = (*retry_after_seconds).max(1);
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+            response
+        }
         DomainError::AccountSuspended => {
             render(StatusCode::FORBIDDEN, Some("login.error.suspended"), None)
         }
