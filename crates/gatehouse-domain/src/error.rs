@@ -187,6 +187,27 @@ impl DomainError {
         }
     }
 
+    /// A session start refused because the user was suspended meanwhile as
+    /// `account_suspended`; a spent one-time token as `token_used`; the rest as itself.
+    pub fn from_session_start(error: StoreError) -> DomainError {
+        match error {
+            StoreError::Conflict(Conflict::UserNotActive) => DomainError::AccountSuspended,
+            other => DomainError::from_spent_token(other),
+        }
+    }
+
+    /// A password change that lost a race (the hash it replaces was replaced meanwhile) as a
+    /// `conflict`; a one-time token spent by someone else first as `token_used`; any other
+    /// store error as itself.
+    pub fn from_password_change(error: StoreError) -> DomainError {
+        match error {
+            StoreError::Conflict(Conflict::PasswordReplaced) => DomainError::Conflict(
+                "The password was changed meanwhile; nothing was changed. Try again.".into(),
+            ),
+            other => DomainError::from_spent_token(other),
+        }
+    }
+
     /// The stable snake_case code published in problem+json bodies (see API.md).
     pub fn code(&self) -> &'static str {
         match self {

@@ -25,7 +25,7 @@ use crate::sessions::record::{RevokeReason, SignInMethod};
 use crate::sign_in::{FirstFactor, SignInOutcome, SignInService};
 use crate::unit_of_work::{SpentToken, UnitOfWork, UnitOfWorkStore};
 use crate::users::directory::UserDirectory;
-use crate::users::record::UserRecord;
+use crate::users::record::{PasswordChange, UserChange, UserRecord};
 use crate::users::store::UserStore;
 
 pub use record::{OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
@@ -110,10 +110,13 @@ impl EmailLinkService {
         token: &str,
         context: &RequestContext,
     ) -> Result<(), DomainError> {
-        let (record, mut user) = self.usable_token(token, TokenPurpose::VerifyEmail).await?;
+        let (record, user) = self.usable_token(token, TokenPurpose::VerifyEmail).await?;
         let now = self.clock.now();
-        user.email_verified_at = user.email_verified_at.or(Some(now));
-        user.updated_at = now;
+        let change = UserChange {
+            email_verified_at: Some(user.email_verified_at.or(Some(now))),
+            updated_at: Some(now),
+            ..UserChange::default()
+        };
         let event =
             AuditEvent::new("user.email_verified", &Actor::User(user.id.clone()), context, now)
                 .target("user", &user.id);
@@ -122,7 +125,7 @@ impl EmailLinkService {
             spend_token: Some(SpentToken { digest: record.token_digest, at: now }),
             ..UnitOfWork::default()
         };
-        self.users.update_user(&user, &work).await.map_err(DomainError::from_spent_token)
+        self.users.update_user(&user.id, &change, &work).await.map_err(DomainError::from_spent_token)
     }
 
     /// Sends a new verification link to the signed-in user (nothing when already verified).
@@ -242,6 +245,14 @@ impl EmailLinkService {
         changed.email_verified_at = changed.email_verified_at.or(Some(now));
         changed.failed_sign_in_attempts = 0;
         changed.locked_until = None;
+        // Conditional on the hash the reset replaces: a change that won meanwhile stands.
+        let password = PasswordChange {
+            user_id: user.id.clone(),
+            replaces: user.password_hash.clone(),
+            new_hash: changed.password_hash.clone().unwrap_or_default(),
+            at: now,
+            by_reset: true,
+        };
         let event =
             AuditEvent::new("user.password_reset", &Actor::User(user.id.clone()), context, now)
                 .target("user", &user.id);
@@ -252,9 +263,9 @@ impl EmailLinkService {
             ..UnitOfWork::default()
         };
         self.users
-            .change_password(&changed, history_size, None, RevokeReason::PasswordReset, &work)
+            .change_password(&password, history_size, None, RevokeReason::PasswordReset, &work)
             .await
-            .map_err(DomainError::from_spent_token)?;
+            .map_err(DomainError::from_password_change)?;
         self.notices.wake();
         Ok(())
     }

@@ -10,7 +10,7 @@ use crate::mfa::record::{ChallengeKind, CodePurpose, FactorKind, MfaChallengeRec
 use crate::principal::{Actor, RequestContext};
 use crate::sessions::record::{Amr, SignInMethod};
 use crate::unit_of_work::UnitOfWork;
-use crate::users::record::UserRecord;
+use crate::users::record::{UserChange, UserRecord};
 
 use super::trusted_browsers::TrustedBrowser;
 use super::{
@@ -46,7 +46,7 @@ impl MfaService {
         user: &UserRecord,
         first: SignInMethod,
         kind: ChallengeKind,
-        rehashed_password: bool,
+        rehashed_password: Option<String>,
         context: &RequestContext,
         mut work: UnitOfWork,
     ) -> Result<MfaChallenge, DomainError> {
@@ -78,8 +78,18 @@ impl MfaService {
         // password changed nothing unless it was re-hashed. The failure count is deliberately
         // not reset here: only a completed sign-in resets it, so signing in again does not buy
         // more guesses.
-        if work.spend_token.is_some() || rehashed_password {
-            self.users.update_user(user, &work).await.map_err(DomainError::from_spent_token)?;
+        // Only those columns are written, never the rest of this copy of the row.
+        if work.spend_token.is_some() || rehashed_password.is_some() {
+            let change = UserChange {
+                email_verified_at: user.email_verified_at.map(Some),
+                rehashed_password,
+                updated_at: Some(now),
+                ..UserChange::default()
+            };
+            self.users
+                .update_user(&user.id, &change, &work)
+                .await
+                .map_err(DomainError::from_spent_token)?;
         } else {
             self.work.commit(&work).await?;
         }

@@ -177,11 +177,13 @@ impl OAuthService {
         let event = AuditEvent::new("oauth.token_issued", &Actor::User(user.id.clone()), context, now)
             .target("session", &session.id)
             .metadata(serde_json::json!({ "client_id": client.client_id, "grant_type": grant_type, "scope": scope }));
+        // The user row is not changed (only re-checked: a user suspended meanwhile gets no
+        // session).
         self.session_store
             .start_session(
                 &session,
                 refresh.as_ref().map(|(_, record)| record),
-                user,
+                &crate::users::record::UserChange::default(),
                 &UnitOfWork::events(vec![event]),
             )
             .await?;

@@ -17,7 +17,7 @@ use crate::principal::{Actor, Principal, RequestContext};
 use crate::sessions::record::RevokeReason;
 use crate::unit_of_work::UnitOfWork;
 use crate::users::directory::UserDirectory;
-use crate::users::record::UserRecord;
+use crate::users::record::{PasswordChange, UserRecord};
 use crate::users::store::UserStore;
 
 pub struct PasswordService {
@@ -160,15 +160,25 @@ impl PasswordService {
             outbox: self.notices.password_changed(&changed, context, now)?.into_iter().collect(),
             ..UnitOfWork::default()
         };
+        // Conditional on the hash that was checked: a reset or another change that won
+        // meanwhile stands, and this one answers `conflict`.
+        let password = PasswordChange {
+            user_id: user.id.clone(),
+            replaces: user.password_hash.clone(),
+            new_hash: changed.password_hash.clone().unwrap_or_default(),
+            at: now,
+            by_reset: false,
+        };
         self.users
             .change_password(
-                &changed,
+                &password,
                 history_size,
                 Some(&principal.session.id),
                 RevokeReason::PasswordChanged,
                 &work,
             )
-            .await?;
+            .await
+            .map_err(DomainError::from_password_change)?;
         self.notices.wake();
         Ok(())
     }

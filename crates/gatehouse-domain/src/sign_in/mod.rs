@@ -256,19 +256,17 @@ impl SignInService {
     /// Opens the second step for a user whose first factor succeeded.
     async fn challenge(
         &self,
-        mut user: UserRecord,
+        user: UserRecord,
         rehashed_password: Option<String>,
         method: SignInMethod,
         kind: ChallengeKind,
         work: UnitOfWork,
         context: &RequestContext,
     ) -> Result<SignInOutcome, DomainError> {
-        let rehashed = rehashed_password.is_some();
-        if let Some(hash) = rehashed_password {
-            user.password_hash = Some(hash);
-        }
-        let challenge =
-            self.mfa.open_challenge(&user, method, kind, rehashed, context, work).await?;
+        let challenge = self
+            .mfa
+            .open_challenge(&user, method, kind, rehashed_password, context, work)
+            .await?;
         Ok(SignInOutcome::MfaRequired(challenge))
     }
 

@@ -7,7 +7,9 @@ use crate::audit::AuditEvent;
 use crate::sessions::record::RevokeReason;
 use crate::store::StoreError;
 use crate::unit_of_work::UnitOfWork;
-use crate::users::record::{FailedSignIn, SignInFacts, UserLookup, UserQuery, UserRecord};
+use crate::users::record::{
+    FailedSignIn, PasswordChange, SignInFacts, UserChange, UserLookup, UserQuery, UserRecord,
+};
 
 #[async_trait]
 pub trait UserStore: Send + Sync {
@@ -31,15 +33,21 @@ pub trait UserStore: Send + Sync {
         lookup: UserLookup<'_>,
         device_digest: &[u8],
     ) -> Result<Option<(UserRecord, SignInFacts)>, StoreError>;
-    /// Writes every mutable column of `user` with its unit of work, in one transaction (a
-    /// token spent by someone else first rolls it all back).
-    async fn update_user(&self, user: &UserRecord, work: &UnitOfWork) -> Result<(), StoreError>;
-    /// Sets a new password with its unit of work: the old hash goes to the history (trimmed to
-    /// `history_size`), every session but `keep_session` is revoked with `reason`, and every
-    /// trusted browser loses its trust, in one transaction.
+    /// Writes the columns `change` names (only those) with its unit of work, in one
+    /// transaction (a token spent by someone else first rolls it all back).
+    async fn update_user(
+        &self,
+        user_id: &str,
+        change: &UserChange,
+        work: &UnitOfWork,
+    ) -> Result<(), StoreError>;
+    /// Sets a new password with its unit of work, only if the stored hash is still the one
+    /// it replaces (else `Conflict::PasswordReplaced`, nothing written): the old hash goes to
+    /// the history (trimmed to `history_size`), every session but `keep_session` is revoked
+    /// with `reason`, and every trusted browser loses its trust, in one transaction.
     async fn change_password(
         &self,
-        user: &UserRecord,
+        change: &PasswordChange,
         history_size: usize,
         keep_session: Option<&str>,
         reason: RevokeReason,
@@ -64,10 +72,12 @@ pub trait UserStore: Send + Sync {
         user_id: &str,
         limit: usize,
     ) -> Result<Vec<String>, StoreError>;
-    /// Revokes every active session of the user with the events (suspension).
+    /// Writes `change` and revokes every active session of the user with the events
+    /// (suspension), in one transaction.
     async fn update_user_revoking_sessions(
         &self,
-        user: &UserRecord,
+        user_id: &str,
+        change: &UserChange,
         reason: RevokeReason,
         events: &[AuditEvent],
     ) -> Result<u64, StoreError>;
