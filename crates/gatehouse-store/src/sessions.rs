@@ -14,8 +14,8 @@ use crate::columns::{StoreConnection, StoreQuery, StoreRow};
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::notify::REMEMBER_DEVICE;
-use crate::users::user_from_row;
 use crate::users::bind_user_change;
+use crate::users::user_from_row;
 
 /// A new session's user write: the sign-in's change, only while the user is not suspended
 /// (its row lock orders it against a suspension), answering the row as it is now.

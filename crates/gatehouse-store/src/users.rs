@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::sessions::RevokeReason;
-use gatehouse_domain::unit_of_work::UnitOfWork;
 use gatehouse_domain::store::Conflict;
+use gatehouse_domain::unit_of_work::UnitOfWork;
 use gatehouse_domain::users::record::{
     FailedSignIn, PasswordChange, SignInFacts, UserChange, UserLookup, UserQuery,
 };
@@ -182,7 +182,8 @@ pub(crate) fn bind_user_change<'q, Q: StoreQuery>(
         Some((ciphertext, digest)) => (ciphertext.as_deref(), digest.as_deref()),
         None => (None, None),
     };
-    let text = |value: &'q Option<Option<String>>| value.as_ref().and_then(|inner| inner.as_deref());
+    let text =
+        |value: &'q Option<Option<String>>| value.as_ref().and_then(|inner| inner.as_deref());
     query
         .bind_value(user_id)
         .bind_value(change.email.is_some())

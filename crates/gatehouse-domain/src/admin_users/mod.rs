@@ -315,8 +315,11 @@ impl AdminUserService {
         context: &RequestContext,
     ) -> Result<UserView, DomainError> {
         let mut user = self.users.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
-        let change =
-            UserChange { unlock: true, updated_at: Some(self.clock.now()), ..UserChange::default() };
+        let change = UserChange {
+            unlock: true,
+            updated_at: Some(self.clock.now()),
+            ..UserChange::default()
+        };
         change.apply(&mut user);
         let event = self.admin_event(admin, "admin.user_unlocked", user_id, context);
         self.users.update_user(user_id, &change, &UnitOfWork::events(vec![event])).await?;

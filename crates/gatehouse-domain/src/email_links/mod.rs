@@ -125,7 +125,10 @@ impl EmailLinkService {
             spend_token: Some(SpentToken { digest: record.token_digest, at: now }),
             ..UnitOfWork::default()
         };
-        self.users.update_user(&user.id, &change, &work).await.map_err(DomainError::from_spent_token)
+        self.users
+            .update_user(&user.id, &change, &work)
+            .await
+            .map_err(DomainError::from_spent_token)
     }
 
     /// Sends a new verification link to the signed-in user (nothing when already verified).

@@ -263,10 +263,8 @@ impl SignInService {
         work: UnitOfWork,
         context: &RequestContext,
     ) -> Result<SignInOutcome, DomainError> {
-        let challenge = self
-            .mfa
-            .open_challenge(&user, method, kind, rehashed_password, context, work)
-            .await?;
+        let challenge =
+            self.mfa.open_challenge(&user, method, kind, rehashed_password, context, work).await?;
         Ok(SignInOutcome::MfaRequired(challenge))
     }
 
