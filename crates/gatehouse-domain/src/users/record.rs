@@ -36,13 +36,16 @@ pub struct UserRecord {
     pub updated_at: i64,
 }
 
+/// `email_ciphertext` and `email_digest` of a row.
+pub type EmailColumns = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// The columns of `users` one write changes, and nothing else: a write never puts back a
 /// column from a copy that may be stale (a sign-in in flight must not undo a suspension, a
 /// password reset or a role change made meanwhile). `None` leaves a column as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserChange {
     /// The address's ciphertext and blind index, changed together.
-    pub email: Option<(Option<Vec<u8>>, Option<Vec<u8>>)>,
+    pub email: Option<EmailColumns>,
     pub username: Option<Option<String>>,
     pub first_name: Option<Option<String>>,
     pub last_name: Option<Option<String>>,
