@@ -212,3 +212,44 @@ pub struct UserQuery {
     pub email_digest: Option<Vec<u8>>,
     pub limit: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_between_two_copies_names_only_what_changed_and_never_the_security_state() {
+        let before = UserRecord {
+            password_hash: Some("old".into()),
+            failed_sign_in_attempts: 3,
+            ..UserRecord::new("usr_1".into(), 10)
+        };
+        let mut after = before.clone();
+        after.first_name = Some("Ada".into());
+        after.password_hash = Some("from a stale copy".into());
+        after.failed_sign_in_attempts = 0;
+        after.updated_at = 20;
+        let change = UserChange::between(&before, &after);
+        assert_eq!(
+            change,
+            UserChange {
+                first_name: Some(Some("Ada".into())),
+                updated_at: Some(20),
+                ..UserChange::default()
+            }
+        );
+        // Applied to the row as stored now (suspended and made admin meanwhile), it keeps both.
+        let mut stored = UserRecord {
+            suspended_at: Some(15),
+            system_role: Some(SYSTEM_ROLE_ADMIN.into()),
+            ..before.clone()
+        };
+        change.apply(&mut stored);
+        assert_eq!(stored.first_name.as_deref(), Some("Ada"));
+        assert_eq!((stored.suspended_at, stored.system_role.as_deref()), (Some(15), Some("admin")));
+        assert_eq!(
+            (stored.password_hash.as_deref(), stored.failed_sign_in_attempts),
+            (Some("old"), 3)
+        );
+    }
+}
