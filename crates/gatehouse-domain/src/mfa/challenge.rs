@@ -81,7 +81,11 @@ impl MfaService {
         // Only those columns are written, never the rest of this copy of the row.
         if work.spend_token.is_some() || rehashed_password.is_some() {
             let change = UserChange {
-                email_verified_at: user.email_verified_at.map(Some),
+                // A magic link proved the address (its first factor set it on this copy).
+                email_verified_at: (first == SignInMethod::MagicLink)
+                    .then_some(user.email_verified_at)
+                    .flatten()
+                    .map(Some),
                 rehashed_password,
                 updated_at: Some(now),
                 ..UserChange::default()
