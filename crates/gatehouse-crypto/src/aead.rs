@@ -1,4 +1,4 @@
-//! Field encryption at rest: XChaCha20-Poly1305 under per-purpose keys, with master key rotation.
+//! Field encryption at rest: XChaCha20-Poly1305 under per-purpose data keys, with key rotation.
 
 use std::fmt;
 
@@ -7,7 +7,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
 use crate::token::random_bytes;
-use crate::{CryptoError, MasterKey};
+use crate::{CryptoError, DataKey, MasterKey};
 
 /// Version byte of the sealed layout, so a future layout can be told apart from this one.
 const FORMAT_VERSION: u8 = 1;
@@ -16,7 +16,8 @@ const NONCE_BYTES: usize = 24;
 const HEADER_BYTES: usize = 1 + KEY_ID_BYTES;
 const TAG_BYTES: usize = 16;
 
-/// One usable key: the master key's id (what sealed values carry) and the derived AEAD key.
+/// One usable key: its public id (what sealed values carry) and the AEAD key.
+#[derive(Clone)]
 struct PurposeKey {
     master_id: u32,
     key: Zeroizing<[u8; 32]>,
@@ -25,13 +26,16 @@ struct PurposeKey {
 /// Seals and opens database fields for one purpose (for example `"totp-secret"`).
 ///
 /// Layout of a sealed value:
-/// `version (1 byte, = 1) | master key id (4 bytes, BE) | nonce (24 bytes) | ciphertext + tag`.
+/// `version (1 byte, = 1) | key id (4 bytes, BE) | nonce (24 bytes) | ciphertext + tag`.
+/// The key id is the data key's (for a data key adopted from before the key hierarchy, the id
+/// of the master key it was derived from, which is what its older values already carry).
 ///
 /// The 5-byte header is authenticated together with the caller's associated data, so neither
 /// can be changed without `open` failing. Pass something that ties the value to its row (the
 /// record id and column name) as associated data: then a ciphertext copied into another row
 /// does not open. Nonces are random; XChaCha20's 192-bit nonce makes collisions negligible
 /// without a counter to keep in sync.
+#[derive(Clone)]
 pub struct FieldCipher {
     /// The key `seal` uses.
     current: PurposeKey,
@@ -40,14 +44,30 @@ pub struct FieldCipher {
 }
 
 impl FieldCipher {
-    /// A cipher that seals under `current` and can still open values sealed under any of
-    /// `previous` (keep old master keys there until every value has been resealed).
+    /// A cipher keyed directly by `master.derive("aead/<purpose>")`, as before the key
+    /// hierarchy: the server uses [`FieldCipher::from_data_keys`]; this stays for tests and
+    /// for wrapping data keys themselves ([`crate::MasterKeyRing`]).
     pub fn new(current: &MasterKey, previous: &[MasterKey], purpose: &str) -> FieldCipher {
         let derive = |master: &MasterKey| PurposeKey {
             master_id: master.id(),
             key: master.derive(&format!("aead/{purpose}")),
         };
         FieldCipher { current: derive(current), previous: previous.iter().map(derive).collect() }
+    }
+
+    /// A cipher that seals under the data key `current` (its id goes into the header) and
+    /// still opens values sealed under any of `previous`.
+    pub fn from_data_keys(current: &DataKey, previous: &[DataKey]) -> FieldCipher {
+        let key = |data_key: &DataKey| PurposeKey {
+            master_id: data_key.id(),
+            key: data_key.bytes().clone(),
+        };
+        FieldCipher { current: key(current), previous: previous.iter().map(key).collect() }
+    }
+
+    /// The key id in a sealed value's header (None when it is not a value of this layout).
+    pub fn sealed_key_id(sealed: &[u8]) -> Option<u32> {
+        parse(sealed).map(|parsed| parsed.master_id)
     }
 
     /// Encrypts `plaintext`, binding it to `associated_data`.

@@ -6,8 +6,8 @@ use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::MasterKey;
 use crate::token::constant_time_eq;
+use crate::{DataKey, MasterKey};
 
 /// SHA-256's block size: HMAC zero-pads any key up to this length (RFC 2104, section 2).
 const SHA256_BLOCK_BYTES: usize = 64;
@@ -36,6 +36,7 @@ pub(crate) fn hmac_sha256(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
 /// address) and to store high-entropy secrets such as refresh tokens or API keys, where a
 /// slow password hash would add nothing: a database dump without the master key gives an
 /// attacker neither the secrets nor a way to test guesses.
+#[derive(Clone)]
 pub struct Digester {
     key: Zeroizing<[u8; 32]>,
 }
@@ -44,6 +45,11 @@ impl Digester {
     /// A digester whose key is `master.derive("digest/" + purpose)`.
     pub fn new(master: &MasterKey, purpose: &str) -> Digester {
         Digester { key: master.derive(&format!("digest/{purpose}")) }
+    }
+
+    /// A digester keyed by a data key of the key hierarchy.
+    pub fn from_data_key(key: &DataKey) -> Digester {
+        Digester { key: key.bytes().clone() }
     }
 
     /// A digester whose random key lives only in this process: for in-memory lookups keyed by

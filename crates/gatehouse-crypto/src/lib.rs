@@ -4,14 +4,16 @@
 //!
 //! Invariant: nothing here prints a secret. Every type holding key material has a redacting
 //! `Debug`, and every error message describes the kind of failure, not the input.
-//! Invariant: every key is derived from the one [`MasterKey`] with a distinct HKDF purpose,
-//! so keys for different uses are independent.
+//! Invariant: every key that seals, digests or peppers is a [`DataKey`] of one purpose, stored
+//! wrapped by the [`MasterKey`] ([`MasterKeyRing`]); keys for different uses are independent,
+//! and rotating the master key only rewraps them.
 
 // Tests may unwrap: a failed unwrap is a failed test. The library itself is still linted
 // without this exemption, because `cargo clippy --all-targets` also checks the non-test build.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod aead;
+pub mod data_key;
 pub mod digest;
 mod error;
 pub mod master;
@@ -21,13 +23,14 @@ pub mod token;
 pub mod totp;
 
 pub use aead::FieldCipher;
+pub use data_key::{DataKey, MasterKeyRing};
 pub use digest::Digester;
 pub use error::CryptoError;
 pub use master::MasterKey;
 pub use password::{Argon2Settings, HashingPool, LegacyFormat, PasswordHasher, Pepper};
 pub use signing::{PublicKeySet, SigningAlgorithm, SigningKey};
 pub use token::{
-    constant_time_eq, left_half_sha256, new_id, pkce_s256, random_bytes, random_token,
+    SecretKind, constant_time_eq, left_half_sha256, new_id, pkce_s256, random_bytes, random_token,
 };
 pub use totp::TotpSecret;
 

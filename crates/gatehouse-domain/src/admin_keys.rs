@@ -13,8 +13,10 @@ use crate::error::DomainError;
 use crate::principal::{Actor, AdminPrincipal, RequestContext};
 use crate::store::StoreError;
 
-/// Prefix of admin API keys, so secret scanners can recognise a leaked one.
-pub const ADMIN_KEY_PREFIX: &str = "gha_";
+/// Admin API keys: `gta_…` with a checksum (`gha_…` before), so secret scanners can
+/// recognise a leaked one.
+pub const ADMIN_KEY: gatehouse_crypto::SecretKind =
+    gatehouse_crypto::SecretKind { prefix: "gta_", legacy_prefix: "gha_" };
 pub const ADMIN_KEY_DIGEST_PURPOSE: &str = "admin-api-key";
 /// How precisely an admin key's `last_used_at` is kept.
 const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
@@ -66,7 +68,7 @@ impl AdminKeyService {
         if name.is_empty() || name.chars().count() > 100 {
             return Err(DomainError::Invalid("a name of 1 to 100 characters is required".into()));
         }
-        let secret = format!("{ADMIN_KEY_PREFIX}{}", gatehouse_crypto::random_token());
+        let secret = ADMIN_KEY.generate();
         let now = self.clock.now();
         let record = AdminKeyRecord {
             id: gatehouse_crypto::new_id("ak"),
@@ -85,8 +87,12 @@ impl AdminKeyService {
 
     /// `Ok(None)` when the bearer is not shaped like an admin key (try it as a user token).
     pub async fn authenticate(&self, bearer: &str) -> Result<Option<AdminPrincipal>, DomainError> {
-        if !bearer.starts_with(ADMIN_KEY_PREFIX) {
+        if !ADMIN_KEY.claims(bearer) {
             return Ok(None);
+        }
+        // A broken checksum is answered like an unknown key, before any lookup.
+        if !ADMIN_KEY.recognises(bearer) {
+            return Err(DomainError::InvalidToken);
         }
         let digest = self.digester.digest(bearer.as_bytes());
         let key =

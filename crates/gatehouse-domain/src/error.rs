@@ -157,6 +157,10 @@ pub enum DomainError {
     /// A sensitive action needs a recent authentication (`POST /v1/auth/reauthenticate`).
     #[error("reauthentication required")]
     ReauthenticationRequired,
+    /// A secret operation (rotation) on an OAuth client that authenticates without one
+    /// (`private_key_jwt` or public).
+    #[error("this client does not authenticate with a secret")]
+    ClientHasNoSecret,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cryptographic failure: {0}")]
@@ -230,6 +234,7 @@ impl DomainError {
             DomainError::Forbidden(_) => "forbidden",
             DomainError::Mfa(problem) => problem.code(),
             DomainError::ReauthenticationRequired => "reauthentication_required",
+            DomainError::ClientHasNoSecret => "client_has_no_secret",
             DomainError::Store(StoreError::Unavailable(_)) => "service_unavailable",
             DomainError::Store(StoreError::Conflict(_)) => "conflict",
             DomainError::Store(_) | DomainError::Crypto(_) | DomainError::Internal(_) => {
@@ -269,6 +274,7 @@ mod tests {
             (DomainError::Mfa(MfaProblem::CodeReplayed), "mfa_code_replayed"),
             (DomainError::Mfa(MfaProblem::BackupCodeUsed), "backup_code_used"),
             (DomainError::ReauthenticationRequired, "reauthentication_required"),
+            (DomainError::ClientHasNoSecret, "client_has_no_secret"),
             (StoreError::Unavailable("down".into()).into(), "service_unavailable"),
             (StoreError::Conflict(Conflict::UserEmail).into(), "conflict"),
             (StoreError::Other("boom".into()).into(), "internal_error"),

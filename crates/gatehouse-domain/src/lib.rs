@@ -2,8 +2,8 @@
 //!
 //! One module per concept, each with its service, its narrow port, its records and its rules:
 //! `sign_in`, `sessions`, `registration`, `passwords`, `email_links`, `mfa`, `admin_users`,
-//! `admin_keys`, `oauth`, `keys`, `notify`. Shared things sit low and import no service:
-//! `principal` (who is asking), `unit_of_work` (what a change writes besides itself), `audit`,
+//! `admin_keys`, `oauth`, `keys`, `notify`, `sweeper` (the data lifecycle). Shared things sit
+//! low and import no service: `principal` (who is asking), `unit_of_work` (what a change writes besides itself), `audit`,
 //! `users` (the account record, its port and the directory of addresses), `lockout`,
 //! `known_devices`, `clock`, `error`, `store`.
 //!
@@ -15,6 +15,7 @@ pub mod admin_keys;
 pub mod admin_users;
 pub mod audit;
 pub mod clock;
+pub mod data_keys;
 pub mod email_links;
 pub mod error;
 pub mod health;
@@ -32,6 +33,7 @@ pub mod services;
 pub mod sessions;
 pub mod sign_in;
 pub mod store;
+pub mod sweeper;
 pub mod tokens;
 pub mod unit_of_work;
 pub mod users;

@@ -175,6 +175,7 @@ impl AccountServices {
         });
         let registration = Arc::new(RegistrationService {
             users: ports.users.clone(),
+            work: ports.work.clone(),
             hashing: hashing.clone(),
             passwords: passwords.clone(),
             directory: directory.clone(),

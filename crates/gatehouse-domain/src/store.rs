@@ -10,6 +10,8 @@ pub enum Conflict {
     UserUsername,
     /// The one-time token was spent by someone else first.
     OneTimeTokenSpent,
+    /// The authorization code was spent by another exchange first.
+    AuthorizationCodeSpent,
     /// The user already has a confirmed second factor of this kind.
     MfaFactorKind,
     /// A signing key with this kid exists, or another key is already active.

@@ -13,8 +13,10 @@ use crate::keys::KeyService;
 
 /// The `typ` header of access tokens (RFC 9068).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
-/// Prefix of refresh tokens, so secret scanners can recognise a leaked one.
-pub const REFRESH_TOKEN_PREFIX: &str = "ghr_";
+/// Refresh tokens: `gtr_…` with a checksum (`ghr_…` before), so secret scanners can
+/// recognise a leaked one.
+pub const REFRESH_TOKEN: gatehouse_crypto::SecretKind =
+    gatehouse_crypto::SecretKind { prefix: "gtr_", legacy_prefix: "ghr_" };
 
 /// Lifetimes and names, from configuration.
 #[derive(Debug, Clone)]
@@ -27,6 +29,8 @@ pub struct TokenSettings {
     pub refresh_token_ttl_seconds: i64,
     /// ...but never past this age of its session.
     pub session_max_lifetime_seconds: i64,
+    /// A browser (hosted-page) session unused this long is refused and must sign in again.
+    pub session_idle_timeout_seconds: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,7 +256,7 @@ impl TokenService {
 
     /// A new random refresh token and the digest under which it is stored.
     pub fn new_refresh_token(&self) -> (String, Vec<u8>) {
-        let token = format!("{REFRESH_TOKEN_PREFIX}{}", gatehouse_crypto::random_token());
+        let token = REFRESH_TOKEN.generate();
         let digest = self.refresh_token_digest(&token);
         (token, digest)
     }

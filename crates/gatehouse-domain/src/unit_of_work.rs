@@ -29,6 +29,38 @@ pub struct SpentToken {
     pub at: i64,
 }
 
+/// Every outstanding password-reset and magic-link token of a user, to spend at `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountLinks {
+    pub user_id: String,
+    pub at: i64,
+}
+
+/// The mailbox of an account whose address was never verified was just proven without its
+/// password (a magic link or a reset link followed): whoever signed up with that address
+/// before may not be its owner (pre-account takeover), so what they set is undone in the
+/// proving transaction — every session but `keep_session` revoked (their refresh tokens with
+/// them), every second factor, backup code and trusted browser removed and, with
+/// `clear_password`, the password cleared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxClaim {
+    pub user_id: String,
+    pub at: i64,
+    /// The session the proof itself opens (set by the session service).
+    pub keep_session: Option<String>,
+    pub clear_password: bool,
+}
+
+/// An authorization code to spend with the session its exchange opens: marks it used and
+/// records that session (revoked if the code is ever replayed), once; a code already spent
+/// fails the whole unit of work with `StoreError::Conflict(Conflict::AuthorizationCodeSpent)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpentCode {
+    pub digest: Vec<u8>,
+    pub at: i64,
+    pub session_id: String,
+}
+
 /// What a change writes besides itself, in its transaction.
 #[derive(Debug, Clone, Default)]
 pub struct UnitOfWork {
@@ -37,11 +69,19 @@ pub struct UnitOfWork {
     pub tokens: Vec<OneTimeTokenRecord>,
     /// The one-time token this change spends.
     pub spend_token: Option<SpentToken>,
+    /// The authorization code this change (a session opened by a code exchange) spends.
+    pub spend_code: Option<SpentCode>,
     /// The device a user signed in from.
     pub known_device: Option<KnownDevice>,
     /// A browser the user chose to trust (second factor skipped there), written with the
     /// session it was trusted for.
     pub trusted_browser: Option<TrustedBrowserRecord>,
+    /// Spends every outstanding password-reset and magic-link token of this user (after the
+    /// token of `spend_token`): a password reset or change must leave no older link that
+    /// could set it again or sign in.
+    pub spend_account_links: Option<AccountLinks>,
+    /// Undoes what an unproven owner set (see [`MailboxClaim`]).
+    pub mailbox_claim: Option<MailboxClaim>,
 }
 
 impl UnitOfWork {
@@ -54,9 +94,18 @@ impl UnitOfWork {
     /// take its fast path for a plain sign-in.
     pub fn is_plain(&self) -> bool {
         self.spend_token.is_none()
+            && self.spend_code.is_none()
             && self.tokens.is_empty()
             && self.outbox.is_empty()
             && self.trusted_browser.is_none()
+            && self.spend_account_links.is_none()
+            && self.mailbox_claim.is_none()
+    }
+
+    /// The user whose sessions this work may revoke (a mailbox claim), so the store evicts
+    /// them from its caches.
+    pub fn revokes_sessions_of(&self) -> Option<&str> {
+        self.mailbox_claim.as_ref().map(|claim| claim.user_id.as_str())
     }
 }
 

@@ -20,22 +20,35 @@ const MAX_USER_AGENT_LENGTH: usize = 512;
 pub struct Client(pub RequestContext);
 
 /// The client's address. Only a trusted proxy's `X-Forwarded-For` is believed: walking it from
-/// the right, the first address that is not a trusted proxy is the client.
+/// the right, the first address that is not a trusted proxy is the client. An entry that does
+/// not parse ends the walk: whatever lies to its left was not written by a proxy we can vouch
+/// for (a client may send its own header with an address of its choice before the garbage), so
+/// the client is the nearest hop to the garbage's right that parsed (or the peer).
 pub fn client_ip(parts: &Parts, trusted_proxies: &[IpNet]) -> Option<IpAddr> {
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())?;
     let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
     if !trusted(&peer) {
         return Some(peer);
     }
-    let forwarded: Vec<IpAddr> = parts
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|item| item.trim().parse().ok())
-        .collect();
-    Some(forwarded.into_iter().rev().find(|ip| !trusted(ip)).unwrap_or(peer))
+    let mut entries: Vec<&str> = Vec::new();
+    for value in parts.headers.get_all("x-forwarded-for") {
+        let Ok(value) = value.to_str() else {
+            // A header that is not even text: nothing at or left of it can be believed.
+            entries.clear();
+            entries.push("");
+            continue;
+        };
+        entries.extend(value.split(','));
+    }
+    let mut client = peer;
+    for entry in entries.into_iter().rev() {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else { break };
+        client = ip;
+        if !trusted(&ip) {
+            break;
+        }
+    }
+    Some(client)
 }
 
 pub fn request_context(parts: &Parts, trusted_proxies: &[IpNet]) -> RequestContext {
@@ -112,7 +125,23 @@ mod tests {
         );
         // A trusted peer without the header is the client.
         check("10.0.0.2:5000", None, &["10.0.0.0/8"], "10.0.0.2");
-        // Garbage entries are ignored.
+        // Garbage to the left of the client does not matter.
         check("10.0.0.2:5000", Some("not-an-ip, 198.51.100.8"), &["10.0.0.2/32"], "198.51.100.8");
+    }
+
+    /// Regression (#19, finding 8): an unparsable entry used to be skipped, so a client could
+    /// send `X-Forwarded-For: <spoof>, garbage` and be taken for `<spoof>`. The walk now stops
+    /// at the garbage: the nearest parsed hop to its right (or the peer) is the client.
+    #[test]
+    fn forwarded_for_stops_at_the_first_unparsable_entry() {
+        check("10.0.0.2:5000", Some("1.1.1.1, garbage"), &["10.0.0.0/8"], "10.0.0.2");
+        check("10.0.0.2:5000", Some("1.1.1.1, garbage, 10.0.0.3"), &["10.0.0.0/8"], "10.0.0.3");
+        check("10.0.0.2:5000", Some("1.1.1.1,, 10.0.0.3"), &["10.0.0.0/8"], "10.0.0.3");
+        check(
+            "10.0.0.2:5000",
+            Some("1.1.1.1, 198.51.100.7:80, 10.0.0.3"),
+            &["10.0.0.0/8"],
+            "10.0.0.3",
+        );
     }
 }

@@ -244,6 +244,11 @@ impl From<DomainError> for ApiError {
             DomainError::Conflict(detail) => {
                 ApiError::new(StatusCode::CONFLICT, code, detail.clone())
             }
+            DomainError::ClientHasNoSecret => ApiError::new(
+                StatusCode::CONFLICT,
+                code,
+                "This client authenticates without a secret (private_key_jwt or public): there is no secret to rotate.",
+            ),
             DomainError::Invalid(detail) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail.clone())
             }

@@ -15,6 +15,8 @@ mod metrics;
 mod middleware;
 mod openapi;
 pub mod pages;
+#[cfg(test)]
+mod proptests;
 mod ratelimit;
 mod routes;
 mod state;
@@ -29,8 +31,8 @@ use axum::Router;
 
 /// The whole application router with its middleware; `main` and the tests share it.
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .merge(routes::operations::routes())
+    // The first-party and admin API (`/v1`), under its general per-principal / per-IP budget.
+    let api = Router::new()
         .merge(routes::auth::routes(&state))
         .merge(routes::email_links::routes(&state))
         .merge(routes::me::routes(&state))
@@ -39,7 +41,11 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::admin::routes())
         .merge(routes::admin_clients::routes())
         .merge(routes::admin_deliveries::routes())
-        .merge(routes::oauth::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::api_budget));
+    let routes = Router::new()
+        .merge(routes::operations::routes())
+        .merge(api)
+        .merge(routes::oauth::routes(&state))
         .merge(routes::well_known::routes())
         .merge(openapi::routes())
         .merge(pages::routes())

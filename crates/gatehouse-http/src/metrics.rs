@@ -110,6 +110,14 @@ impl Metrics {
         });
     }
 
+    /// Counts rows the sweeper removed from `table` (`gatehouse_sweeper_removed_total`).
+    pub fn record_swept(&self, table: &'static str, removed: u64) {
+        metrics::with_local_recorder(&self.recorder, || {
+            metrics::counter!("gatehouse_sweeper_removed_total", "table" => table)
+                .increment(removed);
+        });
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         self.handle.render()

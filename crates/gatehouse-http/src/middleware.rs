@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt as _;
@@ -24,7 +24,7 @@ use tracing::Instrument as _;
 use crate::client::client_ip;
 use crate::error::{ApiError, ErrorForLog};
 use crate::headers::{REQUEST_ID, secure_headers};
-use crate::ratelimit::{Bucket, Verdict, seconds_up};
+use crate::ratelimit::{Bucket, Subject, Verdict, insert_headers};
 use crate::state::AppState;
 
 pub(crate) fn wrap(routes: Router<AppState>, state: AppState) -> Router {
@@ -81,7 +81,7 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     );
     let timeout = state.settings.request_timeout;
     let mut response = guarded(timeout, next.run(request)).instrument(span).await;
-    secure_headers(response.headers_mut(), id.clone());
+    secure_headers(response.headers_mut(), id.clone(), state.settings.strict_transport_security);
     let status = response.status();
     state.metrics.record_request(
         method.as_str(),
@@ -135,19 +135,79 @@ pub(crate) async fn limit(
             Verdict::Unchecked => return next.run(request).await,
             Verdict::Allowed(decision) => (next.run(request).await, decision),
             Verdict::Refused { decision, retry_after_seconds } => {
-                let refusal = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    "Too many requests; slow down.",
-                )
-                .with_retry_after(retry_after_seconds);
-                (refusal.into_response(), decision)
+                (too_many_requests(bucket, retry_after_seconds), decision)
             }
         };
+    insert_headers(response.headers_mut(), &decision);
+    response
+}
+
+/// The 429 answer of a spent `bucket`: problem+json `rate_limited` for the API, and for the
+/// OAuth endpoints their RFCs' format (`{"error": "rate_limited", "error_description"}`, not
+/// cached; RFC 6749 has no rate-limit error code, so ours is an extension code), both with
+/// `Retry-After`.
+pub(crate) fn too_many_requests(bucket: Bucket, retry_after_seconds: u64) -> Response {
+    if !bucket.answers_oauth() {
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests; slow down.",
+        )
+        .with_retry_after(retry_after_seconds)
+        .into_response();
+    }
+    let body = serde_json::json!({
+        "error": "rate_limited",
+        "error_description": format!("too many requests; retry after {retry_after_seconds} s"),
+    });
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
     let headers = response.headers_mut();
-    headers.insert("ratelimit-limit", HeaderValue::from(decision.limit));
-    headers.insert("ratelimit-remaining", HeaderValue::from(decision.remaining));
-    headers.insert("ratelimit-reset", HeaderValue::from(seconds_up(decision.reset_after)));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response.extensions_mut().insert(ErrorForLog { code: "rate_limited", internal: None });
+    response
+}
+
+/// The general `/v1` budget: GET and HEAD spend the read budget, every other method the write
+/// budget, of the principal a valid bearer names (so users of one server-side app behind one
+/// IP are not throttled as one), or of the client IP when there is no valid bearer. The
+/// principal found is left in the request's extensions, where the `Authenticated` and `Admin`
+/// extractors take it instead of checking the token a second time. A route's own budget
+/// (sign-in, email, ...) is spent after this one, and its `RateLimit-*` headers, the more
+/// specific, are the ones kept.
+pub(crate) async fn api_budget(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let policy = state.rate_limit_policy();
+    if !policy.enabled() {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let bucket = match parts.method {
+        Method::GET | Method::HEAD => Bucket::ApiRead,
+        _ => Bucket::ApiWrite,
+    };
+    let principal = crate::auth::identify(&mut parts, &state).await;
+    let ip = client_ip(&parts, &state.settings.trusted_proxies).map(|ip| ip.to_string());
+    let subject = match &principal {
+        Some(principal) => Subject::Principal(principal),
+        None => Subject::Ip(ip.as_deref()),
+    };
+    let verdict = policy.spend_as(bucket, subject).await;
+    let request = Request::from_parts(parts, body);
+    let (mut response, decision) = match verdict {
+        Verdict::Unchecked => return next.run(request).await,
+        Verdict::Allowed(decision) => (next.run(request).await, decision),
+        Verdict::Refused { decision, retry_after_seconds } => {
+            (too_many_requests(bucket, retry_after_seconds), decision)
+        }
+    };
+    if !response.headers().contains_key("ratelimit-limit") {
+        insert_headers(response.headers_mut(), &decision);
+    }
     response
 }
 

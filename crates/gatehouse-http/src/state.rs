@@ -26,6 +26,8 @@ pub struct HttpSettings {
     pub readiness_timeout: Duration,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Answers carry `Strict-Transport-Security` (production mode).
+    pub strict_transport_security: bool,
 }
 
 impl Default for HttpSettings {
@@ -35,6 +37,7 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(30),
             readiness_timeout: Duration::from_secs(2),
             trusted_proxies: Vec::new(),
+            strict_transport_security: false,
         }
     }
 }

@@ -83,6 +83,23 @@ impl Invalidation<'_> {
 }
 
 /// The payload that names `items` (one `NOTIFY`, applied with [`ReadCache::apply`]).
+/// What a write with a unit of work changes: what it names, plus the user and their sessions
+/// when the work revokes sessions itself (a mailbox claim), so no write with such work can
+/// forget them. Borrows `named` unless something is added.
+pub(crate) fn with_work<'s, 'a>(
+    named: &'s [Invalidation<'a>],
+    work: &'a gatehouse_domain::unit_of_work::UnitOfWork,
+) -> std::borrow::Cow<'s, [Invalidation<'a>]> {
+    match work.revokes_sessions_of() {
+        None => std::borrow::Cow::Borrowed(named),
+        Some(user_id) => {
+            let mut all = named.to_vec();
+            all.extend([Invalidation::User(user_id), Invalidation::SessionsOfUser(user_id)]);
+            std::borrow::Cow::Owned(all)
+        }
+    }
+}
+
 pub(crate) fn payload(items: &[Invalidation<'_>]) -> String {
     let mut out = String::new();
     for item in items {

@@ -39,6 +39,7 @@ macro_rules! with_pool {
 ///    macro's value (`?` or `return` in it leaves the enclosing function: the transaction is
 ///    dropped and rolls back);
 /// 3. write the audit `events:` or the unit of `work:` (`apply_work`) into the transaction;
+///    (a unit of work that revokes sessions adds the user and their sessions to `changed:`);
 /// 4. announce what is `changed:` to the other instances (PostgreSQL `NOTIFY` inside the
 ///    transaction, so only a commit is announced), when anything is;
 /// 5. `COMMIT`, then evict what is `changed:` from this process's read cache.
@@ -106,11 +107,15 @@ macro_rules! write_transaction {
             $database, events: $events, changed: &[], $transaction => $body
         )
     };
-    ($database:expr, work: $work:expr, changed: $changed:expr, $transaction:ident => $body:block) => {
-        $crate::database::write_transaction!(@pools $database, $changed, $transaction => $body, {
-            $crate::notify::apply_work(&mut *$transaction, $work).await?;
+    ($database:expr, work: $work:expr, changed: $changed:expr, $transaction:ident => $body:block) => {{
+        let work: &gatehouse_domain::unit_of_work::UnitOfWork = $work;
+        // A work that revokes sessions itself (a mailbox claim) adds what it changes.
+        let named: &[$crate::cache::Invalidation<'_>] = $changed;
+        let changed = $crate::cache::with_work(named, work);
+        $crate::database::write_transaction!(@pools $database, &changed, $transaction => $body, {
+            $crate::notify::apply_work(&mut *$transaction, work).await?;
         })
-    };
+    }};
     ($database:expr, work: $work:expr, $transaction:ident => $body:block) => {
         $crate::database::write_transaction!(
             $database, work: $work, changed: &[], $transaction => $body

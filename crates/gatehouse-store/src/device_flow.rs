@@ -135,22 +135,36 @@ impl DeviceCodeStore for Database {
         Ok(decided)
     }
 
-    async fn record_device_poll(
-        &self,
-        digest: &[u8],
-        now: i64,
-        interval_seconds: i64,
-    ) -> Result<(), StoreError> {
-        write_transaction!(self, autocommit, pool => {
-            sqlx::query("UPDATE device_codes SET last_polled_at = $2, interval_seconds = $3 WHERE device_code_digest = $1")
+    async fn record_device_poll(&self, digest: &[u8], now: i64) -> Result<bool, StoreError> {
+        // The interval is decided by the conditional UPDATE itself: parallel polls queue on the
+        // row (and on SQLite's write lock), and each sees the `last_polled_at` of the one
+        // before, so at most one poll per interval is in time.
+        let in_time = write_transaction!(self, transaction => {
+            let in_time = sqlx::query(
+                "UPDATE device_codes SET last_polled_at = $2 WHERE device_code_digest = $1 \
+                 AND (last_polled_at IS NULL OR $2 - last_polled_at >= interval_seconds)",
+            )
+            .bind(digest)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected()
+                == 1;
+            if !in_time {
+                sqlx::query(
+                    "UPDATE device_codes SET last_polled_at = $2, interval_seconds = interval_seconds + 5 \
+                     WHERE device_code_digest = $1",
+                )
                 .bind(digest)
                 .bind(now)
-                .bind(interval_seconds)
-                .execute(pool)
+                .execute(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
+            }
+            in_time
         });
-        Ok(())
+        Ok(in_time)
     }
 
     async fn consume_device_code(&self, digest: &[u8]) -> Result<bool, StoreError> {

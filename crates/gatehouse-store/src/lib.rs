@@ -9,6 +9,7 @@ mod audit;
 mod batch;
 mod cache;
 mod columns;
+mod data_keys;
 mod database;
 mod device_flow;
 mod error;
@@ -21,6 +22,7 @@ mod oauth;
 pub mod ratelimit;
 mod redis;
 mod sessions;
+mod sweeper;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;

@@ -43,6 +43,8 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(5, "0005_client_assertions"),
     migration!(6, "0006_outbox"),
     migration!(7, "0007_mfa"),
+    migration!(8, "0008_data_keys"),
+    migration!(9, "0009_sweeper"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -11,7 +11,8 @@ use gatehouse_domain::notify::{
     AttemptOutcome, AttemptStatus, OutboxAttempt, OutboxQuery, OutboxRecord, OutboxStatus,
     OutboxStore,
 };
-use gatehouse_domain::unit_of_work::{UnitOfWork, UnitOfWorkStore};
+use gatehouse_domain::sessions::record::RevokeReason;
+use gatehouse_domain::unit_of_work::{MailboxClaim, UnitOfWork, UnitOfWorkStore};
 use gatehouse_domain::{Conflict, StoreError};
 
 use crate::audit::insert_events;
@@ -42,6 +43,29 @@ pub(crate) async fn apply_work<C: StoreConnection>(
             .await?;
         if spent != 1 {
             return Err(StoreError::Conflict(Conflict::OneTimeTokenSpent));
+        }
+    }
+    if let Some(links) = &work.spend_account_links {
+        spend_account_links(connection, &links.user_id, links.at).await?;
+    }
+    if let Some(claim) = &work.mailbox_claim {
+        apply_mailbox_claim(connection, claim).await?;
+    }
+    if let Some(code) = &work.spend_code {
+        let spend = C::statement(
+            "UPDATE authorization_codes SET used_at = $2, issued_session_id = $3 \
+             WHERE code_digest = $1 AND used_at IS NULL",
+        );
+        let spent = connection
+            .execute(
+                spend
+                    .bind_value(code.digest.as_slice())
+                    .bind_value(code.at)
+                    .bind_value(code.session_id.as_str()),
+            )
+            .await?;
+        if spent != 1 {
+            return Err(StoreError::Conflict(Conflict::AuthorizationCodeSpent));
         }
     }
     for token in &work.tokens {
@@ -117,6 +141,62 @@ pub(crate) async fn apply_work<C: StoreConnection>(
             .await?;
     }
     insert_events(connection, &work.events).await
+}
+
+/// Spends every unspent reset and magic-link token of the user at `at`.
+async fn spend_account_links<C: StoreConnection>(
+    connection: &mut C,
+    user_id: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    let spend = C::statement(
+        "UPDATE one_time_tokens SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL \
+         AND purpose IN ('reset_password', 'magic_link')",
+    );
+    connection.execute(spend.bind_value(user_id).bind_value(at)).await?;
+    Ok(())
+}
+
+/// Undoes what was set on an account before its mailbox was proven (see `MailboxClaim`):
+/// sessions but the one kept are revoked, second factors, backup codes, pending codes and
+/// trusted browsers go, and the password when asked.
+async fn apply_mailbox_claim<C: StoreConnection>(
+    connection: &mut C,
+    claim: &MailboxClaim,
+) -> Result<(), StoreError> {
+    let user_id = claim.user_id.as_str();
+    let revoke = C::statement(
+        "UPDATE sessions SET revoked_at = $2, revoked_reason = $4 \
+         WHERE user_id = $1 AND revoked_at IS NULL AND id <> $3",
+    );
+    connection
+        .execute(
+            revoke
+                .bind_value(user_id)
+                .bind_value(claim.at)
+                .bind_value(claim.keep_session.as_deref().unwrap_or(""))
+                .bind_value(RevokeReason::MailboxClaimed.as_str()),
+        )
+        .await?;
+    for sql in [
+        "DELETE FROM mfa_factors WHERE user_id = $1",
+        "DELETE FROM mfa_backup_codes WHERE user_id = $1",
+        "DELETE FROM mfa_codes WHERE user_id = $1",
+    ] {
+        connection.execute(C::statement(sql).bind_value(user_id)).await?;
+    }
+    let untrust = C::statement(
+        "UPDATE trusted_devices SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+    );
+    connection.execute(untrust.bind_value(user_id).bind_value(claim.at)).await?;
+    if claim.clear_password {
+        let clear = C::statement(
+            "UPDATE users SET password_hash = NULL, password_changed_at = $2, updated_at = $2 \
+             WHERE id = $1",
+        );
+        connection.execute(clear.bind_value(user_id).bind_value(claim.at)).await?;
+    }
+    Ok(())
 }
 
 macro_rules! outbox_columns {

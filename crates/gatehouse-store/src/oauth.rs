@@ -247,49 +247,34 @@ impl OAuthStore for Database {
         Ok(())
     }
 
-    async fn consume_authorization_code(
+    async fn authorization_code(
         &self,
         digest: &[u8],
-        now: i64,
-    ) -> Result<Option<(AuthorizationCodeRecord, bool)>, StoreError> {
-        let (code, first_use) = write_transaction!(self, transaction => {
-            // Writing first makes concurrent exchanges of one code queue on the row (and on
-            // SQLite's write lock); exactly one sees it unused.
-            let first_use = sqlx::query("UPDATE authorization_codes SET used_at = $2 WHERE code_digest = $1 AND used_at IS NULL")
-                .bind(digest)
-                .bind(now)
-                .execute(&mut *transaction)
-                .await
-                .map_err(map_sqlx_error)?
-                .rows_affected()
-                == 1;
+    ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
+        with_pool!(self, pool => {
             let row = sqlx::query(
                 "SELECT code_digest, client_id, user_id, browser_session_id, redirect_uri, scope, nonce, \
                  code_challenge, auth_time, created_at, expires_at, used_at, issued_session_id, amr \
                  FROM authorization_codes WHERE code_digest = $1",
             )
             .bind(digest)
-            .fetch_optional(&mut *transaction)
+            .fetch_optional(pool)
             .await
             .map_err(map_sqlx_error)?;
-            // Mapped here, but a row that does not map fails the call only after the commit:
-            // the use just recorded stands.
-            let code = row.as_ref().map(authorization_code_from_row);
-            (code, first_use)
-        });
-        Ok(code.transpose()?.map(|code| (code, first_use)))
+            row.as_ref().map(authorization_code_from_row).transpose()
+        })
     }
 
-    async fn set_code_session(&self, digest: &[u8], session_id: &str) -> Result<(), StoreError> {
-        write_transaction!(self, autocommit, pool => {
-            sqlx::query("UPDATE authorization_codes SET issued_session_id = $2 WHERE code_digest = $1")
-                .bind(digest)
-                .bind(session_id)
-                .execute(pool)
-                .await
-                .map_err(map_sqlx_error)?;
-        });
-        Ok(())
+    async fn browser_session_of(&self, session_id: &str) -> Result<Option<String>, StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT browser_session_id FROM authorization_codes WHERE issued_session_id = $1",
+            )
+            .bind(session_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_sqlx_error)
+        })
     }
 
     async fn consent(

@@ -374,6 +374,19 @@ impl SessionStore for Database {
         })
     }
 
+    async fn touch_session(&self, session_id: &str, now: i64) -> Result<(), StoreError> {
+        let changed = [Invalidation::Session(session_id)];
+        write_transaction!(self, changed: &changed, transaction => {
+            sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1 AND last_used_at < $2")
+                .bind(session_id)
+                .bind(now)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
     async fn update_session_authentication(
         &self,
         session_id: &str,

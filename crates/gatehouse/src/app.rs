@@ -1,13 +1,17 @@
 //! Wiring: from a validated [`Config`] to a ready application — database open and migrated,
-//! master key resolved, services built, the first signing key in place.
+//! master keys resolved and the data keys they wrap opened, services built, the first signing
+//! key in place.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_crypto::{Digester, FieldCipher, HashingPool, PasswordHasher, Pepper};
+use gatehouse_crypto::{Digester, FieldCipher, HashingPool, MasterKeyRing, PasswordHasher};
 use gatehouse_domain::account_limit::{ACCOUNT_LIMIT_DIGEST_PURPOSE, AccountRateLimit};
 use gatehouse_domain::admin_keys::{ADMIN_KEY_DIGEST_PURPOSE, AdminKeyService};
 use gatehouse_domain::audit::AuditLog;
+use gatehouse_domain::data_keys::{
+    DataKeyError, DataKeys, KeyHierarchy, PEPPER_PURPOSE, cipher_purpose, digest_purpose,
+};
 use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
 use gatehouse_domain::known_devices::KNOWN_DEVICE_DIGEST_PURPOSE;
 use gatehouse_domain::mfa::{
@@ -31,7 +35,7 @@ use gatehouse_domain::users::{AccountSettings, EMAIL_DIGEST_PURPOSE, EMAIL_PURPO
 use gatehouse_domain::{
     Clock, DomainError, KeyService, KeySettings, ReadinessCheck, StoreError, SystemClock,
 };
-use gatehouse_http::pages::Pages;
+use gatehouse_http::pages::{BrowserKeys, Pages};
 use gatehouse_http::{AppServices, AppState, HttpSettings, Metrics, RateLimits};
 use gatehouse_outbound::breach::HibpClient;
 use gatehouse_outbound::mail;
@@ -41,6 +45,57 @@ use gatehouse_store::{Database, DatabaseOptions, Redis, RedisChallengeStore};
 
 use crate::config::{Config, ConfigError, MfaPolicyName};
 use crate::master_key;
+use crate::sweeper::SweeperTask;
+
+/// The digest purpose of refresh tokens.
+const REFRESH_TOKEN_DIGEST_PURPOSE: &str = "refresh-token";
+/// The digest purpose of authorization codes.
+const AUTHORIZATION_CODE_DIGEST_PURPOSE: &str = "authorization-code";
+
+/// Every data key this version uses. A secret added later gets its own purpose here (a purpose
+/// missing from this list has no key: start-up fails rather than deriving one ad hoc).
+fn data_key_purposes() -> Vec<String> {
+    let digests = [
+        EMAIL_DIGEST_PURPOSE,
+        KNOWN_DEVICE_DIGEST_PURPOSE,
+        MFA_DIGEST_PURPOSE,
+        ONE_TIME_TOKEN_DIGEST_PURPOSE,
+        CLIENT_SECRET_DIGEST_PURPOSE,
+        ADMIN_KEY_DIGEST_PURPOSE,
+        REFRESH_TOKEN_DIGEST_PURPOSE,
+        AUTHORIZATION_CODE_DIGEST_PURPOSE,
+        ACCOUNT_LIMIT_DIGEST_PURPOSE,
+    ];
+    let ciphers =
+        [EMAIL_PURPOSE, TOTP_SECRET_PURPOSE, PHONE_PURPOSE, OUTBOX_PURPOSE, SIGNING_KEY_PURPOSE];
+    digests
+        .into_iter()
+        .chain(BrowserKeys::DIGEST_PURPOSES)
+        .map(digest_purpose)
+        .chain(ciphers.into_iter().map(cipher_purpose))
+        .chain([PEPPER_PURPOSE.to_owned()])
+        .collect()
+}
+
+/// A data key that cannot be opened is a configuration problem (exit code 2) when a master
+/// key is missing; the message says which setting to fix and what to run.
+pub fn data_key_error(error: DataKeyError) -> StartupError {
+    match error {
+        DataKeyError::MasterKeyMissing { .. } | DataKeyError::LegacyMasterKeyMissing(_) => {
+            ConfigError::new(
+                "GATEHOUSE_PREVIOUS_MASTER_KEYS",
+                format!(
+                    "{error}. Start with the master key that wrapped it in \
+                     GATEHOUSE_PREVIOUS_MASTER_KEYS (or as GATEHOUSE_MASTER_KEY); once \
+                     `gatehouse master-key reseal` has run, the previous key can be dropped"
+                ),
+            )
+            .into()
+        }
+        DataKeyError::Store(error) => StartupError::Database(error),
+        other => StartupError::Other(format!("data keys: {other}")),
+    }
+}
 
 /// Why the process could not start. Configuration problems exit with code 2, the rest with 1.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +137,8 @@ pub struct App {
     pub state: AppState,
     /// The outbox worker, started by `server::serve` and stopped with it.
     pub worker: Option<OutboxWorker>,
+    /// The sweeper of expired rows; `server::serve` runs it every interval.
+    pub sweeper: SweeperTask,
 }
 
 /// Opens the database without migrating or touching keys (for `gatehouse migrate`).
@@ -112,12 +169,17 @@ fn create_data_dir(config: &Config) -> Result<(), StartupError> {
 }
 
 /// The parts every command needs: the database (migrated when `database.auto_migrate` is on),
-/// the master keys and the key service, with a signing key in place (the first one is
-/// generated on first start).
+/// the key hierarchy and its opened data keys, and the key service, with a signing key in
+/// place (the first one is generated on first start).
 pub struct Core {
     pub config: Config,
     pub database: Database,
-    pub master_keys: master_key::MasterKeys,
+    /// The master keys over the `data_keys` table (`gatehouse master-key reseal`).
+    pub hierarchy: KeyHierarchy,
+    /// Every key that seals, digests or peppers, unwrapped.
+    pub data_keys: DataKeys,
+    /// The ciphers and digesters of the services, built from `data_keys`.
+    service_keys: ServiceKeys,
     pub keys: Arc<KeyService>,
     pub clock: Arc<dyn Clock>,
     /// Makes one-time tokens and sealed outbox rows; wakes this process's worker.
@@ -144,11 +206,14 @@ pub async fn build_core_with_clock(
     if config.database.auto_migrate {
         gatehouse_store::migrate::run(&database).await?;
     }
-    let signing_cipher = Arc::new(FieldCipher::new(
-        &keys_material.current,
-        &keys_material.previous,
-        SIGNING_KEY_PURPOSE,
-    ));
+    let hierarchy = KeyHierarchy::new(
+        Arc::new(database.clone()),
+        Arc::new(database.clone()),
+        MasterKeyRing::new(keys_material.current, keys_material.previous),
+        clock.clone(),
+    );
+    let data_keys = hierarchy.open(&data_key_purposes()).await.map_err(data_key_error)?;
+    let signing_cipher = Arc::new(data_keys.cipher(SIGNING_KEY_PURPOSE).map_err(data_key_error)?);
     let keys = Arc::new(KeyService::new(
         Arc::new(database.clone()),
         signing_cipher,
@@ -161,13 +226,56 @@ pub async fn build_core_with_clock(
         },
     ));
     keys.ensure_active_key().await?;
-    let master = &keys_material.current;
     let notifier = Arc::new(Notifier::new(
-        FieldCipher::new(master, &keys_material.previous, OUTBOX_PURPOSE),
-        Digester::new(master, ONE_TIME_TOKEN_DIGEST_PURPOSE),
+        data_keys.cipher(OUTBOX_PURPOSE).map_err(data_key_error)?,
+        data_keys.digester(ONE_TIME_TOKEN_DIGEST_PURPOSE).map_err(data_key_error)?,
         NotifierSettings { issuer: config.issuer(), email_enabled: email_enabled(&config) },
     ));
-    Ok(Core { config, database, master_keys: keys_material, keys, clock, notifier })
+    let service_keys = ServiceKeys::new(&data_keys).map_err(data_key_error)?;
+    Ok(Core { config, database, hierarchy, data_keys, service_keys, keys, clock, notifier })
+}
+
+/// The ciphers and digesters the services take, each from its purpose's data key (built once,
+/// so the services' constructors cannot fail).
+struct ServiceKeys {
+    admin_key: Digester,
+    refresh_token: Digester,
+    authorization_code: Digester,
+    client_secret: Digester,
+    email_cipher: FieldCipher,
+    email_digester: Digester,
+    known_device_digester: Digester,
+    totp_cipher: FieldCipher,
+    phone_cipher: FieldCipher,
+    mfa_digester: Digester,
+}
+
+impl ServiceKeys {
+    fn new(data_keys: &DataKeys) -> Result<ServiceKeys, DataKeyError> {
+        Ok(ServiceKeys {
+            admin_key: data_keys.digester(ADMIN_KEY_DIGEST_PURPOSE)?,
+            refresh_token: data_keys.digester(REFRESH_TOKEN_DIGEST_PURPOSE)?,
+            authorization_code: data_keys.digester(AUTHORIZATION_CODE_DIGEST_PURPOSE)?,
+            client_secret: data_keys.digester(CLIENT_SECRET_DIGEST_PURPOSE)?,
+            email_cipher: data_keys.cipher(EMAIL_PURPOSE)?,
+            email_digester: data_keys.digester(EMAIL_DIGEST_PURPOSE)?,
+            known_device_digester: data_keys.digester(KNOWN_DEVICE_DIGEST_PURPOSE)?,
+            totp_cipher: data_keys.cipher(TOTP_SECRET_PURPOSE)?,
+            phone_cipher: data_keys.cipher(PHONE_PURPOSE)?,
+            mfa_digester: data_keys.digester(MFA_DIGEST_PURPOSE)?,
+        })
+    }
+
+    fn account_keys(&self) -> AccountKeys {
+        AccountKeys {
+            email_cipher: self.email_cipher.clone(),
+            email_digester: self.email_digester.clone(),
+            known_device_digester: self.known_device_digester.clone(),
+            totp_cipher: self.totp_cipher.clone(),
+            phone_cipher: self.phone_cipher.clone(),
+            mfa_digester: self.mfa_digester.clone(),
+        }
+    }
 }
 
 impl Core {
@@ -175,7 +283,7 @@ impl Core {
     pub fn admin_keys(&self) -> AdminKeyService {
         AdminKeyService::new(
             Arc::new(self.database.clone()),
-            Digester::new(&self.master_keys.current, ADMIN_KEY_DIGEST_PURPOSE),
+            self.service_keys.admin_key.clone(),
             self.clock.clone(),
         )
     }
@@ -186,20 +294,20 @@ impl Core {
         Arc::new(TokenService::new(
             self.keys.clone(),
             self.clock.clone(),
-            Digester::new(&self.master_keys.current, "refresh-token"),
+            self.service_keys.refresh_token.clone(),
             TokenSettings {
                 issuer: config.issuer(),
                 audience: config.audience(),
                 access_token_ttl_seconds: config.tokens.access_token_ttl_seconds,
                 refresh_token_ttl_seconds: config.tokens.refresh_token_ttl_seconds,
                 session_max_lifetime_seconds: config.tokens.session_max_lifetime_seconds,
+                session_idle_timeout_seconds: config.tokens.session_idle_timeout_seconds,
             },
         ))
     }
 
     /// The OAuth 2.1 / OpenID Connect provider on this core.
     pub fn oauth(&self, accounts: &AccountServices, tokens: Arc<TokenService>) -> OAuthService {
-        let master = &self.master_keys.current;
         OAuthService::new(OAuthParts {
             store: Arc::new(self.database.clone()),
             users: Arc::new(self.database.clone()),
@@ -207,7 +315,7 @@ impl Core {
             sessions: accounts.sessions.clone(),
             directory: accounts.directory.clone(),
             tokens,
-            code_digester: Digester::new(master, "authorization-code"),
+            code_digester: self.service_keys.authorization_code.clone(),
             clock: self.clock.clone(),
             settings: self.oauth_settings(),
         })
@@ -217,7 +325,7 @@ impl Core {
     pub fn clients(&self) -> ClientService {
         ClientService::new(
             Arc::new(self.database.clone()),
-            Digester::new(&self.master_keys.current, CLIENT_SECRET_DIGEST_PURPOSE),
+            self.service_keys.client_secret.clone(),
             self.clock.clone(),
             self.oauth_settings(),
         )
@@ -271,7 +379,6 @@ impl Core {
         limiter: Option<Arc<dyn RateLimiter>>,
     ) -> Result<AccountServices, StartupError> {
         let config = &self.config;
-        let master = &self.master_keys.current;
         let breach: Option<Arc<dyn BreachedPasswordCheck>> = match &config.password.breach_api_url {
             Some(url) => Some(Arc::new(
                 HibpClient::new(
@@ -285,7 +392,6 @@ impl Core {
             )),
             None => None,
         };
-        let previous = &self.master_keys.previous;
         // One database implements every port; each service sees only its own.
         let database = Arc::new(self.database.clone());
         Ok(AccountServices::build(AccountParts {
@@ -300,14 +406,7 @@ impl Core {
                 trusted_browsers: database,
                 challenges,
             },
-            keys: AccountKeys {
-                email_cipher: FieldCipher::new(master, previous, EMAIL_PURPOSE),
-                email_digester: Digester::new(master, EMAIL_DIGEST_PURPOSE),
-                known_device_digester: Digester::new(master, KNOWN_DEVICE_DIGEST_PURPOSE),
-                totp_cipher: FieldCipher::new(master, previous, TOTP_SECRET_PURPOSE),
-                phone_cipher: FieldCipher::new(master, previous, PHONE_PURPOSE),
-                mfa_digester: Digester::new(master, MFA_DIGEST_PURPOSE),
-            },
+            keys: self.service_keys.account_keys(),
             hashing,
             policy: Arc::new(PasswordPolicy::new(config.password_policy.clone(), breach)),
             tokens,
@@ -328,25 +427,18 @@ impl Core {
                     window: Duration::from_secs(60),
                 },
                 &config.redis.key_prefix,
-                Digester::new(master, ACCOUNT_LIMIT_DIGEST_PURPOSE),
+                self.data_keys.digester(ACCOUNT_LIMIT_DIGEST_PURPOSE).map_err(data_key_error)?,
             ),
         }))
     }
 }
 
-/// The hashing pool of the configured Argon2id parameters, with the master key's pepper.
-pub fn hashing_pool(
-    config: &Config,
-    master_keys: &master_key::MasterKeys,
-) -> Result<HashingPool, StartupError> {
-    let previous_peppers =
-        master_keys.previous.iter().map(|key| Pepper::from_master(key, 1)).collect();
-    let hasher = PasswordHasher::new(
-        config.argon2_settings(),
-        Pepper::from_master(&master_keys.current, 1),
-        previous_peppers,
-    )
-    .map_err(|error| ConfigError::new("GATEHOUSE_PASSWORD_MEMORY_KIB", error.to_string()))?;
+/// The hashing pool of the configured Argon2id parameters, with the peppers of the data keys
+/// (the newest version hashes; each version's id is distinct, whatever the master keys).
+pub fn hashing_pool(config: &Config, data_keys: &DataKeys) -> Result<HashingPool, StartupError> {
+    let (current_pepper, previous_peppers) = data_keys.peppers().map_err(data_key_error)?;
+    let hasher = PasswordHasher::new(config.argon2_settings(), current_pepper, previous_peppers)
+        .map_err(|error| ConfigError::new("GATEHOUSE_PASSWORD_MEMORY_KIB", error.to_string()))?;
     let permits = config.password.hashing_concurrency.unwrap_or_else(HashingPool::default_permits);
     Ok(HashingPool::new(hasher, permits))
 }
@@ -477,7 +569,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         }
         None => Arc::new(core.database.clone()),
     };
-    let hashing = hashing_pool(&core.config, &core.master_keys)?;
+    let hashing = hashing_pool(&core.config, &core.data_keys)?;
     // The dummy hash for unknown accounts is made in the background: start-up stays fast and
     // the first unknown-account sign-in costs no more than the others.
     tokio::spawn({
@@ -504,9 +596,10 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let clients = Arc::new(core.clients());
     apply_declared_clients(&core.config, &clients).await?;
     let admin_keys = Arc::new(core.admin_keys());
-    let pages =
-        Pages::new(core.config.branding.clone(), &core.config.issuer(), &core.master_keys.current)
-            .map_err(|message| StartupError::Other(format!("hosted pages: {message}")))?;
+    let browser_keys = BrowserKeys::from_digesters(|purpose| core.data_keys.digester(purpose))
+        .map_err(data_key_error)?;
+    let pages = Pages::new(core.config.branding.clone(), &core.config.issuer(), browser_keys)
+        .map_err(|message| StartupError::Other(format!("hosted pages: {message}")))?;
     let Core { config, database, keys, clock, notifier, .. } = core;
     // Only the server caches; the CLI (build_core) always reads the database.
     database.start_cache(Duration::from_secs(config.cache.ttl_seconds));
@@ -528,6 +621,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     }
     let metrics = Arc::new(Metrics::new().map_err(StartupError::Other)?);
     Metrics::spawn_upkeep(&metrics);
+    let sweeper = SweeperTask::new(&config, &database, clock.clone(), metrics.clone());
     let per_minute = |limit: u32| RateLimit { limit, window: Duration::from_secs(60) };
     let state = AppState::new(AppServices {
         keys: keys.clone(),
@@ -546,6 +640,12 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
             sign_up: per_minute(config.rate_limit.sign_up_per_minute),
             refresh: per_minute(config.rate_limit.refresh_per_minute),
             email: per_minute(config.rate_limit.email_per_minute),
+            token: per_minute(config.rate_limit.token_per_minute),
+            introspect: per_minute(config.rate_limit.introspect_per_minute),
+            device_authorization: per_minute(config.rate_limit.device_authorization_per_minute),
+            device_verification: per_minute(config.rate_limit.device_verification_per_minute),
+            api_read: per_minute(config.rate_limit.api_get_per_minute),
+            api_write: per_minute(config.rate_limit.api_write_per_minute),
         },
         readiness: readiness.into(),
         metrics,
@@ -553,6 +653,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
             body_limit_bytes: config.http.body_limit_bytes,
             request_timeout: Duration::from_secs(config.http.request_timeout_seconds),
             trusted_proxies: config.trusted_proxy_networks(),
+            strict_transport_security: config.mode == crate::config::Mode::Production,
             ..HttpSettings::default()
         }),
         pages: Arc::new(pages),
@@ -569,5 +670,6 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         hashing,
         state,
         worker,
+        sweeper,
     })
 }

@@ -1,5 +1,5 @@
-//! The command line: `gatehouse serve | migrate | version | keys list|rotate | user create|import
-//! | client create | admin-key create`, one function per command.
+//! The command line: `gatehouse serve | migrate | version | keys list|rotate | master-key reseal
+//! | user create|import | client create | admin-key create`, one function per command.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +8,7 @@ use serde_json::json;
 
 use gatehouse_domain::DomainError;
 use gatehouse_domain::admin_users::{AdminUserService, ImportReport, ImportedUser, NewUserByAdmin};
+use gatehouse_domain::data_keys::ResealOutcome;
 use gatehouse_domain::oauth::clients::NewClient;
 use gatehouse_domain::principal::AdminPrincipal;
 use gatehouse_domain::principal::RequestContext;
@@ -40,6 +41,9 @@ pub enum Command {
     /// Manage the token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage the master key, which wraps the data keys.
+    #[command(name = "master-key", subcommand)]
+    MasterKey(MasterKeyCommand),
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -147,6 +151,14 @@ pub enum KeysCommand {
     Rotate,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum MasterKeyCommand {
+    /// Rewrap every data key under GATEHOUSE_MASTER_KEY (the old key in
+    /// GATEHOUSE_PREVIOUS_MASTER_KEYS), after which the old key can be dropped. Idempotent,
+    /// safe while servers run; progress on stderr.
+    Reseal,
+}
+
 /// Runs a command that needs configuration: one function per command.
 pub async fn run(command: &Command, config: Config, json_output: bool) -> Result<(), StartupError> {
     match command {
@@ -158,6 +170,7 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
         Command::Migrate => migrate(config, json_output).await,
         Command::Keys(KeysCommand::List) => list_keys(config, json_output).await,
         Command::Keys(KeysCommand::Rotate) => rotate_keys(config, json_output).await,
+        Command::MasterKey(MasterKeyCommand::Reseal) => reseal(config, json_output).await,
         Command::User(UserCommand::Create(arguments)) => {
             create_user(config, arguments, json_output).await
         }
@@ -229,6 +242,33 @@ async fn rotate_keys(config: Config, json_output: bool) -> Result<(), StartupErr
     Ok(())
 }
 
+/// `gatehouse master-key reseal`
+async fn reseal(config: Config, json_output: bool) -> Result<(), StartupError> {
+    let core = app::build_core(config).await?;
+    let outcome = core
+        .hierarchy
+        .reseal(&mut |step| {
+            let done = match step.outcome {
+                ResealOutcome::Resealed => "resealed",
+                ResealOutcome::AlreadyCurrent => "already under the current master key",
+            };
+            eprintln!("[{}/{}] {} v{}: {done}", step.index, step.total, step.purpose, step.version);
+        })
+        .await;
+    core.database.close().await;
+    let report = outcome.map_err(app::data_key_error)?;
+    if json_output {
+        println!("{}", json!(report));
+    } else {
+        println!(
+            "{} data keys: {} resealed, {} already under master key {}; previous master keys can \
+             now be removed from GATEHOUSE_PREVIOUS_MASTER_KEYS",
+            report.total, report.resealed, report.already_current, report.master_key_id
+        );
+    }
+    Ok(())
+}
+
 /// `gatehouse user create`
 async fn create_user(
     config: Config,
@@ -236,7 +276,7 @@ async fn create_user(
     json_output: bool,
 ) -> Result<(), StartupError> {
     let core = app::build_core(config).await?;
-    let hashing = app::hashing_pool(&core.config, &core.master_keys)?;
+    let hashing = app::hashing_pool(&core.config, &core.data_keys)?;
     let accounts = core.accounts(hashing, core.tokens())?;
     let request = NewUserByAdmin {
         email: arguments.email.clone(),
@@ -267,7 +307,7 @@ async fn import_users(
     json_output: bool,
 ) -> Result<(), StartupError> {
     let core = app::build_core(config).await?;
-    let hashing = app::hashing_pool(&core.config, &core.master_keys)?;
+    let hashing = app::hashing_pool(&core.config, &core.data_keys)?;
     let accounts = core.accounts(hashing, core.tokens())?;
     let batch_size = arguments.batch_size.clamp(1, 10_000);
     let outcome = import_file(&accounts.admin_users, &arguments.file, batch_size).await;

@@ -8,6 +8,7 @@ pub mod config;
 pub mod logging;
 pub mod master_key;
 pub mod server;
+pub mod sweeper;
 
 pub use app::{App, StartupError};
 pub use config::{Config, ConfigError};

@@ -20,6 +20,8 @@ pub async fn serve(
     let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
     // The outbox worker stops with the server: it finishes the delivery in hand, then exits.
     let worker = app.worker.take().map(|worker| tokio::spawn(worker.run(stop_receiver.clone())));
+    // The sweeper too: a sweep in progress ends at its next batch boundary when dropped.
+    let sweeper = tokio::spawn(app.sweeper.clone().run(stop_receiver.clone()));
     let worker_stop = stop_sender.clone();
     let server =
         axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
@@ -42,6 +44,7 @@ pub async fn serve(
     if let Some(worker) = worker {
         let _ = worker.await;
     }
+    let _ = sweeper.await;
     app.database.close().await;
     tracing::info!("stopped");
     Ok(())

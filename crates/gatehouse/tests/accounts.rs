@@ -21,6 +21,7 @@ backend_tests!(
     password_change_revokes_other_sessions_and_refuses_reuse,
     wrong_current_passwords_count_towards_the_lockout,
     users_list_and_revoke_their_sessions,
+    my_lists_are_pages_with_limit_and_cursor,
     bad_sign_up_input_is_refused_and_writes_nothing,
     profile_updates_validate_and_keep_usernames_unique,
 );
@@ -41,7 +42,7 @@ async fn sign_up_sign_in_me_refresh_sign_out(test: TestDatabase) {
     let tokens = &body["tokens"];
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["expires_in"], 900);
-    assert!(tokens["refresh_token"].as_str().unwrap().starts_with("ghr_"));
+    assert!(tokens["refresh_token"].as_str().unwrap().starts_with("gtr_"));
 
     let (status, me) = app.get_auth("/v1/me", tokens["access_token"].as_str().unwrap()).await;
     assert_eq!((status, &me["id"]), (StatusCode::OK, &body["user"]["id"]));
@@ -340,7 +341,8 @@ async fn users_list_and_revoke_their_sessions(test: TestDatabase) {
     let token = first["access_token"].as_str().unwrap();
     let (status, sessions) = app.get_auth("/v1/me/sessions", token).await;
     assert_eq!(status, StatusCode::OK);
-    let sessions = sessions.as_array().unwrap();
+    assert_eq!(sessions["next_cursor"], serde_json::Value::Null, "{sessions}");
+    let sessions = sessions["data"].as_array().unwrap();
     assert_eq!(sessions.len(), 2);
     let current: Vec<bool> = sessions.iter().map(|s| s["current"].as_bool().unwrap()).collect();
     assert_eq!(current.iter().filter(|c| **c).count(), 1);
@@ -362,7 +364,45 @@ async fn users_list_and_revoke_their_sessions(test: TestDatabase) {
         .post("/v1/auth/refresh", None, json!({ "refresh_token": second["refresh_token"] }))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.get_auth("/v1/me/sessions", token).await.1.as_array().unwrap().len(), 1);
+    assert_eq!(app.get_auth("/v1/me/sessions", token).await.1["data"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+/// Regression (#19, list shape): `/v1/me/*` lists answered bare arrays; they now answer
+/// `{data, next_cursor}` and page with `?limit=&cursor=` like the admin lists, newest first,
+/// without repeating or skipping an item across pages.
+async fn my_lists_are_pages_with_limit_and_cursor(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let first = app.sign_up("pages@example.com", STRONG_PASSWORD).await;
+    for _ in 0..2 {
+        assert_eq!(app.sign_in("pages@example.com", STRONG_PASSWORD).await.0, StatusCode::OK);
+    }
+    let token = first["access_token"].as_str().unwrap();
+    let (status, whole) = app.get_auth("/v1/me/sessions", token).await;
+    assert_eq!(status, StatusCode::OK, "{whole}");
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().into()).collect()
+    };
+    assert_eq!((ids(&whole).len(), &whole["next_cursor"]), (3, &serde_json::Value::Null));
+    let (status, page_one) = app.get_auth("/v1/me/sessions?limit=2", token).await;
+    assert_eq!(status, StatusCode::OK, "{page_one}");
+    let cursor = page_one["next_cursor"].as_str().expect("a next page").to_owned();
+    let (status, page_two) =
+        app.get_auth(&format!("/v1/me/sessions?limit=2&cursor={cursor}"), token).await;
+    assert_eq!(status, StatusCode::OK, "{page_two}");
+    assert_eq!(page_two["next_cursor"], serde_json::Value::Null);
+    let mut paged = ids(&page_one);
+    paged.extend(ids(&page_two));
+    assert_eq!(paged, ids(&whole), "the pages together are the list, in order");
+    // A cursor that is not one, and unknown parameters, are refused in our error format.
+    for bad in ["/v1/me/sessions?cursor=nonsense", "/v1/me/sessions?page=2"] {
+        let (status, problem) = app.get_auth(bad, token).await;
+        assert_eq!(status.as_u16() / 100, 4, "{bad}: {problem}");
+        assert!(problem["code"].is_string(), "{bad}: {problem}");
+    }
+    let (status, devices) = app.get_auth("/v1/me/trusted-devices?limit=1", token).await;
+    assert_eq!(status, StatusCode::OK, "{devices}");
+    assert_eq!(devices, json!({ "data": [], "next_cursor": null }));
     app.stop().await;
 }
 

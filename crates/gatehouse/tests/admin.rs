@@ -32,7 +32,7 @@ async fn only_admin_keys_and_admin_users_reach_the_admin_api(test: TestDatabase)
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     let key = app.admin_key().await;
-    assert!(key.starts_with("gha_"));
+    assert!(key.starts_with("gta_"));
     let (status, created) = app
         .post("/v1/admin/users", Some(&key), json!({ "email": "root@example.com", "password": STRONG_PASSWORD, "admin": true, "email_verified": true }))
         .await;

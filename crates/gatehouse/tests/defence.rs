@@ -258,3 +258,80 @@ async fn the_password_policy_is_published() {
     );
     app.stop().await;
 }
+
+/// Regression (#19, finding 8): behind a trusted proxy, two IPv6 addresses of one /64 spend
+/// one sign-in budget (they used to get one each), while another /64 keeps its own; and a
+/// forwarded chain with an unparsable entry is not read past it (the spoof on its left used
+/// to become the client, so every request got a fresh budget).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_budgets_are_per_64_and_forwarded_for_stops_at_garbage() {
+    let test = TestDatabase::sqlite().await.unwrap();
+    let limits = [
+        ("GATEHOUSE_RATE_LIMIT_ENABLED", "true"),
+        ("GATEHOUSE_RATE_LIMIT_SIGN_IN_PER_MINUTE", "1"),
+        ("GATEHOUSE_TRUSTED_PROXIES", "127.0.0.1/32"),
+    ];
+    let app = TestApp::spawn_with(&test, &MasterKey::generate(), &limits).await;
+    let sign_in_from = |forwarded: &'static str| {
+        app.http
+            .post(app.url("/v1/auth/sign-in"))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({ "email": "who@example.com", "password": "Whatever-it-is-1" }))
+            .send()
+    };
+    assert_eq!(sign_in_from("2001:db8:0:1::1").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        sign_in_from("2001:db8:0:1:abcd::2").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(sign_in_from("2001:db8:0:2::1").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    // Garbage in the chain: the proxy itself (the peer) is taken as the client, whatever the
+    // spoofed address on the left, so two different spoofs share one budget.
+    assert_eq!(
+        sign_in_from("198.51.100.1, not-an-address").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        sign_in_from("198.51.100.2, not-an-address").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    app.stop().await;
+}
+
+/// Regression (#19, finding 7): with verification required, a sign-up for a registered
+/// address answered 409 at once, without hashing, so even a uniform answer would leak through
+/// its time. Both paths now do one Argon2id hash and one write: medians of interleaved samples
+/// stay within a wide margin (a missing hash would differ by a factor of many).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ups_take_the_same_time_for_new_and_registered_addresses() {
+    let test = TestDatabase::sqlite().await.unwrap();
+    let heavier = [
+        ("GATEHOUSE_PASSWORD_MEMORY_KIB", "8192"),
+        ("GATEHOUSE_PASSWORD_ITERATIONS", "2"),
+        ("GATEHOUSE_REQUIRE_EMAIL_VERIFICATION", "true"),
+    ];
+    let app = TestApp::spawn_with(&test, &MasterKey::generate(), &heavier).await;
+    let sign_up = |email: String| {
+        app.post("/v1/auth/sign-up", None, json!({ "email": email, "password": STRONG_PASSWORD }))
+    };
+    assert_eq!(sign_up("known@example.com".into()).await.0, StatusCode::ACCEPTED);
+    let (mut known, mut new) = (Vec::new(), Vec::new());
+    for round in 0..10 {
+        for (email, samples) in [
+            ("known@example.com".to_owned(), &mut known),
+            (format!("new{round}@example.com"), &mut new),
+        ] {
+            let started = Instant::now();
+            let (status, body) = sign_up(email).await;
+            samples.push(started.elapsed());
+            assert_eq!(
+                (status, body),
+                (StatusCode::ACCEPTED, json!({ "verification_required": true }))
+            );
+        }
+    }
+    let (known, new) = (median(known), median(new));
+    let ratio = known.as_secs_f64() / new.as_secs_f64();
+    assert!((0.6..=1.6).contains(&ratio), "registered {known:?} vs new {new:?} (ratio {ratio:.2})");
+    app.stop().await;
+}

@@ -217,3 +217,133 @@ async fn readiness_names_a_failed_redis() {
     assert_eq!(body["checks"]["database"], "ok");
     app.stop().await;
 }
+
+/// Hosted-page routes declared outside `pages/` (browser forms, not API operations).
+const HOSTED_PAGE_ROUTES: &[(&str, &str)] = &[
+    ("/consent", "post"),
+    ("/device", "get"),
+    ("/device", "post"),
+    ("/oauth2/end_session", "post"),
+];
+
+/// Every `(path, method)` the HTTP crate's routers declare with `.route("…", get(…).post(…))`,
+/// outside the hosted pages (`pages/`, `browser/`). Read from the source, so a new route cannot
+/// be forgotten in the OpenAPI document.
+fn declared_api_routes() -> Vec<(String, String)> {
+    fn visit(directory: &std::path::Path, routes: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(directory).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if path.is_dir() {
+                if name != "pages" && name != "browser" {
+                    visit(&path, routes);
+                }
+            } else if name.ends_with(".rs") {
+                let source = std::fs::read_to_string(&path).unwrap();
+                for (start, _) in source.match_indices(".route(") {
+                    let rest = &source[start + ".route(".len()..];
+                    let Some(open) = rest.find('"') else { continue };
+                    let Some(close) = rest[open + 1..].find('"') else { continue };
+                    let route = &rest[open + 1..open + 1 + close];
+                    // The arguments end where the `.route(` parenthesis closes.
+                    let mut depth = 1;
+                    let mut end = rest.len();
+                    for (index, character) in rest.char_indices() {
+                        match character {
+                            '(' => depth += 1,
+                            ')' => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    end = index;
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    let arguments = &rest[open + 1 + close..end];
+                    for method in ["get", "post", "put", "patch", "delete"] {
+                        let called =
+                            arguments.match_indices(&format!("{method}(")).any(|(at, _)| {
+                                at == 0
+                                    || !arguments.as_bytes()[at - 1].is_ascii_alphanumeric()
+                                        && arguments.as_bytes()[at - 1] != b'_'
+                            });
+                        if called {
+                            routes.push((route.to_owned(), method.to_owned()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../gatehouse-http/src");
+    let mut routes = Vec::new();
+    visit(&source, &mut routes);
+    routes.retain(|(path, method)| {
+        !HOSTED_PAGE_ROUTES.iter().any(|(page, verb)| page == path && verb == method)
+    });
+    routes.sort();
+    routes.dedup();
+    routes
+}
+
+/// `/openapi.json` describes every operation of the first-party, admin and OAuth API (the
+/// schemathesis run in `.ci/run` can only test what it documents), and every first-party
+/// operation documents the errors it can answer as `application/problem+json`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_documents_every_api_route() {
+    let test = TestDatabase::sqlite().await.unwrap();
+    let app = TestApp::spawn(&test).await;
+    let (status, document) = app.get_json("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let routes = declared_api_routes();
+    assert!(routes.len() > 60, "the source scan found only {routes:?}");
+    let missing: Vec<_> = routes
+        .iter()
+        .filter(|(path, method)| document["paths"][path.as_str()][method.as_str()].is_null())
+        .collect();
+    assert!(missing.is_empty(), "routes missing from /openapi.json: {missing:?}");
+    for (path, method) in routes.iter().filter(|(path, _)| path.starts_with("/v1/")) {
+        let responses = &document["paths"][path.as_str()][method.as_str()]["responses"];
+        assert!(!responses["429"].is_null(), "{method} {path} documents no 429");
+        for (status, response) in responses.as_object().unwrap() {
+            if status.starts_with('4') {
+                assert!(
+                    response["content"].get("application/problem+json").is_some(),
+                    "{method} {path} {status} is not documented as problem+json"
+                );
+            }
+        }
+    }
+    for (path, method) in [("/oauth2/token", "post"), ("/oauth2/authorize", "get")] {
+        assert!(!document["paths"][path][method].is_null(), "{method} {path}");
+    }
+    app.stop().await;
+}
+
+/// Regression (#19, finding 8): production answers carry `Strict-Transport-Security` (two
+/// years, subdomains), on the API, the documents and the hosted pages alike; development
+/// answers do not (it would pin HTTPS on localhost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_transport_security_only_in_production() {
+    let test = TestDatabase::sqlite().await.unwrap();
+    // One database keeps one master key (it wraps the data keys).
+    let key = MasterKey::generate();
+    let production = TestApp::spawn_with(&test, &key, &[("GATEHOUSE_MODE", "production")]).await;
+    for path in ["/healthz", "/.well-known/jwks.json", "/login", "/no-such-page"] {
+        let response = production.get(path).await;
+        assert_eq!(
+            response.headers().get("strict-transport-security").map(|v| v.to_str().unwrap()),
+            Some("max-age=63072000; includeSubDomains"),
+            "{path}"
+        );
+    }
+    production.stop().await;
+    let development = TestApp::spawn_with_key(&test, &key).await;
+    for path in ["/healthz", "/.well-known/jwks.json", "/login"] {
+        let response = development.get(path).await;
+        assert!(!response.headers().contains_key("strict-transport-security"), "{path}");
+    }
+    development.stop().await;
+}

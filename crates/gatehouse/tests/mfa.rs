@@ -462,6 +462,11 @@ async fn sms_codes_end_to_end(test: TestDatabase) {
 async fn magic_links_are_a_first_factor(test: TestDatabase) {
     let env = spawn(&test, &[("GATEHOUSE_MAGIC_LINK_ENABLED", "true")]).await;
     let token = env.user("rex@example.com").await;
+    // A verified owner (a link to an address never verified would clear the factors instead:
+    // see `account_flows.rs`).
+    let mail = env.sink.wait_for_subject("rex@example.com", "Confirm your email").await;
+    let verify = json!({ "token": mail.token_for("/verify-email").unwrap() });
+    assert_eq!(env.app.post("/v1/auth/email/verify", None, verify).await.0, StatusCode::NO_CONTENT);
     let (secret, _) = env.enrol_totp(&token).await;
     let (status, _) =
         env.app.post("/v1/auth/magic-link", None, json!({ "email": "rex@example.com" })).await;

@@ -82,8 +82,9 @@ async fn trusted_devices_skip_the_second_factor_until_revoked(test: TestDatabase
 
     let (status, devices) = env.app.get_auth("/v1/me/trusted-devices", &token).await;
     assert_eq!(status, StatusCode::OK);
+    let devices = &devices["data"];
     assert_eq!(devices.as_array().unwrap().len(), 1, "{devices}");
-    assert!(!devices.to_string().contains("ghd_"), "no token in the listing");
+    assert!(!devices.to_string().contains("gtd_"), "no token in the listing");
     let device_id = devices[0]["id"].as_str().unwrap();
     let (status, _) = env
         .app

@@ -18,7 +18,208 @@ backend_tests!(
     revoked_access_tokens_are_inactive,
     admins_manage_clients,
     private_key_jwt_clients_authenticate_with_signed_assertions,
+    client_authentication_is_held_to_the_registered_family,
+    changing_a_clients_method_clears_the_old_secret,
+    an_assertion_jti_is_remembered_as_long_as_the_assertion_verifies,
 );
+
+/// A `client_assertion` form for `client` signed by `key`, addressed to the token endpoint.
+fn assertion_form(
+    app: &TestApp,
+    key: &gatehouse_crypto::SigningKey,
+    client: &str,
+    jti: &str,
+) -> Vec<(&'static str, String)> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        as i64;
+    let assertion = key
+        .sign(
+            "JWT",
+            &serde_json::json!({ "iss": client, "sub": client, "aud": app.url("/oauth2/token"), "iat": now, "exp": now + 60, "jti": jti }),
+        )
+        .unwrap();
+    vec![
+        ("grant_type", "client_credentials".to_owned()),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+        ),
+        ("client_assertion", assertion),
+    ]
+}
+
+async fn post_owned_form(
+    app: &TestApp,
+    basic: Option<(&str, &str)>,
+    form: &[(&'static str, String)],
+) -> (StatusCode, serde_json::Value) {
+    let borrowed: Vec<(&str, &str)> =
+        form.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    app.post_form("/oauth2/token", basic, &borrowed).await
+}
+
+/// Finding 3: a client proves itself only with a method of its registered family, and a
+/// client without a secret cannot be given one by rotation.
+async fn client_authentication_is_held_to_the_registered_family(test: TestDatabase) {
+    use gatehouse_crypto::{SigningAlgorithm, SigningKey};
+    let app = TestApp::spawn(&test).await;
+    let admin = app.admin_key().await;
+    let key = SigningKey::generate(SigningAlgorithm::ES256, 2048).unwrap();
+    let jwks = serde_json::json!({ "keys": [key.public_jwk()] });
+    let (status, created) = app
+        .post(
+            "/v1/admin/clients",
+            Some(&admin),
+            serde_json::json!({ "name": "Service", "client_id": "service", "grant_types": ["client_credentials"], "scopes": ["api:read"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    let (status, created) = app
+        .post(
+            "/v1/admin/clients",
+            Some(&admin),
+            serde_json::json!({ "name": "Signed", "client_id": "signed", "grant_types": ["client_credentials"], "scopes": ["api:read"], "jwks": jwks }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, _) = app
+        .post(
+            "/v1/admin/clients",
+            Some(&admin),
+            serde_json::json!({ "name": "Spa", "client_id": "spa", "public": true, "redirect_uris": ["https://spa.example/cb"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // The secret client: Basic and form fields both work, an assertion does not.
+    let (status, body) = app
+        .post_form(
+            "/oauth2/token",
+            Some(("service", &secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "client_secret_basic: {body}");
+    let (status, body) = app
+        .post_form(
+            "/oauth2/token",
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "service"),
+                ("client_secret", &secret),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "client_secret_post: {body}");
+    let (status, body) =
+        post_owned_form(&app, None, &assertion_form(&app, &key, "service", "a1")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "a secret client presenting an assertion"
+    );
+
+    // The private_key_jwt client: its assertion works; rotation cannot hand it a secret.
+    let (status, body) =
+        post_owned_form(&app, None, &assertion_form(&app, &key, "signed", "b1")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for client in ["signed", "spa"] {
+        let (status, problem) = app
+            .post(
+                &format!("/v1/admin/clients/{client}/rotate-secret"),
+                Some(&admin),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::CONFLICT, Some("client_has_no_secret")),
+            "{client}: {problem}"
+        );
+        assert!(problem.get("client_secret").is_none());
+    }
+    // A public client presenting a secret is not a public client any more.
+    let (status, body) = app
+        .post_form("/oauth2/token", Some(("spa", &secret)), &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    app.stop().await;
+}
+
+/// Finding 3: moving a client to `private_key_jwt` (or public) drops its secret at once, the
+/// rotated one still inside its overlap window included.
+async fn changing_a_clients_method_clears_the_old_secret(test: TestDatabase) {
+    use gatehouse_crypto::{SigningAlgorithm, SigningKey};
+    let app = TestApp::spawn(&test).await;
+    let admin = app.admin_key().await;
+    let key = SigningKey::generate(SigningAlgorithm::ES256, 2048).unwrap();
+    for (client_id, target_public) in [("to-jwt", false), ("to-public", true)] {
+        let declared = NewClient { client_id: Some(client_id.into()), ..service_client("Moving") };
+        let (_, old_secret) = app.client(declared.clone()).await;
+        let old_secret = old_secret.unwrap();
+        // A rotation leaves the old secret working for the overlap window.
+        let (status, rotated) = app
+            .post(
+                &format!("/v1/admin/clients/{client_id}/rotate-secret"),
+                Some(&admin),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+        for secret in [&old_secret, &new_secret] {
+            let (status, _) = app
+                .post_form(
+                    "/oauth2/token",
+                    Some((client_id, secret)),
+                    &[("grant_type", "client_credentials")],
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        // The declaration (configuration file, or any update) changes the method.
+        let moved = if target_public {
+            NewClient {
+                public: true,
+                grant_types: vec!["authorization_code".into()],
+                redirect_uris: vec!["https://app.example/cb".into()],
+                ..declared
+            }
+        } else {
+            NewClient { jwks: Some(serde_json::json!({ "keys": [key.public_jwk()] })), ..declared }
+        };
+        app.clients.apply_declared_client(moved).await.unwrap();
+        for secret in [&old_secret, &new_secret] {
+            let (status, body) = app
+                .post_form(
+                    "/oauth2/token",
+                    Some((client_id, secret)),
+                    &[("grant_type", "client_credentials")],
+                )
+                .await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+                "{client_id}: a secret of the old method"
+            );
+        }
+        let stored = app
+            .clients
+            .get_client(&gatehouse_domain::principal::AdminPrincipal::system(), client_id)
+            .await
+            .unwrap();
+        assert_eq!((stored.secret_digest, stored.previous_secret_digest), (None, None));
+    }
+    let (status, body) =
+        post_owned_form(&app, None, &assertion_form(&app, &key, "to-jwt", "c1")).await;
+    assert_eq!(status, StatusCode::OK, "the new method works: {body}");
+    app.stop().await;
+}
 
 async fn private_key_jwt_clients_authenticate_with_signed_assertions(test: TestDatabase) {
     use gatehouse_crypto::{SigningAlgorithm, SigningKey};
@@ -241,7 +442,7 @@ async fn client_credentials_issue_rfc9068_tokens(test: TestDatabase) {
     let app = TestApp::spawn(&test).await;
     let (client_id, secret) = app.client(service_client("Billing")).await;
     let secret = secret.unwrap();
-    assert!(secret.starts_with("ghs_"));
+    assert!(secret.starts_with("gtc_"));
     // client_secret_basic
     let (status, token) = app
         .post_form(
@@ -431,5 +632,63 @@ async fn revoked_access_tokens_are_inactive(test: TestDatabase) {
     let (status, _) =
         app.post_form("/oauth2/revoke", Some((&client_id, &secret)), &[("token", "unknown")]).await;
     assert_eq!(status, StatusCode::OK);
+    app.stop().await;
+}
+
+/// Finding 8: an assertion that still verifies (its `exp` within the leeway) cannot be
+/// replayed, even after other assertions made the store forget expired entries.
+async fn an_assertion_jti_is_remembered_as_long_as_the_assertion_verifies(test: TestDatabase) {
+    use gatehouse_crypto::{SigningAlgorithm, SigningKey};
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        as i64;
+    let clock = std::sync::Arc::new(gatehouse_domain::ManualClock::new(wall));
+    let app = TestApp::spawn_with_clock(
+        &test,
+        &gatehouse_crypto::MasterKey::generate(),
+        &[],
+        Some(clock.clone()),
+    )
+    .await;
+    let key = SigningKey::generate(SigningAlgorithm::ES256, 2048).unwrap();
+    app.client(NewClient {
+        client_id: Some("signed".into()),
+        jwks: Some(serde_json::json!({ "keys": [key.public_jwk()] })),
+        ..service_client("Signed")
+    })
+    .await;
+    let form = |exp: i64, jti: &str| {
+        let assertion = key
+            .sign(
+                "JWT",
+                &serde_json::json!({ "iss": "signed", "sub": "signed", "aud": app.url("/oauth2/token"), "iat": exp - 60, "exp": exp, "jti": jti }),
+            )
+            .unwrap();
+        vec![
+            ("grant_type", "client_credentials".to_owned()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+            ),
+            ("client_assertion", assertion),
+        ]
+    };
+    // Ten seconds past its `exp`, inside the 30-second leeway: accepted once.
+    let late = form(wall - 10, "late");
+    let (status, body) = post_owned_form(&app, None, &late).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Time passes (still inside the leeway); another assertion sweeps expired entries.
+    clock.advance(5);
+    let (status, body) = post_owned_form(&app, None, &form(wall + 60, "fresh")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = post_owned_form(&app, None, &late).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "the replay of an assertion that still verifies"
+    );
+    // Past `exp + leeway` it is refused by our clock too.
+    clock.advance(30);
+    let (status, _) = post_owned_form(&app, None, &form(wall - 10, "too-late")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     app.stop().await;
 }

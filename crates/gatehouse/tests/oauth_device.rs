@@ -12,7 +12,43 @@ use reqwest::StatusCode;
 use support::oauth_browser::Browser;
 use support::{STRONG_PASSWORD, TestApp};
 
-backend_tests!(device_flow_from_code_to_tokens, denied_and_expired_device_codes);
+backend_tests!(
+    device_flow_from_code_to_tokens,
+    denied_and_expired_device_codes,
+    parallel_polls_inside_one_interval_get_one_answer_in_time,
+);
+
+/// Finding 8: `slow_down` is decided atomically: of polls sent together, inside one interval,
+/// exactly one is answered `authorization_pending`; the rest are told to slow down.
+async fn parallel_polls_inside_one_interval_get_one_answer_in_time(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    let client_id = tv_client(&app).await;
+    let started = start(&app, &client_id).await;
+    let device_code = started["device_code"].as_str().unwrap();
+    let mut polls = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let request = app.http.post(app.url("/oauth2/token")).form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", device_code),
+            ("client_id", client_id.as_str()),
+        ]);
+        polls.spawn(async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.json::<serde_json::Value>().await.unwrap())
+        });
+    }
+    let mut errors = Vec::new();
+    while let Some(answer) = polls.join_next().await {
+        let (status, body) = answer.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        errors.push(body["error"].as_str().unwrap().to_owned());
+    }
+    errors.sort();
+    let pending = errors.iter().filter(|error| *error == "authorization_pending").count();
+    let slow = errors.iter().filter(|error| *error == "slow_down").count();
+    assert_eq!((pending, slow), (1, 7), "{errors:?}");
+    app.stop().await;
+}
 
 async fn tv_client(app: &TestApp) -> String {
     let (client_id, secret) = app

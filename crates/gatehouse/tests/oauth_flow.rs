@@ -32,6 +32,10 @@ backend_tests!(
     people_see_and_remove_connected_applications,
     prompt_none_login_and_max_age,
     openidconnect_drives_the_device_flow,
+    a_clients_refresh_lifetime_survives_rotation,
+    a_code_is_checked_against_its_client_before_it_is_spent,
+    request_objects_and_other_response_modes_are_refused,
+    a_hint_from_another_browser_session_asks_before_signing_out,
 );
 
 async fn openidconnect_drives_the_device_flow(test: TestDatabase) {
@@ -168,6 +172,179 @@ async fn signed_in_with_tokens(
         .await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     (browser, tokens)
+}
+
+/// Finding 8: a client's own refresh-token lifetime holds for the rotated tokens too, not
+/// only the first one.
+async fn a_clients_refresh_lifetime_survives_rotation(test: TestDatabase) {
+    let app = spawn(&test).await;
+    app.sign_up("lifetime@example.com", STRONG_PASSWORD).await;
+    let (client_id, secret) = app
+        .client(NewClient { skip_consent: true, refresh_token_ttl_seconds: Some(600), ..web_app() })
+        .await;
+    let secret = secret.unwrap();
+    let (_, mut tokens) =
+        signed_in_with_tokens(&app, &client_id, &secret, "lifetime@example.com").await;
+    for round in 0..3 {
+        let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+        let (_, introspection) = app
+            .post_form("/oauth2/introspect", Some((&client_id, &secret)), &[("token", &refresh)])
+            .await;
+        assert_eq!(introspection["active"], true, "{introspection}");
+        let lifetime =
+            introspection["exp"].as_i64().unwrap() - introspection["iat"].as_i64().unwrap();
+        assert_eq!(lifetime, 600, "round {round}: the client's lifetime");
+        let (status, next) = app
+            .post_form(
+                "/oauth2/token",
+                Some((&client_id, &secret)),
+                &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{next}");
+        tokens = next;
+    }
+    app.stop().await;
+}
+
+/// Finding 8: another client, or the right client with the wrong redirect URI, is refused
+/// without spending the code, which its own client then exchanges; the session it opens is
+/// recorded on the code, so a replay still revokes it.
+async fn a_code_is_checked_against_its_client_before_it_is_spent(test: TestDatabase) {
+    let app = spawn(&test).await;
+    app.sign_up("unburnt@example.com", STRONG_PASSWORD).await;
+    let (client_id, secret) = app.client(NewClient { skip_consent: true, ..web_app() }).await;
+    let (other_id, other_secret) =
+        app.client(NewClient { name: "Other".into(), skip_consent: true, ..web_app() }).await;
+    let (secret, other_secret) = (secret.unwrap(), other_secret.unwrap());
+    let mut browser = Browser::new(&app.base_url);
+    let callback = browse_to_callback(
+        &app,
+        &mut browser,
+        &authorize_url(&app, &client_id, &[("scope", "openid offline_access")]),
+        "unburnt@example.com",
+    )
+    .await;
+    let code = callback["code"].as_str();
+    let exchange = |redirect: &'static str| {
+        [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect)]
+    };
+    let (status, body) =
+        app.post_form("/oauth2/token", Some((&other_id, &other_secret)), &exchange(REDIRECT)).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    let (status, body) = app
+        .post_form(
+            "/oauth2/token",
+            Some((&client_id, &secret)),
+            &exchange("https://app.example.com/elsewhere"),
+        )
+        .await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    let (status, tokens) =
+        app.post_form("/oauth2/token", Some((&client_id, &secret)), &exchange(REDIRECT)).await;
+    assert_eq!(status, StatusCode::OK, "the code survived the wrong attempts: {tokens}");
+    // Spent now: a replay fails and revokes the session the exchange opened.
+    let (status, _) =
+        app.post_form("/oauth2/token", Some((&client_id, &secret)), &exchange(REDIRECT)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, introspection) = app
+        .post_form(
+            "/oauth2/introspect",
+            Some((&client_id, &secret)),
+            &[("token", tokens["refresh_token"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(introspection["active"], false, "{introspection}");
+    app.stop().await;
+}
+
+/// Finding 8: a request object, a `request_uri` and a response mode other than `query` are
+/// refused at the verified redirect URI, not silently ignored; acr_values is not advertised.
+async fn request_objects_and_other_response_modes_are_refused(test: TestDatabase) {
+    let app = spawn(&test).await;
+    app.sign_up("jar@example.com", STRONG_PASSWORD).await;
+    let (client_id, _) = app.client(NewClient { skip_consent: true, ..web_app() }).await;
+    let mut browser = Browser::new(&app.base_url);
+    for (extra, error) in [
+        (("request", "eyJhbGciOiJub25lIn0.e30."), "request_not_supported"),
+        (("request_uri", "https://app.example.com/request.jwt"), "request_uri_not_supported"),
+        (("response_mode", "form_post"), "invalid_request"),
+        (("response_mode", "fragment"), "invalid_request"),
+    ] {
+        let page = browser.get(&authorize_url(&app, &client_id, &[extra])).await;
+        let location =
+            page.location.as_deref().unwrap_or_else(|| panic!("{extra:?}: {}", page.body));
+        assert!(location.starts_with(REDIRECT), "{location}");
+        let answer = query(location);
+        assert_eq!(
+            (answer["error"].as_str(), answer["state"].as_str()),
+            (error, "xyz"),
+            "{extra:?}"
+        );
+    }
+    // `response_mode=query` is what the code flow does anyway.
+    let callback = browse_to_callback(
+        &app,
+        &mut browser,
+        &authorize_url(&app, &client_id, &[("response_mode", "query")]),
+        "jar@example.com",
+    )
+    .await;
+    assert!(callback.contains_key("code"), "{callback:?}");
+    app.stop().await;
+}
+
+/// Finding 8: an `id_token_hint` of the same user but issued in another browser session (a
+/// link sent to the victim, an old token) does not sign this browser out by itself: the
+/// person is asked, and only the CSRF-protected confirmation signs out.
+async fn a_hint_from_another_browser_session_asks_before_signing_out(test: TestDatabase) {
+    let app = spawn(&test).await;
+    app.sign_up("twice@example.com", STRONG_PASSWORD).await;
+    let signed_out = "https://app.example.com/signed-out";
+    let (client_id, secret) = app
+        .client(NewClient {
+            post_logout_redirect_uris: vec![signed_out.into()],
+            skip_consent: true,
+            ..web_app()
+        })
+        .await;
+    let secret = secret.unwrap();
+    let (_laptop, laptop_tokens) =
+        signed_in_with_tokens(&app, &client_id, &secret, "twice@example.com").await;
+    let (mut phone, _) =
+        signed_in_with_tokens(&app, &client_id, &secret, "twice@example.com").await;
+    let mut url = reqwest::Url::parse(&app.url("/oauth2/end_session")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("id_token_hint", laptop_tokens["id_token"].as_str().unwrap())
+        .append_pair("post_logout_redirect_uri", signed_out);
+    let confirm = phone.get(url.as_str()).await;
+    assert_eq!((confirm.status, confirm.location.as_deref()), (StatusCode::OK, None));
+    assert_eq!(phone.get("/account").await.status, StatusCode::OK, "still signed in");
+    // A confirmation without the page's CSRF token is refused.
+    let forged = phone
+        .post(
+            "/oauth2/end_session",
+            &[("client_id", client_id.as_str()), ("post_logout_redirect_uri", signed_out)],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(phone.get("/account").await.status, StatusCode::OK, "still signed in");
+    let csrf = confirm.field("csrf_token").unwrap();
+    let hint = confirm.field("id_token_hint").unwrap();
+    let done = phone
+        .post(
+            "/oauth2/end_session",
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("id_token_hint", hint.as_str()),
+                ("client_id", ""),
+                ("post_logout_redirect_uri", signed_out),
+            ],
+        )
+        .await;
+    assert_eq!(done.location.as_deref(), Some(signed_out));
+    assert!(phone.get("/account").await.location.unwrap().starts_with("/login"));
+    app.stop().await;
 }
 
 async fn rp_initiated_logout_never_redirects_anywhere_unregistered(test: TestDatabase) {
@@ -524,11 +701,15 @@ async fn public_clients_need_pkce_s256(test: TestDatabase) {
     let wrong: Vec<(&str, &str)> = wrong.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (status, body) = app.post_form("/oauth2/token", None, &wrong).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
-    // The code was spent by the failed attempt: single use, whatever the outcome.
+    // For a public client the verifier is its proof of being the client that asked: a wrong
+    // one is checked before the code is spent (like another client's credentials), so the
+    // app holding the right verifier still gets its tokens; then the code is spent.
     let right: Vec<(&str, String)> = form(verifier.secret());
     let right: Vec<(&str, &str)> = right.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, body) = app.post_form("/oauth2/token", None, &right).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _) = app.post_form("/oauth2/token", None, &right).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "single use");
     app.stop().await;
 }
 

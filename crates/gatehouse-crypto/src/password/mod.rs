@@ -26,7 +26,7 @@ pub use pool::HashingPool;
 
 use crate::digest::hmac_sha256;
 use crate::token::{constant_time_eq, random_bytes, random_token};
-use crate::{CryptoError, MasterKey};
+use crate::{CryptoError, DataKey, MasterKey};
 
 /// Argon2 output length in bytes; fixed so that `needs_rehash` can compare it.
 const OUTPUT_BYTES: usize = 32;
@@ -66,6 +66,12 @@ impl Pepper {
     /// The pepper with this id, derived as `master.derive("password-pepper/<id>")`.
     pub fn from_master(master: &MasterKey, id: u8) -> Pepper {
         Pepper { id, key: master.derive(&format!("password-pepper/{id}")) }
+    }
+
+    /// The pepper with this id, keyed by a data key of the key hierarchy (the data key of
+    /// `password-pepper` version `id`).
+    pub fn from_data_key(id: u8, key: &DataKey) -> Pepper {
+        Pepper { id, key: key.bytes().clone() }
     }
 
     /// The id recorded in the hashes made with this pepper.

@@ -9,6 +9,15 @@
 //!   real accounts get a message.
 //! - A token only counts for the address it was sent to: after an email change, older links
 //!   stop working.
+//! - A reset (like a password change) spends every outstanding reset and magic link of the
+//!   account, so an older link cannot set the password again or sign in.
+//! - Pre-account takeover: someone may sign up with an address that is not theirs, set a
+//!   password and a second factor, and wait for the owner to use the account. So when an
+//!   address never verified is first proven by a magic link or a reset link (the mailbox
+//!   without the password), what was set before goes in that same transaction: every earlier
+//!   session, every second factor and trusted browser, and the password (a reset replaces it);
+//!   the owner is told by email. A verification link does not do this: it is sent to the
+//!   address at sign-up, so whoever follows it has proven the mailbox *and* set the password.
 
 pub mod record;
 
@@ -23,7 +32,7 @@ use crate::passwords::PasswordService;
 use crate::principal::{Actor, Principal, RequestContext};
 use crate::sessions::record::{RevokeReason, SignInMethod};
 use crate::sign_in::{FirstFactor, SignInOutcome, SignInService};
-use crate::unit_of_work::{SpentToken, UnitOfWork, UnitOfWorkStore};
+use crate::unit_of_work::{AccountLinks, MailboxClaim, SpentToken, UnitOfWork, UnitOfWorkStore};
 use crate::users::directory::UserDirectory;
 use crate::users::record::{PasswordChange, UserChange, UserRecord};
 use crate::users::store::UserStore;
@@ -259,17 +268,47 @@ impl EmailLinkService {
         let event =
             AuditEvent::new("user.password_reset", &Actor::User(user.id.clone()), context, now)
                 .target("user", &user.id);
-        let work = UnitOfWork {
+        let mut work = UnitOfWork {
             events: vec![event],
             outbox: self.notices.password_changed(&changed, context, now)?.into_iter().collect(),
             spend_token: Some(SpentToken { digest: record.token_digest, at: now }),
+            spend_account_links: Some(AccountLinks { user_id: user.id.clone(), at: now }),
             ..UnitOfWork::default()
         };
+        if user.email_verified_at.is_none() {
+            // The new password replaces the old one; the rest of the claim still applies.
+            self.claim_mailbox(&changed, false, &mut work, context, now)?;
+        }
         self.users
             .change_password(&password, history_size, None, RevokeReason::PasswordReset, &work)
             .await
             .map_err(DomainError::from_password_change)?;
         self.notices.wake();
+        Ok(())
+    }
+
+    /// Adds the mailbox claim (see the module's rules) to `work`: what was set before this
+    /// first proof of the address is undone in its transaction, audited, and the owner told.
+    fn claim_mailbox(
+        &self,
+        user: &UserRecord,
+        clear_password: bool,
+        work: &mut UnitOfWork,
+        context: &RequestContext,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        work.mailbox_claim = Some(MailboxClaim {
+            user_id: user.id.clone(),
+            at: now,
+            keep_session: None,
+            clear_password,
+        });
+        work.events.push(
+            AuditEvent::new("user.mailbox_claimed", &Actor::User(user.id.clone()), context, now)
+                .target("user", &user.id)
+                .metadata(serde_json::json!({ "password_cleared": clear_password })),
+        );
+        work.outbox.extend(self.notices.account_claimed(user, context, now)?);
         Ok(())
     }
 
@@ -323,6 +362,9 @@ impl EmailLinkService {
                 AuditEvent::new("user.email_verified", &Actor::User(user.id.clone()), context, now)
                     .target("user", &user.id),
             );
+            user.password_hash = None;
+            user.password_changed_at = Some(now);
+            self.claim_mailbox(&user, true, &mut work, context, now)?;
         }
         user.updated_at = now;
         let first = FirstFactor {

@@ -14,9 +14,8 @@ use crate::users::record::{UserChange, UserRecord};
 
 use super::trusted_browsers::TrustedBrowser;
 use super::{
-    CHALLENGE_MAX_ATTEMPTS, CHALLENGE_TOKEN_PREFIX, CHALLENGE_TTL_SECONDS,
-    MAX_CHALLENGE_TOKEN_LENGTH, MfaChallenge, MfaService, MfaVerification, TotpEnrolment,
-    parse_method,
+    CHALLENGE_MAX_ATTEMPTS, CHALLENGE_TOKEN, CHALLENGE_TTL_SECONDS, MAX_CHALLENGE_TOKEN_LENGTH,
+    MfaChallenge, MfaService, MfaVerification, TotpEnrolment, parse_method,
 };
 
 /// A challenge answered: the user to open a session for, how they authenticated, and what to
@@ -51,7 +50,7 @@ impl MfaService {
         mut work: UnitOfWork,
     ) -> Result<MfaChallenge, DomainError> {
         let now = self.clock.now();
-        let token = format!("{CHALLENGE_TOKEN_PREFIX}{}", gatehouse_crypto::random_token());
+        let token = CHALLENGE_TOKEN.generate();
         let record = MfaChallengeRecord {
             token_digest: self.mfa_digest("challenge", &token),
             user_id: user.id.clone(),
@@ -126,7 +125,7 @@ impl MfaService {
         context: &RequestContext,
     ) -> Result<(Vec<u8>, MfaChallengeRecord), DomainError> {
         let invalid = DomainError::Mfa(MfaProblem::InvalidChallenge);
-        if !token.starts_with(CHALLENGE_TOKEN_PREFIX) || token.len() > MAX_CHALLENGE_TOKEN_LENGTH {
+        if !CHALLENGE_TOKEN.recognises(token) || token.len() > MAX_CHALLENGE_TOKEN_LENGTH {
             return Err(invalid);
         }
         let digest = self.mfa_digest("challenge", token);

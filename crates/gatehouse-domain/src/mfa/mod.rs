@@ -57,8 +57,9 @@ pub const CHALLENGE_TTL_SECONDS: i64 = 300;
 /// Answers one challenge takes (each counted before it is compared) before it is thrown
 /// away (the account lockout usually comes first).
 const CHALLENGE_MAX_ATTEMPTS: i64 = 10;
-/// Prefix of challenge tokens (`mfa_token`).
-const CHALLENGE_TOKEN_PREFIX: &str = "ghm_";
+/// Challenge tokens (`mfa_token`): `gtm_…` with a checksum (`ghm_…` before).
+const CHALLENGE_TOKEN: gatehouse_crypto::SecretKind =
+    gatehouse_crypto::SecretKind { prefix: "gtm_", legacy_prefix: "ghm_" };
 /// Longest challenge token we bother to look up.
 const MAX_CHALLENGE_TOKEN_LENGTH: usize = 64;
 

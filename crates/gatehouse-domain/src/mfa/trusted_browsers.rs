@@ -11,8 +11,9 @@ use crate::users::record::UserRecord;
 
 use super::MfaService;
 
-/// Prefix of device tokens.
-const DEVICE_TOKEN_PREFIX: &str = "ghd_";
+/// Trusted-browser tokens: `gtd_…` with a checksum (`ghd_…` before).
+const DEVICE_TOKEN: gatehouse_crypto::SecretKind =
+    gatehouse_crypto::SecretKind { prefix: "gtd_", legacy_prefix: "ghd_" };
 const MAX_DEVICE_TOKEN_LENGTH: usize = 64;
 
 /// A new trusted-device token for the browser, and how long it lasts.
@@ -35,7 +36,7 @@ impl MfaService {
         context: &RequestContext,
         now: i64,
     ) -> (TrustedBrowser, TrustedBrowserRecord) {
-        let token = format!("{DEVICE_TOKEN_PREFIX}{}", gatehouse_crypto::random_token());
+        let token = DEVICE_TOKEN.generate();
         let ttl = self.settings.trusted_device_ttl_seconds;
         let record = TrustedBrowserRecord {
             id: gatehouse_crypto::new_id("tdv"),
@@ -58,7 +59,7 @@ impl MfaService {
         user: &UserRecord,
         token: &str,
     ) -> Result<Option<String>, DomainError> {
-        if !token.starts_with(DEVICE_TOKEN_PREFIX) || token.len() > MAX_DEVICE_TOKEN_LENGTH {
+        if !DEVICE_TOKEN.recognises(token) || token.len() > MAX_DEVICE_TOKEN_LENGTH {
             return Ok(None);
         }
         let now = self.clock.now();

@@ -142,6 +142,38 @@ impl Notices {
         self.email_to(user, "password_changed", values, context, now)
     }
 
+    /// The "you already have an account" email, sent when someone signs up with a registered
+    /// address while verification is required: pointers to sign in and to reset the password.
+    pub fn account_exists(
+        &self,
+        user: &UserRecord,
+        context: &RequestContext,
+        now: i64,
+    ) -> Result<Option<OutboxRecord>, DomainError> {
+        let values = BTreeMap::from([
+            ("ip".to_owned(), context.ip.clone().unwrap_or_default()),
+            ("link".to_owned(), self.notifier.link("/login", &[])),
+            ("reset".to_owned(), self.notifier.link("/forgot-password", &[])),
+        ]);
+        self.email_to(user, "account_exists", values, context, now)
+    }
+
+    /// The notice that an account's address was proven for the first time without its
+    /// password (a magic link or a reset link), so what was set before was removed: every
+    /// earlier session, the second factors and (for a magic link) the password.
+    pub fn account_claimed(
+        &self,
+        user: &UserRecord,
+        context: &RequestContext,
+        now: i64,
+    ) -> Result<Option<OutboxRecord>, DomainError> {
+        let values = BTreeMap::from([
+            ("ip".to_owned(), context.ip.clone().unwrap_or_default()),
+            ("link".to_owned(), self.notifier.link("/account", &[])),
+        ]);
+        self.email_to(user, "account_claimed", values, context, now)
+    }
+
     /// The "two-step verification changed" notice (`change` says what, in words:
     /// "authenticator app added", ...).
     pub fn mfa_changed(

@@ -29,6 +29,11 @@ pub struct AuthorizationRequest {
     pub max_age: Option<String>,
     pub login_hint: Option<String>,
     pub ui_locales: Option<String>,
+    /// A request object (JAR, RFC 9101): not supported, so refused rather than ignored.
+    pub request: Option<String>,
+    pub request_uri: Option<String>,
+    /// Only `query` (the default of `response_type=code`) is supported.
+    pub response_mode: Option<String>,
 }
 
 /// A request that passed validation.
@@ -164,6 +169,18 @@ impl OAuthService {
                 request.state.as_deref(),
             ))
         };
+        // Parameters that change the meaning of the request are refused, never ignored: a
+        // client relying on a signed request object or another response mode must learn that
+        // it did not get it (OIDC Core §6.1, §3.1.2.6).
+        if request.request.is_some() {
+            return Err(fail("request_not_supported", "request objects are not supported"));
+        }
+        if request.request_uri.is_some() {
+            return Err(fail("request_uri_not_supported", "request_uri is not supported"));
+        }
+        if request.response_mode.as_deref().is_some_and(|mode| mode != "query") {
+            return Err(fail("invalid_request", "only response_mode=query is supported"));
+        }
         if request.response_type.as_deref() != Some("code") {
             return Err(fail("unsupported_response_type", "only response_type=code is supported"));
         }

@@ -22,8 +22,10 @@ pub const SUPPORTED_AUTH_METHODS: &[&str] =
 pub const JWT_BEARER_ASSERTION_TYPE: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// Prefix of client secrets, so secret scanners can recognise a leaked one.
-pub const CLIENT_SECRET_PREFIX: &str = "ghs_";
+/// Client secrets we generate: `gtc_…` with a checksum (`ghs_…` before), so secret scanners
+/// can recognise a leaked one. Secrets chosen by an operator (32+ characters) have any shape.
+pub const CLIENT_SECRET: gatehouse_crypto::SecretKind =
+    gatehouse_crypto::SecretKind { prefix: "gtc_", legacy_prefix: "ghs_" };
 pub const CLIENT_SECRET_DIGEST_PURPOSE: &str = "client-secret";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -49,9 +51,52 @@ pub struct ClientRecord {
     pub updated_at: i64,
 }
 
+/// The families of client authentication (RFC 7591 §2 names the methods). A client proves
+/// itself only with a method of its registered family: `client_secret_basic` and
+/// `client_secret_post` are one family (the same secret, sent two ways), `private_key_jwt`
+/// another, `none` (public clients) the third.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFamily {
+    Secret,
+    Jwt,
+    None,
+}
+
+impl AuthFamily {
+    /// The family of a registered `token_endpoint_auth_method`; an unknown method belongs to
+    /// none, so it authenticates nothing.
+    pub fn of(method: &str) -> Option<AuthFamily> {
+        match method {
+            AUTH_CLIENT_SECRET_BASIC | AUTH_CLIENT_SECRET_POST => Some(AuthFamily::Secret),
+            AUTH_PRIVATE_KEY_JWT => Some(AuthFamily::Jwt),
+            AUTH_NONE => Some(AuthFamily::None),
+            _ => None,
+        }
+    }
+}
+
 impl ClientRecord {
     pub fn is_public(&self) -> bool {
         self.token_endpoint_auth_method == AUTH_NONE
+    }
+
+    /// The family of the client's registered authentication method.
+    pub fn auth_family(&self) -> Option<AuthFamily> {
+        AuthFamily::of(&self.token_endpoint_auth_method)
+    }
+
+    /// Moves the client to another authentication method. Credentials of a family it leaves
+    /// are dropped at once: a client moved to `private_key_jwt` or to public keeps no secret
+    /// (so the old one stops working), one moved away from `private_key_jwt` keeps no keys.
+    pub fn set_authentication(&mut self, method: &str, jwks: Option<serde_json::Value>) {
+        self.token_endpoint_auth_method = method.to_owned();
+        let family = AuthFamily::of(method);
+        if family != Some(AuthFamily::Secret) {
+            self.secret_digest = None;
+            self.previous_secret_digest = None;
+            self.previous_secret_expires_at = None;
+        }
+        self.jwks = if family == Some(AuthFamily::Jwt) { jwks } else { None };
     }
 
     pub fn allows_grant(&self, grant: &str) -> bool {
@@ -198,6 +243,27 @@ mod tests {
         ] {
             assert_eq!(validate_redirect_uri(uri, "redirect_uris").is_ok(), ok, "{uri}");
         }
+    }
+
+    #[test]
+    fn leaving_the_secret_family_drops_every_secret() {
+        let mut record = client(&[]);
+        record.token_endpoint_auth_method = AUTH_CLIENT_SECRET_BASIC.into();
+        record.secret_digest = Some(vec![1; 32]);
+        record.previous_secret_digest = Some(vec![2; 32]);
+        record.previous_secret_expires_at = Some(10);
+        record.set_authentication(AUTH_CLIENT_SECRET_POST, None);
+        assert!(record.secret_digest.is_some(), "basic and post are one family");
+        let jwks = serde_json::json!({ "keys": [] });
+        record.set_authentication(AUTH_PRIVATE_KEY_JWT, Some(jwks.clone()));
+        assert_eq!(
+            (record.secret_digest.clone(), record.previous_secret_digest.clone()),
+            (None, None)
+        );
+        assert_eq!(record.jwks, Some(jwks));
+        record.set_authentication(AUTH_NONE, None);
+        assert_eq!((record.auth_family(), record.jwks.clone()), (Some(AuthFamily::None), None));
+        assert_eq!(AuthFamily::of("client_secret_jwt"), None);
     }
 
     #[test]

@@ -2,10 +2,9 @@
 //! rotation with an overlap window, and client authentication at the token endpoint.
 
 use super::client::{
-    AUTH_CLIENT_SECRET_BASIC, AUTH_CLIENT_SECRET_POST, AUTH_NONE, AUTH_PRIVATE_KEY_JWT,
-    CLIENT_SECRET_PREFIX, ClientRecord, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS,
-    GRANT_REFRESH_TOKEN, SUPPORTED_AUTH_METHODS, SUPPORTED_GRANTS, valid_scope_token,
-    validate_redirect_uri,
+    AUTH_CLIENT_SECRET_BASIC, AUTH_NONE, AUTH_PRIVATE_KEY_JWT, AuthFamily, CLIENT_SECRET,
+    ClientRecord, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
+    SUPPORTED_GRANTS, valid_scope_token, validate_redirect_uri,
 };
 use std::sync::Arc;
 
@@ -50,6 +49,17 @@ pub enum ClientCredentials {
     IdOnly { client_id: String },
     /// A signed JWT (`private_key_jwt`, RFC 7523); `client_id` is optional in the request.
     Assertion { client_id: Option<String>, assertion: String },
+}
+
+impl ClientCredentials {
+    /// The family of the method presented; it must be the client's registered one.
+    pub fn family(&self) -> AuthFamily {
+        match self {
+            ClientCredentials::Basic { .. } | ClientCredentials::Post { .. } => AuthFamily::Secret,
+            ClientCredentials::IdOnly { .. } => AuthFamily::None,
+            ClientCredentials::Assertion { .. } => AuthFamily::Jwt,
+        }
+    }
 }
 
 fn valid_client_id(client_id: &str) -> bool {
@@ -185,7 +195,9 @@ impl ClientService {
             }
         }
         if let Some(secret) = &request.secret
-            && (request.public || secret.len() < 32)
+            && (request.public
+                || secret.len() < 32
+                || (secret.starts_with(CLIENT_SECRET.prefix) && !CLIENT_SECRET.is_current(secret)))
         {
             issues.push(FieldIssue::new(
                 "secret",
@@ -204,11 +216,8 @@ impl ClientService {
         if !issues.is_empty() {
             return Err(DomainError::Validation(issues));
         }
-        let secret = (!request.public && request.jwks.is_none()).then(|| {
-            request.secret.clone().unwrap_or_else(|| {
-                format!("{CLIENT_SECRET_PREFIX}{}", gatehouse_crypto::random_token())
-            })
-        });
+        let secret = (!request.public && request.jwks.is_none())
+            .then(|| request.secret.clone().unwrap_or_else(|| CLIENT_SECRET.generate()));
         let now = self.clock.now();
         let client = ClientRecord {
             client_id,
@@ -264,15 +273,12 @@ impl ClientService {
         updated.post_logout_redirect_uris = template.0.post_logout_redirect_uris;
         updated.grant_types = template.0.grant_types;
         updated.scopes = template.0.scopes;
-        updated.token_endpoint_auth_method = template.0.token_endpoint_auth_method;
-        updated.jwks = template.0.jwks;
+        // Changing the method drops the credentials of the family left behind.
+        updated.set_authentication(&template.0.token_endpoint_auth_method, template.0.jwks);
         updated.skip_consent = template.0.skip_consent;
         updated.access_token_ttl_seconds = template.0.access_token_ttl_seconds;
         updated.refresh_token_ttl_seconds = template.0.refresh_token_ttl_seconds;
-        if declared.public {
-            updated.secret_digest = None;
-            updated.previous_secret_digest = None;
-        } else if let Some(secret) = &declared.secret {
+        if let Some(secret) = declared.secret.as_ref().filter(|_| !declared.public) {
             updated.secret_digest = Some(self.secret_digester.digest(secret.as_bytes()).to_vec());
         }
         if updated != existing {
@@ -299,11 +305,12 @@ impl ClientService {
         context: &RequestContext,
     ) -> Result<(ClientRecord, String), DomainError> {
         let mut client = self.store.client(client_id).await?.ok_or(DomainError::NotFound)?;
-        if client.is_public() {
-            return Err(DomainError::Invalid("public clients have no secret".into()));
+        // A public or `private_key_jwt` client given a secret would gain a second way in.
+        if client.auth_family() != Some(AuthFamily::Secret) {
+            return Err(DomainError::ClientHasNoSecret);
         }
         let now = self.clock.now();
-        let secret = format!("{CLIENT_SECRET_PREFIX}{}", gatehouse_crypto::random_token());
+        let secret = CLIENT_SECRET.generate();
         client.previous_secret_digest = client.secret_digest.take();
         client.previous_secret_expires_at = Some(now + self.settings.secret_overlap_seconds);
         client.secret_digest = Some(self.secret_digester.digest(secret.as_bytes()).to_vec());
@@ -354,52 +361,58 @@ impl ClientService {
         Ok(())
     }
 
-    /// Authenticates a client. Secrets are compared as keyed digests in constant time; an
-    /// unknown client and a wrong secret are the same `invalid_client`.
+    /// Authenticates a client with a method of its registered family only: a secret client
+    /// by `client_secret_basic` or `client_secret_post`, a `private_key_jwt` client by a signed
+    /// assertion, a public client by its `client_id` alone. Secrets are compared as keyed
+    /// digests in constant time; an unknown client, a wrong secret and a method of another
+    /// family are the same `invalid_client`.
     pub async fn authenticate_client(
         &self,
         credentials: &ClientCredentials,
     ) -> Result<ClientRecord, OAuthError> {
-        if let ClientCredentials::Assertion { client_id, assertion } = credentials {
-            return self.authenticate_assertion(client_id.as_deref(), assertion).await;
-        }
-        let (client_id, secret, method) = match credentials {
-            ClientCredentials::Assertion { .. } => return Err(OAuthError::InvalidClient),
-            ClientCredentials::Basic { client_id, secret } => {
-                (client_id, Some(secret), AUTH_CLIENT_SECRET_BASIC)
+        let (client_id, secret) = match credentials {
+            ClientCredentials::Assertion { client_id, assertion } => {
+                return self.authenticate_assertion(client_id.as_deref(), assertion).await;
             }
-            ClientCredentials::Post { client_id, secret } => {
-                (client_id, Some(secret), AUTH_CLIENT_SECRET_POST)
-            }
-            ClientCredentials::IdOnly { client_id } => (client_id, None, AUTH_NONE),
+            ClientCredentials::Basic { client_id, secret }
+            | ClientCredentials::Post { client_id, secret } => (client_id, Some(secret)),
+            ClientCredentials::IdOnly { client_id } => (client_id, None),
         };
         if !valid_client_id(client_id) {
             return Err(OAuthError::InvalidClient);
         }
         let client = self.store.client(client_id).await?.ok_or(OAuthError::InvalidClient)?;
-        match (secret, client.is_public()) {
-            (None, true) => Ok(client),
-            (Some(secret), false)
-                if SUPPORTED_AUTH_METHODS.contains(&method) && client.secret_digest.is_some() =>
-            {
-                let now = self.clock.now();
-                let current = client
-                    .secret_digest
-                    .as_ref()
-                    .is_some_and(|digest| self.secret_digester.verify(secret.as_bytes(), digest));
-                let previous = client.previous_secret_expires_at.is_some_and(|until| until > now)
-                    && client.previous_secret_digest.as_ref().is_some_and(|digest| {
-                        self.secret_digester.verify(secret.as_bytes(), digest)
-                    });
-                if current || previous { Ok(client) } else { Err(OAuthError::InvalidClient) }
-            }
-            _ => Err(OAuthError::InvalidClient),
+        if client.auth_family() != Some(credentials.family()) {
+            return Err(OAuthError::InvalidClient);
         }
+        let Some(secret) = secret else {
+            return Ok(client);
+        };
+        // A secret in our format whose checksum fails is a typo or a forgery: refused like a
+        // wrong secret, without computing a digest.
+        if secret.starts_with(CLIENT_SECRET.prefix) && !CLIENT_SECRET.is_current(secret) {
+            return Err(OAuthError::InvalidClient);
+        }
+        let now = self.clock.now();
+        let current = client
+            .secret_digest
+            .as_ref()
+            .is_some_and(|digest| self.secret_digester.verify(secret.as_bytes(), digest));
+        let previous = client.previous_secret_expires_at.is_some_and(|until| until > now)
+            && client
+                .previous_secret_digest
+                .as_ref()
+                .is_some_and(|digest| self.secret_digester.verify(secret.as_bytes(), digest));
+        if current || previous { Ok(client) } else { Err(OAuthError::InvalidClient) }
     }
 }
 
 /// Longest life a client assertion may claim (RFC 7523 asks for short-lived assertions).
 const MAX_ASSERTION_LIFETIME_SECONDS: i64 = 600;
+/// Clock skew tolerated on an assertion's `exp`. Its `jti` is remembered until
+/// `exp + ASSERTION_LEEWAY_SECONDS`, the last moment the assertion verifies, so a replay can
+/// never outlive the memory of the first use.
+pub const ASSERTION_LEEWAY_SECONDS: i64 = 30;
 
 impl ClientService {
     /// `private_key_jwt`: the assertion must be signed by one of the client's registered keys,
@@ -420,7 +433,7 @@ impl ClientService {
             return Err(OAuthError::InvalidClient);
         }
         let client = self.store.client(claimed).await?.ok_or(OAuthError::InvalidClient)?;
-        if client.token_endpoint_auth_method != AUTH_PRIVATE_KEY_JWT {
+        if client.auth_family() != Some(AuthFamily::Jwt) {
             return Err(OAuthError::InvalidClient);
         }
         let jwks = client.jwks.as_ref().ok_or(OAuthError::InvalidClient)?;
@@ -434,7 +447,7 @@ impl ClientService {
         validation.set_issuer(&[&client.client_id]);
         validation.set_audience(&[token_endpoint.as_str(), issuer, self.settings.issuer.as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-        validation.leeway = 30;
+        validation.leeway = ASSERTION_LEEWAY_SECONDS as u64;
         let claims: serde_json::Value =
             keys.verify(assertion, None, &validation).map_err(|_| OAuthError::InvalidClient)?;
         let now = self.clock.now();
@@ -443,16 +456,15 @@ impl ClientService {
             .as_str()
             .filter(|jti| !jti.is_empty() && jti.len() <= 256)
             .ok_or(OAuthError::InvalidClient)?;
+        // `jsonwebtoken` checked `exp` against the system clock; ours has the last word.
+        let usable_until = expires_at.saturating_add(ASSERTION_LEEWAY_SECONDS);
         if claims["sub"].as_str() != Some(client.client_id.as_str())
             || expires_at > now + MAX_ASSERTION_LIFETIME_SECONDS
+            || usable_until < now
         {
             return Err(OAuthError::InvalidClient);
         }
-        if !self
-            .store
-            .record_client_assertion(&client.client_id, jti, expires_at.max(now), now)
-            .await?
-        {
+        if !self.store.record_client_assertion(&client.client_id, jti, usable_until, now).await? {
             return Err(OAuthError::InvalidClient);
         }
         Ok(client)

@@ -90,13 +90,10 @@ pub trait DeviceCodeStore: Send + Sync {
         amr: Option<&str>,
         events: &[AuditEvent],
     ) -> Result<bool, StoreError>;
-    /// Records a poll (and a widened interval).
-    async fn record_device_poll(
-        &self,
-        digest: &[u8],
-        now: i64,
-        interval_seconds: i64,
-    ) -> Result<(), StoreError>;
+    /// Records a poll of a pending code at `now`, deciding atomically whether it came at least
+    /// the interval after the previous one: `true` if so; `false` (too fast) widens the
+    /// interval by 5 seconds. Of parallel polls inside one interval, exactly one is in time.
+    async fn record_device_poll(&self, digest: &[u8], now: i64) -> Result<bool, StoreError>;
     /// Approved → consumed, once; `false` when another poll consumed it first.
     async fn consume_device_code(&self, digest: &[u8]) -> Result<bool, StoreError>;
 }
@@ -316,12 +313,8 @@ impl DeviceFlowService {
         }
         match record.status {
             DeviceStatus::Pending => {
-                let too_fast =
-                    record.last_polled_at.is_some_and(|last| now - last < record.interval_seconds);
-                let interval =
-                    if too_fast { record.interval_seconds + 5 } else { record.interval_seconds };
-                self.store.record_device_poll(&digest, now, interval).await?;
-                Err(if too_fast { OAuthError::SlowDown } else { OAuthError::AuthorizationPending })
+                let in_time = self.store.record_device_poll(&digest, now).await?;
+                Err(if in_time { OAuthError::AuthorizationPending } else { OAuthError::SlowDown })
             }
             DeviceStatus::Denied => Err(OAuthError::AccessDenied),
             DeviceStatus::Consumed => {
@@ -356,6 +349,7 @@ impl DeviceFlowService {
                             amr: record.amr.clone(),
                             nonce: None,
                             grant_type: GRANT_DEVICE_CODE,
+                            spend_code: None,
                         },
                         context,
                     )

@@ -12,8 +12,9 @@ use super::{OAuthError, OAuthService, SCOPE_OFFLINE_ACCESS, SCOPE_OPENID, split_
 use crate::audit::AuditEvent;
 use crate::principal::{Actor, RequestContext};
 use crate::sessions::record::{RefreshTokenRecord, RevokeReason, SessionRecord};
+use crate::store::{Conflict, StoreError};
 use crate::tokens::AccessTokenGrant;
-use crate::unit_of_work::UnitOfWork;
+use crate::unit_of_work::{SpentCode, UnitOfWork};
 use crate::users::UserRecord;
 
 /// The token endpoint's answer (RFC 6749 §5.1, OIDC §3.1.3.3).
@@ -37,6 +38,12 @@ pub(super) struct UserGrant<'a> {
     pub amr: Option<String>,
     pub nonce: Option<String>,
     pub grant_type: &'a str,
+    /// The digest of the authorization code this grant spends, in the session's transaction.
+    pub spend_code: Option<Vec<u8>>,
+}
+
+fn invalid_code() -> OAuthError {
+    OAuthError::InvalidGrant("the authorization code is invalid, expired or used".into())
 }
 
 fn check_grant(client: &ClientRecord, grant: &str) -> Result<(), OAuthError> {
@@ -48,7 +55,11 @@ fn check_grant(client: &ClientRecord, grant: &str) -> Result<(), OAuthError> {
 }
 
 impl OAuthService {
-    /// `grant_type=authorization_code`.
+    /// `grant_type=authorization_code`. Everything the code is bound to (client, expiry,
+    /// redirect URI, PKCE verifier) is checked before it is spent, so a wrong client or a
+    /// mistyped parameter never burns a legitimate client's code; it is then spent in the
+    /// transaction that opens the session, which records that session on the code (a replay
+    /// revokes it; no window where a spent code names no session).
     pub async fn exchange_code(
         &self,
         client: &ClientRecord,
@@ -60,25 +71,13 @@ impl OAuthService {
         check_grant(client, GRANT_AUTHORIZATION_CODE)?;
         let now = self.clock.now();
         let digest = self.code_digester.digest(code.as_bytes());
-        let invalid = || {
-            OAuthError::InvalidGrant("the authorization code is invalid, expired or used".into())
-        };
-        let (record, first_use) =
-            self.store.consume_authorization_code(&digest, now).await?.ok_or_else(invalid)?;
-        if !first_use {
-            // A replayed code means it leaked: revoke what its first exchange issued.
-            if let Some(session_id) = &record.issued_session_id {
-                let event = AuditEvent::new("oauth.code_reused", &Actor::Anonymous, context, now)
-                    .target("session", session_id)
-                    .metadata(serde_json::json!({ "client_id": record.client_id }));
-                self.session_store
-                    .revoke_session(session_id, now, RevokeReason::AuthorizationCodeReuse, &[event])
-                    .await?;
-            }
-            return Err(invalid());
+        let record = self.store.authorization_code(&digest).await?.ok_or_else(invalid_code)?;
+        if record.used_at.is_some() {
+            self.revoke_replayed_code(&record, context).await?;
+            return Err(invalid_code());
         }
         if record.client_id != client.client_id || record.expires_at <= now {
-            return Err(invalid());
+            return Err(invalid_code());
         }
         if redirect_uri != Some(record.redirect_uri.as_str()) {
             return Err(OAuthError::InvalidGrant(
@@ -113,11 +112,11 @@ impl OAuthService {
             }
             (None, None) => {}
         }
-        let user = self.users.user_by_id(&record.user_id).await?.ok_or_else(invalid)?;
+        let user = self.users.user_by_id(&record.user_id).await?.ok_or_else(invalid_code)?;
         if user.suspended_at.is_some() {
-            return Err(invalid());
+            return Err(invalid_code());
         }
-        let (response, session_id) = self
+        let granted = self
             .grant_for_user(
                 client,
                 &user,
@@ -127,12 +126,42 @@ impl OAuthService {
                     amr: record.amr.clone(),
                     nonce: record.nonce.clone(),
                     grant_type: GRANT_AUTHORIZATION_CODE,
+                    spend_code: Some(digest.to_vec()),
                 },
                 context,
             )
-            .await?;
-        self.store.set_code_session(&digest, &session_id).await?;
-        Ok(response)
+            .await;
+        match granted {
+            Ok((response, _)) => Ok(response),
+            // Another exchange spent it between our read and our write: a replay.
+            Err(OAuthError::InvalidGrant(_)) => {
+                if let Some(record) = self.store.authorization_code(&digest).await?
+                    && record.used_at.is_some()
+                {
+                    self.revoke_replayed_code(&record, context).await?;
+                }
+                Err(invalid_code())
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// A replayed code means it leaked: revoke what its first exchange issued.
+    async fn revoke_replayed_code(
+        &self,
+        record: &super::store::AuthorizationCodeRecord,
+        context: &RequestContext,
+    ) -> Result<(), OAuthError> {
+        if let Some(session_id) = &record.issued_session_id {
+            let now = self.clock.now();
+            let event = AuditEvent::new("oauth.code_reused", &Actor::Anonymous, context, now)
+                .target("session", session_id)
+                .metadata(serde_json::json!({ "client_id": record.client_id }));
+            self.session_store
+                .revoke_session(session_id, now, RevokeReason::AuthorizationCodeReuse, &[event])
+                .await?;
+        }
+        Ok(())
     }
 
     /// A new grant of `scope` to `client` for `user`: a session (with a refresh token when
@@ -144,7 +173,7 @@ impl OAuthService {
         grant: UserGrant<'_>,
         context: &RequestContext,
     ) -> Result<(TokenResponse, String), OAuthError> {
-        let UserGrant { scope, auth_time, amr, nonce, grant_type } = grant;
+        let UserGrant { scope, auth_time, amr, nonce, grant_type, spend_code } = grant;
         let now = self.clock.now();
         let scopes = split_scope(scope);
         let lifetime = self.tokens.settings().session_max_lifetime_seconds;
@@ -179,14 +208,26 @@ impl OAuthService {
             .metadata(serde_json::json!({ "client_id": client.client_id, "grant_type": grant_type, "scope": scope }));
         // The user row is not changed (only re-checked: a user suspended meanwhile gets no
         // session).
+        let work = UnitOfWork {
+            spend_code: spend_code.map(|digest| SpentCode {
+                digest,
+                at: now,
+                session_id: session.id.clone(),
+            }),
+            ..UnitOfWork::events(vec![event])
+        };
         self.session_store
             .start_session(
                 &session,
                 refresh.as_ref().map(|(_, record)| record),
                 &crate::users::record::UserChange::default(),
-                &UnitOfWork::events(vec![event]),
+                &work,
             )
-            .await?;
+            .await
+            .map_err(|error| match error {
+                StoreError::Conflict(Conflict::AuthorizationCodeSpent) => invalid_code(),
+                other => other.into(),
+            })?;
         let response = self
             .tokens_for_session(client, &session, user, refresh.map(|(token, _)| token))
             .await?;
@@ -204,7 +245,12 @@ impl OAuthService {
         check_grant(client, GRANT_REFRESH_TOKEN)?;
         let (mut session, user, new_token) = self
             .sessions
-            .rotate_refresh_token(refresh_token, Some(&client.client_id), context)
+            .rotate_refresh_token(
+                refresh_token,
+                Some(&client.client_id),
+                client.refresh_token_ttl_seconds,
+                context,
+            )
             .await?;
         if let Some(requested) = scope {
             let granted = split_scope(session.scope.as_deref().unwrap_or(""));

@@ -9,7 +9,7 @@ use super::{OAuthError, OAuthService, SCOPE_OPENID, split_scope};
 use crate::audit::AuditEvent;
 use crate::principal::{Actor, RequestContext};
 use crate::sessions::record::RevokeReason;
-use crate::tokens::{AccessTokenClaims, REFRESH_TOKEN_PREFIX};
+use crate::tokens::{AccessTokenClaims, REFRESH_TOKEN};
 
 fn inactive() -> Value {
     json!({ "active": false })
@@ -39,7 +39,10 @@ impl OAuthService {
         client: &ClientRecord,
         token: &str,
     ) -> Result<Value, OAuthError> {
-        if token.starts_with(REFRESH_TOKEN_PREFIX) {
+        if REFRESH_TOKEN.claims(token) {
+            if !REFRESH_TOKEN.recognises(token) {
+                return Ok(inactive());
+            }
             let digest = self.tokens.refresh_token_digest(token);
             let Some((record, session)) = self.session_store.refresh_token(&digest).await? else {
                 return Ok(inactive());
@@ -95,7 +98,10 @@ impl OAuthService {
         context: &RequestContext,
     ) -> Result<(), OAuthError> {
         let now = self.clock.now();
-        if token.starts_with(REFRESH_TOKEN_PREFIX) {
+        if REFRESH_TOKEN.claims(token) {
+            if !REFRESH_TOKEN.recognises(token) {
+                return Ok(());
+            }
             let digest = self.tokens.refresh_token_digest(token);
             if let Some((_, session)) = self.session_store.refresh_token(&digest).await?
                 && session.client_id.as_deref() == Some(client.client_id.as_str())

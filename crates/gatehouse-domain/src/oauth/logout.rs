@@ -26,6 +26,20 @@ pub struct VerifiedLogout {
     pub hinted_user: Option<String>,
     /// The OAuth session the ID token belongs to, ended with the browser session.
     pub hinted_session: Option<String>,
+    /// The browser session the ID token was issued in (through the code that opened
+    /// `hinted_session`), when known.
+    pub hinted_browser_session: Option<String>,
+}
+
+impl VerifiedLogout {
+    /// Whether the browser may be signed out without asking: only when the ID token was
+    /// issued in this very browser session. A hint from another browser, an earlier sign-in
+    /// or the device flow proves nothing about who clicked the link, so the person confirms
+    /// first (the page's form is CSRF-protected).
+    pub fn is_for_browser_session(&self, principal: &Principal) -> bool {
+        self.hinted_user.as_deref() == Some(principal.user.id.as_str())
+            && self.hinted_browser_session.as_deref() == Some(principal.session.id.as_str())
+    }
 }
 
 impl OAuthService {
@@ -68,7 +82,11 @@ impl OAuthService {
             }
             redirect = Some(url.to_string());
         }
-        Ok(VerifiedLogout { redirect, hinted_user, hinted_session })
+        let hinted_browser_session = match &hinted_session {
+            Some(session_id) => self.store.browser_session_of(session_id).await?,
+            None => None,
+        };
+        Ok(VerifiedLogout { redirect, hinted_user, hinted_session, hinted_browser_session })
     }
 
     /// Ends the OAuth session an ID token named, if it is the given user's.

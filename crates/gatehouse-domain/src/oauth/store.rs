@@ -69,14 +69,17 @@ pub trait OAuthStore: Send + Sync {
         &self,
         code: &AuthorizationCodeRecord,
     ) -> Result<(), StoreError>;
-    /// Marks the code used. Answers the record and whether this was its first use; a second
-    /// use answers `false` (the caller revokes what the first one issued).
-    async fn consume_authorization_code(
+    /// Reads a code without spending it: the exchange checks the client, redirect URI and
+    /// PKCE first, then spends it in the transaction that opens the session
+    /// (`UnitOfWork::spend_code`), so a wrong client never burns a legitimate client's code.
+    async fn authorization_code(
         &self,
         digest: &[u8],
-        now: i64,
-    ) -> Result<Option<(AuthorizationCodeRecord, bool)>, StoreError>;
-    async fn set_code_session(&self, digest: &[u8], session_id: &str) -> Result<(), StoreError>;
+    ) -> Result<Option<AuthorizationCodeRecord>, StoreError>;
+
+    /// The browser session in which the code that opened `session_id` was issued, while that
+    /// code is kept (the sweeper may forget it: the answer is then `None`).
+    async fn browser_session_of(&self, session_id: &str) -> Result<Option<String>, StoreError>;
 
     /// The scopes the user has granted the client, if any.
     async fn consent(
@@ -108,8 +111,9 @@ pub trait OAuthStore: Send + Sync {
         events: &[AuditEvent],
     ) -> Result<bool, StoreError>;
 
-    /// Records a client assertion's `jti`; `false` when it was seen before (a replay).
-    /// Assertions expired before `now` are forgotten.
+    /// Records a client assertion's `jti` until `expires_at` (its `exp` plus the leeway it is
+    /// verified with); `false` when it was seen before (a replay). Entries past their
+    /// `expires_at` are forgotten.
     async fn record_client_assertion(
         &self,
         client_id: &str,

@@ -15,7 +15,7 @@ use crate::notify::Notices;
 use crate::passwords::{PasswordPolicy, PolicyViolation};
 use crate::principal::{Actor, Principal, RequestContext};
 use crate::sessions::record::RevokeReason;
-use crate::unit_of_work::UnitOfWork;
+use crate::unit_of_work::{AccountLinks, UnitOfWork};
 use crate::users::directory::UserDirectory;
 use crate::users::record::{PasswordChange, UserRecord};
 use crate::users::store::UserStore;
@@ -158,6 +158,8 @@ impl PasswordService {
         let work = UnitOfWork {
             events: vec![event],
             outbox: self.notices.password_changed(&changed, context, now)?.into_iter().collect(),
+            // A reset or magic link mailed before the change must not undo it or sign in.
+            spend_account_links: Some(AccountLinks { user_id: user.id.clone(), at: now }),
             ..UnitOfWork::default()
         };
         // Conditional on the hash that was checked: a reset or another change that won

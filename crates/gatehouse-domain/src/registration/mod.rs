@@ -1,6 +1,14 @@
 //! Registration and profile: sign-up (validate everything at once, refuse taken identifiers,
 //! hash on the bounded pool, store the user with its audit event and verification link, sign
 //! in unless verification or MFA enrolment comes first), and the signed-in user's own profile.
+//!
+//! Security rule (no enumeration through sign-up): when email verification is required, a
+//! sign-up answers [`SignUpOutcome::VerificationRequired`] whether or not the address already
+//! has an account, after the same work (validation, one Argon2id hash, one write with a sealed
+//! message): the new account gets its verification link, the existing owner a "you already
+//! have an account" email pointing to sign-in and reset. Without verification required a new
+//! account is signed in at once, so a taken address must answer `email_taken`: hiding it is
+//! impossible there.
 
 mod profile;
 
@@ -17,7 +25,7 @@ use crate::notify::Notices;
 use crate::passwords::PasswordService;
 use crate::principal::{Actor, RequestContext};
 use crate::sessions::{NewSession, SessionService, SignInMethod, Tokens};
-use crate::unit_of_work::UnitOfWork;
+use crate::unit_of_work::{UnitOfWork, UnitOfWorkStore};
 use crate::users::directory::UserDirectory;
 use crate::users::names::NewIdentity;
 use crate::users::record::UserRecord;
@@ -35,8 +43,18 @@ pub struct SignUp {
     pub last_name: Option<String>,
 }
 
+/// What a sign-up answers.
+#[derive(Debug, Clone)]
+pub enum SignUpOutcome {
+    /// The account exists; tokens unless MFA enrolment comes first.
+    Created { user: Box<UserView>, tokens: Option<Box<Tokens>> },
+    /// Email verification is required: the same answer for a new and a registered address.
+    VerificationRequired,
+}
+
 pub struct RegistrationService {
     pub(crate) users: Arc<dyn UserStore>,
+    pub(crate) work: Arc<dyn UnitOfWorkStore>,
     pub(crate) hashing: HashingPool,
     pub(crate) passwords: Arc<PasswordService>,
     pub(crate) directory: Arc<UserDirectory>,
@@ -48,12 +66,13 @@ pub struct RegistrationService {
 }
 
 impl RegistrationService {
-    /// Creates an account. Returns tokens too unless email verification or MFA is required.
+    /// Creates an account. Returns tokens too unless MFA enrolment comes first; when email
+    /// verification is required, answers only that (see the module's rule).
     pub async fn sign_up(
         &self,
         request: SignUp,
         context: &RequestContext,
-    ) -> Result<(UserView, Option<Tokens>), DomainError> {
+    ) -> Result<SignUpOutcome, DomainError> {
         let mut issues = Vec::new();
         let NewIdentity { email, username, first_name, last_name } = NewIdentity::parse(
             &request.email,
@@ -76,14 +95,19 @@ impl RegistrationService {
             return Err(DomainError::Internal("email missing after validation".into()));
         };
 
-        let email_digest = self.directory.email_digest(&email);
-        if self.users.user_by_email_digest(&email_digest).await?.is_some() {
-            return Err(DomainError::Taken(Taken::Email));
-        }
+        // The username first: a taken username answers the same whether or not the address is
+        // registered, so it cannot serve to test addresses.
         if let Some(username) = &username
             && self.users.user_by_username(username.as_str()).await?.is_some()
         {
             return Err(DomainError::Taken(Taken::Username));
+        }
+        let email_digest = self.directory.email_digest(&email);
+        if let Some(owner) = self.users.user_by_email_digest(&email_digest).await? {
+            if self.require_email_verification {
+                return self.tell_existing_owner(&owner, request.password, context).await;
+            }
+            return Err(DomainError::Taken(Taken::Email));
         }
 
         let password_hash = self.hashing.hash(request.password.into()).await?;
@@ -107,15 +131,24 @@ impl RegistrationService {
             now,
         )?;
         let work = UnitOfWork { events: vec![event], tokens, outbox, ..UnitOfWork::default() };
-        self.users.insert_user(&user, &work).await.map_err(DomainError::from_taken)?;
+        match self.users.insert_user(&user, &work).await.map_err(DomainError::from_taken) {
+            // Someone registered the address in the meantime: the same answer as above.
+            Err(DomainError::Taken(Taken::Email)) if self.require_email_verification => {
+                return Ok(SignUpOutcome::VerificationRequired);
+            }
+            result => result?,
+        }
         if !work.outbox.is_empty() {
             self.notices.wake();
         }
+        if self.require_email_verification {
+            return Ok(SignUpOutcome::VerificationRequired);
+        }
         let view = self.directory.view(&user)?;
-        // Without verification, or with MFA required (the user enrols a factor at their
-        // first sign-in), the sign-up itself gives no tokens.
-        if self.require_email_verification || self.mfa_policy == MfaPolicy::Required {
-            return Ok((view, None));
+        // With MFA required (the user enrols a factor at their first sign-in), the sign-up
+        // itself gives no tokens.
+        if self.mfa_policy == MfaPolicy::Required {
+            return Ok(SignUpOutcome::Created { user: Box::new(view), tokens: None });
         }
         let new = NewSession {
             user,
@@ -126,6 +159,35 @@ impl RegistrationService {
             work: UnitOfWork::default(),
         };
         let tokens = self.sessions.start(new, context).await?;
-        Ok((tokens.user.clone(), Some(tokens)))
+        Ok(SignUpOutcome::Created {
+            user: Box::new(tokens.user.clone()),
+            tokens: Some(Box::new(tokens)),
+        })
+    }
+
+    /// A sign-up with verification required for an address that already has an account: the
+    /// same Argon2id work as a new account (the hash is dropped), and one write — the audit
+    /// event and an "account exists" email to the owner, with sign-in and reset pointers.
+    async fn tell_existing_owner(
+        &self,
+        owner: &UserRecord,
+        password: String,
+        context: &RequestContext,
+    ) -> Result<SignUpOutcome, DomainError> {
+        let _same_work = self.hashing.hash(password.into()).await?;
+        let now = self.clock.now();
+        let event = AuditEvent::new("user.sign_up_existing", &Actor::Anonymous, context, now)
+            .target("user", &owner.id);
+        let outbox = self.notices.account_exists(owner, context, now)?;
+        let work = UnitOfWork {
+            events: vec![event],
+            outbox: outbox.into_iter().collect(),
+            ..UnitOfWork::default()
+        };
+        self.work.commit(&work).await?;
+        if !work.outbox.is_empty() {
+            self.notices.wake();
+        }
+        Ok(SignUpOutcome::VerificationRequired)
     }
 }

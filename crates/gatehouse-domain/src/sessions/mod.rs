@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::error::DomainError;
 use crate::notify::Notices;
 use crate::principal::{Actor, Principal, RequestContext};
-use crate::tokens::{REFRESH_TOKEN_PREFIX, TokenService};
+use crate::tokens::{REFRESH_TOKEN, TokenService};
 use crate::unit_of_work::UnitOfWork;
 use crate::users::directory::UserDirectory;
 use crate::users::record::{SignInFacts, UserChange, UserRecord};
@@ -58,6 +58,9 @@ pub(crate) struct NewSession {
     pub work: UnitOfWork,
 }
 
+/// A browser session's `last_used_at` is written when it is at least this old.
+pub const TOUCH_INTERVAL_SECONDS: i64 = 60;
+
 pub struct SessionService {
     pub(crate) store: Arc<dyn SessionStore>,
     pub(crate) users: Arc<dyn UserStore>,
@@ -88,6 +91,10 @@ impl SessionService {
                 settings.session_max_lifetime_seconds,
             )
         };
+        // A mailbox claim revokes every session but the one it opens.
+        if let Some(claim) = work.mailbox_claim.as_mut() {
+            claim.keep_session = Some(session.id.clone());
+        }
         let (refresh_token, token_digest) = self.tokens.new_refresh_token();
         let refresh = RefreshTokenRecord {
             token_digest,
@@ -181,6 +188,27 @@ impl SessionService {
         Ok(Principal { user, session })
     }
 
+    /// The principal of a hosted-page (browser) session: as [`Self::principal_for_session`],
+    /// and refused (`InvalidToken`: sign in again) once it has gone unused for the idle
+    /// timeout. Use slides the window; the session's `last_used_at` is written at most once a
+    /// minute ([`TOUCH_INTERVAL_SECONDS`]), so page views do not each cost a write.
+    pub async fn principal_for_browser_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Principal, DomainError> {
+        let mut principal = self.principal_for_session(session_id).await?;
+        let now = self.clock.now();
+        let idle_timeout = self.tokens.settings().session_idle_timeout_seconds;
+        if now - principal.session.last_used_at >= idle_timeout {
+            return Err(DomainError::InvalidToken);
+        }
+        if now - principal.session.last_used_at >= TOUCH_INTERVAL_SECONDS {
+            self.store.touch_session(session_id, now).await?;
+            principal.session.last_used_at = now;
+        }
+        Ok(principal)
+    }
+
     /// Exchanges a refresh token for a new token set. The presented token is spent; if it was
     /// already spent — or another request spends it at the same moment — the session (the
     /// whole token family) is revoked and recorded as a security event.
@@ -190,7 +218,7 @@ impl SessionService {
         context: &RequestContext,
     ) -> Result<Tokens, DomainError> {
         let (session, user, new_token) =
-            self.rotate_refresh_token(refresh_token, None, context).await?;
+            self.rotate_refresh_token(refresh_token, None, None, context).await?;
         let settings = self.tokens.settings();
         let access_token = self.tokens.issue_access_token(&session).await?;
         Ok(Tokens {
@@ -205,14 +233,17 @@ impl SessionService {
 
     /// The rotation shared by the first-party API and the OAuth token endpoint: checks the
     /// token belongs to `client_id` (`None`: a first-party session), spends it, stores its
-    /// successor, and answers the session, its user and the new token.
+    /// successor, and answers the session, its user and the new token. The successor lives
+    /// `ttl_seconds` (a client's own refresh lifetime, kept across every rotation) or the
+    /// configured lifetime, never past the session.
     pub async fn rotate_refresh_token(
         &self,
         refresh_token: &str,
         client_id: Option<&str>,
+        ttl_seconds: Option<i64>,
         context: &RequestContext,
     ) -> Result<(SessionRecord, UserRecord, String), DomainError> {
-        if !refresh_token.starts_with(REFRESH_TOKEN_PREFIX)
+        if !REFRESH_TOKEN.recognises(refresh_token)
             || refresh_token.len() > MAX_REFRESH_TOKEN_LENGTH
         {
             return Err(DomainError::InvalidGrant);
@@ -244,7 +275,8 @@ impl SessionService {
             token_digest: new_digest,
             session_id: session.id.clone(),
             created_at: now,
-            expires_at: (now + settings.refresh_token_ttl_seconds).min(session.expires_at),
+            expires_at: (now + ttl_seconds.unwrap_or(settings.refresh_token_ttl_seconds))
+                .min(session.expires_at),
             rotated_at: None,
         };
         if !self.store.rotate_refresh_token(&digest, &replacement, now).await? {

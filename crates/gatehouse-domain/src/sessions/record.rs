@@ -93,6 +93,8 @@ pub enum RevokeReason {
     RevokedByAdmin,
     RevokedByClient,
     AuthorizationCodeReuse,
+    /// The mailbox of an unverified account was proven without its password.
+    MailboxClaimed,
 }
 
 impl RevokeReason {
@@ -107,6 +109,7 @@ impl RevokeReason {
             RevokeReason::RevokedByAdmin => "revoked_by_admin",
             RevokeReason::RevokedByClient => "revoked_by_client",
             RevokeReason::AuthorizationCodeReuse => "authorization_code_reuse",
+            RevokeReason::MailboxClaimed => "mailbox_claimed",
         }
     }
 }

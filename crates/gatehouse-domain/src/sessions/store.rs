@@ -65,6 +65,9 @@ pub trait SessionStore: Send + Sync {
         now: i64,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
+    /// Records that a session was used at `now` (its `last_used_at`).
+    async fn touch_session(&self, session_id: &str, now: i64) -> Result<(), StoreError>;
+
     /// Records a fresh authentication on a session (step-up), with events.
     async fn update_session_authentication(
         &self,

@@ -119,12 +119,15 @@ async fn a_token_of_another_client_is_refused_without_revoking() {
     let context = context();
 
     // A first-party token presented at the token endpoint by a client.
-    let result = sessions.rotate_refresh_token(&first_party.refresh_token, Some("tv"), &context);
+    let result =
+        sessions.rotate_refresh_token(&first_party.refresh_token, Some("tv"), None, &context);
     assert_invalid_grant(result.await);
     // A client's token presented to the first-party refresh, or by another client.
     let (client_session_id, client_token) = client_session(&world, &user, "tv");
     assert_invalid_grant(sessions.refresh(&client_token, &context).await);
-    assert_invalid_grant(sessions.rotate_refresh_token(&client_token, Some("web"), &context).await);
+    assert_invalid_grant(
+        sessions.rotate_refresh_token(&client_token, Some("web"), None, &context).await,
+    );
 
     // Nothing was spent or revoked: each token still works for its owner.
     assert!(world.store.events("session.refresh_token_reused").is_empty());
@@ -133,11 +136,12 @@ async fn a_token_of_another_client_is_refused_without_revoking() {
     }
     let refreshed = sessions.refresh(&first_party.refresh_token, &context).await.unwrap();
     let (session, _, _) =
-        sessions.rotate_refresh_token(&client_token, Some("tv"), &context).await.unwrap();
+        sessions.rotate_refresh_token(&client_token, Some("tv"), None, &context).await.unwrap();
     assert_eq!(session.id, client_session_id);
 
     // Even a spent token, presented by the wrong client, is not evidence against the family.
-    let result = sessions.rotate_refresh_token(&first_party.refresh_token, Some("tv"), &context);
+    let result =
+        sessions.rotate_refresh_token(&first_party.refresh_token, Some("tv"), None, &context);
     assert_invalid_grant(result.await);
     assert!(world.store.stored_session(&refreshed.session_id).unwrap().is_active(world.now()));
     assert!(world.store.events("session.refresh_token_reused").is_empty());
@@ -207,4 +211,26 @@ async fn malformed_and_unknown_refresh_tokens_are_refused() {
         assert_invalid_grant(world.accounts.sessions.refresh(garbage, &context()).await);
     }
     assert!(world.store.stored_session(&tokens.session_id).unwrap().revoked_at.is_none());
+}
+
+#[tokio::test]
+async fn refresh_tokens_of_the_old_format_keep_working_and_rotate_into_the_new_one() {
+    use crate::tokens::REFRESH_TOKEN;
+    let (world, _, tokens) = signed_in(WorldSettings::default()).await;
+    // A refresh token as the previous release issued it: `ghr_` + 43 base64url characters,
+    // stored as its keyed digest.
+    let legacy = format!("ghr_{}", gatehouse_crypto::random_token());
+    let now = world.now();
+    let stored = RefreshTokenRecord {
+        token_digest: world.tokens.refresh_token_digest(&legacy),
+        session_id: tokens.session_id.clone(),
+        created_at: now,
+        expires_at: now + 3600,
+        rotated_at: None,
+    };
+    let current = world.tokens.refresh_token_digest(&tokens.refresh_token);
+    assert!(world.store.rotate_refresh_token(&current, &stored, now).await.unwrap());
+    let refreshed = world.accounts.sessions.refresh(&legacy, &context()).await.unwrap();
+    assert!(REFRESH_TOKEN.is_current(&refreshed.refresh_token), "{}", refreshed.refresh_token);
+    assert!(refreshed.refresh_token.starts_with("gtr_"));
 }

@@ -209,6 +209,9 @@ impl SignInService {
         let FirstFactor { user, rehashed_password, method, trusted_browser, mut work, facts } =
             first;
         let has_factor = match facts {
+            // The factors found were set by someone who never proved the mailbox; this work
+            // removes them, so they are not asked for.
+            _ if work.mailbox_claim.is_some() => false,
             Some(facts) => facts.has_confirmed_factor,
             None => self.mfa.has_confirmed_factor(&user.id).await?,
         };

@@ -57,12 +57,19 @@ struct State {
 }
 
 impl State {
-    /// Writes what a unit of work carries besides its change. One-time tokens and outbox rows
-    /// are not modelled: a unit of work holding them is refused rather than half applied.
+    /// Writes what a unit of work carries besides its change. One-time tokens, outbox rows and
+    /// mailbox claims are not modelled: a unit of work holding them is refused rather than half
+    /// applied (spending a user's links is a no-op here: the fake holds no tokens).
     fn apply(&mut self, work: &UnitOfWork) -> Result<(), StoreError> {
-        if !work.tokens.is_empty() || work.spend_token.is_some() || !work.outbox.is_empty() {
+        if !work.tokens.is_empty()
+            || work.spend_token.is_some()
+            || work.spend_code.is_some()
+            || !work.outbox.is_empty()
+            || work.mailbox_claim.is_some()
+        {
             return Err(StoreError::Other(
-                "one-time tokens and outbox rows are not modelled by the fake".into(),
+                "one-time tokens, outbox rows and mailbox claims are not modelled by the fake"
+                    .into(),
             ));
         }
         if let Some(device) = &work.known_device {

@@ -54,6 +54,7 @@ impl Default for WorldSettings {
                 access_token_ttl_seconds: 900,
                 refresh_token_ttl_seconds: 30 * 24 * 3600,
                 session_max_lifetime_seconds: 90 * 24 * 3600,
+                session_idle_timeout_seconds: 7 * 24 * 3600,
             },
             mfa: MfaSettings::default(),
         }

@@ -1,15 +1,15 @@
 //! `Pages`: what the hosted pages look like and how they answer — minijinja templates embedded
 //! with `include_str!` (auto-escaped, `t("key")` over the catalogues), branding, the pages'
 //! CSP and security headers, redirects, error pages ([`ErrorPage`]), and the cookie and CSRF
-//! keys, derived once from the master key. Built in `main` and held by the state; imports no
-//! handler and no state.
+//! keys ([`BrowserKeys`], data keys of the key hierarchy). Built in `main` and held by the
+//! state; imports no handler and no state.
 
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use gatehouse_crypto::{Digester, MasterKey};
+use gatehouse_crypto::Digester;
 use gatehouse_domain::{DomainError, StoreError};
 use minijinja::value::Kwargs;
 use minijinja::{AutoEscape, Environment, State, UndefinedBehavior, Value, context};
@@ -51,6 +51,39 @@ pub fn is_hex_color(text: &str) -> bool {
         && text.bytes().skip(1).all(|byte| byte.is_ascii_hexdigit())
 }
 
+/// The MAC keys of the browser cookies and the CSRF token, one data key per purpose.
+pub struct BrowserKeys {
+    pub session_cookie: Digester,
+    pub device_cookie: Digester,
+    pub csrf: Digester,
+}
+
+impl BrowserKeys {
+    /// The digest purposes of these keys, for the list of data keys.
+    pub const DIGEST_PURPOSES: [&'static str; 3] =
+        [SESSION_COOKIE_PURPOSE, DEVICE_COOKIE_PURPOSE, CSRF_PURPOSE];
+
+    /// The keys, each from the digester of its purpose.
+    pub fn from_digesters<E>(
+        mut digester: impl FnMut(&str) -> Result<Digester, E>,
+    ) -> Result<BrowserKeys, E> {
+        Ok(BrowserKeys {
+            session_cookie: digester(SESSION_COOKIE_PURPOSE)?,
+            device_cookie: digester(DEVICE_COOKIE_PURPOSE)?,
+            csrf: digester(CSRF_PURPOSE)?,
+        })
+    }
+
+    /// Random keys that live only in this process (tests).
+    pub fn ephemeral() -> BrowserKeys {
+        BrowserKeys {
+            session_cookie: Digester::ephemeral(),
+            device_cookie: Digester::ephemeral(),
+            csrf: Digester::ephemeral(),
+        }
+    }
+}
+
 /// Everything the pages need, built once at start-up and shared through `AppState`.
 pub struct Pages {
     environment: Environment<'static>,
@@ -65,10 +98,10 @@ pub struct Pages {
 }
 
 impl Pages {
-    /// Parses the embedded templates and catalogues and derives the cookie keys from the
-    /// master key. `issuer` decides the cookies' `Secure` flag and `__Host-` prefix.
+    /// Parses the embedded templates and catalogues; the cookie and CSRF keys are `keys`.
+    /// `issuer` decides the cookies' `Secure` flag and `__Host-` prefix.
     /// Fails only if an embedded file is broken or the branding is invalid.
-    pub fn new(branding: Branding, issuer: &str, master_key: &MasterKey) -> Result<Pages, String> {
+    pub fn new(branding: Branding, issuer: &str, keys: BrowserKeys) -> Result<Pages, String> {
         if !is_hex_color(&branding.primary_color) {
             return Err(format!("primary colour {:?} is not #rrggbb", branding.primary_color));
         }
@@ -86,16 +119,10 @@ impl Pages {
             environment,
             content_security_policy,
             stylesheet,
-            session_cookie: SessionCookie::new(
-                Digester::new(master_key, SESSION_COOKIE_PURPOSE),
-                secure,
-            ),
+            session_cookie: SessionCookie::new(keys.session_cookie, secure),
             mfa_cookie: CookieSpec::new("gatehouse_mfa", "Lax", secure),
-            device_cookie: SessionCookie::device(
-                Digester::new(master_key, DEVICE_COOKIE_PURPOSE),
-                secure,
-            ),
-            csrf: CsrfKey::new(Digester::new(master_key, CSRF_PURPOSE), secure),
+            device_cookie: SessionCookie::device(keys.device_cookie, secure),
+            csrf: CsrfKey::new(keys.csrf, secure),
         })
     }
 

@@ -26,7 +26,7 @@ use axum::routing::{get, post};
 
 pub use crate::browser::cookies::{CookieSpec, SESSION_COOKIE_PURPOSE, SessionCookie, read_cookie};
 pub use crate::browser::csrf::{CSRF_FIELD, CSRF_PURPOSE, Csrf, CsrfKey};
-pub use crate::browser::render::{Branding, Pages, is_hex_color};
+pub use crate::browser::render::{Branding, BrowserKeys, Pages, is_hex_color};
 pub use crate::browser::return_to::{
     DEFAULT_RETURN_TO, MAX_RETURN_TO_LENGTH, return_to_or_default, safe_return_to,
 };

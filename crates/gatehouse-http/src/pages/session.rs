@@ -16,8 +16,9 @@ use crate::browser::render::ErrorPage;
 use crate::locale::Locale;
 use crate::state::AppState;
 
-/// The signed-in browser, if any: a validly signed session cookie whose session is active and
-/// whose user is not suspended. A missing, tampered, revoked or expired cookie is `None`.
+/// The signed-in browser, if any: a validly signed session cookie whose session is active, not
+/// idle past the timeout, and whose user is not suspended. A missing, tampered, revoked,
+/// expired or idle cookie is `None`.
 pub struct BrowserSession(pub Option<Principal>);
 
 impl FromRequestParts<AppState> for BrowserSession {
@@ -31,7 +32,7 @@ impl FromRequestParts<AppState> for BrowserSession {
         else {
             return Ok(BrowserSession(None));
         };
-        match state.accounts.sessions.principal_for_session(session_id).await {
+        match state.accounts.sessions.principal_for_browser_session(session_id).await {
             Ok(principal) => Ok(BrowserSession(Some(principal))),
             Err(DomainError::InvalidToken | DomainError::NotFound) => Ok(BrowserSession(None)),
             Err(error) => {

@@ -163,9 +163,10 @@ pub(crate) async fn delete_client(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A new secret, answered once; the previous one keeps working for 24 hours.
+/// A new secret, answered once; the previous one keeps working for 24 hours. A
+/// `private_key_jwt` or public client has no secret: 409 `client_has_no_secret`.
 #[utoipa::path(post, path = "/v1/admin/clients/{id}/rotate-secret", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 200, body = ClientResponse), (status = 404, body = crate::error::Problem)))]
+    params(("id" = String, Path)), responses((status = 200, body = ClientResponse), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub(crate) async fn rotate_secret(
     State(state): State<AppState>,
     Client(context): Client,

@@ -6,7 +6,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use gatehouse_domain::registration::SignUp;
+use gatehouse_domain::registration::{SignUp, SignUpOutcome};
 use gatehouse_domain::sign_in::{Identifier, SignIn};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -48,9 +48,22 @@ pub(crate) struct SignUpResponse {
     tokens: Option<TokensResponse>,
 }
 
-/// Creates an account; signs it in unless email verification is required.
+/// When email verification is required: the one answer to every sign-up, for a new and for a
+/// registered address alike.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VerificationRequiredResponse {
+    /// Always `true`.
+    verification_required: bool,
+}
+
+/// Creates an account; signs it in unless email verification is required. With verification
+/// required the answer is `202 {"verification_required": true}` for every address, registered
+/// or not (the owner of a registered one gets an email instead); without it, a registered
+/// address answers 409 `email_taken` (the account would be signed in at once, so a taken
+/// address cannot be hidden).
 #[utoipa::path(post, path = "/v1/auth/sign-up", tag = "auth", request_body = SignUpRequest, responses(
     (status = 201, body = SignUpResponse),
+    (status = 202, description = "email verification is required (the same answer for every address)", body = VerificationRequiredResponse),
     (status = 409, description = "email_taken / username_taken", body = crate::error::Problem),
     (status = 422, description = "validation_failed, password_too_weak, password_breached", body = crate::error::Problem),
     (status = 429, description = "rate_limited", body = crate::error::Problem)))]
@@ -66,9 +79,19 @@ pub(crate) async fn sign_up(
         first_name: body.first_name,
         last_name: body.last_name,
     };
-    let (user, tokens) = state.accounts.registration.sign_up(request, &context).await?;
-    let answer = SignUpResponse { user: user.into(), tokens: tokens.map(Into::into) };
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+    match state.accounts.registration.sign_up(request, &context).await? {
+        SignUpOutcome::Created { user, tokens } => {
+            let answer = SignUpResponse {
+                user: (*user).into(),
+                tokens: tokens.map(|tokens| (*tokens).into()),
+            };
+            Ok((StatusCode::CREATED, Json(answer)).into_response())
+        }
+        SignUpOutcome::VerificationRequired => {
+            let answer = VerificationRequiredResponse { verification_required: true };
+            Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

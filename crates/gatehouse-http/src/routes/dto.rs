@@ -5,8 +5,9 @@ use gatehouse_domain::sessions::SessionRecord;
 use gatehouse_domain::sessions::Tokens;
 use gatehouse_domain::sign_in::SignInOutcome;
 use gatehouse_domain::users::UserView;
-use serde::Serialize;
-use utoipa::ToSchema;
+use gatehouse_domain::{DomainError, FieldIssue};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct UserResponse {
@@ -160,4 +161,63 @@ impl SessionResponse {
 pub(crate) struct Page<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+/// `?limit=&cursor=` of a list (`limit` 1 to 100, default 50; `cursor` the `next_cursor` of
+/// the previous page).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// Where a page of a newest-first list stops: the last item's creation time and id, so the
+/// next page starts right after it even when that item is gone by then.
+fn cursor_of(created_at: i64, id: &str) -> String {
+    format!("{created_at}.{id}")
+}
+
+fn parse_cursor(text: &str) -> Option<(i64, &str)> {
+    let (created_at, id) = text.split_once('.')?;
+    Some((created_at.parse().ok()?, id))
+}
+
+impl<T> Page<T> {
+    /// One page of a user's own short list, already read whole and ordered newest first
+    /// (`created_at DESC, id DESC`): the items after `query.cursor`, `query.limit` of them.
+    /// `key` gives an item's creation time and id. A cursor that does not parse answers
+    /// `validation_failed` on `cursor`.
+    pub fn of_newest_first<I>(
+        items: Vec<I>,
+        query: &PageQuery,
+        key: impl Fn(&I) -> (i64, &str),
+        map: impl FnMut(I) -> T,
+    ) -> Result<Page<T>, DomainError> {
+        let limit = query.limit.unwrap_or(50).clamp(1, 100) as usize;
+        let after = match query.cursor.as_deref() {
+            None => None,
+            Some(text) => Some(parse_cursor(text).ok_or_else(|| {
+                DomainError::Validation(vec![FieldIssue::new(
+                    "cursor",
+                    "invalid",
+                    "Use the next_cursor of a previous page.",
+                )])
+            })?),
+        };
+        let mut rest: Vec<I> = items
+            .into_iter()
+            .filter(|item| after.is_none_or(|(time, id)| key(item) < (time, id)))
+            .collect();
+        let next_cursor = if rest.len() > limit {
+            rest.truncate(limit);
+            rest.last().map(|item| {
+                let (created_at, id) = key(item);
+                cursor_of(created_at, id)
+            })
+        } else {
+            None
+        };
+        Ok(Page { data: rest.into_iter().map(map).collect(), next_cursor })
+    }
 }

@@ -9,11 +9,11 @@ use gatehouse_domain::registration::ProfileUpdate;
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
-use super::dto::{SessionResponse, UserResponse};
+use super::dto::{Page, PageQuery, SessionResponse, UserResponse};
 use crate::auth::Authenticated;
 use crate::client::Client;
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery};
 use crate::middleware::limit;
 use crate::ratelimit::Bucket;
 use crate::state::AppState;
@@ -105,16 +105,23 @@ pub(crate) async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The user's active sessions, newest first.
-#[utoipa::path(get, path = "/v1/me/sessions", tag = "me", security(("bearer" = [])),
-    responses((status = 200, body = Vec<SessionResponse>)))]
+/// The user's active sessions, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/me/sessions", tag = "me", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = Page<SessionResponse>), (status = 401, description = "invalid_token", body = crate::error::Problem),
+    (status = 422, description = "validation_failed (cursor)", body = crate::error::Problem)))]
 pub(crate) async fn sessions(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
-) -> Result<Json<Vec<SessionResponse>>, ApiError> {
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<SessionResponse>>, ApiError> {
     let sessions = state.accounts.sessions.sessions(&principal).await?;
     let current = principal.session.id.clone();
-    Ok(Json(sessions.into_iter().map(|session| SessionResponse::new(session, &current)).collect()))
+    Ok(Json(Page::of_newest_first(
+        sessions,
+        &query,
+        |session| (session.created_at, session.id.as_str()),
+        |session| SessionResponse::new(session, &current),
+    )?))
 }
 
 /// Revokes one of the user's sessions (another user's is `not_found`).

@@ -11,11 +11,12 @@ use gatehouse_domain::mfa::{FactorView, MfaOverview, Reauthentication};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::dto::{Page, PageQuery};
 use super::mfa::{ProofRequest, TotpEnrolmentResponse};
 use crate::auth::{Admin, Authenticated};
 use crate::client::Client;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, OptionalApiJson};
+use crate::extract::{ApiJson, ApiQuery, OptionalApiJson};
 use crate::middleware::limit;
 use crate::ratelimit::Bucket;
 use crate::state::AppState;
@@ -313,15 +314,22 @@ impl From<TrustedBrowserRecord> for TrustedDeviceResponse {
     }
 }
 
-/// The devices that skip the second factor, newest first.
-#[utoipa::path(get, path = "/v1/me/trusted-devices", tag = "me", security(("bearer" = [])),
-    responses((status = 200, body = Vec<TrustedDeviceResponse>)))]
+/// The devices that skip the second factor, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/me/trusted-devices", tag = "me", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = Page<TrustedDeviceResponse>), (status = 401, description = "invalid_token", body = crate::error::Problem),
+    (status = 422, description = "validation_failed (cursor)", body = crate::error::Problem)))]
 pub(crate) async fn trusted_devices(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
-) -> Result<Json<Vec<TrustedDeviceResponse>>, ApiError> {
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<TrustedDeviceResponse>>, ApiError> {
     let devices = state.accounts.mfa.trusted_browsers(&principal).await?;
-    Ok(Json(devices.into_iter().map(Into::into).collect()))
+    Ok(Json(Page::of_newest_first(
+        devices,
+        &query,
+        |device| (device.created_at, device.id.as_str()),
+        Into::into,
+    )?))
 }
 
 /// Stops trusting a device (it will be asked for a second factor again).

@@ -32,7 +32,7 @@ const EMBEDDED: [(&str, &str); 2] = [
 ];
 
 /// The message kinds the catalogues describe.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 10] = [
     "verify_email",
     "reset_password",
     "magic_link",
@@ -41,6 +41,8 @@ pub const KINDS: [&str; 8] = [
     "mfa_changed",
     "mfa_code",
     "account_locked",
+    "account_claimed",
+    "account_exists",
 ];
 
 pub struct Renderer {

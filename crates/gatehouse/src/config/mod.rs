@@ -66,6 +66,8 @@ pub struct Config {
     pub magic_link: MagicLinkConfig,
     pub notices: NoticesConfig,
     pub outbox: OutboxConfig,
+    pub sweeper: SweeperConfig,
+    pub audit: AuditConfig,
     pub cache: CacheConfig,
     pub mfa: MfaConfig,
     /// The SMS gateway (Twilio-compatible), for MFA codes by text message.
@@ -126,6 +128,17 @@ pub struct RateLimitConfig {
     /// Attempts at one account per minute, whatever their addresses: password sign-ins
     /// naming it, second factors, step-ups, password changes.
     pub account_per_minute: u32,
+    /// `POST /oauth2/token`: per client id and, separately, per client IP.
+    pub token_per_minute: u32,
+    /// `POST /oauth2/introspect` and `/oauth2/revoke`, per client IP.
+    pub introspect_per_minute: u32,
+    /// `POST /oauth2/device_authorization`, per client IP.
+    pub device_authorization_per_minute: u32,
+    /// User-code entry on the hosted `/device` page, per client IP.
+    pub device_verification_per_minute: u32,
+    /// The general `/v1` budgets: per principal when authenticated, per IP otherwise.
+    pub api_get_per_minute: u32,
+    pub api_write_per_minute: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -137,6 +150,12 @@ impl Default for RateLimitConfig {
             refresh_per_minute: 10,
             email_per_minute: 5,
             account_per_minute: 20,
+            token_per_minute: 300,
+            introspect_per_minute: 600,
+            device_authorization_per_minute: 30,
+            device_verification_per_minute: 10,
+            api_get_per_minute: 600,
+            api_write_per_minute: 300,
         }
     }
 }
@@ -275,6 +294,32 @@ pub struct OutboxConfig {
     pub max_attempts: i64,
     /// A claimed delivery whose worker died is claimed again after this.
     pub lease_seconds: u64,
+    /// Delivered rows are kept this many days, then the sweeper removes them.
+    pub retention_days: i64,
+}
+
+/// The sweeper: expired rows removed in the background (see `gatehouse_domain::sweeper`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SweeperConfig {
+    /// Seconds between sweeps (one instance of several sweeps per period); 0 turns it off.
+    pub interval_seconds: u64,
+    /// Rows deleted per statement.
+    pub batch_size: u32,
+}
+
+impl Default for SweeperConfig {
+    fn default() -> Self {
+        Self { interval_seconds: 300, batch_size: 500 }
+    }
+}
+
+/// The audit log's retention.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Events older than this many days are removed by the sweeper; 0 keeps them forever.
+    pub retention_days: i64,
 }
 
 impl Default for OutboxConfig {
@@ -285,6 +330,7 @@ impl Default for OutboxConfig {
             backoff_max_ms: 3_600_000,
             max_attempts: 8,
             lease_seconds: 60,
+            retention_days: 7,
         }
     }
 }
@@ -357,6 +403,8 @@ pub struct TokensConfig {
     pub refresh_token_ttl_seconds: i64,
     /// A session never outlives this, however often it refreshes.
     pub session_max_lifetime_seconds: i64,
+    /// A hosted-page (browser) session unused for this long must sign in again.
+    pub session_idle_timeout_seconds: i64,
     /// `aud` of first-party access tokens; the issuer when unset.
     pub audience: Option<String>,
 }
@@ -388,6 +436,8 @@ impl Default for Config {
             magic_link: MagicLinkConfig::default(),
             notices: NoticesConfig::default(),
             outbox: OutboxConfig::default(),
+            sweeper: SweeperConfig::default(),
+            audit: AuditConfig::default(),
             cache: CacheConfig::default(),
             mfa: MfaConfig::default(),
             sms: SmsConfig::default(),
@@ -446,6 +496,7 @@ impl Default for TokensConfig {
             id_token_ttl_seconds: 3600,
             refresh_token_ttl_seconds: 7 * 24 * 3600,
             session_max_lifetime_seconds: 30 * 24 * 3600,
+            session_idle_timeout_seconds: 7 * 24 * 3600,
             audience: None,
         }
     }

@@ -268,3 +268,45 @@ fn branding_is_read_and_validated() {
         assert!(error.setting.starts_with(name), "{name}={value}: {error}");
     }
 }
+
+#[test]
+fn lifecycle_and_api_budget_settings_are_read_and_validated() {
+    let config = load(&[]).unwrap();
+    assert_eq!(
+        (config.sweeper.interval_seconds, config.sweeper.batch_size),
+        (300, 500),
+        "sweeps every five minutes by default"
+    );
+    assert_eq!((config.outbox.retention_days, config.audit.retention_days), (7, 0));
+    assert_eq!(
+        (config.rate_limit.api_get_per_minute, config.rate_limit.api_write_per_minute),
+        (600, 300)
+    );
+    let config = load_file(
+        "[audit]\nretention_days = 90\n",
+        &[
+            ("GATEHOUSE_SWEEPER_INTERVAL_SECONDS", "60"),
+            ("GATEHOUSE_OUTBOX_RETENTION_DAYS", "1"),
+            ("GATEHOUSE_RATE_LIMIT_TOKEN_PER_MINUTE", "20"),
+            ("GATEHOUSE_RATE_LIMIT_API_GET_PER_MINUTE", "50"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.audit.retention_days, 90);
+    assert_eq!((config.sweeper.interval_seconds, config.outbox.retention_days), (60, 1));
+    assert_eq!(
+        (config.rate_limit.token_per_minute, config.rate_limit.api_get_per_minute),
+        (20, 50)
+    );
+    for (name, value) in [
+        ("GATEHOUSE_AUDIT_RETENTION_DAYS", "-1"),
+        ("GATEHOUSE_OUTBOX_RETENTION_DAYS", "-1"),
+        ("GATEHOUSE_SWEEPER_BATCH_SIZE", "0"),
+        ("GATEHOUSE_SWEEPER_INTERVAL_SECONDS", "100000"),
+        ("GATEHOUSE_RATE_LIMIT_API_WRITE_PER_MINUTE", "0"),
+        ("GATEHOUSE_RATE_LIMIT_INTROSPECT_PER_MINUTE", "0"),
+    ] {
+        let error = load(&[(name, value)]).unwrap_err();
+        assert!(error.setting.starts_with(name), "{name}={value}: {error}");
+    }
+}

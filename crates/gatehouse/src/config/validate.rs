@@ -124,6 +124,18 @@ impl Config {
             ("rate_limit.sign_up_per_minute", self.rate_limit.sign_up_per_minute),
             ("rate_limit.refresh_per_minute", self.rate_limit.refresh_per_minute),
             ("rate_limit.account_per_minute", self.rate_limit.account_per_minute),
+            ("rate_limit.token_per_minute", self.rate_limit.token_per_minute),
+            ("rate_limit.introspect_per_minute", self.rate_limit.introspect_per_minute),
+            (
+                "rate_limit.device_authorization_per_minute",
+                self.rate_limit.device_authorization_per_minute,
+            ),
+            (
+                "rate_limit.device_verification_per_minute",
+                self.rate_limit.device_verification_per_minute,
+            ),
+            ("rate_limit.api_get_per_minute", self.rate_limit.api_get_per_minute),
+            ("rate_limit.api_write_per_minute", self.rate_limit.api_write_per_minute),
         ] {
             if value == 0 {
                 return Err(error(
@@ -142,6 +154,14 @@ impl Config {
             return Err(error(
                 "tokens.session_max_lifetime_seconds",
                 "at least tokens.refresh_token_ttl_seconds",
+            ));
+        }
+        // Activity is recorded at most once a minute, so a shorter timeout would end sessions
+        // that are in use.
+        if !(300..=365 * 86_400).contains(&self.tokens.session_idle_timeout_seconds) {
+            return Err(error(
+                "tokens.session_idle_timeout_seconds",
+                "between 300 seconds and 365 days",
             ));
         }
         Ok(())
@@ -207,6 +227,18 @@ impl Config {
         }
         if !(5..=3600).contains(&outbox.lease_seconds) {
             return Err(error("outbox.lease_seconds", "between 5 and 3600"));
+        }
+        if !(0..=36_500).contains(&outbox.retention_days) {
+            return Err(error("outbox.retention_days", "between 0 and 36500"));
+        }
+        if !(0..=36_500).contains(&self.audit.retention_days) {
+            return Err(error("audit.retention_days", "between 0 (forever) and 36500"));
+        }
+        if self.sweeper.interval_seconds > 86_400 {
+            return Err(error("sweeper.interval_seconds", "between 0 (off) and 86400"));
+        }
+        if !(1..=100_000).contains(&self.sweeper.batch_size) {
+            return Err(error("sweeper.batch_size", "between 1 and 100000"));
         }
         Ok(())
     }

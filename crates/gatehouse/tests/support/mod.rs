@@ -22,6 +22,8 @@ pub struct TestApp {
     pub clients: std::sync::Arc<gatehouse_domain::oauth::ClientService>,
     /// The clock the application runs on: a `ManualClock` when spawned with one.
     pub clock: Option<std::sync::Arc<gatehouse_domain::ManualClock>>,
+    /// The application's sweeper (the same one its server runs every interval).
+    pub sweeper: gatehouse::sweeper::SweeperTask,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     _data_dir: tempfile::TempDir,
@@ -98,6 +100,7 @@ impl TestApp {
         let admin_keys = application.admin_keys.clone();
         let oauth = application.oauth.clone();
         let clients = application.clients.clone();
+        let sweeper = application.sweeper.clone();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             gatehouse::server::serve(application, listener, async {
@@ -115,6 +118,7 @@ impl TestApp {
             oauth,
             clients,
             clock,
+            sweeper,
             shutdown: Some(shutdown),
             server: Some(server),
             _data_dir: data_dir,

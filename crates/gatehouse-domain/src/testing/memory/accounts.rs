@@ -290,6 +290,10 @@ impl SessionStore for MemoryStore {
         Ok(sessions)
     }
 
+    async fn touch_session(&self, _session_id: &str, _now: i64) -> Result<(), StoreError> {
+        Err(not_used())
+    }
+
     async fn update_session_authentication(
         &self,
         _session_id: &str,

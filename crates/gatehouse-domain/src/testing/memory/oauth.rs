@@ -62,15 +62,14 @@ impl OAuthStore for MemoryStore {
         Err(not_used())
     }
 
-    async fn consume_authorization_code(
+    async fn authorization_code(
         &self,
         _digest: &[u8],
-        _now: i64,
-    ) -> Result<Option<(AuthorizationCodeRecord, bool)>, StoreError> {
+    ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
         Err(not_used())
     }
 
-    async fn set_code_session(&self, _digest: &[u8], _session_id: &str) -> Result<(), StoreError> {
+    async fn browser_session_of(&self, _session_id: &str) -> Result<Option<String>, StoreError> {
         Err(not_used())
     }
 
@@ -187,20 +186,19 @@ impl DeviceCodeStore for MemoryStore {
         Ok(true)
     }
 
-    async fn record_device_poll(
-        &self,
-        digest: &[u8],
-        now: i64,
-        interval_seconds: i64,
-    ) -> Result<(), StoreError> {
+    async fn record_device_poll(&self, digest: &[u8], now: i64) -> Result<bool, StoreError> {
         let mut state = self.state();
-        if let Some(code) =
+        let Some(code) =
             state.device_codes.iter_mut().find(|code| code.device_code_digest == digest)
-        {
-            code.last_polled_at = Some(now);
-            code.interval_seconds = interval_seconds;
+        else {
+            return Ok(true);
+        };
+        let in_time = code.last_polled_at.is_none_or(|last| now - last >= code.interval_seconds);
+        if !in_time {
+            code.interval_seconds += 5;
         }
-        Ok(())
+        code.last_polled_at = Some(now);
+        Ok(in_time)
     }
 
     /// Approved → consumed, once.

@@ -3,12 +3,11 @@
 
 use axum::body::to_bytes;
 use axum::http::HeaderMap;
-use gatehouse_crypto::MasterKey;
 
 use super::*;
 
 fn pages(branding: Branding) -> Pages {
-    Pages::new(branding, "http://localhost:8080", &MasterKey::generate()).unwrap()
+    Pages::new(branding, "http://localhost:8080", BrowserKeys::ephemeral()).unwrap()
 }
 
 async fn body_of(response: Response) -> String {
@@ -169,7 +168,7 @@ async fn branding_reaches_the_stylesheet_and_the_csp() {
         Pages::new(
             Branding { primary_color: "red".into(), ..Branding::default() },
             "http://localhost",
-            &MasterKey::generate()
+            BrowserKeys::ephemeral()
         )
         .is_err()
     );
@@ -188,7 +187,7 @@ fn colours_must_be_six_hex_digits() {
 #[test]
 fn https_issuers_give_secure_host_prefixed_cookies() {
     let pages =
-        Pages::new(Branding::default(), "https://id.example", &MasterKey::generate()).unwrap();
+        Pages::new(Branding::default(), "https://id.example", BrowserKeys::ephemeral()).unwrap();
     assert_eq!(pages.session_cookie.spec.name, "__Host-gatehouse_session");
     assert!(pages.session_cookie.spec.secure);
     assert_eq!(pages.csrf.spec.name, "__Host-gatehouse_csrf");

@@ -42,6 +42,9 @@ struct AuthorizeQuery {
     max_age: Option<String>,
     login_hint: Option<String>,
     ui_locales: Option<String>,
+    request: Option<String>,
+    request_uri: Option<String>,
+    response_mode: Option<String>,
 }
 
 /// Parses the query; a parameter given twice makes the request invalid (RFC 6749 §3.1).
@@ -66,6 +69,9 @@ fn parse_request(raw: &str) -> Option<AuthorizationRequest> {
         max_age: query.max_age,
         login_hint: query.login_hint,
         ui_locales: query.ui_locales,
+        request: query.request,
+        request_uri: query.request_uri,
+        response_mode: query.response_mode,
     })
 }
 

@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use gatehouse_domain::oauth::OAuthError;
@@ -15,8 +15,10 @@ use super::form::OAuthForm;
 use super::response::{OAuthErrorResponse, no_store_json};
 use crate::browser::render::ErrorPage;
 use crate::client::Client;
+use crate::error::ErrorForLog;
 use crate::pages::request::{PageForm, PageRequest};
 use crate::pages::session::BrowserSession;
+use crate::ratelimit::{Bucket, Verdict, insert_headers};
 use crate::state::AppState;
 
 pub(crate) fn api_routes() -> Router<AppState> {
@@ -63,6 +65,7 @@ struct DeviceQuery {
 /// comes first, through `/login`.
 async fn show(
     State(state): State<AppState>,
+    Client(context): Client,
     page: PageRequest,
     BrowserSession(session): BrowserSession,
     Query(query): Query<DeviceQuery>,
@@ -87,6 +90,9 @@ async fn show(
             "device.html",
             context! { step => "enter" },
         );
+    }
+    if let Some(refused) = spend_user_code_budget(&state, &context, page.locale, &page.csrf).await {
+        return refused;
     }
     match state.device_flow.pending_device(&code).await {
         Ok(Some(pending)) => {
@@ -132,6 +138,9 @@ async fn decide(
     let Some(principal) = session else {
         return state.pages.redirect("/login?return_to=%2Fdevice");
     };
+    if let Some(refused) = spend_user_code_budget(&state, &context, locale, &csrf).await {
+        return refused;
+    }
     let approve = match fields.decision.as_str() {
         "allow" => true,
         "deny" => false,
@@ -154,4 +163,30 @@ async fn decide(
         ),
         Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
     }
+}
+
+/// Every user code presented (looked up or decided) spends the per-IP device-verification
+/// budget, so user codes cannot be guessed faster than it allows; a spent budget answers the
+/// entry form again with 429, `Retry-After` and the `RateLimit-*` headers.
+async fn spend_user_code_budget(
+    state: &AppState,
+    context: &gatehouse_domain::principal::RequestContext,
+    locale: crate::locale::Locale,
+    csrf: &crate::browser::csrf::Csrf,
+) -> Option<Response> {
+    let verdict =
+        state.rate_limit_policy().spend(Bucket::DeviceVerification, context.ip.as_deref()).await;
+    let Verdict::Refused { decision, retry_after_seconds } = verdict else { return None };
+    let mut response = state.pages.render_form(
+        StatusCode::TOO_MANY_REQUESTS,
+        locale,
+        csrf,
+        "device.html",
+        context! { step => "enter", rate_limited => true },
+    );
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+    insert_headers(headers, &decision);
+    response.extensions_mut().insert(ErrorForLog { code: "rate_limited", internal: None });
+    Some(response)
 }

@@ -68,7 +68,9 @@ fn document(state: &AppState, jwks: &serde_json::Value) -> serde_json::Value {
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "sid", "at_hash",
             "name", "given_name", "family_name", "preferred_username", "picture", "updated_at", "email", "email_verified"],
-        "acr_values_supported": ["aal1", "aal2"],
+        // `acr_values_supported` is not advertised: `acr_values` is not honoured (a request
+        // for `aal2` does not force a second factor); the ID token's `acr` states what the
+        // sign-in achieved (`aal2` only with a second factor), for the client to check.
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

@@ -1,6 +1,6 @@
-//! `/oauth2/end_session`: RP-initiated logout. With an `id_token_hint` naming the signed-in
-//! user, the browser is signed out at once; otherwise the person confirms first (a link alone
-//! must not sign anyone out). Redirects only to a `post_logout_redirect_uri` registered for
+//! `/oauth2/end_session`: RP-initiated logout. With an `id_token_hint` issued in the browser's
+//! current session, the browser is signed out at once; otherwise the person confirms first (a
+//! link alone must not sign anyone out). Redirects only to a `post_logout_redirect_uri` registered for
 //! the client, with `state`; anything else ends on Gatehouse's own "signed out" page.
 
 use axum::Router;
@@ -100,7 +100,7 @@ async fn start(
     };
     match session {
         None => finish(&state, locale, &verified, StatusCode::OK.into_response()),
-        Some(principal) if verified.hinted_user.as_deref() == Some(principal.user.id.as_str()) => {
+        Some(principal) if verified.is_for_browser_session(&principal) => {
             let mut response = StatusCode::OK.into_response();
             if let Err(error) =
                 end_browser_session(&state, Some(&principal), &context, &mut response).await

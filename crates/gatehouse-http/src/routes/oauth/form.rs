@@ -80,7 +80,7 @@ impl OAuthForm {
 }
 
 /// RFC 6749 §2.3.1: `client_id` and secret are form-urlencoded, joined by `:`, base64.
-fn decode_basic(encoded: &str) -> Option<(String, String)> {
+pub(crate) fn decode_basic(encoded: &str) -> Option<(String, String)> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (id, secret) = text.split_once(':')?;

@@ -7,6 +7,7 @@ pub(crate) mod discovery;
 pub(crate) mod end_session;
 pub(crate) mod form;
 pub(crate) mod introspect;
+pub(crate) mod limits;
 pub(crate) mod response;
 pub(crate) mod token;
 pub(crate) mod userinfo;
@@ -14,17 +15,20 @@ pub(crate) mod userinfo;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 
+use crate::middleware::limit;
+use crate::ratelimit::Bucket;
 use crate::state::AppState;
 
-pub(crate) fn routes() -> Router<AppState> {
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
+    let limited = |bucket: Bucket| from_fn_with_state((state.clone(), bucket), limit);
     let api = Router::new()
-        .merge(token::routes())
+        .merge(token::routes().route_layer(from_fn_with_state(state.clone(), limits::token_budget)))
         .merge(userinfo::routes())
-        .merge(introspect::routes())
-        .merge(device_flow::api_routes())
+        .merge(introspect::routes().route_layer(limited(Bucket::Introspect)))
+        .merge(device_flow::api_routes().route_layer(limited(Bucket::DeviceAuthorization)))
         // Set here, under the CORS middleware, so a preflight (OPTIONS, which no route
         // handles) reaches it instead of the router-wide 405 that runs outside this layer.
         .method_not_allowed_fallback(crate::routes::method_not_allowed)

@@ -1,0 +1,127 @@
+//! The OpenAPI 3.1 description of the first-party, admin and OAuth API, served at
+//! `/openapi.json`. First-party and admin operations are described by their handlers'
+//! annotations; the OAuth operations by `oauth`'s table; the error answers every operation
+//! shares are added by `errors`.
+
+mod errors;
+mod oauth;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+
+use crate::routes::{
+    admin, admin_clients, admin_deliveries, auth, email_links, me, me_mfa, mfa, operations,
+    well_known,
+};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Gatehouse", description = "Self-hostable identity server: first-party and admin API."),
+    paths(
+        openapi_document, operations::healthz, operations::readyz, operations::metrics, well_known::jwks,
+        auth::sign_up, auth::sign_in, auth::refresh, auth::sign_out, auth::password_policy,
+        email_links::verify_email, email_links::resend_verification, email_links::forgot_password,
+        email_links::reset_password, email_links::request_magic_link, email_links::magic_link_verify,
+        me::me, me::update_me, me::change_password, me::sessions, me::revoke_session,
+        admin::list_users, admin::create_user, admin::get_user, admin::update_user, admin::delete_user,
+        admin::suspend_user, admin::unsuspend_user, admin::unlock_user, admin::audit_log,
+        admin_clients::create_client, admin_clients::list_clients, admin_clients::get_client,
+        admin_clients::delete_client, admin_clients::rotate_secret,
+        admin_deliveries::list_deliveries, admin_deliveries::delivery_attempts,
+        admin_deliveries::retry_delivery,
+        mfa::verify, mfa::send_code, mfa::begin_required_totp, mfa::confirm_required_totp, mfa::reauthenticate, mfa::send_reauthentication_code,
+        me_mfa::my_mfa, me_mfa::begin_totp, me_mfa::confirm_totp, me_mfa::remove_totp,
+        me_mfa::regenerate_backup_codes, me_mfa::begin_email, me_mfa::confirm_email,
+        me_mfa::remove_email, me_mfa::begin_sms, me_mfa::confirm_sms, me_mfa::remove_sms,
+        me_mfa::trusted_devices, me_mfa::revoke_trusted_device, me_mfa::admin_user_mfa,
+        me_mfa::admin_reset_mfa,
+    ),
+    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    modifiers(&BearerAuth, &ApiBudget, &OAuthOperations),
+    tags((name = "operations", description = "Health, readiness and metrics"),
+         (name = "auth", description = "Sign-up, sign-in, refresh, sign-out, email verification, password reset, magic links"),
+         (name = "me", description = "The signed-in user"),
+         (name = "admin", description = "Admin API (admin API key or admin user token)"),
+         (name = "oauth", description = "OAuth 2.1 / OpenID Connect"))
+)]
+pub(crate) struct ApiDoc;
+
+pub(crate) fn routes() -> Router<AppState> {
+    let document = std::sync::Arc::new(ApiDoc::openapi());
+    Router::new()
+        .route("/openapi.json", get(move || async move { Json(document.as_ref().clone()) }))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+#[allow(dead_code)] // Documents the route above; utoipa reads the signature.
+async fn openapi_document() {}
+
+/// Adds the OAuth operations, then the error answers every operation shares.
+struct OAuthOperations;
+
+impl utoipa::Modify for OAuthOperations {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        oauth::add_operations(openapi);
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.schemas.insert("OAuthError".to_owned(), oauth::error_schema().into());
+        errors::add_common_errors(openapi);
+    }
+}
+
+/// Declares the `bearer` security scheme the paths refer to.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+            ),
+        );
+    }
+}
+
+/// Every `/v1` operation spends the general API budget (`middleware::api_budget`), so each can
+/// answer 429: documented once here, with `Retry-After` and the `RateLimit-*` headers, on the
+/// operations that do not already describe their own 429.
+struct ApiBudget;
+
+impl utoipa::Modify for ApiBudget {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{Object, Type};
+        use utoipa::openapi::{ContentBuilder, Header, Ref, ResponseBuilder};
+        let seconds = || Header::new(Object::with_type(Type::Integer));
+        let too_many = ResponseBuilder::new()
+            .description("rate_limited: the caller's budget is spent (per principal, or per IP without a valid bearer)")
+            .content(
+                "application/problem+json",
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+            )
+            .header("Retry-After", seconds())
+            .header("RateLimit-Limit", seconds())
+            .header("RateLimit-Remaining", seconds())
+            .header("RateLimit-Reset", seconds())
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            let operations =
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_owned())
+                    .or_insert_with(|| too_many.clone().into());
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The sweeper task: every `sweeper.interval_seconds`, one sweep (claimed, so of several
+//! instances one sweeps per period), what it removed counted in
+//! `gatehouse_sweeper_removed_total{table}`. Started by `server::serve` and stopped with it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_domain::Clock;
+use gatehouse_domain::sweeper::{SweepReport, Sweeper, SweeperSettings};
+use gatehouse_http::Metrics;
+use gatehouse_store::Database;
+
+use crate::config::Config;
+
+const DAY: i64 = 86_400;
+
+/// The sweeper with the metrics it counts into. Cheap to clone.
+#[derive(Clone)]
+pub struct SweeperTask {
+    sweeper: Arc<Sweeper>,
+    metrics: Arc<Metrics>,
+    /// `None` when the background task is off (`sweeper.interval_seconds = 0`).
+    interval: Option<Duration>,
+}
+
+impl SweeperTask {
+    pub fn new(
+        config: &Config,
+        database: &Database,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let interval_seconds = config.sweeper.interval_seconds;
+        let settings = SweeperSettings {
+            batch_size: config.sweeper.batch_size,
+            // The lease spans the period, so the other instances skip it; a minute at least
+            // when the task is off and sweeps are run by hand.
+            lease_seconds: i64::try_from(interval_seconds).unwrap_or(DAY).max(60),
+            outbox_retention_seconds: config.outbox.retention_days.saturating_mul(DAY),
+            audit_retention_seconds: Some(config.audit.retention_days.saturating_mul(DAY))
+                .filter(|seconds| *seconds > 0),
+        };
+        let holder = gatehouse_crypto::token::new_id("swp");
+        let sweeper = Sweeper::new(Arc::new(database.clone()), clock, settings, holder);
+        let interval = (interval_seconds > 0).then(|| Duration::from_secs(interval_seconds));
+        Self { sweeper: Arc::new(sweeper), metrics, interval }
+    }
+
+    /// One sweep, counted in the metrics: `None` when another instance holds this period.
+    /// A store error is logged (with what was removed before it, which is counted too).
+    pub async fn sweep_once(&self) -> Option<SweepReport> {
+        match self.sweeper.sweep().await {
+            Ok(Some(report)) => {
+                self.count(&report);
+                if report.total() > 0 {
+                    tracing::info!(removed = report.total(), "sweeper: expired rows removed");
+                }
+                Some(report)
+            }
+            Ok(None) => None,
+            Err(failed) => {
+                self.count(&failed.removed);
+                tracing::warn!(error = %failed.error, removed = failed.removed.total(), "sweeper: sweep stopped; the next period tries again");
+                Some(failed.removed)
+            }
+        }
+    }
+
+    fn count(&self, report: &SweepReport) {
+        for (table, removed) in &report.removed {
+            self.metrics.record_swept(table.name(), *removed);
+        }
+    }
+
+    /// Sweeps every interval (the first one interval after start) until `stop` turns true.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let Some(interval) = self.interval else { return };
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if *stop.borrow_and_update() {
+                return;
+            }
+            tokio::select! {
+                _ = ticks.tick() => { self.sweep_once().await; }
+                changed = stop.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+}
