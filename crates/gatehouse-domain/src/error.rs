@@ -119,12 +119,13 @@ pub enum DomainError {
     /// The email or username belongs to another account.
     #[error("{0:?} already in use")]
     Taken(Taken),
-    /// Unknown account or wrong password: deliberately the same answer.
+    /// Too many attempts at one account (the per-account budget); retry after the seconds.
+    #[error("rate limited")]
+    RateLimited { retry_after_seconds: u64 },
+    /// Unknown account, wrong password or locked account: deliberately the same answer (a
+    /// lock is told to the owner by email, never to whoever is guessing).
     #[error("invalid credentials")]
     InvalidCredentials,
-    /// Only answered when the password was right (see `SignInService::sign_in`).
-    #[error("account locked")]
-    AccountLocked { retry_after: i64 },
     /// Only answered when the password was right.
     #[error("account suspended")]
     AccountSuspended,
@@ -190,6 +191,27 @@ impl DomainError {
         }
     }
 
+    /// A session start refused because the user was suspended meanwhile as
+    /// `account_suspended`; a spent one-time token as `token_used`; the rest as itself.
+    pub fn from_session_start(error: StoreError) -> DomainError {
+        match error {
+            StoreError::Conflict(Conflict::UserNotActive) => DomainError::AccountSuspended,
+            other => DomainError::from_spent_token(other),
+        }
+    }
+
+    /// A password change that lost a race (the hash it replaces was replaced meanwhile) as a
+    /// `conflict`; a one-time token spent by someone else first as `token_used`; any other
+    /// store error as itself.
+    pub fn from_password_change(error: StoreError) -> DomainError {
+        match error {
+            StoreError::Conflict(Conflict::PasswordReplaced) => DomainError::Conflict(
+                "The password was changed meanwhile; nothing was changed. Try again.".into(),
+            ),
+            other => DomainError::from_spent_token(other),
+        }
+    }
+
     /// The stable snake_case code published in problem+json bodies (see API.md).
     pub fn code(&self) -> &'static str {
         match self {
@@ -199,7 +221,7 @@ impl DomainError {
             DomainError::Taken(Taken::Username) => "username_taken",
             DomainError::Taken(Taken::Email) => "email_taken",
             DomainError::InvalidCredentials => "invalid_credentials",
-            DomainError::AccountLocked { .. } => "account_locked",
+            DomainError::RateLimited { .. } => "rate_limited",
             DomainError::AccountSuspended => "account_suspended",
             DomainError::EmailNotVerified => "email_not_verified",
             DomainError::PasswordRejected { code, .. } => code,
@@ -236,7 +258,6 @@ mod tests {
             (DomainError::Taken(Taken::Email), "email_taken"),
             (DomainError::Taken(Taken::Username), "username_taken"),
             (DomainError::InvalidCredentials, "invalid_credentials"),
-            (DomainError::AccountLocked { retry_after: 5 }, "account_locked"),
             (DomainError::AccountSuspended, "account_suspended"),
             (DomainError::EmailNotVerified, "email_not_verified"),
             (

@@ -10,6 +10,7 @@
 //! Invariant: nothing here knows about axum, sqlx, Redis or HTTP status codes. Errors carry a
 //! stable `code` that the HTTP layer maps to a status.
 
+pub mod account_limit;
 pub mod admin_keys;
 pub mod admin_users;
 pub mod audit;

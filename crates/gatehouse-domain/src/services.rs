@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use gatehouse_crypto::{Digester, FieldCipher, HashingPool};
 
+use crate::account_limit::AccountRateLimit;
 use crate::admin_users::AdminUserService;
 use crate::audit::AuditStore;
 use crate::clock::Clock;
@@ -68,6 +69,8 @@ pub struct AccountParts {
     pub clock: Arc<dyn Clock>,
     pub settings: AccountSettings,
     pub mfa_settings: MfaSettings,
+    /// The per-account attempt budget (sign-in, second factor, step-up, password change).
+    pub account_limit: AccountRateLimit,
 }
 
 /// The account services, built once and shared.
@@ -95,6 +98,7 @@ impl AccountServices {
             clock,
             settings,
             mfa_settings,
+            account_limit,
         } = parts;
         let directory = Arc::new(UserDirectory::new(
             ports.users.clone(),
@@ -112,10 +116,12 @@ impl AccountServices {
         ));
         let lockout = Arc::new(Lockout::new(
             ports.users.clone(),
+            notices.clone(),
             LockoutSettings {
                 threshold: settings.lockout_threshold,
                 duration_seconds: settings.lockout_duration_seconds,
             },
+            account_limit,
         ));
         let sessions = Arc::new(SessionService {
             store: ports.sessions.clone(),

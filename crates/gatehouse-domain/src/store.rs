@@ -20,6 +20,10 @@ pub enum Conflict {
     ClientId,
     /// A device-flow user code is in use.
     DeviceUserCode,
+    /// A password change lost a race: the stored hash is no longer the one it replaces.
+    PasswordReplaced,
+    /// The user was suspended (or deleted) before a session for them could be written.
+    UserNotActive,
     /// Any other uniqueness rule (a primary key, say); names the constraint, never the value.
     Other(String),
 }

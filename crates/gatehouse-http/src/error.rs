@@ -197,15 +197,15 @@ impl From<DomainError> for ApiError {
                 code,
                 format!("This {} is already in use.", field.field()),
             ),
+            DomainError::RateLimited { retry_after_seconds } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                code,
+                "Too many attempts at this account; slow down.",
+            )
+            .with_retry_after((*retry_after_seconds).max(1)),
             DomainError::InvalidCredentials => {
                 ApiError::new(StatusCode::UNAUTHORIZED, code, "The credentials are not valid.")
             }
-            DomainError::AccountLocked { retry_after } => ApiError::new(
-                StatusCode::LOCKED,
-                code,
-                "Too many failed sign-ins: the account is locked for a while.",
-            )
-            .with_retry_after(u64::try_from(*retry_after).unwrap_or(1).max(1)),
             DomainError::AccountSuspended => {
                 ApiError::new(StatusCode::FORBIDDEN, code, "This account is suspended.")
             }

@@ -63,7 +63,7 @@ macro_rules! with_pool {
 /// as in [`with_pool!`]; it runs its own queries and reads their backend's rows, and a
 /// closure cannot be generic over the two connection types, so a function taking the body
 /// would need every body written twice. What the bodies share is in typed functions
-/// (`insert_events`, `apply_work`, `announce`, `update_user_row`, ... over
+/// (`insert_events`, `apply_work`, `announce`, `update_user_change`, ... over
 /// [`crate::columns::StoreConnection`]).
 macro_rules! write_transaction {
     (@steps $database:ident, $pool:expr, $changed:ident, $transaction:ident => $body:block, $effects:block) => {{

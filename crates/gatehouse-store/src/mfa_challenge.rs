@@ -64,22 +64,25 @@ impl MfaChallengeStore for Database {
         })
     }
 
-    async fn count_challenge_failure(&self, digest: &[u8]) -> Result<i64, StoreError> {
-        let failures = write_transaction!(self, autocommit, pool => {
+    async fn count_challenge_attempt(
+        &self,
+        digest: &[u8],
+        limit: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        // One conditional statement: of concurrent attempts, at most `limit` are counted.
+        let attempts = write_transaction!(self, autocommit, pool => {
             let row = sqlx::query(
-                "UPDATE mfa_challenges SET failures = failures + 1 WHERE token_digest = $1 \
-                 RETURNING failures",
+                "UPDATE mfa_challenges SET failures = failures + 1 \
+                 WHERE token_digest = $1 AND failures < $2 RETURNING failures",
             )
             .bind(digest)
+            .bind(limit)
             .fetch_optional(pool)
             .await
             .map_err(map_sqlx_error)?;
-            match row {
-                Some(row) => row.read("failures")?,
-                None => 0,
-            }
+            row.map(|row| row.read::<i64>("failures")).transpose()?
         });
-        Ok(failures)
+        Ok(attempts)
     }
 
     async fn consume_challenge(&self, digest: &[u8]) -> Result<bool, StoreError> {
@@ -95,7 +98,7 @@ impl MfaChallengeStore for Database {
     }
 }
 
-/// Challenges in Redis: one hash per challenge (`data`, `failures`) under
+/// Challenges in Redis: one hash per challenge (`data`, `failures`: the answers counted) under
 /// `<prefix>mfa:challenge:<hex digest>`, expiring a minute after the challenge itself.
 pub struct RedisChallengeStore {
     redis: Redis,
@@ -148,15 +151,28 @@ impl MfaChallengeStore for RedisChallengeStore {
         }
     }
 
-    async fn count_challenge_failure(&self, digest: &[u8]) -> Result<i64, StoreError> {
+    async fn count_challenge_attempt(
+        &self,
+        digest: &[u8],
+        limit: i64,
+    ) -> Result<Option<i64>, StoreError> {
         // Only counts on a challenge that still exists (a bare HINCRBY would create a stray
-        // hash without expiry), in one script so nothing slips between the check and the count.
+        // hash without expiry) and below the limit, in one script so nothing slips between
+        // the check and the count; 0 means not counted.
         let script = redis::Script::new(
-            "if redis.call('EXISTS', KEYS[1]) == 1 then \
-             return redis.call('HINCRBY', KEYS[1], 'failures', 1) else return 0 end",
+            "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
+             local attempts = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0') \
+             if attempts >= tonumber(ARGV[1]) then return 0 end \
+             return redis.call('HINCRBY', KEYS[1], 'failures', 1)",
         );
         let mut connection = self.redis.connection();
-        script.key(self.key(digest)).invoke_async(&mut connection).await.map_err(redis_error)
+        let attempts: i64 = script
+            .key(self.key(digest))
+            .arg(limit)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(redis_error)?;
+        Ok((attempts > 0).then_some(attempts))
     }
 
     async fn consume_challenge(&self, digest: &[u8]) -> Result<bool, StoreError> {

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::sessions::{RefreshTokenRecord, RevokeReason, SessionRecord, SessionStore};
 use gatehouse_domain::unit_of_work::UnitOfWork;
-use gatehouse_domain::{StoreError, UserRecord};
+use gatehouse_domain::users::record::UserChange;
+use gatehouse_domain::{Conflict, StoreError, UserRecord};
 
 use crate::audit::{INSERT_AUDIT_EVENT, bind_audit_event};
 use crate::batch::SqliteBatch;
@@ -13,8 +14,17 @@ use crate::columns::{StoreConnection, StoreQuery, StoreRow};
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
 use crate::notify::REMEMBER_DEVICE;
+use crate::users::bind_user_change;
 use crate::users::user_from_row;
-use crate::users::{UPDATE_USER, bind_user_columns, update_user_row};
+
+/// A new session's user write: the sign-in's change, only while the user is not suspended
+/// (its row lock orders it against a suspension), answering the row as it is now.
+const START_SESSION_USER: &str = crate::users::update_user_change_sql!(concat!(
+    " AND suspended_at IS NULL RETURNING id, email_ciphertext, email_digest, username, ",
+    "first_name, last_name, image_url, email_verified_at, password_hash, password_changed_at, ",
+    "failed_sign_in_attempts, locked_until, suspended_at, last_sign_in_at, public_metadata, ",
+    "private_metadata, system_role, created_at, updated_at"
+));
 use crate::{Database, with_pool};
 
 macro_rules! select_sessions {
@@ -143,16 +153,16 @@ impl SessionStore for Database {
         &self,
         session: &SessionRecord,
         refresh_token: Option<&RefreshTokenRecord>,
-        user: &UserRecord,
+        change: &UserChange,
         work: &UnitOfWork,
-    ) -> Result<(), StoreError> {
-        let changed = [Invalidation::User(&user.id)];
-        // A password sign-in's writes (no one-time token, outbox row or trusted device): on
-        // SQLite, one round trip to the connection's thread instead of five.
+    ) -> Result<UserRecord, StoreError> {
+        let user_id = session.user_id.as_str();
+        let changed = [Invalidation::User(user_id)];
+        // A password sign-in's other writes (no one-time token, outbox row or trusted
+        // device): on SQLite, one round trip to the connection's thread instead of four.
         let plain = work.is_plain();
         if let (Database::Sqlite(sqlite), true) = (self, plain) {
             let mut batch = SqliteBatch::default();
-            bind_user_columns(batch.push(UPDATE_USER), user);
             bind_session(batch.push(INSERT_SESSION), session);
             if let Some(refresh_token) = refresh_token {
                 bind_refresh_token(batch.push(INSERT_REFRESH_TOKEN), refresh_token);
@@ -169,13 +179,29 @@ impl SessionStore for Database {
             }
             // The one write path on the SQLite pool (guard, commit, cache); the batch itself
             // carries the unit of work (a plain one: the known device and the audit events).
-            write_transaction!(self, pool: &sqlite.pool, changed: &changed, transaction => {
+            let user = write_transaction!(self, pool: &sqlite.pool, changed: &changed, transaction => {
+                let row = bind_user_change(sqlx::query(START_SESSION_USER), user_id, change)
+                    .fetch_optional(&mut *transaction)
+                    .await
+                    .map_err(map_sqlx_error)?;
+                let Some(row) = row else {
+                    return Err(StoreError::Conflict(Conflict::UserNotActive));
+                };
+                let user = user_from_row(&row)?;
                 batch.execute(&mut transaction).await?;
+                user
             });
-            return Ok(());
+            return Ok(user);
         }
-        write_transaction!(self, work: work, changed: &changed, transaction => {
-            update_user_row(&mut *transaction, user).await?;
+        let user = write_transaction!(self, work: work, changed: &changed, transaction => {
+            let row = bind_user_change(sqlx::query(START_SESSION_USER), user_id, change)
+                .fetch_optional(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?;
+            let Some(row) = row else {
+                return Err(StoreError::Conflict(Conflict::UserNotActive));
+            };
+            let user = user_from_row(&row)?;
             bind_session(sqlx::query(INSERT_SESSION), session)
                 .execute(&mut *transaction)
                 .await
@@ -183,8 +209,9 @@ impl SessionStore for Database {
             if let Some(refresh_token) = refresh_token {
                 insert_refresh_token(&mut *transaction, refresh_token).await?;
             }
+            user
         });
-        Ok(())
+        Ok(user)
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {

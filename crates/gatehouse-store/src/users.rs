@@ -3,8 +3,11 @@
 use async_trait::async_trait;
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::sessions::RevokeReason;
+use gatehouse_domain::store::Conflict;
 use gatehouse_domain::unit_of_work::UnitOfWork;
-use gatehouse_domain::users::record::{FailedSignIn, SignInFacts, UserLookup, UserQuery};
+use gatehouse_domain::users::record::{
+    FailedSignIn, PasswordChange, SignInFacts, UserChange, UserLookup, UserQuery,
+};
 use gatehouse_domain::{StoreError, UserRecord, UserStore};
 
 use crate::audit::insert_events;
@@ -111,8 +114,8 @@ async fn fetch_user_for_sign_in<'k>(
     })
 }
 
-/// Binds a user's columns as $1..$18 in the order both the INSERT and the UPDATE name them
-/// (the INSERT adds `created_at` as $19).
+/// Binds a user's columns as $1..$18 in the order the INSERT names them (it adds
+/// `created_at` as $19).
 pub(crate) fn bind_user_columns<Q: StoreQuery>(query: Q, user: &UserRecord) -> Q {
     query
         .bind_value(user.id.as_str())
@@ -135,18 +138,89 @@ pub(crate) fn bind_user_columns<Q: StoreQuery>(query: Q, user: &UserRecord) -> Q
         .bind_value(user.updated_at)
 }
 
-pub(crate) const UPDATE_USER: &str = "UPDATE users SET email_ciphertext = $2, email_digest = $3, \
-     username = $4, first_name = $5, last_name = $6, image_url = $7, email_verified_at = $8, \
-     password_hash = $9, password_changed_at = $10, failed_sign_in_attempts = $11, \
-     locked_until = $12, suspended_at = $13, last_sign_in_at = $14, public_metadata = $15, \
-     private_metadata = $16, system_role = $17, updated_at = $18 WHERE id = $1";
+/// The UPDATE of the columns a [`UserChange`] names, `$suffix` after its `WHERE id = $1`:
+/// each column has a flag (is it changed?) and a value, so one statement text serves every
+/// change and a column nobody named keeps what is stored.
+macro_rules! update_user_change_sql {
+    ($suffix:expr) => {
+        concat!(
+            "UPDATE users SET ",
+            "email_ciphertext = CASE WHEN $2 THEN $3 ELSE email_ciphertext END, ",
+            "email_digest = CASE WHEN $2 THEN $4 ELSE email_digest END, ",
+            "username = CASE WHEN $5 THEN $6 ELSE username END, ",
+            "first_name = CASE WHEN $7 THEN $8 ELSE first_name END, ",
+            "last_name = CASE WHEN $9 THEN $10 ELSE last_name END, ",
+            "image_url = CASE WHEN $11 THEN $12 ELSE image_url END, ",
+            "email_verified_at = CASE WHEN $13 THEN $14 ELSE email_verified_at END, ",
+            "password_hash = CASE WHEN $15 THEN $16 ELSE password_hash END, ",
+            "suspended_at = CASE WHEN $17 THEN $18 ELSE suspended_at END, ",
+            "system_role = CASE WHEN $19 THEN $20 ELSE system_role END, ",
+            "public_metadata = CASE WHEN $21 THEN $22 ELSE public_metadata END, ",
+            "private_metadata = CASE WHEN $23 THEN $24 ELSE private_metadata END, ",
+            "failed_sign_in_attempts = CASE WHEN $25 THEN 0 ELSE failed_sign_in_attempts END, ",
+            "locked_until = CASE WHEN $25 THEN NULL ELSE locked_until END, ",
+            "last_sign_in_at = COALESCE($26, last_sign_in_at), ",
+            "updated_at = COALESCE($27, updated_at) ",
+            "WHERE id = $1",
+            $suffix
+        )
+    };
+}
 
-/// Writes every mutable column of a user on `connection` (a transaction).
-pub(crate) async fn update_user_row<C: StoreConnection>(
+pub(crate) use update_user_change_sql;
+
+/// Writes the columns `change` names (only those).
+pub(crate) const UPDATE_USER_CHANGE: &str = update_user_change_sql!("");
+
+/// Binds `user_id` and `change` as $1..$27 of [`update_user_change_sql!`].
+pub(crate) fn bind_user_change<'q, Q: StoreQuery>(
+    query: Q,
+    user_id: &'q str,
+    change: &'q UserChange,
+) -> Q {
+    let (email_ciphertext, email_digest) = match &change.email {
+        Some((ciphertext, digest)) => (ciphertext.as_deref(), digest.as_deref()),
+        None => (None, None),
+    };
+    let text =
+        |value: &'q Option<Option<String>>| value.as_ref().and_then(|inner| inner.as_deref());
+    query
+        .bind_value(user_id)
+        .bind_value(change.email.is_some())
+        .bind_value(email_ciphertext)
+        .bind_value(email_digest)
+        .bind_value(change.username.is_some())
+        .bind_value(text(&change.username))
+        .bind_value(change.first_name.is_some())
+        .bind_value(text(&change.first_name))
+        .bind_value(change.last_name.is_some())
+        .bind_value(text(&change.last_name))
+        .bind_value(change.image_url.is_some())
+        .bind_value(text(&change.image_url))
+        .bind_value(change.email_verified_at.is_some())
+        .bind_value(change.email_verified_at.flatten())
+        .bind_value(change.rehashed_password.is_some())
+        .bind_value(change.rehashed_password.as_deref())
+        .bind_value(change.suspended_at.is_some())
+        .bind_value(change.suspended_at.flatten())
+        .bind_value(change.system_role.is_some())
+        .bind_value(text(&change.system_role))
+        .bind_value(change.public_metadata.is_some())
+        .bind_value(change.public_metadata.as_deref())
+        .bind_value(change.private_metadata.is_some())
+        .bind_value(change.private_metadata.as_deref())
+        .bind_value(change.unlock)
+        .bind_value(change.last_sign_in_at)
+        .bind_value(change.updated_at)
+}
+
+/// Writes the columns `change` names on `connection` (a transaction); answers how many rows.
+pub(crate) async fn update_user_change<C: StoreConnection>(
     connection: &mut C,
-    user: &UserRecord,
+    user_id: &str,
+    change: &UserChange,
 ) -> Result<u64, StoreError> {
-    connection.execute(bind_user_columns(C::statement(UPDATE_USER), user)).await
+    connection.execute(bind_user_change(C::statement(UPDATE_USER_CHANGE), user_id, change)).await
 }
 
 /// The INSERT of a user, its `created_at` as $19; `$suffix` may add `ON CONFLICT DO NOTHING`.
@@ -239,52 +313,84 @@ impl UserStore for Database {
         }
     }
 
-    async fn update_user(&self, user: &UserRecord, work: &UnitOfWork) -> Result<(), StoreError> {
-        write_transaction!(self, work: work, changed: &[Invalidation::User(&user.id)], transaction => {
-            update_user_row(&mut *transaction, user).await?;
+    async fn update_user(
+        &self,
+        user_id: &str,
+        change: &UserChange,
+        work: &UnitOfWork,
+    ) -> Result<(), StoreError> {
+        write_transaction!(self, work: work, changed: &[Invalidation::User(user_id)], transaction => {
+            update_user_change(&mut *transaction, user_id, change).await?;
         });
         Ok(())
     }
 
     async fn change_password(
         &self,
-        user: &UserRecord,
+        change: &PasswordChange,
         history_size: usize,
         keep_session: Option<&str>,
         reason: RevokeReason,
         work: &UnitOfWork,
     ) -> Result<(), StoreError> {
+        // Only if the stored hash is still the one this change replaces: a change that lost
+        // a race (a reset, another change) fails and writes nothing, instead of undoing it.
+        // The first statement, so its row lock orders concurrent changes.
+        const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, password_changed_at = $3, \
+            updated_at = $3, \
+            email_verified_at = CASE WHEN $4 THEN COALESCE(email_verified_at, $3) ELSE email_verified_at END, \
+            failed_sign_in_attempts = CASE WHEN $4 THEN 0 ELSE failed_sign_in_attempts END, \
+            locked_until = CASE WHEN $4 THEN NULL ELSE locked_until END \
+            WHERE id = $1 AND password_hash IS NOT DISTINCT FROM $5";
+        let user_id = change.user_id.as_str();
         let keep = keep_session.unwrap_or("");
         let history_size = i64::try_from(history_size).unwrap_or(i64::MAX);
-        let changed = [Invalidation::User(&user.id), Invalidation::SessionsOfUser(&user.id)];
+        let changed = [Invalidation::User(user_id), Invalidation::SessionsOfUser(user_id)];
         write_transaction!(self, work: work, changed: &changed, transaction => {
-            sqlx::query(
-                "INSERT INTO password_history (user_id, password_hash, created_at) \
-                 SELECT id, password_hash, $2 FROM users WHERE id = $1 AND password_hash IS NOT NULL",
-            )
-            .bind(user.id.as_str())
-            .bind(user.updated_at)
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_sqlx_error)?;
+            let updated = sqlx::query(SET_PASSWORD)
+                .bind(user_id)
+                .bind(change.new_hash.as_str())
+                .bind(change.at)
+                .bind(change.by_reset)
+                .bind(change.replaces.as_deref())
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?
+                .rows_affected();
+            if updated != 1 {
+                // Dropping the transaction rolls back the unit of work too (a reset token
+                // stays unspent).
+                return Err(StoreError::Conflict(Conflict::PasswordReplaced));
+            }
+            // The history keeps the hash being replaced (it is `replaces`, or nothing is written).
+            if let Some(old) = change.replaces.as_deref() {
+                sqlx::query(
+                    "INSERT INTO password_history (user_id, password_hash, created_at) VALUES ($1, $2, $3)",
+                )
+                .bind(user_id)
+                .bind(old)
+                .bind(change.at)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?;
+            }
             // Keep only the newest `history_size` entries.
             sqlx::query(
                 "DELETE FROM password_history WHERE user_id = $1 AND password_hash NOT IN (\
                  SELECT password_hash FROM password_history WHERE user_id = $1 \
                  ORDER BY created_at DESC LIMIT $2)",
             )
-            .bind(user.id.as_str())
+            .bind(user_id)
             .bind(history_size)
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
-            update_user_row(&mut *transaction, user).await?;
             sqlx::query(
                 "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
                  WHERE user_id = $1 AND revoked_at IS NULL AND id <> $4",
             )
-            .bind(user.id.as_str())
-            .bind(user.updated_at)
+            .bind(user_id)
+            .bind(change.at)
             .bind(reason.as_str())
             .bind(keep)
             .execute(&mut *transaction)
@@ -294,8 +400,8 @@ impl UserStore for Database {
             sqlx::query(
                 "UPDATE trusted_devices SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
             )
-            .bind(user.id.as_str())
-            .bind(user.updated_at)
+            .bind(user_id)
+            .bind(change.at)
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
@@ -310,6 +416,7 @@ impl UserStore for Database {
         threshold: i64,
         lock_until: i64,
         events: &[AuditEvent],
+        on_lock: &UnitOfWork,
     ) -> Result<FailedSignIn, StoreError> {
         // One statement, so concurrent failures each count. A lock that has run out starts
         // the count again; reaching the threshold sets the lock (an active lock is kept, not
@@ -333,13 +440,20 @@ impl UserStore for Database {
                 .fetch_optional(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;
-            match row {
-                Some(row) => FailedSignIn {
-                    attempts: row.read("failed_sign_in_attempts")?,
-                    locked_until: row.read("locked_until")?,
-                },
-                None => FailedSignIn { attempts: 0, locked_until: None },
+            let outcome = match row {
+                Some(row) => {
+                    let attempts: i64 = row.read("failed_sign_in_attempts")?;
+                    let locked_until: Option<i64> = row.read("locked_until")?;
+                    // The row lock serialises the failures: exactly one reaches the threshold.
+                    let lock_started = attempts == threshold && locked_until == Some(lock_until);
+                    FailedSignIn { attempts, locked_until, lock_started }
+                }
+                None => FailedSignIn { attempts: 0, locked_until: None, lock_started: false },
+            };
+            if outcome.lock_started {
+                crate::notify::apply_work(&mut *transaction, on_lock).await?;
             }
+            outcome
         });
         Ok(outcome)
     }
@@ -365,19 +479,24 @@ impl UserStore for Database {
 
     async fn update_user_revoking_sessions(
         &self,
-        user: &UserRecord,
+        user_id: &str,
+        change: &UserChange,
         reason: RevokeReason,
         events: &[AuditEvent],
     ) -> Result<u64, StoreError> {
-        let changed = [Invalidation::User(&user.id), Invalidation::SessionsOfUser(&user.id)];
+        let changed = [Invalidation::User(user_id), Invalidation::SessionsOfUser(user_id)];
+        let now = change.updated_at.unwrap_or_default();
         let revoked = write_transaction!(self, events: events, changed: &changed, transaction => {
-            update_user_row(&mut *transaction, user).await?;
+            // The user row first: its lock orders this against a sign-in writing a session
+            // (`SessionStore::start_session`), so the sessions below include every session
+            // that sign-in could still commit.
+            update_user_change(&mut *transaction, user_id, change).await?;
             sqlx::query(
                 "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
                  WHERE user_id = $1 AND revoked_at IS NULL",
             )
-            .bind(user.id.as_str())
-            .bind(user.updated_at)
+            .bind(user_id)
+            .bind(now)
             .bind(reason.as_str())
             .execute(&mut *transaction)
             .await

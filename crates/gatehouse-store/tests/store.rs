@@ -331,8 +331,12 @@ async fn a_new_session_is_written_whole_or_not_at_all(test: TestDatabase) {
         rotated_at: None,
     };
     let signed_in = |at: i64, device: &[u8], action: &str| {
-        let mut user = user("usr_1", b"digest-1", None);
-        user.last_sign_in_at = Some(at);
+        let user = gatehouse_domain::users::record::UserChange {
+            last_sign_in_at: Some(at),
+            unlock: true,
+            updated_at: Some(at),
+            ..Default::default()
+        };
         let work = UnitOfWork {
             known_device: Some(KnownDevice {
                 user_id: "usr_1".into(),

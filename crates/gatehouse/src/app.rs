@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_crypto::{Digester, FieldCipher, HashingPool, MasterKeyRing, PasswordHasher};
+use gatehouse_domain::account_limit::{ACCOUNT_LIMIT_DIGEST_PURPOSE, AccountRateLimit};
 use gatehouse_domain::admin_keys::{ADMIN_KEY_DIGEST_PURPOSE, AdminKeyService};
 use gatehouse_domain::audit::AuditLog;
 use gatehouse_domain::data_keys::{
@@ -63,6 +64,7 @@ fn data_key_purposes() -> Vec<String> {
         ADMIN_KEY_DIGEST_PURPOSE,
         REFRESH_TOKEN_DIGEST_PURPOSE,
         AUTHORIZATION_CODE_DIGEST_PURPOSE,
+        ACCOUNT_LIMIT_DIGEST_PURPOSE,
     ];
     let ciphers =
         [EMAIL_PURPOSE, TOTP_SECRET_PURPOSE, PHONE_PURPOSE, OUTBOX_PURPOSE, SIGNING_KEY_PURPOSE];
@@ -345,7 +347,7 @@ impl Core {
         hashing: HashingPool,
         tokens: Arc<TokenService>,
     ) -> Result<AccountServices, StartupError> {
-        self.accounts_with_challenges(hashing, tokens, Arc::new(self.database.clone()))
+        self.accounts_with_challenges(hashing, tokens, Arc::new(self.database.clone()), None)
     }
 
     /// The MFA settings of the configuration.
@@ -367,12 +369,14 @@ impl Core {
         }
     }
 
-    /// The account service with MFA challenges kept in `challenges` (Redis when configured).
+    /// The account service with MFA challenges kept in `challenges` (Redis when configured)
+    /// and the per-account attempt budget in `limiter` (`None`: no per-account limit).
     pub fn accounts_with_challenges(
         &self,
         hashing: HashingPool,
         tokens: Arc<TokenService>,
         challenges: Arc<dyn MfaChallengeStore>,
+        limiter: Option<Arc<dyn RateLimiter>>,
     ) -> Result<AccountServices, StartupError> {
         let config = &self.config;
         let breach: Option<Arc<dyn BreachedPasswordCheck>> = match &config.password.breach_api_url {
@@ -416,6 +420,15 @@ impl Core {
                 new_device_notice: config.notices.new_device,
             },
             mfa_settings: self.mfa_settings(),
+            account_limit: AccountRateLimit::new(
+                limiter,
+                RateLimit {
+                    limit: config.rate_limit.account_per_minute,
+                    window: Duration::from_secs(60),
+                },
+                &config.redis.key_prefix,
+                self.data_keys.digester(ACCOUNT_LIMIT_DIGEST_PURPOSE).map_err(data_key_error)?,
+            ),
         }))
     }
 }
@@ -563,8 +576,20 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         let hashing = hashing.clone();
         async move { hashing.warm_up().await }
     });
+    // Limits are shared across instances through Redis when it is configured.
+    let rate_limiter: Option<Arc<dyn RateLimiter>> = match (core.config.rate_limit.enabled, &redis)
+    {
+        (false, _) => None,
+        (true, Some(redis)) => Some(Arc::new(RedisRateLimiter::new(redis.clone()))),
+        (true, None) => Some(Arc::new(MemoryRateLimiter::new(core.clock.clone()))),
+    };
     let tokens = core.tokens();
-    let accounts = core.accounts_with_challenges(hashing.clone(), tokens.clone(), challenges)?;
+    let accounts = core.accounts_with_challenges(
+        hashing.clone(),
+        tokens.clone(),
+        challenges,
+        rate_limiter.clone(),
+    )?;
     let oauth = Arc::new(core.oauth(&accounts, tokens));
     let device_flow =
         Arc::new(DeviceFlowService::new(oauth.clone(), Arc::new(core.database.clone())));
@@ -594,12 +619,6 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     if let Some(redis) = &redis {
         readiness.push(Arc::new(redis.clone()));
     }
-    // Limits are shared across instances through Redis when it is configured.
-    let rate_limiter: Option<Arc<dyn RateLimiter>> = match (config.rate_limit.enabled, &redis) {
-        (false, _) => None,
-        (true, Some(redis)) => Some(Arc::new(RedisRateLimiter::new(redis.clone()))),
-        (true, None) => Some(Arc::new(MemoryRateLimiter::new(clock.clone()))),
-    };
     let metrics = Arc::new(Metrics::new().map_err(StartupError::Other)?);
     Metrics::spawn_upkeep(&metrics);
     let sweeper = SweeperTask::new(&config, &database, clock.clone(), metrics.clone());

@@ -17,7 +17,7 @@ backend_tests!(
     a_token_from_one_instance_works_on_another,
     refresh_token_reuse_revokes_the_family,
     concurrent_refreshes_of_one_token_give_exactly_one_success,
-    lockout_after_repeated_failures_is_only_revealed_with_the_right_password,
+    lockout_after_repeated_failures_is_revealed_to_nobody_guessing,
     password_change_revokes_other_sessions_and_refuses_reuse,
     wrong_current_passwords_count_towards_the_lockout,
     users_list_and_revoke_their_sessions,
@@ -197,9 +197,7 @@ async fn concurrent_refreshes_of_one_token_give_exactly_one_success(test: TestDa
     app.stop().await;
 }
 
-async fn lockout_after_repeated_failures_is_only_revealed_with_the_right_password(
-    test: TestDatabase,
-) {
+async fn lockout_after_repeated_failures_is_revealed_to_nobody_guessing(test: TestDatabase) {
     let app =
         TestApp::spawn_with(&test, &MasterKey::generate(), &[("GATEHOUSE_LOCKOUT_THRESHOLD", "3")])
             .await;
@@ -217,7 +215,7 @@ async fn lockout_after_repeated_failures_is_only_revealed_with_the_right_passwor
     // Locked: a wrong password still says only invalid_credentials...
     let (status, problem) = app.sign_in("locked@example.com", "wrong-password-1").await;
     assert_eq!((status, problem), (StatusCode::UNAUTHORIZED, unknown.1.clone()));
-    // ...and the right password learns about the lock, with when to retry.
+    // ...and so does the right password: the lock confirms no guess (no 423, no Retry-After).
     let response = app
         .http
         .post(app.url("/v1/auth/sign-in"))
@@ -225,12 +223,10 @@ async fn lockout_after_repeated_failures_is_only_revealed_with_the_right_passwor
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::LOCKED);
-    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().get("retry-after").is_none());
     let problem: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(problem["code"], "account_locked");
-    assert_eq!(problem["retry_after"], retry_after);
+    assert_eq!(problem, unknown.1);
 
     let admin = app.admin_key().await;
     let (_, log) = app.get_auth("/v1/admin/audit-log?action=user.locked", &admin).await;
@@ -271,9 +267,13 @@ async fn wrong_current_passwords_count_towards_the_lockout(test: TestDatabase) {
     assert_eq!(log["data"][0]["metadata"]["reason"], "wrong_password");
     let (_, log) = app.get_auth("/v1/admin/audit-log?action=user.locked", &admin).await;
     assert_eq!(log["data"].as_array().unwrap().len(), 1, "{log}");
-    // The lock holds for sign-in too, and the password did not change.
+    // The lock holds for sign-in too (answered as a wrong password), and the password did
+    // not change.
     let (status, problem) = app.sign_in("guessed@example.com", STRONG_PASSWORD).await;
-    assert_eq!((status, problem["code"].as_str()), (StatusCode::LOCKED, Some("account_locked")));
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_credentials"))
+    );
     app.stop().await;
 }
 

@@ -15,7 +15,7 @@ use crate::sessions::record::RevokeReason;
 use crate::unit_of_work::UnitOfWork;
 use crate::users::directory::UserDirectory;
 use crate::users::names::{NewIdentity, parse_image_url, parse_name};
-use crate::users::record::{SYSTEM_ROLE_ADMIN, UserQuery, UserRecord};
+use crate::users::record::{SYSTEM_ROLE_ADMIN, UserChange, UserQuery, UserRecord};
 use crate::users::store::UserStore;
 use crate::users::{Email, UserView, Username};
 
@@ -265,8 +265,11 @@ impl AdminUserService {
         }
         user.updated_at = now;
         let event = self.admin_event(admin, "admin.user_updated", user_id, context);
+        // Only what this update changed: a concurrent suspension, password reset or sign-in
+        // keeps what it wrote.
+        let change = UserChange::between(&original, &user);
         self.users
-            .update_user(&user, &UnitOfWork::events(vec![event]))
+            .update_user(user_id, &change, &UnitOfWork::events(vec![event]))
             .await
             .map_err(DomainError::from_taken)?;
         self.admin_view(&user)
@@ -282,17 +285,24 @@ impl AdminUserService {
     ) -> Result<UserView, DomainError> {
         let mut user = self.users.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
         let now = self.clock.now();
-        user.updated_at = now;
+        let mut change = UserChange { updated_at: Some(now), ..UserChange::default() };
         if suspended {
-            user.suspended_at = user.suspended_at.or(Some(now));
+            change.suspended_at = Some(user.suspended_at.or(Some(now)));
+            change.apply(&mut user);
             let event = self.admin_event(admin, "admin.user_suspended", user_id, context);
             self.users
-                .update_user_revoking_sessions(&user, RevokeReason::UserSuspended, &[event])
+                .update_user_revoking_sessions(
+                    user_id,
+                    &change,
+                    RevokeReason::UserSuspended,
+                    &[event],
+                )
                 .await?;
         } else {
-            user.suspended_at = None;
+            change.suspended_at = Some(None);
+            change.apply(&mut user);
             let event = self.admin_event(admin, "admin.user_unsuspended", user_id, context);
-            self.users.update_user(&user, &UnitOfWork::events(vec![event])).await?;
+            self.users.update_user(user_id, &change, &UnitOfWork::events(vec![event])).await?;
         }
         self.admin_view(&user)
     }
@@ -305,11 +315,14 @@ impl AdminUserService {
         context: &RequestContext,
     ) -> Result<UserView, DomainError> {
         let mut user = self.users.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
-        user.locked_until = None;
-        user.failed_sign_in_attempts = 0;
-        user.updated_at = self.clock.now();
+        let change = UserChange {
+            unlock: true,
+            updated_at: Some(self.clock.now()),
+            ..UserChange::default()
+        };
+        change.apply(&mut user);
         let event = self.admin_event(admin, "admin.user_unlocked", user_id, context);
-        self.users.update_user(&user, &UnitOfWork::events(vec![event])).await?;
+        self.users.update_user(user_id, &change, &UnitOfWork::events(vec![event])).await?;
         self.admin_view(&user)
     }
 

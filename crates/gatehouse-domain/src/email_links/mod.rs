@@ -34,7 +34,7 @@ use crate::sessions::record::{RevokeReason, SignInMethod};
 use crate::sign_in::{FirstFactor, SignInOutcome, SignInService};
 use crate::unit_of_work::{AccountLinks, MailboxClaim, SpentToken, UnitOfWork, UnitOfWorkStore};
 use crate::users::directory::UserDirectory;
-use crate::users::record::UserRecord;
+use crate::users::record::{PasswordChange, UserChange, UserRecord};
 use crate::users::store::UserStore;
 
 pub use record::{OneTimeTokenRecord, OneTimeTokenStore, TokenPurpose};
@@ -119,10 +119,13 @@ impl EmailLinkService {
         token: &str,
         context: &RequestContext,
     ) -> Result<(), DomainError> {
-        let (record, mut user) = self.usable_token(token, TokenPurpose::VerifyEmail).await?;
+        let (record, user) = self.usable_token(token, TokenPurpose::VerifyEmail).await?;
         let now = self.clock.now();
-        user.email_verified_at = user.email_verified_at.or(Some(now));
-        user.updated_at = now;
+        let change = UserChange {
+            email_verified_at: Some(user.email_verified_at.or(Some(now))),
+            updated_at: Some(now),
+            ..UserChange::default()
+        };
         let event =
             AuditEvent::new("user.email_verified", &Actor::User(user.id.clone()), context, now)
                 .target("user", &user.id);
@@ -131,7 +134,10 @@ impl EmailLinkService {
             spend_token: Some(SpentToken { digest: record.token_digest, at: now }),
             ..UnitOfWork::default()
         };
-        self.users.update_user(&user, &work).await.map_err(DomainError::from_spent_token)
+        self.users
+            .update_user(&user.id, &change, &work)
+            .await
+            .map_err(DomainError::from_spent_token)
     }
 
     /// Sends a new verification link to the signed-in user (nothing when already verified).
@@ -251,6 +257,14 @@ impl EmailLinkService {
         changed.email_verified_at = changed.email_verified_at.or(Some(now));
         changed.failed_sign_in_attempts = 0;
         changed.locked_until = None;
+        // Conditional on the hash the reset replaces: a change that won meanwhile stands.
+        let password = PasswordChange {
+            user_id: user.id.clone(),
+            replaces: user.password_hash.clone(),
+            new_hash: changed.password_hash.clone().unwrap_or_default(),
+            at: now,
+            by_reset: true,
+        };
         let event =
             AuditEvent::new("user.password_reset", &Actor::User(user.id.clone()), context, now)
                 .target("user", &user.id);
@@ -266,9 +280,9 @@ impl EmailLinkService {
             self.claim_mailbox(&changed, false, &mut work, context, now)?;
         }
         self.users
-            .change_password(&changed, history_size, None, RevokeReason::PasswordReset, &work)
+            .change_password(&password, history_size, None, RevokeReason::PasswordReset, &work)
             .await
-            .map_err(DomainError::from_spent_token)?;
+            .map_err(DomainError::from_password_change)?;
         self.notices.wake();
         Ok(())
     }

@@ -9,8 +9,37 @@ async fn lockout(threshold: i64) -> (TestWorld, Lockout, String) {
     let world = TestWorld::new().await;
     let user = world.seed_user("grace@example.test").await;
     let settings = LockoutSettings { threshold, duration_seconds: 900 };
-    let lockout = Lockout::new(world.store.clone(), settings);
+    let lockout = Lockout::new(
+        world.store.clone(),
+        notices(&world),
+        settings,
+        crate::account_limit::AccountRateLimit::off(),
+    );
     (world, lockout, user.id)
+}
+
+/// Notices as the services build them (email off, as in every `TestWorld`).
+fn notices(world: &TestWorld) -> Arc<Notices> {
+    use gatehouse_crypto::{Digester, FieldCipher, MasterKey};
+
+    use crate::known_devices::KnownDevices;
+    use crate::notify::{NoticeSettings, Notifier, NotifierSettings};
+
+    let master = MasterKey::generate();
+    let notifier = Arc::new(Notifier::new(
+        FieldCipher::new(&master, &[], "outbox"),
+        Digester::new(&master, "one-time-token"),
+        NotifierSettings { issuer: "https://id.example.test".into(), email_enabled: false },
+    ));
+    let known_devices =
+        Arc::new(KnownDevices::new(world.store.clone(), Digester::new(&master, "known-device")));
+    Arc::new(Notices::new(
+        notifier,
+        world.accounts.directory.clone(),
+        known_devices,
+        world.clock.clone(),
+        NoticeSettings { new_device_notice: false },
+    ))
 }
 
 /// One failure of the user as the store has them now (a sign-in reads the account first).

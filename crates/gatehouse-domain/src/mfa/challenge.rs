@@ -2,17 +2,19 @@
 //! one, and completing it with a second factor or with the enrolment a required-MFA sign-in
 //! goes through. The sign-in service drives these steps and opens the session at the end.
 
+use crate::account_limit::AccountKey;
 use crate::audit::AuditEvent;
 use crate::error::{DomainError, MfaProblem};
+use crate::lockout::Lockout;
 use crate::mfa::record::{ChallengeKind, CodePurpose, FactorKind, MfaChallengeRecord, MfaMethod};
 use crate::principal::{Actor, RequestContext};
 use crate::sessions::record::{Amr, SignInMethod};
 use crate::unit_of_work::UnitOfWork;
-use crate::users::record::UserRecord;
+use crate::users::record::{UserChange, UserRecord};
 
 use super::trusted_browsers::TrustedBrowser;
 use super::{
-    CHALLENGE_MAX_FAILURES, CHALLENGE_TOKEN, CHALLENGE_TTL_SECONDS, MAX_CHALLENGE_TOKEN_LENGTH,
+    CHALLENGE_MAX_ATTEMPTS, CHALLENGE_TOKEN, CHALLENGE_TTL_SECONDS, MAX_CHALLENGE_TOKEN_LENGTH,
     MfaChallenge, MfaService, MfaVerification, TotpEnrolment, parse_method,
 };
 
@@ -43,7 +45,7 @@ impl MfaService {
         user: &UserRecord,
         first: SignInMethod,
         kind: ChallengeKind,
-        rehashed_password: bool,
+        rehashed_password: Option<String>,
         context: &RequestContext,
         mut work: UnitOfWork,
     ) -> Result<MfaChallenge, DomainError> {
@@ -75,8 +77,22 @@ impl MfaService {
         // password changed nothing unless it was re-hashed. The failure count is deliberately
         // not reset here: only a completed sign-in resets it, so signing in again does not buy
         // more guesses.
-        if work.spend_token.is_some() || rehashed_password {
-            self.users.update_user(user, &work).await.map_err(DomainError::from_spent_token)?;
+        // Only those columns are written, never the rest of this copy of the row.
+        if work.spend_token.is_some() || rehashed_password.is_some() {
+            let change = UserChange {
+                // A magic link proved the address (its first factor set it on this copy).
+                email_verified_at: (first == SignInMethod::MagicLink)
+                    .then_some(user.email_verified_at)
+                    .flatten()
+                    .map(Some),
+                rehashed_password,
+                updated_at: Some(now),
+                ..UserChange::default()
+            };
+            self.users
+                .update_user(&user.id, &change, &work)
+                .await
+                .map_err(DomainError::from_spent_token)?;
         } else {
             self.work.commit(&work).await?;
         }
@@ -134,9 +150,21 @@ impl MfaService {
         Ok((digest, challenge))
     }
 
-    /// The challenge's user, if they may still sign in (a lock or suspension since the first
-    /// factor stops here).
+    /// The challenge's user, if they may still sign in (a suspension since the first factor
+    /// stops here; a lock since then too, without saying so: the challenge reads as spent).
     async fn challenge_user(
+        &self,
+        challenge: &MfaChallengeRecord,
+    ) -> Result<UserRecord, DomainError> {
+        let user = self.challenge_user_unless_suspended(challenge).await?;
+        if Lockout::is_locked(&user, self.clock.now()) {
+            return Err(DomainError::Mfa(MfaProblem::InvalidChallenge));
+        }
+        Ok(user)
+    }
+
+    /// The challenge's user, unless suspended since the first factor.
+    async fn challenge_user_unless_suspended(
         &self,
         challenge: &MfaChallengeRecord,
     ) -> Result<UserRecord, DomainError> {
@@ -145,18 +173,18 @@ impl MfaService {
             .user_by_id(&challenge.user_id)
             .await?
             .ok_or(DomainError::Mfa(MfaProblem::InvalidChallenge))?;
-        let now = self.clock.now();
-        if let Some(until) = user.locked_until.filter(|until| *until > now) {
-            return Err(DomainError::AccountLocked { retry_after: until - now });
-        }
         if user.suspended_at.is_some() {
             return Err(DomainError::AccountSuspended);
         }
         Ok(user)
     }
 
-    /// Answers a challenge with a second factor. A wrong answer counts towards the lockout and
-    /// leaves the challenge usable (up to its own limit); a right one spends it.
+    /// Answers a challenge with a second factor. Each answer is counted on the challenge
+    /// before it is compared (one atomic store operation), so a burst of parallel guesses gets
+    /// [`CHALLENGE_MAX_ATTEMPTS`] comparisons at most. A wrong answer counts towards the
+    /// lockout and leaves the challenge usable (up to its own limit); a right one spends it.
+    /// While the account is locked every answer reads as a wrong code, is not compared, and
+    /// counts.
     pub(crate) async fn complete_challenge(
         &self,
         request: MfaVerification,
@@ -165,14 +193,24 @@ impl MfaService {
         let method = parse_method(&request.method)?;
         let (digest, challenge) =
             self.live_challenge(&request.mfa_token, Some(ChallengeKind::Verify), context).await?;
-        let user = self.challenge_user(&challenge).await?;
-        if let Err(error) =
+        let user = self.challenge_user_unless_suspended(&challenge).await?;
+        self.lockout.spend_attempt(AccountKey::User(&user.id)).await?;
+        let Some(attempt) =
+            self.challenges.count_challenge_attempt(&digest, CHALLENGE_MAX_ATTEMPTS).await?
+        else {
+            self.challenges.consume_challenge(&digest).await?;
+            return Err(DomainError::Mfa(MfaProblem::InvalidChallenge));
+        };
+        let locked = Lockout::is_locked(&user, self.clock.now());
+        let outcome = if locked {
+            Err(DomainError::Mfa(MfaProblem::InvalidCode))
+        } else {
             self.check_second_factor(&user, method, &request.code, CodePurpose::SignIn).await
-        {
+        };
+        if let Err(error) = outcome {
             if let DomainError::Mfa(problem) = &error {
-                self.record_second_factor_failure(&user, method, *problem, context).await?;
-                let failures = self.challenges.count_challenge_failure(&digest).await?;
-                if failures >= CHALLENGE_MAX_FAILURES {
+                self.record_second_factor_failure(&user, method, *problem, locked, context).await?;
+                if attempt >= CHALLENGE_MAX_ATTEMPTS {
                     self.challenges.consume_challenge(&digest).await?;
                 }
             }

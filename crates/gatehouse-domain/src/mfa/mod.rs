@@ -54,9 +54,9 @@ pub use trusted_browsers::TrustedBrowser;
 
 /// How long a sign-in challenge lives.
 pub const CHALLENGE_TTL_SECONDS: i64 = 300;
-/// Wrong answers one challenge takes before it is thrown away (the account lockout usually
-/// comes first).
-const CHALLENGE_MAX_FAILURES: i64 = 10;
+/// Answers one challenge takes (each counted before it is compared) before it is thrown
+/// away (the account lockout usually comes first).
+const CHALLENGE_MAX_ATTEMPTS: i64 = 10;
 /// Challenge tokens (`mfa_token`): `gtm_…` with a checksum (`ghm_…` before).
 const CHALLENGE_TOKEN: gatehouse_crypto::SecretKind =
     gatehouse_crypto::SecretKind { prefix: "gtm_", legacy_prefix: "ghm_" };
@@ -252,22 +252,22 @@ impl MfaService {
         }
     }
 
-    /// A wrong second factor: the audit event (with its reason) and one more failure towards
-    /// the lockout.
+    /// A wrong second factor: the audit event (with its reason, `locked` when the account
+    /// was locked and the code not compared) and one more failure towards the lockout.
     pub(crate) async fn record_second_factor_failure(
         &self,
         user: &UserRecord,
         method: MfaMethod,
         problem: MfaProblem,
+        locked: bool,
         context: &RequestContext,
     ) -> Result<(), DomainError> {
         let now = self.clock.now();
+        let reason = if locked { "locked" } else { problem.code() };
         let event =
             AuditEvent::new("mfa.verify_failed", &Actor::User(user.id.clone()), context, now)
                 .target("user", &user.id)
-                .metadata(
-                    serde_json::json!({ "method": method.as_str(), "reason": problem.code() }),
-                );
+                .metadata(serde_json::json!({ "method": method.as_str(), "reason": reason }));
         // Asking for an unavailable method is not a guess.
         if problem == MfaProblem::MethodUnavailable {
             self.audit.append_audit_events(&[event]).await?;

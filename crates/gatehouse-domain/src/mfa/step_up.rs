@@ -2,8 +2,10 @@
 //! signed-in session a fresh one (password or second factor), recorded as the session's
 //! `auth_time` and `amr`, so the tokens issued from then on carry it.
 
+use crate::account_limit::AccountKey;
 use crate::audit::AuditEvent;
-use crate::error::DomainError;
+use crate::error::{DomainError, MfaProblem};
+use crate::lockout::Lockout;
 use crate::mfa::record::CodePurpose;
 use crate::principal::{Actor, Principal, RequestContext};
 use crate::sessions::record::Amr;
@@ -70,8 +72,10 @@ impl MfaService {
         }
     }
 
-    /// Re-authenticates the signed-in user with the password or a second factor. Failures
-    /// count towards the lockout like sign-in failures.
+    /// Re-authenticates the signed-in user with the password or a second factor. It obeys
+    /// and feeds the sign-in lockout: failures count like sign-in failures, and while the
+    /// account is locked every proof (the right one too) answers as a wrong one, after the
+    /// same work (the dummy Argon2id verify for a password), and counts.
     pub async fn reauthenticate(
         &self,
         principal: &Principal,
@@ -79,19 +83,23 @@ impl MfaService {
         context: &RequestContext,
     ) -> Result<Reauthenticated, DomainError> {
         let user = &principal.user;
+        self.lockout.spend_attempt(AccountKey::User(&user.id)).await?;
         let now = self.clock.now();
+        let locked = Lockout::is_locked(user, now);
         let actor = Actor::User(user.id.clone());
         let amr: Vec<String> = if let Some(password) = proof.password {
             let ok = match &user.password_hash {
-                Some(hash) => self.hashing.verify(password.into(), hash.clone()).await?,
-                None => false,
+                Some(hash) if !locked => self.hashing.verify(password.into(), hash.clone()).await?,
+                _ => {
+                    self.hashing.dummy_verify(password.into()).await;
+                    false
+                }
             };
             if !ok {
+                let reason = if locked { "locked" } else { "wrong_password" };
                 let event = AuditEvent::new("user.reauthentication_failed", &actor, context, now)
                     .target("user", &user.id)
-                    .metadata(
-                        serde_json::json!({ "method": "password", "reason": "wrong_password" }),
-                    );
+                    .metadata(serde_json::json!({ "method": "password", "reason": reason }));
                 self.lockout.count_failure(user, vec![event], context, now).await?;
                 return Err(DomainError::InvalidCredentials);
             }
@@ -99,11 +107,15 @@ impl MfaService {
         } else {
             let method = parse_method(proof.method.as_deref().unwrap_or(""))?;
             let code = proof.code.unwrap_or_default();
-            if let Err(error) =
+            let outcome = if locked {
+                Err(DomainError::Mfa(MfaProblem::InvalidCode))
+            } else {
                 self.check_second_factor(user, method, &code, CodePurpose::Reauthenticate).await
-            {
+            };
+            if let Err(error) = outcome {
                 if let DomainError::Mfa(problem) = &error {
-                    self.record_second_factor_failure(user, method, *problem, context).await?;
+                    self.record_second_factor_failure(user, method, *problem, locked, context)
+                        .await?;
                 }
                 return Err(error);
             }

@@ -14,8 +14,14 @@ use crate::unit_of_work::UnitOfWork;
 pub trait MfaChallengeStore: Send + Sync {
     async fn create_challenge(&self, challenge: &MfaChallengeRecord) -> Result<(), StoreError>;
     async fn challenge(&self, digest: &[u8]) -> Result<Option<MfaChallengeRecord>, StoreError>;
-    /// Counts one wrong answer; answers the count.
-    async fn count_challenge_failure(&self, digest: &[u8]) -> Result<i64, StoreError>;
+    /// Counts one answer, atomically, before it is compared, unless `limit` answers were
+    /// counted already: the count after this one, or `None` when the limit was reached (or
+    /// the challenge is gone). Of a burst of parallel answers, at most `limit` are counted.
+    async fn count_challenge_attempt(
+        &self,
+        digest: &[u8],
+        limit: i64,
+    ) -> Result<Option<i64>, StoreError>;
     /// Deletes the challenge; `true` only for the one caller that deleted it (single use).
     async fn consume_challenge(&self, digest: &[u8]) -> Result<bool, StoreError>;
 }

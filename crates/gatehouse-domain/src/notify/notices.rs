@@ -102,6 +102,32 @@ impl Notices {
         Ok((vec![token.record], outbox.into_iter().collect()))
     }
 
+    /// The "your account was locked" notice, with a password-reset link (a fresh reset
+    /// token): the token row and the message, for the failure that starts the lock to write
+    /// in its transaction. Both empty when email is off or the user has no address.
+    pub fn account_locked(
+        &self,
+        user: &UserRecord,
+        lock_seconds: i64,
+        context: &RequestContext,
+        now: i64,
+    ) -> Result<(Vec<OneTimeTokenRecord>, Vec<OutboxRecord>), DomainError> {
+        if !self.notifier.email_enabled() || user.email_ciphertext.is_none() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let purpose = TokenPurpose::ResetPassword;
+        let token = self.notifier.new_token(purpose, &user.id, user.email_digest.clone(), now);
+        let link = self.notifier.link("/reset-password", &[("token", token.secret.as_str())]);
+        let values = BTreeMap::from([
+            ("link".to_owned(), link),
+            ("minutes".to_owned(), (purpose.ttl_seconds() / 60).to_string()),
+            ("lock_minutes".to_owned(), (lock_seconds.max(60) / 60).to_string()),
+            ("ip".to_owned(), context.ip.clone().unwrap_or_default()),
+        ]);
+        let outbox = self.email_to(user, "account_locked", values, context, now)?;
+        Ok((vec![token.record], outbox.into_iter().collect()))
+    }
+
     /// The "your password was changed" notice.
     pub fn password_changed(
         &self,

@@ -206,6 +206,8 @@ impl OAuthService {
         let event = AuditEvent::new("oauth.token_issued", &Actor::User(user.id.clone()), context, now)
             .target("session", &session.id)
             .metadata(serde_json::json!({ "client_id": client.client_id, "grant_type": grant_type, "scope": scope }));
+        // The user row is not changed (only re-checked: a user suspended meanwhile gets no
+        // session).
         let work = UnitOfWork {
             spend_code: spend_code.map(|digest| SpentCode {
                 digest,
@@ -215,7 +217,12 @@ impl OAuthService {
             ..UnitOfWork::events(vec![event])
         };
         self.session_store
-            .start_session(&session, refresh.as_ref().map(|(_, record)| record), user, &work)
+            .start_session(
+                &session,
+                refresh.as_ref().map(|(_, record)| record),
+                &crate::users::record::UserChange::default(),
+                &work,
+            )
             .await
             .map_err(|error| match error {
                 StoreError::Conflict(Conflict::AuthorizationCodeSpent) => invalid_code(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use gatehouse_crypto::HashingPool;
 
+use crate::account_limit::AccountKey;
 use crate::audit::AuditEvent;
 use crate::clock::Clock;
 use crate::error::{DomainError, FieldIssue};
@@ -16,7 +17,7 @@ use crate::principal::{Actor, Principal, RequestContext};
 use crate::sessions::record::RevokeReason;
 use crate::unit_of_work::{AccountLinks, UnitOfWork};
 use crate::users::directory::UserDirectory;
-use crate::users::record::UserRecord;
+use crate::users::record::{PasswordChange, UserRecord};
 use crate::users::store::UserStore;
 
 pub struct PasswordService {
@@ -116,16 +117,24 @@ impl PasswordService {
         context: &RequestContext,
     ) -> Result<(), DomainError> {
         let user = &principal.user;
+        self.lockout.spend_attempt(AccountKey::User(&user.id)).await?;
+        // While locked, the current password is not checked (the dummy verify instead) and
+        // the answer is that of a wrong one: a lock confirms no guess.
+        let locked = Lockout::is_locked(user, self.clock.now());
         let current_ok = match &user.password_hash {
-            Some(hash) => {
+            Some(hash) if !locked => {
                 self.hashing.verify(current_password.to_owned().into(), hash.clone()).await?
             }
-            None => false,
+            _ => {
+                self.hashing.dummy_verify(current_password.to_owned().into()).await;
+                false
+            }
         };
         if !current_ok {
             // A stolen session must not buy unlimited guesses at the password: a wrong
             // current password counts towards the same lockout as a wrong sign-in.
             let now = self.clock.now();
+            let reason = if locked { "locked" } else { "wrong_password" };
             let event = AuditEvent::new(
                 "user.password_change_failed",
                 &Actor::User(user.id.clone()),
@@ -133,7 +142,7 @@ impl PasswordService {
                 now,
             )
             .target("user", &user.id)
-            .metadata(serde_json::json!({ "reason": "wrong_password" }));
+            .metadata(serde_json::json!({ "reason": reason }));
             self.lockout.count_failure(user, vec![event], context, now).await?;
             return Err(DomainError::Validation(vec![FieldIssue::new(
                 "current_password",
@@ -153,15 +162,25 @@ impl PasswordService {
             spend_account_links: Some(AccountLinks { user_id: user.id.clone(), at: now }),
             ..UnitOfWork::default()
         };
+        // Conditional on the hash that was checked: a reset or another change that won
+        // meanwhile stands, and this one answers `conflict`.
+        let password = PasswordChange {
+            user_id: user.id.clone(),
+            replaces: user.password_hash.clone(),
+            new_hash: changed.password_hash.clone().unwrap_or_default(),
+            at: now,
+            by_reset: false,
+        };
         self.users
             .change_password(
-                &changed,
+                &password,
                 history_size,
                 Some(&principal.session.id),
                 RevokeReason::PasswordChanged,
                 &work,
             )
-            .await?;
+            .await
+            .map_err(DomainError::from_password_change)?;
         self.notices.wake();
         Ok(())
     }

@@ -5,6 +5,7 @@ use crate::error::{DomainError, Taken};
 use crate::principal::{Actor, Principal, RequestContext};
 use crate::unit_of_work::UnitOfWork;
 use crate::users::names::{parse_image_url, parse_name};
+use crate::users::record::UserChange;
 use crate::users::{UserView, Username};
 
 use super::RegistrationService;
@@ -70,8 +71,11 @@ impl RegistrationService {
         let event = AuditEvent::new("user.updated", &Actor::User(user.id.clone()), context, now)
             .target("user", &user.id)
             .metadata(serde_json::json!({ "fields": changed }));
+        // Only the fields this update changed: a role change, suspension or password reset
+        // made since the principal was read is kept.
+        let change = UserChange::between(&principal.user, &user);
         self.users
-            .update_user(&user, &UnitOfWork::events(vec![event]))
+            .update_user(&user.id, &change, &UnitOfWork::events(vec![event]))
             .await
             .map_err(DomainError::from_taken)?;
         self.directory.view(&user)

@@ -22,7 +22,7 @@ use crate::principal::{Actor, Principal, RequestContext};
 use crate::tokens::{REFRESH_TOKEN, TokenService};
 use crate::unit_of_work::UnitOfWork;
 use crate::users::directory::UserDirectory;
-use crate::users::record::{SignInFacts, UserRecord};
+use crate::users::record::{SignInFacts, UserChange, UserRecord};
 use crate::users::store::UserStore;
 use crate::users::view::UserView;
 
@@ -103,12 +103,22 @@ impl SessionService {
             expires_at: (now + settings.refresh_token_ttl_seconds).min(session.expires_at),
             rotated_at: None,
         };
-        user.failed_sign_in_attempts = 0;
-        user.locked_until = None;
-        user.last_sign_in_at = Some(now);
-        if let Some(hash) = rehashed_password {
-            user.password_hash = Some(hash);
-        }
+        // Only the columns a sign-in changes: a suspension, role change or password reset made
+        // since the user was read is never written back. The store writes them only while the
+        // user is not suspended, in the session's transaction, and answers the row as it is.
+        let change = UserChange {
+            // A magic link proved the address (its first factor set it on this copy).
+            email_verified_at: (method == SignInMethod::MagicLink)
+                .then_some(user.email_verified_at)
+                .flatten()
+                .map(Some),
+            rehashed_password,
+            unlock: true,
+            last_sign_in_at: Some(now),
+            updated_at: Some(now),
+            ..UserChange::default()
+        };
+        change.apply(&mut user);
         let (notice, check) = self.notices.new_device_check(&user, context, now, facts).await?;
         let notified = notice.is_some();
         work.outbox.extend(notice);
@@ -120,10 +130,11 @@ impl SessionService {
                     "method": method.as_str(), "amr": amr, "new_device": notified
                 })),
         );
-        self.store
-            .start_session(&session, Some(&refresh), &user, &work)
+        let user = self
+            .store
+            .start_session(&session, Some(&refresh), &change, &work)
             .await
-            .map_err(DomainError::from_spent_token)?;
+            .map_err(DomainError::from_session_start)?;
         if !work.outbox.is_empty() {
             self.notices.wake();
         }

@@ -7,21 +7,24 @@ use crate::audit::AuditEvent;
 use crate::sessions::record::{RefreshTokenRecord, RevokeReason, SessionRecord};
 use crate::store::StoreError;
 use crate::unit_of_work::UnitOfWork;
-use crate::users::record::UserRecord;
+use crate::users::record::{UserChange, UserRecord};
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// In one transaction: the session, its first refresh token (if it gets one), the user
-    /// row as it is after the sign-in (failures reset, last sign-in, maybe a re-hashed
-    /// password) and the unit of work (events, the known device, a trusted browser, a spent
-    /// magic-link token, a new-sign-in notice).
+    /// In one transaction: the user's `change` (failures reset, last sign-in, maybe a
+    /// re-hashed password; only those columns), the session, its first refresh token (if it
+    /// gets one) and the unit of work (events, the known device, a trusted browser, a spent
+    /// magic-link token, a new-sign-in notice). The user row is written first, only while
+    /// the user is not suspended (the row lock orders it against a suspension, which revokes
+    /// every session it sees): a user suspended meanwhile gets `Conflict::UserNotActive` and
+    /// nothing is written. Answers the user row as stored after the change (its role now).
     async fn start_session(
         &self,
         session: &SessionRecord,
         refresh_token: Option<&RefreshTokenRecord>,
-        user: &UserRecord,
+        change: &UserChange,
         work: &UnitOfWork,
-    ) -> Result<(), StoreError>;
+    ) -> Result<UserRecord, StoreError>;
 
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
 

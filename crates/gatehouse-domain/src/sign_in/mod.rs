@@ -5,7 +5,9 @@
 //!
 //! Security rules, stated where they are enforced:
 //! - Unknown accounts and wrong passwords get the same answer, after the same Argon2id work.
-//! - Lockout, suspension and missing verification are only revealed to someone who knows the
+//! - A locked account answers every password (the right one too) as a wrong one, after the
+//!   dummy Argon2id verify only; the attempt counts and the owner is told by email.
+//! - Suspension and missing verification are only revealed to someone who knows the
 //!   password; a wrong password always answers `invalid_credentials`.
 //! - Every wrong password and wrong second factor counts towards the one lockout.
 
@@ -13,6 +15,7 @@ use std::sync::Arc;
 
 use gatehouse_crypto::HashingPool;
 
+use crate::account_limit::AccountKey;
 use crate::audit::{AuditEvent, AuditStore};
 use crate::clock::Clock;
 use crate::error::DomainError;
@@ -111,10 +114,11 @@ impl SignInService {
         })
     }
 
-    /// Signs in. Unknown accounts and wrong passwords both answer `invalid_credentials` after
-    /// one Argon2id computation. A locked, suspended or (when required) unverified account is
-    /// only reported when the password was right, so these answers reveal nothing to someone
-    /// guessing. Failures while locked still count but never extend the lock.
+    /// Signs in. Unknown accounts, locked accounts and wrong passwords all answer
+    /// `invalid_credentials` after one Argon2id computation. A suspended or (when required)
+    /// unverified account is only reported when the password was right, so these answers
+    /// reveal nothing to someone guessing. Failures while locked still count but never extend
+    /// the lock.
     ///
     /// A user with a second factor gets a challenge instead of tokens (unless the request
     /// comes from a device they trusted); see `mfa`.
@@ -123,6 +127,13 @@ impl SignInService {
         request: SignIn,
         context: &RequestContext,
     ) -> Result<SignInOutcome, DomainError> {
+        // The per-account budget first, keyed on the identifier as typed whether or not an
+        // account has it (so a refusal reveals nothing).
+        let key = match &request.identifier {
+            Identifier::Email(text) => AccountKey::Email(text),
+            Identifier::Username(text) => AccountKey::Username(text),
+        };
+        self.lockout.spend_attempt(key).await?;
         let found = self.find_by_identifier(&request.identifier, context).await?;
         let now = self.clock.now();
         let Some((user, facts, hash)) = found
@@ -134,6 +145,20 @@ impl SignInService {
             self.audit.append_audit_events(&[event]).await?;
             return Err(DomainError::InvalidCredentials);
         };
+        let actor = Actor::User(user.id.clone());
+        let failed = |reason: &str| {
+            AuditEvent::new("user.sign_in_failed", &actor, context, now)
+                .target("user", &user.id)
+                .metadata(serde_json::json!({ "reason": reason }))
+        };
+        // A locked account answers as a wrong password, after the same Argon2id work and no
+        // more (the right password is never checked), so the lock confirms no guess; the
+        // attempt still counts (never extending the lock). The owner was told by email.
+        if Lockout::is_locked(&user, now) {
+            self.hashing.dummy_verify(request.password.into()).await;
+            self.lockout.count_failure(&user, vec![failed("locked")], context, now).await?;
+            return Err(DomainError::InvalidCredentials);
+        }
         let password_ok =
             match self.hashing.verify(request.password.clone().into(), hash.clone()).await {
                 Ok(matches) => matches,
@@ -142,19 +167,9 @@ impl SignInService {
                     false
                 }
             };
-        let actor = Actor::User(user.id.clone());
-        let failed = |reason: &str| {
-            AuditEvent::new("user.sign_in_failed", &actor, context, now)
-                .target("user", &user.id)
-                .metadata(serde_json::json!({ "reason": reason }))
-        };
         if !password_ok {
             self.lockout.count_failure(&user, vec![failed("wrong_password")], context, now).await?;
             return Err(DomainError::InvalidCredentials);
-        }
-        if let Some(until) = user.locked_until.filter(|until| *until > now) {
-            self.audit.append_audit_events(&[failed("locked")]).await?;
-            return Err(DomainError::AccountLocked { retry_after: until - now });
         }
         if user.suspended_at.is_some() {
             self.audit.append_audit_events(&[failed("suspended")]).await?;
@@ -244,19 +259,15 @@ impl SignInService {
     /// Opens the second step for a user whose first factor succeeded.
     async fn challenge(
         &self,
-        mut user: UserRecord,
+        user: UserRecord,
         rehashed_password: Option<String>,
         method: SignInMethod,
         kind: ChallengeKind,
         work: UnitOfWork,
         context: &RequestContext,
     ) -> Result<SignInOutcome, DomainError> {
-        let rehashed = rehashed_password.is_some();
-        if let Some(hash) = rehashed_password {
-            user.password_hash = Some(hash);
-        }
         let challenge =
-            self.mfa.open_challenge(&user, method, kind, rehashed, context, work).await?;
+            self.mfa.open_challenge(&user, method, kind, rehashed_password, context, work).await?;
         Ok(SignInOutcome::MfaRequired(challenge))
     }
 

@@ -47,7 +47,7 @@ async fn an_unknown_account_and_a_wrong_password_get_the_same_answer() {
 }
 
 #[tokio::test]
-async fn wrong_passwords_lock_at_the_threshold_and_only_the_right_password_learns_it() {
+async fn wrong_passwords_lock_at_the_threshold_and_the_right_password_learns_nothing() {
     let (world, user_id) = world_with_lockout(3).await;
     for _ in 0..3 {
         assert_invalid_credentials(world.sign_in(EMAIL, "not the password").await);
@@ -61,13 +61,16 @@ async fn wrong_passwords_lock_at_the_threshold_and_only_the_right_password_learn
     assert_invalid_credentials(world.sign_in(EMAIL, "not the password").await);
     assert_eq!(world.store.user(&user_id).unwrap().locked_until, Some(until));
     assert_eq!(world.store.events("user.locked").len(), 1);
-    // The right password learns about the lock, and when to come back.
-    let result = world.sign_in(EMAIL, TEST_PASSWORD).await;
-    assert!(matches!(result, Err(DomainError::AccountLocked { retry_after: 800 })), "{result:?}");
+    // The right password answers exactly as a wrong one, counts, and extends nothing.
+    let attempts = world.store.user(&user_id).unwrap().failed_sign_in_attempts;
+    assert_invalid_credentials(world.sign_in(EMAIL, TEST_PASSWORD).await);
+    let user = world.store.user(&user_id).unwrap();
+    assert_eq!((user.failed_sign_in_attempts, user.locked_until), (attempts + 1, Some(until)));
     assert_eq!(
         world.store.reasons("user.sign_in_failed").last().map(String::as_str),
         Some("locked")
     );
+    assert_eq!(world.store.events("user.locked").len(), 1);
 
     // Once the lock has run out, the right password signs in and clears the count.
     world.clock.set(until);

@@ -11,6 +11,7 @@ use gatehouse_crypto::{
 };
 
 use super::MemoryStore;
+use crate::account_limit::AccountRateLimit;
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::error::DomainError;
 use crate::keys::{KeyService, KeySettings, SIGNING_KEY_PURPOSE};
@@ -160,6 +161,7 @@ impl TestWorld {
             clock: dyn_clock.clone(),
             settings: account,
             mfa_settings: mfa,
+            account_limit: AccountRateLimit::off(),
         });
         let oauth = Arc::new(OAuthService::new(OAuthParts {
             store: store.clone(),

@@ -7,7 +7,9 @@ use crate::audit::AuditEvent;
 use crate::sessions::record::RevokeReason;
 use crate::store::StoreError;
 use crate::unit_of_work::UnitOfWork;
-use crate::users::record::{FailedSignIn, SignInFacts, UserLookup, UserQuery, UserRecord};
+use crate::users::record::{
+    FailedSignIn, PasswordChange, SignInFacts, UserChange, UserLookup, UserQuery, UserRecord,
+};
 
 #[async_trait]
 pub trait UserStore: Send + Sync {
@@ -31,23 +33,30 @@ pub trait UserStore: Send + Sync {
         lookup: UserLookup<'_>,
         device_digest: &[u8],
     ) -> Result<Option<(UserRecord, SignInFacts)>, StoreError>;
-    /// Writes every mutable column of `user` with its unit of work, in one transaction (a
-    /// token spent by someone else first rolls it all back).
-    async fn update_user(&self, user: &UserRecord, work: &UnitOfWork) -> Result<(), StoreError>;
-    /// Sets a new password with its unit of work: the old hash goes to the history (trimmed to
-    /// `history_size`), every session but `keep_session` is revoked with `reason`, and every
-    /// trusted browser loses its trust, in one transaction.
+    /// Writes the columns `change` names (only those) with its unit of work, in one
+    /// transaction (a token spent by someone else first rolls it all back).
+    async fn update_user(
+        &self,
+        user_id: &str,
+        change: &UserChange,
+        work: &UnitOfWork,
+    ) -> Result<(), StoreError>;
+    /// Sets a new password with its unit of work, only if the stored hash is still the one
+    /// it replaces (else `Conflict::PasswordReplaced`, nothing written): the old hash goes to
+    /// the history (trimmed to `history_size`), every session but `keep_session` is revoked
+    /// with `reason`, and every trusted browser loses its trust, in one transaction.
     async fn change_password(
         &self,
-        user: &UserRecord,
+        change: &PasswordChange,
         history_size: usize,
         keep_session: Option<&str>,
         reason: RevokeReason,
         work: &UnitOfWork,
     ) -> Result<(), StoreError>;
     /// Atomically counts one more failure and locks the account (until `lock_until`) when the
-    /// count reaches `threshold`.
-    /// A lock that has expired starts the count again.
+    /// count reaches `threshold`; writes `events`, and `on_lock` (the lock's event and the
+    /// owner's notice) only when this failure started the lock (its count is `threshold`
+    /// exactly), all in one transaction. A lock that has expired starts the count again.
     async fn record_failed_sign_in(
         &self,
         user_id: &str,
@@ -55,6 +64,7 @@ pub trait UserStore: Send + Sync {
         threshold: i64,
         lock_until: i64,
         events: &[AuditEvent],
+        on_lock: &UnitOfWork,
     ) -> Result<FailedSignIn, StoreError>;
     /// Earlier password hashes, newest first.
     async fn password_history(
@@ -62,10 +72,12 @@ pub trait UserStore: Send + Sync {
         user_id: &str,
         limit: usize,
     ) -> Result<Vec<String>, StoreError>;
-    /// Revokes every active session of the user with the events (suspension).
+    /// Writes `change` and revokes every active session of the user with the events
+    /// (suspension), in one transaction.
     async fn update_user_revoking_sessions(
         &self,
-        user: &UserRecord,
+        user_id: &str,
+        change: &UserChange,
         reason: RevokeReason,
         events: &[AuditEvent],
     ) -> Result<u64, StoreError>;

@@ -234,7 +234,6 @@ async fn presence_refused(
         DomainError::ReauthenticationRequired => {
             (StatusCode::FORBIDDEN, "account.mfa.password_needed")
         }
-        DomainError::AccountLocked { .. } => (StatusCode::LOCKED, "login.error.locked"),
         DomainError::Mfa(_) => return state.pages.redirect("/account"),
         other => return state.pages.error_page(locale, ErrorPage::from_domain(&other)),
     };

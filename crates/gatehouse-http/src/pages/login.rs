@@ -119,8 +119,9 @@ pub(crate) async fn submit(
                 return pages.error_page(locale, ErrorPage::from_domain(&error));
             };
             let mut response = failure(status, message, error.code());
-            if let DomainError::AccountLocked { retry_after } = error {
-                let seconds = u64::try_from(retry_after).unwrap_or(1).max(1);
+            // The per-account budget, answered like the per-IP one.
+            if let DomainError::RateLimited { retry_after_seconds } = error {
+                let seconds = retry_after_seconds.max(1);
                 response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
             }
             return response;
@@ -160,7 +161,9 @@ fn refusal(error: &DomainError) -> Option<(StatusCode, &'static str)> {
         DomainError::InvalidCredentials => {
             (StatusCode::UNAUTHORIZED, "login.error.invalid_credentials")
         }
-        DomainError::AccountLocked { .. } => (StatusCode::LOCKED, "login.error.locked"),
+        DomainError::RateLimited { .. } => {
+            (StatusCode::TOO_MANY_REQUESTS, "login.error.rate_limited")
+        }
         DomainError::AccountSuspended => (StatusCode::FORBIDDEN, "login.error.suspended"),
         DomainError::EmailNotVerified => (StatusCode::FORBIDDEN, "login.error.email_not_verified"),
         _ => return None,

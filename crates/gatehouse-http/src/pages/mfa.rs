@@ -398,9 +398,11 @@ fn refusal(
         DomainError::Validation(_) => {
             render(StatusCode::BAD_REQUEST, Some("mfa.error.unavailable"), None)
         }
-        DomainError::AccountLocked { retry_after } => {
-            let mut response = render(StatusCode::LOCKED, Some("login.error.locked"), None);
-            let seconds = u64::try_from(*retry_after).unwrap_or(1).max(1);
+        // The per-account budget, shown like the per-IP one.
+        DomainError::RateLimited { retry_after_seconds } => {
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let mut response = render(status, Some("mfa.error.rate_limited"), None);
+            let seconds = (*retry_after_seconds).max(1);
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
             response
         }

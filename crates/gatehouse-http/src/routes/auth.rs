@@ -107,9 +107,8 @@ pub(crate) struct SignInRequest {
 /// trusted-device cookie.
 #[utoipa::path(post, path = "/v1/auth/sign-in", tag = "auth", request_body = SignInRequest, responses(
     (status = 200, body = SignInResponse),
-    (status = 401, description = "invalid_credentials", body = crate::error::Problem),
-    (status = 423, description = "account_locked (only when the password was right)", body = crate::error::Problem),
-    (status = 429, description = "rate_limited", body = crate::error::Problem)))]
+    (status = 401, description = "invalid_credentials (also for a locked account, whatever the password)", body = crate::error::Problem),
+    (status = 429, description = "rate_limited (per IP or per account)", body = crate::error::Problem)))]
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
     Client(context): Client,

@@ -90,7 +90,7 @@ pub(crate) struct ChangePasswordRequest {
 
 /// Changes the password; every other session is signed out.
 #[utoipa::path(post, path = "/v1/me/password", tag = "me", security(("bearer" = [])), request_body = ChangePasswordRequest,
-    responses((status = 204), (status = 422, description = "validation_failed, password_too_weak, password_reused, password_breached", body = crate::error::Problem), (status = 429, description = "rate_limited", body = crate::error::Problem)))]
+    responses((status = 204), (status = 409, description = "conflict: the password was changed meanwhile (nothing changed)", body = crate::error::Problem), (status = 422, description = "validation_failed (a wrong current password, or any while the account is locked), password_too_weak, password_reused, password_breached", body = crate::error::Problem), (status = 429, description = "rate_limited (per IP or per account)", body = crate::error::Problem)))]
 pub(crate) async fn change_password(
     State(state): State<AppState>,
     Client(context): Client,

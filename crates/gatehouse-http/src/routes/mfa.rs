@@ -58,7 +58,7 @@ pub(crate) struct VerifyRequest {
     (status = 200, body = TokensResponse),
     (status = 400, description = "invalid_mfa_code, mfa_code_replayed, mfa_code_expired, mfa_attempts_exhausted, backup_code_used, mfa_method_unavailable", body = crate::error::Problem),
     (status = 401, description = "invalid_mfa_token, mfa_token_expired", body = crate::error::Problem),
-    (status = 423, description = "account_locked", body = crate::error::Problem)))]
+    (status = 429, description = "rate_limited (per IP or per account)", body = crate::error::Problem)))]
 pub(crate) async fn verify(
     State(state): State<AppState>,
     Client(context): Client,
@@ -177,7 +177,8 @@ pub(crate) struct ReauthenticatedResponse {
 #[utoipa::path(post, path = "/v1/auth/reauthenticate", tag = "auth", security(("bearer" = [])), request_body = ProofRequest, responses(
     (status = 200, body = ReauthenticatedResponse),
     (status = 400, description = "invalid_mfa_code, mfa_code_replayed, ...", body = crate::error::Problem),
-    (status = 401, description = "invalid_credentials, invalid_token", body = crate::error::Problem)))]
+    (status = 401, description = "invalid_credentials (also for any proof while the account is locked), invalid_token", body = crate::error::Problem),
+    (status = 429, description = "rate_limited (per IP or per account)", body = crate::error::Problem)))]
 pub(crate) async fn reauthenticate(
     State(state): State<AppState>,
     Client(context): Client,

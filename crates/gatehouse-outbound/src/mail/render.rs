@@ -32,7 +32,7 @@ const EMBEDDED: [(&str, &str); 2] = [
 ];
 
 /// The message kinds the catalogues describe.
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 10] = [
     "verify_email",
     "reset_password",
     "magic_link",
@@ -40,6 +40,7 @@ pub const KINDS: [&str; 9] = [
     "new_sign_in",
     "mfa_changed",
     "mfa_code",
+    "account_locked",
     "account_claimed",
     "account_exists",
 ];

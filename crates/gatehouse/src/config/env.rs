@@ -65,6 +65,7 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("rate_limit.sign_up_per_minute", Kind::Integer),
     ("rate_limit.refresh_per_minute", Kind::Integer),
     ("rate_limit.email_per_minute", Kind::Integer),
+    ("rate_limit.account_per_minute", Kind::Integer),
     ("rate_limit.token_per_minute", Kind::Integer),
     ("rate_limit.introspect_per_minute", Kind::Integer),
     ("rate_limit.device_authorization_per_minute", Kind::Integer),

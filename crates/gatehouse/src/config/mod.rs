@@ -125,6 +125,9 @@ pub struct RateLimitConfig {
     pub refresh_per_minute: u32,
     /// Requests that send an email (password reset, magic link, verification resend).
     pub email_per_minute: u32,
+    /// Attempts at one account per minute, whatever their addresses: password sign-ins
+    /// naming it, second factors, step-ups, password changes.
+    pub account_per_minute: u32,
     /// `POST /oauth2/token`: per client id and, separately, per client IP.
     pub token_per_minute: u32,
     /// `POST /oauth2/introspect` and `/oauth2/revoke`, per client IP.
@@ -146,6 +149,7 @@ impl Default for RateLimitConfig {
             sign_up_per_minute: 3,
             refresh_per_minute: 10,
             email_per_minute: 5,
+            account_per_minute: 20,
             token_per_minute: 300,
             introspect_per_minute: 600,
             device_authorization_per_minute: 30,

@@ -123,6 +123,7 @@ impl Config {
             ("rate_limit.sign_in_per_minute", self.rate_limit.sign_in_per_minute),
             ("rate_limit.sign_up_per_minute", self.rate_limit.sign_up_per_minute),
             ("rate_limit.refresh_per_minute", self.rate_limit.refresh_per_minute),
+            ("rate_limit.account_per_minute", self.rate_limit.account_per_minute),
             ("rate_limit.token_per_minute", self.rate_limit.token_per_minute),
             ("rate_limit.introspect_per_minute", self.rate_limit.introspect_per_minute),
             (

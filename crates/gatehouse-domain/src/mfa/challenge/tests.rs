@@ -6,7 +6,7 @@
 use gatehouse_crypto::TotpSecret;
 
 use crate::error::{DomainError, MfaProblem};
-use crate::mfa::{CHALLENGE_MAX_FAILURES, CHALLENGE_TTL_SECONDS, MfaVerification};
+use crate::mfa::{CHALLENGE_MAX_ATTEMPTS, CHALLENGE_TTL_SECONDS, MfaVerification};
 use crate::sign_in::{MfaVerified, SignInOutcome};
 use crate::testing::{TEST_PASSWORD, TestWorld, WorldSettings, context, wrong_totp_code};
 use crate::users::AccountSettings;
@@ -88,11 +88,14 @@ async fn wrong_codes_and_wrong_passwords_share_one_lockout() {
         let wrong = wrong_totp_code(&secret, world.now());
         assert_mfa_problem(verify(&world, &mfa_token, &wrong).await, MfaProblem::InvalidCode);
     }
-    // The third failure locked the account: the right code no longer completes the sign-in.
+    // The third failure locked the account: the right code no longer completes the sign-in,
+    // and answers exactly as a wrong one (the lock is not revealed), counting once more.
     assert_eq!(world.store.events("user.locked").len(), 1);
     let result = verify(&world, &mfa_token, &world.totp_code(&secret)).await;
-    assert!(matches!(result, Err(DomainError::AccountLocked { retry_after: 900 })), "{result:?}");
-    assert!(world.store.user(&user_id).unwrap().locked_until.is_some());
+    assert_mfa_problem(result, MfaProblem::InvalidCode);
+    let user = world.store.user(&user_id).unwrap();
+    assert_eq!((user.failed_sign_in_attempts, user.locked_until.is_some()), (4, true));
+    assert_eq!(world.store.reasons("mfa.verify_failed").last().map(String::as_str), Some("locked"));
 }
 
 #[tokio::test]
@@ -116,7 +119,7 @@ async fn signing_in_again_does_not_buy_more_guesses() {
 async fn a_challenge_survives_nine_wrong_answers() {
     let (world, _, secret) = world_with_totp(50).await;
     let mfa_token = challenge(&world).await;
-    for _ in 0..CHALLENGE_MAX_FAILURES - 1 {
+    for _ in 0..CHALLENGE_MAX_ATTEMPTS - 1 {
         let wrong = wrong_totp_code(&secret, world.now());
         assert_mfa_problem(verify(&world, &mfa_token, &wrong).await, MfaProblem::InvalidCode);
     }
@@ -126,7 +129,7 @@ async fn a_challenge_survives_nine_wrong_answers() {
 #[tokio::test]
 async fn the_tenth_wrong_answer_ends_the_challenge() {
     let (world, user_id, secret) = world_with_totp(50).await;
-    assert_eq!(CHALLENGE_MAX_FAILURES, 10);
+    assert_eq!(CHALLENGE_MAX_ATTEMPTS, 10);
     let mfa_token = challenge(&world).await;
     for _ in 0..10 {
         let wrong = wrong_totp_code(&secret, world.now());

@@ -9,7 +9,9 @@ use crate::sessions::record::{RefreshTokenRecord, RevokeReason, SessionRecord};
 use crate::sessions::store::SessionStore;
 use crate::store::{Conflict, StoreError};
 use crate::unit_of_work::UnitOfWork;
-use crate::users::record::{FailedSignIn, SignInFacts, UserLookup, UserQuery, UserRecord};
+use crate::users::record::{
+    FailedSignIn, PasswordChange, SignInFacts, UserChange, UserLookup, UserQuery, UserRecord,
+};
 use crate::users::store::UserStore;
 
 #[async_trait]
@@ -79,16 +81,24 @@ impl UserStore for MemoryStore {
         Ok(Some((user.clone(), facts)))
     }
 
-    async fn update_user(&self, user: &UserRecord, work: &UnitOfWork) -> Result<(), StoreError> {
+    /// As the SQL does: only the columns the change names.
+    async fn update_user(
+        &self,
+        user_id: &str,
+        change: &UserChange,
+        work: &UnitOfWork,
+    ) -> Result<(), StoreError> {
         let mut state = self.state();
         state.apply(work)?;
-        state.users.insert(user.id.clone(), user.clone());
+        if let Some(user) = state.users.get_mut(user_id) {
+            change.apply(user);
+        }
         Ok(())
     }
 
     async fn change_password(
         &self,
-        _user: &UserRecord,
+        _change: &PasswordChange,
         _history_size: usize,
         _keep_session: Option<&str>,
         _reason: RevokeReason,
@@ -107,6 +117,7 @@ impl UserStore for MemoryStore {
         threshold: i64,
         lock_until: i64,
         events: &[AuditEvent],
+        on_lock: &UnitOfWork,
     ) -> Result<FailedSignIn, StoreError> {
         let mut state = self.state();
         let outcome = match state.users.get_mut(user_id) {
@@ -120,11 +131,15 @@ impl UserStore for MemoryStore {
                 };
                 user.failed_sign_in_attempts = attempts;
                 user.locked_until = locked_until;
-                FailedSignIn { attempts, locked_until }
+                let lock_started = attempts == threshold && locked_until == Some(lock_until);
+                FailedSignIn { attempts, locked_until, lock_started }
             }
-            None => FailedSignIn { attempts: 0, locked_until: None },
+            None => FailedSignIn { attempts: 0, locked_until: None, lock_started: false },
         };
         state.audit.extend(events.iter().cloned());
+        if outcome.lock_started {
+            state.audit.extend(on_lock.events.iter().cloned());
+        }
         Ok(outcome)
     }
 
@@ -138,7 +153,8 @@ impl UserStore for MemoryStore {
 
     async fn update_user_revoking_sessions(
         &self,
-        _user: &UserRecord,
+        _user_id: &str,
+        _change: &UserChange,
         _reason: RevokeReason,
         _events: &[AuditEvent],
     ) -> Result<u64, StoreError> {
@@ -164,19 +180,24 @@ impl SessionStore for MemoryStore {
         &self,
         session: &SessionRecord,
         refresh_token: Option<&RefreshTokenRecord>,
-        user: &UserRecord,
+        change: &UserChange,
         work: &UnitOfWork,
-    ) -> Result<(), StoreError> {
+    ) -> Result<UserRecord, StoreError> {
         let mut state = self.state();
         if state.sessions.contains_key(&session.id) {
             return Err(StoreError::Conflict(Conflict::Other("sessions_pkey".into())));
         }
+        // As the real store: only the change's columns, only while the user is not suspended.
+        let mut user = match state.users.get(&session.user_id) {
+            Some(user) if user.suspended_at.is_none() => user.clone(),
+            _ => return Err(StoreError::Conflict(Conflict::UserNotActive)),
+        };
         state.apply(work)?;
-        // The real store writes every mutable column of the user row as given.
+        change.apply(&mut user);
         state.users.insert(user.id.clone(), user.clone());
         state.sessions.insert(session.id.clone(), session.clone());
         state.refresh_tokens.extend(refresh_token.cloned());
-        Ok(())
+        Ok(user)
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {

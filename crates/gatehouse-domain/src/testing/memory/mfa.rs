@@ -174,13 +174,19 @@ impl MfaChallengeStore for MemoryStore {
         Ok(self.state().challenges.get(digest).cloned())
     }
 
-    /// Counts only on a challenge that still exists (0 otherwise), as both real stores do.
-    async fn count_challenge_failure(&self, digest: &[u8]) -> Result<i64, StoreError> {
+    /// Counts only on a challenge that still exists and below `limit`, as both real stores do.
+    async fn count_challenge_attempt(
+        &self,
+        digest: &[u8],
+        limit: i64,
+    ) -> Result<Option<i64>, StoreError> {
         let mut state = self.state();
-        Ok(state.challenges.get_mut(digest).map_or(0, |challenge| {
-            challenge.failures += 1;
-            challenge.failures
-        }))
+        Ok(state.challenges.get_mut(digest).filter(|challenge| challenge.failures < limit).map(
+            |challenge| {
+                challenge.failures += 1;
+                challenge.failures
+            },
+        ))
     }
 
     async fn consume_challenge(&self, digest: &[u8]) -> Result<bool, StoreError> {
