@@ -213,6 +213,14 @@ pub fn insert_headers(headers: &mut axum::http::HeaderMap, decision: &RateLimitD
     headers.insert("ratelimit-reset", HeaderValue::from(seconds_up(decision.reset_after)));
 }
 
+/// The `RateLimit-Remaining: 0` and `RateLimit-Reset` headers of a refusal whose budget is
+/// not at hand (the per-account budget, spent inside a domain service).
+pub fn insert_refusal_headers(headers: &mut axum::http::HeaderMap, retry_after_seconds: u64) {
+    use axum::http::HeaderValue;
+    headers.insert("ratelimit-remaining", HeaderValue::from(0u64));
+    headers.insert("ratelimit-reset", HeaderValue::from(retry_after_seconds));
+}
+
 /// Whole seconds, rounded up.
 pub fn seconds_up(duration: std::time::Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)

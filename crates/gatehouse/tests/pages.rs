@@ -213,6 +213,10 @@ async fn the_page_shares_the_api_sign_in_rate_limit(test: TestDatabase) {
     let page = browser.sign_in("", "ada", STRONG_PASSWORD).await;
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
     assert!(page.headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    // Every 429 carries the RateLimit-* headers of the budget it spent (#19).
+    assert_eq!(page.headers["ratelimit-limit"], "2");
+    assert_eq!(page.headers["ratelimit-remaining"], "0");
+    assert!(page.headers["ratelimit-reset"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
     assert!(page.alert().unwrap().contains("Too many sign-in attempts"));
     assert!(browser.session_cookie().is_none());
     // Showing the form is not limited.

@@ -13,7 +13,7 @@ use super::request::{PageForm, PageRequest};
 use crate::browser::render::ErrorPage;
 use crate::client::Client;
 use crate::error::ErrorForLog;
-use crate::ratelimit::{Bucket, Verdict};
+use crate::ratelimit::{Bucket, Verdict, insert_headers};
 use crate::state::AppState;
 
 /// No `Debug`: it holds an address.
@@ -42,7 +42,7 @@ pub(crate) async fn submit(
     let PageForm { locale, csrf, fields } = form;
     let pages = &state.pages;
     let ip = context.ip.as_deref();
-    if let Verdict::Refused { retry_after_seconds, .. } =
+    if let Verdict::Refused { decision, retry_after_seconds } =
         state.rate_limit_policy().spend(Bucket::Email, ip).await
     {
         let view = context! { sent => false, error => "forgot_password.rate_limited" };
@@ -54,6 +54,7 @@ pub(crate) async fn submit(
             view,
         );
         response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        insert_headers(response.headers_mut(), &decision);
         response.extensions_mut().insert(ErrorForLog { code: "rate_limited", internal: None });
         return response;
     }

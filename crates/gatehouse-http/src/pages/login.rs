@@ -19,7 +19,7 @@ use crate::browser::return_to::return_to_or_default;
 use crate::client::Client;
 use crate::error::ErrorForLog;
 use crate::locale::Locale;
-use crate::ratelimit::{Bucket, Verdict};
+use crate::ratelimit::{Bucket, Verdict, insert_headers, insert_refusal_headers};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -101,12 +101,13 @@ pub(crate) async fn submit(
     // The budget of `POST /v1/auth/sign-in`: switching between the API and the page gives no
     // extra guesses.
     let ip = context.ip.as_deref();
-    if let Verdict::Refused { retry_after_seconds, .. } =
+    if let Verdict::Refused { decision, retry_after_seconds } =
         state.rate_limit_policy().spend(Bucket::SignIn, ip).await
     {
         let mut response =
             failure(StatusCode::TOO_MANY_REQUESTS, "login.error.rate_limited", "rate_limited");
         response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        insert_headers(response.headers_mut(), &decision);
         return response;
     }
     let trusted_device = pages.device_cookie.from_headers(&headers).map(str::to_owned);
@@ -123,6 +124,7 @@ pub(crate) async fn submit(
             if let DomainError::RateLimited { retry_after_seconds } = error {
                 let seconds = retry_after_seconds.max(1);
                 response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+                insert_refusal_headers(response.headers_mut(), seconds);
             }
             return response;
         }

@@ -27,7 +27,7 @@ use crate::browser::return_to::return_to_or_default;
 use crate::client::Client;
 use crate::error::ErrorForLog;
 use crate::locale::Locale;
-use crate::ratelimit::{Bucket, Verdict};
+use crate::ratelimit::{Bucket, Verdict, insert_headers, insert_refusal_headers};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -215,13 +215,14 @@ pub(crate) async fn verify(
     };
     // The budget of `POST /v1/auth/mfa/verify` (the sign-in one): the page gives no extra
     // guesses at a code.
-    if let Verdict::Refused { retry_after_seconds, .. } =
+    if let Verdict::Refused { decision, retry_after_seconds } =
         state.rate_limit_policy().spend(Bucket::SignIn, context.ip.as_deref()).await
     {
         let status = StatusCode::TOO_MANY_REQUESTS;
         let mut response =
             posted.form(&fields.method, status, Some("mfa.error.rate_limited"), None);
         response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        insert_headers(response.headers_mut(), &decision);
         response.extensions_mut().insert(ErrorForLog { code: "rate_limited", internal: None });
         return response;
     }
@@ -404,6 +405,7 @@ fn refusal(
             let mut response = render(status, Some("mfa.error.rate_limited"), None);
             let seconds = (*retry_after_seconds).max(1);
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+            insert_refusal_headers(response.headers_mut(), seconds);
             response
         }
         DomainError::AccountSuspended => {
