@@ -422,7 +422,9 @@ async fn an_smtp_outage_is_retried_and_every_message_arrives_once_across_a_resta
     let (status, attempts) =
         app.get_auth(&format!("/v1/admin/deliveries/{id}/attempts"), &admin).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(attempts[0]["status"], "failed", "{attempts}");
+    // A list like every list: `{data, next_cursor}`, newest first.
+    assert!(attempts["next_cursor"].is_null(), "{attempts}");
+    assert_eq!(attempts["data"][0]["status"], "failed", "{attempts}");
     assert!(sink.messages().is_empty());
 
     // The server stops while the sink is down; a new one starts after the sink is back.

@@ -9,7 +9,7 @@ use gatehouse_domain::notify::{OutboxAttempt, OutboxQuery, OutboxRecord, OutboxS
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::dto::Page;
+use super::dto::{Page, PageQuery};
 use crate::auth::Admin;
 use crate::client::Client;
 use crate::error::{ApiError, FieldError};
@@ -117,16 +117,26 @@ pub(crate) async fn list_deliveries(
     }))
 }
 
-/// Every attempt of one delivery, oldest first.
-#[utoipa::path(get, path = "/v1/admin/deliveries/{id}/attempts", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = Vec<AttemptResponse>), (status = 401, body = crate::error::Problem)))]
+/// The attempts of one delivery, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/admin/deliveries/{id}/attempts", tag = "admin", security(("bearer" = [])), params(("id" = String, Path), PageQuery),
+    responses((status = 200, body = Page<AttemptResponse>), (status = 401, body = crate::error::Problem),
+    (status = 422, description = "validation_failed (cursor)", body = crate::error::Problem)))]
 pub(crate) async fn delivery_attempts(
     State(state): State<AppState>,
     Admin(admin): Admin,
     Path(id): Path<String>,
-) -> Result<Json<Vec<AttemptResponse>>, ApiError> {
-    let attempts = state.deliveries.attempts(&admin, &id).await?;
-    Ok(Json(attempts.into_iter().map(Into::into).collect()))
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<AttemptResponse>>, ApiError> {
+    // A delivery has a handful of attempts (bounded by `outbox.max_attempts` and retries):
+    // read whole, oldest first, and paged newest first like every list.
+    let mut attempts = state.deliveries.attempts(&admin, &id).await?;
+    attempts.reverse();
+    Ok(Json(Page::of_newest_first(
+        attempts,
+        &query,
+        |attempt| (attempt.started_at, attempt.id.as_str()),
+        AttemptResponse::from,
+    )?))
 }
 
 /// Puts a delivery back in the queue, due now, with a fresh attempt budget.
