@@ -2,11 +2,14 @@
 //! no operation forgets one: a body that is not JSON (400), too large (413), of another media
 //! type (415) or of the wrong shape (422); a missing or bad credential (401); an admin route for
 //! someone who is not an admin (403); an unknown id in the path (404); a spent rate-limit budget
-//! (429). Errors of the first-party and admin API are `application/problem+json`.
+//! (429, with `Retry-After` and the `RateLimit-*` headers: every `/v1` operation spends the
+//! general API budget, `middleware::api_budget`). Errors of the first-party and admin API are
+//! `application/problem+json`.
 
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr};
+use utoipa::openapi::schema::{Object, Type};
+use utoipa::openapi::{ContentBuilder, Header, OpenApi, Ref, RefOr};
 
 const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -25,7 +28,7 @@ pub(super) fn add_common_errors(openapi: &mut OpenApi) {
             if path.starts_with("/v1/") {
                 add_first_party_errors(path, operation);
             } else if path.starts_with("/oauth2/") {
-                add_status(operation, 429, "Too many requests: wait `Retry-After` seconds", None);
+                add_too_many_requests(operation, None);
             }
         }
     }
@@ -47,7 +50,7 @@ fn add_first_party_errors(path: &str, operation: &mut Operation) {
     if path.contains('{') {
         add_status(operation, 404, "No such resource", Some(PROBLEM_JSON));
     }
-    add_status(operation, 429, "Too many requests: wait `Retry-After` seconds", Some(PROBLEM_JSON));
+    add_too_many_requests(operation, Some(PROBLEM_JSON));
     // Errors documented by the handlers as JSON problems are problem+json on the wire.
     for (status, response) in operation.responses.responses.iter_mut() {
         let is_error = status.starts_with('4') || status.starts_with('5');
@@ -72,4 +75,22 @@ fn add_status(operation: &mut Operation, status: u16, description: &str, content
         );
     }
     operation.responses.responses.insert(key, RefOr::T(response.build()));
+}
+
+/// 429 with `Retry-After` and the `RateLimit-*` headers, unless the operation describes its own.
+fn add_too_many_requests(operation: &mut Operation, content: Option<&str>) {
+    add_status(
+        operation,
+        429,
+        "rate_limited: the caller's budget is spent; wait `Retry-After` seconds",
+        content,
+    );
+    if let Some(RefOr::T(response)) = operation.responses.responses.get_mut("429") {
+        for header in ["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] {
+            response
+                .headers
+                .entry(header.to_owned())
+                .or_insert_with(|| Header::new(Object::with_type(Type::Integer)));
+        }
+    }
 }

@@ -39,7 +39,7 @@ use crate::state::AppState;
         me_mfa::admin_reset_mfa,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
-    modifiers(&BearerAuth, &ApiBudget, &OAuthOperations),
+    modifiers(&BearerAuth, &OAuthOperations),
     tags((name = "operations", description = "Health, readiness and metrics"),
          (name = "auth", description = "Sign-up, sign-in, refresh, sign-out, email verification, password reset, magic links"),
          (name = "me", description = "The signed-in user"),
@@ -85,43 +85,5 @@ impl utoipa::Modify for BearerAuth {
                 HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
             ),
         );
-    }
-}
-
-/// Every `/v1` operation spends the general API budget (`middleware::api_budget`), so each can
-/// answer 429: documented once here, with `Retry-After` and the `RateLimit-*` headers, on the
-/// operations that do not already describe their own 429.
-struct ApiBudget;
-
-impl utoipa::Modify for ApiBudget {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::schema::{Object, Type};
-        use utoipa::openapi::{ContentBuilder, Header, Ref, ResponseBuilder};
-        let seconds = || Header::new(Object::with_type(Type::Integer));
-        let too_many = ResponseBuilder::new()
-            .description("rate_limited: the caller's budget is spent (per principal, or per IP without a valid bearer)")
-            .content(
-                "application/problem+json",
-                ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
-            )
-            .header("Retry-After", seconds())
-            .header("RateLimit-Limit", seconds())
-            .header("RateLimit-Remaining", seconds())
-            .header("RateLimit-Reset", seconds())
-            .build();
-        for (path, item) in openapi.paths.paths.iter_mut() {
-            if !path.starts_with("/v1/") {
-                continue;
-            }
-            let operations =
-                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
-            for operation in operations.into_iter().flatten() {
-                operation
-                    .responses
-                    .responses
-                    .entry("429".to_owned())
-                    .or_insert_with(|| too_many.clone().into());
-            }
-        }
     }
 }
