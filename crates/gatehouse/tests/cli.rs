@@ -2,17 +2,17 @@
 //! creates, exit codes of bad configuration, graceful shutdown, and the CLI commands.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/binary.rs"]
+mod binary;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
+use binary::{run, serve};
 use gatehouse_store::backend_tests;
 use gatehouse_store::testing::TestDatabase;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_gatehouse");
+use tokio::process::Child;
 
 /// Small Argon2id parameters and an ephemeral port; the rest is what an operator would set.
 fn base_env() -> Vec<(String, String)> {
@@ -34,57 +34,6 @@ fn env_for(test: &TestDatabase) -> Vec<(String, String)> {
         env.push(("GATEHOUSE_DATABASE_SCHEMA".into(), schema.clone()));
     }
     env
-}
-
-fn command(directory: &Path, env: &[(String, String)], arguments: &[&str]) -> Command {
-    let mut command = Command::new(BINARY);
-    command
-        .args(arguments)
-        .current_dir(directory)
-        .env_clear()
-        .envs(env.iter().cloned())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
-
-/// Runs a command to completion: (exit code, stdout, stderr).
-async fn run(
-    directory: &Path,
-    env: &[(String, String)],
-    arguments: &[&str],
-) -> (i32, String, String) {
-    let output =
-        tokio::time::timeout(Duration::from_secs(120), command(directory, env, arguments).output())
-            .await
-            .expect("command did not finish within 120 s")
-            .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// Starts `gatehouse serve` and waits for the line that announces its URL.
-async fn serve(directory: &Path, env: &[(String, String)]) -> (Child, String) {
-    let mut child = command(directory, env, &["serve"]).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let url = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(start) = line.find("http://") {
-                let url: String = line[start..].split_whitespace().next().unwrap().to_owned();
-                return url;
-            }
-        }
-        panic!("gatehouse serve exited without announcing its URL");
-    })
-    .await
-    .expect("gatehouse serve did not announce its URL within 120 s");
-    (child, url)
 }
 
 /// Sends SIGTERM and waits for a clean exit.

@@ -7,8 +7,6 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use gatehouse_crypto::MasterKey;
@@ -17,12 +15,11 @@ use gatehouse_store::testing::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::STRONG_PASSWORD;
+use support::binary::{run, serve};
 use support::mfa::totp;
 use support::smtp::SmtpSink;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_gatehouse");
 const NEW_PASSWORD: &str = "Velvet-orbit-lantern-27?";
 
 fn env_for(test: &TestDatabase, sink: &SmtpSink, keys: &[&MasterKey]) -> Vec<(String, String)> {
@@ -51,62 +48,6 @@ fn env_for(test: &TestDatabase, sink: &SmtpSink, keys: &[&MasterKey]) -> Vec<(St
         env.push(("GATEHOUSE_PREVIOUS_MASTER_KEYS".into(), list.join(",")));
     }
     env
-}
-
-fn command(directory: &Path, env: &[(String, String)], arguments: &[&str]) -> Command {
-    let mut command = Command::new(BINARY);
-    command
-        .args(arguments)
-        .current_dir(directory)
-        .env_clear()
-        .envs(env.iter().cloned())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
-
-async fn run(
-    directory: &Path,
-    env: &[(String, String)],
-    arguments: &[&str],
-) -> (i32, String, String) {
-    let output =
-        tokio::time::timeout(Duration::from_secs(120), command(directory, env, arguments).output())
-            .await
-            .expect("command did not finish within 120 s")
-            .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// Starts `gatehouse serve` and waits for the line that announces its URL.
-async fn serve(directory: &Path, env: &[(String, String)]) -> (Child, String) {
-    let mut child = command(directory, env, &["serve"]).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let announced = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(start) = line.find("http://") {
-                return Some(line[start..].split_whitespace().next().unwrap().to_owned());
-            }
-        }
-        None
-    })
-    .await
-    .expect("gatehouse serve did not announce its URL within 120 s");
-    let Some(url) = announced else {
-        let mut stderr = String::new();
-        if let Some(mut pipe) = child.stderr.take() {
-            tokio::io::AsyncReadExt::read_to_string(&mut pipe, &mut stderr).await.unwrap();
-        }
-        panic!("gatehouse serve exited without announcing its URL:\n{stderr}");
-    };
-    (child, url)
 }
 
 async fn terminate(mut child: Child) {

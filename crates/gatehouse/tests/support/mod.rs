@@ -2,6 +2,7 @@
 //! helpers. Readiness comes from the bound listener, never from sleeps.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod binary;
 pub mod mfa;
 pub mod oauth_browser;
 pub mod sms;
