@@ -10,6 +10,7 @@
 //! account is signed in at once, so a taken address must answer `email_taken`: hiding it is
 //! impossible there.
 
+mod passkey;
 mod profile;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use crate::users::record::UserRecord;
 use crate::users::store::UserStore;
 use crate::users::{UserView, Username};
 
+pub use passkey::PasskeySignUp;
 pub use profile::ProfileUpdate;
 
 #[derive(Debug, Clone, Default)]
@@ -60,6 +62,7 @@ pub struct RegistrationService {
     pub(crate) directory: Arc<UserDirectory>,
     pub(crate) notices: Arc<Notices>,
     pub(crate) sessions: Arc<SessionService>,
+    pub(crate) passkeys: Arc<crate::passkeys::PasskeyService>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) require_email_verification: bool,
     pub(crate) mfa_policy: MfaPolicy,
