@@ -312,10 +312,7 @@ impl From<DomainError> for ApiError {
                 | gatehouse_domain::StoreError::Other(_),
             )
             | DomainError::Crypto(_)
-            | DomainError::Internal(_) => {
-                eprintln!("DEBUGERR {error:?}");
-                ApiError::internal(error.to_string())
-            }
+            | DomainError::Internal(_) => ApiError::internal(error.to_string()),
         }
     }
 }
