@@ -90,7 +90,7 @@ fn assert_with(
     if let Some(id) = allow {
         options.public_key.allow_credentials = vec![AllowCredentials {
             type_: "public-key".into(),
-            id: base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(id).unwrap().into(),
+            id: base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(id).unwrap(),
             transports: None,
         }];
     }
@@ -170,7 +170,7 @@ async fn register_then_sign_in_with_and_without_an_address(test: TestDatabase) {
     let (ceremony, options) = begin(&env, json!({})).await;
     assert!(options.public_key.allow_credentials.is_empty());
     assert_eq!(
-        serde_json::to_value(&options.public_key.user_verification).unwrap(),
+        serde_json::to_value(options.public_key.user_verification).unwrap(),
         json!("required")
     );
     let assertion = assert_with(&mut key, options, Some(&credential_id), ORIGIN);
