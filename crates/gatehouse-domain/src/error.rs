@@ -203,6 +203,10 @@ pub enum DomainError {
     /// A member acting beyond their role's permissions (the message names the permission).
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    /// An API key used beyond its scopes, or where keys are never accepted (key management,
+    /// password, MFA, passkeys, sessions' revocation, the admin API); the message says which.
+    #[error("insufficient scope: {0}")]
+    InsufficientScope(String),
     /// The change would leave an organization without an owner.
     #[error("the last owner of an organization")]
     LastOwner,
@@ -275,6 +279,7 @@ impl DomainError {
             DomainError::Taken(Taken::Email) => "email_taken",
             DomainError::Taken(Taken::Slug) => "slug_taken",
             DomainError::PermissionDenied(_) => "permission_denied",
+            DomainError::InsufficientScope(_) => "insufficient_scope",
             DomainError::LastOwner => "last_owner",
             DomainError::InvalidCredentials => "invalid_credentials",
             DomainError::RateLimited { .. } => "rate_limited",
@@ -316,6 +321,7 @@ mod tests {
             (DomainError::Taken(Taken::Username), "username_taken"),
             (DomainError::Taken(Taken::Slug), "slug_taken"),
             (DomainError::PermissionDenied("x".into()), "permission_denied"),
+            (DomainError::InsufficientScope("x".into()), "insufficient_scope"),
             (DomainError::LastOwner, "last_owner"),
             (DomainError::InvalidCredentials, "invalid_credentials"),
             (DomainError::AccountSuspended, "account_suspended"),

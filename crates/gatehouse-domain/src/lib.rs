@@ -13,6 +13,7 @@
 pub mod account_limit;
 pub mod admin_keys;
 pub mod admin_users;
+pub mod api_keys;
 pub mod audit;
 pub mod clock;
 pub mod data_keys;

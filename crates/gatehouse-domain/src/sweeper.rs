@@ -15,7 +15,12 @@
 //! - swept after a retention: `outbox` rows delivered more than `outbox_retention_seconds`
 //!   ago (their `outbox_attempts` go with them; dead rows stay for an admin to retry),
 //!   `audit_events` older than `audit_retention_seconds` when one is set (default: forever;
-//!   there is no hash chain over audit events today — a chain added later must keep its anchor);
+//!   there is no hash chain over audit events today — a chain added later must keep its anchor),
+//!   `api_keys` revoked or expired more than `api_key_retention_seconds` ago (default 90 days:
+//!   a dead key stays listed — to its owner, its organization and admins — so "which key was
+//!   that, who made it, when was it last used" can be answered while an incident is looked
+//!   into; its `api_key.created` / `api_key.revoked` audit events outlive it; a key without
+//!   expiry lives until revoked);
 //! - kept: `passkeys` (they live as long as their user; a flagged one until its owner removes
 //!   it), `known_devices`, `mfa_backup_codes`, `password_history`, `consents` (no expiry:
 //!   they live as long as their user), `admin_api_keys` (revoked keys stay for the audit
@@ -53,12 +58,14 @@ pub enum SweptTable {
     Outbox,
     /// Past the audit retention, when one is set.
     AuditEvents,
+    /// Revoked or expired longer ago than the API-key retention.
+    ApiKeys,
 }
 
 impl SweptTable {
     /// Every swept table, in the order a sweep visits them (refresh tokens before sessions so
     /// a session's cascade finds fewer tokens to remove).
-    pub const ALL: [SweptTable; 13] = [
+    pub const ALL: [SweptTable; 14] = [
         SweptTable::RefreshTokens,
         SweptTable::Sessions,
         SweptTable::AuthorizationCodes,
@@ -72,6 +79,7 @@ impl SweptTable {
         SweptTable::PasskeyCeremonies,
         SweptTable::Outbox,
         SweptTable::AuditEvents,
+        SweptTable::ApiKeys,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,6 +97,7 @@ impl SweptTable {
             SweptTable::TrustedDevices => "trusted_devices",
             SweptTable::Outbox => "outbox",
             SweptTable::AuditEvents => "audit_events",
+            SweptTable::ApiKeys => "api_keys",
         }
     }
 }
@@ -126,6 +135,8 @@ pub struct SweeperSettings {
     pub outbox_retention_seconds: i64,
     /// Audit events are kept this long; `None` keeps them forever.
     pub audit_retention_seconds: Option<i64>,
+    /// Revoked and expired API keys are kept this long after they ended.
+    pub api_key_retention_seconds: i64,
 }
 
 impl Default for SweeperSettings {
@@ -135,6 +146,7 @@ impl Default for SweeperSettings {
             lease_seconds: 300,
             outbox_retention_seconds: 7 * 86_400,
             audit_retention_seconds: None,
+            api_key_retention_seconds: 90 * 86_400,
         }
     }
 }
@@ -214,6 +226,9 @@ impl Sweeper {
     fn cutoff(&self, table: SweptTable, now: i64) -> Option<i64> {
         match table {
             SweptTable::Outbox => Some(now.saturating_sub(self.settings.outbox_retention_seconds)),
+            SweptTable::ApiKeys => {
+                Some(now.saturating_sub(self.settings.api_key_retention_seconds))
+            }
             SweptTable::AuditEvents => self
                 .settings
                 .audit_retention_seconds

@@ -1,9 +1,16 @@
 //! Bearer authentication as extractors: [`Authenticated`] for a signed-in user, [`Admin`] for
-//! the admin API (an admin API key, or the token of a user with the system `admin` role).
+//! the admin API (an admin API key, or the token of a user with the system `admin` role),
+//! [`Caller`] for the few routes that also take an API key within its scopes.
+//!
+//! Invariant: an API key (`gtk_…`) is verified like any bearer (unknown, expired or revoked:
+//! 401 `invalid_token`), then refused with 403 `insufficient_scope` by every extractor but
+//! [`Caller`]: a route accepts keys only by asking for a `Caller` and naming a scope.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use gatehouse_domain::UserRecord;
+use gatehouse_domain::api_keys::{API_KEY, ApiKeyPrincipal, keys_not_accepted};
 use gatehouse_domain::principal::AdminPrincipal;
 use gatehouse_domain::principal::Principal;
 
@@ -32,7 +39,67 @@ impl FromRequestParts<AppState> for Authenticated {
             return Ok(Authenticated(principal.clone()));
         }
         let token = bearer(parts).ok_or_else(ApiError::invalid_token)?;
+        refuse_api_key(parts, state, token).await?;
         Ok(Authenticated(state.accounts.sessions.authenticate(token).await?))
+    }
+}
+
+/// An API key where keys are never accepted: 401 when it is not a live key, 403
+/// `insufficient_scope` when it is. `Ok` for any other bearer.
+async fn refuse_api_key(parts: &Parts, state: &AppState, token: &str) -> Result<(), ApiError> {
+    if parts.extensions.get::<ApiKeyPrincipal>().is_some() {
+        return Err(keys_not_accepted().into());
+    }
+    if API_KEY.claims(token) {
+        state.api_keys.authenticate(token).await?;
+        return Err(keys_not_accepted().into());
+    }
+    Ok(())
+}
+
+/// A user's session, or an API key (personal keys act for their user within their scopes).
+pub enum Caller {
+    Session(Principal),
+    ApiKey(ApiKeyPrincipal),
+}
+
+impl Caller {
+    /// The user the caller acts for, when a key carries `scope` (a session may do anything
+    /// its user may).
+    pub fn user_with_scope(&self, scope: &str) -> Result<&UserRecord, ApiError> {
+        match self {
+            Caller::Session(principal) => Ok(&principal.user),
+            Caller::ApiKey(key) => Ok(key.user_with_scope(scope)?),
+        }
+    }
+
+    /// The current session's id (`None` for a key).
+    pub fn session_id(&self) -> Option<&str> {
+        match self {
+            Caller::Session(principal) => Some(&principal.session.id),
+            Caller::ApiKey(_) => None,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(Caller::Session(principal.clone()));
+        }
+        if let Some(key) = parts.extensions.get::<ApiKeyPrincipal>() {
+            return Ok(Caller::ApiKey(key.clone()));
+        }
+        let token = bearer(parts).ok_or_else(ApiError::invalid_token)?;
+        if API_KEY.claims(token) {
+            return Ok(Caller::ApiKey(state.api_keys.authenticate(token).await?));
+        }
+        Ok(Caller::Session(state.accounts.sessions.authenticate(token).await?))
     }
 }
 
@@ -53,6 +120,7 @@ impl FromRequestParts<AppState> for Admin {
             return Ok(Admin(AdminPrincipal::from_user(principal)?));
         }
         let token = bearer(parts).ok_or_else(ApiError::invalid_token)?;
+        refuse_api_key(parts, state, token).await?;
         if let Some(admin) = state.admin_keys.authenticate(token).await? {
             return Ok(Admin(admin));
         }
@@ -61,16 +129,22 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// Who a valid bearer names, as a rate-limit subject (`user:<id>` or `admin:<key id>`), for
-/// the general API budget; `None` without a valid bearer. What it verified is left in the
-/// request's extensions for [`Authenticated`] and [`Admin`], so the token is checked once.
-/// Access tokens are JWTs (they contain dots); admin keys do not.
+/// Who a valid bearer names, as a rate-limit subject (`user:<id>`, `api_key:<id>` or
+/// `admin:<key id>`), for the general API budget; `None` without a valid bearer. What it
+/// verified is left in the request's extensions for [`Authenticated`], [`Caller`] and
+/// [`Admin`], so the token is checked once. Access tokens are JWTs (they contain dots); API
+/// and admin keys do not, and their prefixes tell them apart.
 pub(crate) async fn identify(parts: &mut Parts, state: &AppState) -> Option<String> {
     let token = bearer(parts)?;
     if token.contains('.') {
         let principal = state.accounts.sessions.authenticate(token).await.ok()?;
         let subject = format!("user:{}", principal.user.id);
         parts.extensions.insert(principal);
+        Some(subject)
+    } else if API_KEY.claims(token) {
+        let key = state.api_keys.authenticate(token).await.ok()?;
+        let subject = format!("api_key:{}", key.key.id);
+        parts.extensions.insert(key);
         Some(subject)
     } else {
         let admin = state.admin_keys.authenticate(token).await.ok()??;

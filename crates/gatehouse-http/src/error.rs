@@ -276,7 +276,7 @@ impl From<DomainError> for ApiError {
             ),
             DomainError::Mfa(problem) => mfa_error(*problem, code),
             DomainError::Passkey(problem) => passkey_error(problem, code),
-            DomainError::PermissionDenied(detail) => {
+            DomainError::PermissionDenied(detail) | DomainError::InsufficientScope(detail) => {
                 ApiError::new(StatusCode::FORBIDDEN, code, detail.clone())
             }
             DomainError::LastOwner => ApiError::new(

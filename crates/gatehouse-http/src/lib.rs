@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::passkeys::routes(&state))
         .merge(routes::organizations::routes())
         .merge(routes::admin_organizations::routes())
+        .merge(routes::api_keys::routes())
         .merge(routes::admin::routes())
         .merge(routes::admin_clients::routes())
         .merge(routes::admin_deliveries::routes())

@@ -1,5 +1,5 @@
-//! The read cache of the hot paths: sessions, users, OAuth clients and access-token
-//! revocations, kept in process memory so a bearer check, an introspection or a userinfo call
+//! The read cache of the hot paths: sessions, users, OAuth clients, access-token revocations
+//! and API keys, kept in process memory so a bearer check, an introspection or a userinfo call
 //! does not go to the database on every request.
 //!
 //! Invariants:
@@ -23,6 +23,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use gatehouse_domain::api_keys::ApiKeyRecord;
 use gatehouse_domain::oauth::client::ClientRecord;
 use gatehouse_domain::sessions::SessionRecord;
 use gatehouse_domain::{StoreError, UserRecord};
@@ -61,6 +62,8 @@ pub(crate) enum Invalidation<'a> {
     SessionsOfClient(&'a str),
     Client(&'a str),
     AccessToken(&'a str),
+    /// An API key by id (revoked, or its use recorded).
+    ApiKey(&'a str),
 }
 
 impl Invalidation<'_> {
@@ -72,6 +75,7 @@ impl Invalidation<'_> {
             Invalidation::SessionsOfClient(key) => ("sc", key),
             Invalidation::Client(key) => ("c", key),
             Invalidation::AccessToken(key) => ("r", key),
+            Invalidation::ApiKey(key) => ("k", key),
         };
         if !out.is_empty() {
             out.push(SEPARATOR);
@@ -155,6 +159,8 @@ pub struct ReadCache {
     users: Map<UserRecord>,
     clients: Map<ClientRecord>,
     revoked_tokens: Map<bool>,
+    /// Keyed by the hex of the key's digest.
+    api_keys: Map<ApiKeyRecord>,
 }
 
 impl std::fmt::Debug for ReadCache {
@@ -178,6 +184,7 @@ impl Default for ReadCache {
             users: Map::new(),
             clients: Map::new(),
             revoked_tokens: Map::new(),
+            api_keys: Map::new(),
         }
     }
 }
@@ -217,6 +224,7 @@ impl ReadCache {
         self.users.clear();
         self.clients.clear();
         self.revoked_tokens.clear();
+        self.api_keys.clear();
     }
 
     /// Notes the generation before a database read whose answer may be cached.
@@ -273,6 +281,14 @@ impl ReadCache {
         self.put(&self.revoked_tokens, load, jti, revoked);
     }
 
+    pub(crate) fn api_key(&self, digest_hex: &str) -> Option<ApiKeyRecord> {
+        self.api_keys.get(digest_hex, self.ttl()?)
+    }
+
+    pub(crate) fn put_api_key(&self, load: Load, digest_hex: &str, key: &ApiKeyRecord) {
+        self.put(&self.api_keys, load, digest_hex, key.clone());
+    }
+
     /// Evicts what `items` name (after this process committed them).
     pub(crate) fn invalidate(&self, items: &[Invalidation<'_>]) {
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -293,6 +309,7 @@ impl ReadCache {
                 "sc" => Invalidation::SessionsOfClient(key),
                 "c" => Invalidation::Client(key),
                 "r" => Invalidation::AccessToken(key),
+                "k" => Invalidation::ApiKey(key),
                 _ => {
                     // A newer instance's kind we don't know: be safe.
                     self.flush();
@@ -315,6 +332,7 @@ impl ReadCache {
             }
             Invalidation::Client(client_id) => self.clients.remove(client_id),
             Invalidation::AccessToken(jti) => self.revoked_tokens.remove(jti),
+            Invalidation::ApiKey(id) => self.api_keys.retain(|key| key.id != id),
         }
     }
 }

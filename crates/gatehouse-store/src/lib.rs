@@ -5,6 +5,7 @@
 //! difference is one small function, not a copy of the file.
 
 mod admin_keys;
+mod api_keys;
 mod audit;
 mod batch;
 mod cache;

@@ -82,6 +82,13 @@ fn batch_sql(table: SweptTable) -> &'static str {
             "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
              WHERE status = 'delivered' AND delivered_at < $1 LIMIT $2)"
         }
+        // A key ended when it was revoked or expired; it goes once that is older than the
+        // retention (the cutoff is `now - retention`). Never cached stale: a cached copy of a
+        // dead key answers exactly as the missing row does.
+        SweptTable::ApiKeys => {
+            "DELETE FROM api_keys WHERE id IN (SELECT id FROM api_keys \
+             WHERE revoked_at < $1 OR expires_at < $1 LIMIT $2)"
+        }
         SweptTable::AuditEvents => {
             "DELETE FROM audit_events WHERE id IN \
              (SELECT id FROM audit_events WHERE occurred_at < $1 LIMIT $2)"

@@ -9,6 +9,7 @@ use gatehouse_crypto::RelyingParty;
 use gatehouse_crypto::{Digester, FieldCipher, HashingPool, MasterKeyRing, PasswordHasher};
 use gatehouse_domain::account_limit::{ACCOUNT_LIMIT_DIGEST_PURPOSE, AccountRateLimit};
 use gatehouse_domain::admin_keys::{ADMIN_KEY_DIGEST_PURPOSE, AdminKeyService};
+use gatehouse_domain::api_keys::{API_KEY_DIGEST_PURPOSE, ApiKeyService, ApiKeySettings};
 use gatehouse_domain::audit::AuditLog;
 use gatehouse_domain::data_keys::{
     DataKeyError, DataKeys, KeyHierarchy, PEPPER_PURPOSE, cipher_purpose, digest_purpose,
@@ -68,6 +69,7 @@ fn data_key_purposes() -> Vec<String> {
         ONE_TIME_TOKEN_DIGEST_PURPOSE,
         CLIENT_SECRET_DIGEST_PURPOSE,
         ADMIN_KEY_DIGEST_PURPOSE,
+        API_KEY_DIGEST_PURPOSE,
         REFRESH_TOKEN_DIGEST_PURPOSE,
         AUTHORIZATION_CODE_DIGEST_PURPOSE,
         ACCOUNT_LIMIT_DIGEST_PURPOSE,
@@ -245,6 +247,7 @@ pub async fn build_core_with_clock(
 /// so the services' constructors cannot fail).
 struct ServiceKeys {
     admin_key: Digester,
+    api_key: Digester,
     refresh_token: Digester,
     authorization_code: Digester,
     client_secret: Digester,
@@ -261,6 +264,7 @@ impl ServiceKeys {
     fn new(data_keys: &DataKeys) -> Result<ServiceKeys, DataKeyError> {
         Ok(ServiceKeys {
             admin_key: data_keys.digester(ADMIN_KEY_DIGEST_PURPOSE)?,
+            api_key: data_keys.digester(API_KEY_DIGEST_PURPOSE)?,
             refresh_token: data_keys.digester(REFRESH_TOKEN_DIGEST_PURPOSE)?,
             authorization_code: data_keys.digester(AUTHORIZATION_CODE_DIGEST_PURPOSE)?,
             client_secret: data_keys.digester(CLIENT_SECRET_DIGEST_PURPOSE)?,
@@ -667,6 +671,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let clients = Arc::new(core.clients());
     apply_declared_clients(&core.config, &clients).await?;
     let admin_keys = Arc::new(core.admin_keys());
+    let api_key_digester = core.service_keys.api_key.clone();
     let browser_keys = BrowserKeys::from_digesters(|purpose| core.data_keys.digester(purpose))
         .map_err(data_key_error)?;
     let pages = Pages::new(core.config.branding.clone(), &core.config.issuer(), browser_keys)
@@ -693,6 +698,12 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let metrics = Arc::new(Metrics::new().map_err(StartupError::Other)?);
     Metrics::spawn_upkeep(&metrics);
     let sweeper = SweeperTask::new(&config, &database, clock.clone(), metrics.clone());
+    let organizations = Arc::new(OrganizationService::new(
+        Arc::new(database.clone()),
+        Arc::new(database.clone()),
+        clock.clone(),
+        config.mfa.reauthentication_max_age_seconds,
+    ));
     let per_minute = |limit: u32| RateLimit { limit, window: Duration::from_secs(60) };
     let state = AppState::new(AppServices {
         keys: keys.clone(),
@@ -702,11 +713,16 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         clients: clients.clone(),
         device_flow,
         admin_keys: admin_keys.clone(),
-        organizations: Arc::new(OrganizationService::new(
+        organizations: organizations.clone(),
+        api_keys: Arc::new(ApiKeyService::new(
             Arc::new(database.clone()),
             Arc::new(database.clone()),
+            organizations,
+            api_key_digester,
             clock.clone(),
-            config.mfa.reauthentication_max_age_seconds,
+            ApiKeySettings {
+                reauthentication_max_age_seconds: config.mfa.reauthentication_max_age_seconds,
+            },
         )),
         audit_log: Arc::new(AuditLog::new(Arc::new(database.clone()))),
         deliveries,

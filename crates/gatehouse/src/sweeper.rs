@@ -39,6 +39,8 @@ impl SweeperTask {
             outbox_retention_seconds: config.outbox.retention_days.saturating_mul(DAY),
             audit_retention_seconds: Some(config.audit.retention_days.saturating_mul(DAY))
                 .filter(|seconds| *seconds > 0),
+            // Not a setting (yet): 90 days, see `gatehouse_domain::sweeper`.
+            api_key_retention_seconds: SweeperSettings::default().api_key_retention_seconds,
         };
         let holder = gatehouse_crypto::token::new_id("swp");
         let sweeper = Sweeper::new(Arc::new(database.clone()), clock, settings, holder);

@@ -14,6 +14,7 @@
 //! - Deleting an organization needs `org:delete` and a recent authentication.
 //! - Every change is audited with the organization as its target.
 
+mod check;
 pub mod record;
 pub mod store;
 
@@ -277,7 +278,16 @@ impl OrganizationService {
 
     /// The caller's organizations, newest membership first.
     pub async fn mine(&self, principal: &Principal) -> Result<Vec<OrganizationView>, DomainError> {
-        let memberships = self.store.memberships_of(&principal.user.id).await?;
+        self.organizations_of(&principal.user.id).await
+    }
+
+    /// A user's organizations, newest membership first (also what an API key with
+    /// `organizations:read` sees of its user's).
+    pub async fn organizations_of(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<OrganizationView>, DomainError> {
+        let memberships = self.store.memberships_of(user_id).await?;
         let mut views = Vec::with_capacity(memberships.len());
         for (organization, membership) in memberships {
             let permissions = self.permissions_of(&organization.id, &membership.role).await?;

@@ -2,10 +2,10 @@
 
 use crate::audit::AuditEvent;
 use crate::error::{DomainError, Taken};
-use crate::principal::{Actor, Principal, RequestContext};
+use crate::principal::{Actor, RequestContext};
 use crate::unit_of_work::UnitOfWork;
 use crate::users::names::{parse_image_url, parse_name};
-use crate::users::record::UserChange;
+use crate::users::record::{UserChange, UserRecord};
 use crate::users::{UserView, Username};
 
 use super::RegistrationService;
@@ -20,18 +20,21 @@ pub struct ProfileUpdate {
 }
 
 impl RegistrationService {
-    pub fn me(&self, principal: &Principal) -> Result<UserView, DomainError> {
-        self.directory.view(&principal.user)
+    /// The user's own view (for a session, or an API key with `profile:read`).
+    pub fn me(&self, user: &UserRecord) -> Result<UserView, DomainError> {
+        self.directory.view(user)
     }
 
-    /// Applies the given fields; a username already taken answers `username_taken`.
+    /// Applies the given fields; a username already taken answers `username_taken`. `user` is
+    /// the caller's (a session's, or an API key's with `profile:write`): the change is the
+    /// user's own.
     pub async fn update_profile(
         &self,
-        principal: &Principal,
+        current: &UserRecord,
         update: ProfileUpdate,
         context: &RequestContext,
     ) -> Result<UserView, DomainError> {
-        let mut user = principal.user.clone();
+        let mut user = current.clone();
         let mut issues = Vec::new();
         let mut changed = Vec::new();
         if let Some(username) = update.username {
@@ -60,7 +63,7 @@ impl RegistrationService {
         if !issues.is_empty() {
             return Err(DomainError::Validation(issues));
         }
-        if user.username != principal.user.username
+        if user.username != current.username
             && let Some(username) = &user.username
             && self.users.user_by_username(username).await?.is_some()
         {
@@ -73,7 +76,7 @@ impl RegistrationService {
             .metadata(serde_json::json!({ "fields": changed }));
         // Only the fields this update changed: a role change, suspension or password reset
         // made since the principal was read is kept.
-        let change = UserChange::between(&principal.user, &user);
+        let change = UserChange::between(current, &user);
         self.users
             .update_user(&user.id, &change, &UnitOfWork::events(vec![event]))
             .await

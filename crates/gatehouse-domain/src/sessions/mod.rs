@@ -346,7 +346,12 @@ impl SessionService {
 
     /// The user's active sessions, newest first.
     pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionRecord>, DomainError> {
-        Ok(self.store.active_sessions(&principal.user.id, self.clock.now()).await?)
+        self.sessions_of(&principal.user.id).await
+    }
+
+    /// A user's active sessions (also what an API key with `sessions:read` lists of its user's).
+    pub async fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionRecord>, DomainError> {
+        Ok(self.store.active_sessions(user_id, self.clock.now()).await?)
     }
 
     /// Revokes one of the user's own sessions; another user's session is `not_found`.

@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use crate::routes::{
-    admin, admin_clients, admin_deliveries, admin_organizations, auth, email_links, me, me_mfa,
-    mfa, operations, organizations, passkeys, well_known,
+    admin, admin_clients, admin_deliveries, admin_organizations, api_keys, auth, email_links, me,
+    me_mfa, mfa, operations, organizations, passkeys, well_known,
 };
 use crate::state::AppState;
 
@@ -50,6 +50,9 @@ use crate::state::AppState;
         admin_organizations::list_organizations, admin_organizations::get_organization,
         admin_organizations::create_organization, admin_organizations::delete_organization,
         admin_organizations::list_members, admin_organizations::add_member,
+        api_keys::create_my_key, api_keys::list_my_keys, api_keys::revoke_my_key,
+        api_keys::create_organization_key, api_keys::list_organization_keys,
+        api_keys::revoke_organization_key, api_keys::admin_list_keys, api_keys::admin_revoke_key,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth, &OAuthOperations),

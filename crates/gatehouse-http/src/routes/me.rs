@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
 use super::dto::{Page, PageQuery, SessionResponse, UserResponse};
-use crate::auth::Authenticated;
+use crate::auth::{Authenticated, Caller};
 use crate::client::Client;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
@@ -35,14 +35,16 @@ pub(crate) fn present<'de, D: Deserializer<'de>>(
     Option::<String>::deserialize(deserializer).map(Some)
 }
 
-/// The signed-in user.
+/// The signed-in user (also for an API key with `profile:read`).
 #[utoipa::path(get, path = "/v1/me", tag = "me", security(("bearer" = [])), responses(
-    (status = 200, body = UserResponse), (status = 401, description = "invalid_token", body = crate::error::Problem)))]
+    (status = 200, body = UserResponse), (status = 401, description = "invalid_token", body = crate::error::Problem),
+    (status = 403, description = "insufficient_scope (an API key without profile:read)", body = crate::error::Problem)))]
 pub(crate) async fn me(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
 ) -> Result<Json<UserResponse>, ApiError> {
-    Ok(Json(state.accounts.registration.me(&principal)?.into()))
+    let user = caller.user_with_scope("profile:read")?;
+    Ok(Json(state.accounts.registration.me(user)?.into()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -62,23 +64,26 @@ pub(crate) struct UpdateMeRequest {
     image_url: Option<Option<String>>,
 }
 
-/// Updates profile fields; absent fields stay, `null` clears.
+/// Updates profile fields; absent fields stay, `null` clears (also for an API key with
+/// `profile:write`).
 #[utoipa::path(patch, path = "/v1/me", tag = "me", security(("bearer" = [])), request_body = UpdateMeRequest,
     responses((status = 200, body = UserResponse), (status = 409, description = "username_taken", body = crate::error::Problem),
+    (status = 403, description = "insufficient_scope (an API key without profile:write)", body = crate::error::Problem),
     (status = 422, description = "validation_failed", body = crate::error::Problem)))]
 pub(crate) async fn update_me(
     State(state): State<AppState>,
     Client(context): Client,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     ApiJson(body): ApiJson<UpdateMeRequest>,
 ) -> Result<Json<UserResponse>, ApiError> {
+    let user = caller.user_with_scope("profile:write")?;
     let update = ProfileUpdate {
         username: body.username,
         first_name: body.first_name,
         last_name: body.last_name,
         image_url: body.image_url,
     };
-    Ok(Json(state.accounts.registration.update_profile(&principal, update, &context).await?.into()))
+    Ok(Json(state.accounts.registration.update_profile(user, update, &context).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -105,17 +110,20 @@ pub(crate) async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The user's active sessions, newest first, a page at a time.
+/// The user's active sessions, newest first, a page at a time (also for an API key with
+/// `sessions:read`; revoking one needs the user's token).
 #[utoipa::path(get, path = "/v1/me/sessions", tag = "me", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = Page<SessionResponse>), (status = 401, description = "invalid_token", body = crate::error::Problem),
+    (status = 403, description = "insufficient_scope (an API key without sessions:read)", body = crate::error::Problem),
     (status = 422, description = "validation_failed (cursor)", body = crate::error::Problem)))]
 pub(crate) async fn sessions(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<SessionResponse>>, ApiError> {
-    let sessions = state.accounts.sessions.sessions(&principal).await?;
-    let current = principal.session.id.clone();
+    let user = caller.user_with_scope("sessions:read")?;
+    let sessions = state.accounts.sessions.sessions_of(&user.id).await?;
+    let current = caller.session_id().unwrap_or_default().to_owned();
     Ok(Json(Page::of_newest_first(
         sessions,
         &query,

@@ -128,15 +128,18 @@ pub(crate) async fn create_organization(
     Ok((StatusCode::CREATED, Json(OrganizationResponse::from(view))).into_response())
 }
 
-/// The caller's organizations, newest membership first, with their role in each.
+/// The caller's organizations, newest membership first, with their role in each (also for an
+/// API key with `organizations:read`).
 #[utoipa::path(get, path = "/v1/organizations", tag = "organizations", security(("bearer" = [])), params(PageQuery),
-    responses((status = 200, body = Page<OrganizationResponse>)))]
+    responses((status = 200, body = Page<OrganizationResponse>),
+    (status = 403, description = "insufficient_scope (an API key without organizations:read)", body = crate::error::Problem)))]
 pub(crate) async fn my_organizations(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: crate::auth::Caller,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<OrganizationResponse>>, ApiError> {
-    let views = state.organizations.mine(&principal).await?;
+    let user = caller.user_with_scope("organizations:read")?;
+    let views = state.organizations.organizations_of(&user.id).await?;
     Ok(Json(Page::of_newest_first(
         views,
         &query,

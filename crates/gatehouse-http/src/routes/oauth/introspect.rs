@@ -1,11 +1,13 @@
 //! `POST /oauth2/introspect` (RFC 7662) and `POST /oauth2/revoke` (RFC 7009); both need client
-//! authentication, and a client only ever affects or learns about its own tokens.
+//! authentication, and a client only ever affects or learns about its own tokens — except API
+//! keys (`gtk_…`), which belong to no client: any confidential client may introspect one.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use gatehouse_domain::api_keys::API_KEY;
 use gatehouse_domain::oauth::OAuthError;
 
 use super::form::OAuthForm;
@@ -36,6 +38,14 @@ pub(crate) async fn introspect(State(state): State<AppState>, form: OAuthForm) -
         }
         let token =
             form.get("token").ok_or(OAuthError::InvalidRequest("token is required".into()))?;
+        // API keys belong to no client: any authenticated confidential client may ask.
+        if API_KEY.claims(token) {
+            return state
+                .api_keys
+                .introspect(token)
+                .await
+                .map_err(|error| OAuthErrorResponse::from(OAuthError::from(error)));
+        }
         Ok(state.oauth.introspect(&client, token).await?)
     }
     .await;

@@ -1,0 +1,19 @@
+//! The permission check other concepts ask of organizations (API keys of an organization),
+//! with the same rules as every organization operation: outsiders `not_found`, members
+//! without the permission `permission_denied`.
+
+use super::OrganizationService;
+use crate::error::DomainError;
+use crate::principal::Principal;
+
+impl OrganizationService {
+    /// `Ok` when the caller is a member of the organization whose role holds `permission`.
+    pub async fn require_permission(
+        &self,
+        principal: &Principal,
+        organization_id: &str,
+        permission: &str,
+    ) -> Result<(), DomainError> {
+        self.access(principal, organization_id, permission).await.map(|_| ())
+    }
+}
