@@ -1,4 +1,4 @@
-//! Our own secret format (`gta_`, `gtr_`, `gtc_`, `gtd_`, `gtm_` with a checksum), on both
+//! Our own secret format (`gta_`, `gtr_`, `gtc_`, `gtd_`, `gtm_`, `gtk_` with a checksum), on both
 //! backends: every new secret matches the regex the README documents for secret scanners,
 //! secrets of the old `gh?_` format keep working, and a new-format secret with a broken
 //! checksum is refused exactly like an unknown one.
@@ -28,6 +28,7 @@ fn documented(kind: &str) -> regex::Regex {
         "client_secret" => r"\bgtc_[0-9A-Za-z]{49}\b",
         "trusted_browser" => r"\bgtd_[0-9A-Za-z]{49}\b",
         "mfa_challenge" => r"\bgtm_[0-9A-Za-z]{49}\b",
+        "api_key" => r"\bgtk_[0-9A-Za-z]{49}\b",
         other => panic!("{other}"),
     };
     regex::Regex::new(pattern).unwrap()
@@ -65,6 +66,15 @@ async fn new_secrets_match_the_documented_regexes(test: TestDatabase) {
     assert_documented("client_secret", rotated["client_secret"].as_str().unwrap());
     let tokens = env.app.sign_up("format@example.com", STRONG_PASSWORD).await;
     assert_documented("refresh_token", tokens["refresh_token"].as_str().unwrap());
+    let (_, api_key) = env
+        .app
+        .post(
+            "/v1/me/api-keys",
+            tokens["access_token"].as_str(),
+            json!({ "name": "format", "scopes": ["profile:read"] }),
+        )
+        .await;
+    assert_documented("api_key", api_key["key"].as_str().unwrap());
     let (secret, _) = env.enrol_totp(tokens["access_token"].as_str().unwrap()).await;
     let challenge = env.challenge("format@example.com").await;
     let mfa_token = challenge["mfa_token"].as_str().unwrap();

@@ -231,6 +231,30 @@ async fn seed(database: &Database, now: i64) {
         )
         .await;
     }
+    // API keys: revoked 91 days ago (past the 90-day retention), revoked yesterday, expired
+    // yesterday, expiring in an hour, and one without expiry.
+    for (id, revoked, expires) in [
+        ("old_api_key", Some(now - 91 * DAY), None),
+        ("live_recently_revoked", Some(now - DAY), None),
+        ("live_recently_expired", None, Some(now - DAY)),
+        ("live_api_key", None, Some(future)),
+        ("live_forever_key", None, None),
+    ] {
+        execute(
+            database,
+            "INSERT INTO api_keys (id, user_id, created_by, name, prefix, key_digest, scopes, \
+             created_at, expires_at, revoked_at) \
+             VALUES ($1, 'usr_t', 'usr_t', 'k', 'gtk_', $2, 'a:b', $3, $4, $5)",
+            &[
+                Text(id),
+                Bytes(id.as_bytes()),
+                Int(now - 200 * DAY),
+                expires.map_or(Null, Int),
+                revoked.map_or(Null, Int),
+            ],
+        )
+        .await;
+    }
     // Delivered 8 days ago (past the default 7-day retention), delivered yesterday, and two
     // old rows that were never delivered: dead (kept for an admin to retry) and pending.
     for (id, status, delivered) in [
@@ -276,6 +300,11 @@ const EXPECTED: &[(SweptTable, &str, &[&str])] = &[
     (SweptTable::TrustedDevices, "id", &["live_trusted"]),
     (SweptTable::PasskeyCeremonies, "id_digest", &["live_ceremony"]),
     (SweptTable::Outbox, "id", &["live_dead", "live_delivered", "live_pending"]),
+    (
+        SweptTable::ApiKeys,
+        "id",
+        &["live_api_key", "live_forever_key", "live_recently_expired", "live_recently_revoked"],
+    ),
 ];
 
 /// The value of `gatehouse_sweeper_removed_total{table="…"}` on `/metrics` (0 when absent).
