@@ -9,10 +9,10 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use gatehouse_domain::UserRecord;
 use gatehouse_domain::api_keys::{API_KEY, ApiKeyPrincipal, keys_not_accepted};
 use gatehouse_domain::principal::AdminPrincipal;
 use gatehouse_domain::principal::Principal;
+use gatehouse_domain::{DomainError, UserRecord};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -66,10 +66,10 @@ pub enum Caller {
 impl Caller {
     /// The user the caller acts for, when a key carries `scope` (a session may do anything
     /// its user may).
-    pub fn user_with_scope(&self, scope: &str) -> Result<&UserRecord, ApiError> {
+    pub fn user_with_scope(&self, scope: &str) -> Result<&UserRecord, DomainError> {
         match self {
             Caller::Session(principal) => Ok(&principal.user),
-            Caller::ApiKey(key) => Ok(key.user_with_scope(scope)?),
+            Caller::ApiKey(key) => key.user_with_scope(scope),
         }
     }
 

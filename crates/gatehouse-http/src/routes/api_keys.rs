@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
+use gatehouse_domain::DomainError;
 use gatehouse_domain::api_keys::{ApiKeyRecord, NewApiKey};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -102,16 +103,8 @@ fn created((record, key): (ApiKeyRecord, String)) -> Response {
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
-fn page(
-    keys: Vec<ApiKeyRecord>,
-    query: &PageQuery,
-) -> Result<Json<Page<ApiKeyResponse>>, ApiError> {
-    Ok(Json(Page::of_newest_first(
-        keys,
-        query,
-        |key| (key.created_at, key.id.as_str()),
-        Into::into,
-    )?))
+fn page(keys: Vec<ApiKeyRecord>, query: &PageQuery) -> Result<Page<ApiKeyResponse>, DomainError> {
+    Page::of_newest_first(keys, query, |key| (key.created_at, key.id.as_str()), Into::into)
 }
 
 /// Creates a personal key (a user token with a recent authentication; never an API key).
@@ -137,7 +130,7 @@ pub(crate) async fn list_my_keys(
     Authenticated(principal): Authenticated,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<ApiKeyResponse>>, ApiError> {
-    page(state.api_keys.personal_keys(&principal).await?, &query)
+    Ok(Json(page(state.api_keys.personal_keys(&principal).await?, &query)?))
 }
 
 /// Revokes one of the user's keys at once (another user's: 404).
@@ -185,7 +178,7 @@ pub(crate) async fn list_organization_keys(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<ApiKeyResponse>>, ApiError> {
-    page(state.api_keys.organization_keys(&principal, &id).await?, &query)
+    Ok(Json(page(state.api_keys.organization_keys(&principal, &id).await?, &query)?))
 }
 
 /// Revokes one of an organization's keys (`api_keys:manage`).
