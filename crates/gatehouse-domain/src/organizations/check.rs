@@ -8,7 +8,7 @@ use crate::principal::Principal;
 
 impl OrganizationService {
     /// `Ok` when the caller is a member of the organization whose role holds `permission`.
-    pub async fn require_permission(
+    pub(crate) async fn require_permission(
         &self,
         principal: &Principal,
         organization_id: &str,

@@ -276,17 +276,9 @@ impl OrganizationService {
         Ok((organization, owner))
     }
 
-    /// The caller's organizations, newest membership first.
-    pub async fn mine(&self, principal: &Principal) -> Result<Vec<OrganizationView>, DomainError> {
-        self.organizations_of(&principal.user.id).await
-    }
-
-    /// A user's organizations, newest membership first (also what an API key with
-    /// `organizations:read` sees of its user's).
-    pub async fn organizations_of(
-        &self,
-        user_id: &str,
-    ) -> Result<Vec<OrganizationView>, DomainError> {
+    /// The caller's organizations, newest membership first (`user_id`: a session's user, or an
+    /// API key's with `organizations:read`).
+    pub async fn mine(&self, user_id: &str) -> Result<Vec<OrganizationView>, DomainError> {
         let memberships = self.store.memberships_of(user_id).await?;
         let mut views = Vec::with_capacity(memberships.len());
         for (organization, membership) in memberships {

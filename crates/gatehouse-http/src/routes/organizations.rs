@@ -139,7 +139,7 @@ pub(crate) async fn my_organizations(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<OrganizationResponse>>, ApiError> {
     let user = caller.user_with_scope("organizations:read")?;
-    let views = state.organizations.organizations_of(&user.id).await?;
+    let views = state.organizations.mine(&user.id).await?;
     Ok(Json(Page::of_newest_first(
         views,
         &query,
