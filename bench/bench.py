@@ -782,6 +782,7 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
             urlencode({"token": main.cc_token()}), [cc_auth])),
         "introspect-revoked": ("introspection (revoked token)",
                                lambda: revoked_token_side(main, cc_auth)),
+        "introspect-apikey": ("introspection (API key)", lambda: api_key_side(main, cc_auth)),
         "userinfo": ("userinfo", lambda: userinfo_side(main)),
         "me": ("session check GET /v1/me", lambda: Side(
             server, url + "/v1/me",
@@ -789,7 +790,7 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
     }
     paired_here = PAIRED_ON_POSTGRES if postgres else set(PEER_OF)
     groups = [["discovery", "jwks"], ["cc-RS256"], ["introspect-active"],
-              ["introspect-revoked"], ["userinfo"], ["me"]]
+              ["introspect-revoked"], ["introspect-apikey"], ["userinfo"], ["me"]]
 
     def group(keys: list[str]) -> None:
         """Loads the Gatehouse side of each scenario, its peer's side when paired here, and
@@ -937,6 +938,24 @@ def revoked_token_side(main: Gatehouse, cc_auth: str) -> Side:
         raise RuntimeError(f"the revoked token introspects as {answer}")
     return Side(main.server, main.url + "/oauth2/introspect", "POST",
                 "application/x-www-form-urlencoded", urlencode({"token": token}), [cc_auth])
+
+
+def api_key_side(main: Gatehouse, cc_auth: str) -> Side:
+    """Introspection of a user's API key (gtk_…) by the confidential client: the key is made
+    through the API by a fresh sign-in (creating one needs a recent authentication) and checked
+    to introspect as active first."""
+    token = main.sign_in()["access_token"]
+    created = json_ok("POST", main.url + "/v1/me/api-keys",
+                      json.dumps({"name": "bench", "scopes": ["orders:read"]}).encode(),
+                      {"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    key = created["key"]
+    answer = json_ok("POST", main.url + "/oauth2/introspect", urlencode({"token": key}).encode(),
+                     {"Authorization": cc_auth.split(": ", 1)[1],
+                      "Content-Type": "application/x-www-form-urlencoded"})
+    if answer.get("active") is not True or answer.get("token_type") != "api_key":
+        raise RuntimeError(f"the API key introspects as {answer}")
+    return Side(main.server, main.url + "/oauth2/introspect", "POST",
+                "application/x-www-form-urlencoded", urlencode({"token": key}), [cc_auth])
 
 
 def userinfo_side(main: Gatehouse) -> Side:
@@ -1160,7 +1179,8 @@ class Peers:
                              "grant_type=client_credentials&scope=api%3Aread"
                              "&resource=urn%3Abench%3Aapi", self.cc_header),
                         "client_credentials RS256 (JWT, resource)", self.oidc_label)
-            if scenario in ("introspect-active", "introspect-revoked"):
+            if scenario in ("introspect-active", "introspect-revoked", "introspect-apikey"):
+                # An API key is compared with oidc-provider's active opaque token.
                 revoked = scenario == "introspect-revoked"
                 return (Side(oidc, meta["introspection_endpoint"], "POST", self.FORM,
                              urlencode({"token": self.introspectable(revoked)}), self.cc_header),
@@ -1330,6 +1350,7 @@ PEER_OF = {
     "cc-RS256": ("oidc-provider", "cc-RS256"),
     "introspect-active": ("oidc-provider", "introspect-active"),
     "introspect-revoked": ("oidc-provider", "introspect-revoked"),
+    "introspect-apikey": ("oidc-provider", "introspect-apikey"),
     "signin-seed": ("better-auth", "signin"),
     "signin-owasp": ("better-auth", "signin"),
     "me": ("better-auth", "me"),
@@ -1455,9 +1476,9 @@ def evaluate_targets(rows: list, ceilings: dict) -> list[dict]:
         if scenario in ("discovery", "jwks"):
             vs_peer(row, ("oidc-provider", scenario), 6)
             vs_ceiling(row, http, "HTTP", 0.65)
-        elif scenario in ("introspect-active", "introspect-revoked"):
+        elif scenario in ("introspect-active", "introspect-revoked", "introspect-apikey"):
             # Like with like: an active token with oidc-provider's active one, a revoked one
-            # with its revoked one.
+            # with its revoked one; an API key with its active opaque token (issue #21: ≥ 5×).
             vs_peer(row, ("oidc-provider", scenario), 5)
         elif scenario == "userinfo":
             vs_peer(row, ("oidc-provider", "introspect-active"), 5)
