@@ -64,6 +64,8 @@ pub(crate) enum Invalidation<'a> {
     AccessToken(&'a str),
     /// An API key by id (revoked, or its use recorded).
     ApiKey(&'a str),
+    /// Every key of an organization (the organization was deleted, its keys with it).
+    ApiKeysOfOrganization(&'a str),
 }
 
 impl Invalidation<'_> {
@@ -76,6 +78,7 @@ impl Invalidation<'_> {
             Invalidation::Client(key) => ("c", key),
             Invalidation::AccessToken(key) => ("r", key),
             Invalidation::ApiKey(key) => ("k", key),
+            Invalidation::ApiKeysOfOrganization(key) => ("ko", key),
         };
         if !out.is_empty() {
             out.push(SEPARATOR);
@@ -310,6 +313,7 @@ impl ReadCache {
                 "c" => Invalidation::Client(key),
                 "r" => Invalidation::AccessToken(key),
                 "k" => Invalidation::ApiKey(key),
+                "ko" => Invalidation::ApiKeysOfOrganization(key),
                 _ => {
                     // A newer instance's kind we don't know: be safe.
                     self.flush();
@@ -333,6 +337,9 @@ impl ReadCache {
             Invalidation::Client(client_id) => self.clients.remove(client_id),
             Invalidation::AccessToken(jti) => self.revoked_tokens.remove(jti),
             Invalidation::ApiKey(id) => self.api_keys.retain(|key| key.id != id),
+            Invalidation::ApiKeysOfOrganization(organization_id) => {
+                self.api_keys.retain(|key| key.organization_id() != Some(organization_id));
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ use gatehouse_domain::organizations::{
 };
 use gatehouse_domain::unit_of_work::UnitOfWork;
 
+use crate::cache::Invalidation;
 use crate::columns::StoreRow;
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
@@ -151,7 +152,9 @@ impl OrganizationStore for Database {
     }
 
     async fn delete_organization(&self, id: &str, work: &UnitOfWork) -> Result<bool, StoreError> {
-        let done = write_transaction!(self, work: work, transaction => {
+        // Its API keys go with it (a cascade): no cached copy may outlive them.
+        let changed = [Invalidation::ApiKeysOfOrganization(id)];
+        let done = write_transaction!(self, work: work, changed: &changed, transaction => {
             let deleted = sqlx::query("DELETE FROM organizations WHERE id = $1")
                 .bind(id)
                 .execute(&mut *transaction)

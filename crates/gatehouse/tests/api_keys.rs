@@ -224,6 +224,15 @@ async fn keys_are_refused_where_keys_never_work(test: TestDatabase) {
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     let (status, _) = send(&env, Method::GET, "/v1/me/sessions", &alice.token, None).await;
     assert_eq!(status, StatusCode::OK);
+
+    // The key of a suspended user stops working at once (its copy was in the read cache).
+    let path = format!("/v1/admin/users/{}/suspend", alice.id);
+    let (status, body) = send(&env, Method::POST, &path, &env.admin, Some(json!({}))).await;
+    assert!(status.is_success(), "{status} {body}");
+    assert_eq!(
+        code(&send(&env, Method::GET, "/v1/me", &key, None).await),
+        (StatusCode::UNAUTHORIZED, Some("invalid_token"))
+    );
     env.app.stop().await;
 }
 
@@ -373,11 +382,21 @@ async fn a_confidential_client_introspects_keys(test: TestDatabase) {
         )
         .await,
     );
-    let (_, answer) = introspect(org_key).await;
+    let (_, answer) = introspect(org_key.clone()).await;
     assert_eq!(answer["active"], true);
     assert_eq!(answer["org_id"], org_id);
     assert_eq!(answer["sub"], org_id);
     assert!(answer["exp"].is_null());
+    // Deleting the organization takes its keys with it, cached copies included (the first
+    // use recorded itself and evicted the key; this second one, within the minute, leaves it
+    // in the cache).
+    assert_eq!(introspect(org_key.clone()).await.1["active"], true);
+    let (status, body) =
+        send(&env, Method::DELETE, &format!("/v1/organizations/{org_id}"), &alice.token, None)
+            .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, answer) = introspect(org_key).await;
+    assert_eq!(answer, json!({ "active": false }));
     env.app.stop().await;
 }
 
