@@ -401,6 +401,39 @@ mod tests {
     }
 
     #[test]
+    fn api_keys_are_evicted_by_id_and_by_organization() {
+        use gatehouse_domain::api_keys::{ApiKeyOwner, ApiKeyRecord};
+        let key = |id: &str, owner: ApiKeyOwner| ApiKeyRecord {
+            id: id.into(),
+            owner,
+            created_by: "usr".into(),
+            name: "k".into(),
+            prefix: "gtk_".into(),
+            key_digest: vec![],
+            scopes: vec![],
+            created_at: 0,
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let cache = enabled();
+        let keys = [
+            ("d1", key("key_1", ApiKeyOwner::User("usr".into()))),
+            ("d2", key("key_2", ApiKeyOwner::Organization("org_a".into()))),
+            ("d3", key("key_3", ApiKeyOwner::Organization("org_b".into()))),
+        ];
+        for (digest, record) in &keys {
+            cache.put_api_key(cache.begin_load(), digest, record);
+        }
+        cache.apply(&payload(&[Invalidation::ApiKey("key_1")]));
+        assert_eq!(cache.api_key("d1"), None);
+        assert!(cache.api_key("d2").is_some());
+        cache.apply(&payload(&[Invalidation::ApiKeysOfOrganization("org_a")]));
+        assert_eq!(cache.api_key("d2"), None);
+        assert_eq!(cache.api_key("d3").map(|record| record.id), Some("key_3".to_owned()));
+    }
+
+    #[test]
     fn an_unknown_kind_empties_the_cache() {
         let cache = enabled();
         cache.put_token_revoked(cache.begin_load(), "a", true);
