@@ -417,6 +417,7 @@ impl Core {
                 lockout_duration_seconds: config.lockout.duration,
                 require_email_verification: config.require_email_verification,
                 magic_link_enabled: config.magic_link.enabled,
+                signup_enabled: config.signup.enabled,
                 new_device_notice: config.notices.new_device,
             },
             mfa_settings: self.mfa_settings(),

@@ -10,7 +10,7 @@ use axum::http::header::{
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gatehouse_crypto::Digester;
-use gatehouse_domain::{DomainError, StoreError};
+use gatehouse_domain::{DomainError, Feature, StoreError};
 use minijinja::value::Kwargs;
 use minijinja::{AutoEscape, Environment, State, UndefinedBehavior, Value, context};
 use serde::Deserialize;
@@ -241,6 +241,7 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
         ("signed_out.html", include_str!("templates/signed_out.html")),
         ("email_link.html", include_str!("templates/email_link.html")),
         ("forgot_password.html", include_str!("templates/forgot_password.html")),
+        ("signup.html", include_str!("templates/signup.html")),
         ("mfa.html", include_str!("templates/mfa.html")),
         ("mfa_enrol.html", include_str!("templates/mfa_enrol.html")),
         ("backup_codes.html", include_str!("templates/backup_codes.html")),
@@ -333,6 +334,7 @@ impl ErrorPage {
             DomainError::Store(StoreError::Unavailable(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
+            DomainError::Disabled(Feature::SignUp) => (StatusCode::FORBIDDEN, "signup_disabled"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         ErrorPage { status, kind, code: error.code(), internal: Some(error.to_string()) }

@@ -46,6 +46,8 @@ struct LoginView<'a> {
     /// A message key under `login.error`.
     error: Option<&'static str>,
     signed_in_as: Option<String>,
+    /// Whether to offer "create an account" (`/signup`, when sign-up is on).
+    signup_enabled: bool,
 }
 
 /// Shows the form, or goes straight on when the browser is signed in (unless `prompt=login`).
@@ -70,7 +72,14 @@ pub(crate) async fn show(
         Some(principal) => Some(display_name(&state, principal)),
         None => None,
     };
-    let view = LoginView { return_to: &return_to, identifier: "", error: None, signed_in_as };
+    let signup_enabled = state.accounts.registration.signup_enabled();
+    let view = LoginView {
+        return_to: &return_to,
+        identifier: "",
+        error: None,
+        signed_in_as,
+        signup_enabled,
+    };
     login_page(pages, StatusCode::OK, page.locale, &page.csrf, &view)
 }
 
@@ -87,12 +96,14 @@ pub(crate) async fn submit(
     let pages = &state.pages;
     let return_to = return_to_or_default(fields.return_to.as_deref());
     let identifier_text = fields.identifier.trim().to_owned();
+    let signup_enabled = state.accounts.registration.signup_enabled();
     let failure = |status: StatusCode, error: &'static str, code: &'static str| {
         let view = LoginView {
             return_to: &return_to,
             identifier: &identifier_text,
             error: Some(error),
             signed_in_as: None,
+            signup_enabled,
         };
         let mut response = login_page(pages, status, locale, &csrf, &view);
         response.extensions_mut().insert(ErrorForLog { code, internal: None });
@@ -188,7 +199,14 @@ fn login_page(
         serde_urlencoded::to_string([("return_to", view.return_to), ("lang", other.code())])
             .map(|query| format!("/login?{query}"))
             .ok();
+    // Signing up from an OAuth sign-in comes back to it.
+    let signup_url = view
+        .signup_enabled
+        .then(|| serde_urlencoded::to_string([("return_to", view.return_to)]).ok())
+        .flatten()
+        .map(|query| format!("/signup?{query}"));
     let context = context! {
+        signup_url => signup_url,
         return_to => view.return_to,
         identifier => view.identifier,
         error => view.error,

@@ -1,4 +1,4 @@
-//! The hosted browser pages (`/login`, `/logout`, `/mfa`, `/account`, the emailed-link pages,
+//! The hosted browser pages (`/login`, `/signup`, `/logout`, `/mfa`, `/account`, the emailed-link pages,
 //! `/forgot-password`; the OAuth pages `/consent`, `/device` and `/oauth2/end_session` live
 //! with their endpoints under `routes/oauth`), one module each, and the extractors they share:
 //! `request` ([`PageRequest`], [`PageForm`]: CSRF-checked forms) and `session`
@@ -20,6 +20,7 @@ mod logout;
 mod mfa;
 pub(crate) mod request;
 pub(crate) mod session;
+mod signup;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -40,6 +41,7 @@ use crate::state::AppState;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/login", get(login::show).post(login::submit))
+        .route("/signup", get(signup::show).post(signup::submit))
         .route("/logout", get(logout::show).post(logout::submit))
         .route("/account", get(account::show))
         .route(

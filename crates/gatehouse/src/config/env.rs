@@ -76,6 +76,7 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("smtp.from", Kind::Text),
     ("mail.templates_dir", Kind::Text),
     ("magic_link.enabled", Kind::Boolean),
+    ("signup.enabled", Kind::Boolean),
     ("notices.new_device", Kind::Boolean),
     ("outbox.poll_interval_ms", Kind::Integer),
     ("outbox.backoff_base_ms", Kind::Integer),

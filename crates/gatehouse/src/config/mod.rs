@@ -64,6 +64,7 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub mail: MailConfig,
     pub magic_link: MagicLinkConfig,
+    pub signup: SignupConfig,
     pub notices: NoticesConfig,
     pub outbox: OutboxConfig,
     pub sweeper: SweeperConfig,
@@ -191,6 +192,20 @@ pub struct MailConfig {
 pub struct MagicLinkConfig {
     /// Sign-in links by email (`POST /v1/auth/magic-link`, `/magic-link`).
     pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignupConfig {
+    /// Self-service sign-up (`POST /v1/auth/sign-up`, `/signup`); off: 403 `signup_disabled`,
+    /// and accounts come from admins, the CLI and bulk import.
+    pub enabled: bool,
+}
+
+impl Default for SignupConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -434,6 +449,7 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             mail: MailConfig::default(),
             magic_link: MagicLinkConfig::default(),
+            signup: SignupConfig::default(),
             notices: NoticesConfig::default(),
             outbox: OutboxConfig::default(),
             sweeper: SweeperConfig::default(),
