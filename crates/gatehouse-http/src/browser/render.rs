@@ -19,6 +19,7 @@ use super::catalogues::{Catalogues, interpolate};
 use super::cookies::{CookieSpec, DEVICE_COOKIE_PURPOSE, SESSION_COOKIE_PURPOSE, SessionCookie};
 use super::csrf::{CSRF_PURPOSE, Csrf, CsrfKey};
 use super::return_to::DEFAULT_RETURN_TO;
+use super::script::PageScript;
 use crate::error::ErrorForLog;
 use crate::locale::Locale;
 
@@ -89,6 +90,8 @@ pub struct Pages {
     environment: Environment<'static>,
     content_security_policy: HeaderValue,
     pub(crate) stylesheet: String,
+    /// The passkeys script and the CSP of the pages that load it.
+    pub(crate) passkeys_script: PageScript,
     pub(crate) session_cookie: SessionCookie,
     /// The signed trusted-device cookie (MFA skipped on that browser).
     pub(crate) device_cookie: SessionCookie,
@@ -113,12 +116,15 @@ impl Pages {
         );
         let asset_version = format!("{:016x}", fnv1a(stylesheet.as_bytes()));
         let environment = environment(&branding, &asset_version)?;
-        let content_security_policy = HeaderValue::from_str(&csp_for(&branding))
+        let page_csp = csp_for(&branding);
+        let content_security_policy = HeaderValue::from_str(&page_csp)
             .map_err(|_| "the logo URL cannot appear in a header".to_owned())?;
+        let passkeys_script = PageScript::passkeys(&page_csp)?;
         Ok(Pages {
             environment,
             content_security_policy,
             stylesheet,
+            passkeys_script,
             session_cookie: SessionCookie::new(keys.session_cookie, secure),
             mfa_cookie: CookieSpec::new("gatehouse_mfa", "Lax", secure),
             device_cookie: SessionCookie::device(keys.device_cookie, secure),
@@ -177,6 +183,24 @@ impl Pages {
         let context = context! { csrf_token => csrf.token(), ..context };
         let mut response = self.render_status(status, locale, template, context);
         csrf.set_cookie_if_new(&self.csrf, &mut response);
+        response
+    }
+
+    /// [`Self::render_form`] for a page that runs the passkeys script: the context gains
+    /// `script` (its tag's `src` and `integrity`) and the answer the CSP that allows it.
+    pub fn render_form_with_script(
+        &self,
+        status: StatusCode,
+        locale: Locale,
+        csrf: &Csrf,
+        template: &str,
+        context: Value,
+    ) -> Response {
+        let context = context! { script => self.passkeys_script.tag(), ..context };
+        let mut response = self.render_form(status, locale, csrf, template, context);
+        response
+            .headers_mut()
+            .insert(CONTENT_SECURITY_POLICY, self.passkeys_script.content_security_policy.clone());
         response
     }
 

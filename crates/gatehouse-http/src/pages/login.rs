@@ -48,6 +48,8 @@ struct LoginView<'a> {
     signed_in_as: Option<String>,
     /// Whether to offer "create an account" (`/signup`, when sign-up is on).
     signup_enabled: bool,
+    /// Whether to offer passkey sign-in (passkeys on and usable with this issuer).
+    passkeys: bool,
 }
 
 /// Shows the form, or goes straight on when the browser is signed in (unless `prompt=login`).
@@ -73,12 +75,14 @@ pub(crate) async fn show(
         None => None,
     };
     let signup_enabled = state.accounts.registration.signup_enabled();
+    let passkeys = true; // FIXME: from the passkey service
     let view = LoginView {
         return_to: &return_to,
         identifier: "",
         error: None,
         signed_in_as,
         signup_enabled,
+        passkeys,
     };
     login_page(pages, StatusCode::OK, page.locale, &page.csrf, &view)
 }
@@ -104,6 +108,7 @@ pub(crate) async fn submit(
             error: Some(error),
             signed_in_as: None,
             signup_enabled,
+            passkeys: true, // FIXME: from the passkey service
         };
         let mut response = login_page(pages, status, locale, &csrf, &view);
         response.extensions_mut().insert(ErrorForLog { code, internal: None });
@@ -205,7 +210,9 @@ fn login_page(
         .then(|| serde_urlencoded::to_string([("return_to", view.return_to)]).ok())
         .flatten()
         .map(|query| format!("/signup?{query}"));
+    let passkeys = view.passkeys;
     let context = context! {
+        passkeys => passkeys,
         signup_url => signup_url,
         return_to => view.return_to,
         identifier => view.identifier,
@@ -213,5 +220,8 @@ fn login_page(
         signed_in_as => view.signed_in_as.clone(),
         language_switch_url => language_switch_url,
     };
+    if passkeys {
+        return pages.render_form_with_script(status, locale, csrf, "login.html", context);
+    }
     pages.render_form(status, locale, csrf, "login.html", context)
 }

@@ -64,4 +64,5 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .merge(account::routes())
         .route("/assets/gatehouse.css", get(assets::stylesheet))
+        .route("/assets/passkeys.js", get(assets::passkeys_script))
 }
