@@ -17,6 +17,7 @@ pub mod data_key;
 pub mod digest;
 mod error;
 pub mod master;
+pub mod passkey;
 pub mod password;
 pub mod signing;
 pub mod token;
@@ -27,6 +28,7 @@ pub use data_key::{DataKey, MasterKeyRing};
 pub use digest::Digester;
 pub use error::CryptoError;
 pub use master::MasterKey;
+pub use passkey::{PasskeyError, RelyingParty};
 pub use password::{Argon2Settings, HashingPool, LegacyFormat, PasswordHasher, Pepper};
 pub use signing::{PublicKeySet, SigningAlgorithm, SigningKey};
 pub use token::{

@@ -98,6 +98,49 @@ impl Taken {
     }
 }
 
+/// Why a passkey ceremony or change was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasskeyProblem {
+    /// Passkeys are off or cannot work here (the reason says which, and what to change).
+    Unavailable(String),
+    /// The ceremony id is unknown, used already, or not this user's, session's or kind's.
+    CeremonyInvalid,
+    /// The ceremony's five minutes are over.
+    CeremonyExpired,
+    /// The credential JSON is not a WebAuthn response.
+    Malformed(String),
+    /// A check failed: `challenge`, `origin`, `rp_id`, `user_verification`, `signature`,
+    /// `credential`, `replayed`, ...
+    Rejected(&'static str),
+    /// The credential is registered nowhere (unknown, or removed).
+    UnknownCredential,
+    /// The credential's counter went backwards once: it signs nobody in.
+    Flagged,
+    /// This credential is registered already.
+    AlreadyRegistered,
+    /// The account would be left without a way to sign in.
+    LastSignInMethod,
+    /// Step-up with a passkey for an account that has none.
+    NoPasskey,
+}
+
+impl PasskeyProblem {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PasskeyProblem::Unavailable(_) => "passkeys_unavailable",
+            PasskeyProblem::CeremonyInvalid => "passkey_ceremony_invalid",
+            PasskeyProblem::CeremonyExpired => "passkey_ceremony_expired",
+            PasskeyProblem::Malformed(_) => "passkey_response_malformed",
+            PasskeyProblem::Rejected(_) => "passkey_rejected",
+            PasskeyProblem::UnknownCredential => "passkey_unknown",
+            PasskeyProblem::Flagged => "passkey_flagged",
+            PasskeyProblem::AlreadyRegistered => "passkey_already_registered",
+            PasskeyProblem::LastSignInMethod => "last_sign_in_method",
+            PasskeyProblem::NoPasskey => "passkey_not_registered",
+        }
+    }
+}
+
 /// A feature an operator can switch off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Feature {
@@ -158,6 +201,8 @@ pub enum DomainError {
     #[error("mfa: {0:?}")]
     Mfa(MfaProblem),
     /// A sensitive action needs a recent authentication (`POST /v1/auth/reauthenticate`).
+    #[error("passkey: {0:?}")]
+    Passkey(PasskeyProblem),
     #[error("reauthentication required")]
     ReauthenticationRequired,
     /// A secret operation (rotation) on an OAuth client that authenticates without one
@@ -237,6 +282,7 @@ impl DomainError {
             DomainError::Disabled(Feature::SignUp) => "signup_disabled",
             DomainError::Forbidden(_) => "forbidden",
             DomainError::Mfa(problem) => problem.code(),
+            DomainError::Passkey(problem) => problem.code(),
             DomainError::ReauthenticationRequired => "reauthentication_required",
             DomainError::ClientHasNoSecret => "client_has_no_secret",
             DomainError::Store(StoreError::Unavailable(_)) => "service_unavailable",
@@ -279,6 +325,8 @@ mod tests {
             (DomainError::Mfa(MfaProblem::CodeReplayed), "mfa_code_replayed"),
             (DomainError::Mfa(MfaProblem::BackupCodeUsed), "backup_code_used"),
             (DomainError::ReauthenticationRequired, "reauthentication_required"),
+            (DomainError::Passkey(PasskeyProblem::Flagged), "passkey_flagged"),
+            (DomainError::Passkey(PasskeyProblem::Rejected("origin")), "passkey_rejected"),
             (DomainError::ClientHasNoSecret, "client_has_no_secret"),
             (StoreError::Unavailable("down".into()).into(), "service_unavailable"),
             (StoreError::Conflict(Conflict::UserEmail).into(), "conflict"),

@@ -25,6 +25,7 @@ pub mod lockout;
 pub mod mfa;
 pub mod notify;
 pub mod oauth;
+pub mod passkeys;
 pub mod passwords;
 pub mod principal;
 pub mod ratelimit;
@@ -42,7 +43,9 @@ pub mod users;
 pub(crate) mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{DomainError, Feature, FieldIssue, MfaProblem, OneTimeTokenProblem, Taken};
+pub use error::{
+    DomainError, Feature, FieldIssue, MfaProblem, OneTimeTokenProblem, PasskeyProblem, Taken,
+};
 pub use health::ReadinessCheck;
 pub use keys::{KeyInfo, KeyService, KeySettings, KeyState, SigningKeyStore, StoredSigningKey};
 pub use store::{Conflict, StoreError};

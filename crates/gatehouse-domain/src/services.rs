@@ -20,6 +20,7 @@ use crate::known_devices::{KnownDeviceStore, KnownDevices};
 use crate::lockout::{Lockout, LockoutSettings};
 use crate::mfa::{MfaChallengeStore, MfaService, MfaSettings, MfaStore, TrustedBrowserStore};
 use crate::notify::{NoticeSettings, Notices, Notifier};
+use crate::passkeys::{PasskeyCeremonyStore, PasskeyService, PasskeySettings, PasskeyStore};
 use crate::passwords::{PasswordPolicy, PasswordService};
 use crate::registration::RegistrationService;
 use crate::sessions::{SessionService, SessionStore};
@@ -40,6 +41,9 @@ pub struct AccountPorts {
     pub mfa: Arc<dyn MfaStore>,
     pub trusted_browsers: Arc<dyn TrustedBrowserStore>,
     pub challenges: Arc<dyn MfaChallengeStore>,
+    pub passkeys: Arc<dyn PasskeyStore>,
+    /// Passkey ceremonies between their two requests (Redis when configured).
+    pub passkey_ceremonies: Arc<dyn PasskeyCeremonyStore>,
 }
 
 /// The keys the account services seal and digest with, each derived for its purpose.
@@ -56,6 +60,8 @@ pub struct AccountKeys {
     pub phone_cipher: FieldCipher,
     /// Purpose [`crate::mfa::MFA_DIGEST_PURPOSE`].
     pub mfa_digester: Digester,
+    /// Purpose [`crate::passkeys::PASSKEY_DIGEST_PURPOSE`].
+    pub passkey_digester: Digester,
 }
 
 /// What the account services are built from.
@@ -69,6 +75,7 @@ pub struct AccountParts {
     pub clock: Arc<dyn Clock>,
     pub settings: AccountSettings,
     pub mfa_settings: MfaSettings,
+    pub passkey_settings: PasskeySettings,
     /// The per-account attempt budget (sign-in, second factor, step-up, password change).
     pub account_limit: AccountRateLimit,
 }
@@ -83,6 +90,7 @@ pub struct AccountServices {
     pub passwords: Arc<PasswordService>,
     pub email_links: Arc<EmailLinkService>,
     pub mfa: Arc<MfaService>,
+    pub passkeys: Arc<PasskeyService>,
     pub admin_users: Arc<AdminUserService>,
 }
 
@@ -98,6 +106,7 @@ impl AccountServices {
             clock,
             settings,
             mfa_settings,
+            passkey_settings,
             account_limit,
         } = parts;
         let directory = Arc::new(UserDirectory::new(
@@ -131,6 +140,18 @@ impl AccountServices {
             notices: notices.clone(),
             clock: clock.clone(),
         });
+        let passkeys = Arc::new(PasskeyService {
+            store: ports.passkeys.clone(),
+            ceremonies: ports.passkey_ceremonies.clone(),
+            users: ports.users.clone(),
+            audit: ports.audit.clone(),
+            directory: directory.clone(),
+            sessions: sessions.clone(),
+            notices: notices.clone(),
+            digester: keys.passkey_digester,
+            clock: clock.clone(),
+            settings: passkey_settings,
+        });
         let mfa_policy = mfa_settings.policy;
         let mfa = Arc::new(MfaService {
             store: ports.mfa.clone(),
@@ -149,6 +170,7 @@ impl AccountServices {
             totp_cipher: keys.totp_cipher,
             phone_cipher: keys.phone_cipher,
             digester: keys.mfa_digester,
+            passkeys: passkeys.clone(),
             clock: clock.clone(),
             settings: mfa_settings,
         });
@@ -181,6 +203,7 @@ impl AccountServices {
             directory: directory.clone(),
             notices: notices.clone(),
             sessions: sessions.clone(),
+            passkeys: passkeys.clone(),
             clock: clock.clone(),
             require_email_verification: settings.require_email_verification,
             signup_enabled: settings.signup_enabled,
@@ -213,6 +236,7 @@ impl AccountServices {
             passwords,
             email_links,
             mfa,
+            passkeys,
             admin_users,
         }
     }

@@ -24,6 +24,8 @@ pub enum Conflict {
     PasswordReplaced,
     /// The user was suspended (or deleted) before a session for them could be written.
     UserNotActive,
+    /// This WebAuthn credential is registered already (to this or another account).
+    PasskeyCredential,
     /// Any other uniqueness rule (a primary key, say); names the constraint, never the value.
     Other(String),
 }

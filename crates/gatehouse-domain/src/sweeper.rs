@@ -10,12 +10,14 @@
 //!   `revoked_access_tokens` (the
 //!   entry is kept exactly as long as the token it revokes could be presented),
 //!   `device_codes`, `used_client_assertions`, `mfa_codes`, `mfa_challenges` (on the database;
-//!   Redis expires its own), `trusted_devices`;
+//!   Redis expires its own), `trusted_devices`, `passkey_ceremonies` (on the database; Redis
+//!   expires its own);
 //! - swept after a retention: `outbox` rows delivered more than `outbox_retention_seconds`
 //!   ago (their `outbox_attempts` go with them; dead rows stay for an admin to retry),
 //!   `audit_events` older than `audit_retention_seconds` when one is set (default: forever;
 //!   there is no hash chain over audit events today — a chain added later must keep its anchor);
-//! - kept: `known_devices`, `mfa_backup_codes`, `password_history`, `consents` (no expiry:
+//! - kept: `passkeys` (they live as long as their user; a flagged one until its owner removes
+//!   it), `known_devices`, `mfa_backup_codes`, `password_history`, `consents` (no expiry:
 //!   they live as long as their user), `admin_api_keys` (revoked keys stay for the audit
 //!   trail), `signing_keys` (the key service retires them and they are few).
 //!
@@ -46,6 +48,7 @@ pub enum SweptTable {
     MfaCodes,
     MfaChallenges,
     TrustedDevices,
+    PasskeyCeremonies,
     /// Delivered rows only, past the outbox retention.
     Outbox,
     /// Past the audit retention, when one is set.
@@ -55,7 +58,7 @@ pub enum SweptTable {
 impl SweptTable {
     /// Every swept table, in the order a sweep visits them (refresh tokens before sessions so
     /// a session's cascade finds fewer tokens to remove).
-    pub const ALL: [SweptTable; 12] = [
+    pub const ALL: [SweptTable; 13] = [
         SweptTable::RefreshTokens,
         SweptTable::Sessions,
         SweptTable::AuthorizationCodes,
@@ -66,6 +69,7 @@ impl SweptTable {
         SweptTable::MfaCodes,
         SweptTable::MfaChallenges,
         SweptTable::TrustedDevices,
+        SweptTable::PasskeyCeremonies,
         SweptTable::Outbox,
         SweptTable::AuditEvents,
     ];
@@ -81,6 +85,7 @@ impl SweptTable {
             SweptTable::UsedClientAssertions => "used_client_assertions",
             SweptTable::MfaCodes => "mfa_codes",
             SweptTable::MfaChallenges => "mfa_challenges",
+            SweptTable::PasskeyCeremonies => "passkey_ceremonies",
             SweptTable::TrustedDevices => "trusted_devices",
             SweptTable::Outbox => "outbox",
             SweptTable::AuditEvents => "audit_events",

@@ -82,6 +82,9 @@ pub struct UnitOfWork {
     pub spend_account_links: Option<AccountLinks>,
     /// Undoes what an unproven owner set (see [`MailboxClaim`]).
     pub mailbox_claim: Option<MailboxClaim>,
+    /// A passkey to store with the change (a passkey sign-up's first credential, written
+    /// with its account).
+    pub passkey: Option<crate::passkeys::PasskeyRecord>,
 }
 
 impl UnitOfWork {
@@ -100,6 +103,7 @@ impl UnitOfWork {
             && self.trusted_browser.is_none()
             && self.spend_account_links.is_none()
             && self.mailbox_claim.is_none()
+            && self.passkey.is_none()
     }
 
     /// The user whose sessions this work may revoke (a mailbox claim), so the store evicts

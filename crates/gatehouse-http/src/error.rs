@@ -121,6 +121,48 @@ impl ApiError {
 
 /// Second-factor problems: a bad challenge token is a 401 (sign in again), a bad code a 400
 /// (try again), the state of the user's factors a 409, the policy a 403.
+fn passkey_error(problem: &gatehouse_domain::PasskeyProblem, code: &'static str) -> ApiError {
+    use gatehouse_domain::PasskeyProblem;
+    let (status, detail) = match problem {
+        PasskeyProblem::Unavailable(reason) => (StatusCode::CONFLICT, reason.clone()),
+        PasskeyProblem::CeremonyInvalid => (
+            StatusCode::BAD_REQUEST,
+            "The ceremony is unknown, was already used, or belongs to someone else; start again."
+                .to_owned(),
+        ),
+        PasskeyProblem::CeremonyExpired => {
+            (StatusCode::BAD_REQUEST, "The ceremony has expired; start again.".to_owned())
+        }
+        PasskeyProblem::Malformed(reason) => (
+            StatusCode::BAD_REQUEST,
+            format!("The credential is not a WebAuthn response ({reason})."),
+        ),
+        PasskeyProblem::Rejected(check) => {
+            (StatusCode::UNAUTHORIZED, format!("The passkey's answer failed a check: {check}."))
+        }
+        PasskeyProblem::UnknownCredential => {
+            (StatusCode::UNAUTHORIZED, "This passkey is not registered here.".to_owned())
+        }
+        PasskeyProblem::Flagged => (
+            StatusCode::UNAUTHORIZED,
+            "This passkey may have been copied (its counter went backwards); it was disabled and \
+             its owner told. Remove it and register it again."
+                .to_owned(),
+        ),
+        PasskeyProblem::AlreadyRegistered => {
+            (StatusCode::CONFLICT, "This passkey is registered already.".to_owned())
+        }
+        PasskeyProblem::LastSignInMethod => (
+            StatusCode::CONFLICT,
+            "This is the account's last way to sign in; add another one first.".to_owned(),
+        ),
+        PasskeyProblem::NoPasskey => {
+            (StatusCode::CONFLICT, "This account has no passkey to step up with.".to_owned())
+        }
+    };
+    ApiError::new(status, code, detail)
+}
+
 fn mfa_error(problem: gatehouse_domain::MfaProblem, code: &'static str) -> ApiError {
     use gatehouse_domain::MfaProblem;
     let (status, detail) = match problem {
@@ -239,6 +281,7 @@ impl From<DomainError> for ApiError {
                 "The refresh token is invalid, expired or was already used.",
             ),
             DomainError::Mfa(problem) => mfa_error(*problem, code),
+            DomainError::Passkey(problem) => passkey_error(problem, code),
             DomainError::ReauthenticationRequired => ApiError::new(
                 StatusCode::FORBIDDEN,
                 code,

@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::me::routes(&state))
         .merge(routes::mfa::routes(&state))
         .merge(routes::me_mfa::routes(&state))
+        .merge(routes::passkeys::routes(&state))
         .merge(routes::admin::routes())
         .merge(routes::admin_clients::routes())
         .merge(routes::admin_deliveries::routes())

@@ -16,6 +16,7 @@ const KNOWN_CONFLICTS: &[(&str, &str, Conflict)] = &[
     ("signing_keys_one_active", "signing_keys.state", Conflict::SigningKey),
     ("oauth_clients_pkey", "oauth_clients.client_id", Conflict::ClientId),
     ("device_codes_user_code_key", "device_codes.user_code", Conflict::DeviceUserCode),
+    ("passkeys_credential_id", "passkeys.credential_id", Conflict::PasskeyCredential),
 ];
 
 /// The conflict a unique violation means. PostgreSQL names the constraint

@@ -140,6 +140,9 @@ pub(crate) async fn apply_work<C: StoreConnection>(
             )
             .await?;
     }
+    if let Some(passkey) = &work.passkey {
+        crate::passkeys::insert_passkey_row(connection, passkey).await?;
+    }
     insert_events(connection, &work.events).await
 }
 
@@ -182,6 +185,8 @@ async fn apply_mailbox_claim<C: StoreConnection>(
         "DELETE FROM mfa_factors WHERE user_id = $1",
         "DELETE FROM mfa_backup_codes WHERE user_id = $1",
         "DELETE FROM mfa_codes WHERE user_id = $1",
+        // Passkeys registered before the mailbox was proven were not the owner's to add.
+        "DELETE FROM passkeys WHERE user_id = $1",
     ] {
         connection.execute(C::statement(sql).bind_value(user_id)).await?;
     }

@@ -70,6 +70,10 @@ fn batch_sql(table: SweptTable) -> &'static str {
             "DELETE FROM mfa_challenges WHERE token_digest IN \
              (SELECT token_digest FROM mfa_challenges WHERE expires_at < $1 LIMIT $2)"
         }
+        SweptTable::PasskeyCeremonies => {
+            "DELETE FROM passkey_ceremonies WHERE id_digest IN \
+             (SELECT id_digest FROM passkey_ceremonies WHERE expires_at < $1 LIMIT $2)"
+        }
         SweptTable::TrustedDevices => {
             "DELETE FROM trusted_devices WHERE id IN \
              (SELECT id FROM trusted_devices WHERE expires_at < $1 LIMIT $2)"

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use gatehouse_crypto::RelyingParty;
 use gatehouse_crypto::{Digester, FieldCipher, HashingPool, MasterKeyRing, PasswordHasher};
 use gatehouse_domain::account_limit::{ACCOUNT_LIMIT_DIGEST_PURPOSE, AccountRateLimit};
 use gatehouse_domain::admin_keys::{ADMIN_KEY_DIGEST_PURPOSE, AdminKeyService};
@@ -27,6 +28,9 @@ use gatehouse_domain::oauth::clients::NewClient;
 use gatehouse_domain::oauth::{
     ClientService, DeviceFlowService, OAuthParts, OAuthService, OAuthSettings,
 };
+use gatehouse_domain::passkeys::{
+    PASSKEY_DIGEST_PURPOSE, PasskeyAvailability, PasskeyCeremonyStore, PasskeySettings,
+};
 use gatehouse_domain::passwords::{BreachedPasswordCheck, PasswordPolicy};
 use gatehouse_domain::ratelimit::{RateLimit, RateLimiter};
 use gatehouse_domain::services::{AccountKeys, AccountParts, AccountPorts, AccountServices};
@@ -41,7 +45,7 @@ use gatehouse_outbound::breach::HibpClient;
 use gatehouse_outbound::mail;
 use gatehouse_outbound::sms::{TwilioChannel, TwilioSettings};
 use gatehouse_store::ratelimit::{MemoryRateLimiter, RedisRateLimiter};
-use gatehouse_store::{Database, DatabaseOptions, Redis, RedisChallengeStore};
+use gatehouse_store::{Database, DatabaseOptions, Redis, RedisCeremonyStore, RedisChallengeStore};
 
 use crate::config::{Config, ConfigError, MfaPolicyName};
 use crate::master_key;
@@ -59,6 +63,7 @@ fn data_key_purposes() -> Vec<String> {
         EMAIL_DIGEST_PURPOSE,
         KNOWN_DEVICE_DIGEST_PURPOSE,
         MFA_DIGEST_PURPOSE,
+        PASSKEY_DIGEST_PURPOSE,
         ONE_TIME_TOKEN_DIGEST_PURPOSE,
         CLIENT_SECRET_DIGEST_PURPOSE,
         ADMIN_KEY_DIGEST_PURPOSE,
@@ -248,6 +253,7 @@ struct ServiceKeys {
     totp_cipher: FieldCipher,
     phone_cipher: FieldCipher,
     mfa_digester: Digester,
+    passkey_digester: Digester,
 }
 
 impl ServiceKeys {
@@ -263,6 +269,7 @@ impl ServiceKeys {
             totp_cipher: data_keys.cipher(TOTP_SECRET_PURPOSE)?,
             phone_cipher: data_keys.cipher(PHONE_PURPOSE)?,
             mfa_digester: data_keys.digester(MFA_DIGEST_PURPOSE)?,
+            passkey_digester: data_keys.digester(PASSKEY_DIGEST_PURPOSE)?,
         })
     }
 
@@ -274,6 +281,7 @@ impl ServiceKeys {
             totp_cipher: self.totp_cipher.clone(),
             phone_cipher: self.phone_cipher.clone(),
             mfa_digester: self.mfa_digester.clone(),
+            passkey_digester: self.passkey_digester.clone(),
         }
     }
 }
@@ -347,7 +355,8 @@ impl Core {
         hashing: HashingPool,
         tokens: Arc<TokenService>,
     ) -> Result<AccountServices, StartupError> {
-        self.accounts_with_challenges(hashing, tokens, Arc::new(self.database.clone()), None)
+        let database = Arc::new(self.database.clone());
+        self.accounts_with_challenges(hashing, tokens, database.clone(), database, None)
     }
 
     /// The MFA settings of the configuration.
@@ -369,6 +378,56 @@ impl Core {
         }
     }
 
+    /// Where passkeys work: the relying party from `passkeys.rp_id` / `passkeys.origins`, or
+    /// from the issuer. Settings that cannot work are a start-up error; an issuer that cannot
+    /// serve passkeys (an IP address) only turns them off, with the reason in their answers.
+    fn passkey_settings(&self) -> Result<PasskeySettings, StartupError> {
+        let config = &self.config;
+        let settings = |availability| PasskeySettings {
+            availability,
+            reauthentication_max_age_seconds: config.mfa.reauthentication_max_age_seconds,
+            require_email_verification: config.require_email_verification,
+        };
+        if !config.passkeys.enabled {
+            return Ok(settings(PasskeyAvailability::Unavailable(
+                "passkeys are turned off on this server (GATEHOUSE_PASSKEYS_ENABLED)".into(),
+            )));
+        }
+        let issuer = url::Url::parse(&config.issuer())
+            .map_err(|error| ConfigError::new("GATEHOUSE_ISSUER", error.to_string()))?;
+        let origins = if config.passkeys.origins.is_empty() {
+            vec![issuer.clone()]
+        } else {
+            config
+                .passkeys
+                .origins
+                .iter()
+                .map(|text| {
+                    url::Url::parse(text).map_err(|error| {
+                        ConfigError::new("GATEHOUSE_PASSKEYS_ORIGINS", format!("{text}: {error}"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let explicit = config.passkeys.rp_id.is_some() || !config.passkeys.origins.is_empty();
+        let rp_id = match &config.passkeys.rp_id {
+            Some(rp_id) => rp_id.clone(),
+            None => origins
+                .first()
+                .and_then(|origin| origin.host_str())
+                .unwrap_or_default()
+                .trim_matches(['[', ']'])
+                .to_owned(),
+        };
+        match RelyingParty::new(&rp_id, &origins, &config.branding.product_name) {
+            Ok(rp) => Ok(settings(PasskeyAvailability::Available(Box::new(rp)))),
+            Err(error) if explicit => {
+                Err(ConfigError::new("GATEHOUSE_PASSKEYS_RP_ID", error.to_string()).into())
+            }
+            Err(error) => Ok(settings(PasskeyAvailability::Unavailable(error.to_string()))),
+        }
+    }
+
     /// The account service with MFA challenges kept in `challenges` (Redis when configured)
     /// and the per-account attempt budget in `limiter` (`None`: no per-account limit).
     pub fn accounts_with_challenges(
@@ -376,6 +435,7 @@ impl Core {
         hashing: HashingPool,
         tokens: Arc<TokenService>,
         challenges: Arc<dyn MfaChallengeStore>,
+        ceremonies: Arc<dyn PasskeyCeremonyStore>,
         limiter: Option<Arc<dyn RateLimiter>>,
     ) -> Result<AccountServices, StartupError> {
         let config = &self.config;
@@ -403,8 +463,10 @@ impl Core {
                 one_time_tokens: database.clone(),
                 known_devices: database.clone(),
                 mfa: database.clone(),
-                trusted_browsers: database,
+                trusted_browsers: database.clone(),
                 challenges,
+                passkeys: database,
+                passkey_ceremonies: ceremonies,
             },
             keys: self.service_keys.account_keys(),
             hashing,
@@ -421,6 +483,7 @@ impl Core {
                 new_device_notice: config.notices.new_device,
             },
             mfa_settings: self.mfa_settings(),
+            passkey_settings: self.passkey_settings()?,
             account_limit: AccountRateLimit::new(
                 limiter,
                 RateLimit {
@@ -570,6 +633,12 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         }
         None => Arc::new(core.database.clone()),
     };
+    let ceremonies: Arc<dyn PasskeyCeremonyStore> = match &redis {
+        Some(redis) => {
+            Arc::new(RedisCeremonyStore::new(redis.clone(), &core.config.redis.key_prefix))
+        }
+        None => Arc::new(core.database.clone()),
+    };
     let hashing = hashing_pool(&core.config, &core.data_keys)?;
     // The dummy hash for unknown accounts is made in the background: start-up stays fast and
     // the first unknown-account sign-in costs no more than the others.
@@ -589,6 +658,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         hashing.clone(),
         tokens.clone(),
         challenges,
+        ceremonies,
         rate_limiter.clone(),
     )?;
     let oauth = Arc::new(core.oauth(&accounts, tokens));

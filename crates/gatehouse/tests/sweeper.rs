@@ -64,7 +64,8 @@ use Bind::{Bytes, Int, Null, NullText, Text};
 
 /// The keys left in `table` (its key column read as text, or blobs as UTF-8).
 async fn keys(database: &Database, table: &str, column: &str) -> BTreeSet<String> {
-    let blob = matches!(column, "token_digest" | "code_digest" | "device_code_digest");
+    let blob =
+        matches!(column, "token_digest" | "code_digest" | "device_code_digest" | "id_digest");
     let sql = format!("SELECT {column} FROM {table}");
     with_pool!(database, pool => {
         if blob {
@@ -212,6 +213,15 @@ async fn seed(database: &Database, now: i64) {
         )
         .await;
     }
+    for (digest, expires) in [("old_ceremony", past), ("live_ceremony", future)] {
+        execute(
+            database,
+            "INSERT INTO passkey_ceremonies (id_digest, data, created_at, expires_at) \
+             VALUES ($1, '{}', $2, $3)",
+            &[Bytes(digest.as_bytes()), Int(now - 100), Int(expires)],
+        )
+        .await;
+    }
     for (id, expires) in [("old_trusted", past), ("live_trusted", future)] {
         execute(
             database,
@@ -264,6 +274,7 @@ const EXPECTED: &[(SweptTable, &str, &[&str])] = &[
     (SweptTable::MfaCodes, "id", &["live_mfa_code"]),
     (SweptTable::MfaChallenges, "token_digest", &["live_challenge"]),
     (SweptTable::TrustedDevices, "id", &["live_trusted"]),
+    (SweptTable::PasskeyCeremonies, "id_digest", &["live_ceremony"]),
     (SweptTable::Outbox, "id", &["live_dead", "live_delivered", "live_pending"]),
 ];
 

@@ -119,6 +119,8 @@ pub struct MfaService {
     pub(crate) phone_cipher: FieldCipher,
     /// Purpose [`MFA_DIGEST_PURPOSE`].
     pub(crate) digester: Digester,
+    /// Step-up with a passkey.
+    pub(crate) passkeys: Arc<crate::passkeys::PasskeyService>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: MfaSettings,
 }

@@ -7,17 +7,20 @@ use crate::audit::AuditEvent;
 use crate::error::{DomainError, MfaProblem};
 use crate::lockout::Lockout;
 use crate::mfa::record::CodePurpose;
+use crate::passkeys::PasskeyAssertion;
 use crate::principal::{Actor, Principal, RequestContext};
 use crate::sessions::record::Amr;
 
 use super::{MfaService, parse_method};
 
-/// A proof of presence: the password, or a second factor (`method` + `code`).
+/// A proof of presence: the password, a second factor (`method` + `code`), or a passkey
+/// assertion for a step-up ceremony.
 #[derive(Clone, Default)]
 pub struct Reauthentication {
     pub password: Option<String>,
     pub method: Option<String>,
     pub code: Option<String>,
+    pub passkey: Option<PasskeyAssertion>,
 }
 
 impl std::fmt::Debug for Reauthentication {
@@ -31,7 +34,7 @@ impl std::fmt::Debug for Reauthentication {
 
 impl Reauthentication {
     pub fn is_empty(&self) -> bool {
-        self.password.is_none() && self.code.is_none()
+        self.password.is_none() && self.code.is_none() && self.passkey.is_none()
     }
 }
 
@@ -87,7 +90,18 @@ impl MfaService {
         let now = self.clock.now();
         let locked = Lockout::is_locked(user, now);
         let actor = Actor::User(user.id.clone());
-        let amr: Vec<String> = if let Some(password) = proof.password {
+        let amr: Vec<String> = if let Some(assertion) = proof.passkey {
+            // A passkey is not guessable: it neither obeys nor feeds the password lockout;
+            // a failure is audited by the passkey service.
+            let added = self.passkeys.verify_step_up(principal, assertion, context).await?;
+            let mut amr = principal.session.amr_values();
+            for value in added.into_iter().map(Amr::as_str) {
+                if !amr.iter().any(|existing| existing == value) {
+                    amr.push(value.to_owned());
+                }
+            }
+            amr
+        } else if let Some(password) = proof.password {
             let ok = match &user.password_hash {
                 Some(hash) if !locked => self.hashing.verify(password.into(), hash.clone()).await?,
                 _ => {

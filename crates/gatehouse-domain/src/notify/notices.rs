@@ -174,6 +174,25 @@ impl Notices {
         self.email_to(user, "account_claimed", values, context, now)
     }
 
+    /// The "passkeys changed" notice: `change` is `added`, `renamed`, `removed` or `flagged`
+    /// (its words come from the message catalogue), `name` the passkey's.
+    pub fn passkey_changed(
+        &self,
+        user: &UserRecord,
+        change: &str,
+        name: &str,
+        context: &RequestContext,
+    ) -> Result<Option<OutboxRecord>, DomainError> {
+        let values = BTreeMap::from([
+            ("ip".to_owned(), context.ip.clone().unwrap_or_default()),
+            ("change".to_owned(), change.to_owned()),
+            ("passkey".to_owned(), name.to_owned()),
+            ("link".to_owned(), self.notifier.link("/account", &[])),
+        ]);
+        let kind = if change == "flagged" { "passkey_flagged" } else { "passkey_changed" };
+        self.email_to(user, kind, values, context, self.clock.now())
+    }
+
     /// The "two-step verification changed" notice (`change` says what, in words:
     /// "authenticator app added", ...).
     pub fn mfa_changed(

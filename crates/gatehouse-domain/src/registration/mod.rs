@@ -15,6 +15,7 @@
 //! so the API, the hosted page and anything later built on this service obey alike; accounts
 //! then come from `AdminUserService` (the admin API, the CLI, bulk import).
 
+mod passkey;
 mod profile;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use crate::users::record::UserRecord;
 use crate::users::store::UserStore;
 use crate::users::{UserView, Username};
 
+pub use passkey::PasskeySignUp;
 pub use profile::ProfileUpdate;
 
 #[derive(Debug, Clone, Default)]
@@ -65,6 +67,7 @@ pub struct RegistrationService {
     pub(crate) directory: Arc<UserDirectory>,
     pub(crate) notices: Arc<Notices>,
     pub(crate) sessions: Arc<SessionService>,
+    pub(crate) passkeys: Arc<crate::passkeys::PasskeyService>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) require_email_verification: bool,
     pub(crate) signup_enabled: bool,

@@ -129,6 +129,10 @@ pub enum Amr {
     Sms,
     /// More than one factor.
     Mfa,
+    /// Proof of a device-bound key (a passkey that is not synced).
+    Hwk,
+    /// Proof of a software key (a synced passkey).
+    Swk,
 }
 
 impl Amr {
@@ -139,6 +143,8 @@ impl Amr {
             Amr::Otp => "otp",
             Amr::Sms => "sms",
             Amr::Mfa => "mfa",
+            Amr::Hwk => "hwk",
+            Amr::Swk => "swk",
         }
     }
 
@@ -155,6 +161,7 @@ impl Amr {
 pub enum SignInMethod {
     Password,
     MagicLink,
+    Passkey,
 }
 
 impl SignInMethod {
@@ -162,6 +169,7 @@ impl SignInMethod {
         match self {
             SignInMethod::Password => "password",
             SignInMethod::MagicLink => "magic_link",
+            SignInMethod::Passkey => "passkey",
         }
     }
 
@@ -170,11 +178,13 @@ impl SignInMethod {
         match self {
             SignInMethod::Password => Amr::Pwd,
             SignInMethod::MagicLink => Amr::Email,
+            // The kind of key is the credential's (`swk` when synced); sign-in says which.
+            SignInMethod::Passkey => Amr::Hwk,
         }
     }
 
     pub fn parse(text: &str) -> Option<SignInMethod> {
-        [SignInMethod::Password, SignInMethod::MagicLink]
+        [SignInMethod::Password, SignInMethod::MagicLink, SignInMethod::Passkey]
             .into_iter()
             .find(|method| method.as_str() == text)
     }

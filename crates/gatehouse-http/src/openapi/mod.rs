@@ -12,7 +12,7 @@ use utoipa::OpenApi;
 
 use crate::routes::{
     admin, admin_clients, admin_deliveries, auth, email_links, me, me_mfa, mfa, operations,
-    well_known,
+    passkeys, well_known,
 };
 use crate::state::AppState;
 
@@ -37,6 +37,10 @@ use crate::state::AppState;
         me_mfa::remove_email, me_mfa::begin_sms, me_mfa::confirm_sms, me_mfa::remove_sms,
         me_mfa::trusted_devices, me_mfa::revoke_trusted_device, me_mfa::admin_user_mfa,
         me_mfa::admin_reset_mfa,
+        passkeys::list_passkeys, passkeys::begin_registration, passkeys::finish_registration,
+        passkeys::rename_passkey, passkeys::remove_passkey, passkeys::begin_sign_in,
+        passkeys::finish_sign_in, passkeys::begin_step_up, passkeys::begin_sign_up,
+        passkeys::finish_sign_up,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth, &OAuthOperations),

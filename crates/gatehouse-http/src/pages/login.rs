@@ -75,7 +75,7 @@ pub(crate) async fn show(
         None => None,
     };
     let signup_enabled = state.accounts.registration.signup_enabled();
-    let passkeys = true; // FIXME: from the passkey service
+    let passkeys = state.accounts.passkeys.available();
     let view = LoginView {
         return_to: &return_to,
         identifier: "",
@@ -108,7 +108,7 @@ pub(crate) async fn submit(
             error: Some(error),
             signed_in_as: None,
             signup_enabled,
-            passkeys: true, // FIXME: from the passkey service
+            passkeys: state.accounts.passkeys.available(),
         };
         let mut response = login_page(pages, status, locale, &csrf, &view);
         response.extensions_mut().insert(ErrorForLog { code, internal: None });

@@ -18,6 +18,7 @@ mod forgot_password;
 mod login;
 mod logout;
 mod mfa;
+mod passkeys;
 pub(crate) mod request;
 pub(crate) mod session;
 mod signup;
@@ -63,6 +64,7 @@ pub(crate) fn routes() -> Router<AppState> {
             get(email_links::show_magic_link).post(email_links::submit_magic_link),
         )
         .merge(account::routes())
+        .merge(passkeys::routes())
         .route("/assets/gatehouse.css", get(assets::stylesheet))
         .route("/assets/passkeys.js", get(assets::passkeys_script))
 }

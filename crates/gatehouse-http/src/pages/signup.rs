@@ -28,6 +28,9 @@ use crate::state::AppState;
 #[derive(Deserialize)]
 pub(crate) struct SignupQuery {
     return_to: Option<String>,
+    /// Where a passkey sign-up that needs the address verified lands: "check your email".
+    #[serde(default)]
+    sent: Option<String>,
 }
 
 /// The form's fields. No `Debug`: it holds a password.
@@ -57,6 +60,8 @@ struct SignupView<'a> {
     issues: Vec<String>,
     /// "Check your email" instead of the form.
     sent: bool,
+    /// Whether to offer "email then a passkey" (passkeys on and usable with this issuer).
+    passkeys: bool,
 }
 
 pub(crate) async fn show(
@@ -73,7 +78,9 @@ pub(crate) async fn show(
         return pages.error_page(page.locale, ErrorPage::bad_request());
     };
     let return_to = return_to_or_default(query.return_to.as_deref());
-    let view = SignupView { return_to: &return_to, ..SignupView::default() };
+    let passkeys = state.accounts.passkeys.available();
+    let sent = query.sent.is_some();
+    let view = SignupView { return_to: &return_to, passkeys, sent, ..SignupView::default() };
     signup_page(pages, StatusCode::OK, page.locale, &page.csrf, &view)
 }
 
@@ -88,6 +95,7 @@ pub(crate) async fn submit(
     let return_to = return_to_or_default(fields.return_to.as_deref());
     let email = fields.email.trim().to_owned();
     let (first_name, last_name) = (fields.first_name.trim(), fields.last_name.trim());
+    let passkeys = state.accounts.passkeys.available();
     let refused = |status: StatusCode, error: Option<&'static str>, issues: Vec<String>| {
         let view = SignupView {
             return_to: &return_to,
@@ -97,6 +105,7 @@ pub(crate) async fn submit(
             error,
             issues,
             sent: false,
+            passkeys,
         };
         signup_page(pages, status, locale, &csrf, &view)
     };
@@ -204,7 +213,11 @@ fn signup_page(
         error => view.error,
         issues => &view.issues,
         sent => view.sent,
+        passkeys => view.passkeys,
         language_switch_url => language_switch_url,
     };
+    if view.passkeys && !view.sent {
+        return pages.render_form_with_script(status, locale, csrf, "signup.html", context);
+    }
     pages.render_form(status, locale, csrf, "signup.html", context)
 }

@@ -42,10 +42,10 @@ pub(crate) struct SignUpRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct SignUpResponse {
-    user: UserResponse,
+    pub(crate) user: UserResponse,
     /// Absent when email verification is required.
     #[serde(skip_serializing_if = "Option::is_none")]
-    tokens: Option<TokensResponse>,
+    pub(crate) tokens: Option<TokensResponse>,
 }
 
 /// When email verification is required: the one answer to every sign-up, for a new and for a
@@ -53,7 +53,7 @@ pub(crate) struct SignUpResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct VerificationRequiredResponse {
     /// Always `true`.
-    verification_required: bool,
+    pub(crate) verification_required: bool,
 }
 
 /// Creates an account; signs it in unless email verification is required. With verification

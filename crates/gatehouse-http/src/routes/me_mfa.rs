@@ -247,7 +247,12 @@ pub(crate) async fn begin_sms(
     Authenticated(principal): Authenticated,
     ApiJson(body): ApiJson<PhoneRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let proof = Reauthentication { password: body.password, method: body.method, code: body.code };
+    let proof = Reauthentication {
+        password: body.password,
+        method: body.method,
+        code: body.code,
+        passkey: None,
+    };
     state
         .accounts
         .mfa

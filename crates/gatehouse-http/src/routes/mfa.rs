@@ -147,18 +147,25 @@ pub(crate) async fn confirm_required_totp(
     Ok(Json(EnrolledResponse { backup_codes, tokens: tokens.into() }))
 }
 
-/// A proof of presence: `{password}` or `{method, code}`.
+/// A proof of presence: `{password}`, `{method, code}`, or `{passkey: {ceremony_id,
+/// credential}}` (an assertion for `POST /v1/auth/reauthenticate/passkey/begin`).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProofRequest {
     password: Option<String>,
     method: Option<String>,
     code: Option<String>,
+    passkey: Option<crate::routes::passkeys::AssertionRequest>,
 }
 
 impl From<ProofRequest> for Reauthentication {
     fn from(body: ProofRequest) -> Self {
-        Reauthentication { password: body.password, method: body.method, code: body.code }
+        Reauthentication {
+            password: body.password,
+            method: body.method,
+            code: body.code,
+            passkey: body.passkey.map(Into::into),
+        }
     }
 }
 

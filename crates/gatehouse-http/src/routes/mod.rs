@@ -11,6 +11,7 @@ pub(crate) mod me_mfa;
 pub(crate) mod mfa;
 pub(crate) mod oauth;
 pub(crate) mod operations;
+pub(crate) mod passkeys;
 pub(crate) mod well_known;
 
 use axum::http::StatusCode;

@@ -65,6 +65,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub magic_link: MagicLinkConfig,
     pub signup: SignupConfig,
+    pub passkeys: PasskeysConfig,
     pub notices: NoticesConfig,
     pub outbox: OutboxConfig,
     pub sweeper: SweeperConfig,
@@ -192,6 +193,24 @@ pub struct MailConfig {
 pub struct MagicLinkConfig {
     /// Sign-in links by email (`POST /v1/auth/magic-link`, `/magic-link`).
     pub enabled: bool,
+}
+
+/// Passkeys (WebAuthn).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasskeysConfig {
+    /// Registration and sign-in with passkeys (`/v1/me/passkeys*`, `/v1/auth/passkey/*`).
+    pub enabled: bool,
+    /// The relying-party id: the issuer's host when unset (a domain, never an IP address).
+    pub rp_id: Option<String>,
+    /// The origins allowed to run ceremonies: the issuer's origin when empty.
+    pub origins: Vec<String>,
+}
+
+impl Default for PasskeysConfig {
+    fn default() -> Self {
+        Self { enabled: true, rp_id: None, origins: Vec::new() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -450,6 +469,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             magic_link: MagicLinkConfig::default(),
             signup: SignupConfig::default(),
+            passkeys: PasskeysConfig::default(),
             notices: NoticesConfig::default(),
             outbox: OutboxConfig::default(),
             sweeper: SweeperConfig::default(),
@@ -560,9 +580,18 @@ impl Config {
         Ok(config)
     }
 
-    /// The issuer URL, defaulting to `http://<http.addr>`.
+    /// The issuer URL, defaulting to `http://<http.addr>` — and to `http://localhost:<port>`
+    /// when the server listens on a loopback or unspecified address, so passkeys (WebAuthn
+    /// refuses IP addresses as relying-party ids) work in development out of the box.
     pub fn issuer(&self) -> String {
-        self.issuer.clone().unwrap_or_else(|| format!("http://{}", self.http.addr))
+        self.issuer.clone().unwrap_or_else(|| {
+            match self.http.addr.parse::<std::net::SocketAddr>() {
+                Ok(addr) if addr.ip().is_loopback() || addr.ip().is_unspecified() => {
+                    format!("http://localhost:{}", addr.port())
+                }
+                _ => format!("http://{}", self.http.addr),
+            }
+        })
     }
 
     /// `aud` of first-party access tokens.

@@ -157,14 +157,19 @@
     signupButton.addEventListener('click', async (event) => {
       event.preventDefault();
       clearError();
-      const email = document.querySelector('input[name="email"]');
-      if (email && !email.reportValidity()) return;
+      const field = (name) => document.querySelector(`input[name="${name}"]`);
+      const value = (name) => (field(name) ? field(name).value.trim() : '');
+      if (field('email') && !field('email').reportValidity()) return;
       signupButton.disabled = true;
       try {
         const done = await register(
           '/signup/passkey/begin',
           '/signup/passkey/finish',
-          { email: email ? email.value.trim() : '' },
+          {
+            email: value('email'),
+            first_name: value('first_name') || undefined,
+            last_name: value('last_name') || undefined,
+          },
           { return_to: returnTo },
         );
         if (done) go(done);
