@@ -234,8 +234,7 @@ impl RelyingParty {
         display_name: &str,
         exclude: Vec<Vec<u8>>,
     ) -> Result<Ceremony, PasskeyError> {
-        let exclude =
-            (!exclude.is_empty()).then(|| exclude.into_iter().map(Into::into).collect::<Vec<_>>());
+        let exclude = (!exclude.is_empty()).then_some(exclude);
         let (options, state) = self
             .webauthn
             .start_passkey_registration(handle, user_name, display_name, exclude)

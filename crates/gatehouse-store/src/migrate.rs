@@ -45,6 +45,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(7, "0007_mfa"),
     migration!(8, "0008_data_keys"),
     migration!(9, "0009_sweeper"),
+    migration!(10, "0010_passkeys"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -183,9 +183,16 @@ impl Notices {
         name: &str,
         context: &RequestContext,
     ) -> Result<Option<OutboxRecord>, DomainError> {
+        let french = context.locale.as_deref() == Some("fr");
+        let words = match (change, french) {
+            ("added", true) => "ajoutée",
+            ("renamed", true) => "renommée",
+            ("removed", true) => "supprimée",
+            (other, _) => other,
+        };
         let values = BTreeMap::from([
             ("ip".to_owned(), context.ip.clone().unwrap_or_default()),
-            ("change".to_owned(), change.to_owned()),
+            ("change".to_owned(), words.to_owned()),
             ("passkey".to_owned(), name.to_owned()),
             ("link".to_owned(), self.notifier.link("/account", &[])),
         ]);

@@ -8,7 +8,6 @@ use serde_json::Value;
 use crate::audit::AuditEvent;
 use crate::email_links::record::TokenPurpose;
 use crate::error::{DomainError, Feature, Taken};
-use crate::mfa::MfaPolicy;
 use crate::passkeys::{PasskeyCeremony, PasskeyService, PendingSignUp, passkey_conflict};
 use crate::principal::{Actor, RequestContext};
 use crate::sessions::{NewSession, SignInMethod};
@@ -122,17 +121,17 @@ impl RegistrationService {
         let amr = PasskeyService::amr_of(&passkey);
         let work =
             UnitOfWork { events, tokens, outbox, passkey: Some(passkey), ..UnitOfWork::default() };
-        match self.users.insert_user(&user, &work).await {
-            Err(error) => match passkey_conflict(error) {
+        if let Err(error) = self.users.insert_user(&user, &work).await {
+            return match passkey_conflict(error) {
+                // Someone registered the address meanwhile: the same answer as above.
                 DomainError::Store(error) => match DomainError::from_taken(error) {
                     DomainError::Taken(Taken::Email) if self.require_email_verification => {
-                        return Ok(SignUpOutcome::VerificationRequired);
+                        Ok(SignUpOutcome::VerificationRequired)
                     }
-                    other => return Err(other),
+                    other => Err(other),
                 },
-                other => return Err(other),
-            },
-            Ok(()) => {}
+                other => Err(other),
+            };
         }
         if !work.outbox.is_empty() {
             self.notices.wake();
@@ -140,11 +139,8 @@ impl RegistrationService {
         if self.require_email_verification {
             return Ok(SignUpOutcome::VerificationRequired);
         }
-        let view = self.directory.view(&user)?;
-        if self.mfa_policy == MfaPolicy::Required {
-            // A passkey is a second factor already: the user signs in with it at once.
-            tracing::debug!(user_id = %user.id, "passkey sign-up satisfies required MFA");
-        }
+        // A passkey is a whole multi-factor sign-in: with MFA required too, the user is signed
+        // in at once (the required second factor is the passkey itself).
         let new = NewSession {
             user,
             rehashed_password: None,
@@ -154,7 +150,6 @@ impl RegistrationService {
             work: UnitOfWork::default(),
         };
         let tokens = self.sessions.start(new, context).await?;
-        let _ = view;
         Ok(SignUpOutcome::Created {
             user: Box::new(tokens.user.clone()),
             tokens: Some(Box::new(tokens)),

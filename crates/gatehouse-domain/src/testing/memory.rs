@@ -7,6 +7,7 @@
 mod accounts;
 mod mfa;
 mod oauth;
+mod passkeys;
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};

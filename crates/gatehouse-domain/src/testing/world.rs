@@ -145,6 +145,8 @@ impl TestWorld {
                 mfa: store.clone(),
                 trusted_browsers: store.clone(),
                 challenges: store.clone(),
+                passkeys: store.clone(),
+                passkey_ceremonies: store.clone(),
             },
             keys: AccountKeys {
                 email_cipher: FieldCipher::new(&master, &[], EMAIL_PURPOSE),
@@ -153,6 +155,7 @@ impl TestWorld {
                 totp_cipher: FieldCipher::new(&master, &[], TOTP_SECRET_PURPOSE),
                 phone_cipher: FieldCipher::new(&master, &[], PHONE_PURPOSE),
                 mfa_digester: Digester::new(&master, MFA_DIGEST_PURPOSE),
+                passkey_digester: Digester::new(&master, crate::passkeys::PASSKEY_DIGEST_PURPOSE),
             },
             hashing: hashing.clone(),
             policy: Arc::new(PasswordPolicy::new(PasswordPolicySettings::default(), None)),
@@ -161,6 +164,13 @@ impl TestWorld {
             clock: dyn_clock.clone(),
             settings: account,
             mfa_settings: mfa,
+            passkey_settings: crate::passkeys::PasskeySettings {
+                availability: crate::passkeys::PasskeyAvailability::Unavailable(
+                    "not in the domain unit tests".into(),
+                ),
+                reauthentication_max_age_seconds: 300,
+                require_email_verification: false,
+            },
             account_limit: AccountRateLimit::off(),
         });
         let oauth = Arc::new(OAuthService::new(OAuthParts {

@@ -32,7 +32,7 @@ const EMBEDDED: [(&str, &str); 2] = [
 ];
 
 /// The message kinds the catalogues describe.
-pub const KINDS: [&str; 10] = [
+pub const KINDS: [&str; 12] = [
     "verify_email",
     "reset_password",
     "magic_link",
@@ -43,6 +43,8 @@ pub const KINDS: [&str; 10] = [
     "account_locked",
     "account_claimed",
     "account_exists",
+    "passkey_changed",
+    "passkey_flagged",
 ];
 
 pub struct Renderer {
