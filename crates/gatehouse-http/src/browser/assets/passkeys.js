@@ -59,7 +59,15 @@
   }
 
   function go(answer) {
-    window.location.assign(answer.redirect_to || returnTo);
+    const target = new URL(answer.redirect_to || returnTo, window.location.href);
+    const here = window.location;
+    if (target.pathname === here.pathname && target.search === here.search) {
+      // Only the fragment differs: assigning would not load the page again.
+      here.hash = target.hash;
+      here.reload();
+    } else {
+      here.assign(target.href);
+    }
   }
 
   // --- Sign-in (/login): the button, and conditional UI on the username field. ---
