@@ -178,3 +178,41 @@ test('add a passkey on /account, sign in with it without a username, and inside 
     await context.close();
   }
 });
+
+test('sign up with an email then a passkey (no password), then sign in with it', async () => {
+  const email = 'hopper@example.com';
+  const shots = new Screenshots('passkey-signup');
+  const context = await browser.newContext({ baseURL: gatehouse.url, locale: 'en-GB' });
+  context.setDefaultTimeout(10_000);
+  const page = await context.newPage();
+  await withoutAutofill(page);
+  const authenticator = await addVirtualAuthenticator(context, page);
+  try {
+    await page.goto('/signup');
+    await page.getByLabel('Email address').fill(email);
+    await shots.take(page, 'signup');
+    await page.getByRole('button', { name: 'Sign up with a passkey instead (no password)' }).click();
+    await page.waitForURL(`${gatehouse.url}/account`);
+    await page.getByText(`Signed in as ${email}.`).waitFor();
+    assert.equal(await page.locator('ul.passkeys li').count(), 1);
+    assert.equal((await authenticator.credentials()).length, 1);
+    await shots.take(page, 'account');
+
+    await signOut(page);
+    await page.goto('/login');
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await page.waitForURL(`${gatehouse.url}/account`);
+    await page.getByText(`Signed in as ${email}.`).waitFor();
+    // The account's only way to sign in cannot be removed.
+    await page.getByRole('button', { name: 'Remove' }).click();
+    await page.getByText('This is the last way to sign in').waitFor();
+    assert.equal(await page.locator('ul.passkeys li').count(), 1);
+    await shots.take(page, 'last-method');
+  } catch (error) {
+    await shots.take(page, 'failure').catch(() => {});
+    error.message += `\n--- gatehouse log ---\n${gatehouse.log()}`;
+    throw error;
+  } finally {
+    await context.close();
+  }
+});

@@ -60,7 +60,7 @@ test('sign up, verify the email from the sink, sign in, land on /account', async
     await shots.take(page, 'login');
     await page.getByLabel('Email or username').fill(EMAIL);
     await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL(`${gatehouse.url}/account`);
     await page.getByText(`Signed in as ${EMAIL}.`).waitFor();
     await shots.take(page, 'account');
