@@ -230,6 +230,13 @@ async fn signup_switched_off_refuses_the_api_and_the_page_and_writes_nothing(tes
     for email in ["api@example.com", "page@example.com"] {
         assert_eq!(accounts_with(&env, email).await, 0);
     }
+    // A passkey-only sign-up is a sign-up too.
+    let body = json!({ "email": "passkey@example.com" });
+    let (status, problem) = env.app.post("/v1/auth/sign-up/passkey/begin", None, body).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("signup_disabled"))
+    );
     assert!(env.sink.messages().is_empty(), "nothing was mailed");
 
     // Admins still create accounts.

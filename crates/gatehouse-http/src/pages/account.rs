@@ -15,7 +15,7 @@ use gatehouse_domain::mfa::FactorKind;
 use gatehouse_domain::mfa::Reauthentication;
 use gatehouse_domain::principal::Principal;
 
-use super::passkeys::passkeys_view;
+use super::passkey_list::passkeys_view;
 use super::request::{PageForm, PageRequest};
 use super::session::{BrowserSession, display_name};
 use crate::browser::csrf::Csrf;

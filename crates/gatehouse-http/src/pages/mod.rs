@@ -18,6 +18,7 @@ mod forgot_password;
 mod login;
 mod logout;
 mod mfa;
+mod passkey_list;
 mod passkeys;
 pub(crate) mod request;
 pub(crate) mod session;
