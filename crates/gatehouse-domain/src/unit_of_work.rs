@@ -84,7 +84,7 @@ pub struct UnitOfWork {
     pub mailbox_claim: Option<MailboxClaim>,
     /// A passkey to store with the change (a passkey sign-up's first credential, written
     /// with its account).
-    pub passkey: Option<crate::passkeys::PasskeyRecord>,
+    pub passkey: Option<crate::passkeys::record::PasskeyRecord>,
 }
 
 impl UnitOfWork {

@@ -567,7 +567,14 @@ async fn serve(mut config: Config, json_output: bool) -> Result<(), StartupError
     let bound = listener
         .local_addr()
         .map_err(|error| StartupError::Other(format!("cannot read the bound address: {error}")))?;
-    let url = format!("http://{bound}");
+    // On a loopback address the URL names `localhost` (the listener stays where it was
+    // bound): WebAuthn refuses IP addresses as relying-party ids, so passkeys work out of the
+    // box in development.
+    let url = if bound.ip().is_loopback() {
+        format!("http://localhost:{}", bound.port())
+    } else {
+        format!("http://{bound}")
+    };
     if config.issuer.is_none() {
         config.issuer = Some(url.clone());
     }

@@ -184,7 +184,8 @@ pub(crate) struct ReauthenticatedResponse {
 #[utoipa::path(post, path = "/v1/auth/reauthenticate", tag = "auth", security(("bearer" = [])), request_body = ProofRequest, responses(
     (status = 200, body = ReauthenticatedResponse),
     (status = 400, description = "invalid_mfa_code, mfa_code_replayed, ...", body = crate::error::Problem),
-    (status = 401, description = "invalid_credentials (also for any proof while the account is locked), invalid_token", body = crate::error::Problem),
+    (status = 401, description = "invalid_credentials (also for any proof while the account is locked), invalid_token, passkey_rejected, passkey_unknown, passkey_flagged", body = crate::error::Problem),
+    (status = 409, description = "passkeys_unavailable", body = crate::error::Problem),
     (status = 429, description = "rate_limited (per IP or per account)", body = crate::error::Problem)))]
 pub(crate) async fn reauthenticate(
     State(state): State<AppState>,

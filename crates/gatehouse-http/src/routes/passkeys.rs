@@ -249,7 +249,8 @@ impl From<AssertionRequest> for PasskeyAssertion {
     (status = 200, body = TokensResponse),
     (status = 400, description = "passkey_ceremony_invalid, passkey_ceremony_expired, passkey_response_malformed", body = crate::error::Problem),
     (status = 401, description = "passkey_rejected, passkey_unknown, passkey_flagged", body = crate::error::Problem),
-    (status = 403, description = "account_suspended, email_not_verified", body = crate::error::Problem)))]
+    (status = 403, description = "account_suspended, email_not_verified", body = crate::error::Problem),
+    (status = 409, description = "passkeys_unavailable", body = crate::error::Problem)))]
 pub(crate) async fn finish_sign_in(
     State(state): State<AppState>,
     Client(context): Client,
@@ -313,7 +314,7 @@ pub(crate) struct FinishSignUpRequest {
     (status = 400, description = "passkey_ceremony_invalid, passkey_ceremony_expired, passkey_response_malformed", body = crate::error::Problem),
     (status = 401, description = "passkey_rejected", body = crate::error::Problem),
     (status = 403, description = "signup_disabled: sign-up is switched off", body = crate::error::Problem),
-    (status = 409, description = "email_taken, passkey_already_registered", body = crate::error::Problem)))]
+    (status = 409, description = "email_taken, passkey_already_registered, passkeys_unavailable", body = crate::error::Problem)))]
 pub(crate) async fn finish_sign_up(
     State(state): State<AppState>,
     Client(context): Client,

@@ -4,7 +4,7 @@
 -- (public key, algorithm, flags: public material, no secret); the columns beside it are what the
 -- user sees and what sign-in looks up. `sign_count` is the authority for the signature counter.
 CREATE TABLE passkeys (
-    id TEXT PRIMARY KEY,
+    id TEXT NOT NULL PRIMARY KEY,
     user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     -- The credential id, base64url without padding (as WebAuthn JSON writes it).
     credential_id TEXT NOT NULL,
@@ -28,7 +28,7 @@ CREATE INDEX passkeys_user ON passkeys (user_id, created_at);
 -- Ceremonies between their two requests (when Redis is not configured): single use, minutes
 -- long, looked up by a keyed digest of the ceremony id; swept when expired.
 CREATE TABLE passkey_ceremonies (
-    id_digest BYTEA PRIMARY KEY,
+    id_digest BYTEA NOT NULL PRIMARY KEY,
     -- JSON: the kind, the user it is bound to, the webauthn-rs state.
     data TEXT NOT NULL,
     created_at BIGINT NOT NULL,

@@ -581,12 +581,12 @@ impl Config {
     }
 
     /// The issuer URL, defaulting to `http://<http.addr>` — and to `http://localhost:<port>`
-    /// when the server listens on a loopback or unspecified address, so passkeys (WebAuthn
-    /// refuses IP addresses as relying-party ids) work in development out of the box.
+    /// when the server listens on a loopback address, so passkeys (WebAuthn refuses IP
+    /// addresses as relying-party ids) work in development out of the box.
     pub fn issuer(&self) -> String {
         self.issuer.clone().unwrap_or_else(|| {
             match self.http.addr.parse::<std::net::SocketAddr>() {
-                Ok(addr) if addr.ip().is_loopback() || addr.ip().is_unspecified() => {
+                Ok(addr) if addr.ip().is_loopback() => {
                     format!("http://localhost:{}", addr.port())
                 }
                 _ => format!("http://{}", self.http.addr),

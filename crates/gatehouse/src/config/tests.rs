@@ -19,7 +19,8 @@ fn load_file(text: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> 
 fn defaults_serve_loopback_on_embedded_sqlite() {
     let config = load(&[]).unwrap();
     assert_eq!(config.http.addr, "127.0.0.1:8080");
-    assert_eq!(config.issuer(), "http://127.0.0.1:8080");
+    // A domain name, not the loopback IP: WebAuthn (passkeys) refuses IP addresses.
+    assert_eq!(config.issuer(), "http://localhost:8080");
     assert_eq!(config.database_url(), "sqlite://./data/gatehouse.db");
     assert_eq!(config.mode, Mode::Development);
     assert_eq!(
