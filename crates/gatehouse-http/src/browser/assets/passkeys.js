@@ -21,9 +21,17 @@
     element.hidden = false;
   }
 
-  function showError(message) {
+  // The server's words are shown only where they name what to fix in the form (an invalid
+  // or taken address); otherwise the page's own message, in the page's language.
+  const SPECIFIC = new Set(['validation_failed', 'email_taken', 'signup_disabled']);
+
+  function showError(error) {
     if (!errorBox) return;
-    errorBox.textContent = message || errorBox.getAttribute('data-default') || '';
+    let specific = '';
+    if (error && error.server && SPECIFIC.has(error.code)) {
+      specific = error.fields && error.fields.length ? error.fields.join(' ') : error.message;
+    }
+    errorBox.textContent = specific || errorBox.getAttribute('data-default') || '';
     errorBox.hidden = false;
   }
 
@@ -48,6 +56,7 @@
       const error = new Error(answer.detail || answer.title || String(response.status));
       error.code = answer.code;
       error.server = true;
+      error.fields = Array.isArray(answer.errors) ? answer.errors.map((field) => field.message) : [];
       throw error;
     }
     return answer;
@@ -94,7 +103,7 @@
     if (!(await PublicKeyCredential.isConditionalMediationAvailable())) return;
     const controller = new AbortController();
     const running = signIn('conditional', controller.signal).catch((error) => {
-      if (!cancelled(error)) showError(error.server ? error.message : '');
+      if (!cancelled(error)) showError(error);
     });
     conditional = { controller, running };
   }
@@ -117,7 +126,7 @@
         await stopConditional();
         await signIn(null, null);
       } catch (error) {
-        if (!cancelled(error)) showError(error.server ? error.message : '');
+        if (!cancelled(error)) showError(error);
       } finally {
         signInButton.disabled = false;
       }
@@ -153,7 +162,7 @@
         const done = await register('/account/passkeys/begin', '/account/passkeys/finish', {}, { name });
         if (done) go(done);
       } catch (error) {
-        if (!cancelled(error)) showError(error.server ? error.message : '');
+        if (!cancelled(error)) showError(error);
       } finally {
         addButton.disabled = false;
       }
@@ -182,7 +191,7 @@
         );
         if (done) go(done);
       } catch (error) {
-        if (!cancelled(error)) showError(error.server ? error.message : '');
+        if (!cancelled(error)) showError(error);
       } finally {
         signupButton.disabled = false;
       }
