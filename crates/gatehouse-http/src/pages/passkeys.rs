@@ -190,7 +190,7 @@ async fn finish_sign_up(
     })
 }
 
-/// No `Debug`-worthy secrets, but keep forms alike.
+/// The rename form: which passkey, and its new name.
 #[derive(Deserialize)]
 pub(crate) struct RenameForm {
     #[serde(default)]
