@@ -86,6 +86,7 @@ impl MfaProblem {
 pub enum Taken {
     Email,
     Username,
+    Slug,
 }
 
 impl Taken {
@@ -94,6 +95,7 @@ impl Taken {
         match self {
             Taken::Email => "email",
             Taken::Username => "username",
+            Taken::Slug => "slug",
         }
     }
 }
@@ -201,6 +203,12 @@ pub enum DomainError {
     #[error("mfa: {0:?}")]
     Mfa(MfaProblem),
     /// A sensitive action needs a recent authentication (`POST /v1/auth/reauthenticate`).
+    /// A member acting beyond their role's permissions (the message names the permission).
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// The change would leave an organization without an owner.
+    #[error("the last owner of an organization")]
+    LastOwner,
     #[error("passkey: {0:?}")]
     Passkey(PasskeyProblem),
     #[error("reauthentication required")]
@@ -268,6 +276,9 @@ impl DomainError {
             DomainError::Invalid(_) | DomainError::Validation(_) => "validation_failed",
             DomainError::Taken(Taken::Username) => "username_taken",
             DomainError::Taken(Taken::Email) => "email_taken",
+            DomainError::Taken(Taken::Slug) => "slug_taken",
+            DomainError::PermissionDenied(_) => "permission_denied",
+            DomainError::LastOwner => "last_owner",
             DomainError::InvalidCredentials => "invalid_credentials",
             DomainError::RateLimited { .. } => "rate_limited",
             DomainError::AccountSuspended => "account_suspended",
@@ -307,6 +318,9 @@ mod tests {
             (DomainError::Validation(vec![]), "validation_failed"),
             (DomainError::Taken(Taken::Email), "email_taken"),
             (DomainError::Taken(Taken::Username), "username_taken"),
+            (DomainError::Taken(Taken::Slug), "slug_taken"),
+            (DomainError::PermissionDenied("x".into()), "permission_denied"),
+            (DomainError::LastOwner, "last_owner"),
             (DomainError::InvalidCredentials, "invalid_credentials"),
             (DomainError::AccountSuspended, "account_suspended"),
             (DomainError::EmailNotVerified, "email_not_verified"),

@@ -25,6 +25,7 @@ pub mod lockout;
 pub mod mfa;
 pub mod notify;
 pub mod oauth;
+pub mod organizations;
 pub mod passkeys;
 pub mod passwords;
 pub mod principal;

@@ -24,6 +24,12 @@ pub enum Conflict {
     PasswordReplaced,
     /// The user was suspended (or deleted) before a session for them could be written.
     UserNotActive,
+    /// Another organization has this slug.
+    OrganizationSlug,
+    /// The user is a member of this organization already.
+    Membership,
+    /// The organization has a custom role with this key already.
+    RoleKey,
     /// This WebAuthn credential is registered already (to this or another account).
     PasskeyCredential,
     /// Any other uniqueness rule (a primary key, say); names the constraint, never the value.

@@ -282,6 +282,14 @@ impl From<DomainError> for ApiError {
             ),
             DomainError::Mfa(problem) => mfa_error(*problem, code),
             DomainError::Passkey(problem) => passkey_error(problem, code),
+            DomainError::PermissionDenied(detail) => {
+                ApiError::new(StatusCode::FORBIDDEN, code, detail.clone())
+            }
+            DomainError::LastOwner => ApiError::new(
+                StatusCode::CONFLICT,
+                code,
+                "An organization keeps at least one owner: make someone else owner first.",
+            ),
             DomainError::ReauthenticationRequired => ApiError::new(
                 StatusCode::FORBIDDEN,
                 code,

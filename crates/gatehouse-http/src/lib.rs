@@ -39,6 +39,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::mfa::routes(&state))
         .merge(routes::me_mfa::routes(&state))
         .merge(routes::passkeys::routes(&state))
+        .merge(routes::organizations::routes())
+        .merge(routes::admin_organizations::routes())
         .merge(routes::admin::routes())
         .merge(routes::admin_clients::routes())
         .merge(routes::admin_deliveries::routes())

@@ -75,6 +75,8 @@ pub struct AppServices {
     /// The device authorization grant (RFC 8628).
     pub device_flow: Arc<gatehouse_domain::oauth::DeviceFlowService>,
     pub admin_keys: Arc<AdminKeyService>,
+    /// Organizations, their members and roles.
+    pub organizations: Arc<gatehouse_domain::organizations::OrganizationService>,
     pub audit_log: Arc<AuditLog>,
     /// The outbox as admins see it.
     pub deliveries: Arc<gatehouse_domain::notify::DeliveryService>,

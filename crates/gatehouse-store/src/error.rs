@@ -17,6 +17,17 @@ const KNOWN_CONFLICTS: &[(&str, &str, Conflict)] = &[
     ("oauth_clients_pkey", "oauth_clients.client_id", Conflict::ClientId),
     ("device_codes_user_code_key", "device_codes.user_code", Conflict::DeviceUserCode),
     ("passkeys_credential_id", "passkeys.credential_id", Conflict::PasskeyCredential),
+    ("organizations_slug", "organizations.slug", Conflict::OrganizationSlug),
+    (
+        "organization_members_pkey",
+        "organization_members.organization_id, organization_members.user_id",
+        Conflict::Membership,
+    ),
+    (
+        "organization_roles_pkey",
+        "organization_roles.organization_id, organization_roles.role_key",
+        Conflict::RoleKey,
+    ),
 ];
 
 /// The conflict a unique violation means. PostgreSQL names the constraint

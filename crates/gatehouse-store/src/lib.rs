@@ -19,6 +19,7 @@ mod mfa_challenge;
 pub mod migrate;
 mod notify;
 mod oauth;
+mod organizations;
 mod passkeys;
 pub mod ratelimit;
 mod redis;

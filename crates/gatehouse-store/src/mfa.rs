@@ -232,6 +232,8 @@ impl MfaStore for Database {
                 "DELETE FROM mfa_factors WHERE user_id = $1",
                 "DELETE FROM mfa_backup_codes WHERE user_id = $1",
                 "DELETE FROM mfa_codes WHERE user_id = $1",
+                // Passkeys are multi-factor sign-ins of their own: the recovery removes them too.
+                "DELETE FROM passkeys WHERE user_id = $1",
             ] {
                 sqlx::query(sql)
                     .bind(user_id)

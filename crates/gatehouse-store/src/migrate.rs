@@ -46,6 +46,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(8, "0008_data_keys"),
     migration!(9, "0009_sweeper"),
     migration!(10, "0010_passkeys"),
+    migration!(11, "0011_organizations"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

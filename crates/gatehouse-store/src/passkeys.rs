@@ -177,13 +177,25 @@ impl PasskeyStore for Database {
         work: &UnitOfWork,
     ) -> Result<bool, StoreError> {
         let done = write_transaction!(self, work: work, transaction => {
-            let deleted = sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
-                .bind(passkey_id)
+            // Locks the user's row (PostgreSQL; SQLite writers are serialised): two removals
+            // racing for an account's last two passkeys decide one after the other.
+            sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
                 .bind(user_id)
                 .execute(&mut *transaction)
                 .await
-                .map_err(map_sqlx_error)?
-                .rows_affected();
+                .map_err(map_sqlx_error)?;
+            let deleted = sqlx::query(
+                "DELETE FROM passkeys WHERE id = $1 AND user_id = $2 AND (\
+                 EXISTS (SELECT 1 FROM users WHERE id = $2 AND password_hash IS NOT NULL) \
+                 OR EXISTS (SELECT 1 FROM passkeys other WHERE other.user_id = $2 \
+                 AND other.id <> $1 AND other.flagged_at IS NULL))",
+            )
+            .bind(passkey_id)
+            .bind(user_id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected();
             if deleted == 0 {
                 return Ok(false);
             }

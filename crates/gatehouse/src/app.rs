@@ -28,6 +28,7 @@ use gatehouse_domain::oauth::clients::NewClient;
 use gatehouse_domain::oauth::{
     ClientService, DeviceFlowService, OAuthParts, OAuthService, OAuthSettings,
 };
+use gatehouse_domain::organizations::OrganizationService;
 use gatehouse_domain::passkeys::{
     PASSKEY_DIGEST_PURPOSE, PasskeyAvailability, PasskeyCeremonyStore, PasskeySettings,
 };
@@ -702,6 +703,12 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         clients: clients.clone(),
         device_flow,
         admin_keys: admin_keys.clone(),
+        organizations: Arc::new(OrganizationService::new(
+            Arc::new(database.clone()),
+            Arc::new(database.clone()),
+            clock.clone(),
+            config.mfa.reauthentication_max_age_seconds,
+        )),
         audit_log: Arc::new(AuditLog::new(Arc::new(database.clone()))),
         deliveries,
         rate_limiter,

@@ -145,16 +145,11 @@ async fn register_then_sign_in_with_and_without_an_address(test: TestDatabase) {
     // The owner is told.
     wait_for_text(&env.sink, "ada@example.com", "Laptop").await;
 
-    // With the address: only this account's credential is offered.
+    // With the address: the options list no credential (they would tell which addresses
+    // have passkeys); the ceremony only accepts this account's.
     let (ceremony, options) = begin(&env, json!({ "email": "ada@example.com" })).await;
-    let allowed: Vec<String> = options
-        .public_key
-        .allow_credentials
-        .iter()
-        .map(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode::<&[u8]>(c.id.as_ref()))
-        .collect();
-    assert_eq!(allowed, vec![credential_id.clone()]);
-    let assertion = assert_with(&mut key, options, None, ORIGIN);
+    assert!(options.public_key.allow_credentials.is_empty());
+    let assertion = assert_with(&mut key, options, Some(&credential_id), ORIGIN);
     let (status, tokens) = finish(&env, &ceremony, &assertion).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     assert_eq!(tokens["token_type"], "Bearer");
@@ -179,7 +174,33 @@ async fn register_then_sign_in_with_and_without_an_address(test: TestDatabase) {
     assert_eq!(tokens["user"]["email"], "ada@example.com");
 
     let (_, list) = env.app.get_auth("/v1/me/passkeys", &token).await;
-    assert!(list["data"][0]["last_used_at"].as_i64().is_some());
+    let last_used = list["data"][0]["last_used_at"].as_i64().unwrap();
+
+    // A suspended account: refused, and nothing of the use is recorded.
+    let (_, me) = env.app.get_auth("/v1/me", &token).await;
+    let user_id = me["id"].as_str().unwrap().to_owned();
+    let (status, _) = env
+        .app
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/admin/users/{user_id}/suspend"),
+            Some(&env.admin),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    env.clock.advance(5);
+    let (ceremony, options) = begin(&env, json!({})).await;
+    let assertion = assert_with(&mut key, options, Some(&credential_id), ORIGIN);
+    let (status, problem) = finish(&env, &ceremony, &assertion).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("account_suspended"))
+    );
+    let stored: i64 = gatehouse_store::with_pool!(&env.app.database, pool => {
+        sqlx::query_scalar("SELECT last_used_at FROM passkeys").fetch_one(pool).await.unwrap()
+    });
+    assert_eq!(stored, last_used);
     let actions = audit_actions(&env).await;
     assert!(actions.iter().any(|a| a == "passkey.added"), "{actions:?}");
     assert!(actions.iter().any(|a| a == "passkey.used"), "{actions:?}");
@@ -498,25 +519,30 @@ async fn rename_remove_and_the_shape_of_an_unknown_address(test: TestDatabase) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     wait_for_text(&env.sink, "fay@example.com", "YubiKey").await;
 
-    // An address without an account and one without passkeys get the same shape as one with.
-    let shape = |options: &RequestChallengeResponse| {
-        options
-            .public_key
-            .allow_credentials
-            .iter()
-            .map(|c| !AsRef::<[u8]>::as_ref(&c.id).is_empty())
-            .collect::<Vec<_>>()
-    };
-    let (_, known) = begin(&env, json!({ "email": "fay@example.com" })).await;
-    let (_, without) = begin(&env, json!({ "email": "gus@example.com" })).await;
-    let (_, unknown) = begin(&env, json!({ "email": "nobody@example.com" })).await;
-    let (_, unknown_again) = begin(&env, json!({ "email": "nobody@example.com" })).await;
-    assert_eq!(shape(&known), shape(&unknown));
-    assert_eq!(shape(&without), shape(&unknown));
-    assert_eq!(
-        unknown.public_key.allow_credentials[0].id,
-        unknown_again.public_key.allow_credentials[0].id
-    );
+    // An address with passkeys, one without, and one without an account get the same answer
+    // (apart from the random challenge).
+    let mut answers = Vec::new();
+    for email in ["fay@example.com", "gus@example.com", "nobody@example.com"] {
+        let (status, begun) =
+            env.app.post("/v1/auth/passkey/begin", None, json!({ "email": email })).await;
+        assert_eq!(status, StatusCode::OK);
+        let mut options = begun["options"].clone();
+        options["publicKey"]["challenge"] = json!("");
+        answers.push(options);
+    }
+    assert_eq!(answers[0], answers[2]);
+    assert_eq!(answers[1], answers[2]);
+    // A passkey cannot answer the ceremony of another address, nor of an unknown one.
+    let credential_id = passkey["credential_id"].as_str().unwrap().to_owned();
+    for email in ["gus@example.com", "nobody@example.com"] {
+        let (ceremony, options) = begin(&env, json!({ "email": email })).await;
+        let assertion = assert_with(&mut key, options, Some(&credential_id), ORIGIN);
+        let (status, problem) = finish(&env, &ceremony, &assertion).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("passkey_rejected"))
+        );
+    }
 
     // Removing needs a recent authentication too.
     env.clock.advance(600);
@@ -528,6 +554,22 @@ async fn rename_remove_and_the_shape_of_an_unknown_address(test: TestDatabase) {
         (status, problem["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("reauthentication_required"))
     );
+
+    // An admin's MFA reset (a lost device) removes passkeys too.
+    let (_, me) = env.app.get_auth("/v1/me", &token).await;
+    let user_id = me["id"].as_str().unwrap().to_owned();
+    let (status, _) = env
+        .app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/admin/users/{user_id}/mfa"),
+            Some(&env.admin),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    let (_, list) = env.app.get_auth("/v1/me/passkeys", &token).await;
+    assert!(list["data"].as_array().unwrap().is_empty());
 }
 
 /// With Redis configured, ceremonies live there (none in the database), single use.

@@ -47,7 +47,7 @@ impl MfaService {
         self.mfa_overview(&user).await
     }
 
-    /// Removes every factor, backup code and trusted browser of a user (they lost their
+    /// Removes every factor, backup code, passkey and trusted browser of a user (they lost their
     /// phone). Audited, and the user gets a notice.
     pub async fn admin_reset_mfa(
         &self,

@@ -55,7 +55,7 @@ pub trait MfaStore: Send + Sync {
         clear_backup_codes: bool,
         work: &UnitOfWork,
     ) -> Result<bool, StoreError>;
-    /// Removes every factor, backup code, pending code and trusted browser of the user.
+    /// Removes every factor, backup code, pending code, passkey and trusted browser of the user.
     async fn reset_mfa(&self, user_id: &str, now: i64, work: &UnitOfWork)
     -> Result<(), StoreError>;
     /// Records `step` as used when it is later than the last used one; `false` means the step

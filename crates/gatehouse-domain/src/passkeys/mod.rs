@@ -11,8 +11,8 @@
 //! - Every passkey ceremony requires user verification, so a passkey sign-in is a whole
 //!   multi-factor sign-in: `amr` `hwk` (device-bound) or `swk` (synced, backup-eligible) plus
 //!   `mfa`, `acr` `aal2`; it skips the second step.
-//! - A sign-in begun with an address answers the same shape whether or not the address has an
-//!   account or passkeys (credential ids that exist nowhere stand in), after the same reads.
+//! - A sign-in begun with an address answers the same for every address (no credential is
+//!   listed; the ceremony is bound to the account server-side), after the same reads.
 //! - A signature counter that does not move forward (for an authenticator that counts) refuses
 //!   the sign-in, flags the credential (it signs nobody in until removed) and tells the owner.
 //! - Adding or removing a passkey needs a recent authentication; removing the last way to sign
@@ -325,7 +325,14 @@ impl PasskeyService {
             context,
         )?);
         if !self.store.delete_passkey(&user.id, passkey_id, &work).await? {
-            return Err(DomainError::NotFound);
+            // Refused in the transaction: it is still there (another removal raced this one
+            // and left it the last way to sign in), or gone.
+            let still_there = self.owned(user, passkey_id).await?.is_some();
+            return Err(if still_there {
+                problem(PasskeyProblem::LastSignInMethod)
+            } else {
+                DomainError::NotFound
+            });
         }
         self.notices.wake();
         Ok(())
@@ -339,29 +346,22 @@ impl PasskeyService {
         Ok(self.store.passkeys_of(&user.id).await?.into_iter().find(|p| p.id == passkey_id))
     }
 
-    /// Starts a sign-in: without an address any discoverable passkey of this site may answer;
-    /// with one, only that account's passkeys are listed — and an address without an account
-    /// or passkeys gets credential ids of the same shape that exist nowhere (no enumeration).
+    /// Starts a sign-in: any discoverable passkey of this site may answer; with an address, only
+    /// a passkey of that account is accepted (and none when it has no account).
     pub async fn begin_sign_in(&self, email: Option<&str>) -> Result<PasskeyCeremony, DomainError> {
         let rp = self.relying_party()?;
-        let (user_id, allow) = match email {
-            None => (None, Vec::new()),
+        // With an address the ceremony is bound to its account server-side, and the options
+        // list no credential: the answer is the same for every address, so it tells nothing
+        // about accounts (real credential ids would, by their number and lengths).
+        let user_id = match email {
+            None => None,
             Some(text) => {
                 let user = self.directory.by_email(text).await?;
-                let owner = user.as_ref().map(|user| user.id.as_str()).unwrap_or("");
-                let passkeys = self.store.passkeys_of(owner).await?;
-                let mut allow: Vec<Vec<u8>> = passkeys
-                    .iter()
-                    .filter(|passkey| passkey.flagged_at.is_none())
-                    .filter_map(|passkey| ceremony::credential_id_bytes(&passkey.credential_id))
-                    .collect();
-                if allow.is_empty() {
-                    allow.push(self.stand_in_credential_id(text));
-                }
                 // Bound to the owner, or to nobody that exists.
-                (Some(user.map(|user| user.id).unwrap_or_default()), allow)
+                Some(user.map(|user| user.id).unwrap_or_default())
             }
         };
+        let allow: Vec<Vec<u8>> = Vec::new();
         let started = rp.start_authentication(&allow).map_err(passkey_error)?;
         let now = self.clock.now();
         let record = PasskeyCeremonyRecord {
@@ -377,13 +377,6 @@ impl PasskeyService {
         self.open_ceremony(record, started.options).await
     }
 
-    /// A credential id for an address without passkeys: stable per address (asking twice
-    /// shows the same), as long as a real one, and unlinkable to anything.
-    fn stand_in_credential_id(&self, email: &str) -> Vec<u8> {
-        let normalised = email.trim().to_lowercase();
-        self.digester.digest(format!("stand-in-credential:{normalised}").as_bytes()).to_vec()
-    }
-
     /// Finishes a sign-in with a passkey: the same tokens as a password sign-in, with no
     /// second step (the passkey verified the user).
     pub async fn sign_in(
@@ -395,19 +388,6 @@ impl PasskeyService {
         let VerifiedPasskey { user, passkey, amr } = verified;
         let now = self.clock.now();
         let actor = Actor::User(user.id.clone());
-        let failed = |reason: &str| {
-            AuditEvent::new("user.sign_in_failed", &actor, context, now)
-                .target("user", &user.id)
-                .metadata(serde_json::json!({ "reason": reason, "method": "passkey" }))
-        };
-        if user.suspended_at.is_some() {
-            self.audit.append_audit_events(&[failed("suspended")]).await?;
-            return Err(DomainError::AccountSuspended);
-        }
-        if self.settings.require_email_verification && user.email_verified_at.is_none() {
-            self.audit.append_audit_events(&[failed("email_not_verified")]).await?;
-            return Err(DomainError::EmailNotVerified);
-        }
         let event = AuditEvent::new("passkey.used", &actor, context, now)
             .target("passkey", &passkey.id)
             .metadata(serde_json::json!({ "purpose": "sign_in" }));
@@ -475,16 +455,7 @@ impl PasskeyService {
         context: &RequestContext,
     ) -> Result<VerifiedPasskey, DomainError> {
         let rp = self.relying_party()?;
-        let ceremony = self.take_ceremony(&assertion.ceremony_id, kind).await?;
-        if let Some(principal) = principal
-            && (ceremony.user_id.as_deref() != Some(principal.user.id.as_str())
-                || ceremony.session_id.as_deref() != Some(principal.session.id.as_str()))
-        {
-            return Err(problem(PasskeyProblem::CeremonyInvalid));
-        }
-        let claim = rp.claim(&assertion.credential).map_err(passkey_error)?;
         let now = self.clock.now();
-        let credential_id = credential_id_text(&claim.credential_id);
         let purpose = match kind {
             CeremonyKind::StepUp => "step_up",
             _ => "sign_in",
@@ -498,6 +469,30 @@ impl PasskeyService {
             }
             event
         };
+        // Every refusal is audited; nothing else is written.
+        let ceremony = match self.take_ceremony(&assertion.ceremony_id, kind).await {
+            Ok(ceremony) => ceremony,
+            Err(error) => {
+                self.audit.append_audit_events(&[refuse(error.code(), None)]).await?;
+                return Err(error);
+            }
+        };
+        if let Some(principal) = principal
+            && (ceremony.user_id.as_deref() != Some(principal.user.id.as_str())
+                || ceremony.session_id.as_deref() != Some(principal.session.id.as_str()))
+        {
+            let user = Some(principal.user.id.as_str());
+            self.audit.append_audit_events(&[refuse("ceremony_not_this_session", user)]).await?;
+            return Err(problem(PasskeyProblem::CeremonyInvalid));
+        }
+        let claim = match rp.claim(&assertion.credential) {
+            Ok(claim) => claim,
+            Err(error) => {
+                self.audit.append_audit_events(&[refuse("malformed", None)]).await?;
+                return Err(passkey_error(error));
+            }
+        };
+        let credential_id = credential_id_text(&claim.credential_id);
         let Some(passkey) = self.store.passkey_by_credential_id(&credential_id).await? else {
             self.audit.append_audit_events(&[refuse("unknown_credential", None)]).await?;
             return Err(problem(PasskeyProblem::UnknownCredential));
@@ -526,6 +521,14 @@ impl PasskeyService {
         );
         let assertion = match verified {
             Ok(assertion) => assertion,
+            // Another sign-in with this passkey, begun before this one, finished first with a
+            // higher counter: two tabs racing, not a clone.
+            Err(PasskeyError::CounterRegressed)
+                if passkey.last_used_at.is_some_and(|used| used > ceremony.created_at) =>
+            {
+                self.audit.append_audit_events(&[refuse("replayed", owner)]).await?;
+                return Err(problem(PasskeyProblem::Rejected("replayed")));
+            }
             Err(PasskeyError::CounterRegressed) => {
                 self.flag(&passkey, context, now).await?;
                 return Err(problem(PasskeyProblem::Flagged));
@@ -542,6 +545,22 @@ impl PasskeyService {
         let Some(user) = self.users.user_by_id(&passkey.user_id).await? else {
             return Err(problem(PasskeyProblem::UnknownCredential));
         };
+        // The account's own refusals come before anything is recorded of this use.
+        if kind == CeremonyKind::SignIn {
+            let failed = |reason: &str| {
+                AuditEvent::new("user.sign_in_failed", &Actor::User(user.id.clone()), context, now)
+                    .target("user", &user.id)
+                    .metadata(serde_json::json!({ "reason": reason, "method": "passkey" }))
+            };
+            if user.suspended_at.is_some() {
+                self.audit.append_audit_events(&[failed("suspended")]).await?;
+                return Err(DomainError::AccountSuspended);
+            }
+            if self.settings.require_email_verification && user.email_verified_at.is_none() {
+                self.audit.append_audit_events(&[failed("email_not_verified")]).await?;
+                return Err(DomainError::EmailNotVerified);
+            }
+        }
         let mut used = passkey.clone();
         used.credential = assertion.stored;
         used.sign_count = i64::from(assertion.facts.sign_count);
@@ -629,6 +648,17 @@ impl PasskeyService {
             rp.finish_registration(credential, ceremony.state.as_bytes()).map_err(passkey_error)?;
         let passkey = new_passkey(&pending.user_id, registered, name, self.clock.now());
         Ok((pending, passkey))
+    }
+
+    /// `passkey_already_registered` when this credential id is anyone's already.
+    pub(crate) async fn refuse_registered_credential(
+        &self,
+        credential_id: &str,
+    ) -> Result<(), DomainError> {
+        match self.store.passkey_by_credential_id(credential_id).await? {
+            Some(_) => Err(problem(PasskeyProblem::AlreadyRegistered)),
+            None => Ok(()),
+        }
     }
 
     /// The `amr` of a passkey a sign-up registered.

@@ -38,7 +38,9 @@ pub trait PasskeyStore: Send + Sync {
         name: &str,
         work: &UnitOfWork,
     ) -> Result<bool, StoreError>;
-    /// Deletes the user's passkey, with its unit of work; `false` when it is not theirs.
+    /// Deletes the user's passkey, with its unit of work, only if the account keeps a way to
+    /// sign in (a password, or another passkey not flagged), decided in the transaction;
+    /// `false` when nothing was deleted (not theirs, or the last way to sign in).
     async fn delete_passkey(
         &self,
         user_id: &str,

@@ -75,6 +75,9 @@ impl RegistrationService {
         }
         let (pending, passkey) =
             self.passkeys.finish_sign_up(ceremony_id, credential, name).await?;
+        // A credential registered already is refused the same way whether or not the address
+        // has an account, before the address is looked at (else the refusal would tell).
+        self.passkeys.refuse_registered_credential(&passkey.credential_id).await?;
         let now = self.clock.now();
         if let Some(owner) = self.users.user_by_email_digest(&pending.email_digest).await? {
             if !self.require_email_verification {

@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use crate::routes::{
-    admin, admin_clients, admin_deliveries, auth, email_links, me, me_mfa, mfa, operations,
-    passkeys, well_known,
+    admin, admin_clients, admin_deliveries, admin_organizations, auth, email_links, me, me_mfa,
+    mfa, operations, organizations, passkeys, well_known,
 };
 use crate::state::AppState;
 
@@ -41,12 +41,22 @@ use crate::state::AppState;
         passkeys::rename_passkey, passkeys::remove_passkey, passkeys::begin_sign_in,
         passkeys::finish_sign_in, passkeys::begin_step_up, passkeys::begin_sign_up,
         passkeys::finish_sign_up,
+        organizations::create_organization, organizations::my_organizations,
+        organizations::get_organization, organizations::update_organization,
+        organizations::delete_organization, organizations::list_members,
+        organizations::set_member_role, organizations::remove_member,
+        organizations::leave_organization, organizations::list_roles, organizations::create_role,
+        organizations::update_role, organizations::delete_role,
+        admin_organizations::list_organizations, admin_organizations::get_organization,
+        admin_organizations::create_organization, admin_organizations::delete_organization,
+        admin_organizations::list_members, admin_organizations::add_member,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth, &OAuthOperations),
     tags((name = "operations", description = "Health, readiness and metrics"),
          (name = "auth", description = "Sign-up, sign-in, refresh, sign-out, email verification, password reset, magic links"),
          (name = "me", description = "The signed-in user"),
+         (name = "organizations", description = "Organizations, members and roles"),
          (name = "admin", description = "Admin API (admin API key or admin user token)"),
          (name = "oauth", description = "OAuth 2.1 / OpenID Connect"))
 )]

@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub(crate) mod admin_clients;
 pub(crate) mod admin_deliveries;
+pub(crate) mod admin_organizations;
 pub(crate) mod auth;
 pub(crate) mod dto;
 pub(crate) mod email_links;
@@ -11,6 +12,7 @@ pub(crate) mod me_mfa;
 pub(crate) mod mfa;
 pub(crate) mod oauth;
 pub(crate) mod operations;
+pub(crate) mod organizations;
 pub(crate) mod passkeys;
 pub(crate) mod well_known;
 

@@ -1,0 +1,463 @@
+//! `/v1/organizations*`: organizations, their members and roles, for signed-in users. Every
+//! operation checks a permission of the caller's role (see `gatehouse_domain::organizations`).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use gatehouse_domain::organizations::{
+    ListCursor, MemberRecord, MembershipRecord, NewOrganization, OrganizationRecord,
+    OrganizationUpdate, OrganizationView, RoleDefinition, RoleRecord,
+};
+use gatehouse_domain::{DomainError, FieldIssue};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::dto::{Page, PageQuery, UserResponse};
+use crate::auth::Authenticated;
+use crate::client::Client;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/organizations", get(my_organizations).post(create_organization))
+        .route(
+            "/v1/organizations/{id}",
+            get(get_organization).patch(update_organization).delete(delete_organization),
+        )
+        .route("/v1/organizations/{id}/members", get(list_members))
+        .route(
+            "/v1/organizations/{id}/members/{user_id}",
+            patch(set_member_role).delete(remove_member),
+        )
+        .route("/v1/organizations/{id}/leave", post(leave_organization))
+        .route("/v1/organizations/{id}/roles", get(list_roles).post(create_role))
+        .route("/v1/organizations/{id}/roles/{key}", patch(update_role).delete(delete_role))
+}
+
+/// An organization. `private_metadata` only for holders of `org:update`; `role` and
+/// `permissions` are the caller's.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OrganizationResponse {
+    id: String,
+    name: String,
+    slug: String,
+    logo_url: Option<String>,
+    #[schema(value_type = Object)]
+    public_metadata: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    private_metadata: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permissions: Option<Vec<String>>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn json_object(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::json!({}))
+}
+
+impl OrganizationResponse {
+    pub(crate) fn of(record: OrganizationRecord, show_private: bool) -> Self {
+        Self {
+            public_metadata: json_object(&record.public_metadata),
+            private_metadata: show_private.then(|| json_object(&record.private_metadata)),
+            id: record.id,
+            name: record.name,
+            slug: record.slug,
+            logo_url: record.logo_url,
+            role: None,
+            permissions: None,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+impl From<OrganizationView> for OrganizationResponse {
+    fn from(view: OrganizationView) -> Self {
+        let mut answer = OrganizationResponse::of(view.organization, view.show_private);
+        answer.role = view.role;
+        answer.permissions = Some(view.permissions);
+        answer
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateOrganizationRequest {
+    name: String,
+    /// Lowercase letters and digits, words joined by hyphens (2–48 characters); unique.
+    slug: String,
+    logo_url: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    public_metadata: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    private_metadata: Option<serde_json::Value>,
+}
+
+impl From<CreateOrganizationRequest> for NewOrganization {
+    fn from(body: CreateOrganizationRequest) -> Self {
+        NewOrganization {
+            name: body.name,
+            slug: body.slug,
+            logo_url: body.logo_url,
+            public_metadata: body.public_metadata,
+            private_metadata: body.private_metadata,
+        }
+    }
+}
+
+/// Creates an organization; the caller becomes its `owner`.
+#[utoipa::path(post, path = "/v1/organizations", tag = "organizations", security(("bearer" = [])), request_body = CreateOrganizationRequest, responses(
+    (status = 201, body = OrganizationResponse),
+    (status = 409, description = "slug_taken", body = crate::error::Problem)))]
+pub(crate) async fn create_organization(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    ApiJson(body): ApiJson<CreateOrganizationRequest>,
+) -> Result<Response, ApiError> {
+    let view = state.organizations.create(&principal, body.into(), &context).await?;
+    Ok((StatusCode::CREATED, Json(OrganizationResponse::from(view))).into_response())
+}
+
+/// The caller's organizations, newest membership first, with their role in each.
+#[utoipa::path(get, path = "/v1/organizations", tag = "organizations", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = Page<OrganizationResponse>)))]
+pub(crate) async fn my_organizations(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<OrganizationResponse>>, ApiError> {
+    let views = state.organizations.mine(&principal).await?;
+    Ok(Json(Page::of_newest_first(
+        views,
+        &query,
+        |view| (view.organization.created_at, view.organization.id.as_str()),
+        Into::into,
+    )?))
+}
+
+/// One organization (`org:read`); outsiders get 404.
+#[utoipa::path(get, path = "/v1/organizations/{id}", tag = "organizations", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = OrganizationResponse), (status = 403, description = "permission_denied", body = crate::error::Problem),
+    (status = 404, body = crate::error::Problem)))]
+pub(crate) async fn get_organization(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<OrganizationResponse>, ApiError> {
+    Ok(Json(state.organizations.get(&principal, &id).await?.into()))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateOrganizationRequest {
+    name: Option<String>,
+    slug: Option<String>,
+    /// `null` removes the logo.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    logo_url: Option<Option<String>>,
+    #[schema(value_type = Option<Object>)]
+    public_metadata: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    private_metadata: Option<serde_json::Value>,
+}
+
+/// A field given (even as `null`) is `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(Option::deserialize(deserializer)?))
+}
+
+/// Changes name, slug, logo or metadata (`org:update`).
+#[utoipa::path(patch, path = "/v1/organizations/{id}", tag = "organizations", security(("bearer" = [])), params(("id" = String, Path)),
+    request_body = UpdateOrganizationRequest, responses((status = 200, body = OrganizationResponse),
+    (status = 403, description = "permission_denied", body = crate::error::Problem), (status = 404, body = crate::error::Problem),
+    (status = 409, description = "slug_taken", body = crate::error::Problem)))]
+pub(crate) async fn update_organization(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateOrganizationRequest>,
+) -> Result<Json<OrganizationResponse>, ApiError> {
+    let change = OrganizationUpdate {
+        name: body.name,
+        slug: body.slug,
+        logo_url: body.logo_url,
+        public_metadata: body.public_metadata,
+        private_metadata: body.private_metadata,
+    };
+    Ok(Json(state.organizations.update(&principal, &id, change, &context).await?.into()))
+}
+
+/// Deletes the organization (`org:delete`, owners only by default; recent authentication).
+#[utoipa::path(delete, path = "/v1/organizations/{id}", tag = "organizations", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 403, description = "permission_denied, reauthentication_required", body = crate::error::Problem),
+    (status = 404, body = crate::error::Problem)))]
+pub(crate) async fn delete_organization(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.organizations.delete(&principal, &id, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A member: the account and the role.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MemberResponse {
+    user: UserResponse,
+    role: String,
+    joined_at: i64,
+    updated_at: i64,
+}
+
+pub(crate) fn member_page(
+    state: &AppState,
+    members: Vec<MemberRecord>,
+    limit: u32,
+) -> Result<Page<MemberResponse>, DomainError> {
+    let mut data = Vec::with_capacity(members.len());
+    let more = members.len() > limit as usize;
+    for member in members.into_iter().take(limit as usize) {
+        let view = state.accounts.directory.view(&member.user)?;
+        data.push(MemberResponse {
+            user: view.into(),
+            role: member.membership.role,
+            joined_at: member.membership.created_at,
+            updated_at: member.membership.updated_at,
+        });
+    }
+    let next_cursor = if more {
+        data.last().map(|last| format!("{}.{}", last.joined_at, last.user.id))
+    } else {
+        None
+    };
+    Ok(Page { data, next_cursor })
+}
+
+/// `?limit=&cursor=` as a store cursor and the page size (one more is read to know whether a
+/// next page exists).
+pub(crate) fn page_bounds(query: &PageQuery) -> Result<(Option<ListCursor>, u32), DomainError> {
+    let limit = query.limit.unwrap_or(50).clamp(1, 100);
+    let cursor = match query.cursor.as_deref() {
+        None => None,
+        Some(text) => {
+            let parsed = text.split_once('.').and_then(|(time, id)| {
+                Some(ListCursor { created_at: time.parse().ok()?, id: id.to_owned() })
+            });
+            Some(parsed.ok_or_else(|| {
+                DomainError::Validation(vec![FieldIssue::new(
+                    "cursor",
+                    "invalid",
+                    "Use the next_cursor of a previous page.",
+                )])
+            })?)
+        }
+    };
+    Ok((cursor, limit))
+}
+
+/// Members newest first, a page at a time (`members:read`).
+#[utoipa::path(get, path = "/v1/organizations/{id}/members", tag = "organizations", security(("bearer" = [])), params(("id" = String, Path), PageQuery),
+    responses((status = 200, body = Page<MemberResponse>), (status = 403, description = "permission_denied", body = crate::error::Problem),
+    (status = 404, body = crate::error::Problem)))]
+pub(crate) async fn list_members(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<MemberResponse>>, ApiError> {
+    let (cursor, limit) = page_bounds(&query)?;
+    let members = state.organizations.members(&principal, &id, cursor.as_ref(), limit + 1).await?;
+    Ok(Json(member_page(&state, members, limit)?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoleRequest {
+    /// `owner`, `admin`, `member`, or a custom role's key.
+    role: String,
+}
+
+/// A membership.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MembershipResponse {
+    organization_id: String,
+    user_id: String,
+    role: String,
+    joined_at: i64,
+    updated_at: i64,
+}
+
+impl From<MembershipRecord> for MembershipResponse {
+    fn from(record: MembershipRecord) -> Self {
+        Self {
+            organization_id: record.organization_id,
+            user_id: record.user_id,
+            role: record.role,
+            joined_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+/// Changes a member's role (`members:manage`; nobody grants what they do not hold, only holders
+/// of `org:delete` grant `owner`, the last owner cannot be demoted).
+#[utoipa::path(patch, path = "/v1/organizations/{id}/members/{user_id}", tag = "organizations", security(("bearer" = [])),
+    params(("id" = String, Path), ("user_id" = String, Path)), request_body = RoleRequest, responses(
+    (status = 200, body = MembershipResponse), (status = 403, description = "permission_denied", body = crate::error::Problem),
+    (status = 404, body = crate::error::Problem), (status = 409, description = "last_owner", body = crate::error::Problem)))]
+pub(crate) async fn set_member_role(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    Path((id, user_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<RoleRequest>,
+) -> Result<Json<MembershipResponse>, ApiError> {
+    let membership = state
+        .organizations
+        .set_member_role(&principal, &id, &user_id, &body.role, &context)
+        .await?;
+    Ok(Json(membership.into()))
+}
+
+/// Removes a member (`members:manage`; not the last owner).
+#[utoipa::path(delete, path = "/v1/organizations/{id}/members/{user_id}", tag = "organizations", security(("bearer" = [])),
+    params(("id" = String, Path), ("user_id" = String, Path)), responses((status = 204),
+    (status = 403, description = "permission_denied", body = crate::error::Problem), (status = 404, body = crate::error::Problem),
+    (status = 409, description = "last_owner", body = crate::error::Problem)))]
+pub(crate) async fn remove_member(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    Path((id, user_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.organizations.remove_member(&principal, &id, &user_id, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Leaves the organization (not its last owner).
+#[utoipa::path(post, path = "/v1/organizations/{id}/leave", tag = "organizations", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 409, description = "last_owner", body = crate::error::Problem)))]
+pub(crate) async fn leave_organization(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.organizations.leave(&principal, &id, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A role: built-in (`owner`, `admin`, `member`) or custom.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RoleResponse {
+    key: String,
+    name: String,
+    permissions: Vec<String>,
+    built_in: bool,
+}
+
+impl From<RoleRecord> for RoleResponse {
+    fn from(role: RoleRecord) -> Self {
+        Self {
+            built_in: gatehouse_domain::organizations::built_in_permissions(&role.key).is_some(),
+            key: role.key,
+            name: role.name,
+            permissions: role.permissions.into_iter().collect(),
+        }
+    }
+}
+
+/// The organization's roles with their permissions (`members:read`).
+#[utoipa::path(get, path = "/v1/organizations/{id}/roles", tag = "organizations", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Page<RoleResponse>), (status = 403, description = "permission_denied", body = crate::error::Problem),
+    (status = 404, body = crate::error::Problem)))]
+pub(crate) async fn list_roles(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Page<RoleResponse>>, ApiError> {
+    let roles = state.organizations.roles(&principal, &id).await?;
+    Ok(Json(Page { data: roles.into_iter().map(Into::into).collect(), next_cursor: None }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateRoleRequest {
+    /// Lowercase letters, digits, `_`, `-` (not a built-in role's key).
+    key: String,
+    name: String,
+    /// `resource:action` strings.
+    permissions: Vec<String>,
+}
+
+/// Creates a custom role (`roles:manage`; no system permission the caller lacks).
+#[utoipa::path(post, path = "/v1/organizations/{id}/roles", tag = "organizations", security(("bearer" = [])), params(("id" = String, Path)),
+    request_body = CreateRoleRequest, responses((status = 201, body = RoleResponse),
+    (status = 403, description = "permission_denied", body = crate::error::Problem), (status = 404, body = crate::error::Problem),
+    (status = 409, description = "conflict (key in use)", body = crate::error::Problem)))]
+pub(crate) async fn create_role(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CreateRoleRequest>,
+) -> Result<Response, ApiError> {
+    let definition = RoleDefinition { name: body.name, permissions: body.permissions };
+    let role =
+        state.organizations.create_role(&principal, &id, &body.key, definition, &context).await?;
+    Ok((StatusCode::CREATED, Json(RoleResponse::from(role))).into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateRoleRequest {
+    name: String,
+    permissions: Vec<String>,
+}
+
+/// Redefines a custom role (`roles:manage`); built-in roles answer 409.
+#[utoipa::path(patch, path = "/v1/organizations/{id}/roles/{key}", tag = "organizations", security(("bearer" = [])),
+    params(("id" = String, Path), ("key" = String, Path)), request_body = UpdateRoleRequest, responses(
+    (status = 200, body = RoleResponse), (status = 403, description = "permission_denied", body = crate::error::Problem),
+    (status = 404, body = crate::error::Problem), (status = 409, description = "conflict (built-in role)", body = crate::error::Problem)))]
+pub(crate) async fn update_role(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    Path((id, key)): Path<(String, String)>,
+    ApiJson(body): ApiJson<UpdateRoleRequest>,
+) -> Result<Json<RoleResponse>, ApiError> {
+    let definition = RoleDefinition { name: body.name, permissions: body.permissions };
+    let role = state.organizations.update_role(&principal, &id, &key, definition, &context).await?;
+    Ok(Json(role.into()))
+}
+
+/// Deletes a custom role no member holds (`roles:manage`).
+#[utoipa::path(delete, path = "/v1/organizations/{id}/roles/{key}", tag = "organizations", security(("bearer" = [])),
+    params(("id" = String, Path), ("key" = String, Path)), responses((status = 204),
+    (status = 403, description = "permission_denied", body = crate::error::Problem), (status = 404, body = crate::error::Problem),
+    (status = 409, description = "conflict (built-in, or held by members)", body = crate::error::Problem)))]
+pub(crate) async fn delete_role(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    Path((id, key)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.organizations.delete_role(&principal, &id, &key, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
