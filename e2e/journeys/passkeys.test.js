@@ -25,7 +25,9 @@ const callbacks = [];
 
 before(async () => {
   relyingParty = http.createServer((request, response) => {
-    callbacks.push(new URL(request.url, REDIRECT_URI));
+    const url = new URL(request.url, REDIRECT_URI);
+    // Only the redirect URI counts (the browser also asks this origin for its favicon).
+    if (url.pathname === '/callback') callbacks.push(url);
     response.writeHead(200, { 'content-type': 'text/plain' }).end('relying party');
   });
   await new Promise((resolve) => relyingParty.listen(0, '127.0.0.1', resolve));
@@ -49,8 +51,11 @@ function base64url(bytes) {
 
 async function signOut(page) {
   await page.goto('/account');
+  const signedOut = page.waitForResponse(
+    (response) => response.request().method() === 'POST' && new URL(response.url()).pathname === '/logout',
+  );
   await page.getByRole('button', { name: 'Sign out' }).last().click();
-  await page.waitForLoadState();
+  await signedOut;
   await page.goto('/account');
   await page.waitForURL(/\/login/);
 }
