@@ -77,6 +77,8 @@ pub struct AppServices {
     pub admin_keys: Arc<AdminKeyService>,
     /// Organizations, their members and roles.
     pub organizations: Arc<gatehouse_domain::organizations::OrganizationService>,
+    /// Invitations to organizations.
+    pub invitations: Arc<gatehouse_domain::organizations::InvitationService>,
     pub audit_log: Arc<AuditLog>,
     /// The outbox as admins see it.
     pub deliveries: Arc<gatehouse_domain::notify::DeliveryService>,

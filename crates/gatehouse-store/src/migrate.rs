@@ -47,6 +47,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(9, "0009_sweeper"),
     migration!(10, "0010_passkeys"),
     migration!(11, "0011_organizations"),
+    migration!(12, "0012_invitations"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -28,7 +28,9 @@ use gatehouse_domain::oauth::clients::NewClient;
 use gatehouse_domain::oauth::{
     ClientService, DeviceFlowService, OAuthParts, OAuthService, OAuthSettings,
 };
-use gatehouse_domain::organizations::OrganizationService;
+use gatehouse_domain::organizations::{
+    INVITATION_DIGEST_PURPOSE, InvitationService, OrganizationService,
+};
 use gatehouse_domain::passkeys::{
     PASSKEY_DIGEST_PURPOSE, PasskeyAvailability, PasskeyCeremonyStore, PasskeySettings,
 };
@@ -65,6 +67,7 @@ fn data_key_purposes() -> Vec<String> {
         KNOWN_DEVICE_DIGEST_PURPOSE,
         MFA_DIGEST_PURPOSE,
         PASSKEY_DIGEST_PURPOSE,
+        INVITATION_DIGEST_PURPOSE,
         ONE_TIME_TOKEN_DIGEST_PURPOSE,
         CLIENT_SECRET_DIGEST_PURPOSE,
         ADMIN_KEY_DIGEST_PURPOSE,
@@ -672,7 +675,16 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         .map_err(data_key_error)?;
     let pages = Pages::new(core.config.branding.clone(), &core.config.issuer(), browser_keys)
         .map_err(|message| StartupError::Other(format!("hosted pages: {message}")))?;
+    let invitation_digester =
+        core.data_keys.digester(INVITATION_DIGEST_PURPOSE).map_err(data_key_error)?;
     let Core { config, database, keys, clock, notifier, .. } = core;
+    let notifier_for_invitations = notifier.clone();
+    let organizations = Arc::new(OrganizationService::new(
+        Arc::new(database.clone()),
+        Arc::new(database.clone()),
+        clock.clone(),
+        config.mfa.reauthentication_max_age_seconds,
+    ));
     // Only the server caches; the CLI (build_core) always reads the database.
     database.start_cache(Duration::from_secs(config.cache.ttl_seconds));
     let mut channels: Vec<Arc<dyn Channel>> = email_channel(&config)?.into_iter().collect();
@@ -703,11 +715,14 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         clients: clients.clone(),
         device_flow,
         admin_keys: admin_keys.clone(),
-        organizations: Arc::new(OrganizationService::new(
+        organizations: organizations.clone(),
+        invitations: Arc::new(InvitationService::new(
+            organizations,
             Arc::new(database.clone()),
-            Arc::new(database.clone()),
+            accounts.directory.clone(),
+            notifier_for_invitations,
+            invitation_digester,
             clock.clone(),
-            config.mfa.reauthentication_max_age_seconds,
         )),
         audit_log: Arc::new(AuditLog::new(Arc::new(database.clone()))),
         deliveries,

@@ -14,6 +14,7 @@
 //! - Deleting an organization needs `org:delete` and a recent authentication.
 //! - Every change is audited with the organization as its target.
 
+pub mod invitations;
 pub mod record;
 pub mod store;
 
@@ -28,11 +29,14 @@ use crate::store::{Conflict, StoreError};
 use crate::unit_of_work::UnitOfWork;
 use crate::users::store::UserStore;
 
+pub use invitations::{INVITATION_DIGEST_PURPOSE, InvitationService, InvitationView};
 pub use record::{
     ADMIN, ListCursor, MEMBER, MemberRecord, MembershipRecord, OWNER, OrganizationRecord,
     RoleRecord, SYSTEM_PERMISSIONS, built_in_permissions,
 };
-pub use store::{MembershipOutcome, OrganizationStore};
+pub use store::{
+    AcceptOutcome, InvitationRecord, InvitationStore, MembershipOutcome, OrganizationStore,
+};
 
 const MAX_METADATA_BYTES: usize = 8 * 1024;
 const MAX_NAME_CHARS: usize = 100;
@@ -77,10 +81,10 @@ pub struct OrganizationView {
 }
 
 /// The caller's standing in one organization.
-struct Access {
-    organization: OrganizationRecord,
-    membership: MembershipRecord,
-    permissions: BTreeSet<String>,
+pub(crate) struct Access {
+    pub(crate) organization: OrganizationRecord,
+    pub(crate) membership: MembershipRecord,
+    pub(crate) permissions: BTreeSet<String>,
 }
 
 impl Access {
@@ -183,7 +187,7 @@ impl OrganizationService {
     }
 
     /// The caller's standing, requiring `permission`: outsiders get `not_found`.
-    async fn access(
+    pub(crate) async fn access(
         &self,
         principal: &Principal,
         organization_id: &str,
@@ -373,7 +377,7 @@ impl OrganizationService {
     }
 
     /// Checks that the caller may hand out `role` and act on `target`'s current role.
-    async fn may_grant(
+    pub(crate) async fn may_grant(
         &self,
         access: &Access,
         role: &str,

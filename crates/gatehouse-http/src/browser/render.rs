@@ -270,6 +270,7 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
         ("mfa_enrol.html", include_str!("templates/mfa_enrol.html")),
         ("backup_codes.html", include_str!("templates/backup_codes.html")),
         ("factor_confirm.html", include_str!("templates/factor_confirm.html")),
+        ("invitation.html", include_str!("templates/invitation.html")),
     ];
     for (name, source) in templates {
         environment

@@ -15,6 +15,7 @@ mod account;
 mod assets;
 mod email_links;
 mod forgot_password;
+mod invitations;
 mod login;
 mod logout;
 mod mfa;
@@ -45,6 +46,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/login", get(login::show).post(login::submit))
         .route("/signup", get(signup::show).post(signup::submit))
         .route("/logout", get(logout::show).post(logout::submit))
+        .route("/invitations/accept", get(invitations::show).post(invitations::accept))
+        .route("/invitations/decline", post(invitations::decline))
         .route("/account", get(account::show))
         .route(
             "/verify-email",

@@ -89,6 +89,9 @@ fn sample_context(template: &str) -> Value {
             password => true, show_form => true, done => false, error => "link_error.password",
             issues => vec!["Too short."],
         },
+        "invitation.html" => context! {
+            problem_key => None::<&str>, token => "t", organization => "Acme", role => "member",
+        },
         _ => context! { name => "ada@example.com" },
     }
 }
@@ -113,6 +116,7 @@ async fn every_template_renders_in_every_locale() {
             "signup.html",
             "mfa.html",
             "mfa_enrol.html",
+            "invitation.html",
             "backup_codes.html",
             "factor_confirm.html",
         ] {
