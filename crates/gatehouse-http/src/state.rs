@@ -77,6 +77,8 @@ pub struct AppServices {
     pub admin_keys: Arc<AdminKeyService>,
     /// Organizations, their members and roles.
     pub organizations: Arc<gatehouse_domain::organizations::OrganizationService>,
+    /// Every organization, for admins.
+    pub admin_organizations: Arc<gatehouse_domain::organizations::AdminOrganizationService>,
     /// Invitations to organizations.
     pub invitations: Arc<gatehouse_domain::organizations::InvitationService>,
     pub audit_log: Arc<AuditLog>,

@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(10, "0010_passkeys"),
     migration!(11, "0011_organizations"),
     migration!(12, "0012_invitations"),
+    migration!(14, "0014_session_organization"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

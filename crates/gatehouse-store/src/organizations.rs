@@ -5,11 +5,13 @@
 
 use async_trait::async_trait;
 use gatehouse_domain::StoreError;
+use gatehouse_domain::organizations::built_in_permissions;
 use gatehouse_domain::organizations::{
     AcceptOutcome, InvitationRecord, InvitationStore, ListCursor, MemberRecord, MembershipOutcome,
     MembershipRecord, OWNER, OrganizationRecord, OrganizationStore, RoleRecord,
 };
 use gatehouse_domain::store::Conflict;
+use gatehouse_domain::tokens::{OrganizationClaimSource, OrganizationClaims};
 use gatehouse_domain::unit_of_work::UnitOfWork;
 
 use crate::cache::Invalidation;
@@ -681,5 +683,38 @@ impl InvitationStore for Database {
             true
         });
         Ok(done)
+    }
+}
+
+#[async_trait]
+impl OrganizationClaimSource for Database {
+    async fn organization_claims(
+        &self,
+        organization_id: &str,
+        user_id: &str,
+    ) -> Result<Option<OrganizationClaims>, StoreError> {
+        let found: Option<(String, String, Option<String>)> = with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT o.slug AS slug, m.role AS role, r.permissions AS permissions \
+                 FROM organization_members m JOIN organizations o ON o.id = m.organization_id \
+                 LEFT JOIN organization_roles r ON r.organization_id = m.organization_id \
+                 AND r.role_key = m.role \
+                 WHERE m.organization_id = $1 AND m.user_id = $2",
+            )
+            .bind(organization_id)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            row.map(|row| Ok::<_, StoreError>((row.read("slug")?, row.read("role")?, row.read("permissions")?)))
+                .transpose()?
+        });
+        Ok(found.map(|(slug, role, custom)| {
+            let permissions = match built_in_permissions(&role) {
+                Some(permissions) => permissions.into_iter().collect(),
+                None => custom.unwrap_or_default().split_whitespace().map(str::to_owned).collect(),
+            };
+            OrganizationClaims { id: organization_id.to_owned(), slug, role, permissions }
+        }))
     }
 }

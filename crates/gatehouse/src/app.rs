@@ -29,7 +29,7 @@ use gatehouse_domain::oauth::{
     ClientService, DeviceFlowService, OAuthParts, OAuthService, OAuthSettings,
 };
 use gatehouse_domain::organizations::{
-    INVITATION_DIGEST_PURPOSE, InvitationService, OrganizationService,
+    AdminOrganizationService, INVITATION_DIGEST_PURPOSE, InvitationService, OrganizationService,
 };
 use gatehouse_domain::passkeys::{
     PASSKEY_DIGEST_PURPOSE, PasskeyAvailability, PasskeyCeremonyStore, PasskeySettings,
@@ -303,19 +303,22 @@ impl Core {
     /// The token service: access tokens, ID-token signing, refresh-token digests.
     pub fn tokens(&self) -> Arc<TokenService> {
         let config = &self.config;
-        Arc::new(TokenService::new(
-            self.keys.clone(),
-            self.clock.clone(),
-            self.service_keys.refresh_token.clone(),
-            TokenSettings {
-                issuer: config.issuer(),
-                audience: config.audience(),
-                access_token_ttl_seconds: config.tokens.access_token_ttl_seconds,
-                refresh_token_ttl_seconds: config.tokens.refresh_token_ttl_seconds,
-                session_max_lifetime_seconds: config.tokens.session_max_lifetime_seconds,
-                session_idle_timeout_seconds: config.tokens.session_idle_timeout_seconds,
-            },
-        ))
+        Arc::new(
+            TokenService::new(
+                self.keys.clone(),
+                self.clock.clone(),
+                self.service_keys.refresh_token.clone(),
+                TokenSettings {
+                    issuer: config.issuer(),
+                    audience: config.audience(),
+                    access_token_ttl_seconds: config.tokens.access_token_ttl_seconds,
+                    refresh_token_ttl_seconds: config.tokens.refresh_token_ttl_seconds,
+                    session_max_lifetime_seconds: config.tokens.session_max_lifetime_seconds,
+                    session_idle_timeout_seconds: config.tokens.session_idle_timeout_seconds,
+                },
+            )
+            .with_organization_claims(Arc::new(self.database.clone())),
+        )
     }
 
     /// The OAuth 2.1 / OpenID Connect provider on this core.
@@ -658,6 +661,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         (true, None) => Some(Arc::new(MemoryRateLimiter::new(core.clock.clone()))),
     };
     let tokens = core.tokens();
+    let organization_tokens = tokens.clone();
     let accounts = core.accounts_with_challenges(
         hashing.clone(),
         tokens.clone(),
@@ -682,6 +686,8 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let organizations = Arc::new(OrganizationService::new(
         Arc::new(database.clone()),
         Arc::new(database.clone()),
+        Arc::new(database.clone()),
+        organization_tokens,
         clock.clone(),
         config.mfa.reauthentication_max_age_seconds,
     ));
@@ -716,6 +722,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         device_flow,
         admin_keys: admin_keys.clone(),
         organizations: organizations.clone(),
+        admin_organizations: Arc::new(AdminOrganizationService::new(organizations.clone())),
         invitations: Arc::new(InvitationService::new(
             organizations,
             Arc::new(database.clone()),

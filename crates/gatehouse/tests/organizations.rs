@@ -20,6 +20,7 @@ backend_tests!(
     slugs_names_and_metadata_are_validated,
     admins_list_search_create_and_add_members,
     invitations_travel_by_email_and_land_the_invitee_in_the_organization,
+    the_active_organization_rides_in_tokens_and_follows_role_changes_at_refresh,
 );
 
 struct Person {
@@ -788,4 +789,90 @@ async fn invitations_travel_by_email_and_land_the_invitee_in_the_organization(te
 async fn invitation_token(env: &Env, address: &str) -> String {
     let mail = wait_for_text(&env.sink, address, "/invitations/accept").await;
     mail.token_for("/invitations/accept").unwrap()
+}
+
+async fn the_active_organization_rides_in_tokens_and_follows_role_changes_at_refresh(
+    test: TestDatabase,
+) {
+    let env = spawn(&test, &[]).await;
+    let owner = person(&env, "chief@example.com").await;
+    let tokens = env.app.sign_up("worker@example.com", support::STRONG_PASSWORD).await;
+    let worker = Person {
+        id: tokens["user"]["id"].as_str().unwrap().to_owned(),
+        token: tokens["access_token"].as_str().unwrap().to_owned(),
+    };
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let org = create(&env, &owner, "claims").await;
+    let other = create(&env, &owner, "elsewhere").await;
+    add(&env, &org, &worker, "member").await;
+
+    // Not a member of the other one: 404, nothing changes.
+    let answer = call(
+        &env,
+        Method::POST,
+        "/v1/me/organization",
+        &worker,
+        Some(json!({ "organization_id": other })),
+    )
+    .await;
+    assert_eq!(code(&answer), (StatusCode::NOT_FOUND, Some("not_found")));
+
+    let (status, switched) = call(
+        &env,
+        Method::POST,
+        "/v1/me/organization",
+        &worker,
+        Some(json!({ "organization_id": org })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{switched}");
+    assert_eq!(switched["organization"]["org_role"], "member");
+    let access = support::mfa::claims(switched["access_token"].as_str().unwrap());
+    assert_eq!(access["org_id"], org.as_str());
+    assert_eq!(access["org_slug"], "claims");
+    assert_eq!(access["org_role"], "member");
+    assert_eq!(access["org_permissions"], json!(["members:read", "org:read"]));
+
+    // A role change shows at the next refresh, which keeps the organization.
+    call(
+        &env,
+        Method::PATCH,
+        &format!("/v1/organizations/{org}/members/{}", worker.id),
+        &owner,
+        Some(json!({ "role": "admin" })),
+    )
+    .await;
+    let (status, refreshed) =
+        env.app.post("/v1/auth/refresh", None, json!({ "refresh_token": refresh_token })).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let access = support::mfa::claims(refreshed["access_token"].as_str().unwrap());
+    assert_eq!(access["org_role"], "admin");
+    assert!(access["org_permissions"].as_array().unwrap().contains(&json!("members:manage")));
+
+    // Removed from it: the next refresh carries no organization.
+    call(
+        &env,
+        Method::DELETE,
+        &format!("/v1/organizations/{org}/members/{}", worker.id),
+        &owner,
+        None,
+    )
+    .await;
+    let next = refreshed["refresh_token"].as_str().unwrap();
+    let (_, refreshed) =
+        env.app.post("/v1/auth/refresh", None, json!({ "refresh_token": next })).await;
+    let access = support::mfa::claims(refreshed["access_token"].as_str().unwrap());
+    assert!(access.get("org_id").is_none(), "{access}");
+
+    // Clearing it.
+    let (status, cleared) = call(
+        &env,
+        Method::POST,
+        "/v1/me/organization",
+        &worker,
+        Some(json!({ "organization_id": null })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(cleared["organization"].is_null());
 }

@@ -43,6 +43,7 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/v1/invitations/accept", post(accept_invitation))
         .route("/v1/invitations/decline", post(decline_invitation))
+        .route("/v1/me/organization", post(switch_organization))
 }
 
 /// An organization. `private_metadata` only for holders of `org:update`; `role` and
@@ -588,4 +589,56 @@ pub(crate) async fn decline_invitation(
 ) -> Result<StatusCode, ApiError> {
     state.invitations.decline(&principal, &body.token, &context).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SwitchRequest {
+    /// An organization the caller is a member of, or `null` for none.
+    organization_id: Option<String>,
+}
+
+/// The claims the session's access tokens carry for its active organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OrganizationClaimsResponse {
+    org_id: String,
+    org_slug: String,
+    org_role: String,
+    org_permissions: Vec<String>,
+}
+
+/// A new access token for the session, with the active organization's claims.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SwitchResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    /// `null` when no organization is active.
+    organization: Option<OrganizationClaimsResponse>,
+}
+
+/// Chooses the session's active organization (or none): from now on its access tokens carry
+/// `org_id`, `org_slug`, `org_role` and `org_permissions`, read again at every refresh (so a
+/// removal or a role change shows at the next one). The session's refresh token stays valid.
+#[utoipa::path(post, path = "/v1/me/organization", tag = "organizations", security(("bearer" = [])), request_body = SwitchRequest,
+    responses((status = 200, body = SwitchResponse), (status = 404, description = "not a member", body = crate::error::Problem)))]
+pub(crate) async fn switch_organization(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    ApiJson(body): ApiJson<SwitchRequest>,
+) -> Result<Json<SwitchResponse>, ApiError> {
+    let (access_token, expires_in, claims) =
+        state.organizations.switch(&principal, body.organization_id.as_deref(), &context).await?;
+    Ok(Json(SwitchResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        organization: claims.map(|claims| OrganizationClaimsResponse {
+            org_id: claims.id,
+            org_slug: claims.slug,
+            org_role: claims.role,
+            org_permissions: claims.permissions,
+        }),
+    }))
 }
