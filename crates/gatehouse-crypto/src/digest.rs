@@ -9,6 +9,13 @@ use zeroize::Zeroizing;
 use crate::token::constant_time_eq;
 use crate::{DataKey, MasterKey};
 
+/// The plain SHA-256 of public content (a page script's CSP hash and `integrity`); not for
+/// secrets, which are digested under a key ([`Digester`]).
+pub fn content_sha256(content: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    Sha256::digest(content).into()
+}
+
 /// SHA-256's block size: HMAC zero-pads any key up to this length (RFC 2104, section 2).
 const SHA256_BLOCK_BYTES: usize = 64;
 

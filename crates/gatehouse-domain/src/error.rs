@@ -147,6 +147,9 @@ impl PasskeyProblem {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Feature {
     MagicLink,
+    /// Self-service sign-up (`signup.enabled`); admins, the CLI and bulk import still create
+    /// accounts.
+    SignUp,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +190,7 @@ pub enum DomainError {
     /// A one-time token from an email (verification, reset, magic link) that cannot be used.
     #[error("one-time token: {0:?}")]
     OneTimeToken(OneTimeTokenProblem),
-    /// A feature switched off in configuration (magic links).
+    /// A feature switched off in configuration (magic links, self-service sign-up).
     #[error("{0:?} is disabled")]
     Disabled(Feature),
     /// A refresh token that is unknown, expired, revoked or reused.
@@ -292,6 +295,7 @@ impl DomainError {
             DomainError::OneTimeToken(OneTimeTokenProblem::Used) => "token_used",
             DomainError::OneTimeToken(OneTimeTokenProblem::Expired) => "token_expired",
             DomainError::Disabled(Feature::MagicLink) => "magic_link_disabled",
+            DomainError::Disabled(Feature::SignUp) => "signup_disabled",
             DomainError::Forbidden(_) => "forbidden",
             DomainError::Mfa(problem) => problem.code(),
             DomainError::Passkey(problem) => problem.code(),
@@ -336,6 +340,7 @@ mod tests {
             (DomainError::OneTimeToken(OneTimeTokenProblem::Used), "token_used"),
             (DomainError::OneTimeToken(OneTimeTokenProblem::Expired), "token_expired"),
             (DomainError::Disabled(Feature::MagicLink), "magic_link_disabled"),
+            (DomainError::Disabled(Feature::SignUp), "signup_disabled"),
             (DomainError::Forbidden("x".into()), "forbidden"),
             (DomainError::Mfa(MfaProblem::CodeReplayed), "mfa_code_replayed"),
             (DomainError::Mfa(MfaProblem::BackupCodeUsed), "backup_code_used"),

@@ -206,6 +206,7 @@ impl AccountServices {
             passkeys: passkeys.clone(),
             clock: clock.clone(),
             require_email_verification: settings.require_email_verification,
+            signup_enabled: settings.signup_enabled,
             mfa_policy,
         });
         let email_links = Arc::new(EmailLinkService {

@@ -11,7 +11,8 @@
 //!   entry is kept exactly as long as the token it revokes could be presented),
 //!   `device_codes`, `used_client_assertions`, `mfa_codes`, `mfa_challenges` (on the database;
 //!   Redis expires its own), `trusted_devices`, `passkey_ceremonies` (on the database; Redis
-//!   expires its own);
+//!   expires its own), `organization_invitations` (accepted, declined and revoked ones too once
+//!   past their expiry: the audit trail keeps what happened);
 //! - swept after a retention: `outbox` rows delivered more than `outbox_retention_seconds`
 //!   ago (their `outbox_attempts` go with them; dead rows stay for an admin to retry),
 //!   `audit_events` older than `audit_retention_seconds` when one is set (default: forever;
@@ -54,6 +55,7 @@ pub enum SweptTable {
     MfaChallenges,
     TrustedDevices,
     PasskeyCeremonies,
+    OrganizationInvitations,
     /// Delivered rows only, past the outbox retention.
     Outbox,
     /// Past the audit retention, when one is set.
@@ -65,7 +67,7 @@ pub enum SweptTable {
 impl SweptTable {
     /// Every swept table, in the order a sweep visits them (refresh tokens before sessions so
     /// a session's cascade finds fewer tokens to remove).
-    pub const ALL: [SweptTable; 14] = [
+    pub const ALL: [SweptTable; 15] = [
         SweptTable::RefreshTokens,
         SweptTable::Sessions,
         SweptTable::AuthorizationCodes,
@@ -77,6 +79,7 @@ impl SweptTable {
         SweptTable::MfaChallenges,
         SweptTable::TrustedDevices,
         SweptTable::PasskeyCeremonies,
+        SweptTable::OrganizationInvitations,
         SweptTable::Outbox,
         SweptTable::AuditEvents,
         SweptTable::ApiKeys,
@@ -94,6 +97,7 @@ impl SweptTable {
             SweptTable::MfaCodes => "mfa_codes",
             SweptTable::MfaChallenges => "mfa_challenges",
             SweptTable::PasskeyCeremonies => "passkey_ceremonies",
+            SweptTable::OrganizationInvitations => "organization_invitations",
             SweptTable::TrustedDevices => "trusted_devices",
             SweptTable::Outbox => "outbox",
             SweptTable::AuditEvents => "audit_events",

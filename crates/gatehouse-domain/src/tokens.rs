@@ -55,6 +55,36 @@ pub struct AccessTokenClaims {
     /// How they authenticated (RFC 8176: `pwd`, `otp`, `sms`, `mfa`, ...).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub amr: Option<Vec<String>>,
+    /// The session's active organization, its slug, the user's role there and that role's
+    /// permissions, as they were when the token was issued.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub org_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub org_slug: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub org_role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub org_permissions: Option<Vec<String>>,
+}
+
+/// What a token says of the session's active organization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrganizationClaims {
+    pub id: String,
+    pub slug: String,
+    pub role: String,
+    pub permissions: Vec<String>,
+}
+
+/// Where the token service reads a user's standing in an organization (the store, through
+/// `organizations`); `None` when they are not a member.
+#[async_trait::async_trait]
+pub trait OrganizationClaimSource: Send + Sync {
+    async fn organization_claims(
+        &self,
+        organization_id: &str,
+        user_id: &str,
+    ) -> Result<Option<OrganizationClaims>, crate::store::StoreError>;
 }
 
 /// What an access token is issued for.
@@ -68,6 +98,7 @@ pub struct AccessTokenGrant {
     pub ttl_seconds: Option<i64>,
     pub auth_time: Option<i64>,
     pub amr: Option<Vec<String>>,
+    pub organization: Option<OrganizationClaims>,
 }
 
 pub struct TokenService {
@@ -76,6 +107,7 @@ pub struct TokenService {
     refresh_digester: Digester,
     settings: TokenSettings,
     verified: VerifiedTokens,
+    organizations: Option<Arc<dyn OrganizationClaimSource>>,
 }
 
 /// How many verified access tokens [`VerifiedTokens`] remembers before it starts over.
@@ -154,7 +186,34 @@ impl TokenService {
         refresh_digester: Digester,
         settings: TokenSettings,
     ) -> Self {
-        Self { keys, clock, refresh_digester, settings, verified: VerifiedTokens::new() }
+        Self {
+            keys,
+            clock,
+            refresh_digester,
+            settings,
+            verified: VerifiedTokens::new(),
+            organizations: None,
+        }
+    }
+
+    /// Reads organization claims from `source` for sessions with an active organization.
+    pub fn with_organization_claims(mut self, source: Arc<dyn OrganizationClaimSource>) -> Self {
+        self.organizations = Some(source);
+        self
+    }
+
+    /// The claims of the session's active organization, read now (a removal or a role change
+    /// shows in the next token); `None` without one, or when the user left it.
+    pub async fn organization_claims(
+        &self,
+        session: &crate::sessions::record::SessionRecord,
+    ) -> Result<Option<OrganizationClaims>, DomainError> {
+        match (&session.organization_id, &self.organizations) {
+            (Some(organization_id), Some(source)) => {
+                Ok(source.organization_claims(organization_id, &session.user_id).await?)
+            }
+            _ => Ok(None),
+        }
     }
 
     pub fn settings(&self) -> &TokenSettings {
@@ -171,6 +230,7 @@ impl TokenService {
             session_id: Some(session.id.clone()),
             auth_time: session.auth_time,
             amr: Some(session.amr_values()),
+            organization: self.organization_claims(session).await?,
             ..AccessTokenGrant::default()
         };
         Ok(self.issue(grant).await?.0)
@@ -194,6 +254,10 @@ impl TokenService {
             scope: grant.scope,
             auth_time: grant.auth_time,
             amr: grant.amr,
+            org_id: grant.organization.as_ref().map(|org| org.id.clone()),
+            org_slug: grant.organization.as_ref().map(|org| org.slug.clone()),
+            org_role: grant.organization.as_ref().map(|org| org.role.clone()),
+            org_permissions: grant.organization.map(|org| org.permissions),
         };
         let signer = self.keys.active_signer().await?;
         Ok((signer.sign(ACCESS_TOKEN_TYPE, &claims)?, claims))

@@ -4,7 +4,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gatehouse_domain::DomainError;
+use gatehouse_domain::{DomainError, Feature};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -266,9 +266,15 @@ impl From<DomainError> for ApiError {
                 };
                 ApiError::new(StatusCode::BAD_REQUEST, code, detail)
             }
-            DomainError::Disabled(_) => {
+            DomainError::Disabled(Feature::MagicLink) => {
                 ApiError::new(StatusCode::NOT_FOUND, code, "This feature is turned off.")
             }
+            // The endpoint exists and is understood; the operator forbids it.
+            DomainError::Disabled(Feature::SignUp) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                code,
+                "Sign-up is turned off: accounts are created by an administrator.",
+            ),
             DomainError::InvalidGrant => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 code,

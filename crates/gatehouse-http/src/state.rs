@@ -79,6 +79,10 @@ pub struct AppServices {
     pub organizations: Arc<gatehouse_domain::organizations::OrganizationService>,
     /// API keys: users' and organizations' (`gtk_…`).
     pub api_keys: Arc<gatehouse_domain::api_keys::ApiKeyService>,
+    /// Every organization, for admins.
+    pub admin_organizations: Arc<gatehouse_domain::organizations::AdminOrganizationService>,
+    /// Invitations to organizations.
+    pub invitations: Arc<gatehouse_domain::organizations::InvitationService>,
     pub audit_log: Arc<AuditLog>,
     /// The outbox as admins see it.
     pub deliveries: Arc<gatehouse_domain::notify::DeliveryService>,

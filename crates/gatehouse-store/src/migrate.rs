@@ -47,7 +47,9 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(9, "0009_sweeper"),
     migration!(10, "0010_passkeys"),
     migration!(11, "0011_organizations"),
+    migration!(12, "0012_invitations"),
     migration!(13, "0013_api_keys"),
+    migration!(14, "0014_session_organization"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

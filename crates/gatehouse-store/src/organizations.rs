@@ -5,10 +5,13 @@
 
 use async_trait::async_trait;
 use gatehouse_domain::StoreError;
+use gatehouse_domain::organizations::built_in_permissions;
 use gatehouse_domain::organizations::{
-    ListCursor, MemberRecord, MembershipOutcome, MembershipRecord, OWNER, OrganizationRecord,
-    OrganizationStore, RoleRecord,
+    AcceptOutcome, InvitationRecord, InvitationStore, ListCursor, MemberRecord, MembershipOutcome,
+    MembershipRecord, OWNER, OrganizationRecord, OrganizationStore, RoleRecord,
 };
+use gatehouse_domain::store::Conflict;
+use gatehouse_domain::tokens::{OrganizationClaimSource, OrganizationClaims};
 use gatehouse_domain::unit_of_work::UnitOfWork;
 
 use crate::cache::Invalidation;
@@ -476,5 +479,244 @@ impl OrganizationStore for Database {
             Some(0)
         });
         Ok(outcome)
+    }
+}
+
+macro_rules! invitation_columns {
+    () => {
+        "id, organization_id, email_digest, email_ciphertext, role, token_digest, invited_by, \
+         created_at, expires_at, accepted_at, declined_at, revoked_at"
+    };
+}
+
+fn invitation_from_row(row: &impl StoreRow) -> Result<InvitationRecord, StoreError> {
+    Ok(InvitationRecord {
+        id: row.read("id")?,
+        organization_id: row.read("organization_id")?,
+        email_digest: row.read("email_digest")?,
+        email_ciphertext: row.read("email_ciphertext")?,
+        role: row.read("role")?,
+        token_digest: row.read("token_digest")?,
+        invited_by: row.read("invited_by")?,
+        created_at: row.read("created_at")?,
+        expires_at: row.read("expires_at")?,
+        accepted_at: row.read("accepted_at")?,
+        declined_at: row.read("declined_at")?,
+        revoked_at: row.read("revoked_at")?,
+    })
+}
+
+#[async_trait]
+impl InvitationStore for Database {
+    async fn create_invitation(
+        &self,
+        invitation: &InvitationRecord,
+        work: &UnitOfWork,
+    ) -> Result<(), StoreError> {
+        write_transaction!(self, work: work, transaction => {
+            sqlx::query(
+                "UPDATE organization_invitations SET revoked_at = $3 WHERE organization_id = $1 \
+                 AND email_digest = $2 AND accepted_at IS NULL AND declined_at IS NULL \
+                 AND revoked_at IS NULL",
+            )
+            .bind(invitation.organization_id.as_str())
+            .bind(invitation.email_digest.as_slice())
+            .bind(invitation.created_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            sqlx::query(
+                "INSERT INTO organization_invitations (id, organization_id, email_digest, \
+                 email_ciphertext, role, token_digest, invited_by, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(invitation.id.as_str())
+            .bind(invitation.organization_id.as_str())
+            .bind(invitation.email_digest.as_slice())
+            .bind(invitation.email_ciphertext.as_slice())
+            .bind(invitation.role.as_str())
+            .bind(invitation.token_digest.as_slice())
+            .bind(invitation.invited_by.as_deref())
+            .bind(invitation.created_at)
+            .bind(invitation.expires_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn invitations(
+        &self,
+        organization_id: &str,
+    ) -> Result<Vec<InvitationRecord>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(concat!(
+                "SELECT ", invitation_columns!(), " FROM organization_invitations \
+                 WHERE organization_id = $1 ORDER BY created_at DESC, id DESC"
+            ))
+            .bind(organization_id)
+            .fetch_all(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            rows.iter().map(invitation_from_row).collect()
+        })
+    }
+
+    async fn invitation_by_token(
+        &self,
+        digest: &[u8],
+    ) -> Result<Option<InvitationRecord>, StoreError> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(concat!(
+                "SELECT ", invitation_columns!(), " FROM organization_invitations WHERE token_digest = $1"
+            ))
+            .bind(digest)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            row.as_ref().map(invitation_from_row).transpose()
+        })
+    }
+
+    async fn revoke_invitation(
+        &self,
+        organization_id: &str,
+        invitation_id: &str,
+        now: i64,
+        work: &UnitOfWork,
+    ) -> Result<bool, StoreError> {
+        let done = write_transaction!(self, work: work, transaction => {
+            let updated = sqlx::query(
+                "UPDATE organization_invitations SET revoked_at = $3 WHERE id = $2 \
+                 AND organization_id = $1 AND accepted_at IS NULL AND declined_at IS NULL \
+                 AND revoked_at IS NULL",
+            )
+            .bind(organization_id)
+            .bind(invitation_id)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected();
+            if updated == 0 {
+                return Ok(false);
+            }
+            true
+        });
+        Ok(done)
+    }
+
+    async fn accept_invitation(
+        &self,
+        invitation_id: &str,
+        membership: &MembershipRecord,
+        now: i64,
+        work: &UnitOfWork,
+    ) -> Result<AcceptOutcome, StoreError> {
+        let user = [Invalidation::User(membership.user_id.as_str())];
+        let outcome = write_transaction!(self, work: work, changed: &user, transaction => {
+            let spent = sqlx::query(
+                "UPDATE organization_invitations SET accepted_at = $2 WHERE id = $1 \
+                 AND accepted_at IS NULL AND declined_at IS NULL AND revoked_at IS NULL \
+                 AND expires_at > $2",
+            )
+            .bind(invitation_id)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected();
+            if spent == 0 {
+                return Ok(AcceptOutcome::NotPending);
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO organization_members (organization_id, user_id, role, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(membership.organization_id.as_str())
+            .bind(membership.user_id.as_str())
+            .bind(membership.role.as_str())
+            .bind(membership.created_at)
+            .bind(membership.updated_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error);
+            match inserted {
+                Err(StoreError::Conflict(Conflict::Membership)) => {
+                    return Ok(AcceptOutcome::AlreadyMember);
+                }
+                other => other?,
+            };
+            sqlx::query(
+                "UPDATE users SET email_verified_at = $2, updated_at = $2 \
+                 WHERE id = $1 AND email_verified_at IS NULL",
+            )
+            .bind(membership.user_id.as_str())
+            .bind(now)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
+            AcceptOutcome::Done
+        });
+        Ok(outcome)
+    }
+
+    async fn decline_invitation(
+        &self,
+        invitation_id: &str,
+        now: i64,
+        work: &UnitOfWork,
+    ) -> Result<bool, StoreError> {
+        let done = write_transaction!(self, work: work, transaction => {
+            let updated = sqlx::query(
+                "UPDATE organization_invitations SET declined_at = $2 WHERE id = $1 \
+                 AND accepted_at IS NULL AND declined_at IS NULL AND revoked_at IS NULL",
+            )
+            .bind(invitation_id)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected();
+            if updated == 0 {
+                return Ok(false);
+            }
+            true
+        });
+        Ok(done)
+    }
+}
+
+#[async_trait]
+impl OrganizationClaimSource for Database {
+    async fn organization_claims(
+        &self,
+        organization_id: &str,
+        user_id: &str,
+    ) -> Result<Option<OrganizationClaims>, StoreError> {
+        let found: Option<(String, String, Option<String>)> = with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT o.slug AS slug, m.role AS role, r.permissions AS permissions \
+                 FROM organization_members m JOIN organizations o ON o.id = m.organization_id \
+                 LEFT JOIN organization_roles r ON r.organization_id = m.organization_id \
+                 AND r.role_key = m.role \
+                 WHERE m.organization_id = $1 AND m.user_id = $2",
+            )
+            .bind(organization_id)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            row.map(|row| Ok::<_, StoreError>((row.read("slug")?, row.read("role")?, row.read("permissions")?)))
+                .transpose()?
+        });
+        Ok(found.map(|(slug, role, custom)| {
+            let permissions = match built_in_permissions(&role) {
+                Some(permissions) => permissions.into_iter().collect(),
+                None => custom.unwrap_or_default().split_whitespace().map(str::to_owned).collect(),
+            };
+            OrganizationClaims { id: organization_id.to_owned(), slug, role, permissions }
+        }))
     }
 }

@@ -31,7 +31,7 @@ macro_rules! select_sessions {
     ($rest:literal) => {
         concat!(
             "SELECT id, user_id, user_agent, ip, created_at, last_used_at, expires_at, revoked_at, ",
-            "revoked_reason, client_id, scope, auth_time, nonce, amr FROM sessions ",
+            "revoked_reason, client_id, scope, auth_time, nonce, amr, organization_id FROM sessions ",
             $rest
         )
     };
@@ -55,6 +55,7 @@ macro_rules! session_column_names {
             auth_time: concat!($prefix, "auth_time"),
             nonce: concat!($prefix, "nonce"),
             amr: concat!($prefix, "amr"),
+            organization_id: concat!($prefix, "organization_id"),
         }
     };
 }
@@ -75,6 +76,7 @@ struct SessionColumns {
     auth_time: &'static str,
     nonce: &'static str,
     amr: &'static str,
+    organization_id: &'static str,
 }
 
 /// A `sessions` row as `select_sessions!` selects it.
@@ -101,6 +103,7 @@ fn session_from_row(
         auth_time: row.read(columns.auth_time)?,
         nonce: row.read(columns.nonce)?,
         amr: row.read(columns.amr)?,
+        organization_id: row.read(columns.organization_id)?,
     })
 }
 
@@ -119,7 +122,8 @@ pub(crate) fn bind_refresh_token<Q: StoreQuery>(query: Q, token: &RefreshTokenRe
 
 pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions (id, user_id, user_agent, ip, \
      created_at, last_used_at, expires_at, revoked_at, revoked_reason, client_id, scope, \
-     auth_time, nonce, amr) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+     auth_time, nonce, amr, organization_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+     $12, $13, $14, $15)";
 
 /// Binds a session's columns in [`INSERT_SESSION`]'s order.
 fn bind_session<Q: StoreQuery>(query: Q, session: &SessionRecord) -> Q {
@@ -138,6 +142,7 @@ fn bind_session<Q: StoreQuery>(query: Q, session: &SessionRecord) -> Q {
         .bind_value(session.auth_time)
         .bind_value(session.nonce.as_deref())
         .bind_value(session.amr.as_deref())
+        .bind_value(session.organization_id.as_deref())
 }
 
 async fn insert_refresh_token<C: StoreConnection>(
@@ -245,7 +250,7 @@ impl SessionStore for Database {
             s.id AS s_id, s.user_id AS s_user_id, s.user_agent AS s_user_agent, s.ip AS s_ip, \
             s.created_at AS s_created_at, s.last_used_at AS s_last_used_at, s.expires_at AS s_expires_at, \
             s.revoked_at AS s_revoked_at, s.revoked_reason AS s_revoked_reason, s.client_id AS s_client_id, \
-            s.scope AS s_scope, s.auth_time AS s_auth_time, s.nonce AS s_nonce, s.amr AS s_amr \
+            s.scope AS s_scope, s.auth_time AS s_auth_time, s.nonce AS s_nonce, s.amr AS s_amr, s.organization_id AS s_organization_id \
             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
         let cache = self.cache();
         if let Some(session) = cache.session(id)
@@ -274,7 +279,7 @@ impl SessionStore for Database {
             s.user_agent AS s_user_agent, s.ip AS s_ip, s.created_at AS s_created_at, \
             s.last_used_at AS s_last_used_at, s.expires_at AS s_expires_at, \
             s.revoked_at AS s_revoked_at, s.revoked_reason AS s_revoked_reason, \
-            s.client_id AS s_client_id, s.scope AS s_scope, s.auth_time AS s_auth_time, s.nonce AS s_nonce, s.amr AS s_amr \
+            s.client_id AS s_client_id, s.scope AS s_scope, s.auth_time AS s_auth_time, s.nonce AS s_nonce, s.amr AS s_amr, s.organization_id AS s_organization_id \
             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_digest = $1";
         with_pool!(self, pool => {
             let Some(row) = sqlx::query(SQL).bind(digest).fetch_optional(pool).await.map_err(map_sqlx_error)?
@@ -400,6 +405,24 @@ impl SessionStore for Database {
                 .bind(session_id)
                 .bind(auth_time)
                 .bind(amr)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
+    async fn set_session_organization(
+        &self,
+        session_id: &str,
+        organization_id: Option<&str>,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        let changed = [Invalidation::Session(session_id)];
+        write_transaction!(self, events: events, changed: &changed, transaction => {
+            sqlx::query("UPDATE sessions SET organization_id = $2 WHERE id = $1")
+                .bind(session_id)
+                .bind(organization_id)
                 .execute(&mut *transaction)
                 .await
                 .map_err(map_sqlx_error)?;

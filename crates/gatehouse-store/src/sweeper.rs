@@ -74,6 +74,10 @@ fn batch_sql(table: SweptTable) -> &'static str {
             "DELETE FROM passkey_ceremonies WHERE id_digest IN \
              (SELECT id_digest FROM passkey_ceremonies WHERE expires_at < $1 LIMIT $2)"
         }
+        SweptTable::OrganizationInvitations => {
+            "DELETE FROM organization_invitations WHERE id IN \
+             (SELECT id FROM organization_invitations WHERE expires_at < $1 LIMIT $2)"
+        }
         SweptTable::TrustedDevices => {
             "DELETE FROM trusted_devices WHERE id IN \
              (SELECT id FROM trusted_devices WHERE expires_at < $1 LIMIT $2)"

@@ -322,6 +322,7 @@ async fn a_new_session_is_written_whole_or_not_at_all(test: TestDatabase) {
         auth_time: Some(50),
         nonce: None,
         amr: Some("pwd".into()),
+        organization_id: None,
     };
     let refresh = |digest: &[u8], session_id: &str| RefreshTokenRecord {
         token_digest: digest.to_vec(),

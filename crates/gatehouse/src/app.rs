@@ -29,7 +29,9 @@ use gatehouse_domain::oauth::clients::NewClient;
 use gatehouse_domain::oauth::{
     ClientService, DeviceFlowService, OAuthParts, OAuthService, OAuthSettings,
 };
-use gatehouse_domain::organizations::OrganizationService;
+use gatehouse_domain::organizations::{
+    AdminOrganizationService, INVITATION_DIGEST_PURPOSE, InvitationService, OrganizationService,
+};
 use gatehouse_domain::passkeys::{
     PASSKEY_DIGEST_PURPOSE, PasskeyAvailability, PasskeyCeremonyStore, PasskeySettings,
 };
@@ -66,6 +68,7 @@ fn data_key_purposes() -> Vec<String> {
         KNOWN_DEVICE_DIGEST_PURPOSE,
         MFA_DIGEST_PURPOSE,
         PASSKEY_DIGEST_PURPOSE,
+        INVITATION_DIGEST_PURPOSE,
         ONE_TIME_TOKEN_DIGEST_PURPOSE,
         CLIENT_SECRET_DIGEST_PURPOSE,
         ADMIN_KEY_DIGEST_PURPOSE,
@@ -304,19 +307,22 @@ impl Core {
     /// The token service: access tokens, ID-token signing, refresh-token digests.
     pub fn tokens(&self) -> Arc<TokenService> {
         let config = &self.config;
-        Arc::new(TokenService::new(
-            self.keys.clone(),
-            self.clock.clone(),
-            self.service_keys.refresh_token.clone(),
-            TokenSettings {
-                issuer: config.issuer(),
-                audience: config.audience(),
-                access_token_ttl_seconds: config.tokens.access_token_ttl_seconds,
-                refresh_token_ttl_seconds: config.tokens.refresh_token_ttl_seconds,
-                session_max_lifetime_seconds: config.tokens.session_max_lifetime_seconds,
-                session_idle_timeout_seconds: config.tokens.session_idle_timeout_seconds,
-            },
-        ))
+        Arc::new(
+            TokenService::new(
+                self.keys.clone(),
+                self.clock.clone(),
+                self.service_keys.refresh_token.clone(),
+                TokenSettings {
+                    issuer: config.issuer(),
+                    audience: config.audience(),
+                    access_token_ttl_seconds: config.tokens.access_token_ttl_seconds,
+                    refresh_token_ttl_seconds: config.tokens.refresh_token_ttl_seconds,
+                    session_max_lifetime_seconds: config.tokens.session_max_lifetime_seconds,
+                    session_idle_timeout_seconds: config.tokens.session_idle_timeout_seconds,
+                },
+            )
+            .with_organization_claims(Arc::new(self.database.clone())),
+        )
     }
 
     /// The OAuth 2.1 / OpenID Connect provider on this core.
@@ -484,6 +490,7 @@ impl Core {
                 lockout_duration_seconds: config.lockout.duration,
                 require_email_verification: config.require_email_verification,
                 magic_link_enabled: config.magic_link.enabled,
+                signup_enabled: config.signup.enabled,
                 new_device_notice: config.notices.new_device,
             },
             mfa_settings: self.mfa_settings(),
@@ -658,6 +665,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         (true, None) => Some(Arc::new(MemoryRateLimiter::new(core.clock.clone()))),
     };
     let tokens = core.tokens();
+    let organization_tokens = tokens.clone();
     let accounts = core.accounts_with_challenges(
         hashing.clone(),
         tokens.clone(),
@@ -676,7 +684,18 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         .map_err(data_key_error)?;
     let pages = Pages::new(core.config.branding.clone(), &core.config.issuer(), browser_keys)
         .map_err(|message| StartupError::Other(format!("hosted pages: {message}")))?;
+    let invitation_digester =
+        core.data_keys.digester(INVITATION_DIGEST_PURPOSE).map_err(data_key_error)?;
     let Core { config, database, keys, clock, notifier, .. } = core;
+    let notifier_for_invitations = notifier.clone();
+    let organizations = Arc::new(OrganizationService::new(
+        Arc::new(database.clone()),
+        Arc::new(database.clone()),
+        Arc::new(database.clone()),
+        organization_tokens,
+        clock.clone(),
+        config.mfa.reauthentication_max_age_seconds,
+    ));
     // Only the server caches; the CLI (build_core) always reads the database.
     database.start_cache(Duration::from_secs(config.cache.ttl_seconds));
     let mut channels: Vec<Arc<dyn Channel>> = email_channel(&config)?.into_iter().collect();
@@ -698,12 +717,6 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let metrics = Arc::new(Metrics::new().map_err(StartupError::Other)?);
     Metrics::spawn_upkeep(&metrics);
     let sweeper = SweeperTask::new(&config, &database, clock.clone(), metrics.clone());
-    let organizations = Arc::new(OrganizationService::new(
-        Arc::new(database.clone()),
-        Arc::new(database.clone()),
-        clock.clone(),
-        config.mfa.reauthentication_max_age_seconds,
-    ));
     let per_minute = |limit: u32| RateLimit { limit, window: Duration::from_secs(60) };
     let state = AppState::new(AppServices {
         keys: keys.clone(),
@@ -717,12 +730,21 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         api_keys: Arc::new(ApiKeyService::new(
             Arc::new(database.clone()),
             Arc::new(database.clone()),
-            organizations,
+            organizations.clone(),
             api_key_digester,
             clock.clone(),
             ApiKeySettings {
                 reauthentication_max_age_seconds: config.mfa.reauthentication_max_age_seconds,
             },
+        )),
+        admin_organizations: Arc::new(AdminOrganizationService::new(organizations.clone())),
+        invitations: Arc::new(InvitationService::new(
+            organizations,
+            Arc::new(database.clone()),
+            accounts.directory.clone(),
+            notifier_for_invitations,
+            invitation_digester,
+            clock.clone(),
         )),
         audit_log: Arc::new(AuditLog::new(Arc::new(database.clone()))),
         deliveries,

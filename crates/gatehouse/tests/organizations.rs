@@ -10,7 +10,7 @@ use gatehouse_store::backend_tests;
 use gatehouse_store::testing::TestDatabase;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::mfa::{Env, spawn};
+use support::mfa::{Env, spawn, wait_for_text};
 
 backend_tests!(
     every_endpoint_checks_the_permission_of_the_callers_role,
@@ -19,6 +19,8 @@ backend_tests!(
     custom_roles_and_the_grant_rules,
     slugs_names_and_metadata_are_validated,
     admins_list_search_create_and_add_members,
+    invitations_travel_by_email_and_land_the_invitee_in_the_organization,
+    the_active_organization_rides_in_tokens_and_follows_role_changes_at_refresh,
 );
 
 struct Person {
@@ -569,4 +571,308 @@ async fn admins_list_search_create_and_add_members(test: TestDatabase) {
             .0,
         StatusCode::NOT_FOUND
     );
+}
+
+async fn invitations_travel_by_email_and_land_the_invitee_in_the_organization(test: TestDatabase) {
+    let env = spawn(&test, &[]).await;
+    let owner = person(&env, "inviter@example.com").await;
+    let helper = person(&env, "helper@example.com").await;
+    let org = create(&env, &owner, "inviting").await;
+    add(&env, &org, &helper, "member").await;
+    let base = format!("/v1/organizations/{org}/invitations");
+
+    // A member cannot invite; nobody grants what they lack (an admin inviting an owner).
+    let denied = (StatusCode::FORBIDDEN, Some("permission_denied"));
+    assert_eq!(
+        code(
+            &call(
+                &env,
+                Method::POST,
+                &base,
+                &helper,
+                Some(json!({ "email": "x@example.com", "role": "member" }))
+            )
+            .await
+        ),
+        denied
+    );
+    call(
+        &env,
+        Method::PATCH,
+        &format!("/v1/organizations/{org}/members/{}", helper.id),
+        &owner,
+        Some(json!({ "role": "admin" })),
+    )
+    .await;
+    assert_eq!(
+        code(
+            &call(
+                &env,
+                Method::POST,
+                &base,
+                &helper,
+                Some(json!({ "email": "x@example.com", "role": "owner" }))
+            )
+            .await
+        ),
+        denied
+    );
+
+    let (status, invitation) = call(
+        &env,
+        Method::POST,
+        &base,
+        &helper,
+        Some(json!({ "email": "newcomer@example.com", "role": "member" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{invitation}");
+    assert_eq!(invitation["status"], "pending");
+    assert!(invitation.get("token").is_none(), "the token travels only by email");
+    let mail = wait_for_text(&env.sink, "newcomer@example.com", "/invitations/accept").await;
+    assert!(mail.subject().contains("INVITING"), "{}", mail.subject());
+    let token = mail.token_for("/invitations/accept").expect("a link with the token");
+
+    // The hosted page sends a visitor to sign in first, and back.
+    let browser =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let response = browser
+        .get(env.app.url(&format!("/invitations/accept?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/login?return_to=%2Finvitations%2Faccept"), "{location}");
+
+    // Someone else cannot use it.
+    let other = person(&env, "stranger@example.com").await;
+    let answer =
+        call(&env, Method::POST, "/v1/invitations/accept", &other, Some(json!({ "token": token })))
+            .await;
+    assert_eq!(answer.0, StatusCode::FORBIDDEN);
+
+    // The invitee signs up with the address and accepts: a member, the address verified.
+    let newcomer = person(&env, "newcomer@example.com").await;
+    let (_, me) = call(&env, Method::GET, "/v1/me", &newcomer, None).await;
+    assert_eq!(me["email_verified"], false);
+    let (status, membership) = call(
+        &env,
+        Method::POST,
+        "/v1/invitations/accept",
+        &newcomer,
+        Some(json!({ "token": token })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{membership}");
+    assert_eq!(membership["role"], "member");
+    let (_, me) = call(&env, Method::GET, "/v1/me", &newcomer, None).await;
+    assert_eq!(me["email_verified"], true);
+    let (_, seen) =
+        call(&env, Method::GET, &format!("/v1/organizations/{org}"), &newcomer, None).await;
+    assert_eq!(seen["role"], "member");
+    // Single use.
+    let answer = call(
+        &env,
+        Method::POST,
+        "/v1/invitations/accept",
+        &newcomer,
+        Some(json!({ "token": token })),
+    )
+    .await;
+    assert_eq!(code(&answer), (StatusCode::BAD_REQUEST, Some("token_used")));
+    let (_, list) = call(&env, Method::GET, &base, &owner, None).await;
+    assert_eq!(list["data"][0]["status"], "accepted");
+
+    // Revoked, declined and expired invitations do not work.
+    let declined = person(&env, "declines@example.com").await;
+    call(
+        &env,
+        Method::POST,
+        &base,
+        &owner,
+        Some(json!({ "email": "declines@example.com", "role": "member" })),
+    )
+    .await;
+    let token = invitation_token(&env, "declines@example.com").await;
+    assert_eq!(
+        call(
+            &env,
+            Method::POST,
+            "/v1/invitations/decline",
+            &declined,
+            Some(json!({ "token": token }))
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        code(
+            &call(
+                &env,
+                Method::POST,
+                "/v1/invitations/accept",
+                &declined,
+                Some(json!({ "token": token }))
+            )
+            .await
+        ),
+        (StatusCode::BAD_REQUEST, Some("token_used"))
+    );
+
+    let (_, revoked) = call(
+        &env,
+        Method::POST,
+        &base,
+        &owner,
+        Some(json!({ "email": "late@example.com", "role": "member" })),
+    )
+    .await;
+    let token = invitation_token(&env, "late@example.com").await;
+    let path = format!("{base}/{}", revoked["id"].as_str().unwrap());
+    assert_eq!(call(&env, Method::DELETE, &path, &owner, None).await.0, StatusCode::NO_CONTENT);
+    let late = person(&env, "late@example.com").await;
+    assert_eq!(
+        code(
+            &call(
+                &env,
+                Method::POST,
+                "/v1/invitations/accept",
+                &late,
+                Some(json!({ "token": token }))
+            )
+            .await
+        ),
+        (StatusCode::BAD_REQUEST, Some("token_used"))
+    );
+
+    call(
+        &env,
+        Method::POST,
+        &base,
+        &owner,
+        Some(json!({ "email": "slow@example.com", "role": "member" })),
+    )
+    .await;
+    let token = invitation_token(&env, "slow@example.com").await;
+    env.clock.advance(7 * 24 * 3600 + 1);
+    let slow = person(&env, "slow@example.com").await;
+    assert_eq!(
+        code(
+            &call(
+                &env,
+                Method::POST,
+                "/v1/invitations/accept",
+                &slow,
+                Some(json!({ "token": token }))
+            )
+            .await
+        ),
+        (StatusCode::BAD_REQUEST, Some("token_expired"))
+    );
+    assert_eq!(
+        code(
+            &call(
+                &env,
+                Method::POST,
+                "/v1/invitations/accept",
+                &slow,
+                Some(json!({ "token": "nonsense" }))
+            )
+            .await
+        ),
+        (StatusCode::BAD_REQUEST, Some("invalid_token"))
+    );
+}
+
+async fn invitation_token(env: &Env, address: &str) -> String {
+    let mail = wait_for_text(&env.sink, address, "/invitations/accept").await;
+    mail.token_for("/invitations/accept").unwrap()
+}
+
+async fn the_active_organization_rides_in_tokens_and_follows_role_changes_at_refresh(
+    test: TestDatabase,
+) {
+    let env = spawn(&test, &[]).await;
+    let owner = person(&env, "chief@example.com").await;
+    let tokens = env.app.sign_up("worker@example.com", support::STRONG_PASSWORD).await;
+    let worker = Person {
+        id: tokens["user"]["id"].as_str().unwrap().to_owned(),
+        token: tokens["access_token"].as_str().unwrap().to_owned(),
+    };
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let org = create(&env, &owner, "claims").await;
+    let other = create(&env, &owner, "elsewhere").await;
+    add(&env, &org, &worker, "member").await;
+
+    // Not a member of the other one: 404, nothing changes.
+    let answer = call(
+        &env,
+        Method::POST,
+        "/v1/me/organization",
+        &worker,
+        Some(json!({ "organization_id": other })),
+    )
+    .await;
+    assert_eq!(code(&answer), (StatusCode::NOT_FOUND, Some("not_found")));
+
+    let (status, switched) = call(
+        &env,
+        Method::POST,
+        "/v1/me/organization",
+        &worker,
+        Some(json!({ "organization_id": org })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{switched}");
+    assert_eq!(switched["organization"]["org_role"], "member");
+    let access = support::mfa::claims(switched["access_token"].as_str().unwrap());
+    assert_eq!(access["org_id"], org.as_str());
+    assert_eq!(access["org_slug"], "claims");
+    assert_eq!(access["org_role"], "member");
+    assert_eq!(access["org_permissions"], json!(["members:read", "org:read"]));
+
+    // A role change shows at the next refresh, which keeps the organization.
+    call(
+        &env,
+        Method::PATCH,
+        &format!("/v1/organizations/{org}/members/{}", worker.id),
+        &owner,
+        Some(json!({ "role": "admin" })),
+    )
+    .await;
+    let (status, refreshed) =
+        env.app.post("/v1/auth/refresh", None, json!({ "refresh_token": refresh_token })).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let access = support::mfa::claims(refreshed["access_token"].as_str().unwrap());
+    assert_eq!(access["org_role"], "admin");
+    assert!(access["org_permissions"].as_array().unwrap().contains(&json!("members:manage")));
+
+    // Removed from it: the next refresh carries no organization.
+    call(
+        &env,
+        Method::DELETE,
+        &format!("/v1/organizations/{org}/members/{}", worker.id),
+        &owner,
+        None,
+    )
+    .await;
+    let next = refreshed["refresh_token"].as_str().unwrap();
+    let (_, refreshed) =
+        env.app.post("/v1/auth/refresh", None, json!({ "refresh_token": next })).await;
+    let access = support::mfa::claims(refreshed["access_token"].as_str().unwrap());
+    assert!(access.get("org_id").is_none(), "{access}");
+
+    // Clearing it.
+    let (status, cleared) = call(
+        &env,
+        Method::POST,
+        "/v1/me/organization",
+        &worker,
+        Some(json!({ "organization_id": null })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(cleared["organization"].is_null());
 }

@@ -222,6 +222,23 @@ async fn seed(database: &Database, now: i64) {
         )
         .await;
     }
+    execute(
+        database,
+        "INSERT INTO organizations (id, name, slug, created_at, updated_at) \
+         VALUES ('org_t', 'T', 'sweeper-t', $1, $1)",
+        &[Int(now - 100)],
+    )
+    .await;
+    for (id, expires) in [("old_invitation", past), ("live_invitation", future)] {
+        execute(
+            database,
+            "INSERT INTO organization_invitations (id, organization_id, email_digest, \
+             email_ciphertext, role, token_digest, created_at, expires_at) \
+             VALUES ($1, 'org_t', $2, $2, 'member', $2, $3, $4)",
+            &[Text(id), Bytes(id.as_bytes()), Int(now - 100), Int(expires)],
+        )
+        .await;
+    }
     for (id, expires) in [("old_trusted", past), ("live_trusted", future)] {
         execute(
             database,
@@ -299,6 +316,7 @@ const EXPECTED: &[(SweptTable, &str, &[&str])] = &[
     (SweptTable::MfaChallenges, "token_digest", &["live_challenge"]),
     (SweptTable::TrustedDevices, "id", &["live_trusted"]),
     (SweptTable::PasskeyCeremonies, "id_digest", &["live_ceremony"]),
+    (SweptTable::OrganizationInvitations, "id", &["live_invitation"]),
     (SweptTable::Outbox, "id", &["live_dead", "live_delivered", "live_pending"]),
     (
         SweptTable::ApiKeys,

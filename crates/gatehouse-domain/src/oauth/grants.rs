@@ -336,6 +336,8 @@ impl OAuthService {
                 ttl_seconds: client.access_token_ttl_seconds,
                 auth_time: session.auth_time,
                 amr: Some(session.amr_values()),
+                // OAuth clients get organizations through the `organization` scope (not yet).
+                organization: None,
             })
             .await?;
         let id_token = if scopes.iter().any(|scope| scope == SCOPE_OPENID) {

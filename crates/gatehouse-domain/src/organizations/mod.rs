@@ -14,7 +14,9 @@
 //! - Deleting an organization needs `org:delete` and a recent authentication.
 //! - Every change is audited with the organization as its target.
 
+mod admin;
 mod check;
+pub mod invitations;
 pub mod record;
 pub mod store;
 
@@ -24,16 +26,22 @@ use std::sync::Arc;
 use crate::audit::AuditEvent;
 use crate::clock::Clock;
 use crate::error::{DomainError, FieldIssue, Taken};
-use crate::principal::{Actor, AdminPrincipal, Principal, RequestContext};
+use crate::principal::{Actor, Principal, RequestContext};
+use crate::sessions::store::SessionStore;
 use crate::store::{Conflict, StoreError};
+use crate::tokens::{OrganizationClaims, TokenService};
 use crate::unit_of_work::UnitOfWork;
 use crate::users::store::UserStore;
 
+pub use admin::AdminOrganizationService;
+pub use invitations::{INVITATION_DIGEST_PURPOSE, InvitationService, InvitationView};
 pub use record::{
     ADMIN, ListCursor, MEMBER, MemberRecord, MembershipRecord, OWNER, OrganizationRecord,
     RoleRecord, SYSTEM_PERMISSIONS, built_in_permissions,
 };
-pub use store::{MembershipOutcome, OrganizationStore};
+pub use store::{
+    AcceptOutcome, InvitationRecord, InvitationStore, MembershipOutcome, OrganizationStore,
+};
 
 const MAX_METADATA_BYTES: usize = 8 * 1024;
 const MAX_NAME_CHARS: usize = 100;
@@ -78,10 +86,10 @@ pub struct OrganizationView {
 }
 
 /// The caller's standing in one organization.
-struct Access {
-    organization: OrganizationRecord,
-    membership: MembershipRecord,
-    permissions: BTreeSet<String>,
+pub(crate) struct Access {
+    pub(crate) organization: OrganizationRecord,
+    pub(crate) membership: MembershipRecord,
+    pub(crate) permissions: BTreeSet<String>,
 }
 
 impl Access {
@@ -99,7 +107,7 @@ fn permission_denied(permission: &str) -> DomainError {
     DomainError::PermissionDenied(format!("This needs the permission {permission}."))
 }
 
-fn taken(error: StoreError) -> DomainError {
+pub(crate) fn taken(error: StoreError) -> DomainError {
     match error {
         StoreError::Conflict(Conflict::OrganizationSlug) => DomainError::Taken(Taken::Slug),
         other => other.into(),
@@ -151,6 +159,9 @@ fn logo(text: &str, issues: &mut Vec<FieldIssue>) -> Option<String> {
 pub struct OrganizationService {
     pub(crate) store: Arc<dyn OrganizationStore>,
     pub(crate) users: Arc<dyn UserStore>,
+    /// The session's active organization (`switch`).
+    pub(crate) sessions: Arc<dyn SessionStore>,
+    pub(crate) tokens: Arc<TokenService>,
     pub(crate) clock: Arc<dyn Clock>,
     /// The step-up window for deleting an organization.
     pub(crate) reauthentication_max_age_seconds: i64,
@@ -160,10 +171,19 @@ impl OrganizationService {
     pub fn new(
         store: Arc<dyn OrganizationStore>,
         users: Arc<dyn UserStore>,
+        sessions: Arc<dyn SessionStore>,
+        tokens: Arc<TokenService>,
         clock: Arc<dyn Clock>,
         reauthentication_max_age_seconds: i64,
     ) -> OrganizationService {
-        OrganizationService { store, users, clock, reauthentication_max_age_seconds }
+        OrganizationService {
+            store,
+            users,
+            sessions,
+            tokens,
+            clock,
+            reauthentication_max_age_seconds,
+        }
     }
 
     /// The permissions of `role` in an organization (a built-in role, or a custom role's).
@@ -184,7 +204,7 @@ impl OrganizationService {
     }
 
     /// The caller's standing, requiring `permission`: outsiders get `not_found`.
-    async fn access(
+    pub(crate) async fn access(
         &self,
         principal: &Principal,
         organization_id: &str,
@@ -238,7 +258,7 @@ impl OrganizationService {
         })
     }
 
-    fn new_organization(
+    pub(crate) fn new_organization(
         &self,
         owner_id: &str,
         request: NewOrganization,
@@ -274,6 +294,39 @@ impl OrganizationService {
             updated_at: now,
         };
         Ok((organization, owner))
+    }
+
+    /// Makes an organization the session's active one (`None` clears it): the access tokens of
+    /// this session carry its claims from now on, read again at every refresh. Answers a new
+    /// access token and the claims it carries. Any member may choose their organization;
+    /// outsiders get `not_found`.
+    pub async fn switch(
+        &self,
+        principal: &Principal,
+        organization_id: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<(String, i64, Option<OrganizationClaims>), DomainError> {
+        if let Some(id) = organization_id
+            && self.store.membership(id, &principal.user.id).await?.is_none()
+        {
+            return Err(DomainError::NotFound);
+        }
+        let event = AuditEvent::new(
+            "session.organization_changed",
+            &principal.actor(),
+            context,
+            self.clock.now(),
+        )
+        .target("session", &principal.session.id)
+        .metadata(serde_json::json!({ "organization_id": organization_id }));
+        self.sessions
+            .set_session_organization(&principal.session.id, organization_id, &[event])
+            .await?;
+        let mut session = principal.session.clone();
+        session.organization_id = organization_id.map(str::to_owned);
+        let claims = self.tokens.organization_claims(&session).await?;
+        let access_token = self.tokens.issue_access_token(&session).await?;
+        Ok((access_token, self.tokens.settings().access_token_ttl_seconds, claims))
     }
 
     /// The caller's organizations, newest membership first (`user_id`: a session's user, or an
@@ -375,7 +428,7 @@ impl OrganizationService {
     }
 
     /// Checks that the caller may hand out `role` and act on `target`'s current role.
-    async fn may_grant(
+    pub(crate) async fn may_grant(
         &self,
         access: &Access,
         role: &str,
@@ -633,133 +686,6 @@ impl OrganizationService {
                 "{holders} member(s) hold this role; give them another role first."
             ))),
         }
-    }
-
-    // ---- The admin API: every method takes an `AdminPrincipal`.
-
-    /// Organizations whose name or slug contains `search`, newest first.
-    pub async fn admin_list(
-        &self,
-        _admin: &AdminPrincipal,
-        search: Option<&str>,
-        after: Option<&ListCursor>,
-        limit: u32,
-    ) -> Result<Vec<OrganizationRecord>, DomainError> {
-        let search = search.map(str::trim).filter(|text| !text.is_empty());
-        Ok(self.store.list_organizations(search, after, limit).await?)
-    }
-
-    pub async fn admin_get(
-        &self,
-        _admin: &AdminPrincipal,
-        id: &str,
-    ) -> Result<OrganizationRecord, DomainError> {
-        self.store.organization(id).await?.ok_or(DomainError::NotFound)
-    }
-
-    /// Creates an organization owned by `owner_id`.
-    pub async fn admin_create(
-        &self,
-        admin: &AdminPrincipal,
-        owner_id: &str,
-        request: NewOrganization,
-        context: &RequestContext,
-    ) -> Result<OrganizationRecord, DomainError> {
-        if self.users.user_by_id(owner_id).await?.is_none() {
-            return Err(DomainError::Validation(vec![FieldIssue::new(
-                "owner_user_id",
-                "unknown_user",
-                "No such user.",
-            )]));
-        }
-        let (organization, owner) = self.new_organization(owner_id, request)?;
-        let work = UnitOfWork::events(vec![
-            self.event("organization.created", admin.actor(), context, &organization.id).metadata(
-                serde_json::json!({ "slug": organization.slug, "owner_user_id": owner_id }),
-            ),
-        ]);
-        self.store.create_organization(&organization, &owner, &work).await.map_err(taken)?;
-        Ok(organization)
-    }
-
-    pub async fn admin_delete(
-        &self,
-        admin: &AdminPrincipal,
-        id: &str,
-        context: &RequestContext,
-    ) -> Result<(), DomainError> {
-        let work = UnitOfWork::events(vec![self.event(
-            "organization.deleted",
-            admin.actor(),
-            context,
-            id,
-        )]);
-        if !self.store.delete_organization(id, &work).await? {
-            return Err(DomainError::NotFound);
-        }
-        Ok(())
-    }
-
-    pub async fn admin_members(
-        &self,
-        _admin: &AdminPrincipal,
-        id: &str,
-        after: Option<&ListCursor>,
-        limit: u32,
-    ) -> Result<Vec<MemberRecord>, DomainError> {
-        if self.store.organization(id).await?.is_none() {
-            return Err(DomainError::NotFound);
-        }
-        Ok(self.store.members(id, after, limit).await?)
-    }
-
-    /// Adds a user to an organization with a role (any built-in or custom role).
-    pub async fn admin_add_member(
-        &self,
-        admin: &AdminPrincipal,
-        id: &str,
-        user_id: &str,
-        role: &str,
-        context: &RequestContext,
-    ) -> Result<MembershipRecord, DomainError> {
-        if self.store.organization(id).await?.is_none() {
-            return Err(DomainError::NotFound);
-        }
-        if self.users.user_by_id(user_id).await?.is_none() {
-            return Err(DomainError::Validation(vec![FieldIssue::new(
-                "user_id",
-                "unknown_user",
-                "No such user.",
-            )]));
-        }
-        let known = built_in_permissions(role).is_some()
-            || self.store.roles(id).await?.iter().any(|custom| custom.key == role);
-        if !known {
-            return Err(DomainError::Validation(vec![FieldIssue::new(
-                "role",
-                "unknown_role",
-                "No such role in this organization.",
-            )]));
-        }
-        let now = self.clock.now();
-        let membership = MembershipRecord {
-            organization_id: id.to_owned(),
-            user_id: user_id.to_owned(),
-            role: role.to_owned(),
-            created_at: now,
-            updated_at: now,
-        };
-        let work = UnitOfWork::events(vec![
-            self.event("organization.member_added", admin.actor(), context, id)
-                .metadata(serde_json::json!({ "user_id": user_id, "role": role })),
-        ]);
-        self.store.add_member(&membership, &work).await.map_err(|error| match error {
-            StoreError::Conflict(Conflict::Membership) => {
-                DomainError::Conflict("This user is a member already.".into())
-            }
-            other => other.into(),
-        })?;
-        Ok(membership)
     }
 }
 

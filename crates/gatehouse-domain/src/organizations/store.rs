@@ -98,3 +98,75 @@ pub trait OrganizationStore: Send + Sync {
         work: &UnitOfWork,
     ) -> Result<Option<i64>, StoreError>;
 }
+
+/// An invitation to an organization (the token only as its keyed digest, the address sealed
+/// with AD = the invitation's id and found by its blind index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationRecord {
+    /// `inv_…`
+    pub id: String,
+    pub organization_id: String,
+    pub email_digest: Vec<u8>,
+    pub email_ciphertext: Vec<u8>,
+    pub role: String,
+    pub token_digest: Vec<u8>,
+    pub invited_by: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub accepted_at: Option<i64>,
+    pub declined_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// What accepting did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptOutcome {
+    Done,
+    /// Accepted, declined, revoked or expired meanwhile (single use).
+    NotPending,
+    /// The user is a member already (nothing changed).
+    AlreadyMember,
+}
+
+#[async_trait]
+pub trait InvitationStore: Send + Sync {
+    /// Stores an invitation, revoking a pending one of the same address to the same
+    /// organization, with the unit of work (its email).
+    async fn create_invitation(
+        &self,
+        invitation: &InvitationRecord,
+        work: &UnitOfWork,
+    ) -> Result<(), StoreError>;
+    /// The organization's invitations, newest first.
+    async fn invitations(&self, organization_id: &str)
+    -> Result<Vec<InvitationRecord>, StoreError>;
+    async fn invitation_by_token(
+        &self,
+        digest: &[u8],
+    ) -> Result<Option<InvitationRecord>, StoreError>;
+    /// Revokes a pending invitation; `false` when there is none.
+    async fn revoke_invitation(
+        &self,
+        organization_id: &str,
+        invitation_id: &str,
+        now: i64,
+        work: &UnitOfWork,
+    ) -> Result<bool, StoreError>;
+    /// In one transaction: spends the invitation (only while pending and unexpired), adds the
+    /// membership, and marks the member's address verified if it was not (the token proved the
+    /// mailbox).
+    async fn accept_invitation(
+        &self,
+        invitation_id: &str,
+        membership: &MembershipRecord,
+        now: i64,
+        work: &UnitOfWork,
+    ) -> Result<AcceptOutcome, StoreError>;
+    /// Declines a pending invitation; `false` when it was not pending any more.
+    async fn decline_invitation(
+        &self,
+        invitation_id: &str,
+        now: i64,
+        work: &UnitOfWork,
+    ) -> Result<bool, StoreError>;
+}

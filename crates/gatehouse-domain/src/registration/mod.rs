@@ -9,6 +9,11 @@
 //! have an account" email pointing to sign-in and reset. Without verification required a new
 //! account is signed in at once, so a taken address must answer `email_taken`: hiding it is
 //! impossible there.
+//!
+//! Rule (sign-up can be switched off): with `signup_enabled` false, [`RegistrationService::sign_up`]
+//! refuses every request with `Disabled(Feature::SignUp)` before it reads or writes anything,
+//! so the API, the hosted page and anything later built on this service obey alike; accounts
+//! then come from `AdminUserService` (the admin API, the CLI, bulk import).
 
 mod passkey;
 mod profile;
@@ -20,7 +25,7 @@ use gatehouse_crypto::HashingPool;
 use crate::audit::AuditEvent;
 use crate::clock::Clock;
 use crate::email_links::record::TokenPurpose;
-use crate::error::{DomainError, Taken};
+use crate::error::{DomainError, Feature, Taken};
 use crate::mfa::MfaPolicy;
 use crate::notify::Notices;
 use crate::passwords::PasswordService;
@@ -65,10 +70,16 @@ pub struct RegistrationService {
     pub(crate) passkeys: Arc<crate::passkeys::PasskeyService>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) require_email_verification: bool,
+    pub(crate) signup_enabled: bool,
     pub(crate) mfa_policy: MfaPolicy,
 }
 
 impl RegistrationService {
+    /// Whether self-service sign-up is open (pages hide their sign-up links when it is not).
+    pub fn signup_enabled(&self) -> bool {
+        self.signup_enabled
+    }
+
     /// Creates an account. Returns tokens too unless MFA enrolment comes first; when email
     /// verification is required, answers only that (see the module's rule).
     pub async fn sign_up(
@@ -76,6 +87,9 @@ impl RegistrationService {
         request: SignUp,
         context: &RequestContext,
     ) -> Result<SignUpOutcome, DomainError> {
+        if !self.signup_enabled {
+            return Err(DomainError::Disabled(Feature::SignUp));
+        }
         let mut issues = Vec::new();
         let NewIdentity { email, username, first_name, last_name } = NewIdentity::parse(
             &request.email,
@@ -194,3 +208,6 @@ impl RegistrationService {
         Ok(SignUpOutcome::VerificationRequired)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::audit::AuditEvent;
 use crate::email_links::record::TokenPurpose;
-use crate::error::{DomainError, Taken};
+use crate::error::{DomainError, Feature, Taken};
 use crate::passkeys::{PasskeyCeremony, PasskeyService, PendingSignUp, passkey_conflict};
 use crate::principal::{Actor, RequestContext};
 use crate::sessions::{NewSession, SignInMethod};
@@ -34,6 +34,9 @@ impl RegistrationService {
         request: PasskeySignUp,
         _context: &RequestContext,
     ) -> Result<PasskeyCeremony, DomainError> {
+        if !self.signup_enabled {
+            return Err(DomainError::Disabled(Feature::SignUp));
+        }
         self.passkeys.relying_party()?;
         let mut issues = Vec::new();
         let NewIdentity { email, first_name, last_name, .. } = NewIdentity::parse(
@@ -66,6 +69,10 @@ impl RegistrationService {
         name: Option<&str>,
         context: &RequestContext,
     ) -> Result<SignUpOutcome, DomainError> {
+        // Switched off between the two requests: the ceremony is left to expire.
+        if !self.signup_enabled {
+            return Err(DomainError::Disabled(Feature::SignUp));
+        }
         let (pending, passkey) =
             self.passkeys.finish_sign_up(ceremony_id, credential, name).await?;
         // A credential registered already is refused the same way whether or not the address

@@ -25,6 +25,8 @@ pub struct SessionRecord {
     pub nonce: Option<String>,
     /// RFC 8176 methods of the last authentication, space-separated (`pwd otp mfa`).
     pub amr: Option<String>,
+    /// The active organization (`POST /v1/me/organization`): its claims go into access tokens.
+    pub organization_id: Option<String>,
 }
 
 impl SessionRecord {
@@ -53,6 +55,7 @@ impl SessionRecord {
             auth_time: Some(now),
             nonce: None,
             amr: None,
+            organization_id: None,
         }
     }
 

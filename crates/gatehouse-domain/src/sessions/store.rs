@@ -76,4 +76,11 @@ pub trait SessionStore: Send + Sync {
         amr: &str,
         events: &[AuditEvent],
     ) -> Result<(), StoreError>;
+    /// Sets (or clears) the session's active organization, with its audit events.
+    async fn set_session_organization(
+        &self,
+        session_id: &str,
+        organization_id: Option<&str>,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
 }

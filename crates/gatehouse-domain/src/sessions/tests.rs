@@ -36,6 +36,7 @@ fn client_session(world: &TestWorld, user: &UserRecord, client_id: &str) -> (Str
         auth_time: Some(now),
         nonce: None,
         amr: Some("pwd".into()),
+        organization_id: None,
     };
     let (token, digest) = world.tokens.new_refresh_token();
     let refresh = RefreshTokenRecord {

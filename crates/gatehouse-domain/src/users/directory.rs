@@ -64,6 +64,13 @@ impl UserDirectory {
             .map_err(|_| DomainError::Internal(format!("stored email of {} is not UTF-8", user.id)))
     }
 
+    /// An address sealed for another row (an invitation: AD = its id), in clear.
+    pub fn open_address(&self, row_id: &str, sealed: &[u8]) -> Result<String, DomainError> {
+        let plain = self.email_cipher.open(row_id.as_bytes(), sealed)?;
+        String::from_utf8(plain.to_vec())
+            .map_err(|_| DomainError::Internal(format!("stored address of {row_id} is not UTF-8")))
+    }
+
     /// The user as the API shows it (email decrypted).
     pub fn view(&self, user: &UserRecord) -> Result<UserView, DomainError> {
         UserView::from_record(user, self.open_email(user)?)

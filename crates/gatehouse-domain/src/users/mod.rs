@@ -25,6 +25,9 @@ pub struct AccountSettings {
     pub require_email_verification: bool,
     /// Whether `POST /v1/auth/magic-link` and the magic-link page work.
     pub magic_link_enabled: bool,
+    /// Whether anyone may create an account (`POST /v1/auth/sign-up`, `/signup`); off, only
+    /// admins, the CLI and bulk import do.
+    pub signup_enabled: bool,
     /// Whether a sign-in from a device the user never used sends a notice.
     pub new_device_notice: bool,
 }
@@ -36,6 +39,7 @@ impl Default for AccountSettings {
             lockout_duration_seconds: 900,
             require_email_verification: false,
             magic_link_enabled: false,
+            signup_enabled: true,
             new_device_notice: true,
         }
     }

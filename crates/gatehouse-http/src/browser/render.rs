@@ -10,7 +10,7 @@ use axum::http::header::{
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gatehouse_crypto::Digester;
-use gatehouse_domain::{DomainError, StoreError};
+use gatehouse_domain::{DomainError, Feature, StoreError};
 use minijinja::value::Kwargs;
 use minijinja::{AutoEscape, Environment, State, UndefinedBehavior, Value, context};
 use serde::Deserialize;
@@ -19,6 +19,7 @@ use super::catalogues::{Catalogues, interpolate};
 use super::cookies::{CookieSpec, DEVICE_COOKIE_PURPOSE, SESSION_COOKIE_PURPOSE, SessionCookie};
 use super::csrf::{CSRF_PURPOSE, Csrf, CsrfKey};
 use super::return_to::DEFAULT_RETURN_TO;
+use super::script::PageScript;
 use crate::error::ErrorForLog;
 use crate::locale::Locale;
 
@@ -89,6 +90,8 @@ pub struct Pages {
     environment: Environment<'static>,
     content_security_policy: HeaderValue,
     pub(crate) stylesheet: String,
+    /// The passkeys script and the CSP of the pages that load it.
+    pub(crate) passkeys_script: PageScript,
     pub(crate) session_cookie: SessionCookie,
     /// The signed trusted-device cookie (MFA skipped on that browser).
     pub(crate) device_cookie: SessionCookie,
@@ -113,12 +116,15 @@ impl Pages {
         );
         let asset_version = format!("{:016x}", fnv1a(stylesheet.as_bytes()));
         let environment = environment(&branding, &asset_version)?;
-        let content_security_policy = HeaderValue::from_str(&csp_for(&branding))
+        let page_csp = csp_for(&branding);
+        let content_security_policy = HeaderValue::from_str(&page_csp)
             .map_err(|_| "the logo URL cannot appear in a header".to_owned())?;
+        let passkeys_script = PageScript::passkeys(&page_csp)?;
         Ok(Pages {
             environment,
             content_security_policy,
             stylesheet,
+            passkeys_script,
             session_cookie: SessionCookie::new(keys.session_cookie, secure),
             mfa_cookie: CookieSpec::new("gatehouse_mfa", "Lax", secure),
             device_cookie: SessionCookie::device(keys.device_cookie, secure),
@@ -177,6 +183,24 @@ impl Pages {
         let context = context! { csrf_token => csrf.token(), ..context };
         let mut response = self.render_status(status, locale, template, context);
         csrf.set_cookie_if_new(&self.csrf, &mut response);
+        response
+    }
+
+    /// [`Self::render_form`] for a page that runs the passkeys script: the context gains
+    /// `script` (its tag's `src` and `integrity`) and the answer the CSP that allows it.
+    pub fn render_form_with_script(
+        &self,
+        status: StatusCode,
+        locale: Locale,
+        csrf: &Csrf,
+        template: &str,
+        context: Value,
+    ) -> Response {
+        let context = context! { script => self.passkeys_script.tag(), ..context };
+        let mut response = self.render_form(status, locale, csrf, template, context);
+        response
+            .headers_mut()
+            .insert(CONTENT_SECURITY_POLICY, self.passkeys_script.content_security_policy.clone());
         response
     }
 
@@ -241,10 +265,12 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
         ("signed_out.html", include_str!("templates/signed_out.html")),
         ("email_link.html", include_str!("templates/email_link.html")),
         ("forgot_password.html", include_str!("templates/forgot_password.html")),
+        ("signup.html", include_str!("templates/signup.html")),
         ("mfa.html", include_str!("templates/mfa.html")),
         ("mfa_enrol.html", include_str!("templates/mfa_enrol.html")),
         ("backup_codes.html", include_str!("templates/backup_codes.html")),
         ("factor_confirm.html", include_str!("templates/factor_confirm.html")),
+        ("invitation.html", include_str!("templates/invitation.html")),
     ];
     for (name, source) in templates {
         environment
@@ -333,6 +359,7 @@ impl ErrorPage {
             DomainError::Store(StoreError::Unavailable(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
+            DomainError::Disabled(Feature::SignUp) => (StatusCode::FORBIDDEN, "signup_disabled"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         ErrorPage { status, kind, code: error.code(), internal: Some(error.to_string()) }

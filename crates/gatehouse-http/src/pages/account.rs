@@ -15,6 +15,7 @@ use gatehouse_domain::mfa::FactorKind;
 use gatehouse_domain::mfa::Reauthentication;
 use gatehouse_domain::principal::Principal;
 
+use super::passkey_list::passkeys_view;
 use super::request::{PageForm, PageRequest};
 use super::session::{BrowserSession, display_name};
 use crate::browser::csrf::Csrf;
@@ -56,7 +57,34 @@ async fn account_page(
     status: StatusCode,
     error: Option<&'static str>,
 ) -> Response {
+    render_account(state, principal, AccountPage { locale, csrf }, status, error, None).await
+}
+
+/// The account page with a refused passkey change's message (a key under `passkeys.error`)
+/// in its passkeys section, logged with `code`.
+pub(crate) async fn account_with_error(
+    state: &AppState,
+    principal: &Principal,
+    locale: Locale,
+    csrf: &Csrf,
+    status: StatusCode,
+    key: &'static str,
+    code: &'static str,
+) -> Response {
     let page = AccountPage { locale, csrf };
+    let mut response = render_account(state, principal, page, status, None, Some(key)).await;
+    response.extensions_mut().insert(crate::error::ErrorForLog { code, internal: None });
+    response
+}
+
+async fn render_account(
+    state: &AppState,
+    principal: &Principal,
+    page: AccountPage<'_>,
+    status: StatusCode,
+    error: Option<&'static str>,
+    passkey_error: Option<&'static str>,
+) -> Response {
     let sessions = match state.accounts.sessions.sessions(principal).await {
         Ok(sessions) => sessions,
         Err(error) => return state.pages.error_page(page.locale, ErrorPage::from_domain(&error)),
@@ -86,6 +114,11 @@ async fn account_page(
         Ok(view) => view,
         Err(error) => return state.pages.error_page(page.locale, ErrorPage::from_domain(&error)),
     };
+    let passkeys = match passkeys_view(state, principal, page.locale).await {
+        Ok(view) => view,
+        Err(error) => return state.pages.error_page(page.locale, ErrorPage::from_domain(&error)),
+    };
+    let available = state.accounts.passkeys.available();
     let context = context! {
         name => display_name(state, principal),
         sessions => sessions,
@@ -93,7 +126,19 @@ async fn account_page(
         mfa => mfa,
         devices => devices,
         mfa_error => error,
+        passkeys => passkeys,
+        passkey_error => passkey_error,
     };
+    if available {
+        let pages = &state.pages;
+        return pages.render_form_with_script(
+            status,
+            page.locale,
+            page.csrf,
+            "account.html",
+            context,
+        );
+    }
     state.pages.render_form(status, page.locale, page.csrf, "account.html", context)
 }
 
@@ -185,7 +230,7 @@ async fn revoke_application(
     }
 }
 
-const SIGN_IN_FIRST: &str = "/login?return_to=%2Faccount";
+pub(crate) const SIGN_IN_FIRST: &str = "/login?return_to=%2Faccount";
 
 /// Shows the authenticator-app set-up (the enrolment in progress, or a new one).
 async fn begin_totp(

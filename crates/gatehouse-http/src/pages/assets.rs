@@ -1,5 +1,6 @@
 //! `/assets/gatehouse.css`: the embedded stylesheet, with the brand colour substituted at
-//! start-up. Pages link it with a content fingerprint (`?v=`), so it may be cached.
+//! start-up; `/assets/passkeys.js`: the one page script. Pages link both with a content
+//! fingerprint (`?v=`), so they may be cached.
 
 use axum::extract::State;
 use axum::http::HeaderValue;
@@ -12,6 +13,14 @@ pub(crate) async fn stylesheet(State(state): State<AppState>) -> Response {
     let mut response = state.pages.stylesheet.clone().into_response();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    response
+}
+
+pub(crate) async fn passkeys_script(State(state): State<AppState>) -> Response {
+    let mut response = state.pages.passkeys_script.source.into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
     response
 }

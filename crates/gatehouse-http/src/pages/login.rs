@@ -46,6 +46,10 @@ struct LoginView<'a> {
     /// A message key under `login.error`.
     error: Option<&'static str>,
     signed_in_as: Option<String>,
+    /// Whether to offer "create an account" (`/signup`, when sign-up is on).
+    signup_enabled: bool,
+    /// Whether to offer passkey sign-in (passkeys on and usable with this issuer).
+    passkeys: bool,
 }
 
 /// Shows the form, or goes straight on when the browser is signed in (unless `prompt=login`).
@@ -70,7 +74,16 @@ pub(crate) async fn show(
         Some(principal) => Some(display_name(&state, principal)),
         None => None,
     };
-    let view = LoginView { return_to: &return_to, identifier: "", error: None, signed_in_as };
+    let signup_enabled = state.accounts.registration.signup_enabled();
+    let passkeys = state.accounts.passkeys.available();
+    let view = LoginView {
+        return_to: &return_to,
+        identifier: "",
+        error: None,
+        signed_in_as,
+        signup_enabled,
+        passkeys,
+    };
     login_page(pages, StatusCode::OK, page.locale, &page.csrf, &view)
 }
 
@@ -87,12 +100,15 @@ pub(crate) async fn submit(
     let pages = &state.pages;
     let return_to = return_to_or_default(fields.return_to.as_deref());
     let identifier_text = fields.identifier.trim().to_owned();
+    let signup_enabled = state.accounts.registration.signup_enabled();
     let failure = |status: StatusCode, error: &'static str, code: &'static str| {
         let view = LoginView {
             return_to: &return_to,
             identifier: &identifier_text,
             error: Some(error),
             signed_in_as: None,
+            signup_enabled,
+            passkeys: state.accounts.passkeys.available(),
         };
         let mut response = login_page(pages, status, locale, &csrf, &view);
         response.extensions_mut().insert(ErrorForLog { code, internal: None });
@@ -188,12 +204,24 @@ fn login_page(
         serde_urlencoded::to_string([("return_to", view.return_to), ("lang", other.code())])
             .map(|query| format!("/login?{query}"))
             .ok();
+    // Signing up from an OAuth sign-in comes back to it.
+    let signup_url = view
+        .signup_enabled
+        .then(|| serde_urlencoded::to_string([("return_to", view.return_to)]).ok())
+        .flatten()
+        .map(|query| format!("/signup?{query}"));
+    let passkeys = view.passkeys;
     let context = context! {
+        passkeys => passkeys,
+        signup_url => signup_url,
         return_to => view.return_to,
         identifier => view.identifier,
         error => view.error,
         signed_in_as => view.signed_in_as.clone(),
         language_switch_url => language_switch_url,
     };
+    if passkeys {
+        return pages.render_form_with_script(status, locale, csrf, "login.html", context);
+    }
     pages.render_form(status, locale, csrf, "login.html", context)
 }

@@ -1,4 +1,4 @@
-//! The hosted browser pages (`/login`, `/logout`, `/mfa`, `/account`, the emailed-link pages,
+//! The hosted browser pages (`/login`, `/signup`, `/logout`, `/mfa`, `/account`, the emailed-link pages,
 //! `/forgot-password`; the OAuth pages `/consent`, `/device` and `/oauth2/end_session` live
 //! with their endpoints under `routes/oauth`), one module each, and the extractors they share:
 //! `request` ([`PageRequest`], [`PageForm`]: CSRF-checked forms) and `session`
@@ -15,11 +15,15 @@ mod account;
 mod assets;
 mod email_links;
 mod forgot_password;
+mod invitations;
 mod login;
 mod logout;
 mod mfa;
+mod passkey_list;
+mod passkeys;
 pub(crate) mod request;
 pub(crate) mod session;
+mod signup;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -40,7 +44,10 @@ use crate::state::AppState;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/login", get(login::show).post(login::submit))
+        .route("/signup", get(signup::show).post(signup::submit))
         .route("/logout", get(logout::show).post(logout::submit))
+        .route("/invitations/accept", get(invitations::show).post(invitations::accept))
+        .route("/invitations/decline", post(invitations::decline))
         .route("/account", get(account::show))
         .route(
             "/verify-email",
@@ -61,5 +68,7 @@ pub(crate) fn routes() -> Router<AppState> {
             get(email_links::show_magic_link).post(email_links::submit_magic_link),
         )
         .merge(account::routes())
+        .merge(passkeys::routes())
         .route("/assets/gatehouse.css", get(assets::stylesheet))
+        .route("/assets/passkeys.js", get(assets::passkeys_script))
 }

@@ -1,6 +1,7 @@
 //! What a page handler receives: [`PageRequest`] on GET (the language and the CSRF state for
-//! its forms) and [`PageForm<T>`] on POST (the form, parsed only once its CSRF token checked
-//! out; otherwise an error page).
+//! its forms), [`PageForm<T>`] on POST (the form, parsed only once its CSRF token checked
+//! out; otherwise an error page) and [`PageJson<T>`] from the page script (the token in a
+//! header; otherwise a 403 problem).
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -125,5 +126,35 @@ impl<T: DeserializeOwned> FromRequest<AppState> for PageForm<T> {
         let fields: T = serde_urlencoded::from_bytes(&bytes)
             .map_err(|_| pages.error_page(locale, ErrorPage::bad_request()))?;
         Ok(PageForm { locale, csrf, fields })
+    }
+}
+
+/// The header the page script sends its CSRF token in (the page carries the token).
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// A JSON body the page script POSTs (the passkey ceremonies), accepted only with the page's
+/// CSRF token in [`CSRF_HEADER`], checked before the body is read. Rejections are
+/// problem+json: 403 `csrf_failed`, then [`crate::extract::ApiJson`]'s.
+pub struct PageJson<T> {
+    pub body: T,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for PageJson<T> {
+    type Rejection = crate::error::ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let headers = request.headers();
+        let csrf = state.pages.csrf.for_request(headers);
+        let token = headers.get(CSRF_HEADER).and_then(|value| value.to_str().ok());
+        if !token.is_some_and(|token| csrf.verify(token)) {
+            return Err(crate::error::ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "The page's CSRF token is missing or wrong: reload the page and try again.",
+            ));
+        }
+        let crate::extract::ApiJson(body) =
+            crate::extract::ApiJson::<T>::from_request(request, state).await?;
+        Ok(PageJson { body })
     }
 }

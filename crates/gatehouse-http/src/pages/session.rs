@@ -5,7 +5,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use gatehouse_domain::DomainError;
 use gatehouse_domain::mfa::MfaChallenge;
 use gatehouse_domain::principal::{Principal, RequestContext};
@@ -85,6 +85,28 @@ pub(crate) async fn continue_sign_in(
             Ok(response)
         }
     }
+}
+
+/// A sign-in finished by the page script (a passkey): the browser session's cookie on a JSON
+/// answer `{"redirect_to": return_to}` the script follows; the session the browser held
+/// before (if another) ends, as on `/login`.
+pub(crate) async fn signed_in_json(
+    state: &AppState,
+    previous: Option<&Principal>,
+    session_id: &str,
+    return_to: &str,
+    context: &RequestContext,
+) -> Result<Response, DomainError> {
+    let principal = state.accounts.sessions.principal_for_session(session_id).await?;
+    let mut response = axum::Json(serde_json::json!({ "redirect_to": return_to })).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    let max_age = principal.session.expires_at - principal.session.created_at;
+    state.pages.session_cookie.set(&mut response, &principal.session.id, max_age);
+    state.accounts.sessions.replace_browser_session(previous, session_id, context).await;
+    Ok(response)
 }
 
 /// Ends the browser's session (if it has one) and clears its cookie on `response`.

@@ -49,8 +49,8 @@ pub(crate) async fn list_organizations(
     let (cursor, limit) =
         page_bounds(&PageQuery { limit: query.limit, cursor: query.cursor.clone() })?;
     let mut found = state
-        .organizations
-        .admin_list(&admin, query.search.as_deref(), cursor.as_ref(), limit + 1)
+        .admin_organizations
+        .list(&admin, query.search.as_deref(), cursor.as_ref(), limit + 1)
         .await?;
     let next_cursor = if found.len() > limit as usize {
         found.truncate(limit as usize);
@@ -70,7 +70,7 @@ pub(crate) async fn get_organization(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
-    let record = state.organizations.admin_get(&admin, &id).await?;
+    let record = state.admin_organizations.get(&admin, &id).await?;
     Ok(Json(OrganizationResponse::of(record, true)))
 }
 
@@ -98,8 +98,8 @@ pub(crate) async fn create_organization(
     ApiJson(body): ApiJson<AdminCreateOrganizationRequest>,
 ) -> Result<Response, ApiError> {
     let record = state
-        .organizations
-        .admin_create(
+        .admin_organizations
+        .create(
             &admin,
             &body.owner_user_id,
             NewOrganization {
@@ -124,7 +124,7 @@ pub(crate) async fn delete_organization(
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.organizations.admin_delete(&admin, &id, &context).await?;
+    state.admin_organizations.delete(&admin, &id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -139,7 +139,7 @@ pub(crate) async fn list_members(
 ) -> Result<Json<Page<MemberResponse>>, ApiError> {
     let (cursor, limit) = page_bounds(&query)?;
     let members =
-        state.organizations.admin_members(&admin, &id, cursor.as_ref(), limit + 1).await?;
+        state.admin_organizations.members(&admin, &id, cursor.as_ref(), limit + 1).await?;
     Ok(Json(member_page(&state, members, limit)?))
 }
 
@@ -163,8 +163,8 @@ pub(crate) async fn add_member(
     ApiJson(body): ApiJson<AddMemberRequest>,
 ) -> Result<Response, ApiError> {
     let membership = state
-        .organizations
-        .admin_add_member(&admin, &id, &body.user_id, &body.role, &context)
+        .admin_organizations
+        .add_member(&admin, &id, &body.user_id, &body.role, &context)
         .await?;
     Ok((StatusCode::CREATED, Json(MembershipResponse::from(membership))).into_response())
 }

@@ -60,10 +60,12 @@ pub(crate) struct VerificationRequiredResponse {
 /// required the answer is `202 {"verification_required": true}` for every address, registered
 /// or not (the owner of a registered one gets an email instead); without it, a registered
 /// address answers 409 `email_taken` (the account would be signed in at once, so a taken
-/// address cannot be hidden).
+/// address cannot be hidden). With sign-up switched off (`GATEHOUSE_SIGNUP_ENABLED=false`)
+/// every request answers 403 `signup_disabled` and nothing is written.
 #[utoipa::path(post, path = "/v1/auth/sign-up", tag = "auth", request_body = SignUpRequest, responses(
     (status = 201, body = SignUpResponse),
     (status = 202, description = "email verification is required (the same answer for every address)", body = VerificationRequiredResponse),
+    (status = 403, description = "signup_disabled: sign-up is switched off", body = crate::error::Problem),
     (status = 409, description = "email_taken / username_taken", body = crate::error::Problem),
     (status = 422, description = "validation_failed, password_too_weak, password_breached", body = crate::error::Problem),
     (status = 429, description = "rate_limited", body = crate::error::Problem)))]

@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use gatehouse_domain::organizations::{
-    ListCursor, MemberRecord, MembershipRecord, NewOrganization, OrganizationRecord,
-    OrganizationUpdate, OrganizationView, RoleDefinition, RoleRecord,
+    InvitationView, ListCursor, MemberRecord, MembershipRecord, NewOrganization,
+    OrganizationRecord, OrganizationUpdate, OrganizationView, RoleDefinition, RoleRecord,
 };
 use gatehouse_domain::{DomainError, FieldIssue};
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,14 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/organizations/{id}/leave", post(leave_organization))
         .route("/v1/organizations/{id}/roles", get(list_roles).post(create_role))
         .route("/v1/organizations/{id}/roles/{key}", patch(update_role).delete(delete_role))
+        .route("/v1/organizations/{id}/invitations", get(list_invitations).post(invite))
+        .route(
+            "/v1/organizations/{id}/invitations/{invitation_id}",
+            axum::routing::delete(revoke_invitation),
+        )
+        .route("/v1/invitations/accept", post(accept_invitation))
+        .route("/v1/invitations/decline", post(decline_invitation))
+        .route("/v1/me/organization", post(switch_organization))
 }
 
 /// An organization. `private_metadata` only for holders of `org:update`; `role` and
@@ -463,4 +471,177 @@ pub(crate) async fn delete_role(
 ) -> Result<StatusCode, ApiError> {
     state.organizations.delete_role(&principal, &id, &key, &context).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An invitation (never its token: that travels only by email).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct InvitationResponse {
+    id: String,
+    organization_id: String,
+    email: String,
+    role: String,
+    /// `pending`, `accepted`, `declined`, `revoked` or `expired`.
+    status: &'static str,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl From<InvitationView> for InvitationResponse {
+    fn from(view: InvitationView) -> Self {
+        Self {
+            id: view.id,
+            organization_id: view.organization_id,
+            email: view.email,
+            role: view.role,
+            status: view.status,
+            created_at: view.created_at,
+            expires_at: view.expires_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InviteRequest {
+    email: String,
+    /// `admin`, `member`, a custom role's key, or `owner` (for holders of `org:delete`).
+    role: String,
+}
+
+/// Invites an address (`invitations:manage`; the grant rules apply to the role). The link goes
+/// by email, valid 7 days; a pending invitation of the same address is replaced.
+#[utoipa::path(post, path = "/v1/organizations/{id}/invitations", tag = "organizations", security(("bearer" = [])), params(("id" = String, Path)),
+    request_body = InviteRequest, responses((status = 201, body = InvitationResponse),
+    (status = 403, description = "permission_denied", body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+pub(crate) async fn invite(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<InviteRequest>,
+) -> Result<Response, ApiError> {
+    let view = state.invitations.invite(&principal, &id, &body.email, &body.role, &context).await?;
+    Ok((StatusCode::CREATED, Json(InvitationResponse::from(view))).into_response())
+}
+
+/// The organization's invitations, newest first (`invitations:manage`).
+#[utoipa::path(get, path = "/v1/organizations/{id}/invitations", tag = "organizations", security(("bearer" = [])), params(("id" = String, Path), PageQuery),
+    responses((status = 200, body = Page<InvitationResponse>), (status = 403, description = "permission_denied", body = crate::error::Problem),
+    (status = 404, body = crate::error::Problem)))]
+pub(crate) async fn list_invitations(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Page<InvitationResponse>>, ApiError> {
+    let views = state.invitations.list(&principal, &id).await?;
+    Ok(Json(Page::of_newest_first(
+        views,
+        &query,
+        |view| (view.created_at, view.id.as_str()),
+        Into::into,
+    )?))
+}
+
+/// Revokes a pending invitation (`invitations:manage`).
+#[utoipa::path(delete, path = "/v1/organizations/{id}/invitations/{invitation_id}", tag = "organizations", security(("bearer" = [])),
+    params(("id" = String, Path), ("invitation_id" = String, Path)), responses((status = 204),
+    (status = 403, description = "permission_denied", body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+pub(crate) async fn revoke_invitation(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    Path((id, invitation_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.invitations.revoke(&principal, &id, &invitation_id, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InvitationTokenRequest {
+    /// The token of the emailed link.
+    token: String,
+}
+
+/// Accepts an invitation: the signed-in user, whose address must be the invited one, joins
+/// with its role (the token proves the mailbox: an unverified address becomes verified).
+#[utoipa::path(post, path = "/v1/invitations/accept", tag = "organizations", security(("bearer" = [])), request_body = InvitationTokenRequest,
+    responses((status = 200, body = MembershipResponse),
+    (status = 400, description = "invalid_token, token_used, token_expired", body = crate::error::Problem),
+    (status = 403, description = "forbidden (another address)", body = crate::error::Problem),
+    (status = 409, description = "conflict (a member already)", body = crate::error::Problem)))]
+pub(crate) async fn accept_invitation(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    ApiJson(body): ApiJson<InvitationTokenRequest>,
+) -> Result<Json<MembershipResponse>, ApiError> {
+    Ok(Json(state.invitations.accept(&principal, &body.token, &context).await?.into()))
+}
+
+/// Declines an invitation (the signed-in user it was sent to).
+#[utoipa::path(post, path = "/v1/invitations/decline", tag = "organizations", security(("bearer" = [])), request_body = InvitationTokenRequest,
+    responses((status = 204), (status = 400, description = "invalid_token, token_used, token_expired", body = crate::error::Problem),
+    (status = 403, description = "forbidden (another address)", body = crate::error::Problem)))]
+pub(crate) async fn decline_invitation(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    ApiJson(body): ApiJson<InvitationTokenRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.invitations.decline(&principal, &body.token, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SwitchRequest {
+    /// An organization the caller is a member of, or `null` for none.
+    organization_id: Option<String>,
+}
+
+/// The claims the session's access tokens carry for its active organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OrganizationClaimsResponse {
+    org_id: String,
+    org_slug: String,
+    org_role: String,
+    org_permissions: Vec<String>,
+}
+
+/// A new access token for the session, with the active organization's claims.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SwitchResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    /// `null` when no organization is active.
+    organization: Option<OrganizationClaimsResponse>,
+}
+
+/// Chooses the session's active organization (or none): from now on its access tokens carry
+/// `org_id`, `org_slug`, `org_role` and `org_permissions`, read again at every refresh (so a
+/// removal or a role change shows at the next one). The session's refresh token stays valid.
+#[utoipa::path(post, path = "/v1/me/organization", tag = "organizations", security(("bearer" = [])), request_body = SwitchRequest,
+    responses((status = 200, body = SwitchResponse), (status = 404, description = "not a member", body = crate::error::Problem)))]
+pub(crate) async fn switch_organization(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    ApiJson(body): ApiJson<SwitchRequest>,
+) -> Result<Json<SwitchResponse>, ApiError> {
+    let (access_token, expires_in, claims) =
+        state.organizations.switch(&principal, body.organization_id.as_deref(), &context).await?;
+    Ok(Json(SwitchResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        organization: claims.map(|claims| OrganizationClaimsResponse {
+            org_id: claims.id,
+            org_slug: claims.slug,
+            org_role: claims.role,
+            org_permissions: claims.permissions,
+        }),
+    }))
 }

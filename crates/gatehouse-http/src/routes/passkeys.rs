@@ -283,6 +283,7 @@ pub(crate) struct BeginSignUpRequest {
 /// Starts a sign-up with a passkey and no password (the same answer for any valid address).
 #[utoipa::path(post, path = "/v1/auth/sign-up/passkey/begin", tag = "auth", request_body = BeginSignUpRequest, responses(
     (status = 200, body = CeremonyResponse),
+    (status = 403, description = "signup_disabled: sign-up is switched off", body = crate::error::Problem),
     (status = 409, description = "passkeys_unavailable", body = crate::error::Problem),
     (status = 422, description = "validation_failed", body = crate::error::Problem)))]
 pub(crate) async fn begin_sign_up(
@@ -312,6 +313,7 @@ pub(crate) struct FinishSignUpRequest {
     (status = 202, description = "email verification is required (the same answer for every address)", body = VerificationRequiredResponse),
     (status = 400, description = "passkey_ceremony_invalid, passkey_ceremony_expired, passkey_response_malformed", body = crate::error::Problem),
     (status = 401, description = "passkey_rejected", body = crate::error::Problem),
+    (status = 403, description = "signup_disabled: sign-up is switched off", body = crate::error::Problem),
     (status = 409, description = "email_taken, passkey_already_registered, passkeys_unavailable", body = crate::error::Problem)))]
 pub(crate) async fn finish_sign_up(
     State(state): State<AppState>,

@@ -32,7 +32,7 @@ const EMBEDDED: [(&str, &str); 2] = [
 ];
 
 /// The message kinds the catalogues describe.
-pub const KINDS: [&str; 12] = [
+pub const KINDS: [&str; 13] = [
     "verify_email",
     "reset_password",
     "magic_link",
@@ -45,6 +45,7 @@ pub const KINDS: [&str; 12] = [
     "account_exists",
     "passkey_changed",
     "passkey_flagged",
+    "organization_invitation",
 ];
 
 pub struct Renderer {

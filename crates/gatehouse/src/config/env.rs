@@ -76,6 +76,7 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("smtp.from", Kind::Text),
     ("mail.templates_dir", Kind::Text),
     ("magic_link.enabled", Kind::Boolean),
+    ("signup.enabled", Kind::Boolean),
     ("passkeys.enabled", Kind::Boolean),
     ("passkeys.rp_id", Kind::Text),
     ("passkeys.origins", Kind::List),

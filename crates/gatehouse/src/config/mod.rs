@@ -64,6 +64,7 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub mail: MailConfig,
     pub magic_link: MagicLinkConfig,
+    pub signup: SignupConfig,
     pub passkeys: PasskeysConfig,
     pub notices: NoticesConfig,
     pub outbox: OutboxConfig,
@@ -209,6 +210,20 @@ pub struct PasskeysConfig {
 impl Default for PasskeysConfig {
     fn default() -> Self {
         Self { enabled: true, rp_id: None, origins: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignupConfig {
+    /// Self-service sign-up (`POST /v1/auth/sign-up`, `/signup`); off: 403 `signup_disabled`,
+    /// and accounts come from admins, the CLI and bulk import.
+    pub enabled: bool,
+}
+
+impl Default for SignupConfig {
+    fn default() -> Self {
+        Self { enabled: true }
     }
 }
 
@@ -453,6 +468,7 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             mail: MailConfig::default(),
             magic_link: MagicLinkConfig::default(),
+            signup: SignupConfig::default(),
             passkeys: PasskeysConfig::default(),
             notices: NoticesConfig::default(),
             outbox: OutboxConfig::default(),

@@ -303,4 +303,13 @@ impl SessionStore for MemoryStore {
     ) -> Result<(), StoreError> {
         Err(not_used())
     }
+
+    async fn set_session_organization(
+        &self,
+        _session_id: &str,
+        _organization_id: Option<&str>,
+        _events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        Err(not_used())
+    }
 }

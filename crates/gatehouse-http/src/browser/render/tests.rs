@@ -19,6 +19,13 @@ fn sample_context(template: &str) -> Value {
         "login.html" => context! {
             return_to => "/oauth2/authorize?a=1&b=2", identifier => "ada", error => "login.error.invalid_credentials",
             signed_in_as => "ada@example.com", language_switch_url => "/login?lang=fr",
+            signup_url => "/signup?return_to=%2Faccount", passkeys => true,
+        },
+        "signup.html" => context! {
+            return_to => "/account", login_url => "/login?return_to=%2Faccount", email => "ada@example.com",
+            first_name => "Ada", last_name => "", error => "signup.error.email_taken",
+            issues => vec!["Too short."], sent => false, passkeys => true,
+            language_switch_url => "/signup?lang=fr",
         },
         "error.html" => context! { kind => "csrf" },
         "account.html" => context! {
@@ -38,6 +45,14 @@ fn sample_context(template: &str) -> Value {
             },
             devices => vec![context! { id => "tdv_1", user_agent => "Firefox", ip => "127.0.0.1" }],
             mfa_error => "account.mfa.wrong_password",
+            passkeys => context! {
+                available => true, offer => true,
+                items => vec![
+                    context! { id => "pk_1", name => "Laptop", created => "2026-12-06", last_used => (), synced => false, flagged => false },
+                    context! { id => "pk_2", name => "Phone", created => "2026-12-01", last_used => "2026-12-05", synced => true, flagged => true },
+                ],
+            },
+            passkey_error => "passkeys.error.last_method",
         },
         "mfa.html" => context! {
             return_to => "/account", error => "mfa.error.replayed", notice => "mfa.code_sent",
@@ -74,6 +89,9 @@ fn sample_context(template: &str) -> Value {
             password => true, show_form => true, done => false, error => "link_error.password",
             issues => vec!["Too short."],
         },
+        "invitation.html" => context! {
+            problem_key => None::<&str>, token => "t", organization => "Acme", role => "member",
+        },
         _ => context! { name => "ada@example.com" },
     }
 }
@@ -95,8 +113,10 @@ async fn every_template_renders_in_every_locale() {
             "oauth_error.html",
             "email_link.html",
             "forgot_password.html",
+            "signup.html",
             "mfa.html",
             "mfa_enrol.html",
+            "invitation.html",
             "backup_codes.html",
             "factor_confirm.html",
         ] {
