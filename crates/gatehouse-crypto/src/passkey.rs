@@ -8,18 +8,31 @@
 //! A stored passkey is the crate's own serialised credential (its public key, counter, flags),
 //! also opaque here; [`PasskeyFacts`] is what a user sees of it.
 //!
-//! Every passkey ceremony requires user verification (the `webauthn-rs` passkey policy): a
-//! passkey proves possession and a PIN or biometric, so it is a whole multi-factor sign-in.
+//! User verification is *preferred*, as WebAuthn Level 3 recommends: a passkey that verified
+//! its user (PIN, biometric) is a whole multi-factor sign-in; one whose authenticator cannot
+//! (a security key without a PIN) is a first factor only, and callers ask for a second one.
+//! A credential registered with user verification must keep verifying its user: an assertion
+//! of it without verification is refused (webauthn-rs-core's rule for the preferred policy).
+//!
+//! The ceremonies run on `webauthn-rs-core` (the engine of `webauthn-rs`, same release): the
+//! high-level `Webauthn` type fixes user verification to *required* for passkeys. Everything it
+//! adds on top is kept here: the RP-id checks of its builder, the secure algorithms, the
+//! credProps/uvm extensions, no attestation, challenges per ceremony kept server-side, and the
+//! counter and backup-flag updates of `Passkey::update_credential`.
 
 use serde_json::Value;
 use url::Url;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    Credential, DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Webauthn, WebauthnBuilder, WebauthnError,
+    Credential, Passkey, PublicKeyCredential, RegisterPublicKeyCredential, WebauthnError,
 };
+use webauthn_rs_core::WebauthnCore;
 use webauthn_rs_core::internals::AuthenticatorData;
-use webauthn_rs_core::proto::Registration;
+use webauthn_rs_core::proto::{
+    AttestationConveyancePreference, AuthenticationState, COSEAlgorithm, CredProtect,
+    CredentialProtectionPolicy, Registration, RegistrationState, RequestRegistrationExtensions,
+    UserVerificationPolicy,
+};
 
 /// Why a passkey ceremony failed. Messages name the check, never key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,7 +85,7 @@ fn internal(what: &str, error: impl std::fmt::Display) -> PasskeyError {
 /// to run ceremonies for it.
 #[derive(Debug, Clone)]
 pub struct RelyingParty {
-    webauthn: Webauthn,
+    webauthn: WebauthnCore,
     rp_id: String,
 }
 
@@ -112,6 +125,7 @@ pub struct RegisteredPasskey {
 pub struct Assertion {
     /// The stored credential updated with this use (counter, backup state).
     pub stored: String,
+    /// `user_verified` is this assertion's (a PIN or biometric now), not the registration's.
     pub facts: PasskeyFacts,
 }
 
@@ -186,9 +200,9 @@ impl RelyingParty {
     /// A relying party for `rp_id` (a registrable domain suffix of every origin, never an IP
     /// address) accepting ceremonies from `origins` (the first is the primary one).
     pub fn new(rp_id: &str, origins: &[Url], name: &str) -> Result<RelyingParty, PasskeyError> {
-        let Some((first, rest)) = origins.split_first() else {
+        if origins.is_empty() {
             return Err(PasskeyError::Configuration("no allowed origin".into()));
-        };
+        }
         if rp_id.parse::<std::net::IpAddr>().is_ok()
             || rp_id.trim_matches(['[', ']']).parse::<std::net::Ipv6Addr>().is_ok()
         {
@@ -197,26 +211,25 @@ impl RelyingParty {
                  name (http://localhost:<port> in development) or set GATEHOUSE_PASSKEYS_RP_ID"
             )));
         }
-        let mut builder = WebauthnBuilder::new(rp_id, first).map_err(|_| {
-            PasskeyError::Configuration(format!(
-                "the relying-party id {rp_id} is not the domain of {first} or a parent of it"
-            ))
-        })?;
-        for origin in rest {
+        // As `WebauthnBuilder::new`: the RP id is every origin's effective domain or a parent.
+        for origin in origins {
             if !origin
                 .domain()
                 .is_some_and(|domain| domain == rp_id || domain.ends_with(&format!(".{rp_id}")))
             {
                 return Err(PasskeyError::Configuration(format!(
-                    "the origin {origin} is outside the relying-party id {rp_id}"
+                    "the relying-party id {rp_id} is not the domain of {origin} or a parent of it"
                 )));
             }
-            builder = builder.append_allowed_origin(origin);
         }
-        let webauthn = builder
-            .rp_name(name)
-            .build()
-            .map_err(|error| PasskeyError::Configuration(error.to_string()))?;
+        let webauthn = WebauthnCore::new_unsafe_experts_only(
+            name,
+            rp_id,
+            origins.to_vec(),
+            std::time::Duration::from_secs(300),
+            Some(false),
+            Some(false),
+        );
         Ok(RelyingParty { webauthn, rp_id: rp_id.to_owned() })
     }
 
@@ -235,9 +248,35 @@ impl RelyingParty {
         exclude: Vec<Vec<u8>>,
     ) -> Result<Ceremony, PasskeyError> {
         let exclude = (!exclude.is_empty()).then_some(exclude);
+        let extensions = RequestRegistrationExtensions {
+            // Like webauthn-rs's passkeys, minus the enforced UV: discovery needs UV or the
+            // credential id, without failing authenticators that lack UV.
+            cred_protect: Some(CredProtect {
+                credential_protection_policy:
+                    CredentialProtectionPolicy::UserVerificationOptionalWithCredentialIDList,
+                enforce_credential_protection_policy: Some(false),
+            }),
+            uvm: Some(true),
+            cred_props: Some(true),
+            min_pin_length: None,
+            hmac_create_secret: None,
+        };
+        let builder = self
+            .webauthn
+            .new_challenge_register_builder(handle.as_bytes(), user_name, display_name)
+            .map_err(|error| internal("start registration", error))?
+            .attestation(AttestationConveyancePreference::None)
+            .credential_algorithms(COSEAlgorithm::secure_algs())
+            .require_resident_key(false)
+            .authenticator_attachment(None)
+            .user_verification_policy(UserVerificationPolicy::Preferred)
+            .reject_synchronised_authenticators(false)
+            .exclude_credentials(exclude)
+            .hints(None)
+            .extensions(Some(extensions));
         let (options, state) = self
             .webauthn
-            .start_passkey_registration(handle, user_name, display_name, exclude)
+            .generate_challenge_register(builder)
             .map_err(|error| internal("start registration", error))?;
         let mut options =
             serde_json::to_value(options).map_err(|e| internal("registration options", e))?;
@@ -256,23 +295,31 @@ impl RelyingParty {
         state: &[u8],
     ) -> Result<RegisteredPasskey, PasskeyError> {
         let registration: RegisterPublicKeyCredential = parse(credential)?;
-        let state: PasskeyRegistration =
+        let state: RegistrationState =
             serde_json::from_slice(state).map_err(|e| internal("registration state", e))?;
-        let passkey =
-            self.webauthn.finish_passkey_registration(&registration, &state).map_err(rejected)?;
+        let credential =
+            self.webauthn.register_credential(&registration, &state, None).map_err(rejected)?;
         let aaguid = aaguid_of(&registration);
-        let stored = serde_json::to_string(&passkey).map_err(|e| internal("passkey", e))?;
-        let credential: Credential = passkey.into();
-        Ok(RegisteredPasskey { stored, facts: facts_of(&credential), aaguid })
+        let facts = facts_of(&credential);
+        let stored = serde_json::to_string(&Passkey::from(credential))
+            .map_err(|e| internal("passkey", e))?;
+        Ok(RegisteredPasskey { stored, facts, aaguid })
     }
 
     /// Starts a sign-in. With `allow` empty any discoverable credential may answer (the
     /// browser offers the user's passkeys for this site: the button without a username, and
     /// conditional UI); otherwise only the credentials listed.
     pub fn start_authentication(&self, allow: &[Vec<u8>]) -> Result<Ceremony, PasskeyError> {
+        let builder = self
+            .webauthn
+            .new_challenge_authenticate_builder(Vec::new(), Some(UserVerificationPolicy::Preferred))
+            .map_err(|error| internal("start authentication", error))?
+            .extensions(None)
+            .allow_backup_eligible_upgrade(true)
+            .hints(None);
         let (options, state) = self
             .webauthn
-            .start_discoverable_authentication()
+            .generate_challenge_authenticate(builder)
             .map_err(|error| internal("start authentication", error))?;
         let mut options =
             serde_json::to_value(options).map_err(|e| internal("authentication options", e))?;
@@ -320,22 +367,21 @@ impl RelyingParty {
         stored_sign_count: u32,
     ) -> Result<Assertion, PasskeyError> {
         let assertion: PublicKeyCredential = parse(credential)?;
-        let state: DiscoverableAuthentication =
+        let state: AuthenticationState =
             serde_json::from_slice(state).map_err(|e| internal("authentication state", e))?;
         let mut stored_credential = stored_credential(stored)?;
         stored_credential.counter = stored_sign_count;
         let result = self
             .webauthn
-            .finish_discoverable_authentication_v2(&assertion, state, &stored_credential)
+            .authenticate_single_credential(&assertion, &state, &stored_credential)
             .map_err(rejected)?;
-        if !result.user_verified() {
-            return Err(PasskeyError::Rejected("user_verification"));
-        }
         let mut passkey = Passkey::from(stored_credential);
         passkey.update_credential(&result);
         let stored = serde_json::to_string(&passkey).map_err(|e| internal("passkey", e))?;
         let credential: Credential = passkey.into();
-        Ok(Assertion { stored, facts: facts_of(&credential) })
+        let mut facts = facts_of(&credential);
+        facts.user_verified = result.user_verified();
+        Ok(Assertion { stored, facts })
     }
 }
 
@@ -382,7 +428,7 @@ mod tests {
         let key = &ceremony.options["publicKey"];
         assert_eq!(key["rp"]["id"], "localhost");
         assert_eq!(key["authenticatorSelection"]["residentKey"], "preferred");
-        assert_eq!(key["authenticatorSelection"]["userVerification"], "required");
+        assert_eq!(key["authenticatorSelection"]["userVerification"], "preferred");
         assert_eq!(key["excludeCredentials"][0]["id"], "AQID");
         assert!(key["challenge"].as_str().is_some_and(|text| text.len() >= 43));
     }
@@ -401,6 +447,6 @@ mod tests {
         let listed =
             rp.start_authentication(&[vec![9; 16]]).unwrap_or_else(|error| unreachable!("{error}"));
         assert_eq!(listed.options["publicKey"]["allowCredentials"][0]["type"], "public-key");
-        assert_eq!(listed.options["publicKey"]["userVerification"], "required");
+        assert_eq!(listed.options["publicKey"]["userVerification"], "preferred");
     }
 }

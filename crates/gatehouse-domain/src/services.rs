@@ -146,7 +146,6 @@ impl AccountServices {
             users: ports.users.clone(),
             audit: ports.audit.clone(),
             directory: directory.clone(),
-            sessions: sessions.clone(),
             notices: notices.clone(),
             digester: keys.passkey_digester,
             clock: clock.clone(),
@@ -192,6 +191,7 @@ impl AccountServices {
             lockout,
             mfa: mfa.clone(),
             sessions: sessions.clone(),
+            passkeys: passkeys.clone(),
             clock: clock.clone(),
             require_email_verification: settings.require_email_verification,
         });

@@ -21,6 +21,7 @@ use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs_proto::{
     AllowCredentials, CreationChallengeResponse, PublicKeyCredential, RequestChallengeResponse,
+    UserVerificationPolicy,
 };
 
 /// The relying party the tests configure (the issuer stays the test server's IP address).
@@ -36,15 +37,52 @@ backend_tests!(
     a_counter_that_goes_backwards_flags_the_passkey_and_tells_the_owner,
     a_passkey_only_account_steps_up_with_its_passkey,
     rename_remove_and_the_shape_of_an_unknown_address,
+    a_passkey_without_user_verification_is_a_first_factor_only,
 );
 
 fn origin() -> Url {
     Url::parse(ORIGIN).unwrap()
 }
 
+/// A software authenticator; `verifies`: it performs user verification (a PIN or biometric),
+/// as a browser's platform authenticator does when asked for it ("preferred").
+struct Key {
+    soft: SoftPasskey,
+    verifies: bool,
+}
+
+impl Key {
+    fn do_registration(
+        &mut self,
+        origin: Url,
+        mut options: CreationChallengeResponse,
+    ) -> Result<
+        webauthn_rs_proto::RegisterPublicKeyCredential,
+        webauthn_authenticator_rs::error::WebauthnCError,
+    > {
+        if self.verifies
+            && let Some(selection) = options.public_key.authenticator_selection.as_mut()
+        {
+            selection.user_verification = UserVerificationPolicy::Required;
+        }
+        self.soft.do_registration(origin, options)
+    }
+
+    fn do_authentication(
+        &mut self,
+        origin: Url,
+        mut options: RequestChallengeResponse,
+    ) -> Result<PublicKeyCredential, webauthn_authenticator_rs::error::WebauthnCError> {
+        if self.verifies {
+            options.public_key.user_verification = UserVerificationPolicy::Required;
+        }
+        self.soft.do_authentication(origin, options)
+    }
+}
+
 /// A soft authenticator that performs user verification.
-fn authenticator() -> SoftPasskey {
-    SoftPasskey::new(true)
+fn authenticator() -> Key {
+    Key { soft: SoftPasskey::new(true), verifies: true }
 }
 
 async fn env(test: &TestDatabase) -> Env {
@@ -55,7 +93,7 @@ async fn env(test: &TestDatabase) -> Env {
 async fn register(
     env: &Env,
     token: &str,
-    key: &mut SoftPasskey,
+    key: &mut Key,
     name: Option<&str>,
 ) -> (StatusCode, Value) {
     let (status, begun) =
@@ -82,7 +120,7 @@ async fn begin(env: &Env, body: Value) -> (String, RequestChallengeResponse) {
 /// The authenticator's assertion for `options`, from `origin`; with `allow`, the credential
 /// the authenticator picks itself (what a discoverable credential does in a browser).
 fn assert_with(
-    key: &mut SoftPasskey,
+    key: &mut Key,
     mut options: RequestChallengeResponse,
     allow: Option<&str>,
     from: &str,
@@ -164,9 +202,10 @@ async fn register_then_sign_in_with_and_without_an_address(test: TestDatabase) {
     // Without an address: no credential listed; the authenticator picks its own.
     let (ceremony, options) = begin(&env, json!({})).await;
     assert!(options.public_key.allow_credentials.is_empty());
+    // User verification is asked for, not demanded (a key without a PIN is a first factor).
     assert_eq!(
         serde_json::to_value(options.public_key.user_verification).unwrap(),
-        json!("required")
+        json!("preferred")
     );
     let assertion = assert_with(&mut key, options, Some(&credential_id), ORIGIN);
     let (status, tokens) = finish(&env, &ceremony, &assertion).await;
@@ -611,4 +650,37 @@ async fn ceremonies_are_kept_in_redis_when_it_is_configured() {
         (status, problem["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("passkey_ceremony_invalid"))
     );
+}
+
+async fn a_passkey_without_user_verification_is_a_first_factor_only(test: TestDatabase) {
+    let env = env(&test).await;
+    let token = env.user("ivy@example.com").await;
+    // A security key without a PIN: it proves possession, not who holds it.
+    let mut key = Key { soft: SoftPasskey::new(false), verifies: false };
+    let (status, passkey) = register(&env, &token, &mut key, Some("Key without PIN")).await;
+    assert_eq!(status, StatusCode::CREATED, "{passkey}");
+    let credential_id = passkey["credential_id"].as_str().unwrap().to_owned();
+
+    // Without a second factor on the account: signed in, with one factor in the amr.
+    let (ceremony, options) = begin(&env, json!({})).await;
+    let assertion = assert_with(&mut key, options, Some(&credential_id), ORIGIN);
+    let (status, tokens) = finish(&env, &ceremony, &assertion).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(claims(tokens["access_token"].as_str().unwrap())["amr"], json!(["hwk"]));
+
+    // With a second factor: the passkey is the first step, the second one is asked.
+    let (secret, _) = env.enrol_totp(&token).await;
+    let (ceremony, options) = begin(&env, json!({})).await;
+    let assertion = assert_with(&mut key, options, Some(&credential_id), ORIGIN);
+    let (status, answer) = finish(&env, &ceremony, &assertion).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["mfa_required"], true, "{answer}");
+    assert!(answer.get("access_token").is_none());
+    env.clock.advance(30);
+    let code = support::mfa::totp(&secret, env.now());
+    let (status, tokens) = env.verify(answer["mfa_token"].as_str().unwrap(), "totp", &code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let amr = claims(tokens["access_token"].as_str().unwrap())["amr"].clone();
+    assert!(amr.as_array().unwrap().contains(&json!("mfa")), "{amr}");
+    assert!(amr.as_array().unwrap().contains(&json!("hwk")), "{amr}");
 }

@@ -8,9 +8,11 @@
 //!   five minutes; finishing takes it (single use: a second finish, or one after expiry, is
 //!   refused). Registration and step-up ceremonies are bound to the user and session that
 //!   began them.
-//! - Every passkey ceremony requires user verification, so a passkey sign-in is a whole
-//!   multi-factor sign-in: `amr` `hwk` (device-bound) or `swk` (synced, backup-eligible) plus
-//!   `mfa`, `acr` `aal2`; it skips the second step.
+//! - User verification is preferred: a passkey that verified its user (PIN, biometric) is a
+//!   whole multi-factor sign-in (`amr` `hwk` device-bound or `swk` synced, plus `mfa`; `acr`
+//!   `aal2`; no second step); one that did not is a first factor only (`hwk`/`swk`), followed by
+//!   the second step when the account has a factor. A credential registered with user
+//!   verification is refused without it.
 //! - A sign-in begun with an address answers the same for every address (no credential is
 //!   listed; the ceremony is bound to the account server-side), after the same reads.
 //! - A signature counter that does not move forward (for an authenticator that counts) refuses
@@ -36,7 +38,6 @@ use crate::error::{DomainError, PasskeyProblem};
 use crate::notify::Notices;
 use crate::principal::{Actor, Principal, RequestContext};
 use crate::sessions::record::Amr;
-use crate::sessions::{NewSession, SessionService, SignInMethod, Tokens};
 use crate::store::{Conflict, StoreError};
 use crate::unit_of_work::UnitOfWork;
 use crate::users::directory::UserDirectory;
@@ -135,7 +136,6 @@ pub struct PasskeyService {
     pub(crate) users: Arc<dyn UserStore>,
     pub(crate) audit: Arc<dyn AuditStore>,
     pub(crate) directory: Arc<UserDirectory>,
-    pub(crate) sessions: Arc<SessionService>,
     pub(crate) notices: Arc<Notices>,
     pub(crate) digester: Digester,
     pub(crate) clock: Arc<dyn Clock>,
@@ -146,11 +146,11 @@ fn problem(problem: PasskeyProblem) -> DomainError {
     DomainError::Passkey(problem)
 }
 
-/// The `amr` a verified passkey is worth: the key kind (synced or device-bound) and `mfa`
-/// (possession + user verification).
-fn amr_of(passkey: &PasskeyRecord) -> Vec<Amr> {
+/// The `amr` a verified passkey is worth: the key kind (synced or device-bound), and `mfa`
+/// when the authenticator verified its user (possession + a PIN or biometric).
+fn amr_of(passkey: &PasskeyRecord, user_verified: bool) -> Vec<Amr> {
     let key = if passkey.backup_eligible { Amr::Swk } else { Amr::Hwk };
-    vec![key, Amr::Mfa]
+    if user_verified { vec![key, Amr::Mfa] } else { vec![key] }
 }
 
 impl PasskeyService {
@@ -377,29 +377,14 @@ impl PasskeyService {
         self.open_ceremony(record, started.options).await
     }
 
-    /// Finishes a sign-in with a passkey: the same tokens as a password sign-in, with no
-    /// second step (the passkey verified the user).
-    pub async fn sign_in(
+    /// Verifies a sign-in assertion (see `sign_in::SignInService::sign_in_with_passkey`,
+    /// which opens the session or the second step): the user, the passkey, its `amr`.
+    pub(crate) async fn verify_sign_in(
         &self,
         assertion: PasskeyAssertion,
         context: &RequestContext,
-    ) -> Result<Tokens, DomainError> {
-        let verified = self.verify(assertion, CeremonyKind::SignIn, None, context).await?;
-        let VerifiedPasskey { user, passkey, amr } = verified;
-        let now = self.clock.now();
-        let actor = Actor::User(user.id.clone());
-        let event = AuditEvent::new("passkey.used", &actor, context, now)
-            .target("passkey", &passkey.id)
-            .metadata(serde_json::json!({ "purpose": "sign_in" }));
-        let new = NewSession {
-            user,
-            rehashed_password: None,
-            method: SignInMethod::Passkey,
-            amr,
-            facts: None,
-            work: UnitOfWork::events(vec![event]),
-        };
-        self.sessions.start(new, context).await
+    ) -> Result<VerifiedPasskey, DomainError> {
+        self.verify(assertion, CeremonyKind::SignIn, None, context).await
     }
 
     /// Starts a step-up with a passkey for the signed-in user (only their passkeys listed).
@@ -572,7 +557,7 @@ impl PasskeyService {
             self.audit.append_audit_events(&[refuse("replayed", owner)]).await?;
             return Err(problem(PasskeyProblem::Rejected("replayed")));
         }
-        let amr = amr_of(&used);
+        let amr = amr_of(&used, assertion.facts.user_verified);
         Ok(VerifiedPasskey { user, passkey: used, amr })
     }
 
@@ -637,7 +622,7 @@ impl PasskeyService {
         ceremony_id: &str,
         credential: &Value,
         name: Option<&str>,
-    ) -> Result<(PendingSignUp, PasskeyRecord), DomainError> {
+    ) -> Result<(PendingSignUp, PasskeyRecord, Vec<Amr>), DomainError> {
         let rp = self.relying_party()?;
         let name = parse_name(name)?;
         let ceremony = self.take_ceremony(ceremony_id, CeremonyKind::SignUp).await?;
@@ -646,8 +631,10 @@ impl PasskeyService {
         };
         let registered =
             rp.finish_registration(credential, ceremony.state.as_bytes()).map_err(passkey_error)?;
+        let user_verified = registered.facts.user_verified;
         let passkey = new_passkey(&pending.user_id, registered, name, self.clock.now());
-        Ok((pending, passkey))
+        let amr = amr_of(&passkey, user_verified);
+        Ok((pending, passkey, amr))
     }
 
     /// `passkey_already_registered` when this credential id is anyone's already.
@@ -659,11 +646,6 @@ impl PasskeyService {
             Some(_) => Err(problem(PasskeyProblem::AlreadyRegistered)),
             None => Ok(()),
         }
-    }
-
-    /// The `amr` of a passkey a sign-up registered.
-    pub(crate) fn amr_of(passkey: &PasskeyRecord) -> Vec<Amr> {
-        amr_of(passkey)
     }
 }
 

@@ -8,8 +8,10 @@ use serde_json::Value;
 use crate::audit::AuditEvent;
 use crate::email_links::record::TokenPurpose;
 use crate::error::{DomainError, Feature, Taken};
-use crate::passkeys::{PasskeyCeremony, PasskeyService, PendingSignUp, passkey_conflict};
+use crate::mfa::MfaPolicy;
+use crate::passkeys::{PasskeyCeremony, PendingSignUp, passkey_conflict};
 use crate::principal::{Actor, RequestContext};
+use crate::sessions::record::Amr;
 use crate::sessions::{NewSession, SignInMethod};
 use crate::unit_of_work::UnitOfWork;
 use crate::users::names::NewIdentity;
@@ -73,7 +75,7 @@ impl RegistrationService {
         if !self.signup_enabled {
             return Err(DomainError::Disabled(Feature::SignUp));
         }
-        let (pending, passkey) =
+        let (pending, passkey, amr) =
             self.passkeys.finish_sign_up(ceremony_id, credential, name).await?;
         // A credential registered already is refused the same way whether or not the address
         // has an account, before the address is looked at (else the refusal would tell).
@@ -121,7 +123,6 @@ impl RegistrationService {
             context,
             now,
         )?;
-        let amr = PasskeyService::amr_of(&passkey);
         let work =
             UnitOfWork { events, tokens, outbox, passkey: Some(passkey), ..UnitOfWork::default() };
         if let Err(error) = self.users.insert_user(&user, &work).await {
@@ -142,8 +143,13 @@ impl RegistrationService {
         if self.require_email_verification {
             return Ok(SignUpOutcome::VerificationRequired);
         }
-        // A passkey is a whole multi-factor sign-in: with MFA required too, the user is signed
-        // in at once (the required second factor is the passkey itself).
+        // A passkey that verified its user is a whole multi-factor sign-in: with MFA required
+        // too, the user is signed in at once. One that did not gives no tokens then (as a
+        // password sign-up): the user enrols a factor at their first sign-in.
+        if !amr.contains(&Amr::Mfa) && self.mfa_policy == MfaPolicy::Required {
+            let view = self.directory.view(&user)?;
+            return Ok(SignUpOutcome::Created { user: Box::new(view), tokens: None });
+        }
         let new = NewSession {
             user,
             rehashed_password: None,

@@ -80,6 +80,8 @@ pub struct SignInService {
     pub(crate) lockout: Arc<Lockout>,
     pub(crate) mfa: Arc<MfaService>,
     pub(crate) sessions: Arc<SessionService>,
+    /// Sign-in with a passkey (`passkey`).
+    pub(crate) passkeys: Arc<crate::passkeys::PasskeyService>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) require_email_verification: bool,
 }
@@ -365,6 +367,8 @@ pub(crate) struct FirstFactor<'a> {
     /// What was read with the account, when the first factor read it.
     pub facts: Option<SignInFacts>,
 }
+
+mod passkey;
 
 #[cfg(test)]
 mod tests;

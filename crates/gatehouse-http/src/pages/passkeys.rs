@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use gatehouse_domain::DomainError;
 use gatehouse_domain::passkeys::PasskeyAssertion;
 use gatehouse_domain::registration::{PasskeySignUp, SignUpOutcome};
+use gatehouse_domain::sign_in::SignInOutcome;
 use serde::Deserialize;
 
 use super::account::{SIGN_IN_FIRST, account_with_error};
@@ -101,14 +102,42 @@ async fn finish_sign_in(
     State(state): State<AppState>,
     Client(context): Client,
     BrowserSession(previous): BrowserSession,
+    headers: axum::http::HeaderMap,
     json: PageJson<Finish>,
 ) -> Result<Response, ApiError> {
     spend(&state, Bucket::SignIn, context.ip.as_deref()).await?;
     let Finish { ceremony_id, credential, return_to, .. } = json.body;
     let assertion = PasskeyAssertion { ceremony_id, credential };
-    let tokens = state.accounts.passkeys.sign_in(assertion, &context).await?;
+    let trusted_device = state.pages.device_cookie.from_headers(&headers).map(str::to_owned);
+    let outcome = state
+        .accounts
+        .sign_in
+        .sign_in_with_passkey(assertion, trusted_device.as_deref(), &context)
+        .await?;
     let return_to = return_to_or_default(return_to.as_deref());
-    Ok(signed_in_json(&state, previous.as_ref(), &tokens.session_id, &return_to, &context).await?)
+    match outcome {
+        SignInOutcome::SignedIn(tokens) => {
+            Ok(signed_in_json(&state, previous.as_ref(), &tokens.session_id, &return_to, &context)
+                .await?)
+        }
+        // A passkey without user verification is a first factor: the hosted second step next.
+        SignInOutcome::MfaRequired(challenge) => {
+            let query = serde_urlencoded::to_string([("return_to", return_to.as_str())])
+                .unwrap_or_default();
+            let mut response =
+                Json(serde_json::json!({ "redirect_to": format!("/mfa?{query}") })).into_response();
+            response.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            state.pages.mfa_cookie.set(
+                &mut response,
+                &challenge.mfa_token,
+                Some(challenge.expires_in),
+            );
+            Ok(response)
+        }
+    }
 }
 
 async fn begin_registration(

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::{SignUpResponse, VerificationRequiredResponse};
-use super::dto::{Page, PageQuery, TokensResponse};
+use super::dto::{Page, PageQuery, SignInResponse};
 use crate::auth::Authenticated;
 use crate::client::Client;
 use crate::error::ApiError;
@@ -243,10 +243,12 @@ impl From<AssertionRequest> for PasskeyAssertion {
     }
 }
 
-/// Finishes a passkey sign-in: the same tokens as a password sign-in (`amr` `hwk` or `swk`
-/// and `mfa`; no second step).
+/// Finishes a passkey sign-in, answered as a password sign-in: tokens (`amr` `hwk` or `swk`,
+/// plus `mfa` when the authenticator verified its user: no second step), or, for a passkey
+/// without user verification on an account with a second factor, `{mfa_required, mfa_token,
+/// methods}`.
 #[utoipa::path(post, path = "/v1/auth/passkey/finish", tag = "auth", request_body = AssertionRequest, responses(
-    (status = 200, body = TokensResponse),
+    (status = 200, body = SignInResponse),
     (status = 400, description = "passkey_ceremony_invalid, passkey_ceremony_expired, passkey_response_malformed", body = crate::error::Problem),
     (status = 401, description = "passkey_rejected, passkey_unknown, passkey_flagged", body = crate::error::Problem),
     (status = 403, description = "account_suspended, email_not_verified", body = crate::error::Problem),
@@ -254,10 +256,16 @@ impl From<AssertionRequest> for PasskeyAssertion {
 pub(crate) async fn finish_sign_in(
     State(state): State<AppState>,
     Client(context): Client,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<AssertionRequest>,
-) -> Result<Json<TokensResponse>, ApiError> {
-    let tokens = state.accounts.passkeys.sign_in(body.into(), &context).await?;
-    Ok(Json(tokens.into()))
+) -> Result<Json<SignInResponse>, ApiError> {
+    let trusted_device = state.pages.device_cookie.from_headers(&headers).map(str::to_owned);
+    let outcome = state
+        .accounts
+        .sign_in
+        .sign_in_with_passkey(body.into(), trusted_device.as_deref(), &context)
+        .await?;
+    Ok(Json(outcome.into()))
 }
 
 /// Starts a step-up with one of the signed-in user's passkeys; send the assertion to
