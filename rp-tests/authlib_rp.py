@@ -177,7 +177,9 @@ class Server:
                 raise RuntimeError(f"{self.name}: exited ({self.process.returncode}) before "
                                    f"announcing its URL{self.stderr_tail()}")
             debug(f"{self.name} stdout: {line.rstrip()}")
-            match = re.search(r"http://127\.0\.0\.1:[0-9]+", line)
+            # Without GATEHOUSE_ISSUER the server names itself http://localhost:<port> (a domain,
+            # for passkeys); with one, the address it bound.
+            match = re.search(r"http://(?:127\.0\.0\.1|localhost):[0-9]+", line)
             if match:
                 self.url = match.group(0)
                 return self.url

@@ -567,10 +567,10 @@ async fn serve(mut config: Config, json_output: bool) -> Result<(), StartupError
     let bound = listener
         .local_addr()
         .map_err(|error| StartupError::Other(format!("cannot read the bound address: {error}")))?;
-    // On a loopback address the URL names `localhost` (the listener stays where it was
-    // bound): WebAuthn refuses IP addresses as relying-party ids, so passkeys work out of the
-    // box in development.
-    let url = if bound.ip().is_loopback() {
+    // Without a configured issuer, on a loopback address, the URL (and so the issuer) names
+    // `localhost` (the listener stays where it was bound): WebAuthn refuses IP addresses as
+    // relying-party ids, so passkeys work out of the box in development.
+    let url = if bound.ip().is_loopback() && config.issuer.is_none() {
         format!("http://localhost:{}", bound.port())
     } else {
         format!("http://{bound}")
