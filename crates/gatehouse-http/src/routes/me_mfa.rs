@@ -199,7 +199,8 @@ pub(crate) async fn begin_email(
 
 /// Confirms codes by email with the code that was sent.
 #[utoipa::path(post, path = "/v1/me/mfa/email/confirm", tag = "me", security(("bearer" = [])), request_body = CodeRequest,
-    responses((status = 200, body = BackupCodesResponse), (status = 400, description = "invalid_mfa_code, mfa_code_expired, mfa_attempts_exhausted", body = crate::error::Problem)))]
+    responses((status = 200, body = BackupCodesResponse), (status = 400, description = "invalid_mfa_code, mfa_code_expired, mfa_attempts_exhausted", body = crate::error::Problem),
+    (status = 409, description = "mfa_enrolment_not_started, mfa_already_enabled", body = crate::error::Problem)))]
 pub(crate) async fn confirm_email(
     State(state): State<AppState>,
     Client(context): Client,
@@ -216,7 +217,8 @@ pub(crate) async fn confirm_email(
 
 /// Removes codes by email (recent authentication or a proof, as for TOTP).
 #[utoipa::path(delete, path = "/v1/me/mfa/email", tag = "me", security(("bearer" = [])), request_body(content = Option<ProofRequest>),
-    responses((status = 204), (status = 403, description = "reauthentication_required", body = crate::error::Problem)))]
+    responses((status = 204), (status = 403, description = "reauthentication_required", body = crate::error::Problem),
+    (status = 409, description = "mfa_not_enabled, passkeys_unavailable (a passkey proof)", body = crate::error::Problem)))]
 pub(crate) async fn remove_email(
     State(state): State<AppState>,
     Client(context): Client,
@@ -240,7 +242,8 @@ pub(crate) struct PhoneRequest {
 /// Starts enrolling codes by SMS: a code goes to the number.
 #[utoipa::path(post, path = "/v1/me/mfa/sms", tag = "me", security(("bearer" = [])), request_body = PhoneRequest,
     responses((status = 202), (status = 422, description = "validation_failed (invalid_phone_number)", body = crate::error::Problem),
-    (status = 400, description = "mfa_method_unavailable", body = crate::error::Problem)))]
+    (status = 400, description = "mfa_method_unavailable", body = crate::error::Problem),
+    (status = 409, description = "mfa_already_enabled", body = crate::error::Problem)))]
 pub(crate) async fn begin_sms(
     State(state): State<AppState>,
     Client(context): Client,
@@ -269,7 +272,8 @@ pub(crate) async fn begin_sms(
 
 /// Confirms codes by SMS with the code that was sent.
 #[utoipa::path(post, path = "/v1/me/mfa/sms/confirm", tag = "me", security(("bearer" = [])), request_body = CodeRequest,
-    responses((status = 200, body = BackupCodesResponse), (status = 400, description = "invalid_mfa_code, mfa_code_expired, mfa_attempts_exhausted", body = crate::error::Problem)))]
+    responses((status = 200, body = BackupCodesResponse), (status = 400, description = "invalid_mfa_code, mfa_code_expired, mfa_attempts_exhausted", body = crate::error::Problem),
+    (status = 409, description = "mfa_enrolment_not_started, mfa_already_enabled", body = crate::error::Problem)))]
 pub(crate) async fn confirm_sms(
     State(state): State<AppState>,
     Client(context): Client,
@@ -286,7 +290,8 @@ pub(crate) async fn confirm_sms(
 
 /// Removes codes by SMS (recent authentication or a proof, as for TOTP).
 #[utoipa::path(delete, path = "/v1/me/mfa/sms", tag = "me", security(("bearer" = [])), request_body(content = Option<ProofRequest>),
-    responses((status = 204), (status = 403, description = "reauthentication_required", body = crate::error::Problem)))]
+    responses((status = 204), (status = 403, description = "reauthentication_required", body = crate::error::Problem),
+    (status = 409, description = "mfa_not_enabled, passkeys_unavailable (a passkey proof)", body = crate::error::Problem)))]
 pub(crate) async fn remove_sms(
     State(state): State<AppState>,
     Client(context): Client,
