@@ -40,7 +40,8 @@ pub(crate) struct OrganizationQuery {
 
 /// Organizations newest first, a page at a time.
 #[utoipa::path(get, path = "/v1/admin/organizations", tag = "admin", security(("bearer" = [])), params(OrganizationQuery),
-    responses((status = 200, body = Page<OrganizationResponse>)))]
+    responses((status = 200, body = Page<OrganizationResponse>),
+    (status = 422, description = "validation_failed (cursor)", body = crate::error::Problem)))]
 pub(crate) async fn list_organizations(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -130,7 +131,8 @@ pub(crate) async fn delete_organization(
 
 /// Members newest first, a page at a time.
 #[utoipa::path(get, path = "/v1/admin/organizations/{id}/members", tag = "admin", security(("bearer" = [])), params(("id" = String, Path), PageQuery),
-    responses((status = 200, body = Page<MemberResponse>), (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, body = Page<MemberResponse>), (status = 404, body = crate::error::Problem),
+    (status = 422, description = "validation_failed (cursor)", body = crate::error::Problem)))]
 pub(crate) async fn list_members(
     State(state): State<AppState>,
     Admin(admin): Admin,

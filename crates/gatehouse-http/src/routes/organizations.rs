@@ -140,7 +140,8 @@ pub(crate) async fn create_organization(
 /// API key with `organizations:read`).
 #[utoipa::path(get, path = "/v1/organizations", tag = "organizations", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = Page<OrganizationResponse>),
-    (status = 403, description = "insufficient_scope (an API key without organizations:read)", body = crate::error::Problem)))]
+    (status = 403, description = "insufficient_scope (an API key without organizations:read)", body = crate::error::Problem),
+    (status = 422, description = "validation_failed (cursor)", body = crate::error::Problem)))]
 pub(crate) async fn my_organizations(
     State(state): State<AppState>,
     caller: crate::auth::Caller,
@@ -284,7 +285,7 @@ pub(crate) fn page_bounds(query: &PageQuery) -> Result<(Option<ListCursor>, u32)
 /// Members newest first, a page at a time (`members:read`).
 #[utoipa::path(get, path = "/v1/organizations/{id}/members", tag = "organizations", security(("bearer" = [])), params(("id" = String, Path), PageQuery),
     responses((status = 200, body = Page<MemberResponse>), (status = 403, description = "permission_denied", body = crate::error::Problem),
-    (status = 404, body = crate::error::Problem)))]
+    (status = 404, body = crate::error::Problem), (status = 422, description = "validation_failed (cursor)", body = crate::error::Problem)))]
 pub(crate) async fn list_members(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -527,7 +528,8 @@ pub(crate) async fn invite(
 /// The organization's invitations, newest first (`invitations:manage`).
 #[utoipa::path(get, path = "/v1/organizations/{id}/invitations", tag = "organizations", security(("bearer" = [])), params(("id" = String, Path), PageQuery),
     responses((status = 200, body = Page<InvitationResponse>), (status = 403, description = "permission_denied", body = crate::error::Problem),
-    (status = 404, body = crate::error::Problem)))]
+    (status = 404, body = crate::error::Problem),
+    (status = 422, description = "validation_failed (cursor)", body = crate::error::Problem)))]
 pub(crate) async fn list_invitations(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
