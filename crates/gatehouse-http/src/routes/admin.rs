@@ -128,7 +128,8 @@ pub(crate) struct UpdateUserRequest {
 }
 
 #[utoipa::path(patch, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    request_body = UpdateUserRequest, responses((status = 200, body = UserResponse), (status = 404, body = crate::error::Problem)))]
+    request_body = UpdateUserRequest, responses((status = 200, body = UserResponse), (status = 404, body = crate::error::Problem),
+    (status = 409, description = "email_taken, username_taken", body = crate::error::Problem)))]
 pub(crate) async fn update_user(
     State(state): State<AppState>,
     Client(context): Client,
