@@ -361,8 +361,7 @@ impl PasskeyService {
                 Some(user.map(|user| user.id).unwrap_or_default())
             }
         };
-        let allow: Vec<Vec<u8>> = Vec::new();
-        let started = rp.start_authentication(&allow).map_err(passkey_error)?;
+        let started = rp.start_authentication(&[]).map_err(passkey_error)?;
         let now = self.clock.now();
         let record = PasskeyCeremonyRecord {
             id_digest: Vec::new(),

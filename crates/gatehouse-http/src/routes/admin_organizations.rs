@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::dto::{Page, PageQuery};
+use super::dto::{Page, PageQuery, cursor_of};
 use gatehouse_domain::organizations::NewOrganization;
 
 use super::organizations::{
@@ -55,7 +55,7 @@ pub(crate) async fn list_organizations(
         .await?;
     let next_cursor = if found.len() > limit as usize {
         found.truncate(limit as usize);
-        found.last().map(|last| format!("{}.{}", last.created_at, last.id))
+        found.last().map(|last| cursor_of(last.created_at, &last.id))
     } else {
         None
     };

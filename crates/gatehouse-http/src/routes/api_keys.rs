@@ -13,7 +13,7 @@ use gatehouse_domain::api_keys::{ApiKeyRecord, NewApiKey};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::dto::{Page, PageQuery};
+use super::dto::{Page, PageQuery, cursor_of};
 use super::organizations::page_bounds;
 use crate::auth::{Admin, Authenticated};
 use crate::client::Client;
@@ -208,7 +208,7 @@ pub(crate) async fn admin_list_keys(
     let mut found = state.api_keys.admin_list(&admin, cursor.as_ref(), limit + 1).await?;
     let next_cursor = if found.len() > limit as usize {
         found.truncate(limit as usize);
-        found.last().map(|last| format!("{}.{}", last.created_at, last.id))
+        found.last().map(|last| cursor_of(last.created_at, &last.id))
     } else {
         None
     };

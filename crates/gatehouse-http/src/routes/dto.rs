@@ -174,11 +174,20 @@ pub(crate) struct PageQuery {
 
 /// Where a page of a newest-first list stops: the last item's creation time and id, so the
 /// next page starts right after it even when that item is gone by then.
-fn cursor_of(created_at: i64, id: &str) -> String {
+pub(crate) fn cursor_of(created_at: i64, id: &str) -> String {
     format!("{created_at}.{id}")
 }
 
-fn parse_cursor(text: &str) -> Option<(i64, &str)> {
+/// The answer to a `cursor` that is not a `next_cursor` of ours.
+pub(crate) fn invalid_cursor() -> DomainError {
+    DomainError::Validation(vec![FieldIssue::new(
+        "cursor",
+        "invalid",
+        "Use the next_cursor of a previous page.",
+    )])
+}
+
+pub(crate) fn parse_cursor(text: &str) -> Option<(i64, &str)> {
     let (created_at, id) = text.split_once('.')?;
     Some((created_at.parse().ok()?, id))
 }
@@ -197,13 +206,7 @@ impl<T> Page<T> {
         let limit = query.limit.unwrap_or(50).clamp(1, 100) as usize;
         let after = match query.cursor.as_deref() {
             None => None,
-            Some(text) => Some(parse_cursor(text).ok_or_else(|| {
-                DomainError::Validation(vec![FieldIssue::new(
-                    "cursor",
-                    "invalid",
-                    "Use the next_cursor of a previous page.",
-                )])
-            })?),
+            Some(text) => Some(parse_cursor(text).ok_or_else(invalid_cursor)?),
         };
         let mut rest: Vec<I> = items
             .into_iter()

@@ -6,15 +6,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
+use gatehouse_domain::DomainError;
 use gatehouse_domain::organizations::{
     InvitationView, ListCursor, MemberRecord, MembershipRecord, NewOrganization,
     OrganizationRecord, OrganizationUpdate, OrganizationView, RoleDefinition, RoleRecord,
 };
-use gatehouse_domain::{DomainError, FieldIssue};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::dto::{Page, PageQuery, UserResponse};
+use super::dto::{Page, PageQuery, UserResponse, cursor_of, invalid_cursor, parse_cursor};
 use crate::auth::Authenticated;
 use crate::client::Client;
 use crate::error::ApiError;
@@ -252,11 +252,8 @@ pub(crate) fn member_page(
             updated_at: member.membership.updated_at,
         });
     }
-    let next_cursor = if more {
-        data.last().map(|last| format!("{}.{}", last.joined_at, last.user.id))
-    } else {
-        None
-    };
+    let next_cursor =
+        if more { data.last().map(|last| cursor_of(last.joined_at, &last.user.id)) } else { None };
     Ok(Page { data, next_cursor })
 }
 
@@ -267,16 +264,8 @@ pub(crate) fn page_bounds(query: &PageQuery) -> Result<(Option<ListCursor>, u32)
     let cursor = match query.cursor.as_deref() {
         None => None,
         Some(text) => {
-            let parsed = text.split_once('.').and_then(|(time, id)| {
-                Some(ListCursor { created_at: time.parse().ok()?, id: id.to_owned() })
-            });
-            Some(parsed.ok_or_else(|| {
-                DomainError::Validation(vec![FieldIssue::new(
-                    "cursor",
-                    "invalid",
-                    "Use the next_cursor of a previous page.",
-                )])
-            })?)
+            let (created_at, id) = parse_cursor(text).ok_or_else(invalid_cursor)?;
+            Some(ListCursor { created_at, id: id.to_owned() })
         }
     };
     Ok((cursor, limit))
