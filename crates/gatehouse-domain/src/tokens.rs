@@ -76,6 +76,14 @@ pub struct OrganizationClaims {
     pub permissions: Vec<String>,
 }
 
+/// An organization a user may act in, as an OAuth client's user chooses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrganizationChoice {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+}
+
 /// Where the token service reads a user's standing in an organization (the store, through
 /// `organizations`); `None` when they are not a member.
 #[async_trait::async_trait]
@@ -85,6 +93,13 @@ pub trait OrganizationClaimSource: Send + Sync {
         organization_id: &str,
         user_id: &str,
     ) -> Result<Option<OrganizationClaims>, crate::store::StoreError>;
+
+    /// Every organization the user is a member of, by name (the OAuth `organization` scope's
+    /// choice).
+    async fn organizations_of(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<OrganizationChoice>, crate::store::StoreError>;
 }
 
 /// What an access token is issued for.
@@ -213,6 +228,17 @@ impl TokenService {
                 Ok(source.organization_claims(organization_id, &session.user_id).await?)
             }
             _ => Ok(None),
+        }
+    }
+
+    /// The organizations the user is a member of (none when organizations are not wired).
+    pub async fn organizations_of(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<OrganizationChoice>, DomainError> {
+        match &self.organizations {
+            Some(source) => Ok(source.organizations_of(user_id).await?),
+            None => Ok(Vec::new()),
         }
     }
 

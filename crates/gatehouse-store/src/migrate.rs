@@ -50,6 +50,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(12, "0012_invitations"),
     migration!(13, "0013_api_keys"),
     migration!(14, "0014_session_organization"),
+    migration!(16, "0016_code_organization"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

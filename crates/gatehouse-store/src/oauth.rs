@@ -106,6 +106,7 @@ fn authorization_code_from_row(row: &impl StoreRow) -> Result<AuthorizationCodeR
         expires_at: row.read("expires_at")?,
         used_at: row.read("used_at")?,
         issued_session_id: row.read("issued_session_id")?,
+        organization_id: row.read("organization_id")?,
     })
 }
 
@@ -224,8 +225,8 @@ impl OAuthStore for Database {
         write_transaction!(self, autocommit, pool => {
             sqlx::query(
                 "INSERT INTO authorization_codes (code_digest, client_id, user_id, browser_session_id, \
-                 redirect_uri, scope, nonce, code_challenge, auth_time, created_at, expires_at, amr) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 redirect_uri, scope, nonce, code_challenge, auth_time, created_at, expires_at, amr, \
+                 organization_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(code.code_digest.as_slice())
             .bind(code.client_id.as_str())
@@ -240,6 +241,7 @@ impl OAuthStore for Database {
             .bind(code.expires_at)
             // `amr` is a JSON array in this table (0003); the domain carries it space-separated.
             .bind(amr_json(code.amr.as_deref()))
+            .bind(code.organization_id.as_deref())
             .execute(pool)
             .await
             .map_err(map_sqlx_error)?;
@@ -254,8 +256,8 @@ impl OAuthStore for Database {
         with_pool!(self, pool => {
             let row = sqlx::query(
                 "SELECT code_digest, client_id, user_id, browser_session_id, redirect_uri, scope, nonce, \
-                 code_challenge, auth_time, created_at, expires_at, used_at, issued_session_id, amr \
-                 FROM authorization_codes WHERE code_digest = $1",
+                 code_challenge, auth_time, created_at, expires_at, used_at, issued_session_id, amr, \
+                 organization_id FROM authorization_codes WHERE code_digest = $1",
             )
             .bind(digest)
             .fetch_optional(pool)

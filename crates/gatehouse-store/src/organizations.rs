@@ -11,7 +11,7 @@ use gatehouse_domain::organizations::{
     MembershipRecord, OWNER, OrganizationRecord, OrganizationStore, RoleRecord,
 };
 use gatehouse_domain::store::Conflict;
-use gatehouse_domain::tokens::{OrganizationClaimSource, OrganizationClaims};
+use gatehouse_domain::tokens::{OrganizationChoice, OrganizationClaimSource, OrganizationClaims};
 use gatehouse_domain::unit_of_work::UnitOfWork;
 
 use crate::cache::Invalidation;
@@ -718,5 +718,28 @@ impl OrganizationClaimSource for Database {
             };
             OrganizationClaims { id: organization_id.to_owned(), slug, role, permissions }
         }))
+    }
+
+    async fn organizations_of(&self, user_id: &str) -> Result<Vec<OrganizationChoice>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT o.id AS id, o.slug AS slug, o.name AS name \
+                 FROM organization_members m JOIN organizations o ON o.id = m.organization_id \
+                 WHERE m.user_id = $1 ORDER BY o.name, o.id",
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            rows.iter()
+                .map(|row| {
+                    Ok(OrganizationChoice {
+                        id: row.read("id")?,
+                        slug: row.read("slug")?,
+                        name: row.read("name")?,
+                    })
+                })
+                .collect()
+        })
     }
 }

@@ -5,11 +5,12 @@
 
 use super::client::{ClientRecord, GRANT_AUTHORIZATION_CODE};
 use super::store::AuthorizationCodeRecord;
-use super::{OAuthService, SCOPE_OFFLINE_ACCESS, split_scope};
+use super::{OAuthService, SCOPE_ORGANIZATION, requested_explicitly, split_scope};
 use crate::audit::AuditEvent;
 use crate::error::DomainError;
 use crate::principal::Principal;
 use crate::principal::{Actor, RequestContext};
+use crate::tokens::OrganizationChoice;
 
 #[cfg(test)]
 mod consent_tests;
@@ -34,6 +35,8 @@ pub struct AuthorizationRequest {
     pub request_uri: Option<String>,
     /// Only `query` (the default of `response_type=code`) is supported.
     pub response_mode: Option<String>,
+    /// With the `organization` scope: the organization (id or slug) the client asks for.
+    pub organization: Option<String>,
 }
 
 /// A request that passed validation.
@@ -50,6 +53,37 @@ pub struct ValidatedAuthorization {
     pub prompt_consent: bool,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// The organization (id or slug) the client asked for; only read with the
+    /// `organization` scope.
+    pub organization: Option<String>,
+}
+
+impl ValidatedAuthorization {
+    /// Whether the client asked for the user's organization in its tokens.
+    pub fn wants_organization(&self) -> bool {
+        self.scopes.iter().any(|scope| scope == SCOPE_ORGANIZATION)
+    }
+}
+
+/// Which organization the tokens of an authorization will carry (`organization` scope).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrganizationSelection {
+    /// No organization: the scope was not asked for, or the user belongs to none.
+    Nothing,
+    /// This one: the only membership, or the one the client (or the user) named.
+    Chosen(OrganizationChoice),
+    /// The user belongs to several and must pick one.
+    Choose(Vec<OrganizationChoice>),
+}
+
+impl OrganizationSelection {
+    /// The chosen organization's id; `None` for nothing or a choice still to make.
+    pub fn chosen_id(&self) -> Option<&str> {
+        match self {
+            OrganizationSelection::Chosen(choice) => Some(&choice.id),
+            _ => None,
+        }
+    }
 }
 
 /// Why a request is refused.
@@ -68,10 +102,14 @@ pub enum AuthorizeStep {
     /// Send the browser to sign in, then back to the request. `fresh`: the browser is signed
     /// in, but the request wants a new authentication (`prompt=login`, or `max_age` passed).
     SignIn { fresh: bool },
-    /// Ask this signed-in user to consent to the client's scopes.
-    Consent(Principal),
-    /// Issue a code to this signed-in user.
-    IssueCode(Principal),
+    /// Ask this signed-in user to consent to the client's scopes (and, with the
+    /// `organization` scope, to pick an organization when they belong to several).
+    Consent(Principal, OrganizationSelection),
+    /// Issue a code to this signed-in user, for this organization (`organization` scope).
+    IssueCode(Principal, Option<String>),
+    /// A client that skips consent asked for the `organization` scope of a user who belongs to
+    /// several: show the chooser.
+    ChooseOrganization(Principal, Vec<OrganizationChoice>),
     /// `prompt=none` cannot be honoured without showing a page: tell the client at its
     /// verified redirect URI. `error` is `login_required` or `consent_required`; `location`
     /// is the redirect (with `state` and `iss`).
@@ -132,6 +170,7 @@ impl OAuthService {
             &request.nonce,
             &request.code_challenge,
             &request.login_hint,
+            &request.organization,
         ]
         .iter()
         .any(|value| value.as_ref().is_some_and(|value| value.len() > MAX_PARAMETER_LENGTH));
@@ -192,12 +231,9 @@ impl OAuthService {
         }
         let scopes = match &request.scope {
             Some(scope) => split_scope(scope),
-            None => client
-                .scopes
-                .iter()
-                .filter(|scope| *scope != SCOPE_OFFLINE_ACCESS)
-                .cloned()
-                .collect(),
+            None => {
+                client.scopes.iter().filter(|scope| !requested_explicitly(scope)).cloned().collect()
+            }
         };
         if let Some(unknown) = scopes.iter().find(|scope| !client.scopes.contains(scope)) {
             return Err(fail(
@@ -262,6 +298,10 @@ impl OAuthService {
             prompt_consent: prompts.contains(&"consent"),
             max_age,
             login_hint: request.login_hint.clone(),
+            organization: request
+                .organization
+                .clone()
+                .filter(|organization| !organization.is_empty()),
         })
     }
 
@@ -288,23 +328,69 @@ impl OAuthService {
                 consent_needed: self.needs_consent(request, &principal.user.id).await?,
             },
         };
-        Ok(match (decide(request.prompt_none, authentication), signed_in) {
-            (Decision::Refuse(error, description), _) => AuthorizeStep::Refuse {
+        let refuse = |error: &'static str, description: &str| AuthorizeStep::Refuse {
+            error,
+            location: self.error_redirect(
+                &request.redirect_uri,
                 error,
-                location: self.error_redirect(
-                    &request.redirect_uri,
-                    error,
-                    description,
-                    request.state.as_deref(),
-                ),
-            },
-            (Decision::Consent, Some(principal)) => AuthorizeStep::Consent(principal),
-            (Decision::IssueCode, Some(principal)) => AuthorizeStep::IssueCode(principal),
+                description,
+                request.state.as_deref(),
+            ),
+        };
+        Ok(match (decide(request.prompt_none, authentication), signed_in) {
+            (Decision::Refuse(error, description), _) => refuse(error, description),
+            (Decision::Consent, Some(principal)) => {
+                let selection = self.select_organization(request, &principal.user.id, None).await?;
+                AuthorizeStep::Consent(principal, selection)
+            }
+            (Decision::IssueCode, Some(principal)) => {
+                match self.select_organization(request, &principal.user.id, None).await? {
+                    OrganizationSelection::Choose(_) if request.prompt_none => {
+                        refuse("interaction_required", "the user must choose an organization")
+                    }
+                    OrganizationSelection::Choose(choices) => {
+                        AuthorizeStep::ChooseOrganization(principal, choices)
+                    }
+                    OrganizationSelection::Chosen(choice) => {
+                        AuthorizeStep::IssueCode(principal, Some(choice.id))
+                    }
+                    OrganizationSelection::Nothing => AuthorizeStep::IssueCode(principal, None),
+                }
+            }
             (Decision::SignIn { fresh }, _) => AuthorizeStep::SignIn { fresh },
             // `decide` only answers these for a signed-in browser.
             (Decision::Consent | Decision::IssueCode, None) => {
                 AuthorizeStep::SignIn { fresh: false }
             }
+        })
+    }
+
+    /// The organization an authorization is for, under the `organization` scope: the one the
+    /// user `picked` (a form's answer) or else the one the client named (`organization=<id or
+    /// slug>`), when the user is a member of it; else the user's only organization; else a
+    /// choice among theirs. A name that is not one of the user's organizations is passed over
+    /// (the user chooses), never reported: the client learns nothing of other organizations.
+    pub async fn select_organization(
+        &self,
+        request: &ValidatedAuthorization,
+        user_id: &str,
+        picked: Option<&str>,
+    ) -> Result<OrganizationSelection, DomainError> {
+        if !request.wants_organization() {
+            return Ok(OrganizationSelection::Nothing);
+        }
+        let mut choices = self.tokens.organizations_of(user_id).await?;
+        for wanted in [picked, request.organization.as_deref()].into_iter().flatten() {
+            if let Some(index) =
+                choices.iter().position(|choice| choice.id == wanted || choice.slug == wanted)
+            {
+                return Ok(OrganizationSelection::Chosen(choices.swap_remove(index)));
+            }
+        }
+        Ok(match choices.len() {
+            0 => OrganizationSelection::Nothing,
+            1 => OrganizationSelection::Chosen(choices.remove(0)),
+            _ => OrganizationSelection::Choose(choices),
         })
     }
 
@@ -364,10 +450,13 @@ impl OAuthService {
     }
 
     /// Issues a code for the signed-in user and answers the URL to send the browser to.
+    /// `organization_id`: the organization its tokens carry (`organization` scope), one the
+    /// user is a member of ([`Self::select_organization`]).
     pub async fn issue_code(
         &self,
         request: &ValidatedAuthorization,
         principal: &Principal,
+        organization_id: Option<&str>,
     ) -> Result<String, DomainError> {
         let now = self.clock.now();
         let code = gatehouse_crypto::random_token();
@@ -386,6 +475,7 @@ impl OAuthService {
             expires_at: now + self.settings.code_ttl_seconds,
             used_at: None,
             issued_session_id: None,
+            organization_id: organization_id.map(str::to_owned),
         };
         self.store.insert_authorization_code(&record).await?;
         let mut parameters = vec![("code", code.as_str())];

@@ -4,6 +4,7 @@ use serde_json::{Map, Value, json};
 
 use super::{OAuthService, SCOPE_EMAIL, SCOPE_PROFILE};
 use crate::error::DomainError;
+use crate::tokens::OrganizationClaims;
 use crate::users::view::UserView;
 
 /// The user's claims that the granted scopes allow.
@@ -50,6 +51,19 @@ pub struct IdTokenRequest<'a> {
     pub amr: Vec<String>,
     pub nonce: Option<&'a str>,
     pub access_token: &'a str,
+    /// The session's organization (`organization` scope).
+    pub organization: Option<&'a OrganizationClaims>,
+}
+
+/// The organization claims of the `organization` scope, as access tokens carry them.
+pub fn insert_organization_claims(
+    claims: &mut Map<String, Value>,
+    organization: &OrganizationClaims,
+) {
+    claims.insert("org_id".into(), json!(organization.id));
+    claims.insert("org_slug".into(), json!(organization.slug));
+    claims.insert("org_role".into(), json!(organization.role));
+    claims.insert("org_permissions".into(), json!(organization.permissions));
 }
 
 impl OAuthService {
@@ -77,6 +91,9 @@ impl OAuthService {
         );
         if let Some(nonce) = request.nonce {
             claims.insert("nonce".into(), json!(nonce));
+        }
+        if let Some(organization) = request.organization {
+            insert_organization_claims(&mut claims, organization);
         }
         Ok(self.tokens.sign_jwt("JWT", &Value::Object(claims)).await?.0)
     }

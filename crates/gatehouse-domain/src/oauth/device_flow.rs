@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::client::{ClientRecord, GRANT_DEVICE_CODE};
 use super::grants::{TokenResponse, UserGrant};
-use super::{OAuthError, OAuthService, SCOPE_OFFLINE_ACCESS, split_scope};
+use super::{OAuthError, OAuthService, requested_explicitly, split_scope};
 use crate::audit::AuditEvent;
 use crate::error::DomainError;
 use crate::principal::Principal;
@@ -166,12 +166,9 @@ impl DeviceFlowService {
         }
         let scopes = match scope {
             Some(scope) => split_scope(scope),
-            None => client
-                .scopes
-                .iter()
-                .filter(|scope| *scope != SCOPE_OFFLINE_ACCESS)
-                .cloned()
-                .collect(),
+            None => {
+                client.scopes.iter().filter(|scope| !requested_explicitly(scope)).cloned().collect()
+            }
         };
         if let Some(unknown) = scopes.iter().find(|scope| !client.scopes.contains(scope)) {
             return Err(OAuthError::InvalidScope(format!(
@@ -350,6 +347,8 @@ impl DeviceFlowService {
                             nonce: None,
                             grant_type: GRANT_DEVICE_CODE,
                             spend_code: None,
+                            // The device page offers no choice: the user's only one, if any.
+                            organization_id: None,
                         },
                         context,
                     )

@@ -8,7 +8,9 @@ use super::claims::IdTokenRequest;
 use super::client::{
     ClientRecord, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
 };
-use super::{OAuthError, OAuthService, SCOPE_OFFLINE_ACCESS, SCOPE_OPENID, split_scope};
+use super::{
+    OAuthError, OAuthService, SCOPE_OFFLINE_ACCESS, SCOPE_OPENID, SCOPE_ORGANIZATION, split_scope,
+};
 use crate::audit::AuditEvent;
 use crate::principal::{Actor, RequestContext};
 use crate::sessions::record::{RefreshTokenRecord, RevokeReason, SessionRecord};
@@ -40,6 +42,9 @@ pub(super) struct UserGrant<'a> {
     pub grant_type: &'a str,
     /// The digest of the authorization code this grant spends, in the session's transaction.
     pub spend_code: Option<Vec<u8>>,
+    /// The organization chosen at authorization (`organization` scope); without one, the
+    /// user's only organization, if they have exactly one.
+    pub organization_id: Option<String>,
 }
 
 fn invalid_code() -> OAuthError {
@@ -127,6 +132,7 @@ impl OAuthService {
                     nonce: record.nonce.clone(),
                     grant_type: GRANT_AUTHORIZATION_CODE,
                     spend_code: Some(digest.to_vec()),
+                    organization_id: record.organization_id.clone(),
                 },
                 context,
             )
@@ -173,9 +179,18 @@ impl OAuthService {
         grant: UserGrant<'_>,
         context: &RequestContext,
     ) -> Result<(TokenResponse, String), OAuthError> {
-        let UserGrant { scope, auth_time, amr, nonce, grant_type, spend_code } = grant;
+        let UserGrant { scope, auth_time, amr, nonce, grant_type, spend_code, organization_id } =
+            grant;
         let now = self.clock.now();
         let scopes = split_scope(scope);
+        let organization_id = match organization_id {
+            Some(id) => Some(id),
+            None if scopes.iter().any(|scope| scope == SCOPE_ORGANIZATION) => {
+                let mut choices = self.tokens.organizations_of(&user.id).await?;
+                (choices.len() == 1).then(|| choices.remove(0).id)
+            }
+            None => None,
+        };
         let lifetime = self.tokens.settings().session_max_lifetime_seconds;
         let session = SessionRecord {
             client_id: Some(client.client_id.clone()),
@@ -183,6 +198,7 @@ impl OAuthService {
             auth_time: Some(auth_time),
             nonce,
             amr,
+            organization_id,
             ..SessionRecord::open(&user.id, context.device(), now, lifetime)
         };
         let wants_refresh = scopes.iter().any(|scope| scope == SCOPE_OFFLINE_ACCESS)
@@ -326,6 +342,13 @@ impl OAuthService {
     ) -> Result<TokenResponse, OAuthError> {
         let scope = session.scope.clone().unwrap_or_default();
         let scopes = split_scope(&scope);
+        // Read at every issue: a removal from the organization or a role change shows in the
+        // next token (a refresh).
+        let organization = if scopes.iter().any(|scope| scope == SCOPE_ORGANIZATION) {
+            self.tokens.organization_claims(session).await?
+        } else {
+            None
+        };
         let (access_token, claims) = self
             .tokens
             .issue(AccessTokenGrant {
@@ -336,8 +359,7 @@ impl OAuthService {
                 ttl_seconds: client.access_token_ttl_seconds,
                 auth_time: session.auth_time,
                 amr: Some(session.amr_values()),
-                // OAuth clients get organizations through the `organization` scope (not yet).
-                organization: None,
+                organization: organization.clone(),
             })
             .await?;
         let id_token = if scopes.iter().any(|scope| scope == SCOPE_OPENID) {
@@ -352,6 +374,7 @@ impl OAuthService {
                     amr: session.amr_values(),
                     nonce: session.nonce.as_deref(),
                     access_token: &access_token,
+                    organization: organization.as_ref(),
                 })
                 .await?,
             )

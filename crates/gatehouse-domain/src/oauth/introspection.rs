@@ -3,9 +3,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::claims::user_claims;
+use super::claims::{insert_organization_claims, user_claims};
 use super::client::ClientRecord;
-use super::{OAuthError, OAuthService, SCOPE_OPENID, split_scope};
+use super::{OAuthError, OAuthService, SCOPE_OPENID, SCOPE_ORGANIZATION, split_scope};
 use crate::audit::AuditEvent;
 use crate::principal::{Actor, RequestContext};
 use crate::sessions::record::RevokeReason;
@@ -140,6 +140,15 @@ impl OAuthService {
             return Err(OAuthError::InvalidToken);
         }
         let view = self.directory.view(&user)?;
-        Ok(Value::Object(user_claims(&view, &scopes)))
+        let mut answer = user_claims(&view, &scopes);
+        // The organization as it stands now (the session's choice, the current membership).
+        if scopes.iter().any(|scope| scope == SCOPE_ORGANIZATION)
+            && let Some(session_id) = &claims.sid
+            && let Some(session) = self.session_store.session(session_id).await?
+            && let Some(organization) = self.tokens.organization_claims(&session).await?
+        {
+            insert_organization_claims(&mut answer, &organization);
+        }
+        Ok(Value::Object(answer))
     }
 }

@@ -39,8 +39,16 @@ pub const SCOPE_OPENID: &str = "openid";
 pub const SCOPE_PROFILE: &str = "profile";
 pub const SCOPE_EMAIL: &str = "email";
 pub const SCOPE_OFFLINE_ACCESS: &str = "offline_access";
+/// The user's organization (`org_id`, `org_slug`, `org_role`, `org_permissions`) in the
+/// tokens, chosen at authorization.
+pub const SCOPE_ORGANIZATION: &str = "organization";
 pub const STANDARD_SCOPES: &[&str] =
-    &[SCOPE_OPENID, SCOPE_PROFILE, SCOPE_EMAIL, SCOPE_OFFLINE_ACCESS];
+    &[SCOPE_OPENID, SCOPE_PROFILE, SCOPE_EMAIL, SCOPE_OFFLINE_ACCESS, SCOPE_ORGANIZATION];
+
+/// Scopes a request gets only by asking: not part of the default when `scope` is omitted.
+pub(crate) fn requested_explicitly(scope: &str) -> bool {
+    scope == SCOPE_OFFLINE_ACCESS || scope == SCOPE_ORGANIZATION
+}
 
 #[derive(Debug, Clone)]
 pub struct OAuthSettings {

@@ -29,6 +29,8 @@ pub struct AuthorizationCodeRecord {
     pub used_at: Option<i64>,
     /// The session the first exchange created; revoked if the code is replayed.
     pub issued_session_id: Option<String>,
+    /// The organization the user chose for the client's tokens (`organization` scope).
+    pub organization_id: Option<String>,
 }
 
 /// A client a user consented to (the account page's "connected applications").

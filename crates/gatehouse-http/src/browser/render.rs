@@ -259,6 +259,7 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
         ("account.html", include_str!("templates/account.html")),
         ("error.html", include_str!("templates/error.html")),
         ("consent.html", include_str!("templates/consent.html")),
+        ("choose_organization.html", include_str!("templates/choose_organization.html")),
         ("oauth_error.html", include_str!("templates/oauth_error.html")),
         ("device.html", include_str!("templates/device.html")),
         ("end_session.html", include_str!("templates/end_session.html")),

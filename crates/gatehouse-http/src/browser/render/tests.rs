@@ -71,6 +71,13 @@ fn sample_context(template: &str) -> Value {
         "consent.html" => context! {
             client_name => "App", user_name => "ada@example.com", request => "client_id=app&scope=openid",
             scopes => vec![context! { name => "openid", known => true }, context! { name => "api:read", known => false }],
+            organization => None::<&str>,
+            organizations => vec![context! { id => "org_1", slug => "acme", name => "Acme" }],
+        },
+        "choose_organization.html" => context! {
+            client_name => "App", user_name => "ada@example.com",
+            parameters => vec![context! { name => "client_id", value => "app" }],
+            organizations => vec![context! { id => "org_1", slug => "acme", name => "Acme" }],
         },
         "device.html" => context! {
             step => "confirm", user_code => "BCDF-GHJK", client_name => "TV",
@@ -107,6 +114,7 @@ async fn every_template_renders_in_every_locale() {
             "account.html",
             "error.html",
             "consent.html",
+            "choose_organization.html",
             "device.html",
             "end_session.html",
             "signed_out.html",

@@ -10,9 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use gatehouse_domain::oauth::STANDARD_SCOPES;
 use gatehouse_domain::oauth::authorize::{
-    AuthorizationRequest, AuthorizeRejection, AuthorizeStep, ValidatedAuthorization,
+    AuthorizationRequest, AuthorizeRejection, AuthorizeStep, OrganizationSelection,
+    ValidatedAuthorization,
 };
 use gatehouse_domain::principal::Principal;
+use gatehouse_domain::tokens::OrganizationChoice;
 use minijinja::context;
 use serde::Deserialize;
 
@@ -45,6 +47,7 @@ struct AuthorizeQuery {
     request: Option<String>,
     request_uri: Option<String>,
     response_mode: Option<String>,
+    organization: Option<String>,
 }
 
 /// Parses the query; a parameter given twice makes the request invalid (RFC 6749 §3.1).
@@ -72,6 +75,7 @@ fn parse_request(raw: &str) -> Option<AuthorizationRequest> {
         request: query.request,
         request_uri: query.request_uri,
         response_mode: query.response_mode,
+        organization: query.organization,
     })
 }
 
@@ -143,11 +147,14 @@ async fn authorize(
     };
     match state.oauth.authorization_step(&validated, session).await {
         Ok(AuthorizeStep::SignIn { fresh }) => login_redirect(&state, &raw, fresh, &validated),
-        Ok(AuthorizeStep::Consent(principal)) => {
-            consent_page(&state, locale, &page.csrf, &raw, &validated, &principal)
+        Ok(AuthorizeStep::Consent(principal, organization)) => {
+            consent_page(&state, locale, &page.csrf, &raw, &validated, &principal, &organization)
         }
-        Ok(AuthorizeStep::IssueCode(principal)) => {
-            issue(&state, locale, &validated, &principal).await
+        Ok(AuthorizeStep::IssueCode(principal, organization)) => {
+            issue(&state, locale, &validated, &principal, organization.as_deref()).await
+        }
+        Ok(AuthorizeStep::ChooseOrganization(principal, choices)) => {
+            chooser_page(&state, locale, &raw, &validated, &principal, &choices)
         }
         Ok(AuthorizeStep::Refuse { location, .. }) => redirect_to_client(&location),
         Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
@@ -159,11 +166,44 @@ async fn issue(
     locale: Locale,
     request: &ValidatedAuthorization,
     principal: &Principal,
+    organization_id: Option<&str>,
 ) -> Response {
-    match state.oauth.issue_code(request, principal).await {
+    match state.oauth.issue_code(request, principal, organization_id).await {
         Ok(location) => redirect_to_client(&location),
         Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
     }
+}
+
+/// The organizations as the pages list them.
+fn choice_values(choices: &[OrganizationChoice]) -> Vec<minijinja::Value> {
+    choices
+        .iter()
+        .map(|choice| context! { id => &choice.id, slug => &choice.slug, name => &choice.name })
+        .collect()
+}
+
+/// For a client that skips consent, asking for the `organization` scope of a user in several:
+/// pick one. The form goes back to `/oauth2/authorize` (GET) with the request unchanged but for
+/// `organization`, so every rule is applied again to the answer.
+fn chooser_page(
+    state: &AppState,
+    locale: Locale,
+    raw: &str,
+    request: &ValidatedAuthorization,
+    principal: &Principal,
+    choices: &[OrganizationChoice],
+) -> Response {
+    let parameters: Vec<minijinja::Value> = url::form_urlencoded::parse(raw.as_bytes())
+        .filter(|(name, _)| name != "organization" && name != "prompt")
+        .map(|(name, value)| context! { name => name.into_owned(), value => value.into_owned() })
+        .collect();
+    let context = context! {
+        client_name => request.client.name.clone(),
+        parameters => parameters,
+        organizations => choice_values(choices),
+        user_name => display_name(state, principal),
+    };
+    state.pages.render(locale, "choose_organization.html", context)
 }
 
 fn consent_page(
@@ -173,6 +213,7 @@ fn consent_page(
     raw: &str,
     request: &ValidatedAuthorization,
     principal: &Principal,
+    organization: &OrganizationSelection,
 ) -> Response {
     let scopes: Vec<minijinja::Value> = request
         .scopes
@@ -186,11 +227,20 @@ fn consent_page(
         .collect();
     let returned =
         url::form_urlencoded::Serializer::new(String::new()).extend_pairs(returned).finish();
+    let (chosen, choices) = match organization {
+        OrganizationSelection::Nothing => (None, Vec::new()),
+        OrganizationSelection::Chosen(choice) => {
+            (Some(context! { id => &choice.id, name => &choice.name }), Vec::new())
+        }
+        OrganizationSelection::Choose(choices) => (None, choice_values(choices)),
+    };
     let context = context! {
         client_name => request.client.name.clone(),
         scopes => scopes,
         request => returned,
         user_name => display_name(state, principal),
+        organization => chosen,
+        organizations => choices,
     };
     state.pages.render_form(StatusCode::OK, locale, csrf, "consent.html", context)
 }
@@ -201,6 +251,9 @@ struct ConsentForm {
     request: String,
     #[serde(default)]
     decision: String,
+    /// The organization picked on the page (`organization` scope).
+    #[serde(default)]
+    organization: Option<String>,
 }
 
 /// The consent form's answer: re-validates the request (the form is not trusted), then
@@ -211,7 +264,7 @@ async fn consent(
     BrowserSession(session): BrowserSession,
     form: PageForm<ConsentForm>,
 ) -> Response {
-    let PageForm { locale, fields, .. } = form;
+    let PageForm { locale, fields, csrf } = form;
     let Some(request) = parse_request(&fields.request) else {
         return error_page(&state, locale, "The authorization request is malformed.");
     };
@@ -225,8 +278,33 @@ async fn consent(
     };
     match fields.decision.as_str() {
         "allow" => {
+            // The pick is checked against the user's organizations like a client's request.
+            let picked = fields.organization.as_deref().filter(|id| !id.is_empty());
+            let organization =
+                match state.oauth.select_organization(&validated, &principal.user.id, picked).await
+                {
+                    Ok(OrganizationSelection::Choose(choices)) => {
+                        // No valid pick: ask again.
+                        let selection = OrganizationSelection::Choose(choices);
+                        return consent_page(
+                            &state,
+                            locale,
+                            &csrf,
+                            &fields.request,
+                            &validated,
+                            &principal,
+                            &selection,
+                        );
+                    }
+                    Ok(selection) => selection.chosen_id().map(str::to_owned),
+                    Err(error) => {
+                        return state.pages.error_page(locale, ErrorPage::from_domain(&error));
+                    }
+                };
             match state.oauth.grant_consent(&validated, &principal.user.id, &context).await {
-                Ok(()) => issue(&state, locale, &validated, &principal).await,
+                Ok(()) => {
+                    issue(&state, locale, &validated, &principal, organization.as_deref()).await
+                }
                 Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
             }
         }

@@ -53,7 +53,7 @@ fn document(state: &AppState, jwks: &serde_json::Value) -> serde_json::Value {
         "revocation_endpoint": endpoint("/oauth2/revoke"),
         "device_authorization_endpoint": endpoint("/oauth2/device_authorization"),
         "end_session_endpoint": endpoint("/oauth2/end_session"),
-        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access", "organization"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
@@ -67,7 +67,8 @@ fn document(state: &AppState, jwks: &serde_json::Value) -> serde_json::Value {
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "sid", "at_hash",
-            "name", "given_name", "family_name", "preferred_username", "picture", "updated_at", "email", "email_verified"],
+            "name", "given_name", "family_name", "preferred_username", "picture", "updated_at", "email", "email_verified",
+            "org_id", "org_slug", "org_role", "org_permissions"],
         // `acr_values_supported` is not advertised: `acr_values` is not honoured (a request
         // for `aal2` does not force a second factor); the ID token's `acr` states what the
         // sign-in achieved (`aal2` only with a second factor), for the client to check.
