@@ -17,7 +17,7 @@ use crate::{Database, with_pool};
 macro_rules! api_key_columns {
     () => {
         "id, user_id, organization_id, created_by, name, prefix, key_digest, scopes, created_at, \
-         expires_at, last_used_at, revoked_at"
+         expires_at, last_used_at, revoked_at, acting_organization_id"
     };
 }
 
@@ -42,6 +42,7 @@ fn api_key_from_row(row: &impl StoreRow) -> Result<ApiKeyRecord, StoreError> {
         expires_at: row.read("expires_at")?,
         last_used_at: row.read("last_used_at")?,
         revoked_at: row.read("revoked_at")?,
+        acting_organization_id: row.read("acting_organization_id")?,
     })
 }
 
@@ -59,7 +60,7 @@ impl ApiKeyStore for Database {
         write_transaction!(self, events: events, transaction => {
             sqlx::query(concat!(
                 "INSERT INTO api_keys (", api_key_columns!(), ") \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
             ))
             .bind(key.id.as_str())
             .bind(key.user_id())
@@ -73,6 +74,7 @@ impl ApiKeyStore for Database {
             .bind(key.expires_at)
             .bind(key.last_used_at)
             .bind(key.revoked_at)
+            .bind(key.acting_organization_id.as_deref())
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;

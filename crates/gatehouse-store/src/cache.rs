@@ -338,7 +338,7 @@ impl ReadCache {
             Invalidation::AccessToken(jti) => self.revoked_tokens.remove(jti),
             Invalidation::ApiKey(id) => self.api_keys.retain(|key| key.id != id),
             Invalidation::ApiKeysOfOrganization(organization_id) => {
-                self.api_keys.retain(|key| key.organization_id() != Some(organization_id));
+                self.api_keys.retain(|key| key.org_id() != Some(organization_id));
             }
         }
     }
@@ -415,6 +415,7 @@ mod tests {
             expires_at: None,
             last_used_at: None,
             revoked_at: None,
+            acting_organization_id: None,
         };
         let cache = enabled();
         let keys = [

@@ -51,6 +51,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(13, "0013_api_keys"),
     migration!(14, "0014_session_organization"),
     migration!(16, "0016_code_organization"),
+    migration!(17, "0017_api_key_organization"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

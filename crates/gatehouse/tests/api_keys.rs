@@ -20,6 +20,7 @@ backend_tests!(
     expired_keys_are_refused_and_creation_is_validated_and_needs_a_recent_sign_in,
     a_confidential_client_introspects_keys,
     organization_keys_need_api_keys_manage_and_admins_see_every_key,
+    a_personal_key_acts_in_an_organization_while_its_owner_is_a_member,
 );
 
 struct Person {
@@ -527,5 +528,106 @@ async fn organization_keys_need_api_keys_manage_and_admins_see_every_key(test: T
     let (status, _) =
         send(&env, Method::DELETE, "/v1/admin/api-keys/key_nope", &env.admin, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    env.app.stop().await;
+}
+
+async fn a_personal_key_acts_in_an_organization_while_its_owner_is_a_member(test: TestDatabase) {
+    let env = spawn(&test, &[]).await;
+    let owner = person(&env, "owner@example.com").await;
+    let member = person(&env, "member@example.com").await;
+    let (client_id, secret) = env
+        .app
+        .client(NewClient {
+            name: "Orders API".into(),
+            grant_types: vec!["client_credentials".into()],
+            scopes: vec!["orders:read".into()],
+            ..NewClient::default()
+        })
+        .await;
+    let secret = secret.unwrap();
+    let introspect = |token: String| {
+        let (client_id, secret) = (client_id.clone(), secret.clone());
+        let app = &env.app;
+        async move {
+            app.post_form("/oauth2/introspect", Some((&client_id, &secret)), &[("token", &token)])
+                .await
+                .1
+        }
+    };
+    let (_, org) = send(
+        &env,
+        Method::POST,
+        "/v1/organizations",
+        &owner.token,
+        Some(json!({ "name": "Acme", "slug": "acme" })),
+    )
+    .await;
+    let org_id = org["id"].as_str().unwrap().to_owned();
+    let body = |organization: &str| {
+        Some(
+            json!({ "name": "acme ci", "scopes": ["orders:read"], "organization_id": organization }),
+        )
+    };
+
+    // Not a member: the organization does not exist for them.
+    let answer = send(&env, Method::POST, "/v1/me/api-keys", &member.token, body(&org_id)).await;
+    assert_eq!(code(&answer), (StatusCode::NOT_FOUND, Some("not_found")));
+
+    let (status, added) = env
+        .app
+        .send(
+            Method::POST,
+            &format!("/v1/admin/organizations/{org_id}/members"),
+            Some(&env.admin),
+            Some(json!({ "user_id": member.id, "role": "member" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    let (status, created) =
+        send(&env, Method::POST, "/v1/me/api-keys", &member.token, body(&org_id)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["user_id"], member.id.as_str());
+    assert_eq!(created["organization_id"], org_id.as_str());
+    let key = key_of(&created);
+    // It is the member's own key (their list), not the organization's.
+    let (_, mine) = send(&env, Method::GET, "/v1/me/api-keys", &member.token, None).await;
+    assert_eq!(mine["data"][0]["organization_id"], org_id.as_str());
+    let (_, theirs) = send(
+        &env,
+        Method::GET,
+        &format!("/v1/organizations/{org_id}/api-keys"),
+        &owner.token,
+        None,
+    )
+    .await;
+    assert_eq!(theirs["data"], json!([]));
+
+    let answer = introspect(key.clone()).await;
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["sub"], member.id.as_str());
+    assert_eq!(answer["org_id"], org_id.as_str());
+
+    // Removed from the organization: the key stops at once.
+    let (status, _) = send(
+        &env,
+        Method::DELETE,
+        &format!("/v1/organizations/{org_id}/members/{}", member.id),
+        &owner.token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(introspect(key).await, json!({ "active": false }));
+
+    // An organization's own key acts in that organization only.
+    let answer = send(
+        &env,
+        Method::POST,
+        &format!("/v1/organizations/{org_id}/api-keys"),
+        &owner.token,
+        body("org_elsewhere"),
+    )
+    .await;
+    assert_eq!(code(&answer), (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")));
     env.app.stop().await;
 }

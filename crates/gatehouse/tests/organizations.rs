@@ -73,6 +73,10 @@ async fn add(env: &Env, org: &str, user: &Person, role: &str) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
+fn claims_of(token: &str) -> Value {
+    support::mfa::claims(token)
+}
+
 fn code(answer: &(StatusCode, Value)) -> (StatusCode, Option<&str>) {
     (answer.0, answer.1["code"].as_str())
 }
@@ -863,6 +867,54 @@ async fn the_active_organization_rides_in_tokens_and_follows_role_changes_at_ref
         env.app.post("/v1/auth/refresh", None, json!({ "refresh_token": next })).await;
     let access = support::mfa::claims(refreshed["access_token"].as_str().unwrap());
     assert!(access.get("org_id").is_none(), "{access}");
+
+    // With the session's refresh token the answer is a whole tokens answer: the token is spent,
+    // its successor carries on. Another session's refresh token is refused and stays usable.
+    let (status, other_session) =
+        env.app.sign_in("worker@example.com", support::STRONG_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let other_refresh = other_session["refresh_token"].as_str().unwrap();
+    add(&env, &other, &worker, "member").await;
+    let worker =
+        Person { id: worker.id, token: refreshed["access_token"].as_str().unwrap().to_owned() };
+    let current_refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
+    let answer = call(
+        &env,
+        Method::POST,
+        "/v1/me/organization",
+        &worker,
+        Some(json!({ "organization_id": other, "refresh_token": other_refresh })),
+    )
+    .await;
+    assert_eq!(code(&answer), (StatusCode::UNAUTHORIZED, Some("invalid_grant")));
+    let (status, _) =
+        env.app.post("/v1/auth/refresh", None, json!({ "refresh_token": other_refresh })).await;
+    assert_eq!(status, StatusCode::OK, "a refused token is not spent");
+    let (status, switched) = call(
+        &env,
+        Method::POST,
+        "/v1/me/organization",
+        &worker,
+        Some(json!({ "organization_id": other, "refresh_token": current_refresh })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{switched}");
+    assert_eq!(switched["user"]["email"], "worker@example.com");
+    assert_eq!(switched["session_id"], claims_of(&worker.token)["sid"]);
+    assert_eq!(
+        support::mfa::claims(switched["access_token"].as_str().unwrap())["org_id"],
+        other.as_str()
+    );
+    let next = switched["refresh_token"].as_str().unwrap();
+    let (status, refreshed) =
+        env.app.post("/v1/auth/refresh", None, json!({ "refresh_token": next })).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    assert_eq!(
+        support::mfa::claims(refreshed["access_token"].as_str().unwrap())["org_slug"],
+        "elsewhere"
+    );
+    let worker =
+        Person { id: worker.id, token: refreshed["access_token"].as_str().unwrap().to_owned() };
 
     // Clearing it.
     let (status, cleared) = call(

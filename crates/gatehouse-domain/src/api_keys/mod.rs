@@ -50,7 +50,12 @@ pub struct NewApiKey {
     pub name: String,
     pub scopes: Vec<String>,
     pub expires_at: Option<i64>,
+    /// For a personal key: an organization of the user's for it to act in.
+    pub organization_id: Option<String>,
 }
+
+/// The permission a personal key acting in an organization needs there at creation: seeing it.
+const ACT_IN_PERMISSION: &str = "org:read";
 
 #[derive(Debug, Clone)]
 pub struct ApiKeySettings {
@@ -153,6 +158,7 @@ impl ApiKeyService {
             expires_at: request.expires_at,
             last_used_at: None,
             revoked_at: None,
+            acting_organization_id: request.organization_id.clone(),
         };
         let event = self.event("api_key.created", &principal.actor(), context, &record);
         let event = with_scopes(event, &record);
@@ -175,13 +181,20 @@ impl ApiKeyService {
         Ok(())
     }
 
-    /// A personal key (recent authentication required).
+    /// A personal key (recent authentication required); with `organization_id`, one that acts
+    /// in that organization of the user's (`org:read` there; outsiders `not_found`) and works
+    /// only while the user stays a member.
     pub async fn create_personal(
         &self,
         principal: &Principal,
         request: NewApiKey,
         context: &RequestContext,
     ) -> Result<(ApiKeyRecord, String), DomainError> {
+        if let Some(organization_id) = &request.organization_id {
+            self.organizations
+                .require_permission(principal, organization_id, ACT_IN_PERMISSION)
+                .await?;
+        }
         let owner = ApiKeyOwner::User(principal.user.id.clone());
         self.create(principal, owner, request, context).await
     }
@@ -220,6 +233,15 @@ impl ApiKeyService {
             .require_permission(principal, organization_id, MANAGE_PERMISSION)
             .await?;
         let owner = ApiKeyOwner::Organization(organization_id.to_owned());
+        // An organization's key belongs to it already: it acts in no other.
+        if request.organization_id.as_deref().is_some_and(|other| other != organization_id) {
+            return Err(DomainError::Validation(vec![FieldIssue::new(
+                "organization_id",
+                "invalid",
+                "An organization's key acts in that organization only.",
+            )]));
+        }
+        let request = NewApiKey { organization_id: None, ..request };
         self.create(principal, owner, request, context).await
     }
 
@@ -303,6 +325,12 @@ impl ApiKeyService {
                 if user.suspended_at.is_some() {
                     return Err(DomainError::InvalidToken);
                 }
+                // A key acting in an organization stops when its owner leaves it.
+                if let Some(organization_id) = &key.acting_organization_id
+                    && !self.organizations.is_member(organization_id, user_id).await?
+                {
+                    return Err(DomainError::InvalidToken);
+                }
                 Some(user)
             }
             None => None,
@@ -318,8 +346,8 @@ impl ApiKeyService {
 
     /// RFC 7662 for a key, for any authenticated confidential client (keys belong to no
     /// client): a live key (of a user who is not suspended) answers `active`, `token_type:
-    /// "api_key"`, `scope`, `sub` (the user, or the organization for its keys), `org_id`
-    /// (`null` for personal keys), `exp` (`null`: no expiry), `iat`; anything else
+    /// "api_key"`, `scope`, `sub` (the user, or the organization for its keys), `org_id` (the
+    /// organization's, or the one a personal key acts in; else `null`), `exp` (`null`: no expiry), `iat`; anything else
     /// `{"active": false}`. A use is recorded as for a bearer.
     pub async fn introspect(&self, token: &str) -> Result<serde_json::Value, DomainError> {
         let key = match self.authenticate(token).await {
@@ -335,7 +363,7 @@ impl ApiKeyService {
             "token_type": "api_key",
             "scope": key.scope(),
             "sub": subject,
-            "org_id": key.organization_id(),
+            "org_id": key.org_id(),
             "exp": key.expires_at,
             "iat": key.created_at,
             "api_key_id": key.id,

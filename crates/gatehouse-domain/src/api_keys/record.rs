@@ -71,6 +71,8 @@ pub struct ApiKeyRecord {
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// For a personal key: the organization it acts in (its owner must stay a member).
+    pub acting_organization_id: Option<String>,
 }
 
 impl ApiKeyRecord {
@@ -91,6 +93,12 @@ impl ApiKeyRecord {
             ApiKeyOwner::Organization(id) => Some(id),
             ApiKeyOwner::User(_) => None,
         }
+    }
+
+    /// The organization the key speaks for: an organization's own key's, or the one a personal
+    /// key acts in (introspection's `org_id`).
+    pub fn org_id(&self) -> Option<&str> {
+        self.organization_id().or(self.acting_organization_id.as_deref())
     }
 
     /// The scopes as one space-separated string (RFC 7662's `scope`).
@@ -249,6 +257,7 @@ mod tests {
             expires_at: Some(100),
             last_used_at: None,
             revoked_at: None,
+            acting_organization_id: None,
         };
         assert!(key.is_live(99));
         assert!(!key.is_live(100));

@@ -231,6 +231,30 @@ impl SessionService {
         })
     }
 
+    /// [`Self::refresh`] for a caller who also holds the session's access token (switching
+    /// the active organization answers a whole token set this way): a refresh token of another
+    /// session is refused before it is spent, so a mistake never burns a token its holder
+    /// still needs.
+    pub async fn refresh_own(
+        &self,
+        session_id: &str,
+        refresh_token: &str,
+        context: &RequestContext,
+    ) -> Result<Tokens, DomainError> {
+        if !REFRESH_TOKEN.recognises(refresh_token)
+            || refresh_token.len() > MAX_REFRESH_TOKEN_LENGTH
+        {
+            return Err(DomainError::InvalidGrant);
+        }
+        let digest = self.tokens.refresh_token_digest(refresh_token);
+        match self.store.refresh_token(&digest).await? {
+            Some((_, session)) if session.id == session_id => {
+                self.refresh(refresh_token, context).await
+            }
+            _ => Err(DomainError::InvalidGrant),
+        }
+    }
+
     /// The rotation shared by the first-party API and the OAuth token endpoint: checks the
     /// token belongs to `client_id` (`None`: a first-party session), spends it, stores its
     /// successor, and answers the session, its user and the new token. The successor lives

@@ -45,11 +45,20 @@ pub(crate) struct CreateApiKeyRequest {
     scopes: Vec<String>,
     /// Unix seconds, in the future; absent: the key lives until revoked.
     expires_at: Option<i64>,
+    /// Personal keys only: an organization of the user's (`org:read` there) for the key to act
+    /// in. It works only while the user stays a member; introspection answers it as `org_id`.
+    #[serde(default)]
+    organization_id: Option<String>,
 }
 
 impl From<CreateApiKeyRequest> for NewApiKey {
     fn from(body: CreateApiKeyRequest) -> Self {
-        NewApiKey { name: body.name, scopes: body.scopes, expires_at: body.expires_at }
+        NewApiKey {
+            name: body.name,
+            scopes: body.scopes,
+            expires_at: body.expires_at,
+            organization_id: body.organization_id,
+        }
     }
 }
 
@@ -67,6 +76,7 @@ pub(crate) struct ApiKeyResponse {
     revoked_at: Option<i64>,
     /// The owner: a user (personal key) or an organization.
     user_id: Option<String>,
+    /// The organization's key, or the organization a personal key acts in.
     organization_id: Option<String>,
     created_by: String,
 }
@@ -75,7 +85,7 @@ impl From<ApiKeyRecord> for ApiKeyResponse {
     fn from(key: ApiKeyRecord) -> Self {
         ApiKeyResponse {
             user_id: key.user_id().map(str::to_owned),
-            organization_id: key.organization_id().map(str::to_owned),
+            organization_id: key.org_id().map(str::to_owned),
             id: key.id,
             prefix: key.prefix,
             name: key.name,
@@ -110,7 +120,8 @@ fn page(keys: Vec<ApiKeyRecord>, query: &PageQuery) -> Result<Page<ApiKeyRespons
 /// Creates a personal key (a user token with a recent authentication; never an API key).
 #[utoipa::path(post, path = "/v1/me/api-keys", tag = "me", security(("bearer" = [])), request_body = CreateApiKeyRequest,
     responses((status = 201, body = CreatedApiKeyResponse),
-    (status = 403, description = "reauthentication_required, insufficient_scope (an API key)", body = crate::error::Problem),
+    (status = 403, description = "reauthentication_required, insufficient_scope (an API key), permission_denied (no org:read in organization_id)", body = crate::error::Problem),
+    (status = 404, description = "organization_id is not an organization of the user's", body = crate::error::Problem),
     (status = 422, description = "validation_failed (name, scopes, expires_at)", body = crate::error::Problem)))]
 pub(crate) async fn create_my_key(
     State(state): State<AppState>,

@@ -590,6 +590,10 @@ pub(crate) async fn decline_invitation(
 pub(crate) struct SwitchRequest {
     /// An organization the caller is a member of, or `null` for none.
     organization_id: Option<String>,
+    /// The session's current refresh token: when given it is spent and the answer carries its
+    /// successor — a whole tokens answer. An access token alone never mints a refresh token.
+    #[serde(default)]
+    refresh_token: Option<String>,
 }
 
 /// The claims the session's access tokens carry for its active organization.
@@ -601,21 +605,31 @@ pub(crate) struct OrganizationClaimsResponse {
     org_permissions: Vec<String>,
 }
 
-/// A new access token for the session, with the active organization's claims.
+/// The tokens answer of the session with its new active organization.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct SwitchResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
+    /// The session's next refresh token, when the request carried its current one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    session_id: String,
+    user: UserResponse,
     /// `null` when no organization is active.
     organization: Option<OrganizationClaimsResponse>,
 }
 
 /// Chooses the session's active organization (or none): from now on its access tokens carry
 /// `org_id`, `org_slug`, `org_role` and `org_permissions`, read again at every refresh (so a
-/// removal or a role change shows at the next one). The session's refresh token stays valid.
+/// removal or a role change shows at the next one). The answer is a tokens answer with a new
+/// access token; with the session's `refresh_token` in the body that token is rotated and the
+/// answer carries its successor, else the session's refresh token stays valid (an access token
+/// alone never mints a refresh token: a leaked access token must not outlive its minutes).
 #[utoipa::path(post, path = "/v1/me/organization", tag = "organizations", security(("bearer" = [])), request_body = SwitchRequest,
-    responses((status = 200, body = SwitchResponse), (status = 404, description = "not a member", body = crate::error::Problem)))]
+    responses((status = 200, body = SwitchResponse),
+        (status = 401, description = "the refresh token is not this session's current one (`invalid_grant`)", body = crate::error::Problem),
+        (status = 404, description = "not a member", body = crate::error::Problem)))]
 pub(crate) async fn switch_organization(
     State(state): State<AppState>,
     Client(context): Client,
@@ -624,15 +638,37 @@ pub(crate) async fn switch_organization(
 ) -> Result<Json<SwitchResponse>, ApiError> {
     let (access_token, expires_in, claims) =
         state.organizations.switch(&principal, body.organization_id.as_deref(), &context).await?;
+    let organization = claims.map(|claims| OrganizationClaimsResponse {
+        org_id: claims.id,
+        org_slug: claims.slug,
+        org_role: claims.role,
+        org_permissions: claims.permissions,
+    });
+    // The switch is written; the rotation reads the session as it now stands, so the access
+    // token it answers carries the new organization too.
+    if let Some(refresh_token) = body.refresh_token.as_deref() {
+        let tokens = state
+            .accounts
+            .sessions
+            .refresh_own(&principal.session.id, refresh_token, &context)
+            .await?;
+        return Ok(Json(SwitchResponse {
+            access_token: tokens.access_token,
+            token_type: tokens.token_type,
+            expires_in: tokens.expires_in,
+            refresh_token: Some(tokens.refresh_token),
+            session_id: tokens.session_id,
+            user: tokens.user.into(),
+            organization,
+        }));
+    }
     Ok(Json(SwitchResponse {
         access_token,
         token_type: "Bearer",
         expires_in,
-        organization: claims.map(|claims| OrganizationClaimsResponse {
-            org_id: claims.id,
-            org_slug: claims.slug,
-            org_role: claims.role,
-            org_permissions: claims.permissions,
-        }),
+        refresh_token: None,
+        session_id: principal.session.id.clone(),
+        user: state.accounts.registration.me(&principal.user)?.into(),
+        organization,
     }))
 }
