@@ -73,6 +73,29 @@ impl Caller {
         }
     }
 
+    /// The user the caller acts for in organization `organization_id`, when a key carries
+    /// `scope`: a key acting in one organization reaches no other (`not_found`, as for
+    /// outsiders).
+    pub fn user_in_organization(
+        &self,
+        scope: &str,
+        organization_id: &str,
+    ) -> Result<&UserRecord, DomainError> {
+        let user = self.user_with_scope(scope)?;
+        match self {
+            Caller::ApiKey(key)
+                if key
+                    .key
+                    .acting_organization_id
+                    .as_deref()
+                    .is_some_and(|acting| acting != organization_id) =>
+            {
+                Err(DomainError::NotFound)
+            }
+            _ => Ok(user),
+        }
+    }
+
     /// The current session's id (`None` for a key).
     pub fn session_id(&self) -> Option<&str> {
         match self {

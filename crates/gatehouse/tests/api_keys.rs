@@ -21,6 +21,7 @@ backend_tests!(
     a_confidential_client_introspects_keys,
     organization_keys_need_api_keys_manage_and_admins_see_every_key,
     a_personal_key_acts_in_an_organization_while_its_owner_is_a_member,
+    keys_read_and_update_organizations_within_their_scopes_and_permissions,
 );
 
 struct Person {
@@ -629,5 +630,100 @@ async fn a_personal_key_acts_in_an_organization_while_its_owner_is_a_member(test
     )
     .await;
     assert_eq!(code(&answer), (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")));
+    env.app.stop().await;
+}
+
+async fn keys_read_and_update_organizations_within_their_scopes_and_permissions(
+    test: TestDatabase,
+) {
+    let env = spawn(&test, &[]).await;
+    let owner = person(&env, "owner@example.com").await;
+    let member = person(&env, "member@example.com").await;
+    let mut organizations = Vec::new();
+    for slug in ["acme", "beta"] {
+        let (status, org) = send(
+            &env,
+            Method::POST,
+            "/v1/organizations",
+            &owner.token,
+            Some(json!({ "name": slug, "slug": slug })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{org}");
+        organizations.push(org["id"].as_str().unwrap().to_owned());
+        let (status, _) = env
+            .app
+            .send(
+                Method::POST,
+                &format!("/v1/admin/organizations/{}/members", organizations.last().unwrap()),
+                Some(&env.admin),
+                Some(json!({ "user_id": member.id, "role": "member" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (acme, beta) = (&organizations[0], &organizations[1]);
+    let key = |token: String, scopes: Vec<&'static str>, organization: Option<String>| {
+        let env = &env;
+        async move {
+            let mut body = json!({ "name": "k", "scopes": scopes });
+            if let Some(organization) = organization {
+                body["organization_id"] = json!(organization);
+            }
+            let (status, created) =
+                send(env, Method::POST, "/v1/me/api-keys", &token, Some(body)).await;
+            assert_eq!(status, StatusCode::CREATED, "{created}");
+            key_of(&created)
+        }
+    };
+    let rename = |key: String, id: String, name: &'static str| {
+        let env = &env;
+        async move {
+            send(
+                env,
+                Method::PATCH,
+                &format!("/v1/organizations/{id}"),
+                &key,
+                Some(json!({ "name": name })),
+            )
+            .await
+        }
+    };
+
+    // organizations:read reads, never writes.
+    let reader = key(owner.token.clone(), vec!["organizations:read"], None).await;
+    let (status, one) =
+        send(&env, Method::GET, &format!("/v1/organizations/{acme}"), &reader, None).await;
+    assert_eq!((status, one["slug"].as_str()), (StatusCode::OK, Some("acme")));
+    let answer = rename(reader.clone(), acme.clone(), "Acme 2").await;
+    assert_eq!(code(&answer), (StatusCode::FORBIDDEN, Some("insufficient_scope")));
+
+    // organizations:write writes where the key's user holds org:update...
+    let writer = key(owner.token.clone(), vec!["organizations:write"], None).await;
+    let (status, renamed) = rename(writer.clone(), acme.clone(), "Acme Renamed").await;
+    assert_eq!((status, renamed["name"].as_str()), (StatusCode::OK, Some("Acme Renamed")));
+    // ...and nowhere else: a member's key meets the member's permissions.
+    let member_writer = key(member.token.clone(), vec!["organizations:write"], None).await;
+    let answer = rename(member_writer, acme.clone(), "Mine now").await;
+    assert_eq!(code(&answer), (StatusCode::FORBIDDEN, Some("permission_denied")));
+
+    // A key acting in Acme reaches Acme only: the list shows it alone, Beta is not found.
+    let acting = key(
+        owner.token.clone(),
+        vec!["organizations:read", "organizations:write"],
+        Some(acme.clone()),
+    )
+    .await;
+    let (status, list) = send(&env, Method::GET, "/v1/organizations", &acting, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> =
+        list["data"].as_array().unwrap().iter().map(|org| org["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![acme.as_str()]);
+    let answer = send(&env, Method::GET, &format!("/v1/organizations/{beta}"), &acting, None).await;
+    assert_eq!(code(&answer), (StatusCode::NOT_FOUND, Some("not_found")));
+    let answer = rename(acting.clone(), beta.clone(), "Beta 2").await;
+    assert_eq!(code(&answer), (StatusCode::NOT_FOUND, Some("not_found")));
+    let (status, _) = rename(acting, acme.clone(), "Acme Again").await;
+    assert_eq!(status, StatusCode::OK);
     env.app.stop().await;
 }

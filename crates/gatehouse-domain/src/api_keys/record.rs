@@ -23,7 +23,8 @@ pub const GATEHOUSE_SCOPES: &[(&str, &str)] = &[
     ("profile:read", "GET /v1/me"),
     ("profile:write", "PATCH /v1/me"),
     ("sessions:read", "GET /v1/me/sessions"),
-    ("organizations:read", "GET /v1/organizations"),
+    ("organizations:read", "GET /v1/organizations, GET /v1/organizations/{id}"),
+    ("organizations:write", "PATCH /v1/organizations/{id} (with org:update there)"),
 ];
 
 /// Resources of the Gatehouse API: a scope on one of them must be in [`GATEHOUSE_SCOPES`].

@@ -210,8 +210,17 @@ impl OrganizationService {
         organization_id: &str,
         permission: &str,
     ) -> Result<Access, DomainError> {
-        let Some(membership) = self.store.membership(organization_id, &principal.user.id).await?
-        else {
+        self.access_of(&principal.user.id, organization_id, permission).await
+    }
+
+    /// [`Self::access`] for a user acting through an API key.
+    pub(crate) async fn access_of(
+        &self,
+        user_id: &str,
+        organization_id: &str,
+        permission: &str,
+    ) -> Result<Access, DomainError> {
+        let Some(membership) = self.store.membership(organization_id, user_id).await? else {
             return Err(DomainError::NotFound);
         };
         let Some(organization) = self.store.organization(organization_id).await? else {
@@ -341,24 +350,22 @@ impl OrganizationService {
         Ok(views)
     }
 
-    /// One organization (`org:read`).
-    pub async fn get(
-        &self,
-        principal: &Principal,
-        id: &str,
-    ) -> Result<OrganizationView, DomainError> {
-        Ok(self.access(principal, id, "org:read").await?.view())
+    /// One organization (`org:read`), for a session's user or an API key's with
+    /// `organizations:read`.
+    pub async fn get(&self, user_id: &str, id: &str) -> Result<OrganizationView, DomainError> {
+        Ok(self.access_of(user_id, id, "org:read").await?.view())
     }
 
-    /// Changes name, slug, logo or metadata (`org:update`).
+    /// Changes name, slug, logo or metadata (`org:update`), for a session's user or an API
+    /// key's with `organizations:write`.
     pub async fn update(
         &self,
-        principal: &Principal,
+        user_id: &str,
         id: &str,
         change: OrganizationUpdate,
         context: &RequestContext,
     ) -> Result<OrganizationView, DomainError> {
-        let access = self.access(principal, id, "org:update").await?;
+        let access = self.access_of(user_id, id, "org:update").await?;
         let mut organization = access.organization.clone();
         let mut issues = Vec::new();
         if let Some(text) = &change.name {
@@ -382,7 +389,7 @@ impl OrganizationService {
         organization.updated_at = self.clock.now();
         let work = UnitOfWork::events(vec![self.event(
             "organization.updated",
-            &principal.actor(),
+            &Actor::User(user_id.to_owned()),
             context,
             id,
         )]);

@@ -148,7 +148,13 @@ pub(crate) async fn my_organizations(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<OrganizationResponse>>, ApiError> {
     let user = caller.user_with_scope("organizations:read")?;
-    let views = state.organizations.mine(&user.id).await?;
+    let mut views = state.organizations.mine(&user.id).await?;
+    // A key acting in one organization sees that one only.
+    if let crate::auth::Caller::ApiKey(key) = &caller
+        && let Some(acting) = &key.key.acting_organization_id
+    {
+        views.retain(|view| &view.organization.id == acting);
+    }
     Ok(Json(Page::of_newest_first(
         views,
         &query,
@@ -157,16 +163,18 @@ pub(crate) async fn my_organizations(
     )?))
 }
 
-/// One organization (`org:read`); outsiders get 404.
+/// One organization (`org:read`; an API key needs `organizations:read`); outsiders get 404.
 #[utoipa::path(get, path = "/v1/organizations/{id}", tag = "organizations", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = OrganizationResponse), (status = 403, description = "permission_denied", body = crate::error::Problem),
+    responses((status = 200, body = OrganizationResponse),
+    (status = 403, description = "permission_denied, insufficient_scope (an API key without organizations:read)", body = crate::error::Problem),
     (status = 404, body = crate::error::Problem)))]
 pub(crate) async fn get_organization(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: crate::auth::Caller,
     Path(id): Path<String>,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
-    Ok(Json(state.organizations.get(&principal, &id).await?.into()))
+    let user = caller.user_in_organization("organizations:read", &id)?;
+    Ok(Json(state.organizations.get(&user.id, &id).await?.into()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -194,15 +202,16 @@ fn present<'de, D: serde::Deserializer<'de>>(
 /// Changes name, slug, logo or metadata (`org:update`).
 #[utoipa::path(patch, path = "/v1/organizations/{id}", tag = "organizations", security(("bearer" = [])), params(("id" = String, Path)),
     request_body = UpdateOrganizationRequest, responses((status = 200, body = OrganizationResponse),
-    (status = 403, description = "permission_denied", body = crate::error::Problem), (status = 404, body = crate::error::Problem),
+    (status = 403, description = "permission_denied, insufficient_scope (an API key without organizations:write)", body = crate::error::Problem), (status = 404, body = crate::error::Problem),
     (status = 409, description = "slug_taken", body = crate::error::Problem)))]
 pub(crate) async fn update_organization(
     State(state): State<AppState>,
     Client(context): Client,
-    Authenticated(principal): Authenticated,
+    caller: crate::auth::Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateOrganizationRequest>,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
+    let user = caller.user_in_organization("organizations:write", &id)?;
     let change = OrganizationUpdate {
         name: body.name,
         slug: body.slug,
@@ -210,7 +219,7 @@ pub(crate) async fn update_organization(
         public_metadata: body.public_metadata,
         private_metadata: body.private_metadata,
     };
-    Ok(Json(state.organizations.update(&principal, &id, change, &context).await?.into()))
+    Ok(Json(state.organizations.update(&user.id, &id, change, &context).await?.into()))
 }
 
 /// Deletes the organization (`org:delete`, owners only by default; recent authentication).
