@@ -22,6 +22,7 @@ pub mod password;
 pub mod signing;
 pub mod token;
 pub mod totp;
+pub mod webhook;
 
 pub use aead::FieldCipher;
 pub use data_key::{DataKey, MasterKeyRing};
@@ -35,6 +36,7 @@ pub use token::{
     SecretKind, constant_time_eq, left_half_sha256, new_id, pkce_s256, random_bytes, random_token,
 };
 pub use totp::TotpSecret;
+pub use webhook::{WebhookSecret, webhook_signature};
 
 /// Re-exported so callers build a [`jsonwebtoken::Validation`] for
 /// [`PublicKeySet::verify`] with the same version this crate uses.

@@ -27,6 +27,7 @@ pub mod mfa;
 pub mod notify;
 pub mod oauth;
 pub mod organizations;
+pub mod outbound;
 pub mod passkeys;
 pub mod passwords;
 pub mod principal;
@@ -40,6 +41,7 @@ pub mod sweeper;
 pub mod tokens;
 pub mod unit_of_work;
 pub mod users;
+pub mod webhooks;
 
 #[cfg(test)]
 pub(crate) mod testing;

@@ -84,6 +84,8 @@ pub struct AppServices {
     /// Invitations to organizations.
     pub invitations: Arc<gatehouse_domain::organizations::InvitationService>,
     pub audit_log: Arc<AuditLog>,
+    /// Webhook endpoints and their deliveries.
+    pub webhooks: Arc<gatehouse_domain::webhooks::WebhookService>,
     /// The outbox as admins see it.
     pub deliveries: Arc<gatehouse_domain::notify::DeliveryService>,
     /// `None` when rate limiting is disabled.

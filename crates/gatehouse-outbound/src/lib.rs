@@ -1,7 +1,8 @@
 //! Outbound adapters: the code that talks to the outside world on the domain's behalf, each
 //! behind a port that `gatehouse-domain` defines — email (`mail`, a notification `Channel`),
 //! SMS (`sms`, a `Channel`) and the breached-password API (`breach`, a
-//! `BreachedPasswordCheck`). Webhooks and upstream identity providers will join them here.
+//! `BreachedPasswordCheck`), webhooks (`webhook`: the SSRF guard and the webhook `Channel`).
+//! Upstream identity providers will join them here.
 //!
 //! Invariant: this crate may depend only on `gatehouse-domain` (and `gatehouse-crypto` if an
 //! adapter needs it), never on the store, the HTTP layer or the binary; the binary picks the
@@ -10,7 +11,9 @@
 pub mod breach;
 pub mod mail;
 pub mod sms;
+pub mod webhook;
 
 pub use breach::HibpClient;
 pub use mail::{EmailChannel, MailBranding, Renderer, check_from, check_smtp_url};
 pub use sms::{TwilioChannel, TwilioSettings};
+pub use webhook::{TargetGuard, WebhookChannel};

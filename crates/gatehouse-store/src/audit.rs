@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use gatehouse_domain::StoreError;
 use gatehouse_domain::audit::{AuditCursor, AuditEvent, AuditFilter, AuditStore};
+use gatehouse_domain::webhooks::is_catalogued;
 
 use crate::columns::{StoreConnection, StoreQuery, StoreRow};
 use crate::database::write_transaction;
@@ -30,20 +31,31 @@ pub(crate) fn bind_audit_event<Q: StoreQuery>(query: Q, event: &AuditEvent) -> Q
         .bind_value(event.metadata.to_string())
 }
 
+/// Queues a catalogued event for the relay (webhooks): `$1` the event id, `$2` its time.
+pub(crate) const QUEUE_EVENT: &str =
+    "INSERT INTO event_queue (event_id, queued_at) VALUES ($1, $2)";
+
 /// Inserts `events` on `connection` (the change's transaction), so the events commit or roll
-/// back with the change they record.
+/// back with the change they record; a catalogued event is queued for the relay in the same
+/// transaction (nothing is emitted for a change that rolled back).
 pub(crate) async fn insert_events<C: StoreConnection>(
     connection: &mut C,
     events: &[AuditEvent],
 ) -> Result<(), StoreError> {
     for event in events {
         connection.execute(bind_audit_event(C::statement(INSERT_AUDIT_EVENT), event)).await?;
+        if is_catalogued(&event.action) {
+            let queue = C::statement(QUEUE_EVENT);
+            connection
+                .execute(queue.bind_value(event.id.as_str()).bind_value(event.occurred_at))
+                .await?;
+        }
     }
     Ok(())
 }
 
 /// One `audit_events` row.
-fn audit_event_from_row(row: &impl StoreRow) -> Result<AuditEvent, StoreError> {
+pub(crate) fn audit_event_from_row(row: &impl StoreRow) -> Result<AuditEvent, StoreError> {
     let metadata: String = row.read("metadata")?;
     Ok(AuditEvent {
         id: row.read("id")?,

@@ -29,6 +29,7 @@ mod sweeper;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
+mod webhooks;
 
 pub use cache::ReadCache;
 pub use database::{Backend, Database, DatabaseOptions, PostgresDatabase, backend_of};

@@ -52,6 +52,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(14, "0014_session_organization"),
     migration!(16, "0016_code_organization"),
     migration!(17, "0017_api_key_organization"),
+    migration!(18, "0018_webhooks"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -89,8 +89,8 @@ pub(crate) async fn apply_work<C: StoreConnection>(
     for row in &work.outbox {
         let insert = C::statement(
             "INSERT INTO outbox (id, channel, kind, payload, status, attempts, next_attempt_at, \
-             claimed_by, lease_until, created_at, delivered_at, last_error) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             claimed_by, lease_until, created_at, delivered_at, last_error, subject, event_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         );
         connection
             .execute(
@@ -106,7 +106,9 @@ pub(crate) async fn apply_work<C: StoreConnection>(
                     .bind_value(row.lease_until)
                     .bind_value(row.created_at)
                     .bind_value(row.delivered_at)
-                    .bind_value(row.last_error.as_deref()),
+                    .bind_value(row.last_error.as_deref())
+                    .bind_value(row.subject.as_deref())
+                    .bind_value(row.event_id.as_deref()),
             )
             .await?;
     }
@@ -207,7 +209,7 @@ async fn apply_mailbox_claim<C: StoreConnection>(
 macro_rules! outbox_columns {
     () => {
         "id, channel, kind, payload, status, attempts, next_attempt_at, claimed_by, lease_until, \
-         created_at, delivered_at, last_error"
+         created_at, delivered_at, last_error, subject, event_id"
     };
 }
 
@@ -244,6 +246,8 @@ fn outbox_from_row(row: &impl StoreRow) -> Result<OutboxRecord, StoreError> {
         created_at: row.read("created_at")?,
         delivered_at: row.read("delivered_at")?,
         last_error: row.read("last_error")?,
+        subject: row.read("subject")?,
+        event_id: row.read("event_id")?,
     })
 }
 
@@ -258,6 +262,12 @@ fn attempt_from_row(row: &impl StoreRow) -> Result<OutboxAttempt, StoreError> {
             .ok_or_else(|| StoreError::Corrupt(format!("outbox attempt status {status}")))?,
         error: row.read("error")?,
         started_at: row.read("started_at")?,
+        report: {
+            let status_code: Option<i64> = row.read("response_status")?;
+            let body: Option<String> = row.read("response_body")?;
+            (status_code.is_some() || body.is_some())
+                .then_some(gatehouse_domain::notify::DeliveryReport { status_code, body })
+        },
         duration_ms: row.read("duration_ms")?,
     })
 }
@@ -355,7 +365,7 @@ impl OutboxStore for Database {
                 == 1;
             sqlx::query(
                 "INSERT INTO outbox_attempts (id, outbox_id, worker, status, error, started_at, \
-                 duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 duration_ms, response_status, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(attempt.id.as_str())
             .bind(attempt.outbox_id.as_str())
@@ -364,6 +374,8 @@ impl OutboxStore for Database {
             .bind(attempt.error.as_deref())
             .bind(attempt.started_at)
             .bind(attempt.duration_ms)
+            .bind(attempt.report.as_ref().and_then(|report| report.status_code))
+            .bind(attempt.report.as_ref().and_then(|report| report.body.as_deref()))
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?;
@@ -407,8 +419,9 @@ impl OutboxStore for Database {
     async fn outbox_attempts(&self, outbox_id: &str) -> Result<Vec<OutboxAttempt>, StoreError> {
         with_pool!(self, pool => {
             let rows = sqlx::query(
-                "SELECT id, outbox_id, worker, status, error, started_at, duration_ms \
-                 FROM outbox_attempts WHERE outbox_id = $1 ORDER BY started_at, id",
+                "SELECT id, outbox_id, worker, status, error, started_at, duration_ms, \
+                 response_status, response_body FROM outbox_attempts WHERE outbox_id = $1 \
+                 ORDER BY started_at, id",
             )
             .bind(outbox_id)
             .fetch_all(pool)

@@ -7,7 +7,7 @@ use gatehouse_domain::unit_of_work::UnitOfWork;
 use gatehouse_domain::users::record::UserChange;
 use gatehouse_domain::{Conflict, StoreError, UserRecord};
 
-use crate::audit::{INSERT_AUDIT_EVENT, bind_audit_event};
+use crate::audit::{INSERT_AUDIT_EVENT, QUEUE_EVENT, bind_audit_event};
 use crate::batch::SqliteBatch;
 use crate::cache::Invalidation;
 use crate::columns::{StoreConnection, StoreQuery, StoreRow};
@@ -16,6 +16,7 @@ use crate::error::map_sqlx_error;
 use crate::notify::REMEMBER_DEVICE;
 use crate::users::bind_user_change;
 use crate::users::user_from_row;
+use gatehouse_domain::webhooks::is_catalogued;
 
 /// A new session's user write: the sign-in's change, only while the user is not suspended
 /// (its row lock orders it against a suspension), answering the row as it is now.
@@ -181,6 +182,9 @@ impl SessionStore for Database {
             }
             for event in &work.events {
                 bind_audit_event(batch.push(INSERT_AUDIT_EVENT), event);
+                if is_catalogued(&event.action) {
+                    batch.push(QUEUE_EVENT).bind(event.id.as_str()).bind(event.occurred_at);
+                }
             }
             // The one write path on the SQLite pool (guard, commit, cache); the batch itself
             // carries the unit of work (a plain one: the known device and the audit events).

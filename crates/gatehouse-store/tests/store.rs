@@ -91,6 +91,8 @@ fn outbox_row(id: &str) -> gatehouse_domain::notify::OutboxRecord {
         created_at: 100,
         delivered_at: None,
         last_error: None,
+        subject: None,
+        event_id: None,
     }
 }
 
@@ -121,6 +123,7 @@ async fn outbox_claims_are_exclusive_and_expired_leases_are_claimed_again(test: 
         error: None,
         started_at: 131,
         duration_ms: 5,
+        report: None,
     };
     // a comes back late: its outcome no longer applies; b's does.
     let id = claimed[0].id.clone();
@@ -493,6 +496,7 @@ async fn an_unknown_outbox_status_is_corrupt(test: TestDatabase) {
         error: Some("refused".into()),
         started_at: 101,
         duration_ms: 5,
+        report: None,
     };
     let dead = AttemptOutcome::Dead;
     assert!(store.finish_outbox_attempt(&attempt, dead, &[]).await.unwrap());

@@ -32,6 +32,7 @@ use gatehouse_domain::oauth::{
 use gatehouse_domain::organizations::{
     AdminOrganizationService, INVITATION_DIGEST_PURPOSE, InvitationService, OrganizationService,
 };
+use gatehouse_domain::outbound::{OutboundGuard, OutboundPolicy};
 use gatehouse_domain::passkeys::{
     PASSKEY_DIGEST_PURPOSE, PasskeyAvailability, PasskeyCeremonyStore, PasskeySettings,
 };
@@ -40,6 +41,9 @@ use gatehouse_domain::ratelimit::{RateLimit, RateLimiter};
 use gatehouse_domain::services::{AccountKeys, AccountParts, AccountPorts, AccountServices};
 use gatehouse_domain::tokens::{TokenService, TokenSettings};
 use gatehouse_domain::users::{AccountSettings, EMAIL_DIGEST_PURPOSE, EMAIL_PURPOSE};
+use gatehouse_domain::webhooks::{
+    WEBHOOK_SECRET_PURPOSE, WebhookParts, WebhookService, WebhookSettings,
+};
 use gatehouse_domain::{
     Clock, DomainError, KeyService, KeySettings, ReadinessCheck, StoreError, SystemClock,
 };
@@ -48,6 +52,7 @@ use gatehouse_http::{AppServices, AppState, HttpSettings, Metrics, RateLimits};
 use gatehouse_outbound::breach::HibpClient;
 use gatehouse_outbound::mail;
 use gatehouse_outbound::sms::{TwilioChannel, TwilioSettings};
+use gatehouse_outbound::webhook::{TargetGuard, WebhookChannel};
 use gatehouse_store::ratelimit::{MemoryRateLimiter, RedisRateLimiter};
 use gatehouse_store::{Database, DatabaseOptions, Redis, RedisCeremonyStore, RedisChallengeStore};
 
@@ -77,8 +82,14 @@ fn data_key_purposes() -> Vec<String> {
         AUTHORIZATION_CODE_DIGEST_PURPOSE,
         ACCOUNT_LIMIT_DIGEST_PURPOSE,
     ];
-    let ciphers =
-        [EMAIL_PURPOSE, TOTP_SECRET_PURPOSE, PHONE_PURPOSE, OUTBOX_PURPOSE, SIGNING_KEY_PURPOSE];
+    let ciphers = [
+        EMAIL_PURPOSE,
+        TOTP_SECRET_PURPOSE,
+        PHONE_PURPOSE,
+        OUTBOX_PURPOSE,
+        SIGNING_KEY_PURPOSE,
+        WEBHOOK_SECRET_PURPOSE,
+    ];
     digests
         .into_iter()
         .chain(BrowserKeys::DIGEST_PURPOSES)
@@ -148,6 +159,8 @@ pub struct App {
     pub state: AppState,
     /// The outbox worker, started by `server::serve` and stopped with it.
     pub worker: Option<OutboxWorker>,
+    /// Webhooks; `server::serve` runs their event relay beside the worker.
+    pub webhooks: Arc<WebhookService>,
     /// The sweeper of expired rows; `server::serve` runs it every interval.
     pub sweeper: SweeperTask,
 }
@@ -686,6 +699,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         .map_err(|message| StartupError::Other(format!("hosted pages: {message}")))?;
     let invitation_digester =
         core.data_keys.digester(INVITATION_DIGEST_PURPOSE).map_err(data_key_error)?;
+    let webhook_cipher = core.data_keys.cipher(WEBHOOK_SECRET_PURPOSE).map_err(data_key_error)?;
     let Core { config, database, keys, clock, notifier, .. } = core;
     let notifier_for_invitations = notifier.clone();
     let organizations = Arc::new(OrganizationService::new(
@@ -698,8 +712,32 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     ));
     // Only the server caches; the CLI (build_core) always reads the database.
     database.start_cache(Duration::from_secs(config.cache.ttl_seconds));
+    // One SSRF rule for every outbound URL that is not the operator's own configuration.
+    let outbound_policy = OutboundPolicy {
+        require_https: config.mode == crate::config::Mode::Production,
+        allow_private_targets: config.outbound.allow_private_targets,
+    };
+    let guard: Arc<dyn OutboundGuard> = Arc::new(TargetGuard::new(outbound_policy));
+    let webhooks = Arc::new(WebhookService::new(WebhookParts {
+        store: Arc::new(database.clone()),
+        work: Arc::new(database.clone()),
+        notifier: notifier.clone(),
+        cipher: webhook_cipher,
+        guard: guard.clone(),
+        clock: clock.clone(),
+        settings: WebhookSettings {
+            policy: outbound_policy,
+            previous_secret_overlap_seconds: 24 * 3600,
+        },
+    }));
     let mut channels: Vec<Arc<dyn Channel>> = email_channel(&config)?.into_iter().collect();
     channels.extend(sms_channel(&config)?);
+    channels.push(Arc::new(WebhookChannel::new(
+        webhooks.clone(),
+        guard,
+        Duration::from_millis(config.webhooks.timeout_ms),
+        Duration::from_millis(config.webhooks.first_retry_ms),
+    )));
     let worker = Some(OutboxWorker::new(
         Arc::new(database.clone()),
         notifier.clone(),
@@ -747,6 +785,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
             clock.clone(),
         )),
         audit_log: Arc::new(AuditLog::new(Arc::new(database.clone()))),
+        webhooks: webhooks.clone(),
         deliveries,
         rate_limiter,
         rate_limits: RateLimits {
@@ -785,6 +824,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         hashing,
         state,
         worker,
+        webhooks,
         sweeper,
     })
 }

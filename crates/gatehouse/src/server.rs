@@ -22,6 +22,11 @@ pub async fn serve(
     let worker = app.worker.take().map(|worker| tokio::spawn(worker.run(stop_receiver.clone())));
     // The sweeper too: a sweep in progress ends at its next batch boundary when dropped.
     let sweeper = tokio::spawn(app.sweeper.clone().run(stop_receiver.clone()));
+    // The event relay (catalogued events → webhook deliveries) at the worker's pace.
+    let relay = tokio::spawn(app.webhooks.clone().run_relay(
+        Duration::from_millis(app.config.outbox.poll_interval_ms),
+        stop_receiver.clone(),
+    ));
     let worker_stop = stop_sender.clone();
     let server =
         axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
@@ -45,6 +50,7 @@ pub async fn serve(
         let _ = worker.await;
     }
     let _ = sweeper.await;
+    let _ = relay.await;
     app.database.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -35,6 +35,8 @@ pub const ONE_TIME_TOKEN_DIGEST_PURPOSE: &str = "one-time-token";
 pub const EMAIL_CHANNEL: &str = "email";
 /// The SMS channel's name in `outbox.channel`.
 pub const SMS_CHANNEL: &str = "sms";
+/// The webhook channel's name in `outbox.channel`.
+pub const WEBHOOK_CHANNEL: &str = "webhook";
 
 /// Why one delivery failed. The text is stored and listed: it must never hold a secret.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -47,11 +49,37 @@ pub enum DeliveryError {
     Permanent(String),
 }
 
-/// Delivers one message of its kind. Implementations: email and SMS (`gatehouse-outbound`).
+/// What a receiver answered one attempt (channels that speak HTTP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub status_code: Option<i64>,
+    /// The start of the answer's body (at most 1 KiB).
+    pub body: Option<String>,
+}
+
+/// Delivers one message of its kind. Implementations: email and SMS, webhooks
+/// (`gatehouse-outbound`).
 #[async_trait]
 pub trait Channel: Send + Sync {
     /// The `outbox.channel` value this channel delivers.
     fn name(&self) -> &'static str;
     /// Delivers one opened payload (JSON). Must not log the payload: it holds secrets.
     async fn deliver(&self, kind: &str, payload: &serde_json::Value) -> Result<(), DeliveryError>;
+    /// [`Self::deliver`], with what the receiver answered when the channel knows it.
+    async fn deliver_reporting(
+        &self,
+        kind: &str,
+        payload: &serde_json::Value,
+    ) -> (Result<(), DeliveryError>, Option<DeliveryReport>) {
+        (self.deliver(kind, payload).await, None)
+    }
+    /// The wait before retry number `attempts` (1 = after the first failure) when the
+    /// channel has its own schedule; `None`: the worker's exponential backoff.
+    fn retry_delay(&self, _attempts: i64) -> Option<std::time::Duration> {
+        None
+    }
+    /// Attempts before a row is dead-lettered, when the channel has its own budget.
+    fn max_attempts(&self) -> Option<i64> {
+        None
+    }
 }

@@ -147,6 +147,8 @@ impl Notifier {
             created_at: now,
             delivered_at: None,
             last_error: None,
+            subject: None,
+            event_id: None,
             id,
         })
     }
@@ -174,6 +176,43 @@ impl Notifier {
             created_at: now,
             delivered_at: None,
             last_error: None,
+            subject: None,
+            event_id: None,
+            id,
+        })
+    }
+
+    /// A sealed webhook delivery to endpoint `webhook_id` of the event `event_id` of type
+    /// `event_type` (`message`: its JSON body), due now.
+    pub fn webhook(
+        &self,
+        webhook_id: &str,
+        event_type: &str,
+        event_id: &str,
+        message: &serde_json::Value,
+        now: i64,
+    ) -> Result<OutboxRecord, DomainError> {
+        let id = gatehouse_crypto::new_id("dlv");
+        let plain = serde_json::to_vec(&serde_json::json!({
+            "webhook_id": webhook_id,
+            "message": message,
+        }))
+        .map_err(|error| DomainError::Internal(format!("webhook payload: {error}")))?;
+        let sealed = self.cipher.seal(id.as_bytes(), &plain)?;
+        Ok(OutboxRecord {
+            channel: super::WEBHOOK_CHANNEL.to_owned(),
+            kind: event_type.to_owned(),
+            payload: sealed,
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            claimed_by: None,
+            lease_until: None,
+            created_at: now,
+            delivered_at: None,
+            last_error: None,
+            subject: Some(webhook_id.to_owned()),
+            event_id: Some(event_id.to_owned()),
             id,
         })
     }

@@ -72,6 +72,10 @@ pub struct OutboxRecord {
     pub created_at: i64,
     pub delivered_at: Option<i64>,
     pub last_error: Option<String>,
+    /// What the row is for beyond its channel: a webhook delivery's endpoint id.
+    pub subject: Option<String>,
+    /// The event a webhook delivery carries.
+    pub event_id: Option<String>,
 }
 
 /// One delivery attempt, as recorded in `outbox_attempts`.
@@ -84,6 +88,8 @@ pub struct OutboxAttempt {
     pub error: Option<String>,
     pub started_at: i64,
     pub duration_ms: i64,
+    /// What the receiver answered, for channels that speak HTTP (webhooks).
+    pub report: Option<super::DeliveryReport>,
 }
 
 /// What an attempt leaves the row as.

@@ -140,18 +140,26 @@ impl OutboxWorker {
     async fn attempt(&self, row: OutboxRecord) -> Result<(), DomainError> {
         let started_at = self.clock.now();
         let started = Instant::now();
-        let result = self.deliver(&row).await;
+        let channel = self.channels.iter().find(|channel| channel.name() == row.channel);
+        let (result, report) = self.deliver(channel, &row).await;
         let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let error = result.as_ref().err().map(ToString::to_string);
+        let max_attempts = channel
+            .and_then(|channel| channel.max_attempts())
+            .unwrap_or(self.settings.max_attempts);
         let outcome = match &result {
             Ok(()) => AttemptOutcome::Delivered { at: self.clock.now() },
             Err(DeliveryError::Permanent(_)) => AttemptOutcome::Dead,
-            Err(DeliveryError::Temporary(_)) if row.attempts >= self.settings.max_attempts => {
+            Err(DeliveryError::Temporary(_)) if row.attempts >= max_attempts => {
                 AttemptOutcome::Dead
             }
-            Err(DeliveryError::Temporary(_)) => AttemptOutcome::Retry {
-                next_attempt_at: self.clock.now() + self.backoff_seconds(row.attempts),
-            },
+            Err(DeliveryError::Temporary(_)) => {
+                let delay = match channel.and_then(|channel| channel.retry_delay(row.attempts)) {
+                    Some(delay) => whole_seconds(delay),
+                    None => self.backoff_seconds(row.attempts),
+                };
+                AttemptOutcome::Retry { next_attempt_at: self.clock.now() + delay }
+            }
         };
         let attempt = OutboxAttempt {
             id: gatehouse_crypto::new_id("att"),
@@ -161,6 +169,7 @@ impl OutboxWorker {
             error: error.clone(),
             started_at,
             duration_ms,
+            report,
         };
         let mut events = Vec::new();
         match outcome {
@@ -196,22 +205,30 @@ impl OutboxWorker {
         Ok(())
     }
 
-    async fn deliver(&self, row: &OutboxRecord) -> Result<(), DeliveryError> {
-        let Some(channel) = self.channels.iter().find(|channel| channel.name() == row.channel)
-        else {
-            return Err(DeliveryError::Temporary(format!("no channel {:?} here", row.channel)));
+    async fn deliver(
+        &self,
+        channel: Option<&Arc<dyn Channel>>,
+        row: &OutboxRecord,
+    ) -> (Result<(), DeliveryError>, Option<super::DeliveryReport>) {
+        let Some(channel) = channel else {
+            let error = DeliveryError::Temporary(format!("no channel {:?} here", row.channel));
+            return (Err(error), None);
         };
-        let payload = self.notifier.open(row).map_err(|error| {
-            DeliveryError::Permanent(format!("cannot open the payload: {error}"))
-        })?;
+        let payload = match self.notifier.open(row) {
+            Ok(payload) => payload,
+            Err(error) => {
+                let error = DeliveryError::Permanent(format!("cannot open the payload: {error}"));
+                return (Err(error), None);
+            }
+        };
         match tokio::time::timeout(
             self.settings.delivery_timeout,
-            channel.deliver(&row.kind, &payload),
+            channel.deliver_reporting(&row.kind, &payload),
         )
         .await
         {
-            Ok(result) => result,
-            Err(_) => Err(DeliveryError::Temporary("delivery timed out".into())),
+            Ok(answer) => answer,
+            Err(_) => (Err(DeliveryError::Temporary("delivery timed out".into())), None),
         }
     }
 

@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use crate::routes::{
-    admin, admin_clients, admin_deliveries, admin_organizations, api_keys, auth, email_links, me,
-    me_mfa, mfa, operations, organizations, passkeys, well_known,
+    admin, admin_clients, admin_deliveries, admin_organizations, admin_webhooks, api_keys, auth,
+    email_links, me, me_mfa, mfa, operations, organizations, passkeys, well_known,
 };
 use crate::state::AppState;
 
@@ -31,6 +31,9 @@ use crate::state::AppState;
         admin_clients::delete_client, admin_clients::rotate_secret,
         admin_deliveries::list_deliveries, admin_deliveries::delivery_attempts,
         admin_deliveries::retry_delivery,
+        admin_webhooks::create_webhook, admin_webhooks::list_webhooks, admin_webhooks::get_webhook,
+        admin_webhooks::update_webhook, admin_webhooks::delete_webhook, admin_webhooks::rotate_secret,
+        admin_webhooks::test_webhook, admin_webhooks::list_webhook_deliveries,
         mfa::verify, mfa::send_code, mfa::begin_required_totp, mfa::confirm_required_totp, mfa::reauthenticate, mfa::send_reauthentication_code,
         me_mfa::my_mfa, me_mfa::begin_totp, me_mfa::confirm_totp, me_mfa::remove_totp,
         me_mfa::regenerate_backup_codes, me_mfa::begin_email, me_mfa::confirm_email,

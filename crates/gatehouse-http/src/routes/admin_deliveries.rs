@@ -70,6 +70,9 @@ pub(crate) struct AttemptResponse {
     error: Option<String>,
     started_at: i64,
     duration_ms: i64,
+    /// What an HTTP receiver answered (webhooks): its status and the start of its body.
+    status_code: Option<i64>,
+    response_body: Option<String>,
 }
 
 impl From<OutboxAttempt> for AttemptResponse {
@@ -81,6 +84,8 @@ impl From<OutboxAttempt> for AttemptResponse {
             error: attempt.error,
             started_at: attempt.started_at,
             duration_ms: attempt.duration_ms,
+            status_code: attempt.report.as_ref().and_then(|report| report.status_code),
+            response_body: attempt.report.and_then(|report| report.body),
         }
     }
 }

@@ -4,6 +4,7 @@ pub(crate) mod admin;
 pub(crate) mod admin_clients;
 pub(crate) mod admin_deliveries;
 pub(crate) mod admin_organizations;
+pub(crate) mod admin_webhooks;
 pub(crate) mod api_keys;
 pub(crate) mod auth;
 pub(crate) mod dto;

@@ -68,6 +68,8 @@ pub struct Config {
     pub passkeys: PasskeysConfig,
     pub notices: NoticesConfig,
     pub outbox: OutboxConfig,
+    pub outbound: OutboundConfig,
+    pub webhooks: WebhooksConfig,
     pub sweeper: SweeperConfig,
     pub audit: AuditConfig,
     pub cache: CacheConfig,
@@ -332,6 +334,32 @@ pub struct OutboxConfig {
     pub retention_days: i64,
 }
 
+/// Outbound calls to URLs that are not the operator's own configuration (webhooks): the SSRF
+/// rule (`gatehouse_domain::outbound`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Allows loopback, private, link-local and metadata targets (development, tests).
+    pub allow_private_targets: bool,
+}
+
+/// Webhook delivery.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// One call's bound.
+    pub timeout_ms: u64,
+    /// The retry schedule's first wait; the rest scale with it (5 s, 5 min, 30 min, 2 h, 5 h,
+    /// 10 h, 10 h by default).
+    pub first_retry_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self { timeout_ms: 10_000, first_retry_ms: 5_000 }
+    }
+}
+
 /// The sweeper: expired rows removed in the background (see `gatehouse_domain::sweeper`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -469,6 +497,8 @@ impl Default for Config {
             mail: MailConfig::default(),
             magic_link: MagicLinkConfig::default(),
             signup: SignupConfig::default(),
+            outbound: OutboundConfig::default(),
+            webhooks: WebhooksConfig::default(),
             passkeys: PasskeysConfig::default(),
             notices: NoticesConfig::default(),
             outbox: OutboxConfig::default(),
