@@ -7,6 +7,11 @@ use async_trait::async_trait;
 pub trait ReadinessCheck: Send + Sync {
     /// A short stable name reported by `/readyz` ("database", "redis").
     fn name(&self) -> &'static str;
+    /// Whether a failure makes the process unready (`503`); an optional dependency (the event
+    /// stream) is only reported.
+    fn required(&self) -> bool {
+        true
+    }
     /// `Err` carries a human description of the failure, without secrets (no URLs with passwords).
     async fn check(&self) -> Result<(), String>;
 }

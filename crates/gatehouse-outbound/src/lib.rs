@@ -9,11 +9,13 @@
 //! adapters and hands them to the domain services in `app::build`.
 
 pub mod breach;
+pub mod event_stream;
 pub mod mail;
 pub mod sms;
 pub mod webhook;
 
 pub use breach::HibpClient;
+pub use event_stream::{NatsChannel, NatsReadiness};
 pub use mail::{EmailChannel, MailBranding, Renderer, check_from, check_smtp_url};
 pub use sms::{TwilioChannel, TwilioSettings};
 pub use webhook::{TargetGuard, WebhookChannel};

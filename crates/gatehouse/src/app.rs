@@ -50,6 +50,7 @@ use gatehouse_domain::{
 use gatehouse_http::pages::{BrowserKeys, Pages};
 use gatehouse_http::{AppServices, AppState, HttpSettings, Metrics, RateLimits};
 use gatehouse_outbound::breach::HibpClient;
+use gatehouse_outbound::event_stream::{NatsChannel, NatsReadiness};
 use gatehouse_outbound::mail;
 use gatehouse_outbound::sms::{TwilioChannel, TwilioSettings};
 use gatehouse_outbound::webhook::{TargetGuard, WebhookChannel};
@@ -718,6 +719,15 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         allow_private_targets: config.outbound.allow_private_targets,
     };
     let guard: Arc<dyn OutboundGuard> = Arc::new(TargetGuard::new(outbound_policy));
+    // The event stream, when configured: NATS down at start fails nothing (the outbox waits).
+    let event_stream = match &config.nats.url {
+        Some(url) => Some(Arc::new(
+            NatsChannel::connect(url, Duration::from_millis(config.webhooks.timeout_ms))
+                .await
+                .map_err(|message| StartupError::Other(format!("nats.url: {message}")))?,
+        )),
+        None => None,
+    };
     let webhooks = Arc::new(WebhookService::new(WebhookParts {
         store: Arc::new(database.clone()),
         work: Arc::new(database.clone()),
@@ -728,6 +738,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         settings: WebhookSettings {
             policy: outbound_policy,
             previous_secret_overlap_seconds: 24 * 3600,
+            event_stream: event_stream.is_some(),
         },
     }));
     let mut channels: Vec<Arc<dyn Channel>> = email_channel(&config)?.into_iter().collect();
@@ -738,6 +749,9 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         Duration::from_millis(config.webhooks.timeout_ms),
         Duration::from_millis(config.webhooks.first_retry_ms),
     )));
+    if let Some(stream) = &event_stream {
+        channels.push(stream.clone());
+    }
     let worker = Some(OutboxWorker::new(
         Arc::new(database.clone()),
         notifier.clone(),
@@ -751,6 +765,9 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(database.clone())];
     if let Some(redis) = &redis {
         readiness.push(Arc::new(redis.clone()));
+    }
+    if let Some(stream) = &event_stream {
+        readiness.push(Arc::new(NatsReadiness::new(stream)));
     }
     let metrics = Arc::new(Metrics::new().map_err(StartupError::Other)?);
     Metrics::spawn_upkeep(&metrics);

@@ -24,6 +24,8 @@ backend_tests!(
     two_instances_deliver_each_event_once,
     rotation_signs_with_both_secrets_and_tests_reach_one_endpoint,
     private_targets_are_refused_unless_allowed,
+    events_reach_a_jetstream_consumer,
+    nats_being_down_fails_no_request,
 );
 
 /// One request the receiver got.
@@ -378,5 +380,91 @@ async fn private_targets_are_refused_unless_allowed(test: TestDatabase) {
     // Nothing was registered.
     let (_, listed) = app.get_auth("/v1/admin/webhooks", &admin).await;
     assert_eq!(listed["data"], json!([]));
+    app.stop().await;
+}
+
+/// The NATS server of these tests (`GATEHOUSE_TEST_NATS_URL`); `None`: skipped outside CI.
+fn nats_url() -> Option<String> {
+    let url = gatehouse_store::testing::nats_url().unwrap();
+    if url.is_none() {
+        eprintln!("skipped: set GATEHOUSE_TEST_NATS_URL");
+    }
+    url
+}
+
+async fn events_reach_a_jetstream_consumer(test: TestDatabase) {
+    use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+    use futures_util::StreamExt;
+    let Some(url) = nats_url() else { return };
+    let mut settings = FAST.to_vec();
+    settings.push(("GATEHOUSE_NATS_URL", url.as_str()));
+    // The server creates (or updates) the stream at start.
+    let app = TestApp::spawn_with(&test, &MasterKey::generate(), &settings).await;
+    let client = async_nats::connect(url.as_str()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let stream = jetstream.get_stream("GATEHOUSE_EVENTS").await.unwrap();
+    let info = stream.get_info().await.unwrap();
+    assert_eq!(info.config.subjects, vec!["gatehouse.events.>".to_owned()]);
+    // A consumer of what is published from now on (other tests publish to the same stream).
+    let consumer = stream
+        .create_consumer(pull::Config {
+            deliver_policy: DeliverPolicy::New,
+            filter_subject: "gatehouse.events.organization.created".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let org = make_organization(&app, "stream@example.com", "streamed").await;
+    let mut messages = consumer.messages().await.unwrap();
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(message) = messages.next().await {
+            let message = message.unwrap();
+            message.ack().await.unwrap();
+            let body: Value = serde_json::from_slice(&message.payload).unwrap();
+            if body["data"]["target"]["id"] == org.as_str() {
+                return (message.headers.clone(), body);
+            }
+        }
+        panic!("the consumer ended");
+    })
+    .await
+    .expect("the event reached the stream within 20 s");
+    let (headers, body) = found;
+    assert_eq!(body["type"], "organization.created");
+    // The message id is the event id: JetStream drops a copy the outbox sends again.
+    let headers = headers.unwrap();
+    assert_eq!(headers.get("Nats-Msg-Id").unwrap().as_str(), body["id"].as_str().unwrap());
+    app.stop().await;
+}
+
+async fn nats_being_down_fails_no_request(test: TestDatabase) {
+    // Nothing listens there: the server starts, serves and stays ready, keeping the events.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("nats://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut settings = FAST.to_vec();
+    settings.push(("GATEHOUSE_NATS_URL", url.as_str()));
+    let app = TestApp::spawn_with(&test, &MasterKey::generate(), &settings).await;
+    let admin = app.admin_key().await;
+    make_organization(&app, "offline@example.com", "offline").await;
+    let (status, ready) = app.get_json("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(ready["checks"]["nats"], "unavailable", "{ready}");
+    // The event waits in the outbox for the stream.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, deliveries) = app.get_auth("/v1/admin/deliveries?limit=100", &admin).await;
+        let waiting = deliveries["data"].as_array().unwrap().iter().any(|row| {
+            row["channel"] == "nats"
+                && row["kind"] == "organization.created"
+                && row["status"] != "delivered"
+        });
+        if waiting {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no nats delivery: {deliveries}");
+        // Polling the admin API, not waiting for a time to pass: the relay runs every 50 ms.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     app.stop().await;
 }

@@ -37,6 +37,8 @@ pub const EMAIL_CHANNEL: &str = "email";
 pub const SMS_CHANNEL: &str = "sms";
 /// The webhook channel's name in `outbox.channel`.
 pub const WEBHOOK_CHANNEL: &str = "webhook";
+/// The event stream's (NATS JetStream) name in `outbox.channel`.
+pub const EVENT_STREAM_CHANNEL: &str = "nats";
 
 /// Why one delivery failed. The text is stored and listed: it must never hold a secret.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -182,11 +182,11 @@ impl Notifier {
         })
     }
 
-    /// A sealed webhook delivery to endpoint `webhook_id` of the event `event_id` of type
-    /// `event_type` (`message`: its JSON body), due now.
-    pub fn webhook(
+    /// A sealed delivery of the event `event_id` of type `event_type` (`message`: its JSON
+    /// body), due now: to webhook endpoint `webhook_id`, or to the event stream without one.
+    pub fn event_delivery(
         &self,
-        webhook_id: &str,
+        webhook_id: Option<&str>,
         event_type: &str,
         event_id: &str,
         message: &serde_json::Value,
@@ -200,7 +200,11 @@ impl Notifier {
         .map_err(|error| DomainError::Internal(format!("webhook payload: {error}")))?;
         let sealed = self.cipher.seal(id.as_bytes(), &plain)?;
         Ok(OutboxRecord {
-            channel: super::WEBHOOK_CHANNEL.to_owned(),
+            channel: match webhook_id {
+                Some(_) => super::WEBHOOK_CHANNEL,
+                None => super::EVENT_STREAM_CHANNEL,
+            }
+            .to_owned(),
             kind: event_type.to_owned(),
             payload: sealed,
             status: OutboxStatus::Pending,
@@ -211,7 +215,7 @@ impl Notifier {
             created_at: now,
             delivered_at: None,
             last_error: None,
-            subject: Some(webhook_id.to_owned()),
+            subject: webhook_id.map(str::to_owned),
             event_id: Some(event_id.to_owned()),
             id,
         })

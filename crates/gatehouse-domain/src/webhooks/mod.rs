@@ -6,7 +6,8 @@
 //!   records it, so nothing is emitted for a change that rolled back.
 //! - The relay ([`WebhookService::relay_once`], run beside the outbox worker) turns queued
 //!   events into one outbox row per subscribed active endpoint (channel `webhook`, the message
-//!   sealed like every outbox payload) and dequeues them, in one transaction; on PostgreSQL
+//!   sealed like every outbox payload) — and one for the event stream (channel `nats`) when
+//!   NATS is configured — and dequeues them, in one transaction; on PostgreSQL
 //!   instances share the queue with `SKIP LOCKED`, so an event is relayed once.
 //! - The outbox worker delivers each row through the webhook channel (`gatehouse-outbound`),
 //!   which signs at each attempt with the endpoint's secret — and the previous one for 24 h
@@ -53,6 +54,8 @@ pub struct WebhookSettings {
     pub policy: OutboundPolicy,
     /// How long the secret before a rotation keeps signing (24 h).
     pub previous_secret_overlap_seconds: i64,
+    /// Whether events also go to the event stream (NATS JetStream is configured).
+    pub event_stream: bool,
 }
 
 /// What registering an endpoint takes.
@@ -243,7 +246,7 @@ impl WebhookService {
             timestamp: record::rfc3339(now),
             data: serde_json::json!({ "webhook_id": record.id }),
         };
-        let row = self.delivery(&record.id, &message, now)?;
+        let row = self.delivery(Some(&record.id), &message, now)?;
         let delivery_id = row.id.clone();
         self.work
             .commit(&UnitOfWork { outbox: vec![row], ..UnitOfWork::events(vec![event]) })
@@ -286,11 +289,19 @@ impl WebhookService {
             let mut rows: Vec<OutboxRecord> = Vec::new();
             for event in events {
                 let message = EventMessage::of(event);
+                if self.settings.event_stream {
+                    match self.delivery(None, &message, now) {
+                        Ok(row) => rows.push(row),
+                        Err(error) => {
+                            tracing::error!(%error, event_id = %event.id, "could not seal an event for the stream");
+                        }
+                    }
+                }
                 for endpoint in endpoints {
                     if !subscribed(&endpoint.events, &event.action) {
                         continue;
                     }
-                    match self.delivery(&endpoint.id, &message, now) {
+                    match self.delivery(Some(&endpoint.id), &message, now) {
                         Ok(row) => rows.push(row),
                         Err(error) => {
                             tracing::error!(%error, event_id = %event.id, "could not seal a webhook delivery");
@@ -335,16 +346,17 @@ impl WebhookService {
         Ok(self.store.event_backlog(self.clock.now()).await?)
     }
 
-    /// The outbox row that delivers `message` to endpoint `webhook_id`.
+    /// The outbox row that delivers `message` to endpoint `webhook_id`, or to the event
+    /// stream.
     fn delivery(
         &self,
-        webhook_id: &str,
+        webhook_id: Option<&str>,
         message: &EventMessage,
         now: i64,
     ) -> Result<OutboxRecord, DomainError> {
         let body = serde_json::to_value(message)
             .map_err(|error| DomainError::Internal(format!("event message: {error}")))?;
-        self.notifier.webhook(webhook_id, &message.event_type, &message.id, &body, now)
+        self.notifier.event_delivery(webhook_id, &message.event_type, &message.id, &body, now)
     }
 
     async fn check_url(&self, url: &str, issues: &mut Vec<FieldIssue>) {

@@ -56,15 +56,20 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
                 Ok(result) => result,
                 Err(_) => Err(format!("no answer within {timeout:?}")),
             };
-            (check.name(), outcome)
+            (check.name(), check.required(), outcome)
         });
     }
     let mut answer = Readiness { status: "ready", checks: BTreeMap::new(), failed: Vec::new() };
     while let Some(joined) = running.join_next().await {
-        let (name, outcome) = joined.unwrap_or(("readiness", Err("check task failed".into())));
+        let (name, required, outcome) =
+            joined.unwrap_or(("readiness", true, Err("check task failed".into())));
         match outcome {
             Ok(()) => {
                 answer.checks.insert(name, "ok");
+            }
+            Err(reason) if !required => {
+                tracing::warn!(dependency = name, reason, "optional dependency unavailable");
+                answer.checks.insert(name, "unavailable");
             }
             Err(reason) => {
                 tracing::warn!(dependency = name, reason, "readiness check failed");

@@ -29,6 +29,18 @@ pub fn redis_url() -> Result<Option<String>, String> {
     }
 }
 
+/// The NATS server (with JetStream) of the event-stream tests: `GATEHOUSE_TEST_NATS_URL`; with
+/// `CI=true` a missing one is an error, not a skip.
+pub fn nats_url() -> Result<Option<String>, String> {
+    match std::env::var("GATEHOUSE_TEST_NATS_URL") {
+        Ok(url) if !url.is_empty() => Ok(Some(url)),
+        _ if ci_requires_services() => {
+            Err("CI=true but GATEHOUSE_TEST_NATS_URL is not set".to_owned())
+        }
+        _ => Ok(None),
+    }
+}
+
 /// A database that exists for one test.
 pub struct TestDatabase {
     pub database: Database,

@@ -34,6 +34,7 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("database.auto_migrate", Kind::Boolean),
     ("redis.url", Kind::Text),
     ("redis.key_prefix", Kind::Text),
+    ("nats.url", Kind::Text),
     ("log.format", Kind::Text),
     ("log.level", Kind::Text),
     ("password.memory_kib", Kind::Integer),

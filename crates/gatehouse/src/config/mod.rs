@@ -52,6 +52,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
+    pub nats: NatsConfig,
     pub log: LogConfig,
     pub password: PasswordConfig,
     pub password_policy: PasswordPolicySettings,
@@ -421,6 +422,14 @@ pub struct DatabaseConfig {
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// With a URL (`nats://127.0.0.1:4222`), every event is also published to NATS JetStream
+    /// (stream `GATEHOUSE_EVENTS`, subjects `gatehouse.events.<type>`).
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     pub url: Option<String>,
     /// Prefix of every key Gatehouse writes, so deployments can share one Redis.
@@ -485,6 +494,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
+            nats: NatsConfig::default(),
             log: LogConfig::default(),
             password: PasswordConfig::default(),
             password_policy: PasswordPolicySettings::default(),
