@@ -50,6 +50,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(12, "0012_invitations"),
     migration!(13, "0013_api_keys"),
     migration!(14, "0014_session_organization"),
+    migration!(15, "0015_audit_log"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {
