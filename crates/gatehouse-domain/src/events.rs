@@ -81,7 +81,9 @@ mod tests {
             assert!(seen.insert(*name), "{name} twice");
             let (family, happening) = name.split_once('.').unwrap();
             for part in [family, happening] {
-                assert!(!part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+                assert!(
+                    !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                );
             }
         }
     }

@@ -22,6 +22,8 @@ pub async fn serve(
     let worker = app.worker.take().map(|worker| tokio::spawn(worker.run(stop_receiver.clone())));
     // The sweeper too: a sweep in progress ends at its next batch boundary when dropped.
     let sweeper = tokio::spawn(app.sweeper.clone().run(stop_receiver.clone()));
+    // The audit chainer: a chaining in progress is one transaction, rolled back when dropped.
+    let chainer = tokio::spawn(app.sweeper.clone().run_chainer(stop_receiver.clone()));
     let worker_stop = stop_sender.clone();
     let server =
         axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
@@ -45,6 +47,7 @@ pub async fn serve(
         let _ = worker.await;
     }
     let _ = sweeper.await;
+    let _ = chainer.await;
     app.database.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -156,8 +156,7 @@ async fn refresh_token_reuse_revokes_the_family(test: TestDatabase) {
     );
 
     let admin = app.admin_key().await;
-    let (_, log) =
-        app.get_auth("/v1/admin/audit-log?action=session.revoked", &admin).await;
+    let (_, log) = app.get_auth("/v1/admin/audit-log?action=session.revoked", &admin).await;
     assert_eq!(log["data"].as_array().unwrap().len(), 1, "{log}");
     assert_eq!(log["data"][0]["metadata"]["reason"], "refresh_token_reuse");
     assert_eq!(log["data"][0]["target_id"], first["session_id"]);

@@ -311,10 +311,11 @@ async fn admins_see_and_reset_factors(test: TestDatabase) {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, tokens) = env.app.sign_in("jay@example.com", STRONG_PASSWORD).await;
     assert!(tokens.get("access_token").is_some(), "{tokens}");
-    let (_, log) = env.app.get_auth("/v1/admin/audit-log?action=user.mfa_changed", &env.admin).await;
+    let (_, log) =
+        env.app.get_auth("/v1/admin/audit-log?action=user.mfa_changed", &env.admin).await;
     assert_eq!(log["data"][0]["metadata"]["factors"], json!(["totp"]));
     assert_eq!(log["data"][0]["metadata"]["change"], "reset");
-    assert_eq!(log["data"][0]["actor_type"], "admin");
+    assert_eq!(log["data"][0]["actor_type"], "admin_key");
     let (status, _) = env
         .app
         .send(reqwest::Method::DELETE, "/v1/admin/users/usr_nobody/mfa", Some(&env.admin), None)

@@ -126,9 +126,8 @@ impl EmailLinkService {
             updated_at: Some(now),
             ..UserChange::default()
         };
-        let event =
-            AuditEvent::new("email.verified", &Actor::User(user.id.clone()), context, now)
-                .target("user", &user.id);
+        let event = AuditEvent::new("email.verified", &Actor::User(user.id.clone()), context, now)
+            .target("user", &user.id);
         let work = UnitOfWork {
             events: vec![event],
             spend_token: Some(SpentToken { digest: record.token_digest, at: now }),

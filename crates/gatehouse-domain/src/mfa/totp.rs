@@ -345,7 +345,9 @@ impl MfaService {
         let mut work = UnitOfWork::events(vec![
             AuditEvent::new("user.mfa_changed", &Actor::User(user.id.clone()), context, now)
                 .target("user", &user.id)
-                .metadata(serde_json::json!({ "kind": kind.as_str(), "change": "removed", "last": last })),
+                .metadata(
+                    serde_json::json!({ "kind": kind.as_str(), "change": "removed", "last": last }),
+                ),
         ]);
         let change = kind.change_words(false, context.locale.as_deref());
         work.outbox.extend(self.notices.mfa_changed(user, change, context)?);

@@ -293,12 +293,11 @@ impl SessionService {
     ) -> Result<(), DomainError> {
         let now = self.clock.now();
         tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reuse: revoking the session");
-        let event =
-            AuditEvent::new("session.revoked", &Actor::Anonymous, context, now)
-                .target("session", &session.id)
-                .metadata(serde_json::json!({
-                    "reason": RevokeReason::RefreshTokenReuse.as_str(), "user_id": session.user_id
-                }));
+        let event = AuditEvent::new("session.revoked", &Actor::Anonymous, context, now)
+            .target("session", &session.id)
+            .metadata(serde_json::json!({
+                "reason": RevokeReason::RefreshTokenReuse.as_str(), "user_id": session.user_id
+            }));
         self.store
             .revoke_session(&session.id, now, RevokeReason::RefreshTokenReuse, &[event])
             .await?;

@@ -27,3 +27,38 @@ UPDATE audit_events SET action = 'invitation.declined' WHERE action = 'organizat
 UPDATE audit_events SET action = 'invitation.revoked' WHERE action = 'organization.invitation_revoked';
 UPDATE audit_events SET action = 'membership.created' WHERE action = 'organization.member_added';
 UPDATE audit_events SET action = 'membership.updated' WHERE action = 'organization.member_role_changed';
+
+-- The organization an event concerns (its target, for organization events), for the search.
+ALTER TABLE audit_events ADD COLUMN organization_id TEXT;
+UPDATE audit_events SET organization_id = target_id WHERE target_type = 'organization';
+CREATE INDEX audit_events_organization ON audit_events (organization_id, occurred_at);
+CREATE INDEX audit_events_ip ON audit_events (ip, occurred_at);
+CREATE INDEX audit_events_action ON audit_events (action, occurred_at);
+
+-- The tamper-evident chain (`gatehouse_domain::audit::chain`): a row is chained after it
+-- commits, by the chainer, which gives it the next position and its hash.
+ALTER TABLE audit_events ADD COLUMN chain_seq BIGINT;
+ALTER TABLE audit_events ADD COLUMN chain_hash TEXT;
+ALTER TABLE audit_events ADD COLUMN personal_digest TEXT;
+ALTER TABLE audit_events ADD COLUMN personal_salt TEXT;
+ALTER TABLE audit_events ADD COLUMN personal_erased_at BIGINT;
+CREATE UNIQUE INDEX audit_events_chain ON audit_events (chain_seq);
+CREATE INDEX audit_events_unchained ON audit_events (occurred_at, id) WHERE chain_seq IS NULL;
+
+-- One row: the last chained position and hash. The chainer locks it.
+CREATE TABLE audit_chain_head (
+    id BIGINT PRIMARY KEY NOT NULL,
+    last_seq BIGINT NOT NULL,
+    last_hash TEXT NOT NULL
+);
+INSERT INTO audit_chain_head (id, last_seq, last_hash)
+VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+
+-- What retention removed: the last removed row's position and hash, under a MAC.
+CREATE TABLE audit_checkpoints (
+    seq BIGINT PRIMARY KEY NOT NULL,
+    hash TEXT NOT NULL,
+    removed BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    mac TEXT NOT NULL
+);
