@@ -80,6 +80,14 @@ pub async fn run(database: &Database) -> Result<(), StoreError> {
     crate::with_pool!(database, pool => migrator.run(pool).await).map_err(map_migrate_error)
 }
 
+/// Applies the pending migrations up to `version` only (tests of a data migration fill the
+/// schema as it was before it).
+pub async fn run_to(database: &Database, version: i64) -> Result<(), StoreError> {
+    let migrator = migrator(database.backend());
+    crate::with_pool!(database, pool => migrator.run_to(version, pool).await)
+        .map_err(map_migrate_error)
+}
+
 /// Versions already applied, for `gatehouse migrate` to report.
 pub async fn applied_versions(database: &Database) -> Result<Vec<i64>, StoreError> {
     crate::with_pool!(database, pool => {
