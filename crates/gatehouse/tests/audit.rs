@@ -25,6 +25,7 @@ backend_tests!(
     the_search_filters_by_actor_target_action_ip_organization_and_time,
     the_export_streams_every_row_as_jsonl_and_csv,
     the_cli_exports_to_a_file,
+    the_servers_chainer_chains_new_rows_within_seconds,
 );
 
 /// `count` events, with personal fields, appended one by one at times 1000, 1001, ...
@@ -420,5 +421,27 @@ async fn the_cli_exports_to_a_file(test: TestDatabase) {
     .await;
     assert_eq!(code, 0);
     assert_eq!(stdout.lines().count(), 2);
+    app.stop().await;
+}
+
+async fn the_servers_chainer_chains_new_rows_within_seconds(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    append(&app.database, 25).await;
+    let appended = std::time::Instant::now();
+    // Nobody calls the chainer here: the server's own task (every second) must get to them.
+    let deadline = appended + std::time::Duration::from_secs(5);
+    loop {
+        let state = gatehouse_domain::audit::AuditChainStore::audit_chain_state(&app.database)
+            .await
+            .unwrap();
+        if state.unchained == 0 {
+            assert!(state.head.seq >= 25, "{state:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "rows still unchained after 5 s: {state:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let report = app.sweeper.audit().verify().await.unwrap();
+    assert_eq!(report.broken, None);
     app.stop().await;
 }
