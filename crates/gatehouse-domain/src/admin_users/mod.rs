@@ -422,7 +422,17 @@ impl AdminUserService {
         }
         let event = AuditEvent::new("admin.users_imported", admin.actor(), context, now)
             .metadata(serde_json::json!({ "rows": records.len() }));
-        report.imported = self.users.insert_users_skipping_existing(&records, &[event]).await?;
+        // Each imported user is a `user.created` happening of its own (webhooks see it).
+        let created: Vec<AuditEvent> = records
+            .iter()
+            .map(|user| {
+                AuditEvent::new("user.created", admin.actor(), context, now)
+                    .target("user", &user.id)
+                    .metadata(serde_json::json!({ "via": "import" }))
+            })
+            .collect();
+        report.imported =
+            self.users.insert_users_skipping_existing(&records, &created, &[event]).await?;
         report.skipped = records.len() as u64 - report.imported;
         Ok(report)
     }

@@ -26,6 +26,7 @@ pub(crate) fn routes() -> Router<AppState> {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuditQuery {
     limit: Option<u32>,
     cursor: Option<String>,
@@ -59,8 +60,10 @@ pub(crate) enum ExportFormatParam {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuditExportQuery {
     /// `jsonl` (the default) or `csv`.
+    #[param(inline)]
     format: Option<ExportFormatParam>,
     /// Events whose actor or target is this id.
     user_id: Option<String>,
