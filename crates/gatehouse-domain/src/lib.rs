@@ -19,6 +19,7 @@ pub mod clock;
 pub mod data_keys;
 pub mod email_links;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod keys;
 pub mod known_devices;

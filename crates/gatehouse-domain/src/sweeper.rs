@@ -15,8 +15,9 @@
 //!   past their expiry: the audit trail keeps what happened);
 //! - swept after a retention: `outbox` rows delivered more than `outbox_retention_seconds`
 //!   ago (their `outbox_attempts` go with them; dead rows stay for an admin to retry),
-//!   `audit_events` older than `audit_retention_seconds` when one is set (default: forever;
-//!   there is no hash chain over audit events today — a chain added later must keep its anchor),
+//!   `audit_events` older than `audit_retention_seconds` when one is set (default: forever),
+//!   a prefix of the hash chain at a time, each batch behind a signed checkpoint of its last
+//!   row (`AuditIntegrity::sweep_retention`), so verification starts from the checkpoint;
 //!   `api_keys` revoked or expired more than `api_key_retention_seconds` ago (default 90 days:
 //!   a dead key stays listed — to its owner, its organization and admins — so "which key was
 //!   that, who made it, when was it last used" can be answered while an incident is looked
@@ -39,6 +40,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::StoreError;
+use crate::audit::AuditIntegrity;
 use crate::clock::Clock;
 
 /// A table the sweeper deletes from. `name` is the table's name (the metric's label).
@@ -188,6 +190,8 @@ pub struct Sweeper {
     settings: SweeperSettings,
     /// Who this instance is in the lease table.
     holder: String,
+    /// The audit trail's retention (behind signed checkpoints); without it audit rows stay.
+    audit: Option<Arc<AuditIntegrity>>,
 }
 
 impl Sweeper {
@@ -197,7 +201,13 @@ impl Sweeper {
         settings: SweeperSettings,
         holder: String,
     ) -> Self {
-        Self { store, clock, settings, holder }
+        Self { store, clock, settings, holder, audit: None }
+    }
+
+    /// Sweeps audit events past their retention through `audit` (a checkpoint per batch).
+    pub fn with_audit_retention(mut self, audit: Arc<AuditIntegrity>) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// One sweep: `None` when another instance holds this period's lease, otherwise what was
@@ -246,6 +256,18 @@ impl Sweeper {
     /// error that stopped it early, if one did.
     async fn sweep_table(&self, table: SweptTable, cutoff: i64) -> (u64, Option<StoreError>) {
         let batch_size = self.settings.batch_size.max(1);
+        if table == SweptTable::AuditEvents {
+            let Some(audit) = &self.audit else { return (0, None) };
+            // Rows chained since the last chainer run may go too.
+            let swept = match audit.chain_pending().await {
+                Ok(_) => audit.sweep_retention(cutoff, batch_size).await,
+                Err(error) => Err(error),
+            };
+            return match swept {
+                Ok(removed) => (removed, None),
+                Err(error) => (0, Some(error)),
+            };
+        }
         let mut removed = 0;
         loop {
             match self.store.sweep_batch(table, cutoff, batch_size).await {
@@ -385,10 +407,13 @@ mod tests {
         clock.advance(1);
         let report = sweeper(&store, &clock, zero_is_forever).sweep().await.unwrap().unwrap();
         assert_eq!(report.removed_from(SweptTable::AuditEvents), 0);
+        // Audit rows go only through the chain's retention (behind a checkpoint, see
+        // `AuditIntegrity::sweep_retention`, tested on both backends in the binary's
+        // `tests/sweeper.rs`); a sweeper without it removes none, whatever the retention.
         let five_days = SweeperSettings { audit_retention_seconds: Some(5 * day), ..keep_audit };
         clock.advance(1);
         let report = sweeper(&store, &clock, five_days).sweep().await.unwrap().unwrap();
-        assert_eq!(report.removed_from(SweptTable::AuditEvents), 1);
-        assert_eq!(store.tables.lock().unwrap()[&SweptTable::AuditEvents], vec![now - 2 * day]);
+        assert_eq!(report.removed_from(SweptTable::AuditEvents), 0);
+        assert_eq!(store.tables.lock().unwrap()[&SweptTable::AuditEvents].len(), 2);
     }
 }

@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::api_keys::routes())
         .merge(routes::admin::routes())
         .merge(routes::admin_clients::routes())
+        .merge(routes::admin_audit::routes())
         .merge(routes::admin_deliveries::routes())
         .merge(routes::admin_webhooks::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::api_budget));

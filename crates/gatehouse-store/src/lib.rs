@@ -7,6 +7,7 @@
 mod admin_keys;
 mod api_keys;
 mod audit;
+mod audit_chain;
 mod batch;
 mod cache;
 mod columns;

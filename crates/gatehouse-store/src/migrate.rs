@@ -50,6 +50,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(12, "0012_invitations"),
     migration!(13, "0013_api_keys"),
     migration!(14, "0014_session_organization"),
+    migration!(15, "0015_audit_log"),
     migration!(16, "0016_code_organization"),
     migration!(17, "0017_api_key_organization"),
     migration!(18, "0018_webhooks"),
@@ -80,6 +81,14 @@ fn migrator(backend: Backend) -> Migrator {
 pub async fn run(database: &Database) -> Result<(), StoreError> {
     let migrator = migrator(database.backend());
     crate::with_pool!(database, pool => migrator.run(pool).await).map_err(map_migrate_error)
+}
+
+/// Applies the pending migrations up to `version` only (tests of a data migration fill the
+/// schema as it was before it).
+pub async fn run_to(database: &Database, version: i64) -> Result<(), StoreError> {
+    let migrator = migrator(database.backend());
+    crate::with_pool!(database, pool => migrator.run_to(version, pool).await)
+        .map_err(map_migrate_error)
 }
 
 /// Versions already applied, for `gatehouse migrate` to report.

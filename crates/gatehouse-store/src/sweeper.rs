@@ -93,10 +93,9 @@ fn batch_sql(table: SweptTable) -> &'static str {
             "DELETE FROM api_keys WHERE id IN (SELECT id FROM api_keys \
              WHERE revoked_at < $1 OR expires_at < $1 LIMIT $2)"
         }
-        SweptTable::AuditEvents => {
-            "DELETE FROM audit_events WHERE id IN \
-             (SELECT id FROM audit_events WHERE occurred_at < $1 LIMIT $2)"
-        }
+        // Never swept here: audit rows go only behind a signed checkpoint
+        // (`AuditIntegrity::sweep_retention`), which `sweep_batch` leaves to the domain.
+        SweptTable::AuditEvents => "",
     }
 }
 
@@ -129,6 +128,9 @@ impl SweeperStore for Database {
         cutoff: i64,
         limit: u32,
     ) -> Result<u64, StoreError> {
+        if table == SweptTable::AuditEvents {
+            return Ok(0);
+        }
         let removed = write_transaction!(self, autocommit, pool => {
             sqlx::query(batch_sql(table))
                 .bind(cutoff)

@@ -256,12 +256,17 @@ impl UserStore for Database {
     async fn insert_users_skipping_existing(
         &self,
         users: &[UserRecord],
+        created: &[AuditEvent],
         events: &[AuditEvent],
     ) -> Result<u64, StoreError> {
         let inserted = write_transaction!(self, events: events, transaction => {
             let mut inserted = 0;
-            for user in users {
-                inserted += insert_user_row(&mut *transaction, INSERT_USER_UNLESS_TAKEN, user).await?;
+            for (position, user) in users.iter().enumerate() {
+                let row = insert_user_row(&mut *transaction, INSERT_USER_UNLESS_TAKEN, user).await?;
+                if row == 1 && let Some(event) = created.get(position) {
+                    crate::audit::insert_events(&mut *transaction, std::slice::from_ref(event)).await?;
+                }
+                inserted += row;
             }
             inserted
         });

@@ -32,7 +32,8 @@ macro_rules! claim_events_sql {
         concat!(
             "SELECT a.id AS id, a.occurred_at AS occurred_at, a.action AS action, ",
             "a.actor_type AS actor_type, a.actor_id AS actor_id, a.target_type AS target_type, ",
-            "a.target_id AS target_id, a.ip AS ip, a.user_agent AS user_agent, ",
+            "a.target_id AS target_id, a.organization_id AS organization_id, a.ip AS ip, ",
+            "a.user_agent AS user_agent, ",
             "a.request_id AS request_id, a.metadata AS metadata ",
             "FROM event_queue q JOIN audit_events a ON a.id = q.event_id ",
             "ORDER BY q.queued_at, q.event_id LIMIT $1",

@@ -33,7 +33,7 @@ fn stored_key(kid: &str, created_at: i64) -> StoredSigningKey {
 }
 
 fn signed_up(user_id: &str) -> AuditEvent {
-    AuditEvent::new("user.signed_up", &Actor::User(user_id.into()), &RequestContext::default(), 10)
+    AuditEvent::new("user.created", &Actor::User(user_id.into()), &RequestContext::default(), 10)
         .target("user", user_id)
 }
 
@@ -366,7 +366,7 @@ async fn a_new_session_is_written_whole_or_not_at_all(test: TestDatabase) {
     };
 
     // Every part lands: the user's change, the session, its refresh token, the device, the event.
-    let (changed, work) = signed_in(60, b"laptop", "user.sign_in_succeeded");
+    let (changed, work) = signed_in(60, b"laptop", "session.created");
     store
         .start_session(&session("ses_1"), Some(&refresh(b"r1", "ses_1")), &changed, &work)
         .await
@@ -376,7 +376,7 @@ async fn a_new_session_is_written_whole_or_not_at_all(test: TestDatabase) {
     let (token, of) = store.refresh_token(b"r1").await.unwrap().unwrap();
     assert_eq!((token, of.id), (refresh(b"r1", "ses_1"), "ses_1".to_owned()));
     assert_eq!(store.device_seen("usr_1", b"laptop").await.unwrap(), (true, true));
-    assert!(actions().await.contains(&"user.sign_in_succeeded".to_owned()));
+    assert!(actions().await.contains(&"session.created".to_owned()));
 
     // A write that fails part-way (the session id is taken) leaves nothing of itself behind.
     let (changed, work) = signed_in(70, b"phone", "user.second_sign_in");

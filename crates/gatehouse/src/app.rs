@@ -10,7 +10,7 @@ use gatehouse_crypto::{Digester, FieldCipher, HashingPool, MasterKeyRing, Passwo
 use gatehouse_domain::account_limit::{ACCOUNT_LIMIT_DIGEST_PURPOSE, AccountRateLimit};
 use gatehouse_domain::admin_keys::{ADMIN_KEY_DIGEST_PURPOSE, AdminKeyService};
 use gatehouse_domain::api_keys::{API_KEY_DIGEST_PURPOSE, ApiKeyService, ApiKeySettings};
-use gatehouse_domain::audit::AuditLog;
+use gatehouse_domain::audit::{AUDIT_CHECKPOINT_DIGEST_PURPOSE, AuditIntegrity, AuditLog};
 use gatehouse_domain::data_keys::{
     DataKeyError, DataKeys, KeyHierarchy, PEPPER_PURPOSE, cipher_purpose, digest_purpose,
 };
@@ -82,6 +82,7 @@ fn data_key_purposes() -> Vec<String> {
         REFRESH_TOKEN_DIGEST_PURPOSE,
         AUTHORIZATION_CODE_DIGEST_PURPOSE,
         ACCOUNT_LIMIT_DIGEST_PURPOSE,
+        AUDIT_CHECKPOINT_DIGEST_PURPOSE,
     ];
     let ciphers = [
         EMAIL_PURPOSE,
@@ -132,6 +133,9 @@ pub enum StartupError {
     /// A command's input was refused (validation, a taken email): exit code 2.
     #[error("{0}")]
     Rejected(String),
+    /// `gatehouse audit verify` found a break: exit code 3.
+    #[error("audit chain broken: {0}")]
+    AuditChainBroken(String),
     #[error("{0}")]
     Other(String),
 }
@@ -140,6 +144,7 @@ impl StartupError {
     pub fn exit_code(&self) -> i32 {
         match self {
             StartupError::Config(_) | StartupError::Rejected(_) => 2,
+            StartupError::AuditChainBroken(_) => 3,
             _ => 1,
         }
     }
@@ -310,6 +315,18 @@ impl ServiceKeys {
 
 impl Core {
     /// The admin-key service (the CLI creates keys with it).
+    /// The audit chain's upkeep and check; its retention checkpoints are MACed under the
+    /// `audit-checkpoint` data key.
+    pub fn audit_integrity(&self) -> Result<Arc<AuditIntegrity>, StartupError> {
+        let checkpoint_key =
+            self.data_keys.digester(AUDIT_CHECKPOINT_DIGEST_PURPOSE).map_err(data_key_error)?;
+        Ok(Arc::new(AuditIntegrity::new(
+            Arc::new(self.database.clone()),
+            checkpoint_key,
+            self.clock.clone(),
+        )))
+    }
+
     pub fn admin_keys(&self) -> AdminKeyService {
         AdminKeyService::new(
             Arc::new(self.database.clone()),
@@ -701,6 +718,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let invitation_digester =
         core.data_keys.digester(INVITATION_DIGEST_PURPOSE).map_err(data_key_error)?;
     let webhook_cipher = core.data_keys.cipher(WEBHOOK_SECRET_PURPOSE).map_err(data_key_error)?;
+    let audit_integrity = core.audit_integrity()?;
     let Core { config, database, keys, clock, notifier, .. } = core;
     let notifier_for_invitations = notifier.clone();
     let organizations = Arc::new(OrganizationService::new(
@@ -771,7 +789,8 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     }
     let metrics = Arc::new(Metrics::new().map_err(StartupError::Other)?);
     Metrics::spawn_upkeep(&metrics);
-    let sweeper = SweeperTask::new(&config, &database, clock.clone(), metrics.clone());
+    let sweeper =
+        SweeperTask::new(&config, &database, clock.clone(), metrics.clone(), audit_integrity);
     let per_minute = |limit: u32| RateLimit { limit, window: Duration::from_secs(60) };
     let state = AppState::new(AppServices {
         keys: keys.clone(),

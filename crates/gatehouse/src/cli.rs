@@ -1,5 +1,6 @@
 //! The command line: `gatehouse serve | migrate | version | keys list|rotate | master-key reseal
-//! | user create|import | client create | admin-key create`, one function per command.
+//! | user create|import | client create | admin-key create | audit verify|export`, one function
+//! per command (the audit commands in `audit_cli`).
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +54,9 @@ pub enum Command {
     /// Manage OAuth / OpenID Connect clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Check and export the audit trail.
+    #[command(subcommand)]
+    Audit(crate::audit_cli::AuditCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,6 +187,7 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
         Command::AdminKey(AdminKeyCommand::Create { name }) => {
             create_admin_key(config, name, json_output).await
         }
+        Command::Audit(command) => crate::audit_cli::run(command, config, json_output).await,
     }
 }
 

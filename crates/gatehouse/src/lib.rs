@@ -3,6 +3,7 @@
 //! tests build exactly the application that runs in production.
 
 pub mod app;
+pub mod audit_cli;
 pub mod cli;
 pub mod config;
 pub mod logging;

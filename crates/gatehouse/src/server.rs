@@ -27,6 +27,8 @@ pub async fn serve(
         Duration::from_millis(app.config.outbox.poll_interval_ms),
         stop_receiver.clone(),
     ));
+    // The audit chainer: a chaining in progress is one transaction, rolled back when dropped.
+    let chainer = tokio::spawn(app.sweeper.clone().run_chainer(stop_receiver.clone()));
     let worker_stop = stop_sender.clone();
     let server =
         axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
@@ -51,6 +53,7 @@ pub async fn serve(
     }
     let _ = sweeper.await;
     let _ = relay.await;
+    let _ = chainer.await;
     app.database.close().await;
     tracing::info!("stopped");
     Ok(())

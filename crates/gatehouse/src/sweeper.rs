@@ -1,11 +1,15 @@
-//! The sweeper task: every `sweeper.interval_seconds`, one sweep (claimed, so of several
-//! instances one sweeps per period), what it removed counted in
-//! `gatehouse_sweeper_removed_total{table}`. Started by `server::serve` and stopped with it.
+//! The background upkeep of the data: the sweeper task — every `sweeper.interval_seconds`, one
+//! sweep (claimed, so of several instances one sweeps per period), what it removed counted in
+//! `gatehouse_sweeper_removed_total{table}`; audit events past their retention go behind a
+//! signed checkpoint — and the audit chainer, which chains new audit rows every second (one
+//! chainer at a time across instances, under the chain head's lock). Both are started by
+//! `server::serve` and stopped with it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_domain::Clock;
+use gatehouse_domain::audit::AuditIntegrity;
 use gatehouse_domain::sweeper::{SweepReport, Sweeper, SweeperSettings};
 use gatehouse_http::Metrics;
 use gatehouse_store::Database;
@@ -14,10 +18,14 @@ use crate::config::Config;
 
 const DAY: i64 = 86_400;
 
+/// How often the chainer chains new audit rows: every row older than about this is chained.
+const AUDIT_CHAIN_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The sweeper with the metrics it counts into. Cheap to clone.
 #[derive(Clone)]
 pub struct SweeperTask {
     sweeper: Arc<Sweeper>,
+    audit: Arc<AuditIntegrity>,
     metrics: Arc<Metrics>,
     /// `None` when the background task is off (`sweeper.interval_seconds = 0`).
     interval: Option<Duration>,
@@ -29,6 +37,7 @@ impl SweeperTask {
         database: &Database,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
+        audit: Arc<AuditIntegrity>,
     ) -> Self {
         let interval_seconds = config.sweeper.interval_seconds;
         let settings = SweeperSettings {
@@ -43,9 +52,35 @@ impl SweeperTask {
             api_key_retention_seconds: SweeperSettings::default().api_key_retention_seconds,
         };
         let holder = gatehouse_crypto::token::new_id("swp");
-        let sweeper = Sweeper::new(Arc::new(database.clone()), clock, settings, holder);
+        let sweeper = Sweeper::new(Arc::new(database.clone()), clock, settings, holder)
+            .with_audit_retention(audit.clone());
         let interval = (interval_seconds > 0).then(|| Duration::from_secs(interval_seconds));
-        Self { sweeper: Arc::new(sweeper), metrics, interval }
+        Self { sweeper: Arc::new(sweeper), audit, metrics, interval }
+    }
+
+    /// The audit trail's chain (the chainer's work, `gatehouse audit verify`).
+    pub fn audit(&self) -> &Arc<AuditIntegrity> {
+        &self.audit
+    }
+
+    /// Chains new audit rows every [`AUDIT_CHAIN_INTERVAL`] until `stop` turns true. A store
+    /// error is logged; the next tick tries again (the rows wait, unchained).
+    pub async fn run_chainer(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(AUDIT_CHAIN_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if *stop.borrow_and_update() {
+                return;
+            }
+            tokio::select! {
+                _ = ticks.tick() => {
+                    if let Err(error) = self.audit.chain_pending().await {
+                        tracing::warn!(%error, "audit chainer: chaining failed; the next tick tries again");
+                    }
+                }
+                changed = stop.changed() => if changed.is_err() { return },
+            }
+        }
     }
 
     /// One sweep, counted in the metrics: `None` when another instance holds this period.

@@ -156,9 +156,9 @@ async fn refresh_token_reuse_revokes_the_family(test: TestDatabase) {
     );
 
     let admin = app.admin_key().await;
-    let (_, log) =
-        app.get_auth("/v1/admin/audit-log?action=session.refresh_token_reused", &admin).await;
+    let (_, log) = app.get_auth("/v1/admin/audit-log?action=session.revoked", &admin).await;
     assert_eq!(log["data"].as_array().unwrap().len(), 1, "{log}");
+    assert_eq!(log["data"][0]["metadata"]["reason"], "refresh_token_reuse");
     assert_eq!(log["data"][0]["target_id"], first["session_id"]);
 
     for garbage in ["", "ghr_", "not-a-token", &"ghr_x".repeat(100)] {
@@ -517,7 +517,7 @@ async fn bad_sign_up_input_is_refused_and_writes_nothing(test: TestDatabase) {
     let admin = app.admin_key().await;
     let (_, users) = app.get_auth("/v1/admin/users", &admin).await;
     assert_eq!(users["data"].as_array().unwrap().len(), 1, "only the first sign-up wrote a user");
-    let (_, log) = app.get_auth("/v1/admin/audit-log?action=user.signed_up", &admin).await;
+    let (_, log) = app.get_auth("/v1/admin/audit-log?action=user.created", &admin).await;
     assert_eq!(log["data"].as_array().unwrap().len(), 1);
     app.stop().await;
 }

@@ -178,11 +178,11 @@ async fn the_audit_log_filters_pages_and_holds_no_secrets(test: TestDatabase) {
     assert_eq!(
         actions,
         [
-            "session.signed_out",
-            "user.sign_in_succeeded",
+            "session.revoked",
+            "session.created",
             "user.sign_in_failed",
-            "user.sign_in_succeeded",
-            "user.signed_up"
+            "session.created",
+            "user.created"
         ],
         "newest first"
     );

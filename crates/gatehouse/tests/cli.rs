@@ -369,6 +369,14 @@ async fn users_are_imported_in_bulk() {
         .map(|entry| entry[0].as_u64().unwrap())
         .collect();
     assert_eq!(invalid_lines, [2501, 2502]);
+    // Each imported user is a `user.created` event (the skipped duplicate is not).
+    let (code, stdout, stderr) =
+        run(directory.path(), &env, &["audit", "export", "--action", "user.created"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let created: Vec<serde_json::Value> =
+        stdout.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(created.len(), 2501);
+    assert!(created.iter().all(|event| event["metadata"]["via"] == "import"));
 
     let (child, url) = serve(directory.path(), &env).await;
     let sign_in = reqwest::Client::new()

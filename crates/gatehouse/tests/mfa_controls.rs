@@ -275,8 +275,15 @@ async fn removing_a_factor_needs_a_recent_authentication(test: TestDatabase) {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, log) =
-        env.app.get_auth("/v1/admin/audit-log?action=mfa.factor_removed", &env.admin).await;
-    assert_eq!(log["data"].as_array().unwrap().len(), 2);
+        env.app.get_auth("/v1/admin/audit-log?action=user.mfa_changed", &env.admin).await;
+    let removed: Vec<&Value> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["metadata"]["change"] == "removed")
+        .collect();
+    assert_eq!(removed.len(), 2, "{log}");
+    assert!(removed.iter().all(|event| event["metadata"]["kind"] == "totp"), "{log}");
     env.app.stop().await;
 }
 
@@ -304,8 +311,11 @@ async fn admins_see_and_reset_factors(test: TestDatabase) {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, tokens) = env.app.sign_in("jay@example.com", STRONG_PASSWORD).await;
     assert!(tokens.get("access_token").is_some(), "{tokens}");
-    let (_, log) = env.app.get_auth("/v1/admin/audit-log?action=admin.mfa_reset", &env.admin).await;
+    let (_, log) =
+        env.app.get_auth("/v1/admin/audit-log?action=user.mfa_changed", &env.admin).await;
     assert_eq!(log["data"][0]["metadata"]["factors"], json!(["totp"]));
+    assert_eq!(log["data"][0]["metadata"]["change"], "reset");
+    assert_eq!(log["data"][0]["actor_type"], "admin_key");
     let (status, _) = env
         .app
         .send(reqwest::Method::DELETE, "/v1/admin/users/usr_nobody/mfa", Some(&env.admin), None)

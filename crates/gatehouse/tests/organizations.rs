@@ -192,8 +192,8 @@ async fn every_endpoint_checks_the_permission_of_the_callers_role(test: TestData
     for action in [
         "organization.created",
         "organization.updated",
-        "organization.member_role_changed",
-        "organization.member_removed",
+        "membership.updated",
+        "membership.deleted",
         "organization.deleted",
     ] {
         assert!(actions.contains(&action), "{action} in {actions:?}");

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use gatehouse_crypto::MasterKey;
 use gatehouse_domain::ManualClock;
+use gatehouse_domain::audit::chain::BreakKind;
 use gatehouse_domain::sweeper::SweptTable;
 use gatehouse_store::testing::TestDatabase;
 use gatehouse_store::{Database, backend_tests, with_pool};
@@ -410,6 +411,17 @@ async fn audit_retention_zero_keeps_everything_and_n_days_removes_older(test: Te
     assert_eq!(audit_ids(thirty.database.clone()).await, set(&["evt_recent"]));
     assert_eq!(removed_metric(&thirty, "audit_events").await, 2);
     assert!(now > 0);
+
+    // They went behind a signed checkpoint: the chain verifies from it, and a checkpoint
+    // whose MAC does not verify is named.
+    let audit = thirty.sweeper.audit();
+    let report = audit.verify().await.unwrap();
+    assert_eq!(report.broken, None, "{report:?}");
+    assert_eq!(report.checkpoint_seq, Some(2));
+    assert!(report.checked >= 1, "{report:?}");
+    execute(&thirty.database, "UPDATE audit_checkpoints SET removed = 3", &[]).await;
+    let report = audit.verify().await.unwrap();
+    assert_eq!(report.broken.map(|broken| broken.kind), Some(BreakKind::Checkpoint));
 }
 
 async fn two_instances_sweeping_at_once_remove_and_count_each_row_once(test: TestDatabase) {

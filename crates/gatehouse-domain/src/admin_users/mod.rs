@@ -159,7 +159,7 @@ impl AdminUserService {
             system_role: request.admin.then(|| SYSTEM_ROLE_ADMIN.to_owned()),
             ..self.directory.new_account(&email, now)?
         };
-        let event = self.admin_event(admin, "admin.user_created", &user.id, context).metadata(
+        let event = self.admin_event(admin, "user.created", &user.id, context).metadata(
             serde_json::json!({ "imported_password_hash": request.password_hash.is_some() }),
         );
         self.users
@@ -264,7 +264,7 @@ impl AdminUserService {
             return Err(DomainError::Taken(Taken::Username));
         }
         user.updated_at = now;
-        let event = self.admin_event(admin, "admin.user_updated", user_id, context);
+        let event = self.admin_event(admin, "user.updated", user_id, context);
         // Only what this update changed: a concurrent suspension, password reset or sign-in
         // keeps what it wrote.
         let change = UserChange::between(&original, &user);
@@ -289,7 +289,7 @@ impl AdminUserService {
         if suspended {
             change.suspended_at = Some(user.suspended_at.or(Some(now)));
             change.apply(&mut user);
-            let event = self.admin_event(admin, "admin.user_suspended", user_id, context);
+            let event = self.admin_event(admin, "user.suspended", user_id, context);
             self.users
                 .update_user_revoking_sessions(
                     user_id,
@@ -301,7 +301,7 @@ impl AdminUserService {
         } else {
             change.suspended_at = Some(None);
             change.apply(&mut user);
-            let event = self.admin_event(admin, "admin.user_unsuspended", user_id, context);
+            let event = self.admin_event(admin, "user.unsuspended", user_id, context);
             self.users.update_user(user_id, &change, &UnitOfWork::events(vec![event])).await?;
         }
         self.admin_view(&user)
@@ -334,7 +334,7 @@ impl AdminUserService {
         user_id: &str,
         context: &RequestContext,
     ) -> Result<(), DomainError> {
-        let event = self.admin_event(admin, "admin.user_deleted", user_id, context);
+        let event = self.admin_event(admin, "user.deleted", user_id, context);
         if !self.users.delete_user(user_id, &[event]).await? {
             return Err(DomainError::NotFound);
         }
@@ -422,7 +422,17 @@ impl AdminUserService {
         }
         let event = AuditEvent::new("admin.users_imported", admin.actor(), context, now)
             .metadata(serde_json::json!({ "rows": records.len() }));
-        report.imported = self.users.insert_users_skipping_existing(&records, &[event]).await?;
+        // Each imported user is a `user.created` happening of its own (webhooks see it).
+        let created: Vec<AuditEvent> = records
+            .iter()
+            .map(|user| {
+                AuditEvent::new("user.created", admin.actor(), context, now)
+                    .target("user", &user.id)
+                    .metadata(serde_json::json!({ "via": "import" }))
+            })
+            .collect();
+        report.imported =
+            self.users.insert_users_skipping_existing(&records, &created, &[event]).await?;
         report.skipped = records.len() as u64 - report.imported;
         Ok(report)
     }

@@ -126,9 +126,8 @@ impl EmailLinkService {
             updated_at: Some(now),
             ..UserChange::default()
         };
-        let event =
-            AuditEvent::new("user.email_verified", &Actor::User(user.id.clone()), context, now)
-                .target("user", &user.id);
+        let event = AuditEvent::new("email.verified", &Actor::User(user.id.clone()), context, now)
+            .target("user", &user.id);
         let work = UnitOfWork {
             events: vec![event],
             spend_token: Some(SpentToken { digest: record.token_digest, at: now }),
@@ -266,8 +265,9 @@ impl EmailLinkService {
             by_reset: true,
         };
         let event =
-            AuditEvent::new("user.password_reset", &Actor::User(user.id.clone()), context, now)
-                .target("user", &user.id);
+            AuditEvent::new("user.password_changed", &Actor::User(user.id.clone()), context, now)
+                .target("user", &user.id)
+                .metadata(serde_json::json!({ "via": "reset" }));
         let mut work = UnitOfWork {
             events: vec![event],
             outbox: self.notices.password_changed(&changed, context, now)?.into_iter().collect(),
@@ -359,7 +359,7 @@ impl EmailLinkService {
         if user.email_verified_at.is_none() {
             user.email_verified_at = Some(now);
             work.events.push(
-                AuditEvent::new("user.email_verified", &Actor::User(user.id.clone()), context, now)
+                AuditEvent::new("email.verified", &Actor::User(user.id.clone()), context, now)
                     .target("user", &user.id),
             );
             user.password_hash = None;

@@ -306,9 +306,9 @@ impl MfaService {
             return Err(error);
         }
         let mut work = UnitOfWork::events(vec![
-            AuditEvent::new("mfa.factor_added", &actor, context, now)
+            AuditEvent::new("user.mfa_changed", &actor, context, now)
                 .target("mfa_factor", &factor.id)
-                .metadata(serde_json::json!({ "kind": kind.as_str() })),
+                .metadata(serde_json::json!({ "kind": kind.as_str(), "change": "added" })),
         ]);
         let (codes, records) = if self.backup_codes_remaining(&user.id).await? == 0 {
             let (codes, records) = self.new_backup_codes(&user.id, now);

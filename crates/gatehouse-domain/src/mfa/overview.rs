@@ -60,9 +60,9 @@ impl MfaService {
         let kinds: Vec<String> =
             self.confirmed_factors(&user.id).await?.into_iter().map(|factor| factor.kind).collect();
         let mut work = UnitOfWork::events(vec![
-            AuditEvent::new("admin.mfa_reset", admin.actor(), context, now)
+            AuditEvent::new("user.mfa_changed", admin.actor(), context, now)
                 .target("user", &user.id)
-                .metadata(serde_json::json!({ "factors": kinds })),
+                .metadata(serde_json::json!({ "factors": kinds, "change": "reset" })),
         ]);
         let change = match context.locale.as_deref() {
             Some("fr") => "tous les facteurs retirés par un administrateur",

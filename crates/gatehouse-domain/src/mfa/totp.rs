@@ -198,9 +198,9 @@ impl MfaService {
         let (codes, records) = self.new_backup_codes(&user.id, now);
         let actor = Actor::User(user.id.clone());
         let mut work = UnitOfWork::events(vec![
-            AuditEvent::new("mfa.factor_added", &actor, context, now)
+            AuditEvent::new("user.mfa_changed", &actor, context, now)
                 .target("mfa_factor", &factor.id)
-                .metadata(serde_json::json!({ "kind": "totp" })),
+                .metadata(serde_json::json!({ "kind": "totp", "change": "added" })),
             AuditEvent::new("mfa.backup_codes_generated", &actor, context, now)
                 .target("user", &user.id)
                 .metadata(serde_json::json!({ "count": codes.len() })),
@@ -343,9 +343,11 @@ impl MfaService {
         }
         let now = self.clock.now();
         let mut work = UnitOfWork::events(vec![
-            AuditEvent::new("mfa.factor_removed", &Actor::User(user.id.clone()), context, now)
+            AuditEvent::new("user.mfa_changed", &Actor::User(user.id.clone()), context, now)
                 .target("user", &user.id)
-                .metadata(serde_json::json!({ "kind": kind.as_str(), "last": last })),
+                .metadata(
+                    serde_json::json!({ "kind": kind.as_str(), "change": "removed", "last": last }),
+                ),
         ]);
         let change = kind.change_words(false, context.locale.as_deref());
         work.outbox.extend(self.notices.mfa_changed(user, change, context)?);

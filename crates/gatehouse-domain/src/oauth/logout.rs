@@ -101,14 +101,10 @@ impl OAuthService {
             && session.user_id == user_id
         {
             let now = self.clock.now();
-            let event = AuditEvent::new(
-                "session.signed_out",
-                &Actor::User(user_id.to_owned()),
-                context,
-                now,
-            )
-            .target("session", session_id)
-            .metadata(serde_json::json!({ "via": "end_session" }));
+            let event =
+                AuditEvent::new("session.revoked", &Actor::User(user_id.to_owned()), context, now)
+                    .target("session", session_id)
+                    .metadata(serde_json::json!({ "reason": "signed_out", "via": "end_session" }));
             self.session_store
                 .revoke_session(session_id, now, RevokeReason::SignedOut, &[event])
                 .await?;

@@ -142,7 +142,7 @@ impl AdminOrganizationService {
         };
         let work = UnitOfWork::events(vec![
             self.organizations
-                .event("organization.member_added", admin.actor(), context, id)
+                .event("membership.created", admin.actor(), context, id)
                 .metadata(serde_json::json!({ "user_id": user_id, "role": role })),
         ]);
         self.organizations.store.add_member(&membership, &work).await.map_err(

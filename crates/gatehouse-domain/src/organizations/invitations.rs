@@ -117,7 +117,7 @@ impl InvitationService {
             revoked_at: None,
         };
         let mut work = UnitOfWork::events(vec![
-            AuditEvent::new("organization.invitation_created", &principal.actor(), context, now)
+            AuditEvent::new("invitation.created", &principal.actor(), context, now)
                 .target("organization", organization_id)
                 .metadata(serde_json::json!({ "invitation_id": record.id, "role": role })),
         ]);
@@ -183,7 +183,7 @@ impl InvitationService {
         self.organizations.access(principal, organization_id, "invitations:manage").await?;
         let now = self.clock.now();
         let work = UnitOfWork::events(vec![
-            AuditEvent::new("organization.invitation_revoked", &principal.actor(), context, now)
+            AuditEvent::new("invitation.revoked", &principal.actor(), context, now)
                 .target("organization", organization_id)
                 .metadata(serde_json::json!({ "invitation_id": invitation_id })),
         ]);
@@ -262,9 +262,14 @@ impl InvitationService {
             updated_at: now,
         };
         let work = UnitOfWork::events(vec![
-            AuditEvent::new("organization.invitation_accepted", &principal.actor(), context, now)
+            AuditEvent::new("invitation.accepted", &principal.actor(), context, now)
                 .target("organization", &record.organization_id)
                 .metadata(serde_json::json!({ "invitation_id": record.id, "role": record.role })),
+            AuditEvent::new("membership.created", &principal.actor(), context, now)
+                .target("organization", &record.organization_id)
+                .metadata(serde_json::json!({
+                    "user_id": principal.user.id, "role": record.role, "via": "invitation"
+                })),
         ]);
         match self.store.accept_invitation(&record.id, &membership, now, &work).await? {
             AcceptOutcome::Done => Ok(membership),
@@ -285,7 +290,7 @@ impl InvitationService {
         let record = self.pending_for(principal, token).await?;
         let now = self.clock.now();
         let work = UnitOfWork::events(vec![
-            AuditEvent::new("organization.invitation_declined", &principal.actor(), context, now)
+            AuditEvent::new("invitation.declined", &principal.actor(), context, now)
                 .target("organization", &record.organization_id)
                 .metadata(serde_json::json!({ "invitation_id": record.id })),
         ]);

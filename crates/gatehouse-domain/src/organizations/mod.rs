@@ -508,10 +508,9 @@ impl OrganizationService {
         self.may_grant(&access, role).await?;
         let now = self.clock.now();
         let work = UnitOfWork::events(vec![
-            self.event("organization.member_role_changed", &principal.actor(), context, id)
-                .metadata(
-                    serde_json::json!({ "user_id": user_id, "from": target.role, "to": role }),
-                ),
+            self.event("membership.updated", &principal.actor(), context, id).metadata(
+                serde_json::json!({ "user_id": user_id, "from": target.role, "to": role }),
+            ),
         ]);
         membership_outcome(self.store.set_member_role(id, user_id, role, now, &work).await?)?;
         target.role = role.to_owned();
@@ -530,8 +529,11 @@ impl OrganizationService {
         let access = self.access(principal, id, "members:manage").await?;
         let target = self.target(&access, user_id).await?;
         let work = UnitOfWork::events(vec![
-            self.event("organization.member_removed", &principal.actor(), context, id)
-                .metadata(serde_json::json!({ "user_id": user_id, "role": target.role })),
+            self.event("membership.deleted", &principal.actor(), context, id).metadata(
+                serde_json::json!({
+                    "user_id": user_id, "role": target.role, "reason": "removed"
+                }),
+            ),
         ]);
         membership_outcome(self.store.remove_member(id, user_id, &work).await?)
     }
@@ -548,8 +550,11 @@ impl OrganizationService {
             return Err(DomainError::NotFound);
         };
         let work = UnitOfWork::events(vec![
-            self.event("organization.member_left", &principal.actor(), context, id)
-                .metadata(serde_json::json!({ "role": membership.role })),
+            self.event("membership.deleted", &principal.actor(), context, id).metadata(
+                serde_json::json!({
+                    "user_id": principal.user.id, "role": membership.role, "reason": "left"
+                }),
+            ),
         ]);
         membership_outcome(self.store.remove_member(id, &principal.user.id, &work).await?)
     }

@@ -137,7 +137,7 @@ impl RegistrationService {
             password_changed_at: Some(now),
             ..self.directory.new_account(&email, now)?
         };
-        let event = AuditEvent::new("user.signed_up", &Actor::User(user.id.clone()), context, now)
+        let event = AuditEvent::new("user.created", &Actor::User(user.id.clone()), context, now)
             .target("user", &user.id);
         let (tokens, outbox) = self.notices.link_email(
             &user,

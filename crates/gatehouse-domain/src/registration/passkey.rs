@@ -106,7 +106,7 @@ impl RegistrationService {
         };
         let actor = Actor::User(user.id.clone());
         let events = vec![
-            AuditEvent::new("user.signed_up", &actor, context, now)
+            AuditEvent::new("user.created", &actor, context, now)
                 .target("user", &user.id)
                 .metadata(serde_json::json!({ "method": "passkey" })),
             AuditEvent::new("passkey.added", &actor, context, now)

@@ -32,7 +32,7 @@ async fn sign_up_switched_off_is_refused_before_anything_is_written() {
     let result = world.accounts.registration.sign_up(sign_up("not an address"), &context()).await;
     assert_eq!(result.map(|_| ()).unwrap_err().code(), "signup_disabled");
     assert!(world.store.units_of_work().is_empty());
-    assert!(world.store.events("user.signed_up").is_empty());
+    assert!(world.store.events("user.created").is_empty());
 
     // Admins (and so the CLI and bulk import, which go through the same service) still can.
     let admin = AdminPrincipal::system();
@@ -52,5 +52,5 @@ async fn sign_up_switched_on_creates_the_account() {
     let outcome =
         world.accounts.registration.sign_up(sign_up("ada@example.test"), &context()).await.unwrap();
     assert!(matches!(outcome, SignUpOutcome::Created { tokens: Some(_), .. }), "{outcome:?}");
-    assert_eq!(world.store.events("user.signed_up").len(), 1);
+    assert_eq!(world.store.events("user.created").len(), 1);
 }

@@ -124,7 +124,7 @@ impl SessionService {
         work.outbox.extend(notice);
         work.known_device = Some(check.device);
         work.events.push(
-            AuditEvent::new("user.sign_in_succeeded", &Actor::User(user.id.clone()), context, now)
+            AuditEvent::new("session.created", &Actor::User(user.id.clone()), context, now)
                 .target("session", &session.id)
                 .metadata(serde_json::json!({
                     "method": method.as_str(), "amr": amr, "new_device": notified
@@ -317,10 +317,11 @@ impl SessionService {
     ) -> Result<(), DomainError> {
         let now = self.clock.now();
         tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reuse: revoking the session");
-        let event =
-            AuditEvent::new("session.refresh_token_reused", &Actor::Anonymous, context, now)
-                .target("session", &session.id)
-                .metadata(serde_json::json!({ "user_id": session.user_id }));
+        let event = AuditEvent::new("session.revoked", &Actor::Anonymous, context, now)
+            .target("session", &session.id)
+            .metadata(serde_json::json!({
+                "reason": RevokeReason::RefreshTokenReuse.as_str(), "user_id": session.user_id
+            }));
         self.store
             .revoke_session(&session.id, now, RevokeReason::RefreshTokenReuse, &[event])
             .await?;
@@ -335,12 +336,13 @@ impl SessionService {
     ) -> Result<(), DomainError> {
         let now = self.clock.now();
         let event = AuditEvent::new(
-            "session.signed_out",
+            "session.revoked",
             &Actor::User(principal.user.id.clone()),
             context,
             now,
         )
-        .target("session", &principal.session.id);
+        .target("session", &principal.session.id)
+        .metadata(serde_json::json!({ "reason": RevokeReason::SignedOut.as_str() }));
         self.store
             .revoke_session(&principal.session.id, now, RevokeReason::SignedOut, &[event])
             .await?;
@@ -396,7 +398,8 @@ impl SessionService {
             context,
             now,
         )
-        .target("session", session_id);
+        .target("session", session_id)
+        .metadata(serde_json::json!({ "reason": RevokeReason::RevokedByUser.as_str() }));
         self.store.revoke_session(session_id, now, RevokeReason::RevokedByUser, &[event]).await?;
         Ok(())
     }

@@ -196,6 +196,19 @@ impl AuditStore for MemoryStore {
     ) -> Result<Vec<AuditEvent>, StoreError> {
         Err(not_used())
     }
+
+    async fn count_audit_events(&self, _filter: &AuditFilter) -> Result<u64, StoreError> {
+        Err(not_used())
+    }
+
+    async fn export_audit_events(
+        &self,
+        _filter: &AuditFilter,
+        _after: Option<&AuditCursor>,
+        _limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        Err(not_used())
+    }
 }
 
 #[async_trait]

@@ -17,10 +17,12 @@ pub trait UserStore: Send + Sync {
     /// `StoreError::Conflict` (`UserEmail`, `UserUsername`) and writes nothing.
     async fn insert_user(&self, user: &UserRecord, work: &UnitOfWork) -> Result<(), StoreError>;
     /// Inserts many users in one transaction, skipping those whose email digest or username
-    /// is already taken; answers how many were inserted. For bulk imports.
+    /// is already taken; answers how many were inserted. For bulk imports. `created[i]` (the
+    /// user's `user.created`) is written only when `users[i]` was inserted; `events` always.
     async fn insert_users_skipping_existing(
         &self,
         users: &[UserRecord],
+        created: &[AuditEvent],
         events: &[AuditEvent],
     ) -> Result<u64, StoreError>;
     async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;

@@ -1,44 +1,20 @@
-//! The event catalogue: the identity events applications receive (webhooks, the NATS stream).
-//! One vocabulary: an audit action that records one of these happenings carries exactly the
-//! event's name, so an audit row and a webhook of the same happening are found by one name.
-
-/// Events by exact name.
-pub const EVENT_TYPES: &[&str] = &[
-    "user.created",
-    "user.updated",
-    "user.deleted",
-    "user.suspended",
-    "user.unsuspended",
-    "user.password_changed",
-    "user.mfa_changed",
-    "session.created",
-    "session.revoked",
-    "email.verified",
-];
-
-/// Families whose every event is catalogued (`organization.created`, `membership.deleted`…).
-pub const EVENT_FAMILIES: &[&str] = &["organization", "membership", "invitation", "api_key"];
+//! Subscriptions to the event catalogue ([`crate::events`], one vocabulary with the audit
+//! trail): an endpoint subscribes to event types, to a family (`organization.*`) or to `*`.
 
 /// The message `POST /v1/admin/webhooks/{id}/test` sends; only to that endpoint.
 pub const TEST_EVENT: &str = "webhook.test";
 
-/// Whether an audit action is an event of the catalogue.
-pub fn is_catalogued(action: &str) -> bool {
-    EVENT_TYPES.contains(&action)
-        || action
-            .split_once('.')
-            .is_some_and(|(family, name)| !name.is_empty() && EVENT_FAMILIES.contains(&family))
+pub use crate::events::{CATALOGUE, is_catalogued};
+
+/// The families of the catalogue (`user`, `organization`, ...).
+fn is_family(family: &str) -> bool {
+    CATALOGUE.iter().any(|name| name.split('.').next() == Some(family))
 }
 
 /// Whether a subscription names events that exist: an event type, a family's `family.*`, or
 /// `*` for everything.
 pub fn valid_subscription(pattern: &str) -> bool {
-    pattern == "*"
-        || is_catalogued(pattern)
-        || pattern.strip_suffix(".*").is_some_and(|family| {
-            EVENT_FAMILIES.contains(&family)
-                || EVENT_TYPES.iter().any(|name| name.split('.').next() == Some(family))
-        })
+    pattern == "*" || is_catalogued(pattern) || pattern.strip_suffix(".*").is_some_and(is_family)
 }
 
 /// Whether an endpoint subscribed to `patterns` receives `event_type`.
@@ -57,7 +33,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_catalogue_names_events_and_families() {
+    fn subscriptions_name_events_families_or_everything() {
         assert!(is_catalogued("user.created"));
         assert!(is_catalogued("membership.updated"));
         assert!(is_catalogued("api_key.revoked"));

@@ -56,6 +56,7 @@ impl EventMessage {
             data: serde_json::json!({
                 "actor": { "type": event.actor_type, "id": event.actor_id },
                 "target": target,
+                "organization_id": event.organization_id,
                 "details": event.metadata,
             }),
         }

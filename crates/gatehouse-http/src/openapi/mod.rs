@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use crate::routes::{
-    admin, admin_clients, admin_deliveries, admin_organizations, admin_webhooks, api_keys, auth,
-    email_links, me, me_mfa, mfa, operations, organizations, passkeys, well_known,
+    admin, admin_audit, admin_clients, admin_deliveries, admin_organizations, admin_webhooks,
+    api_keys, auth, email_links, me, me_mfa, mfa, operations, organizations, passkeys, well_known,
 };
 use crate::state::AppState;
 
@@ -26,7 +26,8 @@ use crate::state::AppState;
         email_links::reset_password, email_links::request_magic_link, email_links::magic_link_verify,
         me::me, me::update_me, me::change_password, me::sessions, me::revoke_session,
         admin::list_users, admin::create_user, admin::get_user, admin::update_user, admin::delete_user,
-        admin::suspend_user, admin::unsuspend_user, admin::unlock_user, admin::audit_log,
+        admin::suspend_user, admin::unsuspend_user, admin::unlock_user, admin_audit::audit_log,
+        admin_audit::export_audit_log,
         admin_clients::create_client, admin_clients::list_clients, admin_clients::get_client,
         admin_clients::delete_client, admin_clients::rotate_secret,
         admin_deliveries::list_deliveries, admin_deliveries::delivery_attempts,

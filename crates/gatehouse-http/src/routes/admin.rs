@@ -1,11 +1,10 @@
-//! `/v1/admin/*`: users and the audit log, for an admin API key or an admin user's token.
+//! `/v1/admin/users*`: users, for an admin API key or an admin user's token.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use gatehouse_domain::admin_users::{AdminUserUpdate, NewUserByAdmin};
-use gatehouse_domain::audit::{AuditEvent, AuditFilter};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -24,7 +23,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/admin/users/{id}/suspend", post(suspend_user))
         .route("/v1/admin/users/{id}/unsuspend", post(unsuspend_user))
         .route("/v1/admin/users/{id}/unlock", post(unlock_user))
-        .route("/v1/admin/audit-log", get(audit_log))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -195,40 +193,4 @@ pub(crate) async fn unlock_user(
     Path(id): Path<String>,
 ) -> Result<Json<UserResponse>, ApiError> {
     Ok(Json(state.accounts.admin_users.unlock(&admin, &id, &context).await?.into()))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AuditQuery {
-    limit: Option<u32>,
-    cursor: Option<String>,
-    /// Events whose actor or target is this id (a user, a session, an admin key).
-    user_id: Option<String>,
-    action: Option<String>,
-    /// Unix seconds, inclusive.
-    from: Option<i64>,
-    /// Unix seconds, exclusive.
-    until: Option<i64>,
-}
-
-/// The audit log, newest first.
-#[utoipa::path(get, path = "/v1/admin/audit-log", tag = "admin", security(("bearer" = [])), params(AuditQuery),
-    responses((status = 200, description = "`{data: [event], next_cursor}`", content_type = "application/json")))]
-pub(crate) async fn audit_log(
-    State(state): State<AppState>,
-    Admin(admin): Admin,
-    ApiQuery(query): ApiQuery<AuditQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let filter = AuditFilter {
-        subject_id: query.user_id,
-        action: query.action,
-        from: query.from,
-        until: query.until,
-    };
-    let page = state
-        .audit_log
-        .list(&admin, &filter, query.cursor.as_deref(), query.limit.unwrap_or(50))
-        .await?;
-    let data: Vec<&AuditEvent> = page.events.iter().collect();
-    Ok(Json(serde_json::json!({ "data": data, "next_cursor": page.next_cursor })))
 }

@@ -1,6 +1,7 @@
 //! Route groups, one module per concern, and the answers for unknown routes.
 
 pub(crate) mod admin;
+pub(crate) mod admin_audit;
 pub(crate) mod admin_clients;
 pub(crate) mod admin_deliveries;
 pub(crate) mod admin_organizations;

@@ -64,20 +64,37 @@ impl TestDatabase {
     /// A database on `backend`, migrated. `Ok(None)` means "skip": PostgreSQL is not
     /// configured and this is not CI.
     pub async fn new(backend: Backend) -> Result<Option<TestDatabase>, String> {
+        Self::migrated_to(backend, None).await
+    }
+
+    /// As [`Self::new`], migrated only up to `version` when one is given (a data migration's
+    /// test fills the schema as it was before, then runs `migrate::run`).
+    pub async fn migrated_to(
+        backend: Backend,
+        version: Option<i64>,
+    ) -> Result<Option<TestDatabase>, String> {
         match backend {
-            Backend::Sqlite => Self::sqlite().await.map(Some),
-            Backend::Postgres => Self::postgres().await,
+            Backend::Sqlite => Self::sqlite_to(version).await.map(Some),
+            Backend::Postgres => Self::postgres_to(version).await,
         }
     }
 
     pub async fn sqlite() -> Result<TestDatabase, String> {
+        Self::sqlite_to(None).await
+    }
+
+    pub async fn postgres() -> Result<Option<TestDatabase>, String> {
+        Self::postgres_to(None).await
+    }
+
+    async fn sqlite_to(version: Option<i64>) -> Result<TestDatabase, String> {
         let directory = tempfile::tempdir().map_err(|error| error.to_string())?;
         let path: PathBuf = directory.path().join("gatehouse.db");
         let url = format!("sqlite://{}", path.display());
         let database = Database::connect(&url, &DatabaseOptions::default())
             .await
             .map_err(|e| e.to_string())?;
-        crate::migrate::run(&database).await.map_err(|error| error.to_string())?;
+        migrate(&database, version).await?;
         Ok(TestDatabase {
             database,
             url,
@@ -86,7 +103,7 @@ impl TestDatabase {
         })
     }
 
-    pub async fn postgres() -> Result<Option<TestDatabase>, String> {
+    async fn postgres_to(version: Option<i64>) -> Result<Option<TestDatabase>, String> {
         let admin_url = match std::env::var(POSTGRES_URL_VARIABLE) {
             Ok(url) if !url.is_empty() => url,
             _ if ci_requires_services() => {
@@ -111,7 +128,7 @@ impl TestDatabase {
         let options =
             DatabaseOptions { postgres_schema: Some(schema.clone()), ..Default::default() };
         let database = Database::connect(&admin_url, &options).await.map_err(|e| e.to_string())?;
-        crate::migrate::run(&database).await.map_err(|error| error.to_string())?;
+        migrate(&database, version).await?;
         Ok(Some(TestDatabase {
             database,
             url: admin_url.clone(),
@@ -119,6 +136,14 @@ impl TestDatabase {
             cleanup: Cleanup::Schema { admin_url, schema },
         }))
     }
+}
+
+async fn migrate(database: &Database, version: Option<i64>) -> Result<(), String> {
+    match version {
+        Some(version) => crate::migrate::run_to(database, version).await,
+        None => crate::migrate::run(database).await,
+    }
+    .map_err(|error| error.to_string())
 }
 
 /// Unique per process and call, lowercase so PostgreSQL keeps it as written.

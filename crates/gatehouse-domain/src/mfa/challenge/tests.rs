@@ -178,6 +178,6 @@ async fn a_right_code_spends_the_challenge() {
     // The session was written with the second step's event, in one unit of work.
     let last = world.store.units_of_work().pop().unwrap();
     let actions: Vec<&str> = last.events.iter().map(|event| event.action.as_str()).collect();
-    assert_eq!(actions, ["mfa.verified", "user.sign_in_succeeded"]);
+    assert_eq!(actions, ["mfa.verified", "session.created"]);
     assert_eq!(world.store.user(&user_id).unwrap().failed_sign_in_attempts, 0);
 }

@@ -37,6 +37,7 @@ impl UserStore for MemoryStore {
     async fn insert_users_skipping_existing(
         &self,
         _users: &[UserRecord],
+        _created: &[AuditEvent],
         _events: &[AuditEvent],
     ) -> Result<u64, StoreError> {
         Err(not_used())
