@@ -118,6 +118,13 @@ impl Metrics {
         });
     }
 
+    /// Sets a gauge (values read at scrape time: the outbox and the event queue).
+    pub fn set_gauge(&self, name: &'static str, labels: &[(&'static str, String)], value: f64) {
+        metrics::with_local_recorder(&self.recorder, || {
+            metrics::gauge!(name, labels).set(value);
+        });
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         self.handle.render()

@@ -8,8 +8,8 @@ use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::email_links::{OneTimeTokenRecord, OneTimeTokenStore};
 use gatehouse_domain::known_devices::KnownDeviceStore;
 use gatehouse_domain::notify::{
-    AttemptOutcome, AttemptStatus, OutboxAttempt, OutboxQuery, OutboxRecord, OutboxStatus,
-    OutboxStore,
+    AttemptOutcome, AttemptStatus, OutboxAttempt, OutboxQuery, OutboxRecord, OutboxStat,
+    OutboxStatus, OutboxStore,
 };
 use gatehouse_domain::sessions::record::RevokeReason;
 use gatehouse_domain::unit_of_work::{MailboxClaim, UnitOfWork, UnitOfWorkStore};
@@ -396,6 +396,30 @@ impl OutboxStore for Database {
                 .await
                 .map_err(map_sqlx_error)?;
             row.as_ref().map(outbox_from_row).transpose()
+        })
+    }
+
+    async fn outbox_stats(&self) -> Result<Vec<OutboxStat>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT channel, status, COUNT(*) AS count, MIN(created_at) AS oldest \
+                 FROM outbox GROUP BY channel, status",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            rows.iter()
+                .map(|row| {
+                    let status: String = row.read("status")?;
+                    Ok(OutboxStat {
+                        channel: row.read("channel")?,
+                        status: OutboxStatus::parse(&status)
+                            .ok_or_else(|| StoreError::Corrupt(format!("outbox status {status}")))?,
+                        count: row.read("count")?,
+                        oldest_created_at: row.read("oldest")?,
+                    })
+                })
+                .collect()
         })
     }
 

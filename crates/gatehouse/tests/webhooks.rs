@@ -223,6 +223,23 @@ async fn events_reach_the_receiver_signed_per_standard_webhooks(test: TestDataba
     assert_eq!(first["status"], "delivered", "{deliveries}");
     assert_eq!(first["last_attempt"]["status_code"], 200);
     assert_eq!(first["last_attempt"]["response_body"], "answered 200");
+
+    // Metrics: deliveries by channel and outcome, the queues' depth and age.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let delivered = metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("gatehouse_outbox_deliveries{")
+                && line.contains("channel=\"webhook\"")
+                && line.contains("status=\"delivered\"")
+        })
+        .unwrap_or_else(|| panic!("no delivered webhook gauge in\n{metrics}"));
+    let count: f64 = delivered.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 2.0, "{delivered}");
+    for gauge in ["gatehouse_event_queue_depth", "gatehouse_event_queue_oldest_seconds"] {
+        assert!(metrics.lines().any(|line| line.starts_with(gauge)), "no {gauge} in\n{metrics}");
+    }
+    assert!(metrics.contains("gatehouse_outbox_oldest_pending_seconds{channel=\"webhook\"}"));
     app.stop().await;
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::Notifier;
-use super::outbox::{OutboxAttempt, OutboxQuery, OutboxRecord, OutboxStore};
+use super::outbox::{OutboxAttempt, OutboxQuery, OutboxRecord, OutboxStat, OutboxStore};
 use crate::audit::AuditEvent;
 use crate::clock::Clock;
 use crate::error::DomainError;
@@ -53,6 +53,12 @@ impl DeliveryService {
         id: &str,
     ) -> Result<Vec<OutboxAttempt>, DomainError> {
         Ok(self.store.outbox_attempts(id).await?)
+    }
+
+    /// Rows by channel and status, for the metrics (no admin needed: `/metrics` is the
+    /// operator's, and it shows counts only).
+    pub async fn stats(&self) -> Result<Vec<OutboxStat>, DomainError> {
+        Ok(self.store.outbox_stats().await?)
     }
 
     /// Puts a delivery back in the queue, due now, with a fresh attempt budget. A delivery

@@ -20,8 +20,8 @@ pub use deliveries::{DeliveryPage, DeliveryService};
 pub use notices::{NoticeSettings, Notices};
 pub use notifier::{EmailPayload, Notifier, NotifierSettings, OneTimeToken, SmsPayload};
 pub use outbox::{
-    AttemptOutcome, AttemptStatus, OutboxAttempt, OutboxQuery, OutboxRecord, OutboxStatus,
-    OutboxStore,
+    AttemptOutcome, AttemptStatus, OutboxAttempt, OutboxQuery, OutboxRecord, OutboxStat,
+    OutboxStatus, OutboxStore,
 };
 pub use worker::{OutboxWorker, WorkerSettings};
 

@@ -100,6 +100,15 @@ pub enum AttemptOutcome {
     Dead,
 }
 
+/// How many rows of a channel are in a status, and the oldest one's creation time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxStat {
+    pub channel: String,
+    pub status: OutboxStatus,
+    pub count: i64,
+    pub oldest_created_at: i64,
+}
+
 /// A page of outbox rows, newest first (ids are time-ordered).
 #[derive(Debug, Clone, Default)]
 pub struct OutboxQuery {
@@ -135,6 +144,8 @@ pub trait OutboxStore: Send + Sync {
         events: &[AuditEvent],
     ) -> Result<bool, StoreError>;
     async fn outbox_row(&self, id: &str) -> Result<Option<OutboxRecord>, StoreError>;
+    /// Rows by channel and status (metrics: deliveries by outcome, queue depth, oldest pending).
+    async fn outbox_stats(&self) -> Result<Vec<OutboxStat>, StoreError>;
     async fn list_outbox(&self, query: &OutboxQuery) -> Result<Vec<OutboxRecord>, StoreError>;
     async fn outbox_attempts(&self, outbox_id: &str) -> Result<Vec<OutboxAttempt>, StoreError>;
     /// Puts a row that is not being sent back in the queue, due now, with a fresh attempt
