@@ -77,7 +77,33 @@ impl WebhookChannel {
         WebhookChannel { webhooks, guard, timeout, first_retry }
     }
 
+    /// [`Self::attempt`], and what it means for the endpoint's failing streak (an attempt that
+    /// never left — a deleted, disabled or refused endpoint — does not count).
     async fn post(
+        &self,
+        payload: &serde_json::Value,
+    ) -> (Result<(), DeliveryError>, Option<DeliveryReport>) {
+        let (result, report, reached) = self.attempt(payload).await;
+        if let (Some(webhook_id), true) = (payload["webhook_id"].as_str(), reached)
+            && let Err(error) = self.webhooks.record_outcome(webhook_id, result.is_ok()).await
+        {
+            tracing::warn!(%error, "could not record a webhook outcome");
+        }
+        (result, report)
+    }
+
+    /// One attempt; the third value says whether it was a call to the receiver.
+    async fn attempt(
+        &self,
+        payload: &serde_json::Value,
+    ) -> (Result<(), DeliveryError>, Option<DeliveryReport>, bool) {
+        let (result, report) = self.call(payload).await;
+        let reached = report.is_some()
+            || matches!(&result, Err(DeliveryError::Temporary(text)) if text.starts_with("the receiver"));
+        (result, report, reached)
+    }
+
+    async fn call(
         &self,
         payload: &serde_json::Value,
     ) -> (Result<(), DeliveryError>, Option<DeliveryReport>) {

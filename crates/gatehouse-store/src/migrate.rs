@@ -54,6 +54,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(16, "0016_code_organization"),
     migration!(17, "0017_api_key_organization"),
     migration!(18, "0018_webhooks"),
+    migration!(19, "0019_webhook_failing"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -143,6 +143,49 @@ impl WebhookStore for Database {
         Ok(updated)
     }
 
+    async fn record_webhook_outcome(
+        &self,
+        id: &str,
+        succeeded: bool,
+        now: i64,
+        disable_if_failing_since: i64,
+        disabled: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let disabled_now = write_transaction!(self, events: &[], transaction => {
+            if succeeded {
+                sqlx::query("UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
+                    .bind(id)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(map_sqlx_error)?;
+                return Ok(false);
+            }
+            sqlx::query("UPDATE webhooks SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?;
+            let switched = sqlx::query(
+                "UPDATE webhooks SET active = 0, updated_at = $2 \
+                 WHERE id = $1 AND active = 1 AND failing_since <= $3",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(disable_if_failing_since)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected()
+                == 1;
+            if switched {
+                crate::audit::insert_events(&mut *transaction, std::slice::from_ref(disabled)).await?;
+            }
+            switched
+        });
+        Ok(disabled_now)
+    }
+
     async fn delete_webhook(&self, id: &str, events: &[AuditEvent]) -> Result<bool, StoreError> {
         let deleted = write_transaction!(self, events: events, transaction => {
             let deleted = sqlx::query("DELETE FROM webhooks WHERE id = $1")

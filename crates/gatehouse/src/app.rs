@@ -757,6 +757,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
             policy: outbound_policy,
             previous_secret_overlap_seconds: 24 * 3600,
             event_stream: event_stream.is_some(),
+            disable_after_seconds: config.webhooks.disable_after_seconds,
         },
     }));
     let mut channels: Vec<Arc<dyn Channel>> = email_channel(&config)?.into_iter().collect();

@@ -26,6 +26,7 @@ backend_tests!(
     private_targets_are_refused_unless_allowed,
     events_reach_a_jetstream_consumer,
     nats_being_down_fails_no_request,
+    an_endpoint_failing_for_days_is_disabled_and_audited,
 );
 
 /// One request the receiver got.
@@ -215,10 +216,20 @@ async fn events_reach_the_receiver_signed_per_standard_webhooks(test: TestDataba
     let (_, log) = app.get_auth("/v1/admin/audit-log?action=organization.created", &admin).await;
     assert_eq!(log["data"][0]["id"], created.json()["id"]);
 
-    // The delivery log: delivered, with the receiver's status and answer.
-    let (status, deliveries) =
-        app.get_auth(&format!("/v1/admin/webhooks/{id}/deliveries"), &admin).await;
-    assert_eq!(status, StatusCode::OK, "{deliveries}");
+    // The delivery log: delivered, with the receiver's status and answer (the worker records
+    // an attempt just after the receiver answers it: polled until both are).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deliveries = loop {
+        let (status, deliveries) =
+            app.get_auth(&format!("/v1/admin/webhooks/{id}/deliveries"), &admin).await;
+        assert_eq!(status, StatusCode::OK, "{deliveries}");
+        let rows = deliveries["data"].as_array().unwrap();
+        if rows.len() >= 2 && rows.iter().all(|row| row["status"] == "delivered") {
+            break deliveries;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not all delivered: {deliveries}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let first = &deliveries["data"][0];
     assert_eq!(first["status"], "delivered", "{deliveries}");
     assert_eq!(first["last_attempt"]["status_code"], 200);
@@ -483,5 +494,53 @@ async fn nats_being_down_fails_no_request(test: TestDatabase) {
         // Polling the admin API, not waiting for a time to pass: the relay runs every 50 ms.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    app.stop().await;
+}
+
+async fn an_endpoint_failing_for_days_is_disabled_and_audited(test: TestDatabase) {
+    let start =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+            as i64;
+    let clock = Arc::new(gatehouse_domain::ManualClock::new(start));
+    let mut settings = FAST.to_vec();
+    settings.push(("GATEHOUSE_WEBHOOKS_DISABLE_AFTER_SECONDS", "3600"));
+    let app =
+        TestApp::spawn_with_clock(&test, &MasterKey::generate(), &settings, Some(clock.clone()))
+            .await;
+    let admin = app.admin_key().await;
+    let receiver = Receiver::start().await;
+    receiver.set_status(500);
+    let (id, _) = register(&app, &admin, &receiver.url, &["organization.created"]).await;
+    make_organization(&app, "failing@example.com", "failing").await;
+    receiver.wait_until("a first failed attempt", |all| !all.is_empty()).await;
+    // The attempt is recorded (its outcome and its next time, on the test's clock) before the
+    // clock moves.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, deliveries) =
+            app.get_auth(&format!("/v1/admin/webhooks/{id}/deliveries"), &admin).await;
+        if deliveries["data"][0]["last_attempt"]["status_code"] == 500
+            && deliveries["data"][0]["status"] == "pending"
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no recorded attempt: {deliveries}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // An hour and more of failures: the next attempt (due on the moved clock) disables it.
+    clock.advance(3700);
+    receiver.wait_until("a second failed attempt", |all| all.len() >= 2).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, webhook) = app.get_auth(&format!("/v1/admin/webhooks/{id}"), &admin).await;
+        if webhook["active"] == false {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still active: {webhook}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, log) = app.get_auth("/v1/admin/audit-log?action=webhook.disabled", &admin).await;
+    assert_eq!(log["data"][0]["target_id"], id.as_str(), "{log}");
+    assert_eq!(log["data"][0]["actor_type"], "system");
     app.stop().await;
 }

@@ -56,6 +56,8 @@ pub struct WebhookSettings {
     pub previous_secret_overlap_seconds: i64,
     /// Whether events also go to the event stream (NATS JetStream is configured).
     pub event_stream: bool,
+    /// An endpoint whose every attempt has failed for this long is disabled (3 days).
+    pub disable_after_seconds: i64,
 }
 
 /// What registering an endpoint takes.
@@ -279,6 +281,30 @@ impl WebhookService {
             secrets.push(self.open(id, previous)?);
         }
         Ok(Some(WebhookTarget { url: record.url, active: record.active, secrets }))
+    }
+
+    /// Records how an attempt to endpoint `id` ended (the webhook channel, after each answer or
+    /// failure to reach it): an endpoint failing for `disable_after_seconds` is disabled, with
+    /// a `webhook.disabled` audit event. Its deliveries then wait (they are retried on their
+    /// schedule, and sent once an admin turns it back on).
+    pub async fn record_outcome(&self, id: &str, succeeded: bool) -> Result<(), DomainError> {
+        let now = self.clock.now();
+        let since = now - self.settings.disable_after_seconds;
+        let event = AuditEvent::new(
+            "webhook.disabled",
+            &crate::principal::Actor::System,
+            &RequestContext::default(),
+            now,
+        )
+        .target("webhook", id)
+        .metadata(serde_json::json!({
+            "reason": "failing",
+            "failing_for_seconds_at_least": self.settings.disable_after_seconds,
+        }));
+        if self.store.record_webhook_outcome(id, succeeded, now, since, &event).await? {
+            tracing::warn!(webhook_id = %id, "webhook endpoint disabled: failing for too long");
+        }
+        Ok(())
     }
 
     /// Relays one batch of queued events to their endpoints' deliveries; answers how many

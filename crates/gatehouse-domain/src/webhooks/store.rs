@@ -28,6 +28,18 @@ pub trait WebhookStore: Send + Sync {
         webhook: &WebhookRecord,
         events: &[AuditEvent],
     ) -> Result<bool, StoreError>;
+    /// Records how an attempt to deliver to the endpoint ended: a success clears its failing
+    /// streak; a failure starts one (if none is running) and, when the streak began at or before
+    /// `disable_if_failing_since`, disables the endpoint with `disabled` (the audit event), in
+    /// one transaction. Answers whether this call disabled it.
+    async fn record_webhook_outcome(
+        &self,
+        id: &str,
+        succeeded: bool,
+        now: i64,
+        disable_if_failing_since: i64,
+        disabled: &AuditEvent,
+    ) -> Result<bool, StoreError>;
     /// Deletes it and its pending deliveries; `false` when it did not exist.
     async fn delete_webhook(&self, id: &str, events: &[AuditEvent]) -> Result<bool, StoreError>;
     /// The relay's step, in one transaction: claims up to `limit` queued events (oldest first;

@@ -85,6 +85,7 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("outbound.allow_private_targets", Kind::Boolean),
     ("webhooks.timeout_ms", Kind::Integer),
     ("webhooks.first_retry_ms", Kind::Integer),
+    ("webhooks.disable_after_seconds", Kind::Integer),
     ("outbox.poll_interval_ms", Kind::Integer),
     ("outbox.backoff_base_ms", Kind::Integer),
     ("outbox.backoff_max_ms", Kind::Integer),

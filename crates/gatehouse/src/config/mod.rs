@@ -353,11 +353,13 @@ pub struct WebhooksConfig {
     /// The retry schedule's first wait; the rest scale with it (5 s, 5 min, 30 min, 2 h, 5 h,
     /// 10 h, 10 h by default).
     pub first_retry_ms: u64,
+    /// An endpoint whose every attempt has failed for this long is disabled (3 days).
+    pub disable_after_seconds: i64,
 }
 
 impl Default for WebhooksConfig {
     fn default() -> Self {
-        Self { timeout_ms: 10_000, first_retry_ms: 5_000 }
+        Self { timeout_ms: 10_000, first_retry_ms: 5_000, disable_after_seconds: 3 * 24 * 3600 }
     }
 }
 
