@@ -205,14 +205,18 @@ async fn the_audit_log_filters_pages_and_holds_no_secrets(test: TestDatabase) {
         .collect();
     assert_eq!(reasons, ["unknown_account", "wrong_password"]);
 
-    // Pages of two cover everything once.
-    let (_, all) = app.get_auth("/v1/admin/audit-log?limit=200", &key).await;
+    // Pages of two cover everything once (the user's events: the worker confirms deliveries
+    // in the trail while the test pages, which would grow an unfiltered log under it).
+    let (_, all) =
+        app.get_auth(&format!("/v1/admin/audit-log?limit=200&user_id={user_id}"), &key).await;
     let total = all["data"].as_array().unwrap().len();
+    assert_eq!(total, 5);
     let (mut paged, mut cursor) = (0, None::<String>);
     loop {
-        let path = cursor.as_ref().map_or("/v1/admin/audit-log?limit=2".to_owned(), |c| {
-            format!("/v1/admin/audit-log?limit=2&cursor={c}")
-        });
+        let path =
+            cursor.as_ref().map_or(format!("/v1/admin/audit-log?limit=2&user_id={user_id}"), |c| {
+                format!("/v1/admin/audit-log?limit=2&user_id={user_id}&cursor={c}")
+            });
         let (_, page) = app.get_auth(&path, &key).await;
         paged += page["data"].as_array().unwrap().len();
         match page["next_cursor"].as_str() {

@@ -235,6 +235,20 @@ async fn events_reach_the_receiver_signed_per_standard_webhooks(test: TestDataba
     assert_eq!(first["last_attempt"]["status_code"], 200);
     assert_eq!(first["last_attempt"]["response_body"], "answered 200");
 
+    // Each delivery is confirmed in the audit trail (what reached where, never the content).
+    let (_, confirmations) =
+        app.get_auth("/v1/admin/audit-log?action=delivery.delivered&limit=100", &admin).await;
+    let confirmed: Vec<&Value> = confirmations["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["metadata"]["webhook_id"] == id.as_str())
+        .collect();
+    assert!(confirmed.len() >= 2, "{confirmations}");
+    assert!(confirmed.iter().any(|event| event["target_id"] == first["id"]), "{confirmations}");
+    assert!(confirmed.iter().all(|event| event["metadata"]["channel"] == "webhook"));
+    assert!(confirmed.iter().all(|event| event["actor_type"] == "system"));
+
     // Metrics: deliveries by channel and outcome, the queues' depth and age.
     let metrics = app.get("/metrics").await.text().await.unwrap();
     let delivered = metrics

@@ -196,6 +196,24 @@ impl OutboxWorker {
             }
             AttemptOutcome::Delivered { .. } => {
                 tracing::info!(delivery_id = %row.id, kind = %row.kind, "delivered");
+                // A delivery confirmation is part of the trail: which message (or event) reached
+                // its channel, when, after how many attempts — never its content.
+                events.push(
+                    AuditEvent::new(
+                        "delivery.delivered",
+                        &Actor::System,
+                        &RequestContext::default(),
+                        self.clock.now(),
+                    )
+                    .target("delivery", &row.id)
+                    .metadata(serde_json::json!({
+                        "channel": row.channel,
+                        "kind": row.kind,
+                        "attempts": row.attempts,
+                        "webhook_id": row.subject,
+                        "event_id": row.event_id,
+                    })),
+                );
             }
         }
         let applied = self.store.finish_outbox_attempt(&attempt, outcome, &events).await?;
