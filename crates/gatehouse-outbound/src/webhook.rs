@@ -77,13 +77,13 @@ impl WebhookChannel {
         WebhookChannel { webhooks, guard, timeout, first_retry }
     }
 
-    /// [`Self::attempt`], and what it means for the endpoint's failing streak (an attempt that
-    /// never left — a deleted, disabled or refused endpoint — does not count).
+    /// One attempt, and what it means for the endpoint's failing streak: only a call that
+    /// went out to the receiver counts (a deleted, disabled or refused endpoint does not).
     async fn post(
         &self,
         payload: &serde_json::Value,
     ) -> (Result<(), DeliveryError>, Option<DeliveryReport>) {
-        let (result, report, reached) = self.attempt(payload).await;
+        let (result, report, reached) = self.call(payload).await;
         if let (Some(webhook_id), true) = (payload["webhook_id"].as_str(), reached)
             && let Err(error) = self.webhooks.record_outcome(webhook_id, result.is_ok()).await
         {
@@ -92,23 +92,15 @@ impl WebhookChannel {
         (result, report)
     }
 
-    /// One attempt; the third value says whether it was a call to the receiver.
-    async fn attempt(
-        &self,
-        payload: &serde_json::Value,
-    ) -> (Result<(), DeliveryError>, Option<DeliveryReport>, bool) {
-        let (result, report) = self.call(payload).await;
-        let reached = report.is_some()
-            || matches!(&result, Err(DeliveryError::Temporary(text)) if text.starts_with("the receiver"));
-        (result, report, reached)
-    }
-
+    /// One attempt; the third value says whether the call went out to the receiver.
     async fn call(
         &self,
         payload: &serde_json::Value,
-    ) -> (Result<(), DeliveryError>, Option<DeliveryReport>) {
-        let permanent = |text: &str| (Err(DeliveryError::Permanent(text.to_owned())), None);
-        let temporary = |text: String| (Err(DeliveryError::Temporary(text)), None);
+    ) -> (Result<(), DeliveryError>, Option<DeliveryReport>, bool) {
+        let permanent = |text: &str| (Err(DeliveryError::Permanent(text.to_owned())), None, false);
+        let temporary = |text: String| (Err(DeliveryError::Temporary(text)), None, false);
+        // The call went out: the receiver failed to answer well.
+        let unanswered = |text: &str| (Err(DeliveryError::Temporary(text.to_owned())), None, true);
         let Some(webhook_id) = payload["webhook_id"].as_str() else {
             return permanent("the delivery names no endpoint");
         };
@@ -153,9 +145,9 @@ impl WebhookChannel {
             .await;
         let response = match response {
             Ok(response) => response,
-            Err(error) if error.is_timeout() => return temporary("the receiver timed out".into()),
+            Err(error) if error.is_timeout() => return unanswered("the receiver timed out"),
             Err(error) if error.is_connect() => {
-                return temporary("the receiver refused the connection".into());
+                return unanswered("the receiver refused the connection");
             }
             Err(_) => return temporary("the request failed".into()),
         };
@@ -166,11 +158,11 @@ impl WebhookChannel {
             body: Some(truncate(&text, MAX_REPORTED_BODY)).filter(|body| !body.is_empty()),
         };
         if status.is_success() {
-            (Ok(()), Some(report))
+            (Ok(()), Some(report), true)
         } else {
             let error =
                 DeliveryError::Temporary(format!("the receiver answered {}", status.as_u16()));
-            (Err(error), Some(report))
+            (Err(error), Some(report), true)
         }
     }
 

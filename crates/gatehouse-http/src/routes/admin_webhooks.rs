@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::dto::{Page, PageQuery};
+use super::me::present;
 use crate::auth::Admin;
 use crate::client::Client;
 use crate::error::ApiError;
@@ -53,13 +54,6 @@ pub(crate) struct UpdateWebhookRequest {
     description: Option<Option<String>>,
     /// `false` pauses deliveries (they wait and are retried on the schedule).
     active: Option<bool>,
-}
-
-/// A field that may be sent as `null` (clear it) or left out (keep it).
-fn present<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<String>>, D::Error> {
-    Ok(Some(Option::deserialize(deserializer)?))
 }
 
 /// An endpoint as admins see it: never its secret.

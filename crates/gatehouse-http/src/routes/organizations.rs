@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::dto::{Page, PageQuery, UserResponse, cursor_of, invalid_cursor, parse_cursor};
+use super::me::present;
 use crate::auth::Authenticated;
 use crate::client::Client;
 use crate::error::ApiError;
@@ -190,13 +191,6 @@ pub(crate) struct UpdateOrganizationRequest {
     public_metadata: Option<serde_json::Value>,
     #[schema(value_type = Option<Object>)]
     private_metadata: Option<serde_json::Value>,
-}
-
-/// A field given (even as `null`) is `Some`.
-fn present<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<String>>, D::Error> {
-    Ok(Some(Option::deserialize(deserializer)?))
 }
 
 /// Changes name, slug, logo or metadata (`org:update`).
