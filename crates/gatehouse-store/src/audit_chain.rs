@@ -195,6 +195,38 @@ impl AuditChainStore for Database {
         Ok(erased)
     }
 
+    async fn audit_erasure_requests(&self, limit: u32) -> Result<Vec<(String, i64)>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT subject_id, requested_at FROM audit_erasures \
+                 ORDER BY requested_at, subject_id LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            rows.iter()
+                .map(|row| Ok((row.read("subject_id")?, row.read("requested_at")?)))
+                .collect()
+        })
+    }
+
+    async fn drop_audit_erasure_request(
+        &self,
+        subject_id: &str,
+        requested_before: i64,
+    ) -> Result<(), StoreError> {
+        write_transaction!(self, events: &[], transaction => {
+            sqlx::query("DELETE FROM audit_erasures WHERE subject_id = $1 AND requested_at <= $2")
+                .bind(subject_id)
+                .bind(requested_before)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?;
+        });
+        Ok(())
+    }
+
     async fn audit_retention_prefix(
         &self,
         cutoff: i64,

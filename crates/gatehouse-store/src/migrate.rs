@@ -55,6 +55,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(17, "0017_api_key_organization"),
     migration!(18, "0018_webhooks"),
     migration!(19, "0019_webhook_failing"),
+    migration!(20, "0020_audit_erasures"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

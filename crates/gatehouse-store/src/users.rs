@@ -511,7 +511,12 @@ impl UserStore for Database {
         Ok(revoked)
     }
 
-    async fn delete_user(&self, user_id: &str, events: &[AuditEvent]) -> Result<bool, StoreError> {
+    async fn delete_user(
+        &self,
+        user_id: &str,
+        events: &[AuditEvent],
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let changed = [Invalidation::User(user_id), Invalidation::SessionsOfUser(user_id)];
         let deleted = write_transaction!(self, changed: &changed, transaction => {
             let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
@@ -523,10 +528,37 @@ impl UserStore for Database {
             // The audit events only for an account that was there to delete.
             if deleted == 1 {
                 insert_events(&mut *transaction, events).await?;
+                sqlx::query(
+                    "INSERT INTO audit_erasures (subject_id, requested_at) VALUES ($1, $2) \
+                     ON CONFLICT (subject_id) DO UPDATE SET requested_at = excluded.requested_at",
+                )
+                .bind(user_id)
+                .bind(now)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?;
             }
             deleted == 1
         });
         Ok(deleted)
+    }
+
+    async fn users_with_system_role(
+        &self,
+        role: &str,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(select_users!(
+                "WHERE system_role = $1 ORDER BY created_at, id LIMIT $2"
+            ))
+            .bind(role)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            rows.iter().map(user_from_row).collect()
+        })
     }
 
     async fn list_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError> {

@@ -56,6 +56,7 @@ fn webhook_from_row(row: &impl StoreRow) -> Result<WebhookRecord, StoreError> {
         previous_secret_until: row.read("previous_secret_until")?,
         created_at: row.read("created_at")?,
         updated_at: row.read("updated_at")?,
+        failing_since: row.read("failing_since")?,
     })
 }
 
@@ -90,7 +91,9 @@ impl WebhookStore for Database {
 
     async fn webhook(&self, id: &str) -> Result<Option<WebhookRecord>, StoreError> {
         with_pool!(self, pool => {
-            let row = sqlx::query(concat!("SELECT ", webhook_columns!(), " FROM webhooks WHERE id = $1"))
+            let row = sqlx::query(concat!(
+                "SELECT ", webhook_columns!(), ", failing_since FROM webhooks WHERE id = $1"
+            ))
                 .bind(id)
                 .fetch_optional(pool)
                 .await
@@ -102,7 +105,8 @@ impl WebhookStore for Database {
     async fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
         with_pool!(self, pool => {
             let rows = sqlx::query(concat!(
-                "SELECT ", webhook_columns!(), " FROM webhooks ORDER BY created_at DESC, id DESC"
+                "SELECT ", webhook_columns!(), ", failing_since FROM webhooks \
+                 ORDER BY created_at DESC, id DESC"
             ))
             .fetch_all(pool)
             .await
@@ -149,7 +153,7 @@ impl WebhookStore for Database {
         succeeded: bool,
         now: i64,
         disable_if_failing_since: i64,
-        disabled: &AuditEvent,
+        disabled: &UnitOfWork,
     ) -> Result<bool, StoreError> {
         let disabled_now = write_transaction!(self, events: &[], transaction => {
             if succeeded {
@@ -158,30 +162,34 @@ impl WebhookStore for Database {
                     .execute(&mut *transaction)
                     .await
                     .map_err(map_sqlx_error)?;
-                return Ok(false);
+                false
+            } else {
+                sqlx::query("UPDATE webhooks SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(map_sqlx_error)?;
+                // Only with what disabling writes (the caller made it when the streak was long
+                // enough as it read it).
+                let switched = !disabled.events.is_empty()
+                    && sqlx::query(
+                        "UPDATE webhooks SET active = 0, updated_at = $2 \
+                         WHERE id = $1 AND active = 1 AND failing_since <= $3",
+                    )
+                    .bind(id)
+                    .bind(now)
+                    .bind(disable_if_failing_since)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(map_sqlx_error)?
+                    .rows_affected()
+                        == 1;
+                if switched {
+                    crate::notify::apply_work(&mut *transaction, disabled).await?;
+                }
+                switched
             }
-            sqlx::query("UPDATE webhooks SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL")
-                .bind(id)
-                .bind(now)
-                .execute(&mut *transaction)
-                .await
-                .map_err(map_sqlx_error)?;
-            let switched = sqlx::query(
-                "UPDATE webhooks SET active = 0, updated_at = $2 \
-                 WHERE id = $1 AND active = 1 AND failing_since <= $3",
-            )
-            .bind(id)
-            .bind(now)
-            .bind(disable_if_failing_since)
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_sqlx_error)?
-            .rows_affected()
-                == 1;
-            if switched {
-                crate::audit::insert_events(&mut *transaction, std::slice::from_ref(disabled)).await?;
-            }
-            switched
         });
         Ok(disabled_now)
     }

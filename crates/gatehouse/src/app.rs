@@ -752,6 +752,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         notifier: notifier.clone(),
         cipher: webhook_cipher,
         guard: guard.clone(),
+        admins: accounts.directory.clone(),
         clock: clock.clone(),
         settings: WebhookSettings {
             policy: outbound_policy,

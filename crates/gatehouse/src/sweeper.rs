@@ -76,6 +76,8 @@ impl SweeperTask {
                 _ = ticks.tick() => {
                     if let Err(error) = self.audit.chain_pending().await {
                         tracing::warn!(%error, "audit chainer: chaining failed; the next tick tries again");
+                    } else if let Err(error) = self.audit.erase_requested().await {
+                        tracing::warn!(%error, "audit chainer: an erasure failed; the next tick tries again");
                     }
                 }
                 changed = stop.changed() => if changed.is_err() { return },

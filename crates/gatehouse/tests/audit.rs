@@ -26,6 +26,7 @@ backend_tests!(
     the_export_streams_every_row_as_jsonl_and_csv,
     the_cli_exports_to_a_file,
     the_servers_chainer_chains_new_rows_within_seconds,
+    deleting_an_account_erases_its_personal_fields,
 );
 
 /// `count` events, with personal fields, appended one by one at times 1000, 1001, ...
@@ -445,5 +446,83 @@ async fn the_servers_chainer_chains_new_rows_within_seconds(test: TestDatabase) 
     }
     let report = app.sweeper.audit().verify().await.unwrap();
     assert_eq!(report.broken, None);
+    app.stop().await;
+}
+
+/// The events naming `user_id` (as actor or target), from the admin API.
+async fn events_naming(app: &TestApp, admin: &str, user_id: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    for filter in ["actor", "target"] {
+        let (status, log) =
+            app.get_auth(&format!("/v1/admin/audit-log?{filter}={user_id}&limit=100"), admin).await;
+        assert_eq!(status, StatusCode::OK, "{log}");
+        events.extend(log["data"].as_array().unwrap().iter().cloned());
+    }
+    events
+}
+
+/// GDPR erasure: deleting an account makes the server's chainer erase the user's IP addresses
+/// and user agents from the trail (the deletion's own event included), leaving other users'
+/// rows as they were and the chain verifiable; the request is dropped after its window.
+async fn deleting_an_account_erases_its_personal_fields(test: TestDatabase) {
+    let key = MasterKey::generate();
+    let start =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+            as i64;
+    let clock = std::sync::Arc::new(gatehouse_domain::ManualClock::new(start));
+    let app = TestApp::spawn_with_clock(&test, &key, &[], Some(clock.clone())).await;
+    let admin = app.admin_key().await;
+    let ada = app.sign_up("ada@example.com", STRONG_PASSWORD).await;
+    let bob = app.sign_up("bob@example.com", STRONG_PASSWORD).await;
+    let (status, _) = app.sign_in("ada@example.com", STRONG_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let ada_id = ada["user"]["id"].as_str().unwrap().to_owned();
+    let bob_id = bob["user"]["id"].as_str().unwrap().to_owned();
+    let before = events_naming(&app, &admin, &ada_id).await;
+    assert!(before.len() >= 2, "{before:?}");
+    assert!(before.iter().all(|event| event["ip"].is_string()), "{before:?}");
+
+    let (status, _) = app
+        .send(reqwest::Method::DELETE, &format!("/v1/admin/users/{ada_id}"), Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Nobody calls the chainer here: the server's own task chains, then erases.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let after = loop {
+        let events = events_naming(&app, &admin, &ada_id).await;
+        if events.iter().all(|event| event["ip"].is_null() && event["user_agent"].is_null()) {
+            break events;
+        }
+        assert!(std::time::Instant::now() < deadline, "not erased after 10 s: {events:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let actions: Vec<&str> = after.iter().filter_map(|event| event["action"].as_str()).collect();
+    for action in ["user.created", "session.created", "user.deleted"] {
+        assert!(
+            actions.contains(&action),
+            "{action} kept, without its personal fields: {actions:?}"
+        );
+    }
+    let bob_events = events_naming(&app, &admin, &bob_id).await;
+    assert!(bob_events.iter().all(|event| event["ip"].is_string()), "{bob_events:?}");
+    let (code, report) = verify(&test, &key).await;
+    assert_eq!(code, 0, "{report}");
+
+    // The request lives for its window, then goes.
+    let pending = || async {
+        with_pool!(&app.database, pool => {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_erasures")
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        })
+    };
+    assert_eq!(pending().await, 1);
+    clock.advance(601);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pending().await != 0 {
+        assert!(std::time::Instant::now() < deadline, "the erasure request stayed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     app.stop().await;
 }

@@ -16,6 +16,7 @@ use gatehouse_store::backend_tests;
 use gatehouse_store::testing::TestDatabase;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use support::smtp::SmtpSink;
 use support::{STRONG_PASSWORD, TestApp};
 
 backend_tests!(
@@ -27,6 +28,7 @@ backend_tests!(
     events_reach_a_jetstream_consumer,
     nats_being_down_fails_no_request,
     an_endpoint_failing_for_days_is_disabled_and_audited,
+    a_success_ends_the_failing_streak,
 );
 
 /// One request the receiver got.
@@ -519,17 +521,64 @@ async fn nats_being_down_fails_no_request(test: TestDatabase) {
     app.stop().await;
 }
 
-async fn an_endpoint_failing_for_days_is_disabled_and_audited(test: TestDatabase) {
+/// A server on a clock the test moves, sending email to `sink`, disabling endpoints after an
+/// hour of failures.
+async fn spawn_failing_hour(
+    test: &TestDatabase,
+    sink: &SmtpSink,
+) -> (TestApp, Arc<gatehouse_domain::ManualClock>) {
     let start =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
             as i64;
     let clock = Arc::new(gatehouse_domain::ManualClock::new(start));
+    let smtp = sink.url();
     let mut settings = FAST.to_vec();
-    settings.push(("GATEHOUSE_WEBHOOKS_DISABLE_AFTER_SECONDS", "3600"));
+    settings.extend([
+        ("GATEHOUSE_WEBHOOKS_DISABLE_AFTER_SECONDS", "3600"),
+        ("GATEHOUSE_SMTP_URL", smtp.as_str()),
+        ("GATEHOUSE_SMTP_FROM", "Gatehouse Tests <id@example.com>"),
+    ]);
     let app =
-        TestApp::spawn_with_clock(&test, &MasterKey::generate(), &settings, Some(clock.clone()))
+        TestApp::spawn_with_clock(test, &MasterKey::generate(), &settings, Some(clock.clone()))
             .await;
+    (app, clock)
+}
+
+/// Waits until the endpoint's newest delivery has an attempt answered `status_code` and is
+/// `status` (the outcome is recorded before the attempt is).
+async fn wait_for_attempt(app: &TestApp, admin: &str, id: &str, status_code: u16, status: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, deliveries) =
+            app.get_auth(&format!("/v1/admin/webhooks/{id}/deliveries"), admin).await;
+        if deliveries["data"][0]["last_attempt"]["status_code"] == status_code
+            && deliveries["data"][0]["status"] == status
+        {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no such attempt: {deliveries}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn an_endpoint_failing_for_days_is_disabled_and_audited(test: TestDatabase) {
+    let sink = SmtpSink::start().await;
+    let (app, clock) = spawn_failing_hour(&test, &sink).await;
     let admin = app.admin_key().await;
+    // Two admin users are told; a plain user is not.
+    for (email, role) in
+        [("root@example.com", true), ("ops@example.com", true), ("plain@example.com", false)]
+    {
+        let (status, created) = app
+            .send(
+                Method::POST,
+                "/v1/admin/users",
+                Some(&admin),
+                Some(json!({ "email": email, "admin": role })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+    }
     let receiver = Receiver::start().await;
     receiver.set_status(500);
     let (id, _) = register(&app, &admin, &receiver.url, &["organization.created"]).await;
@@ -537,18 +586,9 @@ async fn an_endpoint_failing_for_days_is_disabled_and_audited(test: TestDatabase
     receiver.wait_until("a first failed attempt", |all| !all.is_empty()).await;
     // The attempt is recorded (its outcome and its next time, on the test's clock) before the
     // clock moves.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, deliveries) =
-            app.get_auth(&format!("/v1/admin/webhooks/{id}/deliveries"), &admin).await;
-        if deliveries["data"][0]["last_attempt"]["status_code"] == 500
-            && deliveries["data"][0]["status"] == "pending"
-        {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no recorded attempt: {deliveries}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_attempt(&app, &admin, &id, 500, "pending").await;
+    let (_, webhook) = app.get_auth(&format!("/v1/admin/webhooks/{id}"), &admin).await;
+    assert_eq!(webhook["active"], true, "one failure disables nothing: {webhook}");
     // An hour and more of failures: the next attempt (due on the moved clock) disables it.
     clock.advance(3700);
     receiver.wait_until("a second failed attempt", |all| all.len() >= 2).await;
@@ -564,5 +604,70 @@ async fn an_endpoint_failing_for_days_is_disabled_and_audited(test: TestDatabase
     let (_, log) = app.get_auth("/v1/admin/audit-log?action=webhook.disabled", &admin).await;
     assert_eq!(log["data"][0]["target_id"], id.as_str(), "{log}");
     assert_eq!(log["data"][0]["actor_type"], "system");
+    assert_eq!(log["data"].as_array().unwrap().len(), 1, "disabled once: {log}");
+    // Each admin gets one email naming the endpoint and how to turn it back on.
+    for address in ["root@example.com", "ops@example.com"] {
+        let mail = sink.wait_for_subject(address, "webhook endpoint was disabled").await;
+        let text = mail.text();
+        assert!(text.contains(&receiver.url) && text.contains(&id), "{text}");
+        assert!(text.contains("more than 1 hours"), "{text}");
+        assert!(text.contains(&format!("PATCH /v1/admin/webhooks/{id}")), "{text}");
+    }
+    assert!(sink.messages_to("plain@example.com").is_empty());
+    // Its deliveries wait; turned back on, they go out once the receiver answers.
+    receiver.set_status(200);
+    let (status, _) = app
+        .send(
+            Method::PATCH,
+            &format!("/v1/admin/webhooks/{id}"),
+            Some(&admin),
+            Some(json!({ "active": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    clock.advance(24 * 3600);
+    receiver
+        .wait_until("the delivery after the endpoint is back on", |all| {
+            all.iter().filter(|request| request.json()["type"] == "organization.created").count()
+                >= 3
+        })
+        .await;
+    wait_for_attempt(&app, &admin, &id, 200, "delivered").await;
+    for address in ["root@example.com", "ops@example.com"] {
+        assert_eq!(sink.messages_to(address).len(), 1, "{address} was told once");
+    }
+    app.stop().await;
+}
+
+/// A success ends an endpoint's run of failures: a failure long after it starts a new run and
+/// does not disable the endpoint.
+async fn a_success_ends_the_failing_streak(test: TestDatabase) {
+    let sink = SmtpSink::start().await;
+    let (app, clock) = spawn_failing_hour(&test, &sink).await;
+    let admin = app.admin_key().await;
+    let receiver = Receiver::start().await;
+    receiver.set_status(500);
+    let (id, _) = register(&app, &admin, &receiver.url, &["organization.created"]).await;
+    make_organization(&app, "first@example.com", "first").await;
+    wait_for_attempt(&app, &admin, &id, 500, "pending").await;
+    // The retry (due on the test's clock) succeeds.
+    receiver.set_status(200);
+    clock.advance(5);
+    wait_for_attempt(&app, &admin, &id, 200, "delivered").await;
+    // Two hours later, a new failure: a new run, not an old one going on.
+    clock.advance(7200);
+    receiver.set_status(500);
+    make_organization(&app, "second@example.com", "second").await;
+    receiver
+        .wait_until("the second event's failed attempt", |all| {
+            all.iter().filter(|request| request.json()["type"] == "organization.created").count()
+                >= 3
+        })
+        .await;
+    wait_for_attempt(&app, &admin, &id, 500, "pending").await;
+    let (_, webhook) = app.get_auth(&format!("/v1/admin/webhooks/{id}"), &admin).await;
+    assert_eq!(webhook["active"], true, "{webhook}");
+    let (_, log) = app.get_auth("/v1/admin/audit-log?action=webhook.disabled", &admin).await;
+    assert_eq!(log["data"], json!([]), "{log}");
     app.stop().await;
 }

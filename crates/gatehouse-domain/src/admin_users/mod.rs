@@ -327,7 +327,8 @@ impl AdminUserService {
     }
 
     /// Deletes the user and, through the foreign keys, their sessions and history. The audit
-    /// trail keeps the record of the deletion.
+    /// trail keeps the record of the deletion, and loses the user's personal fields (IP
+    /// addresses, user agents, addresses in metadata) shortly after: the chainer erases them.
     pub async fn delete(
         &self,
         admin: &AdminPrincipal,
@@ -335,7 +336,7 @@ impl AdminUserService {
         context: &RequestContext,
     ) -> Result<(), DomainError> {
         let event = self.admin_event(admin, "user.deleted", user_id, context);
-        if !self.users.delete_user(user_id, &[event]).await? {
+        if !self.users.delete_user(user_id, &[event], self.clock.now()).await? {
             return Err(DomainError::NotFound);
         }
         Ok(())

@@ -18,6 +18,12 @@ pub const AUDIT_CHECKPOINT_DIGEST_PURPOSE: &str = "audit-checkpoint";
 const CHAIN_BATCH: u32 = 500;
 /// Rows read per page while verifying.
 const VERIFY_PAGE: u32 = 1_000;
+/// Erasure requests handled per chainer run.
+const ERASURE_BATCH: u32 = 100;
+/// How long an erasure request is kept after it was made, erasing at each chainer run: rows
+/// naming the subject that commit late (a transaction begun before the deletion) are still
+/// erased once chained.
+pub const ERASURE_WINDOW_SECONDS: i64 = 600;
 
 /// What a verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +143,22 @@ impl AuditIntegrity {
     /// `subject_id` (as actor or target); the chain stays verifiable.
     pub async fn erase_personal_fields(&self, subject_id: &str) -> Result<u64, StoreError> {
         self.store.erase_audit_personal_fields(subject_id, self.clock.now()).await
+    }
+
+    /// Carries out the pending erasure requests (an account's deletion writes one): erases the
+    /// subject's chained rows, and drops each request once [`ERASURE_WINDOW_SECONDS`] have
+    /// passed. Run by the chainer right after it chains, so every row committed before the
+    /// request is chained, then erased, at the first run after the deletion.
+    pub async fn erase_requested(&self) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        let mut erased = 0;
+        for (subject, requested_at) in self.store.audit_erasure_requests(ERASURE_BATCH).await? {
+            erased += self.erase_personal_fields(&subject).await?;
+            if requested_at <= now - ERASURE_WINDOW_SECONDS {
+                self.store.drop_audit_erasure_request(&subject, requested_at).await?;
+            }
+        }
+        Ok(erased)
     }
 
     fn checkpoint_is_signed(&self, checkpoint: &AuditCheckpoint) -> bool {

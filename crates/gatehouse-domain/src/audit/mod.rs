@@ -172,6 +172,15 @@ pub trait AuditChainStore: Send + Sync {
     /// Records `checkpoint` and removes the chained rows up to its position, in one
     /// transaction; answers how many rows went.
     async fn remove_audit_prefix(&self, checkpoint: &AuditCheckpoint) -> Result<u64, StoreError>;
+    /// The pending erasure requests (written with an account's deletion): up to `limit`
+    /// (subject id, time of the request), oldest first.
+    async fn audit_erasure_requests(&self, limit: u32) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Drops the request for `subject_id` if it was made at or before `requested_before`.
+    async fn drop_audit_erasure_request(
+        &self,
+        subject_id: &str,
+        requested_before: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// The admin view of the audit trail: filtered, newest first, cursor-paginated.

@@ -18,6 +18,9 @@ pub const EMAIL_PURPOSE: &str = "user-email";
 /// Digest purpose of the email blind index.
 pub const EMAIL_DIGEST_PURPOSE: &str = "email";
 
+/// How many admins an operator notice goes to at most.
+pub const ADMINS_TOLD: u32 = 20;
+
 pub struct UserDirectory {
     store: Arc<dyn UserStore>,
     email_cipher: FieldCipher,
@@ -79,6 +82,20 @@ impl UserDirectory {
     /// The user as an admin sees it (security state and private metadata included).
     pub fn admin_view(&self, user: &UserRecord) -> Result<UserView, DomainError> {
         self.view(user)?.with_admin_fields(user)
+    }
+
+    /// The addresses of the system's admins (at most [`ADMINS_TOLD`], oldest accounts first), for
+    /// the notices operators get (an endpoint disabled).
+    pub async fn admin_addresses(&self) -> Result<Vec<String>, DomainError> {
+        let admins =
+            self.store.users_with_system_role(crate::users::SYSTEM_ROLE_ADMIN, ADMINS_TOLD).await?;
+        let mut addresses = Vec::with_capacity(admins.len());
+        for admin in &admins {
+            if admin.suspended_at.is_none() {
+                addresses.extend(self.open_email(admin)?);
+            }
+        }
+        Ok(addresses)
     }
 
     /// The account with this address; an address that cannot be valid names no account.

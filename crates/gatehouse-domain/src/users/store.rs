@@ -83,6 +83,20 @@ pub trait UserStore: Send + Sync {
         reason: RevokeReason,
         events: &[AuditEvent],
     ) -> Result<u64, StoreError>;
-    async fn delete_user(&self, user_id: &str, events: &[AuditEvent]) -> Result<bool, StoreError>;
+    /// Deletes the user (their sessions and history go through the foreign keys) with `events`,
+    /// and records a request that the audit trail lose their personal fields
+    /// (`AuditIntegrity::erase_requested`), made at `now`; `false` when there was no such user.
+    async fn delete_user(
+        &self,
+        user_id: &str,
+        events: &[AuditEvent],
+        now: i64,
+    ) -> Result<bool, StoreError>;
     async fn list_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError>;
+    /// Up to `limit` users with this system role (`admin`), oldest first.
+    async fn users_with_system_role(
+        &self,
+        role: &str,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError>;
 }

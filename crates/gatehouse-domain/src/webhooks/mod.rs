@@ -21,6 +21,7 @@ pub mod catalogue;
 pub mod record;
 pub mod store;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gatehouse_crypto::{FieldCipher, WebhookSecret};
@@ -34,10 +35,11 @@ pub use store::WebhookStore;
 use crate::audit::AuditEvent;
 use crate::clock::Clock;
 use crate::error::{DomainError, FieldIssue};
-use crate::notify::{Notifier, OutboxRecord};
+use crate::notify::{EmailPayload, Notifier, OutboxRecord};
 use crate::outbound::{OutboundGuard, OutboundPolicy, check_url_form};
 use crate::principal::{AdminPrincipal, RequestContext};
 use crate::unit_of_work::{UnitOfWork, UnitOfWorkStore};
+use crate::users::directory::UserDirectory;
 
 /// Field-cipher purpose of signing secrets (AD = the endpoint id).
 pub const WEBHOOK_SECRET_PURPOSE: &str = "webhook-secret";
@@ -92,6 +94,8 @@ pub struct WebhookService {
     notifier: Arc<Notifier>,
     cipher: FieldCipher,
     guard: Arc<dyn OutboundGuard>,
+    /// Who is told when an endpoint is disabled.
+    admins: Arc<UserDirectory>,
     clock: Arc<dyn Clock>,
     settings: WebhookSettings,
 }
@@ -103,14 +107,15 @@ pub struct WebhookParts {
     pub notifier: Arc<Notifier>,
     pub cipher: FieldCipher,
     pub guard: Arc<dyn OutboundGuard>,
+    pub admins: Arc<UserDirectory>,
     pub clock: Arc<dyn Clock>,
     pub settings: WebhookSettings,
 }
 
 impl WebhookService {
     pub fn new(parts: WebhookParts) -> WebhookService {
-        let WebhookParts { store, work, notifier, cipher, guard, clock, settings } = parts;
-        WebhookService { store, work, notifier, cipher, guard, clock, settings }
+        let WebhookParts { store, work, notifier, cipher, guard, admins, clock, settings } = parts;
+        WebhookService { store, work, notifier, cipher, guard, admins, clock, settings }
     }
 
     /// Registers an endpoint; answers it with its signing secret, shown this once.
@@ -139,6 +144,7 @@ impl WebhookService {
             active: true,
             previous_secret: None,
             previous_secret_until: None,
+            failing_since: None,
             created_at: now,
             updated_at: now,
         };
@@ -285,26 +291,62 @@ impl WebhookService {
 
     /// Records how an attempt to endpoint `id` ended (the webhook channel, after each answer or
     /// failure to reach it): an endpoint failing for `disable_after_seconds` is disabled, with
-    /// a `webhook.disabled` audit event. Its deliveries then wait (they are retried on their
-    /// schedule, and sent once an admin turns it back on).
+    /// a `webhook.disabled` audit event and an email to each admin, in one transaction. Its
+    /// deliveries then wait (they are retried on their schedule, and sent once an admin turns
+    /// it back on).
     pub async fn record_outcome(&self, id: &str, succeeded: bool) -> Result<(), DomainError> {
         let now = self.clock.now();
         let since = now - self.settings.disable_after_seconds;
+        let mut disabled = UnitOfWork::default();
+        if !succeeded {
+            // What disabling writes, made only when this failure may disable it (the store
+            // decides under its transaction; a success meanwhile keeps it on).
+            let Some(record) = self.store.webhook(id).await? else { return Ok(()) };
+            if record.active && record.failing_since.is_some_and(|start| start <= since) {
+                disabled = self.disabling(&record, now).await?;
+            }
+        }
+        if self.store.record_webhook_outcome(id, succeeded, now, since, &disabled).await? {
+            tracing::warn!(webhook_id = %id, "webhook endpoint disabled: failing for too long");
+            if !disabled.outbox.is_empty() {
+                self.notifier.wake();
+            }
+        }
+        Ok(())
+    }
+
+    /// The audit event and the admins' emails of disabling `record`.
+    async fn disabling(&self, record: &WebhookRecord, now: i64) -> Result<UnitOfWork, DomainError> {
+        let hours = self.settings.disable_after_seconds / 3600;
         let event = AuditEvent::new(
             "webhook.disabled",
             &crate::principal::Actor::System,
             &RequestContext::default(),
             now,
         )
-        .target("webhook", id)
+        .target("webhook", &record.id)
         .metadata(serde_json::json!({
             "reason": "failing",
             "failing_for_seconds_at_least": self.settings.disable_after_seconds,
         }));
-        if self.store.record_webhook_outcome(id, succeeded, now, since, &event).await? {
-            tracing::warn!(webhook_id = %id, "webhook endpoint disabled: failing for too long");
+        let mut outbox = Vec::new();
+        if self.notifier.email_enabled() {
+            for address in self.admins.admin_addresses().await? {
+                let values = BTreeMap::from([
+                    ("url".to_owned(), record.url.clone()),
+                    ("webhook_id".to_owned(), record.id.clone()),
+                    ("hours".to_owned(), hours.max(1).to_string()),
+                ]);
+                let payload = EmailPayload {
+                    to: address,
+                    locale: "en".to_owned(),
+                    template: "webhook_disabled".to_owned(),
+                    values,
+                };
+                outbox.push(self.notifier.email(&payload, now)?);
+            }
         }
-        Ok(())
+        Ok(UnitOfWork { outbox, ..UnitOfWork::events(vec![event]) })
     }
 
     /// Relays one batch of queued events to their endpoints' deliveries; answers how many

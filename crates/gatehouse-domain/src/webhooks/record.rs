@@ -20,6 +20,9 @@ pub struct WebhookRecord {
     pub previous_secret_until: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When its current run of failed attempts began (`None`: its last attempt succeeded, or
+    /// none was made). Kept by the store; ignored on insert and update.
+    pub failing_since: Option<i64>,
 }
 
 /// What the relay needs of an active endpoint.

@@ -7,6 +7,7 @@ use super::record::{WebhookDelivery, WebhookRecord, WebhookSubscription};
 use crate::audit::AuditEvent;
 use crate::notify::OutboxRecord;
 use crate::store::StoreError;
+use crate::unit_of_work::UnitOfWork;
 
 /// Turns claimed events into outbox rows for the active subscriptions.
 pub type FanOut<'a> =
@@ -30,15 +31,15 @@ pub trait WebhookStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Records how an attempt to deliver to the endpoint ended: a success clears its failing
     /// streak; a failure starts one (if none is running) and, when the streak began at or before
-    /// `disable_if_failing_since`, disables the endpoint with `disabled` (the audit event), in
-    /// one transaction. Answers whether this call disabled it.
+    /// `disable_if_failing_since`, disables the endpoint and writes `disabled` (its audit event
+    /// and notices), in one transaction. Answers whether this call disabled it.
     async fn record_webhook_outcome(
         &self,
         id: &str,
         succeeded: bool,
         now: i64,
         disable_if_failing_since: i64,
-        disabled: &AuditEvent,
+        disabled: &UnitOfWork,
     ) -> Result<bool, StoreError>;
     /// Deletes it and its pending deliveries; `false` when it did not exist.
     async fn delete_webhook(&self, id: &str, events: &[AuditEvent]) -> Result<bool, StoreError>;

@@ -32,7 +32,7 @@ const EMBEDDED: [(&str, &str); 2] = [
 ];
 
 /// The message kinds the catalogues describe.
-pub const KINDS: [&str; 13] = [
+pub const KINDS: [&str; 14] = [
     "verify_email",
     "reset_password",
     "magic_link",
@@ -46,6 +46,7 @@ pub const KINDS: [&str; 13] = [
     "passkey_changed",
     "passkey_flagged",
     "organization_invitation",
+    "webhook_disabled",
 ];
 
 pub struct Renderer {

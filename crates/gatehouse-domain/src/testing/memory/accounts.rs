@@ -166,11 +166,20 @@ impl UserStore for MemoryStore {
         &self,
         _user_id: &str,
         _events: &[AuditEvent],
+        _now: i64,
     ) -> Result<bool, StoreError> {
         Err(not_used())
     }
 
     async fn list_users(&self, _query: &UserQuery) -> Result<Vec<UserRecord>, StoreError> {
+        Err(not_used())
+    }
+
+    async fn users_with_system_role(
+        &self,
+        _role: &str,
+        _limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError> {
         Err(not_used())
     }
 }
