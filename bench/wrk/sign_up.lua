@@ -1,0 +1,42 @@
+-- Sign-ups with a new address each: POST {"email": "<run>-<thread>-<n>@bench.test", "password"}.
+--
+--   wrk ... -s bench/wrk/sign_up.lua URL -- RUN_PREFIX PASSWORD
+--
+-- done() prints the same `BENCH_JSON {...}` line as request.lua.
+
+local threads = 0
+
+function setup(thread)
+   threads = threads + 1
+   thread:set("thread_number", threads)
+end
+
+local counter = 0
+local prefix = "run"
+local password = ""
+
+function init(args)
+   prefix = args[1] or prefix
+   password = args[2] or ""
+   wrk.method = "POST"
+   wrk.headers["Content-Type"] = "application/json"
+end
+
+function request()
+   counter = counter + 1
+   local body = string.format('{"email":"%s-%d-%d@bench.test","password":"%s"}',
+                              prefix, thread_number or 0, counter, password)
+   return wrk.format(nil, nil, nil, body)
+end
+
+function done(summary, latency, requests)
+   local e = summary.errors
+   io.write(string.format(
+      'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
+      '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+      '"latency_us":{"p50":%d,"p90":%d,"p99":%d,"max":%d,"mean":%.1f}}\n',
+      summary.requests, summary.duration, summary.bytes,
+      e.connect, e.read, e.write, e.status, e.timeout,
+      latency:percentile(50), latency:percentile(90), latency:percentile(99),
+      latency.max, latency.mean))
+end
