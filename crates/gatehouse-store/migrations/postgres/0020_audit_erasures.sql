@@ -2,7 +2,7 @@
 -- rows naming the subject once they are chained, at each run for ten minutes after the request
 -- (rows committed late are erased too), then drops the request.
 CREATE TABLE audit_erasures (
-    subject_id TEXT PRIMARY KEY,
+    subject_id TEXT NOT NULL PRIMARY KEY,
     requested_at BIGINT NOT NULL
 );
 
