@@ -143,6 +143,53 @@ impl PasskeyProblem {
     }
 }
 
+/// Why a sign-in or link through an upstream provider was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FederationProblem {
+    /// No enabled provider has this id.
+    UnknownProvider,
+    /// The callback's state is missing, not this browser's flow, or the flow cookie is gone.
+    StateInvalid,
+    /// The flow's ten minutes are over.
+    FlowExpired,
+    /// The upstream answered the browser with an error (`access_denied`, ...).
+    UpstreamRefused(String),
+    /// The upstream could not be reached or answered something unusable.
+    UpstreamUnavailable(String),
+    /// A check of the upstream's answer failed (ID token signature, issuer, audience, nonce,
+    /// expiry, the `iss` parameter, a refused code).
+    IdentityRejected(String),
+    /// The upstream gave no usable email address for a new account.
+    EmailMissing,
+    /// An account has this address, and the upstream's word is not enough to link to it:
+    /// sign in to it and link from the account page.
+    AccountExists,
+    /// The identity is linked to another account.
+    IdentityTaken,
+    /// The provider (or the server) does not create accounts.
+    SignUpClosed,
+    /// The account would be left without a way to sign in.
+    LastSignInMethod,
+}
+
+impl FederationProblem {
+    pub fn code(&self) -> &'static str {
+        match self {
+            FederationProblem::UnknownProvider => "sso_provider_unknown",
+            FederationProblem::StateInvalid => "sso_state_invalid",
+            FederationProblem::FlowExpired => "sso_flow_expired",
+            FederationProblem::UpstreamRefused(_) => "sso_upstream_refused",
+            FederationProblem::UpstreamUnavailable(_) => "sso_upstream_unavailable",
+            FederationProblem::IdentityRejected(_) => "sso_identity_rejected",
+            FederationProblem::EmailMissing => "sso_email_missing",
+            FederationProblem::AccountExists => "sso_account_exists",
+            FederationProblem::IdentityTaken => "sso_identity_taken",
+            FederationProblem::SignUpClosed => "signup_disabled",
+            FederationProblem::LastSignInMethod => "last_sign_in_method",
+        }
+    }
+}
+
 /// A feature an operator can switch off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Feature {
@@ -215,6 +262,8 @@ pub enum DomainError {
     LastOwner,
     #[error("passkey: {0:?}")]
     Passkey(PasskeyProblem),
+    #[error("federation: {0:?}")]
+    Federation(FederationProblem),
     #[error("reauthentication required")]
     ReauthenticationRequired,
     /// A secret operation (rotation) on an OAuth client that authenticates without one
@@ -299,6 +348,7 @@ impl DomainError {
             DomainError::Forbidden(_) => "forbidden",
             DomainError::Mfa(problem) => problem.code(),
             DomainError::Passkey(problem) => problem.code(),
+            DomainError::Federation(problem) => problem.code(),
             DomainError::ReauthenticationRequired => "reauthentication_required",
             DomainError::ClientHasNoSecret => "client_has_no_secret",
             DomainError::Store(StoreError::Unavailable(_)) => "service_unavailable",

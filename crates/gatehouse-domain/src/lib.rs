@@ -20,6 +20,7 @@ pub mod data_keys;
 pub mod email_links;
 pub mod error;
 pub mod events;
+pub mod federation;
 pub mod health;
 pub mod keys;
 pub mod known_devices;

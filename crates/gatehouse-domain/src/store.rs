@@ -32,6 +32,8 @@ pub enum Conflict {
     RoleKey,
     /// This WebAuthn credential is registered already (to this or another account).
     PasskeyCredential,
+    /// This upstream identity (provider, subject) is linked already.
+    Identity,
     /// Any other uniqueness rule (a primary key, say); names the constraint, never the value.
     Other(String),
 }

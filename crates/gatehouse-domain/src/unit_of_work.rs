@@ -85,6 +85,9 @@ pub struct UnitOfWork {
     /// A passkey to store with the change (a passkey sign-up's first credential, written
     /// with its account).
     pub passkey: Option<crate::passkeys::record::PasskeyRecord>,
+    /// An upstream identity to link with the change (an account created through a provider,
+    /// a first sign-in that links by a trusted address, a link from the account page).
+    pub identity: Option<crate::federation::IdentityRecord>,
 }
 
 impl UnitOfWork {
@@ -104,6 +107,7 @@ impl UnitOfWork {
             && self.spend_account_links.is_none()
             && self.mailbox_claim.is_none()
             && self.passkey.is_none()
+            && self.identity.is_none()
     }
 
     /// The user whose sessions this work may revoke (a mailbox claim), so the store evicts

@@ -121,6 +121,72 @@ impl ApiError {
 
 /// Second-factor problems: a bad challenge token is a 401 (sign in again), a bad code a 400
 /// (try again), the state of the user's factors a 409, the policy a 403.
+/// What a refused provider sign-in or link answers (the hosted callback shows the detail on
+/// its error page).
+pub(crate) fn federation_error(
+    problem: &gatehouse_domain::error::FederationProblem,
+    code: &'static str,
+) -> ApiError {
+    use gatehouse_domain::error::FederationProblem;
+    let (status, detail) = match problem {
+        FederationProblem::UnknownProvider => {
+            (StatusCode::NOT_FOUND, "No sign-in provider has this id.".to_owned())
+        }
+        FederationProblem::StateInvalid => (
+            StatusCode::BAD_REQUEST,
+            "This sign-in was not started from this browser, or was already finished; start again."
+                .to_owned(),
+        ),
+        FederationProblem::FlowExpired => {
+            (StatusCode::BAD_REQUEST, "This sign-in took too long; start again.".to_owned())
+        }
+        FederationProblem::UpstreamRefused(reason) => (
+            StatusCode::BAD_REQUEST,
+            format!("The provider did not sign you in ({}).", sanitize(reason)),
+        ),
+        FederationProblem::UpstreamUnavailable(_) => (
+            StatusCode::BAD_GATEWAY,
+            "The provider could not be reached; try again later.".to_owned(),
+        ),
+        FederationProblem::IdentityRejected(_) => (
+            StatusCode::BAD_REQUEST,
+            "The provider's answer failed a check; start again.".to_owned(),
+        ),
+        FederationProblem::EmailMissing => (
+            StatusCode::BAD_REQUEST,
+            "The provider gave no email address, which a new account needs.".to_owned(),
+        ),
+        FederationProblem::AccountExists => (
+            StatusCode::CONFLICT,
+            "An account already uses this email address. Sign in to it, then link this provider \
+             from your account page."
+                .to_owned(),
+        ),
+        FederationProblem::IdentityTaken => {
+            (StatusCode::CONFLICT, "This identity is linked to another account.".to_owned())
+        }
+        FederationProblem::SignUpClosed => (
+            StatusCode::FORBIDDEN,
+            "No account uses this identity, and new accounts cannot be created with it.".to_owned(),
+        ),
+        FederationProblem::LastSignInMethod => (
+            StatusCode::CONFLICT,
+            "This is the account's last way to sign in; add a password or a passkey first."
+                .to_owned(),
+        ),
+    };
+    ApiError::new(status, code, detail)
+}
+
+/// An upstream's error code, as shown back: short, printable, no markup.
+fn sanitize(reason: &str) -> String {
+    reason
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .take(64)
+        .collect()
+}
+
 fn passkey_error(problem: &gatehouse_domain::PasskeyProblem, code: &'static str) -> ApiError {
     use gatehouse_domain::PasskeyProblem;
     let (status, detail) = match problem {
@@ -282,6 +348,7 @@ impl From<DomainError> for ApiError {
             ),
             DomainError::Mfa(problem) => mfa_error(*problem, code),
             DomainError::Passkey(problem) => passkey_error(problem, code),
+            DomainError::Federation(problem) => federation_error(problem, code),
             DomainError::PermissionDenied(detail) | DomainError::InsufficientScope(detail) => {
                 ApiError::new(StatusCode::FORBIDDEN, code, detail.clone())
             }

@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::organizations::routes())
         .merge(routes::admin_organizations::routes())
         .merge(routes::api_keys::routes())
+        .merge(routes::federation::routes())
         .merge(routes::admin::routes())
         .merge(routes::admin_clients::routes())
         .merge(routes::admin_audit::routes())

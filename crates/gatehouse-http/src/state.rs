@@ -86,6 +86,8 @@ pub struct AppServices {
     pub audit_log: Arc<AuditLog>,
     /// Webhook endpoints and their deliveries.
     pub webhooks: Arc<gatehouse_domain::webhooks::WebhookService>,
+    /// Sign-in through upstream providers and linked identities.
+    pub federation: Arc<gatehouse_domain::federation::FederationService>,
     /// The outbox as admins see it.
     pub deliveries: Arc<gatehouse_domain::notify::DeliveryService>,
     /// `None` when rate limiting is disabled.

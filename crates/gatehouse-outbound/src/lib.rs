@@ -2,7 +2,7 @@
 //! behind a port that `gatehouse-domain` defines — email (`mail`, a notification `Channel`),
 //! SMS (`sms`, a `Channel`) and the breached-password API (`breach`, a
 //! `BreachedPasswordCheck`), webhooks (`webhook`: the SSRF guard and the webhook `Channel`).
-//! Upstream identity providers will join them here.
+//! and upstream identity providers (`upstream`, the federation `Upstream`).
 //!
 //! Invariant: this crate may depend only on `gatehouse-domain` (and `gatehouse-crypto` if an
 //! adapter needs it), never on the store, the HTTP layer or the binary; the binary picks the
@@ -12,10 +12,12 @@ pub mod breach;
 pub mod event_stream;
 pub mod mail;
 pub mod sms;
+pub mod upstream;
 pub mod webhook;
 
 pub use breach::HibpClient;
 pub use event_stream::{NatsChannel, NatsReadiness};
 pub use mail::{EmailChannel, MailBranding, Renderer, check_from, check_smtp_url};
 pub use sms::{TwilioChannel, TwilioSettings};
+pub use upstream::UpstreamClient;
 pub use webhook::{TargetGuard, WebhookChannel};

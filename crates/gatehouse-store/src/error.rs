@@ -28,6 +28,11 @@ const KNOWN_CONFLICTS: &[(&str, &str, Conflict)] = &[
         "organization_roles.organization_id, organization_roles.role_key",
         Conflict::RoleKey,
     ),
+    (
+        "user_identities_subject",
+        "user_identities.provider_id, user_identities.subject",
+        Conflict::Identity,
+    ),
 ];
 
 /// The conflict a unique violation means. PostgreSQL names the constraint

@@ -15,6 +15,7 @@ mod data_keys;
 mod database;
 mod device_flow;
 mod error;
+mod identities;
 mod keys;
 mod mfa;
 mod mfa_challenge;

@@ -56,6 +56,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(18, "0018_webhooks"),
     migration!(19, "0019_webhook_failing"),
     migration!(20, "0020_audit_erasures"),
+    migration!(21, "0021_user_identities"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -145,6 +145,9 @@ pub(crate) async fn apply_work<C: StoreConnection>(
     if let Some(passkey) = &work.passkey {
         crate::passkeys::insert_passkey_row(connection, passkey).await?;
     }
+    if let Some(identity) = &work.identity {
+        crate::identities::insert_identity_row(connection, identity).await?;
+    }
     insert_events(connection, &work.events).await
 }
 

@@ -14,6 +14,9 @@ use gatehouse_domain::audit::{AUDIT_CHECKPOINT_DIGEST_PURPOSE, AuditIntegrity, A
 use gatehouse_domain::data_keys::{
     DataKeyError, DataKeys, KeyHierarchy, PEPPER_PURPOSE, cipher_purpose, digest_purpose,
 };
+use gatehouse_domain::federation::{
+    FederationParts, FederationService, FederationSettings, SSO_FLOW_PURPOSE,
+};
 use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
 use gatehouse_domain::known_devices::KNOWN_DEVICE_DIGEST_PURPOSE;
 use gatehouse_domain::mfa::{
@@ -53,6 +56,7 @@ use gatehouse_outbound::breach::HibpClient;
 use gatehouse_outbound::event_stream::{NatsChannel, NatsReadiness};
 use gatehouse_outbound::mail;
 use gatehouse_outbound::sms::{TwilioChannel, TwilioSettings};
+use gatehouse_outbound::upstream::UpstreamClient;
 use gatehouse_outbound::webhook::{TargetGuard, WebhookChannel};
 use gatehouse_store::ratelimit::{MemoryRateLimiter, RedisRateLimiter};
 use gatehouse_store::{Database, DatabaseOptions, Redis, RedisCeremonyStore, RedisChallengeStore};
@@ -91,6 +95,7 @@ fn data_key_purposes() -> Vec<String> {
         OUTBOX_PURPOSE,
         SIGNING_KEY_PURPOSE,
         WEBHOOK_SECRET_PURPOSE,
+        SSO_FLOW_PURPOSE,
     ];
     digests
         .into_iter()
@@ -718,6 +723,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let invitation_digester =
         core.data_keys.digester(INVITATION_DIGEST_PURPOSE).map_err(data_key_error)?;
     let webhook_cipher = core.data_keys.cipher(WEBHOOK_SECRET_PURPOSE).map_err(data_key_error)?;
+    let sso_flow_cipher = core.data_keys.cipher(SSO_FLOW_PURPOSE).map_err(data_key_error)?;
     let audit_integrity = core.audit_integrity()?;
     let Core { config, database, keys, clock, notifier, .. } = core;
     let notifier_for_invitations = notifier.clone();
@@ -789,6 +795,28 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     if let Some(stream) = &event_stream {
         readiness.push(Arc::new(NatsReadiness::new(stream)));
     }
+    // Sign-in through upstream providers (the operator's own configuration: no SSRF rule).
+    let providers = crate::config::identity_providers(&config.identity_providers)
+        .map_err(|error| StartupError::Other(format!("{}: {}", error.setting, error.message)))?;
+    let federation = Arc::new(FederationService::new(FederationParts {
+        providers,
+        upstream: Arc::new(
+            UpstreamClient::new(Duration::from_secs(10)).map_err(StartupError::Other)?,
+        ),
+        identities: Arc::new(database.clone()),
+        users: Arc::new(database.clone()),
+        passkeys: Arc::new(database.clone()),
+        work: Arc::new(database.clone()),
+        directory: accounts.directory.clone(),
+        sign_in: accounts.sign_in.clone(),
+        flow_cipher: sso_flow_cipher,
+        clock: clock.clone(),
+        settings: FederationSettings {
+            issuer: config.issuer(),
+            signup_enabled: config.signup.enabled,
+            require_email_verification: config.require_email_verification,
+        },
+    }));
     let metrics = Arc::new(Metrics::new().map_err(StartupError::Other)?);
     Metrics::spawn_upkeep(&metrics);
     let sweeper =
@@ -824,6 +852,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         )),
         audit_log: Arc::new(AuditLog::new(Arc::new(database.clone()))),
         webhooks: webhooks.clone(),
+        federation,
         deliveries,
         rate_limiter,
         rate_limits: RateLimits {

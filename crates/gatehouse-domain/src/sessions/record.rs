@@ -136,6 +136,8 @@ pub enum Amr {
     Hwk,
     /// Proof of a software key (a synced passkey).
     Swk,
+    /// A sign-in through an upstream identity provider (federated).
+    Fed,
 }
 
 impl Amr {
@@ -148,6 +150,7 @@ impl Amr {
             Amr::Mfa => "mfa",
             Amr::Hwk => "hwk",
             Amr::Swk => "swk",
+            Amr::Fed => "fed",
         }
     }
 
@@ -165,6 +168,8 @@ pub enum SignInMethod {
     Password,
     MagicLink,
     Passkey,
+    /// Through an upstream identity provider.
+    Sso,
 }
 
 impl SignInMethod {
@@ -173,6 +178,7 @@ impl SignInMethod {
             SignInMethod::Password => "password",
             SignInMethod::MagicLink => "magic_link",
             SignInMethod::Passkey => "passkey",
+            SignInMethod::Sso => "sso",
         }
     }
 
@@ -183,11 +189,12 @@ impl SignInMethod {
             SignInMethod::MagicLink => Amr::Email,
             // The kind of key is the credential's (`swk` when synced); sign-in says which.
             SignInMethod::Passkey => Amr::Hwk,
+            SignInMethod::Sso => Amr::Fed,
         }
     }
 
     pub fn parse(text: &str) -> Option<SignInMethod> {
-        [SignInMethod::Password, SignInMethod::MagicLink, SignInMethod::Passkey]
+        [SignInMethod::Password, SignInMethod::MagicLink, SignInMethod::Passkey, SignInMethod::Sso]
             .into_iter()
             .find(|method| method.as_str() == text)
     }

@@ -368,6 +368,7 @@ pub(crate) struct FirstFactor<'a> {
     pub facts: Option<SignInFacts>,
 }
 
+mod federated;
 mod passkey;
 
 #[cfg(test)]

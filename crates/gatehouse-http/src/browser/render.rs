@@ -361,6 +361,18 @@ impl ErrorPage {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
             DomainError::Disabled(Feature::SignUp) => (StatusCode::FORBIDDEN, "signup_disabled"),
+            DomainError::Federation(problem) => {
+                use gatehouse_domain::error::FederationProblem;
+                let status = crate::error::federation_error(problem, error.code()).status();
+                let kind = match problem {
+                    FederationProblem::AccountExists => "sso_account_exists",
+                    FederationProblem::IdentityTaken => "sso_identity_taken",
+                    FederationProblem::SignUpClosed => "signup_disabled",
+                    FederationProblem::UpstreamUnavailable(_) => "unavailable",
+                    _ => "sso_failed",
+                };
+                (status, kind)
+            }
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         ErrorPage { status, kind, code: error.code(), internal: Some(error.to_string()) }

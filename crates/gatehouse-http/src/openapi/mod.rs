@@ -12,7 +12,8 @@ use utoipa::OpenApi;
 
 use crate::routes::{
     admin, admin_audit, admin_clients, admin_deliveries, admin_organizations, admin_webhooks,
-    api_keys, auth, email_links, me, me_mfa, mfa, operations, organizations, passkeys, well_known,
+    api_keys, auth, email_links, federation, me, me_mfa, mfa, operations, organizations, passkeys,
+    well_known,
 };
 use crate::state::AppState;
 
@@ -60,6 +61,7 @@ use crate::state::AppState;
         api_keys::create_my_key, api_keys::list_my_keys, api_keys::revoke_my_key,
         api_keys::create_organization_key, api_keys::list_organization_keys,
         api_keys::revoke_organization_key, api_keys::admin_list_keys, api_keys::admin_revoke_key,
+        federation::list_providers, federation::list_identities, federation::unlink_identity,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth, &OAuthOperations),

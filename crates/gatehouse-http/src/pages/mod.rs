@@ -24,6 +24,7 @@ mod passkeys;
 pub(crate) mod request;
 pub(crate) mod session;
 mod signup;
+mod sso;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -44,6 +45,8 @@ use crate::state::AppState;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/login", get(login::show).post(login::submit))
+        .route("/sso/{id}", get(sso::start))
+        .route("/sso/{id}/callback", get(sso::callback))
         .route("/signup", get(signup::show).post(signup::submit))
         .route("/logout", get(logout::show).post(logout::submit))
         .route("/invitations/accept", get(invitations::show).post(invitations::accept))

@@ -10,6 +10,7 @@ pub(crate) mod api_keys;
 pub(crate) mod auth;
 pub(crate) mod dto;
 pub(crate) mod email_links;
+pub(crate) mod federation;
 pub(crate) mod me;
 pub(crate) mod me_mfa;
 pub(crate) mod mfa;

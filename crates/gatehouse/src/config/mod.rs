@@ -5,6 +5,7 @@
 //! environment later.
 
 mod env;
+mod identity_providers;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 pub use env::{SETTINGS, env_name};
+pub use identity_providers::{IdentityProviderConfig, identity_providers};
 
 /// `development` (default) or `production`, which refuses insecure settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -79,6 +81,8 @@ pub struct Config {
     pub sms: SmsConfig,
     /// OAuth clients declared in the file (`[[clients]]`), applied at every start.
     pub clients: Vec<ClientConfig>,
+    /// Upstream providers people sign in with (`[[identity_providers]]`), file only.
+    pub identity_providers: Vec<IdentityProviderConfig>,
 }
 
 /// One `[[clients]]` entry. File only: lists of tables have no environment form.
@@ -520,6 +524,7 @@ impl Default for Config {
             mfa: MfaConfig::default(),
             sms: SmsConfig::default(),
             clients: Vec::new(),
+            identity_providers: Vec::new(),
         }
     }
 }

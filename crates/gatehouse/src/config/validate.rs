@@ -45,6 +45,7 @@ impl Config {
         self.validate_branding()?;
         self.validate_email()?;
         self.validate_mfa()?;
+        super::identity_providers(&self.identity_providers)?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(error("log.level", format!("not a log filter: {:?}", self.log.level)));
         }

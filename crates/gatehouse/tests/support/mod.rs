@@ -56,7 +56,8 @@ pub fn test_config(
         pairs.insert("GATEHOUSE_DATABASE_SCHEMA".to_owned(), schema.clone());
     }
     pairs.extend(extra.iter().map(|(name, value)| (name.to_string(), value.to_string())));
-    Config::load(None, pairs).unwrap()
+    let file = data_dir.join("gatehouse.toml");
+    Config::load(file.exists().then_some(file.as_path()), pairs).unwrap()
 }
 
 impl TestApp {
@@ -86,7 +87,22 @@ impl TestApp {
         extra: &[(&str, &str)],
         clock: Option<std::sync::Arc<gatehouse_domain::ManualClock>>,
     ) -> TestApp {
+        Self::spawn_with_file(test, master_key, None, extra, clock).await
+    }
+
+    /// As [`Self::spawn_with_clock`], with `file` as the configuration file (TOML: what has no
+    /// environment form, such as `[[identity_providers]]`).
+    pub async fn spawn_with_file(
+        test: &TestDatabase,
+        master_key: &MasterKey,
+        file: Option<&str>,
+        extra: &[(&str, &str)],
+        clock: Option<std::sync::Arc<gatehouse_domain::ManualClock>>,
+    ) -> TestApp {
         let data_dir = tempfile::tempdir().unwrap();
+        if let Some(text) = file {
+            std::fs::write(data_dir.path().join("gatehouse.toml"), text).unwrap();
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let mut settings = vec![("GATEHOUSE_ISSUER", base_url.as_str())];

@@ -1,0 +1,479 @@
+//! Federation: sign-in through upstream OpenID Connect and OAuth 2 providers, and the
+//! identities (provider, subject) linked to users.
+//!
+//! Rules:
+//! - A flow (`/sso/{id}` → upstream → `/sso/{id}/callback`) carries `state`, PKCE S256 and, for
+//!   OpenID kinds, a `nonce`; all three live in a cookie sealed under the `sso-flow` data key
+//!   (AD = the provider id) that expires after ten minutes. The callback's `state` must equal
+//!   the cookie's (constant time), so a code can only finish the flow of the browser that
+//!   began it.
+//! - An identity links to one user. An unknown identity links to the account with the same
+//!   address only when the upstream says the address is verified *and* the provider is trusted
+//!   for that (`trust_email_verified`); otherwise the person signs in to the account first and
+//!   links from `/account`. With no such account, one is created when the provider and the
+//!   server allow sign-up.
+//! - A sign-in through a provider is a first factor: the account's second step follows, unless
+//!   the provider is trusted for its `amr` and the upstream asserted a second factor.
+//! - The last way to sign in cannot be unlinked.
+
+pub mod provider;
+pub mod record;
+pub mod store;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gatehouse_crypto::FieldCipher;
+
+pub use provider::{ClaimMapping, IdentityProvider, ProviderKind, ProviderSummary};
+pub use record::{IdentityRecord, IdentityView, SsoFlow};
+pub use store::IdentityStore;
+pub use upstream::{
+    AuthorizationRequest, AuthorizationStart, CodeExchange, Upstream, UpstreamError,
+    UpstreamIdentity,
+};
+
+use crate::audit::AuditEvent;
+use crate::clock::Clock;
+use crate::error::{DomainError, FederationProblem};
+use crate::passkeys::store::PasskeyStore;
+use crate::principal::{Actor, RequestContext};
+use crate::sign_in::{SignInOutcome, SignInService};
+use crate::unit_of_work::{UnitOfWork, UnitOfWorkStore};
+use crate::users::Email;
+use crate::users::directory::UserDirectory;
+use crate::users::record::UserRecord;
+use crate::users::store::UserStore;
+
+/// Field-cipher purpose of the flow cookie (AD = the provider id).
+pub const SSO_FLOW_PURPOSE: &str = "sso-flow";
+/// How long a browser has between `/sso/{id}` and the callback.
+pub const FLOW_TTL_SECONDS: i64 = 600;
+/// The upstream `amr` values that name a second factor.
+const SECOND_FACTOR_AMR: &[&str] = &["mfa", "otp", "hwk", "swk", "sms", "fpt", "face"];
+
+#[derive(Debug, Clone)]
+pub struct FederationSettings {
+    /// This server's public base URL: callbacks are `<issuer>/sso/{id}/callback`.
+    pub issuer: String,
+    pub signup_enabled: bool,
+    pub require_email_verification: bool,
+}
+
+/// What a finished flow did.
+pub enum FederationOutcome {
+    /// A sign-in (tokens, or the second step), to continue to `return_to`.
+    SignedIn { outcome: SignInOutcome, return_to: String },
+    /// An identity linked to the signed-in user who began the flow.
+    Linked { return_to: String },
+}
+
+/// The callback's query.
+#[derive(Debug, Clone, Default)]
+pub struct Callback {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub iss: Option<String>,
+    /// An upstream refusal (`access_denied`, ...).
+    pub error: Option<String>,
+}
+
+pub struct FederationService {
+    providers: Vec<IdentityProvider>,
+    upstream: Arc<dyn Upstream>,
+    identities: Arc<dyn IdentityStore>,
+    users: Arc<dyn UserStore>,
+    passkeys: Arc<dyn PasskeyStore>,
+    work: Arc<dyn UnitOfWorkStore>,
+    directory: Arc<UserDirectory>,
+    sign_in: Arc<SignInService>,
+    flow_cipher: FieldCipher,
+    clock: Arc<dyn Clock>,
+    settings: FederationSettings,
+}
+
+/// What [`FederationService::new`] is built from.
+pub struct FederationParts {
+    pub providers: Vec<IdentityProvider>,
+    pub upstream: Arc<dyn Upstream>,
+    pub identities: Arc<dyn IdentityStore>,
+    pub users: Arc<dyn UserStore>,
+    pub passkeys: Arc<dyn PasskeyStore>,
+    pub work: Arc<dyn UnitOfWorkStore>,
+    pub directory: Arc<UserDirectory>,
+    pub sign_in: Arc<SignInService>,
+    pub flow_cipher: FieldCipher,
+    pub clock: Arc<dyn Clock>,
+    pub settings: FederationSettings,
+}
+
+fn problem(problem: FederationProblem) -> DomainError {
+    DomainError::Federation(problem)
+}
+
+fn upstream_problem(error: UpstreamError) -> DomainError {
+    match error {
+        UpstreamError::Unavailable(reason) => {
+            problem(FederationProblem::UpstreamUnavailable(reason))
+        }
+        UpstreamError::Rejected(reason) => problem(FederationProblem::IdentityRejected(reason)),
+    }
+}
+
+impl FederationService {
+    pub fn new(parts: FederationParts) -> FederationService {
+        let FederationParts {
+            providers,
+            upstream,
+            identities,
+            users,
+            passkeys,
+            work,
+            directory,
+            sign_in,
+            flow_cipher,
+            clock,
+            settings,
+        } = parts;
+        FederationService {
+            providers,
+            upstream,
+            identities,
+            users,
+            passkeys,
+            work,
+            directory,
+            sign_in,
+            flow_cipher,
+            clock,
+            settings,
+        }
+    }
+
+    /// The providers for login buttons, in configuration order.
+    pub fn providers(&self) -> Vec<ProviderSummary> {
+        self.providers
+            .iter()
+            .map(|provider| ProviderSummary {
+                id: provider.id.clone(),
+                name: provider.name.clone(),
+                kind: provider.kind.as_str(),
+            })
+            .collect()
+    }
+
+    fn provider(&self, id: &str) -> Result<&IdentityProvider, DomainError> {
+        self.providers
+            .iter()
+            .find(|provider| provider.id == id)
+            .ok_or(problem(FederationProblem::UnknownProvider))
+    }
+
+    fn redirect_uri(&self, provider: &IdentityProvider) -> String {
+        format!("{}/sso/{}/callback", self.settings.issuer.trim_end_matches('/'), provider.id)
+    }
+
+    /// Begins a flow: the upstream URL to send the browser to, and the sealed flow for its
+    /// cookie. `link_user_id`: a signed-in user linking an identity.
+    pub async fn begin(
+        &self,
+        provider_id: &str,
+        return_to: &str,
+        link_user_id: Option<&str>,
+    ) -> Result<(String, String), DomainError> {
+        let provider = self.provider(provider_id)?;
+        let state = gatehouse_crypto::token::random_token();
+        let nonce = gatehouse_crypto::token::random_token();
+        let request = AuthorizationRequest {
+            redirect_uri: self.redirect_uri(provider),
+            state: state.clone(),
+            nonce: nonce.clone(),
+        };
+        let start = self.upstream.start(provider, &request).await.map_err(upstream_problem)?;
+        let flow = SsoFlow {
+            provider_id: provider.id.clone(),
+            state,
+            nonce,
+            pkce_verifier: start.pkce_verifier,
+            return_to: return_to.to_owned(),
+            link_user_id: link_user_id.map(str::to_owned),
+            created_at: self.clock.now(),
+        };
+        let plain = serde_json::to_vec(&flow)
+            .map_err(|error| DomainError::Internal(format!("sso flow: {error}")))?;
+        let sealed = self.flow_cipher.seal(provider.id.as_bytes(), &plain)?;
+        Ok((start.url, URL_SAFE_NO_PAD.encode(sealed)))
+    }
+
+    /// The flow of `sealed` if it is this provider's, unexpired, and `state` is its own.
+    fn open_flow(
+        &self,
+        provider: &IdentityProvider,
+        sealed: Option<&str>,
+        state: Option<&str>,
+    ) -> Result<SsoFlow, DomainError> {
+        let invalid = || problem(FederationProblem::StateInvalid);
+        let bytes =
+            sealed.and_then(|text| URL_SAFE_NO_PAD.decode(text).ok()).ok_or_else(invalid)?;
+        let plain = self.flow_cipher.open(provider.id.as_bytes(), &bytes).map_err(|_| invalid())?;
+        let flow: SsoFlow = serde_json::from_slice(&plain).map_err(|_| invalid())?;
+        let state = state.ok_or_else(invalid)?;
+        if flow.provider_id != provider.id
+            || !gatehouse_crypto::constant_time_eq(flow.state.as_bytes(), state.as_bytes())
+        {
+            return Err(invalid());
+        }
+        if self.clock.now() - flow.created_at > FLOW_TTL_SECONDS {
+            return Err(problem(FederationProblem::FlowExpired));
+        }
+        Ok(flow)
+    }
+
+    /// Finishes a flow at the callback: checks the state against the browser's flow, exchanges
+    /// the code, and signs in (or links, for a flow begun from `/account`).
+    pub async fn finish(
+        &self,
+        provider_id: &str,
+        sealed_flow: Option<&str>,
+        callback: Callback,
+        trusted_device: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<FederationOutcome, DomainError> {
+        let provider = self.provider(provider_id)?;
+        let flow = self.open_flow(provider, sealed_flow, callback.state.as_deref())?;
+        if let Some(error) = callback.error {
+            return Err(problem(FederationProblem::UpstreamRefused(error)));
+        }
+        let code = callback.code.ok_or(problem(FederationProblem::StateInvalid))?;
+        let exchange = CodeExchange {
+            redirect_uri: self.redirect_uri(provider),
+            code,
+            pkce_verifier: flow.pkce_verifier.clone(),
+            nonce: flow.nonce.clone(),
+            iss: callback.iss,
+        };
+        let identity =
+            self.upstream.identity(provider, &exchange).await.map_err(upstream_problem)?;
+        if identity.subject.is_empty() {
+            return Err(problem(FederationProblem::IdentityRejected("no subject".into())));
+        }
+        match &flow.link_user_id {
+            Some(user_id) => {
+                self.link(provider, user_id, &identity, context).await?;
+                Ok(FederationOutcome::Linked { return_to: flow.return_to })
+            }
+            None => {
+                let outcome = self.sign_in(provider, &identity, trusted_device, context).await?;
+                Ok(FederationOutcome::SignedIn { outcome, return_to: flow.return_to })
+            }
+        }
+    }
+
+    fn new_identity(
+        &self,
+        provider: &IdentityProvider,
+        user_id: &str,
+        identity: &UpstreamIdentity,
+    ) -> Result<IdentityRecord, DomainError> {
+        let id = gatehouse_crypto::new_id("idn");
+        let email_ciphertext =
+            match identity.email.as_deref().map(|text| Email::parse(text, "email")) {
+                Some(Ok(email)) => Some(self.directory.seal_email(&id, &email)?),
+                _ => None,
+            };
+        let now = self.clock.now();
+        Ok(IdentityRecord {
+            id,
+            user_id: user_id.to_owned(),
+            provider_id: provider.id.clone(),
+            subject: identity.subject.clone(),
+            email_ciphertext,
+            created_at: now,
+            last_used_at: Some(now),
+        })
+    }
+
+    fn identity_event(
+        &self,
+        action: &str,
+        user_id: &str,
+        record: &IdentityRecord,
+        context: &RequestContext,
+    ) -> AuditEvent {
+        AuditEvent::new(action, &Actor::User(user_id.to_owned()), context, self.clock.now())
+            .target("identity", &record.id)
+            .metadata(serde_json::json!({ "provider_id": record.provider_id }))
+    }
+
+    async fn link(
+        &self,
+        provider: &IdentityProvider,
+        user_id: &str,
+        identity: &UpstreamIdentity,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        if let Some(existing) =
+            self.identities.identity_by_subject(&provider.id, &identity.subject).await?
+        {
+            return if existing.user_id == user_id {
+                Ok(())
+            } else {
+                Err(problem(FederationProblem::IdentityTaken))
+            };
+        }
+        self.users.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
+        let record = self.new_identity(provider, user_id, identity)?;
+        let work = UnitOfWork {
+            events: vec![self.identity_event("identity.linked", user_id, &record, context)],
+            identity: Some(record),
+            ..UnitOfWork::default()
+        };
+        self.work.commit(&work).await.map_err(identity_conflict)?;
+        Ok(())
+    }
+
+    async fn sign_in(
+        &self,
+        provider: &IdentityProvider,
+        identity: &UpstreamIdentity,
+        trusted_device: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<SignInOutcome, DomainError> {
+        let upstream_mfa = provider.trust_amr
+            && identity.amr.iter().any(|value| SECOND_FACTOR_AMR.contains(&value.as_str()));
+        if let Some(existing) =
+            self.identities.identity_by_subject(&provider.id, &identity.subject).await?
+        {
+            let user =
+                self.users.user_by_id(&existing.user_id).await?.ok_or(DomainError::NotFound)?;
+            self.identities.touch_identity(&existing.id, self.clock.now()).await?;
+            let event = self.identity_event("identity.used", &user.id, &existing, context);
+            let work = UnitOfWork::events(vec![event]);
+            return self
+                .sign_in
+                .sign_in_with_identity(user, upstream_mfa, work, trusted_device, context)
+                .await;
+        }
+        let email = identity
+            .email
+            .as_deref()
+            .and_then(|text| Email::parse(text, "email").ok())
+            .ok_or(problem(FederationProblem::EmailMissing))?;
+        let verified = identity.email_verified && provider.trust_email_verified;
+        if let Some(user) =
+            self.users.user_by_email_digest(&self.directory.email_digest(&email)).await?
+        {
+            if !verified {
+                return Err(problem(FederationProblem::AccountExists));
+            }
+            let record = self.new_identity(provider, &user.id, identity)?;
+            let events = vec![self.identity_event("identity.linked", &user.id, &record, context)];
+            let work = UnitOfWork { events, identity: Some(record), ..UnitOfWork::default() };
+            return self
+                .sign_in
+                .sign_in_with_identity(user, upstream_mfa, work, trusted_device, context)
+                .await;
+        }
+        if !provider.allow_sign_up || !self.settings.signup_enabled {
+            return Err(problem(FederationProblem::SignUpClosed));
+        }
+        if self.settings.require_email_verification && !verified {
+            return Err(DomainError::EmailNotVerified);
+        }
+        let now = self.clock.now();
+        let mut user = self.directory.new_account(&email, now)?;
+        user.first_name = identity.given_name.clone().filter(|name| name.chars().count() <= 100);
+        user.last_name = identity.family_name.clone().filter(|name| name.chars().count() <= 100);
+        if verified {
+            user.email_verified_at = Some(now);
+        }
+        let record = self.new_identity(provider, &user.id, identity)?;
+        let actor = Actor::User(user.id.clone());
+        let events = vec![
+            AuditEvent::new("user.created", &actor, context, now)
+                .target("user", &user.id)
+                .metadata(serde_json::json!({ "method": "sso", "provider_id": provider.id })),
+            self.identity_event("identity.linked", &user.id, &record, context),
+        ];
+        let work = UnitOfWork { events, identity: Some(record), ..UnitOfWork::default() };
+        self.users.insert_user(&user, &work).await.map_err(|error| {
+            match identity_conflict(error) {
+                DomainError::Store(error) => DomainError::from_taken(error),
+                other => other,
+            }
+        })?;
+        self.sign_in
+            .sign_in_with_identity(
+                user,
+                upstream_mfa,
+                UnitOfWork::default(),
+                trusted_device,
+                context,
+            )
+            .await
+    }
+
+    /// The user's linked identities, oldest first.
+    pub async fn identities(&self, user_id: &str) -> Result<Vec<IdentityView>, DomainError> {
+        let records = self.identities.identities_of(user_id).await?;
+        let mut views = Vec::with_capacity(records.len());
+        for record in records {
+            let email = match &record.email_ciphertext {
+                Some(sealed) => Some(self.directory.open_address(&record.id, sealed)?),
+                None => None,
+            };
+            let provider_name = self
+                .providers
+                .iter()
+                .find(|provider| provider.id == record.provider_id)
+                .map_or_else(|| record.provider_id.clone(), |provider| provider.name.clone());
+            views.push(IdentityView {
+                id: record.id,
+                provider_id: record.provider_id,
+                provider_name,
+                email,
+                created_at: record.created_at,
+                last_used_at: record.last_used_at,
+            });
+        }
+        Ok(views)
+    }
+
+    /// Unlinks one of the user's identities; refused when it is their last way to sign in.
+    pub async fn unlink(
+        &self,
+        user: &UserRecord,
+        identity_id: &str,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let identities = self.identities.identities_of(&user.id).await?;
+        let Some(record) = identities.iter().find(|record| record.id == identity_id) else {
+            return Err(DomainError::NotFound);
+        };
+        let passkeys = self.passkeys.passkeys_of(&user.id).await?;
+        let other_ways = usize::from(user.password_hash.is_some())
+            + passkeys.iter().filter(|passkey| passkey.flagged_at.is_none()).count()
+            + identities.len()
+            - 1;
+        if other_ways == 0 {
+            return Err(problem(FederationProblem::LastSignInMethod));
+        }
+        let event = self.identity_event("identity.unlinked", &user.id, record, context);
+        if !self.identities.unlink_identity(&user.id, identity_id, &[event]).await? {
+            return Err(DomainError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+/// An identity linked meanwhile (by a concurrent flow) as `sso_identity_taken`.
+fn identity_conflict(error: crate::store::StoreError) -> DomainError {
+    match error {
+        crate::store::StoreError::Conflict(crate::store::Conflict::Identity) => {
+            problem(FederationProblem::IdentityTaken)
+        }
+        other => DomainError::Store(other),
+    }
+}

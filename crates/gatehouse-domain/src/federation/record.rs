@@ -1,0 +1,41 @@
+//! What federation keeps: identities linked to users, and a flow between its two requests.
+
+use serde::{Deserialize, Serialize};
+
+/// An upstream identity (provider, subject) linked to one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRecord {
+    pub id: String,
+    pub user_id: String,
+    pub provider_id: String,
+    pub subject: String,
+    /// The upstream's address when linked, sealed (AD = the identity id), for the account page.
+    pub email_ciphertext: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A linked identity as its user sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdentityView {
+    pub id: String,
+    pub provider_id: String,
+    pub provider_name: String,
+    pub email: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A browser's flow between `/sso/{id}` and the callback, sealed into a cookie (purpose
+/// `sso-flow`): no server-side state, so any instance finishes what another began.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SsoFlow {
+    pub provider_id: String,
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub return_to: String,
+    /// Set when a signed-in user links an identity from `/account`.
+    pub link_user_id: Option<String>,
+    pub created_at: i64,
+}

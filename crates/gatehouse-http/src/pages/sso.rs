@@ -1,0 +1,154 @@
+//! `/sso/{id}` and `/sso/{id}/callback`: sign-in (and linking) through an upstream provider.
+//! The flow's state, nonce and PKCE verifier travel in a sealed, HttpOnly cookie
+//! (`gatehouse_sso`, ten minutes, `SameSite=Lax` so the upstream's top-level redirect back
+//! carries it); the callback clears it whatever happens. Errors are a page, never a redirect.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use gatehouse_domain::federation::{Callback, FLOW_TTL_SECONDS, FederationOutcome};
+use gatehouse_domain::sign_in::SignInOutcome;
+use serde::Deserialize;
+
+use super::request::PageRequest;
+use super::session::{BrowserSession, continue_sign_in};
+use crate::browser::cookies::CookieSpec;
+use crate::browser::render::ErrorPage;
+use crate::browser::return_to::return_to_or_default;
+use crate::client::Client;
+use crate::error::ErrorForLog;
+use crate::locale::Locale;
+use crate::state::AppState;
+
+/// The longest flow cookie looked at (a sealed flow is about 500 characters).
+const MAX_FLOW_COOKIE: usize = 4096;
+
+#[derive(Deserialize)]
+struct StartQuery {
+    return_to: Option<String>,
+    /// `1`: link the provider to the signed-in account instead of signing in.
+    link: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    iss: Option<String>,
+    error: Option<String>,
+    #[allow(dead_code)]
+    error_description: Option<String>,
+    #[allow(dead_code)]
+    session_state: Option<String>,
+    #[allow(dead_code)]
+    scope: Option<String>,
+}
+
+fn flow_cookie(state: &AppState) -> CookieSpec {
+    CookieSpec::new("gatehouse_sso", "Lax", state.pages.session_cookie.spec.secure)
+}
+
+fn read_flow(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(cookie_name, _)| *cookie_name == name)
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|value| !value.is_empty() && value.len() <= MAX_FLOW_COOKIE)
+}
+
+fn error_page(state: &AppState, locale: Locale, error: &gatehouse_domain::DomainError) -> Response {
+    let mut response = state.pages.error_page(locale, ErrorPage::from_domain(error));
+    response
+        .extensions_mut()
+        .insert(ErrorForLog { code: error.code(), internal: Some(error.to_string()) });
+    response
+}
+
+/// Starts a flow: sets the flow cookie and sends the browser to the provider.
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    page: PageRequest,
+    BrowserSession(session): BrowserSession,
+    Path(provider_id): Path<String>,
+    RawQuery(raw_query): RawQuery,
+) -> Response {
+    let Ok(query) = serde_urlencoded::from_str::<StartQuery>(raw_query.as_deref().unwrap_or(""))
+    else {
+        return state.pages.error_page(page.locale, ErrorPage::bad_request());
+    };
+    let linking = query.link.as_deref() == Some("1");
+    let link_user = match (&session, linking) {
+        (Some(principal), true) => Some(principal.user.id.clone()),
+        // Linking needs a signed-in browser: sign in first, then come back here.
+        (None, true) => {
+            let back = format!("/sso/{provider_id}?link=1");
+            let query =
+                serde_urlencoded::to_string([("return_to", back.as_str())]).unwrap_or_default();
+            return state.pages.redirect(&format!("/login?{query}"));
+        }
+        (_, false) => None,
+    };
+    let return_to = return_to_or_default(query.return_to.as_deref());
+    match state.federation.begin(&provider_id, &return_to, link_user.as_deref()).await {
+        Ok((url, sealed)) => {
+            let mut response = state.pages.redirect(&url);
+            flow_cookie(&state).set(&mut response, &sealed, Some(FLOW_TTL_SECONDS));
+            response
+        }
+        Err(error) => error_page(&state, page.locale, &error),
+    }
+}
+
+/// The provider's redirect back: finishes the flow, then the browser session (or `/mfa`).
+pub(crate) async fn callback(
+    State(state): State<AppState>,
+    page: PageRequest,
+    Client(context): Client,
+    BrowserSession(previous): BrowserSession,
+    headers: HeaderMap,
+    Path(provider_id): Path<String>,
+    RawQuery(raw_query): RawQuery,
+) -> Response {
+    let cookie = flow_cookie(&state);
+    let Ok(query) = serde_urlencoded::from_str::<CallbackQuery>(raw_query.as_deref().unwrap_or(""))
+    else {
+        let mut response = state.pages.error_page(page.locale, ErrorPage::bad_request());
+        cookie.clear(&mut response);
+        return response;
+    };
+    let sealed = read_flow(&headers, &cookie.name);
+    let trusted_device = state.pages.device_cookie.from_headers(&headers).map(str::to_owned);
+    let callback =
+        Callback { code: query.code, state: query.state, iss: query.iss, error: query.error };
+    let finished = state
+        .federation
+        .finish(&provider_id, sealed.as_deref(), callback, trusted_device.as_deref(), &context)
+        .await;
+    let mut response = match finished {
+        Ok(FederationOutcome::Linked { return_to }) => state.pages.redirect(&return_to),
+        Ok(FederationOutcome::SignedIn { outcome, return_to }) => {
+            let new_session = match &outcome {
+                SignInOutcome::SignedIn(tokens) => Some(tokens.session_id.clone()),
+                SignInOutcome::MfaRequired(_) => None,
+            };
+            let response = match continue_sign_in(&state, outcome, &return_to, page.locale).await {
+                Ok(response) | Err(response) => response,
+            };
+            if let Some(session_id) = new_session {
+                state
+                    .accounts
+                    .sessions
+                    .replace_browser_session(previous.as_ref(), &session_id, &context)
+                    .await;
+            }
+            response
+        }
+        Err(error) => error_page(&state, page.locale, &error),
+    };
+    cookie.clear(&mut response);
+    response
+}

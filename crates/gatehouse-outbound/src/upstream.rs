@@ -1,0 +1,408 @@
+//! `UpstreamClient`: the federation `Upstream` port over HTTP.
+//!
+//! - OpenID kinds go through the `openidconnect` crate: the discovery document (cached for an
+//!   hour per provider, fetched again once when an ID token names a key the cached JWKS does
+//!   not have), the authorization URL with PKCE S256 and the nonce, the code exchange, and the
+//!   ID token's checks (signature through the upstream's JWKS, `iss`, `aud`, `exp`, `nonce`).
+//!   The RFC 9207 `iss` parameter, when the callback carries one, must be the issuer.
+//!   Names and the address come from the ID token, else from the user-info endpoint.
+//! - Plain OAuth 2 kinds go through the `oauth2` crate (PKCE S256, the code exchange), then
+//!   the user-info API, mapped by the provider's claim mapping; GitHub's preset reads the
+//!   emails API for the verified primary address.
+//! - Every call has a bounded timeout and follows no redirect.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use gatehouse_domain::federation::{
+    AuthorizationRequest, AuthorizationStart, CodeExchange, IdentityProvider, ProviderKind,
+    Upstream, UpstreamError, UpstreamIdentity,
+};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+};
+use serde_json::Value;
+
+/// How long a discovery document (and its JWKS) is kept.
+const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// The longest answer read from an upstream.
+const MAX_BODY_BYTES: usize = 256 * 1024;
+
+#[derive(Debug)]
+pub struct HttpError(String);
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+type HttpFuture<'c> =
+    Pin<Box<dyn Future<Output = Result<openidconnect::HttpResponse, HttpError>> + Send + 'c>>;
+
+pub struct UpstreamClient {
+    http: reqwest::Client,
+    discovered: Mutex<HashMap<String, (Instant, CoreProviderMetadata)>>,
+}
+
+impl UpstreamClient {
+    pub fn new(timeout: Duration) -> Result<UpstreamClient, String> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .user_agent(concat!("Gatehouse/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| format!("upstream HTTP client: {error}"))?;
+        Ok(UpstreamClient { http, discovered: Mutex::new(HashMap::new()) })
+    }
+
+    /// The HTTP client the `openidconnect` and `oauth2` crates call through.
+    fn transport(&self) -> impl Fn(openidconnect::HttpRequest) -> HttpFuture<'static> + '_ {
+        let client = self.http.clone();
+        move |request: openidconnect::HttpRequest| {
+            let client = client.clone();
+            Box::pin(async move {
+                let (parts, body) = request.into_parts();
+                let mut outgoing = client.request(parts.method, parts.uri.to_string()).body(body);
+                for (name, value) in &parts.headers {
+                    outgoing = outgoing.header(name, value);
+                }
+                let response =
+                    outgoing.send().await.map_err(|error| HttpError(error.to_string()))?;
+                let mut builder =
+                    openidconnect::http::Response::builder().status(response.status());
+                for (name, value) in response.headers() {
+                    builder = builder.header(name, value);
+                }
+                let bytes = response.bytes().await.map_err(|error| HttpError(error.to_string()))?;
+                if bytes.len() > MAX_BODY_BYTES {
+                    return Err(HttpError("the answer is too large".into()));
+                }
+                builder.body(bytes.to_vec()).map_err(|error| HttpError(error.to_string()))
+            })
+        }
+    }
+
+    /// The provider's discovery document: cached, or fetched (`fresh` skips the cache).
+    async fn metadata(
+        &self,
+        provider: &IdentityProvider,
+        fresh: bool,
+    ) -> Result<CoreProviderMetadata, UpstreamError> {
+        let issuer = provider
+            .issuer
+            .as_deref()
+            .ok_or_else(|| UpstreamError::Unavailable("no issuer configured".into()))?;
+        if !fresh
+            && let Ok(cache) = self.discovered.lock()
+            && let Some((at, metadata)) = cache.get(&provider.id)
+            && at.elapsed() < DISCOVERY_TTL
+        {
+            return Ok(metadata.clone());
+        }
+        let issuer_url = IssuerUrl::new(issuer.to_owned())
+            .map_err(|error| UpstreamError::Unavailable(format!("issuer: {error}")))?;
+        let transport = self.transport();
+        let metadata = CoreProviderMetadata::discover_async(issuer_url, &transport)
+            .await
+            .map_err(|error| UpstreamError::Unavailable(format!("discovery: {error}")))?;
+        if let Ok(mut cache) = self.discovered.lock() {
+            cache.insert(provider.id.clone(), (Instant::now(), metadata.clone()));
+        }
+        Ok(metadata)
+    }
+
+    fn oidc_client(
+        provider: &IdentityProvider,
+        metadata: CoreProviderMetadata,
+        redirect_uri: &str,
+    ) -> Result<
+        CoreClient<
+            openidconnect::EndpointSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointMaybeSet,
+            openidconnect::EndpointMaybeSet,
+        >,
+        UpstreamError,
+    > {
+        let redirect = RedirectUrl::new(redirect_uri.to_owned())
+            .map_err(|error| UpstreamError::Unavailable(format!("redirect URI: {error}")))?;
+        Ok(CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(provider.client_id.clone()),
+            provider.client_secret.clone().map(ClientSecret::new),
+        )
+        .set_redirect_uri(redirect))
+    }
+
+    fn oauth2_client(
+        provider: &IdentityProvider,
+        redirect_uri: &str,
+    ) -> Result<
+        oauth2::basic::BasicClient<
+            oauth2::EndpointSet,
+            oauth2::EndpointNotSet,
+            oauth2::EndpointNotSet,
+            oauth2::EndpointNotSet,
+            oauth2::EndpointSet,
+        >,
+        UpstreamError,
+    > {
+        let url = |value: &Option<String>, what: &str| {
+            value.clone().ok_or_else(|| UpstreamError::Unavailable(format!("no {what} configured")))
+        };
+        let auth = oauth2::AuthUrl::new(url(&provider.authorization_url, "authorization_url")?)
+            .map_err(|error| UpstreamError::Unavailable(format!("authorization_url: {error}")))?;
+        let token = oauth2::TokenUrl::new(url(&provider.token_url, "token_url")?)
+            .map_err(|error| UpstreamError::Unavailable(format!("token_url: {error}")))?;
+        let redirect = oauth2::RedirectUrl::new(redirect_uri.to_owned())
+            .map_err(|error| UpstreamError::Unavailable(format!("redirect URI: {error}")))?;
+        let mut client =
+            oauth2::basic::BasicClient::new(oauth2::ClientId::new(provider.client_id.clone()))
+                .set_auth_uri(auth)
+                .set_token_uri(token)
+                .set_redirect_uri(redirect);
+        if let Some(secret) = &provider.client_secret {
+            client = client.set_client_secret(oauth2::ClientSecret::new(secret.clone()));
+        }
+        Ok(client)
+    }
+
+    async fn oidc_identity(
+        &self,
+        provider: &IdentityProvider,
+        exchange: &CodeExchange,
+    ) -> Result<UpstreamIdentity, UpstreamError> {
+        let metadata = self.metadata(provider, false).await?;
+        if let Some(iss) = &exchange.iss
+            && iss != metadata.issuer().as_str()
+        {
+            return Err(UpstreamError::Rejected("the iss parameter is not the issuer".into()));
+        }
+        let client = Self::oidc_client(provider, metadata, &exchange.redirect_uri)?;
+        let transport = self.transport();
+        let response = client
+            .exchange_code(AuthorizationCode::new(exchange.code.clone()))
+            .map_err(|error| UpstreamError::Unavailable(format!("token endpoint: {error}")))?
+            .set_pkce_verifier(PkceCodeVerifier::new(exchange.pkce_verifier.clone()))
+            .request_async(&transport)
+            .await
+            .map_err(token_error)?;
+        let id_token = response
+            .id_token()
+            .ok_or_else(|| UpstreamError::Rejected("the token answer has no ID token".into()))?;
+        let nonce = Nonce::new(exchange.nonce.clone());
+        let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
+            Ok(claims) => claims.clone(),
+            // A key the cached JWKS does not have: the upstream rotated; fetch once more.
+            Err(openidconnect::ClaimsVerificationError::SignatureVerification(_)) => {
+                let metadata = self.metadata(provider, true).await?;
+                let client = Self::oidc_client(provider, metadata, &exchange.redirect_uri)?;
+                id_token
+                    .claims(&client.id_token_verifier(), &nonce)
+                    .map_err(|error| UpstreamError::Rejected(format!("ID token: {error}")))?
+                    .clone()
+            }
+            Err(error) => return Err(UpstreamError::Rejected(format!("ID token: {error}"))),
+        };
+        let mut identity = UpstreamIdentity {
+            subject: claims.subject().as_str().to_owned(),
+            email: claims.email().map(|email| email.as_str().to_owned()),
+            email_verified: claims.email_verified().unwrap_or(false),
+            given_name: claims
+                .given_name()
+                .and_then(|name| name.get(None))
+                .map(|name| name.as_str().to_owned()),
+            family_name: claims
+                .family_name()
+                .and_then(|name| name.get(None))
+                .map(|name| name.as_str().to_owned()),
+            picture: claims
+                .picture()
+                .and_then(|picture| picture.get(None))
+                .map(|picture| picture.as_str().to_owned()),
+            amr: claims
+                .auth_method_refs()
+                .map(|values| values.iter().map(|value| value.as_str().to_owned()).collect())
+                .unwrap_or_default(),
+        };
+        // No address in the ID token: ask the user-info endpoint (same subject).
+        if identity.email.is_none()
+            && let Ok(request) =
+                client.user_info(response.access_token().clone(), Some(claims.subject().clone()))
+        {
+            let info: Result<openidconnect::core::CoreUserInfoClaims, _> =
+                request.request_async(&transport).await;
+            if let Ok(info) = info {
+                identity.email = info.email().map(|email| email.as_str().to_owned());
+                identity.email_verified = info.email_verified().unwrap_or(false);
+            }
+        }
+        Ok(identity)
+    }
+
+    async fn oauth2_identity(
+        &self,
+        provider: &IdentityProvider,
+        exchange: &CodeExchange,
+    ) -> Result<UpstreamIdentity, UpstreamError> {
+        let client = Self::oauth2_client(provider, &exchange.redirect_uri)?;
+        let transport = self.transport();
+        let response = client
+            .exchange_code(oauth2::AuthorizationCode::new(exchange.code.clone()))
+            .set_pkce_verifier(oauth2::PkceCodeVerifier::new(exchange.pkce_verifier.clone()))
+            .request_async(&transport)
+            .await
+            .map_err(token_error)?;
+        let token = response.access_token().secret().clone();
+        let userinfo_url = provider
+            .userinfo_url
+            .as_deref()
+            .ok_or_else(|| UpstreamError::Unavailable("no userinfo_url configured".into()))?;
+        let info = self.get_json(userinfo_url, &token).await?;
+        let text = |key: &Option<String>| {
+            key.as_deref().and_then(|key| match &info[key] {
+                Value::String(text) if !text.is_empty() => Some(text.clone()),
+                _ => None,
+            })
+        };
+        let mapping = &provider.claims;
+        let subject = match &info[mapping.subject.as_str()] {
+            Value::String(text) => text.clone(),
+            Value::Number(number) => number.to_string(),
+            _ => return Err(UpstreamError::Rejected("the user-info answer has no subject".into())),
+        };
+        let mut identity = UpstreamIdentity {
+            subject,
+            email: text(&Some(mapping.email.clone())),
+            email_verified: mapping
+                .email_verified
+                .as_deref()
+                .is_some_and(|key| info[key] == Value::Bool(true)),
+            given_name: text(&mapping.given_name),
+            family_name: text(&mapping.family_name),
+            picture: text(&mapping.picture),
+            amr: Vec::new(),
+        };
+        if provider.kind == ProviderKind::GitHub {
+            // GitHub's profile address is whatever the user made public, unverified: the
+            // emails API says which address is the verified primary one.
+            identity.email = None;
+            identity.email_verified = false;
+            if let Some(emails_url) = provider.emails_url.as_deref() {
+                let emails = self.get_json(emails_url, &token).await?;
+                if let Some(primary) = emails.as_array().and_then(|list| {
+                    list.iter().find(|entry| {
+                        entry["primary"] == Value::Bool(true)
+                            && entry["verified"] == Value::Bool(true)
+                    })
+                }) {
+                    identity.email = primary["email"].as_str().map(str::to_owned);
+                    identity.email_verified = identity.email.is_some();
+                }
+            }
+            if identity.given_name.is_none() {
+                identity.given_name = info["name"].as_str().map(str::to_owned);
+            }
+            identity.picture = info["avatar_url"].as_str().map(str::to_owned);
+        }
+        Ok(identity)
+    }
+
+    async fn get_json(&self, url: &str, token: &str) -> Result<Value, UpstreamError> {
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(token)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(|error| UpstreamError::Unavailable(format!("{url}: {error}")))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| UpstreamError::Unavailable(format!("{url}: {error}")))?;
+        if !status.is_success() {
+            return Err(UpstreamError::Rejected(format!("{url} answered {status}")));
+        }
+        if bytes.len() > MAX_BODY_BYTES {
+            return Err(UpstreamError::Unavailable(format!("{url}: the answer is too large")));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|error| UpstreamError::Unavailable(format!("{url}: not JSON: {error}")))
+    }
+}
+
+/// A refused exchange (`invalid_grant`, ...) is a rejection; a transport failure is not.
+fn token_error<RE: std::error::Error + 'static, T: oauth2::ErrorResponse + 'static>(
+    error: oauth2::RequestTokenError<RE, T>,
+) -> UpstreamError {
+    match error {
+        oauth2::RequestTokenError::ServerResponse(response) => {
+            UpstreamError::Rejected(format!("token endpoint: {response}"))
+        }
+        other => UpstreamError::Unavailable(format!("token endpoint: {other}")),
+    }
+}
+
+#[async_trait]
+impl Upstream for UpstreamClient {
+    async fn start(
+        &self,
+        provider: &IdentityProvider,
+        request: &AuthorizationRequest,
+    ) -> Result<AuthorizationStart, UpstreamError> {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let state = request.state.clone();
+        let scopes = provider.scopes.iter().map(|scope| Scope::new(scope.clone()));
+        let url = if provider.kind.speaks_oidc() {
+            let metadata = self.metadata(provider, false).await?;
+            let client = Self::oidc_client(provider, metadata, &request.redirect_uri)?;
+            let nonce = request.nonce.clone();
+            let (url, _, _) = client
+                .authorize_url(
+                    CoreAuthenticationFlow::AuthorizationCode,
+                    move || CsrfToken::new(state),
+                    move || Nonce::new(nonce),
+                )
+                .add_scopes(scopes.filter(|scope| scope.as_str() != "openid"))
+                .set_pkce_challenge(challenge)
+                .url();
+            url
+        } else {
+            let client = Self::oauth2_client(provider, &request.redirect_uri)?;
+            let (url, _) = client
+                .authorize_url(move || oauth2::CsrfToken::new(state))
+                .add_scopes(scopes.map(|scope| oauth2::Scope::new(scope.as_str().to_owned())))
+                .set_pkce_challenge(oauth2::PkceCodeChallenge::from_code_verifier_sha256(
+                    &oauth2::PkceCodeVerifier::new(verifier.secret().clone()),
+                ))
+                .url();
+            url
+        };
+        Ok(AuthorizationStart { url: url.to_string(), pkce_verifier: verifier.secret().clone() })
+    }
+
+    async fn identity(
+        &self,
+        provider: &IdentityProvider,
+        exchange: &CodeExchange,
+    ) -> Result<UpstreamIdentity, UpstreamError> {
+        if provider.kind.speaks_oidc() {
+            self.oidc_identity(provider, exchange).await
+        } else {
+            self.oauth2_identity(provider, exchange).await
+        }
+    }
+}

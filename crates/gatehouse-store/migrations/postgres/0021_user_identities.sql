@@ -1,0 +1,13 @@
+-- Upstream identities (provider, subject) linked to users: sign-in through OpenID Connect and
+-- OAuth 2 providers. The upstream's address is sealed (AD = the identity id).
+CREATE TABLE user_identities (
+    id TEXT NOT NULL PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    provider_id TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    email_ciphertext BYTEA,
+    created_at BIGINT NOT NULL,
+    last_used_at BIGINT
+);
+CREATE UNIQUE INDEX user_identities_subject ON user_identities (provider_id, subject);
+CREATE INDEX user_identities_user ON user_identities (user_id, created_at);
