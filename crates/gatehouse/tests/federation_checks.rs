@@ -1,0 +1,204 @@
+//! The ID token's checks on a provider sign-in, on both backends: a local OpenID provider
+//! (discovery, JWKS, authorize, token — signing with a key of the test's) answers a genuine
+//! token, then one with each thing wrong: the nonce, the issuer, the audience, the signature,
+//! the expiry, and the RFC 9207 `iss` parameter of the callback. Only the genuine one signs in.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Form, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use gatehouse_crypto::{MasterKey, SigningAlgorithm, SigningKey};
+use gatehouse_store::backend_tests;
+use gatehouse_store::testing::TestDatabase;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::TestApp;
+use support::oauth_browser::Browser;
+
+backend_tests!(only_a_genuine_id_token_signs_in);
+
+const CLIENT_ID: &str = "gatehouse-at-fake";
+
+/// What the fake provider gets wrong in its next answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tamper {
+    Nothing,
+    Nonce,
+    Issuer,
+    Audience,
+    Signature,
+    Expired,
+    IssParameter,
+}
+
+#[derive(Clone)]
+struct FakeProvider {
+    issuer: String,
+    key: Arc<SigningKey>,
+    stranger: Arc<SigningKey>,
+    tamper: Arc<Mutex<Tamper>>,
+    /// code → nonce.
+    codes: Arc<Mutex<HashMap<String, String>>>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+async fn discovery(State(fake): State<FakeProvider>) -> axum::Json<Value> {
+    axum::Json(json!({
+        "issuer": fake.issuer,
+        "authorization_endpoint": format!("{}/authorize", fake.issuer),
+        "token_endpoint": format!("{}/token", fake.issuer),
+        "jwks_uri": format!("{}/jwks", fake.issuer),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }))
+}
+
+async fn jwks(State(fake): State<FakeProvider>) -> axum::Json<Value> {
+    axum::Json(json!({ "keys": [fake.key.public_jwk()] }))
+}
+
+async fn authorize(
+    State(fake): State<FakeProvider>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    assert_eq!(query["client_id"], CLIENT_ID);
+    assert_eq!(query["code_challenge_method"], "S256");
+    let code = gatehouse_crypto::random_token();
+    fake.codes.lock().unwrap().insert(code.clone(), query["nonce"].clone());
+    let iss = if *fake.tamper.lock().unwrap() == Tamper::IssParameter {
+        "https://mix-up.example".to_owned()
+    } else {
+        fake.issuer.clone()
+    };
+    let target = reqwest::Url::parse_with_params(
+        &query["redirect_uri"],
+        &[("code", code.as_str()), ("state", query["state"].as_str()), ("iss", iss.as_str())],
+    )
+    .unwrap();
+    Redirect::to(target.as_str()).into_response()
+}
+
+async fn token(
+    State(fake): State<FakeProvider>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let Some(nonce) = fake.codes.lock().unwrap().remove(&form["code"]) else {
+        return (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": "invalid_grant" })))
+            .into_response();
+    };
+    let tamper = *fake.tamper.lock().unwrap();
+    let mut claims = json!({
+        "iss": fake.issuer,
+        "sub": "fake-subject-1",
+        "aud": CLIENT_ID,
+        "iat": now(),
+        "exp": now() + 300,
+        "nonce": nonce,
+        "email": "fay@example.com",
+        "email_verified": true,
+    });
+    match tamper {
+        Tamper::Nonce => claims["nonce"] = json!("another-flow's-nonce"),
+        Tamper::Issuer => claims["iss"] = json!("https://impostor.example"),
+        Tamper::Audience => claims["aud"] = json!("some-other-client"),
+        Tamper::Expired => {
+            claims["iat"] = json!(now() - 3600);
+            claims["exp"] = json!(now() - 1800);
+        }
+        _ => {}
+    }
+    let signer = if tamper == Tamper::Signature { &fake.stranger } else { &fake.key };
+    let id_token = signer.sign("JWT", &claims).unwrap();
+    axum::Json(json!({
+        "access_token": "fake-access-token",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "id_token": id_token,
+    }))
+    .into_response()
+}
+
+async fn start_fake() -> FakeProvider {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fake = FakeProvider {
+        issuer: format!("http://{}", listener.local_addr().unwrap()),
+        key: Arc::new(SigningKey::generate(SigningAlgorithm::RS256, 2048).unwrap()),
+        stranger: Arc::new(SigningKey::generate(SigningAlgorithm::RS256, 2048).unwrap()),
+        tamper: Arc::new(Mutex::new(Tamper::Nothing)),
+        codes: Arc::default(),
+    };
+    let app = axum::Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/jwks", get(jwks))
+        .route("/authorize", get(authorize))
+        .route("/token", post(token))
+        .with_state(fake.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    fake
+}
+
+/// One sign-in from a new browser: this server's answer to the callback.
+async fn sign_in(app: &TestApp) -> (StatusCode, String) {
+    let mut browser = Browser::new(&app.base_url);
+    let started = browser.get("/sso/fake").await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    let upstream = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(started.location.unwrap())
+        .send()
+        .await
+        .unwrap();
+    let callback = upstream.headers()["location"].to_str().unwrap().to_owned();
+    let landed = browser.get(&callback).await;
+    (landed.status, landed.body)
+}
+
+async fn only_a_genuine_id_token_signs_in(test: TestDatabase) {
+    let fake = start_fake().await;
+    let file = format!(
+        r#"
+[[identity_providers]]
+id = "fake"
+kind = "oidc"
+issuer = "{issuer}"
+client_id = "{CLIENT_ID}"
+client_secret = "a-client-secret-the-fake-does-not-check"
+"#,
+        issuer = fake.issuer
+    );
+    let app = TestApp::spawn_with_file(&test, &MasterKey::generate(), Some(&file), &[], None).await;
+    let admin = app.admin_key().await;
+    for tamper in [
+        Tamper::Nonce,
+        Tamper::Issuer,
+        Tamper::Audience,
+        Tamper::Signature,
+        Tamper::Expired,
+        Tamper::IssParameter,
+    ] {
+        *fake.tamper.lock().unwrap() = tamper;
+        let (status, body) = sign_in(&app).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{tamper:?}: {body}");
+        assert!(body.contains("did not work"), "{tamper:?}: {body}");
+        let (_, users) = app.get_auth("/v1/admin/users?email=fay@example.com", &admin).await;
+        assert_eq!(users["data"], json!([]), "{tamper:?} made an account");
+    }
+    // The same provider, answering honestly: signed in.
+    *fake.tamper.lock().unwrap() = Tamper::Nothing;
+    let (status, body) = sign_in(&app).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let (_, users) = app.get_auth("/v1/admin/users?email=fay@example.com", &admin).await;
+    assert_eq!(users["data"].as_array().unwrap().len(), 1, "{users}");
+    app.stop().await;
+}
