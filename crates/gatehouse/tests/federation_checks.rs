@@ -20,7 +20,10 @@ use serde_json::{Value, json};
 use support::TestApp;
 use support::oauth_browser::Browser;
 
-backend_tests!(only_a_genuine_id_token_signs_in);
+backend_tests!(
+    only_a_genuine_id_token_signs_in,
+    the_second_factor_follows_unless_the_upstream_is_trusted_for_it
+);
 
 const CLIENT_ID: &str = "gatehouse-at-fake";
 
@@ -42,6 +45,8 @@ struct FakeProvider {
     key: Arc<SigningKey>,
     stranger: Arc<SigningKey>,
     tamper: Arc<Mutex<Tamper>>,
+    /// The `amr` the ID tokens assert.
+    amr: Arc<Mutex<Vec<&'static str>>>,
     /// code → nonce.
     codes: Arc<Mutex<HashMap<String, String>>>,
 }
@@ -105,6 +110,7 @@ async fn token(
         "nonce": nonce,
         "email": "fay@example.com",
         "email_verified": true,
+        "amr": *fake.amr.lock().unwrap(),
     });
     match tamper {
         Tamper::Nonce => claims["nonce"] = json!("another-flow's-nonce"),
@@ -134,6 +140,7 @@ async fn start_fake() -> FakeProvider {
         key: Arc::new(SigningKey::generate(SigningAlgorithm::RS256, 2048).unwrap()),
         stranger: Arc::new(SigningKey::generate(SigningAlgorithm::RS256, 2048).unwrap()),
         tamper: Arc::new(Mutex::new(Tamper::Nothing)),
+        amr: Arc::new(Mutex::new(vec!["pwd"])),
         codes: Arc::default(),
     };
     let app = axum::Router::new()
@@ -148,8 +155,14 @@ async fn start_fake() -> FakeProvider {
 
 /// One sign-in from a new browser: this server's answer to the callback.
 async fn sign_in(app: &TestApp) -> (StatusCode, String) {
+    let (status, _, body) = sign_in_to(app, "fake").await;
+    (status, body)
+}
+
+/// [`sign_in`], with where the answer sends the browser.
+async fn sign_in_to(app: &TestApp, provider: &str) -> (StatusCode, Option<String>, String) {
     let mut browser = Browser::new(&app.base_url);
-    let started = browser.get("/sso/fake").await;
+    let started = browser.get(&format!("/sso/{provider}")).await;
     assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
     let upstream = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -161,12 +174,11 @@ async fn sign_in(app: &TestApp) -> (StatusCode, String) {
         .unwrap();
     let callback = upstream.headers()["location"].to_str().unwrap().to_owned();
     let landed = browser.get(&callback).await;
-    (landed.status, landed.body)
+    (landed.status, landed.location, landed.body)
 }
 
-async fn only_a_genuine_id_token_signs_in(test: TestDatabase) {
-    let fake = start_fake().await;
-    let file = format!(
+fn provider_file(fake: &FakeProvider, extra: &str) -> String {
+    format!(
         r#"
 [[identity_providers]]
 id = "fake"
@@ -174,9 +186,15 @@ kind = "oidc"
 issuer = "{issuer}"
 client_id = "{CLIENT_ID}"
 client_secret = "a-client-secret-the-fake-does-not-check"
+{extra}
 "#,
         issuer = fake.issuer
-    );
+    )
+}
+
+async fn only_a_genuine_id_token_signs_in(test: TestDatabase) {
+    let fake = start_fake().await;
+    let file = provider_file(&fake, "");
     let app = TestApp::spawn_with_file(&test, &MasterKey::generate(), Some(&file), &[], None).await;
     let admin = app.admin_key().await;
     for tamper in [
@@ -200,5 +218,59 @@ client_secret = "a-client-secret-the-fake-does-not-check"
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     let (_, users) = app.get_auth("/v1/admin/users?email=fay@example.com", &admin).await;
     assert_eq!(users["data"].as_array().unwrap().len(), 1, "{users}");
+    app.stop().await;
+}
+
+/// An account with a second factor: a provider sign-in is a first factor (on to `/mfa`), unless
+/// the provider is trusted for its `amr` and the upstream asserted a second factor.
+async fn the_second_factor_follows_unless_the_upstream_is_trusted_for_it(test: TestDatabase) {
+    let fake = start_fake().await;
+    let start = support::mfa::wall_clock() - support::mfa::wall_clock() % 30 + 30;
+    let clock = Arc::new(gatehouse_domain::ManualClock::new(start));
+    // The same upstream twice: trusted for its amr, and not.
+    let file = format!(
+        "{}{}",
+        provider_file(&fake, "trust_email_verified = true"),
+        provider_file(&fake, "trust_email_verified = true\ntrust_amr = true")
+            .replace("id = \"fake\"", "id = \"trusted\"")
+    );
+    let app = TestApp::spawn_with_file(
+        &test,
+        &MasterKey::generate(),
+        Some(&file),
+        &[],
+        Some(clock.clone()),
+    )
+    .await;
+    let tokens = app.sign_up("fay@example.com", support::STRONG_PASSWORD).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let (status, enrolment) = app.post("/v1/me/mfa/totp", Some(&access), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{enrolment}");
+    use gatehouse_domain::Clock as _;
+    let code = support::mfa::totp(enrolment["secret"].as_str().unwrap(), clock.now() as u64);
+    let (status, confirmed) =
+        app.post("/v1/me/mfa/totp/confirm", Some(&access), json!({ "code": code })).await;
+    assert_eq!(status, StatusCode::OK, "{confirmed}");
+
+    for (provider, amr, second_step) in [
+        ("fake", vec!["pwd"], true),
+        ("fake", vec!["pwd", "mfa"], true),
+        ("trusted", vec!["pwd"], true),
+        ("trusted", vec!["pwd", "mfa"], false),
+    ] {
+        *fake.amr.lock().unwrap() = amr.clone();
+        let (status, location, body) = sign_in_to(&app, provider).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{provider} {amr:?}: {body}");
+        let location = location.unwrap();
+        if second_step {
+            assert!(location.starts_with("/mfa?"), "{provider} {amr:?}: {location}");
+        } else {
+            assert_eq!(location, "/account", "{provider} {amr:?}");
+        }
+    }
+    // The trusted upstream's second factor shows in the session's amr.
+    let admin = app.admin_key().await;
+    let (_, log) = app.get_auth("/v1/admin/audit-log?action=session.created", &admin).await;
+    assert_eq!(log["data"][0]["metadata"]["amr"], json!(["fed", "mfa"]), "{log}");
     app.stop().await;
 }
