@@ -109,7 +109,20 @@ impl IdentityStore for Database {
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
         let deleted = write_transaction!(self, transaction => {
-            let deleted = sqlx::query("DELETE FROM user_identities WHERE id = $1 AND user_id = $2")
+            // Locks the user's row (PostgreSQL; SQLite writers are serialised): two unlinks
+            // racing for an account's last two ways to sign in decide one after the other.
+            sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+                .bind(user_id)
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_sqlx_error)?;
+            let deleted = sqlx::query(
+                "DELETE FROM user_identities WHERE id = $1 AND user_id = $2 AND (\
+                 EXISTS (SELECT 1 FROM users WHERE id = $2 AND password_hash IS NOT NULL) \
+                 OR EXISTS (SELECT 1 FROM passkeys WHERE user_id = $2 AND flagged_at IS NULL) \
+                 OR EXISTS (SELECT 1 FROM user_identities other WHERE other.user_id = $2 \
+                 AND other.id <> $1))",
+            )
                 .bind(id)
                 .bind(user_id)
                 .execute(&mut *transaction)

@@ -188,7 +188,8 @@ impl PasskeyStore for Database {
                 "DELETE FROM passkeys WHERE id = $1 AND user_id = $2 AND (\
                  EXISTS (SELECT 1 FROM users WHERE id = $2 AND password_hash IS NOT NULL) \
                  OR EXISTS (SELECT 1 FROM passkeys other WHERE other.user_id = $2 \
-                 AND other.id <> $1 AND other.flagged_at IS NULL))",
+                 AND other.id <> $1 AND other.flagged_at IS NULL) \
+                 OR EXISTS (SELECT 1 FROM user_identities WHERE user_id = $2))",
             )
             .bind(passkey_id)
             .bind(user_id)

@@ -166,6 +166,22 @@ async fn signing_in_through_an_upstream_provider_creates_then_reuses_the_account
     let sessions = pair.actions("session.created").await;
     assert_eq!(sessions[0]["metadata"]["method"], "sso", "{sessions:?}");
 
+    // The identity is this account's only way to sign in: it cannot be unlinked.
+    let identities =
+        gatehouse_domain::federation::IdentityStore::identities_of(&pair.app.database, &user_id)
+            .await
+            .unwrap();
+    assert_eq!(identities.len(), 1);
+    let unlinked = gatehouse_domain::federation::IdentityStore::unlink_identity(
+        &pair.app.database,
+        &user_id,
+        &identities[0].id,
+        &[],
+    )
+    .await
+    .unwrap();
+    assert!(!unlinked, "the last way to sign in was unlinked");
+
     // Again, from another browser: the same account, found by the identity.
     let mut browser = Browser::new(&pair.app.base_url);
     let mut upstream = Browser::new(&pair.upstream.base_url);

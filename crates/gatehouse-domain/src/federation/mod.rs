@@ -462,7 +462,19 @@ impl FederationService {
         }
         let event = self.identity_event("identity.unlinked", &user.id, record, context);
         if !self.identities.unlink_identity(&user.id, identity_id, &[event]).await? {
-            return Err(DomainError::NotFound);
+            // Refused in the transaction (another removal raced this one and left it the last
+            // way to sign in), or gone meanwhile.
+            let still_there = self
+                .identities
+                .identities_of(&user.id)
+                .await?
+                .iter()
+                .any(|record| record.id == identity_id);
+            return Err(if still_there {
+                problem(FederationProblem::LastSignInMethod)
+            } else {
+                DomainError::NotFound
+            });
         }
         Ok(())
     }

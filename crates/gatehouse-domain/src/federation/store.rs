@@ -19,7 +19,9 @@ pub trait IdentityStore: Send + Sync {
     async fn identities_of(&self, user_id: &str) -> Result<Vec<IdentityRecord>, StoreError>;
     /// Records a sign-in through the identity.
     async fn touch_identity(&self, id: &str, at: i64) -> Result<(), StoreError>;
-    /// Removes the user's identity `id` with `events`; `false` when the user has no such one.
+    /// Removes the user's identity `id` with `events`, in a transaction that keeps another way
+    /// to sign in (a password, an unflagged passkey, another identity); `false` when it was
+    /// refused for that or the user has no such identity.
     async fn unlink_identity(
         &self,
         user_id: &str,

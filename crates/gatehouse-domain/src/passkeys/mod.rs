@@ -304,13 +304,8 @@ impl PasskeyService {
             return Err(DomainError::NotFound);
         };
         self.require_recent_authentication(principal)?;
-        let others = passkeys
-            .iter()
-            .filter(|other| other.id != passkey_id && other.flagged_at.is_none())
-            .count();
-        if user.password_hash.is_none() && others == 0 {
-            return Err(problem(PasskeyProblem::LastSignInMethod));
-        }
+        // Whether another way to sign in stays (a password, another passkey, a linked
+        // identity) is decided by the store, in the removal's transaction.
         let now = self.clock.now();
         let actor = Actor::User(user.id.clone());
         let mut work = UnitOfWork::events(vec![
