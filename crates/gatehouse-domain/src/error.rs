@@ -170,6 +170,8 @@ pub enum FederationProblem {
     SignUpClosed,
     /// The account would be left without a way to sign in.
     LastSignInMethod,
+    /// The provider comes from the configuration file: changed only there.
+    ProviderReadOnly,
 }
 
 impl FederationProblem {
@@ -186,6 +188,7 @@ impl FederationProblem {
             FederationProblem::IdentityTaken => "sso_identity_taken",
             FederationProblem::SignUpClosed => "signup_disabled",
             FederationProblem::LastSignInMethod => "last_sign_in_method",
+            FederationProblem::ProviderReadOnly => "identity_provider_read_only",
         }
     }
 }

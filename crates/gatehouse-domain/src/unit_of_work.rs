@@ -87,7 +87,7 @@ pub struct UnitOfWork {
     pub passkey: Option<crate::passkeys::record::PasskeyRecord>,
     /// An upstream identity to link with the change (an account created through a provider,
     /// a first sign-in that links by a trusted address, a link from the account page).
-    pub identity: Option<crate::federation::IdentityRecord>,
+    pub identity: Option<crate::federation::record::IdentityRecord>,
 }
 
 impl UnitOfWork {

@@ -174,6 +174,10 @@ pub(crate) fn federation_error(
             "This is the account's last way to sign in; add a password or a passkey first."
                 .to_owned(),
         ),
+        FederationProblem::ProviderReadOnly => (
+            StatusCode::CONFLICT,
+            "This provider comes from the configuration file; change it there.".to_owned(),
+        ),
     };
     ApiError::new(status, code, detail)
 }

@@ -9,12 +9,14 @@
 //! - Plain OAuth 2 kinds go through the `oauth2` crate (PKCE S256, the code exchange), then
 //!   the user-info API, mapped by the provider's claim mapping; GitHub's preset reads the
 //!   emails API for the verified primary address.
-//! - Every call has a bounded timeout and follows no redirect.
+//! - Every call has a bounded timeout and follows no redirect. Calls for providers added
+//!   through the admin API (not the operator's file) follow the outbound SSRF rule at each
+//!   call: the URL is checked and the connection pinned to the checked address.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -22,6 +24,7 @@ use gatehouse_domain::federation::{
     AuthorizationRequest, AuthorizationStart, CodeExchange, IdentityProvider, ProviderKind,
     Upstream, UpstreamError, UpstreamIdentity,
 };
+use gatehouse_domain::outbound::OutboundGuard;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
@@ -50,28 +53,66 @@ type HttpFuture<'c> =
 
 pub struct UpstreamClient {
     http: reqwest::Client,
+    timeout: Duration,
+    guard: Arc<dyn OutboundGuard>,
     discovered: Mutex<HashMap<String, (Instant, CoreProviderMetadata)>>,
 }
 
+fn builder(timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .user_agent(concat!("Gatehouse/", env!("CARGO_PKG_VERSION")))
+}
+
+/// A client for `url` under the SSRF rule: checked now, connected to the checked address only.
+async fn guarded_client(
+    guard: &dyn OutboundGuard,
+    url: &str,
+    timeout: Duration,
+) -> Result<reqwest::Client, String> {
+    let addresses = guard.check(url).await?;
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .ok_or_else(|| "the URL names no host".to_owned())?;
+    let mut builder = builder(timeout);
+    if let Some(first) = addresses.first() {
+        builder = builder.resolve(host.trim_start_matches('[').trim_end_matches(']'), *first);
+    }
+    builder.build().map_err(|error| format!("HTTP client: {error}"))
+}
+
 impl UpstreamClient {
-    pub fn new(timeout: Duration) -> Result<UpstreamClient, String> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .user_agent(concat!("Gatehouse/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| format!("upstream HTTP client: {error}"))?;
-        Ok(UpstreamClient { http, discovered: Mutex::new(HashMap::new()) })
+    /// `guard`: the SSRF rule, for providers that are not the operator's own configuration.
+    pub fn new(timeout: Duration, guard: Arc<dyn OutboundGuard>) -> Result<UpstreamClient, String> {
+        let http =
+            builder(timeout).build().map_err(|error| format!("upstream HTTP client: {error}"))?;
+        Ok(UpstreamClient { http, timeout, guard, discovered: Mutex::new(HashMap::new()) })
     }
 
-    /// The HTTP client the `openidconnect` and `oauth2` crates call through.
-    fn transport(&self) -> impl Fn(openidconnect::HttpRequest) -> HttpFuture<'static> + '_ {
+    /// The HTTP client the `openidconnect` and `oauth2` crates call through; `guarded` puts
+    /// every call under the SSRF rule.
+    fn transport(
+        &self,
+        guarded: bool,
+    ) -> impl Fn(openidconnect::HttpRequest) -> HttpFuture<'static> + '_ {
         let client = self.http.clone();
+        let guard = guarded.then(|| self.guard.clone());
+        let timeout = self.timeout;
         move |request: openidconnect::HttpRequest| {
             let client = client.clone();
+            let guard = guard.clone();
             Box::pin(async move {
                 let (parts, body) = request.into_parts();
-                let mut outgoing = client.request(parts.method, parts.uri.to_string()).body(body);
+                let url = parts.uri.to_string();
+                let client = match &guard {
+                    Some(guard) => guarded_client(guard.as_ref(), &url, timeout)
+                        .await
+                        .map_err(|reason| HttpError(format!("{url} is refused: {reason}")))?,
+                    None => client,
+                };
+                let mut outgoing = client.request(parts.method, url).body(body);
                 for (name, value) in &parts.headers {
                     outgoing = outgoing.header(name, value);
                 }
@@ -110,7 +151,7 @@ impl UpstreamClient {
         }
         let issuer_url = IssuerUrl::new(issuer.to_owned())
             .map_err(|error| UpstreamError::Unavailable(format!("issuer: {error}")))?;
-        let transport = self.transport();
+        let transport = self.transport(!provider.from_file);
         let metadata = CoreProviderMetadata::discover_async(issuer_url, &transport)
             .await
             .map_err(|error| UpstreamError::Unavailable(format!("discovery: {error}")))?;
@@ -190,7 +231,7 @@ impl UpstreamClient {
             return Err(UpstreamError::Rejected("the iss parameter is not the issuer".into()));
         }
         let client = Self::oidc_client(provider, metadata, &exchange.redirect_uri)?;
-        let transport = self.transport();
+        let transport = self.transport(!provider.from_file);
         let response = client
             .exchange_code(AuthorizationCode::new(exchange.code.clone()))
             .map_err(|error| UpstreamError::Unavailable(format!("token endpoint: {error}")))?
@@ -257,7 +298,7 @@ impl UpstreamClient {
         exchange: &CodeExchange,
     ) -> Result<UpstreamIdentity, UpstreamError> {
         let client = Self::oauth2_client(provider, &exchange.redirect_uri)?;
-        let transport = self.transport();
+        let transport = self.transport(!provider.from_file);
         let response = client
             .exchange_code(oauth2::AuthorizationCode::new(exchange.code.clone()))
             .set_pkce_verifier(oauth2::PkceCodeVerifier::new(exchange.pkce_verifier.clone()))
@@ -269,7 +310,7 @@ impl UpstreamClient {
             .userinfo_url
             .as_deref()
             .ok_or_else(|| UpstreamError::Unavailable("no userinfo_url configured".into()))?;
-        let info = self.get_json(userinfo_url, &token).await?;
+        let info = self.get_json(provider, userinfo_url, &token).await?;
         let text = |key: &Option<String>| {
             key.as_deref().and_then(|key| match &info[key] {
                 Value::String(text) if !text.is_empty() => Some(text.clone()),
@@ -300,7 +341,7 @@ impl UpstreamClient {
             identity.email = None;
             identity.email_verified = false;
             if let Some(emails_url) = provider.emails_url.as_deref() {
-                let emails = self.get_json(emails_url, &token).await?;
+                let emails = self.get_json(provider, emails_url, &token).await?;
                 if let Some(primary) = emails.as_array().and_then(|list| {
                     list.iter().find(|entry| {
                         entry["primary"] == Value::Bool(true)
@@ -319,9 +360,20 @@ impl UpstreamClient {
         Ok(identity)
     }
 
-    async fn get_json(&self, url: &str, token: &str) -> Result<Value, UpstreamError> {
-        let response = self
-            .http
+    async fn get_json(
+        &self,
+        provider: &IdentityProvider,
+        url: &str,
+        token: &str,
+    ) -> Result<Value, UpstreamError> {
+        let client = if provider.from_file {
+            self.http.clone()
+        } else {
+            guarded_client(self.guard.as_ref(), url, self.timeout).await.map_err(|reason| {
+                UpstreamError::Unavailable(format!("{url} is refused: {reason}"))
+            })?
+        };
+        let response = client
             .get(url)
             .bearer_auth(token)
             .header("Accept", "application/json")

@@ -16,6 +16,7 @@ mod database;
 mod device_flow;
 mod error;
 mod identities;
+mod identity_providers;
 mod keys;
 mod mfa;
 mod mfa_challenge;

@@ -15,7 +15,8 @@ use gatehouse_domain::data_keys::{
     DataKeyError, DataKeys, KeyHierarchy, PEPPER_PURPOSE, cipher_purpose, digest_purpose,
 };
 use gatehouse_domain::federation::{
-    FederationParts, FederationService, FederationSettings, SSO_FLOW_PURPOSE,
+    FederationParts, FederationService, FederationSettings, PROVIDER_SECRET_PURPOSE,
+    SSO_FLOW_PURPOSE,
 };
 use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
 use gatehouse_domain::known_devices::KNOWN_DEVICE_DIGEST_PURPOSE;
@@ -96,6 +97,7 @@ fn data_key_purposes() -> Vec<String> {
         SIGNING_KEY_PURPOSE,
         WEBHOOK_SECRET_PURPOSE,
         SSO_FLOW_PURPOSE,
+        PROVIDER_SECRET_PURPOSE,
     ];
     digests
         .into_iter()
@@ -724,6 +726,8 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         core.data_keys.digester(INVITATION_DIGEST_PURPOSE).map_err(data_key_error)?;
     let webhook_cipher = core.data_keys.cipher(WEBHOOK_SECRET_PURPOSE).map_err(data_key_error)?;
     let sso_flow_cipher = core.data_keys.cipher(SSO_FLOW_PURPOSE).map_err(data_key_error)?;
+    let provider_secret_cipher =
+        core.data_keys.cipher(PROVIDER_SECRET_PURPOSE).map_err(data_key_error)?;
     let audit_integrity = core.audit_integrity()?;
     let Core { config, database, keys, clock, notifier, .. } = core;
     let notifier_for_invitations = notifier.clone();
@@ -771,7 +775,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     channels.extend(sms_channel(&config)?);
     channels.push(Arc::new(WebhookChannel::new(
         webhooks.clone(),
-        guard,
+        guard.clone(),
         Duration::from_millis(config.webhooks.timeout_ms),
         Duration::from_millis(config.webhooks.first_retry_ms),
     )));
@@ -800,8 +804,12 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         .map_err(|error| StartupError::Other(format!("{}: {}", error.setting, error.message)))?;
     let federation = Arc::new(FederationService::new(FederationParts {
         providers,
+        stored: Arc::new(database.clone()),
+        secret_cipher: provider_secret_cipher,
+        guard: guard.clone(),
         upstream: Arc::new(
-            UpstreamClient::new(Duration::from_secs(10)).map_err(StartupError::Other)?,
+            UpstreamClient::new(Duration::from_secs(10), guard.clone())
+                .map_err(StartupError::Other)?,
         ),
         identities: Arc::new(database.clone()),
         users: Arc::new(database.clone()),

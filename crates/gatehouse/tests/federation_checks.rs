@@ -22,7 +22,8 @@ use support::oauth_browser::Browser;
 
 backend_tests!(
     only_a_genuine_id_token_signs_in,
-    the_second_factor_follows_unless_the_upstream_is_trusted_for_it
+    the_second_factor_follows_unless_the_upstream_is_trusted_for_it,
+    providers_added_through_the_admin_api_work_at_once,
 );
 
 const CLIENT_ID: &str = "gatehouse-at-fake";
@@ -272,5 +273,111 @@ async fn the_second_factor_follows_unless_the_upstream_is_trusted_for_it(test: T
     let admin = app.admin_key().await;
     let (_, log) = app.get_auth("/v1/admin/audit-log?action=session.created", &admin).await;
     assert_eq!(log["data"][0]["metadata"]["amr"], json!(["fed", "mfa"]), "{log}");
+    app.stop().await;
+}
+
+/// `/v1/admin/identity-providers`: the file's provider is read-only there; an added one must
+/// pass the SSRF rule, is usable at once, its secret never answered and sealed at rest; it can
+/// be changed and removed.
+async fn providers_added_through_the_admin_api_work_at_once(test: TestDatabase) {
+    let fake = start_fake().await;
+    let key = MasterKey::generate();
+    let file = provider_file(&fake, "");
+    let secret = "the-dynamic-provider-secret-0123456789";
+    let request = json!({
+        "id": "dyn", "kind": "oidc", "name": "Dynamic", "issuer": fake.issuer,
+        "client_id": CLIENT_ID, "client_secret": secret, "trust_email_verified": true,
+    });
+    {
+        let app = TestApp::spawn_with_file(&test, &key, Some(&file), &[], None).await;
+        let admin = app.admin_key().await;
+        let (status, list) = app.get_auth("/v1/admin/identity-providers", &admin).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        assert_eq!(list["data"].as_array().unwrap().len(), 1);
+        assert_eq!(list["data"][0]["id"], "fake");
+        assert_eq!(list["data"][0]["read_only"], true);
+        assert_eq!(list["data"][0]["has_client_secret"], true);
+        assert!(!list.to_string().contains("does-not-check"), "a secret was answered: {list}");
+        for method in [reqwest::Method::PATCH, reqwest::Method::DELETE] {
+            let (status, problem) = app
+                .send(
+                    method.clone(),
+                    "/v1/admin/identity-providers/fake",
+                    Some(&admin),
+                    Some(json!({ "name": "x" })),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CONFLICT, "{method}: {problem}");
+            assert_eq!(problem["code"], "identity_provider_read_only");
+        }
+        // The id is taken by the file's provider.
+        let mut taken = request.clone();
+        taken["id"] = json!("fake");
+        let (status, _) = app.post("/v1/admin/identity-providers", Some(&admin), taken).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        // A loopback issuer, private targets not allowed: refused.
+        let (status, problem) =
+            app.post("/v1/admin/identity-providers", Some(&admin), request.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], "issuer");
+        assert_eq!(problem["errors"][0]["code"], "refused_target");
+        app.stop().await;
+    }
+    // The same server restarted with private targets allowed (as the tests' upstream is local).
+    let app = TestApp::spawn_with_file(
+        &test,
+        &key,
+        Some(&file),
+        &[("GATEHOUSE_OUTBOUND_ALLOW_PRIVATE_TARGETS", "true")],
+        None,
+    )
+    .await;
+    let admin = app.admin_key().await;
+    let (status, created) =
+        app.post("/v1/admin/identity-providers", Some(&admin), request.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["read_only"], false);
+    assert_eq!(created["has_client_secret"], true);
+    assert!(!created.to_string().contains(secret), "the secret was answered: {created}");
+    let stored: Vec<u8> = gatehouse_store::with_pool!(&app.database, pool => {
+        sqlx::query_scalar("SELECT client_secret FROM identity_providers WHERE id = 'dyn'")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    });
+    assert!(!stored.windows(secret.len()).any(|window| window == secret.as_bytes()));
+    let (_, providers) = app.get_json("/v1/auth/providers").await;
+    assert_eq!(providers["data"][1], json!({ "id": "dyn", "name": "Dynamic", "kind": "oidc" }));
+
+    // Usable at once, no restart.
+    let (status, location, body) = sign_in_to(&app, "dyn").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(location.as_deref(), Some("/account"));
+
+    let (status, changed) = app
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/admin/identity-providers/dyn",
+            Some(&admin),
+            Some(json!({ "name": "Renamed" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["name"], "Renamed");
+    assert_eq!(changed["has_client_secret"], true, "the secret stays");
+    let (status, _) = app
+        .send(reqwest::Method::DELETE, "/v1/admin/identity-providers/dyn", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, providers) = app.get_json("/v1/auth/providers").await;
+    assert_eq!(providers["data"].as_array().unwrap().len(), 1);
+    let mut browser = Browser::new(&app.base_url);
+    assert_eq!(browser.get("/sso/dyn").await.status, StatusCode::NOT_FOUND);
+    for action in
+        ["identity_provider.created", "identity_provider.updated", "identity_provider.deleted"]
+    {
+        let (_, log) = app.get_auth(&format!("/v1/admin/audit-log?action={action}"), &admin).await;
+        assert_eq!(log["data"][0]["target_id"], "dyn", "{action}: {log}");
+    }
     app.stop().await;
 }

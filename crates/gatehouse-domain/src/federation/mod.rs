@@ -16,6 +16,7 @@
 //!   the provider is trusted for its `amr` and the upstream asserted a second factor.
 //! - The last way to sign in cannot be unlinked.
 
+pub mod admin;
 pub mod provider;
 pub mod record;
 pub mod store;
@@ -27,9 +28,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_crypto::FieldCipher;
 
-pub use provider::{ClaimMapping, IdentityProvider, ProviderKind, ProviderSummary};
+pub use provider::{
+    ClaimMapping, ClaimOverrides, IdentityProvider, ProviderKind, ProviderSettings,
+    ProviderSummary, valid_provider_id,
+};
 pub use record::{IdentityRecord, IdentityView, SsoFlow};
-pub use store::IdentityStore;
+pub use store::{IdentityStore, ProviderStore, StoredProvider};
 pub use upstream::{
     AuthorizationRequest, AuthorizationStart, CodeExchange, Upstream, UpstreamError,
     UpstreamIdentity,
@@ -38,6 +42,7 @@ pub use upstream::{
 use crate::audit::AuditEvent;
 use crate::clock::Clock;
 use crate::error::{DomainError, FederationProblem};
+use crate::outbound::OutboundGuard;
 use crate::passkeys::store::PasskeyStore;
 use crate::principal::{Actor, RequestContext};
 use crate::sign_in::{SignInOutcome, SignInService};
@@ -49,6 +54,8 @@ use crate::users::store::UserStore;
 
 /// Field-cipher purpose of the flow cookie (AD = the provider id).
 pub const SSO_FLOW_PURPOSE: &str = "sso-flow";
+/// Field-cipher purpose of admin-added providers' client secrets (AD = the provider id).
+pub const PROVIDER_SECRET_PURPOSE: &str = "identity-provider-secret";
 /// How long a browser has between `/sso/{id}` and the callback.
 pub const FLOW_TTL_SECONDS: i64 = 600;
 /// The upstream `amr` values that name a second factor.
@@ -81,7 +88,13 @@ pub struct Callback {
 }
 
 pub struct FederationService {
+    /// The configuration file's (read-only).
     providers: Vec<IdentityProvider>,
+    /// Admin-added ones, read at each use (every instance sees a new one at once).
+    stored: Arc<dyn ProviderStore>,
+    secret_cipher: FieldCipher,
+    /// The SSRF rule for admin-added providers' URLs.
+    guard: Arc<dyn OutboundGuard>,
     upstream: Arc<dyn Upstream>,
     identities: Arc<dyn IdentityStore>,
     users: Arc<dyn UserStore>,
@@ -97,6 +110,9 @@ pub struct FederationService {
 /// What [`FederationService::new`] is built from.
 pub struct FederationParts {
     pub providers: Vec<IdentityProvider>,
+    pub stored: Arc<dyn ProviderStore>,
+    pub secret_cipher: FieldCipher,
+    pub guard: Arc<dyn OutboundGuard>,
     pub upstream: Arc<dyn Upstream>,
     pub identities: Arc<dyn IdentityStore>,
     pub users: Arc<dyn UserStore>,
@@ -126,6 +142,9 @@ impl FederationService {
     pub fn new(parts: FederationParts) -> FederationService {
         let FederationParts {
             providers,
+            stored,
+            secret_cipher,
+            guard,
             upstream,
             identities,
             users,
@@ -139,6 +158,9 @@ impl FederationService {
         } = parts;
         FederationService {
             providers,
+            stored,
+            secret_cipher,
+            guard,
             upstream,
             identities,
             users,
@@ -152,23 +174,60 @@ impl FederationService {
         }
     }
 
-    /// The providers for login buttons, in configuration order.
-    pub fn providers(&self) -> Vec<ProviderSummary> {
-        self.providers
-            .iter()
-            .map(|provider| ProviderSummary {
-                id: provider.id.clone(),
-                name: provider.name.clone(),
-                kind: provider.kind.as_str(),
-            })
-            .collect()
+    /// Every provider: the file's, then the admin-added ones (oldest first). A stored one that
+    /// no longer builds (its secret cannot be opened) is left out and logged.
+    async fn all_providers(&self) -> Result<Vec<IdentityProvider>, DomainError> {
+        let mut all = self.providers.clone();
+        for stored in self.stored.stored_providers().await? {
+            match self.open_stored(&stored) {
+                Ok(provider) => all.push(provider),
+                Err(error) => {
+                    tracing::error!(%error, provider_id = %stored.settings.id, "an identity provider cannot be used");
+                }
+            }
+        }
+        Ok(all)
     }
 
-    fn provider(&self, id: &str) -> Result<&IdentityProvider, DomainError> {
-        self.providers
-            .iter()
-            .find(|provider| provider.id == id)
-            .ok_or(problem(FederationProblem::UnknownProvider))
+    /// A stored provider with its secret opened, presets applied.
+    fn open_stored(&self, stored: &StoredProvider) -> Result<IdentityProvider, DomainError> {
+        let mut settings = stored.settings.clone();
+        if let Some(sealed) = &stored.client_secret {
+            let plain = self.secret_cipher.open(settings.id.as_bytes(), sealed)?;
+            settings.client_secret = Some(String::from_utf8(plain.to_vec()).map_err(|_| {
+                DomainError::Internal(format!("provider {} secret is not UTF-8", settings.id))
+            })?);
+        }
+        settings.build(false).map_err(|issue| {
+            DomainError::Internal(format!("provider {}: {}", settings.id, issue.message))
+        })
+    }
+
+    /// The providers for login buttons: the file's in its order, then the admin-added ones.
+    pub async fn providers(&self) -> Result<Vec<ProviderSummary>, DomainError> {
+        Ok(self
+            .all_providers()
+            .await?
+            .into_iter()
+            .map(|provider| ProviderSummary {
+                id: provider.id,
+                name: provider.name,
+                kind: provider.kind.as_str(),
+            })
+            .collect())
+    }
+
+    async fn provider(&self, id: &str) -> Result<IdentityProvider, DomainError> {
+        if let Some(provider) = self.providers.iter().find(|provider| provider.id == id) {
+            return Ok(provider.clone());
+        }
+        if !valid_provider_id(id) {
+            return Err(problem(FederationProblem::UnknownProvider));
+        }
+        match self.stored.stored_provider(id).await? {
+            Some(stored) => self.open_stored(&stored),
+            None => Err(problem(FederationProblem::UnknownProvider)),
+        }
     }
 
     fn redirect_uri(&self, provider: &IdentityProvider) -> String {
@@ -183,7 +242,7 @@ impl FederationService {
         return_to: &str,
         link_user_id: Option<&str>,
     ) -> Result<(String, String), DomainError> {
-        let provider = self.provider(provider_id)?;
+        let provider = &self.provider(provider_id).await?;
         let state = gatehouse_crypto::token::random_token();
         let nonce = gatehouse_crypto::token::random_token();
         let request = AuthorizationRequest {
@@ -241,7 +300,7 @@ impl FederationService {
         trusted_device: Option<&str>,
         context: &RequestContext,
     ) -> Result<FederationOutcome, DomainError> {
-        let provider = self.provider(provider_id)?;
+        let provider = &self.provider(provider_id).await?;
         let flow = self.open_flow(provider, sealed_flow, callback.state.as_deref())?;
         if let Some(error) = callback.error {
             return Err(problem(FederationProblem::UpstreamRefused(error)));
@@ -418,14 +477,14 @@ impl FederationService {
     /// The user's linked identities, oldest first.
     pub async fn identities(&self, user_id: &str) -> Result<Vec<IdentityView>, DomainError> {
         let records = self.identities.identities_of(user_id).await?;
+        let providers = self.all_providers().await?;
         let mut views = Vec::with_capacity(records.len());
         for record in records {
             let email = match &record.email_ciphertext {
                 Some(sealed) => Some(self.directory.open_address(&record.id, sealed)?),
                 None => None,
             };
-            let provider_name = self
-                .providers
+            let provider_name = providers
                 .iter()
                 .find(|provider| provider.id == record.provider_id)
                 .map_or_else(|| record.provider_id.clone(), |provider| provider.name.clone());

@@ -29,3 +29,36 @@ pub trait IdentityStore: Send + Sync {
         events: &[AuditEvent],
     ) -> Result<bool, StoreError>;
 }
+
+/// A provider added through the admin API, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredProvider {
+    /// Without the secret (see `client_secret`).
+    pub settings: super::provider::ProviderSettings,
+    /// Sealed under `identity-provider-secret`, AD = the provider id.
+    pub client_secret: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The port that keeps admin-added providers (every instance reads them, so a running
+/// server gains one without a restart).
+#[async_trait]
+pub trait ProviderStore: Send + Sync {
+    /// Every stored provider, oldest first.
+    async fn stored_providers(&self) -> Result<Vec<StoredProvider>, StoreError>;
+    async fn stored_provider(&self, id: &str) -> Result<Option<StoredProvider>, StoreError>;
+    /// A taken id is `Conflict::Other`.
+    async fn insert_provider(
+        &self,
+        provider: &StoredProvider,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError>;
+    /// `false` when it no longer exists.
+    async fn update_provider(
+        &self,
+        provider: &StoredProvider,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError>;
+    async fn delete_provider(&self, id: &str, events: &[AuditEvent]) -> Result<bool, StoreError>;
+}

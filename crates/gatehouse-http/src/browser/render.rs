@@ -361,6 +361,7 @@ impl ErrorPage {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
             DomainError::Disabled(Feature::SignUp) => (StatusCode::FORBIDDEN, "signup_disabled"),
+            DomainError::EmailNotVerified => (StatusCode::FORBIDDEN, "email_not_verified"),
             DomainError::Federation(problem) => {
                 use gatehouse_domain::error::FederationProblem;
                 let status = crate::error::federation_error(problem, error.code()).status();

@@ -11,9 +11,9 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use crate::routes::{
-    admin, admin_audit, admin_clients, admin_deliveries, admin_organizations, admin_webhooks,
-    api_keys, auth, email_links, federation, me, me_mfa, mfa, operations, organizations, passkeys,
-    well_known,
+    admin, admin_audit, admin_clients, admin_deliveries, admin_identity_providers,
+    admin_organizations, admin_webhooks, api_keys, auth, email_links, federation, me, me_mfa, mfa,
+    operations, organizations, passkeys, well_known,
 };
 use crate::state::AppState;
 
@@ -62,6 +62,9 @@ use crate::state::AppState;
         api_keys::create_organization_key, api_keys::list_organization_keys,
         api_keys::revoke_organization_key, api_keys::admin_list_keys, api_keys::admin_revoke_key,
         federation::list_providers, federation::list_identities, federation::unlink_identity,
+        admin_identity_providers::list_providers, admin_identity_providers::get_provider,
+        admin_identity_providers::create_provider, admin_identity_providers::update_provider,
+        admin_identity_providers::delete_provider,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth, &OAuthOperations),

@@ -69,9 +69,12 @@ impl From<IdentityView> for IdentityResponse {
 /// with one.
 #[utoipa::path(get, path = "/v1/auth/providers", tag = "auth",
     responses((status = 200, body = Page<ProviderResponse>)))]
-pub(crate) async fn list_providers(State(state): State<AppState>) -> Json<Page<ProviderResponse>> {
-    let data = state.federation.providers().into_iter().map(ProviderResponse::from).collect();
-    Json(Page { data, next_cursor: None })
+pub(crate) async fn list_providers(
+    State(state): State<AppState>,
+) -> Result<Json<Page<ProviderResponse>>, ApiError> {
+    let data =
+        state.federation.providers().await?.into_iter().map(ProviderResponse::from).collect();
+    Ok(Json(Page { data, next_cursor: None }))
 }
 
 /// The user's linked identities, oldest first (one page: a user links a handful).

@@ -4,6 +4,7 @@ pub(crate) mod admin;
 pub(crate) mod admin_audit;
 pub(crate) mod admin_clients;
 pub(crate) mod admin_deliveries;
+pub(crate) mod admin_identity_providers;
 pub(crate) mod admin_organizations;
 pub(crate) mod admin_webhooks;
 pub(crate) mod api_keys;

@@ -11,3 +11,13 @@ CREATE TABLE user_identities (
 );
 CREATE UNIQUE INDEX user_identities_subject ON user_identities (provider_id, subject);
 CREATE INDEX user_identities_user ON user_identities (user_id, created_at);
+
+-- Providers added through the admin API (those of the configuration file are not stored):
+-- their settings as JSON, the client secret sealed (purpose identity-provider-secret, AD = id).
+CREATE TABLE identity_providers (
+    id TEXT NOT NULL PRIMARY KEY,
+    settings TEXT NOT NULL,
+    client_secret BLOB,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
