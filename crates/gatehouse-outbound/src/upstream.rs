@@ -397,6 +397,9 @@ impl UpstreamClient {
 }
 
 /// A refused exchange (`invalid_grant`, ...) is a rejection; a transport failure is not.
+/// GitHub refuses with HTTP 200 and an error body (`{"error":"bad_verification_code",...}`),
+/// which the `oauth2` crate reports as an unparsable token answer: an answer that names an
+/// `error` is read as the refusal it is.
 fn token_error<RE: std::error::Error + 'static, T: oauth2::ErrorResponse + 'static>(
     error: oauth2::RequestTokenError<RE, T>,
 ) -> UpstreamError {
@@ -404,8 +407,26 @@ fn token_error<RE: std::error::Error + 'static, T: oauth2::ErrorResponse + 'stat
         oauth2::RequestTokenError::ServerResponse(response) => {
             UpstreamError::Rejected(format!("token endpoint: {response}"))
         }
+        oauth2::RequestTokenError::Parse(error, body) => match refusal_code(&body) {
+            Some(code) => UpstreamError::Rejected(format!("token endpoint: {code}")),
+            None => UpstreamError::Unavailable(format!(
+                "token endpoint: {}",
+                oauth2::RequestTokenError::<RE, T>::Parse(error, body)
+            )),
+        },
         other => UpstreamError::Unavailable(format!("token endpoint: {other}")),
     }
+}
+
+/// The `error` code of a token answer that is a refusal in disguise (HTTP 200), kept short
+/// and printable since it is logged; none for anything else.
+fn refusal_code(body: &[u8]) -> Option<String> {
+    let answer: Value = serde_json::from_slice(body).ok()?;
+    let code = answer.get("error")?.as_str()?;
+    let printable = !code.is_empty()
+        && code.len() <= 64
+        && code.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'.');
+    printable.then(|| code.to_owned())
 }
 
 #[async_trait]
@@ -455,6 +476,27 @@ impl Upstream for UpstreamClient {
             self.oidc_identity(provider, exchange).await
         } else {
             self.oauth2_identity(provider, exchange).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refusal_code;
+
+    #[test]
+    fn an_error_body_is_a_refusal_and_anything_else_is_not() {
+        let github = br#"{"error":"bad_verification_code","error_description":"The code passed is incorrect or expired.","error_uri":"https://docs.github.com/"}"#;
+        assert_eq!(refusal_code(github).as_deref(), Some("bad_verification_code"));
+        for body in [
+            &b"{\"access_token\":1}"[..],
+            b"not json",
+            b"{\"error\":42}",
+            b"{\"error\":\"\"}",
+            b"{\"error\":\"has spaces\"}",
+            b"[]",
+        ] {
+            assert_eq!(refusal_code(body), None, "{}", String::from_utf8_lossy(body));
         }
     }
 }
