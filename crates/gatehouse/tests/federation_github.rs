@@ -121,7 +121,8 @@ impl Setup {
 async fn signing_in_with_github_uses_the_verified_primary_address_and_the_numeric_id(
     test: TestDatabase,
 ) {
-    let setup = setup(&test, "trust_email_verified = true", &[]).await;
+    // The preset's default: GitHub's verified primary address is trusted.
+    let setup = setup(&test, "", &[]).await;
     let (_, providers) = setup.app.get_json("/v1/auth/providers").await;
     assert_eq!(providers["data"][0]["kind"], "github", "{providers}");
     setup.github.sign_in_as(octocat());
@@ -172,8 +173,8 @@ async fn signing_in_with_github_uses_the_verified_primary_address_and_the_numeri
 }
 
 async fn an_untrusted_github_address_neither_links_nor_verifies(test: TestDatabase) {
-    // The github preset's default: trust_email_verified = false.
-    let setup = setup(&test, "", &[]).await;
+    // An operator who does not trust GitHub's verified addresses (the preset does).
+    let setup = setup(&test, "trust_email_verified = false", &[]).await;
     let signed_up = setup.app.sign_up("mona@example.com", STRONG_PASSWORD).await;
     let existing_id = signed_up["user"]["id"].as_str().unwrap().to_owned();
     setup.github.sign_in_as(octocat());
@@ -210,13 +211,18 @@ async fn an_untrusted_github_address_neither_links_nor_verifies(test: TestDataba
 async fn a_server_requiring_verified_addresses_refuses_an_untrusted_github_address(
     test: TestDatabase,
 ) {
-    let setup = setup(&test, "", &[("GATEHOUSE_REQUIRE_EMAIL_VERIFICATION", "true")]).await;
+    let setup = setup(
+        &test,
+        "trust_email_verified = false",
+        &[("GATEHOUSE_REQUIRE_EMAIL_VERIFICATION", "true")],
+    )
+    .await;
     setup.github.sign_in_as(octocat());
     let mut browser = Browser::new(&setup.app.base_url);
     let refused = setup.through_github(&mut browser, "/sso/github").await;
-    // FIXME: the domain's EmailNotVerified has no page of its own, so this refusal is the
-    // generic 500 page; it should be a 4xx that tells the person what to do.
-    assert_eq!(refused.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", refused.body);
+    // A page that says why and what to do, no account.
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.body.contains("not verified"), "{}", refused.body);
     assert_eq!(refused.location, None);
     assert!(setup.all_users().await.is_empty());
     assert_eq!(setup.linked_user("583231").await, None);
