@@ -25,12 +25,68 @@ use gatehouse_domain::federation::{
     Upstream, UpstreamError, UpstreamIdentity,
 };
 use gatehouse_domain::outbound::OutboundGuard;
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
+    CoreGenderClaim, CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreTokenIntrospectionResponse, CoreTokenType,
+};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 use serde_json::Value;
+
+/// The ID token claims beyond the standard ones that a provider's checks read: Microsoft's
+/// tenant (`tid`), which a multi-tenant issuer must name.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct UpstreamClaims {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tid: Option<String>,
+}
+
+impl openidconnect::AdditionalClaims for UpstreamClaims {}
+
+type TokenAnswer = openidconnect::StandardTokenResponse<
+    openidconnect::IdTokenFields<
+        UpstreamClaims,
+        openidconnect::EmptyExtraTokenFields,
+        CoreGenderClaim,
+        CoreJweContentEncryptionAlgorithm,
+        CoreJwsSigningAlgorithm,
+    >,
+    CoreTokenType,
+>;
+
+/// An OpenID client over a discovered provider (authorization URL set, token and user-info
+/// URLs as discovered).
+type OidcClient = openidconnect::Client<
+    UpstreamClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    openidconnect::StandardErrorResponse<CoreErrorResponseType>,
+    TokenAnswer,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
+/// A discovered provider: its metadata (issuer = the configured one) and, for a multi-tenant
+/// Microsoft issuer, the template its tokens' `iss` follows (`…/{tenantid}/v2.0`).
+#[derive(Clone)]
+struct Discovered {
+    metadata: CoreProviderMetadata,
+    issuer_template: Option<String>,
+}
 
 /// How long a discovery document (and its JWKS) is kept.
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
@@ -55,7 +111,7 @@ pub struct UpstreamClient {
     http: reqwest::Client,
     timeout: Duration,
     guard: Arc<dyn OutboundGuard>,
-    discovered: Mutex<HashMap<String, (Instant, CoreProviderMetadata)>>,
+    discovered: Mutex<HashMap<String, (Instant, Discovered)>>,
 }
 
 fn builder(timeout: Duration) -> reqwest::ClientBuilder {
@@ -137,53 +193,98 @@ impl UpstreamClient {
         &self,
         provider: &IdentityProvider,
         fresh: bool,
-    ) -> Result<CoreProviderMetadata, UpstreamError> {
+    ) -> Result<Discovered, UpstreamError> {
         let issuer = provider
             .issuer
             .as_deref()
             .ok_or_else(|| UpstreamError::Unavailable("no issuer configured".into()))?;
         if !fresh
             && let Ok(cache) = self.discovered.lock()
-            && let Some((at, metadata)) = cache.get(&provider.id)
+            && let Some((at, discovered)) = cache.get(&provider.id)
             && at.elapsed() < DISCOVERY_TTL
         {
-            return Ok(metadata.clone());
+            return Ok(discovered.clone());
         }
         let issuer_url = IssuerUrl::new(issuer.to_owned())
             .map_err(|error| UpstreamError::Unavailable(format!("issuer: {error}")))?;
         let transport = self.transport(!provider.from_file);
-        let metadata = CoreProviderMetadata::discover_async(issuer_url, &transport)
-            .await
-            .map_err(|error| UpstreamError::Unavailable(format!("discovery: {error}")))?;
+        let discovered = if provider.kind == ProviderKind::Microsoft {
+            self.microsoft_metadata(provider, issuer_url).await?
+        } else {
+            let metadata = CoreProviderMetadata::discover_async(issuer_url, &transport)
+                .await
+                .map_err(|error| UpstreamError::Unavailable(format!("discovery: {error}")))?;
+            Discovered { metadata, issuer_template: None }
+        };
         if let Ok(mut cache) = self.discovered.lock() {
-            cache.insert(provider.id.clone(), (Instant::now(), metadata.clone()));
+            cache.insert(provider.id.clone(), (Instant::now(), discovered.clone()));
         }
-        Ok(metadata)
+        Ok(discovered)
+    }
+
+    /// Microsoft's discovery document: for the multi-tenant endpoints (`common`,
+    /// `organizations`, `consumers`) its issuer is a template (`…/{tenantid}/v2.0`) that no
+    /// token carries as is, so the document is read without the issuer check of OpenID
+    /// Discovery and each token's `iss` is checked against the template filled with its `tid`.
+    async fn microsoft_metadata(
+        &self,
+        provider: &IdentityProvider,
+        issuer_url: IssuerUrl,
+    ) -> Result<Discovered, UpstreamError> {
+        let unavailable = |what: &str, error: String| {
+            UpstreamError::Unavailable(format!("discovery ({what}): {error}"))
+        };
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer_url.as_str().trim_end_matches('/')
+        );
+        let document = self.get_json(provider, &url, None).await?;
+        let template = document["issuer"].as_str().unwrap_or_default().to_owned();
+        let metadata: CoreProviderMetadata = serde_json::from_value(document)
+            .map_err(|error| unavailable("document", error.to_string()))?;
+        let transport = self.transport(!provider.from_file);
+        let jwks = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &transport)
+            .await
+            .map_err(|error| unavailable("JWKS", error.to_string()))?;
+        let metadata = metadata.set_issuer(issuer_url.clone()).set_jwks(jwks);
+        let issuer_template = if template.contains("{tenantid}") {
+            Some(template)
+        } else if template == issuer_url.as_str() {
+            None
+        } else {
+            return Err(unavailable(
+                "document",
+                format!("its issuer {template} is not the configured {}", issuer_url.as_str()),
+            ));
+        };
+        Ok(Discovered { metadata, issuer_template })
     }
 
     fn oidc_client(
         provider: &IdentityProvider,
         metadata: CoreProviderMetadata,
         redirect_uri: &str,
-    ) -> Result<
-        CoreClient<
-            openidconnect::EndpointSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointMaybeSet,
-            openidconnect::EndpointMaybeSet,
-        >,
-        UpstreamError,
-    > {
+    ) -> Result<OidcClient, UpstreamError> {
         let redirect = RedirectUrl::new(redirect_uri.to_owned())
             .map_err(|error| UpstreamError::Unavailable(format!("redirect URI: {error}")))?;
-        Ok(CoreClient::from_provider_metadata(
+        // A provider that takes the client's credentials only in the form body says so.
+        let form_only = metadata.token_endpoint_auth_methods_supported().is_some_and(|methods| {
+            !methods.is_empty()
+                && methods.iter().all(|method| {
+                    method == &openidconnect::core::CoreClientAuthMethod::ClientSecretPost
+                })
+        });
+        let client = OidcClient::from_provider_metadata(
             metadata,
             ClientId::new(provider.client_id.clone()),
             provider.client_secret.clone().map(ClientSecret::new),
         )
-        .set_redirect_uri(redirect))
+        .set_redirect_uri(redirect);
+        Ok(if form_only {
+            client.set_auth_type(openidconnect::AuthType::RequestBody)
+        } else {
+            client
+        })
     }
 
     fn oauth2_client(
@@ -224,13 +325,19 @@ impl UpstreamClient {
         provider: &IdentityProvider,
         exchange: &CodeExchange,
     ) -> Result<UpstreamIdentity, UpstreamError> {
-        let metadata = self.metadata(provider, false).await?;
-        if let Some(iss) = &exchange.iss
-            && iss != metadata.issuer().as_str()
-        {
-            return Err(UpstreamError::Rejected("the iss parameter is not the issuer".into()));
+        let discovered = self.metadata(provider, false).await?;
+        // RFC 9207: the `iss` parameter names the issuer (a multi-tenant one: its tenant's).
+        if let Some(iss) = &exchange.iss {
+            let expected = match &discovered.issuer_template {
+                Some(template) => tenant_issuer_matches(template, iss),
+                None => iss == discovered.metadata.issuer().as_str(),
+            };
+            if !expected {
+                return Err(UpstreamError::Rejected("the iss parameter is not the issuer".into()));
+            }
         }
-        let client = Self::oidc_client(provider, metadata, &exchange.redirect_uri)?;
+        let template = discovered.issuer_template.clone();
+        let client = Self::oidc_client(provider, discovered.metadata, &exchange.redirect_uri)?;
         let transport = self.transport(!provider.from_file);
         let response = client
             .exchange_code(AuthorizationCode::new(exchange.code.clone()))
@@ -243,19 +350,33 @@ impl UpstreamClient {
             .id_token()
             .ok_or_else(|| UpstreamError::Rejected("the token answer has no ID token".into()))?;
         let nonce = Nonce::new(exchange.nonce.clone());
-        let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
+        // A multi-tenant issuer: `iss` is checked below against the tenant the token names.
+        let single_tenant = template.is_none();
+        let claims = match id_token
+            .claims(&client.id_token_verifier().require_issuer_match(single_tenant), &nonce)
+        {
             Ok(claims) => claims.clone(),
             // A key the cached JWKS does not have: the upstream rotated; fetch once more.
             Err(openidconnect::ClaimsVerificationError::SignatureVerification(_)) => {
-                let metadata = self.metadata(provider, true).await?;
-                let client = Self::oidc_client(provider, metadata, &exchange.redirect_uri)?;
+                let discovered = self.metadata(provider, true).await?;
+                let client =
+                    Self::oidc_client(provider, discovered.metadata, &exchange.redirect_uri)?;
                 id_token
-                    .claims(&client.id_token_verifier(), &nonce)
+                    .claims(&client.id_token_verifier().require_issuer_match(single_tenant), &nonce)
                     .map_err(|error| UpstreamError::Rejected(format!("ID token: {error}")))?
                     .clone()
             }
             Err(error) => return Err(UpstreamError::Rejected(format!("ID token: {error}"))),
         };
+        if let Some(template) = &template {
+            let tenant = claims.additional_claims().tid.as_deref().unwrap_or_default();
+            let expected = template.replace("{tenantid}", tenant);
+            if tenant.is_empty() || claims.issuer().as_str() != expected {
+                return Err(UpstreamError::Rejected(
+                    "ID token: the issuer is not the token's tenant's".into(),
+                ));
+            }
+        }
         let mut identity = UpstreamIdentity {
             subject: claims.subject().as_str().to_owned(),
             email: claims.email().map(|email| email.as_str().to_owned()),
@@ -310,7 +431,7 @@ impl UpstreamClient {
             .userinfo_url
             .as_deref()
             .ok_or_else(|| UpstreamError::Unavailable("no userinfo_url configured".into()))?;
-        let info = self.get_json(provider, userinfo_url, &token).await?;
+        let info = self.get_json(provider, userinfo_url, Some(&token)).await?;
         let text = |key: &Option<String>| {
             key.as_deref().and_then(|key| match &info[key] {
                 Value::String(text) if !text.is_empty() => Some(text.clone()),
@@ -341,7 +462,7 @@ impl UpstreamClient {
             identity.email = None;
             identity.email_verified = false;
             if let Some(emails_url) = provider.emails_url.as_deref() {
-                let emails = self.get_json(provider, emails_url, &token).await?;
+                let emails = self.get_json(provider, emails_url, Some(&token)).await?;
                 if let Some(primary) = emails.as_array().and_then(|list| {
                     list.iter().find(|entry| {
                         entry["primary"] == Value::Bool(true)
@@ -364,7 +485,7 @@ impl UpstreamClient {
         &self,
         provider: &IdentityProvider,
         url: &str,
-        token: &str,
+        token: Option<&str>,
     ) -> Result<Value, UpstreamError> {
         let client = if provider.from_file {
             self.http.clone()
@@ -373,10 +494,11 @@ impl UpstreamClient {
                 UpstreamError::Unavailable(format!("{url} is refused: {reason}"))
             })?
         };
-        let response = client
-            .get(url)
-            .bearer_auth(token)
-            .header("Accept", "application/json")
+        let mut request = client.get(url).header("Accept", "application/json");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
             .send()
             .await
             .map_err(|error| UpstreamError::Unavailable(format!("{url}: {error}")))?;
@@ -440,8 +562,8 @@ impl Upstream for UpstreamClient {
         let state = request.state.clone();
         let scopes = provider.scopes.iter().map(|scope| Scope::new(scope.clone()));
         let url = if provider.kind.speaks_oidc() {
-            let metadata = self.metadata(provider, false).await?;
-            let client = Self::oidc_client(provider, metadata, &request.redirect_uri)?;
+            let discovered = self.metadata(provider, false).await?;
+            let client = Self::oidc_client(provider, discovered.metadata, &request.redirect_uri)?;
             let nonce = request.nonce.clone();
             let (url, _, _) = client
                 .authorize_url(
@@ -499,4 +621,13 @@ mod tests {
             assert_eq!(refusal_code(body), None, "{}", String::from_utf8_lossy(body));
         }
     }
+}
+
+/// Whether `iss` is the multi-tenant `template` filled with one tenant id (a GUID-like
+/// segment: letters, digits and dashes).
+fn tenant_issuer_matches(template: &str, iss: &str) -> bool {
+    let Some((before, after)) = template.split_once("{tenantid}") else { return false };
+    iss.strip_prefix(before).and_then(|rest| rest.strip_suffix(after)).is_some_and(|tenant| {
+        !tenant.is_empty() && tenant.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    })
 }

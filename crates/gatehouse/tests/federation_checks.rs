@@ -24,6 +24,7 @@ backend_tests!(
     only_a_genuine_id_token_signs_in,
     the_second_factor_follows_unless_the_upstream_is_trusted_for_it,
     providers_added_through_the_admin_api_work_at_once,
+    a_multi_tenant_microsoft_issuer_is_checked_against_the_tokens_tenant,
 );
 
 const CLIENT_ID: &str = "gatehouse-at-fake";
@@ -48,6 +49,8 @@ struct FakeProvider {
     tamper: Arc<Mutex<Tamper>>,
     /// The `amr` the ID tokens assert.
     amr: Arc<Mutex<Vec<&'static str>>>,
+    /// Microsoft's multi-tenant shape: (the tenant in `iss`, the `tid` claim; empty: none).
+    tenant: Arc<Mutex<Option<(String, String)>>>,
     /// code → nonce.
     codes: Arc<Mutex<HashMap<String, String>>>,
 }
@@ -68,6 +71,13 @@ async fn discovery(State(fake): State<FakeProvider>) -> axum::Json<Value> {
     }))
 }
 
+/// Microsoft's `common` endpoint: its issuer is a template no token carries as is.
+async fn multi_tenant_discovery(State(fake): State<FakeProvider>) -> axum::Json<Value> {
+    let axum::Json(mut document) = discovery(State(fake.clone())).await;
+    document["issuer"] = json!(format!("{}/{{tenantid}}/v2.0", fake.issuer));
+    axum::Json(document)
+}
+
 async fn jwks(State(fake): State<FakeProvider>) -> axum::Json<Value> {
     axum::Json(json!({ "keys": [fake.key.public_jwk()] }))
 }
@@ -82,6 +92,8 @@ async fn authorize(
     fake.codes.lock().unwrap().insert(code.clone(), query["nonce"].clone());
     let iss = if *fake.tamper.lock().unwrap() == Tamper::IssParameter {
         "https://mix-up.example".to_owned()
+    } else if let Some((tenant, _)) = fake.tenant.lock().unwrap().clone() {
+        format!("{}/{tenant}/v2.0", fake.issuer)
     } else {
         fake.issuer.clone()
     };
@@ -113,6 +125,12 @@ async fn token(
         "email_verified": true,
         "amr": *fake.amr.lock().unwrap(),
     });
+    if let Some((tenant, tid)) = fake.tenant.lock().unwrap().clone() {
+        claims["iss"] = json!(format!("{}/{tenant}/v2.0", fake.issuer));
+        if !tid.is_empty() {
+            claims["tid"] = json!(tid);
+        }
+    }
     match tamper {
         Tamper::Nonce => claims["nonce"] = json!("another-flow's-nonce"),
         Tamper::Issuer => claims["iss"] = json!("https://impostor.example"),
@@ -142,10 +160,12 @@ async fn start_fake() -> FakeProvider {
         stranger: Arc::new(SigningKey::generate(SigningAlgorithm::RS256, 2048).unwrap()),
         tamper: Arc::new(Mutex::new(Tamper::Nothing)),
         amr: Arc::new(Mutex::new(vec!["pwd"])),
+        tenant: Arc::default(),
         codes: Arc::default(),
     };
     let app = axum::Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
+        .route("/common/v2.0/.well-known/openid-configuration", get(multi_tenant_discovery))
         .route("/jwks", get(jwks))
         .route("/authorize", get(authorize))
         .route("/token", post(token))
@@ -379,5 +399,46 @@ async fn providers_added_through_the_admin_api_work_at_once(test: TestDatabase) 
         let (_, log) = app.get_auth(&format!("/v1/admin/audit-log?action={action}"), &admin).await;
         assert_eq!(log["data"][0]["target_id"], "dyn", "{action}: {log}");
     }
+    app.stop().await;
+}
+
+/// Microsoft's multi-tenant endpoint: the discovery document's issuer is a template; a token is
+/// accepted only when its `iss` is that template filled with the tenant its `tid` names.
+async fn a_multi_tenant_microsoft_issuer_is_checked_against_the_tokens_tenant(test: TestDatabase) {
+    let fake = start_fake().await;
+    let file = format!(
+        r#"
+[[identity_providers]]
+id = "ms"
+kind = "microsoft"
+name = "Microsoft"
+issuer = "{issuer}/common/v2.0"
+client_id = "{CLIENT_ID}"
+client_secret = "a-client-secret-the-fake-does-not-check"
+"#,
+        issuer = fake.issuer
+    );
+    let app = TestApp::spawn_with_file(&test, &MasterKey::generate(), Some(&file), &[], None).await;
+    let admin = app.admin_key().await;
+    let tenant = "9188040d-6c67-4c5b-b112-36a304b66dad";
+    for (iss_tenant, tid) in [
+        // Another tenant's issuer than the token's tenant.
+        ("72f988bf-86f1-41af-91ab-2d7cd011db47", tenant),
+        // No tenant claim at all.
+        (tenant, ""),
+    ] {
+        *fake.tenant.lock().unwrap() = Some((iss_tenant.to_owned(), tid.to_owned()));
+        let (status, _, body) = sign_in_to(&app, "ms").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{iss_tenant} / {tid:?}: {body}");
+    }
+    let (_, users) = app.get_auth("/v1/admin/users?email=fay@example.com", &admin).await;
+    assert_eq!(users["data"], json!([]));
+    // The token's own tenant: signed in (the preset trusts Microsoft's verified addresses).
+    *fake.tenant.lock().unwrap() = Some((tenant.to_owned(), tenant.to_owned()));
+    let (status, location, body) = sign_in_to(&app, "ms").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(location.as_deref(), Some("/account"));
+    let (_, users) = app.get_auth("/v1/admin/users?email=fay@example.com", &admin).await;
+    assert_eq!(users["data"][0]["email_verified"], true, "{users}");
     app.stop().await;
 }

@@ -264,7 +264,7 @@ impl ProviderSettings {
                 "one of oidc, oauth2, google, github, microsoft, apple, linkedin",
             )
         })?;
-        if matches!(kind, ProviderKind::Microsoft | ProviderKind::Apple) {
+        if kind == ProviderKind::Apple {
             return Err(FieldIssue::new(
                 "kind",
                 "unsupported",
