@@ -393,6 +393,7 @@ impl UpstreamClient {
                 .picture()
                 .and_then(|picture| picture.get(None))
                 .map(|picture| picture.as_str().to_owned()),
+            auth_time: claims.auth_time().map(|at| at.timestamp()),
             amr: claims
                 .auth_method_refs()
                 .map(|values| values.iter().map(|value| value.as_str().to_owned()).collect())
@@ -455,6 +456,7 @@ impl UpstreamClient {
             family_name: text(&mapping.family_name),
             picture: text(&mapping.picture),
             amr: Vec::new(),
+            auth_time: None,
         };
         if provider.kind == ProviderKind::GitHub {
             // GitHub's profile address is whatever the user made public, unverified: the
@@ -565,15 +567,20 @@ impl Upstream for UpstreamClient {
             let discovered = self.metadata(provider, false).await?;
             let client = Self::oidc_client(provider, discovered.metadata, &request.redirect_uri)?;
             let nonce = request.nonce.clone();
-            let (url, _, _) = client
+            let mut authorization = client
                 .authorize_url(
                     CoreAuthenticationFlow::AuthorizationCode,
                     move || CsrfToken::new(state),
                     move || Nonce::new(nonce),
                 )
                 .add_scopes(scopes.filter(|scope| scope.as_str() != "openid"))
-                .set_pkce_challenge(challenge)
-                .url();
+                .set_pkce_challenge(challenge);
+            if request.fresh_login {
+                authorization = authorization
+                    .add_prompt(CoreAuthPrompt::Login)
+                    .set_max_age(Duration::from_secs(0));
+            }
+            let (url, _, _) = authorization.url();
             url
         } else {
             let client = Self::oauth2_client(provider, &request.redirect_uri)?;

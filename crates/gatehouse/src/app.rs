@@ -803,6 +803,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let providers = crate::config::identity_providers(&config.identity_providers)
         .map_err(|error| StartupError::Other(format!("{}: {}", error.setting, error.message)))?;
     let federation = Arc::new(FederationService::new(FederationParts {
+        sessions: Arc::new(database.clone()),
         providers,
         stored: Arc::new(database.clone()),
         secret_cipher: provider_secret_cipher,

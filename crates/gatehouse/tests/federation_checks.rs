@@ -25,6 +25,7 @@ backend_tests!(
     the_second_factor_follows_unless_the_upstream_is_trusted_for_it,
     providers_added_through_the_admin_api_work_at_once,
     a_multi_tenant_microsoft_issuer_is_checked_against_the_tokens_tenant,
+    a_step_up_through_the_provider_renews_the_sessions_authentication,
 );
 
 const CLIENT_ID: &str = "gatehouse-at-fake";
@@ -49,6 +50,12 @@ struct FakeProvider {
     tamper: Arc<Mutex<Tamper>>,
     /// The `amr` the ID tokens assert.
     amr: Arc<Mutex<Vec<&'static str>>>,
+    /// The `sub` of the next tokens.
+    subject: Arc<Mutex<String>>,
+    /// The `auth_time` the tokens assert (none when unset).
+    auth_time: Arc<Mutex<Option<i64>>>,
+    /// The query of the last authorization request.
+    last_authorize: Arc<Mutex<HashMap<String, String>>>,
     /// Microsoft's multi-tenant shape: (the tenant in `iss`, the `tid` claim; empty: none).
     tenant: Arc<Mutex<Option<(String, String)>>>,
     /// code → nonce.
@@ -88,6 +95,7 @@ async fn authorize(
 ) -> Response {
     assert_eq!(query["client_id"], CLIENT_ID);
     assert_eq!(query["code_challenge_method"], "S256");
+    *fake.last_authorize.lock().unwrap() = query.clone();
     let code = gatehouse_crypto::random_token();
     fake.codes.lock().unwrap().insert(code.clone(), query["nonce"].clone());
     let iss = if *fake.tamper.lock().unwrap() == Tamper::IssParameter {
@@ -116,7 +124,7 @@ async fn token(
     let tamper = *fake.tamper.lock().unwrap();
     let mut claims = json!({
         "iss": fake.issuer,
-        "sub": "fake-subject-1",
+        "sub": *fake.subject.lock().unwrap(),
         "aud": CLIENT_ID,
         "iat": now(),
         "exp": now() + 300,
@@ -125,6 +133,9 @@ async fn token(
         "email_verified": true,
         "amr": *fake.amr.lock().unwrap(),
     });
+    if let Some(at) = *fake.auth_time.lock().unwrap() {
+        claims["auth_time"] = json!(at);
+    }
     if let Some((tenant, tid)) = fake.tenant.lock().unwrap().clone() {
         claims["iss"] = json!(format!("{}/{tenant}/v2.0", fake.issuer));
         if !tid.is_empty() {
@@ -161,6 +172,9 @@ async fn start_fake() -> FakeProvider {
         tamper: Arc::new(Mutex::new(Tamper::Nothing)),
         amr: Arc::new(Mutex::new(vec!["pwd"])),
         tenant: Arc::default(),
+        subject: Arc::new(Mutex::new("fake-subject-1".into())),
+        auth_time: Arc::default(),
+        last_authorize: Arc::default(),
         codes: Arc::default(),
     };
     let app = axum::Router::new()
@@ -183,7 +197,12 @@ async fn sign_in(app: &TestApp) -> (StatusCode, String) {
 /// [`sign_in`], with where the answer sends the browser.
 async fn sign_in_to(app: &TestApp, provider: &str) -> (StatusCode, Option<String>, String) {
     let mut browser = Browser::new(&app.base_url);
-    let started = browser.get(&format!("/sso/{provider}")).await;
+    through(&mut browser, &format!("/sso/{provider}")).await
+}
+
+/// Starts `start` in `browser` and follows the fake provider back: this server's answer.
+async fn through(browser: &mut Browser, start: &str) -> (StatusCode, Option<String>, String) {
+    let started = browser.get(start).await;
     assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
     let upstream = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -440,5 +459,68 @@ client_secret = "a-client-secret-the-fake-does-not-check"
     assert_eq!(location.as_deref(), Some("/account"));
     let (_, users) = app.get_auth("/v1/admin/users?email=fay@example.com", &admin).await;
     assert_eq!(users["data"][0]["email_verified"], true, "{users}");
+    app.stop().await;
+}
+
+/// A step-up for an account that signs in only through its provider: `/sso/{id}?reauth=1`
+/// asks the upstream for a fresh sign-in (`prompt=login`, `max_age=0`) and renews the browser
+/// session's authentication — only for an identity of that account, signed in again after the
+/// step-up began.
+async fn a_step_up_through_the_provider_renews_the_sessions_authentication(test: TestDatabase) {
+    use gatehouse_domain::Clock as _;
+    use gatehouse_domain::sessions::store::SessionStore as _;
+    let fake = start_fake().await;
+    let clock = Arc::new(gatehouse_domain::ManualClock::new(now()));
+    let file = provider_file(&fake, "trust_email_verified = true");
+    let app = TestApp::spawn_with_file(
+        &test,
+        &MasterKey::generate(),
+        Some(&file),
+        &[],
+        Some(clock.clone()),
+    )
+    .await;
+    let admin = app.admin_key().await;
+    let mut browser = Browser::new(&app.base_url);
+    let (status, _, body) = through(&mut browser, "/sso/fake").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert!(!fake.last_authorize.lock().unwrap().contains_key("prompt"));
+    let (_, log) = app.get_auth("/v1/admin/audit-log?action=session.created", &admin).await;
+    let session_id = log["data"][0]["target_id"].as_str().unwrap().to_owned();
+    let signed_in_at = clock.now();
+
+    // An hour later: a step-up.
+    clock.advance(3600);
+    // (The server's clock is the test's; the upstream's auth_time follows it.)
+    *fake.auth_time.lock().unwrap() = Some(clock.now());
+    let (status, location, body) =
+        through(&mut browser, "/sso/fake?reauth=1&return_to=/account").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(location.as_deref(), Some("/account"));
+    let authorize = fake.last_authorize.lock().unwrap().clone();
+    assert_eq!(authorize["prompt"], "login");
+    assert_eq!(authorize["max_age"], "0");
+    let session = app.database.session(&session_id).await.unwrap().unwrap();
+    assert_eq!(session.auth_time, Some(clock.now()), "renewed (signed in at {signed_in_at})");
+    assert!(session.amr.as_deref().unwrap().split(' ').any(|value| value == "fed"));
+    let (_, log) = app.get_auth("/v1/admin/audit-log?action=user.reauthenticated", &admin).await;
+    assert_eq!(log["data"][0]["metadata"]["method"], "sso", "{log}");
+
+    // The upstream says it did not sign the person in again: refused, nothing renewed.
+    clock.advance(3600);
+    *fake.auth_time.lock().unwrap() = Some(clock.now() - 7200);
+    let (status, _, body) = through(&mut browser, "/sso/fake?reauth=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Someone else's identity at the provider: refused.
+    *fake.auth_time.lock().unwrap() = Some(clock.now());
+    *fake.subject.lock().unwrap() = "fake-subject-2".into();
+    let (status, _, body) = through(&mut browser, "/sso/fake?reauth=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let session = app.database.session(&session_id).await.unwrap().unwrap();
+    assert_eq!(session.auth_time, Some(clock.now() - 3600), "not renewed by a refused step-up");
+    // Without a signed-in browser, a step-up starts at the login page.
+    let mut stranger = Browser::new(&app.base_url);
+    let started = stranger.get("/sso/fake?reauth=1").await;
+    assert!(started.location.as_deref().unwrap().starts_with("/login?"), "{:?}", started.location);
     app.stop().await;
 }

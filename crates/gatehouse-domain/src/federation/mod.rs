@@ -45,6 +45,8 @@ use crate::error::{DomainError, FederationProblem};
 use crate::outbound::OutboundGuard;
 use crate::passkeys::store::PasskeyStore;
 use crate::principal::{Actor, RequestContext};
+use crate::sessions::record::Amr;
+use crate::sessions::store::SessionStore;
 use crate::sign_in::{SignInOutcome, SignInService};
 use crate::unit_of_work::{UnitOfWork, UnitOfWorkStore};
 use crate::users::Email;
@@ -75,6 +77,22 @@ pub enum FederationOutcome {
     SignedIn { outcome: SignInOutcome, return_to: String },
     /// An identity linked to the signed-in user who began the flow.
     Linked { return_to: String },
+    /// The browser session's authentication renewed (a step-up through the provider).
+    Reauthenticated { return_to: String },
+}
+
+/// What a flow is for besides a sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowPurpose<'a> {
+    SignIn,
+    /// Link an identity to this signed-in user.
+    Link {
+        user_id: &'a str,
+    },
+    /// Renew this session's authentication (its user signs in again upstream).
+    Reauthenticate {
+        session_id: &'a str,
+    },
 }
 
 /// The callback's query.
@@ -88,6 +106,7 @@ pub struct Callback {
 }
 
 pub struct FederationService {
+    sessions: Arc<dyn SessionStore>,
     /// The configuration file's (read-only).
     providers: Vec<IdentityProvider>,
     /// Admin-added ones, read at each use (every instance sees a new one at once).
@@ -109,6 +128,7 @@ pub struct FederationService {
 
 /// What [`FederationService::new`] is built from.
 pub struct FederationParts {
+    pub sessions: Arc<dyn SessionStore>,
     pub providers: Vec<IdentityProvider>,
     pub stored: Arc<dyn ProviderStore>,
     pub secret_cipher: FieldCipher,
@@ -141,6 +161,7 @@ fn upstream_problem(error: UpstreamError) -> DomainError {
 impl FederationService {
     pub fn new(parts: FederationParts) -> FederationService {
         let FederationParts {
+            sessions,
             providers,
             stored,
             secret_cipher,
@@ -157,6 +178,7 @@ impl FederationService {
             settings,
         } = parts;
         FederationService {
+            sessions,
             providers,
             stored,
             secret_cipher,
@@ -235,12 +257,12 @@ impl FederationService {
     }
 
     /// Begins a flow: the upstream URL to send the browser to, and the sealed flow for its
-    /// cookie. `link_user_id`: a signed-in user linking an identity.
+    /// cookie.
     pub async fn begin(
         &self,
         provider_id: &str,
         return_to: &str,
-        link_user_id: Option<&str>,
+        purpose: FlowPurpose<'_>,
     ) -> Result<(String, String), DomainError> {
         let provider = &self.provider(provider_id).await?;
         let state = gatehouse_crypto::token::random_token();
@@ -249,6 +271,7 @@ impl FederationService {
             redirect_uri: self.redirect_uri(provider),
             state: state.clone(),
             nonce: nonce.clone(),
+            fresh_login: matches!(purpose, FlowPurpose::Reauthenticate { .. }),
         };
         let start = self.upstream.start(provider, &request).await.map_err(upstream_problem)?;
         let flow = SsoFlow {
@@ -257,7 +280,14 @@ impl FederationService {
             nonce,
             pkce_verifier: start.pkce_verifier,
             return_to: return_to.to_owned(),
-            link_user_id: link_user_id.map(str::to_owned),
+            link_user_id: match purpose {
+                FlowPurpose::Link { user_id } => Some(user_id.to_owned()),
+                _ => None,
+            },
+            reauth_session_id: match purpose {
+                FlowPurpose::Reauthenticate { session_id } => Some(session_id.to_owned()),
+                _ => None,
+            },
             created_at: self.clock.now(),
         };
         let plain = serde_json::to_vec(&flow)
@@ -317,6 +347,10 @@ impl FederationService {
             self.upstream.identity(provider, &exchange).await.map_err(upstream_problem)?;
         if identity.subject.is_empty() {
             return Err(problem(FederationProblem::IdentityRejected("no subject".into())));
+        }
+        if let Some(session_id) = &flow.reauth_session_id {
+            self.reauthenticate(provider, session_id, &identity, flow.created_at, context).await?;
+            return Ok(FederationOutcome::Reauthenticated { return_to: flow.return_to });
         }
         match &flow.link_user_id {
             Some(user_id) => {
@@ -390,6 +424,52 @@ impl FederationService {
             ..UnitOfWork::default()
         };
         self.work.commit(&work).await.map_err(identity_conflict)?;
+        Ok(())
+    }
+
+    /// A step-up through the provider: the identity must be one the session's user linked, and
+    /// the upstream must have signed the person in after the flow began (when it says when).
+    async fn reauthenticate(
+        &self,
+        provider: &IdentityProvider,
+        session_id: &str,
+        identity: &UpstreamIdentity,
+        flow_began: i64,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let session = self.sessions.session(session_id).await?.ok_or(DomainError::InvalidToken)?;
+        if session.revoked_at.is_some() {
+            return Err(DomainError::InvalidToken);
+        }
+        let linked = self.identities.identity_by_subject(&provider.id, &identity.subject).await?;
+        let Some(linked) = linked.filter(|record| record.user_id == session.user_id) else {
+            return Err(problem(FederationProblem::IdentityRejected(
+                "not an identity of the signed-in account".into(),
+            )));
+        };
+        // Allow a minute of clock difference with the upstream.
+        if identity.auth_time.is_some_and(|at| at < flow_began - 60) {
+            return Err(problem(FederationProblem::IdentityRejected(
+                "the provider did not sign the person in again".into(),
+            )));
+        }
+        let now = self.clock.now();
+        let mut amr = session.amr_values();
+        if !amr.iter().any(|value| value == Amr::Fed.as_str()) {
+            amr.push(Amr::Fed.as_str().to_owned());
+        }
+        let event = AuditEvent::new(
+            "user.reauthenticated",
+            &Actor::User(session.user_id.clone()),
+            context,
+            now,
+        )
+        .target("session", &session.id)
+        .metadata(serde_json::json!({ "amr": amr, "method": "sso", "provider_id": provider.id }));
+        self.identities.touch_identity(&linked.id, now).await?;
+        self.sessions
+            .update_session_authentication(&session.id, now, &amr.join(" "), &[event])
+            .await?;
         Ok(())
     }
 

@@ -37,5 +37,8 @@ pub struct SsoFlow {
     pub return_to: String,
     /// Set when a signed-in user links an identity from `/account`.
     pub link_user_id: Option<String>,
+    /// Set for a step-up: the browser session whose authentication the flow renews.
+    #[serde(default)]
+    pub reauth_session_id: Option<String>,
     pub created_at: i64,
 }

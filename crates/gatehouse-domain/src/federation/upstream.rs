@@ -15,6 +15,8 @@ pub struct AuthorizationRequest {
     pub state: String,
     /// OpenID kinds: bound into the ID token.
     pub nonce: String,
+    /// A step-up: the upstream must sign the person in again (`prompt=login`, `max_age=0`).
+    pub fresh_login: bool,
 }
 
 /// Where to send the browser, and the PKCE verifier to keep for the exchange.
@@ -46,6 +48,8 @@ pub struct UpstreamIdentity {
     pub picture: Option<String>,
     /// The upstream's `amr` (OpenID kinds), as sent.
     pub amr: Vec<String>,
+    /// When the upstream last authenticated the person (OpenID `auth_time`), if it said.
+    pub auth_time: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

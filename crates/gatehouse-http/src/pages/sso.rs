@@ -6,7 +6,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use gatehouse_domain::federation::{Callback, FLOW_TTL_SECONDS, FederationOutcome};
+use gatehouse_domain::federation::{Callback, FLOW_TTL_SECONDS, FederationOutcome, FlowPurpose};
 use gatehouse_domain::sign_in::SignInOutcome;
 use serde::Deserialize;
 
@@ -28,6 +28,9 @@ struct StartQuery {
     return_to: Option<String>,
     /// `1`: link the provider to the signed-in account instead of signing in.
     link: Option<String>,
+    /// `1`: a step-up — the signed-in user signs in again upstream, renewing the session's
+    /// authentication (what a sensitive change asks for).
+    reauth: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -81,19 +84,22 @@ pub(crate) async fn start(
         return state.pages.error_page(page.locale, ErrorPage::bad_request());
     };
     let linking = query.link.as_deref() == Some("1");
-    let link_user = match (&session, linking) {
-        (Some(principal), true) => Some(principal.user.id.clone()),
-        // Linking needs a signed-in browser: sign in first, then come back here.
-        (None, true) => {
-            let back = format!("/sso/{provider_id}?link=1");
-            let query =
-                serde_urlencoded::to_string([("return_to", back.as_str())]).unwrap_or_default();
-            return state.pages.redirect(&format!("/login?{query}"));
-        }
-        (_, false) => None,
-    };
+    let reauthenticating = query.reauth.as_deref() == Some("1");
+    // Linking and a step-up need a signed-in browser: sign in first, then come back here.
+    if (linking || reauthenticating) && session.is_none() {
+        let back = format!("/sso/{provider_id}?{}", if linking { "link=1" } else { "reauth=1" });
+        let query = serde_urlencoded::to_string([("return_to", back.as_str())]).unwrap_or_default();
+        return state.pages.redirect(&format!("/login?{query}"));
+    }
     let return_to = return_to_or_default(query.return_to.as_deref());
-    match state.federation.begin(&provider_id, &return_to, link_user.as_deref()).await {
+    let purpose = match &session {
+        Some(principal) if reauthenticating => {
+            FlowPurpose::Reauthenticate { session_id: &principal.session.id }
+        }
+        Some(principal) if linking => FlowPurpose::Link { user_id: &principal.user.id },
+        _ => FlowPurpose::SignIn,
+    };
+    match state.federation.begin(&provider_id, &return_to, purpose).await {
         Ok((url, sealed)) => {
             let mut response = state.pages.redirect(&url);
             flow_cookie(&state).set(&mut response, &sealed, Some(FLOW_TTL_SECONDS));
@@ -129,7 +135,10 @@ pub(crate) async fn callback(
         .finish(&provider_id, sealed.as_deref(), callback, trusted_device.as_deref(), &context)
         .await;
     let mut response = match finished {
-        Ok(FederationOutcome::Linked { return_to }) => state.pages.redirect(&return_to),
+        Ok(
+            FederationOutcome::Linked { return_to }
+            | FederationOutcome::Reauthenticated { return_to },
+        ) => state.pages.redirect(&return_to),
         Ok(FederationOutcome::SignedIn { outcome, return_to }) => {
             let new_session = match &outcome {
                 SignInOutcome::SignedIn(tokens) => Some(tokens.session_id.clone()),
