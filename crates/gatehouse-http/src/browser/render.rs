@@ -272,6 +272,8 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
         ("backup_codes.html", include_str!("templates/backup_codes.html")),
         ("factor_confirm.html", include_str!("templates/factor_confirm.html")),
         ("invitation.html", include_str!("templates/invitation.html")),
+        ("provider_buttons.html", include_str!("templates/provider_buttons.html")),
+        ("provider_icon.html", include_str!("templates/provider_icon.html")),
     ];
     for (name, source) in templates {
         environment

@@ -1,7 +1,9 @@
 //! `/account`: who is signed in, their active sessions (each can be ended), the applications
 //! they connected (consent can be taken back, which also ends those grants), and two-step
 //! verification: set up an authenticator app, remove a factor (with the password), make new
-//! backup codes, forget trusted browsers. Profile and password management come later.
+//! backup codes, forget trusted browsers; the passkeys (`passkeys`) and linked accounts
+//! (`linked_accounts`) sections have their forms in their own modules. Profile and password
+//! management come later.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,6 +17,7 @@ use gatehouse_domain::mfa::FactorKind;
 use gatehouse_domain::mfa::Reauthentication;
 use gatehouse_domain::principal::Principal;
 
+use super::federation_view::linked_accounts;
 use super::passkey_list::passkeys_view;
 use super::request::{PageForm, PageRequest};
 use super::session::{BrowserSession, display_name};
@@ -57,22 +60,33 @@ async fn account_page(
     status: StatusCode,
     error: Option<&'static str>,
 ) -> Response {
-    render_account(state, principal, AccountPage { locale, csrf }, status, error, None).await
+    let alert = error.map(AccountAlert::Mfa);
+    render_account(state, principal, AccountPage { locale, csrf }, status, alert).await
 }
 
-/// The account page with a refused passkey change's message (a key under `passkeys.error`)
-/// in its passkeys section, logged with `code`.
+/// A refusal's message (a catalogue key) and the section of the account page it shows in.
+#[derive(Clone, Copy)]
+pub(crate) enum AccountAlert {
+    /// Under `account.mfa` or `mfa.error`.
+    Mfa(&'static str),
+    /// Under `passkeys.error`.
+    Passkeys(&'static str),
+    /// Under `linked_accounts.error`.
+    LinkedAccounts(&'static str),
+}
+
+/// The account page with a refused change's message in its section, logged with `code`.
 pub(crate) async fn account_with_error(
     state: &AppState,
     principal: &Principal,
     locale: Locale,
     csrf: &Csrf,
     status: StatusCode,
-    key: &'static str,
+    alert: AccountAlert,
     code: &'static str,
 ) -> Response {
     let page = AccountPage { locale, csrf };
-    let mut response = render_account(state, principal, page, status, None, Some(key)).await;
+    let mut response = render_account(state, principal, page, status, Some(alert)).await;
     response.extensions_mut().insert(crate::error::ErrorForLog { code, internal: None });
     response
 }
@@ -82,8 +96,7 @@ async fn render_account(
     principal: &Principal,
     page: AccountPage<'_>,
     status: StatusCode,
-    error: Option<&'static str>,
-    passkey_error: Option<&'static str>,
+    alert: Option<AccountAlert>,
 ) -> Response {
     let sessions = match state.accounts.sessions.sessions(principal).await {
         Ok(sessions) => sessions,
@@ -118,6 +131,16 @@ async fn render_account(
         Ok(view) => view,
         Err(error) => return state.pages.error_page(page.locale, ErrorPage::from_domain(&error)),
     };
+    let linked_accounts = match linked_accounts(state, principal, page.locale).await {
+        Ok(view) => view,
+        Err(error) => return state.pages.error_page(page.locale, ErrorPage::from_domain(&error)),
+    };
+    let (mfa_error, passkey_error, linked_accounts_error) = match alert {
+        Some(AccountAlert::Mfa(key)) => (Some(key), None, None),
+        Some(AccountAlert::Passkeys(key)) => (None, Some(key), None),
+        Some(AccountAlert::LinkedAccounts(key)) => (None, None, Some(key)),
+        None => (None, None, None),
+    };
     let available = state.accounts.passkeys.available();
     let context = context! {
         name => display_name(state, principal),
@@ -125,9 +148,11 @@ async fn render_account(
         applications => applications,
         mfa => mfa,
         devices => devices,
-        mfa_error => error,
+        mfa_error => mfa_error,
         passkeys => passkeys,
         passkey_error => passkey_error,
+        linked_accounts => linked_accounts,
+        linked_accounts_error => linked_accounts_error,
     };
     if available {
         let pages = &state.pages;

@@ -1,5 +1,6 @@
-//! `/login`: the sign-in form, and its POST that signs in through `SignInService::sign_in`,
-//! sets the browser-session cookie and goes on to `return_to`.
+//! `/login`: the sign-in form (with a "Continue with …" button per upstream provider, carrying
+//! `return_to`), and its POST that signs in through `SignInService::sign_in`, sets the
+//! browser-session cookie and goes on to `return_to`.
 
 use axum::extract::{RawQuery, State};
 use axum::http::header::RETRY_AFTER;
@@ -11,6 +12,7 @@ use gatehouse_domain::sign_in::{Identifier, SignIn};
 use minijinja::context;
 use serde::Deserialize;
 
+use super::federation_view::provider_buttons;
 use super::request::{PageForm, PageRequest};
 use super::session::{BrowserSession, continue_sign_in, display_name};
 use crate::browser::csrf::Csrf;
@@ -50,6 +52,8 @@ struct LoginView<'a> {
     signup_enabled: bool,
     /// Whether to offer passkey sign-in (passkeys on and usable with this issuer).
     passkeys: bool,
+    /// The "Continue with …" buttons, one per configured provider.
+    providers: Vec<minijinja::Value>,
 }
 
 /// Shows the form, or goes straight on when the browser is signed in (unless `prompt=login`).
@@ -83,6 +87,7 @@ pub(crate) async fn show(
         signed_in_as,
         signup_enabled,
         passkeys,
+        providers: provider_buttons(&state, &return_to).await,
     };
     login_page(pages, StatusCode::OK, page.locale, &page.csrf, &view)
 }
@@ -101,7 +106,7 @@ pub(crate) async fn submit(
     let return_to = return_to_or_default(fields.return_to.as_deref());
     let identifier_text = fields.identifier.trim().to_owned();
     let signup_enabled = state.accounts.registration.signup_enabled();
-    let failure = |status: StatusCode, error: &'static str, code: &'static str| {
+    let failure = async |status: StatusCode, error: &'static str, code: &'static str| {
         let view = LoginView {
             return_to: &return_to,
             identifier: &identifier_text,
@@ -109,6 +114,7 @@ pub(crate) async fn submit(
             signed_in_as: None,
             signup_enabled,
             passkeys: state.accounts.passkeys.available(),
+            providers: provider_buttons(&state, &return_to).await,
         };
         let mut response = login_page(pages, status, locale, &csrf, &view);
         response.extensions_mut().insert(ErrorForLog { code, internal: None });
@@ -121,7 +127,8 @@ pub(crate) async fn submit(
         state.rate_limit_policy().spend(Bucket::SignIn, ip).await
     {
         let mut response =
-            failure(StatusCode::TOO_MANY_REQUESTS, "login.error.rate_limited", "rate_limited");
+            failure(StatusCode::TOO_MANY_REQUESTS, "login.error.rate_limited", "rate_limited")
+                .await;
         response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds));
         insert_headers(response.headers_mut(), &decision);
         return response;
@@ -135,7 +142,7 @@ pub(crate) async fn submit(
             let Some((status, message)) = refusal(&error) else {
                 return pages.error_page(locale, ErrorPage::from_domain(&error));
             };
-            let mut response = failure(status, message, error.code());
+            let mut response = failure(status, message, error.code()).await;
             // The per-account budget, answered like the per-IP one.
             if let DomainError::RateLimited { retry_after_seconds } = error {
                 let seconds = retry_after_seconds.max(1);
@@ -213,6 +220,7 @@ fn login_page(
     let passkeys = view.passkeys;
     let context = context! {
         passkeys => passkeys,
+        providers => &view.providers,
         signup_url => signup_url,
         return_to => view.return_to,
         identifier => view.identifier,

@@ -14,8 +14,10 @@
 mod account;
 mod assets;
 mod email_links;
+mod federation_view;
 mod forgot_password;
 mod invitations;
+mod linked_accounts;
 mod login;
 mod logout;
 mod mfa;
@@ -72,6 +74,7 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .merge(account::routes())
         .merge(passkeys::routes())
+        .merge(linked_accounts::routes())
         .route("/assets/gatehouse.css", get(assets::stylesheet))
         .route("/assets/passkeys.js", get(assets::passkeys_script))
 }

@@ -41,8 +41,9 @@ pub(crate) async fn passkeys_view(
     })
 }
 
-/// A UTC calendar date of a Unix time: `2026-12-06` in English, `06/12/2026` in French.
-fn date(unix_seconds: i64, locale: crate::locale::Locale) -> String {
+/// A UTC calendar date of a Unix time: `2026-12-06` in English, `06/12/2026` in French (also
+/// the linked accounts' dates).
+pub(crate) fn date(unix_seconds: i64, locale: crate::locale::Locale) -> String {
     // Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
     let days = unix_seconds.div_euclid(86_400) + 719_468;
     let era = days.div_euclid(146_097);

@@ -16,7 +16,7 @@ use gatehouse_domain::registration::{PasskeySignUp, SignUpOutcome};
 use gatehouse_domain::sign_in::SignInOutcome;
 use serde::Deserialize;
 
-use super::account::{SIGN_IN_FIRST, account_with_error};
+use super::account::{AccountAlert, SIGN_IN_FIRST, account_with_error};
 use super::request::{PageForm, PageJson};
 use super::session::{BrowserSession, signed_in_json};
 use crate::browser::return_to::return_to_or_default;
@@ -292,5 +292,6 @@ async fn refused(
             return state.pages.error_page(locale, page);
         }
     };
-    account_with_error(state, principal, locale, csrf, status, key, error.code()).await
+    let alert = AccountAlert::Passkeys(key);
+    account_with_error(state, principal, locale, csrf, status, alert, error.code()).await
 }

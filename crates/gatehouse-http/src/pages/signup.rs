@@ -2,7 +2,8 @@
 //! `RegistrationService::sign_up` — the API's rules, answers and budget. With verification
 //! required every address gets the same "check your email" page (the domain mails the owner
 //! of a registered one); without, the browser is signed in as `/login` does it and goes on to
-//! `return_to`. Sign-up switched off answers 403 `signup_disabled` as a page.
+//! `return_to`. Sign-up switched off answers 403 `signup_disabled` as a page. Upstream
+//! providers get a "Continue with …" button each, as on `/login`.
 
 use axum::extract::{RawQuery, State};
 use axum::http::header::RETRY_AFTER;
@@ -14,6 +15,7 @@ use gatehouse_domain::{DomainError, Feature, Taken};
 use minijinja::context;
 use serde::Deserialize;
 
+use super::federation_view::provider_buttons;
 use super::request::{PageForm, PageRequest};
 use super::session::{BrowserSession, continue_sign_in};
 use crate::browser::csrf::Csrf;
@@ -62,6 +64,8 @@ struct SignupView<'a> {
     sent: bool,
     /// Whether to offer "email then a passkey" (passkeys on and usable with this issuer).
     passkeys: bool,
+    /// The "Continue with …" buttons, one per configured provider.
+    providers: Vec<minijinja::Value>,
 }
 
 pub(crate) async fn show(
@@ -80,7 +84,9 @@ pub(crate) async fn show(
     let return_to = return_to_or_default(query.return_to.as_deref());
     let passkeys = state.accounts.passkeys.available();
     let sent = query.sent.is_some();
-    let view = SignupView { return_to: &return_to, passkeys, sent, ..SignupView::default() };
+    let providers = provider_buttons(&state, &return_to).await;
+    let view =
+        SignupView { return_to: &return_to, passkeys, sent, providers, ..SignupView::default() };
     signup_page(pages, StatusCode::OK, page.locale, &page.csrf, &view)
 }
 
@@ -96,7 +102,7 @@ pub(crate) async fn submit(
     let email = fields.email.trim().to_owned();
     let (first_name, last_name) = (fields.first_name.trim(), fields.last_name.trim());
     let passkeys = state.accounts.passkeys.available();
-    let refused = |status: StatusCode, error: Option<&'static str>, issues: Vec<String>| {
+    let refused = async |status: StatusCode, error: Option<&'static str>, issues: Vec<String>| {
         let view = SignupView {
             return_to: &return_to,
             email: &email,
@@ -106,6 +112,7 @@ pub(crate) async fn submit(
             issues,
             sent: false,
             passkeys,
+            providers: provider_buttons(&state, &return_to).await,
         };
         signup_page(pages, status, locale, &csrf, &view)
     };
@@ -114,7 +121,7 @@ pub(crate) async fn submit(
         state.rate_limit_policy().spend(Bucket::SignUp, context.ip.as_deref()).await
     {
         let mut response =
-            refused(StatusCode::TOO_MANY_REQUESTS, Some("signup.error.rate_limited"), vec![]);
+            refused(StatusCode::TOO_MANY_REQUESTS, Some("signup.error.rate_limited"), vec![]).await;
         response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds));
         insert_headers(response.headers_mut(), &decision);
         response.extensions_mut().insert(ErrorForLog { code: "rate_limited", internal: None });
@@ -148,7 +155,7 @@ pub(crate) async fn submit(
                 }
                 other => return pages.error_page(locale, ErrorPage::from_domain(&other)),
             };
-            let mut response = refused(status, message, issues);
+            let mut response = refused(status, message, issues).await;
             response.extensions_mut().insert(ErrorForLog { code: error.code(), internal: None });
             return response;
         }
@@ -214,6 +221,7 @@ fn signup_page(
         issues => &view.issues,
         sent => view.sent,
         passkeys => view.passkeys,
+        providers => &view.providers,
         language_switch_url => language_switch_url,
     };
     if view.passkeys && !view.sent {

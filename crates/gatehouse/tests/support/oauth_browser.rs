@@ -17,7 +17,7 @@ pub struct Page {
 }
 
 /// Undoes minijinja's HTML escaping of attribute values.
-fn unescape(value: &str) -> String {
+pub fn unescape(value: &str) -> String {
     value
         .replace("&quot;", "\"")
         .replace("&#x27;", "'")

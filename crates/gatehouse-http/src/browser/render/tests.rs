@@ -20,11 +20,13 @@ fn sample_context(template: &str) -> Value {
             return_to => "/oauth2/authorize?a=1&b=2", identifier => "ada", error => "login.error.invalid_credentials",
             signed_in_as => "ada@example.com", language_switch_url => "/login?lang=fr",
             signup_url => "/signup?return_to=%2Faccount", passkeys => true,
+            providers => sample_providers(),
         },
         "signup.html" => context! {
             return_to => "/account", login_url => "/login?return_to=%2Faccount", email => "ada@example.com",
             first_name => "Ada", last_name => "", error => "signup.error.email_taken",
             issues => vec!["Too short."], sent => false, passkeys => true,
+            providers => sample_providers(),
             language_switch_url => "/signup?lang=fr",
         },
         "error.html" => context! { kind => "csrf" },
@@ -53,6 +55,15 @@ fn sample_context(template: &str) -> Value {
                 ],
             },
             passkey_error => "passkeys.error.last_method",
+            linked_accounts => context! {
+                shown => true,
+                items => vec![
+                    context! { id => "idn_1", provider_name => "Corp", kind => "oidc", email => "ada@corp.example", linked => "2026-12-06" },
+                    context! { id => "idn_2", provider_name => "GitHub", kind => "github", email => (), linked => "2026-12-01" },
+                ],
+                link => vec![context! { href => "/sso/google?link=1", name => "Google", kind => "google" }],
+            },
+            linked_accounts_error => "linked_accounts.error.last_method",
         },
         "mfa.html" => context! {
             return_to => "/account", error => "mfa.error.replayed", notice => "mfa.code_sent",
@@ -101,6 +112,42 @@ fn sample_context(template: &str) -> Value {
         },
         _ => context! { name => "ada@example.com" },
     }
+}
+
+/// One provider of every kind, as `/login` and `/signup` list them.
+fn sample_providers() -> Vec<Value> {
+    ["google", "github", "microsoft", "apple", "linkedin", "oidc", "oauth2"]
+        .into_iter()
+        .map(|kind| {
+            context! {
+                href => format!("/sso/{kind}?return_to=%2Foauth2%2Fauthorize%3Fa%3D1%26b%3D2"),
+                name => format!("<{kind}>"),
+                kind => kind,
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn provider_buttons_have_an_inline_icon_each_and_escaped_words() {
+    let pages = pages(Branding::default());
+    let csrf = pages.csrf.for_request(&HeaderMap::new());
+    let context = sample_context("login.html");
+    let response = pages.render_form(StatusCode::OK, Locale::Fr, &csrf, "login.html", context);
+    assert_eq!(response.headers()[CONTENT_SECURITY_POLICY], PAGE_CSP);
+    let html = body_of(response).await;
+    assert_eq!(html.matches("<a class=\"button provider\"").count(), 7, "{html}");
+    assert_eq!(html.matches("<svg class=\"provider-icon\"").count(), 7, "{html}");
+    assert!(html.contains("Continuer avec &lt;github&gt;"), "{html}");
+    assert!(html.contains("fill=\"#F25022\""), "the Microsoft squares: {html}");
+    // The generic key for both generic kinds, and nothing styled or scripted inline.
+    assert_eq!(html.matches("<circle cx=\"8\" cy=\"15\"").count(), 2, "{html}");
+    assert!(!html.contains("style=") && !html.contains("<script>"), "{html}");
+    // Without providers: no buttons, no separator, no icons.
+    let context = context! { providers => Vec::<Value>::new(), ..sample_context("signup.html") };
+    let response = pages.render_form(StatusCode::OK, Locale::En, &csrf, "signup.html", context);
+    let html = body_of(response).await;
+    assert!(!html.contains("provider") && !html.contains("<svg"), "{html}");
 }
 
 #[tokio::test]
