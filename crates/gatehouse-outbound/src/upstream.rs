@@ -609,8 +609,32 @@ impl Upstream for UpstreamClient {
     }
 }
 
+/// Whether `iss` is the multi-tenant `template` filled with one tenant id (a GUID-like
+/// segment: letters, digits and dashes).
+fn tenant_issuer_matches(template: &str, iss: &str) -> bool {
+    let Some((before, after)) = template.split_once("{tenantid}") else { return false };
+    iss.strip_prefix(before).and_then(|rest| rest.strip_suffix(after)).is_some_and(|tenant| {
+        !tenant.is_empty() && tenant.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_tenant_issuer_is_the_template_filled_with_one_tenant() {
+        let template = "https://login.microsoftonline.com/{tenantid}/v2.0";
+        let tenant = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0";
+        assert!(super::tenant_issuer_matches(template, tenant));
+        for other in [
+            "https://login.microsoftonline.com//v2.0",
+            "https://login.microsoftonline.com/a/b/v2.0",
+            "https://evil.example/9188040d/v2.0",
+            "https://login.microsoftonline.com/9188040d/v2.0/x",
+        ] {
+            assert!(!super::tenant_issuer_matches(template, other), "{other}");
+        }
+    }
+
     use super::refusal_code;
 
     #[test]
@@ -628,13 +652,4 @@ mod tests {
             assert_eq!(refusal_code(body), None, "{}", String::from_utf8_lossy(body));
         }
     }
-}
-
-/// Whether `iss` is the multi-tenant `template` filled with one tenant id (a GUID-like
-/// segment: letters, digits and dashes).
-fn tenant_issuer_matches(template: &str, iss: &str) -> bool {
-    let Some((before, after)) = template.split_once("{tenantid}") else { return false };
-    iss.strip_prefix(before).and_then(|rest| rest.strip_suffix(after)).is_some_and(|tenant| {
-        !tenant.is_empty() && tenant.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    })
 }
