@@ -824,6 +824,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
             issuer: config.issuer(),
             signup_enabled: config.signup.enabled,
             require_email_verification: config.require_email_verification,
+            reauthentication_max_age_seconds: config.mfa.reauthentication_max_age_seconds,
         },
     }));
     let metrics = Arc::new(Metrics::new().map_err(StartupError::Other)?);

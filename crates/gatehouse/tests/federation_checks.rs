@@ -26,6 +26,7 @@ backend_tests!(
     providers_added_through_the_admin_api_work_at_once,
     a_multi_tenant_microsoft_issuer_is_checked_against_the_tokens_tenant,
     a_step_up_through_the_provider_renews_the_sessions_authentication,
+    linking_and_unlinking_need_a_recent_sign_in,
 );
 
 const CLIENT_ID: &str = "gatehouse-at-fake";
@@ -522,5 +523,69 @@ async fn a_step_up_through_the_provider_renews_the_sessions_authentication(test:
     let mut stranger = Browser::new(&app.base_url);
     let started = stranger.get("/sso/fake?reauth=1").await;
     assert!(started.location.as_deref().unwrap().starts_with("/login?"), "{:?}", started.location);
+    app.stop().await;
+}
+
+/// Linking a provider adds a way into the account and unlinking removes one: both need a
+/// sign-in within the step-up window, as adding or removing a passkey does.
+async fn linking_and_unlinking_need_a_recent_sign_in(test: TestDatabase) {
+    use support::oauth_browser::Page;
+    let fake = start_fake().await;
+    let clock = Arc::new(gatehouse_domain::ManualClock::new(now()));
+    let file = provider_file(&fake, "");
+    let app = TestApp::spawn_with_file(
+        &test,
+        &MasterKey::generate(),
+        Some(&file),
+        &[],
+        Some(clock.clone()),
+    )
+    .await;
+    let tokens = app.sign_up("gil@example.com", support::STRONG_PASSWORD).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let mut browser = Browser::new(&app.base_url);
+    let login: Page = browser.get("/login").await;
+    browser.sign_in(&login, "gil@example.com", support::STRONG_PASSWORD).await;
+    // A recent sign-in: linking goes through.
+    let (status, location, body) = through(&mut browser, "/sso/fake?link=1").await;
+    assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some("/account")), "{body}");
+    let (_, identities) = app.get_auth("/v1/me/identities", &access).await;
+    let identity_id = identities["data"][0]["id"].as_str().unwrap().to_owned();
+
+    // Ten minutes later (past the five-minute step-up window, the access token still valid):
+    // linking is sent to sign in again first, unlinking is refused.
+    clock.advance(600);
+    let refused = browser.get("/sso/fake?link=1").await;
+    let location = refused.location.unwrap();
+    assert!(location.starts_with("/login?") && location.contains("prompt=login"), "{location}");
+    let (status, problem) = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/me/identities/{identity_id}"),
+            Some(&access),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert_eq!(problem["code"], "reauthentication_required");
+    // After a step-up, unlinking goes through.
+    let (status, renewed) = app
+        .post(
+            "/v1/auth/reauthenticate",
+            Some(&access),
+            json!({ "password": support::STRONG_PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    let fresh = renewed["access_token"].as_str().unwrap();
+    let (status, _) = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/me/identities/{identity_id}"),
+            Some(fresh),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     app.stop().await;
 }

@@ -51,7 +51,6 @@ use crate::sign_in::{SignInOutcome, SignInService};
 use crate::unit_of_work::{UnitOfWork, UnitOfWorkStore};
 use crate::users::Email;
 use crate::users::directory::UserDirectory;
-use crate::users::record::UserRecord;
 use crate::users::store::UserStore;
 
 /// Field-cipher purpose of the flow cookie (AD = the provider id).
@@ -69,6 +68,8 @@ pub struct FederationSettings {
     pub issuer: String,
     pub signup_enabled: bool,
     pub require_email_verification: bool,
+    /// How recent a sign-in linking and unlinking need (the step-up window).
+    pub reauthentication_max_age_seconds: i64,
 }
 
 /// What a finished flow did.
@@ -82,12 +83,13 @@ pub enum FederationOutcome {
 }
 
 /// What a flow is for besides a sign-in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum FlowPurpose<'a> {
     SignIn,
-    /// Link an identity to this signed-in user.
+    /// Link an identity to this signed-in user (a new way into the account: it needs a
+    /// recent sign-in, as adding a passkey does).
     Link {
-        user_id: &'a str,
+        principal: &'a crate::principal::Principal,
     },
     /// Renew this session's authentication (its user signs in again upstream).
     Reauthenticate {
@@ -265,6 +267,9 @@ impl FederationService {
         purpose: FlowPurpose<'_>,
     ) -> Result<(String, String), DomainError> {
         let provider = &self.provider(provider_id).await?;
+        if let FlowPurpose::Link { principal } = purpose {
+            self.require_recent_authentication(principal)?;
+        }
         let state = gatehouse_crypto::token::random_token();
         let nonce = gatehouse_crypto::token::random_token();
         let request = AuthorizationRequest {
@@ -281,7 +286,7 @@ impl FederationService {
             pkce_verifier: start.pkce_verifier,
             return_to: return_to.to_owned(),
             link_user_id: match purpose {
-                FlowPurpose::Link { user_id } => Some(user_id.to_owned()),
+                FlowPurpose::Link { principal } => Some(principal.user.id.clone()),
                 _ => None,
             },
             reauth_session_id: match purpose {
@@ -580,17 +585,33 @@ impl FederationService {
         Ok(views)
     }
 
-    /// Unlinks one of the user's identities; refused when it is their last way to sign in.
+    /// A sign-in within the step-up window, or `reauthentication_required`.
+    fn require_recent_authentication(
+        &self,
+        principal: &crate::principal::Principal,
+    ) -> Result<(), DomainError> {
+        let session = &principal.session;
+        let at = session.auth_time.unwrap_or(session.created_at);
+        if at + self.settings.reauthentication_max_age_seconds < self.clock.now() {
+            return Err(DomainError::ReauthenticationRequired);
+        }
+        Ok(())
+    }
+
+    /// Unlinks one of the user's identities (a recent sign-in needed); refused when it is their
+    /// last way to sign in.
     pub async fn unlink(
         &self,
-        user: &UserRecord,
+        principal: &crate::principal::Principal,
         identity_id: &str,
         context: &RequestContext,
     ) -> Result<(), DomainError> {
+        let user = &principal.user;
         let identities = self.identities.identities_of(&user.id).await?;
         let Some(record) = identities.iter().find(|record| record.id == identity_id) else {
             return Err(DomainError::NotFound);
         };
+        self.require_recent_authentication(principal)?;
         let passkeys = self.passkeys.passkeys_of(&user.id).await?;
         let other_ways = usize::from(user.password_hash.is_some())
             + passkeys.iter().filter(|passkey| passkey.flagged_at.is_none()).count()

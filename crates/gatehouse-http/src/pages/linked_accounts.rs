@@ -36,7 +36,7 @@ async fn unlink(
 ) -> Response {
     let Some(principal) = session else { return state.pages.redirect(SIGN_IN_FIRST) };
     let PageForm { locale, csrf, .. } = form;
-    let error = match state.federation.unlink(&principal.user, &identity_id, &context).await {
+    let error = match state.federation.unlink(&principal, &identity_id, &context).await {
         Ok(()) => return state.pages.redirect("/account"),
         Err(error) => error,
     };
@@ -45,6 +45,9 @@ async fn unlink(
             (StatusCode::CONFLICT, "linked_accounts.error.last_method")
         }
         DomainError::NotFound => (StatusCode::NOT_FOUND, "linked_accounts.error.not_found"),
+        DomainError::ReauthenticationRequired => {
+            (StatusCode::FORBIDDEN, "linked_accounts.error.reauthenticate")
+        }
         _ => return state.pages.error_page(locale, ErrorPage::from_domain(&error)),
     };
     let alert = AccountAlert::LinkedAccounts(key);

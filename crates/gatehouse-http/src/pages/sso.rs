@@ -96,7 +96,7 @@ pub(crate) async fn start(
         Some(principal) if reauthenticating => {
             FlowPurpose::Reauthenticate { session_id: &principal.session.id }
         }
-        Some(principal) if linking => FlowPurpose::Link { user_id: &principal.user.id },
+        Some(principal) if linking => FlowPurpose::Link { principal },
         _ => FlowPurpose::SignIn,
     };
     match state.federation.begin(&provider_id, &return_to, purpose).await {
@@ -104,6 +104,14 @@ pub(crate) async fn start(
             let mut response = state.pages.redirect(&url);
             flow_cookie(&state).set(&mut response, &sealed, Some(FLOW_TTL_SECONDS));
             response
+        }
+        // Linking needs a recent sign-in: sign in again, then come back here.
+        Err(gatehouse_domain::DomainError::ReauthenticationRequired) => {
+            let back = format!("/sso/{provider_id}?link=1");
+            let query =
+                serde_urlencoded::to_string([("return_to", back.as_str()), ("prompt", "login")])
+                    .unwrap_or_default();
+            state.pages.redirect(&format!("/login?{query}"))
         }
         Err(error) => error_page(&state, page.locale, &error),
     }

@@ -92,18 +92,19 @@ pub(crate) async fn list_identities(
     }))
 }
 
-/// Unlinks one of the user's identities; the last way to sign in stays.
+/// Unlinks one of the user's identities (a sign-in within the step-up window needed, as for a
+/// passkey's removal); the last way to sign in stays.
 #[utoipa::path(delete, path = "/v1/me/identities/{id}", tag = "me", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = crate::error::Problem),
     (status = 409, description = "last_sign_in_method", body = crate::error::Problem),
-    (status = 403, description = "insufficient_scope (an API key)", body = crate::error::Problem)))]
+    (status = 403, description = "reauthentication_required, insufficient_scope (an API key)", body = crate::error::Problem)))]
 pub(crate) async fn unlink_identity(
     State(state): State<AppState>,
     Client(context): Client,
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.federation.unlink(&principal.user, &id, &context).await?;
+    state.federation.unlink(&principal, &id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
