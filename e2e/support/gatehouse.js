@@ -1,9 +1,11 @@
 // The real `target/debug/gatehouse serve` on embedded SQLite in a temporary directory, on a
 // free port of 127.0.0.1, published as `http://localhost:<port>` (WebAuthn needs a domain, and
-// cookies ignore ports, so each journey's server gets its own). Ready when `/readyz` says so.
+// cookies ignore ports, so each journey's server gets its own; a second server in the same
+// browser context is published on another host name, `issuerHost: '127.0.0.1'`). Ready when
+// `/readyz` says so.
 import { spawn, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, createWriteStream, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, createWriteStream, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -26,15 +28,25 @@ export async function freePort() {
 export class Gatehouse {
   /**
    * Starts `gatehouse serve` with the journeys' settings plus `settings` (GATEHOUSE_* names).
-   * `smtp` is a started `SmtpSink`.
+   * `smtp` is a started `SmtpSink`. `issuerHost` is the host name the server is published on
+   * (`localhost` unless given; it always listens on 127.0.0.1). `port` is the port to listen
+   * on (a free one unless given: pick it with `freePort()` when another party must know this
+   * server's URL before it starts). `configFile` is the text of a TOML configuration file,
+   * written into the data directory and named by `GATEHOUSE_CONFIG` (for `serve` and `cli`).
    */
-  static async start({ smtp, settings = {} } = {}) {
+  static async start({ smtp, settings = {}, issuerHost = 'localhost', port, configFile } = {}) {
     if (!existsSync(binary)) {
       throw new Error(`${binary} is missing: build it with \`cargo build -p gatehouse\` (or run \`cargo test --workspace\`)`);
     }
-    const port = await freePort();
+    port ??= await freePort();
     const directory = mkdtempSync(path.join(tmpdir(), 'gatehouse-e2e-'));
-    const url = `http://localhost:${port}`;
+    const url = `http://${issuerHost}:${port}`;
+    const config = {};
+    if (configFile !== undefined) {
+      const file = path.join(directory, 'gatehouse.toml');
+      writeFileSync(file, configFile, { mode: 0o600 });
+      config.GATEHOUSE_CONFIG = file;
+    }
     // Only what is given here configures the server: inherited GATEHOUSE_* variables are dropped.
     const env = Object.fromEntries(
       Object.entries(process.env).filter(([name]) => !name.startsWith('GATEHOUSE_')),
@@ -53,6 +65,7 @@ export class Gatehouse {
       // RSA key generation in a debug build takes seconds; ES256 is instant.
       GATEHOUSE_SIGNING_ALGORITHM: 'ES256',
       ...(smtp ? { GATEHOUSE_SMTP_URL: smtp.url, GATEHOUSE_SMTP_FROM: 'Gatehouse e2e <id@example.com>' } : {}),
+      ...config,
       ...settings,
     });
     const server = new Gatehouse(url, directory, env);
