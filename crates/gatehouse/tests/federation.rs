@@ -192,6 +192,19 @@ async fn signing_in_through_an_upstream_provider_creates_then_reuses_the_account
     let used = pair.actions("identity.used").await;
     assert_eq!(used.len(), 1, "{used:?}");
     assert_eq!(used[0]["actor_id"], user_id.as_str());
+
+    // Suspended by an admin: a provider sign-in is refused with a page saying so.
+    let (status, suspended) = pair
+        .app
+        .post(&format!("/v1/admin/users/{user_id}/suspend"), Some(&pair.admin), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{suspended}");
+    let mut browser = Browser::new(&pair.app.base_url);
+    let mut upstream = Browser::new(&pair.upstream.base_url);
+    let refused =
+        pair.through_upstream(&mut browser, &mut upstream, "/sso/corp", "ada@example.com").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.body.contains("suspended"), "{}", refused.body);
     pair.app.stop().await;
     pair.upstream.stop().await;
 }

@@ -364,6 +364,7 @@ impl ErrorPage {
             }
             DomainError::Disabled(Feature::SignUp) => (StatusCode::FORBIDDEN, "signup_disabled"),
             DomainError::EmailNotVerified => (StatusCode::FORBIDDEN, "email_not_verified"),
+            DomainError::AccountSuspended => (StatusCode::FORBIDDEN, "account_suspended"),
             DomainError::Federation(problem) => {
                 use gatehouse_domain::error::FederationProblem;
                 let status = crate::error::federation_error(problem, error.code()).status();
