@@ -128,15 +128,7 @@ async fn guarded_client(
     timeout: Duration,
 ) -> Result<reqwest::Client, String> {
     let addresses = guard.check(url).await?;
-    let host = url::Url::parse(url)
-        .ok()
-        .and_then(|url| url.host_str().map(str::to_owned))
-        .ok_or_else(|| "the URL names no host".to_owned())?;
-    let mut builder = builder(timeout);
-    if let Some(first) = addresses.first() {
-        builder = builder.resolve(host.trim_start_matches('[').trim_end_matches(']'), *first);
-    }
-    builder.build().map_err(|error| format!("HTTP client: {error}"))
+    crate::webhook::pinned_client(builder(timeout), url, &addresses)
 }
 
 impl UpstreamClient {

@@ -169,20 +169,30 @@ impl WebhookChannel {
     /// A client that connects to the checked address only, follows no redirect, and gives up
     /// after the timeout.
     fn client_for(&self, url: &str, addresses: &[SocketAddr]) -> Result<reqwest::Client, String> {
-        let host = url::Url::parse(url)
-            .ok()
-            .and_then(|url| url.host_str().map(str::to_owned))
-            .ok_or_else(|| "the URL names no host".to_owned())?;
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent("gatehouse-webhooks");
-        if let Some(first) = addresses.first() {
-            builder = builder.resolve(host.trim_start_matches('[').trim_end_matches(']'), *first);
-        }
-        builder.build().map_err(|_| "cannot build the HTTP client".to_owned())
+        pinned_client(builder, url, addresses)
     }
+}
+
+/// `builder`'s client, connecting to `url`'s host at the first of `addresses` (those the
+/// [`TargetGuard`] checked) only: a DNS answer that changed since the check is not followed.
+pub(crate) fn pinned_client(
+    mut builder: reqwest::ClientBuilder,
+    url: &str,
+    addresses: &[SocketAddr],
+) -> Result<reqwest::Client, String> {
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .ok_or_else(|| "the URL names no host".to_owned())?;
+    if let Some(first) = addresses.first() {
+        builder = builder.resolve(host.trim_start_matches('[').trim_end_matches(']'), *first);
+    }
+    builder.build().map_err(|_| "cannot build the HTTP client".to_owned())
 }
 
 fn truncate(text: &str, limit: usize) -> String {

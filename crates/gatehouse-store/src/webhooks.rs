@@ -153,7 +153,7 @@ impl WebhookStore for Database {
         succeeded: bool,
         now: i64,
         disable_if_failing_since: i64,
-        disabled: &UnitOfWork,
+        disabled: Option<&UnitOfWork>,
     ) -> Result<bool, StoreError> {
         let disabled_now = write_transaction!(self, events: &[], transaction => {
             if succeeded {
@@ -170,25 +170,28 @@ impl WebhookStore for Database {
                     .execute(&mut *transaction)
                     .await
                     .map_err(map_sqlx_error)?;
-                // Only with what disabling writes (the caller made it when the streak was long
-                // enough as it read it).
-                let switched = !disabled.events.is_empty()
-                    && sqlx::query(
-                        "UPDATE webhooks SET active = 0, updated_at = $2 \
-                         WHERE id = $1 AND active = 1 AND failing_since <= $3",
-                    )
-                    .bind(id)
-                    .bind(now)
-                    .bind(disable_if_failing_since)
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err(map_sqlx_error)?
-                    .rows_affected()
-                        == 1;
-                if switched {
-                    crate::notify::apply_work(&mut *transaction, disabled).await?;
+                // No early return: it would leave the function and roll the streak back.
+                match disabled {
+                    None => false,
+                    Some(disabled) => {
+                        let switched = sqlx::query(
+                            "UPDATE webhooks SET active = 0, updated_at = $2 \
+                             WHERE id = $1 AND active = 1 AND failing_since <= $3",
+                        )
+                        .bind(id)
+                        .bind(now)
+                        .bind(disable_if_failing_since)
+                        .execute(&mut *transaction)
+                        .await
+                        .map_err(map_sqlx_error)?
+                        .rows_affected()
+                            == 1;
+                        if switched {
+                            crate::notify::apply_work(&mut *transaction, disabled).await?;
+                        }
+                        switched
+                    }
                 }
-                switched
             }
         });
         Ok(disabled_now)

@@ -12,8 +12,9 @@ use gatehouse_domain::oauth::clients::NewClient;
 use gatehouse_store::backend_tests;
 use gatehouse_store::testing::TestDatabase;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::oauth_browser::{Browser, Page, query, unescape};
+use support::upstream_pair::pair;
 use support::{STRONG_PASSWORD, TestApp};
 
 backend_tests!(
@@ -24,102 +25,7 @@ backend_tests!(
     the_last_way_to_sign_in_is_not_unlinked,
 );
 
-const CLIENT_ID: &str = "downstream-app";
-const CLIENT_SECRET: &str = "an-upstream-client-secret-of-forty-chars!";
 const REDIRECT: &str = "https://app.example/callback";
-
-/// The upstream (a Gatehouse on SQLite) and this server configured with it as `corp`.
-struct Pair {
-    upstream: TestApp,
-    app: TestApp,
-    admin: String,
-    upstream_admin: String,
-    _upstream_database: TestDatabase,
-}
-
-async fn pair(test: &TestDatabase, trust_email_verified: bool) -> Pair {
-    let upstream_database = TestDatabase::sqlite().await.unwrap();
-    let upstream = TestApp::spawn_with(
-        &upstream_database,
-        &MasterKey::generate(),
-        &[("GATEHOUSE_SIGNING_ALGORITHM", "RS256")],
-    )
-    .await;
-    let file = format!(
-        r#"
-[[identity_providers]]
-id = "corp"
-kind = "oidc"
-name = "Corp SSO"
-issuer = "{issuer}"
-client_id = "{CLIENT_ID}"
-client_secret = "{CLIENT_SECRET}"
-trust_email_verified = {trust_email_verified}
-"#,
-        issuer = upstream.base_url
-    );
-    let app = TestApp::spawn_with_file(test, &MasterKey::generate(), Some(&file), &[], None).await;
-    upstream
-        .client(NewClient {
-            client_id: Some(CLIENT_ID.into()),
-            secret: Some(CLIENT_SECRET.into()),
-            name: "Downstream".into(),
-            redirect_uris: vec![app.url("/sso/corp/callback")],
-            skip_consent: true,
-            ..NewClient::default()
-        })
-        .await;
-    let admin = app.admin_key().await;
-    let upstream_admin = upstream.admin_key().await;
-    Pair { upstream, app, admin, upstream_admin, _upstream_database: upstream_database }
-}
-
-impl Pair {
-    /// A user of the upstream with a password and (when `verified`) a verified address.
-    async fn upstream_user(&self, email: &str, verified: bool) {
-        let (status, created) = self
-            .upstream
-            .post(
-                "/v1/admin/users",
-                Some(&self.upstream_admin),
-                json!({ "email": email, "password": STRONG_PASSWORD, "email_verified": verified }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{created}");
-    }
-
-    /// Follows `start` (a button's href) in `browser`, signs in upstream in `upstream`, and
-    /// answers this server's answer to the callback.
-    async fn through_upstream(
-        &self,
-        browser: &mut Browser,
-        upstream: &mut Browser,
-        start: &str,
-        email: &str,
-    ) -> Page {
-        let started = browser.get(start).await;
-        assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
-        let authorize = started.location.unwrap();
-        assert!(authorize.starts_with(&self.upstream.base_url), "{authorize}");
-        let page = upstream.get(&authorize).await;
-        let login = upstream.follow(page).await;
-        let back = upstream.sign_in(&login, email, STRONG_PASSWORD).await;
-        let callback = back.location.expect("the upstream sends the browser back");
-        assert!(callback.starts_with(&self.app.url("/sso/corp/callback")), "{callback}");
-        browser.get(&callback).await
-    }
-
-    async fn actions(&self, action: &str) -> Vec<Value> {
-        let (_, log) =
-            self.app.get_auth(&format!("/v1/admin/audit-log?action={action}"), &self.admin).await;
-        log["data"].as_array().unwrap().clone()
-    }
-
-    async fn stop(self) {
-        self.app.stop().await;
-        self.upstream.stop().await;
-    }
-}
 
 /// The `href` of every `<a>` of `class` on the page, unescaped.
 fn links(page: &Page, class: &str) -> Vec<String> {

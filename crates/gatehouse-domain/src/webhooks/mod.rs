@@ -297,18 +297,18 @@ impl WebhookService {
     pub async fn record_outcome(&self, id: &str, succeeded: bool) -> Result<(), DomainError> {
         let now = self.clock.now();
         let since = now - self.settings.disable_after_seconds;
-        let mut disabled = UnitOfWork::default();
+        let mut disabled = None;
         if !succeeded {
             // What disabling writes, made only when this failure may disable it (the store
             // decides under its transaction; a success meanwhile keeps it on).
             let Some(record) = self.store.webhook(id).await? else { return Ok(()) };
             if record.active && record.failing_since.is_some_and(|start| start <= since) {
-                disabled = self.disabling(&record, now).await?;
+                disabled = Some(self.disabling(&record, now).await?);
             }
         }
-        if self.store.record_webhook_outcome(id, succeeded, now, since, &disabled).await? {
+        if self.store.record_webhook_outcome(id, succeeded, now, since, disabled.as_ref()).await? {
             tracing::warn!(webhook_id = %id, "webhook endpoint disabled: failing for too long");
-            if !disabled.outbox.is_empty() {
+            if disabled.as_ref().is_some_and(|work| !work.outbox.is_empty()) {
                 self.notifier.wake();
             }
         }

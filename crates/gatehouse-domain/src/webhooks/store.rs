@@ -31,15 +31,16 @@ pub trait WebhookStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Records how an attempt to deliver to the endpoint ended: a success clears its failing
     /// streak; a failure starts one (if none is running) and, when the streak began at or before
-    /// `disable_if_failing_since`, disables the endpoint and writes `disabled` (its audit event
-    /// and notices), in one transaction. Answers whether this call disabled it.
+    /// `disable_if_failing_since` and `disabled` is given (its audit event and notices, made by
+    /// a caller who read the streak as long enough), disables the endpoint and writes it, in
+    /// one transaction. Answers whether this call disabled it.
     async fn record_webhook_outcome(
         &self,
         id: &str,
         succeeded: bool,
         now: i64,
         disable_if_failing_since: i64,
-        disabled: &UnitOfWork,
+        disabled: Option<&UnitOfWork>,
     ) -> Result<bool, StoreError>;
     /// Deletes it and its pending deliveries; `false` when it did not exist.
     async fn delete_webhook(&self, id: &str, events: &[AuditEvent]) -> Result<bool, StoreError>;

@@ -20,6 +20,16 @@ const MAX_COOKIE_VALUE_LENGTH: usize = 256;
 /// The value of the first cookie called `name` in the request, if any. Browsers send the
 /// most specific cookie first; with `Path=/` and host-only cookies there is one candidate.
 pub fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    read_cookie_up_to(headers, name, MAX_COOKIE_VALUE_LENGTH)
+}
+
+/// [`read_cookie`] for a value up to `max_length` characters (a sealed value is longer than a
+/// signed id).
+pub fn read_cookie_up_to<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+    max_length: usize,
+) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -28,7 +38,7 @@ pub fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(cookie_name, _)| *cookie_name == name)
         .map(|(_, value)| value.trim().trim_matches('"'))
-        .filter(|value| !value.is_empty() && value.len() <= MAX_COOKIE_VALUE_LENGTH)
+        .filter(|value| !value.is_empty() && value.len() <= max_length)
 }
 
 /// How a cookie is written. Every cookie is `HttpOnly; Path=/`, and `Secure` when the issuer

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::request::PageRequest;
 use super::session::{BrowserSession, continue_sign_in};
-use crate::browser::cookies::CookieSpec;
+use crate::browser::cookies::{CookieSpec, read_cookie_up_to};
 use crate::browser::render::ErrorPage;
 use crate::browser::return_to::return_to_or_default;
 use crate::client::Client;
@@ -49,18 +49,6 @@ struct CallbackQuery {
 
 fn flow_cookie(state: &AppState) -> CookieSpec {
     CookieSpec::new("gatehouse_sso", "Lax", state.pages.session_cookie.spec.secure)
-}
-
-fn read_flow(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(cookie_name, _)| *cookie_name == name)
-        .map(|(_, value)| value.trim().to_owned())
-        .filter(|value| !value.is_empty() && value.len() <= MAX_FLOW_COOKIE)
 }
 
 fn error_page(state: &AppState, locale: Locale, error: &gatehouse_domain::DomainError) -> Response {
@@ -134,13 +122,13 @@ pub(crate) async fn callback(
         cookie.clear(&mut response);
         return response;
     };
-    let sealed = read_flow(&headers, &cookie.name);
+    let sealed = read_cookie_up_to(&headers, &cookie.name, MAX_FLOW_COOKIE);
     let trusted_device = state.pages.device_cookie.from_headers(&headers).map(str::to_owned);
     let callback =
         Callback { code: query.code, state: query.state, iss: query.iss, error: query.error };
     let finished = state
         .federation
-        .finish(&provider_id, sealed.as_deref(), callback, trusted_device.as_deref(), &context)
+        .finish(&provider_id, sealed, callback, trusted_device.as_deref(), &context)
         .await;
     let mut response = match finished {
         Ok(

@@ -32,18 +32,7 @@ pub struct IdentityProviderConfig {
     pub userinfo_url: Option<String>,
     pub emails_url: Option<String>,
     /// `oauth2`: where the user-info answer keeps each field.
-    pub claims: Option<ClaimMappingConfig>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClaimMappingConfig {
-    pub subject: Option<String>,
-    pub email: Option<String>,
-    pub email_verified: Option<String>,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
-    pub picture: Option<String>,
+    pub claims: Option<ClaimOverrides>,
 }
 
 fn yes() -> bool {
@@ -80,14 +69,6 @@ pub fn identity_providers(
             ),
             (None, None) => None,
         };
-        let claims = entry.claims.as_ref().map(|mapping| ClaimOverrides {
-            subject: mapping.subject.clone(),
-            email: mapping.email.clone(),
-            email_verified: mapping.email_verified.clone(),
-            given_name: mapping.given_name.clone(),
-            family_name: mapping.family_name.clone(),
-            picture: mapping.picture.clone(),
-        });
         let settings = ProviderSettings {
             id: entry.id.clone(),
             kind: entry.kind.clone(),
@@ -103,7 +84,7 @@ pub fn identity_providers(
             allow_sign_up: Some(entry.allow_sign_up),
             trust_email_verified: entry.trust_email_verified,
             trust_amr: Some(entry.trust_amr),
-            claims,
+            claims: entry.claims.clone(),
         };
         let provider =
             settings.build(true).map_err(|issue| error(index, &issue.field, issue.message))?;

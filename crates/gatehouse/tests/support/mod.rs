@@ -7,6 +7,7 @@ pub mod mfa;
 pub mod oauth_browser;
 pub mod sms;
 pub mod smtp;
+pub mod upstream_pair;
 
 use gatehouse::app::{self, App};
 use gatehouse::config::Config;
