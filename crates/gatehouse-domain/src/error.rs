@@ -172,6 +172,9 @@ pub enum FederationProblem {
     LastSignInMethod,
     /// The provider comes from the configuration file: changed only there.
     ProviderReadOnly,
+    /// The kept upstream access token has expired and no refresh token can renew it: the
+    /// user must sign in through the provider again.
+    UpstreamTokenExpired,
 }
 
 impl FederationProblem {
@@ -189,6 +192,7 @@ impl FederationProblem {
             FederationProblem::SignUpClosed => "signup_disabled",
             FederationProblem::LastSignInMethod => "last_sign_in_method",
             FederationProblem::ProviderReadOnly => "identity_provider_read_only",
+            FederationProblem::UpstreamTokenExpired => "upstream_token_expired",
         }
     }
 }

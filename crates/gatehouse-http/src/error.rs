@@ -178,6 +178,12 @@ pub(crate) fn federation_error(
             StatusCode::CONFLICT,
             "This provider comes from the configuration file; change it there.".to_owned(),
         ),
+        FederationProblem::UpstreamTokenExpired => (
+            StatusCode::CONFLICT,
+            "The provider's access token has expired and cannot be renewed; the user must sign \
+             in through the provider again."
+                .to_owned(),
+        ),
     };
     ApiError::new(status, code, detail)
 }

@@ -9,6 +9,11 @@
 //! - Plain OAuth 2 kinds go through the `oauth2` crate (PKCE S256, the code exchange), then
 //!   the user-info API, mapped by the provider's claim mapping; GitHub's preset reads the
 //!   emails API for the verified primary address.
+//! - Apple's preset: its client secret is a JWT minted for each exchange (ES256 with the
+//!   team's sign-in key: `iss` the team, `sub` the client id, `aud` the issuer, five minutes),
+//!   and the browser comes back with a form POST (`response_mode=form_post`).
+//! - The token answer's access and refresh tokens go with the identity (the domain keeps them
+//!   only for a provider set to), and a kept refresh token is exchanged on request.
 //! - Every call has a bounded timeout and follows no redirect. Calls for providers added
 //!   through the admin API (not the operator's file) follow the outbound SSRF rule at each
 //!   call: the URL is checked and the connection pinned to the checked address.
@@ -21,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use gatehouse_domain::federation::{
-    AuthorizationRequest, AuthorizationStart, CodeExchange, IdentityProvider, ProviderKind,
-    Upstream, UpstreamError, UpstreamIdentity,
+    AuthorizationRequest, AuthorizationStart, ClientKey, CodeExchange, IdentityProvider,
+    ProviderKind, Upstream, UpstreamError, UpstreamIdentity, UpstreamTokens,
 };
 use gatehouse_domain::outbound::OutboundGuard;
 use openidconnect::core::{
@@ -33,7 +38,7 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, TokenResponse,
 };
 use serde_json::Value;
 
@@ -252,13 +257,22 @@ impl UpstreamClient {
         Ok(Discovered { metadata, issuer_template })
     }
 
+    /// The client secret to present: the configured one, or (Apple) one minted now.
+    fn client_secret(provider: &IdentityProvider) -> Result<Option<String>, UpstreamError> {
+        match &provider.client_key {
+            Some(key) => {
+                let audience = provider.issuer.as_deref().unwrap_or_default();
+                minted_client_secret(key, &provider.client_id, audience, unix_now()).map(Some)
+            }
+            None => Ok(provider.client_secret.clone()),
+        }
+    }
+
     fn oidc_client(
         provider: &IdentityProvider,
         metadata: CoreProviderMetadata,
-        redirect_uri: &str,
+        redirect_uri: Option<&str>,
     ) -> Result<OidcClient, UpstreamError> {
-        let redirect = RedirectUrl::new(redirect_uri.to_owned())
-            .map_err(|error| UpstreamError::Unavailable(format!("redirect URI: {error}")))?;
         // A provider that takes the client's credentials only in the form body says so.
         let form_only = metadata.token_endpoint_auth_methods_supported().is_some_and(|methods| {
             !methods.is_empty()
@@ -266,12 +280,16 @@ impl UpstreamClient {
                     method == &openidconnect::core::CoreClientAuthMethod::ClientSecretPost
                 })
         });
-        let client = OidcClient::from_provider_metadata(
+        let mut client = OidcClient::from_provider_metadata(
             metadata,
             ClientId::new(provider.client_id.clone()),
-            provider.client_secret.clone().map(ClientSecret::new),
-        )
-        .set_redirect_uri(redirect);
+            Self::client_secret(provider)?.map(ClientSecret::new),
+        );
+        if let Some(redirect_uri) = redirect_uri {
+            let redirect = RedirectUrl::new(redirect_uri.to_owned())
+                .map_err(|error| UpstreamError::Unavailable(format!("redirect URI: {error}")))?;
+            client = client.set_redirect_uri(redirect);
+        }
         Ok(if form_only {
             client.set_auth_type(openidconnect::AuthType::RequestBody)
         } else {
@@ -281,7 +299,7 @@ impl UpstreamClient {
 
     fn oauth2_client(
         provider: &IdentityProvider,
-        redirect_uri: &str,
+        redirect_uri: Option<&str>,
     ) -> Result<
         oauth2::basic::BasicClient<
             oauth2::EndpointSet,
@@ -299,13 +317,15 @@ impl UpstreamClient {
             .map_err(|error| UpstreamError::Unavailable(format!("authorization_url: {error}")))?;
         let token = oauth2::TokenUrl::new(url(&provider.token_url, "token_url")?)
             .map_err(|error| UpstreamError::Unavailable(format!("token_url: {error}")))?;
-        let redirect = oauth2::RedirectUrl::new(redirect_uri.to_owned())
-            .map_err(|error| UpstreamError::Unavailable(format!("redirect URI: {error}")))?;
         let mut client =
             oauth2::basic::BasicClient::new(oauth2::ClientId::new(provider.client_id.clone()))
                 .set_auth_uri(auth)
-                .set_token_uri(token)
-                .set_redirect_uri(redirect);
+                .set_token_uri(token);
+        if let Some(redirect_uri) = redirect_uri {
+            let redirect = oauth2::RedirectUrl::new(redirect_uri.to_owned())
+                .map_err(|error| UpstreamError::Unavailable(format!("redirect URI: {error}")))?;
+            client = client.set_redirect_uri(redirect);
+        }
         if let Some(secret) = &provider.client_secret {
             client = client.set_client_secret(oauth2::ClientSecret::new(secret.clone()));
         }
@@ -329,7 +349,8 @@ impl UpstreamClient {
             }
         }
         let template = discovered.issuer_template.clone();
-        let client = Self::oidc_client(provider, discovered.metadata, &exchange.redirect_uri)?;
+        let client =
+            Self::oidc_client(provider, discovered.metadata, Some(&exchange.redirect_uri))?;
         let transport = self.transport(!provider.from_file);
         let response = client
             .exchange_code(AuthorizationCode::new(exchange.code.clone()))
@@ -352,7 +373,7 @@ impl UpstreamClient {
             Err(openidconnect::ClaimsVerificationError::SignatureVerification(_)) => {
                 let discovered = self.metadata(provider, true).await?;
                 let client =
-                    Self::oidc_client(provider, discovered.metadata, &exchange.redirect_uri)?;
+                    Self::oidc_client(provider, discovered.metadata, Some(&exchange.redirect_uri))?;
                 id_token
                     .claims(&client.id_token_verifier().require_issuer_match(single_tenant), &nonce)
                     .map_err(|error| UpstreamError::Rejected(format!("ID token: {error}")))?
@@ -390,6 +411,7 @@ impl UpstreamClient {
                 .auth_method_refs()
                 .map(|values| values.iter().map(|value| value.as_str().to_owned()).collect())
                 .unwrap_or_default(),
+            tokens: Some(upstream_tokens(&response)),
         };
         // No address in the ID token: ask the user-info endpoint (same subject).
         if identity.email.is_none()
@@ -411,7 +433,7 @@ impl UpstreamClient {
         provider: &IdentityProvider,
         exchange: &CodeExchange,
     ) -> Result<UpstreamIdentity, UpstreamError> {
-        let client = Self::oauth2_client(provider, &exchange.redirect_uri)?;
+        let client = Self::oauth2_client(provider, Some(&exchange.redirect_uri))?;
         let transport = self.transport(!provider.from_file);
         let response = client
             .exchange_code(oauth2::AuthorizationCode::new(exchange.code.clone()))
@@ -449,6 +471,7 @@ impl UpstreamClient {
             picture: text(&mapping.picture),
             amr: Vec::new(),
             auth_time: None,
+            tokens: Some(upstream_tokens(&response)),
         };
         if provider.kind == ProviderKind::GitHub {
             // GitHub's profile address is whatever the user made public, unverified: the
@@ -512,6 +535,55 @@ impl UpstreamClient {
     }
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// How long a minted client secret is good for: one exchange (or refresh) needs seconds.
+const MINTED_SECRET_SECONDS: i64 = 300;
+
+/// Apple's client secret: an ES256 JWT signed with the team's sign-in key.
+fn minted_client_secret(
+    key: &ClientKey,
+    client_id: &str,
+    audience: &str,
+    now: i64,
+) -> Result<String, UpstreamError> {
+    let signing = gatehouse_crypto::SigningKey::from_pkcs8_pem(
+        gatehouse_crypto::SigningAlgorithm::ES256,
+        &key.private_key,
+    )
+    .map_err(|error| UpstreamError::Unavailable(format!("the sign-in key: {error}")))?;
+    let claims = serde_json::json!({
+        "iss": key.team_id,
+        "sub": client_id,
+        "aud": audience,
+        "iat": now,
+        "exp": now + MINTED_SECRET_SECONDS,
+    });
+    signing
+        .sign_as("JWT", &key.key_id, &claims)
+        .map_err(|error| UpstreamError::Unavailable(format!("the client secret: {error}")))
+}
+
+/// The tokens of a token answer.
+fn upstream_tokens<TT: oauth2::TokenType + AsRef<str>>(
+    response: &impl OAuth2TokenResponse<TokenType = TT>,
+) -> UpstreamTokens {
+    UpstreamTokens {
+        access_token: response.access_token().secret().clone(),
+        token_type: response.token_type().as_ref().to_owned(),
+        refresh_token: response.refresh_token().map(|token| token.secret().clone()),
+        expires_in: response.expires_in().map(|lifetime| lifetime.as_secs() as i64),
+        scopes: response
+            .scopes()
+            .map(|scopes| scopes.iter().map(|scope| scope.as_str().to_owned()).collect()),
+    }
+}
+
 /// A refused exchange (`invalid_grant`, ...) is a rejection; a transport failure is not.
 /// GitHub refuses with HTTP 200 and an error body (`{"error":"bad_verification_code",...}`),
 /// which the `oauth2` crate reports as an unparsable token answer: an answer that names an
@@ -557,7 +629,8 @@ impl Upstream for UpstreamClient {
         let scopes = provider.scopes.iter().map(|scope| Scope::new(scope.clone()));
         let url = if provider.kind.speaks_oidc() {
             let discovered = self.metadata(provider, false).await?;
-            let client = Self::oidc_client(provider, discovered.metadata, &request.redirect_uri)?;
+            let client =
+                Self::oidc_client(provider, discovered.metadata, Some(&request.redirect_uri))?;
             let nonce = request.nonce.clone();
             let mut authorization = client
                 .authorize_url(
@@ -567,6 +640,9 @@ impl Upstream for UpstreamClient {
                 )
                 .add_scopes(scopes.filter(|scope| scope.as_str() != "openid"))
                 .set_pkce_challenge(challenge);
+            if provider.kind.posts_callback() {
+                authorization = authorization.add_extra_param("response_mode", "form_post");
+            }
             if request.fresh_login {
                 authorization = authorization
                     .add_prompt(CoreAuthPrompt::Login)
@@ -575,7 +651,7 @@ impl Upstream for UpstreamClient {
             let (url, _, _) = authorization.url();
             url
         } else {
-            let client = Self::oauth2_client(provider, &request.redirect_uri)?;
+            let client = Self::oauth2_client(provider, Some(&request.redirect_uri))?;
             let (url, _) = client
                 .authorize_url(move || oauth2::CsrfToken::new(state))
                 .add_scopes(scopes.map(|scope| oauth2::Scope::new(scope.as_str().to_owned())))
@@ -597,6 +673,33 @@ impl Upstream for UpstreamClient {
             self.oidc_identity(provider, exchange).await
         } else {
             self.oauth2_identity(provider, exchange).await
+        }
+    }
+
+    async fn refresh(
+        &self,
+        provider: &IdentityProvider,
+        refresh_token: &str,
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        let transport = self.transport(!provider.from_file);
+        if provider.kind.speaks_oidc() {
+            let discovered = self.metadata(provider, false).await?;
+            let client = Self::oidc_client(provider, discovered.metadata, None)?;
+            let response = client
+                .exchange_refresh_token(&RefreshToken::new(refresh_token.to_owned()))
+                .map_err(|error| UpstreamError::Unavailable(format!("token endpoint: {error}")))?
+                .request_async(&transport)
+                .await
+                .map_err(token_error)?;
+            Ok(upstream_tokens(&response))
+        } else {
+            let client = Self::oauth2_client(provider, None)?;
+            let response = client
+                .exchange_refresh_token(&oauth2::RefreshToken::new(refresh_token.to_owned()))
+                .request_async(&transport)
+                .await
+                .map_err(token_error)?;
+            Ok(upstream_tokens(&response))
         }
     }
 }

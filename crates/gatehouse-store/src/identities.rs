@@ -13,7 +13,8 @@ use crate::{Database, with_pool};
 
 macro_rules! identity_columns {
     () => {
-        "id, user_id, provider_id, subject, email_ciphertext, created_at, last_used_at"
+        "id, user_id, provider_id, subject, email_ciphertext, created_at, last_used_at, \
+         tokens_ciphertext"
     };
 }
 
@@ -26,6 +27,7 @@ fn identity_from_row(row: &impl StoreRow) -> Result<IdentityRecord, StoreError> 
         email_ciphertext: row.read("email_ciphertext")?,
         created_at: row.read("created_at")?,
         last_used_at: row.read("last_used_at")?,
+        tokens_ciphertext: row.read("tokens_ciphertext")?,
     })
 }
 
@@ -38,7 +40,7 @@ pub(crate) async fn insert_identity_row<C: StoreConnection>(
     let insert = C::statement(concat!(
         "INSERT INTO user_identities (",
         identity_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     ));
     connection
         .execute(
@@ -49,7 +51,8 @@ pub(crate) async fn insert_identity_row<C: StoreConnection>(
                 .bind_value(identity.subject.as_str())
                 .bind_value(identity.email_ciphertext.as_deref())
                 .bind_value(identity.created_at)
-                .bind_value(identity.last_used_at),
+                .bind_value(identity.last_used_at)
+                .bind_value(identity.tokens_ciphertext.as_deref()),
         )
         .await?;
     Ok(())
@@ -90,16 +93,48 @@ impl IdentityStore for Database {
         })
     }
 
-    async fn touch_identity(&self, id: &str, at: i64) -> Result<(), StoreError> {
+    async fn touch_identity(
+        &self,
+        id: &str,
+        at: i64,
+        tokens_ciphertext: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
         write_transaction!(self, events: &[], transaction => {
-            sqlx::query("UPDATE user_identities SET last_used_at = $2 WHERE id = $1")
-                .bind(id)
-                .bind(at)
-                .execute(&mut *transaction)
-                .await
-                .map_err(map_sqlx_error)?;
+            sqlx::query(
+                "UPDATE user_identities SET last_used_at = $2, tokens_ciphertext = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(at)
+            .bind(tokens_ciphertext)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?;
         });
         Ok(())
+    }
+
+    async fn replace_identity_tokens(
+        &self,
+        id: &str,
+        tokens_ciphertext: &[u8],
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError> {
+        let replaced = write_transaction!(self, transaction => {
+            let replaced = sqlx::query(
+                "UPDATE user_identities SET tokens_ciphertext = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(tokens_ciphertext)
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_sqlx_error)?
+            .rows_affected();
+            if replaced == 1 {
+                crate::audit::insert_events(&mut *transaction, events).await?;
+            }
+            replaced == 1
+        });
+        Ok(replaced)
     }
 
     async fn unlink_identity(

@@ -57,6 +57,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(19, "0019_webhook_failing"),
     migration!(20, "0020_audit_erasures"),
     migration!(21, "0021_user_identities"),
+    migration!(22, "0022_identity_tokens"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

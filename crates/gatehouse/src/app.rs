@@ -16,7 +16,7 @@ use gatehouse_domain::data_keys::{
 };
 use gatehouse_domain::federation::{
     FederationParts, FederationService, FederationSettings, PROVIDER_SECRET_PURPOSE,
-    SSO_FLOW_PURPOSE,
+    SSO_FLOW_PURPOSE, UPSTREAM_TOKENS_PURPOSE,
 };
 use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
 use gatehouse_domain::known_devices::KNOWN_DEVICE_DIGEST_PURPOSE;
@@ -98,6 +98,7 @@ fn data_key_purposes() -> Vec<String> {
         WEBHOOK_SECRET_PURPOSE,
         SSO_FLOW_PURPOSE,
         PROVIDER_SECRET_PURPOSE,
+        UPSTREAM_TOKENS_PURPOSE,
     ];
     digests
         .into_iter()
@@ -726,6 +727,8 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         core.data_keys.digester(INVITATION_DIGEST_PURPOSE).map_err(data_key_error)?;
     let webhook_cipher = core.data_keys.cipher(WEBHOOK_SECRET_PURPOSE).map_err(data_key_error)?;
     let sso_flow_cipher = core.data_keys.cipher(SSO_FLOW_PURPOSE).map_err(data_key_error)?;
+    let upstream_token_cipher =
+        core.data_keys.cipher(UPSTREAM_TOKENS_PURPOSE).map_err(data_key_error)?;
     let provider_secret_cipher =
         core.data_keys.cipher(PROVIDER_SECRET_PURPOSE).map_err(data_key_error)?;
     let audit_integrity = core.audit_integrity()?;
@@ -819,6 +822,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         directory: accounts.directory.clone(),
         sign_in: accounts.sign_in.clone(),
         flow_cipher: sso_flow_cipher,
+        token_cipher: upstream_token_cipher,
         clock: clock.clone(),
         settings: FederationSettings {
             issuer: config.issuer(),

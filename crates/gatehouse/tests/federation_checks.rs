@@ -259,6 +259,18 @@ async fn only_a_genuine_id_token_signs_in(test: TestDatabase) {
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     let (_, users) = app.get_auth("/v1/admin/users?email=fay@example.com", &admin).await;
     assert_eq!(users["data"].as_array().unwrap().len(), 1, "{users}");
+    // The provider is not set to keep tokens: none kept, none to read.
+    let kept: Option<Vec<u8>> = gatehouse_store::with_pool!(&app.database, pool => {
+        sqlx::query_scalar("SELECT tokens_ciphertext FROM user_identities")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(kept, None);
+    let user_id = users["data"][0]["id"].as_str().unwrap();
+    let (status, _) =
+        app.get_auth(&format!("/v1/admin/users/{user_id}/identities/fake/token"), &admin).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     app.stop().await;
 }
 

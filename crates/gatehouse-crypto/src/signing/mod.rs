@@ -167,10 +167,34 @@ impl SigningKey {
         })
     }
 
+    /// A key from its PEM form (`-----BEGIN PRIVATE KEY-----`, unencrypted PKCS#8), as an
+    /// operator receives it from a provider's console (Apple's `.p8` sign-in key).
+    pub fn from_pkcs8_pem(
+        algorithm: SigningAlgorithm,
+        text: &str,
+    ) -> Result<SigningKey, CryptoError> {
+        let block = pem::parse(text.trim())
+            .map_err(|_| CryptoError::InvalidKey("not a PEM block".into()))?;
+        if block.tag() != "PRIVATE KEY" {
+            return Err(CryptoError::InvalidKey(format!(
+                "a PEM \"PRIVATE KEY\" (PKCS#8) block is needed, not \"{}\"",
+                block.tag()
+            )));
+        }
+        let der = Zeroizing::new(block.into_contents());
+        SigningKey::from_pkcs8_der(algorithm, &der)
+    }
+
     /// The private key as unencrypted PKCS#8 DER, for storage (encrypt it with a
     /// [`crate::FieldCipher`] before it reaches the database).
     pub fn pkcs8_der(&self) -> Zeroizing<Vec<u8>> {
         self.pkcs8.clone()
+    }
+
+    /// The private key as PEM (`-----BEGIN PRIVATE KEY-----`), the form
+    /// [`SigningKey::from_pkcs8_pem`] reads.
+    pub fn pkcs8_pem(&self) -> Zeroizing<String> {
+        Zeroizing::new(pem::encode(&pem::Pem::new("PRIVATE KEY", self.pkcs8.to_vec())))
     }
 
     /// The algorithm this key signs with.
@@ -192,7 +216,18 @@ impl SigningKey {
 
     /// A compact JWS of `claims` with header `{"alg", "typ", "kid"}`.
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, CryptoError> {
-        let header = JwsHeader { alg: self.algorithm.as_str(), typ, kid: &self.kid };
+        self.sign_as(typ, &self.kid, claims)
+    }
+
+    /// [`SigningKey::sign`] under a key id someone else gave the key (Apple's sign-in key
+    /// id, which its client-secret JWTs must name).
+    pub fn sign_as<T: Serialize>(
+        &self,
+        typ: &str,
+        kid: &str,
+        claims: &T,
+    ) -> Result<String, CryptoError> {
+        let header = JwsHeader { alg: self.algorithm.as_str(), typ, kid };
         let header = serde_json::to_vec(&header)
             .map_err(|e| CryptoError::Signing(format!("header: {e}")))?;
         let claims =

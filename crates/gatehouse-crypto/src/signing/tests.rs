@@ -185,6 +185,35 @@ fn pkcs8_round_trip_keeps_kid_and_signing_ability() {
 }
 
 #[test]
+fn a_pem_key_signs_under_the_key_id_it_was_given() {
+    let original = key(SigningAlgorithm::ES256);
+    let pem = original.pkcs8_pem();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{}", *pem);
+    let restored =
+        SigningKey::from_pkcs8_pem(SigningAlgorithm::ES256, &format!("\n{}\n", *pem)).unwrap();
+    assert_eq!(restored.kid(), original.kid());
+    let token = restored.sign_as("JWT", "ABC123DEFG", &claims()).unwrap();
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.kid.as_deref(), Some("ABC123DEFG"));
+    let mut jwk = original.public_jwk();
+    jwk["kid"] = json!("ABC123DEFG");
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk).unwrap();
+    let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+    let check = validation(SigningAlgorithm::ES256);
+    assert!(jsonwebtoken::decode::<Claims>(&token, &decoding, &check).is_ok());
+    // Another framing, another algorithm, or no PEM at all: refused.
+    let sec1 = pem.replace("PRIVATE KEY", "EC PRIVATE KEY");
+    for (algorithm, text) in [
+        (SigningAlgorithm::ES256, sec1.as_str()),
+        (SigningAlgorithm::RS256, pem.as_str()),
+        (SigningAlgorithm::ES256, "not a key"),
+    ] {
+        let result = SigningKey::from_pkcs8_pem(algorithm, text);
+        assert!(matches!(result, Err(CryptoError::InvalidKey(_))), "{algorithm:?} {text}");
+    }
+}
+
+#[test]
 fn wrong_algorithm_for_der_and_bad_rsa_sizes_are_refused() {
     let ec_der = key(SigningAlgorithm::ES256).pkcs8_der();
     for algorithm in [SigningAlgorithm::RS256, SigningAlgorithm::EdDSA] {

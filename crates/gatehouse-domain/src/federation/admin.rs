@@ -15,6 +15,7 @@ use crate::principal::{AdminPrincipal, RequestContext};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderAdminView {
     pub provider: IdentityProvider,
+    /// A secret is kept (Apple: its sign-in key).
     pub has_client_secret: bool,
     /// From the configuration file: changed only there.
     pub read_only: bool,
@@ -32,8 +33,12 @@ pub struct ProviderChange {
     pub userinfo_url: Option<String>,
     pub emails_url: Option<String>,
     pub client_id: Option<String>,
-    /// A new secret (write-only).
+    /// A new secret (write-only); Apple: a new sign-in key (PEM).
     pub client_secret: Option<String>,
+    /// Apple: the team and the sign-in key's id.
+    pub team_id: Option<String>,
+    pub key_id: Option<String>,
+    pub keep_tokens: Option<bool>,
     pub scopes: Option<Vec<String>>,
     pub allow_sign_up: Option<bool>,
     pub trust_email_verified: Option<bool>,
@@ -62,7 +67,8 @@ impl FederationService {
             .providers
             .iter()
             .map(|provider| ProviderAdminView {
-                has_client_secret: provider.client_secret.is_some(),
+                has_client_secret: provider.client_secret.is_some()
+                    || provider.client_key.is_some(),
                 provider: provider.clone(),
                 read_only: true,
                 created_at: None,
@@ -190,6 +196,7 @@ impl FederationService {
         context: &RequestContext,
     ) -> Result<ProviderAdminView, DomainError> {
         let mut stored = self.stored_or_refused(id).await?;
+        let kept_secret = self.open_secret(&stored)?;
         let settings = &mut stored.settings;
         let replace = |target: &mut Option<String>, value: Option<String>| {
             if value.is_some() {
@@ -202,6 +209,8 @@ impl FederationService {
         replace(&mut settings.token_url, change.token_url);
         replace(&mut settings.userinfo_url, change.userinfo_url);
         replace(&mut settings.emails_url, change.emails_url);
+        replace(&mut settings.team_id, change.team_id);
+        replace(&mut settings.key_id, change.key_id);
         if let Some(client_id) = change.client_id {
             settings.client_id = client_id;
         }
@@ -212,13 +221,20 @@ impl FederationService {
             (&mut settings.allow_sign_up, change.allow_sign_up),
             (&mut settings.trust_email_verified, change.trust_email_verified),
             (&mut settings.trust_amr, change.trust_amr),
+            (&mut settings.keep_tokens, change.keep_tokens),
         ] {
             if value.is_some() {
                 *target = value;
             }
         }
+        // Built with its secret (the new one, else the kept one): Apple's key is checked.
+        let mut with_secret = settings.clone();
+        with_secret.client_secret = match &change.client_secret {
+            Some(secret) => Some(secret.clone()),
+            None => kept_secret,
+        };
         let provider =
-            settings.build(false).map_err(|issue| DomainError::Validation(vec![issue]))?;
+            with_secret.build(false).map_err(|issue| DomainError::Validation(vec![issue]))?;
         self.check_targets(&provider).await?;
         if let Some(secret) = change.client_secret.as_deref() {
             stored.client_secret = self.sealed_secret(id, Some(secret))?;

@@ -15,11 +15,19 @@
 //! - A sign-in through a provider is a first factor: the account's second step follows, unless
 //!   the provider is trusted for its `amr` and the upstream asserted a second factor.
 //! - The last way to sign in cannot be unlinked.
+//! - A provider set to keep tokens (`keep_tokens`) has the upstream's access and refresh
+//!   tokens of each sign-in sealed under `upstream-tokens` (AD = the identity id); admins read
+//!   the access token (renewed through the refresh token when it has expired), never the
+//!   refresh token.
+//! - Apple posts its callback cross-site (`form_post`) and sends the person's name only once,
+//!   beside the code (the `user` field): the name is taken from there for a new account; the
+//!   address never is (only the signed ID token's).
 
 pub mod admin;
 pub mod provider;
 pub mod record;
 pub mod store;
+pub mod tokens;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -29,14 +37,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_crypto::FieldCipher;
 
 pub use provider::{
-    ClaimMapping, ClaimOverrides, IdentityProvider, ProviderKind, ProviderSettings,
+    ClaimMapping, ClaimOverrides, ClientKey, IdentityProvider, ProviderKind, ProviderSettings,
     ProviderSummary, valid_provider_id,
 };
-pub use record::{IdentityRecord, IdentityView, SsoFlow};
+pub use record::{IdentityRecord, IdentityView, KeptTokens, SsoFlow, UpstreamTokenView};
 pub use store::{IdentityStore, ProviderStore, StoredProvider};
 pub use upstream::{
     AuthorizationRequest, AuthorizationStart, CodeExchange, Upstream, UpstreamError,
-    UpstreamIdentity,
+    UpstreamIdentity, UpstreamTokens,
 };
 
 use crate::audit::AuditEvent;
@@ -57,6 +65,8 @@ use crate::users::store::UserStore;
 pub const SSO_FLOW_PURPOSE: &str = "sso-flow";
 /// Field-cipher purpose of admin-added providers' client secrets (AD = the provider id).
 pub const PROVIDER_SECRET_PURPOSE: &str = "identity-provider-secret";
+/// Field-cipher purpose of kept upstream tokens (AD = the identity id).
+pub const UPSTREAM_TOKENS_PURPOSE: &str = "upstream-tokens";
 /// How long a browser has between `/sso/{id}` and the callback.
 pub const FLOW_TTL_SECONDS: i64 = 600;
 /// The upstream `amr` values that name a second factor.
@@ -97,7 +107,7 @@ pub enum FlowPurpose<'a> {
     },
 }
 
-/// The callback's query.
+/// The callback's query (or, from a provider that posts it, its form).
 #[derive(Debug, Clone, Default)]
 pub struct Callback {
     pub code: Option<String>,
@@ -105,6 +115,40 @@ pub struct Callback {
     pub iss: Option<String>,
     /// An upstream refusal (`access_denied`, ...).
     pub error: Option<String>,
+    /// Apple, on the first sign-in only: `{"name":{"firstName","lastName"},"email"}`
+    /// (unsigned: only the name is taken from it).
+    pub user: Option<String>,
+}
+
+/// A begun flow: where to send the browser, and the sealed flow for its cookie.
+#[derive(Debug, Clone)]
+pub struct FlowStart {
+    pub url: String,
+    pub sealed_flow: String,
+    /// The upstream comes back with a cross-site POST (Apple's `form_post`): the flow cookie
+    /// must be `SameSite=None` (and so `Secure`) to travel with it.
+    pub cross_site_callback: bool,
+}
+
+/// The longest Apple `user` field read.
+const MAX_APPLE_USER_LENGTH: usize = 2048;
+
+/// The first and last name of Apple's `user` field, each 1 to 100 characters.
+fn apple_user_names(text: &str) -> (Option<String>, Option<String>) {
+    if text.len() > MAX_APPLE_USER_LENGTH {
+        return (None, None);
+    }
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return (None, None);
+    };
+    let name = |key: &str| {
+        value["name"][key]
+            .as_str()
+            .map(str::trim)
+            .filter(|name| !name.is_empty() && name.chars().count() <= 100)
+            .map(str::to_owned)
+    };
+    (name("firstName"), name("lastName"))
 }
 
 pub struct FederationService {
@@ -124,6 +168,7 @@ pub struct FederationService {
     directory: Arc<UserDirectory>,
     sign_in: Arc<SignInService>,
     flow_cipher: FieldCipher,
+    token_cipher: FieldCipher,
     clock: Arc<dyn Clock>,
     settings: FederationSettings,
 }
@@ -143,6 +188,8 @@ pub struct FederationParts {
     pub directory: Arc<UserDirectory>,
     pub sign_in: Arc<SignInService>,
     pub flow_cipher: FieldCipher,
+    /// Seals kept upstream tokens (`upstream-tokens`).
+    pub token_cipher: FieldCipher,
     pub clock: Arc<dyn Clock>,
     pub settings: FederationSettings,
 }
@@ -176,6 +223,7 @@ impl FederationService {
             directory,
             sign_in,
             flow_cipher,
+            token_cipher,
             clock,
             settings,
         } = parts;
@@ -193,6 +241,7 @@ impl FederationService {
             directory,
             sign_in,
             flow_cipher,
+            token_cipher,
             clock,
             settings,
         }
@@ -216,15 +265,20 @@ impl FederationService {
     /// A stored provider with its secret opened, presets applied.
     fn open_stored(&self, stored: &StoredProvider) -> Result<IdentityProvider, DomainError> {
         let mut settings = stored.settings.clone();
-        if let Some(sealed) = &stored.client_secret {
-            let plain = self.secret_cipher.open(settings.id.as_bytes(), sealed)?;
-            settings.client_secret = Some(String::from_utf8(plain.to_vec()).map_err(|_| {
-                DomainError::Internal(format!("provider {} secret is not UTF-8", settings.id))
-            })?);
-        }
+        settings.client_secret = self.open_secret(stored)?;
         settings.build(false).map_err(|issue| {
             DomainError::Internal(format!("provider {}: {}", settings.id, issue.message))
         })
+    }
+
+    /// A stored provider's secret, opened.
+    fn open_secret(&self, stored: &StoredProvider) -> Result<Option<String>, DomainError> {
+        let Some(sealed) = &stored.client_secret else { return Ok(None) };
+        let id = &stored.settings.id;
+        let plain = self.secret_cipher.open(id.as_bytes(), sealed)?;
+        String::from_utf8(plain.to_vec())
+            .map(Some)
+            .map_err(|_| DomainError::Internal(format!("provider {id} secret is not UTF-8")))
     }
 
     /// The providers for login buttons: the file's in its order, then the admin-added ones.
@@ -265,7 +319,7 @@ impl FederationService {
         provider_id: &str,
         return_to: &str,
         purpose: FlowPurpose<'_>,
-    ) -> Result<(String, String), DomainError> {
+    ) -> Result<FlowStart, DomainError> {
         let provider = &self.provider(provider_id).await?;
         if let FlowPurpose::Link { principal } = purpose {
             self.require_recent_authentication(principal)?;
@@ -298,7 +352,11 @@ impl FederationService {
         let plain = serde_json::to_vec(&flow)
             .map_err(|error| DomainError::Internal(format!("sso flow: {error}")))?;
         let sealed = self.flow_cipher.seal(provider.id.as_bytes(), &plain)?;
-        Ok((start.url, URL_SAFE_NO_PAD.encode(sealed)))
+        Ok(FlowStart {
+            url: start.url,
+            sealed_flow: URL_SAFE_NO_PAD.encode(sealed),
+            cross_site_callback: provider.kind.posts_callback(),
+        })
     }
 
     /// The flow of `sealed` if it is this provider's, unexpired, and `state` is its own.
@@ -348,8 +406,15 @@ impl FederationService {
             nonce: flow.nonce.clone(),
             iss: callback.iss,
         };
-        let identity =
+        let mut identity =
             self.upstream.identity(provider, &exchange).await.map_err(upstream_problem)?;
+        if provider.kind == ProviderKind::Apple
+            && let Some(user) = callback.user.as_deref()
+        {
+            let (given, family) = apple_user_names(user);
+            identity.given_name = identity.given_name.or(given);
+            identity.family_name = identity.family_name.or(family);
+        }
         if identity.subject.is_empty() {
             return Err(problem(FederationProblem::IdentityRejected("no subject".into())));
         }
@@ -383,6 +448,7 @@ impl FederationService {
             };
         let now = self.clock.now();
         Ok(IdentityRecord {
+            tokens_ciphertext: self.sealed_tokens(provider, &id, identity.tokens.as_ref())?,
             id,
             user_id: user_id.to_owned(),
             provider_id: provider.id.clone(),
@@ -459,6 +525,7 @@ impl FederationService {
             )));
         }
         let now = self.clock.now();
+        let tokens = self.sealed_tokens(provider, &linked.id, identity.tokens.as_ref())?;
         let mut amr = session.amr_values();
         if !amr.iter().any(|value| value == Amr::Fed.as_str()) {
             amr.push(Amr::Fed.as_str().to_owned());
@@ -471,7 +538,7 @@ impl FederationService {
         )
         .target("session", &session.id)
         .metadata(serde_json::json!({ "amr": amr, "method": "sso", "provider_id": provider.id }));
-        self.identities.touch_identity(&linked.id, now).await?;
+        self.identities.touch_identity(&linked.id, now, tokens.as_deref()).await?;
         self.sessions
             .update_session_authentication(&session.id, now, &amr.join(" "), &[event])
             .await?;
@@ -492,7 +559,10 @@ impl FederationService {
         {
             let user =
                 self.users.user_by_id(&existing.user_id).await?.ok_or(DomainError::NotFound)?;
-            self.identities.touch_identity(&existing.id, self.clock.now()).await?;
+            let tokens = self.sealed_tokens(provider, &existing.id, identity.tokens.as_ref())?;
+            self.identities
+                .touch_identity(&existing.id, self.clock.now(), tokens.as_deref())
+                .await?;
             let event = self.identity_event("identity.used", &user.id, &existing, context);
             let work = UnitOfWork::events(vec![event]);
             return self
@@ -647,5 +717,22 @@ fn identity_conflict(error: crate::store::StoreError) -> DomainError {
             problem(FederationProblem::IdentityTaken)
         }
         other => DomainError::Store(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::apple_user_names;
+
+    #[test]
+    fn apples_user_field_gives_the_name_and_nothing_else() {
+        let user = r#"{"name":{"firstName":"Ada","lastName":"Lovelace"},"email":"x@example.com"}"#;
+        assert_eq!(apple_user_names(user), (Some("Ada".into()), Some("Lovelace".into())));
+        assert_eq!(apple_user_names(r#"{"name":{"firstName":" ","lastName":7}}"#), (None, None));
+        assert_eq!(apple_user_names("not json"), (None, None));
+        let long = format!(r#"{{"name":{{"firstName":"{}"}}}}"#, "a".repeat(101));
+        assert_eq!(apple_user_names(&long), (None, None));
+        let huge = format!(r#"{{"name":{{"firstName":"Ada"}},"pad":"{}"}}"#, "a".repeat(3000));
+        assert_eq!(apple_user_names(&huge), (None, None));
     }
 }

@@ -43,6 +43,12 @@ impl ProviderKind {
         }
     }
 
+    /// Whether the upstream sends the browser back with a cross-site form POST
+    /// (`response_mode=form_post`): Apple does when names or the address are asked for.
+    pub fn posts_callback(self) -> bool {
+        self == ProviderKind::Apple
+    }
+
     /// Whether it signs people in with OpenID Connect (an ID token checked through the
     /// upstream's JWKS); the others are plain OAuth 2 with a user-info API.
     pub fn speaks_oidc(self) -> bool {
@@ -92,7 +98,13 @@ pub struct IdentityProvider {
     pub emails_url: Option<String>,
     pub client_id: String,
     pub client_secret: Option<String>,
+    /// Apple: the sign-in key its client secret (a short ES256 JWT) is minted from, for each
+    /// exchange; `client_secret` is then none.
+    pub client_key: Option<ClientKey>,
     pub scopes: Vec<String>,
+    /// Keeps the upstream's access and refresh tokens (sealed) for the server's applications
+    /// to call the upstream's API on the user's behalf.
+    pub keep_tokens: bool,
     /// An unknown identity creates an account (when sign-up is on).
     pub allow_sign_up: bool,
     /// An upstream's "email verified" links the identity to the account with that address.
@@ -115,6 +127,33 @@ impl fmt::Debug for IdentityProvider {
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
+}
+
+/// A signing key a provider authenticates clients by (Apple's sign-in key): its client secret
+/// is a JWT signed with it — `iss` the team, `sub` the client id, `aud` the issuer, `kid` the
+/// key id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientKey {
+    pub team_id: String,
+    pub key_id: String,
+    /// PEM, unencrypted PKCS#8 (the `.p8` file), P-256.
+    pub private_key: String,
+}
+
+impl fmt::Debug for ClientKey {
+    /// Never prints the private key.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("ClientKey")
+            .field("team_id", &self.team_id)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `text` can be an Apple team or key id: 1 to 64 ASCII letters and digits.
+fn valid_apple_id(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// The defaults a preset fills in where the configuration says nothing.
@@ -211,8 +250,13 @@ pub struct ProviderSettings {
     pub userinfo_url: Option<String>,
     pub emails_url: Option<String>,
     pub client_id: String,
+    /// The secret; Apple: the sign-in key's PEM (`private_key`). Kept apart, sealed.
     #[serde(skip)]
     pub client_secret: Option<String>,
+    /// Apple: the team and the sign-in key's id.
+    pub team_id: Option<String>,
+    pub key_id: Option<String>,
+    pub keep_tokens: Option<bool>,
     pub scopes: Option<Vec<String>>,
     pub allow_sign_up: Option<bool>,
     pub trust_email_verified: Option<bool>,
@@ -264,13 +308,6 @@ impl ProviderSettings {
                 "one of oidc, oauth2, google, github, microsoft, apple, linkedin",
             )
         })?;
-        if kind == ProviderKind::Apple {
-            return Err(FieldIssue::new(
-                "kind",
-                "unsupported",
-                format!("the {} preset is not available yet", kind.as_str()),
-            ));
-        }
         if self.client_id.trim().is_empty() || self.client_id.len() > 512 {
             return Err(FieldIssue::new("client_id", "invalid", "1 to 512 characters"));
         }
@@ -354,6 +391,7 @@ impl ProviderSettings {
                 }
             }
         }
+        let client_key = self.client_key(kind)?;
         Ok(IdentityProvider {
             id: self.id.clone(),
             kind,
@@ -364,7 +402,9 @@ impl ProviderSettings {
             userinfo_url,
             emails_url: or_preset(&self.emails_url, preset.emails_url),
             client_id: self.client_id.clone(),
-            client_secret: self.client_secret.clone(),
+            client_secret: if client_key.is_some() { None } else { self.client_secret.clone() },
+            client_key,
+            keep_tokens: self.keep_tokens.unwrap_or(false),
             scopes,
             allow_sign_up: self.allow_sign_up.unwrap_or(true),
             trust_email_verified: self.trust_email_verified.unwrap_or(preset.trust_email_verified),
@@ -372,5 +412,98 @@ impl ProviderSettings {
             claims,
             from_file,
         })
+    }
+}
+
+impl ProviderSettings {
+    /// Apple's sign-in key (team id, key id, the PEM in `client_secret`), checked: it must be
+    /// a P-256 key in PKCS#8 PEM. Other kinds have none and take no team or key id.
+    fn client_key(&self, kind: ProviderKind) -> Result<Option<ClientKey>, FieldIssue> {
+        if kind != ProviderKind::Apple {
+            for (field, value) in [("team_id", &self.team_id), ("key_id", &self.key_id)] {
+                if value.is_some() {
+                    return Err(FieldIssue::new(field, "invalid", "only for the apple kind"));
+                }
+            }
+            return Ok(None);
+        }
+        let id = |field: &str, value: &Option<String>| match value {
+            Some(text) if valid_apple_id(text) => Ok(text.clone()),
+            Some(_) => Err(FieldIssue::new(field, "invalid", "1 to 64 letters and digits")),
+            None => Err(FieldIssue::new(field, "required", "required for Apple")),
+        };
+        let team_id = id("team_id", &self.team_id)?;
+        let key_id = id("key_id", &self.key_id)?;
+        let private_key = self.client_secret.clone().ok_or_else(|| {
+            FieldIssue::new(
+                "private_key",
+                "required",
+                "Apple needs its sign-in key (the .p8 file): private_key_file in the file, \
+                 private_key through the admin API",
+            )
+        })?;
+        gatehouse_crypto::SigningKey::from_pkcs8_pem(
+            gatehouse_crypto::SigningAlgorithm::ES256,
+            &private_key,
+        )
+        .map_err(|_| {
+            FieldIssue::new(
+                "private_key",
+                "invalid",
+                "not a P-256 key in PKCS#8 PEM (-----BEGIN PRIVATE KEY-----), as Apple's .p8 file is",
+            )
+        })?;
+        Ok(Some(ClientKey { team_id, key_id, private_key }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ProviderKind, ProviderSettings};
+
+    fn apple(private_key: Option<String>) -> ProviderSettings {
+        ProviderSettings {
+            id: "apple".into(),
+            kind: "apple".into(),
+            client_id: "com.example.web".into(),
+            client_secret: private_key,
+            team_id: Some("TEAM123456".into()),
+            key_id: Some("KEY7890ABC".into()),
+            ..ProviderSettings::default()
+        }
+    }
+
+    #[test]
+    fn apples_preset_needs_its_sign_in_key_and_posts_back() {
+        let key =
+            gatehouse_crypto::SigningKey::generate(gatehouse_crypto::SigningAlgorithm::ES256, 0)
+                .unwrap();
+        let provider = apple(Some(key.pkcs8_pem().to_string())).build(true).unwrap();
+        assert_eq!(provider.issuer.as_deref(), Some("https://appleid.apple.com"));
+        assert_eq!(provider.scopes, ["openid", "email", "name"]);
+        assert!(provider.trust_email_verified);
+        assert!(provider.kind.posts_callback());
+        assert_eq!(provider.client_secret, None, "the key is not a client secret");
+        let client_key = provider.client_key.unwrap();
+        assert_eq!(
+            (client_key.team_id.as_str(), client_key.key_id.as_str()),
+            ("TEAM123456", "KEY7890ABC")
+        );
+        assert!(!format!("{client_key:?}").contains("PRIVATE"), "Debug prints the key");
+
+        assert_eq!(apple(None).build(true).unwrap_err().field, "private_key");
+        assert_eq!(apple(Some("junk".into())).build(true).unwrap_err().field, "private_key");
+        let mut no_team = apple(Some(key.pkcs8_pem().to_string()));
+        no_team.team_id = None;
+        assert_eq!(no_team.build(true).unwrap_err().field, "team_id");
+        let mut google = apple(None);
+        google.kind = "google".into();
+        assert_eq!(google.build(true).unwrap_err().field, "team_id");
+        google.team_id = None;
+        google.key_id = None;
+        let google = google.build(true).unwrap();
+        assert!(google.client_key.is_none() && !google.kind.posts_callback());
+        assert!(!google.keep_tokens, "tokens are kept only when asked");
+        assert_eq!(ProviderKind::parse("apple"), Some(ProviderKind::Apple));
     }
 }

@@ -17,8 +17,22 @@ pub trait IdentityStore: Send + Sync {
     ) -> Result<Option<IdentityRecord>, StoreError>;
     /// The user's identities, oldest first.
     async fn identities_of(&self, user_id: &str) -> Result<Vec<IdentityRecord>, StoreError>;
-    /// Records a sign-in through the identity.
-    async fn touch_identity(&self, id: &str, at: i64) -> Result<(), StoreError>;
+    /// Records a sign-in through the identity, with the upstream's tokens of that sign-in
+    /// (sealed; none clears what was kept).
+    async fn touch_identity(
+        &self,
+        id: &str,
+        at: i64,
+        tokens_ciphertext: Option<&[u8]>,
+    ) -> Result<(), StoreError>;
+    /// Replaces the kept tokens (after a refresh) with `events`; `false` when the identity
+    /// is gone.
+    async fn replace_identity_tokens(
+        &self,
+        id: &str,
+        tokens_ciphertext: &[u8],
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError>;
     /// Removes the user's identity `id` with `events`, in a transaction that keeps another way
     /// to sign in (a password, an unflagged passkey, another identity); `false` when it was
     /// refused for that or the user has no such identity.

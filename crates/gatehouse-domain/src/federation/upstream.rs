@@ -50,6 +50,32 @@ pub struct UpstreamIdentity {
     pub amr: Vec<String>,
     /// When the upstream last authenticated the person (OpenID `auth_time`), if it said.
     pub auth_time: Option<i64>,
+    /// The upstream's tokens from the exchange (kept only for a provider set to keep them).
+    pub tokens: Option<UpstreamTokens>,
+}
+
+/// An upstream's access (and refresh) token, as its token endpoint answered them.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UpstreamTokens {
+    pub access_token: String,
+    pub token_type: String,
+    pub refresh_token: Option<String>,
+    /// Seconds from the answer, when the upstream said.
+    pub expires_in: Option<i64>,
+    /// The granted scopes, when the upstream said.
+    pub scopes: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for UpstreamTokens {
+    /// Never prints a token.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("UpstreamTokens")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,4 +104,12 @@ pub trait Upstream: Send + Sync {
         provider: &IdentityProvider,
         exchange: &CodeExchange,
     ) -> Result<UpstreamIdentity, UpstreamError>;
+
+    /// New tokens for a kept refresh token (the answer may omit a new refresh token: the old
+    /// one then stays good).
+    async fn refresh(
+        &self,
+        provider: &IdentityProvider,
+        refresh_token: &str,
+    ) -> Result<UpstreamTokens, UpstreamError>;
 }

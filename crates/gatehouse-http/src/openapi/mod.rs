@@ -64,7 +64,7 @@ use crate::state::AppState;
         federation::list_providers, federation::list_identities, federation::unlink_identity,
         admin_identity_providers::list_providers, admin_identity_providers::get_provider,
         admin_identity_providers::create_provider, admin_identity_providers::update_provider,
-        admin_identity_providers::delete_provider,
+        admin_identity_providers::delete_provider, admin_identity_providers::upstream_token,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth, &OAuthOperations),

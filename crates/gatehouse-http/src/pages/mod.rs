@@ -48,7 +48,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/login", get(login::show).post(login::submit))
         .route("/sso/{id}", get(sso::start))
-        .route("/sso/{id}/callback", get(sso::callback))
+        .route("/sso/{id}/callback", get(sso::callback).post(sso::posted_callback))
         .route("/signup", get(signup::show).post(signup::submit))
         .route("/logout", get(logout::show).post(logout::submit))
         .route("/invitations/accept", get(invitations::show).post(invitations::accept))

@@ -1,8 +1,12 @@
 //! `/sso/{id}` and `/sso/{id}/callback`: sign-in (and linking) through an upstream provider.
 //! The flow's state, nonce and PKCE verifier travel in a sealed, HttpOnly cookie
 //! (`gatehouse_sso`, ten minutes, `SameSite=Lax` so the upstream's top-level redirect back
-//! carries it); the callback clears it whatever happens. Errors are a page, never a redirect.
+//! carries it; `SameSite=None; Secure` for a provider that posts the callback cross-site,
+//! Apple's `form_post`); the callback clears it whatever happens. Errors are a page, never a
+//! redirect. The callback takes a GET (query) or a form POST; either is bound to the browser
+//! by the flow cookie's state, so it carries no CSRF token of ours.
 
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -45,10 +49,27 @@ struct CallbackQuery {
     session_state: Option<String>,
     #[allow(dead_code)]
     scope: Option<String>,
+    /// Apple's first sign-in: the person's name (JSON).
+    user: Option<String>,
+    /// Apple's form also carries the ID token, which is taken from the token answer instead.
+    #[allow(dead_code)]
+    id_token: Option<String>,
 }
+
+/// The longest callback form read.
+const MAX_CALLBACK_FORM: usize = 16 * 1024;
 
 fn flow_cookie(state: &AppState) -> CookieSpec {
     CookieSpec::new("gatehouse_sso", "Lax", state.pages.session_cookie.spec.secure)
+}
+
+/// The flow cookie for a callback that comes back as a cross-site POST: `SameSite=None`,
+/// which browsers accept only with `Secure` (also on `http://localhost`). The name is the
+/// same, so the callback reads and clears either.
+fn cross_site_flow_cookie(state: &AppState) -> CookieSpec {
+    let mut spec = CookieSpec::new("gatehouse_sso", "None", state.pages.session_cookie.spec.secure);
+    spec.secure = true;
+    spec
 }
 
 fn error_page(state: &AppState, locale: Locale, error: &gatehouse_domain::DomainError) -> Response {
@@ -88,9 +109,14 @@ pub(crate) async fn start(
         _ => FlowPurpose::SignIn,
     };
     match state.federation.begin(&provider_id, &return_to, purpose).await {
-        Ok((url, sealed)) => {
-            let mut response = state.pages.redirect(&url);
-            flow_cookie(&state).set(&mut response, &sealed, Some(FLOW_TTL_SECONDS));
+        Ok(start) => {
+            let mut response = state.pages.redirect(&start.url);
+            let cookie = if start.cross_site_callback {
+                cross_site_flow_cookie(&state)
+            } else {
+                flow_cookie(&state)
+            };
+            cookie.set(&mut response, &start.sealed_flow, Some(FLOW_TTL_SECONDS));
             response
         }
         // Linking needs a recent sign-in: sign in again, then come back here.
@@ -115,17 +141,50 @@ pub(crate) async fn callback(
     Path(provider_id): Path<String>,
     RawQuery(raw_query): RawQuery,
 ) -> Response {
+    let query = serde_urlencoded::from_str::<CallbackQuery>(raw_query.as_deref().unwrap_or(""));
+    finish(state, page, context, previous, headers, provider_id, query.ok()).await
+}
+
+/// The provider's form POST back (Apple's `response_mode=form_post`).
+pub(crate) async fn posted_callback(
+    State(state): State<AppState>,
+    page: PageRequest,
+    Client(context): Client,
+    BrowserSession(previous): BrowserSession,
+    headers: HeaderMap,
+    Path(provider_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = (body.len() <= MAX_CALLBACK_FORM)
+        .then(|| serde_urlencoded::from_bytes::<CallbackQuery>(&body).ok())
+        .flatten();
+    finish(state, page, context, previous, headers, provider_id, form).await
+}
+
+async fn finish(
+    state: AppState,
+    page: PageRequest,
+    context: gatehouse_domain::principal::RequestContext,
+    previous: Option<gatehouse_domain::principal::Principal>,
+    headers: HeaderMap,
+    provider_id: String,
+    query: Option<CallbackQuery>,
+) -> Response {
     let cookie = flow_cookie(&state);
-    let Ok(query) = serde_urlencoded::from_str::<CallbackQuery>(raw_query.as_deref().unwrap_or(""))
-    else {
+    let Some(query) = query else {
         let mut response = state.pages.error_page(page.locale, ErrorPage::bad_request());
         cookie.clear(&mut response);
         return response;
     };
     let sealed = read_cookie_up_to(&headers, &cookie.name, MAX_FLOW_COOKIE);
     let trusted_device = state.pages.device_cookie.from_headers(&headers).map(str::to_owned);
-    let callback =
-        Callback { code: query.code, state: query.state, iss: query.iss, error: query.error };
+    let callback = Callback {
+        code: query.code,
+        state: query.state,
+        iss: query.iss,
+        error: query.error,
+        user: query.user,
+    };
     let finished = state
         .federation
         .finish(&provider_id, sealed, callback, trusted_device.as_deref(), &context)
@@ -155,5 +214,6 @@ pub(crate) async fn callback(
         Err(error) => error_page(&state, page.locale, &error),
     };
     cookie.clear(&mut response);
+    cross_site_flow_cookie(&state).clear(&mut response);
     response
 }

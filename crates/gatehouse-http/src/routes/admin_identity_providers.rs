@@ -1,6 +1,8 @@
 //! `/v1/admin/identity-providers`: upstream sign-in providers. The configuration file's are
 //! listed read-only (`read_only: true`); admin-added ones are created, changed and deleted at
-//! run time, usable at once by every instance. Client secrets are write-only.
+//! run time, usable at once by every instance. Client secrets (Apple: the sign-in key) are
+//! write-only. `GET /v1/admin/users/{id}/identities/{provider_id}/token` hands a kept upstream
+//! access token to the server's applications (providers set to `keep_tokens`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,6 +13,9 @@ use gatehouse_domain::federation::admin::{ProviderAdminView, ProviderChange};
 use gatehouse_domain::federation::{ClaimOverrides, ProviderSettings};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use gatehouse_domain::DomainError;
+use gatehouse_domain::error::FieldIssue;
 
 use super::dto::Page;
 use crate::auth::Admin;
@@ -26,6 +31,29 @@ pub(crate) fn routes() -> Router<AppState> {
             "/v1/admin/identity-providers/{id}",
             get(get_provider).patch(update_provider).delete(delete_provider),
         )
+        .route("/v1/admin/users/{id}/identities/{provider_id}/token", get(upstream_token))
+}
+
+/// The secret a request gives: `client_secret`, or Apple's `private_key` (the `.p8` file's
+/// PEM); never both, and each only where it belongs when the kind is known.
+fn given_secret(
+    kind: Option<&str>,
+    client_secret: Option<String>,
+    private_key: Option<String>,
+) -> Result<Option<String>, DomainError> {
+    let refuse = |field: &str, message: &str| -> Result<Option<String>, DomainError> {
+        Err(DomainError::Validation(vec![FieldIssue::new(field, "invalid", message)]))
+    };
+    let apple = kind.map(|kind| kind == "apple");
+    match (client_secret, private_key) {
+        (Some(_), Some(_)) => refuse("private_key", "give client_secret or private_key, not both"),
+        (Some(_), None) if apple == Some(true) => refuse(
+            "client_secret",
+            "Apple's client secret is minted from its sign-in key: give private_key",
+        ),
+        (None, Some(_)) if apple == Some(false) => refuse("private_key", "only for the apple kind"),
+        (secret, key) => Ok(secret.or(key)),
+    }
 }
 
 /// Where a plain OAuth 2 provider's user-info answer keeps each field (top-level keys).
@@ -57,8 +85,17 @@ pub(crate) struct CreateProviderRequest {
     /// GitHub: the emails API.
     emails_url: Option<String>,
     client_id: String,
-    /// Write-only: never answered.
+    /// Write-only: never answered. Not for Apple (see `private_key`).
     client_secret: Option<String>,
+    /// Apple: the team id and the sign-in key's id (from Apple's developer console).
+    team_id: Option<String>,
+    key_id: Option<String>,
+    /// Apple: the sign-in key, the `.p8` file's PEM (write-only; its client secret is minted
+    /// from it for each exchange).
+    private_key: Option<String>,
+    /// Keep the upstream's access and refresh tokens, sealed, for the server's applications
+    /// (default `false`).
+    keep_tokens: Option<bool>,
     scopes: Option<Vec<String>>,
     /// Default `true`.
     allow_sign_up: Option<bool>,
@@ -81,6 +118,11 @@ pub(crate) struct UpdateProviderRequest {
     client_id: Option<String>,
     /// Replaces the secret (write-only).
     client_secret: Option<String>,
+    team_id: Option<String>,
+    key_id: Option<String>,
+    /// Apple: replaces the sign-in key (write-only).
+    private_key: Option<String>,
+    keep_tokens: Option<bool>,
     scopes: Option<Vec<String>>,
     allow_sign_up: Option<bool>,
     trust_email_verified: Option<bool>,
@@ -99,7 +141,12 @@ pub(crate) struct ProviderResponse {
     userinfo_url: Option<String>,
     emails_url: Option<String>,
     client_id: String,
+    /// A secret is kept (Apple: the sign-in key).
     has_client_secret: bool,
+    /// Apple: the team id and the sign-in key's id.
+    team_id: Option<String>,
+    key_id: Option<String>,
+    keep_tokens: bool,
     scopes: Vec<String>,
     allow_sign_up: bool,
     trust_email_verified: bool,
@@ -124,6 +171,9 @@ impl From<ProviderAdminView> for ProviderResponse {
             emails_url: provider.emails_url,
             client_id: provider.client_id,
             has_client_secret: view.has_client_secret,
+            team_id: provider.client_key.as_ref().map(|key| key.team_id.clone()),
+            key_id: provider.client_key.as_ref().map(|key| key.key_id.clone()),
+            keep_tokens: provider.keep_tokens,
             scopes: provider.scopes,
             allow_sign_up: provider.allow_sign_up,
             trust_email_verified: provider.trust_email_verified,
@@ -173,6 +223,7 @@ pub(crate) async fn create_provider(
     Admin(admin): Admin,
     ApiJson(body): ApiJson<CreateProviderRequest>,
 ) -> Result<Response, ApiError> {
+    let client_secret = given_secret(Some(&body.kind), body.client_secret, body.private_key)?;
     let settings = ProviderSettings {
         id: body.id,
         kind: body.kind,
@@ -183,7 +234,10 @@ pub(crate) async fn create_provider(
         userinfo_url: body.userinfo_url,
         emails_url: body.emails_url,
         client_id: body.client_id,
-        client_secret: body.client_secret,
+        client_secret,
+        team_id: body.team_id,
+        key_id: body.key_id,
+        keep_tokens: body.keep_tokens,
         scopes: body.scopes,
         allow_sign_up: body.allow_sign_up,
         trust_email_verified: body.trust_email_verified,
@@ -214,6 +268,7 @@ pub(crate) async fn update_provider(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateProviderRequest>,
 ) -> Result<Json<ProviderResponse>, ApiError> {
+    let client_secret = given_secret(None, body.client_secret, body.private_key)?;
     let change = ProviderChange {
         name: body.name,
         issuer: body.issuer,
@@ -222,7 +277,10 @@ pub(crate) async fn update_provider(
         userinfo_url: body.userinfo_url,
         emails_url: body.emails_url,
         client_id: body.client_id,
-        client_secret: body.client_secret,
+        client_secret,
+        team_id: body.team_id,
+        key_id: body.key_id,
+        keep_tokens: body.keep_tokens,
         scopes: body.scopes,
         allow_sign_up: body.allow_sign_up,
         trust_email_verified: body.trust_email_verified,
@@ -245,4 +303,46 @@ pub(crate) async fn delete_provider(
 ) -> Result<StatusCode, ApiError> {
     state.federation.delete_provider(&admin, &id, &context).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A kept upstream access token (never the refresh token).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UpstreamTokenResponse {
+    provider_id: String,
+    /// The linked identity the token belongs to.
+    identity_id: String,
+    access_token: String,
+    /// As the provider said (`Bearer`, ...).
+    token_type: String,
+    /// Unix seconds, when the provider said.
+    expires_at: Option<i64>,
+    scopes: Option<Vec<String>>,
+}
+
+/// The user's kept access token from a provider set to `keep_tokens`, so an application can
+/// call the provider's API on the user's behalf; renewed through the kept refresh token when
+/// it has expired. Audited (`identity.token_read`).
+#[utoipa::path(get, path = "/v1/admin/users/{id}/identities/{provider_id}/token", tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path), ("provider_id" = String, Path)),
+    responses((status = 200, body = UpstreamTokenResponse),
+    (status = 404, description = "no identity from this provider, or no token kept", body = crate::error::Problem),
+    (status = 409, description = "upstream_token_expired (sign in through the provider again)", body = crate::error::Problem),
+    (status = 502, description = "sso_upstream_unavailable (the renewal failed)", body = crate::error::Problem)))]
+pub(crate) async fn upstream_token(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Admin(admin): Admin,
+    Path((user_id, provider_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let view = state.federation.upstream_token(&admin, &user_id, &provider_id, &context).await?;
+    let body = UpstreamTokenResponse {
+        provider_id: view.provider_id,
+        identity_id: view.identity_id,
+        access_token: view.access_token,
+        token_type: view.token_type,
+        expires_at: view.expires_at,
+        scopes: view.scopes,
+    };
+    Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }

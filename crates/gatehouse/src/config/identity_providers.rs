@@ -21,6 +21,14 @@ pub struct IdentityProviderConfig {
     pub client_id: String,
     pub client_secret: Option<SecretString>,
     pub client_secret_file: Option<PathBuf>,
+    /// Apple: the team id, the sign-in key's id and its `.p8` file (the client secret is
+    /// minted from the key for each exchange).
+    pub team_id: Option<String>,
+    pub key_id: Option<String>,
+    pub private_key_file: Option<PathBuf>,
+    /// Keep the upstream's access and refresh tokens (sealed) for the server's applications.
+    #[serde(default)]
+    pub keep_tokens: bool,
     pub scopes: Option<Vec<String>>,
     #[serde(default = "yes")]
     pub allow_sign_up: bool,
@@ -69,6 +77,24 @@ pub fn identity_providers(
             ),
             (None, None) => None,
         };
+        let apple = entry.kind == "apple";
+        if entry.private_key_file.is_some() && !apple {
+            return Err(error(index, "private_key_file", "only for the apple kind"));
+        }
+        let client_secret = match (&entry.private_key_file, client_secret) {
+            (_, Some(_)) if apple => {
+                return Err(error(
+                    index,
+                    "client_secret",
+                    "Apple's client secret is minted from private_key_file: set no client_secret",
+                ));
+            }
+            // Only Apple takes a key file (checked above), and Apple takes no secret.
+            (Some(path), _) => Some(std::fs::read_to_string(path).map_err(|read| {
+                error(index, "private_key_file", format!("{}: {read}", path.display()))
+            })?),
+            (None, secret) => secret,
+        };
         let settings = ProviderSettings {
             id: entry.id.clone(),
             kind: entry.kind.clone(),
@@ -80,14 +106,21 @@ pub fn identity_providers(
             emails_url: entry.emails_url.clone(),
             client_id: entry.client_id.clone(),
             client_secret,
+            team_id: entry.team_id.clone(),
+            key_id: entry.key_id.clone(),
+            keep_tokens: Some(entry.keep_tokens),
             scopes: entry.scopes.clone(),
             allow_sign_up: Some(entry.allow_sign_up),
             trust_email_verified: entry.trust_email_verified,
             trust_amr: Some(entry.trust_amr),
             claims: entry.claims.clone(),
         };
-        let provider =
-            settings.build(true).map_err(|issue| error(index, &issue.field, issue.message))?;
+        let provider = settings.build(true).map_err(|issue| {
+            // The file names the key's file, not the key.
+            let field =
+                if issue.field == "private_key" { "private_key_file" } else { &issue.field };
+            error(index, field, issue.message)
+        })?;
         if !seen.insert(provider.id.clone()) {
             return Err(error(index, "id", format!("{:?} is used twice", provider.id)));
         }
