@@ -30,6 +30,7 @@ pub mod notify;
 pub mod oauth;
 pub mod organizations;
 pub mod outbound;
+pub mod overview;
 pub mod passkeys;
 pub mod passwords;
 pub mod principal;

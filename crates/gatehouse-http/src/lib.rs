@@ -49,6 +49,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::admin_deliveries::routes())
         .merge(routes::admin_webhooks::routes())
         .merge(routes::admin_identity_providers::routes())
+        .merge(routes::admin_overview::routes())
+        .merge(routes::admin_sessions::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::api_budget));
     let routes = Router::new()
         .merge(routes::operations::routes())

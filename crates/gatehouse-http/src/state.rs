@@ -88,6 +88,8 @@ pub struct AppServices {
     pub webhooks: Arc<gatehouse_domain::webhooks::WebhookService>,
     /// Sign-in through upstream providers and linked identities.
     pub federation: Arc<gatehouse_domain::federation::FederationService>,
+    /// The admin overview's counts (sign-ins per day, sessions, accounts).
+    pub overview: Arc<gatehouse_domain::overview::AdminOverview>,
     /// The outbox as admins see it.
     pub deliveries: Arc<gatehouse_domain::notify::DeliveryService>,
     /// `None` when rate limiting is disabled.

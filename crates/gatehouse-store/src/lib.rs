@@ -24,6 +24,7 @@ pub mod migrate;
 mod notify;
 mod oauth;
 mod organizations;
+mod overview;
 mod passkeys;
 pub mod ratelimit;
 mod redis;

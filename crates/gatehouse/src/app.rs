@@ -794,6 +794,10 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     ));
     let deliveries =
         Arc::new(DeliveryService::new(Arc::new(database.clone()), notifier, clock.clone()));
+    let overview = Arc::new(gatehouse_domain::overview::AdminOverview::new(
+        Arc::new(database.clone()),
+        clock.clone(),
+    ));
 
     let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(database.clone())];
     if let Some(redis) = &redis {
@@ -867,6 +871,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         audit_log: Arc::new(AuditLog::new(Arc::new(database.clone()))),
         webhooks: webhooks.clone(),
         federation,
+        overview,
         deliveries,
         rate_limiter,
         rate_limits: RateLimits {

@@ -209,6 +209,27 @@ impl AdminUserService {
         Ok(UserPage { users, next_cursor })
     }
 
+    /// The account a search names: an id (`usr_…`), an email address (exact, by its blind
+    /// index) or a username. None when nothing matches or the text is none of those.
+    pub async fn find(
+        &self,
+        admin: &AdminPrincipal,
+        text: &str,
+    ) -> Result<Option<UserView>, DomainError> {
+        let text = text.trim();
+        let user = if text.starts_with("usr_") {
+            self.users.user_by_id(text).await?
+        } else if text.contains('@') {
+            return Ok(self.list(admin, None, 1, Some(text)).await?.users.into_iter().next());
+        } else {
+            match crate::users::username::Username::parse(text, "q") {
+                Ok(username) => self.users.user_by_username(username.as_str()).await?,
+                Err(_) => None,
+            }
+        };
+        user.map(|user| self.admin_view(&user)).transpose()
+    }
+
     pub async fn update(
         &self,
         admin: &AdminPrincipal,

@@ -183,6 +183,15 @@ impl PasskeyService {
         Ok(self.store.passkeys_of(&principal.user.id).await?.iter().map(PasskeyView::of).collect())
     }
 
+    /// A user's passkeys, newest first, for an admin.
+    pub async fn admin_list(
+        &self,
+        _admin: &crate::principal::AdminPrincipal,
+        user_id: &str,
+    ) -> Result<Vec<PasskeyView>, DomainError> {
+        Ok(self.store.passkeys_of(user_id).await?.iter().map(PasskeyView::of).collect())
+    }
+
     /// Starts adding a passkey to the signed-in account (recent authentication required).
     pub async fn begin_registration(
         &self,

@@ -380,6 +380,48 @@ impl SessionService {
         Ok(self.store.active_sessions(user_id, self.clock.now()).await?)
     }
 
+    /// Ends one active session of a user (`session_id`), or every one (`None`), for an admin:
+    /// each with its `session.revoked` event (reason `revoked_by_admin`). Answers how many
+    /// ended; a session that is not this user's active one is `not_found`.
+    pub async fn admin_revoke_sessions(
+        &self,
+        admin: &crate::principal::AdminPrincipal,
+        user_id: &str,
+        session_id: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<usize, DomainError> {
+        let now = self.clock.now();
+        let targets: Vec<String> = match session_id {
+            Some(id) => {
+                let session = self.store.session(id).await?.ok_or(DomainError::NotFound)?;
+                if session.user_id != user_id || !session.is_active(now) {
+                    return Err(DomainError::NotFound);
+                }
+                vec![session.id]
+            }
+            None => self
+                .store
+                .active_sessions(user_id, now)
+                .await?
+                .into_iter()
+                .map(|session| session.id)
+                .collect(),
+        };
+        let mut ended = 0;
+        for id in targets {
+            let event = AuditEvent::new("session.revoked", admin.actor(), context, now)
+                .target("session", &id)
+                .metadata(serde_json::json!({
+                    "reason": RevokeReason::RevokedByAdmin.as_str(),
+                    "user_id": user_id,
+                }));
+            if self.store.revoke_session(&id, now, RevokeReason::RevokedByAdmin, &[event]).await? {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
     /// Revokes one of the user's own sessions; another user's session is `not_found`.
     pub async fn revoke_own_session(
         &self,

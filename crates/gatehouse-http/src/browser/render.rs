@@ -109,11 +109,14 @@ impl Pages {
             return Err(format!("primary colour {:?} is not #rrggbb", branding.primary_color));
         }
         let secure = issuer.starts_with("https://");
-        let stylesheet = include_str!("assets/gatehouse.css").replacen(
-            "--gh-primary: #2f5bea;",
-            &format!("--gh-primary: {};", branding.primary_color),
-            1,
-        );
+        // The dashboard's rules (scoped under `.admin`) travel in the same stylesheet.
+        let stylesheet = [include_str!("assets/gatehouse.css"), include_str!("assets/admin.css")]
+            .join("\n")
+            .replacen(
+                "--gh-primary: #2f5bea;",
+                &format!("--gh-primary: {};", branding.primary_color),
+                1,
+            );
         let asset_version = format!("{:016x}", fnv1a(stylesheet.as_bytes()));
         let environment = environment(&branding, &asset_version)?;
         let page_csp = csp_for(&branding);
@@ -274,6 +277,12 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
         ("invitation.html", include_str!("templates/invitation.html")),
         ("provider_buttons.html", include_str!("templates/provider_buttons.html")),
         ("provider_icon.html", include_str!("templates/provider_icon.html")),
+        ("admin_base.html", include_str!("templates/admin_base.html")),
+        ("admin_overview.html", include_str!("templates/admin_overview.html")),
+        ("admin_users.html", include_str!("templates/admin_users.html")),
+        ("admin_user.html", include_str!("templates/admin_user.html")),
+        ("admin_audit.html", include_str!("templates/admin_audit.html")),
+        ("admin_verify.html", include_str!("templates/admin_verify.html")),
     ];
     for (name, source) in templates {
         environment
@@ -365,6 +374,11 @@ impl ErrorPage {
             DomainError::Disabled(Feature::SignUp) => (StatusCode::FORBIDDEN, "signup_disabled"),
             DomainError::EmailNotVerified => (StatusCode::FORBIDDEN, "email_not_verified"),
             DomainError::AccountSuspended => (StatusCode::FORBIDDEN, "account_suspended"),
+            DomainError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            DomainError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            DomainError::Validation(_) | DomainError::Invalid(_) => {
+                (StatusCode::BAD_REQUEST, "bad_request")
+            }
             DomainError::Federation(problem) => {
                 use gatehouse_domain::error::FederationProblem;
                 let status = crate::error::federation_error(problem, error.code()).status();

@@ -12,6 +12,7 @@
 //! runs; pages never print a secret and never echo a password.
 
 mod account;
+mod admin;
 mod assets;
 mod email_links;
 mod federation_view;
@@ -75,6 +76,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(account::routes())
         .merge(passkeys::routes())
         .merge(linked_accounts::routes())
+        .merge(admin::routes())
         .route("/assets/gatehouse.css", get(assets::stylesheet))
         .route("/assets/passkeys.js", get(assets::passkeys_script))
 }

@@ -6,6 +6,8 @@ pub(crate) mod admin_clients;
 pub(crate) mod admin_deliveries;
 pub(crate) mod admin_identity_providers;
 pub(crate) mod admin_organizations;
+pub(crate) mod admin_overview;
+pub(crate) mod admin_sessions;
 pub(crate) mod admin_webhooks;
 pub(crate) mod api_keys;
 pub(crate) mod auth;

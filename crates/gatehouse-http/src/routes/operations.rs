@@ -34,11 +34,11 @@ pub(crate) async fn healthz() -> Json<Health> {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Readiness {
     /// `ready` or `unavailable`.
-    status: &'static str,
-    /// Each dependency and `ok` or `failed`.
-    checks: BTreeMap<&'static str, &'static str>,
+    pub(crate) status: &'static str,
+    /// Each dependency and `ok`, `failed` or (an optional one) `unavailable`.
+    pub(crate) checks: BTreeMap<&'static str, &'static str>,
     /// The names of the failed dependencies.
-    failed: Vec<&'static str>,
+    pub(crate) failed: Vec<&'static str>,
 }
 
 /// Readiness: 200 when every dependency answers, 503 naming the ones that did not. Reasons are
@@ -46,6 +46,14 @@ pub(crate) struct Readiness {
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    let answer = check_dependencies(&state).await;
+    let status =
+        if answer.failed.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(answer)).into_response()
+}
+
+/// Every readiness check, run now (also the admin overview's service health).
+pub(crate) async fn check_dependencies(state: &AppState) -> Readiness {
     let timeout = state.settings.readiness_timeout;
     // Checks run concurrently so one slow dependency does not hide behind another.
     let mut running = tokio::task::JoinSet::new();
@@ -79,13 +87,10 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         }
     }
     answer.failed.sort_unstable();
-    let status = if answer.failed.is_empty() {
-        StatusCode::OK
-    } else {
+    if !answer.failed.is_empty() {
         answer.status = "unavailable";
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(answer)).into_response()
+    }
+    answer
 }
 
 /// The outbox and the event queue, read now: deliveries by channel and outcome

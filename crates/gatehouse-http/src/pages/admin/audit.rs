@@ -1,0 +1,108 @@
+//! `GET /admin/audit`: the audit log, newest first, filtered by action, actor, target or any
+//! id (`subject`), a page at a time (the admin API's search, the same filters); each event's
+//! metadata is shown as JSON. Export stays the API's (`/v1/admin/audit-log/export`).
+
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use gatehouse_domain::audit::AuditFilter;
+use minijinja::context;
+use serde::Deserialize;
+
+use super::{admit, error_page, frame, when};
+use crate::browser::render::ErrorPage;
+use crate::pages::request::PageRequest;
+use crate::pages::session::BrowserSession;
+use crate::state::AppState;
+
+const PAGE_SIZE: u32 = 50;
+
+#[derive(Deserialize, Default)]
+struct AuditQuery {
+    action: Option<String>,
+    actor: Option<String>,
+    target: Option<String>,
+    subject: Option<String>,
+    cursor: Option<String>,
+}
+
+fn filled(value: Option<String>) -> Option<String> {
+    value.map(|text| text.trim().to_owned()).filter(|text| !text.is_empty() && text.len() <= 200)
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    page: PageRequest,
+    BrowserSession(session): BrowserSession,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let here = match &raw {
+        Some(query) => format!("/admin/audit?{query}"),
+        None => "/admin/audit".to_owned(),
+    };
+    let visit = match admit(&state, session, page.locale, &here).await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let Ok(query) = serde_urlencoded::from_str::<AuditQuery>(raw.as_deref().unwrap_or("")) else {
+        return state.pages.error_page(page.locale, ErrorPage::bad_request());
+    };
+    let filter = AuditFilter {
+        action: filled(query.action),
+        actor_id: filled(query.actor),
+        target_id: filled(query.target),
+        subject_id: filled(query.subject),
+        ..AuditFilter::default()
+    };
+    let cursor = filled(query.cursor);
+    let listed = state.audit_log.list(&visit.admin, &filter, cursor.as_deref(), PAGE_SIZE).await;
+    let listed = match listed {
+        Ok(listed) => listed,
+        Err(error) => return error_page(&state, page.locale, &error),
+    };
+    let next_cursor = listed.next_cursor;
+    let events: Vec<_> = listed
+        .events
+        .into_iter()
+        .map(|event| {
+            context! {
+                id => event.id,
+                when => when(event.occurred_at),
+                action => event.action,
+                actor => event.actor_id.clone().unwrap_or_else(|| event.actor_type.clone()),
+                metadata => serde_json::to_string(&event.metadata).unwrap_or_default(),
+                actor_type => event.actor_type,
+                target_type => event.target_type,
+                target => event.target_id,
+                ip => event.ip,
+            }
+        })
+        .collect();
+    let next = next_cursor.map(|cursor| {
+        let pairs = [
+            ("action", filter.action.as_deref()),
+            ("actor", filter.actor_id.as_deref()),
+            ("target", filter.target_id.as_deref()),
+            ("subject", filter.subject_id.as_deref()),
+            ("cursor", Some(cursor.as_str())),
+        ];
+        let kept: Vec<(&str, &str)> =
+            pairs.iter().filter_map(|(key, value)| value.map(|value| (*key, value))).collect();
+        format!("/admin/audit?{}", serde_urlencoded::to_string(kept).unwrap_or_default())
+    });
+    let view = context! {
+        events => events,
+        next => next,
+        action => filter.action,
+        actor => filter.actor_id,
+        target => filter.target_id,
+        subject => filter.subject_id,
+        ..frame(&state, &visit, "audit")
+    };
+    state.pages.render_form(
+        axum::http::StatusCode::OK,
+        page.locale,
+        &page.csrf,
+        "admin_audit.html",
+        view,
+    )
+}

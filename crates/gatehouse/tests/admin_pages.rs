@@ -1,0 +1,334 @@
+//! The admin dashboard (`/admin`) and the admin API it shares its rules with, on both
+//! backends: who may open it (signed in, the admin role, the second factor when the admin has
+//! one), the overview's counts (`GET /v1/admin/stats`), finding a user and acting on the
+//! account (suspend, unsuspend, end a session — a recent authentication for the destructive
+//! ones), the audit log page, and the sessions API (`/v1/admin/users/{id}/sessions*`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use gatehouse_store::backend_tests;
+use gatehouse_store::testing::TestDatabase;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::STRONG_PASSWORD;
+use support::mfa::{self, totp};
+use support::oauth_browser::{Browser, Page};
+
+backend_tests!(
+    the_dashboard_is_for_admins_with_their_second_factor,
+    admins_find_users_act_on_them_and_read_the_audit_log,
+    the_overview_and_session_apis_answer_admins_only,
+);
+
+const ROOT: &str = "root@example.com";
+
+/// An admin with a password, created through the admin API.
+async fn create_admin(env: &mfa::Env) -> String {
+    let (status, user) = env
+        .app
+        .post(
+            "/v1/admin/users",
+            Some(&env.admin),
+            json!({ "email": ROOT, "password": STRONG_PASSWORD, "admin": true, "email_verified": true }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{user}");
+    user["id"].as_str().unwrap().to_owned()
+}
+
+/// A browser signed in through `/login` on its way to `path`; answers the page it lands on.
+async fn signed_in(browser: &mut Browser, path: &str, email: &str) -> Page {
+    let first = browser.get(path).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    let login_path = first.location.unwrap();
+    assert!(login_path.starts_with("/login?return_to="), "{login_path}");
+    let login = browser.get(&login_path).await;
+    browser.sign_in(&login, email, STRONG_PASSWORD).await
+}
+
+/// Posts a dashboard form with the CSRF token `page` carries.
+async fn post_form(
+    browser: &mut Browser,
+    page: &Page,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> Page {
+    let csrf = page.field("csrf_token").unwrap();
+    let mut form = vec![("csrf_token", csrf.as_str())];
+    form.extend_from_slice(fields);
+    browser.post(path, &form).await
+}
+
+async fn the_dashboard_is_for_admins_with_their_second_factor(test: TestDatabase) {
+    let env = mfa::spawn(&test, &[]).await;
+    create_admin(&env).await;
+    env.user("plain@example.com").await;
+
+    // Signed in without the admin role: refused with a page.
+    let mut plain = Browser::new(&env.app.base_url);
+    let refused = signed_in(&mut plain, "/admin", "plain@example.com").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(!refused.body.contains("<svg"), "the overview was shown");
+
+    // An admin without a second factor: the overview, with its charts.
+    let mut browser = Browser::new(&env.app.base_url);
+    let overview = signed_in(&mut browser, "/admin", ROOT).await;
+    assert_eq!(overview.status, StatusCode::OK, "{}", overview.body);
+    for expected in ["Overview", "Sign-ins", "Failed sign-ins", "Sign-ups", "<svg", "database"] {
+        assert!(overview.body.contains(expected), "{expected} missing:\n{}", overview.body);
+    }
+
+    // The admin adds a second factor (through the API, another session): this browser's
+    // session did not use it, so the dashboard asks for it first.
+    let (_, tokens) = env.app.sign_in(ROOT, STRONG_PASSWORD).await;
+    let (secret, _) = env.enrol_totp(tokens["access_token"].as_str().unwrap()).await;
+    let gated = browser.get("/admin/users").await;
+    assert_eq!(gated.status, StatusCode::SEE_OTHER);
+    assert_eq!(gated.location.as_deref(), Some("/admin/verify?return_to=%2Fadmin%2Fusers"));
+    let verify = browser.get("/admin/verify?return_to=%2Fadmin%2Fusers").await;
+    assert_eq!(verify.status, StatusCode::OK, "{}", verify.body);
+    assert!(verify.body.contains("Authenticator app"), "{}", verify.body);
+    let wrong = post_form(
+        &mut browser,
+        &verify,
+        "/admin/verify",
+        &[("method", "totp"), ("code", "000000"), ("return_to", "/admin/users")],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.body);
+    // The password does not replace the factor here.
+    let password = post_form(
+        &mut browser,
+        &verify,
+        "/admin/verify",
+        &[("method", "password"), ("password", STRONG_PASSWORD), ("return_to", "/admin/users")],
+    )
+    .await;
+    assert_eq!(password.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", password.body);
+    assert_eq!(browser.get("/admin").await.status, StatusCode::SEE_OTHER, "still gated");
+    // The next step's code (the enrolment used this one's).
+    env.clock.advance(30);
+    let code = totp(&secret, env.now());
+    let verified = post_form(
+        &mut browser,
+        &verify,
+        "/admin/verify",
+        &[("method", "totp"), ("code", &code), ("return_to", "/admin/users")],
+    )
+    .await;
+    assert_eq!(verified.status, StatusCode::SEE_OTHER, "{}", verified.body);
+    assert_eq!(verified.location.as_deref(), Some("/admin/users"));
+    let users = browser.get("/admin/users").await;
+    assert_eq!(users.status, StatusCode::OK, "{}", users.body);
+    assert!(users.body.contains("plain@example.com"), "{}", users.body);
+    // Only dashboard paths are returned to.
+    let elsewhere = post_form(
+        &mut browser,
+        &verify,
+        "/admin/verify",
+        &[("method", "totp"), ("code", &code), ("return_to", "https://evil.example/")],
+    )
+    .await;
+    assert_ne!(elsewhere.location.as_deref(), Some("https://evil.example/"));
+    // The step-up is audited as the API's is.
+    let (_, log) =
+        env.app.get_auth("/v1/admin/audit-log?action=user.reauthenticated", &env.admin).await;
+    assert!(!log["data"].as_array().unwrap().is_empty(), "{log}");
+    env.app.stop().await;
+}
+
+async fn admins_find_users_act_on_them_and_read_the_audit_log(test: TestDatabase) {
+    let env = mfa::spawn(&test, &[]).await;
+    create_admin(&env).await;
+    let ada_token = env.user("ada@example.com").await;
+    let ada = env.user_id("ada@example.com").await;
+    let mut browser = Browser::new(&env.app.base_url);
+    let overview = signed_in(&mut browser, "/admin", ROOT).await;
+    assert_eq!(overview.status, StatusCode::OK);
+
+    // Found by address, by id, not by a part of the address.
+    for query in ["ada%40example.com", ada.as_str()] {
+        let found = browser.get(&format!("/admin/users?q={query}")).await;
+        assert!(found.body.contains(&format!("/admin/users/{ada}")), "{query}: {}", found.body);
+    }
+    let partial = browser.get("/admin/users?q=ada").await;
+    assert!(!partial.body.contains(&format!("/admin/users/{ada}")), "{}", partial.body);
+
+    // The account's page: its session, and ending it.
+    let detail = browser.get(&format!("/admin/users/{ada}")).await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+    let (_, sessions) =
+        env.app.get_auth(&format!("/v1/admin/users/{ada}/sessions"), &env.admin).await;
+    let session_id = sessions["data"][0]["id"].as_str().unwrap().to_owned();
+    assert!(detail.body.contains(&session_id), "{}", detail.body);
+    let action = format!("/admin/users/{ada}/action");
+    let ended = post_form(
+        &mut browser,
+        &detail,
+        &action,
+        &[("action", "revoke_session"), ("session_id", &session_id)],
+    )
+    .await;
+    assert_eq!(ended.status, StatusCode::SEE_OTHER, "{}", ended.body);
+    let (status, _) = env.app.get_auth("/v1/me", &ada_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the ended session still works");
+
+    // Suspend and unsuspend, as the API does.
+    let suspended = post_form(&mut browser, &detail, &action, &[("action", "suspend")]).await;
+    assert_eq!(suspended.location.as_deref(), Some(format!("/admin/users/{ada}").as_str()));
+    let (_, user) = env.app.get_auth(&format!("/v1/admin/users/{ada}"), &env.admin).await;
+    assert_eq!(user["suspended"], true, "{user}");
+    assert!(browser.get(&format!("/admin/users/{ada}")).await.body.contains("Unsuspend"));
+    post_form(&mut browser, &detail, &action, &[("action", "unsuspend")]).await;
+    let (_, user) = env.app.get_auth(&format!("/v1/admin/users/{ada}"), &env.admin).await;
+    assert_eq!(user["suspended"], false, "{user}");
+
+    // A form without the CSRF token changes nothing.
+    let forged = browser.post(&action, &[("action", "suspend")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let (_, user) = env.app.get_auth(&format!("/v1/admin/users/{ada}"), &env.admin).await;
+    assert_eq!(user["suspended"], false);
+
+    // An old sign-in: a destructive action asks to confirm first (the password, as this
+    // admin has no second factor), then goes through.
+    env.clock.advance(600);
+    let asked = post_form(&mut browser, &detail, &action, &[("action", "suspend")]).await;
+    let verify_path = format!("/admin/verify?return_to=%2Fadmin%2Fusers%2F{ada}");
+    assert_eq!(asked.location.as_deref(), Some(verify_path.as_str()));
+    let (_, user) = env.app.get_auth(&format!("/v1/admin/users/{ada}"), &env.admin).await;
+    assert_eq!(user["suspended"], false, "suspended without a recent authentication");
+    let verify = browser.get(&verify_path).await;
+    let confirmed = post_form(
+        &mut browser,
+        &verify,
+        "/admin/verify",
+        &[
+            ("method", "password"),
+            ("password", STRONG_PASSWORD),
+            ("return_to", &format!("/admin/users/{ada}")),
+        ],
+    )
+    .await;
+    assert_eq!(confirmed.location.as_deref(), Some(format!("/admin/users/{ada}").as_str()));
+    post_form(&mut browser, &detail, &action, &[("action", "suspend")]).await;
+    let (_, user) = env.app.get_auth(&format!("/v1/admin/users/{ada}"), &env.admin).await;
+    assert_eq!(user["suspended"], true);
+
+    // The audit log page: the admin's actions on the account, filtered.
+    let audit = browser.get("/admin/audit?action=user.suspended").await;
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.body);
+    assert!(audit.body.contains(&ada), "{}", audit.body);
+    assert!(!audit.body.contains("user.unsuspended"), "the filter let another action through");
+    let all = browser.get(&format!("/admin/audit?subject={ada}")).await;
+    for action in ["user.suspended", "user.unsuspended", "user.created"] {
+        assert!(all.body.contains(action), "{action} missing:\n{}", all.body);
+    }
+    // An unknown account is a 404 page; a bad cursor a 4xx page, not a 500.
+    assert_eq!(browser.get("/admin/users/usr_unknown").await.status, StatusCode::NOT_FOUND);
+    assert!(browser.get("/admin/audit?cursor=junk").await.status.is_client_error());
+    let revoked = browser.get(&format!("/admin/audit?target={session_id}")).await;
+    assert!(revoked.body.contains("session.revoked"), "{}", revoked.body);
+    assert!(revoked.body.contains("revoked_by_admin"), "{}", revoked.body);
+    env.app.stop().await;
+}
+
+/// How many audit events `action` has (up to 100).
+async fn audit_count(env: &mfa::Env, action: &str) -> i64 {
+    let path = format!("/v1/admin/audit-log?action={action}&limit=100");
+    let (_, log) = env.app.get_auth(&path, &env.admin).await;
+    log["data"].as_array().unwrap().len() as i64
+}
+
+async fn the_overview_and_session_apis_answer_admins_only(test: TestDatabase) {
+    let env = mfa::spawn(&test, &[]).await;
+    let app = &env.app;
+    let token = env.user("bea@example.com").await;
+    env.user("cy@example.com").await;
+    let (status, _) = app.sign_in("bea@example.com", STRONG_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.sign_in("bea@example.com", "not-the-password").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, stats) = app.get_auth("/v1/admin/stats", &env.admin).await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    let days = stats["days"].as_array().unwrap();
+    assert_eq!(days.len(), 30);
+    let today = &days[29];
+    // The same counts the audit log gives for the same actions.
+    assert_eq!(today["sign_ups"], audit_count(&env, "user.created").await, "{stats}");
+    assert_eq!(today["sign_ins"], audit_count(&env, "session.created").await, "{stats}");
+    assert_eq!(today["failed_sign_ins"], 1, "{stats}");
+    assert!(today["sign_ins"].as_i64().unwrap() >= 3, "{stats}");
+    assert_eq!(days[0]["sign_ins"], 0);
+    assert_eq!(stats["users"], 2);
+    assert!(stats["active_sessions"].as_i64().unwrap() >= 3, "{stats}");
+    let services: Vec<&str> =
+        stats["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert!(services.contains(&"database"), "{services:?}");
+    // A week's window; out-of-range windows refused.
+    let (_, week) = app.get_auth("/v1/admin/stats?days=7", &env.admin).await;
+    assert_eq!(week["days"].as_array().unwrap().len(), 7);
+    for days in ["0", "91", "x"] {
+        let (status, problem) =
+            app.get_auth(&format!("/v1/admin/stats?days={days}"), &env.admin).await;
+        assert!(status.is_client_error(), "{days}: {status} {problem}");
+    }
+    // Tomorrow, today's sign-ins are yesterday's.
+    env.clock.advance(86_400);
+    let (_, later) = app.get_auth("/v1/admin/stats", &env.admin).await;
+    assert_eq!(later["days"][28]["sign_ins"], today["sign_ins"]);
+    assert_eq!(later["days"][29]["sign_ins"], 0);
+    env.clock.advance(-86_400);
+
+    // Admins only.
+    let (status, _) = app.get_auth("/v1/admin/stats", &token).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app.get_json("/v1/admin/stats").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The sessions API.
+    let bea = env.user_id("bea@example.com").await;
+    let path = format!("/v1/admin/users/{bea}/sessions");
+    let (status, sessions) = app.get_auth(&path, &env.admin).await;
+    assert_eq!(status, StatusCode::OK, "{sessions}");
+    let listed: Vec<Value> = sessions["data"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 2, "{sessions}");
+    assert!(!sessions.to_string().contains("refresh"), "{sessions}");
+    let first = listed[0]["id"].as_str().unwrap().to_owned();
+    let (status, _) =
+        app.send(reqwest::Method::DELETE, &format!("{path}/{first}"), Some(&env.admin), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) =
+        app.send(reqwest::Method::DELETE, &format!("{path}/{first}"), Some(&env.admin), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Another user's session through this user's path: not found.
+    let cy = env.user_id("cy@example.com").await;
+    let (_, theirs) = app.get_auth(&format!("/v1/admin/users/{cy}/sessions"), &env.admin).await;
+    let theirs = theirs["data"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .send(reqwest::Method::DELETE, &format!("{path}/{theirs}"), Some(&env.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, revoked) = app.send(reqwest::Method::DELETE, &path, Some(&env.admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert_eq!(revoked["revoked"], 1);
+    let (status, _) = app.get_auth("/v1/me", &token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "every session ended");
+    let (_, log) = app.get_auth("/v1/admin/audit-log?action=session.revoked", &env.admin).await;
+    assert!(
+        log["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|event| event["metadata"]["reason"] == "revoked_by_admin"),
+        "{log}"
+    );
+    for unknown in ["/v1/admin/users/usr_nobody/sessions"] {
+        let (status, _) = app.get_auth(unknown, &env.admin).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let (status, _) = app.get_auth(&path, &token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    env.app.stop().await;
+}
