@@ -1,7 +1,8 @@
 // The admin dashboard in a real browser: an admin (created with `gatehouse user create --admin`)
 // signs in on /login on the way to /admin, reads the overview, finds a user by address, ends
-// one of the user's sessions, suspends and unsuspends the account, and reads the audit log
-// filtered on the suspension. Every page is screenshotted.
+// one of the user's sessions, suspends and unsuspends the account, registers an application
+// (its secret shown once), and reads the audit log filtered on the suspension. Every page is
+// screenshotted.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
@@ -87,6 +88,24 @@ test('an admin finds a user, ends a session, suspends and unsuspends, reads the 
     await shots.take(page, 'user-suspended');
     await page.getByRole('button', { name: 'Unsuspend' }).click();
     await page.getByRole('button', { name: 'Suspend' }).waitFor();
+
+    // Register an application: its secret is shown once, then never again.
+    await page.getByRole('link', { name: 'Applications' }).click();
+    await page.waitForURL(`${gatehouse.url}/admin/clients`);
+    await shots.take(page, 'clients');
+    await page.getByRole('link', { name: 'Register an application' }).click();
+    await page.getByLabel('Name').fill('Shop');
+    await page.getByLabel('Redirect URIs', { exact: true }).fill('https://shop.example/callback');
+    await shots.take(page, 'client-new');
+    await page.getByRole('button', { name: 'Register an application' }).click();
+    await page.getByRole('heading', { name: 'Application registered' }).waitFor();
+    const secret = (await page.locator('code.secret').textContent()).trim();
+    assert.match(secret, /^gtc_/);
+    await shots.take(page, 'client-secret');
+    await page.getByRole('link', { name: 'Continue to the application' }).click();
+    await page.getByRole('heading', { name: 'Shop', level: 1 }).waitFor();
+    assert.ok(!(await page.content()).includes(secret), 'the secret is shown again');
+    await shots.take(page, 'client');
 
     // The audit log, filtered on the suspension.
     await page.getByRole('link', { name: 'Audit log' }).click();

@@ -2,7 +2,8 @@
 //! backends: who may open it (signed in, the admin role, the second factor when the admin has
 //! one), the overview's counts (`GET /v1/admin/stats`), finding a user and acting on the
 //! account (suspend, unsuspend, end a session — a recent authentication for the destructive
-//! ones), the audit log page, and the sessions API (`/v1/admin/users/{id}/sessions*`).
+//! ones), the audit log page, the sessions API (`/v1/admin/users/{id}/sessions*`), and OAuth
+//! clients on the dashboard (the secret shown once) and through `PATCH /v1/admin/clients/{id}`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -19,6 +20,7 @@ backend_tests!(
     the_dashboard_is_for_admins_with_their_second_factor,
     admins_find_users_act_on_them_and_read_the_audit_log,
     the_overview_and_session_apis_answer_admins_only,
+    admins_register_edit_rotate_and_delete_clients,
 );
 
 const ROOT: &str = "root@example.com";
@@ -330,5 +332,163 @@ async fn the_overview_and_session_apis_answer_admins_only(test: TestDatabase) {
     }
     let (status, _) = app.get_auth(&path, &token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    env.app.stop().await;
+}
+
+/// The client secret a page shows (`<code class="secret">`).
+fn shown_secret(page: &Page) -> Option<String> {
+    let start = page.body.find("<code class=\"secret\">")? + "<code class=\"secret\">".len();
+    let end = start + page.body[start..].find("</code>")?;
+    Some(page.body[start..end].to_owned())
+}
+
+/// Whether `secret` authenticates `client_id` at the introspection endpoint.
+async fn secret_works(env: &mfa::Env, client_id: &str, secret: &str) -> bool {
+    let (status, _) =
+        env.app.post_form("/oauth2/introspect", Some((client_id, secret)), &[("token", "x")]).await;
+    status == StatusCode::OK
+}
+
+async fn admins_register_edit_rotate_and_delete_clients(test: TestDatabase) {
+    let env = mfa::spawn(&test, &[]).await;
+    create_admin(&env).await;
+    let mut browser = Browser::new(&env.app.base_url);
+    signed_in(&mut browser, "/admin", ROOT).await;
+    let form = browser.get("/admin/clients/new").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+
+    // A refused registration shows the form again with the reason, and registers nothing.
+    let refused = post_form(
+        &mut browser,
+        &form,
+        "/admin/clients",
+        &[
+            ("name", "Shop"),
+            ("kind", "confidential"),
+            ("redirect_uris", "http://shop.example/callback"),
+            ("grant_authorization_code", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    assert!(refused.body.contains("redirect_uris"), "{}", refused.body);
+    let (_, clients) = env.app.get_auth("/v1/admin/clients", &env.admin).await;
+    assert_eq!(clients["data"], json!([]));
+
+    // Registered: the secret is on this page, and works.
+    let created = post_form(
+        &mut browser,
+        &form,
+        "/admin/clients",
+        &[
+            ("name", "Shop"),
+            ("kind", "confidential"),
+            ("redirect_uris", "https://shop.example/callback\r\n"),
+            ("grant_authorization_code", "on"),
+            ("grant_refresh_token", "on"),
+            ("scopes", "openid email"),
+        ],
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let secret = shown_secret(&created).expect("the secret is shown");
+    assert!(secret.starts_with("gtc_"), "{secret}");
+    let (_, clients) = env.app.get_auth("/v1/admin/clients", &env.admin).await;
+    let client = clients["data"][0].clone();
+    assert_eq!(client["name"], "Shop");
+    assert_eq!(client["redirect_uris"], json!(["https://shop.example/callback"]));
+    assert_eq!(client["scopes"], json!(["openid", "email"]));
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    assert!(secret_works(&env, &client_id, &secret).await);
+    // Never shown again.
+    let page_path = format!("/admin/clients/{client_id}");
+    let detail = browser.get(&page_path).await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+    assert!(!detail.body.contains(&secret), "the secret was shown again");
+    assert!(browser.get("/admin/clients").await.body.contains(&client_id));
+
+    // Edited: two redirect URIs, no consent asked.
+    let edited = post_form(
+        &mut browser,
+        &detail,
+        &page_path,
+        &[
+            ("name", "Shop"),
+            ("redirect_uris", "https://shop.example/callback\nhttps://shop.example/other"),
+            ("grant_authorization_code", "on"),
+            ("grant_refresh_token", "on"),
+            ("scopes", "openid email profile"),
+            ("skip_consent", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(edited.status, StatusCode::SEE_OTHER, "{}", edited.body);
+    let (_, client) = env.app.get_auth(&format!("/v1/admin/clients/{client_id}"), &env.admin).await;
+    assert_eq!(client["redirect_uris"].as_array().unwrap().len(), 2, "{client}");
+    assert_eq!(client["skip_consent"], true);
+    assert!(secret_works(&env, &client_id, &secret).await, "an edit keeps the secret");
+
+    // A new secret, shown once; the old one keeps working for the overlap.
+    let rotated =
+        post_form(&mut browser, &detail, &format!("{page_path}/rotate-secret"), &[]).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let new_secret = shown_secret(&rotated).unwrap();
+    assert_ne!(new_secret, secret);
+    assert!(secret_works(&env, &client_id, &new_secret).await);
+
+    // The API's change of the same registration, checked the same way.
+    let path = format!("/v1/admin/clients/{client_id}");
+    let (status, changed) = env
+        .app
+        .send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&env.admin),
+            Some(json!({ "scopes": ["openid"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["scopes"], json!(["openid"]));
+    assert!(changed.get("client_secret").is_none());
+    let (status, problem) = env
+        .app
+        .send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&env.admin),
+            Some(json!({ "grant_types": ["password"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let (status, _) = env
+        .app
+        .send(reqwest::Method::PATCH, "/v1/admin/clients/nobody", Some(&env.admin), Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, log) =
+        env.app.get_auth("/v1/admin/audit-log?action=admin.client_updated", &env.admin).await;
+    assert_eq!(log["data"][0]["metadata"]["changed"], json!(["scopes"]), "{log}");
+
+    // Deleting needs a recent sign-in.
+    env.clock.advance(600);
+    let asked = post_form(&mut browser, &detail, &format!("{page_path}/delete"), &[]).await;
+    assert!(
+        asked.location.as_deref().unwrap_or("").starts_with("/admin/verify"),
+        "{:?}",
+        asked.location
+    );
+    let verify = browser.get(asked.location.as_deref().unwrap()).await;
+    post_form(
+        &mut browser,
+        &verify,
+        "/admin/verify",
+        &[("method", "password"), ("password", STRONG_PASSWORD), ("return_to", &page_path)],
+    )
+    .await;
+    let deleted = post_form(&mut browser, &detail, &format!("{page_path}/delete"), &[]).await;
+    assert_eq!(deleted.location.as_deref(), Some("/admin/clients"));
+    let (status, _) = env.app.get_auth(&path, &env.admin).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!secret_works(&env, &client_id, &new_secret).await);
     env.app.stop().await;
 }

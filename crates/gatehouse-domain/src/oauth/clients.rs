@@ -38,6 +38,20 @@ pub struct NewClient {
     pub jwks: Option<serde_json::Value>,
 }
 
+/// A change to a registered client; `None` leaves a field as it is. The authentication
+/// method (secret, keys, public) is not changed here: rotate the secret, or register anew.
+#[derive(Debug, Clone, Default)]
+pub struct ClientChange {
+    pub name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub grant_types: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub skip_consent: Option<bool>,
+    pub access_token_ttl_seconds: Option<i64>,
+    pub refresh_token_ttl_seconds: Option<i64>,
+}
+
 /// How a client presented itself at the token, introspection or revocation endpoint.
 #[derive(Debug, Clone)]
 pub enum ClientCredentials {
@@ -294,6 +308,83 @@ impl ClientService {
             self.store.update_client(&updated, &[event]).await?;
         }
         Ok(())
+    }
+
+    /// Changes a client's registration (names, redirect URIs, grants, scopes, consent, token
+    /// lifetimes), checked as a registration is; audited `admin.client_updated` with the
+    /// fields that changed.
+    pub async fn update_client(
+        &self,
+        admin: &AdminPrincipal,
+        client_id: &str,
+        change: ClientChange,
+        context: &RequestContext,
+    ) -> Result<ClientRecord, DomainError> {
+        let existing = self.store.client(client_id).await?.ok_or(DomainError::NotFound)?;
+        let probe = NewClient {
+            client_id: Some(existing.client_id.clone()),
+            name: change.name.unwrap_or_else(|| existing.name.clone()),
+            secret: None,
+            public: existing.is_public(),
+            redirect_uris: change.redirect_uris.unwrap_or_else(|| existing.redirect_uris.clone()),
+            post_logout_redirect_uris: change
+                .post_logout_redirect_uris
+                .unwrap_or_else(|| existing.post_logout_redirect_uris.clone()),
+            grant_types: change.grant_types.unwrap_or_else(|| existing.grant_types.clone()),
+            scopes: change.scopes.unwrap_or_else(|| existing.scopes.clone()),
+            skip_consent: change.skip_consent.unwrap_or(existing.skip_consent),
+            access_token_ttl_seconds: change
+                .access_token_ttl_seconds
+                .or(existing.access_token_ttl_seconds),
+            refresh_token_ttl_seconds: change
+                .refresh_token_ttl_seconds
+                .or(existing.refresh_token_ttl_seconds),
+            jwks: existing.jwks.clone(),
+        };
+        let (template, _) = self.validated_record(probe)?;
+        let mut updated = existing.clone();
+        updated.name = template.name;
+        updated.redirect_uris = template.redirect_uris;
+        updated.post_logout_redirect_uris = template.post_logout_redirect_uris;
+        updated.grant_types = template.grant_types;
+        updated.scopes = template.scopes;
+        updated.skip_consent = template.skip_consent;
+        updated.access_token_ttl_seconds = template.access_token_ttl_seconds;
+        updated.refresh_token_ttl_seconds = template.refresh_token_ttl_seconds;
+        if updated == existing {
+            return Ok(existing);
+        }
+        let mut changed = Vec::new();
+        for (field, differs) in [
+            ("name", updated.name != existing.name),
+            ("redirect_uris", updated.redirect_uris != existing.redirect_uris),
+            (
+                "post_logout_redirect_uris",
+                updated.post_logout_redirect_uris != existing.post_logout_redirect_uris,
+            ),
+            ("grant_types", updated.grant_types != existing.grant_types),
+            ("scopes", updated.scopes != existing.scopes),
+            ("skip_consent", updated.skip_consent != existing.skip_consent),
+            (
+                "access_token_ttl_seconds",
+                updated.access_token_ttl_seconds != existing.access_token_ttl_seconds,
+            ),
+            (
+                "refresh_token_ttl_seconds",
+                updated.refresh_token_ttl_seconds != existing.refresh_token_ttl_seconds,
+            ),
+        ] {
+            if differs {
+                changed.push(field);
+            }
+        }
+        updated.updated_at = self.clock.now();
+        let event =
+            AuditEvent::new("admin.client_updated", admin.actor(), context, updated.updated_at)
+                .target("client", client_id)
+                .metadata(serde_json::json!({ "changed": changed }));
+        self.store.update_client(&updated, &[event]).await?;
+        Ok(updated)
     }
 
     /// A new secret; the previous one keeps working for the overlap window, so deployments

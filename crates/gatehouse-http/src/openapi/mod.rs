@@ -30,7 +30,7 @@ use crate::state::AppState;
         admin::suspend_user, admin::unsuspend_user, admin::unlock_user, admin_audit::audit_log,
         admin_audit::export_audit_log,
         admin_clients::create_client, admin_clients::list_clients, admin_clients::get_client,
-        admin_clients::delete_client, admin_clients::rotate_secret,
+        admin_clients::delete_client, admin_clients::rotate_secret, admin_clients::update_client,
         admin_deliveries::list_deliveries, admin_deliveries::delivery_attempts,
         admin_deliveries::retry_delivery,
         admin_webhooks::create_webhook, admin_webhooks::list_webhooks, admin_webhooks::get_webhook,

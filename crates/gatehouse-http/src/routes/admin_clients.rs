@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use gatehouse_domain::oauth::client::ClientRecord;
-use gatehouse_domain::oauth::clients::NewClient;
+use gatehouse_domain::oauth::clients::{ClientChange, NewClient};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -20,7 +20,7 @@ use crate::state::AppState;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/admin/clients", get(list_clients).post(create_client))
-        .route("/v1/admin/clients/{id}", get(get_client).delete(delete_client))
+        .route("/v1/admin/clients/{id}", get(get_client).patch(update_client).delete(delete_client))
         .route("/v1/admin/clients/{id}/rotate-secret", post(rotate_secret))
 }
 
@@ -148,6 +148,46 @@ pub(crate) async fn get_client(
     Path(id): Path<String>,
 ) -> Result<Json<ClientResponse>, ApiError> {
     Ok(Json(ClientResponse::new(state.clients.get_client(&admin, &id).await?, None)))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateClientRequest {
+    name: Option<String>,
+    redirect_uris: Option<Vec<String>>,
+    post_logout_redirect_uris: Option<Vec<String>>,
+    grant_types: Option<Vec<String>>,
+    scopes: Option<Vec<String>>,
+    skip_consent: Option<bool>,
+    access_token_ttl_seconds: Option<i64>,
+    refresh_token_ttl_seconds: Option<i64>,
+}
+
+/// Changes a client's registration, checked as a registration is; its authentication method
+/// and secret stay (rotate the secret with `rotate-secret`).
+#[utoipa::path(patch, path = "/v1/admin/clients/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = UpdateClientRequest,
+    responses((status = 200, body = ClientResponse), (status = 404, body = crate::error::Problem),
+    (status = 422, body = crate::error::Problem)))]
+pub(crate) async fn update_client(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateClientRequest>,
+) -> Result<Json<ClientResponse>, ApiError> {
+    let change = ClientChange {
+        name: body.name,
+        redirect_uris: body.redirect_uris,
+        post_logout_redirect_uris: body.post_logout_redirect_uris,
+        grant_types: body.grant_types,
+        scopes: body.scopes,
+        skip_consent: body.skip_consent,
+        access_token_ttl_seconds: body.access_token_ttl_seconds,
+        refresh_token_ttl_seconds: body.refresh_token_ttl_seconds,
+    };
+    let client = state.clients.update_client(&admin, &id, change, &context).await?;
+    Ok(Json(ClientResponse::new(client, None)))
 }
 
 /// Deletes the client and ends every session granted to it.

@@ -12,11 +12,13 @@
 //!   (the step-up window), else `/admin/verify` asks again.
 //!
 //! Sections: `overview` (counts per day as server-drawn SVG charts, outbox and service
-//! health), `users` (search, list, detail and the account actions), `audit` (the audit log
-//! with filters), `verify` (the second-factor step-up).
+//! health), `users` (search, list, detail and the account actions), `clients` (OAuth clients:
+//! register with the secret shown once, edit, rotate, delete), `audit` (the audit log with
+//! filters), `verify` (the second-factor step-up).
 
 mod audit;
 mod charts;
+mod clients;
 mod overview;
 mod users;
 mod verify;
@@ -39,6 +41,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/users", get(users::list))
         .route("/admin/users/{id}", get(users::show))
         .route("/admin/users/{id}/action", post(users::act))
+        .route("/admin/clients", get(clients::list).post(clients::create))
+        .route("/admin/clients/new", get(clients::show_new))
+        .route("/admin/clients/{id}", get(clients::show).post(clients::update))
+        .route("/admin/clients/{id}/rotate-secret", post(clients::rotate))
+        .route("/admin/clients/{id}/delete", post(clients::delete))
         .route("/admin/audit", get(audit::show))
         .route("/admin/verify", get(verify::show).post(verify::submit))
         .route("/admin/verify/send", post(verify::send_code))
