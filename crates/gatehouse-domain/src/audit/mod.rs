@@ -229,6 +229,20 @@ impl AuditLog {
     }
 }
 
+impl AuditLog {
+    /// The signed-in user's own events (as actor or target), newest first, up to `limit`
+    /// (at most 1 000): what their data export carries.
+    pub async fn own_events(
+        &self,
+        principal: &crate::principal::Principal,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, crate::DomainError> {
+        let filter =
+            AuditFilter { subject_id: Some(principal.user.id.clone()), ..AuditFilter::default() };
+        Ok(self.store.list_audit_events(&filter, None, limit.clamp(1, 1000)).await?)
+    }
+}
+
 fn parse_cursor(text: &str) -> Option<AuditCursor> {
     let (time, id) = text.split_once('.')?;
     let valid_id = id.starts_with("evt_")

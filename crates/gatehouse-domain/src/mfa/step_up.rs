@@ -60,7 +60,7 @@ impl MfaService {
 
     /// A sensitive action's gate: the proof given with the request (which re-authenticates
     /// the session), else a recent enough authentication.
-    pub(crate) async fn require_presence(
+    pub async fn require_presence(
         &self,
         principal: &Principal,
         proof: Option<Reauthentication>,

@@ -83,4 +83,23 @@ impl RegistrationService {
             .map_err(DomainError::from_taken)?;
         self.directory.view(&user)
     }
+
+    /// Deletes the signed-in user's own account (the caller has checked the user's presence:
+    /// a recent sign-in or a proof given now). Audited `user.deleted` with the user as actor;
+    /// everything the account owns goes with it, and the audit trail's erasure follows.
+    pub async fn delete_own_account(
+        &self,
+        principal: &crate::principal::Principal,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let user = &principal.user;
+        let now = self.clock.now();
+        let event = AuditEvent::new("user.deleted", &Actor::User(user.id.clone()), context, now)
+            .target("user", &user.id)
+            .metadata(serde_json::json!({ "by": "self" }));
+        if !self.users.delete_user(&user.id, &[event], now).await? {
+            return Err(DomainError::NotFound);
+        }
+        Ok(())
+    }
 }

@@ -12,6 +12,7 @@
 //! runs; pages never print a secret and never echo a password.
 
 mod account;
+mod account_settings;
 mod admin;
 mod assets;
 mod email_links;
@@ -77,6 +78,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(passkeys::routes())
         .merge(linked_accounts::routes())
         .merge(admin::routes())
+        .merge(account_settings::routes())
         .route("/assets/gatehouse.css", get(assets::stylesheet))
         .route("/assets/passkeys.js", get(assets::passkeys_script))
 }

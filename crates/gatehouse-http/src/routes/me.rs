@@ -22,7 +22,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     // A password change checks the current password: it spends the sign-in budget.
     let limited = from_fn_with_state((state.clone(), Bucket::SignIn), limit);
     Router::new()
-        .route("/v1/me", get(me).patch(update_me))
+        .route("/v1/me", get(me).patch(update_me).delete(super::me_data::delete_me))
         .route("/v1/me/password", post(change_password).route_layer(limited))
         .route("/v1/me/sessions", get(sessions))
         .route("/v1/me/sessions/{id}", delete(revoke_session))

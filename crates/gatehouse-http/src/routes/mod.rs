@@ -15,6 +15,7 @@ pub(crate) mod dto;
 pub(crate) mod email_links;
 pub(crate) mod federation;
 pub(crate) mod me;
+pub(crate) mod me_data;
 pub(crate) mod me_mfa;
 pub(crate) mod mfa;
 pub(crate) mod oauth;

@@ -1,0 +1,148 @@
+//! The signed-in user's data rights: `GET /v1/me/export` (everything the account holds, as
+//! JSON — GDPR art. 20) and `DELETE /v1/me` (the account deleted at once, after a proof of
+//! presence or within the step-up window). A session's token only: API keys never reach them.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use gatehouse_domain::DomainError;
+use gatehouse_domain::principal::Principal;
+use serde_json::{Value, json};
+
+use crate::auth::Authenticated;
+use crate::client::Client;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub(crate) fn routes() -> axum::Router<AppState> {
+    // `DELETE /v1/me` is routed with the other methods of `/v1/me` (`routes::me`).
+    axum::Router::new().route("/v1/me/export", get(export))
+}
+
+/// How many of the user's audit events an export carries (newest first).
+const EXPORTED_EVENTS: u32 = 1000;
+
+/// Everything the account holds, readable: profile, sessions, second factors (kinds and
+/// dates, never a secret), passkeys, linked identities, organizations, API keys (never a key),
+/// connected applications, and the user's audit events. No secret, hash or token.
+pub(crate) async fn account_export(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<Value, DomainError> {
+    let user = &principal.user;
+    let profile = state.accounts.registration.me(user)?;
+    let sessions: Vec<Value> = state
+        .accounts
+        .sessions
+        .sessions_of(&user.id)
+        .await?
+        .into_iter()
+        .map(|session| {
+            json!({
+                "id": session.id, "created_at": session.created_at,
+                "last_used_at": session.last_used_at, "expires_at": session.expires_at,
+                "ip": session.ip, "user_agent": session.user_agent,
+                "client_id": session.client_id,
+            })
+        })
+        .collect();
+    let mfa = state.accounts.mfa.my_mfa(principal).await?;
+    let passkeys = state.accounts.passkeys.list(principal).await?;
+    let identities = state.federation.identities(&user.id).await?;
+    let organizations: Vec<Value> = state
+        .organizations
+        .mine(&user.id)
+        .await?
+        .into_iter()
+        .map(|view| json!({ "id": view.organization.id, "name": view.organization.name, "role": view.role }))
+        .collect();
+    let api_keys: Vec<Value> = state
+        .api_keys
+        .personal_keys(principal)
+        .await?
+        .into_iter()
+        .map(|key| {
+            json!({
+                "id": key.id, "name": key.name, "prefix": key.prefix, "scopes": key.scopes,
+                "created_at": key.created_at, "expires_at": key.expires_at,
+            })
+        })
+        .collect();
+    let applications = state.oauth.connected_applications(&user.id).await?;
+    let events = state.audit_log.own_events(principal, EXPORTED_EVENTS).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX));
+    Ok(json!({
+        "format": "gatehouse-account-export/1",
+        "exported_at": now,
+        "profile": profile,
+        "sessions": sessions,
+        "mfa": mfa,
+        "passkeys": passkeys,
+        "identities": identities,
+        "organizations": organizations,
+        "api_keys": api_keys,
+        "applications": applications,
+        "audit_events": events,
+    }))
+}
+
+/// The answer of an export: JSON to save as a file, never cached.
+pub(crate) fn export_answer(export: &Value) -> Response {
+    (
+        [
+            (CONTENT_DISPOSITION, "attachment; filename=\"gatehouse-account.json\""),
+            (CACHE_CONTROL, "no-store"),
+        ],
+        Json(export.clone()),
+    )
+        .into_response()
+}
+
+/// Everything the account holds, as JSON (a file to keep: `Content-Disposition: attachment`).
+#[utoipa::path(get, path = "/v1/me/export", tag = "me", security(("bearer" = [])),
+    responses((status = 200, description = "the account's data", body = Object),
+    (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)))]
+pub(crate) async fn export(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<Response, ApiError> {
+    Ok(export_answer(&account_export(&state, &principal).await?))
+}
+
+/// Deletes the account at once: a proof of presence in the body (`{password}` or
+/// `{method, code}`), or none within the step-up window. Everything the account owns goes;
+/// audited `user.deleted` (by the user).
+#[utoipa::path(delete, path = "/v1/me", tag = "me", security(("bearer" = [])),
+    request_body(content = Option<crate::routes::mfa::ProofRequest>, description = "a proof of presence, unless the sign-in is recent"),
+    responses((status = 204), (status = 400, body = crate::error::Problem),
+    (status = 401, body = crate::error::Problem), (status = 403, description = "reauthentication_required", body = crate::error::Problem),
+    (status = 422, body = crate::error::Problem)))]
+pub(crate) async fn delete_me(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let proof = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let request: crate::routes::mfa::ProofRequest =
+            serde_json::from_slice(&body).map_err(|error| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("The body is not a proof: {error}"),
+                )
+            })?;
+        Some(request.into())
+    };
+    state.accounts.mfa.require_presence(&principal, proof, &context).await?;
+    state.accounts.registration.delete_own_account(&principal, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

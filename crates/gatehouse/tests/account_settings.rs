@@ -1,0 +1,229 @@
+//! The signed-in user's self-service, on both backends: the data export (`GET /v1/me/export`,
+//! `/account/export`), deleting the account (`DELETE /v1/me`, `/account/delete`: a proof of
+//! presence unless the sign-in is recent), and the profile and password pages.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use gatehouse_store::backend_tests;
+use gatehouse_store::testing::TestDatabase;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::mfa;
+use support::oauth_browser::{Browser, Page};
+use support::{OTHER_STRONG_PASSWORD, STRONG_PASSWORD};
+
+backend_tests!(
+    the_export_holds_the_accounts_data_and_no_secret,
+    deleting_ones_account_needs_presence_and_removes_it,
+    the_profile_password_and_privacy_pages_work,
+);
+
+async fn get_raw(env: &mfa::Env, path: &str, token: &str) -> reqwest::Response {
+    env.app.http.get(format!("{}{path}", env.app.base_url)).bearer_auth(token).send().await.unwrap()
+}
+
+async fn the_export_holds_the_accounts_data_and_no_secret(test: TestDatabase) {
+    let env = mfa::spawn(&test, &[]).await;
+    let token = env.user("ada@example.com").await;
+    env.enrol_totp(&token).await;
+    let (status, _) = env
+        .app
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/me",
+            Some(&token),
+            Some(json!({ "first_name": "Ada", "last_name": "Lovelace" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let answer = get_raw(&env, "/v1/me/export", &token).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let disposition = answer.headers()["content-disposition"].to_str().unwrap().to_owned();
+    assert!(disposition.starts_with("attachment"), "{disposition}");
+    assert_eq!(answer.headers()["cache-control"], "no-store");
+    let export: Value = answer.json().await.unwrap();
+    assert_eq!(export["format"], "gatehouse-account-export/1");
+    assert_eq!(export["profile"]["email"], "ada@example.com");
+    assert_eq!(export["profile"]["first_name"], "Ada");
+    assert_eq!(export["sessions"].as_array().unwrap().len(), 1, "{export}");
+    assert_eq!(export["mfa"]["factors"][0]["kind"], "totp", "{export}");
+    let actions: Vec<&str> = export["audit_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["action"].as_str().unwrap())
+        .collect();
+    for action in ["user.created", "user.updated", "user.mfa_changed"] {
+        assert!(actions.contains(&action), "{action} missing: {actions:?}");
+    }
+    // Nothing secret: no hash, no TOTP secret, no token.
+    let text = export.to_string();
+    for secret in ["argon2", "password_hash", "secret", &token] {
+        assert!(!text.contains(secret), "the export holds {secret}");
+    }
+    // A session only: no token, or another user's key, gets it.
+    let (status, _) = env.app.get_json("/v1/me/export").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, key) = env
+        .app
+        .post("/v1/me/api-keys", Some(&token), json!({ "name": "ci", "scopes": ["profile:read"] }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let answer = get_raw(&env, "/v1/me/export", key["key"].as_str().unwrap()).await;
+    assert!(answer.status().is_client_error(), "{}", answer.status());
+    env.app.stop().await;
+}
+
+async fn deleting_ones_account_needs_presence_and_removes_it(test: TestDatabase) {
+    let env = mfa::spawn(&test, &[]).await;
+    let app = &env.app;
+    let token = env.user("bea@example.com").await;
+    let bea = env.user_id("bea@example.com").await;
+
+    // An old sign-in: a proof is needed, and a wrong one is refused.
+    env.clock.advance(600);
+    let (status, problem) = app.send(reqwest::Method::DELETE, "/v1/me", Some(&token), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert_eq!(problem["code"], "reauthentication_required");
+    let (status, _) = app
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/me",
+            Some(&token),
+            Some(json!({ "password": "nope-nope-nope" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app
+        .send(reqwest::Method::DELETE, "/v1/me", Some(&token), Some(json!({ "unknown": true })))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = app.get_auth(&format!("/v1/admin/users/{bea}"), &env.admin).await;
+    assert_eq!(status, StatusCode::OK, "refused deletions deleted nothing");
+
+    let (status, _) = app
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/me",
+            Some(&token),
+            Some(json!({ "password": STRONG_PASSWORD })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.get_auth(&format!("/v1/admin/users/{bea}"), &env.admin).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app.get_auth("/v1/me", &token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app.sign_in("bea@example.com", STRONG_PASSWORD).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, log) = app.get_auth("/v1/admin/audit-log?action=user.deleted", &env.admin).await;
+    assert_eq!(log["data"][0]["target_id"], bea.as_str(), "{log}");
+    assert_eq!(log["data"][0]["metadata"]["by"], "self", "{log}");
+    // The address is free again.
+    env.user("bea@example.com").await;
+    env.app.stop().await;
+}
+
+/// Posts a page form with the CSRF token `page` carries.
+async fn post_form(
+    browser: &mut Browser,
+    page: &Page,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> Page {
+    let csrf = page.field("csrf_token").unwrap();
+    let mut form = vec![("csrf_token", csrf.as_str())];
+    form.extend_from_slice(fields);
+    browser.post(path, &form).await
+}
+
+async fn the_profile_password_and_privacy_pages_work(test: TestDatabase) {
+    let env = mfa::spawn(&test, &[]).await;
+    env.user("cy@example.com").await;
+    let cy = env.user_id("cy@example.com").await;
+    let mut browser = Browser::new(&env.app.base_url);
+    let first = browser.get("/account/profile").await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    let login = browser.get(first.location.as_deref().unwrap()).await;
+    let profile = browser.sign_in(&login, "cy@example.com", STRONG_PASSWORD).await;
+    assert_eq!(profile.status, StatusCode::OK, "{}", profile.body);
+    assert!(browser.get("/account").await.body.contains("/account/profile"));
+
+    // Names saved; a bad username refused with the reason.
+    let saved = post_form(
+        &mut browser,
+        &profile,
+        "/account/profile",
+        &[("first_name", "Cy"), ("last_name", "Young"), ("username", ""), ("image_url", "")],
+    )
+    .await;
+    assert_eq!(saved.location.as_deref(), Some("/account/profile?saved=profile"));
+    let (_, user) = env.app.get_auth(&format!("/v1/admin/users/{cy}"), &env.admin).await;
+    assert_eq!(
+        (user["first_name"].as_str(), user["last_name"].as_str()),
+        (Some("Cy"), Some("Young"))
+    );
+    let refused =
+        post_form(&mut browser, &profile, "/account/profile", &[("username", "no spaces allowed")])
+            .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    assert!(refused.body.contains("username"), "{}", refused.body);
+
+    // The password: a wrong current one refused, then changed.
+    let wrong = post_form(
+        &mut browser,
+        &profile,
+        "/account/password",
+        &[("current_password", "not-it"), ("new_password", OTHER_STRONG_PASSWORD)],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", wrong.body);
+    let changed = post_form(
+        &mut browser,
+        &profile,
+        "/account/password",
+        &[("current_password", STRONG_PASSWORD), ("new_password", OTHER_STRONG_PASSWORD)],
+    )
+    .await;
+    assert_eq!(
+        changed.location.as_deref(),
+        Some("/account/profile?saved=password"),
+        "{}",
+        changed.body
+    );
+    let (status, _) = env.app.sign_in("cy@example.com", STRONG_PASSWORD).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = env.app.sign_in("cy@example.com", OTHER_STRONG_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The data as a file.
+    let export = browser.get("/account/export").await;
+    assert_eq!(export.status, StatusCode::OK);
+    let export: Value = serde_json::from_str(&export.body).unwrap();
+    assert_eq!(export["profile"]["email"], "cy@example.com");
+
+    // Deleting: the box must be ticked; then the account is gone and the browser signed out.
+    let privacy = browser.get("/account/privacy").await;
+    assert_eq!(privacy.status, StatusCode::OK, "{}", privacy.body);
+    let unticked = post_form(&mut browser, &privacy, "/account/delete", &[("password", "")]).await;
+    assert_eq!(unticked.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let forged = browser.post("/account/delete", &[("confirm", "on")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "no CSRF token");
+    let (status, _) = env.app.get_auth(&format!("/v1/admin/users/{cy}"), &env.admin).await;
+    assert_eq!(status, StatusCode::OK);
+    let deleted = post_form(
+        &mut browser,
+        &privacy,
+        "/account/delete",
+        &[("confirm", "on"), ("password", "")],
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    assert!(deleted.body.contains("Your account is deleted"), "{}", deleted.body);
+    let (status, _) = env.app.get_auth(&format!("/v1/admin/users/{cy}"), &env.admin).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(browser.get("/account").await.status, StatusCode::SEE_OTHER, "still signed in");
+    env.app.stop().await;
+}
