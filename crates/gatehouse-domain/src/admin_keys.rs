@@ -1,5 +1,15 @@
 //! Admin API keys and the admin principal: the type that unlocks admin operations, so an
 //! operation that forgets to check cannot compile.
+//!
+//! Rules:
+//! - A key (`gta_…`) is shown once, at creation; only its keyed digest is stored, and no
+//!   listing answers it.
+//! - Listing and revoking take an [`AdminPrincipal`]. A revoked key stops authenticating at
+//!   once, on every instance: `authenticate` reads the key's row on every request (nothing
+//!   caches it). An admin key may revoke itself.
+//! - Revoking is audited (`admin_key.revoked`, target the key) in the revocation's
+//!   transaction; revoking a revoked key changes nothing and records nothing; an unknown id is
+//!   `not_found`.
 
 use std::sync::Arc;
 
@@ -10,6 +20,7 @@ use serde::Serialize;
 use crate::audit::AuditEvent;
 use crate::clock::Clock;
 use crate::error::DomainError;
+use crate::organizations::record::ListCursor;
 use crate::principal::{Actor, AdminPrincipal, RequestContext};
 use crate::store::StoreError;
 
@@ -32,6 +43,14 @@ pub struct AdminKeyRecord {
     pub revoked_at: Option<i64>,
 }
 
+/// What a revocation did: the key as it is now, and whether it was revoked before the call
+/// (then the call changed nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminKeyRevocation {
+    pub key: AdminKeyRecord,
+    pub already_revoked: bool,
+}
+
 #[async_trait]
 pub trait AdminKeyStore: Send + Sync {
     async fn insert_admin_key(
@@ -44,6 +63,22 @@ pub trait AdminKeyStore: Send + Sync {
         digest: &[u8],
     ) -> Result<Option<AdminKeyRecord>, StoreError>;
     async fn touch_admin_key(&self, id: &str, now: i64) -> Result<(), StoreError>;
+    async fn admin_key(&self, id: &str) -> Result<Option<AdminKeyRecord>, StoreError>;
+    /// Newest first (`created_at DESC, id DESC`), strictly after `after`, at most `limit`.
+    async fn list_admin_keys(
+        &self,
+        after: Option<&ListCursor>,
+        limit: u32,
+    ) -> Result<Vec<AdminKeyRecord>, StoreError>;
+    /// Sets `revoked_at` unless the key is revoked already, and then writes `events` in the
+    /// same transaction; `false` (and nothing written) when it was revoked already or is
+    /// unknown.
+    async fn revoke_admin_key(
+        &self,
+        id: &str,
+        now: i64,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError>;
 }
 
 pub struct AdminKeyService {
@@ -83,6 +118,41 @@ impl AdminKeyService {
             .metadata(serde_json::json!({ "name": record.name }));
         self.store.insert_admin_key(&record, &[event]).await?;
         Ok((record, secret))
+    }
+
+    /// Every admin key, revoked ones included, newest first, a page at a time.
+    pub async fn list(
+        &self,
+        _admin: &AdminPrincipal,
+        after: Option<&ListCursor>,
+        limit: u32,
+    ) -> Result<Vec<AdminKeyRecord>, DomainError> {
+        Ok(self.store.list_admin_keys(after, limit).await?)
+    }
+
+    /// Revokes a key at once (the caller's own key too); an unknown id is `not_found`, a
+    /// revoked key stays revoked and the call changes nothing.
+    pub async fn revoke(
+        &self,
+        admin: &AdminPrincipal,
+        id: &str,
+        context: &RequestContext,
+    ) -> Result<AdminKeyRevocation, DomainError> {
+        let key = self.store.admin_key(id).await?.ok_or(DomainError::NotFound)?;
+        if key.revoked_at.is_some() {
+            return Ok(AdminKeyRevocation { key, already_revoked: true });
+        }
+        let now = self.clock.now();
+        let event = AuditEvent::new("admin_key.revoked", admin.actor(), context, now)
+            .target("admin_key", &key.id)
+            .metadata(serde_json::json!({ "name": key.name }));
+        if self.store.revoke_admin_key(&key.id, now, &[event]).await? {
+            let key = AdminKeyRecord { revoked_at: Some(now), ..key };
+            return Ok(AdminKeyRevocation { key, already_revoked: false });
+        }
+        // Revoked by someone else between the read and the write: as they left it.
+        let key = self.store.admin_key(id).await?.ok_or(DomainError::NotFound)?;
+        Ok(AdminKeyRevocation { key, already_revoked: true })
     }
 
     /// `Ok(None)` when the bearer is not shaped like an admin key (try it as a user token).

@@ -4,6 +4,16 @@
 //!
 //! Private keys are stored sealed with the field cipher (purpose `signing-key`, associated data
 //! = kid), so a database dump alone cannot sign tokens.
+//!
+//! Rules:
+//! - Listing and rotating are admin operations (an [`AdminPrincipal`]: an admin key, an admin
+//!   user, or the CLI as the system actor); nothing here ever answers a private part.
+//! - A rotation retires exactly the key it read as active: if another rotation came first, it
+//!   writes nothing and answers a conflict. Its `signing_key.rotated` audit event (target the
+//!   new kid, the retired kid in its metadata) commits in the rotation's transaction.
+//! - After a rotation this instance's cache is dropped at once, so the next token is signed by
+//!   the new key and the next JWKS answer lists it; other instances pick it up within
+//!   `cache_seconds`.
 
 use std::sync::Arc;
 
@@ -13,8 +23,10 @@ use gatehouse_crypto::{FieldCipher, PublicKeySet, SigningAlgorithm, SigningKey};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
+use crate::audit::AuditEvent;
 use crate::clock::Clock;
 use crate::error::DomainError;
+use crate::principal::{AdminPrincipal, RequestContext};
 use crate::store::StoreError;
 
 /// The field-cipher purpose under which private signing keys are sealed.
@@ -64,13 +76,17 @@ pub trait SigningKeyStore: Send + Sync {
     /// Inserts `key` as the active key unless one already exists; `false` when another
     /// instance got there first.
     async fn insert_active_key_if_none(&self, key: &StoredSigningKey) -> Result<bool, StoreError>;
-    /// In one transaction: retires the active key (published until `publish_until`) and makes
-    /// `new_key` active.
+    /// In one transaction: retires the active key `retiring_kid` (published until
+    /// `publish_until`), makes `new_key` active and writes `events`. When the active key is not
+    /// `retiring_kid` (another rotation came first) nothing is written:
+    /// `Conflict(Conflict::SigningKey)`.
     async fn rotate_signing_key(
         &self,
         new_key: &StoredSigningKey,
+        retiring_kid: &str,
         retired_at: i64,
         publish_until: i64,
+        events: &[AuditEvent],
     ) -> Result<(), StoreError>;
     async fn active_signing_key(&self) -> Result<Option<StoredSigningKey>, StoreError>;
     /// Every key, newest first.
@@ -161,24 +177,40 @@ impl KeyService {
     }
 
     /// Generates a new active key; the previous one stays in JWKS for the retention period.
-    pub async fn rotate(&self) -> Result<KeyInfo, DomainError> {
+    /// Audited as `signing_key.rotated` (target the new kid, metadata the retired kid) in the
+    /// rotation's transaction; a rotation racing another answers `conflict` and changes
+    /// nothing. This instance signs with the new key from the next token on.
+    pub async fn rotate(
+        &self,
+        admin: &AdminPrincipal,
+        context: &RequestContext,
+    ) -> Result<KeyInfo, DomainError> {
+        let retiring = self.ensure_active_key().await?;
         let new_key = self.generate().await?;
         let now = self.clock.now();
+        let event = AuditEvent::new("signing_key.rotated", admin.actor(), context, now)
+            .target("signing_key", &new_key.kid)
+            .metadata(serde_json::json!({
+                "retired_kid": retiring.kid,
+                "algorithm": new_key.algorithm.to_string(),
+            }));
+        let publish_until = now + self.settings.retention_seconds;
         self.store
-            .rotate_signing_key(&new_key, now, now + self.settings.retention_seconds)
+            .rotate_signing_key(&new_key, &retiring.kid, now, publish_until, &[event])
             .await
             .map_err(|error| match error {
-            StoreError::Conflict(_) => {
-                DomainError::Conflict("another rotation happened at the same time".into())
-            }
-            other => other.into(),
-        })?;
+                StoreError::Conflict(_) => {
+                    DomainError::Conflict("another rotation happened at the same time".into())
+                }
+                other => other.into(),
+            })?;
         self.invalidate().await;
-        tracing::info!(kid = %new_key.kid, "rotated the signing key");
+        tracing::info!(kid = %new_key.kid, retired_kid = %retiring.kid, "rotated the signing key");
         Ok(self.info(&new_key))
     }
 
-    pub async fn list(&self) -> Result<Vec<KeyInfo>, DomainError> {
+    /// Every key, newest first (the active key is the newest); never a private part.
+    pub async fn list(&self, _admin: &AdminPrincipal) -> Result<Vec<KeyInfo>, DomainError> {
         let keys = self.store.list_signing_keys().await?;
         Ok(keys.iter().map(|key| self.info(key)).collect())
     }

@@ -14,7 +14,8 @@ pub enum Conflict {
     AuthorizationCodeSpent,
     /// The user already has a confirmed second factor of this kind.
     MfaFactorKind,
-    /// A signing key with this kid exists, or another key is already active.
+    /// A signing key with this kid exists, another key is already active, or the key a
+    /// rotation retires is no longer the active one (another rotation came first).
     SigningKey,
     /// An OAuth client with this id exists.
     ClientId,

@@ -52,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::admin_overview::routes())
         .merge(routes::admin_sessions::routes())
         .merge(routes::me_data::routes())
+        .merge(routes::admin_signing_keys::routes())
+        .merge(routes::admin_keys::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::api_budget));
     let routes = Router::new()
         .merge(routes::operations::routes())

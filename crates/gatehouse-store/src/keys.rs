@@ -1,7 +1,8 @@
 //! `SigningKeyStore` on SQL: the `signing_keys` table.
 
 use async_trait::async_trait;
-use gatehouse_domain::{KeyState, SigningKeyStore, StoreError, StoredSigningKey};
+use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::{Conflict, KeyState, SigningKeyStore, StoreError, StoredSigningKey};
 
 use crate::columns::StoreQuery;
 use crate::database::write_transaction;
@@ -93,19 +94,29 @@ impl SigningKeyStore for Database {
     async fn rotate_signing_key(
         &self,
         new_key: &StoredSigningKey,
+        retiring_kid: &str,
         retired_at: i64,
         publish_until: i64,
+        events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        write_transaction!(self, transaction => {
-            sqlx::query(
+        write_transaction!(self, events: events, transaction => {
+            // Conditional on the kid the caller read as active: a rotation that lost a race
+            // retires nothing, and its audit event is not written either.
+            let retired = sqlx::query(
                 "UPDATE signing_keys SET state = 'retired', retired_at = $1, publish_until = $2 \
-                 WHERE state = 'active'",
+                 WHERE state = 'active' AND kid = $3",
             )
             .bind(retired_at)
             .bind(publish_until)
+            .bind(retiring_kid)
             .execute(&mut *transaction)
             .await
-            .map_err(map_sqlx_error)?;
+            .map_err(map_sqlx_error)?
+            .rows_affected();
+            if retired != 1 {
+                // Dropping the transaction rolls it back.
+                return Err(StoreError::Conflict(Conflict::SigningKey));
+            }
             bind_key(sqlx::query(INSERT_KEY), new_key)
                 .execute(&mut *transaction)
                 .await

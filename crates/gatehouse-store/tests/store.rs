@@ -8,7 +8,7 @@ use gatehouse_domain::audit::{AuditEvent, AuditFilter, AuditStore};
 use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
 use gatehouse_domain::known_devices::KnownDeviceStore;
 use gatehouse_domain::mfa::{MfaFactorRecord, MfaStore};
-use gatehouse_domain::principal::{Actor, RequestContext};
+use gatehouse_domain::principal::{Actor, AdminPrincipal, RequestContext};
 use gatehouse_domain::sessions::{RefreshTokenRecord, SessionRecord, SessionStore};
 use gatehouse_domain::unit_of_work::{KnownDevice, UnitOfWork, UnitOfWorkStore};
 use gatehouse_domain::users::record::{SignInFacts, UserLookup};
@@ -182,8 +182,21 @@ async fn only_one_key_can_be_active(test: TestDatabase) {
 
 async fn rotation_retires_the_active_key_in_one_step(test: TestDatabase) {
     let store = &test.database;
+    let rotated = |kid: &str| {
+        AuditEvent::new("signing_key.rotated", &Actor::System, &RequestContext::default(), 5)
+            .target("signing_key", kid)
+    };
+    let rotations = || async {
+        let filter =
+            AuditFilter { action: Some("signing_key.rotated".into()), ..AuditFilter::default() };
+        let events = store.list_audit_events(&filter, None, 10).await.unwrap();
+        events.into_iter().map(|event| event.target_id.unwrap()).collect::<Vec<_>>()
+    };
     store.insert_active_key_if_none(&stored_key("old", 1)).await.unwrap();
-    store.rotate_signing_key(&stored_key("new", 5), 5, 1000).await.unwrap();
+    store
+        .rotate_signing_key(&stored_key("new", 5), "old", 5, 1000, &[rotated("new")])
+        .await
+        .unwrap();
     let keys = store.list_signing_keys().await.unwrap();
     assert_eq!(keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["new", "old"]);
     assert_eq!(keys[0].state, KeyState::Active);
@@ -191,10 +204,25 @@ async fn rotation_retires_the_active_key_in_one_step(test: TestDatabase) {
         (keys[1].state, keys[1].retired_at, keys[1].publish_until),
         (KeyState::Retired, Some(5), Some(1000))
     );
+    assert_eq!(rotations().await, ["new"], "the event commits with the rotation");
     // A rotation whose new key collides leaves the old state untouched (one transaction).
-    let error = store.rotate_signing_key(&stored_key("old", 6), 6, 2000).await.unwrap_err();
+    let error = store
+        .rotate_signing_key(&stored_key("old", 6), "new", 6, 2000, &[rotated("old")])
+        .await
+        .unwrap_err();
     assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
     assert_eq!(store.active_signing_key().await.unwrap().unwrap().kid, "new");
+    // A rotation that read a key which is no longer the active one (another rotation came
+    // first) retires nothing and records nothing.
+    let error = store
+        .rotate_signing_key(&stored_key("late", 7), "old", 7, 3000, &[rotated("late")])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(Conflict::SigningKey)), "{error:?}");
+    let keys = store.list_signing_keys().await.unwrap();
+    assert_eq!(keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["new", "old"]);
+    assert_eq!(keys[0].state, KeyState::Active);
+    assert_eq!(rotations().await, ["new"]);
 }
 
 async fn users_round_trip_and_stay_unique(test: TestDatabase) {
@@ -435,7 +463,8 @@ async fn key_service_publishes_retired_keys_until_their_tokens_expire(test: Test
         .sign("at+jwt", &serde_json::json!({ "sub": "usr_1", "exp": 2_000_000_000 }))
         .unwrap();
 
-    let second = service.rotate().await.unwrap();
+    let second =
+        service.rotate(&AdminPrincipal::system(), &RequestContext::default()).await.unwrap();
     assert_ne!(second.kid, first.kid);
     assert_eq!(service.active_signer().await.unwrap().kid(), second.kid);
     let jwks = service.jwks().await.unwrap();
@@ -453,7 +482,7 @@ async fn key_service_publishes_retired_keys_until_their_tokens_expire(test: Test
     assert_eq!(kids(&service.jwks().await.unwrap()).len(), 2);
     clock.advance(2);
     assert_eq!(kids(&service.jwks().await.unwrap()), [second.kid.as_str()]);
-    let listed = service.list().await.unwrap();
+    let listed = service.list(&AdminPrincipal::system()).await.unwrap();
     assert_eq!(
         listed.iter().map(|k| (k.state, k.published)).collect::<Vec<_>>(),
         [(KeyState::Active, true), (KeyState::Retired, false)]

@@ -1,6 +1,7 @@
 //! The command line: `gatehouse serve | migrate | version | keys list|rotate | master-key reseal
-//! | user create|import | client create | admin-key create | audit verify|export`, one function
-//! per command (the audit commands in `audit_cli`).
+//! | user create|import | client create | admin-key create|list|revoke | audit verify|export`,
+//! one function per command (the audit commands in `audit_cli`). Admin operations run as the
+//! system actor (`AdminPrincipal::system`), which their audit events name.
 
 use std::path::{Path, PathBuf};
 
@@ -8,9 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use gatehouse_domain::DomainError;
+use gatehouse_domain::admin_keys::AdminKeyRecord;
 use gatehouse_domain::admin_users::{AdminUserService, ImportReport, ImportedUser, NewUserByAdmin};
 use gatehouse_domain::data_keys::ResealOutcome;
 use gatehouse_domain::oauth::clients::NewClient;
+use gatehouse_domain::organizations::ListCursor;
 use gatehouse_domain::principal::AdminPrincipal;
 use gatehouse_domain::principal::RequestContext;
 
@@ -145,6 +148,13 @@ pub enum AdminKeyCommand {
         #[arg(long)]
         name: String,
     },
+    /// List admin API keys, revoked ones included, newest first (never the key itself).
+    List,
+    /// Revoke an admin API key at once (by its id, `ak_…`).
+    Revoke {
+        /// The key's id, as `admin-key list` shows it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +197,10 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
         Command::AdminKey(AdminKeyCommand::Create { name }) => {
             create_admin_key(config, name, json_output).await
         }
+        Command::AdminKey(AdminKeyCommand::List) => list_admin_keys(config, json_output).await,
+        Command::AdminKey(AdminKeyCommand::Revoke { id }) => {
+            revoke_admin_key(config, id, json_output).await
+        }
         Command::Audit(command) => crate::audit_cli::run(command, config, json_output).await,
     }
 }
@@ -211,7 +225,7 @@ async fn migrate(config: Config, json_output: bool) -> Result<(), StartupError> 
 /// `gatehouse keys list`
 async fn list_keys(config: Config, json_output: bool) -> Result<(), StartupError> {
     let core = app::build_core(config).await?;
-    let keys = core.keys.list().await?;
+    let keys = core.keys.list(&AdminPrincipal::system()).await?;
     core.database.close().await;
     if json_output {
         println!("{}", json!({ "data": keys }));
@@ -234,8 +248,9 @@ async fn list_keys(config: Config, json_output: bool) -> Result<(), StartupError
 /// `gatehouse keys rotate`
 async fn rotate_keys(config: Config, json_output: bool) -> Result<(), StartupError> {
     let core = app::build_core(config).await?;
-    let key = core.keys.rotate().await?;
+    let rotated = core.keys.rotate(&AdminPrincipal::system(), &cli_context()).await;
     core.database.close().await;
+    let key = rotated?;
     if json_output {
         println!("{}", json!(key));
     } else {
@@ -411,6 +426,80 @@ async fn create_admin_key(
             "admin API key {} ({}):\n{secret}\nStore it now: it is not shown again.",
             key.id, key.name
         );
+    }
+    Ok(())
+}
+
+/// How many admin keys `admin-key list` reads per page.
+const ADMIN_KEY_PAGE: u32 = 100;
+
+/// `gatehouse admin-key list`
+async fn list_admin_keys(config: Config, json_output: bool) -> Result<(), StartupError> {
+    let core = app::build_core(config).await?;
+    let admin_keys = core.admin_keys();
+    let admin = AdminPrincipal::system();
+    let mut keys: Vec<AdminKeyRecord> = Vec::new();
+    let listed = loop {
+        let after =
+            keys.last().map(|last| ListCursor { created_at: last.created_at, id: last.id.clone() });
+        match admin_keys.list(&admin, after.as_ref(), ADMIN_KEY_PAGE).await {
+            Ok(page) => {
+                let full = page.len() == ADMIN_KEY_PAGE as usize;
+                keys.extend(page);
+                if !full {
+                    break Ok(());
+                }
+            }
+            Err(error) => break Err(error),
+        }
+    };
+    core.database.close().await;
+    listed?;
+    if json_output {
+        println!("{}", json!({ "data": keys }));
+    } else {
+        println!("{:<30} {:<11} {:<11} {:<11} name", "id", "created", "last used", "revoked");
+        let time = |at: Option<i64>| at.map_or_else(|| "-".to_owned(), |at| at.to_string());
+        for key in keys {
+            println!(
+                "{:<30} {:<11} {:<11} {:<11} {}",
+                key.id,
+                key.created_at,
+                time(key.last_used_at),
+                time(key.revoked_at),
+                key.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `gatehouse admin-key revoke <id>`
+async fn revoke_admin_key(config: Config, id: &str, json_output: bool) -> Result<(), StartupError> {
+    let core = app::build_core(config).await?;
+    let revoked = core.admin_keys().revoke(&AdminPrincipal::system(), id, &cli_context()).await;
+    core.database.close().await;
+    let revocation = revoked.map_err(|error| match error {
+        DomainError::NotFound => {
+            StartupError::Rejected(format!("no admin API key has the id {id}"))
+        }
+        other => StartupError::Domain(other),
+    })?;
+    let key = &revocation.key;
+    if json_output {
+        println!(
+            "{}",
+            json!({ "id": key.id, "name": key.name, "revoked_at": key.revoked_at, "already_revoked": revocation.already_revoked })
+        );
+    } else if revocation.already_revoked {
+        println!(
+            "admin API key {} ({}) was already revoked (at {}); nothing changed",
+            key.id,
+            key.name,
+            key.revoked_at.unwrap_or_default()
+        );
+    } else {
+        println!("revoked admin API key {} ({}): it no longer authenticates", key.id, key.name);
     }
     Ok(())
 }

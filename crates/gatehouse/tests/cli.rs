@@ -96,7 +96,7 @@ async fn zero_configuration_serve_creates_its_data_directory() {
     terminate(child).await;
 }
 
-backend_tests!(serve_migrate_and_rotate_keys);
+backend_tests!(serve_migrate_and_rotate_keys, admin_keys_are_listed_and_revoked_from_the_cli);
 
 async fn serve_migrate_and_rotate_keys(test: TestDatabase) {
     let directory = tempfile::tempdir().unwrap();
@@ -140,6 +140,85 @@ async fn serve_migrate_and_rotate_keys(test: TestDatabase) {
     let kids: Vec<&str> =
         after["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
     assert_eq!(kids, [rotated["kid"].as_str().unwrap(), old_kid.as_str()]);
+    terminate(child).await;
+}
+
+/// `gatehouse admin-key list|revoke` and `keys rotate` as an operator runs them: a table or
+/// JSON, a revoked key refused by the running server at once, an unknown id refused with exit
+/// code 2, and the system actor in the audit events they write.
+async fn admin_keys_are_listed_and_revoked_from_the_cli(test: TestDatabase) {
+    let directory = tempfile::tempdir().unwrap();
+    let mut env = env_for(&test);
+    env.push(("GATEHOUSE_MASTER_KEY".into(), gatehouse_crypto::MasterKey::generate().encode()));
+    let mut made = Vec::new();
+    for name in ["ops", "ci"] {
+        let (code, stdout, stderr) =
+            run(directory.path(), &env, &["admin-key", "create", "--name", name, "--json"]).await;
+        assert_eq!(code, 0, "{stderr}");
+        made.push(serde_json::from_str::<serde_json::Value>(stdout.trim()).unwrap());
+    }
+    let (ops, ci) = (&made[0], &made[1]);
+    let ci_id = ci["id"].as_str().unwrap();
+
+    let (code, stdout, stderr) =
+        run(directory.path(), &env, &["admin-key", "list", "--json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let listed: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let keys = listed["data"].as_array().unwrap();
+    let mut ids: Vec<&str> = keys.iter().map(|k| k["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    let mut expected = vec![ops["id"].as_str().unwrap(), ci_id];
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+    assert!(keys.iter().all(|k| k["revoked_at"].is_null() && k.get("key_digest").is_none()));
+    let (code, table, _) = run(directory.path(), &env, &["admin-key", "list"]).await;
+    assert_eq!(code, 0);
+    assert!(table.starts_with("id "), "{table}");
+    assert!(table.contains(ci_id) && table.contains(" ci\n"), "{table}");
+    for key in &made {
+        assert!(
+            !stdout.contains(key["key"].as_str().unwrap())
+                && !table.contains(key["key"].as_str().unwrap())
+        );
+    }
+
+    let (code, _, stderr) =
+        run(directory.path(), &env, &["admin-key", "revoke", "ak_unknown"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no admin API key has the id ak_unknown"), "{stderr}");
+    let (code, stdout, stderr) = run(directory.path(), &env, &["admin-key", "revoke", ci_id]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(&format!("revoked admin API key {ci_id} (ci)")), "{stdout}");
+    let (code, stdout, _) =
+        run(directory.path(), &env, &["admin-key", "revoke", ci_id, "--json"]).await;
+    assert_eq!(code, 0);
+    let again: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(again["already_revoked"], true);
+    assert!(again["revoked_at"].as_i64().is_some());
+    let (code, _, stderr) = run(directory.path(), &env, &["keys", "rotate"]).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    let (child, url) = serve(directory.path(), &env).await;
+    let client = reqwest::Client::new();
+    let get = |secret: &serde_json::Value, path: &str| {
+        client.get(format!("{url}{path}")).bearer_auth(secret["key"].as_str().unwrap()).send()
+    };
+    assert_eq!(get(ci, "/v1/admin/users").await.unwrap().status(), 401);
+    let listed: serde_json::Value =
+        get(ops, "/v1/admin/admin-keys").await.unwrap().json().await.unwrap();
+    let revoked = listed["data"].as_array().unwrap().iter().find(|k| k["id"] == ci_id).unwrap();
+    assert!(revoked["revoked_at"].as_i64().is_some());
+    for action in ["admin_key.revoked", "signing_key.rotated"] {
+        let log: serde_json::Value = get(ops, &format!("/v1/admin/audit-log?action={action}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let events = log["data"].as_array().unwrap();
+        assert_eq!(events.len(), 1, "{action}: {log}");
+        assert_eq!(events[0]["actor_type"], "system", "{action}");
+    }
     terminate(child).await;
 }
 

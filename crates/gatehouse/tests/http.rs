@@ -5,6 +5,7 @@
 mod support;
 
 use gatehouse_crypto::{MasterKey, PublicKeySet};
+use gatehouse_domain::principal::{AdminPrincipal, RequestContext};
 use gatehouse_store::backend_tests;
 use gatehouse_store::testing::TestDatabase;
 use reqwest::StatusCode;
@@ -102,7 +103,8 @@ async fn a_token_from_one_instance_verifies_with_another_instances_jwks(test: Te
 async fn rotation_keeps_the_old_key_published(test: TestDatabase) {
     let app = TestApp::spawn(&test).await;
     let old_token = app.keys.active_signer().await.unwrap().sign("at+jwt", &claims()).unwrap();
-    let rotated = app.keys.rotate().await.unwrap();
+    let rotated =
+        app.keys.rotate(&AdminPrincipal::system(), &RequestContext::default()).await.unwrap();
     let (_, jwks) = app.get_json("/.well-known/jwks.json").await;
     let kids: Vec<&str> =
         jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();

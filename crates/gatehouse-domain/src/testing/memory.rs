@@ -258,8 +258,10 @@ impl SigningKeyStore for MemoryStore {
     async fn rotate_signing_key(
         &self,
         _new_key: &StoredSigningKey,
+        _retiring_kid: &str,
         _retired_at: i64,
         _publish_until: i64,
+        _events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         Err(not_used())
     }

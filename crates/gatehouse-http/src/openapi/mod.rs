@@ -11,10 +11,10 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use crate::routes::{
-    admin, admin_audit, admin_clients, admin_deliveries, admin_identity_providers,
-    admin_organizations, admin_overview, admin_sessions, admin_webhooks, api_keys, auth,
-    email_links, federation, me, me_data, me_mfa, mfa, operations, organizations, passkeys,
-    well_known,
+    admin, admin_audit, admin_clients, admin_deliveries, admin_identity_providers, admin_keys,
+    admin_organizations, admin_overview, admin_sessions, admin_signing_keys, admin_webhooks,
+    api_keys, auth, email_links, federation, me, me_data, me_mfa, mfa, operations, organizations,
+    passkeys, well_known,
 };
 use crate::state::AppState;
 
@@ -68,6 +68,8 @@ use crate::state::AppState;
         admin_identity_providers::delete_provider, admin_identity_providers::upstream_token, admin_overview::stats,
         admin_sessions::list_sessions, admin_sessions::revoke_all, admin_sessions::revoke_one,
         me_data::export, me_data::delete_me,
+        admin_signing_keys::list_signing_keys, admin_signing_keys::rotate_signing_key,
+        admin_keys::list_admin_keys, admin_keys::revoke_admin_key,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth, &OAuthOperations),
