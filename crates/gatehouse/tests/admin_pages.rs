@@ -21,6 +21,7 @@ backend_tests!(
     admins_find_users_act_on_them_and_read_the_audit_log,
     the_overview_and_session_apis_answer_admins_only,
     admins_register_edit_rotate_and_delete_clients,
+    admins_rotate_signing_keys_and_revoke_admin_keys,
 );
 
 const ROOT: &str = "root@example.com";
@@ -490,5 +491,56 @@ async fn admins_register_edit_rotate_and_delete_clients(test: TestDatabase) {
     let (status, _) = env.app.get_auth(&path, &env.admin).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(!secret_works(&env, &client_id, &new_secret).await);
+    env.app.stop().await;
+}
+
+async fn admins_rotate_signing_keys_and_revoke_admin_keys(test: TestDatabase) {
+    let env = mfa::spawn(&test, &[]).await;
+    create_admin(&env).await;
+    let spare = env.app.admin_key().await;
+    let mut browser = Browser::new(&env.app.base_url);
+    signed_in(&mut browser, "/admin", ROOT).await;
+    let (_, keys) = env.app.get_auth("/v1/admin/keys", &env.admin).await;
+    let first_kid = keys["data"][0]["kid"].as_str().unwrap().to_owned();
+    let page = browser.get("/admin/keys").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(&first_kid), "{}", page.body);
+
+    // Rotation: a new active key, the old one retired but still published.
+    let rotated = post_form(&mut browser, &page, "/admin/keys/rotate", &[]).await;
+    assert_eq!(rotated.location.as_deref(), Some("/admin/keys"));
+    let (_, keys) = env.app.get_auth("/v1/admin/keys", &env.admin).await;
+    let keys = keys["data"].as_array().unwrap().clone();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0]["state"], "active");
+    assert_ne!(keys[0]["kid"], first_kid.as_str());
+    assert_eq!(keys[1]["kid"], first_kid.as_str());
+    assert_eq!(keys[1]["published"], true);
+
+    // An admin key revoked from the page stops working at once.
+    let (status, _) = env.app.get_auth("/v1/admin/users", &spare).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, listed) = env.app.get_auth("/v1/admin/admin-keys", &env.admin).await;
+    let spare_id = listed["data"][0]["id"].as_str().unwrap().to_owned();
+    let page = browser.get("/admin/keys").await;
+    assert!(page.body.contains(&spare_id), "{}", page.body);
+    let revoked =
+        post_form(&mut browser, &page, &format!("/admin/keys/admin-keys/{spare_id}/revoke"), &[])
+            .await;
+    assert_eq!(revoked.location.as_deref(), Some("/admin/keys"));
+    let (status, _) = env.app.get_auth("/v1/admin/users", &spare).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = env.app.get_auth("/v1/admin/users", &env.admin).await;
+    assert_eq!(status, StatusCode::OK, "only that key was revoked");
+
+    // An old sign-in: rotating asks to confirm first.
+    env.clock.advance(600);
+    let asked = post_form(&mut browser, &page, "/admin/keys/rotate", &[]).await;
+    assert_eq!(asked.location.as_deref(), Some("/admin/verify?return_to=%2Fadmin%2Fkeys"));
+    let (_, keys) = env.app.get_auth("/v1/admin/keys", &env.admin).await;
+    assert_eq!(keys["data"].as_array().unwrap().len(), 2, "rotated without a recent sign-in");
+    let (_, log) =
+        env.app.get_auth("/v1/admin/audit-log?action=signing_key.rotated", &env.admin).await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 1, "{log}");
     env.app.stop().await;
 }

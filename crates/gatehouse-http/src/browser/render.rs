@@ -285,6 +285,7 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
         ("admin_users.html", include_str!("templates/admin_users.html")),
         ("admin_user.html", include_str!("templates/admin_user.html")),
         ("admin_audit.html", include_str!("templates/admin_audit.html")),
+        ("admin_keys.html", include_str!("templates/admin_keys.html")),
         ("admin_clients.html", include_str!("templates/admin_clients.html")),
         ("admin_client.html", include_str!("templates/admin_client.html")),
         ("admin_client_new.html", include_str!("templates/admin_client_new.html")),

@@ -13,12 +13,14 @@
 //!
 //! Sections: `overview` (counts per day as server-drawn SVG charts, outbox and service
 //! health), `users` (search, list, detail and the account actions), `clients` (OAuth clients:
-//! register with the secret shown once, edit, rotate, delete), `audit` (the audit log with
+//! register with the secret shown once, edit, rotate, delete), `keys` (signing keys with
+//! rotation, admin API keys with revocation), `audit` (the audit log with
 //! filters), `verify` (the second-factor step-up).
 
 mod audit;
 mod charts;
 mod clients;
+mod keys;
 mod overview;
 mod users;
 mod verify;
@@ -46,6 +48,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/clients/{id}", get(clients::show).post(clients::update))
         .route("/admin/clients/{id}/rotate-secret", post(clients::rotate))
         .route("/admin/clients/{id}/delete", post(clients::delete))
+        .route("/admin/keys", get(keys::show))
+        .route("/admin/keys/rotate", post(keys::rotate))
+        .route("/admin/keys/admin-keys/{id}/revoke", post(keys::revoke_admin_key))
         .route("/admin/audit", get(audit::show))
         .route("/admin/verify", get(verify::show).post(verify::submit))
         .route("/admin/verify/send", post(verify::send_code))
