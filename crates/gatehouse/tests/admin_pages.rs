@@ -187,6 +187,20 @@ async fn admins_find_users_act_on_them_and_read_the_audit_log(test: TestDatabase
     let (_, user) = env.app.get_auth(&format!("/v1/admin/users/{ada}"), &env.admin).await;
     assert_eq!(user["suspended"], false, "{user}");
 
+    // The address marked verified, and a reset link sent to the user (only to them).
+    let (_, user) = env.app.get_auth(&format!("/v1/admin/users/{ada}"), &env.admin).await;
+    if user["email_verified"] == false {
+        post_form(&mut browser, &detail, &action, &[("action", "verify_email")]).await;
+        let (_, user) = env.app.get_auth(&format!("/v1/admin/users/{ada}"), &env.admin).await;
+        assert_eq!(user["email_verified"], true, "{user}");
+    }
+    let sent =
+        post_form(&mut browser, &detail, &action, &[("action", "send_password_reset")]).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    let mail = env.sink.wait_for_subject("ada@example.com", "password").await;
+    assert!(mail.link_for("/reset-password").is_some(), "{}", mail.text());
+    assert!(!sent.body.contains("reset-password"), "the link reached the admin");
+
     // A form without the CSRF token changes nothing.
     let forged = browser.post(&action, &[("action", "suspend")]).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
@@ -233,6 +247,12 @@ async fn admins_find_users_act_on_them_and_read_the_audit_log(test: TestDatabase
     let revoked = browser.get(&format!("/admin/audit?target={session_id}")).await;
     assert!(revoked.body.contains("session.revoked"), "{}", revoked.body);
     assert!(revoked.body.contains("revoked_by_admin"), "{}", revoked.body);
+
+    // Deleted (the sign-in is recent after the confirmation above).
+    let deleted = post_form(&mut browser, &detail, &action, &[("action", "delete")]).await;
+    assert_eq!(deleted.location.as_deref(), Some("/admin/users"));
+    let (status, _) = env.app.get_auth(&format!("/v1/admin/users/{ada}"), &env.admin).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     env.app.stop().await;
 }
 

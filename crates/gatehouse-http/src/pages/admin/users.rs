@@ -245,7 +245,7 @@ async fn detail(
 #[derive(Deserialize)]
 pub(crate) struct ActionForm {
     /// `suspend`, `unsuspend`, `unlock`, `revoke_sessions`, `revoke_session` (with
-    /// `session_id`) or `reset_mfa`.
+    /// `session_id`), `reset_mfa`, `verify_email`, `send_password_reset` or `delete`.
     action: String,
     session_id: Option<String>,
 }
@@ -267,7 +267,7 @@ pub(crate) async fn act(
     let admin = &visit.admin;
     let destructive = matches!(
         form.fields.action.as_str(),
-        "suspend" | "revoke_sessions" | "revoke_session" | "reset_mfa"
+        "suspend" | "revoke_sessions" | "revoke_session" | "reset_mfa" | "delete"
     );
     if destructive
         && let Err(DomainError::ReauthenticationRequired) =
@@ -295,6 +295,25 @@ pub(crate) async fn act(
             None => Err(DomainError::NotFound),
         },
         "reset_mfa" => accounts.mfa.admin_reset_mfa(admin, &id, &context).await,
+        "verify_email" => {
+            let update = gatehouse_domain::admin_users::AdminUserUpdate {
+                email_verified: Some(true),
+                ..Default::default()
+            };
+            accounts.admin_users.update(admin, &id, update, &context).await.map(drop)
+        }
+        // The user's own "forgot password" email: a reset link only they receive.
+        "send_password_reset" => match accounts.admin_users.get(admin, &id).await {
+            Ok(user) => match user.email {
+                Some(email) => accounts.email_links.forgot_password(&email, &context).await,
+                None => Err(DomainError::NotFound),
+            },
+            Err(error) => Err(error),
+        },
+        "delete" => match accounts.admin_users.delete(admin, &id, &context).await {
+            Ok(()) => return state.pages.redirect("/admin/users"),
+            Err(error) => Err(error),
+        },
         _ => return state.pages.error_page(form.locale, ErrorPage::bad_request()),
     };
     match outcome {
