@@ -29,6 +29,9 @@ use crate::error::DomainError;
 use crate::principal::{AdminPrincipal, RequestContext};
 use crate::store::StoreError;
 
+/// The least time between two reloads of the key set for a token naming an unknown kid.
+pub const UNKNOWN_KID_RELOAD_MILLIS: i64 = 1000;
+
 /// The field-cipher purpose under which private signing keys are sealed.
 pub const SIGNING_KEY_PURPOSE: &str = "signing-key";
 
@@ -137,6 +140,8 @@ pub struct KeyService {
     /// Held while the cache is reloaded or invalidated, so one task reloads at a time and an
     /// invalidation is never overwritten by a reload that read the store before it.
     refresh: Mutex<()>,
+    /// When (Unix ms) the key set was last read again for an unknown kid.
+    unknown_kid_reload: std::sync::atomic::AtomicI64,
 }
 
 impl KeyService {
@@ -153,6 +158,7 @@ impl KeyService {
             settings,
             cache: ArcSwapOption::empty(),
             refresh: Mutex::new(()),
+            unknown_kid_reload: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
         }
     }
 
@@ -228,6 +234,34 @@ impl KeyService {
     /// The published keys as a verifier: what any resource server would trust right now.
     pub async fn verifier(&self) -> Result<Arc<PublicKeySet>, DomainError> {
         self.cached(|keys| keys.verifier.clone()).await
+    }
+
+    /// The verifier once more, read from the store first when `kid` is not in the cached set
+    /// (another instance rotated since this one last read): so a token signed with a new key
+    /// verifies everywhere at once, not after the cache's age. At most one such read per
+    /// [`UNKNOWN_KID_RELOAD_MILLIS`], so forged kids cannot drive the store.
+    pub async fn verifier_knowing(&self, kid: &str) -> Result<Arc<PublicKeySet>, DomainError> {
+        let verifier = self.verifier().await?;
+        if verifier.has_kid(kid) {
+            return Ok(verifier);
+        }
+        let now = self.clock.now_millis();
+        let last = self.unknown_kid_reload.load(std::sync::atomic::Ordering::Relaxed);
+        if now - last < UNKNOWN_KID_RELOAD_MILLIS
+            || self
+                .unknown_kid_reload
+                .compare_exchange(
+                    last,
+                    now,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return Ok(verifier);
+        }
+        self.invalidate().await;
+        self.verifier().await
     }
 
     /// `pick` applied to the cached key set, reloading it first when it is older than

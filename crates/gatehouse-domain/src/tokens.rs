@@ -313,9 +313,21 @@ impl TokenService {
                 validation.set_audience(&[&self.settings.audience]);
                 validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
                 validation.leeway = ACCESS_TOKEN_LEEWAY_SECONDS as u64;
-                let claims: AccessTokenClaims = verifier
-                    .verify(token, Some(ACCESS_TOKEN_TYPE), &validation)
-                    .map_err(|_| DomainError::InvalidToken)?;
+                let claims: AccessTokenClaims =
+                    match verifier.verify(token, Some(ACCESS_TOKEN_TYPE), &validation) {
+                        Ok(claims) => claims,
+                        // A kid this instance has not seen: another one may have rotated.
+                        Err(_) => match jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid)
+                        {
+                            Some(kid) if !verifier.has_kid(&kid) => self
+                                .keys
+                                .verifier_knowing(&kid)
+                                .await?
+                                .verify(token, Some(ACCESS_TOKEN_TYPE), &validation)
+                                .map_err(|_| DomainError::InvalidToken)?,
+                            _ => return Err(DomainError::InvalidToken),
+                        },
+                    };
                 let claims = Arc::new(claims);
                 self.verified.insert(&verifier, digest, Arc::clone(&claims), self.clock.now());
                 claims

@@ -58,6 +58,11 @@ impl PublicKeySet {
     }
 
     /// Whether no key was usable.
+    /// Whether a key of this set has `kid`.
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
