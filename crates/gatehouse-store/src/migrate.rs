@@ -58,6 +58,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(20, "0020_audit_erasures"),
     migration!(21, "0021_user_identities"),
     migration!(22, "0022_identity_tokens"),
+    migration!(23, "0023_token_payload"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -71,7 +71,7 @@ pub(crate) async fn apply_work<C: StoreConnection>(
     for token in &work.tokens {
         let insert = C::statement(
             "INSERT INTO one_time_tokens (token_digest, purpose, user_id, email_digest, \
-             created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             created_at, expires_at, used_at, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         );
         connection
             .execute(
@@ -82,7 +82,8 @@ pub(crate) async fn apply_work<C: StoreConnection>(
                     .bind_value(token.email_digest.as_deref())
                     .bind_value(token.created_at)
                     .bind_value(token.expires_at)
-                    .bind_value(token.used_at),
+                    .bind_value(token.used_at)
+                    .bind_value(token.payload.as_deref()),
             )
             .await?;
     }
@@ -285,6 +286,7 @@ fn one_time_token_from_row(row: &impl StoreRow) -> Result<OneTimeTokenRecord, St
         created_at: row.read("created_at")?,
         expires_at: row.read("expires_at")?,
         used_at: row.read("used_at")?,
+        payload: row.read("payload")?,
     })
 }
 
@@ -501,8 +503,8 @@ impl OneTimeTokenStore for Database {
     ) -> Result<Option<OneTimeTokenRecord>, StoreError> {
         with_pool!(self, pool => {
             let row = sqlx::query(
-                "SELECT token_digest, purpose, user_id, email_digest, created_at, expires_at, used_at \
-                 FROM one_time_tokens WHERE token_digest = $1",
+                "SELECT token_digest, purpose, user_id, email_digest, created_at, expires_at, used_at, \
+                 payload FROM one_time_tokens WHERE token_digest = $1",
             )
             .bind(digest)
             .fetch_optional(pool)

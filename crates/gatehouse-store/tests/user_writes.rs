@@ -107,6 +107,7 @@ async fn a_password_change_that_lost_the_race_writes_nothing(test: TestDatabase)
         created_at: 15,
         expires_at: 1000,
         used_at: None,
+        payload: None,
     };
     store
         .update_user(

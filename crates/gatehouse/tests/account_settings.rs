@@ -1,6 +1,7 @@
 //! The signed-in user's self-service, on both backends: the data export (`GET /v1/me/export`,
 //! `/account/export`), deleting the account (`DELETE /v1/me`, `/account/delete`: a proof of
-//! presence unless the sign-in is recent), and the profile and password pages.
+//! presence unless the sign-in is recent), the email change (a link to the new address, a
+//! notice to the old one), and the profile and password pages.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -17,6 +18,7 @@ backend_tests!(
     the_export_holds_the_accounts_data_and_no_secret,
     deleting_ones_account_needs_presence_and_removes_it,
     the_profile_password_and_privacy_pages_work,
+    an_email_change_is_confirmed_from_the_new_address,
 );
 
 async fn get_raw(env: &mfa::Env, path: &str, token: &str) -> reqwest::Response {
@@ -225,5 +227,103 @@ async fn the_profile_password_and_privacy_pages_work(test: TestDatabase) {
     let (status, _) = env.app.get_auth(&format!("/v1/admin/users/{cy}"), &env.admin).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(browser.get("/account").await.status, StatusCode::SEE_OTHER, "still signed in");
+    env.app.stop().await;
+}
+
+async fn an_email_change_is_confirmed_from_the_new_address(test: TestDatabase) {
+    let env = mfa::spawn(&test, &[]).await;
+    let app = &env.app;
+    let token = env.user("dan@example.com").await;
+    env.user("eve@example.com").await;
+
+    // Refused: another account's address, the account's own, not an address.
+    for (email, status) in [
+        ("eve@example.com", StatusCode::CONFLICT),
+        ("dan@example.com", StatusCode::UNPROCESSABLE_ENTITY),
+        ("not-an-address", StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let (answer, problem) =
+            app.post("/v1/me/email", Some(&token), json!({ "email": email })).await;
+        assert_eq!(answer, status, "{email}: {problem}");
+    }
+    let (status, sent) =
+        app.post("/v1/me/email", Some(&token), json!({ "email": "dan@new.example" })).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    // The link goes to the new address, a notice to the current one; nothing changes yet.
+    let mail = env.sink.wait_for_subject("dan@new.example", "Confirm your new email address").await;
+    let link_token = mail.token_for("/change-email").expect("a /change-email link");
+    let notice = env.sink.wait_for_subject("dan@example.com", "email address was asked for").await;
+    assert!(notice.link_for("/change-email").is_none(), "the old address got the link");
+    let (_, me) = app.get_auth("/v1/me", &token).await;
+    assert_eq!(me["email"], "dan@example.com");
+
+    // The link's page: a button (the GET spends nothing), then the change.
+    let mut browser = Browser::new(&app.base_url);
+    let page = browser.get(&format!("/change-email?token={link_token}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let (_, me) = app.get_auth("/v1/me", &token).await;
+    assert_eq!(me["email"], "dan@example.com", "the GET changed the address");
+    let done = post_form(&mut browser, &page, "/change-email", &[("token", &link_token)]).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let (_, me) = app.get_auth("/v1/me", &token).await;
+    assert_eq!(me["email"], "dan@new.example", "{me}");
+    assert_eq!(me["email_verified"], true);
+    let (status, _) = app.sign_in("dan@new.example", STRONG_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.sign_in("dan@example.com", STRONG_PASSWORD).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Used once.
+    let (status, _) = app.post("/v1/auth/email/change", None, json!({ "token": link_token })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, log) = app.get_auth("/v1/admin/audit-log?action=user.updated", &env.admin).await;
+    assert!(
+        log["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|event| event["metadata"]["changed"] == json!(["email"])),
+        "{log}"
+    );
+
+    // An old sign-in needs the password; a change asked before another one took effect dies
+    // with the address it was asked from.
+    env.clock.advance(600);
+    let (status, problem) =
+        app.post("/v1/me/email", Some(&token), json!({ "email": "dan@third.example" })).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    let (status, _) = app
+        .post(
+            "/v1/me/email",
+            Some(&token),
+            json!({ "email": "dan@third.example", "password": STRONG_PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = app
+        .post(
+            "/v1/me/email",
+            Some(&token),
+            json!({ "email": "dan@fourth.example", "password": STRONG_PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let third = env
+        .sink
+        .wait_for_subject("dan@third.example", "Confirm")
+        .await
+        .token_for("/change-email")
+        .unwrap();
+    let fourth = env
+        .sink
+        .wait_for_subject("dan@fourth.example", "Confirm")
+        .await
+        .token_for("/change-email")
+        .unwrap();
+    let (status, _) = app.post("/v1/auth/email/change", None, json!({ "token": fourth })).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.post("/v1/auth/email/change", None, json!({ "token": third })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a link asked from an older address still worked");
+    let (_, me) = app.get_auth("/v1/me", &token).await;
+    assert_eq!(me["email"], "dan@fourth.example");
     env.app.stop().await;
 }

@@ -1,5 +1,6 @@
 //! The flows that travel through an email link: email verification (and its resend), password
-//! reset, and magic-link sign-in.
+//! reset, magic-link sign-in, and an email change (the new address proven by a link sent to
+//! it; the current address told).
 //!
 //! Security rules:
 //! - Tokens are 256-bit, stored as keyed digests, single-use, and short-lived (24 h, 1 h,
@@ -26,7 +27,7 @@ use std::sync::Arc;
 
 use crate::audit::AuditEvent;
 use crate::clock::Clock;
-use crate::error::{DomainError, Feature, OneTimeTokenProblem};
+use crate::error::{DomainError, Feature, FieldIssue, OneTimeTokenProblem, Taken};
 use crate::notify::{EmailPayload, Notices, Notifier};
 use crate::passwords::PasswordService;
 use crate::principal::{Actor, Principal, RequestContext};
@@ -165,6 +166,130 @@ impl EmailLinkService {
         self.work.commit(&work).await?;
         self.notices.wake();
         Ok(())
+    }
+
+    /// Starts changing the signed-in user's address to `new_email` (the caller has checked the
+    /// user's presence): a link to the new address, which makes the change when followed
+    /// (24 hours), and a notice to the current one. A taken address is `email_taken`; the
+    /// account's own address is refused as unchanged.
+    pub async fn request_email_change(
+        &self,
+        principal: &Principal,
+        new_email: &str,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let user = &principal.user;
+        let email = crate::users::Email::parse(new_email, "email")
+            .map_err(|issue| DomainError::Validation(vec![issue]))?;
+        let digest = self.directory.email_digest(&email);
+        if user.email_digest.as_deref() == Some(digest.as_slice()) {
+            return Err(DomainError::Validation(vec![FieldIssue::new(
+                "email",
+                "unchanged",
+                "This is already the account's address.",
+            )]));
+        }
+        if !self.notifier.email_enabled() {
+            return Err(DomainError::Validation(vec![FieldIssue::new(
+                "email",
+                "unavailable",
+                "Email delivery is not configured: the new address cannot be confirmed.",
+            )]));
+        }
+        if self.users.user_by_email_digest(&digest).await?.is_some() {
+            return Err(DomainError::Taken(Taken::Email));
+        }
+        let now = self.clock.now();
+        let mut token = self.notifier.new_token(
+            TokenPurpose::ChangeEmail,
+            &user.id,
+            user.email_digest.clone(),
+            now,
+        );
+        token.record.payload = Some(self.directory.seal_email(&user.id, &email)?);
+        let link = self.notifier.link("/change-email", &[("token", token.secret.as_str())]);
+        let minutes = (TokenPurpose::ChangeEmail.ttl_seconds() / 60).to_string();
+        let mut outbox = Vec::new();
+        outbox.extend(self.notices.email_to_address(
+            user,
+            email.as_str(),
+            "change_email",
+            BTreeMap::from([("link".to_owned(), link), ("minutes".to_owned(), minutes)]),
+            context,
+            now,
+        )?);
+        outbox.extend(self.notices.email_to(
+            user,
+            "email_change_requested",
+            BTreeMap::from([
+                ("ip".to_owned(), context.ip.clone().unwrap_or_default()),
+                ("link".to_owned(), self.notifier.link("/account/profile", &[])),
+            ]),
+            context,
+            now,
+        )?);
+        let event = AuditEvent::new(
+            "user.email_change_requested",
+            &Actor::User(user.id.clone()),
+            context,
+            now,
+        )
+        .target("user", &user.id);
+        let work = UnitOfWork {
+            events: vec![event],
+            tokens: vec![token.record],
+            outbox,
+            ..UnitOfWork::default()
+        };
+        self.work.commit(&work).await?;
+        self.notices.wake();
+        Ok(())
+    }
+
+    /// Applies an email change with the token from the link sent to the new address: the
+    /// address becomes the account's, verified. Links sent to the old address stop working.
+    pub async fn change_email(
+        &self,
+        token: &str,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let (record, user) = self.usable_token(token, TokenPurpose::ChangeEmail).await?;
+        let sealed = record.payload.clone().ok_or(problem(OneTimeTokenProblem::Invalid))?;
+        let probe = UserRecord { email_ciphertext: Some(sealed.clone()), ..user.clone() };
+        let address =
+            self.directory.open_email(&probe)?.ok_or(problem(OneTimeTokenProblem::Invalid))?;
+        let email = crate::users::Email::parse(&address, "email")
+            .map_err(|_| problem(OneTimeTokenProblem::Invalid))?;
+        let digest = self.directory.email_digest(&email);
+        if self.users.user_by_email_digest(&digest).await?.is_some_and(|other| other.id != user.id)
+        {
+            return Err(DomainError::Taken(Taken::Email));
+        }
+        let now = self.clock.now();
+        let change = UserChange {
+            email: Some((Some(sealed), Some(digest))),
+            email_verified_at: Some(Some(now)),
+            updated_at: Some(now),
+            ..UserChange::default()
+        };
+        let actor = Actor::User(user.id.clone());
+        let events = vec![
+            AuditEvent::new("user.updated", &actor, context, now)
+                .target("user", &user.id)
+                .metadata(serde_json::json!({ "changed": ["email"] })),
+            AuditEvent::new("email.verified", &actor, context, now).target("user", &user.id),
+        ];
+        let work = UnitOfWork {
+            events,
+            spend_token: Some(SpentToken { digest: record.token_digest, at: now }),
+            ..UnitOfWork::default()
+        };
+        self.users.update_user(&user.id, &change, &work).await.map_err(|error| {
+            match DomainError::from_spent_token(error) {
+                DomainError::Store(error) => DomainError::from_taken(error),
+                other => other,
+            }
+        })
     }
 
     /// The account an email link may be sent to: existing, not suspended, with that address.

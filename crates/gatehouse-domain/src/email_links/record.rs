@@ -12,6 +12,8 @@ pub enum TokenPurpose {
     VerifyEmail,
     ResetPassword,
     MagicLink,
+    /// A new address for the account, proven by a link sent to it.
+    ChangeEmail,
 }
 
 impl TokenPurpose {
@@ -20,6 +22,7 @@ impl TokenPurpose {
             TokenPurpose::VerifyEmail => "verify_email",
             TokenPurpose::ResetPassword => "reset_password",
             TokenPurpose::MagicLink => "magic_link",
+            TokenPurpose::ChangeEmail => "change_email",
         }
     }
 
@@ -29,6 +32,7 @@ impl TokenPurpose {
             TokenPurpose::VerifyEmail => 24 * 3600,
             TokenPurpose::ResetPassword => 3600,
             TokenPurpose::MagicLink => 15 * 60,
+            TokenPurpose::ChangeEmail => 24 * 3600,
         }
     }
 }
@@ -44,6 +48,9 @@ pub struct OneTimeTokenRecord {
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
+    /// What the token carries besides its purpose, sealed: for `change_email`, the new
+    /// address under the email cipher for the user's row (AD = the user id).
+    pub payload: Option<Vec<u8>>,
 }
 
 #[async_trait]

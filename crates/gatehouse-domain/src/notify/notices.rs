@@ -78,6 +78,33 @@ impl Notices {
         Ok(Some(self.notifier.email(&payload, now)?))
     }
 
+    /// An email from `template` to `to`, an address that is not (yet) the user's own (the new
+    /// address of an email change), in the caller's language; `None` when email is off.
+    pub fn email_to_address(
+        &self,
+        user: &UserRecord,
+        to: &str,
+        template: &str,
+        mut values: BTreeMap<String, String>,
+        context: &RequestContext,
+        now: i64,
+    ) -> Result<Option<OutboxRecord>, DomainError> {
+        if !self.notifier.email_enabled() {
+            return Ok(None);
+        }
+        let locale = context
+            .locale
+            .as_deref()
+            .filter(|locale| MESSAGE_LOCALES.contains(locale))
+            .unwrap_or("en")
+            .to_owned();
+        let name = user.first_name.clone().or_else(|| user.username.clone()).unwrap_or_default();
+        values.insert("name".into(), name);
+        let payload =
+            EmailPayload { to: to.to_owned(), locale, template: template.to_owned(), values };
+        Ok(Some(self.notifier.email(&payload, now)?))
+    }
+
     /// A link email with a fresh one-time token: the token row and the message, to write with
     /// the change that asked for them. Both empty when email is off.
     pub fn link_email(

@@ -115,6 +115,7 @@ impl Notifier {
             created_at: now,
             expires_at: now + purpose.ttl_seconds(),
             used_at: None,
+            payload: None,
         };
         OneTimeToken { secret, record }
     }

@@ -1,6 +1,7 @@
 //! `/account/profile` and `/account/privacy`: the self-service pages beside `/account`.
-//! - Profile: names, username and picture URL (the API's `PATCH /v1/me` rules), and the
-//!   password change (the current password proves presence and counts towards the lockout;
+//! - Profile: names, username and picture URL (the API's `PATCH /v1/me` rules), the email
+//!   change (a link to the new address, a notice to the current one: `POST /v1/me/email`), and
+//!   the password change (the current password proves presence and counts towards the lockout;
 //!   every other session ends).
 //! - Privacy: the account's data as a JSON file (`/account/export`, what `GET /v1/me/export`
 //!   answers), and deleting the account (a confirmation box, and the password unless the
@@ -29,6 +30,7 @@ pub(crate) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/account/profile", get(show_profile).post(save_profile))
         .route("/account/password", post(change_password))
+        .route("/account/email", post(change_email))
         .route("/account/privacy", get(show_privacy))
         .route("/account/export", get(export))
         .route("/account/delete", post(delete_account))
@@ -81,7 +83,7 @@ async fn profile_page(
         last_name => view.last_name,
         image_url => view.image_url,
         has_password => view.has_password,
-        saved => saved.filter(|what| matches!(*what, "profile" | "password")),
+        saved => saved.filter(|what| matches!(*what, "profile" | "password" | "email")),
         problem_form => problem_form,
         problems => problems,
     };
@@ -204,6 +206,63 @@ pub(crate) async fn change_password(
         StatusCode::UNPROCESSABLE_ENTITY,
         None,
         Some(("password", problems)),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct EmailForm {
+    email: String,
+    /// Needed unless the sign-in is recent.
+    password: Option<String>,
+}
+
+pub(crate) async fn change_email(
+    State(state): State<AppState>,
+    Client(context): Client,
+    BrowserSession(session): BrowserSession,
+    form: PageForm<EmailForm>,
+) -> Response {
+    let Some(principal) = session else { return sign_in_first(&state, "/account/profile") };
+    let proof =
+        form.fields.password.clone().filter(|password| !password.is_empty()).map(|password| {
+            Reauthentication { password: Some(password), ..Reauthentication::default() }
+        });
+    let problem = |field: &str, message: &str| {
+        vec![context! { field => field.to_owned(), message => message.to_owned() }]
+    };
+    let outcome = match state.accounts.mfa.require_presence(&principal, proof, &context).await {
+        Ok(()) => {
+            state
+                .accounts
+                .email_links
+                .request_email_change(&principal, &form.fields.email, &context)
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    let problems = match outcome {
+        Ok(()) => return state.pages.redirect("/account/profile?saved=email"),
+        Err(DomainError::ReauthenticationRequired) => {
+            problem("password", "For your security, confirm with your password.")
+        }
+        Err(DomainError::InvalidCredentials | DomainError::RateLimited { .. }) => {
+            problem("password", "That password is not right.")
+        }
+        Err(DomainError::Taken(_)) => problem("email", "Another account uses this address."),
+        Err(error) => match issues(&error) {
+            Some(problems) => problems,
+            None => return state.pages.error_page(form.locale, ErrorPage::from_domain(&error)),
+        },
+    };
+    profile_page(
+        &state,
+        &principal,
+        form.locale,
+        &form.csrf,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        None,
+        Some(("email", problems)),
     )
     .await
 }

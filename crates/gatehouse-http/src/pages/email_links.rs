@@ -43,6 +43,7 @@ enum LinkPage {
     VerifyEmail,
     ResetPassword,
     MagicLink,
+    ChangeEmail,
 }
 
 impl LinkPage {
@@ -51,6 +52,7 @@ impl LinkPage {
             LinkPage::VerifyEmail => "verify_email",
             LinkPage::ResetPassword => "reset_password",
             LinkPage::MagicLink => "magic_link",
+            LinkPage::ChangeEmail => "change_email",
         }
     }
 
@@ -59,6 +61,7 @@ impl LinkPage {
             LinkPage::VerifyEmail => "/verify-email",
             LinkPage::ResetPassword => "/reset-password",
             LinkPage::MagicLink => "/magic-link",
+            LinkPage::ChangeEmail => "/change-email",
         }
     }
 
@@ -67,6 +70,7 @@ impl LinkPage {
             LinkPage::VerifyEmail => TokenPurpose::VerifyEmail,
             LinkPage::ResetPassword => TokenPurpose::ResetPassword,
             LinkPage::MagicLink => TokenPurpose::MagicLink,
+            LinkPage::ChangeEmail => TokenPurpose::ChangeEmail,
         }
     }
 }
@@ -188,6 +192,35 @@ pub(crate) async fn submit_verify_email(
         Ok(()) => {
             let view = View { done: true, ..View::default() };
             render(&state, page, StatusCode::OK, locale, &csrf, view)
+        }
+        Err(error) => refusal(&state, page, locale, &csrf, &error),
+    }
+}
+
+pub(crate) async fn show_change_email(
+    State(state): State<AppState>,
+    request: PageRequest,
+    RawQuery(query): RawQuery,
+) -> Response {
+    show(&state, LinkPage::ChangeEmail, request, query).await
+}
+
+pub(crate) async fn submit_change_email(
+    State(state): State<AppState>,
+    Client(context): Client,
+    form: PageForm<LinkForm>,
+) -> Response {
+    let PageForm { locale, csrf, fields } = form;
+    let page = LinkPage::ChangeEmail;
+    match state.accounts.email_links.change_email(&fields.token, &context).await {
+        Ok(()) => {
+            let view = View { done: true, ..View::default() };
+            render(&state, page, StatusCode::OK, locale, &csrf, view)
+        }
+        // Another account took the address meanwhile.
+        Err(DomainError::Taken(_)) => {
+            let view = View { error: Some("link_error.email_taken"), ..View::default() };
+            render(&state, page, StatusCode::CONFLICT, locale, &csrf, view)
         }
         Err(error) => refusal(&state, page, locale, &csrf, &error),
     }

@@ -71,6 +71,10 @@ pub(crate) fn routes() -> Router<AppState> {
             get(email_links::show_reset_password).post(email_links::submit_reset_password),
         )
         .route(
+            "/change-email",
+            get(email_links::show_change_email).post(email_links::submit_change_email),
+        )
+        .route(
             "/magic-link",
             get(email_links::show_magic_link).post(email_links::submit_magic_link),
         )

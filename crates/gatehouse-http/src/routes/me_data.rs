@@ -1,6 +1,8 @@
 //! The signed-in user's data rights: `GET /v1/me/export` (everything the account holds, as
-//! JSON — GDPR art. 20) and `DELETE /v1/me` (the account deleted at once, after a proof of
-//! presence or within the step-up window). A session's token only: API keys never reach them.
+//! JSON — GDPR art. 20), `DELETE /v1/me` (the account deleted at once, after a proof of
+//! presence or within the step-up window), and the email change: `POST /v1/me/email` (a link
+//! to the new address, a notice to the current one) and `POST /v1/auth/email/change` (the
+//! link's token applies it). A session's token only: API keys never reach them.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -20,7 +22,10 @@ use crate::state::AppState;
 
 pub(crate) fn routes() -> axum::Router<AppState> {
     // `DELETE /v1/me` is routed with the other methods of `/v1/me` (`routes::me`).
-    axum::Router::new().route("/v1/me/export", get(export))
+    axum::Router::new()
+        .route("/v1/me/export", get(export))
+        .route("/v1/me/email", axum::routing::post(request_email_change))
+        .route("/v1/auth/email/change", axum::routing::post(confirm_email_change))
 }
 
 /// How many of the user's audit events an export carries (newest first).
@@ -144,5 +149,65 @@ pub(crate) async fn delete_me(
     };
     state.accounts.mfa.require_presence(&principal, proof, &context).await?;
     state.accounts.registration.delete_own_account(&principal, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new address, with a proof of presence unless the sign-in is recent.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangeEmailRequest {
+    email: String,
+    password: Option<String>,
+    method: Option<String>,
+    code: Option<String>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ChangeEmailResponse {
+    /// A link went to the new address; the change happens when it is followed.
+    confirmation_sent: bool,
+}
+
+/// Starts an email change: a link (24 hours) to the new address, a notice to the current one.
+#[utoipa::path(post, path = "/v1/me/email", tag = "me", security(("bearer" = [])),
+    request_body = ChangeEmailRequest,
+    responses((status = 202, body = ChangeEmailResponse), (status = 400, body = crate::error::Problem),
+    (status = 401, body = crate::error::Problem), (status = 403, description = "reauthentication_required", body = crate::error::Problem),
+    (status = 409, description = "email_taken", body = crate::error::Problem),
+    (status = 422, body = crate::error::Problem)))]
+pub(crate) async fn request_email_change(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<ChangeEmailRequest>,
+) -> Result<(StatusCode, Json<ChangeEmailResponse>), ApiError> {
+    let proof = gatehouse_domain::mfa::Reauthentication {
+        password: body.password,
+        method: body.method,
+        code: body.code,
+        passkey: None,
+    };
+    state.accounts.mfa.require_presence(&principal, Some(proof), &context).await?;
+    state.accounts.email_links.request_email_change(&principal, &body.email, &context).await?;
+    Ok((StatusCode::ACCEPTED, Json(ChangeEmailResponse { confirmation_sent: true })))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokenRequest {
+    token: String,
+}
+
+/// Applies an email change with the token from the link sent to the new address.
+#[utoipa::path(post, path = "/v1/auth/email/change", tag = "auth", request_body = TokenRequest,
+    responses((status = 204), (status = 400, body = crate::error::Problem),
+    (status = 409, description = "email_taken", body = crate::error::Problem),
+    (status = 422, body = crate::error::Problem)))]
+pub(crate) async fn confirm_email_change(
+    State(state): State<AppState>,
+    Client(context): Client,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<TokenRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.accounts.email_links.change_email(&body.token, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }

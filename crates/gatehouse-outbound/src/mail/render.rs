@@ -32,7 +32,7 @@ const EMBEDDED: [(&str, &str); 2] = [
 ];
 
 /// The message kinds the catalogues describe.
-pub const KINDS: [&str; 14] = [
+pub const KINDS: [&str; 16] = [
     "verify_email",
     "reset_password",
     "magic_link",
@@ -47,6 +47,8 @@ pub const KINDS: [&str; 14] = [
     "passkey_flagged",
     "organization_invitation",
     "webhook_disabled",
+    "change_email",
+    "email_change_requested",
 ];
 
 pub struct Renderer {
