@@ -52,15 +52,30 @@ export async function horizontalOverflow(page) {
     const add = (element) => {
       if (!offenders.some((outer) => outer.contains(element))) offenders.push(element);
     };
+    // Content past the edge inside a box that scrolls or clips sideways (a wide table in its own
+    // scroller) does not widen the page; but an absolutely positioned element escapes every
+    // such box up to its containing block (visually hidden text in a scrolled-away cell).
+    const clipped = (element, inFlow) => {
+      let escaping = !inFlow && ['absolute', 'fixed'].includes(getComputedStyle(element).position);
+      if (getComputedStyle(element).position === 'fixed') return false;
+      for (let box = inFlow ? element : element.parentElement; box && box !== document.body; box = box.parentElement) {
+        const style = getComputedStyle(box);
+        if (escaping && style.position === 'static') continue;
+        if (style.overflowX !== 'visible') return true;
+        escaping = style.position === 'absolute';
+      }
+      return false;
+    };
     for (const element of document.body.querySelectorAll('*')) {
       const box = element.getBoundingClientRect();
-      if (box.width > 0 && box.right > width + 0.5) add(element);
+      if (box.width > 0 && box.right > width + 0.5 && !clipped(element, false)) add(element);
     }
     const texts = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
     const range = document.createRange();
     while (texts.nextNode()) {
       range.selectNodeContents(texts.currentNode);
-      if (range.getBoundingClientRect().right > width + 0.5) add(texts.currentNode.parentElement);
+      const parent = texts.currentNode.parentElement;
+      if (range.getBoundingClientRect().right > width + 0.5 && !clipped(parent, true)) add(parent);
     }
     const describe = (element) => {
       const classes = [...element.classList].map((name) => `.${name}`).join('');
