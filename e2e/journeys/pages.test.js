@@ -6,10 +6,12 @@
 //    an invitation to an organization; consent with an organization to pick; the organization
 //    chooser; the device flow (enter, confirm, approved); an authorization request that cannot
 //    go back (unknown client); an error page; sign-out confirmation; the second step of a
-//    sign-in with a code sent by email; RP-initiated logout's confirmation and "signed out".
-//    The account's address is long (58 characters, nowhere to break a line): it must wrap, not push the page
-//    sideways.
-// 2. The same kind of pages in French (longer words), with the error and rule messages shown.
+//    sign-in with a code sent by email; the profile (saved) and "Your data"; RP-initiated
+//    logout's confirmation and "signed out".
+//    The account's address is long (58 characters, nowhere to break a line): it must wrap,
+//    not push the page sideways.
+// 2. The same kind of pages in French (longer words), with the error and rule messages shown;
+//    an account signed up there, then deleted from "Vos données".
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { after, before, test } from 'node:test';
@@ -270,6 +272,18 @@ test('every other hosted page, in English, for an account with a long address', 
     await page.waitForURL(`${gatehouse.url}/account`);
     await shots.take(page, 'account');
 
+    // The profile (saved) and the account's data.
+    await page.getByRole('link', { name: 'Profile and password' }).click();
+    await page.waitForURL(/\/account\/profile/);
+    await shots.take(page, 'account-profile');
+    await page.getByLabel('Last name').fill('von Hohenzollern-Sigmaringen');
+    await page.getByRole('button', { name: 'Save the profile' }).click();
+    await page.getByText('Your profile is saved.').waitFor();
+    await shots.take(page, 'account-profile-saved');
+    await page.goto('/account/privacy');
+    await page.getByRole('heading', { name: 'Delete your account' }).waitFor();
+    await shots.take(page, 'account-privacy');
+
     // RP-initiated logout without an ID token: confirmed, then "signed out".
     await page.goto('/oauth2/end_session');
     await page.getByRole('heading', { name: 'Sign out of Gatehouse?' }).waitFor();
@@ -307,6 +321,17 @@ test('the pages in French, with their error and rule messages', async () => {
     await page.locator('form[action="/signup"] button[type="submit"]').click();
     await page.locator('#signup-issues').waitFor();
     await shots.take(page, 'signup-rules');
+    // A real account this time (signed in at once: no verification asked here), then deleted.
+    await page.locator('#password').fill('Tournesol-brouette-quartier-74!');
+    await page.locator('form[action="/signup"] button[type="submit"]').click();
+    await page.waitForURL(`${gatehouse.url}/account`);
+    await shots.take(page, 'account');
+    await page.goto('/account/privacy');
+    await page.locator('input[name="confirm"]').check();
+    await page.locator('form[action="/account/delete"] button[type="submit"]').click();
+    await page.getByRole('heading', { level: 1 }).waitFor();
+    assert.notEqual(new URL(page.url()).pathname, '/account/privacy', 'the account was deleted');
+    await shots.take(page, 'account-deleted');
 
     await page.goto('/forgot-password');
     await shots.take(page, 'forgot-password');
