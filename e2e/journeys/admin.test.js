@@ -123,7 +123,7 @@ test('an admin finds a user, ends a session, suspends and unsuspends, reads the 
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the overview is ${overflow}px wider than a 375px screen`);
   } catch (error) {
-    await shots.take(page, 'failure').catch(() => {});
+    await shots.failure(page).catch(() => {});
     error.message += `\n--- gatehouse log ---\n${gatehouse.log()}`;
     throw error;
   } finally {

@@ -176,7 +176,7 @@ test('add a passkey on /account, sign in with it without a username, and inside 
     await autofill.getByText(`Signed in as ${EMAIL}.`).waitFor();
     await autofill.close();
   } catch (error) {
-    await shots.take(page, 'failure').catch(() => {});
+    await shots.failure(page).catch(() => {});
     error.message += `\n--- gatehouse log ---\n${gatehouse.log()}`;
     throw error;
   } finally {
@@ -214,7 +214,7 @@ test('sign up with an email then a passkey (no password), then sign in with it',
     assert.equal(await page.locator('ul.passkeys li').count(), 1);
     await shots.take(page, 'last-method');
   } catch (error) {
-    await shots.take(page, 'failure').catch(() => {});
+    await shots.failure(page).catch(() => {});
     error.message += `\n--- gatehouse log ---\n${gatehouse.log()}`;
     throw error;
   } finally {

@@ -65,7 +65,7 @@ test('sign up, verify the email from the sink, sign in, land on /account', async
     await page.getByText(`Signed in as ${EMAIL}.`).waitFor();
     await shots.take(page, 'account');
   } catch (error) {
-    await shots.take(page, 'failure').catch(() => {});
+    await shots.failure(page).catch(() => {});
     error.message += `\n--- gatehouse log ---\n${gatehouse.log()}`;
     throw error;
   } finally {

@@ -79,10 +79,13 @@ export class SmtpSink {
     return this.messages.filter((message) => message.to.some((to) => to.toLowerCase() === wanted));
   }
 
-  /** The latest message to `address` whose subject contains `subject`, waiting (bounded). */
-  async waitFor(address, subject, timeoutMs = 20_000) {
+  /**
+   * The latest message to `address` whose subject contains `subject`, waiting (bounded). With
+   * `after` (a count of `messagesTo(address)` taken earlier), only a message that arrived since.
+   */
+  async waitFor(address, subject, timeoutMs = 20_000, { after = 0 } = {}) {
     const find = () =>
-      this.messagesTo(address).reverse().find((message) => message.subject().includes(subject));
+      this.messagesTo(address).slice(after).reverse().find((message) => message.subject().includes(subject));
     const found = find();
     if (found) return found;
     return new Promise((resolve, reject) => {
