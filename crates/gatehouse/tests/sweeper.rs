@@ -350,8 +350,9 @@ async fn one_sweep_removes_exactly_the_expired_rows_of_every_table(test: TestDat
         assert_eq!(report.removed_from(*table), expected, "{}", table.name());
         assert_eq!(removed_metric(&app, table.name()).await, expected, "{}", table.name());
     }
-    // The delivered row's attempts went with it.
-    assert!(keys(&app.database, "outbox_attempts", "id").await.is_empty());
+    // The delivered row's attempts went with it. (Only that row's: the running outbox worker
+    // may meanwhile have tried the pending row and recorded an attempt of its own.)
+    assert!(!keys(&app.database, "outbox_attempts", "id").await.contains("attempt"));
     assert_eq!(report.total(), EXPECTED.len() as u64 + 2);
 
     // Once the live rows expire, the next period removes them too.
