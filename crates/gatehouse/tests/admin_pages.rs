@@ -22,6 +22,7 @@ backend_tests!(
     the_overview_and_session_apis_answer_admins_only,
     admins_register_edit_rotate_and_delete_clients,
     admins_rotate_signing_keys_and_revoke_admin_keys,
+    admins_see_organizations_and_webhook_deliveries,
 );
 
 const ROOT: &str = "root@example.com";
@@ -562,5 +563,117 @@ async fn admins_rotate_signing_keys_and_revoke_admin_keys(test: TestDatabase) {
     let (_, log) =
         env.app.get_auth("/v1/admin/audit-log?action=signing_key.rotated", &env.admin).await;
     assert_eq!(log["data"].as_array().unwrap().len(), 1, "{log}");
+    env.app.stop().await;
+}
+
+/// The endpoint's deliveries once its last one has had an attempt (the outbox worker runs on
+/// its own; polled against a deadline, not slept on).
+async fn attempted_deliveries(env: &mfa::Env, webhook: &str) -> Value {
+    let path = format!("/v1/admin/webhooks/{webhook}/deliveries");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, deliveries) = env.app.get_auth(&path, &env.admin).await;
+        let first = &deliveries["data"][0];
+        if !first["last_attempt"].is_null() && first["status"] != "sending" {
+            return deliveries;
+        }
+        assert!(std::time::Instant::now() < deadline, "no attempt: {deliveries}");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn admins_see_organizations_and_webhook_deliveries(test: TestDatabase) {
+    let env = mfa::spawn(&test, &[("GATEHOUSE_OUTBOUND_ALLOW_PRIVATE_TARGETS", "true")]).await;
+    let root = create_admin(&env).await;
+    let mut browser = Browser::new(&env.app.base_url);
+    signed_in(&mut browser, "/admin", ROOT).await;
+
+    // An organization: listed, found by slug, its owner among the members; deleted.
+    let (status, organization) = env
+        .app
+        .post(
+            "/v1/admin/organizations",
+            Some(&env.admin),
+            json!({ "owner_user_id": root, "name": "Analytical Engines", "slug": "engines" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{organization}");
+    let organization_id = organization["id"].as_str().unwrap().to_owned();
+    let list = browser.get("/admin/organizations").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(list.body.contains("Analytical Engines"), "{}", list.body);
+    assert!(browser.get("/admin/organizations?q=engines").await.body.contains(&organization_id));
+    assert!(
+        !browser
+            .get("/admin/organizations?q=nothing-like-it")
+            .await
+            .body
+            .contains(&organization_id)
+    );
+    let page_path = format!("/admin/organizations/{organization_id}");
+    let detail = browser.get(&page_path).await;
+    assert!(detail.body.contains(ROOT) && detail.body.contains("owner"), "{}", detail.body);
+    assert_eq!(
+        browser.get("/admin/organizations?cursor=junk").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let deleted = post_form(&mut browser, &detail, &format!("{page_path}/delete"), &[]).await;
+    assert_eq!(deleted.location.as_deref(), Some("/admin/organizations"));
+    let (status, _) =
+        env.app.get_auth(&format!("/v1/admin/organizations/{organization_id}"), &env.admin).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A webhook endpoint nobody answers at: its test message, tried and failed, delivered again
+    // from its page; turned off and on.
+    let (status, webhook) = env
+        .app
+        .post(
+            "/v1/admin/webhooks",
+            Some(&env.admin),
+            json!({ "url": "http://127.0.0.1:9/hook", "events": ["*"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{webhook}");
+    let webhook_id = webhook["id"].as_str().unwrap().to_owned();
+    assert!(browser.get("/admin/webhooks").await.body.contains("127.0.0.1:9"));
+    let page_path = format!("/admin/webhooks/{webhook_id}");
+    let detail = browser.get(&page_path).await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+    let action = format!("{page_path}/action");
+    let tested = post_form(&mut browser, &detail, &action, &[("action", "test")]).await;
+    assert_eq!(tested.location.as_deref(), Some(page_path.as_str()));
+    let deliveries = attempted_deliveries(&env, &webhook_id).await;
+    let delivery = deliveries["data"][0]["id"].as_str().unwrap().to_owned();
+    let log = browser.get(&page_path).await;
+    assert!(log.body.contains("webhook.test") && log.body.contains(&delivery), "{}", log.body);
+    let again = post_form(
+        &mut browser,
+        &detail,
+        &action,
+        &[("action", "redeliver"), ("delivery_id", &delivery)],
+    )
+    .await;
+    assert_eq!(again.location.as_deref(), Some(page_path.as_str()), "{}", again.body);
+    let (_, retried) =
+        env.app.get_auth("/v1/admin/audit-log?action=delivery.retried", &env.admin).await;
+    assert_eq!(retried["data"][0]["target_id"], delivery.as_str(), "{retried}");
+    // Another endpoint's delivery is not redelivered from this page.
+    let refused = post_form(
+        &mut browser,
+        &detail,
+        &action,
+        &[("action", "redeliver"), ("delivery_id", "dlv_other")],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    post_form(&mut browser, &detail, &action, &[("action", "disable")]).await;
+    let (_, endpoint) =
+        env.app.get_auth(&format!("/v1/admin/webhooks/{webhook_id}"), &env.admin).await;
+    assert_eq!(endpoint["active"], false, "{endpoint}");
+    post_form(&mut browser, &detail, &action, &[("action", "enable")]).await;
+    let (_, endpoint) =
+        env.app.get_auth(&format!("/v1/admin/webhooks/{webhook_id}"), &env.admin).await;
+    assert_eq!(endpoint["active"], true);
     env.app.stop().await;
 }

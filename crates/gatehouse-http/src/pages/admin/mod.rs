@@ -13,17 +13,20 @@
 //!
 //! Sections: `overview` (counts per day as server-drawn SVG charts, outbox and service
 //! health), `users` (search, list, detail and the account actions), `clients` (OAuth clients:
-//! register with the secret shown once, edit, rotate, delete), `keys` (signing keys with
-//! rotation, admin API keys with revocation), `audit` (the audit log with
+//! register with the secret shown once, edit, rotate, delete), `organizations` (search,
+//! members, delete), `webhooks` (endpoints, the delivery log with redelivery, a test message,
+//! on/off), `keys` (signing keys with rotation, admin API keys with revocation), `audit` (the audit log with
 //! filters), `verify` (the second-factor step-up).
 
 mod audit;
 mod charts;
 mod clients;
 mod keys;
+mod organizations;
 mod overview;
 mod users;
 mod verify;
+mod webhooks;
 
 use axum::Router;
 use axum::response::Response;
@@ -48,6 +51,12 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/clients/{id}", get(clients::show).post(clients::update))
         .route("/admin/clients/{id}/rotate-secret", post(clients::rotate))
         .route("/admin/clients/{id}/delete", post(clients::delete))
+        .route("/admin/organizations", get(organizations::list))
+        .route("/admin/organizations/{id}", get(organizations::show))
+        .route("/admin/organizations/{id}/delete", post(organizations::delete))
+        .route("/admin/webhooks", get(webhooks::list))
+        .route("/admin/webhooks/{id}", get(webhooks::show))
+        .route("/admin/webhooks/{id}/action", post(webhooks::act))
         .route("/admin/keys", get(keys::show))
         .route("/admin/keys/rotate", post(keys::rotate))
         .route("/admin/keys/admin-keys/{id}/revoke", post(keys::revoke_admin_key))
