@@ -23,6 +23,7 @@ backend_tests!(
     admins_register_edit_rotate_and_delete_clients,
     admins_rotate_signing_keys_and_revoke_admin_keys,
     admins_see_organizations_and_webhook_deliveries,
+    admins_list_and_revoke_api_keys,
 );
 
 const ROOT: &str = "root@example.com";
@@ -675,5 +676,39 @@ async fn admins_see_organizations_and_webhook_deliveries(test: TestDatabase) {
     let (_, endpoint) =
         env.app.get_auth(&format!("/v1/admin/webhooks/{webhook_id}"), &env.admin).await;
     assert_eq!(endpoint["active"], true);
+    env.app.stop().await;
+}
+
+async fn admins_list_and_revoke_api_keys(test: TestDatabase) {
+    let env = mfa::spawn(&test, &[]).await;
+    create_admin(&env).await;
+    let token = env.user("fay@example.com").await;
+    let (status, key) = env
+        .app
+        .post(
+            "/v1/me/api-keys",
+            Some(&token),
+            json!({ "name": "deploy bot", "scopes": ["profile:read"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let secret = key["key"].as_str().unwrap().to_owned();
+    let key_id = key["id"].as_str().unwrap().to_owned();
+    let (status, _) = env.app.get_auth("/v1/me", &secret).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut browser = Browser::new(&env.app.base_url);
+    signed_in(&mut browser, "/admin", ROOT).await;
+    let page = browser.get("/admin/api-keys").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("deploy bot") && page.body.contains(&key_id), "{}", page.body);
+    assert!(!page.body.contains(&secret), "the key itself was shown");
+    let revoked =
+        post_form(&mut browser, &page, &format!("/admin/api-keys/{key_id}/revoke"), &[]).await;
+    assert_eq!(revoked.location.as_deref(), Some("/admin/api-keys"));
+    let (status, _) = env.app.get_auth("/v1/me", &secret).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let page = browser.get("/admin/api-keys").await;
+    assert!(!page.body.contains(&format!("/admin/api-keys/{key_id}/revoke")), "still offered");
     env.app.stop().await;
 }

@@ -286,6 +286,7 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
         ("admin_user.html", include_str!("templates/admin_user.html")),
         ("admin_audit.html", include_str!("templates/admin_audit.html")),
         ("admin_keys.html", include_str!("templates/admin_keys.html")),
+        ("admin_api_keys.html", include_str!("templates/admin_api_keys.html")),
         ("admin_webhooks.html", include_str!("templates/admin_webhooks.html")),
         ("admin_webhook.html", include_str!("templates/admin_webhook.html")),
         ("admin_organizations.html", include_str!("templates/admin_organizations.html")),

@@ -15,9 +15,11 @@
 //! health), `users` (search, list, detail and the account actions), `clients` (OAuth clients:
 //! register with the secret shown once, edit, rotate, delete), `organizations` (search,
 //! members, delete), `webhooks` (endpoints, the delivery log with redelivery, a test message,
-//! on/off), `keys` (signing keys with rotation, admin API keys with revocation), `audit` (the audit log with
+//! on/off), `api_keys` (every API key, revocation), `keys` (signing keys with rotation, admin API keys
+//! with revocation), `audit` (the audit log with
 //! filters), `verify` (the second-factor step-up).
 
+mod api_keys;
 mod audit;
 mod charts;
 mod clients;
@@ -57,6 +59,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/webhooks", get(webhooks::list))
         .route("/admin/webhooks/{id}", get(webhooks::show))
         .route("/admin/webhooks/{id}/action", post(webhooks::act))
+        .route("/admin/api-keys", get(api_keys::list))
+        .route("/admin/api-keys/{id}/revoke", post(api_keys::revoke))
         .route("/admin/keys", get(keys::show))
         .route("/admin/keys/rotate", post(keys::rotate))
         .route("/admin/keys/admin-keys/{id}/revoke", post(keys::revoke_admin_key))
