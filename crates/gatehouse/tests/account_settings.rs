@@ -19,6 +19,7 @@ backend_tests!(
     deleting_ones_account_needs_presence_and_removes_it,
     the_profile_password_and_privacy_pages_work,
     an_email_change_is_confirmed_from_the_new_address,
+    the_account_page_lists_and_revokes_ones_api_keys,
 );
 
 async fn get_raw(env: &mfa::Env, path: &str, token: &str) -> reqwest::Response {
@@ -325,5 +326,43 @@ async fn an_email_change_is_confirmed_from_the_new_address(test: TestDatabase) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "a link asked from an older address still worked");
     let (_, me) = app.get_auth("/v1/me", &token).await;
     assert_eq!(me["email"], "dan@fourth.example");
+    env.app.stop().await;
+}
+
+async fn the_account_page_lists_and_revokes_ones_api_keys(test: TestDatabase) {
+    let env = mfa::spawn(&test, &[]).await;
+    let token = env.user("gil@example.com").await;
+    let (status, key) = env
+        .app
+        .post(
+            "/v1/me/api-keys",
+            Some(&token),
+            json!({ "name": "laptop script", "scopes": ["profile:read"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let secret = key["key"].as_str().unwrap().to_owned();
+    let mut browser = Browser::new(&env.app.base_url);
+    let first = browser.get("/account").await;
+    let login = browser.get(first.location.as_deref().unwrap()).await;
+    let account = browser.sign_in(&login, "gil@example.com", STRONG_PASSWORD).await;
+    assert!(account.body.contains("laptop script"), "{}", account.body);
+    assert!(!account.body.contains(&secret), "the key itself was shown");
+    // Someone else's key id: not found, nothing revoked.
+    let refused =
+        post_form(&mut browser, &account, "/account/api-keys/revoke", &[("key_id", "key_other")])
+            .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    let revoked = post_form(
+        &mut browser,
+        &account,
+        "/account/api-keys/revoke",
+        &[("key_id", key["id"].as_str().unwrap())],
+    )
+    .await;
+    assert_eq!(revoked.location.as_deref(), Some("/account"));
+    let (status, _) = env.app.get_auth("/v1/me", &secret).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(!browser.get("/account").await.body.contains("laptop script"));
     env.app.stop().await;
 }

@@ -31,6 +31,7 @@ pub(crate) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/account/sessions/revoke", post(revoke_session))
         .route("/account/applications/revoke", post(revoke_application))
+        .route("/account/api-keys/revoke", post(revoke_api_key))
         .route("/account/mfa/totp", post(begin_totp))
         .route("/account/mfa/totp/confirm", post(confirm_totp))
         .route("/account/mfa/remove", post(remove_factor))
@@ -123,6 +124,33 @@ async fn render_account(
         .iter()
         .map(|app| context! { client_id => app.client_id.clone(), name => app.client_name.clone(), scopes => app.scopes.join(" ") })
         .collect();
+    let organizations = match state.organizations.mine(&principal.user.id).await {
+        Ok(organizations) => organizations,
+        Err(error) => return state.pages.error_page(page.locale, ErrorPage::from_domain(&error)),
+    };
+    let organizations: Vec<minijinja::Value> = organizations
+        .into_iter()
+        .map(|view| context! { name => view.organization.name, role => view.role })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX));
+    let api_keys = match state.api_keys.personal_keys(principal).await {
+        Ok(keys) => keys,
+        Err(error) => return state.pages.error_page(page.locale, ErrorPage::from_domain(&error)),
+    };
+    let api_keys: Vec<minijinja::Value> = api_keys
+        .into_iter()
+        .filter(|key| key.is_live(now))
+        .map(|key| {
+            context! {
+                id => key.id,
+                name => key.name,
+                prefix => key.prefix,
+                scopes => key.scopes.join(" "),
+            }
+        })
+        .collect();
     let (mfa, devices) = match mfa_view(state, principal).await {
         Ok(view) => view,
         Err(error) => return state.pages.error_page(page.locale, ErrorPage::from_domain(&error)),
@@ -146,6 +174,8 @@ async fn render_account(
         name => display_name(state, principal),
         sessions => sessions,
         applications => applications,
+        organizations => organizations,
+        api_keys => api_keys,
         mfa => mfa,
         devices => devices,
         mfa_error => mfa_error,
@@ -536,5 +566,26 @@ async fn confirm_code_factor(
             confirm_page(&state, kind, locale, &csrf, Some(key), StatusCode::BAD_REQUEST)
         }
         Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ApiKeyForm {
+    key_id: String,
+}
+
+/// Revokes one of the user's personal API keys (anyone else's is `not_found`).
+async fn revoke_api_key(
+    State(state): State<AppState>,
+    Client(context): Client,
+    BrowserSession(session): BrowserSession,
+    form: PageForm<ApiKeyForm>,
+) -> Response {
+    let Some(principal) = session else {
+        return state.pages.redirect("/login?return_to=%2Faccount");
+    };
+    match state.api_keys.revoke_personal(&principal, &form.fields.key_id, &context).await {
+        Ok(()) => state.pages.redirect("/account"),
+        Err(error) => state.pages.error_page(form.locale, ErrorPage::from_domain(&error)),
     }
 }
