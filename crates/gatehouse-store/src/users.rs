@@ -10,7 +10,6 @@ use gatehouse_domain::users::record::{
 };
 use gatehouse_domain::{StoreError, UserRecord, UserStore};
 
-use crate::audit::insert_events;
 use crate::cache::Invalidation;
 use crate::columns::{BindValue, StoreConnection, StoreQuery, StoreRow};
 use crate::database::write_transaction;
@@ -514,7 +513,7 @@ impl UserStore for Database {
     async fn delete_user(
         &self,
         user_id: &str,
-        events: &[AuditEvent],
+        work: &gatehouse_domain::unit_of_work::UnitOfWork,
         now: i64,
     ) -> Result<bool, StoreError> {
         let changed = [Invalidation::User(user_id), Invalidation::SessionsOfUser(user_id)];
@@ -525,9 +524,9 @@ impl UserStore for Database {
                 .await
                 .map_err(map_sqlx_error)?
                 .rows_affected();
-            // The audit events only for an account that was there to delete.
+            // The audit events (and the notice) only for an account that was there to delete.
             if deleted == 1 {
-                insert_events(&mut *transaction, events).await?;
+                crate::notify::apply_work(&mut *transaction, work).await?;
                 sqlx::query(
                     "INSERT INTO audit_erasures (subject_id, requested_at) VALUES ($1, $2) \
                      ON CONFLICT (subject_id) DO UPDATE SET requested_at = excluded.requested_at",

@@ -124,6 +124,9 @@ async fn deleting_ones_account_needs_presence_and_removes_it(test: TestDatabase)
     let (_, log) = app.get_auth("/v1/admin/audit-log?action=user.deleted", &env.admin).await;
     assert_eq!(log["data"][0]["target_id"], bea.as_str(), "{log}");
     assert_eq!(log["data"][0]["metadata"]["by"], "self", "{log}");
+    // The address it had is told.
+    let notice = env.sink.wait_for_subject("bea@example.com", "account was deleted").await;
+    assert!(notice.text().contains("deleted"), "{}", notice.text());
     // The address is free again.
     env.user("bea@example.com").await;
     env.app.stop().await;

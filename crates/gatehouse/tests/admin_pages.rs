@@ -253,6 +253,7 @@ async fn admins_find_users_act_on_them_and_read_the_audit_log(test: TestDatabase
     // Deleted (the sign-in is recent after the confirmation above).
     let deleted = post_form(&mut browser, &detail, &action, &[("action", "delete")]).await;
     assert_eq!(deleted.location.as_deref(), Some("/admin/users"));
+    env.sink.wait_for_subject("ada@example.com", "account was deleted").await;
     let (status, _) = env.app.get_auth(&format!("/v1/admin/users/{ada}"), &env.admin).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     env.app.stop().await;

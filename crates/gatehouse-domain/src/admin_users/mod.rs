@@ -356,10 +356,15 @@ impl AdminUserService {
         user_id: &str,
         context: &RequestContext,
     ) -> Result<(), DomainError> {
-        let event = self.admin_event(admin, "user.deleted", user_id, context);
-        if !self.users.delete_user(user_id, &[event], self.clock.now()).await? {
+        let user = self.users.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
+        let now = self.clock.now();
+        let mut work =
+            UnitOfWork::events(vec![self.admin_event(admin, "user.deleted", user_id, context)]);
+        work.outbox.extend(self.passwords.notices.account_deleted(&user, context, now)?);
+        if !self.users.delete_user(user_id, &work, now).await? {
             return Err(DomainError::NotFound);
         }
+        self.passwords.notices.wake();
         Ok(())
     }
 }

@@ -169,6 +169,17 @@ impl Notices {
         self.email_to(user, "password_changed", values, context, now)
     }
 
+    /// The "your account was deleted" notice (sent to the address the account had).
+    pub fn account_deleted(
+        &self,
+        user: &UserRecord,
+        context: &RequestContext,
+        now: i64,
+    ) -> Result<Option<OutboxRecord>, DomainError> {
+        let values = BTreeMap::from([("ip".to_owned(), context.ip.clone().unwrap_or_default())]);
+        self.email_to(user, "account_deleted", values, context, now)
+    }
+
     /// The "you already have an account" email, sent when someone signs up with a registered
     /// address while verification is required: pointers to sign in and to reset the password.
     pub fn account_exists(

@@ -97,9 +97,12 @@ impl RegistrationService {
         let event = AuditEvent::new("user.deleted", &Actor::User(user.id.clone()), context, now)
             .target("user", &user.id)
             .metadata(serde_json::json!({ "by": "self" }));
-        if !self.users.delete_user(&user.id, &[event], now).await? {
+        let mut work = UnitOfWork::events(vec![event]);
+        work.outbox.extend(self.notices.account_deleted(user, context, now)?);
+        if !self.users.delete_user(&user.id, &work, now).await? {
             return Err(DomainError::NotFound);
         }
+        self.notices.wake();
         Ok(())
     }
 }

@@ -86,10 +86,13 @@ pub trait UserStore: Send + Sync {
     /// Deletes the user (their sessions and history go through the foreign keys) with `events`,
     /// and records a request that the audit trail lose their personal fields
     /// (`AuditIntegrity::erase_requested`), made at `now`; `false` when there was no such user.
+    /// Deletes the user and, in the same transaction, writes `work` (its audit events, the
+    /// "your account was deleted" email) and asks for the user's audit erasure; `false` (and
+    /// nothing written) when there was no such user.
     async fn delete_user(
         &self,
         user_id: &str,
-        events: &[AuditEvent],
+        work: &crate::unit_of_work::UnitOfWork,
         now: i64,
     ) -> Result<bool, StoreError>;
     async fn list_users(&self, query: &UserQuery) -> Result<Vec<UserRecord>, StoreError>;

@@ -32,7 +32,7 @@ const EMBEDDED: [(&str, &str); 2] = [
 ];
 
 /// The message kinds the catalogues describe.
-pub const KINDS: [&str; 16] = [
+pub const KINDS: [&str; 17] = [
     "verify_email",
     "reset_password",
     "magic_link",
@@ -49,6 +49,7 @@ pub const KINDS: [&str; 16] = [
     "webhook_disabled",
     "change_email",
     "email_change_requested",
+    "account_deleted",
 ];
 
 pub struct Renderer {

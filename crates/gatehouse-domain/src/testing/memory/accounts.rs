@@ -165,7 +165,7 @@ impl UserStore for MemoryStore {
     async fn delete_user(
         &self,
         _user_id: &str,
-        _events: &[AuditEvent],
+        _work: &crate::unit_of_work::UnitOfWork,
         _now: i64,
     ) -> Result<bool, StoreError> {
         Err(not_used())
