@@ -161,6 +161,12 @@ async fn a_refused_password_shows_the_form_again_with_the_email_kept(test: TestD
     assert!(!page.body.contains("password123"), "the password is never echoed");
     assert!(browser.session_cookie().is_none());
     assert_eq!(accounts_with(&env, "weak@example.com").await, 0);
+    // In French, the broken rules are in French too (the page keeps its language).
+    let fields = [("email", "court@example.com"), ("password", "x7")];
+    let page = sign_up_page(&mut browser, "?lang=fr", &fields).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("doit compter au moins"), "{}", page.body);
+    assert!(!page.body.contains("must be at least"), "{}", page.body);
     // A malformed address is a field error too.
     let fields = [("email", "not-an-address"), ("password", STRONG_PASSWORD)];
     let page = sign_up_page(&mut browser, "", &fields).await;

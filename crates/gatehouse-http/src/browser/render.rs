@@ -98,6 +98,8 @@ pub struct Pages {
     /// The MFA challenge token between `/login` and `/mfa` (five minutes).
     pub(crate) mfa_cookie: CookieSpec,
     pub(crate) csrf: CsrfKey,
+    /// The message catalogues, for the few texts built outside templates.
+    catalogues: std::sync::Arc<Catalogues>,
 }
 
 impl Pages {
@@ -118,7 +120,8 @@ impl Pages {
                 1,
             );
         let asset_version = format!("{:016x}", fnv1a(stylesheet.as_bytes()));
-        let environment = environment(&branding, &asset_version)?;
+        let catalogues = std::sync::Arc::new(Catalogues::load()?);
+        let environment = environment(&branding, &asset_version, catalogues.clone())?;
         let page_csp = csp_for(&branding);
         let content_security_policy = HeaderValue::from_str(&page_csp)
             .map_err(|_| "the logo URL cannot appear in a header".to_owned())?;
@@ -132,7 +135,34 @@ impl Pages {
             mfa_cookie: CookieSpec::new("gatehouse_mfa", "Lax", secure),
             device_cookie: SessionCookie::device(keys.device_cookie, secure),
             csrf: CsrfKey::new(keys.csrf, secure),
+            catalogues,
         })
+    }
+
+    /// A refused field's message in the page's language: a broken password rule from the
+    /// catalogues by its stable code (`password_rule.<code>`, with the policy's numbers), in
+    /// English as the domain wrote it (which keeps the strength estimator's advice); anything
+    /// else as the domain wrote it.
+    pub(crate) fn issue_message(
+        &self,
+        locale: Locale,
+        issue: &gatehouse_domain::FieldIssue,
+        policy: &gatehouse_domain::passwords::PasswordPolicySettings,
+    ) -> String {
+        if locale == Locale::En {
+            return issue.message.clone();
+        }
+        match self.catalogues.message(locale, &format!("password_rule.{}", issue.code)) {
+            Some(message) => crate::browser::catalogues::interpolate(
+                message,
+                &[
+                    ("min".to_owned(), policy.min_length.to_string()),
+                    ("max".to_owned(), policy.max_length.to_string()),
+                    ("count".to_owned(), policy.history_size.to_string()),
+                ],
+            ),
+            None => issue.message.clone(),
+        }
     }
 
     /// The signed browser-session cookie (for pages that sign people in or out).
@@ -250,7 +280,11 @@ fn csp_for(branding: &Branding) -> String {
     }
 }
 
-fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'static>, String> {
+fn environment(
+    branding: &Branding,
+    asset_version: &str,
+    catalogues: std::sync::Arc<Catalogues>,
+) -> Result<Environment<'static>, String> {
     let mut environment = Environment::new();
     environment.set_auto_escape_callback(|_| AutoEscape::Html);
     // Printing an unknown variable is a bug to catch in tests, not an empty string.
@@ -303,7 +337,6 @@ fn environment(branding: &Branding, asset_version: &str) -> Result<Environment<'
             .add_template(name, source)
             .map_err(|error| format!("template {name}: {error}"))?;
     }
-    let catalogues = std::sync::Arc::new(Catalogues::load()?);
     environment.add_function(
         "t",
         move |state: &State, key: &str, kwargs: Kwargs| -> Result<String, minijinja::Error> {

@@ -248,7 +248,13 @@ pub(crate) async fn submit_reset_password(
                 token: &fields.token,
                 show_form: true,
                 error: Some("link_error.password"),
-                issues: issues.into_iter().map(|issue| issue.message).collect(),
+                issues: issues
+                    .iter()
+                    .map(|issue| {
+                        let policy = state.accounts.passwords.policy().settings();
+                        state.pages.issue_message(locale, issue, policy)
+                    })
+                    .collect(),
                 ..View::default()
             };
             let mut response =

@@ -143,7 +143,13 @@ pub(crate) async fn submit(
                 | DomainError::Validation(ref issues) => (
                     StatusCode::UNPROCESSABLE_ENTITY,
                     None,
-                    issues.iter().map(|issue| issue.message.clone()).collect(),
+                    issues
+                        .iter()
+                        .map(|issue| {
+                            let policy = state.accounts.passwords.policy().settings();
+                            pages.issue_message(locale, issue, policy)
+                        })
+                        .collect(),
                 ),
                 // Only without verification required, where the account would be signed in
                 // at once: a taken address cannot be hidden there (the API says it too).
