@@ -214,7 +214,7 @@ impl AccountServices {
             users: ports.users.clone(),
             work: ports.work,
             notifier,
-            notices,
+            notices: notices.clone(),
             directory: directory.clone(),
             passwords: passwords.clone(),
             sign_in: sign_in.clone(),
@@ -222,6 +222,7 @@ impl AccountServices {
             magic_link_enabled: settings.magic_link_enabled,
         });
         let admin_users = Arc::new(AdminUserService {
+            notices,
             users: ports.users,
             hashing,
             passwords: passwords.clone(),

@@ -20,6 +20,7 @@ mod proptests;
 mod ratelimit;
 mod routes;
 mod state;
+mod summaries;
 
 pub use error::{ApiError, FieldError, Problem};
 pub use extract::{ApiJson, ApiQuery, OptionalApiJson};

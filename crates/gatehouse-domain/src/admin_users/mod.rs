@@ -74,6 +74,8 @@ pub struct AdminUserService {
     pub(crate) hashing: HashingPool,
     pub(crate) passwords: Arc<PasswordService>,
     pub(crate) directory: Arc<UserDirectory>,
+    /// The "your account was deleted" email.
+    pub(crate) notices: Arc<crate::notify::Notices>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -360,11 +362,11 @@ impl AdminUserService {
         let now = self.clock.now();
         let mut work =
             UnitOfWork::events(vec![self.admin_event(admin, "user.deleted", user_id, context)]);
-        work.outbox.extend(self.passwords.notices.account_deleted(&user, context, now)?);
+        work.outbox.extend(self.notices.account_deleted(&user, context, now)?);
         if !self.users.delete_user(user_id, &work, now).await? {
             return Err(DomainError::NotFound);
         }
-        self.passwords.notices.wake();
+        self.notices.wake();
         Ok(())
     }
 }

@@ -61,6 +61,22 @@ impl DeliveryService {
         Ok(self.store.outbox_stats().await?)
     }
 
+    /// [`DeliveryService::retry`] for a delivery of webhook endpoint `webhook_id` only: another
+    /// row (another endpoint's, an email) is `not_found`.
+    pub async fn retry_for_webhook(
+        &self,
+        admin: &AdminPrincipal,
+        webhook_id: &str,
+        id: &str,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let row = self.store.outbox_row(id).await?.ok_or(DomainError::NotFound)?;
+        if row.subject.as_deref() != Some(webhook_id) {
+            return Err(DomainError::NotFound);
+        }
+        self.retry(admin, id, context).await
+    }
+
     /// Puts a delivery back in the queue, due now, with a fresh attempt budget. A delivery
     /// being sent right now answers `conflict`; an unknown one `not_found`.
     pub async fn retry(

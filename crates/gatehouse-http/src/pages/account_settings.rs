@@ -296,8 +296,8 @@ pub(crate) async fn export(
     BrowserSession(session): BrowserSession,
 ) -> Response {
     let Some(principal) = session else { return sign_in_first(&state, "/account/privacy") };
-    match crate::routes::me_data::account_export(&state, &principal).await {
-        Ok(export) => crate::routes::me_data::export_answer(&export),
+    match crate::summaries::account_export(&state, &principal).await {
+        Ok(export) => crate::summaries::export_answer(&export),
         Err(error) => state.pages.error_page(page.locale, ErrorPage::from_domain(&error)),
     }
 }

@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use gatehouse_domain::overview::{DayCounts, Overview};
+use gatehouse_domain::overview::DayCounts;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -60,25 +60,6 @@ pub(crate) struct StatsResponse {
     services: Vec<ServiceResponse>,
 }
 
-/// What the overview shows, gathered for one answer.
-pub(crate) struct Gathered {
-    pub(crate) overview: Overview,
-    pub(crate) outbox: Vec<gatehouse_domain::notify::OutboxStat>,
-    pub(crate) services: Vec<(&'static str, &'static str)>,
-}
-
-/// The overview, the outbox's counts and the services' health, for `days` days.
-pub(crate) async fn gather(
-    state: &AppState,
-    admin: &gatehouse_domain::principal::AdminPrincipal,
-    days: u32,
-) -> Result<Gathered, gatehouse_domain::DomainError> {
-    let overview = state.overview.overview(admin, days).await?;
-    let outbox = state.deliveries.stats().await?;
-    let readiness = super::operations::check_dependencies(state).await;
-    Ok(Gathered { overview, outbox, services: readiness.checks.into_iter().collect() })
-}
-
 /// The admin overview.
 #[utoipa::path(get, path = "/v1/admin/stats", tag = "admin", security(("bearer" = [])), params(StatsQuery),
     responses((status = 200, body = StatsResponse), (status = 401, body = crate::error::Problem),
@@ -89,7 +70,7 @@ pub(crate) async fn stats(
     Admin(admin): Admin,
     ApiQuery(query): ApiQuery<StatsQuery>,
 ) -> Result<Json<StatsResponse>, ApiError> {
-    let gathered = gather(&state, &admin, query.days.unwrap_or(30)).await?;
+    let gathered = crate::summaries::gather(&state, &admin, query.days.unwrap_or(30)).await?;
     Ok(Json(StatsResponse {
         days: gathered.overview.days.into_iter().map(day_response).collect(),
         active_sessions: gathered.overview.active_sessions,

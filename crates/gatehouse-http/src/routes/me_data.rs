@@ -8,12 +8,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
-use gatehouse_domain::DomainError;
-use gatehouse_domain::principal::Principal;
-use serde_json::{Value, json};
 
 use crate::auth::Authenticated;
 use crate::client::Client;
@@ -28,87 +24,6 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route("/v1/auth/email/change", axum::routing::post(confirm_email_change))
 }
 
-/// How many of the user's audit events an export carries (newest first).
-const EXPORTED_EVENTS: u32 = 1000;
-
-/// Everything the account holds, readable: profile, sessions, second factors (kinds and
-/// dates, never a secret), passkeys, linked identities, organizations, API keys (never a key),
-/// connected applications, and the user's audit events. No secret, hash or token.
-pub(crate) async fn account_export(
-    state: &AppState,
-    principal: &Principal,
-) -> Result<Value, DomainError> {
-    let user = &principal.user;
-    let profile = state.accounts.registration.me(user)?;
-    let sessions: Vec<Value> = state
-        .accounts
-        .sessions
-        .sessions_of(&user.id)
-        .await?
-        .into_iter()
-        .map(|session| {
-            json!({
-                "id": session.id, "created_at": session.created_at,
-                "last_used_at": session.last_used_at, "expires_at": session.expires_at,
-                "ip": session.ip, "user_agent": session.user_agent,
-                "client_id": session.client_id,
-            })
-        })
-        .collect();
-    let mfa = state.accounts.mfa.my_mfa(principal).await?;
-    let passkeys = state.accounts.passkeys.list(principal).await?;
-    let identities = state.federation.identities(&user.id).await?;
-    let organizations: Vec<Value> = state
-        .organizations
-        .mine(&user.id)
-        .await?
-        .into_iter()
-        .map(|view| json!({ "id": view.organization.id, "name": view.organization.name, "role": view.role }))
-        .collect();
-    let api_keys: Vec<Value> = state
-        .api_keys
-        .personal_keys(principal)
-        .await?
-        .into_iter()
-        .map(|key| {
-            json!({
-                "id": key.id, "name": key.name, "prefix": key.prefix, "scopes": key.scopes,
-                "created_at": key.created_at, "expires_at": key.expires_at,
-            })
-        })
-        .collect();
-    let applications = state.oauth.connected_applications(&user.id).await?;
-    let events = state.audit_log.own_events(principal, EXPORTED_EVENTS).await?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX));
-    Ok(json!({
-        "format": "gatehouse-account-export/1",
-        "exported_at": now,
-        "profile": profile,
-        "sessions": sessions,
-        "mfa": mfa,
-        "passkeys": passkeys,
-        "identities": identities,
-        "organizations": organizations,
-        "api_keys": api_keys,
-        "applications": applications,
-        "audit_events": events,
-    }))
-}
-
-/// The answer of an export: JSON to save as a file, never cached.
-pub(crate) fn export_answer(export: &Value) -> Response {
-    (
-        [
-            (CONTENT_DISPOSITION, "attachment; filename=\"gatehouse-account.json\""),
-            (CACHE_CONTROL, "no-store"),
-        ],
-        Json(export.clone()),
-    )
-        .into_response()
-}
-
 /// Everything the account holds, as JSON (a file to keep: `Content-Disposition: attachment`).
 #[utoipa::path(get, path = "/v1/me/export", tag = "me", security(("bearer" = [])),
     responses((status = 200, description = "the account's data", body = Object),
@@ -117,7 +32,8 @@ pub(crate) async fn export(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
 ) -> Result<Response, ApiError> {
-    Ok(export_answer(&account_export(&state, &principal).await?))
+    let export = crate::summaries::account_export(&state, &principal).await?;
+    Ok(crate::summaries::export_answer(&export))
 }
 
 /// Deletes the account at once: a proof of presence in the body (`{password}` or

@@ -31,66 +31,15 @@ pub(crate) async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-#[derive(Serialize, ToSchema)]
-pub(crate) struct Readiness {
-    /// `ready` or `unavailable`.
-    pub(crate) status: &'static str,
-    /// Each dependency and `ok`, `failed` or (an optional one) `unavailable`.
-    pub(crate) checks: BTreeMap<&'static str, &'static str>,
-    /// The names of the failed dependencies.
-    pub(crate) failed: Vec<&'static str>,
-}
-
 /// Readiness: 200 when every dependency answers, 503 naming the ones that did not. Reasons are
 /// logged, not published (they can name hosts).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, body = Readiness), (status = 503, body = Readiness)))]
+    (status = 200, body = crate::summaries::Readiness), (status = 503, body = crate::summaries::Readiness)))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    let answer = check_dependencies(&state).await;
+    let answer = crate::summaries::check_dependencies(&state).await;
     let status =
         if answer.failed.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(answer)).into_response()
-}
-
-/// Every readiness check, run now (also the admin overview's service health).
-pub(crate) async fn check_dependencies(state: &AppState) -> Readiness {
-    let timeout = state.settings.readiness_timeout;
-    // Checks run concurrently so one slow dependency does not hide behind another.
-    let mut running = tokio::task::JoinSet::new();
-    for check in state.readiness.iter() {
-        let check = std::sync::Arc::clone(check);
-        running.spawn(async move {
-            let outcome = match tokio::time::timeout(timeout, check.check()).await {
-                Ok(result) => result,
-                Err(_) => Err(format!("no answer within {timeout:?}")),
-            };
-            (check.name(), check.required(), outcome)
-        });
-    }
-    let mut answer = Readiness { status: "ready", checks: BTreeMap::new(), failed: Vec::new() };
-    while let Some(joined) = running.join_next().await {
-        let (name, required, outcome) =
-            joined.unwrap_or(("readiness", true, Err("check task failed".into())));
-        match outcome {
-            Ok(()) => {
-                answer.checks.insert(name, "ok");
-            }
-            Err(reason) if !required => {
-                tracing::warn!(dependency = name, reason, "optional dependency unavailable");
-                answer.checks.insert(name, "unavailable");
-            }
-            Err(reason) => {
-                tracing::warn!(dependency = name, reason, "readiness check failed");
-                answer.checks.insert(name, "failed");
-                answer.failed.push(name);
-            }
-        }
-    }
-    answer.failed.sort_unstable();
-    if !answer.failed.is_empty() {
-        answer.status = "unavailable";
-    }
-    answer
 }
 
 /// The outbox and the event queue, read now: deliveries by channel and outcome

@@ -5,12 +5,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use gatehouse_domain::DomainError;
 use gatehouse_domain::api_keys::ApiKeyOwner;
 use minijinja::context;
-use serde::Deserialize;
 
-use super::{admit, error_page, frame, when};
+use super::{Empty, admit, error_page, frame, verify_first, when};
 use crate::client::Client;
 use crate::pages::request::{PageForm, PageRequest};
 use crate::pages::session::BrowserSession;
@@ -65,9 +63,6 @@ pub(crate) async fn list(
     state.pages.render_form(StatusCode::OK, page.locale, &page.csrf, "admin_api_keys.html", view)
 }
 
-#[derive(Deserialize)]
-pub(crate) struct Empty {}
-
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     Client(context): Client,
@@ -79,10 +74,8 @@ pub(crate) async fn revoke(
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    if let Err(DomainError::ReauthenticationRequired) =
-        state.accounts.mfa.require_recent_authentication(&visit.principal)
-    {
-        return state.pages.redirect("/admin/verify?return_to=%2Fadmin%2Fapi-keys");
+    if let Some(redirect) = verify_first(&state, &visit, "/admin/api-keys") {
+        return redirect;
     }
     match state.api_keys.admin_revoke(&visit.admin, &id, &context).await {
         Ok(()) => state.pages.redirect("/admin/api-keys"),

@@ -17,7 +17,7 @@ use gatehouse_domain::oauth::clients::{ClientChange, NewClient};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::{AdminVisit, admit, error_page, frame, when};
+use super::{AdminVisit, Empty, admit, error_page, frame, item_path, verify_first, when};
 use crate::browser::csrf::Csrf;
 use crate::browser::render::ErrorPage;
 use crate::client::Client;
@@ -28,17 +28,10 @@ use crate::state::AppState;
 
 const PAGE_SIZE: u32 = 50;
 
-fn client_path(client_id: &str) -> String {
-    format!(
-        "/admin/clients/{}",
-        url::form_urlencoded::byte_serialize(client_id.as_bytes()).collect::<String>()
-    )
-}
-
 fn client_value(client: &ClientRecord) -> Value {
     context! {
         client_id => client.client_id.clone(),
-        path => client_path(&client.client_id),
+        path => item_path("clients", &client.client_id),
         name => client.name.clone(),
         public => client.is_public(),
         auth_method => client.token_endpoint_auth_method.clone(),
@@ -299,7 +292,7 @@ pub(crate) async fn show(
     BrowserSession(session): BrowserSession,
     Path(client_id): Path<String>,
 ) -> Response {
-    let visit = match admit(&state, session, page.locale, &client_path(&client_id)).await {
+    let visit = match admit(&state, session, page.locale, &item_path("clients", &client_id)).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
@@ -313,7 +306,7 @@ pub(crate) async fn update(
     Path(client_id): Path<String>,
     form: PageForm<ClientForm>,
 ) -> Response {
-    let back = client_path(&client_id);
+    let back = item_path("clients", &client_id);
     let visit = match admit(&state, session, form.locale, &back).await {
         Ok(visit) => visit,
         Err(response) => return response,
@@ -348,20 +341,6 @@ pub(crate) async fn update(
     }
 }
 
-#[derive(Deserialize)]
-pub(crate) struct Empty {}
-
-/// Where a stale session goes before a sensitive change: the step-up, then back here.
-fn needs_recent(state: &AppState, visit: &AdminVisit, back: &str) -> Option<Response> {
-    match state.accounts.mfa.require_recent_authentication(&visit.principal) {
-        Err(DomainError::ReauthenticationRequired) => {
-            let query = serde_urlencoded::to_string([("return_to", back)]).unwrap_or_default();
-            Some(state.pages.redirect(&format!("/admin/verify?{query}")))
-        }
-        _ => None,
-    }
-}
-
 pub(crate) async fn rotate(
     State(state): State<AppState>,
     Client(context): Client,
@@ -369,12 +348,12 @@ pub(crate) async fn rotate(
     Path(client_id): Path<String>,
     form: PageForm<Empty>,
 ) -> Response {
-    let back = client_path(&client_id);
+    let back = item_path("clients", &client_id);
     let visit = match admit(&state, session, form.locale, &back).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    if let Some(redirect) = needs_recent(&state, &visit, &back) {
+    if let Some(redirect) = verify_first(&state, &visit, &back) {
         return redirect;
     }
     match state.clients.rotate_client_secret(&visit.admin, &client_id, &context).await {
@@ -395,12 +374,12 @@ pub(crate) async fn delete(
     Path(client_id): Path<String>,
     form: PageForm<Empty>,
 ) -> Response {
-    let back = client_path(&client_id);
+    let back = item_path("clients", &client_id);
     let visit = match admit(&state, session, form.locale, &back).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    if let Some(redirect) = needs_recent(&state, &visit, &back) {
+    if let Some(redirect) = verify_first(&state, &visit, &back) {
         return redirect;
     }
     match state.clients.delete_client(&visit.admin, &client_id, &context).await {

@@ -8,9 +8,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use gatehouse_domain::DomainError;
 use minijinja::context;
-use serde::Deserialize;
 
-use super::{admit, error_page, frame, when};
+use super::{Empty, admit, error_page, frame, verify_first, when};
 use crate::client::Client;
 use crate::pages::request::{PageForm, PageRequest};
 use crate::pages::session::BrowserSession;
@@ -70,13 +69,6 @@ pub(crate) async fn show(
     state.pages.render_form(StatusCode::OK, page.locale, &page.csrf, "admin_keys.html", view)
 }
 
-#[derive(Deserialize)]
-pub(crate) struct Empty {}
-
-fn verify_first(state: &AppState) -> Response {
-    state.pages.redirect("/admin/verify?return_to=%2Fadmin%2Fkeys")
-}
-
 pub(crate) async fn rotate(
     State(state): State<AppState>,
     Client(context): Client,
@@ -87,10 +79,8 @@ pub(crate) async fn rotate(
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    if let Err(DomainError::ReauthenticationRequired) =
-        state.accounts.mfa.require_recent_authentication(&visit.principal)
-    {
-        return verify_first(&state);
+    if let Some(redirect) = verify_first(&state, &visit, "/admin/keys") {
+        return redirect;
     }
     match state.keys.rotate(&visit.admin, &context).await {
         // A rotation racing another: the other one won, which is what was asked.
@@ -110,10 +100,8 @@ pub(crate) async fn revoke_admin_key(
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    if let Err(DomainError::ReauthenticationRequired) =
-        state.accounts.mfa.require_recent_authentication(&visit.principal)
-    {
-        return verify_first(&state);
+    if let Some(redirect) = verify_first(&state, &visit, "/admin/keys") {
+        return redirect;
     }
     match state.admin_keys.revoke(&visit.admin, &id, &context).await {
         Ok(_) => state.pages.redirect("/admin/keys"),

@@ -125,6 +125,29 @@ pub(crate) fn frame(state: &AppState, visit: &AdminVisit, section: &str) -> Valu
     }
 }
 
+/// `/admin/<section>/<id>`, the id percent-encoded (ids are URL-safe; this only guards the
+/// redirects and links built from a path segment).
+pub(crate) fn item_path(section: &str, id: &str) -> String {
+    let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+    format!("/admin/{section}/{id}")
+}
+
+/// A destructive action's gate: `None` when the sign-in is recent enough, else the redirect
+/// to `/admin/verify` (and back to `back` once confirmed).
+pub(crate) fn verify_first(state: &AppState, visit: &AdminVisit, back: &str) -> Option<Response> {
+    match state.accounts.mfa.require_recent_authentication(&visit.principal) {
+        Err(DomainError::ReauthenticationRequired) => {
+            let query = serde_urlencoded::to_string([("return_to", back)]).unwrap_or_default();
+            Some(state.pages.redirect(&format!("/admin/verify?{query}")))
+        }
+        _ => None,
+    }
+}
+
+/// A form with nothing but its CSRF token (and language).
+#[derive(serde::Deserialize)]
+pub(crate) struct Empty {}
+
 /// A Unix time as `YYYY-MM-DD HH:MM` UTC, for tables.
 pub(crate) fn when(at: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(at)

@@ -5,12 +5,11 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use gatehouse_domain::DomainError;
 use gatehouse_domain::organizations::record::ListCursor;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::{admit, error_page, frame, when};
+use super::{Empty, admit, error_page, frame, item_path, verify_first, when};
 use crate::browser::render::ErrorPage;
 use crate::client::Client;
 use crate::pages::request::{PageForm, PageRequest};
@@ -18,13 +17,6 @@ use crate::pages::session::BrowserSession;
 use crate::state::AppState;
 
 const PAGE_SIZE: u32 = 50;
-
-fn organization_path(id: &str) -> String {
-    format!(
-        "/admin/organizations/{}",
-        url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
-    )
-}
 
 /// `<created_at>.<id>`, the position after an organization in the newest-first list.
 fn cursor_text(created_at: i64, id: &str) -> String {
@@ -94,7 +86,7 @@ pub(crate) async fn list(
         .iter()
         .map(|organization| {
             context! {
-                path => organization_path(&organization.id),
+                path => item_path("organizations", &organization.id),
                 id => organization.id.clone(),
                 name => organization.name.clone(),
                 slug => organization.slug.clone(),
@@ -123,7 +115,7 @@ pub(crate) async fn show(
     BrowserSession(session): BrowserSession,
     Path(id): Path<String>,
 ) -> Response {
-    let visit = match admit(&state, session, page.locale, &organization_path(&id)).await {
+    let visit = match admit(&state, session, page.locale, &item_path("organizations", &id)).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
@@ -151,7 +143,7 @@ pub(crate) async fn show(
     let view = context! {
         organization => context! {
             id => organization.id.clone(),
-            path => organization_path(&organization.id),
+            path => item_path("organizations", &organization.id),
             name => organization.name,
             slug => organization.slug,
             created => when(organization.created_at),
@@ -168,9 +160,6 @@ pub(crate) async fn show(
     )
 }
 
-#[derive(Deserialize)]
-pub(crate) struct Empty {}
-
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Client(context): Client,
@@ -178,16 +167,13 @@ pub(crate) async fn delete(
     Path(id): Path<String>,
     form: PageForm<Empty>,
 ) -> Response {
-    let back = organization_path(&id);
+    let back = item_path("organizations", &id);
     let visit = match admit(&state, session, form.locale, &back).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    if let Err(DomainError::ReauthenticationRequired) =
-        state.accounts.mfa.require_recent_authentication(&visit.principal)
-    {
-        let query = serde_urlencoded::to_string([("return_to", back.as_str())]).unwrap_or_default();
-        return state.pages.redirect(&format!("/admin/verify?{query}"));
+    if let Some(redirect) = verify_first(&state, &visit, &back) {
+        return redirect;
     }
     match state.admin_organizations.delete(&visit.admin, &id, &context).await {
         Ok(()) => state.pages.redirect("/admin/organizations"),

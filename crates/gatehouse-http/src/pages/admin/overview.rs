@@ -10,8 +10,8 @@ use super::charts::{BarChart, bar_chart};
 use super::{admit, error_page, frame, when};
 use crate::pages::request::PageRequest;
 use crate::pages::session::BrowserSession;
-use crate::routes::admin_overview::gather;
 use crate::state::AppState;
+use crate::summaries::gather;
 
 const DAYS: u32 = 30;
 

@@ -12,7 +12,7 @@ use gatehouse_domain::audit::AuditFilter;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::{AdminVisit, admit, error_page, frame, when};
+use super::{AdminVisit, admit, error_page, frame, item_path, verify_first, when};
 use crate::browser::render::ErrorPage;
 use crate::client::Client;
 use crate::pages::request::{PageForm, PageRequest};
@@ -100,7 +100,7 @@ pub(crate) async fn show(
     BrowserSession(session): BrowserSession,
     Path(id): Path<String>,
 ) -> Response {
-    let here = format!("/admin/users/{}", urlencoding(&id));
+    let here = item_path("users", &id);
     let visit = match admit(&state, session, page.locale, &here).await {
         Ok(visit) => visit,
         Err(response) => return response,
@@ -115,11 +115,6 @@ pub(crate) async fn show(
         ),
         Err(error) => error_page(&state, page.locale, &error),
     }
-}
-
-/// A path segment, percent-encoded (ids are URL-safe; this only guards the redirect).
-fn urlencoding(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 async fn detail(
@@ -259,7 +254,7 @@ pub(crate) async fn act(
     Path(id): Path<String>,
     form: PageForm<ActionForm>,
 ) -> Response {
-    let back = format!("/admin/users/{}", urlencoding(&id));
+    let back = item_path("users", &id);
     let visit = match admit(&state, session, form.locale, &back).await {
         Ok(visit) => visit,
         Err(response) => return response,
@@ -269,12 +264,8 @@ pub(crate) async fn act(
         form.fields.action.as_str(),
         "suspend" | "revoke_sessions" | "revoke_session" | "reset_mfa" | "delete"
     );
-    if destructive
-        && let Err(DomainError::ReauthenticationRequired) =
-            state.accounts.mfa.require_recent_authentication(&visit.principal)
-    {
-        let query = serde_urlencoded::to_string([("return_to", back.as_str())]).unwrap_or_default();
-        return state.pages.redirect(&format!("/admin/verify?{query}"));
+    if destructive && let Some(redirect) = verify_first(&state, &visit, &back) {
+        return redirect;
     }
     let accounts = &state.accounts;
     let outcome = match form.fields.action.as_str() {

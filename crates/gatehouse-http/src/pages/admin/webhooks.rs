@@ -12,7 +12,7 @@ use gatehouse_domain::webhooks::WebhookChange;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::{admit, error_page, frame, when};
+use super::{admit, error_page, frame, item_path, when};
 use crate::client::Client;
 use crate::pages::request::{PageForm, PageRequest};
 use crate::pages::session::BrowserSession;
@@ -21,17 +21,10 @@ use crate::state::AppState;
 /// How many deliveries an endpoint's page lists (newest first).
 const DELIVERIES_SHOWN: u32 = 50;
 
-fn endpoint_path(id: &str) -> String {
-    format!(
-        "/admin/webhooks/{}",
-        url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
-    )
-}
-
 fn endpoint_value(record: &gatehouse_domain::webhooks::WebhookRecord) -> minijinja::Value {
     context! {
         id => record.id.clone(),
-        path => endpoint_path(&record.id),
+        path => item_path("webhooks", &record.id),
         url => record.url.clone(),
         description => record.description.clone(),
         events => record.events.join(", "),
@@ -67,7 +60,7 @@ pub(crate) async fn show(
     BrowserSession(session): BrowserSession,
     Path(id): Path<String>,
 ) -> Response {
-    let visit = match admit(&state, session, page.locale, &endpoint_path(&id)).await {
+    let visit = match admit(&state, session, page.locale, &item_path("webhooks", &id)).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
@@ -120,7 +113,7 @@ pub(crate) async fn act(
     Path(id): Path<String>,
     form: PageForm<ActionForm>,
 ) -> Response {
-    let back = endpoint_path(&id);
+    let back = item_path("webhooks", &id);
     let visit = match admit(&state, session, form.locale, &back).await {
         Ok(visit) => visit,
         Err(response) => return response,
@@ -135,15 +128,11 @@ pub(crate) async fn act(
             };
             state.webhooks.update(admin, &id, change, &context).await.map(drop)
         }
+        // Only this endpoint's deliveries are redelivered from its page.
         "redeliver" => match form.fields.delivery_id.as_deref() {
-            // Only this endpoint's deliveries are redelivered from its page.
-            Some(delivery) => match state.webhooks.deliveries(admin, &id, None, 1000).await {
-                Ok(listed) if listed.iter().any(|row| row.id == delivery) => {
-                    state.deliveries.retry(admin, delivery, &context).await
-                }
-                Ok(_) => Err(DomainError::NotFound),
-                Err(error) => Err(error),
-            },
+            Some(delivery) => {
+                state.deliveries.retry_for_webhook(admin, &id, delivery, &context).await
+            }
             None => Err(DomainError::NotFound),
         },
         _ => Err(DomainError::Invalid("unknown action".into())),
