@@ -273,6 +273,10 @@ pub enum DomainError {
     Federation(FederationProblem),
     #[error("reauthentication required")]
     ReauthenticationRequired,
+    /// A step that needs the user themselves (a proof of presence, an application's consent)
+    /// tried from an impersonation session.
+    #[error("not while impersonating")]
+    Impersonating,
     /// A secret operation (rotation) on an OAuth client that authenticates without one
     /// (`private_key_jwt` or public).
     #[error("this client does not authenticate with a secret")]
@@ -357,6 +361,7 @@ impl DomainError {
             DomainError::Passkey(problem) => problem.code(),
             DomainError::Federation(problem) => problem.code(),
             DomainError::ReauthenticationRequired => "reauthentication_required",
+            DomainError::Impersonating => "impersonation_restricted",
             DomainError::ClientHasNoSecret => "client_has_no_secret",
             DomainError::Store(StoreError::Unavailable(_)) => "service_unavailable",
             DomainError::Store(StoreError::Conflict(_)) => "conflict",

@@ -22,6 +22,7 @@ pub const CATALOGUE: &[&str] = &[
     "user.unsuspended",
     "user.password_changed",
     "user.mfa_changed",
+    "user.impersonated",
     "session.created",
     "session.revoked",
     "email.verified",

@@ -65,6 +65,15 @@ pub struct AccessTokenClaims {
     pub org_role: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub org_permissions: Option<Vec<String>>,
+    /// Who is acting as the subject (RFC 8693 `act`): the admin of an impersonation session.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub act: Option<ActClaim>,
+}
+
+/// The `act` claim (RFC 8693 §4.1): the party acting for the subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActClaim {
+    pub sub: String,
 }
 
 /// What a token says of the session's active organization.
@@ -114,6 +123,8 @@ pub struct AccessTokenGrant {
     pub auth_time: Option<i64>,
     pub amr: Option<Vec<String>>,
     pub organization: Option<OrganizationClaims>,
+    /// The admin acting as the subject (an impersonation session), as `act.sub`.
+    pub actor: Option<String>,
 }
 
 pub struct TokenService {
@@ -246,17 +257,30 @@ impl TokenService {
         &self.settings
     }
 
+    /// How long a first-party session's access token lives: the configured lifetime, but an
+    /// impersonation session's tokens never outlive the session.
+    pub fn access_token_lifetime(&self, session: &crate::sessions::record::SessionRecord) -> i64 {
+        let configured = self.settings.access_token_ttl_seconds;
+        match session.impersonator {
+            Some(_) => (session.expires_at - self.clock.now()).clamp(1, configured),
+            None => configured,
+        }
+    }
+
     /// A signed access token for a first-party session, carrying its `auth_time` and `amr`.
     pub async fn issue_access_token(
         &self,
         session: &crate::sessions::record::SessionRecord,
     ) -> Result<String, DomainError> {
+        let ttl_seconds = Some(self.access_token_lifetime(session));
         let grant = AccessTokenGrant {
             subject: session.user_id.clone(),
             session_id: Some(session.id.clone()),
             auth_time: session.auth_time,
             amr: Some(session.amr_values()),
             organization: self.organization_claims(session).await?,
+            actor: session.impersonator.clone(),
+            ttl_seconds,
             ..AccessTokenGrant::default()
         };
         Ok(self.issue(grant).await?.0)
@@ -284,6 +308,7 @@ impl TokenService {
             org_slug: grant.organization.as_ref().map(|org| org.slug.clone()),
             org_role: grant.organization.as_ref().map(|org| org.role.clone()),
             org_permissions: grant.organization.map(|org| org.permissions),
+            act: grant.actor.map(|sub| ActClaim { sub }),
         };
         let signer = self.keys.active_signer().await?;
         Ok((signer.sign(ACCESS_TOKEN_TYPE, &claims)?, claims))

@@ -375,6 +375,11 @@ impl From<DomainError> for ApiError {
             DomainError::Forbidden(detail) => {
                 ApiError::new(StatusCode::FORBIDDEN, code, detail.clone())
             }
+            DomainError::Impersonating => ApiError::new(
+                StatusCode::FORBIDDEN,
+                code,
+                "An impersonation session cannot do this: it needs the user themselves.",
+            ),
             DomainError::Conflict(detail) => {
                 ApiError::new(StatusCode::CONFLICT, code, detail.clone())
             }

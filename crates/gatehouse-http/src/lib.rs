@@ -26,7 +26,7 @@ pub use error::{ApiError, FieldError, Problem};
 pub use extract::{ApiJson, ApiQuery, OptionalApiJson};
 pub use metrics::Metrics;
 pub use ratelimit::RateLimits;
-pub use state::{AppServices, AppState, HttpSettings};
+pub use state::{AppServices, AppState, CorsSettings, HttpSettings};
 
 use axum::Router;
 
@@ -55,7 +55,10 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::me_data::routes())
         .merge(routes::admin_signing_keys::routes())
         .merge(routes::admin_keys::routes())
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::api_budget));
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::api_budget))
+        // Under the CORS layer, so a preflight (OPTIONS, which no route handles) reaches it.
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::api_cors));
     let routes = Router::new()
         .merge(routes::operations::routes())
         .merge(api)

@@ -242,3 +242,52 @@ mod tests {
         assert_eq!(response.status(), StatusCode::CREATED);
     }
 }
+
+/// CORS for the first-party API (`/v1`), for browser apps on other origins: only the exact
+/// origins the operator listed (`cors.allowed_origins`) get `Access-Control-Allow-Origin` (their
+/// own origin, never `*`) with credentials, and a preflight from one of them is answered here,
+/// cached by the browser for `cors.max_age_seconds`. Any other origin gets no CORS header, so
+/// the browser keeps its answer from the page. With no origin listed (the default) this
+/// passes every request through untouched.
+pub(crate) async fn api_cors(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let cors = &state.settings.cors;
+    let origin = match request.headers().get(header::ORIGIN) {
+        Some(origin) if cors.allows(origin) => origin.clone(),
+        _ => return next.run(request).await,
+    };
+    if request.method() == Method::OPTIONS
+        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(
+                "authorization, content-type, dpop, idempotency-key, x-request-id",
+            ),
+        );
+        headers.insert(header::ACCESS_CONTROL_MAX_AGE, cors.max_age.clone());
+        headers.insert(header::VARY, HeaderValue::from_static("origin"));
+        return response;
+    }
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("retry-after, www-authenticate, x-request-id, location"),
+    );
+    headers.append(header::VARY, HeaderValue::from_static("origin"));
+    response
+}

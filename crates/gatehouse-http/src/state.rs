@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::HeaderValue;
 use gatehouse_domain::admin_keys::AdminKeyService;
 use gatehouse_domain::audit::AuditLog;
 use gatehouse_domain::ratelimit::RateLimiter;
@@ -28,6 +29,41 @@ pub struct HttpSettings {
     pub trusted_proxies: Vec<IpNet>,
     /// Answers carry `Strict-Transport-Security` (production mode).
     pub strict_transport_security: bool,
+    /// Cross-origin access to the first-party API (`/v1`).
+    pub cors: CorsSettings,
+}
+
+/// The origins a browser app may call `/v1` from, with credentials (`cors.allowed_origins`).
+#[derive(Clone, Debug)]
+pub struct CorsSettings {
+    /// Exact origins (`https://app.example.com`), compared byte for byte with `Origin`.
+    pub allowed_origins: Vec<HeaderValue>,
+    /// How long a browser may cache a preflight's answer (`Access-Control-Max-Age`).
+    pub max_age: HeaderValue,
+}
+
+impl CorsSettings {
+    /// Origins as written in the settings; ones that cannot be a header value are dropped
+    /// (the configuration's validation refuses them first).
+    pub fn new(origins: &[String], max_age_seconds: u64) -> Self {
+        Self {
+            allowed_origins: origins
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin.trim_end_matches('/')).ok())
+                .collect(),
+            max_age: HeaderValue::from(max_age_seconds),
+        }
+    }
+
+    pub(crate) fn allows(&self, origin: &HeaderValue) -> bool {
+        self.allowed_origins.iter().any(|allowed| allowed == origin)
+    }
+}
+
+impl Default for CorsSettings {
+    fn default() -> Self {
+        Self::new(&[], 3600)
+    }
 }
 
 impl Default for HttpSettings {
@@ -38,6 +74,7 @@ impl Default for HttpSettings {
             readiness_timeout: Duration::from_secs(2),
             trusted_proxies: Vec::new(),
             strict_transport_security: false,
+            cors: CorsSettings::default(),
         }
     }
 }

@@ -59,6 +59,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(21, "0021_user_identities"),
     migration!(22, "0022_identity_tokens"),
     migration!(23, "0023_token_payload"),
+    migration!(24, "0024_session_impersonator"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

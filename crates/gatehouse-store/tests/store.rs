@@ -354,6 +354,7 @@ async fn a_new_session_is_written_whole_or_not_at_all(test: TestDatabase) {
         nonce: None,
         amr: Some("pwd".into()),
         organization_id: None,
+        impersonator: None,
     };
     let refresh = |digest: &[u8], session_id: &str| RefreshTokenRecord {
         token_digest: digest.to_vec(),

@@ -52,7 +52,7 @@ use gatehouse_domain::{
     Clock, DomainError, KeyService, KeySettings, ReadinessCheck, StoreError, SystemClock,
 };
 use gatehouse_http::pages::{BrowserKeys, Pages};
-use gatehouse_http::{AppServices, AppState, HttpSettings, Metrics, RateLimits};
+use gatehouse_http::{AppServices, AppState, CorsSettings, HttpSettings, Metrics, RateLimits};
 use gatehouse_outbound::breach::HibpClient;
 use gatehouse_outbound::event_stream::{NatsChannel, NatsReadiness};
 use gatehouse_outbound::mail;
@@ -894,6 +894,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
             request_timeout: Duration::from_secs(config.http.request_timeout_seconds),
             trusted_proxies: config.trusted_proxy_networks(),
             strict_transport_security: config.mode == crate::config::Mode::Production,
+            cors: CorsSettings::new(&config.cors.allowed_origins, config.cors.max_age_seconds),
             ..HttpSettings::default()
         }),
         pages: Arc::new(pages),

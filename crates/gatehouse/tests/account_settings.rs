@@ -247,11 +247,11 @@ async fn an_email_change_is_confirmed_from_the_new_address(test: TestDatabase) {
         ("not-an-address", StatusCode::UNPROCESSABLE_ENTITY),
     ] {
         let (answer, problem) =
-            app.post("/v1/me/email", Some(&token), json!({ "email": email })).await;
+            app.patch("/v1/me/email", Some(&token), json!({ "email": email })).await;
         assert_eq!(answer, status, "{email}: {problem}");
     }
     let (status, sent) =
-        app.post("/v1/me/email", Some(&token), json!({ "email": "dan@new.example" })).await;
+        app.patch("/v1/me/email", Some(&token), json!({ "email": "dan@new.example" })).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
     // The link goes to the new address, a notice to the current one; nothing changes yet.
     let mail = env.sink.wait_for_subject("dan@new.example", "Confirm your new email address").await;
@@ -293,10 +293,10 @@ async fn an_email_change_is_confirmed_from_the_new_address(test: TestDatabase) {
     // with the address it was asked from.
     env.clock.advance(600);
     let (status, problem) =
-        app.post("/v1/me/email", Some(&token), json!({ "email": "dan@third.example" })).await;
+        app.patch("/v1/me/email", Some(&token), json!({ "email": "dan@third.example" })).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
     let (status, _) = app
-        .post(
+        .patch(
             "/v1/me/email",
             Some(&token),
             json!({ "email": "dan@third.example", "password": STRONG_PASSWORD }),
@@ -304,7 +304,7 @@ async fn an_email_change_is_confirmed_from_the_new_address(test: TestDatabase) {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let (status, _) = app
-        .post(
+        .patch(
             "/v1/me/email",
             Some(&token),
             json!({ "email": "dan@fourth.example", "password": STRONG_PASSWORD }),

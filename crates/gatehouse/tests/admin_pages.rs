@@ -24,6 +24,8 @@ backend_tests!(
     admins_rotate_signing_keys_and_revoke_admin_keys,
     admins_see_organizations_and_webhook_deliveries,
     admins_list_and_revoke_api_keys,
+    admins_impersonate_a_user_for_a_while_with_a_reason,
+    the_impersonation_api_marks_and_bounds_the_session,
 );
 
 const ROOT: &str = "root@example.com";
@@ -711,5 +713,204 @@ async fn admins_list_and_revoke_api_keys(test: TestDatabase) {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let page = browser.get("/admin/api-keys").await;
     assert!(!page.body.contains(&format!("/admin/api-keys/{key_id}/revoke")), "still offered");
+    env.app.stop().await;
+}
+
+/// Impersonation from the dashboard: a reason and a length, a recent sign-in; the browser
+/// becomes the user with a banner on every account page; what needs the user themselves is
+/// refused (deletion, applications); stopping brings the admin's own session back; audited.
+async fn admins_impersonate_a_user_for_a_while_with_a_reason(test: TestDatabase) {
+    let env = mfa::spawn(&test, &[]).await;
+    let admin_id = create_admin(&env).await;
+    env.user("carol@example.com").await;
+    let carol = env.user_id("carol@example.com").await;
+    let user_path = format!("/admin/users/{carol}");
+    let mut browser = Browser::new(&env.app.base_url);
+    let page = signed_in(&mut browser, &user_path, ROOT).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Start impersonating"), "{}", page.body);
+    let start = format!("/admin/users/{carol}/impersonate");
+
+    // A reason is required, and the length is bounded.
+    let refused =
+        post_form(&mut browser, &page, &start, &[("reason", "x"), ("minutes", "15")]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    let refused =
+        post_form(&mut browser, &page, &start, &[("reason", "Ticket 4521"), ("minutes", "600")])
+            .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    // Another admin cannot be impersonated.
+    let own = post_form(
+        &mut browser,
+        &page,
+        &format!("/admin/users/{admin_id}/impersonate"),
+        &[("reason", "Ticket 4521"), ("minutes", "15")],
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.body);
+
+    let started = post_form(
+        &mut browser,
+        &page,
+        &start,
+        &[("reason", "Ticket 4521: cannot see invoices"), ("minutes", "15")],
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    assert_eq!(started.location.as_deref(), Some("/account"));
+    let account = browser.get("/account").await;
+    assert_eq!(account.status, StatusCode::OK, "{}", account.body);
+    assert!(account.body.contains("You are acting as carol@example.com"), "{}", account.body);
+    assert!(account.body.contains("Stop impersonating"));
+    let profile = browser.get("/account/profile").await;
+    assert!(profile.body.contains("You are acting as carol@example.com"), "{}", profile.body);
+    // The dashboard is not carol's.
+    assert_eq!(browser.get("/admin").await.status, StatusCode::FORBIDDEN);
+    // Deleting the account needs carol herself.
+    let privacy = browser.get("/account/privacy").await;
+    assert!(privacy.body.contains("You are acting as"), "{}", privacy.body);
+    let deletion = post_form(&mut browser, &privacy, "/account/delete", &[("confirm", "on")]).await;
+    assert_eq!(deletion.status, StatusCode::FORBIDDEN, "{}", deletion.body);
+    assert!(deletion.body.contains("Not while impersonating"), "{}", deletion.body);
+    let (status, _) = env.app.get_auth(&format!("/v1/admin/users/{carol}"), &env.admin).await;
+    assert_eq!(status, StatusCode::OK, "the account is still there");
+
+    // Audited with the reason, by the admin, on carol.
+    let (_, log) =
+        env.app.get_auth("/v1/admin/audit-log?action=user.impersonated", &env.admin).await;
+    let events = log["data"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{log}");
+    assert_eq!(events[0]["actor_id"], admin_id.as_str());
+    assert_eq!(events[0]["target_id"], carol.as_str());
+    assert_eq!(events[0]["metadata"]["reason"], "Ticket 4521: cannot see invoices");
+    let (_, sessions) =
+        env.app.get_auth(&format!("/v1/admin/users/{carol}/sessions"), &env.admin).await;
+    let marked: Vec<&Value> = sessions["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|session| session["impersonator"] == admin_id.as_str())
+        .collect();
+    assert_eq!(marked.len(), 1, "{sessions}");
+
+    // Stopping: the impersonation session ends and the admin is back, without signing in.
+    let stopped = post_form(&mut browser, &account, "/account/impersonation/stop", &[]).await;
+    assert_eq!(stopped.status, StatusCode::SEE_OTHER, "{}", stopped.body);
+    assert_eq!(stopped.location.as_deref(), Some(user_path.as_str()));
+    let back = browser.get(&user_path).await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.body);
+    assert!(!back.body.contains("You are acting as"));
+    let (_, sessions) =
+        env.app.get_auth(&format!("/v1/admin/users/{carol}/sessions"), &env.admin).await;
+    assert!(
+        sessions["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|session| session["impersonator"].is_null()),
+        "{sessions}"
+    );
+
+    // Time-limited: a new impersonation of one minute is over after it.
+    let page = browser.get(&user_path).await;
+    let started =
+        post_form(&mut browser, &page, &start, &[("reason", "Ticket 4522"), ("minutes", "1")])
+            .await;
+    assert_eq!(started.location.as_deref(), Some("/account"));
+    assert_eq!(browser.get("/account").await.status, StatusCode::OK);
+    env.clock.advance(61);
+    let over = browser.get("/account").await;
+    assert_eq!(over.status, StatusCode::SEE_OTHER, "{}", over.body);
+    env.app.stop().await;
+}
+
+/// `POST /v1/admin/users/{id}/impersonate`: tokens whose access token says who acts
+/// (`act.sub`), that live no longer than the session, and cannot do what needs the user.
+async fn the_impersonation_api_marks_and_bounds_the_session(test: TestDatabase) {
+    let env = mfa::spawn(&test, &[]).await;
+    let app = &env.app;
+    let admin_id = create_admin(&env).await;
+    let own_token = env.user("dora@example.com").await;
+    let dora = env.user_id("dora@example.com").await;
+    let path = format!("/v1/admin/users/{dora}/impersonate");
+
+    for (body, status) in [
+        (json!({ "reason": "no" }), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({ "reason": "Ticket 7", "minutes": 0 }), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({ "reason": "Ticket 7", "minutes": 61 }), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({ "minutes": 5 }), StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let (answer, problem) = app.post(&path, Some(&env.admin), body.clone()).await;
+        assert_eq!(answer, status, "{body}: {problem}");
+    }
+    let (status, problem) = app
+        .post(
+            &format!("/v1/admin/users/{admin_id}/impersonate"),
+            Some(&env.admin),
+            json!({ "reason": "Ticket 7" }),
+        )
+        .await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    // A user is not an admin.
+    let (status, _) = app.post(&path, Some(&own_token), json!({ "reason": "Ticket 7" })).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, tokens) =
+        app.post(&path, Some(&env.admin), json!({ "reason": "Ticket 7", "minutes": 2 })).await;
+    assert_eq!(status, StatusCode::CREATED, "{tokens}");
+    let token = tokens["access_token"].as_str().unwrap();
+    let claims = mfa::claims(token);
+    assert_eq!(claims["sub"], dora.as_str());
+    let actor = claims["act"]["sub"].as_str().expect("an act claim");
+    assert_ne!(actor, dora.as_str());
+    assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 120, "{claims}");
+    assert!(tokens["expires_in"].as_i64().unwrap() <= 120, "{tokens}");
+    let (_, log) = app.get_auth("/v1/admin/audit-log?action=user.impersonated", &env.admin).await;
+    assert_eq!(log["data"][0]["actor_id"], actor, "{log}");
+    assert_eq!(log["data"][0]["metadata"]["reason"], "Ticket 7");
+
+    let (status, me) = app.get_auth("/v1/me", token).await;
+    assert_eq!((status, me["email"].as_str()), (StatusCode::OK, Some("dora@example.com")));
+    // Whatever needs the user themselves is refused, with or without a proof.
+    let (status, problem) = app
+        .post(
+            "/v1/me/password",
+            Some(token),
+            json!({ "current_password": STRONG_PASSWORD, "new_password": "An0ther-long-passphrase!" }),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("impersonation_restricted"))
+    );
+    let (status, problem) =
+        app.patch("/v1/me/email", Some(token), json!({ "email": "mallory@example.com" })).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("impersonation_restricted"))
+    );
+    let (status, problem) = app
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/me",
+            Some(token),
+            Some(json!({ "password": STRONG_PASSWORD })),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("impersonation_restricted"))
+    );
+    let (status, _) = app.sign_in("dora@example.com", STRONG_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "the password did not change");
+
+    // Over after its minutes: the token and its refresh both stop.
+    env.clock.advance(121);
+    let (status, _) = app.get_auth("/v1/me", token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app
+        .post("/v1/auth/refresh", None, json!({ "refresh_token": tokens["refresh_token"] }))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     env.app.stop().await;
 }

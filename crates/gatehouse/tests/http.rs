@@ -20,6 +20,7 @@ backend_tests!(
     errors_are_problem_json_with_request_ids,
     metrics_count_requests_by_route,
     openapi_describes_the_api,
+    the_api_answers_cors_only_for_listed_origins,
 );
 
 async fn health_and_readiness(test: TestDatabase) {
@@ -382,4 +383,69 @@ async fn strict_transport_security_only_in_production() {
         assert!(!response.headers().contains_key("strict-transport-security"), "{path}");
     }
     development.stop().await;
+}
+
+/// `GATEHOUSE_CORS_ALLOWED_ORIGINS`: a listed origin's preflight is answered (cacheable, with
+/// credentials) and its answers carry its own origin; another origin gets no CORS header at
+/// all, so its page cannot read the answer. Without the setting, `/v1` has no CORS.
+async fn the_api_answers_cors_only_for_listed_origins(test: TestDatabase) {
+    let master_key = MasterKey::generate();
+    let app = TestApp::spawn_with(
+        &test,
+        &master_key,
+        &[
+            ("GATEHOUSE_CORS_ALLOWED_ORIGINS", "https://app.example.com,http://localhost:5173"),
+            ("GATEHOUSE_CORS_MAX_AGE_SECONDS", "600"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        http.request(reqwest::Method::OPTIONS, app.url("/v1/auth/sign-in"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type, authorization")
+            .send()
+    };
+    let allowed = preflight("http://localhost:5173").await.unwrap();
+    assert_eq!(allowed.status(), StatusCode::NO_CONTENT);
+    let headers = allowed.headers();
+    assert_eq!(headers["access-control-allow-origin"], "http://localhost:5173");
+    assert_eq!(headers["access-control-allow-credentials"], "true");
+    assert_eq!(headers["access-control-max-age"], "600");
+    let methods = headers["access-control-allow-methods"].to_str().unwrap();
+    assert!(methods.contains("POST") && methods.contains("DELETE"), "{methods}");
+    let allowed_headers = headers["access-control-allow-headers"].to_str().unwrap();
+    assert!(allowed_headers.contains("authorization") && allowed_headers.contains("content-type"));
+
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+    assert!(refused.headers().get("access-control-allow-credentials").is_none());
+
+    // A real call from the listed origin: the answer (here a 401 problem) is readable by it.
+    let answer = http
+        .get(app.url("/v1/me"))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.headers()["access-control-allow-origin"], "https://app.example.com");
+    assert!(answer.headers().get_all("vary").iter().any(|value| value == "origin"));
+    let exposed = answer.headers()["access-control-expose-headers"].to_str().unwrap();
+    assert!(exposed.contains("www-authenticate"), "{exposed}");
+    let other = http.get(app.url("/v1/me")).header("origin", "https://app.example.com.evil").send();
+    assert!(other.await.unwrap().headers().get("access-control-allow-origin").is_none());
+    app.stop().await;
+
+    // Off by default.
+    let app = TestApp::spawn_with_key(&test, &master_key).await;
+    let answer = http
+        .get(app.url("/v1/me"))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.headers().get("access-control-allow-origin").is_none());
+    app.stop().await;
 }

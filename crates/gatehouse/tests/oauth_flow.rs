@@ -30,6 +30,7 @@ backend_tests!(
     consent_is_asked_once_and_can_be_denied,
     rp_initiated_logout_never_redirects_anywhere_unregistered,
     people_see_and_remove_connected_applications,
+    the_consents_api_lists_and_revokes_connected_applications,
     prompt_none_login_and_max_age,
     openidconnect_drives_the_device_flow,
     a_clients_refresh_lifetime_survives_rotation,
@@ -453,6 +454,57 @@ async fn people_see_and_remove_connected_applications(test: TestDatabase) {
     // ...and the next authorization asks again.
     let page = browser.get(&authorize_url(&app, &client_id, &[])).await;
     assert!(page.body.contains("name=\"decision\""));
+    app.stop().await;
+}
+
+/// `GET|DELETE /v1/me/consents`: the same connected applications through the API.
+async fn the_consents_api_lists_and_revokes_connected_applications(test: TestDatabase) {
+    let app = spawn(&test).await;
+    app.sign_up("owner@example.com", STRONG_PASSWORD).await;
+    let (client_id, secret) = app.client(web_app()).await;
+    let secret = secret.unwrap();
+    let (_browser, tokens) =
+        signed_in_with_tokens(&app, &client_id, &secret, "owner@example.com").await;
+    let (_, signed_in) = app.sign_in("owner@example.com", STRONG_PASSWORD).await;
+    let token = signed_in["access_token"].as_str().unwrap().to_owned();
+
+    let (status, list) = app.get_auth("/v1/me/consents", &token).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["next_cursor"], serde_json::Value::Null);
+    let data = list["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{list}");
+    assert_eq!(data[0]["client_id"], client_id.as_str());
+    assert_eq!(data[0]["client_name"], "Example App");
+    assert!(data[0]["scopes"].as_array().unwrap().iter().any(|scope| scope == "openid"), "{list}");
+    assert!(data[0]["granted_at"].as_i64().unwrap() > 0);
+    // Another user sees none of it and cannot take it back.
+    let other = app.sign_up("other@example.com", STRONG_PASSWORD).await;
+    let other_token = other["access_token"].as_str().unwrap();
+    let (_, theirs) = app.get_auth("/v1/me/consents", other_token).await;
+    assert_eq!(theirs["data"], serde_json::json!([]));
+    let path = format!("/v1/me/consents/{client_id}");
+    let (status, problem) = app.send(reqwest::Method::DELETE, &path, Some(other_token), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(problem["code"], "not_found");
+    // Revoked by its owner: the grant's tokens die, the list is empty, a second DELETE is 404.
+    let (status, _) = app.send(reqwest::Method::DELETE, &path, Some(&token), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, introspection) = app
+        .post_form(
+            "/oauth2/introspect",
+            Some((&client_id, &secret)),
+            &[("token", tokens["refresh_token"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(introspection["active"], false);
+    let (_, list) = app.get_auth("/v1/me/consents", &token).await;
+    assert_eq!(list["data"], serde_json::json!([]));
+    let (status, _) = app.send(reqwest::Method::DELETE, &path, Some(&token), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, log) = app
+        .get_auth("/v1/admin/audit-log?action=oauth.consent_revoked", &app.admin_key().await)
+        .await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 1, "{log}");
     app.stop().await;
 }
 

@@ -51,6 +51,10 @@ impl MfaService {
     /// `reauthentication_required` unless the session authenticated within the configured age.
     pub fn require_recent_authentication(&self, principal: &Principal) -> Result<(), DomainError> {
         let session = &principal.session;
+        // An admin acting as the user never counts as the user's presence.
+        if session.impersonator.is_some() {
+            return Err(DomainError::Impersonating);
+        }
         let authenticated_at = session.auth_time.unwrap_or(session.created_at);
         if authenticated_at + self.settings.reauthentication_max_age_seconds < self.clock.now() {
             return Err(DomainError::ReauthenticationRequired);
@@ -85,6 +89,9 @@ impl MfaService {
         proof: Reauthentication,
         context: &RequestContext,
     ) -> Result<Reauthenticated, DomainError> {
+        if principal.session.impersonator.is_some() {
+            return Err(DomainError::Impersonating);
+        }
         let user = &principal.user;
         self.lockout.spend_attempt(AccountKey::User(&user.id)).await?;
         let now = self.clock.now();

@@ -317,6 +317,10 @@ impl OAuthService {
         request: &ValidatedAuthorization,
         signed_in: Option<Principal>,
     ) -> Result<AuthorizeStep, DomainError> {
+        // An admin acting as the user cannot consent for them nor sign them in to an app.
+        if signed_in.as_ref().is_some_and(|principal| principal.session.impersonator.is_some()) {
+            return Err(DomainError::Impersonating);
+        }
         let authentication = match &signed_in {
             None => Authentication::Missing,
             Some(principal)
@@ -458,6 +462,9 @@ impl OAuthService {
         principal: &Principal,
         organization_id: Option<&str>,
     ) -> Result<String, DomainError> {
+        if principal.session.impersonator.is_some() {
+            return Err(DomainError::Impersonating);
+        }
         let now = self.clock.now();
         let code = gatehouse_crypto::random_token();
         let record = AuthorizationCodeRecord {

@@ -255,6 +255,9 @@ impl DeviceFlowService {
         principal: &Principal,
         context: &RequestContext,
     ) -> Result<bool, DomainError> {
+        if principal.session.impersonator.is_some() {
+            return Err(DomainError::Impersonating);
+        }
         let code = normalise_user_code(user_code);
         let Some(record) = self.store.device_code_by_user_code(&code).await? else {
             return Ok(false);

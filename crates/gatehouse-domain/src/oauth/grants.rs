@@ -360,6 +360,7 @@ impl OAuthService {
                 auth_time: session.auth_time,
                 amr: Some(session.amr_values()),
                 organization: organization.clone(),
+                actor: session.impersonator.clone(),
             })
             .await?;
         let id_token = if scopes.iter().any(|scope| scope == SCOPE_OPENID) {

@@ -116,6 +116,9 @@ impl PasswordService {
         new_password: &str,
         context: &RequestContext,
     ) -> Result<(), DomainError> {
+        if principal.session.impersonator.is_some() {
+            return Err(DomainError::Impersonating);
+        }
         let user = &principal.user;
         self.lockout.spend_attempt(AccountKey::User(&user.id)).await?;
         // While locked, the current password is not checked (the dummy verify instead) and

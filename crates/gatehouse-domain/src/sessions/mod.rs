@@ -58,6 +58,9 @@ pub(crate) struct NewSession {
     pub work: UnitOfWork,
 }
 
+/// How long an impersonation session may last, in minutes.
+pub const IMPERSONATION_MINUTES: std::ops::RangeInclusive<i64> = 1..=60;
+
 /// A browser session's `last_used_at` is written when it is at least this old.
 pub const TOUCH_INTERVAL_SECONDS: i64 = 60;
 
@@ -219,12 +222,11 @@ impl SessionService {
     ) -> Result<Tokens, DomainError> {
         let (session, user, new_token) =
             self.rotate_refresh_token(refresh_token, None, None, context).await?;
-        let settings = self.tokens.settings();
         let access_token = self.tokens.issue_access_token(&session).await?;
         Ok(Tokens {
             access_token,
             token_type: "Bearer",
-            expires_in: settings.access_token_ttl_seconds,
+            expires_in: self.tokens.access_token_lifetime(&session),
             refresh_token: new_token,
             session_id: session.id,
             user: self.directory.view(&user)?,
@@ -420,6 +422,121 @@ impl SessionService {
             }
         }
         Ok(ended)
+    }
+
+    /// Opens an impersonation session: `admin` acts as the user for `minutes`
+    /// ([`IMPERSONATION_MINUTES`]), for a stated `reason`, audited `user.impersonated`. Its
+    /// tokens carry `act.sub` = the admin and never outlive it; it cannot prove the user's
+    /// presence (no factor, password, email or deletion changes) nor consent for them. Refused
+    /// for admins (no escalation through another admin's account), suspended accounts and the
+    /// admin's own account.
+    pub async fn impersonate(
+        &self,
+        admin: &crate::principal::AdminPrincipal,
+        user_id: &str,
+        reason: &str,
+        minutes: i64,
+        context: &RequestContext,
+    ) -> Result<Tokens, DomainError> {
+        let reason = reason.trim();
+        let mut issues = Vec::new();
+        if !(3..=500).contains(&reason.chars().count()) {
+            issues.push(crate::error::FieldIssue::new(
+                "reason",
+                "invalid_length",
+                "Say why, in 3 to 500 characters (it is kept in the audit log).",
+            ));
+        }
+        if !IMPERSONATION_MINUTES.contains(&minutes) {
+            issues.push(crate::error::FieldIssue::new(
+                "minutes",
+                "out_of_range",
+                "Between 1 and 60 minutes.",
+            ));
+        }
+        if !issues.is_empty() {
+            return Err(DomainError::Validation(issues));
+        }
+        let user = self.users.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
+        let Some(impersonator) = admin.actor().id().map(str::to_owned) else {
+            return Err(DomainError::Forbidden("impersonation needs an admin user or key".into()));
+        };
+        if user.system_role.is_some() || impersonator == user.id {
+            return Err(DomainError::Forbidden(
+                "administrators cannot be impersonated (nor can you impersonate yourself)".into(),
+            ));
+        }
+        if user.suspended_at.is_some() {
+            return Err(DomainError::AccountSuspended);
+        }
+        let now = self.clock.now();
+        let settings = self.tokens.settings();
+        let session = SessionRecord {
+            amr: Some("imp".into()),
+            impersonator: Some(impersonator),
+            ..SessionRecord::open(&user.id, context.device(), now, minutes * 60)
+        };
+        let (refresh_token, token_digest) = self.tokens.new_refresh_token();
+        let refresh = RefreshTokenRecord {
+            token_digest,
+            session_id: session.id.clone(),
+            created_at: now,
+            expires_at: (now + settings.refresh_token_ttl_seconds).min(session.expires_at),
+            rotated_at: None,
+        };
+        let mut work = UnitOfWork::default();
+        work.events.push(
+            AuditEvent::new("user.impersonated", admin.actor(), context, now)
+                .target("user", &user.id)
+                .metadata(serde_json::json!({
+                    "reason": reason,
+                    "session_id": session.id,
+                    "expires_at": session.expires_at,
+                })),
+        );
+        let user = self
+            .store
+            .start_session(&session, Some(&refresh), &UserChange::default(), &work)
+            .await
+            .map_err(DomainError::from_session_start)?;
+        let access_token = self.tokens.issue_access_token(&session).await?;
+        Ok(Tokens {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.tokens.access_token_lifetime(&session),
+            refresh_token,
+            session_id: session.id,
+            user: self.directory.view(&user)?,
+        })
+    }
+
+    /// Ends an impersonation session (the admin stopped, from the banner or the API), audited
+    /// `session.revoked` (reason `signed_out`, `impersonation_ended: true`) by the
+    /// impersonator. Only an impersonation session ends this way.
+    pub async fn end_impersonation(
+        &self,
+        principal: &Principal,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let session = &principal.session;
+        let Some(impersonator) = &session.impersonator else {
+            return Err(DomainError::NotFound);
+        };
+        let now = self.clock.now();
+        let actor = if impersonator.starts_with("usr_") {
+            Actor::User(impersonator.clone())
+        } else {
+            Actor::AdminKey(impersonator.clone())
+        };
+        let event = AuditEvent::new("session.revoked", &actor, context, now)
+            .target("session", &session.id)
+            .metadata(serde_json::json!({
+                "reason": RevokeReason::SignedOut.as_str(),
+                "user_id": principal.user.id,
+                "impersonation_ended": true,
+            }));
+        self.store.revoke_session(&session.id, now, RevokeReason::SignedOut, &[event]).await?;
+        Ok(())
     }
 
     /// Revokes one of the user's own sessions; another user's session is `not_found`.

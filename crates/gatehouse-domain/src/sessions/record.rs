@@ -27,6 +27,10 @@ pub struct SessionRecord {
     pub amr: Option<String>,
     /// The active organization (`POST /v1/me/organization`): its claims go into access tokens.
     pub organization_id: Option<String>,
+    /// An impersonation session: the admin acting as the user (their actor id, `usr_…` or an
+    /// admin key's id). Its tokens carry it as `act.sub`; steps that need the user's own
+    /// presence are refused.
+    pub impersonator: Option<String>,
 }
 
 impl SessionRecord {
@@ -56,6 +60,7 @@ impl SessionRecord {
             nonce: None,
             amr: None,
             organization_id: None,
+            impersonator: None,
         }
     }
 

@@ -44,6 +44,7 @@ fn client_session(world: &TestWorld, user: &UserRecord, client_id: &str) -> (Str
         nonce: None,
         amr: Some("pwd".into()),
         organization_id: None,
+        impersonator: None,
     };
     let (token, digest) = world.tokens.new_refresh_token();
     let refresh = RefreshTokenRecord {

@@ -105,6 +105,12 @@ impl SessionCookie {
         SessionCookie { spec: CookieSpec::new("gatehouse_device", "Lax", secure), digester }
     }
 
+    /// Where an impersonating admin's own session waits: signed with the session cookie's key
+    /// (its value is a session id of the same kind), under another name.
+    pub(crate) fn impersonator(digester: Digester, secure: bool) -> SessionCookie {
+        SessionCookie { spec: CookieSpec::new("gatehouse_impersonator", "Lax", secure), digester }
+    }
+
     /// The verified value of this cookie in a request, if any.
     pub fn from_headers<'a>(&self, headers: &'a axum::http::HeaderMap) -> Option<&'a str> {
         read_cookie(headers, &self.spec.name).and_then(|value| self.verify(value))

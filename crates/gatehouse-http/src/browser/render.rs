@@ -93,6 +93,8 @@ pub struct Pages {
     /// The passkeys script and the CSP of the pages that load it.
     pub(crate) passkeys_script: PageScript,
     pub(crate) session_cookie: SessionCookie,
+    /// The admin's own session while they impersonate a user (signed like the session cookie).
+    pub(crate) impersonator_cookie: SessionCookie,
     /// The signed trusted-device cookie (MFA skipped on that browser).
     pub(crate) device_cookie: SessionCookie,
     /// The MFA challenge token between `/login` and `/mfa` (five minutes).
@@ -131,6 +133,7 @@ impl Pages {
             content_security_policy,
             stylesheet,
             passkeys_script,
+            impersonator_cookie: SessionCookie::impersonator(keys.session_cookie.clone(), secure),
             session_cookie: SessionCookie::new(keys.session_cookie, secure),
             mfa_cookie: CookieSpec::new("gatehouse_mfa", "Lax", secure),
             device_cookie: SessionCookie::device(keys.device_cookie, secure),
@@ -423,6 +426,7 @@ impl ErrorPage {
             DomainError::AccountSuspended => (StatusCode::FORBIDDEN, "account_suspended"),
             DomainError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             DomainError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            DomainError::Impersonating => (StatusCode::FORBIDDEN, "impersonating"),
             DomainError::Validation(_) | DomainError::Invalid(_) => {
                 (StatusCode::BAD_REQUEST, "bad_request")
             }

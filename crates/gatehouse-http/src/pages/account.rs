@@ -183,6 +183,7 @@ async fn render_account(
         passkey_error => passkey_error,
         linked_accounts => linked_accounts,
         linked_accounts_error => linked_accounts_error,
+        impersonation => crate::pages::impersonation::banner(state, principal),
     };
     if available {
         let pages = &state.pages;

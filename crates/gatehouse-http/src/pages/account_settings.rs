@@ -86,6 +86,7 @@ async fn profile_page(
         saved => saved.filter(|what| matches!(*what, "profile" | "password" | "email")),
         problem_form => problem_form,
         problems => problems,
+        impersonation => crate::pages::impersonation::banner(state, principal),
     };
     state.pages.render_form(status, locale, csrf, "account_profile.html", context)
 }
@@ -269,12 +270,16 @@ pub(crate) async fn change_email(
 
 async fn privacy_page(
     state: &AppState,
+    principal: &Principal,
     locale: Locale,
     csrf: &Csrf,
     status: StatusCode,
     error: Option<&'static str>,
 ) -> Response {
-    let context = context! { error => error };
+    let context = context! {
+        error => error,
+        impersonation => crate::pages::impersonation::banner(state, principal),
+    };
     state.pages.render_form(status, locale, csrf, "account_privacy.html", context)
 }
 
@@ -283,10 +288,8 @@ pub(crate) async fn show_privacy(
     page: PageRequest,
     BrowserSession(session): BrowserSession,
 ) -> Response {
-    if session.is_none() {
-        return sign_in_first(&state, "/account/privacy");
-    }
-    privacy_page(&state, page.locale, &page.csrf, StatusCode::OK, None).await
+    let Some(principal) = session else { return sign_in_first(&state, "/account/privacy") };
+    privacy_page(&state, &principal, page.locale, &page.csrf, StatusCode::OK, None).await
 }
 
 /// The account's data as a file to keep.
@@ -317,7 +320,8 @@ pub(crate) async fn delete_account(
     form: PageForm<DeleteForm>,
 ) -> Response {
     let Some(principal) = session else { return sign_in_first(&state, "/account/privacy") };
-    let refuse = |status, key| privacy_page(&state, form.locale, &form.csrf, status, Some(key));
+    let refuse =
+        |status, key| privacy_page(&state, &principal, form.locale, &form.csrf, status, Some(key));
     if form.fields.confirm.is_none() {
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, "account.privacy.confirm_needed").await;
     }

@@ -18,6 +18,7 @@ mod assets;
 mod email_links;
 mod federation_view;
 mod forgot_password;
+mod impersonation;
 mod invitations;
 mod linked_accounts;
 mod login;
@@ -83,6 +84,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(linked_accounts::routes())
         .merge(admin::routes())
         .merge(account_settings::routes())
+        .route("/admin/users/{id}/impersonate", axum::routing::post(impersonation::start))
+        .route("/account/impersonation/stop", axum::routing::post(impersonation::stop))
         .route("/assets/gatehouse.css", get(assets::stylesheet))
         .route("/assets/passkeys.js", get(assets::passkeys_script))
 }

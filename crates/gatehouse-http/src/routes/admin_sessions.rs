@@ -1,5 +1,6 @@
 //! `/v1/admin/users/{id}/sessions*`: a user's active sessions as an admin sees them, and ending
-//! one or all of them (audit `session.revoked`, reason `revoked_by_admin`).
+//! one or all of them (audit `session.revoked`, reason `revoked_by_admin`); and
+//! `POST /v1/admin/users/{id}/impersonate`, a short session acting as the user.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -19,6 +20,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/admin/users/{id}/sessions", get(list_sessions).delete(revoke_all))
         .route("/v1/admin/users/{id}/sessions/{session_id}", delete(revoke_one))
+        .route("/v1/admin/users/{id}/impersonate", axum::routing::post(impersonate))
 }
 
 /// A session as an admin sees it (never a token).
@@ -32,8 +34,10 @@ pub(crate) struct AdminSessionResponse {
     expires_at: i64,
     /// The OAuth client the session was granted to; none for a first-party session.
     client_id: Option<String>,
-    /// How the user last authenticated (RFC 8176 values).
+    /// How the user last authenticated (RFC 8176 values; `imp` for an impersonation).
     amr: Vec<String>,
+    /// The admin acting as the user, for an impersonation session.
+    impersonator: Option<String>,
 }
 
 impl From<SessionRecord> for AdminSessionResponse {
@@ -48,6 +52,7 @@ impl From<SessionRecord> for AdminSessionResponse {
             expires_at: session.expires_at,
             client_id: session.client_id,
             amr,
+            impersonator: session.impersonator,
         }
     }
 }
@@ -104,3 +109,40 @@ pub(crate) async fn revoke_one(
     state.accounts.sessions.admin_revoke_sessions(&admin, &id, Some(&session_id), &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Why and for how long an admin acts as the user.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImpersonateRequest {
+    /// Kept in the audit log (3 to 500 characters).
+    reason: String,
+    /// 1 to 60; 15 when absent.
+    minutes: Option<i64>,
+}
+
+/// Opens an impersonation session: tokens for the user whose access tokens carry
+/// `act: {"sub": <admin>}` (RFC 8693) and live no longer than the session (`minutes`). The
+/// session cannot prove the user's presence (`403 impersonation_restricted` on password, factor,
+/// email and deletion changes) nor consent to applications. Audited `user.impersonated` with
+/// the reason. Administrators and suspended accounts cannot be impersonated.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/impersonate", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = ImpersonateRequest,
+    responses((status = 201, body = crate::routes::dto::TokensResponse),
+    (status = 400, body = crate::error::Problem), (status = 401, body = crate::error::Problem),
+    (status = 403, description = "forbidden (an administrator) or account_suspended", body = crate::error::Problem),
+    (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub(crate) async fn impersonate(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<ImpersonateRequest>,
+) -> Result<(StatusCode, Json<crate::routes::dto::TokensResponse>), ApiError> {
+    let minutes = body.minutes.unwrap_or(DEFAULT_IMPERSONATION_MINUTES);
+    let tokens =
+        state.accounts.sessions.impersonate(&admin, &id, &body.reason, minutes, &context).await?;
+    Ok((StatusCode::CREATED, Json(tokens.into())))
+}
+
+/// An impersonation's length when none is asked for.
+pub(crate) const DEFAULT_IMPERSONATION_MINUTES: i64 = 15;

@@ -1,12 +1,13 @@
 //! The signed-in user's data rights: `GET /v1/me/export` (everything the account holds, as
 //! JSON — GDPR art. 20), `DELETE /v1/me` (the account deleted at once, after a proof of
-//! presence or within the step-up window), and the email change: `POST /v1/me/email` (a link
+//! presence or within the step-up window), the email change: `PATCH /v1/me/email` (a link
 //! to the new address, a notice to the current one) and `POST /v1/auth/email/change` (the
-//! link's token applies it). A session's token only: API keys never reach them.
+//! link's token applies it), and the connected applications: `GET /v1/me/consents`,
+//! `DELETE /v1/me/consents/{client_id}`. A session's token only: API keys never reach them.
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -20,7 +21,9 @@ pub(crate) fn routes() -> axum::Router<AppState> {
     // `DELETE /v1/me` is routed with the other methods of `/v1/me` (`routes::me`).
     axum::Router::new()
         .route("/v1/me/export", get(export))
-        .route("/v1/me/email", axum::routing::post(request_email_change))
+        .route("/v1/me/email", axum::routing::patch(request_email_change))
+        .route("/v1/me/consents", get(list_consents))
+        .route("/v1/me/consents/{client_id}", axum::routing::delete(revoke_consent))
         .route("/v1/auth/email/change", axum::routing::post(confirm_email_change))
 }
 
@@ -85,7 +88,7 @@ pub(crate) struct ChangeEmailResponse {
 }
 
 /// Starts an email change: a link (24 hours) to the new address, a notice to the current one.
-#[utoipa::path(post, path = "/v1/me/email", tag = "me", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/v1/me/email", tag = "me", security(("bearer" = [])),
     request_body = ChangeEmailRequest,
     responses((status = 202, body = ChangeEmailResponse), (status = 400, body = crate::error::Problem),
     (status = 401, body = crate::error::Problem), (status = 403, description = "reauthentication_required", body = crate::error::Problem),
@@ -126,4 +129,69 @@ pub(crate) async fn confirm_email_change(
 ) -> Result<StatusCode, ApiError> {
     state.accounts.email_links.change_email(&body.token, &context).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An application the user consented to.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ConsentView {
+    client_id: String,
+    client_name: String,
+    /// The scopes granted (a later request for more asks again).
+    scopes: Vec<String>,
+    /// Unix seconds.
+    granted_at: i64,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ConsentList {
+    data: Vec<ConsentView>,
+    /// Always null: a user's consents fit one page.
+    next_cursor: Option<String>,
+}
+
+/// The applications the user has consented to (OAuth consents), newest grant first.
+#[utoipa::path(get, path = "/v1/me/consents", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = ConsentList), (status = 401, body = crate::error::Problem),
+    (status = 403, body = crate::error::Problem)))]
+pub(crate) async fn list_consents(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<ConsentList>, ApiError> {
+    let mut data: Vec<ConsentView> = state
+        .oauth
+        .connected_applications(&principal.user.id)
+        .await?
+        .into_iter()
+        .map(|application| ConsentView {
+            client_id: application.client_id,
+            client_name: application.client_name,
+            scopes: application.scopes,
+            granted_at: application.granted_at,
+        })
+        .collect();
+    data.sort_by(|a, b| {
+        b.granted_at.cmp(&a.granted_at).then_with(|| a.client_id.cmp(&b.client_id))
+    });
+    Ok(Json(ConsentList { data, next_cursor: None }))
+}
+
+/// Takes back the consent given to one application: its refresh tokens and the sessions it
+/// was granted end, and its next authorization request asks again. Audited
+/// `oauth.consent_revoked`.
+#[utoipa::path(delete, path = "/v1/me/consents/{client_id}", tag = "me", security(("bearer" = [])),
+    params(("client_id" = String, Path, description = "the application's client id")),
+    responses((status = 204), (status = 401, body = crate::error::Problem),
+    (status = 403, body = crate::error::Problem),
+    (status = 404, description = "not_found: no consent to this application", body = crate::error::Problem)))]
+pub(crate) async fn revoke_consent(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    Path(client_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.oauth.revoke_consent(&principal, &client_id, &context).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "No consent to this application."))
+    }
 }

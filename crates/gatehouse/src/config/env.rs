@@ -28,6 +28,8 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("http.body_limit_bytes", Kind::Integer),
     ("http.request_timeout_seconds", Kind::Integer),
     ("http.shutdown_grace_seconds", Kind::Integer),
+    ("cors.allowed_origins", Kind::List),
+    ("cors.max_age_seconds", Kind::Integer),
     ("database.url", Kind::Text),
     ("database.schema", Kind::Text),
     ("database.max_connections", Kind::Integer),

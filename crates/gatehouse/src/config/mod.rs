@@ -52,6 +52,8 @@ pub struct Config {
     /// Proxies (IPs or CIDR ranges) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
     pub http: HttpConfig,
+    /// Browser apps on other origins allowed to call the first-party API (`/v1`).
+    pub cors: CorsConfig,
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
     pub nats: NatsConfig,
@@ -414,6 +416,22 @@ pub struct HttpConfig {
     pub shutdown_grace_seconds: u64,
 }
 
+/// `[cors]`: exact origins (`https://app.example.com`) whose pages may call `/v1` with
+/// credentials. Empty (the default): no cross-origin access to `/v1`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    pub allowed_origins: Vec<String>,
+    /// How long browsers may cache a preflight's answer.
+    pub max_age_seconds: u64,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        Self { allowed_origins: Vec::new(), max_age_seconds: 3600 }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
@@ -498,6 +516,7 @@ impl Default for Config {
             require_email_verification: false,
             trusted_proxies: Vec::new(),
             http: HttpConfig::default(),
+            cors: CorsConfig::default(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             nats: NatsConfig::default(),

@@ -42,6 +42,7 @@ impl Config {
         }
         self.validate_numbers()?;
         self.validate_accounts()?;
+        self.validate_cors()?;
         self.validate_branding()?;
         self.validate_email()?;
         self.validate_mfa()?;
@@ -88,6 +89,29 @@ impl Config {
             if !(60..=86_400).contains(&value) {
                 return Err(error(path, "between 60 and 86400 seconds"));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_cors(&self) -> Result<(), ConfigError> {
+        for origin in &self.cors.allowed_origins {
+            let exact = url::Url::parse(origin).ok().filter(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.path() == "/"
+                    && url.query().is_none()
+                    && url.username().is_empty()
+                    && url.origin().ascii_serialization() == origin.trim_end_matches('/')
+            });
+            if exact.is_none() {
+                return Err(error(
+                    "cors.allowed_origins",
+                    format!("not an exact origin like https://app.example.com: {origin:?}"),
+                ));
+            }
+        }
+        if self.cors.max_age_seconds > 86_400 {
+            return Err(error("cors.max_age_seconds", "at most 86400"));
         }
         Ok(())
     }

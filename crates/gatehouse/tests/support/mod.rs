@@ -165,6 +165,16 @@ impl TestApp {
         read(request.send().await.unwrap()).await
     }
 
+    /// PATCHes JSON (with a bearer token when given) and reads a JSON answer.
+    pub async fn patch(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::PATCH, path, token, Some(body)).await
+    }
+
     pub async fn send(
         &self,
         method: reqwest::Method,
