@@ -1,7 +1,9 @@
 //! What several services answer together, for a route and a page alike (so neither imports
 //! the other): the dependencies' readiness (`/readyz`, the admin overview's service health),
 //! the admin overview (`GET /v1/admin/stats`, `/admin`), and the account's data export
-//! (`GET /v1/me/export`, `/account/export`). Below `routes/` and `pages/`, above `state`.
+//! (`GET /v1/me/export`, `/account/export`), and the audit log's export
+//! (`GET /v1/admin/audit-log/export`, `/admin/audit/export`). Below `routes/` and `pages/`,
+//! above `state`.
 
 use std::collections::BTreeMap;
 
@@ -166,4 +168,55 @@ pub(crate) fn export_answer(export: &Value) -> Response {
         Json(export.clone()),
     )
         .into_response()
+}
+
+/// Every audit event `filter` matches, oldest first, streamed as a file to keep (JSON Lines or
+/// CSV). The first batch is read before answering, so a failing database is an error rather
+/// than a broken stream; the rest follow one batch at a time as the client reads, so memory
+/// stays constant whatever the number of rows.
+pub(crate) async fn audit_export(
+    state: &AppState,
+    admin: gatehouse_domain::principal::AdminPrincipal,
+    filter: gatehouse_domain::audit::AuditFilter,
+    format: gatehouse_domain::audit::export::ExportFormat,
+) -> Result<Response, DomainError> {
+    use axum::http::{HeaderValue, header};
+    use gatehouse_domain::audit::AuditCursor;
+    use gatehouse_domain::audit::export::ExportFormat;
+
+    let log = state.audit_log.clone();
+    let first = log.export_batch(&admin, &filter, format, None).await?;
+    let head = format!("{}{}", format.header(), first.text);
+    let rest = futures_util::stream::unfold(first.next, move |after: Option<AuditCursor>| {
+        let log = log.clone();
+        let admin = admin.clone();
+        let filter = filter.clone();
+        async move {
+            let after = after?;
+            match log.export_batch(&admin, &filter, format, Some(&after)).await {
+                Ok(batch) => Some((Ok::<_, std::io::Error>(batch.text), batch.next)),
+                Err(error) => {
+                    tracing::warn!(%error, "audit export stopped: the stream is cut short");
+                    Some((Err(std::io::Error::other(error.to_string())), None))
+                }
+            }
+        }
+    });
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::iter([Ok::<_, std::io::Error>(head)]),
+        rest,
+    );
+    let extension = match format {
+        ExportFormat::Jsonl => "jsonl",
+        ExportFormat::Csv => "csv",
+    };
+    let disposition = format!("attachment; filename=\"audit-log.{extension}\"");
+    let mut response = axum::body::Body::from_stream(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }

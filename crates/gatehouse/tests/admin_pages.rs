@@ -245,6 +245,20 @@ async fn admins_find_users_act_on_them_and_read_the_audit_log(test: TestDatabase
     for action in ["user.suspended", "user.unsuspended", "user.created"] {
         assert!(all.body.contains(action), "{action} missing:\n{}", all.body);
     }
+    // The page's download links export what its filters match.
+    assert!(all.body.contains("audit&#x2f;export?subject="), "{}", all.body);
+    let csv = browser.get(&format!("/admin/audit/export?subject={ada}&format=csv")).await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.body);
+    let mut lines = csv.body.lines();
+    assert!(lines.next().unwrap().contains("action"), "a header line: {}", csv.body);
+    let rows: Vec<&str> = lines.collect();
+    assert!(rows.iter().any(|row| row.contains("user.unsuspended")), "{}", csv.body);
+    assert!(rows.iter().all(|row| row.contains(&ada)), "another user's event: {}", csv.body);
+    let jsonl = browser.get("/admin/audit/export?action=user.suspended").await;
+    let events: Vec<Value> =
+        jsonl.body.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert!(!events.is_empty() && events.iter().all(|event| event["action"] == "user.suspended"));
+    assert_eq!(browser.get("/admin/audit/export?format=xml").await.status, StatusCode::BAD_REQUEST);
     // An unknown account is a 404 page; a bad cursor a 4xx page, not a 500.
     assert_eq!(browser.get("/admin/users/usr_unknown").await.status, StatusCode::NOT_FOUND);
     assert!(browser.get("/admin/audit?cursor=junk").await.status.is_client_error());

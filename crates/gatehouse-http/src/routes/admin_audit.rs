@@ -2,14 +2,12 @@
 //! `/v1/admin/audit-log/export` (every matching row, oldest first, streamed as JSON Lines or
 //! CSV in keyset batches, so memory stays constant whatever the number of rows).
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use gatehouse_domain::audit::export::ExportFormat;
-use gatehouse_domain::audit::{AuditCursor, AuditEvent, AuditFilter};
+use gatehouse_domain::audit::{AuditEvent, AuditFilter};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -132,41 +130,5 @@ pub(crate) async fn export_audit_log(
         from: query.since,
         until: query.until,
     };
-    // The first batch is read before answering, so a failing database is a 5xx problem rather
-    // than a broken stream; the rest follow one batch at a time as the client reads.
-    let log = state.audit_log.clone();
-    let first = log.export_batch(&admin, &filter, format, None).await?;
-    let head = format!("{}{}", format.header(), first.text);
-    let rest = futures_util::stream::unfold(first.next, move |after: Option<AuditCursor>| {
-        let log = log.clone();
-        let admin = admin.clone();
-        let filter = filter.clone();
-        async move {
-            let after = after?;
-            match log.export_batch(&admin, &filter, format, Some(&after)).await {
-                Ok(batch) => Some((Ok::<_, std::io::Error>(batch.text), batch.next)),
-                Err(error) => {
-                    tracing::warn!(%error, "audit export stopped: the stream is cut short");
-                    Some((Err(std::io::Error::other(error.to_string())), None))
-                }
-            }
-        }
-    });
-    let body = futures_util::StreamExt::chain(
-        futures_util::stream::iter([Ok::<_, std::io::Error>(head)]),
-        rest,
-    );
-    let extension = match format {
-        ExportFormat::Jsonl => "jsonl",
-        ExportFormat::Csv => "csv",
-    };
-    let disposition = format!("attachment; filename=\"audit-log.{extension}\"");
-    let mut response = Body::from_stream(body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-    if let Ok(value) = HeaderValue::from_str(&disposition) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(crate::summaries::audit_export(&state, admin, filter, format).await?)
 }

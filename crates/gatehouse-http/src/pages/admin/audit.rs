@@ -1,10 +1,12 @@
 //! `GET /admin/audit`: the audit log, newest first, filtered by action, actor, target or any
 //! id (`subject`), a page at a time (the admin API's search, the same filters); each event's
-//! metadata is shown as JSON. Export stays the API's (`/v1/admin/audit-log/export`).
+//! metadata is shown as JSON; and `GET /admin/audit/export` (`format=jsonl|csv`), the same
+//! filters' every event as a file to keep, streamed like `/v1/admin/audit-log/export`.
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use gatehouse_domain::audit::AuditFilter;
+use gatehouse_domain::audit::export::ExportFormat;
 use minijinja::context;
 use serde::Deserialize;
 
@@ -23,6 +25,8 @@ struct AuditQuery {
     target: Option<String>,
     subject: Option<String>,
     cursor: Option<String>,
+    /// The export's: `jsonl` (the default) or `csv`.
+    format: Option<String>,
 }
 
 fn filled(value: Option<String>) -> Option<String> {
@@ -77,6 +81,19 @@ pub(crate) async fn show(
             }
         })
         .collect();
+    let filters = [
+        ("action", filter.action.as_deref()),
+        ("actor", filter.actor_id.as_deref()),
+        ("target", filter.target_id.as_deref()),
+        ("subject", filter.subject_id.as_deref()),
+    ];
+    let export = |format: &str| {
+        let mut kept: Vec<(&str, &str)> =
+            filters.iter().filter_map(|(key, value)| value.map(|value| (*key, value))).collect();
+        kept.push(("format", format));
+        format!("/admin/audit/export?{}", serde_urlencoded::to_string(kept).unwrap_or_default())
+    };
+    let (export_jsonl, export_csv) = (export("jsonl"), export("csv"));
     let next = next_cursor.map(|cursor| {
         let pairs = [
             ("action", filter.action.as_deref()),
@@ -96,6 +113,8 @@ pub(crate) async fn show(
         actor => filter.actor_id,
         target => filter.target_id,
         subject => filter.subject_id,
+        export_jsonl => export_jsonl,
+        export_csv => export_csv,
         ..frame(&state, &visit, "audit")
     };
     state.pages.render_form(
@@ -105,4 +124,40 @@ pub(crate) async fn show(
         "admin_audit.html",
         view,
     )
+}
+
+/// Every event the filters match, oldest first, as a file (JSON Lines or CSV).
+pub(crate) async fn export(
+    State(state): State<AppState>,
+    page: PageRequest,
+    BrowserSession(session): BrowserSession,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let here = match &raw {
+        Some(query) => format!("/admin/audit/export?{query}"),
+        None => "/admin/audit/export".to_owned(),
+    };
+    let visit = match admit(&state, session, page.locale, &here).await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let Ok(query) = serde_urlencoded::from_str::<AuditQuery>(raw.as_deref().unwrap_or("")) else {
+        return state.pages.error_page(page.locale, ErrorPage::bad_request());
+    };
+    let format = match query.format.as_deref() {
+        None | Some("jsonl") => ExportFormat::Jsonl,
+        Some("csv") => ExportFormat::Csv,
+        Some(_) => return state.pages.error_page(page.locale, ErrorPage::bad_request()),
+    };
+    let filter = AuditFilter {
+        action: filled(query.action),
+        actor_id: filled(query.actor),
+        target_id: filled(query.target),
+        subject_id: filled(query.subject),
+        ..AuditFilter::default()
+    };
+    match crate::summaries::audit_export(&state, visit.admin, filter, format).await {
+        Ok(response) => response,
+        Err(error) => error_page(&state, page.locale, &error),
+    }
 }

@@ -65,6 +65,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/keys/rotate", post(keys::rotate))
         .route("/admin/keys/admin-keys/{id}/revoke", post(keys::revoke_admin_key))
         .route("/admin/audit", get(audit::show))
+        .route("/admin/audit/export", get(audit::export))
         .route("/admin/verify", get(verify::show).post(verify::submit))
         .route("/admin/verify/send", post(verify::send_code))
 }
