@@ -60,6 +60,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(22, "0022_identity_tokens"),
     migration!(23, "0023_token_payload"),
     migration!(24, "0024_session_impersonator"),
+    migration!(25, "0025_invitations_by_address"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

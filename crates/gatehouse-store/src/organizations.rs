@@ -579,6 +579,43 @@ impl InvitationStore for Database {
         })
     }
 
+    async fn invitation(
+        &self,
+        invitation_id: &str,
+    ) -> Result<Option<InvitationRecord>, StoreError> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(concat!(
+                "SELECT ", invitation_columns!(), " FROM organization_invitations WHERE id = $1"
+            ))
+            .bind(invitation_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            row.as_ref().map(invitation_from_row).transpose()
+        })
+    }
+
+    async fn pending_invitations_for_address(
+        &self,
+        email_digest: &[u8],
+        now: i64,
+    ) -> Result<Vec<InvitationRecord>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(concat!(
+                "SELECT ", invitation_columns!(), " FROM organization_invitations \
+                 WHERE email_digest = $1 AND accepted_at IS NULL AND declined_at IS NULL \
+                 AND revoked_at IS NULL AND expires_at > $2 \
+                 ORDER BY created_at DESC, id DESC LIMIT 50"
+            ))
+            .bind(email_digest)
+            .bind(now)
+            .fetch_all(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            rows.iter().map(invitation_from_row).collect()
+        })
+    }
+
     async fn revoke_invitation(
         &self,
         organization_id: &str,

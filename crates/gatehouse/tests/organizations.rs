@@ -20,6 +20,7 @@ backend_tests!(
     slugs_names_and_metadata_are_validated,
     admins_list_search_create_and_add_members,
     invitations_travel_by_email_and_land_the_invitee_in_the_organization,
+    invitations_wait_on_the_account_of_the_invited_address,
     the_active_organization_rides_in_tokens_and_follows_role_changes_at_refresh,
 );
 
@@ -927,4 +928,94 @@ async fn the_active_organization_rides_in_tokens_and_follows_role_changes_at_ref
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(cleared["organization"].is_null());
+}
+
+/// `GET /v1/me/invitations` and the account page list the invitations sent to the user's
+/// address; a verified address answers them there without the emailed token; another user
+/// sees none and cannot answer them.
+async fn invitations_wait_on_the_account_of_the_invited_address(test: TestDatabase) {
+    let env = spawn(&test, &[]).await;
+    let owner = person(&env, "host@example.com").await;
+    let guest = person(&env, "guest@example.com").await;
+    let other = person(&env, "other@example.com").await;
+    let first = create(&env, &owner, "first").await;
+    let second = create(&env, &owner, "second").await;
+    for org in [&first, &second] {
+        let (status, body) = call(
+            &env,
+            Method::POST,
+            &format!("/v1/organizations/{org}/invitations"),
+            &owner,
+            Some(json!({ "email": "guest@example.com", "role": "admin" })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, list) = call(&env, Method::GET, "/v1/me/invitations", &guest, None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let data = list["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{list}");
+    let names: Vec<&str> =
+        data.iter().map(|item| item["organization_name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"FIRST") && names.contains(&"SECOND"), "{list}");
+    assert!(data.iter().all(|item| item["role"] == "admin"));
+    let (_, theirs) = call(&env, Method::GET, "/v1/me/invitations", &other, None).await;
+    assert_eq!(theirs["data"], json!([]));
+    let invitation = |org: &str| {
+        data.iter().find(|item| item["organization_id"] == org).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (to_first, to_second) = (invitation(&first), invitation(&second));
+
+    // Another user cannot answer it; an unverified address must verify first.
+    let accept = format!("/v1/me/invitations/{to_first}/accept");
+    assert_eq!(call(&env, Method::POST, &accept, &other, None).await.0, StatusCode::NOT_FOUND);
+    let (status, problem) = call(&env, Method::POST, &accept, &guest, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    let (status, _) = env
+        .app
+        .send(
+            Method::PATCH,
+            &format!("/v1/admin/users/{}", guest.id),
+            Some(&env.admin),
+            Some(json!({ "email_verified": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // On the account page: both listed, with their buttons; the API accepts one...
+    let mut browser = support::oauth_browser::Browser::new(&env.app.base_url);
+    let login = browser.get("/login?return_to=%2Faccount").await;
+    let account = browser.sign_in(&login, "guest@example.com", support::STRONG_PASSWORD).await;
+    let account = if account.status == StatusCode::SEE_OTHER {
+        browser.get("/account").await
+    } else {
+        account
+    };
+    assert!(account.body.contains("Invitations waiting for you"), "{}", account.body);
+    assert!(account.body.contains("FIRST") && account.body.contains("SECOND"), "{}", account.body);
+    let (status, _) = call(&env, Method::POST, &accept, &guest, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(call(&env, Method::POST, &accept, &guest, None).await.0, StatusCode::BAD_REQUEST);
+    // ...the page declines the other.
+    let csrf = account.field("csrf_token").unwrap();
+    let declined = browser
+        .post(
+            "/account/invitations/answer",
+            &[("csrf_token", &csrf), ("invitation_id", &to_second), ("answer", "decline")],
+        )
+        .await;
+    assert_eq!(declined.location.as_deref(), Some("/account"), "{}", declined.body);
+    let (_, list) = call(&env, Method::GET, "/v1/me/invitations", &guest, None).await;
+    assert_eq!(list["data"], json!([]));
+    let (_, mine) = call(&env, Method::GET, "/v1/organizations", &guest, None).await;
+    let slugs: Vec<&str> =
+        mine["data"].as_array().unwrap().iter().map(|org| org["slug"].as_str().unwrap()).collect();
+    assert_eq!(slugs, vec!["first"], "{mine}");
+    let (_, log) =
+        env.app.get_auth("/v1/admin/audit-log?action=invitation.declined", &env.admin).await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 1, "{log}");
+    env.app.stop().await;
 }

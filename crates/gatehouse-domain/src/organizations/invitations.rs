@@ -206,6 +206,15 @@ impl InvitationService {
         let Some(record) = self.store.invitation_by_token(&digest).await? else {
             return Err(DomainError::OneTimeToken(OneTimeTokenProblem::Invalid));
         };
+        self.still_pending_for(principal, record)
+    }
+
+    /// `record` if it is still pending and was sent to the principal's address.
+    fn still_pending_for(
+        &self,
+        principal: &Principal,
+        record: InvitationRecord,
+    ) -> Result<InvitationRecord, DomainError> {
         if record.accepted_at.is_some()
             || record.declined_at.is_some()
             || record.revoked_at.is_some()
@@ -225,6 +234,67 @@ impl InvitationService {
             ));
         }
         Ok(record)
+    }
+
+    /// A pending invitation by its id, for a signed-in user whose *verified* address it was
+    /// sent to (the account page answers it without the emailed token: the verified address
+    /// proves the mailbox as the token would). Another user's, or an unknown id: `not_found`.
+    async fn pending_by_id(
+        &self,
+        principal: &Principal,
+        invitation_id: &str,
+    ) -> Result<InvitationRecord, DomainError> {
+        let record = self.store.invitation(invitation_id).await?.ok_or(DomainError::NotFound)?;
+        let record = match self.still_pending_for(principal, record) {
+            Err(DomainError::Forbidden(_)) => return Err(DomainError::NotFound),
+            other => other?,
+        };
+        if principal.user.email_verified_at.is_none() {
+            return Err(DomainError::Forbidden(
+                "Verify your email address first, or follow the link of the invitation's email."
+                    .into(),
+            ));
+        }
+        Ok(record)
+    }
+
+    /// The invitations waiting for the signed-in user's address, each with its
+    /// organization's name, newest first.
+    pub async fn pending_for_me(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<(InvitationView, String)>, DomainError> {
+        let Some(digest) = principal.user.email_digest.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let now = self.clock.now();
+        let mut pending = Vec::new();
+        for record in self.store.pending_invitations_for_address(digest, now).await? {
+            let Some(organization) =
+                self.organizations.store.organization(&record.organization_id).await?
+            else {
+                continue;
+            };
+            pending.push((self.view(&record, now)?, organization.name));
+        }
+        Ok(pending)
+    }
+
+    /// Accepts (`accept`) or declines an invitation from the account page, by its id; the
+    /// user's address must be the invited one and verified.
+    pub async fn answer_by_id(
+        &self,
+        principal: &Principal,
+        invitation_id: &str,
+        accept: bool,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let record = self.pending_by_id(principal, invitation_id).await?;
+        if accept {
+            self.join(principal, record, context).await.map(drop)
+        } else {
+            self.turn_down(principal, record, context).await
+        }
     }
 
     /// What a pending invitation offers the signed-in user it was sent to: the organization's
@@ -253,6 +323,15 @@ impl InvitationService {
         context: &RequestContext,
     ) -> Result<MembershipRecord, DomainError> {
         let record = self.pending_for(principal, token).await?;
+        self.join(principal, record, context).await
+    }
+
+    async fn join(
+        &self,
+        principal: &Principal,
+        record: InvitationRecord,
+        context: &RequestContext,
+    ) -> Result<MembershipRecord, DomainError> {
         let now = self.clock.now();
         let membership = MembershipRecord {
             organization_id: record.organization_id.clone(),
@@ -288,6 +367,15 @@ impl InvitationService {
         context: &RequestContext,
     ) -> Result<(), DomainError> {
         let record = self.pending_for(principal, token).await?;
+        self.turn_down(principal, record, context).await
+    }
+
+    async fn turn_down(
+        &self,
+        principal: &Principal,
+        record: InvitationRecord,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
         let now = self.clock.now();
         let work = UnitOfWork::events(vec![
             AuditEvent::new("invitation.declined", &principal.actor(), context, now)

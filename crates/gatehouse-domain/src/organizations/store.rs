@@ -144,6 +144,15 @@ pub trait InvitationStore: Send + Sync {
         &self,
         digest: &[u8],
     ) -> Result<Option<InvitationRecord>, StoreError>;
+    async fn invitation(&self, invitation_id: &str)
+    -> Result<Option<InvitationRecord>, StoreError>;
+    /// The pending, unexpired invitations sent to an address (its blind index), newest
+    /// first, at most 50.
+    async fn pending_invitations_for_address(
+        &self,
+        email_digest: &[u8],
+        now: i64,
+    ) -> Result<Vec<InvitationRecord>, StoreError>;
     /// Revokes a pending invitation; `false` when there is none.
     async fn revoke_invitation(
         &self,

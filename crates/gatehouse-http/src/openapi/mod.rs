@@ -55,6 +55,7 @@ use crate::state::AppState;
         organizations::update_role, organizations::delete_role, organizations::invite,
         organizations::list_invitations, organizations::revoke_invitation,
         organizations::accept_invitation, organizations::decline_invitation,
+        organizations::my_invitations, organizations::accept_my_invitation, organizations::decline_my_invitation,
         organizations::switch_organization,
         admin_organizations::list_organizations, admin_organizations::get_organization,
         admin_organizations::create_organization, admin_organizations::delete_organization,

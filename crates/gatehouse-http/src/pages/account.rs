@@ -32,6 +32,7 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route("/account/sessions/revoke", post(revoke_session))
         .route("/account/applications/revoke", post(revoke_application))
         .route("/account/api-keys/revoke", post(revoke_api_key))
+        .route("/account/invitations/answer", post(answer_invitation))
         .route("/account/mfa/totp", post(begin_totp))
         .route("/account/mfa/totp/confirm", post(confirm_totp))
         .route("/account/mfa/remove", post(remove_factor))
@@ -132,6 +133,16 @@ async fn render_account(
         .into_iter()
         .map(|view| context! { name => view.organization.name, role => view.role })
         .collect();
+    let invitations = match state.invitations.pending_for_me(principal).await {
+        Ok(invitations) => invitations,
+        Err(error) => return state.pages.error_page(page.locale, ErrorPage::from_domain(&error)),
+    };
+    let invitations: Vec<minijinja::Value> = invitations
+        .into_iter()
+        .map(|(view, organization)| {
+            context! { id => view.id, organization => organization, role => view.role }
+        })
+        .collect();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX));
@@ -175,6 +186,8 @@ async fn render_account(
         sessions => sessions,
         applications => applications,
         organizations => organizations,
+        invitations => invitations,
+        email_verified => principal.user.email_verified_at.is_some(),
         api_keys => api_keys,
         mfa => mfa,
         devices => devices,
@@ -586,6 +599,38 @@ async fn revoke_api_key(
         return state.pages.redirect("/login?return_to=%2Faccount");
     };
     match state.api_keys.revoke_personal(&principal, &form.fields.key_id, &context).await {
+        Ok(()) => state.pages.redirect("/account"),
+        Err(error) => state.pages.error_page(form.locale, ErrorPage::from_domain(&error)),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct InvitationAnswer {
+    invitation_id: String,
+    /// `accept` or `decline`.
+    answer: String,
+}
+
+/// Accepts or declines one of the invitations waiting for the user's (verified) address.
+async fn answer_invitation(
+    State(state): State<AppState>,
+    Client(context): Client,
+    BrowserSession(session): BrowserSession,
+    form: PageForm<InvitationAnswer>,
+) -> Response {
+    let Some(principal) = session else {
+        return state.pages.redirect("/login?return_to=%2Faccount");
+    };
+    let accept = match form.fields.answer.as_str() {
+        "accept" => true,
+        "decline" => false,
+        _ => return state.pages.error_page(form.locale, ErrorPage::bad_request()),
+    };
+    match state
+        .invitations
+        .answer_by_id(&principal, &form.fields.invitation_id, accept, &context)
+        .await
+    {
         Ok(()) => state.pages.redirect("/account"),
         Err(error) => state.pages.error_page(form.locale, ErrorPage::from_domain(&error)),
     }

@@ -44,6 +44,9 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/v1/invitations/accept", post(accept_invitation))
         .route("/v1/invitations/decline", post(decline_invitation))
+        .route("/v1/me/invitations", get(my_invitations))
+        .route("/v1/me/invitations/{id}/accept", post(accept_my_invitation))
+        .route("/v1/me/invitations/{id}/decline", post(decline_my_invitation))
         .route("/v1/me/organization", post(switch_organization))
 }
 
@@ -585,6 +588,85 @@ pub(crate) async fn decline_invitation(
     ApiJson(body): ApiJson<InvitationTokenRequest>,
 ) -> Result<StatusCode, ApiError> {
     state.invitations.decline(&principal, &body.token, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An invitation waiting for the signed-in user's address.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MyInvitationResponse {
+    id: String,
+    organization_id: String,
+    organization_name: String,
+    role: String,
+    created_at: i64,
+    expires_at: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MyInvitationList {
+    data: Vec<MyInvitationResponse>,
+    /// Always null: at most 50 pending invitations are listed.
+    next_cursor: Option<String>,
+}
+
+/// The pending invitations sent to the signed-in user's address, newest first.
+#[utoipa::path(get, path = "/v1/me/invitations", tag = "organizations", security(("bearer" = [])),
+    responses((status = 200, body = MyInvitationList), (status = 401, body = crate::error::Problem),
+    (status = 403, body = crate::error::Problem)))]
+pub(crate) async fn my_invitations(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<MyInvitationList>, ApiError> {
+    let data = state
+        .invitations
+        .pending_for_me(&principal)
+        .await?
+        .into_iter()
+        .map(|(view, organization_name)| MyInvitationResponse {
+            id: view.id,
+            organization_id: view.organization_id,
+            organization_name,
+            role: view.role,
+            created_at: view.created_at,
+            expires_at: view.expires_at,
+        })
+        .collect();
+    Ok(Json(MyInvitationList { data, next_cursor: None }))
+}
+
+/// Accepts one of the user's pending invitations by its id (no token: the user's verified
+/// address is the invited one). 404 for another address's or an unknown invitation.
+#[utoipa::path(post, path = "/v1/me/invitations/{id}/accept", tag = "organizations", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 400, description = "token_used, token_expired", body = crate::error::Problem),
+    (status = 401, body = crate::error::Problem),
+    (status = 403, description = "forbidden (the address is not verified)", body = crate::error::Problem),
+    (status = 404, body = crate::error::Problem),
+    (status = 409, description = "conflict (a member already)", body = crate::error::Problem)))]
+pub(crate) async fn accept_my_invitation(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.invitations.answer_by_id(&principal, &id, true, &context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Declines one of the user's pending invitations by its id.
+#[utoipa::path(post, path = "/v1/me/invitations/{id}/decline", tag = "organizations", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 400, description = "token_used, token_expired", body = crate::error::Problem),
+    (status = 401, body = crate::error::Problem),
+    (status = 403, description = "forbidden (the address is not verified)", body = crate::error::Problem),
+    (status = 404, body = crate::error::Problem)))]
+pub(crate) async fn decline_my_invitation(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.invitations.answer_by_id(&principal, &id, false, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
