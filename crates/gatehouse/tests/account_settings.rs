@@ -186,6 +186,26 @@ async fn the_profile_password_and_privacy_pages_work(test: TestDatabase) {
     )
     .await;
     assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", wrong.body);
+    assert!(wrong.body.contains("The current password is not right."), "{}", wrong.body);
+    // In French, the refusals read in French, the policy's rules with their numbers.
+    let french = post_form(
+        &mut browser,
+        &profile,
+        "/account/password",
+        &[("current_password", "not-it"), ("new_password", OTHER_STRONG_PASSWORD), ("lang", "fr")],
+    )
+    .await;
+    assert!(french.body.contains("Le mot de passe actuel n’est pas le bon."), "{}", french.body);
+    let short = post_form(
+        &mut browser,
+        &profile,
+        "/account/password",
+        &[("current_password", STRONG_PASSWORD), ("new_password", "court"), ("lang", "fr")],
+    )
+    .await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", short.body);
+    assert!(short.body.contains("doit compter au moins"), "{}", short.body);
+    assert!(!short.body.contains("at least"), "{}", short.body);
     let changed = post_form(
         &mut browser,
         &profile,

@@ -41,22 +41,46 @@ fn sign_in_first(state: &AppState, here: &str) -> Response {
     state.pages.redirect(&format!("/login?{query}"))
 }
 
-/// The refusal's field issues, for the form's alert.
-fn issues(error: &DomainError) -> Option<Vec<Value>> {
-    let list = match error {
-        DomainError::Validation(issues) | DomainError::PasswordRejected { issues, .. } => issues,
-        DomainError::Taken(_) => {
-            return Some(vec![context! { field => "username", message => "taken" }]);
-        }
-        _ => return None,
-    };
-    Some(
-        list.iter()
-            .map(
-                |issue| context! { field => issue.field.clone(), message => issue.message.clone() },
+/// The refusal's field issues, for the form's alert: a broken password rule in the page's
+/// language (the catalogue's `password_rule.<code>`), a taken username by its message key.
+fn issues(state: &AppState, locale: Locale, error: &DomainError) -> Option<Vec<Value>> {
+    match error {
+        DomainError::Validation(issues) => Some(
+            issues
+                .iter()
+                .map(|issue| match (issue.field.as_str(), issue.code.as_str()) {
+                    ("current_password", "incorrect") => context! {
+                        field => issue.field.clone(),
+                        key => "account.profile.problem.current_password_wrong",
+                    },
+                    _ => {
+                        context! { field => issue.field.clone(), message => issue.message.clone() }
+                    }
+                })
+                .collect(),
+        ),
+        DomainError::PasswordRejected { issues, .. } => {
+            let policy = state.accounts.passwords.policy().settings();
+            Some(
+                issues
+                    .iter()
+                    .map(|issue| {
+                        let message = state.pages.issue_message(locale, issue, policy);
+                        context! { field => issue.field.clone(), message => message }
+                    })
+                    .collect(),
             )
-            .collect(),
-    )
+        }
+        DomainError::Taken(_) => {
+            Some(problem("username", "account.profile.problem.username_taken"))
+        }
+        _ => None,
+    }
+}
+
+/// One refusal whose text is the catalogue's `key`.
+fn problem(field: &str, key: &str) -> Vec<Value> {
+    vec![context! { field => field.to_owned(), key => key.to_owned() }]
 }
 
 async fn profile_page(
@@ -146,7 +170,7 @@ pub(crate) async fn save_profile(
     };
     match state.accounts.registration.update_profile(&principal.user, update, &context).await {
         Ok(_) => state.pages.redirect("/account/profile?saved=profile"),
-        Err(error) => match issues(&error) {
+        Err(error) => match issues(&state, form.locale, &error) {
             Some(problems) => {
                 profile_page(
                     &state,
@@ -183,18 +207,15 @@ pub(crate) async fn change_password(
         .passwords
         .change_password(&principal, &fields.current_password, &fields.new_password, &context)
         .await;
-    let problem = |field: &str, message: &str| {
-        vec![context! { field => field.to_owned(), message => message.to_owned() }]
-    };
     let problems = match changed {
         Ok(()) => return state.pages.redirect("/account/profile?saved=password"),
         Err(DomainError::InvalidCredentials) => {
-            problem("current_password", "The current password is not right.")
+            problem("current_password", "account.profile.problem.current_password_wrong")
         }
         Err(DomainError::RateLimited { .. }) => {
-            problem("current_password", "Too many attempts: wait a moment and try again.")
+            problem("current_password", "account.profile.problem.too_many_attempts")
         }
-        Err(error) => match issues(&error) {
+        Err(error) => match issues(&state, form.locale, &error) {
             Some(problems) => problems,
             None => return state.pages.error_page(form.locale, ErrorPage::from_domain(&error)),
         },
@@ -229,9 +250,6 @@ pub(crate) async fn change_email(
         form.fields.password.clone().filter(|password| !password.is_empty()).map(|password| {
             Reauthentication { password: Some(password), ..Reauthentication::default() }
         });
-    let problem = |field: &str, message: &str| {
-        vec![context! { field => field.to_owned(), message => message.to_owned() }]
-    };
     let outcome = match state.accounts.mfa.require_presence(&principal, proof, &context).await {
         Ok(()) => {
             state
@@ -245,13 +263,13 @@ pub(crate) async fn change_email(
     let problems = match outcome {
         Ok(()) => return state.pages.redirect("/account/profile?saved=email"),
         Err(DomainError::ReauthenticationRequired) => {
-            problem("password", "For your security, confirm with your password.")
+            problem("password", "account.profile.problem.confirm_password")
         }
         Err(DomainError::InvalidCredentials | DomainError::RateLimited { .. }) => {
-            problem("password", "That password is not right.")
+            problem("password", "account.profile.problem.password_wrong")
         }
-        Err(DomainError::Taken(_)) => problem("email", "Another account uses this address."),
-        Err(error) => match issues(&error) {
+        Err(DomainError::Taken(_)) => problem("email", "account.profile.problem.email_taken"),
+        Err(error) => match issues(&state, form.locale, &error) {
             Some(problems) => problems,
             None => return state.pages.error_page(form.locale, ErrorPage::from_domain(&error)),
         },
