@@ -23,6 +23,8 @@
 //!   that, who made it, when was it last used" can be answered while an incident is looked
 //!   into; its `api_key.created` / `api_key.revoked` audit events outlive it; a key without
 //!   expiry lives until revoked);
+//! - carried out when due: `account_deletions` (a user's own deletion after the grace period:
+//!   the account goes, through the account-deletion service, with its audit event and email);
 //! - kept: `passkeys` (they live as long as their user; a flagged one until its owner removes
 //!   it), `known_devices`, `mfa_backup_codes`, `password_history`, `consents` (no expiry:
 //!   they live as long as their user), `admin_api_keys` (revoked keys stay for the audit
@@ -64,12 +66,21 @@ pub enum SweptTable {
     AuditEvents,
     /// Revoked or expired longer ago than the API-key retention.
     ApiKeys,
+    /// Accounts whose deletion's grace period is over (through [`DueDeletions`]).
+    AccountDeletions,
+}
+
+/// Deletes the accounts whose deletion is due (the account-deletion service): up to `limit`,
+/// answering how many went.
+#[async_trait]
+pub trait DueDeletions: Send + Sync {
+    async fn delete_due(&self, limit: u32) -> Result<u64, StoreError>;
 }
 
 impl SweptTable {
     /// Every swept table, in the order a sweep visits them (refresh tokens before sessions so
     /// a session's cascade finds fewer tokens to remove).
-    pub const ALL: [SweptTable; 15] = [
+    pub const ALL: [SweptTable; 16] = [
         SweptTable::RefreshTokens,
         SweptTable::Sessions,
         SweptTable::AuthorizationCodes,
@@ -85,6 +96,7 @@ impl SweptTable {
         SweptTable::Outbox,
         SweptTable::AuditEvents,
         SweptTable::ApiKeys,
+        SweptTable::AccountDeletions,
     ];
 
     pub fn name(self) -> &'static str {
@@ -104,6 +116,7 @@ impl SweptTable {
             SweptTable::Outbox => "outbox",
             SweptTable::AuditEvents => "audit_events",
             SweptTable::ApiKeys => "api_keys",
+            SweptTable::AccountDeletions => "account_deletions",
         }
     }
 }
@@ -192,6 +205,8 @@ pub struct Sweeper {
     holder: String,
     /// The audit trail's retention (behind signed checkpoints); without it audit rows stay.
     audit: Option<Arc<AuditIntegrity>>,
+    /// Scheduled account deletions; without it none is carried out.
+    deletions: Option<Arc<dyn DueDeletions>>,
 }
 
 impl Sweeper {
@@ -201,7 +216,13 @@ impl Sweeper {
         settings: SweeperSettings,
         holder: String,
     ) -> Self {
-        Self { store, clock, settings, holder, audit: None }
+        Self { store, clock, settings, holder, audit: None, deletions: None }
+    }
+
+    /// Carries out account deletions whose grace period is over.
+    pub fn with_account_deletions(mut self, deletions: Arc<dyn DueDeletions>) -> Self {
+        self.deletions = Some(deletions);
+        self
     }
 
     /// Sweeps audit events past their retention through `audit` (a checkpoint per batch).
@@ -256,6 +277,21 @@ impl Sweeper {
     /// error that stopped it early, if one did.
     async fn sweep_table(&self, table: SweptTable, cutoff: i64) -> (u64, Option<StoreError>) {
         let batch_size = self.settings.batch_size.max(1);
+        if table == SweptTable::AccountDeletions {
+            let Some(deletions) = &self.deletions else { return (0, None) };
+            let mut removed = 0;
+            loop {
+                match deletions.delete_due(batch_size).await {
+                    Ok(batch) => {
+                        removed += batch;
+                        if batch < u64::from(batch_size) {
+                            return (removed, None);
+                        }
+                    }
+                    Err(error) => return (removed, Some(error)),
+                }
+            }
+        }
         if table == SweptTable::AuditEvents {
             let Some(audit) = &self.audit else { return (0, None) };
             // Rows chained since the last chainer run may go too.

@@ -88,6 +88,17 @@ pub struct UnitOfWork {
     /// An upstream identity to link with the change (an account created through a provider,
     /// a first sign-in that links by a trusted address, a link from the account page).
     pub identity: Option<crate::federation::record::IdentityRecord>,
+    /// A deletion the user asked for, scheduled after the grace period, or called off.
+    pub account_deletion: Option<AccountDeletionChange>,
+}
+
+/// A change to an account's scheduled deletion (`account_deletion.grace_days`).
+#[derive(Debug, Clone)]
+pub enum AccountDeletionChange {
+    /// Deleted at `due_at` unless restored with the token whose keyed digest this is.
+    Schedule { user_id: String, requested_at: i64, due_at: i64, restore_digest: Vec<u8> },
+    /// No deletion any more (restored by the owner, or unsuspended by an admin).
+    Cancel { user_id: String },
 }
 
 impl UnitOfWork {
@@ -108,6 +119,7 @@ impl UnitOfWork {
             && self.mailbox_claim.is_none()
             && self.passkey.is_none()
             && self.identity.is_none()
+            && self.account_deletion.is_none()
     }
 
     /// The user whose sessions this work may revoke (a mailbox claim), so the store evicts

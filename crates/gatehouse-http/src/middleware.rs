@@ -211,38 +211,6 @@ pub(crate) async fn api_budget(
     response
 }
 
-#[cfg(test)]
-mod tests {
-    use axum::http::header;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn a_panicking_handler_answers_500_problem() {
-        let handler = futures_util::future::lazy(|_| -> Response { panic!("boom") });
-        let response = guarded(Duration::from_secs(5), handler).await;
-        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
-    }
-
-    #[tokio::test]
-    async fn a_handler_past_the_timeout_answers_408() {
-        let started = Instant::now();
-        let response = guarded(Duration::from_millis(50), std::future::pending::<Response>()).await;
-        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
-        assert!(started.elapsed() >= Duration::from_millis(50));
-    }
-
-    #[tokio::test]
-    async fn a_prompt_handler_answers_as_it_did() {
-        let response = guarded(Duration::from_secs(5), async {
-            (StatusCode::CREATED, "made").into_response()
-        })
-        .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-    }
-}
-
 /// CORS for the first-party API (`/v1`), for browser apps on other origins: only the exact
 /// origins the operator listed (`cors.allowed_origins`) get `Access-Control-Allow-Origin` (their
 /// own origin, never `*`) with credentials, and a preflight from one of them is answered here,
@@ -290,4 +258,36 @@ pub(crate) async fn api_cors(
     );
     headers.append(header::VARY, HeaderValue::from_static("origin"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::header;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_problem() {
+        let handler = futures_util::future::lazy(|_| -> Response { panic!("boom") });
+        let response = guarded(Duration::from_secs(5), handler).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+    }
+
+    #[tokio::test]
+    async fn a_handler_past_the_timeout_answers_408() {
+        let started = Instant::now();
+        let response = guarded(Duration::from_millis(50), std::future::pending::<Response>()).await;
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn a_prompt_handler_answers_as_it_did() {
+        let response = guarded(Duration::from_secs(5), async {
+            (StatusCode::CREATED, "made").into_response()
+        })
+        .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
 }

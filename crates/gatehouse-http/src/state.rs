@@ -114,6 +114,8 @@ pub struct AppServices {
     pub admin_keys: Arc<AdminKeyService>,
     /// Organizations, their members and roles.
     pub organizations: Arc<gatehouse_domain::organizations::OrganizationService>,
+    /// Deleting one's own account, at once or after the grace period.
+    pub account_deletions: Arc<gatehouse_domain::registration::deletion::AccountDeletionService>,
     /// API keys: users' and organizations' (`gtk_…`).
     pub api_keys: Arc<gatehouse_domain::api_keys::ApiKeyService>,
     /// Every organization, for admins.

@@ -4,6 +4,7 @@
 //! whichever pool is configured through [`with_pool!`]; where the dialects differ, the
 //! difference is one small function, not a copy of the file.
 
+mod account_deletions;
 mod admin_keys;
 mod api_keys;
 mod audit;

@@ -61,6 +61,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(23, "0023_token_payload"),
     migration!(24, "0024_session_impersonator"),
     migration!(25, "0025_invitations_by_address"),
+    migration!(26, "0026_account_deletions"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

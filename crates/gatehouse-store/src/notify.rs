@@ -12,7 +12,9 @@ use gatehouse_domain::notify::{
     OutboxStatus, OutboxStore,
 };
 use gatehouse_domain::sessions::record::RevokeReason;
-use gatehouse_domain::unit_of_work::{MailboxClaim, UnitOfWork, UnitOfWorkStore};
+use gatehouse_domain::unit_of_work::{
+    AccountDeletionChange, MailboxClaim, UnitOfWork, UnitOfWorkStore,
+};
 use gatehouse_domain::{Conflict, StoreError};
 
 use crate::audit::insert_events;
@@ -112,6 +114,28 @@ pub(crate) async fn apply_work<C: StoreConnection>(
                     .bind_value(row.event_id.as_deref()),
             )
             .await?;
+    }
+    match &work.account_deletion {
+        Some(AccountDeletionChange::Schedule { user_id, requested_at, due_at, restore_digest }) => {
+            let insert = C::statement(
+                "INSERT INTO account_deletions (user_id, requested_at, due_at, restore_digest) \
+                 VALUES ($1, $2, $3, $4)",
+            );
+            connection
+                .execute(
+                    insert
+                        .bind_value(user_id.as_str())
+                        .bind_value(*requested_at)
+                        .bind_value(*due_at)
+                        .bind_value(restore_digest.as_slice()),
+                )
+                .await?;
+        }
+        Some(AccountDeletionChange::Cancel { user_id }) => {
+            let delete = C::statement("DELETE FROM account_deletions WHERE user_id = $1");
+            connection.execute(delete.bind_value(user_id.as_str())).await?;
+        }
+        None => {}
     }
     if let Some(device) = &work.known_device {
         connection

@@ -96,6 +96,8 @@ fn batch_sql(table: SweptTable) -> &'static str {
         // Never swept here: audit rows go only behind a signed checkpoint
         // (`AuditIntegrity::sweep_retention`), which `sweep_batch` leaves to the domain.
         SweptTable::AuditEvents => "",
+        // Carried out by the domain (an account's deletion, its email and audit event).
+        SweptTable::AccountDeletions => "",
     }
 }
 
@@ -128,7 +130,7 @@ impl SweeperStore for Database {
         cutoff: i64,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        if table == SweptTable::AuditEvents {
+        if matches!(table, SweptTable::AuditEvents | SweptTable::AccountDeletions) {
             return Ok(0);
         }
         let removed = write_transaction!(self, autocommit, pool => {

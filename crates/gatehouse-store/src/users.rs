@@ -486,11 +486,11 @@ impl UserStore for Database {
         user_id: &str,
         change: &UserChange,
         reason: RevokeReason,
-        events: &[AuditEvent],
+        work: &UnitOfWork,
     ) -> Result<u64, StoreError> {
         let changed = [Invalidation::User(user_id), Invalidation::SessionsOfUser(user_id)];
         let now = change.updated_at.unwrap_or_default();
-        let revoked = write_transaction!(self, events: events, changed: &changed, transaction => {
+        let revoked = write_transaction!(self, work: work, changed: &changed, transaction => {
             // The user row first: its lock orders this against a sign-in writing a session
             // (`SessionStore::start_session`), so the sessions below include every session
             // that sign-in could still commit.

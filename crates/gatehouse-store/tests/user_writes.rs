@@ -189,7 +189,12 @@ async fn a_session_is_never_written_for_a_suspended_user(test: TestDatabase) {
     let suspend =
         UserChange { suspended_at: Some(Some(60)), updated_at: Some(60), ..UserChange::default() };
     let revoked = store
-        .update_user_revoking_sessions("usr_1", &suspend, RevokeReason::UserSuspended, &[])
+        .update_user_revoking_sessions(
+            "usr_1",
+            &suspend,
+            RevokeReason::UserSuspended,
+            &UnitOfWork::default(),
+        )
         .await
         .unwrap();
     assert_eq!(revoked, 1);

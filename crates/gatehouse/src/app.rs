@@ -42,6 +42,7 @@ use gatehouse_domain::passkeys::{
 };
 use gatehouse_domain::passwords::{BreachedPasswordCheck, PasswordPolicy};
 use gatehouse_domain::ratelimit::{RateLimit, RateLimiter};
+use gatehouse_domain::registration::deletion::AccountDeletionService;
 use gatehouse_domain::services::{AccountKeys, AccountParts, AccountPorts, AccountServices};
 use gatehouse_domain::tokens::{TokenService, TokenSettings};
 use gatehouse_domain::users::{AccountSettings, EMAIL_DIGEST_PURPOSE, EMAIL_PURPOSE};
@@ -732,7 +733,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let provider_secret_cipher =
         core.data_keys.cipher(PROVIDER_SECRET_PURPOSE).map_err(data_key_error)?;
     let audit_integrity = core.audit_integrity()?;
-    let Core { config, database, keys, clock, notifier, .. } = core;
+    let Core { config, database, keys, clock, notifier, data_keys, .. } = core;
     let notifier_for_invitations = notifier.clone();
     let organizations = Arc::new(OrganizationService::new(
         Arc::new(database.clone()),
@@ -837,8 +838,20 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     }));
     let metrics = Arc::new(Metrics::new().map_err(StartupError::Other)?);
     Metrics::spawn_upkeep(&metrics);
-    let sweeper =
-        SweeperTask::new(&config, &database, clock.clone(), metrics.clone(), audit_integrity);
+    let account_deletions = Arc::new(AccountDeletionService::new(
+        accounts.registration.clone(),
+        Arc::new(database.clone()),
+        data_keys.digester(ONE_TIME_TOKEN_DIGEST_PURPOSE).map_err(data_key_error)?,
+        config.account_deletion.grace_days,
+    ));
+    let sweeper = SweeperTask::new(
+        &config,
+        &database,
+        clock.clone(),
+        metrics.clone(),
+        audit_integrity,
+        account_deletions.clone(),
+    );
     let per_minute = |limit: u32| RateLimit { limit, window: Duration::from_secs(60) };
     let state = AppState::new(AppServices {
         keys: keys.clone(),
@@ -849,6 +862,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         device_flow,
         admin_keys: admin_keys.clone(),
         organizations: organizations.clone(),
+        account_deletions,
         api_keys: Arc::new(ApiKeyService::new(
             Arc::new(database.clone()),
             Arc::new(database.clone()),

@@ -38,6 +38,7 @@ impl SweeperTask {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
         audit: Arc<AuditIntegrity>,
+        deletions: Arc<dyn gatehouse_domain::sweeper::DueDeletions>,
     ) -> Self {
         let interval_seconds = config.sweeper.interval_seconds;
         let settings = SweeperSettings {
@@ -53,7 +54,8 @@ impl SweeperTask {
         };
         let holder = gatehouse_crypto::token::new_id("swp");
         let sweeper = Sweeper::new(Arc::new(database.clone()), clock, settings, holder)
-            .with_audit_retention(audit.clone());
+            .with_audit_retention(audit.clone())
+            .with_account_deletions(deletions);
         let interval = (interval_seconds > 0).then(|| Duration::from_secs(interval_seconds));
         Self { sweeper: Arc::new(sweeper), audit, metrics, interval }
     }

@@ -17,6 +17,7 @@ use support::{OTHER_STRONG_PASSWORD, STRONG_PASSWORD};
 backend_tests!(
     the_export_holds_the_accounts_data_and_no_secret,
     deleting_ones_account_needs_presence_and_removes_it,
+    a_grace_period_suspends_the_account_until_it_is_restored_or_deleted,
     the_profile_password_and_privacy_pages_work,
     an_email_change_is_confirmed_from_the_new_address,
     the_account_page_lists_and_revokes_ones_api_keys,
@@ -387,5 +388,81 @@ async fn the_account_page_lists_and_revokes_ones_api_keys(test: TestDatabase) {
     let (status, _) = env.app.get_auth("/v1/me", &secret).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(!browser.get("/account").await.body.contains("laptop script"));
+    env.app.stop().await;
+}
+
+/// `GATEHOUSE_ACCOUNT_DELETION_GRACE_DAYS`: deleting suspends the account (its tokens stop, it
+/// cannot sign in) and emails a restore link; the link keeps it; without it the sweeper deletes
+/// it once the days are over (with the `account_deleted` email); an admin's unsuspension calls
+/// the deletion off too.
+async fn a_grace_period_suspends_the_account_until_it_is_restored_or_deleted(test: TestDatabase) {
+    let env = mfa::spawn(&test, &[("GATEHOUSE_ACCOUNT_DELETION_GRACE_DAYS", "7")]).await;
+    let app = &env.app;
+    let token = env.user("gia@example.com").await;
+    let gia = env.user_id("gia@example.com").await;
+
+    let (status, scheduled) = app.send(reqwest::Method::DELETE, "/v1/me", Some(&token), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{scheduled}");
+    let due = scheduled["deletion_due_at"].as_i64().unwrap();
+    assert_eq!(due, env.now() as i64 + 7 * 86_400);
+    // Suspended: the token stops, signing in is refused; the account is still there.
+    assert_eq!(app.get_auth("/v1/me", &token).await.0, StatusCode::UNAUTHORIZED);
+    let (status, problem) = app.sign_in("gia@example.com", STRONG_PASSWORD).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("account_suspended"))
+    );
+    let (status, user) = app.get_auth(&format!("/v1/admin/users/{gia}"), &env.admin).await;
+    assert_eq!((status, user["suspended"].as_bool()), (StatusCode::OK, Some(true)));
+    let mail = env.sink.wait_for_subject("gia@example.com", "will be deleted on").await;
+    let restore = mail.token_for("/restore-account").expect("a restore link");
+
+    // The link's page: a button (the GET changes nothing), then the account is kept.
+    let mut browser = Browser::new(&app.base_url);
+    let page = browser.get(&format!("/restore-account?token={restore}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Keep my account"), "{}", page.body);
+    assert_eq!(app.sign_in("gia@example.com", STRONG_PASSWORD).await.0, StatusCode::FORBIDDEN);
+    let kept = post_form(&mut browser, &page, "/restore-account", &[("token", &restore)]).await;
+    assert_eq!(kept.status, StatusCode::OK, "{}", kept.body);
+    let (status, tokens) = app.sign_in("gia@example.com", STRONG_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let (status, _) = app.post("/v1/auth/account/restore", None, json!({ "token": restore })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a restore link works once");
+
+    // Asked again: an admin's unsuspension calls it off too...
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let (status, _) = app.send(reqwest::Method::DELETE, "/v1/me", Some(&token), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) =
+        app.post(&format!("/v1/admin/users/{gia}/unsuspend"), Some(&env.admin), json!({})).await;
+    assert!(status.is_success(), "{status}");
+    env.clock.advance(8 * 86_400);
+    app.sweeper.sweep_once().await.expect("a sweep");
+    let (status, _) = app.get_auth(&format!("/v1/admin/users/{gia}"), &env.admin).await;
+    assert_eq!(status, StatusCode::OK, "an unsuspended account is not deleted");
+
+    // ...and without either, the sweeper deletes it once the days are over, not before.
+    let (status, tokens) = app.sign_in("gia@example.com", STRONG_PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let (status, _) = app.send(reqwest::Method::DELETE, "/v1/me", Some(&token), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    env.clock.advance(6 * 86_400);
+    app.sweeper.sweep_once().await;
+    let (status, _) = app.get_auth(&format!("/v1/admin/users/{gia}"), &env.admin).await;
+    assert_eq!(status, StatusCode::OK, "deleted before its day");
+    env.clock.advance(86_400 + 1);
+    let report = app.sweeper.sweep_once().await.expect("a sweep");
+    assert_eq!(report.removed_from(gatehouse_domain::sweeper::SweptTable::AccountDeletions), 1);
+    let (status, _) = app.get_auth(&format!("/v1/admin/users/{gia}"), &env.admin).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    env.sink.wait_for_subject("gia@example.com", "account was deleted").await;
+    let (_, log) =
+        app.get_auth("/v1/admin/audit-log?action=user.deletion_scheduled", &env.admin).await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 3, "{log}");
+    let (_, log) =
+        app.get_auth("/v1/admin/audit-log?action=user.deletion_cancelled", &env.admin).await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 1, "{log}");
     env.app.stop().await;
 }

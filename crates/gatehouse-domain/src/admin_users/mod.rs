@@ -318,14 +318,21 @@ impl AdminUserService {
                     user_id,
                     &change,
                     RevokeReason::UserSuspended,
-                    &[event],
+                    &UnitOfWork::events(vec![event]),
                 )
                 .await?;
         } else {
             change.suspended_at = Some(None);
             change.apply(&mut user);
             let event = self.admin_event(admin, "user.unsuspended", user_id, context);
-            self.users.update_user(user_id, &change, &UnitOfWork::events(vec![event])).await?;
+            // Unsuspending also calls off a deletion the user scheduled (the grace period).
+            let work = UnitOfWork {
+                account_deletion: Some(crate::unit_of_work::AccountDeletionChange::Cancel {
+                    user_id: user_id.to_owned(),
+                }),
+                ..UnitOfWork::events(vec![event])
+            };
+            self.users.update_user(user_id, &change, &work).await?;
         }
         self.admin_view(&user)
     }

@@ -180,6 +180,29 @@ impl Notices {
         self.email_to(user, "account_deleted", values, context, now)
     }
 
+    /// The "your account will be deleted" notice of a scheduled deletion: the day it is due
+    /// and the link (with the restore token) that keeps the account.
+    pub fn account_deletion_scheduled(
+        &self,
+        user: &UserRecord,
+        token: &str,
+        due_at: i64,
+        grace_days: i64,
+        context: &RequestContext,
+        now: i64,
+    ) -> Result<Option<OutboxRecord>, DomainError> {
+        let due = time::OffsetDateTime::from_unix_timestamp(due_at)
+            .map(|at| at.date().to_string())
+            .unwrap_or_default();
+        let values = BTreeMap::from([
+            ("ip".to_owned(), context.ip.clone().unwrap_or_default()),
+            ("days".to_owned(), grace_days.to_string()),
+            ("due".to_owned(), due),
+            ("link".to_owned(), self.notifier.link("/restore-account", &[("token", token)])),
+        ]);
+        self.email_to(user, "account_deletion_scheduled", values, context, now)
+    }
+
     /// The "you already have an account" email, sent when someone signs up with a registered
     /// address while verification is required: pointers to sign in and to reset the password.
     pub fn account_exists(

@@ -15,6 +15,7 @@
 //! so the API, the hosted page and anything later built on this service obey alike; accounts
 //! then come from `AdminUserService` (the admin API, the CLI, bulk import).
 
+pub mod deletion;
 mod passkey;
 mod profile;
 

@@ -74,14 +74,14 @@ pub trait UserStore: Send + Sync {
         user_id: &str,
         limit: usize,
     ) -> Result<Vec<String>, StoreError>;
-    /// Writes `change` and revokes every active session of the user with the events
-    /// (suspension), in one transaction.
+    /// Writes `change` and revokes every active session of the user with `work`
+    /// (suspension, a scheduled deletion), in one transaction.
     async fn update_user_revoking_sessions(
         &self,
         user_id: &str,
         change: &UserChange,
         reason: RevokeReason,
-        events: &[AuditEvent],
+        work: &crate::unit_of_work::UnitOfWork,
     ) -> Result<u64, StoreError>;
     /// Deletes the user (their sessions and history go through the foreign keys) with `events`,
     /// and records a request that the audit trail lose their personal fields

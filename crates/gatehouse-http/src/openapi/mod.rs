@@ -71,6 +71,7 @@ use crate::state::AppState;
         admin_sessions::impersonate,
         me_data::export, me_data::delete_me, me_data::request_email_change,
         me_data::confirm_email_change, me_data::list_consents, me_data::revoke_consent,
+        me_data::restore_account,
         admin_signing_keys::list_signing_keys, admin_signing_keys::rotate_signing_key,
         admin_keys::list_admin_keys, admin_keys::revoke_admin_key,
     ),

@@ -14,6 +14,7 @@ use gatehouse_domain::DomainError;
 use gatehouse_domain::mfa::Reauthentication;
 use gatehouse_domain::principal::Principal;
 use gatehouse_domain::registration::ProfileUpdate;
+use gatehouse_domain::registration::deletion::DeletionOutcome;
 use minijinja::{Value, context};
 use serde::Deserialize;
 
@@ -296,6 +297,7 @@ async fn privacy_page(
 ) -> Response {
     let context = context! {
         error => error,
+        grace_days => state.account_deletions.grace_days(),
         impersonation => crate::pages::impersonation::banner(state, principal),
     };
     state.pages.render_form(status, locale, csrf, "account_privacy.html", context)
@@ -357,13 +359,17 @@ pub(crate) async fn delete_account(
         }
         Err(error) => return state.pages.error_page(form.locale, ErrorPage::from_domain(&error)),
     }
-    match state.accounts.registration.delete_own_account(&principal, &context).await {
-        Ok(()) => {
+    match state.account_deletions.request(&principal, &context).await {
+        Ok(outcome) => {
+            let due = match outcome {
+                DeletionOutcome::Deleted => None,
+                DeletionOutcome::Scheduled { due_at } => Some(super::admin::when(due_at)),
+            };
             let mut response = state.pages.render_status(
                 StatusCode::OK,
                 form.locale,
                 "account_deleted.html",
-                context! {},
+                context! { due => due },
             );
             state.pages.session_cookie.spec.clear(&mut response);
             response

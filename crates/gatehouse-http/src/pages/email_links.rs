@@ -44,6 +44,9 @@ enum LinkPage {
     ResetPassword,
     MagicLink,
     ChangeEmail,
+    /// The restore link of a scheduled account deletion (its token is not a one-time token
+    /// of the email-link service: the POST checks it).
+    RestoreAccount,
 }
 
 impl LinkPage {
@@ -53,6 +56,7 @@ impl LinkPage {
             LinkPage::ResetPassword => "reset_password",
             LinkPage::MagicLink => "magic_link",
             LinkPage::ChangeEmail => "change_email",
+            LinkPage::RestoreAccount => "restore_account",
         }
     }
 
@@ -62,15 +66,17 @@ impl LinkPage {
             LinkPage::ResetPassword => "/reset-password",
             LinkPage::MagicLink => "/magic-link",
             LinkPage::ChangeEmail => "/change-email",
+            LinkPage::RestoreAccount => "/restore-account",
         }
     }
 
-    fn purpose(self) -> TokenPurpose {
+    fn purpose(self) -> Option<TokenPurpose> {
         match self {
-            LinkPage::VerifyEmail => TokenPurpose::VerifyEmail,
-            LinkPage::ResetPassword => TokenPurpose::ResetPassword,
-            LinkPage::MagicLink => TokenPurpose::MagicLink,
-            LinkPage::ChangeEmail => TokenPurpose::ChangeEmail,
+            LinkPage::VerifyEmail => Some(TokenPurpose::VerifyEmail),
+            LinkPage::ResetPassword => Some(TokenPurpose::ResetPassword),
+            LinkPage::MagicLink => Some(TokenPurpose::MagicLink),
+            LinkPage::ChangeEmail => Some(TokenPurpose::ChangeEmail),
+            LinkPage::RestoreAccount => None,
         }
     }
 }
@@ -147,8 +153,9 @@ async fn show(
     let Ok(query) = parsed else {
         return state.pages.error_page(locale, ErrorPage::bad_request());
     };
-    if let Err(error) =
-        state.accounts.email_links.check_one_time_token(&query.token, page.purpose()).await
+    if let Some(purpose) = page.purpose()
+        && let Err(error) =
+            state.accounts.email_links.check_one_time_token(&query.token, purpose).await
     {
         return refusal(state, page, locale, &csrf, &error);
     }
@@ -221,6 +228,31 @@ pub(crate) async fn submit_change_email(
         Err(DomainError::Taken(_)) => {
             let view = View { error: Some("link_error.email_taken"), ..View::default() };
             render(&state, page, StatusCode::CONFLICT, locale, &csrf, view)
+        }
+        Err(error) => refusal(&state, page, locale, &csrf, &error),
+    }
+}
+
+pub(crate) async fn show_restore_account(
+    State(state): State<AppState>,
+    request: PageRequest,
+    RawQuery(query): RawQuery,
+) -> Response {
+    show(&state, LinkPage::RestoreAccount, request, query).await
+}
+
+/// Keeps an account whose deletion is scheduled.
+pub(crate) async fn submit_restore_account(
+    State(state): State<AppState>,
+    Client(context): Client,
+    form: PageForm<LinkForm>,
+) -> Response {
+    let PageForm { locale, csrf, fields } = form;
+    let page = LinkPage::RestoreAccount;
+    match state.account_deletions.restore(&fields.token, &context).await {
+        Ok(()) => {
+            let view = View { done: true, ..View::default() };
+            render(&state, page, StatusCode::OK, locale, &csrf, view)
         }
         Err(error) => refusal(&state, page, locale, &csrf, &error),
     }

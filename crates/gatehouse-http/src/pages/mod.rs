@@ -79,6 +79,10 @@ pub(crate) fn routes() -> Router<AppState> {
             "/magic-link",
             get(email_links::show_magic_link).post(email_links::submit_magic_link),
         )
+        .route(
+            "/restore-account",
+            get(email_links::show_restore_account).post(email_links::submit_restore_account),
+        )
         .merge(account::routes())
         .merge(passkeys::routes())
         .merge(linked_accounts::routes())

@@ -9,8 +9,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use gatehouse_domain::registration::deletion::DeletionOutcome;
 
 use crate::auth::Authenticated;
 use crate::client::Client;
@@ -25,6 +26,7 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route("/v1/me/consents", get(list_consents))
         .route("/v1/me/consents/{client_id}", axum::routing::delete(revoke_consent))
         .route("/v1/auth/email/change", axum::routing::post(confirm_email_change))
+        .route("/v1/auth/account/restore", axum::routing::post(restore_account))
 }
 
 /// Everything the account holds, as JSON (a file to keep: `Content-Disposition: attachment`).
@@ -39,12 +41,23 @@ pub(crate) async fn export(
     Ok(crate::summaries::export_answer(&export))
 }
 
-/// Deletes the account at once: a proof of presence in the body (`{password}` or
-/// `{method, code}`), or none within the step-up window. Everything the account owns goes;
-/// audited `user.deleted` (by the user).
+/// A deletion that waits out the grace period.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ScheduledDeletionResponse {
+    /// When the account and its data are deleted (Unix seconds), unless the link emailed to
+    /// the account's address restores it first.
+    deletion_due_at: i64,
+}
+
+/// Deletes the account: a proof of presence in the body (`{password}` or `{method, code}`), or
+/// none within the step-up window. At once (204: everything the account owns goes; audited
+/// `user.deleted` by the user), or — with `account_deletion.grace_days` — suspended until the
+/// grace period ends (202 `{deletion_due_at}`; audited `user.deletion_scheduled`; an email
+/// with a restore link).
 #[utoipa::path(delete, path = "/v1/me", tag = "me", security(("bearer" = [])),
     request_body(content = Option<crate::routes::mfa::ProofRequest>, description = "a proof of presence, unless the sign-in is recent"),
-    responses((status = 204), (status = 400, body = crate::error::Problem),
+    responses((status = 204, description = "deleted"), (status = 202, description = "scheduled", body = ScheduledDeletionResponse),
+    (status = 400, body = crate::error::Problem),
     (status = 401, body = crate::error::Problem), (status = 403, description = "reauthentication_required", body = crate::error::Problem),
     (status = 422, body = crate::error::Problem)))]
 pub(crate) async fn delete_me(
@@ -52,7 +65,7 @@ pub(crate) async fn delete_me(
     Client(context): Client,
     Authenticated(principal): Authenticated,
     body: Bytes,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let proof = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
@@ -67,7 +80,27 @@ pub(crate) async fn delete_me(
         Some(request.into())
     };
     state.accounts.mfa.require_presence(&principal, proof, &context).await?;
-    state.accounts.registration.delete_own_account(&principal, &context).await?;
+    Ok(match state.account_deletions.request(&principal, &context).await? {
+        DeletionOutcome::Deleted => StatusCode::NO_CONTENT.into_response(),
+        DeletionOutcome::Scheduled { due_at } => {
+            let body = ScheduledDeletionResponse { deletion_due_at: due_at };
+            (StatusCode::ACCEPTED, Json(body)).into_response()
+        }
+    })
+}
+
+/// Restores an account whose deletion is scheduled, with the token of the emailed link: it is
+/// unsuspended and stays (audited `user.deletion_cancelled`).
+#[utoipa::path(post, path = "/v1/auth/account/restore", tag = "auth", request_body = TokenRequest,
+    responses((status = 204),
+    (status = 400, description = "invalid_token, token_expired", body = crate::error::Problem),
+    (status = 422, body = crate::error::Problem)))]
+pub(crate) async fn restore_account(
+    State(state): State<AppState>,
+    Client(context): Client,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<TokenRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.account_deletions.restore(&body.token, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

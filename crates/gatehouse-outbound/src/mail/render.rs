@@ -32,7 +32,7 @@ const EMBEDDED: [(&str, &str); 2] = [
 ];
 
 /// The message kinds the catalogues describe.
-pub const KINDS: [&str; 17] = [
+pub const KINDS: [&str; 18] = [
     "verify_email",
     "reset_password",
     "magic_link",
@@ -50,6 +50,7 @@ pub const KINDS: [&str; 17] = [
     "change_email",
     "email_change_requested",
     "account_deleted",
+    "account_deletion_scheduled",
 ];
 
 pub struct Renderer {

@@ -30,6 +30,7 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("http.shutdown_grace_seconds", Kind::Integer),
     ("cors.allowed_origins", Kind::List),
     ("cors.max_age_seconds", Kind::Integer),
+    ("account_deletion.grace_days", Kind::Integer),
     ("database.url", Kind::Text),
     ("database.schema", Kind::Text),
     ("database.max_connections", Kind::Integer),

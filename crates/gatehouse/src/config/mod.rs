@@ -54,6 +54,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Browser apps on other origins allowed to call the first-party API (`/v1`).
     pub cors: CorsConfig,
+    /// Deleting one's own account: at once, or after a grace period.
+    pub account_deletion: AccountDeletionConfig,
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
     pub nats: NatsConfig,
@@ -416,6 +418,15 @@ pub struct HttpConfig {
     pub shutdown_grace_seconds: u64,
 }
 
+/// `[account_deletion]`: `grace_days` = 0 (the default) deletes an account at once when its
+/// user asks; more suspends it for that many days (a link in an email restores it), then the
+/// sweeper deletes it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountDeletionConfig {
+    pub grace_days: i64,
+}
+
 /// `[cors]`: exact origins (`https://app.example.com`) whose pages may call `/v1` with
 /// credentials. Empty (the default): no cross-origin access to `/v1`.
 #[derive(Debug, Clone, Deserialize)]
@@ -517,6 +528,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             http: HttpConfig::default(),
             cors: CorsConfig::default(),
+            account_deletion: AccountDeletionConfig::default(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             nats: NatsConfig::default(),

@@ -113,6 +113,9 @@ impl Config {
         if self.cors.max_age_seconds > 86_400 {
             return Err(error("cors.max_age_seconds", "at most 86400"));
         }
+        if !(0..=365).contains(&self.account_deletion.grace_days) {
+            return Err(error("account_deletion.grace_days", "between 0 (immediate) and 365"));
+        }
         Ok(())
     }
 

@@ -157,7 +157,7 @@ impl UserStore for MemoryStore {
         _user_id: &str,
         _change: &UserChange,
         _reason: RevokeReason,
-        _events: &[AuditEvent],
+        _work: &crate::unit_of_work::UnitOfWork,
     ) -> Result<u64, StoreError> {
         Err(not_used())
     }
