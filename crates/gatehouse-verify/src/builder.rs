@@ -1,14 +1,12 @@
 //! `VerifierBuilder`: the issuer, the audiences and every tunable, checked once at build time.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, Validation};
-use secret::ClientSecret;
 
 use crate::error::ConfigError;
-use crate::verifier::{Inner, Verifier};
+use crate::settings::{ClientSecret, IntrospectionSettings, Settings};
+use crate::verifier::Verifier;
 
 /// The asymmetric algorithms a verifier accepts unless told otherwise. HMAC algorithms and
 /// `none` can never be allowed.
@@ -26,48 +24,6 @@ pub const DEFAULT_ALGORITHMS: &[Algorithm] = &[
 
 /// The `typ` header of access tokens (RFC 9068 section 2.1).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
-
-/// Client credentials for the introspection endpoint.
-pub(crate) mod secret {
-    use std::fmt;
-
-    /// A client secret that does not print.
-    #[derive(Clone)]
-    pub struct ClientSecret(pub String);
-
-    impl fmt::Debug for ClientSecret {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("ClientSecret(..)")
-        }
-    }
-}
-
-/// Everything a verifier was built with.
-#[derive(Debug)]
-pub(crate) struct Settings {
-    pub issuer: String,
-    pub audiences: Vec<String>,
-    pub algorithms: Vec<Algorithm>,
-    pub token_type: Option<String>,
-    pub leeway: Duration,
-    pub jwks_url: Option<String>,
-    pub jwks_default_ttl: Duration,
-    pub jwks_min_ttl: Duration,
-    pub jwks_max_ttl: Duration,
-    pub unknown_kid_refresh_interval: Duration,
-    pub introspection: Option<IntrospectionSettings>,
-    /// One prepared `Validation` per allowed algorithm, so a verification clones nothing.
-    pub validations: HashMap<Algorithm, Validation>,
-}
-
-#[derive(Debug)]
-pub(crate) struct IntrospectionSettings {
-    pub endpoint: Option<String>,
-    pub client_id: String,
-    pub client_secret: ClientSecret,
-    pub cache_ttl: Duration,
-    pub cache_capacity: usize,
-}
 
 /// Builds a [`Verifier`]. Nothing is fetched until the first verification (or
 /// [`Verifier::refresh_keys`]).
@@ -89,8 +45,16 @@ pub struct VerifierBuilder {
     http_timeout: Duration,
 }
 
+impl Verifier {
+    /// Starts a verifier for tokens of `issuer` (exactly as the tokens' `iss` and the
+    /// discovery document's `issuer` write it, such as `https://auth.example.com`).
+    pub fn builder(issuer: impl Into<String>) -> VerifierBuilder {
+        VerifierBuilder::new(issuer)
+    }
+}
+
 impl VerifierBuilder {
-    pub(crate) fn new(issuer: impl Into<String>) -> Self {
+    fn new(issuer: impl Into<String>) -> Self {
         VerifierBuilder {
             issuer: issuer.into(),
             audiences: Vec::new(),
@@ -262,7 +226,7 @@ impl VerifierBuilder {
             introspection: self.introspection,
             validations,
         };
-        Ok(Verifier { inner: Arc::new(Inner::new(settings, http)) })
+        Ok(Verifier::from_settings(settings, http))
     }
 }
 

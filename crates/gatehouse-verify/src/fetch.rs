@@ -7,7 +7,7 @@ use reqwest::header::{ACCEPT, CACHE_CONTROL};
 use serde_json::Value;
 
 use crate::jwks::{KeySet, freshness};
-use crate::verifier::Inner;
+use crate::settings::Settings;
 
 /// The largest discovery, JWKS or introspection answer read.
 const MAX_DOCUMENT_BYTES: usize = 1 << 20;
@@ -24,22 +24,32 @@ pub(crate) struct Fetched {
     pub fresh_for: Duration,
 }
 
-impl Inner {
+/// The issuer's HTTP side: a client and the discovery document once read.
+pub(crate) struct IssuerClient {
+    pub http: reqwest::Client,
+    discovery: tokio::sync::OnceCell<Discovery>,
+}
+
+impl IssuerClient {
+    pub fn new(http: reqwest::Client) -> IssuerClient {
+        IssuerClient { http, discovery: tokio::sync::OnceCell::new() }
+    }
+
     /// The discovery document, fetched on first need and kept (a failed fetch is retried at
     /// the next need). Its `issuer` must be exactly ours (OpenID Connect Discovery 1.0
     /// section 4.3), so a document cannot send us to someone else's keys.
-    pub(crate) async fn discovered(&self) -> Result<&Discovery, String> {
+    pub async fn discovered(&self, settings: &Settings) -> Result<&Discovery, String> {
         self.discovery
             .get_or_try_init(|| async {
                 let url = format!(
                     "{}/.well-known/openid-configuration",
-                    self.settings.issuer.trim_end_matches('/')
+                    settings.issuer.trim_end_matches('/')
                 );
                 let (document, _) = self.get_json(&url).await?;
-                if document.get("issuer").and_then(Value::as_str) != Some(&self.settings.issuer) {
+                if document.get("issuer").and_then(Value::as_str) != Some(&settings.issuer) {
                     return Err(format!(
                         "the discovery document at {url} is not for the issuer {}",
-                        self.settings.issuer
+                        settings.issuer
                     ));
                 }
                 let endpoint =
@@ -55,19 +65,19 @@ impl Inner {
     }
 
     /// The published keys and how long they stay fresh.
-    pub(crate) async fn fetch_keys(&self) -> Result<Fetched, String> {
-        let url = match &self.settings.jwks_url {
+    pub async fn fetch_keys(&self, settings: &Settings) -> Result<Fetched, String> {
+        let url = match &settings.jwks_url {
             Some(url) => url.clone(),
-            None => self.discovered().await?.jwks_uri.clone(),
+            None => self.discovered(settings).await?.jwks_uri.clone(),
         };
         let (document, cache_control) = self.get_json(&url).await?;
-        let keys = KeySet::from_jwks(&document, &self.settings.algorithms)
+        let keys = KeySet::from_jwks(&document, &settings.algorithms)
             .map_err(|reason| format!("{url}: {reason}"))?;
         let fresh_for = freshness(
             cache_control.as_deref(),
-            self.settings.jwks_default_ttl,
-            self.settings.jwks_min_ttl,
-            self.settings.jwks_max_ttl,
+            settings.jwks_default_ttl,
+            settings.jwks_min_ttl,
+            settings.jwks_max_ttl,
         );
         Ok(Fetched { keys, fresh_for })
     }

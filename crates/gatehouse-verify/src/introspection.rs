@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::claims::Claims;
 use crate::error::VerifyError;
-use crate::fetch::read_json;
-use crate::verifier::Inner;
+use crate::fetch::{IssuerClient, read_json};
+use crate::settings::Settings;
 
 type TokenDigest = [u8; 32];
 
@@ -49,23 +49,34 @@ impl IntrospectionCache {
     }
 }
 
-impl Inner {
-    pub(crate) async fn introspect(&self, token: &str) -> Result<Claims, VerifyError> {
+/// Introspects opaque tokens for one verifier, remembering recent answers.
+#[derive(Default)]
+pub(crate) struct Introspector {
+    cache: std::sync::Mutex<IntrospectionCache>,
+}
+
+impl Introspector {
+    pub async fn introspect(
+        &self,
+        issuer: &IssuerClient,
+        verifier: &Settings,
+        token: &str,
+    ) -> Result<Claims, VerifyError> {
         let settings =
-            self.settings.introspection.as_ref().ok_or(VerifyError::OpaqueTokenNotAccepted)?;
+            verifier.introspection.as_ref().ok_or(VerifyError::OpaqueTokenNotAccepted)?;
         let mut token_digest = [0u8; 32];
         token_digest.copy_from_slice(digest(&SHA256, token.as_bytes()).as_ref());
         if let Some(answer) = self.cache().get(&token_digest, Instant::now()) {
             return answer;
         }
-        let answer = self.ask(token).await?;
+        let answer = ask(issuer, verifier, token).await?;
         let (answer, lifetime) = match answer {
             None => (Err(VerifyError::Inactive), settings.cache_ttl),
             Some(claims) => {
-                self.check_introspected(&claims)?;
+                check_introspected(verifier, &claims)?;
                 // Never reuse an answer past the token's own expiry.
                 let remaining = claims.exp.map_or(settings.cache_ttl, |exp| {
-                    Duration::from_secs(u64::try_from(exp - now_seconds()).unwrap_or(0))
+                    Duration::from_secs(u64::try_from(exp.saturating_sub(now_seconds())).unwrap_or(0))
                 });
                 (Ok(claims), settings.cache_ttl.min(remaining))
             }
@@ -80,74 +91,76 @@ impl Inner {
     fn cache(&self) -> std::sync::MutexGuard<'_, IntrospectionCache> {
         // A panic while holding the lock cannot leave the map half-written in a way that
         // matters: at worst an entry is missing.
-        self.introspection_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
 
-    /// POSTs the token; `None` when the issuer says it is not active.
-    async fn ask(&self, token: &str) -> Result<Option<Claims>, VerifyError> {
-        let unavailable = VerifyError::IssuerUnavailable;
-        let Some(settings) = &self.settings.introspection else {
-            return Err(VerifyError::OpaqueTokenNotAccepted);
-        };
-        let endpoint = match &settings.endpoint {
-            Some(endpoint) => endpoint.clone(),
-            None => self
-                .discovered()
-                .await
-                .map_err(unavailable)?
-                .introspection_endpoint
-                .clone()
-                .ok_or_else(|| unavailable("the issuer names no introspection_endpoint".into()))?,
-        };
-        // RFC 6749 section 2.3.1: the credentials are form-encoded before Basic encoding.
-        let encode = |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect();
-        let client_id: String = encode(&settings.client_id);
-        let client_secret: String = encode(&settings.client_secret.0);
-        let response = self
-            .http
-            .post(&endpoint)
-            .header(ACCEPT, "application/json")
-            .basic_auth(client_id, Some(client_secret))
-            .form(&[("token", token)])
-            .send()
+/// POSTs the token; `None` when the issuer says it is not active.
+async fn ask(
+    issuer: &IssuerClient,
+    verifier: &Settings,
+    token: &str,
+) -> Result<Option<Claims>, VerifyError> {
+    let unavailable = VerifyError::IssuerUnavailable;
+    let Some(settings) = &verifier.introspection else {
+        return Err(VerifyError::OpaqueTokenNotAccepted);
+    };
+    let endpoint = match &settings.endpoint {
+        Some(endpoint) => endpoint.clone(),
+        None => issuer
+            .discovered(verifier)
             .await
-            .map_err(|error| unavailable(format!("{endpoint}: {error}")))?;
-        if !response.status().is_success() {
-            return Err(unavailable(format!("{endpoint} answered {}", response.status())));
-        }
-        let mut answer = match read_json(response).await {
-            Ok(Value::Object(answer)) => answer,
-            Ok(_) => return Err(unavailable(format!("{endpoint}: answer is not an object"))),
-            Err(error) => return Err(unavailable(format!("{endpoint}: {error}"))),
-        };
-        if answer.remove("active") != Some(Value::Bool(true)) {
-            return Ok(None);
-        }
-        serde_json::from_value(Value::Object(answer))
-            .map(Some)
-            .map_err(|_| unavailable(format!("{endpoint}: an active answer without sub")))
+            .map_err(unavailable)?
+            .introspection_endpoint
+            .clone()
+            .ok_or_else(|| unavailable("the issuer names no introspection_endpoint".into()))?,
+    };
+    // RFC 6749 section 2.3.1: the credentials are form-encoded before Basic encoding.
+    let encode = |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect();
+    let client_id: String = encode(&settings.client_id);
+    let client_secret: String = encode(&settings.client_secret.0);
+    let response = issuer
+        .http
+        .post(&endpoint)
+        .header(ACCEPT, "application/json")
+        .basic_auth(client_id, Some(client_secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .map_err(|error| unavailable(format!("{endpoint}: {error}")))?;
+    if !response.status().is_success() {
+        return Err(unavailable(format!("{endpoint} answered {}", response.status())));
     }
+    let mut answer = match read_json(response).await {
+        Ok(Value::Object(answer)) => answer,
+        Ok(_) => return Err(unavailable(format!("{endpoint}: answer is not an object"))),
+        Err(error) => return Err(unavailable(format!("{endpoint}: {error}"))),
+    };
+    if answer.remove("active") != Some(Value::Bool(true)) {
+        return Ok(None);
+    }
+    serde_json::from_value(Value::Object(answer))
+        .map(Some)
+        .map_err(|_| unavailable(format!("{endpoint}: an active answer without sub")))
+}
 
-    /// The checks a JWT gets, on the members the answer has (an API key has no `aud`).
-    fn check_introspected(&self, claims: &Claims) -> Result<(), VerifyError> {
-        let now = now_seconds();
-        let leeway = i64::try_from(self.settings.leeway.as_secs()).unwrap_or(i64::MAX);
-        if claims.exp.is_some_and(|exp| exp.saturating_add(leeway) < now) {
-            return Err(VerifyError::Expired);
-        }
-        if claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
-            return Err(VerifyError::NotYetValid);
-        }
-        if claims.iss.as_ref().is_some_and(|iss| *iss != self.settings.issuer) {
-            return Err(VerifyError::WrongIssuer);
-        }
-        if !claims.aud.is_empty()
-            && !claims.aud.iter().any(|aud| self.settings.audiences.contains(aud))
-        {
-            return Err(VerifyError::WrongAudience);
-        }
-        Ok(())
+/// The checks a JWT gets, on the members the answer has (an API key has no `aud`).
+fn check_introspected(settings: &Settings, claims: &Claims) -> Result<(), VerifyError> {
+    let now = now_seconds();
+    let leeway = i64::try_from(settings.leeway.as_secs()).unwrap_or(i64::MAX);
+    if claims.exp.is_some_and(|exp| exp.saturating_add(leeway) < now) {
+        return Err(VerifyError::Expired);
     }
+    if claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+        return Err(VerifyError::NotYetValid);
+    }
+    if claims.iss.as_ref().is_some_and(|iss| *iss != settings.issuer) {
+        return Err(VerifyError::WrongIssuer);
+    }
+    if !claims.aud.is_empty() && !claims.aud.iter().any(|aud| settings.audiences.contains(aud)) {
+        return Err(VerifyError::WrongAudience);
+    }
+    Ok(())
 }
 
 fn now_seconds() -> i64 {

@@ -51,6 +51,7 @@ mod error;
 mod fetch;
 mod introspection;
 mod jwks;
+mod settings;
 mod verifier;
 
 #[cfg(feature = "axum")]

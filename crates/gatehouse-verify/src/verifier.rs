@@ -10,12 +10,12 @@ use arc_swap::ArcSwap;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Header, TokenData};
 
-use crate::builder::{Settings, VerifierBuilder};
 use crate::claims::Claims;
 use crate::error::VerifyError;
-use crate::fetch::{Discovery, Fetched};
-use crate::introspection::IntrospectionCache;
+use crate::fetch::{Fetched, IssuerClient};
+use crate::introspection::Introspector;
 use crate::jwks::{KeySet, VerifyingKey};
+use crate::settings::Settings;
 
 /// Verifies Gatehouse access tokens. Cheap to clone: clones share one key cache.
 ///
@@ -30,7 +30,7 @@ use crate::jwks::{KeySet, VerifyingKey};
 /// ```
 #[derive(Clone)]
 pub struct Verifier {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 /// How a token was verified.
@@ -58,13 +58,12 @@ impl Deref for VerifiedToken {
     }
 }
 
-pub(crate) struct Inner {
-    pub settings: Settings,
-    pub http: reqwest::Client,
+struct Inner {
+    settings: Settings,
+    issuer: IssuerClient,
     keys: ArcSwap<CachedKeys>,
     refresh: tokio::sync::Mutex<RefreshState>,
-    pub discovery: tokio::sync::OnceCell<Discovery>,
-    pub introspection_cache: std::sync::Mutex<IntrospectionCache>,
+    introspector: Introspector,
 }
 
 /// The key set in use and until when it is fresh. `generation` counts successful fetches
@@ -104,10 +103,16 @@ enum Reason {
 }
 
 impl Verifier {
-    /// Starts a verifier for tokens of `issuer` (exactly as the tokens' `iss` and the
-    /// discovery document's `issuer` write it, such as `https://auth.example.com`).
-    pub fn builder(issuer: impl Into<String>) -> VerifierBuilder {
-        VerifierBuilder::new(issuer)
+    pub(crate) fn from_settings(settings: Settings, http: reqwest::Client) -> Verifier {
+        Verifier {
+            inner: Arc::new(Inner {
+                settings,
+                issuer: IssuerClient::new(http),
+                keys: ArcSwap::from_pointee(CachedKeys::default()),
+                refresh: tokio::sync::Mutex::new(RefreshState::default()),
+                introspector: Introspector::default(),
+            }),
+        }
     }
 
     /// The issuer this verifier accepts tokens from.
@@ -131,7 +136,9 @@ impl Verifier {
         } else if token.is_empty() {
             Err(VerifyError::Malformed)
         } else {
-            let claims = self.inner.introspect(token).await?;
+            let inner = &self.inner;
+            let claims =
+                inner.introspector.introspect(&inner.issuer, &inner.settings, token).await?;
             Ok(VerifiedToken { claims, kind: TokenKind::Introspected })
         }
     }
@@ -151,17 +158,6 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Inner {
-    pub fn new(settings: Settings, http: reqwest::Client) -> Inner {
-        Inner {
-            settings,
-            http,
-            keys: ArcSwap::from_pointee(CachedKeys::default()),
-            refresh: tokio::sync::Mutex::new(RefreshState::default()),
-            discovery: tokio::sync::OnceCell::new(),
-            introspection_cache: std::sync::Mutex::new(IntrospectionCache::default()),
-        }
-    }
-
     async fn verify_jwt(&self, token: &str) -> Result<Claims, VerifyError> {
         let header = self.check_header(token)?;
         let kid = header.kid.as_deref().ok_or(VerifyError::MissingKeyId)?;
@@ -254,7 +250,7 @@ impl Inner {
             Reason::UnknownKid => state.last_unknown_kid_fetch = Some(now),
             _ => {}
         }
-        match self.fetch_keys().await {
+        match self.issuer.fetch_keys(&self.settings).await {
             Ok(Fetched { keys, fresh_for }) => {
                 state.retry_not_before = None;
                 let generation = self.keys.load().generation + 1;
