@@ -2,17 +2,19 @@
 //! credentials for introspection).
 //!
 //! ```sh
-//! gatehouse serve &                                  # http://127.0.0.1:8080
+//! gatehouse serve &                 # 127.0.0.1:8080, issuer http://localhost:8080
 //! cargo run -p gatehouse-verify --example axum_resource_server
-//! TOKEN=$(curl -s -X POST http://127.0.0.1:8080/v1/auth/sign-up -H 'content-type: application/json' \
+//! TOKEN=$(curl -s -X POST http://localhost:8080/v1/auth/sign-up -H 'content-type: application/json' \
 //!   -d '{"email":"ada@example.com","password":"Quasar-trail-mix-81!"}' | jq -r .tokens.access_token)
 //! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/me
 //! ```
 //!
-//! Settings (environment): `GATEHOUSE_ISSUER` (default `http://127.0.0.1:8080`),
-//! `GATEHOUSE_AUDIENCE` (default: the issuer, as Gatehouse's first-party tokens carry it),
+//! Settings (environment): `ISSUER_URL` (default `http://localhost:8080`, what
+//! `gatehouse serve` calls itself in development),
+//! `AUDIENCE` (default: the issuer, as Gatehouse's first-party tokens carry it),
 //! `INTROSPECTION_CLIENT_ID` and `INTROSPECTION_CLIENT_SECRET` (optional: accept API keys),
-//! `LISTEN_ADDR` (default `127.0.0.1:3000`).
+//! `LISTEN_ADDR` (default `127.0.0.1:3000`). (Not `GATEHOUSE_*` names: `gatehouse serve`
+//! refuses to start beside variables of that prefix it does not know.)
 
 use axum::Router;
 use axum::extract::Path;
@@ -47,8 +49,8 @@ async fn members(claims: Claims, Path(organization_id): Path<String>) -> Result<
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let setting = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
-    let issuer = setting("GATEHOUSE_ISSUER").unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
-    let audience = setting("GATEHOUSE_AUDIENCE").unwrap_or_else(|| issuer.clone());
+    let issuer = setting("ISSUER_URL").unwrap_or_else(|| "http://localhost:8080".to_owned());
+    let audience = setting("AUDIENCE").unwrap_or_else(|| issuer.clone());
     let mut builder = Verifier::builder(&issuer).audience(audience);
     if let (Some(id), Some(secret)) =
         (setting("INTROSPECTION_CLIENT_ID"), setting("INTROSPECTION_CLIENT_SECRET"))

@@ -76,7 +76,9 @@ impl Introspector {
                 check_introspected(verifier, &claims)?;
                 // Never reuse an answer past the token's own expiry.
                 let remaining = claims.exp.map_or(settings.cache_ttl, |exp| {
-                    Duration::from_secs(u64::try_from(exp.saturating_sub(now_seconds())).unwrap_or(0))
+                    Duration::from_secs(
+                        u64::try_from(exp.saturating_sub(now_seconds())).unwrap_or(0),
+                    )
                 });
                 (Ok(claims), settings.cache_ttl.min(remaining))
             }
