@@ -66,3 +66,8 @@ pub use verifier::{TokenKind, VerifiedToken, Verifier};
 
 #[cfg(feature = "axum")]
 pub use axum_layer::{VerifyLayer, VerifyService, bearer_token};
+
+/// The README's examples compile (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
