@@ -1,4 +1,4 @@
-//! Verify [Gatehouse](https://github.com/) access tokens in a Rust resource server, offline.
+//! Verify Gatehouse access tokens in a Rust resource server, offline.
 //!
 //! A [`Verifier`] fetches the issuer's signing keys (its JWKS, found through the discovery
 //! document) once, keeps them for as long as the issuer's `Cache-Control` allows, and
