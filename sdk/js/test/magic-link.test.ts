@@ -29,7 +29,7 @@ test('the emailed link signs in through verifyMagicLink', async () => {
   const mail = await sink.waitFor(address, 'sign-in link');
   const link = mail.linkFor('/magic-link');
   expect(link, mail.text()).toBeTruthy();
-  const token = new URL(link!).searchParams.get('token');
+  const token = new URL(link!, server.url).searchParams.get('token');
   expect(token).toBeTruthy();
 
   const result = await client.verifyMagicLink(token!);

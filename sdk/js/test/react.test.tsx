@@ -113,7 +113,8 @@ test('SignIn walks the MFA step with a TOTP code, focus on the code field', asyn
 test('UserButton opens with the keyboard, Escape returns focus, Sign out signs out', async () => {
   const { client } = await registered();
   render(<App client={client} />);
-  const button = screen.getByRole('button', { name: 'Account menu for Ada Lovelace' });
+  // A client that already holds a session: the provider checks it with the server first.
+  const button = await screen.findByRole('button', { name: 'Account menu for Ada Lovelace' });
   expect(button.getAttribute('aria-expanded')).toBe('false');
 
   fireEvent.keyDown(button, { key: 'ArrowDown' });
@@ -136,7 +137,7 @@ test('OrganizationSwitcher lists the organizations and switches the active one',
   const created = await client.createOrganization({ name: 'React Co', slug });
   render(<App client={client} />);
 
-  const select = screen.getByLabelText('Organization') as HTMLSelectElement;
+  const select = (await screen.findByLabelText('Organization')) as HTMLSelectElement;
   await screen.findByRole('option', { name: 'React Co' });
   expect(select.value).toBe('');
   await act(async () => {
@@ -157,7 +158,7 @@ test('Protect with a permission hides its children until the organization grants
       </Protect>
     </GatehouseProvider>,
   );
-  expect(screen.getByText('No permission')).toBeTruthy();
+  await screen.findByText('No permission');
   await act(async () => {
     await client.switchOrganization(created.id);
   });
