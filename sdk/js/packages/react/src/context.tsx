@@ -12,11 +12,22 @@ import {
 } from '@gatehouse/js';
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
 
+interface OrganizationList {
+  /** The user the list belongs to (a sign-out or another user makes it stale). */
+  userId: string | null;
+  organizations: Organization[];
+  isLoaded: boolean;
+  error: Error | null;
+}
+
 interface GatehouseContextValue {
   client: Gatehouse;
   session: Session | null;
   /** False until the stored session (if any) has been checked with the server. */
   isLoaded: boolean;
+  /** One list for every `useOrganization` below the provider, loaded on first use. */
+  organizations: OrganizationList;
+  reloadOrganizations: () => Promise<void>;
 }
 
 const GatehouseContext = createContext<GatehouseContextValue | null>(null);
@@ -50,7 +61,30 @@ export function GatehouseProvider(props: GatehouseProviderProps) {
     return stop;
   }, [client]);
 
-  const value = useMemo(() => ({ client, session, isLoaded }), [client, session, isLoaded]);
+  const [organizations, setOrganizations] = useState<OrganizationList>({
+    userId: null,
+    organizations: [],
+    isLoaded: false,
+    error: null,
+  });
+  const reloadOrganizations = useCallback(async () => {
+    const userId = client.session?.user.id ?? null;
+    if (!userId) {
+      setOrganizations({ userId: null, organizations: [], isLoaded: true, error: null });
+      return;
+    }
+    try {
+      const page = await client.listOrganizations({ limit: 100 });
+      setOrganizations({ userId, organizations: page.data, isLoaded: true, error: null });
+    } catch (caught) {
+      setOrganizations((previous) => ({ ...previous, userId, isLoaded: true, error: caught as Error }));
+    }
+  }, [client]);
+
+  const value = useMemo(
+    () => ({ client, session, isLoaded, organizations, reloadOrganizations }),
+    [client, session, isLoaded, organizations, reloadOrganizations],
+  );
   return <GatehouseContext.Provider value={value}>{children}</GatehouseContext.Provider>;
 }
 
@@ -112,31 +146,13 @@ export interface OrganizationState {
 }
 
 export function useOrganization(): OrganizationState {
-  const { client, session } = useGatehouseContext();
-  const [organizations, setOrganizations] = useState<Organization[]>([]);
-  const [isLoaded, setLoaded] = useState(false);
-  const [error, setError] = useState<Error | null>(null);
+  const { client, session, organizations: list, reloadOrganizations } = useGatehouseContext();
   const userId = session?.user.id ?? null;
-
-  const reload = useCallback(async () => {
-    if (!client.session) {
-      setOrganizations([]);
-      setLoaded(true);
-      return;
-    }
-    try {
-      setOrganizations((await client.listOrganizations({ limit: 100 })).data);
-      setError(null);
-    } catch (caught) {
-      setError(caught as Error);
-    } finally {
-      setLoaded(true);
-    }
-  }, [client]);
+  const stale = list.userId !== userId || !list.isLoaded;
 
   useEffect(() => {
-    void reload();
-  }, [reload, userId]);
+    if (stale) void reloadOrganizations();
+  }, [stale, reloadOrganizations]);
 
   const switchOrganization = useCallback(
     async (organizationId: string | null) => {
@@ -147,5 +163,12 @@ export function useOrganization(): OrganizationState {
 
   // `session` in the dependencies: the claims change with every switch.
   const organization = useMemo(() => (session ? client.activeOrganization() : null), [client, session]);
-  return { organization, organizations, isLoaded, error, switchOrganization, reload };
+  return {
+    organization,
+    organizations: stale ? [] : list.organizations,
+    isLoaded: !stale,
+    error: stale ? null : list.error,
+    switchOrganization,
+    reload: reloadOrganizations,
+  };
 }
