@@ -1,7 +1,8 @@
 // The SDK in a real browser: examples/react-app (Vite + @gatehouse/react) is built and served on
 // one origin, Gatehouse runs on another with GATEHOUSE_CORS_ALLOWED_ORIGINS naming the app's
 // origin, and Chromium signs up, signs out, signs in through the React SignIn component, creates
-// an organization and switches to it, every call going cross-origin to Gatehouse.
+// an organization and switches to it, adds a passkey and signs in with it (DevTools virtual
+// authenticator), every call going cross-origin to Gatehouse.
 //
 // A server built before CORS refuses the setting at start-up (exit 2 naming it). The journey
 // then still runs the components, same-origin (the app's server forwards Gatehouse's paths),
@@ -16,6 +17,7 @@ import { promisify } from 'node:util';
 
 import { Screenshots, launch } from '../support/browser.js';
 import { Gatehouse, freePort, repository } from '../support/gatehouse.js';
+import { addVirtualAuthenticator } from '../support/webauthn.js';
 
 const run = promisify(execFile);
 const EMAIL = 'ada.sdk@example.com';
@@ -72,14 +74,17 @@ function serveApp(port, forwardTo) {
 
 before(async () => {
   const appPort = await freePort();
-  // The app on 127.0.0.1, Gatehouse on localhost: two origins (and two sites).
-  appOrigin = `http://127.0.0.1:${appPort}`;
+  // The app and Gatehouse on two ports of localhost: two origins, one registrable domain, so
+  // the app's passkeys can use Gatehouse's relying-party id (`localhost`).
+  appOrigin = `http://localhost:${appPort}`;
+  const port = await freePort();
+  const passkeys = { GATEHOUSE_PASSKEYS_ORIGINS: `${appOrigin},http://localhost:${port}` };
   try {
-    gatehouse = await Gatehouse.start({ settings: { GATEHOUSE_CORS_ALLOWED_ORIGINS: appOrigin } });
+    gatehouse = await Gatehouse.start({ port, settings: { ...passkeys, GATEHOUSE_CORS_ALLOWED_ORIGINS: appOrigin } });
   } catch (error) {
     if (!/CORS_ALLOWED_ORIGINS/.test(String(error))) throw error;
     crossOrigin = false;
-    gatehouse = await Gatehouse.start();
+    gatehouse = await Gatehouse.start({ port, settings: passkeys });
   }
   await buildExample(crossOrigin ? gatehouse.url : '');
   app = await serveApp(appPort, crossOrigin ? undefined : gatehouse.url);
@@ -93,7 +98,7 @@ after(async () => {
   await gatehouse?.stop();
 });
 
-test('sign up, sign out, sign in through the React components, switch organization', async (t) => {
+test('sign up, sign out, sign in through the React components, switch organization, passkey', async (t) => {
   if (!crossOrigin) {
     t.diagnostic('this gatehouse refuses GATEHOUSE_CORS_ALLOWED_ORIGINS: ran SAME-ORIGIN through the app server, not cross-origin');
   }
@@ -156,6 +161,17 @@ test('sign up, sign out, sign in through the React components, switch organizati
     await page.getByLabel('Organization', { exact: true }).selectOption({ label: 'Acme Labs' });
     await page.getByText(`Signed in as ${EMAIL} in acme-labs as owner.`).waitFor();
     await shots.take(page, 'organization');
+
+    // A passkey through registerPasskey (WebAuthn L3 JSON), then a sign-in with it alone.
+    await addVirtualAuthenticator(context, page);
+    await page.getByRole('button', { name: 'Add a passkey' }).click();
+    await page.getByRole('status').filter({ hasText: 'Passkey added' }).waitFor();
+    await shots.take(page, 'passkey-added');
+    await page.getByRole('button', { name: 'Account menu for Ada' }).click();
+    await page.getByRole('menuitem', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await page.getByRole('heading', { name: 'Hello, Ada' }).waitFor();
+    await page.getByText(`Signed in as ${EMAIL}.`).waitFor();
 
     const expected = crossOrigin ? new URL(gatehouse.url).origin : appOrigin;
     assert.deepEqual([...apiOrigins], [expected], `the app called Gatehouse at ${[...apiOrigins].join(', ')}`);

@@ -63,6 +63,7 @@ function Dashboard() {
         .
       </p>
       <NewOrganization />
+      <AddPasskey />
     </div>
   );
 }
@@ -102,5 +103,29 @@ function NewOrganization() {
       </button>
       <p role="status">{status}</p>
     </form>
+  );
+}
+
+function AddPasskey() {
+  const client = useGatehouse();
+  const [status, setStatus] = useState('');
+  async function add() {
+    try {
+      const passkey = await client.registerPasskey();
+      setStatus(`Passkey added: ${passkey.name}.`);
+    } catch (error) {
+      setStatus(messageFor(error));
+    }
+  }
+  return (
+    <section className="gh-card" aria-labelledby="passkey-title">
+      <h2 className="gh-title" id="passkey-title">
+        Passkeys
+      </h2>
+      <button className="gh-button" type="button" onClick={() => void add()}>
+        Add a passkey
+      </button>
+      <p role="status">{status}</p>
+    </section>
   );
 }
