@@ -127,7 +127,12 @@ describe('cookie mode: @gatehouse/js through the route handlers', () => {
   /** The browser: a cookie jar in front of the app, whose /api/gatehouse routes are the handlers. */
   function browser() {
     const jar = new Map<string, string>();
-    const appFetch: typeof fetch = async (input, init) => {
+    const client = new Gatehouse({ url: `${APP}/api/gatehouse`, storage: 'cookie', fetch: appFetchOf(jar) });
+    return { jar, client };
+  }
+
+  function appFetchOf(jar: Map<string, string>): typeof fetch {
+    return async (input, init) => {
       const request = new Request(new URL(String(input), APP), init);
       if (jar.size > 0) request.headers.set('cookie', [...jar].map(([name, value]) => `${name}=${value}`).join('; '));
       const handler = request.method === 'GET' ? gatehouse.handlers.GET : gatehouse.handlers.POST;
@@ -140,8 +145,6 @@ describe('cookie mode: @gatehouse/js through the route handlers', () => {
       }
       return response;
     };
-    const client = new Gatehouse({ url: `${APP}/api/gatehouse`, storage: 'cookie', fetch: appFetch });
-    return { jar, client };
   }
 
   test('sign-in sets httpOnly cookies, JavaScript never holds a token, refresh and sign-out work', async () => {
@@ -169,14 +172,25 @@ describe('cookie mode: @gatehouse/js through the route handlers', () => {
     const org = await client.createOrganization({ name: 'Cookie Co', slug: `cookie-${Date.now().toString(36)}` });
     const active = await client.switchOrganization(org.id);
     expect(active?.org_id).toBe(org.id);
+    expect(client.activeOrganization()?.org_id).toBe(org.id);
     expect(decodeJwtPayload<{ org_id?: string }>(decodeURIComponent(jar.get('gatehouse_access')!))?.org_id).toBe(org.id);
     // The switch rotated the refresh cookie too: the next refresh keeps the organization.
     await client.refresh();
     expect(decodeJwtPayload<{ org_id?: string }>(decodeURIComponent(jar.get('gatehouse_access')!))?.org_id).toBe(org.id);
 
-    await client.signOut();
+    // A page load: a new client on the same cookies finds the session through the handlers.
+    const reloaded = new Gatehouse({ url: `${APP}/api/gatehouse`, storage: 'cookie', fetch: appFetchOf(jar) });
+    expect(reloaded.isSignedIn).toBe(false);
+    expect((await reloaded.restoreSession())?.user.email).toBe(address);
+    // No token in JavaScript, but its claims: the organization chosen before the reload.
+    expect(reloaded.session?.accessToken).toBeUndefined();
+    expect(reloaded.activeOrganization()?.org_id).toBe(org.id);
+
+    await reloaded.signOut();
     expect(jar.size).toBe(0);
-    expect(client.isSignedIn).toBe(false);
+    expect(reloaded.isSignedIn).toBe(false);
+    // Without cookies there is nothing to restore.
+    expect(await new Gatehouse({ url: `${APP}/api/gatehouse`, storage: 'cookie', fetch: appFetchOf(jar) }).restoreSession()).toBeNull();
   });
 
   test('a POST from another origin is refused before it reaches Gatehouse', async () => {

@@ -98,6 +98,7 @@ interface SwitchResponse extends Omit<TokensResponse, 'refresh_token'> {
 type CookieTokens = Omit<TokensResponse, 'access_token' | 'refresh_token'> & {
   access_token?: string;
   refresh_token?: string;
+  access_token_claims?: AccessTokenClaims;
 };
 
 export class Gatehouse {
@@ -159,7 +160,8 @@ export class Gatehouse {
   /** The access token's claims, decoded but not verified (for display), or `null`. */
   claims(): AccessTokenClaims | null {
     const token = this.#session?.accessToken;
-    return token ? decodeJwtPayload<AccessTokenClaims>(token) : null;
+    if (token) return decodeJwtPayload<AccessTokenClaims>(token);
+    return this.#session?.claims ?? null;
   }
 
   /** The active organization's claims from the access token, or `null`. */
@@ -172,6 +174,24 @@ export class Gatehouse {
       org_role: claims.org_role ?? '',
       org_permissions: claims.org_permissions ?? [],
     };
+  }
+
+  /**
+   * Cookie mode: asks the app's route handlers whether this browser's cookies hold a session
+   * (a refresh through the refresh cookie) and stores it; call it once when the page loads.
+   * Other modes answer the stored session (nothing to ask).
+   */
+  async restoreSession(): Promise<Session | null> {
+    if (!this.cookieMode || this.#session) return this.#session;
+    try {
+      const tokens = await this.#send<CookieTokens>('POST', '/v1/auth/refresh', {});
+      const session = sessionFrom(tokens);
+      this.#setSession(session, 'SIGNED_IN');
+      return session;
+    } catch (error) {
+      if (error instanceof GatehouseError && error.status >= 400 && error.status < 500) return null;
+      throw error;
+    }
   }
 
   // --- sign-up and sign-in -----------------------------------------------------------------
@@ -507,6 +527,7 @@ function sessionFrom(tokens: TokensResponse | CookieTokens): Session {
   };
   if (tokens.access_token) session.accessToken = tokens.access_token;
   if (tokens.refresh_token) session.refreshToken = tokens.refresh_token;
+  if ('access_token_claims' in tokens && tokens.access_token_claims) session.claims = tokens.access_token_claims;
   return session;
 }
 

@@ -89,6 +89,8 @@ export interface Session {
   expiresAt: number;
   sessionId: string;
   user: User;
+  /** Cookie mode: the access token's claims, sent by the route handlers in its place. */
+  claims?: AccessTokenClaims;
 }
 
 /** The claims of a Gatehouse access token (decoded, not verified: for display only). */

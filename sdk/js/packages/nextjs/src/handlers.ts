@@ -4,6 +4,7 @@
 //! tokens in httpOnly cookies, and answer the browser without them. JavaScript in the page
 //! never sees a token.
 
+import { decodeJwtPayload } from '@gatehouse/js';
 import { type CookieNames, refreshTokenFrom, serializeCookie, tokenFrom } from './cookies.js';
 
 export interface HandlerOptions {
@@ -47,6 +48,10 @@ export function createHandlers(options: HandlerOptions): { GET: Handler; POST: H
       // site cannot send JSON without a preflight; a foreign Origin is refused outright.
       const origin = request.headers.get('origin');
       if (origin && origin !== url.origin) return problem(403, 'origin_refused', 'Cross-origin request refused.');
+    }
+
+    if (path === '/v1/auth/refresh' && !refreshTokenFrom(request.headers, names)) {
+      return problem(401, 'invalid_grant', 'No session cookie.');
     }
 
     let body: string | undefined;
@@ -93,6 +98,8 @@ export function createHandlers(options: HandlerOptions): { GET: Handler; POST: H
     const tokens = (path === '/v1/auth/sign-up' ? answer.tokens : answer) as Record<string, unknown> | undefined;
     if (tokens && typeof tokens.access_token === 'string') {
       setCookies(answerHeaders, tokens, secure);
+      // The page may read the claims (the active organization, the expiry), not the token.
+      tokens.access_token_claims = decodeJwtPayload(tokens.access_token as string);
       delete tokens.access_token;
       delete tokens.refresh_token;
     }

@@ -44,12 +44,22 @@ export function GatehouseProvider(props: GatehouseProviderProps) {
   const { children } = props;
   const [client] = useState<Gatehouse>(() => props.client ?? new Gatehouse(props as GatehouseOptions));
   const [session, setSession] = useState<Session | null>(() => client.session);
-  const [isLoaded, setLoaded] = useState(() => client.session === null);
+  // Nothing to check without a stored session, except in cookie mode, where only the app's
+  // server can tell whether the browser's cookies hold one.
+  const [isLoaded, setLoaded] = useState(() => client.session === null && !client.cookieMode);
 
   useEffect(() => {
     const stop = client.onAuthStateChange((_event, next) => setSession(next));
-    // A stored session may have ended on the server since: ask once.
-    if (client.session) {
+    if (client.cookieMode && !client.session) {
+      client
+        .restoreSession()
+        .catch(() => null)
+        .finally(() => {
+          setSession(client.session);
+          setLoaded(true);
+        });
+    } else if (client.session) {
+      // A stored session may have ended on the server since: ask once.
       client
         .getUser()
         .catch(() => null)
