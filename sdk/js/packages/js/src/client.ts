@@ -203,7 +203,7 @@ export class Gatehouse {
       '/v1/auth/sign-up',
       params,
     );
-    if (answer.verification_required || !answer.tokens) return { status: 'verification_required' };
+    if (!answer?.tokens) return { status: 'verification_required' };
     return this.#signedIn(answer.tokens);
   }
 
@@ -239,6 +239,21 @@ export class Gatehouse {
   /** `POST /v1/auth/magic-link/verify` with the token from the emailed link. */
   async verifyMagicLink(token: string): Promise<SignInResult> {
     return this.#signInAnswer(await this.#send('POST', '/v1/auth/magic-link/verify', { token }));
+  }
+
+  /** `POST /v1/auth/email/verify` with the token from the verification email. */
+  async verifyEmail(token: string): Promise<void> {
+    await this.#send('POST', '/v1/auth/email/verify', { token });
+  }
+
+  /** `POST /v1/auth/password/forgot`: answers the same whether the address has an account or not. */
+  async forgotPassword(email: string): Promise<void> {
+    await this.#send('POST', '/v1/auth/password/forgot', { email });
+  }
+
+  /** `POST /v1/auth/password/reset` with the token from the reset email; every session ends. */
+  async resetPassword(token: string, newPassword: string): Promise<void> {
+    await this.#send('POST', '/v1/auth/password/reset', { token, new_password: newPassword });
   }
 
   /**
@@ -474,9 +489,14 @@ export class Gatehouse {
       });
     }
     if (!response.ok) throw await errorFromResponse(response);
-    if (response.status === 204 || response.status === 202) return undefined as T;
-    const text = await response.text();
-    return (text ? JSON.parse(text) : undefined) as T;
+    // 202 may carry a body (sign-up with verification required) or none (magic link).
+    const text = response.status === 204 ? '' : await response.text();
+    if (!text) return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch (cause) {
+      throw new GatehouseError({ code: 'invalid_response', status: response.status, detail: 'Gatehouse answered something other than JSON', cause });
+    }
   }
 
   #signInAnswer(answer: TokensResponse | MfaRequiredResponse | CookieTokens): SignInResult {

@@ -69,11 +69,16 @@ export function createHandlers(options: HandlerOptions): { GET: Handler; POST: H
       const value = request.headers.get(name);
       if (value) headers.set(name, value);
     }
-    const upstream = await options.fetch(`${base}${path}${url.search}`, {
-      method: request.method,
-      headers,
-      ...(body !== undefined ? { body } : {}),
-    });
+    let upstream: Response;
+    try {
+      upstream = await options.fetch(`${base}${path}${url.search}`, {
+        method: request.method,
+        headers,
+        ...(body !== undefined ? { body } : {}),
+      });
+    } catch {
+      return problem(502, 'network_error', 'Gatehouse cannot be reached.');
+    }
 
     const answerHeaders = new Headers();
     const type = upstream.headers.get('content-type');
