@@ -68,8 +68,23 @@ export interface MfaRequired {
 
 export type SignInResult = SignedIn | MfaRequired;
 
-/** Sign-up done and signed in, or (email verification required) an email is on its way. */
-export type SignUpResult = SignedIn | { status: 'verification_required' };
+/**
+ * Sign-up done and signed in; or an email is on its way (verification required: the same
+ * answer for every address); or the account exists but must sign in first (MFA required by
+ * the server's policy: `signIn` then leads to the enrolment).
+ */
+export type SignUpResult =
+  | SignedIn
+  | { status: 'verification_required' }
+  | { status: 'sign_in_required'; user: User };
+
+/** A required MFA enrolment begun during sign-in: show `qr_svg` or `secret` to the user. */
+export interface TotpEnrolment {
+  secret: string;
+  otpauth_uri: string;
+  /** SVG markup of the QR code (show it as an image: `data:image/svg+xml,...`). */
+  qr_svg: string;
+}
 
 export interface SignUpParams {
   email: string;
@@ -203,8 +218,9 @@ export class Gatehouse {
       '/v1/auth/sign-up',
       params,
     );
-    if (!answer?.tokens) return { status: 'verification_required' };
-    return this.#signedIn(answer.tokens);
+    if (answer?.tokens) return this.#signedIn(answer.tokens);
+    if (answer?.user) return { status: 'sign_in_required', user: answer.user };
+    return { status: 'verification_required' };
   }
 
   /** `POST /v1/auth/sign-in` with email or username and password. */
@@ -221,6 +237,39 @@ export class Gatehouse {
       trust_device: params.trustDevice ?? false,
     });
     return this.#signedIn(tokens);
+  }
+
+  /**
+   * `POST /v1/auth/mfa/enrol/totp`: when `signIn` answered `mfa_required` with
+   * `enrolmentRequired` (the server requires MFA and the user has none), starts enrolling an
+   * authenticator app with the sign-in's `mfaToken`.
+   */
+  async beginRequiredTotpEnrolment(mfaToken: string): Promise<TotpEnrolment> {
+    return this.#send('POST', '/v1/auth/mfa/enrol/totp', { mfa_token: mfaToken });
+  }
+
+  /**
+   * `POST /v1/auth/mfa/enrol/totp/confirm`: a first code completes the enrolment and the
+   * sign-in, and answers the backup codes (shown once). With `holdSession` the session is
+   * stored only when `complete()` is called, so a UI can show the codes before the signed-in
+   * app replaces it.
+   */
+  async confirmRequiredTotpEnrolment(
+    mfaToken: string,
+    code: string,
+    options: { holdSession?: boolean } = {},
+  ): Promise<{ backupCodes: string[]; user: User; complete(): SignedIn }> {
+    const answer = await this.#send<{ backup_codes: string[]; tokens: TokensResponse }>(
+      'POST',
+      '/v1/auth/mfa/enrol/totp/confirm',
+      { mfa_token: mfaToken, code },
+    );
+    let signedIn: SignedIn | null = options.holdSession ? null : this.#signedIn(answer.tokens);
+    return {
+      backupCodes: answer.backup_codes,
+      user: answer.tokens.user,
+      complete: () => (signedIn ??= this.#signedIn(answer.tokens)),
+    };
   }
 
   /** `POST /v1/auth/mfa/send-code`: a one-time code by `email` or `sms` for `verifyMfa`. */

@@ -11,6 +11,7 @@ export type {
   SignUpParams,
   SignUpResult,
   SignedIn,
+  TotpEnrolment,
   VerifyMfaParams,
 } from './client.js';
 export { GatehouseError, isGatehouseError, errorFromResponse } from './errors.js';

@@ -23,6 +23,7 @@ const TOKEN_PATHS = new Set([
   '/v1/auth/mfa/verify',
   '/v1/auth/magic-link/verify',
   '/v1/auth/passkey/finish',
+  '/v1/auth/mfa/enrol/totp/confirm',
   '/v1/me/organization',
 ]);
 
@@ -99,8 +100,10 @@ export function createHandlers(options: HandlerOptions): { GET: Handler; POST: H
       });
     }
     const answer = (await upstream.json()) as Record<string, unknown>;
-    // Sign-up nests its tokens; the others are a tokens answer (or the MFA step, untouched).
-    const tokens = (path === '/v1/auth/sign-up' ? answer.tokens : answer) as Record<string, unknown> | undefined;
+    // Sign-up and the required enrolment nest their tokens; the others are a tokens answer (or
+    // the MFA step, untouched).
+    const nested = path === '/v1/auth/sign-up' || path === '/v1/auth/mfa/enrol/totp/confirm';
+    const tokens = (nested ? answer.tokens : answer) as Record<string, unknown> | undefined;
     if (tokens && typeof tokens.access_token === 'string') {
       setCookies(answerHeaders, tokens, secure);
       // The page may read the claims (the active organization, the expiry), not the token.

@@ -17,6 +17,8 @@ export { UserButton, displayName } from './user-button.js';
 export type { UserButtonProps } from './user-button.js';
 export { OrganizationSwitcher } from './organization-switcher.js';
 export type { OrganizationSwitcherProps } from './organization-switcher.js';
+export { MfaEnrolment } from './mfa-enrolment.js';
+export type { MfaEnrolmentProps } from './mfa-enrolment.js';
 export { Protect } from './protect.js';
 export type { ProtectProps } from './protect.js';
 export { messageFor } from './messages.js';

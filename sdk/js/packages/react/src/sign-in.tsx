@@ -6,6 +6,7 @@ import { passkeysSupported, type MfaMethod, type MfaRequired, type SignInResult,
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { useGatehouse } from './context.js';
 import { Field, FormError } from './field.js';
+import { MfaEnrolment } from './mfa-enrolment.js';
 import { fieldMessages, messageFor } from './messages.js';
 
 export interface SignInProps {
@@ -88,6 +89,10 @@ export function SignIn({ onSignedIn, passkeys, signUpUrl, title = 'Sign in' }: S
     if (challenge && (next === 'email' || next === 'sms')) {
       void attempt(() => client.sendMfaCode(challenge.mfaToken, next));
     }
+  }
+
+  if (challenge?.enrolmentRequired) {
+    return <MfaEnrolment challenge={challenge} {...(onSignedIn ? { onSignedIn } : {})} />;
   }
 
   if (challenge) {

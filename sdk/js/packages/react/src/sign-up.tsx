@@ -1,10 +1,11 @@
 //! `<SignUp>`: email, password and an optional name. When the server requires email
 //! verification the form gives way to "check your email".
 
-import type { User } from '@gatehouse/js';
+import type { MfaRequired, User } from '@gatehouse/js';
 import { useRef, useState, type FormEvent } from 'react';
 import { useGatehouse } from './context.js';
 import { Field, FormError } from './field.js';
+import { MfaEnrolment } from './mfa-enrolment.js';
 import { fieldMessages, messageFor } from './messages.js';
 
 export interface SignUpProps {
@@ -22,6 +23,7 @@ export function SignUp({ onSignedUp, signInUrl, title = 'Create an account' }: S
   const [error, setError] = useState<string | null>(null);
   const [fields, setFields] = useState<Record<string, string>>({});
   const [checkEmail, setCheckEmail] = useState(false);
+  const [enrolment, setEnrolment] = useState<MfaRequired | null>(null);
   const notice = useRef<HTMLHeadingElement>(null);
 
   async function submit(event: FormEvent) {
@@ -38,6 +40,11 @@ export function SignUp({ onSignedUp, signInUrl, title = 'Create an account' }: S
       if (result.status === 'verification_required') {
         setCheckEmail(true);
         queueMicrotask(() => notice.current?.focus());
+      } else if (result.status === 'sign_in_required') {
+        // The server requires MFA: sign in, which leads to the enrolment.
+        const signedIn = await client.signIn({ email, password });
+        if (signedIn.status === 'mfa_required') setEnrolment(signedIn);
+        else onSignedUp?.(signedIn.user);
       } else {
         onSignedUp?.(result.user);
       }
@@ -47,6 +54,10 @@ export function SignUp({ onSignedUp, signInUrl, title = 'Create an account' }: S
     } finally {
       setBusy(false);
     }
+  }
+
+  if (enrolment) {
+    return <MfaEnrolment challenge={enrolment} {...(onSignedUp ? { onSignedIn: onSignedUp } : {})} />;
   }
 
   if (checkEmail) {
