@@ -35,7 +35,9 @@ async function preflight(origin: string, path: string) {
   });
 }
 
-test.runIf(corsSupported)('a listed origin passes the preflight of the SDK calls', async () => {
+// Decided when the test runs (after beforeAll), not when it is collected.
+test('a listed origin passes the preflight of the SDK calls', async (context) => {
+  if (!corsSupported) context.skip();
   for (const path of ['/v1/auth/sign-in', '/v1/auth/refresh', '/v1/me/organization']) {
     const response = await preflight(APP, path);
     expect(response.status, path).toBeLessThan(300);
@@ -48,7 +50,8 @@ test.runIf(corsSupported)('a listed origin passes the preflight of the SDK calls
   }
 });
 
-test.runIf(corsSupported)('the SDK answers carry the listed origin; an unlisted one gets no grant', async () => {
+test('the SDK answers carry the listed origin; an unlisted one gets no grant', async (context) => {
+  if (!corsSupported) context.skip();
   const client = new Gatehouse({
     url: server!.url,
     fetch: (input, init) => fetch(input, { ...init, headers: { ...(init?.headers as object), origin: APP } }),
