@@ -1,7 +1,7 @@
 // Refresh: one network refresh for many concurrent callers (the server rotates refresh tokens
 // and revokes the whole session when one is used twice, so a client that sent 20 would be
 // signed out), and a refused refresh signs the client out.
-import { Gatehouse, GatehouseError, type AuthEvent } from '@gatehouse/js';
+import { Gatehouse, GatehouseError, localStorageStorage, type AuthEvent } from '@gatehouse/js';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { PASSWORD, email, startServer, type LiveServer } from './support/server.js';
 
@@ -82,4 +82,35 @@ test('a refresh token the server refuses signs the client out with invalid_grant
   expect((error as GatehouseError).status).toBe(401);
   expect(client.isSignedIn).toBe(false);
   expect(events).toEqual(['SIGNED_OUT']);
+});
+
+test('two clients on one shared storage (two tabs): the second adopts the rotation of the first', async () => {
+  const items = new Map<string, string>();
+  const shared = {
+    getItem: (key: string) => items.get(key) ?? null,
+    setItem: (key: string, value: string) => void items.set(key, value),
+    removeItem: (key: string) => void items.delete(key),
+  } as unknown as Storage;
+  let refreshRequests = 0;
+  const counting: typeof fetch = (input, init) => {
+    if (String(input).endsWith('/v1/auth/refresh')) refreshRequests += 1;
+    return fetch(input, init);
+  };
+  const first = new Gatehouse({ url: server.url, storage: localStorageStorage('tabs', shared), fetch: counting });
+  await first.signUp({ email: email('tabs'), password: PASSWORD });
+  const second = new Gatehouse({ url: server.url, storage: localStorageStorage('tabs', shared), fetch: counting });
+  const stale = second.session!.refreshToken;
+
+  const rotated = await first.refresh();
+  expect(refreshRequests).toBe(1);
+  // The second tab still holds the spent refresh token; its refresh must not send it.
+  const adopted = await second.refresh();
+  expect(refreshRequests).toBe(1);
+  expect(adopted.refreshToken).toBe(rotated.refreshToken);
+  expect(adopted.refreshToken).not.toBe(stale);
+  // The session is alive for both (a reuse would have revoked it).
+  expect((await first.getUser())?.id).toBe(first.user!.id);
+  await second.refresh();
+  expect(refreshRequests).toBe(2);
+  expect((await second.getUser())).not.toBeNull();
 });

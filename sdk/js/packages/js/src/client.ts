@@ -142,6 +142,12 @@ export class Gatehouse {
     this.#fetch = (input, init) => platformFetch(input, init);
     this.#marginMs = (options.refreshMarginSeconds ?? 30) * 1000;
     this.#session = this.#storage.load();
+    this.#storage.subscribe?.((session) => {
+      const event: AuthEvent =
+        session === null ? 'SIGNED_OUT' : this.#session?.sessionId === session.sessionId ? 'TOKEN_REFRESHED' : 'SIGNED_IN';
+      this.#session = session;
+      this.#tell(event, session);
+    });
   }
 
   // --- state -------------------------------------------------------------------------------
@@ -404,6 +410,25 @@ export class Gatehouse {
   }
 
   async #refreshOnce(): Promise<Session> {
+    // Shared storage (other tabs): one refresh at a time across them, where the browser has
+    // Web Locks; each one first looks whether another already rotated the token.
+    const locks = (globalThis.navigator as { locks?: LockManager } | undefined)?.locks;
+    if (this.#storage.shared && locks) return locks.request('gatehouse.refresh', () => this.#refreshShared());
+    return this.#storage.shared ? this.#refreshShared() : this.#refreshNetwork();
+  }
+
+  async #refreshShared(): Promise<Session> {
+    const mine = this.#session;
+    const stored = this.#storage.load();
+    if (mine && stored?.sessionId === mine.sessionId && stored.refreshToken && stored.refreshToken !== mine.refreshToken) {
+      // Another client rotated the token: ours is spent (using it would revoke the session).
+      this.#setSession(stored, 'TOKEN_REFRESHED');
+      if (stored.expiresAt - Date.now() > this.#marginMs) return stored;
+    }
+    return this.#refreshNetwork();
+  }
+
+  async #refreshNetwork(): Promise<Session> {
     const session = this.#session;
     if (!session) throw notSignedIn();
     if (!this.cookieMode && !session.refreshToken) throw notSignedIn();
@@ -570,6 +595,10 @@ export class Gatehouse {
   #setSession(session: Session | null, event: AuthEvent): void {
     this.#session = session;
     this.#storage.save(session);
+    this.#tell(event, session);
+  }
+
+  #tell(event: AuthEvent, session: Session | null): void {
     for (const listener of [...this.#listeners]) {
       try {
         listener(event, session);

@@ -5,10 +5,18 @@
 
 import type { Session } from './types.js';
 
-/** A place for the session. `load` runs once, when the client is made. */
+/** A place for the session. `load` runs when the client is made (and, for shared storage, before a refresh). */
 export interface TokenStorage {
   load(): Session | null;
   save(session: Session | null): void;
+  /**
+   * Shared with other clients (other tabs): before refreshing, the client reads it again and
+   * adopts a session another client already rotated, instead of spending the same refresh
+   * token twice (which Gatehouse answers by revoking the session).
+   */
+  shared?: boolean;
+  /** Tells the client when another client changed the stored session. */
+  subscribe?(listener: (session: Session | null) => void): () => void;
 }
 
 /** The default: the session lives as long as the client object. */
@@ -28,16 +36,26 @@ export function memoryStorage(): TokenStorage {
  */
 export function localStorageStorage(key = 'gatehouse.session', storage?: Storage): TokenStorage {
   const store = (): Storage | undefined => storage ?? globalThis.localStorage;
+  const parse = (text: string | null | undefined): Session | null => {
+    if (!text) return null;
+    try {
+      const session = JSON.parse(text) as Session;
+      return typeof session?.sessionId === 'string' ? session : null;
+    } catch {
+      return null;
+    }
+  };
   return {
-    load: () => {
-      const text = store()?.getItem(key);
-      if (!text) return null;
-      try {
-        const session = JSON.parse(text) as Session;
-        return typeof session?.sessionId === 'string' ? session : null;
-      } catch {
-        return null;
-      }
+    shared: true,
+    load: () => parse(store()?.getItem(key)),
+    subscribe: (listener) => {
+      // The `storage` event fires in the other tabs of the origin, never in the writer.
+      if (typeof globalThis.addEventListener !== 'function') return () => undefined;
+      const onStorage = (event: StorageEvent) => {
+        if (event.key === key || event.key === null) listener(parse(event.newValue));
+      };
+      globalThis.addEventListener('storage', onStorage);
+      return () => globalThis.removeEventListener('storage', onStorage);
     },
     save: (session) => {
       const target = store();
