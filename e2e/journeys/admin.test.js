@@ -2,7 +2,8 @@
 // signs in on /login on the way to /admin, reads the overview, finds a user by address, ends
 // one of the user's sessions, suspends and unsuspends the account, registers an application
 // (its secret shown once), and reads the audit log filtered on the suspension. Every page is
-// screenshotted.
+// screenshotted. A second journey reads the keys page and impersonates the user (a reason, the
+// banner on the account page, stopping) and finds it in the audit log.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
@@ -129,5 +130,56 @@ test('an admin finds a user, ends a session, suspends and unsuspends, reads the 
   } finally {
     await context.close();
     await userContext.close();
+  }
+});
+
+test('an admin reads the keys, then impersonates a user for a while and stops', async () => {
+  const shots = new Screenshots('admin-impersonation');
+  const context = await browser.newContext({ baseURL: gatehouse.url, locale: 'en-GB' });
+  const page = await context.newPage();
+  try {
+    await page.goto('/admin/keys');
+    await page.waitForURL(/\/login\?return_to=%2Fadmin%2Fkeys/);
+    await signIn(page, ADMIN);
+    await page.waitForURL(`${gatehouse.url}/admin/keys`);
+    await page.getByRole('heading', { name: 'Token signing keys' }).waitFor();
+    await shots.take(page, 'keys');
+
+    // The user's page: impersonate with a reason.
+    await page.goto(`/admin/users?q=${encodeURIComponent(USER)}`);
+    await page.getByRole('link', { name: USER }).click();
+    await page.waitForURL(/\/admin\/users\/usr_/);
+    const userUrl = page.url();
+    await page.getByLabel('Reason').fill('Ticket 12: the account page looks wrong');
+    await page.getByLabel('For (minutes)').selectOption('15');
+    await page.getByRole('button', { name: 'Start impersonating' }).click();
+    await page.waitForURL(`${gatehouse.url}/account`);
+    const banner = page.getByRole('status').filter({ hasText: 'You are acting as' });
+    await banner.waitFor();
+    assert.match(await banner.textContent(), new RegExp(USER.replace('.', '\\.')));
+    await shots.take(page, 'impersonating');
+    // The dashboard is not the user's.
+    const refused = await page.goto('/admin');
+    assert.equal(refused.status(), 403);
+
+    // Stopping brings the admin back to the user's page, still signed in.
+    await page.goto('/account');
+    await page.getByRole('button', { name: 'Stop impersonating' }).click();
+    await page.waitForURL(userUrl);
+    await page.getByRole('heading', { name: USER, level: 1 }).waitFor();
+    assert.ok(!(await page.content()).includes('You are acting as'));
+
+    // The audit log has it, with the reason.
+    await page.goto('/admin/audit?action=user.impersonated');
+    const rows = page.locator('tbody tr');
+    assert.equal(await rows.count(), 1, 'one impersonation');
+    assert.match(await rows.first().textContent(), /Ticket 12/);
+    await shots.take(page, 'audit-impersonation');
+  } catch (error) {
+    await shots.failure(page).catch(() => {});
+    error.message += `\n--- gatehouse log ---\n${gatehouse.log()}`;
+    throw error;
+  } finally {
+    await context.close();
   }
 });

@@ -372,6 +372,34 @@ async fn the_overview_and_session_apis_answer_admins_only(test: TestDatabase) {
     }
     let (status, _) = app.get_auth(&path, &token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The password-reset email, sent by an admin: the link reaches only the user and works.
+    let reset_path = format!("/v1/admin/users/{cy}/password-reset");
+    let (status, sent) = app.post(&reset_path, Some(&env.admin), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    assert_eq!(sent, json!({ "sent": true }), "no link in the answer");
+    let mail = env.sink.wait_for_subject("cy@example.com", "Reset your").await;
+    let link_token = mail.token_for("/reset-password").expect("a reset link");
+    let (status, _) = app
+        .post(
+            "/v1/auth/password/reset",
+            None,
+            json!({ "token": link_token, "new_password": support::OTHER_STRONG_PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.sign_in("cy@example.com", support::OTHER_STRONG_PASSWORD).await.0,
+        StatusCode::OK
+    );
+    let (_, log) =
+        app.get_auth("/v1/admin/audit-log?action=user.password_reset_requested", &env.admin).await;
+    assert_eq!(log["data"][0]["metadata"]["by"], "admin", "{log}");
+    let (status, _) = app.post(&reset_path, Some(&token), json!({})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a user's token (signed out) is no admin");
+    let (status, _) =
+        app.post("/v1/admin/users/usr_nobody/password-reset", Some(&env.admin), json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     env.app.stop().await;
 }
 

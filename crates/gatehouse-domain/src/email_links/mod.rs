@@ -344,6 +344,40 @@ impl EmailLinkService {
         Ok(())
     }
 
+    /// An admin sends a user the "forgot password" email (a reset link only the user receives;
+    /// the admin never sees it), audited `user.password_reset_requested` with `by: admin`.
+    /// An account without an address is `invalid`, a suspended one `account_suspended`.
+    pub async fn admin_send_password_reset(
+        &self,
+        admin: &crate::principal::AdminPrincipal,
+        user_id: &str,
+        context: &RequestContext,
+    ) -> Result<(), DomainError> {
+        let user = self.users.user_by_id(user_id).await?.ok_or(DomainError::NotFound)?;
+        if user.email_digest.is_none() {
+            return Err(DomainError::Invalid("this account has no email address".into()));
+        }
+        if user.suspended_at.is_some() {
+            return Err(DomainError::AccountSuspended);
+        }
+        let now = self.clock.now();
+        let (tokens, outbox) = self.notices.link_email(
+            &user,
+            TokenPurpose::ResetPassword,
+            "/reset-password",
+            &[],
+            context,
+            now,
+        )?;
+        let event = AuditEvent::new("user.password_reset_requested", admin.actor(), context, now)
+            .target("user", &user.id)
+            .metadata(serde_json::json!({ "by": "admin" }));
+        let work = UnitOfWork { events: vec![event], tokens, outbox, ..UnitOfWork::default() };
+        self.work.commit(&work).await?;
+        self.notices.wake();
+        Ok(())
+    }
+
     /// `POST /v1/auth/password/forgot`: a reset link to the address if it has an account. The
     /// answer and the work are the same for every address.
     pub async fn forgot_password(

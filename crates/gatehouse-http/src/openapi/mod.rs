@@ -28,7 +28,7 @@ use crate::state::AppState;
         email_links::reset_password, email_links::request_magic_link, email_links::magic_link_verify,
         me::me, me::update_me, me::change_password, me::sessions, me::revoke_session,
         admin::list_users, admin::create_user, admin::get_user, admin::update_user, admin::delete_user,
-        admin::suspend_user, admin::unsuspend_user, admin::unlock_user, admin_audit::audit_log,
+        admin::suspend_user, admin::unsuspend_user, admin::unlock_user, admin::send_password_reset, admin_audit::audit_log,
         admin_audit::export_audit_log,
         admin_clients::create_client, admin_clients::list_clients, admin_clients::get_client,
         admin_clients::delete_client, admin_clients::rotate_secret, admin_clients::update_client,

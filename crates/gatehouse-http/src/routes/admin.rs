@@ -23,6 +23,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/admin/users/{id}/suspend", post(suspend_user))
         .route("/v1/admin/users/{id}/unsuspend", post(unsuspend_user))
         .route("/v1/admin/users/{id}/unlock", post(unlock_user))
+        .route("/v1/admin/users/{id}/password-reset", post(send_password_reset))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -193,4 +194,27 @@ pub(crate) async fn unlock_user(
     Path(id): Path<String>,
 ) -> Result<Json<UserResponse>, ApiError> {
     Ok(Json(state.accounts.admin_users.unlock(&admin, &id, &context).await?.into()))
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub(crate) struct PasswordResetSent {
+    /// A reset link went to the user's address (only the user receives it).
+    sent: bool,
+}
+
+/// Emails the user a password-reset link (the "forgot password" email; the link is never in
+/// an answer). Audited `user.password_reset_requested` with `by: admin`.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/password-reset", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 202, body = PasswordResetSent),
+    (status = 422, description = "validation_failed: the account has no email address", body = crate::error::Problem),
+    (status = 401, body = crate::error::Problem), (status = 403, description = "forbidden, account_suspended", body = crate::error::Problem),
+    (status = 404, body = crate::error::Problem)))]
+pub(crate) async fn send_password_reset(
+    State(state): State<AppState>,
+    Client(context): Client,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<PasswordResetSent>), ApiError> {
+    state.accounts.email_links.admin_send_password_reset(&admin, &id, &context).await?;
+    Ok((StatusCode::ACCEPTED, Json(PasswordResetSent { sent: true })))
 }

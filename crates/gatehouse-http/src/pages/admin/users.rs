@@ -294,13 +294,9 @@ pub(crate) async fn act(
             accounts.admin_users.update(admin, &id, update, &context).await.map(drop)
         }
         // The user's own "forgot password" email: a reset link only they receive.
-        "send_password_reset" => match accounts.admin_users.get(admin, &id).await {
-            Ok(user) => match user.email {
-                Some(email) => accounts.email_links.forgot_password(&email, &context).await,
-                None => Err(DomainError::NotFound),
-            },
-            Err(error) => Err(error),
-        },
+        "send_password_reset" => {
+            accounts.email_links.admin_send_password_reset(admin, &id, &context).await
+        }
         "delete" => match accounts.admin_users.delete(admin, &id, &context).await {
             Ok(()) => return state.pages.redirect("/admin/users"),
             Err(error) => Err(error),
