@@ -11,9 +11,15 @@
 //! - A rotation retires exactly the key it read as active: if another rotation came first, it
 //!   writes nothing and answers a conflict. Its `signing_key.rotated` audit event (target the
 //!   new kid, the retired kid in its metadata) commits in the rotation's transaction.
-//! - After a rotation this instance's cache is dropped at once, so the next token is signed by
-//!   the new key and the next JWKS answer lists it; other instances pick it up within
-//!   `cache_seconds`.
+//! - A rotation publishes the new key at once and starts signing with it only
+//!   `rotation_delay_seconds` later (the retiring key's `retired_at`): longer than any
+//!   instance's cache (`cache_seconds`), so every instance — and every JWKS reader that refetches
+//!   as often — knows the new key before any token carries it, and every instance switches at
+//!   the same moment (their clocks permitting), whatever order they reload in. No instance
+//!   ever refuses a token of another one because of a rotation. With a delay of 0 (a single
+//!   instance) the new key signs from the next token.
+//! - After a rotation this instance's cache is dropped at once, so the next JWKS answer lists
+//!   the new key; other instances pick it up within `cache_seconds`.
 
 use std::sync::Arc;
 
@@ -107,6 +113,9 @@ pub struct KeySettings {
     /// How long an instance trusts its cached key set before reading the store again, so
     /// that a rotation made by another instance is picked up.
     pub cache_seconds: i64,
+    /// How long after a rotation the new key starts signing (it is published at once). More
+    /// than `cache_seconds` on a cluster; 0 switches at once.
+    pub rotation_delay_seconds: i64,
 }
 
 /// What the CLI and admin API show about a key (never the private part).
@@ -124,7 +133,10 @@ pub struct KeyInfo {
 
 struct CachedKeys {
     loaded_at: i64,
+    /// Signs once the keys of `outgoing` have stopped.
     signer: Arc<SigningKey>,
+    /// Retired keys still signing: each until its `retired_at`, soonest first.
+    outgoing: Vec<(i64, Arc<SigningKey>)>,
     jwks: Arc<serde_json::Value>,
     verifier: Arc<PublicKeySet>,
 }
@@ -182,10 +194,11 @@ impl KeyService {
         Ok(self.info(&active))
     }
 
-    /// Generates a new active key; the previous one stays in JWKS for the retention period.
-    /// Audited as `signing_key.rotated` (target the new kid, metadata the retired kid) in the
-    /// rotation's transaction; a rotation racing another answers `conflict` and changes
-    /// nothing. This instance signs with the new key from the next token on.
+    /// Generates a new active key, published at once; the previous one keeps signing for
+    /// `rotation_delay_seconds` (its `retired_at`), then stays in JWKS for the retention
+    /// period. Audited as `signing_key.rotated` (target the new kid, metadata the retired kid
+    /// and when the new key signs) in the rotation's transaction; a rotation racing another
+    /// answers `conflict` and changes nothing.
     pub async fn rotate(
         &self,
         admin: &AdminPrincipal,
@@ -194,15 +207,17 @@ impl KeyService {
         let retiring = self.ensure_active_key().await?;
         let new_key = self.generate().await?;
         let now = self.clock.now();
+        let signs_from = now + self.settings.rotation_delay_seconds.max(0);
         let event = AuditEvent::new("signing_key.rotated", admin.actor(), context, now)
             .target("signing_key", &new_key.kid)
             .metadata(serde_json::json!({
                 "retired_kid": retiring.kid,
                 "algorithm": new_key.algorithm.to_string(),
+                "signs_from": signs_from,
             }));
-        let publish_until = now + self.settings.retention_seconds;
+        let publish_until = signs_from + self.settings.retention_seconds;
         self.store
-            .rotate_signing_key(&new_key, &retiring.kid, now, publish_until, &[event])
+            .rotate_signing_key(&new_key, &retiring.kid, signs_from, publish_until, &[event])
             .await
             .map_err(|error| match error {
                 StoreError::Conflict(_) => {
@@ -226,9 +241,17 @@ impl KeyService {
         self.cached(|keys| keys.jwks.clone()).await
     }
 
-    /// The key that signs new tokens.
+    /// The key that signs new tokens now: a retired key while its signing window after a
+    /// rotation lasts, else the active key.
     pub async fn active_signer(&self) -> Result<Arc<SigningKey>, DomainError> {
-        self.cached(|keys| keys.signer.clone()).await
+        let now = self.clock.now();
+        self.cached(|keys| {
+            keys.outgoing
+                .iter()
+                .find(|(until, _)| *until > now)
+                .map_or_else(|| keys.signer.clone(), |(_, key)| key.clone())
+        })
+        .await
     }
 
     /// The published keys as a verifier: what any resource server would trust right now.
@@ -282,6 +305,17 @@ impl KeyService {
             .find(|key| key.state == KeyState::Active)
             .ok_or_else(|| DomainError::Internal("no active signing key".into()))?;
         let signer = Arc::new(self.open(active)?);
+        // Keys retired by a rotation whose new key does not sign yet; a cache lives less long
+        // than a rotation's delay, so one loaded before such a window ends sees it end.
+        let mut outgoing = Vec::new();
+        for key in &keys {
+            if let (KeyState::Retired, Some(until)) = (key.state, key.retired_at)
+                && until > now
+            {
+                outgoing.push((until, Arc::new(self.open(key)?)));
+            }
+        }
+        outgoing.sort_by_key(|(until, _)| *until);
         let published: Vec<serde_json::Value> = keys
             .iter()
             .filter(|key| is_published(key, now))
@@ -289,7 +323,8 @@ impl KeyService {
             .collect();
         let jwks = serde_json::json!({ "keys": published });
         let verifier = Arc::new(PublicKeySet::from_jwks(&jwks)?);
-        let cached = CachedKeys { loaded_at: now, signer, jwks: Arc::new(jwks), verifier };
+        let cached =
+            CachedKeys { loaded_at: now, signer, outgoing, jwks: Arc::new(jwks), verifier };
         let picked = pick(&cached);
         self.cache.store(Some(Arc::new(cached)));
         Ok(picked)

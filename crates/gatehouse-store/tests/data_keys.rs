@@ -48,6 +48,7 @@ fn key_service(test: &TestDatabase, cipher: FieldCipher) -> KeyService {
             rsa_bits: 2048,
             retention_seconds: 960,
             cache_seconds: 0,
+            rotation_delay_seconds: 0,
         },
     )
 }

@@ -437,6 +437,7 @@ fn key_service(test: &TestDatabase, master: &MasterKey, clock: Arc<ManualClock>)
             rsa_bits: 2048,
             retention_seconds: 960,
             cache_seconds: 0,
+            rotation_delay_seconds: 0,
         },
     )
 }

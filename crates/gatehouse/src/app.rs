@@ -262,6 +262,7 @@ pub async fn build_core_with_clock(
             rsa_bits: config.signing.rsa_bits,
             retention_seconds: config.key_retention_seconds(),
             cache_seconds: 30,
+            rotation_delay_seconds: config.rotation_delay_seconds(),
         },
     ));
     keys.ensure_active_key().await?;

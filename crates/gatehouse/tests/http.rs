@@ -449,3 +449,91 @@ async fn the_api_answers_cors_only_for_listed_origins(test: TestDatabase) {
     assert!(answer.headers().get("access-control-allow-origin").is_none());
     app.stop().await;
 }
+
+/// Two instances on one PostgreSQL database (a cluster: SQLite is one instance) and one clock,
+/// with the cluster's rotation delay (the default on PostgreSQL): a rotation publishes the new
+/// key at once, every instance keeps signing with the old one until the delay is over and then
+/// both switch together; at every moment a token of either instance is accepted by the other
+/// (no 401 because of the rotation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_reaches_every_instance_before_its_key_signs() {
+    let Some(test) = TestDatabase::postgres().await.unwrap() else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI runs the PostgreSQL suites");
+        eprintln!("skipped: set GATEHOUSE_TEST_POSTGRES_URL");
+        return;
+    };
+    let master_key = MasterKey::generate();
+    let start = support::mfa::wall_clock();
+    let clock = std::sync::Arc::new(gatehouse_domain::ManualClock::new(start));
+    // Instances behind one load balancer share the issuer; the delay is PostgreSQL's default
+    // (the test configuration sets 0 for the single-instance tests).
+    let extra = [
+        ("GATEHOUSE_ISSUER", "http://gatehouse.test"),
+        ("GATEHOUSE_SIGNING_ROTATION_DELAY_SECONDS", "35"),
+    ];
+    let first = TestApp::spawn_with_clock(&test, &master_key, &extra, Some(clock.clone())).await;
+    let second = TestApp::spawn_with_clock(&test, &master_key, &extra, Some(clock.clone())).await;
+    first.sign_up("rota@example.com", support::STRONG_PASSWORD).await;
+    let kid = |token: &str| jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+    let jwks_kids = |app: &TestApp| {
+        let url = app.url("/.well-known/jwks.json");
+        let http = app.http.clone();
+        async move {
+            let jwks: serde_json::Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|key| key["kid"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    // Signs in on `from`, checks the token on `to` (and on `from`); answers its kid.
+    let exchange = |from: &TestApp, to: &TestApp| {
+        let (from, to) = (from.base_url.clone(), to.base_url.clone());
+        async move {
+            let http = reqwest::Client::new();
+            let tokens: serde_json::Value = http
+                .post(format!("{from}/v1/auth/sign-in"))
+                .json(&serde_json::json!({ "email": "rota@example.com", "password": support::STRONG_PASSWORD }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let token = tokens["access_token"].as_str().unwrap().to_owned();
+            for base in [&to, &from] {
+                let me =
+                    http.get(format!("{base}/v1/me")).bearer_auth(&token).send().await.unwrap();
+                let status = me.status();
+                let body = me.text().await.unwrap();
+                assert_eq!(status, StatusCode::OK, "refused at {base}: {body}");
+            }
+            token
+        }
+    };
+    let old = kid(&exchange(&first, &second).await);
+    assert_eq!(kid(&exchange(&second, &first).await), old);
+
+    let context = RequestContext::default();
+    let rotated = first.keys.rotate(&AdminPrincipal::system(), &context).await.unwrap();
+    assert_ne!(rotated.kid, old);
+    // Published at once by the rotating instance, signing not yet anywhere.
+    assert!(jwks_kids(&first).await.contains(&rotated.kid));
+    assert_eq!(kid(&exchange(&first, &second).await), old);
+    assert_eq!(kid(&exchange(&second, &first).await), old);
+    // Past the other instance's cache: it publishes the new key too, still signing the old.
+    clock.advance(31);
+    assert!(jwks_kids(&second).await.contains(&rotated.kid));
+    assert_eq!(kid(&exchange(&second, &first).await), old);
+    assert_eq!(kid(&exchange(&first, &second).await), old);
+    // The delay over: both sign with the new key, and both accept each other's tokens.
+    clock.advance(5);
+    assert_eq!(kid(&exchange(&first, &second).await), rotated.kid);
+    assert_eq!(kid(&exchange(&second, &first).await), rotated.kid);
+    // The old key stays published for its tokens.
+    assert!(jwks_kids(&second).await.contains(&old));
+    first.stop().await;
+    second.stop().await;
+}

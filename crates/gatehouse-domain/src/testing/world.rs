@@ -116,6 +116,7 @@ impl TestWorld {
                 rsa_bits: 2048,
                 retention_seconds: 24 * 3600,
                 cache_seconds: 30,
+                rotation_delay_seconds: 0,
             },
         ));
         keys.ensure_active_key().await.unwrap();

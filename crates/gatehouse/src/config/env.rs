@@ -56,6 +56,7 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("password_policy.history_size", Kind::Integer),
     ("signing.algorithm", Kind::Text),
     ("signing.rsa_bits", Kind::Integer),
+    ("signing.rotation_delay_seconds", Kind::Integer),
     ("tokens.access_token_ttl_seconds", Kind::Integer),
     ("tokens.id_token_ttl_seconds", Kind::Integer),
     ("tokens.refresh_token_ttl_seconds", Kind::Integer),

@@ -321,3 +321,18 @@ fn lifecycle_and_api_budget_settings_are_read_and_validated() {
         assert!(error.setting.starts_with(name), "{name}={value}: {error}");
     }
 }
+
+/// A rotated signing key signs at once on SQLite (one instance), after more than the 30 s key
+/// cache on PostgreSQL (several instances may share it), or as set.
+#[test]
+fn the_rotation_delay_follows_the_backend_unless_set() {
+    assert_eq!(load(&[]).unwrap().rotation_delay_seconds(), 0);
+    let postgres = [("GATEHOUSE_DATABASE_URL", "postgres://db.example/gatehouse")];
+    assert_eq!(load(&postgres).unwrap().rotation_delay_seconds(), 35);
+    let set = [postgres[0], ("GATEHOUSE_SIGNING_ROTATION_DELAY_SECONDS", "0")];
+    assert_eq!(load(&set).unwrap().rotation_delay_seconds(), 0);
+    for refused in ["5", "30", "4000", "-1"] {
+        let error = load(&[("GATEHOUSE_SIGNING_ROTATION_DELAY_SECONDS", refused)]).unwrap_err();
+        assert!(error.to_string().contains("GATEHOUSE_SIGNING_ROTATION_DELAY_SECONDS"), "{error}");
+    }
+}

@@ -113,6 +113,15 @@ impl Config {
         if self.cors.max_age_seconds > 86_400 {
             return Err(error("cors.max_age_seconds", "at most 86400"));
         }
+        if let Some(delay) = self.signing.rotation_delay_seconds
+            && delay != 0
+            && !(31..=3600).contains(&delay)
+        {
+            return Err(error(
+                "signing.rotation_delay_seconds",
+                "0 (switch at once) or 31 to 3600 (longer than the 30 s key cache)",
+            ));
+        }
         if !(0..=365).contains(&self.account_deletion.grace_days) {
             return Err(error("account_deletion.grace_days", "between 0 (immediate) and 365"));
         }

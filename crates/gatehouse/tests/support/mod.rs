@@ -50,6 +50,8 @@ pub fn test_config(
         ("GATEHOUSE_SIGNING_ALGORITHM".to_owned(), "ES256".to_owned()),
         // Tests sign in many times from 127.0.0.1; the rate-limit tests turn limits back on.
         ("GATEHOUSE_RATE_LIMIT_ENABLED".to_owned(), "false".to_owned()),
+        // A rotation switches at once (its delay for several instances has its own test).
+        ("GATEHOUSE_SIGNING_ROTATION_DELAY_SECONDS".to_owned(), "0".to_owned()),
     ]
     .into_iter()
     .collect();
