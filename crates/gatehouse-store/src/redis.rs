@@ -58,6 +58,13 @@ impl ReadinessCheck for Redis {
         "redis"
     }
 
+    /// Not required: a Redis outage must not take every instance out of the load balancer at
+    /// once. It shows as `unavailable` in `/readyz`'s body (and in the logs); each use decides
+    /// how to degrade (rate limits fail closed on sign-in, ceremonies answer 503).
+    fn required(&self) -> bool {
+        false
+    }
+
     async fn check(&self) -> Result<(), String> {
         let mut connection = self.connection();
         let answer: String = redis::cmd("PING")

@@ -188,8 +188,8 @@ pub async fn open_database(config: &Config) -> Result<Database, StartupError> {
     }
     let options = DatabaseOptions {
         max_connections: config.database.max_connections,
+        acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
         postgres_schema: config.database.schema.clone(),
-        ..DatabaseOptions::default()
     };
     Ok(Database::connect(&url, &options).await?)
 }

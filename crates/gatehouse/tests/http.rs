@@ -227,8 +227,9 @@ async fn openapi_describes_the_api(test: TestDatabase) {
     app.stop().await;
 }
 
-/// Redis, when configured, is part of readiness; a cut network path to it shows as 503
-/// naming `redis` while the database stays `ok`.
+/// Redis, when configured, is checked by readiness, but its outage does not make an instance
+/// unready (it would take every instance out of the load balancer at once): a cut network
+/// path shows as `unavailable` in the body, the answer stays 200; it comes back by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_names_a_failed_redis() {
     let Some(redis_url) = gatehouse_store::testing::redis_url().unwrap() else {
@@ -249,9 +250,82 @@ async fn readiness_names_a_failed_redis() {
 
     proxy.cut();
     let (status, body) = app.get_json("/readyz").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(body["failed"], serde_json::json!(["redis"]));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["checks"]["redis"], "unavailable", "{body}");
+    assert_eq!(body["failed"], serde_json::json!([]));
     assert_eq!(body["checks"]["database"], "ok");
+    proxy.restore();
+    let mut checks = 0;
+    loop {
+        let (_, body) = app.get_json("/readyz").await;
+        if body["checks"]["redis"] == "ok" {
+            break;
+        }
+        checks += 1;
+        assert!(checks < 50, "Redis did not come back: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+}
+
+/// PostgreSQL gone (a cut network path): requests that need it answer 503 problem+json with
+/// `Retry-After` within the pool's acquire timeout (2 s), not after a long queue; `/readyz`
+/// says the database failed; when the path is back the pool recovers by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_503_quickly_and_recovers() {
+    let Some(test) = TestDatabase::postgres().await.unwrap() else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI runs the PostgreSQL suites");
+        eprintln!("skipped: set GATEHOUSE_TEST_POSTGRES_URL");
+        return;
+    };
+    let url = reqwest::Url::parse(&test.url).unwrap();
+    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let upstream = tokio::net::lookup_host(upstream).await.unwrap().next().unwrap();
+    let proxy = gatehouse_store::testing::FaultProxy::start(upstream).await.unwrap();
+    let mut proxied = url.clone();
+    proxied.set_host(Some("127.0.0.1")).unwrap();
+    proxied.set_port(Some(proxy.address().port())).unwrap();
+    let app = TestApp::spawn_with(
+        &test,
+        &MasterKey::generate(),
+        &[("GATEHOUSE_DATABASE_URL", proxied.as_str())],
+    )
+    .await;
+    app.sign_up("pg@example.com", support::STRONG_PASSWORD).await;
+
+    proxy.cut();
+    let started = std::time::Instant::now();
+    let answer = app
+        .http
+        .post(app.url("/v1/auth/sign-in"))
+        .json(
+            &serde_json::json!({ "email": "pg@example.com", "password": support::STRONG_PASSWORD }),
+        )
+        .send()
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(answer.headers().contains_key("retry-after"));
+    let problem: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(problem["code"], "service_unavailable", "{problem}");
+    assert!(waited < std::time::Duration::from_millis(4500), "a 503 after {waited:?}");
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["failed"], serde_json::json!(["database"]));
+
+    proxy.restore();
+    let mut attempts = 0;
+    loop {
+        let (status, _) = app.sign_in("pg@example.com", support::STRONG_PASSWORD).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        attempts += 1;
+        assert!(attempts < 30, "the pool did not recover: {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.get_json("/readyz").await.0, StatusCode::OK);
     app.stop().await;
 }
 

@@ -21,22 +21,22 @@ impl FaultProxy {
         let cut = Arc::new(cut);
         let accept_cut = cut.clone();
         tokio::spawn(async move {
-            let mut stop = accept_cut.subscribe();
+            // Lives as long as the test's runtime.
             loop {
-                tokio::select! {
-                    _ = stop.wait_for(|cut| *cut) => return,
-                    accepted = listener.accept() => {
-                        let Ok((mut client, _)) = accepted else { continue };
-                        let mut connection_stop = accept_cut.subscribe();
-                        tokio::spawn(async move {
-                            let Ok(mut server) = TcpStream::connect(upstream).await else { return };
-                            tokio::select! {
-                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                                _ = connection_stop.wait_for(|cut| *cut) => {}
-                            }
-                        });
-                    }
+                let Ok((mut client, _)) = listener.accept().await else { continue };
+                // While cut, a connection is closed as soon as it is accepted.
+                if *accept_cut.borrow() {
+                    drop(client);
+                    continue;
                 }
+                let mut connection_stop = accept_cut.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = connection_stop.wait_for(|cut| *cut) => {}
+                    }
+                });
             }
         });
         Ok(FaultProxy { address, cut })
@@ -46,8 +46,13 @@ impl FaultProxy {
         self.address
     }
 
-    /// Drops every open connection and refuses new ones, like a dead network path.
+    /// Drops every open connection and closes new ones at once, like a dead network path.
     pub fn cut(&self) {
-        let _ = self.cut.send(true);
+        self.cut.send_replace(true);
+    }
+
+    /// Lets connections through again (the path is back).
+    pub fn restore(&self) {
+        self.cut.send_replace(false);
     }
 }

@@ -34,6 +34,7 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("database.url", Kind::Text),
     ("database.schema", Kind::Text),
     ("database.max_connections", Kind::Integer),
+    ("database.acquire_timeout_ms", Kind::Integer),
     ("database.auto_migrate", Kind::Boolean),
     ("redis.url", Kind::Text),
     ("redis.key_prefix", Kind::Text),

@@ -451,6 +451,9 @@ pub struct DatabaseConfig {
     /// PostgreSQL only: the schema to use (`search_path`), for sharing one database.
     pub schema: Option<String>,
     pub max_connections: u32,
+    /// How long a request waits for a connection before answering 503 (`Retry-After`): with
+    /// the database down, requests fail this fast instead of queueing.
+    pub acquire_timeout_ms: u64,
     /// Apply pending migrations at start (otherwise run `gatehouse migrate`).
     pub auto_migrate: bool,
 }
@@ -577,7 +580,13 @@ impl Default for HttpConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: None, schema: None, max_connections: 10, auto_migrate: true }
+        Self {
+            url: None,
+            schema: None,
+            max_connections: 10,
+            acquire_timeout_ms: 2000,
+            auto_migrate: true,
+        }
     }
 }
 

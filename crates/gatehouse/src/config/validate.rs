@@ -122,6 +122,9 @@ impl Config {
                 "0 (switch at once) or 31 to 3600 (longer than the 30 s key cache)",
             ));
         }
+        if !(100..=60_000).contains(&self.database.acquire_timeout_ms) {
+            return Err(error("database.acquire_timeout_ms", "between 100 and 60000"));
+        }
         if !(0..=365).contains(&self.account_deletion.grace_days) {
             return Err(error("account_deletion.grace_days", "between 0 (immediate) and 365"));
         }
