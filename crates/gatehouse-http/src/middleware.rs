@@ -133,6 +133,7 @@ pub(crate) async fn limit(
     let (mut response, decision) =
         match state.rate_limit_policy().spend(bucket, ip.as_deref()).await {
             Verdict::Unchecked => return next.run(request).await,
+            Verdict::Unavailable => return limiter_unavailable(bucket),
             Verdict::Allowed(decision) => (next.run(request).await, decision),
             Verdict::Refused { decision, retry_after_seconds } => {
                 (too_many_requests(bucket, retry_after_seconds), decision)
@@ -169,6 +170,33 @@ pub(crate) fn too_many_requests(bucket: Bucket, retry_after_seconds: u64) -> Res
     response
 }
 
+/// The answer while the limiter's store is down, for a budget that fails closed: 503 with
+/// `Retry-After`, problem+json for the API and the RFCs' format for the OAuth endpoints.
+pub(crate) fn limiter_unavailable(bucket: Bucket) -> Response {
+    const RETRY_AFTER_SECONDS: u64 = 5;
+    if !bucket.answers_oauth() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "Sign-in attempts cannot be counted right now; try again shortly.",
+        )
+        .with_retry_after(RETRY_AFTER_SECONDS)
+        .into_response();
+    }
+    let body = serde_json::json!({
+        "error": "temporarily_unavailable",
+        "error_description": "attempts cannot be counted right now; try again shortly",
+    });
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .extensions_mut()
+        .insert(ErrorForLog { code: "temporarily_unavailable", internal: None });
+    response
+}
+
 /// The general `/v1` budget: GET and HEAD spend the read budget, every other method the write
 /// budget, of the principal a valid bearer names (so users of one server-side app behind one
 /// IP are not throttled as one), or of the client IP when there is no valid bearer. The
@@ -200,6 +228,8 @@ pub(crate) async fn api_budget(
     let request = Request::from_parts(parts, body);
     let (mut response, decision) = match verdict {
         Verdict::Unchecked => return next.run(request).await,
+        // The general budgets fail open.
+        Verdict::Unavailable => return limiter_unavailable(bucket),
         Verdict::Allowed(decision) => (next.run(request).await, decision),
         Verdict::Refused { decision, retry_after_seconds } => {
             (too_many_requests(bucket, retry_after_seconds), decision)

@@ -52,6 +52,17 @@ impl Bucket {
     }
 
     /// Whether a refusal answers in the OAuth RFCs' format rather than problem+json.
+    /// Whether the bucket guards guesses at a secret (a password, a code, a client secret, a
+    /// user code): with the limiter's store down it refuses (503) rather than let unlimited
+    /// guesses through, unless `rate_limit.fail_open` says otherwise. Other budgets let
+    /// requests through while the store is down.
+    pub fn fails_closed(self) -> bool {
+        matches!(
+            self,
+            Bucket::SignIn | Bucket::Token | Bucket::TokenClient | Bucket::DeviceVerification
+        )
+    }
+
     pub fn answers_oauth(self) -> bool {
         matches!(
             self,
@@ -87,6 +98,9 @@ pub struct RateLimits {
     pub device_verification: RateLimit,
     pub api_read: RateLimit,
     pub api_write: RateLimit,
+    /// With the limiter's store (Redis) down, let every request through, the guarded ones
+    /// too (`rate_limit.fail_open`); otherwise those answer 503.
+    pub fail_open: bool,
 }
 
 impl RateLimits {
@@ -145,8 +159,11 @@ fn limited_address(ip: &str) -> String {
 /// What spending one request of a budget answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// No decision: rate limiting is off, or the limiter store failed.
+    /// No decision: rate limiting is off, or the limiter store failed for a budget that fails
+    /// open.
     Unchecked,
+    /// The limiter store failed for a budget that fails closed: answer 503.
+    Unavailable,
     /// Within the budget.
     Allowed(RateLimitDecision),
     /// The budget is spent; `retry_after_seconds` (at least 1) says for how long.
@@ -187,9 +204,13 @@ impl<'a> RateLimitPolicy<'a> {
                 let retry_after_seconds = decision.retry_after.map_or(1, seconds_up).max(1);
                 Verdict::Refused { decision, retry_after_seconds }
             }
-            Err(error) => {
+            Err(error) if self.limits.fail_open || !bucket.fails_closed() => {
                 tracing::error!(%error, bucket = bucket.name(), "rate limiter unavailable; letting the request through");
                 Verdict::Unchecked
+            }
+            Err(error) => {
+                tracing::error!(%error, bucket = bucket.name(), "rate limiter unavailable; refusing what it guards");
+                Verdict::Unavailable
             }
         }
     }
@@ -247,6 +268,7 @@ mod tests {
             device_verification: per_minute(8),
             api_read: per_minute(9),
             api_write: per_minute(10),
+            fail_open: false,
         };
         let check = |bucket, ip, key: &str, limit| {
             assert_eq!(limits.key_and_limit(bucket, ip), (key.to_owned(), per_minute(limit)));
@@ -300,6 +322,7 @@ mod tests {
             device_verification: RateLimit::new(1, Duration::from_secs(60)),
             api_read: RateLimit::new(1, Duration::from_secs(60)),
             api_write: RateLimit::new(1, Duration::from_secs(60)),
+            fail_open: false,
         };
         let key = |ip| limits.key_and_limit(Bucket::SignIn, Some(ip)).0;
         assert_eq!(key("2001:db8:1:2::1"), "gh:sign-in:2001:db8:1:2::/64");

@@ -901,6 +901,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
             device_verification: per_minute(config.rate_limit.device_verification_per_minute),
             api_read: per_minute(config.rate_limit.api_get_per_minute),
             api_write: per_minute(config.rate_limit.api_write_per_minute),
+            fail_open: config.rate_limit.fail_open,
         },
         readiness: readiness.into(),
         metrics,

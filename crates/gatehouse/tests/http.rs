@@ -611,3 +611,56 @@ async fn a_rotation_reaches_every_instance_before_its_key_signs() {
     first.stop().await;
     second.stop().await;
 }
+
+/// Redis (the limiter's store) down: password sign-ins fail closed — 503 with `Retry-After`,
+/// not unlimited guesses — while the general API budget lets requests through; with
+/// `GATEHOUSE_RATE_LIMIT_FAIL_OPEN=true` sign-ins go through too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_fail_closed_while_the_limiter_is_down_unless_told_otherwise() {
+    let Some(redis_url) = gatehouse_store::testing::redis_url().unwrap() else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI runs the Redis suites");
+        eprintln!("skipped: set GATEHOUSE_TEST_REDIS_URL");
+        return;
+    };
+    let upstream = reqwest::Url::parse(&redis_url).unwrap();
+    let upstream = format!("{}:{}", upstream.host_str().unwrap(), upstream.port().unwrap_or(6379));
+    let upstream = tokio::net::lookup_host(upstream).await.unwrap().next().unwrap();
+    for fail_open in ["false", "true"] {
+        let proxy = gatehouse_store::testing::FaultProxy::start(upstream).await.unwrap();
+        let test = TestDatabase::sqlite().await.unwrap();
+        let proxied = format!("redis://{}", proxy.address());
+        let prefix = format!("gh-test-{}:", gatehouse_crypto::new_id("t"));
+        let settings = [
+            ("GATEHOUSE_REDIS_URL", proxied.as_str()),
+            ("GATEHOUSE_REDIS_KEY_PREFIX", prefix.as_str()),
+            ("GATEHOUSE_RATE_LIMIT_ENABLED", "true"),
+            ("GATEHOUSE_RATE_LIMIT_FAIL_OPEN", fail_open),
+        ];
+        let app = TestApp::spawn_with(&test, &MasterKey::generate(), &settings).await;
+        let tokens = app.sign_up("limits@example.com", support::STRONG_PASSWORD).await;
+        let token = tokens["access_token"].as_str().unwrap().to_owned();
+        let (status, _) = app.sign_in("limits@example.com", support::STRONG_PASSWORD).await;
+        assert_eq!(status, StatusCode::OK);
+
+        proxy.cut();
+        let answer = app
+            .http
+            .post(app.url("/v1/auth/sign-in"))
+            .json(&serde_json::json!({ "email": "limits@example.com", "password": support::STRONG_PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        if fail_open == "false" {
+            assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(answer.headers().contains_key("retry-after"));
+            let problem: serde_json::Value = answer.json().await.unwrap();
+            assert_eq!(problem["code"], "service_unavailable");
+        } else {
+            assert_eq!(answer.status(), StatusCode::OK, "failing open");
+        }
+        // The general budget lets the API through either way.
+        let (status, me) = app.get_auth("/v1/me", &token).await;
+        assert_eq!(status, StatusCode::OK, "{me}");
+        app.stop().await;
+    }
+}

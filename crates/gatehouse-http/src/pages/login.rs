@@ -123,15 +123,22 @@ pub(crate) async fn submit(
     // The budget of `POST /v1/auth/sign-in`: switching between the API and the page gives no
     // extra guesses.
     let ip = context.ip.as_deref();
-    if let Verdict::Refused { decision, retry_after_seconds } =
-        state.rate_limit_policy().spend(Bucket::SignIn, ip).await
-    {
-        let mut response =
-            failure(StatusCode::TOO_MANY_REQUESTS, "login.error.rate_limited", "rate_limited")
-                .await;
-        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds));
-        insert_headers(response.headers_mut(), &decision);
-        return response;
+    match state.rate_limit_policy().spend(Bucket::SignIn, ip).await {
+        Verdict::Refused { decision, retry_after_seconds } => {
+            let mut response =
+                failure(StatusCode::TOO_MANY_REQUESTS, "login.error.rate_limited", "rate_limited")
+                    .await;
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+            insert_headers(response.headers_mut(), &decision);
+            return response;
+        }
+        Verdict::Unavailable => {
+            let unavailable = gatehouse_domain::DomainError::Store(
+                gatehouse_domain::StoreError::Unavailable("rate limiter".into()),
+            );
+            return pages.error_page(locale, ErrorPage::from_domain(&unavailable));
+        }
+        Verdict::Unchecked | Verdict::Allowed(_) => {}
     }
     let trusted_device = pages.device_cookie.from_headers(&headers).map(str::to_owned);
     let identifier = identifier(&identifier_text);

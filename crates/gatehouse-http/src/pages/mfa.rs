@@ -215,16 +215,23 @@ pub(crate) async fn verify(
     };
     // The budget of `POST /v1/auth/mfa/verify` (the sign-in one): the page gives no extra
     // guesses at a code.
-    if let Verdict::Refused { decision, retry_after_seconds } =
-        state.rate_limit_policy().spend(Bucket::SignIn, context.ip.as_deref()).await
-    {
-        let status = StatusCode::TOO_MANY_REQUESTS;
-        let mut response =
-            posted.form(&fields.method, status, Some("mfa.error.rate_limited"), None);
-        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds));
-        insert_headers(response.headers_mut(), &decision);
-        response.extensions_mut().insert(ErrorForLog { code: "rate_limited", internal: None });
-        return response;
+    match state.rate_limit_policy().spend(Bucket::SignIn, context.ip.as_deref()).await {
+        Verdict::Refused { decision, retry_after_seconds } => {
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let mut response =
+                posted.form(&fields.method, status, Some("mfa.error.rate_limited"), None);
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+            insert_headers(response.headers_mut(), &decision);
+            response.extensions_mut().insert(ErrorForLog { code: "rate_limited", internal: None });
+            return response;
+        }
+        Verdict::Unavailable => {
+            let unavailable = gatehouse_domain::DomainError::Store(
+                gatehouse_domain::StoreError::Unavailable("rate limiter".into()),
+            );
+            return state.pages.error_page(posted.locale, ErrorPage::from_domain(&unavailable));
+        }
+        Verdict::Unchecked | Verdict::Allowed(_) => {}
     }
     let request = MfaVerification {
         mfa_token: posted.mfa_token.clone(),

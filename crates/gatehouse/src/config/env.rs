@@ -67,6 +67,7 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("lockout.threshold", Kind::Integer),
     ("lockout.duration", Kind::Integer),
     ("rate_limit.enabled", Kind::Boolean),
+    ("rate_limit.fail_open", Kind::Boolean),
     ("rate_limit.sign_in_per_minute", Kind::Integer),
     ("rate_limit.sign_up_per_minute", Kind::Integer),
     ("rate_limit.refresh_per_minute", Kind::Integer),

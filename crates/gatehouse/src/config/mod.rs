@@ -132,6 +132,10 @@ impl Default for LockoutConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
     pub enabled: bool,
+    /// With Redis (the limiter's store) down: `false` (the default) refuses sign-ins, code
+    /// checks and token requests with 503 rather than let unlimited guesses through; `true`
+    /// lets them through. Other budgets always let requests through while it is down.
+    pub fail_open: bool,
     /// Requests per client IP per minute.
     pub sign_in_per_minute: u32,
     pub sign_up_per_minute: u32,
@@ -158,6 +162,7 @@ impl Default for RateLimitConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            fail_open: false,
             sign_in_per_minute: 5,
             sign_up_per_minute: 3,
             refresh_per_minute: 10,

@@ -49,6 +49,7 @@ pub(crate) async fn token_budget(
     for (bucket, subject) in subjects {
         match policy.spend_as(bucket, subject).await {
             Verdict::Unchecked => {}
+            Verdict::Unavailable => return crate::middleware::limiter_unavailable(bucket),
             Verdict::Allowed(decision) => decisions.push(decision),
             Verdict::Refused { decision, retry_after_seconds } => {
                 let mut response = too_many_requests(bucket, retry_after_seconds);
