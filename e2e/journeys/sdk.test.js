@@ -3,10 +3,6 @@
 // origin, and Chromium signs up, signs out, signs in through the React SignIn component, creates
 // an organization and switches to it, adds a passkey and signs in with it (DevTools virtual
 // authenticator), every call going cross-origin to Gatehouse.
-//
-// A server built before CORS refuses the setting at start-up (exit 2 naming it): the
-// cross-origin test then reports as skipped, and the same journey runs same-origin instead (the
-// app's server forwards Gatehouse's paths); with CORS the same-origin one is skipped.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createReadStream, existsSync, statSync } from 'node:fs';
@@ -28,7 +24,6 @@ let gatehouse;
 let app;
 let appOrigin;
 let browser;
-let crossOrigin = true;
 
 /** Builds the SDK packages (tsc), installs the example's packages when needed, `vite build`. */
 async function buildExample(gatehouseUrl) {
@@ -45,25 +40,12 @@ async function buildExample(gatehouseUrl) {
   });
 }
 
-/** Serves the built app (SPA fallback); in same-origin mode also forwards Gatehouse's paths. */
-function serveApp(port, forwardTo) {
+/** Serves the built app (SPA fallback). */
+function serveApp(port) {
   const root = path.join(exampleDirectory, 'dist');
   const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml' };
   const server = http.createServer((request, response) => {
     const url = new URL(request.url, `http://127.0.0.1:${port}`);
-    if (forwardTo && /^\/(v1|\.well-known|oauth2)\//.test(url.pathname)) {
-      const upstream = http.request(
-        `${forwardTo}${url.pathname}${url.search}`,
-        { method: request.method, headers: { ...request.headers, host: new URL(forwardTo).host } },
-        (answer) => {
-          response.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(response);
-        },
-      );
-      upstream.on('error', () => response.writeHead(502).end());
-      request.pipe(upstream);
-      return;
-    }
     let file = path.join(root, path.normalize(url.pathname).replace(/^(\.\.[/\\])+/, ''));
     if (!file.startsWith(root) || !existsSync(file) || statSync(file).isDirectory()) file = path.join(root, 'index.html');
     response.writeHead(200, { 'content-type': types[path.extname(file)] ?? 'application/octet-stream' });
@@ -79,15 +61,9 @@ before(async () => {
   appOrigin = `http://localhost:${appPort}`;
   const port = await freePort();
   const passkeys = { GATEHOUSE_PASSKEYS_ORIGINS: `${appOrigin},http://localhost:${port}` };
-  try {
-    gatehouse = await Gatehouse.start({ port, settings: { ...passkeys, GATEHOUSE_CORS_ALLOWED_ORIGINS: appOrigin } });
-  } catch (error) {
-    if (!/CORS_ALLOWED_ORIGINS/.test(String(error))) throw error;
-    crossOrigin = false;
-    gatehouse = await Gatehouse.start({ port, settings: passkeys });
-  }
-  await buildExample(crossOrigin ? gatehouse.url : '');
-  app = await serveApp(appPort, crossOrigin ? undefined : gatehouse.url);
+  gatehouse = await Gatehouse.start({ port, settings: { ...passkeys, GATEHOUSE_CORS_ALLOWED_ORIGINS: appOrigin } });
+  await buildExample(gatehouse.url);
+  app = await serveApp(appPort);
   browser = await launch();
 });
 
@@ -184,20 +160,8 @@ async function journey(expectedOrigin) {
   }
 }
 
-test('cross-origin (CORS): sign up, sign out, sign in through the React components, switch organization, passkey', async (t) => {
-  if (!crossOrigin) {
-    t.skip('this gatehouse refuses GATEHOUSE_CORS_ALLOWED_ORIGINS (built before CORS): see the same-origin run');
-    return;
-  }
+test('cross-origin (CORS): sign up, sign out, sign in through the React components, switch organization, passkey', async () => {
   const gatehouseOrigin = new URL(gatehouse.url).origin;
   assert.notEqual(gatehouseOrigin, appOrigin);
   await journey(gatehouseOrigin);
-});
-
-test('same-origin through the app server, only while the server lacks CORS: the same journey', async (t) => {
-  if (crossOrigin) {
-    t.skip('the server has CORS: the cross-origin run covers it');
-    return;
-  }
-  await journey(appOrigin);
 });
