@@ -571,3 +571,68 @@ async fn a_code_raced_on_two_challenges_signs_in_once(test: TestDatabase) {
     assert_eq!(refused["code"], "mfa_code_replayed");
     env.app.stop().await;
 }
+
+/// Redis (where challenges live) unreachable: a challenge is never lost silently. Answering
+/// one, and a sign-in that needs a new one, are `503 service_unavailable` with `Retry-After`
+/// (not "invalid challenge", not a 500); once Redis is back the same challenge still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_answers_503_and_keeps_the_challenge() {
+    let Some(redis_url) = gatehouse_store::testing::redis_url().unwrap() else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI runs the Redis suites");
+        eprintln!("skipped: set GATEHOUSE_TEST_REDIS_URL");
+        return;
+    };
+    let upstream = reqwest::Url::parse(&redis_url).unwrap();
+    let upstream = format!("{}:{}", upstream.host_str().unwrap(), upstream.port().unwrap_or(6379));
+    let upstream = tokio::net::lookup_host(upstream).await.unwrap().next().unwrap();
+    let proxy = gatehouse_store::testing::FaultProxy::start(upstream).await.unwrap();
+    let proxied = format!("redis://{}", proxy.address());
+    let test = TestDatabase::sqlite().await.unwrap();
+    let prefix = format!("test:{}:", gatehouse_crypto::random_token());
+    let env = spawn(
+        &test,
+        &[
+            ("GATEHOUSE_REDIS_URL", proxied.as_str()),
+            ("GATEHOUSE_REDIS_KEY_PREFIX", prefix.as_str()),
+        ],
+    )
+    .await;
+    let token = env.user("outage@example.com").await;
+    let (secret, _) = env.enrol_totp(&token).await;
+    let mfa_token =
+        env.challenge("outage@example.com").await["mfa_token"].as_str().unwrap().to_owned();
+    env.clock.advance(30);
+    let code = totp(&secret, env.now());
+
+    proxy.cut();
+    let answer = env
+        .app
+        .http
+        .post(env.app.url("/v1/auth/mfa/verify"))
+        .json(&json!({ "mfa_token": mfa_token, "method": "totp", "code": code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(answer.headers().contains_key("retry-after"));
+    let problem: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(problem["code"], "service_unavailable", "{problem}");
+    let (status, problem) = env.app.sign_in("outage@example.com", STRONG_PASSWORD).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{problem}");
+
+    // Back: the challenge made before the outage is still there and works.
+    proxy.restore();
+    let mut attempts = 0;
+    loop {
+        let (status, body) = env.verify(&mfa_token, "totp", &code).await;
+        if status == StatusCode::OK {
+            assert!(body["access_token"].is_string(), "{body}");
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        attempts += 1;
+        assert!(attempts < 50, "Redis did not come back");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    env.app.stop().await;
+}
