@@ -233,16 +233,8 @@ async fn openapi_describes_the_api(test: TestDatabase) {
 /// path shows as `unavailable` in the body, the answer stays 200; it comes back by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_names_a_failed_redis() {
-    let Some(redis_url) = gatehouse_store::testing::redis_url().unwrap() else {
-        eprintln!("skipped: set GATEHOUSE_TEST_REDIS_URL");
-        return;
-    };
-    let upstream = reqwest::Url::parse(&redis_url).unwrap();
-    let upstream = format!("{}:{}", upstream.host_str().unwrap(), upstream.port().unwrap_or(6379));
-    let upstream = tokio::net::lookup_host(upstream).await.unwrap().next().unwrap();
-    let proxy = gatehouse_store::testing::FaultProxy::start(upstream).await.unwrap();
+    let Some((proxy, proxied)) = support::redis_behind_a_fault_proxy().await else { return };
     let test = TestDatabase::sqlite().await.unwrap();
-    let proxied = format!("redis://{}", proxy.address());
     let app =
         TestApp::spawn_with(&test, &MasterKey::generate(), &[("GATEHOUSE_REDIS_URL", &proxied)])
             .await;
@@ -611,18 +603,9 @@ async fn a_rotation_reaches_every_instance_before_its_key_signs(test: TestDataba
 /// `GATEHOUSE_RATE_LIMIT_FAIL_OPEN=true` sign-ins go through too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_ins_fail_closed_while_the_limiter_is_down_unless_told_otherwise() {
-    let Some(redis_url) = gatehouse_store::testing::redis_url().unwrap() else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI runs the Redis suites");
-        eprintln!("skipped: set GATEHOUSE_TEST_REDIS_URL");
-        return;
-    };
-    let upstream = reqwest::Url::parse(&redis_url).unwrap();
-    let upstream = format!("{}:{}", upstream.host_str().unwrap(), upstream.port().unwrap_or(6379));
-    let upstream = tokio::net::lookup_host(upstream).await.unwrap().next().unwrap();
     for fail_open in ["false", "true"] {
-        let proxy = gatehouse_store::testing::FaultProxy::start(upstream).await.unwrap();
+        let Some((proxy, proxied)) = support::redis_behind_a_fault_proxy().await else { return };
         let test = TestDatabase::sqlite().await.unwrap();
-        let proxied = format!("redis://{}", proxy.address());
         let prefix = format!("gh-test-{}:", gatehouse_crypto::new_id("t"));
         let settings = [
             ("GATEHOUSE_REDIS_URL", proxied.as_str()),

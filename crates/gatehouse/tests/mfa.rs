@@ -577,16 +577,7 @@ async fn a_code_raced_on_two_challenges_signs_in_once(test: TestDatabase) {
 /// (not "invalid challenge", not a 500); once Redis is back the same challenge still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_answers_503_and_keeps_the_challenge() {
-    let Some(redis_url) = gatehouse_store::testing::redis_url().unwrap() else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI runs the Redis suites");
-        eprintln!("skipped: set GATEHOUSE_TEST_REDIS_URL");
-        return;
-    };
-    let upstream = reqwest::Url::parse(&redis_url).unwrap();
-    let upstream = format!("{}:{}", upstream.host_str().unwrap(), upstream.port().unwrap_or(6379));
-    let upstream = tokio::net::lookup_host(upstream).await.unwrap().next().unwrap();
-    let proxy = gatehouse_store::testing::FaultProxy::start(upstream).await.unwrap();
-    let proxied = format!("redis://{}", proxy.address());
+    let Some((proxy, proxied)) = support::redis_behind_a_fault_proxy().await else { return };
     let test = TestDatabase::sqlite().await.unwrap();
     let prefix = format!("test:{}:", gatehouse_crypto::random_token());
     let env = spawn(

@@ -290,3 +290,20 @@ async fn read(response: reqwest::Response) -> (reqwest::StatusCode, serde_json::
 /// A password that passes the default policy.
 pub const STRONG_PASSWORD: &str = "Quasar-trail-mix-81!";
 pub const OTHER_STRONG_PASSWORD: &str = "Velvet-orbit-lantern-27?";
+
+/// A cuttable network path to the test Redis (`FaultProxy`) and its `redis://` URL; `None`
+/// (a skip) when no Redis is configured, a failure under `CI=true`.
+pub async fn redis_behind_a_fault_proxy() -> Option<(gatehouse_store::testing::FaultProxy, String)>
+{
+    let Some(redis_url) = gatehouse_store::testing::redis_url().unwrap() else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI runs the Redis suites");
+        eprintln!("skipped: set GATEHOUSE_TEST_REDIS_URL");
+        return None;
+    };
+    let upstream = reqwest::Url::parse(&redis_url).unwrap();
+    let upstream = format!("{}:{}", upstream.host_str().unwrap(), upstream.port().unwrap_or(6379));
+    let upstream = tokio::net::lookup_host(upstream).await.unwrap().next().unwrap();
+    let proxy = gatehouse_store::testing::FaultProxy::start(upstream).await.unwrap();
+    let url = format!("redis://{}", proxy.address());
+    Some((proxy, url))
+}

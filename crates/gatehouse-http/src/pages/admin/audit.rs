@@ -33,31 +33,49 @@ fn filled(value: Option<String>) -> Option<String> {
     value.map(|text| text.trim().to_owned()).filter(|text| !text.is_empty() && text.len() <= 200)
 }
 
+/// The admin at `path` (with its query, to come back to) and the query's filters; the gate's
+/// redirect or a 400 page otherwise.
+async fn visit_with_query(
+    state: &AppState,
+    session: Option<gatehouse_domain::principal::Principal>,
+    page: &PageRequest,
+    path: &str,
+    raw: Option<String>,
+) -> Result<(super::AdminVisit, AuditQuery), Response> {
+    let here = match &raw {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    let visit = admit(state, session, page.locale, &here).await?;
+    let Ok(query) = serde_urlencoded::from_str::<AuditQuery>(raw.as_deref().unwrap_or("")) else {
+        return Err(state.pages.error_page(page.locale, ErrorPage::bad_request()));
+    };
+    Ok((visit, query))
+}
+
+/// The search's filters (blank or overlong fields ignored).
+fn filter_of(query: AuditQuery) -> AuditFilter {
+    AuditFilter {
+        action: filled(query.action),
+        actor_id: filled(query.actor),
+        target_id: filled(query.target),
+        subject_id: filled(query.subject),
+        ..AuditFilter::default()
+    }
+}
+
 pub(crate) async fn show(
     State(state): State<AppState>,
     page: PageRequest,
     BrowserSession(session): BrowserSession,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let here = match &raw {
-        Some(query) => format!("/admin/audit?{query}"),
-        None => "/admin/audit".to_owned(),
-    };
-    let visit = match admit(&state, session, page.locale, &here).await {
-        Ok(visit) => visit,
+    let (visit, query) = match visit_with_query(&state, session, &page, "/admin/audit", raw).await {
+        Ok(admitted) => admitted,
         Err(response) => return response,
     };
-    let Ok(query) = serde_urlencoded::from_str::<AuditQuery>(raw.as_deref().unwrap_or("")) else {
-        return state.pages.error_page(page.locale, ErrorPage::bad_request());
-    };
-    let filter = AuditFilter {
-        action: filled(query.action),
-        actor_id: filled(query.actor),
-        target_id: filled(query.target),
-        subject_id: filled(query.subject),
-        ..AuditFilter::default()
-    };
-    let cursor = filled(query.cursor);
+    let cursor = filled(query.cursor.clone());
+    let filter = filter_of(query);
     let listed = state.audit_log.list(&visit.admin, &filter, cursor.as_deref(), PAGE_SIZE).await;
     let listed = match listed {
         Ok(listed) => listed,
@@ -133,29 +151,17 @@ pub(crate) async fn export(
     BrowserSession(session): BrowserSession,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let here = match &raw {
-        Some(query) => format!("/admin/audit/export?{query}"),
-        None => "/admin/audit/export".to_owned(),
-    };
-    let visit = match admit(&state, session, page.locale, &here).await {
-        Ok(visit) => visit,
+    let path = "/admin/audit/export";
+    let (visit, query) = match visit_with_query(&state, session, &page, path, raw).await {
+        Ok(admitted) => admitted,
         Err(response) => return response,
-    };
-    let Ok(query) = serde_urlencoded::from_str::<AuditQuery>(raw.as_deref().unwrap_or("")) else {
-        return state.pages.error_page(page.locale, ErrorPage::bad_request());
     };
     let format = match query.format.as_deref() {
         None | Some("jsonl") => ExportFormat::Jsonl,
         Some("csv") => ExportFormat::Csv,
         Some(_) => return state.pages.error_page(page.locale, ErrorPage::bad_request()),
     };
-    let filter = AuditFilter {
-        action: filled(query.action),
-        actor_id: filled(query.actor),
-        target_id: filled(query.target),
-        subject_id: filled(query.subject),
-        ..AuditFilter::default()
-    };
+    let filter = filter_of(query);
     match crate::summaries::audit_export(&state, visit.admin, filter, format).await {
         Ok(response) => response,
         Err(error) => error_page(&state, page.locale, &error),
