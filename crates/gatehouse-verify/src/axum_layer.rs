@@ -51,11 +51,21 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, VerifyError> {
 #[derive(Clone, Debug)]
 pub struct VerifyLayer {
     verifier: Verifier,
+    /// `resource_metadata="…"` for the 401 challenges (RFC 9728 section 5.1).
+    resource_metadata: Option<HeaderValue>,
 }
 
 impl VerifyLayer {
     pub fn new(verifier: Verifier) -> Self {
-        VerifyLayer { verifier }
+        VerifyLayer { verifier, resource_metadata: None }
+    }
+
+    /// The 401 answers name the resource's metadata (`WWW-Authenticate: Bearer
+    /// resource_metadata="<url>"`, RFC 9728 section 5.1), so a client that meets one finds the
+    /// authorization server; serve the document with [`crate::ProtectedResource::router`].
+    pub fn with_resource_metadata(mut self, resource: &crate::ProtectedResource) -> Self {
+        self.resource_metadata = HeaderValue::from_str(&resource.metadata_url()).ok();
+        self
     }
 }
 
@@ -63,7 +73,11 @@ impl<S> Layer<S> for VerifyLayer {
     type Service = VerifyService<S>;
 
     fn layer(&self, inner: S) -> VerifyService<S> {
-        VerifyService { verifier: self.verifier.clone(), inner }
+        VerifyService {
+            verifier: self.verifier.clone(),
+            resource_metadata: self.resource_metadata.clone(),
+            inner,
+        }
     }
 }
 
@@ -71,6 +85,7 @@ impl<S> Layer<S> for VerifyLayer {
 #[derive(Clone, Debug)]
 pub struct VerifyService<S> {
     verifier: Verifier,
+    resource_metadata: Option<HeaderValue>,
     inner: S,
 }
 
@@ -93,6 +108,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
+        let resource_metadata = self.resource_metadata.clone();
         Box::pin(async move {
             let verified = match bearer_token(request.headers()) {
                 Ok(token) => verifier.verify_token(token).await,
@@ -103,9 +119,29 @@ where
                     request.extensions_mut().insert(verified);
                     inner.call(request).await
                 }
-                Err(error) => Ok(error.into_response()),
+                Err(error) => {
+                    let mut response = error.into_response();
+                    if let Some(url) = &resource_metadata {
+                        name_resource_metadata(&mut response, url);
+                    }
+                    Ok(response)
+                }
             }
         })
+    }
+}
+
+/// Adds `resource_metadata="<url>"` to a 401's `Bearer` challenge.
+fn name_resource_metadata(response: &mut Response, url: &HeaderValue) {
+    let Some(challenge) = response.headers().get(WWW_AUTHENTICATE) else { return };
+    let (Ok(challenge), Ok(url)) = (challenge.to_str(), url.to_str()) else { return };
+    let extended = if challenge == "Bearer" {
+        format!("Bearer resource_metadata=\"{url}\"")
+    } else {
+        format!("{challenge}, resource_metadata=\"{url}\"")
+    };
+    if let Ok(value) = HeaderValue::from_str(&extended) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
     }
 }
 

@@ -95,6 +95,9 @@ pub enum ConfigError {
     Url(&'static str),
     #[error("the HTTP client could not be built: {0}")]
     HttpClient(String),
+    /// A protected resource's identifier that RFC 9728 does not allow.
+    #[error("resource {0:?} must be an http(s) URL with a host and no fragment")]
+    Resource(String),
 }
 
 /// A valid token that does not allow the operation: answer 403 (RFC 6750 section 3.1).

@@ -56,6 +56,8 @@ mod verifier;
 
 #[cfg(feature = "axum")]
 mod axum_layer;
+#[cfg(feature = "axum")]
+mod resource;
 
 pub use builder::{ACCESS_TOKEN_TYPE, DEFAULT_ALGORITHMS, VerifierBuilder};
 pub use claims::{Actor, Claims, Confirmation};
@@ -66,6 +68,8 @@ pub use verifier::{TokenKind, VerifiedToken, Verifier};
 
 #[cfg(feature = "axum")]
 pub use axum_layer::{VerifyLayer, VerifyService, bearer_token};
+#[cfg(feature = "axum")]
+pub use resource::ProtectedResource;
 
 /// The README's examples compile (`cargo test --doc`; they use the axum integration).
 #[cfg(all(doctest, feature = "axum"))]

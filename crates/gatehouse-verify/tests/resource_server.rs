@@ -12,7 +12,8 @@ use axum::http::{Request, StatusCode, header};
 use axum::routing::get;
 use axum::{Extension, Router};
 use gatehouse_verify::{
-    Claims, Forbidden, TokenKind, VerifiedToken, Verifier, VerifyError, VerifyLayer,
+    Claims, Forbidden, ProtectedResource, TokenKind, VerifiedToken, Verifier, VerifyError,
+    VerifyLayer,
 };
 use serde_json::{Value, json};
 use support::{AUDIENCE, CLIENT_ID, CLIENT_SECRET, TestIssuer, TestKey, now};
@@ -249,4 +250,60 @@ async fn extractors_verify_by_themselves_with_a_verifier_extension() {
         (status, body["code"].as_str()),
         (StatusCode::INTERNAL_SERVER_ERROR, Some("internal_error"))
     );
+}
+
+/// RFC 9728: the resource publishes its metadata (its authorization server is the verifier's
+/// issuer) at the well-known path built from its identifier, and the layer's 401 challenges
+/// point there with `resource_metadata`, so a client that meets one finds where to get a token.
+#[tokio::test]
+async fn the_protected_resource_metadata_is_served_and_named_in_401_challenges() {
+    let key = TestKey::es256("k1");
+    let issuer = TestIssuer::start(&[&key]).await;
+    let verifier = issuer.verifier().build().unwrap();
+    let resource = ProtectedResource::new("https://api.example.com/mcp", &verifier)
+        .unwrap()
+        .scopes(["orders:read", "orders:write"])
+        .name("Orders");
+    let expected_url = "https://api.example.com/.well-known/oauth-protected-resource/mcp";
+    assert_eq!(resource.metadata_url(), expected_url);
+    let app = Router::new()
+        .route("/mcp/me", get(me))
+        .layer(VerifyLayer::new(verifier.clone()).with_resource_metadata(&resource))
+        .merge(resource.router());
+
+    let (status, headers, metadata) =
+        call(&app, "/.well-known/oauth-protected-resource/mcp", None).await;
+    assert_eq!(status, StatusCode::OK, "the metadata is public");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(metadata["resource"], "https://api.example.com/mcp");
+    assert_eq!(metadata["authorization_servers"], json!([verifier.issuer()]));
+    assert_eq!(metadata["scopes_supported"], json!(["orders:read", "orders:write"]));
+    assert_eq!(metadata["bearer_methods_supported"], json!(["header"]));
+    assert_eq!(metadata["resource_name"], "Orders");
+
+    let (status, headers, _) = call(&app, "/mcp/me", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenge(&headers),
+        Some(format!("Bearer resource_metadata=\"{expected_url}\"").as_str())
+    );
+    let (_, headers, _) = call(&app, "/mcp/me", Some("Bearer a.b.c")).await;
+    assert_eq!(
+        challenge(&headers),
+        Some(
+            format!("Bearer error=\"invalid_token\", resource_metadata=\"{expected_url}\"")
+                .as_str()
+        )
+    );
+    let token = key.sign(&issuer.claims());
+    let (status, _, body) = call(&app, "/mcp/me", Some(&format!("Bearer {token}"))).await;
+    assert_eq!((status, body), (StatusCode::OK, json!("usr_1 Jwt")));
+
+    // Identifiers RFC 9728 does not allow are refused when building.
+    for bad in ["not a url", "ftp://api.example.com", "https://api.example.com/#frag"] {
+        assert!(ProtectedResource::new(bad, &verifier).is_err(), "{bad}");
+    }
+    // A resource at the root: the well-known path alone.
+    let root = ProtectedResource::new("https://api.example.com/", &verifier).unwrap();
+    assert_eq!(root.metadata_url(), "https://api.example.com/.well-known/oauth-protected-resource");
 }
