@@ -64,6 +64,16 @@ impl ApiError {
         }
     }
 
+    /// The rate limiter's store is down for a budget that fails closed: 503, `Retry-After`.
+    pub fn limiter_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "Sign-in attempts cannot be counted right now; try again shortly.",
+        )
+        .with_retry_after(5)
+    }
+
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "No resource at this address.")
     }

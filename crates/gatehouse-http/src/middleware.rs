@@ -175,13 +175,7 @@ pub(crate) fn too_many_requests(bucket: Bucket, retry_after_seconds: u64) -> Res
 pub(crate) fn limiter_unavailable(bucket: Bucket) -> Response {
     const RETRY_AFTER_SECONDS: u64 = 5;
     if !bucket.answers_oauth() {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            "Sign-in attempts cannot be counted right now; try again shortly.",
-        )
-        .with_retry_after(RETRY_AFTER_SECONDS)
-        .into_response();
+        return ApiError::limiter_unavailable().into_response();
     }
     let body = serde_json::json!({
         "error": "temporarily_unavailable",

@@ -13,6 +13,9 @@ use axum::routing::get;
 use crate::error::ConfigError;
 use crate::verifier::Verifier;
 
+/// The well-known path of protected-resource metadata (RFC 9728 section 3).
+const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
+
 /// The metadata of one protected resource.
 #[derive(Debug, Clone)]
 pub struct ProtectedResource {
@@ -58,23 +61,12 @@ impl ProtectedResource {
     /// Where the metadata is published: the well-known path inserted between the host and the
     /// resource's path (RFC 9728 section 3.1).
     pub fn metadata_url(&self) -> String {
-        let path = self.resource.path().trim_end_matches('/');
-        format!(
-            "{}{}{}",
-            self.resource.origin().ascii_serialization(),
-            self.well_known_path_prefix(),
-            path
-        )
-    }
-
-    fn well_known_path_prefix(&self) -> &'static str {
-        "/.well-known/oauth-protected-resource"
+        format!("{}{}", self.resource.origin().ascii_serialization(), self.metadata_path())
     }
 
     /// The path the metadata is served at on this server.
     pub fn metadata_path(&self) -> String {
-        let path = self.resource.path().trim_end_matches('/');
-        format!("{}{path}", self.well_known_path_prefix())
+        format!("{WELL_KNOWN_PATH}{}", self.resource.path().trim_end_matches('/'))
     }
 
     /// The metadata document (RFC 9728 section 2).

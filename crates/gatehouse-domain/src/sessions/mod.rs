@@ -98,14 +98,7 @@ impl SessionService {
         if let Some(claim) = work.mailbox_claim.as_mut() {
             claim.keep_session = Some(session.id.clone());
         }
-        let (refresh_token, token_digest) = self.tokens.new_refresh_token();
-        let refresh = RefreshTokenRecord {
-            token_digest,
-            session_id: session.id.clone(),
-            created_at: now,
-            expires_at: (now + settings.refresh_token_ttl_seconds).min(session.expires_at),
-            rotated_at: None,
-        };
+        let (refresh_token, refresh) = self.first_refresh_token(&session, now);
         // Only the columns a sign-in changes: a suspension, role change or password reset made
         // since the user was read is never written back. The store writes them only while the
         // user is not suspended, in the session's transaction, and answers the row as it is.
@@ -150,6 +143,24 @@ impl SessionService {
             session_id: session.id,
             user: self.directory.view(&user)?,
         })
+    }
+
+    /// A new session's first refresh token: the configured lifetime, never past the session.
+    fn first_refresh_token(
+        &self,
+        session: &SessionRecord,
+        now: i64,
+    ) -> (String, RefreshTokenRecord) {
+        let (refresh_token, token_digest) = self.tokens.new_refresh_token();
+        let ttl = self.tokens.settings().refresh_token_ttl_seconds;
+        let record = RefreshTokenRecord {
+            token_digest,
+            session_id: session.id.clone(),
+            created_at: now,
+            expires_at: (now + ttl).min(session.expires_at),
+            rotated_at: None,
+        };
+        (refresh_token, record)
     }
 
     /// Verifies a bearer access token and that its session and user are still in good
@@ -470,20 +481,12 @@ impl SessionService {
             return Err(DomainError::AccountSuspended);
         }
         let now = self.clock.now();
-        let settings = self.tokens.settings();
         let session = SessionRecord {
             amr: Some("imp".into()),
             impersonator: Some(impersonator),
             ..SessionRecord::open(&user.id, context.device(), now, minutes * 60)
         };
-        let (refresh_token, token_digest) = self.tokens.new_refresh_token();
-        let refresh = RefreshTokenRecord {
-            token_digest,
-            session_id: session.id.clone(),
-            created_at: now,
-            expires_at: (now + settings.refresh_token_ttl_seconds).min(session.expires_at),
-            rotated_at: None,
-        };
+        let (refresh_token, refresh) = self.first_refresh_token(&session, now);
         let mut work = UnitOfWork::default();
         work.events.push(
             AuditEvent::new("user.impersonated", admin.actor(), context, now)

@@ -416,6 +416,16 @@ impl ErrorPage {
         }
     }
 
+    /// The rate limiter's store is down for a budget that fails closed (503).
+    pub(crate) fn limiter_unavailable() -> ErrorPage {
+        ErrorPage {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            kind: "unavailable",
+            code: "service_unavailable",
+            internal: Some("the rate limiter's store is unavailable".into()),
+        }
+    }
+
     pub(crate) fn from_domain(error: &DomainError) -> ErrorPage {
         let (status, kind) = match error {
             DomainError::Store(StoreError::Unavailable(_)) => {

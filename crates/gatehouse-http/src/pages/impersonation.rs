@@ -11,7 +11,7 @@ use gatehouse_domain::principal::Principal;
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::admin::{admit, error_page, item_path, verify_first};
+use super::admin::{admit_recent, error_page, item_path};
 use super::request::PageForm;
 use super::session::{BrowserSession, display_name};
 use crate::client::Client;
@@ -43,13 +43,10 @@ pub(crate) async fn start(
     form: PageForm<ImpersonateForm>,
 ) -> Response {
     let back = item_path("users", &id);
-    let visit = match admit(&state, session, form.locale, &back).await {
+    let visit = match admit_recent(&state, session, form.locale, &back).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    if let Some(redirect) = verify_first(&state, &visit, &back) {
-        return redirect;
-    }
     let minutes =
         form.fields.minutes.unwrap_or(crate::routes::admin_sessions::DEFAULT_IMPERSONATION_MINUTES);
     let tokens = match state

@@ -133,10 +133,7 @@ pub(crate) async fn submit(
             return response;
         }
         Verdict::Unavailable => {
-            let unavailable = gatehouse_domain::DomainError::Store(
-                gatehouse_domain::StoreError::Unavailable("rate limiter".into()),
-            );
-            return pages.error_page(locale, ErrorPage::from_domain(&unavailable));
+            return pages.error_page(locale, ErrorPage::limiter_unavailable());
         }
         Verdict::Unchecked | Verdict::Allowed(_) => {}
     }

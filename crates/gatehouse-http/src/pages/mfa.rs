@@ -226,10 +226,7 @@ pub(crate) async fn verify(
             return response;
         }
         Verdict::Unavailable => {
-            let unavailable = gatehouse_domain::DomainError::Store(
-                gatehouse_domain::StoreError::Unavailable("rate limiter".into()),
-            );
-            return state.pages.error_page(posted.locale, ErrorPage::from_domain(&unavailable));
+            return state.pages.error_page(posted.locale, ErrorPage::limiter_unavailable());
         }
         Verdict::Unchecked | Verdict::Allowed(_) => {}
     }

@@ -64,12 +64,7 @@ async fn spend(state: &AppState, bucket: Bucket, ip: Option<&str>) -> Result<(),
             "Too many attempts; wait a minute, then try again.",
         )
         .with_retry_after(retry_after_seconds)),
-        Verdict::Unavailable => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            "Sign-in attempts cannot be counted right now; try again shortly.",
-        )
-        .with_retry_after(5)),
+        Verdict::Unavailable => Err(ApiError::limiter_unavailable()),
         _ => Ok(()),
     }
 }

@@ -8,7 +8,7 @@ use axum::response::Response;
 use gatehouse_domain::api_keys::ApiKeyOwner;
 use minijinja::context;
 
-use super::{Empty, admit, error_page, frame, verify_first, when};
+use super::{Empty, admit, admit_recent, error_page, frame, when};
 use crate::client::Client;
 use crate::pages::request::{PageForm, PageRequest};
 use crate::pages::session::BrowserSession;
@@ -70,13 +70,10 @@ pub(crate) async fn revoke(
     Path(id): Path<String>,
     form: PageForm<Empty>,
 ) -> Response {
-    let visit = match admit(&state, session, form.locale, "/admin/api-keys").await {
+    let visit = match admit_recent(&state, session, form.locale, "/admin/api-keys").await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    if let Some(redirect) = verify_first(&state, &visit, "/admin/api-keys") {
-        return redirect;
-    }
     match state.api_keys.admin_revoke(&visit.admin, &id, &context).await {
         Ok(()) => state.pages.redirect("/admin/api-keys"),
         Err(error) => error_page(&state, form.locale, &error),

@@ -17,7 +17,7 @@ use gatehouse_domain::oauth::clients::{ClientChange, NewClient};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::{AdminVisit, Empty, admit, error_page, frame, item_path, verify_first, when};
+use super::{AdminVisit, Empty, admit, admit_recent, error_page, frame, item_path, when};
 use crate::browser::csrf::Csrf;
 use crate::browser::render::ErrorPage;
 use crate::client::Client;
@@ -349,13 +349,10 @@ pub(crate) async fn rotate(
     form: PageForm<Empty>,
 ) -> Response {
     let back = item_path("clients", &client_id);
-    let visit = match admit(&state, session, form.locale, &back).await {
+    let visit = match admit_recent(&state, session, form.locale, &back).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    if let Some(redirect) = verify_first(&state, &visit, &back) {
-        return redirect;
-    }
     match state.clients.rotate_client_secret(&visit.admin, &client_id, &context).await {
         Ok((client, secret)) => {
             secret_page(&state, &visit, form.locale, &form.csrf, &client, Some(&secret), false)
@@ -375,13 +372,10 @@ pub(crate) async fn delete(
     form: PageForm<Empty>,
 ) -> Response {
     let back = item_path("clients", &client_id);
-    let visit = match admit(&state, session, form.locale, &back).await {
+    let visit = match admit_recent(&state, session, form.locale, &back).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    if let Some(redirect) = verify_first(&state, &visit, &back) {
-        return redirect;
-    }
     match state.clients.delete_client(&visit.admin, &client_id, &context).await {
         Ok(()) => state.pages.redirect("/admin/clients"),
         Err(error) => error_page(&state, form.locale, &error),

@@ -9,7 +9,7 @@ use axum::response::Response;
 use gatehouse_domain::DomainError;
 use minijinja::context;
 
-use super::{Empty, admit, error_page, frame, verify_first, when};
+use super::{Empty, admit, admit_recent, error_page, frame, when};
 use crate::client::Client;
 use crate::pages::request::{PageForm, PageRequest};
 use crate::pages::session::BrowserSession;
@@ -75,13 +75,10 @@ pub(crate) async fn rotate(
     BrowserSession(session): BrowserSession,
     form: PageForm<Empty>,
 ) -> Response {
-    let visit = match admit(&state, session, form.locale, "/admin/keys").await {
+    let visit = match admit_recent(&state, session, form.locale, "/admin/keys").await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    if let Some(redirect) = verify_first(&state, &visit, "/admin/keys") {
-        return redirect;
-    }
     match state.keys.rotate(&visit.admin, &context).await {
         // A rotation racing another: the other one won, which is what was asked.
         Ok(_) | Err(DomainError::Conflict(_)) => state.pages.redirect("/admin/keys"),
@@ -96,13 +93,10 @@ pub(crate) async fn revoke_admin_key(
     Path(id): Path<String>,
     form: PageForm<Empty>,
 ) -> Response {
-    let visit = match admit(&state, session, form.locale, "/admin/keys").await {
+    let visit = match admit_recent(&state, session, form.locale, "/admin/keys").await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    if let Some(redirect) = verify_first(&state, &visit, "/admin/keys") {
-        return redirect;
-    }
     match state.admin_keys.revoke(&visit.admin, &id, &context).await {
         Ok(_) => state.pages.redirect("/admin/keys"),
         Err(error) => error_page(&state, form.locale, &error),

@@ -133,6 +133,21 @@ pub(crate) fn item_path(section: &str, id: &str) -> String {
     format!("/admin/{section}/{id}")
 }
 
+/// The gate of a destructive action: [`admit`], then a recent authentication (else the
+/// redirect to `/admin/verify`, and back to `here` once confirmed).
+pub(crate) async fn admit_recent(
+    state: &AppState,
+    session: Option<Principal>,
+    locale: Locale,
+    here: &str,
+) -> Result<AdminVisit, Response> {
+    let visit = admit(state, session, locale, here).await?;
+    match verify_first(state, &visit, here) {
+        Some(redirect) => Err(redirect),
+        None => Ok(visit),
+    }
+}
+
 /// A destructive action's gate: `None` when the sign-in is recent enough, else the redirect
 /// to `/admin/verify` (and back to `back` once confirmed).
 pub(crate) fn verify_first(state: &AppState, visit: &AdminVisit, back: &str) -> Option<Response> {

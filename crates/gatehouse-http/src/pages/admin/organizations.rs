@@ -9,7 +9,7 @@ use gatehouse_domain::organizations::record::ListCursor;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::{Empty, admit, error_page, frame, item_path, verify_first, when};
+use super::{Empty, admit, admit_recent, error_page, frame, item_path, when};
 use crate::browser::render::ErrorPage;
 use crate::client::Client;
 use crate::pages::request::{PageForm, PageRequest};
@@ -168,13 +168,10 @@ pub(crate) async fn delete(
     form: PageForm<Empty>,
 ) -> Response {
     let back = item_path("organizations", &id);
-    let visit = match admit(&state, session, form.locale, &back).await {
+    let visit = match admit_recent(&state, session, form.locale, &back).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    if let Some(redirect) = verify_first(&state, &visit, &back) {
-        return redirect;
-    }
     match state.admin_organizations.delete(&visit.admin, &id, &context).await {
         Ok(()) => state.pages.redirect("/admin/organizations"),
         Err(error) => error_page(&state, form.locale, &error),
