@@ -7,6 +7,7 @@
 mod account_deletions;
 mod admin_keys;
 mod api_keys;
+pub mod archive;
 mod audit;
 mod audit_chain;
 mod batch;

@@ -194,7 +194,7 @@ pub async fn open_database(config: &Config) -> Result<Database, StartupError> {
     Ok(Database::connect(&url, &options).await?)
 }
 
-fn create_data_dir(config: &Config) -> Result<(), StartupError> {
+pub(crate) fn create_data_dir(config: &Config) -> Result<(), StartupError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&config.data_dir).map_err(
         |error| {

@@ -1,5 +1,6 @@
 //! The command line: `gatehouse serve | migrate | version | keys list|rotate | master-key reseal
-//! | user create|import | client create | admin-key create|list|revoke | audit verify|export`,
+//! | user create|import | client create | admin-key create|list|revoke | audit verify|export
+//! | db export|import`,
 //! one function per command (the audit commands in `audit_cli`). Admin operations run as the
 //! system actor (`AdminPrincipal::system`), which their audit events name.
 
@@ -60,6 +61,10 @@ pub enum Command {
     /// Check and export the audit trail.
     #[command(subcommand)]
     Audit(crate::audit_cli::AuditCommand),
+    /// Export the whole database to an archive, or import one into an empty database (SQLite
+    /// to PostgreSQL and back).
+    #[command(subcommand)]
+    Db(crate::db_cli::DbCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,6 +207,7 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
             revoke_admin_key(config, id, json_output).await
         }
         Command::Audit(command) => crate::audit_cli::run(command, config, json_output).await,
+        Command::Db(command) => crate::db_cli::run(command, config, json_output).await,
     }
 }
 

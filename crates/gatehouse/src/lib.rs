@@ -6,6 +6,7 @@ pub mod app;
 pub mod audit_cli;
 pub mod cli;
 pub mod config;
+pub mod db_cli;
 pub mod logging;
 pub mod master_key;
 pub mod server;
