@@ -684,3 +684,59 @@ async fn a_passkey_without_user_verification_is_a_first_factor_only(test: TestDa
     assert!(amr.as_array().unwrap().contains(&json!("mfa")), "{amr}");
     assert!(amr.as_array().unwrap().contains(&json!("hwk")), "{amr}");
 }
+
+/// Redis down while a sign-in ceremony is open: beginning one and finishing one answer 503 with
+/// `Retry-After` (a ceremony is never silently lost or moved elsewhere), and once Redis is back
+/// the ceremony begun before the outage finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ceremony_survives_a_redis_outage() {
+    let Some((proxy, proxied)) = support::redis_behind_a_fault_proxy().await else { return };
+    let test = TestDatabase::sqlite().await.unwrap();
+    let prefix = format!("test:{}:", gatehouse_crypto::random_token());
+    let mut settings = PASSKEYS.to_vec();
+    settings.push(("GATEHOUSE_REDIS_URL", proxied.as_str()));
+    settings.push(("GATEHOUSE_REDIS_KEY_PREFIX", prefix.as_str()));
+    let env = spawn(&test, &settings).await;
+    let token = env.user("ida@example.com").await;
+    let mut key = authenticator();
+    let (status, passkey) = register(&env, &token, &mut key, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{passkey}");
+    let credential_id = passkey["credential_id"].as_str().unwrap().to_owned();
+    let (ceremony, options) = begin(&env, json!({})).await;
+    let assertion = assert_with(&mut key, options, Some(&credential_id), ORIGIN);
+
+    proxy.cut();
+    let body = json!({ "ceremony_id": ceremony, "credential": assertion });
+    for (path, body) in [("/v1/auth/passkey/begin", json!({})), ("/v1/auth/passkey/finish", body)] {
+        let answer = env.app.http.post(env.app.url(path)).json(&body).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(answer.headers().contains_key("retry-after"), "{path}");
+        let problem: Value = answer.json().await.unwrap();
+        assert_eq!(problem["code"], "service_unavailable", "{path}: {problem}");
+    }
+    let rows: i64 = gatehouse_store::with_pool!(&env.app.database, pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM passkey_ceremonies").fetch_one(pool).await.unwrap()
+    });
+    assert_eq!(rows, 0, "no ceremony moves to the database during the outage");
+
+    // Back: the ceremony begun before the outage finishes, once.
+    proxy.restore();
+    let mut attempts = 0;
+    loop {
+        let (status, answer) = finish(&env, &ceremony, &assertion).await;
+        if status == StatusCode::OK {
+            assert!(answer["access_token"].is_string(), "{answer}");
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+        attempts += 1;
+        assert!(attempts < 50, "Redis did not come back");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, problem) = finish(&env, &ceremony, &assertion).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("passkey_ceremony_invalid"))
+    );
+    env.app.stop().await;
+}
