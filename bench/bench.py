@@ -340,9 +340,14 @@ class Side:
     """One server and one request shape: what a wrk window loads."""
 
     def __init__(self, server: Server, url: str, method: str = "GET", content_type: str = "",
-                 body: str = "", headers: list[str] | None = None) -> None:
+                 body: str = "", headers: list[str] | None = None, script: str = "request.lua",
+                 script_args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
         self.server, self.url, self.method = server, url, method
         self.content_type, self.body, self.headers = content_type, body, headers or []
+        # The wrk script (bench/wrk/) and its arguments; request.lua takes the request shape.
+        self.script = script
+        self.script_args = [method, content_type, body] if script_args is None else script_args
+        self.env = {**os.environ, **env} if env else None
 
 
 class Load:
@@ -358,15 +363,15 @@ class Load:
                 f"-d{max(1, round(seconds))}s"]
         for value in side.headers:
             argv += ["-H", value]
-        return argv + ["-s", os.path.join(BENCH, "wrk", "request.lua"), side.url, "--",
-                       side.method, side.content_type, side.body]
+        return argv + ["-s", os.path.join(BENCH, "wrk", side.script), side.url, "--",
+                       *side.script_args]
 
     def warm(self, side: Side, connections: int | None = None,
              seconds: float | None = None) -> None:
         seconds = self.warmup if seconds is None else seconds
         if seconds > 0:
             subprocess.run(self.argv(side, seconds, connections), capture_output=True,
-                           timeout=seconds + 60)
+                           timeout=seconds + 60, env=side.env)
 
     def window(self, side: Side, seconds: float, connections: int | None = None) -> dict:
         """One measured wrk window: its BENCH_JSON and what /proc says about it."""
@@ -374,7 +379,7 @@ class Load:
         cpu0, t0 = cpu_seconds(pid), time.perf_counter()
         host0, load0, threads0 = host_cpu(), children_cpu(), hashing_cpu_seconds(pid)
         result = subprocess.run(self.argv(side, seconds, connections), capture_output=True,
-                                text=True, timeout=seconds + 90)
+                                text=True, timeout=seconds + 90, env=side.env)
         cpu1, t1 = cpu_seconds(pid), time.perf_counter()
         host1, load1, threads1 = host_cpu(), children_cpu(), hashing_cpu_seconds(pid)
         return {"data": parse_bench_json(result.stdout + result.stderr),
@@ -388,6 +393,11 @@ class Load:
         side = Side(server, url, method, content_type, body, headers)
         self.warm(side, connections)
         return self.combine(side, [self.window(side, self.duration, connections)])
+
+    def side(self, side: Side) -> dict:
+        """A warm-up, then one measured window, of one side (its own script and all)."""
+        self.warm(side)
+        return self.combine(side, [self.window(side, self.duration)])
 
     def interleaved(self, sides: list[Side]) -> list[dict]:
         """Measures several servers in alternating windows of about 2 s (A B … Z, Z … B A,
@@ -664,6 +674,36 @@ def drop_databases() -> None:
             log(f"could not drop database {name}: {error}")
 
 
+def refresh_side(instance: "Gatehouse") -> Side:
+    """Chained refresh rotation through bench/wrk/refresh.lua: two sessions per connection
+    (each its own chain; the spare half covers the tokens in flight when the warm-up window
+    stops), their refresh tokens in a file the script shares out and writes back."""
+    connections = ARGS.connections
+    path = os.path.join(instance.dir, "refresh-tokens.txt")
+    with open(path, "w") as handle:
+        for _ in range(2 * connections):
+            handle.write(instance.sign_in()["refresh_token"] + "\n")
+    return Side(instance.server, instance.url + "/v1/auth/refresh", "POST", script="refresh.lua",
+                script_args=[], env={"BENCH_TOKENS_FILE": path,
+                                     "BENCH_THREADS": str(min(ARGS.threads, connections))})
+
+
+def codeflow_side(instance: "Gatehouse") -> Side:
+    """The signed-in browser's code flow through bench/wrk/codeflow.lua: a browser signs in
+    once (bench/driver.py browser-cookie, the hosted login), then every flow is authorize +
+    token with its cookie."""
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCH, "driver.py"), "browser-cookie", instance.url,
+         "--email", EMAIL, "--password", PASSWORD, "--client-id", instance.web["client_id"],
+         "--client-secret", instance.web["client_secret"]],
+        capture_output=True, text=True, timeout=120, check=True)
+    cookie = result.stdout.strip()
+    return Side(instance.server, instance.url + "/oauth2/authorize", script="codeflow.lua",
+                script_args=[instance.web["client_id"],
+                             basic(instance.web["client_id"], instance.web["client_secret"]),
+                             cookie, "http://127.0.0.1:9/cb"])
+
+
 def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
                       checks: list, peers: "Peers | None") -> None:
     postgres = variant == "postgres"
@@ -698,7 +738,7 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
                 beside[row["ceiling_key"]] = row["rps"]
 
     def sign_in(key: str, title: str, params: tuple[int, int, int], instance: "Gatehouse",
-                server_label: str) -> None:
+                server_label: str, side: "Side | None" = None) -> None:
         """The sign-in scenario in windows alternating with the Argon2id ceiling: ceiling,
         sign-in, ceiling, sign-in, ceiling (each sign-in window half the duration, each ceiling
         window `--crypto-seconds`), compared with the mean of the ceiling's windows. The
@@ -710,12 +750,10 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
         /healthz probe runs throughout — the ceiling bears its cost too — and its answers are
         timed during the sign-in windows only."""
         server = instance.server
-        side = Side(server, instance.url + "/v1/auth/sign-in", "POST", "application/json",
-                    json.dumps({"email": EMAIL, "password": PASSWORD}))
+        side = side or Side(server, instance.url + "/v1/auth/sign-in", "POST",
+                            "application/json", json.dumps({"email": EMAIL, "password": PASSWORD}))
         if args.no_ceilings:
-            result = run(title, lambda: with_health_probe(
-                instance.url, lambda: load.wrk(server, side.url, side.method,
-                                               side.content_type, side.body)))
+            result = run(title, lambda: with_health_probe(instance.url, lambda: load.side(side)))
             if result is not None:
                 record(key, title, result, server_label)
             return
@@ -849,16 +887,18 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
         measure_ceiling("HTTP", lambda: [http_ceiling(args, load, workdir, label)])
 
     scenarios = [
-        ("refresh", "refresh rotation (chained)", lambda: load.driver(server, [
-            "refresh", url, "--email", EMAIL, "--password", PASSWORD])),
+        ("refresh", "refresh rotation (chained)", lambda: load.side(refresh_side(main))),
+        ("signup", "sign-up Argon2id m=64MiB t=3 p=4", lambda: sign_in(
+            "signup", "sign-up Argon2id m=64MiB t=3 p=4", SEED_ARGON2, main, label,
+            Side(server, url + "/v1/auth/sign-up", "POST", script="sign_up.lua",
+                 script_args=[f"{variant}{secrets.token_hex(3)}", PASSWORD]))),
         ("signin-seed", "sign-in Argon2id m=64MiB t=3 p=4", lambda: sign_in(
             "signin-seed", "sign-in Argon2id m=64MiB t=3 p=4", SEED_ARGON2, main, label)),
         ("codeflow-login", "code flow (with sign-in), flows/s", lambda: load.driver(server, [
             "codeflow", url, "--email", EMAIL, "--password", PASSWORD,
             "--client-id", main.web["client_id"], "--client-secret", main.web["client_secret"]])),
-        ("codeflow-sso", "code flow (signed-in browser), flows/s", lambda: load.driver(server, [
-            "codeflow", url, "--email", EMAIL, "--password", PASSWORD, "--signed-in",
-            "--client-id", main.web["client_id"], "--client-secret", main.web["client_secret"]])),
+        ("codeflow-sso", "code flow (signed-in browser), flows/s",
+         lambda: load.side(codeflow_side(main))),
     ]
     try:
         for keys in groups:
@@ -867,7 +907,7 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
             if not wanted(key):
                 continue
 
-            if key == "signin-seed":
+            if key in ("signin-seed", "signup"):
                 function()
                 continue
             result = run(title, function)
@@ -1397,7 +1437,7 @@ def ceiling_of(scenario: str, ceilings: dict) -> tuple[float, str] | None:
     if signs and ceilings.get(f"sign-{signs[0]}"):
         rate = ceilings[f"sign-{signs[0]}"] / signs[1]
         candidates.append((rate, signs[0] if signs[1] == 1 else f"{signs[0]}/{signs[1]}"))
-    argon = {"signin-seed": SEED_ARGON2, "codeflow-login": SEED_ARGON2,
+    argon = {"signin-seed": SEED_ARGON2, "codeflow-login": SEED_ARGON2, "signup": SEED_ARGON2,
              "signin-owasp": OWASP_ARGON2}.get(scenario)
     if argon and ceilings.get(argon2_key(argon)):
         candidates.append((ceilings[argon2_key(argon)], "Argon2id"))
@@ -1486,8 +1526,17 @@ def evaluate_targets(rows: list, ceilings: dict) -> list[dict]:
             vs_peer(row, ("oidc-provider", "cc-RS256"), 1.5)
         elif scenario in ("cc-ES256", "cc-EdDSA"):
             vs_ceiling(row, http, "HTTP", 0.15)
-        elif scenario in ("signin-seed", "signin-owasp"):
-            params = SEED_ARGON2 if scenario == "signin-seed" else OWASP_ARGON2
+        elif scenario == "refresh":
+            # Issue #26: a rotation is one signature and a few writes.
+            bound = ceiling_of(scenario, near)
+            if bound and bound[1] == "RS256":
+                vs_ceiling(row, bound[0], "RS256 signing", 0.5)
+        elif scenario == "codeflow-sso":
+            bound = ceiling_of(scenario, near)
+            if bound and bound[1] == "RS256/2":
+                vs_ceiling(row, bound[0], "RS256/2 signing", 0.5)
+        elif scenario in ("signin-seed", "signin-owasp", "signup"):
+            params = OWASP_ARGON2 if scenario == "signin-owasp" else SEED_ARGON2
             key = argon2_key(params)
             vs_ceiling(row, near.get(key), "Argon2id", 0.9)
             if row.get("hashing_machine_pct") is not None and targets \

@@ -16,6 +16,9 @@ operations, latency of a whole operation in microseconds) plus `http_requests`.
       browser that already has a session).
   driver.py user-token URL --email E --password P --client-id ID --client-secret S
       One code flow; prints the token response (JSON) for the userinfo scenario.
+  driver.py browser-cookie URL --email E --password P --client-id ID --client-secret S
+      One code flow with the hosted login; prints the signed-in browser's Cookie header value
+      (bench/wrk/codeflow.lua repeats authorize + token with it).
 """
 
 from __future__ import annotations
@@ -339,6 +342,19 @@ async def load(args) -> None:
     print("BENCH_JSON " + json.dumps(summary), flush=True)
 
 
+async def browser_cookie(args) -> None:
+    """Signs a browser in through one whole code flow and prints its Cookie header value (for
+    bench/wrk/codeflow.lua, which repeats the signed-in part of the flow)."""
+    parts = urlsplit(args.url)
+    conn = Connection(parts.hostname or "127.0.0.1", parts.port or 80)
+    try:
+        flow = CodeFlow(args, f"{parts.scheme}://{parts.netloc}", conn)
+        await flow.run(login=True)
+        print("; ".join(f"{k}={v}" for k, v in flow.browser.cookies.items()))
+    finally:
+        await conn.close()
+
+
 async def user_token(args) -> None:
     parts = urlsplit(args.url)
     conn = Connection(parts.hostname or "127.0.0.1", parts.port or 80)
@@ -351,7 +367,7 @@ async def user_token(args) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("scenario", choices=["refresh", "codeflow", "user-token"])
+    parser.add_argument("scenario", choices=["refresh", "codeflow", "user-token", "browser-cookie"])
     parser.add_argument("url")
     parser.add_argument("--email", required=True)
     parser.add_argument("--password", required=True)
@@ -365,6 +381,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.scenario == "user-token":
         asyncio.run(user_token(args))
+    elif args.scenario == "browser-cookie":
+        asyncio.run(browser_cookie(args))
     else:
         asyncio.run(load(args))
     return 0

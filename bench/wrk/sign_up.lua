@@ -1,4 +1,5 @@
--- Sign-ups with a new address each: POST {"email": "<run>-<thread>-<n>@bench.test", "password"}.
+-- Sign-ups with a new address each: POST {"email": "<run>-<process>-<thread>-<n>@bench.test",
+-- "password"} (<process> tells apart the wrk runs of one scenario's windows).
 --
 --   wrk ... -s bench/wrk/sign_up.lua URL -- RUN_PREFIX PASSWORD
 --
@@ -14,8 +15,11 @@ end
 local counter = 0
 local prefix = "run"
 local password = ""
+local process = 0
 
 function init(args)
+   math.randomseed(os.time() + (thread_number or 0) * 7919)
+   process = math.random(1, 2000000000)
    prefix = args[1] or prefix
    password = args[2] or ""
    wrk.method = "POST"
@@ -24,8 +28,8 @@ end
 
 function request()
    counter = counter + 1
-   local body = string.format('{"email":"%s-%d-%d@bench.test","password":"%s"}',
-                              prefix, thread_number or 0, counter, password)
+   local body = string.format('{"email":"%s-%d-%d-%d@bench.test","password":"%s"}',
+                              prefix, process, thread_number or 0, counter, password)
    return wrk.format(nil, nil, nil, body)
 end
 

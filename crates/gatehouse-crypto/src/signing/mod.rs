@@ -227,11 +227,26 @@ impl SigningKey {
         kid: &str,
         claims: &T,
     ) -> Result<String, CryptoError> {
+        let claims =
+            serde_json::to_vec(claims).map_err(|e| CryptoError::Signing(format!("claims: {e}")))?;
+        self.sign_serialized_as(typ, kid, &claims)
+    }
+
+    /// [`SigningKey::sign`] of claims already serialised as a JSON object (so the signature
+    /// can be computed on another thread than the one that built them).
+    pub fn sign_serialized(&self, typ: &str, claims: &[u8]) -> Result<String, CryptoError> {
+        self.sign_serialized_as(typ, &self.kid, claims)
+    }
+
+    fn sign_serialized_as(
+        &self,
+        typ: &str,
+        kid: &str,
+        claims: &[u8],
+    ) -> Result<String, CryptoError> {
         let header = JwsHeader { alg: self.algorithm.as_str(), typ, kid };
         let header = serde_json::to_vec(&header)
             .map_err(|e| CryptoError::Signing(format!("header: {e}")))?;
-        let claims =
-            serde_json::to_vec(claims).map_err(|e| CryptoError::Signing(format!("claims: {e}")))?;
         let mut token = URL_SAFE_NO_PAD.encode(header);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(claims, &mut token);
