@@ -823,9 +823,7 @@ class Worker(threading.Thread):
                 iteration += 1
                 steps = [self.sign_up, self.refresh_chain, self.client_credentials,
                          self.admin_write, self.refresh_chain, self.sign_in_only,
-                         self.refresh_chain, self.admin_write]
-                if iteration % 2 == 0:
-                    steps.append(self.authorization_code)
+                         self.refresh_chain, self.admin_write, self.authorization_code]
                 if iteration % 3 == 0:
                     steps.append(self.refresh_race)
                 for step in steps:
@@ -1005,18 +1003,18 @@ class Cluster:
         user = "user root root;\n" if os.geteuid() == 0 else ""
         conf = f"""# Written by scripts/cluster_driver.py for one run.
 {user}worker_processes 1;
-pid {nginx_dir}/nginx.pid;
-error_log {nginx_dir}/error.log warn;
+pid "{nginx_dir}/nginx.pid";
+error_log "{nginx_dir}/error.log" warn;
 events {{ worker_connections 1024; }}
 http {{
     log_format upstream '$msec $request_method $uri $status up=$upstream_addr '
                         'upstatus=$upstream_status t=$request_time';
-    access_log {nginx_dir}/access.log upstream;
-    client_body_temp_path {nginx_dir}/tmp/body;
-    proxy_temp_path {nginx_dir}/tmp/proxy;
-    fastcgi_temp_path {nginx_dir}/tmp/fastcgi;
-    uwsgi_temp_path {nginx_dir}/tmp/uwsgi;
-    scgi_temp_path {nginx_dir}/tmp/scgi;
+    access_log "{nginx_dir}/access.log" upstream;
+    client_body_temp_path "{nginx_dir}/tmp/body";
+    proxy_temp_path "{nginx_dir}/tmp/proxy";
+    fastcgi_temp_path "{nginx_dir}/tmp/fastcgi";
+    uwsgi_temp_path "{nginx_dir}/tmp/uwsgi";
+    scgi_temp_path "{nginx_dir}/tmp/scgi";
     keepalive_timeout 300s;
     keepalive_requests 1000000;
 
