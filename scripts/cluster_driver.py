@@ -478,6 +478,7 @@ class Shared:
         self.hot_users: collections.deque = collections.deque(maxlen=8)
         self.race_two_200 = 0
         self.race_probes = 0
+        self.race_two_instances = 0
 
 
 class Worker(threading.Thread):
@@ -648,8 +649,11 @@ class Worker(threading.Thread):
                                          "POST /v1/auth/refresh")
             else:
                 self.shared.recorder.add(start, phase, "refresh-race", "transport:race", False)
+        upstreams = {r.headers.get("x-upstream") for r in results if isinstance(r, Answer)}
         with self.shared.lock:
             self.shared.race_probes += 1
+            if len(upstreams) == 2:
+                self.shared.race_two_instances += 1
         if oks == 2:
             with self.shared.lock:
                 self.shared.race_two_200 += 1
@@ -1130,14 +1134,31 @@ class Run:
             victim_index = 1  # the second instance
             victim = cluster.instances[victim_index]
             port = cluster.instance_ports[victim_index]
+            # A burst of sign-ups through nginx just before the SIGKILL, so that some are in
+            # the middle of their Argon2id hash (~0.2 s or more) on the victim when it dies:
+            # writes cut short must be all or nothing, and never acknowledged and lost.
+            burst = [Worker(100 + slot, self.shared) for slot in range(args.kill_burst)]
+            threads = [threading.Thread(target=w.sign_up, name=f"burst-{slot}", daemon=True)
+                       for slot, w in enumerate(burst)]
+            for thread in threads:
+                thread.start()
+            self.wait(0.1)
             fault = {"fault": f"SIGKILL {victim.name}", "phase": name, "t": round(now(), 3)}
             victim.kill()
-            log(f"  SIGKILL {victim.name} (127.0.0.1:{port})")
+            log(f"  SIGKILL {victim.name} (127.0.0.1:{port}), {len(burst)} sign-ups in flight "
+                f"through nginx")
             self.wait(args.restart_after)
             fault["restored"] = round(now(), 3)
             victim.start()
             took = cluster.wait_instance(victim, port)
             fault["ready_after_restart_s"] = round(took, 2)
+            for thread in threads:
+                thread.join(HTTP_TIMEOUT + 5)
+            for worker in burst:
+                worker.http.close()
+            with self.shared.lock:
+                fault["burst"] = dict(collections.Counter(
+                    str(e["status"]) for e in self.shared.signups.values() if e["worker"] >= 100))
             fault["upstream"] = f"127.0.0.1:{port}"
             log(f"  {victim.name} restarted, ready after {took:.1f} s")
             self.faults.append(fault)
@@ -1222,6 +1243,7 @@ class Run:
         lost_signups = [e for e in acked_signups if e.get("id") not in users]
         unacked = [e for e in shared.signups.values() if e.get("status") != 201]
         admin_acked = admin_lost = admin_unknown_final = 0
+        admin_refused_applied: list[dict] = []
         lost_admin_details = []
         stale_api = []
         for user_id, writes in shared.admin_writes.items():
@@ -1247,6 +1269,10 @@ class Run:
                                            "last_acked": last_acked})
             elif final_value != last_acked["value"]:
                 admin_unknown_final += 1
+                final = next(w for w in later if w["value"] == final_value)
+                if not final["unknown"]:
+                    # Refused by the server (e.g. 503 "try again"), yet applied.
+                    admin_refused_applied.append({"user": user_id, "write": final})
         # What the API shows (through nginx, any instance): the stored value, not a stale one.
         http = Http(cluster.nginx_port)
         api_failures = 0
@@ -1358,6 +1384,7 @@ class Run:
         report["admin_writes"] = {
             "acknowledged": admin_acked, "lost": admin_lost, "lost_details": lost_admin_details[:20],
             "final_value_from_unacknowledged_later_write": admin_unknown_final,
+            "refused_by_the_server_yet_applied": admin_refused_applied[:20],
             "users_written": len(shared.admin_writes),
         }
         report["api_reads"] = {"stale_or_wrong": len(stale_api), "details": stale_api[:20],
@@ -1370,6 +1397,7 @@ class Run:
             "details": families[:20],
             "tokens_answered_200_twice": answered_twice,
             "race_probes": shared.race_probes, "race_probes_both_200": shared.race_two_200,
+            "race_probes_on_two_instances": shared.race_two_instances,
         }
         report["emails"] = {
             "verification_expected": len(expected), "lost": len(lost_emails),
@@ -1503,6 +1531,7 @@ class Run:
                                               else round(recovered_at - t0, 2))
             if fault["fault"].startswith("SIGKILL"):
                 entry["ready_after_restart_s"] = fault.get("ready_after_restart_s")
+                entry["burst"] = fault.get("burst")
                 served = [e[0] for e in events if e[0] >= fault.get("restored", t0)
                           and fault["upstream"] in e[6] and e[5]]
                 entry["serving_again_after_s"] = (round(min(served) - t0, 2) if served
@@ -1588,6 +1617,9 @@ class Run:
             extra = []
             if "service_back_after_s" in entry:
                 extra.append(f"service back at {entry['service_back_after_s']:.1f}")
+            if fault_burst := entry.get("burst"):
+                extra.append("sign-ups in flight at the kill: " + ", ".join(
+                    f"{k}×{v}" for k, v in fault_burst.items()))
             if entry.get("ready_after_restart_s") is not None:
                 extra.append(f"restarted instance ready {entry['ready_after_restart_s']:.1f} s "
                              f"after its start")
@@ -1620,7 +1652,8 @@ class Run:
              refresh["sessions_with_a_rotation_without_successor"], ""),
             ("refresh tokens answered 200 twice", refresh["tokens_answered_200_twice"]
              + refresh["race_probes_both_200"],
-             f"{refresh['race_probes']} race probes (one token presented twice at once)"),
+             f"{refresh['race_probes']} race probes (one token presented twice at once, "
+             f"{refresh['race_probes_on_two_instances']} on two instances)"),
             ("verification emails lost", emails["lost"],
              f"of {emails['verification_expected']} expected"),
             ("panics in the instances' logs", panics, ""),
@@ -1665,7 +1698,8 @@ class Run:
         out.append(f"  sign-ups the client saw fail but stored: "
                    f"{signups['not_acknowledged_but_stored']} of {signups['not_acknowledged']}; "
                    f"admin writes whose final value came from a later unacknowledged write: "
-                   f"{admin['final_value_from_unacknowledged_later_write']}")
+                   f"{admin['final_value_from_unacknowledged_later_write']} (of which refused "
+                   f"by the server yet applied: {len(admin['refused_by_the_server_yet_applied'])})")
         out.append(f"  stale or wrong reads through the API after the run: "
                    f"{report['api_reads']['stale_or_wrong']}")
         errors_logged = {name: entry["error_lines"] for name, entry in report["logs"].items()}
@@ -1713,6 +1747,8 @@ def main() -> int:
     parser.add_argument("--phase-seconds", type=float)
     parser.add_argument("--restart-after", type=float, help="seconds an instance stays dead")
     parser.add_argument("--redis-down", type=float, help="seconds Redis stays down")
+    parser.add_argument("--kill-burst", type=int, default=6,
+                        help="sign-ups sent through nginx just before the SIGKILL")
     parser.add_argument("--drain-seconds", type=float, default=90.0,
                         help="bound on waiting for the outbox after the load")
     args = parser.parse_args()
