@@ -285,6 +285,26 @@ async fn a_database_outage_answers_503_quickly_and_recovers() {
     )
     .await;
     app.sign_up("pg@example.com", support::STRONG_PASSWORD).await;
+    let (client_id, secret) = app
+        .client(gatehouse_domain::oauth::clients::NewClient {
+            name: "Outage".into(),
+            grant_types: vec!["client_credentials".into()],
+            scopes: vec!["api:read".into()],
+            ..Default::default()
+        })
+        .await;
+    let secret = secret.unwrap();
+    let (status, issued) = app
+        .post_form(
+            "/oauth2/token",
+            Some((&client_id, &secret)),
+            &[("grant_type", "client_credentials"), ("scope", "api:read")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{issued}");
+    let access_token = issued["access_token"].as_str().unwrap().to_owned();
+    let mut browser = support::oauth_browser::Browser::new(&app.base_url);
+    let login = browser.get("/login").await;
 
     proxy.cut();
     let started = std::time::Instant::now();
@@ -306,6 +326,64 @@ async fn a_database_outage_answers_503_quickly_and_recovers() {
     let (status, body) = app.get_json("/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["failed"], serde_json::json!(["database"]));
+    // The OAuth token endpoint answers in its own format, with when to come back.
+    let answer = app
+        .http
+        .post(app.url("/oauth2/token"))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "no-such-code"),
+            ("redirect_uri", "https://app.example/cb"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(answer.headers().contains_key("retry-after"));
+    let error: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(error["error"], "temporarily_unavailable", "{error}");
+    // A live token is never reported inactive because its revocation cannot be read.
+    let (status, introspected) = app
+        .post_form("/oauth2/introspect", Some((&client_id, &secret)), &[("token", &access_token)])
+        .await;
+    assert!(
+        status == StatusCode::SERVICE_UNAVAILABLE || introspected["active"] == true,
+        "{status} {introspected}"
+    );
+    // The hosted sign-in form: a 503 page that says when to come back too.
+    let page = browser.sign_in(&login, "pg@example.com", support::STRONG_PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE, "{}", page.body);
+    assert!(page.retry_after.is_some());
+    // The OAuth token endpoint answers in its own format, with when to come back.
+    let answer = app
+        .http
+        .post(app.url("/oauth2/token"))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "no-such-code"),
+            ("redirect_uri", "https://app.example/cb"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(answer.headers().contains_key("retry-after"));
+    let error: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(error["error"], "temporarily_unavailable", "{error}");
+    // A live token is never reported inactive because its revocation cannot be read.
+    let (status, introspected) = app
+        .post_form("/oauth2/introspect", Some((&client_id, &secret)), &[("token", &access_token)])
+        .await;
+    assert!(
+        status == StatusCode::SERVICE_UNAVAILABLE || introspected["active"] == true,
+        "{status} {introspected}"
+    );
+    // The hosted sign-in form: a 503 page that says when to come back too.
+    let page = browser.sign_in(&login, "pg@example.com", support::STRONG_PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE, "{}", page.body);
+    assert!(page.retry_after.is_some());
 
     proxy.restore();
     let mut attempts = 0;

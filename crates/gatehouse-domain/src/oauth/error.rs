@@ -24,7 +24,7 @@ pub enum OAuthError {
     #[error("server_error: {0}")]
     ServerError(String),
     #[error("temporarily_unavailable")]
-    TemporarilyUnavailable,
+    TemporarilyUnavailable(String),
     /// Device flow: the person has not answered yet.
     #[error("authorization_pending")]
     AuthorizationPending,
@@ -49,7 +49,7 @@ impl OAuthError {
             OAuthError::InvalidToken => "invalid_token",
             OAuthError::InsufficientScope => "insufficient_scope",
             OAuthError::ServerError(_) => "server_error",
-            OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
+            OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
             OAuthError::AuthorizationPending => "authorization_pending",
             OAuthError::SlowDown => "slow_down",
             OAuthError::ExpiredToken => "expired_token",
@@ -69,7 +69,7 @@ impl OAuthError {
             OAuthError::InvalidToken => "the access token is invalid or expired".into(),
             OAuthError::InsufficientScope => "the access token lacks the required scope".into(),
             OAuthError::ServerError(_) => "the server failed; it has been logged".into(),
-            OAuthError::TemporarilyUnavailable => "try again shortly".into(),
+            OAuthError::TemporarilyUnavailable(_) => "try again shortly".into(),
             OAuthError::AuthorizationPending => {
                 "the user has not answered yet; keep polling".into()
             }
@@ -87,8 +87,8 @@ impl From<DomainError> for OAuthError {
                 "the refresh token is invalid, expired or was already used".into(),
             ),
             DomainError::InvalidToken => OAuthError::InvalidToken,
-            DomainError::Store(crate::StoreError::Unavailable(_)) => {
-                OAuthError::TemporarilyUnavailable
+            DomainError::Store(crate::StoreError::Unavailable(reason)) => {
+                OAuthError::TemporarilyUnavailable(reason)
             }
             other => OAuthError::ServerError(other.to_string()),
         }

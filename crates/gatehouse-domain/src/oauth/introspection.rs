@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use super::claims::{insert_organization_claims, user_claims};
 use super::client::ClientRecord;
 use super::{OAuthError, OAuthService, SCOPE_OPENID, SCOPE_ORGANIZATION, split_scope};
+use crate::DomainError;
 use crate::audit::AuditEvent;
 use crate::principal::{Actor, RequestContext};
 use crate::sessions::record::RevokeReason;
@@ -17,20 +18,28 @@ fn inactive() -> Value {
 
 impl OAuthService {
     /// Verifies an access token issued to a client: signature, expiry, not revoked, and its
-    /// session (if any) still active.
-    async fn live_access_token(&self, token: &str) -> Option<AccessTokenClaims> {
-        let claims = self.tokens.verify_access_token(token).await.ok()?;
-        claims.client_id.as_ref()?;
-        if self.store.is_access_token_revoked(&claims.jti).await.ok()? {
-            return None;
+    /// session (if any) still active. `None` for a token that is not live; an error only when
+    /// the answer cannot be known (the database is down: a live token must not be reported
+    /// inactive because its revocation could not be read).
+    async fn live_access_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<AccessTokenClaims>, OAuthError> {
+        let claims = match self.tokens.verify_access_token(token).await {
+            Ok(claims) => claims,
+            Err(DomainError::Store(error)) => return Err(error.into()),
+            Err(_) => return Ok(None),
+        };
+        if claims.client_id.is_none() || self.store.is_access_token_revoked(&claims.jti).await? {
+            return Ok(None);
         }
         if let Some(sid) = &claims.sid {
-            let session = self.session_store.session(sid).await.ok()??;
-            if !session.is_active(self.clock.now()) {
-                return None;
+            match self.session_store.session(sid).await? {
+                Some(session) if session.is_active(self.clock.now()) => {}
+                _ => return Ok(None),
             }
         }
-        Some(claims)
+        Ok(Some(claims))
     }
 
     /// RFC 7662. A token of another client is reported inactive, like an unknown one.
@@ -67,7 +76,7 @@ impl OAuthService {
                 "sid": session.id,
             }));
         }
-        let Some(claims) = self.live_access_token(token).await else { return Ok(inactive()) };
+        let Some(claims) = self.live_access_token(token).await? else { return Ok(inactive()) };
         if claims.client_id.as_deref() != Some(client.client_id.as_str()) {
             return Ok(inactive());
         }
@@ -127,7 +136,7 @@ impl OAuthService {
 
     /// OIDC UserInfo: the claims of the token's scopes. Needs a live user token with `openid`.
     pub async fn userinfo(&self, access_token: &str) -> Result<Value, OAuthError> {
-        let claims = self.live_access_token(access_token).await.ok_or(OAuthError::InvalidToken)?;
+        let claims = self.live_access_token(access_token).await?.ok_or(OAuthError::InvalidToken)?;
         let scopes = split_scope(claims.scope.as_deref().unwrap_or(""));
         if claims.sid.is_none() {
             return Err(OAuthError::InvalidToken);

@@ -5,7 +5,7 @@
 //! state; imports no handler and no state.
 
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, RETRY_AFTER, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +23,8 @@ use super::script::PageScript;
 use crate::error::ErrorForLog;
 use crate::locale::Locale;
 
+/// Seconds a 503 page asks the browser (or a load balancer) to wait, as the API's 503s do.
+const UNAVAILABLE_RETRY_AFTER: u32 = 5;
 /// The CSP of every page: our stylesheet only, no script at all, no framing. No
 /// `form-action`: browsers apply it to the redirects that follow a form POST too, and the
 /// sign-in and consent forms end in a redirect to the client's (registered) redirect URI.
@@ -244,6 +246,10 @@ impl Pages {
     pub(crate) fn error_page(&self, locale: Locale, page: ErrorPage) -> Response {
         let mut response =
             self.render_status(page.status, locale, "error.html", context! { kind => page.kind });
+        if page.status == StatusCode::SERVICE_UNAVAILABLE {
+            // A backing service is down: when to come back, as the API's 503 answers say.
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_AFTER));
+        }
         response.extensions_mut().insert(ErrorForLog { code: page.code, internal: page.internal });
         response
     }

@@ -13,6 +13,8 @@ pub struct Browser {
 pub struct Page {
     pub status: reqwest::StatusCode,
     pub location: Option<String>,
+    /// The answer's `Retry-After`, if any.
+    pub retry_after: Option<String>,
     pub body: String,
 }
 
@@ -79,7 +81,9 @@ impl Browser {
         let status = response.status();
         let location =
             response.headers().get("location").map(|value| value.to_str().unwrap().to_owned());
-        Page { status, location, body: response.text().await.unwrap() }
+        let retry_after =
+            response.headers().get("retry-after").map(|value| value.to_str().unwrap().to_owned());
+        Page { status, location, retry_after, body: response.text().await.unwrap() }
     }
 
     pub async fn get(&mut self, url: &str) -> Page {

@@ -28,7 +28,7 @@ impl IntoResponse for OAuthErrorResponse {
             OAuthError::InvalidClient | OAuthError::InvalidToken => StatusCode::UNAUTHORIZED,
             OAuthError::InsufficientScope => StatusCode::FORBIDDEN,
             OAuthError::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            OAuthError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             OAuthError::InvalidRequest(_)
             | OAuthError::InvalidGrant(_)
             | OAuthError::UnauthorizedClient(_)
@@ -41,7 +41,9 @@ impl IntoResponse for OAuthErrorResponse {
         };
         // Logged once, by the observe middleware, with the request id (like every error).
         let internal = match &self.error {
-            OAuthError::ServerError(internal) => Some(internal.clone()),
+            OAuthError::ServerError(internal) | OAuthError::TemporarilyUnavailable(internal) => {
+                Some(internal.clone())
+            }
             _ => None,
         };
         let body = serde_json::json!({
@@ -70,6 +72,10 @@ impl IntoResponse for OAuthErrorResponse {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer error=\"insufficient_scope\""),
                 );
+            }
+            // RFC 9110 §10.2.3: when to come back (as the API's 503 answers).
+            OAuthError::TemporarilyUnavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(5u32));
             }
             _ => {}
         }
