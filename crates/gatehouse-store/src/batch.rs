@@ -56,23 +56,24 @@ impl SqliteBatch {
         }
     }
 
-    /// Runs the statements on `executor` (the caller's transaction), in one round trip.
+    /// Runs the statements on `executor` (the caller's transaction), in one round trip;
+    /// answers the rows they changed, all statements together.
     pub(crate) async fn execute(
         mut self,
         executor: &mut sqlx::SqliteConnection,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         self.check_arguments();
         if let Some(error) = self.error {
             return Err(StoreError::Other(error));
         }
         if self.sql.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
-        sqlx::query_with(sqlx::AssertSqlSafe(self.sql), self.arguments)
+        Ok(sqlx::query_with(sqlx::AssertSqlSafe(self.sql), self.arguments)
             .execute(executor)
             .await
-            .map_err(map_sqlx_error)?;
-        Ok(())
+            .map_err(map_sqlx_error)?
+            .rows_affected())
     }
 }
 

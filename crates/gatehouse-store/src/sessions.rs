@@ -124,6 +124,32 @@ pub(crate) fn bind_refresh_token<Q: StoreQuery>(query: Q, token: &RefreshTokenRe
         .bind_value(token.rotated_at)
 }
 
+/// A refresh token's spend (SQLite's batch of a rotation, first statement).
+const SPEND_REFRESH_TOKEN: &str =
+    "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_digest = $1 AND rotated_at IS NULL";
+
+/// Its successor, only when the statement before it changed a row (`changes()`).
+const INSERT_REFRESH_TOKEN_IF_SPENT: &str = "INSERT INTO refresh_tokens (token_digest, \
+     session_id, created_at, expires_at, rotated_at) SELECT $1, $2, $3, $4, $5 WHERE changes() = 1";
+
+/// The session's touch, only when the successor was stored and the last one is old enough.
+const TOUCH_SESSION_IF_ROTATED: &str =
+    "UPDATE sessions SET last_used_at = $2 WHERE id = $1 AND last_used_at <= $3 AND changes() = 1";
+
+/// A whole rotation on PostgreSQL as one statement: spend, successor, touch, and the cache
+/// announcement of the touch; answers (spent, touched).
+const ROTATE_REFRESH_TOKEN_POSTGRES: &str = "WITH spent AS ( \
+        UPDATE refresh_tokens SET rotated_at = $2 WHERE token_digest = $1 AND rotated_at IS NULL \
+        RETURNING session_id), \
+    inserted AS ( \
+        INSERT INTO refresh_tokens (token_digest, session_id, created_at, expires_at, rotated_at) \
+        SELECT $3, $4, $5, $6, $7 FROM spent RETURNING session_id), \
+    touched AS ( \
+        UPDATE sessions SET last_used_at = $2 WHERE id = $4 AND last_used_at <= $8 \
+        AND EXISTS (SELECT 1 FROM inserted) RETURNING id) \
+    SELECT (SELECT COUNT(*) FROM spent), \
+        (SELECT COUNT(*) FROM (SELECT pg_notify($9, $10) FROM touched) AS announced)";
+
 pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions (id, user_id, user_agent, ip, \
      created_at, last_used_at, expires_at, revoked_at, revoked_reason, client_id, scope, \
      auth_time, nonce, amr, organization_id, impersonator) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
@@ -311,35 +337,57 @@ impl SessionStore for Database {
         presented: &[u8],
         replacement: &RefreshTokenRecord,
         now: i64,
+        touch_if_used_before: i64,
     ) -> Result<bool, StoreError> {
-        let changed = [Invalidation::Session(&replacement.session_id)];
-        write_transaction!(self, changed: &changed, transaction => {
-            // The first statement writes, so on SQLite the transaction takes the write lock
-            // at once (waiting on the busy timeout) instead of failing on an upgrade; on
-            // PostgreSQL the row lock makes concurrent rotations of one token queue here, and
-            // all but the first find it already rotated.
-            let spent = sqlx::query(
-                "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_digest = $1 AND rotated_at IS NULL",
-            )
-            .bind(presented)
-            .bind(now)
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_sqlx_error)?
-            .rows_affected();
-            if spent != 1 {
-                transaction.rollback().await.map_err(map_sqlx_error)?;
-                return Ok(false);
+        // The hot write of every refresh: the spend, its successor and the session's touch go
+        // to the database as one round trip (the successor and the touch conditional on the
+        // spend), and the cache forgets the session only when its row changed.
+        let session_id = replacement.session_id.as_str();
+        let changed = [Invalidation::Session(session_id)];
+        let (rotated, touched) = match self {
+            Database::Sqlite(sqlite) => {
+                let mut batch = SqliteBatch::default();
+                batch.push(SPEND_REFRESH_TOKEN).bind(presented).bind(now);
+                bind_refresh_token(batch.push(INSERT_REFRESH_TOKEN_IF_SPENT), replacement);
+                batch
+                    .push(TOUCH_SESSION_IF_ROTATED)
+                    .bind(session_id)
+                    .bind(now)
+                    .bind(touch_if_used_before);
+                // The first statement writes, so the transaction takes SQLite's write lock at
+                // once; a token already spent changes nothing (0), a rotation 2 rows, or 3
+                // with the touch.
+                let changes = write_transaction!(self, pool: &sqlite.pool, changed: &[], transaction => {
+                    batch.execute(&mut transaction).await?
+                });
+                (changes >= 2, changes >= 3)
             }
-            insert_refresh_token(&mut *transaction, replacement).await?;
-            sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
-                .bind(replacement.session_id.as_str())
-                .bind(now)
-                .execute(&mut *transaction)
-                .await
-                .map_err(map_sqlx_error)?;
-        });
-        Ok(true)
+            Database::Postgres(postgres) => {
+                // One statement, so its own transaction; the row lock makes concurrent
+                // rotations of one token queue, and all but the first find it spent. The
+                // invalidation is announced (NOTIFY, sent on commit) only with a touch.
+                let channel = self.notify_channel().unwrap_or_default();
+                let (spent, touched): (i64, i64) = sqlx::query_as(ROTATE_REFRESH_TOKEN_POSTGRES)
+                    .bind(presented)
+                    .bind(now)
+                    .bind(replacement.token_digest.as_slice())
+                    .bind(session_id)
+                    .bind(replacement.created_at)
+                    .bind(replacement.expires_at)
+                    .bind(replacement.rotated_at)
+                    .bind(touch_if_used_before)
+                    .bind(channel)
+                    .bind(crate::cache::payload(&changed))
+                    .fetch_one(&postgres.pool)
+                    .await
+                    .map_err(map_sqlx_error)?;
+                (spent == 1, touched == 1)
+            }
+        };
+        if touched {
+            self.cache().invalidate(&changed);
+        }
+        Ok(rotated)
     }
 
     async fn revoke_session(

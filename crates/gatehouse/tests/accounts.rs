@@ -16,6 +16,7 @@ backend_tests!(
     access_tokens_are_rfc9068_jwts_verifiable_through_jwks,
     a_token_from_one_instance_works_on_another,
     refresh_token_reuse_revokes_the_family,
+    a_rotation_touches_its_session_at_most_once_a_minute,
     concurrent_refreshes_of_one_token_give_exactly_one_success,
     lockout_after_repeated_failures_is_revealed_to_nobody_guessing,
     password_change_revokes_other_sessions_and_refuses_reuse,
@@ -563,5 +564,40 @@ async fn profile_updates_validate_and_keep_usernames_unique(test: TestDatabase) 
         StatusCode::UNPROCESSABLE_ENTITY,
         "email is not changed through PATCH /v1/me"
     );
+    app.stop().await;
+}
+
+/// A refresh records the session's use (`last_used_at`, shown in the session list), but writes
+/// it at most once a minute: the rotations in between leave the session row — and every
+/// instance's cached copy of it — alone.
+async fn a_rotation_touches_its_session_at_most_once_a_minute(test: TestDatabase) {
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let clock = std::sync::Arc::new(gatehouse_domain::ManualClock::new(wall.as_secs() as i64));
+    let app =
+        TestApp::spawn_with_clock(&test, &MasterKey::generate(), &[], Some(clock.clone())).await;
+    let tokens = app.sign_up("touch@example.com", STRONG_PASSWORD).await;
+    let started = wall.as_secs() as i64;
+    let mut refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let mut refresh = async |refresh_token: &mut String| {
+        let (status, body) =
+            app.post("/v1/auth/refresh", None, json!({ "refresh_token": refresh_token })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        *refresh_token = body["refresh_token"].as_str().unwrap().to_owned();
+        body["access_token"].as_str().unwrap().to_owned()
+    };
+    let last_used = async |access_token: &str| {
+        let (status, sessions) = app.get_auth("/v1/me/sessions", access_token).await;
+        assert_eq!(status, StatusCode::OK, "{sessions}");
+        sessions["data"][0]["last_used_at"].as_i64().unwrap()
+    };
+    clock.advance(30);
+    let access_token = refresh(&mut refresh_token).await;
+    assert_eq!(last_used(&access_token).await, started, "touched within the minute");
+    clock.advance(31);
+    let access_token = refresh(&mut refresh_token).await;
+    assert_eq!(last_used(&access_token).await, started + 61, "touched after a minute");
+    clock.advance(5);
+    let access_token = refresh(&mut refresh_token).await;
+    assert_eq!(last_used(&access_token).await, started + 61);
     app.stop().await;
 }

@@ -61,7 +61,8 @@ pub(crate) struct NewSession {
 /// How long an impersonation session may last, in minutes.
 pub const IMPERSONATION_MINUTES: std::ops::RangeInclusive<i64> = 1..=60;
 
-/// A browser session's `last_used_at` is written when it is at least this old.
+/// A session's `last_used_at` is written when it is at least this old (by a browser's page
+/// view or a refresh-token rotation), so use does not cost a write each time.
 pub const TOUCH_INTERVAL_SECONDS: i64 = 60;
 
 pub struct SessionService {
@@ -316,7 +317,12 @@ impl SessionService {
                 .min(session.expires_at),
             rotated_at: None,
         };
-        if !self.store.rotate_refresh_token(&digest, &replacement, now).await? {
+        let touch_if_used_before = now - TOUCH_INTERVAL_SECONDS;
+        if !self
+            .store
+            .rotate_refresh_token(&digest, &replacement, now, touch_if_used_before)
+            .await?
+        {
             self.revoke_for_reuse(&session, context).await?;
             return Err(DomainError::InvalidGrant);
         }

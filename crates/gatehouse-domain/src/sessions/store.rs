@@ -41,12 +41,15 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Option<(RefreshTokenRecord, SessionRecord)>, StoreError>;
 
     /// Marks `presented` rotated and stores `replacement`, in one transaction, only if
-    /// `presented` was not rotated yet. `false` means another request rotated it first.
+    /// `presented` was not rotated yet; the session's `last_used_at` becomes `now` when it is
+    /// older than `touch_if_used_before` (written at most once an interval, so a rotation
+    /// rarely touches the cached session row). `false` means another request rotated it first.
     async fn rotate_refresh_token(
         &self,
         presented: &[u8],
         replacement: &RefreshTokenRecord,
         now: i64,
+        touch_if_used_before: i64,
     ) -> Result<bool, StoreError>;
 
     /// Revokes one session (if still active) with the events. `false` when it was not active.

@@ -238,7 +238,7 @@ async fn refresh_tokens_of_the_old_format_keep_working_and_rotate_into_the_new_o
         rotated_at: None,
     };
     let current = world.tokens.refresh_token_digest(&tokens.refresh_token);
-    assert!(world.store.rotate_refresh_token(&current, &stored, now).await.unwrap());
+    assert!(world.store.rotate_refresh_token(&current, &stored, now, now).await.unwrap());
     let refreshed = world.accounts.sessions.refresh(&legacy, &context()).await.unwrap();
     assert!(REFRESH_TOKEN.is_current(&refreshed.refresh_token), "{}", refreshed.refresh_token);
     assert!(refreshed.refresh_token.starts_with("gtr_"));

@@ -242,6 +242,7 @@ impl SessionStore for MemoryStore {
         presented: &[u8],
         replacement: &RefreshTokenRecord,
         now: i64,
+        touch_if_used_before: i64,
     ) -> Result<bool, StoreError> {
         let mut state = self.state();
         let lost_race = std::mem::take(&mut state.lose_next_rotation);
@@ -258,7 +259,9 @@ impl SessionStore for MemoryStore {
             return Ok(false);
         }
         state.refresh_tokens.push(replacement.clone());
-        if let Some(session) = state.sessions.get_mut(&replacement.session_id) {
+        if let Some(session) = state.sessions.get_mut(&replacement.session_id)
+            && session.last_used_at <= touch_if_used_before
+        {
             session.last_used_at = now;
         }
         Ok(true)
