@@ -692,8 +692,12 @@ mod tests {
     fn an_insert_numbers_its_placeholders_row_by_row() {
         let table = Table { name: "t".into(), columns: columns(&["a", "b"]), rows: 2 };
         assert_eq!(
-            insert_sql(&table, 2),
+            insert_sql(Backend::Postgres, &table, 2),
             r#"INSERT INTO "t" ("a", "b") VALUES ($1, $2), ($3, $4)"#
+        );
+        assert_eq!(
+            insert_sql(Backend::Sqlite, &table, 2),
+            r#"INSERT INTO "t" ("a", "b") VALUES (?, ?), (?, ?)"#
         );
     }
 }

@@ -578,7 +578,7 @@ async fn a_rotation_touches_its_session_at_most_once_a_minute(test: TestDatabase
     let tokens = app.sign_up("touch@example.com", STRONG_PASSWORD).await;
     let started = wall.as_secs() as i64;
     let mut refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
-    let mut refresh = async |refresh_token: &mut String| {
+    let refresh = async |refresh_token: &mut String| {
         let (status, body) =
             app.post("/v1/auth/refresh", None, json!({ "refresh_token": refresh_token })).await;
         assert_eq!(status, StatusCode::OK, "{body}");
