@@ -6,8 +6,6 @@ a warm-up, then for the measured duration, and prints one line
 `BENCH_JSON {...}` in the same shape as bench/wrk/request.lua (requests = completed
 operations, latency of a whole operation in microseconds) plus `http_requests`.
 
-  driver.py refresh   URL --email E --password P [-c 32] [-d 15] [--warmup 3]
-      POST /v1/auth/refresh, each worker chaining its own single-use refresh token.
   driver.py codeflow  URL --email E --password P --client-id ID --client-secret S
                       [--signed-in] [-c 32] [-d 15] [--warmup 3]
       The whole authorization-code flow with PKCE: /oauth2/authorize, the hosted login form
@@ -236,20 +234,6 @@ class CodeFlow:
         return json.loads(data)
 
 
-async def sign_in(conn: Connection, email: str, password: str) -> dict:
-    status, _, data = await conn.request(
-        "POST", "/v1/auth/sign-in", {"Content-Type": "application/json"},
-        json.dumps({"email": email, "password": password}).encode())
-    if status != 200:
-        raise HttpError(f"sign-in answered {status}: {data[:300]!r}")
-    return json.loads(data)
-
-
-def refresh_token_of(answer: dict) -> str:
-    tokens = answer.get("tokens", answer)
-    return tokens["refresh_token"]
-
-
 class Stats:
     def __init__(self) -> None:
         self.latencies: list[float] = []
@@ -260,27 +244,14 @@ class Stats:
 async def worker(args, base, host, port, stats: Stats, stop: asyncio.Event, index: int):
     conn = Connection(host, port)
     try:
-        if args.scenario == "refresh":
-            token = refresh_token_of(await sign_in(conn, args.email, args.password))
+        flow = CodeFlow(args, base, conn)
+        if args.signed_in:
+            await flow.run(login=True)
 
-            async def operation():
-                nonlocal token
-                status, _, data = await conn.request(
-                    "POST", "/v1/auth/refresh", {"Content-Type": "application/json"},
-                    json.dumps({"refresh_token": token}).encode())
-                if status != 200:
-                    token = refresh_token_of(await sign_in(conn, args.email, args.password))
-                    raise HttpError(f"refresh answered {status}: {data[:200]!r}")
-                token = refresh_token_of(json.loads(data))
-        else:
-            flow = CodeFlow(args, base, conn)
-            if args.signed_in:
-                await flow.run(login=True)
-
-            async def operation():
-                await flow.run(login=not args.signed_in)
-                if not args.signed_in:
-                    flow.browser.cookies.clear()  # the next flow is a new browser
+        async def operation():
+            await flow.run(login=not args.signed_in)
+            if not args.signed_in:
+                flow.browser.cookies.clear()  # the next flow is a new browser
 
         while not stop.is_set():
             started = time.perf_counter()
@@ -367,7 +338,7 @@ async def user_token(args) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("scenario", choices=["refresh", "codeflow", "user-token", "browser-cookie"])
+    parser.add_argument("scenario", choices=["codeflow", "user-token", "browser-cookie"])
     parser.add_argument("url")
     parser.add_argument("--email", required=True)
     parser.add_argument("--password", required=True)

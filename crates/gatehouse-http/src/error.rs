@@ -32,6 +32,10 @@ pub struct Problem {
     pub retry_after: Option<u64>,
 }
 
+/// Seconds every 503 asks its client (or a load balancer) to wait before trying again — the
+/// API's problem+json, the OAuth endpoints' `temporarily_unavailable` and the hosted pages alike.
+pub(crate) const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 5;
+
 /// An error answer. Build it with the constructors so status and code stay paired.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -71,7 +75,7 @@ impl ApiError {
             "service_unavailable",
             "Sign-in attempts cannot be counted right now; try again shortly.",
         )
-        .with_retry_after(5)
+        .with_retry_after(UNAVAILABLE_RETRY_AFTER_SECONDS)
     }
 
     pub fn not_found() -> Self {
@@ -407,7 +411,7 @@ impl From<DomainError> for ApiError {
                     code,
                     "A backing service is unavailable; try again shortly.",
                 )
-                .with_retry_after(5);
+                .with_retry_after(UNAVAILABLE_RETRY_AFTER_SECONDS);
                 answer.internal = Some(reason.clone());
                 answer
             }

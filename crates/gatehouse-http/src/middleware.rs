@@ -173,7 +173,6 @@ pub(crate) fn too_many_requests(bucket: Bucket, retry_after_seconds: u64) -> Res
 /// The answer while the limiter's store is down, for a budget that fails closed: 503 with
 /// `Retry-After`, problem+json for the API and the RFCs' format for the OAuth endpoints.
 pub(crate) fn limiter_unavailable(bucket: Bucket) -> Response {
-    const RETRY_AFTER_SECONDS: u64 = 5;
     if !bucket.answers_oauth() {
         return ApiError::limiter_unavailable().into_response();
     }
@@ -183,7 +182,10 @@ pub(crate) fn limiter_unavailable(bucket: Bucket) -> Response {
     });
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    headers.insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(crate::error::UNAVAILABLE_RETRY_AFTER_SECONDS),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
         .extensions_mut()

@@ -282,7 +282,7 @@ pub async fn export(
     exported_at: i64,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Summary, ArchiveError> {
-    let schema_version = schema_version(database).await?;
+    let schema_version = crate::migrate::current_version(database).await?;
     let backend = database.backend();
     crate::with_pool!(database, pool => {
         let mut transaction = pool.begin().await.map_err(store_error)?;
@@ -377,31 +377,6 @@ fn write_line<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> Result<(
         .map_err(|error| ArchiveError::Io(std::io::Error::other(error)))?;
     out.write_all(b"\n")?;
     Ok(())
-}
-
-/// The last migration applied to `database` (0 for an unmigrated one).
-pub async fn schema_version(database: &Database) -> Result<i64, ArchiveError> {
-    let versions = match crate::migrate::applied_versions(database).await {
-        Ok(versions) => versions,
-        // No bookkeeping table yet: nothing applied.
-        Err(_) if !has_migrations_table(database).await? => Vec::new(),
-        Err(error) => return Err(error.into()),
-    };
-    Ok(versions.last().copied().unwrap_or(0))
-}
-
-async fn has_migrations_table(database: &Database) -> Result<bool, ArchiveError> {
-    let sql = match database.backend() {
-        Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
-        Backend::Postgres => {
-            "SELECT COUNT(*) FROM information_schema.tables \
-             WHERE table_schema = current_schema() AND table_name = $1"
-        }
-    };
-    let count: i64 = crate::with_pool!(database, pool => {
-        sqlx::query_scalar(sql).bind(MIGRATIONS_TABLE).fetch_one(pool).await.map_err(store_error)?
-    });
-    Ok(count > 0)
 }
 
 /// Reads and checks the archive's first line.
@@ -505,7 +480,7 @@ pub async fn import(
     input: &mut dyn BufRead,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Summary, ArchiveError> {
-    let target_version = schema_version(database).await?;
+    let target_version = crate::migrate::current_version(database).await?;
     if target_version != header.schema_version {
         return Err(ArchiveError::Schema(format!(
             "the archive was made at schema version {}, the target database is at {target_version}",

@@ -59,6 +59,11 @@ macro_rules! with_pool {
 ///   before an insert), with no audit event and nothing cached; it saves the `BEGIN` and
 ///   `COMMIT` round trips.
 ///
+/// One write takes none of these on PostgreSQL: a refresh-token rotation
+/// (`SessionStore::rotate_refresh_token`) is a single statement there, its own transaction,
+/// which announces its invalidation itself (`pg_notify` inside it, with [`crate::cache`]'s
+/// payload) and evicts from the read cache as step 5 does.
+///
 /// A macro rather than a function: a body is written once and type-checked once per backend,
 /// as in [`with_pool!`]; it runs its own queries and reads their backend's rows, and a
 /// closure cannot be generic over the two connection types, so a function taking the body

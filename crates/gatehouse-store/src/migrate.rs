@@ -109,6 +109,27 @@ pub async fn applied_versions(database: &Database) -> Result<Vec<i64>, StoreErro
     })
 }
 
+/// The last migration applied to `database`; 0 for a database no migration has touched (no
+/// bookkeeping table yet). `gatehouse db export|import` compare archives and databases by it.
+pub async fn current_version(database: &Database) -> Result<i64, StoreError> {
+    let table_sql = match database.backend() {
+        Backend::Sqlite => {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+        }
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+        }
+    };
+    let tables: i64 = crate::with_pool!(database, pool => {
+        sqlx::query_scalar(table_sql).fetch_one(pool).await.map_err(map_sqlx_error)?
+    });
+    if tables == 0 {
+        return Ok(0);
+    }
+    Ok(applied_versions(database).await?.last().copied().unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

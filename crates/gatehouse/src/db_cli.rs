@@ -6,7 +6,7 @@
 //! stdout (`--json` for a machine).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -62,7 +62,7 @@ fn archive_error(error: ArchiveError) -> StartupError {
 async fn export(config: Config, output: &Path, json_output: bool) -> Result<(), StartupError> {
     let started = Instant::now();
     let database = app::open_database(&config).await?;
-    if archive::schema_version(&database).await.map_err(archive_error)? == 0 {
+    if gatehouse_store::migrate::current_version(&database).await? == 0 {
         database.close().await;
         return Err(StartupError::Rejected(
             "the database has no Gatehouse schema: nothing to export (check GATEHOUSE_DATABASE_URL)"
@@ -134,7 +134,7 @@ async fn import(config: Config, input: &Path, json_output: bool) -> Result<(), S
         )));
     }
     let database = app::open_database(&config).await?;
-    let current = archive::schema_version(&database).await.map_err(archive_error)?;
+    let current = gatehouse_store::migrate::current_version(&database).await?;
     if current < header.schema_version {
         gatehouse_store::migrate::run_to(&database, header.schema_version).await?;
     } else if current > header.schema_version {
@@ -171,14 +171,12 @@ fn open_archive(path: &Path) -> Result<Box<dyn BufRead>, StartupError> {
     let cannot = |error: std::io::Error| {
         StartupError::Rejected(format!("cannot read {}: {error}", path.display()))
     };
-    let mut file = File::open(path).map_err(cannot)?;
-    let mut magic = [0u8; 2];
-    let read = file.read(&mut magic).map_err(cannot)?;
-    let file = File::open(path).map_err(cannot)?;
-    Ok(if read == 2 && magic == [0x1f, 0x8b] {
-        Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(BufReader::new(file))))
+    let mut file = BufReader::with_capacity(1 << 16, File::open(path).map_err(cannot)?);
+    let gzip = file.fill_buf().map_err(cannot)?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gzip {
+        Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(file)))
     } else {
-        Box::new(BufReader::with_capacity(1 << 16, file))
+        Box::new(file)
     })
 }
 

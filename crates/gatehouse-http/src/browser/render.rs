@@ -22,9 +22,6 @@ use super::return_to::DEFAULT_RETURN_TO;
 use super::script::PageScript;
 use crate::error::ErrorForLog;
 use crate::locale::Locale;
-
-/// Seconds a 503 page asks the browser (or a load balancer) to wait, as the API's 503s do.
-const UNAVAILABLE_RETRY_AFTER: u32 = 5;
 /// The CSP of every page: our stylesheet only, no script at all, no framing. No
 /// `form-action`: browsers apply it to the redirects that follow a form POST too, and the
 /// sign-in and consent forms end in a redirect to the client's (registered) redirect URI.
@@ -248,7 +245,10 @@ impl Pages {
             self.render_status(page.status, locale, "error.html", context! { kind => page.kind });
         if page.status == StatusCode::SERVICE_UNAVAILABLE {
             // A backing service is down: when to come back, as the API's 503 answers say.
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_AFTER));
+            response.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from(crate::error::UNAVAILABLE_RETRY_AFTER_SECONDS),
+            );
         }
         response.extensions_mut().insert(ErrorForLog { code: page.code, internal: page.internal });
         response

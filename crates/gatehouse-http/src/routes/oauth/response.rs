@@ -75,7 +75,10 @@ impl IntoResponse for OAuthErrorResponse {
             }
             // RFC 9110 §10.2.3: when to come back (as the API's 503 answers).
             OAuthError::TemporarilyUnavailable(_) => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(5u32));
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(crate::error::UNAVAILABLE_RETRY_AFTER_SECONDS),
+                );
             }
             _ => {}
         }
