@@ -110,8 +110,13 @@ impl UnitOfWork {
     /// Whether it holds nothing beyond audit events and the known device: the store may then
     /// take its fast path for a plain sign-in.
     pub fn is_plain(&self) -> bool {
+        self.spend_code.is_none() && self.is_plain_but_for_a_code()
+    }
+
+    /// [`Self::is_plain`], but for an authorization code it may spend: the work of an OAuth
+    /// code exchange, which the store's fast path also takes.
+    pub fn is_plain_but_for_a_code(&self) -> bool {
         self.spend_token.is_none()
-            && self.spend_code.is_none()
             && self.tokens.is_empty()
             && self.outbox.is_empty()
             && self.trusted_browser.is_none()

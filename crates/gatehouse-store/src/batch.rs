@@ -8,7 +8,10 @@
 //! the whole text, so each statement's placeholders are renumbered after the arguments already
 //! added.
 
-use sqlx::sqlite::SqliteArguments;
+use std::sync::Arc;
+
+use sqlx::SqliteConnection;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments as _, Encode, Sqlite, Type};
 
 use crate::error::map_sqlx_error;
@@ -56,11 +59,19 @@ impl SqliteBatch {
         }
     }
 
-    /// Runs the statements on `executor` (the caller's transaction), in one round trip;
-    /// answers the rows they changed, all statements together.
-    pub(crate) async fn execute(
+    /// Runs the statements as one transaction on the SQLite writer, `BEGIN` and `COMMIT`
+    /// included in the one round trip to its thread; answers the rows they changed. Writers
+    /// queue on the writer's lock, and it is held for that one round trip only (three with a
+    /// transaction of sqlx's: every hand-off made while holding it is time every other writer
+    /// waits, and under load each waits for a time slice).
+    ///
+    /// The write runs in a task of its own, so a caller that gives up (a dropped request)
+    /// neither leaves the transaction open on the writer nor cuts it short: it commits or
+    /// rolls back whole, then frees the lock. A statement that fails rolls the transaction
+    /// back and answers its error.
+    pub(crate) async fn commit_on_writer(
         mut self,
-        executor: &mut sqlx::SqliteConnection,
+        writer: &Arc<tokio::sync::Mutex<SqliteConnection>>,
     ) -> Result<u64, StoreError> {
         self.check_arguments();
         if let Some(error) = self.error {
@@ -69,12 +80,105 @@ impl SqliteBatch {
         if self.sql.is_empty() {
             return Ok(0);
         }
-        Ok(sqlx::query_with(sqlx::AssertSqlSafe(self.sql), self.arguments)
-            .execute(executor)
-            .await
-            .map_err(map_sqlx_error)?
-            .rows_affected())
+        let sql = format!("BEGIN IMMEDIATE;\n{};\nCOMMIT", self.sql);
+        let arguments = self.arguments;
+        let writer = Arc::clone(writer);
+        let write = tokio::spawn(async move {
+            let mut writer = writer.lock_owned().await;
+            let result =
+                sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments).execute(&mut *writer).await;
+            match result {
+                Ok(done) => Ok(done.rows_affected()),
+                Err(error) => {
+                    // The transaction, if it began, ends here: `ROLLBACK` fails only when
+                    // there is none (BEGIN itself failed, or COMMIT went through).
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *writer).await;
+                    Err(map_sqlx_error(error))
+                }
+            }
+        });
+        write.await.map_err(|error| StoreError::Other(format!("SQLite write task: {error}")))?
     }
+}
+
+/// What one statement of the first step of [`two_step_write`] did: the rows it answered and
+/// the rows it changed.
+pub(crate) struct StepResult {
+    pub rows: Vec<SqliteRow>,
+    pub changed: u64,
+}
+
+/// A write transaction on the SQLite writer whose second part depends on what its first part
+/// found, in two round trips to the writer's thread (against one per statement, plus `BEGIN`
+/// and `COMMIT`, in a transaction of sqlx's): `BEGIN IMMEDIATE` and the statements of
+/// `first`, whose results `decide` reads; then the statements it answers and `COMMIT`, or,
+/// when it answers an error, `ROLLBACK` and that error. The same guarantees as
+/// [`SqliteBatch::commit_on_writer`]: the writer's lock is held throughout, and the write runs
+/// in a task of its own, so it finishes whole even if its caller gives up.
+pub(crate) async fn two_step_write<T, F>(
+    writer: &Arc<tokio::sync::Mutex<SqliteConnection>>,
+    mut first: SqliteBatch,
+    decide: F,
+) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(Vec<StepResult>) -> Result<(T, SqliteBatch), StoreError> + Send + 'static,
+{
+    first.check_arguments();
+    if let Some(error) = first.error {
+        return Err(StoreError::Other(error));
+    }
+    let sql = format!("BEGIN IMMEDIATE;\n{}", first.sql);
+    let arguments = first.arguments;
+    let writer = Arc::clone(writer);
+    let write = tokio::spawn(async move {
+        let mut writer = writer.lock_owned().await;
+        let outcome = async {
+            let mut steps = Vec::new();
+            let mut rows = Vec::new();
+            {
+                use futures_util::TryStreamExt as _;
+                use sqlx::Executor as _;
+                let mut results = (&mut *writer)
+                    .fetch_many(sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments));
+                while let Some(result) = results.try_next().await.map_err(map_sqlx_error)? {
+                    match result {
+                        sqlx::Either::Left(done) => steps.push(StepResult {
+                            rows: std::mem::take(&mut rows),
+                            changed: done.rows_affected(),
+                        }),
+                        sqlx::Either::Right(row) => rows.push(row),
+                    }
+                }
+            }
+            // The first result is BEGIN's.
+            if !steps.is_empty() {
+                steps.remove(0);
+            }
+            let (value, mut second) = decide(steps)?;
+            second.check_arguments();
+            if let Some(error) = second.error {
+                return Err(StoreError::Other(error));
+            }
+            let sql = if second.sql.is_empty() {
+                "COMMIT".to_owned()
+            } else {
+                format!("{};\nCOMMIT", second.sql)
+            };
+            sqlx::query_with(sqlx::AssertSqlSafe(sql), second.arguments)
+                .execute(&mut *writer)
+                .await
+                .map_err(map_sqlx_error)?;
+            Ok(value)
+        }
+        .await;
+        if outcome.is_err() {
+            // As in `commit_on_writer`: ends the transaction if it is still open.
+            let _ = sqlx::query("ROLLBACK").execute(&mut *writer).await;
+        }
+        outcome
+    });
+    write.await.map_err(|error| StoreError::Other(format!("SQLite write task: {error}")))?
 }
 
 impl BatchStatement<'_> {

@@ -34,7 +34,8 @@ macro_rules! with_pool {
 
 /// The one write path: every write of the store goes through it, so each takes the same
 /// steps in the same order. In a transaction (every form but `autocommit`):
-/// 1. take the write guard (SQLite writers queue on it, see [`SqliteDatabase`]);
+/// 1. SQLite: take the writer connection (writers queue on it, see [`SqliteDatabase`]);
+///    PostgreSQL: take a connection of the pool;
 /// 2. `BEGIN`, bind the transaction to the caller's name and run `$body`, whose value is the
 ///    macro's value (`?` or `return` in it leaves the enclosing function: the transaction is
 ///    dropped and rolls back);
@@ -52,17 +53,20 @@ macro_rules! with_pool {
 ///
 /// The forms: `events: E[, changed: C]`, `work: W[, changed: C]`, `[changed: C]` (events
 /// written only on some outcome stay in the body, with `insert_events`), and:
-/// - `pool: P, changed: C` runs the transaction on the concrete pool `P`: a path for one
-///   backend only (the SQLite batch of a password sign-in, `SessionStore::start_session`);
-/// - `autocommit, pool => { ... }` takes the guard only and binds the pool: for statements that
+/// - `sqlite: S, changed: C` runs the transaction on the writer of the SQLite database `S`: a
+///   path for SQLite only (the batch of a password sign-in, `SessionStore::start_session`);
+/// - `autocommit, pool => { ... }` takes the writer (as a guard only) and binds the pool: for
+///   statements that
 ///   stand alone, each committing by itself (a touch, a counter, a single-use spend, a sweep
 ///   before an insert), with no audit event and nothing cached; it saves the `BEGIN` and
 ///   `COMMIT` round trips.
 ///
-/// One write takes none of these on PostgreSQL: a refresh-token rotation
-/// (`SessionStore::rotate_refresh_token`) is a single statement there, its own transaction,
-/// which announces its invalidation itself (`pg_notify` inside it, with [`crate::cache`]'s
-/// payload) and evicts from the read cache as step 5 does.
+/// Some writes take none of these. On PostgreSQL a refresh-token rotation
+/// (`SessionStore::rotate_refresh_token`) is a single statement, its own transaction, which
+/// announces its invalidation itself (`pg_notify` inside it, with [`crate::cache`]'s payload)
+/// and evicts from the read cache as step 5 does. On SQLite the hottest writes (that rotation,
+/// an authorization code, a new session) go to the writer as whole transactions in one or two
+/// round trips ([`crate::batch`]), holding its lock as this macro does.
 ///
 /// A macro rather than a function: a body is written once and type-checked once per backend,
 /// as in [`with_pool!`]; it runs its own queries and reads their backend's rows, and a
@@ -71,9 +75,8 @@ macro_rules! with_pool {
 /// (`insert_events`, `apply_work`, `announce`, `update_user_change`, ... over
 /// [`crate::columns::StoreConnection`]).
 macro_rules! write_transaction {
-    (@steps $database:ident, $pool:expr, $changed:ident, $transaction:ident => $body:block, $effects:block) => {{
-        let _write = $database.write_guard().await;
-        let mut $transaction = $pool.begin().await.map_err($crate::error::map_sqlx_error)?;
+    (@steps $database:ident, $begin:expr, $changed:ident, $transaction:ident => $body:block, $effects:block) => {{
+        let mut $transaction = $begin.await.map_err($crate::error::map_sqlx_error)?;
         #[allow(clippy::let_unit_value)]
         let value = $body;
         $effects
@@ -86,14 +89,23 @@ macro_rules! write_transaction {
         }
         value
     }};
+    (@sqlite $database:ident, $sqlite:expr, $changed:ident, $transaction:ident => $body:block, $effects:block) => {{
+        let mut writer = $sqlite.writer.lock().await;
+        $crate::database::write_transaction!(
+            @steps $database, sqlx::Connection::begin(&mut *writer), $changed, $transaction => $body, $effects
+        )
+    }};
     (@pools $database:expr, $changed:expr, $transaction:ident => $body:block, $effects:block) => {{
         let database: &$crate::Database = $database;
         let changed: &[$crate::cache::Invalidation<'_>] = $changed;
-        $crate::with_pool!(database, pool => {
-            $crate::database::write_transaction!(
-                @steps database, pool, changed, $transaction => $body, $effects
-            )
-        })
+        match database {
+            $crate::Database::Sqlite(sqlite) => $crate::database::write_transaction!(
+                @sqlite database, sqlite, changed, $transaction => $body, $effects
+            ),
+            $crate::Database::Postgres(postgres) => $crate::database::write_transaction!(
+                @steps database, postgres.pool.begin(), changed, $transaction => $body, $effects
+            ),
+        }
     }};
     ($database:expr, autocommit, $pool:ident => $body:block) => {{
         let database: &$crate::Database = $database;
@@ -126,11 +138,11 @@ macro_rules! write_transaction {
             $database, work: $work, changed: &[], $transaction => $body
         )
     };
-    ($database:expr, pool: $pool:expr, changed: $changed:expr, $transaction:ident => $body:block) => {{
+    ($database:expr, sqlite: $sqlite:expr, changed: $changed:expr, $transaction:ident => $body:block) => {{
         let database: &$crate::Database = $database;
         let changed: &[$crate::cache::Invalidation<'_>] = $changed;
         $crate::database::write_transaction!(
-            @steps database, $pool, changed, $transaction => $body, {}
+            @sqlite database, $sqlite, changed, $transaction => $body, {}
         )
     }};
     ($database:expr, changed: $changed:expr, $transaction:ident => $body:block) => {
@@ -141,6 +153,13 @@ macro_rules! write_transaction {
     };
 }
 pub(crate) use write_transaction;
+
+/// How often the server checkpoints an SQLite WAL (see [`Database::start_checkpoints`]).
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How long a PostgreSQL connection may sit idle in the pool before it is checked (a round
+/// trip) when it is next taken.
+const IDLE_BEFORE_CHECK: Duration = Duration::from_secs(1);
 
 /// A pool on one of the supported backends. Cloning is cheap (the pools are `Arc`s).
 #[derive(Clone, Debug)]
@@ -157,17 +176,21 @@ pub struct PostgresDatabase {
     channel: Arc<str>,
 }
 
-/// An SQLite pool and the lock that serialises its writers.
+/// An SQLite pool of readers and the one connection its write transactions run on.
 ///
 /// SQLite allows one writer at a time; a second connection that tries to write waits in
 /// SQLite's busy handler, which sleeps in growing steps (up to 100 ms) — under concurrent
-/// writes that costs most of the throughput and all of the tail latency. Taking this async
-/// lock around every write instead queues writers in order, without sleeping; readers never
-/// take it (WAL lets them run beside the writer).
+/// writes that costs most of the throughput and all of the tail latency. Writers instead queue
+/// in order, without sleeping, on an async lock around the writer connection; readers never
+/// take it (WAL lets them run beside the writer). The writer lives outside the pool: a
+/// pooled connection costs two more hops to sqlx's SQLite worker thread per use (the pool
+/// pings it when it is taken and when it is given back), and every hop made while holding
+/// the lock is time every other writer waits — under load, the hops are what bounded the
+/// writes per second. `autocommit` writes hold the same lock and run on the pool.
 #[derive(Clone, Debug)]
 pub struct SqliteDatabase {
     pub pool: SqlitePool,
-    write_lock: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) writer: Arc<tokio::sync::Mutex<sqlx::SqliteConnection>>,
     cache: Arc<ReadCache>,
 }
 
@@ -238,15 +261,22 @@ impl Database {
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(5));
+
+                // A file on this machine does not drop its connections: the pool's check of
+                // each connection it hands out (a hop to the connection's worker thread per
+                // query) is skipped.
                 let pool = SqlitePoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
-                    .connect_with(connect)
+                    .test_before_acquire(false)
+                    .connect_with(connect.clone())
                     .await
                     .map_err(map_sqlx_error)?;
+                let writer =
+                    sqlx::ConnectOptions::connect(&connect).await.map_err(map_sqlx_error)?;
                 Ok(Database::Sqlite(SqliteDatabase {
                     pool,
-                    write_lock: Arc::new(tokio::sync::Mutex::new(())),
+                    writer: Arc::new(tokio::sync::Mutex::new(writer)),
                     cache: Arc::default(),
                 }))
             }
@@ -256,9 +286,23 @@ impl Database {
                 if let Some(schema) = &options.postgres_schema {
                     connect = connect.options([("search_path", schema.as_str())]);
                 }
+                // The pool's check of a connection it hands out is a round trip per query;
+                // a connection that was in use a moment ago (under load, all of them) is
+                // alive, and one that is not answers its query with an error that closes it
+                // (the pool also checks every connection given back). Only a connection that
+                // sat idle — through a restart of the server, say — is checked first.
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
+                    .test_before_acquire(false)
+                    .before_acquire(|connection, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= IDLE_BEFORE_CHECK {
+                                sqlx::Connection::ping(connection).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(connect)
                     .await
                     .map_err(map_sqlx_error)?;
@@ -281,9 +325,11 @@ impl Database {
 
     /// Held for the length of a write: serialises SQLite writers (see [`SqliteDatabase`]);
     /// nothing on PostgreSQL, whose row locks do this job.
-    pub(crate) async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    pub(crate) async fn write_guard(
+        &self,
+    ) -> Option<tokio::sync::MutexGuard<'_, sqlx::SqliteConnection>> {
         match self {
-            Database::Sqlite(sqlite) => Some(sqlite.write_lock.lock().await),
+            Database::Sqlite(sqlite) => Some(sqlite.writer.lock().await),
             Database::Postgres(_) => None,
         }
     }
@@ -318,6 +364,39 @@ impl Database {
                 tokio::spawn(listen_for_invalidations(postgres.clone()));
             }
         }
+    }
+
+    /// SQLite: takes the WAL checkpoints off the write path. SQLite checkpoints in the
+    /// connection that commits once the WAL passes 1,000 pages — on the writer, holding the
+    /// write lock through the checkpoint's fsyncs while every other writer waits. The writer's
+    /// automatic checkpoints are turned off and a task checkpoints every
+    /// [`CHECKPOINT_INTERVAL`] on a reader connection instead (`PASSIVE`: it copies what it
+    /// can without waiting for anyone and without holding up the writer, and the WAL starts
+    /// over at the next write after a complete one). The server calls this; the CLI and tests
+    /// keep SQLite's own checkpoints. Nothing on PostgreSQL.
+    pub async fn start_checkpoints(&self) -> Result<(), StoreError> {
+        let Database::Sqlite(sqlite) = self else { return Ok(()) };
+        {
+            let mut writer = sqlite.writer.lock().await;
+            sqlx::query("PRAGMA wal_autocheckpoint = 0")
+                .execute(&mut *writer)
+                .await
+                .map_err(map_sqlx_error)?;
+        }
+        let pool = sqlite.pool.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while !pool.is_closed() {
+                ticks.tick().await;
+                if let Err(error) =
+                    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await
+                {
+                    tracing::warn!(%error, "SQLite WAL checkpoint failed; the next one retries");
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Which engine this pool is on.

@@ -28,6 +28,11 @@ pub(crate) const REMEMBER_DEVICE: &str = "INSERT INTO known_devices (user_id, de
      first_seen_at, last_seen_at) VALUES ($1, $2, $3, $3) ON CONFLICT (user_id, device_digest) \
      DO UPDATE SET last_seen_at = excluded.last_seen_at";
 
+/// Spends an authorization code (digest, at, the session it issues): 1 row, or 0 when it was
+/// spent already.
+pub(crate) const SPEND_AUTHORIZATION_CODE: &str = "UPDATE authorization_codes SET used_at = $2, \
+     issued_session_id = $3 WHERE code_digest = $1 AND used_at IS NULL";
+
 /// Writes `work` on `connection` (the change's transaction): spends the token first (a token
 /// already spent answers `Conflict(OneTimeTokenSpent)`, which leaves the write and rolls its
 /// transaction back), then tokens, outbox rows, the known device, the trusted browser and the
@@ -54,10 +59,7 @@ pub(crate) async fn apply_work<C: StoreConnection>(
         apply_mailbox_claim(connection, claim).await?;
     }
     if let Some(code) = &work.spend_code {
-        let spend = C::statement(
-            "UPDATE authorization_codes SET used_at = $2, issued_session_id = $3 \
-             WHERE code_digest = $1 AND used_at IS NULL",
-        );
+        let spend = C::statement(SPEND_AUTHORIZATION_CODE);
         let spent = connection
             .execute(
                 spend

@@ -9,6 +9,7 @@ use gatehouse_domain::oauth::store::ConnectedApplication;
 use gatehouse_domain::oauth::{AuthorizationCodeRecord, OAuthStore};
 
 use crate::audit::insert_events;
+use crate::batch::SqliteBatch;
 use crate::cache::Invalidation;
 use crate::columns::{StoreQuery, StoreRow};
 use crate::database::write_transaction;
@@ -108,6 +109,29 @@ fn authorization_code_from_row(row: &impl StoreRow) -> Result<AuthorizationCodeR
         issued_session_id: row.read("issued_session_id")?,
         organization_id: row.read("organization_id")?,
     })
+}
+
+const INSERT_AUTHORIZATION_CODE: &str = "INSERT INTO authorization_codes (code_digest, \
+     client_id, user_id, browser_session_id, redirect_uri, scope, nonce, code_challenge, \
+     auth_time, created_at, expires_at, amr, organization_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+fn bind_authorization_code<Q: StoreQuery>(query: Q, code: &AuthorizationCodeRecord) -> Q {
+    query
+        .bind_value(code.code_digest.as_slice())
+        .bind_value(code.client_id.as_str())
+        .bind_value(code.user_id.as_str())
+        .bind_value(code.browser_session_id.as_str())
+        .bind_value(code.redirect_uri.as_str())
+        .bind_value(code.scope.as_str())
+        .bind_value(code.nonce.as_deref())
+        .bind_value(code.code_challenge.as_deref())
+        .bind_value(code.auth_time)
+        .bind_value(code.created_at)
+        .bind_value(code.expires_at)
+        // `amr` is a JSON array in this table (0003); the domain carries it space-separated.
+        .bind_value(amr_json(code.amr.as_deref()))
+        .bind_value(code.organization_id.as_deref())
 }
 
 #[async_trait]
@@ -222,30 +246,20 @@ impl OAuthStore for Database {
         &self,
         code: &AuthorizationCodeRecord,
     ) -> Result<(), StoreError> {
-        write_transaction!(self, autocommit, pool => {
-            sqlx::query(
-                "INSERT INTO authorization_codes (code_digest, client_id, user_id, browser_session_id, \
-                 redirect_uri, scope, nonce, code_challenge, auth_time, created_at, expires_at, amr, \
-                 organization_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(code.code_digest.as_slice())
-            .bind(code.client_id.as_str())
-            .bind(code.user_id.as_str())
-            .bind(code.browser_session_id.as_str())
-            .bind(code.redirect_uri.as_str())
-            .bind(code.scope.as_str())
-            .bind(code.nonce.as_deref())
-            .bind(code.code_challenge.as_deref())
-            .bind(code.auth_time)
-            .bind(code.created_at)
-            .bind(code.expires_at)
-            // `amr` is a JSON array in this table (0003); the domain carries it space-separated.
-            .bind(amr_json(code.amr.as_deref()))
-            .bind(code.organization_id.as_deref())
-            .execute(pool)
-            .await
-            .map_err(map_sqlx_error)?;
-        });
+        // The write of every authorization: on SQLite one round trip to the writer's thread.
+        match self {
+            Database::Sqlite(sqlite) => {
+                let mut batch = SqliteBatch::default();
+                bind_authorization_code(batch.push(INSERT_AUTHORIZATION_CODE), code);
+                batch.commit_on_writer(&sqlite.writer).await?;
+            }
+            Database::Postgres(postgres) => {
+                bind_authorization_code(sqlx::query(INSERT_AUTHORIZATION_CODE), code)
+                    .execute(&postgres.pool)
+                    .await
+                    .map_err(map_sqlx_error)?;
+            }
+        }
         Ok(())
     }
 

@@ -8,12 +8,12 @@ use gatehouse_domain::users::record::UserChange;
 use gatehouse_domain::{Conflict, StoreError, UserRecord};
 
 use crate::audit::{INSERT_AUDIT_EVENT, QUEUE_EVENT, bind_audit_event};
-use crate::batch::SqliteBatch;
+use crate::batch::{SqliteBatch, two_step_write};
 use crate::cache::Invalidation;
 use crate::columns::{StoreConnection, StoreQuery, StoreRow};
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
-use crate::notify::REMEMBER_DEVICE;
+use crate::notify::{REMEMBER_DEVICE, SPEND_AUTHORIZATION_CODE};
 use crate::users::bind_user_change;
 use crate::users::user_from_row;
 use gatehouse_domain::webhooks::is_catalogued;
@@ -26,6 +26,22 @@ const START_SESSION_USER: &str = crate::users::update_user_change_sql!(concat!(
     "failed_sign_in_attempts, locked_until, suspended_at, last_sign_in_at, public_metadata, ",
     "private_metadata, system_role, created_at, updated_at"
 ));
+/// [`START_SESSION_USER`] for a session that changes nothing of its user: a read.
+const START_SESSION_ACTIVE_USER: &str = concat!(
+    "SELECT id, email_ciphertext, email_digest, username, ",
+    "first_name, last_name, image_url, email_verified_at, password_hash, password_changed_at, ",
+    "failed_sign_in_attempts, locked_until, suspended_at, last_sign_in_at, public_metadata, ",
+    "private_metadata, system_role, created_at, updated_at FROM users ",
+    "WHERE id = $1 AND suspended_at IS NULL"
+);
+/// [`START_SESSION_ACTIVE_USER`] on PostgreSQL, where it holds a shared lock to the commit.
+const START_SESSION_ACTIVE_USER_POSTGRES: &str = concat!(
+    "SELECT id, email_ciphertext, email_digest, username, ",
+    "first_name, last_name, image_url, email_verified_at, password_hash, password_changed_at, ",
+    "failed_sign_in_attempts, locked_until, suspended_at, last_sign_in_at, public_metadata, ",
+    "private_metadata, system_role, created_at, updated_at FROM users ",
+    "WHERE id = $1 AND suspended_at IS NULL FOR SHARE"
+);
 use crate::{Database, with_pool};
 
 macro_rules! select_sessions {
@@ -193,54 +209,85 @@ impl SessionStore for Database {
         work: &UnitOfWork,
     ) -> Result<UserRecord, StoreError> {
         let user_id = session.user_id.as_str();
-        let changed = [Invalidation::User(user_id)];
-        // A password sign-in's other writes (no one-time token, outbox row or trusted
-        // device): on SQLite, one round trip to the connection's thread instead of four.
-        let plain = work.is_plain();
-        if let (Database::Sqlite(sqlite), true) = (self, plain) {
-            let mut batch = SqliteBatch::default();
-            bind_session(batch.push(INSERT_SESSION), session);
+        // A session started without a change to its user (an OAuth code exchange) only reads
+        // the user's row: nothing to evict or announce, and on PostgreSQL a shared lock
+        // (`FOR SHARE`: a suspension waits for the new session to commit, then revokes it),
+        // so the sessions of one user start side by side instead of queueing on the row.
+        let unchanged = change.is_empty();
+        let user_changed = [Invalidation::User(user_id)];
+        let changed: &[Invalidation<'_>] = if unchanged { &[] } else { &user_changed };
+        let read_user = match self.backend() {
+            _ if !unchanged => START_SESSION_USER,
+            crate::Backend::Sqlite => START_SESSION_ACTIVE_USER,
+            crate::Backend::Postgres => START_SESSION_ACTIVE_USER_POSTGRES,
+        };
+        macro_rules! lock_user {
+            ($transaction:ident) => {{
+                let query = sqlx::query(read_user);
+                let query = if unchanged {
+                    query.bind(user_id)
+                } else {
+                    bind_user_change(query, user_id, change)
+                };
+                let row = query.fetch_optional(&mut *$transaction).await.map_err(map_sqlx_error)?;
+                let Some(row) = row else {
+                    return Err(StoreError::Conflict(Conflict::UserNotActive));
+                };
+                user_from_row(&row)?
+            }};
+        }
+        // A password sign-in's or a code exchange's writes (no one-time token, outbox row or
+        // trusted device): on SQLite, two round trips to the writer's thread — the user's row
+        // and the code's spend, then the rest and the commit — instead of one per statement.
+        if let (Database::Sqlite(sqlite), true) = (self, work.is_plain_but_for_a_code()) {
+            let mut first = SqliteBatch::default();
+            let spends_code = work.spend_code.is_some();
+            if let Some(code) = &work.spend_code {
+                first
+                    .push(SPEND_AUTHORIZATION_CODE)
+                    .bind(code.digest.as_slice())
+                    .bind(code.at)
+                    .bind(code.session_id.as_str());
+            }
+            let statement = first.push(read_user);
+            if unchanged {
+                statement.bind(user_id);
+            } else {
+                bind_user_change(statement, user_id, change);
+            }
+            let mut rest = SqliteBatch::default();
+            bind_session(rest.push(INSERT_SESSION), session);
             if let Some(refresh_token) = refresh_token {
-                bind_refresh_token(batch.push(INSERT_REFRESH_TOKEN), refresh_token);
+                bind_refresh_token(rest.push(INSERT_REFRESH_TOKEN), refresh_token);
             }
             if let Some(device) = &work.known_device {
-                batch
-                    .push(REMEMBER_DEVICE)
+                rest.push(REMEMBER_DEVICE)
                     .bind(device.user_id.as_str())
                     .bind(device.digest.as_slice())
                     .bind(device.seen_at);
             }
             for event in &work.events {
-                bind_audit_event(batch.push(INSERT_AUDIT_EVENT), event);
+                bind_audit_event(rest.push(INSERT_AUDIT_EVENT), event);
                 if is_catalogued(&event.action) {
-                    batch.push(QUEUE_EVENT).bind(event.id.as_str()).bind(event.occurred_at);
+                    rest.push(QUEUE_EVENT).bind(event.id.as_str()).bind(event.occurred_at);
                 }
             }
-            // The one write path on the SQLite pool (guard, commit, cache); the batch itself
-            // carries the unit of work (a plain one: the known device and the audit events).
-            let user = write_transaction!(self, pool: &sqlite.pool, changed: &changed, transaction => {
-                let row = bind_user_change(sqlx::query(START_SESSION_USER), user_id, change)
-                    .fetch_optional(&mut *transaction)
-                    .await
-                    .map_err(map_sqlx_error)?;
+            let user = two_step_write(&sqlite.writer, first, move |mut steps| {
+                if spends_code && steps.first().is_none_or(|spend| spend.changed != 1) {
+                    return Err(StoreError::Conflict(Conflict::AuthorizationCodeSpent));
+                }
+                let row = steps.pop().and_then(|read| read.rows.into_iter().next());
                 let Some(row) = row else {
                     return Err(StoreError::Conflict(Conflict::UserNotActive));
                 };
-                let user = user_from_row(&row)?;
-                batch.execute(&mut transaction).await?;
-                user
-            });
+                Ok((user_from_row(&row)?, rest))
+            })
+            .await?;
+            self.cache().invalidate(changed);
             return Ok(user);
         }
-        let user = write_transaction!(self, work: work, changed: &changed, transaction => {
-            let row = bind_user_change(sqlx::query(START_SESSION_USER), user_id, change)
-                .fetch_optional(&mut *transaction)
-                .await
-                .map_err(map_sqlx_error)?;
-            let Some(row) = row else {
-                return Err(StoreError::Conflict(Conflict::UserNotActive));
-            };
-            let user = user_from_row(&row)?;
+        let user = write_transaction!(self, work: work, changed: changed, transaction => {
+            let user = lock_user!(transaction);
             bind_session(sqlx::query(INSERT_SESSION), session)
                 .execute(&mut *transaction)
                 .await
@@ -354,12 +401,9 @@ impl SessionStore for Database {
                     .bind(session_id)
                     .bind(now)
                     .bind(touch_if_used_before);
-                // The first statement writes, so the transaction takes SQLite's write lock at
-                // once; a token already spent changes nothing (0), a rotation 2 rows, or 3
-                // with the touch.
-                let changes = write_transaction!(self, pool: &sqlite.pool, changed: &[], transaction => {
-                    batch.execute(&mut transaction).await?
-                });
+                // A token already spent changes nothing (0), a rotation 2 rows, or 3 with the
+                // touch; the invalidation (with the touch) is this process's only.
+                let changes = batch.commit_on_writer(&sqlite.writer).await?;
                 (changes >= 2, changes >= 3)
             }
             Database::Postgres(postgres) => {

@@ -68,6 +68,7 @@ backend_tests!(
     users_round_trip_and_stay_unique,
     sign_in_lookup_reads_factors_and_devices_with_the_account,
     a_new_session_is_written_whole_or_not_at_all,
+    a_code_exchange_spends_its_code_once_and_only_for_an_active_user,
     key_service_publishes_retired_keys_until_their_tokens_expire,
     private_keys_are_sealed_at_rest,
     outbox_claims_are_exclusive_and_expired_leases_are_claimed_again,
@@ -425,6 +426,131 @@ async fn a_new_session_is_written_whole_or_not_at_all(test: TestDatabase) {
     assert_eq!(store.session("ses_2").await.unwrap().unwrap().id, "ses_2");
     assert_eq!(store.device_seen("usr_1", b"phone").await.unwrap(), (true, true));
     assert!(actions().await.contains(&"user.third_sign_in".to_owned()));
+}
+
+async fn a_code_exchange_spends_its_code_once_and_only_for_an_active_user(test: TestDatabase) {
+    use gatehouse_domain::oauth::client::ClientRecord;
+    use gatehouse_domain::oauth::{AuthorizationCodeRecord, OAuthStore};
+    use gatehouse_domain::unit_of_work::SpentCode;
+    use gatehouse_domain::users::record::UserChange;
+
+    let store = &test.database;
+    store
+        .insert_user(
+            &user("usr_1", b"digest-1", None),
+            &UnitOfWork::events(vec![signed_up("usr_1")]),
+        )
+        .await
+        .unwrap();
+    let client = ClientRecord {
+        client_id: "app".into(),
+        name: "App".into(),
+        secret_digest: None,
+        previous_secret_digest: None,
+        previous_secret_expires_at: None,
+        redirect_uris: vec!["https://app.example/cb".into()],
+        post_logout_redirect_uris: vec![],
+        grant_types: vec!["authorization_code".into()],
+        scopes: vec!["openid".into()],
+        token_endpoint_auth_method: "none".into(),
+        jwks: None,
+        skip_consent: true,
+        access_token_ttl_seconds: None,
+        refresh_token_ttl_seconds: None,
+        created_at: 1,
+        updated_at: 1,
+    };
+    store.insert_client(&client, &[]).await.unwrap();
+    let code = AuthorizationCodeRecord {
+        code_digest: b"code-1".to_vec(),
+        client_id: "app".into(),
+        user_id: "usr_1".into(),
+        browser_session_id: "ses_browser".into(),
+        redirect_uri: "https://app.example/cb".into(),
+        scope: "openid".into(),
+        nonce: None,
+        code_challenge: None,
+        auth_time: 40,
+        amr: Some("pwd".into()),
+        created_at: 40,
+        expires_at: 100,
+        used_at: None,
+        issued_session_id: None,
+        organization_id: None,
+    };
+    store.insert_authorization_code(&code).await.unwrap();
+    let session = |id: &str| SessionRecord {
+        id: id.into(),
+        user_id: "usr_1".into(),
+        user_agent: None,
+        ip: None,
+        created_at: 50,
+        last_used_at: 50,
+        expires_at: 5000,
+        revoked_at: None,
+        revoked_reason: None,
+        client_id: Some("app".into()),
+        scope: Some("openid".into()),
+        auth_time: Some(40),
+        nonce: None,
+        amr: Some("pwd".into()),
+        organization_id: None,
+        impersonator: None,
+    };
+    let exchange = |session_id: &str| UnitOfWork {
+        spend_code: Some(SpentCode {
+            digest: b"code-1".to_vec(),
+            at: 50,
+            session_id: session_id.into(),
+        }),
+        events: vec![
+            AuditEvent::new(
+                "oauth.token_issued",
+                &Actor::User("usr_1".into()),
+                &RequestContext::default(),
+                50,
+            )
+            .target("session", session_id),
+        ],
+        ..UnitOfWork::default()
+    };
+    let unchanged = UserChange::default();
+
+    // A user suspended since the code was issued gets no session, and the code is not spent
+    // (its spend, done first, rolls back with the rest).
+    let suspended = UserChange { suspended_at: Some(Some(45)), ..UserChange::default() };
+    store.update_user("usr_1", &suspended, &UnitOfWork::default()).await.unwrap();
+    let error = store
+        .start_session(&session("ses_a"), None, &unchanged, &exchange("ses_a"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(Conflict::UserNotActive)), "{error:?}");
+    assert!(store.session("ses_a").await.unwrap().is_none());
+    assert_eq!(store.authorization_code(b"code-1").await.unwrap().unwrap().used_at, None);
+
+    // Active again: the exchange spends the code for its session, and reads the user as stored.
+    let active = UserChange { suspended_at: Some(None), ..UserChange::default() };
+    store.update_user("usr_1", &active, &UnitOfWork::default()).await.unwrap();
+    let read =
+        store.start_session(&session("ses_b"), None, &unchanged, &exchange("ses_b")).await.unwrap();
+    assert_eq!(read, store.user_by_id("usr_1").await.unwrap().unwrap());
+    let spent = store.authorization_code(b"code-1").await.unwrap().unwrap();
+    assert_eq!((spent.used_at, spent.issued_session_id.as_deref()), (Some(50), Some("ses_b")));
+    assert_eq!(store.session("ses_b").await.unwrap().unwrap(), session("ses_b"));
+
+    // The same code again: refused, and nothing of the second exchange is written.
+    let error = store
+        .start_session(&session("ses_c"), None, &unchanged, &exchange("ses_c"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(Conflict::AuthorizationCodeSpent)), "{error:?}");
+    assert!(store.session("ses_c").await.unwrap().is_none());
+    let events = store.list_audit_events(&AuditFilter::default(), None, 20).await.unwrap();
+    assert!(!events.iter().any(|event| event.target_id.as_deref() == Some("ses_c")));
+    assert_eq!(
+        store.authorization_code(b"code-1").await.unwrap().unwrap().issued_session_id.as_deref(),
+        Some("ses_b")
+    );
 }
 
 fn key_service(test: &TestDatabase, master: &MasterKey, clock: Arc<ManualClock>) -> KeyService {

@@ -746,6 +746,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     ));
     // Only the server caches; the CLI (build_core) always reads the database.
     database.start_cache(Duration::from_secs(config.cache.ttl_seconds));
+    database.start_checkpoints().await?;
     // One SSRF rule for every outbound URL that is not the operator's own configuration.
     let outbound_policy = OutboundPolicy {
         require_https: config.mode == crate::config::Mode::Production,

@@ -65,6 +65,11 @@ pub struct UserChange {
 }
 
 impl UserChange {
+    /// Whether it changes no column.
+    pub fn is_empty(&self) -> bool {
+        *self == UserChange::default()
+    }
+
     /// What `after` changes of `before` (a service's copy before and after its edits): only
     /// those columns are written. The security state (failures, lock, password) is never
     /// taken from a copy, only asked for explicitly.
