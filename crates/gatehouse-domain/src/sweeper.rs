@@ -54,6 +54,8 @@ pub enum SweptTable {
     OneTimeTokens,
     RevokedAccessTokens,
     DeviceCodes,
+    /// Pushed authorization requests (RFC 9126), past their lifetime.
+    PushedAuthorizationRequests,
     UsedClientAssertions,
     MfaCodes,
     MfaChallenges,
@@ -80,13 +82,14 @@ pub trait DueDeletions: Send + Sync {
 impl SweptTable {
     /// Every swept table, in the order a sweep visits them (refresh tokens before sessions so
     /// a session's cascade finds fewer tokens to remove).
-    pub const ALL: [SweptTable; 16] = [
+    pub const ALL: [SweptTable; 17] = [
         SweptTable::RefreshTokens,
         SweptTable::Sessions,
         SweptTable::AuthorizationCodes,
         SweptTable::OneTimeTokens,
         SweptTable::RevokedAccessTokens,
         SweptTable::DeviceCodes,
+        SweptTable::PushedAuthorizationRequests,
         SweptTable::UsedClientAssertions,
         SweptTable::MfaCodes,
         SweptTable::MfaChallenges,
@@ -107,6 +110,7 @@ impl SweptTable {
             SweptTable::OneTimeTokens => "one_time_tokens",
             SweptTable::RevokedAccessTokens => "revoked_access_tokens",
             SweptTable::DeviceCodes => "device_codes",
+            SweptTable::PushedAuthorizationRequests => "pushed_authorization_requests",
             SweptTable::UsedClientAssertions => "used_client_assertions",
             SweptTable::MfaCodes => "mfa_codes",
             SweptTable::MfaChallenges => "mfa_challenges",

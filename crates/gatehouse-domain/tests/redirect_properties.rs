@@ -19,6 +19,7 @@ fn client(redirect: &str) -> ClientRecord {
         scopes: vec![],
         token_endpoint_auth_method: AUTH_NONE.into(),
         jwks: None,
+        require_pushed_authorization_requests: false,
         skip_consent: false,
         access_token_ttl_seconds: None,
         refresh_token_ttl_seconds: None,

@@ -111,6 +111,8 @@ pub struct AppServices {
     pub clients: Arc<gatehouse_domain::oauth::ClientService>,
     /// The device authorization grant (RFC 8628).
     pub device_flow: Arc<gatehouse_domain::oauth::DeviceFlowService>,
+    /// Pushed authorization requests (RFC 9126).
+    pub par: Arc<gatehouse_domain::oauth::par::PushedAuthorizationService>,
     pub admin_keys: Arc<AdminKeyService>,
     /// Organizations, their members and roles.
     pub organizations: Arc<gatehouse_domain::organizations::OrganizationService>,

@@ -28,6 +28,7 @@ mod oauth;
 mod organizations;
 mod overview;
 mod passkeys;
+mod pushed_requests;
 pub mod ratelimit;
 mod redis;
 mod sessions;

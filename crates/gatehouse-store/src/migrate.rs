@@ -62,6 +62,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(24, "0024_session_impersonator"),
     migration!(25, "0025_invitations_by_address"),
     migration!(26, "0026_account_deletions"),
+    migration!(27, "0027_pushed_authorization_requests"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -43,6 +43,7 @@ fn bind_client_columns<Q: StoreQuery>(query: Q, client: &ClientRecord) -> Q {
         .bind_value(client.refresh_token_ttl_seconds)
         .bind_value(client.updated_at)
         .bind_value(client.jwks.as_ref().map(|jwks| jwks.to_string()))
+        .bind_value(i64::from(client.require_pushed_authorization_requests))
 }
 
 macro_rules! select_clients {
@@ -50,7 +51,8 @@ macro_rules! select_clients {
         concat!(
             "SELECT client_id, name, secret_digest, previous_secret_digest, previous_secret_expires_at, ",
             "redirect_uris, post_logout_redirect_uris, grant_types, scopes, token_endpoint_auth_method, jwks, ",
-            "skip_consent, access_token_ttl_seconds, refresh_token_ttl_seconds, created_at, updated_at ",
+            "skip_consent, access_token_ttl_seconds, refresh_token_ttl_seconds, created_at, updated_at, ",
+            "require_pushed_authorization_requests ",
             "FROM oauth_clients ",
             $rest
         )
@@ -78,6 +80,9 @@ fn client_from_row(row: &impl StoreRow) -> Result<ClientRecord, StoreError> {
             })
             .transpose()?,
         skip_consent: row.read::<i64>("skip_consent")? != 0,
+        require_pushed_authorization_requests: row
+            .read::<i64>("require_pushed_authorization_requests")?
+            != 0,
         access_token_ttl_seconds: row.read("access_token_ttl_seconds")?,
         refresh_token_ttl_seconds: row.read("refresh_token_ttl_seconds")?,
         created_at: row.read("created_at")?,
@@ -146,8 +151,9 @@ impl OAuthStore for Database {
                 "INSERT INTO oauth_clients (client_id, name, secret_digest, previous_secret_digest, \
                  previous_secret_expires_at, redirect_uris, post_logout_redirect_uris, grant_types, scopes, \
                  token_endpoint_auth_method, skip_consent, access_token_ttl_seconds, \
-                 refresh_token_ttl_seconds, updated_at, jwks, created_at) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                 refresh_token_ttl_seconds, updated_at, jwks, require_pushed_authorization_requests, \
+                 created_at) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             ), client)
             .bind(client.created_at)
             .execute(&mut *transaction)
@@ -205,7 +211,7 @@ impl OAuthStore for Database {
                  previous_secret_expires_at = $5, redirect_uris = $6, post_logout_redirect_uris = $7, \
                  grant_types = $8, scopes = $9, token_endpoint_auth_method = $10, skip_consent = $11, \
                  access_token_ttl_seconds = $12, refresh_token_ttl_seconds = $13, updated_at = $14, \
-                 jwks = $15 WHERE client_id = $1",
+                 jwks = $15, require_pushed_authorization_requests = $16 WHERE client_id = $1",
             ), client)
             .execute(&mut *transaction)
             .await

@@ -58,6 +58,10 @@ fn batch_sql(table: SweptTable) -> &'static str {
             "DELETE FROM device_codes WHERE device_code_digest IN \
              (SELECT device_code_digest FROM device_codes WHERE expires_at < $1 LIMIT $2)"
         }
+        SweptTable::PushedAuthorizationRequests => {
+            "DELETE FROM pushed_authorization_requests WHERE request_digest IN \
+             (SELECT request_digest FROM pushed_authorization_requests WHERE expires_at < $1 LIMIT $2)"
+        }
         SweptTable::UsedClientAssertions => {
             "DELETE FROM used_client_assertions WHERE (client_id, jti) IN \
              (SELECT client_id, jti FROM used_client_assertions WHERE expires_at < $1 LIMIT $2)"

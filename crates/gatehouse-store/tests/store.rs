@@ -455,6 +455,7 @@ async fn a_code_exchange_spends_its_code_once_and_only_for_an_active_user(test: 
         token_endpoint_auth_method: "none".into(),
         jwks: None,
         skip_consent: true,
+        require_pushed_authorization_requests: false,
         access_token_ttl_seconds: None,
         refresh_token_ttl_seconds: None,
         created_at: 1,

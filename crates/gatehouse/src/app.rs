@@ -30,6 +30,7 @@ use gatehouse_domain::notify::{
 };
 use gatehouse_domain::oauth::client::CLIENT_SECRET_DIGEST_PURPOSE;
 use gatehouse_domain::oauth::clients::NewClient;
+use gatehouse_domain::oauth::par::{ParSettings, PushedAuthorizationService};
 use gatehouse_domain::oauth::{
     ClientService, DeviceFlowService, OAuthParts, OAuthService, OAuthSettings,
 };
@@ -639,6 +640,7 @@ async fn apply_declared_clients(
             grant_types: declared.grant_types.clone(),
             scopes: declared.scopes.clone(),
             skip_consent: declared.skip_consent,
+            require_pushed_authorization_requests: declared.require_pushed_authorization_requests,
             access_token_ttl_seconds: declared.access_token_ttl_seconds,
             refresh_token_ttl_seconds: declared.refresh_token_ttl_seconds,
             jwks: None,
@@ -717,6 +719,15 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let oauth = Arc::new(core.oauth(&accounts, tokens));
     let device_flow =
         Arc::new(DeviceFlowService::new(oauth.clone(), Arc::new(core.database.clone())));
+    let par = Arc::new(PushedAuthorizationService::new(
+        oauth.clone(),
+        Arc::new(core.database.clone()),
+        Arc::new(core.database.clone()),
+        // The request_uri is an authorization secret like a code: the same digest key.
+        core.service_keys.authorization_code.clone(),
+        core.clock.clone(),
+        ParSettings { required: core.config.oauth.require_pushed_authorization_requests },
+    ));
     let clients = Arc::new(core.clients());
     apply_declared_clients(&core.config, &clients).await?;
     let admin_keys = Arc::new(core.admin_keys());
@@ -862,6 +873,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         oauth: oauth.clone(),
         clients: clients.clone(),
         device_flow,
+        par,
         admin_keys: admin_keys.clone(),
         organizations: organizations.clone(),
         account_deletions,

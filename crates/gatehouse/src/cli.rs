@@ -98,6 +98,9 @@ pub struct CreateClient {
     /// A first-party client: users are not asked to consent.
     #[arg(long)]
     skip_consent: bool,
+    /// Accept only pushed authorization requests (RFC 9126) from this client.
+    #[arg(long)]
+    require_par: bool,
     /// A JWK Set file of the client's public keys: it authenticates with private_key_jwt.
     #[arg(long, conflicts_with_all = ["secret", "public"])]
     jwks_file: Option<PathBuf>,
@@ -380,6 +383,7 @@ async fn create_client(
         grant_types: arguments.grant_types.clone(),
         scopes: arguments.scopes.clone(),
         skip_consent: arguments.skip_consent,
+        require_pushed_authorization_requests: arguments.require_par,
         access_token_ttl_seconds: None,
         refresh_token_ttl_seconds: None,
         jwks,

@@ -65,8 +65,10 @@ use Bind::{Bytes, Int, Null, NullText, Text};
 
 /// The keys left in `table` (its key column read as text, or blobs as UTF-8).
 async fn keys(database: &Database, table: &str, column: &str) -> BTreeSet<String> {
-    let blob =
-        matches!(column, "token_digest" | "code_digest" | "device_code_digest" | "id_digest");
+    let blob = matches!(
+        column,
+        "token_digest" | "code_digest" | "device_code_digest" | "id_digest" | "request_digest"
+    );
     let sql = format!("SELECT {column} FROM {table}");
     with_pool!(database, pool => {
         if blob {
@@ -185,6 +187,15 @@ async fn seed(database: &Database, now: i64) {
              interval_seconds, created_at, expires_at) \
              VALUES ($1, $2, 'app', 'openid', 'pending', 5, $3, $4)",
             &[Bytes(digest.as_bytes()), Text(user_code), Int(now - 100), Int(expires)],
+        )
+        .await;
+    }
+    for (digest, expires) in [("old_par", past), ("live_par", future)] {
+        execute(
+            database,
+            "INSERT INTO pushed_authorization_requests (request_digest, client_id, parameters, \
+             created_at, expires_at) VALUES ($1, 'app', '{}', $2, $3)",
+            &[Bytes(digest.as_bytes()), Int(now - 100), Int(expires)],
         )
         .await;
     }
@@ -312,6 +323,7 @@ const EXPECTED: &[(SweptTable, &str, &[&str])] = &[
     (SweptTable::OneTimeTokens, "token_digest", &["live_link"]),
     (SweptTable::RevokedAccessTokens, "jti", &["live_jti"]),
     (SweptTable::DeviceCodes, "device_code_digest", &["live_device"]),
+    (SweptTable::PushedAuthorizationRequests, "request_digest", &["live_par"]),
     (SweptTable::UsedClientAssertions, "jti", &["live_assertion"]),
     (SweptTable::MfaCodes, "id", &["live_mfa_code"]),
     (SweptTable::MfaChallenges, "token_digest", &["live_challenge"]),

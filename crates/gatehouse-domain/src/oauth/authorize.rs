@@ -15,8 +15,8 @@ use crate::tokens::OrganizationChoice;
 #[cfg(test)]
 mod consent_tests;
 
-/// The query of `/oauth2/authorize`, as received.
-#[derive(Debug, Clone, Default)]
+/// The query of `/oauth2/authorize`, as received (or as pushed, see [`super::par`]).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct AuthorizationRequest {
     pub client_id: Option<String>,
     pub redirect_uri: Option<String>,
@@ -37,6 +37,9 @@ pub struct AuthorizationRequest {
     pub response_mode: Option<String>,
     /// With the `organization` scope: the organization (id or slug) the client asks for.
     pub organization: Option<String>,
+    /// Pushed to `/oauth2/par` by the authenticated client (never set from a query).
+    #[serde(skip)]
+    pub pushed: bool,
 }
 
 /// A request that passed validation.

@@ -45,6 +45,9 @@ pub struct ClientRecord {
     /// The client's public keys (JWK Set) for `private_key_jwt`.
     pub jwks: Option<serde_json::Value>,
     pub skip_consent: bool,
+    /// Its authorization requests must be pushed first (RFC 9126 §6): `/oauth2/authorize`
+    /// accepts only a `request_uri` from it.
+    pub require_pushed_authorization_requests: bool,
     pub access_token_ttl_seconds: Option<i64>,
     pub refresh_token_ttl_seconds: Option<i64>,
     pub created_at: i64,
@@ -193,6 +196,7 @@ mod tests {
             token_endpoint_auth_method: AUTH_NONE.into(),
             jwks: None,
             skip_consent: false,
+            require_pushed_authorization_requests: false,
             access_token_ttl_seconds: None,
             refresh_token_ttl_seconds: None,
             created_at: 0,

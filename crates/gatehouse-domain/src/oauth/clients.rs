@@ -31,6 +31,8 @@ pub struct NewClient {
     pub grant_types: Vec<String>,
     pub scopes: Vec<String>,
     pub skip_consent: bool,
+    /// See [`ClientRecord::require_pushed_authorization_requests`].
+    pub require_pushed_authorization_requests: bool,
     pub access_token_ttl_seconds: Option<i64>,
     pub refresh_token_ttl_seconds: Option<i64>,
     /// A JWK Set of the client's public keys: the client then authenticates with
@@ -48,6 +50,7 @@ pub struct ClientChange {
     pub grant_types: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
     pub skip_consent: Option<bool>,
+    pub require_pushed_authorization_requests: Option<bool>,
     pub access_token_ttl_seconds: Option<i64>,
     pub refresh_token_ttl_seconds: Option<i64>,
 }
@@ -253,6 +256,7 @@ impl ClientService {
             .to_owned(),
             jwks: request.jwks.clone(),
             skip_consent: request.skip_consent,
+            require_pushed_authorization_requests: request.require_pushed_authorization_requests,
             access_token_ttl_seconds: request.access_token_ttl_seconds,
             refresh_token_ttl_seconds: request.refresh_token_ttl_seconds,
             created_at: now,
@@ -290,6 +294,8 @@ impl ClientService {
         // Changing the method drops the credentials of the family left behind.
         updated.set_authentication(&template.0.token_endpoint_auth_method, template.0.jwks);
         updated.skip_consent = template.0.skip_consent;
+        updated.require_pushed_authorization_requests =
+            template.0.require_pushed_authorization_requests;
         updated.access_token_ttl_seconds = template.0.access_token_ttl_seconds;
         updated.refresh_token_ttl_seconds = template.0.refresh_token_ttl_seconds;
         if let Some(secret) = declared.secret.as_ref().filter(|_| !declared.public) {
@@ -333,6 +339,9 @@ impl ClientService {
             grant_types: change.grant_types.unwrap_or_else(|| existing.grant_types.clone()),
             scopes: change.scopes.unwrap_or_else(|| existing.scopes.clone()),
             skip_consent: change.skip_consent.unwrap_or(existing.skip_consent),
+            require_pushed_authorization_requests: change
+                .require_pushed_authorization_requests
+                .unwrap_or(existing.require_pushed_authorization_requests),
             access_token_ttl_seconds: change
                 .access_token_ttl_seconds
                 .or(existing.access_token_ttl_seconds),
@@ -349,6 +358,8 @@ impl ClientService {
         updated.grant_types = template.grant_types;
         updated.scopes = template.scopes;
         updated.skip_consent = template.skip_consent;
+        updated.require_pushed_authorization_requests =
+            template.require_pushed_authorization_requests;
         updated.access_token_ttl_seconds = template.access_token_ttl_seconds;
         updated.refresh_token_ttl_seconds = template.refresh_token_ttl_seconds;
         if updated == existing {
@@ -365,6 +376,11 @@ impl ClientService {
             ("grant_types", updated.grant_types != existing.grant_types),
             ("scopes", updated.scopes != existing.scopes),
             ("skip_consent", updated.skip_consent != existing.skip_consent),
+            (
+                "require_pushed_authorization_requests",
+                updated.require_pushed_authorization_requests
+                    != existing.require_pushed_authorization_requests,
+            ),
             (
                 "access_token_ttl_seconds",
                 updated.access_token_ttl_seconds != existing.access_token_ttl_seconds,

@@ -19,6 +19,7 @@ pub mod error;
 pub mod grants;
 pub mod introspection;
 pub mod logout;
+pub mod par;
 pub mod store;
 
 use std::sync::Arc;

@@ -264,6 +264,7 @@ impl TestWorld {
             token_endpoint_auth_method: AUTH_NONE.into(),
             jwks: None,
             skip_consent,
+            require_pushed_authorization_requests: false,
             access_token_ttl_seconds: None,
             refresh_token_ttl_seconds: None,
             created_at: self.now(),

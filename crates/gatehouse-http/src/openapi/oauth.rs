@@ -23,6 +23,8 @@ enum Carrier {
 enum Answer {
     /// JSON (`200`).
     Json,
+    /// JSON (`201`): something was created (a pushed authorization request).
+    Created,
     /// An HTML page or a redirect (`200`, `302`, `303`).
     Browser,
     /// `200` with no meaningful body (revocation).
@@ -69,6 +71,28 @@ const AUTHORIZE: &[(&str, bool)] = &[
     ("login_hint", false),
     ("ui_locales", false),
     ("response_mode", false),
+    ("request_uri", false),
+];
+
+/// A pushed authorization request: the authorization request's parameters (`client_id` as
+/// authenticated, `request_uri` refused) and the client's credentials.
+const PUSHED_AUTHORIZATION: &[(&str, bool)] = &[
+    ("response_type", true),
+    ("redirect_uri", false),
+    ("scope", false),
+    ("state", false),
+    ("nonce", false),
+    ("code_challenge", false),
+    ("code_challenge_method", false),
+    ("prompt", false),
+    ("max_age", false),
+    ("login_hint", false),
+    ("ui_locales", false),
+    ("response_mode", false),
+    ("client_id", false),
+    ("client_secret", false),
+    ("client_assertion_type", false),
+    ("client_assertion", false),
 ];
 
 const TOKEN_AND_HINT: &[(&str, bool)] = &[
@@ -131,6 +155,15 @@ const OPERATIONS: &[OAuthOperation] = &[
         carrier: Carrier::Form,
         parameters: TOKEN,
         answer: Answer::Json,
+        errors: &[400, 401, 413, 415],
+    },
+    OAuthOperation {
+        method: HttpMethod::Post,
+        path: "/oauth2/par",
+        summary: "Pushed authorization request (RFC 9126): the request is validated and stored; answers the request_uri to send the browser to /oauth2/authorize with",
+        carrier: Carrier::Form,
+        parameters: PUSHED_AUTHORIZATION,
+        answer: Answer::Created,
         errors: &[400, 401, 413, 415],
     },
     OAuthOperation {
@@ -251,9 +284,10 @@ fn operation(entry: &OAuthOperation) -> Operation {
     }
     let mut responses = ResponsesBuilder::new();
     match entry.answer {
-        Answer::Json => {
+        Answer::Json | Answer::Created => {
+            let status = if matches!(entry.answer, Answer::Created) { "201" } else { "200" };
             responses = responses.response(
-                "200",
+                status,
                 ResponseBuilder::new().description("Success").content(
                     "application/json",
                     ContentBuilder::new()

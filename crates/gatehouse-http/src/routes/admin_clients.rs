@@ -35,6 +35,8 @@ pub(crate) struct ClientResponse {
     scopes: Vec<String>,
     token_endpoint_auth_method: String,
     skip_consent: bool,
+    /// Its authorization requests must be pushed first (`/oauth2/par`, RFC 9126).
+    require_pushed_authorization_requests: bool,
     access_token_ttl_seconds: Option<i64>,
     refresh_token_ttl_seconds: Option<i64>,
     created_at: i64,
@@ -56,6 +58,7 @@ impl ClientResponse {
             scopes: client.scopes,
             token_endpoint_auth_method: client.token_endpoint_auth_method,
             skip_consent: client.skip_consent,
+            require_pushed_authorization_requests: client.require_pushed_authorization_requests,
             access_token_ttl_seconds: client.access_token_ttl_seconds,
             refresh_token_ttl_seconds: client.refresh_token_ttl_seconds,
             created_at: client.created_at,
@@ -82,6 +85,9 @@ pub(crate) struct CreateClientRequest {
     scopes: Vec<String>,
     #[serde(default)]
     skip_consent: bool,
+    /// Only pushed authorization requests (RFC 9126) from this client (default false).
+    #[serde(default)]
+    require_pushed_authorization_requests: bool,
     access_token_ttl_seconds: Option<i64>,
     refresh_token_ttl_seconds: Option<i64>,
     /// The client's public keys: it then authenticates with `private_key_jwt`.
@@ -108,6 +114,7 @@ pub(crate) async fn create_client(
         grant_types: body.grant_types,
         scopes: body.scopes,
         skip_consent: body.skip_consent,
+        require_pushed_authorization_requests: body.require_pushed_authorization_requests,
         access_token_ttl_seconds: body.access_token_ttl_seconds,
         refresh_token_ttl_seconds: body.refresh_token_ttl_seconds,
         jwks: body.jwks,
@@ -159,6 +166,7 @@ pub(crate) struct UpdateClientRequest {
     grant_types: Option<Vec<String>>,
     scopes: Option<Vec<String>>,
     skip_consent: Option<bool>,
+    require_pushed_authorization_requests: Option<bool>,
     access_token_ttl_seconds: Option<i64>,
     refresh_token_ttl_seconds: Option<i64>,
 }
@@ -183,6 +191,7 @@ pub(crate) async fn update_client(
         grant_types: body.grant_types,
         scopes: body.scopes,
         skip_consent: body.skip_consent,
+        require_pushed_authorization_requests: body.require_pushed_authorization_requests,
         access_token_ttl_seconds: body.access_token_ttl_seconds,
         refresh_token_ttl_seconds: body.refresh_token_ttl_seconds,
     };

@@ -80,6 +80,8 @@ pub struct Config {
     pub sweeper: SweeperConfig,
     pub audit: AuditConfig,
     pub cache: CacheConfig,
+    /// The OAuth provider's protocol options.
+    pub oauth: OAuthConfig,
     pub mfa: MfaConfig,
     /// The SMS gateway (Twilio-compatible), for MFA codes by text message.
     pub sms: SmsConfig,
@@ -109,6 +111,8 @@ pub struct ClientConfig {
     pub scopes: Vec<String>,
     #[serde(default)]
     pub skip_consent: bool,
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
     pub access_token_ttl_seconds: Option<i64>,
     pub refresh_token_ttl_seconds: Option<i64>,
 }
@@ -254,6 +258,15 @@ impl Default for NoticesConfig {
     fn default() -> Self {
         Self { new_device: true }
     }
+}
+
+/// The OAuth provider's protocol options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    /// Every client must push its authorization requests to `/oauth2/par` first (RFC 9126);
+    /// a client can also be required to alone (`require_pushed_authorization_requests`).
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// The in-memory read cache of sessions, users, clients and token revocations.
@@ -564,6 +577,7 @@ impl Default for Config {
             sweeper: SweeperConfig::default(),
             audit: AuditConfig::default(),
             cache: CacheConfig::default(),
+            oauth: OAuthConfig::default(),
             mfa: MfaConfig::default(),
             sms: SmsConfig::default(),
             clients: Vec::new(),

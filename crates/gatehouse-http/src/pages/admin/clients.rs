@@ -216,6 +216,8 @@ pub(crate) async fn create(
         grant_types: fields.grant_types(),
         scopes: fields.scopes(),
         skip_consent: fields.skip_consent.is_some(),
+        // Set through the admin API or the CLI; the dashboard leaves it off.
+        require_pushed_authorization_requests: false,
         access_token_ttl_seconds: None,
         refresh_token_ttl_seconds: None,
         jwks: None,

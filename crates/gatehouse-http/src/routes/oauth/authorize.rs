@@ -13,6 +13,7 @@ use gatehouse_domain::oauth::authorize::{
     AuthorizationRequest, AuthorizeRejection, AuthorizeStep, OrganizationSelection,
     ValidatedAuthorization,
 };
+use gatehouse_domain::oauth::par::PushedHandle;
 use gatehouse_domain::principal::Principal;
 use gatehouse_domain::tokens::OrganizationChoice;
 use minijinja::context;
@@ -76,7 +77,45 @@ fn parse_request(raw: &str) -> Option<AuthorizationRequest> {
         request_uri: query.request_uri,
         response_mode: query.response_mode,
         organization: query.organization,
+        pushed: false,
     })
+}
+
+/// The request to work on: the query's, or the pushed request its `request_uri` names
+/// (RFC 9126), with the handle to spend when the authorization ends.
+async fn resolve(
+    state: &AppState,
+    locale: Locale,
+    request: AuthorizationRequest,
+) -> Result<(AuthorizationRequest, Option<PushedHandle>), Response> {
+    match state.par.authorization_request(request).await {
+        Ok(resolved) => Ok(resolved),
+        Err(AuthorizeRejection::Page(message)) => Err(error_page(state, locale, &message)),
+        Err(AuthorizeRejection::Redirect(location)) => Err(redirect_to_client(&location)),
+    }
+}
+
+/// The authorization ends with an answer to the client: its pushed request, if any, is spent
+/// first, so a `request_uri` never starts a second authorization (two tabs racing: the second
+/// gets an error page, not a code).
+async fn spend(
+    state: &AppState,
+    locale: Locale,
+    pushed: Option<&PushedHandle>,
+) -> Result<(), Response> {
+    let Some(handle) = pushed else { return Ok(()) };
+    match state.par.spend(handle).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(error_page(
+            state,
+            locale,
+            "The request_uri is unknown, expired, already used or not this application's.",
+        )),
+        Err(error) => {
+            tracing::error!(%error, "could not spend a pushed authorization request");
+            Err(state.pages.error_page(locale, ErrorPage::from_domain(&error)))
+        }
+    }
 }
 
 /// A redirect to a verified client redirect URI (not a same-origin path).
@@ -138,25 +177,52 @@ async fn authorize(
     let Some(request) = parse_request(&raw) else {
         return error_page(&state, page.locale, "The authorization request is malformed.");
     };
+    let (request, pushed) = match resolve(&state, page.locale, request).await {
+        Ok(resolved) => resolved,
+        Err(response) => return response,
+    };
     let locale =
         request.ui_locales.as_deref().and_then(Locale::from_ui_locales).unwrap_or(page.locale);
     let validated = match state.oauth.validate_authorization(&request).await {
         Ok(validated) => validated,
         Err(AuthorizeRejection::Page(message)) => return error_page(&state, locale, &message),
-        Err(AuthorizeRejection::Redirect(location)) => return redirect_to_client(&location),
+        Err(AuthorizeRejection::Redirect(location)) => {
+            if let Err(response) = spend(&state, locale, pushed.as_ref()).await {
+                return response;
+            }
+            return redirect_to_client(&location);
+        }
     };
     match state.oauth.authorization_step(&validated, session).await {
-        Ok(AuthorizeStep::SignIn { fresh }) => login_redirect(&state, &raw, fresh, &validated),
+        Ok(AuthorizeStep::SignIn { fresh }) => {
+            if let (true, Some(handle)) = (fresh, &pushed) {
+                // The pushed request comes back without prompt=login and max_age, as the
+                // query does (see `without_login_triggers`).
+                if let Err(error) = state.par.signed_in_afresh(handle, &request).await {
+                    tracing::error!(%error, "could not update a pushed authorization request");
+                    return state.pages.error_page(locale, ErrorPage::from_domain(&error));
+                }
+            }
+            login_redirect(&state, &raw, fresh, &validated)
+        }
         Ok(AuthorizeStep::Consent(principal, organization)) => {
             consent_page(&state, locale, &page.csrf, &raw, &validated, &principal, &organization)
         }
         Ok(AuthorizeStep::IssueCode(principal, organization)) => {
+            if let Err(response) = spend(&state, locale, pushed.as_ref()).await {
+                return response;
+            }
             issue(&state, locale, &validated, &principal, organization.as_deref()).await
         }
         Ok(AuthorizeStep::ChooseOrganization(principal, choices)) => {
             chooser_page(&state, locale, &raw, &validated, &principal, &choices)
         }
-        Ok(AuthorizeStep::Refuse { location, .. }) => redirect_to_client(&location),
+        Ok(AuthorizeStep::Refuse { location, .. }) => {
+            if let Err(response) = spend(&state, locale, pushed.as_ref()).await {
+                return response;
+            }
+            redirect_to_client(&location)
+        }
         Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
     }
 }
@@ -268,10 +334,19 @@ async fn consent(
     let Some(request) = parse_request(&fields.request) else {
         return error_page(&state, locale, "The authorization request is malformed.");
     };
+    let (request, pushed) = match resolve(&state, locale, request).await {
+        Ok(resolved) => resolved,
+        Err(response) => return response,
+    };
     let validated = match state.oauth.validate_authorization(&request).await {
         Ok(validated) => validated,
         Err(AuthorizeRejection::Page(message)) => return error_page(&state, locale, &message),
-        Err(AuthorizeRejection::Redirect(location)) => return redirect_to_client(&location),
+        Err(AuthorizeRejection::Redirect(location)) => {
+            if let Err(response) = spend(&state, locale, pushed.as_ref()).await {
+                return response;
+            }
+            return redirect_to_client(&location);
+        }
     };
     let Some(principal) = session else {
         return state.pages.redirect(&format!("/oauth2/authorize?{}", fields.request));
@@ -303,17 +378,25 @@ async fn consent(
                 };
             match state.oauth.grant_consent(&validated, &principal.user.id, &context).await {
                 Ok(()) => {
+                    if let Err(response) = spend(&state, locale, pushed.as_ref()).await {
+                        return response;
+                    }
                     issue(&state, locale, &validated, &principal, organization.as_deref()).await
                 }
                 Err(error) => state.pages.error_page(locale, ErrorPage::from_domain(&error)),
             }
         }
-        "deny" => redirect_to_client(&state.oauth.error_redirect(
-            &validated.redirect_uri,
-            "access_denied",
-            "the user denied the request",
-            validated.state.as_deref(),
-        )),
+        "deny" => {
+            if let Err(response) = spend(&state, locale, pushed.as_ref()).await {
+                return response;
+            }
+            redirect_to_client(&state.oauth.error_redirect(
+                &validated.redirect_uri,
+                "access_denied",
+                "the user denied the request",
+                validated.state.as_deref(),
+            ))
+        }
         _ => state.pages.error_page(locale, ErrorPage::bad_request()),
     }
 }

@@ -53,6 +53,8 @@ fn document(state: &AppState, jwks: &serde_json::Value) -> serde_json::Value {
         "revocation_endpoint": endpoint("/oauth2/revoke"),
         "device_authorization_endpoint": endpoint("/oauth2/device_authorization"),
         "end_session_endpoint": endpoint("/oauth2/end_session"),
+        "pushed_authorization_request_endpoint": endpoint("/oauth2/par"),
+        "require_pushed_authorization_requests": state.par.required(),
         "scopes_supported": ["openid", "profile", "email", "offline_access", "organization"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

@@ -8,6 +8,7 @@ pub(crate) mod end_session;
 pub(crate) mod form;
 pub(crate) mod introspect;
 pub(crate) mod limits;
+pub(crate) mod par;
 pub(crate) mod response;
 pub(crate) mod token;
 pub(crate) mod userinfo;
@@ -26,6 +27,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     let limited = |bucket: Bucket| from_fn_with_state((state.clone(), bucket), limit);
     let api = Router::new()
         .merge(token::routes().route_layer(from_fn_with_state(state.clone(), limits::token_budget)))
+        .merge(par::routes().route_layer(from_fn_with_state(state.clone(), limits::token_budget)))
         .merge(userinfo::routes())
         .merge(introspect::routes().route_layer(limited(Bucket::Introspect)))
         .merge(device_flow::api_routes().route_layer(limited(Bucket::DeviceAuthorization)))
