@@ -397,10 +397,8 @@ impl TokenService {
 /// Signs `claims` with `signer`. An RSA signature takes a few hundred microseconds of CPU: it
 /// runs on the blocking pool, so the runtime's workers go on answering the requests waiting on
 /// them (on SQLite a writer that holds the write lock would otherwise wait behind signatures
-/// for its next step, and every other writer with it), at a lower scheduling priority
-/// ([`gatehouse_crypto::signing::background`]) so those workers and SQLite's threads do not
-/// wait for a core behind it either. ECDSA and Ed25519 sign in tens of microseconds, on the
-/// spot.
+/// for its next step, and every other writer with it). ECDSA and Ed25519 sign in tens of
+/// microseconds, on the spot.
 async fn sign<T: Serialize>(
     signer: Arc<gatehouse_crypto::SigningKey>,
     typ: &str,
@@ -412,11 +410,8 @@ async fn sign<T: Serialize>(
     let claims = serde_json::to_vec(claims)
         .map_err(|error| DomainError::Internal(format!("claims: {error}")))?;
     let typ = typ.to_owned();
-    tokio::task::spawn_blocking(move || {
-        gatehouse_crypto::signing::background::lower_this_threads_priority();
-        signer.sign_serialized(&typ, &claims)
-    })
-    .await
-    .map_err(|error| DomainError::Internal(format!("signing task: {error}")))?
-    .map_err(DomainError::from)
+    tokio::task::spawn_blocking(move || signer.sign_serialized(&typ, &claims))
+        .await
+        .map_err(|error| DomainError::Internal(format!("signing task: {error}")))?
+        .map_err(DomainError::from)
 }

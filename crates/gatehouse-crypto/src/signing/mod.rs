@@ -7,7 +7,6 @@
 //! compact serialization is only base64url and concatenation (RFC 7515 section 7.1); the
 //! signatures themselves come from aws-lc-rs. Verification ([`PublicKeySet`]) is jsonwebtoken's.
 
-pub mod background;
 mod verify;
 
 use std::fmt;
