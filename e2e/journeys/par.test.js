@@ -71,7 +71,9 @@ test('oauth4webapi pushes its request, the browser signs in with only the reques
     const codeVerifier = oauth.generateRandomCodeVerifier();
     const state = oauth.generateRandomState();
     const nonce = oauth.generateRandomNonce();
+    // The library sends what it is given (and the client_id): the request is a code flow.
     const parameters = new URLSearchParams({
+      response_type: 'code',
       redirect_uri: REDIRECT_URI,
       scope: 'openid email',
       code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
@@ -121,7 +123,6 @@ test('oauth4webapi pushes its request, the browser signs in with only the reques
     const plain = new URL(as.authorization_endpoint);
     for (const [name, value] of parameters) plain.searchParams.set(name, value);
     plain.searchParams.set('client_id', client.client_id);
-    plain.searchParams.set('response_type', 'code');
     const refused = await page.goto(plain.href);
     assert.equal(refused.status(), 400);
     assert.equal(new URL(page.url()).origin, gatehouse.url);
