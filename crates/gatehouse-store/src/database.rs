@@ -53,13 +53,10 @@ macro_rules! with_pool {
 ///
 /// The forms: `events: E[, changed: C]`, `work: W[, changed: C]`, `[changed: C]` (events
 /// written only on some outcome stay in the body, with `insert_events`), and:
-/// - `sqlite: S, changed: C` runs the transaction on the writer of the SQLite database `S`: a
-///   path for SQLite only (the batch of a password sign-in, `SessionStore::start_session`);
 /// - `autocommit, pool => { ... }` takes the writer (as a guard only) and binds the pool: for
-///   statements that
-///   stand alone, each committing by itself (a touch, a counter, a single-use spend, a sweep
-///   before an insert), with no audit event and nothing cached; it saves the `BEGIN` and
-///   `COMMIT` round trips.
+///   statements that stand alone, each committing by itself (a touch, a counter, a single-use
+///   spend, a sweep before an insert), with no audit event and nothing cached; it saves the
+///   `BEGIN` and `COMMIT` round trips.
 ///
 /// Some writes take none of these. On PostgreSQL a refresh-token rotation
 /// (`SessionStore::rotate_refresh_token`) is a single statement, its own transaction, which
@@ -138,13 +135,6 @@ macro_rules! write_transaction {
             $database, work: $work, changed: &[], $transaction => $body
         )
     };
-    ($database:expr, sqlite: $sqlite:expr, changed: $changed:expr, $transaction:ident => $body:block) => {{
-        let database: &$crate::Database = $database;
-        let changed: &[$crate::cache::Invalidation<'_>] = $changed;
-        $crate::database::write_transaction!(
-            @sqlite database, $sqlite, changed, $transaction => $body, {}
-        )
-    }};
     ($database:expr, changed: $changed:expr, $transaction:ident => $body:block) => {
         $crate::database::write_transaction!(@pools $database, $changed, $transaction => $body, {})
     };

@@ -221,21 +221,6 @@ impl SessionStore for Database {
             crate::Backend::Sqlite => START_SESSION_ACTIVE_USER,
             crate::Backend::Postgres => START_SESSION_ACTIVE_USER_POSTGRES,
         };
-        macro_rules! lock_user {
-            ($transaction:ident) => {{
-                let query = sqlx::query(read_user);
-                let query = if unchanged {
-                    query.bind(user_id)
-                } else {
-                    bind_user_change(query, user_id, change)
-                };
-                let row = query.fetch_optional(&mut *$transaction).await.map_err(map_sqlx_error)?;
-                let Some(row) = row else {
-                    return Err(StoreError::Conflict(Conflict::UserNotActive));
-                };
-                user_from_row(&row)?
-            }};
-        }
         // A password sign-in's or a code exchange's writes (no one-time token, outbox row or
         // trusted device): on SQLite, two round trips to the writer's thread — the user's row
         // and the code's spend, then the rest and the commit — instead of one per statement.
@@ -287,7 +272,14 @@ impl SessionStore for Database {
             return Ok(user);
         }
         let user = write_transaction!(self, work: work, changed: changed, transaction => {
-            let user = lock_user!(transaction);
+            let query = sqlx::query(read_user);
+            let query =
+                if unchanged { query.bind(user_id) } else { bind_user_change(query, user_id, change) };
+            let row = query.fetch_optional(&mut *transaction).await.map_err(map_sqlx_error)?;
+            let Some(row) = row else {
+                return Err(StoreError::Conflict(Conflict::UserNotActive));
+            };
+            let user = user_from_row(&row)?;
             bind_session(sqlx::query(INSERT_SESSION), session)
                 .execute(&mut *transaction)
                 .await
