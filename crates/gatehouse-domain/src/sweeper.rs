@@ -9,7 +9,8 @@
 //!   exchange issued has expired, so a replay keeps revoking it), `one_time_tokens`,
 //!   `revoked_access_tokens` (the
 //!   entry is kept exactly as long as the token it revokes could be presented),
-//!   `device_codes`, `used_client_assertions`, `mfa_codes`, `mfa_challenges` (on the database;
+//!   `device_codes`, `used_client_assertions`, `used_dpop_proofs` (on the database; Redis
+//!   expires its own), `mfa_codes`, `mfa_challenges` (on the database;
 //!   Redis expires its own), `trusted_devices`, `passkey_ceremonies` (on the database; Redis
 //!   expires its own), `organization_invitations` (accepted, declined and revoked ones too once
 //!   past their expiry: the audit trail keeps what happened);
@@ -57,6 +58,8 @@ pub enum SweptTable {
     /// Pushed authorization requests (RFC 9126), past their lifetime.
     PushedAuthorizationRequests,
     UsedClientAssertions,
+    /// The `jti` of accepted DPoP proofs, once the proof could no longer verify.
+    UsedDpopProofs,
     MfaCodes,
     MfaChallenges,
     TrustedDevices,
@@ -82,7 +85,7 @@ pub trait DueDeletions: Send + Sync {
 impl SweptTable {
     /// Every swept table, in the order a sweep visits them (refresh tokens before sessions so
     /// a session's cascade finds fewer tokens to remove).
-    pub const ALL: [SweptTable; 17] = [
+    pub const ALL: [SweptTable; 18] = [
         SweptTable::RefreshTokens,
         SweptTable::Sessions,
         SweptTable::AuthorizationCodes,
@@ -91,6 +94,7 @@ impl SweptTable {
         SweptTable::DeviceCodes,
         SweptTable::PushedAuthorizationRequests,
         SweptTable::UsedClientAssertions,
+        SweptTable::UsedDpopProofs,
         SweptTable::MfaCodes,
         SweptTable::MfaChallenges,
         SweptTable::TrustedDevices,
@@ -112,6 +116,7 @@ impl SweptTable {
             SweptTable::DeviceCodes => "device_codes",
             SweptTable::PushedAuthorizationRequests => "pushed_authorization_requests",
             SweptTable::UsedClientAssertions => "used_client_assertions",
+            SweptTable::UsedDpopProofs => "used_dpop_proofs",
             SweptTable::MfaCodes => "mfa_codes",
             SweptTable::MfaChallenges => "mfa_challenges",
             SweptTable::PasskeyCeremonies => "passkey_ceremonies",

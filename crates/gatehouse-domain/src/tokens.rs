@@ -68,6 +68,17 @@ pub struct AccessTokenClaims {
     /// Who is acting as the subject (RFC 8693 `act`): the admin of an impersonation session.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub act: Option<ActClaim>,
+    /// The key the token is bound to (RFC 9449 §6.1: `cnf.jkt`, a DPoP key's thumbprint):
+    /// it is accepted only with a proof of possession of that key.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The confirmation claim of a sender-constrained token (RFC 7800, RFC 9449 §6.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The SHA-256 JWK thumbprint (RFC 7638) of the key the token is bound to.
+    pub jkt: String,
 }
 
 /// The `act` claim (RFC 8693 §4.1): the party acting for the subject.
@@ -125,6 +136,8 @@ pub struct AccessTokenGrant {
     pub organization: Option<OrganizationClaims>,
     /// The admin acting as the subject (an impersonation session), as `act.sub`.
     pub actor: Option<String>,
+    /// The DPoP key the token is bound to (`cnf.jkt`).
+    pub dpop_jkt: Option<String>,
 }
 
 pub struct TokenService {
@@ -280,6 +293,7 @@ impl TokenService {
             amr: Some(session.amr_values()),
             organization: self.organization_claims(session).await?,
             actor: session.impersonator.clone(),
+            dpop_jkt: session.dpop_jkt.clone(),
             ttl_seconds,
             ..AccessTokenGrant::default()
         };
@@ -309,6 +323,7 @@ impl TokenService {
             org_role: grant.organization.as_ref().map(|org| org.role.clone()),
             org_permissions: grant.organization.map(|org| org.permissions),
             act: grant.actor.map(|sub| ActClaim { sub }),
+            cnf: grant.dpop_jkt.map(|jkt| Confirmation { jkt }),
         };
         let signer = self.keys.active_signer().await?;
         Ok((sign(signer, ACCESS_TOKEN_TYPE, &claims).await?, claims))

@@ -20,6 +20,7 @@ fn client(redirect: &str) -> ClientRecord {
         token_endpoint_auth_method: AUTH_NONE.into(),
         jwks: None,
         require_pushed_authorization_requests: false,
+        dpop_bound_access_tokens: false,
         skip_consent: false,
         access_token_ttl_seconds: None,
         refresh_token_ttl_seconds: None,

@@ -113,6 +113,8 @@ pub struct AppServices {
     pub device_flow: Arc<gatehouse_domain::oauth::DeviceFlowService>,
     /// Pushed authorization requests (RFC 9126).
     pub par: Arc<gatehouse_domain::oauth::par::PushedAuthorizationService>,
+    /// DPoP proofs (RFC 9449): their checks, replay memory and server nonces.
+    pub dpop: Arc<gatehouse_domain::oauth::dpop::DpopService>,
     pub admin_keys: Arc<AdminKeyService>,
     /// Organizations, their members and roles.
     pub organizations: Arc<gatehouse_domain::organizations::OrganizationService>,

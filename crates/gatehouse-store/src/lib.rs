@@ -16,6 +16,7 @@ mod columns;
 mod data_keys;
 mod database;
 mod device_flow;
+mod dpop;
 mod error;
 mod identities;
 mod identity_providers;
@@ -40,6 +41,7 @@ mod webhooks;
 
 pub use cache::ReadCache;
 pub use database::{Backend, Database, DatabaseOptions, PostgresDatabase, backend_of};
+pub use dpop::RedisDpopProofStore;
 pub use error::map_sqlx_error;
 pub use mfa_challenge::RedisChallengeStore;
 pub use passkeys::RedisCeremonyStore;

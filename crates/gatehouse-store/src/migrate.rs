@@ -63,6 +63,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(25, "0025_invitations_by_address"),
     migration!(26, "0026_account_deletions"),
     migration!(27, "0027_pushed_authorization_requests"),
+    migration!(28, "0028_dpop"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -24,8 +24,8 @@ fn from_json(text: &str, column: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(text).map_err(|error| StoreError::Corrupt(format!("{column}: {error}")))
 }
 
-/// Binds a client's columns as $1..$15 in the order both the INSERT and the UPDATE name them
-/// (the INSERT adds `created_at` as $16).
+/// Binds a client's columns as $1..$17 in the order both the INSERT and the UPDATE name them
+/// (the INSERT adds `created_at` as $18).
 fn bind_client_columns<Q: StoreQuery>(query: Q, client: &ClientRecord) -> Q {
     query
         .bind_value(client.client_id.as_str())
@@ -44,6 +44,7 @@ fn bind_client_columns<Q: StoreQuery>(query: Q, client: &ClientRecord) -> Q {
         .bind_value(client.updated_at)
         .bind_value(client.jwks.as_ref().map(|jwks| jwks.to_string()))
         .bind_value(i64::from(client.require_pushed_authorization_requests))
+        .bind_value(i64::from(client.dpop_bound_access_tokens))
 }
 
 macro_rules! select_clients {
@@ -52,7 +53,7 @@ macro_rules! select_clients {
             "SELECT client_id, name, secret_digest, previous_secret_digest, previous_secret_expires_at, ",
             "redirect_uris, post_logout_redirect_uris, grant_types, scopes, token_endpoint_auth_method, jwks, ",
             "skip_consent, access_token_ttl_seconds, refresh_token_ttl_seconds, created_at, updated_at, ",
-            "require_pushed_authorization_requests ",
+            "require_pushed_authorization_requests, dpop_bound_access_tokens ",
             "FROM oauth_clients ",
             $rest
         )
@@ -83,6 +84,7 @@ fn client_from_row(row: &impl StoreRow) -> Result<ClientRecord, StoreError> {
         require_pushed_authorization_requests: row
             .read::<i64>("require_pushed_authorization_requests")?
             != 0,
+        dpop_bound_access_tokens: row.read::<i64>("dpop_bound_access_tokens")? != 0,
         access_token_ttl_seconds: row.read("access_token_ttl_seconds")?,
         refresh_token_ttl_seconds: row.read("refresh_token_ttl_seconds")?,
         created_at: row.read("created_at")?,
@@ -113,13 +115,14 @@ fn authorization_code_from_row(row: &impl StoreRow) -> Result<AuthorizationCodeR
         used_at: row.read("used_at")?,
         issued_session_id: row.read("issued_session_id")?,
         organization_id: row.read("organization_id")?,
+        dpop_jkt: row.read("dpop_jkt")?,
     })
 }
 
 const INSERT_AUTHORIZATION_CODE: &str = "INSERT INTO authorization_codes (code_digest, \
      client_id, user_id, browser_session_id, redirect_uri, scope, nonce, code_challenge, \
-     auth_time, created_at, expires_at, amr, organization_id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+     auth_time, created_at, expires_at, amr, organization_id, dpop_jkt) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 fn bind_authorization_code<Q: StoreQuery>(query: Q, code: &AuthorizationCodeRecord) -> Q {
     query
@@ -137,6 +140,7 @@ fn bind_authorization_code<Q: StoreQuery>(query: Q, code: &AuthorizationCodeReco
         // `amr` is a JSON array in this table (0003); the domain carries it space-separated.
         .bind_value(amr_json(code.amr.as_deref()))
         .bind_value(code.organization_id.as_deref())
+        .bind_value(code.dpop_jkt.as_deref())
 }
 
 #[async_trait]
@@ -152,8 +156,8 @@ impl OAuthStore for Database {
                  previous_secret_expires_at, redirect_uris, post_logout_redirect_uris, grant_types, scopes, \
                  token_endpoint_auth_method, skip_consent, access_token_ttl_seconds, \
                  refresh_token_ttl_seconds, updated_at, jwks, require_pushed_authorization_requests, \
-                 created_at) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                 dpop_bound_access_tokens, created_at) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
             ), client)
             .bind(client.created_at)
             .execute(&mut *transaction)
@@ -211,7 +215,8 @@ impl OAuthStore for Database {
                  previous_secret_expires_at = $5, redirect_uris = $6, post_logout_redirect_uris = $7, \
                  grant_types = $8, scopes = $9, token_endpoint_auth_method = $10, skip_consent = $11, \
                  access_token_ttl_seconds = $12, refresh_token_ttl_seconds = $13, updated_at = $14, \
-                 jwks = $15, require_pushed_authorization_requests = $16 WHERE client_id = $1",
+                 jwks = $15, require_pushed_authorization_requests = $16, \
+                 dpop_bound_access_tokens = $17 WHERE client_id = $1",
             ), client)
             .execute(&mut *transaction)
             .await
@@ -277,7 +282,7 @@ impl OAuthStore for Database {
             let row = sqlx::query(
                 "SELECT code_digest, client_id, user_id, browser_session_id, redirect_uri, scope, nonce, \
                  code_challenge, auth_time, created_at, expires_at, used_at, issued_session_id, amr, \
-                 organization_id FROM authorization_codes WHERE code_digest = $1",
+                 organization_id, dpop_jkt FROM authorization_codes WHERE code_digest = $1",
             )
             .bind(digest)
             .fetch_optional(pool)

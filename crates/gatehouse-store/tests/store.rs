@@ -356,6 +356,7 @@ async fn a_new_session_is_written_whole_or_not_at_all(test: TestDatabase) {
         amr: Some("pwd".into()),
         organization_id: None,
         impersonator: None,
+        dpop_jkt: None,
     };
     let refresh = |digest: &[u8], session_id: &str| RefreshTokenRecord {
         token_digest: digest.to_vec(),
@@ -456,6 +457,7 @@ async fn a_code_exchange_spends_its_code_once_and_only_for_an_active_user(test: 
         jwks: None,
         skip_consent: true,
         require_pushed_authorization_requests: false,
+        dpop_bound_access_tokens: false,
         access_token_ttl_seconds: None,
         refresh_token_ttl_seconds: None,
         created_at: 1,
@@ -478,6 +480,7 @@ async fn a_code_exchange_spends_its_code_once_and_only_for_an_active_user(test: 
         used_at: None,
         issued_session_id: None,
         organization_id: None,
+        dpop_jkt: Some("thumbprint-of-the-client-key".into()),
     };
     store.insert_authorization_code(&code).await.unwrap();
     let session = |id: &str| SessionRecord {
@@ -497,6 +500,7 @@ async fn a_code_exchange_spends_its_code_once_and_only_for_an_active_user(test: 
         amr: Some("pwd".into()),
         organization_id: None,
         impersonator: None,
+        dpop_jkt: None,
     };
     let exchange = |session_id: &str| UnitOfWork {
         spend_code: Some(SpentCode {
@@ -527,7 +531,9 @@ async fn a_code_exchange_spends_its_code_once_and_only_for_an_active_user(test: 
         .unwrap_err();
     assert!(matches!(error, StoreError::Conflict(Conflict::UserNotActive)), "{error:?}");
     assert!(store.session("ses_a").await.unwrap().is_none());
-    assert_eq!(store.authorization_code(b"code-1").await.unwrap().unwrap().used_at, None);
+    let stored = store.authorization_code(b"code-1").await.unwrap().unwrap();
+    assert_eq!(stored.used_at, None);
+    assert_eq!(stored.dpop_jkt.as_deref(), Some("thumbprint-of-the-client-key"));
 
     // Active again: the exchange spends the code for its session, and reads the user as stored.
     let active = UserChange { suspended_at: Some(None), ..UserChange::default() };

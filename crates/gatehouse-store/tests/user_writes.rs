@@ -157,6 +157,7 @@ async fn a_session_is_never_written_for_a_suspended_user(test: TestDatabase) {
         amr: Some("pwd".into()),
         organization_id: None,
         impersonator: None,
+        dpop_jkt: None,
     };
     let refresh = |digest: &[u8], id: &str| RefreshTokenRecord {
         token_digest: digest.to_vec(),

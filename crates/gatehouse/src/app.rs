@@ -30,6 +30,9 @@ use gatehouse_domain::notify::{
 };
 use gatehouse_domain::oauth::client::CLIENT_SECRET_DIGEST_PURPOSE;
 use gatehouse_domain::oauth::clients::NewClient;
+use gatehouse_domain::oauth::dpop::{
+    DPOP_NONCE_DIGEST_PURPOSE, DpopProofStore, DpopService, DpopSettings,
+};
 use gatehouse_domain::oauth::par::{ParSettings, PushedAuthorizationService};
 use gatehouse_domain::oauth::{
     ClientService, DeviceFlowService, OAuthParts, OAuthService, OAuthSettings,
@@ -62,7 +65,9 @@ use gatehouse_outbound::sms::{TwilioChannel, TwilioSettings};
 use gatehouse_outbound::upstream::UpstreamClient;
 use gatehouse_outbound::webhook::{TargetGuard, WebhookChannel};
 use gatehouse_store::ratelimit::{MemoryRateLimiter, RedisRateLimiter};
-use gatehouse_store::{Database, DatabaseOptions, Redis, RedisCeremonyStore, RedisChallengeStore};
+use gatehouse_store::{
+    Database, DatabaseOptions, Redis, RedisCeremonyStore, RedisChallengeStore, RedisDpopProofStore,
+};
 
 use crate::config::{Config, ConfigError, MfaPolicyName};
 use crate::master_key;
@@ -90,6 +95,7 @@ fn data_key_purposes() -> Vec<String> {
         AUTHORIZATION_CODE_DIGEST_PURPOSE,
         ACCOUNT_LIMIT_DIGEST_PURPOSE,
         AUDIT_CHECKPOINT_DIGEST_PURPOSE,
+        DPOP_NONCE_DIGEST_PURPOSE,
     ];
     let ciphers = [
         EMAIL_PURPOSE,
@@ -641,6 +647,7 @@ async fn apply_declared_clients(
             scopes: declared.scopes.clone(),
             skip_consent: declared.skip_consent,
             require_pushed_authorization_requests: declared.require_pushed_authorization_requests,
+            dpop_bound_access_tokens: declared.dpop_bound_access_tokens,
             access_token_ttl_seconds: declared.access_token_ttl_seconds,
             refresh_token_ttl_seconds: declared.refresh_token_ttl_seconds,
             jwks: None,
@@ -727,6 +734,20 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         core.service_keys.authorization_code.clone(),
         core.clock.clone(),
         ParSettings { required: core.config.oauth.require_pushed_authorization_requests },
+    ));
+    // DPoP proofs are remembered where every instance sees them: Redis when configured.
+    let dpop_proofs: Arc<dyn DpopProofStore> = match &redis {
+        Some(redis) => {
+            Arc::new(RedisDpopProofStore::new(redis.clone(), &core.config.redis.key_prefix))
+        }
+        None => Arc::new(core.database.clone()),
+    };
+    let dpop = Arc::new(DpopService::new(
+        dpop_proofs,
+        core.clock.clone(),
+        core.data_keys.digester(DPOP_NONCE_DIGEST_PURPOSE).map_err(data_key_error)?,
+        DpopSettings { require_nonce: core.config.oauth.dpop_require_nonce },
+        &core.config.issuer(),
     ));
     let clients = Arc::new(core.clients());
     apply_declared_clients(&core.config, &clients).await?;
@@ -874,6 +895,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         clients: clients.clone(),
         device_flow,
         par,
+        dpop,
         admin_keys: admin_keys.clone(),
         organizations: organizations.clone(),
         account_deletions,

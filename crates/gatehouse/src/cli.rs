@@ -101,6 +101,10 @@ pub struct CreateClient {
     /// Accept only pushed authorization requests (RFC 9126) from this client.
     #[arg(long)]
     require_par: bool,
+    /// Issue this client only DPoP-bound access tokens (RFC 9449): a token request without a
+    /// proof is refused.
+    #[arg(long)]
+    require_dpop: bool,
     /// A JWK Set file of the client's public keys: it authenticates with private_key_jwt.
     #[arg(long, conflicts_with_all = ["secret", "public"])]
     jwks_file: Option<PathBuf>,
@@ -384,6 +388,7 @@ async fn create_client(
         scopes: arguments.scopes.clone(),
         skip_consent: arguments.skip_consent,
         require_pushed_authorization_requests: arguments.require_par,
+        dpop_bound_access_tokens: arguments.require_dpop,
         access_token_ttl_seconds: None,
         refresh_token_ttl_seconds: None,
         jwks,

@@ -207,6 +207,14 @@ async fn seed(database: &Database, now: i64) {
         )
         .await;
     }
+    for (jti, expires) in [("old_proof", past), ("live_proof", future)] {
+        execute(
+            database,
+            "INSERT INTO used_dpop_proofs (jkt, jti, expires_at) VALUES ('thumbprint', $1, $2)",
+            &[Text(jti), Int(expires)],
+        )
+        .await;
+    }
     for (id, expires) in [("old_mfa_code", past), ("live_mfa_code", future)] {
         execute(
             database,
@@ -325,6 +333,7 @@ const EXPECTED: &[(SweptTable, &str, &[&str])] = &[
     (SweptTable::DeviceCodes, "device_code_digest", &["live_device"]),
     (SweptTable::PushedAuthorizationRequests, "request_digest", &["live_par"]),
     (SweptTable::UsedClientAssertions, "jti", &["live_assertion"]),
+    (SweptTable::UsedDpopProofs, "jti", &["live_proof"]),
     (SweptTable::MfaCodes, "id", &["live_mfa_code"]),
     (SweptTable::MfaChallenges, "token_digest", &["live_challenge"]),
     (SweptTable::TrustedDevices, "id", &["live_trusted"]),

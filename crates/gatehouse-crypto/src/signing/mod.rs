@@ -7,6 +7,7 @@
 //! compact serialization is only base64url and concatenation (RFC 7515 section 7.1); the
 //! signatures themselves come from aws-lc-rs. Verification ([`PublicKeySet`]) is jsonwebtoken's.
 
+mod embedded;
 mod verify;
 
 use std::fmt;
@@ -24,6 +25,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
+pub use embedded::{
+    EMBEDDED_KEY_ALGORITHMS, EmbeddedKeyJws, MAX_EMBEDDED_JWS_LENGTH, sha256_base64url,
+    verify_embedded_key,
+};
 pub use verify::PublicKeySet;
 
 use crate::CryptoError;
@@ -238,15 +243,41 @@ impl SigningKey {
         self.sign_serialized_as(typ, &self.kid, claims)
     }
 
+    /// A JWS whose header carries this key's public JWK instead of a `kid` (a DPoP proof,
+    /// RFC 9449 §4.2): what a client of Gatehouse signs; the server verifies it with
+    /// [`verify_embedded_key`].
+    pub fn sign_with_jwk<T: Serialize>(
+        &self,
+        typ: &str,
+        claims: &T,
+    ) -> Result<String, CryptoError> {
+        let mut jwk = self.public_jwk.clone();
+        if let Some(members) = jwk.as_object_mut() {
+            members.remove("kid");
+            members.remove("use");
+        }
+        let header = serde_json::json!({ "alg": self.algorithm.as_str(), "typ": typ, "jwk": jwk });
+        let claims =
+            serde_json::to_vec(claims).map_err(|e| CryptoError::Signing(format!("claims: {e}")))?;
+        self.sign_with_header(&header, &claims)
+    }
+
     fn sign_serialized_as(
         &self,
         typ: &str,
         kid: &str,
         claims: &[u8],
     ) -> Result<String, CryptoError> {
-        let header = JwsHeader { alg: self.algorithm.as_str(), typ, kid };
-        let header = serde_json::to_vec(&header)
-            .map_err(|e| CryptoError::Signing(format!("header: {e}")))?;
+        self.sign_with_header(&JwsHeader { alg: self.algorithm.as_str(), typ, kid }, claims)
+    }
+
+    fn sign_with_header<H: Serialize>(
+        &self,
+        header: &H,
+        claims: &[u8],
+    ) -> Result<String, CryptoError> {
+        let header =
+            serde_json::to_vec(header).map_err(|e| CryptoError::Signing(format!("header: {e}")))?;
         let mut token = URL_SAFE_NO_PAD.encode(header);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(claims, &mut token);

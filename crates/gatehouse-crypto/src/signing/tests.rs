@@ -320,3 +320,59 @@ fn debug_redacts_the_private_key() {
     assert!(shown.contains(key.kid()));
     assert!(!shown.contains(&URL_SAFE_NO_PAD.encode(key.pkcs8_der().as_slice())));
 }
+
+/// A DPoP-style proof: the header carries the public JWK, the signature is that key's.
+#[test]
+fn a_self_keyed_jws_verifies_with_its_own_key_and_names_its_thumbprint() {
+    for algorithm in ALL {
+        let key = key(algorithm);
+        let claims = json!({ "jti": "j1", "htm": "POST", "iat": 1 });
+        let token = key.sign_with_jwk("dpop+jwt", &claims).unwrap();
+        let verified = verify_embedded_key(&token, "dpop+jwt").unwrap();
+        // Our kids are RFC 7638 thumbprints, so the two must agree.
+        assert_eq!(verified.thumbprint, key.kid(), "{algorithm}");
+        assert_eq!(verified.claims["jti"], "j1");
+        // Another typ, a tampered payload, a header naming another key: refused.
+        assert!(verify_embedded_key(&token, "at+jwt").is_err());
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let other_claims = URL_SAFE_NO_PAD.encode(br#"{"jti":"j2"}"#);
+        parts[1] = &other_claims;
+        assert!(verify_embedded_key(&parts.join("."), "dpop+jwt").is_err(), "{algorithm}");
+    }
+    let signer = key(SigningAlgorithm::ES256);
+    let other = key(SigningAlgorithm::EdDSA);
+    let forged_header = URL_SAFE_NO_PAD.encode(
+        serde_json::to_vec(&json!({"alg": "ES256", "typ": "dpop+jwt", "jwk": other.public_jwk()}))
+            .unwrap(),
+    );
+    let token = signer.sign_with_jwk("dpop+jwt", &json!({"jti": "x"})).unwrap();
+    let mut parts: Vec<&str> = token.split('.').collect();
+    parts[0] = &forged_header;
+    assert!(verify_embedded_key(&parts.join("."), "dpop+jwt").is_err());
+}
+
+#[test]
+fn a_self_keyed_jws_must_not_carry_a_private_or_shared_key() {
+    let key = key(SigningAlgorithm::ES256);
+    let token = key.sign_with_jwk("dpop+jwt", &json!({"jti": "x"})).unwrap();
+    let (_, rest) = token.split_once('.').unwrap();
+    let mut jwk = key.public_jwk();
+    jwk["d"] = json!("AAAA");
+    let header = URL_SAFE_NO_PAD.encode(
+        serde_json::to_vec(&json!({"alg": "ES256", "typ": "dpop+jwt", "jwk": jwk})).unwrap(),
+    );
+    let error = verify_embedded_key(&format!("{header}.{rest}"), "dpop+jwt").unwrap_err();
+    assert!(error.to_string().contains("not a public key"), "{error}");
+    let hmac = jsonwebtoken::encode(
+        &jsonwebtoken::Header {
+            typ: Some("dpop+jwt".into()),
+            jwk: Some(serde_json::from_value(json!({"kty": "oct", "k": "c2VjcmV0"})).unwrap()),
+            ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+        },
+        &json!({"jti": "x"}),
+        &jsonwebtoken::EncodingKey::from_secret(b"secret"),
+    )
+    .unwrap();
+    assert!(verify_embedded_key(&hmac, "dpop+jwt").is_err());
+    assert!(verify_embedded_key(&"a".repeat(MAX_EMBEDDED_JWS_LENGTH + 1), "dpop+jwt").is_err());
+}

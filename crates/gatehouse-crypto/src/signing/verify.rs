@@ -163,7 +163,7 @@ fn verifying_key(jwk: &Value) -> Result<Option<(String, VerifyingKey)>, CryptoEr
 
 /// RFC 7515 section 4.1.9: `typ` is a media type, compared case-insensitively, and the
 /// `application/` prefix may be left out.
-fn typ_matches(actual: Option<&str>, expected: &str) -> bool {
+pub(super) fn typ_matches(actual: Option<&str>, expected: &str) -> bool {
     fn short(typ: &str) -> &str {
         match typ.split_at_checked("application/".len()) {
             Some((prefix, rest)) if prefix.eq_ignore_ascii_case("application/") => rest,
@@ -174,7 +174,7 @@ fn typ_matches(actual: Option<&str>, expected: &str) -> bool {
 }
 
 /// Maps jsonwebtoken's error to ours, leaving out details that could echo token contents.
-fn verification_error(kind: &ErrorKind) -> CryptoError {
+pub(super) fn verification_error(kind: &ErrorKind) -> CryptoError {
     let reason = match kind {
         ErrorKind::ExpiredSignature => return CryptoError::TokenExpired,
         ErrorKind::InvalidSignature => "bad signature",

@@ -37,6 +37,9 @@ pub struct AuthorizationRequest {
     pub response_mode: Option<String>,
     /// With the `organization` scope: the organization (id or slug) the client asks for.
     pub organization: Option<String>,
+    /// The thumbprint of the DPoP key the code is to be bound to (RFC 9449 §10); a proof
+    /// sent with a pushed request sets it.
+    pub dpop_jkt: Option<String>,
     /// Pushed to `/oauth2/par` by the authenticated client (never set from a query).
     #[serde(skip)]
     pub pushed: bool,
@@ -59,6 +62,8 @@ pub struct ValidatedAuthorization {
     /// The organization (id or slug) the client asked for; only read with the
     /// `organization` scope.
     pub organization: Option<String>,
+    /// The DPoP key the code is bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 impl ValidatedAuthorization {
@@ -220,6 +225,12 @@ impl OAuthService {
         if request.request_uri.is_some() {
             return Err(fail("request_uri_not_supported", "request_uri is not supported"));
         }
+        if request.dpop_jkt.as_deref().is_some_and(|jkt| !super::dpop::valid_thumbprint(jkt)) {
+            return Err(fail(
+                "invalid_request",
+                "dpop_jkt must be a base64url SHA-256 JWK thumbprint",
+            ));
+        }
         if request.response_mode.as_deref().is_some_and(|mode| mode != "query") {
             return Err(fail("invalid_request", "only response_mode=query is supported"));
         }
@@ -305,6 +316,7 @@ impl OAuthService {
                 .organization
                 .clone()
                 .filter(|organization| !organization.is_empty()),
+            dpop_jkt: request.dpop_jkt.clone(),
         })
     }
 
@@ -486,6 +498,7 @@ impl OAuthService {
             used_at: None,
             issued_session_id: None,
             organization_id: organization_id.map(str::to_owned),
+            dpop_jkt: request.dpop_jkt.clone(),
         };
         self.store.insert_authorization_code(&record).await?;
         let mut parameters = vec![("code", code.as_str())];

@@ -48,6 +48,9 @@ pub struct ClientRecord {
     /// Its authorization requests must be pushed first (RFC 9126 §6): `/oauth2/authorize`
     /// accepts only a `request_uri` from it.
     pub require_pushed_authorization_requests: bool,
+    /// Every access token it gets must be DPoP-bound (RFC 9449 §5.2): the token endpoint
+    /// answers `invalid_dpop_proof` to a request without a proof.
+    pub dpop_bound_access_tokens: bool,
     pub access_token_ttl_seconds: Option<i64>,
     pub refresh_token_ttl_seconds: Option<i64>,
     pub created_at: i64,
@@ -79,6 +82,16 @@ impl AuthFamily {
 }
 
 impl ClientRecord {
+    /// A client registered with `dpop_bound_access_tokens` gets no token without a proof.
+    pub fn check_dpop(&self, dpop_jkt: Option<&str>) -> Result<(), super::OAuthError> {
+        if self.dpop_bound_access_tokens && dpop_jkt.is_none() {
+            return Err(super::OAuthError::InvalidDpopProof(
+                "this client's tokens must be DPoP-bound: send a DPoP proof".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn is_public(&self) -> bool {
         self.token_endpoint_auth_method == AUTH_NONE
     }
@@ -197,6 +210,7 @@ mod tests {
             jwks: None,
             skip_consent: false,
             require_pushed_authorization_requests: false,
+            dpop_bound_access_tokens: false,
             access_token_ttl_seconds: None,
             refresh_token_ttl_seconds: None,
             created_at: 0,

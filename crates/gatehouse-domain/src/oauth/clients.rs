@@ -33,6 +33,8 @@ pub struct NewClient {
     pub skip_consent: bool,
     /// See [`ClientRecord::require_pushed_authorization_requests`].
     pub require_pushed_authorization_requests: bool,
+    /// See [`ClientRecord::dpop_bound_access_tokens`].
+    pub dpop_bound_access_tokens: bool,
     pub access_token_ttl_seconds: Option<i64>,
     pub refresh_token_ttl_seconds: Option<i64>,
     /// A JWK Set of the client's public keys: the client then authenticates with
@@ -51,6 +53,7 @@ pub struct ClientChange {
     pub scopes: Option<Vec<String>>,
     pub skip_consent: Option<bool>,
     pub require_pushed_authorization_requests: Option<bool>,
+    pub dpop_bound_access_tokens: Option<bool>,
     pub access_token_ttl_seconds: Option<i64>,
     pub refresh_token_ttl_seconds: Option<i64>,
 }
@@ -257,6 +260,7 @@ impl ClientService {
             jwks: request.jwks.clone(),
             skip_consent: request.skip_consent,
             require_pushed_authorization_requests: request.require_pushed_authorization_requests,
+            dpop_bound_access_tokens: request.dpop_bound_access_tokens,
             access_token_ttl_seconds: request.access_token_ttl_seconds,
             refresh_token_ttl_seconds: request.refresh_token_ttl_seconds,
             created_at: now,
@@ -296,6 +300,7 @@ impl ClientService {
         updated.skip_consent = template.0.skip_consent;
         updated.require_pushed_authorization_requests =
             template.0.require_pushed_authorization_requests;
+        updated.dpop_bound_access_tokens = template.0.dpop_bound_access_tokens;
         updated.access_token_ttl_seconds = template.0.access_token_ttl_seconds;
         updated.refresh_token_ttl_seconds = template.0.refresh_token_ttl_seconds;
         if let Some(secret) = declared.secret.as_ref().filter(|_| !declared.public) {
@@ -342,6 +347,9 @@ impl ClientService {
             require_pushed_authorization_requests: change
                 .require_pushed_authorization_requests
                 .unwrap_or(existing.require_pushed_authorization_requests),
+            dpop_bound_access_tokens: change
+                .dpop_bound_access_tokens
+                .unwrap_or(existing.dpop_bound_access_tokens),
             access_token_ttl_seconds: change
                 .access_token_ttl_seconds
                 .or(existing.access_token_ttl_seconds),
@@ -360,6 +368,7 @@ impl ClientService {
         updated.skip_consent = template.skip_consent;
         updated.require_pushed_authorization_requests =
             template.require_pushed_authorization_requests;
+        updated.dpop_bound_access_tokens = template.dpop_bound_access_tokens;
         updated.access_token_ttl_seconds = template.access_token_ttl_seconds;
         updated.refresh_token_ttl_seconds = template.refresh_token_ttl_seconds;
         if updated == existing {
@@ -380,6 +389,10 @@ impl ClientService {
                 "require_pushed_authorization_requests",
                 updated.require_pushed_authorization_requests
                     != existing.require_pushed_authorization_requests,
+            ),
+            (
+                "dpop_bound_access_tokens",
+                updated.dpop_bound_access_tokens != existing.dpop_bound_access_tokens,
             ),
             (
                 "access_token_ttl_seconds",

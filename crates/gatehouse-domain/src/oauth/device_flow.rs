@@ -293,6 +293,7 @@ impl DeviceFlowService {
         &self,
         client: &ClientRecord,
         device_code: &str,
+        dpop_jkt: Option<&str>,
         context: &RequestContext,
     ) -> Result<TokenResponse, OAuthError> {
         if !client.allows_grant(GRANT_DEVICE_CODE) {
@@ -352,6 +353,7 @@ impl DeviceFlowService {
                             spend_code: None,
                             // The device page offers no choice: the user's only one, if any.
                             organization_id: None,
+                            dpop_jkt,
                         },
                         context,
                     )

@@ -35,6 +35,13 @@ pub enum OAuthError {
     ExpiredToken,
     #[error("access_denied")]
     AccessDenied,
+    /// A DPoP proof is missing where required, malformed, replayed or for another request
+    /// (RFC 9449 §5).
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidDpopProof(String),
+    /// The proof must carry the nonce the answer's `DPoP-Nonce` header gives (RFC 9449 §8).
+    #[error("use_dpop_nonce")]
+    UseDpopNonce,
 }
 
 impl OAuthError {
@@ -54,6 +61,8 @@ impl OAuthError {
             OAuthError::SlowDown => "slow_down",
             OAuthError::ExpiredToken => "expired_token",
             OAuthError::AccessDenied => "access_denied",
+            OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
+            OAuthError::UseDpopNonce => "use_dpop_nonce",
         }
     }
 
@@ -63,7 +72,8 @@ impl OAuthError {
             OAuthError::InvalidRequest(text)
             | OAuthError::InvalidGrant(text)
             | OAuthError::UnauthorizedClient(text)
-            | OAuthError::InvalidScope(text) => text.clone(),
+            | OAuthError::InvalidScope(text)
+            | OAuthError::InvalidDpopProof(text) => text.clone(),
             OAuthError::InvalidClient => "client authentication failed".into(),
             OAuthError::UnsupportedGrantType => "this grant type is not supported".into(),
             OAuthError::InvalidToken => "the access token is invalid or expired".into(),
@@ -76,6 +86,9 @@ impl OAuthError {
             OAuthError::SlowDown => "polling too fast; wait 5 more seconds between requests".into(),
             OAuthError::ExpiredToken => "the device_code has expired; start again".into(),
             OAuthError::AccessDenied => "the user denied the request".into(),
+            OAuthError::UseDpopNonce => {
+                "the DPoP proof must carry the nonce given in the DPoP-Nonce header".into()
+            }
         }
     }
 }

@@ -45,10 +45,18 @@ pub(super) struct UserGrant<'a> {
     /// The organization chosen at authorization (`organization` scope); without one, the
     /// user's only organization, if they have exactly one.
     pub organization_id: Option<String>,
+    /// The key of the DPoP proof sent with the request: the access tokens are bound to it,
+    /// and so are a public client's refresh tokens.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 fn invalid_code() -> OAuthError {
     OAuthError::InvalidGrant("the authorization code is invalid, expired or used".into())
+}
+
+/// `DPoP` for a token bound to a key, else `Bearer` (RFC 9449 §5).
+fn token_type(dpop_jkt: Option<&str>) -> &'static str {
+    if dpop_jkt.is_some() { super::dpop::DPOP_TOKEN_TYPE } else { "Bearer" }
 }
 
 fn check_grant(client: &ClientRecord, grant: &str) -> Result<(), OAuthError> {
@@ -71,6 +79,7 @@ impl OAuthService {
         code: &str,
         redirect_uri: Option<&str>,
         code_verifier: Option<&str>,
+        dpop_jkt: Option<&str>,
         context: &RequestContext,
     ) -> Result<TokenResponse, OAuthError> {
         check_grant(client, GRANT_AUTHORIZATION_CODE)?;
@@ -117,6 +126,12 @@ impl OAuthService {
             }
             (None, None) => {}
         }
+        // A code bound to a DPoP key (RFC 9449 §10) is exchanged only with a proof of it.
+        if record.dpop_jkt.as_deref().is_some_and(|bound| dpop_jkt != Some(bound)) {
+            return Err(OAuthError::InvalidGrant(
+                "the authorization code is bound to another DPoP key".into(),
+            ));
+        }
         let user = self.users.user_by_id(&record.user_id).await?.ok_or_else(invalid_code)?;
         if user.suspended_at.is_some() {
             return Err(invalid_code());
@@ -133,6 +148,7 @@ impl OAuthService {
                     grant_type: GRANT_AUTHORIZATION_CODE,
                     spend_code: Some(digest.to_vec()),
                     organization_id: record.organization_id.clone(),
+                    dpop_jkt,
                 },
                 context,
             )
@@ -179,8 +195,16 @@ impl OAuthService {
         grant: UserGrant<'_>,
         context: &RequestContext,
     ) -> Result<(TokenResponse, String), OAuthError> {
-        let UserGrant { scope, auth_time, amr, nonce, grant_type, spend_code, organization_id } =
-            grant;
+        let UserGrant {
+            scope,
+            auth_time,
+            amr,
+            nonce,
+            grant_type,
+            spend_code,
+            organization_id,
+            dpop_jkt,
+        } = grant;
         let now = self.clock.now();
         let scopes = split_scope(scope);
         let organization_id = match organization_id {
@@ -199,6 +223,10 @@ impl OAuthService {
             nonce,
             amr,
             organization_id,
+            // A public client has no other credential than its key to keep its refresh
+            // tokens to itself (RFC 9449 §5): they are bound to it. A confidential client's
+            // are bound to its authentication already.
+            dpop_jkt: dpop_jkt.filter(|_| client.is_public()).map(str::to_owned),
             ..SessionRecord::open(&user.id, context.device(), now, lifetime)
         };
         let wants_refresh = scopes.iter().any(|scope| scope == SCOPE_OFFLINE_ACCESS)
@@ -245,7 +273,7 @@ impl OAuthService {
                 other => other.into(),
             })?;
         let response = self
-            .tokens_for_session(client, &session, user, refresh.map(|(token, _)| token))
+            .tokens_for_session(client, &session, user, refresh.map(|(token, _)| token), dpop_jkt)
             .await?;
         Ok((response, session.id))
     }
@@ -256,6 +284,7 @@ impl OAuthService {
         client: &ClientRecord,
         refresh_token: &str,
         scope: Option<&str>,
+        dpop_jkt: Option<&str>,
         context: &RequestContext,
     ) -> Result<TokenResponse, OAuthError> {
         check_grant(client, GRANT_REFRESH_TOKEN)?;
@@ -265,6 +294,7 @@ impl OAuthService {
                 refresh_token,
                 Some(&client.client_id),
                 client.refresh_token_ttl_seconds,
+                dpop_jkt,
                 context,
             )
             .await?;
@@ -278,7 +308,7 @@ impl OAuthService {
             }
             session.scope = Some(requested.join(" "));
         }
-        self.tokens_for_session(client, &session, &user, Some(new_token)).await
+        self.tokens_for_session(client, &session, &user, Some(new_token), dpop_jkt).await
     }
 
     /// `grant_type=client_credentials`: the client acts for itself; no user, no refresh token.
@@ -286,6 +316,7 @@ impl OAuthService {
         &self,
         client: &ClientRecord,
         scope: Option<&str>,
+        dpop_jkt: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         check_grant(client, GRANT_CLIENT_CREDENTIALS)?;
         if client.is_public() {
@@ -320,12 +351,13 @@ impl OAuthService {
                 client_id: Some(client.client_id.clone()),
                 scope: (!scope.is_empty()).then(|| scope.clone()),
                 ttl_seconds: client.access_token_ttl_seconds,
+                dpop_jkt: dpop_jkt.map(str::to_owned),
                 ..AccessTokenGrant::default()
             })
             .await?;
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: token_type(dpop_jkt),
             expires_in: claims.exp - claims.iat,
             refresh_token: None,
             id_token: None,
@@ -339,6 +371,7 @@ impl OAuthService {
         session: &SessionRecord,
         user: &UserRecord,
         refresh_token: Option<String>,
+        dpop_jkt: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         let scope = session.scope.clone().unwrap_or_default();
         let scopes = split_scope(&scope);
@@ -361,6 +394,7 @@ impl OAuthService {
                 amr: Some(session.amr_values()),
                 organization: organization.clone(),
                 actor: session.impersonator.clone(),
+                dpop_jkt: dpop_jkt.map(str::to_owned),
             })
             .await?;
         let id_token = if scopes.iter().any(|scope| scope == SCOPE_OPENID) {
@@ -384,7 +418,7 @@ impl OAuthService {
         };
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: token_type(dpop_jkt),
             expires_in: claims.exp - claims.iat,
             refresh_token,
             id_token,

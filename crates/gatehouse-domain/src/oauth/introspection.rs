@@ -64,7 +64,7 @@ impl OAuthService {
             {
                 return Ok(inactive());
             }
-            return Ok(json!({
+            let mut answer = json!({
                 "active": true,
                 "token_type": "refresh_token",
                 "client_id": client.client_id,
@@ -74,7 +74,11 @@ impl OAuthService {
                 "iat": record.created_at,
                 "iss": self.settings.issuer,
                 "sid": session.id,
-            }));
+            });
+            if let Some(jkt) = session.dpop_jkt {
+                answer["cnf"] = json!({ "jkt": jkt });
+            }
+            return Ok(answer);
         }
         let Some(claims) = self.live_access_token(token).await? else { return Ok(inactive()) };
         if claims.client_id.as_deref() != Some(client.client_id.as_str()) {
@@ -82,7 +86,13 @@ impl OAuthService {
         }
         let mut answer = Map::new();
         answer.insert("active".into(), json!(true));
-        answer.insert("token_type".into(), json!("Bearer"));
+        // A DPoP-bound token says so, and names its key (RFC 9449 §6.2): the resource server
+        // then wants a proof of that key with it.
+        let token_type = if claims.cnf.is_some() { super::dpop::DPOP_TOKEN_TYPE } else { "Bearer" };
+        answer.insert("token_type".into(), json!(token_type));
+        if let Some(cnf) = &claims.cnf {
+            answer.insert("cnf".into(), json!({ "jkt": cnf.jkt }));
+        }
         answer.insert("client_id".into(), json!(claims.client_id));
         answer.insert("sub".into(), json!(claims.sub));
         answer.insert("scope".into(), json!(claims.scope.clone().unwrap_or_default()));
@@ -135,8 +145,17 @@ impl OAuthService {
     }
 
     /// OIDC UserInfo: the claims of the token's scopes. Needs a live user token with `openid`.
-    pub async fn userinfo(&self, access_token: &str) -> Result<Value, OAuthError> {
+    /// `proof_jkt`: the key of the DPoP proof presented with it (`Authorization: DPoP`),
+    /// which a bound token requires and an unbound one refuses.
+    pub async fn userinfo(
+        &self,
+        access_token: &str,
+        proof_jkt: Option<&str>,
+    ) -> Result<Value, OAuthError> {
         let claims = self.live_access_token(access_token).await?.ok_or(OAuthError::InvalidToken)?;
+        if claims.cnf.as_ref().map(|cnf| cnf.jkt.as_str()) != proof_jkt {
+            return Err(OAuthError::InvalidToken);
+        }
         let scopes = split_scope(claims.scope.as_deref().unwrap_or(""));
         if claims.sid.is_none() {
             return Err(OAuthError::InvalidToken);

@@ -15,6 +15,7 @@ pub mod claims;
 pub mod client;
 pub mod clients;
 pub mod device_flow;
+pub mod dpop;
 pub mod error;
 pub mod grants;
 pub mod introspection;

@@ -31,6 +31,8 @@ pub struct AuthorizationCodeRecord {
     pub issued_session_id: Option<String>,
     /// The organization the user chose for the client's tokens (`organization` scope).
     pub organization_id: Option<String>,
+    /// The DPoP key the code may only be exchanged with a proof of (`dpop_jkt`, RFC 9449 §10).
+    pub dpop_jkt: Option<String>,
 }
 
 /// A client a user consented to (the account page's "connected applications").

@@ -233,7 +233,7 @@ impl SessionService {
         context: &RequestContext,
     ) -> Result<Tokens, DomainError> {
         let (session, user, new_token) =
-            self.rotate_refresh_token(refresh_token, None, None, context).await?;
+            self.rotate_refresh_token(refresh_token, None, None, None, context).await?;
         let access_token = self.tokens.issue_access_token(&session).await?;
         Ok(Tokens {
             access_token,
@@ -279,6 +279,7 @@ impl SessionService {
         refresh_token: &str,
         client_id: Option<&str>,
         ttl_seconds: Option<i64>,
+        dpop_jkt: Option<&str>,
         context: &RequestContext,
     ) -> Result<(SessionRecord, UserRecord, String), DomainError> {
         if !REFRESH_TOKEN.recognises(refresh_token)
@@ -292,6 +293,11 @@ impl SessionService {
         // A token presented by another client than its own is not evidence of theft by that
         // client's holder; refuse it without touching the family.
         if session.client_id.as_deref() != client_id {
+            return Err(DomainError::InvalidGrant);
+        }
+        // A token bound to a DPoP key is refused without a proof of that key, before anything
+        // else: whoever holds a stolen token but not the key can neither use nor burn it.
+        if session.dpop_jkt.as_deref().is_some_and(|bound| dpop_jkt != Some(bound)) {
             return Err(DomainError::InvalidGrant);
         }
         let now = self.clock.now();

@@ -31,6 +31,9 @@ pub struct SessionRecord {
     /// admin key's id). Its tokens carry it as `act.sub`; steps that need the user's own
     /// presence are refused.
     pub impersonator: Option<String>,
+    /// The DPoP key (thumbprint) the session's refresh tokens are bound to: each refresh must
+    /// carry a proof of it, and its access tokens are bound to it (`cnf.jkt`).
+    pub dpop_jkt: Option<String>,
 }
 
 impl SessionRecord {
@@ -61,6 +64,7 @@ impl SessionRecord {
             amr: None,
             organization_id: None,
             impersonator: None,
+            dpop_jkt: None,
         }
     }
 

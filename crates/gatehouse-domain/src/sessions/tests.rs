@@ -45,6 +45,7 @@ fn client_session(world: &TestWorld, user: &UserRecord, client_id: &str) -> (Str
         amr: Some("pwd".into()),
         organization_id: None,
         impersonator: None,
+        dpop_jkt: None,
     };
     let (token, digest) = world.tokens.new_refresh_token();
     let refresh = RefreshTokenRecord {
@@ -129,13 +130,13 @@ async fn a_token_of_another_client_is_refused_without_revoking() {
 
     // A first-party token presented at the token endpoint by a client.
     let result =
-        sessions.rotate_refresh_token(&first_party.refresh_token, Some("tv"), None, &context);
+        sessions.rotate_refresh_token(&first_party.refresh_token, Some("tv"), None, None, &context);
     assert_invalid_grant(result.await);
     // A client's token presented to the first-party refresh, or by another client.
     let (client_session_id, client_token) = client_session(&world, &user, "tv");
     assert_invalid_grant(sessions.refresh(&client_token, &context).await);
     assert_invalid_grant(
-        sessions.rotate_refresh_token(&client_token, Some("web"), None, &context).await,
+        sessions.rotate_refresh_token(&client_token, Some("web"), None, None, &context).await,
     );
 
     // Nothing was spent or revoked: each token still works for its owner.
@@ -144,13 +145,15 @@ async fn a_token_of_another_client_is_refused_without_revoking() {
         assert!(world.store.stored_session(session_id).unwrap().is_active(world.now()));
     }
     let refreshed = sessions.refresh(&first_party.refresh_token, &context).await.unwrap();
-    let (session, _, _) =
-        sessions.rotate_refresh_token(&client_token, Some("tv"), None, &context).await.unwrap();
+    let (session, _, _) = sessions
+        .rotate_refresh_token(&client_token, Some("tv"), None, None, &context)
+        .await
+        .unwrap();
     assert_eq!(session.id, client_session_id);
 
     // Even a spent token, presented by the wrong client, is not evidence against the family.
     let result =
-        sessions.rotate_refresh_token(&first_party.refresh_token, Some("tv"), None, &context);
+        sessions.rotate_refresh_token(&first_party.refresh_token, Some("tv"), None, None, &context);
     assert_invalid_grant(result.await);
     assert!(world.store.stored_session(&refreshed.session_id).unwrap().is_active(world.now()));
     assert!(reuse_revocations(&world).is_empty());

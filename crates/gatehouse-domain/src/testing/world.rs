@@ -265,6 +265,7 @@ impl TestWorld {
             jwks: None,
             skip_consent,
             require_pushed_authorization_requests: false,
+            dpop_bound_access_tokens: false,
             access_token_ttl_seconds: None,
             refresh_token_ttl_seconds: None,
             created_at: self.now(),

@@ -72,6 +72,7 @@ const AUTHORIZE: &[(&str, bool)] = &[
     ("ui_locales", false),
     ("response_mode", false),
     ("request_uri", false),
+    ("dpop_jkt", false),
 ];
 
 /// A pushed authorization request: the authorization request's parameters (`client_id` as
@@ -89,6 +90,7 @@ const PUSHED_AUTHORIZATION: &[(&str, bool)] = &[
     ("login_hint", false),
     ("ui_locales", false),
     ("response_mode", false),
+    ("dpop_jkt", false),
     ("client_id", false),
     ("client_secret", false),
     ("client_assertion_type", false),
@@ -151,7 +153,7 @@ const OPERATIONS: &[OAuthOperation] = &[
     OAuthOperation {
         method: HttpMethod::Post,
         path: "/oauth2/token",
-        summary: "Token endpoint: authorization_code, refresh_token, client_credentials and device_code grants",
+        summary: "Token endpoint: authorization_code, refresh_token, client_credentials and device_code grants; a DPoP header (RFC 9449) binds the tokens to its key",
         carrier: Carrier::Form,
         parameters: TOKEN,
         answer: Answer::Json,
@@ -196,7 +198,7 @@ const OPERATIONS: &[OAuthOperation] = &[
     OAuthOperation {
         method: HttpMethod::Get,
         path: "/oauth2/userinfo",
-        summary: "OpenID Connect userinfo: the claims of the access token's scopes",
+        summary: "OpenID Connect userinfo: the claims of the access token's scopes; a DPoP-bound token comes as Authorization: DPoP with a proof in the DPoP header",
         carrier: Carrier::Query,
         parameters: &[],
         answer: Answer::Json,

@@ -37,6 +37,9 @@ pub(crate) struct ClientResponse {
     skip_consent: bool,
     /// Its authorization requests must be pushed first (`/oauth2/par`, RFC 9126).
     require_pushed_authorization_requests: bool,
+    /// Its access tokens must all be DPoP-bound (RFC 9449 §5.2): a token request without a
+    /// proof is refused with `invalid_dpop_proof`.
+    dpop_bound_access_tokens: bool,
     access_token_ttl_seconds: Option<i64>,
     refresh_token_ttl_seconds: Option<i64>,
     created_at: i64,
@@ -59,6 +62,7 @@ impl ClientResponse {
             token_endpoint_auth_method: client.token_endpoint_auth_method,
             skip_consent: client.skip_consent,
             require_pushed_authorization_requests: client.require_pushed_authorization_requests,
+            dpop_bound_access_tokens: client.dpop_bound_access_tokens,
             access_token_ttl_seconds: client.access_token_ttl_seconds,
             refresh_token_ttl_seconds: client.refresh_token_ttl_seconds,
             created_at: client.created_at,
@@ -88,6 +92,9 @@ pub(crate) struct CreateClientRequest {
     /// Only pushed authorization requests (RFC 9126) from this client (default false).
     #[serde(default)]
     require_pushed_authorization_requests: bool,
+    /// Only DPoP-bound access tokens (RFC 9449) for this client (default false).
+    #[serde(default)]
+    dpop_bound_access_tokens: bool,
     access_token_ttl_seconds: Option<i64>,
     refresh_token_ttl_seconds: Option<i64>,
     /// The client's public keys: it then authenticates with `private_key_jwt`.
@@ -115,6 +122,7 @@ pub(crate) async fn create_client(
         scopes: body.scopes,
         skip_consent: body.skip_consent,
         require_pushed_authorization_requests: body.require_pushed_authorization_requests,
+        dpop_bound_access_tokens: body.dpop_bound_access_tokens,
         access_token_ttl_seconds: body.access_token_ttl_seconds,
         refresh_token_ttl_seconds: body.refresh_token_ttl_seconds,
         jwks: body.jwks,
@@ -167,6 +175,7 @@ pub(crate) struct UpdateClientRequest {
     scopes: Option<Vec<String>>,
     skip_consent: Option<bool>,
     require_pushed_authorization_requests: Option<bool>,
+    dpop_bound_access_tokens: Option<bool>,
     access_token_ttl_seconds: Option<i64>,
     refresh_token_ttl_seconds: Option<i64>,
 }
@@ -192,6 +201,7 @@ pub(crate) async fn update_client(
         scopes: body.scopes,
         skip_consent: body.skip_consent,
         require_pushed_authorization_requests: body.require_pushed_authorization_requests,
+        dpop_bound_access_tokens: body.dpop_bound_access_tokens,
         access_token_ttl_seconds: body.access_token_ttl_seconds,
         refresh_token_ttl_seconds: body.refresh_token_ttl_seconds,
     };

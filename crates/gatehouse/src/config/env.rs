@@ -103,6 +103,7 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("audit.retention_days", Kind::Integer),
     ("cache.ttl_seconds", Kind::Integer),
     ("oauth.require_pushed_authorization_requests", Kind::Boolean),
+    ("oauth.dpop_require_nonce", Kind::Boolean),
     ("mfa.policy", Kind::Text),
     ("mfa.totp_issuer", Kind::Text),
     ("mfa.trusted_device_days", Kind::Integer),

@@ -113,6 +113,8 @@ pub struct ClientConfig {
     pub skip_consent: bool,
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
     pub access_token_ttl_seconds: Option<i64>,
     pub refresh_token_ttl_seconds: Option<i64>,
 }
@@ -267,6 +269,10 @@ pub struct OAuthConfig {
     /// Every client must push its authorization requests to `/oauth2/par` first (RFC 9126);
     /// a client can also be required to alone (`require_pushed_authorization_requests`).
     pub require_pushed_authorization_requests: bool,
+    /// Every DPoP proof must carry a nonce the server issued (RFC 9449 §8): a client first
+    /// gets `use_dpop_nonce` and the nonce in `DPoP-Nonce`. Nonces are derived from the
+    /// time, so every instance accepts every other's.
+    pub dpop_require_nonce: bool,
 }
 
 /// The in-memory read cache of sessions, users, clients and token revocations.

@@ -34,7 +34,7 @@ async fn poll(
     client: &ClientRecord,
     started: &DeviceAuthorization,
 ) -> Result<TokenResponse, OAuthError> {
-    world.device_flow.exchange_device_code(client, &started.device_code, &context()).await
+    world.device_flow.exchange_device_code(client, &started.device_code, None, &context()).await
 }
 
 /// The person's answer on the `/device` page; whether it was taken.

@@ -218,6 +218,7 @@ pub(crate) async fn create(
         skip_consent: fields.skip_consent.is_some(),
         // Set through the admin API or the CLI; the dashboard leaves it off.
         require_pushed_authorization_requests: false,
+        dpop_bound_access_tokens: false,
         access_token_ttl_seconds: None,
         refresh_token_ttl_seconds: None,
         jwks: None,

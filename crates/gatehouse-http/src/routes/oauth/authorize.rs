@@ -49,6 +49,7 @@ struct AuthorizeQuery {
     request_uri: Option<String>,
     response_mode: Option<String>,
     organization: Option<String>,
+    dpop_jkt: Option<String>,
 }
 
 /// Parses the query; a parameter given twice makes the request invalid (RFC 6749 §3.1).
@@ -77,6 +78,7 @@ fn parse_request(raw: &str) -> Option<AuthorizationRequest> {
         request_uri: query.request_uri,
         response_mode: query.response_mode,
         organization: query.organization,
+        dpop_jkt: query.dpop_jkt,
         pushed: false,
     })
 }

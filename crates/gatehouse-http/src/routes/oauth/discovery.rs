@@ -67,6 +67,8 @@ fn document(state: &AppState, jwks: &serde_json::Value) -> serde_json::Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         "code_challenge_methods_supported": ["S256"],
+        // DPoP (RFC 9449): proofs at the token endpoint bind tokens; userinfo checks them.
+        "dpop_signing_alg_values_supported": gatehouse_domain::oauth::dpop::signing_algorithms(),
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "sid", "at_hash",
             "name", "given_name", "family_name", "preferred_username", "picture", "updated_at", "email", "email_verified",

@@ -4,12 +4,14 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use gatehouse_domain::oauth::OAuthError;
 use gatehouse_domain::oauth::authorize::AuthorizationRequest;
+use gatehouse_domain::oauth::dpop::ProofTarget;
 
+use super::dpop;
 use super::form::OAuthForm;
 use super::response::{OAuthErrorResponse, no_store_json};
 use crate::state::AppState;
@@ -18,25 +20,41 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/oauth2/par", post(push))
 }
 
-async fn push(State(state): State<AppState>, form: OAuthForm) -> Response {
-    match pushed(&state, &form).await {
+async fn push(State(state): State<AppState>, headers: HeaderMap, form: OAuthForm) -> Response {
+    let response = match pushed(&state, &headers, &form).await {
         Ok(body) => {
             let mut response = no_store_json(body);
             *response.status_mut() = StatusCode::CREATED;
             response
         }
         Err(error) => error.into_response(),
-    }
+    };
+    dpop::with_nonce(&state, response)
 }
 
 async fn pushed(
     state: &AppState,
+    headers: &HeaderMap,
     form: &OAuthForm,
 ) -> Result<serde_json::Value, OAuthErrorResponse> {
     let credentials = form.client_credentials()?;
     let client =
         state.clients.authenticate_client(&credentials).await.map_err(OAuthErrorResponse::from)?;
     let text = |name: &str| form.get(name).map(str::to_owned);
+    // A proof sent with the push binds the code to its key, as `dpop_jkt` does (RFC 9449
+    // §10.1); with both, they must name the same key.
+    let target = ProofTarget { method: "POST", path: "/oauth2/par", access_token: None };
+    let proof_jkt = dpop::proof_key(state, headers, target).await?;
+    let dpop_jkt = match (proof_jkt, text("dpop_jkt")) {
+        (Some(proof), Some(named)) if proof != named => {
+            return Err(OAuthError::InvalidDpopProof(
+                "dpop_jkt names another key than the DPoP proof's".into(),
+            )
+            .into());
+        }
+        (Some(proof), _) => Some(proof),
+        (None, named) => named,
+    };
     let request = AuthorizationRequest {
         client_id: text("client_id"),
         redirect_uri: text("redirect_uri"),
@@ -54,6 +72,7 @@ async fn pushed(
         request_uri: text("request_uri"),
         response_mode: text("response_mode"),
         organization: text("organization"),
+        dpop_jkt,
         pushed: true,
     };
     let pushed = state.par.push(&client, request).await?;

@@ -37,7 +37,10 @@ impl IntoResponse for OAuthErrorResponse {
             | OAuthError::AuthorizationPending
             | OAuthError::SlowDown
             | OAuthError::ExpiredToken
-            | OAuthError::AccessDenied => StatusCode::BAD_REQUEST,
+            | OAuthError::AccessDenied
+            // At the token endpoint (RFC 9449 §5); a resource answers 401 (userinfo).
+            | OAuthError::InvalidDpopProof(_)
+            | OAuthError::UseDpopNonce => StatusCode::BAD_REQUEST,
         };
         // Logged once, by the observe middleware, with the request id (like every error).
         let internal = match &self.error {

@@ -2,13 +2,16 @@
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use gatehouse_domain::oauth::OAuthError;
 use gatehouse_domain::oauth::client::{
     GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN,
 };
+use gatehouse_domain::oauth::dpop::ProofTarget;
 
+use super::dpop;
 use super::form::OAuthForm;
 use super::response::{OAuthErrorResponse, no_store_json};
 use crate::client::Client;
@@ -21,22 +24,30 @@ pub(crate) fn routes() -> Router<AppState> {
 pub(crate) async fn token(
     State(state): State<AppState>,
     Client(context): Client,
+    headers: HeaderMap,
     form: OAuthForm,
 ) -> Response {
-    match exchange(&state, &context, &form).await {
+    let response = match exchange(&state, &context, &headers, &form).await {
         Ok(body) => no_store_json(body),
         Err(error) => error.into_response(),
-    }
+    };
+    dpop::with_nonce(&state, response)
 }
 
 async fn exchange(
     state: &AppState,
     context: &gatehouse_domain::principal::RequestContext,
+    headers: &HeaderMap,
     form: &OAuthForm,
 ) -> Result<serde_json::Value, OAuthErrorResponse> {
     let credentials = form.client_credentials()?;
     let client =
         state.clients.authenticate_client(&credentials).await.map_err(OAuthErrorResponse::from)?;
+    // A DPoP proof binds what this request issues to the proof's key (RFC 9449 §5).
+    let target = ProofTarget { method: "POST", path: "/oauth2/token", access_token: None };
+    let dpop_jkt = dpop::proof_key(state, headers, target).await?;
+    let dpop_jkt = dpop_jkt.as_deref();
+    client.check_dpop(dpop_jkt)?;
     let grant_type = form
         .get("grant_type")
         .ok_or(OAuthError::InvalidRequest("grant_type is required".into()))?;
@@ -51,6 +62,7 @@ async fn exchange(
                     code,
                     form.get("redirect_uri"),
                     form.get("code_verifier"),
+                    dpop_jkt,
                     context,
                 )
                 .await?
@@ -59,16 +71,19 @@ async fn exchange(
             let refresh_token = form
                 .get("refresh_token")
                 .ok_or(OAuthError::InvalidRequest("refresh_token is required".into()))?;
-            state.oauth.refresh(&client, refresh_token, form.get("scope"), context).await?
+            state
+                .oauth
+                .refresh(&client, refresh_token, form.get("scope"), dpop_jkt, context)
+                .await?
         }
         GRANT_CLIENT_CREDENTIALS => {
-            state.oauth.client_credentials(&client, form.get("scope")).await?
+            state.oauth.client_credentials(&client, form.get("scope"), dpop_jkt).await?
         }
         GRANT_DEVICE_CODE => {
             let device_code = form
                 .get("device_code")
                 .ok_or(OAuthError::InvalidRequest("device_code is required".into()))?;
-            state.device_flow.exchange_device_code(&client, device_code, context).await?
+            state.device_flow.exchange_device_code(&client, device_code, dpop_jkt, context).await?
         }
         _ => return Err(OAuthError::UnsupportedGrantType.into()),
     };
