@@ -20,6 +20,9 @@ pub struct RequestContext {
     pub request_id: Option<String>,
     /// The caller's preferred language (`en`, `fr`, ...), for the messages a request causes.
     pub locale: Option<String>,
+    /// The key (RFC 7638 thumbprint) of the DPoP proof the HTTP layer verified for this
+    /// request: a first-party session opened or refreshed with it is bound to that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// Who did something.

@@ -5,15 +5,20 @@
 //! Invariant: an API key (`gtk_…`) is verified like any bearer (unknown, expired or revoked:
 //! 401 `invalid_token`), then refused with 403 `insufficient_scope` by every extractor but
 //! [`Caller`]: a route accepts keys only by asking for a `Caller` and naming a scope.
+//! Invariant: a session bound to a DPoP key (signed in with a proof) answers only to
+//! `Authorization: DPoP` with a fresh proof of that key for the request (RFC 9449 §7), checked
+//! once, by the extractor; an unbound one only to `Bearer`.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use gatehouse_domain::api_keys::{API_KEY, ApiKeyPrincipal, keys_not_accepted};
+use gatehouse_domain::oauth::dpop::ProofTarget;
 use gatehouse_domain::principal::AdminPrincipal;
 use gatehouse_domain::principal::Principal;
 use gatehouse_domain::{DomainError, UserRecord};
 
+use crate::dpop::{presented_token, proof_key, wrong_binding};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -23,6 +28,35 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|token| !token.is_empty() && token.len() <= 4096)
+}
+
+/// The session an access token names, presented as its binding requires.
+async fn session_principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let (token, with_dpop) = presented_token(&parts.headers).ok_or_else(ApiError::invalid_token)?;
+    if !with_dpop {
+        refuse_api_key(parts, state, token).await?;
+    }
+    let principal = state.accounts.sessions.authenticate(token).await?;
+    match (principal.session.dpop_jkt.as_deref(), with_dpop) {
+        (None, false) => Ok(principal),
+        (None, true) | (Some(_), false) => Err(wrong_binding()),
+        (Some(bound), true) => {
+            let target = ProofTarget {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                access_token: Some(token),
+            };
+            match proof_key(state, &parts.headers, target).await {
+                Ok(Some(jkt)) if jkt == bound => Ok(principal),
+                Ok(Some(_)) => Err(wrong_binding()),
+                Ok(None) => Err(crate::dpop::api_error(
+                    gatehouse_domain::oauth::OAuthError::InvalidDpopProof(String::new()),
+                    true,
+                )),
+                Err(error) => Err(crate::dpop::api_error(error, true)),
+            }
+        }
+    }
 }
 
 /// A verified user session.
@@ -38,9 +72,7 @@ impl FromRequestParts<AppState> for Authenticated {
         if let Some(principal) = parts.extensions.get::<Principal>() {
             return Ok(Authenticated(principal.clone()));
         }
-        let token = bearer(parts).ok_or_else(ApiError::invalid_token)?;
-        refuse_api_key(parts, state, token).await?;
-        Ok(Authenticated(state.accounts.sessions.authenticate(token).await?))
+        Ok(Authenticated(session_principal(parts, state).await?))
     }
 }
 
@@ -118,11 +150,12 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(key) = parts.extensions.get::<ApiKeyPrincipal>() {
             return Ok(Caller::ApiKey(key.clone()));
         }
-        let token = bearer(parts).ok_or_else(ApiError::invalid_token)?;
-        if API_KEY.claims(token) {
+        if let Some(token) = bearer(parts)
+            && API_KEY.claims(token)
+        {
             return Ok(Caller::ApiKey(state.api_keys.authenticate(token).await?));
         }
-        Ok(Caller::Session(state.accounts.sessions.authenticate(token).await?))
+        Ok(Caller::Session(session_principal(parts, state).await?))
     }
 }
 
@@ -142,12 +175,13 @@ impl FromRequestParts<AppState> for Admin {
         if let Some(principal) = parts.extensions.get::<Principal>() {
             return Ok(Admin(AdminPrincipal::from_user(principal)?));
         }
-        let token = bearer(parts).ok_or_else(ApiError::invalid_token)?;
-        refuse_api_key(parts, state, token).await?;
-        if let Some(admin) = state.admin_keys.authenticate(token).await? {
-            return Ok(Admin(admin));
+        if let Some(token) = bearer(parts) {
+            refuse_api_key(parts, state, token).await?;
+            if let Some(admin) = state.admin_keys.authenticate(token).await? {
+                return Ok(Admin(admin));
+            }
         }
-        let principal = state.accounts.sessions.authenticate(token).await?;
+        let principal = session_principal(parts, state).await?;
         Ok(Admin(AdminPrincipal::from_user(&principal)?))
     }
 }
@@ -157,10 +191,15 @@ impl FromRequestParts<AppState> for Admin {
 /// verified is left in the request's extensions for [`Authenticated`], [`Caller`] and
 /// [`Admin`], so the token is checked once. Access tokens are JWTs (they contain dots); API
 /// and admin keys do not, and their prefixes tell them apart.
+/// A `DPoP` token, or a session bound to a DPoP key, is left to the extractor, which checks the
+/// proof (once: a proof is single-use).
 pub(crate) async fn identify(parts: &mut Parts, state: &AppState) -> Option<String> {
     let token = bearer(parts)?;
     if token.contains('.') {
         let principal = state.accounts.sessions.authenticate(token).await.ok()?;
+        if principal.session.dpop_jkt.is_some() {
+            return None;
+        }
         let subject = format!("user:{}", principal.user.id);
         parts.extensions.insert(principal);
         Some(subject)

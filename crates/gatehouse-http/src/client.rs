@@ -72,8 +72,14 @@ pub fn request_context(parts: &Parts, trusted_proxies: &[IpNet]) -> RequestConte
         user_agent,
         request_id,
         locale,
+        dpop_jkt: parts.extensions.get::<VerifiedDpopKey>().map(|key| key.0.clone()),
     }
 }
+
+/// The key (thumbprint) of the DPoP proof a route's middleware verified for this request;
+/// [`request_context`] carries it to the domain (`RequestContext::dpop_jkt`).
+#[derive(Debug, Clone)]
+pub(crate) struct VerifiedDpopKey(pub String);
 
 impl FromRequestParts<AppState> for Client {
     type Rejection = ApiError;

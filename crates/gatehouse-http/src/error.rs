@@ -44,7 +44,7 @@ pub struct ApiError {
     detail: String,
     errors: Vec<FieldError>,
     retry_after_seconds: Option<u64>,
-    www_authenticate: Option<&'static str>,
+    www_authenticate: Option<HeaderValue>,
     internal: Option<String>,
 }
 
@@ -110,8 +110,14 @@ impl ApiError {
             "invalid_token",
             "The bearer token is missing, invalid, expired, or its session has ended.",
         );
-        error.www_authenticate = Some("Bearer error=\"invalid_token\"");
+        error.www_authenticate = Some(HeaderValue::from_static("Bearer error=\"invalid_token\""));
         error
+    }
+
+    /// The `WWW-Authenticate` challenge this 401 carries instead of its default.
+    pub fn with_challenge(mut self, challenge: HeaderValue) -> Self {
+        self.www_authenticate = Some(challenge);
+        self
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
@@ -447,7 +453,7 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if let Some(challenge) = self.www_authenticate {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         response.extensions_mut().insert(ErrorForLog { code: self.code, internal: self.internal });
         response

@@ -7,6 +7,7 @@ mod auth;
 mod browser;
 mod client;
 pub mod documents;
+mod dpop;
 mod error;
 mod extract;
 mod headers;
@@ -55,6 +56,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::me_data::routes())
         .merge(routes::admin_signing_keys::routes())
         .merge(routes::admin_keys::routes())
+        // Sign-in and refresh with a DPoP proof bind the session to its key; after the budget.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), dpop::sign_in_proof))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::api_budget))
         // Under the CORS layer, so a preflight (OPTIONS, which no route handles) reaches it.
         .method_not_allowed_fallback(routes::method_not_allowed)

@@ -640,6 +640,7 @@ fn cli_context() -> RequestContext {
         user_agent: Some(format!("gatehouse-cli/{}", env!("CARGO_PKG_VERSION"))),
         request_id: None,
         locale: None,
+        dpop_jkt: None,
     }
 }
 

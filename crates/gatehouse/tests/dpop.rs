@@ -2,7 +2,8 @@
 //! `token_type: DPoP`) and a public client's refresh tokens to the client's key; the
 //! authorization code can be bound ahead (`dpop_jkt`, or a proof sent with the pushed
 //! request); userinfo wants a fresh proof with each call (`ath`); introspection reports the
-//! binding; a client can require DPoP; server nonces when configured. The negative cases: a
+//! binding; a client can require DPoP; server nonces when configured; a first-party sign-in
+//! with a proof binds the session, and the first-party API then wants a proof per call. The negative cases: a
 //! replayed proof, wrong `htm`/`htu`, a stale `iat`, a forged signature, a private `jwk`,
 //! another key than the one bound. Both backends.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -24,6 +25,7 @@ backend_tests!(
     a_public_clients_code_flow_binds_its_tokens_to_its_key,
     userinfo_wants_a_proof_of_the_bound_key_with_each_call,
     the_server_can_require_its_nonces,
+    a_first_party_sign_in_with_a_proof_binds_the_session,
 );
 
 const REDIRECT: &str = "https://app.example.com/callback";
@@ -548,5 +550,132 @@ async fn the_server_can_require_its_nonces(test: TestDatabase) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["token_type"], "DPoP");
     assert_eq!(next.as_deref(), Some(nonce.as_str()));
+    app.stop().await;
+}
+
+/// A JSON request with an optional `Authorization` (scheme and token) and `DPoP` header;
+/// answers the status, `WWW-Authenticate` and the body.
+async fn api(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    authorization: Option<(&str, &str)>,
+    proof: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, String, Value) {
+    let mut request = app.http.request(method, app.url(path));
+    if let Some((scheme, token)) = authorization {
+        request = request.header("Authorization", format!("{scheme} {token}"));
+    }
+    if let Some(proof) = proof {
+        request = request.header("DPoP", proof);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = response.text().await.unwrap();
+    (status, challenge, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn a_first_party_sign_in_with_a_proof_binds_the_session(test: TestDatabase) {
+    let app = TestApp::spawn(&test).await;
+    app.sign_up("app@example.com", STRONG_PASSWORD).await;
+    let key = DpopKey::new();
+    let credentials = json!({ "email": "app@example.com", "password": STRONG_PASSWORD });
+    let post = reqwest::Method::POST;
+    let get = reqwest::Method::GET;
+
+    // A bad proof stops the sign-in (400), before the password is even looked at.
+    let stale = json!({"jti": "old", "htm": "POST", "htu": app.url("/v1/auth/sign-in"), "iat": now() - 600});
+    let (status, _, body) = api(
+        &app,
+        post.clone(),
+        "/v1/auth/sign-in",
+        None,
+        Some(&key.sign(&stale, key.jwk())),
+        Some(credentials.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_dpop_proof");
+
+    let proof = key.proof("POST", &app.url("/v1/auth/sign-in"), None);
+    let (status, _, tokens) =
+        api(&app, post.clone(), "/v1/auth/sign-in", None, Some(&proof), Some(credentials.clone()))
+            .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["token_type"], "DPoP");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims_of(&access)["cnf"]["jkt"], key.thumbprint());
+
+    // The first-party API wants the proof with every call, of the bound key, for that call.
+    let me = app.url("/v1/me");
+    let (status, challenge, _) =
+        api(&app, get.clone(), "/v1/me", Some(("Bearer", &access)), None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a bound token as a bearer token");
+    assert!(challenge.starts_with("DPoP"), "{challenge}");
+    let (status, _, body) =
+        api(&app, get.clone(), "/v1/me", Some(("DPoP", &access)), None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "invalid_dpop_proof");
+    let proof = key.proof("GET", &me, Some(&access));
+    let (status, _, user) =
+        api(&app, get.clone(), "/v1/me", Some(("DPoP", &access)), Some(&proof), None).await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    assert_eq!(user["email"], "app@example.com");
+    let (status, _, body) =
+        api(&app, get.clone(), "/v1/me", Some(("DPoP", &access)), Some(&proof), None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_dpop_proof")),
+        "replayed"
+    );
+    let other = DpopKey::new().proof("GET", &me, Some(&access));
+    let (status, _, _) =
+        api(&app, get.clone(), "/v1/me", Some(("DPoP", &access)), Some(&other), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "another key");
+    let sessions = key.proof("GET", &app.url("/v1/me/sessions"), Some(&access));
+    let (status, _, _) =
+        api(&app, get.clone(), "/v1/me", Some(("DPoP", &access)), Some(&sessions), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a proof for another URI");
+
+    // Refreshing needs a proof of the same key; refusals do not burn the token.
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let body = json!({ "refresh_token": refresh_token });
+    let refresh_url = app.url("/v1/auth/refresh");
+    let (status, _, refused) =
+        api(&app, post.clone(), "/v1/auth/refresh", None, None, Some(body.clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+    let other = DpopKey::new().proof("POST", &refresh_url, None);
+    let (status, _, _) =
+        api(&app, post.clone(), "/v1/auth/refresh", None, Some(&other), Some(body.clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let proof = key.proof("POST", &refresh_url, None);
+    let (status, _, refreshed) =
+        api(&app, post.clone(), "/v1/auth/refresh", None, Some(&proof), Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    assert_eq!(refreshed["token_type"], "DPoP");
+    assert_eq!(
+        claims_of(refreshed["access_token"].as_str().unwrap())["cnf"]["jkt"],
+        key.thumbprint()
+    );
+
+    // A sign-in without a proof stays a bearer session, and refuses the DPoP scheme.
+    let (_, _, plain) = api(&app, post, "/v1/auth/sign-in", None, None, Some(credentials)).await;
+    assert_eq!(plain["token_type"], "Bearer");
+    let plain = plain["access_token"].as_str().unwrap();
+    let proof = key.proof("GET", &me, Some(plain));
+    let (status, _, _) =
+        api(&app, get.clone(), "/v1/me", Some(("DPoP", plain)), Some(&proof), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = api(&app, get, "/v1/me", Some(("Bearer", plain)), None, None).await;
+    assert_eq!(status, StatusCode::OK);
     app.stop().await;
 }

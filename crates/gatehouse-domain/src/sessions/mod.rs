@@ -88,6 +88,8 @@ impl SessionService {
         let settings = self.tokens.settings();
         let session = SessionRecord {
             amr: Some(Amr::join(&amr)),
+            // Signed in with a DPoP proof: the session's tokens are bound to its key.
+            dpop_jkt: context.dpop_jkt.clone(),
             ..SessionRecord::open(
                 &user.id,
                 context.device(),
@@ -138,7 +140,7 @@ impl SessionService {
         let access_token = self.tokens.issue_access_token(&session).await?;
         Ok(Tokens {
             access_token,
-            token_type: "Bearer",
+            token_type: session.token_type(),
             expires_in: settings.access_token_ttl_seconds,
             refresh_token,
             session_id: session.id,
@@ -232,12 +234,13 @@ impl SessionService {
         refresh_token: &str,
         context: &RequestContext,
     ) -> Result<Tokens, DomainError> {
-        let (session, user, new_token) =
-            self.rotate_refresh_token(refresh_token, None, None, None, context).await?;
+        let (session, user, new_token) = self
+            .rotate_refresh_token(refresh_token, None, None, context.dpop_jkt.as_deref(), context)
+            .await?;
         let access_token = self.tokens.issue_access_token(&session).await?;
         Ok(Tokens {
             access_token,
-            token_type: "Bearer",
+            token_type: session.token_type(),
             expires_in: self.tokens.access_token_lifetime(&session),
             refresh_token: new_token,
             session_id: session.id,
@@ -262,8 +265,12 @@ impl SessionService {
         }
         let digest = self.tokens.refresh_token_digest(refresh_token);
         match self.store.refresh_token(&digest).await? {
+            // The caller presented this session's access token as its binding requires (a
+            // proof of its DPoP key, if it has one): that proof stands for the refresh too.
             Some((_, session)) if session.id == session_id => {
-                self.refresh(refresh_token, context).await
+                let context =
+                    RequestContext { dpop_jkt: session.dpop_jkt.clone(), ..context.clone() };
+                self.refresh(refresh_token, &context).await
             }
             _ => Err(DomainError::InvalidGrant),
         }
@@ -517,7 +524,7 @@ impl SessionService {
         let access_token = self.tokens.issue_access_token(&session).await?;
         Ok(Tokens {
             access_token,
-            token_type: "Bearer",
+            token_type: session.token_type(),
             expires_in: self.tokens.access_token_lifetime(&session),
             refresh_token,
             session_id: session.id,

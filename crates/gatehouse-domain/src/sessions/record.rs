@@ -37,6 +37,11 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
+    /// `DPoP` for a session bound to a DPoP key, else `Bearer` (RFC 9449 §5).
+    pub fn token_type(&self) -> &'static str {
+        if self.dpop_jkt.is_some() { "DPoP" } else { "Bearer" }
+    }
+
     /// A new session of `user_id`, opened now from `device` (user agent, ip), authenticated
     /// now, lasting `lifetime_seconds`; first-party (no client, scope or nonce) until the caller
     /// says otherwise.

@@ -80,6 +80,7 @@ pub(crate) fn context() -> RequestContext {
         user_agent: Some("unit-test".into()),
         request_id: None,
         locale: None,
+        dpop_jkt: None,
     }
 }
 

@@ -67,7 +67,8 @@ impl From<UserView> for UserResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TokensResponse {
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` when the session was opened with a DPoP proof (RFC 9449): its
+    /// access tokens are then presented as `Authorization: DPoP` with a proof each time.
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,

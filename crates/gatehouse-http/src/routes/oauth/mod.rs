@@ -4,7 +4,6 @@
 pub(crate) mod authorize;
 pub(crate) mod device_flow;
 pub(crate) mod discovery;
-pub(crate) mod dpop;
 pub(crate) mod end_session;
 pub(crate) mod form;
 pub(crate) mod introspect;

@@ -11,9 +11,9 @@ use gatehouse_domain::oauth::OAuthError;
 use gatehouse_domain::oauth::authorize::AuthorizationRequest;
 use gatehouse_domain::oauth::dpop::ProofTarget;
 
-use super::dpop;
 use super::form::OAuthForm;
 use super::response::{OAuthErrorResponse, no_store_json};
+use crate::dpop;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {

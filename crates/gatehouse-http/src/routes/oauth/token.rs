@@ -11,10 +11,10 @@ use gatehouse_domain::oauth::client::{
 };
 use gatehouse_domain::oauth::dpop::ProofTarget;
 
-use super::dpop;
 use super::form::OAuthForm;
 use super::response::{OAuthErrorResponse, no_store_json};
 use crate::client::Client;
+use crate::dpop;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {

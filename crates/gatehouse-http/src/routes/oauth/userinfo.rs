@@ -11,8 +11,8 @@ use axum::routing::get;
 use gatehouse_domain::oauth::OAuthError;
 use gatehouse_domain::oauth::dpop::ProofTarget;
 
-use super::dpop;
 use super::response::{OAuthErrorResponse, no_store_json};
+use crate::dpop;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
