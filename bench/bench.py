@@ -694,6 +694,53 @@ def refresh_side(instance: "Gatehouse") -> Side:
                                      "BENCH_THREADS": str(min(ARGS.threads, connections))})
 
 
+def dpop_proofs(instance: "Gatehouse", count: int, htm: str, htu: str) -> str:
+    """`count` single-use DPoP proofs of one fresh key for `htm` `htu`, made by the
+    crypto-ceiling program, in a file of the instance's directory (one per line). Their `iat`
+    is 30 s ahead, so they verify from 30 s before now to 90 s after (the server accepts an
+    `iat` within 60 s of its clock): long enough for the group of windows that spends them."""
+    if not ARGS.crypto_ceiling:
+        raise RuntimeError("the DPoP scenarios need --crypto-ceiling (it signs the proofs)")
+    path = os.path.join(instance.dir, f"dpop-proofs-{secrets.token_hex(3)}.txt")
+    with open(path, "w") as handle:
+        subprocess.run([ARGS.crypto_ceiling, "--dpop-proofs", str(count), "--htm", htm,
+                        "--htu", htu, "--iat", str(int(time.time()) + 30)],
+                       stdout=handle, check=True, timeout=CLI_TIMEOUT)
+    return path
+
+
+def dpop_cc_side(instance: "Gatehouse", cc_auth: str) -> Side:
+    """client_credentials with a DPoP proof on every request (bench/wrk/dpop.lua): enough
+    proofs for the warm-up and every window at up to 5,000 requests per second."""
+    url = instance.url + "/oauth2/token"
+    count = int(5000 * (ARGS.duration + ARGS.warmup + 2))
+    path = dpop_proofs(instance, count, "POST", url)
+    return Side(instance.server, url, "POST", "application/x-www-form-urlencoded",
+                "grant_type=client_credentials&scope=api%3Aread", [cc_auth], script="dpop.lua",
+                env={"BENCH_PROOFS_FILE": path,
+                     "BENCH_THREADS": str(min(ARGS.threads, ARGS.connections))})
+
+
+def dpop_introspect_side(instance: "Gatehouse", cc_auth: str) -> Side:
+    """Introspection of a DPoP-bound access token (checked to introspect with its `cnf`)."""
+    url = instance.url + "/oauth2/token"
+    with open(dpop_proofs(instance, 1, "POST", url)) as handle:
+        proof = handle.read().strip()
+    answer = json_ok("POST", url, b"grant_type=client_credentials&scope=api%3Aread",
+                     {"Authorization": cc_auth.split(": ", 1)[1], "DPoP": proof,
+                      "Content-Type": "application/x-www-form-urlencoded"})
+    if answer.get("token_type") != "DPoP":
+        raise RuntimeError(f"the token endpoint answered {answer.get('token_type')} for a proof")
+    body = urlencode({"token": answer["access_token"]})
+    check = json_ok("POST", instance.url + "/oauth2/introspect", body.encode(),
+                    {"Authorization": cc_auth.split(": ", 1)[1],
+                     "Content-Type": "application/x-www-form-urlencoded"})
+    if not check.get("active") or "jkt" not in check.get("cnf", {}):
+        raise RuntimeError(f"the DPoP-bound token introspects as {check}")
+    return Side(instance.server, instance.url + "/oauth2/introspect", "POST",
+                "application/x-www-form-urlencoded", body, [cc_auth])
+
+
 def codeflow_side(instance: "Gatehouse") -> Side:
     """The signed-in browser's code flow through bench/wrk/codeflow.lua: a browser signs in
     once (bench/driver.py browser-cookie, the hosted login), then every flow is authorize +
@@ -822,9 +869,13 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
         "cc-RS256": ("client_credentials RS256", lambda: Side(
             server, url + "/oauth2/token", "POST", form,
             "grant_type=client_credentials&scope=api%3Aread", [cc_auth])),
+        "cc-DPoP": ("client_credentials RS256, DPoP-bound (a proof per request)",
+                    lambda: dpop_cc_side(main, cc_auth)),
         "introspect-active": ("introspection (active token)", lambda: Side(
             server, url + "/oauth2/introspect", "POST", form,
             urlencode({"token": main.cc_token()}), [cc_auth])),
+        "introspect-DPoP": ("introspection (active DPoP-bound token)",
+                            lambda: dpop_introspect_side(main, cc_auth)),
         "introspect-revoked": ("introspection (revoked token)",
                                lambda: revoked_token_side(main, cc_auth)),
         "introspect-apikey": ("introspection (API key)", lambda: api_key_side(main, cc_auth)),
@@ -834,7 +885,8 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
             headers=[f"Authorization: Bearer {main.sign_in()['access_token']}"])),
     }
     paired_here = PAIRED_ON_POSTGRES if postgres else set(PEER_OF)
-    groups = [["discovery", "jwks"], ["cc-RS256"], ["introspect-active"],
+    # A DPoP scenario shares the windows of its scenario without DPoP (issue #27's ratio).
+    groups = [["discovery", "jwks"], ["cc-RS256", "cc-DPoP"], ["introspect-active", "introspect-DPoP"],
               ["introspect-revoked"], ["introspect-apikey"], ["userinfo"], ["me"]]
 
     def group(keys: list[str]) -> None:
@@ -1531,6 +1583,16 @@ def evaluate_targets(rows: list, ceilings: dict) -> list[dict]:
             vs_peer(row, ("oidc-provider", "introspect-active"), 5)
         elif scenario == "cc-RS256":
             vs_peer(row, ("oidc-provider", "cc-RS256"), 1.5)
+        elif scenario in ("cc-DPoP", "introspect-DPoP"):
+            # Issue #27: a proof costs one signature verification (and one replay-store
+            # write); the same scenario without DPoP, measured in the same windows.
+            plain = {"cc-DPoP": "cc-RS256", "introspect-DPoP": "introspect-active"}[scenario]
+            base = next((r for r in rows if r["kind"] == "gatehouse" and r["scenario"] == plain
+                         and r["server"] == row["server"] and r.get("rps")), None)
+            if base:
+                ratio = row["rps"] / base["rps"]
+                add(f"{row['title']} ({row['server']}) ≥ 50% of {base['title']}",
+                    f"{ratio:.0%}", ratio >= 0.5)
         elif scenario in ("cc-ES256", "cc-EdDSA"):
             vs_ceiling(row, http, "HTTP", 0.15)
         elif scenario == "refresh":

@@ -8,6 +8,12 @@
 //! can measure it right beside a sign-in scenario). Prints one JSON object on stdout:
 //! `{"threads":N,"signs_per_second":{"RS256":..,"ES256":..,"EdDSA":..},
 //!   "argon2id_per_second":{"M/T/P":..}}`.
+//!
+//! `gatehouse-bench-crypto-ceiling --dpop-proofs N --htm METHOD --htu URL --iat T` instead
+//! prints N DPoP proofs (RFC 9449), one per line, all of one fresh P-256 key, each with its own
+//! random `jti`: what the DPoP scenarios of bench/run send, one per request (a proof is
+//! single-use). The JWS is assembled as Gatehouse's own signer does it (base64url and
+//! concatenation, RFC 7515 §7.1); the signature is aws-lc-rs's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -58,15 +64,57 @@ where
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Prints `count` DPoP proofs for `htm` `htu` issued at `iat`, one per line.
+fn dpop_proofs(count: usize, htm: &str, htu: &str, iat: i64) -> Result<(), Box<dyn std::error::Error>> {
+    use aws_lc_rs::rand::SecureRandom as _;
+    use aws_lc_rs::signature::KeyPair as _;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use std::io::Write as _;
+
+    let rng = SystemRandom::new();
+    let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| "ec keygen")?;
+    // The uncompressed point: 0x04, then x and y (32 bytes each).
+    let point = key.public_key().as_ref();
+    if point.len() != 65 {
+        return Err("unexpected P-256 public key encoding".into());
+    }
+    let header = format!(
+        r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}}}"#,
+        URL_SAFE_NO_PAD.encode(&point[1..33]),
+        URL_SAFE_NO_PAD.encode(&point[33..65]),
+    );
+    let header = URL_SAFE_NO_PAD.encode(header);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for _ in 0..count {
+        let mut jti = [0u8; 16];
+        rng.fill(&mut jti).map_err(|_| "rng")?;
+        let claims = format!(
+            r#"{{"jti":"{}","htm":"{htm}","htu":"{htu}","iat":{iat}}}"#,
+            URL_SAFE_NO_PAD.encode(jti)
+        );
+        let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims));
+        let signature = key.sign(&rng, input.as_bytes()).map_err(|_| "ecdsa sign")?;
+        writeln!(out, "{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut seconds = 3.0_f64;
     let mut threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut argon2_params: Vec<(u32, u32, u32)> = Vec::new();
     let mut signatures = true;
+    let (mut proofs, mut htm, mut htu, mut iat) = (None, String::new(), String::new(), 0_i64);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
         match arg.as_str() {
+            "--dpop-proofs" => proofs = Some(value.parse::<usize>()?),
+            "--htm" => htm = value,
+            "--htu" => htu = value,
+            "--iat" => iat = value.parse()?,
             "--seconds" => seconds = value.parse()?,
             "--threads" => threads = value.parse()?,
             "--signatures" => signatures = value.parse()?,
@@ -79,6 +127,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             other => return Err(format!("unknown argument {other}").into()),
         }
+    }
+    if let Some(count) = proofs {
+        return dpop_proofs(count, &htm, &htu, iat);
     }
 
     let mut signs = Vec::new();

@@ -259,15 +259,16 @@ async fn a_code_is_checked_against_its_client_before_it_is_spent(test: TestDatab
     app.stop().await;
 }
 
-/// Finding 8: a request object, a `request_uri` and a response mode other than `query` are
-/// refused at the verified redirect URI, not silently ignored; acr_values is not advertised.
+/// Finding 8: a request object that does not verify (unsigned, and this client has no keys),
+/// a `request_uri` by reference and a response mode other than `query` are refused at the
+/// verified redirect URI, not silently ignored; acr_values is not advertised.
 async fn request_objects_and_other_response_modes_are_refused(test: TestDatabase) {
     let app = spawn(&test).await;
     app.sign_up("jar@example.com", STRONG_PASSWORD).await;
     let (client_id, _) = app.client(NewClient { skip_consent: true, ..web_app() }).await;
     let mut browser = Browser::new(&app.base_url);
     for (extra, error) in [
-        (("request", "eyJhbGciOiJub25lIn0.e30."), "request_not_supported"),
+        (("request", "eyJhbGciOiJub25lIn0.e30."), "invalid_request_object"),
         (("request_uri", "https://app.example.com/request.jwt"), "request_uri_not_supported"),
         (("response_mode", "form_post"), "invalid_request"),
         (("response_mode", "fragment"), "invalid_request"),

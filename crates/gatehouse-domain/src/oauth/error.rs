@@ -42,6 +42,9 @@ pub enum OAuthError {
     /// The proof must carry the nonce the answer's `DPoP-Nonce` header gives (RFC 9449 §8).
     #[error("use_dpop_nonce")]
     UseDpopNonce,
+    /// A request object (JAR, RFC 9101) that does not verify or says something invalid.
+    #[error("invalid_request_object: {0}")]
+    InvalidRequestObject(String),
 }
 
 impl OAuthError {
@@ -63,6 +66,7 @@ impl OAuthError {
             OAuthError::AccessDenied => "access_denied",
             OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
             OAuthError::UseDpopNonce => "use_dpop_nonce",
+            OAuthError::InvalidRequestObject(_) => "invalid_request_object",
         }
     }
 
@@ -73,7 +77,8 @@ impl OAuthError {
             | OAuthError::InvalidGrant(text)
             | OAuthError::UnauthorizedClient(text)
             | OAuthError::InvalidScope(text)
-            | OAuthError::InvalidDpopProof(text) => text.clone(),
+            | OAuthError::InvalidDpopProof(text)
+            | OAuthError::InvalidRequestObject(text) => text.clone(),
             OAuthError::InvalidClient => "client authentication failed".into(),
             OAuthError::UnsupportedGrantType => "this grant type is not supported".into(),
             OAuthError::InvalidToken => "the access token is invalid or expired".into(),

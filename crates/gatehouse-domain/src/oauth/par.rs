@@ -19,6 +19,7 @@ use gatehouse_crypto::Digester;
 
 use super::authorize::{AuthorizationRequest, AuthorizeRejection};
 use super::client::ClientRecord;
+use super::request_object::open_request_object;
 use super::{OAuthError, OAuthService, OAuthStore};
 use crate::clock::Clock;
 use crate::error::DomainError;
@@ -143,10 +144,26 @@ impl PushedAuthorizationService {
         }
         request.client_id = Some(client.client_id.clone());
         request.pushed = true;
+        // A signed request object (JAR, RFC 9101): only its parameters count.
+        if let Some(object) = request.request.take() {
+            let now = self.clock.now();
+            request = open_request_object(client, &object, &request, self.oauth.issuer(), now)?;
+        }
         if let Err(rejection) = self.oauth.validate_authorization(&request).await {
             return Err(rejection_error(rejection));
         }
-        let parameters = serde_json::to_string(&request)
+        let request_uri = self.store_request(client, &request).await?;
+        Ok(PushedRequest { request_uri, expires_in: PUSHED_REQUEST_LIFETIME_SECONDS })
+    }
+
+    /// Stores a validated request for [`PUSHED_REQUEST_LIFETIME_SECONDS`] and answers its
+    /// `request_uri`.
+    async fn store_request(
+        &self,
+        client: &ClientRecord,
+        request: &AuthorizationRequest,
+    ) -> Result<String, OAuthError> {
+        let parameters = serde_json::to_string(request)
             .map_err(|error| OAuthError::ServerError(format!("pushed request: {error}")))?;
         let secret = gatehouse_crypto::random_token();
         let now = self.clock.now();
@@ -161,17 +178,77 @@ impl PushedAuthorizationService {
                 used_at: None,
             })
             .await?;
-        Ok(PushedRequest {
-            request_uri: format!("{REQUEST_URI_PREFIX}{secret}"),
-            expires_in: PUSHED_REQUEST_LIFETIME_SECONDS,
-        })
+        Ok(format!("{REQUEST_URI_PREFIX}{secret}"))
+    }
+
+    /// A request object sent by value to the authorization endpoint: opened with the client's
+    /// keys and validated, then kept as a pushed request, and the browser sent on to
+    /// `/oauth2/authorize` with its `request_uri` (as `AuthorizeRejection::Redirect`, a
+    /// same-origin redirect). So the request survives the sign-in, whose return would
+    /// otherwise present the object again after its (short) expiry, and starts one
+    /// authorization only.
+    async fn keep_request_object(
+        &self,
+        request: &AuthorizationRequest,
+        object: &str,
+    ) -> AuthorizeRejection {
+        let client = match request.client_id.as_deref() {
+            Some(client_id) => match self.clients.client(client_id).await {
+                Ok(Some(client)) => client,
+                Ok(None) => return AuthorizeRejection::Page(UNKNOWN_CLIENT.into()),
+                Err(error) => return lookup_failed(error),
+            },
+            None => return AuthorizeRejection::Page(UNKNOWN_CLIENT.into()),
+        };
+        let now = self.clock.now();
+        let opened = match open_request_object(&client, object, request, self.oauth.issuer(), now) {
+            Ok(opened) => opened,
+            // Told at the redirect URI beside the object when it is one of the client's (the
+            // one inside it is part of what failed to verify); else a page.
+            Err(error) => {
+                return match request.redirect_uri.as_deref() {
+                    Some(uri) if client.redirect_uri_matches(uri) => {
+                        AuthorizeRejection::Redirect(self.oauth.error_redirect(
+                            uri,
+                            error.error_code(),
+                            &error.description(),
+                            request.state.as_deref(),
+                        ))
+                    }
+                    _ => AuthorizeRejection::Page(format!(
+                        "The request object is invalid: {}.",
+                        error.description()
+                    )),
+                };
+            }
+        };
+        if let Err(rejection) = self.oauth.validate_authorization(&opened).await {
+            return rejection;
+        }
+        match self.store_request(&client, &opened).await {
+            Ok(request_uri) => {
+                let query = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("client_id", &client.client_id)
+                    .append_pair("request_uri", &request_uri)
+                    .finish();
+                AuthorizeRejection::Redirect(format!("/oauth2/authorize?{query}"))
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not keep a request object");
+                AuthorizeRejection::Page(
+                    "The server could not keep the authorization request.".into(),
+                )
+            }
+        }
     }
 
     /// The request the authorization endpoint works on. With a `request_uri`: the pushed
     /// request it names (only its parameters count, RFC 9126 §4), which must belong to the
     /// `client_id` given beside it, be unspent and unexpired; the first read extends its
-    /// life to a sign-in's. Without: the request as received, unless pushing is required
-    /// (globally or for this client).
+    /// life to a sign-in's. With a request object by value (`request`, RFC 9101): a redirect to
+    /// the same endpoint with the `request_uri` it is kept under
+    /// (`AuthorizeRejection::Redirect`). Otherwise: the request as received, unless pushing is
+    /// required (globally or for this client).
     pub async fn authorization_request(
         &self,
         request: AuthorizationRequest,
@@ -185,6 +262,9 @@ impl PushedAuthorizationService {
                 if client.is_some_and(|client| client.require_pushed_authorization_requests) {
                     return Err(AuthorizeRejection::Page(PUSH_REQUIRED.into()));
                 }
+            }
+            if let Some(object) = request.request.as_deref() {
+                return Err(self.keep_request_object(&request, object).await);
             }
             return Ok((request, None));
         };
@@ -249,6 +329,7 @@ impl PushedAuthorizationService {
 }
 
 const PUSH_REQUIRED: &str = "This application must push its authorization requests first (pushed authorization requests, RFC 9126).";
+const UNKNOWN_CLIENT: &str = "The request names no registered client_id.";
 const UNKNOWN_REQUEST_URI: &str =
     "The request_uri is unknown, expired, already used or not this application's.";
 

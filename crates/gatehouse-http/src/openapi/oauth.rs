@@ -72,6 +72,7 @@ const AUTHORIZE: &[(&str, bool)] = &[
     ("ui_locales", false),
     ("response_mode", false),
     ("request_uri", false),
+    ("request", false),
     ("dpop_jkt", false),
 ];
 
@@ -90,6 +91,7 @@ const PUSHED_AUTHORIZATION: &[(&str, bool)] = &[
     ("login_hint", false),
     ("ui_locales", false),
     ("response_mode", false),
+    ("request", false),
     ("dpop_jkt", false),
     ("client_id", false),
     ("client_secret", false),

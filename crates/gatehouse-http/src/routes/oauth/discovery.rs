@@ -77,7 +77,10 @@ fn document(state: &AppState, jwks: &serde_json::Value) -> serde_json::Value {
         // for `aal2` does not force a second factor); the ID token's `acr` states what the
         // sign-in achieved (`aal2` only with a second factor), for the client to check.
         "claims_parameter_supported": false,
-        "request_parameter_supported": false,
+        // Signed request objects by value (JAR, RFC 9101), verified with the client's keys.
+        "request_parameter_supported": true,
+        "request_object_signing_alg_values_supported":
+            gatehouse_domain::oauth::request_object::REQUEST_OBJECT_ALGORITHMS,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
         "ui_locales_supported": ["en", "fr"],

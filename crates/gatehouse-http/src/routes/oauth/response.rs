@@ -40,7 +40,8 @@ impl IntoResponse for OAuthErrorResponse {
             | OAuthError::AccessDenied
             // At the token endpoint (RFC 9449 §5); a resource answers 401 (userinfo).
             | OAuthError::InvalidDpopProof(_)
-            | OAuthError::UseDpopNonce => StatusCode::BAD_REQUEST,
+            | OAuthError::UseDpopNonce
+            | OAuthError::InvalidRequestObject(_) => StatusCode::BAD_REQUEST,
         };
         // Logged once, by the observe middleware, with the request id (like every error).
         let internal = match &self.error {
