@@ -138,6 +138,8 @@ pub struct AccessTokenGrant {
     pub actor: Option<String>,
     /// The DPoP key the token is bound to (`cnf.jkt`).
     pub dpop_jkt: Option<String>,
+    /// The resource server the token is for (RFC 8707): its `aud`, instead of ours.
+    pub audience: Option<String>,
 }
 
 pub struct TokenService {
@@ -309,7 +311,7 @@ impl TokenService {
         let claims = AccessTokenClaims {
             iss: self.settings.issuer.clone(),
             sub: grant.subject,
-            aud: self.settings.audience.clone(),
+            aud: grant.audience.unwrap_or_else(|| self.settings.audience.clone()),
             exp: now + grant.ttl_seconds.unwrap_or(self.settings.access_token_ttl_seconds),
             iat: now,
             jti: gatehouse_crypto::new_id("at"),
@@ -344,6 +346,20 @@ impl TokenService {
     /// Checks signature, type, issuer, audience and expiry. Whether the session still lives is
     /// the caller's question (the session service asks the store).
     pub async fn verify_access_token(&self, token: &str) -> Result<AccessTokenClaims, DomainError> {
+        let claims = self.verify_issued_access_token(token).await?;
+        // Ours only: a token for a registered resource server (RFC 8707) opens nothing here.
+        if claims.aud != self.settings.audience {
+            return Err(DomainError::InvalidToken);
+        }
+        Ok(claims)
+    }
+
+    /// An access token we issued, for any audience (our own or a resource server's):
+    /// introspection answers about both.
+    pub async fn verify_issued_access_token(
+        &self,
+        token: &str,
+    ) -> Result<AccessTokenClaims, DomainError> {
         let verifier = self.keys.verifier().await?;
         let digest = self.verified.digester.digest(token.as_bytes());
         let claims = match self.verified.get(&verifier, &digest) {
@@ -351,7 +367,8 @@ impl TokenService {
             None => {
                 let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
                 validation.set_issuer(&[&self.settings.issuer]);
-                validation.set_audience(&[&self.settings.audience]);
+                // The audience is checked by the caller: ours, or any (introspection).
+                validation.validate_aud = false;
                 validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
                 validation.leeway = ACCESS_TOKEN_LEEWAY_SECONDS as u64;
                 let claims: AccessTokenClaims =

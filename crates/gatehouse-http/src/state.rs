@@ -115,6 +115,8 @@ pub struct AppServices {
     pub par: Arc<gatehouse_domain::oauth::par::PushedAuthorizationService>,
     /// DPoP proofs (RFC 9449): their checks, replay memory and server nonces.
     pub dpop: Arc<gatehouse_domain::oauth::dpop::DpopService>,
+    /// Registered resource servers (RFC 8707), for the admin API.
+    pub resource_servers: Arc<gatehouse_domain::oauth::resources::ResourceServerService>,
     pub admin_keys: Arc<AdminKeyService>,
     /// Organizations, their members and roles.
     pub organizations: Arc<gatehouse_domain::organizations::OrganizationService>,

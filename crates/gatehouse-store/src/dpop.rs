@@ -6,9 +6,15 @@ use async_trait::async_trait;
 use gatehouse_domain::StoreError;
 use gatehouse_domain::oauth::dpop::DpopProofStore;
 
-use crate::database::write_transaction;
+use crate::batch::SqliteBatch;
 use crate::error::map_sqlx_error;
 use crate::{Database, Redis};
+
+/// One statement: a new jti is inserted, one remembered but expired (not swept yet) is taken
+/// over, a live one is left alone (0 rows: a replay).
+const RECORD_PROOF: &str = "INSERT INTO used_dpop_proofs (jkt, jti, expires_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (jkt, jti) DO UPDATE SET expires_at = excluded.expires_at \
+     WHERE used_dpop_proofs.expires_at < $4";
 
 #[async_trait]
 impl DpopProofStore for Database {
@@ -19,23 +25,23 @@ impl DpopProofStore for Database {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        // One statement: a new jti is inserted, one remembered but expired (not swept yet) is
-        // taken over, a live one is left alone (0 rows: a replay).
-        let recorded = write_transaction!(self, autocommit, pool => {
-            sqlx::query(
-                "INSERT INTO used_dpop_proofs (jkt, jti, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (jkt, jti) DO UPDATE SET expires_at = excluded.expires_at \
-                 WHERE used_dpop_proofs.expires_at < $4",
-            )
-            .bind(jkt)
-            .bind(jti)
-            .bind(expires_at)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map_err(map_sqlx_error)?
-            .rows_affected()
-        });
+        let recorded = match self {
+            // Every DPoP request writes: on SQLite one round trip to the writer's thread.
+            Database::Sqlite(sqlite) => {
+                let mut batch = SqliteBatch::default();
+                batch.push(RECORD_PROOF).bind(jkt).bind(jti).bind(expires_at).bind(now);
+                batch.commit_on_writer(&sqlite.writer).await?
+            }
+            Database::Postgres(postgres) => sqlx::query(RECORD_PROOF)
+                .bind(jkt)
+                .bind(jti)
+                .bind(expires_at)
+                .bind(now)
+                .execute(&postgres.pool)
+                .await
+                .map_err(map_sqlx_error)?
+                .rows_affected(),
+        };
         Ok(recorded == 1)
     }
 }

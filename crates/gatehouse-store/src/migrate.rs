@@ -64,6 +64,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(26, "0026_account_deletions"),
     migration!(27, "0027_pushed_authorization_requests"),
     migration!(28, "0028_dpop"),
+    migration!(29, "0029_resource_servers"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -116,13 +116,14 @@ fn authorization_code_from_row(row: &impl StoreRow) -> Result<AuthorizationCodeR
         issued_session_id: row.read("issued_session_id")?,
         organization_id: row.read("organization_id")?,
         dpop_jkt: row.read("dpop_jkt")?,
+        resources: crate::sessions::resources_from_column(row.read("resources")?)?,
     })
 }
 
 const INSERT_AUTHORIZATION_CODE: &str = "INSERT INTO authorization_codes (code_digest, \
      client_id, user_id, browser_session_id, redirect_uri, scope, nonce, code_challenge, \
-     auth_time, created_at, expires_at, amr, organization_id, dpop_jkt) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+     auth_time, created_at, expires_at, amr, organization_id, dpop_jkt, resources) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
 fn bind_authorization_code<Q: StoreQuery>(query: Q, code: &AuthorizationCodeRecord) -> Q {
     query
@@ -141,6 +142,7 @@ fn bind_authorization_code<Q: StoreQuery>(query: Q, code: &AuthorizationCodeReco
         .bind_value(amr_json(code.amr.as_deref()))
         .bind_value(code.organization_id.as_deref())
         .bind_value(code.dpop_jkt.as_deref())
+        .bind_value(crate::sessions::resources_column(&code.resources))
 }
 
 #[async_trait]
@@ -282,7 +284,7 @@ impl OAuthStore for Database {
             let row = sqlx::query(
                 "SELECT code_digest, client_id, user_id, browser_session_id, redirect_uri, scope, nonce, \
                  code_challenge, auth_time, created_at, expires_at, used_at, issued_session_id, amr, \
-                 organization_id, dpop_jkt FROM authorization_codes WHERE code_digest = $1",
+                 organization_id, dpop_jkt, resources FROM authorization_codes WHERE code_digest = $1",
             )
             .bind(digest)
             .fetch_optional(pool)

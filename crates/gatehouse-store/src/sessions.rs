@@ -48,7 +48,7 @@ macro_rules! select_sessions {
     ($rest:literal) => {
         concat!(
             "SELECT id, user_id, user_agent, ip, created_at, last_used_at, expires_at, revoked_at, ",
-            "revoked_reason, client_id, scope, auth_time, nonce, amr, organization_id, impersonator, dpop_jkt FROM sessions ",
+            "revoked_reason, client_id, scope, auth_time, nonce, amr, organization_id, impersonator, dpop_jkt, resources FROM sessions ",
             $rest
         )
     };
@@ -75,6 +75,7 @@ macro_rules! session_column_names {
             organization_id: concat!($prefix, "organization_id"),
             impersonator: concat!($prefix, "impersonator"),
             dpop_jkt: concat!($prefix, "dpop_jkt"),
+            resources: concat!($prefix, "resources"),
         }
     };
 }
@@ -98,6 +99,7 @@ struct SessionColumns {
     organization_id: &'static str,
     impersonator: &'static str,
     dpop_jkt: &'static str,
+    resources: &'static str,
 }
 
 /// A `sessions` row as `select_sessions!` selects it.
@@ -127,6 +129,7 @@ fn session_from_row(
         organization_id: row.read(columns.organization_id)?,
         impersonator: row.read(columns.impersonator)?,
         dpop_jkt: row.read(columns.dpop_jkt)?,
+        resources: resources_from_column(row.read(columns.resources)?)?,
     })
 }
 
@@ -171,8 +174,8 @@ const ROTATE_REFRESH_TOKEN_POSTGRES: &str = "WITH spent AS ( \
 
 pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions (id, user_id, user_agent, ip, \
      created_at, last_used_at, expires_at, revoked_at, revoked_reason, client_id, scope, \
-     auth_time, nonce, amr, organization_id, impersonator, dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, \
-     $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+     auth_time, nonce, amr, organization_id, impersonator, dpop_jkt, resources) VALUES ($1, $2, $3, \
+     $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 
 /// Binds a session's columns in [`INSERT_SESSION`]'s order.
 fn bind_session<Q: StoreQuery>(query: Q, session: &SessionRecord) -> Q {
@@ -194,6 +197,21 @@ fn bind_session<Q: StoreQuery>(query: Q, session: &SessionRecord) -> Q {
         .bind_value(session.organization_id.as_deref())
         .bind_value(session.impersonator.as_deref())
         .bind_value(session.dpop_jkt.as_deref())
+        .bind_value(resources_column(&session.resources))
+}
+
+/// A list of resource identifiers as its column holds it: a JSON array, NULL when empty.
+pub(crate) fn resources_column(resources: &[String]) -> Option<String> {
+    (!resources.is_empty()).then(|| serde_json::Value::from(resources.to_vec()).to_string())
+}
+
+/// The column of [`resources_column`] read back.
+pub(crate) fn resources_from_column(text: Option<String>) -> Result<Vec<String>, StoreError> {
+    match text {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|error| StoreError::Corrupt(format!("resources: {error}"))),
+    }
 }
 
 async fn insert_refresh_token<C: StoreConnection>(
@@ -327,7 +345,7 @@ impl SessionStore for Database {
             s.id AS s_id, s.user_id AS s_user_id, s.user_agent AS s_user_agent, s.ip AS s_ip, \
             s.created_at AS s_created_at, s.last_used_at AS s_last_used_at, s.expires_at AS s_expires_at, \
             s.revoked_at AS s_revoked_at, s.revoked_reason AS s_revoked_reason, s.client_id AS s_client_id, \
-            s.scope AS s_scope, s.auth_time AS s_auth_time, s.nonce AS s_nonce, s.amr AS s_amr, s.organization_id AS s_organization_id, s.impersonator AS s_impersonator, s.dpop_jkt AS s_dpop_jkt \
+            s.scope AS s_scope, s.auth_time AS s_auth_time, s.nonce AS s_nonce, s.amr AS s_amr, s.organization_id AS s_organization_id, s.impersonator AS s_impersonator, s.dpop_jkt AS s_dpop_jkt, s.resources AS s_resources \
             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
         let cache = self.cache();
         if let Some(session) = cache.session(id)
@@ -356,7 +374,7 @@ impl SessionStore for Database {
             s.user_agent AS s_user_agent, s.ip AS s_ip, s.created_at AS s_created_at, \
             s.last_used_at AS s_last_used_at, s.expires_at AS s_expires_at, \
             s.revoked_at AS s_revoked_at, s.revoked_reason AS s_revoked_reason, \
-            s.client_id AS s_client_id, s.scope AS s_scope, s.auth_time AS s_auth_time, s.nonce AS s_nonce, s.amr AS s_amr, s.organization_id AS s_organization_id, s.impersonator AS s_impersonator, s.dpop_jkt AS s_dpop_jkt \
+            s.client_id AS s_client_id, s.scope AS s_scope, s.auth_time AS s_auth_time, s.nonce AS s_nonce, s.amr AS s_amr, s.organization_id AS s_organization_id, s.impersonator AS s_impersonator, s.dpop_jkt AS s_dpop_jkt, s.resources AS s_resources \
             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_digest = $1";
         with_pool!(self, pool => {
             let Some(row) = sqlx::query(SQL).bind(digest).fetch_optional(pool).await.map_err(map_sqlx_error)?

@@ -34,6 +34,7 @@ use gatehouse_domain::oauth::dpop::{
     DPOP_NONCE_DIGEST_PURPOSE, DpopProofStore, DpopService, DpopSettings,
 };
 use gatehouse_domain::oauth::par::{ParSettings, PushedAuthorizationService};
+use gatehouse_domain::oauth::resources::ResourceServerService;
 use gatehouse_domain::oauth::{
     ClientService, DeviceFlowService, OAuthParts, OAuthService, OAuthSettings,
 };
@@ -385,7 +386,13 @@ impl Core {
             code_digester: self.service_keys.authorization_code.clone(),
             clock: self.clock.clone(),
             settings: self.oauth_settings(),
+            resources: Arc::new(self.resource_servers()),
         })
+    }
+
+    /// The registered resource servers (RFC 8707) on this core.
+    pub fn resource_servers(&self) -> ResourceServerService {
+        ResourceServerService::new(Arc::new(self.database.clone()), self.clock.clone())
     }
 
     /// The OAuth client registry and client authentication on this core.
@@ -749,6 +756,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         DpopSettings { require_nonce: core.config.oauth.dpop_require_nonce },
         &core.config.issuer(),
     ));
+    let resource_servers = Arc::new(core.resource_servers());
     let clients = Arc::new(core.clients());
     apply_declared_clients(&core.config, &clients).await?;
     let admin_keys = Arc::new(core.admin_keys());
@@ -896,6 +904,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         device_flow,
         par,
         dpop,
+        resource_servers,
         admin_keys: admin_keys.clone(),
         organizations: organizations.clone(),
         account_deletions,

@@ -14,6 +14,7 @@ use gatehouse_domain::admin_keys::AdminKeyRecord;
 use gatehouse_domain::admin_users::{AdminUserService, ImportReport, ImportedUser, NewUserByAdmin};
 use gatehouse_domain::data_keys::ResealOutcome;
 use gatehouse_domain::oauth::clients::NewClient;
+use gatehouse_domain::oauth::resources::NewResourceServer;
 use gatehouse_domain::organizations::ListCursor;
 use gatehouse_domain::principal::AdminPrincipal;
 use gatehouse_domain::principal::RequestContext;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Manage OAuth / OpenID Connect clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage the resource servers (APIs) access tokens can be issued for (RFC 8707).
+    #[command(name = "resource-server", subcommand)]
+    ResourceServer(ResourceServerCommand),
     /// Check and export the audit trail.
     #[command(subcommand)]
     Audit(crate::audit_cli::AuditCommand),
@@ -71,6 +75,26 @@ pub enum Command {
 pub enum ClientCommand {
     /// Register a client; prints its client_id and, once, its secret.
     Create(CreateClient),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResourceServerCommand {
+    /// Register a resource server: clients then name its identifier in `resource`.
+    Create {
+        /// The absolute URI clients send as `resource`, and the `aud` of its tokens.
+        #[arg(long)]
+        identifier: String,
+        #[arg(long)]
+        name: String,
+        /// A scope its tokens may carry (repeat it); none: any scope granted to the client.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// The lifetime of its access tokens, in seconds (60 to 86400).
+        #[arg(long)]
+        access_token_ttl: Option<i64>,
+    },
+    /// List the registered resource servers.
+    List,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +230,7 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
         Command::Client(ClientCommand::Create(arguments)) => {
             create_client(config, arguments, json_output).await
         }
+        Command::ResourceServer(command) => resource_server(config, command, json_output).await,
         Command::AdminKey(AdminKeyCommand::Create { name }) => {
             create_admin_key(config, name, json_output).await
         }
@@ -409,6 +434,65 @@ async fn create_client(
                 println!("client_secret: {secret}\nStore the secret now: it is not shown again.")
             }
             None => println!("public client: no secret; use PKCE (S256)"),
+        }
+    }
+    Ok(())
+}
+
+async fn resource_server(
+    config: Config,
+    command: &ResourceServerCommand,
+    json_output: bool,
+) -> Result<(), StartupError> {
+    let core = app::build_core(config).await?;
+    let service = core.resource_servers();
+    let admin = AdminPrincipal::system();
+    let outcome = match command {
+        ResourceServerCommand::Create { identifier, name, scopes, access_token_ttl } => {
+            let request = NewResourceServer {
+                identifier: identifier.clone(),
+                name: name.clone(),
+                scopes: scopes.clone(),
+                token_format: None,
+                access_token_ttl_seconds: *access_token_ttl,
+            };
+            service.create(&admin, request, &cli_context()).await.map(|record| vec![record])
+        }
+        ResourceServerCommand::List => {
+            let mut all = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                match service.list(&admin, cursor.as_deref(), 100).await {
+                    Ok((records, next)) => {
+                        all.extend(records);
+                        match next {
+                            Some(next) => cursor = Some(next),
+                            None => break Ok(all),
+                        }
+                    }
+                    Err(error) => break Err(error),
+                }
+            }
+        }
+    };
+    core.database.close().await;
+    let records = outcome.map_err(|error| StartupError::Rejected(describe_rejection(&error)))?;
+    for record in &records {
+        if json_output {
+            println!(
+                "{}",
+                json!({
+                    "id": record.id,
+                    "identifier": record.identifier,
+                    "name": record.name,
+                    "scopes": record.scopes,
+                    "access_token_ttl_seconds": record.access_token_ttl_seconds,
+                })
+            );
+        } else {
+            let scopes =
+                if record.scopes.is_empty() { "any".to_owned() } else { record.scopes.join(" ") };
+            println!("{}  {}  {}  scopes: {scopes}", record.id, record.identifier, record.name);
         }
     }
     Ok(())

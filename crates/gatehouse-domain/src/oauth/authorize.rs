@@ -40,6 +40,9 @@ pub struct AuthorizationRequest {
     /// The thumbprint of the DPoP key the code is to be bound to (RFC 9449 §10); a proof
     /// sent with a pushed request sets it.
     pub dpop_jkt: Option<String>,
+    /// The resources (RFC 8707 `resource`, repeatable) the tokens are wanted for.
+    #[serde(default)]
+    pub resource: Vec<String>,
     /// Pushed to `/oauth2/par` by the authenticated client (never set from a query).
     #[serde(skip)]
     pub pushed: bool,
@@ -64,6 +67,8 @@ pub struct ValidatedAuthorization {
     pub organization: Option<String>,
     /// The DPoP key the code is bound to.
     pub dpop_jkt: Option<String>,
+    /// The registered resources the request named (RFC 8707), by identifier.
+    pub resources: Vec<String>,
 }
 
 impl ValidatedAuthorization {
@@ -280,6 +285,16 @@ impl OAuthService {
             }
             (None, None) => {}
         }
+        let resources = match self.resources.resolve(&request.resource).await {
+            Ok(records) => records.into_iter().map(|record| record.identifier).collect(),
+            Err(super::OAuthError::InvalidTarget(reason)) => {
+                return Err(fail("invalid_target", &reason));
+            }
+            Err(error) => {
+                tracing::error!(%error, "resource lookup failed");
+                return Err(fail("temporarily_unavailable", "try again shortly"));
+            }
+        };
         let prompts: Vec<&str> =
             request.prompt.as_deref().unwrap_or("").split(' ').filter(|p| !p.is_empty()).collect();
         if prompts
@@ -317,6 +332,7 @@ impl OAuthService {
                 .clone()
                 .filter(|organization| !organization.is_empty()),
             dpop_jkt: request.dpop_jkt.clone(),
+            resources,
         })
     }
 
@@ -499,6 +515,7 @@ impl OAuthService {
             issued_session_id: None,
             organization_id: organization_id.map(str::to_owned),
             dpop_jkt: request.dpop_jkt.clone(),
+            resources: request.resources.clone(),
         };
         self.store.insert_authorization_code(&record).await?;
         let mut parameters = vec![("code", code.as_str())];

@@ -354,6 +354,8 @@ impl DeviceFlowService {
                             // The device page offers no choice: the user's only one, if any.
                             organization_id: None,
                             dpop_jkt,
+                            resources: Vec::new(),
+                            resource: None,
                         },
                         context,
                     )

@@ -45,6 +45,9 @@ pub enum OAuthError {
     /// A request object (JAR, RFC 9101) that does not verify or says something invalid.
     #[error("invalid_request_object: {0}")]
     InvalidRequestObject(String),
+    /// A `resource` that is malformed, not registered or not granted (RFC 8707 §2).
+    #[error("invalid_target: {0}")]
+    InvalidTarget(String),
 }
 
 impl OAuthError {
@@ -67,6 +70,7 @@ impl OAuthError {
             OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
             OAuthError::UseDpopNonce => "use_dpop_nonce",
             OAuthError::InvalidRequestObject(_) => "invalid_request_object",
+            OAuthError::InvalidTarget(_) => "invalid_target",
         }
     }
 
@@ -78,7 +82,8 @@ impl OAuthError {
             | OAuthError::UnauthorizedClient(text)
             | OAuthError::InvalidScope(text)
             | OAuthError::InvalidDpopProof(text)
-            | OAuthError::InvalidRequestObject(text) => text.clone(),
+            | OAuthError::InvalidRequestObject(text)
+            | OAuthError::InvalidTarget(text) => text.clone(),
             OAuthError::InvalidClient => "client authentication failed".into(),
             OAuthError::UnsupportedGrantType => "this grant type is not supported".into(),
             OAuthError::InvalidToken => "the access token is invalid or expired".into(),

@@ -8,6 +8,7 @@ use super::claims::IdTokenRequest;
 use super::client::{
     ClientRecord, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
 };
+use super::resources::ResourceServerRecord;
 use super::{
     OAuthError, OAuthService, SCOPE_OFFLINE_ACCESS, SCOPE_OPENID, SCOPE_ORGANIZATION, split_scope,
 };
@@ -15,7 +16,7 @@ use crate::audit::AuditEvent;
 use crate::principal::{Actor, RequestContext};
 use crate::sessions::record::{RefreshTokenRecord, RevokeReason, SessionRecord};
 use crate::store::{Conflict, StoreError};
-use crate::tokens::AccessTokenGrant;
+use crate::tokens::{AccessTokenGrant, REFRESH_TOKEN};
 use crate::unit_of_work::{SpentCode, UnitOfWork};
 use crate::users::UserRecord;
 
@@ -48,10 +49,22 @@ pub(super) struct UserGrant<'a> {
     /// The key of the DPoP proof sent with the request: the access tokens are bound to it,
     /// and so are a public client's refresh tokens.
     pub dpop_jkt: Option<&'a str>,
+    /// The resources (RFC 8707) the grant is for.
+    pub resources: Vec<String>,
+    /// The one resource this token request asked for.
+    pub resource: Option<&'a str>,
 }
 
 fn invalid_code() -> OAuthError {
     OAuthError::InvalidGrant("the authorization code is invalid, expired or used".into())
+}
+
+/// What a token request binds its access token to: the key of its DPoP proof, and the
+/// resource (RFC 8707) it names.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenTarget<'a> {
+    pub dpop_jkt: Option<&'a str>,
+    pub resource: Option<&'a str>,
 }
 
 /// `DPoP` for a token bound to a key, else `Bearer` (RFC 9449 §5).
@@ -79,9 +92,10 @@ impl OAuthService {
         code: &str,
         redirect_uri: Option<&str>,
         code_verifier: Option<&str>,
-        dpop_jkt: Option<&str>,
+        target: TokenTarget<'_>,
         context: &RequestContext,
     ) -> Result<TokenResponse, OAuthError> {
+        let TokenTarget { dpop_jkt, resource } = target;
         check_grant(client, GRANT_AUTHORIZATION_CODE)?;
         let now = self.clock.now();
         let digest = self.code_digester.digest(code.as_bytes());
@@ -149,6 +163,8 @@ impl OAuthService {
                     spend_code: Some(digest.to_vec()),
                     organization_id: record.organization_id.clone(),
                     dpop_jkt,
+                    resources: record.resources.clone(),
+                    resource,
                 },
                 context,
             )
@@ -204,6 +220,8 @@ impl OAuthService {
             spend_code,
             organization_id,
             dpop_jkt,
+            resources,
+            resource,
         } = grant;
         let now = self.clock.now();
         let scopes = split_scope(scope);
@@ -227,8 +245,11 @@ impl OAuthService {
             // tokens to itself (RFC 9449 §5): they are bound to it. A confidential client's
             // are bound to its authentication already.
             dpop_jkt: dpop_jkt.filter(|_| client.is_public()).map(str::to_owned),
+            resources,
             ..SessionRecord::open(&user.id, context.device(), now, lifetime)
         };
+        // The resource this token is for is settled before anything is written.
+        let target = self.target_resource(&session, resource).await?;
         let wants_refresh = scopes.iter().any(|scope| scope == SCOPE_OFFLINE_ACCESS)
             && client.allows_grant(GRANT_REFRESH_TOKEN);
         let refresh = wants_refresh.then(|| {
@@ -273,7 +294,14 @@ impl OAuthService {
                 other => other.into(),
             })?;
         let response = self
-            .tokens_for_session(client, &session, user, refresh.map(|(token, _)| token), dpop_jkt)
+            .tokens_for_session(
+                client,
+                &session,
+                user,
+                refresh.map(|(token, _)| token),
+                dpop_jkt,
+                target.as_ref(),
+            )
             .await?;
         Ok((response, session.id))
     }
@@ -284,10 +312,22 @@ impl OAuthService {
         client: &ClientRecord,
         refresh_token: &str,
         scope: Option<&str>,
-        dpop_jkt: Option<&str>,
+        target: TokenTarget<'_>,
         context: &RequestContext,
     ) -> Result<TokenResponse, OAuthError> {
+        let TokenTarget { dpop_jkt, resource } = target;
         check_grant(client, GRANT_REFRESH_TOKEN)?;
+        // A resource the grant does not include is refused before the token is spent.
+        if let Some(named) = resource
+            && REFRESH_TOKEN.recognises(refresh_token)
+            && let Some((_, session)) = self
+                .session_store
+                .refresh_token(&self.tokens.refresh_token_digest(refresh_token))
+                .await?
+            && !session.resources.iter().any(|identifier| identifier == named)
+        {
+            return Err(OAuthError::InvalidTarget(format!("{named} was not granted")));
+        }
         let (mut session, user, new_token) = self
             .sessions
             .rotate_refresh_token(
@@ -308,7 +348,33 @@ impl OAuthService {
             }
             session.scope = Some(requested.join(" "));
         }
-        self.tokens_for_session(client, &session, &user, Some(new_token), dpop_jkt).await
+        let target = self.target_resource(&session, resource).await?;
+        self.tokens_for_session(client, &session, &user, Some(new_token), dpop_jkt, target.as_ref())
+            .await
+    }
+
+    /// The resource a token request is for (RFC 8707): the one it names, which the grant must
+    /// include; else the grant's only one; none for a grant without resources. A grant for
+    /// several resources must name one: each access token is for one audience.
+    async fn target_resource(
+        &self,
+        session: &SessionRecord,
+        resource: Option<&str>,
+    ) -> Result<Option<ResourceServerRecord>, OAuthError> {
+        let identifier = match (resource, session.resources.as_slice()) {
+            (Some(named), granted) if granted.iter().any(|identifier| identifier == named) => named,
+            (Some(named), _) => {
+                return Err(OAuthError::InvalidTarget(format!("{named} was not granted")));
+            }
+            (None, []) => return Ok(None),
+            (None, [only]) => only.as_str(),
+            (None, _) => {
+                return Err(OAuthError::InvalidTarget(
+                    "the grant is for several resources: name one with resource".into(),
+                ));
+            }
+        };
+        Ok(self.resources.resolve(&[identifier.to_owned()]).await?.pop())
     }
 
     /// `grant_type=client_credentials`: the client acts for itself; no user, no refresh token.
@@ -316,23 +382,46 @@ impl OAuthService {
         &self,
         client: &ClientRecord,
         scope: Option<&str>,
-        dpop_jkt: Option<&str>,
+        target: TokenTarget<'_>,
     ) -> Result<TokenResponse, OAuthError> {
+        let TokenTarget { dpop_jkt, resource } = target;
         check_grant(client, GRANT_CLIENT_CREDENTIALS)?;
         if client.is_public() {
             return Err(OAuthError::UnauthorizedClient(
                 "public clients cannot use client_credentials".into(),
             ));
         }
+        // A client acting for itself may name any registered resource (RFC 8707).
+        let target = match resource {
+            Some(identifier) => self.resources.resolve(&[identifier.to_owned()]).await?.pop(),
+            None => None,
+        };
         let scopes: Vec<String> = match scope {
             Some(scope) => split_scope(scope),
-            None => client
-                .scopes
-                .iter()
-                .filter(|s| *s != SCOPE_OPENID && *s != SCOPE_OFFLINE_ACCESS)
-                .cloned()
-                .collect(),
+            None => {
+                let all: Vec<String> = client
+                    .scopes
+                    .iter()
+                    .filter(|s| *s != SCOPE_OPENID && *s != SCOPE_OFFLINE_ACCESS)
+                    .cloned()
+                    .collect();
+                match &target {
+                    Some(resource) => resource.narrow(&all),
+                    None => all,
+                }
+            }
         };
+        if let (Some(resource), Some(bad)) = (
+            &target,
+            target.as_ref().and_then(|resource| {
+                scopes.iter().find(|scope| !resource.narrow(&[(*scope).clone()]).contains(scope))
+            }),
+        ) {
+            return Err(OAuthError::InvalidScope(format!(
+                "scope {bad} is not accepted by {}",
+                resource.identifier
+            )));
+        }
         if let Some(bad) = scopes.iter().find(|scope| {
             !client.scopes.contains(scope)
                 || *scope == SCOPE_OPENID
@@ -350,8 +439,12 @@ impl OAuthService {
                 session_id: None,
                 client_id: Some(client.client_id.clone()),
                 scope: (!scope.is_empty()).then(|| scope.clone()),
-                ttl_seconds: client.access_token_ttl_seconds,
+                ttl_seconds: target
+                    .as_ref()
+                    .and_then(|resource| resource.access_token_ttl_seconds)
+                    .or(client.access_token_ttl_seconds),
                 dpop_jkt: dpop_jkt.map(str::to_owned),
+                audience: target.map(|resource| resource.identifier),
                 ..AccessTokenGrant::default()
             })
             .await?;
@@ -372,9 +465,15 @@ impl OAuthService {
         user: &UserRecord,
         refresh_token: Option<String>,
         dpop_jkt: Option<&str>,
+        resource: Option<&ResourceServerRecord>,
     ) -> Result<TokenResponse, OAuthError> {
         let scope = session.scope.clone().unwrap_or_default();
         let scopes = split_scope(&scope);
+        // A token for a resource carries only the granted scopes that resource accepts.
+        let token_scope = match resource {
+            Some(resource) => resource.narrow(&scopes).join(" "),
+            None => scope.clone(),
+        };
         // Read at every issue: a removal from the organization or a role change shows in the
         // next token (a refresh).
         let organization = if scopes.iter().any(|scope| scope == SCOPE_ORGANIZATION) {
@@ -388,13 +487,16 @@ impl OAuthService {
                 subject: user.id.clone(),
                 session_id: Some(session.id.clone()),
                 client_id: Some(client.client_id.clone()),
-                scope: Some(scope.clone()),
-                ttl_seconds: client.access_token_ttl_seconds,
+                scope: Some(token_scope.clone()),
+                ttl_seconds: resource
+                    .and_then(|resource| resource.access_token_ttl_seconds)
+                    .or(client.access_token_ttl_seconds),
                 auth_time: session.auth_time,
                 amr: Some(session.amr_values()),
                 organization: organization.clone(),
                 actor: session.impersonator.clone(),
                 dpop_jkt: dpop_jkt.map(str::to_owned),
+                audience: resource.map(|resource| resource.identifier.clone()),
             })
             .await?;
         let id_token = if scopes.iter().any(|scope| scope == SCOPE_OPENID) {
@@ -422,7 +524,7 @@ impl OAuthService {
             expires_in: claims.exp - claims.iat,
             refresh_token,
             id_token,
-            scope,
+            scope: token_scope,
         })
     }
 }

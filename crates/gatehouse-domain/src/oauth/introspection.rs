@@ -25,7 +25,7 @@ impl OAuthService {
         &self,
         token: &str,
     ) -> Result<Option<AccessTokenClaims>, OAuthError> {
-        let claims = match self.tokens.verify_access_token(token).await {
+        let claims = match self.tokens.verify_issued_access_token(token).await {
             Ok(claims) => claims,
             Err(DomainError::Store(error)) => return Err(error.into()),
             Err(_) => return Ok(None),
@@ -136,7 +136,7 @@ impl OAuthService {
             }
             return Ok(());
         }
-        if let Ok(claims) = self.tokens.verify_access_token(token).await
+        if let Ok(claims) = self.tokens.verify_issued_access_token(token).await
             && claims.client_id.as_deref() == Some(client.client_id.as_str())
         {
             self.store.revoke_access_token(&claims.jti, claims.exp).await?;
@@ -153,6 +153,10 @@ impl OAuthService {
         proof_jkt: Option<&str>,
     ) -> Result<Value, OAuthError> {
         let claims = self.live_access_token(access_token).await?.ok_or(OAuthError::InvalidToken)?;
+        // A token for a resource server (RFC 8707) is for that API, not for userinfo.
+        if claims.aud != self.tokens.settings().audience {
+            return Err(OAuthError::InvalidToken);
+        }
         if claims.cnf.as_ref().map(|cnf| cnf.jkt.as_str()) != proof_jkt {
             return Err(OAuthError::InvalidToken);
         }

@@ -22,6 +22,7 @@ pub mod introspection;
 pub mod logout;
 pub mod par;
 pub mod request_object;
+pub mod resources;
 pub mod store;
 
 use std::sync::Arc;
@@ -74,6 +75,8 @@ pub struct OAuthParts {
     pub code_digester: Digester,
     pub clock: Arc<dyn Clock>,
     pub settings: OAuthSettings,
+    /// The registered resource servers (RFC 8707).
+    pub resources: Arc<resources::ResourceServerService>,
 }
 
 pub struct OAuthService {
@@ -86,6 +89,7 @@ pub struct OAuthService {
     code_digester: Digester,
     clock: Arc<dyn Clock>,
     settings: OAuthSettings,
+    resources: Arc<resources::ResourceServerService>,
 }
 
 impl OAuthService {
@@ -100,6 +104,7 @@ impl OAuthService {
             code_digester,
             clock,
             settings,
+            resources,
         } = parts;
         Self {
             store,
@@ -111,6 +116,7 @@ impl OAuthService {
             code_digester,
             clock,
             settings,
+            resources,
         }
     }
 

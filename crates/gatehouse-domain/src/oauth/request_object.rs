@@ -97,6 +97,17 @@ pub fn open_request_object(
         Some(Value::Number(number)) => Some(number.to_string()),
         _ => text("max_age")?,
     };
+    // `resource` (RFC 8707): one identifier, or several as an array.
+    let resource = match claims.get("resource") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(one)) => vec![one.clone()],
+        Some(Value::Array(many)) => many
+            .iter()
+            .map(|value| value.as_str().map(str::to_owned))
+            .collect::<Option<Vec<String>>>()
+            .ok_or_else(|| invalid("resource must be a string or an array of strings"))?,
+        Some(_) => return Err(invalid("resource must be a string or an array of strings")),
+    };
     Ok(AuthorizationRequest {
         client_id: Some(client.client_id.clone()),
         redirect_uri: text("redirect_uri")?,
@@ -115,6 +126,7 @@ pub fn open_request_object(
         response_mode: text("response_mode")?,
         organization: text("organization")?,
         dpop_jkt: text("dpop_jkt")?,
+        resource,
         pushed: outer.pushed,
     })
 }

@@ -33,6 +33,8 @@ pub struct AuthorizationCodeRecord {
     pub organization_id: Option<String>,
     /// The DPoP key the code may only be exchanged with a proof of (`dpop_jkt`, RFC 9449 §10).
     pub dpop_jkt: Option<String>,
+    /// The resources (RFC 8707 identifiers) the request named: the grant is for them.
+    pub resources: Vec<String>,
 }
 
 /// A client a user consented to (the account page's "connected applications").

@@ -34,6 +34,9 @@ pub struct SessionRecord {
     /// The DPoP key (thumbprint) the session's refresh tokens are bound to: each refresh must
     /// carry a proof of it, and its access tokens are bound to it (`cnf.jkt`).
     pub dpop_jkt: Option<String>,
+    /// The resources (RFC 8707) an OAuth grant was made for: its access tokens are each for
+    /// one of them.
+    pub resources: Vec<String>,
 }
 
 impl SessionRecord {
@@ -70,6 +73,7 @@ impl SessionRecord {
             organization_id: None,
             impersonator: None,
             dpop_jkt: None,
+            resources: Vec::new(),
         }
     }
 

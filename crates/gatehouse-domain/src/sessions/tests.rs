@@ -46,6 +46,7 @@ fn client_session(world: &TestWorld, user: &UserRecord, client_id: &str) -> (Str
         organization_id: None,
         impersonator: None,
         dpop_jkt: None,
+        resources: Vec::new(),
     };
     let (token, digest) = world.tokens.new_refresh_token();
     let refresh = RefreshTokenRecord {

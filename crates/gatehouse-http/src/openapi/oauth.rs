@@ -51,6 +51,7 @@ const TOKEN: &[(&str, bool)] = &[
     ("refresh_token", false),
     ("scope", false),
     ("device_code", false),
+    ("resource", false),
     ("client_id", false),
     ("client_secret", false),
     ("client_assertion_type", false),
@@ -74,6 +75,7 @@ const AUTHORIZE: &[(&str, bool)] = &[
     ("request_uri", false),
     ("request", false),
     ("dpop_jkt", false),
+    ("resource", false),
 ];
 
 /// A pushed authorization request: the authorization request's parameters (`client_id` as
@@ -93,6 +95,7 @@ const PUSHED_AUTHORIZATION: &[(&str, bool)] = &[
     ("response_mode", false),
     ("request", false),
     ("dpop_jkt", false),
+    ("resource", false),
     ("client_id", false),
     ("client_secret", false),
     ("client_assertion_type", false),

@@ -55,8 +55,12 @@ struct AuthorizeQuery {
 /// Parses the query; a parameter given twice makes the request invalid (RFC 6749 §3.1).
 fn parse_request(raw: &str) -> Option<AuthorizationRequest> {
     let mut seen = std::collections::HashSet::new();
-    for (name, _) in url::form_urlencoded::parse(raw.as_bytes()) {
-        if !seen.insert(name.into_owned()) {
+    let mut resource = Vec::new();
+    for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+        // `resource` may repeat (RFC 8707 §2).
+        if name == "resource" {
+            resource.push(value.into_owned());
+        } else if !seen.insert(name.into_owned()) {
             return None;
         }
     }
@@ -79,6 +83,7 @@ fn parse_request(raw: &str) -> Option<AuthorizationRequest> {
         response_mode: query.response_mode,
         organization: query.organization,
         dpop_jkt: query.dpop_jkt,
+        resource,
         pushed: false,
     })
 }

@@ -13,9 +13,11 @@ use gatehouse_domain::oauth::clients::ClientCredentials;
 
 use super::response::OAuthErrorResponse;
 
-/// The form parameters, each present once.
+/// The form parameters, each present once — but `resource` (RFC 8707 §2), which may repeat.
 pub(crate) struct OAuthForm {
     pub parameters: HashMap<String, String>,
+    /// Every `resource` value, in order.
+    pub resources: Vec<String>,
     pub authorization: Option<String>,
 }
 
@@ -117,7 +119,12 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             OAuthError::InvalidRequest("the body could not be read or is too large".into())
         })?;
         let mut parameters = HashMap::new();
+        let mut resources = Vec::new();
         for (name, value) in url::form_urlencoded::parse(&body) {
+            if name == "resource" {
+                resources.push(value.into_owned());
+                continue;
+            }
             if parameters.insert(name.into_owned(), value.into_owned()).is_some() {
                 return Err(OAuthError::InvalidRequest(
                     "a parameter appears more than once".into(),
@@ -125,7 +132,7 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
                 .into());
             }
         }
-        Ok(OAuthForm { parameters, authorization })
+        Ok(OAuthForm { parameters, resources, authorization })
     }
 }
 

@@ -73,6 +73,7 @@ async fn pushed(
         response_mode: text("response_mode"),
         organization: text("organization"),
         dpop_jkt,
+        resource: form.resources.clone(),
         pushed: true,
     };
     let pushed = state.par.push(&client, request).await?;

@@ -41,7 +41,8 @@ impl IntoResponse for OAuthErrorResponse {
             // At the token endpoint (RFC 9449 §5); a resource answers 401 (userinfo).
             | OAuthError::InvalidDpopProof(_)
             | OAuthError::UseDpopNonce
-            | OAuthError::InvalidRequestObject(_) => StatusCode::BAD_REQUEST,
+            | OAuthError::InvalidRequestObject(_)
+            | OAuthError::InvalidTarget(_) => StatusCode::BAD_REQUEST,
         };
         // Logged once, by the observe middleware, with the request id (like every error).
         let internal = match &self.error {

@@ -10,6 +10,7 @@ use gatehouse_domain::oauth::client::{
     GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN,
 };
 use gatehouse_domain::oauth::dpop::ProofTarget;
+use gatehouse_domain::oauth::grants::TokenTarget;
 
 use super::form::OAuthForm;
 use super::response::{OAuthErrorResponse, no_store_json};
@@ -48,6 +49,17 @@ async fn exchange(
     let dpop_jkt = dpop::proof_key(state, headers, target).await?;
     let dpop_jkt = dpop_jkt.as_deref();
     client.check_dpop(dpop_jkt)?;
+    // One resource per token request (RFC 8707 §2.2): each access token has one audience.
+    let resource = match form.resources.as_slice() {
+        [] => None,
+        [one] => Some(one.as_str()),
+        _ => {
+            return Err(
+                OAuthError::InvalidTarget("name one resource per token request".into()).into()
+            );
+        }
+    };
+    let target = TokenTarget { dpop_jkt, resource };
     let grant_type = form
         .get("grant_type")
         .ok_or(OAuthError::InvalidRequest("grant_type is required".into()))?;
@@ -62,7 +74,7 @@ async fn exchange(
                     code,
                     form.get("redirect_uri"),
                     form.get("code_verifier"),
-                    dpop_jkt,
+                    target,
                     context,
                 )
                 .await?
@@ -71,13 +83,10 @@ async fn exchange(
             let refresh_token = form
                 .get("refresh_token")
                 .ok_or(OAuthError::InvalidRequest("refresh_token is required".into()))?;
-            state
-                .oauth
-                .refresh(&client, refresh_token, form.get("scope"), dpop_jkt, context)
-                .await?
+            state.oauth.refresh(&client, refresh_token, form.get("scope"), target, context).await?
         }
         GRANT_CLIENT_CREDENTIALS => {
-            state.oauth.client_credentials(&client, form.get("scope"), dpop_jkt).await?
+            state.oauth.client_credentials(&client, form.get("scope"), target).await?
         }
         GRANT_DEVICE_CODE => {
             let device_code = form
