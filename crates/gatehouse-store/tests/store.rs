@@ -357,6 +357,7 @@ async fn a_new_session_is_written_whole_or_not_at_all(test: TestDatabase) {
         organization_id: None,
         impersonator: None,
         dpop_jkt: None,
+        resources: Vec::new(),
     };
     let refresh = |digest: &[u8], session_id: &str| RefreshTokenRecord {
         token_digest: digest.to_vec(),
@@ -481,6 +482,7 @@ async fn a_code_exchange_spends_its_code_once_and_only_for_an_active_user(test: 
         issued_session_id: None,
         organization_id: None,
         dpop_jkt: Some("thumbprint-of-the-client-key".into()),
+        resources: vec!["https://api.example.com".into()],
     };
     store.insert_authorization_code(&code).await.unwrap();
     let session = |id: &str| SessionRecord {
@@ -501,6 +503,7 @@ async fn a_code_exchange_spends_its_code_once_and_only_for_an_active_user(test: 
         organization_id: None,
         impersonator: None,
         dpop_jkt: None,
+        resources: Vec::new(),
     };
     let exchange = |session_id: &str| UnitOfWork {
         spend_code: Some(SpentCode {
@@ -534,6 +537,7 @@ async fn a_code_exchange_spends_its_code_once_and_only_for_an_active_user(test: 
     let stored = store.authorization_code(b"code-1").await.unwrap().unwrap();
     assert_eq!(stored.used_at, None);
     assert_eq!(stored.dpop_jkt.as_deref(), Some("thumbprint-of-the-client-key"));
+    assert_eq!(stored.resources, ["https://api.example.com"]);
 
     // Active again: the exchange spends the code for its session, and reads the user as stored.
     let active = UserChange { suspended_at: Some(None), ..UserChange::default() };

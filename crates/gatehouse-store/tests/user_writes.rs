@@ -158,6 +158,7 @@ async fn a_session_is_never_written_for_a_suspended_user(test: TestDatabase) {
         organization_id: None,
         impersonator: None,
         dpop_jkt: None,
+        resources: Vec::new(),
     };
     let refresh = |digest: &[u8], id: &str| RefreshTokenRecord {
         token_digest: digest.to_vec(),

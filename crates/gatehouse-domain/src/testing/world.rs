@@ -183,13 +183,17 @@ impl TestWorld {
             directory: accounts.directory.clone(),
             tokens: tokens.clone(),
             code_digester: Digester::new(&master, "authorization-code"),
-            clock: dyn_clock,
+            clock: dyn_clock.clone(),
             settings: OAuthSettings {
                 issuer: token_settings.issuer,
                 code_ttl_seconds: 60,
                 id_token_ttl_seconds: 3600,
                 secret_overlap_seconds: 24 * 3600,
             },
+            resources: Arc::new(crate::oauth::resources::ResourceServerService::new(
+                store.clone(),
+                dyn_clock.clone(),
+            )),
         }));
         let totp_cipher = FieldCipher::new(&master, &[], TOTP_SECRET_PURPOSE);
         let device_flow = DeviceFlowService::new(oauth.clone(), store.clone());

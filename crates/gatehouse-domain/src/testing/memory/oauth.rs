@@ -213,3 +213,54 @@ impl DeviceCodeStore for MemoryStore {
         Ok(true)
     }
 }
+
+/// No resource servers in the domain's unit tests (the integration tests register them):
+/// every lookup finds none, and nothing is written.
+#[async_trait]
+impl crate::oauth::resources::ResourceServerStore for MemoryStore {
+    async fn insert_resource_server(
+        &self,
+        _record: &crate::oauth::resources::ResourceServerRecord,
+        _events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        Err(not_used())
+    }
+
+    async fn update_resource_server(
+        &self,
+        _record: &crate::oauth::resources::ResourceServerRecord,
+        _events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        Err(not_used())
+    }
+
+    async fn delete_resource_server(
+        &self,
+        _id: &str,
+        _events: &[AuditEvent],
+    ) -> Result<bool, StoreError> {
+        Err(not_used())
+    }
+
+    async fn resource_server(
+        &self,
+        _id: &str,
+    ) -> Result<Option<crate::oauth::resources::ResourceServerRecord>, StoreError> {
+        Ok(None)
+    }
+
+    async fn resource_server_by_identifier(
+        &self,
+        _identifier: &str,
+    ) -> Result<Option<crate::oauth::resources::ResourceServerRecord>, StoreError> {
+        Ok(None)
+    }
+
+    async fn list_resource_servers(
+        &self,
+        _after: Option<&str>,
+        _limit: u32,
+    ) -> Result<Vec<crate::oauth::resources::ResourceServerRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+}
