@@ -10,7 +10,7 @@
 //!   `revoked_access_tokens` (the
 //!   entry is kept exactly as long as the token it revokes could be presented),
 //!   `device_codes`, `used_client_assertions`, `used_dpop_proofs` (on the database; Redis
-//!   expires its own), `mfa_codes`, `mfa_challenges` (on the database;
+//!   expires its own), `registration_tokens` (initial access tokens), `mfa_codes`, `mfa_challenges` (on the database;
 //!   Redis expires its own), `trusted_devices`, `passkey_ceremonies` (on the database; Redis
 //!   expires its own), `organization_invitations` (accepted, declined and revoked ones too once
 //!   past their expiry: the audit trail keeps what happened);
@@ -60,6 +60,8 @@ pub enum SweptTable {
     UsedClientAssertions,
     /// The `jti` of accepted DPoP proofs, once the proof could no longer verify.
     UsedDpopProofs,
+    /// Initial access tokens of dynamic client registration, past their expiry.
+    RegistrationTokens,
     MfaCodes,
     MfaChallenges,
     TrustedDevices,
@@ -85,7 +87,7 @@ pub trait DueDeletions: Send + Sync {
 impl SweptTable {
     /// Every swept table, in the order a sweep visits them (refresh tokens before sessions so
     /// a session's cascade finds fewer tokens to remove).
-    pub const ALL: [SweptTable; 18] = [
+    pub const ALL: [SweptTable; 19] = [
         SweptTable::RefreshTokens,
         SweptTable::Sessions,
         SweptTable::AuthorizationCodes,
@@ -95,6 +97,7 @@ impl SweptTable {
         SweptTable::PushedAuthorizationRequests,
         SweptTable::UsedClientAssertions,
         SweptTable::UsedDpopProofs,
+        SweptTable::RegistrationTokens,
         SweptTable::MfaCodes,
         SweptTable::MfaChallenges,
         SweptTable::TrustedDevices,
@@ -117,6 +120,7 @@ impl SweptTable {
             SweptTable::PushedAuthorizationRequests => "pushed_authorization_requests",
             SweptTable::UsedClientAssertions => "used_client_assertions",
             SweptTable::UsedDpopProofs => "used_dpop_proofs",
+            SweptTable::RegistrationTokens => "registration_tokens",
             SweptTable::MfaCodes => "mfa_codes",
             SweptTable::MfaChallenges => "mfa_challenges",
             SweptTable::PasskeyCeremonies => "passkey_ceremonies",

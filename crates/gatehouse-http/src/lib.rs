@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::admin::routes())
         .merge(routes::admin_clients::routes())
         .merge(routes::admin_resource_servers::routes())
+        .merge(routes::admin_registration_tokens::routes())
         .merge(routes::admin_audit::routes())
         .merge(routes::admin_deliveries::routes())
         .merge(routes::admin_webhooks::routes())

@@ -117,6 +117,8 @@ pub struct AppServices {
     pub dpop: Arc<gatehouse_domain::oauth::dpop::DpopService>,
     /// Registered resource servers (RFC 8707), for the admin API.
     pub resource_servers: Arc<gatehouse_domain::oauth::resources::ResourceServerService>,
+    /// Dynamic client registration (RFC 7591/7592) and its initial access tokens.
+    pub registration: Arc<gatehouse_domain::oauth::registration::RegistrationService>,
     pub admin_keys: Arc<AdminKeyService>,
     /// Organizations, their members and roles.
     pub organizations: Arc<gatehouse_domain::organizations::OrganizationService>,

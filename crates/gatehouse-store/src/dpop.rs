@@ -2,19 +2,20 @@
 //! (shared by every instance, gone by itself when the proof could no longer verify), else in
 //! the `used_dpop_proofs` table (which the sweeper empties).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use gatehouse_domain::StoreError;
 use gatehouse_domain::oauth::dpop::DpopProofStore;
 
-use crate::batch::SqliteBatch;
 use crate::error::map_sqlx_error;
 use crate::{Database, Redis};
 
 /// One statement: a new jti is inserted, one remembered but expired (not swept yet) is taken
-/// over, a live one is left alone (0 rows: a replay).
+/// over, a live one is left alone; it answers a row only when it recorded the proof.
 const RECORD_PROOF: &str = "INSERT INTO used_dpop_proofs (jkt, jti, expires_at) VALUES ($1, $2, $3) \
      ON CONFLICT (jkt, jti) DO UPDATE SET expires_at = excluded.expires_at \
-     WHERE used_dpop_proofs.expires_at < $4";
+     WHERE used_dpop_proofs.expires_at < $4 RETURNING jti";
 
 #[async_trait]
 impl DpopProofStore for Database {
@@ -26,23 +27,37 @@ impl DpopProofStore for Database {
         now: i64,
     ) -> Result<bool, StoreError> {
         let recorded = match self {
-            // Every DPoP request writes: on SQLite one round trip to the writer's thread.
+            // Every DPoP request writes: on SQLite one statement (its own transaction) on the
+            // writer, in a task of its own so a dropped request cannot interrupt it.
             Database::Sqlite(sqlite) => {
-                let mut batch = SqliteBatch::default();
-                batch.push(RECORD_PROOF).bind(jkt).bind(jti).bind(expires_at).bind(now);
-                batch.commit_on_writer(&sqlite.writer).await?
+                let writer = Arc::clone(&sqlite.writer);
+                let (jkt, jti) = (jkt.to_owned(), jti.to_owned());
+                tokio::spawn(async move {
+                    let mut writer = writer.lock_owned().await;
+                    sqlx::query(RECORD_PROOF)
+                        .bind(jkt)
+                        .bind(jti)
+                        .bind(expires_at)
+                        .bind(now)
+                        .fetch_optional(&mut *writer)
+                        .await
+                        .map(|row| row.is_some())
+                        .map_err(map_sqlx_error)
+                })
+                .await
+                .map_err(|error| StoreError::Other(format!("SQLite write task: {error}")))??
             }
             Database::Postgres(postgres) => sqlx::query(RECORD_PROOF)
                 .bind(jkt)
                 .bind(jti)
                 .bind(expires_at)
                 .bind(now)
-                .execute(&postgres.pool)
+                .fetch_optional(&postgres.pool)
                 .await
                 .map_err(map_sqlx_error)?
-                .rows_affected(),
+                .is_some(),
         };
-        Ok(recorded == 1)
+        Ok(recorded)
     }
 }
 

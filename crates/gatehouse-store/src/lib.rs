@@ -32,6 +32,7 @@ mod passkeys;
 mod pushed_requests;
 pub mod ratelimit;
 mod redis;
+mod registration_tokens;
 mod resource_servers;
 mod sessions;
 mod sweeper;

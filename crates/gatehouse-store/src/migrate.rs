@@ -65,6 +65,7 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(27, "0027_pushed_authorization_requests"),
     migration!(28, "0028_dpop"),
     migration!(29, "0029_resource_servers"),
+    migration!(30, "0030_dynamic_registration"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

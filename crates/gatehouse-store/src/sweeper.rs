@@ -66,6 +66,10 @@ fn batch_sql(table: SweptTable) -> &'static str {
             "DELETE FROM used_client_assertions WHERE (client_id, jti) IN \
              (SELECT client_id, jti FROM used_client_assertions WHERE expires_at < $1 LIMIT $2)"
         }
+        SweptTable::RegistrationTokens => {
+            "DELETE FROM registration_tokens WHERE id IN \
+             (SELECT id FROM registration_tokens WHERE expires_at < $1 LIMIT $2)"
+        }
         SweptTable::UsedDpopProofs => {
             "DELETE FROM used_dpop_proofs WHERE (jkt, jti) IN \
              (SELECT jkt, jti FROM used_dpop_proofs WHERE expires_at < $1 LIMIT $2)"

@@ -34,6 +34,9 @@ use gatehouse_domain::oauth::dpop::{
     DPOP_NONCE_DIGEST_PURPOSE, DpopProofStore, DpopService, DpopSettings,
 };
 use gatehouse_domain::oauth::par::{ParSettings, PushedAuthorizationService};
+use gatehouse_domain::oauth::registration::{
+    REGISTRATION_DIGEST_PURPOSE, RegistrationMode, RegistrationService, RegistrationSettings,
+};
 use gatehouse_domain::oauth::resources::ResourceServerService;
 use gatehouse_domain::oauth::{
     ClientService, DeviceFlowService, OAuthParts, OAuthService, OAuthSettings,
@@ -97,6 +100,7 @@ fn data_key_purposes() -> Vec<String> {
         ACCOUNT_LIMIT_DIGEST_PURPOSE,
         AUDIT_CHECKPOINT_DIGEST_PURPOSE,
         DPOP_NONCE_DIGEST_PURPOSE,
+        REGISTRATION_DIGEST_PURPOSE,
     ];
     let ciphers = [
         EMAIL_PURPOSE,
@@ -388,6 +392,23 @@ impl Core {
             settings: self.oauth_settings(),
             resources: Arc::new(self.resource_servers()),
         })
+    }
+
+    /// Dynamic client registration (RFC 7591/7592) on this core, registering through `clients`.
+    pub fn registration(
+        &self,
+        clients: &Arc<ClientService>,
+    ) -> Result<RegistrationService, StartupError> {
+        let mode =
+            RegistrationMode::parse(&self.config.oauth.dynamic_registration).unwrap_or_default();
+        Ok(RegistrationService::new(
+            clients.clone(),
+            Arc::new(self.database.clone()),
+            Arc::new(self.database.clone()),
+            self.data_keys.digester(REGISTRATION_DIGEST_PURPOSE).map_err(data_key_error)?,
+            self.clock.clone(),
+            RegistrationSettings { mode, issuer: self.config.issuer() },
+        ))
     }
 
     /// The registered resource servers (RFC 8707) on this core.
@@ -759,6 +780,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let resource_servers = Arc::new(core.resource_servers());
     let clients = Arc::new(core.clients());
     apply_declared_clients(&core.config, &clients).await?;
+    let registration = Arc::new(core.registration(&clients)?);
     let admin_keys = Arc::new(core.admin_keys());
     let api_key_digester = core.service_keys.api_key.clone();
     let browser_keys = BrowserKeys::from_digesters(|purpose| core.data_keys.digester(purpose))
@@ -905,6 +927,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         par,
         dpop,
         resource_servers,
+        registration,
         admin_keys: admin_keys.clone(),
         organizations: organizations.clone(),
         account_deletions,

@@ -62,6 +62,9 @@ pub enum Command {
     /// Manage the resource servers (APIs) access tokens can be issued for (RFC 8707).
     #[command(name = "resource-server", subcommand)]
     ResourceServer(ResourceServerCommand),
+    /// Initial access tokens for dynamic client registration in `token` mode (RFC 7591).
+    #[command(name = "registration-token", subcommand)]
+    RegistrationToken(RegistrationTokenCommand),
     /// Check and export the audit trail.
     #[command(subcommand)]
     Audit(crate::audit_cli::AuditCommand),
@@ -75,6 +78,23 @@ pub enum Command {
 pub enum ClientCommand {
     /// Register a client; prints its client_id and, once, its secret.
     Create(CreateClient),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistrationTokenCommand {
+    /// Issue an initial access token (printed once): it lets a client register itself at
+    /// POST /oauth2/register.
+    Create {
+        /// What it is for.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Its lifetime in seconds (default a day, at most 90 days).
+        #[arg(long)]
+        expires_in: Option<i64>,
+        /// How many registrations it allows (default 1).
+        #[arg(long)]
+        max_uses: Option<i64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +251,11 @@ pub async fn run(command: &Command, config: Config, json_output: bool) -> Result
             create_client(config, arguments, json_output).await
         }
         Command::ResourceServer(command) => resource_server(config, command, json_output).await,
+        Command::RegistrationToken(RegistrationTokenCommand::Create {
+            name,
+            expires_in,
+            max_uses,
+        }) => create_registration_token(config, name, *expires_in, *max_uses, json_output).await,
         Command::AdminKey(AdminKeyCommand::Create { name }) => {
             create_admin_key(config, name, json_output).await
         }
@@ -435,6 +460,35 @@ async fn create_client(
             }
             None => println!("public client: no secret; use PKCE (S256)"),
         }
+    }
+    Ok(())
+}
+
+async fn create_registration_token(
+    config: Config,
+    name: &str,
+    expires_in: Option<i64>,
+    max_uses: Option<i64>,
+    json_output: bool,
+) -> Result<(), StartupError> {
+    let core = app::build_core(config).await?;
+    let clients = std::sync::Arc::new(core.clients());
+    let registration = core.registration(&clients)?;
+    let issued = registration
+        .create_initial_token(&AdminPrincipal::system(), name, expires_in, max_uses, &cli_context())
+        .await;
+    core.database.close().await;
+    let issued = issued.map_err(|error| StartupError::Rejected(describe_rejection(&error)))?;
+    if json_output {
+        println!(
+            "{}",
+            json!({ "id": issued.id, "token": issued.token, "max_uses": issued.max_uses,
+                    "expires_at": issued.expires_at })
+        );
+    } else {
+        println!("token:      {}", issued.token);
+        println!("uses:       {}, until {} (Unix time)", issued.max_uses, issued.expires_at);
+        println!("Give it to the client now: it is not shown again.");
     }
     Ok(())
 }

@@ -215,6 +215,15 @@ async fn seed(database: &Database, now: i64) {
         )
         .await;
     }
+    for (id, expires) in [("old_registration", past), ("live_registration", future)] {
+        execute(
+            database,
+            "INSERT INTO registration_tokens (id, token_digest, name, max_uses, uses, created_at, \
+             expires_at) VALUES ($1, $2, 'ci', 1, 0, $3, $4)",
+            &[Text(id), Bytes(id.as_bytes()), Int(now - 100), Int(expires)],
+        )
+        .await;
+    }
     for (id, expires) in [("old_mfa_code", past), ("live_mfa_code", future)] {
         execute(
             database,
@@ -334,6 +343,7 @@ const EXPECTED: &[(SweptTable, &str, &[&str])] = &[
     (SweptTable::PushedAuthorizationRequests, "request_digest", &["live_par"]),
     (SweptTable::UsedClientAssertions, "jti", &["live_assertion"]),
     (SweptTable::UsedDpopProofs, "jti", &["live_proof"]),
+    (SweptTable::RegistrationTokens, "id", &["live_registration"]),
     (SweptTable::MfaCodes, "id", &["live_mfa_code"]),
     (SweptTable::MfaChallenges, "token_digest", &["live_challenge"]),
     (SweptTable::TrustedDevices, "id", &["live_trusted"]),

@@ -55,6 +55,10 @@ pub struct ClientRecord {
     pub refresh_token_ttl_seconds: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The keyed digest of the registration access token of a dynamically registered client
+    /// (RFC 7592), which manages its registration; `None` for clients an admin registered.
+    #[serde(skip)]
+    pub registration_token_digest: Option<Vec<u8>>,
 }
 
 /// The families of client authentication (RFC 7591 §2 names the methods). A client proves

@@ -132,7 +132,7 @@ impl ClientService {
     }
 
     /// Checks a registration and builds the record (and the secret to show once).
-    fn validated_record(
+    pub(crate) fn validated_record(
         &self,
         request: NewClient,
     ) -> Result<(ClientRecord, Option<String>), DomainError> {
@@ -265,6 +265,7 @@ impl ClientService {
             refresh_token_ttl_seconds: request.refresh_token_ttl_seconds,
             created_at: now,
             updated_at: now,
+            registration_token_digest: None,
         };
         Ok((client, secret))
     }

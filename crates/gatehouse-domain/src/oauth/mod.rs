@@ -21,6 +21,7 @@ pub mod grants;
 pub mod introspection;
 pub mod logout;
 pub mod par;
+pub mod registration;
 pub mod request_object;
 pub mod resources;
 pub mod store;

@@ -12,9 +12,9 @@ use utoipa::OpenApi;
 
 use crate::routes::{
     admin, admin_audit, admin_clients, admin_deliveries, admin_identity_providers, admin_keys,
-    admin_organizations, admin_overview, admin_resource_servers, admin_sessions,
-    admin_signing_keys, admin_webhooks, api_keys, auth, email_links, federation, me, me_data,
-    me_mfa, mfa, operations, organizations, passkeys, well_known,
+    admin_organizations, admin_overview, admin_registration_tokens, admin_resource_servers,
+    admin_sessions, admin_signing_keys, admin_webhooks, api_keys, auth, email_links, federation,
+    me, me_data, me_mfa, mfa, operations, organizations, passkeys, well_known,
 };
 use crate::state::AppState;
 
@@ -34,6 +34,7 @@ use crate::state::AppState;
         admin_clients::delete_client, admin_clients::rotate_secret, admin_clients::update_client,
         admin_resource_servers::create, admin_resource_servers::list, admin_resource_servers::read,
         admin_resource_servers::update, admin_resource_servers::delete,
+        admin_registration_tokens::create,
         admin_deliveries::list_deliveries, admin_deliveries::delivery_attempts,
         admin_deliveries::retry_delivery,
         admin_webhooks::create_webhook, admin_webhooks::list_webhooks, admin_webhooks::get_webhook,

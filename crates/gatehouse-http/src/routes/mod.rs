@@ -8,6 +8,7 @@ pub(crate) mod admin_identity_providers;
 pub(crate) mod admin_keys;
 pub(crate) mod admin_organizations;
 pub(crate) mod admin_overview;
+pub(crate) mod admin_registration_tokens;
 pub(crate) mod admin_resource_servers;
 pub(crate) mod admin_sessions;
 pub(crate) mod admin_signing_keys;

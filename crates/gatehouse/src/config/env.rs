@@ -104,6 +104,7 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("cache.ttl_seconds", Kind::Integer),
     ("oauth.require_pushed_authorization_requests", Kind::Boolean),
     ("oauth.dpop_require_nonce", Kind::Boolean),
+    ("oauth.dynamic_registration", Kind::Text),
     ("mfa.policy", Kind::Text),
     ("mfa.totp_issuer", Kind::Text),
     ("mfa.trusted_device_days", Kind::Integer),

@@ -273,6 +273,10 @@ pub struct OAuthConfig {
     /// gets `use_dpop_nonce` and the nonce in `DPoP-Nonce`. Nonces are derived from the
     /// time, so every instance accepts every other's.
     pub dpop_require_nonce: bool,
+    /// Dynamic client registration (RFC 7591/7592) at `/oauth2/register`: `off` (default),
+    /// `open` (anyone, public clients only) or `token` (with an initial access token from the
+    /// admin API or `gatehouse registration-token create`).
+    pub dynamic_registration: String,
 }
 
 /// The in-memory read cache of sessions, users, clients and token revocations.

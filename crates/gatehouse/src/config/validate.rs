@@ -40,6 +40,14 @@ impl Config {
         {
             return Err(error("database.schema", "letters, digits and underscores only"));
         }
+        if !self.oauth.dynamic_registration.is_empty()
+            && gatehouse_domain::oauth::registration::RegistrationMode::parse(
+                &self.oauth.dynamic_registration,
+            )
+            .is_none()
+        {
+            return Err(error("oauth.dynamic_registration", "expected off, open or token"));
+        }
         self.validate_numbers()?;
         self.validate_accounts()?;
         self.validate_cors()?;

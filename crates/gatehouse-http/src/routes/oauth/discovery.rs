@@ -43,7 +43,7 @@ fn document(state: &AppState, jwks: &serde_json::Value) -> serde_json::Value {
     if algorithms.is_empty() {
         algorithms.push("RS256".to_owned());
     }
-    json!({
+    let mut document = json!({
         "issuer": state.oauth.issuer(),
         "authorization_endpoint": endpoint("/oauth2/authorize"),
         "token_endpoint": endpoint("/oauth2/token"),
@@ -84,5 +84,12 @@ fn document(state: &AppState, jwks: &serde_json::Value) -> serde_json::Value {
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
         "ui_locales_supported": ["en", "fr"],
-    })
+    });
+    // Dynamic client registration is advertised only while it is on (`open` or `token`).
+    if state.registration.mode() != gatehouse_domain::oauth::registration::RegistrationMode::Off
+        && let Some(members) = document.as_object_mut()
+    {
+        members.insert("registration_endpoint".into(), json!(endpoint("/oauth2/register")));
+    }
+    document
 }

@@ -9,6 +9,7 @@ pub(crate) mod form;
 pub(crate) mod introspect;
 pub(crate) mod limits;
 pub(crate) mod par;
+pub(crate) mod register;
 pub(crate) mod response;
 pub(crate) mod token;
 pub(crate) mod userinfo;
@@ -29,6 +30,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .merge(token::routes().route_layer(from_fn_with_state(state.clone(), limits::token_budget)))
         .merge(par::routes().route_layer(from_fn_with_state(state.clone(), limits::token_budget)))
         .merge(userinfo::routes())
+        .merge(register::routes().route_layer(limited(Bucket::SignUp)))
         .merge(introspect::routes().route_layer(limited(Bucket::Introspect)))
         .merge(device_flow::api_routes().route_layer(limited(Bucket::DeviceAuthorization)))
         // Set here, under the CORS middleware, so a preflight (OPTIONS, which no route
