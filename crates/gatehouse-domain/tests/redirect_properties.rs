@@ -26,6 +26,7 @@ fn client(redirect: &str) -> ClientRecord {
         refresh_token_ttl_seconds: None,
         created_at: 0,
         updated_at: 0,
+        registration_token_digest: None,
     }
 }
 

@@ -463,6 +463,7 @@ async fn a_code_exchange_spends_its_code_once_and_only_for_an_active_user(test: 
         refresh_token_ttl_seconds: None,
         created_at: 1,
         updated_at: 1,
+        registration_token_digest: None,
     };
     store.insert_client(&client, &[]).await.unwrap();
     let code = AuthorizationCodeRecord {

@@ -219,6 +219,7 @@ mod tests {
             refresh_token_ttl_seconds: None,
             created_at: 0,
             updated_at: 0,
+            registration_token_digest: None,
         }
     }
 

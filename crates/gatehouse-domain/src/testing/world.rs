@@ -275,6 +275,7 @@ impl TestWorld {
             refresh_token_ttl_seconds: None,
             created_at: self.now(),
             updated_at: self.now(),
+            registration_token_digest: None,
         };
         self.store.put_client(client.clone());
         client
