@@ -50,6 +50,11 @@ pub enum VerifyError {
     /// The introspection endpoint says the token is not active (unknown, revoked, expired).
     #[error("token not active")]
     Inactive,
+    /// The token is sender-constrained (`cnf`: a DPoP key, RFC 9449, or a client certificate,
+    /// RFC 8705): it is accepted only with a proof of that key, which a bearer token check
+    /// does not see.
+    #[error("the token is sender-constrained: present it with its proof of possession")]
+    SenderConstrained,
     /// An opaque token (such as an API key) arrived but no introspection is configured.
     #[error("opaque tokens are not accepted here")]
     OpaqueTokenNotAccepted,

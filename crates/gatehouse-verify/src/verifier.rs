@@ -123,24 +123,37 @@ impl Verifier {
     /// Verifies a bearer token and returns its claims. A JWT (anything with a `.`) is checked
     /// offline: signature with the published key its `kid` names, `alg` allowed and the key's,
     /// `typ`, `iss`, `aud`, `exp` and `nbf` with leeway. Anything else is an opaque token,
-    /// asked about at the introspection endpoint when one is configured.
+    /// asked about at the introspection endpoint when one is configured. A sender-constrained
+    /// token (`cnf.jkt` of DPoP, `cnf.x5t#S256` of mutual TLS) is refused: a bearer token
+    /// check cannot see the proof of possession it needs.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         self.verify_token(token).await.map(|verified| verified.claims)
     }
 
     /// [`Self::verify`], also saying how the token was verified.
     pub async fn verify_token(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
-        if token.contains('.') {
+        let verified = if token.contains('.') {
             let claims = self.inner.verify_jwt(token).await?;
-            Ok(VerifiedToken { claims, kind: TokenKind::Jwt })
+            VerifiedToken { claims, kind: TokenKind::Jwt }
         } else if token.is_empty() {
-            Err(VerifyError::Malformed)
+            return Err(VerifyError::Malformed);
         } else {
             let inner = &self.inner;
             let claims =
                 inner.introspector.introspect(&inner.issuer, &inner.settings, token).await?;
-            Ok(VerifiedToken { claims, kind: TokenKind::Introspected })
+            VerifiedToken { claims, kind: TokenKind::Introspected }
+        };
+        // A sender-constrained token used as a bearer token (RFC 9449 §7.1, RFC 8705 §3):
+        // whoever presents it without the proof of its key may have stolen it.
+        if verified
+            .claims
+            .cnf
+            .as_ref()
+            .is_some_and(|cnf| cnf.jkt.is_some() || cnf.x5t_s256.is_some())
+        {
+            return Err(VerifyError::SenderConstrained);
         }
+        Ok(verified)
     }
 
     /// Fetches the key set now (resolving the discovery document first if needed), so a

@@ -221,3 +221,18 @@ async fn a_verifier_needs_an_audience_and_http_urls() {
     );
     assert_eq!(build(Verifier::builder("https://auth.example").audience("a")), Ok(()));
 }
+
+#[tokio::test]
+async fn a_dpop_bound_token_is_not_a_bearer_token() {
+    let key = TestKey::es256("k1");
+    let issuer = TestIssuer::start(&[&key]).await;
+    let verifier = issuer.verifier().build().unwrap();
+    let bound =
+        key.sign(&issuer.claims_with(
+            json!({ "cnf": { "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" } }),
+        ));
+    assert_eq!(verifier.verify(&bound).await.map(|_| ()), Err(VerifyError::SenderConstrained));
+    let mtls = key.sign(&issuer.claims_with(json!({ "cnf": { "x5t#S256": "thumb" } })));
+    assert_eq!(verifier.verify(&mtls).await.map(|_| ()), Err(VerifyError::SenderConstrained));
+    assert!(verifier.verify(&key.sign(&issuer.claims_with(json!({})))).await.is_ok());
+}

@@ -16,6 +16,10 @@ use utoipa::openapi::{ContentBuilder, OpenApi, Ref, Required, ResponsesBuilder};
 enum Carrier {
     Query,
     Form,
+    /// A JSON object (dynamic client registration, RFC 7591).
+    Json,
+    /// Nothing but the path.
+    None,
 }
 
 /// What a successful answer is.
@@ -29,6 +33,8 @@ enum Answer {
     Browser,
     /// `200` with no meaningful body (revocation).
     Empty,
+    /// `204` (a registration deleted).
+    NoContent,
 }
 
 struct OAuthOperation {
@@ -100,6 +106,18 @@ const PUSHED_AUTHORIZATION: &[(&str, bool)] = &[
     ("client_secret", false),
     ("client_assertion_type", false),
     ("client_assertion", false),
+];
+
+/// Client metadata (RFC 7591 §2), as a registration sends it.
+const CLIENT_METADATA: &[(&str, bool)] = &[
+    ("redirect_uris", false),
+    ("token_endpoint_auth_method", false),
+    ("grant_types", false),
+    ("response_types", false),
+    ("client_name", false),
+    ("scope", false),
+    ("jwks", false),
+    ("post_logout_redirect_uris", false),
 ];
 
 const TOKEN_AND_HINT: &[(&str, bool)] = &[
@@ -219,6 +237,42 @@ const OPERATIONS: &[OAuthOperation] = &[
         errors: &[401, 403],
     },
     OAuthOperation {
+        method: HttpMethod::Post,
+        path: "/oauth2/register",
+        summary: "Dynamic client registration (RFC 7591), when GATEHOUSE_OAUTH_DYNAMIC_REGISTRATION is open or token (404 while off); answers the client with its registration access token",
+        carrier: Carrier::Json,
+        parameters: CLIENT_METADATA,
+        answer: Answer::Created,
+        errors: &[400, 401, 404, 503],
+    },
+    OAuthOperation {
+        method: HttpMethod::Get,
+        path: "/oauth2/register/{client_id}",
+        summary: "Reads a dynamically registered client (RFC 7592), with its registration access token as a bearer token",
+        carrier: Carrier::None,
+        parameters: &[],
+        answer: Answer::Json,
+        errors: &[401, 404, 503],
+    },
+    OAuthOperation {
+        method: HttpMethod::Put,
+        path: "/oauth2/register/{client_id}",
+        summary: "Replaces a dynamically registered client's metadata (RFC 7592)",
+        carrier: Carrier::Json,
+        parameters: CLIENT_METADATA,
+        answer: Answer::Json,
+        errors: &[400, 401, 404, 503],
+    },
+    OAuthOperation {
+        method: HttpMethod::Delete,
+        path: "/oauth2/register/{client_id}",
+        summary: "Deletes a dynamically registered client (RFC 7592) and ends its grants",
+        carrier: Carrier::None,
+        parameters: &[],
+        answer: Answer::NoContent,
+        errors: &[401, 404, 503],
+    },
+    OAuthOperation {
         method: HttpMethod::Get,
         path: "/oauth2/end_session",
         summary: "RP-initiated logout: a confirmation page, or the registered post-logout redirect",
@@ -237,6 +291,8 @@ pub(super) fn add_operations(openapi: &mut OpenApi) {
         match entry.method {
             HttpMethod::Get => item.get = Some(operation),
             HttpMethod::Post => item.post = Some(operation),
+            HttpMethod::Put => item.put = Some(operation),
+            HttpMethod::Delete => item.delete = Some(operation),
             _ => {}
         }
     }
@@ -261,10 +317,21 @@ fn operation(entry: &OAuthOperation) -> Operation {
             "oauth_{}_{}",
             match entry.method {
                 HttpMethod::Post => "post",
+                HttpMethod::Put => "put",
+                HttpMethod::Delete => "delete",
                 _ => "get",
             },
-            entry.path.trim_start_matches('/').replace(['/', '.', '-'], "_")
+            entry.path.trim_start_matches('/').replace(['/', '.', '-', '{', '}'], "_")
         )));
+    if entry.path.contains("{client_id}") {
+        builder = builder.parameter(
+            ParameterBuilder::new()
+                .name("client_id")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+        );
+    }
     match entry.carrier {
         Carrier::Query => {
             for (name, required) in entry.parameters {
@@ -288,6 +355,19 @@ fn operation(entry: &OAuthOperation) -> Operation {
                     .build(),
             ));
         }
+        Carrier::Json => {
+            let mut object = ObjectBuilder::new().schema_type(Type::Object);
+            for (name, _) in entry.parameters {
+                object = object.property(*name, ObjectBuilder::new());
+            }
+            builder = builder.request_body(Some(
+                RequestBodyBuilder::new()
+                    .content("application/json", ContentBuilder::new().schema(Some(object)).build())
+                    .required(Some(Required::True))
+                    .build(),
+            ));
+        }
+        Carrier::None => {}
     }
     let mut responses = ResponsesBuilder::new();
     match entry.answer {
@@ -305,6 +385,9 @@ fn operation(entry: &OAuthOperation) -> Operation {
         }
         Answer::Empty => {
             responses = responses.response("200", ResponseBuilder::new().description("Done"));
+        }
+        Answer::NoContent => {
+            responses = responses.response("204", ResponseBuilder::new().description("Done"));
         }
         Answer::Browser => {
             responses = responses
