@@ -119,6 +119,8 @@ pub struct AppServices {
     pub resource_servers: Arc<gatehouse_domain::oauth::resources::ResourceServerService>,
     /// Dynamic client registration (RFC 7591/7592) and its initial access tokens.
     pub registration: Arc<gatehouse_domain::oauth::registration::RegistrationService>,
+    /// Token exchange (RFC 8693).
+    pub token_exchange: Arc<gatehouse_domain::oauth::exchange::TokenExchangeService>,
     pub admin_keys: Arc<AdminKeyService>,
     /// Organizations, their members and roles.
     pub organizations: Arc<gatehouse_domain::organizations::OrganizationService>,

@@ -15,20 +15,26 @@ macro_rules! select_resource_servers {
     ($rest:literal) => {
         concat!(
             "SELECT id, identifier, name, scopes, token_format, access_token_ttl_seconds, ",
-            "created_at, updated_at FROM resource_servers ",
+            "delegation_clients, impersonation_clients, created_at, updated_at FROM resource_servers ",
             $rest
         )
     };
 }
 
+/// A column holding a JSON array of strings.
+fn list(row: &impl StoreRow, column: &str) -> Result<Vec<String>, StoreError> {
+    let text: String = row.read(column)?;
+    serde_json::from_str(&text).map_err(|error| StoreError::Corrupt(format!("{column}: {error}")))
+}
+
 fn resource_server_from_row(row: &impl StoreRow) -> Result<ResourceServerRecord, StoreError> {
-    let scopes: String = row.read("scopes")?;
     Ok(ResourceServerRecord {
         id: row.read("id")?,
         identifier: row.read("identifier")?,
         name: row.read("name")?,
-        scopes: serde_json::from_str(&scopes)
-            .map_err(|error| StoreError::Corrupt(format!("scopes: {error}")))?,
+        scopes: list(row, "scopes")?,
+        delegation_clients: list(row, "delegation_clients")?,
+        impersonation_clients: list(row, "impersonation_clients")?,
         token_format: row.read("token_format")?,
         access_token_ttl_seconds: row.read("access_token_ttl_seconds")?,
         created_at: row.read("created_at")?,
@@ -36,8 +42,8 @@ fn resource_server_from_row(row: &impl StoreRow) -> Result<ResourceServerRecord,
     })
 }
 
-fn scopes_json(record: &ResourceServerRecord) -> String {
-    serde_json::Value::from(record.scopes.clone()).to_string()
+fn json(values: &[String]) -> String {
+    serde_json::Value::from(values.to_vec()).to_string()
 }
 
 #[async_trait]
@@ -50,14 +56,17 @@ impl ResourceServerStore for Database {
         write_transaction!(self, events: events, transaction => {
             sqlx::query(
                 "INSERT INTO resource_servers (id, identifier, name, scopes, token_format, \
-                 access_token_ttl_seconds, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 access_token_ttl_seconds, delegation_clients, impersonation_clients, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(record.id.as_str())
             .bind(record.identifier.as_str())
             .bind(record.name.as_str())
-            .bind(scopes_json(record))
+            .bind(json(&record.scopes))
             .bind(record.token_format.as_str())
             .bind(record.access_token_ttl_seconds)
+            .bind(json(&record.delegation_clients))
+            .bind(json(&record.impersonation_clients))
             .bind(record.created_at)
             .bind(record.updated_at)
             .execute(&mut *transaction)
@@ -75,14 +84,17 @@ impl ResourceServerStore for Database {
         write_transaction!(self, events: events, transaction => {
             sqlx::query(
                 "UPDATE resource_servers SET identifier = $2, name = $3, scopes = $4, token_format = $5, \
-                 access_token_ttl_seconds = $6, updated_at = $7 WHERE id = $1",
+                 access_token_ttl_seconds = $6, delegation_clients = $7, impersonation_clients = $8, \
+                 updated_at = $9 WHERE id = $1",
             )
             .bind(record.id.as_str())
             .bind(record.identifier.as_str())
             .bind(record.name.as_str())
-            .bind(scopes_json(record))
+            .bind(json(&record.scopes))
             .bind(record.token_format.as_str())
             .bind(record.access_token_ttl_seconds)
+            .bind(json(&record.delegation_clients))
+            .bind(json(&record.impersonation_clients))
             .bind(record.updated_at)
             .execute(&mut *transaction)
             .await

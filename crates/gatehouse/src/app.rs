@@ -33,6 +33,7 @@ use gatehouse_domain::oauth::clients::NewClient;
 use gatehouse_domain::oauth::dpop::{
     DPOP_NONCE_DIGEST_PURPOSE, DpopProofStore, DpopService, DpopSettings,
 };
+use gatehouse_domain::oauth::exchange::TokenExchangeService;
 use gatehouse_domain::oauth::par::{ParSettings, PushedAuthorizationService};
 use gatehouse_domain::oauth::registration::{
     REGISTRATION_DIGEST_PURPOSE, RegistrationMode, RegistrationService, RegistrationSettings,
@@ -781,6 +782,14 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     let clients = Arc::new(core.clients());
     apply_declared_clients(&core.config, &clients).await?;
     let registration = Arc::new(core.registration(&clients)?);
+    let token_exchange = Arc::new(TokenExchangeService::new(
+        Arc::new(core.database.clone()),
+        Arc::new(core.database.clone()),
+        core.tokens(),
+        resource_servers.clone(),
+        Arc::new(core.database.clone()),
+        core.clock.clone(),
+    ));
     let admin_keys = Arc::new(core.admin_keys());
     let api_key_digester = core.service_keys.api_key.clone();
     let browser_keys = BrowserKeys::from_digesters(|purpose| core.data_keys.digester(purpose))
@@ -928,6 +937,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         dpop,
         resource_servers,
         registration,
+        token_exchange,
         admin_keys: admin_keys.clone(),
         organizations: organizations.clone(),
         account_deletions,

@@ -112,6 +112,13 @@ pub enum ResourceServerCommand {
         /// The lifetime of its access tokens, in seconds (60 to 86400).
         #[arg(long)]
         access_token_ttl: Option<i64>,
+        /// A client that may exchange a user's token for this resource with an actor token
+        /// (RFC 8693 delegation; repeat it).
+        #[arg(long = "delegation-client")]
+        delegation_clients: Vec<String>,
+        /// A client that may do so without an actor token (impersonation; repeat it).
+        #[arg(long = "impersonation-client")]
+        impersonation_clients: Vec<String>,
     },
     /// List the registered resource servers.
     List,
@@ -502,13 +509,22 @@ async fn resource_server(
     let service = core.resource_servers();
     let admin = AdminPrincipal::system();
     let outcome = match command {
-        ResourceServerCommand::Create { identifier, name, scopes, access_token_ttl } => {
+        ResourceServerCommand::Create {
+            identifier,
+            name,
+            scopes,
+            access_token_ttl,
+            delegation_clients,
+            impersonation_clients,
+        } => {
             let request = NewResourceServer {
                 identifier: identifier.clone(),
                 name: name.clone(),
                 scopes: scopes.clone(),
                 token_format: None,
                 access_token_ttl_seconds: *access_token_ttl,
+                delegation_clients: delegation_clients.clone(),
+                impersonation_clients: impersonation_clients.clone(),
             };
             service.create(&admin, request, &cli_context()).await.map(|record| vec![record])
         }

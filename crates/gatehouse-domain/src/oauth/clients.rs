@@ -175,6 +175,15 @@ impl ClientService {
                 "public clients cannot use client_credentials",
             ));
         }
+        if request.public
+            && grant_types.iter().any(|grant| grant == super::client::GRANT_TOKEN_EXCHANGE)
+        {
+            issues.push(FieldIssue::new(
+                "grant_types",
+                "invalid",
+                "public clients cannot exchange tokens",
+            ));
+        }
         if grant_types.iter().any(|grant| grant == GRANT_AUTHORIZATION_CODE)
             && request.redirect_uris.is_empty()
         {

@@ -17,6 +17,7 @@ pub mod clients;
 pub mod device_flow;
 pub mod dpop;
 pub mod error;
+pub mod exchange;
 pub mod grants;
 pub mod introspection;
 pub mod logout;

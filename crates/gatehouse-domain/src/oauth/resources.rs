@@ -36,6 +36,11 @@ pub struct ResourceServerRecord {
     pub token_format: String,
     /// Overrides the client's and the server's access-token lifetime.
     pub access_token_ttl_seconds: Option<i64>,
+    /// Clients that may exchange a user's token for one for this resource acting on the
+    /// user's behalf, with an actor token (RFC 8693 delegation: `act`).
+    pub delegation_clients: Vec<String>,
+    /// Clients that may do so without an actor token (impersonation).
+    pub impersonation_clients: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -60,6 +65,10 @@ pub struct NewResourceServer {
     /// `jwt` when absent.
     pub token_format: Option<String>,
     pub access_token_ttl_seconds: Option<i64>,
+    /// See [`ResourceServerRecord::delegation_clients`].
+    pub delegation_clients: Vec<String>,
+    /// See [`ResourceServerRecord::impersonation_clients`].
+    pub impersonation_clients: Vec<String>,
 }
 
 /// The `resource_servers` table.
@@ -156,6 +165,14 @@ impl ResourceServerService {
                 "between 60 and 86400 seconds",
             ));
         }
+        for (field, clients) in [
+            ("delegation_clients", &request.delegation_clients),
+            ("impersonation_clients", &request.impersonation_clients),
+        ] {
+            if clients.len() > 100 || clients.iter().any(|id| id.is_empty() || id.len() > 64) {
+                issues.push(FieldIssue::new(field, "invalid", "up to 100 client ids"));
+            }
+        }
         if !issues.is_empty() {
             return Err(DomainError::Validation(issues));
         }
@@ -166,6 +183,8 @@ impl ResourceServerService {
             scopes,
             token_format,
             access_token_ttl_seconds: request.access_token_ttl_seconds,
+            delegation_clients: request.delegation_clients,
+            impersonation_clients: request.impersonation_clients,
             created_at,
             updated_at: self.clock.now(),
         })

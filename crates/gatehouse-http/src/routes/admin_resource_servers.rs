@@ -35,6 +35,11 @@ pub(crate) struct ResourceServerResponse {
     token_format: String,
     /// Overrides the client's access-token lifetime for this resource.
     access_token_ttl_seconds: Option<i64>,
+    /// Clients that may exchange a user's token for this resource with an actor token (RFC
+    /// 8693 delegation).
+    delegation_clients: Vec<String>,
+    /// Clients that may exchange without one (impersonation).
+    impersonation_clients: Vec<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -48,6 +53,8 @@ impl From<ResourceServerRecord> for ResourceServerResponse {
             scopes: record.scopes,
             token_format: record.token_format,
             access_token_ttl_seconds: record.access_token_ttl_seconds,
+            delegation_clients: record.delegation_clients,
+            impersonation_clients: record.impersonation_clients,
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -63,6 +70,10 @@ pub(crate) struct CreateResourceServerRequest {
     scopes: Vec<String>,
     token_format: Option<String>,
     access_token_ttl_seconds: Option<i64>,
+    #[serde(default)]
+    delegation_clients: Vec<String>,
+    #[serde(default)]
+    impersonation_clients: Vec<String>,
 }
 
 /// Registers a resource server; its identifier must be unique.
@@ -81,6 +92,8 @@ pub(crate) async fn create(
         scopes: body.scopes,
         token_format: body.token_format,
         access_token_ttl_seconds: body.access_token_ttl_seconds,
+        delegation_clients: body.delegation_clients,
+        impersonation_clients: body.impersonation_clients,
     };
     let record = state.resource_servers.create(&admin, request, &context).await?;
     Ok((StatusCode::CREATED, Json(record.into())))
@@ -126,6 +139,8 @@ pub(crate) struct UpdateResourceServerRequest {
     scopes: Option<Vec<String>>,
     token_format: Option<String>,
     access_token_ttl_seconds: Option<i64>,
+    delegation_clients: Option<Vec<String>>,
+    impersonation_clients: Option<Vec<String>>,
 }
 
 /// Changes a resource server (the fields given; checked as a registration is).
@@ -149,6 +164,8 @@ pub(crate) async fn update(
         access_token_ttl_seconds: body
             .access_token_ttl_seconds
             .or(existing.access_token_ttl_seconds),
+        delegation_clients: body.delegation_clients.unwrap_or(existing.delegation_clients),
+        impersonation_clients: body.impersonation_clients.unwrap_or(existing.impersonation_clients),
     };
     let record = state.resource_servers.update(&admin, &id, request, &context).await?;
     Ok(Json(record.into()))

@@ -8,6 +8,11 @@ CREATE TABLE resource_servers (
     scopes TEXT NOT NULL,
     token_format TEXT NOT NULL,
     access_token_ttl_seconds BIGINT,
+    -- Token exchange (RFC 8693) into this resource: the clients that may exchange a user's
+    -- token for one acting on the user's behalf (delegation: an actor token, `act`), and those
+    -- that may do it without one (impersonation). JSON arrays of client ids.
+    delegation_clients TEXT NOT NULL DEFAULT '[]',
+    impersonation_clients TEXT NOT NULL DEFAULT '[]',
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );

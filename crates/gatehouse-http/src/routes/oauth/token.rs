@@ -8,8 +8,10 @@ use axum::routing::post;
 use gatehouse_domain::oauth::OAuthError;
 use gatehouse_domain::oauth::client::{
     GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_DEVICE_CODE, GRANT_REFRESH_TOKEN,
+    GRANT_TOKEN_EXCHANGE,
 };
 use gatehouse_domain::oauth::dpop::ProofTarget;
+use gatehouse_domain::oauth::exchange::ExchangeRequest;
 use gatehouse_domain::oauth::grants::TokenTarget;
 
 use super::form::OAuthForm;
@@ -93,6 +95,27 @@ async fn exchange(
                 .get("device_code")
                 .ok_or(OAuthError::InvalidRequest("device_code is required".into()))?;
             state.device_flow.exchange_device_code(&client, device_code, dpop_jkt, context).await?
+        }
+        GRANT_TOKEN_EXCHANGE => {
+            let required = |name: &str| {
+                form.get(name)
+                    .ok_or_else(|| OAuthError::InvalidRequest(format!("{name} is required")))
+            };
+            let request = ExchangeRequest {
+                subject_token: required("subject_token")?,
+                subject_token_type: required("subject_token_type")?,
+                actor_token: form.get("actor_token"),
+                actor_token_type: form.get("actor_token_type"),
+                // RFC 8693 §2.1: `resource` (a URI) or `audience` (a name): both are
+                // resource identifiers here.
+                resource: resource.or(form.get("audience")),
+                scope: form.get("scope"),
+                requested_token_type: form.get("requested_token_type"),
+                dpop_jkt,
+            };
+            let exchanged = state.token_exchange.exchange(&client, request, context).await?;
+            return serde_json::to_value(exchanged)
+                .map_err(|error| OAuthError::ServerError(error.to_string()).into());
         }
         _ => return Err(OAuthError::UnsupportedGrantType.into()),
     };
