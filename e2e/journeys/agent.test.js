@@ -4,7 +4,8 @@
 // with no token, follows its 401 to the protected-resource metadata (RFC 9728) and from there
 // to Gatehouse, registers itself (dynamic client registration, open mode: a public client),
 // asks the person's consent in a real browser, runs the code flow with PKCE for that resource
-// (RFC 8707) and calls the tools with its audience-bound token. Refused by the resource: a
+// (RFC 8707) and calls the tools with its audience-bound token, then with a DPoP-bound one
+// and a proof per call. Refused by the resource: a
 // token for Gatehouse itself (another audience), and a DPoP-bound token presented as a bearer
 // token. A refresh for a resource that was not granted is refused by Gatehouse; the
 // registration is then read and deleted with the registration access token (RFC 7592).
@@ -175,8 +176,8 @@ test('the MCP profile: an agent finds Gatehouse from the resource, registers its
     const firstParty = (await signedIn.json()).access_token;
     assert.equal((await callTools('tools/list', `Bearer ${firstParty}`)).status, 401);
 
-    // With DPoP, the refreshed token is bound to the agent's key: as a bearer token (no
-    // proof) the resource refuses it.
+    // With DPoP, the refreshed token is bound to the agent's key: the resource takes it with
+    // a proof of that key per call, and refuses it as a bearer token (no proof).
     const DPoP = oauth.DPoP(client, await oauth.generateKeyPair('ES256'));
     const bound = await oauth.processRefreshTokenResponse(
       as,
@@ -189,6 +190,14 @@ test('the MCP profile: an agent finds Gatehouse from the resource, registers its
     assert.equal(bound.token_type, 'dpop');
     assert.equal(claims(bound.access_token).cnf.jkt, await DPoP.calculateThumbprint());
     assert.equal((await callTools('tools/list', `Bearer ${bound.access_token}`)).status, 401);
+    const proven = await oauth.protectedResourceRequest(
+      bound.access_token, 'POST', new URL(TOOLS),
+      new Headers({ 'content-type': 'application/json' }),
+      JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} }),
+      { DPoP, ...insecure },
+    );
+    assert.equal(proven.status, 200);
+    assert.equal((await proven.json()).result.tools[0].name, 'echo');
 
     // A refresh for a resource that was not granted is refused.
     const refused = await oauth.refreshTokenGrantRequest(

@@ -4,8 +4,8 @@
 //! client meeting its 401 where to get one (RFC 9728: `WWW-Authenticate: Bearer
 //! resource_metadata="…"` and the metadata document naming Gatehouse as its authorization
 //! server). A client then discovers Gatehouse, registers itself (dynamic client registration),
-//! runs the code flow with PKCE and `resource=<this resource>`, and calls the tools. See
-//! docs/mcp.md.
+//! runs the code flow with PKCE and `resource=<this resource>`, and calls the tools — with a
+//! bearer token, or a DPoP-bound one and a proof per call. See docs/mcp.md.
 //!
 //! ```sh
 //! GATEHOUSE_OAUTH_DYNAMIC_REGISTRATION=open gatehouse serve &
@@ -71,7 +71,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .name("Example MCP tools");
     let app = Router::new()
         .route(parsed.path(), post(mcp))
-        .layer(VerifyLayer::new(verifier).with_resource_metadata(&metadata))
+        // DPoP-bound tokens too, each call with a proof of the token's key (RFC 9449).
+        .layer(
+            VerifyLayer::new(verifier)
+                .with_resource_metadata(&metadata)
+                .with_dpop(parsed.origin().ascii_serialization()),
+        )
         .merge(metadata.router());
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("MCP resource {resource} on http://{}, trusting {issuer}", listener.local_addr()?);

@@ -35,6 +35,25 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, VerifyError> {
     Ok(token)
 }
 
+/// The token of `Authorization: DPoP <token>` (the scheme is case-insensitive).
+fn dpop_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("dpop") && !token.is_empty() && !token.contains(' '))
+        .then_some(token)
+}
+
+/// The request's one `DPoP` header.
+fn dpop_proof(headers: &HeaderMap) -> Option<&str> {
+    let mut proofs = headers.get_all("dpop").iter();
+    let proof = proofs.next()?;
+    if proofs.next().is_some() {
+        return None;
+    }
+    proof.to_str().ok()
+}
+
 /// Verifies the bearer token of every request before the inner service sees it: a request
 /// without an acceptable token is answered 401 (503 when the issuer cannot be reached); an
 /// accepted one carries its [`VerifiedToken`] in its extensions, where the extractors find it.
@@ -53,11 +72,22 @@ pub struct VerifyLayer {
     verifier: Verifier,
     /// `resource_metadata="…"` for the 401 challenges (RFC 9728 section 5.1).
     resource_metadata: Option<HeaderValue>,
+    /// Accept `Authorization: DPoP` (RFC 9449): the public origin proofs' `htu` name.
+    dpop_origin: Option<String>,
 }
 
 impl VerifyLayer {
     pub fn new(verifier: Verifier) -> Self {
-        VerifyLayer { verifier, resource_metadata: None }
+        VerifyLayer { verifier, resource_metadata: None, dpop_origin: None }
+    }
+
+    /// Also accept DPoP-bound tokens as `Authorization: DPoP <token>` with a `DPoP` proof of
+    /// their key for each request ([`Verifier::verify_dpop`]). `public_origin` is this server's
+    /// origin as clients call it (`https://tools.example.com`; behind a proxy, the public one):
+    /// a proof's `htu` must be it and the request's path.
+    pub fn with_dpop(mut self, public_origin: impl Into<String>) -> Self {
+        self.dpop_origin = Some(public_origin.into().trim_end_matches('/').to_owned());
+        self
     }
 
     /// The 401 answers name the resource's metadata (`WWW-Authenticate: Bearer
@@ -76,6 +106,7 @@ impl<S> Layer<S> for VerifyLayer {
         VerifyService {
             verifier: self.verifier.clone(),
             resource_metadata: self.resource_metadata.clone(),
+            dpop_origin: self.dpop_origin.clone(),
             inner,
         }
     }
@@ -86,6 +117,7 @@ impl<S> Layer<S> for VerifyLayer {
 pub struct VerifyService<S> {
     verifier: Verifier,
     resource_metadata: Option<HeaderValue>,
+    dpop_origin: Option<String>,
     inner: S,
 }
 
@@ -109,10 +141,23 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         let resource_metadata = self.resource_metadata.clone();
+        let dpop_origin = self.dpop_origin.clone();
         Box::pin(async move {
-            let verified = match bearer_token(request.headers()) {
-                Ok(token) => verifier.verify_token(token).await,
-                Err(error) => Err(error),
+            let verified = match (dpop_token(request.headers()), &dpop_origin) {
+                (Some(token), Some(origin)) => {
+                    let url = format!("{origin}{}", request.uri().path());
+                    match dpop_proof(request.headers()) {
+                        Some(proof) => {
+                            let method = request.method().as_str();
+                            verifier.verify_dpop(token, proof, method, &url).await
+                        }
+                        None => Err(VerifyError::InvalidDpopProof("send one DPoP proof")),
+                    }
+                }
+                _ => match bearer_token(request.headers()) {
+                    Ok(token) => verifier.verify_token(token).await,
+                    Err(error) => Err(error),
+                },
             };
             match verified {
                 Ok(verified) => {
@@ -196,6 +241,9 @@ impl IntoResponse for VerifyError {
         }
         let challenge = match self {
             VerifyError::MissingToken => HeaderValue::from_static("Bearer"),
+            VerifyError::InvalidDpopProof(_) => HeaderValue::from_static(
+                "DPoP error=\"invalid_dpop_proof\", algs=\"ES256 ES384 EdDSA RS256 PS256\"",
+            ),
             _ => HeaderValue::from_static("Bearer error=\"invalid_token\""),
         };
         let mut response = problem(StatusCode::UNAUTHORIZED, self.code(), self.to_string());

@@ -55,6 +55,10 @@ pub enum VerifyError {
     /// does not see.
     #[error("the token is sender-constrained: present it with its proof of possession")]
     SenderConstrained,
+    /// `Authorization: DPoP`: the proof is missing, malformed, not by the token's key, for
+    /// another request, stale or replayed (RFC 9449 §4.3), or the token is not DPoP-bound.
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(&'static str),
     /// An opaque token (such as an API key) arrived but no introspection is configured.
     #[error("opaque tokens are not accepted here")]
     OpaqueTokenNotAccepted,
@@ -69,6 +73,7 @@ impl VerifyError {
     pub fn code(&self) -> &'static str {
         match self {
             VerifyError::IssuerUnavailable(_) => "issuer_unavailable",
+            VerifyError::InvalidDpopProof(_) => "invalid_dpop_proof",
             _ => "invalid_token",
         }
     }

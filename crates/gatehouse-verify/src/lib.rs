@@ -47,6 +47,7 @@
 
 mod builder;
 mod claims;
+mod dpop;
 mod error;
 mod fetch;
 mod introspection;
