@@ -411,12 +411,9 @@ impl OAuthService {
                 }
             }
         };
-        if let (Some(resource), Some(bad)) = (
-            &target,
-            target.as_ref().and_then(|resource| {
-                scopes.iter().find(|scope| !resource.narrow(&[(*scope).clone()]).contains(scope))
-            }),
-        ) {
+        if let Some(resource) = &target
+            && let Some(bad) = scopes.iter().find(|scope| !resource.accepts(scope))
+        {
             return Err(OAuthError::InvalidScope(format!(
                 "scope {bad} is not accepted by {}",
                 resource.identifier

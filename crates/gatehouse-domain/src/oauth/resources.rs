@@ -46,13 +46,14 @@ pub struct ResourceServerRecord {
 }
 
 impl ResourceServerRecord {
-    /// The part of `granted` (space-separated scopes) this resource accepts.
+    /// Whether this resource accepts `scope` (any, when it lists none).
+    pub fn accepts(&self, scope: &str) -> bool {
+        self.scopes.is_empty() || self.scopes.iter().any(|accepted| accepted == scope)
+    }
+
+    /// The part of `granted` this resource accepts.
     pub fn narrow(&self, granted: &[String]) -> Vec<String> {
-        granted
-            .iter()
-            .filter(|scope| self.scopes.is_empty() || self.scopes.contains(scope))
-            .cloned()
-            .collect()
+        granted.iter().filter(|scope| self.accepts(scope)).cloned().collect()
     }
 }
 
