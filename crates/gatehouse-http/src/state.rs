@@ -31,6 +31,8 @@ pub struct HttpSettings {
     pub strict_transport_security: bool,
     /// Cross-origin access to the first-party API (`/v1`).
     pub cors: CorsSettings,
+    /// Client ID metadata documents are on (discovery advertises them).
+    pub client_id_metadata_documents: bool,
 }
 
 /// The origins a browser app may call `/v1` from, with credentials (`cors.allowed_origins`).
@@ -75,6 +77,7 @@ impl Default for HttpSettings {
             trusted_proxies: Vec::new(),
             strict_transport_security: false,
             cors: CorsSettings::default(),
+            client_id_metadata_documents: false,
         }
     }
 }

@@ -21,7 +21,7 @@ use gatehouse_domain::outbound::{
 use gatehouse_domain::webhooks::{EventMessage, WEBHOOK_CHANNEL, WebhookService};
 
 /// At most this much of a receiver's answer is kept in the delivery log.
-const MAX_REPORTED_BODY: usize = 1024;
+pub(crate) const MAX_REPORTED_BODY: usize = 1024;
 
 /// Resolves a URL's host and applies the SSRF rule to every address it resolves to.
 pub struct TargetGuard {
@@ -195,7 +195,7 @@ pub(crate) fn pinned_client(
     builder.build().map_err(|_| "cannot build the HTTP client".to_owned())
 }
 
-fn truncate(text: &str, limit: usize) -> String {
+pub(crate) fn truncate(text: &str, limit: usize) -> String {
     if text.len() <= limit {
         return text.to_owned();
     }

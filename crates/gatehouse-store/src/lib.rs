@@ -10,6 +10,7 @@ mod api_keys;
 pub mod archive;
 mod audit;
 mod audit_chain;
+mod backchannel;
 mod batch;
 mod cache;
 mod columns;

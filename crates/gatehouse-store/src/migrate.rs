@@ -66,6 +66,8 @@ pub const MIGRATIONS: &[EmbeddedMigration] = &[
     migration!(28, "0028_dpop"),
     migration!(29, "0029_resource_servers"),
     migration!(30, "0030_dynamic_registration"),
+    migration!(31, "0031_backchannel_logout"),
+    migration!(32, "0032_client_id_metadata_documents"),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

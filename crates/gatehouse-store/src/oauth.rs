@@ -24,8 +24,8 @@ fn from_json(text: &str, column: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(text).map_err(|error| StoreError::Corrupt(format!("{column}: {error}")))
 }
 
-/// Binds a client's columns as $1..$18 in the order both the INSERT and the UPDATE name them
-/// (the INSERT adds `created_at` as $19).
+/// Binds a client's columns as $1..$21 in the order both the INSERT and the UPDATE name them
+/// (the INSERT adds `created_at` as $22).
 fn bind_client_columns<Q: StoreQuery>(query: Q, client: &ClientRecord) -> Q {
     query
         .bind_value(client.client_id.as_str())
@@ -46,6 +46,9 @@ fn bind_client_columns<Q: StoreQuery>(query: Q, client: &ClientRecord) -> Q {
         .bind_value(i64::from(client.require_pushed_authorization_requests))
         .bind_value(i64::from(client.dpop_bound_access_tokens))
         .bind_value(client.registration_token_digest.as_deref())
+        .bind_value(client.backchannel_logout_uri.as_deref())
+        .bind_value(i64::from(client.backchannel_logout_session_required))
+        .bind_value(client.document_expires_at)
 }
 
 macro_rules! select_clients {
@@ -54,7 +57,8 @@ macro_rules! select_clients {
             "SELECT client_id, name, secret_digest, previous_secret_digest, previous_secret_expires_at, ",
             "redirect_uris, post_logout_redirect_uris, grant_types, scopes, token_endpoint_auth_method, jwks, ",
             "skip_consent, access_token_ttl_seconds, refresh_token_ttl_seconds, created_at, updated_at, ",
-            "require_pushed_authorization_requests, dpop_bound_access_tokens, registration_token_digest ",
+            "require_pushed_authorization_requests, dpop_bound_access_tokens, registration_token_digest, ",
+            "backchannel_logout_uri, backchannel_logout_session_required, document_expires_at ",
             "FROM oauth_clients ",
             $rest
         )
@@ -87,6 +91,11 @@ fn client_from_row(row: &impl StoreRow) -> Result<ClientRecord, StoreError> {
             != 0,
         dpop_bound_access_tokens: row.read::<i64>("dpop_bound_access_tokens")? != 0,
         registration_token_digest: row.read("registration_token_digest")?,
+        backchannel_logout_uri: row.read("backchannel_logout_uri")?,
+        backchannel_logout_session_required: row
+            .read::<i64>("backchannel_logout_session_required")?
+            != 0,
+        document_expires_at: row.read("document_expires_at")?,
         access_token_ttl_seconds: row.read("access_token_ttl_seconds")?,
         refresh_token_ttl_seconds: row.read("refresh_token_ttl_seconds")?,
         created_at: row.read("created_at")?,
@@ -160,8 +169,10 @@ impl OAuthStore for Database {
                  previous_secret_expires_at, redirect_uris, post_logout_redirect_uris, grant_types, scopes, \
                  token_endpoint_auth_method, skip_consent, access_token_ttl_seconds, \
                  refresh_token_ttl_seconds, updated_at, jwks, require_pushed_authorization_requests, \
-                 dpop_bound_access_tokens, registration_token_digest, created_at) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                 dpop_bound_access_tokens, registration_token_digest, backchannel_logout_uri, \
+                 backchannel_logout_session_required, document_expires_at, created_at) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+                 $19, $20, $21, $22)",
             ), client)
             .bind(client.created_at)
             .execute(&mut *transaction)
@@ -220,7 +231,9 @@ impl OAuthStore for Database {
                  grant_types = $8, scopes = $9, token_endpoint_auth_method = $10, skip_consent = $11, \
                  access_token_ttl_seconds = $12, refresh_token_ttl_seconds = $13, updated_at = $14, \
                  jwks = $15, require_pushed_authorization_requests = $16, \
-                 dpop_bound_access_tokens = $17, registration_token_digest = $18 WHERE client_id = $1",
+                 dpop_bound_access_tokens = $17, registration_token_digest = $18, \
+                 backchannel_logout_uri = $19, backchannel_logout_session_required = $20, \
+                 document_expires_at = $21 WHERE client_id = $1",
             ), client)
             .execute(&mut *transaction)
             .await

@@ -18,6 +18,13 @@ use crate::users::bind_user_change;
 use crate::users::user_from_row;
 use gatehouse_domain::webhooks::is_catalogued;
 
+/// Ends the sessions opened from browser session $1 (through its authorization codes) for
+/// clients that take part in back-channel logout, at $2 for reason $3.
+const END_BACKCHANNEL_SESSIONS_OF_BROWSER: &str = "UPDATE sessions SET revoked_at = $2, \
+     revoked_reason = $3 WHERE revoked_at IS NULL AND id IN (SELECT issued_session_id \
+     FROM authorization_codes WHERE browser_session_id = $1 AND issued_session_id IS NOT NULL) \
+     AND client_id IN (SELECT client_id FROM oauth_clients WHERE backchannel_logout_uri IS NOT NULL)";
+
 /// A new session's user write: the sign-in's change, only while the user is not suspended
 /// (its row lock orders it against a suspension), answering the row as it is now.
 const START_SESSION_USER: &str = crate::users::update_user_change_sql!(concat!(
@@ -455,9 +462,21 @@ impl SessionStore for Database {
         reason: RevokeReason,
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
-        let changed = [Invalidation::Session(session_id)];
+        // A browser session (no client) takes along the sessions of back-channel logout clients
+        // opened from it (single logout); their user's cached sessions go with it.
+        let browser_user: Option<String> = with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1 AND client_id IS NULL")
+                .bind(session_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(map_sqlx_error)
+        })?;
+        let mut changed = vec![Invalidation::Session(session_id)];
+        if let Some(user_id) = &browser_user {
+            changed.push(Invalidation::SessionsOfUser(user_id));
+        }
         let revoked = write_transaction!(self, events: events, changed: &changed, transaction => {
-            sqlx::query(
+            let revoked = sqlx::query(
                 "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL",
             )
             .bind(session_id)
@@ -466,7 +485,17 @@ impl SessionStore for Database {
             .execute(&mut *transaction)
             .await
             .map_err(map_sqlx_error)?
-            .rows_affected()
+            .rows_affected();
+            if revoked == 1 && browser_user.is_some() {
+                sqlx::query(END_BACKCHANNEL_SESSIONS_OF_BROWSER)
+                    .bind(session_id)
+                    .bind(now)
+                    .bind(reason.as_str())
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(map_sqlx_error)?;
+            }
+            revoked
         });
         Ok(revoked == 1)
     }

@@ -28,8 +28,10 @@ use gatehouse_domain::notify::{
     Channel, DeliveryService, Notifier, NotifierSettings, ONE_TIME_TOKEN_DIGEST_PURPOSE,
     OUTBOX_PURPOSE, OutboxWorker, WorkerSettings,
 };
+use gatehouse_domain::oauth::backchannel::BackchannelLogout;
 use gatehouse_domain::oauth::client::CLIENT_SECRET_DIGEST_PURPOSE;
 use gatehouse_domain::oauth::clients::NewClient;
+use gatehouse_domain::oauth::documents::DocumentClients;
 use gatehouse_domain::oauth::dpop::{
     DPOP_NONCE_DIGEST_PURPOSE, DpopProofStore, DpopService, DpopSettings,
 };
@@ -39,6 +41,7 @@ use gatehouse_domain::oauth::registration::{
     REGISTRATION_DIGEST_PURPOSE, RegistrationMode, RegistrationService, RegistrationSettings,
 };
 use gatehouse_domain::oauth::resources::ResourceServerService;
+use gatehouse_domain::oauth::store::OAuthStore;
 use gatehouse_domain::oauth::{
     ClientService, DeviceFlowService, OAuthParts, OAuthService, OAuthSettings,
 };
@@ -69,6 +72,7 @@ use gatehouse_outbound::mail;
 use gatehouse_outbound::sms::{TwilioChannel, TwilioSettings};
 use gatehouse_outbound::upstream::UpstreamClient;
 use gatehouse_outbound::webhook::{TargetGuard, WebhookChannel};
+use gatehouse_outbound::{BackchannelLogoutChannel, ClientDocumentFetcher};
 use gatehouse_store::ratelimit::{MemoryRateLimiter, RedisRateLimiter};
 use gatehouse_store::{
     Database, DatabaseOptions, Redis, RedisCeremonyStore, RedisChallengeStore, RedisDpopProofStore,
@@ -191,6 +195,8 @@ pub struct App {
     pub webhooks: Arc<WebhookService>,
     /// The sweeper of expired rows; `server::serve` runs it every interval.
     pub sweeper: SweeperTask,
+    /// Back-channel logout; `server::serve` runs its announcer beside the relay.
+    pub backchannel: Arc<BackchannelLogout>,
 }
 
 /// Opens the database without migrating or touching keys (for `gatehouse migrate`).
@@ -382,7 +388,7 @@ impl Core {
     /// The OAuth 2.1 / OpenID Connect provider on this core.
     pub fn oauth(&self, accounts: &AccountServices, tokens: Arc<TokenService>) -> OAuthService {
         OAuthService::new(OAuthParts {
-            store: Arc::new(self.database.clone()),
+            store: self.oauth_store(),
             users: Arc::new(self.database.clone()),
             session_store: Arc::new(self.database.clone()),
             sessions: accounts.sessions.clone(),
@@ -420,11 +426,36 @@ impl Core {
     /// The OAuth client registry and client authentication on this core.
     pub fn clients(&self) -> ClientService {
         ClientService::new(
-            Arc::new(self.database.clone()),
+            self.oauth_store(),
             self.service_keys.client_secret.clone(),
             self.clock.clone(),
             self.oauth_settings(),
         )
+    }
+
+    /// The SSRF rule for every outbound URL that is not the operator's own configuration.
+    pub fn outbound_policy(&self) -> OutboundPolicy {
+        OutboundPolicy {
+            require_https: self.config.mode == crate::config::Mode::Production,
+            allow_private_targets: self.config.outbound.allow_private_targets,
+        }
+    }
+
+    /// The OAuth store the provider's services read clients through: the database, which
+    /// client ID metadata documents join when `oauth.client_id_metadata_documents` is on.
+    pub fn oauth_store(&self) -> Arc<dyn OAuthStore> {
+        let database: Arc<dyn OAuthStore> = Arc::new(self.database.clone());
+        if !self.config.oauth.client_id_metadata_documents {
+            return database;
+        }
+        let policy = self.outbound_policy();
+        let guard: Arc<dyn OutboundGuard> = Arc::new(TargetGuard::new(policy));
+        Arc::new(DocumentClients::new(
+            database,
+            Arc::new(ClientDocumentFetcher::new(guard, Duration::from_secs(5))),
+            self.clock.clone(),
+            !policy.require_https,
+        ))
     }
 
     fn oauth_settings(&self) -> OAuthSettings {
@@ -677,6 +708,8 @@ async fn apply_declared_clients(
             skip_consent: declared.skip_consent,
             require_pushed_authorization_requests: declared.require_pushed_authorization_requests,
             dpop_bound_access_tokens: declared.dpop_bound_access_tokens,
+            backchannel_logout_uri: declared.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: declared.backchannel_logout_session_required,
             access_token_ttl_seconds: declared.access_token_ttl_seconds,
             refresh_token_ttl_seconds: declared.refresh_token_ttl_seconds,
             jwks: None,
@@ -757,7 +790,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         Arc::new(DeviceFlowService::new(oauth.clone(), Arc::new(core.database.clone())));
     let par = Arc::new(PushedAuthorizationService::new(
         oauth.clone(),
-        Arc::new(core.database.clone()),
+        core.oauth_store(),
         Arc::new(core.database.clone()),
         // The request_uri is an authorization secret like a code: the same digest key.
         core.service_keys.authorization_code.clone(),
@@ -790,6 +823,17 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         Arc::new(core.database.clone()),
         core.clock.clone(),
     ));
+    // Back-channel logout: ended sessions of taking-part clients → outbox rows → logout tokens.
+    let backchannel = Arc::new(BackchannelLogout::new(
+        Arc::new(core.database.clone()),
+        Arc::new(core.database.clone()),
+        core.tokens(),
+        core.notifier.clone(),
+        core.clock.clone(),
+        &core.config.issuer(),
+    ));
+    // One SSRF rule for every outbound URL that is not the operator's own configuration.
+    let outbound_policy = core.outbound_policy();
     let admin_keys = Arc::new(core.admin_keys());
     let api_key_digester = core.service_keys.api_key.clone();
     let browser_keys = BrowserKeys::from_digesters(|purpose| core.data_keys.digester(purpose))
@@ -818,11 +862,6 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
     // Only the server caches; the CLI (build_core) always reads the database.
     database.start_cache(Duration::from_secs(config.cache.ttl_seconds));
     database.start_checkpoints().await?;
-    // One SSRF rule for every outbound URL that is not the operator's own configuration.
-    let outbound_policy = OutboundPolicy {
-        require_https: config.mode == crate::config::Mode::Production,
-        allow_private_targets: config.outbound.allow_private_targets,
-    };
     let guard: Arc<dyn OutboundGuard> = Arc::new(TargetGuard::new(outbound_policy));
     // The event stream, when configured: NATS down at start fails nothing (the outbox waits).
     let event_stream = match &config.nats.url {
@@ -855,6 +894,11 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         guard.clone(),
         Duration::from_millis(config.webhooks.timeout_ms),
         Duration::from_millis(config.webhooks.first_retry_ms),
+    )));
+    channels.push(Arc::new(BackchannelLogoutChannel::new(
+        backchannel.clone(),
+        guard.clone(),
+        Duration::from_millis(config.webhooks.timeout_ms),
     )));
     if let Some(stream) = &event_stream {
         channels.push(stream.clone());
@@ -988,6 +1032,7 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
             trusted_proxies: config.trusted_proxy_networks(),
             strict_transport_security: config.mode == crate::config::Mode::Production,
             cors: CorsSettings::new(&config.cors.allowed_origins, config.cors.max_age_seconds),
+            client_id_metadata_documents: config.oauth.client_id_metadata_documents,
             ..HttpSettings::default()
         }),
         pages: Arc::new(pages),
@@ -1006,5 +1051,6 @@ pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         worker,
         webhooks,
         sweeper,
+        backchannel,
     })
 }

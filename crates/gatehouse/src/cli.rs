@@ -156,6 +156,10 @@ pub struct CreateClient {
     /// proof is refused.
     #[arg(long)]
     require_dpop: bool,
+    /// Where logout tokens are sent when a session of this client ends (OpenID Connect
+    /// Back-Channel Logout 1.0); its sessions also end with the browser session they came from.
+    #[arg(long)]
+    backchannel_logout_uri: Option<String>,
     /// A JWK Set file of the client's public keys: it authenticates with private_key_jwt.
     #[arg(long, conflicts_with_all = ["secret", "public"])]
     jwks_file: Option<PathBuf>,
@@ -446,6 +450,8 @@ async fn create_client(
         skip_consent: arguments.skip_consent,
         require_pushed_authorization_requests: arguments.require_par,
         dpop_bound_access_tokens: arguments.require_dpop,
+        backchannel_logout_uri: arguments.backchannel_logout_uri.clone(),
+        backchannel_logout_session_required: false,
         access_token_ttl_seconds: None,
         refresh_token_ttl_seconds: None,
         jwks,

@@ -27,6 +27,12 @@ pub async fn serve(
         Duration::from_millis(app.config.outbox.poll_interval_ms),
         stop_receiver.clone(),
     ));
+    // The back-channel logout announcer (ended sessions → logout notices), at the same pace.
+    let announcer = tokio::spawn(
+        app.backchannel
+            .clone()
+            .run(Duration::from_millis(app.config.outbox.poll_interval_ms), stop_receiver.clone()),
+    );
     // The audit chainer: a chaining in progress is one transaction, rolled back when dropped.
     let chainer = tokio::spawn(app.sweeper.clone().run_chainer(stop_receiver.clone()));
     let worker_stop = stop_sender.clone();
@@ -53,6 +59,7 @@ pub async fn serve(
     }
     let _ = sweeper.await;
     let _ = relay.await;
+    let _ = announcer.await;
     let _ = chainer.await;
     app.database.close().await;
     tracing::info!("stopped");

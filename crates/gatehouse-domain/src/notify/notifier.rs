@@ -222,6 +222,37 @@ impl Notifier {
         })
     }
 
+    /// A sealed row for `channel` (`kind` for listings, `subject`: what it is about), due now.
+    pub fn sealed(
+        &self,
+        channel: &str,
+        kind: &str,
+        subject: Option<&str>,
+        payload: &serde_json::Value,
+        now: i64,
+    ) -> Result<OutboxRecord, DomainError> {
+        let id = gatehouse_crypto::new_id("dlv");
+        let plain = serde_json::to_vec(payload)
+            .map_err(|error| DomainError::Internal(format!("{channel} payload: {error}")))?;
+        let sealed = self.cipher.seal(id.as_bytes(), &plain)?;
+        Ok(OutboxRecord {
+            channel: channel.to_owned(),
+            kind: kind.to_owned(),
+            payload: sealed,
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            claimed_by: None,
+            lease_until: None,
+            created_at: now,
+            delivered_at: None,
+            last_error: None,
+            subject: subject.map(str::to_owned),
+            event_id: None,
+            id,
+        })
+    }
+
     /// The opened payload of a row.
     pub fn open(&self, record: &OutboxRecord) -> Result<serde_json::Value, DomainError> {
         let plain = self.cipher.open(record.id.as_bytes(), &record.payload)?;

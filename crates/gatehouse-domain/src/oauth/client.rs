@@ -58,6 +58,11 @@ pub struct ClientRecord {
     /// Every access token it gets must be DPoP-bound (RFC 9449 §5.2): the token endpoint
     /// answers `invalid_dpop_proof` to a request without a proof.
     pub dpop_bound_access_tokens: bool,
+    /// Where logout tokens are sent when a session it holds ends (OpenID Connect Back-Channel
+    /// Logout 1.0); its sessions opened in a browser session also end with it.
+    pub backchannel_logout_uri: Option<String>,
+    /// It requires `sid` in logout tokens (always sent; kept as registered).
+    pub backchannel_logout_session_required: bool,
     pub access_token_ttl_seconds: Option<i64>,
     pub refresh_token_ttl_seconds: Option<i64>,
     pub created_at: i64,
@@ -66,6 +71,10 @@ pub struct ClientRecord {
     /// (RFC 7592), which manages its registration; `None` for clients an admin registered.
     #[serde(skip)]
     pub registration_token_digest: Option<Vec<u8>>,
+    /// A client described by its client ID metadata document (`client_id` is the document's
+    /// URL): until when the stored copy is served before the document is fetched again.
+    /// `None` for every other client.
+    pub document_expires_at: Option<i64>,
 }
 
 /// The families of client authentication (RFC 7591 §2 names the methods). A client proves
@@ -193,6 +202,28 @@ pub fn validate_redirect_uri(uri: &str, field: &str) -> Result<(), FieldIssue> {
     }
 }
 
+/// Checks a `backchannel_logout_uri` for registration: an absolute http(s) URL without a
+/// fragment or credentials, at most 2048 characters (§2.2). Where it may point (https, public
+/// addresses) is the outbound SSRF rule's, applied at each delivery.
+pub fn validate_backchannel_logout_uri(uri: &str) -> Result<(), FieldIssue> {
+    let field = "backchannel_logout_uri";
+    let invalid = |message: &str| FieldIssue::new(field, "invalid", format!("{uri}: {message}"));
+    if uri.len() > 2048 {
+        return Err(invalid("at most 2048 characters"));
+    }
+    let parsed = url::Url::parse(uri).map_err(|_| invalid("not an absolute URL"))?;
+    if !matches!(parsed.scheme(), "https" | "http") || parsed.host().is_none() {
+        return Err(invalid("an http or https URL"));
+    }
+    if parsed.fragment().is_some() {
+        return Err(invalid("must not contain a fragment"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(invalid("must not contain credentials"));
+    }
+    Ok(())
+}
+
 /// A scope token per RFC 6749 §3.3 (printable ASCII except space, `"` and `\`).
 pub fn valid_scope_token(scope: &str) -> bool {
     !scope.is_empty()
@@ -222,6 +253,9 @@ mod tests {
             skip_consent: false,
             require_pushed_authorization_requests: false,
             dpop_bound_access_tokens: false,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
+            document_expires_at: None,
             access_token_ttl_seconds: None,
             refresh_token_ttl_seconds: None,
             created_at: 0,

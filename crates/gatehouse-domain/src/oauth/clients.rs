@@ -4,12 +4,13 @@
 use super::client::{
     AUTH_CLIENT_SECRET_BASIC, AUTH_NONE, AUTH_PRIVATE_KEY_JWT, AuthFamily, CLIENT_SECRET,
     ClientRecord, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
-    SUPPORTED_GRANTS, valid_scope_token, validate_redirect_uri,
+    SUPPORTED_GRANTS, valid_scope_token, validate_backchannel_logout_uri, validate_redirect_uri,
 };
 use std::sync::Arc;
 
 use gatehouse_crypto::Digester;
 
+use super::documents::is_document_client_id;
 use super::store::OAuthStore;
 use super::{OAuthError, OAuthSettings, STANDARD_SCOPES};
 use crate::audit::AuditEvent;
@@ -35,6 +36,9 @@ pub struct NewClient {
     pub require_pushed_authorization_requests: bool,
     /// See [`ClientRecord::dpop_bound_access_tokens`].
     pub dpop_bound_access_tokens: bool,
+    /// See [`ClientRecord::backchannel_logout_uri`].
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
     pub access_token_ttl_seconds: Option<i64>,
     pub refresh_token_ttl_seconds: Option<i64>,
     /// A JWK Set of the client's public keys: the client then authenticates with
@@ -54,6 +58,9 @@ pub struct ClientChange {
     pub skip_consent: Option<bool>,
     pub require_pushed_authorization_requests: Option<bool>,
     pub dpop_bound_access_tokens: Option<bool>,
+    /// `Some("")` removes it.
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: Option<bool>,
     pub access_token_ttl_seconds: Option<i64>,
     pub refresh_token_ttl_seconds: Option<i64>,
 }
@@ -203,6 +210,11 @@ impl ClientService {
         } else {
             request.scopes.clone()
         };
+        if let Some(uri) = &request.backchannel_logout_uri
+            && let Err(issue) = validate_backchannel_logout_uri(uri)
+        {
+            issues.push(issue);
+        }
         for scope in &scopes {
             if !valid_scope_token(scope) {
                 issues.push(FieldIssue::new(
@@ -270,11 +282,14 @@ impl ClientService {
             skip_consent: request.skip_consent,
             require_pushed_authorization_requests: request.require_pushed_authorization_requests,
             dpop_bound_access_tokens: request.dpop_bound_access_tokens,
+            backchannel_logout_uri: request.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: request.backchannel_logout_session_required,
             access_token_ttl_seconds: request.access_token_ttl_seconds,
             refresh_token_ttl_seconds: request.refresh_token_ttl_seconds,
             created_at: now,
             updated_at: now,
             registration_token_digest: None,
+            document_expires_at: None,
         };
         Ok((client, secret))
     }
@@ -311,6 +326,9 @@ impl ClientService {
         updated.require_pushed_authorization_requests =
             template.0.require_pushed_authorization_requests;
         updated.dpop_bound_access_tokens = template.0.dpop_bound_access_tokens;
+        updated.backchannel_logout_uri = template.0.backchannel_logout_uri;
+        updated.backchannel_logout_session_required =
+            template.0.backchannel_logout_session_required;
         updated.access_token_ttl_seconds = template.0.access_token_ttl_seconds;
         updated.refresh_token_ttl_seconds = template.0.refresh_token_ttl_seconds;
         if let Some(secret) = declared.secret.as_ref().filter(|_| !declared.public) {
@@ -360,6 +378,14 @@ impl ClientService {
             dpop_bound_access_tokens: change
                 .dpop_bound_access_tokens
                 .unwrap_or(existing.dpop_bound_access_tokens),
+            backchannel_logout_uri: match change.backchannel_logout_uri {
+                Some(uri) if uri.is_empty() => None,
+                Some(uri) => Some(uri),
+                None => existing.backchannel_logout_uri.clone(),
+            },
+            backchannel_logout_session_required: change
+                .backchannel_logout_session_required
+                .unwrap_or(existing.backchannel_logout_session_required),
             access_token_ttl_seconds: change
                 .access_token_ttl_seconds
                 .or(existing.access_token_ttl_seconds),
@@ -379,6 +405,8 @@ impl ClientService {
         updated.require_pushed_authorization_requests =
             template.require_pushed_authorization_requests;
         updated.dpop_bound_access_tokens = template.dpop_bound_access_tokens;
+        updated.backchannel_logout_uri = template.backchannel_logout_uri;
+        updated.backchannel_logout_session_required = template.backchannel_logout_session_required;
         updated.access_token_ttl_seconds = template.access_token_ttl_seconds;
         updated.refresh_token_ttl_seconds = template.refresh_token_ttl_seconds;
         if updated == existing {
@@ -403,6 +431,15 @@ impl ClientService {
             (
                 "dpop_bound_access_tokens",
                 updated.dpop_bound_access_tokens != existing.dpop_bound_access_tokens,
+            ),
+            (
+                "backchannel_logout_uri",
+                updated.backchannel_logout_uri != existing.backchannel_logout_uri,
+            ),
+            (
+                "backchannel_logout_session_required",
+                updated.backchannel_logout_session_required
+                    != existing.backchannel_logout_session_required,
             ),
             (
                 "access_token_ttl_seconds",
@@ -508,7 +545,7 @@ impl ClientService {
             | ClientCredentials::Post { client_id, secret } => (client_id, Some(secret)),
             ClientCredentials::IdOnly { client_id } => (client_id, None),
         };
-        if !valid_client_id(client_id) {
+        if !valid_client_id(client_id) && !is_document_client_id(client_id, true) {
             return Err(OAuthError::InvalidClient);
         }
         let client = self.store.client(client_id).await?.ok_or(OAuthError::InvalidClient)?;
@@ -559,7 +596,9 @@ impl ClientService {
             gatehouse_crypto::jsonwebtoken::dangerous::insecure_decode_claims(assertion)
                 .map_err(|_| OAuthError::InvalidClient)?;
         let claimed = unverified["sub"].as_str().ok_or(OAuthError::InvalidClient)?;
-        if client_id.is_some_and(|id| id != claimed) || !valid_client_id(claimed) {
+        if client_id.is_some_and(|id| id != claimed)
+            || (!valid_client_id(claimed) && !is_document_client_id(claimed, true))
+        {
             return Err(OAuthError::InvalidClient);
         }
         let client = self.store.client(claimed).await?.ok_or(OAuthError::InvalidClient)?;

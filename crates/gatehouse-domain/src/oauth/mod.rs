@@ -11,10 +11,12 @@
 //! - a client only learns about its own tokens through introspection.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod claims;
 pub mod client;
 pub mod clients;
 pub mod device_flow;
+pub mod documents;
 pub mod dpop;
 pub mod error;
 pub mod exchange;

@@ -105,6 +105,10 @@ pub struct ClientMetadata {
     pub jwks: Option<serde_json::Value>,
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.2.
+    pub backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
     /// Present only so that it can be said to be ignored.
     #[serde(default, skip_serializing)]
     pub software_statement: Option<String>,
@@ -128,6 +132,9 @@ pub struct RegisteredClient {
     pub client_name: String,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
     pub grant_types: Vec<String>,
     pub response_types: Vec<String>,
     pub token_endpoint_auth_method: String,
@@ -402,6 +409,8 @@ impl RegistrationService {
         updated.name = template.name;
         updated.redirect_uris = template.redirect_uris;
         updated.post_logout_redirect_uris = template.post_logout_redirect_uris;
+        updated.backchannel_logout_uri = template.backchannel_logout_uri;
+        updated.backchannel_logout_session_required = template.backchannel_logout_session_required;
         updated.grant_types = template.grant_types;
         updated.scopes = template.scopes;
         if template.jwks.is_some() {
@@ -499,6 +508,8 @@ impl RegistrationService {
             skip_consent: false,
             require_pushed_authorization_requests: false,
             dpop_bound_access_tokens: false,
+            backchannel_logout_uri: metadata.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: metadata.backchannel_logout_session_required,
             access_token_ttl_seconds: None,
             refresh_token_ttl_seconds: None,
             jwks: metadata.jwks.clone(),
@@ -523,6 +534,8 @@ impl RegistrationService {
             client_name: client.name.clone(),
             redirect_uris: client.redirect_uris.clone(),
             post_logout_redirect_uris: client.post_logout_redirect_uris.clone(),
+            backchannel_logout_uri: client.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: client.backchannel_logout_session_required,
             grant_types: client.grant_types.clone(),
             response_types: vec!["code".into()],
             token_endpoint_auth_method: method,

@@ -40,6 +40,10 @@ pub(crate) struct ClientResponse {
     /// Its access tokens must all be DPoP-bound (RFC 9449 §5.2): a token request without a
     /// proof is refused with `invalid_dpop_proof`.
     dpop_bound_access_tokens: bool,
+    /// Where logout tokens are `POST`ed when a session it holds ends (OpenID Connect
+    /// Back-Channel Logout 1.0).
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
     access_token_ttl_seconds: Option<i64>,
     refresh_token_ttl_seconds: Option<i64>,
     created_at: i64,
@@ -63,6 +67,8 @@ impl ClientResponse {
             skip_consent: client.skip_consent,
             require_pushed_authorization_requests: client.require_pushed_authorization_requests,
             dpop_bound_access_tokens: client.dpop_bound_access_tokens,
+            backchannel_logout_uri: client.backchannel_logout_uri,
+            backchannel_logout_session_required: client.backchannel_logout_session_required,
             access_token_ttl_seconds: client.access_token_ttl_seconds,
             refresh_token_ttl_seconds: client.refresh_token_ttl_seconds,
             created_at: client.created_at,
@@ -95,6 +101,11 @@ pub(crate) struct CreateClientRequest {
     /// Only DPoP-bound access tokens (RFC 9449) for this client (default false).
     #[serde(default)]
     dpop_bound_access_tokens: bool,
+    /// Back-channel logout (OpenID Connect Back-Channel Logout 1.0): an http(s) URL, called
+    /// under the outbound SSRF rule.
+    backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    backchannel_logout_session_required: bool,
     access_token_ttl_seconds: Option<i64>,
     refresh_token_ttl_seconds: Option<i64>,
     /// The client's public keys: it then authenticates with `private_key_jwt`.
@@ -123,6 +134,8 @@ pub(crate) async fn create_client(
         skip_consent: body.skip_consent,
         require_pushed_authorization_requests: body.require_pushed_authorization_requests,
         dpop_bound_access_tokens: body.dpop_bound_access_tokens,
+        backchannel_logout_uri: body.backchannel_logout_uri,
+        backchannel_logout_session_required: body.backchannel_logout_session_required,
         access_token_ttl_seconds: body.access_token_ttl_seconds,
         refresh_token_ttl_seconds: body.refresh_token_ttl_seconds,
         jwks: body.jwks,
@@ -176,6 +189,9 @@ pub(crate) struct UpdateClientRequest {
     skip_consent: Option<bool>,
     require_pushed_authorization_requests: Option<bool>,
     dpop_bound_access_tokens: Option<bool>,
+    /// An empty string removes it.
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: Option<bool>,
     access_token_ttl_seconds: Option<i64>,
     refresh_token_ttl_seconds: Option<i64>,
 }
@@ -202,6 +218,8 @@ pub(crate) async fn update_client(
         skip_consent: body.skip_consent,
         require_pushed_authorization_requests: body.require_pushed_authorization_requests,
         dpop_bound_access_tokens: body.dpop_bound_access_tokens,
+        backchannel_logout_uri: body.backchannel_logout_uri,
+        backchannel_logout_session_required: body.backchannel_logout_session_required,
         access_token_ttl_seconds: body.access_token_ttl_seconds,
         refresh_token_ttl_seconds: body.refresh_token_ttl_seconds,
     };

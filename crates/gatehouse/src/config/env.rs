@@ -105,6 +105,7 @@ pub const SETTINGS: &[(&str, Kind)] = &[
     ("oauth.require_pushed_authorization_requests", Kind::Boolean),
     ("oauth.dpop_require_nonce", Kind::Boolean),
     ("oauth.dynamic_registration", Kind::Text),
+    ("oauth.client_id_metadata_documents", Kind::Boolean),
     ("mfa.policy", Kind::Text),
     ("mfa.totp_issuer", Kind::Text),
     ("mfa.trusted_device_days", Kind::Integer),

@@ -115,6 +115,10 @@ pub struct ClientConfig {
     pub require_pushed_authorization_requests: bool,
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
+    /// OpenID Connect Back-Channel Logout 1.0: where logout tokens are sent.
+    pub backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
     pub access_token_ttl_seconds: Option<i64>,
     pub refresh_token_ttl_seconds: Option<i64>,
 }
@@ -277,6 +281,10 @@ pub struct OAuthConfig {
     /// `open` (anyone, public clients only) or `token` (with an initial access token from the
     /// admin API or `gatehouse registration-token create`).
     pub dynamic_registration: String,
+    /// OAuth Client ID Metadata Documents: a `client_id` that is an https URL names the JSON
+    /// document describing the (public) client, fetched under the outbound SSRF rule and
+    /// kept as long as its `Cache-Control` allows (a minute to a day). Off by default.
+    pub client_id_metadata_documents: bool,
 }
 
 /// The in-memory read cache of sessions, users, clients and token revocations.

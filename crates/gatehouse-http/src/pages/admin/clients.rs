@@ -219,6 +219,8 @@ pub(crate) async fn create(
         // Set through the admin API or the CLI; the dashboard leaves it off.
         require_pushed_authorization_requests: false,
         dpop_bound_access_tokens: false,
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
         access_token_ttl_seconds: None,
         refresh_token_ttl_seconds: None,
         jwks: None,

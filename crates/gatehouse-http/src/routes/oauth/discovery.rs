@@ -53,6 +53,9 @@ fn document(state: &AppState, jwks: &serde_json::Value) -> serde_json::Value {
         "revocation_endpoint": endpoint("/oauth2/revoke"),
         "device_authorization_endpoint": endpoint("/oauth2/device_authorization"),
         "end_session_endpoint": endpoint("/oauth2/end_session"),
+        // OpenID Connect Back-Channel Logout 1.0; `sid` is always in the logout token.
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "pushed_authorization_request_endpoint": endpoint("/oauth2/par"),
         "require_pushed_authorization_requests": state.par.required(),
         "scopes_supported": ["openid", "profile", "email", "offline_access", "organization"],
@@ -91,6 +94,12 @@ fn document(state: &AppState, jwks: &serde_json::Value) -> serde_json::Value {
         && let Some(members) = document.as_object_mut()
     {
         members.insert("registration_endpoint".into(), json!(endpoint("/oauth2/register")));
+    }
+    // OAuth Client ID Metadata Documents, only while they are on.
+    if state.settings.client_id_metadata_documents
+        && let Some(members) = document.as_object_mut()
+    {
+        members.insert("client_id_metadata_document_supported".into(), json!(true));
     }
     document
 }
