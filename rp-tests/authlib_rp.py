@@ -7,6 +7,10 @@ then plays a relying party with authlib's OAuth 2 client
 flow with PKCE (S256), ID-token validation against the JWKS with authlib's OIDC claims classes
 (iss, aud, exp, nonce, at_hash), userinfo, refresh-token rotation, client_credentials,
 introspection and revocation, plus negative checks (wrong secret, code replay, wrong verifier).
+Then the protocol-depth features as a second client beside oauth4webapi: resource indicators
+(RFC 8707) and token exchange (RFC 8693) through authlib's extra token parameters, a client
+whose client_id is its own metadata document, and back-channel logout (the relying party's
+endpoint receives the logout token and verifies it with joserfc against the JWKS).
 The browser part (sign-in and consent forms) is a cookie-keeping `requests.Session` that follows
 same-origin redirects itself.
 
@@ -35,6 +39,7 @@ import threading
 import time
 import traceback
 from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -742,6 +747,196 @@ def client_credentials(provider: Provider, client: dict) -> None:
          (response.status_code, response.text))
 
 
+REPORTS = "https://reports.example.com"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+
+
+class RelyingPartySite:
+    """The relying party's own web server: serves its client ID metadata document at
+    /client.json and records what arrives at its back-channel logout endpoint, /backchannel."""
+
+    def __init__(self) -> None:
+        self.logouts: queue.Queue[dict[str, list[str]]] = queue.Queue()
+        self.document: dict = {}
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+                body = json.dumps(site.document).encode()
+                self.send_response(200 if self.path == "/client.json" else 404)
+                self.send_header("content-type", "application/json")
+                self.send_header("cache-control", "max-age=300")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("content-length", "0"))
+                form = parse_qs(self.rfile.read(length).decode())
+                form["content-type"] = [self.headers.get("content-type", "")]
+                if self.path == "/backchannel":
+                    site.logouts.put(form)
+                self.send_response(200 if self.path == "/backchannel" else 404)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def resource_indicators_and_exchange(provider: Provider, browser: Browser, api_client: dict,
+                                     exchanger: dict) -> None:
+    """An access token for one registered API (`resource` on the authorization and token
+    requests, through authlib's extra parameters), then exchanged for that API by a service
+    (impersonation allowed by the resource server's policy)."""
+    client_id, secret = api_client["client_id"], api_client["client_secret"]
+    rp = provider.session(client_id, secret, "openid offline_access reports:read")
+    statuses = record_statuses(rp)
+    code_verifier = generate_token(64)
+    url, state = rp.create_authorization_url(
+        provider.metadata["authorization_endpoint"], code_verifier=code_verifier,
+        nonce=generate_token(24), resource=REPORTS)
+    T.ok(parse_qs(urlsplit(url).query).get("resource") == [REPORTS],
+         "authlib put resource in the authorization URL", url)
+    location, callback = browse_to_callback(browser, url, expect_login=False,
+                                            expect_consent=False)
+    token = rp.fetch_token(authorization_response=location, state=state,
+                           code_verifier=code_verifier, resource=REPORTS)
+    T.equal(statuses[-1:], [200], "fetch_token with resource is answered 200")
+    access = jwt.decode(token["access_token"], provider.key_set)
+    T.equal(access.claims.get("aud"), REPORTS, "the access token's aud is the resource")
+    T.equal(access.claims.get("scope"), "reports:read",
+            "its scope is what the resource accepts (openid and offline_access are not for it)")
+    expect_oauth_error(
+        lambda: rp.refresh_token(provider.metadata["token_endpoint"],
+                                 refresh_token=token["refresh_token"],
+                                 resource="https://other.example.com"),
+        "invalid_target", 400, "a refresh for a resource that was not granted is invalid_target",
+        statuses)
+    response = requests.get(provider.metadata["userinfo_endpoint"], timeout=HTTP_TIMEOUT,
+                            headers={"authorization": f"Bearer {token['access_token']}"})
+    T.equal(response.status_code, 401, "userinfo refuses a token for another resource")
+
+    # The user's own token (for Gatehouse) exchanged by the service for the reports API.
+    user_rp = provider.session(client_id, secret, "openid")
+    front = authorize(provider, user_rp, browser, scope="openid", expect_login=False,
+                      expect_consent=False)
+    user_token = user_rp.fetch_token(authorization_response=front["location"],
+                                     state=front["state"],
+                                     code_verifier=front["code_verifier"])
+    service = provider.session(exchanger["client_id"], exchanger["client_secret"], None)
+    statuses = record_statuses(service)
+    exchanged = service.fetch_token(
+        grant_type=TOKEN_EXCHANGE, subject_token=user_token["access_token"],
+        subject_token_type=ACCESS_TOKEN_TYPE, resource=REPORTS)
+    T.equal(statuses[-1:], [200], "token exchange through authlib is answered 200")
+    T.equal(exchanged.get("issued_token_type"), ACCESS_TOKEN_TYPE,
+            "issued_token_type is an access token")
+    claims = jwt.decode(exchanged["access_token"], provider.key_set).claims
+    user_sub = jwt.decode(user_token["access_token"], provider.key_set).claims.get("sub")
+    T.ok(claims.get("aud") == REPORTS and claims.get("sub") == user_sub,
+         "the exchanged token is for the resource and acts for the user", claims)
+    T.ok("refresh_token" not in exchanged, "no refresh token comes with an exchange",
+         sorted(exchanged))
+    expect_oauth_error(
+        lambda: service.fetch_token(grant_type=TOKEN_EXCHANGE,
+                                    subject_token=user_token["access_token"],
+                                    subject_token_type=ACCESS_TOKEN_TYPE,
+                                    resource="https://unregistered.example.com"),
+        "invalid_target", 400, "an exchange for an unregistered resource is invalid_target",
+        statuses)
+    other = provider.session(client_id, secret, None)
+    statuses = record_statuses(other)
+    expect_oauth_error(
+        lambda: other.fetch_token(grant_type=TOKEN_EXCHANGE,
+                                  subject_token=user_token["access_token"],
+                                  subject_token_type=ACCESS_TOKEN_TYPE, resource=REPORTS),
+        "unauthorized_client", 400,
+        "a client the policy does not name cannot exchange (unauthorized_client)", statuses)
+
+
+def client_id_metadata_document(provider: Provider, base_url: str,
+                                site: RelyingPartySite) -> None:
+    """No registration at all: the client_id is the URL of the relying party's own metadata
+    document, which Gatehouse fetches; authlib runs the code flow as a public client."""
+    T.ok(provider.metadata.get("client_id_metadata_document_supported") is True,
+         "discovery says client_id_metadata_document_supported")
+    client_id = site.base_url + "/client.json"
+    site.document = {"client_id": client_id, "client_name": "authlib agent",
+                     "redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none",
+                     "grant_types": ["authorization_code", "refresh_token"]}
+    browser = Browser(base_url)
+    rp = provider.session(client_id, None, "openid email")
+    statuses = record_statuses(rp)
+    front = authorize(provider, rp, browser, scope="openid email", expect_login=True,
+                      expect_consent=True)
+    token = rp.fetch_token(authorization_response=front["location"], state=front["state"],
+                           code_verifier=front["code_verifier"])
+    T.equal(statuses[-1:], [200], "the document client's code exchange is answered 200")
+    claims = provider.validate_id_token(token["id_token"], client_id, front["nonce"],
+                                        token["access_token"])
+    T.equal(claims.get("aud"), client_id, "its ID token validates, aud = the document's URL")
+
+
+def backchannel_logout(provider: Provider, base_url: str, client: dict,
+                       site: RelyingPartySite) -> None:
+    """The relying party signs the user in, then the user logs out at Gatehouse
+    (RP-initiated); the relying party's back-channel endpoint receives a logout token, which
+    joserfc verifies against the JWKS, for the ID token's sid."""
+    T.ok(provider.metadata.get("backchannel_logout_supported") is True
+         and provider.metadata.get("backchannel_logout_session_supported") is True,
+         "discovery advertises back-channel logout with sid")
+    client_id, secret = client["client_id"], client["client_secret"]
+    browser = Browser(base_url)
+    rp = provider.session(client_id, secret, "openid offline_access")
+    front = authorize(provider, rp, browser, scope="openid offline_access", expect_login=True,
+                      expect_consent=False)
+    token = rp.fetch_token(authorization_response=front["location"], state=front["state"],
+                           code_verifier=front["code_verifier"])
+    id_token = provider.validate_id_token(token["id_token"], client_id, front["nonce"],
+                                          token["access_token"])
+    T.ok(bool(token.get("refresh_token")), "the relying party holds a refresh token")
+    response = browser.get(provider.metadata["end_session_endpoint"] + "?id_token_hint="
+                           + token["id_token"])
+    T.ok(response.status_code in (200, 302, 303) and form_with(response, "id_token_hint") is None,
+         "end_session with this browser's ID token signs out without asking",
+         (response.status_code, response.text[:500]))
+    try:
+        form = site.logouts.get(timeout=20)
+    except queue.Empty:
+        raise CheckFailed("no logout token reached the back-channel endpoint in 20 s") from None
+    T.equal(form["content-type"][0], "application/x-www-form-urlencoded",
+            "the logout token is POSTed form-encoded")
+    algorithms = provider.metadata.get("id_token_signing_alg_values_supported")
+    logout = jwt.decode(form["logout_token"][0], provider.key_set,
+                        registry=JWSRegistry(algorithms=algorithms, strict_check_header=False))
+    T.equal(logout.header.get("typ"), "logout+jwt", "its typ is logout+jwt")
+    validator = jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": provider.metadata["issuer"]},
+        aud={"essential": True, "value": client_id}, iat={"essential": True},
+        exp={"essential": True}, jti={"essential": True}, sid={"essential": True},
+        leeway=30)
+    validator.validate(logout.claims)
+    T.ok(True, "joserfc validates it (signature, iss, aud, iat, exp, jti, sid)")
+    T.equal(logout.claims.get("sid"), id_token.get("sid"), "its sid is the ID token's sid")
+    T.equal(logout.claims.get("sub"), id_token.get("sub"), "its sub is the ID token's sub")
+    T.ok("http://schemas.openid.net/event/backchannel-logout" in logout.claims.get("events", {})
+         and "nonce" not in logout.claims, "it carries the logout event and no nonce",
+         logout.claims)
+    expect_oauth_error(
+        lambda: rp.refresh_token(provider.metadata["token_endpoint"],
+                                 refresh_token=token["refresh_token"]),
+        "invalid_grant", None, "the logged-out session's refresh token no longer works", [])
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -761,6 +956,7 @@ def main() -> int:
 
     binary = gatehouse_binary(args)
     workdir = tempfile.mkdtemp(prefix="gatehouse-authlib-rp-")
+    site = RelyingPartySite()
     started = time.monotonic()
     try:
         T.scenario("discovery on a zero-configuration server (127.0.0.1:0, no issuer)",
@@ -775,7 +971,11 @@ def main() -> int:
             port = free_port()
             base_url = f"http://127.0.0.1:{port}"
             env = server_env(data_dir, GATEHOUSE_HTTP_ADDR=f"127.0.0.1:{port}",
-                             GATEHOUSE_ISSUER=base_url)
+                             GATEHOUSE_ISSUER=base_url,
+                             # The relying party's site (documents, back-channel) is loopback.
+                             GATEHOUSE_OUTBOUND_ALLOW_PRIVATE_TARGETS="true",
+                             GATEHOUSE_OUTBOX_POLL_INTERVAL_MS="100",
+                             GATEHOUSE_OAUTH_CLIENT_ID_METADATA_DOCUMENTS="true")
             if attempt == 0:
                 log("\n== setting up: user and clients through the CLI")
                 cli(binary, env, data_dir, "user", "create", "--email", EMAIL,
@@ -794,6 +994,20 @@ def main() -> int:
                      and bool(service.get("client_secret")),
                      "the CLI created a user, a confidential, a public and a service client",
                      (web, public, service))
+                api_client = cli(binary, env, data_dir, "client", "create", "--name",
+                                 "authlib api", "--redirect-uri", REDIRECT_URI, *grants,
+                                 "--scope", "openid", "--scope", "offline_access",
+                                 "--scope", "reports:read", "--skip-consent")
+                exchanger = cli(binary, env, data_dir, "client", "create", "--name",
+                                "authlib exchanger", "--redirect-uri", REDIRECT_URI,
+                                "--grant-type", TOKEN_EXCHANGE)
+                cli(binary, env, data_dir, "resource-server", "create", "--identifier", REPORTS,
+                    "--name", "Reports", "--scope", "reports:read",
+                    "--impersonation-client", exchanger["client_id"])
+                logout_client = cli(binary, env, data_dir, "client", "create", "--name",
+                                    "authlib single logout", "--redirect-uri", REDIRECT_URI,
+                                    *grants, "--skip-consent", "--backchannel-logout-uri",
+                                    site.base_url + "/backchannel")
             server = Server(binary, env, data_dir, "server")
             try:
                 url = server.start()
@@ -817,6 +1031,12 @@ def main() -> int:
                    provider, base_url, public)
         T.scenario("client_credentials, introspection, revocation", client_credentials,
                    provider, service)
+        T.scenario("resource indicators and token exchange (RFC 8707, RFC 8693)",
+                   resource_indicators_and_exchange, provider, browser, api_client, exchanger)
+        T.scenario("a client described by its own metadata document", client_id_metadata_document,
+                   provider, base_url, site)
+        T.scenario("back-channel logout (OpenID Connect Back-Channel Logout 1.0)",
+                   backchannel_logout, provider, base_url, logout_client, site)
     except CheckFailed as failure:
         T.failed += 1
         T.failures.append(str(failure))
@@ -828,6 +1048,7 @@ def main() -> int:
         traceback.print_exc(file=sys.stdout)
     finally:
         stop_all_servers()
+        site.stop()
         if args.keep:
             log(f"kept {workdir}")
         else:

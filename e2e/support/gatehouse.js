@@ -2,8 +2,9 @@
 // free port of 127.0.0.1, published as `http://localhost:<port>` (WebAuthn needs a domain, and
 // cookies ignore ports, so each journey's server gets its own; a second server in the same
 // browser context is published on another host name, `issuerHost: '127.0.0.1'`). Ready when
-// `/readyz` says so.
-import { spawn, execFile } from 'node:child_process';
+// `/readyz` says so. With `E2E_POSTGRES_URL` set, each server gets a schema of its own in that
+// PostgreSQL database instead (`.ci/run` runs the protocol journeys a second time so).
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, createWriteStream, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -47,6 +48,13 @@ export class Gatehouse {
       writeFileSync(file, configFile, { mode: 0o600 });
       config.GATEHOUSE_CONFIG = file;
     }
+    const postgres = process.env.E2E_POSTGRES_URL;
+    const database = {};
+    if (postgres) {
+      const schema = `e2e_${randomBytes(6).toString('hex')}`;
+      execFileSync('psql', [postgres, '-q', '-c', `CREATE SCHEMA ${schema}`]);
+      Object.assign(database, { GATEHOUSE_DATABASE_URL: postgres, GATEHOUSE_DATABASE_SCHEMA: schema });
+    }
     // Only what is given here configures the server: inherited GATEHOUSE_* variables are dropped.
     const env = Object.fromEntries(
       Object.entries(process.env).filter(([name]) => !name.startsWith('GATEHOUSE_')),
@@ -65,6 +73,7 @@ export class Gatehouse {
       // RSA key generation in a debug build takes seconds; ES256 is instant.
       GATEHOUSE_SIGNING_ALGORITHM: 'ES256',
       ...(smtp ? { GATEHOUSE_SMTP_URL: smtp.url, GATEHOUSE_SMTP_FROM: 'Gatehouse e2e <id@example.com>' } : {}),
+      ...database,
       ...config,
       ...settings,
     });
