@@ -427,8 +427,8 @@ impl TokenService {
 }
 
 /// Signs `claims` with `signer`. An RSA signature takes a few hundred microseconds of CPU: it
-/// runs on the blocking pool, so the runtime's workers go on answering the requests waiting on
-/// them (on SQLite a writer that holds the write lock would otherwise wait behind signatures
+/// runs on the process's signing threads (one per core), so the runtime's workers go on
+/// answering the requests waiting on them (on SQLite a writer that holds the write lock would otherwise wait behind signatures
 /// for its next step, and every other writer with it). ECDSA and Ed25519 sign in tens of
 /// microseconds, on the spot.
 async fn sign<T: Serialize>(
@@ -442,8 +442,7 @@ async fn sign<T: Serialize>(
     let claims = serde_json::to_vec(claims)
         .map_err(|error| DomainError::Internal(format!("claims: {error}")))?;
     let typ = typ.to_owned();
-    tokio::task::spawn_blocking(move || signer.sign_serialized(&typ, &claims))
-        .await
-        .map_err(|error| DomainError::Internal(format!("signing task: {error}")))?
+    gatehouse_crypto::signing::on_signing_thread(move || signer.sign_serialized(&typ, &claims))
+        .await?
         .map_err(DomainError::from)
 }

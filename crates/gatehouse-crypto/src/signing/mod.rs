@@ -8,6 +8,7 @@
 //! signatures themselves come from aws-lc-rs. Verification ([`PublicKeySet`]) is jsonwebtoken's.
 
 mod embedded;
+mod pool;
 mod verify;
 
 use std::fmt;
@@ -29,6 +30,7 @@ pub use embedded::{
     EMBEDDED_KEY_ALGORITHMS, EmbeddedKeyJws, MAX_EMBEDDED_JWS_LENGTH, sha256_base64url,
     verify_embedded_key,
 };
+pub use pool::on_signing_thread;
 pub use verify::PublicKeySet;
 
 use crate::CryptoError;
