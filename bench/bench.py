@@ -398,10 +398,11 @@ class Load:
         self.warm(side, connections)
         return self.combine(side, [self.window(side, self.duration, connections)])
 
-    def side(self, side: Side) -> dict:
-        """A warm-up, then one measured window, of one side (its own script and all)."""
+    def side(self, side: Side, seconds: float | None = None) -> dict:
+        """A warm-up, then one measured window (of `seconds`, else the run's duration), of one
+        side (its own script and all)."""
         self.warm(side)
-        return self.combine(side, [self.window(side, self.duration)])
+        return self.combine(side, [self.window(side, seconds or self.duration)])
 
     def interleaved(self, sides: list[Side]) -> list[dict]:
         """Measures several servers in alternating windows of about 2 s (A B … Z, Z … B A,
@@ -813,7 +814,12 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
         side = side or Side(server, instance.url + "/v1/auth/sign-in", "POST",
                             "application/json", json.dumps({"email": EMAIL, "password": PASSWORD}))
         if args.no_ceilings:
-            result = run(title, lambda: with_health_probe(instance.url, lambda: load.side(side)))
+            # One window as long as the interleaved run's sign-in windows together, at least:
+            # the smoke run's 2 s was shorter than the debug build's queue of 32 sign-ups on
+            # two Argon2 workers (p50 1.8 s), so a window with no completion was chance.
+            seconds = max(load.duration, SIGN_IN_WINDOWS * MIN_SIGN_IN_WINDOW_SECONDS)
+            result = run(title, lambda: with_health_probe(
+                instance.url, lambda: load.side(side, seconds)))
             if result is not None:
                 record(key, title, result, server_label)
             return
