@@ -17,7 +17,7 @@ use gatehouse_domain::oauth::backchannel::{
 };
 use gatehouse_domain::outbound::OutboundGuard;
 
-use crate::webhook::{MAX_REPORTED_BODY, pinned_client, truncate};
+use crate::webhook::{outcome, pinned_client};
 
 pub struct BackchannelLogoutChannel {
     logout: Arc<BackchannelLogout>,
@@ -80,19 +80,8 @@ impl BackchannelLogoutChannel {
             }
             Err(_) => return temporary("the request failed".into()),
         };
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        let report = DeliveryReport {
-            status_code: Some(i64::from(status.as_u16())),
-            body: Some(truncate(&text, MAX_REPORTED_BODY)).filter(|body| !body.is_empty()),
-        };
-        if status.is_success() {
-            (Ok(()), Some(report))
-        } else {
-            let error =
-                DeliveryError::Temporary(format!("the receiver answered {}", status.as_u16()));
-            (Err(error), Some(report))
-        }
+        let (result, report) = outcome(response).await;
+        (result, Some(report))
     }
 }
 

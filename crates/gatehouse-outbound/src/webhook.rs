@@ -21,7 +21,7 @@ use gatehouse_domain::outbound::{
 use gatehouse_domain::webhooks::{EventMessage, WEBHOOK_CHANNEL, WebhookService};
 
 /// At most this much of a receiver's answer is kept in the delivery log.
-pub(crate) const MAX_REPORTED_BODY: usize = 1024;
+const MAX_REPORTED_BODY: usize = 1024;
 
 /// Resolves a URL's host and applies the SSRF rule to every address it resolves to.
 pub struct TargetGuard {
@@ -151,19 +151,8 @@ impl WebhookChannel {
             }
             Err(_) => return temporary("the request failed".into()),
         };
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        let report = DeliveryReport {
-            status_code: Some(i64::from(status.as_u16())),
-            body: Some(truncate(&text, MAX_REPORTED_BODY)).filter(|body| !body.is_empty()),
-        };
-        if status.is_success() {
-            (Ok(()), Some(report), true)
-        } else {
-            let error =
-                DeliveryError::Temporary(format!("the receiver answered {}", status.as_u16()));
-            (Err(error), Some(report), true)
-        }
+        let (result, report) = outcome(response).await;
+        (result, Some(report), true)
     }
 
     /// A client that connects to the checked address only, follows no redirect, and gives up
@@ -195,7 +184,26 @@ pub(crate) fn pinned_client(
     builder.build().map_err(|_| "cannot build the HTTP client".to_owned())
 }
 
-pub(crate) fn truncate(text: &str, limit: usize) -> String {
+/// What a receiver's answer means for the delivery: 2xx is success, anything else a failure to
+/// retry; the status and the start of the body go to the delivery log.
+pub(crate) async fn outcome(
+    response: reqwest::Response,
+) -> (Result<(), DeliveryError>, DeliveryReport) {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let report = DeliveryReport {
+        status_code: Some(i64::from(status.as_u16())),
+        body: Some(truncate(&text, MAX_REPORTED_BODY)).filter(|body| !body.is_empty()),
+    };
+    if status.is_success() {
+        (Ok(()), report)
+    } else {
+        let error = DeliveryError::Temporary(format!("the receiver answered {}", status.as_u16()));
+        (Err(error), report)
+    }
+}
+
+fn truncate(text: &str, limit: usize) -> String {
     if text.len() <= limit {
         return text.to_owned();
     }

@@ -132,26 +132,7 @@ impl Notifier {
 
     /// A sealed email row, due now.
     pub fn email(&self, payload: &EmailPayload, now: i64) -> Result<OutboxRecord, DomainError> {
-        let id = gatehouse_crypto::new_id("dlv");
-        let plain = serde_json::to_vec(payload)
-            .map_err(|error| DomainError::Internal(format!("email payload: {error}")))?;
-        let sealed = self.cipher.seal(id.as_bytes(), &plain)?;
-        Ok(OutboxRecord {
-            channel: EMAIL_CHANNEL.to_owned(),
-            kind: payload.template.clone(),
-            payload: sealed,
-            status: OutboxStatus::Pending,
-            attempts: 0,
-            next_attempt_at: now,
-            claimed_by: None,
-            lease_until: None,
-            created_at: now,
-            delivered_at: None,
-            last_error: None,
-            subject: None,
-            event_id: None,
-            id,
-        })
+        self.sealed(EMAIL_CHANNEL, &payload.template, None, payload, now)
     }
 
     /// A sealed SMS row of `kind` (`mfa_code`), due now.
@@ -161,26 +142,7 @@ impl Notifier {
         payload: &SmsPayload,
         now: i64,
     ) -> Result<OutboxRecord, DomainError> {
-        let id = gatehouse_crypto::new_id("dlv");
-        let plain = serde_json::to_vec(payload)
-            .map_err(|error| DomainError::Internal(format!("sms payload: {error}")))?;
-        let sealed = self.cipher.seal(id.as_bytes(), &plain)?;
-        Ok(OutboxRecord {
-            channel: super::SMS_CHANNEL.to_owned(),
-            kind: kind.to_owned(),
-            payload: sealed,
-            status: OutboxStatus::Pending,
-            attempts: 0,
-            next_attempt_at: now,
-            claimed_by: None,
-            lease_until: None,
-            created_at: now,
-            delivered_at: None,
-            last_error: None,
-            subject: None,
-            event_id: None,
-            id,
-        })
+        self.sealed(super::SMS_CHANNEL, kind, None, payload, now)
     }
 
     /// A sealed delivery of the event `event_id` of type `event_type` (`message`: its JSON
@@ -193,42 +155,24 @@ impl Notifier {
         message: &serde_json::Value,
         now: i64,
     ) -> Result<OutboxRecord, DomainError> {
-        let id = gatehouse_crypto::new_id("dlv");
-        let plain = serde_json::to_vec(&serde_json::json!({
-            "webhook_id": webhook_id,
-            "message": message,
-        }))
-        .map_err(|error| DomainError::Internal(format!("webhook payload: {error}")))?;
-        let sealed = self.cipher.seal(id.as_bytes(), &plain)?;
-        Ok(OutboxRecord {
-            channel: match webhook_id {
-                Some(_) => super::WEBHOOK_CHANNEL,
-                None => super::EVENT_STREAM_CHANNEL,
-            }
-            .to_owned(),
-            kind: event_type.to_owned(),
-            payload: sealed,
-            status: OutboxStatus::Pending,
-            attempts: 0,
-            next_attempt_at: now,
-            claimed_by: None,
-            lease_until: None,
-            created_at: now,
-            delivered_at: None,
-            last_error: None,
-            subject: webhook_id.map(str::to_owned),
-            event_id: Some(event_id.to_owned()),
-            id,
-        })
+        let channel = match webhook_id {
+            Some(_) => super::WEBHOOK_CHANNEL,
+            None => super::EVENT_STREAM_CHANNEL,
+        };
+        let payload = serde_json::json!({ "webhook_id": webhook_id, "message": message });
+        let mut row = self.sealed(channel, event_type, webhook_id, &payload, now)?;
+        row.event_id = Some(event_id.to_owned());
+        Ok(row)
     }
 
     /// A sealed row for `channel` (`kind` for listings, `subject`: what it is about), due now.
-    pub fn sealed(
+    /// The payload is sealed under the row's id, so it opens only as that row.
+    pub fn sealed<T: serde::Serialize + ?Sized>(
         &self,
         channel: &str,
         kind: &str,
         subject: Option<&str>,
-        payload: &serde_json::Value,
+        payload: &T,
         now: i64,
     ) -> Result<OutboxRecord, DomainError> {
         let id = gatehouse_crypto::new_id("dlv");

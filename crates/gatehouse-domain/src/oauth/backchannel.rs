@@ -103,12 +103,11 @@ impl BackchannelLogout {
             notices
                 .iter()
                 .filter_map(|notice| {
-                    let payload = serde_json::to_value(notice).ok()?;
                     match self.notifier.sealed(
                         BACKCHANNEL_LOGOUT_CHANNEL,
                         BACKCHANNEL_LOGOUT_CHANNEL,
                         Some(&notice.client_id),
-                        &payload,
+                        notice,
                         now,
                     ) {
                         Ok(row) => Some(row),
