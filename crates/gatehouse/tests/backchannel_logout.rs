@@ -403,7 +403,11 @@ async fn the_logout_uri_is_validated_and_delivery_follows_the_ssrf_rule(test: Te
             .unwrap()
             .iter()
             .find(|row| {
-                row["channel"] == "backchannel_logout" && row["attempts"].as_i64() >= Some(1)
+                // An attempt counts once its outcome is written (a claimed row is
+                // `sending`, with `attempts` already raised, until then).
+                row["channel"] == "backchannel_logout"
+                    && row["attempts"].as_i64() >= Some(1)
+                    && row["status"] != "sending"
             })
             .cloned();
         if let Some(row) = row {
