@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
+import concurrent.futures
 import datetime
 import json
 import os
@@ -48,6 +49,10 @@ SIGN_IN_WINDOWS = 2  # sign-in windows, each between two windows of the Argon2id
 # queue of 32 sign-ups waiting on two Argon2 workers (p50 1.5 s on the debug build), so whether
 # any request finished inside it was chance (a window with none reads as "no throughput").
 MIN_SIGN_IN_WINDOW_SECONDS = 3
+# Refresh and the signed-in code flow: this many windows, each between two windows of the
+# RS256 signing ceiling (issue #26's ratios; the ceiling alone moved between 1,994 and 2,554
+# signatures/s from one run to the next here, so one sample of it could pass or fail a target).
+SIGNING_WINDOWS = 4
 IDLE_THRESHOLD = 0.15  # fraction of all cores busy above which the machine is "not idle"
 
 SEED_ARGON2 = (65536, 3, 4)  # Gatehouse's defaults (m KiB, t, p)
@@ -679,20 +684,34 @@ def drop_databases() -> None:
             log(f"could not drop database {name}: {error}")
 
 
-def refresh_side(instance: "Gatehouse") -> Side:
+def refresh_side(instance: "Gatehouse") -> tuple[Side, "callable"]:
     """Chained refresh rotation through bench/wrk/refresh.lua: three sessions per connection
     and two more (each its own chain), their refresh tokens in a file the script shares out
     and writes back. Each wrk run strands the tokens in flight when it stops (one per
     connection) and wrk's own check of the script spends one; a thread whose pool ran dry would
-    send requests that must fail, so the pools always keep more tokens than connections."""
+    send requests that must fail, so the pools always keep more tokens than connections: the
+    second answer, run before each wrk run, tops the file up with fresh sessions."""
     connections = ARGS.connections
     path = os.path.join(instance.dir, "refresh-tokens.txt")
-    with open(path, "w") as handle:
-        for _ in range(3 * connections + 2):
-            handle.write(instance.sign_in()["refresh_token"] + "\n")
-    return Side(instance.server, instance.url + "/v1/auth/refresh", "POST", script="refresh.lua",
+    wanted_tokens = 3 * connections + 2
+
+    def top_up() -> None:
+        try:
+            with open(path) as handle:
+                have = sum(1 for line in handle if line.strip())
+        except FileNotFoundError:
+            have = 0
+        missing = max(0, wanted_tokens - have)
+        # As many sign-ins at once as the server hashes passwords at once (one per core).
+        with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            fresh = list(pool.map(lambda _: instance.sign_in()["refresh_token"], range(missing)))
+        with open(path, "a") as handle:
+            handle.writelines(token + "\n" for token in fresh)
+
+    side = Side(instance.server, instance.url + "/v1/auth/refresh", "POST", script="refresh.lua",
                 script_args=[], env={"BENCH_TOKENS_FILE": path,
                                      "BENCH_THREADS": str(min(ARGS.threads, connections))})
+    return side, top_up
 
 
 def dpop_proofs(instance: "Gatehouse", count: int, htm: str, htu: str) -> str:
@@ -863,6 +882,48 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
             log_health(health)
             record(key, title, result, server_label)
 
+    def beside_signing(key: str, title: str, side: Side, prepare=None) -> None:
+        """A scenario bound by RS256 signatures (refresh, the signed-in code flow) in windows
+        alternating with the RS256 ceiling — ceiling, scenario, …, ceiling — compared with the
+        mean of the ceiling's windows, for the reason `sign_in` gives. `prepare` runs before
+        the warm-up and each window (refresh tops up its pool of tokens there)."""
+        if args.no_ceilings or not args.crypto_ceiling:
+            if prepare:
+                prepare()
+            result = run(title, lambda: load.side(side))
+            if result is not None:
+                record(key, title, result)
+            return
+        ceiling_rows: list[dict] = []
+        windows: list[dict] = []
+
+        def measure() -> bool:
+            if prepare:
+                prepare()
+            load.warm(side, seconds=min(load.warmup, 1))
+            for number in range(SIGNING_WINDOWS + 1):
+                wait_until_idle(server.pid)
+                ceiling_rows.extend(rs256_ceiling(args, label))
+                if number == SIGNING_WINDOWS:
+                    break
+                if prepare:
+                    prepare()
+                windows.append(load.window(side, max(2, load.duration / SIGNING_WINDOWS)))
+            return True
+
+        if run(title, measure) is None and not windows:
+            return
+        rates = [row["rps"] for row in ceiling_rows]
+        if rates:
+            ceiling = dict(ceiling_rows[0], rps=sum(rates) / len(rates), window_rps=rates,
+                           server=f"ceiling (crypto), interleaved with {label} {key}")
+            rows.append(ceiling)
+            beside["sign-RS256"] = ceiling["rps"]
+            log(f"   RS256: {ceiling['rps']:.0f} signatures/s, the mean of its "
+                f"{len(rates)} windows")
+        if windows:
+            record(key, title, load.combine(side, windows))
+
     main = Gatehouse(args, workdir, f"{variant}-rs256", postgres=postgres)
     main.seed()
     main.start()
@@ -959,7 +1020,8 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
         measure_ceiling("HTTP", lambda: [http_ceiling(args, load, workdir, label)])
 
     scenarios = [
-        ("refresh", "refresh rotation (chained)", lambda: load.side(refresh_side(main))),
+        ("refresh", "refresh rotation (chained)", lambda: beside_signing(
+            "refresh", "refresh rotation (chained)", *refresh_side(main))),
         ("signup", "sign-up Argon2id m=64MiB t=3 p=4", lambda: sign_in(
             "signup", "sign-up Argon2id m=64MiB t=3 p=4", SEED_ARGON2, main, label,
             Side(server, url + "/v1/auth/sign-up", "POST", script="sign_up.lua",
@@ -969,8 +1031,8 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
         ("codeflow-login", "code flow (with sign-in), flows/s", lambda: load.driver(server, [
             "codeflow", url, "--email", EMAIL, "--password", PASSWORD,
             "--client-id", main.web["client_id"], "--client-secret", main.web["client_secret"]])),
-        ("codeflow-sso", "code flow (signed-in browser), flows/s",
-         lambda: load.side(codeflow_side(main))),
+        ("codeflow-sso", "code flow (signed-in browser), flows/s", lambda: beside_signing(
+            "codeflow-sso", "code flow (signed-in browser), flows/s", codeflow_side(main))),
     ]
     try:
         for keys in groups:
@@ -979,8 +1041,8 @@ def gatehouse_section(args, load: Load, workdir: str, variant: str, rows: list,
             if not wanted(key):
                 continue
 
-            if key in ("signin-seed", "signup"):
-                function()
+            if key in ("signin-seed", "signup", "refresh", "codeflow-sso"):
+                run(title, function)  # each records its own rows
                 continue
             result = run(title, function)
             if result is not None:
@@ -1403,10 +1465,12 @@ def http_ceiling(args, load: Load, workdir: str, beside: str = "") -> dict:
     return http_ceiling_row(result, beside)
 
 
-def crypto_ceilings(args, argon2: list, signatures: bool, beside: str = "") -> list[dict]:
-    """Signatures (when asked) and Argon2id hashes per second on all cores, measured now."""
+def crypto_ceilings(args, argon2: list, signatures: bool, beside: str = "",
+                    algorithms: str = "RS256,ES256,EdDSA") -> list[dict]:
+    """Signatures (when asked: of `algorithms`) and Argon2id hashes per second on all cores,
+    measured now."""
     argv = [args.crypto_ceiling, "--seconds", str(args.crypto_seconds),
-            "--signatures", "true" if signatures else "false"]
+            "--signatures", "true" if signatures else "false", "--algorithms", algorithms]
     for m, t, p in argon2:
         argv += ["--argon2", f"{m},{t},{p}"]
     host0, load0 = host_cpu(), children_cpu()
@@ -1435,6 +1499,10 @@ def crypto_ceilings(args, argon2: list, signatures: bool, beside: str = "") -> l
 
 def argon2_ceiling(args, params: tuple[int, int, int], beside: str) -> list[dict]:
     return crypto_ceilings(args, [params], signatures=False, beside=beside)
+
+
+def rs256_ceiling(args, beside: str) -> list[dict]:
+    return crypto_ceilings(args, [], signatures=True, beside=beside, algorithms="RS256")
 
 
 def ceilings_section(args, load: Load, workdir: str, rows: list, checks: list) -> dict:
@@ -1763,8 +1831,11 @@ def write_report(args, rows, ceilings, checks, targets_table, total_seconds, mac
               "Gatehouse with Argon2id.",
               "- **vs ceiling**: Gatehouse req/s ÷ the relevant ceiling measured in this run "
               "(for discovery and JWKS, the HTTP ceiling measured in windows interleaved with "
-              "them; otherwise the one measured beside the row's section; for a sign-in, "
-              "the mean of the Argon2id ceiling's windows interleaved with it): "
+              "them; for a sign-in, the mean of the Argon2id ceiling's windows interleaved "
+              "with it; for refresh and the signed-in code flow, the mean of the RS256 "
+              f"ceiling's windows interleaved with it ({SIGNING_WINDOWS} windows of the "
+              "scenario, each between two of the ceiling); otherwise the one measured beside "
+              "the row's section): "
               "HTTP (the minimal axum server under the same load), the signing algorithm "
               "(signatures/s on all cores), Argon2id with the same parameters (hashes/s on all "
               "cores), whichever is lowest; a code flow with sign-in is 5 HTTP requests, one "

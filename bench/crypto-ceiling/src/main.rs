@@ -4,8 +4,9 @@
 //! 0.5 for each given parameter set.
 //!
 //! Usage: `gatehouse-bench-crypto-ceiling [--seconds S] [--threads N] [--signatures true|false]
-//! [--argon2 M,T,P]...` (M in KiB; `--signatures false` measures Argon2id only, so the harness
-//! can measure it right beside a sign-in scenario). Prints one JSON object on stdout:
+//! [--algorithms RS256,ES256,EdDSA] [--argon2 M,T,P]...` (M in KiB; `--signatures false`
+//! measures Argon2id only, so the harness can measure it right beside a sign-in scenario;
+//! `--algorithms RS256` measures RS256 signatures only, beside a refresh or a code flow). Prints one JSON object on stdout:
 //! `{"threads":N,"signs_per_second":{"RS256":..,"ES256":..,"EdDSA":..},
 //!   "argon2id_per_second":{"M/T/P":..}}`.
 //!
@@ -106,6 +107,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut argon2_params: Vec<(u32, u32, u32)> = Vec::new();
     let mut signatures = true;
+    let mut algorithms = vec!["RS256".to_owned(), "ES256".to_owned(), "EdDSA".to_owned()];
     let (mut proofs, mut htm, mut htu, mut iat) = (None, String::new(), String::new(), 0_i64);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -118,6 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--seconds" => seconds = value.parse()?,
             "--threads" => threads = value.parse()?,
             "--signatures" => signatures = value.parse()?,
+            "--algorithms" => algorithms = value.split(',').map(str::to_owned).collect(),
             "--argon2" => {
                 let parts: Vec<u32> = value.split(',').map(str::parse).collect::<Result<_, _>>()?;
                 if parts.len() != 3 {
@@ -140,33 +143,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         let ed = Arc::new(Ed25519KeyPair::generate().map_err(|_| "ed25519 keygen")?);
 
-        let rs256 = per_second(threads, seconds, move || {
-            let rsa = rsa.clone();
-            move || {
+        let measure = |name: &str| algorithms.iter().any(|wanted| wanted == name);
+        if measure("RS256") {
+            let rs256 = per_second(threads, seconds, move || {
+                let rsa = rsa.clone();
+                move || {
+                    let rng = SystemRandom::new();
+                    let mut signature = vec![0u8; rsa.public_modulus_len()];
+                    let _ = rsa.sign(&RSA_PKCS1_SHA256, &rng, MESSAGE, &mut signature);
+                    std::hint::black_box(&signature);
+                }
+            });
+            signs.push(format!("\"RS256\":{rs256:.1}"));
+        }
+        if measure("ES256") {
+            let es256 = per_second(threads, seconds, move || {
+                let ec = ec.clone();
                 let rng = SystemRandom::new();
-                let mut signature = vec![0u8; rsa.public_modulus_len()];
-                let _ = rsa.sign(&RSA_PKCS1_SHA256, &rng, MESSAGE, &mut signature);
-                std::hint::black_box(&signature);
-            }
-        });
-        let es256 = per_second(threads, seconds, move || {
-            let ec = ec.clone();
-            let rng = SystemRandom::new();
-            move || {
-                std::hint::black_box(ec.sign(&rng, MESSAGE).ok());
-            }
-        });
-        let eddsa = per_second(threads, seconds, move || {
-            let ed = ed.clone();
-            move || {
-                std::hint::black_box(ed.sign(MESSAGE));
-            }
-        });
-        signs = vec![
-            format!("\"RS256\":{rs256:.1}"),
-            format!("\"ES256\":{es256:.1}"),
-            format!("\"EdDSA\":{eddsa:.1}"),
-        ];
+                move || {
+                    std::hint::black_box(ec.sign(&rng, MESSAGE).ok());
+                }
+            });
+            signs.push(format!("\"ES256\":{es256:.1}"));
+        }
+        if measure("EdDSA") {
+            let eddsa = per_second(threads, seconds, move || {
+                let ed = ed.clone();
+                move || {
+                    std::hint::black_box(ed.sign(MESSAGE));
+                }
+            });
+            signs.push(format!("\"EdDSA\":{eddsa:.1}"));
+        }
     }
 
     let mut argon2_results = Vec::new();
