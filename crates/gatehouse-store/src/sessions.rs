@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use gatehouse_domain::audit::AuditEvent;
-use gatehouse_domain::sessions::{RefreshTokenRecord, RevokeReason, SessionRecord, SessionStore};
+use gatehouse_domain::sessions::{
+    RefreshRotation, RefreshTokenRecord, RevokeReason, RotationOutcome, SessionRecord, SessionStore,
+};
 use gatehouse_domain::unit_of_work::UnitOfWork;
 use gatehouse_domain::users::record::UserChange;
 use gatehouse_domain::{Conflict, StoreError, UserRecord};
@@ -165,19 +167,89 @@ const INSERT_REFRESH_TOKEN_IF_SPENT: &str = "INSERT INTO refresh_tokens (token_d
 const TOUCH_SESSION_IF_ROTATED: &str =
     "UPDATE sessions SET last_used_at = $2 WHERE id = $1 AND last_used_at <= $3 AND changes() = 1";
 
-/// A whole rotation on PostgreSQL as one statement: spend, successor, touch, and the cache
-/// announcement of the touch; answers (spent, touched).
-const ROTATE_REFRESH_TOKEN_POSTGRES: &str = "WITH spent AS ( \
+/// A refresh token and its session, under the names [`JOINED_SESSION`] and
+/// [`refresh_token_from_row`] read.
+macro_rules! refresh_token_columns {
+    () => {
+        "t.token_digest, t.created_at AS t_created_at, t.expires_at AS t_expires_at, \
+         t.rotated_at, s.id AS s_id, s.user_id AS s_user_id, s.user_agent AS s_user_agent, \
+         s.ip AS s_ip, s.created_at AS s_created_at, s.last_used_at AS s_last_used_at, \
+         s.expires_at AS s_expires_at, s.revoked_at AS s_revoked_at, \
+         s.revoked_reason AS s_revoked_reason, s.client_id AS s_client_id, s.scope AS s_scope, \
+         s.auth_time AS s_auth_time, s.nonce AS s_nonce, s.amr AS s_amr, \
+         s.organization_id AS s_organization_id, s.impersonator AS s_impersonator, \
+         s.dpop_jkt AS s_dpop_jkt, s.resources AS s_resources"
+    };
+}
+
+const SELECT_REFRESH_TOKEN: &str = concat!(
+    "SELECT ",
+    refresh_token_columns!(),
+    " FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_digest = $1"
+);
+
+/// A refresh token, its session and whether its user is suspended (`u_suspended_at`): what a
+/// rotation checks.
+const SELECT_REFRESH_TOKEN_TO_ROTATE: &str = concat!(
+    "SELECT ",
+    refresh_token_columns!(),
+    ", u.suspended_at AS u_suspended_at FROM refresh_tokens t \
+     JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
+     WHERE t.token_digest = $1"
+);
+
+/// A whole rotation on PostgreSQL as one statement, one round trip: it reads the token and its
+/// session and its user's suspension (answered as they were before it), spends the token only while
+/// `RefreshRotation::allows` holds (the same conditions, in SQL), stores the successor, touches
+/// the session when its last use is old enough and announces that touch to the other
+/// instances' caches (`pg_notify`, sent on commit, with [`crate::cache`]'s payload `$11 || id`).
+/// Answers the found row with `rotated` and `touched`, or no row for an unknown token.
+const ROTATE_REFRESH_TOKEN_POSTGRES: &str = concat!(
+    "WITH found AS (SELECT ",
+    refresh_token_columns!(),
+    ", u.suspended_at AS u_suspended_at FROM refresh_tokens t \
+        JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
+        WHERE t.token_digest = $1), \
+    spent AS ( \
         UPDATE refresh_tokens SET rotated_at = $2 WHERE token_digest = $1 AND rotated_at IS NULL \
+        AND expires_at > $2 AND EXISTS (SELECT 1 FROM found WHERE s_revoked_at IS NULL \
+            AND s_expires_at > $2 AND u_suspended_at IS NULL AND s_client_id IS NOT DISTINCT FROM $6::text \
+            AND (s_dpop_jkt IS NULL OR s_dpop_jkt = $7::text)) \
         RETURNING session_id), \
     inserted AS ( \
         INSERT INTO refresh_tokens (token_digest, session_id, created_at, expires_at, rotated_at) \
-        SELECT $3, $4, $5, $6, $7 FROM spent RETURNING session_id), \
+        SELECT $3, found.s_id, $2, LEAST($2 + $4::bigint, found.s_expires_at), NULL \
+        FROM spent, found RETURNING session_id), \
     touched AS ( \
-        UPDATE sessions SET last_used_at = $2 WHERE id = $4 AND last_used_at <= $8 \
-        AND EXISTS (SELECT 1 FROM inserted) RETURNING id) \
-    SELECT (SELECT COUNT(*) FROM spent), \
-        (SELECT COUNT(*) FROM (SELECT pg_notify($9, $10) FROM touched) AS announced)";
+        UPDATE sessions SET last_used_at = $2 WHERE id IN (SELECT session_id FROM inserted) \
+        AND last_used_at <= $5 RETURNING id) \
+    SELECT found.*, (SELECT COUNT(*) FROM inserted) AS rotated, \
+        (SELECT COUNT(*) FROM (SELECT pg_notify($8, $9 || id) FROM touched) AS announced) AS touched \
+    FROM found"
+);
+
+/// What a rotation found, from a row of [`SELECT_REFRESH_TOKEN_TO_ROTATE`]'s columns (not
+/// rotated yet).
+fn rotation_from_row<R: StoreRow>(row: &R) -> Result<RotationOutcome, StoreError> {
+    let session = session_from_row(row, &JOINED_SESSION)?;
+    let token = refresh_token_from_row(row, &session)?;
+    let suspended_at: Option<i64> = row.read("u_suspended_at")?;
+    Ok(RotationOutcome { token, session, user_suspended: suspended_at.is_some(), rotated: false })
+}
+
+/// The refresh token of a row read with [`refresh_token_columns!`], in `session`.
+fn refresh_token_from_row<R: StoreRow>(
+    row: &R,
+    session: &SessionRecord,
+) -> Result<RefreshTokenRecord, StoreError> {
+    Ok(RefreshTokenRecord {
+        token_digest: row.read("token_digest")?,
+        session_id: session.id.clone(),
+        created_at: row.read("t_created_at")?,
+        expires_at: row.read("t_expires_at")?,
+        rotated_at: row.read("rotated_at")?,
+    })
+}
 
 pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions (id, user_id, user_agent, ip, \
      created_at, last_used_at, expires_at, revoked_at, revoked_reason, client_id, scope, \
@@ -376,83 +448,87 @@ impl SessionStore for Database {
         &self,
         digest: &[u8],
     ) -> Result<Option<(RefreshTokenRecord, SessionRecord)>, StoreError> {
-        const SQL: &str = "SELECT t.token_digest, t.created_at AS t_created_at, \
-            t.expires_at AS t_expires_at, t.rotated_at, s.id AS s_id, s.user_id AS s_user_id, \
-            s.user_agent AS s_user_agent, s.ip AS s_ip, s.created_at AS s_created_at, \
-            s.last_used_at AS s_last_used_at, s.expires_at AS s_expires_at, \
-            s.revoked_at AS s_revoked_at, s.revoked_reason AS s_revoked_reason, \
-            s.client_id AS s_client_id, s.scope AS s_scope, s.auth_time AS s_auth_time, s.nonce AS s_nonce, s.amr AS s_amr, s.organization_id AS s_organization_id, s.impersonator AS s_impersonator, s.dpop_jkt AS s_dpop_jkt, s.resources AS s_resources \
-            FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_digest = $1";
         with_pool!(self, pool => {
-            let Some(row) = sqlx::query(SQL).bind(digest).fetch_optional(pool).await.map_err(map_sqlx_error)?
+            let Some(row) = sqlx::query(SELECT_REFRESH_TOKEN).bind(digest).fetch_optional(pool).await.map_err(map_sqlx_error)?
             else {
                 return Ok(None);
             };
             let session = session_from_row(&row, &JOINED_SESSION)?;
-            let token = RefreshTokenRecord {
-                token_digest: row.read("token_digest")?,
-                session_id: session.id.clone(),
-                created_at: row.read("t_created_at")?,
-                expires_at: row.read("t_expires_at")?,
-                rotated_at: row.read("rotated_at")?,
-            };
-            Ok(Some((token, session)))
+            Ok(Some((refresh_token_from_row(&row, &session)?, session)))
         })
     }
 
     async fn rotate_refresh_token(
         &self,
-        presented: &[u8],
-        replacement: &RefreshTokenRecord,
-        now: i64,
-        touch_if_used_before: i64,
-    ) -> Result<bool, StoreError> {
-        // The hot write of every refresh: the spend, its successor and the session's touch go
-        // to the database as one round trip (the successor and the touch conditional on the
-        // spend), and the cache forgets the session only when its row changed.
-        let session_id = replacement.session_id.as_str();
-        let changed = [Invalidation::Session(session_id)];
-        let (rotated, touched) = match self {
+        rotation: &RefreshRotation<'_>,
+    ) -> Result<Option<RotationOutcome>, StoreError> {
+        // The hot write of every refresh. The spend, its successor and the session's touch
+        // are one transaction (the successor and the touch conditional on the spend), and the
+        // cache forgets the session only when its row changed.
+        let (outcome, touched) = match self {
             Database::Sqlite(sqlite) => {
+                // A read on the pool, then the writes as one batch on the writer: the
+                // conditions are checked in between, and the spend itself stays a
+                // compare-and-set (`rotated_at IS NULL`), so of two rotations of one token
+                // only the first changes rows.
+                let row = sqlx::query(SELECT_REFRESH_TOKEN_TO_ROTATE)
+                    .bind(rotation.presented)
+                    .fetch_optional(&sqlite.pool)
+                    .await
+                    .map_err(map_sqlx_error)?;
+                let Some(mut found) = row.as_ref().map(rotation_from_row).transpose()? else {
+                    return Ok(None);
+                };
+                if !rotation.allows(&found) {
+                    return Ok(Some(found));
+                }
+                let session = &found.session;
+                let successor = rotation.successor_record(session);
                 let mut batch = SqliteBatch::default();
-                batch.push(SPEND_REFRESH_TOKEN).bind(presented).bind(now);
-                bind_refresh_token(batch.push(INSERT_REFRESH_TOKEN_IF_SPENT), replacement);
+                batch.push(SPEND_REFRESH_TOKEN).bind(rotation.presented).bind(rotation.now);
+                bind_refresh_token(batch.push(INSERT_REFRESH_TOKEN_IF_SPENT), &successor);
                 batch
                     .push(TOUCH_SESSION_IF_ROTATED)
-                    .bind(session_id)
-                    .bind(now)
-                    .bind(touch_if_used_before);
+                    .bind(session.id.as_str())
+                    .bind(rotation.now)
+                    .bind(rotation.touch_if_used_before);
                 // A token already spent changes nothing (0), a rotation 2 rows, or 3 with the
                 // touch; the invalidation (with the touch) is this process's only.
                 let changes = batch.commit_on_writer(&sqlite.writer).await?;
-                (changes >= 2, changes >= 3)
+                found.rotated = changes >= 2;
+                (found, changes >= 3)
             }
             Database::Postgres(postgres) => {
                 // One statement, so its own transaction; the row lock makes concurrent
                 // rotations of one token queue, and all but the first find it spent. The
                 // invalidation is announced (NOTIFY, sent on commit) only with a touch.
                 let channel = self.notify_channel().unwrap_or_default();
-                let (spent, touched): (i64, i64) = sqlx::query_as(ROTATE_REFRESH_TOKEN_POSTGRES)
-                    .bind(presented)
-                    .bind(now)
-                    .bind(replacement.token_digest.as_slice())
-                    .bind(session_id)
-                    .bind(replacement.created_at)
-                    .bind(replacement.expires_at)
-                    .bind(replacement.rotated_at)
-                    .bind(touch_if_used_before)
+                let Some(row) = sqlx::query(ROTATE_REFRESH_TOKEN_POSTGRES)
+                    .bind(rotation.presented)
+                    .bind(rotation.now)
+                    .bind(rotation.successor)
+                    .bind(rotation.ttl_seconds)
+                    .bind(rotation.touch_if_used_before)
+                    .bind(rotation.client_id)
+                    .bind(rotation.dpop_jkt)
                     .bind(channel)
-                    .bind(crate::cache::payload(&changed))
-                    .fetch_one(&postgres.pool)
+                    .bind(crate::cache::payload(&[Invalidation::Session("")]))
+                    .fetch_optional(&postgres.pool)
                     .await
-                    .map_err(map_sqlx_error)?;
-                (spent == 1, touched == 1)
+                    .map_err(map_sqlx_error)?
+                else {
+                    return Ok(None);
+                };
+                let mut found = rotation_from_row(&row)?;
+                let (rotated, touched): (i64, i64) = (row.read("rotated")?, row.read("touched")?);
+                found.rotated = rotated == 1;
+                (found, touched == 1)
             }
         };
         if touched {
-            self.cache().invalidate(&changed);
+            self.cache().invalidate(&[Invalidation::Session(&outcome.session.id)]);
         }
-        Ok(rotated)
+        Ok(Some(outcome))
     }
 
     async fn revoke_session(

@@ -9,7 +9,9 @@ use gatehouse_domain::keys::SIGNING_KEY_PURPOSE;
 use gatehouse_domain::known_devices::KnownDeviceStore;
 use gatehouse_domain::mfa::{MfaFactorRecord, MfaStore};
 use gatehouse_domain::principal::{Actor, AdminPrincipal, RequestContext};
-use gatehouse_domain::sessions::{RefreshTokenRecord, SessionRecord, SessionStore};
+use gatehouse_domain::sessions::{
+    RefreshRotation, RefreshTokenRecord, RevokeReason, SessionRecord, SessionStore,
+};
 use gatehouse_domain::unit_of_work::{KnownDevice, UnitOfWork, UnitOfWorkStore};
 use gatehouse_domain::users::record::{SignInFacts, UserLookup};
 use gatehouse_domain::{
@@ -68,6 +70,7 @@ backend_tests!(
     users_round_trip_and_stay_unique,
     sign_in_lookup_reads_factors_and_devices_with_the_account,
     a_new_session_is_written_whole_or_not_at_all,
+    a_refresh_spends_its_token_once_and_only_while_its_session_allows,
     a_code_exchange_spends_its_code_once_and_only_for_an_active_user,
     key_service_publishes_retired_keys_until_their_tokens_expire,
     private_keys_are_sealed_at_rest,
@@ -428,6 +431,108 @@ async fn a_new_session_is_written_whole_or_not_at_all(test: TestDatabase) {
     assert_eq!(store.session("ses_2").await.unwrap().unwrap().id, "ses_2");
     assert_eq!(store.device_seen("usr_1", b"phone").await.unwrap(), (true, true));
     assert!(actions().await.contains(&"user.third_sign_in".to_owned()));
+}
+
+async fn a_refresh_spends_its_token_once_and_only_while_its_session_allows(test: TestDatabase) {
+    let store = &test.database;
+    store
+        .insert_user(
+            &user("usr_1", b"digest-1", None),
+            &UnitOfWork::events(vec![signed_up("usr_1")]),
+        )
+        .await
+        .unwrap();
+    // A client's session bound to a DPoP key, ending at 5000, last used at 50.
+    let session = SessionRecord {
+        client_id: Some("cli_1".into()),
+        dpop_jkt: Some("jkt-1".into()),
+        last_used_at: 50,
+        expires_at: 5000,
+        ..SessionRecord::open("usr_1", (None, None), 50, 4950)
+    };
+    let first = RefreshTokenRecord {
+        token_digest: b"r1".to_vec(),
+        session_id: session.id.clone(),
+        created_at: 50,
+        expires_at: 500,
+        rotated_at: None,
+    };
+    store
+        .start_session(&session, Some(&first), &Default::default(), &UnitOfWork::default())
+        .await
+        .unwrap();
+    let rotation = |presented: &'static [u8], successor: &'static [u8], now: i64| RefreshRotation {
+        presented,
+        successor,
+        now,
+        ttl_seconds: 10_000,
+        touch_if_used_before: now - 60,
+        client_id: Some("cli_1"),
+        dpop_jkt: Some("jkt-1"),
+    };
+
+    // Unknown: nothing found.
+    assert!(store.rotate_refresh_token(&rotation(b"nope", b"x", 100)).await.unwrap().is_none());
+    // Another client, or no proof of the session's key: found, not spent.
+    for refused in [
+        RefreshRotation { client_id: Some("cli_2"), ..rotation(b"r1", b"x", 100) },
+        RefreshRotation { client_id: None, ..rotation(b"r1", b"x", 100) },
+        RefreshRotation { dpop_jkt: None, ..rotation(b"r1", b"x", 100) },
+        RefreshRotation { dpop_jkt: Some("jkt-2"), ..rotation(b"r1", b"x", 100) },
+    ] {
+        let outcome = store.rotate_refresh_token(&refused).await.unwrap().unwrap();
+        assert!(!outcome.rotated);
+        assert_eq!(
+            (outcome.token, outcome.session.id.as_str()),
+            (first.clone(), session.id.as_str())
+        );
+    }
+    assert!(store.refresh_token(b"x").await.unwrap().is_none());
+
+    // Allowed: spent once, its successor lives no longer than the session, the session is
+    // touched (last used long enough ago).
+    let outcome = store.rotate_refresh_token(&rotation(b"r1", b"r2", 200)).await.unwrap().unwrap();
+    assert!(outcome.rotated);
+    assert_eq!(outcome.token.rotated_at, None, "answered as found, before the spend");
+    let (spent, _) = store.refresh_token(b"r1").await.unwrap().unwrap();
+    assert_eq!(spent.rotated_at, Some(200));
+    let (successor, of) = store.refresh_token(b"r2").await.unwrap().unwrap();
+    assert_eq!(
+        (successor.created_at, successor.expires_at, successor.rotated_at, of.id.as_str()),
+        (200, 5000, None, session.id.as_str())
+    );
+    assert_eq!(store.session(&session.id).await.unwrap().unwrap().last_used_at, 200);
+
+    // Presented again: found spent, nothing written.
+    let again = store.rotate_refresh_token(&rotation(b"r1", b"r3", 210)).await.unwrap().unwrap();
+    assert!(!again.rotated);
+    assert_eq!(again.token.rotated_at, Some(200));
+    assert!(store.refresh_token(b"r3").await.unwrap().is_none());
+    // Used again within the minute: no touch.
+    let outcome = store.rotate_refresh_token(&rotation(b"r2", b"r4", 230)).await.unwrap().unwrap();
+    assert!(outcome.rotated);
+    assert_eq!(store.session(&session.id).await.unwrap().unwrap().last_used_at, 200);
+
+    // Past its own expiry: not spent.
+    let late = store.rotate_refresh_token(&rotation(b"r4", b"r5", 6000)).await.unwrap().unwrap();
+    assert!(!late.rotated);
+    assert!(store.refresh_token(b"r5").await.unwrap().is_none());
+    // A suspended user (the row itself, whatever a cache says): not spent.
+    gatehouse_store::with_pool!(store, pool => {
+        sqlx::query("UPDATE users SET suspended_at = 290 WHERE id = 'usr_1'").execute(pool).await.unwrap();
+    });
+    let suspended =
+        store.rotate_refresh_token(&rotation(b"r4", b"r6", 295)).await.unwrap().unwrap();
+    assert!(!suspended.rotated && suspended.user_suspended);
+    gatehouse_store::with_pool!(store, pool => {
+        sqlx::query("UPDATE users SET suspended_at = NULL WHERE id = 'usr_1'").execute(pool).await.unwrap();
+    });
+    // A revoked session: not spent.
+    assert!(store.revoke_session(&session.id, 300, RevokeReason::SignedOut, &[]).await.unwrap());
+    let revoked = store.rotate_refresh_token(&rotation(b"r4", b"r6", 310)).await.unwrap().unwrap();
+    assert!(!revoked.rotated);
+    assert_eq!(revoked.session.revoked_at, Some(300));
+    assert_eq!(store.refresh_token(b"r4").await.unwrap().unwrap().0.rotated_at, None);
 }
 
 async fn a_code_exchange_spends_its_code_once_and_only_for_an_active_user(test: TestDatabase) {

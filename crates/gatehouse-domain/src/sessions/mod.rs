@@ -26,7 +26,10 @@ use crate::users::record::{SignInFacts, UserChange, UserRecord};
 use crate::users::store::UserStore;
 use crate::users::view::UserView;
 
-pub use record::{Amr, RefreshTokenRecord, RevokeReason, SessionRecord, SignInMethod};
+pub use record::{
+    Amr, RefreshRotation, RefreshTokenRecord, RevokeReason, RotationOutcome, SessionRecord,
+    SignInMethod,
+};
 pub use store::SessionStore;
 
 /// Longest refresh token we bother to look up (prefix + 43 base64url characters).
@@ -295,48 +298,44 @@ impl SessionService {
             return Err(DomainError::InvalidGrant);
         }
         let digest = self.tokens.refresh_token_digest(refresh_token);
-        let (presented, session) =
-            self.store.refresh_token(&digest).await?.ok_or(DomainError::InvalidGrant)?;
-        // A token presented by another client than its own is not evidence of theft by that
-        // client's holder; refuse it without touching the family.
-        if session.client_id.as_deref() != client_id {
-            return Err(DomainError::InvalidGrant);
-        }
-        // A token bound to a DPoP key is refused without a proof of that key, before anything
-        // else: whoever holds a stolen token but not the key can neither use nor burn it.
-        if session.dpop_jkt.as_deref().is_some_and(|bound| dpop_jkt != Some(bound)) {
-            return Err(DomainError::InvalidGrant);
-        }
         let now = self.clock.now();
-        if presented.rotated_at.is_some() {
-            self.revoke_for_reuse(&session, context).await?;
+        let (new_token, new_digest) = self.tokens.new_refresh_token();
+        let rotation = RefreshRotation {
+            presented: &digest,
+            successor: &new_digest,
+            now,
+            ttl_seconds: ttl_seconds.unwrap_or(self.tokens.settings().refresh_token_ttl_seconds),
+            touch_if_used_before: now - TOUCH_INTERVAL_SECONDS,
+            client_id,
+            dpop_jkt,
+        };
+        // The checks and the spend in one step: the store spends the token only while they
+        // hold, and answers the token and session as it found them.
+        let found =
+            self.store.rotate_refresh_token(&rotation).await?.ok_or(DomainError::InvalidGrant)?;
+        let RotationOutcome { token: presented, session, rotated, .. } = &found;
+        if !rotated {
+            // A token presented by another client than its own is not evidence of theft by
+            // that client's holder; refuse it without touching the family. Nor is a token
+            // bound to a DPoP key presented without a proof of it: whoever holds a stolen
+            // token but not the key can neither use nor burn it.
+            if session.client_id.as_deref() != client_id
+                || session.dpop_jkt.as_deref().is_some_and(|bound| dpop_jkt != Some(bound))
+            {
+                return Err(DomainError::InvalidGrant);
+            }
+            // Spent before (reuse), or by another request at this same moment (a token that
+            // was allowed as found but not rotated): the family is revoked either way.
+            if presented.rotated_at.is_some() || rotation.allows(&found) {
+                self.revoke_for_reuse(session, context).await?;
+            }
             return Err(DomainError::InvalidGrant);
         }
-        if !session.is_active(now) || presented.expires_at <= now {
-            return Err(DomainError::InvalidGrant);
-        }
+        let session = found.session;
         let user =
             self.users.user_by_id(&session.user_id).await?.ok_or(DomainError::InvalidGrant)?;
         if user.suspended_at.is_some() {
-            return Err(DomainError::InvalidGrant);
-        }
-        let settings = self.tokens.settings();
-        let (new_token, new_digest) = self.tokens.new_refresh_token();
-        let replacement = RefreshTokenRecord {
-            token_digest: new_digest,
-            session_id: session.id.clone(),
-            created_at: now,
-            expires_at: (now + ttl_seconds.unwrap_or(settings.refresh_token_ttl_seconds))
-                .min(session.expires_at),
-            rotated_at: None,
-        };
-        let touch_if_used_before = now - TOUCH_INTERVAL_SECONDS;
-        if !self
-            .store
-            .rotate_refresh_token(&digest, &replacement, now, touch_if_used_before)
-            .await?
-        {
-            self.revoke_for_reuse(&session, context).await?;
+            // The rotation checked the stored row; this guards a cached one.
             return Err(DomainError::InvalidGrant);
         }
         Ok((session, user, new_token))

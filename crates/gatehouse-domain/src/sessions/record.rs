@@ -101,7 +101,65 @@ pub struct RefreshTokenRecord {
     pub rotated_at: Option<i64>,
 }
 
-/// Why sessions end; stored in `revoked_reason`.
+/// A refresh, as the store carries it out: spend the token with digest `presented` and store
+/// its successor (`successor`, a keyed digest) in one transaction, only while [`Self::allows`]
+/// holds for the token and its session as stored. Conditions and write go to the database
+/// together (one round trip on PostgreSQL), so nothing can change between the check and the
+/// spend.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshRotation<'a> {
+    pub presented: &'a [u8],
+    pub successor: &'a [u8],
+    pub now: i64,
+    /// The successor's lifetime; it never outlives the session.
+    pub ttl_seconds: i64,
+    /// The session's `last_used_at` becomes `now` when older than this (written at most once
+    /// an interval, so a rotation rarely touches the cached session row).
+    pub touch_if_used_before: i64,
+    /// The client presenting the token (`None`: a first-party refresh): it must be the
+    /// session's own.
+    pub client_id: Option<&'a str>,
+    /// The DPoP key proved with the request: required when the session is bound to one.
+    pub dpop_jkt: Option<&'a str>,
+}
+
+impl RefreshRotation<'_> {
+    /// Whether the token found may be spent: not spent before, not expired, its session
+    /// active and its user not suspended, presented by the session's own client, with a proof
+    /// of the session's DPoP key if it has one. (PostgreSQL evaluates the same conditions in
+    /// SQL.)
+    pub fn allows(&self, found: &RotationOutcome) -> bool {
+        let RotationOutcome { token, session, user_suspended, .. } = found;
+        token.rotated_at.is_none()
+            && token.expires_at > self.now
+            && session.is_active(self.now)
+            && !user_suspended
+            && session.client_id.as_deref() == self.client_id
+            && session.dpop_jkt.as_deref().is_none_or(|bound| self.dpop_jkt == Some(bound))
+    }
+
+    /// The successor's record, in `session`.
+    pub fn successor_record(&self, session: &SessionRecord) -> RefreshTokenRecord {
+        RefreshTokenRecord {
+            token_digest: self.successor.to_vec(),
+            session_id: session.id.clone(),
+            created_at: self.now,
+            expires_at: (self.now + self.ttl_seconds).min(session.expires_at),
+            rotated_at: None,
+        }
+    }
+}
+
+/// What the store found for a [`RefreshRotation`]: the token, its session and whether its
+/// user is suspended, as they were before it, and whether the rotation happened.
+#[derive(Debug, Clone)]
+pub struct RotationOutcome {
+    pub token: RefreshTokenRecord,
+    pub session: SessionRecord,
+    pub user_suspended: bool,
+    pub rotated: bool,
+}
+
 /// Why a session ended (`sessions.revoked_reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokeReason {

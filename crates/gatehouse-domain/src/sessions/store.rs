@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 
 use crate::audit::AuditEvent;
-use crate::sessions::record::{RefreshTokenRecord, RevokeReason, SessionRecord};
+use crate::sessions::record::{
+    RefreshRotation, RefreshTokenRecord, RevokeReason, RotationOutcome, SessionRecord,
+};
 use crate::store::StoreError;
 use crate::unit_of_work::UnitOfWork;
 use crate::users::record::{UserChange, UserRecord};
@@ -40,17 +42,16 @@ pub trait SessionStore: Send + Sync {
         digest: &[u8],
     ) -> Result<Option<(RefreshTokenRecord, SessionRecord)>, StoreError>;
 
-    /// Marks `presented` rotated and stores `replacement`, in one transaction, only if
-    /// `presented` was not rotated yet; the session's `last_used_at` becomes `now` when it is
-    /// older than `touch_if_used_before` (written at most once an interval, so a rotation
-    /// rarely touches the cached session row). `false` means another request rotated it first.
+    /// Carries out a refresh (see [`RefreshRotation`]): in one transaction, marks the
+    /// presented token rotated and stores its successor, only if the token was not rotated yet
+    /// and [`RefreshRotation::allows`] holds; the session's `last_used_at` becomes `now` when
+    /// older than `touch_if_used_before`. Answers what it found (`None`: no such token) and
+    /// whether it rotated; a token that was allowed as found but not rotated was spent by
+    /// another request at the same moment.
     async fn rotate_refresh_token(
         &self,
-        presented: &[u8],
-        replacement: &RefreshTokenRecord,
-        now: i64,
-        touch_if_used_before: i64,
-    ) -> Result<bool, StoreError>;
+        rotation: &RefreshRotation<'_>,
+    ) -> Result<Option<RotationOutcome>, StoreError>;
 
     /// Revokes one session (if still active) with the events. `false` when it was not active.
     async fn revoke_session(

@@ -234,15 +234,19 @@ async fn refresh_tokens_of_the_old_format_keep_working_and_rotate_into_the_new_o
     // stored as its keyed digest.
     let legacy = format!("ghr_{}", gatehouse_crypto::random_token());
     let now = world.now();
-    let stored = RefreshTokenRecord {
-        token_digest: world.tokens.refresh_token_digest(&legacy),
-        session_id: tokens.session_id.clone(),
-        created_at: now,
-        expires_at: now + 3600,
-        rotated_at: None,
-    };
     let current = world.tokens.refresh_token_digest(&tokens.refresh_token);
-    assert!(world.store.rotate_refresh_token(&current, &stored, now, now).await.unwrap());
+    let legacy_digest = world.tokens.refresh_token_digest(&legacy);
+    let rotation = RefreshRotation {
+        presented: &current,
+        successor: &legacy_digest,
+        now,
+        ttl_seconds: 3600,
+        touch_if_used_before: now,
+        client_id: None,
+        dpop_jkt: None,
+    };
+    let outcome = world.store.rotate_refresh_token(&rotation).await.unwrap().unwrap();
+    assert!(outcome.rotated);
     let refreshed = world.accounts.sessions.refresh(&legacy, &context()).await.unwrap();
     assert!(REFRESH_TOKEN.is_current(&refreshed.refresh_token), "{}", refreshed.refresh_token);
     assert!(refreshed.refresh_token.starts_with("gtr_"));

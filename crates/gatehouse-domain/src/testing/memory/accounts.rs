@@ -5,7 +5,9 @@ use async_trait::async_trait;
 
 use super::{MemoryStore, not_used};
 use crate::audit::AuditEvent;
-use crate::sessions::record::{RefreshTokenRecord, RevokeReason, SessionRecord};
+use crate::sessions::record::{
+    RefreshRotation, RefreshTokenRecord, RevokeReason, RotationOutcome, SessionRecord,
+};
 use crate::sessions::store::SessionStore;
 use crate::store::{Conflict, StoreError};
 use crate::unit_of_work::UnitOfWork;
@@ -235,36 +237,43 @@ impl SessionStore for MemoryStore {
         Ok(state.sessions.get(&token.session_id).map(|session| (token.clone(), session.clone())))
     }
 
-    /// Compare-and-set, as the SQL's `WHERE rotated_at IS NULL`: only the first rotation of a
-    /// token succeeds; it stores the replacement and touches the session.
+    /// Compare-and-set, as the SQL's `WHERE rotated_at IS NULL` and the rotation's other
+    /// conditions: only the first allowed rotation of a token succeeds; it stores the
+    /// successor and touches the session.
     async fn rotate_refresh_token(
         &self,
-        presented: &[u8],
-        replacement: &RefreshTokenRecord,
-        now: i64,
-        touch_if_used_before: i64,
-    ) -> Result<bool, StoreError> {
+        rotation: &RefreshRotation<'_>,
+    ) -> Result<Option<RotationOutcome>, StoreError> {
         let mut state = self.state();
         let lost_race = std::mem::take(&mut state.lose_next_rotation);
-        let Some(token) = state
-            .refresh_tokens
-            .iter_mut()
-            .find(|token| token.token_digest == presented && token.rotated_at.is_none())
+        let Some(index) =
+            state.refresh_tokens.iter().position(|token| token.token_digest == rotation.presented)
         else {
-            return Ok(false);
+            return Ok(None);
         };
-        token.rotated_at = Some(now);
+        let token = state.refresh_tokens[index].clone();
+        let Some(session) = state.sessions.get(&token.session_id).cloned() else {
+            return Ok(None);
+        };
+        let user_suspended =
+            state.users.get(&session.user_id).is_none_or(|user| user.suspended_at.is_some());
+        let mut found = RotationOutcome { token, session, user_suspended, rotated: false };
+        if !rotation.allows(&found) {
+            return Ok(Some(found));
+        }
+        state.refresh_tokens[index].rotated_at = Some(rotation.now);
         if lost_race {
-            // The other request rotated it; its replacement is not this one.
-            return Ok(false);
+            // The other request rotated it; its successor is not this one.
+            return Ok(Some(found));
         }
-        state.refresh_tokens.push(replacement.clone());
-        if let Some(session) = state.sessions.get_mut(&replacement.session_id)
-            && session.last_used_at <= touch_if_used_before
+        state.refresh_tokens.push(rotation.successor_record(&found.session));
+        if let Some(stored) = state.sessions.get_mut(&found.session.id)
+            && stored.last_used_at <= rotation.touch_if_used_before
         {
-            session.last_used_at = now;
+            stored.last_used_at = rotation.now;
         }
-        Ok(true)
+        found.rotated = true;
+        Ok(Some(found))
     }
 
     async fn revoke_session(
