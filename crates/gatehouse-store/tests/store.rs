@@ -535,6 +535,84 @@ async fn a_refresh_spends_its_token_once_and_only_while_its_session_allows(test:
     assert_eq!(store.refresh_token(b"r4").await.unwrap().unwrap().0.rotated_at, None);
 }
 
+/// A request cancelled while its transaction's `BEGIN` is on the wire (a client that hangs up,
+/// a timeout) must not leave its pooled connection inside that transaction: the next
+/// borrower's single-statement writes — a refresh, an authorization code — would be answered
+/// as done yet stay invisible to every other connection, and be lost if that transaction is
+/// ever rolled back. (sqlx 0.9.0 did leave it open: transact-rs/sqlx#4393; the bench's code
+/// flow on PostgreSQL saw codes its token exchange could not find.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_cancelled_while_it_begins_leaves_its_connection_clean() {
+    use gatehouse_store::{Database, DatabaseOptions};
+    let Some(test) = TestDatabase::postgres().await.unwrap() else { return };
+    let url = url::Url::parse(&test.url).unwrap();
+    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let upstream = tokio::net::lookup_host(upstream).await.unwrap().next().unwrap();
+    let proxy = gatehouse_store::testing::FaultProxy::start(upstream).await.unwrap();
+    let mut proxied = url.clone();
+    proxied.set_host(Some("127.0.0.1")).unwrap();
+    proxied.set_port(Some(proxy.address().port())).unwrap();
+    // One connection, so the write after the cancelled one takes the same.
+    let options = DatabaseOptions {
+        max_connections: 1,
+        postgres_schema: test.postgres_schema.clone(),
+        ..Default::default()
+    };
+    let store = Database::connect(proxied.as_str(), &options).await.unwrap();
+    store
+        .insert_user(
+            &user("usr_1", b"digest-1", None),
+            &UnitOfWork::events(vec![signed_up("usr_1")]),
+        )
+        .await
+        .unwrap();
+    let session = SessionRecord::open("usr_1", (None, None), 50, 5000);
+    let first = RefreshTokenRecord {
+        token_digest: b"r1".to_vec(),
+        session_id: session.id.clone(),
+        created_at: 50,
+        expires_at: 500,
+        rotated_at: None,
+    };
+    store
+        .start_session(&session, Some(&first), &Default::default(), &UnitOfWork::default())
+        .await
+        .unwrap();
+
+    // A write whose BEGIN reaches the database, cancelled before the answer comes back (the
+    // pool's health check of the connection is answered first).
+    proxy.stall_after(1);
+    let (second, work) =
+        (user("usr_2", b"digest-2", None), UnitOfWork::events(vec![signed_up("usr_2")]));
+    let write = store.insert_user(&second, &work);
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(300), write).await.is_err());
+    proxy.resume();
+
+    // The next write on that connection, a single statement, is there for everyone at once.
+    let rotation = RefreshRotation {
+        presented: b"r1",
+        successor: b"r2",
+        now: 100,
+        ttl_seconds: 3600,
+        touch_if_used_before: 0,
+        client_id: None,
+        dpop_jkt: None,
+    };
+    let rotated = store.rotate_refresh_token(&rotation).await.unwrap().unwrap().rotated;
+    let elsewhere = &test.database;
+    let successor = elsewhere.refresh_token(b"r2").await.unwrap();
+    let spent = elsewhere.refresh_token(b"r1").await.unwrap().unwrap().0.rotated_at;
+    let cancelled_user = elsewhere.user_by_id("usr_2").await.unwrap();
+    // Ends the proxied connections (and whatever transaction they hold, which would keep the
+    // test's schema from being dropped) before anything is asserted.
+    proxy.cut();
+    assert!(rotated);
+    assert!(successor.is_some(), "the rotation is not visible to other connections");
+    assert_eq!(spent, Some(100));
+    // And the cancelled write left nothing.
+    assert!(cancelled_user.is_none());
+}
+
 async fn a_code_exchange_spends_its_code_once_and_only_for_an_active_user(test: TestDatabase) {
     use gatehouse_domain::oauth::client::ClientRecord;
     use gatehouse_domain::oauth::{AuthorizationCodeRecord, OAuthStore};
