@@ -417,6 +417,11 @@ async fn listen_for_invalidations(postgres: PostgresDatabase) {
     loop {
         match sqlx::postgres::PgListener::connect_with(&postgres.pool).await {
             Ok(mut listener) => {
+                // A lost connection must bypass the cache at once: by default the listener
+                // first waits to reconnect (up to the pool's acquire timeout during an outage),
+                // and the cache would go on answering while invalidations cannot arrive. This
+                // loop reconnects, and flushes the cache when it listens again.
+                listener.eager_reconnect(false);
                 if let Err(error) = listener.listen(&postgres.channel).await {
                     tracing::warn!(%error, "cache invalidations: LISTEN failed; cache bypassed");
                 } else {
