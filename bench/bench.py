@@ -619,6 +619,11 @@ class Gatehouse:
             env["GATEHOUSE_REDIS_URL"] = args.redis_url
             env["GATEHOUSE_REDIS_KEY_PREFIX"] = f"{self.database}:"
             DATABASES.append(self.database)
+        # Profiling aid (never for a report): BENCH_GATEHOUSE_ENV="NAME=VALUE NAME=VALUE" adds
+        # settings to every Gatehouse instance, e.g. a pool size to compare.
+        for setting in os.environ.get("BENCH_GATEHOUSE_ENV", "").split():
+            name, _, value = setting.partition("=")
+            env[name] = value
         self.env = env
         self.server = Server(f"gatehouse ({name})", [args.gatehouse, "serve"], env, self.dir,
                              self.url + "/healthz", os.path.join(self.dir, "server.log"))

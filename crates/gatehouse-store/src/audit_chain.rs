@@ -10,6 +10,7 @@ use gatehouse_domain::audit::chain::{self, ChainHead, ChainedEvent};
 use gatehouse_domain::audit::{AuditChainState, AuditChainStore, AuditCheckpoint};
 
 use crate::audit::{audit_columns, audit_event_from_row};
+use crate::batch::{SqliteBatch, two_step_write};
 use crate::columns::StoreRow;
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
@@ -41,6 +42,45 @@ const UNCHAINED_SQLITE: &str = concat!(
 const LINK: &str = "UPDATE audit_events SET chain_seq = $1, chain_hash = $2, personal_digest = $3, \
      personal_salt = $4 WHERE id = $5 AND chain_seq IS NULL";
 
+/// Every link of a batch (arrays of seq, hash, personal digest and salt, event id) and the
+/// head's move (`$6`, `$7`); answers how many events it linked.
+const LINK_ALL_POSTGRES: &str = "WITH links AS (SELECT * FROM unnest($1::bigint[], $2::text[], \
+     $3::text[], $4::text[], $5::text[]) AS l(seq, hash, personal_digest, personal_salt, id)), \
+     linked AS (UPDATE audit_events a SET chain_seq = l.seq, chain_hash = l.hash, \
+     personal_digest = l.personal_digest, personal_salt = l.personal_salt FROM links l \
+     WHERE a.id = l.id AND a.chain_seq IS NULL RETURNING 1), \
+     moved AS (UPDATE audit_chain_head SET last_seq = $6, last_hash = $7 WHERE id = 1 RETURNING 1) \
+     SELECT COUNT(*) FROM linked";
+
+/// A batch's links in one array per column, for [`LINK_ALL_POSTGRES`].
+#[derive(Default)]
+struct LinkColumns {
+    seq: Vec<i64>,
+    hash: Vec<String>,
+    personal_digest: Vec<String>,
+    personal_salt: Vec<String>,
+    id: Vec<String>,
+}
+
+/// The links of `rows` (unchained events, in chain order) after `head`, each event's id with
+/// its link, and the head after the last (`None` for no rows).
+struct Links {
+    links: Vec<(String, chain::ChainLink)>,
+    head: Option<ChainHead>,
+}
+
+fn link_all(mut head: ChainHead, rows: &[impl StoreRow]) -> Result<Links, StoreError> {
+    let mut links = Vec::with_capacity(rows.len());
+    for row in rows {
+        let event = audit_event_from_row(row)?;
+        let link = chain::link(&head, &event);
+        head = ChainHead { seq: link.seq, hash: link.hash.clone() };
+        links.push((event.id, link));
+    }
+    let head = (!links.is_empty()).then_some(head);
+    Ok(Links { links, head })
+}
+
 const MOVE_HEAD: &str = "UPDATE audit_chain_head SET last_seq = $1, last_hash = $2 WHERE id = 1";
 
 const CHAINED: &str = concat!(
@@ -68,51 +108,82 @@ fn head_from_row(row: &impl StoreRow) -> Result<ChainHead, StoreError> {
 #[async_trait]
 impl AuditChainStore for Database {
     async fn chain_audit_events(&self, limit: u32) -> Result<u64, StoreError> {
-        let (head_sql, unchained) = match self {
-            Database::Sqlite(_) => (head_sql!(""), UNCHAINED_SQLITE),
-            Database::Postgres(_) => (head_sql!(" FOR UPDATE"), UNCHAINED),
-        };
-        let chained = write_transaction!(self, transaction => {
-            let row = sqlx::query(head_sql)
-                .fetch_one(&mut *transaction)
+        let limit = i64::from(limit);
+        match self {
+            // Two round trips to the writer's thread for a whole batch: the head and the
+            // unchained events, then every link, the head's move and the commit.
+            Database::Sqlite(sqlite) => {
+                let mut read = SqliteBatch::default();
+                read.push(head_sql!(""));
+                read.push(UNCHAINED_SQLITE).bind(limit);
+                two_step_write(&sqlite.writer, read, |mut steps| {
+                    let rows = steps.pop().map(|step| step.rows).unwrap_or_default();
+                    let head = steps.pop().and_then(|step| step.rows.into_iter().next());
+                    let head =
+                        head.ok_or_else(|| StoreError::Corrupt("no audit chain head".into()))?;
+                    let links = link_all(head_from_row(&head)?, &rows)?;
+                    let mut write = SqliteBatch::default();
+                    for (id, link) in &links.links {
+                        write
+                            .push(LINK)
+                            .bind(link.seq)
+                            .bind(link.hash.as_str())
+                            .bind(link.personal_digest.as_str())
+                            .bind(link.personal_salt.as_str())
+                            .bind(id.as_str());
+                    }
+                    if let Some(head) = &links.head {
+                        write.push(MOVE_HEAD).bind(head.seq).bind(head.hash.as_str());
+                    }
+                    Ok((links.links.len() as u64, write))
+                })
                 .await
-                .map_err(map_sqlx_error)?;
-            let mut head = head_from_row(&row)?;
-            let rows = sqlx::query(unchained)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *transaction)
-                .await
-                .map_err(map_sqlx_error)?;
-            for row in &rows {
-                let event = audit_event_from_row(row)?;
-                let link = chain::link(&head, &event);
-                let linked = sqlx::query(LINK)
-                    .bind(link.seq)
-                    .bind(link.hash.as_str())
-                    .bind(link.personal_digest.as_str())
-                    .bind(link.personal_salt.as_str())
-                    .bind(event.id.as_str())
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err(map_sqlx_error)?
-                    .rows_affected();
-                if linked != 1 {
-                    // Chained by someone else under our lock: the head lock was not held.
-                    return Err(StoreError::Corrupt(format!("audit event {} chained twice", event.id)));
-                }
-                head = ChainHead { seq: link.seq, hash: link.hash };
             }
-            if !rows.is_empty() {
-                sqlx::query(MOVE_HEAD)
-                    .bind(head.seq)
-                    .bind(head.hash.as_str())
-                    .execute(&mut *transaction)
+            // Every link of a batch in one statement (with the head's move): four round trips
+            // a batch instead of one per event.
+            Database::Postgres(postgres) => {
+                let mut transaction = postgres.pool.begin().await.map_err(map_sqlx_error)?;
+                let head = sqlx::query(head_sql!(" FOR UPDATE"))
+                    .fetch_one(&mut *transaction)
                     .await
                     .map_err(map_sqlx_error)?;
+                let rows = sqlx::query(UNCHAINED)
+                    .bind(limit)
+                    .fetch_all(&mut *transaction)
+                    .await
+                    .map_err(map_sqlx_error)?;
+                let links = link_all(head_from_row(&head)?, &rows)?;
+                let Some(head) = links.head else { return Ok(0) };
+                let mut columns = LinkColumns::default();
+                for (id, link) in links.links {
+                    columns.seq.push(link.seq);
+                    columns.hash.push(link.hash);
+                    columns.personal_digest.push(link.personal_digest);
+                    columns.personal_salt.push(link.personal_salt);
+                    columns.id.push(id);
+                }
+                let expected = columns.id.len() as u64;
+                let linked: i64 = sqlx::query_scalar(LINK_ALL_POSTGRES)
+                    .bind(columns.seq)
+                    .bind(columns.hash)
+                    .bind(columns.personal_digest)
+                    .bind(columns.personal_salt)
+                    .bind(columns.id)
+                    .bind(head.seq)
+                    .bind(head.hash.as_str())
+                    .fetch_one(&mut *transaction)
+                    .await
+                    .map_err(map_sqlx_error)?;
+                if u64::try_from(linked).ok() != Some(expected) {
+                    // Chained by someone else under our lock: the head lock was not held.
+                    return Err(StoreError::Corrupt(format!(
+                        "{linked} of {expected} audit events linked: chained twice"
+                    )));
+                }
+                transaction.commit().await.map_err(map_sqlx_error)?;
+                Ok(expected)
             }
-            rows.len() as u64
-        });
-        Ok(chained)
+        }
     }
 
     async fn chained_audit_events(

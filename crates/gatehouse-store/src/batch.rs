@@ -1,4 +1,5 @@
-//! `SqliteBatch`: several statements sent to SQLite in one round trip.
+//! `SqliteBatch`: several statements sent to SQLite in one round trip; `PgStatement`: several
+//! writes composed into one PostgreSQL statement.
 //!
 //! sqlx runs SQLite on a worker thread per connection, and every statement is a round trip to
 //! it: a message, a wake-up of that thread, an answer, a wake-up of the runtime. On the
@@ -7,12 +8,19 @@
 //! text inside the caller's transaction. sqlx binds a `$n` placeholder to the n-th argument of
 //! the whole text, so each statement's placeholders are renumbered after the arguments already
 //! added.
+//!
+//! On PostgreSQL every statement of a transaction is a round trip to the server, and `BEGIN`
+//! and `COMMIT` two more; each costs the server an executor start and the client a wake-up.
+//! [`PgStatement`] composes the writes of one change as data-modifying `WITH` parts of a
+//! single statement — its own transaction, one round trip — each part guarded by the ones it
+//! depends on (`FROM` a part that answered a row), so a failed check writes nothing.
 
 use std::sync::Arc;
 
 use sqlx::SqliteConnection;
+use sqlx::postgres::{PgArguments, PgPool, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Arguments as _, Encode, Sqlite, Type};
+use sqlx::{Arguments as _, Encode, Postgres, Sqlite, Type};
 
 use crate::error::map_sqlx_error;
 use gatehouse_domain::StoreError;
@@ -193,6 +201,94 @@ impl BatchStatement<'_> {
     }
 }
 
+/// Writes composed into one PostgreSQL statement (see the module documentation):
+/// `WITH name AS (sql), ... SELECT ...`. Each part's placeholders are `$1..$n`, renumbered
+/// after the arguments bound before it.
+#[derive(Default)]
+pub(crate) struct PgStatement {
+    parts: String,
+    arguments: PgArguments,
+    /// Arguments the parts pushed so far expect (their highest placeholder).
+    expected: usize,
+    /// The first part whose arguments did not match its placeholders, or a value that could
+    /// not be encoded; reported by [`PgStatement::fetch_optional`].
+    error: Option<String>,
+}
+
+/// One part of a [`PgStatement`], taking its arguments in placeholder order with `bind`.
+pub(crate) struct PgPart<'a> {
+    statement: &'a mut PgStatement,
+}
+
+impl PgStatement {
+    /// Adds the part `name AS (sql)`; bind its arguments on the answer.
+    pub(crate) fn part(&mut self, name: &str, sql: &str) -> PgPart<'_> {
+        self.check_arguments();
+        let offset = self.expected;
+        let (renumbered, highest) = renumber(sql, offset);
+        self.parts.push_str(if self.parts.is_empty() { "WITH " } else { ",\n" });
+        self.parts.push_str(name);
+        self.parts.push_str(" AS (");
+        self.parts.push_str(&renumbered);
+        self.parts.push(')');
+        self.expected = offset + highest;
+        PgPart { statement: self }
+    }
+
+    fn check_arguments(&mut self) {
+        if self.error.is_none() && self.arguments.len() != self.expected {
+            self.error = Some(format!(
+                "statement part bound {} arguments for {} placeholders",
+                self.arguments.len(),
+                self.expected
+            ));
+        }
+    }
+
+    /// Runs the parts and `select` (without placeholders) as one statement on `pool`, and
+    /// answers its row, if any. Every data-modifying part runs whether or not `select` reads
+    /// it; all commit together, or none does.
+    pub(crate) async fn fetch_optional(
+        mut self,
+        pool: &PgPool,
+        select: &str,
+    ) -> Result<Option<PgRow>, StoreError> {
+        self.check_arguments();
+        if let Some(error) = self.error {
+            return Err(StoreError::Other(error));
+        }
+        let sql = format!("{}\n{select}", self.parts);
+        sqlx::query_with(sqlx::AssertSqlSafe(sql), self.arguments)
+            .fetch_optional(pool)
+            .await
+            .map_err(map_sqlx_error)
+    }
+}
+
+impl PgPart<'_> {
+    pub(crate) fn bind<'t, T>(self, value: T) -> Self
+    where
+        T: Encode<'t, Postgres> + Type<Postgres>,
+    {
+        if let Err(error) = self.statement.arguments.add(value) {
+            self.statement.error.get_or_insert_with(|| format!("statement argument: {error}"));
+        }
+        self
+    }
+}
+
+/// `INSERT INTO t (columns) VALUES (values)` as `INSERT INTO t (columns) SELECT values FROM
+/// guard`: the row is inserted once for each row `guard` answers (a [`PgStatement`] part that
+/// answers one row when the write may go ahead, none otherwise). `None` for any other shape.
+pub(crate) fn insert_from(sql: &str, guard: &str) -> Option<String> {
+    let (head, values) = sql.split_once(" VALUES (")?;
+    let values = values.strip_suffix(')')?;
+    if !head.starts_with("INSERT INTO ") || values.contains(')') {
+        return None;
+    }
+    Some(format!("{head} SELECT {values} FROM {guard}"))
+}
+
 /// `sql` with every `$n` placeholder replaced by `$(n + offset)`, and the highest `n`. Our
 /// statements are fixed texts whose only `$` are placeholders.
 fn renumber(sql: &str, offset: usize) -> (String, usize) {
@@ -218,7 +314,7 @@ fn renumber(sql: &str, offset: usize) -> (String, usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::renumber;
+    use super::{insert_from, renumber};
 
     #[test]
     fn placeholders_are_renumbered_after_the_earlier_arguments() {
@@ -228,5 +324,20 @@ mod tests {
         );
         assert_eq!(renumber("VALUES ($1, $1)", 0), ("VALUES ($1, $1)".to_owned(), 1));
         assert_eq!(renumber("SELECT 1", 3), ("SELECT 1".to_owned(), 0));
+    }
+
+    #[test]
+    fn an_insert_of_values_becomes_an_insert_guarded_by_a_part() {
+        assert_eq!(
+            insert_from("INSERT INTO t (a, b) VALUES ($1, $2)", "go").as_deref(),
+            Some("INSERT INTO t (a, b) SELECT $1, $2 FROM go")
+        );
+        // Anything else is refused rather than rewritten wrong.
+        assert_eq!(
+            insert_from("INSERT INTO t (a) VALUES ($1) ON CONFLICT (a) DO NOTHING", "go"),
+            None
+        );
+        assert_eq!(insert_from("INSERT INTO t (a) VALUES (lower($1))", "go"), None);
+        assert_eq!(insert_from("UPDATE t SET a = $1", "go"), None);
     }
 }

@@ -14,7 +14,7 @@ use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection, SqliteRow};
 use sqlx::{Decode, Encode, Row, Type};
 
-use crate::batch::BatchStatement;
+use crate::batch::{BatchStatement, PgPart};
 use crate::error::map_sqlx_error;
 
 /// A value both backends decode (`String`, `i64`, `Vec<u8>`, their `Option`s...).
@@ -78,6 +78,12 @@ impl StoreQuery for Query<'_, Sqlite, SqliteArguments> {
 }
 
 impl StoreQuery for Query<'_, Postgres, PgArguments> {
+    fn bind_value<'t, T: BindValue<'t>>(self, value: T) -> Self {
+        self.bind(value)
+    }
+}
+
+impl StoreQuery for PgPart<'_> {
     fn bind_value<'t, T: BindValue<'t>>(self, value: T) -> Self {
         self.bind(value)
     }

@@ -10,7 +10,7 @@ use gatehouse_domain::users::record::UserChange;
 use gatehouse_domain::{Conflict, StoreError, UserRecord};
 
 use crate::audit::{INSERT_AUDIT_EVENT, QUEUE_EVENT, bind_audit_event};
-use crate::batch::{SqliteBatch, two_step_write};
+use crate::batch::{PgStatement, SqliteBatch, insert_from, two_step_write};
 use crate::cache::Invalidation;
 use crate::columns::{StoreConnection, StoreQuery, StoreRow};
 use crate::database::write_transaction;
@@ -228,6 +228,70 @@ const ROTATE_REFRESH_TOKEN_POSTGRES: &str = concat!(
     FROM found"
 );
 
+/// [`SessionStore::start_session`] on PostgreSQL for a session that changes nothing of its
+/// user and a plain unit of work (events, and the authorization code it spends): the user's
+/// row read with a shared lock (`found`), the code spent while the user is active (`spent`),
+/// then the session, its refresh token, the events and their queue rows, each inserted once
+/// per row of the guard (`spent`, or `found` without a code), all in one statement.
+async fn start_session_in_one_statement(
+    pool: &sqlx::PgPool,
+    session: &SessionRecord,
+    refresh_token: Option<&RefreshTokenRecord>,
+    work: &UnitOfWork,
+) -> Result<UserRecord, StoreError> {
+    let guarded = |sql: &str, guard: &str| {
+        insert_from(sql, guard)
+            .ok_or_else(|| StoreError::Other(format!("not an insert of values: {sql}")))
+    };
+    let mut statement = PgStatement::default();
+    statement.part("found", START_SESSION_ACTIVE_USER_POSTGRES).bind(session.user_id.as_str());
+    let guard = match &work.spend_code {
+        Some(code) => {
+            let spend =
+                format!("{SPEND_AUTHORIZATION_CODE} AND EXISTS (SELECT 1 FROM found) RETURNING 1");
+            statement
+                .part("spent", &spend)
+                .bind(code.digest.as_slice())
+                .bind(code.at)
+                .bind(code.session_id.as_str());
+            "spent"
+        }
+        None => "found",
+    };
+    bind_session(statement.part("session", &guarded(INSERT_SESSION, guard)?), session);
+    if let Some(refresh_token) = refresh_token {
+        bind_refresh_token(
+            statement.part("refresh", &guarded(INSERT_REFRESH_TOKEN, guard)?),
+            refresh_token,
+        );
+    }
+    for (n, event) in work.events.iter().enumerate() {
+        bind_audit_event(
+            statement.part(&format!("event_{n}"), &guarded(INSERT_AUDIT_EVENT, guard)?),
+            event,
+        );
+        if is_catalogued(&event.action) {
+            statement
+                .part(&format!("queued_{n}"), &guarded(QUEUE_EVENT, guard)?)
+                .bind(event.id.as_str())
+                .bind(event.occurred_at);
+        }
+    }
+    let select = if work.spend_code.is_some() {
+        "SELECT found.*, (SELECT COUNT(*) FROM spent) AS spent FROM found"
+    } else {
+        "SELECT found.*, 1::bigint AS spent FROM found"
+    };
+    let Some(row) = statement.fetch_optional(pool, select).await? else {
+        return Err(StoreError::Conflict(Conflict::UserNotActive));
+    };
+    let spent: i64 = row.read("spent")?;
+    if spent != 1 {
+        return Err(StoreError::Conflict(Conflict::AuthorizationCodeSpent));
+    }
+    user_from_row(&row)
+}
+
 /// What a rotation found, from a row of [`SELECT_REFRESH_TOKEN_TO_ROTATE`]'s columns (not
 /// rotated yet).
 fn rotation_from_row<R: StoreRow>(row: &R) -> Result<RotationOutcome, StoreError> {
@@ -371,6 +435,17 @@ impl SessionStore for Database {
             .await?;
             self.cache().invalidate(changed);
             return Ok(user);
+        }
+        // The same writes on PostgreSQL for a session that changes nothing of its user (a code
+        // exchange): one statement, one round trip instead of eight (`BEGIN`, the user's row,
+        // the session, its refresh token, the code's spend, the event and its queue row,
+        // `COMMIT`). The code is spent only if the user is active, and every insert only if
+        // the code was spent (or there is none), so a refusal writes nothing.
+        if let (Database::Postgres(postgres), true, true) =
+            (self, unchanged, work.is_plain_but_for_a_code() && work.known_device.is_none())
+        {
+            return start_session_in_one_statement(&postgres.pool, session, refresh_token, work)
+                .await;
         }
         let user = write_transaction!(self, work: work, changed: changed, transaction => {
             let query = sqlx::query(read_user);

@@ -710,6 +710,13 @@ async fn a_code_exchange_spends_its_code_once_and_only_for_an_active_user(test: 
         ..UnitOfWork::default()
     };
     let unchanged = UserChange::default();
+    let refresh = |session_id: &str| RefreshTokenRecord {
+        token_digest: format!("refresh-of-{session_id}").into_bytes(),
+        session_id: session_id.into(),
+        created_at: 50,
+        expires_at: 900,
+        rotated_at: None,
+    };
 
     // A user suspended since the code was issued gets no session, and the code is not spent
     // (its spend, done first, rolls back with the rest).
@@ -729,20 +736,30 @@ async fn a_code_exchange_spends_its_code_once_and_only_for_an_active_user(test: 
     // Active again: the exchange spends the code for its session, and reads the user as stored.
     let active = UserChange { suspended_at: Some(None), ..UserChange::default() };
     store.update_user("usr_1", &active, &UnitOfWork::default()).await.unwrap();
-    let read =
-        store.start_session(&session("ses_b"), None, &unchanged, &exchange("ses_b")).await.unwrap();
+    let read = store
+        .start_session(&session("ses_b"), Some(&refresh("ses_b")), &unchanged, &exchange("ses_b"))
+        .await
+        .unwrap();
     assert_eq!(read, store.user_by_id("usr_1").await.unwrap().unwrap());
     let spent = store.authorization_code(b"code-1").await.unwrap().unwrap();
     assert_eq!((spent.used_at, spent.issued_session_id.as_deref()), (Some(50), Some("ses_b")));
     assert_eq!(store.session("ses_b").await.unwrap().unwrap(), session("ses_b"));
+    let (token, _) = store.refresh_token(b"refresh-of-ses_b").await.unwrap().unwrap();
+    assert_eq!(token, refresh("ses_b"));
+    let events = store.list_audit_events(&AuditFilter::default(), None, 20).await.unwrap();
+    assert!(
+        events.iter().any(|event| event.target_id.as_deref() == Some("ses_b")
+            && event.action == "oauth.token_issued")
+    );
 
     // The same code again: refused, and nothing of the second exchange is written.
     let error = store
-        .start_session(&session("ses_c"), None, &unchanged, &exchange("ses_c"))
+        .start_session(&session("ses_c"), Some(&refresh("ses_c")), &unchanged, &exchange("ses_c"))
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::Conflict(Conflict::AuthorizationCodeSpent)), "{error:?}");
     assert!(store.session("ses_c").await.unwrap().is_none());
+    assert!(store.refresh_token(b"refresh-of-ses_c").await.unwrap().is_none());
     let events = store.list_audit_events(&AuditFilter::default(), None, 20).await.unwrap();
     assert!(!events.iter().any(|event| event.target_id.as_deref() == Some("ses_c")));
     assert_eq!(
