@@ -109,6 +109,42 @@ impl SqliteBatch {
     }
 }
 
+impl SqliteBatch {
+    /// [`SqliteBatch::commit_on_writer`], answering what each statement did (its rows and
+    /// count), in order: for a write whose statements guard each other in SQL, so that the
+    /// caller learns from the results which guard held, in one round trip.
+    pub(crate) async fn commit_on_writer_steps(
+        mut self,
+        writer: &Arc<tokio::sync::Mutex<SqliteConnection>>,
+    ) -> Result<Vec<StepResult>, StoreError> {
+        self.check_arguments();
+        if let Some(error) = self.error {
+            return Err(StoreError::Other(error));
+        }
+        let sql = format!("BEGIN IMMEDIATE;\n{};\nCOMMIT", self.sql);
+        let arguments = self.arguments;
+        let writer = Arc::clone(writer);
+        let write = tokio::spawn(async move {
+            let mut writer = writer.lock_owned().await;
+            match run_steps(&mut writer, sql, arguments).await {
+                Ok(mut steps) => {
+                    // BEGIN's result and COMMIT's.
+                    steps.pop();
+                    if !steps.is_empty() {
+                        steps.remove(0);
+                    }
+                    Ok(steps)
+                }
+                Err(error) => {
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *writer).await;
+                    Err(error)
+                }
+            }
+        });
+        write.await.map_err(|error| StoreError::Other(format!("SQLite write task: {error}")))?
+    }
+}
+
 /// What one statement of the first step of [`two_step_write`] did: the rows it answered and
 /// the rows it changed.
 pub(crate) struct StepResult {
@@ -142,23 +178,7 @@ where
     let write = tokio::spawn(async move {
         let mut writer = writer.lock_owned().await;
         let outcome = async {
-            let mut steps = Vec::new();
-            let mut rows = Vec::new();
-            {
-                use futures_util::TryStreamExt as _;
-                use sqlx::Executor as _;
-                let mut results = (&mut *writer)
-                    .fetch_many(sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments));
-                while let Some(result) = results.try_next().await.map_err(map_sqlx_error)? {
-                    match result {
-                        sqlx::Either::Left(done) => steps.push(StepResult {
-                            rows: std::mem::take(&mut rows),
-                            changed: done.rows_affected(),
-                        }),
-                        sqlx::Either::Right(row) => rows.push(row),
-                    }
-                }
-            }
+            let mut steps = run_steps(&mut writer, sql, arguments).await?;
             // The first result is BEGIN's.
             if !steps.is_empty() {
                 steps.remove(0);
@@ -187,6 +207,29 @@ where
         outcome
     });
     write.await.map_err(|error| StoreError::Other(format!("SQLite write task: {error}")))?
+}
+
+/// Runs a multi-statement text on `connection`, answering each statement's rows and count.
+async fn run_steps(
+    connection: &mut SqliteConnection,
+    sql: String,
+    arguments: SqliteArguments,
+) -> Result<Vec<StepResult>, StoreError> {
+    use futures_util::TryStreamExt as _;
+    use sqlx::Executor as _;
+    let mut steps = Vec::new();
+    let mut rows = Vec::new();
+    let mut results = connection.fetch_many(sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments));
+    while let Some(result) = results.try_next().await.map_err(map_sqlx_error)? {
+        match result {
+            sqlx::Either::Left(done) => steps.push(StepResult {
+                rows: std::mem::take(&mut rows),
+                changed: done.rows_affected(),
+            }),
+            sqlx::Either::Right(row) => rows.push(row),
+        }
+    }
+    Ok(steps)
 }
 
 impl BatchStatement<'_> {
@@ -289,6 +332,15 @@ pub(crate) fn insert_from(sql: &str, guard: &str) -> Option<String> {
     Some(format!("{head} SELECT {values} FROM {guard}"))
 }
 
+/// [`insert_from`] a guard given as a query (`SELECT 1 WHERE ...`, its own placeholders
+/// `$1..$n`, bound after the insert's): the row is inserted only while the query answers a
+/// row, decided inside the statement's transaction.
+pub(crate) fn insert_if(sql: &str, guard: &str) -> Option<String> {
+    let (_, highest) = renumber(sql, 0);
+    let (guard, _) = renumber(guard, highest);
+    insert_from(sql, &format!("({guard}) AS guard"))
+}
+
 /// `sql` with every `$n` placeholder replaced by `$(n + offset)`, and the highest `n`. Our
 /// statements are fixed texts whose only `$` are placeholders.
 fn renumber(sql: &str, offset: usize) -> (String, usize) {
@@ -314,7 +366,7 @@ fn renumber(sql: &str, offset: usize) -> (String, usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::{insert_from, renumber};
+    use super::{insert_from, insert_if, renumber};
 
     #[test]
     fn placeholders_are_renumbered_after_the_earlier_arguments() {
@@ -339,5 +391,10 @@ mod tests {
         );
         assert_eq!(insert_from("INSERT INTO t (a) VALUES (lower($1))", "go"), None);
         assert_eq!(insert_from("UPDATE t SET a = $1", "go"), None);
+        // A guard's own placeholders follow the insert's.
+        assert_eq!(
+            insert_if("INSERT INTO t (a, b) VALUES ($1, $2)", "SELECT 1 WHERE $1 = 1").as_deref(),
+            Some("INSERT INTO t (a, b) SELECT $1, $2 FROM (SELECT 1 WHERE $3 = 1) AS guard")
+        );
     }
 }

@@ -10,7 +10,7 @@ use gatehouse_domain::users::record::UserChange;
 use gatehouse_domain::{Conflict, StoreError, UserRecord};
 
 use crate::audit::{INSERT_AUDIT_EVENT, QUEUE_EVENT, bind_audit_event};
-use crate::batch::{PgStatement, SqliteBatch, insert_from, two_step_write};
+use crate::batch::{PgStatement, SqliteBatch, insert_from, insert_if, two_step_write};
 use crate::cache::Invalidation;
 use crate::columns::{StoreConnection, StoreQuery, StoreRow};
 use crate::database::write_transaction;
@@ -292,6 +292,77 @@ async fn start_session_in_one_statement(
     user_from_row(&row)
 }
 
+/// The code's spend while its user is active (digest, at, session, user id).
+const SPEND_AUTHORIZATION_CODE_OF_ACTIVE_USER: &str = "UPDATE authorization_codes SET \
+     used_at = $2, issued_session_id = $3 WHERE code_digest = $1 AND used_at IS NULL \
+     AND EXISTS (SELECT 1 FROM users WHERE id = $4 AND suspended_at IS NULL)";
+
+/// What the rest of a code exchange's writes wait for: the code spent for this session (code
+/// digest, session id).
+const CODE_SPENT_FOR_SESSION: &str = "SELECT 1 WHERE EXISTS (SELECT 1 FROM authorization_codes \
+     WHERE code_digest = $1 AND issued_session_id = $2)";
+
+/// [`SessionStore::start_session`] of a code exchange on SQLite, as one transaction sent to
+/// the writer's thread in one round trip (the writer's lock is what bounds SQLite's write
+/// rate, and every round trip holds it): the code spent while its user is active; the session,
+/// its refresh token, the audit and queue rows each inserted only if the code was spent for
+/// this session; then the user's row as stored. Which guard held is read from the results: no
+/// user row is an inactive user, a user row without the spend a code spent before; either way
+/// nothing was written.
+async fn exchange_code_in_one_batch(
+    writer: &std::sync::Arc<tokio::sync::Mutex<sqlx::SqliteConnection>>,
+    session: &SessionRecord,
+    refresh_token: Option<&RefreshTokenRecord>,
+    work: &UnitOfWork,
+    code: &gatehouse_domain::unit_of_work::SpentCode,
+) -> Result<UserRecord, StoreError> {
+    let guarded = |sql: &str| {
+        insert_if(sql, CODE_SPENT_FOR_SESSION)
+            .ok_or_else(|| StoreError::Other(format!("not an insert of values: {sql}")))
+    };
+    let (digest, session_id) = (code.digest.as_slice(), session.id.as_str());
+    let mut batch = SqliteBatch::default();
+    batch
+        .push(SPEND_AUTHORIZATION_CODE_OF_ACTIVE_USER)
+        .bind(digest)
+        .bind(code.at)
+        .bind(code.session_id.as_str())
+        .bind(session.user_id.as_str());
+    bind_session(batch.push(&guarded(INSERT_SESSION)?), session).bind(digest).bind(session_id);
+    if let Some(refresh_token) = refresh_token {
+        bind_refresh_token(batch.push(&guarded(INSERT_REFRESH_TOKEN)?), refresh_token)
+            .bind(digest)
+            .bind(session_id);
+    }
+    for event in &work.events {
+        bind_audit_event(batch.push(&guarded(INSERT_AUDIT_EVENT)?), event)
+            .bind(digest)
+            .bind(session_id);
+        if is_catalogued(&event.action) {
+            batch
+                .push(&guarded(QUEUE_EVENT)?)
+                .bind(event.id.as_str())
+                .bind(event.occurred_at)
+                .bind(digest)
+                .bind(session_id);
+        }
+    }
+    batch.push(START_SESSION_ACTIVE_USER).bind(session.user_id.as_str());
+    let mut steps = batch.commit_on_writer_steps(writer).await?;
+    let user = steps.pop().and_then(|read| read.rows.into_iter().next());
+    let Some(user) = user else {
+        return Err(StoreError::Conflict(Conflict::UserNotActive));
+    };
+    if steps.first().is_none_or(|spend| spend.changed != 1) {
+        return Err(StoreError::Conflict(Conflict::AuthorizationCodeSpent));
+    }
+    if steps.get(1).is_none_or(|inserted| inserted.changed != 1) {
+        // Only a code spent for another session than this one could get here.
+        return Err(StoreError::Other("the exchange's session was not written".into()));
+    }
+    user_from_row(&user)
+}
+
 /// What a rotation found, from a row of [`SELECT_REFRESH_TOKEN_TO_ROTATE`]'s columns (not
 /// rotated yet).
 fn rotation_from_row<R: StoreRow>(row: &R) -> Result<RotationOutcome, StoreError> {
@@ -389,6 +460,17 @@ impl SessionStore for Database {
         // A password sign-in's or a code exchange's writes (no one-time token, outbox row or
         // trusted device): on SQLite, two round trips to the writer's thread — the user's row
         // and the code's spend, then the rest and the commit — instead of one per statement.
+        // A code exchange on SQLite: one round trip to the writer's thread (see
+        // `exchange_code_in_one_batch`).
+        if let (Database::Sqlite(sqlite), true, true, Some(code)) = (
+            self,
+            unchanged,
+            work.is_plain_but_for_a_code() && work.known_device.is_none(),
+            &work.spend_code,
+        ) {
+            return exchange_code_in_one_batch(&sqlite.writer, session, refresh_token, work, code)
+                .await;
+        }
         if let (Database::Sqlite(sqlite), true) = (self, work.is_plain_but_for_a_code()) {
             let mut first = SqliteBatch::default();
             let spends_code = work.spend_code.is_some();
