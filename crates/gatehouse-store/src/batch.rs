@@ -78,38 +78,16 @@ impl SqliteBatch {
     /// rolls back whole, then frees the lock. A statement that fails rolls the transaction
     /// back and answers its error.
     pub(crate) async fn commit_on_writer(
-        mut self,
+        self,
         writer: &Arc<tokio::sync::Mutex<SqliteConnection>>,
     ) -> Result<u64, StoreError> {
-        self.check_arguments();
-        if let Some(error) = self.error {
-            return Err(StoreError::Other(error));
-        }
-        if self.sql.is_empty() {
+        if self.sql.is_empty() && self.error.is_none() {
             return Ok(0);
         }
-        let sql = format!("BEGIN IMMEDIATE;\n{};\nCOMMIT", self.sql);
-        let arguments = self.arguments;
-        let writer = Arc::clone(writer);
-        let write = tokio::spawn(async move {
-            let mut writer = writer.lock_owned().await;
-            let result =
-                sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments).execute(&mut *writer).await;
-            match result {
-                Ok(done) => Ok(done.rows_affected()),
-                Err(error) => {
-                    // The transaction, if it began, ends here: `ROLLBACK` fails only when
-                    // there is none (BEGIN itself failed, or COMMIT went through).
-                    let _ = sqlx::query("ROLLBACK").execute(&mut *writer).await;
-                    Err(map_sqlx_error(error))
-                }
-            }
-        });
-        write.await.map_err(|error| StoreError::Other(format!("SQLite write task: {error}")))?
+        let steps = self.commit_on_writer_steps(writer).await?;
+        Ok(steps.iter().map(|step| step.changed).sum())
     }
-}
 
-impl SqliteBatch {
     /// [`SqliteBatch::commit_on_writer`], answering what each statement did (its rows and
     /// count), in order: for a write whose statements guard each other in SQL, so that the
     /// caller learns from the results which guard held, in one round trip.
@@ -136,6 +114,8 @@ impl SqliteBatch {
                     Ok(steps)
                 }
                 Err(error) => {
+                    // The transaction, if it began, ends here: `ROLLBACK` fails only when
+                    // there is none (BEGIN itself failed, or COMMIT went through).
                     let _ = sqlx::query("ROLLBACK").execute(&mut *writer).await;
                     Err(error)
                 }
@@ -145,8 +125,8 @@ impl SqliteBatch {
     }
 }
 
-/// What one statement of the first step of [`two_step_write`] did: the rows it answered and
-/// the rows it changed.
+/// What one statement of a batch did (the first step of [`two_step_write`], or every statement
+/// of [`SqliteBatch::commit_on_writer_steps`]): the rows it answered and the rows it changed.
 pub(crate) struct StepResult {
     pub rows: Vec<SqliteRow>,
     pub changed: u64,
