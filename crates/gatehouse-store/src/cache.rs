@@ -1,6 +1,7 @@
 //! The read cache of the hot paths: sessions, users, OAuth clients, access-token revocations
 //! and API keys, kept in process memory so a bearer check, an introspection or a userinfo call
-//! does not go to the database on every request.
+//! does not go to the database on every request; and the authorization codes this process
+//! issued and has not seen spent, so a code exchange does not read back the row it wrote.
 //!
 //! Invariants:
 //! - Off until the server turns it on ([`crate::Database::start_cache`]); the CLI and bare
@@ -17,6 +18,13 @@
 //!   stale entries behind). Entries also expire after a TTL, which bounds staleness from
 //!   writers that cannot notify (another process writing the same SQLite file, e.g. the CLI).
 //! - Absence is never cached: a row created elsewhere is found at once.
+//! - Authorization codes are the exception to the rules above: a code's row changes only when
+//!   it is spent, and the spend is a compare-and-set in the database (`used_at IS NULL`), so
+//!   an entry can only be stale in saying "not spent yet" about a code another instance spent,
+//!   and such an exchange fails at the spend. Every attempt to spend a code evicts it first
+//!   ([`ReadCache::forget_code`]), so what an exchange reads after its attempt — a refused
+//!   one looking for the session the first exchange issued, to revoke it — comes from the
+//!   database.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -25,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse_domain::api_keys::ApiKeyRecord;
 use gatehouse_domain::oauth::client::ClientRecord;
+use gatehouse_domain::oauth::store::AuthorizationCodeRecord;
 use gatehouse_domain::sessions::SessionRecord;
 use gatehouse_domain::{StoreError, UserRecord};
 
@@ -49,6 +58,10 @@ pub(crate) async fn announce<C: StoreConnection>(
 
 /// Entries per map before the map is emptied (a crude bound that keeps memory predictable).
 const MAX_ENTRIES: usize = 100_000;
+
+/// Authorization codes kept at most (each lives until its exchange, at most its lifetime);
+/// an authorization that finds the map full is not kept, and its exchange reads the database.
+const MAX_CODES: usize = 10_000;
 
 /// Separates the items of one notification payload.
 const SEPARATOR: char = '\u{1f}';
@@ -164,6 +177,8 @@ pub struct ReadCache {
     revoked_tokens: Map<bool>,
     /// Keyed by the hex of the key's digest.
     api_keys: Map<ApiKeyRecord>,
+    /// Authorization codes issued here and not spent, keyed by the hex of the code's digest.
+    codes: Map<AuthorizationCodeRecord>,
 }
 
 impl std::fmt::Debug for ReadCache {
@@ -188,6 +203,7 @@ impl Default for ReadCache {
             clients: Map::new(),
             revoked_tokens: Map::new(),
             api_keys: Map::new(),
+            codes: Map::new(),
         }
     }
 }
@@ -228,6 +244,7 @@ impl ReadCache {
         self.clients.clear();
         self.revoked_tokens.clear();
         self.api_keys.clear();
+        self.codes.clear();
     }
 
     /// Notes the generation before a database read whose answer may be cached.
@@ -292,6 +309,29 @@ impl ReadCache {
         self.put(&self.api_keys, load, digest_hex, key.clone());
     }
 
+    /// A code this process issued and has not tried to spend (see the module documentation).
+    pub(crate) fn code(&self, digest: &[u8]) -> Option<AuthorizationCodeRecord> {
+        self.codes.get(&hex(digest), self.ttl()?)
+    }
+
+    /// Keeps a code this process has just stored: nothing else changes its row but a spend,
+    /// which evicts it first, so no load generation is checked.
+    pub(crate) fn put_code(&self, code: &AuthorizationCodeRecord) {
+        if !self.is_enabled() {
+            return;
+        }
+        let Ok(mut entries) = self.codes.entries.write() else { return };
+        if entries.len() < MAX_CODES {
+            entries.insert(hex(&code.code_digest), (code.clone(), Instant::now()));
+        }
+    }
+
+    /// Before an attempt to spend a code: whatever comes of it, the code is read from the
+    /// database from now on.
+    pub(crate) fn forget_code(&self, digest: &[u8]) {
+        self.codes.remove(&hex(digest));
+    }
+
     /// Evicts what `items` name (after this process committed them).
     pub(crate) fn invalidate(&self, items: &[Invalidation<'_>]) {
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -344,6 +384,15 @@ impl ReadCache {
     }
 }
 
+fn hex(digest: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(digest.len() * 2);
+    for byte in digest {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,6 +402,51 @@ mod tests {
         cache.set_ttl(Duration::from_secs(60));
         cache.set_enabled(true);
         cache
+    }
+
+    fn code(digest: &[u8]) -> AuthorizationCodeRecord {
+        AuthorizationCodeRecord {
+            code_digest: digest.to_vec(),
+            client_id: "cli_1".into(),
+            user_id: "usr_1".into(),
+            browser_session_id: "ses_1".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            scope: "openid".into(),
+            nonce: None,
+            code_challenge: None,
+            auth_time: 1,
+            created_at: 1,
+            expires_at: 61,
+            used_at: None,
+            issued_session_id: None,
+            amr: None,
+            organization_id: None,
+            dpop_jkt: None,
+            resources: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_code_is_kept_until_its_spend_is_tried_and_never_while_the_cache_is_off() {
+        let off = ReadCache::default();
+        off.put_code(&code(b"c1"));
+        assert_eq!(off.code(b"c1"), None);
+
+        let cache = enabled();
+        cache.put_code(&code(b"c1"));
+        assert_eq!(cache.code(b"c1"), Some(code(b"c1")));
+        assert_eq!(cache.code(b"c2"), None);
+        cache.forget_code(b"c1");
+        assert_eq!(cache.code(b"c1"), None, "after an attempt to spend it, the database answers");
+
+        // Bounded: past the limit new codes are not kept (their exchange reads the database).
+        for n in 0..MAX_CODES + 10 {
+            cache.put_code(&code(format!("n{n}").as_bytes()));
+        }
+        assert!(cache.code(b"n0").is_some());
+        assert_eq!(cache.code(format!("n{}", MAX_CODES + 5).as_bytes()), None);
+        cache.flush();
+        assert_eq!(cache.code(b"n0"), None);
     }
 
     #[test]

@@ -288,6 +288,8 @@ impl OAuthStore for Database {
                     .map_err(map_sqlx_error)?;
             }
         }
+        // Its exchange (on this instance) need not read it back.
+        self.cache().put_code(code);
         Ok(())
     }
 
@@ -295,6 +297,9 @@ impl OAuthStore for Database {
         &self,
         digest: &[u8],
     ) -> Result<Option<AuthorizationCodeRecord>, StoreError> {
+        if let Some(code) = self.cache().code(digest) {
+            return Ok(Some(code));
+        }
         with_pool!(self, pool => {
             let row = sqlx::query(
                 "SELECT code_digest, client_id, user_id, browser_session_id, redirect_uri, scope, nonce, \

@@ -155,17 +155,28 @@ pub(crate) fn bind_refresh_token<Q: StoreQuery>(query: Q, token: &RefreshTokenRe
         .bind_value(token.rotated_at)
 }
 
-/// A refresh token's spend (SQLite's batch of a rotation, first statement).
-const SPEND_REFRESH_TOKEN: &str =
-    "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_digest = $1 AND rotated_at IS NULL";
+/// A rotation on SQLite, as one batch on the writer after [`SELECT_REFRESH_TOKEN_TO_ROTATE`]
+/// (which answers the token as found, before the spend): the spend only while
+/// `RefreshRotation::allows` holds, in SQL (presented, now, client, DPoP key) — the same
+/// conditions [`ROTATE_REFRESH_TOKEN_POSTGRES`] checks.
+const SPEND_REFRESH_TOKEN_IF_ALLOWED: &str = "UPDATE refresh_tokens SET rotated_at = $2 \
+     WHERE token_digest = $1 AND rotated_at IS NULL AND expires_at > $2 AND EXISTS (SELECT 1 \
+     FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = refresh_tokens.session_id \
+     AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.suspended_at IS NULL \
+     AND s.client_id IS $3 AND (s.dpop_jkt IS NULL OR s.dpop_jkt = $4))";
 
-/// Its successor, only when the statement before it changed a row (`changes()`).
-const INSERT_REFRESH_TOKEN_IF_SPENT: &str = "INSERT INTO refresh_tokens (token_digest, \
-     session_id, created_at, expires_at, rotated_at) SELECT $1, $2, $3, $4, $5 WHERE changes() = 1";
+/// Its successor (successor, now, ttl, presented), only when the statement before it changed
+/// a row (`changes()`), never outliving the session.
+const INSERT_SUCCESSOR_IF_SPENT: &str = "INSERT INTO refresh_tokens (token_digest, session_id, \
+     created_at, expires_at, rotated_at) SELECT $1, s.id, $2, MIN($2 + $3, s.expires_at), NULL \
+     FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+     WHERE t.token_digest = $4 AND changes() = 1";
 
-/// The session's touch, only when the successor was stored and the last one is old enough.
-const TOUCH_SESSION_IF_ROTATED: &str =
-    "UPDATE sessions SET last_used_at = $2 WHERE id = $1 AND last_used_at <= $3 AND changes() = 1";
+/// The session's touch (presented, now, touch if used before), only when the successor was
+/// stored and the last use is old enough.
+const TOUCH_SESSION_IF_ROTATED: &str = "UPDATE sessions SET last_used_at = $2 \
+     WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_digest = $1) \
+     AND last_used_at <= $3 AND changes() = 1";
 
 /// A refresh token and its session, under the names [`JOINED_SESSION`] and
 /// [`refresh_token_from_row`] read.
@@ -445,6 +456,10 @@ impl SessionStore for Database {
         work: &UnitOfWork,
     ) -> Result<UserRecord, StoreError> {
         let user_id = session.user_id.as_str();
+        if let Some(code) = &work.spend_code {
+            // Whatever comes of this spend, the code is read from the database from now on.
+            self.cache().forget_code(&code.digest);
+        }
         // A session started without a change to its user (an OAuth code exchange) only reads
         // the user's row: nothing to evict or announce, and on PostgreSQL a shared lock
         // (`FOR SHARE`: a suspension waits for the new session to commit, then revokes it),
@@ -624,36 +639,39 @@ impl SessionStore for Database {
         // cache forgets the session only when its row changed.
         let (outcome, touched) = match self {
             Database::Sqlite(sqlite) => {
-                // A read on the pool, then the writes as one batch on the writer: the
-                // conditions are checked in between, and the spend itself stays a
-                // compare-and-set (`rotated_at IS NULL`), so of two rotations of one token
-                // only the first changes rows.
-                let row = sqlx::query(SELECT_REFRESH_TOKEN_TO_ROTATE)
-                    .bind(rotation.presented)
-                    .fetch_optional(&sqlite.pool)
-                    .await
-                    .map_err(map_sqlx_error)?;
-                let Some(mut found) = row.as_ref().map(rotation_from_row).transpose()? else {
-                    return Ok(None);
-                };
-                if !rotation.allows(&found) {
-                    return Ok(Some(found));
-                }
-                let session = &found.session;
-                let successor = rotation.successor_record(session);
+                // One round trip to the writer's thread: the token, its session and user as
+                // found, then the spend guarded by the same conditions as on PostgreSQL (a
+                // compare-and-set, so of two rotations of one token only the first changes
+                // rows), the successor and the touch, each only if the one before changed a
+                // row. Reading on the writer saves the round trip to a reader's thread.
                 let mut batch = SqliteBatch::default();
-                batch.push(SPEND_REFRESH_TOKEN).bind(rotation.presented).bind(rotation.now);
-                bind_refresh_token(batch.push(INSERT_REFRESH_TOKEN_IF_SPENT), &successor);
+                batch.push(SELECT_REFRESH_TOKEN_TO_ROTATE).bind(rotation.presented);
+                batch
+                    .push(SPEND_REFRESH_TOKEN_IF_ALLOWED)
+                    .bind(rotation.presented)
+                    .bind(rotation.now)
+                    .bind(rotation.client_id)
+                    .bind(rotation.dpop_jkt);
+                batch
+                    .push(INSERT_SUCCESSOR_IF_SPENT)
+                    .bind(rotation.successor)
+                    .bind(rotation.now)
+                    .bind(rotation.ttl_seconds)
+                    .bind(rotation.presented);
                 batch
                     .push(TOUCH_SESSION_IF_ROTATED)
-                    .bind(session.id.as_str())
+                    .bind(rotation.presented)
                     .bind(rotation.now)
                     .bind(rotation.touch_if_used_before);
-                // A token already spent changes nothing (0), a rotation 2 rows, or 3 with the
-                // touch; the invalidation (with the touch) is this process's only.
-                let changes = batch.commit_on_writer(&sqlite.writer).await?;
-                found.rotated = changes >= 2;
-                (found, changes >= 3)
+                let steps = batch.commit_on_writer_steps(&sqlite.writer).await?;
+                let Some(row) = steps.first().and_then(|read| read.rows.first()) else {
+                    return Ok(None);
+                };
+                let mut found = rotation_from_row(row)?;
+                // The invalidation (with the touch) is this process's only.
+                found.rotated = steps.get(2).is_some_and(|inserted| inserted.changed == 1);
+                let touched = steps.get(3).is_some_and(|touch| touch.changed == 1);
+                (found, touched)
             }
             Database::Postgres(postgres) => {
                 // One statement, so its own transaction; the row lock makes concurrent

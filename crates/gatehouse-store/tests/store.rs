@@ -71,6 +71,7 @@ backend_tests!(
     sign_in_lookup_reads_factors_and_devices_with_the_account,
     a_new_session_is_written_whole_or_not_at_all,
     a_refresh_spends_its_token_once_and_only_while_its_session_allows,
+    concurrent_refreshes_each_answer_their_own_rotation,
     a_code_exchange_spends_its_code_once_and_only_for_an_active_user,
     key_service_publishes_retired_keys_until_their_tokens_expire,
     private_keys_are_sealed_at_rest,
@@ -533,6 +534,86 @@ async fn a_refresh_spends_its_token_once_and_only_while_its_session_allows(test:
     assert!(!revoked.rotated);
     assert_eq!(revoked.session.revoked_at, Some(300));
     assert_eq!(store.refresh_token(b"r4").await.unwrap().unwrap().0.rotated_at, None);
+}
+
+/// Many rotations at once: each answers its own token and session, each successor belongs to
+/// its own session, and of one token presented several times at once exactly one spends it.
+async fn concurrent_refreshes_each_answer_their_own_rotation(test: TestDatabase) {
+    let store = &test.database;
+    store
+        .insert_user(
+            &user("usr_1", b"digest-1", None),
+            &UnitOfWork::events(vec![signed_up("usr_1")]),
+        )
+        .await
+        .unwrap();
+    const SESSIONS: usize = 40;
+    let mut sessions = Vec::new();
+    for n in 0..SESSIONS {
+        let session = SessionRecord {
+            // Half first-party, half a client's, so the batch mixes both.
+            client_id: (n % 2 == 1).then(|| "cli_1".to_owned()),
+            ..SessionRecord::open("usr_1", (None, None), 50, 4950)
+        };
+        let token = RefreshTokenRecord {
+            token_digest: format!("token-{n}").into_bytes(),
+            session_id: session.id.clone(),
+            created_at: 50,
+            expires_at: 500,
+            rotated_at: None,
+        };
+        store
+            .start_session(&session, Some(&token), &Default::default(), &UnitOfWork::default())
+            .await
+            .unwrap();
+        sessions.push(session);
+    }
+    let presented: Vec<Vec<u8>> =
+        (0..SESSIONS).map(|n| format!("token-{n}").into_bytes()).collect();
+    let successors: Vec<Vec<u8>> =
+        (0..SESSIONS + 5).map(|n| format!("next-{n}").into_bytes()).collect();
+    // Every token once, and the first token five more times.
+    let rotations: Vec<RefreshRotation<'_>> = (0..SESSIONS + 5)
+        .map(|n| {
+            let of = if n < SESSIONS { n } else { 0 };
+            RefreshRotation {
+                presented: &presented[of],
+                successor: &successors[n],
+                now: 100,
+                ttl_seconds: 10_000,
+                touch_if_used_before: 90,
+                client_id: sessions[of].client_id.as_deref(),
+                dpop_jkt: None,
+            }
+        })
+        .collect();
+    let outcomes = futures_util::future::join_all(
+        rotations.iter().map(|rotation| store.rotate_refresh_token(rotation)),
+    )
+    .await;
+    let mut first_token_spends = 0;
+    for (n, outcome) in outcomes.into_iter().enumerate() {
+        let outcome = outcome.unwrap().unwrap();
+        let of = if n < SESSIONS { n } else { 0 };
+        assert_eq!(outcome.session.id, sessions[of].id, "rotation {n} answered another's session");
+        assert_eq!(outcome.token.token_digest, presented[of]);
+        if outcome.rotated {
+            assert_eq!(outcome.token.rotated_at, None, "answered as found, before the spend");
+        }
+        let successor = store.refresh_token(&successors[n]).await.unwrap();
+        if of == 0 {
+            first_token_spends += usize::from(outcome.rotated);
+            assert_eq!(successor.is_some(), outcome.rotated);
+        } else {
+            assert!(outcome.rotated, "rotation {n} was not spent");
+            let (_, of_session) = successor.unwrap();
+            assert_eq!(of_session.id, sessions[of].id);
+        }
+        if let Some((_, session)) = store.refresh_token(&successors[n]).await.unwrap() {
+            assert_eq!(session.last_used_at, 100, "a rotation touches its session");
+        }
+    }
+    assert_eq!(first_token_spends, 1, "a token presented six times at once is spent once");
 }
 
 /// A request cancelled while its transaction's `BEGIN` is on the wire (a client that hangs up,
