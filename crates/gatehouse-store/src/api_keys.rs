@@ -8,7 +8,7 @@ use gatehouse_domain::api_keys::{ApiKeyOwner, ApiKeyRecord, ApiKeyStore};
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::organizations::ListCursor;
 
-use crate::cache::Invalidation;
+use crate::cache::{Invalidation, hex};
 use crate::columns::StoreRow;
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
@@ -44,10 +44,6 @@ fn api_key_from_row(row: &impl StoreRow) -> Result<ApiKeyRecord, StoreError> {
         revoked_at: row.read("revoked_at")?,
         acting_organization_id: row.read("acting_organization_id")?,
     })
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[async_trait]

@@ -81,9 +81,6 @@ impl SqliteBatch {
         self,
         writer: &Arc<tokio::sync::Mutex<SqliteConnection>>,
     ) -> Result<u64, StoreError> {
-        if self.sql.is_empty() && self.error.is_none() {
-            return Ok(0);
-        }
         let steps = self.commit_on_writer_steps(writer).await?;
         Ok(steps.iter().map(|step| step.changed).sum())
     }
@@ -98,6 +95,9 @@ impl SqliteBatch {
         self.check_arguments();
         if let Some(error) = self.error {
             return Err(StoreError::Other(error));
+        }
+        if self.sql.is_empty() {
+            return Ok(Vec::new());
         }
         let sql = format!("BEGIN IMMEDIATE;\n{};\nCOMMIT", self.sql);
         let arguments = self.arguments;

@@ -384,7 +384,8 @@ impl ReadCache {
     }
 }
 
-fn hex(digest: &[u8]) -> String {
+/// A digest as the cache keys it (lower-case hex): API keys and authorization codes.
+pub(crate) fn hex(digest: &[u8]) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(digest.len() * 2);
     for byte in digest {
