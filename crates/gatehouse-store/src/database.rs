@@ -193,7 +193,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a PostgreSQL connection may sit idle in the pool before it is checked (a round
 /// trip) when it is next taken.
-const IDLE_BEFORE_CHECK: Duration = Duration::from_secs(1);
+pub(crate) const IDLE_BEFORE_CHECK: Duration = Duration::from_secs(1);
 
 /// A pool on one of the supported backends. Cloning is cheap (the pools are `Arc`s).
 #[derive(Clone, Debug)]
@@ -208,6 +208,19 @@ pub struct PostgresDatabase {
     pub pool: PgPool,
     cache: Arc<ReadCache>,
     channel: Arc<str>,
+    rotations: Arc<crate::rotations::RotationQueue>,
+}
+
+impl PostgresDatabase {
+    /// A refresh rotation, committed in a group with those waiting beside it (see
+    /// [`crate::rotations`]).
+    pub(crate) async fn rotate_refresh_token(
+        &self,
+        payload: &str,
+        rotation: &gatehouse_domain::sessions::RefreshRotation<'_>,
+    ) -> Result<crate::rotations::Rotated, StoreError> {
+        self.rotations.rotate(&self.pool, &self.channel, payload, rotation).await
+    }
 }
 
 /// An SQLite pool of readers and the one connection its write transactions run on.
@@ -338,9 +351,11 @@ impl Database {
                             Ok(true)
                         })
                     })
-                    .connect_with(connect)
+                    .connect_with(connect.clone())
                     .await
                     .map_err(map_sqlx_error)?;
+                let rotations =
+                    crate::rotations::RotationQueue::new(&connect, options.acquire_timeout);
                 // NOTIFY is per database: instances sharing a schema share a channel.
                 let channel = match &options.postgres_schema {
                     Some(schema) => format!("gatehouse_cache_{schema}"),
@@ -350,6 +365,7 @@ impl Database {
                     pool,
                     cache: Arc::default(),
                     channel: channel.into(),
+                    rotations: Arc::new(rotations),
                 }))
             }
             None => Err(StoreError::Other(

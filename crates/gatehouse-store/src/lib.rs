@@ -35,6 +35,7 @@ pub mod ratelimit;
 mod redis;
 mod registration_tokens;
 mod resource_servers;
+mod rotations;
 mod sessions;
 mod sweeper;
 #[cfg(feature = "testing")]

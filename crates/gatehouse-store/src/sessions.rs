@@ -193,6 +193,8 @@ macro_rules! refresh_token_columns {
     };
 }
 
+pub(crate) use refresh_token_columns;
+
 const SELECT_REFRESH_TOKEN: &str = concat!(
     "SELECT ",
     refresh_token_columns!(),
@@ -215,7 +217,7 @@ const SELECT_REFRESH_TOKEN_TO_ROTATE: &str = concat!(
 /// the session when its last use is old enough and announces that touch to the other
 /// instances' caches (`pg_notify`, sent on commit, with [`crate::cache`]'s payload `$11 || id`).
 /// Answers the found row with `rotated` and `touched`, or no row for an unknown token.
-const ROTATE_REFRESH_TOKEN_POSTGRES: &str = concat!(
+pub(crate) const ROTATE_REFRESH_TOKEN_POSTGRES: &str = concat!(
     "WITH found AS (SELECT ",
     refresh_token_columns!(),
     ", u.suspended_at AS u_suspended_at FROM refresh_tokens t \
@@ -376,7 +378,7 @@ async fn exchange_code_in_one_batch(
 
 /// What a rotation found, from a row of [`SELECT_REFRESH_TOKEN_TO_ROTATE`]'s columns (not
 /// rotated yet).
-fn rotation_from_row<R: StoreRow>(row: &R) -> Result<RotationOutcome, StoreError> {
+pub(crate) fn rotation_from_row<R: StoreRow>(row: &R) -> Result<RotationOutcome, StoreError> {
     let session = session_from_row(row, &JOINED_SESSION)?;
     let token = refresh_token_from_row(row, &session)?;
     let suspended_at: Option<i64> = row.read("u_suspended_at")?;
@@ -674,30 +676,16 @@ impl SessionStore for Database {
                 (found, touched)
             }
             Database::Postgres(postgres) => {
-                // One statement, so its own transaction; the row lock makes concurrent
-                // rotations of one token queue, and all but the first find it spent. The
-                // invalidation is announced (NOTIFY, sent on commit) only with a touch.
-                let channel = self.notify_channel().unwrap_or_default();
-                let Some(row) = sqlx::query(ROTATE_REFRESH_TOKEN_POSTGRES)
-                    .bind(rotation.presented)
-                    .bind(rotation.now)
-                    .bind(rotation.successor)
-                    .bind(rotation.ttl_seconds)
-                    .bind(rotation.touch_if_used_before)
-                    .bind(rotation.client_id)
-                    .bind(rotation.dpop_jkt)
-                    .bind(channel)
-                    .bind(crate::cache::payload(&[Invalidation::Session("")]))
-                    .fetch_optional(&postgres.pool)
-                    .await
-                    .map_err(map_sqlx_error)?
-                else {
+                // One statement, its own transaction — or one of a group of rotations that
+                // arrived together, one statement and one commit for all (`crate::rotations`).
+                // The row lock makes concurrent rotations of one token queue, and all but the
+                // first find it spent. The invalidation is announced (NOTIFY, sent on commit)
+                // only with a touch.
+                let payload = crate::cache::payload(&[Invalidation::Session("")]);
+                let Some(rotated) = postgres.rotate_refresh_token(&payload, rotation).await? else {
                     return Ok(None);
                 };
-                let mut found = rotation_from_row(&row)?;
-                let (rotated, touched): (i64, i64) = (row.read("rotated")?, row.read("touched")?);
-                found.rotated = rotated == 1;
-                (found, touched == 1)
+                rotated
             }
         };
         if touched {

@@ -83,6 +83,7 @@ backend_tests!(
     a_new_session_is_written_whole_or_not_at_all,
     a_refresh_spends_its_token_once_and_only_while_its_session_allows,
     concurrent_refreshes_each_answer_their_own_rotation,
+    rotations_arriving_together_are_each_answered_as_alone,
     a_code_exchange_spends_its_code_once_and_only_for_an_active_user,
     key_service_publishes_retired_keys_until_their_tokens_expire,
     private_keys_are_sealed_at_rest,
@@ -607,6 +608,85 @@ async fn concurrent_refreshes_each_answer_their_own_rotation(test: TestDatabase)
         }
     }
     assert_eq!(first_token_spends, 1, "a token presented six times at once is spent once");
+}
+
+/// Rotations that arrive together (committed as one group on PostgreSQL) are each answered
+/// as they would be alone: spent only while their session allows, the others found but not
+/// spent, an unknown token not found, and only the sessions whose token was spent touched.
+async fn rotations_arriving_together_are_each_answered_as_alone(test: TestDatabase) {
+    let store = &test.database;
+    insert_first_user(store).await;
+    // (token, session's client, token expiry, spent before, session's last use)
+    type Case = (&'static str, Option<&'static str>, i64, Option<i64>, i64);
+    let cases: [Case; 6] = [
+        ("fine", Some("cli_1"), 500, None, 50),
+        ("wrong-client", Some("cli_2"), 500, None, 50),
+        ("spent-before", Some("cli_1"), 500, Some(60), 50),
+        ("expired", Some("cli_1"), 90, None, 50),
+        ("recently-used", Some("cli_1"), 500, None, 95),
+        ("first-party", None, 500, None, 50),
+    ];
+    let mut sessions = Vec::new();
+    for (name, client, expires_at, rotated_at, last_used_at) in cases {
+        let session = SessionRecord {
+            client_id: client.map(str::to_owned),
+            last_used_at,
+            ..SessionRecord::open("usr_1", (None, None), 50, 4950)
+        };
+        let token = RefreshTokenRecord {
+            token_digest: name.as_bytes().to_vec(),
+            session_id: session.id.clone(),
+            created_at: 50,
+            expires_at,
+            rotated_at,
+        };
+        store
+            .start_session(&session, Some(&token), &Default::default(), &UnitOfWork::default())
+            .await
+            .unwrap();
+        sessions.push(session);
+    }
+    let successors: Vec<Vec<u8>> =
+        (0..=cases.len()).map(|n| format!("s-{n}").into_bytes()).collect();
+    let mut rotations: Vec<RefreshRotation<'_>> = cases
+        .iter()
+        .enumerate()
+        .map(|(n, (name, ..))| RefreshRotation {
+            presented: name.as_bytes(),
+            successor: &successors[n],
+            now: 100,
+            ttl_seconds: 10_000,
+            touch_if_used_before: 90,
+            // Every token by cli_1, except the first-party one.
+            client_id: (n != 5).then_some("cli_1"),
+            dpop_jkt: None,
+        })
+        .collect();
+    rotations.push(RefreshRotation {
+        presented: b"unknown",
+        successor: &successors[cases.len()],
+        ..rotations[0]
+    });
+    let outcomes = futures_util::future::join_all(
+        rotations.iter().map(|rotation| store.rotate_refresh_token(rotation)),
+    )
+    .await;
+    let outcomes: Vec<_> = outcomes.into_iter().map(Result::unwrap).collect();
+    assert!(outcomes[cases.len()].is_none(), "an unknown token is not found");
+    for (n, (name, ..)) in cases.iter().enumerate() {
+        let outcome = outcomes[n].as_ref().unwrap();
+        assert_eq!(outcome.session.id, sessions[n].id, "{name} answered another's session");
+        assert_eq!(outcome.token.token_digest, name.as_bytes());
+        let spendable = matches!(*name, "fine" | "recently-used" | "first-party");
+        assert_eq!(outcome.rotated, spendable, "{name}");
+        assert_eq!(rotations[n].allows(outcome), spendable, "{name} answered as found");
+        let successor = store.refresh_token(&successors[n]).await.unwrap();
+        assert_eq!(successor.is_some(), spendable, "{name}'s successor");
+        let stored = store.session(&sessions[n].id).await.unwrap().unwrap();
+        let touched = matches!(*name, "fine" | "first-party");
+        assert_eq!(stored.last_used_at, if touched { 100 } else { cases[n].4 }, "{name}");
+    }
+    assert_eq!(outcomes[2].as_ref().unwrap().token.rotated_at, Some(60));
 }
 
 /// A request cancelled while its transaction's `BEGIN` is on the wire (a client that hangs up,
