@@ -11,8 +11,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::cache::ReadCache;
+use crate::cache::{Invalidation, ReadCache};
 use crate::error::{invalid_url, map_sqlx_error};
+use crate::group_commit::{GroupQueue, group_connections};
 
 /// Runs `$body` with `$pool` bound to the concrete pool of the configured backend. The body is
 /// type-checked once per backend, so the same SQL and row mapping serve both.
@@ -208,7 +209,8 @@ pub struct PostgresDatabase {
     pub pool: PgPool,
     cache: Arc<ReadCache>,
     channel: Arc<str>,
-    rotations: Arc<crate::rotations::RotationQueue>,
+    rotations: Arc<GroupQueue<crate::rotations::Rotations>>,
+    codes: Arc<GroupQueue<crate::oauth::AuthorizationCodes>>,
 }
 
 impl PostgresDatabase {
@@ -216,10 +218,18 @@ impl PostgresDatabase {
     /// [`crate::rotations`]).
     pub(crate) async fn rotate_refresh_token(
         &self,
-        payload: &str,
         rotation: &gatehouse_domain::sessions::RefreshRotation<'_>,
     ) -> Result<crate::rotations::Rotated, StoreError> {
-        self.rotations.rotate(&self.pool, &self.channel, payload, rotation).await
+        let request = crate::rotations::Request::of(rotation);
+        self.rotations.submit(&self.pool, request).await
+    }
+
+    /// An authorization code, stored in a group with those waiting beside it.
+    pub(crate) async fn insert_authorization_code(
+        &self,
+        code: &gatehouse_domain::oauth::AuthorizationCodeRecord,
+    ) -> Result<(), StoreError> {
+        self.codes.submit(&self.pool, code.clone()).await
     }
 }
 
@@ -354,18 +364,23 @@ impl Database {
                     .connect_with(connect.clone())
                     .await
                     .map_err(map_sqlx_error)?;
-                let rotations =
-                    crate::rotations::RotationQueue::new(&connect, options.acquire_timeout);
+                let groups = group_connections(&connect, options.acquire_timeout);
                 // NOTIFY is per database: instances sharing a schema share a channel.
                 let channel = match &options.postgres_schema {
                     Some(schema) => format!("gatehouse_cache_{schema}"),
                     None => "gatehouse_cache".to_owned(),
                 };
+                let channel: Arc<str> = channel.into();
+                let rotations = crate::rotations::Rotations {
+                    channel: channel.clone(),
+                    payload: crate::cache::payload(&[Invalidation::Session("")]),
+                };
                 Ok(Database::Postgres(PostgresDatabase {
                     pool,
                     cache: Arc::default(),
-                    channel: channel.into(),
-                    rotations: Arc::new(rotations),
+                    channel,
+                    rotations: Arc::new(GroupQueue::new(rotations, groups.clone())),
+                    codes: Arc::new(GroupQueue::new(crate::oauth::AuthorizationCodes, groups)),
                 }))
             }
             None => Err(StoreError::Other(

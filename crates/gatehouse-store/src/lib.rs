@@ -19,6 +19,7 @@ mod database;
 mod device_flow;
 mod dpop;
 mod error;
+mod group_commit;
 mod identities;
 mod identity_providers;
 mod keys;

@@ -14,7 +14,9 @@ use crate::cache::Invalidation;
 use crate::columns::{StoreQuery, StoreRow};
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
+use crate::group_commit::{GroupFailure, GroupWork};
 use crate::{Database, with_pool};
+use sqlx::PgPool;
 
 fn to_json(values: &[String]) -> String {
     serde_json::Value::from(values.to_vec()).to_string()
@@ -156,6 +158,76 @@ fn bind_authorization_code<Q: StoreQuery>(query: Q, code: &AuthorizationCodeReco
         .bind_value(crate::sessions::resources_column(&code.resources))
 }
 
+/// [`INSERT_AUTHORIZATION_CODE`] for a group: each column as an array, rows in order.
+const INSERT_AUTHORIZATION_CODES_POSTGRES: &str = "INSERT INTO authorization_codes (code_digest, \
+     client_id, user_id, browser_session_id, redirect_uri, scope, nonce, code_challenge, \
+     auth_time, created_at, expires_at, amr, organization_id, dpop_jkt, resources) \
+     SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[], \
+     $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], \
+     $12::text[], $13::text[], $14::text[], $15::text[])";
+
+/// Authorization codes on PostgreSQL, stored in groups ([`crate::group_commit`]): every
+/// authorization of a signed-in browser writes one. Keyed by the code's digest.
+#[derive(Debug)]
+pub(crate) struct AuthorizationCodes;
+
+#[async_trait]
+impl GroupWork for AuthorizationCodes {
+    type Request = AuthorizationCodeRecord;
+    type Answer = ();
+
+    fn key(code: &AuthorizationCodeRecord) -> &[u8] {
+        &code.code_digest
+    }
+
+    async fn alone(&self, pool: &PgPool, code: &AuthorizationCodeRecord) -> Result<(), StoreError> {
+        bind_authorization_code(sqlx::query(INSERT_AUTHORIZATION_CODE), code)
+            .execute(pool)
+            .await
+            .map_err(map_sqlx_error)?;
+        Ok(())
+    }
+
+    async fn together(
+        &self,
+        pool: &PgPool,
+        codes: &[&AuthorizationCodeRecord],
+    ) -> Result<Vec<()>, GroupFailure> {
+        fn column<T>(
+            codes: &[&AuthorizationCodeRecord],
+            value: impl Fn(&AuthorizationCodeRecord) -> T,
+        ) -> Vec<T> {
+            codes.iter().map(|code| value(code)).collect()
+        }
+        let inserted = sqlx::query(INSERT_AUTHORIZATION_CODES_POSTGRES)
+            .bind(column(codes, |c| c.code_digest.clone()))
+            .bind(column(codes, |c| c.client_id.clone()))
+            .bind(column(codes, |c| c.user_id.clone()))
+            .bind(column(codes, |c| c.browser_session_id.clone()))
+            .bind(column(codes, |c| c.redirect_uri.clone()))
+            .bind(column(codes, |c| c.scope.clone()))
+            .bind(column(codes, |c| c.nonce.clone()))
+            .bind(column(codes, |c| c.code_challenge.clone()))
+            .bind(column(codes, |c| c.auth_time))
+            .bind(column(codes, |c| c.created_at))
+            .bind(column(codes, |c| c.expires_at))
+            .bind(column(codes, |c| amr_json(c.amr.as_deref())))
+            .bind(column(codes, |c| c.organization_id.clone()))
+            .bind(column(codes, |c| c.dpop_jkt.clone()))
+            .bind(column(codes, |c| crate::sessions::resources_column(&c.resources)))
+            .execute(pool)
+            .await?
+            .rows_affected();
+        if inserted != codes.len() as u64 {
+            return Err(GroupFailure::Unknown(
+                StoreError::Corrupt,
+                format!("{inserted} codes stored of a group of {}", codes.len()),
+            ));
+        }
+        Ok(vec![(); codes.len()])
+    }
+}
+
 #[async_trait]
 impl OAuthStore for Database {
     async fn insert_client(
@@ -281,12 +353,7 @@ impl OAuthStore for Database {
                 bind_authorization_code(batch.push(INSERT_AUTHORIZATION_CODE), code);
                 batch.commit_on_writer(&sqlite.writer).await?;
             }
-            Database::Postgres(postgres) => {
-                bind_authorization_code(sqlx::query(INSERT_AUTHORIZATION_CODE), code)
-                    .execute(&postgres.pool)
-                    .await
-                    .map_err(map_sqlx_error)?;
-            }
+            Database::Postgres(postgres) => postgres.insert_authorization_code(code).await?,
         }
         // Its exchange (on this instance) need not read it back.
         self.cache().put_code(code);

@@ -681,8 +681,7 @@ impl SessionStore for Database {
                 // The row lock makes concurrent rotations of one token queue, and all but the
                 // first find it spent. The invalidation is announced (NOTIFY, sent on commit)
                 // only with a touch.
-                let payload = crate::cache::payload(&[Invalidation::Session("")]);
-                let Some(rotated) = postgres.rotate_refresh_token(&payload, rotation).await? else {
+                let Some(rotated) = postgres.rotate_refresh_token(rotation).await? else {
                     return Ok(None);
                 };
                 rotated

@@ -908,6 +908,29 @@ async fn a_code_exchange_spends_its_code_once_and_only_for_an_active_user(test: 
         store.authorization_code(b"code-1").await.unwrap().unwrap().issued_session_id.as_deref(),
         Some("ses_b")
     );
+
+    // Codes stored at the same moment (one statement on PostgreSQL) are each stored whole.
+    let codes: Vec<AuthorizationCodeRecord> = (0..12)
+        .map(|n| AuthorizationCodeRecord {
+            code_digest: format!("together-{n}").into_bytes(),
+            nonce: (n % 2 == 0).then(|| format!("nonce-{n}")),
+            code_challenge: (n % 3 == 0).then(|| format!("challenge-{n}")),
+            amr: Some(if n % 2 == 0 { "pwd otp".into() } else { "pwd".into() }),
+            dpop_jkt: None,
+            resources: (0..n % 3).map(|r| format!("https://api{r}.example.com")).collect(),
+            expires_at: 100 + n,
+            ..code.clone()
+        })
+        .collect();
+    let stored = futures_util::future::join_all(
+        codes.iter().map(|code| store.insert_authorization_code(code)),
+    )
+    .await;
+    assert!(stored.iter().all(Result::is_ok), "{stored:?}");
+    for code in &codes {
+        let read = store.authorization_code(&code.code_digest).await.unwrap();
+        assert_eq!(read.as_ref(), Some(code), "stored whole");
+    }
 }
 
 fn key_service(test: &TestDatabase, master: &MasterKey, clock: Arc<ManualClock>) -> KeyService {
