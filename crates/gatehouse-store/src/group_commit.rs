@@ -66,30 +66,36 @@ pub(crate) trait GroupWork: Send + Sync + 'static {
 
 /// Why a group went unanswered.
 pub(crate) enum GroupFailure {
-    /// Nothing of it was committed (the database refused the statement — a deadlock with a
-    /// rare concurrent write, say — or it never left): each write is tried again alone.
-    NotCommitted(String),
-    /// It may have been committed (the connection broke while it ran, or its answer could not
-    /// be read): each request is answered with this error (its kind and message), as a lone
-    /// write would be — trying again could find the group's own writes and take them for a
-    /// replay.
-    Unknown(fn(String) -> StoreError, String),
+    /// The database refused the statement, so nothing of it was committed (a deadlock with a
+    /// rare concurrent write, say): each write is tried again alone.
+    Refused(String),
+    /// Each request is answered with this error (its kind and message): the group may have
+    /// been committed (the connection broke while it ran, or its answer could not be read) —
+    /// trying again could find the group's own writes and take them for a replay — or no
+    /// connection could be had in time (the database is unreachable: trying again alone would
+    /// only make the caller wait as long again before its 503).
+    Failed(fn(String) -> StoreError, String),
 }
 
 impl From<sqlx::Error> for GroupFailure {
     fn from(error: sqlx::Error) -> Self {
         match error {
-            sqlx::Error::Database(_) | sqlx::Error::PoolTimedOut => {
-                GroupFailure::NotCommitted(error.to_string())
+            sqlx::Error::Database(_) => GroupFailure::Refused(error.to_string()),
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => {
+                GroupFailure::Failed(StoreError::Unavailable, error.to_string())
             }
-            other => GroupFailure::Unknown(StoreError::Unavailable, other.to_string()),
+            other => GroupFailure::Failed(StoreError::Other, other.to_string()),
         }
     }
 }
 
 impl From<StoreError> for GroupFailure {
     fn from(error: StoreError) -> Self {
-        GroupFailure::Unknown(StoreError::Corrupt, error.to_string())
+        GroupFailure::Failed(StoreError::Corrupt, error.to_string())
     }
 }
 
@@ -247,10 +253,10 @@ async fn run_group<W: GroupWork>(work: &W, pools: &Pools, mut group: Vec<Pending
                 }
                 return;
             }
-            Err(GroupFailure::NotCommitted(error)) => {
+            Err(GroupFailure::Refused(error)) => {
                 tracing::debug!(%error, size = group.len(), "a group of writes was refused; one by one");
             }
-            Err(GroupFailure::Unknown(error, message)) => {
+            Err(GroupFailure::Failed(error, message)) => {
                 tracing::warn!(%message, size = group.len(), "a group of writes failed");
                 for pending in group {
                     let _ = pending.answer.send(Err(error(message.clone())));
@@ -318,20 +324,19 @@ mod tests {
     }
 
     #[test]
-    fn only_a_group_known_not_committed_is_tried_again() {
-        // Never sent: tried again one by one.
-        assert!(matches!(
-            GroupFailure::from(sqlx::Error::PoolTimedOut),
-            GroupFailure::NotCommitted(_)
-        ));
+    fn a_group_that_may_have_been_committed_or_never_left_is_not_tried_again() {
         // The connection broke while it ran: it may have been committed, so each request
         // gets the error rather than a second try that would find its own writes.
         let broken = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
-        match GroupFailure::from(broken) {
-            GroupFailure::Unknown(kind, message) => {
-                assert!(matches!(kind(message), StoreError::Unavailable(_)));
+        // No connection in time: the database is unreachable; a second try alone would only
+        // double the wait before the 503.
+        for error in [broken, sqlx::Error::PoolTimedOut] {
+            match GroupFailure::from(error) {
+                GroupFailure::Failed(kind, message) => {
+                    assert!(matches!(kind(message), StoreError::Unavailable(_)));
+                }
+                GroupFailure::Refused(_) => panic!("only the database's refusal is retried"),
             }
-            GroupFailure::NotCommitted(_) => panic!("a broken connection is not a refusal"),
         }
     }
 }

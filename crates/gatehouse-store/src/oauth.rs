@@ -219,7 +219,7 @@ impl GroupWork for AuthorizationCodes {
             .await?
             .rows_affected();
         if inserted != codes.len() as u64 {
-            return Err(GroupFailure::Unknown(
+            return Err(GroupFailure::Failed(
                 StoreError::Corrupt,
                 format!("{inserted} codes stored of a group of {}", codes.len()),
             ));
