@@ -194,7 +194,30 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a PostgreSQL connection may sit idle in the pool before it is checked (a round
 /// trip) when it is next taken.
-pub(crate) const IDLE_BEFORE_CHECK: Duration = Duration::from_secs(1);
+const IDLE_BEFORE_CHECK: Duration = Duration::from_secs(1);
+
+/// Options of a PostgreSQL pool of `max_connections`. The pool's check of a connection it
+/// hands out is a round trip per query; a connection that was in use a moment ago (under load,
+/// all of them) is alive, and one that is not answers its query with an error that closes it
+/// (the pool also checks every connection given back). Only a connection that sat idle —
+/// through a restart of the server, say — is checked first.
+pub(crate) fn postgres_pool_options(
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_BEFORE_CHECK {
+                    sqlx::Connection::ping(connection).await?;
+                }
+                Ok(true)
+            })
+        })
+}
 
 /// A pool on one of the supported backends. Cloning is cheap (the pools are `Arc`s).
 #[derive(Clone, Debug)]
@@ -344,23 +367,7 @@ impl Database {
                 if let Some(schema) = &options.postgres_schema {
                     connect = connect.options([("search_path", schema.as_str())]);
                 }
-                // The pool's check of a connection it hands out is a round trip per query;
-                // a connection that was in use a moment ago (under load, all of them) is
-                // alive, and one that is not answers its query with an error that closes it
-                // (the pool also checks every connection given back). Only a connection that
-                // sat idle — through a restart of the server, say — is checked first.
-                let pool = PgPoolOptions::new()
-                    .max_connections(options.max_connections)
-                    .acquire_timeout(options.acquire_timeout)
-                    .test_before_acquire(false)
-                    .before_acquire(|connection, meta| {
-                        Box::pin(async move {
-                            if meta.idle_for >= IDLE_BEFORE_CHECK {
-                                sqlx::Connection::ping(connection).await?;
-                            }
-                            Ok(true)
-                        })
-                    })
+                let pool = postgres_pool_options(options.max_connections, options.acquire_timeout)
                     .connect_with(connect.clone())
                     .await
                     .map_err(map_sqlx_error)?;

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use gatehouse_domain::StoreError;
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Most writes in one group.
@@ -62,6 +62,11 @@ pub(crate) trait GroupWork: Send + Sync + 'static {
         pool: &PgPool,
         requests: &[&Self::Request],
     ) -> Result<Vec<Self::Answer>, GroupFailure>;
+}
+
+/// One field of every request of a group, as the array a statement binds.
+pub(crate) fn column<R, T>(requests: &[&R], field: impl Fn(&R) -> T) -> Vec<T> {
+    requests.iter().map(|request| field(request)).collect()
 }
 
 /// Why a group went unanswered.
@@ -107,20 +112,7 @@ pub(crate) fn group_connections(
     connect: &PgConnectOptions,
     acquire_timeout: std::time::Duration,
 ) -> GroupConnections {
-    PgPoolOptions::new()
-        .max_connections(GROUP_CONNECTIONS)
-        .min_connections(0)
-        .acquire_timeout(acquire_timeout)
-        .test_before_acquire(false)
-        .before_acquire(|connection, meta| {
-            Box::pin(async move {
-                // As the shared pool: only a connection that sat idle is checked first.
-                if meta.idle_for >= crate::database::IDLE_BEFORE_CHECK {
-                    sqlx::Connection::ping(connection).await?;
-                }
-                Ok(true)
-            })
-        })
+    crate::database::postgres_pool_options(GROUP_CONNECTIONS, acquire_timeout)
         .connect_lazy_with(connect.clone().options(INDEX_PROBES_ONLY))
 }
 

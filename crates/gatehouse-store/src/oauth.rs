@@ -14,7 +14,7 @@ use crate::cache::Invalidation;
 use crate::columns::{StoreQuery, StoreRow};
 use crate::database::write_transaction;
 use crate::error::map_sqlx_error;
-use crate::group_commit::{GroupFailure, GroupWork};
+use crate::group_commit::{GroupFailure, GroupWork, column};
 use crate::{Database, with_pool};
 use sqlx::PgPool;
 
@@ -193,12 +193,6 @@ impl GroupWork for AuthorizationCodes {
         pool: &PgPool,
         codes: &[&AuthorizationCodeRecord],
     ) -> Result<Vec<()>, GroupFailure> {
-        fn column<T>(
-            codes: &[&AuthorizationCodeRecord],
-            value: impl Fn(&AuthorizationCodeRecord) -> T,
-        ) -> Vec<T> {
-            codes.iter().map(|code| value(code)).collect()
-        }
         let inserted = sqlx::query(INSERT_AUTHORIZATION_CODES_POSTGRES)
             .bind(column(codes, |c| c.code_digest.clone()))
             .bind(column(codes, |c| c.client_id.clone()))

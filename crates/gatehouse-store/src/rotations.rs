@@ -14,7 +14,7 @@ use sqlx::PgPool;
 
 use crate::columns::StoreRow;
 use crate::error::map_sqlx_error;
-use crate::group_commit::{GroupFailure, GroupWork};
+use crate::group_commit::{GroupFailure, GroupWork, column};
 use crate::sessions::{ROTATE_REFRESH_TOKEN_POSTGRES, rotation_from_row};
 
 /// What a rotation answers: what it found (`None`: no such token), with `rotated` set, and
@@ -93,16 +93,14 @@ impl GroupWork for Rotations {
         pool: &PgPool,
         requests: &[&Request],
     ) -> Result<Vec<Rotated>, GroupFailure> {
-        let column =
-            |value: fn(&Request) -> i64| requests.iter().map(|r| value(r)).collect::<Vec<_>>();
         let rows = sqlx::query(ROTATE_REFRESH_TOKENS_POSTGRES)
-            .bind(requests.iter().map(|r| r.presented.clone()).collect::<Vec<_>>())
-            .bind(requests.iter().map(|r| r.successor.clone()).collect::<Vec<_>>())
-            .bind(column(|r| r.now))
-            .bind(column(|r| r.ttl_seconds))
-            .bind(column(|r| r.touch_if_used_before))
-            .bind(requests.iter().map(|r| r.client_id.clone()).collect::<Vec<_>>())
-            .bind(requests.iter().map(|r| r.dpop_jkt.clone()).collect::<Vec<_>>())
+            .bind(column(requests, |r| r.presented.clone()))
+            .bind(column(requests, |r| r.successor.clone()))
+            .bind(column(requests, |r| r.now))
+            .bind(column(requests, |r| r.ttl_seconds))
+            .bind(column(requests, |r| r.touch_if_used_before))
+            .bind(column(requests, |r| r.client_id.clone()))
+            .bind(column(requests, |r| r.dpop_jkt.clone()))
             .bind(&*self.channel)
             .bind(&self.payload)
             .fetch_all(pool)
@@ -127,7 +125,7 @@ impl GroupWork for Rotations {
 /// successors, $3 now, $4 lifetimes, $5 touch-if-used-before, $6 clients, $7 DPoP keys; $8
 /// and $9 the `NOTIFY` channel and payload prefix), numbered `n` from 1 in order. Each row
 /// found answers with its `n`, `rotated` and `touched`; a token not found has no row.
-pub(crate) const ROTATE_REFRESH_TOKENS_POSTGRES: &str = concat!(
+const ROTATE_REFRESH_TOKENS_POSTGRES: &str = concat!(
     "WITH request AS (SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], \
         $4::bigint[], $5::bigint[], $6::text[], $7::text[]) WITH ORDINALITY \
         AS r(presented, successor, r_now, r_ttl, r_touch_before, r_client_id, r_dpop_jkt, n)), \
